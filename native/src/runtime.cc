@@ -1,0 +1,36 @@
+// Threads, seeds, devices, versions and the live-handle count.
+#include "handles.h"
+
+namespace bx {
+
+void registerRuntime(Napi::Env env, Napi::Object exports) {
+  def(env, exports, "setNumThreads", [](const Napi::CallbackInfo& info) -> Napi::Value {
+    torch::set_num_threads(static_cast<int>(i64(info, 0)));
+    return info.Env().Undefined();
+  });
+  def(env, exports, "getNumThreads", [](const Napi::CallbackInfo& info) -> Napi::Value {
+    return Napi::Number::New(info.Env(), torch::get_num_threads());
+  });
+  def(env, exports, "manualSeed", [](const Napi::CallbackInfo& info) -> Napi::Value {
+    // The JS number is exact up to 2^53; libtorch seeds CPU and (when present) CUDA generators.
+    torch::manual_seed(static_cast<uint64_t>(i64(info, 0)));
+    return info.Env().Undefined();
+  });
+  def(env, exports, "cudaAvailable", [](const Napi::CallbackInfo& info) -> Napi::Value {
+    return Napi::Boolean::New(info.Env(), torch::cuda::is_available());
+  });
+  def(env, exports, "cudaDeviceCount", [](const Napi::CallbackInfo& info) -> Napi::Value {
+    return Napi::Number::New(info.Env(), static_cast<double>(torch::cuda::device_count()));
+  });
+  def(env, exports, "liveHandles", [](const Napi::CallbackInfo& info) -> Napi::Value {
+    return Napi::Number::New(info.Env(), static_cast<double>(liveHandles()));
+  });
+  def(env, exports, "version", [](const Napi::CallbackInfo& info) -> Napi::Value {
+    auto o = Napi::Object::New(info.Env());
+    o.Set("libtorch", TORCH_VERSION);
+    o.Set("parallel", at::get_parallel_info());
+    return o;
+  });
+}
+
+}  // namespace bx

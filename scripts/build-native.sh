@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Builds native/build/Release/badexpert.node when it is missing or older than its sources.
+# BADEXPERT_LIBTORCH selects another libtorch prefix; a change of prefix forces a rebuild.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=native/build/Release/badexpert.node
+stamp=native/build/libtorch-prefix
+prefix="${BADEXPERT_LIBTORCH:-system}"
+needs=0
+if [ ! -f "$out" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$prefix" ]; then
+  needs=1
+elif [ -n "$(find native/src native/binding.gyp -newer "$out" -print -quit)" ]; then
+  needs=1
+fi
+if [ $needs -eq 1 ]; then
+  printf '[setup] building the native addon against libtorch: %s (about a minute)\n' "$prefix" >&2
+  jobs=$(nproc 2>/dev/null || echo 2)
+  JOBS=$jobs npx --no-install node-gyp rebuild --directory native -j "$jobs" --loglevel=error >&2
+  printf '%s' "$prefix" > "$stamp"
+fi

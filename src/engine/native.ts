@@ -1,0 +1,228 @@
+// The only module that loads the native addon. Everything else talks to libtorch through
+// the typed `native` object exported here.
+import { createRequire } from "node:module";
+import { existsSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+declare const handleBrand: unique symbol;
+/** An opaque reference to a libtorch tensor owned by the addon. */
+export interface Handle {
+  readonly [handleBrand]: true;
+}
+type H = Handle;
+type Opt<T> = T | null | undefined;
+type Num = number | boolean;
+type HN = H | Num;
+
+export interface NativeAddon {
+  dispose(h: H): void;
+  liveHandles(): number;
+  setNumThreads(n: number): void;
+  getNumThreads(): number;
+  manualSeed(seed: number): void;
+  cudaAvailable(): boolean;
+  cudaDeviceCount(): number;
+  version(): { libtorch: string; parallel: string };
+
+  fromBytes(view: ArrayBufferView, dtype: string, shape: number[], device?: string): H;
+  toBytes(h: H): ArrayBuffer;
+  item(h: H): number | boolean;
+  shape(h: H): number[];
+  dtype(h: H): string;
+  device(h: H): string;
+  zeros(shape: number[], dtype?: string, device?: string): H;
+  ones(shape: number[], dtype?: string, device?: string): H;
+  full(shape: number[], value: Num, dtype?: string, device?: string): H;
+  arange(start: number, end: number, step: number, dtype?: string, device?: string): H;
+  linspace(start: number, end: number, steps: number, dtype?: string, device?: string): H;
+  eye(n: number, dtype?: string, device?: string): H;
+  rand(shape: number[], dtype?: string, device?: string): H;
+  randn(shape: number[], dtype?: string, device?: string): H;
+  randint(low: number, high: number, shape: number[], dtype?: string, device?: string): H;
+  randperm(n: number, dtype?: string, device?: string): H;
+  bernoulli(p: H): H;
+  multinomial(p: H, n: number, replacement: boolean): H;
+  uniform_(h: H, low: number, high: number): void;
+  normal_(h: H, mean: number, std: number): void;
+  to(h: H, device: Opt<string>, dtype: Opt<string>): H;
+  clone(h: H): H;
+  detach(h: H): H;
+  contiguous(h: H): H;
+  alias(h: H): H;
+
+  add(a: H, b: HN): H;
+  sub(a: H, b: HN): H;
+  rsub(a: H, b: HN): H;
+  mul(a: H, b: HN): H;
+  div(a: H, b: HN): H;
+  pow(a: H, b: HN): H;
+  remainder(a: H, b: HN): H;
+  floorDivide(a: H, b: HN): H;
+  eq(a: H, b: HN): H;
+  ne(a: H, b: HN): H;
+  lt(a: H, b: HN): H;
+  le(a: H, b: HN): H;
+  gt(a: H, b: HN): H;
+  ge(a: H, b: HN): H;
+  maximum(a: H, b: H): H;
+  minimum(a: H, b: H): H;
+  logicalAnd(a: H, b: H): H;
+  logicalOr(a: H, b: H): H;
+  matmul(a: H, b: H): H;
+  clamp(a: H, min: Opt<number>, max: Opt<number>): H;
+  neg(a: H): H;
+  exp(a: H): H;
+  log(a: H): H;
+  log1p(a: H): H;
+  sqrt(a: H): H;
+  rsqrt(a: H): H;
+  abs(a: H): H;
+  sign(a: H): H;
+  sin(a: H): H;
+  cos(a: H): H;
+  floor(a: H): H;
+  ceil(a: H): H;
+  round(a: H): H;
+  reciprocal(a: H): H;
+  square(a: H): H;
+  logicalNot(a: H): H;
+  isnan(a: H): H;
+  isfinite(a: H): H;
+  relu(a: H): H;
+  relu6(a: H): H;
+  sigmoid(a: H): H;
+  tanh(a: H): H;
+  silu(a: H): H;
+  erf(a: H): H;
+  gelu(a: H, approximate: string): H;
+  leakyRelu(a: H, slope: number): H;
+
+  sum(a: H, dims: Opt<number[]>, keepdim: boolean): H;
+  mean(a: H, dims: Opt<number[]>, keepdim: boolean): H;
+  amax(a: H, dims: number[], keepdim: boolean): H;
+  amin(a: H, dims: number[], keepdim: boolean): H;
+  var(a: H, dims: Opt<number[]>, unbiased: boolean, keepdim: boolean): H;
+  std(a: H, dims: Opt<number[]>, unbiased: boolean, keepdim: boolean): H;
+  logsumexp(a: H, dims: number[], keepdim: boolean): H;
+  prod(a: H): H;
+  cumsum(a: H, dim: number): H;
+  all(a: H): H;
+  any(a: H): H;
+  norm(a: H, p: number, dims: Opt<number[]>, keepdim: boolean): H;
+  argmax(a: H, dim: Opt<number>, keepdim: boolean): H;
+  argmin(a: H, dim: Opt<number>, keepdim: boolean): H;
+  maxDim(a: H, dim: number, keepdim: boolean): [H, H];
+  minDim(a: H, dim: number, keepdim: boolean): [H, H];
+  topk(a: H, k: number, dim: number, largest: boolean, sorted: boolean): [H, H];
+  sort(a: H, dim: number, descending: boolean): [H, H];
+
+  reshape(a: H, shape: number[]): H;
+  permute(a: H, dims: number[]): H;
+  transpose(a: H, d0: number, d1: number): H;
+  flatten(a: H, start: number, end: number): H;
+  squeeze(a: H, dim: Opt<number>): H;
+  unsqueeze(a: H, dim: number): H;
+  expand(a: H, shape: number[]): H;
+  repeat(a: H, reps: number[]): H;
+  flip(a: H, dims: number[]): H;
+  roll(a: H, shifts: number[], dims: number[]): H;
+  tril(a: H, k: number): H;
+  triu(a: H, k: number): H;
+  cat(hs: H[], dim: number): H;
+  stack(hs: H[], dim: number): H;
+  split(a: H, size: number, dim: number): H[];
+  slice(a: H, dim: number, start: number, end: number, step: number): H;
+  select(a: H, dim: number, index: number): H;
+  indexSelect(a: H, dim: number, index: H): H;
+  indexCopy(a: H, dim: number, index: H, source: H): H;
+  gather(a: H, dim: number, index: H): H;
+  scatter(a: H, dim: number, index: H, src: HN): H;
+  scatterAdd(a: H, dim: number, index: H, src: H): H;
+  where(cond: H, a: HN, b: HN): H;
+  maskedFill(a: H, mask: H, value: Num): H;
+  maskedSelect(a: H, mask: H): H;
+  nonzero(a: H): H;
+  oneHot(a: H, numClasses: number): H;
+  pad(a: H, pads: number[], mode: string, value: number): H;
+
+  add_(a: H, b: HN, alpha?: number): void;
+  mul_(a: H, b: HN): void;
+  div_(a: H, b: HN): void;
+  copy_(a: H, src: H): void;
+  zero_(a: H): void;
+  fill_(a: H, v: Num): void;
+  addcmul_(a: H, t1: H, t2: H, value: number): void;
+  addcdiv_(a: H, t1: H, t2: H, value: number): void;
+  lerp_(a: H, end: H, weight: number): void;
+  clamp_(a: H, min: Opt<number>, max: Opt<number>): void;
+  maximum_(a: H, b: H): void;
+
+  linear(x: H, w: H, b: Opt<H>): H;
+  conv2d(x: H, w: H, b: Opt<H>, stride: number[], padding: number[], dilation: number[], groups: number): H;
+  convTranspose2d(x: H, w: H, b: Opt<H>, stride: number[], padding: number[], outputPadding: number[], groups: number, dilation: number[]): H;
+  batchNorm(x: H, w: Opt<H>, b: Opt<H>, rm: Opt<H>, rv: Opt<H>, training: boolean, momentum: number, eps: number): H;
+  layerNorm(x: H, normalizedShape: number[], w: Opt<H>, b: Opt<H>, eps: number): H;
+  softmax(x: H, dim: number): H;
+  logSoftmax(x: H, dim: number): H;
+  crossEntropy(logits: H, target: H, reduction: string, labelSmoothing: number): H;
+  nllLoss(logp: H, target: H, reduction: string): H;
+  mseLoss(a: H, b: H, reduction: string): H;
+  bceWithLogits(a: H, b: H, reduction: string): H;
+  dropout(x: H, p: number, train: boolean): H;
+  maxPool2d(x: H, kernel: number[], stride: number[], padding: number[], dilation: number[], ceil: boolean): H;
+  avgPool2d(x: H, kernel: number[], stride: number[], padding: number[], ceil: boolean, countIncludePad: boolean): H;
+  adaptiveAvgPool2d(x: H, size: number[]): H;
+  interpolate(x: H, size: number[], mode: string, alignCorners: boolean): H;
+  gridSample(x: H, grid: H, mode: string, paddingMode: string, alignCorners: boolean): H;
+  affineGrid(theta: H, size: number[], alignCorners: boolean): H;
+
+  setRequiresGrad(h: H, v: boolean): void;
+  requiresGrad(h: H): boolean;
+  isLeaf(h: H): boolean;
+  retainGrad(h: H): void;
+  backward(h: H, grad: Opt<H>, retainGraph: boolean): void;
+  grad(h: H): H | null;
+  setGrad(h: H, g: Opt<H>): void;
+  gradients(outputs: H[], inputs: H[], gradOutputs: Opt<H[]>, retainGraph: boolean, createGraph: boolean): (H | null)[];
+  setGradEnabled(v: boolean): boolean;
+  isGradEnabled(): boolean;
+  enterInferenceMode(): void;
+  exitInferenceMode(): void;
+  isInferenceTensor(h: H): boolean;
+}
+
+function addonPath(): string {
+  // Works from src/ (ts sources) and from dist/src/ (compiled): walk up to the package root.
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 5; i++) {
+    const candidate = join(dir, "native", "build", "Release", "badexpert.node");
+    if (existsSync(candidate)) return candidate;
+    dir = resolve(dir, "..");
+  }
+  throw new Error(
+    "badexpert: the native addon is not built (native/build/Release/badexpert.node not found). " +
+      "Run `npm run setup` (installs libtorch and builds the addon).",
+  );
+}
+
+function load(): NativeAddon {
+  const require = createRequire(import.meta.url);
+  const addon = require(addonPath()) as NativeAddon;
+  const env = process.env.BADEXPERT_THREADS;
+  const threads = env !== undefined && env !== "" ? Number(env) : defaultThreads();
+  if (!Number.isInteger(threads) || threads < 1) {
+    throw new Error(`BADEXPERT_THREADS: expected a positive integer, got '${env ?? ""}'`);
+  }
+  // libtorch starts with one thread here; use every core unless told otherwise.
+  addon.setNumThreads(threads);
+  return addon;
+}
+
+function defaultThreads(): number {
+  const require = createRequire(import.meta.url);
+  const os = require("node:os") as typeof import("node:os");
+  return os.availableParallelism();
+}
+
+export const native: NativeAddon = load();
