@@ -1,0 +1,21 @@
+// Runtime settings: threads default to all cores and can be changed; version is reported.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { availableParallelism } from "node:os";
+import { getNumThreads, setNumThreads, libtorchVersion, memory } from "../../src/engine/index.js";
+
+test("threads default to all cores (or BADEXPERT_THREADS) and can be set", () => {
+  const expected = process.env.BADEXPERT_THREADS ? Number(process.env.BADEXPERT_THREADS) : availableParallelism();
+  assert.equal(getNumThreads(), expected);
+  setNumThreads(1);
+  assert.equal(getNumThreads(), 1);
+  setNumThreads(expected);
+  assert.throws(() => setNumThreads(0), /setNumThreads: expected a positive integer, got 0/);
+});
+
+test("libtorch version and memory counters are reported", () => {
+  assert.match(libtorchVersion(), /^\d+\.\d+\.\d+/);
+  const m = memory();
+  assert.equal(typeof m.numTensors, "number");
+  assert.ok(m.numHandles >= 0);
+});
