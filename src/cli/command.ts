@@ -1,0 +1,33 @@
+// What a CLI command is: a name, a summary, typed options for node's parseArgs, and a run
+// function. The command table in commands/index.ts is data that main.ts and --help read.
+export interface OptionSpec {
+  type: "string" | "boolean";
+  short?: string;
+  description: string;
+  default?: string | boolean;
+}
+
+export interface Command {
+  name: string;
+  summary: string;
+  /** Longer text shown by `badexpert <command> --help`. */
+  details?: string;
+  options: Record<string, OptionSpec>;
+  run(opts: Record<string, string | boolean | undefined>, positionals: string[]): Promise<number>;
+}
+
+/** A user error: printed without a stack trace, exit code 2. */
+export class UsageError extends Error {}
+
+export function helpText(cmd: Command): string {
+  const lines = [`badexpert ${cmd.name} — ${cmd.summary}`, ""];
+  if (cmd.details) lines.push(cmd.details, "");
+  lines.push("Options:");
+  const entries = Object.entries({ ...cmd.options, help: { type: "boolean", short: "h", description: "show this help" } as OptionSpec });
+  for (const [name, o] of entries) {
+    const flag = `${o.short ? `-${o.short}, ` : "    "}--${name}${o.type === "string" ? " <value>" : ""}`;
+    const def = o.default !== undefined ? ` (default: ${String(o.default)})` : "";
+    lines.push(`  ${flag.padEnd(28)} ${o.description}${def}`);
+  }
+  return lines.join("\n");
+}
