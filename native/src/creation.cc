@@ -51,6 +51,9 @@ void registerCreation(Napi::Env env, Napi::Object exports) {
   def(env, exports, "zeros", [](const Napi::CallbackInfo& info) -> Napi::Value {
     return wrap(info.Env(), torch::zeros(intList(info[0]), options(info[1], info[2])));
   });
+  def(env, exports, "empty", [](const Napi::CallbackInfo& info) -> Napi::Value {
+    return wrap(info.Env(), torch::empty(intList(info[0]), options(info[1], info[2])));
+  });
   def(env, exports, "ones", [](const Napi::CallbackInfo& info) -> Napi::Value {
     return wrap(info.Env(), torch::ones(intList(info[0]), options(info[1], info[2])));
   });

@@ -1,6 +1,7 @@
 #include "handles.h"
 
 #include <atomic>
+#include <cmath>
 
 namespace bx {
 
@@ -40,7 +41,11 @@ bool isTensor(const Napi::Value& v) { return v.IsExternal(); }
 
 torch::Scalar scalar(const Napi::Value& v) {
   if (v.IsBoolean()) return torch::Scalar(v.As<Napi::Boolean>().Value());
-  return torch::Scalar(v.As<Napi::Number>().DoubleValue());
+  // JS has one number type; an integral value becomes an integer scalar (like a Python int),
+  // so in-place updates of integer tensors work and float tensors still promote as usual.
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (std::nearbyint(d) == d && std::fabs(d) <= 9007199254740992.0) return torch::Scalar(static_cast<int64_t>(d));
+  return torch::Scalar(d);
 }
 
 c10::optional<torch::Tensor> optTensor(const Napi::Value& v) {

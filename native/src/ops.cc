@@ -118,6 +118,7 @@ void registerOps(Napi::Env env, Napi::Object exports) {
   UNARY("tanh", torch::tanh(a));
   UNARY("silu", torch::silu(a));
   UNARY("erf", torch::erf(a));
+  UNARY("erfinv", torch::erfinv(a));
   def(env, exports, "gelu", [](CI info) -> Napi::Value { return wrap(info.Env(), torch::gelu(T(info, 0), str(info, 1))); });
   def(env, exports, "leakyRelu", [](CI info) -> Napi::Value { return wrap(info.Env(), torch::leaky_relu(T(info, 0), f64(info, 1))); });
 

@@ -134,6 +134,11 @@ export function zeros(shape: number[], opts: CreateOptions = {}): Tensor {
   checkShape("zeros", shape);
   return finish(new Tensor(native.zeros(shape, opts.dtype ?? "float32", dev(opts))), opts);
 }
+/** Uninitialised memory (fast; fill it before reading). */
+export function empty(shape: number[], opts: CreateOptions = {}): Tensor {
+  checkShape("empty", shape);
+  return finish(new Tensor(native.empty(shape, opts.dtype ?? "float32", dev(opts))), opts);
+}
 export function ones(shape: number[], opts: CreateOptions = {}): Tensor {
   checkShape("ones", shape);
   return finish(new Tensor(native.ones(shape, opts.dtype ?? "float32", dev(opts))), opts);

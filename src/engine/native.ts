@@ -33,6 +33,7 @@ export interface NativeAddon {
   device(h: H): string;
   zeros(shape: number[], dtype?: string, device?: string): H;
   ones(shape: number[], dtype?: string, device?: string): H;
+  empty(shape: number[], dtype?: string, device?: string): H;
   full(shape: number[], value: Num, dtype?: string, device?: string): H;
   arange(start: number, end: number, step: number, dtype?: string, device?: string): H;
   linspace(start: number, end: number, steps: number, dtype?: string, device?: string): H;
@@ -95,6 +96,7 @@ export interface NativeAddon {
   tanh(a: H): H;
   silu(a: H): H;
   erf(a: H): H;
+  erfinv(a: H): H;
   gelu(a: H, approximate: string): H;
   leakyRelu(a: H, slope: number): H;
 

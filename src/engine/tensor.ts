@@ -227,6 +227,9 @@ export class Tensor {
   erf(): Tensor {
     return new Tensor(native.erf(this.handle));
   }
+  erfinv(): Tensor {
+    return new Tensor(native.erfinv(this.handle));
+  }
 
   // ---- comparisons and logic (results are bool tensors) ----
   eq(other: TensorOrScalar): Tensor {

@@ -3,7 +3,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
   tensor, zeros, ones, full, arange, linspace, eye, rand, randn, randint, randperm, fromBytes, manualSeed,
-  cat, stack, where, F, tidy, cudaAvailable, type Tensor,
+  cat, stack, where, F, tidy, cudaAvailable, empty, type Tensor,
 } from "../../src/engine/index.js";
 import { close } from "../helpers/gradcheck.js";
 import { noLeaks } from "../helpers/memory.js";
@@ -275,3 +275,18 @@ test("a disposed tensor cannot be used", () => {
   assert.throws(() => t.shape, /tensor was disposed/);
   t.dispose(); // disposing twice is harmless
 });
+
+test("integer tensors take integer scalars in place; erfinv inverts erf", () =>
+  noLeaks(() =>
+    tidy(() => {
+      const counter = tensor([5], { dtype: "int64" });
+      counter.add_(1);
+      counter.add_(tensor([2], { dtype: "int64" }), 3);
+      assert.equal(counter.dtype, "int64");
+      assert.deepEqual(counter.toArray(), [12]);
+      assert.equal(tensor([1, 2], { dtype: "int64" }).mul(2).dtype, "int64");
+      assert.equal(tensor([1, 2], { dtype: "int64" }).add(0.5).dtype, "float32");
+      close(tensor([-0.9, 0, 0.5], { dtype: "float64" }).erfinv().erf().toArray(), [-0.9, 0, 0.5], 1e-12);
+      assert.deepEqual(empty([2, 3]).shape, [2, 3]);
+    }),
+  ));
