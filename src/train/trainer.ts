@@ -1,0 +1,141 @@
+// The training loop: epochs over a DataLoader with an optimizer and a schedule, progress with
+// ETA, evaluation after each epoch, and resumable state. Each step runs inside tidy, so memory
+// stays flat however long the run.
+import { F, tidy, manualSeed, type Tensor } from "../engine/index.js";
+import type { Module } from "../nn/index.js";
+import { SGD, Adam, AdamW, MultiStepLR, CosineAnnealingLR, OneCycleLR, type LRScheduler } from "../optim/index.js";
+import type { ImageDataset } from "../data/dataset.js";
+import { DataLoader } from "../data/loader.js";
+import { Progress } from "../util/progress.js";
+import { evaluateModel } from "./evaluate.js";
+import { validateConfig, type TrainConfig } from "./config.js";
+
+export type AnyOptimizer = SGD | Adam | AdamW;
+
+export function makeOptimizer(model: Module, c: TrainConfig): AnyOptimizer {
+  const params = model.parameters();
+  switch (c.optimizer) {
+    case "sgd":
+      return new SGD(params, { lr: c.lr, momentum: c.momentum, nesterov: c.nesterov && c.momentum > 0, weightDecay: c.weightDecay });
+    case "adam":
+      return new Adam(params, { lr: c.lr, weightDecay: c.weightDecay });
+    case "adamw":
+      return new AdamW(params, { lr: c.lr, weightDecay: c.weightDecay });
+  }
+}
+
+/** Schedules step once per batch, so OneCycle and per-epoch schedules share one code path. */
+export function makeSchedule(opt: AnyOptimizer, c: TrainConfig, batchesPerEpoch: number): LRScheduler | null {
+  switch (c.schedule) {
+    case "none":
+      return null;
+    case "multistep":
+      return new MultiStepLR(opt, c.milestones.map((e) => e * batchesPerEpoch), c.gamma);
+    case "cosine":
+      return new CosineAnnealingLR(opt, c.epochs * batchesPerEpoch);
+    case "onecycle":
+      return new OneCycleLR(opt, { maxLr: c.lr, totalSteps: c.epochs * batchesPerEpoch });
+  }
+}
+
+export interface EpochRecord {
+  epoch: number;
+  trainLoss: number;
+  trainAccuracy: number;
+  testAccuracy?: number;
+  lr: number;
+  seconds: number;
+}
+
+export interface FitOptions {
+  /** Evaluated after each epoch when given. */
+  testSet?: ImageDataset;
+  normalization: { mean: readonly number[]; std: readonly number[] };
+  /** Labels to train on instead of the dataset's own (poisoned or shifted). */
+  labels?: Int32Array;
+  device?: string;
+  silent?: boolean;
+  /** Called after every epoch (e.g. to write a resumable checkpoint). */
+  onEpoch?: (record: EpochRecord, state: { optimizer: AnyOptimizer; schedule: LRScheduler | null }) => Promise<void>;
+  /** Resume: epochs already done and the optimizer/schedule state to continue from. */
+  startEpoch?: number;
+  restore?: (state: { optimizer: AnyOptimizer; schedule: LRScheduler | null }) => void;
+}
+
+function currentLr(opt: AnyOptimizer): number {
+  return opt.paramGroups[0]?.lr ?? Number.NaN;
+}
+
+/** Trains `model` in place; returns one record per epoch run. */
+export async function fit(model: Module, train: ImageDataset, config: TrainConfig, o: FitOptions): Promise<EpochRecord[]> {
+  const c = validateConfig(config);
+  const loader = new DataLoader(train, {
+    batchSize: c.batchSize,
+    shuffle: true,
+    seed: c.seed,
+    augment: c.augment,
+    normalization: o.normalization,
+    ...(o.labels ? { labels: o.labels } : {}),
+  });
+  const optimizer = makeOptimizer(model, c);
+  const schedule = makeSchedule(optimizer, c, loader.numBatches);
+  o.restore?.({ optimizer, schedule });
+  const history: EpochRecord[] = [];
+  const dev = o.device && o.device !== "cpu" ? o.device : null;
+  try {
+    for (let epoch = o.startEpoch ?? 0; epoch < c.epochs; epoch++) {
+      const t0 = Date.now();
+      // Reseeding per epoch makes dropout masks a function of (seed, epoch), so a resumed run
+      // continues exactly as an uninterrupted one would.
+      manualSeed(c.seed * 1009 + epoch);
+      model.train();
+      loader.setEpoch(epoch);
+      const bar = new Progress(`epoch ${epoch + 1}/${c.epochs}`, train.count, { silent: o.silent ?? false });
+      let lossSum = 0;
+      let correct = 0;
+      let seen = 0;
+      for (const b of loader) {
+        const [loss, right] = tidy(() => {
+          const x: Tensor = dev ? b.x.to({ device: dev }) : b.x;
+          const y: Tensor = dev ? b.y.to({ device: dev }) : b.y;
+          optimizer.zeroGrad();
+          const logits = model.forward(x);
+          const l = F.crossEntropy(logits, y, { labelSmoothing: c.labelSmoothing });
+          l.backward();
+          optimizer.step();
+          return [l.item(), logits.argmax(1).eq(y).sum().item()] as const;
+        });
+        schedule?.step();
+        const n = b.indices.length;
+        lossSum += loss * n;
+        correct += right;
+        seen += n;
+        b.x.dispose();
+        b.y.dispose();
+        bar.tick(n, `loss ${(lossSum / seen).toFixed(4)} acc ${((100 * correct) / seen).toFixed(2)}%`);
+        // Let timers, signals and I/O run between steps (a service may share this process).
+        await new Promise((r) => setImmediate(r));
+      }
+      const record: EpochRecord = {
+        epoch: epoch + 1,
+        trainLoss: lossSum / Math.max(1, seen),
+        trainAccuracy: correct / Math.max(1, seen),
+        lr: currentLr(optimizer),
+        seconds: 0,
+      };
+      if (o.testSet) {
+        record.testAccuracy = evaluateModel(model, o.testSet, { normalization: o.normalization, ...(dev ? { device: dev } : {}) }).accuracy;
+      }
+      record.seconds = (Date.now() - t0) / 1000;
+      bar.finish(
+        `loss ${record.trainLoss.toFixed(4)} train ${(100 * record.trainAccuracy).toFixed(2)}%` +
+          (record.testAccuracy !== undefined ? ` test ${(100 * record.testAccuracy).toFixed(2)}%` : ""),
+      );
+      history.push(record);
+      await o.onEpoch?.(record, { optimizer, schedule });
+    }
+  } finally {
+    optimizer.dispose();
+  }
+  return history;
+}
