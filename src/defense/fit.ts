@@ -1,0 +1,154 @@
+// Building a detector from a suspicious model and a reserved clean set (Steps 1, 2 and 4 of
+// BaDExpert): B = M finetuned for one epoch on deliberately wrong labels y' = (y + 1) mod C
+// (Adam, no weight decay); M' = M finetuned on the correct labels (SGD Nesterov, MultiStep);
+// the threshold is calibrated on a separate clean split at the target FPR.
+import type { Module } from "../nn/index.js";
+import type { ImageDataset } from "../data/dataset.js";
+import type { AugmentOptions } from "../data/augment.js";
+import { createModel } from "../models/registry.js";
+import { fit } from "../train/trainer.js";
+import { DEFAULT_CONFIG } from "../train/config.js";
+import type { ModelSpec, Preprocessing } from "../train/checkpoint.js";
+import { BadExpertDetector } from "./detector.js";
+import { calibrateThreshold } from "./threshold.js";
+import { assertScoreRule, scoreAll, type ScoreRule } from "./scores.js";
+import type { FinetuneOptions, UnlearnOptions } from "./defaults.js";
+
+export interface FitDefenseOptions {
+  unlearn: UnlearnOptions;
+  finetune: FinetuneOptions;
+  augment: AugmentOptions;
+  rule: ScoreRule;
+  targetFpr: number;
+  seed: number;
+  silent?: boolean;
+}
+
+/** A fresh model of the same architecture carrying M's weights. */
+export function cloneModel(model: Module, spec: ModelSpec): Module {
+  const copy = createModel(spec.name, spec);
+  copy.loadStateDict(model.stateDict(), { strict: true });
+  return copy;
+}
+
+/** (y + 1) mod C for every sample: the "deliberately wrong" labels B is trained on. */
+export function shiftedLabels(ds: ImageDataset): Int32Array {
+  const c = ds.classNames.length;
+  return Int32Array.from(ds.labels, (y) => (y + 1) % c);
+}
+
+/** Step 1: the backdoor expert. */
+export async function extractBackdoorExpert(
+  model: Module,
+  spec: ModelSpec,
+  reserved: ImageDataset,
+  o: { unlearn: UnlearnOptions; augment: AugmentOptions; normalization: Preprocessing; seed: number; silent?: boolean },
+): Promise<Module> {
+  const expert = cloneModel(model, spec);
+  try {
+    await fit(expert, reserved, {
+      ...DEFAULT_CONFIG,
+      epochs: o.unlearn.epochs,
+      batchSize: o.unlearn.batchSize,
+      optimizer: "adam",
+      lr: o.unlearn.lr,
+      weightDecay: 0,
+      schedule: "none",
+      augment: o.augment,
+      seed: o.seed,
+    }, { normalization: o.normalization, labels: shiftedLabels(reserved), silent: o.silent ?? false });
+  } catch (e) {
+    expert.dispose();
+    throw e;
+  }
+  return expert.eval();
+}
+
+/** Step 2: the auxiliary model. */
+export async function finetuneAuxiliary(
+  model: Module,
+  spec: ModelSpec,
+  reserved: ImageDataset,
+  o: { finetune: FinetuneOptions; augment: AugmentOptions; normalization: Preprocessing; seed: number; silent?: boolean },
+): Promise<Module> {
+  const aux = cloneModel(model, spec);
+  const f = o.finetune;
+  try {
+    await fit(aux, reserved, {
+      ...DEFAULT_CONFIG,
+      epochs: f.epochs,
+      batchSize: f.batchSize,
+      optimizer: "sgd",
+      lr: f.lr,
+      momentum: f.momentum,
+      nesterov: true,
+      weightDecay: f.weightDecay,
+      schedule: "multistep",
+      milestones: f.milestones,
+      gamma: f.gamma,
+      augment: o.augment,
+      seed: o.seed + 1,
+    }, { normalization: o.normalization, silent: o.silent ?? false });
+  } catch (e) {
+    aux.dispose();
+    throw e;
+  }
+  return aux.eval();
+}
+
+/** Steps 1, 2 and 4: returns a calibrated detector that owns copies of the three models. */
+export async function fitBadExpert(
+  model: Module,
+  meta: { spec: ModelSpec; preprocessing: Preprocessing; classNames: string[] },
+  reserved: ImageDataset,
+  calibration: ImageDataset,
+  o: FitDefenseOptions,
+): Promise<BadExpertDetector> {
+  assertScoreRule(o.rule);
+  for (const [name, ds] of [["reserved clean set", reserved], ["calibration set", calibration]] as const) {
+    const [h, w] = meta.preprocessing.imageSize;
+    if (ds.height !== h || ds.width !== w || ds.channels !== meta.preprocessing.channels) {
+      throw new RangeError(`${name}: images are ${ds.height}x${ds.width}x${ds.channels} but the model takes ${h}x${w}x${meta.preprocessing.channels}`);
+    }
+    if (ds.classNames.length !== meta.spec.numClasses) {
+      throw new RangeError(`${name}: ${ds.classNames.length} classes but the model has ${meta.spec.numClasses}`);
+    }
+  }
+  const t0 = Date.now();
+  const expert = await extractBackdoorExpert(model, meta.spec, reserved, { ...o, normalization: meta.preprocessing });
+  const t1 = Date.now();
+  const auxiliary = await finetuneAuxiliary(model, meta.spec, reserved, { ...o, normalization: meta.preprocessing });
+  const t2 = Date.now();
+  const m = cloneModel(model, meta.spec);
+  const provisional = new BadExpertDetector({ model: m, expert, auxiliary }, {
+    spec: meta.spec,
+    preprocessing: meta.preprocessing,
+    classNames: meta.classNames,
+    rule: o.rule,
+    threshold: Number.POSITIVE_INFINITY,
+    targetFpr: o.targetFpr,
+    calibration: { threshold: Number.POSITIVE_INFINITY, targetFpr: o.targetFpr, count: 0, achievedFpr: 0, scoreMean: 0, scoreStd: 0, scoreQuantiles: { p50: 0, p90: 0, p99: 0 } },
+    creation: {},
+  });
+  const s = provisional.scoreDataset(calibration);
+  const clean: number[] = [];
+  for (let i = 0; i < calibration.count; i++) if (s.pred[i] === calibration.labels[i]) clean.push(i);
+  const scores = scoreAll(o.rule, clean.map((i) => s.auxiliaryConfidence[i] as number), clean.map((i) => s.expertConfidence[i] as number));
+  const cal = calibrateThreshold(scores, o.targetFpr);
+  const t3 = Date.now();
+  return new BadExpertDetector({ model: m, expert, auxiliary }, {
+    ...provisional.info,
+    threshold: cal.threshold,
+    calibration: cal,
+    creation: {
+      unlearn: o.unlearn,
+      finetune: o.finetune,
+      augment: o.augment,
+      seed: o.seed,
+      reservedCount: reserved.count,
+      calibrationCount: calibration.count,
+      seconds: { expert: (t1 - t0) / 1000, auxiliary: (t2 - t1) / 1000, calibration: (t3 - t2) / 1000 },
+      createdAt: new Date().toISOString(),
+    },
+  });
+}
