@@ -1,0 +1,58 @@
+// BadNet (Gu et al. 2017): a black/white checkerboard patch in the bottom-right corner, pasted at
+// full opacity; poisoned samples (drawn from the classes other than the target) are relabelled
+// to the target class.
+//
+// Parameters (defaults after the reference settings, docs/attacks.md):
+//   targetClass  0      the class triggered inputs are mapped to (GTSRB: 2)
+//   rate         0.003  fraction of the training set poisoned (GTSRB: 0.01)
+//   cells        3      the patch is cells×cells squares
+//   margin       1      distance of the patch from the bottom and right edges, in cells
+// One cell is one pixel up to 32-pixel images and grows with the image (64x64: 2 pixels), so the
+// patch covers the same share of any image. Test-time trigger: the same patch.
+import type { Tensor } from "../engine/index.js";
+import type { ImageDataset } from "../data/dataset.js";
+import type { Rng } from "../util/rng.js";
+import type { AttackParams, ImageSpec } from "./attack.js";
+import { BaseAttack, type AttackInfo, type PoisonPlan } from "./base.js";
+import { TriggerCanvas, checkImages, pasteTrigger, triggerScale } from "./canvas.js";
+import { checkerboardCell } from "./patterns.js";
+import { TARGET_CLASS, numberParam, rateParam, type ParamTable } from "./params.js";
+
+export const BADNET_PARAMS: ParamTable = {
+  targetClass: TARGET_CLASS,
+  rate: rateParam(0.003),
+  cells: { type: "integer", default: 3, min: 1, max: 16, description: "checkerboard side, in cells" },
+  margin: { type: "integer", default: 1, min: 0, max: 16, description: "distance from the bottom-right corner, in cells" },
+};
+
+/** The checkerboard patch at the bottom-right corner, `margin` cells in from both edges. */
+export function cornerCheckerboard(what: string, spec: ImageSpec, cells: number, margin: number): TriggerCanvas {
+  const canvas = new TriggerCanvas(spec);
+  const s = triggerScale(spec.height, spec.width);
+  const side = cells * s;
+  canvas.drawCells(what, spec.height - side - margin * s, spec.width - side - margin * s, cells, cells, s, checkerboardCell(spec.channels));
+  return canvas;
+}
+
+export class BadNet extends BaseAttack {
+  readonly canvas: TriggerCanvas;
+
+  constructor(params: AttackParams, spec: ImageSpec, info?: AttackInfo) {
+    super(
+      info ?? { name: "badnet", description: "3x3 checkerboard patch in the bottom-right corner; poisoned samples relabelled to the target", kind: "dirty-label", targeting: "all-to-one" },
+      params,
+      spec,
+    );
+    this.canvas = cornerCheckerboard(`attack '${this.name}'`, spec, numberParam(params, "cells"), numberParam(params, "margin"));
+  }
+
+  applyTrigger(x: Tensor): Tensor {
+    checkImages(`attack '${this.name}'`, x, this.canvas);
+    return pasteTrigger(x, this.canvas);
+  }
+
+  protected plan(train: ImageDataset, rng: Rng): PoisonPlan {
+    const t = this.targetClass;
+    return { poison: this.choosePoisonOutsideTarget(train, numberParam(this.params, "rate"), rng), cover: new Int32Array(0), poisonLabel: () => t };
+  }
+}

@@ -1,0 +1,140 @@
+// The defense report: a self-contained HTML page (inline SVG, no external assets) and a Markdown
+// summary with the same metrics table and the charts as SVG files beside it, plus metrics.json.
+import { mkdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import type { DefenseMetrics } from "../defense/metrics.js";
+import { rocCurve } from "../defense/metrics.js";
+import type { ScoreRule } from "../defense/scores.js";
+import { rocChart, histogramChart, planeChart } from "./charts.js";
+import { esc } from "./svg.js";
+
+export interface ScoredInputs {
+  /** M' confidence in M's label */
+  a: ArrayLike<number>;
+  /** B confidence in M's label */
+  b: ArrayLike<number>;
+  score: ArrayLike<number>;
+  pred: ArrayLike<number>;
+  /** true label (clean) or attack target (poisoned) */
+  label: ArrayLike<number>;
+}
+
+export interface DefenseReport {
+  title: string;
+  dataset: string;
+  model: string;
+  attack: { name: string; params: Record<string, unknown> } | null;
+  rule: ScoreRule;
+  threshold: number;
+  targetFpr: number;
+  metrics: DefenseMetrics;
+  clean: ScoredInputs;
+  poisoned: ScoredInputs;
+  /** Free-form facts shown in the details table (splits, seeds, timings, command). */
+  details: Record<string, string | number>;
+}
+
+const pct = (x: number) => (Number.isFinite(x) ? `${(100 * x).toFixed(2)}%` : "n/a");
+
+export function metricsRows(m: DefenseMetrics): [string, string, string][] {
+  return [
+    ["Clean accuracy (CA)", pct(m.cleanAccuracyBefore), pct(m.cleanAccuracyAfter)],
+    ["Attack success rate (ASR)", pct(m.asrBefore), pct(m.asrAfter)],
+    ["AUROC", Number.isFinite(m.auroc) ? m.auroc.toFixed(4) : "n/a", ""],
+    ["TPR at threshold (backdoor inputs flagged)", "", pct(m.tpr)],
+    ["FPR at threshold (clean inputs flagged)", "", pct(m.fpr)],
+  ];
+}
+
+/** Positives: poisoned inputs that fool M; negatives: clean inputs M gets right (the authors' sets). */
+function split(s: ScoredInputs): { a: number[]; b: number[]; score: number[] } {
+  const out = { a: [] as number[], b: [] as number[], score: [] as number[] };
+  for (let i = 0; i < s.pred.length; i++) {
+    if (s.pred[i] !== s.label[i]) continue;
+    out.a.push(s.a[i] as number);
+    out.b.push(s.b[i] as number);
+    out.score.push(s.score[i] as number);
+  }
+  return out;
+}
+
+export function renderCharts(r: DefenseReport): { roc: string; scores: string; plane: string } {
+  const neg = split(r.clean);
+  const pos = split(r.poisoned);
+  return {
+    roc: rocChart(rocCurve(pos.score, neg.score), { fpr: r.metrics.fpr, tpr: r.metrics.tpr }, r.metrics.auroc),
+    scores: histogramChart(neg.score, pos.score, r.threshold),
+    plane: planeChart(r.rule, r.threshold, neg, pos),
+  };
+}
+
+export function renderMarkdown(r: DefenseReport, files: { roc: string; scores: string; plane: string }): string {
+  const rows = metricsRows(r.metrics).map(([k, b, a]) => `| ${k} | ${b} | ${a} |`);
+  const details = Object.entries(r.details).map(([k, v]) => `| ${k} | ${String(v)} |`);
+  return [
+    `# ${r.title}`,
+    "",
+    `Dataset **${r.dataset}**, model **${r.model}**, attack **${r.attack?.name ?? "none"}**, score rule **${r.rule}**, ` +
+      `threshold ${r.threshold.toPrecision(6)} (target FPR ${pct(r.targetFpr)} on the calibration split).`,
+    "",
+    "| metric | before defense | after defense |",
+    "|---|---|---|",
+    ...rows,
+    "",
+    `Clean evaluation inputs: ${r.metrics.cleanCount}; poisoned evaluation inputs: ${r.metrics.poisonCount}.`,
+    "",
+    `![ROC curve](${files.roc})`,
+    `![Score histograms](${files.scores})`,
+    `![Decision plane](${files.plane})`,
+    "",
+    "| detail | value |",
+    "|---|---|",
+    ...details,
+    "",
+  ].join("\n");
+}
+
+export function renderHtml(r: DefenseReport, charts: { roc: string; scores: string; plane: string }): string {
+  const rows = metricsRows(r.metrics).map(([k, b, a]) => `<tr><th>${esc(k)}</th><td>${b}</td><td>${a}</td></tr>`).join("");
+  const details = Object.entries(r.details).map(([k, v]) => `<tr><th>${esc(k)}</th><td>${esc(String(v))}</td></tr>`).join("");
+  const attack = r.attack ? `${esc(r.attack.name)} <code>${esc(JSON.stringify(r.attack.params))}</code>` : "none";
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>${esc(r.title)}</title>
+<style>
+body{font-family:system-ui,sans-serif;margin:24px auto;max-width:1400px;color:#111;padding:0 16px}
+table{border-collapse:collapse;margin:12px 0}th,td{border:1px solid #ccc;padding:4px 10px;text-align:left}th{background:#f5f5f5;font-weight:600}
+.charts{display:flex;flex-wrap:wrap;gap:16px;align-items:flex-start}.charts figure{margin:0}figcaption{font-size:13px;color:#444;max-width:440px}
+code{font-size:12px}.note{color:#444;font-size:14px;max-width:900px}
+</style></head><body>
+<h1>${esc(r.title)}</h1>
+<p class="note">Dataset <b>${esc(r.dataset)}</b> · model <b>${esc(r.model)}</b> · attack ${attack} · score rule <b>${esc(r.rule)}</b> ·
+threshold ${r.threshold.toPrecision(6)} calibrated at ${pct(r.targetFpr)} FPR on a held-out clean split.</p>
+<table><tr><th>metric</th><th>before defense</th><th>after defense</th></tr>${rows}</table>
+<p class="note">Clean evaluation inputs: ${r.metrics.cleanCount}; poisoned evaluation inputs: ${r.metrics.poisonCount}.
+AUROC, TPR and FPR use the authors' sets: clean inputs M classifies correctly (negatives) and poisoned inputs that fool M (positives).</p>
+<div class="charts">
+<figure>${charts.plane}<figcaption>Each input as (b, a): b = backdoor expert B's confidence in M's label, a = auxiliary model M''s confidence.
+Backdoor inputs sit bottom-right (B keeps the backdoor, M' lost it); the shaded region is what the detector flags.</figcaption></figure>
+<figure>${charts.scores}<figcaption>Score distributions; inputs right of the dashed threshold are flagged.</figcaption></figure>
+<figure>${charts.roc}<figcaption>ROC of the score; the circle is the calibrated operating point.</figcaption></figure>
+</div>
+<h2>Details</h2><table>${details}</table>
+</body></html>
+`;
+}
+
+/** Writes report.html, report.md, roc.svg, scores.svg, plane.svg and metrics.json into `dir`. */
+export async function writeReport(dir: string, r: DefenseReport): Promise<{ html: string; markdown: string }> {
+  await mkdir(dir, { recursive: true });
+  const charts = renderCharts(r);
+  const files = { roc: "roc.svg", scores: "scores.svg", plane: "plane.svg" };
+  await writeFile(join(dir, files.roc), charts.roc);
+  await writeFile(join(dir, files.scores), charts.scores);
+  await writeFile(join(dir, files.plane), charts.plane);
+  const html = join(dir, "report.html");
+  const markdown = join(dir, "report.md");
+  await writeFile(html, renderHtml(r, charts));
+  await writeFile(markdown, renderMarkdown(r, files));
+  await writeFile(join(dir, "metrics.json"), `${JSON.stringify({ dataset: r.dataset, model: r.model, attack: r.attack, rule: r.rule, targetFpr: r.targetFpr, ...r.metrics, details: r.details }, null, 2)}\n`);
+  return { html, markdown };
+}
