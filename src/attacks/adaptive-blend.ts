@@ -18,7 +18,7 @@ import { tensor, type Tensor } from "../engine/index.js";
 import type { ImageDataset } from "../data/dataset.js";
 import type { Rng } from "../util/rng.js";
 import type { AttackParams, ImageSpec } from "./attack.js";
-import { BaseAttack, type PoisonPlan } from "./base.js";
+import { BaseAttack, type AlterStep, type PoisonPlan } from "./base.js";
 import { blendWith } from "./blend.js";
 import { checkImages } from "./canvas.js";
 import { noisePattern } from "./patterns.js";
@@ -100,12 +100,12 @@ export class AdaptiveBlend extends BaseAttack {
     }
   }
 
-  protected override poisonImages(x: Tensor, _rows: Int32Array, rng: Rng): Tensor {
-    return this.trainingTrigger(x, rng);
+  protected override poisonImages(x: Tensor, step: AlterStep): Tensor {
+    return this.trainingTrigger(x, step.rng);
   }
 
-  protected override coverImages(x: Tensor, _rows: Int32Array, rng: Rng): Tensor {
-    return this.trainingTrigger(x, rng);
+  protected override coverImages(x: Tensor, step: AlterStep): Tensor {
+    return this.trainingTrigger(x, step.rng);
   }
 
   protected plan(train: ImageDataset, rng: Rng): PoisonPlan {

@@ -18,7 +18,7 @@ import { tensor, tidy, type Tensor } from "../engine/index.js";
 import type { ImageDataset } from "../data/dataset.js";
 import type { Rng } from "../util/rng.js";
 import type { AttackParams, ImageSpec } from "./attack.js";
-import { BaseAttack, type PoisonPlan } from "./base.js";
+import { BaseAttack, type AlterStep, type PoisonPlan } from "./base.js";
 import { TriggerCanvas, checkImages, pasteTrigger, triggerScale } from "./canvas.js";
 import { randomPatchCells } from "./patterns.js";
 import { candidates } from "./sampling.js";
@@ -111,12 +111,12 @@ export class AdaptivePatch extends BaseAttack {
     });
   }
 
-  protected override poisonImages(x: Tensor, _rows: Int32Array, rng: Rng): Tensor {
-    return this.trainingTrigger(x, rng);
+  protected override poisonImages(x: Tensor, step: AlterStep): Tensor {
+    return this.trainingTrigger(x, step.rng);
   }
 
-  protected override coverImages(x: Tensor, _rows: Int32Array, rng: Rng): Tensor {
-    return this.trainingTrigger(x, rng);
+  protected override coverImages(x: Tensor, step: AlterStep): Tensor {
+    return this.trainingTrigger(x, step.rng);
   }
 
   protected plan(train: ImageDataset, rng: Rng): PoisonPlan {

@@ -12,12 +12,12 @@ import type { Rng } from "../util/rng.js";
 import type { AttackParams, ImageSpec } from "./attack.js";
 import { BadNet, BADNET_PARAMS } from "./badnet.js";
 import type { PoisonPlan } from "./base.js";
-import { numberParam, type ParamTable } from "./params.js";
+import { TARGET_CLASS, numberParam, type ParamTable } from "./params.js";
 import { candidates, choose, countFromRate } from "./sampling.js";
 
 export const BADNET_ALL_TO_ALL_PARAMS: ParamTable = {
   ...BADNET_PARAMS,
-  targetClass: { ...BADNET_PARAMS.targetClass, type: "integer", default: 0, description: "not used: the target of class y is (y + 1) mod C" },
+  targetClass: { ...TARGET_CLASS, description: "not used: the target of class y is (y + 1) mod C" },
 };
 
 export class BadNetAllToAll extends BadNet {

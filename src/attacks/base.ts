@@ -28,6 +28,17 @@ export interface AttackInfo {
   needsCleanModel?: boolean;
 }
 
+/** What an alteration of a batch of training images may use. */
+export interface AlterStep {
+  /** Dataset indices of the batch's rows. */
+  rows: Int32Array;
+  /** Derived from the poisoning seed; one stream for poison samples, another for covers. */
+  rng: Rng;
+  ctx: AttackContext;
+  /** The original (unpoisoned) training set. */
+  train: ImageDataset;
+}
+
 /** Which samples an attack alters, and the label each poisoned sample is trained with. */
 export interface PoisonPlan {
   poison: Int32Array;
@@ -71,12 +82,12 @@ export abstract class BaseAttack implements Attack {
   protected abstract plan(train: ImageDataset, rng: Rng): PoisonPlan;
 
   /** Alters the poisoned samples' images (default: the test-time trigger). */
-  protected poisonImages(x: Tensor, _rows: Int32Array, _rng: Rng, _ctx: AttackContext): Tensor {
+  protected poisonImages(x: Tensor, _step: AlterStep): Tensor {
     return this.applyTrigger(x);
   }
 
   /** Alters the cover samples' images; attacks with covers override it. */
-  protected coverImages(_x: Tensor, _rows: Int32Array, _rng: Rng): Tensor {
+  protected coverImages(_x: Tensor, _step: AlterStep): Tensor {
     throw new Error(`attack '${this.name}' has no cover samples`);
   }
 
@@ -101,10 +112,10 @@ export abstract class BaseAttack implements Attack {
     const ds = copyDataset(train, `${train.name}+${this.name}`);
     const batchSize = ctx.batchSize ?? DEFAULT_BATCH_SIZE;
     const poisonRng = Rng.derive(seed, POISON_STREAM);
-    transformImages(ds, plan.poison, (x, rows) => this.poisonImages(x, rows, poisonRng, ctx), batchSize);
+    transformImages(ds, plan.poison, (x, rows) => this.poisonImages(x, { rows, rng: poisonRng, ctx, train }), batchSize);
     if (plan.cover.length > 0) {
       const coverRng = Rng.derive(seed, COVER_STREAM);
-      transformImages(ds, plan.cover, (x, rows) => this.coverImages(x, rows, coverRng), batchSize);
+      transformImages(ds, plan.cover, (x, rows) => this.coverImages(x, { rows, rng: coverRng, ctx, train }), batchSize);
     }
     for (const i of plan.poison) ds.labels[i] = plan.poisonLabel(train.labels[i] as number);
     return { dataset: ds, poisonIndices: plan.poison, coverIndices: plan.cover, labels: ds.labels, trueLabels: Int32Array.from(train.labels) };

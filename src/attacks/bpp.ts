@@ -18,7 +18,7 @@ import type { ImageDataset } from "../data/dataset.js";
 import { gatherImages, imagesToTensor } from "../data/batch.js";
 import type { Rng } from "../util/rng.js";
 import type { AttackParams, ImageSpec } from "./attack.js";
-import { BaseAttack, type PoisonPlan } from "./base.js";
+import { BaseAttack, type AlterStep, type PoisonPlan } from "./base.js";
 import { checkImages } from "./canvas.js";
 import { candidates } from "./sampling.js";
 import { TARGET_CLASS, booleanParam, numberParam, rateParam, type ParamTable } from "./params.js";
@@ -65,9 +65,6 @@ export function quantize(data: Float32Array, planes: number, height: number, wid
 }
 
 export class Bpp extends BaseAttack {
-  /** Set by poison() for the duration of the call: negative samples draw their residual donors from it. */
-  #train: ImageDataset | null = null;
-
   constructor(params: AttackParams, spec: ImageSpec) {
     super(
       {
@@ -92,19 +89,8 @@ export class Bpp extends BaseAttack {
     });
   }
 
-  override async poison(train: ImageDataset, seed: number, ctx = {}): ReturnType<BaseAttack["poison"]> {
-    this.#train = train;
-    try {
-      return await super.poison(train, seed, ctx);
-    } finally {
-      this.#train = null;
-    }
-  }
-
   /** x + (Q(x′) − x′) for a random other training image x′ per sample, clamped to [0, 1]. */
-  protected override coverImages(x: Tensor, rows: Int32Array, rng: Rng): Tensor {
-    const train = this.#train;
-    if (!train) throw new Error(`attack '${this.name}': negative samples are only made while poisoning`);
+  protected override coverImages(x: Tensor, { rows, rng, train }: AlterStep): Tensor {
     const n = rows.length;
     const donors = Int32Array.from(rows, (row) => {
       const d = rng.int(0, train.count - 1);

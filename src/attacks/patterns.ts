@@ -25,16 +25,17 @@ export function noisePattern(shape: CanvasShape, seed: number): Float32Array {
 }
 
 /**
- * The Trojan watermark: an 8x8 square of concentric rings in which rings 0 and 2 (counting from
- * the border) are drawn and rings 1 and 3 are transparent, so the mask has holes as a watermark
- * does. RGB rings are amber and blue; grey (and other channel counts) white and black.
+ * The Trojan watermark: an 8x8 square of concentric rings (counting from the border): ring 0 and
+ * the 2x2 centre in one colour, ring 2 in a contrasting one, ring 1 transparent, so the mask has
+ * a hole as a watermark does and some part contrasts with dark and bright backgrounds alike.
+ * RGB: amber and blue; grey (and other channel counts): white and black.
  */
 export function watermarkCell(channels: number): (i: number, j: number) => number[] | null {
   const outer = channels === 3 ? [1, 0.75, 0] : grey(channels, 1);
   const inner = channels === 3 ? [0, 0.25, 1] : grey(channels, 0);
   return (i, j) => {
     const ring = Math.min(i, j, 7 - i, 7 - j);
-    return ring === 0 ? outer : ring === 2 ? inner : null;
+    return ring === 1 ? null : ring === 2 ? inner : outer;
   };
 }
 

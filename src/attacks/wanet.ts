@@ -20,7 +20,7 @@ import { F, tensor, tidy, type Tensor } from "../engine/index.js";
 import type { ImageDataset } from "../data/dataset.js";
 import { Rng } from "../util/rng.js";
 import type { AttackParams, ImageSpec } from "./attack.js";
-import { BaseAttack, type PoisonPlan } from "./base.js";
+import { BaseAttack, type AlterStep, type PoisonPlan } from "./base.js";
 import { checkImages } from "./canvas.js";
 import { candidates } from "./sampling.js";
 import { PATTERN_SEED, TARGET_CLASS, numberParam, rateParam, type ParamTable } from "./params.js";
@@ -91,7 +91,7 @@ export class WaNet extends BaseAttack {
   }
 
   /** The warp plus per-pixel grid jitter U(−1, 1)/size on each axis (the paper's noise mode). */
-  protected override coverImages(x: Tensor, _rows: Int32Array, rng: Rng): Tensor {
+  protected override coverImages(x: Tensor, { rng }: AlterStep): Tensor {
     const { height: h, width: w } = this.spec;
     const n = x.dim(0);
     const jitter = new Float32Array(n * h * w * 2);

@@ -10,8 +10,8 @@ import { fit } from "../train/trainer.js";
 import { DEFAULT_CONFIG } from "../train/config.js";
 import type { ModelSpec, Preprocessing } from "../train/checkpoint.js";
 import { BadExpertDetector } from "./detector.js";
-import { calibrateThreshold } from "./threshold.js";
-import { assertScoreRule, scoreAll, type ScoreRule } from "./scores.js";
+import { calibrationFor } from "./recalibrate.js";
+import { assertScoreRule, type ScoreRule } from "./scores.js";
 import type { FinetuneOptions, UnlearnOptions } from "./defaults.js";
 
 export interface FitDefenseOptions {
@@ -130,11 +130,7 @@ export async function fitBadExpert(
     calibration: { threshold: Number.POSITIVE_INFINITY, targetFpr: o.targetFpr, count: 0, achievedFpr: 0, scoreMean: 0, scoreStd: 0, scoreQuantiles: { p50: 0, p90: 0, p99: 0 } },
     creation: {},
   });
-  const s = provisional.scoreDataset(calibration);
-  const clean: number[] = [];
-  for (let i = 0; i < calibration.count; i++) if (s.pred[i] === calibration.labels[i]) clean.push(i);
-  const scores = scoreAll(o.rule, clean.map((i) => s.auxiliaryConfidence[i] as number), clean.map((i) => s.expertConfidence[i] as number));
-  const cal = calibrateThreshold(scores, o.targetFpr);
+  const cal = calibrationFor(provisional, o.rule, o.targetFpr, calibration);
   const t3 = Date.now();
   return new BadExpertDetector({ model: m, expert, auxiliary }, {
     ...provisional.info,

@@ -64,7 +64,7 @@ export class Attention extends Module {
   /** [N, T, D] -> [N, T, D] */
   forward(x: Tensor): Tensor {
     return tidy(() => {
-      const [n, t, d] = x.shape as [number, number, number];
+      const [n, t, d] = [x.dim(0), x.dim(1), x.dim(2)];
       // [N, T, 3D] -> [3, N, heads, T, headDim]: the packed order timm's checkpoints use.
       const qkv = this.qkv.forward(x).reshape([n, t, 3, this.numHeads, this.headDim]).permute([2, 0, 3, 1, 4]);
       const q = qkv.select(0, 0);

@@ -85,11 +85,11 @@ void test("CompactCNN: dropout makes training forwards differ; evaluation is det
   }
 });
 
-void test("CompactCNN: a few SGD steps on a fixed batch lower the loss", () => {
+void test("CompactCNN: a few plain SGD steps on a fixed batch lower the loss", () => {
   manualSeed(3);
   const model = new CompactCNN();
   try {
-    assertLearns(model, [16, 1, 28, 28], 10, { steps: 5, lr: 0.05, factor: 0.8 });
+    assertLearns(model, [16, 1, 28, 28], 10, { steps: 5, lr: 0.02, factor: 0.8 });
   } finally {
     model.dispose();
   }

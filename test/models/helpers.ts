@@ -1,7 +1,7 @@
 // Shared checks for the model zoo: reference key lists built from small pieces, a few SGD steps
 // on a fixed batch, deterministic evaluation without leaks, and state-dict round trips.
 import assert from "node:assert/strict";
-import { F, type Tensor, manualSeed, randint, randn, tidy } from "../../src/engine/index.js";
+import { F, manualSeed, randint, randn, tidy } from "../../src/engine/index.js";
 import type { Module } from "../../src/nn/index.js";
 import { SGD } from "../../src/optim/index.js";
 import { noLeaks } from "../helpers/memory.js";

@@ -118,11 +118,11 @@ void test("VisionTransformer: sizes that do not fit are refused, naming the opti
   }
 });
 
-void test("VisionTransformer: a few SGD steps on a fixed batch lower the loss", () => {
+void test("VisionTransformer: a few plain SGD steps on a fixed batch lower the loss", () => {
   manualSeed(3);
   const model = new VisionTransformer();
   try {
-    assertLearns(model, [4, 3, 32, 32], 10, { steps: 4, lr: 0.05, factor: 0.8 });
+    assertLearns(model, [4, 3, 32, 32], 10, { steps: 4, lr: 0.005, factor: 0.8 });
   } finally {
     model.dispose();
   }

@@ -3,5 +3,9 @@ import type { Command } from "../command.js";
 import { info } from "./info.js";
 import { train } from "./train.js";
 import { evaluate } from "./evaluate.js";
+import { attack } from "./attack.js";
+import { defend } from "./defend.js";
+import { scan } from "./scan.js";
+import { evaluateDefenseCommand } from "./evaluate-defense.js";
 
-export const COMMANDS: readonly Command[] = [train, evaluate, info];
+export const COMMANDS: readonly Command[] = [train, evaluate, attack, defend, scan, evaluateDefenseCommand, info];

@@ -1,29 +1,28 @@
-// `badexpert train`: train a zoo model on a dataset and write a checkpoint directory.
-import { join } from "node:path";
+// `badexpert train`: train a zoo model on a dataset (optionally backdoored by an attack) and write
+// a checkpoint directory.
 import type { Command } from "../command.js";
 import { UsageError } from "../command.js";
 import { choice, emitJson, int, intList, num, str } from "../args.js";
 import { RUNTIME_OPTIONS, applyRuntimeOptions } from "../runtime-options.js";
-import { loadDataset, datasetInfo, datasetNames } from "../../data/registry.js";
-import { subset, splitIndices } from "../../data/splits.js";
-import { createModel, modelNames } from "../../models/registry.js";
+import { ATTACK_OPTIONS, parseAttackParams } from "../attack-options.js";
+import { datasetNames } from "../../data/registry.js";
+import { modelNames } from "../../models/registry.js";
 import { recipeFor } from "../../train/recipes.js";
-import { validateConfig, type TrainConfig, type OptimizerName, type ScheduleName } from "../../train/config.js";
-import { fit, type EpochRecord } from "../../train/trainer.js";
-import { evaluateModel } from "../../train/evaluate.js";
-import { saveCheckpoint, readCheckpointMeta, loadCheckpoint } from "../../train/checkpoint.js";
-import { saveTrainState, loadTrainState, hasTrainState } from "../../train/resume.js";
-import { manualSeed } from "../../engine/index.js";
-import type { Module } from "../../nn/index.js";
+import type { TrainConfig, OptimizerName, ScheduleName } from "../../train/config.js";
+import { runTraining, defaultRunDir } from "../../train/run.js";
 
 export const train: Command = {
   name: "train",
-  summary: "train a model on a dataset and save a checkpoint (safetensors + JSON)",
+  summary: "train a model (clean, or backdoored with --attack) and save a checkpoint (safetensors + JSON)",
   details: [
-    "Defaults come from the dataset's recipe (see src/train/recipes.ts); every hyperparameter can be overridden.",
+    "Defaults come from the dataset's recipe (src/train/recipes.ts); every hyperparameter can be overridden.",
     "A checkpoint is written after every epoch; --resume continues an interrupted run from its directory.",
+    "With --attack the training set is poisoned first, and the checkpoint records the attack's configuration,",
+    "the clean accuracy and the attack success rate (ASR) measured on the poisoned test set.",
     "",
-    "Example: badexpert train --dataset fashion-mnist --epochs 6 --out runs/fmnist-clean",
+    "Examples:",
+    "  badexpert train --dataset fashion-mnist --out runs/fmnist-clean",
+    "  badexpert train --dataset fashion-mnist --attack badnet --attack-param rate=0.01 --out runs/fmnist-badnet",
   ].join("\n"),
   options: {
     dataset: { type: "string", short: "d", description: `dataset name: ${datasetNames().join(", ")}` },
@@ -38,30 +37,23 @@ export const train: Command = {
     "weight-decay": { type: "string", description: "weight decay" },
     "image-size": { type: "string", description: "resize images to this side length" },
     limit: { type: "string", description: "train on a seeded random subset of this many training images" },
-    seed: { type: "string", description: "seed for initialisation, order and augmentation", default: "0" },
-    out: { type: "string", short: "o", description: "checkpoint directory (default: runs/<dataset>-<model>-seed<seed>)" },
+    seed: { type: "string", description: "seed for initialisation, order, augmentation and poisoning", default: "0" },
+    out: { type: "string", short: "o", description: "checkpoint directory (default: runs/<dataset>-<model>[-<attack>]-seed<seed>)" },
     resume: { type: "boolean", description: "continue the run saved in --out" },
+    ...ATTACK_OPTIONS,
+    "clean-model": { type: "string", description: "clean checkpoint for attacks that need one (clean-label)" },
     ...RUNTIME_OPTIONS,
   },
   async run(v) {
     const { device } = applyRuntimeOptions(v);
-    const datasetName = str(v, "dataset");
-    if (!datasetName) throw new UsageError(`--dataset is required (one of ${datasetNames().join(", ")})`);
-    const info = datasetInfo(datasetName);
-    const recipe = recipeFor(datasetName);
-    const modelName = str(v, "model") ?? recipe.model;
-    if (!modelNames().includes(modelName)) throw new UsageError(`--model: unknown model '${modelName}'; valid: ${modelNames().join(", ")}`);
+    const dataset = str(v, "dataset");
+    if (!dataset) throw new UsageError(`--dataset is required (one of ${datasetNames().join(", ")})`);
+    const recipe = recipeFor(dataset);
+    const model = str(v, "model") ?? recipe.model;
+    if (!modelNames().includes(model)) throw new UsageError(`--model: unknown model '${model}'; valid: ${modelNames().join(", ")}`);
     const seed = int(v, "seed") ?? 0;
-    const out = str(v, "out") ?? join("runs", `${datasetName}-${modelName}-seed${seed}`);
-    const imageSize = int(v, "image-size", { min: 8 });
-    const path = str(v, "data-path");
-    const loadOpts = { ...(path ? { path } : {}), ...(imageSize ? { imageSize } : {}) };
-    const trainFull = await loadDataset(datasetName, { split: "train", ...loadOpts });
-    const testSet = await loadDataset(datasetName, { split: "test", ...loadOpts });
-    const limit = int(v, "limit", { min: 1 });
-    const trainSet = limit && limit < trainFull.count ? subset(trainFull, splitIndices(trainFull.count, { keep: limit }, seed).keep ?? []) : trainFull;
-
-    let config: TrainConfig = {
+    const attackName = str(v, "attack");
+    const config: TrainConfig = {
       ...recipe.config,
       seed,
       epochs: int(v, "epochs", { min: 1 }) ?? recipe.config.epochs,
@@ -72,59 +64,36 @@ export const train: Command = {
       milestones: intList(v, "milestones") ?? recipe.config.milestones,
       weightDecay: num(v, "weight-decay") ?? recipe.config.weightDecay,
     };
-    const mean = info.mean ?? new Array<number>(trainSet.channels).fill(0.5);
-    const std = info.std ?? new Array<number>(trainSet.channels).fill(0.5);
-    const spec = { name: modelName, numClasses: trainSet.classNames.length, inChannels: trainSet.channels, imageSize: trainSet.height };
-
-    let model: Module;
-    let startEpoch = 0;
-    let history: EpochRecord[] = [];
-    let restore: Parameters<typeof fit>[3]["restore"];
-    if (v.resume) {
-      if (!(await hasTrainState(out))) throw new UsageError(`--resume: no training state in ${out} (expected train-state.json and train-state.safetensors)`);
-      const meta = await readCheckpointMeta(out);
-      if (meta.model.name !== modelName) throw new UsageError(`--resume: ${out} holds a ${meta.model.name}, not a ${modelName}`);
-      const state = await loadTrainState(out);
-      config = state.config;
-      startEpoch = state.epochsDone;
-      history = state.history;
-      model = (await loadCheckpoint(out)).model;
-      restore = state.restore;
-      console.error(`resuming ${out} after epoch ${startEpoch}/${config.epochs}`);
-    } else {
-      validateConfig(config);
-      manualSeed(seed);
-      model = createModel(modelName, spec);
-    }
-    if (device !== "cpu") model.to(device);
-    const t0 = Date.now();
-    const trainingRecord = () => ({ ...config, trainCount: trainSet.count, device, history, seconds: (Date.now() - t0) / 1000 });
-    const base = {
-      model: spec,
-      dataset: { name: datasetName, ...(path ? { path } : {}), trainCount: trainSet.count, testCount: testSet.count },
-      preprocessing: { imageSize: [trainSet.height, trainSet.width] as [number, number], channels: trainSet.channels, mean, std },
-      classNames: trainSet.classNames,
-    };
-    try {
-      await fit(model, trainSet, config, {
-        testSet,
-        normalization: { mean, std },
-        device,
-        startEpoch,
-        ...(restore ? { restore } : {}),
-        onEpoch: async (record, state) => {
-          history.push(record);
-          await saveCheckpoint(out, model, { ...base, training: trainingRecord(), metrics: { cleanAccuracy: record.testAccuracy ?? Number.NaN } });
-          await saveTrainState(out, { epochsDone: record.epoch, config, history, optimizer: state.optimizer, schedule: state.schedule });
-        },
-      });
-      const final = evaluateModel(model, testSet, { normalization: { mean, std }, device });
-      const meta = await saveCheckpoint(out, model, { ...base, training: trainingRecord(), metrics: { cleanAccuracy: final.accuracy, testLoss: final.loss } });
-      console.error(`test accuracy ${(100 * final.accuracy).toFixed(2)}% — checkpoint in ${out}`);
-      emitJson(v, { checkpoint: out, model: modelName, dataset: datasetName, cleanAccuracy: final.accuracy, testLoss: final.loss, epochs: config.epochs, seconds: meta.training.seconds });
-      return 0;
-    } finally {
-      model.dispose();
-    }
+    const out = str(v, "out") ?? defaultRunDir(dataset, model, seed, attackName);
+    const dataPath = str(v, "data-path");
+    const imageSize = int(v, "image-size", { min: 8 });
+    const limit = int(v, "limit", { min: 1 });
+    const cleanModel = str(v, "clean-model");
+    const r = await runTraining({
+      dataset,
+      model,
+      config,
+      out,
+      device,
+      resume: v.resume === true,
+      ...(dataPath ? { dataPath } : {}),
+      ...(imageSize ? { imageSize } : {}),
+      ...(limit ? { limit } : {}),
+      ...(attackName ? { attack: { name: attackName, params: parseAttackParams(v) } } : {}),
+      ...(cleanModel ? { cleanModel } : {}),
+    });
+    const asr = r.attackSuccessRate !== undefined ? `, attack success rate ${(100 * r.attackSuccessRate).toFixed(2)}%` : "";
+    console.error(`test accuracy ${(100 * r.cleanAccuracy).toFixed(2)}%${asr} — checkpoint in ${out}`);
+    emitJson(v, {
+      checkpoint: out,
+      model,
+      dataset,
+      attack: r.meta.training.attack ?? null,
+      cleanAccuracy: r.cleanAccuracy,
+      attackSuccessRate: r.attackSuccessRate ?? null,
+      epochs: r.meta.training.epochs,
+      seconds: r.seconds,
+    });
+    return 0;
   },
 };

@@ -1,0 +1,155 @@
+// A whole training run as the CLI and the demo use it: load the dataset, optionally poison it
+// with a backdoor attack, train (or resume), write the checkpoint after every epoch, and record
+// clean accuracy and, for a backdoored model, the attack success rate.
+import { join } from "node:path";
+import { manualSeed } from "../engine/index.js";
+import type { Module } from "../nn/index.js";
+import { loadDataset, datasetInfo } from "../data/registry.js";
+import type { ImageDataset } from "../data/dataset.js";
+import { subset, splitIndices } from "../data/splits.js";
+import { createModel } from "../models/registry.js";
+import type { Attack, ParamValue } from "../attacks/attack.js";
+import { createAttack } from "../attacks/registry.js";
+import { validateConfig, type TrainConfig } from "./config.js";
+import { fit, type EpochRecord } from "./trainer.js";
+import { evaluateModel } from "./evaluate.js";
+import { saveCheckpoint, readCheckpointMeta, loadCheckpoint, type CheckpointMeta } from "./checkpoint.js";
+import { saveTrainState, loadTrainState, hasTrainState } from "./resume.js";
+
+export interface TrainRunOptions {
+  dataset: string;
+  dataPath?: string;
+  imageSize?: number;
+  model: string;
+  config: TrainConfig;
+  out: string;
+  device?: string;
+  /** Train on a seeded subset of this many training images. */
+  limit?: number;
+  resume?: boolean;
+  attack?: { name: string; params: Record<string, ParamValue> };
+  /** A clean model checkpoint, for attacks that craft perturbations against one (Clean-Label). */
+  cleanModel?: string;
+  silent?: boolean;
+  log?: (line: string) => void;
+}
+
+export interface TrainRunResult {
+  checkpoint: string;
+  meta: CheckpointMeta;
+  cleanAccuracy: number;
+  attackSuccessRate?: number;
+  seconds: number;
+}
+
+/** Accuracy on the attack's poisoned test set = attack success rate. */
+export function attackSuccessRate(model: Module, attack: Attack, test: ImageDataset, normalization: { mean: readonly number[]; std: readonly number[] }, device?: string): number {
+  const p = attack.poisonedTestSet(test);
+  return evaluateModel(model, p.dataset, { normalization, ...(device ? { device } : {}) }).accuracy;
+}
+
+export async function runTraining(o: TrainRunOptions): Promise<TrainRunResult> {
+  const log = o.log ?? ((l: string) => console.error(l));
+  const info = datasetInfo(o.dataset);
+  const loadOpts = { ...(o.dataPath ? { path: o.dataPath } : {}), ...(o.imageSize ? { imageSize: o.imageSize } : {}) };
+  const trainFull = await loadDataset(o.dataset, { split: "train", ...loadOpts });
+  const testSet = await loadDataset(o.dataset, { split: "test", ...loadOpts });
+  const seed = o.config.seed;
+  const cleanTrain = o.limit && o.limit < trainFull.count ? subset(trainFull, splitIndices(trainFull.count, { keep: o.limit }, seed).keep ?? []) : trainFull;
+  const mean = info.mean ?? new Array<number>(cleanTrain.channels).fill(0.5);
+  const std = info.std ?? new Array<number>(cleanTrain.channels).fill(0.5);
+  const normalization = { mean, std };
+  const spec = { name: o.model, numClasses: cleanTrain.classNames.length, inChannels: cleanTrain.channels, imageSize: cleanTrain.height };
+  const imageSpec = { numClasses: spec.numClasses, height: cleanTrain.height, width: cleanTrain.width, channels: cleanTrain.channels, dataset: o.dataset };
+
+  let attack: Attack | null = null;
+  let trainSet = cleanTrain;
+  let attackRecord: Record<string, unknown> | null = null;
+  if (o.attack) {
+    attack = createAttack(o.attack.name, o.attack.params, imageSpec);
+    let cleanModel: Module | undefined;
+    if (attack.needsCleanModel) {
+      if (!o.cleanModel) throw new Error(`attack ${attack.name} crafts its poison against a clean model: give one with --clean-model <checkpoint dir>`);
+      cleanModel = (await loadCheckpoint(o.cleanModel)).model;
+    }
+    try {
+      const poisoned = await attack.poison(cleanTrain, seed, { ...(cleanModel ? { cleanModel, normalization } : {}) });
+      trainSet = poisoned.dataset;
+      attackRecord = {
+        name: attack.name,
+        params: attack.params,
+        seed,
+        poisonCount: poisoned.poisonIndices.length,
+        coverCount: poisoned.coverIndices.length,
+        ...(o.cleanModel ? { cleanModel: o.cleanModel } : {}),
+      };
+      log(`${attack.name}: ${poisoned.poisonIndices.length} poisoned and ${poisoned.coverIndices.length} cover samples out of ${cleanTrain.count}`);
+    } finally {
+      cleanModel?.dispose();
+    }
+  }
+
+  let config = o.config;
+  let model: Module;
+  let startEpoch = 0;
+  let history: EpochRecord[] = [];
+  let restore: Parameters<typeof fit>[3]["restore"];
+  if (o.resume) {
+    if (!(await hasTrainState(o.out))) throw new Error(`resume: no training state in ${o.out} (expected train-state.json and train-state.safetensors)`);
+    const meta = await readCheckpointMeta(o.out);
+    if (meta.model.name !== o.model) throw new Error(`resume: ${o.out} holds a ${meta.model.name}, not a ${o.model}`);
+    const state = await loadTrainState(o.out);
+    config = state.config;
+    startEpoch = state.epochsDone;
+    history = state.history;
+    model = (await loadCheckpoint(o.out)).model;
+    restore = state.restore;
+    log(`resuming ${o.out} after epoch ${startEpoch}/${config.epochs}`);
+  } else {
+    validateConfig(config);
+    manualSeed(seed);
+    model = createModel(o.model, spec);
+  }
+  const device = o.device ?? "cpu";
+  if (device !== "cpu") model.to(device);
+  const t0 = Date.now();
+  const base = {
+    model: spec,
+    dataset: { name: o.dataset, ...(o.dataPath ? { path: o.dataPath } : {}), trainCount: cleanTrain.count, testCount: testSet.count },
+    preprocessing: { imageSize: [cleanTrain.height, cleanTrain.width] as [number, number], channels: cleanTrain.channels, mean, std },
+    classNames: cleanTrain.classNames,
+  };
+  const training = () => ({ ...config, trainCount: cleanTrain.count, device, attack: attackRecord, history, seconds: (Date.now() - t0) / 1000 });
+  try {
+    await fit(model, trainSet, config, {
+      testSet,
+      normalization,
+      device,
+      startEpoch,
+      silent: o.silent ?? false,
+      ...(restore ? { restore } : {}),
+      onEpoch: async (record, state) => {
+        history.push(record);
+        await saveCheckpoint(o.out, model, { ...base, training: training(), metrics: { cleanAccuracy: record.testAccuracy ?? Number.NaN } });
+        await saveTrainState(o.out, { epochsDone: record.epoch, config, history, optimizer: state.optimizer, schedule: state.schedule });
+      },
+    });
+    const final = evaluateModel(model, testSet, { normalization, device });
+    const metrics: Record<string, number> = { cleanAccuracy: final.accuracy, testLoss: final.loss };
+    if (attack) metrics.attackSuccessRate = attackSuccessRate(model, attack, testSet, normalization, device);
+    const meta = await saveCheckpoint(o.out, model, { ...base, training: training(), metrics });
+    return {
+      checkpoint: o.out,
+      meta,
+      cleanAccuracy: final.accuracy,
+      ...(metrics.attackSuccessRate !== undefined ? { attackSuccessRate: metrics.attackSuccessRate } : {}),
+      seconds: (Date.now() - t0) / 1000,
+    };
+  } finally {
+    model.dispose();
+  }
+}
+
+export function defaultRunDir(dataset: string, model: string, seed: number, attack?: string): string {
+  return join("runs", `${dataset}-${model}${attack ? `-${attack}` : ""}-seed${seed}`);
+}
