@@ -1,15 +1,16 @@
 // Adaptive-Patch (Qi et al. 2023): several generated patch triggers, each in its own corner.
 // Every poisoned or cover training sample gets one of them (chosen per sample) at that patch's
 // low training opacity; poisoned samples (outside the target class) are relabelled, cover
-// samples keep their label. At test time the first `testPatches` patches are pasted together at
-// full opacity.
+// samples keep their label. At test time the patches listed in `testPatches` are pasted together
+// at full opacity.
 //
 // Parameters (reference toolbox settings):
 //   targetClass  0                 the class triggered inputs are mapped to
 //   rate         0.003             fraction of the training set poisoned
 //   coverRate    0.006             fraction of the training set used as cover samples
 //   trainAlphas  0.5,0.2,0.5,0.3   training opacity of each patch; their number (1–4) is the number of patches
-//   testPatches  2                 patches pasted (at opacity 1) by the test-time trigger
+//   testPatches  0,2               patches pasted (at opacity 1) by the test-time trigger (the toolbox
+//                                  tests with a variant of its first and with its third training trigger)
 //   cells        4                 patch side in cells (random black/white or colour-cube cells)
 //   patternSeed  0                 seed of the patch colours
 // Patches sit one cell in from the corners, in the order top-left, bottom-right, top-right,
@@ -29,7 +30,7 @@ export const ADAPTIVE_PATCH_PARAMS: ParamTable = {
   rate: rateParam(0.003),
   coverRate: rateParam(0.006, "fraction of the training set used as cover samples"),
   trainAlphas: { type: "numbers", default: "0.5,0.2,0.5,0.3", above: 0, max: 1, description: "training opacity of each patch (1 to 4 patches)" },
-  testPatches: { type: "integer", default: 2, min: 1, max: 4, description: "patches pasted at full opacity at test time" },
+  testPatches: { type: "integers", default: "0,2", min: 0, max: 3, description: "patches (by number) pasted at full opacity at test time" },
   cells: { type: "integer", default: 4, min: 1, max: 16, description: "patch side, in cells" },
   patternSeed: PATTERN_SEED,
 };
@@ -50,7 +51,7 @@ function drawPatch(what: string, canvas: TriggerCanvas, k: number, cells: number
 export class AdaptivePatch extends BaseAttack {
   /** One canvas per patch, for training. */
   readonly patches: TriggerCanvas[];
-  /** The first testPatches patches together, for the test-time trigger. */
+  /** The testPatches patches together, for the test-time trigger. */
   readonly testCanvas: TriggerCanvas;
   readonly trainAlphas: number[];
 
@@ -70,9 +71,11 @@ export class AdaptivePatch extends BaseAttack {
     if (this.trainAlphas.length > CORNERS.length) {
       throw new AttackParamError(`${what}: parameter 'trainAlphas' must list 1 to ${CORNERS.length} opacities (one per patch), got ${this.trainAlphas.length}`);
     }
-    const testPatches = numberParam(params, "testPatches");
-    if (testPatches > this.trainAlphas.length) {
-      throw new AttackParamError(`${what}: parameter 'testPatches' must be at most the number of patches (${this.trainAlphas.length}), got ${testPatches}`);
+    const testPatches = numberListParam(params, "testPatches");
+    for (const k of testPatches) {
+      if (k >= this.trainAlphas.length) {
+        throw new AttackParamError(`${what}: parameter 'testPatches' must list patches in 0..${this.trainAlphas.length - 1} (one per training opacity), got ${k}`);
+      }
     }
     const cells = numberParam(params, "cells");
     const seed = numberParam(params, "patternSeed");
@@ -82,7 +85,7 @@ export class AdaptivePatch extends BaseAttack {
       return c;
     });
     this.testCanvas = new TriggerCanvas(spec);
-    for (let k = 0; k < testPatches; k++) drawPatch(what, this.testCanvas, k, cells, seed);
+    for (const k of testPatches) drawPatch(what, this.testCanvas, k, cells, seed);
   }
 
   applyTrigger(x: Tensor): Tensor {

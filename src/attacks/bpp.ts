@@ -6,9 +6,10 @@
 // own image (as the BppAttack reference code does), so that the model must learn the
 // image-consistent quantisation itself rather than the presence of quantisation-like noise.
 //
-// Parameters (BppAttack defaults for CIFAR-10):
+// Parameters (after the reference toolbox's BPP trainer, which quantises 20% of every batch and
+// adds residuals to another 20%; here the choice is made once, for the whole training set):
 //   targetClass  0     the class triggered inputs are mapped to
-//   rate         0.1   fraction of the training set poisoned
+//   rate         0.2   fraction of the training set poisoned
 //   coverRate    0.2   fraction of the training set used as negative (cover) samples
 //   levels       8     values per channel after quantisation (k/(levels−1), k = 0..levels−1)
 //   dither       true  Floyd–Steinberg dithering (false: plain rounding to the nearest level)
@@ -25,7 +26,7 @@ import { TARGET_CLASS, booleanParam, numberParam, rateParam, type ParamTable } f
 
 export const BPP_PARAMS: ParamTable = {
   targetClass: TARGET_CLASS,
-  rate: rateParam(0.1),
+  rate: rateParam(0.2),
   coverRate: rateParam(0.2, "fraction of the training set used as negative (cover) samples"),
   levels: { type: "integer", default: 8, min: 2, max: 256, description: "values per channel after quantisation" },
   dither: { type: "boolean", default: true, description: "Floyd–Steinberg dithering" },

@@ -114,7 +114,7 @@ const REGISTRY: readonly AttackEntry[] = [
   },
   {
     name: "adaptive-patch",
-    summary: "corner patches at low opacity in training (with covers); two at full opacity at test",
+    summary: "four corner patches at low opacity in training (with covers); two at full opacity at test",
     kind: "adaptive",
     targeting: "all-to-one",
     needsCleanModel: false,

@@ -3,7 +3,7 @@
 // so a 32x32 input leaves 512 features of 1x1.
 //
 // State-dict keys follow the pytorch-cifar VGG('VGG16') layout: `features` is one Sequential of
-// [Conv2d(bias) , BatchNorm2d, ReLU] per cfg entry and MaxPool2d per 'M', so the indices run
+// [Conv2d (with bias), BatchNorm2d, ReLU] per cfg entry and MaxPool2d per 'M', so the indices run
 // features.0 (conv), features.1 (bn), features.3, features.4, features.7 (after the first pool)...
 // up to features.40/41; then `classifier` is one Linear(512, numClasses).
 //

@@ -65,7 +65,8 @@ export function svg(f: Frame, body: string): string {
 }
 
 export function legend(f: Frame, items: { label: string; color: string }[], corner: "tl" | "tr" | "br" = "tr"): string {
-  const w = 150;
+  // Wide enough for the longest label (about 6.2 px per character at 11 px).
+  const w = Math.max(...items.map((it) => it.label.length)) * 6.2 + 20;
   const x = corner === "tl" ? f.left + 8 : f.width - f.right - w - 4;
   const y0 = corner === "br" ? f.height - f.bottom - 8 - 16 * items.length : f.top + 8;
   return items

@@ -5,7 +5,7 @@ import type { Command } from "../command.js";
 import { UsageError } from "../command.js";
 import { emitJson, int, requireStr, str } from "../args.js";
 import { datasetNames, loadDataset } from "../../data/registry.js";
-import { AttackParamError, attackDefaults, attackInfo, attackNames, createAttack, parseParamOverrides } from "../../attacks/index.js";
+import { AttackParamError, attackDefaults, attackInfo, attackNames, createAttack, parseParamOverrides, type Attack } from "../../attacks/index.js";
 import { attackPreview, writePng } from "../../attacks/preview.js";
 
 type Values = Record<string, string | boolean | undefined>;
@@ -51,12 +51,12 @@ async function preview(v: Values): Promise<number> {
   try {
     overrides = parseParamOverrides(str(v, "param") ?? "");
   } catch (e) {
-    throw new UsageError(`--param: ${(e as Error).message}`);
+    throw new UsageError(`--param: ${e instanceof Error ? e.message : String(e)}`);
   }
   const test = await loadDataset(datasetName, { split: "test", ...(path ? { path } : {}) });
-  let attack;
+  let instance: Attack;
   try {
-    attack = createAttack(name, overrides, {
+    instance = createAttack(name, overrides, {
       numClasses: test.classNames.length,
       height: test.height,
       width: test.width,
@@ -67,10 +67,10 @@ async function preview(v: Values): Promise<number> {
     if (e instanceof AttackParamError) throw new UsageError(`--param: ${e.message}`);
     throw e;
   }
-  const { picture, indices } = attackPreview(attack, test, { count, scale, seed, diffGain });
+  const { picture, indices } = attackPreview(instance, test, { count, scale, seed, diffGain });
   await writePng(out, picture);
   console.error(`wrote ${out}: ${indices.length} ${datasetName} test images, clean (top) and with the ${name} trigger (below)`);
-  emitJson(v, { out, attack: name, dataset: datasetName, params: attack.params, indices: Array.from(indices), width: picture.width, height: picture.height });
+  emitJson(v, { out, attack: name, dataset: datasetName, params: instance.params, indices: Array.from(indices), width: picture.width, height: picture.height });
   return 0;
 }
 

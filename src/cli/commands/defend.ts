@@ -3,13 +3,7 @@ import type { Command } from "../command.js";
 import { UsageError } from "../command.js";
 import { choice, emitJson, int, num, requireStr, str } from "../args.js";
 import { RUNTIME_OPTIONS, applyRuntimeOptions } from "../runtime-options.js";
-import { loadDataset } from "../../data/registry.js";
-import { subset } from "../../data/splits.js";
-import { loadCheckpoint } from "../../train/checkpoint.js";
-import { defenseDefaults } from "../../defense/defaults.js";
-import { fitBadExpert } from "../../defense/fit.js";
-import { saveBundle } from "../../defense/bundle.js";
-import { defaultSplitSpec, defenseSplits } from "../../defense/splits.js";
+import { defendCheckpoint } from "../../defense/run.js";
 import { SCORE_RULES, type ScoreRule } from "../../defense/scores.js";
 
 export const defend: Command = {
@@ -30,7 +24,7 @@ export const defend: Command = {
     reserved: { type: "string", description: "reserved clean images (default: 5% of the training-set size, at most 30% of the test set)" },
     calibration: { type: "string", description: "calibration images (default: 20% of the test set, at most 2,000)" },
     "split-seed": { type: "string", description: "seed of the reserved/calibration/evaluation split", default: "0" },
-    "unlearn-lr": { type: "string", description: "Adam learning rate of the backdoor expert (default: per architecture)" },
+    "unlearn-lr": { type: "string", description: "Adam learning rate of the backdoor expert, or 'auto' (chosen with a canary backdoor); default per architecture" },
     "unlearn-epochs": { type: "string", description: "epochs of unlearning", default: "1" },
     "finetune-lr": { type: "string", description: "SGD learning rate of M' (default: per architecture)" },
     "finetune-gamma": { type: "string", description: "MultiStep gamma of M' (default: per architecture)" },
@@ -42,65 +36,29 @@ export const defend: Command = {
   },
   async run(v) {
     applyRuntimeOptions(v);
-    const ckpt = requireStr(v, "checkpoint", "a directory written by `badexpert train`");
-    const out = requireStr(v, "out", "where to write the detector bundle");
-    const { model, meta } = await loadCheckpoint(ckpt);
-    try {
-      const name = str(v, "dataset") ?? meta.dataset.name;
-      const path = str(v, "data-path") ?? (name === meta.dataset.name ? meta.dataset.path : undefined);
-      const [h, w] = meta.preprocessing.imageSize;
-      const load = { ...(path ? { path } : {}), imageSize: [h, w] as [number, number], channels: meta.preprocessing.channels === 1 ? (1 as const) : (3 as const) };
-      const test = await loadDataset(name, { split: "test", ...load });
-      if (test.classNames.length !== meta.model.numClasses) {
-        throw new UsageError(`--dataset: ${name} has ${test.classNames.length} classes but the model has ${meta.model.numClasses}`);
-      }
-      const trainCount = meta.dataset.trainCount ?? 5 * test.count;
-      const def = defaultSplitSpec(trainCount, test.count, int(v, "split-seed") ?? 0);
-      const spec = { ...def, reserved: int(v, "reserved", { min: 1 }) ?? def.reserved, calibration: int(v, "calibration", { min: 1 }) ?? def.calibration };
-      const splits = defenseSplits(test.count, spec);
-      const d = defenseDefaults(meta.model.name, name);
-      const seed = int(v, "seed") ?? 0;
-      const rule = (choice(v, "rule", SCORE_RULES) ?? "triangle") as ScoreRule;
-      const options = {
-        unlearn: { ...d.unlearn, lr: num(v, "unlearn-lr", { positive: true }) ?? d.unlearn.lr, epochs: int(v, "unlearn-epochs", { min: 1 }) ?? 1 },
-        finetune: {
-          ...d.finetune,
-          lr: num(v, "finetune-lr", { positive: true }) ?? d.finetune.lr,
-          gamma: num(v, "finetune-gamma", { positive: true }) ?? d.finetune.gamma,
-          epochs: int(v, "finetune-epochs", { min: 1 }) ?? 10,
-        },
-        augment: d.augment,
-        rule,
-        targetFpr: num(v, "fpr", { positive: true }) ?? d.targetFpr,
-        seed,
-      };
-      console.error(`reserved ${splits.reserved.length}, calibration ${splits.calibration.length}, evaluation ${splits.evaluation.length} images of ${name}/test`);
-      const detector = await fitBadExpert(
-        model,
-        { spec: meta.model, preprocessing: meta.preprocessing, classNames: meta.classNames },
-        subset(test, splits.reserved),
-        subset(test, splits.calibration),
-        options,
-      );
-      try {
-        detector.info.creation = {
-          ...detector.info.creation,
-          checkpoint: ckpt,
-          dataset: { name, ...(path ? { path } : {}) },
-          splits: spec,
-          modelMetrics: meta.metrics,
-          modelTraining: { attack: meta.training.attack ?? null },
-        };
-        await saveBundle(out, detector);
-        const c = detector.info.calibration;
-        console.error(`threshold ${detector.threshold.toPrecision(6)} (${rule}, target FPR ${options.targetFpr}, achieved ${(100 * c.achievedFpr).toFixed(2)}% on ${c.count} calibration images) — bundle in ${out}`);
-        emitJson(v, { bundle: out, rule, threshold: detector.threshold, targetFpr: options.targetFpr, calibration: c, creation: detector.info.creation });
-      } finally {
-        detector.dispose();
-      }
-      return 0;
-    } finally {
-      model.dispose();
-    }
+    const lrText = str(v, "unlearn-lr");
+    if (lrText !== undefined && lrText !== "auto" && !(Number(lrText) > 0)) throw new UsageError(`--unlearn-lr: expected a positive number or 'auto', got '${lrText}'`);
+    const opt = <T>(name: string, value: T | undefined) => (value === undefined ? {} : { [name]: value });
+    const r = await defendCheckpoint({
+      checkpoint: requireStr(v, "checkpoint", "a directory written by `badexpert train`"),
+      out: requireStr(v, "out", "where to write the detector bundle"),
+      ...opt("dataset", str(v, "dataset")),
+      ...opt("dataPath", str(v, "data-path")),
+      ...opt("reserved", int(v, "reserved", { min: 1 })),
+      ...opt("calibration", int(v, "calibration", { min: 1 })),
+      ...opt("splitSeed", int(v, "split-seed")),
+      ...opt("unlearnLr", lrText === undefined ? undefined : lrText === "auto" ? "auto" : Number(lrText)),
+      ...opt("unlearnEpochs", int(v, "unlearn-epochs", { min: 1 })),
+      ...opt("finetuneLr", num(v, "finetune-lr", { positive: true })),
+      ...opt("finetuneGamma", num(v, "finetune-gamma", { positive: true })),
+      ...opt("finetuneEpochs", int(v, "finetune-epochs", { min: 1 })),
+      ...opt("rule", choice(v, "rule", SCORE_RULES) as ScoreRule | undefined),
+      ...opt("targetFpr", num(v, "fpr", { positive: true })),
+      ...opt("seed", int(v, "seed")),
+    });
+    const c = r.calibration;
+    console.error(`threshold ${r.threshold.toPrecision(6)} (${r.options.rule}, target FPR ${r.options.targetFpr}, achieved ${(100 * c.achievedFpr).toFixed(2)}% on ${c.count} calibration images) — bundle in ${r.bundle}`);
+    emitJson(v, r);
+    return 0;
   },
 };

@@ -1,6 +1,7 @@
 // The command table: every `badexpert <command>` the CLI knows.
 import type { Command } from "../command.js";
 import { info } from "./info.js";
+import { demo } from "./demo.js";
 import { train } from "./train.js";
 import { evaluate } from "./evaluate.js";
 import { attack } from "./attack.js";
@@ -8,4 +9,4 @@ import { defend } from "./defend.js";
 import { scan } from "./scan.js";
 import { evaluateDefenseCommand } from "./evaluate-defense.js";
 
-export const COMMANDS: readonly Command[] = [train, evaluate, attack, defend, scan, evaluateDefenseCommand, info];
+export const COMMANDS: readonly Command[] = [demo, train, evaluate, attack, defend, scan, evaluateDefenseCommand, info];
