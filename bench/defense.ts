@@ -1,0 +1,104 @@
+// `npm run bench:defense -- [--attacks badnet,blend] [--epochs 6] [--sweep] [--json]`
+// For each attack on Fashion-MNIST with the compact CNN: train (or reuse) the backdoored model,
+// build the BaDExpert detector with the defaults, and evaluate it on the held-out split. With
+// --sweep, also the sensitivity to the unlearning rate: M' and the calibration split are shared,
+// B is re-extracted for each rate (the poisoned evaluation data is used only to report, never to
+// choose).
+import { homedir } from "node:os";
+import { join } from "node:path";
+import { access } from "node:fs/promises";
+import { loadDataset } from "../src/data/registry.js";
+import { subset } from "../src/data/splits.js";
+import { recipeFor } from "../src/train/recipes.js";
+import { runTraining } from "../src/train/run.js";
+import { loadCheckpoint, readCheckpointMeta } from "../src/train/checkpoint.js";
+import { defendCheckpoint, evaluateBundle } from "../src/defense/run.js";
+import { defenseDefaults } from "../src/defense/defaults.js";
+import { defaultSplitSpec, defenseSplits } from "../src/defense/splits.js";
+import { extractBackdoorExpert, finetuneAuxiliary, cloneModel } from "../src/defense/fit.js";
+import { BadExpertDetector } from "../src/defense/detector.js";
+import { calibrationFor } from "../src/defense/recalibrate.js";
+import { evaluateDefense } from "../src/defense/evaluate.js";
+import { createAttack } from "../src/attacks/registry.js";
+import { round, wantsJson } from "./harness.js";
+
+function arg(name: string): string | undefined {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? process.argv[i + 1] : undefined;
+}
+
+const attacks = (arg("attacks") ?? "badnet,blend").split(",");
+const epochs = Number(arg("epochs") ?? 6);
+const seed = Number(arg("seed") ?? 0);
+const cacheRoot = process.env.BADEXPERT_MODEL_CACHE ?? join(homedir(), ".cache", "badexpert", "models");
+const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
+
+async function model(attack: string): Promise<string> {
+  const dir = join(cacheRoot, `fashion-mnist-compact-cnn-${attack}-e${epochs}-seed${seed}`);
+  try {
+    await access(join(dir, "model.json"));
+    const meta = await readCheckpointMeta(dir);
+    if (meta.metrics.attackSuccessRate !== undefined) return dir;
+  } catch {
+    // not cached yet
+  }
+  const recipe = recipeFor("fashion-mnist");
+  await runTraining({ dataset: "fashion-mnist", model: recipe.model, config: { ...recipe.config, epochs, seed }, out: dir, attack: { name: attack, params: {} } });
+  return dir;
+}
+
+const rows: Record<string, unknown>[] = [];
+for (const attack of attacks) {
+  const dir = await model(attack);
+  const meta = await readCheckpointMeta(dir);
+  const bundle = join("out", "bench", `${attack}-detector`);
+  const d = await defendCheckpoint({ checkpoint: dir, out: bundle, seed, splitSeed: seed, silent: true });
+  const e = await evaluateBundle({ bundle, report: join("out", "bench", `${attack}-report`) });
+  const m = e.metrics;
+  const row = {
+    attack,
+    modelCleanAccuracy: meta.metrics.cleanAccuracy,
+    modelAsr: meta.metrics.attackSuccessRate,
+    unlearnLr: d.options.unlearn.lr,
+    ...m,
+    fitSeconds: d.seconds,
+    scoringRate: e.scoringRate,
+  };
+  rows.push(row);
+  console.log(
+    `| ${attack} | ${pct(m.cleanAccuracyBefore)} → ${pct(m.cleanAccuracyAfter)} | ${pct(m.asrBefore)} → ${pct(m.asrAfter)} | ${m.auroc.toFixed(4)} | ${pct(m.tpr)} | ${pct(m.fpr)} | ` +
+      `${round(d.seconds.expert)} / ${round(d.seconds.auxiliary)} / ${round(d.seconds.calibration)} s | ${e.scoringRate.toFixed(0)}/s |`,
+  );
+
+  if (process.argv.includes("--sweep")) {
+    const { model: m0, meta: cm } = await loadCheckpoint(dir);
+    const test = await loadDataset("fashion-mnist", { split: "test" });
+    const splits = defenseSplits(test.count, defaultSplitSpec(cm.dataset.trainCount ?? 60000, test.count, seed));
+    const reserved = subset(test, splits.reserved);
+    const calibration = subset(test, splits.calibration);
+    const evaluation = subset(test, splits.evaluation);
+    const defaults = defenseDefaults(cm.model.name, "fashion-mnist");
+    const norm = cm.preprocessing;
+    const aux = await finetuneAuxiliary(m0, cm.model, reserved, { finetune: defaults.finetune, augment: defaults.augment, normalization: norm, seed, silent: true });
+    const mm = cloneModel(m0, cm.model);
+    const atk = createAttack(attack, {}, { numClasses: 10, height: 28, width: 28, channels: 1, dataset: "fashion-mnist" });
+    for (const lr of [3e-5, 1e-4, 2e-4, 3e-4, 5e-4, 1e-3, 2e-3]) {
+      const expert = await extractBackdoorExpert(m0, cm.model, reserved, { unlearn: { ...defaults.unlearn, lr }, augment: defaults.augment, normalization: norm, seed, silent: true });
+      const base = new BadExpertDetector({ model: mm, expert, auxiliary: aux }, {
+        spec: cm.model, preprocessing: norm, classNames: cm.classNames, rule: "triangle", threshold: 0, targetFpr: 0.01,
+        calibration: { threshold: 0, targetFpr: 0.01, count: 0, achievedFpr: 0, scoreMean: 0, scoreStd: 0, scoreQuantiles: { p50: 0, p90: 0, p99: 0 } }, creation: {},
+      });
+      const cal = calibrationFor(base, "triangle", 0.01, calibration);
+      const det = base.withDecision("triangle", cal.threshold, cal);
+      const r = evaluateDefense(det, evaluation, atk);
+      const single = evaluateDefense(base.withDecision("single", Number.POSITIVE_INFINITY), evaluation, atk);
+      expert.dispose();
+      rows.push({ attack, sweepLr: lr, auroc: r.metrics.auroc, singleAuroc: single.metrics.auroc, cleanAccuracyAfter: r.metrics.cleanAccuracyAfter, asrAfter: r.metrics.asrAfter });
+      console.log(`| ${attack} | ${lr} | ${r.metrics.auroc.toFixed(4)} | ${single.metrics.auroc.toFixed(4)} | ${pct(r.metrics.cleanAccuracyAfter)} | ${pct(r.metrics.asrAfter)} |`);
+    }
+    aux.dispose();
+    mm.dispose();
+    m0.dispose();
+  }
+}
+if (wantsJson()) console.log(JSON.stringify(rows));
