@@ -26,18 +26,18 @@ interface Case {
 }
 
 const notTarget = (y: number) => y !== 0;
-const any = () => true;
+const anyClass = () => true;
 const toTarget = () => 0;
 const CASES: Case[] = [
-  { name: "badnet", params: { rate: 0.05 }, poison: 50, cover: 0, poisonFrom: notTarget, coverFrom: any, label: toTarget },
-  { name: "blend", params: { rate: 0.05 }, poison: 50, cover: 0, poisonFrom: notTarget, coverFrom: any, label: toTarget },
-  { name: "trojan", params: { rate: 0.05 }, poison: 50, cover: 0, poisonFrom: notTarget, coverFrom: any, label: toTarget },
-  { name: "sig", params: { rate: 0.05 }, poison: 50, cover: 0, poisonFrom: (y) => y === 0, coverFrom: any, label: (y) => y },
-  { name: "wanet", params: {}, poison: 50, cover: 100, poisonFrom: notTarget, coverFrom: any, label: toTarget },
-  { name: "bpp", params: {}, poison: 100, cover: 200, poisonFrom: notTarget, coverFrom: any, label: toTarget },
-  { name: "adaptive-blend", params: { rate: 0.02, coverRate: 0.03 }, poison: 20, cover: 30, poisonFrom: notTarget, coverFrom: any, label: toTarget },
-  { name: "adaptive-patch", params: { rate: 0.02, coverRate: 0.04 }, poison: 20, cover: 40, poisonFrom: notTarget, coverFrom: any, label: toTarget },
-  { name: "badnet-all-to-all", params: { rate: 0.05 }, poison: 50, cover: 0, poisonFrom: any, coverFrom: any, label: (y) => (y + 1) % 10 },
+  { name: "badnet", params: { rate: 0.05 }, poison: 50, cover: 0, poisonFrom: notTarget, coverFrom: anyClass, label: toTarget },
+  { name: "blend", params: { rate: 0.05 }, poison: 50, cover: 0, poisonFrom: notTarget, coverFrom: anyClass, label: toTarget },
+  { name: "trojan", params: { rate: 0.05 }, poison: 50, cover: 0, poisonFrom: notTarget, coverFrom: anyClass, label: toTarget },
+  { name: "sig", params: { rate: 0.05 }, poison: 50, cover: 0, poisonFrom: (y) => y === 0, coverFrom: anyClass, label: (y) => y },
+  { name: "wanet", params: {}, poison: 50, cover: 100, poisonFrom: notTarget, coverFrom: anyClass, label: toTarget },
+  { name: "bpp", params: {}, poison: 200, cover: 200, poisonFrom: notTarget, coverFrom: anyClass, label: toTarget },
+  { name: "adaptive-blend", params: { rate: 0.02, coverRate: 0.03 }, poison: 20, cover: 30, poisonFrom: notTarget, coverFrom: anyClass, label: toTarget },
+  { name: "adaptive-patch", params: { rate: 0.02, coverRate: 0.04 }, poison: 20, cover: 40, poisonFrom: notTarget, coverFrom: anyClass, label: toTarget },
+  { name: "badnet-all-to-all", params: { rate: 0.05 }, poison: 50, cover: 0, poisonFrom: anyClass, coverFrom: anyClass, label: (y) => (y + 1) % 10 },
   { name: "tact", params: { rate: 0.02, coverRate: 0.03 }, poison: 20, cover: 30, poisonFrom: (y) => y === 1, coverFrom: (y) => y === 5 || y === 7, label: toTarget },
 ];
 

@@ -56,7 +56,7 @@ test("overrides accept numbers, numeric strings and fractions", () => {
   assert.equal(a.params.eps, 8 / 255);
   assert.equal(a.params.steps, 3);
   assert.equal(a.params.randomStart, false);
-  assert.equal(createAttack("adaptive-patch", { trainAlphas: "0.3, 0.4" }, CIFAR).params.trainAlphas, "0.3,0.4");
+  assert.equal(createAttack("adaptive-patch", { trainAlphas: "0.3, 0.4", testPatches: "1" }, CIFAR).params.trainAlphas, "0.3,0.4");
   assert.deepEqual(parseParamOverrides("trainAlphas=0.5,0.2,rate=0.01, targetClass = 3"), { trainAlphas: "0.5,0.2", rate: "0.01", targetClass: "3" });
   assert.deepEqual(parseParamOverrides(""), {});
   assert.throws(() => parseParamOverrides("0.5"), /expected key=value, got '0.5'/);
@@ -78,7 +78,7 @@ test("unknown names and bad values give errors naming what, expected and actual"
   assert.throws(() => createAttack("adaptive-blend", { pieces: 15 }, CIFAR), /'pieces' must be a square number/);
   assert.throws(() => createAttack("adaptive-blend", { piecesUsed: 17 }, CIFAR), /'piecesUsed' must be at most pieces \(16\), got 17/);
   assert.throws(() => createAttack("adaptive-patch", { trainAlphas: "0.5,0.5,0.5,0.5,0.5" }, CIFAR), /'trainAlphas' must list 1 to 4 opacities/);
-  assert.throws(() => createAttack("adaptive-patch", { trainAlphas: "0.5", testPatches: 2 }, CIFAR), /'testPatches' must be at most the number of patches \(1\), got 2/);
+  assert.throws(() => createAttack("adaptive-patch", { trainAlphas: "0.5,0.5" }, CIFAR), /'testPatches' must list patches in 0\.\.1 \(one per training opacity\), got 2/);
   assert.throws(() => createAttack("badnet", {}, { ...CIFAR, numClasses: 1 }), /spec.numClasses must be at least 2/);
   assert.throws(() => createAttack("badnet", {}, { ...CIFAR, height: 0 }), /spec.height must be a positive integer, got 0/);
   assert.ok((() => {

@@ -240,7 +240,7 @@ test("Adaptive-Blend: full pattern at alpha 0.2 at test; 8 of 16 pieces at alpha
     }),
   ));
 
-test("Adaptive-Patch: two patches at full opacity at test; one patch at its training opacity per training sample", () =>
+test("Adaptive-Patch: patches 0 and 2 at full opacity at test; one patch at its training opacity per training sample", () =>
   noLeaks(() =>
     tidy(() => {
       for (const [h, w, c] of SIZES) {
@@ -250,9 +250,9 @@ test("Adaptive-Patch: two patches at full opacity at test; one patch at its trai
         const { x, v } = randomImages(16, c, h, w, 10);
         const side = 4 * s;
         const inTopLeft = (i: number, j: number) => i >= s && i < s + side && j >= s && j < s + side;
-        const inBottomRight = (i: number, j: number) => i >= h - s - side && i < h - s && j >= w - s - side && j < w - s;
+        const inTopRight = (i: number, j: number) => i >= s && i < s + side && j >= w - s - side && j < w - s;
         const test0 = a.testCanvas.pattern;
-        assertPixels(trigger(a, x), v, 16, c, h, w, (_s, ch, i, j) => (inTopLeft(i, j) || inBottomRight(i, j) ? (test0[(ch * h + i) * w + j] as number) : null));
+        assertPixels(trigger(a, x), v, 16, c, h, w, (_s, ch, i, j) => (inTopLeft(i, j) || inTopRight(i, j) ? (test0[(ch * h + i) * w + j] as number) : null));
         assert.ok(test0.every((p) => p === 0 || p === 1), "patch cells are black/white or colour-cube corners");
         const out = tidy(() => a.trainingTrigger(x, new Rng(2)).data() as Float32Array);
         const plane = c * h * w;
