@@ -4,14 +4,11 @@
 // --sweep, also the sensitivity to the unlearning rate: M' and the calibration split are shared,
 // B is re-extracted for each rate (the poisoned evaluation data is used only to report, never to
 // choose).
-import { homedir } from "node:os";
 import { join } from "node:path";
-import { access } from "node:fs/promises";
 import { loadDataset } from "../src/data/registry.js";
 import { subset } from "../src/data/splits.js";
-import { recipeFor } from "../src/train/recipes.js";
-import { runTraining } from "../src/train/run.js";
 import { loadCheckpoint, readCheckpointMeta } from "../src/train/checkpoint.js";
+import { cachedModel } from "../src/train/model-cache.js";
 import { defendCheckpoint, evaluateBundle } from "../src/defense/run.js";
 import { defenseDefaults } from "../src/defense/defaults.js";
 import { defaultSplitSpec, defenseSplits } from "../src/defense/splits.js";
@@ -30,26 +27,11 @@ function arg(name: string): string | undefined {
 const attacks = (arg("attacks") ?? "badnet,blend").split(",");
 const epochs = Number(arg("epochs") ?? 6);
 const seed = Number(arg("seed") ?? 0);
-const cacheRoot = process.env.BADEXPERT_MODEL_CACHE ?? join(homedir(), ".cache", "badexpert", "models");
 const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
-
-async function model(attack: string): Promise<string> {
-  const dir = join(cacheRoot, `fashion-mnist-compact-cnn-${attack}-e${epochs}-seed${seed}`);
-  try {
-    await access(join(dir, "model.json"));
-    const meta = await readCheckpointMeta(dir);
-    if (meta.metrics.attackSuccessRate !== undefined) return dir;
-  } catch {
-    // not cached yet
-  }
-  const recipe = recipeFor("fashion-mnist");
-  await runTraining({ dataset: "fashion-mnist", model: recipe.model, config: { ...recipe.config, epochs, seed }, out: dir, attack: { name: attack, params: {} } });
-  return dir;
-}
 
 const rows: Record<string, unknown>[] = [];
 for (const attack of attacks) {
-  const dir = await model(attack);
+  const { dir } = await cachedModel({ dataset: "fashion-mnist", attack, epochs, seed });
   const meta = await readCheckpointMeta(dir);
   const bundle = join("out", "bench", `${attack}-detector`);
   const d = await defendCheckpoint({ checkpoint: dir, out: bundle, seed, splitSeed: seed, silent: true });

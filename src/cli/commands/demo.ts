@@ -2,32 +2,16 @@
 // cached) backdoored compact CNN on Fashion-MNIST, builds a BaDExpert detector from the model
 // and a reserved clean split, evaluates it against the attack on a held-out split, prints the
 // metrics table and writes the HTML/Markdown report.
-import { homedir } from "node:os";
 import { join } from "node:path";
-import { access } from "node:fs/promises";
 import type { Command } from "../command.js";
 import { choice, emitJson, int, str } from "../args.js";
 import { RUNTIME_OPTIONS, applyRuntimeOptions } from "../runtime-options.js";
 import { ATTACK_OPTIONS, parseAttackParams } from "../attack-options.js";
-import { recipeFor } from "../../train/recipes.js";
-import { runTraining } from "../../train/run.js";
 import { readCheckpointMeta } from "../../train/checkpoint.js";
+import { cachedModel, cachedModelPath } from "../../train/model-cache.js";
 import { defendCheckpoint, evaluateBundle } from "../../defense/run.js";
 import { metricsRows } from "../../report/report.js";
 import { SCORE_RULES, type ScoreRule } from "../../defense/scores.js";
-
-function modelCacheDir(): string {
-  return process.env.BADEXPERT_MODEL_CACHE ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "badexpert", "models");
-}
-
-async function exists(p: string): Promise<boolean> {
-  try {
-    await access(p);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 export const demo: Command = {
   name: "demo",
@@ -54,33 +38,13 @@ export const demo: Command = {
     const epochs = int(v, "epochs", { min: 1 }) ?? 6;
     const seed = int(v, "seed") ?? 0;
     const out = str(v, "out") ?? "out/demo";
-    const paramTag = Object.entries(attackParams).map(([k, x]) => `${k}=${String(x)}`).join(",");
-    const modelDir = join(modelCacheDir(), `fashion-mnist-compact-cnn-${attackName}${paramTag ? `-${paramTag}` : ""}-e${epochs}-seed${seed}`);
     const say = (l: string) => console.error(`[demo] ${l}`);
-
-    let trainSeconds = 0;
-    // A run interrupted mid-way leaves a checkpoint with fewer epochs and no ASR: train it again.
-    if (!v.retrain && (await exists(join(modelDir, "model.json")))) {
-      const meta = await readCheckpointMeta(modelDir);
-      const done = (meta.training.history as unknown[] | undefined)?.length ?? 0;
-      if (done >= epochs && meta.metrics.attackSuccessRate !== undefined) say(`reusing the cached backdoored model in ${modelDir}`);
-      else v.retrain = true;
-    } else {
-      v.retrain = true;
-    }
-    if (v.retrain) {
-      say(`1/3 training a ${attackName}-backdoored compact CNN on Fashion-MNIST (${epochs} epochs) → ${modelDir}`);
-      const recipe = recipeFor("fashion-mnist");
-      const r = await runTraining({
-        dataset: "fashion-mnist",
-        model: recipe.model,
-        config: { ...recipe.config, epochs, seed },
-        out: modelDir,
-        device,
-        attack: { name: attackName, params: attackParams },
-      });
-      trainSeconds = r.seconds;
-    }
+    const spec = { dataset: "fashion-mnist", attack: attackName, attackParams, epochs, seed };
+    say(`1/3 backdoored compact CNN (${attackName}, ${epochs} epochs): ${cachedModelPath(spec)}`);
+    const trained = await cachedModel(spec, { retrain: v.retrain === true, device, log: say });
+    const modelDir = trained.dir;
+    const trainSeconds = trained.seconds;
+    if (!trained.trained) say("reusing the cached model (--retrain trains a new one)");
     const meta = await readCheckpointMeta(modelDir);
     say(`backdoored model: clean accuracy ${(100 * (meta.metrics.cleanAccuracy ?? 0)).toFixed(2)}%, attack success rate ${(100 * (meta.metrics.attackSuccessRate ?? 0)).toFixed(2)}%`);
 

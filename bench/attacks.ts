@@ -1,0 +1,41 @@
+// `npm run bench:attacks -- [--attacks a,b] [--epochs 6] [--param attack:key=value;...] [--json]`
+// Trains the compact CNN on Fashion-MNIST clean and backdoored by each attack (cached), and
+// prints clean accuracy vs the clean model and the attack success rate.
+import { attackNames } from "../src/attacks/registry.js";
+import { readCheckpointMeta } from "../src/train/checkpoint.js";
+import { cachedModel } from "../src/train/model-cache.js";
+import { parseParamOverrides } from "../src/attacks/params.js";
+import { wantsJson } from "./harness.js";
+
+function arg(name: string): string | undefined {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? process.argv[i + 1] : undefined;
+}
+const epochs = Number(arg("epochs") ?? 6);
+const seed = Number(arg("seed") ?? 0);
+const attacks = (arg("attacks") ?? attackNames().join(",")).split(",");
+// --param "wanet:rate=0.1;blend:rate=0.01"
+const overrides = new Map<string, Record<string, string>>();
+for (const part of (arg("param") ?? "").split(";").filter(Boolean)) {
+  const [name, text] = part.split(":");
+  if (name && text) overrides.set(name, parseParamOverrides(text));
+}
+const pct = (x: number | undefined) => (x === undefined ? "n/a" : `${(100 * x).toFixed(2)}%`);
+
+const clean = await cachedModel({ dataset: "fashion-mnist", attack: null, epochs, seed });
+const cleanMeta = await readCheckpointMeta(clean.dir);
+const cleanCa = cleanMeta.metrics.cleanAccuracy ?? Number.NaN;
+console.log(`| clean model | ${pct(cleanCa)} | — | — | — |`);
+const rows: Record<string, unknown>[] = [{ attack: null, cleanAccuracy: cleanCa }];
+for (const attack of attacks) {
+  const params = overrides.get(attack) ?? {};
+  const { dir, seconds } = await cachedModel({ dataset: "fashion-mnist", attack, attackParams: params, epochs, seed, cleanModel: clean.dir });
+  const meta = await readCheckpointMeta(dir);
+  const ca = meta.metrics.cleanAccuracy ?? Number.NaN;
+  const asr = meta.metrics.attackSuccessRate;
+  const rec = meta.training.attack as { params: Record<string, unknown>; poisonCount: number; coverCount: number } | null;
+  const took = asr !== undefined && asr >= 0.9 && cleanCa - ca <= 0.02;
+  console.log(`| ${attack} | ${pct(ca)} (${((ca - cleanCa) * 100).toFixed(2)} pts) | ${pct(asr)} | ${rec?.poisonCount ?? "?"} / ${rec?.coverCount ?? "?"} | ${took ? "yes" : "no"} | ${JSON.stringify(rec?.params ?? {})} |`);
+  rows.push({ attack, params: rec?.params, cleanAccuracy: ca, attackSuccessRate: asr, poisonCount: rec?.poisonCount, coverCount: rec?.coverCount, trainSeconds: seconds });
+}
+if (wantsJson()) console.log(JSON.stringify(rows));

@@ -1,0 +1,60 @@
+// Trained models reused across runs (the demo and the benchmarks): one checkpoint directory per
+// (dataset, model, attack and its parameters, epochs, seed) under ~/.cache/badexpert/models or
+// $BADEXPERT_MODEL_CACHE. An entry counts only when its run finished (the ASR is recorded last).
+import { homedir } from "node:os";
+import { join } from "node:path";
+import { readCheckpointMeta } from "./checkpoint.js";
+import { recipeFor } from "./recipes.js";
+import { runTraining } from "./run.js";
+
+export function modelCacheDir(): string {
+  return process.env.BADEXPERT_MODEL_CACHE ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "badexpert", "models");
+}
+
+export interface CachedModelSpec {
+  dataset: string;
+  attack: string | null;
+  attackParams?: Record<string, string | number | boolean>;
+  epochs: number;
+  seed: number;
+  dataPath?: string;
+  /** Clean checkpoint for attacks that craft poison against one (not part of the cache key). */
+  cleanModel?: string;
+}
+
+export function cachedModelPath(s: CachedModelSpec): string {
+  const model = recipeFor(s.dataset).model;
+  const params = Object.entries(s.attackParams ?? {}).map(([k, v]) => `${k}=${String(v)}`).join(",");
+  const attack = s.attack ? `-${s.attack}${params ? `-${params}` : ""}` : "-clean";
+  return join(modelCacheDir(), `${s.dataset}-${model}${attack}-e${s.epochs}-seed${s.seed}`);
+}
+
+async function complete(dir: string, s: CachedModelSpec): Promise<boolean> {
+  try {
+    const meta = await readCheckpointMeta(dir);
+    const history = meta.training.history;
+    const done = Array.isArray(history) ? history.length : 0;
+    return done >= s.epochs && (s.attack === null || meta.metrics.attackSuccessRate !== undefined);
+  } catch {
+    return false;
+  }
+}
+
+/** The cached checkpoint directory, training it first when missing or incomplete (or when `retrain`). */
+export async function cachedModel(s: CachedModelSpec, o: { retrain?: boolean; device?: string; log?: (l: string) => void } = {}): Promise<{ dir: string; trained: boolean; seconds: number }> {
+  const dir = cachedModelPath(s);
+  if (!o.retrain && (await complete(dir, s))) return { dir, trained: false, seconds: 0 };
+  const recipe = recipeFor(s.dataset);
+  const r = await runTraining({
+    dataset: s.dataset,
+    model: recipe.model,
+    config: { ...recipe.config, epochs: s.epochs, seed: s.seed },
+    out: dir,
+    ...(o.device ? { device: o.device } : {}),
+    ...(s.dataPath ? { dataPath: s.dataPath } : {}),
+    ...(s.attack ? { attack: { name: s.attack, params: s.attackParams ?? {} } } : {}),
+    ...(s.cleanModel ? { cleanModel: s.cleanModel } : {}),
+    ...(o.log ? { log: o.log } : {}),
+  });
+  return { dir, trained: true, seconds: r.seconds };
+}
