@@ -69,7 +69,8 @@ export function legend(f: Frame, items: { label: string; color: string }[], corn
   const w = Math.max(...items.map((it) => it.label.length)) * 6.2 + 20;
   const x = corner === "tl" ? f.left + 8 : f.width - f.right - w - 4;
   const y0 = corner === "br" ? f.height - f.bottom - 8 - 16 * items.length : f.top + 8;
-  return items
+  const bg = `<rect x="${x - 4}" y="${y0 - 4}" width="${w + 4}" height="${16 * items.length + 4}" fill="#fff" fill-opacity="0.85" stroke="#ddd"/>`;
+  return bg + items
     .map((it, i) => `<rect x="${x}" y="${y0 + i * 16}" width="10" height="10" fill="${it.color}"/><text x="${x + 14}" y="${y0 + i * 16 + 9}" font-size="11" fill="#222">${esc(it.label)}</text>`)
     .join("");
 }
