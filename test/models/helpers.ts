@@ -1,7 +1,7 @@
 // Shared checks for the model zoo: reference key lists built from small pieces, a few SGD steps
 // on a fixed batch, deterministic evaluation without leaks, and state-dict round trips.
 import assert from "node:assert/strict";
-import { F, manualSeed, randint, randn, tidy } from "../../src/engine/index.js";
+import { F, manualSeed, memory, randint, randn, tidy } from "../../src/engine/index.js";
 import type { Module } from "../../src/nn/index.js";
 import { SGD } from "../../src/optim/index.js";
 import { noLeaks } from "../helpers/memory.js";
@@ -83,16 +83,32 @@ export function assertLearns(model: Module, inputShape: number[], numClasses: nu
   });
 }
 
-/** In evaluation mode two forwards give identical logits, and no tensor outlives them. */
+/**
+ * A forward outside any tidy leaves exactly one new live tensor, its output (in training mode
+ * too, where the autograd graph keeps the intermediates' storage but not their handles); in
+ * evaluation mode two forwards give identical logits.
+ */
 export function assertDeterministicEval(model: Module, inputShape: number[]): void {
   const x = randn(inputShape);
   try {
-    model.eval();
     noLeaks(() => {
-      const a = tidy(() => model.forward(x).toArray());
-      const b = tidy(() => model.forward(x).toArray());
-      assert.ok(a.every(Number.isFinite), "eval logits are not finite");
-      assert.deepEqual(b, a);
+      for (const training of [true, false]) {
+        model.train(training);
+        const before = memory().numTensors;
+        const a = model.forward(x);
+        assert.equal(memory().numTensors, before + 1, `forward (training=${training}) left ${memory().numTensors - before - 1} intermediate(s) alive`);
+        const b = model.forward(x);
+        try {
+          if (!training) {
+            const values = a.toArray();
+            assert.ok(values.every(Number.isFinite), "eval logits are not finite");
+            assert.deepEqual(b.toArray(), values);
+          }
+        } finally {
+          a.dispose();
+          b.dispose();
+        }
+      }
     });
   } finally {
     x.dispose();

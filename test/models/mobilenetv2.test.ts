@@ -108,13 +108,13 @@ void test("MobileNetV2: a few plain SGD steps on a fixed batch lower the loss", 
   manualSeed(3);
   const model = new MobileNetV2();
   try {
-    assertLearns(model, [4, 3, 16, 16], 10, { steps: 4, lr: 0.01, factor: 0.8 });
+    assertLearns(model, [2, 3, 16, 16], 10, { steps: 4, lr: 0.01, factor: 0.8 });
   } finally {
     model.dispose();
   }
 });
 
-void test("MobileNetV2: evaluation is deterministic and frees its intermediates", () => {
+void test("MobileNetV2: forwards free their intermediates; evaluation is deterministic", () => {
   manualSeed(4);
   const model = new MobileNetV2();
   try {

@@ -93,7 +93,7 @@ void test("PreActResNet18: a few plain SGD steps on a fixed batch lower the loss
   }
 });
 
-void test("PreActResNet18: evaluation is deterministic and frees its intermediates", () => {
+void test("PreActResNet18: forwards free their intermediates; evaluation is deterministic", () => {
   manualSeed(4);
   const model = new PreActResNet18();
   try {

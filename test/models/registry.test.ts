@@ -52,15 +52,11 @@ void test("registry: every entry builds a model whose logits have the requested 
         // The description's parameter count ("11.2M parameters") must describe the default build.
         const m = /([\d.]+)M parameters/.exec(info.description);
         assert.ok(m !== null, `${name}: description gives no parameter count`);
+        // (7 rather than 10 classes changes the count by under 1,600, below the rounding.)
         const stated = Number(m[1]);
         const decimals = (m[1]?.split(".")[1] ?? "").length;
-        const actual = createModel(name);
-        try {
-          const millions = actual.numParameters() / 1e6;
-          assert.ok(Math.abs(millions - stated) <= 0.5 * 10 ** -decimals, `${name}: ${millions.toFixed(3)}M parameters, description says ${stated}M`);
-        } finally {
-          actual.dispose();
-        }
+        const millions = model.numParameters() / 1e6;
+        assert.ok(Math.abs(millions - stated) <= 0.5 * 10 ** -decimals, `${name}: ${millions.toFixed(3)}M parameters, description says ${stated}M`);
       } finally {
         model.dispose();
       }

@@ -65,7 +65,7 @@ void test("ResNet18: a few plain SGD steps on a fixed batch lower the loss", () 
   }
 });
 
-void test("ResNet18: evaluation is deterministic and frees its intermediates", () => {
+void test("ResNet18: forwards free their intermediates; evaluation is deterministic", () => {
   manualSeed(4);
   const model = new ResNet18();
   try {

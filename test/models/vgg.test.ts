@@ -89,7 +89,7 @@ void test("VGG16BN: a few plain SGD steps on a fixed batch lower the loss", () =
   }
 });
 
-void test("VGG16BN: evaluation is deterministic and frees its intermediates", () => {
+void test("VGG16BN: forwards free their intermediates; evaluation is deterministic", () => {
   manualSeed(4);
   const model = new VGG16BN();
   try {
