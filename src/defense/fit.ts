@@ -6,8 +6,8 @@ import type { Module } from "../nn/index.js";
 import type { ImageDataset } from "../data/dataset.js";
 import type { AugmentOptions } from "../data/augment.js";
 import { createModel } from "../models/registry.js";
-import { fit } from "../train/trainer.js";
-import { DEFAULT_CONFIG } from "../train/config.js";
+import { fit, type FitOptions } from "../train/trainer.js";
+import { DEFAULT_CONFIG, type TrainConfig } from "../train/config.js";
 import type { ModelSpec, Preprocessing } from "../train/checkpoint.js";
 import { BadExpertDetector } from "./detector.js";
 import { calibrationFor } from "./recalibrate.js";
@@ -37,63 +37,64 @@ export function shiftedLabels(ds: ImageDataset): Int32Array {
   return Int32Array.from(ds.labels, (y) => (y + 1) % c);
 }
 
+/** A copy of M trained with `config`; the copy is freed if training fails. */
+async function trainedCopy(model: Module, spec: ModelSpec, data: ImageDataset, config: TrainConfig, fitOptions: FitOptions): Promise<Module> {
+  const copy = cloneModel(model, spec);
+  try {
+    await fit(copy, data, config, fitOptions);
+  } catch (e) {
+    copy.dispose();
+    throw e;
+  }
+  return copy.eval();
+}
+
 /** Step 1: the backdoor expert. */
-export async function extractBackdoorExpert(
+export function extractBackdoorExpert(
   model: Module,
   spec: ModelSpec,
   reserved: ImageDataset,
   o: { unlearn: UnlearnOptions; augment: AugmentOptions; normalization: Preprocessing; seed: number; silent?: boolean },
 ): Promise<Module> {
-  const expert = cloneModel(model, spec);
-  try {
-    await fit(expert, reserved, {
-      ...DEFAULT_CONFIG,
-      epochs: o.unlearn.epochs,
-      batchSize: o.unlearn.batchSize,
-      optimizer: "adam",
-      lr: o.unlearn.lr,
-      weightDecay: 0,
-      schedule: "none",
-      augment: o.augment,
-      seed: o.seed,
-    }, { normalization: o.normalization, labels: shiftedLabels(reserved), silent: o.silent ?? false });
-  } catch (e) {
-    expert.dispose();
-    throw e;
-  }
-  return expert.eval();
+  const u = o.unlearn;
+  const config: TrainConfig = {
+    ...DEFAULT_CONFIG,
+    epochs: u.epochs,
+    batchSize: u.batchSize,
+    optimizer: "adam",
+    lr: u.lr,
+    weightDecay: 0,
+    schedule: "none",
+    augment: o.augment,
+    seed: o.seed,
+  };
+  return trainedCopy(model, spec, reserved, config, { normalization: o.normalization, labels: shiftedLabels(reserved), silent: o.silent ?? false });
 }
 
 /** Step 2: the auxiliary model. */
-export async function finetuneAuxiliary(
+export function finetuneAuxiliary(
   model: Module,
   spec: ModelSpec,
   reserved: ImageDataset,
   o: { finetune: FinetuneOptions; augment: AugmentOptions; normalization: Preprocessing; seed: number; silent?: boolean },
 ): Promise<Module> {
-  const aux = cloneModel(model, spec);
   const f = o.finetune;
-  try {
-    await fit(aux, reserved, {
-      ...DEFAULT_CONFIG,
-      epochs: f.epochs,
-      batchSize: f.batchSize,
-      optimizer: "sgd",
-      lr: f.lr,
-      momentum: f.momentum,
-      nesterov: true,
-      weightDecay: f.weightDecay,
-      schedule: "multistep",
-      milestones: f.milestones,
-      gamma: f.gamma,
-      augment: o.augment,
-      seed: o.seed + 1,
-    }, { normalization: o.normalization, silent: o.silent ?? false });
-  } catch (e) {
-    aux.dispose();
-    throw e;
-  }
-  return aux.eval();
+  const config: TrainConfig = {
+    ...DEFAULT_CONFIG,
+    epochs: f.epochs,
+    batchSize: f.batchSize,
+    optimizer: "sgd",
+    lr: f.lr,
+    momentum: f.momentum,
+    nesterov: true,
+    weightDecay: f.weightDecay,
+    schedule: "multistep",
+    milestones: f.milestones,
+    gamma: f.gamma,
+    augment: o.augment,
+    seed: o.seed + 1,
+  };
+  return trainedCopy(model, spec, reserved, config, { normalization: o.normalization, silent: o.silent ?? false });
 }
 
 /** Steps 1, 2 and 4: returns a calibrated detector that owns copies of the three models. */
