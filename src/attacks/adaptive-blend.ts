@@ -15,14 +15,12 @@
 //   testAlpha    0.2    blend weight of the full pattern at test time
 //   patternSeed  0      seed of the noise pattern
 import { tensor, type Tensor } from "../engine/index.js";
-import type { ImageDataset } from "../data/dataset.js";
 import type { Rng } from "../util/rng.js";
 import type { AttackParams, ImageSpec } from "./attack.js";
-import { BaseAttack, type AlterStep, type PoisonPlan } from "./base.js";
+import { AdaptiveAttack } from "./adaptive.js";
 import { blendWith } from "./blend.js";
 import { checkImages } from "./canvas.js";
 import { noisePattern } from "./patterns.js";
-import { candidates } from "./sampling.js";
 import { AttackParamError, PATTERN_SEED, TARGET_CLASS, numberParam, rateParam, type ParamTable } from "./params.js";
 
 export const ADAPTIVE_BLEND_PARAMS: ParamTable = {
@@ -56,7 +54,7 @@ export function pieceMasks(n: number, height: number, width: number, pieces: num
   return out;
 }
 
-export class AdaptiveBlend extends BaseAttack {
+export class AdaptiveBlend extends AdaptiveAttack {
   readonly pattern: Float32Array;
 
   constructor(params: AttackParams, spec: ImageSpec) {
@@ -98,20 +96,5 @@ export class AdaptiveBlend extends BaseAttack {
     } finally {
       m.dispose();
     }
-  }
-
-  protected override poisonImages(x: Tensor, step: AlterStep): Tensor {
-    return this.trainingTrigger(x, step.rng);
-  }
-
-  protected override coverImages(x: Tensor, step: AlterStep): Tensor {
-    return this.trainingTrigger(x, step.rng);
-  }
-
-  protected plan(train: ImageDataset, rng: Rng): PoisonPlan {
-    const t = this.targetClass;
-    const poison = this.choosePoisonOutsideTarget(train, numberParam(this.params, "rate"), rng);
-    const cover = this.chooseCovers(train, candidates(train, () => true), poison, numberParam(this.params, "coverRate"), rng);
-    return { poison, cover, poisonLabel: () => t };
   }
 }

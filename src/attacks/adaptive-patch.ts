@@ -16,13 +16,11 @@
 // Patches sit one cell in from the corners, in the order top-left, bottom-right, top-right,
 // bottom-left; a cell is one pixel up to 32-pixel images and grows with the image.
 import { tensor, tidy, type Tensor } from "../engine/index.js";
-import type { ImageDataset } from "../data/dataset.js";
 import type { Rng } from "../util/rng.js";
 import type { AttackParams, ImageSpec } from "./attack.js";
-import { BaseAttack, type AlterStep, type PoisonPlan } from "./base.js";
+import { AdaptiveAttack } from "./adaptive.js";
 import { TriggerCanvas, checkImages, pasteTrigger, triggerScale } from "./canvas.js";
 import { randomPatchCells } from "./patterns.js";
-import { candidates } from "./sampling.js";
 import { AttackParamError, PATTERN_SEED, TARGET_CLASS, numberListParam, numberParam, rateParam, type ParamTable } from "./params.js";
 
 export const ADAPTIVE_PATCH_PARAMS: ParamTable = {
@@ -48,7 +46,7 @@ function drawPatch(what: string, canvas: TriggerCanvas, k: number, cells: number
   canvas.drawCells(`${what} (patch ${k}, ${corner})`, top, left, cells, cells, s, (i, j) => colours[i]?.[j] ?? null);
 }
 
-export class AdaptivePatch extends BaseAttack {
+export class AdaptivePatch extends AdaptiveAttack {
   /** One canvas per patch, for training. */
   readonly patches: TriggerCanvas[];
   /** The testPatches patches together, for the test-time trigger. */
@@ -112,20 +110,5 @@ export class AdaptivePatch extends BaseAttack {
       const m = tensor(alpha, { shape: [n, 1, h, w] });
       return x.mul(m.rsub(1)).add(tensor(pattern, { shape: [n, c, h, w] }).mul(m));
     });
-  }
-
-  protected override poisonImages(x: Tensor, step: AlterStep): Tensor {
-    return this.trainingTrigger(x, step.rng);
-  }
-
-  protected override coverImages(x: Tensor, step: AlterStep): Tensor {
-    return this.trainingTrigger(x, step.rng);
-  }
-
-  protected plan(train: ImageDataset, rng: Rng): PoisonPlan {
-    const t = this.targetClass;
-    const poison = this.choosePoisonOutsideTarget(train, numberParam(this.params, "rate"), rng);
-    const cover = this.chooseCovers(train, candidates(train, () => true), poison, numberParam(this.params, "coverRate"), rng);
-    return { poison, cover, poisonLabel: () => t };
   }
 }
