@@ -4,6 +4,7 @@
 
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
+import { join, resolve } from "node:path";
 import { describe, it, type TestContext } from "node:test";
 import type { ImageDataset, Split } from "../../src/data/dataset.js";
 import { CIFAR10_CLASSES } from "../../src/data/readers/cifar10-binary.js";
@@ -11,8 +12,10 @@ import { datasetInfo, FASHION_MNIST_CLASSES, loadDataset } from "../../src/data/
 import { channelStats } from "../../src/data/stats.js";
 
 const FASHION = "/usr/share/datasets/fashion-mnist";
-const CIFAR_JPEG = "/work/shared/datasets/cifar10-jpeg.tar.gz";
-const GTSRB_32 = "/work/shared/datasets/gtsrb-32.tar.gz";
+// The shared copies sit beside the repository (../shared/datasets from the repo root, where npm test runs).
+const SHARED = process.env.BADEXPERT_SHARED ?? resolve("../shared/datasets");
+const CIFAR_JPEG = join(SHARED, "cifar10-jpeg.tar.gz");
+const GTSRB_32 = join(SHARED, "gtsrb-32.tar.gz");
 
 const skipUnless = (path: string): { skip: string } | { skip: false } =>
   existsSync(path) ? { skip: false } : { skip: `${path} is not on this machine` };
