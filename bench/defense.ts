@@ -66,9 +66,8 @@ for (const attack of attacks) {
     const atk = createAttack(attack, {}, { numClasses: 10, height: 28, width: 28, channels: 1, dataset: "fashion-mnist" });
     for (const lr of [3e-5, 1e-4, 2e-4, 3e-4, 5e-4, 1e-3, 2e-3]) {
       const expert = await extractBackdoorExpert(m0, cm.model, reserved, { unlearn: { ...defaults.unlearn, lr }, augment: defaults.augment, normalization: norm, seed, silent: true });
-      const base = new BadExpertDetector({ model: mm, expert, auxiliary: aux }, {
-        spec: cm.model, preprocessing: norm, classNames: cm.classNames, rule: "triangle", threshold: 0, targetFpr: 0.01,
-        calibration: { threshold: 0, targetFpr: 0.01, count: 0, achievedFpr: 0, scoreMean: 0, scoreStd: 0, scoreQuantiles: { p50: 0, p90: 0, p99: 0 } }, creation: {},
+      const base = BadExpertDetector.uncalibrated({ model: mm, expert, auxiliary: aux }, {
+        spec: cm.model, preprocessing: norm, classNames: cm.classNames, rule: "triangle",
       });
       const cal = calibrationFor(base, "triangle", 0.01, calibration);
       const det = base.withDecision("triangle", cal.threshold, cal);

@@ -75,10 +75,8 @@ export async function selectUnlearnLr(
     for (const lr of o.candidates ?? DEFAULT_CANDIDATES) {
       const expert = await extractBackdoorExpert(canaryModel, meta.spec, reserved, { unlearn: { ...o.unlearn, lr }, augment: o.augment, normalization: meta.preprocessing, seed: o.seed, silent });
       // The single rule reads only B; the canary model stands in for M' (its confidence is unused).
-      const det = new BadExpertDetector({ model: canaryModel, expert, auxiliary: canaryModel }, {
-        spec: meta.spec, preprocessing: meta.preprocessing, classNames: [], rule: "single", threshold: Number.POSITIVE_INFINITY, targetFpr: 0.01,
-        calibration: { threshold: Number.POSITIVE_INFINITY, targetFpr: 0.01, count: 0, achievedFpr: 0, scoreMean: 0, scoreStd: 0, scoreQuantiles: { p50: 0, p90: 0, p99: 0 } },
-        creation: {},
+      const det = BadExpertDetector.uncalibrated({ model: canaryModel, expert, auxiliary: canaryModel }, {
+        spec: meta.spec, preprocessing: meta.preprocessing, classNames: [], rule: "single",
       });
       // Clean calibration inputs against their canary-triggered copies, as evaluation does for real attacks.
       const r = evaluateDefense(det, calibration, attack);

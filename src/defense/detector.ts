@@ -47,6 +47,25 @@ export class BadExpertDetector {
     this.info = info;
   }
 
+  /**
+   * A detector whose threshold is not calibrated yet (+Infinity: flags nothing), for scoring
+   * calibration data or comparing rules; calibrate it with withDecision().
+   */
+  static uncalibrated(
+    parts: { model: Module; expert: Module; auxiliary: Module },
+    meta: { spec: ModelSpec; preprocessing: Preprocessing; classNames: string[]; rule: ScoreRule; targetFpr?: number },
+  ): BadExpertDetector {
+    const targetFpr = meta.targetFpr ?? 0.01;
+    const threshold = Number.POSITIVE_INFINITY;
+    return new BadExpertDetector(parts, {
+      ...meta,
+      threshold,
+      targetFpr,
+      calibration: { threshold, targetFpr, count: 0, achievedFpr: 0, scoreMean: 0, scoreStd: 0, scoreQuantiles: { p50: 0, p90: 0, p99: 0 } },
+      creation: {},
+    });
+  }
+
   get rule(): ScoreRule {
     return this.info.rule;
   }

@@ -121,15 +121,12 @@ export async function fitBadExpert(
   const auxiliary = await finetuneAuxiliary(model, meta.spec, reserved, { ...o, normalization: meta.preprocessing });
   const t2 = Date.now();
   const m = cloneModel(model, meta.spec);
-  const provisional = new BadExpertDetector({ model: m, expert, auxiliary }, {
+  const provisional = BadExpertDetector.uncalibrated({ model: m, expert, auxiliary }, {
     spec: meta.spec,
     preprocessing: meta.preprocessing,
     classNames: meta.classNames,
     rule: o.rule,
-    threshold: Number.POSITIVE_INFINITY,
     targetFpr: o.targetFpr,
-    calibration: { threshold: Number.POSITIVE_INFINITY, targetFpr: o.targetFpr, count: 0, achievedFpr: 0, scoreMean: 0, scoreStd: 0, scoreQuantiles: { p50: 0, p90: 0, p99: 0 } },
-    creation: {},
   });
   const cal = calibrationFor(provisional, o.rule, o.targetFpr, calibration);
   const t3 = Date.now();
