@@ -9,12 +9,10 @@
 //   margin       1      distance of the patch from the bottom and right edges, in cells
 // One cell is one pixel up to 32-pixel images and grows with the image (64x64: 2 pixels), so the
 // patch covers the same share of any image. Test-time trigger: the same patch.
-import type { Tensor } from "../engine/index.js";
-import type { ImageDataset } from "../data/dataset.js";
-import type { Rng } from "../util/rng.js";
 import type { AttackParams, ImageSpec } from "./attack.js";
-import { BaseAttack, type AttackInfo, type PoisonPlan } from "./base.js";
-import { TriggerCanvas, checkImages, pasteTrigger, triggerScale } from "./canvas.js";
+import type { AttackInfo } from "./base.js";
+import { PatchAttack } from "./patch-attack.js";
+import { TriggerCanvas, triggerScale } from "./canvas.js";
 import { checkerboardCell } from "./patterns.js";
 import { TARGET_CLASS, numberParam, rateParam, type ParamTable } from "./params.js";
 
@@ -34,25 +32,13 @@ export function cornerCheckerboard(what: string, spec: ImageSpec, cells: number,
   return canvas;
 }
 
-export class BadNet extends BaseAttack {
-  readonly canvas: TriggerCanvas;
-
+export class BadNet extends PatchAttack {
   constructor(params: AttackParams, spec: ImageSpec, info?: AttackInfo) {
     super(
       info ?? { name: "badnet", description: "3x3 checkerboard patch in the bottom-right corner; poisoned samples relabelled to the target", kind: "dirty-label", targeting: "all-to-one" },
       params,
       spec,
+      (what) => cornerCheckerboard(what, spec, numberParam(params, "cells"), numberParam(params, "margin")),
     );
-    this.canvas = cornerCheckerboard(`attack '${this.name}'`, spec, numberParam(params, "cells"), numberParam(params, "margin"));
-  }
-
-  applyTrigger(x: Tensor): Tensor {
-    checkImages(`attack '${this.name}'`, x, this.canvas);
-    return pasteTrigger(x, this.canvas);
-  }
-
-  protected plan(train: ImageDataset, rng: Rng): PoisonPlan {
-    const t = this.targetClass;
-    return { poison: this.choosePoisonOutsideTarget(train, numberParam(this.params, "rate"), rng), cover: new Int32Array(0), poisonLabel: () => t };
   }
 }

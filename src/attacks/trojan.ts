@@ -8,12 +8,9 @@
 //   rate         0.003  fraction of the training set poisoned
 //   margin       3      distance of the square from the bottom and right edges, in cells
 // One cell is one pixel up to 32-pixel images and grows with the image (64x64: a 16x16 square).
-import type { Tensor } from "../engine/index.js";
-import type { ImageDataset } from "../data/dataset.js";
-import type { Rng } from "../util/rng.js";
 import type { AttackParams, ImageSpec } from "./attack.js";
-import { BaseAttack, type PoisonPlan } from "./base.js";
-import { TriggerCanvas, checkImages, pasteTrigger, triggerScale } from "./canvas.js";
+import { PatchAttack } from "./patch-attack.js";
+import { TriggerCanvas, triggerScale } from "./canvas.js";
 import { watermarkCell } from "./patterns.js";
 import { TARGET_CLASS, numberParam, rateParam, type ParamTable } from "./params.js";
 
@@ -31,25 +28,13 @@ export function watermarkCanvas(what: string, spec: ImageSpec, margin: number): 
   return canvas;
 }
 
-export class Trojan extends BaseAttack {
-  readonly canvas: TriggerCanvas;
-
+export class Trojan extends PatchAttack {
   constructor(params: AttackParams, spec: ImageSpec) {
     super(
       { name: "trojan", description: "8x8 watermark square near the bottom-right corner; poisoned samples relabelled to the target", kind: "dirty-label", targeting: "all-to-one" },
       params,
       spec,
+      (what) => watermarkCanvas(what, spec, numberParam(params, "margin")),
     );
-    this.canvas = watermarkCanvas(`attack '${this.name}'`, spec, numberParam(params, "margin"));
-  }
-
-  applyTrigger(x: Tensor): Tensor {
-    checkImages(`attack '${this.name}'`, x, this.canvas);
-    return pasteTrigger(x, this.canvas);
-  }
-
-  protected plan(train: ImageDataset, rng: Rng): PoisonPlan {
-    const t = this.targetClass;
-    return { poison: this.choosePoisonOutsideTarget(train, numberParam(this.params, "rate"), rng), cover: new Int32Array(0), poisonLabel: () => t };
   }
 }
