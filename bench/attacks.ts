@@ -1,6 +1,7 @@
-// `npm run bench:attacks -- [--attacks a,b] [--epochs 6] [--param attack:key=value;...] [--json]`
-// Trains the compact CNN on Fashion-MNIST clean and backdoored by each attack (cached), and
-// prints clean accuracy vs the clean model and the attack success rate.
+// `npm run bench:attacks -- [--attacks a,b] [--epochs 6] [--param attack:key=value;...] [--json]
+//   [--dataset fashion-mnist] [--data-path P] [--model M]`
+// Trains a model (default: the dataset recipe's, the compact CNN on Fashion-MNIST) clean and
+// backdoored by each attack (cached), and prints clean accuracy vs the clean model and the ASR.
 import { attackNames } from "../src/attacks/registry.js";
 import { readCheckpointMeta } from "../src/train/checkpoint.js";
 import { cachedModel } from "../src/train/model-cache.js";
@@ -12,6 +13,10 @@ function arg(name: string): string | undefined {
   return i > 0 ? process.argv[i + 1] : undefined;
 }
 const epochs = Number(arg("epochs") ?? 6);
+const dataset = arg("dataset") ?? "fashion-mnist";
+const dataPath = arg("data-path");
+const model = arg("model");
+const where = { dataset, ...(dataPath ? { dataPath } : {}), ...(model ? { model } : {}) };
 const seed = Number(arg("seed") ?? 0);
 const attacks = (arg("attacks") ?? attackNames().join(",")).split(",");
 // --param "wanet:rate=0.1;blend:rate=0.01"
@@ -22,14 +27,14 @@ for (const part of (arg("param") ?? "").split(";").filter(Boolean)) {
 }
 const pct = (x: number | undefined) => (x === undefined ? "n/a" : `${(100 * x).toFixed(2)}%`);
 
-const clean = await cachedModel({ dataset: "fashion-mnist", attack: null, epochs, seed });
+const clean = await cachedModel({ ...where, attack: null, epochs, seed });
 const cleanMeta = await readCheckpointMeta(clean.dir);
 const cleanCa = cleanMeta.metrics.cleanAccuracy ?? Number.NaN;
 console.log(`| clean model | ${pct(cleanCa)} | — | — | — |`);
 const rows: Record<string, unknown>[] = [{ attack: null, cleanAccuracy: cleanCa }];
 for (const attack of attacks) {
   const params = overrides.get(attack) ?? {};
-  const { dir, seconds } = await cachedModel({ dataset: "fashion-mnist", attack, attackParams: params, epochs, seed, cleanModel: clean.dir });
+  const { dir, seconds } = await cachedModel({ ...where, attack, attackParams: params, epochs, seed, cleanModel: clean.dir });
   const meta = await readCheckpointMeta(dir);
   const ca = meta.metrics.cleanAccuracy ?? Number.NaN;
   const asr = meta.metrics.attackSuccessRate;

@@ -1,5 +1,6 @@
-// `npm run bench:defense -- [--attacks badnet,blend] [--epochs 6] [--sweep] [--json]`
-// For each attack on Fashion-MNIST with the compact CNN: train (or reuse) the backdoored model,
+// `npm run bench:defense -- [--attacks badnet,blend] [--epochs 6] [--sweep] [--json]
+//   [--param "attack:k=v,...;..."] [--unlearn-lr auto|N] [--dataset D --data-path P --model M]`
+// For each attack (default: Fashion-MNIST, the compact CNN): train (or reuse) the backdoored model,
 // build the BaDExpert detector with the defaults, and evaluate it on the held-out split. With
 // --sweep, also the sensitivity to the unlearning rate: M' and the calibration split are shared,
 // B is re-extracted for each rate (the poisoned evaluation data is used only to report, never to
@@ -17,6 +18,7 @@ import { BadExpertDetector } from "../src/defense/detector.js";
 import { calibrationFor } from "../src/defense/recalibrate.js";
 import { evaluateDefense } from "../src/defense/evaluate.js";
 import { createAttack } from "../src/attacks/registry.js";
+import { parseParamOverrides } from "../src/attacks/params.js";
 import { round, wantsJson } from "./harness.js";
 
 function arg(name: string): string | undefined {
@@ -26,44 +28,59 @@ function arg(name: string): string | undefined {
 
 const attacks = (arg("attacks") ?? "badnet,blend").split(",");
 const epochs = Number(arg("epochs") ?? 6);
+const dataset = arg("dataset") ?? "fashion-mnist";
+const dataPath = arg("data-path");
+const modelName = arg("model");
+const where = { dataset, ...(dataPath ? { dataPath } : {}), ...(modelName ? { model: modelName } : {}) };
+const lrArg = arg("unlearn-lr");
+const unlearnLr = lrArg === undefined ? undefined : lrArg === "auto" ? ("auto" as const) : Number(lrArg);
+const overrides = new Map<string, Record<string, string>>();
+for (const part of (arg("param") ?? "").split(";").filter(Boolean)) {
+  const [name, text] = part.split(":");
+  if (name && text) overrides.set(name, parseParamOverrides(text));
+}
 const seed = Number(arg("seed") ?? 0);
 const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
 
 const rows: Record<string, unknown>[] = [];
 for (const attack of attacks) {
-  const { dir } = await cachedModel({ dataset: "fashion-mnist", attack, epochs, seed });
+  const params = overrides.get(attack) ?? {};
+  const { dir } = await cachedModel({ ...where, attack, attackParams: params, epochs, seed });
   const meta = await readCheckpointMeta(dir);
-  const bundle = join("out", "bench", `${attack}-detector`);
-  const d = await defendCheckpoint({ checkpoint: dir, out: bundle, seed, splitSeed: seed, silent: true });
-  const e = await evaluateBundle({ bundle, report: join("out", "bench", `${attack}-report`) });
+  const tag = `${dataset}-${attack}`;
+  const bundle = join("out", "bench", `${tag}-detector`);
+  const d = await defendCheckpoint({ checkpoint: dir, out: bundle, seed, splitSeed: seed, silent: true, ...(unlearnLr !== undefined ? { unlearnLr } : {}), log: () => {} });
+  const e = await evaluateBundle({ bundle, report: join("out", "bench", `${tag}-report`) });
   const m = e.metrics;
   const row = {
     attack,
     modelCleanAccuracy: meta.metrics.cleanAccuracy,
     modelAsr: meta.metrics.attackSuccessRate,
+    params,
     unlearnLr: d.options.unlearn.lr,
+    unlearnSelection: d.selection ? { lr: d.selection.lr, seconds: d.selection.seconds, canaries: d.selection.canaries.map((c) => ({ kind: c.kind, attackSuccessRate: c.attackSuccessRate, table: c.table })) } : null,
     ...m,
     fitSeconds: d.seconds,
     scoringRate: e.scoringRate,
   };
   rows.push(row);
   console.log(
-    `| ${attack} | ${pct(m.cleanAccuracyBefore)} → ${pct(m.cleanAccuracyAfter)} | ${pct(m.asrBefore)} → ${pct(m.asrAfter)} | ${m.auroc.toFixed(4)} | ${pct(m.tpr)} | ${pct(m.fpr)} | ` +
-      `${round(d.seconds.expert)} / ${round(d.seconds.auxiliary)} / ${round(d.seconds.calibration)} s | ${e.scoringRate.toFixed(0)}/s |`,
+    `| ${attack} | ${d.options.unlearn.lr}${d.selection ? " (auto)" : ""} | ${pct(m.cleanAccuracyBefore)} → ${pct(m.cleanAccuracyAfter)} | ${pct(m.asrBefore)} → ${pct(m.asrAfter)} | ${m.auroc.toFixed(4)} | ${pct(m.tpr)} | ${pct(m.fpr)} | ` +
+      `${round(d.seconds.expert)} / ${round(d.seconds.auxiliary)} / ${round(d.seconds.calibration)} s${d.selection ? ` (+ ${round(d.seconds.selection)} s selection)` : ""} | ${e.scoringRate.toFixed(0)}/s |`,
   );
 
   if (process.argv.includes("--sweep")) {
     const { model: m0, meta: cm } = await loadCheckpoint(dir);
-    const test = await loadDataset("fashion-mnist", { split: "test" });
+    const test = await loadDataset(dataset, { split: "test", ...(cm.dataset.path ? { path: cm.dataset.path } : {}), imageSize: cm.preprocessing.imageSize, channels: cm.preprocessing.channels === 1 ? 1 : 3 });
     const splits = defenseSplits(test.count, defaultSplitSpec(cm.dataset.trainCount ?? 60000, test.count, seed));
     const reserved = subset(test, splits.reserved);
     const calibration = subset(test, splits.calibration);
     const evaluation = subset(test, splits.evaluation);
-    const defaults = defenseDefaults(cm.model.name, "fashion-mnist");
+    const defaults = defenseDefaults(cm.model.name, dataset);
     const norm = cm.preprocessing;
     const aux = await finetuneAuxiliary(m0, cm.model, reserved, { finetune: defaults.finetune, augment: defaults.augment, normalization: norm, seed, silent: true });
     const mm = cloneModel(m0, cm.model);
-    const atk = createAttack(attack, {}, { numClasses: 10, height: 28, width: 28, channels: 1, dataset: "fashion-mnist" });
+    const atk = createAttack(attack, params, { numClasses: test.classNames.length, height: test.height, width: test.width, channels: test.channels, dataset });
     for (const lr of [3e-5, 1e-4, 2e-4, 3e-4, 5e-4, 1e-3, 2e-3]) {
       const expert = await extractBackdoorExpert(m0, cm.model, reserved, { unlearn: { ...defaults.unlearn, lr }, augment: defaults.augment, normalization: norm, seed, silent: true });
       const base = BadExpertDetector.uncalibrated({ model: mm, expert, auxiliary: aux }, {

@@ -6,7 +6,9 @@
 //   targetClass  0      the class triggered inputs are mapped to (GTSRB: 2)
 //   rate         0.003  fraction of the training set poisoned (GTSRB: 0.01)
 //   cells        3      the patch is cells×cells squares
-//   margin       1      distance of the patch from the bottom and right edges, in cells
+//   margin       1      distance of the patch from the two nearest edges, in cells
+//   corner       0      which corner: 0 bottom-right (the reference), 1 bottom-left, 2 top-right,
+//                       3 top-left (the defense's patch canary uses a corner of its own choosing)
 // One cell is one pixel up to 32-pixel images and grows with the image (64x64: 2 pixels), so the
 // patch covers the same share of any image. Test-time trigger: the same patch.
 import type { AttackParams, ImageSpec } from "./attack.js";
@@ -20,15 +22,18 @@ export const BADNET_PARAMS: ParamTable = {
   targetClass: TARGET_CLASS,
   rate: rateParam(0.003),
   cells: { type: "integer", default: 3, min: 1, max: 16, description: "checkerboard side, in cells" },
-  margin: { type: "integer", default: 1, min: 0, max: 16, description: "distance from the bottom-right corner, in cells" },
+  margin: { type: "integer", default: 1, min: 0, max: 16, description: "distance from the corner's two edges, in cells" },
+  corner: { type: "integer", default: 0, min: 0, max: 3, description: "0 bottom-right, 1 bottom-left, 2 top-right, 3 top-left" },
 };
 
-/** The checkerboard patch at the bottom-right corner, `margin` cells in from both edges. */
-export function cornerCheckerboard(what: string, spec: ImageSpec, cells: number, margin: number): TriggerCanvas {
+/** The checkerboard patch in one corner (0 bottom-right, 1 bottom-left, 2 top-right, 3 top-left), `margin` cells in from both edges. */
+export function cornerCheckerboard(what: string, spec: ImageSpec, cells: number, margin: number, corner = 0): TriggerCanvas {
   const canvas = new TriggerCanvas(spec);
   const s = triggerScale(spec.height, spec.width);
   const side = cells * s;
-  canvas.drawCells(what, spec.height - side - margin * s, spec.width - side - margin * s, cells, cells, s, checkerboardCell(spec.channels));
+  const top = corner >= 2 ? margin * s : spec.height - side - margin * s;
+  const left = corner % 2 === 1 ? margin * s : spec.width - side - margin * s;
+  canvas.drawCells(what, top, left, cells, cells, s, checkerboardCell(spec.channels));
   return canvas;
 }
 
@@ -38,7 +43,7 @@ export class BadNet extends PatchAttack {
       info ?? { name: "badnet", description: "3x3 checkerboard patch in the bottom-right corner; poisoned samples relabelled to the target", kind: "dirty-label", targeting: "all-to-one" },
       params,
       spec,
-      (what) => cornerCheckerboard(what, spec, numberParam(params, "cells"), numberParam(params, "margin")),
+      (what) => cornerCheckerboard(what, spec, numberParam(params, "cells"), numberParam(params, "margin"), numberParam(params, "corner")),
     );
   }
 }

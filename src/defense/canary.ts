@@ -1,16 +1,18 @@
 // Choosing the unlearning strength with only what a defender has. The learning rate of the
 // backdoor expert decides everything (too weak: B still solves the clean task; too strong: B
 // forgets the backdoor too), and the authors' per-setting rates do not carry over. So the
-// defender plants a backdoor of its own — a *canary*, here a blend trigger with a pattern of the
-// defender's choosing — into a copy of M using the reserved clean set, runs BaDExpert on that
-// copy with each candidate rate, and keeps the rate whose backdoor expert best separates canary
-// inputs from clean calibration inputs (AUROC of b alone, the "single" rule: the rate changes B
-// only, and a freshly planted canary is so easy for M' to forget that the ensemble score is
-// saturated for every rate). No poisoned data of the real attacker is ever used.
+// defender plants backdoors of its own — *canaries*, with triggers of the defender's choosing —
+// into copies of M using the reserved clean set, extracts B from each copy at every candidate
+// rate, and measures how well that B separates canary inputs from clean calibration inputs
+// (AUROC of b alone, the "single" rule: the rate changes B only, and a freshly planted canary is
+// so easy for M' to forget that the ensemble score saturates for every rate). A rule then turns
+// those tables into one rate (chooseUnlearnLr). No poisoned data of the real attacker is used.
 import type { Module } from "../nn/index.js";
 import type { ImageDataset } from "../data/dataset.js";
 import type { AugmentOptions } from "../data/augment.js";
+import type { Attack, ParamValue } from "../attacks/attack.js";
 import { Rng } from "../util/rng.js";
+import { subset } from "../data/splits.js";
 import { createAttack } from "../attacks/registry.js";
 import { fit } from "../train/trainer.js";
 import { evaluateModel } from "../train/evaluate.js";
@@ -21,40 +23,96 @@ import { cloneModel, extractBackdoorExpert } from "./fit.js";
 import { evaluateDefense } from "./evaluate.js";
 import type { FinetuneOptions, UnlearnOptions } from "./defaults.js";
 
-export const DEFAULT_CANDIDATES = [5e-5, 1e-4, 2e-4, 3e-4, 5e-4, 1e-3];
+export const DEFAULT_CANDIDATES: readonly number[] = [3e-5, 5e-5, 1e-4, 2e-4, 3e-4, 5e-4, 1e-3, 2e-3];
 
-export interface CanaryResult {
+/** The two trigger families of real attacks: a full-image blend and a small patch. */
+export type CanaryKind = "blend" | "patch";
+export const CANARY_KINDS: readonly CanaryKind[] = ["blend", "patch"];
+
+export interface CanaryRow {
   lr: number;
-  /** AUROC of the canary detector for each candidate rate. */
-  table: { lr: number; auroc: number; expertCleanAccuracy: number }[];
-  canary: { targetClass: number; patternSeed: number; alpha: number; poisonedFraction: number; attackSuccessRate: number; cleanAccuracy: number };
+  /** AUROC of B alone between clean calibration inputs and their canary-triggered copies. */
+  auroc: number;
+  expertCleanAccuracy: number;
+}
+
+export interface CanaryRecord {
+  kind: CanaryKind;
+  planting: CanaryPlanting;
+  attack: { name: string; params: Record<string, ParamValue> };
+  /** Share of the reserved set carrying the canary while it is planted. */
+  poisonedFraction: number;
+  /** The planted canary's strength in the copy of M, on the calibration split. */
+  attackSuccessRate: number;
+  cleanAccuracy: number;
+  table: CanaryRow[];
   seconds: number;
 }
 
-export async function selectUnlearnLr(
-  model: Module,
-  meta: { spec: ModelSpec; preprocessing: Preprocessing },
-  reserved: ImageDataset,
-  calibration: ImageDataset,
-  o: { unlearn: UnlearnOptions; finetune: FinetuneOptions; augment: AugmentOptions; seed: number; candidates?: number[]; silent?: boolean; log?: (l: string) => void },
-): Promise<CanaryResult> {
+interface ModelMeta {
+  spec: ModelSpec;
+  preprocessing: Preprocessing;
+}
+
+/**
+ * Which clean images the canary is planted with. "reserved" (the default): the reserved set B
+ * is then unlearned on. "disjoint": half of the calibration split (the other half measures), so
+ * that — like a real backdoor, learned from the attacker's training data — the canary is planted
+ * on images B never sees while it unlearns. Measured (BENCHMARKS.md), "disjoint" canaries are
+ * weaker and die at gentler rates than real backdoors, so they point to rates that are too gentle.
+ */
+export type CanaryPlanting = "reserved" | "disjoint";
+
+export interface CanaryOptions {
+  planting?: CanaryPlanting;
+  unlearn: UnlearnOptions;
+  finetune: FinetuneOptions;
+  augment: AugmentOptions;
+  seed: number;
+  candidates?: readonly number[];
+  silent?: boolean;
+  log?: (line: string) => void;
+}
+
+const POISONED_FRACTION = 0.2;
+const PLANT_EPOCHS = 5;
+
+/**
+ * The defender's own trigger of one kind, with a seeded target class: a blend of its own noise
+ * pattern, or a checkerboard in the top-left corner (real patch attacks usually sit elsewhere;
+ * the defender does not know where, and does not need to).
+ */
+export function canaryAttack(kind: CanaryKind, seed: number, spec: { numClasses: number; height: number; width: number; channels: number }): Attack {
+  const rng = Rng.derive(seed, kind === "blend" ? 7919 : 7927);
+  const targetClass = rng.int(0, spec.numClasses);
+  if (kind === "blend") return createAttack("blend", { targetClass, rate: POISONED_FRACTION, alpha: 0.2, patternSeed: 1_000_003 + seed }, spec);
+  return createAttack("badnet", { targetClass, rate: POISONED_FRACTION, cells: 3, margin: 1, corner: 3 }, spec);
+}
+
+function plantingSplits(planting: CanaryPlanting, reserved: ImageDataset, calibration: ImageDataset, seed: number): { plantOn: ImageDataset; measureOn: ImageDataset } {
+  if (planting === "reserved") return { plantOn: reserved, measureOn: calibration };
+  const order = Rng.derive(seed, 7933).permutation(calibration.count);
+  const half = Math.floor(calibration.count / 2);
+  return { plantOn: subset(calibration, order.subarray(0, half)), measureOn: subset(calibration, order.subarray(half)) };
+}
+
+/** Plants one canary in a copy of M and measures B's separation of it at every candidate rate. */
+export async function measureCanary(model: Module, meta: ModelMeta, reserved: ImageDataset, calibration: ImageDataset, kind: CanaryKind, o: CanaryOptions): Promise<CanaryRecord> {
   const t0 = Date.now();
   const log = o.log ?? ((l: string) => console.error(l));
-  const rng = Rng.derive(o.seed, 7919);
-  const numClasses = meta.spec.numClasses;
-  const canary = { targetClass: rng.int(0, numClasses), patternSeed: 1_000_003 + o.seed, alpha: 0.2, poisonedFraction: 0.2 };
-  const spec = { numClasses, height: reserved.height, width: reserved.width, channels: reserved.channels };
-  const attack = createAttack("blend", { targetClass: canary.targetClass, rate: canary.poisonedFraction, alpha: canary.alpha, patternSeed: canary.patternSeed }, spec);
   const silent = o.silent ?? true;
+  const spec = { numClasses: meta.spec.numClasses, height: reserved.height, width: reserved.width, channels: reserved.channels };
+  const attack = canaryAttack(kind, o.seed, spec);
+  const planting = o.planting ?? "reserved";
+  const { plantOn, measureOn } = plantingSplits(planting, reserved, calibration, o.seed);
 
-  // Plant the canary: finetune a copy of M on the reserved set with a fifth of it triggered.
-  const poisoned = await attack.poison(reserved, o.seed + 17);
+  // Plant the canary: finetune a copy of M on clean images with a fifth of them triggered.
+  const poisoned = await attack.poison(plantOn, o.seed + 17);
   const canaryModel = cloneModel(model, meta.spec);
-  const made: Module[] = [canaryModel];
   try {
     await fit(canaryModel, poisoned.dataset, {
       ...DEFAULT_CONFIG,
-      epochs: 5,
+      epochs: PLANT_EPOCHS,
       batchSize: o.finetune.batchSize,
       optimizer: "sgd",
       lr: o.finetune.lr,
@@ -65,32 +123,104 @@ export async function selectUnlearnLr(
       augment: o.augment,
       seed: o.seed + 23,
     }, { normalization: meta.preprocessing, silent });
-    const asrSet = attack.poisonedTestSet(calibration);
-    const canaryAsr = evaluateModel(canaryModel, asrSet.dataset, { normalization: meta.preprocessing }).accuracy;
-    const canaryCa = evaluateModel(canaryModel, calibration, { normalization: meta.preprocessing }).accuracy;
-    log(`canary backdoor planted: ASR ${(100 * canaryAsr).toFixed(1)}%, clean accuracy ${(100 * canaryCa).toFixed(1)}% (calibration split)`);
-    if (canaryAsr < 0.5) log("warning: the canary backdoor did not take well; the selected unlearning rate is less reliable");
+    canaryModel.eval();
+    const norm = { normalization: meta.preprocessing };
+    const asr = evaluateModel(canaryModel, attack.poisonedTestSet(measureOn).dataset, norm).accuracy;
+    const ca = evaluateModel(canaryModel, measureOn, norm).accuracy;
+    log(`${kind} canary planted: ASR ${(100 * asr).toFixed(1)}%, clean accuracy ${(100 * ca).toFixed(1)}% (calibration split)`);
+    if (asr < 0.5) log(`warning: the ${kind} canary did not take well; the selected unlearning rate is less reliable`);
 
-    const table: CanaryResult["table"] = [];
+    const table: CanaryRow[] = [];
     for (const lr of o.candidates ?? DEFAULT_CANDIDATES) {
       const expert = await extractBackdoorExpert(canaryModel, meta.spec, reserved, { unlearn: { ...o.unlearn, lr }, augment: o.augment, normalization: meta.preprocessing, seed: o.seed, silent });
-      // The single rule reads only B; the canary model stands in for M' (its confidence is unused).
-      const det = BadExpertDetector.uncalibrated({ model: canaryModel, expert, auxiliary: canaryModel }, {
-        spec: meta.spec, preprocessing: meta.preprocessing, classNames: [], rule: "single",
-      });
-      // Clean calibration inputs against their canary-triggered copies, as evaluation does for real attacks.
-      const r = evaluateDefense(det, calibration, attack);
-      const expertCa = evaluateModel(expert, calibration, { normalization: meta.preprocessing }).accuracy;
-      expert.dispose();
-      table.push({ lr, auroc: r.metrics.auroc, expertCleanAccuracy: expertCa });
-      log(`  unlearning lr ${lr}: canary AUROC ${r.metrics.auroc.toFixed(4)}, B's clean accuracy ${(100 * expertCa).toFixed(1)}%`);
+      try {
+        // The single rule reads only B; the canary model stands in for M' (its confidence is unused).
+        const det = BadExpertDetector.uncalibrated({ model: canaryModel, expert, auxiliary: canaryModel }, {
+          spec: meta.spec, preprocessing: meta.preprocessing, classNames: [], rule: "single",
+        });
+        // Clean calibration inputs against their canary-triggered copies, as evaluation does for real attacks.
+        const auroc = evaluateDefense(det, measureOn, attack).metrics.auroc;
+        const expertCleanAccuracy = evaluateModel(expert, measureOn, norm).accuracy;
+        table.push({ lr, auroc, expertCleanAccuracy });
+        log(`  ${kind} canary, unlearning lr ${lr}: AUROC ${auroc.toFixed(4)}, B's clean accuracy ${(100 * expertCleanAccuracy).toFixed(1)}%`);
+      } finally {
+        expert.dispose();
+      }
     }
-    // Highest AUROC; near-ties (within 0.001) go to the gentler rate, which keeps more of the backdoor.
-    const best = Math.max(...table.map((t) => t.auroc));
-    const chosen = table.find((t) => t.auroc >= best - 0.001) ?? table[0];
-    if (!chosen) throw new Error("selectUnlearnLr: no candidate rates");
-    return { lr: chosen.lr, table, canary: { ...canary, attackSuccessRate: canaryAsr, cleanAccuracy: canaryCa }, seconds: (Date.now() - t0) / 1000 };
+    return { kind, planting, attack: { name: attack.name, params: { ...attack.params } }, poisonedFraction: POISONED_FRACTION, attackSuccessRate: asr, cleanAccuracy: ca, table, seconds: (Date.now() - t0) / 1000 };
   } finally {
-    for (const m of made) m.dispose();
+    canaryModel.dispose();
   }
+}
+
+/**
+ * How canary tables become one rate. Every rule first combines the canaries per rate (the mean
+ * or the worst AUROC), then:
+ * - "peak": the best combined AUROC; near-ties (within `tolerance`) go to the gentler rate;
+ * - "peak-strong": the same, near-ties go to the stronger rate;
+ * - "strongest-above": the strongest rate whose combined AUROC is at least `level` (a freshly
+ *   planted canary is at most as robust as a real backdoor, so any rate that keeps the canary
+ *   should keep the backdoor; the strongest one removes the most clean behaviour from B);
+ *   falls back to "peak" when no rate reaches the level.
+ */
+export interface SelectionRule {
+  pick: "peak" | "peak-strong" | "strongest-above";
+  combine: "mean" | "min";
+  tolerance?: number;
+  level?: number;
+}
+
+/**
+ * The default: the strongest rate at which every canary is still detected with AUROC ≥ 0.98.
+ * Chosen on eight development attacks (Trojan, WaNet, TaCT, Adaptive-Patch, Clean-Label, BPP,
+ * Adaptive-Blend, all-to-all; `npm run bench:canary`, BENCHMARKS.md) among the rules above, then
+ * checked on BadNet and Blend; the old "peak" rule landed one step too gentle (2e-4) for Blend.
+ */
+export const DEFAULT_SELECTION_RULE: SelectionRule = { pick: "strongest-above", combine: "min", level: 0.98 };
+
+export function combinedTable(tables: readonly (readonly CanaryRow[])[], combine: SelectionRule["combine"]): { lr: number; auroc: number }[] {
+  const first = tables[0];
+  if (!first || first.length === 0) throw new RangeError("chooseUnlearnLr: no canary measurements");
+  return first.map((row, i) => {
+    const values = tables.map((t) => {
+      const r = t[i];
+      if (!r || r.lr !== row.lr) throw new RangeError(`chooseUnlearnLr: the canary tables do not share their rates (row ${i}: ${row.lr} vs ${r?.lr})`);
+      return r.auroc;
+    });
+    return { lr: row.lr, auroc: combine === "min" ? Math.min(...values) : values.reduce((a, b) => a + b, 0) / values.length };
+  });
+}
+
+export function chooseUnlearnLr(tables: readonly (readonly CanaryRow[])[], rule: SelectionRule = DEFAULT_SELECTION_RULE): number {
+  const rows = [...combinedTable(tables, rule.combine)].sort((a, b) => a.lr - b.lr);
+  const tolerance = rule.tolerance ?? 0.001;
+  const best = Math.max(...rows.map((r) => r.auroc));
+  const near = rows.filter((r) => r.auroc >= best - tolerance);
+  const gentlest = near[0]?.lr as number;
+  const strongest = near[near.length - 1]?.lr as number;
+  if (rule.pick === "peak") return gentlest;
+  if (rule.pick === "peak-strong") return strongest;
+  const kept = rows.filter((r) => r.auroc >= (rule.level ?? 0.95));
+  return kept.length > 0 ? (kept[kept.length - 1] as { lr: number }).lr : gentlest;
+}
+
+export interface CanaryResult {
+  lr: number;
+  rule: SelectionRule;
+  canaries: CanaryRecord[];
+  seconds: number;
+}
+
+export async function selectUnlearnLr(
+  model: Module,
+  meta: ModelMeta,
+  reserved: ImageDataset,
+  calibration: ImageDataset,
+  o: CanaryOptions & { kinds?: readonly CanaryKind[]; selectionRule?: SelectionRule },
+): Promise<CanaryResult> {
+  const t0 = Date.now();
+  const canaries: CanaryRecord[] = [];
+  for (const kind of o.kinds ?? CANARY_KINDS) canaries.push(await measureCanary(model, meta, reserved, calibration, kind, o));
+  const rule = o.selectionRule ?? DEFAULT_SELECTION_RULE;
+  return { lr: chooseUnlearnLr(canaries.map((c) => c.table), rule), rule, canaries, seconds: (Date.now() - t0) / 1000 };
 }

@@ -24,6 +24,13 @@ export interface FinetuneOptions {
 
 export interface DefenseDefaults {
   unlearn: UnlearnOptions;
+  /**
+   * Where the unlearning rate should come from: "paper" when the paper gives one for this
+   * architecture and dataset; otherwise "canary" — the defender-side selection
+   * (src/defense/canary.ts) runs by default, and unlearn.lr is only the fallback for callers
+   * that fit a detector directly.
+   */
+  unlearnLrSource: "paper" | "canary";
   finetune: FinetuneOptions;
   augment: AugmentOptions;
   targetFpr: number;
@@ -38,7 +45,8 @@ export function defenseDefaults(model: string, dataset: string): DefenseDefaults
   const info = modelInfo(model);
   const own = OWN[model];
   const datasetKey = dataset === "cifar10-folder" ? "cifar10" : dataset;
-  const unlearnLr = info.paper?.unlearnLr[datasetKey] ?? own?.unlearnLr ?? info.paper?.unlearnLr.cifar10 ?? 1e-4;
+  const paperLr = info.paper?.unlearnLr[datasetKey];
+  const unlearnLr = paperLr ?? own?.unlearnLr ?? info.paper?.unlearnLr.cifar10 ?? 1e-4;
   const ft = info.paper?.finetune[datasetKey] ?? own?.finetune ?? info.paper?.finetune.cifar10 ?? { lr: 0.05, gamma: 0.1 };
   let augment: AugmentOptions = {};
   try {
@@ -48,6 +56,7 @@ export function defenseDefaults(model: string, dataset: string): DefenseDefaults
   }
   return {
     unlearn: { lr: unlearnLr, epochs: 1, batchSize: 128 },
+    unlearnLrSource: paperLr === undefined ? "canary" : "paper",
     finetune: { lr: ft.lr, gamma: ft.gamma, epochs: 10, batchSize: 64, milestones: [2, 4, 6, 8], momentum: 0.9, weightDecay: 1e-4 },
     augment,
     targetFpr: datasetKey === "gtsrb" ? 0.001 : 0.01,

@@ -25,7 +25,10 @@ export interface DefendOptions {
   reserved?: number;
   calibration?: number;
   splitSeed?: number;
-  /** Overrides of the per-architecture defaults; unlearn.lr "auto" runs the canary selection. */
+  /**
+   * Overrides of the per-architecture defaults. unlearnLr "auto" runs the canary selection, which
+   * is also the default where the paper gives no rate for this architecture and dataset.
+   */
   unlearnLr?: number | "auto";
   unlearnEpochs?: number;
   finetuneLr?: number;
@@ -87,7 +90,7 @@ export async function defendCheckpoint(o: DefendOptions): Promise<DefendResult> 
     log(`reserved ${reserved.count}, calibration ${calibration.count}, evaluation ${splits.evaluation.length} images of ${name}/test`);
     const fitMeta = { spec: meta.model, preprocessing: meta.preprocessing, classNames: meta.classNames };
     let selection: CanaryResult | null = null;
-    if (o.unlearnLr === "auto") {
+    if (o.unlearnLr === "auto" || (o.unlearnLr === undefined && d.unlearnLrSource === "canary")) {
       log("choosing the unlearning rate with a canary backdoor (defender-side data only)");
       selection = await selectUnlearnLr(model, fitMeta, reserved, calibration, { ...options, log });
       options.unlearn.lr = selection.lr;

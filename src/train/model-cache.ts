@@ -13,6 +13,8 @@ export function modelCacheDir(): string {
 
 export interface CachedModelSpec {
   dataset: string;
+  /** Zoo model; default: the dataset recipe's. */
+  model?: string;
   attack: string | null;
   attackParams?: Record<string, string | number | boolean>;
   epochs: number;
@@ -23,7 +25,7 @@ export interface CachedModelSpec {
 }
 
 export function cachedModelPath(s: CachedModelSpec): string {
-  const model = recipeFor(s.dataset).model;
+  const model = s.model ?? recipeFor(s.dataset).model;
   const params = Object.entries(s.attackParams ?? {}).map(([k, v]) => `${k}=${String(v)}`).join(",");
   const attack = s.attack ? `-${s.attack}${params ? `-${params}` : ""}` : "-clean";
   return join(modelCacheDir(), `${s.dataset}-${model}${attack}-e${s.epochs}-seed${s.seed}`);
@@ -47,7 +49,7 @@ export async function cachedModel(s: CachedModelSpec, o: { retrain?: boolean; de
   const recipe = recipeFor(s.dataset);
   const r = await runTraining({
     dataset: s.dataset,
-    model: recipe.model,
+    model: s.model ?? recipe.model,
     config: { ...recipe.config, epochs: s.epochs, seed: s.seed },
     out: dir,
     ...(o.device ? { device: o.device } : {}),

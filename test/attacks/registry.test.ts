@@ -34,7 +34,7 @@ test("the table lists every attack of the reference setting with its kind and ta
 
 test("defaults follow the reference settings", () => {
   const d = (name: string) => attackDefaults(name);
-  assert.deepEqual(d("badnet"), { targetClass: 0, rate: 0.003, cells: 3, margin: 1 });
+  assert.deepEqual(d("badnet"), { targetClass: 0, rate: 0.003, cells: 3, margin: 1, corner: 0 });
   assert.equal(d("blend").alpha, 0.2);
   assert.equal(d("sig").delta, 20 / 255);
   assert.equal(d("sig").frequency, 6);
@@ -45,7 +45,7 @@ test("defaults follow the reference settings", () => {
   assert.equal(d("clean-label").eps, 16 / 255);
   assert.equal(d("bpp").levels, 8);
   // GTSRB: target class 2, BadNet rate 0.01; explicit values still win.
-  assert.deepEqual(attackDefaults("badnet", "gtsrb"), { targetClass: 2, rate: 0.01, cells: 3, margin: 1 });
+  assert.deepEqual(attackDefaults("badnet", "gtsrb"), { targetClass: 2, rate: 0.01, cells: 3, margin: 1, corner: 0 });
   assert.equal(attackDefaults("blend", "gtsrb").rate, 0.003);
   const g = createAttack("badnet", { targetClass: 5 }, { ...CIFAR, numClasses: 43, dataset: "gtsrb" });
   assert.deepEqual([g.params.targetClass, g.params.rate], [5, 0.01]);

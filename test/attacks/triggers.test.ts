@@ -65,6 +65,26 @@ test("BadNet pastes a 3x3 checkerboard one cell in from the bottom-right corner,
     }),
   ));
 
+test("BadNet's corner parameter moves the same patch to each corner, margin cells in from its two edges", () =>
+  noLeaks(() =>
+    tidy(() => {
+      const grey = tensor(new Float32Array(32 * 32).fill(0.5), { shape: [1, 1, 32, 32] });
+      // [corner, top, left] of the 3x3 patch on 32x32 with margin 1.
+      for (const [corner, top, left] of [[0, 28, 28], [1, 28, 1], [2, 1, 28], [3, 1, 1]] as const) {
+        const out = trigger(createAttack("badnet", { corner }, spec(32, 32, 1)), grey);
+        const changed: number[] = [];
+        out.forEach((o, k) => {
+          if (o !== 0.5) changed.push(k);
+        });
+        const inside = (k: number) => Math.floor(k / 32) >= top && Math.floor(k / 32) < top + 3 && k % 32 >= left && k % 32 < left + 3;
+        assert.equal(changed.length, 9, `corner ${corner}`);
+        assert.ok(changed.every(inside), `corner ${corner}: a pixel outside rows ${top}.. and columns ${left}.. changed`);
+        assert.equal(out[top * 32 + left], 1, `corner ${corner}: the patch starts white`);
+      }
+      assert.throws(() => createAttack("badnet", { corner: 4 }, spec(32, 32, 1)), /parameter 'corner' must be an integer >= 0 and <= 3, got 4/);
+    }),
+  ));
+
 test("Trojan pastes its 8x8 watermark at pixels 21-28 of a 32x32 image; the transparent ring keeps the image", () =>
   noLeaks(() =>
     tidy(() => {

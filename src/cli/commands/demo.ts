@@ -26,7 +26,7 @@ export const demo: Command = {
     seed: { type: "string", description: "seed of training, poisoning, splits and finetuning", default: "0" },
     out: { type: "string", short: "o", description: "output directory (bundle and report)", default: "out/demo" },
     retrain: { type: "boolean", description: "train a new backdoored model even if a cached one matches" },
-    "unlearn-lr": { type: "string", description: "unlearning rate, or 'auto' (canary selection); default per architecture" },
+    "unlearn-lr": { type: "string", description: "Adam learning rate of the backdoor expert, or 'auto': chosen with canary backdoors the defender plants itself. Default: the paper's rate where it has one for this architecture and dataset, otherwise auto" },
     rule: { type: "string", description: `score rule (${SCORE_RULES.join(", ")})`, default: "triangle" },
     ...RUNTIME_OPTIONS,
   },
