@@ -15,7 +15,7 @@ import { cachedModel } from "../src/train/model-cache.js";
 import { parseParamOverrides } from "../src/attacks/params.js";
 import { defenseDefaults } from "../src/defense/defaults.js";
 import { defaultSplitSpec, defenseSplits } from "../src/defense/splits.js";
-import { extractBackdoorExpert, finetuneAuxiliary, cloneModel } from "../src/defense/fit.js";
+import { extractBackdoorExpert, finetuneAuxiliary } from "../src/defense/fit.js";
 import { BadExpertDetector } from "../src/defense/detector.js";
 import { calibrationFor } from "../src/defense/recalibrate.js";
 import { evaluateDefense } from "../src/defense/evaluate.js";
