@@ -6,7 +6,7 @@ import { subset } from "../data/splits.js";
 import { loadCheckpoint } from "../train/checkpoint.js";
 import { createAttack } from "../attacks/registry.js";
 import type { ParamValue } from "../attacks/attack.js";
-import { writeReport } from "../report/report.js";
+import { writeReport, type UnlearningRecord } from "../report/report.js";
 import { defenseDefaults } from "./defaults.js";
 import { fitBadExpert, type FitDefenseOptions } from "./fit.js";
 import { saveBundle, loadBundle } from "./bundle.js";
@@ -55,6 +55,9 @@ interface CreationRecord {
   dataset?: { name: string; path?: string };
   splits?: DefenseSplitSpec;
   modelTraining?: { attack?: { name: string; params: Record<string, ParamValue> } | null };
+  unlearn?: { lr: number };
+  unlearnLrSource?: UnlearningRecord["source"];
+  unlearnSelection?: CanaryResult;
   seconds?: { expert: number; auxiliary: number; calibration: number };
 }
 
@@ -90,7 +93,9 @@ export async function defendCheckpoint(o: DefendOptions): Promise<DefendResult> 
     log(`reserved ${reserved.count}, calibration ${calibration.count}, evaluation ${splits.evaluation.length} images of ${name}/test`);
     const fitMeta = { spec: meta.model, preprocessing: meta.preprocessing, classNames: meta.classNames };
     let selection: CanaryResult | null = null;
-    if (o.unlearnLr === "auto" || (o.unlearnLr === undefined && d.unlearnLrSource === "canary")) {
+    const auto = o.unlearnLr === "auto" || (o.unlearnLr === undefined && d.unlearnLrSource === "canary");
+    const unlearnLrSource = auto ? "canary" : typeof o.unlearnLr === "number" ? "given" : "paper";
+    if (auto) {
       log("choosing the unlearning rate with a canary backdoor (defender-side data only)");
       selection = await selectUnlearnLr(model, fitMeta, reserved, calibration, { ...options, log });
       options.unlearn.lr = selection.lr;
@@ -105,6 +110,7 @@ export async function defendCheckpoint(o: DefendOptions): Promise<DefendResult> 
         splits: spec,
         modelMetrics: meta.metrics,
         modelTraining: { attack: meta.training.attack ?? null },
+        unlearnLrSource,
         ...(selection ? { unlearnSelection: selection } : {}),
       };
       await saveBundle(o.out, detector);
@@ -187,6 +193,11 @@ export async function evaluateBundle(o: EvaluateBundleOptions): Promise<Evaluate
         metrics: r.metrics,
         clean: r.clean,
         poisoned: r.poisoned,
+        unlearning: {
+          lr: created.unlearn?.lr ?? Number.NaN,
+          source: created.unlearnLrSource ?? "given",
+          ...(created.unlearnSelection ? { canaries: created.unlearnSelection.canaries } : {}),
+        },
         details: {
           bundle: o.bundle,
           "reserved / calibration / evaluation images": `${created.splits.reserved} / ${created.splits.calibration} / ${splits.evaluation.length} (split seed ${created.splits.seed})`,

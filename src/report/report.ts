@@ -32,6 +32,35 @@ export interface DefenseReport {
   poisoned: ScoredInputs;
   /** Free-form facts shown in the details table (splits, seeds, timings, command). */
   details: Record<string, string | number>;
+  /** How B's unlearning rate was set; with the canary tables when the canaries chose it. */
+  unlearning?: UnlearningRecord;
+}
+
+export interface UnlearningRecord {
+  lr: number;
+  source: "paper" | "canary" | "given";
+  canaries?: { kind: string; attackSuccessRate: number; table: { lr: number; auroc: number; expertCleanAccuracy: number }[] }[];
+}
+
+const SOURCES: Record<UnlearningRecord["source"], string> = {
+  paper: "the paper's rate for this architecture and dataset",
+  canary: "chosen by the defender's canaries: the strongest rate at which B still separates every canary (AUROC ≥ 0.98)",
+  given: "given by the user",
+};
+
+/** The unlearning-rate section as [header, rows] of a table (empty rows unless canaries chose it). */
+export function unlearningTable(u: UnlearningRecord): { sentence: string; header: string[]; rows: string[][] } {
+  const sentence = `Unlearning rate of B: ${u.lr} — ${SOURCES[u.source]}.`;
+  const canaries = u.canaries ?? [];
+  const first = canaries[0];
+  if (!first) return { sentence, header: [], rows: [] };
+  const header = ["rate", ...canaries.map((c) => `${c.kind} canary AUROC (planted ASR ${pct(c.attackSuccessRate)})`), "B's clean accuracy (blend copy)"];
+  const rows = first.table.map((row, i) => [
+    row.lr === u.lr ? `**${row.lr}** (chosen)` : String(row.lr),
+    ...canaries.map((c) => (c.table[i]?.auroc ?? Number.NaN).toFixed(4)),
+    pct(row.expertCleanAccuracy),
+  ]);
+  return { sentence, header, rows };
 }
 
 const pct = (x: number) => (Number.isFinite(x) ? `${(100 * x).toFixed(2)}%` : "n/a");
@@ -68,6 +97,21 @@ export function renderCharts(r: DefenseReport): { roc: string; scores: string; p
   };
 }
 
+function unlearningMarkdown(u: UnlearningRecord | undefined): string[] {
+  if (!u) return [];
+  const t = unlearningTable(u);
+  if (t.rows.length === 0) return [t.sentence, ""];
+  return [t.sentence, "", `| ${t.header.join(" | ")} |`, `|${"---|".repeat(t.header.length)}`, ...t.rows.map((r) => `| ${r.join(" | ")} |`), ""];
+}
+
+function unlearningHtml(u: UnlearningRecord | undefined): string {
+  if (!u) return "";
+  const t = unlearningTable(u);
+  const cell = (c: string) => esc(c).replace(/\*\*(.+?)\*\*/g, "<b>$1</b>");
+  const table = t.rows.length === 0 ? "" : `<table><tr>${t.header.map((h) => `<th>${esc(h)}</th>`).join("")}</tr>${t.rows.map((r) => `<tr>${r.map((c) => `<td>${cell(c)}</td>`).join("")}</tr>`).join("")}</table>`;
+  return `<h2>Unlearning rate</h2><p class="note">${esc(t.sentence)}</p>${table}`;
+}
+
 export function renderMarkdown(r: DefenseReport, files: { roc: string; scores: string; plane: string }): string {
   const rows = metricsRows(r.metrics).map(([k, b, a]) => `| ${k} | ${b} | ${a} |`);
   const details = Object.entries(r.details).map(([k, v]) => `| ${k} | ${String(v)} |`);
@@ -87,6 +131,7 @@ export function renderMarkdown(r: DefenseReport, files: { roc: string; scores: s
     `![Score histograms](${files.scores})`,
     `![Decision plane](${files.plane})`,
     "",
+    ...unlearningMarkdown(r.unlearning),
     "| detail | value |",
     "|---|---|",
     ...details,
@@ -118,6 +163,7 @@ Backdoor inputs sit bottom-right (B keeps the backdoor, M' lost it); the shaded 
 <figure>${charts.scores}<figcaption>Score distributions; inputs right of the dashed threshold are flagged.</figcaption></figure>
 <figure>${charts.roc}<figcaption>ROC of the score; the circle is the calibrated operating point.</figcaption></figure>
 </div>
+${unlearningHtml(r.unlearning)}
 <h2>Details</h2><table>${details}</table>
 </body></html>
 `;
@@ -135,6 +181,6 @@ export async function writeReport(dir: string, r: DefenseReport): Promise<{ html
   const markdown = join(dir, "report.md");
   await writeFile(html, renderHtml(r, charts));
   await writeFile(markdown, renderMarkdown(r, files));
-  await writeFile(join(dir, "metrics.json"), `${JSON.stringify({ dataset: r.dataset, model: r.model, attack: r.attack, rule: r.rule, targetFpr: r.targetFpr, ...r.metrics, details: r.details }, null, 2)}\n`);
+  await writeFile(join(dir, "metrics.json"), `${JSON.stringify({ dataset: r.dataset, model: r.model, attack: r.attack, rule: r.rule, targetFpr: r.targetFpr, ...r.metrics, unlearning: r.unlearning ?? null, details: r.details }, null, 2)}\n`);
   return { html, markdown };
 }

@@ -1,0 +1,29 @@
+// Per-architecture defense defaults: the paper's values where it gives them, the canary
+// selection where it does not.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { defenseDefaults } from "../../src/defense/defaults.js";
+
+test("the paper's unlearning and finetuning rates are used where it reports the setting", () => {
+  const r = defenseDefaults("resnet18", "cifar10");
+  assert.equal(r.unlearnLrSource, "paper");
+  assert.equal(r.unlearn.lr, 1e-4);
+  assert.deepEqual([r.finetune.lr, r.finetune.gamma], [0.1, 0.1]);
+  assert.equal(r.targetFpr, 0.01);
+  // The CIFAR-10 image-folder copy is the same setting.
+  assert.equal(defenseDefaults("resnet18", "cifar10-folder").unlearnLrSource, "paper");
+  const g = defenseDefaults("resnet18", "gtsrb");
+  assert.deepEqual([g.unlearn.lr, g.finetune.lr, g.finetune.gamma, g.targetFpr, g.unlearnLrSource], [2.5e-5, 0.05, 0.2, 0.001, "paper"]);
+  assert.deepEqual([defenseDefaults("vgg16-bn", "cifar10").unlearn.lr, defenseDefaults("mobilenetv2", "cifar10").unlearn.lr], [8e-5, 5e-5]);
+});
+
+test("without a paper rate for the architecture and dataset, the canaries choose it", () => {
+  for (const [model, dataset] of [["compact-cnn", "fashion-mnist"], ["compact-cnn", "cifar10-folder"], ["resnet18", "fashion-mnist"], ["vgg16-bn", "gtsrb"], ["vit", "cifar10"]] as const) {
+    const d = defenseDefaults(model, dataset);
+    assert.equal(d.unlearnLrSource, "canary", `${model} on ${dataset}`);
+    assert.ok(d.unlearn.lr > 0, "a fallback rate is still given for direct library use");
+  }
+  // B: Adam for one epoch; M': SGD Nesterov, MultiStep [2, 4, 6, 8], 10 epochs.
+  const d = defenseDefaults("compact-cnn", "fashion-mnist");
+  assert.deepEqual([d.unlearn.epochs, d.finetune.epochs, d.finetune.milestones], [1, 10, [2, 4, 6, 8]]);
+});

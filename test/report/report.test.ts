@@ -1,0 +1,83 @@
+// The defense report on a hand-made scored set: the numbers it prints, that the HTML is
+// self-contained, and the unlearning-rate section.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtemp, readFile, readdir, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { defenseMetrics } from "../../src/defense/metrics.js";
+import { writeReport, unlearningTable, type DefenseReport, type ScoredInputs } from "../../src/report/report.js";
+
+// Four clean inputs (M right on three) and four poisoned ones (three fool M); higher score = more suspicious.
+const clean: ScoredInputs = { a: [0.9, 0.8, 0.7, 0.6], b: [0.1, 0.2, 0.3, 0.4], score: [-3, -2, -1, 0.5], pred: [0, 1, 2, 0], label: [0, 1, 2, 3] };
+const poisoned: ScoredInputs = { a: [0.1, 0.1, 0.2, 0.3], b: [0.9, 0.95, 0.8, 0.7], score: [1, 2, -2.5, 3], pred: [0, 0, 0, 1], label: [0, 0, 0, 0] };
+
+function report(over: Partial<DefenseReport> = {}): DefenseReport {
+  const threshold = 0;
+  return {
+    title: "BaDExpert vs test <attack>",
+    dataset: "fashion-mnist",
+    model: "compact-cnn",
+    attack: { name: "badnet", params: { rate: 0.003 } },
+    rule: "triangle",
+    threshold,
+    targetFpr: 0.01,
+    metrics: defenseMetrics(clean, poisoned, threshold),
+    clean,
+    poisoned,
+    details: { seed: 0 },
+    ...over,
+  };
+}
+
+test("the report states the metrics of its inputs, in HTML, Markdown and JSON, with inline charts only", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "bx-report-"));
+  try {
+    const files = await writeReport(dir, report());
+    assert.deepEqual((await readdir(dir)).sort(), ["metrics.json", "plane.svg", "report.html", "report.md", "roc.svg", "scores.svg"]);
+    const m = JSON.parse(await readFile(join(dir, "metrics.json"), "utf8")) as Record<string, number>;
+    // Clean: 3 of 4 right, none of those flagged (only the wrong one scores 0.5 > 0) → CA 75% before and after.
+    assert.equal(m.cleanAccuracyBefore, 0.75);
+    assert.equal(m.cleanAccuracyAfter, 0.75);
+    // Poisoned: 3 of 4 reach the target; two of those are flagged (scores 1, 2) → ASR 75% → 25%.
+    assert.equal(m.asrBefore, 0.75);
+    assert.equal(m.asrAfter, 0.25);
+    // Positives {1, 2, -2.5} vs negatives {-3, -2, -1}: 7 of 9 pairs ordered right.
+    assert.ok(Math.abs((m.auroc as number) - 7 / 9) < 1e-12);
+    const md = await readFile(files.markdown, "utf8");
+    assert.match(md, /\| Attack success rate \(ASR\) \| 75\.00% \| 25\.00% \|/);
+    assert.match(md, /\| AUROC \| 0\.7778 \|/);
+    const html = await readFile(files.html, "utf8");
+    // Self-contained: charts inline, nothing fetched, and the title escaped.
+    assert.equal((html.match(/<svg/g) ?? []).length, 3);
+    assert.doesNotMatch(html, /<link|<script|src="http|href="http/);
+    assert.match(html, /BaDExpert vs test &lt;attack&gt;/);
+    assert.doesNotMatch(html, /Unlearning rate/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test("the unlearning section says where the rate came from and marks the canaries' choice", async () => {
+  const canaries = [
+    { kind: "blend", attackSuccessRate: 1, table: [{ lr: 1e-4, auroc: 0.99, expertCleanAccuracy: 0.7 }, { lr: 3e-4, auroc: 0.985, expertCleanAccuracy: 0.2 }] },
+    { kind: "patch", attackSuccessRate: 0.99, table: [{ lr: 1e-4, auroc: 1, expertCleanAccuracy: 0.8 }, { lr: 3e-4, auroc: 0.999, expertCleanAccuracy: 0.3 }] },
+  ];
+  const t = unlearningTable({ lr: 3e-4, source: "canary", canaries });
+  assert.match(t.sentence, /^Unlearning rate of B: 0\.0003 — chosen by the defender's canaries/);
+  assert.deepEqual(t.header, ["rate", "blend canary AUROC (planted ASR 100.00%)", "patch canary AUROC (planted ASR 99.00%)", "B's clean accuracy (blend copy)"]);
+  assert.deepEqual(t.rows, [["0.0001", "0.9900", "1.0000", "70.00%"], ["**0.0003** (chosen)", "0.9850", "0.9990", "20.00%"]]);
+  assert.deepEqual(unlearningTable({ lr: 1e-4, source: "paper" }).rows, []);
+  assert.match(unlearningTable({ lr: 1e-4, source: "paper" }).sentence, /the paper's rate/);
+
+  const dir = await mkdtemp(join(tmpdir(), "bx-report-"));
+  try {
+    const files = await writeReport(dir, report({ unlearning: { lr: 3e-4, source: "canary", canaries } }));
+    assert.match(await readFile(files.markdown, "utf8"), /\| \*\*0\.0003\*\* \(chosen\) \| 0\.9850 \| 0\.9990 \| 20\.00% \|/);
+    assert.match(await readFile(files.html, "utf8"), /<td><b>0\.0003<\/b> \(chosen\)<\/td>/);
+    const m = JSON.parse(await readFile(join(dir, "metrics.json"), "utf8")) as { unlearning: { lr: number; source: string } };
+    assert.deepEqual([m.unlearning.lr, m.unlearning.source], [3e-4, "canary"]);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
