@@ -96,7 +96,7 @@ export async function defendCheckpoint(o: DefendOptions): Promise<DefendResult> 
     const auto = o.unlearnLr === "auto" || (o.unlearnLr === undefined && d.unlearnLrSource === "canary");
     const unlearnLrSource = auto ? "canary" : typeof o.unlearnLr === "number" ? "given" : "paper";
     if (auto) {
-      log("choosing the unlearning rate with a canary backdoor (defender-side data only)");
+      log("choosing the unlearning rate with two canary backdoors of our own (defender-side data only)");
       selection = await selectUnlearnLr(model, fitMeta, reserved, calibration, { ...options, log });
       options.unlearn.lr = selection.lr;
       log(`selected unlearning lr ${selection.lr} in ${selection.seconds.toFixed(0)} s`);
