@@ -120,7 +120,8 @@ const summary: Record<string, unknown>[] = [];
 console.log(`\n| rule | canaries | combine | ${studies.map((s) => s.attack).join(" | ")} | meets targets |`);
 for (const r of RULES) {
   const picks = studies.map((s) => {
-    const lr = chooseUnlearnLr(s.canaries.filter((c) => r.kinds.includes(c.kind)).map((c) => c.table), r.rule);
+    // Inconclusive canaries: the static default, as selectUnlearnLr does.
+    const lr = chooseUnlearnLr(s.canaries.filter((c) => r.kinds.includes(c.kind)).map((c) => c.table), r.rule) ?? defenseDefaults("compact-cnn", "fashion-mnist").unlearn.lr;
     const real = s.real.find((x) => x.lr === lr) as RealRow;
     return { attack: s.attack, lr, real };
   });

@@ -99,7 +99,7 @@ export async function defendCheckpoint(o: DefendOptions): Promise<DefendResult> 
       log("choosing the unlearning rate with two canary backdoors of our own (defender-side data only)");
       selection = await selectUnlearnLr(model, fitMeta, reserved, calibration, { ...options, log });
       options.unlearn.lr = selection.lr;
-      log(`selected unlearning lr ${selection.lr} in ${selection.seconds.toFixed(0)} s`);
+      log(`${selection.conclusive ? "selected" : "kept the static"} unlearning lr ${selection.lr} in ${selection.seconds.toFixed(0)} s`);
     }
     const detector = await fitBadExpert(model, fitMeta, reserved, calibration, options);
     try {
@@ -110,7 +110,7 @@ export async function defendCheckpoint(o: DefendOptions): Promise<DefendResult> 
         splits: spec,
         modelMetrics: meta.metrics,
         modelTraining: { attack: meta.training.attack ?? null },
-        unlearnLrSource,
+        unlearnLrSource: selection && !selection.conclusive ? "canary-inconclusive" : unlearnLrSource,
         ...(selection ? { unlearnSelection: selection } : {}),
       };
       await saveBundle(o.out, detector);
@@ -204,7 +204,8 @@ export async function evaluateBundle(o: EvaluateBundleOptions): Promise<Evaluate
           "calibration FPR achieved": `${(100 * det.info.calibration.achievedFpr).toFixed(2)}% of ${det.info.calibration.count}`,
           "time to fit B / M' / calibrate": created.seconds ? `${created.seconds.expert.toFixed(1)} s / ${created.seconds.auxiliary.toFixed(1)} s / ${created.seconds.calibration.toFixed(1)} s` : "n/a",
           "scoring throughput": `${r.scoringRate.toFixed(0)} inputs/s (three forward passes each)`,
-          creation: JSON.stringify(det0.info.creation),
+          // The canary tables have their own section above.
+          creation: JSON.stringify({ ...det0.info.creation, unlearnSelection: undefined }),
         },
       });
     }

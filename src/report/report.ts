@@ -38,13 +38,14 @@ export interface DefenseReport {
 
 export interface UnlearningRecord {
   lr: number;
-  source: "paper" | "canary" | "given";
+  source: "paper" | "canary" | "canary-inconclusive" | "given";
   canaries?: { kind: string; attackSuccessRate: number; table: { lr: number; auroc: number; expertCleanAccuracy: number }[] }[];
 }
 
 const SOURCES: Record<UnlearningRecord["source"], string> = {
   paper: "the paper's rate for this architecture and dataset",
   canary: "chosen by the defender's canaries: the strongest rate at which B still separates every canary (AUROC ≥ 0.98)",
+  "canary-inconclusive": "the architecture's static default: no rate kept every canary at AUROC ≥ 0.98, so the canaries could not choose",
   given: "given by the user",
 };
 

@@ -26,8 +26,8 @@ test("strongest-above picks the strongest rate at or above the level, and falls 
   assert.equal(chooseUnlearnLr([t], { pick: "strongest-above", combine: "mean", level: 0.98 }), 2e-4);
   // A dip does not stop the search: the strongest rate at the level counts.
   assert.equal(chooseUnlearnLr([rows([0.99, 0.9, 0.99, 0.5, 0.5])], { pick: "strongest-above", combine: "mean", level: 0.95 }), 3e-4);
-  // Nothing reaches 0.999: the peak (gentlest of ties) is used.
-  assert.equal(chooseUnlearnLr([t], { pick: "strongest-above", combine: "mean", level: 0.999 }), 2e-4);
+  // Nothing reaches 0.999: the canaries are inconclusive.
+  assert.equal(chooseUnlearnLr([t], { pick: "strongest-above", combine: "mean", level: 0.999 }), null);
 });
 
 test("several canaries are combined per rate by their mean or their worst AUROC", () => {
@@ -90,8 +90,10 @@ test("on real images, a planted patch canary takes and B is measured at every ca
     assert.ok(c.attackSuccessRate > 0.8, `canary ASR ${c.attackSuccessRate}`);
     assert.deepEqual(c.table.map((t) => t.lr), [1e-4, 1e-3]);
     for (const t of c.table) assert.ok(t.auroc >= 0 && t.auroc <= 1 && t.expertCleanAccuracy >= 0 && t.expertCleanAccuracy <= 1);
-    assert.ok(r.lr === 1e-4 || r.lr === 1e-3);
-    assert.equal(r.lr, chooseUnlearnLr([c.table], r.rule));
+    // The rule's pick, or — when the canary is inconclusive — the given static rate (0 here).
+    const pick = chooseUnlearnLr([c.table], r.rule);
+    assert.equal(r.conclusive, pick !== null);
+    assert.equal(r.lr, pick ?? 0);
   } finally {
     model.dispose();
   }
