@@ -94,13 +94,13 @@ export async function defendCheckpoint(o: DefendOptions): Promise<DefendResult> 
     const fitMeta = { spec: meta.model, preprocessing: meta.preprocessing, classNames: meta.classNames };
     let selection: CanaryResult | null = null;
     const auto = o.unlearnLr === "auto" || (o.unlearnLr === undefined && d.unlearnLrSource === "canary");
-    const unlearnLrSource = auto ? "canary" : typeof o.unlearnLr === "number" ? "given" : "paper";
     if (auto) {
       log("choosing the unlearning rate with two canary backdoors of our own (defender-side data only)");
       selection = await selectUnlearnLr(model, fitMeta, reserved, calibration, { ...options, log });
       options.unlearn.lr = selection.lr;
       log(`${selection.conclusive ? "selected" : "kept the static"} unlearning lr ${selection.lr} in ${selection.seconds.toFixed(0)} s`);
     }
+    const unlearnLrSource: UnlearningRecord["source"] = !auto ? (typeof o.unlearnLr === "number" ? "given" : "paper") : selection?.conclusive ? "canary" : "canary-inconclusive";
     const detector = await fitBadExpert(model, fitMeta, reserved, calibration, options);
     try {
       detector.info.creation = {
@@ -110,7 +110,7 @@ export async function defendCheckpoint(o: DefendOptions): Promise<DefendResult> 
         splits: spec,
         modelMetrics: meta.metrics,
         modelTraining: { attack: meta.training.attack ?? null },
-        unlearnLrSource: selection && !selection.conclusive ? "canary-inconclusive" : unlearnLrSource,
+        unlearnLrSource,
         ...(selection ? { unlearnSelection: selection } : {}),
       };
       await saveBundle(o.out, detector);
@@ -193,11 +193,10 @@ export async function evaluateBundle(o: EvaluateBundleOptions): Promise<Evaluate
         metrics: r.metrics,
         clean: r.clean,
         poisoned: r.poisoned,
-        unlearning: {
-          lr: created.unlearn?.lr ?? Number.NaN,
-          source: created.unlearnLrSource ?? "given",
-          ...(created.unlearnSelection ? { canaries: created.unlearnSelection.canaries } : {}),
-        },
+        // Bundles written before the source was recorded have no unlearning section.
+        ...(created.unlearnLrSource && created.unlearn
+          ? { unlearning: { lr: created.unlearn.lr, source: created.unlearnLrSource, ...(created.unlearnSelection ? { canaries: created.unlearnSelection.canaries } : {}) } }
+          : {}),
         details: {
           bundle: o.bundle,
           "reserved / calibration / evaluation images": `${created.splits.reserved} / ${created.splits.calibration} / ${splits.evaluation.length} (split seed ${created.splits.seed})`,
