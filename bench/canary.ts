@@ -15,17 +15,10 @@ import { cachedModel } from "../src/train/model-cache.js";
 import { parseParamOverrides } from "../src/attacks/params.js";
 import { defenseDefaults } from "../src/defense/defaults.js";
 import { defaultSplitSpec, defenseSplits } from "../src/defense/splits.js";
-import { extractBackdoorExpert, finetuneAuxiliary } from "../src/defense/fit.js";
-import { BadExpertDetector } from "../src/defense/detector.js";
-import { calibrationFor } from "../src/defense/recalibrate.js";
-import { evaluateDefense } from "../src/defense/evaluate.js";
 import { createAttack } from "../src/attacks/registry.js";
 import { CANARY_KINDS, DEFAULT_CANDIDATES, chooseUnlearnLr, measureCanary, type CanaryPlanting, type CanaryRecord, type SelectionRule } from "../src/defense/canary.js";
-import type { Module } from "../src/nn/index.js";
-import type { ImageDataset } from "../src/data/dataset.js";
-import type { Attack } from "../src/attacks/attack.js";
-import type { CheckpointMeta } from "../src/train/checkpoint.js";
 import { wantsJson } from "./harness.js";
+import { unlearningSweep, type SweepRow } from "./sweep.js";
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
@@ -44,28 +37,8 @@ const planting = (arg("planting") ?? "reserved") as CanaryPlanting;
 const outDir = join("out", "bench", "canary-study");
 mkdirSync(outDir, { recursive: true });
 
-interface RealRow { lr: number; auroc: number; singleAuroc: number; cleanAccuracyBefore: number; cleanAccuracyAfter: number; asrBefore: number; asrAfter: number }
+type RealRow = SweepRow;
 interface Study { attack: string; params: Record<string, string>; real: RealRow[]; canaries: CanaryRecord[]; seconds: number }
-
-/** B re-extracted at every candidate rate against the real attack (M' and the threshold fixed). */
-async function realSweep(attack: string, model: Module, meta: CheckpointMeta, reserved: ImageDataset, calibration: ImageDataset, evaluation: ImageDataset, atk: Attack): Promise<RealRow[]> {
-  const d = defenseDefaults(meta.model.name, "fashion-mnist");
-  const norm = meta.preprocessing;
-  const real: RealRow[] = [];
-  const aux = await finetuneAuxiliary(model, meta.model, reserved, { finetune: d.finetune, augment: d.augment, normalization: norm, seed, silent: true });
-  for (const lr of DEFAULT_CANDIDATES) {
-    const expert = await extractBackdoorExpert(model, meta.model, reserved, { unlearn: { ...d.unlearn, lr }, augment: d.augment, normalization: norm, seed, silent: true });
-    const base = BadExpertDetector.uncalibrated({ model, expert, auxiliary: aux }, { spec: meta.model, preprocessing: norm, classNames: meta.classNames, rule: "triangle" });
-    const cal = calibrationFor(base, "triangle", 0.01, calibration);
-    const r = evaluateDefense(base.withDecision("triangle", cal.threshold, cal), evaluation, atk).metrics;
-    const single = evaluateDefense(base.withDecision("single", Number.POSITIVE_INFINITY), evaluation, atk).metrics;
-    expert.dispose();
-    real.push({ lr, auroc: r.auroc, singleAuroc: single.auroc, cleanAccuracyBefore: r.cleanAccuracyBefore, cleanAccuracyAfter: r.cleanAccuracyAfter, asrBefore: r.asrBefore, asrAfter: r.asrAfter });
-    console.error(`${attack} real lr ${lr}: AUROC ${r.auroc.toFixed(4)} (B alone ${single.auroc.toFixed(4)}), ASR after ${(100 * r.asrAfter).toFixed(2)}%`);
-  }
-  aux.dispose();
-  return real;
-}
 
 async function study(attack: string): Promise<Study> {
   const params = overrides.get(attack) ?? {};
@@ -86,7 +59,8 @@ async function study(attack: string): Promise<Study> {
   const d = defenseDefaults(meta.model.name, "fashion-mnist");
   const norm = meta.preprocessing;
   const atk = createAttack(attack, params, { numClasses: 10, height: 28, width: 28, channels: 1, dataset: "fashion-mnist" });
-  const real = known ?? (await realSweep(attack, model, meta, reserved, calibration, evaluation, atk));
+  const real = known ?? (await unlearningSweep(model, meta, { reserved, calibration, evaluation }, atk, d, seed, DEFAULT_CANDIDATES, (r) =>
+    console.error(`${attack} real lr ${r.lr}: AUROC ${r.auroc.toFixed(4)} (B alone ${r.singleAuroc.toFixed(4)}), ASR after ${(100 * r.asrAfter).toFixed(2)}%`)));
   const canaries: CanaryRecord[] = [];
   for (const kind of CANARY_KINDS) {
     canaries.push(await measureCanary(model, { spec: meta.model, preprocessing: norm }, reserved, calibration, kind, { planting, unlearn: d.unlearn, finetune: d.finetune, augment: d.augment, seed, log: (l) => console.error(`${attack}: ${l}`) }));

@@ -13,13 +13,11 @@ import { cachedModel } from "../src/train/model-cache.js";
 import { defendCheckpoint, evaluateBundle } from "../src/defense/run.js";
 import { defenseDefaults } from "../src/defense/defaults.js";
 import { defaultSplitSpec, defenseSplits } from "../src/defense/splits.js";
-import { extractBackdoorExpert, finetuneAuxiliary, cloneModel } from "../src/defense/fit.js";
-import { BadExpertDetector } from "../src/defense/detector.js";
-import { calibrationFor } from "../src/defense/recalibrate.js";
-import { evaluateDefense } from "../src/defense/evaluate.js";
 import { createAttack } from "../src/attacks/registry.js";
 import { parseParamOverrides } from "../src/attacks/params.js";
 import { round, wantsJson } from "./harness.js";
+import { unlearningSweep } from "./sweep.js";
+import { DEFAULT_CANDIDATES } from "../src/defense/canary.js";
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
@@ -77,25 +75,11 @@ for (const attack of attacks) {
     const calibration = subset(test, splits.calibration);
     const evaluation = subset(test, splits.evaluation);
     const defaults = defenseDefaults(cm.model.name, dataset);
-    const norm = cm.preprocessing;
-    const aux = await finetuneAuxiliary(m0, cm.model, reserved, { finetune: defaults.finetune, augment: defaults.augment, normalization: norm, seed, silent: true });
-    const mm = cloneModel(m0, cm.model);
     const atk = createAttack(attack, params, { numClasses: test.classNames.length, height: test.height, width: test.width, channels: test.channels, dataset });
-    for (const lr of [3e-5, 1e-4, 2e-4, 3e-4, 5e-4, 1e-3, 2e-3]) {
-      const expert = await extractBackdoorExpert(m0, cm.model, reserved, { unlearn: { ...defaults.unlearn, lr }, augment: defaults.augment, normalization: norm, seed, silent: true });
-      const base = BadExpertDetector.uncalibrated({ model: mm, expert, auxiliary: aux }, {
-        spec: cm.model, preprocessing: norm, classNames: cm.classNames, rule: "triangle",
-      });
-      const cal = calibrationFor(base, "triangle", 0.01, calibration);
-      const det = base.withDecision("triangle", cal.threshold, cal);
-      const r = evaluateDefense(det, evaluation, atk);
-      const single = evaluateDefense(base.withDecision("single", Number.POSITIVE_INFINITY), evaluation, atk);
-      expert.dispose();
-      rows.push({ attack, sweepLr: lr, auroc: r.metrics.auroc, singleAuroc: single.metrics.auroc, cleanAccuracyAfter: r.metrics.cleanAccuracyAfter, asrAfter: r.metrics.asrAfter });
-      console.log(`| ${attack} | ${lr} | ${r.metrics.auroc.toFixed(4)} | ${single.metrics.auroc.toFixed(4)} | ${pct(r.metrics.cleanAccuracyAfter)} | ${pct(r.metrics.asrAfter)} |`);
-    }
-    aux.dispose();
-    mm.dispose();
+    await unlearningSweep(m0, cm, { reserved, calibration, evaluation }, atk, defaults, seed, DEFAULT_CANDIDATES, (r) => {
+      rows.push({ attack, sweepLr: r.lr, auroc: r.auroc, singleAuroc: r.singleAuroc, cleanAccuracyAfter: r.cleanAccuracyAfter, asrAfter: r.asrAfter });
+      console.log(`| ${attack} | ${r.lr} | ${r.auroc.toFixed(4)} | ${r.singleAuroc.toFixed(4)} | ${pct(r.cleanAccuracyAfter)} | ${pct(r.asrAfter)} |`);
+    });
     m0.dispose();
   }
 }
