@@ -4,7 +4,7 @@
 // backdoored by each attack (cached), and prints clean accuracy vs the clean model and the ASR.
 import { attackNames } from "../src/attacks/registry.js";
 import { readCheckpointMeta } from "../src/train/checkpoint.js";
-import { cachedModel } from "../src/train/model-cache.js";
+import { cachedModel } from "../src/jobs/model-cache.js";
 import { parseParamOverrides } from "../src/attacks/params.js";
 import { wantsJson } from "./harness.js";
 

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { loadDataset } from "../src/data/registry.js";
 import { subset } from "../src/data/splits.js";
 import { loadCheckpoint } from "../src/train/checkpoint.js";
-import { cachedModel } from "../src/train/model-cache.js";
+import { cachedModel } from "../src/jobs/model-cache.js";
 import { parseParamOverrides } from "../src/attacks/params.js";
 import { defenseDefaults } from "../src/defense/defaults.js";
 import { defaultSplitSpec, defenseSplits } from "../src/defense/splits.js";
@@ -52,7 +52,7 @@ async function study(attack: string): Promise<Study> {
   const { dir } = await cachedModel({ dataset: "fashion-mnist", attack, attackParams: params, epochs, seed });
   const { model, meta } = await loadCheckpoint(dir);
   const test = await loadDataset("fashion-mnist", { split: "test" });
-  const splits = defenseSplits(test.count, defaultSplitSpec(meta.dataset.trainCount ?? 60000, test.count, seed));
+  const splits = defenseSplits(test.count, defaultSplitSpec(meta.dataset.trainCount, test.count, seed));
   const reserved = subset(test, splits.reserved);
   const calibration = subset(test, splits.calibration);
   const evaluation = subset(test, splits.evaluation);

@@ -9,8 +9,9 @@ import { join } from "node:path";
 import { loadDataset } from "../src/data/registry.js";
 import { subset } from "../src/data/splits.js";
 import { loadCheckpoint, readCheckpointMeta } from "../src/train/checkpoint.js";
-import { cachedModel } from "../src/train/model-cache.js";
-import { defendCheckpoint, evaluateBundle } from "../src/defense/run.js";
+import { cachedModel } from "../src/jobs/model-cache.js";
+import { defendCheckpoint } from "../src/jobs/defend.js";
+import { evaluateBundle } from "../src/jobs/evaluate-defense.js";
 import { defenseDefaults } from "../src/defense/defaults.js";
 import { defaultSplitSpec, defenseSplits } from "../src/defense/splits.js";
 import { createAttack } from "../src/attacks/registry.js";
@@ -70,7 +71,7 @@ for (const attack of attacks) {
   if (process.argv.includes("--sweep")) {
     const { model: m0, meta: cm } = await loadCheckpoint(dir);
     const test = await loadDataset(dataset, { split: "test", ...(cm.dataset.path ? { path: cm.dataset.path } : {}), imageSize: cm.preprocessing.imageSize, channels: cm.preprocessing.channels === 1 ? 1 : 3 });
-    const splits = defenseSplits(test.count, defaultSplitSpec(cm.dataset.trainCount ?? 60000, test.count, seed));
+    const splits = defenseSplits(test.count, defaultSplitSpec(cm.dataset.trainCount, test.count, seed));
     const reserved = subset(test, splits.reserved);
     const calibration = subset(test, splits.calibration);
     const evaluation = subset(test, splits.evaluation);

@@ -15,6 +15,13 @@ fi
 if [ $needs -eq 1 ]; then
   printf '[setup] building the native addon against libtorch: %s (about a minute)\n' "$prefix" >&2
   jobs=$(nproc 2>/dev/null || echo 2)
-  JOBS=$jobs npx --no-install node-gyp rebuild --directory native -j "$jobs" --loglevel=error >&2
+  # Inside npm's install of the published package, npm names its own node-gyp; in the repository
+  # the devDependency is used.
+  if [ -n "${npm_config_node_gyp:-}" ] && [ -f "${npm_config_node_gyp}" ]; then
+    gyp=(node "$npm_config_node_gyp")
+  else
+    gyp=(npx --no-install node-gyp)
+  fi
+  JOBS=$jobs "${gyp[@]}" rebuild --directory native -j "$jobs" --loglevel=error >&2
   printf '%s' "$prefix" > "$stamp"
 fi

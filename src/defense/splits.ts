@@ -17,7 +17,13 @@ export interface DefenseSplits {
   evaluation: Int32Array;
 }
 
-export function defaultSplitSpec(trainCount: number, testCount: number, seed = 0): DefenseSplitSpec {
+/**
+ * The default split sizes, the one place that decides them (CLI, demo and benchmarks alike).
+ * trainCount is the size of the model's training set when the checkpoint records it; otherwise
+ * it is taken as five times the test set (Fashion-MNIST's and CIFAR-10's ratio).
+ */
+export function defaultSplitSpec(trainCount: number | undefined, testCount: number, seed = 0): DefenseSplitSpec {
+  trainCount ??= 5 * testCount;
   const reserved = Math.min(Math.round(0.05 * trainCount), Math.floor(0.3 * testCount));
   const calibration = Math.min(2000, Math.floor(0.2 * testCount));
   return { seed, reserved, calibration };

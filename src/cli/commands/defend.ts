@@ -3,7 +3,7 @@ import type { Command } from "../command.js";
 import { UsageError } from "../command.js";
 import { choice, emitJson, int, num, requireStr, str } from "../args.js";
 import { RUNTIME_OPTIONS, applyRuntimeOptions } from "../runtime-options.js";
-import { defendCheckpoint } from "../../defense/run.js";
+import { defendCheckpoint } from "../../jobs/defend.js";
 import { SCORE_RULES, type ScoreRule } from "../../defense/scores.js";
 
 export const defend: Command = {

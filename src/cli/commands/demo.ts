@@ -8,8 +8,9 @@ import { choice, emitJson, int, str } from "../args.js";
 import { RUNTIME_OPTIONS, applyRuntimeOptions } from "../runtime-options.js";
 import { ATTACK_OPTIONS, parseAttackParams } from "../attack-options.js";
 import { readCheckpointMeta } from "../../train/checkpoint.js";
-import { cachedModel, cachedModelPath } from "../../train/model-cache.js";
-import { defendCheckpoint, evaluateBundle } from "../../defense/run.js";
+import { cachedModel, cachedModelPath } from "../../jobs/model-cache.js";
+import { defendCheckpoint } from "../../jobs/defend.js";
+import { evaluateBundle } from "../../jobs/evaluate-defense.js";
 import { metricsRows } from "../../report/report.js";
 import { SCORE_RULES, type ScoreRule } from "../../defense/scores.js";
 

@@ -4,7 +4,7 @@ import type { Command } from "../command.js";
 import { choice, emitJson, num, requireStr, str } from "../args.js";
 import { RUNTIME_OPTIONS, applyRuntimeOptions } from "../runtime-options.js";
 import { ATTACK_OPTIONS, parseAttackParams } from "../attack-options.js";
-import { evaluateBundle } from "../../defense/run.js";
+import { evaluateBundle } from "../../jobs/evaluate-defense.js";
 import { SCORE_RULES, type ScoreRule } from "../../defense/scores.js";
 import { metricsRows } from "../../report/report.js";
 

@@ -9,7 +9,7 @@ import { datasetNames } from "../../data/registry.js";
 import { modelNames } from "../../models/registry.js";
 import { recipeFor } from "../../train/recipes.js";
 import type { TrainConfig, OptimizerName, ScheduleName } from "../../train/config.js";
-import { runTraining, defaultRunDir } from "../../train/run.js";
+import { runTraining, defaultRunDir } from "../../jobs/train.js";
 
 export const train: Command = {
   name: "train",

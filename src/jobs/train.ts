@@ -10,11 +10,11 @@ import { subset, splitIndices } from "../data/splits.js";
 import { createModel } from "../models/registry.js";
 import type { Attack, ParamValue } from "../attacks/attack.js";
 import { createAttack } from "../attacks/registry.js";
-import { validateConfig, type TrainConfig } from "./config.js";
-import { fit, type EpochRecord } from "./trainer.js";
-import { evaluateModel } from "./evaluate.js";
-import { saveCheckpoint, readCheckpointMeta, loadCheckpoint, type CheckpointMeta } from "./checkpoint.js";
-import { saveTrainState, loadTrainState, hasTrainState } from "./resume.js";
+import { validateConfig, type TrainConfig } from "../train/config.js";
+import { fit, type EpochRecord } from "../train/trainer.js";
+import { evaluateModel } from "../train/evaluate.js";
+import { saveCheckpoint, readCheckpointMeta, loadCheckpoint, type CheckpointMeta } from "../train/checkpoint.js";
+import { saveTrainState, loadTrainState, hasTrainState } from "../train/resume.js";
 
 export interface TrainRunOptions {
   dataset: string;

@@ -3,9 +3,9 @@
 // $BADEXPERT_MODEL_CACHE. An entry counts only when its run finished (the ASR is recorded last).
 import { homedir } from "node:os";
 import { join } from "node:path";
-import { readCheckpointMeta } from "./checkpoint.js";
-import { recipeFor } from "./recipes.js";
-import { runTraining } from "./run.js";
+import { readCheckpointMeta } from "../train/checkpoint.js";
+import { recipeFor } from "../train/recipes.js";
+import { runTraining } from "./train.js";
 
 export function modelCacheDir(): string {
   return process.env.BADEXPERT_MODEL_CACHE ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "badexpert", "models");

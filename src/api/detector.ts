@@ -1,0 +1,137 @@
+// The detector as a library user holds it: load a bundle, score images given as file paths,
+// encoded bytes (PNG, JPEG, WebP, PPM, …) or a float tensor, get one plain record per input.
+// Async like onnxruntime-node's InferenceSession: decoding is asynchronous, and a later version
+// may score off the main thread without changing this surface.
+import { readFile } from "node:fs/promises";
+import { tidy, type Tensor } from "../engine/index.js";
+import { decodeImage } from "../data/image-decode.js";
+import { imagesToTensor } from "../data/batch.js";
+import { loadBundle } from "../defense/bundle.js";
+import type { BadExpertDetector, BatchScores } from "../defense/detector.js";
+import type { ScoreRule } from "../defense/scores.js";
+
+/** One image: a file path, or the encoded bytes of an image file. */
+export type ImageInput = string | Uint8Array;
+
+export interface Detection {
+  /** M's predicted class index and name. */
+  pred: number;
+  predClass: string;
+  /** b: B's confidence in M's prediction. */
+  expertConfidence: number;
+  /** a: M''s confidence in M's prediction. */
+  auxiliaryConfidence: number;
+  score: number;
+  threshold: number;
+  /** True when the input is a suspected backdoor input (score above the threshold, or no valid score). */
+  flagged: boolean;
+}
+
+export interface DetectorSummary {
+  architecture: string;
+  classNames: string[];
+  imageSize: [number, number];
+  channels: number;
+  rule: ScoreRule;
+  threshold: number;
+  targetFpr: number;
+}
+
+/** Images are scored in batches of this many, so memory stays bounded by the batch. */
+const BATCH = 256;
+
+export class Detector {
+  readonly #det: BadExpertDetector;
+
+  private constructor(det: BadExpertDetector) {
+    this.#det = det;
+  }
+
+  /** Loads a bundle written by `badexpert defend` (or `defend()`). */
+  static async load(dir: string): Promise<Detector> {
+    return new Detector(await loadBundle(dir));
+  }
+
+  /** Wraps a detector made in this process (takes ownership: dispose() frees its models). */
+  static fromDetector(det: BadExpertDetector): Detector {
+    return new Detector(det);
+  }
+
+  /** The underlying BaDExpert detector (models, manifest), for lower-level use. */
+  get detector(): BadExpertDetector {
+    return this.#det;
+  }
+
+  get summary(): DetectorSummary {
+    const i = this.#det.info;
+    return {
+      architecture: i.spec.name,
+      classNames: [...i.classNames],
+      imageSize: [i.preprocessing.imageSize[0], i.preprocessing.imageSize[1]],
+      channels: i.preprocessing.channels,
+      rule: i.rule,
+      threshold: i.threshold,
+      targetFpr: i.targetFpr,
+    };
+  }
+
+  /**
+   * Scores images. A tensor must be float [N, C, H, W] in [0, 1] at the model's size; files and
+   * bytes are decoded, converted to the model's channel count and resized to its input size.
+   */
+  async score(images: ImageInput | readonly ImageInput[] | Tensor): Promise<Detection[]> {
+    if (typeof images === "string" || images instanceof Uint8Array) return this.score([images]);
+    if (!Array.isArray(images)) return this.#records(this.#det.scoreBatch(images as Tensor));
+    const out: Detection[] = [];
+    const list = images as readonly ImageInput[];
+    for (let at = 0; at < list.length; at += BATCH) {
+      const part = list.slice(at, at + BATCH);
+      const bytes = await this.decode(part, at);
+      const [h, w] = this.#det.info.preprocessing.imageSize;
+      const r = tidy(() => this.#det.scoreBatch(imagesToTensor(bytes, part.length, h, w, this.#det.info.preprocessing.channels)));
+      out.push(...this.#records(r));
+    }
+    return out;
+  }
+
+  /** Decodes images into one uint8 NHWC buffer at the model's size and channel count. */
+  async decode(images: readonly ImageInput[], firstIndex = 0): Promise<Uint8Array> {
+    const [height, width] = this.#det.info.preprocessing.imageSize;
+    const channels = this.#det.info.preprocessing.channels === 1 ? 1 : 3;
+    const per = height * width * channels;
+    const out = new Uint8Array(images.length * per);
+    for (const [k, img] of images.entries()) {
+      const name = typeof img === "string" ? img : `images[${firstIndex + k}]`;
+      let data: Uint8Array;
+      if (typeof img === "string") {
+        try {
+          data = await readFile(img);
+        } catch (e) {
+          throw new Error(`${img}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, { cause: e });
+        }
+      } else {
+        data = img;
+      }
+      const raw = await decodeImage(data, name, { size: { height, width }, channels });
+      out.set(raw.pixels, k * per);
+    }
+    return out;
+  }
+
+  #records(r: BatchScores): Detection[] {
+    const names = this.#det.info.classNames;
+    return Array.from(r.pred, (p, i) => ({
+      pred: p,
+      predClass: names[p] ?? String(p),
+      expertConfidence: r.expertConfidence[i] as number,
+      auxiliaryConfidence: r.auxiliaryConfidence[i] as number,
+      score: r.score[i] as number,
+      threshold: this.#det.threshold,
+      flagged: r.flagged[i] === 1,
+    }));
+  }
+
+  dispose(): void {
+    this.#det.dispose();
+  }
+}
