@@ -5,12 +5,11 @@ import { loadDataset } from "../data/registry.js";
 import { subset } from "../data/splits.js";
 import { loadCheckpoint } from "../train/checkpoint.js";
 import type { ParamValue } from "../attacks/attack.js";
-import type { UnlearningRecord } from "../report/report.js";
 import { defenseDefaults } from "../defense/defaults.js";
 import { fitBadExpert, type FitDefenseOptions } from "../defense/fit.js";
 import { saveBundle } from "../defense/bundle.js";
 import { defaultSplitSpec, defenseSplits, type DefenseSplitSpec } from "../defense/splits.js";
-import { selectUnlearnLr, type CanaryResult } from "../defense/canary.js";
+import { selectUnlearnLr, type CanaryResult, type UnlearningRecord } from "../defense/canary.js";
 import type { ScoreRule } from "../defense/scores.js";
 import type { Calibration } from "../defense/threshold.js";
 
