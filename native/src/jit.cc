@@ -88,7 +88,9 @@ void registerJit(Napi::Env env, Napi::Object exports) {
     return info.Env().Undefined();
   });
   def(env, exports, "jitClone", [](const Napi::CallbackInfo& info) -> Napi::Value {
-    // deepcopy: new parameter and buffer storage, same code.
+    // deepcopy: new parameter and buffer storage, same code. Without grad mode the copies are
+    // leaves (clone() under autograd would hang them off the original's graph).
+    torch::NoGradGuard noGrad;
     return wrapModule(info.Env(), unwrapModule(info[0]).deepcopy());
   });
   def(env, exports, "jitSave", [](const Napi::CallbackInfo& info) -> Napi::Value {

@@ -162,11 +162,13 @@ export function archivePrefix(zip: ZipArchive): string | undefined {
   return undefined;
 }
 
-/** Reads the `version` record of a torch.save or TorchScript zip (undefined when absent). */
+/** The file format version of a torch.save or TorchScript zip: `.data/version` (1.13 on) or `version` (undefined when absent). */
 export function formatVersion(zip: ZipArchive): number | undefined {
   const prefix = archivePrefix(zip);
-  if (prefix === undefined || !zip.has(`${prefix}/version`)) return undefined;
-  const v = Number(zip.readText(`${prefix}/version`).trim());
+  if (prefix === undefined) return undefined;
+  const record = [`${prefix}/.data/version`, `${prefix}/version`].find((r) => zip.has(r));
+  if (record === undefined) return undefined;
+  const v = Number(zip.readText(record).trim());
   return Number.isInteger(v) ? v : undefined;
 }
 
