@@ -79,17 +79,27 @@ export class TorchScriptModule extends Module {
 
   /** Registers the script's tensors under their dotted names, making submodules on the way. */
   #adopt(): void {
-    for (const { name, kind, tensor } of this.#script.tensors()) {
-      const parts = name.split(".");
-      const leaf = parts.pop() as string;
-      let owner: Module<unknown[], unknown> = this;
-      let path = "";
-      for (const p of parts) {
-        path = path === "" ? p : `${path}.${p}`;
-        const existing = owner.namedChildren().find(([n]) => n === p);
-        owner = existing ? existing[1] : owner.registerModule(p, new ScriptSubmodule(path));
+    const submodules = new Map<string, Module<unknown[], unknown>>();
+    const ownerOf = (path: string): Module<unknown[], unknown> | null => {
+      if (path === "") return null; // this module itself
+      let m = submodules.get(path);
+      if (!m) {
+        const dot = path.lastIndexOf(".");
+        const parent = ownerOf(path.slice(0, Math.max(dot, 0)));
+        const child = new ScriptSubmodule(path);
+        m = parent ? parent.registerModule(path.slice(dot + 1), child) : this.registerModule(path, child);
+        submodules.set(path, m);
       }
-      if (kind === "parameter") owner.registerParameter(leaf, tensor);
+      return m;
+    };
+    for (const { name, kind, tensor } of this.#script.tensors()) {
+      const dot = name.lastIndexOf(".");
+      const owner = ownerOf(dot < 0 ? "" : name.slice(0, dot));
+      const leaf = name.slice(dot + 1);
+      if (owner === null) {
+        if (kind === "parameter") this.registerParameter(leaf, tensor);
+        else this.registerBuffer(leaf, tensor);
+      } else if (kind === "parameter") owner.registerParameter(leaf, tensor);
       else owner.registerBuffer(leaf, tensor);
     }
   }
