@@ -9,7 +9,8 @@
         "src/ops.cc",
         "src/nn_ops.cc",
         "src/autograd.cc",
-        "src/runtime.cc"
+        "src/runtime.cc",
+        "src/jit.cc"
       ],
       "include_dirs": [
         "<!@(node -p \"require('node-addon-api').include_dir\")",

@@ -8,6 +8,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   bx::registerOps(env, exports);
   bx::registerNnOps(env, exports);
   bx::registerAutograd(env, exports);
+  bx::registerJit(env, exports);
   return exports;
 }
 

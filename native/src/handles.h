@@ -50,5 +50,6 @@ void registerOps(Napi::Env env, Napi::Object exports);
 void registerNnOps(Napi::Env env, Napi::Object exports);
 void registerAutograd(Napi::Env env, Napi::Object exports);
 void registerRuntime(Napi::Env env, Napi::Object exports);
+void registerJit(Napi::Env env, Napi::Object exports);
 
 }  // namespace bx

@@ -9,6 +9,7 @@ import { errorMessage } from "./errors.js";
 import { CIFAR10_CLASSES, readCifar10Binary } from "./readers/cifar10-binary.js";
 import { GTSRB_DEFAULT_SIZE, GTSRB_NUM_CLASSES, readGtsrb } from "./readers/gtsrb.js";
 import { readIdxDataset } from "./readers/idx.js";
+import { readArrayFile } from "./readers/array-file.js";
 import { readImageFolder } from "./readers/image-folder.js";
 
 export const MNIST_CLASSES = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
@@ -99,6 +100,13 @@ const REGISTRY: readonly DatasetInfo[] = [
     pathHint: "a folder with <class>/ sub-folders, or with train/<class>/ and test/<class>/ (val/ also accepted)",
     channels: 3,
     read: (path, opts) => readImageFolder(path, { ...opts, name: "image-folder" }),
+  },
+  {
+    name: "array",
+    description: "NumPy arrays: a .npz with x (images) and y (labels), or a .npy with <name>.labels.npy; uint8 NHWC or float NCHW in 0..1",
+    pathHint: "a .npz file, or a .npy file with its <name>.labels.npy",
+    channels: 3,
+    read: (path, opts) => readArrayFile(path, { ...opts, name: "array" }),
   },
 ];
 

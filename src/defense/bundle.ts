@@ -6,7 +6,7 @@ import { mkdir, readFile, writeFile, rename, access } from "node:fs/promises";
 import { join } from "node:path";
 import { dispose } from "../engine/index.js";
 import type { Module } from "../nn/index.js";
-import { createModel, modelNames } from "../models/registry.js";
+import { isKnownArchitecture, modelForSpec, saveModelSource } from "../models/model-source.js";
 import { loadTensors, saveTensors } from "../io/weights.js";
 import { BadExpertDetector, type DetectorInfo } from "./detector.js";
 import { assertScoreRule } from "./scores.js";
@@ -25,6 +25,7 @@ export async function saveBundle(dir: string, d: BadExpertDetector): Promise<voi
   await mkdir(dir, { recursive: true });
   const meta = { format: BUNDLE_FORMAT, architecture: d.info.spec.name };
   await saveTensors(join(dir, FILES.model), d.model.stateDict(), { ...meta, role: "suspicious model M" });
+  saveModelSource(dir, d.model, d.info.spec);
   await saveTensors(join(dir, FILES.expert), d.expert.stateDict(), { ...meta, role: "backdoor expert B" });
   await saveTensors(join(dir, FILES.auxiliary), d.auxiliary.stateDict(), { ...meta, role: "auxiliary model M'" });
   const manifest: Manifest = { format: BUNDLE_FORMAT, version: BUNDLE_VERSION, files: FILES, ...d.info };
@@ -52,7 +53,7 @@ export async function loadBundle(dir: string): Promise<BadExpertDetector> {
   const m = raw as Partial<Manifest>;
   if (m.format !== BUNDLE_FORMAT) throw new Error(`bundle: ${path}: "format" must be "${BUNDLE_FORMAT}", got ${JSON.stringify(m.format)}`);
   if (m.version !== BUNDLE_VERSION) throw new Error(`bundle: ${path}: version ${String(m.version)} is not supported (expected ${BUNDLE_VERSION})`);
-  if (!m.spec || !modelNames().includes(m.spec.name)) throw new Error(`bundle: ${path}: unknown architecture ${JSON.stringify(m.spec?.name)}`);
+  if (!m.spec || !isKnownArchitecture(m.spec.name)) throw new Error(`bundle: ${path}: unknown architecture ${JSON.stringify(m.spec?.name)}`);
   if (!m.preprocessing || !m.classNames || !m.calibration) throw new Error(`bundle: ${path}: manifest lacks preprocessing, classNames or calibration`);
   const info: DetectorInfo = {
     spec: m.spec,
@@ -73,7 +74,7 @@ export async function loadBundle(dir: string): Promise<BadExpertDetector> {
       } catch {
         throw new Error(`bundle: ${p} (${role}) not found`);
       }
-      const model = createModel(info.spec.name, info.spec);
+      const model = modelForSpec(info.spec, dir);
       made.push(model);
       const { tensors } = await loadTensors(p);
       try {

@@ -2,6 +2,7 @@
 // values (src/models/registry.ts, `paper`) are used where the paper gives them; the rest were
 // chosen as BENCHMARKS.md ("BaDExpert: unlearning strength") documents.
 import { modelInfo } from "../models/registry.js";
+import { TORCHSCRIPT_ARCH } from "../models/model-source.js";
 import type { AugmentOptions } from "../data/augment.js";
 import { recipeFor } from "../train/recipes.js";
 
@@ -42,12 +43,13 @@ const OWN: Record<string, { unlearnLr: number; finetune: { lr: number; gamma: nu
 };
 
 export function defenseDefaults(model: string, dataset: string): DefenseDefaults {
-  const info = modelInfo(model);
+  // An imported TorchScript model has no zoo entry: no paper rate, so the canaries choose.
+  const info = model === TORCHSCRIPT_ARCH ? undefined : modelInfo(model);
   const own = OWN[model];
   const datasetKey = dataset === "cifar10-folder" ? "cifar10" : dataset;
-  const paperLr = info.paper?.unlearnLr[datasetKey];
-  const unlearnLr = paperLr ?? own?.unlearnLr ?? info.paper?.unlearnLr.cifar10 ?? 1e-4;
-  const ft = info.paper?.finetune[datasetKey] ?? own?.finetune ?? info.paper?.finetune.cifar10 ?? { lr: 0.05, gamma: 0.1 };
+  const paperLr = info?.paper?.unlearnLr[datasetKey];
+  const unlearnLr = paperLr ?? own?.unlearnLr ?? info?.paper?.unlearnLr.cifar10 ?? 1e-4;
+  const ft = info?.paper?.finetune[datasetKey] ?? own?.finetune ?? info?.paper?.finetune.cifar10 ?? { lr: 0.05, gamma: 0.1 };
   let augment: AugmentOptions = {};
   try {
     augment = recipeFor(dataset).config.augment;

@@ -5,7 +5,7 @@
 import type { Module } from "../nn/index.js";
 import type { ImageDataset } from "../data/dataset.js";
 import type { AugmentOptions } from "../data/augment.js";
-import { createModel } from "../models/registry.js";
+import { cloneModel as cloneOf } from "../models/model-source.js";
 import { fit, type FitOptions } from "../train/trainer.js";
 import { DEFAULT_CONFIG, type TrainConfig } from "../train/config.js";
 import type { ModelSpec, Preprocessing } from "../train/checkpoint.js";
@@ -26,9 +26,7 @@ export interface FitDefenseOptions {
 
 /** A fresh model of the same architecture carrying M's weights. */
 export function cloneModel(model: Module, spec: ModelSpec): Module {
-  const copy = createModel(spec.name, spec);
-  copy.loadStateDict(model.stateDict(), { strict: true });
-  return copy;
+  return cloneOf(model, spec);
 }
 
 /** (y + 1) mod C for every sample: the "deliberately wrong" labels B is trained on. */

@@ -11,6 +11,11 @@ export interface Handle {
   readonly [handleBrand]: true;
 }
 type H = Handle;
+declare const jitBrand: unique symbol;
+/** An opaque reference to a TorchScript module (torch::jit::Module) owned by the addon. */
+export interface JitHandle {
+  readonly [jitBrand]: true;
+}
 type Opt<T> = T | null | undefined;
 type Num = number | boolean;
 type HN = H | Num;
@@ -192,6 +197,19 @@ export interface NativeAddon {
   enterInferenceMode(): void;
   exitInferenceMode(): void;
   isInferenceTensor(h: H): boolean;
+
+  jitLoad(path: string): JitHandle;
+  jitDispose(m: JitHandle): void;
+  jitLiveModules(): number;
+  /** Parameters then buffers, recursive, dotted names; the handles share storage with the module. */
+  jitTensors(m: JitHandle): { name: string; kind: "parameter" | "buffer"; handle: H }[];
+  jitForward(m: JitHandle, x: H): H;
+  jitTrain(m: JitHandle, mode: boolean): void;
+  jitClone(m: JitHandle): JitHandle;
+  jitSave(m: JitHandle, path: string): void;
+  jitTo(m: JitHandle, device: string): void;
+  /** The TorchScript file format versions the linked libtorch reads. */
+  jitFormatVersions(): { min: number; max: number };
 }
 
 function addonPath(): string {

@@ -5,7 +5,7 @@ import { mkdir, readFile, writeFile, rename, access } from "node:fs/promises";
 import { join } from "node:path";
 import { dispose } from "../engine/index.js";
 import type { Module } from "../nn/index.js";
-import { createModel } from "../models/registry.js";
+import { modelForSpec, saveModelSource } from "../models/model-source.js";
 import { loadTensors, saveTensors } from "../io/weights.js";
 
 export const CHECKPOINT_FORMAT = "badexpert-checkpoint";
@@ -50,6 +50,7 @@ export async function saveCheckpoint(dir: string, model: Module, meta: Omit<Chec
   await mkdir(dir, { recursive: true });
   const full: CheckpointMeta = { format: CHECKPOINT_FORMAT, version: CHECKPOINT_VERSION, createdAt: new Date().toISOString(), ...meta };
   await saveTensors(join(dir, MODEL_WEIGHTS), model.stateDict(), { format: CHECKPOINT_FORMAT, model: meta.model.name });
+  saveModelSource(dir, model, meta.model);
   const tmp = join(dir, `${MODEL_META}.tmp-${process.pid}`);
   await writeFile(tmp, `${JSON.stringify(full, null, 2)}\n`);
   await rename(tmp, join(dir, MODEL_META));
@@ -102,7 +103,7 @@ export async function loadCheckpoint(dir: string): Promise<{ model: Module; meta
   } catch {
     throw new Error(`checkpoint: ${weights} not found`);
   }
-  const model = createModel(meta.model.name, meta.model);
+  const model = modelForSpec(meta.model, dir);
   const { tensors } = await loadTensors(weights);
   try {
     model.loadStateDict(tensors, { strict: true });

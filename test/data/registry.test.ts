@@ -9,7 +9,7 @@ import { png, solid, tempDir, writeBytes } from "./fixtures.js";
 
 void describe("dataset registry", () => {
   void it("lists the known datasets with consistent metadata", () => {
-    assert.deepEqual(datasetNames(), ["mnist", "fashion-mnist", "cifar10", "cifar10-folder", "gtsrb", "image-folder"]);
+    assert.deepEqual(datasetNames(), ["mnist", "fashion-mnist", "cifar10", "cifar10-folder", "gtsrb", "image-folder", "array"]);
     for (const name of datasetNames()) {
       const info = datasetInfo(name);
       if (info.mean) {
@@ -25,7 +25,7 @@ void describe("dataset registry", () => {
 
   void it("names the valid datasets when given an unknown one", async () => {
     await assert.rejects(loadDataset("cifar100", { split: "train" }), {
-      message: "unknown dataset 'cifar100'; valid names: mnist, fashion-mnist, cifar10, cifar10-folder, gtsrb, image-folder",
+      message: "unknown dataset 'cifar100'; valid names: mnist, fashion-mnist, cifar10, cifar10-folder, gtsrb, image-folder, array",
     });
   });
 

@@ -1,0 +1,132 @@
+// `import` end to end on files written by real PyTorch: checkpoints that load to PyTorch's
+// logits, one clear error for a key mismatch, and BaDExpert (defend -> evaluate-defense) on an
+// imported TorchScript model whose bundle reloads to identical scores.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { dispose, memory, noGrad, tidy } from "../../src/engine/index.js";
+import { liveScriptModules } from "../../src/engine/jit.js";
+import { TorchScriptModule } from "../../src/nn/torchscript-module.js";
+import { importModel, readClassNames } from "../../src/jobs/import.js";
+import { loadCheckpoint } from "../../src/train/checkpoint.js";
+import { defendCheckpoint } from "../../src/jobs/defend.js";
+import { evaluateBundle } from "../../src/jobs/evaluate-defense.js";
+import { loadBundle, saveBundle } from "../../src/defense/bundle.js";
+import { fitBadExpert } from "../../src/defense/fit.js";
+import { loadDataset } from "../../src/data/registry.js";
+import { subset } from "../../src/data/splits.js";
+import { defenseSplits } from "../../src/defense/splits.js";
+import { assertClose, expected, fixture, get } from "../helpers/pytorch-fixtures.js";
+
+const quiet = (): void => {};
+const FMNIST = { input: [1, 28, 28] as [number, number, number], mean: [0.286], std: [0.353] };
+
+test("imported checkpoints (wrapped torch.save state_dict; TorchScript) load back to PyTorch's logits", async () => {
+  const before = memory().numTensors;
+  const dir = await mkdtemp(join(tmpdir(), "bx-import-"));
+  const exp = await expected();
+  try {
+    const classNames = await readClassNames("10");
+    await importModel({ out: join(dir, "cnn"), weights: fixture("compact-cnn-wrapped.pt"), arch: "compact-cnn", ...FMNIST, classNames, log: quiet });
+    await importModel({ out: join(dir, "ts"), torchscript: fixture("tiny-mixer-scripted.pt"), ...FMNIST, classNames, log: quiet });
+    assert.ok(existsSync(join(dir, "ts", "model.torchscript.pt")));
+    for (const [name, logits] of [["cnn", "logits.compact-cnn"], ["ts", "logits.tiny-mixer"]] as const) {
+      const { model, meta } = await loadCheckpoint(join(dir, name));
+      assert.equal(meta.model.name, name === "ts" ? "torchscript" : "compact-cnn");
+      assert.deepEqual(meta.classNames, ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"]);
+      noGrad(() => tidy(() => assertClose(model.forward(get(exp, "input.28x28x1")), get(exp, logits), 1e-4, name)));
+      model.dispose();
+    }
+  } finally {
+    dispose(exp);
+    await rm(dir, { recursive: true, force: true });
+  }
+  assert.equal(memory().numTensors, before);
+});
+
+test("a key mismatch lists every missing and unexpected key and names the closest architecture; bad options are named", async () => {
+  const before = memory().numTensors;
+  const dir = await mkdtemp(join(tmpdir(), "bx-import-"));
+  try {
+    const classNames = await readClassNames("10");
+    await assert.rejects(importModel({ out: dir, weights: fixture("compact-cnn.safetensors"), arch: "preact-resnet18", ...FMNIST, classNames, log: quiet }), (e: Error) => {
+      assert.match(e.message, /does not fit --arch preact-resnet18/);
+      assert.match(e.message, /Missing key\(s\) in state_dict: "conv1\.weight"/);
+      assert.match(e.message, /"linear\.bias"/);
+      assert.match(e.message, /Unexpected key\(s\) in state_dict: "features\.0\.weight".*"classifier\.4\.bias"/s);
+      assert.match(e.message, /closest zoo architecture is 'compact-cnn' \(100% of keys and shapes match\): try --arch compact-cnn/);
+      return true;
+    });
+    await assert.rejects(importModel({ out: dir, weights: fixture("compact-cnn.safetensors"), ...FMNIST, classNames, log: quiet }), /--weights needs --arch \(one of resnet18, /);
+    await assert.rejects(importModel({ out: dir, torchscript: fixture("tiny-mixer-traced.pt"), log: quiet }), /--dataset NAME, or all of --input CxHxW/);
+    await assert.rejects(importModel({ out: dir, torchscript: fixture("tiny-mixer-traced.pt"), ...FMNIST, classNames: ["a", "b", "c"], log: quiet }), /maps a \[1, 1, 28, 28\] input to \[1, 10\], expected \[1, 3\] logits/);
+    await assert.rejects(importModel({ out: dir, torchscript: fixture("tiny-mixer-traced.pt"), ...FMNIST, mean: [0.1, 0.2], classNames, log: quiet }), /--mean has 2 values but --input has 1 channels/);
+    await writeFile(join(dir, "classes.txt"), "cat\ndog\n\n");
+    assert.deepEqual(await readClassNames(join(dir, "classes.txt")), ["cat", "dog"]);
+    await assert.rejects(readClassNames(join(dir, "none.txt")), /neither a number nor a readable file/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+  assert.equal(memory().numTensors, before);
+});
+
+test("BaDExpert on an imported TorchScript model: defend -> evaluate-defense, and the bundle reloads to identical scores", async () => {
+  const before = memory().numTensors;
+  const scripts = liveScriptModules();
+  const dir = await mkdtemp(join(tmpdir(), "bx-import-"));
+  try {
+    const imported = await importModel({ out: join(dir, "ck"), torchscript: fixture("tiny-mixer-traced.pt"), dataset: "fashion-mnist", log: quiet });
+    assert.ok(imported.accuracy !== null && imported.accuracy >= 0 && imported.accuracy <= 1);
+    assert.equal(imported.meta.metrics.cleanAccuracy, imported.accuracy);
+
+    // The CLI path: defend, then evaluate-defense against a BadNet trigger.
+    const d = await defendCheckpoint({ checkpoint: join(dir, "ck"), out: join(dir, "bundle"), reserved: 256, calibration: 200, unlearnLr: 3e-4, finetuneEpochs: 1, silent: true, log: quiet });
+    assert.equal(d.splits.reserved, 256);
+    assert.ok(Number.isFinite(d.threshold));
+    assert.ok(existsSync(join(dir, "bundle", "model.torchscript.pt")));
+    const ev = await evaluateBundle({ bundle: join(dir, "bundle"), attack: "badnet" });
+    assert.equal(ev.model, "torchscript");
+    assert.equal(ev.metrics.cleanCount, d.splits.evaluation);
+    assert.ok(ev.metrics.poisonCount > 0);
+    assert.ok(Math.abs(ev.metrics.cleanAccuracyBefore - (imported.accuracy ?? 0)) < 0.02, `CA ${ev.metrics.cleanAccuracyBefore} vs ${imported.accuracy}`);
+    // This fixture has no backdoor: where no poisoned input fools M, AUROC is undefined (NaN).
+    assert.ok(ev.metrics.asrBefore > 0 ? ev.metrics.auroc >= 0 && ev.metrics.auroc <= 1 : Number.isNaN(ev.metrics.auroc), `ASR ${ev.metrics.asrBefore}, AUROC ${ev.metrics.auroc}`);
+
+    // The library path: fit, score, save, reload, score again.
+    const { model, meta } = await loadCheckpoint(join(dir, "ck"));
+    assert.ok(model instanceof TorchScriptModule);
+    const testSet = await loadDataset("fashion-mnist", { split: "test" });
+    const s = defenseSplits(testSet.count, { seed: 1, reserved: 256, calibration: 200 });
+    const det = await fitBadExpert(model, { spec: meta.model, preprocessing: meta.preprocessing, classNames: meta.classNames }, subset(testSet, s.reserved), subset(testSet, s.calibration), {
+      unlearn: { lr: 3e-4, epochs: 1, batchSize: 128 },
+      finetune: { lr: 0.01, gamma: 0.1, epochs: 1, batchSize: 64, milestones: [2, 4, 6, 8], momentum: 0.9, weightDecay: 1e-4 },
+      augment: {},
+      rule: "triangle",
+      targetFpr: 0.05,
+      seed: 0,
+      silent: true,
+    });
+    model.dispose();
+    const evalSet = subset(testSet, s.evaluation.subarray(0, 300));
+    const a = det.scoreDataset(evalSet);
+    // B and M' are finetuned copies: their weights moved away from M's, and M's did not move.
+    const w = (m: typeof det.model) => (m.stateDict().get("head.weight")?.toArray() ?? []) as number[];
+    const w0 = w(det.model);
+    assert.ok(w(det.expert).some((x, i) => x !== w0[i]), "B's head equals M's");
+    assert.ok(w(det.auxiliary).some((x, i) => x !== w0[i]), "M''s head equals M's");
+    await saveBundle(join(dir, "lib-bundle"), det);
+    det.dispose();
+    const back = await loadBundle(join(dir, "lib-bundle"));
+    const b = back.scoreDataset(evalSet);
+    back.dispose();
+    assert.deepEqual(Array.from(b.score), Array.from(a.score));
+    assert.deepEqual(Array.from(b.pred), Array.from(a.pred));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+  assert.equal(memory().numTensors, before);
+  assert.equal(liveScriptModules(), scripts);
+});
