@@ -115,7 +115,8 @@ export async function readCheckpointMeta(dir: string): Promise<CheckpointMeta> {
   return validateCheckpointMeta(meta, path);
 }
 
-function readAttack(r: FieldReader, v: unknown, path: string): AttackRecord | null {
+/** A recorded attack: null, or {name, params of plain values, counts}. */
+export function readAttackRecord(r: FieldReader, v: unknown, path: string): AttackRecord | null {
   if (v === null) return null;
   const o = r.object(v, path);
   const params: Record<string, number | string | boolean> = {};
@@ -160,7 +161,7 @@ function readTraining(r: FieldReader, v: unknown): TrainingRecord {
   int("trainCount");
   r.optional(o.device, (x) => r.string(x, "training.device"));
   r.optional(o.seconds, (x) => r.number(x, "training.seconds", { min: 0 }));
-  const attack = r.optional(o.attack, (x) => readAttack(r, x, "training.attack"));
+  const attack = r.optional(o.attack, (x) => readAttackRecord(r, x, "training.attack"));
   const history = r.optional(o.history, (x) => r.array(x, "training.history").map((e, i) => readEpoch(r, e, `training.history[${i}]`)));
   // The remaining fields are the run's configuration, read by people and by --resume from
   // train-state.json (which validates it), not used to rebuild the model.
