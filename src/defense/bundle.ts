@@ -14,13 +14,12 @@ import { saveTensors, tensorsFromFile } from "../io/weights.js";
 import { parseSafetensors, readSafetensorsBytes, sha256Hex } from "../io/safetensors.js";
 import { WEIGHTS_MAX_HEADER_BYTES } from "../train/checkpoint.js";
 import { writeDirAtomically } from "../util/atomic-dir.js";
-import { BadExpertDetector } from "./detector.js";
+import { BadExpertDetector, type DetectorInfo } from "./detector.js";
 import {
   BUNDLE_FORMAT,
   MANIFEST_FILE,
   ROLE_NAMES,
   WEIGHT_FILES,
-  WEIGHT_ROLES,
   buildManifest,
   validateManifest,
   type WeightFileRecord,
@@ -154,7 +153,16 @@ export async function loadBundle(dir: string, o: LoadBundleOptions = {}): Promis
     const model = await load("model");
     const expert = await load("expert");
     const auxiliary = await load("auxiliary");
-    const { format: _f, version: _v, integrity: _i, ...info } = m;
+    const info: DetectorInfo = {
+      spec: m.spec,
+      preprocessing: m.preprocessing,
+      classNames: m.classNames,
+      rule: m.rule,
+      threshold: m.threshold,
+      targetFpr: m.targetFpr,
+      calibration: m.calibration,
+      creation: m.creation,
+    };
     return new BadExpertDetector({ model, expert, auxiliary }, info);
   } catch (e) {
     for (const x of made) x.dispose();

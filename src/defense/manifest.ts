@@ -53,9 +53,11 @@ export function canonicalJson(v: unknown): string {
 
 /** The digest recorded in integrity.manifest, computed over the manifest as parsed from JSON. */
 export function manifestDigest(m: unknown): string {
-  const { integrity, ...rest } = m as { integrity?: Record<string, unknown> };
-  const { manifest: _omit, ...integrityRest } = integrity ?? {};
-  return createHash("sha256").update(canonicalJson({ ...rest, integrity: integrityRest })).digest("hex");
+  if (typeof m !== "object" || m === null || Array.isArray(m)) return "";
+  const integrity: unknown = "integrity" in m ? m.integrity : undefined;
+  const withoutDigest = typeof integrity === "object" && integrity !== null && !Array.isArray(integrity) ? { ...integrity, manifest: undefined } : integrity;
+  // canonicalJson skips undefined fields: the digest covers everything except itself.
+  return createHash("sha256").update(canonicalJson({ ...m, integrity: withoutDigest })).digest("hex");
 }
 
 const HEX64 = /^[0-9a-f]{64}$/;

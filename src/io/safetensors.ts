@@ -259,7 +259,7 @@ export async function readSafetensorsBytes(path: string, o: ReadOptions = {}): P
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === undefined) throw err;
-    throw new Error(`${where}cannot read (${code === "ENOENT" ? "no such file" : code})`, { cause: err });
+    throw new Error(`${where}cannot read (${code}${code === "ENOENT" ? ": no such file" : ""})`, { cause: err });
   }
   if (o.maxFileBytes !== undefined && size > o.maxFileBytes) throw new Error(`${where}file is ${size} bytes, more than the ${o.maxFileBytes} expected`);
   if (size < 8) throw new Error(`${where}file is ${size} bytes, shorter than the 8-byte header-size prefix`);
