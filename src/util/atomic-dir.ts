@@ -4,6 +4,7 @@
 // the real name, never a mix that loads as valid. Temporary directories are removed on error and
 // on SIGINT/SIGTERM; ones left by a killed process (SIGKILL) are removed by the next write.
 import { randomBytes } from "node:crypto";
+import { constants } from "node:os";
 import { renameSync, rmSync } from "node:fs";
 import { copyFile, mkdir, readdir, rename, rm, stat } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
@@ -24,10 +25,9 @@ const SIGNALS = ["SIGINT", "SIGTERM"] as const;
 function onSignal(signal: NodeJS.Signals): void {
   for (const dir of live) rmSync(dir, { recursive: true, force: true });
   live.clear();
-  for (const s of SIGNALS) process.removeListener(s, onSignal);
-  // With our listener gone the signal's default action (exit) applies again, so re-raising it
-  // ends the process the way the user asked, with the usual exit status.
-  process.kill(process.pid, signal);
+  // Exit now, with the shell's status for death by this signal (130 for SIGINT, 143 for SIGTERM):
+  // re-raising the signal would let pending writes run on into the removed directory first.
+  process.exit(128 + (constants.signals[signal] ?? 15));
 }
 
 function track(dir: string): void {

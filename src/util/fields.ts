@@ -4,12 +4,18 @@
 // missing object surface later as "Cannot read properties of undefined".
 import { printableValue } from "./printable.js";
 
+/** A description of what was found, printed without quotes. */
+class Described {
+  constructor(readonly text: string) {}
+}
+
 export class FieldReader {
   /** `where` names the file, e.g. "bundle: runs/d/detector.json". */
   constructor(readonly where: string) {}
 
+  /** `found` is printed as JSON, or as is when it is a `{ text }` description (e.g. "3 values"). */
   fail(path: string, expected: string, found: unknown): never {
-    const what = found === undefined ? "it is missing" : `found ${printableValue(found, 80)}`;
+    const what = found === undefined ? "it is missing" : found instanceof Described ? `found ${found.text}` : `found ${printableValue(found, 80)}`;
     throw new Error(`${this.where}: "${path}" must be ${expected}; ${what}`);
   }
 
@@ -35,7 +41,7 @@ export class FieldReader {
 
   string(v: unknown, path: string, o: { maxLength?: number } = {}): string {
     if (typeof v !== "string") this.fail(path, "a string", v);
-    if (o.maxLength !== undefined && v.length > o.maxLength) this.fail(path, `a string of at most ${o.maxLength} characters`, `${v.length} characters`);
+    if (o.maxLength !== undefined && v.length > o.maxLength) this.fail(path, `a string of at most ${o.maxLength} characters`, new Described(`${v.length} characters`));
     return v;
   }
 
@@ -46,8 +52,8 @@ export class FieldReader {
 
   array(v: unknown, path: string, o: { length?: number; maxLength?: number } = {}): unknown[] {
     if (!Array.isArray(v)) this.fail(path, o.length !== undefined ? `an array of ${o.length} values` : "an array", v);
-    if (o.length !== undefined && v.length !== o.length) this.fail(path, `an array of ${o.length} values`, `${v.length} values`);
-    if (o.maxLength !== undefined && v.length > o.maxLength) this.fail(path, `an array of at most ${o.maxLength} values`, `${v.length} values`);
+    if (o.length !== undefined && v.length !== o.length) this.fail(path, `an array of ${o.length} values`, new Described(`${v.length} values`));
+    if (o.maxLength !== undefined && v.length > o.maxLength) this.fail(path, `an array of at most ${o.maxLength} values`, new Described(`${v.length} values`));
     return v;
   }
 
