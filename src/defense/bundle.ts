@@ -14,6 +14,7 @@ import { saveTensors, tensorsFromFile } from "../io/weights.js";
 import { parseSafetensors, readSafetensorsBytes, sha256Hex } from "../io/safetensors.js";
 import { WEIGHTS_MAX_HEADER_BYTES } from "../train/checkpoint.js";
 import { writeDirAtomically } from "../util/atomic-dir.js";
+import { escapeControls } from "../util/printable.js";
 import { BadExpertDetector, type DetectorInfo } from "./detector.js";
 import {
   BUNDLE_FORMAT,
@@ -22,6 +23,7 @@ import {
   WEIGHT_FILES,
   buildManifest,
   validateManifest,
+  type BundleManifest,
   type WeightFileRecord,
   type WeightRole,
 } from "./manifest.js";
@@ -125,6 +127,17 @@ async function loadWeights(dir: string, role: WeightRole, rec: WeightFileRecord,
   }
 }
 
+/** detector.json's bytes → a validated manifest whose digest matches (the weight files are checked by loadBundle). */
+export function parseManifest(bytes: Uint8Array, where: string): BundleManifest {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
+  } catch (e) {
+    throw new Error(`${where}: not valid UTF-8 JSON (${escapeControls((e as Error).message)})`, { cause: e });
+  }
+  return validateManifest(raw, where);
+}
+
 export async function loadBundle(dir: string, o: LoadBundleOptions = {}): Promise<BadExpertDetector> {
   const path = join(dir, MANIFEST_FILE);
   const where = `bundle: ${path}`;
@@ -136,13 +149,7 @@ export async function loadBundle(dir: string, o: LoadBundleOptions = {}): Promis
     if (sig === null) throw new Error(`bundle: ${join(dir, SIGNATURE_FILE)} not found: the bundle is not signed, and a verification key was given (sign it with \`badexpert defend --sign-key\`)`);
     verifyBytes(bytes, sig.toString("utf8"), key, `bundle: ${dir}`);
   }
-  let raw: unknown;
-  try {
-    raw = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
-  } catch (e) {
-    throw new Error(`${where}: not valid UTF-8 JSON (${(e as Error).message})`, { cause: e });
-  }
-  const m = validateManifest(raw, where);
+  const m = parseManifest(bytes, where);
   const made: Module[] = [];
   try {
     const load = async (role: WeightRole): Promise<Module> => {

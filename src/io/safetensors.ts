@@ -10,7 +10,7 @@
 
 import { createHash } from "node:crypto";
 import { open, rename, stat, unlink } from "node:fs/promises";
-import { printable, printableValue } from "../util/printable.js";
+import { escapeControls, printable, printableValue } from "../util/printable.js";
 
 export type SafetensorsDType = "F64" | "F32" | "F16" | "BF16" | "I64" | "I32" | "I16" | "I8" | "U8" | "BOOL";
 
@@ -152,7 +152,7 @@ export function parseSafetensors(bytes: Uint8Array, source?: string, o: ReadOpti
   try {
     header = JSON.parse(headerText);
   } catch (err) {
-    fail(`header is not valid JSON (${err instanceof Error ? err.message : String(err)})`);
+    fail(`header is not valid JSON (${escapeControls(err instanceof Error ? err.message : String(err))})`);
   }
   if (!isPlainObject(header)) {
     fail(`header must be a JSON object, found ${Array.isArray(header) ? "an array" : printableValue(header)}`);

@@ -12,6 +12,7 @@ import { saveTensors, tensorsFromFile } from "../io/weights.js";
 import { parseSafetensors, readSafetensorsBytes, sha256Hex } from "../io/safetensors.js";
 import { FieldReader } from "../util/fields.js";
 import { writeDirAtomically } from "../util/atomic-dir.js";
+import { escapeControls } from "../util/printable.js";
 import type { TrainConfig } from "./config.js";
 import type { EpochRecord } from "./trainer.js";
 import { readClassNames, readModelSpec, readPreprocessing, type ModelSpec, type Preprocessing } from "./spec.js";
@@ -110,7 +111,7 @@ export async function readCheckpointMeta(dir: string): Promise<CheckpointMeta> {
   try {
     meta = JSON.parse(text);
   } catch (e) {
-    throw new Error(`checkpoint: ${path} is not valid JSON: ${(e as Error).message}`, { cause: e });
+    throw new Error(`checkpoint: ${path} is not valid JSON: ${escapeControls((e as Error).message)}`, { cause: e });
   }
   return validateCheckpointMeta(meta, path);
 }

@@ -27,3 +27,11 @@ export function printableValue(v: unknown, maxChars = MAX_CHARS): string {
   const shown = text.length > maxChars ? `${text.slice(0, maxChars)}… (${text.length} characters)` : text;
   return shown.replace(UNSAFE, (c) => `\\u${(c.codePointAt(0) ?? 0).toString(16).padStart(4, "0")}`);
 }
+
+const CONTROLS = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]/g;
+
+/** Free text that may quote a file (e.g. a JSON.parse message) with control characters escaped, shortened when long. */
+export function escapeControls(text: string, maxChars = 2 * MAX_CHARS): string {
+  const shown = text.length > maxChars ? `${text.slice(0, maxChars)}…` : text;
+  return shown.replace(CONTROLS, (c) => `\\u${(c.codePointAt(0) ?? 0).toString(16).padStart(4, "0")}`);
+}
