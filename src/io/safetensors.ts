@@ -308,7 +308,7 @@ function compareNames(a: string, b: string): number {
 }
 
 function checkTensorForWriting(name: string, t: RawTensor): void {
-  const tensor = `safetensors: tensor ${JSON.stringify(name)}: `;
+  const tensor = `safetensors: tensor ${printable(name)}: `;
   if (name === METADATA_KEY) throw new Error(`${tensor}this name is reserved for file metadata`);
   if (LONE_SURROGATE.test(name)) throw new Error(`${tensor}name contains an unpaired UTF-16 surrogate`);
   if (!isDType(t.dtype)) throw new Error(`${tensor}unknown dtype ${JSON.stringify(t.dtype)}`);

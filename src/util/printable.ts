@@ -28,6 +28,7 @@ export function printableValue(v: unknown, maxChars = MAX_CHARS): string {
   return shown.replace(UNSAFE, (c) => `\\u${(c.codePointAt(0) ?? 0).toString(16).padStart(4, "0")}`);
 }
 
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
 const CONTROLS = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]/g;
 
 /** Free text that may quote a file (e.g. a JSON.parse message) with control characters escaped, shortened when long. */
