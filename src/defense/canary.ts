@@ -23,6 +23,13 @@ import { cloneModel, extractBackdoorExpert } from "./fit.js";
 import { evaluateDefense } from "./evaluate.js";
 import type { FinetuneOptions, UnlearnOptions } from "./defaults.js";
 
+/** How B's unlearning rate was set (recorded in bundles, shown by the report). */
+export interface UnlearningRecord {
+  lr: number;
+  source: "paper" | "canary" | "canary-inconclusive" | "given";
+  canaries?: { kind: string; attackSuccessRate: number; table: { lr: number; auroc: number; expertCleanAccuracy: number }[] }[];
+}
+
 export const DEFAULT_CANDIDATES: readonly number[] = [3e-5, 5e-5, 1e-4, 2e-4, 3e-4, 5e-4, 1e-3, 2e-3];
 
 /** The two trigger families of real attacks: a full-image blend and a small patch. */

@@ -5,13 +5,13 @@
 import type { AugmentOptions } from "../data/augment.js";
 import { readAttackRecord, type AttackRecord } from "../train/checkpoint.js";
 import type { FieldReader } from "../util/fields.js";
-import { CANARY_KINDS, type CanaryRecord, type CanaryResult, type SelectionRule } from "./canary.js";
+import { CANARY_KINDS, type CanaryRecord, type CanaryResult, type SelectionRule, type UnlearningRecord } from "./canary.js";
 import type { FinetuneOptions, UnlearnOptions } from "./defaults.js";
 import type { DefenseSplitSpec } from "./splits.js";
 
-export const UNLEARN_LR_SOURCES = ["paper", "canary", "canary-inconclusive", "given"] as const;
 /** Where B's unlearning rate came from. */
-export type UnlearnLrSource = (typeof UNLEARN_LR_SOURCES)[number];
+export type UnlearnLrSource = UnlearningRecord["source"];
+export const UNLEARN_LR_SOURCES: readonly UnlearnLrSource[] = ["paper", "canary", "canary-inconclusive", "given"];
 
 export interface CreationRecord {
   unlearn?: UnlearnOptions;

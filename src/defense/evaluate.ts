@@ -4,7 +4,18 @@ import type { ImageDataset } from "../data/dataset.js";
 import type { Attack } from "../attacks/attack.js";
 import type { BadExpertDetector, BatchScores } from "./detector.js";
 import { defenseMetrics, type DefenseMetrics } from "./metrics.js";
-import type { ScoredInputs } from "../report/report.js";
+
+/** Per-input scores of one evaluation set, as the report draws them. */
+export interface ScoredInputs {
+  /** M' confidence in M's label */
+  a: ArrayLike<number>;
+  /** B confidence in M's label */
+  b: ArrayLike<number>;
+  score: ArrayLike<number>;
+  pred: ArrayLike<number>;
+  /** true label (clean) or attack target (poisoned) */
+  label: ArrayLike<number>;
+}
 
 export interface DefenseEvaluation {
   metrics: DefenseMetrics;

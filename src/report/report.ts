@@ -5,19 +5,12 @@ import { join } from "node:path";
 import type { DefenseMetrics } from "../defense/metrics.js";
 import { rocCurve } from "../defense/metrics.js";
 import type { ScoreRule } from "../defense/scores.js";
+import type { ScoredInputs } from "../defense/evaluate.js";
+import type { UnlearningRecord } from "../defense/canary.js";
+
+export type { ScoredInputs, UnlearningRecord };
 import { rocChart, histogramChart, planeChart } from "./charts.js";
 import { esc } from "./svg.js";
-
-export interface ScoredInputs {
-  /** M' confidence in M's label */
-  a: ArrayLike<number>;
-  /** B confidence in M's label */
-  b: ArrayLike<number>;
-  score: ArrayLike<number>;
-  pred: ArrayLike<number>;
-  /** true label (clean) or attack target (poisoned) */
-  label: ArrayLike<number>;
-}
 
 export interface DefenseReport {
   title: string;
@@ -34,12 +27,6 @@ export interface DefenseReport {
   details: Record<string, string | number>;
   /** How B's unlearning rate was set; with the canary tables when the canaries chose it. */
   unlearning?: UnlearningRecord;
-}
-
-export interface UnlearningRecord {
-  lr: number;
-  source: "paper" | "canary" | "canary-inconclusive" | "given";
-  canaries?: { kind: string; attackSuccessRate: number; table: { lr: number; auroc: number; expertCleanAccuracy: number }[] }[];
 }
 
 const SOURCES: Record<UnlearningRecord["source"], string> = {
