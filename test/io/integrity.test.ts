@@ -83,10 +83,12 @@ test("parse errors and state-dict errors print file-provided names escaped", () 
   bytes.set(new TextEncoder().encode(header), 8);
   assert.throws(() => parseSafetensors(bytes, "f.safetensors"), (e: Error) => {
     assert.match(e.message, /tensor "w\\n\\u001b\[31mforged": shape \[2\] with dtype F32 needs 8 bytes but data_offsets span 4/);
+    // eslint-disable-next-line no-control-regex -- asserting that no raw control character is left
     assert.doesNotMatch(e.message, /[\n\u001b]/);
     return true;
   });
   const err = new StateDictError("CompactCnn", [], [evil, ...Array.from({ length: 60 }, (_, i) => `k${i}`)], []);
+  // eslint-disable-next-line no-control-regex -- asserting that no raw control character is left
   assert.doesNotMatch(err.message.split("\n").slice(1).join(" "), /\u001b/);
   assert.match(err.message, /Unexpected key\(s\) in state_dict: "w\\n\\u001b\[31mforged", "k0",.* and 11 more\./);
 });
