@@ -48,7 +48,7 @@ for (const attack of attacks) {
   const meta = await readCheckpointMeta(dir);
   const tag = `${dataset}-${attack}`;
   const bundle = join("out", "bench", `${tag}-detector`);
-  const d = await defendCheckpoint({ checkpoint: dir, out: bundle, seed, splitSeed: seed, silent: true, ...(unlearnLr !== undefined ? { unlearnLr } : {}), log: () => {} });
+  const d = await defendCheckpoint({ checkpoint: dir, out: bundle, force: true, seed, splitSeed: seed, silent: true, ...(unlearnLr !== undefined ? { unlearnLr } : {}), log: () => {} });
   const e = await evaluateBundle({ bundle, report: join("out", "bench", `${tag}-report`) });
   const m = e.metrics;
   const row = {

@@ -6,7 +6,7 @@ import { readFile } from "node:fs/promises";
 import { tidy, type Tensor } from "../engine/index.js";
 import { decodeImage } from "../data/image-decode.js";
 import { imagesToTensor } from "../data/batch.js";
-import { loadBundle } from "../defense/bundle.js";
+import { loadBundle, type LoadBundleOptions } from "../defense/bundle.js";
 import type { BadExpertDetector, BatchScores } from "../defense/detector.js";
 import type { ScoreRule } from "../defense/scores.js";
 
@@ -47,9 +47,9 @@ export class Detector {
     this.#det = det;
   }
 
-  /** Loads a bundle written by `badexpert defend` (or `defend()`). */
-  static async load(dir: string): Promise<Detector> {
-    return new Detector(await loadBundle(dir));
+  /** Loads a bundle written by `badexpert defend` (or `defend()`); `verifyKey` requires a valid signature. */
+  static async load(dir: string, o: LoadBundleOptions = {}): Promise<Detector> {
+    return new Detector(await loadBundle(dir, o));
   }
 
   /** Wraps a detector made in this process (takes ownership: dispose() frees its models). */

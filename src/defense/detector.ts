@@ -9,6 +9,7 @@ import type { ModelSpec, Preprocessing } from "../train/checkpoint.js";
 import { Progress } from "../util/progress.js";
 import { scoreOf, type ScoreRule } from "./scores.js";
 import type { Calibration } from "./threshold.js";
+import type { CreationRecord } from "./creation.js";
 
 export interface BatchScores {
   /** M's predicted class. */
@@ -18,8 +19,13 @@ export interface BatchScores {
   /** a: M''s softmax probability of M's predicted class. */
   auxiliaryConfidence: Float32Array;
   score: Float64Array;
-  /** 1 where score > threshold (a suspected backdoor input). */
+  /**
+   * 1 where the input is suspected: score > threshold, or no valid score. Fails closed: a NaN
+   * score (broken weights, a NaN input) compares false with any threshold and would otherwise pass.
+   */
   flagged: Uint8Array;
+  /** 1 where the score is not a finite number (the input is flagged because it could not be judged). */
+  invalid: Uint8Array;
 }
 
 export interface DetectorInfo {
@@ -30,8 +36,8 @@ export interface DetectorInfo {
   threshold: number;
   targetFpr: number;
   calibration: Calibration;
-  /** How the detector was made (hyperparameters, data sizes, seed, timings). */
-  creation: Record<string, unknown>;
+  /** How the detector was made (hyperparameters, data sizes, seed, timings, data and splits). */
+  creation: CreationRecord;
 }
 
 export class BadExpertDetector {
@@ -48,8 +54,9 @@ export class BadExpertDetector {
   }
 
   /**
-   * A detector whose threshold is not calibrated yet (+Infinity: flags nothing), for scoring
-   * calibration data or comparing rules; calibrate it with withDecision().
+   * A detector whose threshold is not calibrated yet (+Infinity: flags only invalid scores), for
+   * scoring calibration data or comparing rules; calibrate it with withDecision(). It cannot be
+   * saved: saveBundle() refuses a threshold that is not a finite number.
    */
   static uncalibrated(
     parts: { model: Module; expert: Module; auxiliary: Module },
@@ -116,6 +123,7 @@ export class BadExpertDetector {
       auxiliaryConfidence: new Float32Array(n),
       score: new Float64Array(n),
       flagged: new Uint8Array(n),
+      invalid: new Uint8Array(n),
     };
     const bar = o.progressLabel ? new Progress(o.progressLabel, n) : null;
     let at = 0;
@@ -128,6 +136,7 @@ export class BadExpertDetector {
       out.auxiliaryConfidence.set(r.auxiliaryConfidence, at);
       out.score.set(r.score, at);
       out.flagged.set(r.flagged, at);
+      out.invalid.set(r.invalid, at);
       at += r.pred.length;
       bar?.tick(r.pred.length);
     }
@@ -138,12 +147,17 @@ export class BadExpertDetector {
     const n = pred.length;
     const score = new Float64Array(n);
     const flagged = new Uint8Array(n);
+    const invalid = new Uint8Array(n);
+    const t = this.info.threshold;
     for (let i = 0; i < n; i++) {
       const s = scoreOf(this.info.rule, a[i] as number, b[i] as number);
       score[i] = s;
-      flagged[i] = s > this.info.threshold ? 1 : 0;
+      // Written so that NaN (score or threshold) lands on the flagged side.
+      const bad = !Number.isFinite(s);
+      invalid[i] = bad ? 1 : 0;
+      flagged[i] = bad || Number.isNaN(t) || s > t ? 1 : 0;
     }
-    return { pred, expertConfidence: b, auxiliaryConfidence: a, score, flagged };
+    return { pred, expertConfidence: b, auxiliaryConfidence: a, score, flagged, invalid };
   }
 
   dispose(): void {

@@ -24,6 +24,12 @@ export function calibrateThreshold(cleanScores: ArrayLike<number>, targetFpr: nu
   const n = cleanScores.length;
   if (n === 0) throw new RangeError("calibrateThreshold: no clean calibration scores (is the calibration split empty, or does M misclassify all of it?)");
   const sorted = Float64Array.from(cleanScores).sort();
+  // NaN sorts last and would leave a finite-looking threshold over a broken detector; refuse.
+  let invalid = 0;
+  for (const s of sorted) if (!Number.isFinite(s)) invalid++;
+  if (invalid > 0) {
+    throw new RangeError(`calibrateThreshold: ${invalid} of ${n} clean calibration scores are not finite numbers (NaN or ±Infinity): the models give invalid outputs, so no threshold can be calibrated`);
+  }
   const threshold = at(sorted, 1 - targetFpr);
   let above = 0;
   let sum = 0;

@@ -8,7 +8,9 @@
 // validates structure, so checkpoints can be inspected, checked and produced without
 // the native addon being built.
 
-import { open, readFile, rename, unlink } from "node:fs/promises";
+import { createHash } from "node:crypto";
+import { open, rename, stat, unlink } from "node:fs/promises";
+import { escapeControls, printable, printableValue } from "../util/printable.js";
 
 export type SafetensorsDType = "F64" | "F32" | "F16" | "BF16" | "I64" | "I32" | "I16" | "I8" | "U8" | "BOOL";
 
@@ -58,7 +60,14 @@ const METADATA_KEY = "__metadata__";
 
 // The reference implementation refuses larger headers; a header this size would only
 // come from a corrupt or hostile file, and we would otherwise try to allocate it.
-const MAX_HEADER_BYTES = 100_000_000;
+export const MAX_HEADER_BYTES = 100_000_000;
+
+export interface ReadOptions {
+  /** Refuse headers larger than this (default: the reference's 100 MB). */
+  maxHeaderBytes?: number;
+  /** Refuse files larger than this before reading them (default: no limit). */
+  maxFileBytes?: number;
+}
 
 // Typed-array views use host byte order; the format is little-endian. Every bulk copy
 // below is only valid on little-endian hosts, so big-endian hosts take a byte-swap path.
@@ -71,7 +80,7 @@ function isDType(value: unknown): value is SafetensorsDType {
 export function bytesPerElement(dtype: SafetensorsDType): number {
   if (!isDType(dtype)) {
     // Callers outside strict TypeScript (JSON configs, JS scripts) can still pass junk.
-    throw new Error(`safetensors: unknown dtype ${JSON.stringify(dtype)}`);
+    throw new Error(`safetensors: unknown dtype ${printableValue(dtype)}`);
   }
   return ITEM_SIZE[dtype];
 }
@@ -107,8 +116,9 @@ const LONE_SURROGATE = /\p{Surrogate}/u;
  * (no copy), so keep `bytes` alive and unmodified while the tensors are in use.
  * `source` (a file name) is only used to make error messages point at the file.
  */
-export function parseSafetensors(bytes: Uint8Array, source?: string): SafetensorsFile {
+export function parseSafetensors(bytes: Uint8Array, source?: string, o: ReadOptions = {}): SafetensorsFile {
   const where = source === undefined ? "safetensors: " : `safetensors: ${source}: `;
+  const maxHeader = o.maxHeaderBytes ?? MAX_HEADER_BYTES;
   // Explicitly typed so that TypeScript treats `fail(...)` as ending control flow.
   const fail: (message: string) => never = (message) => {
     throw new Error(where + message);
@@ -122,8 +132,8 @@ export function parseSafetensors(bytes: Uint8Array, source?: string): Safetensor
   }
   const view = new DataView(file.buffer, file.byteOffset, file.byteLength);
   const headerSize = view.getBigUint64(0, true);
-  if (headerSize > BigInt(MAX_HEADER_BYTES)) {
-    fail(`header size ${headerSize} exceeds the ${MAX_HEADER_BYTES}-byte limit`);
+  if (headerSize > BigInt(maxHeader)) {
+    fail(`header size ${headerSize} exceeds the ${maxHeader}-byte limit`);
   }
   if (8n + headerSize > BigInt(file.byteLength)) {
     fail(`header size ${headerSize} does not fit in the file: 8 + ${headerSize} > ${file.byteLength} bytes`);
@@ -142,10 +152,10 @@ export function parseSafetensors(bytes: Uint8Array, source?: string): Safetensor
   try {
     header = JSON.parse(headerText);
   } catch (err) {
-    fail(`header is not valid JSON (${err instanceof Error ? err.message : String(err)})`);
+    fail(`header is not valid JSON (${escapeControls(err instanceof Error ? err.message : String(err))})`);
   }
   if (!isPlainObject(header)) {
-    fail(`header must be a JSON object, found ${Array.isArray(header) ? "an array" : JSON.stringify(header)}`);
+    fail(`header must be a JSON object, found ${Array.isArray(header) ? "an array" : printableValue(header)}`);
   }
 
   const buffer = file.subarray(headerEnd);
@@ -157,10 +167,10 @@ export function parseSafetensors(bytes: Uint8Array, source?: string): Safetensor
     if (name === METADATA_KEY) {
       // The reference writes null when there is no metadata.
       if (info === null) continue;
-      if (!isPlainObject(info)) fail(`"${METADATA_KEY}" must be an object of strings, found ${JSON.stringify(info)}`);
+      if (!isPlainObject(info)) fail(`"${METADATA_KEY}" must be an object of strings, found ${printableValue(info)}`);
       for (const [key, value] of Object.entries(info)) {
         if (typeof value !== "string") {
-          fail(`"${METADATA_KEY}" entry ${JSON.stringify(key)} must be a string, found ${JSON.stringify(value)}`);
+          fail(`"${METADATA_KEY}" entry ${printable(key)} must be a string, found ${printableValue(value)}`);
         }
         // defineProperty, not assignment: a key "__proto__" from a file must stay plain data.
         Object.defineProperty(metadata, key, { value, enumerable: true, writable: true, configurable: true });
@@ -168,26 +178,26 @@ export function parseSafetensors(bytes: Uint8Array, source?: string): Safetensor
       continue;
     }
 
-    const tensor = `tensor ${JSON.stringify(name)}: `;
+    const tensor = `tensor ${printable(name)}: `;
     if (!isPlainObject(info)) {
-      fail(`${tensor}expected an object {dtype, shape, data_offsets}, found ${JSON.stringify(info)}`);
+      fail(`${tensor}expected an object {dtype, shape, data_offsets}, found ${printableValue(info)}`);
     }
     const { dtype, shape, data_offsets: offsets } = info;
     if (!isDType(dtype)) {
-      fail(`${tensor}unknown dtype ${JSON.stringify(dtype)} (expected one of ${Object.keys(ITEM_SIZE).join(", ")})`);
+      fail(`${tensor}unknown dtype ${printableValue(dtype)} (expected one of ${Object.keys(ITEM_SIZE).join(", ")})`);
     }
     if (!Array.isArray(shape)) {
-      fail(`${tensor}shape must be an array of non-negative integers, found ${JSON.stringify(shape)}`);
+      fail(`${tensor}shape must be an array of non-negative integers, found ${printableValue(shape)}`);
     }
     const dims: number[] = [];
     for (const [axis, d] of (shape as unknown[]).entries()) {
       if (!isSize(d)) {
-        fail(`${tensor}shape ${JSON.stringify(shape)} has invalid dimension ${JSON.stringify(d)} at axis ${axis} (expected a non-negative integer)`);
+        fail(`${tensor}shape ${printableValue(shape)} has invalid dimension ${printableValue(d)} at axis ${axis} (expected a non-negative integer)`);
       }
       dims.push(d);
     }
     if (!Array.isArray(offsets) || offsets.length !== 2 || !isSize(offsets[0]) || !isSize(offsets[1])) {
-      fail(`${tensor}data_offsets must be [begin, end] with non-negative integers, found ${JSON.stringify(offsets)}`);
+      fail(`${tensor}data_offsets must be [begin, end] with non-negative integers, found ${printableValue(offsets)}`);
     }
     const [begin, end] = offsets as [number, number];
     if (end < begin) {
@@ -210,19 +220,19 @@ export function parseSafetensors(bytes: Uint8Array, source?: string): Safetensor
   let covered = 0;
   let previous: string | undefined;
   for (const t of found) {
-    const tensor = `tensor ${JSON.stringify(t.name)}: `;
+    const tensor = `tensor ${printable(t.name)}: `;
     if (t.begin < covered) {
-      fail(`${tensor}data_offsets [${t.begin},${t.end}] overlap tensor ${JSON.stringify(previous)}, which ends at ${covered}`);
+      fail(`${tensor}data_offsets [${t.begin},${t.end}] overlap tensor ${printable(previous ?? "")}, which ends at ${covered}`);
     }
     if (t.begin > covered) {
-      const after = previous === undefined ? "the buffer starts at 0" : `tensor ${JSON.stringify(previous)} ends at ${covered}`;
+      const after = previous === undefined ? "the buffer starts at 0" : `tensor ${printable(previous ?? "")} ends at ${covered}`;
       fail(`${tensor}data_offsets [${t.begin},${t.end}] leave a ${t.begin - covered}-byte gap: expected begin ${covered} (${after}); tensors must cover the data buffer contiguously`);
     }
     covered = t.end;
     previous = t.name;
   }
   if (covered !== bufferSize) {
-    const last = previous === undefined ? "there are no tensors" : `the last, ${JSON.stringify(previous)}, ends at ${covered}`;
+    const last = previous === undefined ? "there are no tensors" : `the last, ${printable(previous ?? "")}, ends at ${covered}`;
     fail(`data buffer is ${bufferSize} bytes but tensors cover only ${covered} (${last}); trailing bytes are not allowed`);
   }
 
@@ -233,9 +243,50 @@ export function parseSafetensors(bytes: Uint8Array, source?: string): Safetensor
   return { tensors, metadata };
 }
 
-export async function readSafetensors(path: string): Promise<SafetensorsFile> {
-  const bytes = await readFile(path);
-  return parseSafetensors(bytes, path);
+/**
+ * The bytes of a safetensors file, read only after cheap checks: that it is a regular file, that
+ * it is within `maxFileBytes`, and that its 8-byte prefix declares a header within
+ * `maxHeaderBytes` that fits in the file. A hostile size never causes a large allocation.
+ */
+export async function readSafetensorsBytes(path: string, o: ReadOptions = {}): Promise<Uint8Array> {
+  const where = `safetensors: ${path}: `;
+  let size: number;
+  try {
+    const s = await stat(path);
+    if (s.isDirectory()) throw new Error(`${where}is a directory, not a safetensors file`);
+    if (!s.isFile()) throw new Error(`${where}is not a regular file`);
+    size = s.size;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === undefined) throw err;
+    throw new Error(`${where}cannot read (${code}${code === "ENOENT" ? ": no such file" : ""})`, { cause: err });
+  }
+  if (o.maxFileBytes !== undefined && size > o.maxFileBytes) throw new Error(`${where}file is ${size} bytes, more than the ${o.maxFileBytes} expected`);
+  if (size < 8) throw new Error(`${where}file is ${size} bytes, shorter than the 8-byte header-size prefix`);
+  const handle = await open(path, "r");
+  try {
+    const prefix = new Uint8Array(8);
+    await handle.read(prefix, 0, 8, 0);
+    const headerSize = new DataView(prefix.buffer).getBigUint64(0, true);
+    const maxHeader = o.maxHeaderBytes ?? MAX_HEADER_BYTES;
+    if (headerSize > BigInt(maxHeader)) throw new Error(`${where}header size ${headerSize} exceeds the ${maxHeader}-byte limit`);
+    if (8n + headerSize > BigInt(size)) throw new Error(`${where}header size ${headerSize} does not fit in the file: 8 + ${headerSize} > ${size} bytes`);
+    const bytes = new Uint8Array(size);
+    let at = 0;
+    // A file that shrinks while we read it ends the loop early; the parser then sees the short buffer.
+    while (at < size) {
+      const { bytesRead } = await handle.read(bytes, at, size - at, at);
+      if (bytesRead === 0) break;
+      at += bytesRead;
+    }
+    return at === size ? bytes : bytes.subarray(0, at);
+  } finally {
+    await handle.close();
+  }
+}
+
+export async function readSafetensors(path: string, o: ReadOptions = {}): Promise<SafetensorsFile> {
+  return parseSafetensors(await readSafetensorsBytes(path, o), path, o);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -257,7 +308,7 @@ function compareNames(a: string, b: string): number {
 }
 
 function checkTensorForWriting(name: string, t: RawTensor): void {
-  const tensor = `safetensors: tensor ${JSON.stringify(name)}: `;
+  const tensor = `safetensors: tensor ${printable(name)}: `;
   if (name === METADATA_KEY) throw new Error(`${tensor}this name is reserved for file metadata`);
   if (LONE_SURROGATE.test(name)) throw new Error(`${tensor}name contains an unpaired UTF-16 surrogate`);
   if (!isDType(t.dtype)) throw new Error(`${tensor}unknown dtype ${JSON.stringify(t.dtype)}`);
@@ -326,14 +377,14 @@ export function serializeSafetensors(
 }
 
 /**
- * Write atomically: the bytes go to `<path>.tmp-<pid>`, are flushed, and only then renamed
+ * Write atomically (returning the file's size and SHA-256): the bytes go to `<path>.tmp-<pid>`, are flushed, and only then renamed
  * over `path`, so a crash or error never leaves a truncated checkpoint under the real name.
  */
 export async function writeSafetensors(
   path: string,
   tensors: Map<string, RawTensor> | Record<string, RawTensor>,
   metadata?: Record<string, string>,
-): Promise<void> {
+): Promise<WrittenFile> {
   // Serialize first so invalid tensors fail before anything touches the disk.
   const bytes = serializeSafetensors(tensors, metadata);
   const tmp = `${path}.tmp-${process.pid}`;
@@ -350,6 +401,17 @@ export async function writeSafetensors(
     await unlink(tmp).catch(() => undefined);
     throw err;
   }
+  return { bytes: bytes.byteLength, sha256: sha256Hex(bytes) };
+}
+
+/** Size and SHA-256 of a written file, for manifests that pin their weight files. */
+export interface WrittenFile {
+  bytes: number;
+  sha256: string;
+}
+
+export function sha256Hex(bytes: Uint8Array): string {
+  return createHash("sha256").update(bytes).digest("hex");
 }
 
 // ---------------------------------------------------------------------------------------

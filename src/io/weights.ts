@@ -7,8 +7,18 @@ import {
   parseSafetensors,
   decodeToFloat32,
   type RawTensor,
+  type ReadOptions,
   type SafetensorsDType,
+  type SafetensorsFile,
+  type WrittenFile,
 } from "./safetensors.js";
+import { assertFiniteTensors } from "./finite.js";
+import { printable } from "../util/printable.js";
+
+export interface LoadOptions extends ReadOptions {
+  /** Refuse a file whose float tensors hold NaN or ±Infinity (naming the file and tensor). */
+  requireFinite?: boolean;
+}
 
 const TO_ST: Partial<Record<DType, SafetensorsDType>> = {
   float32: "F32",
@@ -33,7 +43,7 @@ const FROM_ST: Partial<Record<SafetensorsDType, DType>> = {
 
 export function toRaw(t: Tensor, name: string): RawTensor {
   const dtype = TO_ST[t.dtype];
-  if (dtype === undefined) throw new TypeError(`saveTensors: tensor "${name}" has dtype ${t.dtype}, which is not written (convert it to float32)`);
+  if (dtype === undefined) throw new TypeError(`saveTensors: tensor ${printable(name)} has dtype ${t.dtype}, which is not written (convert it to float32)`);
   const data = t.data();
   return { dtype, shape: t.shape, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
 }
@@ -45,17 +55,23 @@ export function fromRaw(r: RawTensor): Tensor {
   return fromBytes(r.data, dtype, r.shape);
 }
 
-/** Writes named tensors (e.g. a module's stateDict()) to a .safetensors file, atomically. */
-export async function saveTensors(path: string, tensors: Map<string, Tensor>, metadata?: Record<string, string>): Promise<void> {
+/** Writes named tensors (e.g. a module's stateDict()) to a .safetensors file, atomically; returns its size and SHA-256. */
+export async function saveTensors(path: string, tensors: Map<string, Tensor>, metadata?: Record<string, string>): Promise<WrittenFile> {
   const raw = new Map<string, RawTensor>();
   for (const [k, t] of tensors) raw.set(k, toRaw(t, k));
-  await writeSafetensors(path, raw, metadata);
+  return writeSafetensors(path, raw, metadata);
 }
 
 /** Reads a .safetensors file into new tensors the caller owns (dispose them, e.g. with `dispose(map)`). */
-export async function loadTensors(path: string): Promise<{ tensors: Map<string, Tensor>; metadata: Record<string, string> }> {
-  const file = await readSafetensors(path);
-  return { tensors: rawToTensors(file.tensors, path), metadata: file.metadata };
+export async function loadTensors(path: string, o: LoadOptions = {}): Promise<{ tensors: Map<string, Tensor>; metadata: Record<string, string> }> {
+  const file = await readSafetensors(path, o);
+  return { tensors: tensorsFromFile(file, path, o), metadata: file.metadata };
+}
+
+/** New tensors (the caller owns them) from a parsed file; `source` names the file in errors. */
+export function tensorsFromFile(file: SafetensorsFile, source: string, o: { requireFinite?: boolean } = {}): Map<string, Tensor> {
+  if (o.requireFinite === true) assertFiniteTensors(file.tensors, source);
+  return rawToTensors(file.tensors, source);
 }
 
 export function tensorsFromBytes(bytes: Uint8Array, source?: string): Map<string, Tensor> {
@@ -68,7 +84,7 @@ function rawToTensors(raw: Map<string, RawTensor>, source: string): Map<string, 
     for (const [k, r] of raw) out.set(k, fromRaw(r));
   } catch (e) {
     for (const t of out.values()) t.dispose();
-    throw new Error(`${source}: ${(e as Error).message}`);
+    throw new Error(`${source}: ${(e as Error).message}`, { cause: e });
   }
   return out;
 }

@@ -4,12 +4,14 @@ import type { ImageDataset } from "../data/dataset.js";
 import { loadDataset } from "../data/registry.js";
 import { subset } from "../data/splits.js";
 import { loadCheckpoint } from "../train/checkpoint.js";
-import type { ParamValue } from "../attacks/attack.js";
+import type { UnlearnLrSource } from "../defense/creation.js";
 import { defenseDefaults } from "../defense/defaults.js";
 import { fitBadExpert, type FitDefenseOptions } from "../defense/fit.js";
 import { saveBundle } from "../defense/bundle.js";
+import { signingKey, type KeyInput } from "../defense/signature.js";
+import { assertWritableDir } from "../util/atomic-dir.js";
 import { defaultSplitSpec, defenseSplits, type DefenseSplitSpec } from "../defense/splits.js";
-import { selectUnlearnLr, type CanaryResult, type UnlearningRecord } from "../defense/canary.js";
+import { selectUnlearnLr, type CanaryResult } from "../defense/canary.js";
 import type { ScoreRule } from "../defense/scores.js";
 import type { Calibration } from "../defense/threshold.js";
 
@@ -33,6 +35,10 @@ export interface DefendOptions {
   rule?: ScoreRule;
   targetFpr?: number;
   seed?: number;
+  /** Replace an existing non-empty `out` (otherwise refused before any work). */
+  force?: boolean;
+  /** Ed25519 private key (KeyObject or PEM path): sign the bundle. */
+  signKey?: KeyInput;
   silent?: boolean;
   log?: (line: string) => void;
 }
@@ -47,22 +53,15 @@ export interface DefendResult {
   seconds: { expert: number; auxiliary: number; calibration: number; selection: number };
 }
 
-export interface CreationRecord {
-  dataset?: { name: string; path?: string };
-  splits?: DefenseSplitSpec;
-  modelTraining?: { attack?: { name: string; params: Record<string, ParamValue> } | null };
-  unlearn?: { lr: number };
-  unlearnLrSource?: UnlearningRecord["source"];
-  unlearnSelection?: CanaryResult;
-  seconds?: { expert: number; auxiliary: number; calibration: number };
-}
-
 export async function testSplit(name: string, path: string | undefined, imageSize: [number, number], channels: number): Promise<ImageDataset> {
   return loadDataset(name, { split: "test", ...(path ? { path } : {}), imageSize, channels: channels === 1 ? 1 : 3 });
 }
 
 export async function defendCheckpoint(o: DefendOptions): Promise<DefendResult> {
   const log = o.log ?? ((l: string) => console.error(l));
+  // Refused before minutes of finetuning, not after.
+  await assertWritableDir(o.out, { replace: o.force === true, forceHint: "--force" });
+  if (o.signKey !== undefined) await signingKey(o.signKey);
   const { model, meta } = await loadCheckpoint(o.checkpoint);
   try {
     const name = o.dataset ?? meta.dataset.name;
@@ -96,7 +95,7 @@ export async function defendCheckpoint(o: DefendOptions): Promise<DefendResult> 
       options.unlearn.lr = selection.lr;
       log(`${selection.conclusive ? "selected" : "kept the static"} unlearning lr ${selection.lr} in ${selection.seconds.toFixed(0)} s`);
     }
-    const unlearnLrSource: UnlearningRecord["source"] = !auto ? (typeof o.unlearnLr === "number" ? "given" : "paper") : selection?.conclusive ? "canary" : "canary-inconclusive";
+    const unlearnLrSource: UnlearnLrSource = !auto ? (typeof o.unlearnLr === "number" ? "given" : "paper") : selection?.conclusive ? "canary" : "canary-inconclusive";
     const detector = await fitBadExpert(model, fitMeta, reserved, calibration, options);
     try {
       detector.info.creation = {
@@ -109,8 +108,8 @@ export async function defendCheckpoint(o: DefendOptions): Promise<DefendResult> 
         unlearnLrSource,
         ...(selection ? { unlearnSelection: selection } : {}),
       };
-      await saveBundle(o.out, detector);
-      const seconds = (detector.info.creation as CreationRecord).seconds ?? { expert: 0, auxiliary: 0, calibration: 0 };
+      await saveBundle(o.out, detector, { replace: o.force === true, forceHint: "--force", ...(o.signKey !== undefined ? { signKey: o.signKey } : {}) });
+      const seconds = detector.info.creation.seconds ?? { expert: 0, auxiliary: 0, calibration: 0 };
       return {
         bundle: o.out,
         threshold: detector.threshold,

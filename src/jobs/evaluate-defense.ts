@@ -9,7 +9,8 @@ import { evaluateDefense, type DefenseEvaluation } from "../defense/evaluate.js"
 import { recalibrate } from "../defense/recalibrate.js";
 import type { ScoreRule } from "../defense/scores.js";
 import { writeReport } from "../report/report.js";
-import { testSplit, type CreationRecord } from "./defend.js";
+import type { KeyInput } from "../defense/signature.js";
+import { testSplit } from "./defend.js";
 
 export interface EvaluateBundleOptions {
   bundle: string;
@@ -21,6 +22,8 @@ export interface EvaluateBundleOptions {
   dataPath?: string;
   report?: string;
   progress?: boolean;
+  /** Ed25519 public key (KeyObject or PEM path): refuse unsigned or badly signed bundles. */
+  verifyKey?: KeyInput;
 }
 
 export interface EvaluateBundleResult extends DefenseEvaluation {
@@ -34,9 +37,9 @@ export interface EvaluateBundleResult extends DefenseEvaluation {
 }
 
 export async function evaluateBundle(o: EvaluateBundleOptions): Promise<EvaluateBundleResult> {
-  const det0 = await loadBundle(o.bundle);
+  const det0 = await loadBundle(o.bundle, o.verifyKey !== undefined ? { verifyKey: o.verifyKey } : {});
   try {
-    const created = det0.info.creation as CreationRecord;
+    const created = det0.info.creation;
     if (!created.dataset || !created.splits) throw new Error(`${o.bundle}: the bundle does not record its dataset and splits`);
     const recorded = created.modelTraining?.attack ?? null;
     const attackName = o.attack ?? recorded?.name;

@@ -52,6 +52,8 @@ export async function cachedModel(s: CachedModelSpec, o: { retrain?: boolean; de
     model: s.model ?? recipe.model,
     config: { ...recipe.config, epochs: s.epochs, seed: s.seed },
     out: dir,
+    // The cache entry is missing, incomplete or being retrained: it is ours to replace.
+    force: true,
     ...(o.device ? { device: o.device } : {}),
     ...(s.dataPath ? { dataPath: s.dataPath } : {}),
     ...(s.attack ? { attack: { name: s.attack, params: s.attackParams ?? {} } } : {}),

@@ -13,8 +13,9 @@ import { createAttack } from "../attacks/registry.js";
 import { validateConfig, type TrainConfig } from "../train/config.js";
 import { fit, type EpochRecord } from "../train/trainer.js";
 import { evaluateModel } from "../train/evaluate.js";
-import { saveCheckpoint, readCheckpointMeta, loadCheckpoint, type CheckpointMeta } from "../train/checkpoint.js";
-import { saveTrainState, loadTrainState, hasTrainState } from "../train/resume.js";
+import { saveCheckpoint, readCheckpointMeta, loadCheckpoint, type AttackRecord, type CheckpointMeta } from "../train/checkpoint.js";
+import { saveTrainState, loadTrainState, hasTrainState, STATE_META, STATE_WEIGHTS } from "../train/resume.js";
+import { assertWritableDir } from "../util/atomic-dir.js";
 
 export interface TrainRunOptions {
   dataset: string;
@@ -27,6 +28,8 @@ export interface TrainRunOptions {
   /** Train on a seeded subset of this many training images. */
   limit?: number;
   resume?: boolean;
+  /** Replace an existing non-empty --out (otherwise refused, unless resuming it). */
+  force?: boolean;
   attack?: { name: string; params: Record<string, ParamValue> };
   /** A clean model checkpoint, for attacks that craft perturbations against one (Clean-Label). */
   cleanModel?: string;
@@ -50,6 +53,8 @@ export function attackSuccessRate(model: Module, attack: Attack, test: ImageData
 
 export async function runTraining(o: TrainRunOptions): Promise<TrainRunResult> {
   const log = o.log ?? ((l: string) => console.error(l));
+  // Before any work: never overwrite someone's checkpoint or bundle by accident.
+  if (!o.resume) await assertWritableDir(o.out, { replace: o.force === true, forceHint: "--force" });
   const info = datasetInfo(o.dataset);
   const loadOpts = { ...(o.dataPath ? { path: o.dataPath } : {}), ...(o.imageSize ? { imageSize: o.imageSize } : {}) };
   const trainFull = await loadDataset(o.dataset, { split: "train", ...loadOpts });
@@ -64,7 +69,7 @@ export async function runTraining(o: TrainRunOptions): Promise<TrainRunResult> {
 
   let attack: Attack | null = null;
   let trainSet = cleanTrain;
-  let attackRecord: Record<string, unknown> | null = null;
+  let attackRecord: AttackRecord | null = null;
   if (o.attack) {
     attack = createAttack(o.attack.name, o.attack.params, imageSpec);
     let cleanModel: Module | undefined;
@@ -130,14 +135,17 @@ export async function runTraining(o: TrainRunOptions): Promise<TrainRunResult> {
       ...(restore ? { restore } : {}),
       onEpoch: async (record, state) => {
         history.push(record);
-        await saveCheckpoint(o.out, model, { ...base, training: training(), metrics: { cleanAccuracy: record.testAccuracy ?? Number.NaN } });
-        await saveTrainState(o.out, { epochsDone: record.epoch, config, history, optimizer: state.optimizer, schedule: state.schedule });
+        // The checkpoint and its training state are replaced together, so a kill leaves a resumable pair.
+        await saveCheckpoint(o.out, model, { ...base, training: training(), metrics: { cleanAccuracy: record.testAccuracy ?? Number.NaN } }, {
+          replace: true,
+          also: (dir) => saveTrainState(dir, { epochsDone: record.epoch, config, history, optimizer: state.optimizer, schedule: state.schedule }),
+        });
       },
     });
     const final = evaluateModel(model, testSet, { normalization, device });
     const metrics: Record<string, number> = { cleanAccuracy: final.accuracy, testLoss: final.loss };
     if (attack) metrics.attackSuccessRate = attackSuccessRate(model, attack, testSet, normalization, device);
-    const meta = await saveCheckpoint(o.out, model, { ...base, training: training(), metrics });
+    const meta = await saveCheckpoint(o.out, model, { ...base, training: training(), metrics }, { replace: true, carry: [STATE_META, STATE_WEIGHTS] });
     return {
       checkpoint: o.out,
       meta,

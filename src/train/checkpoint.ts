@@ -1,31 +1,49 @@
 // Checkpoints: a directory with `model.safetensors` (the state dict, PyTorch key names) and
 // `model.json` (everything needed to rebuild and use the model: architecture and its options,
-// dataset, preprocessing, class names, how it was trained, measured metrics).
-import { mkdir, readFile, writeFile, rename, access } from "node:fs/promises";
+// dataset, preprocessing, class names, how it was trained, measured metrics, the weights' SHA-256).
+// The directory is written whole into a temporary sibling and renamed into place, and model.json
+// is validated field by field on load: model files are untrusted input.
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { dispose } from "../engine/index.js";
 import type { Module } from "../nn/index.js";
 import { modelForSpec, saveModelSource } from "../models/model-source.js";
-import { loadTensors, saveTensors } from "../io/weights.js";
+import { saveTensors, tensorsFromFile } from "../io/weights.js";
+import { parseSafetensors, readSafetensorsBytes, sha256Hex } from "../io/safetensors.js";
+import { FieldReader } from "../util/fields.js";
+import { writeDirAtomically } from "../util/atomic-dir.js";
+import { escapeControls } from "../util/printable.js";
+import type { TrainConfig } from "./config.js";
+import type { EpochRecord } from "./trainer.js";
+import { readClassNames, readModelSpec, readPreprocessing, type ModelSpec, type Preprocessing } from "./spec.js";
+
+export type { ModelSpec, Preprocessing } from "./spec.js";
 
 export const CHECKPOINT_FORMAT = "badexpert-checkpoint";
 export const CHECKPOINT_VERSION = 1;
 
-export interface ModelSpec {
-  /** Zoo name, e.g. "resnet18". */
+/** Our own weight files have headers of a few kilobytes; anything near this is corrupt or hostile. */
+export const WEIGHTS_MAX_HEADER_BYTES = 16 * 1024 * 1024;
+
+/** The backdoor a model was trained with (attack parameters are plain values). */
+export interface AttackRecord {
   name: string;
-  numClasses: number;
-  inChannels: number;
-  imageSize: number;
+  params: Record<string, number | string | boolean>;
+  seed?: number;
+  poisonCount?: number;
+  coverCount?: number;
+  cleanModel?: string;
 }
 
-export interface Preprocessing {
-  /** Height and width the model takes. */
-  imageSize: [number, number];
-  channels: number;
-  /** Per-channel mean/std in [0, 1] units, applied after scaling pixels to [0, 1]. */
-  mean: number[];
-  std: number[];
+/** How a model was trained: the run's configuration plus what happened. Fields a test or an older run left out are absent. */
+export interface TrainingRecord extends Partial<TrainConfig> {
+  trainCount?: number;
+  device?: string;
+  attack?: AttackRecord | null;
+  history?: EpochRecord[];
+  seconds?: number;
+  /** Set by `badexpert import`: where the model came from (state_dict file or TorchScript file). */
+  imported?: Record<string, unknown>;
 }
 
 export interface CheckpointMeta {
@@ -35,25 +53,48 @@ export interface CheckpointMeta {
   dataset: { name: string; path?: string; trainCount?: number; testCount?: number };
   preprocessing: Preprocessing;
   classNames: string[];
-  /** Free-form training record (hyperparameters, epochs, seed, attack, ...). */
-  training: Record<string, unknown>;
-  /** Measured figures (clean accuracy, attack success rate, ...). */
+  training: TrainingRecord;
+  /** Measured figures (clean accuracy, attack success rate, ...); NaN where not measured. */
   metrics: Record<string, number>;
   createdAt: string;
+  /** SHA-256 of model.safetensors (absent in checkpoints written before it was recorded). */
+  weightsSha256?: string;
 }
 
 export const MODEL_WEIGHTS = "model.safetensors";
 export const MODEL_META = "model.json";
 
-/** Writes the model's weights and metadata; the JSON goes last, so a crash never leaves a half checkpoint that looks complete. */
-export async function saveCheckpoint(dir: string, model: Module, meta: Omit<CheckpointMeta, "format" | "version" | "createdAt">): Promise<CheckpointMeta> {
-  await mkdir(dir, { recursive: true });
-  const full: CheckpointMeta = { format: CHECKPOINT_FORMAT, version: CHECKPOINT_VERSION, createdAt: new Date().toISOString(), ...meta };
-  await saveTensors(join(dir, MODEL_WEIGHTS), model.stateDict(), { format: CHECKPOINT_FORMAT, model: meta.model.name });
-  saveModelSource(dir, model, meta.model);
-  const tmp = join(dir, `${MODEL_META}.tmp-${process.pid}`);
-  await writeFile(tmp, `${JSON.stringify(full, null, 2)}\n`);
-  await rename(tmp, join(dir, MODEL_META));
+export interface SaveCheckpointOptions {
+  /** Replace an existing non-empty directory (a run's own checkpoint, or --force). */
+  replace?: boolean;
+  /** Writes more files (e.g. the training state) into the new directory before it is renamed into place. */
+  also?: (dir: string) => Promise<void>;
+  /** Files kept from the directory being replaced (e.g. the training state). */
+  carry?: readonly string[];
+  /** How the user allows replacing, for the refusal message (e.g. "--force"). */
+  forceHint?: string;
+}
+
+/** Writes the checkpoint directory atomically: the old one (if replaced) stays whole until the new one is complete. */
+export async function saveCheckpoint(
+  dir: string,
+  model: Module,
+  meta: Omit<CheckpointMeta, "format" | "version" | "createdAt" | "weightsSha256">,
+  o: SaveCheckpointOptions = {},
+): Promise<CheckpointMeta> {
+  let full: CheckpointMeta | undefined;
+  await writeDirAtomically(
+    dir,
+    async (tmp) => {
+      const written = await saveTensors(join(tmp, MODEL_WEIGHTS), model.stateDict(), { format: CHECKPOINT_FORMAT, model: meta.model.name });
+      saveModelSource(tmp, model, meta.model);
+      full = { format: CHECKPOINT_FORMAT, version: CHECKPOINT_VERSION, createdAt: new Date().toISOString(), ...meta, weightsSha256: written.sha256 };
+      await writeFile(join(tmp, MODEL_META), `${JSON.stringify(full, null, 2)}\n`);
+      await o.also?.(tmp);
+    },
+    { ...(o.replace !== undefined ? { replace: o.replace } : {}), ...(o.carry ? { carry: o.carry } : {}), ...(o.forceHint ? { forceHint: o.forceHint } : {}) },
+  );
+  if (!full) throw new Error(`checkpoint: ${dir} was not written`);
   return full;
 }
 
@@ -62,54 +103,130 @@ export async function readCheckpointMeta(dir: string): Promise<CheckpointMeta> {
   let text: string;
   try {
     text = await readFile(path, "utf8");
-  } catch {
-    throw new Error(`checkpoint: ${path} not found (a checkpoint directory holds ${MODEL_META} and ${MODEL_WEIGHTS})`);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new Error(
+      code === "ENOENT" ? `checkpoint: ${path} not found (a checkpoint directory holds ${MODEL_META} and ${MODEL_WEIGHTS})` : `checkpoint: ${path}: cannot read (${code ?? (e as Error).message})`,
+      { cause: e },
+    );
   }
   let meta: unknown;
   try {
     meta = JSON.parse(text);
   } catch (e) {
-    throw new Error(`checkpoint: ${path} is not valid JSON: ${(e as Error).message}`);
+    throw new Error(`checkpoint: ${path} is not valid JSON: ${escapeControls((e as Error).message)}`, { cause: e });
   }
-  return validateMeta(meta, path);
+  return validateCheckpointMeta(meta, path);
 }
 
-function validateMeta(x: unknown, path: string): CheckpointMeta {
-  const m = x as Partial<CheckpointMeta> | null;
-  if (!m || typeof m !== "object" || m.format !== CHECKPOINT_FORMAT) {
-    throw new Error(`checkpoint: ${path}: "format" must be "${CHECKPOINT_FORMAT}"`);
+/** A recorded attack: null, or {name, params of plain values, counts}. */
+export function readAttackRecord(r: FieldReader, v: unknown, path: string): AttackRecord | null {
+  if (v === null) return null;
+  const o = r.object(v, path);
+  const params: Record<string, number | string | boolean> = {};
+  for (const [k, p] of Object.entries(r.object(o.params, `${path}.params`))) {
+    if (typeof p !== "number" && typeof p !== "string" && typeof p !== "boolean") r.fail(`${path}.params.${k}`, "a number, string or boolean", p);
+    Object.defineProperty(params, k, { value: p, enumerable: true, writable: true, configurable: true });
   }
-  if (m.version !== CHECKPOINT_VERSION) throw new Error(`checkpoint: ${path}: version ${String(m.version)} is not supported (expected ${CHECKPOINT_VERSION})`);
-  const spec = m.model;
-  if (!spec || typeof spec.name !== "string" || !Number.isInteger(spec.numClasses) || !Number.isInteger(spec.inChannels) || !Number.isInteger(spec.imageSize)) {
-    throw new Error(`checkpoint: ${path}: "model" must give name, numClasses, inChannels and imageSize`);
-  }
-  const p = m.preprocessing;
-  if (!p || !Array.isArray(p.mean) || !Array.isArray(p.std) || p.mean.length !== spec.inChannels || p.std.length !== spec.inChannels) {
-    throw new Error(`checkpoint: ${path}: "preprocessing" must give mean and std with ${spec.inChannels} values each`);
-  }
-  if (!Array.isArray(m.classNames) || m.classNames.length !== spec.numClasses) {
-    throw new Error(`checkpoint: ${path}: "classNames" must list ${spec.numClasses} names`);
-  }
-  return m as CheckpointMeta;
+  const int = (x: unknown, name: string) => r.optional(x, (y) => r.number(y, `${path}.${name}`, { integer: true, min: 0 }));
+  const seed = int(o.seed, "seed");
+  const poisonCount = int(o.poisonCount, "poisonCount");
+  const coverCount = int(o.coverCount, "coverCount");
+  const cleanModel = r.optional(o.cleanModel, (x) => r.string(x, `${path}.cleanModel`));
+  return {
+    name: r.string(o.name, `${path}.name`, { maxLength: 200 }),
+    params,
+    ...(seed !== undefined ? { seed } : {}),
+    ...(poisonCount !== undefined ? { poisonCount } : {}),
+    ...(coverCount !== undefined ? { coverCount } : {}),
+    ...(cleanModel !== undefined ? { cleanModel } : {}),
+  };
 }
 
-/** Rebuilds the model from the zoo and loads its weights (strict: every key must match). */
+function readEpoch(r: FieldReader, v: unknown, path: string): EpochRecord {
+  const e = r.object(v, path);
+  const n = (name: string) => (e[name] === null ? Number.NaN : r.number(e[name], `${path}.${name}`));
+  const testAccuracy = e.testAccuracy === undefined ? undefined : n("testAccuracy");
+  return {
+    epoch: r.number(e.epoch, `${path}.epoch`, { integer: true, min: 1 }),
+    trainLoss: n("trainLoss"),
+    trainAccuracy: n("trainAccuracy"),
+    ...(testAccuracy !== undefined ? { testAccuracy } : {}),
+    lr: n("lr"),
+    seconds: n("seconds"),
+  };
+}
+
+function readTraining(r: FieldReader, v: unknown): TrainingRecord {
+  const o = r.object(v, "training");
+  const int = (name: string) => r.optional(o[name], (x) => r.number(x, `training.${name}`, { integer: true, min: 0 }));
+  int("epochs");
+  int("seed");
+  int("trainCount");
+  r.optional(o.device, (x) => r.string(x, "training.device"));
+  r.optional(o.seconds, (x) => r.number(x, "training.seconds", { min: 0 }));
+  const attack = r.optional(o.attack, (x) => readAttackRecord(r, x, "training.attack"));
+  const history = r.optional(o.history, (x) => r.array(x, "training.history").map((e, i) => readEpoch(r, e, `training.history[${i}]`)));
+  // The remaining fields are the run's configuration, read by people and by --resume from
+  // train-state.json (which validates it), not used to rebuild the model.
+  return { ...(o as TrainingRecord), ...(attack !== undefined ? { attack } : {}), ...(history !== undefined ? { history } : {}) };
+}
+
+/** Checks every field a checkpoint's users read; the message names the file and the field. */
+export function validateCheckpointMeta(x: unknown, path: string): CheckpointMeta {
+  const r = new FieldReader(`checkpoint: ${path}`);
+  const m = r.object(x, "(top level)");
+  if (m.format !== CHECKPOINT_FORMAT) r.fail("format", `"${CHECKPOINT_FORMAT}"`, m.format);
+  if (m.version !== CHECKPOINT_VERSION) r.fail("version", `${CHECKPOINT_VERSION} (the version this badexpert reads)`, m.version);
+  const model = readModelSpec(r, m.model, "model");
+  const d = r.object(m.dataset, "dataset");
+  const path_ = r.optional(d.path, (v) => r.string(v, "dataset.path"));
+  const trainCount = r.optional(d.trainCount, (v) => r.number(v, "dataset.trainCount", { integer: true, min: 1 }));
+  const testCount = r.optional(d.testCount, (v) => r.number(v, "dataset.testCount", { integer: true, min: 1 }));
+  const metrics: Record<string, number> = {};
+  for (const [k, v] of Object.entries(r.object(m.metrics, "metrics"))) {
+    // JSON has no NaN: a metric not measured (NaN) was written as null.
+    const value = v === null ? Number.NaN : r.number(v, `metrics.${k}`);
+    Object.defineProperty(metrics, k, { value, enumerable: true, writable: true, configurable: true });
+  }
+  const sha = r.optional(m.weightsSha256, (v) => r.string(v, "weightsSha256"));
+  if (sha !== undefined && !/^[0-9a-f]{64}$/.test(sha)) r.fail("weightsSha256", "64 lowercase hex digits", sha);
+  return {
+    format: CHECKPOINT_FORMAT,
+    version: CHECKPOINT_VERSION,
+    model,
+    dataset: { name: r.string(d.name, "dataset.name"), ...(path_ !== undefined ? { path: path_ } : {}), ...(trainCount !== undefined ? { trainCount } : {}), ...(testCount !== undefined ? { testCount } : {}) },
+    preprocessing: readPreprocessing(r, m.preprocessing, "preprocessing", model),
+    classNames: readClassNames(r, m.classNames, "classNames", model),
+    training: readTraining(r, m.training),
+    metrics,
+    createdAt: r.optional(m.createdAt, (v) => r.string(v, "createdAt")) ?? "",
+    ...(sha !== undefined ? { weightsSha256: sha } : {}),
+  };
+}
+
+/** Rebuilds the model from the zoo and loads its weights (strict: every key must match; no NaN or Infinity). */
 export async function loadCheckpoint(dir: string): Promise<{ model: Module; meta: CheckpointMeta }> {
   const meta = await readCheckpointMeta(dir);
   const weights = join(dir, MODEL_WEIGHTS);
+  let bytes: Uint8Array;
   try {
-    await access(weights);
-  } catch {
-    throw new Error(`checkpoint: ${weights} not found`);
+    bytes = await readSafetensorsBytes(weights, { maxHeaderBytes: WEIGHTS_MAX_HEADER_BYTES });
+  } catch (e) {
+    throw new Error(`checkpoint: ${(e as Error).message}`, { cause: e });
   }
-  const model = modelForSpec(meta.model, dir);
-  const { tensors } = await loadTensors(weights);
+  if (meta.weightsSha256 !== undefined && sha256Hex(bytes) !== meta.weightsSha256) {
+    throw new Error(`checkpoint: ${weights} does not match the SHA-256 recorded in ${join(dir, MODEL_META)} (the file was changed or replaced after the checkpoint was written)`);
+  }
+  const file = parseSafetensors(bytes, weights, { maxHeaderBytes: WEIGHTS_MAX_HEADER_BYTES });
+  const tensors = tensorsFromFile(file, weights, { requireFinite: true });
+  let model: Module | undefined;
   try {
+    model = modelForSpec(meta.model, dir);
     model.loadStateDict(tensors, { strict: true });
   } catch (e) {
-    model.dispose();
-    throw new Error(`checkpoint: ${weights} does not fit a ${meta.model.name}: ${(e as Error).message}`);
+    model?.dispose();
+    throw new Error(`checkpoint: ${weights} does not fit a ${meta.model.name}: ${(e as Error).message}`, { cause: e });
   } finally {
     dispose(tensors);
   }

@@ -72,9 +72,9 @@ test("checkpoints round-trip: same predictions after reload; bad files give clea
     assert.deepEqual(Array.from(b.predictions), Array.from(a.predictions));
     assert.equal(meta.metrics.cleanAccuracy, a.accuracy);
     loaded.dispose();
-    const json = JSON.parse(await readFile(join(dir, "model.json"), "utf8")) as { model: { name: string } };
+    const json = JSON.parse(await readFile(join(dir, "model.json"), "utf8")) as { model: { name: string }; preprocessing: object };
     json.model.name = "resnet18";
-    await writeFile(join(dir, "model.json"), JSON.stringify({ ...json, model: { ...json.model, imageSize: 32, inChannels: 1 } }));
+    await writeFile(join(dir, "model.json"), JSON.stringify({ ...json, model: { ...json.model, imageSize: 32, inChannels: 1 }, preprocessing: { ...json.preprocessing, imageSize: [32, 32] } }));
     await assert.rejects(loadCheckpoint(dir), /does not fit a resnet18/);
     await assert.rejects(loadCheckpoint(join(dir, "missing")), /model\.json not found/);
   } finally {

@@ -39,6 +39,8 @@ export const defend: Command = {
     rule: { type: "string", description: `score rule: ${SCORE_RULES.join(", ")}`, default: "triangle" },
     fpr: { type: "string", description: "target false-positive rate on clean inputs (default: 0.01; GTSRB 0.001)" },
     seed: { type: "string", description: "seed of the finetuning runs", default: "0" },
+    force: { type: "boolean", description: "replace an existing non-empty --out (otherwise refused)" },
+    "sign-key": { type: "string", description: "Ed25519 private key (PEM, from `badexpert keygen`): sign the bundle (detector.json.sig)" },
     ...RUNTIME_OPTIONS,
   },
   async run(v) {
@@ -62,6 +64,8 @@ export const defend: Command = {
       ...opt("rule", choice(v, "rule", SCORE_RULES) as ScoreRule | undefined),
       ...opt("targetFpr", num(v, "fpr", { positive: true })),
       ...opt("seed", int(v, "seed")),
+      ...opt("signKey", str(v, "sign-key")),
+      force: v.force === true,
     });
     const c = r.calibration;
     console.error(`threshold ${r.threshold.toPrecision(6)} (${r.options.rule}, target FPR ${r.options.targetFpr}, achieved ${(100 * c.achievedFpr).toFixed(2)}% on ${c.count} calibration images) — bundle in ${r.bundle}`);

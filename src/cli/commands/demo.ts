@@ -59,6 +59,8 @@ export const demo: Command = {
       seed,
       splitSeed: seed,
       rule,
+      // The demo's own output directory: each run replaces the previous bundle.
+      force: true,
       ...(lrText ? { unlearnLr: lrText === "auto" ? ("auto" as const) : Number(lrText) } : {}),
       log: say,
     });

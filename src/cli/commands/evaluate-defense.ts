@@ -25,6 +25,7 @@ export const evaluateDefenseCommand: Command = {
     fpr: { type: "string", description: "target FPR when re-calibrating (default: the bundle's)" },
     "data-path": { type: "string", description: "dataset location (default: the one the bundle was made with)" },
     report: { type: "string", short: "r", description: "directory for report.html, report.md, the SVG charts and metrics.json" },
+    "verify-key": { type: "string", description: "Ed25519 public key (PEM): refuse the bundle unless it is signed by its private key" },
     ...RUNTIME_OPTIONS,
   },
   async run(v) {
@@ -34,6 +35,7 @@ export const evaluateDefenseCommand: Command = {
     const fpr = num(v, "fpr", { positive: true });
     const dataPath = str(v, "data-path");
     const report = str(v, "report");
+    const verifyKey = str(v, "verify-key");
     const bundle = requireStr(v, "bundle", "a directory written by `badexpert defend`");
     const r = await evaluateBundle({
       bundle,
@@ -44,6 +46,7 @@ export const evaluateDefenseCommand: Command = {
       ...(fpr !== undefined ? { targetFpr: fpr } : {}),
       ...(dataPath ? { dataPath } : {}),
       ...(report ? { report } : {}),
+      ...(verifyKey !== undefined ? { verifyKey } : {}),
     });
     const m = r.metrics;
     console.log(`BaDExpert (${r.rule}) vs ${r.attack.name} on ${r.dataset}: ${m.cleanCount} clean and ${m.poisonCount} poisoned evaluation inputs`);

@@ -9,5 +9,6 @@ import { defend } from "./defend.js";
 import { scan } from "./scan.js";
 import { evaluateDefenseCommand } from "./evaluate-defense.js";
 import { importCommand } from "./import.js";
+import { keygen } from "./keygen.js";
 
-export const COMMANDS: readonly Command[] = [demo, train, evaluate, attack, defend, scan, evaluateDefenseCommand, importCommand, info];
+export const COMMANDS: readonly Command[] = [demo, train, evaluate, attack, defend, scan, evaluateDefenseCommand, importCommand, keygen, info];

@@ -46,13 +46,15 @@ export const scan: Command = {
     split: { type: "string", description: "train or test", default: "test" },
     limit: { type: "string", description: "score only the first N inputs of the dataset" },
     "flagged-only": { type: "boolean", description: "print lines only for flagged inputs" },
+    "verify-key": { type: "string", description: "Ed25519 public key (PEM): refuse the bundle unless it is signed by its private key" },
     ...RUNTIME_OPTIONS,
   },
   async run(v, positionals) {
     applyRuntimeOptions(v);
     const bundle = str(v, "bundle");
     if (!bundle) throw new UsageError("--bundle is required (a directory written by `badexpert defend`)");
-    const det = await loadBundle(bundle);
+    const verifyKey = str(v, "verify-key");
+    const det = await loadBundle(bundle, verifyKey !== undefined ? { verifyKey } : {});
     try {
       const [h, w] = det.info.preprocessing.imageSize;
       const channels = det.info.preprocessing.channels === 1 ? 1 : 3;

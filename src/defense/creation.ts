@@ -1,0 +1,139 @@
+// How a detector was made: the `creation` record of a bundle's manifest. fitBadExpert() fills the
+// hyperparameters, data sizes and timings; the defend job adds where the model and data came from,
+// the splits (which evaluate-defense rebuilds) and how the unlearning rate was chosen. Every field
+// is optional: a detector fitted directly with the library has no dataset or splits.
+import type { AugmentOptions } from "../data/augment.js";
+import { readAttackRecord, type AttackRecord } from "../train/checkpoint.js";
+import type { FieldReader } from "../util/fields.js";
+import { CANARY_KINDS, type CanaryRecord, type CanaryResult, type SelectionRule, type UnlearningRecord } from "./canary.js";
+import type { FinetuneOptions, UnlearnOptions } from "./defaults.js";
+import type { DefenseSplitSpec } from "./splits.js";
+
+/** Where B's unlearning rate came from. */
+export type UnlearnLrSource = UnlearningRecord["source"];
+export const UNLEARN_LR_SOURCES: readonly UnlearnLrSource[] = ["paper", "canary", "canary-inconclusive", "given"];
+
+export interface CreationRecord {
+  unlearn?: UnlearnOptions;
+  finetune?: FinetuneOptions;
+  augment?: AugmentOptions;
+  seed?: number;
+  reservedCount?: number;
+  calibrationCount?: number;
+  seconds?: { expert: number; auxiliary: number; calibration: number };
+  createdAt?: string;
+  /** The suspicious model's checkpoint directory, as given to defend. */
+  checkpoint?: string;
+  dataset?: { name: string; path?: string };
+  splits?: DefenseSplitSpec;
+  /** The checkpoint's measured figures (NaN where not measured). */
+  modelMetrics?: Record<string, number>;
+  modelTraining?: { attack: AttackRecord | null };
+  unlearnLrSource?: UnlearnLrSource;
+  unlearnSelection?: CanaryResult;
+}
+
+function readCanary(r: FieldReader, v: unknown, path: string): CanaryRecord {
+  const c = r.object(v, path);
+  const a = readAttackRecord(r, c.attack, `${path}.attack`);
+  if (a === null) r.fail(`${path}.attack`, "an object {name, params}", c.attack);
+  return {
+    kind: r.oneOf(c.kind, `${path}.kind`, CANARY_KINDS),
+    planting: r.oneOf(c.planting, `${path}.planting`, ["reserved", "disjoint"] as const),
+    attack: { name: a.name, params: a.params },
+    poisonedFraction: r.number(c.poisonedFraction, `${path}.poisonedFraction`, { min: 0, max: 1 }),
+    attackSuccessRate: r.number(c.attackSuccessRate, `${path}.attackSuccessRate`, { min: 0, max: 1 }),
+    cleanAccuracy: r.number(c.cleanAccuracy, `${path}.cleanAccuracy`, { min: 0, max: 1 }),
+    table: r.array(c.table, `${path}.table`).map((row, i) => {
+      const o = r.object(row, `${path}.table[${i}]`);
+      const n = (k: string) => r.number(o[k], `${path}.table[${i}].${k}`);
+      return { lr: n("lr"), auroc: n("auroc"), expertCleanAccuracy: n("expertCleanAccuracy") };
+    }),
+    seconds: r.number(c.seconds, `${path}.seconds`, { min: 0 }),
+  };
+}
+
+function readSelectionRule(r: FieldReader, v: unknown, path: string): SelectionRule {
+  const o = r.object(v, path);
+  const tolerance = r.optional(o.tolerance, (x) => r.number(x, `${path}.tolerance`));
+  const level = r.optional(o.level, (x) => r.number(x, `${path}.level`));
+  return {
+    pick: r.oneOf(o.pick, `${path}.pick`, ["peak", "peak-strong", "strongest-above"] as const),
+    combine: r.oneOf(o.combine, `${path}.combine`, ["mean", "min"] as const),
+    ...(tolerance !== undefined ? { tolerance } : {}),
+    ...(level !== undefined ? { level } : {}),
+  };
+}
+
+/** Validates the fields the jobs and the report read; the message names the field. */
+export function readCreation(r: FieldReader, v: unknown, path = "creation"): CreationRecord {
+  const c = r.object(v, path);
+  const out: CreationRecord = {};
+  const num = (x: unknown, p: string) => r.number(x, `${path}.${p}`, { min: 0 });
+  const int = (x: unknown, p: string) => r.number(x, `${path}.${p}`, { integer: true, min: 0 });
+  if (c.unlearn !== undefined) {
+    const u = r.object(c.unlearn, `${path}.unlearn`);
+    out.unlearn = { lr: num(u.lr, "unlearn.lr"), epochs: int(u.epochs, "unlearn.epochs"), batchSize: int(u.batchSize, "unlearn.batchSize") };
+  }
+  if (c.finetune !== undefined) {
+    const f = r.object(c.finetune, `${path}.finetune`);
+    out.finetune = {
+      lr: num(f.lr, "finetune.lr"),
+      gamma: num(f.gamma, "finetune.gamma"),
+      epochs: int(f.epochs, "finetune.epochs"),
+      batchSize: int(f.batchSize, "finetune.batchSize"),
+      milestones: r.numbers(f.milestones, `${path}.finetune.milestones`, { integer: true, min: 0 }),
+      momentum: num(f.momentum, "finetune.momentum"),
+      weightDecay: num(f.weightDecay, "finetune.weightDecay"),
+    };
+  }
+  if (c.augment !== undefined) {
+    const a = r.object(c.augment, `${path}.augment`);
+    out.augment = {};
+    if (a.cropPadding !== undefined) out.augment.cropPadding = int(a.cropPadding, "augment.cropPadding");
+    if (a.flipProbability !== undefined) out.augment.flipProbability = r.number(a.flipProbability, `${path}.augment.flipProbability`, { min: 0, max: 1 });
+    if (a.rotationDegrees !== undefined) out.augment.rotationDegrees = num(a.rotationDegrees, "augment.rotationDegrees");
+  }
+  if (c.seed !== undefined) out.seed = int(c.seed, "seed");
+  if (c.reservedCount !== undefined) out.reservedCount = int(c.reservedCount, "reservedCount");
+  if (c.calibrationCount !== undefined) out.calibrationCount = int(c.calibrationCount, "calibrationCount");
+  if (c.seconds !== undefined) {
+    const s = r.object(c.seconds, `${path}.seconds`);
+    out.seconds = { expert: num(s.expert, "seconds.expert"), auxiliary: num(s.auxiliary, "seconds.auxiliary"), calibration: num(s.calibration, "seconds.calibration") };
+  }
+  if (c.createdAt !== undefined) out.createdAt = r.string(c.createdAt, `${path}.createdAt`);
+  if (c.checkpoint !== undefined) out.checkpoint = r.string(c.checkpoint, `${path}.checkpoint`);
+  if (c.dataset !== undefined) {
+    const d = r.object(c.dataset, `${path}.dataset`);
+    const p = r.optional(d.path, (x) => r.string(x, `${path}.dataset.path`));
+    out.dataset = { name: r.string(d.name, `${path}.dataset.name`), ...(p !== undefined ? { path: p } : {}) };
+  }
+  if (c.splits !== undefined) {
+    const s = r.object(c.splits, `${path}.splits`);
+    out.splits = { seed: int(s.seed, "splits.seed"), reserved: int(s.reserved, "splits.reserved"), calibration: int(s.calibration, "splits.calibration") };
+  }
+  if (c.modelMetrics !== undefined) {
+    const m: Record<string, number> = {};
+    for (const [k, x] of Object.entries(r.object(c.modelMetrics, `${path}.modelMetrics`))) {
+      Object.defineProperty(m, k, { value: x === null ? Number.NaN : r.number(x, `${path}.modelMetrics.${k}`), enumerable: true, writable: true, configurable: true });
+    }
+    out.modelMetrics = m;
+  }
+  if (c.modelTraining !== undefined) {
+    const t = r.object(c.modelTraining, `${path}.modelTraining`);
+    out.modelTraining = { attack: t.attack === undefined ? null : readAttackRecord(r, t.attack, `${path}.modelTraining.attack`) };
+  }
+  if (c.unlearnLrSource !== undefined) out.unlearnLrSource = r.oneOf(c.unlearnLrSource, `${path}.unlearnLrSource`, UNLEARN_LR_SOURCES);
+  if (c.unlearnSelection !== undefined) {
+    const s = r.object(c.unlearnSelection, `${path}.unlearnSelection`);
+    const canaries = r.array(s.canaries, `${path}.unlearnSelection.canaries`).map((x, i) => readCanary(r, x, `${path}.unlearnSelection.canaries[${i}]`));
+    out.unlearnSelection = {
+      lr: num(s.lr, "unlearnSelection.lr"),
+      conclusive: r.boolean(s.conclusive, `${path}.unlearnSelection.conclusive`),
+      rule: readSelectionRule(r, s.rule, `${path}.unlearnSelection.rule`),
+      canaries,
+      seconds: num(s.seconds, "unlearnSelection.seconds"),
+    };
+  }
+  return out;
+}
