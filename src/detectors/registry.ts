@@ -11,6 +11,7 @@ import { StripDetector, STRIP_PARAMS } from "./strip.js";
 import { ScaleUpDetector, SCALE_UP_PARAMS } from "./scale-up.js";
 import { TecoDetector, TECO_PARAMS } from "./teco.js";
 import { IbdPscDetector, IBD_PSC_PARAMS } from "./ibd-psc.js";
+import { CognitiveDistillationDetector, CD_PARAMS } from "./cognitive-distillation.js";
 
 export interface FitData {
   /** The defender's reserved clean set (what every detector may learn from). */
@@ -63,6 +64,13 @@ const REGISTRY: readonly DetectorEntry[] = [
     cost: "1 + n forward passes of BN-amplified copies (n = 5, fewer when copies coincide)",
     params: IBD_PSC_PARAMS,
     fit: async (ctx, d, p) => new IbdPscDetector(ctx, d.reserved, p),
+  },
+  {
+    name: "cd",
+    paper: "Huang et al., ICLR 2023 (Cognitive Distillation)",
+    cost: "1 pass + `steps` (100) forward and backward passes of a mask optimisation",
+    params: CD_PARAMS,
+    fit: async (ctx, _d, p) => new CognitiveDistillationDetector(ctx, p),
   },
 ];
 

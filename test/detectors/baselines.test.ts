@@ -10,6 +10,7 @@ import { TecoDetector, TECO_PARAMS, firstFlipSeverity, severityDeviation } from 
 import { IbdPscDetector, IBD_PSC_PARAMS } from "../../src/detectors/ibd-psc.js";
 import { CORRUPTIONS } from "../../src/detectors/corruptions.js";
 import { resolveDetectorParams } from "../../src/detectors/params.js";
+import { CognitiveDistillationDetector, CD_PARAMS, totalVariation } from "../../src/detectors/cognitive-distillation.js";
 import { ConstantLogits, MeanThreshold, context, syntheticSet } from "./fixtures.js";
 
 const params = (name: string, table: Parameters<typeof resolveDetectorParams>[1], o: Record<string, string | number | boolean> = {}) => resolveDetectorParams(name, table, o);
@@ -113,5 +114,20 @@ test("IBD-PSC: with ω = 1 the scaled models are M, so PSC is M's confidence in 
   const noBn = new Sequential(new Flatten(), new Linear(64, 3));
   assert.throws(() => new IbdPscDetector(context(noBn, 3), reserved, params("ibd-psc", IBD_PSC_PARAMS)), /no BatchNorm2d layer/);
   noBn.dispose();
+  assert.equal(memory().numTensors, before);
+});
+
+test("CD: a model that ignores its input needs no mask (score ≈ 0); one that reads every pixel keeps a large mask", () => {
+  const before = memory().numTensors;
+  manualSeed(4);
+  const x = tidy(() => rand([3, 1, 8, 8]).mul(0.3).add(0.1));
+  const p = params("cd", CD_PARAMS, { steps: 60 });
+  const ignoring = new CognitiveDistillationDetector(context(new ConstantLogits([3, 0]), 2), p).scoreBatch(x);
+  for (const s of ignoring.score) assert.ok(s > -0.05 && s <= 0, `constant model: score ${s}`);
+  const reading = new CognitiveDistillationDetector(context(new MeanThreshold(), 2), p).scoreBatch(x);
+  for (const s of reading.score) assert.ok(s < -0.3, `mean-reading model: score ${s}`);
+  const tv = tidy(() => totalVariation(tensor([[[[0, 1], [0, 1]]]])).item());
+  assert.equal(tv, 0.5); // two horizontal jumps of 1, squared, over c·h·w = 4
+  x.dispose();
   assert.equal(memory().numTensors, before);
 });
