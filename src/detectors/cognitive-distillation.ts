@@ -9,7 +9,7 @@ import { gradients, inferenceMode, keep, noGrad, ones, rand, tidy, type Tensor }
 import { Adam } from "../optim/index.js";
 import { numberParam, type ParamTable } from "../attacks/params.js";
 import type { ParamValue } from "../attacks/attack.js";
-import { checkBatch, type DetectorContext, type InputDetector, type RawScores } from "./detector.js";
+import { checkBatch, type DetectorContext, type DetectorState, type InputDetector, type RawScores } from "./detector.js";
 import { logitsOf } from "./model-forward.js";
 
 export const CD_PARAMS: ParamTable = {
@@ -78,6 +78,10 @@ export class CognitiveDistillationDetector implements InputDetector {
     const l1 = tidy(() => masks.mean([1, 2, 3]).data() as Float32Array);
     masks.dispose();
     return { pred, score: Float64Array.from(l1, (v) => -v) };
+  }
+
+  state(): DetectorState {
+    return { json: {}, tensors: new Map() };
   }
 
   dispose(): void {}

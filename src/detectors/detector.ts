@@ -32,8 +32,18 @@ export interface InputDetector {
   readonly fitted: Readonly<Record<string, unknown>>;
   /** Scores x: float [N, C, H, W] in [0, 1], not normalised (each detector normalises for M itself). */
   scoreBatch(x: Tensor): RawScores;
+  /**
+   * What a bundle must keep to rebuild the fitted detector from M without the reserved data (JSON
+   * facts and tensors the detector still owns); absent for detectors with their own bundle format.
+   */
+  state?(): DetectorState;
   /** Frees what the detector owns (copies of models, buffers); never the context's model. */
   dispose(): void;
+}
+
+export interface DetectorState {
+  json: Record<string, unknown>;
+  tensors: Map<string, Tensor>;
 }
 
 /** Checks that a batch fits the model, naming the expected and the actual shape. */

@@ -13,7 +13,7 @@ import { DataLoader } from "../data/loader.js";
 import { numberParam, type ParamTable } from "../attacks/params.js";
 import type { ParamValue } from "../attacks/attack.js";
 import { cloneModel } from "../defense/fit.js";
-import { checkBatch, type DetectorContext, type InputDetector, type RawScores } from "./detector.js";
+import { checkBatch, type DetectorContext, type DetectorState, type InputDetector, type RawScores } from "./detector.js";
 import { logitsOf, predictionOf } from "./model-forward.js";
 
 export const IBD_PSC_PARAMS: ParamTable = {
@@ -61,21 +61,27 @@ export class IbdPscDetector implements InputDetector {
   /** Distinct amplified models and how many of the n scaled models each stands for. */
   readonly #models: { model: Module; weight: number }[] = [];
 
-  constructor(ctx: DetectorContext, reserved: ImageDataset, params: Readonly<Record<string, ParamValue>>) {
+  /** From the reserved clean set (choosing the starting depth), or from a saved starting depth. */
+  constructor(ctx: DetectorContext, source: ImageDataset | { startDepth: number }, params: Readonly<Record<string, ParamValue>>) {
     this.#ctx = ctx;
     this.params = params;
     const layers = batchNormLayers(ctx.model).length;
     if (layers === 0) throw new RangeError(`ibd-psc: M (${ctx.spec.name}) has no BatchNorm2d layer; IBD-PSC amplifies BN parameters`);
-    if (reserved.count < 1) throw new RangeError("ibd-psc: the reserved clean set is empty; the starting depth is chosen on it");
     const scale = numberParam(params, "scale");
     const xi = numberParam(params, "xi");
     const errors: { layers: number; error: number }[] = [];
     let start: number | null = null;
+    if ("startDepth" in source) {
+      if (!Number.isInteger(source.startDepth) || source.startDepth < 1 || source.startDepth > layers) {
+        throw new RangeError(`ibd-psc: saved startDepth must be an integer in 1..${layers}, got ${JSON.stringify(source.startDepth)}`);
+      }
+      start = source.startDepth;
+    } else if (source.count < 1) throw new RangeError("ibd-psc: the reserved clean set is empty; the starting depth is chosen on it");
     // The authors try k = 1 .. L-1 last layers (not all L).
-    for (let k = 1; k < layers && start === null; k++) {
+    for (let k = 1; k < layers && start === null && !("startDepth" in source); k++) {
       const m = amplifiedCopy(ctx, k, scale);
       try {
-        const e = errorRate(m, ctx, reserved);
+        const e = errorRate(m, ctx, source);
         errors.push({ layers: k, error: e });
         if (e > xi) start = k;
       } finally {
@@ -109,6 +115,10 @@ export class IbdPscDetector implements InputDetector {
         return { pred: p.to({ dtype: "int32" }).data() as Int32Array, score: psc };
       }),
     );
+  }
+
+  state(): DetectorState {
+    return { json: { startDepth: this.fitted.startDepth }, tensors: new Map() };
   }
 
   dispose(): void {

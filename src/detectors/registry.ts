@@ -4,7 +4,8 @@
 // the valid ones.
 import type { ImageDataset } from "../data/dataset.js";
 import type { ParamValue } from "../attacks/attack.js";
-import type { DetectorContext, InputDetector } from "./detector.js";
+import type { Tensor } from "../engine/index.js";
+import type { DetectorContext, DetectorState, InputDetector } from "./detector.js";
 import { resolveDetectorParams, type DetectorParamTable } from "./params.js";
 import { BadExpertEntry, BADEXPERT_PARAMS } from "./badexpert.js";
 import { StripDetector, STRIP_PARAMS } from "./strip.js";
@@ -27,6 +28,20 @@ export interface DetectorEntry {
   cost: string;
   params: DetectorParamTable;
   fit(ctx: DetectorContext, data: FitData, params: Record<string, ParamValue>, log: (l: string) => void): Promise<InputDetector>;
+  /** Rebuilds a fitted detector from a bundle's saved state (absent: the detector has its own bundle, e.g. BaDExpert's). */
+  restore?(ctx: DetectorContext, params: Record<string, ParamValue>, state: DetectorState): InputDetector;
+}
+
+function jsonNumber(state: DetectorState, key: string): number {
+  const v = state.json[key];
+  if (typeof v !== "number") throw new RangeError(`detector bundle: state.${key} must be a number, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+function savedTensor(state: DetectorState, key: string): Tensor {
+  const t = state.tensors.get(key);
+  if (!t) throw new RangeError(`detector bundle: the state has no tensor '${key}' (has: ${[...state.tensors.keys()].join(", ") || "none"})`);
+  return t;
 }
 
 const REGISTRY: readonly DetectorEntry[] = [
@@ -43,6 +58,7 @@ const REGISTRY: readonly DetectorEntry[] = [
     cost: "1 + n forward passes (n = 100)",
     params: STRIP_PARAMS,
     fit: async (ctx, d, p) => new StripDetector(ctx, d.reserved, p),
+    restore: (ctx, p, st) => new StripDetector(ctx, { pool: savedTensor(st, "pool") }, p),
   },
   {
     name: "scale-up",
@@ -50,6 +66,11 @@ const REGISTRY: readonly DetectorEntry[] = [
     cost: "1 + |scales| forward passes (7)",
     params: SCALE_UP_PARAMS,
     fit: async (ctx, d, p) => new ScaleUpDetector(ctx, d.reserved, p),
+    restore: (ctx, p, st) => {
+      const means = st.json.classMeanSpc;
+      if (!Array.isArray(means) || !means.every((v): v is number => typeof v === "number")) throw new RangeError(`detector bundle: state.classMeanSpc must be a list of numbers, got ${JSON.stringify(means)}`);
+      return new ScaleUpDetector(ctx, { classMeanSpc: means }, p);
+    },
   },
   {
     name: "teco",
@@ -57,6 +78,7 @@ const REGISTRY: readonly DetectorEntry[] = [
     cost: "1 + 5 forward passes per corruption type (46 with the 9 implemented)",
     params: TECO_PARAMS,
     fit: async (ctx, _d, p) => new TecoDetector(ctx, p),
+    restore: (ctx, p) => new TecoDetector(ctx, p),
   },
   {
     name: "ibd-psc",
@@ -64,6 +86,7 @@ const REGISTRY: readonly DetectorEntry[] = [
     cost: "1 + n forward passes of BN-amplified copies (n = 5, fewer when copies coincide)",
     params: IBD_PSC_PARAMS,
     fit: async (ctx, d, p) => new IbdPscDetector(ctx, d.reserved, p),
+    restore: (ctx, p, st) => new IbdPscDetector(ctx, { startDepth: jsonNumber(st, "startDepth") }, p),
   },
   {
     name: "cd",
@@ -71,6 +94,7 @@ const REGISTRY: readonly DetectorEntry[] = [
     cost: "1 pass + `steps` (100) forward and backward passes of a mask optimisation",
     params: CD_PARAMS,
     fit: async (ctx, _d, p) => new CognitiveDistillationDetector(ctx, p),
+    restore: (ctx, p) => new CognitiveDistillationDetector(ctx, p),
   },
 ];
 

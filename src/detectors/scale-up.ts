@@ -10,7 +10,7 @@ import type { ImageDataset } from "../data/dataset.js";
 import { DataLoader } from "../data/loader.js";
 import { booleanParam, numberListParam, type ParamTable } from "../attacks/params.js";
 import type { ParamValue } from "../attacks/attack.js";
-import { checkBatch, type DetectorContext, type InputDetector, type RawScores } from "./detector.js";
+import { checkBatch, type DetectorContext, type DetectorState, type InputDetector, type RawScores } from "./detector.js";
 import { logitsOf } from "./model-forward.js";
 
 export const SCALE_UP_PARAMS: ParamTable = {
@@ -43,13 +43,20 @@ export class ScaleUpDetector implements InputDetector {
   /** Mean clean SPC per predicted class (all zero for the data-free variant). */
   readonly #classMean: Float64Array;
 
-  constructor(ctx: DetectorContext, reserved: ImageDataset, params: Readonly<Record<string, ParamValue>>) {
+  /** From the reserved clean set, or from saved per-class means. */
+  constructor(ctx: DetectorContext, source: ImageDataset | { classMeanSpc: readonly number[] }, params: Readonly<Record<string, ParamValue>>) {
     this.#ctx = ctx;
     this.params = params;
     this.#scales = numberListParam(params, "scales");
     const k = ctx.classNames.length;
     this.#classMean = new Float64Array(k);
-    if (booleanParam(params, "dataLimited")) {
+    if ("classMeanSpc" in source) {
+      if (source.classMeanSpc.length !== k || !source.classMeanSpc.every(Number.isFinite)) {
+        throw new RangeError(`scale-up: saved classMeanSpc must be ${k} finite numbers, got ${JSON.stringify(source.classMeanSpc)}`);
+      }
+      this.#classMean.set(source.classMeanSpc);
+    } else if (booleanParam(params, "dataLimited")) {
+      const reserved = source;
       if (reserved.count < 1) throw new RangeError("scale-up: dataLimited needs reserved clean images, got an empty set");
       const sum = new Float64Array(k);
       const count = new Float64Array(k);
@@ -66,13 +73,17 @@ export class ScaleUpDetector implements InputDetector {
       const all = sum.reduce((a, b) => a + b, 0) / Math.max(1, count.reduce((a, b) => a + b, 0));
       for (let c = 0; c < k; c++) this.#classMean[c] = (count[c] as number) > 0 ? (sum[c] as number) / (count[c] as number) : all;
     }
-    this.fitted = { classMeanSpc: Array.from(this.#classMean, (v) => Math.round(v * 1e4) / 1e4) };
+    this.fitted = { classMeanSpc: Array.from(this.#classMean) };
   }
 
   scoreBatch(x: Tensor): RawScores {
     checkBatch(this.name, x, this.#ctx.preprocessing);
     const r = scaledConsistency(this.#ctx, x, this.#scales);
     return { pred: r.pred, score: r.spc.map((v, i) => v - (this.#classMean[r.pred[i] as number] ?? 0)) };
+  }
+
+  state(): DetectorState {
+    return { json: { classMeanSpc: Array.from(this.#classMean) }, tensors: new Map() };
   }
 
   dispose(): void {}

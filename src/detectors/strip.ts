@@ -10,7 +10,7 @@ import { imagesToTensor } from "../data/batch.js";
 import { numberParam, type ParamTable } from "../attacks/params.js";
 import type { ParamValue } from "../attacks/attack.js";
 import { Rng } from "../util/rng.js";
-import { checkBatch, type DetectorContext, type InputDetector, type RawScores } from "./detector.js";
+import { checkBatch, type DetectorContext, type DetectorState, type InputDetector, type RawScores } from "./detector.js";
 import { logitsOf } from "./model-forward.js";
 
 export const STRIP_PARAMS: ParamTable = {
@@ -36,10 +36,18 @@ export class StripDetector implements InputDetector {
   readonly #pool: Tensor;
   #calls = 0;
 
-  constructor(ctx: DetectorContext, reserved: ImageDataset, params: Readonly<Record<string, ParamValue>>) {
-    if (reserved.count < 1) throw new RangeError("strip: the reserved clean set is empty; STRIP needs clean images to superimpose");
+  /** From the reserved clean set, or from a saved pool (which the detector then owns). */
+  constructor(ctx: DetectorContext, source: ImageDataset | { pool: Tensor }, params: Readonly<Record<string, ParamValue>>) {
     this.#ctx = ctx;
     this.params = params;
+    if ("pool" in source) {
+      checkBatch("strip (saved pool)", source.pool, ctx.preprocessing);
+      this.#pool = source.pool;
+      this.fitted = { poolSize: source.pool.dim(0) };
+      return;
+    }
+    const reserved = source;
+    if (reserved.count < 1) throw new RangeError("strip: the reserved clean set is empty; STRIP needs clean images to superimpose");
     const want = numberParam(params, "poolSize");
     const count = want === 0 ? reserved.count : Math.min(want, reserved.count);
     const idx = new Rng(numberParam(params, "seed")).permutation(reserved.count).subarray(0, count);
@@ -74,6 +82,10 @@ export class StripDetector implements InputDetector {
         return { pred, score: Float64Array.from(entropy, (h) => -h) };
       }),
     );
+  }
+
+  state(): DetectorState {
+    return { json: {}, tensors: new Map([["pool", this.#pool]]) };
   }
 
   dispose(): void {

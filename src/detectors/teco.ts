@@ -10,7 +10,7 @@
 import { inferenceMode, tidy, type Tensor } from "../engine/index.js";
 import { stringParam, type DetectorParamTable } from "./params.js";
 import type { ParamValue } from "../attacks/attack.js";
-import { checkBatch, type DetectorContext, type InputDetector, type RawScores } from "./detector.js";
+import { checkBatch, type DetectorContext, type DetectorState, type InputDetector, type RawScores } from "./detector.js";
 import { predictionOf } from "./model-forward.js";
 import { CORRUPTIONS, type Corruption } from "./corruptions.js";
 
@@ -86,6 +86,10 @@ export class TecoDetector implements InputDetector {
       });
       return { pred, score: severityDeviation(flips) };
     });
+  }
+
+  state(): DetectorState {
+    return { json: {}, tensors: new Map() };
   }
 
   dispose(): void {}
