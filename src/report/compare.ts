@@ -42,7 +42,7 @@ export function thinRoc(points: readonly RocPoint[], max = 400): RocPoint[] {
 export function multiRocChart(curves: { label: string; points: readonly RocPoint[]; operating: { fpr: number; tpr: number } }[]): string {
   const f = frame({ x0: 0, x1: 1, y0: 0, y1: 1, width: 520, height: 400 });
   const body = [
-    axes(f, { title: "ROC curves (clean inputs M gets right vs backdoor inputs that fool M)", xLabel: "false-positive rate", yLabel: "true-positive rate" }),
+    axes(f, { title: "ROC curves, one per detector", xLabel: "false-positive rate", yLabel: "true-positive rate" }),
     `<line x1="${sx(f, 0)}" y1="${sy(f, 0)}" x2="${sx(f, 1)}" y2="${sy(f, 1)}" stroke="#bbb" stroke-dasharray="4 3"/>`,
   ];
   curves.forEach((c, i) => {
