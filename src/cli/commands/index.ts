@@ -8,7 +8,8 @@ import { attack } from "./attack.js";
 import { defend } from "./defend.js";
 import { scan } from "./scan.js";
 import { evaluateDefenseCommand } from "./evaluate-defense.js";
+import { compareCommand } from "./compare.js";
 import { importCommand } from "./import.js";
 import { keygen } from "./keygen.js";
 
-export const COMMANDS: readonly Command[] = [demo, train, evaluate, attack, defend, scan, evaluateDefenseCommand, importCommand, keygen, info];
+export const COMMANDS: readonly Command[] = [demo, train, evaluate, attack, defend, scan, evaluateDefenseCommand, compareCommand, importCommand, keygen, info];

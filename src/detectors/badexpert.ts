@@ -1,0 +1,62 @@
+// BaDExpert as one entry of the detector registry: the unchanged defense (defense/fit.ts,
+// defense/canary.ts, defense/detector.ts) behind the InputDetector interface, so that it is
+// calibrated and measured by exactly the same code as the baselines.
+import type { Tensor } from "../engine/index.js";
+import type { ImageDataset } from "../data/dataset.js";
+import type { ParamValue } from "../attacks/attack.js";
+import { numberParam } from "../attacks/params.js";
+import type { BadExpertDetector } from "../defense/detector.js";
+import { defenseDefaults } from "../defense/defaults.js";
+import { fitBadExpert, type FitDefenseOptions } from "../defense/fit.js";
+import { selectUnlearnLr } from "../defense/canary.js";
+import { assertScoreRule, SCORE_RULES } from "../defense/scores.js";
+import type { DetectorContext, InputDetector, RawScores } from "./detector.js";
+import { stringParam, type DetectorParamTable } from "./params.js";
+
+export const BADEXPERT_PARAMS: DetectorParamTable = {
+  unlearnLr: { type: "number", default: 0, min: 0, description: "Adam learning rate of B's unlearning; 0: the architecture's default (the paper's rate, else the defender-side canary selection)" },
+  rule: { type: "names", default: "triangle", choices: SCORE_RULES, description: "score rule (defense/scores.ts)" },
+  seed: { type: "integer", default: 0, min: 0, description: "seed of the finetuning runs" },
+};
+
+export class BadExpertEntry implements InputDetector {
+  readonly name = "badexpert";
+  readonly params: Readonly<Record<string, ParamValue>>;
+  readonly fitted: Readonly<Record<string, unknown>>;
+  readonly detector: BadExpertDetector;
+
+  private constructor(detector: BadExpertDetector, params: Readonly<Record<string, ParamValue>>, fitted: Record<string, unknown>) {
+    this.detector = detector;
+    this.params = params;
+    this.fitted = fitted;
+  }
+
+  static async fit(ctx: DetectorContext, reserved: ImageDataset, calibration: ImageDataset, params: Readonly<Record<string, ParamValue>>, log: (l: string) => void): Promise<BadExpertEntry> {
+    const rule = assertScoreRule(stringParam(params, "rule"), "badexpert rule");
+    const d = defenseDefaults(ctx.spec.name, ctx.dataset);
+    const given = numberParam(params, "unlearnLr");
+    const options: FitDefenseOptions = { unlearn: { ...d.unlearn }, finetune: d.finetune, augment: d.augment, rule, targetFpr: d.targetFpr, seed: numberParam(params, "seed"), silent: true };
+    const meta = { spec: ctx.spec, preprocessing: ctx.preprocessing, classNames: ctx.classNames };
+    let source = given > 0 ? "given" : d.unlearnLrSource;
+    let selectionSeconds = 0;
+    if (given > 0) options.unlearn.lr = given;
+    else if (d.unlearnLrSource === "canary") {
+      log("badexpert: choosing the unlearning rate with two canary backdoors (defender-side data only)");
+      const sel = await selectUnlearnLr(ctx.model, meta, reserved, calibration, { ...options, log: () => {} });
+      options.unlearn.lr = sel.lr;
+      selectionSeconds = sel.seconds;
+      if (!sel.conclusive) source = "canary-inconclusive";
+    }
+    const det = await fitBadExpert(ctx.model, meta, reserved, calibration, options);
+    return new BadExpertEntry(det, params, { unlearnLr: options.unlearn.lr, unlearnLrSource: source, selectionSeconds });
+  }
+
+  scoreBatch(x: Tensor): RawScores {
+    const r = this.detector.scoreBatch(x);
+    return { pred: r.pred, score: Float64Array.from(r.score) };
+  }
+
+  dispose(): void {
+    this.detector.dispose();
+  }
+}

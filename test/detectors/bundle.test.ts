@@ -1,0 +1,58 @@
+// Baseline detector bundles: a saved and reloaded detector scores exactly as the fitted one; a
+// changed checkpoint is refused; BaDExpert is pointed to its own bundle.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { manualSeed, memory, rand, noGrad } from "../../src/engine/index.js";
+import { createModel } from "../../src/models/registry.js";
+import { saveCheckpoint } from "../../src/train/checkpoint.js";
+import { fitDetector } from "../../src/detectors/registry.js";
+import { saveDetectorBundle, loadDetectorBundle } from "../../src/detectors/bundle.js";
+import { calibrateDetector } from "../../src/detectors/calibrate.js";
+import { GREY8, context, syntheticSet } from "./fixtures.js";
+
+test("baseline bundles round-trip to identical scores and refuse a changed checkpoint", async () => {
+  const before = memory().numTensors;
+  const dir = await mkdtemp(join(tmpdir(), "badexpert-detector-bundle-"));
+  try {
+    manualSeed(5);
+    const spec = { name: "compact-cnn", numClasses: 10, inChannels: 1, imageSize: 8 };
+    const model = createModel("compact-cnn", spec).eval();
+    const ckpt = join(dir, "ckpt");
+    const meta = { model: spec, dataset: { name: "synthetic" }, preprocessing: GREY8, classNames: Array.from({ length: 10 }, (_, i) => `c${i}`), training: {}, metrics: {} };
+    await saveCheckpoint(ckpt, model, meta);
+    const ctx = { ...context(model, 10), spec };
+    const reserved = syntheticSet(30, 10, (i, k) => (i * 29 + k * 11) % 256);
+    const x = rand([6, 1, 8, 8]);
+    for (const [name, params] of [["strip", { n: 4 }], ["scale-up", {}], ["teco", { corruptions: "gaussian_noise,contrast,brightness" }], ["ibd-psc", {}], ["cd", { steps: 3 }]] as const) {
+      const det = await fitDetector(name, ctx, { reserved, calibration: reserved }, params);
+      // Scored first: STRIP's draws follow the sequence of calls, which must match the reloaded one's.
+      manualSeed(9);
+      const want = det.scoreBatch(x);
+      const cal = calibrateDetector(det, reserved, 0.1).calibration;
+      await saveDetectorBundle(join(dir, name), det, { checkpoint: ckpt, calibration: cal, dataset: "synthetic" });
+      det.dispose();
+      const loaded = await loadDetectorBundle(join(dir, name));
+      manualSeed(9);
+      const got = loaded.detector.scoreBatch(x);
+      assert.deepEqual(Array.from(got.score), Array.from(want.score), name);
+      assert.deepEqual(Array.from(got.pred), Array.from(want.pred), name);
+      assert.equal(loaded.threshold, cal.threshold);
+      loaded.dispose();
+    }
+    const be = await fitDetector("badexpert", ctx, { reserved, calibration: reserved }, { unlearnLr: 1e-3 });
+    await assert.rejects(saveDetectorBundle(join(dir, "be"), be, { checkpoint: ckpt, calibration: calibrateDetector(be, reserved, 0.1).calibration, dataset: "synthetic" }), /'badexpert' has its own bundle format/);
+    be.dispose();
+    // Changing M's weights after fitting invalidates the threshold: loading must refuse.
+    noGrad(() => model.parameters()[0]?.add_(1));
+    await saveCheckpoint(ckpt, model, meta);
+    await assert.rejects(loadDetectorBundle(join(dir, "scale-up")), /changed since the detector was fitted/);
+    x.dispose();
+    model.dispose();
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+  assert.equal(memory().numTensors, before);
+});

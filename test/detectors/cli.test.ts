@@ -1,0 +1,37 @@
+// `badexpert compare`: help text and argument errors (the job itself is tested in compare.test.ts).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { main } from "../../src/cli/main.js";
+
+async function run(args: string[]): Promise<{ code: number; out: string; err: string }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const log = console.log;
+  const error = console.error;
+  console.log = (...a: unknown[]) => void out.push(a.map(String).join(" "));
+  console.error = (...a: unknown[]) => void err.push(a.map(String).join(" "));
+  try {
+    const code = await main(args);
+    return { code, out: out.join("\n"), err: err.join("\n") };
+  } finally {
+    console.log = log;
+    console.error = error;
+  }
+}
+
+test("compare --help lists the detectors and options", async () => {
+  const r = await run(["compare", "--help"]);
+  assert.equal(r.code, 0);
+  assert.match(r.out, /Detectors: badexpert, strip, scale-up, teco, ibd-psc, cd/);
+  assert.match(r.out, /--detector-param/);
+  assert.match(r.out, /--evaluation-limit/);
+});
+
+test("compare: an unknown detector or a parameter of an uncompared one is a usage error", async () => {
+  const bad = await run(["compare", "--checkpoint", "nowhere", "--detectors", "strip,nope"]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.err, /unknown detector 'nope'; valid names: badexpert, strip, scale-up, teco, ibd-psc, cd/);
+  const stray = await run(["compare", "--checkpoint", "nowhere", "--detectors", "strip", "--detector-param", "teco:corruptions=contrast"]);
+  assert.equal(stray.code, 2);
+  assert.match(stray.err, /'teco' is not among the compared detectors \(strip\)/);
+});
