@@ -69,24 +69,31 @@ export function assertWellFormed(bytes: Uint8Array, expect: { inputDims: (number
   for (const o of g.output) assert.ok(defined.has(o.name), `output ${o.name} is computed`);
 }
 
-let checkerAvailable: boolean | undefined;
+let checkerPython: string | null | undefined;
 
-/** Why onnx.checker cannot run here, or null when it can. */
-export function onnxCheckerMissing(): string | null {
-  checkerAvailable ??= (() => {
+/** Debian's python3 first: python3-onnx installs there, and another python3 may come first on PATH. */
+function pythonWithOnnx(): string | null {
+  checkerPython ??= ["/usr/bin/python3", "python3"].find((py) => {
     try {
-      execFileSync("python3", ["-c", "import onnx.checker"], { stdio: "ignore" });
+      execFileSync(py, ["-c", "import onnx.checker"], { stdio: "ignore" });
       return true;
     } catch {
       return false;
     }
-  })();
-  return checkerAvailable ? null : "python3 with the onnx module is not installed (optional: apt-get install python3-onnx)";
+  }) ?? null;
+  return checkerPython;
+}
+
+/** Why onnx.checker cannot run here, or null when it can. */
+export function onnxCheckerMissing(): string | null {
+  return pythonWithOnnx() === null ? "python3 with the onnx module is not installed (optional: apt-get install python3-onnx)" : null;
 }
 
 /** Runs onnx.checker (full check, with shape inference) on the bytes; throws its message on failure. */
 export async function runOnnxChecker(bytes: Uint8Array, dir: string): Promise<void> {
   const file = join(dir, "checked.onnx");
   await writeFile(file, bytes);
-  execFileSync("python3", ["-c", "import onnx, sys; onnx.checker.check_model(onnx.load(sys.argv[1]), full_check=True)", file], { stdio: ["ignore", "ignore", "pipe"] });
+  const py = pythonWithOnnx();
+  if (py === null) throw new Error(`onnx.checker: ${onnxCheckerMissing()}`);
+  execFileSync(py, ["-c", "import onnx, sys; onnx.checker.check_model(onnx.load(sys.argv[1]), full_check=True)", file], { stdio: ["ignore", "ignore", "pipe"] });
 }
