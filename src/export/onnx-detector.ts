@@ -42,8 +42,15 @@ function parseInfo(meta: Map<string, string>, where: string): OnnxDetectorInfo {
     return v;
   };
   if (get("kind") !== "detector") throw new Error(`${where}: is a ${get("kind")} export, not a detector`);
-  const preprocessing: Preprocessing = JSON.parse(get("preprocessing"));
-  const classNames: string[] = JSON.parse(get("classNames"));
+  const p: Partial<Preprocessing> = JSON.parse(get("preprocessing"));
+  const classNames: unknown = JSON.parse(get("classNames"));
+  const numbers = (v: unknown): v is number[] => Array.isArray(v) && v.every((x) => typeof x === "number");
+  if (!numbers(p.imageSize) || p.imageSize.length !== 2 || typeof p.channels !== "number" || !numbers(p.mean) || !numbers(p.std)) {
+    throw new Error(`${where}: metadata badexpert.preprocessing must hold imageSize [h, w], channels, mean and std, got ${get("preprocessing")}`);
+  }
+  if (!Array.isArray(classNames) || !classNames.every((x) => typeof x === "string")) throw new Error(`${where}: metadata badexpert.classNames must be a list of strings`);
+  const preprocessing: Preprocessing = { imageSize: [p.imageSize[0] as number, p.imageSize[1] as number], channels: p.channels, mean: p.mean, std: p.std };
+  // "Infinity" and "NaN" are written as such; Number() reads them back.
   return { architecture: get("architecture"), preprocessing, classNames, rule: assertScoreRule(get("rule"), `${where}: rule`), threshold: Number(get("threshold")) };
 }
 
