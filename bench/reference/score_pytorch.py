@@ -5,6 +5,7 @@ Run: /usr/bin/python3 bench/reference/score_pytorch.py   (BADEXPERT_THREADS sets
 Prints one JSON line: {"threads": N, "rows": [{"model", "batch", "imagesPerSecond"}, ...]}."""
 import json
 import os
+import sys
 import time
 
 import torch
@@ -74,13 +75,19 @@ def score_batch(nets, x, mean, std, threshold=0.0):
     return pred.tolist(), pb.tolist(), pa.tolist(), score.tolist(), (~(score <= threshold)).tolist()
 
 
-def rate(make, shape, batch, budget=1.0):
+def rate(make, shape, batch, budget=1.0, slow=10.0):
+    """As bench/onnx.ts: a warm-up call, then calls for `budget` seconds; a warm-up slower than
+    `slow` seconds is the measurement."""
     nets = [make().eval() for _ in range(3)]
     c = shape[0]
     mean, std = torch.full((1, c, 1, 1), 0.45), torch.full((1, c, 1, 1), 0.25)
     x = torch.rand(batch, *shape)
     with torch.inference_mode():
+        w0 = time.perf_counter()
         score_batch(nets, x, mean, std)
+        warm = time.perf_counter() - w0
+        if warm >= slow:
+            return batch / warm
         n, t0 = 0, time.perf_counter()
         while True:
             score_batch(nets, x, mean, std)
@@ -90,8 +97,15 @@ def rate(make, shape, batch, budget=1.0):
                 return batch * n / elapsed
 
 
+# Optional arguments as bench/onnx.ts: --models compact-cnn,resnet18 --batches 1,16,256
+def arg(name, default):
+    return sys.argv[sys.argv.index(name) + 1].split(",") if name in sys.argv else default
+
+
+MODELS = {"compact-cnn": (compact_cnn, (1, 28, 28)), "resnet18": (ResNet18, (3, 32, 32))}
 rows = []
-for name, make, shape in [("compact-cnn", compact_cnn, (1, 28, 28)), ("resnet18", ResNet18, (3, 32, 32))]:
-    for batch in (1, 16, 256):
+for name in arg("--models", list(MODELS)):
+    make, shape = MODELS[name]
+    for batch in map(int, arg("--batches", ["1", "16", "256"])):
         rows.append({"model": name, "batch": batch, "imagesPerSecond": round(rate(make, shape, batch), 1)})
 print(json.dumps({"torch": torch.__version__, "threads": threads, "rows": rows}))
