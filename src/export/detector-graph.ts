@@ -66,9 +66,10 @@ export function detectorGraph(det: BadExpertDetector): ModelProto {
   const g = new GraphBuilder();
   const { preprocessing, rule, threshold, classNames, spec, targetFpr } = det.info;
   const xn = normalise(g, imagesInput(g, preprocessing), preprocessing);
-  const logitsM = g.scoped("model", () => network(g, det.model, xn, "model"));
-  const logitsB = g.scoped("expert", () => network(g, det.expert, xn, "expert"));
-  const logitsA = g.scoped("auxiliary", () => network(g, det.auxiliary, xn, "auxiliary"));
+  // Node and weight names start with the network's role ("model/...", "expert.layer1.0.conv1.weight").
+  const logitsM = network(g, det.model, xn, "model");
+  const logitsB = network(g, det.expert, xn, "expert");
+  const logitsA = network(g, det.auxiliary, xn, "auxiliary");
   const pred = g.op("ArgMax", [logitsM.name], { axis: 1, keepdims: 1 });
   const b = g.scoped("expert", () => confidence(g, logitsB, pred));
   const a = g.scoped("auxiliary", () => confidence(g, logitsA, pred));
@@ -92,7 +93,7 @@ export function detectorGraph(det: BadExpertDetector): ModelProto {
 export function modelGraph(model: AnyModule, o: { preprocessing: Preprocessing; architecture: string; classNames: string[] }): ModelProto {
   const g = new GraphBuilder();
   const xn = normalise(g, imagesInput(g, o.preprocessing), o.preprocessing);
-  const logits = g.scoped("model", () => network(g, model, xn, "model"));
+  const logits = network(g, model, xn, "model");
   const pred = g.op("ArgMax", [logits.name], { axis: 1, keepdims: 0 });
   g.output(logits.name, { name: "logits", type: DataType.FLOAT, dims: [BATCH_DIM, o.classNames.length], doc: "M's logits" });
   g.output(pred, batchOf(DataType.INT64, "pred", "M's predicted class"));

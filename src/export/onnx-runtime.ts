@@ -1,4 +1,4 @@
-// The one door to onnxruntime (the optional package onnxruntime-node): loading it, opening a
+// The one door to onnxruntime (onnxruntime-node, an optional peer dependency): loading it, opening a
 // session on an ONNX file, running it. Nothing else imports onnxruntime.
 import { createRequire } from "node:module";
 import { getNumThreads } from "../engine/index.js";
@@ -10,22 +10,25 @@ export type OrtSession = Ort.InferenceSession;
 let runtime: typeof Ort | undefined;
 
 /**
- * onnxruntime-node registers its CPU backend in the CommonJS build of onnxruntime-common, so
- * the API is taken through require() too: an ESM import would get a second copy of the
- * registry that has no backend in it.
+ * onnxruntime-node registers its CPU backend in the CommonJS build of the onnxruntime-common
+ * that it depends on, so the API is taken from exactly that copy: through require() (an ESM
+ * import would load a second instance, with no backend in it) and resolved from
+ * onnxruntime-node's own location (a user's onnxruntime-node may bring another version).
  */
 export function onnxRuntime(): typeof Ort {
   if (runtime !== undefined) return runtime;
   const require = createRequire(import.meta.url);
+  let nodePackage: string;
   try {
-    require("onnxruntime-node");
+    nodePackage = require.resolve("onnxruntime-node");
+    require(nodePackage);
   } catch (e) {
     throw new Error(
       "onnxruntime engine: the optional package onnxruntime-node is not installed or does not load " +
-        `(${(e as Error).message.split("\n")[0] ?? ""}); install it with ONNXRUNTIME_NODE_INSTALL=skip npm install onnxruntime-node, or use --engine libtorch`,
+        `(${(e as Error).message.split("\n")[0] ?? ""}); install it with ONNXRUNTIME_NODE_INSTALL=skip npm install onnxruntime-node@1.30.0, or use --engine libtorch`,
     );
   }
-  const loaded: typeof Ort = require("onnxruntime-common");
+  const loaded: typeof Ort = createRequire(nodePackage)("onnxruntime-common");
   runtime = loaded;
   return loaded;
 }
