@@ -50,7 +50,9 @@ fi
 # npm dependencies: reinstall only when the lock file is newer than the installed tree.
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   say "installing npm dependencies (npm ci)"
-  npm ci --no-audit --no-fund --loglevel=error
+  # onnxruntime-node ships its CPU binaries inside the npm package; without "skip" its install
+  # script would also fetch CUDA provider binaries from NuGet (unreachable here, unused on CPU).
+  ONNXRUNTIME_NODE_INSTALL="${ONNXRUNTIME_NODE_INSTALL:-skip}" npm ci --no-audit --no-fund --loglevel=error
 fi
 
 bash scripts/build-native.sh

@@ -9,7 +9,8 @@ import { defend } from "./defend.js";
 import { scan } from "./scan.js";
 import { evaluateDefenseCommand } from "./evaluate-defense.js";
 import { compareCommand } from "./compare.js";
+import { exportCommand } from "./export.js";
 import { importCommand } from "./import.js";
 import { keygen } from "./keygen.js";
 
-export const COMMANDS: readonly Command[] = [demo, train, evaluate, attack, defend, scan, evaluateDefenseCommand, compareCommand, importCommand, keygen, info];
+export const COMMANDS: readonly Command[] = [demo, train, evaluate, attack, defend, scan, evaluateDefenseCommand, compareCommand, importCommand, exportCommand, keygen, info];

@@ -10,6 +10,7 @@ import { loadDataset } from "../../data/registry.js";
 import { decodeImage } from "../../data/image-decode.js";
 import { subset } from "../../data/splits.js";
 import type { ImageDataset } from "../../data/dataset.js";
+import { OnnxDetector } from "../../export/onnx-detector.js";
 
 async function imagesFromFiles(files: string[], h: number, w: number, channels: 1 | 3, classNames: string[]): Promise<ImageDataset> {
   const per = h * w * channels;
@@ -47,6 +48,7 @@ export const scan: Command = {
     limit: { type: "string", description: "score only the first N inputs of the dataset" },
     "flagged-only": { type: "boolean", description: "print lines only for flagged inputs" },
     "verify-key": { type: "string", description: "Ed25519 public key (PEM): refuse the bundle unless it is signed by its private key" },
+    engine: { type: "string", description: "libtorch, or onnxruntime (the exported graph on onnxruntime-node)", default: "libtorch" },
     ...RUNTIME_OPTIONS,
   },
   async run(v, positionals) {
@@ -54,7 +56,9 @@ export const scan: Command = {
     const bundle = str(v, "bundle");
     if (!bundle) throw new UsageError("--bundle is required (a directory written by `badexpert defend`)");
     const verifyKey = str(v, "verify-key");
+    const engine = choice(v, "engine", ["libtorch", "onnxruntime"] as const) ?? "libtorch";
     const det = await loadBundle(bundle, verifyKey !== undefined ? { verifyKey } : {});
+    let onnx: OnnxDetector | null = null;
     try {
       const [h, w] = det.info.preprocessing.imageSize;
       const channels = det.info.preprocessing.channels === 1 ? 1 : 3;
@@ -74,8 +78,9 @@ export const scan: Command = {
         ds = await imagesFromFiles(positionals, h, w, channels, det.info.classNames);
         names = positionals;
       }
+      if (engine === "onnxruntime") onnx = await OnnxDetector.fromDetector(det);
       const t0 = Date.now();
-      const r = det.scoreDataset(ds, { progressLabel: "scanning" });
+      const r = onnx ? await onnx.scoreDataset(ds, { progressLabel: "scanning" }) : det.scoreDataset(ds, { progressLabel: "scanning" });
       const seconds = (Date.now() - t0) / 1000;
       let flagged = 0;
       for (let i = 0; i < ds.count; i++) {
@@ -94,9 +99,10 @@ export const scan: Command = {
           ...(ds.labels[i] !== -1 ? { label: ds.labels[i] } : {}),
         }));
       }
-      console.log(JSON.stringify({ summary: true, bundle, inputs: ds.count, flagged, flaggedRate: ds.count ? flagged / ds.count : 0, rule: det.rule, threshold: det.threshold, seconds, inputsPerSecond: ds.count / Math.max(seconds, 1e-9) }));
+      console.log(JSON.stringify({ summary: true, bundle, inputs: ds.count, flagged, flaggedRate: ds.count ? flagged / ds.count : 0, rule: det.rule, threshold: det.threshold, engine, seconds, inputsPerSecond: ds.count / Math.max(seconds, 1e-9) }));
       return 0;
     } finally {
+      await onnx?.release();
       det.dispose();
     }
   },

@@ -1,0 +1,103 @@
+// `npm run bench:onnx [-- --json] [--models compact-cnn,resnet18] [--batches 1,16,256]`: BaDExpert
+// scoring throughput (normalise, M, B, M', score, verdict; random weights) on libtorch
+// (BadExpertDetector.scoreBatch) and on onnxruntime (the exported graph, OnnxDetector), same
+// thread count (BADEXPERT_THREADS, default all cores); and PyTorch eager
+// (bench/reference/score_pytorch.py) where Debian's python3-torch is installed.
+import { execFileSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { getNumThreads, manualSeed, memory, rand, tidy } from "../src/engine/index.js";
+import { createModel } from "../src/models/registry.js";
+import { BadExpertDetector } from "../src/defense/detector.js";
+import { OnnxDetector } from "../src/export/onnx-detector.js";
+import { printTable, round, wantsJson } from "./harness.js";
+
+const SHAPES: Record<string, [number, number]> = { "compact-cnn": [1, 28], resnet18: [3, 32] };
+
+function listArg(name: string, fallback: string[]): string[] {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && process.argv[i + 1] ? (process.argv[i + 1] as string).split(",") : fallback;
+}
+
+/**
+ * Images per second: one warm-up call, then calls until `budget` seconds have passed. A warm-up
+ * call slower than `slow` seconds (ResNet-18 at batch 256 on a loaded 2-core machine) is the
+ * measurement itself: its one-time costs are small next to it, and repeating it costs minutes.
+ */
+async function rate(batch: number, fn: () => Promise<void> | void, budget = 1, slow = 10): Promise<number> {
+  const w0 = process.hrtime.bigint();
+  await fn();
+  const warm = Number(process.hrtime.bigint() - w0) / 1e9;
+  if (warm >= slow) return batch / warm;
+  let n = 0;
+  const t0 = process.hrtime.bigint();
+  for (;;) {
+    await fn();
+    n++;
+    const s = Number(process.hrtime.bigint() - t0) / 1e9;
+    if (s >= budget) return (batch * n) / s;
+  }
+}
+
+interface Row {
+  model: string;
+  batch: number;
+  libtorch: number;
+  onnxruntime: number;
+  pytorch?: number;
+}
+
+function pytorchEager(): Map<string, number> | null {
+  const script = fileURLToPath(new URL("../../bench/reference/score_pytorch.py", import.meta.url));
+  try {
+    const pass = ["models", "batches"].flatMap((k) => (process.argv.includes(`--${k}`) ? [`--${k}`, listArg(k, [])[0] !== undefined ? listArg(k, []).join(",") : ""] : []));
+    const out = execFileSync("/usr/bin/python3", [script, ...pass], { encoding: "utf8", env: { ...process.env, BADEXPERT_THREADS: String(getNumThreads()) }, stdio: ["ignore", "pipe", "pipe"] });
+    const parsed: { rows: { model: string; batch: number; imagesPerSecond: number }[] } = JSON.parse(out.trim().split("\n").at(-1) ?? "{}");
+    return new Map(parsed.rows.map((r) => [`${r.model}@${r.batch}`, r.imagesPerSecond]));
+  } catch (e) {
+    console.error(`[bench:onnx] PyTorch eager skipped: ${(e as Error).message.split("\n")[0] ?? ""} (needs Debian's python3-torch)`);
+    return null;
+  }
+}
+
+manualSeed(0);
+const before = memory().numTensors;
+const threads = getNumThreads();
+const rows: Row[] = [];
+for (const name of listArg("models", ["compact-cnn", "resnet18"])) {
+  const shape = SHAPES[name];
+  if (!shape) throw new RangeError(`--models: ${name} has no benchmark input size; valid: ${Object.keys(SHAPES).join(", ")}`);
+  const [c, size] = shape;
+  const spec = { name, numClasses: 10, inChannels: c, imageSize: size };
+  const parts = { model: createModel(name, spec), expert: createModel(name, spec), auxiliary: createModel(name, spec) };
+  const preprocessing = { imageSize: [size, size] as [number, number], channels: c, mean: new Array<number>(c).fill(0.45), std: new Array<number>(c).fill(0.25) };
+  const det = BadExpertDetector.uncalibrated(parts, { spec, preprocessing, classNames: Array.from({ length: 10 }, String), rule: "triangle" }).withDecision("triangle", 0);
+  const onnx = await OnnxDetector.fromDetector(det, { threads });
+  for (const batch of listArg("batches", ["1", "16", "256"]).map(Number)) {
+    const x = rand([batch, c, size, size]);
+    const pixels = x.data();
+    if (!(pixels instanceof Float32Array)) throw new TypeError("rand gave no float32 data");
+    const libtorch = await rate(batch, () => void tidy(() => det.scoreBatch(x)));
+    const onnxruntime = await rate(batch, async () => void (await onnx.scoreBatch(pixels, batch)));
+    x.dispose();
+    rows.push({ model: name, batch, libtorch: round(libtorch), onnxruntime: round(onnxruntime) });
+    console.error(`[bench:onnx] ${name} batch ${batch}: libtorch ${round(libtorch)}/s, onnxruntime ${round(onnxruntime)}/s`);
+  }
+  await onnx.release();
+  det.dispose();
+}
+const eager = process.argv.includes("--no-pytorch") ? null : pytorchEager();
+for (const r of rows) {
+  const p = eager?.get(`${r.model}@${r.batch}`);
+  if (p !== undefined) r.pytorch = p;
+}
+if (memory().numTensors !== before) throw new Error(`bench:onnx leaked ${memory().numTensors - before} tensors`);
+
+printTable(
+  `BaDExpert scoring throughput, images/s (${threads} thread(s); triangle rule; random weights)`,
+  rows.map((r) => [
+    `${r.model} batch ${r.batch}`,
+    `libtorch ${r.libtorch}  onnxruntime ${r.onnxruntime} (${round(r.onnxruntime / r.libtorch, 2)}x)` +
+      (r.pytorch !== undefined ? `  pytorch eager ${r.pytorch} (onnxruntime ${round(r.onnxruntime / r.pytorch, 2)}x, libtorch ${round(r.libtorch / r.pytorch, 2)}x)` : ""),
+  ]),
+);
+if (wantsJson()) console.log(JSON.stringify({ threads, rows }));

@@ -1,0 +1,77 @@
+// `badexpert export`: the detector of a bundle as one ONNX graph (images → pred, b, a, score,
+// flagged), or as a Triton model repository around that graph.
+import { rename, writeFile } from "node:fs/promises";
+import type { Command } from "../command.js";
+import { UsageError } from "../command.js";
+import { choice, emitJson, int, str } from "../args.js";
+import { RUNTIME_OPTIONS, applyRuntimeOptions } from "../runtime-options.js";
+import { loadBundle } from "../../defense/bundle.js";
+import { detectorGraph, modelGraph } from "../../export/detector-graph.js";
+import { encodeModel, type ModelProto } from "../../export/onnx-proto.js";
+import { writeTritonRepository } from "../../export/triton.js";
+
+const FORMATS = ["onnx", "triton"] as const;
+
+export const exportCommand: Command = {
+  name: "export",
+  summary: "export a detector bundle to ONNX (one graph) or a Triton model repository",
+  details: [
+    "The graph takes `images` (float32 [N, C, H, W] in [0, 1], any N), normalises them, runs M, B and M',",
+    "and returns pred (int64), expert_confidence and auxiliary_confidence (float32), score (float64) and",
+    "flagged (bool: NOT(score <= threshold), so a NaN score is flagged). ONNX opset 17; the threshold is the",
+    "initializer `threshold`. --model-only writes M alone (outputs logits and pred).",
+    "",
+    "Examples:",
+    "  badexpert export --bundle runs/detector --format onnx --out detector.onnx",
+    "  badexpert export --bundle runs/detector --format triton --out model_repository --name badexpert",
+    "  badexpert export --bundle runs/detector --model-only --out model.onnx",
+  ].join("\n"),
+  options: {
+    bundle: { type: "string", short: "b", description: "detector bundle directory (from `badexpert defend`)" },
+    format: { type: "string", description: "onnx (one file) or triton (a model repository directory)", default: "onnx" },
+    out: { type: "string", short: "o", description: "output file (onnx) or repository directory (triton)" },
+    "model-only": { type: "boolean", description: "export the suspicious model M alone (logits and pred)" },
+    name: { type: "string", description: "triton: the model's name in the repository", default: "badexpert" },
+    "max-batch-size": { type: "string", description: "triton: largest batch (max_batch_size)", default: "256" },
+    ...RUNTIME_OPTIONS,
+  },
+  async run(v) {
+    applyRuntimeOptions(v);
+    const bundle = str(v, "bundle");
+    if (!bundle) throw new UsageError("--bundle is required (a directory written by `badexpert defend`)");
+    const out = str(v, "out");
+    if (!out) throw new UsageError("--out is required (a .onnx file, or a directory for --format triton)");
+    const format = choice(v, "format", FORMATS) ?? "onnx";
+    const t0 = Date.now();
+    const det = await loadBundle(bundle);
+    let model: ModelProto;
+    try {
+      const { preprocessing, classNames, spec } = det.info;
+      model = v["model-only"] ? modelGraph(det.model, { preprocessing, classNames, architecture: spec.name }) : detectorGraph(det);
+    } finally {
+      det.dispose();
+    }
+    const summary = {
+      format,
+      kind: v["model-only"] ? "model" : "detector",
+      nodes: model.graph.node.length,
+      initializers: model.graph.initializer.length,
+      inputs: model.graph.input.map((p) => p.name),
+      outputs: model.graph.output.map((p) => p.name),
+    };
+    let written: Record<string, string>;
+    if (format === "triton") {
+      const name = str(v, "name") ?? "badexpert";
+      written = await writeTritonRepository(out, model, { name, maxBatchSize: int(v, "max-batch-size", { min: 1 }) ?? 256 });
+    } else {
+      const tmp = `${out}.tmp-${process.pid}`;
+      await writeFile(tmp, encodeModel(model));
+      await rename(tmp, out);
+      written = { model: out };
+    }
+    const seconds = (Date.now() - t0) / 1000;
+    console.error(`[export] ${summary.kind} (${summary.nodes} nodes, ${summary.initializers} initializers) → ${Object.values(written).join(", ")} in ${seconds.toFixed(1)} s`);
+    emitJson(v, { ...summary, written, seconds });
+    return 0;
+  },
+};
