@@ -8,5 +8,6 @@ import { attack } from "./attack.js";
 import { defend } from "./defend.js";
 import { scan } from "./scan.js";
 import { evaluateDefenseCommand } from "./evaluate-defense.js";
+import { serve } from "./serve.js";
 
-export const COMMANDS: readonly Command[] = [demo, train, evaluate, attack, defend, scan, evaluateDefenseCommand, info];
+export const COMMANDS: readonly Command[] = [demo, train, evaluate, attack, defend, scan, evaluateDefenseCommand, serve, info];

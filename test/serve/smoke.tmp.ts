@@ -1,0 +1,11 @@
+import { fixtureBundle, fixturePngs } from "./fixture.js";
+import { Detector } from "../../src/api/detector.js";
+const dir = await fixtureBundle();
+const pngs = await fixturePngs(300);
+const lib = await Detector.load(dir);
+const want = await lib.score(pngs);
+console.log(want.filter((w) => w.flagged).length, lib.detector.info.calibration);
+const s = want.map((w) => w.score).sort((a, b) => a - b);
+let minGap = Infinity; for (let i = 1; i < s.length; i++) minGap = Math.min(minGap, (s[i] as number) - (s[i - 1] as number));
+console.log("min gap", minGap);
+lib.dispose();
