@@ -54,7 +54,7 @@ export class BadExpertServer {
   readonly #audit: AuditLog | null;
   #state: State = "ready";
   #reloading: Promise<void> | null = null;
-  #closing: Promise<void> | null = null;
+  #closing: Promise<number> | null = null;
 
   private constructor(o: ServeOptions, source: DetectorSource, pool: WorkerPool, hashes: Record<string, string>, audit: AuditLog | null) {
     this.options = o;
@@ -180,12 +180,12 @@ export class BadExpertServer {
    * (their queued inputs are scored without waiting for companions), then stop the workers and
    * flush and close the audit log. Resolves with the tensors the workers still held (0).
    */
-  close(): Promise<void> {
+  close(): Promise<number> {
     this.#closing ??= this.#close();
     return this.#closing;
   }
 
-  async #close(): Promise<void> {
+  async #close(): Promise<number> {
     this.#state = "closing";
     this.app.log.info({ event: "shutdown" }, "shutting down: finishing requests in flight");
     const drained = this.#batcher.drain();
@@ -196,6 +196,7 @@ export class BadExpertServer {
     this.#audit?.close();
     this.#state = "closed";
     this.app.log.info({ event: "stopped", workerTensorsLeft: left }, "stopped");
+    return left;
   }
 
   #watchPool(p: WorkerPool): void {

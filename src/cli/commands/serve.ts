@@ -103,7 +103,7 @@ export const serve: Command = {
     await new Promise<void>((resolve) => {
       const stop = (signal: string): void => {
         s.app.log.info({ event: "signal", signal }, `${signal}: shutting down gracefully`);
-        s.close().then(resolve, (e: unknown) => {
+        s.close().then(() => resolve(), (e: unknown) => {
           s.app.log.error({ err: (e as Error).message }, "shutdown failed");
           resolve();
         });
