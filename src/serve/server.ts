@@ -273,6 +273,10 @@ export class BadExpertServer {
     }
     app.addHook("onSend", async (req, reply) => {
       void reply.header("x-request-id", req.id);
+      // While shutting down, answered connections must close: the HTTP server's close() only
+      // ends connections idle at that moment, and a kept-alive one would hold shutdown for the
+      // keep-alive timeout (72 s).
+      if (this.#state !== "ready") void reply.header("connection", "close");
     });
     app.addHook("onResponse", async (req, reply) => {
       const route = req.routeOptions.url ?? "unmatched";
