@@ -53,8 +53,11 @@ export interface ServeOptions {
 export const DEFAULT_OPTIONS: ServeOptions = {
   host: "127.0.0.1",
   port: 8080,
-  workers: 1,
-  threadsPerWorker: availableParallelism(),
+  // One single-threaded worker per core: measured on 2 shared cores (BENCHMARKS.md, "Service"),
+  // parallelism across batches beat OpenMP teams inside one worker by 2-3x at concurrency 64,
+  // because a team's barriers stall whenever one of its threads is descheduled.
+  workers: availableParallelism(),
+  threadsPerWorker: 1,
   maxBatch: 64,
   maxWaitMs: 2,
   maxQueue: 1024,

@@ -173,7 +173,7 @@ test("detector description, probes and the OpenAPI document", async () => {
   assert.equal(d.body.targetFpr, 0.05);
   assert.match(d.body.hashes["model.safetensors"] ?? "", /^[0-9a-f]{64}$/);
   assert.deepEqual((await get(`${url}/healthz`)).body, { status: "ok" });
-  assert.deepEqual((await get(`${url}/readyz`)).body, { status: "ready", workers: 1 });
+  assert.deepEqual((await get(`${url}/readyz`)).body, { status: "ready", workers: server.options.workers });
   const api = await get<{ openapi: string; paths: Record<string, unknown> }>(`${url}/openapi.json`);
   assert.equal(api.body.openapi, "3.1.0");
   assert.ok("/v1/detect" in api.body.paths && "/v1/predict" in api.body.paths);

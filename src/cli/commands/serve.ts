@@ -1,6 +1,7 @@
 // `badexpert serve`: the detector as an HTTP service (src/serve). SIGTERM/SIGINT shut it down
 // gracefully (requests in flight are answered, the audit log flushed); SIGHUP reloads the bundle.
 import { readFile } from "node:fs/promises";
+import { availableParallelism } from "node:os";
 import type { Command } from "../command.js";
 import { UsageError } from "../command.js";
 import { choice, int, num, requireStr, str } from "../args.js";
@@ -40,7 +41,7 @@ export const serve: Command = {
     host: { type: "string", description: "address to listen on", default: DEFAULT_OPTIONS.host },
     port: { type: "string", short: "p", description: "TCP port (0: any free port)", default: String(DEFAULT_OPTIONS.port) },
     workers: { type: "string", description: "scoring worker threads, each holding the models once", default: String(DEFAULT_OPTIONS.workers) },
-    threads: { type: "string", description: "libtorch threads per worker (default: all cores / workers)" },
+    threads: { type: "string", description: "libtorch threads per worker (default: cores / workers, at least 1)" },
     "max-batch": { type: "string", description: "largest batch per forward pass (1: no dynamic batching)", default: String(DEFAULT_OPTIONS.maxBatch) },
     "max-wait-ms": { type: "string", description: "how long a partial batch waits for more inputs", default: String(DEFAULT_OPTIONS.maxWaitMs) },
     "max-queue": { type: "string", description: "queued inputs beyond which requests get 503 + Retry-After", default: String(DEFAULT_OPTIONS.maxQueue) },
@@ -72,7 +73,7 @@ export const serve: Command = {
       host: str(v, "host") ?? DEFAULT_OPTIONS.host,
       port: int(v, "port", { min: 0 }) ?? DEFAULT_OPTIONS.port,
       workers,
-      threadsPerWorker: int(v, "threads", { min: 1 }) ?? Math.max(1, Math.floor(DEFAULT_OPTIONS.threadsPerWorker / workers)),
+      threadsPerWorker: int(v, "threads", { min: 1 }) ?? Math.max(1, Math.floor(availableParallelism() / workers)),
       maxBatch: int(v, "max-batch", { min: 1 }) ?? DEFAULT_OPTIONS.maxBatch,
       maxWaitMs: int(v, "max-wait-ms", { min: 0 }) ?? DEFAULT_OPTIONS.maxWaitMs,
       maxQueue: int(v, "max-queue", { min: 1 }) ?? DEFAULT_OPTIONS.maxQueue,
