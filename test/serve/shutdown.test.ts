@@ -19,7 +19,7 @@ test("SIGHUP reloads under load and SIGTERM finishes the requests in flight", as
   const work = await mkdtemp(join(tmpdir(), "bx-serve-sig-"));
   const pngs = await fixturePngs(40);
   const audit = join(work, "audit.jsonl");
-  const child = spawn(process.execPath, [MAIN, "serve", "--bundle", dir, "--port", "0", "--max-wait-ms", "2000", "--threads", "1", "--audit-log", audit, "--log-level", "info"], {
+  const child = spawn(process.execPath, [MAIN, "serve", "--bundle", dir, "--port", "0", "--max-wait-ms", "5000", "--timeout-ms", "30000", "--threads", "1", "--audit-log", audit, "--log-level", "info"], {
     stdio: ["ignore", "pipe", "inherit"],
     env: { ...process.env, BADEXPERT_THREADS: "1" },
   });
@@ -47,7 +47,7 @@ test("SIGHUP reloads under load and SIGTERM finishes the requests in flight", as
     assert.ok(logs.some((l) => l.event === "reloaded"), "the log says the bundle was reloaded");
     assert.notEqual((await get(`${url}/v1/detector`)).body.loadedAt, loadedAt);
 
-    // SIGTERM once all 40 requests wait in the queue (a partial batch waits up to 2 s): every one is answered.
+    // SIGTERM once all 40 requests wait in the queue (a partial batch waits up to 5 s): every one is answered.
     const inFlight = pngs.map((p) => postRaw(`${url}/v1/detect`, p));
     let depth = 0;
     for (let i = 0; i < 200 && depth < pngs.length; i++) {
