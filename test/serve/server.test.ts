@@ -33,7 +33,7 @@ before(async () => {
   const lib = await Detector.load(dir);
   want = await lib.score(pngs);
   lib.dispose();
-  server = await createServer(dir, { port: 0, logLevel: "silent", maxBatch: 16, maxWaitMs: 5, auditLog: join(work, "audit", "flagged.jsonl"), auditImages: join(work, "audit", "images") });
+  server = await createServer(dir, { port: 0, logLevel: "silent", maxBatch: 16, maxWaitMs: 5, timeoutMs: 60_000, auditLog: join(work, "audit", "flagged.jsonl"), auditImages: join(work, "audit", "images") });
   url = await server.listen();
 });
 
