@@ -51,7 +51,8 @@ test("concurrent requests are batched up to maxBatch and each gets its own resul
   // Full batch of 4 goes at once; the fifth waits for the worker.
   assert.deepEqual(ex.batches, [[1, 2, 3, 4]]);
   ex.answer();
-  await tick();
+  // The fifth is a partial batch: it goes once it has waited maxWaitMs (20 ms).
+  await tick(40);
   assert.equal(b.queueDepth, 0);
   assert.deepEqual(ex.batches[1], [5]);
   ex.answer();
