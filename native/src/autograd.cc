@@ -9,8 +9,12 @@ namespace bx {
 using CI = const Napi::CallbackInfo&;
 
 // Inference-mode guards are RAII objects; JS scopes enter and exit them in strict nesting
-// order (the TS side guarantees it with try/finally), so a stack is enough.
-static std::vector<std::unique_ptr<c10::InferenceMode>> gInference;
+// order (the TS side guarantees it with try/finally), so a stack is enough. The stack is per
+// thread: c10's inference mode is thread-local state, and the addon may be loaded in several
+// worker_threads at once (the scoring service), each entering and leaving its own scopes — one
+// shared stack would be a data race, and a guard destroyed on another thread would restore that
+// thread's state instead of its own.
+static thread_local std::vector<std::unique_ptr<c10::InferenceMode>> gInference;
 
 void registerAutograd(Napi::Env env, Napi::Object exports) {
   def(env, exports, "setRequiresGrad", [](CI info) -> Napi::Value {

@@ -106,7 +106,9 @@ export class OnnxDetector {
     if (!(pred instanceof BigInt64Array && b instanceof Float32Array && a instanceof Float32Array && score instanceof Float64Array && flagged instanceof Uint8Array)) {
       throw new TypeError("onnxruntime engine: outputs are not int64 pred, float32 confidences, float64 score and bool flagged");
     }
-    return { pred: Int32Array.from(pred, (v) => Number(v)), expertConfidence: b, auxiliaryConfidence: a, score, flagged };
+    // Like the libtorch detector: a score that is not a finite number is invalid (and flagged by the graph).
+    const invalid = Uint8Array.from(score, (s) => (Number.isFinite(s) ? 0 : 1));
+    return { pred: Int32Array.from(pred, (v) => Number(v)), expertConfidence: b, auxiliaryConfidence: a, score, flagged, invalid };
   }
 
   /** Scores every image of a dataset, batch by batch (default 256). */
@@ -116,7 +118,7 @@ export class OnnxDetector {
       throw new RangeError(`${ds.name}: images are ${ds.height}x${ds.width}x${ds.channels} but the detector's model takes ${h}x${w}x${c}`);
     }
     const n = ds.count;
-    const out: BatchScores = { pred: new Int32Array(n), expertConfidence: new Float32Array(n), auxiliaryConfidence: new Float32Array(n), score: new Float64Array(n), flagged: new Uint8Array(n) };
+    const out: BatchScores = { pred: new Int32Array(n), expertConfidence: new Float32Array(n), auxiliaryConfidence: new Float32Array(n), score: new Float64Array(n), flagged: new Uint8Array(n), invalid: new Uint8Array(n) };
     const size = o.batchSize ?? 256;
     const bar = o.progressLabel ? new Progress(o.progressLabel, n) : null;
     for (let at = 0; at < n; at += size) {

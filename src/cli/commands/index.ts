@@ -12,5 +12,6 @@ import { compareCommand } from "./compare.js";
 import { exportCommand } from "./export.js";
 import { importCommand } from "./import.js";
 import { keygen } from "./keygen.js";
+import { serve } from "./serve.js";
 
-export const COMMANDS: readonly Command[] = [demo, train, evaluate, attack, defend, scan, evaluateDefenseCommand, compareCommand, importCommand, exportCommand, keygen, info];
+export const COMMANDS: readonly Command[] = [demo, train, evaluate, attack, defend, scan, evaluateDefenseCommand, compareCommand, importCommand, exportCommand, serve, keygen, info];

@@ -1,0 +1,183 @@
+// `npm run bench:serve`: the scoring service under load on loopback. The server runs as a child
+// process (`badexpert serve`) so the load generator (autocannon, in this process) does not share
+// its event loop. For each concurrency (1, 16, 64) with and without dynamic batching: throughput,
+// p50/p99 latency, errors. Then the bare model's inference throughput in this process (three
+// forward passes per input bound the service at a third of it), the service's share of that
+// bound, and resident memory of the server over a soak run.
+//
+// Options: --duration S (per configuration, default 8), --soak S (default 60; the issue asks for
+// 300), --bundle DIR (default: the test fixture's compact-CNN Fashion-MNIST bundle), --json.
+import { spawn, type ChildProcess } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { createServer as netServer } from "node:net";
+import { availableParallelism } from "node:os";
+import { fileURLToPath } from "node:url";
+import autocannon from "autocannon";
+import { inferenceMode, memory, setNumThreads, tidy } from "../src/engine/index.js";
+import { imagesToTensor } from "../src/data/batch.js";
+import { normalize } from "../src/data/augment.js";
+import { loadBundle } from "../src/defense/bundle.js";
+import { fixtureBundle, fixturePngs } from "../test/serve/fixture.js";
+import { round, wantsJson } from "./harness.js";
+
+const MAIN = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
+
+function arg(name: string, fallback: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? Number(process.argv[i + 1]) : fallback;
+}
+function strArg(name: string): string | undefined {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = netServer();
+    s.listen(0, "127.0.0.1", () => {
+      const a = s.address();
+      s.close(() => (typeof a === "object" && a ? resolve(a.port) : reject(new Error("no port"))));
+    });
+  });
+}
+
+interface Server {
+  child: ChildProcess;
+  url: string;
+}
+
+async function startServer(bundle: string, extra: string[]): Promise<Server> {
+  const port = await freePort();
+  const child = spawn(process.execPath, [MAIN, "serve", "--bundle", bundle, "--port", String(port), "--log-level", "warn", "--max-queue", "4096", ...extra], {
+    stdio: ["ignore", "ignore", "inherit"],
+  });
+  const url = `http://127.0.0.1:${port}`;
+  for (let i = 0; i < 600; i++) {
+    if (child.exitCode !== null) throw new Error(`serve exited with ${child.exitCode}`);
+    try {
+      if ((await fetch(`${url}/readyz`)).status === 200) return { child, url };
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  child.kill("SIGKILL");
+  throw new Error("serve did not become ready in 60 s");
+}
+
+async function stopServer(s: Server): Promise<void> {
+  const done = new Promise((r) => s.child.on("exit", r));
+  s.child.kill("SIGTERM");
+  await done;
+}
+
+function rssMb(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return m ? Number(m[1]) / 1024 : Number.NaN;
+}
+
+async function load(url: string, pngs: Uint8Array[], connections: number, seconds: number): Promise<autocannon.Result> {
+  return autocannon({
+    url,
+    connections,
+    duration: seconds,
+    requests: pngs.map((p) => ({ method: "POST" as const, path: "/v1/detect", headers: { "content-type": "image/png" }, body: Buffer.from(p) })),
+  });
+}
+
+/** Images per second of M alone (one forward pass), batch 64, in inference mode. */
+async function bareThroughput(bundle: string, seconds: number, threads: number): Promise<number> {
+  setNumThreads(threads);
+  const before = memory().numTensors;
+  const det = await loadBundle(bundle);
+  const { mean, std } = det.info.preprocessing;
+  const x = imagesToTensor(new Uint8Array(64 * 28 * 28).map((_, i) => (i * 37) % 256), 64, 28, 28, 1);
+  const step = (): void => inferenceMode(() => tidy(() => void det.model.forward(normalize(x, mean, std)).argmax(1).data()));
+  for (let i = 0; i < 5; i++) step();
+  let n = 0;
+  const t0 = performance.now();
+  while (performance.now() - t0 < seconds * 1000) {
+    step();
+    n += 64;
+  }
+  const rate = n / ((performance.now() - t0) / 1000);
+  x.dispose();
+  det.dispose();
+  if (memory().numTensors !== before) throw new Error("bare throughput leaked tensors");
+  return rate;
+}
+
+interface Row {
+  config: string;
+  connections: number;
+  reqPerSec: number;
+  p50ms: number;
+  p99ms: number;
+  errors: number;
+  non2xx: number;
+}
+
+async function main(): Promise<void> {
+  const duration = arg("duration", 8);
+  const soak = arg("soak", 60);
+  const bundle = strArg("bundle") ?? (await fixtureBundle());
+  const pngs = await fixturePngs(64);
+  const cores = availableParallelism();
+  const configs: { name: string; flags: string[] }[] = [
+    { name: `batching (max-batch 64, max-wait 2 ms), ${cores} workers x 1 thread (default)`, flags: ["--max-batch", "64", "--max-wait-ms", "2"] },
+    { name: `no batching (max-batch 1), ${cores} workers x 1 thread`, flags: ["--max-batch", "1", "--max-wait-ms", "0"] },
+    { name: `batching, 1 worker x ${cores} threads`, flags: ["--max-batch", "64", "--max-wait-ms", "2", "--workers", "1", "--threads", String(cores)] },
+  ];
+  const rows: Row[] = [];
+  for (const [ci, c] of configs.entries()) {
+    const s = await startServer(bundle, c.flags);
+    try {
+      for (const connections of ci === 2 ? [64] : [1, 16, 64]) {
+        await load(s.url, pngs, connections, 1); // warm-up
+        const r = await load(s.url, pngs, connections, duration);
+        const row = { config: c.name, connections, reqPerSec: round(r.requests.average, 0), p50ms: r.latency.p50, p99ms: r.latency.p99, errors: r.errors, non2xx: r.non2xx };
+        rows.push(row);
+        if (!wantsJson()) console.log(`${row.config} | c=${connections}: ${row.reqPerSec} req/s, p50 ${row.p50ms} ms, p99 ${row.p99ms} ms, errors ${row.errors}, non-2xx ${row.non2xx}`);
+      }
+    } finally {
+      await stopServer(s);
+    }
+  }
+
+  // Soak: batching, concurrency 64; RSS of the server process sampled every second.
+  const s = await startServer(bundle, configs[0]?.flags ?? []);
+  const pid = s.child.pid as number;
+  const samples: number[] = [];
+  const timer = setInterval(() => samples.push(rssMb(pid)), 1000);
+  const soakResult = await load(s.url, pngs, 64, soak);
+  clearInterval(timer);
+  await stopServer(s);
+  const warm = samples[Math.min(5, samples.length - 1)] ?? Number.NaN;
+  const end = samples[samples.length - 1] ?? Number.NaN;
+  const soakRow = {
+    seconds: soak,
+    reqPerSec: round(soakResult.requests.average, 0),
+    errors: soakResult.errors,
+    non2xx: soakResult.non2xx,
+    rssAfterWarmupMb: round(warm),
+    rssEndMb: round(end),
+    rssMaxMb: round(Math.max(...samples)),
+    growthMb: round(end - warm),
+  };
+
+  // The bound is the best the engine does alone here: all cores in one team, or one thread.
+  const bareAll = await bareThroughput(bundle, 4, cores);
+  const bareOne = await bareThroughput(bundle, 4, 1);
+  const bare = Math.max(bareAll, bareOne);
+  const bound = bare / 3;
+  const best64 = Math.max(...rows.filter((r) => r.connections === 64).map((r) => r.reqPerSec));
+  const summary = { bareModelImagesPerSec: round(bare, 0), bareAllThreads: round(bareAll, 0), bareOneThread: round(bareOne, 0), serviceBoundPerSec: round(bound, 0), bestServiceAt64: best64, shareOfBound: round(best64 / bound, 3), cores };
+  if (wantsJson()) {
+    console.log(JSON.stringify({ rows, soak: soakRow, ...summary }));
+    return;
+  }
+  console.log(`soak ${soak} s at c=64: ${soakRow.reqPerSec} req/s, errors ${soakRow.errors}, non-2xx ${soakRow.non2xx}; RSS ${soakRow.rssAfterWarmupMb} MB after 5 s -> ${soakRow.rssEndMb} MB at the end (max ${soakRow.rssMaxMb}, growth ${soakRow.growthMb} MB)`);
+  console.log(`bare model M (batch 64): ${summary.bareAllThreads} images/s with ${cores} threads, ${summary.bareOneThread} with 1; bound for three passes ${summary.serviceBoundPerSec}/s; best service at c=64 ${best64} req/s = ${(summary.shareOfBound * 100).toFixed(1)}% of the bound`);
+}
+
+await main();

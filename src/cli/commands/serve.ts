@@ -1,0 +1,122 @@
+// `badexpert serve`: the detector as an HTTP service (src/serve). SIGTERM/SIGINT shut it down
+// gracefully (requests in flight are answered, the audit log flushed); SIGHUP reloads the bundle.
+import { readFile } from "node:fs/promises";
+import { availableParallelism } from "node:os";
+import type { Command } from "../command.js";
+import { UsageError } from "../command.js";
+import { choice, int, num, requireStr, str } from "../args.js";
+import { checkDevice } from "../../engine/index.js";
+import { createServer } from "../../serve/index.js";
+import { DEFAULT_OPTIONS, type ServeOptions } from "../../serve/options.js";
+
+const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+
+async function readToken(path: string): Promise<string> {
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (e) {
+    throw new UsageError(`--token-file ${path}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  const token = text.trim();
+  if (token.length < 16 || /\s/.test(token)) throw new UsageError(`--token-file ${path}: the token must be one word of at least 16 characters`);
+  return token;
+}
+
+export const serve: Command = {
+  name: "serve",
+  summary: "serve a detector bundle over HTTP: /v1/detect, /v1/predict (firewall), /metrics",
+  details: [
+    "Scores run in worker threads behind a dynamic batcher; the HTTP thread never runs a forward pass.",
+    "An input that cannot be scored (queue full, timeout, worker failure) is refused with 503/504, never reported clean.",
+    "Signals: SIGTERM/SIGINT finish the requests in flight and exit; SIGHUP reloads the bundle without dropping requests.",
+    "",
+    "Examples:",
+    "  badexpert serve --bundle runs/detector --port 8080",
+    "  curl -s --data-binary @photo.png -H 'content-type: image/png' http://127.0.0.1:8080/v1/detect",
+    "  badexpert serve --bundle runs/detector --on-flag annotate --audit-log audit.jsonl --alert-rate 0.2",
+  ].join("\n"),
+  options: {
+    bundle: { type: "string", short: "b", description: "detector bundle directory (from `badexpert defend`)" },
+    host: { type: "string", description: "address to listen on", default: DEFAULT_OPTIONS.host },
+    port: { type: "string", short: "p", description: "TCP port (0: any free port)", default: String(DEFAULT_OPTIONS.port) },
+    workers: { type: "string", description: "scoring worker threads, each holding the models once", default: String(DEFAULT_OPTIONS.workers) },
+    threads: { type: "string", description: "libtorch threads per worker (default: cores / workers, at least 1)" },
+    "max-batch": { type: "string", description: "largest batch per forward pass (1: no dynamic batching)", default: String(DEFAULT_OPTIONS.maxBatch) },
+    "max-wait-ms": { type: "string", description: "how long a partial batch waits for more inputs", default: String(DEFAULT_OPTIONS.maxWaitMs) },
+    "max-queue": { type: "string", description: "queued inputs beyond which requests get 503 + Retry-After", default: String(DEFAULT_OPTIONS.maxQueue) },
+    "timeout-ms": { type: "string", description: "per-request scoring deadline (then 504)", default: String(DEFAULT_OPTIONS.timeoutMs) },
+    "max-body-bytes": { type: "string", description: "largest request body", default: String(DEFAULT_OPTIONS.maxBodyBytes) },
+    "max-pixels": { type: "string", description: "largest image (width x height), checked before decoding", default: String(DEFAULT_OPTIONS.maxPixels) },
+    "max-images-per-request": { type: "string", description: "most images in one request", default: String(DEFAULT_OPTIONS.maxImagesPerRequest) },
+    "on-flag": { type: "string", description: "what /v1/predict does with a flagged input: reject (422) or annotate", default: DEFAULT_OPTIONS.onFlag },
+    "audit-log": { type: "string", description: "append one JSON line per flagged input to this file" },
+    "audit-images": { type: "string", description: "also save each flagged input's image in this directory" },
+    "alert-rate": { type: "string", description: "log a warning when the flagged share over the window exceeds this (0-1)" },
+    "alert-window": { type: "string", description: "sliding window of the flagged-rate metrics and alert, seconds", default: String(DEFAULT_OPTIONS.windowSeconds) },
+    "token-file": { type: "string", description: "require 'Authorization: Bearer <token>' with the token in this file" },
+    "verify-key": { type: "string", description: "Ed25519 public key the bundle's signature must verify against" },
+    "log-level": { type: "string", description: `JSON log level: ${LOG_LEVELS.join(", ")}`, default: DEFAULT_OPTIONS.logLevel },
+    device: { type: "string", description: "cpu (the detector scores on the CPU; see --help text)", default: "cpu" },
+  },
+  async run(v) {
+    const bundle = requireStr(v, "bundle", "a directory written by `badexpert defend`");
+    const device = checkDevice(str(v, "device") ?? "cpu");
+    if (device !== "cpu") throw new UsageError(`--device ${device}: the service scores on the CPU only (BadExpertDetector.scoreBatch normalises inputs on the CPU)`);
+    const workers = int(v, "workers", { min: 1 }) ?? DEFAULT_OPTIONS.workers;
+    const verifyKey = str(v, "verify-key");
+    const tokenFile = str(v, "token-file");
+    const auditImages = str(v, "audit-images");
+    const auditLog = str(v, "audit-log");
+    if (auditImages && !auditLog) throw new UsageError("--audit-images needs --audit-log (the log lines name the saved files)");
+    const o: Partial<ServeOptions> = {
+      host: str(v, "host") ?? DEFAULT_OPTIONS.host,
+      port: int(v, "port", { min: 0 }) ?? DEFAULT_OPTIONS.port,
+      workers,
+      threadsPerWorker: int(v, "threads", { min: 1 }) ?? Math.max(1, Math.floor(availableParallelism() / workers)),
+      maxBatch: int(v, "max-batch", { min: 1 }) ?? DEFAULT_OPTIONS.maxBatch,
+      maxWaitMs: int(v, "max-wait-ms", { min: 0 }) ?? DEFAULT_OPTIONS.maxWaitMs,
+      maxQueue: int(v, "max-queue", { min: 1 }) ?? DEFAULT_OPTIONS.maxQueue,
+      timeoutMs: int(v, "timeout-ms", { min: 1 }) ?? DEFAULT_OPTIONS.timeoutMs,
+      maxBodyBytes: int(v, "max-body-bytes", { min: 1 }) ?? DEFAULT_OPTIONS.maxBodyBytes,
+      maxPixels: int(v, "max-pixels", { min: 1 }) ?? DEFAULT_OPTIONS.maxPixels,
+      maxImagesPerRequest: int(v, "max-images-per-request", { min: 1 }) ?? DEFAULT_OPTIONS.maxImagesPerRequest,
+      onFlag: choice(v, "on-flag", ["reject", "annotate"] as const) ?? DEFAULT_OPTIONS.onFlag,
+      auditLog: auditLog ?? null,
+      auditImages: auditImages ?? null,
+      alertRate: num(v, "alert-rate", { positive: true }) ?? null,
+      windowSeconds: int(v, "alert-window", { min: 1 }) ?? DEFAULT_OPTIONS.windowSeconds,
+      token: tokenFile ? await readToken(tokenFile) : null,
+      logLevel: choice(v, "log-level", LOG_LEVELS) ?? DEFAULT_OPTIONS.logLevel,
+      // Each worker hands it to loadBundle, so reloads are verified too.
+      bundleLoad: verifyKey ? { verifyKey } : {},
+    };
+    let server;
+    try {
+      server = await createServer(bundle, o);
+    } catch (e) {
+      if (e instanceof RangeError) throw new UsageError(e.message);
+      throw e;
+    }
+    const url = await server.listen();
+    server.app.log.info({ event: "listening", url, bundle, workers: o.workers, threadsPerWorker: o.threadsPerWorker }, `listening on ${url}`);
+    const s = server;
+    await new Promise<void>((resolve) => {
+      const stop = (signal: string): void => {
+        s.app.log.info({ event: "signal", signal }, `${signal}: shutting down gracefully`);
+        s.close().then(() => resolve(), (e: unknown) => {
+          s.app.log.error({ err: (e as Error).message }, "shutdown failed");
+          resolve();
+        });
+      };
+      process.once("SIGTERM", () => stop("SIGTERM"));
+      process.once("SIGINT", () => stop("SIGINT"));
+      process.on("SIGHUP", () => {
+        s.app.log.info({ event: "signal", signal: "SIGHUP" }, "SIGHUP: reloading the bundle");
+        // A failed reload is logged by the server and leaves the running detector serving.
+        s.reload().catch(() => undefined);
+      });
+    });
+    return 0;
+  },
+};

@@ -1,0 +1,69 @@
+// The images a request carries, in the four accepted forms: a raw image body (Content-Type
+// image/* or application/octet-stream), JSON {"image": base64}, JSON {"images": [...]} or a JSON
+// array of base64 strings, and multipart/form-data with one or more files. Only the bytes are
+// extracted here; decoding happens afterwards, image by image, behind the pixel limit.
+import type { FastifyRequest } from "fastify";
+import { ServeError } from "./errors.js";
+
+export interface RequestImages {
+  images: { name: string; data: Uint8Array }[];
+  /** True for the batch forms (array, "images", multipart): the answer is a list. */
+  batch: boolean;
+}
+
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+const DATA_URL = /^data:[\w.+-]+\/[\w.+-]+;base64,/;
+export const ACCEPTED_TYPES = "image/* or application/octet-stream (raw image), application/json, multipart/form-data";
+
+function fromBase64(v: unknown, name: string): Uint8Array {
+  if (typeof v !== "string") throw new ServeError(400, "bad_field", `${name}: expected a base64 string, got ${v === null ? "null" : typeof v}`);
+  const s = v.replace(DATA_URL, "").replace(/\s+/g, "");
+  if (s.length === 0) throw new ServeError(400, "empty_image", `${name}: empty string`);
+  if (!BASE64.test(s) || s.length % 4 === 1) throw new ServeError(400, "bad_base64", `${name}: not valid base64`);
+  return new Uint8Array(Buffer.from(s, "base64"));
+}
+
+function fromJson(body: unknown): RequestImages {
+  if (Array.isArray(body)) return { images: body.map((v, i) => ({ name: `images[${i}]`, data: fromBase64(v, `images[${i}]`) })), batch: true };
+  if (body === null || typeof body !== "object") {
+    throw new ServeError(400, "missing_field", `JSON body must be {"image": "<base64>"}, {"images": ["<base64>", ...]} or an array of base64 strings; got ${body === null ? "null" : typeof body}`);
+  }
+  const o = body as Record<string, unknown>;
+  if ("images" in o) {
+    if (!Array.isArray(o.images)) throw new ServeError(400, "bad_field", `"images" must be an array of base64 strings, got ${o.images === null ? "null" : typeof o.images}`);
+    return { images: o.images.map((v, i) => ({ name: `images[${i}]`, data: fromBase64(v, `images[${i}]`) })), batch: true };
+  }
+  if ("image" in o) return { images: [{ name: "image", data: fromBase64(o.image, "image") }], batch: false };
+  const keys = Object.keys(o);
+  throw new ServeError(400, "missing_field", `JSON body has no "image" or "images" field (found: ${keys.length ? keys.map((k) => JSON.stringify(k)).join(", ") : "no fields"})`);
+}
+
+async function fromMultipart(req: FastifyRequest, maxBytes: number): Promise<RequestImages> {
+  const images: RequestImages["images"] = [];
+  let total = 0;
+  for await (const part of req.parts()) {
+    if (part.type !== "file") continue;
+    const data = new Uint8Array(await part.toBuffer());
+    // The plugin limits each file; the body as a whole gets the same limit as the other forms.
+    total += data.length;
+    if (total > maxBytes) throw new ServeError(413, "body_too_large", `multipart files total more than ${maxBytes} bytes (--max-body-bytes)`);
+    images.push({ name: part.filename ? `${part.fieldname}:${part.filename}` : `${part.fieldname}[${images.length}]`, data });
+  }
+  if (images.length === 0) throw new ServeError(400, "missing_field", "multipart body has no file parts (send each image as a file field)");
+  return { images, batch: true };
+}
+
+/** Extracts the images of a request, or throws a 4xx ServeError naming what is wrong. */
+export async function requestImages(req: FastifyRequest, limits: { maxImages: number; maxBytes: number }): Promise<RequestImages> {
+  const type = (req.headers["content-type"] ?? "").split(";")[0]?.trim().toLowerCase() ?? "";
+  let r: RequestImages;
+  if (type === "application/json") r = fromJson(req.body);
+  else if (type === "multipart/form-data") r = await fromMultipart(req, limits.maxBytes);
+  else if (req.body instanceof Uint8Array) r = { images: [{ name: "body", data: new Uint8Array(req.body) }], batch: false };
+  else throw new ServeError(415, "unsupported_media_type", `Content-Type ${JSON.stringify(type)} is not accepted; send ${ACCEPTED_TYPES}`);
+  if (r.images.length === 0) throw new ServeError(400, "no_images", "the request holds no images");
+  if (r.images.length > limits.maxImages) {
+    throw new ServeError(413, "too_many_images", `the request holds ${r.images.length} images; at most ${limits.maxImages} per request (--max-images-per-request)`);
+  }
+  return r;
+}

@@ -1,0 +1,104 @@
+// The OpenAPI 3.1 description served at GET /openapi.json: the routes, the accepted request
+// forms, the result records and the error body, so clients can be generated or checked.
+import type { ServeOptions } from "./options.js";
+
+const detection = {
+  type: "object",
+  required: ["pred", "class", "expertConfidence", "auxiliaryConfidence", "score", "threshold", "flagged"],
+  properties: {
+    pred: { type: "integer", description: "M's predicted class index" },
+    class: { type: "string", description: "M's predicted class name" },
+    expertConfidence: { type: "number", description: "b: the backdoor expert B's softmax probability of the predicted class" },
+    auxiliaryConfidence: { type: "number", description: "a: the auxiliary model M''s softmax probability of the predicted class" },
+    score: { type: ["number", "null"], description: "the score rule's value; null when it was not a finite number (then flagged is true)" },
+    threshold: { type: "number", description: "inputs scoring above it are flagged" },
+    flagged: { type: "boolean", description: "suspected backdoor input" },
+    reason: { type: "string", description: "why an input is flagged without a valid score" },
+  },
+};
+
+const error = {
+  type: "object",
+  required: ["error", "message"],
+  properties: {
+    error: { type: "string", description: "machine-readable problem (not_an_image, too_many_pixels, body_too_large, queue_full, timeout, flagged, ...)" },
+    message: { type: "string", description: "what is wrong, naming the input, field or limit" },
+    requestId: { type: "string" },
+  },
+};
+
+const images = {
+  required: true,
+  content: {
+    "image/*": { schema: { type: "string", format: "binary" }, description: "one image (PNG, JPEG, WebP, GIF, TIFF, PPM/PGM); also application/octet-stream" },
+    "application/json": {
+      schema: {
+        oneOf: [
+          { type: "object", required: ["image"], properties: { image: { type: "string", contentEncoding: "base64" } } },
+          { type: "object", required: ["images"], properties: { images: { type: "array", items: { type: "string", contentEncoding: "base64" } } } },
+          { type: "array", items: { type: "string", contentEncoding: "base64" } },
+        ],
+      },
+    },
+    "multipart/form-data": { schema: { type: "object", additionalProperties: { type: "string", format: "binary" } }, description: "one file part per image" },
+  },
+};
+
+const errors = (codes: number[]): Record<string, unknown> =>
+  Object.fromEntries(codes.map((c) => [String(c), { description: ERROR_TEXT[c] ?? "error", content: { "application/json": { schema: { $ref: "#/components/schemas/Error" } } } }]));
+
+const ERROR_TEXT: Record<number, string> = {
+  400: "the body or an image is malformed (the message names which)",
+  401: "missing or wrong bearer token",
+  413: "body, image count or pixel count over its limit",
+  415: "unsupported Content-Type",
+  422: "input flagged as a suspected backdoor input (predict with --on-flag reject)",
+  503: "queue full, scoring failed or shutting down (Retry-After); the input was not checked",
+  504: "not scored in time; the input was not checked",
+};
+
+export function openApiDocument(o: ServeOptions): Record<string, unknown> {
+  const single = { oneOf: [{ $ref: "#/components/schemas/Detection" }, { type: "object", required: ["results"], properties: { results: { type: "array", items: { $ref: "#/components/schemas/Detection" } } } }] };
+  const security = o.token ? [{ bearer: [] }] : [];
+  return {
+    openapi: "3.1.0",
+    info: {
+      title: "badexpert serve",
+      version: "1",
+      description:
+        "BaDExpert backdoor-input detection in front of an image classifier. A single image (raw body or {\"image\"}) gets one record; " +
+        "the batch forms ({\"images\"}, a JSON array, multipart) get {\"results\": [...]} in request order. An input that could not be " +
+        "scored is never reported clean: the request fails with 503/504.",
+    },
+    components: {
+      schemas: { Detection: detection, Error: error },
+      ...(o.token ? { securitySchemes: { bearer: { type: "http", scheme: "bearer" } } } : {}),
+    },
+    paths: {
+      "/v1/detect": {
+        post: {
+          summary: "score images with the detector",
+          security,
+          requestBody: images,
+          responses: { "200": { description: "one record per image", content: { "application/json": { schema: single } } }, ...errors([400, 401, 413, 415, 503, 504]) },
+        },
+      },
+      "/v1/predict": {
+        post: {
+          summary: `the firewall: M's prediction for clean inputs; flagged inputs ${o.onFlag === "reject" ? "refused with 422 (a batch with any flagged input is refused whole)" : "answered with flagged: true"}`,
+          security,
+          requestBody: images,
+          responses: {
+            "200": { description: "predictions ({pred, class, flagged} per image; flagged ones also carry score and threshold)" },
+            ...errors([400, 401, 413, 415, 422, 503, 504]),
+          },
+        },
+      },
+      "/v1/detector": { get: { summary: "the loaded detector: architecture, classes, rule, threshold, target FPR, bundle hashes", security, responses: { "200": { description: "detector summary" } } } },
+      "/healthz": { get: { summary: "the process is up", responses: { "200": { description: "ok" } } } },
+      "/readyz": { get: { summary: "workers hold a detector and the server takes requests", responses: { "200": { description: "ready" }, "503": { description: "starting or shutting down" } } } },
+      "/metrics": { get: { summary: "Prometheus metrics (text format)", security, responses: { "200": { description: "metrics" } } } },
+      "/openapi.json": { get: { summary: "this document", responses: { "200": { description: "OpenAPI 3.1" } } } },
+    },
+  };
+}

@@ -1,0 +1,42 @@
+// The messages between the HTTP thread and a scoring worker. Pixels travel as transferred
+// buffers (no copy); results come back as typed arrays, one entry per image of the batch.
+import type { DetectorInfo } from "../defense/detector.js";
+import type { DetectorSource } from "./source.js";
+
+export interface WorkerInit {
+  source: DetectorSource;
+  threads: number;
+  /** See ServeOptions.bundleLoad. */
+  bundleLoad: { verifyKey?: string };
+}
+
+/** A batch: `count` images of the model's size, uint8 NHWC, back to back. */
+export interface ScoreRequest {
+  type: "score";
+  id: number;
+  count: number;
+  pixels: Uint8Array;
+}
+
+export type ToWorker = ScoreRequest | { type: "close" };
+
+export interface BatchResult {
+  pred: Int32Array;
+  expertConfidence: Float32Array;
+  auxiliaryConfidence: Float32Array;
+  score: Float64Array;
+  flagged: Uint8Array;
+  /** The threshold of the detector that scored this batch (a reload may change it). */
+  threshold: number;
+  /** Time of the three forward passes, for the inference-time metric. */
+  forwardMs: number;
+  /** Live tensors in the worker after the batch: must stay at the models' own count. */
+  liveTensors: number;
+}
+
+export type FromWorker =
+  | { type: "ready"; info: DetectorInfo; threads: number; liveTensors: number }
+  | { type: "failed"; message: string }
+  | ({ type: "scored"; id: number } & BatchResult)
+  | { type: "error"; id: number; message: string }
+  | { type: "closed"; liveTensors: number };

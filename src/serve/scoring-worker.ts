@@ -1,0 +1,105 @@
+// The HTTP thread's handle on one scoring worker thread: start it (it loads the detector), send
+// it one batch at a time, and turn every way it can fail — a load error, an exception in a
+// forward pass, the thread dying — into a rejected promise, so no input is ever left unanswered.
+import { Worker } from "node:worker_threads";
+import type { DetectorInfo } from "../defense/detector.js";
+import type { BatchResult, FromWorker, ToWorker, WorkerInit } from "./protocol.js";
+
+const WORKER_URL = new URL("./worker.js", import.meta.url);
+
+interface Pending {
+  id: number;
+  resolve: (r: BatchResult) => void;
+  reject: (e: Error) => void;
+}
+
+export class ScoringWorker {
+  readonly #worker: Worker;
+  #pending: Pending | null = null;
+  #nextId = 1;
+  #dead: Error | null = null;
+  #closed: ((liveTensors: number) => void) | null = null;
+  /** Called once when the thread dies unexpectedly (not after close()). */
+  onDeath: ((e: Error) => void) | null = null;
+
+  private constructor(worker: Worker) {
+    this.#worker = worker;
+  }
+
+  /** Starts a worker and waits until its detector is loaded. */
+  static start(init: WorkerInit): Promise<{ worker: ScoringWorker; info: DetectorInfo; threads: number }> {
+    const w = new ScoringWorker(new Worker(WORKER_URL, { workerData: init }));
+    return new Promise((resolve, reject) => {
+      let started = false;
+      w.#worker.on("message", (m: FromWorker) => {
+        if (m.type === "ready") {
+          started = true;
+          resolve({ worker: w, info: m.info, threads: m.threads });
+        } else if (m.type === "failed") {
+          reject(new Error(`scoring worker could not load the detector: ${m.message}`));
+          void w.#worker.terminate();
+        } else {
+          w.#onMessage(m);
+        }
+      });
+      w.#worker.on("error", (e) => w.#die(new Error(`scoring worker crashed: ${e.message}`), started ? null : reject));
+      w.#worker.on("exit", (code) => w.#die(new Error(`scoring worker exited (code ${code})`), started ? null : reject));
+    });
+  }
+
+  get busy(): boolean {
+    return this.#pending !== null;
+  }
+
+  get alive(): boolean {
+    return this.#dead === null;
+  }
+
+  /** Scores one batch; the caller never sends a second before this one settles. */
+  run(count: number, pixels: Uint8Array): Promise<BatchResult> {
+    if (this.#dead) return Promise.reject(this.#dead);
+    if (this.#pending) return Promise.reject(new Error("scoring worker is busy (a batch was sent before the last one was answered)"));
+    const id = this.#nextId++;
+    return new Promise((resolve, reject) => {
+      this.#pending = { id, resolve, reject };
+      const msg: ToWorker = { type: "score", id, count, pixels };
+      this.#worker.postMessage(msg, [pixels.buffer as ArrayBuffer]);
+    });
+  }
+
+  /** Lets the worker free its models and end; resolves with the tensors it still held (0). */
+  close(): Promise<number> {
+    if (this.#dead) return Promise.resolve(0);
+    return new Promise((resolve) => {
+      this.#closed = resolve;
+      const msg: ToWorker = { type: "close" };
+      this.#worker.postMessage(msg);
+    });
+  }
+
+  #onMessage(m: FromWorker): void {
+    if (m.type === "closed") {
+      this.#dead = new Error("scoring worker was closed");
+      this.#closed?.(m.liveTensors);
+      this.#closed = null;
+      return;
+    }
+    if (m.type !== "scored" && m.type !== "error") return;
+    const p = this.#pending;
+    if (!p || p.id !== m.id) return;
+    this.#pending = null;
+    if (m.type === "error") p.reject(new Error(`scoring failed: ${m.message}`));
+    else p.resolve(m);
+  }
+
+  #die(e: Error, rejectStart: ((e: Error) => void) | null): void {
+    const expected = this.#dead !== null;
+    if (!expected) this.#dead = e;
+    rejectStart?.(e);
+    this.#pending?.reject(e);
+    this.#pending = null;
+    this.#closed?.(0);
+    this.#closed = null;
+    if (!expected && !rejectStart) this.onDeath?.(e);
+  }
+}

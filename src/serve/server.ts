@@ -1,0 +1,351 @@
+// The scoring service: a fastify app on the HTTP thread, a pool of scoring workers behind a
+// dynamic batcher, metrics, the flagged-rate window and alert, and the audit log. The HTTP
+// thread parses, decodes and answers; it never runs a forward pass.
+import { randomUUID } from "node:crypto";
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
+import multipart from "@fastify/multipart";
+import { Detector } from "../api/detector.js";
+import { BadExpertDetector, type DetectorInfo } from "../defense/detector.js";
+import { AuditLog } from "./audit.js";
+import { RateAlert } from "./alert.js";
+import { Batcher, type ScoredInput } from "./batcher.js";
+import { decodeForModel, type ModelInput } from "./decode.js";
+import { ServeError } from "./errors.js";
+import { FlagWindow } from "./flag-window.js";
+import { requestImages } from "./inputs.js";
+import { ServeMetrics } from "./metrics.js";
+import { openApiDocument } from "./openapi.js";
+import { resolveOptions, type ServeOptions } from "./options.js";
+import { WorkerPool } from "./pool.js";
+import { sourceFromDetector, sourceHashes, type DetectorSource } from "./source.js";
+import { bearerCheck } from "./auth.js";
+import { handleError } from "./error-handler.js";
+
+/** What a route answers for one input. */
+export interface DetectionRecord {
+  pred: number;
+  class: string;
+  expertConfidence: number;
+  auxiliaryConfidence: number;
+  score: number | null;
+  threshold: number;
+  flagged: boolean;
+  reason?: string;
+}
+
+type State = "ready" | "closing" | "closed";
+
+const REQUEST_ID = /^[\w.-]{1,64}$/;
+/** Routes that answer without a token: probes and the API description. */
+const PUBLIC_ROUTES = new Set(["/healthz", "/readyz", "/openapi.json"]);
+
+export class BadExpertServer {
+  readonly app: FastifyInstance;
+  readonly options: ServeOptions;
+  readonly metrics: ServeMetrics;
+  readonly #source: DetectorSource;
+  #pool: WorkerPool;
+  #info: DetectorInfo;
+  #hashes: Record<string, string>;
+  #loadedAt = new Date().toISOString();
+  readonly #batcher: Batcher;
+  readonly #window: FlagWindow;
+  readonly #alert: RateAlert | null;
+  readonly #audit: AuditLog | null;
+  #state: State = "ready";
+  #reloading: Promise<void> | null = null;
+  #closing: Promise<number> | null = null;
+
+  private constructor(o: ServeOptions, source: DetectorSource, pool: WorkerPool, hashes: Record<string, string>, audit: AuditLog | null) {
+    this.options = o;
+    this.#source = source;
+    this.#pool = pool;
+    this.#info = pool.info;
+    this.#hashes = hashes;
+    this.#audit = audit;
+    this.#window = new FlagWindow(o.windowSeconds, pool.info.classNames.length);
+    this.app = Fastify({
+      logger: { level: o.logLevel },
+      bodyLimit: o.maxBodyBytes,
+      // One debug line per request from our onResponse hook instead of fastify's two info lines.
+      logController: new LogController({ disableRequestLogging: true }),
+      requestIdHeader: false,
+      genReqId: (req) => {
+        const h = req.headers["x-request-id"];
+        return typeof h === "string" && REQUEST_ID.test(h) ? h : randomUUID();
+      },
+      return503OnClosing: true,
+      forceCloseConnections: "idle",
+    });
+    this.#alert = o.alertRate === null ? null : new RateAlert(this.#window, { rate: o.alertRate, minInputs: o.alertMinInputs, classNames: pool.info.classNames, log: this.app.log });
+    this.metrics = new ServeMetrics(pool.info, {
+      queueDepth: () => this.#batcher.queueDepth,
+      runningBatches: () => this.#batcher.running,
+      workersReady: () => (this.#state === "closed" ? 0 : this.#pool.size),
+      window: () => this.#window.stats(),
+      alerting: () => this.#alert?.active ?? false,
+    });
+    this.#batcher = new Batcher(pool, o, {
+      batch: (n) => this.metrics.batchSize.observe(n),
+      scored: (_n, ms, live) => {
+        this.metrics.forwardSeconds.observe(ms / 1000);
+        this.metrics.workerLiveTensors.set(live);
+      },
+      failed: (n, e) => this.app.log.error({ event: "batch_failed", inputs: n, err: e.message }, "a scoring batch failed; its inputs were answered 503"),
+    });
+    this.#routes();
+  }
+
+  /** Loads the detector into the workers (they must all load it) and builds the app; call listen() next. */
+  static async create(detector: Detector | BadExpertDetector | string, options: Partial<ServeOptions> = {}): Promise<BadExpertServer> {
+    const o = resolveOptions(options);
+    const source: DetectorSource =
+      typeof detector === "string" ? { kind: "bundle", dir: detector } : sourceFromDetector(detector instanceof Detector ? detector.detector : detector);
+    const hashes = await sourceHashes(source);
+    const audit = o.auditLog ? await AuditLog.open(o.auditLog, o.auditImages) : null;
+    let pool: WorkerPool;
+    try {
+      pool = await WorkerPool.start({ source, threads: o.threadsPerWorker, bundleLoad: o.bundleLoad }, o.workers);
+    } catch (e) {
+      audit?.close();
+      throw e;
+    }
+    const s = new BadExpertServer(o, source, pool, hashes, audit);
+    s.#watchPool(pool);
+    return s;
+  }
+
+  /** Starts listening; resolves with the base URL (the real port when options.port is 0). */
+  async listen(): Promise<string> {
+    return this.app.listen({ host: this.options.host, port: this.options.port });
+  }
+
+  get info(): DetectorInfo {
+    return this.#info;
+  }
+
+  get auditLines(): number {
+    return this.#audit?.lines ?? 0;
+  }
+
+  /**
+   * Loads the bundle again (SIGHUP) into a new set of workers; requests keep being served by the
+   * old ones meanwhile, queued inputs move to the new ones once they are ready, and the old
+   * workers are retired after their running batches. A bundle that fails to load, or takes
+   * inputs of another size, leaves the running detector in place and rejects.
+   */
+  reload(): Promise<void> {
+    this.#reloading ??= this.#reload().finally(() => (this.#reloading = null));
+    return this.#reloading;
+  }
+
+  async #reload(): Promise<void> {
+    if (this.#source.kind !== "bundle") throw new Error("reload: the server was created from an in-memory detector, not a bundle directory; there is nothing to reload");
+    if (this.#state !== "ready") throw new Error(`reload: the server is ${this.#state}`);
+    const log = this.app.log;
+    try {
+      const hashes = await sourceHashes(this.#source);
+      const next = await WorkerPool.start({ source: this.#source, threads: this.options.threadsPerWorker, bundleLoad: this.options.bundleLoad }, this.options.workers);
+      const a = this.#info.preprocessing;
+      const b = next.info.preprocessing;
+      if (a.imageSize[0] !== b.imageSize[0] || a.imageSize[1] !== b.imageSize[1] || a.channels !== b.channels || this.#info.classNames.length !== next.info.classNames.length) {
+        await next.close();
+        throw new Error(
+          `the new bundle takes ${b.imageSize.join("x")}x${b.channels} inputs with ${next.info.classNames.length} classes, the running one ${a.imageSize.join("x")}x${a.channels} with ${this.#info.classNames.length}; restart the server to change the model's input`,
+        );
+      }
+      if (this.#state !== "ready") {
+        await next.close();
+        throw new Error("reload: the server began shutting down");
+      }
+      const old = this.#pool;
+      this.#watchPool(next);
+      this.#pool = next;
+      this.#info = next.info;
+      this.#hashes = hashes;
+      this.#loadedAt = new Date().toISOString();
+      this.#batcher.setExecutor(next);
+      this.metrics.reloads.inc({ result: "ok" });
+      log.info({ event: "reloaded", threshold: next.info.threshold, hashes }, "bundle reloaded");
+      await old.close();
+    } catch (e) {
+      this.metrics.reloads.inc({ result: "failed" });
+      log.error({ event: "reload_failed", err: (e as Error).message }, "bundle reload failed; the previous detector keeps serving");
+      throw e;
+    }
+  }
+
+  /**
+   * Graceful shutdown: stop accepting connections, answer every request already received
+   * (their queued inputs are scored without waiting for companions), then stop the workers and
+   * flush and close the audit log. Resolves with the tensors the workers still held (0).
+   */
+  close(): Promise<number> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<number> {
+    this.#state = "closing";
+    this.app.log.info({ event: "shutdown" }, "shutting down: finishing requests in flight");
+    const drained = this.#batcher.drain();
+    await this.app.close();
+    await drained;
+    await this.#reloading?.catch(() => undefined);
+    const left = await this.#pool.close();
+    this.#audit?.close();
+    this.#state = "closed";
+    this.app.log.info({ event: "stopped", workerTensorsLeft: left }, "stopped");
+    return left;
+  }
+
+  #watchPool(p: WorkerPool): void {
+    // The pool reports deaths and idle workers through these hooks (set after start, when the server exists).
+    p.events.onIdle = () => this.#batcher.pump();
+    p.events.onWorkerDeath = (e) => {
+      this.metrics.workerDeaths.inc();
+      this.app.log.error({ event: "worker_died", err: e.message }, "a scoring worker died; starting a replacement");
+    };
+    p.events.onRespawnFailure = (e) => this.app.log.error({ event: "worker_respawn_failed", err: e.message }, "a replacement scoring worker failed to start");
+  }
+
+  get #modelInput(): ModelInput {
+    const p = this.#info.preprocessing;
+    return { height: p.imageSize[0], width: p.imageSize[1], channels: p.channels === 1 ? 1 : 3 };
+  }
+
+  /** Decodes, scores, records (metrics, window, audit) and returns one record per image. */
+  async #score(req: FastifyRequest, route: string): Promise<{ records: DetectionRecord[]; batch: boolean }> {
+    const { images, batch } = await requestImages(req, { maxImages: this.options.maxImagesPerRequest, maxBytes: this.options.maxBodyBytes });
+    const target = this.#modelInput;
+    const pixels = await Promise.all(images.map((im) => decodeForModel(im.data, im.name, target, this.options.maxPixels)));
+    const scored = await this.#batcher.submit(pixels);
+    const names = this.#info.classNames;
+    const records = scored.map((s: ScoredInput): DetectionRecord => ({
+      pred: s.pred,
+      class: names[s.pred] ?? String(s.pred),
+      expertConfidence: s.expertConfidence,
+      auxiliaryConfidence: s.auxiliaryConfidence,
+      score: s.score,
+      threshold: s.threshold,
+      flagged: s.flagged,
+      ...(s.reason ? { reason: s.reason } : {}),
+    }));
+    const now = Date.now();
+    for (const [i, r] of records.entries()) {
+      this.metrics.inputsScored.inc();
+      if (r.score !== null) this.metrics.score.observe(r.score);
+      this.#window.record(r.pred, r.flagged, now);
+      if (!r.flagged) continue;
+      this.metrics.inputsFlagged.inc({ class: r.class });
+      req.log.info({ event: "flagged", index: i, pred: r.pred, class: r.class, score: r.score }, "input flagged as a suspected backdoor input");
+      await this.#audit?.record(
+        { time: new Date(now).toISOString(), requestId: String(req.id), client: req.ip, route, index: i, pred: r.pred, class: r.class, score: r.score, threshold: r.threshold, ...(r.reason ? { reason: r.reason } : {}) },
+        (images[i] as { data: Uint8Array }).data,
+      );
+    }
+    this.#alert?.check(now);
+    return { records, batch };
+  }
+
+  #routes(): void {
+    const app = this.app;
+    const o = this.options;
+    // Raw image bodies: any image/* type and application/octet-stream, kept as bytes.
+    for (const type of ["application/octet-stream", /^image\/[\w.+-]+$/]) {
+      app.addContentTypeParser(type, { parseAs: "buffer" }, (_req, body, done) => done(null, body));
+    }
+    void app.register(multipart, { limits: { fileSize: o.maxBodyBytes, files: o.maxImagesPerRequest, fields: 16, parts: o.maxImagesPerRequest + 16 } });
+    app.setErrorHandler((err, req, reply) => handleError(err, req, reply, this.metrics, o));
+    app.setNotFoundHandler((req, reply) => {
+      void reply.code(404).send({ error: "not_found", message: `no route ${req.method} ${req.url}; see GET /openapi.json`, requestId: req.id });
+    });
+    if (o.token !== null) {
+      const check = bearerCheck(o.token);
+      app.addHook("onRequest", async (req, reply) => {
+        if (PUBLIC_ROUTES.has(req.routeOptions.url ?? "")) return;
+        const problem = check(req.headers.authorization);
+        if (problem) {
+          void reply.code(401).header("www-authenticate", 'Bearer realm="badexpert"').send({ error: "unauthorized", message: problem, requestId: req.id });
+          return reply;
+        }
+      });
+    }
+    app.addHook("onSend", async (req, reply) => {
+      void reply.header("x-request-id", req.id);
+      // While shutting down, answered connections must close: the HTTP server's close() only
+      // ends connections idle at that moment, and a kept-alive one would hold shutdown for the
+      // keep-alive timeout (72 s).
+      if (this.#state !== "ready") void reply.header("connection", "close");
+    });
+    app.addHook("onResponse", async (req, reply) => {
+      const route = req.routeOptions.url ?? "unmatched";
+      this.metrics.requests.inc({ route, method: req.method, status: String(reply.statusCode) });
+      this.metrics.latency.observe({ route }, reply.elapsedTime / 1000);
+      req.log.debug({ route, status: reply.statusCode, ms: reply.elapsedTime }, "request completed");
+    });
+
+    app.post("/v1/detect", async (req, reply: FastifyReply) => {
+      const { records, batch } = await this.#score(req, "/v1/detect");
+      return reply.send(batch ? { requestId: req.id, results: records } : { requestId: req.id, ...records[0] });
+    });
+
+    app.post("/v1/predict", async (req, reply: FastifyReply) => {
+      const { records, batch } = await this.#score(req, "/v1/predict");
+      const flagged = records.flatMap((r, i) => (r.flagged ? [i] : []));
+      if (o.onFlag === "reject" && flagged.length > 0) {
+        const first = records[flagged[0] as number] as DetectionRecord;
+        return reply.code(422).send({
+          error: "flagged",
+          message: batch
+            ? `inputs ${flagged.join(", ")} of ${records.length} were flagged as suspected backdoor inputs; the request is refused (--on-flag reject)`
+            : `the input was flagged as a suspected backdoor input (score ${first.score ?? "not finite"} > threshold ${first.threshold}); refused (--on-flag reject)`,
+          requestId: req.id,
+          flagged: flagged.map((i) => {
+            const r = records[i] as DetectionRecord;
+            return { index: i, score: r.score, threshold: r.threshold, ...(r.reason ? { reason: r.reason } : {}) };
+          }),
+        });
+      }
+      const out = records.map((r) => (r.flagged ? { pred: r.pred, class: r.class, flagged: true, score: r.score, threshold: r.threshold, ...(r.reason ? { reason: r.reason } : {}) } : { pred: r.pred, class: r.class, flagged: false }));
+      return reply.send(batch ? { requestId: req.id, results: out } : { requestId: req.id, ...out[0] });
+    });
+
+    app.get("/v1/detector", async () => {
+      const i = this.#info;
+      return {
+        architecture: i.spec.name,
+        classNames: i.classNames,
+        imageSize: i.preprocessing.imageSize,
+        channels: i.preprocessing.channels,
+        rule: i.rule,
+        threshold: i.threshold,
+        targetFpr: i.targetFpr,
+        calibration: i.calibration,
+        source: this.#source.kind === "bundle" ? { bundle: this.#source.dir } : { inMemory: true },
+        hashes: this.#hashes,
+        loadedAt: this.#loadedAt,
+        serving: { workers: this.#pool.size, threadsPerWorker: this.#pool.threads, maxBatch: o.maxBatch, maxWaitMs: o.maxWaitMs, maxQueue: o.maxQueue, timeoutMs: o.timeoutMs, onFlag: o.onFlag },
+      };
+    });
+
+    app.get("/healthz", async () => ({ status: "ok" }));
+    app.get("/readyz", async (_req, reply) => {
+      if (this.#state !== "ready") return reply.code(503).send({ status: this.#state === "closing" ? "shutting_down" : "stopped" });
+      return { status: "ready", workers: this.#pool.size };
+    });
+    app.get("/metrics", async (_req, reply) => {
+      const text = await this.metrics.registry.metrics();
+      return reply.type(this.metrics.registry.contentType).send(text);
+    });
+    const doc = openApiDocument(o);
+    app.get("/openapi.json", async () => doc);
+  }
+}
+
+/** The library entry: `await (await createServer("runs/detector", { port: 8080 })).listen()`. */
+export function createServer(detector: Detector | BadExpertDetector | string, options: Partial<ServeOptions> = {}): Promise<BadExpertServer> {
+  return BadExpertServer.create(detector, options);
+}
+
+export { ServeError };
