@@ -10,6 +10,7 @@ import { recalibrate } from "../defense/recalibrate.js";
 import type { ScoreRule } from "../defense/scores.js";
 import { writeReport } from "../report/report.js";
 import { testSplit, type CreationRecord } from "./defend.js";
+import { checkScoringDevice } from "./device.js";
 
 export interface EvaluateBundleOptions {
   bundle: string;
@@ -21,6 +22,8 @@ export interface EvaluateBundleOptions {
   dataPath?: string;
   report?: string;
   progress?: boolean;
+  /** Where scoring runs; only "cpu" for now (the detector scores on the CPU), checked before any work. */
+  device?: string;
 }
 
 export interface EvaluateBundleResult extends DefenseEvaluation {
@@ -34,6 +37,7 @@ export interface EvaluateBundleResult extends DefenseEvaluation {
 }
 
 export async function evaluateBundle(o: EvaluateBundleOptions): Promise<EvaluateBundleResult> {
+  checkScoringDevice(o.device ?? "cpu");
   const det0 = await loadBundle(o.bundle);
   try {
     const created = det0.info.creation as CreationRecord;
