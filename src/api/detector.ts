@@ -2,9 +2,9 @@
 // encoded bytes (PNG, JPEG, WebP, PPM, …) or a float tensor, get one plain record per input.
 // Async like onnxruntime-node's InferenceSession: decoding is asynchronous, and a later version
 // may score off the main thread without changing this surface.
-import { readFile } from "node:fs/promises";
 import { tidy, type Tensor } from "../engine/index.js";
 import { decodeImage } from "../data/image-decode.js";
+import { readImageFile } from "../data/read-image-file.js";
 import { imagesToTensor } from "../data/batch.js";
 import { loadBundle, type LoadBundleOptions } from "../defense/bundle.js";
 import type { BadExpertDetector, BatchScores } from "../defense/detector.js";
@@ -12,6 +12,9 @@ import type { ScoreRule } from "../defense/scores.js";
 
 /** One image: a file path, or the encoded bytes of an image file. */
 export type ImageInput = string | Uint8Array;
+
+/** One image decoded at the model's size, or why it could not be. */
+export type DecodeOutcome = { ok: true; pixels: Uint8Array } | { ok: false; error: string };
 
 export interface Detection {
   /** M's predicted class index and name. */
@@ -96,26 +99,39 @@ export class Detector {
 
   /** Decodes images into one uint8 NHWC buffer at the model's size and channel count. */
   async decode(images: readonly ImageInput[], firstIndex = 0): Promise<Uint8Array> {
-    const [height, width] = this.#det.info.preprocessing.imageSize;
-    const channels = this.#det.info.preprocessing.channels === 1 ? 1 : 3;
-    const per = height * width * channels;
+    const per = this.#bytesPerImage();
     const out = new Uint8Array(images.length * per);
+    for (const [k, img] of images.entries()) out.set(await this.#decodeOne(img, firstIndex + k), k * per);
+    return out;
+  }
+
+  /**
+   * Decodes each image on its own: one unreadable or undecodable image is its own error (with the
+   * path or index in the message) and the others are still decoded.
+   */
+  async decodeEach(images: readonly ImageInput[], firstIndex = 0): Promise<DecodeOutcome[]> {
+    const out: DecodeOutcome[] = [];
     for (const [k, img] of images.entries()) {
-      const name = typeof img === "string" ? img : `images[${firstIndex + k}]`;
-      let data: Uint8Array;
-      if (typeof img === "string") {
-        try {
-          data = await readFile(img);
-        } catch (e) {
-          throw new Error(`${img}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, { cause: e });
-        }
-      } else {
-        data = img;
+      try {
+        out.push({ ok: true, pixels: await this.#decodeOne(img, firstIndex + k) });
+      } catch (e) {
+        out.push({ ok: false, error: e instanceof Error ? e.message : String(e) });
       }
-      const raw = await decodeImage(data, name, { size: { height, width }, channels });
-      out.set(raw.pixels, k * per);
     }
     return out;
+  }
+
+  #bytesPerImage(): number {
+    const [height, width] = this.#det.info.preprocessing.imageSize;
+    return height * width * (this.#det.info.preprocessing.channels === 1 ? 1 : 3);
+  }
+
+  async #decodeOne(img: ImageInput, index: number): Promise<Uint8Array> {
+    const [height, width] = this.#det.info.preprocessing.imageSize;
+    const channels = this.#det.info.preprocessing.channels === 1 ? 1 : 3;
+    const name = typeof img === "string" ? img : `images[${index}]`;
+    const data = typeof img === "string" ? await readImageFile(img) : img;
+    return (await decodeImage(data, name, { size: { height, width }, channels })).pixels;
   }
 
   #records(r: BatchScores): Detection[] {

@@ -1,7 +1,100 @@
-// Typed reads of parsed CLI values with messages naming the option, the expected and the actual.
-import { UsageError } from "./command.js";
+// Typed reads of parsed CLI values. One strict parser for numbers: decimal text only (no "0x10",
+// no "1e15" for an integer, no ""), each option with its own range declared in the option table
+// (OptionSpec.value). main.ts checks every option against its table entry before a command runs,
+// so a bad value costs nothing; the readers here parse again with the same rules (cheap) and
+// read defaults from the table only, so a default is never written twice.
+import { UsageError, type OptionSpec, type ValueSpec } from "./command.js";
 
-type Values = Record<string, string | boolean | undefined>;
+export type Values = Record<string, string | boolean | undefined>;
+
+const DECIMAL_INT = /^[+-]?\d+$/;
+const DECIMAL_FLOAT = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+
+function describe(spec: ValueSpec): string {
+  switch (spec.kind) {
+    case "int":
+      return `a decimal integer in ${spec.min}..${spec.max}`;
+    case "float": {
+      const lo = spec.exclusiveMin ? `(${spec.min}` : `[${spec.min}`;
+      const hi = spec.exclusiveMax ? `${spec.max})` : `${spec.max}]`;
+      return `a decimal number in ${lo}, ${hi}`;
+    }
+    case "choice":
+      return `one of ${spec.values.join(", ")}`;
+    case "int-list":
+      return `comma-separated decimal integers in ${spec.min}..${spec.max}`;
+    case "float-or":
+      return `${spec.word} or ${describe(spec.number)}`;
+  }
+}
+
+function bad(name: string, spec: ValueSpec, text: string): UsageError {
+  return new UsageError(`--${name}: expected ${describe(spec)}, got ${JSON.stringify(text)}`);
+}
+
+function parseIntIn(name: string, spec: Extract<ValueSpec, { kind: "int" | "int-list" }>, text: string, whole: string): number {
+  const t = text.trim();
+  if (!DECIMAL_INT.test(t)) throw bad(name, spec, whole);
+  const n = Number(t);
+  if (!Number.isSafeInteger(n) || n < spec.min || n > spec.max) throw bad(name, spec, whole);
+  return n;
+}
+
+function parseFloatIn(name: string, spec: Extract<ValueSpec, { kind: "float" }>, text: string, whole: string): number {
+  if (!DECIMAL_FLOAT.test(text)) throw bad(name, spec, whole);
+  const n = Number(text);
+  const below = spec.exclusiveMin ? n <= spec.min : n < spec.min;
+  const above = spec.exclusiveMax ? n >= spec.max : n > spec.max;
+  if (!Number.isFinite(n) || below || above) throw bad(name, spec, whole);
+  return n;
+}
+
+/** A parsed value of one option: number, list, word or choice. Throws a UsageError naming the option. */
+export function parseValue(name: string, spec: ValueSpec, text: string): number | number[] | string {
+  switch (spec.kind) {
+    case "int":
+      return parseIntIn(name, spec, text, text);
+    case "float":
+      return parseFloatIn(name, spec, text, text);
+    case "choice":
+      if (!spec.values.includes(text)) throw bad(name, spec, text);
+      return text;
+    case "int-list":
+      if (text.trim() === "") throw bad(name, spec, text);
+      return text.split(",").map((p) => parseIntIn(name, spec, p, text));
+    case "float-or":
+      if (text === spec.word) return text;
+      try {
+        return parseFloatIn(name, spec.number, text, text);
+      } catch {
+        throw bad(name, spec, text);
+      }
+  }
+}
+
+/** Checks every given option against its table entry (called by main.ts before a command runs). */
+export function validateOptions(options: Record<string, OptionSpec>, v: Values): void {
+  for (const [name, spec] of Object.entries(options)) {
+    const x = v[name];
+    if (typeof x === "string" && spec.value) parseValue(name, spec.value, x);
+    if (typeof x === "string" && spec.type === "string" && x === "" && !spec.allowEmpty) {
+      throw new UsageError(`--${name}: expected a value, got an empty string`);
+    }
+  }
+}
+
+/** Common ranges. */
+export const SEED: ValueSpec = { kind: "int", min: 0, max: 2 ** 32 - 1 };
+export const COUNT: ValueSpec = { kind: "int", min: 1, max: 1e9 };
+export const EPOCHS: ValueSpec = { kind: "int", min: 1, max: 100_000 };
+/** Learning rates: finite, positive and small enough that no optimizer arithmetic overflows. */
+export const LEARNING_RATE: ValueSpec = { kind: "float", min: 0, max: 10, exclusiveMin: true };
+/** A false-positive rate strictly between 0 and 1. */
+export const FPR: ValueSpec = { kind: "float", min: 0, max: 1, exclusiveMin: true, exclusiveMax: true };
+
+function specOf(options: Record<string, OptionSpec> | undefined, name: string): OptionSpec | undefined {
+  return options?.[name];
+}
 
 export function str(v: Values, name: string): string | undefined {
   const x = v[name];
@@ -14,39 +107,71 @@ export function requireStr(v: Values, name: string, hint = ""): string {
   return x;
 }
 
-export function int(v: Values, name: string, o: { min?: number } = {}): number | undefined {
+function typed(v: Values, name: string, options: Record<string, OptionSpec>): number | number[] | string | undefined {
   const x = str(v, name);
-  if (x === undefined) return undefined;
-  const n = Number(x);
-  const min = o.min ?? 0;
-  if (!Number.isInteger(n) || n < min) throw new UsageError(`--${name}: expected an integer >= ${min}, got '${x}'`);
-  return n;
+  const spec = specOf(options, name);
+  if (!spec?.value) throw new Error(`internal: --${name} has no value spec in the option table`);
+  return x === undefined ? undefined : parseValue(name, spec.value, x);
 }
 
-export function num(v: Values, name: string, o: { positive?: boolean } = {}): number | undefined {
-  const x = str(v, name);
-  if (x === undefined) return undefined;
-  const n = Number(x);
-  if (!Number.isFinite(n) || (o.positive && !(n > 0))) throw new UsageError(`--${name}: expected a ${o.positive ? "positive " : ""}number, got '${x}'`);
-  return n;
+/** An integer or float option; its kind and range come from the option table. */
+export function num(v: Values, name: string, options: Record<string, OptionSpec>): number | undefined {
+  const r = typed(v, name, options);
+  if (r !== undefined && typeof r !== "number") throw new Error(`internal: --${name} is not a number option`);
+  return r;
+}
+
+export const int = num;
+
+/** A number option that has a default in the option table: the table is the one source of it. */
+export function numWithDefault(v: Values, name: string, options: Record<string, OptionSpec>): number {
+  const r = num(v, name, options);
+  if (r !== undefined) return r;
+  const d = specOf(options, name)?.default;
+  if (typeof d !== "string") throw new Error(`internal: --${name} has no default in the option table`);
+  const spec = specOf(options, name)?.value;
+  const parsed = spec ? parseValue(name, spec, d) : undefined;
+  if (typeof parsed !== "number") throw new Error(`internal: --${name}'s default is not a number`);
+  return parsed;
+}
+
+/** A string option that has a default in the option table. */
+export function strWithDefault(v: Values, name: string, options: Record<string, OptionSpec>): string {
+  const x = str(v, name) ?? specOf(options, name)?.default;
+  if (typeof x !== "string") throw new Error(`internal: --${name} has no default in the option table`);
+  return x;
 }
 
 export function choice<T extends string>(v: Values, name: string, allowed: readonly T[]): T | undefined {
   const x = str(v, name);
   if (x === undefined) return undefined;
-  if (!(allowed as readonly string[]).includes(x)) throw new UsageError(`--${name}: expected one of ${allowed.join(", ")}, got '${x}'`);
-  return x as T;
+  const hit = allowed.find((a) => a === x);
+  if (hit === undefined) throw new UsageError(`--${name}: expected one of ${allowed.join(", ")}, got ${JSON.stringify(x)}`);
+  return hit;
 }
 
-export function intList(v: Values, name: string): number[] | undefined {
-  const x = str(v, name);
-  if (x === undefined) return undefined;
-  const parts = x.split(",").map((p) => Number(p.trim()));
-  if (parts.some((p) => !Number.isInteger(p) || p < 0)) throw new UsageError(`--${name}: expected comma-separated non-negative integers, got '${x}'`);
-  return parts;
+export function intList(v: Values, name: string, options: Record<string, OptionSpec>): number[] | undefined {
+  const r = typed(v, name, options);
+  if (r !== undefined && !Array.isArray(r)) throw new Error(`internal: --${name} is not a list option`);
+  return r;
+}
+
+/** A number, or the option's special word (e.g. --unlearn-lr auto). */
+export function numOrWord<W extends string>(v: Values, name: string, word: W, options: Record<string, OptionSpec>): number | W | undefined {
+  const r = typed(v, name, options);
+  if (r === undefined || typeof r === "number") return r;
+  if (r === word) return word;
+  throw new Error(`internal: --${name} gave ${JSON.stringify(r)}`);
 }
 
 /** Prints the result object as the last stdout line when --json is set. */
 export function emitJson(v: Values, result: unknown): void {
   if (v.json) console.log(JSON.stringify(result));
+}
+
+/** A choice option that has a default in the option table. */
+export function choiceWithDefault<T extends string>(v: Values, name: string, allowed: readonly T[], options: Record<string, OptionSpec>): T {
+  const x = choice(v, name, allowed) ?? choice({ [name]: specOf(options, name)?.default }, name, allowed);
+  if (x === undefined) throw new Error(`internal: --${name} has no default in the option table`);
+  return x;
 }

@@ -1,10 +1,26 @@
 // What a CLI command is: a name, a summary, typed options for node's parseArgs, and a run
 // function. The command table in commands/index.ts is data that main.ts and --help read.
+
+/** What text a string option accepts; main.ts checks it before the command runs. */
+export type ValueSpec =
+  | { kind: "int"; min: number; max: number }
+  | { kind: "float"; min: number; max: number; exclusiveMin?: boolean; exclusiveMax?: boolean }
+  | { kind: "choice"; values: readonly string[] }
+  | { kind: "int-list"; min: number; max: number }
+  /** A number or one special word, e.g. --unlearn-lr auto. */
+  | { kind: "float-or"; word: string; number: Extract<ValueSpec, { kind: "float" }> };
+
 export interface OptionSpec {
   type: "string" | "boolean";
   short?: string;
   description: string;
+  /** The one place an option's default is written; commands read it through args.ts. */
   default?: string | boolean;
+  value?: ValueSpec;
+  /** Accept `--x ""` (otherwise an empty value is a usage error). */
+  allowEmpty?: boolean;
+  /** Another name that means the same option (kept for old scripts); not shown in --help. */
+  deprecatedAlias?: string;
 }
 
 export interface Command {

@@ -3,7 +3,7 @@
 // reader asks for are held in memory, a bounded number at a time.
 
 import { createReadStream, readFileSync } from "node:fs";
-import { readdir, stat } from "node:fs/promises";
+import { readdir, realpath, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { Parser, type ReadEntry } from "tar";
 import { forEachLimit, TaskLimiter } from "./concurrency.js";
@@ -42,7 +42,9 @@ export function isJunkPath(rel: string): boolean {
 }
 
 export async function scanTree(root: string, scan: TreeScan, opts: ScanOptions = {}): Promise<void> {
-  const info = await stat(root);
+  const info = await stat(root).catch((e: unknown) => {
+    throw new DatasetFormatError("files", root, `cannot open (${(e as NodeJS.ErrnoException).code ?? errorMessage(e)})`, { cause: e });
+  });
   const select = scan.select.bind(scan);
   scan = { select: (rel) => !isJunkPath(rel) && select(rel), onFile: scan.onFile.bind(scan) };
   if (info.isDirectory()) await scanDirectory(root, scan, opts);
@@ -50,25 +52,39 @@ export async function scanTree(root: string, scan: TreeScan, opts: ScanOptions =
   else throw new DatasetFormatError("files", root, "expected a folder or a .tar/.tar.gz/.tgz archive");
 }
 
-/** Relative paths of every regular file below `root`, symlinks followed. */
+/**
+ * Relative paths of every regular file below `root`, symlinks followed. A symlink that points
+ * back into a folder being walked (a loop) or nowhere (dangling) is an error naming it: followed,
+ * a loop lists every file dozens of times; skipped, a dangling link silently drops images.
+ */
 export async function listFiles(root: string): Promise<string[]> {
   const out: string[] = [];
-  const walk = async (dir: string, prefix: string): Promise<void> => {
+  const walk = async (dir: string, prefix: string, ancestors: ReadonlySet<string>): Promise<void> => {
+    const here = await realpath(dir);
+    const inside = new Set(ancestors).add(here);
     const entries = await readdir(dir, { withFileTypes: true });
     for (const e of entries) {
       const rel = prefix ? `${prefix}/${e.name}` : e.name;
+      const path = join(dir, e.name);
       let isDir = e.isDirectory();
       let isFile = e.isFile();
       if (e.isSymbolicLink()) {
-        const s = await stat(join(dir, e.name)).catch(() => undefined);
-        isDir = s?.isDirectory() ?? false;
-        isFile = s?.isFile() ?? false;
+        const s = await stat(path).catch((err: unknown) => {
+          const code = (err as NodeJS.ErrnoException).code;
+          const why = code === "ENOENT" ? "a dangling symlink (its target does not exist)" : code === "ELOOP" ? "a symlink loop" : `a symlink that cannot be followed (${code ?? errorMessage(err)})`;
+          throw new DatasetFormatError("files", path, why, { cause: err });
+        });
+        isDir = s.isDirectory();
+        isFile = s.isFile();
+        if (isDir && inside.has(await realpath(path))) {
+          throw new DatasetFormatError("files", path, `a symlink loop: it points back to ${await realpath(path)}, a folder that contains it`);
+        }
       }
-      if (isDir) await walk(join(dir, e.name), rel);
+      if (isDir) await walk(path, rel, inside);
       else if (isFile) out.push(rel);
     }
   };
-  await walk(root, "");
+  await walk(root, "", new Set());
   return out;
 }
 

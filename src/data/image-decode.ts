@@ -14,7 +14,15 @@ export interface DecodeTarget {
   /** Leave the decoded size alone when absent. */
   size?: ImageSize;
   channels: ChannelCount;
+  /** Largest width × height accepted, checked from the header before any pixel is decoded (default MAX_IMAGE_PIXELS). */
+  maxPixels?: number;
 }
+
+/**
+ * 50 megapixels (a large camera photo; 150 MB decoded as RGB). libvips' own default, 16383², let
+ * a 261 KB PNG cost 1 GB of memory; classifier inputs are far smaller than either.
+ */
+export const MAX_IMAGE_PIXELS = 50_000_000;
 
 let sharpConfigured = false;
 function configureSharp(): void {
@@ -34,12 +42,13 @@ export function isImageFile(name: string): boolean {
 /** Decodes JPEG/PNG/WebP/TIFF/GIF via sharp and binary PPM/PGM in TS, then resizes and converts channels. */
 export async function decodeImage(data: Uint8Array, file: string, target: DecodeTarget): Promise<RawImage> {
   let img: RawImage;
+  const maxPixels = target.maxPixels ?? MAX_IMAGE_PIXELS;
   if (PNM_EXT.test(file) || (data[0] === 0x50 && (data[1] === 0x36 || data[1] === 0x35))) {
-    img = decodePnm(data, file);
+    img = decodePnm(data, file, { maxPixels });
   } else {
     configureSharp();
     try {
-      const { data: pixels, info } = await sharp(data, { failOn: "error" })
+      const { data: pixels, info } = await sharp(data, { failOn: "error", limitInputPixels: maxPixels })
         .removeAlpha()
         .toColourspace("srgb")
         .raw()

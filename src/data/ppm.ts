@@ -14,7 +14,7 @@ export interface RawImage {
 const WS = new Set([0x20, 0x09, 0x0a, 0x0d, 0x0b, 0x0c]);
 
 /** `file` only labels errors. Returned pixels may share memory with `data`. */
-export function decodePnm(data: Uint8Array, file: string): RawImage {
+export function decodePnm(data: Uint8Array, file: string, o: { maxPixels?: number } = {}): RawImage {
   const fail = (problem: string): never => {
     throw new DatasetFormatError("ppm", file, problem);
   };
@@ -53,6 +53,8 @@ export function decodePnm(data: Uint8Array, file: string): RawImage {
   const height = readHeaderInt("height");
   const maxval = readHeaderInt("maxval");
   if (width < 1 || height < 1) fail(`bad header: size ${width}x${height}`);
+  // Checked from the header, before anything is allocated.
+  if (o.maxPixels !== undefined && width * height > o.maxPixels) fail(`${width}x${height} = ${width * height} pixels exceeds the limit of ${o.maxPixels}`);
   if (maxval < 1 || maxval > 255) fail(`maxval ${maxval} is not supported (1..255)`);
   if (!WS.has(data[pos] ?? 0)) fail("bad header: no whitespace after maxval");
   pos++;

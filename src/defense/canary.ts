@@ -79,6 +79,8 @@ export interface CanaryOptions {
   candidates?: readonly number[];
   silent?: boolean;
   log?: (line: string) => void;
+  /** Where the canary copies are trained ("cpu", "cuda", "cuda:N"); they are measured on the CPU. */
+  device?: string;
 }
 
 const POISONED_FRACTION = 0.2;
@@ -116,7 +118,9 @@ export async function measureCanary(model: Module, meta: ModelMeta, reserved: Im
   // Plant the canary: finetune a copy of M on clean images with a fifth of them triggered.
   const poisoned = await attack.poison(plantOn, o.seed + 17);
   const canaryModel = cloneModel(model, meta.spec);
+  const device = o.device ?? "cpu";
   try {
+    if (device !== "cpu") canaryModel.to(device);
     await fit(canaryModel, poisoned.dataset, {
       ...DEFAULT_CONFIG,
       epochs: PLANT_EPOCHS,
@@ -129,7 +133,8 @@ export async function measureCanary(model: Module, meta: ModelMeta, reserved: Im
       schedule: "cosine",
       augment: o.augment,
       seed: o.seed + 23,
-    }, { normalization: meta.preprocessing, silent });
+    }, { normalization: meta.preprocessing, silent, device });
+    if (device !== "cpu") canaryModel.to("cpu");
     canaryModel.eval();
     const norm = { normalization: meta.preprocessing };
     const asr = evaluateModel(canaryModel, attack.poisonedTestSet(measureOn).dataset, norm).accuracy;
@@ -139,7 +144,7 @@ export async function measureCanary(model: Module, meta: ModelMeta, reserved: Im
 
     const table: CanaryRow[] = [];
     for (const lr of o.candidates ?? DEFAULT_CANDIDATES) {
-      const expert = await extractBackdoorExpert(canaryModel, meta.spec, reserved, { unlearn: { ...o.unlearn, lr }, augment: o.augment, normalization: meta.preprocessing, seed: o.seed, silent });
+      const expert = await extractBackdoorExpert(canaryModel, meta.spec, reserved, { unlearn: { ...o.unlearn, lr }, augment: o.augment, normalization: meta.preprocessing, seed: o.seed, silent, ...(o.device ? { device: o.device } : {}) });
       try {
         // The single rule reads only B; the canary model stands in for M' (its confidence is unused).
         const det = BadExpertDetector.uncalibrated({ model: canaryModel, expert, auxiliary: canaryModel }, {

@@ -22,6 +22,8 @@ export interface FitDefenseOptions {
   targetFpr: number;
   seed: number;
   silent?: boolean;
+  /** Where B and M' are finetuned ("cpu", "cuda", "cuda:N"); the detector's models end on the CPU, where it scores. */
+  device?: string;
 }
 
 /** A fresh model of the same architecture carrying M's weights. */
@@ -38,8 +40,11 @@ export function shiftedLabels(ds: ImageDataset): Int32Array {
 /** A copy of M trained with `config`; the copy is freed if training fails. */
 async function trainedCopy(model: Module, spec: ModelSpec, data: ImageDataset, config: TrainConfig, fitOptions: FitOptions): Promise<Module> {
   const copy = cloneModel(model, spec);
+  const device = fitOptions.device ?? "cpu";
   try {
+    if (device !== "cpu") copy.to(device);
     await fit(copy, data, config, fitOptions);
+    if (device !== "cpu") copy.to("cpu");
   } catch (e) {
     copy.dispose();
     throw e;
@@ -52,7 +57,7 @@ export function extractBackdoorExpert(
   model: Module,
   spec: ModelSpec,
   reserved: ImageDataset,
-  o: { unlearn: UnlearnOptions; augment: AugmentOptions; normalization: Preprocessing; seed: number; silent?: boolean },
+  o: { unlearn: UnlearnOptions; augment: AugmentOptions; normalization: Preprocessing; seed: number; silent?: boolean; device?: string },
 ): Promise<Module> {
   const u = o.unlearn;
   const config: TrainConfig = {
@@ -66,7 +71,7 @@ export function extractBackdoorExpert(
     augment: o.augment,
     seed: o.seed,
   };
-  return trainedCopy(model, spec, reserved, config, { normalization: o.normalization, labels: shiftedLabels(reserved), silent: o.silent ?? false });
+  return trainedCopy(model, spec, reserved, config, { normalization: o.normalization, labels: shiftedLabels(reserved), silent: o.silent ?? false, ...(o.device ? { device: o.device } : {}) });
 }
 
 /** Step 2: the auxiliary model. */
@@ -74,7 +79,7 @@ export function finetuneAuxiliary(
   model: Module,
   spec: ModelSpec,
   reserved: ImageDataset,
-  o: { finetune: FinetuneOptions; augment: AugmentOptions; normalization: Preprocessing; seed: number; silent?: boolean },
+  o: { finetune: FinetuneOptions; augment: AugmentOptions; normalization: Preprocessing; seed: number; silent?: boolean; device?: string },
 ): Promise<Module> {
   const f = o.finetune;
   const config: TrainConfig = {
@@ -92,7 +97,7 @@ export function finetuneAuxiliary(
     augment: o.augment,
     seed: o.seed + 1,
   };
-  return trainedCopy(model, spec, reserved, config, { normalization: o.normalization, silent: o.silent ?? false });
+  return trainedCopy(model, spec, reserved, config, { normalization: o.normalization, silent: o.silent ?? false, ...(o.device ? { device: o.device } : {}) });
 }
 
 /** Steps 1, 2 and 4: returns a calibrated detector that owns copies of the three models. */

@@ -14,6 +14,8 @@ import { defaultSplitSpec, defenseSplits, type DefenseSplitSpec } from "../defen
 import { selectUnlearnLr, type CanaryResult } from "../defense/canary.js";
 import type { ScoreRule } from "../defense/scores.js";
 import type { Calibration } from "../defense/threshold.js";
+import { checkJobDevice } from "./device.js";
+import { OptionError } from "./errors.js";
 
 export interface DefendOptions {
   checkpoint: string;
@@ -39,6 +41,8 @@ export interface DefendOptions {
   force?: boolean;
   /** Ed25519 private key (KeyObject or PEM path): sign the bundle. */
   signKey?: KeyInput;
+  /** Where B, M' and the canaries are finetuned (default "cpu"); checked before any work. */
+  device?: string;
   silent?: boolean;
   log?: (line: string) => void;
 }
@@ -57,11 +61,33 @@ export async function testSplit(name: string, path: string | undefined, imageSiz
   return loadDataset(name, { split: "test", ...(path ? { path } : {}), imageSize, channels: channels === 1 ? 1 : 3 });
 }
 
+/**
+ * The threshold at false-positive rate f is a quantile of the calibration scores: with fewer than
+ * 1/f clean images it is just the largest score seen, and the achieved FPR is anyone's guess.
+ */
+export function minCalibrationCount(targetFpr: number): number {
+  return Math.ceil(1 / targetFpr - 1e-9);
+}
+
+function checkCalibrationSize(count: number, targetFpr: number, given: boolean): void {
+  const need = minCalibrationCount(targetFpr);
+  if (count < need) {
+    throw new OptionError(
+      "calibration",
+      `${count} ${given ? "" : "(default) "}calibration images cannot calibrate a threshold at FPR ${targetFpr}: it needs at least 1/FPR = ${need} ` +
+        "(give more with --calibration, or a larger --fpr)",
+    );
+  }
+}
+
 export async function defendCheckpoint(o: DefendOptions): Promise<DefendResult> {
   const log = o.log ?? ((l: string) => console.error(l));
   // Refused before minutes of finetuning, not after.
   await assertWritableDir(o.out, { replace: o.force === true, forceHint: "--force" });
   if (o.signKey !== undefined) await signingKey(o.signKey);
+  const device = o.device ?? "cpu";
+  checkJobDevice(device);
+  if (o.targetFpr !== undefined && !(o.targetFpr > 0 && o.targetFpr < 1)) throw new OptionError("targetFpr", `expected a number in (0, 1), got ${o.targetFpr}`);
   const { model, meta } = await loadCheckpoint(o.checkpoint);
   try {
     const name = o.dataset ?? meta.dataset.name;
@@ -72,8 +98,9 @@ export async function defendCheckpoint(o: DefendOptions): Promise<DefendResult> 
     }
     const def = defaultSplitSpec(meta.dataset.trainCount, test.count, o.splitSeed ?? 0);
     const spec: DefenseSplitSpec = { ...def, reserved: o.reserved ?? def.reserved, calibration: o.calibration ?? def.calibration };
-    const splits = defenseSplits(test.count, spec);
     const d = defenseDefaults(meta.model.name, name);
+    checkCalibrationSize(spec.calibration, o.targetFpr ?? d.targetFpr, o.calibration !== undefined);
+    const splits = defenseSplits(test.count, spec);
     const options: FitDefenseOptions = {
       unlearn: { ...d.unlearn, lr: typeof o.unlearnLr === "number" ? o.unlearnLr : d.unlearn.lr, epochs: o.unlearnEpochs ?? d.unlearn.epochs },
       finetune: { ...d.finetune, lr: o.finetuneLr ?? d.finetune.lr, gamma: o.finetuneGamma ?? d.finetune.gamma, epochs: o.finetuneEpochs ?? d.finetune.epochs },
@@ -82,6 +109,7 @@ export async function defendCheckpoint(o: DefendOptions): Promise<DefendResult> 
       targetFpr: o.targetFpr ?? d.targetFpr,
       seed: o.seed ?? 0,
       silent: o.silent ?? false,
+      device,
     };
     const reserved = subset(test, splits.reserved);
     const calibration = subset(test, splits.calibration);

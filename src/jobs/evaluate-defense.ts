@@ -11,6 +11,7 @@ import type { ScoreRule } from "../defense/scores.js";
 import { writeReport } from "../report/report.js";
 import type { KeyInput } from "../defense/signature.js";
 import { testSplit } from "./defend.js";
+import { checkScoringDevice } from "./device.js";
 
 export interface EvaluateBundleOptions {
   bundle: string;
@@ -24,6 +25,8 @@ export interface EvaluateBundleOptions {
   progress?: boolean;
   /** Ed25519 public key (KeyObject or PEM path): refuse unsigned or badly signed bundles. */
   verifyKey?: KeyInput;
+  /** Where scoring runs; only "cpu" for now (the detector scores on the CPU), checked before any work. */
+  device?: string;
 }
 
 export interface EvaluateBundleResult extends DefenseEvaluation {
@@ -37,6 +40,7 @@ export interface EvaluateBundleResult extends DefenseEvaluation {
 }
 
 export async function evaluateBundle(o: EvaluateBundleOptions): Promise<EvaluateBundleResult> {
+  checkScoringDevice(o.device ?? "cpu");
   const det0 = await loadBundle(o.bundle, o.verifyKey !== undefined ? { verifyKey: o.verifyKey } : {});
   try {
     const created = det0.info.creation;

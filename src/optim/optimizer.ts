@@ -1,7 +1,7 @@
 // Optimizer base: parameter groups, per-parameter state and checkpoints. A subclass holds the
 // hyperparameters and hands each parameter to a plain update function (see sgd.ts, adam.ts).
 import { Tensor, formatShape, isFloating, keep, noGrad, tidy } from "../engine/index.js";
-import { checkNonNegative } from "./validate.js";
+import { checkLearningRate } from "./validate.js";
 
 /**
  * Hyperparameters every optimizer has. LR schedules rewrite `lr` and record the value they
@@ -230,8 +230,8 @@ export abstract class Optimizer<H extends BaseHyper, S extends ParamState> {
   }
 
   #validateGroup(group: Readonly<H>, where: string): void {
-    checkNonNegative(where, "lr", group.lr);
-    if (group.initialLr !== undefined) checkNonNegative(where, "initialLr", group.initialLr);
+    checkLearningRate(where, "lr", group.lr);
+    if (group.initialLr !== undefined) checkLearningRate(where, "initialLr", group.initialLr);
     this.validate(group, where);
   }
 

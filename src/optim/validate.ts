@@ -37,3 +37,16 @@ export function checkBoolean(where: string, name: string, value: unknown): boole
   if (typeof value !== "boolean") throw new TypeError(`${where}: ${name} must be a boolean, got ${String(value)}`);
   return value;
 }
+
+/**
+ * The largest learning rate the optimizers accept. Far above any useful rate, and small enough
+ * that the update arithmetic stays finite (Adam's lr / (1 - β1^t) with lr = 1e308 overflowed to
+ * Infinity, which libtorch refused as "addcdiv_: value cannot be converted").
+ */
+export const MAX_LEARNING_RATE = 1e6;
+
+export function checkLearningRate(where: string, name: string, value: unknown): number {
+  const v = checkFiniteNumber(where, name, value);
+  if (v < 0 || v > MAX_LEARNING_RATE) throw new RangeError(`${where}: ${name} must be in [0, ${MAX_LEARNING_RATE}], got ${v}`);
+  return v;
+}

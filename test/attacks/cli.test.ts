@@ -65,7 +65,7 @@ test("`attack` reports usage errors with exit code 2", async () => {
   assert.equal((await run(["attack"])).code, 2);
   const unknown = await run(["attack", "preview", "--attack", "nope", "--dataset", "fashion-mnist"]);
   assert.equal(unknown.code, 2);
-  assert.match(unknown.err, /unknown attack 'nope'; valid: badnet/);
+  assert.match(unknown.err, /--attack: expected one of badnet, blend, .*, got "nope"/);
   const sub = await run(["attack", "show"]);
   assert.match(sub.err, /unknown subcommand 'show'; valid: list, preview/);
 });
@@ -83,9 +83,9 @@ test("`attack preview` writes a PNG of 2 rows of 28x28 images upscaled 4 times",
     const result = JSON.parse(r.out.trim().split("\n").at(-1) ?? "") as { indices: number[]; params: { rate: number } };
     assert.equal(result.indices.length, 3);
     assert.equal(result.params.rate, 0.003);
-    const bad = await run(["attack", "preview", "--attack", "badnet", "--dataset", "fashion-mnist", "--param", "rate=7", "--out", out]);
+    const bad = await run(["attack", "preview", "--attack", "badnet", "--dataset", "fashion-mnist", "--attack-param", "rate=7", "--out", out]);
     assert.equal(bad.code, 2);
-    assert.match(bad.err, /--param: attack 'badnet': parameter 'rate' must be a number >= 0 and <= 1, got "7"/);
+    assert.match(bad.err, /--attack-param: attack 'badnet': parameter 'rate' must be a number >= 0 and <= 1, got "7"/);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

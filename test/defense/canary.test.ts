@@ -68,6 +68,7 @@ test("the patch canary is a 3x3 checkerboard in the top-left corner; the blend c
 
 test("on real images, a planted patch canary takes and B is measured at every candidate rate, without leaks", async () => {
   const before = memory().numTensors;
+  const handlesBefore = memory().numHandles;
   const testSet = await loadDataset("fashion-mnist", { split: "test" });
   const s = defenseSplits(testSet.count, { seed: 4, reserved: 768, calibration: 300 });
   const spec = { name: "compact-cnn", numClasses: 10, inChannels: 1, imageSize: 28 };
@@ -90,12 +91,16 @@ test("on real images, a planted patch canary takes and B is measured at every ca
     assert.ok(c.attackSuccessRate > 0.8, `canary ASR ${c.attackSuccessRate}`);
     assert.deepEqual(c.table.map((t) => t.lr), [1e-4, 1e-3]);
     for (const t of c.table) assert.ok(t.auroc >= 0 && t.auroc <= 1 && t.expertCleanAccuracy >= 0 && t.expertCleanAccuracy <= 1);
-    // The rule's pick, or — when the canary is inconclusive — the given static rate (0 here).
-    const pick = chooseUnlearnLr([c.table], r.rule);
-    assert.equal(r.conclusive, pick !== null);
-    assert.equal(r.lr, pick ?? 0);
+    // The default rule worked out by hand from the measured table (not by calling the rule's own
+    // code again): the strongest rate whose AUROC is at least 0.98, or — when none is — the given
+    // static rate (0 here), marked inconclusive.
+    assert.deepEqual(r.rule, { pick: "strongest-above", combine: "min", level: 0.98 });
+    const passing = c.table.filter((t) => t.auroc >= 0.98).map((t) => t.lr);
+    assert.equal(r.conclusive, passing.length > 0);
+    assert.equal(r.lr, passing.length > 0 ? Math.max(...passing) : 0);
   } finally {
     model.dispose();
   }
   assert.equal(memory().numTensors, before);
+  assert.equal(memory().numHandles, handlesBefore);
 });

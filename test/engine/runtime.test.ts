@@ -2,7 +2,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { availableParallelism } from "node:os";
-import { getNumThreads, setNumThreads, libtorchVersion, memory } from "../../src/engine/index.js";
+import { getNumThreads, setNumThreads, libtorchVersion, memory, zeros } from "../../src/engine/index.js";
 
 test("threads default to all cores (or BADEXPERT_THREADS) and can be set", () => {
   const expected = process.env.BADEXPERT_THREADS ? Number(process.env.BADEXPERT_THREADS) : availableParallelism();
@@ -16,6 +16,11 @@ test("threads default to all cores (or BADEXPERT_THREADS) and can be set", () =>
 test("libtorch version and memory counters are reported", () => {
   assert.match(libtorchVersion(), /^\d+\.\d+\.\d+/);
   const m = memory();
-  assert.equal(typeof m.numTensors, "number");
-  assert.ok(m.numHandles >= 0);
+  // Each count must move with a tensor's life: one more while it lives, back after dispose().
+  const t = zeros([2, 2]);
+  assert.equal(memory().numTensors, m.numTensors + 1);
+  assert.equal(memory().numHandles, m.numHandles + 1);
+  t.dispose();
+  assert.equal(memory().numTensors, m.numTensors);
+  assert.equal(memory().numHandles, m.numHandles);
 });

@@ -7,9 +7,12 @@ import { type Tensor, memory, noGrad, tensor, tidy } from "../../src/engine/inde
  * outside tidy, modules included).
  */
 export function noLeaks(fn: () => void): void {
-  const before = memory().numTensors;
+  const before = memory();
   fn();
-  assert.equal(memory().numTensors, before, "tensors leaked");
+  const after = memory();
+  assert.equal(after.numTensors, before.numTensors, "tensors leaked");
+  // Native handles too: a libtorch tensor the JS side lost track of is invisible to numTensors.
+  assert.equal(after.numHandles, before.numHandles, "native handles leaked");
 }
 
 /** Overwrites t in place with `values` (row-major, same element count). */

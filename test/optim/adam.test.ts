@@ -145,7 +145,7 @@ void test("invalid arguments give errors that name them", () => {
     assert.throws(() => new Adam([p], { betas: [1, 0.999] }), /Adam: betas\[0\] must be in \[0, 1\), got 1/);
     assert.throws(() => new Adam([p], { betas: [0.9, -0.1] }), /betas\[1\] must be in \[0, 1\)/);
     assert.throws(() => new AdamW([p], { eps: -1 }), /AdamW: eps must be >= 0/);
-    assert.throws(() => new AdamW([p], { lr: -0.1 }), /AdamW: lr must be >= 0/);
+    assert.throws(() => new AdamW([p], { lr: -0.1 }), /AdamW: lr must be in \[0, 1000000\], got -0.1/);
     assert.throws(() => new Adam([p], { weightDecay: -1 }), /weightDecay must be >= 0/);
     free(p);
   });

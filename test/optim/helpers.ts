@@ -26,9 +26,12 @@ export function assertClose(actual: readonly number[], expected: readonly number
 
 /** Runs `fn` and checks that it left no tensor alive (callers dispose what they create). */
 export function noLeaks(fn: () => void): void {
-  const before = memory().numTensors;
+  const before = memory();
   fn();
-  assert.equal(memory().numTensors, before, "live tensors after the test body");
+  const after = memory();
+  assert.equal(after.numTensors, before.numTensors, "live tensors after the test body");
+  // Native handles too: a libtorch tensor the JS side lost track of is invisible to numTensors.
+  assert.equal(after.numHandles, before.numHandles, "native handles leaked");
 }
 
 /** Frees tensors made by a test. */

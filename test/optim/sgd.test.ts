@@ -2,7 +2,7 @@
 // one parameter element at a time.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { SGD, type SgdHyper } from "../../src/optim/index.js";
+import { Adam, SGD, type SgdHyper } from "../../src/optim/index.js";
 import { assertClose, free, noLeaks, param, setGrad } from "./helpers.js";
 
 const P0 = [1, -2, 0.5];
@@ -104,7 +104,9 @@ void test("invalid arguments give errors that name them", () => {
     const p = param([1]);
     assert.throws(() => new SGD([p], { lr: 0.1, nesterov: true }), /nesterov requires momentum > 0 and dampening = 0, got momentum=0/);
     assert.throws(() => new SGD([p], { lr: 0.1, momentum: 0.9, dampening: 0.1, nesterov: true }), /dampening=0.1/);
-    assert.throws(() => new SGD([p], { lr: -1 }), /SGD: lr must be >= 0, got -1/);
+    assert.throws(() => new SGD([p], { lr: -1 }), /SGD: lr must be in \[0, 1000000\], got -1/);
+    // 1e308 used to reach libtorch and fail there ("addcdiv_: value cannot be converted").
+    assert.throws(() => new Adam([p], { lr: 1e308 }), /Adam: lr must be in \[0, 1000000\], got 1e\+308/);
     assert.throws(() => new SGD([p], { lr: 0.1, momentum: -0.5 }), /momentum must be >= 0/);
     assert.throws(() => new SGD([p], { lr: 0.1, weightDecay: -1 }), /weightDecay must be >= 0/);
     assert.throws(() => new SGD([p], { lr: Number.NaN }), /lr must be a finite number/);

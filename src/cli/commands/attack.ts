@@ -1,14 +1,32 @@
 // `badexpert attack`: the backdoor attacks the toolkit implements. `attack list` prints each with
 // its parameters and defaults; `attack preview` writes a PNG of clean test images above the same
 // images with the attack's test-time trigger.
-import type { Command } from "../command.js";
+import type { Command, OptionSpec } from "../command.js";
 import { UsageError } from "../command.js";
-import { emitJson, int, requireStr, str } from "../args.js";
+import { SEED, emitJson, numWithDefault, requireStr, str, type Values } from "../args.js";
+import { parseAttackParams } from "../attack-options.js";
 import { datasetNames, loadDataset } from "../../data/registry.js";
-import { AttackParamError, attackDefaults, attackInfo, attackNames, createAttack, parseParamOverrides, type Attack } from "../../attacks/index.js";
+import { AttackParamError, attackDefaults, attackInfo, attackNames, createAttack, type Attack } from "../../attacks/index.js";
 import { attackPreview, writePng } from "../../attacks/preview.js";
 
-type Values = Record<string, string | boolean | undefined>;
+const OPTIONS: Record<string, OptionSpec> = {
+  attack: { type: "string", short: "a", description: `attack name: ${attackNames().join(", ")}`, value: { kind: "choice", values: attackNames() } },
+  dataset: {
+    type: "string",
+    short: "d",
+    description: `dataset name (list: shows its dataset-specific defaults): ${datasetNames().join(", ")}`,
+    value: { kind: "choice", values: datasetNames() },
+  },
+  "data-path": { type: "string", description: "where the dataset lives (default: the dataset's standard location, if any)" },
+  // --attack-param everywhere; --param was this command's old name for it.
+  "attack-param": { type: "string", short: "p", description: "attack parameters, key=value,key=value", deprecatedAlias: "param" },
+  count: { type: "string", description: "images per row", default: "8", value: { kind: "int", min: 1, max: 256 } },
+  scale: { type: "string", description: "upscaling factor (nearest neighbour)", default: "4", value: { kind: "int", min: 1, max: 64 } },
+  diff: { type: "string", description: "add a third row: |triggered - clean| times this gain (0: no row)", default: "0", value: { kind: "int", min: 0, max: 1000 } },
+  seed: { type: "string", description: "seed for the choice of test images", default: "0", value: SEED },
+  out: { type: "string", short: "o", description: "PNG to write (default: attack-<attack>-<dataset>.png)" },
+  json: { type: "boolean", description: "print a machine-readable result as the last stdout line" },
+};
 
 function listAttacks(v: Values): number {
   const dataset = str(v, "dataset");
@@ -42,17 +60,12 @@ async function preview(v: Values): Promise<number> {
   const datasetName = requireStr(v, "dataset", `one of ${datasetNames().join(", ")}`);
   if (!datasetNames().includes(datasetName)) throw new UsageError(`--dataset: unknown dataset '${datasetName}'; valid: ${datasetNames().join(", ")}`);
   const path = str(v, "data-path");
-  const count = int(v, "count", { min: 1 }) ?? 8;
-  const scale = int(v, "scale", { min: 1 }) ?? 4;
-  const diffGain = int(v, "diff", { min: 0 }) ?? 0;
-  const seed = int(v, "seed") ?? 0;
+  const count = numWithDefault(v, "count", OPTIONS);
+  const scale = numWithDefault(v, "scale", OPTIONS);
+  const diffGain = numWithDefault(v, "diff", OPTIONS);
+  const seed = numWithDefault(v, "seed", OPTIONS);
   const out = str(v, "out") ?? `attack-${name}-${datasetName}.png`;
-  let overrides: Record<string, string>;
-  try {
-    overrides = parseParamOverrides(str(v, "param") ?? "");
-  } catch (e) {
-    throw new UsageError(`--param: ${e instanceof Error ? e.message : String(e)}`);
-  }
+  const overrides = parseAttackParams(v);
   const test = await loadDataset(datasetName, { split: "test", ...(path ? { path } : {}) });
   let instance: Attack;
   try {
@@ -64,7 +77,7 @@ async function preview(v: Values): Promise<number> {
       dataset: datasetName,
     });
   } catch (e) {
-    if (e instanceof AttackParamError) throw new UsageError(`--param: ${e.message}`);
+    if (e instanceof AttackParamError) throw new UsageError(`--attack-param: ${e.message}`);
     throw e;
   }
   const { picture, indices } = attackPreview(instance, test, { count, scale, seed, diffGain });
@@ -83,23 +96,12 @@ export const attack: Command = {
     "  attack preview --attack NAME --dataset NAME [--out file.png]",
     "                                   clean test images (top row) and the same images triggered (bottom row)",
     "",
-    "Attack parameters: --param key=value,key=value (numbers may be fractions, e.g. eps=8/255; lists continue",
+    "Attack parameters: --attack-param key=value,key=value (numbers may be fractions, e.g. eps=8/255; lists continue",
     "after a comma, e.g. trainAlphas=0.5,0.3,rate=0.01). `attack list` shows every parameter and its default.",
     "",
     "Example: badexpert attack preview --attack badnet --dataset fashion-mnist --out badnet.png",
   ].join("\n"),
-  options: {
-    attack: { type: "string", short: "a", description: `attack name: ${attackNames().join(", ")}` },
-    dataset: { type: "string", short: "d", description: `dataset name (list: shows its dataset-specific defaults): ${datasetNames().join(", ")}` },
-    "data-path": { type: "string", description: "where the dataset lives (default: the dataset's standard location, if any)" },
-    param: { type: "string", short: "p", description: "attack parameters, key=value,key=value" },
-    count: { type: "string", description: "images per row", default: "8" },
-    scale: { type: "string", description: "upscaling factor (nearest neighbour)", default: "4" },
-    diff: { type: "string", description: "add a third row: |triggered - clean| times this gain (0: no row)", default: "0" },
-    seed: { type: "string", description: "seed for the choice of test images", default: "0" },
-    out: { type: "string", short: "o", description: "PNG to write (default: attack-<attack>-<dataset>.png)" },
-    json: { type: "boolean", description: "print a machine-readable result as the last stdout line" },
-  },
+  options: OPTIONS,
   async run(v, positionals) {
     const [sub, ...extra] = positionals;
     if (extra.length > 0) throw new UsageError(`unexpected arguments: ${extra.join(" ")}`);

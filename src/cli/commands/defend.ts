@@ -1,10 +1,36 @@
 // `badexpert defend`: suspicious model + clean data → a BaDExpert detector bundle.
 import type { Command } from "../command.js";
-import { UsageError } from "../command.js";
-import { choice, emitJson, int, num, requireStr, str } from "../args.js";
+import type { OptionSpec } from "../command.js";
+import { COUNT, EPOCHS, FPR, LEARNING_RATE, SEED, choiceWithDefault, emitJson, int, num, numOrWord, numWithDefault, requireStr, str } from "../args.js";
 import { RUNTIME_OPTIONS, applyRuntimeOptions } from "../runtime-options.js";
 import { defendCheckpoint } from "../../jobs/defend.js";
-import { SCORE_RULES, type ScoreRule } from "../../defense/scores.js";
+import { SCORE_RULES } from "../../defense/scores.js";
+import { datasetNames } from "../../data/registry.js";
+
+const OPTIONS: Record<string, OptionSpec> = {
+  checkpoint: { type: "string", short: "c", description: "the suspicious model's checkpoint directory" },
+  out: { type: "string", short: "o", description: "bundle directory to write" },
+  dataset: { type: "string", short: "d", description: "clean data (default: the checkpoint's dataset)", value: { kind: "choice", values: datasetNames() } },
+  "data-path": { type: "string", description: "dataset location (default: the checkpoint's, else the standard one)" },
+  reserved: { type: "string", description: "reserved clean images (default: 5% of the training-set size, at most 30% of the test set)", value: COUNT },
+  calibration: { type: "string", description: "calibration images, at least 1/FPR (default: 20% of the test set, at most 2,000)", value: COUNT },
+  "split-seed": { type: "string", description: "seed of the reserved/calibration/evaluation split", default: "0", value: SEED },
+  "unlearn-lr": {
+    type: "string",
+    description: "Adam learning rate of the backdoor expert, or 'auto': chosen with canary backdoors the defender plants itself. Default: the paper's rate where it has one for this architecture and dataset, otherwise auto",
+    value: { kind: "float-or", word: "auto", number: { kind: "float", min: 0, max: 10, exclusiveMin: true } },
+  },
+  "unlearn-epochs": { type: "string", description: "epochs of unlearning", default: "1", value: EPOCHS },
+  "finetune-lr": { type: "string", description: "SGD learning rate of M' (default: per architecture)", value: LEARNING_RATE },
+  "finetune-gamma": { type: "string", description: "MultiStep gamma of M' (default: per architecture)", value: { kind: "float", min: 0, max: 1, exclusiveMin: true } },
+  "finetune-epochs": { type: "string", description: "epochs of clean finetuning", default: "10", value: EPOCHS },
+  rule: { type: "string", description: `score rule: ${SCORE_RULES.join(", ")}`, default: "triangle", value: { kind: "choice", values: SCORE_RULES } },
+  fpr: { type: "string", description: "target false-positive rate on clean inputs, in (0, 1) (default: 0.01; GTSRB 0.001)", value: FPR },
+  seed: { type: "string", description: "seed of the finetuning runs", default: "0", value: SEED },
+  force: { type: "boolean", description: "replace an existing non-empty --out (otherwise refused)" },
+  "sign-key": { type: "string", description: "Ed25519 private key (PEM, from `badexpert keygen`): sign the bundle (detector.json.sig)" },
+  ...RUNTIME_OPTIONS,
+};
 
 export const defend: Command = {
   name: "defend",
@@ -23,47 +49,29 @@ export const defend: Command = {
     "",
     "Example: badexpert defend --checkpoint runs/fmnist-badnet --out runs/fmnist-badnet-detector",
   ].join("\n"),
-  options: {
-    checkpoint: { type: "string", short: "c", description: "the suspicious model's checkpoint directory" },
-    out: { type: "string", short: "o", description: "bundle directory to write" },
-    dataset: { type: "string", short: "d", description: "clean data (default: the checkpoint's dataset)" },
-    "data-path": { type: "string", description: "dataset location (default: the checkpoint's, else the standard one)" },
-    reserved: { type: "string", description: "reserved clean images (default: 5% of the training-set size, at most 30% of the test set)" },
-    calibration: { type: "string", description: "calibration images (default: 20% of the test set, at most 2,000)" },
-    "split-seed": { type: "string", description: "seed of the reserved/calibration/evaluation split", default: "0" },
-    "unlearn-lr": { type: "string", description: "Adam learning rate of the backdoor expert, or 'auto': chosen with canary backdoors the defender plants itself. Default: the paper's rate where it has one for this architecture and dataset, otherwise auto" },
-    "unlearn-epochs": { type: "string", description: "epochs of unlearning", default: "1" },
-    "finetune-lr": { type: "string", description: "SGD learning rate of M' (default: per architecture)" },
-    "finetune-gamma": { type: "string", description: "MultiStep gamma of M' (default: per architecture)" },
-    "finetune-epochs": { type: "string", description: "epochs of clean finetuning", default: "10" },
-    rule: { type: "string", description: `score rule: ${SCORE_RULES.join(", ")}`, default: "triangle" },
-    fpr: { type: "string", description: "target false-positive rate on clean inputs (default: 0.01; GTSRB 0.001)" },
-    seed: { type: "string", description: "seed of the finetuning runs", default: "0" },
-    force: { type: "boolean", description: "replace an existing non-empty --out (otherwise refused)" },
-    "sign-key": { type: "string", description: "Ed25519 private key (PEM, from `badexpert keygen`): sign the bundle (detector.json.sig)" },
-    ...RUNTIME_OPTIONS,
-  },
+  options: OPTIONS,
   async run(v) {
-    applyRuntimeOptions(v);
-    const lrText = str(v, "unlearn-lr");
-    if (lrText !== undefined && lrText !== "auto" && !(Number(lrText) > 0)) throw new UsageError(`--unlearn-lr: expected a positive number or 'auto', got '${lrText}'`);
+    const { device } = applyRuntimeOptions(v);
+    const checkpoint = requireStr(v, "checkpoint", "a directory written by `badexpert train`");
+    const out = requireStr(v, "out", "where to write the detector bundle");
     const opt = <T>(name: string, value: T | undefined) => (value === undefined ? {} : { [name]: value });
     const r = await defendCheckpoint({
-      checkpoint: requireStr(v, "checkpoint", "a directory written by `badexpert train`"),
-      out: requireStr(v, "out", "where to write the detector bundle"),
+      checkpoint,
+      out,
+      device,
       ...opt("dataset", str(v, "dataset")),
       ...opt("dataPath", str(v, "data-path")),
-      ...opt("reserved", int(v, "reserved", { min: 1 })),
-      ...opt("calibration", int(v, "calibration", { min: 1 })),
-      ...opt("splitSeed", int(v, "split-seed")),
-      ...opt("unlearnLr", lrText === undefined ? undefined : lrText === "auto" ? "auto" : Number(lrText)),
-      ...opt("unlearnEpochs", int(v, "unlearn-epochs", { min: 1 })),
-      ...opt("finetuneLr", num(v, "finetune-lr", { positive: true })),
-      ...opt("finetuneGamma", num(v, "finetune-gamma", { positive: true })),
-      ...opt("finetuneEpochs", int(v, "finetune-epochs", { min: 1 })),
-      ...opt("rule", choice(v, "rule", SCORE_RULES) as ScoreRule | undefined),
-      ...opt("targetFpr", num(v, "fpr", { positive: true })),
-      ...opt("seed", int(v, "seed")),
+      ...opt("reserved", int(v, "reserved", OPTIONS)),
+      ...opt("calibration", int(v, "calibration", OPTIONS)),
+      splitSeed: numWithDefault(v, "split-seed", OPTIONS),
+      ...opt("unlearnLr", numOrWord(v, "unlearn-lr", "auto", OPTIONS)),
+      unlearnEpochs: numWithDefault(v, "unlearn-epochs", OPTIONS),
+      ...opt("finetuneLr", num(v, "finetune-lr", OPTIONS)),
+      ...opt("finetuneGamma", num(v, "finetune-gamma", OPTIONS)),
+      finetuneEpochs: numWithDefault(v, "finetune-epochs", OPTIONS),
+      rule: choiceWithDefault(v, "rule", SCORE_RULES, OPTIONS),
+      ...opt("targetFpr", num(v, "fpr", OPTIONS)),
+      seed: numWithDefault(v, "seed", OPTIONS),
       ...opt("signKey", str(v, "sign-key")),
       force: v.force === true,
     });

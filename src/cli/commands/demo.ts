@@ -3,8 +3,8 @@
 // and a reserved clean split, evaluates it against the attack on a held-out split, prints the
 // metrics table and writes the HTML/Markdown report.
 import { join } from "node:path";
-import type { Command } from "../command.js";
-import { choice, emitJson, int, str } from "../args.js";
+import type { Command, OptionSpec } from "../command.js";
+import { EPOCHS, SEED, choiceWithDefault, emitJson, numOrWord, numWithDefault, strWithDefault } from "../args.js";
 import { RUNTIME_OPTIONS, applyRuntimeOptions } from "../runtime-options.js";
 import { ATTACK_OPTIONS, parseAttackParams } from "../attack-options.js";
 import { readCheckpointMeta } from "../../train/checkpoint.js";
@@ -12,7 +12,23 @@ import { cachedModel, cachedModelPath } from "../../jobs/model-cache.js";
 import { defendCheckpoint } from "../../jobs/defend.js";
 import { evaluateBundle } from "../../jobs/evaluate-defense.js";
 import { metricsRows } from "../../report/report.js";
-import { SCORE_RULES, type ScoreRule } from "../../defense/scores.js";
+import { SCORE_RULES } from "../../defense/scores.js";
+
+const OPTIONS: Record<string, OptionSpec> = {
+  ...ATTACK_OPTIONS,
+  attack: { ...ATTACK_OPTIONS.attack, type: "string", description: "backdoor attack (see `badexpert attack list`)", default: "badnet" },
+  epochs: { type: "string", description: "training epochs of the backdoored model", default: "6", value: EPOCHS },
+  seed: { type: "string", description: "seed of training, poisoning, splits and finetuning", default: "0", value: SEED },
+  out: { type: "string", short: "o", description: "output directory (bundle and report)", default: "out/demo" },
+  retrain: { type: "boolean", description: "train a new backdoored model even if a cached one matches" },
+  "unlearn-lr": {
+    type: "string",
+    description: "Adam learning rate of the backdoor expert, or 'auto': chosen with canary backdoors the defender plants itself. Default: the paper's rate where it has one for this architecture and dataset, otherwise auto",
+    value: { kind: "float-or", word: "auto", number: { kind: "float", min: 0, max: 10, exclusiveMin: true } },
+  },
+  rule: { type: "string", description: `score rule (${SCORE_RULES.join(", ")})`, default: "triangle", value: { kind: "choice", values: SCORE_RULES } },
+  ...RUNTIME_OPTIONS,
+};
 
 export const demo: Command = {
   name: "demo",
@@ -21,24 +37,15 @@ export const demo: Command = {
     "The backdoored model is cached under ~/.cache/badexpert/models ($BADEXPERT_MODEL_CACHE) and reused",
     "when its attack, epochs and seed match; --retrain forces a new one.",
   ].join("\n"),
-  options: {
-    ...ATTACK_OPTIONS,
-    epochs: { type: "string", description: "training epochs of the backdoored model", default: "6" },
-    seed: { type: "string", description: "seed of training, poisoning, splits and finetuning", default: "0" },
-    out: { type: "string", short: "o", description: "output directory (bundle and report)", default: "out/demo" },
-    retrain: { type: "boolean", description: "train a new backdoored model even if a cached one matches" },
-    "unlearn-lr": { type: "string", description: "Adam learning rate of the backdoor expert, or 'auto': chosen with canary backdoors the defender plants itself. Default: the paper's rate where it has one for this architecture and dataset, otherwise auto" },
-    rule: { type: "string", description: `score rule (${SCORE_RULES.join(", ")})`, default: "triangle" },
-    ...RUNTIME_OPTIONS,
-  },
+  options: OPTIONS,
   async run(v) {
     const { device } = applyRuntimeOptions(v);
     const t0 = Date.now();
-    const attackName = str(v, "attack") ?? "badnet";
+    const attackName = strWithDefault(v, "attack", OPTIONS);
     const attackParams = parseAttackParams(v);
-    const epochs = int(v, "epochs", { min: 1 }) ?? 6;
-    const seed = int(v, "seed") ?? 0;
-    const out = str(v, "out") ?? "out/demo";
+    const epochs = numWithDefault(v, "epochs", OPTIONS);
+    const seed = numWithDefault(v, "seed", OPTIONS);
+    const out = strWithDefault(v, "out", OPTIONS);
     const say = (l: string) => console.error(`[demo] ${l}`);
     const spec = { dataset: "fashion-mnist", attack: attackName, attackParams, epochs, seed };
     say(`1/3 backdoored compact CNN (${attackName}, ${epochs} epochs): ${cachedModelPath(spec)}`);
@@ -50,8 +57,8 @@ export const demo: Command = {
     say(`backdoored model: clean accuracy ${(100 * (meta.metrics.cleanAccuracy ?? 0)).toFixed(2)}%, attack success rate ${(100 * (meta.metrics.attackSuccessRate ?? 0)).toFixed(2)}%`);
 
     say("2/3 BaDExpert: extracting the backdoor expert B, finetuning M', calibrating the threshold");
-    const lrText = str(v, "unlearn-lr");
-    const rule = (choice(v, "rule", SCORE_RULES) ?? "triangle") as ScoreRule;
+    const unlearnLr = numOrWord(v, "unlearn-lr", "auto", OPTIONS);
+    const rule = choiceWithDefault(v, "rule", SCORE_RULES, OPTIONS);
     const bundle = join(out, "detector");
     const d = await defendCheckpoint({
       checkpoint: modelDir,
@@ -59,9 +66,10 @@ export const demo: Command = {
       seed,
       splitSeed: seed,
       rule,
+      ...(unlearnLr !== undefined ? { unlearnLr } : {}),
+      device,
       // The demo's own output directory: each run replaces the previous bundle.
       force: true,
-      ...(lrText ? { unlearnLr: lrText === "auto" ? ("auto" as const) : Number(lrText) } : {}),
       log: say,
     });
 

@@ -1,12 +1,23 @@
 // `badexpert evaluate-defense`: a detector bundle against an attack on the held-out evaluation
 // split — CA and ASR before/after, AUROC, TPR/FPR at the threshold — and an HTML/Markdown report.
-import type { Command } from "../command.js";
-import { choice, emitJson, num, requireStr, str } from "../args.js";
+import type { Command, OptionSpec } from "../command.js";
+import { FPR, choice, emitJson, num, requireStr, str } from "../args.js";
 import { RUNTIME_OPTIONS, applyRuntimeOptions } from "../runtime-options.js";
 import { ATTACK_OPTIONS, parseAttackParams } from "../attack-options.js";
 import { evaluateBundle } from "../../jobs/evaluate-defense.js";
-import { SCORE_RULES, type ScoreRule } from "../../defense/scores.js";
+import { SCORE_RULES } from "../../defense/scores.js";
 import { metricsRows } from "../../report/report.js";
+
+const OPTIONS: Record<string, OptionSpec> = {
+  bundle: { type: "string", short: "b", description: "detector bundle directory (from `badexpert defend`)" },
+  ...ATTACK_OPTIONS,
+  rule: { type: "string", description: `score rule to evaluate (${SCORE_RULES.join(", ")}; default: the bundle's)`, value: { kind: "choice", values: SCORE_RULES } },
+  fpr: { type: "string", description: "target FPR when re-calibrating, in (0, 1) (default: the bundle's)", value: FPR },
+  "data-path": { type: "string", description: "dataset location (default: the one the bundle was made with)" },
+  report: { type: "string", short: "r", description: "directory for report.html, report.md, the SVG charts and metrics.json" },
+  "verify-key": { type: "string", description: "Ed25519 public key (PEM): refuse the bundle unless it is signed by its private key" },
+  ...RUNTIME_OPTIONS,
+};
 
 export const evaluateDefenseCommand: Command = {
   name: "evaluate-defense",
@@ -18,35 +29,27 @@ export const evaluateDefenseCommand: Command = {
     "",
     "Example: badexpert evaluate-defense --bundle runs/detector --report out/report",
   ].join("\n"),
-  options: {
-    bundle: { type: "string", short: "b", description: "detector bundle directory (from `badexpert defend`)" },
-    ...ATTACK_OPTIONS,
-    rule: { type: "string", description: `score rule to evaluate (${SCORE_RULES.join(", ")}; default: the bundle's)` },
-    fpr: { type: "string", description: "target FPR when re-calibrating (default: the bundle's)" },
-    "data-path": { type: "string", description: "dataset location (default: the one the bundle was made with)" },
-    report: { type: "string", short: "r", description: "directory for report.html, report.md, the SVG charts and metrics.json" },
-    "verify-key": { type: "string", description: "Ed25519 public key (PEM): refuse the bundle unless it is signed by its private key" },
-    ...RUNTIME_OPTIONS,
-  },
+  options: OPTIONS,
   async run(v) {
-    applyRuntimeOptions(v);
+    const { device } = applyRuntimeOptions(v);
     const attack = str(v, "attack");
-    const rule = choice(v, "rule", SCORE_RULES) as ScoreRule | undefined;
-    const fpr = num(v, "fpr", { positive: true });
+    const rule = choice(v, "rule", SCORE_RULES);
+    const fpr = num(v, "fpr", OPTIONS);
     const dataPath = str(v, "data-path");
     const report = str(v, "report");
-    const verifyKey = str(v, "verify-key");
     const bundle = requireStr(v, "bundle", "a directory written by `badexpert defend`");
+    const verifyKey = str(v, "verify-key");
     const r = await evaluateBundle({
       bundle,
+      ...(verifyKey !== undefined ? { verifyKey } : {}),
       attackParams: parseAttackParams(v),
       progress: true,
+      device,
       ...(attack ? { attack } : {}),
       ...(rule ? { rule } : {}),
       ...(fpr !== undefined ? { targetFpr: fpr } : {}),
       ...(dataPath ? { dataPath } : {}),
       ...(report ? { report } : {}),
-      ...(verifyKey !== undefined ? { verifyKey } : {}),
     });
     const m = r.metrics;
     console.log(`BaDExpert (${r.rule}) vs ${r.attack.name} on ${r.dataset}: ${m.cleanCount} clean and ${m.poisonCount} poisoned evaluation inputs`);

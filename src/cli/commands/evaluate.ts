@@ -1,6 +1,6 @@
 // `badexpert evaluate`: accuracy of a checkpoint on a dataset split, overall and per class.
 import type { Command } from "../command.js";
-import { choice, emitJson, requireStr, str } from "../args.js";
+import { choiceWithDefault, emitJson, requireStr, str } from "../args.js";
 import { RUNTIME_OPTIONS, applyRuntimeOptions } from "../runtime-options.js";
 import { loadDataset } from "../../data/registry.js";
 import { loadCheckpoint } from "../../train/checkpoint.js";
@@ -15,7 +15,7 @@ export const evaluate: Command = {
     checkpoint: { type: "string", short: "c", description: "checkpoint directory (model.json + model.safetensors)" },
     dataset: { type: "string", short: "d", description: "dataset (default: the one the checkpoint was trained on)" },
     "data-path": { type: "string", description: "dataset location (default: the checkpoint's, else the standard one)" },
-    split: { type: "string", description: "train or test", default: "test" },
+    split: { type: "string", description: "train or test", default: "test", value: { kind: "choice", values: ["train", "test"] } },
     ...RUNTIME_OPTIONS,
   },
   async run(v) {
@@ -25,7 +25,7 @@ export const evaluate: Command = {
     try {
       const name = str(v, "dataset") ?? meta.dataset.name;
       const path = str(v, "data-path") ?? (name === meta.dataset.name ? meta.dataset.path : undefined);
-      const split = choice(v, "split", ["train", "test"] as const) ?? "test";
+      const split = choiceWithDefault(v, "split", ["train", "test"] as const, evaluate.options);
       const [h, w] = meta.preprocessing.imageSize;
       const ds = await loadDataset(name, { split, ...(path ? { path } : {}), imageSize: [h, w], channels: meta.preprocessing.channels === 1 ? 1 : 3 });
       if (ds.classNames.length !== meta.model.numClasses) {

@@ -1,31 +1,155 @@
 // `badexpert scan`: score inputs with a detector bundle — one JSON line per input on stdout,
-// then a summary line. Inputs are image files or a dataset split.
-import { readFile } from "node:fs/promises";
-import type { Command } from "../command.js";
+// then a summary line. Inputs are image files or a dataset split. Both stream: files are read,
+// decoded and scored a batch at a time and each batch's lines are printed before the next is
+// read, so memory is bounded by the batch, not by the number of inputs. An input that cannot be
+// read, decoded or given a finite score is its own error line (never a clean verdict), the scan
+// goes on, and the exit status is 1.
+import type { Command, OptionSpec } from "../command.js";
 import { UsageError } from "../command.js";
-import { choice, int, str } from "../args.js";
+import { COUNT, choiceWithDefault, num, requireStr, str, type Values } from "../args.js";
 import { RUNTIME_OPTIONS, applyRuntimeOptions } from "../runtime-options.js";
-import { loadBundle } from "../../defense/bundle.js";
-import { loadDataset } from "../../data/registry.js";
-import { decodeImage } from "../../data/image-decode.js";
+import { Detector, type Detection } from "../../api/detector.js";
+import { checkScoringDevice } from "../../jobs/device.js";
+import { datasetNames, loadDataset } from "../../data/registry.js";
+import { imagesToTensor } from "../../data/batch.js";
+import { DataLoader } from "../../data/loader.js";
 import { subset } from "../../data/splits.js";
-import type { ImageDataset } from "../../data/dataset.js";
+import type { BatchScores } from "../../defense/detector.js";
 import { OnnxDetector } from "../../export/onnx-detector.js";
+import { tidy, type Tensor } from "../../engine/index.js";
+import { Progress } from "../../util/progress.js";
 
-async function imagesFromFiles(files: string[], h: number, w: number, channels: 1 | 3, classNames: string[]): Promise<ImageDataset> {
-  const per = h * w * channels;
-  const images = new Uint8Array(files.length * per);
-  for (const [i, f] of files.entries()) {
-    let bytes: Uint8Array;
-    try {
-      bytes = await readFile(f);
-    } catch (e) {
-      throw new UsageError(`${f}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-    }
-    const img = await decodeImage(bytes, f, { size: { height: h, width: w }, channels });
-    images.set(img.pixels, i * per);
+/** Inputs decoded and scored at a time: the bound on scan's memory. */
+export const SCAN_BATCH = 256;
+
+const OPTIONS: Record<string, OptionSpec> = {
+  bundle: { type: "string", short: "b", description: "detector bundle directory (from `badexpert defend`)" },
+  dataset: { type: "string", short: "d", description: "score a dataset split instead of files", value: { kind: "choice", values: datasetNames() } },
+  "data-path": { type: "string", description: "dataset location" },
+  split: { type: "string", description: "train or test", default: "test", value: { kind: "choice", values: ["train", "test"] } },
+  limit: { type: "string", description: "score only the first N inputs of the dataset", value: COUNT },
+  "flagged-only": { type: "boolean", description: "print lines only for flagged inputs (and errors)" },
+  "verify-key": { type: "string", description: "Ed25519 public key (PEM): refuse the bundle unless it is signed by its private key" },
+  engine: {
+    type: "string",
+    description: "libtorch, or onnxruntime (the exported graph on onnxruntime-node)",
+    default: "libtorch",
+    value: { kind: "choice", values: ["libtorch", "onnxruntime"] },
+  },
+  ...RUNTIME_OPTIONS,
+};
+
+/** Scores float [N, C, H, W] images in [0, 1] with the chosen engine. */
+type Scorer = (x: Tensor) => Promise<BatchScores>;
+
+interface Tally {
+  inputs: number;
+  scored: number;
+  failed: number;
+  flagged: number;
+}
+
+/** Waits when stdout's buffer is full, so a slow reader cannot make lines pile up in memory. */
+async function drained(): Promise<void> {
+  if (process.stdout.writableNeedDrain) await new Promise<void>((resolve) => process.stdout.once("drain", resolve));
+}
+
+function emitError(input: string, error: string, tally: Tally): void {
+  tally.failed++;
+  console.log(JSON.stringify({ input, error }));
+}
+
+/** Prints one scored input; a score that is not a finite number is an error line, never clean. */
+function emitScore(v: Values, input: string, d: Detection, label: number | undefined, tally: Tally): void {
+  if (!Number.isFinite(d.score)) {
+    emitError(input, `no valid score (${String(d.score)}): the detector cannot judge this input`, tally);
+    return;
   }
-  return { name: "files", split: "test", images, labels: new Int32Array(files.length).fill(-1), count: files.length, height: h, width: w, channels, classNames, source: "files" };
+  tally.scored++;
+  if (d.flagged) tally.flagged++;
+  if (v["flagged-only"] && !d.flagged) return;
+  console.log(JSON.stringify({
+    input,
+    pred: d.pred,
+    predClass: d.predClass,
+    expertConfidence: d.expertConfidence,
+    auxiliaryConfidence: d.auxiliaryConfidence,
+    score: d.score,
+    flagged: d.flagged,
+    ...(label !== undefined && label !== -1 ? { label } : {}),
+  }));
+}
+
+async function scanFiles(v: Values, det: Detector, score: Scorer, files: readonly string[], tally: Tally, bar: Progress): Promise<void> {
+  const { imageSize, channels } = det.summary;
+  const per = imageSize[0] * imageSize[1] * channels;
+  for (let at = 0; at < files.length; at += SCAN_BATCH) {
+    const part = files.slice(at, at + SCAN_BATCH);
+    const decoded = await det.decodeEach(part, at);
+    const okCount = decoded.filter((d) => d.ok).length;
+    const pixels = new Uint8Array(okCount * per);
+    let k = 0;
+    for (const d of decoded) if (d.ok) pixels.set(d.pixels, per * k++);
+    let scores: Detection[] = [];
+    if (okCount > 0) {
+      const x = imagesToTensor(pixels, okCount, imageSize[0], imageSize[1], channels);
+      try {
+        scores = detections(await score(x), det);
+      } finally {
+        x.dispose();
+      }
+    }
+    k = 0;
+    for (const [i, d] of decoded.entries()) {
+      tally.inputs++;
+      const file = part[i] as string;
+      if (!d.ok) emitError(file, d.error, tally);
+      else emitScore(v, file, scores[k++] as Detection, undefined, tally);
+    }
+    bar.tick(part.length);
+    await drained();
+  }
+}
+
+function detections(r: BatchScores, det: Detector): Detection[] {
+  const { classNames, threshold } = det.summary;
+  return Array.from(r.pred, (p, i) => ({
+    pred: p,
+    predClass: classNames[p] ?? String(p),
+    expertConfidence: r.expertConfidence[i] as number,
+    auxiliaryConfidence: r.auxiliaryConfidence[i] as number,
+    score: r.score[i] as number,
+    threshold,
+    flagged: r.flagged[i] === 1,
+  }));
+}
+
+async function scanDataset(v: Values, det: Detector, score: Scorer, datasetName: string, tally: Tally, progress: (total: number) => Progress): Promise<void> {
+  const path = str(v, "data-path");
+  const split = choiceWithDefault(v, "split", ["train", "test"] as const, OPTIONS);
+  const limit = num(v, "limit", OPTIONS);
+  const full = await loadDataset(datasetName, { split, ...(path ? { path } : {}) });
+  det.detector.checkInput(full.height, full.width, full.channels, `--dataset ${datasetName}`);
+  const ds = limit !== undefined && limit < full.count ? subset(full, Int32Array.from({ length: limit }, (_, i) => i)) : full;
+  const bar = progress(ds.count);
+  let at = 0;
+  for (const batch of new DataLoader(ds, { batchSize: SCAN_BATCH })) {
+    let r: BatchScores;
+    try {
+      r = await score(batch.x);
+    } finally {
+      batch.x.dispose();
+      batch.y.dispose();
+    }
+    for (const [i, d] of detections(r, det).entries()) {
+      tally.inputs++;
+      emitScore(v, `${datasetName}/${split}/${at + i}`, d, ds.labels[at + i], tally);
+    }
+    at += r.pred.length;
+    bar.tick(r.pred.length);
+    await drained();
+  }
+  bar.finish();
 }
 
 export const scan: Command = {
@@ -33,74 +157,62 @@ export const scan: Command = {
   summary: "score inputs with a detector bundle and flag suspected backdoor inputs",
   details: [
     "Prints one JSON line per input ({input, pred, predClass, expertConfidence, auxiliaryConfidence, score, flagged})",
-    "and a summary line. Image files are resized to the model's input size; a dataset split is scored as is",
-    "(its images must have the model's size and channel count).",
+    "as it goes, and a summary line last. Image files are resized to the model's input size; a dataset split is",
+    "scored as is (its images must have the model's size and channel count). Inputs are read and scored",
+    `${SCAN_BATCH} at a time, so memory does not grow with their number.`,
+    "",
+    "An input that cannot be read, decoded or scored gets a line {input, error} and the scan goes on.",
+    "Exit status: 0 when every input was scored, 1 when some could not be (see the error lines), 2 usage error.",
     "",
     "Examples:",
     "  badexpert scan --bundle runs/detector photo1.png photo2.jpg",
     "  badexpert scan --bundle runs/detector --dataset fashion-mnist --split test --limit 100",
   ].join("\n"),
-  options: {
-    bundle: { type: "string", short: "b", description: "detector bundle directory (from `badexpert defend`)" },
-    dataset: { type: "string", short: "d", description: "score a dataset split instead of files" },
-    "data-path": { type: "string", description: "dataset location" },
-    split: { type: "string", description: "train or test", default: "test" },
-    limit: { type: "string", description: "score only the first N inputs of the dataset" },
-    "flagged-only": { type: "boolean", description: "print lines only for flagged inputs" },
-    "verify-key": { type: "string", description: "Ed25519 public key (PEM): refuse the bundle unless it is signed by its private key" },
-    engine: { type: "string", description: "libtorch, or onnxruntime (the exported graph on onnxruntime-node)", default: "libtorch" },
-    ...RUNTIME_OPTIONS,
-  },
+  options: OPTIONS,
   async run(v, positionals) {
-    applyRuntimeOptions(v);
-    const bundle = str(v, "bundle");
-    if (!bundle) throw new UsageError("--bundle is required (a directory written by `badexpert defend`)");
+    const { device } = applyRuntimeOptions(v);
+    checkScoringDevice(device);
+    const bundle = requireStr(v, "bundle", "a directory written by `badexpert defend`");
+    const datasetName = str(v, "dataset");
+    if (datasetName && positionals.length) throw new UsageError("give either image files or --dataset, not both");
+    if (!datasetName && !positionals.length) throw new UsageError("nothing to scan: give image files, or --dataset NAME");
     const verifyKey = str(v, "verify-key");
-    const engine = choice(v, "engine", ["libtorch", "onnxruntime"] as const) ?? "libtorch";
-    const det = await loadBundle(bundle, verifyKey !== undefined ? { verifyKey } : {});
+    const engine = choiceWithDefault(v, "engine", ["libtorch", "onnxruntime"] as const, OPTIONS);
+    const det = await Detector.load(bundle, verifyKey !== undefined ? { verifyKey } : {});
     let onnx: OnnxDetector | null = null;
     try {
-      const [h, w] = det.info.preprocessing.imageSize;
-      const channels = det.info.preprocessing.channels === 1 ? 1 : 3;
-      const datasetName = str(v, "dataset");
-      let ds: ImageDataset;
-      let names: string[];
-      if (datasetName) {
-        if (positionals.length) throw new UsageError("give either image files or --dataset, not both");
-        const path = str(v, "data-path");
-        const full = await loadDataset(datasetName, { split: choice(v, "split", ["train", "test"] as const) ?? "test", ...(path ? { path } : {}) });
-        det.checkInput(full.height, full.width, full.channels, `--dataset ${datasetName}`);
-        const limit = int(v, "limit", { min: 1 });
-        ds = limit && limit < full.count ? subset(full, Int32Array.from({ length: limit }, (_, i) => i)) : full;
-        names = Array.from({ length: ds.count }, (_, i) => `${datasetName}/${ds.split}/${i}`);
-      } else {
-        if (!positionals.length) throw new UsageError("nothing to scan: give image files, or --dataset NAME");
-        ds = await imagesFromFiles(positionals, h, w, channels, det.info.classNames);
-        names = positionals;
-      }
-      if (engine === "onnxruntime") onnx = await OnnxDetector.fromDetector(det);
+      if (engine === "onnxruntime") onnx = await OnnxDetector.fromDetector(det.detector);
+      const session = onnx;
+      const score: Scorer = session
+        ? (x) => session.scoreBatch(tidy(() => x.contiguous().data() as Float32Array), x.shape[0] as number)
+        : (x) => Promise.resolve(det.detector.scoreBatch(x));
+      const tally: Tally = { inputs: 0, scored: 0, failed: 0, flagged: 0 };
       const t0 = Date.now();
-      const r = onnx ? await onnx.scoreDataset(ds, { progressLabel: "scanning" }) : det.scoreDataset(ds, { progressLabel: "scanning" });
-      const seconds = (Date.now() - t0) / 1000;
-      let flagged = 0;
-      for (let i = 0; i < ds.count; i++) {
-        const f = r.flagged[i] === 1;
-        if (f) flagged++;
-        if (v["flagged-only"] && !f) continue;
-        const p = r.pred[i] as number;
-        console.log(JSON.stringify({
-          input: names[i],
-          pred: p,
-          predClass: det.info.classNames[p],
-          expertConfidence: r.expertConfidence[i],
-          auxiliaryConfidence: r.auxiliaryConfidence[i],
-          score: r.score[i],
-          flagged: f,
-          ...(ds.labels[i] !== -1 ? { label: ds.labels[i] } : {}),
-        }));
+      const progress = (total: number) => new Progress("scanning", total);
+      if (datasetName) {
+        await scanDataset(v, det, score, datasetName, tally, progress);
+      } else {
+        const bar = progress(positionals.length);
+        await scanFiles(v, det, score, positionals, tally, bar);
+        bar.finish();
       }
-      console.log(JSON.stringify({ summary: true, bundle, inputs: ds.count, flagged, flaggedRate: ds.count ? flagged / ds.count : 0, rule: det.rule, threshold: det.threshold, engine, seconds, inputsPerSecond: ds.count / Math.max(seconds, 1e-9) }));
-      return 0;
+      const seconds = (Date.now() - t0) / 1000;
+      const { rule, threshold } = det.summary;
+      console.log(JSON.stringify({
+        summary: true,
+        bundle,
+        inputs: tally.inputs,
+        scored: tally.scored,
+        failed: tally.failed,
+        flagged: tally.flagged,
+        flaggedRate: tally.scored ? tally.flagged / tally.scored : 0,
+        rule,
+        threshold,
+        engine,
+        seconds,
+        inputsPerSecond: tally.inputs / Math.max(seconds, 1e-9),
+      }));
+      return tally.failed > 0 ? 1 : 0;
     } finally {
       await onnx?.release();
       det.dispose();

@@ -1,8 +1,7 @@
 // `badexpert train`: train a zoo model on a dataset (optionally backdoored by an attack) and write
 // a checkpoint directory.
-import type { Command } from "../command.js";
-import { UsageError } from "../command.js";
-import { choice, emitJson, int, intList, num, str } from "../args.js";
+import type { Command, OptionSpec } from "../command.js";
+import { COUNT, EPOCHS, LEARNING_RATE, SEED, choice, emitJson, intList, num, numWithDefault, requireStr, str } from "../args.js";
 import { RUNTIME_OPTIONS, applyRuntimeOptions } from "../runtime-options.js";
 import { ATTACK_OPTIONS, parseAttackParams } from "../attack-options.js";
 import { datasetNames } from "../../data/registry.js";
@@ -10,6 +9,31 @@ import { modelNames } from "../../models/registry.js";
 import { recipeFor } from "../../train/recipes.js";
 import type { TrainConfig, OptimizerName, ScheduleName } from "../../train/config.js";
 import { runTraining, defaultRunDir } from "../../jobs/train.js";
+
+const OPTIMIZERS: readonly OptimizerName[] = ["sgd", "adam", "adamw"];
+const SCHEDULES: readonly ScheduleName[] = ["none", "multistep", "cosine", "onecycle"];
+
+const OPTIONS: Record<string, OptionSpec> = {
+  dataset: { type: "string", short: "d", description: `dataset name: ${datasetNames().join(", ")}`, value: { kind: "choice", values: datasetNames() } },
+  "data-path": { type: "string", description: "where the dataset lives (default: the dataset's standard location, if any)" },
+  model: { type: "string", short: "m", description: "zoo model (default: the dataset's recipe)", value: { kind: "choice", values: modelNames() } },
+  epochs: { type: "string", description: "training epochs", value: EPOCHS },
+  "batch-size": { type: "string", description: "batch size", value: { kind: "int", min: 1, max: 65536 } },
+  lr: { type: "string", description: "learning rate (peak rate for onecycle), in (0, 10]", value: LEARNING_RATE },
+  optimizer: { type: "string", description: OPTIMIZERS.join(", "), value: { kind: "choice", values: OPTIMIZERS } },
+  schedule: { type: "string", description: SCHEDULES.join(", "), value: { kind: "choice", values: SCHEDULES } },
+  milestones: { type: "string", description: "multistep epochs, comma-separated", value: { kind: "int-list", min: 0, max: 100_000 } },
+  "weight-decay": { type: "string", description: "weight decay, in [0, 1]", value: { kind: "float", min: 0, max: 1 } },
+  "image-size": { type: "string", description: "resize images to this side length", value: { kind: "int", min: 8, max: 4096 } },
+  limit: { type: "string", description: "train on a seeded random subset of this many training images", value: COUNT },
+  seed: { type: "string", description: "seed for initialisation, order, augmentation and poisoning", default: "0", value: SEED },
+  out: { type: "string", short: "o", description: "checkpoint directory (default: runs/<dataset>-<model>[-<attack>]-seed<seed>)" },
+  resume: { type: "boolean", description: "continue the run saved in --out" },
+  force: { type: "boolean", description: "replace an existing non-empty --out (otherwise refused)" },
+  ...ATTACK_OPTIONS,
+  "clean-model": { type: "string", description: "clean checkpoint for attacks that need one (clean-label)" },
+  ...RUNTIME_OPTIONS,
+};
 
 export const train: Command = {
   name: "train",
@@ -24,51 +48,29 @@ export const train: Command = {
     "  badexpert train --dataset fashion-mnist --out runs/fmnist-clean",
     "  badexpert train --dataset fashion-mnist --attack badnet --attack-param rate=0.01 --out runs/fmnist-badnet",
   ].join("\n"),
-  options: {
-    dataset: { type: "string", short: "d", description: `dataset name: ${datasetNames().join(", ")}` },
-    "data-path": { type: "string", description: "where the dataset lives (default: the dataset's standard location, if any)" },
-    model: { type: "string", short: "m", description: "zoo model (default: the dataset's recipe)" },
-    epochs: { type: "string", description: "training epochs" },
-    "batch-size": { type: "string", description: "batch size" },
-    lr: { type: "string", description: "learning rate (peak rate for onecycle)" },
-    optimizer: { type: "string", description: "sgd, adam or adamw" },
-    schedule: { type: "string", description: "none, multistep, cosine or onecycle" },
-    milestones: { type: "string", description: "multistep epochs, comma-separated" },
-    "weight-decay": { type: "string", description: "weight decay" },
-    "image-size": { type: "string", description: "resize images to this side length" },
-    limit: { type: "string", description: "train on a seeded random subset of this many training images" },
-    seed: { type: "string", description: "seed for initialisation, order, augmentation and poisoning", default: "0" },
-    out: { type: "string", short: "o", description: "checkpoint directory (default: runs/<dataset>-<model>[-<attack>]-seed<seed>)" },
-    resume: { type: "boolean", description: "continue the run saved in --out" },
-    force: { type: "boolean", description: "replace an existing non-empty --out (otherwise refused)" },
-    ...ATTACK_OPTIONS,
-    "clean-model": { type: "string", description: "clean checkpoint for attacks that need one (clean-label)" },
-    ...RUNTIME_OPTIONS,
-  },
+  options: OPTIONS,
   async run(v) {
     const { device } = applyRuntimeOptions(v);
-    const dataset = str(v, "dataset");
-    if (!dataset) throw new UsageError(`--dataset is required (one of ${datasetNames().join(", ")})`);
+    const dataset = requireStr(v, "dataset", `one of ${datasetNames().join(", ")}`);
     const recipe = recipeFor(dataset);
     const model = str(v, "model") ?? recipe.model;
-    if (!modelNames().includes(model)) throw new UsageError(`--model: unknown model '${model}'; valid: ${modelNames().join(", ")}`);
-    const seed = int(v, "seed") ?? 0;
+    const seed = numWithDefault(v, "seed", OPTIONS);
     const attackName = str(v, "attack");
     const config: TrainConfig = {
       ...recipe.config,
       seed,
-      epochs: int(v, "epochs", { min: 1 }) ?? recipe.config.epochs,
-      batchSize: int(v, "batch-size", { min: 1 }) ?? recipe.config.batchSize,
-      lr: num(v, "lr", { positive: true }) ?? recipe.config.lr,
-      optimizer: choice<OptimizerName>(v, "optimizer", ["sgd", "adam", "adamw"]) ?? recipe.config.optimizer,
-      schedule: choice<ScheduleName>(v, "schedule", ["none", "multistep", "cosine", "onecycle"]) ?? recipe.config.schedule,
-      milestones: intList(v, "milestones") ?? recipe.config.milestones,
-      weightDecay: num(v, "weight-decay") ?? recipe.config.weightDecay,
+      epochs: num(v, "epochs", OPTIONS) ?? recipe.config.epochs,
+      batchSize: num(v, "batch-size", OPTIONS) ?? recipe.config.batchSize,
+      lr: num(v, "lr", OPTIONS) ?? recipe.config.lr,
+      optimizer: choice<OptimizerName>(v, "optimizer", OPTIMIZERS) ?? recipe.config.optimizer,
+      schedule: choice<ScheduleName>(v, "schedule", SCHEDULES) ?? recipe.config.schedule,
+      milestones: intList(v, "milestones", OPTIONS) ?? recipe.config.milestones,
+      weightDecay: num(v, "weight-decay", OPTIONS) ?? recipe.config.weightDecay,
     };
     const out = str(v, "out") ?? defaultRunDir(dataset, model, seed, attackName);
     const dataPath = str(v, "data-path");
-    const imageSize = int(v, "image-size", { min: 8 });
-    const limit = int(v, "limit", { min: 1 });
+    const imageSize = num(v, "image-size", OPTIONS);
+    const limit = num(v, "limit", OPTIONS);
     const cleanModel = str(v, "clean-model");
     const r = await runTraining({
       dataset,

@@ -3,13 +3,11 @@
 
 import { access, readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { gunzip } from "node:zlib";
-import { promisify } from "node:util";
 import { assertConsistent, type ImageDataset, type ReadOptions, type Split } from "../dataset.js";
 import { DatasetFormatError, errorMessage } from "../errors.js";
 import { reshapeDataset } from "../transform.js";
+import { inflateIdx } from "./idx-inflate.js";
 
-const gunzipAsync = promisify(gunzip);
 
 export const IDX_IMAGES_MAGIC = 0x00000803;
 export const IDX_LABELS_MAGIC = 0x00000801;
@@ -41,14 +39,17 @@ export function parseIdx(buf: Uint8Array, file: string, expectedMagic: number, e
   return { dims, data: buf.subarray(headerBytes) };
 }
 
+/** The file's IDX bytes; gzip is inflated no further than the shape its header declares. */
 export async function readMaybeGzipped(file: string, reader = "idx"): Promise<Uint8Array> {
-  const raw = await readFile(file);
-  if (raw[0] !== 0x1f || raw[1] !== 0x8b) return raw;
+  let raw: Buffer;
   try {
-    return await gunzipAsync(raw);
+    raw = await readFile(file);
   } catch (e) {
-    throw new DatasetFormatError(reader, file, `gzip data is corrupt or truncated (${errorMessage(e)})`, { cause: e });
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new DatasetFormatError(reader, file, code === "EISDIR" ? "is a directory, not a file" : `cannot read (${code ?? errorMessage(e)})`, { cause: e });
   }
+  if (raw[0] !== 0x1f || raw[1] !== 0x8b) return raw;
+  return inflateIdx(raw, file, reader);
 }
 
 export interface IdxPair {
