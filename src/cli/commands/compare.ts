@@ -2,7 +2,7 @@
 // checkpoint's test set, against its attack — one table, one ROC chart, a report and JSON.
 import type { Command } from "../command.js";
 import { UsageError } from "../command.js";
-import { emitJson, int, num, requireStr, str } from "../args.js";
+import { emitJson, int, num, requireStr, str, FPR } from "../args.js";
 import { RUNTIME_OPTIONS, applyRuntimeOptions } from "../runtime-options.js";
 import { ATTACK_OPTIONS, parseAttackParams } from "../attack-options.js";
 import { compareDetectors } from "../../jobs/compare.js";
@@ -27,13 +27,13 @@ export const compareCommand: Command = {
     detectors: { type: "string", short: "d", description: "'all' or a comma-separated list", default: "all" },
     "detector-param": { type: "string", description: "detector parameters: name:key=value,key=value;name:... (e.g. strip:n=50)" },
     ...ATTACK_OPTIONS,
-    fpr: { type: "string", description: "target false-positive rate on the calibration split", default: "0.01" },
-    "calibration-limit": { type: "string", description: "use the first N images of the calibration split (0: all)" },
-    "evaluation-limit": { type: "string", description: "use the first N images of the evaluation split (0: all)" },
+    fpr: { type: "string", description: "target false-positive rate on the calibration split", default: "0.01", value: FPR },
+    "calibration-limit": { type: "string", description: "use the first N images of the calibration split (0: all)", value: { kind: "int", min: 0, max: 1e9 } },
+    "evaluation-limit": { type: "string", description: "use the first N images of the evaluation split (0: all)", value: { kind: "int", min: 0, max: 1e9 } },
     "data-path": { type: "string", description: "dataset location (default: the checkpoint's)" },
     report: { type: "string", short: "r", description: "directory for compare.html, compare.md, roc.svg and compare.json" },
-    "split-seed": { type: "string", description: "seed of the reserved/calibration/evaluation split", default: "0" },
-    seed: { type: "string", description: "seed of the detectors' random draws and finetuning", default: "0" },
+    "split-seed": { type: "string", description: "seed of the reserved/calibration/evaluation split", default: "0", value: { kind: "int", min: 0, max: 1e9 } },
+    seed: { type: "string", description: "seed of the detectors' random draws and finetuning", default: "0", value: { kind: "int", min: 0, max: 1e9 } },
     ...RUNTIME_OPTIONS,
   },
   async run(v) {
@@ -50,13 +50,13 @@ export const compareCommand: Command = {
     }
     for (const name of Object.keys(params)) if (!detectors.includes(name)) throw new UsageError(`--detector-param: '${name}' is not among the compared detectors (${detectors.join(", ")})`);
     const attack = str(v, "attack");
-    const fpr = num(v, "fpr", { positive: true });
-    const calibrationLimit = int(v, "calibration-limit", { min: 0 });
-    const evaluationLimit = int(v, "evaluation-limit", { min: 0 });
+    const fpr = num(v, "fpr", compareCommand.options);
+    const calibrationLimit = int(v, "calibration-limit", compareCommand.options);
+    const evaluationLimit = int(v, "evaluation-limit", compareCommand.options);
     const dataPath = str(v, "data-path");
     const report = str(v, "report");
-    const seed = int(v, "seed", { min: 0 });
-    const splitSeed = int(v, "split-seed", { min: 0 });
+    const seed = int(v, "seed", compareCommand.options);
+    const splitSeed = int(v, "split-seed", compareCommand.options);
     const r = await compareDetectors({
       checkpoint,
       detectors,

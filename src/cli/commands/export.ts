@@ -32,7 +32,7 @@ export const exportCommand: Command = {
     out: { type: "string", short: "o", description: "output file (onnx) or repository directory (triton)" },
     "model-only": { type: "boolean", description: "export the suspicious model M alone (logits and pred)" },
     name: { type: "string", description: "triton: the model's name in the repository", default: "badexpert" },
-    "max-batch-size": { type: "string", description: "triton: largest batch (max_batch_size)", default: "256" },
+    "max-batch-size": { type: "string", description: "triton: largest batch (max_batch_size)", default: "256", value: { kind: "int", min: 1, max: 1e9 } },
     ...RUNTIME_OPTIONS,
   },
   async run(v) {
@@ -62,7 +62,7 @@ export const exportCommand: Command = {
     let written: Record<string, string>;
     if (format === "triton") {
       const name = str(v, "name") ?? "badexpert";
-      written = await writeTritonRepository(out, model, { name, maxBatchSize: int(v, "max-batch-size", { min: 1 }) ?? 256 });
+      written = await writeTritonRepository(out, model, { name, maxBatchSize: int(v, "max-batch-size", exportCommand.options) ?? 256 });
     } else {
       const tmp = `${out}.tmp-${process.pid}`;
       await writeFile(tmp, encodeModel(model));

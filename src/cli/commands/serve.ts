@@ -39,21 +39,21 @@ export const serve: Command = {
   options: {
     bundle: { type: "string", short: "b", description: "detector bundle directory (from `badexpert defend`)" },
     host: { type: "string", description: "address to listen on", default: DEFAULT_OPTIONS.host },
-    port: { type: "string", short: "p", description: "TCP port (0: any free port)", default: String(DEFAULT_OPTIONS.port) },
-    workers: { type: "string", description: "scoring worker threads, each holding the models once", default: String(DEFAULT_OPTIONS.workers) },
-    threads: { type: "string", description: "libtorch threads per worker (default: cores / workers, at least 1)" },
-    "max-batch": { type: "string", description: "largest batch per forward pass (1: no dynamic batching)", default: String(DEFAULT_OPTIONS.maxBatch) },
-    "max-wait-ms": { type: "string", description: "how long a partial batch waits for more inputs", default: String(DEFAULT_OPTIONS.maxWaitMs) },
-    "max-queue": { type: "string", description: "queued inputs beyond which requests get 503 + Retry-After", default: String(DEFAULT_OPTIONS.maxQueue) },
-    "timeout-ms": { type: "string", description: "per-request scoring deadline (then 504)", default: String(DEFAULT_OPTIONS.timeoutMs) },
-    "max-body-bytes": { type: "string", description: "largest request body", default: String(DEFAULT_OPTIONS.maxBodyBytes) },
-    "max-pixels": { type: "string", description: "largest image (width x height), checked before decoding", default: String(DEFAULT_OPTIONS.maxPixels) },
-    "max-images-per-request": { type: "string", description: "most images in one request", default: String(DEFAULT_OPTIONS.maxImagesPerRequest) },
+    port: { type: "string", short: "p", description: "TCP port (0: any free port)", default: String(DEFAULT_OPTIONS.port), value: { kind: "int", min: 0, max: 65535 } },
+    workers: { type: "string", description: "scoring worker threads, each holding the models once", default: String(DEFAULT_OPTIONS.workers), value: { kind: "int", min: 1, max: 1e9 } },
+    threads: { type: "string", description: "libtorch threads per worker (default: cores / workers, at least 1)", value: { kind: "int", min: 1, max: 1e9 } },
+    "max-batch": { type: "string", description: "largest batch per forward pass (1: no dynamic batching)", default: String(DEFAULT_OPTIONS.maxBatch), value: { kind: "int", min: 1, max: 1e9 } },
+    "max-wait-ms": { type: "string", description: "how long a partial batch waits for more inputs", default: String(DEFAULT_OPTIONS.maxWaitMs), value: { kind: "int", min: 0, max: 1e9 } },
+    "max-queue": { type: "string", description: "queued inputs beyond which requests get 503 + Retry-After", default: String(DEFAULT_OPTIONS.maxQueue), value: { kind: "int", min: 1, max: 1e9 } },
+    "timeout-ms": { type: "string", description: "per-request scoring deadline (then 504)", default: String(DEFAULT_OPTIONS.timeoutMs), value: { kind: "int", min: 1, max: 1e9 } },
+    "max-body-bytes": { type: "string", description: "largest request body", default: String(DEFAULT_OPTIONS.maxBodyBytes), value: { kind: "int", min: 1, max: 1e9 } },
+    "max-pixels": { type: "string", description: "largest image (width x height), checked before decoding", default: String(DEFAULT_OPTIONS.maxPixels), value: { kind: "int", min: 1, max: 1e9 } },
+    "max-images-per-request": { type: "string", description: "most images in one request", default: String(DEFAULT_OPTIONS.maxImagesPerRequest), value: { kind: "int", min: 1, max: 1e9 } },
     "on-flag": { type: "string", description: "what /v1/predict does with a flagged input: reject (422) or annotate", default: DEFAULT_OPTIONS.onFlag },
     "audit-log": { type: "string", description: "append one JSON line per flagged input to this file" },
     "audit-images": { type: "string", description: "also save each flagged input's image in this directory" },
-    "alert-rate": { type: "string", description: "log a warning when the flagged share over the window exceeds this (0-1)" },
-    "alert-window": { type: "string", description: "sliding window of the flagged-rate metrics and alert, seconds", default: String(DEFAULT_OPTIONS.windowSeconds) },
+    "alert-rate": { type: "string", description: "log a warning when the flagged share over the window exceeds this (0-1)", value: { kind: "float", min: 0, max: 1, exclusiveMin: true } },
+    "alert-window": { type: "string", description: "sliding window of the flagged-rate metrics and alert, seconds", default: String(DEFAULT_OPTIONS.windowSeconds), value: { kind: "int", min: 1, max: 1e9 } },
     "token-file": { type: "string", description: "require 'Authorization: Bearer <token>' with the token in this file" },
     "verify-key": { type: "string", description: "Ed25519 public key the bundle's signature must verify against" },
     "log-level": { type: "string", description: `JSON log level: ${LOG_LEVELS.join(", ")}`, default: DEFAULT_OPTIONS.logLevel },
@@ -63,7 +63,7 @@ export const serve: Command = {
     const bundle = requireStr(v, "bundle", "a directory written by `badexpert defend`");
     const device = checkDevice(str(v, "device") ?? "cpu");
     if (device !== "cpu") throw new UsageError(`--device ${device}: the service scores on the CPU only (BadExpertDetector.scoreBatch normalises inputs on the CPU)`);
-    const workers = int(v, "workers", { min: 1 }) ?? DEFAULT_OPTIONS.workers;
+    const workers = int(v, "workers", serve.options) ?? DEFAULT_OPTIONS.workers;
     const verifyKey = str(v, "verify-key");
     const tokenFile = str(v, "token-file");
     const auditImages = str(v, "audit-images");
@@ -71,21 +71,21 @@ export const serve: Command = {
     if (auditImages && !auditLog) throw new UsageError("--audit-images needs --audit-log (the log lines name the saved files)");
     const o: Partial<ServeOptions> = {
       host: str(v, "host") ?? DEFAULT_OPTIONS.host,
-      port: int(v, "port", { min: 0 }) ?? DEFAULT_OPTIONS.port,
+      port: int(v, "port", serve.options) ?? DEFAULT_OPTIONS.port,
       workers,
-      threadsPerWorker: int(v, "threads", { min: 1 }) ?? Math.max(1, Math.floor(availableParallelism() / workers)),
-      maxBatch: int(v, "max-batch", { min: 1 }) ?? DEFAULT_OPTIONS.maxBatch,
-      maxWaitMs: int(v, "max-wait-ms", { min: 0 }) ?? DEFAULT_OPTIONS.maxWaitMs,
-      maxQueue: int(v, "max-queue", { min: 1 }) ?? DEFAULT_OPTIONS.maxQueue,
-      timeoutMs: int(v, "timeout-ms", { min: 1 }) ?? DEFAULT_OPTIONS.timeoutMs,
-      maxBodyBytes: int(v, "max-body-bytes", { min: 1 }) ?? DEFAULT_OPTIONS.maxBodyBytes,
-      maxPixels: int(v, "max-pixels", { min: 1 }) ?? DEFAULT_OPTIONS.maxPixels,
-      maxImagesPerRequest: int(v, "max-images-per-request", { min: 1 }) ?? DEFAULT_OPTIONS.maxImagesPerRequest,
+      threadsPerWorker: int(v, "threads", serve.options) ?? Math.max(1, Math.floor(availableParallelism() / workers)),
+      maxBatch: int(v, "max-batch", serve.options) ?? DEFAULT_OPTIONS.maxBatch,
+      maxWaitMs: int(v, "max-wait-ms", serve.options) ?? DEFAULT_OPTIONS.maxWaitMs,
+      maxQueue: int(v, "max-queue", serve.options) ?? DEFAULT_OPTIONS.maxQueue,
+      timeoutMs: int(v, "timeout-ms", serve.options) ?? DEFAULT_OPTIONS.timeoutMs,
+      maxBodyBytes: int(v, "max-body-bytes", serve.options) ?? DEFAULT_OPTIONS.maxBodyBytes,
+      maxPixels: int(v, "max-pixels", serve.options) ?? DEFAULT_OPTIONS.maxPixels,
+      maxImagesPerRequest: int(v, "max-images-per-request", serve.options) ?? DEFAULT_OPTIONS.maxImagesPerRequest,
       onFlag: choice(v, "on-flag", ["reject", "annotate"] as const) ?? DEFAULT_OPTIONS.onFlag,
       auditLog: auditLog ?? null,
       auditImages: auditImages ?? null,
-      alertRate: num(v, "alert-rate", { positive: true }) ?? null,
-      windowSeconds: int(v, "alert-window", { min: 1 }) ?? DEFAULT_OPTIONS.windowSeconds,
+      alertRate: num(v, "alert-rate", serve.options) ?? null,
+      windowSeconds: int(v, "alert-window", serve.options) ?? DEFAULT_OPTIONS.windowSeconds,
       token: tokenFile ? await readToken(tokenFile) : null,
       logLevel: choice(v, "log-level", LOG_LEVELS) ?? DEFAULT_OPTIONS.logLevel,
       // Each worker hands it to loadBundle, so reloads are verified too.
