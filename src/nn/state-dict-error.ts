@@ -4,7 +4,7 @@ import { formatShape } from "../engine/index.js";
 import { printable } from "../util/printable.js";
 
 // A hostile file can hold a million keys; the message lists this many of each kind.
-const SHOWN = 50;
+const SHOWN = 500;
 
 export interface ShapeMismatch {
   key: string;

@@ -47,7 +47,7 @@ test("baseline bundles round-trip to identical scores and refuse a changed check
     be.dispose();
     // Changing M's weights after fitting invalidates the threshold: loading must refuse.
     noGrad(() => model.parameters()[0]?.add_(1));
-    await saveCheckpoint(ckpt, model, meta);
+    await saveCheckpoint(ckpt, model, meta, { replace: true });
     await assert.rejects(loadDetectorBundle(join(dir, "scale-up")), /changed since the detector was fitted/);
     x.dispose();
     model.dispose();

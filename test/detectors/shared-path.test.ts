@@ -24,7 +24,8 @@ class MeanScore implements InputDetector {
 
 test("calibration uses defense/threshold.ts on the clean inputs M classifies correctly", () => {
   const before = memory().numTensors;
-  const cal = syntheticSet(40, 2, (i) => i * 6);
+  // Every image has a positive mean, so every score is finite (an all-zero image scores NaN).
+  const cal = syntheticSet(40, 2, (i) => 3 + i * 6);
   const det = new MeanScore();
   const r = calibrateDetector(det, cal, 0.1);
   const s = scoreDataset(det, cal);
@@ -64,7 +65,11 @@ test("fail closed: NaN and ±Infinity become +Infinity and are flagged; a non-fi
   assert.deepEqual(Array.from(s), [0.1, Infinity, Infinity, 2]);
   assert.deepEqual(Array.from(flagged([0.1, Number.NaN, 0.9], 0.5)), [0, 1, 1]);
   const dark = syntheticSet(10, 2, () => 0);
-  // Every clean score is NaN → +Infinity: the threshold at any FPR is +Infinity and calibration must refuse it.
+  // Every clean score is NaN: no threshold can be calibrated, and calibration must refuse.
   dark.labels.fill(0);
-  assert.throws(() => calibrateDetector(new MeanScore(), dark, 0.01), /mean: calibration gave a non-finite threshold \(Infinity\): 10 of 10 clean calibration scores were not finite/);
+  assert.throws(() => calibrateDetector(new MeanScore(), dark, 0.01), /mean: 10 of 10 clean calibration scores are not finite numbers/);
+  // One invalid clean score out of many is refused too (as defense/threshold.ts refuses it for BaDExpert).
+  const oneDark = syntheticSet(10, 2, (i) => (i === 0 ? 0 : 3 + i));
+  oneDark.labels.fill(0);
+  assert.throws(() => calibrateDetector(new MeanScore(), oneDark, 0.1), /mean: 1 of \d+ clean calibration scores are not finite numbers/);
 });

@@ -12,13 +12,15 @@ import { loadDataset } from "../../src/data/registry.js";
 import { subset } from "../../src/data/splits.js";
 import { createModel } from "../../src/models/registry.js";
 import { fitBadExpert } from "../../src/defense/fit.js";
-import { saveBundle } from "../../src/defense/bundle.js";
+import { BUNDLE_VERSION, loadBundle, saveBundle } from "../../src/defense/bundle.js";
 import { defenseSplits } from "../../src/defense/splits.js";
 import { fit } from "../../src/train/trainer.js";
 import { recipeFor } from "../../src/train/recipes.js";
 import type { ImageDataset } from "../../src/data/dataset.js";
 
-const DIR = join(tmpdir(), "badexpert-serve-fixture-v2");
+// Keyed by the bundle format, and reused only when it still loads: a cache left by an older
+// badexpert on the same machine is rebuilt, not served.
+const DIR = join(tmpdir(), `badexpert-serve-fixture-b${BUNDLE_VERSION}`);
 const spec = { name: "compact-cnn", numClasses: 10, inChannels: 1, imageSize: 28 };
 const preprocessing = { imageSize: [28, 28] as [number, number], channels: 1, mean: [0.286], std: [0.353] };
 
@@ -31,9 +33,11 @@ async function splits(): Promise<{ test: ImageDataset; s: ReturnType<typeof defe
 export async function fixtureBundle(): Promise<string> {
   try {
     await access(join(DIR, "detector.json"));
+    (await loadBundle(DIR)).dispose();
     return DIR;
   } catch {
-    // not built yet
+    // not built yet, or not loadable by this version
+    await rm(DIR, { recursive: true, force: true });
   }
   const { test, s } = await splits();
   manualSeed(2);
