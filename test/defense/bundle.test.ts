@@ -12,6 +12,7 @@ import { fitBadExpert, shiftedLabels } from "../../src/defense/fit.js";
 import { saveBundle, loadBundle } from "../../src/defense/bundle.js";
 import { defenseSplits } from "../../src/defense/splits.js";
 import type { BadExpertDetector } from "../../src/defense/detector.js";
+import { QUICK_FIT } from "../helpers/quick-fit.js";
 
 const spec = { name: "compact-cnn", numClasses: 10, inChannels: 1, imageSize: 28 };
 const preprocessing = { imageSize: [28, 28] as [number, number], channels: 1, mean: [0.286], std: [0.353] };
@@ -21,15 +22,7 @@ async function smallDetector(): Promise<{ det: BadExpertDetector; evalSet: Await
   const s = defenseSplits(test.count, { seed: 1, reserved: 256, calibration: 200 });
   manualSeed(2);
   const model = createModel("compact-cnn", spec);
-  const det = await fitBadExpert(model, { spec, preprocessing, classNames: test.classNames }, subset(test, s.reserved), subset(test, s.calibration), {
-    unlearn: { lr: 3e-4, epochs: 1, batchSize: 128 },
-    finetune: { lr: 0.01, gamma: 0.1, epochs: 1, batchSize: 64, milestones: [2, 4, 6, 8], momentum: 0.9, weightDecay: 1e-4 },
-    augment: {},
-    rule: "triangle",
-    targetFpr: 0.05,
-    seed: 0,
-    silent: true,
-  });
+  const det = await fitBadExpert(model, { spec, preprocessing, classNames: test.classNames }, subset(test, s.reserved), subset(test, s.calibration), QUICK_FIT);
   model.dispose();
   return { det, evalSet: subset(test, s.evaluation.subarray(0, 300)) };
 }

@@ -20,6 +20,7 @@ import { main } from "../../src/cli/main.js";
 import { OnnxDetector, imagesToFloat } from "../../src/export/onnx-detector.js";
 import { decodeModel, DataType } from "../../src/export/onnx-proto.js";
 import { assertAgree, assertWellFormed, splittingThreshold } from "./agreement.js";
+import { QUICK_FIT } from "../helpers/quick-fit.js";
 
 const spec = { name: "compact-cnn", numClasses: 10, inChannels: 1, imageSize: 28 };
 const preprocessing = { imageSize: [28, 28] as [number, number], channels: 1, mean: [0.286], std: [0.353] };
@@ -45,15 +46,7 @@ test("a fitted bundle: export, Triton repository, scan --engine onnxruntime and 
   const s = defenseSplits(fmnist.count, { seed: 1, reserved: 256, calibration: 200 });
   manualSeed(2);
   const model = createModel("compact-cnn", spec);
-  const fitted = await fitBadExpert(model, { spec, preprocessing, classNames: fmnist.classNames }, subset(fmnist, s.reserved), subset(fmnist, s.calibration), {
-    unlearn: { lr: 3e-4, epochs: 1, batchSize: 128 },
-    finetune: { lr: 0.01, gamma: 0.1, epochs: 1, batchSize: 64, milestones: [2, 4, 6, 8], momentum: 0.9, weightDecay: 1e-4 },
-    augment: {},
-    rule: "triangle",
-    targetFpr: 0.05,
-    seed: 0,
-    silent: true,
-  });
+  const fitted = await fitBadExpert(model, { spec, preprocessing, classNames: fmnist.classNames }, subset(fmnist, s.reserved), subset(fmnist, s.calibration), QUICK_FIT);
   model.dispose();
   const evalSet = subset(fmnist, s.evaluation.subarray(0, 300));
   const dir = await mkdtemp(join(tmpdir(), "bx-onnx-bundle-"));

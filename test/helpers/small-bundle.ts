@@ -10,6 +10,7 @@ import { createModel } from "../../src/models/registry.js";
 import { fitBadExpert } from "../../src/defense/fit.js";
 import { saveBundle } from "../../src/defense/bundle.js";
 import { defenseSplits } from "../../src/defense/splits.js";
+import { QUICK_FIT } from "./quick-fit.js";
 
 export interface SmallBundle {
   bundle: string;
@@ -24,15 +25,7 @@ export async function writeSmallBundle(dir: string, imageCount = 3): Promise<Sma
   const s = defenseSplits(test.count, { seed: 1, reserved: 256, calibration: 200 });
   manualSeed(2);
   const model = createModel("compact-cnn", spec);
-  const det = await fitBadExpert(model, { spec, preprocessing, classNames: test.classNames }, subset(test, s.reserved), subset(test, s.calibration), {
-    unlearn: { lr: 3e-4, epochs: 1, batchSize: 128 },
-    finetune: { lr: 0.01, gamma: 0.1, epochs: 1, batchSize: 64, milestones: [2, 4, 6, 8], momentum: 0.9, weightDecay: 1e-4 },
-    augment: {},
-    rule: "triangle",
-    targetFpr: 0.05,
-    seed: 0,
-    silent: true,
-  });
+  const det = await fitBadExpert(model, { spec, preprocessing, classNames: test.classNames }, subset(test, s.reserved), subset(test, s.calibration), QUICK_FIT);
   model.dispose();
   const bundle = join(dir, "bundle");
   try {

@@ -20,6 +20,7 @@ import { loadDataset } from "../../src/data/registry.js";
 import { subset } from "../../src/data/splits.js";
 import { defenseSplits } from "../../src/defense/splits.js";
 import { assertClose, expected, fixture, get } from "../helpers/pytorch-fixtures.js";
+import { QUICK_FIT } from "../helpers/quick-fit.js";
 
 const quiet = (): void => {};
 const FMNIST = { input: [1, 28, 28] as [number, number, number], mean: [0.286], std: [0.353] };
@@ -100,15 +101,7 @@ test("BaDExpert on an imported TorchScript model: defend -> evaluate-defense, an
     assert.ok(model instanceof TorchScriptModule);
     const testSet = await loadDataset("fashion-mnist", { split: "test" });
     const s = defenseSplits(testSet.count, { seed: 1, reserved: 256, calibration: 200 });
-    const det = await fitBadExpert(model, { spec: meta.model, preprocessing: meta.preprocessing, classNames: meta.classNames }, subset(testSet, s.reserved), subset(testSet, s.calibration), {
-      unlearn: { lr: 3e-4, epochs: 1, batchSize: 128 },
-      finetune: { lr: 0.01, gamma: 0.1, epochs: 1, batchSize: 64, milestones: [2, 4, 6, 8], momentum: 0.9, weightDecay: 1e-4 },
-      augment: {},
-      rule: "triangle",
-      targetFpr: 0.05,
-      seed: 0,
-      silent: true,
-    });
+    const det = await fitBadExpert(model, { spec: meta.model, preprocessing: meta.preprocessing, classNames: meta.classNames }, subset(testSet, s.reserved), subset(testSet, s.calibration), QUICK_FIT);
     model.dispose();
     const evalSet = subset(testSet, s.evaluation.subarray(0, 300));
     const a = det.scoreDataset(evalSet);

@@ -17,6 +17,7 @@ import { defenseSplits } from "../../src/defense/splits.js";
 import { fit } from "../../src/train/trainer.js";
 import { recipeFor } from "../../src/train/recipes.js";
 import type { ImageDataset } from "../../src/data/dataset.js";
+import { QUICK_FIT } from "../helpers/quick-fit.js";
 
 // Keyed by the bundle format, and reused only when it still loads: a cache left by an older
 // badexpert on the same machine is rebuilt, not served.
@@ -47,15 +48,7 @@ export async function fixtureBundle(): Promise<string> {
     normalization: { mean: preprocessing.mean, std: preprocessing.std },
     silent: true,
   });
-  const det = await fitBadExpert(model, { spec, preprocessing, classNames: test.classNames }, subset(test, s.reserved), subset(test, s.calibration), {
-    unlearn: { lr: 3e-4, epochs: 1, batchSize: 128 },
-    finetune: { lr: 0.01, gamma: 0.1, epochs: 1, batchSize: 64, milestones: [2, 4, 6, 8], momentum: 0.9, weightDecay: 1e-4 },
-    augment: {},
-    rule: "triangle",
-    targetFpr: 0.05,
-    seed: 0,
-    silent: true,
-  });
+  const det = await fitBadExpert(model, { spec, preprocessing, classNames: test.classNames }, subset(test, s.reserved), subset(test, s.calibration), QUICK_FIT);
   model.dispose();
   // Written aside and renamed into place, so a concurrent test process never sees half a bundle.
   const tmp = await mkdtemp(join(tmpdir(), "badexpert-serve-fixture-tmp-"));
