@@ -6,27 +6,12 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import sharp from "sharp";
-import { main } from "../../src/cli/main.js";
+import { runCli } from "../cli/fixtures.js";
 import { createAttack } from "../../src/attacks/index.js";
 import { attackPreview, imageGrid } from "../../src/attacks/preview.js";
 import { generated, specOf } from "./fixtures.js";
 
-/** Runs the CLI, capturing stdout and stderr. */
-async function run(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const log = console.log;
-  const error = console.error;
-  console.log = (...a: unknown[]) => void out.push(a.map(String).join(" "));
-  console.error = (...a: unknown[]) => void err.push(a.map(String).join(" "));
-  try {
-    const code = await main(args);
-    return { code, out: out.join("\n"), err: err.join("\n") };
-  } finally {
-    console.log = log;
-    console.error = error;
-  }
-}
+const run = runCli;
 
 test("imageGrid upscales with nearest neighbour and separates images by gaps", () => {
   // Two 1x2 grey images in one row, scale 2, gap 1: width 2*4 + 3 = 11, height 2 + 2 = 4.

@@ -1,23 +1,9 @@
 // `badexpert compare`: help text and argument errors (the job itself is tested in compare.test.ts).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { main } from "../../src/cli/main.js";
+import { runCli } from "../cli/fixtures.js";
 
-async function run(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const log = console.log;
-  const error = console.error;
-  console.log = (...a: unknown[]) => void out.push(a.map(String).join(" "));
-  console.error = (...a: unknown[]) => void err.push(a.map(String).join(" "));
-  try {
-    const code = await main(args);
-    return { code, out: out.join("\n"), err: err.join("\n") };
-  } finally {
-    console.log = log;
-    console.error = error;
-  }
-}
+const run = runCli;
 
 test("compare --help lists the detectors and options", async () => {
   const r = await run(["compare", "--help"]);
