@@ -135,19 +135,23 @@ export class Detector {
   }
 
   #records(r: BatchScores): Detection[] {
-    const names = this.#det.info.classNames;
-    return Array.from(r.pred, (p, i) => ({
-      pred: p,
-      predClass: names[p] ?? String(p),
-      expertConfidence: r.expertConfidence[i] as number,
-      auxiliaryConfidence: r.auxiliaryConfidence[i] as number,
-      score: r.score[i] as number,
-      threshold: this.#det.threshold,
-      flagged: r.flagged[i] === 1,
-    }));
+    return detectionsOf(r, this.#det.info.classNames, this.#det.threshold);
   }
 
   dispose(): void {
     this.#det.dispose();
   }
+}
+
+/** Per-input records from a batch's scores (one place builds them: the library and `scan`). */
+export function detectionsOf(r: BatchScores, classNames: readonly string[], threshold: number): Detection[] {
+  return Array.from(r.pred, (p, i) => ({
+    pred: p,
+    predClass: classNames[p] ?? String(p),
+    expertConfidence: r.expertConfidence[i] as number,
+    auxiliaryConfidence: r.auxiliaryConfidence[i] as number,
+    score: r.score[i] as number,
+    threshold,
+    flagged: r.flagged[i] === 1,
+  }));
 }

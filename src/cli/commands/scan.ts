@@ -8,7 +8,7 @@ import type { Command, OptionSpec } from "../command.js";
 import { UsageError } from "../command.js";
 import { COUNT, choiceWithDefault, num, requireStr, str, type Values } from "../args.js";
 import { RUNTIME_OPTIONS, applyRuntimeOptions } from "../runtime-options.js";
-import { Detector, type Detection } from "../../api/detector.js";
+import { Detector, detectionsOf, type Detection } from "../../api/detector.js";
 import { checkScoringDevice } from "../../jobs/device.js";
 import { datasetNames, loadDataset } from "../../data/registry.js";
 import { imagesToTensor } from "../../data/batch.js";
@@ -113,15 +113,7 @@ async function scanFiles(v: Values, det: Detector, score: Scorer, files: readonl
 
 function detections(r: BatchScores, det: Detector): Detection[] {
   const { classNames, threshold } = det.summary;
-  return Array.from(r.pred, (p, i) => ({
-    pred: p,
-    predClass: classNames[p] ?? String(p),
-    expertConfidence: r.expertConfidence[i] as number,
-    auxiliaryConfidence: r.auxiliaryConfidence[i] as number,
-    score: r.score[i] as number,
-    threshold,
-    flagged: r.flagged[i] === 1,
-  }));
+  return detectionsOf(r, classNames, threshold);
 }
 
 async function scanDataset(v: Values, det: Detector, score: Scorer, datasetName: string, tally: Tally, progress: (total: number) => Progress): Promise<void> {
