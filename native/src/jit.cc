@@ -7,6 +7,8 @@
 #include <torch/script.h>
 
 #include <atomic>
+#include <sstream>
+#include <string>
 
 namespace bx {
 
@@ -42,8 +44,13 @@ static torch::jit::Module& unwrapModule(const Napi::Value& v) {
 
 void registerJit(Napi::Env env, Napi::Object exports) {
   def(env, exports, "jitLoad", [](const Napi::CallbackInfo& info) -> Napi::Value {
-    // Always onto the CPU first: the TS side moves the module where it is wanted.
-    return wrapModule(info.Env(), torch::jit::load(str(info, 0), torch::Device(torch::kCPU)));
+    // From the bytes the TS side has already checked and hashed, not from a path: the file could
+    // be replaced between the check and the load. Always onto the CPU first: the TS side moves
+    // the module where it is wanted.
+    auto view = info[0].As<Napi::TypedArray>();
+    const auto* data = static_cast<const char*>(view.ArrayBuffer().Data()) + view.ByteOffset();
+    std::istringstream in(std::string(data, view.ByteLength()));
+    return wrapModule(info.Env(), torch::jit::load(in, torch::Device(torch::kCPU)));
   });
   def(env, exports, "jitDispose", [](const Napi::CallbackInfo& info) -> Napi::Value {
     releaseModule(info[0].As<Napi::External<JitHandle>>().Data());

@@ -9,7 +9,7 @@ import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { dispose } from "../engine/index.js";
 import type { Module } from "../nn/index.js";
-import { modelForSpec, saveModelSource, TORCHSCRIPT_ARCH, TORCHSCRIPT_FILE } from "../models/model-source.js";
+import { modelForSpec, saveModelSource, TORCHSCRIPT_FILE } from "../models/model-source.js";
 import { saveTensors, tensorsFromFile } from "../io/weights.js";
 import { parseSafetensors, readSafetensorsBytes, sha256Hex } from "../io/safetensors.js";
 import { WEIGHTS_MAX_HEADER_BYTES } from "../train/checkpoint.js";
@@ -71,12 +71,8 @@ export async function saveBundle(dir: string, d: BadExpertDetector, o: SaveBundl
       });
       const weights = { model: await save("model"), expert: await save("expert"), auxiliary: await save("auxiliary") };
       // An imported TorchScript model also needs its program (hashed like the weights).
-      saveModelSource(tmp, d.model, d.info.spec);
-      let program: WeightFileRecord | undefined;
-      if (d.info.spec.name === TORCHSCRIPT_ARCH) {
-        const bytes = await readFile(join(tmp, TORCHSCRIPT_FILE));
-        program = { file: TORCHSCRIPT_FILE, bytes: bytes.length, sha256: sha256Hex(bytes) };
-      }
+      const source = saveModelSource(tmp, d.model, d.info.spec);
+      const program: WeightFileRecord | undefined = source ? { file: TORCHSCRIPT_FILE, ...source } : undefined;
       const manifest = buildManifest(d.info, weights, program);
       const text = `${JSON.stringify(manifest, null, 2)}\n`;
       // What we write must load: the same validation a reader runs, before anything is renamed into place.
@@ -158,19 +154,12 @@ export async function loadBundle(dir: string, o: LoadBundleOptions = {}): Promis
     verifyBytes(bytes, sig.toString("utf8"), key, `bundle: ${dir}`);
   }
   const m = parseManifest(bytes, where);
-  const program = m.integrity.program;
-  if (program) {
-    const p = join(dir, program.file);
-    const code = await readSmall(p, "TorchScript program", program.bytes);
-    if (code === null) throw new Error(`bundle: ${p} (the TorchScript program of M, B and M') not found`);
-    if (code.length !== program.bytes || sha256Hex(code) !== program.sha256) {
-      throw new Error(`bundle: ${p} does not match the size and SHA-256 recorded in ${MANIFEST_FILE}: the program was changed or replaced after the bundle was written`);
-    }
-  }
+  // The TorchScript program of an imported model is checked on the very bytes libtorch loads.
+  const program = m.integrity.program ? { sha256: m.integrity.program.sha256, recordedIn: path } : {};
   const made: Module[] = [];
   try {
     const load = async (role: WeightRole): Promise<Module> => {
-      const model = await loadWeights(dir, role, m.integrity.weights[role], m.spec.name, () => modelForSpec(m.spec, dir));
+      const model = await loadWeights(dir, role, m.integrity.weights[role], m.spec.name, () => modelForSpec(m.spec, dir, program));
       made.push(model);
       return model;
     };

@@ -20,8 +20,9 @@ export interface BatchScores {
   auxiliaryConfidence: Float32Array;
   score: Float64Array;
   /**
-   * 1 where the input is suspected: score > threshold, or no valid score. Fails closed: a NaN
-   * score (broken weights, a NaN input) compares false with any threshold and would otherwise pass.
+   * 1 where the input is suspected: score > threshold, or no valid score, or no valid threshold.
+   * Fails closed: a NaN score (broken weights, a NaN input) compares false with any threshold and
+   * would otherwise pass; an uncalibrated (+Infinity) threshold would pass everything.
    */
   flagged: Uint8Array;
   /** 1 where the score is not a finite number (the input is flagged because it could not be judged). */
@@ -54,9 +55,10 @@ export class BadExpertDetector {
   }
 
   /**
-   * A detector whose threshold is not calibrated yet (+Infinity: flags only invalid scores), for
-   * scoring calibration data or comparing rules; calibrate it with withDecision(). It cannot be
-   * saved: saveBundle() refuses a threshold that is not a finite number.
+   * A detector whose threshold is not calibrated yet (+Infinity), for scoring calibration data or
+   * comparing rules by their scores; calibrate it with withDecision(). Fails closed: until then it
+   * flags every input (a threshold that is not a finite number cannot judge), and it cannot be
+   * saved or exported (both refuse a threshold that is not a finite number).
    */
   static uncalibrated(
     parts: { model: Module; expert: Module; auxiliary: Module },
@@ -152,10 +154,11 @@ export class BadExpertDetector {
     for (let i = 0; i < n; i++) {
       const s = scoreOf(this.info.rule, a[i] as number, b[i] as number);
       score[i] = s;
-      // Written so that NaN (score or threshold) lands on the flagged side.
+      // Written so that NaN (score or threshold) lands on the flagged side, and so does a threshold
+      // that was never calibrated (±Infinity).
       const bad = !Number.isFinite(s);
       invalid[i] = bad ? 1 : 0;
-      flagged[i] = bad || Number.isNaN(t) || s > t ? 1 : 0;
+      flagged[i] = bad || !Number.isFinite(t) || s > t ? 1 : 0;
     }
     return { pred, expertConfidence: b, auxiliaryConfidence: a, score, flagged, invalid };
   }

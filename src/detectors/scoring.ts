@@ -24,12 +24,16 @@ export function failClosed(score: Float64Array): number {
   return n;
 }
 
-/** An input is flagged iff its score is strictly above the threshold (non-finite scores always are). */
+/**
+ * An input is flagged iff its score is strictly above the threshold. Fails closed: non-finite
+ * scores always are, and so is every input when the threshold itself is not a finite number.
+ */
 export function flagged(score: ArrayLike<number>, threshold: number): Uint8Array {
   const out = new Uint8Array(score.length);
+  const judged = Number.isFinite(threshold);
   for (let i = 0; i < score.length; i++) {
     const s = score[i] as number;
-    out[i] = !Number.isFinite(s) || s > threshold ? 1 : 0;
+    out[i] = !judged || !Number.isFinite(s) || s > threshold ? 1 : 0;
   }
   return out;
 }

@@ -20,9 +20,12 @@ export class ScriptModuleHandle {
     this.#h = h;
   }
 
-  /** torch::jit::load onto the CPU. libtorch's own errors come back prefixed with "jitLoad". */
-  static load(path: string): ScriptModuleHandle {
-    return new ScriptModuleHandle(native.jitLoad(path));
+  /**
+   * torch::jit::load of a TorchScript file's bytes onto the CPU. libtorch's own errors come back
+   * prefixed with "jitLoad". Bytes, not a path: what was checked (and hashed) is what runs.
+   */
+  static load(bytes: Uint8Array): ScriptModuleHandle {
+    return new ScriptModuleHandle(native.jitLoad(bytes));
   }
 
   get handle(): JitHandle {

@@ -198,7 +198,8 @@ export interface NativeAddon {
   exitInferenceMode(): void;
   isInferenceTensor(h: H): boolean;
 
-  jitLoad(path: string): JitHandle;
+  /** torch::jit::load from the bytes of a TorchScript file (copied). */
+  jitLoad(bytes: Uint8Array): JitHandle;
   jitDispose(m: JitHandle): void;
   jitLiveModules(): number;
   /** Parameters then buffers, recursive, dotted names; the handles share storage with the module. */

@@ -65,6 +65,10 @@ const batchOf = (type: (typeof DataType)[keyof typeof DataType], name: string, d
 export function detectorGraph(det: BadExpertDetector): ModelProto {
   const g = new GraphBuilder();
   const { preprocessing, rule, threshold, classNames, spec, targetFpr } = det.info;
+  // As saveBundle: a graph with an uncalibrated (+Infinity) threshold would pass every input.
+  if (!Number.isFinite(threshold)) {
+    throw new RangeError(`export: the detector's threshold is ${threshold}, not a finite number: it was never calibrated or its calibration failed; refusing to export a detector that would pass inputs it cannot judge`);
+  }
   const xn = normalise(g, imagesInput(g, preprocessing), preprocessing);
   // Node and weight names start with the network's role ("model/...", "expert.layer1.0.conv1.weight").
   const logitsM = network(g, det.model, xn, "model");

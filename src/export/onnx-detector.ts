@@ -129,6 +129,7 @@ export class OnnxDetector {
       out.auxiliaryConfidence.set(r.auxiliaryConfidence, at);
       out.score.set(r.score, at);
       out.flagged.set(r.flagged, at);
+      out.invalid.set(r.invalid, at);
       bar?.tick(count);
     }
     return out;

@@ -2,9 +2,11 @@
 // kept next to the weights ("torchscript": any architecture, imported with `badexpert import
 // --torchscript`). Checkpoints, bundles and the defense's finetuned copies all go through these
 // three functions, so a TorchScript model is saved, loaded and cloned like a zoo model.
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { sha256Hex } from "../io/safetensors.js";
 import type { Module } from "../nn/index.js";
-import { TorchScriptModule } from "../nn/torchscript-module.js";
+import { TorchScriptModule, type ScriptLoadOptions } from "../nn/torchscript-module.js";
 import { createModel, modelNames } from "./registry.js";
 
 /** The architecture name of imported TorchScript models. */
@@ -23,17 +25,27 @@ export function isKnownArchitecture(name: string): boolean {
   return name === TORCHSCRIPT_ARCH || modelNames().includes(name);
 }
 
-/** A model of `spec` whose weights are then loaded by the caller: a fresh zoo model, or the TorchScript program in `dir`. */
-export function modelForSpec(spec: ArchitectureSpec, dir: string): Module {
-  if (spec.name === TORCHSCRIPT_ARCH) return TorchScriptModule.load(join(dir, TORCHSCRIPT_FILE));
+/**
+ * A model of `spec` whose weights are then loaded by the caller: a fresh zoo model, or the
+ * TorchScript program in `dir` — checked against `program.sha256` when the directory recorded one
+ * (the program defines the computation, so it is as much a part of the model as its weights).
+ */
+export function modelForSpec(spec: ArchitectureSpec, dir: string, program: ScriptLoadOptions = {}): Module {
+  if (spec.name === TORCHSCRIPT_ARCH) return TorchScriptModule.load(join(dir, TORCHSCRIPT_FILE), program);
   return createModel(spec.name, spec);
 }
 
-/** Writes what modelForSpec needs besides the weights: the TorchScript program (nothing for zoo models). */
-export function saveModelSource(dir: string, model: Module, spec: ArchitectureSpec): void {
-  if (spec.name !== TORCHSCRIPT_ARCH) return;
+/**
+ * Writes what modelForSpec needs besides the weights: the TorchScript program (nothing for zoo
+ * models). Returns the program's size and SHA-256, for the directory's manifest.
+ */
+export function saveModelSource(dir: string, model: Module, spec: ArchitectureSpec): { bytes: number; sha256: string } | undefined {
+  if (spec.name !== TORCHSCRIPT_ARCH) return undefined;
   if (!(model instanceof TorchScriptModule)) throw new TypeError(`saveModelSource: spec "${TORCHSCRIPT_ARCH}" needs a TorchScriptModule, got ${model.typeName}`);
-  model.save(join(dir, TORCHSCRIPT_FILE));
+  const path = join(dir, TORCHSCRIPT_FILE);
+  model.save(path);
+  const bytes = readFileSync(path);
+  return { bytes: bytes.length, sha256: sha256Hex(bytes) };
 }
 
 /** An independent model of the same architecture carrying `model`'s weights. */

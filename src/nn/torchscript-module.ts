@@ -7,6 +7,7 @@ import { readFileSync } from "node:fs";
 import { libtorchVersion, type Tensor } from "../engine/index.js";
 import { ScriptModuleHandle, scriptFormatVersions } from "../engine/jit.js";
 import { formatVersion, isTorchScriptArchive } from "../io/torch-zip.js";
+import { sha256Hex } from "../io/safetensors.js";
 import { isZip, ZipArchive } from "../io/zip.js";
 import { Module } from "./module.js";
 
@@ -27,13 +28,23 @@ class ScriptSubmodule extends Module {
 
 const NEWER_LIBTORCH = "build the addon against a newer libtorch: BADEXPERT_LIBTORCH=/path/to/libtorch npm run setup";
 
-/** Checks the file before libtorch sees it, so a wrong or too-new file gets one clear error. */
-function checkScriptFile(path: string): void {
+export interface ScriptLoadOptions {
+  /** SHA-256 the file must have (a checkpoint's or bundle's record); checked on the very bytes that are loaded. */
+  sha256?: string;
+  /** Where that SHA-256 was recorded, for the refusal message. */
+  recordedIn?: string;
+}
+
+/** Reads the file once and checks it before libtorch sees it, so a wrong, altered or too-new file gets one clear error. */
+function readScriptFile(path: string, o: ScriptLoadOptions): Uint8Array {
   let bytes: Uint8Array;
   try {
     bytes = readFileSync(path);
   } catch (e) {
     throw new Error(`torchscript: cannot read ${path}: ${(e as Error).message}`);
+  }
+  if (o.sha256 !== undefined && sha256Hex(bytes) !== o.sha256) {
+    throw new Error(`torchscript: ${path} does not match the SHA-256 recorded in ${o.recordedIn ?? "its manifest"}: the program was changed or replaced after it was written`);
   }
   if (!isZip(bytes)) throw new Error(`torchscript: ${path} is not a TorchScript file (not a zip archive; torch.jit.save writes one)`);
   const zip = new ZipArchive(bytes, path);
@@ -48,6 +59,7 @@ function checkScriptFile(path: string): void {
         `re-export it with an older PyTorch, or ${NEWER_LIBTORCH}`,
     );
   }
+  return bytes;
 }
 
 export class TorchScriptModule extends Module {
@@ -60,11 +72,11 @@ export class TorchScriptModule extends Module {
   }
 
   /** Loads a TorchScript file (on the CPU, in evaluation mode). */
-  static load(path: string): TorchScriptModule {
-    checkScriptFile(path);
+  static load(path: string, o: ScriptLoadOptions = {}): TorchScriptModule {
+    const bytes = readScriptFile(path, o);
     let script: ScriptModuleHandle;
     try {
-      script = ScriptModuleHandle.load(path);
+      script = ScriptModuleHandle.load(bytes);
     } catch (e) {
       const msg = (e as Error).message.split("\n")[0] ?? "";
       const tooNew = /version|unknown builtin op|schema|upgrader/i.test(msg);

@@ -3,9 +3,14 @@
 import type { DetectorInfo } from "../defense/detector.js";
 import type { DetectorSource } from "./source.js";
 
+/** Which runtime runs the three forward passes: libtorch, or the exported ONNX graph on onnxruntime. */
+export type ScoringEngine = "libtorch" | "onnxruntime";
+
 export interface WorkerInit {
   source: DetectorSource;
   threads: number;
+  /** See ServeOptions.engine. */
+  engine: ScoringEngine;
   /** See ServeOptions.bundleLoad. */
   bundleLoad: { verifyKey?: string };
 }

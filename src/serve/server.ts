@@ -105,7 +105,7 @@ export class BadExpertServer {
     const audit = o.auditLog ? await AuditLog.open(o.auditLog, o.auditImages) : null;
     let pool: WorkerPool;
     try {
-      pool = await WorkerPool.start({ source, threads: o.threadsPerWorker, bundleLoad: o.bundleLoad }, o.workers);
+      pool = await WorkerPool.start({ source, threads: o.threadsPerWorker, engine: o.engine, bundleLoad: o.bundleLoad }, o.workers);
     } catch (e) {
       audit?.close();
       throw e;
@@ -145,7 +145,7 @@ export class BadExpertServer {
     const log = this.app.log;
     try {
       const hashes = await sourceHashes(this.#source);
-      const next = await WorkerPool.start({ source: this.#source, threads: this.options.threadsPerWorker, bundleLoad: this.options.bundleLoad }, this.options.workers);
+      const next = await WorkerPool.start({ source: this.#source, threads: this.options.threadsPerWorker, engine: this.options.engine, bundleLoad: this.options.bundleLoad }, this.options.workers);
       const a = this.#info.preprocessing;
       const b = next.info.preprocessing;
       if (a.imageSize[0] !== b.imageSize[0] || a.imageSize[1] !== b.imageSize[1] || a.channels !== b.channels || this.#info.classNames.length !== next.info.classNames.length) {
@@ -325,7 +325,7 @@ export class BadExpertServer {
         source: this.#source.kind === "bundle" ? { bundle: this.#source.dir } : { inMemory: true },
         hashes: this.#hashes,
         loadedAt: this.#loadedAt,
-        serving: { workers: this.#pool.size, threadsPerWorker: this.#pool.threads, maxBatch: o.maxBatch, maxWaitMs: o.maxWaitMs, maxQueue: o.maxQueue, timeoutMs: o.timeoutMs, onFlag: o.onFlag },
+        serving: { engine: o.engine, workers: this.#pool.size, threadsPerWorker: this.#pool.threads, maxBatch: o.maxBatch, maxWaitMs: o.maxWaitMs, maxQueue: o.maxQueue, timeoutMs: o.timeoutMs, onFlag: o.onFlag },
       };
     });
 

@@ -6,10 +6,11 @@ import { performance } from "node:perf_hooks";
 import { dispose, getNumThreads, memory, setNumThreads, tidy } from "../engine/index.js";
 import { imagesToTensor } from "../data/batch.js";
 import { loadBundle } from "../defense/bundle.js";
-import { BadExpertDetector } from "../defense/detector.js";
+import { BadExpertDetector, type BatchScores, type DetectorInfo } from "../defense/detector.js";
 import { tensorsFromBytes } from "../io/weights.js";
 import { createModel } from "../models/registry.js";
 import type { Module } from "../nn/index.js";
+import { OnnxDetector } from "../export/onnx-detector.js";
 import type { FromWorker, ScoreRequest, ToWorker, WorkerInit } from "./protocol.js";
 import { ROLES, type DetectorSource, type Role } from "./source.js";
 
@@ -42,14 +43,44 @@ async function build(source: DetectorSource, bundleLoad: WorkerInit["bundleLoad"
   }
 }
 
-function score(det: BadExpertDetector, req: ScoreRequest): void {
-  const [h, w] = det.info.preprocessing.imageSize;
+/** What a worker scores with: the libtorch detector, or its exported graph on onnxruntime. */
+interface Engine {
+  threshold: number;
+  score(req: ScoreRequest, h: number, w: number, c: number): Promise<BatchScores>;
+  dispose(): Promise<void>;
+}
+
+function libtorchEngine(det: BadExpertDetector): Engine {
+  return {
+    threshold: det.threshold,
+    score: (req, h, w, c) => Promise.resolve(tidy(() => det.scoreBatch(imagesToTensor(req.pixels, req.count, h, w, c)))),
+    dispose: () => Promise.resolve(det.dispose()),
+  };
+}
+
+/** Exports the loaded detector in memory and frees the libtorch models: the graph holds its own copy of the weights. */
+async function onnxEngine(det: BadExpertDetector, threads: number): Promise<Engine> {
+  let onnx: OnnxDetector;
+  try {
+    onnx = await OnnxDetector.fromDetector(det, { threads });
+  } finally {
+    det.dispose();
+  }
+  return {
+    threshold: onnx.threshold,
+    score: (req, h, w, c) => onnx.scoreBatch(tidy(() => imagesToTensor(req.pixels, req.count, h, w, c).contiguous().data() as Float32Array), req.count),
+    dispose: () => onnx.release(),
+  };
+}
+
+async function score(engine: Engine, info: DetectorInfo, req: ScoreRequest): Promise<void> {
+  const [h, w] = info.preprocessing.imageSize;
   const t0 = performance.now();
-  const r = tidy(() => det.scoreBatch(imagesToTensor(req.pixels, req.count, h, w, det.info.preprocessing.channels)));
+  const r = await engine.score(req, h, w, info.preprocessing.channels);
   const forwardMs = performance.now() - t0;
   const arrays = [r.pred, r.expertConfidence, r.auxiliaryConfidence, r.score, r.flagged];
   post(
-    { type: "scored", id: req.id, ...r, threshold: det.threshold, forwardMs, liveTensors: memory().numTensors },
+    { type: "scored", id: req.id, pred: r.pred, expertConfidence: r.expertConfidence, auxiliaryConfidence: r.auxiliaryConfidence, score: r.score, flagged: r.flagged, threshold: engine.threshold, forwardMs, liveTensors: memory().numTensors },
     arrays.map((a) => a.buffer as ArrayBuffer),
   );
 }
@@ -62,28 +93,29 @@ async function main(): Promise<void> {
   // neither the addon's load-time default nor another worker's choice overrides it.
   getNumThreads();
   setNumThreads(init.threads);
-  let det: BadExpertDetector;
+  let engine: Engine;
+  let info: DetectorInfo;
   try {
-    det = await build(init.source, init.bundleLoad);
+    const det = await build(init.source, init.bundleLoad);
+    info = det.info;
+    engine = init.engine === "onnxruntime" ? await onnxEngine(det, init.threads) : libtorchEngine(det);
   } catch (e) {
     post({ type: "failed", message: (e as Error).message });
     return;
   }
+  // One batch at a time (the pool waits for each answer), so the async engine needs no queue here.
   parentPort?.on("message", (m: ToWorker) => {
     if (m.type === "close") {
       // Free the models explicitly (the pool reports the count left) and let the thread end.
-      det.dispose();
-      post({ type: "closed", liveTensors: memory().numTensors });
-      parentPort?.close();
+      void engine.dispose().then(() => {
+        post({ type: "closed", liveTensors: memory().numTensors });
+        parentPort?.close();
+      });
       return;
     }
-    try {
-      score(det, m);
-    } catch (e) {
-      post({ type: "error", id: m.id, message: (e as Error).message });
-    }
+    score(engine, info, m).catch((e: unknown) => post({ type: "error", id: m.id, message: (e as Error).message }));
   });
-  post({ type: "ready", info: det.info, threads: getNumThreads(), liveTensors: memory().numTensors });
+  post({ type: "ready", info, threads: getNumThreads(), liveTensors: memory().numTensors });
 }
 
 void main();

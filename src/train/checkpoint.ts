@@ -59,6 +59,8 @@ export interface CheckpointMeta {
   createdAt: string;
   /** SHA-256 of model.safetensors (absent in checkpoints written before it was recorded). */
   weightsSha256?: string;
+  /** SHA-256 of the TorchScript program of an imported model ("torchscript" spec): it defines the computation. */
+  programSha256?: string;
 }
 
 export const MODEL_WEIGHTS = "model.safetensors";
@@ -79,7 +81,7 @@ export interface SaveCheckpointOptions {
 export async function saveCheckpoint(
   dir: string,
   model: Module,
-  meta: Omit<CheckpointMeta, "format" | "version" | "createdAt" | "weightsSha256">,
+  meta: Omit<CheckpointMeta, "format" | "version" | "createdAt" | "weightsSha256" | "programSha256">,
   o: SaveCheckpointOptions = {},
 ): Promise<CheckpointMeta> {
   let full: CheckpointMeta | undefined;
@@ -87,8 +89,15 @@ export async function saveCheckpoint(
     dir,
     async (tmp) => {
       const written = await saveTensors(join(tmp, MODEL_WEIGHTS), model.stateDict(), { format: CHECKPOINT_FORMAT, model: meta.model.name });
-      saveModelSource(tmp, model, meta.model);
-      full = { format: CHECKPOINT_FORMAT, version: CHECKPOINT_VERSION, createdAt: new Date().toISOString(), ...meta, weightsSha256: written.sha256 };
+      const program = saveModelSource(tmp, model, meta.model);
+      full = {
+        format: CHECKPOINT_FORMAT,
+        version: CHECKPOINT_VERSION,
+        createdAt: new Date().toISOString(),
+        ...meta,
+        weightsSha256: written.sha256,
+        ...(program ? { programSha256: program.sha256 } : {}),
+      };
       await writeFile(join(tmp, MODEL_META), `${JSON.stringify(full, null, 2)}\n`);
       await o.also?.(tmp);
     },
@@ -189,8 +198,13 @@ export function validateCheckpointMeta(x: unknown, path: string): CheckpointMeta
     const value = v === null ? Number.NaN : r.number(v, `metrics.${k}`);
     Object.defineProperty(metrics, k, { value, enumerable: true, writable: true, configurable: true });
   }
-  const sha = r.optional(m.weightsSha256, (v) => r.string(v, "weightsSha256"));
-  if (sha !== undefined && !/^[0-9a-f]{64}$/.test(sha)) r.fail("weightsSha256", "64 lowercase hex digits", sha);
+  const hash = (field: "weightsSha256" | "programSha256"): string | undefined => {
+    const h = r.optional(m[field], (v) => r.string(v, field));
+    if (h !== undefined && !/^[0-9a-f]{64}$/.test(h)) r.fail(field, "64 lowercase hex digits", h);
+    return h;
+  };
+  const sha = hash("weightsSha256");
+  const programSha = hash("programSha256");
   return {
     format: CHECKPOINT_FORMAT,
     version: CHECKPOINT_VERSION,
@@ -202,6 +216,7 @@ export function validateCheckpointMeta(x: unknown, path: string): CheckpointMeta
     metrics,
     createdAt: r.optional(m.createdAt, (v) => r.string(v, "createdAt")) ?? "",
     ...(sha !== undefined ? { weightsSha256: sha } : {}),
+    ...(programSha !== undefined ? { programSha256: programSha } : {}),
   };
 }
 
@@ -222,11 +237,13 @@ export async function loadCheckpoint(dir: string): Promise<{ model: Module; meta
   const tensors = tensorsFromFile(file, weights, { requireFinite: true });
   let model: Module | undefined;
   try {
-    model = modelForSpec(meta.model, dir);
+    model = modelForSpec(meta.model, dir, meta.programSha256 !== undefined ? { sha256: meta.programSha256, recordedIn: join(dir, MODEL_META) } : {});
     model.loadStateDict(tensors, { strict: true });
   } catch (e) {
-    model?.dispose();
-    throw new Error(`checkpoint: ${weights} does not fit a ${meta.model.name}: ${(e as Error).message}`, { cause: e });
+    const msg = (e as Error).message;
+    if (model === undefined) throw new Error(`checkpoint: ${msg}`, { cause: e });
+    model.dispose();
+    throw new Error(`checkpoint: ${weights} does not fit a ${meta.model.name}: ${msg}`, { cause: e });
   } finally {
     dispose(tensors);
   }

@@ -41,6 +41,10 @@ test("scores that are not finite numbers are flagged; calibration and saving ref
     const ok = tidy(() => det.scoreBatch(rand([32, 1, 28, 28])));
     assert.ok(ok.flagged.some((f) => f === 0), "a healthy detector passes some inputs");
     assert.ok(ok.invalid.every((f) => f === 0));
+    const uncalibrated = BadExpertDetector.uncalibrated(det, { spec, preprocessing: det.info.preprocessing, classNames: det.info.classNames, rule: "triangle" });
+    const unjudged = tidy(() => uncalibrated.scoreBatch(rand([8, 1, 28, 28])));
+    assert.ok(unjudged.score.every(Number.isFinite));
+    assert.deepEqual(Array.from(unjudged.flagged), new Array<number>(8).fill(1), "an uncalibrated detector (threshold +Infinity) flags every input");
     noGrad(() => det.expert.parameters()[0]?.fill_(Number.NaN));
     const broken = tidy(() => det.scoreBatch(rand([32, 1, 28, 28])));
     assert.ok(broken.score.every((s) => Number.isNaN(s)), "NaN weights make every score NaN");

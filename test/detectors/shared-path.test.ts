@@ -64,6 +64,8 @@ test("fail closed: NaN and ±Infinity become +Infinity and are flagged; a non-fi
   assert.equal(failClosed(s), 2);
   assert.deepEqual(Array.from(s), [0.1, Infinity, Infinity, 2]);
   assert.deepEqual(Array.from(flagged([0.1, Number.NaN, 0.9], 0.5)), [0, 1, 1]);
+  assert.deepEqual(Array.from(flagged([0.1, 0.2], Number.POSITIVE_INFINITY)), [1, 1], "an uncalibrated threshold flags every input");
+  assert.deepEqual(Array.from(flagged([0.1, 0.2], Number.NaN)), [1, 1]);
   const dark = syntheticSet(10, 2, () => 0);
   // Every clean score is NaN: no threshold can be calibrated, and calibration must refuse.
   dark.labels.fill(0);

@@ -4,7 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { copyFile, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { dispose, memory, noGrad, tidy } from "../../src/engine/index.js";
@@ -41,6 +41,12 @@ test("imported checkpoints (wrapped torch.save state_dict; TorchScript) load bac
       noGrad(() => tidy(() => assertClose(model.forward(get(exp, "input.28x28x1")), get(exp, logits), 1e-4, name)));
       model.dispose();
     }
+    // The program defines the computation: a checkpoint records its SHA-256, and another program
+    // with the same parameter names (the traced save of the same network) is refused.
+    const { meta } = await loadCheckpoint(join(dir, "ts")).then((c) => (c.model.dispose(), c));
+    assert.match(meta.programSha256 ?? "", /^[0-9a-f]{64}$/);
+    await copyFile(fixture("tiny-mixer-traced.pt"), join(dir, "ts", "model.torchscript.pt"));
+    await assert.rejects(loadCheckpoint(join(dir, "ts")), /model\.torchscript\.pt does not match the SHA-256 recorded in .*model\.json: the program was changed or replaced/);
   } finally {
     dispose(exp);
     await rm(dir, { recursive: true, force: true });
@@ -117,6 +123,9 @@ test("BaDExpert on an imported TorchScript model: defend -> evaluate-defense, an
     back.dispose();
     assert.deepEqual(Array.from(b.score), Array.from(a.score));
     assert.deepEqual(Array.from(b.pred), Array.from(a.pred));
+    // Swapping the bundle's program (same parameter names, other code) is refused on load.
+    await copyFile(fixture("tiny-mixer-scripted.pt"), join(dir, "lib-bundle", "model.torchscript.pt"));
+    await assert.rejects(loadBundle(join(dir, "lib-bundle")), /model\.torchscript\.pt does not match the SHA-256 recorded in .*detector\.json: the program was changed or replaced/);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

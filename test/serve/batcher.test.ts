@@ -44,15 +44,17 @@ const opts = { maxBatch: 4, maxWaitMs: 20, maxQueue: 10, timeoutMs: 5000 };
 
 test("concurrent requests are batched up to maxBatch and each gets its own results in order", async () => {
   const ex = new FakeExecutor(1);
-  const b = new Batcher(ex, opts);
+  // maxWait is wall-clock time: a generous one, so that a descheduled test process (a loaded
+  // machine) cannot make the first request's inputs look old enough to go alone.
+  const b = new Batcher(ex, { ...opts, maxWaitMs: 300 });
   const r1 = b.submit([img(1), img(2)]);
   const r2 = b.submit([img(3), img(4), img(5)]);
   await tick();
   // Full batch of 4 goes at once; the fifth waits for the worker.
   assert.deepEqual(ex.batches, [[1, 2, 3, 4]]);
   ex.answer();
-  // The fifth is a partial batch: it goes once it has waited maxWaitMs (20 ms).
-  await tick(40);
+  // The fifth is a partial batch: it goes once it has waited maxWaitMs (300 ms).
+  await tick(600);
   assert.equal(b.queueDepth, 0);
   assert.deepEqual(ex.batches[1], [5]);
   ex.answer();
@@ -63,12 +65,12 @@ test("concurrent requests are batched up to maxBatch and each gets its own resul
 
 test("a partial batch waits up to maxWaitMs for companions, then goes", async () => {
   const ex = new FakeExecutor(1);
-  const b = new Batcher(ex, opts);
+  const b = new Batcher(ex, { ...opts, maxWaitMs: 300 });
   const r1 = b.submit([img(7)]);
   await tick(5);
   assert.equal(ex.batches.length, 0, "not sent before maxWaitMs");
   const r2 = b.submit([img(8)]);
-  await tick(40);
+  await tick(600);
   assert.deepEqual(ex.batches, [[7, 8]]);
   ex.answer();
   assert.equal((await r1)[0]?.score, 7);

@@ -41,7 +41,13 @@ export const serve: Command = {
     host: { type: "string", description: "address to listen on", default: DEFAULT_OPTIONS.host },
     port: { type: "string", short: "p", description: "TCP port (0: any free port)", default: String(DEFAULT_OPTIONS.port), value: { kind: "int", min: 0, max: 65535 } },
     workers: { type: "string", description: "scoring worker threads, each holding the models once", default: String(DEFAULT_OPTIONS.workers), value: { kind: "int", min: 1, max: 1e9 } },
-    threads: { type: "string", description: "libtorch threads per worker (default: cores / workers, at least 1)", value: { kind: "int", min: 1, max: 1e9 } },
+    threads: { type: "string", description: "libtorch (or onnxruntime) threads per worker (default: cores / workers, at least 1)", value: { kind: "int", min: 1, max: 1e9 } },
+    engine: {
+      type: "string",
+      description: "libtorch, or onnxruntime (the detector exported to ONNX in each worker; needs onnxruntime-node)",
+      default: DEFAULT_OPTIONS.engine,
+      value: { kind: "choice", values: ["libtorch", "onnxruntime"] },
+    },
     "max-batch": { type: "string", description: "largest batch per forward pass (1: no dynamic batching)", default: String(DEFAULT_OPTIONS.maxBatch), value: { kind: "int", min: 1, max: 1e9 } },
     "max-wait-ms": { type: "string", description: "how long a partial batch waits for more inputs", default: String(DEFAULT_OPTIONS.maxWaitMs), value: { kind: "int", min: 0, max: 1e9 } },
     "max-queue": { type: "string", description: "queued inputs beyond which requests get 503 + Retry-After", default: String(DEFAULT_OPTIONS.maxQueue), value: { kind: "int", min: 1, max: 1e9 } },
@@ -74,6 +80,7 @@ export const serve: Command = {
       port: int(v, "port", serve.options) ?? DEFAULT_OPTIONS.port,
       workers,
       threadsPerWorker: int(v, "threads", serve.options) ?? Math.max(1, Math.floor(availableParallelism() / workers)),
+      engine: choice(v, "engine", ["libtorch", "onnxruntime"] as const) ?? DEFAULT_OPTIONS.engine,
       maxBatch: int(v, "max-batch", serve.options) ?? DEFAULT_OPTIONS.maxBatch,
       maxWaitMs: int(v, "max-wait-ms", serve.options) ?? DEFAULT_OPTIONS.maxWaitMs,
       maxQueue: int(v, "max-queue", serve.options) ?? DEFAULT_OPTIONS.maxQueue,
@@ -99,7 +106,7 @@ export const serve: Command = {
       throw e;
     }
     const url = await server.listen();
-    server.app.log.info({ event: "listening", url, bundle, workers: o.workers, threadsPerWorker: o.threadsPerWorker }, `listening on ${url}`);
+    server.app.log.info({ event: "listening", url, bundle, workers: o.workers, threadsPerWorker: o.threadsPerWorker, engine: o.engine }, `listening on ${url}`);
     const s = server;
     await new Promise<void>((resolve) => {
       const stop = (signal: string): void => {
