@@ -7,10 +7,13 @@ out=native/build/Release/badexpert.node
 stamp=native/build/libtorch-prefix
 prefix="${BADEXPERT_LIBTORCH:-system}"
 needs=0
+# rebuild: configure and compile everything; build: only what changed (make tracks the headers).
+mode=rebuild
 if [ ! -f "$out" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$prefix" ]; then
   needs=1
 elif [ -n "$(find native/src native/binding.gyp -newer "$out" -print -quit)" ]; then
   needs=1
+  if [ -f native/build/Makefile ] && [ -z "$(find native/binding.gyp -newer "$out" -print -quit)" ]; then mode=build; fi
 fi
 if [ $needs -eq 1 ]; then
   printf '[setup] building the native addon against libtorch: %s (about a minute)\n' "$prefix" >&2
@@ -22,6 +25,6 @@ if [ $needs -eq 1 ]; then
   else
     gyp=(npx --no-install node-gyp)
   fi
-  JOBS=$jobs "${gyp[@]}" rebuild --directory native -j "$jobs" --loglevel=error >&2
+  JOBS=$jobs "${gyp[@]}" "$mode" --directory native -j "$jobs" --loglevel=error >&2
   printf '%s' "$prefix" > "$stamp"
 fi
