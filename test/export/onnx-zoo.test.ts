@@ -12,6 +12,8 @@ import { detectorGraph, modelGraph } from "../../src/export/detector-graph.js";
 import { encodeModel, DataType } from "../../src/export/onnx-proto.js";
 import { OnnxDetector } from "../../src/export/onnx-detector.js";
 import { floatTensor, openSession } from "../../src/export/onnx-runtime.js";
+import { TorchScriptModule } from "../../src/nn/torchscript-module.js";
+import { fixture } from "../helpers/pytorch-fixtures.js";
 import { assertAgree, assertWellFormed, close, onnxCheckerMissing, runOnnxChecker, splittingThreshold } from "./agreement.js";
 
 // Small inputs: the smallest size each architecture takes (VGG needs 32 for its five pools).
@@ -123,4 +125,19 @@ for (const name of ["compact-cnn"]) {
 test("onnx.checker", { skip: onnxCheckerMissing() ?? false }, () => {
   // Runs inside the tests above; this entry only reports whether it could.
   assert.equal(onnxCheckerMissing(), null);
+});
+
+test("a model imported as TorchScript is refused with one clear error, not half-exported", async () => {
+  const before = memory().numTensors;
+  const model = TorchScriptModule.load(fixture("compact-cnn-8-scripted.pt"));
+  try {
+    const preprocessing = { imageSize: [8, 8] as [number, number], channels: 1, mean: [0.5], std: [0.25] };
+    assert.throws(
+      () => modelGraph(model, { preprocessing, architecture: "torchscript", classNames: Array.from({ length: 10 }, (_, i) => `c${i}`) }),
+      /onnx export: model was imported as TorchScript, which cannot be exported to ONNX .*torch\.onnx\.export/,
+    );
+  } finally {
+    model.dispose();
+  }
+  assert.equal(memory().numTensors, before);
 });
