@@ -80,7 +80,10 @@ test("every loose number from the issue is a usage error (exit 2) before any wor
     assert.equal(r.code, 2, `${args.join(" ")}: ${r.err}`);
     assert.match(r.err, re, args.join(" "));
     assert.doesNotMatch(r.err, /ambiguous|\n\s+at /, "our message, no stack trace");
-    assert.ok(Date.now() - t0 < 2000, `${args.join(" ")} did work before refusing`);
+    // Before any work: no progress lines, and no time spent beyond starting the CLI (the bound
+    // is loose because a loaded machine starts Node slowly; the issue saw 5 s of work here).
+    assert.doesNotMatch(r.err, /epoch \d|loading|ETA/, `${args.join(" ")} did work before refusing`);
+    assert.ok(Date.now() - t0 < 5000, `${args.join(" ")} did work before refusing`);
   }
 });
 
