@@ -65,7 +65,8 @@ export function manifestDigest(m: unknown): string {
 
 const HEX64 = /^[0-9a-f]{64}$/;
 
-function readCalibration(r: FieldReader, v: unknown): Calibration {
+/** Reads a calibration record field by field (also used by the baseline detectors' bundles). */
+export function readCalibration(r: FieldReader, v: unknown): Calibration {
   const c = r.object(v, "calibration");
   const q = r.object(c.scoreQuantiles, "calibration.scoreQuantiles");
   const n = (x: unknown, p: string) => r.number(x, `calibration.${p}`);

@@ -2,15 +2,21 @@
 // calibrated threshold, the checkpoint it was fitted on and that checkpoint's weight hash) and,
 // when the detector keeps tensors (STRIP's clean pool), state.safetensors. Loading refuses a
 // checkpoint whose weights changed since (fail closed: the threshold belongs to that model).
-// BaDExpert keeps its own bundle format (defense/bundle.ts).
+// BaDExpert keeps its own bundle format (defense/bundle.ts). Like that one, it is written
+// atomically, every manifest field is checked on load (the message names the file and field), the
+// threshold must be a finite number equal to the calibration's, and the state file's SHA-256 must
+// match the manifest.
 import { createHash } from "node:crypto";
-import { mkdir, readFile, writeFile } from "node:fs/promises";
-import { existsSync } from "node:fs";
+import { readFile, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import type { Tensor } from "../engine/index.js";
-import { loadTensors, saveTensors } from "../io/weights.js";
+import { sha256Hex } from "../io/safetensors.js";
+import { tensorsFromBytes, saveTensors } from "../io/weights.js";
 import { loadCheckpoint, MODEL_WEIGHTS } from "../train/checkpoint.js";
 import type { Calibration } from "../defense/threshold.js";
+import { readCalibration } from "../defense/manifest.js";
+import { FieldReader } from "../util/fields.js";
+import { writeDirAtomically } from "../util/atomic-dir.js";
 import type { ParamValue } from "../attacks/attack.js";
 import type { InputDetector } from "./detector.js";
 import { detectorInfo } from "./registry.js";
@@ -19,6 +25,8 @@ import { resolveDetectorParams } from "./params.js";
 export const DETECTOR_BUNDLE_FORMAT = "badexpert-baseline-detector";
 const MANIFEST = "detector.json";
 const STATE = "state.safetensors";
+const HEX64 = /^[0-9a-f]{64}$/;
+const MAX_MANIFEST_BYTES = 16 * 1024 * 1024;
 
 interface Manifest {
   format: typeof DETECTOR_BUNDLE_FORMAT;
@@ -26,6 +34,8 @@ interface Manifest {
   detector: string;
   params: Record<string, ParamValue>;
   state: Record<string, unknown>;
+  /** SHA-256 of state.safetensors; absent when the detector keeps no tensors. */
+  stateSha256?: string;
   calibration: Calibration;
   checkpoint: { path: string; weightsSha256: string };
   dataset: string;
@@ -35,24 +45,85 @@ async function weightsHash(checkpoint: string): Promise<string> {
   return createHash("sha256").update(await readFile(join(checkpoint, MODEL_WEIGHTS))).digest("hex");
 }
 
-export async function saveDetectorBundle(dir: string, det: InputDetector, o: { checkpoint: string; calibration: Calibration; dataset: string }): Promise<void> {
+export interface SaveDetectorBundleOptions {
+  checkpoint: string;
+  calibration: Calibration;
+  dataset: string;
+  /** Replace an existing non-empty directory (otherwise refused). */
+  replace?: boolean;
+}
+
+export async function saveDetectorBundle(dir: string, det: InputDetector, o: SaveDetectorBundleOptions): Promise<void> {
   const entry = detectorInfo(det.name);
   if (!det.state || !entry.restore) throw new RangeError(`saveDetectorBundle: '${det.name}' has its own bundle format; use its own save (badexpert: \`badexpert defend\`)`);
   if (!Number.isFinite(o.calibration.threshold)) throw new RangeError(`saveDetectorBundle: the threshold must be finite, got ${o.calibration.threshold}`);
   const state = det.state();
-  await mkdir(dir, { recursive: true });
-  if (state.tensors.size > 0) await saveTensors(join(dir, STATE), state.tensors, { format: DETECTOR_BUNDLE_FORMAT, detector: det.name });
-  const manifest: Manifest = {
+  const checkpoint = { path: resolve(o.checkpoint), weightsSha256: await weightsHash(o.checkpoint) };
+  await writeDirAtomically(
+    dir,
+    async (tmp) => {
+      const written = state.tensors.size > 0 ? await saveTensors(join(tmp, STATE), state.tensors, { format: DETECTOR_BUNDLE_FORMAT, detector: det.name }) : undefined;
+      const manifest: Manifest = {
+        format: DETECTOR_BUNDLE_FORMAT,
+        version: 1,
+        detector: det.name,
+        params: { ...det.params },
+        state: state.json,
+        ...(written ? { stateSha256: written.sha256 } : {}),
+        calibration: o.calibration,
+        checkpoint,
+        dataset: o.dataset,
+      };
+      const text = `${JSON.stringify(manifest, null, 2)}\n`;
+      // What we write must load: the reader's own checks, before anything is renamed into place.
+      readManifest(JSON.parse(text), `saveDetectorBundle ${dir}: ${MANIFEST}`);
+      await writeFile(join(tmp, MANIFEST), text);
+    },
+    o.replace !== undefined ? { replace: o.replace } : {},
+  );
+}
+
+/** Checks a parsed baseline manifest field by field; the message names the file and the field. */
+function readManifest(x: unknown, where: string): Manifest {
+  const r = new FieldReader(where);
+  const m = r.object(x, "(top level)");
+  if (m.format !== DETECTOR_BUNDLE_FORMAT) r.fail("format", `"${DETECTOR_BUNDLE_FORMAT}" (a baseline detector bundle)`, m.format);
+  if (m.version !== 1) r.fail("version", "1 (the version this badexpert reads)", m.version);
+  const params: Record<string, ParamValue> = {};
+  for (const [k, v] of Object.entries(r.object(m.params, "params"))) {
+    if (typeof v !== "number" && typeof v !== "string" && typeof v !== "boolean") r.fail(`params.${k}`, "a number, string or boolean", v);
+    Object.defineProperty(params, k, { value: v, enumerable: true, writable: true, configurable: true });
+  }
+  const calibration = readCalibration(r, m.calibration);
+  if (!Number.isFinite(calibration.threshold)) r.fail("calibration.threshold", "a finite number", calibration.threshold);
+  const c = r.object(m.checkpoint, "checkpoint");
+  const weightsSha256 = r.string(c.weightsSha256, "checkpoint.weightsSha256");
+  if (!HEX64.test(weightsSha256)) r.fail("checkpoint.weightsSha256", "64 lowercase hex digits", weightsSha256);
+  const stateSha256 = r.optional(m.stateSha256, (v) => r.string(v, "stateSha256"));
+  if (stateSha256 !== undefined && !HEX64.test(stateSha256)) r.fail("stateSha256", "64 lowercase hex digits", stateSha256);
+  return {
     format: DETECTOR_BUNDLE_FORMAT,
     version: 1,
-    detector: det.name,
-    params: { ...det.params },
-    state: state.json,
-    calibration: o.calibration,
-    checkpoint: { path: resolve(o.checkpoint), weightsSha256: await weightsHash(o.checkpoint) },
-    dataset: o.dataset,
+    detector: r.string(m.detector, "detector", { maxLength: 100 }),
+    params,
+    state: r.object(m.state, "state"),
+    ...(stateSha256 !== undefined ? { stateSha256 } : {}),
+    calibration,
+    checkpoint: { path: r.string(c.path, "checkpoint.path"), weightsSha256 },
+    dataset: r.string(m.dataset, "dataset", { maxLength: 200 }),
   };
-  await writeFile(join(dir, MANIFEST), `${JSON.stringify(manifest, null, 2)}\n`);
+}
+
+async function readBounded(path: string, max: number, what: string): Promise<Buffer> {
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(path);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new Error(code === "ENOENT" ? `${path} not found (${what})` : `${path}: cannot read ${what} (${code ?? (e as Error).message})`, { cause: e });
+  }
+  if (bytes.length > max) throw new Error(`${path}: ${bytes.length} bytes, more than a ${what} can be (${max})`);
+  return bytes;
 }
 
 export interface LoadedDetector {
@@ -65,22 +136,33 @@ export interface LoadedDetector {
 }
 
 export async function loadDetectorBundle(dir: string): Promise<LoadedDetector> {
-  const raw: unknown = JSON.parse(await readFile(join(dir, MANIFEST), "utf8"));
-  if (typeof raw !== "object" || raw === null || Reflect.get(raw, "format") !== DETECTOR_BUNDLE_FORMAT) {
-    throw new Error(`${dir}: not a baseline detector bundle (${MANIFEST} must have format '${DETECTOR_BUNDLE_FORMAT}')`);
+  const path = join(dir, MANIFEST);
+  const text = (await readBounded(path, MAX_MANIFEST_BYTES, "detector manifest")).toString("utf8");
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw new Error(`${path} is not valid JSON: ${(e as Error).message}`, { cause: e });
   }
-  const m = raw as Manifest;
+  const m = readManifest(raw, path);
   const entry = detectorInfo(m.detector);
   if (!entry.restore) throw new Error(`${dir}: detector '${m.detector}' cannot be restored from a baseline bundle`);
   const hash = await weightsHash(m.checkpoint.path);
   if (hash !== m.checkpoint.weightsSha256) {
     throw new Error(`${dir}: the checkpoint ${m.checkpoint.path} changed since the detector was fitted (weights sha256 ${hash}, expected ${m.checkpoint.weightsSha256})`);
   }
+  // The state (STRIP's clean pool, ...) decides scores as much as the threshold: hashed, checked on the bytes read.
+  let stateBytes: Uint8Array | undefined;
+  if (m.stateSha256 !== undefined) {
+    const p = join(dir, STATE);
+    stateBytes = await readBounded(p, 2 ** 31, "detector state");
+    if (sha256Hex(stateBytes) !== m.stateSha256) throw new Error(`${p} does not match the SHA-256 recorded in ${path}: the file was changed or replaced after the bundle was written`);
+  }
   const params = resolveDetectorParams(m.detector, entry.params, m.params);
   const { model, meta } = await loadCheckpoint(m.checkpoint.path);
   let tensors = new Map<string, Tensor>();
   try {
-    if (existsSync(join(dir, STATE))) tensors = (await loadTensors(join(dir, STATE))).tensors;
+    if (stateBytes) tensors = tensorsFromBytes(stateBytes, join(dir, STATE));
     const ctx = { model: model.eval(), spec: meta.model, preprocessing: meta.preprocessing, classNames: meta.classNames, dataset: m.dataset };
     const detector = entry.restore(ctx, params, { json: m.state, tensors });
     return {

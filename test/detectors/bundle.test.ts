@@ -2,7 +2,7 @@
 // changed checkpoint is refused; BaDExpert is pointed to its own bundle.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { manualSeed, memory, rand, noGrad } from "../../src/engine/index.js";
@@ -42,6 +42,25 @@ test("baseline bundles round-trip to identical scores and refuse a changed check
       assert.equal(loaded.threshold, cal.threshold);
       loaded.dispose();
     }
+    // Fail closed: an edited threshold, a swapped state file, a bundle written over another.
+    const stripManifest = join(dir, "strip", "detector.json");
+    const good = await readFile(stripManifest, "utf8");
+    const edited = JSON.parse(good) as { calibration: Record<string, unknown> };
+    edited.calibration.threshold = "";
+    await writeFile(stripManifest, JSON.stringify(edited));
+    await assert.rejects(loadDetectorBundle(join(dir, "strip")), /detector\.json: "calibration\.threshold" must be a finite number; found ""/);
+    await writeFile(stripManifest, good);
+    const stateFile = join(dir, "strip", "state.safetensors");
+    const pool = await readFile(stateFile);
+    pool.writeUInt8(pool.readUInt8(pool.length - 1) ^ 1, pool.length - 1);
+    await writeFile(stateFile, pool);
+    await assert.rejects(loadDetectorBundle(join(dir, "strip")), /state\.safetensors does not match the SHA-256 recorded in .*detector\.json/);
+    const again = await fitDetector("scale-up", ctx, { reserved, calibration: reserved }, {});
+    await assert.rejects(
+      saveDetectorBundle(join(dir, "strip"), again, { checkpoint: ckpt, calibration: calibrateDetector(again, reserved, 0.1).calibration, dataset: "synthetic" }),
+      /not empty|exists/,
+    );
+    again.dispose();
     const be = await fitDetector("badexpert", ctx, { reserved, calibration: reserved }, { unlearnLr: 1e-3 });
     await assert.rejects(saveDetectorBundle(join(dir, "be"), be, { checkpoint: ckpt, calibration: calibrateDetector(be, reserved, 0.1).calibration, dataset: "synthetic" }), /'badexpert' has its own bundle format/);
     be.dispose();
