@@ -86,12 +86,14 @@ export async function runTampering(o: TamperRunOptions): Promise<TamperRunResult
     const asr = attackSuccessRate(model, final, test, normalization, device);
     const seconds = (Date.now() - t0) / 1000;
     log(`${o.attack}: clean accuracy ${(100 * caBefore).toFixed(2)}% -> ${(100 * ca).toFixed(2)}%, attack success rate ${(100 * asr).toFixed(2)}% (${seconds.toFixed(1)} s)`);
-    const { format: _f, version: _v, createdAt: _c, weightsSha256: _s, ...rest } = meta;
     const saved = await saveCheckpoint(
       o.out,
       model,
       {
-        ...rest,
+        model: meta.model,
+        dataset: meta.dataset,
+        preprocessing: meta.preprocessing,
+        classNames: meta.classNames,
         training: {
           ...meta.training,
           attack: { name: o.attack, params: r.params, seed: o.seed, poisonCount: r.poisonCount, coverCount: 0 },
