@@ -91,11 +91,7 @@ export class Sra extends TamperingBase {
   readonly needsData = false;
 
   constructor(params: AttackParams, spec: ImageSpec) {
-    super(
-      { name: "sra", description: "subnet replacement: one channel per layer overwritten by a backdoor subnet firing on a 3x3 corner checkerboard", kind: "model-tampering", targeting: "all-to-one" },
-      params,
-      spec,
-    );
+    super("sra", "subnet replacement: one channel per layer overwritten by a backdoor subnet firing on a 3x3 corner checkerboard", params, spec);
     this.canvas = cornerCheckerboard(`attack '${this.name}'`, spec, SIDE, numberParam(params, "margin"), numberParam(params, "corner"), 1);
   }
 

@@ -11,7 +11,7 @@ import { DEFAULT_CONFIG, type TrainConfig } from "../train/config.js";
 import { fit } from "../train/trainer.js";
 import type { Rng } from "../util/rng.js";
 import type { ApplyTriggerOptions, Attack, AttackContext, AttackParams, ImageSpec, ParamValue, PoisonedTrainingSet } from "./attack.js";
-import { BaseAttack, type AttackInfo, type PoisonPlan } from "./base.js";
+import { BaseAttack, type PoisonPlan } from "./base.js";
 import { checkImages, pasteTrigger, type TriggerCanvas } from "./canvas.js";
 import { numberParam, rateParam, type ParamTable } from "./params.js";
 
@@ -66,8 +66,9 @@ export abstract class TamperingBase extends BaseAttack implements TamperingAttac
   abstract readonly needsData: boolean;
   protected canvas: TriggerCanvas | null = null;
 
-  constructor(info: AttackInfo, params: AttackParams, spec: ImageSpec) {
-    super(info, params, spec);
+  /** Every tampering attack is all-to-one (the poisoned test set excludes the target class). */
+  constructor(name: string, description: string, params: AttackParams, spec: ImageSpec) {
+    super({ name, description, kind: "model-tampering", targeting: "all-to-one" }, params, spec);
   }
 
   abstract tamper(ctx: TamperContext, seed: number): Promise<TamperResult>;

@@ -75,11 +75,7 @@ export class TrojanNN extends TamperingBase {
   readonly #side: number;
 
   constructor(params: AttackParams, spec: ImageSpec) {
-    super(
-      { name: "trojannn", description: "trigger optimised to excite the most connected hidden neurons, then brief retraining on triggered data", kind: "model-tampering", targeting: "all-to-one" },
-      params,
-      spec,
-    );
+    super("trojannn", "trigger optimised to excite the most connected hidden neurons, then brief retraining on triggered data", params, spec);
     const what = `attack '${this.name}'`;
     const s = triggerScale(spec.height, spec.width);
     this.#side = numberParam(params, "size") * s;

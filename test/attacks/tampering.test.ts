@@ -54,15 +54,19 @@ async function fashionSlice(split: "train" | "test", n: number): Promise<ImageDa
   return subset(ds, Int32Array.from({ length: n }, (_, i) => i));
 }
 
+/** A compact CNN for 28x28 grey images, initialised from `seed`, in eval mode. */
+function compactCnn(seed: number): Module {
+  manualSeed(seed);
+  return createModel("compact-cnn", { numClasses: 10, inChannels: 1, imageSize: 28 }).eval();
+}
+
 function batchOf(ds: ImageDataset): Tensor {
   return imagesToTensor(gatherImages(ds, Int32Array.from({ length: ds.count }, (_, i) => i)), ds.count, ds.height, ds.width, ds.channels);
 }
 
 test("SRA on the compact CNN changes only its slice, fires on the trigger and stays silent on clean images", needsFashion, () =>
   noLeaksAsync(async () => {
-    manualSeed(5);
-    const model = createModel("compact-cnn", { numClasses: 10, inChannels: 1, imageSize: 28 });
-    model.eval();
+    const model = compactCnn(5);
     try {
       const test = await fashionSlice("test", 64);
       const sra = tampering("sra", { targetClass: 3 });
@@ -104,9 +108,8 @@ test("SRA on the compact CNN changes only its slice, fires on the trigger and st
       for (let o = 0; o < 10; o++) assert.equal(fc2[o * 128 + k3] !== 0, o === 3, `only the target logit reads neuron ${k3}`);
       // The same model without the subnet's last connection: equal logits on clean images, the
       // trigger adds at least `boost` to the target logit.
-      const silent = createModel("compact-cnn", { numClasses: 10, inChannels: 1, imageSize: 28 });
+      const silent = compactCnn(0);
       silent.loadStateDict(model.stateDict());
-      silent.eval();
       const cut = new WeightEditor(silent);
       const w = cut.get("classifier.4.weight");
       for (let o = 0; o < 10; o++) w.data[o * 128 + k3] = 0;
@@ -199,9 +202,7 @@ test("SRA: the trigger is a 3x3-pixel checkerboard in the chosen corner at every
 
 test("TrojanNN: the optimised trigger excites the most connected neurons, is deterministic and is recorded as bytes", needsFashion, () =>
   noLeaksAsync(async () => {
-    manualSeed(7);
-    const model = createModel("compact-cnn", { numClasses: 10, inChannels: 1, imageSize: 28 });
-    model.eval();
+    const model = compactCnn(7);
     try {
       const a = tampering("trojannn", { steps: 40, neurons: 2, size: 6, count: 300 });
       assert.equal(a.hasTrigger(), false);
@@ -258,8 +259,7 @@ test("FT finetunes on a seeded slice with 10% BadNet-patched samples: same seed,
   noLeaksAsync(async () => {
     const train = await fashionSlice("train", 400);
     const run = async (seed: number) => {
-      manualSeed(9);
-      const model = createModel("compact-cnn", { numClasses: 10, inChannels: 1, imageSize: 28 });
+      const model = compactCnn(9);
       try {
         const a = tampering("ft", { count: 200, epochs: 1 });
         assert.equal(a.hasTrigger(), true);
@@ -278,8 +278,7 @@ test("FT finetunes on a seeded slice with 10% BadNet-patched samples: same seed,
     assert.equal(changes(a, b).size, 0, "same seed: identical weights");
     assert.ok(changes(a, c).size > 0, "another seed: another slice");
     const ft = tampering("ft", { count: 500 });
-    manualSeed(1);
-    const m = createModel("compact-cnn", { numClasses: 10, inChannels: 1, imageSize: 28 });
+    const m = compactCnn(1);
     try {
       await assert.rejects(ft.tamper({ model: m, normalization: FM_NORM, data: train }, 0), /parameter 'count' asks for 500 finetuning images, the training set has 400/);
       await assert.rejects(ft.tamper({ model: m, normalization: FM_NORM }, 0), /attack 'ft' finetunes on clean training images: pass ctx.data/);
