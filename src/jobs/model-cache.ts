@@ -51,7 +51,8 @@ export async function cachedModel(s: CachedModelSpec, o: { retrain?: boolean; de
   const dir = cachedModelPath(s);
   if (!o.retrain && (await complete(dir, s))) return { dir, trained: false, seconds: 0 };
   if (s.attack && attackInfo(s.attack).kind === "model-tampering") {
-    const clean = await cachedModel({ ...s, attack: null, attackParams: {} }, o);
+    // `retrain` redoes the tampering, not the clean model under it.
+    const clean = await cachedModel({ ...s, attack: null, attackParams: {} }, { ...o, retrain: false });
     const r = await runTampering({
       attack: s.attack,
       params: s.attackParams ?? {},
