@@ -11,6 +11,7 @@ import { memory } from "../../src/engine/index.js";
 import { readCheckpointMeta } from "../../src/train/checkpoint.js";
 import { defendCheckpoint } from "../../src/jobs/defend.js";
 import { evaluateBundle } from "../../src/jobs/evaluate-defense.js";
+import { cachedModel, cachedModelPath } from "../../src/jobs/model-cache.js";
 import { FASHION_MNIST, runCli, tinyFashionMnist, type CliRun } from "./fixtures.js";
 
 const skip = existsSync(FASHION_MNIST) ? false : `${FASHION_MNIST} is not on this machine`;
@@ -99,4 +100,23 @@ test("apply refuses data-poisoning attacks, train refuses tampering ones, and ba
   assert.equal(missing.code, 2);
   assert.match(missing.err, /--checkpoint/);
   assert.equal(existsSync(join(root, "x")) || existsSync(join(root, "y")) || existsSync(join(root, "z")), false);
+});
+
+test("the model cache applies a tampering attack to its cached clean model (trained first when missing)", { skip }, async () => {
+  process.env.BADEXPERT_MODEL_CACHE = join(root, "models");
+  try {
+    const spec = { dataset: "fashion-mnist", dataPath: data, attack: "sra", attackParams: { boost: 40 }, epochs: 1, seed: 0 };
+    const first = await cachedModel(spec, { log: () => {} });
+    assert.equal(first.trained, true);
+    assert.equal(first.dir, cachedModelPath(spec));
+    const meta = await readCheckpointMeta(first.dir);
+    assert.equal(meta.training.attack?.name, "sra");
+    assert.equal(meta.training.attack?.params.boost, 40);
+    assert.equal(obj(meta.training.tampering).from, cachedModelPath({ ...spec, attack: null, attackParams: {} }));
+    assert.ok((meta.metrics.attackSuccessRate ?? 0) > 0.95);
+    const again = await cachedModel(spec, { log: () => {} });
+    assert.equal(again.trained, false, "a finished entry is reused");
+  } finally {
+    delete process.env.BADEXPERT_MODEL_CACHE;
+  }
 });
