@@ -288,3 +288,27 @@ test("FT finetunes on a seeded slice with 10% BadNet-patched samples: same seed,
     assert.deepEqual(specOf(train).channels, 1);
   }),
 );
+
+test("TrojanNN on ResNet-18 optimises on the pooled features; other models are refused", () =>
+  noLeaksAsync(async () => {
+    const spec = { numClasses: 10, height: 32, width: 32, channels: 3 };
+    const norm = { mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25] };
+    manualSeed(8);
+    const model = createModel("resnet18", { numClasses: 10, inChannels: 3, imageSize: 32 }).eval();
+    const vgg = createModel("vgg16-bn", { numClasses: 10, inChannels: 3, imageSize: 32 });
+    try {
+      const a = tampering("trojannn", { steps: 5, neurons: 3 }, spec) as TrojanNN;
+      const neurons = TrojanNN.selectNeurons(model, 3);
+      assert.equal(new Set(neurons).size, 3);
+      assert.ok(neurons.every((n) => n >= 0 && n < 512));
+      const o = a.optimiseTrigger(model, norm, neurons, 0);
+      assert.equal(o.values.length, 3 * 8 * 8);
+      assert.ok(o.after > o.before, `activation raised (${o.before} -> ${o.after})`);
+      assert.throws(() => TrojanNN.selectNeurons(vgg, 1), /attack 'trojannn': the trigger optimisation is implemented for compact-cnn and resnet18; the model is a VGG/);
+      assert.throws(() => TrojanNN.selectNeurons(model, 600), /parameter 'neurons' asks for 600 neurons, the hidden layer has 512/);
+    } finally {
+      model.dispose();
+      vgg.dispose();
+    }
+  }),
+);
