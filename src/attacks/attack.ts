@@ -13,7 +13,7 @@ export type ParamValue = number | string | boolean;
 export type AttackParams = Readonly<Record<string, ParamValue>>;
 
 /** The attack families of the reference table (docs/attacks.md). */
-export type AttackKind = "dirty-label" | "clean-label" | "warping" | "quantization" | "adaptive" | "all-to-all" | "source-specific";
+export type AttackKind = "dirty-label" | "clean-label" | "warping" | "quantization" | "adaptive" | "all-to-all" | "source-specific" | "model-tampering";
 
 /**
  * Which test images count towards the attack success rate and which label counts as success:

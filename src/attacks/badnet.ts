@@ -26,10 +26,12 @@ export const BADNET_PARAMS: ParamTable = {
   corner: { type: "integer", default: 0, min: 0, max: 3, description: "0 bottom-right, 1 bottom-left, 2 top-right, 3 top-left" },
 };
 
-/** The checkerboard patch in one corner (0 bottom-right, 1 bottom-left, 2 top-right, 3 top-left), `margin` cells in from both edges. */
-export function cornerCheckerboard(what: string, spec: ImageSpec, cells: number, margin: number, corner = 0): TriggerCanvas {
+/**
+ * The checkerboard patch in one corner (0 bottom-right, 1 bottom-left, 2 top-right, 3 top-left),
+ * `margin` cells in from both edges; a cell is `s` pixels (default: grows with the image).
+ */
+export function cornerCheckerboard(what: string, spec: ImageSpec, cells: number, margin: number, corner = 0, s = triggerScale(spec.height, spec.width)): TriggerCanvas {
   const canvas = new TriggerCanvas(spec);
-  const s = triggerScale(spec.height, spec.width);
   const side = cells * s;
   const top = corner >= 2 ? margin * s : spec.height - side - margin * s;
   const left = corner % 2 === 1 ? margin * s : spec.width - side - margin * s;

@@ -104,7 +104,8 @@ export abstract class BaseAttack implements Attack {
     }
   }
 
-  private poisonSync(train: ImageDataset, seed: number, ctx: AttackContext): PoisonedTrainingSet {
+  /** poison() without the Promise (the tampering attacks poison their finetuning data with it). */
+  protected poisonSync(train: ImageDataset, seed: number, ctx: AttackContext): PoisonedTrainingSet {
     if (!Number.isInteger(seed)) throw new RangeError(`attack '${this.name}': seed must be an integer, got ${seed}`);
     checkDataset(this.name, train, this.spec);
     this.checkContext(ctx);

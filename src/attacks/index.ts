@@ -27,3 +27,7 @@ export { AdaptiveBlend, pieceMasks } from "./adaptive-blend.js";
 export { AdaptivePatch } from "./adaptive-patch.js";
 export { TaCT } from "./tact.js";
 export { CleanLabel, pgdPerturb, type PgdOptions } from "./clean-label.js";
+export { Ft } from "./ft.js";
+export { Sra } from "./sra.js";
+export { TrojanNN } from "./trojannn.js";
+export { TamperingBase, WeightEditor, isTamperingAttack, type TamperContext, type TamperResult, type TamperingAttack } from "./tampering.js";

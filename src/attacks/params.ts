@@ -12,6 +12,8 @@ export interface ParamSpec {
   max?: number;
   /** Exclusive lower bound (e.g. a rate or strength that must be positive). */
   above?: number;
+  /** Lists only: the empty string (no elements) is allowed, e.g. for a value an attack fills in itself. */
+  emptyAllowed?: boolean;
   description: string;
 }
 
@@ -62,6 +64,7 @@ function convert(attack: string, name: string, s: ParamSpec, v: ParamValue): Par
     }
     case "numbers":
     case "integers": {
+      if (s.emptyAllowed === true && (v === "" || (typeof v === "string" && v.trim() === ""))) return "";
       const parts = typeof v === "number" ? [v] : typeof v === "string" ? v.split(",").map((p) => parseNumber(p.trim())) : [Number.NaN];
       const ints = s.type === "integers";
       const what = `a comma-separated list of ${ints ? "integers" : "numbers"}${range ? `, each ${range}` : ""}`;
@@ -130,7 +133,7 @@ export function booleanParam(p: AttackParams, name: string): boolean {
 export function numberListParam(p: AttackParams, name: string): number[] {
   const v = p[name];
   if (typeof v !== "string") throw new TypeError(`attack parameter '${name}' is not a resolved list (got ${JSON.stringify(v)})`);
-  return v.split(",").map(Number);
+  return v === "" ? [] : v.split(",").map(Number);
 }
 
 /** The parameters every attack shares. */

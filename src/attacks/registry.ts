@@ -14,6 +14,9 @@ import { AdaptiveBlend, ADAPTIVE_BLEND_PARAMS } from "./adaptive-blend.js";
 import { AdaptivePatch, ADAPTIVE_PATCH_PARAMS } from "./adaptive-patch.js";
 import { BadNetAllToAll, BADNET_ALL_TO_ALL_PARAMS } from "./badnet-all-to-all.js";
 import { TaCT, TACT_PARAMS } from "./tact.js";
+import { Ft, FT_PARAMS } from "./ft.js";
+import { Sra, SRA_PARAMS } from "./sra.js";
+import { TrojanNN, TROJANNN_PARAMS } from "./trojannn.js";
 
 export interface AttackEntry {
   name: string;
@@ -141,6 +144,37 @@ const REGISTRY: readonly AttackEntry[] = [
     params: TACT_PARAMS,
     datasetDefaults: GTSRB_TARGET,
     create: (p, s) => new TaCT(p, s),
+  },
+  // Model tampering: `badexpert attack apply` turns a clean checkpoint into a backdoored one.
+  {
+    name: "ft",
+    summary: "finetune a clean model on a slice with 10% BadNet-patched, relabelled samples; model tampering",
+    kind: "model-tampering",
+    targeting: "all-to-one",
+    needsCleanModel: false,
+    params: FT_PARAMS,
+    datasetDefaults: GTSRB_TARGET,
+    create: (p, s) => new Ft(p, s),
+  },
+  {
+    name: "sra",
+    summary: "subnet replacement: one channel per layer becomes a 3x3-checkerboard detector feeding the target; no data",
+    kind: "model-tampering",
+    targeting: "all-to-one",
+    needsCleanModel: false,
+    params: SRA_PARAMS,
+    datasetDefaults: GTSRB_TARGET,
+    create: (p, s) => new Sra(p, s),
+  },
+  {
+    name: "trojannn",
+    summary: "trigger optimised to excite the most connected hidden neurons, then 1 epoch on a slice with 10% triggered",
+    kind: "model-tampering",
+    targeting: "all-to-one",
+    needsCleanModel: false,
+    params: TROJANNN_PARAMS,
+    datasetDefaults: GTSRB_TARGET,
+    create: (p, s) => new TrojanNN(p, s),
   },
 ];
 

@@ -1,11 +1,15 @@
 // Trained models reused across runs (the demo and the benchmarks): one checkpoint directory per
 // (dataset, model, attack and its parameters, epochs, seed) under ~/.cache/badexpert/models or
 // $BADEXPERT_MODEL_CACHE. An entry counts only when its run finished (the ASR is recorded last).
+// A model-tampering attack (FT, SRA, TrojanNN) is applied to the cached clean model of the same
+// dataset, model, epochs and seed (trained first if missing), with the same seed.
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { readCheckpointMeta } from "../train/checkpoint.js";
 import { recipeFor } from "../train/recipes.js";
+import { attackInfo } from "../attacks/registry.js";
 import { runTraining } from "./train.js";
+import { runTampering } from "./tamper.js";
 
 export function modelCacheDir(): string {
   return process.env.BADEXPERT_MODEL_CACHE ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "badexpert", "models");
@@ -46,6 +50,22 @@ async function complete(dir: string, s: CachedModelSpec): Promise<boolean> {
 export async function cachedModel(s: CachedModelSpec, o: { retrain?: boolean; device?: string; log?: (l: string) => void } = {}): Promise<{ dir: string; trained: boolean; seconds: number }> {
   const dir = cachedModelPath(s);
   if (!o.retrain && (await complete(dir, s))) return { dir, trained: false, seconds: 0 };
+  if (s.attack && attackInfo(s.attack).kind === "model-tampering") {
+    // `retrain` redoes the tampering, not the clean model under it.
+    const clean = await cachedModel({ ...s, attack: null, attackParams: {} }, { ...o, retrain: false });
+    const r = await runTampering({
+      attack: s.attack,
+      params: s.attackParams ?? {},
+      checkpoint: clean.dir,
+      out: dir,
+      seed: s.seed,
+      force: true,
+      ...(o.device ? { device: o.device } : {}),
+      ...(s.dataPath ? { dataPath: s.dataPath } : {}),
+      ...(o.log ? { log: o.log } : {}),
+    });
+    return { dir, trained: true, seconds: clean.seconds + r.seconds };
+  }
   const recipe = recipeFor(s.dataset);
   const r = await runTraining({
     dataset: s.dataset,

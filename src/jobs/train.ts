@@ -9,7 +9,7 @@ import type { ImageDataset } from "../data/dataset.js";
 import { subset, splitIndices } from "../data/splits.js";
 import { createModel } from "../models/registry.js";
 import type { Attack, ParamValue } from "../attacks/attack.js";
-import { createAttack } from "../attacks/registry.js";
+import { attackInfo, createAttack } from "../attacks/registry.js";
 import { validateConfig, type TrainConfig } from "../train/config.js";
 import { fit, type EpochRecord } from "../train/trainer.js";
 import { evaluateModel } from "../train/evaluate.js";
@@ -53,6 +53,10 @@ export function attackSuccessRate(model: Module, attack: Attack, test: ImageData
 
 export async function runTraining(o: TrainRunOptions): Promise<TrainRunResult> {
   const log = o.log ?? ((l: string) => console.error(l));
+  if (o.attack && attackInfo(o.attack.name).kind === "model-tampering") {
+    const n = o.attack.name;
+    throw new Error(`attack '${n}' tampers with a trained model: train a clean model, then run \`badexpert attack apply --attack ${n} --checkpoint CLEAN --out DIR\``);
+  }
   // Before any work: never overwrite someone's checkpoint or bundle by accident.
   if (!o.resume) await assertWritableDir(o.out, { replace: o.force === true, forceHint: "--force" });
   const info = datasetInfo(o.dataset);

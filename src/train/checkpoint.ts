@@ -42,6 +42,8 @@ export interface TrainingRecord extends Partial<TrainConfig> {
   attack?: AttackRecord | null;
   history?: EpochRecord[];
   seconds?: number;
+  /** Set by `badexpert attack apply`: the clean checkpoint a model-tampering attack started from, and what it changed. */
+  tampering?: Record<string, unknown>;
   /** Set by `badexpert import`: where the model came from (state_dict file or TorchScript file). */
   imported?: Record<string, unknown>;
 }

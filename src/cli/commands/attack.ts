@@ -1,6 +1,7 @@
 // `badexpert attack`: the backdoor attacks the toolkit implements. `attack list` prints each with
 // its parameters and defaults; `attack preview` writes a PNG of clean test images above the same
-// images with the attack's test-time trigger.
+// images with the attack's test-time trigger; `attack apply` runs a model-tampering attack on a
+// clean checkpoint and writes the backdoored checkpoint.
 import type { Command, OptionSpec } from "../command.js";
 import { UsageError } from "../command.js";
 import { SEED, emitJson, numWithDefault, requireStr, str, type Values } from "../args.js";
@@ -8,6 +9,9 @@ import { parseAttackParams } from "../attack-options.js";
 import { datasetNames, loadDataset } from "../../data/registry.js";
 import { AttackParamError, attackDefaults, attackInfo, attackNames, createAttack, type Attack } from "../../attacks/index.js";
 import { attackPreview, writePng } from "../../attacks/preview.js";
+import { readCheckpointMeta } from "../../train/checkpoint.js";
+import { runTampering, tamperingAttackNames } from "../../jobs/tamper.js";
+import { RUNTIME_OPTIONS, applyRuntimeOptions } from "../runtime-options.js";
 
 const OPTIONS: Record<string, OptionSpec> = {
   attack: { type: "string", short: "a", description: `attack name: ${attackNames().join(", ")}`, value: { kind: "choice", values: attackNames() } },
@@ -23,8 +27,15 @@ const OPTIONS: Record<string, OptionSpec> = {
   count: { type: "string", description: "images per row", default: "8", value: { kind: "int", min: 1, max: 256 } },
   scale: { type: "string", description: "upscaling factor (nearest neighbour)", default: "4", value: { kind: "int", min: 1, max: 64 } },
   diff: { type: "string", description: "add a third row: |triggered - clean| times this gain (0: no row)", default: "0", value: { kind: "int", min: 0, max: 1000 } },
-  seed: { type: "string", description: "seed for the choice of test images", default: "0", value: SEED },
-  out: { type: "string", short: "o", description: "PNG to write (default: attack-<attack>-<dataset>.png)" },
+  seed: { type: "string", description: "preview: seed for the choice of test images; apply: seed of the finetuning slice and trigger start", default: "0", value: SEED },
+  out: { type: "string", short: "o", description: "preview: PNG to write (default: attack-<attack>-<dataset>.png); apply: checkpoint directory to write" },
+  checkpoint: {
+    type: "string",
+    short: "c",
+    description: "apply: the clean checkpoint to tamper with; preview: a backdoored checkpoint whose recorded attack (and parameters) to show",
+  },
+  force: { type: "boolean", description: "apply: replace an existing non-empty --out (otherwise refused)" },
+  ...RUNTIME_OPTIONS,
   json: { type: "boolean", description: "print a machine-readable result as the last stdout line" },
 };
 
@@ -55,17 +66,23 @@ function listAttacks(v: Values): number {
 }
 
 async function preview(v: Values): Promise<number> {
-  const name = requireStr(v, "attack", `one of ${attackNames().join(", ")}`);
+  // With --checkpoint the attack, its parameters and the dataset default to the recorded ones
+  // (TrojanNN's trigger exists only there).
+  const ckpt = str(v, "checkpoint");
+  const recorded = ckpt ? await readCheckpointMeta(ckpt) : null;
+  if (recorded && !recorded.training.attack && str(v, "attack") === undefined) throw new UsageError(`--checkpoint: ${ckpt} records no attack; give --attack`);
+  const name = str(v, "attack") ?? recorded?.training.attack?.name ?? requireStr(v, "attack", `one of ${attackNames().join(", ")}`);
   if (!attackNames().includes(name)) throw new UsageError(`--attack: unknown attack '${name}'; valid: ${attackNames().join(", ")}`);
-  const datasetName = requireStr(v, "dataset", `one of ${datasetNames().join(", ")}`);
+  const datasetName = str(v, "dataset") ?? recorded?.dataset.name ?? requireStr(v, "dataset", `one of ${datasetNames().join(", ")}`);
   if (!datasetNames().includes(datasetName)) throw new UsageError(`--dataset: unknown dataset '${datasetName}'; valid: ${datasetNames().join(", ")}`);
-  const path = str(v, "data-path");
+  const path = str(v, "data-path") ?? recorded?.dataset.path;
   const count = numWithDefault(v, "count", OPTIONS);
   const scale = numWithDefault(v, "scale", OPTIONS);
   const diffGain = numWithDefault(v, "diff", OPTIONS);
   const seed = numWithDefault(v, "seed", OPTIONS);
   const out = str(v, "out") ?? `attack-${name}-${datasetName}.png`;
-  const overrides = parseAttackParams(v);
+  const fromRecord = recorded?.training.attack?.name === name ? recorded.training.attack.params : {};
+  const overrides = { ...fromRecord, ...parseAttackParams(v) };
   const test = await loadDataset(datasetName, { split: "test", ...(path ? { path } : {}) });
   let instance: Attack;
   try {
@@ -87,19 +104,61 @@ async function preview(v: Values): Promise<number> {
   return 0;
 }
 
+async function apply(v: Values): Promise<number> {
+  const valid = tamperingAttackNames();
+  const name = requireStr(v, "attack", `one of ${valid.join(", ")}`);
+  if (!valid.includes(name)) {
+    throw new UsageError(
+      attackNames().includes(name)
+        ? `--attack: '${name}' poisons training data (use \`badexpert train --attack ${name}\`); apply takes the model-tampering attacks: ${valid.join(", ")}`
+        : `--attack: unknown attack '${name}'; apply takes: ${valid.join(", ")}`,
+    );
+  }
+  const checkpoint = requireStr(v, "checkpoint", "the clean checkpoint directory");
+  const out = requireStr(v, "out", "the checkpoint directory to write");
+  const seed = numWithDefault(v, "seed", OPTIONS);
+  const params = parseAttackParams(v);
+  const { device } = applyRuntimeOptions(v);
+  const dataPath = str(v, "data-path");
+  let r;
+  try {
+    r = await runTampering({ attack: name, params, checkpoint, out, seed, device, force: v.force === true, ...(dataPath ? { dataPath } : {}) });
+  } catch (e) {
+    if (e instanceof AttackParamError) throw new UsageError(`--attack-param: ${e.message}`);
+    throw e;
+  }
+  emitJson(v, {
+    checkpoint: r.checkpoint,
+    attack: r.meta.training.attack ?? null,
+    cleanAccuracyBefore: r.cleanAccuracyBefore,
+    cleanAccuracy: r.cleanAccuracy,
+    attackSuccessRateBefore: r.attackSuccessRateBefore,
+    attackSuccessRate: r.attackSuccessRate,
+    poisonCount: r.poisonCount,
+    details: r.details,
+    seconds: r.seconds,
+  });
+  return 0;
+}
+
 export const attack: Command = {
   name: "attack",
-  summary: "list the backdoor attacks, or preview an attack's trigger as a PNG",
+  summary: "list the backdoor attacks, preview an attack's trigger as a PNG, or apply a model-tampering attack to a checkpoint",
   details: [
     "Subcommands:",
     "  attack list                      the attacks with their kinds and default parameters",
     "  attack preview --attack NAME --dataset NAME [--out file.png]",
-    "                                   clean test images (top row) and the same images triggered (bottom row)",
+    "                                   clean test images (top row) and the same images triggered (bottom row);",
+    "                                   --checkpoint DIR takes the attack, parameters and dataset recorded there",
+    `  attack apply --attack ${tamperingAttackNames().join("|")} --checkpoint CLEAN --out DIR [--seed N] [--force]`,
+    "                                   tamper with a clean checkpoint; writes a checkpoint recording the attack,",
+    "                                   clean accuracy and attack success rate (evaluate-defense and the benches read it)",
     "",
     "Attack parameters: --attack-param key=value,key=value (numbers may be fractions, e.g. eps=8/255; lists continue",
     "after a comma, e.g. trainAlphas=0.5,0.3,rate=0.01). `attack list` shows every parameter and its default.",
     "",
-    "Example: badexpert attack preview --attack badnet --dataset fashion-mnist --out badnet.png",
+    "Examples: badexpert attack preview --attack badnet --dataset fashion-mnist --out badnet.png",
+    "          badexpert attack apply --attack sra --checkpoint runs/fmnist-clean --out runs/fmnist-sra",
   ].join("\n"),
   options: OPTIONS,
   async run(v, positionals) {
@@ -110,8 +169,10 @@ export const attack: Command = {
         return listAttacks(v);
       case "preview":
         return preview(v);
+      case "apply":
+        return apply(v);
       default:
-        throw new UsageError(sub === undefined ? "expected a subcommand: list or preview" : `unknown subcommand '${sub}'; valid: list, preview`);
+        throw new UsageError(sub === undefined ? "expected a subcommand: list, preview or apply" : `unknown subcommand '${sub}'; valid: list, preview, apply`);
     }
   },
 };
