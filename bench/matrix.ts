@@ -107,7 +107,15 @@ const datasets = list(values.datasets);
 const attacks = list(values.attacks);
 if (datasets.length === 0) fail("--datasets: give at least one dataset");
 if (attacks.length === 0) fail("--attacks: give at least one attack");
-for (const d of datasets) datasetInfo(d);
+/** Registry look-ups throw with the valid names; here that is one line, not a stack trace. */
+function check<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    return fail((e as Error).message);
+  }
+}
+for (const d of datasets) check(() => datasetInfo(d));
 const seeds = list(values.seeds).map((s) => {
   const n = Number(s);
   if (!Number.isInteger(n) || n < 0) fail(`--seeds: expected non-negative integers, got ${JSON.stringify(s)}`);
@@ -138,17 +146,17 @@ for (const part of (values.param ?? "").split(";").filter(Boolean)) {
 
 const cells: MatrixCell[] = [];
 for (const dataset of datasets) {
-  const info = datasetInfo(dataset);
+  const info = check(() => datasetInfo(dataset));
   const models = list(values.models);
   const dataPath = pathArg?.get(dataset);
   for (const model of models.length ? models : [undefined]) {
     const name = model ?? recipeFor(dataset).model;
-    modelInfo(name);
+    check(() => modelInfo(name));
     for (const attack of attacks) {
       const params = overrides.get(attack) ?? {};
       // Unknown attacks and bad parameters fail here, not after an hour of training.
       const size = info.imageSize ?? { height: 32, width: 32 };
-      createAttack(attack, params, { numClasses: info.numClasses ?? 10, height: size.height, width: size.width, channels: info.channels ?? 3, dataset });
+      check(() => createAttack(attack, params, { numClasses: info.numClasses ?? 10, height: size.height, width: size.width, channels: info.channels ?? 3, dataset }));
       for (const seed of seeds) cells.push({ dataset, model: name, attack, attackParams: params, seed, epochs: epochsFor(dataset), ...(dataPath ? { dataPath } : {}) });
     }
   }
