@@ -81,15 +81,15 @@ export class CifarResNet extends Module {
   }
 }
 
+/** Stages of `blocks` blocks at these widths; every stage after the first halves the resolution. */
+function stages(widths: readonly number[], blocks: number): ResNetStage[] {
+  return widths.map((planes, i) => ({ planes, blocks, stride: i === 0 ? 1 : 2 }));
+}
+
 /** ResNet-18: 64-wide stem, four stages of two blocks (64, 128, 256, 512). */
 export class ResNet18 extends CifarResNet {
   constructor(opts: ResNetOptions = {}) {
-    super(64, [
-      { planes: 64, blocks: 2, stride: 1 },
-      { planes: 128, blocks: 2, stride: 2 },
-      { planes: 256, blocks: 2, stride: 2 },
-      { planes: 512, blocks: 2, stride: 2 },
-    ], opts);
+    super(64, stages([64, 128, 256, 512], 2), opts);
   }
 }
 
@@ -100,10 +100,6 @@ export class ResNet18 extends CifarResNet {
  */
 export class ResNet20 extends CifarResNet {
   constructor(opts: ResNetOptions = {}) {
-    super(16, [
-      { planes: 16, blocks: 3, stride: 1 },
-      { planes: 32, blocks: 3, stride: 2 },
-      { planes: 64, blocks: 3, stride: 2 },
-    ], opts);
+    super(16, stages([16, 32, 64], 3), opts);
   }
 }
