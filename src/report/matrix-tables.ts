@@ -110,7 +110,7 @@ export function renderMatrixTables(groups: readonly MatrixGroup[]): string {
     out.push("| attack | seeds | unlearning lr | CA before → after | ASR before → after | AUROC (mean ± std) | AUROC 95% CI (bootstrap) | TPR | FPR |");
     out.push("|---|---|---|---|---|---|---|---|---|");
     for (const a of g.attacks) {
-      const lrs = [...new Set(a.unlearnLrs)].join(", ");
+      const lrs = [...new Set(a.unlearnLrs)].map((lr) => lr.toExponential()).join(", ");
       const ci = `[${a.aurocInterval.low.toFixed(4)}, ${a.aurocInterval.high.toFixed(4)}]`;
       out.push(`| ${attackLabel(a)} | ${a.seeds.join(",")} | ${lrs} | ${pctStat(a.stats.cleanAccuracyBefore)} → ${pctStat(a.stats.cleanAccuracyAfter)} | ` +
         `${pctStat(a.stats.asrBefore)} → ${pctStat(a.stats.asrAfter)} | ${aurocStat(a.stats.auroc)} | ${ci} | ${pctStat(a.stats.tpr)} | ${pctStat(a.stats.fpr)} |`);

@@ -60,9 +60,9 @@ void test("renderMatrixTables: a heading and a row per attack with mean ± std, 
   const lines = text.split("\n");
   assert.ok(lines.includes("#### fashion-mnist · compact-cnn · 6 epochs · FPR 1%"));
   assert.ok(lines.includes("#### fashion-mnist · compact-cnn · 6 epochs · FPR 0.1%"));
-  assert.ok(lines.includes("| badnet | 0,1,2 | 0.0003, 0.0005 | 92.00 ± 1.00% → 90.33 ± 0.58% | 100.00 ± 0.00% → 1.00 ± 1.00% | 0.9987 ± 0.0008 | [1.0000, 1.0000] | 100.00 ± 0.00% | 1.00 ± 0.00% |"), text);
+  assert.ok(lines.includes("| badnet | 0,1,2 | 3e-4, 5e-4 | 92.00 ± 1.00% → 90.33 ± 0.58% | 100.00 ± 0.00% → 1.00 ± 1.00% | 0.9987 ± 0.0008 | [1.0000, 1.0000] | 100.00 ± 0.00% | 1.00 ± 0.00% |"), text);
   // One seed: no ± part.
-  assert.ok(lines.includes("| blend (alpha=0.2) | 0 | 0.0003 | 90.00% → 89.00% | 100.00% → 5.00% | 0.9900 | [1.0000, 1.0000] | 100.00% | 1.00% |"), text);
+  assert.ok(lines.includes("| blend (alpha=0.2) | 0 | 3e-4 | 90.00% → 89.00% | 100.00% → 5.00% | 0.9900 | [1.0000, 1.0000] | 100.00% | 1.00% |"), text);
   assert.ok(lines.includes("| **average over 2 attacks** | | | CA drop 1.33 pts | ASR after 3.00% | 0.9943 | | | |"), text);
 });
 
