@@ -3,9 +3,11 @@
 // temporary files do not count). The cells' real runs are the bench itself (BENCHMARKS.md).
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 
 import { aurocSets, cellId, cellPath, defaultFprs, MATRIX_RESULT_VERSION, pendingCells, readAllResults, readCellResult, writeCellResult, type MatrixCell, type MatrixCellResult } from "../../src/jobs/matrix.js";
 
@@ -71,4 +73,49 @@ void test("aurocSets: positives = poisoned inputs that fool M, negatives = clean
   const clean = { pred: [0, 1, 2, 3], label: [0, 1, 0, 3], score: [0.1, 0.2, 0.3, 0.4] };
   const poisoned = { pred: [5, 5, 1], label: [5, 5, 5], score: [0.9, 0.8, 0.7] };
   assert.deepEqual(aurocSets(clean, poisoned), { positives: [0.9, 0.8], negatives: [0.1, 0.2, 0.4] });
+});
+
+// ---- the bench:matrix command itself (a child process: it is a script, not a module) ----
+
+const SCRIPT = fileURLToPath(new URL("../../bench/matrix.js", import.meta.url));
+
+function matrixCli(args: string[]): { code: number; out: string; err: string } {
+  const r = spawnSync(process.execPath, [SCRIPT, ...args], { encoding: "utf8", env: { ...process.env, BADEXPERT_THREADS: "1" } });
+  return { code: r.status ?? -1, out: r.stdout, err: r.stderr };
+}
+
+void test("bench:matrix: --help; bad arguments are one line and exit 2 before any work", () => {
+  const help = matrixCli(["--help"]);
+  assert.equal(help.code, 0);
+  assert.match(help.out, /--datasets a,b/);
+  assert.match(help.out, /--render-only/);
+  const bad: [string[], RegExp][] = [
+    [["--datasets", "fashion-mnist", "--attacks", "badnet,nope"], /^bench:matrix: unknown attack 'nope'; valid names: badnet, blend/],
+    [["--datasets", "fashion-mnist", "--attacks", "badnet", "--seeds", "1,x"], /^bench:matrix: --seeds: expected non-negative integers, got "x"/],
+    [["--datasets", "fashion-mnist", "--attacks", "badnet", "--param", "badnet:rate=7"], /^bench:matrix: attack 'badnet': parameter 'rate' must be a number >= 0 and <= 1, got "7"/],
+    [["--datasets", "fashion-mnist", "--attacks", "badnet", "--data-path", "gtsrb=/x"], /^bench:matrix: --data-path: gtsrb is not one of --datasets \(fashion-mnist\)/],
+    [["--attacks", "badnet"], /^bench:matrix: --datasets: give at least one dataset/],
+  ];
+  for (const [args, re] of bad) {
+    const r = matrixCli(args);
+    assert.equal(r.code, 2, `${args.join(" ")}: ${r.err}`);
+    assert.match(r.err, re);
+  }
+});
+
+void test("bench:matrix --dry-run: lists finished and pending cells from the results directory, as JSON too", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "bx-matrix-cli-"));
+  try {
+    await writeCellResult(dir, result(cell("badnet", 1)));
+    const r = matrixCli(["--datasets", "fashion-mnist", "--attacks", "badnet", "--seeds", "0,1", "--epochs", "6", "--results", dir, "--dry-run", "--json"]);
+    assert.equal(r.code, 0, r.err);
+    const lines = r.out.trim().split("\n");
+    assert.deepEqual(lines.slice(0, 2), ["pending   fashion-mnist-compact-cnn-badnet-e6-seed0", "finished  fashion-mnist-compact-cnn-badnet-e6-seed1"]);
+    assert.deepEqual(JSON.parse(lines[2] ?? "null"), [
+      { cell: "fashion-mnist-compact-cnn-badnet-e6-seed0", pending: true },
+      { cell: "fashion-mnist-compact-cnn-badnet-e6-seed1", pending: false },
+    ]);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });
