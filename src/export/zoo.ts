@@ -3,7 +3,7 @@
 import { CompactCNN } from "../models/compact-cnn.js";
 import { MobileNetV2, InvertedResidual } from "../models/mobilenetv2.js";
 import { PreActBlock, PreActResNet18 } from "../models/preact-resnet.js";
-import { BasicBlock, ResNet18 } from "../models/resnet.js";
+import { BasicBlock, ResNet18, ResNet20, type CifarResNet } from "../models/resnet.js";
 import { VGG16BN } from "../models/vgg.js";
 import { Attention, Block, Mlp, PatchEmbed, VisionTransformer } from "../models/vit.js";
 import type { Value } from "./graph-builder.js";
@@ -29,7 +29,7 @@ function basicBlock(c: ExportContext, m: BasicBlock, x: Value): Value {
   return relu(c, add(c, out, c.child(m.shortcut, "shortcut", x)));
 }
 
-function resnet18(c: ExportContext, m: ResNet18, x: Value): Value {
+function cifarResnet(c: ExportContext, m: CifarResNet, x: Value): Value {
   let out = relu(c, c.child(m.bn1, "bn1", c.child(m.conv1, "conv1", x)));
   m.layers.forEach((stage, i) => {
     out = c.child(stage, `layer${i + 1}`, out);
@@ -125,7 +125,8 @@ function vit(c: ExportContext, m: VisionTransformer, x: Value): Value {
 export const ZOO_RULES: readonly ModuleRule[] = [
   rule(CompactCNN, (c, m, x) => c.child(m.classifier, "classifier", c.child(m.features, "features", x))),
   rule(BasicBlock, basicBlock),
-  rule(ResNet18, resnet18),
+  rule(ResNet18, cifarResnet),
+  rule(ResNet20, cifarResnet),
   rule(PreActBlock, preActBlock),
   rule(PreActResNet18, preActResnet18),
   rule(VGG16BN, vgg),

@@ -1,11 +1,13 @@
 // Trained models reused across runs (the demo and the benchmarks): one checkpoint directory per
 // (dataset, model, attack and its parameters, epochs, seed) under ~/.cache/badexpert/models or
-// $BADEXPERT_MODEL_CACHE. An entry counts only when its run finished (the ASR is recorded last).
+// $BADEXPERT_MODEL_CACHE. An entry counts only when its run finished (the ASR is recorded last);
+// an entry whose run was killed after some epochs resumes from its last epoch.
 // A model-tampering attack (FT, SRA, TrojanNN) is applied to the cached clean model of the same
 // dataset, model, epochs and seed (trained first if missing), with the same seed.
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { readCheckpointMeta } from "../train/checkpoint.js";
+import { hasTrainState } from "../train/resume.js";
 import { recipeFor } from "../train/recipes.js";
 import { attackInfo } from "../attacks/registry.js";
 import { runTraining } from "./train.js";
@@ -67,6 +69,9 @@ export async function cachedModel(s: CachedModelSpec, o: { retrain?: boolean; de
     return { dir, trained: true, seconds: clean.seconds + r.seconds };
   }
   const recipe = recipeFor(s.dataset);
+  // A killed run left its last finished epoch and the optimizer state: continue it (same seed,
+  // same poison) instead of starting over; a long CIFAR-10 model then spans several sittings.
+  const resume = !o.retrain && (await hasTrainState(dir));
   const r = await runTraining({
     dataset: s.dataset,
     model: s.model ?? recipe.model,
@@ -74,6 +79,7 @@ export async function cachedModel(s: CachedModelSpec, o: { retrain?: boolean; de
     out: dir,
     // The cache entry is missing, incomplete or being retrained: it is ours to replace.
     force: true,
+    resume,
     ...(o.device ? { device: o.device } : {}),
     ...(s.dataPath ? { dataPath: s.dataPath } : {}),
     ...(s.attack ? { attack: { name: s.attack, params: s.attackParams ?? {} } } : {}),

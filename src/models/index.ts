@@ -1,6 +1,6 @@
 // The model zoo: CIFAR-style image classifiers whose state-dict keys match the usual PyTorch
 // definitions, and the registry that builds them by name.
-export { ResNet18, BasicBlock, type ResNetOptions } from "./resnet.js";
+export { ResNet18, ResNet20, CifarResNet, BasicBlock, type ResNetOptions, type ResNetStage } from "./resnet.js";
 export { PreActResNet18, PreActBlock, type PreActResNetOptions } from "./preact-resnet.js";
 export { VGG16BN, VGG16_CFG, VGG_MIN_IMAGE_SIZE, type VggOptions, type VggClassifier } from "./vgg.js";
 export { MobileNetV2, InvertedResidual, MOBILENETV2_CIFAR_CFG, type MobileNetV2Options } from "./mobilenetv2.js";

@@ -6,7 +6,7 @@ import { CompactCNN, COMPACT_CNN_MIN_IMAGE_SIZE } from "./compact-cnn.js";
 import { MobileNetV2 } from "./mobilenetv2.js";
 import { checkMinImageSize, checkPositiveInt, imageSizePair, type ImageSizeOption } from "./options.js";
 import { PreActResNet18 } from "./preact-resnet.js";
-import { ResNet18 } from "./resnet.js";
+import { ResNet18, ResNet20 } from "./resnet.js";
 import { VGG16BN, VGG_MIN_IMAGE_SIZE } from "./vgg.js";
 import { VisionTransformer } from "./vit.js";
 
@@ -151,6 +151,19 @@ const REGISTRY: readonly ModelInfo[] = [
     imageSizeMultiple: 1,
     fixedImageSize: true,
     create: (o) => new CompactCNN({ numClasses: o.numClasses, inChannels: o.inChannels, imageSize: o.imageSize }),
+  },
+  {
+    name: "resnet20",
+    description: "ResNet-20, He et al.'s CIFAR ResNet (three stages of three BasicBlocks, 16/32/64 wide), 0.27M parameters; trains on CPU",
+    keyLayout: "pytorch-cifar style, like resnet18 with three stages: conv1, bn1, layer1..3.{0,1,2}.{conv1,bn1,conv2,bn2,shortcut.0,shortcut.1}, linear " +
+      "(1x1 conv + BN projections where the width changes, He et al.'s option B)",
+    datasets: ["cifar10", "gtsrb", "cifar10-folder", "image-folder"],
+    defaults: CIFAR,
+    minImageSize: 4,
+    minImageSizeReason: "two stride-2 stages",
+    imageSizeMultiple: 1,
+    fixedImageSize: false,
+    create: (o) => new ResNet20({ numClasses: o.numClasses, inChannels: o.inChannels }),
   },
 ];
 

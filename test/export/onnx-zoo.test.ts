@@ -19,6 +19,7 @@ import { assertAgree, assertWellFormed, close, onnxCheckerMissing, runOnnxChecke
 // Small inputs: the smallest size each architecture takes (VGG needs 32 for its five pools).
 const SIZES: Record<string, { size: number; channels: number }> = {
   resnet18: { size: 8, channels: 3 },
+  resnet20: { size: 8, channels: 3 },
   "preact-resnet18": { size: 8, channels: 3 },
   "vgg16-bn": { size: 32, channels: 3 },
   mobilenetv2: { size: 8, channels: 3 },

@@ -9,9 +9,9 @@ import { createModel, modelInfo, modelNames, resolveModelOptions } from "../../s
 import { noLeaks } from "../helpers/memory.js";
 import { outputShape } from "./helpers.js";
 
-const NAMES = ["resnet18", "preact-resnet18", "vgg16-bn", "mobilenetv2", "vit", "compact-cnn"];
+const NAMES = ["resnet18", "preact-resnet18", "vgg16-bn", "mobilenetv2", "vit", "compact-cnn", "resnet20"];
 
-void test("registry: the six architectures, by name", () => {
+void test("registry: the seven architectures, by name", () => {
   assert.deepEqual(modelNames(), NAMES);
   for (const name of NAMES) assert.equal(modelInfo(name).name, name);
 });

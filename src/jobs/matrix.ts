@@ -1,0 +1,201 @@
+// The evaluation matrix (`npm run bench:matrix`): dataset × model × attack × seed, each cell run
+// through the model cache (train or reuse the backdoored model), the defend job (BaDExpert with
+// the defaults, canary-chosen unlearning rate where the paper gives none) and the
+// evaluate-defense job (at each requested FPR), and written as one JSON file. A cell whose file
+// is complete is skipped, so a killed run continues where it stopped; files are written
+// atomically, so a kill never leaves a cell that looks finished.
+import { readFile, readdir, rm } from "node:fs/promises";
+import { join } from "node:path";
+import type { ParamValue } from "../attacks/attack.js";
+import { defenseDefaults } from "../defense/defaults.js";
+import type { DefenseMetrics } from "../defense/metrics.js";
+import { readCheckpointMeta } from "../train/checkpoint.js";
+import { recipeFor } from "../train/recipes.js";
+import { writeFileAtomically } from "../util/atomic-file.js";
+import { defendCheckpoint } from "./defend.js";
+import { evaluateBundle } from "./evaluate-defense.js";
+import { cachedModel, cachedModelPath } from "./model-cache.js";
+
+export const MATRIX_RESULT_VERSION = 1;
+
+export interface MatrixCell {
+  dataset: string;
+  model: string;
+  attack: string;
+  attackParams: Record<string, ParamValue>;
+  seed: number;
+  epochs: number;
+  dataPath?: string;
+}
+
+export interface MatrixEvaluation {
+  targetFpr: number;
+  threshold: number;
+  metrics: DefenseMetrics;
+}
+
+export interface MatrixCellResult {
+  version: number;
+  cell: MatrixCell;
+  model: { checkpoint: string; cleanAccuracy: number | null; attackSuccessRate: number | null; trainSeconds: number };
+  unlearn: { lr: number; source: string };
+  evaluations: MatrixEvaluation[];
+  /** Scores of the AUROC sets (positives: poisoned inputs that fool M; negatives: clean inputs M gets right), for the bootstrap. */
+  scores: { positives: number[]; negatives: number[] };
+  seconds: { expert: number; auxiliary: number; calibration: number; selection: number; evaluation: number };
+  scoringRate: number;
+  finishedAt: string;
+}
+
+/** The cell's file name: every field that changes its result, readable. */
+export function cellId(c: MatrixCell): string {
+  const params = Object.keys(c.attackParams).sort().map((k) => `${k}=${String(c.attackParams[k])}`).join(",");
+  return `${c.dataset}-${c.model}-${c.attack}${params ? `-${params}` : ""}-e${c.epochs}-seed${c.seed}`;
+}
+
+export function cellPath(resultsDir: string, c: MatrixCell): string {
+  return join(resultsDir, `${cellId(c)}.json`);
+}
+
+function isCellResult(x: unknown): x is MatrixCellResult {
+  const r = x as Partial<MatrixCellResult> | null;
+  return typeof r === "object" && r !== null && r.version === MATRIX_RESULT_VERSION && typeof r.cell === "object" && Array.isArray(r.evaluations) &&
+    r.evaluations.length > 0 && typeof r.scores === "object" && Array.isArray(r.scores.positives) && Array.isArray(r.scores.negatives);
+}
+
+/** The finished result of a cell, or null when its file is missing, torn or of another version. */
+export async function readCellResult(path: string): Promise<MatrixCellResult | null> {
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch {
+    return null;
+  }
+  try {
+    const r: unknown = JSON.parse(text);
+    return isCellResult(r) ? r : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The cells still to run, in order: those without a finished result file that covers every
+ * requested FPR (default: each cell's defaultFprs()).
+ */
+export async function pendingCells(resultsDir: string, cells: readonly MatrixCell[], fprs?: readonly number[]): Promise<MatrixCell[]> {
+  const out: MatrixCell[] = [];
+  for (const c of cells) {
+    const r = await readCellResult(cellPath(resultsDir, c));
+    const want = fprs ?? defaultFprs(c.model, c.dataset);
+    const covered = r !== null && want.every((f) => r.evaluations.some((e) => e.targetFpr === f));
+    if (!covered) out.push(c);
+  }
+  return out;
+}
+
+/** Every finished result under a results directory (other files are ignored). */
+export async function readAllResults(resultsDir: string): Promise<MatrixCellResult[]> {
+  let names: string[];
+  try {
+    names = (await readdir(resultsDir)).filter((n) => n.endsWith(".json")).sort();
+  } catch {
+    return [];
+  }
+  const out: MatrixCellResult[] = [];
+  for (const n of names) {
+    const r = await readCellResult(join(resultsDir, n));
+    if (r) out.push(r);
+  }
+  return out;
+}
+
+export async function writeCellResult(resultsDir: string, r: MatrixCellResult): Promise<string> {
+  const path = cellPath(resultsDir, r.cell);
+  await writeFileAtomically(path, `${JSON.stringify(r)}\n`);
+  return path;
+}
+
+/** The FPRs a cell is evaluated at by default: the dataset's default (paper: 0.1% GTSRB, 1% otherwise), and 1%. */
+export function defaultFprs(model: string, dataset: string): number[] {
+  const d = defenseDefaults(model, dataset).targetFpr;
+  return d === 0.01 ? [0.01] : [d, 0.01];
+}
+
+/** The epochs a cell trains for unless told: the dataset recipe's. */
+export function defaultEpochs(dataset: string): number {
+  return recipeFor(dataset).config.epochs;
+}
+
+export interface RunCellOptions {
+  resultsDir: string;
+  /** FPRs to evaluate at; default defaultFprs(). */
+  fprs?: readonly number[];
+  log?: (line: string) => void;
+}
+
+/** Runs one cell (training its model if the cache lacks it) and writes its result file. */
+export async function runCell(c: MatrixCell, o: RunCellOptions): Promise<MatrixCellResult> {
+  const log = o.log ?? (() => {});
+  const fprs = o.fprs ?? defaultFprs(c.model, c.dataset);
+  const spec = { dataset: c.dataset, model: c.model, attack: c.attack, attackParams: c.attackParams as Record<string, string | number | boolean>, epochs: c.epochs, seed: c.seed, ...(c.dataPath ? { dataPath: c.dataPath } : {}) };
+  log(`${cellId(c)}: model ${cachedModelPath(spec)}`);
+  const trained = await cachedModel(spec, { log: () => {} });
+  const meta = await readCheckpointMeta(trained.dir);
+  const bundle = join(o.resultsDir, "bundles", cellId(c));
+  log(`${cellId(c)}: defending`);
+  const d = await defendCheckpoint({ checkpoint: trained.dir, out: bundle, force: true, seed: c.seed, splitSeed: c.seed, targetFpr: fprs[0], silent: true, log: () => {} });
+  const evaluations: MatrixEvaluation[] = [];
+  let scores: MatrixCellResult["scores"] | null = null;
+  let evaluation = 0;
+  let scoringRate = 0;
+  for (const f of fprs) {
+    const e = await evaluateBundle({ bundle, targetFpr: f });
+    evaluations.push({ targetFpr: f, threshold: e.threshold, metrics: e.metrics });
+    evaluation += e.seconds;
+    scoringRate = e.scoringRate;
+    scores ??= aurocSets(e.clean, e.poisoned);
+  }
+  await rm(bundle, { recursive: true, force: true });
+  const result: MatrixCellResult = {
+    version: MATRIX_RESULT_VERSION,
+    cell: c,
+    model: { checkpoint: trained.dir, cleanAccuracy: meta.metrics.cleanAccuracy ?? null, attackSuccessRate: meta.metrics.attackSuccessRate ?? null, trainSeconds: trained.seconds },
+    unlearn: { lr: d.options.unlearn.lr, source: d.selection ? (d.selection.conclusive ? "canary" : "canary-inconclusive") : "paper" },
+    evaluations,
+    scores: scores ?? { positives: [], negatives: [] },
+    seconds: { ...d.seconds, evaluation },
+    scoringRate,
+    finishedAt: new Date().toISOString(),
+  };
+  await writeCellResult(o.resultsDir, result);
+  return result;
+}
+
+interface Scored {
+  pred: ArrayLike<number>;
+  label: ArrayLike<number>;
+  score: ArrayLike<number>;
+}
+
+/** The AUROC's two sets, as src/defense/metrics.ts defines them. */
+export function aurocSets(clean: Scored, poisoned: Scored): { positives: number[]; negatives: number[] } {
+  const pick = (s: Scored) => Array.from(s.score).filter((_, i) => s.pred[i] === s.label[i]);
+  return { positives: pick(poisoned), negatives: pick(clean) };
+}
+
+export interface RunMatrixOptions extends RunCellOptions {
+  onCell?: (r: MatrixCellResult, done: number, total: number) => void;
+}
+
+/** Runs the pending cells one after the other; returns how many were skipped as finished and how many ran. */
+export async function runMatrix(cells: readonly MatrixCell[], o: RunMatrixOptions): Promise<{ skipped: number; ran: number }> {
+  const todo = await pendingCells(o.resultsDir, cells, o.fprs);
+  let ran = 0;
+  for (const c of todo) {
+    const r = await runCell(c, o);
+    ran++;
+    o.onCell?.(r, ran, todo.length);
+  }
+  return { skipped: cells.length - todo.length, ran };
+}

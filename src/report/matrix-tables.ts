@@ -1,0 +1,136 @@
+// BENCHMARKS.md's generated detection tables: the evaluation matrix's cell results grouped by
+// dataset, model, attack and FPR, aggregated over seeds (mean ± std; bootstrap 95% interval of
+// the mean AUROC) and rendered as Markdown between marker comments, so the tables are written by
+// `npm run bench:matrix -- --render`, never by hand.
+import type { DefenseMetrics } from "../defense/metrics.js";
+import { bootstrapMeanAuroc, meanStd, RankedScores, type BootstrapOptions, type Interval, type MeanStd } from "./matrix-stats.js";
+
+/** What the tables need from one cell result (src/jobs/matrix.ts writes more). */
+export interface MatrixRow {
+  cell: { dataset: string; model: string; attack: string; attackParams: Record<string, unknown>; seed: number; epochs: number };
+  unlearn: { lr: number; source: string };
+  evaluations: readonly { targetFpr: number; metrics: DefenseMetrics }[];
+  scores: { positives: readonly number[]; negatives: readonly number[] };
+}
+
+type MetricName = "cleanAccuracyBefore" | "cleanAccuracyAfter" | "asrBefore" | "asrAfter" | "auroc" | "tpr" | "fpr";
+const METRICS: readonly MetricName[] = ["cleanAccuracyBefore", "cleanAccuracyAfter", "asrBefore", "asrAfter", "auroc", "tpr", "fpr"];
+
+export interface AttackSummary {
+  attack: string;
+  attackParams: Record<string, unknown>;
+  seeds: number[];
+  unlearnLrs: number[];
+  stats: Record<MetricName, MeanStd>;
+  aurocInterval: Interval;
+}
+
+export interface MatrixGroup {
+  dataset: string;
+  model: string;
+  epochs: number;
+  targetFpr: number;
+  attacks: AttackSummary[];
+  /** Means over the attacks of the per-attack means. */
+  average: { auroc: number; asrAfter: number; cleanAccuracyDrop: number };
+}
+
+const key = (...parts: unknown[]) => JSON.stringify(parts);
+
+/** Groups rows by (dataset, model, epochs, FPR) and, within a group, by attack and its parameters; order: first appearance. */
+export function aggregateMatrix(rows: readonly MatrixRow[], o: BootstrapOptions = {}): MatrixGroup[] {
+  const groups = new Map<string, { head: Omit<MatrixGroup, "attacks" | "average">; byAttack: Map<string, { row: MatrixRow; m: DefenseMetrics }[]> }>();
+  for (const row of rows) {
+    for (const ev of row.evaluations) {
+      const gk = key(row.cell.dataset, row.cell.model, row.cell.epochs, ev.targetFpr);
+      let g = groups.get(gk);
+      if (!g) {
+        g = { head: { dataset: row.cell.dataset, model: row.cell.model, epochs: row.cell.epochs, targetFpr: ev.targetFpr }, byAttack: new Map() };
+        groups.set(gk, g);
+      }
+      const ak = key(row.cell.attack, Object.entries(row.cell.attackParams).sort());
+      const list = g.byAttack.get(ak) ?? [];
+      if (list.some((x) => x.row.cell.seed === row.cell.seed)) throw new Error(`aggregateMatrix: two results for ${row.cell.dataset}/${row.cell.model}/${row.cell.attack} seed ${row.cell.seed} at FPR ${ev.targetFpr}`);
+      list.push({ row, m: ev.metrics });
+      g.byAttack.set(ak, list);
+    }
+  }
+  return [...groups.values()].map(({ head, byAttack }) => {
+    const attacks = [...byAttack.values()].map((list): AttackSummary => {
+      const sorted = [...list].sort((a, b) => a.row.cell.seed - b.row.cell.seed);
+      const first = (sorted[0] as { row: MatrixRow }).row;
+      const stats = Object.fromEntries(METRICS.map((name) => [name, meanStd(sorted.map((x) => x.m[name]))])) as Record<MetricName, MeanStd>;
+      const ranked = sorted.map((x) => new RankedScores(x.row.scores.positives, x.row.scores.negatives));
+      return {
+        attack: first.cell.attack,
+        attackParams: first.cell.attackParams,
+        seeds: sorted.map((x) => x.row.cell.seed),
+        unlearnLrs: sorted.map((x) => x.row.unlearn.lr),
+        stats,
+        aurocInterval: bootstrapMeanAuroc(ranked, o),
+      };
+    });
+    const avg = (f: (a: AttackSummary) => number) => attacks.reduce((s, a) => s + f(a), 0) / attacks.length;
+    return {
+      ...head,
+      attacks,
+      average: {
+        auroc: avg((a) => a.stats.auroc.mean),
+        asrAfter: avg((a) => a.stats.asrAfter.mean),
+        cleanAccuracyDrop: avg((a) => a.stats.cleanAccuracyBefore.mean - a.stats.cleanAccuracyAfter.mean),
+      },
+    };
+  });
+}
+
+/** "91.26 ± 0.12%" (percent with two decimals; the ± part only with more than one seed). */
+export function pctStat(s: MeanStd): string {
+  const pm = s.n > 1 ? ` ± ${(100 * s.std).toFixed(2)}` : "";
+  return `${(100 * s.mean).toFixed(2)}${pm}%`;
+}
+
+export function aurocStat(s: MeanStd): string {
+  return s.n > 1 ? `${s.mean.toFixed(4)} ± ${s.std.toFixed(4)}` : s.mean.toFixed(4);
+}
+
+function fprLabel(f: number): string {
+  return `${Number((100 * f).toPrecision(6))}%`;
+}
+
+function attackLabel(a: AttackSummary): string {
+  const params = Object.entries(a.attackParams).map(([k, v]) => `${k}=${String(v)}`).join(", ");
+  return params ? `${a.attack} (${params})` : a.attack;
+}
+
+/** One Markdown table per group, with a heading line and the average row. */
+export function renderMatrixTables(groups: readonly MatrixGroup[]): string {
+  const out: string[] = [];
+  for (const g of groups) {
+    out.push(`#### ${g.dataset} · ${g.model} · ${g.epochs} epochs · FPR ${fprLabel(g.targetFpr)}`, "");
+    out.push("| attack | seeds | unlearning lr | CA before → after | ASR before → after | AUROC (mean ± std) | AUROC 95% CI (bootstrap) | TPR | FPR |");
+    out.push("|---|---|---|---|---|---|---|---|---|");
+    for (const a of g.attacks) {
+      const lrs = [...new Set(a.unlearnLrs)].map((lr) => lr.toExponential()).join(", ");
+      const ci = `[${a.aurocInterval.low.toFixed(4)}, ${a.aurocInterval.high.toFixed(4)}]`;
+      out.push(`| ${attackLabel(a)} | ${a.seeds.join(",")} | ${lrs} | ${pctStat(a.stats.cleanAccuracyBefore)} → ${pctStat(a.stats.cleanAccuracyAfter)} | ` +
+        `${pctStat(a.stats.asrBefore)} → ${pctStat(a.stats.asrAfter)} | ${aurocStat(a.stats.auroc)} | ${ci} | ${pctStat(a.stats.tpr)} | ${pctStat(a.stats.fpr)} |`);
+    }
+    out.push(`| **average over ${g.attacks.length} attack${g.attacks.length === 1 ? "" : "s"}** | | | CA drop ${(100 * g.average.cleanAccuracyDrop).toFixed(2)} pts | ` +
+      `ASR after ${(100 * g.average.asrAfter).toFixed(2)}% | ${g.average.auroc.toFixed(4)} | | | |`);
+    out.push("");
+  }
+  return out.join("\n");
+}
+
+export const MATRIX_BEGIN = "<!-- bench:matrix:begin (generated by `npm run bench:matrix -- --render`; do not edit by hand) -->";
+export const MATRIX_END = "<!-- bench:matrix:end -->";
+
+/** `doc` with the text between the matrix markers replaced by `tables`; both markers must be there, once, in order. */
+export function replaceMatrixSection(doc: string, tables: string): string {
+  const b = doc.indexOf(MATRIX_BEGIN);
+  const e = doc.indexOf(MATRIX_END);
+  if (b < 0 || e < 0 || e < b || doc.indexOf(MATRIX_BEGIN, b + 1) >= 0 || doc.indexOf(MATRIX_END, e + 1) >= 0) {
+    throw new Error(`replaceMatrixSection: expected one "${MATRIX_BEGIN}" line followed by one "${MATRIX_END}" line`);
+  }
+  return `${doc.slice(0, b + MATRIX_BEGIN.length)}\n\n${tables.trim()}\n\n${doc.slice(e)}`;
+}

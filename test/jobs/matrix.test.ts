@@ -1,0 +1,121 @@
+// The evaluation matrix's bookkeeping: cell names, result files written atomically, and the
+// resume rule (a cell is pending unless its finished file covers every FPR; torn, foreign and
+// temporary files do not count). The cells' real runs are the bench itself (BENCHMARKS.md).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+import { aurocSets, cellId, cellPath, defaultFprs, MATRIX_RESULT_VERSION, pendingCells, readAllResults, readCellResult, writeCellResult, type MatrixCell, type MatrixCellResult } from "../../src/jobs/matrix.js";
+
+const cell = (attack: string, seed: number, o: Partial<MatrixCell> = {}): MatrixCell => ({ dataset: "fashion-mnist", model: "compact-cnn", attack, attackParams: {}, seed, epochs: 6, ...o });
+
+function result(c: MatrixCell, fprs = [0.01]): MatrixCellResult {
+  const m = { cleanCount: 10, poisonCount: 9, cleanAccuracyBefore: 0.9, cleanAccuracyAfter: 0.8, asrBefore: 1, asrAfter: 0, auroc: 1, tpr: 1, fpr: 0, threshold: 0.5 };
+  return {
+    version: MATRIX_RESULT_VERSION,
+    cell: c,
+    model: { checkpoint: "/x", cleanAccuracy: 0.9, attackSuccessRate: 1, trainSeconds: 0 },
+    unlearn: { lr: 3e-4, source: "canary" },
+    evaluations: fprs.map((targetFpr) => ({ targetFpr, threshold: 0.5, metrics: m })),
+    scores: { positives: [1, 2], negatives: [0] },
+    seconds: { expert: 1, auxiliary: 1, calibration: 1, selection: 1, evaluation: 1 },
+    scoringRate: 100,
+    finishedAt: "2026-01-01T00:00:00.000Z",
+  };
+}
+
+void test("cellId: every field that changes the result, parameters sorted by name", () => {
+  assert.equal(cellId(cell("badnet", 2)), "fashion-mnist-compact-cnn-badnet-e6-seed2");
+  assert.equal(cellId(cell("blend", 0, { attackParams: { rate: 0.01, alpha: 0.2 }, epochs: 8, dataset: "gtsrb" })), "gtsrb-compact-cnn-blend-alpha=0.2,rate=0.01-e8-seed0");
+  assert.equal(cellPath("/r", cell("badnet", 1)), join("/r", "fashion-mnist-compact-cnn-badnet-e6-seed1.json"));
+});
+
+void test("defaultFprs: the paper's 0.1% and 1% on GTSRB, 1% elsewhere", () => {
+  assert.deepEqual(defaultFprs("compact-cnn", "gtsrb"), [0.001, 0.01]);
+  assert.deepEqual(defaultFprs("compact-cnn", "fashion-mnist"), [0.01]);
+  assert.deepEqual(defaultFprs("resnet20", "cifar10-folder"), [0.01]);
+});
+
+void test("pendingCells: finished cells are skipped; missing, torn, foreign-version and partial-FPR cells are pending", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "bx-matrix-"));
+  try {
+    const cells = [cell("badnet", 0), cell("badnet", 1), cell("badnet", 2), cell("blend", 0), cell("blend", 1, { dataset: "gtsrb" })];
+    assert.deepEqual(await pendingCells(dir, cells), cells);
+    await writeCellResult(dir, result(cells[0] as MatrixCell));
+    // A run killed while writing leaves at most a temporary file, never a torn result under the cell's name...
+    await writeFile(`${cellPath(dir, cells[1] as MatrixCell)}.tmp-123`, "{\"version\":1,");
+    // ...but a torn file there (written by something else) does not count either.
+    await writeFile(cellPath(dir, cells[2] as MatrixCell), JSON.stringify(result(cells[2] as MatrixCell)).slice(0, 50));
+    await writeFile(cellPath(dir, cells[3] as MatrixCell), JSON.stringify({ ...result(cells[3] as MatrixCell), version: 0 }));
+    // GTSRB wants 0.1% and 1%: a file with 1% only is pending by default, finished when 1% is all that is asked.
+    await writeCellResult(dir, result(cells[4] as MatrixCell, [0.01]));
+    assert.deepEqual((await pendingCells(dir, cells)).map(cellId), [cells[1], cells[2], cells[3], cells[4]].map((c) => cellId(c as MatrixCell)));
+    assert.deepEqual((await pendingCells(dir, cells, [0.01])).map(cellId), [cells[1], cells[2], cells[3]].map((c) => cellId(c as MatrixCell)));
+    assert.equal(await readCellResult(cellPath(dir, cells[2] as MatrixCell)), null);
+    // Finishing the rest leaves nothing to do.
+    for (const c of cells.slice(1)) await writeCellResult(dir, result(c, [0.001, 0.01]));
+    assert.deepEqual(await pendingCells(dir, cells), []);
+    const all = await readAllResults(dir);
+    assert.equal(all.length, 5);
+    assert.deepEqual(all.map((r) => r.cell.attack).sort(), ["badnet", "badnet", "badnet", "blend", "blend"]);
+    assert.ok((await readdir(dir)).some((n) => n.includes(".tmp-")), "the stray temporary file is still there, and ignored");
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+  assert.deepEqual(await readAllResults(join(tmpdir(), "bx-matrix-does-not-exist")), []);
+});
+
+void test("aurocSets: positives = poisoned inputs that fool M, negatives = clean inputs M gets right", () => {
+  const clean = { pred: [0, 1, 2, 3], label: [0, 1, 0, 3], score: [0.1, 0.2, 0.3, 0.4] };
+  const poisoned = { pred: [5, 5, 1], label: [5, 5, 5], score: [0.9, 0.8, 0.7] };
+  assert.deepEqual(aurocSets(clean, poisoned), { positives: [0.9, 0.8], negatives: [0.1, 0.2, 0.4] });
+});
+
+// ---- the bench:matrix command itself (a child process: it is a script, not a module) ----
+
+const SCRIPT = fileURLToPath(new URL("../../bench/matrix.js", import.meta.url));
+
+function matrixCli(args: string[]): { code: number; out: string; err: string } {
+  const r = spawnSync(process.execPath, [SCRIPT, ...args], { encoding: "utf8", env: { ...process.env, BADEXPERT_THREADS: "1" } });
+  return { code: r.status ?? -1, out: r.stdout, err: r.stderr };
+}
+
+void test("bench:matrix: --help; bad arguments are one line and exit 2 before any work", () => {
+  const help = matrixCli(["--help"]);
+  assert.equal(help.code, 0);
+  assert.match(help.out, /--datasets a,b/);
+  assert.match(help.out, /--render-only/);
+  const bad: [string[], RegExp][] = [
+    [["--datasets", "fashion-mnist", "--attacks", "badnet,nope"], /^bench:matrix: unknown attack 'nope'; valid names: badnet, blend/],
+    [["--datasets", "fashion-mnist", "--attacks", "badnet", "--seeds", "1,x"], /^bench:matrix: --seeds: expected non-negative integers, got "x"/],
+    [["--datasets", "fashion-mnist", "--attacks", "badnet", "--param", "badnet:rate=7"], /^bench:matrix: attack 'badnet': parameter 'rate' must be a number >= 0 and <= 1, got "7"/],
+    [["--datasets", "fashion-mnist", "--attacks", "badnet", "--data-path", "gtsrb=/x"], /^bench:matrix: --data-path: gtsrb is not one of --datasets \(fashion-mnist\)/],
+    [["--attacks", "badnet"], /^bench:matrix: --datasets: give at least one dataset/],
+  ];
+  for (const [args, re] of bad) {
+    const r = matrixCli(args);
+    assert.equal(r.code, 2, `${args.join(" ")}: ${r.err}`);
+    assert.match(r.err, re);
+  }
+});
+
+void test("bench:matrix --dry-run: lists finished and pending cells from the results directory, as JSON too", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "bx-matrix-cli-"));
+  try {
+    await writeCellResult(dir, result(cell("badnet", 1)));
+    const r = matrixCli(["--datasets", "fashion-mnist", "--attacks", "badnet", "--seeds", "0,1", "--epochs", "6", "--results", dir, "--dry-run", "--json"]);
+    assert.equal(r.code, 0, r.err);
+    const lines = r.out.trim().split("\n");
+    assert.deepEqual(lines.slice(0, 2), ["pending   fashion-mnist-compact-cnn-badnet-e6-seed0", "finished  fashion-mnist-compact-cnn-badnet-e6-seed1"]);
+    assert.deepEqual(JSON.parse(lines[2] ?? "null"), [
+      { cell: "fashion-mnist-compact-cnn-badnet-e6-seed0", pending: true },
+      { cell: "fashion-mnist-compact-cnn-badnet-e6-seed1", pending: false },
+    ]);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});

@@ -1,0 +1,78 @@
+// The generated BENCHMARKS.md tables: grouping and aggregation over seeds, the rendered rows and
+// the average row, and the replacement between the marker comments.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+
+import type { DefenseMetrics } from "../../src/defense/metrics.js";
+import { aggregateMatrix, MATRIX_BEGIN, MATRIX_END, renderMatrixTables, replaceMatrixSection, type MatrixRow } from "../../src/report/matrix-tables.js";
+
+function metrics(o: Partial<DefenseMetrics>): DefenseMetrics {
+  return { cleanCount: 100, poisonCount: 90, cleanAccuracyBefore: 0.9, cleanAccuracyAfter: 0.89, asrBefore: 1, asrAfter: 0, auroc: 1, tpr: 1, fpr: 0.01, threshold: 0, ...o };
+}
+
+function row(attack: string, seed: number, fprs: Record<number, Partial<DefenseMetrics>>, scores = { positives: [2, 3], negatives: [0, 1] }): MatrixRow {
+  return {
+    cell: { dataset: "fashion-mnist", model: "compact-cnn", attack, attackParams: attack === "blend" ? { alpha: 0.2 } : {}, seed, epochs: 6 },
+    unlearn: { lr: seed === 2 ? 5e-4 : 3e-4, source: "canary" },
+    evaluations: Object.entries(fprs).map(([f, m]) => ({ targetFpr: Number(f), metrics: metrics(m) })),
+    scores,
+  };
+}
+
+const ROWS: MatrixRow[] = [
+  row("badnet", 1, { 0.01: { auroc: 0.998, asrAfter: 0.02, cleanAccuracyBefore: 0.91, cleanAccuracyAfter: 0.9 } }),
+  row("badnet", 0, { 0.01: { auroc: 0.9996, asrAfter: 0, cleanAccuracyBefore: 0.92, cleanAccuracyAfter: 0.91 } }),
+  row("badnet", 2, { 0.01: { auroc: 0.9984, asrAfter: 0.01, cleanAccuracyBefore: 0.93, cleanAccuracyAfter: 0.9 } }),
+  row("blend", 0, { 0.01: { auroc: 0.99, asrAfter: 0.05, cleanAccuracyBefore: 0.9, cleanAccuracyAfter: 0.89 }, 0.001: { auroc: 0.99, asrAfter: 0.2 } }),
+];
+
+void test("aggregateMatrix: groups by dataset, model, epochs and FPR; mean ± std over seeds in seed order; averages over attacks", () => {
+  const groups = aggregateMatrix(ROWS, { reps: 100, seed: 0 });
+  assert.deepEqual(groups.map((g) => [g.dataset, g.model, g.epochs, g.targetFpr, g.attacks.map((a) => a.attack)]), [
+    ["fashion-mnist", "compact-cnn", 6, 0.01, ["badnet", "blend"]],
+    ["fashion-mnist", "compact-cnn", 6, 0.001, ["blend"]],
+  ]);
+  const g = groups[0];
+  assert.ok(g);
+  const badnet = g.attacks[0];
+  assert.ok(badnet);
+  assert.deepEqual(badnet.seeds, [0, 1, 2]);
+  assert.deepEqual(badnet.unlearnLrs, [3e-4, 3e-4, 5e-4]);
+  assert.ok(Math.abs(badnet.stats.auroc.mean - 0.99867) < 1e-5);
+  assert.ok(Math.abs(badnet.stats.auroc.std - 0.000833) < 1e-6);
+  assert.ok(Math.abs(badnet.stats.asrAfter.mean - 0.01) < 1e-12);
+  assert.ok(Math.abs(badnet.stats.asrAfter.std - 0.01) < 1e-12);
+  assert.equal(badnet.stats.cleanAccuracyBefore.n, 3);
+  // Perfectly separated scores: the interval is [1, 1].
+  assert.deepEqual([badnet.aurocInterval.low, badnet.aurocInterval.high], [1, 1]);
+  // Averages of the per-attack means: AUROC (0.99867 + 0.99) / 2; ASR (0.01 + 0.05) / 2; CA drop (0.01667 + 0.01) / 2.
+  assert.ok(Math.abs(g.average.auroc - (0.998667 + 0.99) / 2) < 1e-6);
+  assert.ok(Math.abs(g.average.asrAfter - 0.03) < 1e-12);
+  assert.ok(Math.abs(g.average.cleanAccuracyDrop - (0.05 / 3 + 0.01) / 2) < 1e-12);
+});
+
+void test("aggregateMatrix: two results for the same seed are an error naming the cell", () => {
+  assert.throws(() => aggregateMatrix([ROWS[0] as MatrixRow, ROWS[0] as MatrixRow]), /two results for fashion-mnist\/compact-cnn\/badnet seed 1 at FPR 0.01/);
+});
+
+void test("renderMatrixTables: a heading and a row per attack with mean ± std, the interval and the average row", () => {
+  const text = renderMatrixTables(aggregateMatrix(ROWS, { reps: 100, seed: 0 }));
+  const lines = text.split("\n");
+  assert.ok(lines.includes("#### fashion-mnist · compact-cnn · 6 epochs · FPR 1%"));
+  assert.ok(lines.includes("#### fashion-mnist · compact-cnn · 6 epochs · FPR 0.1%"));
+  assert.ok(lines.includes("| badnet | 0,1,2 | 3e-4, 5e-4 | 92.00 ± 1.00% → 90.33 ± 0.58% | 100.00 ± 0.00% → 1.00 ± 1.00% | 0.9987 ± 0.0008 | [1.0000, 1.0000] | 100.00 ± 0.00% | 1.00 ± 0.00% |"), text);
+  // One seed: no ± part.
+  assert.ok(lines.includes("| blend (alpha=0.2) | 0 | 3e-4 | 90.00% → 89.00% | 100.00% → 5.00% | 0.9900 | [1.0000, 1.0000] | 100.00% | 1.00% |"), text);
+  assert.ok(lines.includes("| **average over 2 attacks** | | | CA drop 1.33 pts | ASR after 3.00% | 0.9943 | | | |"), text);
+});
+
+void test("replaceMatrixSection: replaces only between the markers; missing or doubled markers are refused", () => {
+  const doc = `# B\n\nbefore\n${MATRIX_BEGIN}\nold table\n${MATRIX_END}\nafter\n`;
+  const out = replaceMatrixSection(doc, "| new |\n");
+  assert.equal(out, `# B\n\nbefore\n${MATRIX_BEGIN}\n\n| new |\n\n${MATRIX_END}\nafter\n`);
+  // Idempotent: rendering the same tables twice gives the same document.
+  assert.equal(replaceMatrixSection(out, "| new |"), out);
+  assert.throws(() => replaceMatrixSection("no markers", "x"), /expected one .*bench:matrix:begin.* followed by one .*bench:matrix:end/);
+  assert.throws(() => replaceMatrixSection(`${MATRIX_END}\n${MATRIX_BEGIN}`, "x"), /expected one/);
+  assert.throws(() => replaceMatrixSection(`${MATRIX_BEGIN}${MATRIX_BEGIN}${MATRIX_END}`, "x"), /expected one/);
+});
