@@ -8,6 +8,7 @@ import { join } from "node:path";
 import sharp from "sharp";
 import { runCli } from "../cli/fixtures.js";
 import { createAttack } from "../../src/attacks/index.js";
+import { attackNames } from "../../src/attacks/registry.js";
 import { attackPreview, imageGrid } from "../../src/attacks/preview.js";
 import { generated, specOf } from "./fixtures.js";
 
@@ -41,7 +42,8 @@ test("`attack list` prints every attack with its defaults; --json gives them as 
   assert.match(text.out, /clean-label \(clean-label, all-to-one, needs a clean model\)/);
   const json = await run(["attack", "list", "--json", "--dataset", "gtsrb"]);
   const rows = JSON.parse(json.out.trim().split("\n").at(-1) ?? "") as { name: string; params: Record<string, { default: unknown }> }[];
-  assert.equal(rows.length, 11);
+  assert.deepEqual(rows.map((r) => r.name), attackNames());
+  assert.equal(rows.length, 14);
   assert.equal(rows[0]?.params.targetClass?.default, 2);
   assert.equal(rows[0]?.params.rate?.default, 0.01);
 });
