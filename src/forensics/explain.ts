@@ -88,13 +88,13 @@ export interface FlaggedSummary {
 }
 
 /**
- * Explains flagged inputs: B's saliency in M's predictions `preds`, the trigger estimate (with the
- * mean of `clean` subtracted when given), overlays of the first few and pictures of the estimate.
+ * Explains flagged inputs: B's saliency in M's predictions `preds`, the trigger estimate (with
+ * `cleanMean`, the mean clean image [C, H, W] from meanImage(), subtracted when given), overlays
+ * of the first few and pictures of the estimate.
  */
-export async function summariseFlagged(det: BadExpertDetector, flagged: ImageBytes, preds: Int32Array, clean: ImageBytes | null, o: FlaggedSummaryOptions = {}): Promise<FlaggedSummary> {
+export async function summariseFlagged(det: BadExpertDetector, flagged: ImageBytes, preds: Int32Array, cleanMean: Float32Array | null, o: FlaggedSummaryOptions = {}): Promise<FlaggedSummary> {
   const method = o.method ?? DEFAULT_SALIENCY_METHOD;
   const maps = expertSaliencyOfBytes(det, flagged, preds, { ...o, method });
-  const cleanMean = clean ? meanImage(clean) : null;
   const { height: h, width: w, channels: c } = flagged;
   const estimate = triggerEstimate({ images: planarFloats(flagged), maps, preds, channels: c, height: h, width: w, numClasses: det.info.classNames.length, cleanMean }, o);
   const per = h * w * c;
