@@ -10,7 +10,10 @@ import { BadExpertDetector } from "../defense/detector.js";
 import { tensorsFromBytes } from "../io/weights.js";
 import { createModel } from "../models/registry.js";
 import type { Module } from "../nn/index.js";
-import type { FromWorker, ScoreRequest, ToWorker, WorkerInit } from "./protocol.js";
+import { expertSaliencyOfBytes } from "../forensics/explain.js";
+import { overlayPng } from "../forensics/overlay.js";
+import { topIndices } from "../forensics/regions.js";
+import type { ExplainRequest, FromWorker, ScoreRequest, ToWorker, WorkerInit } from "./protocol.js";
 import { ROLES, type DetectorSource, type Role } from "./source.js";
 
 function post(m: FromWorker, transfer: ArrayBuffer[] = []): void {
@@ -54,6 +57,22 @@ function score(det: BadExpertDetector, req: ScoreRequest): void {
   );
 }
 
+/** Saliency of B for flagged images and their overlays; runs on the service's explain worker only. */
+async function explain(det: BadExpertDetector, req: ExplainRequest): Promise<void> {
+  const [h, w] = det.info.preprocessing.imageSize;
+  const c = det.info.preprocessing.channels;
+  const t0 = performance.now();
+  const maps = expertSaliencyOfBytes(det, { pixels: req.pixels, count: req.count, height: h, width: w, channels: c }, req.preds, { method: req.method });
+  const overlays: Uint8Array[] = [];
+  const peaks = new Int32Array(req.count);
+  for (let i = 0; i < req.count; i++) {
+    const map = maps.subarray(i * h * w, (i + 1) * h * w);
+    peaks[i] = topIndices(map, 1)[0] ?? 0;
+    overlays.push(new Uint8Array(await overlayPng(req.pixels.subarray(i * h * w * c, (i + 1) * h * w * c), h, w, c, map)));
+  }
+  post({ type: "explained", id: req.id, overlays, peaks, explainMs: performance.now() - t0 }, [peaks.buffer as ArrayBuffer, ...overlays.map((o) => o.buffer as ArrayBuffer)]);
+}
+
 async function main(): Promise<void> {
   const init = workerData as WorkerInit;
   // libtorch's OpenMP team size is per calling thread, but the first parallel op on a thread
@@ -75,6 +94,10 @@ async function main(): Promise<void> {
       det.dispose();
       post({ type: "closed", liveTensors: memory().numTensors });
       parentPort?.close();
+      return;
+    }
+    if (m.type === "explain") {
+      explain(det, m).catch((e: unknown) => post({ type: "error", id: m.id, message: (e as Error).message }));
       return;
     }
     try {
