@@ -8,26 +8,24 @@ import type { SaliencyMethod } from "../forensics/saliency.js";
 import type { WorkerInit } from "./protocol.js";
 import { ScoringWorker } from "./scoring-worker.js";
 
-export interface FlaggedInput {
+/** What the service knows of a flagged input when it answers. */
+export interface FlaggedMeta {
   time: string;
   requestId: string;
   route: string;
   pred: number;
   class: string;
   score: number | null;
+}
+
+export interface FlaggedInput extends FlaggedMeta {
   /** The decoded image at the model's size, uint8 HWC. */
   pixels: Uint8Array;
 }
 
-export interface FlaggedEntry {
+export interface FlaggedEntry extends FlaggedMeta {
   /** Increasing number of the flagged input since the server started. */
   seq: number;
-  time: string;
-  requestId: string;
-  route: string;
-  pred: number;
-  class: string;
-  score: number | null;
   /** The saliency overlay as a data: URL (PNG at the model's input size), null if it failed. */
   overlay: string | null;
   /** Where B looks most, as [row, column] of the model's input. */
