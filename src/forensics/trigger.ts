@@ -21,7 +21,11 @@ export interface TriggerEstimateInput {
 }
 
 export interface TriggerEstimateOptions {
-  /** Evidence above this share of its maximum counts as trigger (default 0.5). */
+  /**
+   * Evidence above this share of its maximum counts as trigger. Default 0.15 with a clean mean, 0.5
+   * without (the mean map alone is blurred by the saliency method and needs the higher cut); both
+   * chosen on BadNet and Trojan (BENCHMARKS.md, "Forensics").
+   */
   threshold?: number;
   /** Components with less than this share of the strongest one's evidence are dropped (default 0.25). */
   minComponentShare?: number;
@@ -67,7 +71,7 @@ export function triggerEstimate(input: TriggerEstimateInput, o: TriggerEstimateO
   if (input.images.length !== n * c * plane) throw new RangeError(`triggerEstimate: images hold ${input.images.length} values, expected ${n} x ${c} x ${h} x ${w} = ${n * c * plane}`);
   if (input.maps.length !== n * plane) throw new RangeError(`triggerEstimate: maps hold ${input.maps.length} values, expected ${n} x ${h} x ${w} = ${n * plane}`);
   if (input.cleanMean && input.cleanMean.length !== c * plane) throw new RangeError(`triggerEstimate: cleanMean holds ${input.cleanMean.length} values, expected ${c} x ${h} x ${w} = ${c * plane}`);
-  const threshold = checkShare("threshold", o.threshold ?? 0.5);
+  const threshold = checkShare("threshold", o.threshold ?? (input.cleanMean ? 0.15 : 0.5));
   const minShare = checkShare("minComponentShare", o.minComponentShare ?? 0.25);
   const maxBox = checkShare("maxBoxShare", o.maxBoxShare ?? 0.25);
 
