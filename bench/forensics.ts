@@ -64,8 +64,8 @@ async function big(png: Buffer, side: number): Promise<Buffer> {
 
 const tensorsAtStart = memory().numTensors;
 const rows: Record<string, unknown>[] = [];
-console.log("| attack | flagged (of triggered) | method | median top-2% share in mask | mean share | box IoU | boxes | seconds |");
-console.log("|---|---|---|---|---|---|---|---|");
+console.log("| attack | flagged (of triggered) | method | median top-2% share in mask | mean share | median share, fooled only | box IoU | boxes | seconds |");
+console.log("|---|---|---|---|---|---|---|---|---|");
 for (const name of attacks) {
   const { dir } = await cachedModel({ dataset, attack: name, epochs, seed });
   // Made once per model with the defaults (the unlearning rate chosen by the canaries), then reused.
@@ -102,13 +102,18 @@ for (const name of attacks) {
         const shares = Array.from({ length: flagged.count }, (_, i) => topShareInMask(sum.maps.subarray(i * h * w, (i + 1) * h * w), mask, h, w));
         row.medianShare = median(shares);
         row.meanShare = shares.reduce((a, b) => a + b, 0) / Math.max(1, shares.length);
+        // The same over the flagged inputs the trigger actually fooled (M predicts the attack's target).
+        const target = Number(attack.params.targetClass ?? 0);
+        const fooled = shares.filter((_, i) => preds[i] === target);
+        row.fooled = fooled.length;
+        row.medianShareFooled = median(fooled);
         row.iou = boxesIoU(sum.estimate.boxes, maskBoxes(mask, h, w), h, w);
         row.trueBoxes = maskBoxes(mask, h, w);
       }
       rows.push(row);
       const pct = (x: unknown) => (typeof x === "number" && Number.isFinite(x) ? `${(100 * x).toFixed(1)}%` : "—");
       const box = sum.estimate.boxes.map((b) => `r${b.top}-${b.bottom - 1} c${b.left}-${b.right - 1}`).join(", ") || (sum.estimate.compact ? "" : "not compact");
-      console.log(`| ${name} | ${flagged.count} of ${flaggedTotal} flagged (${poisoned.count} triggered) | ${method} | ${pct(row.medianShare)} | ${pct(row.meanShare)} | ${typeof row.iou === "number" ? row.iou.toFixed(2) : "—"} | ${box} | ${round(seconds)} |`);
+      console.log(`| ${name} | ${flagged.count} of ${flaggedTotal} flagged (${poisoned.count} triggered) | ${method} | ${pct(row.medianShare)} | ${pct(row.meanShare)} | ${pct(row.medianShareFooled)} (${String(row.fooled ?? "—")}) | ${typeof row.iou === "number" ? row.iou.toFixed(2) : "—"} | ${box} | ${round(seconds)} |`);
       if (docs && method === (methods.includes(DEFAULT_SALIENCY_METHOD) ? DEFAULT_SALIENCY_METHOD : methods[0])) {
         await mkdir(docs, { recursive: true });
         await writeFile(join(docs, `${name}-mean-map.png`), await big(await heatmapPng(sum.estimate.meanMap, h, w), h));

@@ -33,7 +33,7 @@ export type SaliencyMethod = (typeof SALIENCY_METHODS)[number];
  * The default, chosen by measurement (BENCHMARKS.md, "Forensics"): the method whose top-2% pixels
  * fall inside the true trigger most often on BadNet, Trojan and Adaptive-Patch.
  */
-export const DEFAULT_SALIENCY_METHOD: SaliencyMethod = "occlusion";
+export const DEFAULT_SALIENCY_METHOD: SaliencyMethod = "gradient-x-input";
 
 type MapFn = (m: SaliencyModel, x: Tensor, labels: Int32Array, o: SaliencyOptions) => Float32Array;
 
