@@ -144,12 +144,10 @@ export const explain: Command = {
       explainBar.tick(others.length);
       explainBar.finish();
       const plane = h * w;
-      const mapOf = (k: Scored): Float32Array => {
-        const fi = flaggedKept.indexOf(k);
-        if (fi >= 0) return summary.maps.subarray(fi * plane, (fi + 1) * plane);
-        const oi = others.indexOf(k);
-        return (otherSummary?.maps ?? new Float32Array(0)).subarray(oi * plane, (oi + 1) * plane);
-      };
+      const mapByInput = new Map<Scored, Float32Array>();
+      flaggedKept.forEach((k, j) => mapByInput.set(k, summary.maps.subarray(j * plane, (j + 1) * plane)));
+      others.forEach((k, j) => mapByInput.set(k, (otherSummary?.maps ?? new Float32Array(0)).subarray(j * plane, (j + 1) * plane)));
+      const mapOf = (k: Scored): Float32Array => mapByInput.get(k) ?? new Float32Array(plane);
       const records = kept.map((k) => ({ input: k.input, pred: k.pred, predClass: k.predClass, score: k.score, flagged: k.flagged, overlay: `overlays/${overlayName(k.index, k.input)}` }));
       const e = summary.estimate;
       const result = {
