@@ -13,10 +13,11 @@ cd "$(dirname "$0")/.."
 say() { printf '[setup] %s\n' "$*" >&2; }
 
 # Packages the project needs from Debian. libtorch-dev brings libtorch; OpenBLAS makes its
-# matrix products ~50x faster than the reference BLAS; the dataset feeds the demo and tests.
-packages=(libtorch-dev libopenblas0-pthread g++ make python3 dataset-fashion-mnist)
+# matrix products ~50x faster than the reference BLAS; the dataset feeds the demo and tests;
+# chromium is the headless browser of the service dashboard's test (driven by playwright-core).
+packages=(libtorch-dev libopenblas0-pthread g++ make python3 dataset-fashion-mnist chromium)
 if [ -n "${BADEXPERT_LIBTORCH:-}" ]; then
-  packages=(libopenblas0-pthread g++ make python3 dataset-fashion-mnist)
+  packages=(libopenblas0-pthread g++ make python3 dataset-fashion-mnist chromium)
 fi
 
 missing=()

@@ -11,6 +11,13 @@ import type { ScoreRule } from "../defense/scores.js";
 import { writeReport } from "../report/report.js";
 import type { KeyInput } from "../defense/signature.js";
 import { testSplit } from "./defend.js";
+import type { Attack } from "../attacks/attack.js";
+import type { ImageDataset } from "../data/dataset.js";
+import type { BadExpertDetector } from "../defense/detector.js";
+import type { ScoredInputs } from "../defense/evaluate.js";
+import type { ForensicsSection } from "../report/report.js";
+import { meanImage, summariseFlagged } from "../forensics/explain.js";
+import { DEFAULT_SALIENCY_METHOD, type SaliencyMethod } from "../forensics/saliency.js";
 import { checkScoringDevice } from "./device.js";
 
 export interface EvaluateBundleOptions {
@@ -27,6 +34,38 @@ export interface EvaluateBundleOptions {
   verifyKey?: KeyInput;
   /** Where scoring runs; only "cpu" for now (the detector scores on the CPU), checked before any work. */
   device?: string;
+  /** With a report: flagged poisoned inputs explained for its "What the detector saw" section (default 48; 0: no section). */
+  explainInputs?: number;
+  explainMethod?: SaliencyMethod;
+}
+
+/** Images with their bytes, for the forensics functions. */
+function bytesOf(ds: ImageDataset) {
+  return { pixels: ds.images, count: ds.count, height: ds.height, width: ds.width, channels: ds.channels };
+}
+
+/** B's saliency on the first `max` flagged poisoned inputs and the trigger estimate (clean mean: the clean evaluation split). */
+async function forensicsSection(det: BadExpertDetector, evaluation: ImageDataset, attack: Attack, poisoned: ScoredInputs, max: number, method: SaliencyMethod): Promise<ForensicsSection> {
+  const set = attack.poisonedTestSet(evaluation).dataset;
+  const flagged: number[] = [];
+  // A score that is not above the threshold in a comparison that NaN fails is flagged, as the detector does.
+  for (let i = 0; i < poisoned.score.length; i++) if (!((poisoned.score[i] as number) <= det.threshold)) flagged.push(i);
+  const chosen = flagged.slice(0, max);
+  const preds = Int32Array.from(chosen, (i) => poisoned.pred[i] as number);
+  const s = await summariseFlagged(det, bytesOf(subset(set, chosen)), preds, meanImage(bytesOf(evaluation)), { method, examples: 16 });
+  const names = det.info.classNames;
+  return {
+    method,
+    flagged: flagged.length,
+    explained: chosen.length,
+    target: s.estimate.target >= 0 ? { name: names[s.estimate.target] ?? String(s.estimate.target), share: s.estimate.targetShare } : null,
+    byClass: s.estimate.targetCounts.map((count, c) => ({ name: names[c] ?? String(c), count })),
+    examples: s.overlays.map((png, i) => ({ png, class: names[preds[i] as number] ?? String(preds[i]), score: poisoned.score[chosen[i] as number] as number })),
+    meanMapPng: s.meanMapPng,
+    patternPng: s.patternPng,
+    boxes: s.estimate.boxes,
+    compact: s.estimate.compact,
+  };
 }
 
 export interface EvaluateBundleResult extends DefenseEvaluation {
@@ -56,7 +95,8 @@ export async function evaluateBundle(o: EvaluateBundleOptions): Promise<Evaluate
     const attack = createAttack(attackName, params, { numClasses: test.classNames.length, height: h, width: w, channels: test.channels, dataset: created.dataset.name });
     const rule = o.rule ?? det0.rule;
     const det = rule === det0.rule && o.targetFpr === undefined ? det0 : recalibrate(det0, rule, o.targetFpr ?? det0.info.targetFpr, subset(test, splits.calibration));
-    const r = evaluateDefense(det, subset(test, splits.evaluation), attack, { progress: o.progress ?? false });
+    const evaluation = subset(test, splits.evaluation);
+    const r = evaluateDefense(det, evaluation, attack, { progress: o.progress ?? false });
     const result: EvaluateBundleResult = {
       ...r,
       attack: { name: attack.name, params: { ...attack.params } },
@@ -68,7 +108,10 @@ export async function evaluateBundle(o: EvaluateBundleOptions): Promise<Evaluate
       reportFiles: null,
     };
     if (o.report) {
+      const explainInputs = o.explainInputs ?? 48;
+      const forensics = explainInputs > 0 ? await forensicsSection(det, evaluation, attack, r.poisoned, explainInputs, o.explainMethod ?? DEFAULT_SALIENCY_METHOD) : undefined;
       result.reportFiles = await writeReport(o.report, {
+        ...(forensics ? { forensics } : {}),
         title: `BaDExpert vs ${attack.name} — ${created.dataset.name}, ${det.info.spec.name}`,
         dataset: created.dataset.name,
         model: det.info.spec.name,

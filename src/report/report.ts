@@ -10,6 +10,7 @@ import type { UnlearningRecord } from "../defense/canary.js";
 
 export type { ScoredInputs, UnlearningRecord };
 import { rocChart, histogramChart, planeChart } from "./charts.js";
+import type { Box } from "../forensics/regions.js";
 import { esc } from "./svg.js";
 
 export interface DefenseReport {
@@ -27,6 +28,24 @@ export interface DefenseReport {
   details: Record<string, string | number>;
   /** How B's unlearning rate was set; with the canary tables when the canaries chose it. */
   unlearning?: UnlearningRecord;
+  /** What the detector saw in the flagged poisoned inputs (src/forensics); absent when not computed. */
+  forensics?: ForensicsSection;
+}
+
+/** The "What the detector saw" section: saliency of B on flagged poisoned inputs and the trigger estimate. */
+export interface ForensicsSection {
+  method: string;
+  /** Flagged poisoned evaluation inputs, and how many of them were explained. */
+  flagged: number;
+  explained: number;
+  target: { name: string; share: number } | null;
+  byClass: { name: string; count: number }[];
+  /** Overlays (PNG at the model's input size) of the first explained inputs. */
+  examples: { png: Buffer; class: string; score: number }[];
+  meanMapPng: Buffer;
+  patternPng: Buffer;
+  boxes: Box[];
+  compact: boolean;
 }
 
 const SOURCES: Record<UnlearningRecord["source"], string> = {
@@ -92,6 +111,38 @@ function unlearningMarkdown(u: UnlearningRecord | undefined): string[] {
   return [t.sentence, "", `| ${t.header.join(" | ")} |`, `|${"---|".repeat(t.header.length)}`, ...t.rows.map((r) => `| ${r.join(" | ")} |`), ""];
 }
 
+const dataUrl = (png: Buffer): string => `data:image/png;base64,${png.toString("base64")}`;
+
+function boxesText(f: ForensicsSection): string {
+  if (!f.compact) return "not compact (spread over the image: a blend- or warp-like trigger, or no single patch)";
+  return f.boxes.map((b) => `rows ${b.top}–${b.bottom - 1}, columns ${b.left}–${b.right - 1}`).join("; ");
+}
+
+function forensicsSentence(f: ForensicsSection): string {
+  const target = f.target ? `${f.target.name} (${pct(f.target.share)} of them)` : "n/a";
+  return `${f.flagged} poisoned evaluation inputs were flagged; ${f.explained} were explained with ${f.method} saliency of the backdoor expert B. Target class: ${target}. Trigger estimate's box: ${boxesText(f)}.`;
+}
+
+function forensicsHtml(f: ForensicsSection | undefined): string {
+  if (!f) return "";
+  const img = (png: Buffer, alt: string) => `<img class="px" src="${dataUrl(png)}" alt="${esc(alt)}">`;
+  const grid = f.examples.map((e, i) => `<figure>${img(e.png, `flagged input ${i}`)}<figcaption>→ ${esc(e.class)}<br>score ${e.score.toFixed(3)}</figcaption></figure>`).join("");
+  const byClass = f.byClass.filter((c) => c.count > 0).map((c) => `<tr><td>${esc(c.name)}</td><td>${c.count}</td></tr>`).join("");
+  return `<h2>What the detector saw</h2>
+<p class="note">${esc(forensicsSentence(f))} B kept only the backdoor, so where its confidence in M's label comes from is where the trigger is.</p>
+<div class="charts">
+<figure>${img(f.meanMapPng, "mean saliency map")}<figcaption>Mean saliency map over the explained inputs (a patch shows as a hot spot, a blend or warp as a diffuse map).</figcaption></figure>
+<figure>${img(f.patternPng, "trigger estimate")}<figcaption>Trigger estimate: saliency-weighted mean of flagged inputs minus the mean clean input (grey = no difference).</figcaption></figure>
+<table><tr><th>predicted class</th><th>flagged</th></tr>${byClass}</table>
+</div>
+<div class="grid">${grid}</div>`;
+}
+
+function forensicsMarkdown(f: ForensicsSection | undefined): string[] {
+  if (!f) return [];
+  return ["## What the detector saw", "", forensicsSentence(f), "", "![Mean saliency map](forensics-mean-map.png) ![Trigger estimate](forensics-trigger-estimate.png)", ""];
+}
+
 function unlearningHtml(u: UnlearningRecord | undefined): string {
   if (!u) return "";
   const t = unlearningTable(u);
@@ -120,6 +171,7 @@ export function renderMarkdown(r: DefenseReport, files: { roc: string; scores: s
     `![Decision plane](${files.plane})`,
     "",
     ...unlearningMarkdown(r.unlearning),
+    ...forensicsMarkdown(r.forensics),
     "| detail | value |",
     "|---|---|",
     ...details,
@@ -138,6 +190,7 @@ body{font-family:system-ui,sans-serif;margin:24px auto;max-width:1400px;color:#1
 table{border-collapse:collapse;margin:12px 0}th,td{border:1px solid #ccc;padding:4px 10px;text-align:left}th{background:#f5f5f5;font-weight:600}
 .charts{display:flex;flex-wrap:wrap;gap:16px;align-items:flex-start}.charts figure{margin:0}figcaption{font-size:13px;color:#444;max-width:440px}
 code{font-size:12px}.note{color:#444;font-size:14px;max-width:900px}
+img.px{width:112px;height:112px;image-rendering:pixelated;display:block}.grid{display:flex;flex-wrap:wrap;gap:10px}.grid figcaption{font-size:12px}
 </style></head><body>
 <h1>${esc(r.title)}</h1>
 <p class="note">Dataset <b>${esc(r.dataset)}</b> · model <b>${esc(r.model)}</b> · attack ${attack} · score rule <b>${esc(r.rule)}</b> ·
@@ -152,9 +205,15 @@ Backdoor inputs sit bottom-right (B keeps the backdoor, M' lost it); the shaded 
 <figure>${charts.roc}<figcaption>ROC of the score; the circle is the calibrated operating point.</figcaption></figure>
 </div>
 ${unlearningHtml(r.unlearning)}
+${forensicsHtml(r.forensics)}
 <h2>Details</h2><table>${details}</table>
 </body></html>
 `;
+}
+
+function forensicsJson(f: ForensicsSection | undefined): Record<string, unknown> | null {
+  if (!f) return null;
+  return { method: f.method, flagged: f.flagged, explained: f.explained, target: f.target, byClass: f.byClass, boxes: f.boxes, compact: f.compact };
 }
 
 /** Writes report.html, report.md, roc.svg, scores.svg, plane.svg and metrics.json into `dir`. */
@@ -169,6 +228,10 @@ export async function writeReport(dir: string, r: DefenseReport): Promise<{ html
   const markdown = join(dir, "report.md");
   await writeFile(html, renderHtml(r, charts));
   await writeFile(markdown, renderMarkdown(r, files));
-  await writeFile(join(dir, "metrics.json"), `${JSON.stringify({ dataset: r.dataset, model: r.model, attack: r.attack, rule: r.rule, targetFpr: r.targetFpr, ...r.metrics, unlearning: r.unlearning ?? null, details: r.details }, null, 2)}\n`);
+  if (r.forensics) {
+    await writeFile(join(dir, "forensics-mean-map.png"), r.forensics.meanMapPng);
+    await writeFile(join(dir, "forensics-trigger-estimate.png"), r.forensics.patternPng);
+  }
+  await writeFile(join(dir, "metrics.json"), `${JSON.stringify({ dataset: r.dataset, model: r.model, attack: r.attack, rule: r.rule, targetFpr: r.targetFpr, ...r.metrics, unlearning: r.unlearning ?? null, forensics: forensicsJson(r.forensics), details: r.details }, null, 2)}\n`);
   return { html, markdown };
 }

@@ -95,6 +95,14 @@ export function openApiDocument(o: ServeOptions): Record<string, unknown> {
         },
       },
       "/v1/detector": { get: { summary: "the loaded detector: architecture, classes, rule, threshold, target FPR, bundle hashes", security, responses: { "200": { description: "detector summary" } } } },
+      "/v1/flagged": {
+        get: {
+          summary: "the dashboard's data: flagged rate and flagged inputs per class over the window, the explain feed's counters, and the latest flagged inputs (newest first) with B's saliency overlay as a PNG data: URL",
+          security,
+          responses: { "200": { description: "{window, feed, recent}" }, ...errors([401, 404]) },
+        },
+      },
+      "/": { get: { summary: "the dashboard page (HTML + JavaScript polling /v1/flagged; with a token, open it as /#token=TOKEN)", responses: { "200": { description: "HTML" } } } },
       "/healthz": { get: { summary: "the process is up", responses: { "200": { description: "ok" } } } },
       "/readyz": { get: { summary: "workers hold a detector and the server takes requests", responses: { "200": { description: "ready" }, "503": { description: "starting or shutting down" } } } },
       "/metrics": { get: { summary: "Prometheus metrics (text format)", security, responses: { "200": { description: "metrics" } } } },

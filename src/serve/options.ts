@@ -2,6 +2,7 @@
 // the library (`createServer`) both end here, so a bad value gets the same message from either.
 import { availableParallelism } from "node:os";
 import type { ScoringEngine } from "./protocol.js";
+import { DEFAULT_SALIENCY_METHOD, SALIENCY_METHODS, type SaliencyMethod } from "../forensics/saliency.js";
 
 export type OnFlag = "reject" | "annotate";
 
@@ -49,6 +50,12 @@ export interface ServeOptions {
    * makes every load (start-up and SIGHUP reloads) refuse a bundle not signed by its private key.
    */
   bundleLoad: { verifyKey?: string };
+  /** Recent flagged inputs kept with their saliency overlays for the dashboard (GET /, /v1/flagged); 0 turns it off. */
+  flaggedKeep: number;
+  /** Saliency method of the overlays (see src/forensics/saliency.ts). */
+  explainMethod: SaliencyMethod;
+  /** Flagged inputs waiting for the explain worker beyond which new ones get no overlay (counted as dropped). */
+  explainQueue: number;
 }
 
 export const DEFAULT_OPTIONS: ServeOptions = {
@@ -76,6 +83,9 @@ export const DEFAULT_OPTIONS: ServeOptions = {
   token: null,
   logLevel: "info",
   bundleLoad: {},
+  flaggedKeep: 32,
+  explainMethod: DEFAULT_SALIENCY_METHOD,
+  explainQueue: 16,
 };
 
 function positiveInt(name: string, v: number, min = 1): void {
@@ -98,6 +108,9 @@ export function resolveOptions(o: Partial<ServeOptions> = {}): ServeOptions {
   positiveInt("maxImagesPerRequest", r.maxImagesPerRequest);
   positiveInt("windowSeconds", r.windowSeconds);
   positiveInt("alertMinInputs", r.alertMinInputs);
+  positiveInt("flaggedKeep", r.flaggedKeep, 0);
+  positiveInt("explainQueue", r.explainQueue);
+  if (!SALIENCY_METHODS.includes(r.explainMethod)) throw new RangeError(`serve: explainMethod must be one of ${SALIENCY_METHODS.join(", ")}, got ${JSON.stringify(r.explainMethod)}`);
   if (r.maxImagesPerRequest > r.maxQueue) {
     throw new RangeError(`serve: maxImagesPerRequest (${r.maxImagesPerRequest}) must not exceed maxQueue (${r.maxQueue}), or such a request could never be queued`);
   }

@@ -1,6 +1,7 @@
 // The messages between the HTTP thread and a scoring worker. Pixels travel as transferred
 // buffers (no copy); results come back as typed arrays, one entry per image of the batch.
 import type { DetectorInfo } from "../defense/detector.js";
+import type { SaliencyMethod } from "../forensics/saliency.js";
 import type { DetectorSource } from "./source.js";
 
 /** Which runtime runs the three forward passes: libtorch, or the exported ONNX graph on onnxruntime. */
@@ -23,7 +24,25 @@ export interface ScoreRequest {
   pixels: Uint8Array;
 }
 
-export type ToWorker = ScoreRequest | { type: "close" };
+/** Flagged images to explain (the dashboard's overlays): same layout as a batch, with M's predictions. */
+export interface ExplainRequest {
+  type: "explain";
+  id: number;
+  count: number;
+  pixels: Uint8Array;
+  preds: Int32Array;
+  method: SaliencyMethod;
+}
+
+export type ToWorker = ScoreRequest | ExplainRequest | { type: "close" };
+
+export interface ExplainResult {
+  /** One PNG overlay per image (the saliency of B over the image, at the model's input size). */
+  overlays: Uint8Array[];
+  /** Each map's top pixel, row-major index (where B looks most). */
+  peaks: Int32Array;
+  explainMs: number;
+}
 
 export interface BatchResult {
   pred: Int32Array;
@@ -43,5 +62,6 @@ export type FromWorker =
   | { type: "ready"; info: DetectorInfo; threads: number; liveTensors: number }
   | { type: "failed"; message: string }
   | ({ type: "scored"; id: number } & BatchResult)
+  | ({ type: "explained"; id: number } & ExplainResult)
   | { type: "error"; id: number; message: string }
   | { type: "closed"; liveTensors: number };

@@ -3,13 +3,15 @@
 // forward pass, the thread dying — into a rejected promise, so no input is ever left unanswered.
 import { Worker } from "node:worker_threads";
 import type { DetectorInfo } from "../defense/detector.js";
-import type { BatchResult, FromWorker, ToWorker, WorkerInit } from "./protocol.js";
+import type { SaliencyMethod } from "../forensics/saliency.js";
+import type { BatchResult, ExplainResult, FromWorker, ToWorker, WorkerInit } from "./protocol.js";
 
 const WORKER_URL = new URL("./worker.js", import.meta.url);
 
 interface Pending {
   id: number;
-  resolve: (r: BatchResult) => void;
+  /** Takes the worker's answer ("scored" or "explained") for this request. */
+  resolve: (m: FromWorker) => void;
   reject: (e: Error) => void;
 }
 
@@ -57,13 +59,25 @@ export class ScoringWorker {
 
   /** Scores one batch; the caller never sends a second before this one settles. */
   run(count: number, pixels: Uint8Array): Promise<BatchResult> {
+    return this.#request((id) => ({ type: "score", id, count, pixels }), [pixels.buffer as ArrayBuffer], "scored");
+  }
+
+  /** Saliency overlays of flagged images (M's predictions `preds`); one request at a time, like run(). */
+  explain(count: number, pixels: Uint8Array, preds: Int32Array, method: SaliencyMethod): Promise<ExplainResult> {
+    return this.#request((id) => ({ type: "explain", id, count, pixels, preds, method }), [pixels.buffer as ArrayBuffer, preds.buffer as ArrayBuffer], "explained");
+  }
+
+  #request<K extends "scored" | "explained">(make: (id: number) => ToWorker, transfer: ArrayBuffer[], answer: K): Promise<Extract<FromWorker, { type: K }>> {
     if (this.#dead) return Promise.reject(this.#dead);
-    if (this.#pending) return Promise.reject(new Error("scoring worker is busy (a batch was sent before the last one was answered)"));
+    if (this.#pending) return Promise.reject(new Error("scoring worker is busy (a request was sent before the last one was answered)"));
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
-      this.#pending = { id, resolve, reject };
-      const msg: ToWorker = { type: "score", id, count, pixels };
-      this.#worker.postMessage(msg, [pixels.buffer as ArrayBuffer]);
+      const take = (m: FromWorker): void => {
+        if (m.type === answer) resolve(m as Extract<FromWorker, { type: K }>);
+        else reject(new Error(`scoring worker answered '${m.type}' to a request for '${answer}'`));
+      };
+      this.#pending = { id, resolve: take, reject };
+      this.#worker.postMessage(make(id), transfer);
     });
   }
 
@@ -84,7 +98,7 @@ export class ScoringWorker {
       this.#closed = null;
       return;
     }
-    if (m.type !== "scored" && m.type !== "error") return;
+    if (m.type !== "scored" && m.type !== "explained" && m.type !== "error") return;
     const p = this.#pending;
     if (!p || p.id !== m.id) return;
     this.#pending = null;

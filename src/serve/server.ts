@@ -20,6 +20,8 @@ import { WorkerPool } from "./pool.js";
 import { sourceFromDetector, sourceHashes, type DetectorSource } from "./source.js";
 import { bearerCheck } from "./auth.js";
 import { handleError } from "./error-handler.js";
+import { FlaggedFeed } from "./flagged-feed.js";
+import { DASHBOARD_HTML } from "./dashboard.js";
 
 /** What a route answers for one input. */
 export interface DetectionRecord {
@@ -37,7 +39,8 @@ type State = "ready" | "closing" | "closed";
 
 const REQUEST_ID = /^[\w.-]{1,64}$/;
 /** Routes that answer without a token: probes and the API description. */
-const PUBLIC_ROUTES = new Set(["/healthz", "/readyz", "/openapi.json"]);
+/** The dashboard page holds no data (it fetches /v1/flagged, which needs the token). */
+const PUBLIC_ROUTES = new Set(["/healthz", "/readyz", "/openapi.json", "/"]);
 
 export class BadExpertServer {
   readonly app: FastifyInstance;
@@ -52,12 +55,14 @@ export class BadExpertServer {
   readonly #window: FlagWindow;
   readonly #alert: RateAlert | null;
   readonly #audit: AuditLog | null;
+  readonly #feed: FlaggedFeed | null;
   #state: State = "ready";
   #reloading: Promise<void> | null = null;
   #closing: Promise<number> | null = null;
 
-  private constructor(o: ServeOptions, source: DetectorSource, pool: WorkerPool, hashes: Record<string, string>, audit: AuditLog | null) {
+  private constructor(o: ServeOptions, source: DetectorSource, pool: WorkerPool, hashes: Record<string, string>, audit: AuditLog | null, feed: FlaggedFeed | null) {
     this.options = o;
+    this.#feed = feed;
     this.#source = source;
     this.#pool = pool;
     this.#info = pool.info;
@@ -104,13 +109,26 @@ export class BadExpertServer {
     const hashes = await sourceHashes(source);
     const audit = o.auditLog ? await AuditLog.open(o.auditLog, o.auditImages) : null;
     let pool: WorkerPool;
+    let feed: FlaggedFeed | null = null;
+    // The explain worker always runs libtorch (saliency needs B's gradients); scoring uses o.engine.
+    const init = { source, threads: o.threadsPerWorker, engine: "libtorch" as const, bundleLoad: o.bundleLoad };
     try {
-      pool = await WorkerPool.start({ source, threads: o.threadsPerWorker, engine: o.engine, bundleLoad: o.bundleLoad }, o.workers);
+      pool = await WorkerPool.start({ ...init, engine: o.engine }, o.workers);
     } catch (e) {
       audit?.close();
       throw e;
     }
-    const s = new BadExpertServer(o, source, pool, hashes, audit);
+    if (o.flaggedKeep > 0) {
+      try {
+        feed = await FlaggedFeed.start(init, { keep: o.flaggedKeep, method: o.explainMethod, maxQueue: o.explainQueue, width: pool.info.preprocessing.imageSize[1] });
+      } catch (e) {
+        await pool.close();
+        audit?.close();
+        throw e;
+      }
+    }
+    const s = new BadExpertServer(o, source, pool, hashes, audit, feed);
+    feed?.setErrorHandler((e) => s.app.log.error({ event: "explain_failed", err: e.message }, "the dashboard's explain worker failed (scoring is unaffected)"));
     s.#watchPool(pool);
     return s;
   }
@@ -168,6 +186,7 @@ export class BadExpertServer {
       this.metrics.reloads.inc({ result: "ok" });
       log.info({ event: "reloaded", threshold: next.info.threshold, hashes }, "bundle reloaded");
       await old.close();
+      await this.#feed?.replace({ source: this.#source, threads: 1, engine: "libtorch", bundleLoad: this.options.bundleLoad });
     } catch (e) {
       this.metrics.reloads.inc({ result: "failed" });
       log.error({ event: "reload_failed", err: (e as Error).message }, "bundle reload failed; the previous detector keeps serving");
@@ -192,7 +211,7 @@ export class BadExpertServer {
     await this.app.close();
     await drained;
     await this.#reloading?.catch(() => undefined);
-    const left = await this.#pool.close();
+    const left = (await this.#pool.close()) + ((await this.#feed?.close()) ?? 0);
     this.#audit?.close();
     this.#state = "closed";
     this.app.log.info({ event: "stopped", workerTensorsLeft: left }, "stopped");
@@ -220,6 +239,7 @@ export class BadExpertServer {
     const target = this.#modelInput;
     const pixels = await Promise.all(images.map((im) => decodeForModel(im.data, im.name, target, this.options.maxPixels)));
     const scored = await this.#batcher.submit(pixels);
+    const received = new Date().toISOString();
     const names = this.#info.classNames;
     const records = scored.map((s: ScoredInput): DetectionRecord => ({
       pred: s.pred,
@@ -239,6 +259,8 @@ export class BadExpertServer {
       if (!r.flagged) continue;
       this.metrics.inputsFlagged.inc({ class: r.class });
       req.log.info({ event: "flagged", index: i, pred: r.pred, class: r.class, score: r.score }, "input flagged as a suspected backdoor input");
+      // Handed over, not awaited: the overlay is made by the explain worker after the answer.
+      this.#feed?.offer({ time: received, requestId: String(req.id), route, pred: r.pred, class: r.class, score: r.score, pixels: pixels[i] as Uint8Array });
       await this.#audit?.record(
         { time: new Date(now).toISOString(), requestId: String(req.id), client: req.ip, route, index: i, pred: r.pred, class: r.class, score: r.score, threshold: r.threshold, ...(r.reason ? { reason: r.reason } : {}) },
         (images[i] as { data: Uint8Array }).data,
@@ -326,6 +348,18 @@ export class BadExpertServer {
         hashes: this.#hashes,
         loadedAt: this.#loadedAt,
         serving: { engine: o.engine, workers: this.#pool.size, threadsPerWorker: this.#pool.threads, maxBatch: o.maxBatch, maxWaitMs: o.maxWaitMs, maxQueue: o.maxQueue, timeoutMs: o.timeoutMs, onFlag: o.onFlag },
+      };
+    });
+
+    app.get("/", async (_req, reply) => reply.type("text/html; charset=utf-8").send(DASHBOARD_HTML));
+    app.get("/v1/flagged", async (req, reply) => {
+      if (!this.#feed) return reply.code(404).send({ error: "not_found", message: "the flagged-input feed is off (flaggedKeep 0 / --flagged-keep 0)", requestId: req.id });
+      const w = this.#window.stats();
+      const names = this.#info.classNames;
+      return {
+        window: { seconds: this.#window.seconds, scored: w.scored, flagged: w.flagged, rate: w.rate, flaggedByClass: w.flaggedByClass.map((n, c) => ({ class: names[c] ?? String(c), flagged: n })) },
+        feed: this.#feed.stats,
+        recent: this.#feed.recent(),
       };
     });
 

@@ -11,7 +11,10 @@ import { tensorsFromBytes } from "../io/weights.js";
 import { createModel } from "../models/registry.js";
 import type { Module } from "../nn/index.js";
 import { OnnxDetector } from "../export/onnx-detector.js";
-import type { FromWorker, ScoreRequest, ToWorker, WorkerInit } from "./protocol.js";
+import { expertSaliencyOfBytes } from "../forensics/explain.js";
+import { overlayPng } from "../forensics/overlay.js";
+import { topIndices } from "../forensics/regions.js";
+import type { ExplainRequest, FromWorker, ScoreRequest, ToWorker, WorkerInit } from "./protocol.js";
 import { ROLES, type DetectorSource, type Role } from "./source.js";
 
 function post(m: FromWorker, transfer: ArrayBuffer[] = []): void {
@@ -46,6 +49,8 @@ async function build(source: DetectorSource, bundleLoad: WorkerInit["bundleLoad"
 /** What a worker scores with: the libtorch detector, or its exported graph on onnxruntime. */
 interface Engine {
   threshold: number;
+  /** The libtorch detector, where this engine keeps one (explaining needs its gradients). */
+  detector?: BadExpertDetector;
   score(req: ScoreRequest, h: number, w: number, c: number): Promise<BatchScores>;
   dispose(): Promise<void>;
 }
@@ -53,6 +58,7 @@ interface Engine {
 function libtorchEngine(det: BadExpertDetector): Engine {
   return {
     threshold: det.threshold,
+    detector: det,
     score: (req, h, w, c) => Promise.resolve(tidy(() => det.scoreBatch(imagesToTensor(req.pixels, req.count, h, w, c)))),
     dispose: () => Promise.resolve(det.dispose()),
   };
@@ -85,6 +91,22 @@ async function score(engine: Engine, info: DetectorInfo, req: ScoreRequest): Pro
   );
 }
 
+/** Saliency of B for flagged images and their overlays; runs on the service's explain worker only. */
+async function explain(det: BadExpertDetector, req: ExplainRequest): Promise<void> {
+  const [h, w] = det.info.preprocessing.imageSize;
+  const c = det.info.preprocessing.channels;
+  const t0 = performance.now();
+  const maps = expertSaliencyOfBytes(det, { pixels: req.pixels, count: req.count, height: h, width: w, channels: c }, req.preds, { method: req.method });
+  const overlays: Uint8Array[] = [];
+  const peaks = new Int32Array(req.count);
+  for (let i = 0; i < req.count; i++) {
+    const map = maps.subarray(i * h * w, (i + 1) * h * w);
+    peaks[i] = topIndices(map, 1)[0] ?? 0;
+    overlays.push(new Uint8Array(await overlayPng(req.pixels.subarray(i * h * w * c, (i + 1) * h * w * c), h, w, c, map)));
+  }
+  post({ type: "explained", id: req.id, overlays, peaks, explainMs: performance.now() - t0 }, [peaks.buffer as ArrayBuffer, ...overlays.map((o) => o.buffer as ArrayBuffer)]);
+}
+
 async function main(): Promise<void> {
   const init = workerData as WorkerInit;
   // libtorch's OpenMP team size is per calling thread, but the first parallel op on a thread
@@ -111,6 +133,15 @@ async function main(): Promise<void> {
         post({ type: "closed", liveTensors: memory().numTensors });
         parentPort?.close();
       });
+      return;
+    }
+    if (m.type === "explain") {
+      // Saliency needs B's gradients: only a libtorch worker (the service's explain worker is one) can.
+      if (!engine.detector) {
+        post({ type: "error", id: m.id, message: "explain needs the libtorch engine (this worker scores on onnxruntime)" });
+        return;
+      }
+      explain(engine.detector, m).catch((e: unknown) => post({ type: "error", id: m.id, message: (e as Error).message }));
       return;
     }
     score(engine, info, m).catch((e: unknown) => post({ type: "error", id: m.id, message: (e as Error).message }));

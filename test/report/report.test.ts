@@ -6,7 +6,8 @@ import { mkdtemp, readFile, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { defenseMetrics } from "../../src/defense/metrics.js";
-import { writeReport, unlearningTable, type DefenseReport, type ScoredInputs } from "../../src/report/report.js";
+import { writeReport, unlearningTable, type DefenseReport, type ForensicsSection, type ScoredInputs } from "../../src/report/report.js";
+import { heatmapPng } from "../../src/forensics/overlay.js";
 
 // Four clean inputs (M right on three) and four poisoned ones (three fool M); higher score = more suspicious.
 const clean: ScoredInputs = { a: [0.9, 0.8, 0.7, 0.6], b: [0.1, 0.2, 0.3, 0.4], score: [-3, -2, -1, 0.5], pred: [0, 1, 2, 0], label: [0, 1, 2, 3] };
@@ -77,6 +78,44 @@ test("the unlearning section says where the rate came from and marks the canarie
     assert.match(await readFile(files.html, "utf8"), /<td><b>0\.0003<\/b> \(chosen\)<\/td>/);
     const m = JSON.parse(await readFile(join(dir, "metrics.json"), "utf8")) as { unlearning: { lr: number; source: string } };
     assert.deepEqual([m.unlearning.lr, m.unlearning.source], [3e-4, "canary"]);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test("the \"What the detector saw\" section: overlays, mean map and trigger estimate inline, the target class and box", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "bx-report-"));
+  try {
+    const map = new Float32Array(28 * 28);
+    map[26 * 28 + 26] = 1;
+    const png = await heatmapPng(map, 28, 28);
+    const forensics: ForensicsSection = {
+      method: "occlusion",
+      flagged: 120,
+      explained: 48,
+      target: { name: "T-shirt/top", share: 1 },
+      byClass: [{ name: "T-shirt/top", count: 48 }, { name: "Trouser", count: 0 }],
+      examples: [{ png, class: "T-shirt/top", score: 0.75 }, { png, class: "T-shirt/top", score: 0.5 }],
+      meanMapPng: png,
+      patternPng: png,
+      boxes: [{ top: 24, left: 24, bottom: 27, right: 27 }],
+      compact: true,
+    };
+    const files = await writeReport(dir, report({ forensics }));
+    const html = await readFile(files.html, "utf8");
+    assert.match(html, /<h2>What the detector saw<\/h2>/);
+    assert.match(html, /120 poisoned evaluation inputs were flagged; 48 were explained with occlusion saliency/);
+    assert.match(html, /Target class: T-shirt\/top \(100\.00% of them\)/);
+    assert.match(html, /rows 24–26, columns 24–26/);
+    // Two examples, the mean map and the estimate, all inline PNGs (the report stays self-contained).
+    assert.equal((html.match(/<img class="px" src="data:image\/png;base64,/g) ?? []).length, 4);
+    assert.doesNotMatch(html, /<td>Trouser<\/td>/, "classes with no flagged input are left out");
+    const md = await readFile(files.markdown, "utf8");
+    assert.match(md, /## What the detector saw/);
+    assert.ok((await readdir(dir)).includes("forensics-mean-map.png"));
+    const m = JSON.parse(await readFile(join(dir, "metrics.json"), "utf8")) as { forensics: { boxes: unknown[]; target: { name: string } } };
+    assert.equal(m.forensics.target.name, "T-shirt/top");
+    assert.equal(m.forensics.boxes.length, 1);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -7,6 +7,7 @@ import { ATTACK_OPTIONS, parseAttackParams } from "../attack-options.js";
 import { evaluateBundle } from "../../jobs/evaluate-defense.js";
 import { SCORE_RULES } from "../../defense/scores.js";
 import { metricsRows } from "../../report/report.js";
+import { DEFAULT_SALIENCY_METHOD, SALIENCY_METHODS } from "../../forensics/saliency.js";
 
 const OPTIONS: Record<string, OptionSpec> = {
   bundle: { type: "string", short: "b", description: "detector bundle directory (from `badexpert defend`)" },
@@ -16,6 +17,8 @@ const OPTIONS: Record<string, OptionSpec> = {
   "data-path": { type: "string", description: "dataset location (default: the one the bundle was made with)" },
   report: { type: "string", short: "r", description: "directory for report.html, report.md, the SVG charts and metrics.json" },
   "verify-key": { type: "string", description: "Ed25519 public key (PEM): refuse the bundle unless it is signed by its private key" },
+  "explain-inputs": { type: "string", description: "with --report: flagged poisoned inputs explained in its \"What the detector saw\" section (0: none)", default: "48", value: { kind: "int", min: 0, max: 1e6 } },
+  "explain-method": { type: "string", description: `saliency method of that section: ${SALIENCY_METHODS.join(", ")}`, default: DEFAULT_SALIENCY_METHOD, value: { kind: "choice", values: SALIENCY_METHODS } },
   ...RUNTIME_OPTIONS,
 };
 
@@ -50,6 +53,8 @@ export const evaluateDefenseCommand: Command = {
       ...(fpr !== undefined ? { targetFpr: fpr } : {}),
       ...(dataPath ? { dataPath } : {}),
       ...(report ? { report } : {}),
+      explainInputs: num(v, "explain-inputs", OPTIONS) ?? 48,
+      explainMethod: choice(v, "explain-method", SALIENCY_METHODS) ?? DEFAULT_SALIENCY_METHOD,
     });
     const m = r.metrics;
     console.log(`BaDExpert (${r.rule}) vs ${r.attack.name} on ${r.dataset}: ${m.cleanCount} clean and ${m.poisonCount} poisoned evaluation inputs`);

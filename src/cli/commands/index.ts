@@ -7,6 +7,7 @@ import { evaluate } from "./evaluate.js";
 import { attack } from "./attack.js";
 import { defend } from "./defend.js";
 import { scan } from "./scan.js";
+import { explain } from "./explain.js";
 import { evaluateDefenseCommand } from "./evaluate-defense.js";
 import { compareCommand } from "./compare.js";
 import { exportCommand } from "./export.js";
@@ -14,4 +15,4 @@ import { importCommand } from "./import.js";
 import { keygen } from "./keygen.js";
 import { serve } from "./serve.js";
 
-export const COMMANDS: readonly Command[] = [demo, train, evaluate, attack, defend, scan, evaluateDefenseCommand, compareCommand, importCommand, exportCommand, serve, keygen, info];
+export const COMMANDS: readonly Command[] = [demo, train, evaluate, attack, defend, scan, explain, evaluateDefenseCommand, compareCommand, importCommand, exportCommand, serve, keygen, info];

@@ -8,6 +8,7 @@ import { choice, int, num, requireStr, str } from "../args.js";
 import { checkDevice } from "../../engine/index.js";
 import { createServer } from "../../serve/index.js";
 import { DEFAULT_OPTIONS, type ServeOptions } from "../../serve/options.js";
+import { SALIENCY_METHODS } from "../../forensics/saliency.js";
 
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 
@@ -35,6 +36,10 @@ export const serve: Command = {
     "  badexpert serve --bundle runs/detector --port 8080",
     "  curl -s --data-binary @photo.png -H 'content-type: image/png' http://127.0.0.1:8080/v1/detect",
     "  badexpert serve --bundle runs/detector --on-flag annotate --audit-log audit.jsonl --alert-rate 0.2",
+    "",
+    "Dashboard: open http://HOST:PORT/ (with --token-file: /#token=TOKEN) for the flagged rate, flagged inputs per",
+    "class and the latest flagged inputs with B's saliency overlays, made by one extra worker thread off the",
+    "scoring path (a full queue drops overlays, never requests).",
   ].join("\n"),
   options: {
     bundle: { type: "string", short: "b", description: "detector bundle directory (from `badexpert defend`)" },
@@ -62,6 +67,8 @@ export const serve: Command = {
     "alert-window": { type: "string", description: "sliding window of the flagged-rate metrics and alert, seconds", default: String(DEFAULT_OPTIONS.windowSeconds), value: { kind: "int", min: 1, max: 1e9 } },
     "token-file": { type: "string", description: "require 'Authorization: Bearer <token>' with the token in this file" },
     "verify-key": { type: "string", description: "Ed25519 public key the bundle's signature must verify against" },
+    "flagged-keep": { type: "string", description: "recent flagged inputs kept with saliency overlays for the dashboard at / and GET /v1/flagged (0: off)", default: String(DEFAULT_OPTIONS.flaggedKeep), value: { kind: "int", min: 0, max: 10_000 } },
+    "explain-method": { type: "string", description: `saliency method of the dashboard's overlays: ${SALIENCY_METHODS.join(", ")}`, default: DEFAULT_OPTIONS.explainMethod, value: { kind: "choice", values: SALIENCY_METHODS } },
     "log-level": { type: "string", description: `JSON log level: ${LOG_LEVELS.join(", ")}`, default: DEFAULT_OPTIONS.logLevel },
     device: { type: "string", description: "cpu (the detector scores on the CPU; see --help text)", default: "cpu" },
   },
@@ -97,6 +104,8 @@ export const serve: Command = {
       logLevel: choice(v, "log-level", LOG_LEVELS) ?? DEFAULT_OPTIONS.logLevel,
       // Each worker hands it to loadBundle, so reloads are verified too.
       bundleLoad: verifyKey ? { verifyKey } : {},
+      flaggedKeep: int(v, "flagged-keep", serve.options) ?? DEFAULT_OPTIONS.flaggedKeep,
+      explainMethod: choice(v, "explain-method", SALIENCY_METHODS) ?? DEFAULT_OPTIONS.explainMethod,
     };
     let server;
     try {
