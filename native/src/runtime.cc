@@ -1,12 +1,29 @@
 // Threads, seeds, devices, versions and the live-handle count.
 #include "handles.h"
 
+#include <cstdlib>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
 namespace bx {
 
 void registerRuntime(Napi::Env env, Napi::Object exports) {
   def(env, exports, "setNumThreads", [](const Napi::CallbackInfo& info) -> Napi::Value {
     torch::set_num_threads(static_cast<int>(i64(info, 0)));
     return info.Env().Undefined();
+  });
+  // glibc raises its mmap threshold each time a large block is freed (up to 32 MiB), after which
+  // activation-sized tensors come from the heap, which is not given back. A fixed threshold keeps
+  // larger buffers in their own mappings, returned on free. Returns false where it cannot apply
+  // (not glibc, or the user set MALLOC_MMAP_THRESHOLD_ themselves, which wins).
+  def(env, exports, "setMmapThreshold", [](const Napi::CallbackInfo& info) -> Napi::Value {
+#if defined(__GLIBC__)
+    if (std::getenv("MALLOC_MMAP_THRESHOLD_") != nullptr) return Napi::Boolean::New(info.Env(), false);
+    return Napi::Boolean::New(info.Env(), mallopt(M_MMAP_THRESHOLD, static_cast<int>(i64(info, 0))) == 1);
+#else
+    return Napi::Boolean::New(info.Env(), false);
+#endif
   });
   def(env, exports, "getNumThreads", [](const Napi::CallbackInfo& info) -> Napi::Value {
     return Napi::Number::New(info.Env(), torch::get_num_threads());

@@ -9,6 +9,7 @@ export { noGrad, enableGrad, inferenceMode, isGradEnabled, gradients } from "./a
 export {
   setNumThreads,
   getNumThreads,
+  returnLargeBuffersToTheOs,
   manualSeed,
   cudaAvailable,
   cudaDeviceCount,

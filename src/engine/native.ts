@@ -24,6 +24,8 @@ export interface NativeAddon {
   dispose(h: H): void;
   liveHandles(): number;
   setNumThreads(n: number): void;
+  /** glibc mallopt(M_MMAP_THRESHOLD); false where it does not apply. */
+  setMmapThreshold(bytes: number): boolean;
   getNumThreads(): number;
   manualSeed(seed: number): void;
   cudaAvailable(): boolean;

@@ -6,6 +6,17 @@ export function setNumThreads(n: number): void {
   if (!Number.isInteger(n) || n < 1) throw new RangeError(`setNumThreads: expected a positive integer, got ${n}`);
   native.setNumThreads(n);
 }
+/**
+ * For long scoring runs (scan, the service): keeps every buffer of 1 MiB or more in its own
+ * mapping, given back to the OS when freed, so resident memory stays flat however many batches
+ * are scored. glibc's default lets freed activations pile up in the heap (scan of 60,000 images:
+ * 0.7-1.7 GB instead of 0.3 GB). Not for training: mapping every large buffer afresh cost ResNet
+ * training 30-45% of its speed (BENCHMARKS.md, "Memory of scan"). Returns false where it does not
+ * apply (not glibc, or MALLOC_MMAP_THRESHOLD_ set by the user).
+ */
+export function returnLargeBuffersToTheOs(): boolean {
+  return native.setMmapThreshold(1 << 20);
+}
 export function getNumThreads(): number {
   return native.getNumThreads();
 }

@@ -3,7 +3,7 @@
 // the first is answered.
 import { parentPort, workerData } from "node:worker_threads";
 import { performance } from "node:perf_hooks";
-import { dispose, getNumThreads, memory, setNumThreads, tidy } from "../engine/index.js";
+import { dispose, getNumThreads, memory, returnLargeBuffersToTheOs, setNumThreads, tidy } from "../engine/index.js";
 import { imagesToTensor } from "../data/batch.js";
 import { loadBundle } from "../defense/bundle.js";
 import { BadExpertDetector, type BatchScores, type DetectorInfo } from "../defense/detector.js";
@@ -115,6 +115,8 @@ async function main(): Promise<void> {
   // neither the addon's load-time default nor another worker's choice overrides it.
   getNumThreads();
   setNumThreads(init.threads);
+  // A long-running scorer: freed activations go back to the OS, so resident memory stays flat.
+  returnLargeBuffersToTheOs();
   let engine: Engine;
   let info: DetectorInfo;
   try {

@@ -2,7 +2,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { availableParallelism } from "node:os";
-import { getNumThreads, setNumThreads, libtorchVersion, memory, zeros } from "../../src/engine/index.js";
+import { getNumThreads, setNumThreads, libtorchVersion, memory, returnLargeBuffersToTheOs, zeros } from "../../src/engine/index.js";
 
 test("threads default to all cores (or BADEXPERT_THREADS) and can be set", () => {
   const expected = process.env.BADEXPERT_THREADS ? Number(process.env.BADEXPERT_THREADS) : availableParallelism();
@@ -23,4 +23,10 @@ test("libtorch version and memory counters are reported", () => {
   t.dispose();
   assert.equal(memory().numTensors, m.numTensors);
   assert.equal(memory().numHandles, m.numHandles);
+});
+
+test("returnLargeBuffersToTheOs applies on glibc unless the user set MALLOC_MMAP_THRESHOLD_", () => {
+  const header = (process.report.getReport() as { header?: { glibcVersionRuntime?: string } }).header;
+  const glibc = header?.glibcVersionRuntime !== undefined;
+  assert.equal(returnLargeBuffersToTheOs(), glibc && process.env.MALLOC_MMAP_THRESHOLD_ === undefined);
 });

@@ -16,7 +16,7 @@ import { DataLoader } from "../../data/loader.js";
 import { subset } from "../../data/splits.js";
 import type { BatchScores } from "../../defense/detector.js";
 import { OnnxDetector } from "../../export/onnx-detector.js";
-import { tidy, type Tensor } from "../../engine/index.js";
+import { returnLargeBuffersToTheOs, tidy, type Tensor } from "../../engine/index.js";
 import { Progress } from "../../util/progress.js";
 
 /** Inputs decoded and scored at a time: the bound on scan's memory. */
@@ -163,6 +163,8 @@ export const scan: Command = {
   options: OPTIONS,
   async run(v, positionals) {
     const { device } = applyRuntimeOptions(v);
+    // Memory bounded by the batch, not by N: freed activations go back to the OS.
+    returnLargeBuffersToTheOs();
     checkScoringDevice(device);
     const bundle = requireStr(v, "bundle", "a directory written by `badexpert defend`");
     const datasetName = str(v, "dataset");
