@@ -29,6 +29,28 @@ export interface BatchScores {
   invalid: Uint8Array;
 }
 
+/** Room for the scores of n inputs, filled batch by batch with putScores (both engines' scoreDataset). */
+export function emptyScores(n: number): BatchScores {
+  return {
+    pred: new Int32Array(n),
+    expertConfidence: new Float32Array(n),
+    auxiliaryConfidence: new Float32Array(n),
+    score: new Float64Array(n),
+    flagged: new Uint8Array(n),
+    invalid: new Uint8Array(n),
+  };
+}
+
+/** Copies one batch's scores into `out` at `at`: every field, so none is left at its zero (e.g. not flagged). */
+export function putScores(out: BatchScores, r: BatchScores, at: number): void {
+  out.pred.set(r.pred, at);
+  out.expertConfidence.set(r.expertConfidence, at);
+  out.auxiliaryConfidence.set(r.auxiliaryConfidence, at);
+  out.score.set(r.score, at);
+  out.flagged.set(r.flagged, at);
+  out.invalid.set(r.invalid, at);
+}
+
 export interface DetectorInfo {
   spec: ModelSpec;
   preprocessing: Preprocessing;
@@ -119,26 +141,14 @@ export class BadExpertDetector {
   scoreDataset(ds: ImageDataset, o: { batchSize?: number; progressLabel?: string } = {}): BatchScores {
     this.checkInput(ds.height, ds.width, ds.channels, ds.name);
     const n = ds.count;
-    const out: BatchScores = {
-      pred: new Int32Array(n),
-      expertConfidence: new Float32Array(n),
-      auxiliaryConfidence: new Float32Array(n),
-      score: new Float64Array(n),
-      flagged: new Uint8Array(n),
-      invalid: new Uint8Array(n),
-    };
+    const out = emptyScores(n);
     const bar = o.progressLabel ? new Progress(o.progressLabel, n) : null;
     let at = 0;
     for (const batch of new DataLoader(ds, { batchSize: o.batchSize ?? 256 })) {
       const r = this.scoreBatch(batch.x);
       batch.x.dispose();
       batch.y.dispose();
-      out.pred.set(r.pred, at);
-      out.expertConfidence.set(r.expertConfidence, at);
-      out.auxiliaryConfidence.set(r.auxiliaryConfidence, at);
-      out.score.set(r.score, at);
-      out.flagged.set(r.flagged, at);
-      out.invalid.set(r.invalid, at);
+      putScores(out, r, at);
       at += r.pred.length;
       bar?.tick(r.pred.length);
     }

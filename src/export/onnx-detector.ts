@@ -1,7 +1,7 @@
 // The detector on onnxruntime: the exported graph scores images with the same interface as
 // BadExpertDetector (pred, b, a, score, flagged), for `scan --engine onnxruntime` and services.
 import { readFile } from "node:fs/promises";
-import type { BatchScores, BadExpertDetector } from "../defense/detector.js";
+import { emptyScores, putScores, type BatchScores, type BadExpertDetector } from "../defense/detector.js";
 import type { ScoreRule } from "../defense/scores.js";
 import { assertScoreRule } from "../defense/scores.js";
 import type { ImageDataset } from "../data/dataset.js";
@@ -118,18 +118,12 @@ export class OnnxDetector {
       throw new RangeError(`${ds.name}: images are ${ds.height}x${ds.width}x${ds.channels} but the detector's model takes ${h}x${w}x${c}`);
     }
     const n = ds.count;
-    const out: BatchScores = { pred: new Int32Array(n), expertConfidence: new Float32Array(n), auxiliaryConfidence: new Float32Array(n), score: new Float64Array(n), flagged: new Uint8Array(n), invalid: new Uint8Array(n) };
+    const out = emptyScores(n);
     const size = o.batchSize ?? 256;
     const bar = o.progressLabel ? new Progress(o.progressLabel, n) : null;
     for (let at = 0; at < n; at += size) {
       const count = Math.min(size, n - at);
-      const r = await this.scoreBatch(imagesToFloat(ds, at, count), count);
-      out.pred.set(r.pred, at);
-      out.expertConfidence.set(r.expertConfidence, at);
-      out.auxiliaryConfidence.set(r.auxiliaryConfidence, at);
-      out.score.set(r.score, at);
-      out.flagged.set(r.flagged, at);
-      out.invalid.set(r.invalid, at);
+      putScores(out, await this.scoreBatch(imagesToFloat(ds, at, count), count), at);
       bar?.tick(count);
     }
     return out;

@@ -23,16 +23,9 @@ import { handleError } from "./error-handler.js";
 import { FlaggedFeed } from "./flagged-feed.js";
 import { DASHBOARD_HTML } from "./dashboard.js";
 
-/** What a route answers for one input. */
-export interface DetectionRecord {
-  pred: number;
+/** What a route answers for one input: the batcher's result and the predicted class's name. */
+export interface DetectionRecord extends ScoredInput {
   class: string;
-  expertConfidence: number;
-  auxiliaryConfidence: number;
-  score: number | null;
-  threshold: number;
-  flagged: boolean;
-  reason?: string;
 }
 
 type State = "ready" | "closing" | "closed";
