@@ -56,3 +56,4 @@ export async function openSession(source: string | Uint8Array, o: SessionOptions
 export function floatTensor(data: Float32Array, dims: number[]): OrtTensor {
   return new (onnxRuntime().Tensor)("float32", data, dims);
 }
+

@@ -2,6 +2,9 @@
 // the library (`createServer`) both end here, so a bad value gets the same message from either.
 import { availableParallelism } from "node:os";
 import type { ScoringEngine } from "./protocol.js";
+
+export type EngineChoice = ScoringEngine | "auto";
+export const ENGINE_CHOICES: readonly EngineChoice[] = ["auto", "onnxruntime", "libtorch"];
 import { DEFAULT_SALIENCY_METHOD, SALIENCY_METHODS, type SaliencyMethod } from "../forensics/saliency.js";
 
 export type OnFlag = "reject" | "annotate";
@@ -14,8 +17,12 @@ export interface ServeOptions {
   workers: number;
   /** libtorch threads per worker (OpenMP here: each worker thread gets its own team of this size); onnxruntime's intra-op threads with that engine. */
   threadsPerWorker: number;
-  /** What runs the forward passes: libtorch, or the detector exported to ONNX on onnxruntime-node (an optional dependency). */
-  engine: ScoringEngine;
+  /**
+   * What runs the forward passes: libtorch, the detector exported to ONNX on onnxruntime-node (an
+   * optional dependency), or "auto": onnxruntime when it is installed and the detector exports,
+   * else libtorch (the server's `engine` says which was taken, and why).
+   */
+  engine: EngineChoice;
   /** Largest batch one forward pass takes; 1 turns dynamic batching off. */
   maxBatch: number;
   /** How long the oldest queued input may wait for companions before a partial batch goes. */
@@ -66,7 +73,9 @@ export const DEFAULT_OPTIONS: ServeOptions = {
   // because a team's barriers stall whenever one of its threads is descheduled.
   workers: availableParallelism(),
   threadsPerWorker: 1,
-  engine: "libtorch",
+  // onnxruntime scored the compact CNN 3-30x faster than libtorch on these CPUs (BENCHMARKS.md,
+  // "ONNX export"), and the service with it (BENCHMARKS.md, "Service").
+  engine: "auto",
   maxBatch: 64,
   maxWaitMs: 2,
   maxQueue: 1024,
@@ -114,7 +123,7 @@ export function resolveOptions(o: Partial<ServeOptions> = {}): ServeOptions {
   if (r.maxImagesPerRequest > r.maxQueue) {
     throw new RangeError(`serve: maxImagesPerRequest (${r.maxImagesPerRequest}) must not exceed maxQueue (${r.maxQueue}), or such a request could never be queued`);
   }
-  if (r.engine !== "libtorch" && r.engine !== "onnxruntime") throw new RangeError(`serve: engine must be "libtorch" or "onnxruntime", got ${JSON.stringify(r.engine)}`);
+  if (!ENGINE_CHOICES.includes(r.engine)) throw new RangeError(`serve: engine must be one of ${ENGINE_CHOICES.join(", ")}, got ${JSON.stringify(r.engine)}`);
   if (r.onFlag !== "reject" && r.onFlag !== "annotate") throw new RangeError(`serve: onFlag must be "reject" or "annotate", got ${JSON.stringify(r.onFlag)}`);
   if (r.alertRate !== null && !(r.alertRate > 0 && r.alertRate <= 1)) throw new RangeError(`serve: alertRate must be in (0, 1], got ${r.alertRate}`);
   if (r.token !== null && r.token.length < 16) throw new RangeError(`serve: the bearer token must have at least 16 characters, got ${r.token.length}`);

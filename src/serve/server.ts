@@ -16,7 +16,9 @@ import { requestImages } from "./inputs.js";
 import { ServeMetrics } from "./metrics.js";
 import { openApiDocument } from "./openapi.js";
 import { resolveOptions, type ServeOptions } from "./options.js";
-import { WorkerPool } from "./pool.js";
+import { startScoringPool, type ChosenPool } from "./engine-choice.js";
+import type { ScoringEngine } from "./protocol.js";
+import type { WorkerPool } from "./pool.js";
 import { sourceFromDetector, sourceHashes, type DetectorSource } from "./source.js";
 import { bearerCheck } from "./auth.js";
 import { handleError } from "./error-handler.js";
@@ -38,6 +40,7 @@ const PUBLIC_ROUTES = new Set(["/healthz", "/readyz", "/openapi.json", "/"]);
 export class BadExpertServer {
   readonly app: FastifyInstance;
   readonly options: ServeOptions;
+  #engine: ScoringEngine;
   readonly metrics: ServeMetrics;
   readonly #source: DetectorSource;
   #pool: WorkerPool;
@@ -53,8 +56,10 @@ export class BadExpertServer {
   #reloading: Promise<void> | null = null;
   #closing: Promise<number> | null = null;
 
-  private constructor(o: ServeOptions, source: DetectorSource, pool: WorkerPool, hashes: Record<string, string>, audit: AuditLog | null, feed: FlaggedFeed | null) {
+  private constructor(o: ServeOptions, source: DetectorSource, chosen: ChosenPool, hashes: Record<string, string>, audit: AuditLog | null, feed: FlaggedFeed | null) {
+    const pool = chosen.pool;
     this.options = o;
+    this.#engine = chosen.engine;
     this.#feed = feed;
     this.#source = source;
     this.#pool = pool;
@@ -101,34 +106,40 @@ export class BadExpertServer {
       typeof detector === "string" ? { kind: "bundle", dir: detector } : sourceFromDetector(detector instanceof Detector ? detector.detector : detector);
     const hashes = await sourceHashes(source);
     const audit = o.auditLog ? await AuditLog.open(o.auditLog, o.auditImages) : null;
-    let pool: WorkerPool;
+    let chosen: ChosenPool;
     let feed: FlaggedFeed | null = null;
     // The explain worker always runs libtorch (saliency needs B's gradients); scoring uses o.engine.
     const init = { source, threads: o.threadsPerWorker, engine: "libtorch" as const, bundleLoad: o.bundleLoad };
     try {
-      pool = await WorkerPool.start({ ...init, engine: o.engine }, o.workers);
+      chosen = await startScoringPool(init, o.workers, o.engine);
     } catch (e) {
       audit?.close();
       throw e;
     }
     if (o.flaggedKeep > 0) {
       try {
-        feed = await FlaggedFeed.start(init, { keep: o.flaggedKeep, method: o.explainMethod, maxQueue: o.explainQueue, width: pool.info.preprocessing.imageSize[1] });
+        feed = await FlaggedFeed.start(init, { keep: o.flaggedKeep, method: o.explainMethod, maxQueue: o.explainQueue, width: chosen.pool.info.preprocessing.imageSize[1] });
       } catch (e) {
-        await pool.close();
+        await chosen.pool.close();
         audit?.close();
         throw e;
       }
     }
-    const s = new BadExpertServer(o, source, pool, hashes, audit, feed);
+    const s = new BadExpertServer(o, source, chosen, hashes, audit, feed);
+    if (chosen.fallback !== null) s.app.log.warn({ event: "engine_fallback", engine: chosen.engine, reason: chosen.fallback }, `engine auto: scoring on libtorch (${chosen.fallback})`);
     feed?.setErrorHandler((e) => s.app.log.error({ event: "explain_failed", err: e.message }, "the dashboard's explain worker failed (scoring is unaffected)"));
-    s.#watchPool(pool);
+    s.#watchPool(chosen.pool);
     return s;
   }
 
   /** Starts listening; resolves with the base URL (the real port when options.port is 0). */
   async listen(): Promise<string> {
     return this.app.listen({ host: this.options.host, port: this.options.port });
+  }
+
+  /** The engine the scoring workers run: options.engine, with "auto" resolved (it may change on reload). */
+  get engine(): ScoringEngine {
+    return this.#engine;
   }
 
   get info(): DetectorInfo {
@@ -156,7 +167,8 @@ export class BadExpertServer {
     const log = this.app.log;
     try {
       const hashes = await sourceHashes(this.#source);
-      const next = await WorkerPool.start({ source: this.#source, threads: this.options.threadsPerWorker, engine: this.options.engine, bundleLoad: this.options.bundleLoad }, this.options.workers);
+      const chosen = await startScoringPool({ source: this.#source, threads: this.options.threadsPerWorker, bundleLoad: this.options.bundleLoad }, this.options.workers, this.options.engine);
+      const next = chosen.pool;
       const a = this.#info.preprocessing;
       const b = next.info.preprocessing;
       if (a.imageSize[0] !== b.imageSize[0] || a.imageSize[1] !== b.imageSize[1] || a.channels !== b.channels || this.#info.classNames.length !== next.info.classNames.length) {
@@ -172,12 +184,14 @@ export class BadExpertServer {
       const old = this.#pool;
       this.#watchPool(next);
       this.#pool = next;
+      this.#engine = chosen.engine;
       this.#info = next.info;
       this.#hashes = hashes;
       this.#loadedAt = new Date().toISOString();
       this.#batcher.setExecutor(next);
       this.metrics.reloads.inc({ result: "ok" });
-      log.info({ event: "reloaded", threshold: next.info.threshold, hashes }, "bundle reloaded");
+      log.info({ event: "reloaded", threshold: next.info.threshold, hashes, engine: chosen.engine }, "bundle reloaded");
+      if (chosen.fallback !== null) log.warn({ event: "engine_fallback", engine: chosen.engine, reason: chosen.fallback }, `engine auto: scoring on libtorch (${chosen.fallback})`);
       await old.close();
       await this.#feed?.replace({ source: this.#source, threads: 1, engine: "libtorch", bundleLoad: this.options.bundleLoad });
     } catch (e) {
@@ -340,7 +354,7 @@ export class BadExpertServer {
         source: this.#source.kind === "bundle" ? { bundle: this.#source.dir } : { inMemory: true },
         hashes: this.#hashes,
         loadedAt: this.#loadedAt,
-        serving: { engine: o.engine, workers: this.#pool.size, threadsPerWorker: this.#pool.threads, maxBatch: o.maxBatch, maxWaitMs: o.maxWaitMs, maxQueue: o.maxQueue, timeoutMs: o.timeoutMs, onFlag: o.onFlag },
+        serving: { engine: this.#engine, engineRequested: o.engine, workers: this.#pool.size, threadsPerWorker: this.#pool.threads, maxBatch: o.maxBatch, maxWaitMs: o.maxWaitMs, maxQueue: o.maxQueue, timeoutMs: o.timeoutMs, onFlag: o.onFlag },
       };
     });
 

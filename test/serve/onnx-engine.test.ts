@@ -19,8 +19,8 @@ test("the onnxruntime engine answers concurrent requests with the library's scor
   const server = await createServer(dir, { port: 0, logLevel: "silent", engine: "onnxruntime", workers: 2, maxBatch: 8, maxWaitMs: 5, timeoutMs: 60_000 });
   try {
     const url = await server.listen();
-    const info = await get<{ serving: { engine: string } }>(`${url}/v1/detector`);
-    assert.equal(info.body.serving.engine, "onnxruntime");
+    const info = await get<{ serving: { engine: string; engineRequested: string } }>(`${url}/v1/detector`);
+    assert.deepEqual(info.body.serving, { ...info.body.serving, engine: "onnxruntime", engineRequested: "onnxruntime" });
     const replies = await Promise.all(pngs.map((p) => postRaw<DetectionRecord>(`${url}/v1/detect`, p)));
     for (const [i, r] of replies.entries()) {
       assert.equal(r.status, 200, JSON.stringify(r.body));
@@ -37,4 +37,17 @@ test("the onnxruntime engine answers concurrent requests with the library's scor
     assert.equal(await server.close(), 0);
   }
   assert.equal(memory().numTensors, before);
+});
+
+test("engine auto (the default) scores on onnxruntime where onnxruntime-node is installed", async () => {
+  const dir = await fixtureBundle();
+  const server = await createServer(dir, { port: 0, logLevel: "silent", workers: 1, flaggedKeep: 0 });
+  try {
+    assert.equal(server.options.engine, "auto");
+    assert.equal(server.engine, "onnxruntime");
+    const info = await get<{ serving: { engine: string; engineRequested: string } }>(`${await server.listen()}/v1/detector`);
+    assert.deepEqual([info.body.serving.engine, info.body.serving.engineRequested], ["onnxruntime", "auto"]);
+  } finally {
+    await server.close();
+  }
 });

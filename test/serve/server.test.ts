@@ -33,7 +33,8 @@ before(async () => {
   const lib = await Detector.load(dir);
   want = await lib.score(pngs);
   lib.dispose();
-  server = await createServer(dir, { port: 0, logLevel: "silent", maxBatch: 16, maxWaitMs: 5, timeoutMs: 60_000, auditLog: join(work, "audit", "flagged.jsonl"), auditImages: join(work, "audit", "images") });
+  // libtorch: the library's own engine, so responses match its scores to 1e-5 (onnxruntime's are checked to 1e-4 in onnx-engine.test.ts).
+  server = await createServer(dir, { port: 0, logLevel: "silent", engine: "libtorch", maxBatch: 16, maxWaitMs: 5, timeoutMs: 60_000, auditLog: join(work, "audit", "flagged.jsonl"), auditImages: join(work, "audit", "images") });
   url = await server.listen();
 });
 
@@ -186,7 +187,7 @@ test("library entry: a server from an in-memory detector, bearer token, --on-fla
   const before = memory().numTensors;
   const lib = await Detector.load(dir);
   const token = "a-test-token-0123456789";
-  const s = await createServer(lib, { port: 0, logLevel: "silent", onFlag: "annotate", token, workers: 2, threadsPerWorker: 1 });
+  const s = await createServer(lib, { port: 0, logLevel: "silent", engine: "libtorch", onFlag: "annotate", token, workers: 2, threadsPerWorker: 1 });
   lib.dispose();
   try {
     const u = await s.listen();

@@ -7,7 +7,7 @@ import { UsageError } from "../command.js";
 import { choice, int, num, requireStr, str } from "../args.js";
 import { checkDevice } from "../../engine/index.js";
 import { createServer } from "../../serve/index.js";
-import { DEFAULT_OPTIONS, type ServeOptions } from "../../serve/options.js";
+import { DEFAULT_OPTIONS, ENGINE_CHOICES, type ServeOptions } from "../../serve/options.js";
 import { SALIENCY_METHODS } from "../../forensics/saliency.js";
 
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
@@ -49,9 +49,9 @@ export const serve: Command = {
     threads: { type: "string", description: "libtorch (or onnxruntime) threads per worker (default: cores / workers, at least 1)", value: { kind: "int", min: 1, max: 1e9 } },
     engine: {
       type: "string",
-      description: "libtorch, or onnxruntime (the detector exported to ONNX in each worker; needs onnxruntime-node)",
+      description: "auto (onnxruntime when installed and the detector exports, else libtorch), onnxruntime (the detector exported to ONNX in each worker; needs onnxruntime-node) or libtorch",
       default: DEFAULT_OPTIONS.engine,
-      value: { kind: "choice", values: ["libtorch", "onnxruntime"] },
+      value: { kind: "choice", values: [...ENGINE_CHOICES] },
     },
     "max-batch": { type: "string", description: "largest batch per forward pass (1: no dynamic batching)", default: String(DEFAULT_OPTIONS.maxBatch), value: { kind: "int", min: 1, max: 1e9 } },
     "max-wait-ms": { type: "string", description: "how long a partial batch waits for more inputs", default: String(DEFAULT_OPTIONS.maxWaitMs), value: { kind: "int", min: 0, max: 1e9 } },
@@ -87,7 +87,7 @@ export const serve: Command = {
       port: int(v, "port", serve.options) ?? DEFAULT_OPTIONS.port,
       workers,
       threadsPerWorker: int(v, "threads", serve.options) ?? Math.max(1, Math.floor(availableParallelism() / workers)),
-      engine: choice(v, "engine", ["libtorch", "onnxruntime"] as const) ?? DEFAULT_OPTIONS.engine,
+      engine: choice(v, "engine", ENGINE_CHOICES) ?? DEFAULT_OPTIONS.engine,
       maxBatch: int(v, "max-batch", serve.options) ?? DEFAULT_OPTIONS.maxBatch,
       maxWaitMs: int(v, "max-wait-ms", serve.options) ?? DEFAULT_OPTIONS.maxWaitMs,
       maxQueue: int(v, "max-queue", serve.options) ?? DEFAULT_OPTIONS.maxQueue,
@@ -115,7 +115,7 @@ export const serve: Command = {
       throw e;
     }
     const url = await server.listen();
-    server.app.log.info({ event: "listening", url, bundle, workers: o.workers, threadsPerWorker: o.threadsPerWorker, engine: o.engine }, `listening on ${url}`);
+    server.app.log.info({ event: "listening", url, bundle, workers: o.workers, threadsPerWorker: o.threadsPerWorker, engine: server.engine }, `listening on ${url}`);
     const s = server;
     await new Promise<void>((resolve) => {
       const stop = (signal: string): void => {
