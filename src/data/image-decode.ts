@@ -9,6 +9,7 @@ import sharp from "sharp";
 import type { ChannelCount, ImageSize } from "./dataset.js";
 import { DatasetFormatError, errorMessage } from "./errors.js";
 import { decodePnm, type RawImage } from "./ppm.js";
+import { decodePlainPng, isPlainPng, pngHeader } from "./png-decode.js";
 
 export interface DecodeTarget {
   /** Leave the decoded size alone when absent. */
@@ -39,30 +40,56 @@ export function isImageFile(name: string): boolean {
   return IMAGE_EXT.test(name);
 }
 
-/** Decodes JPEG/PNG/WebP/TIFF/GIF via sharp and binary PPM/PGM in TS, then resizes and converts channels. */
+/** Decodes JPEG/PNG/WebP/TIFF/GIF via sharp (small plain PNGs via pngjs) and binary PPM/PGM in TS, then resizes and converts channels. */
 export async function decodeImage(data: Uint8Array, file: string, target: DecodeTarget): Promise<RawImage> {
   let img: RawImage;
   const maxPixels = target.maxPixels ?? MAX_IMAGE_PIXELS;
   if (PNM_EXT.test(file) || (data[0] === 0x50 && (data[1] === 0x36 || data[1] === 0x35))) {
     img = decodePnm(data, file, { maxPixels });
   } else {
-    configureSharp();
-    try {
-      const { data: pixels, info } = await sharp(data, { failOn: "error", limitInputPixels: maxPixels })
-        .removeAlpha()
-        .toColourspace("srgb")
-        .raw()
-        .toBuffer({ resolveWithObject: true });
-      img = checkedRaw({ width: info.width, height: info.height, channels: info.channels, pixels }, file);
-    } catch (e) {
-      if (e instanceof DatasetFormatError) throw e;
-      throw new DatasetFormatError("image", file, `cannot decode: ${errorMessage(e)}`, { cause: e });
-    }
+    img = smallPlainPng(data, file, maxPixels) ?? (await decodeWithLibvips(data, file, maxPixels));
   }
   if (target.size && (img.width !== target.size.width || img.height !== target.size.height)) {
     img = await resizeRaw(img, target.size, file);
   }
   return convertChannels(img, target.channels);
+}
+
+/**
+ * Images up to this size that are plain PNGs are decoded on the calling thread (png-decode.ts):
+ * there libvips' fixed cost per call dominates. Larger ones go to libvips, off the thread, so a
+ * big upload never blocks the service's event loop.
+ */
+export const FAST_PNG_MAX_PIXELS = 256 * 256;
+
+/** A small plain PNG decoded on this thread (null: not one, or pngjs could not read it — libvips decides then). */
+function smallPlainPng(data: Uint8Array, file: string, maxPixels: number): RawImage | null {
+  const h = pngHeader(data);
+  if (h === null || !isPlainPng(h)) return null;
+  if (h.width * h.height > maxPixels) {
+    throw new DatasetFormatError("image", file, `${h.width}x${h.height} = ${h.width * h.height} pixels exceeds the limit of ${maxPixels}`);
+  }
+  if (h.width * h.height > FAST_PNG_MAX_PIXELS) return null;
+  try {
+    return checkedRaw(decodePlainPng(data), file);
+  } catch {
+    return null;
+  }
+}
+
+async function decodeWithLibvips(data: Uint8Array, file: string, maxPixels: number): Promise<RawImage> {
+  configureSharp();
+  try {
+    const { data: pixels, info } = await sharp(data, { failOn: "error", limitInputPixels: maxPixels })
+      .removeAlpha()
+      .toColourspace("srgb")
+      .raw()
+      .toBuffer({ resolveWithObject: true });
+    return checkedRaw({ width: info.width, height: info.height, channels: info.channels, pixels }, file);
+  } catch (e) {
+    if (e instanceof DatasetFormatError) throw e;
+    throw new DatasetFormatError("image", file, `cannot decode: ${errorMessage(e)}`, { cause: e });
+  }
 }
 
 export async function resizeRaw(img: RawImage, size: ImageSize, file = "<raw image>"): Promise<RawImage> {
