@@ -13,6 +13,7 @@ import { ScaleUpDetector, SCALE_UP_PARAMS } from "./scale-up.js";
 import { TecoDetector, TECO_PARAMS } from "./teco.js";
 import { IbdPscDetector, IBD_PSC_PARAMS } from "./ibd-psc.js";
 import { CognitiveDistillationDetector, CD_PARAMS } from "./cognitive-distillation.js";
+import { FrequencyDetector, FREQUENCY_PARAMS, frequencyWeights } from "./frequency.js";
 
 export interface FitData {
   /** The defender's reserved clean set (what every detector may learn from). */
@@ -95,6 +96,19 @@ const REGISTRY: readonly DetectorEntry[] = [
     params: CD_PARAMS,
     fit: async (ctx, _d, p) => new CognitiveDistillationDetector(ctx, p),
     restore: (ctx, p) => new CognitiveDistillationDetector(ctx, p),
+  },
+  {
+    name: "frequency",
+    paper: "Zeng et al., ICCV 2021 (frequency perspective)",
+    cost: "1 pass of M + 1 pass of a small CNN on the image's 2-D DCT; fitting trains that CNN on the reserved set",
+    params: FREQUENCY_PARAMS,
+    fit: async (ctx, d, p) => new FrequencyDetector(ctx, d.reserved, p),
+    restore: (ctx, p, st) => {
+      const det = new FrequencyDetector(ctx, { weights: frequencyWeights(st.tensors) }, p);
+      // The weights were copied into the network: the loaded tensors are no longer needed.
+      for (const t of st.tensors.values()) t.dispose();
+      return det;
+    },
   },
 ];
 
