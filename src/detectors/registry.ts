@@ -14,6 +14,7 @@ import { TecoDetector, TECO_PARAMS } from "./teco.js";
 import { IbdPscDetector, IBD_PSC_PARAMS } from "./ibd-psc.js";
 import { CognitiveDistillationDetector, CD_PARAMS } from "./cognitive-distillation.js";
 import { FrequencyDetector, FREQUENCY_PARAMS, frequencyWeights } from "./frequency.js";
+import { SentiNetDetector, SENTINET_PARAMS, type Quadratic } from "./sentinet.js";
 
 export interface FitData {
   /** The defender's reserved clean set (what every detector may learn from). */
@@ -108,6 +109,18 @@ const REGISTRY: readonly DetectorEntry[] = [
       // The weights were copied into the network: the loaded tensors are no longer needed.
       for (const t of st.tensors.values()) t.dispose();
       return det;
+    },
+  },
+  {
+    name: "sentinet",
+    paper: "Chou et al., IEEE S&P Workshops 2020 (SentiNet)",
+    cost: "1 pass + a Grad-CAM backward pass + 2n passes (n = 100 clean images with the region, and with noise, pasted)",
+    params: SENTINET_PARAMS,
+    fit: async (ctx, d, p) => new SentiNetDetector(ctx, d.reserved, p),
+    restore: (ctx, p, st) => {
+      const b = st.json.boundary;
+      if (!Array.isArray(b) || b.length !== 3 || !b.every((v): v is number => typeof v === "number")) throw new RangeError(`detector bundle: state.boundary must be 3 numbers, got ${JSON.stringify(b)}`);
+      return new SentiNetDetector(ctx, { pool: savedTensor(st, "pool"), boundary: b as Quadratic }, p);
     },
   },
 ];

@@ -7,8 +7,8 @@ import { ConstantLogits, context, syntheticSet } from "./fixtures.js";
 import { memory } from "../../src/engine/index.js";
 
 test("registry lists BaDExpert and the baselines; unknown names list the valid ones", () => {
-  assert.deepEqual(detectorNames(), ["badexpert", "strip", "scale-up", "teco", "ibd-psc", "cd"]);
-  assert.throws(() => detectorInfo("neural-cleanse"), /unknown detector 'neural-cleanse'; valid names: badexpert, strip, scale-up, teco, ibd-psc, cd/);
+  assert.deepEqual(detectorNames(), ["badexpert", "strip", "scale-up", "teco", "ibd-psc", "cd", "frequency", "sentinet"]);
+  assert.throws(() => detectorInfo("neural-cleanse"), /unknown detector 'neural-cleanse'; valid names: badexpert, strip, scale-up, teco, ibd-psc, cd, frequency, sentinet/);
   assert.deepEqual(parseDetectorList("all"), detectorNames());
   assert.deepEqual(parseDetectorList("strip, teco,strip"), ["strip", "teco"]);
   assert.throws(() => parseDetectorList("strip,nope"), /unknown detector 'nope'/);
