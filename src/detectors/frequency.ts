@@ -20,6 +20,7 @@ import { imagesToTensor } from "../data/batch.js";
 import { numberParam, type ParamTable } from "../attacks/params.js";
 import type { ParamValue } from "../attacks/attack.js";
 import { Rng } from "../util/rng.js";
+import { dct2 } from "./dct.js";
 import { checkBatch, type DetectorContext, type DetectorState, type InputDetector, type RawScores } from "./detector.js";
 import { predictionOf } from "./model-forward.js";
 import { synthesiseTriggered } from "./frequency-triggers.js";
@@ -32,31 +33,6 @@ export const FREQUENCY_PARAMS: ParamTable = {
   weightDecay: { type: "number", default: 1e-4, min: 0, description: "L2 weight decay (the authors' 1e-4)" },
   seed: { type: "integer", default: 0, min: 0, description: "seed of the synthetic triggers, the shuffling and the network's initialisation" },
 };
-
-/** The orthonormal DCT-II matrix [n, n]: row k is α_k cos(π (2i + 1) k / 2n), α_0 = √(1/n), α_k = √(2/n). */
-export function dctMatrix(n: number): Float32Array {
-  if (!Number.isInteger(n) || n < 1) throw new RangeError(`dctMatrix: n must be a positive integer, got ${n}`);
-  const d = new Float32Array(n * n);
-  for (let k = 0; k < n; k++) {
-    const a = Math.sqrt((k === 0 ? 1 : 2) / n);
-    for (let i = 0; i < n; i++) d[k * n + i] = a * Math.cos((Math.PI * (2 * i + 1) * k) / (2 * n));
-  }
-  return d;
-}
-
-function dctTensor(n: number): Tensor {
-  return tensor(dctMatrix(n), { shape: [n, n] });
-}
-
-/** 2-D orthonormal DCT-II of each channel of [N, C, H, W] (scipy's dct(dct(x.T, norm='ortho').T, norm='ortho')). */
-export function dct2(x: Tensor): Tensor {
-  return tidy(() => dctTensor(x.dim(2)).matmul(x).matmul(dctTensor(x.dim(3)).transpose(0, 1)));
-}
-
-/** The inverse of dct2 (the matrices are orthogonal, so their transposes). */
-export function idct2(y: Tensor): Tensor {
-  return tidy(() => dctTensor(y.dim(2)).transpose(0, 1).matmul(y).matmul(dctTensor(y.dim(3))));
-}
 
 /** ELU(x) = x for x > 0, exp(x) − 1 otherwise (alpha 1), as the authors' network uses. */
 class Elu extends Module<[Tensor], Tensor> {

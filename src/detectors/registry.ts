@@ -77,7 +77,7 @@ const REGISTRY: readonly DetectorEntry[] = [
   {
     name: "teco",
     paper: "Liu et al., CVPR 2023",
-    cost: "1 + 5 forward passes per corruption type (46 with the 9 implemented)",
+    cost: "1 + 5 forward passes per corruption type (76 with all 15)",
     params: TECO_PARAMS,
     fit: async (ctx, _d, p) => new TecoDetector(ctx, p),
     restore: (ctx, p) => new TecoDetector(ctx, p),

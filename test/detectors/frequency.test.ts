@@ -3,7 +3,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { memory, tensor, tidy, rand, manualSeed } from "../../src/engine/index.js";
-import { dct2, dctMatrix, idct2, FrequencyDetector, FREQUENCY_PARAMS } from "../../src/detectors/frequency.js";
+import { FrequencyDetector, FREQUENCY_PARAMS } from "../../src/detectors/frequency.js";
+import { dct2, dctMatrix, idct2 } from "../../src/detectors/dct.js";
 import { applyTrigger, synthesiseTriggered } from "../../src/detectors/frequency-triggers.js";
 import { resolveDetectorParams } from "../../src/detectors/params.js";
 import { Rng } from "../../src/util/rng.js";
