@@ -40,6 +40,14 @@ function jsonNumber(state: DetectorState, key: string): number {
   return v;
 }
 
+function jsonNumbers(state: DetectorState, key: string, length?: number): number[] {
+  const v = state.json[key];
+  if (!Array.isArray(v) || (length !== undefined && v.length !== length) || !v.every((x): x is number => typeof x === "number")) {
+    throw new RangeError(`detector bundle: state.${key} must be a list of ${length ?? "any number of"} numbers, got ${JSON.stringify(v)}`);
+  }
+  return v;
+}
+
 function savedTensor(state: DetectorState, key: string): Tensor {
   const t = state.tensors.get(key);
   if (!t) throw new RangeError(`detector bundle: the state has no tensor '${key}' (has: ${[...state.tensors.keys()].join(", ") || "none"})`);
@@ -68,11 +76,7 @@ const REGISTRY: readonly DetectorEntry[] = [
     cost: "1 + |scales| forward passes (7)",
     params: SCALE_UP_PARAMS,
     fit: async (ctx, d, p) => new ScaleUpDetector(ctx, d.reserved, p),
-    restore: (ctx, p, st) => {
-      const means = st.json.classMeanSpc;
-      if (!Array.isArray(means) || !means.every((v): v is number => typeof v === "number")) throw new RangeError(`detector bundle: state.classMeanSpc must be a list of numbers, got ${JSON.stringify(means)}`);
-      return new ScaleUpDetector(ctx, { classMeanSpc: means }, p);
-    },
+    restore: (ctx, p, st) => new ScaleUpDetector(ctx, { classMeanSpc: jsonNumbers(st, "classMeanSpc") }, p),
   },
   {
     name: "teco",
@@ -117,11 +121,7 @@ const REGISTRY: readonly DetectorEntry[] = [
     cost: "1 pass + a Grad-CAM backward pass + 2n passes (n = 100 clean images with the region, and with noise, pasted)",
     params: SENTINET_PARAMS,
     fit: async (ctx, d, p) => new SentiNetDetector(ctx, d.reserved, p),
-    restore: (ctx, p, st) => {
-      const b = st.json.boundary;
-      if (!Array.isArray(b) || b.length !== 3 || !b.every((v): v is number => typeof v === "number")) throw new RangeError(`detector bundle: state.boundary must be 3 numbers, got ${JSON.stringify(b)}`);
-      return new SentiNetDetector(ctx, { pool: savedTensor(st, "pool"), boundary: b as Quadratic }, p);
-    },
+    restore: (ctx, p, st) => new SentiNetDetector(ctx, { pool: savedTensor(st, "pool"), boundary: jsonNumbers(st, "boundary", 3) as Quadratic }, p),
   },
 ];
 

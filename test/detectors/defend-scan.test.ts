@@ -7,27 +7,16 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { manualSeed, memory } from "../../src/engine/index.js";
-import { createModel } from "../../src/models/registry.js";
-import { saveCheckpoint } from "../../src/train/checkpoint.js";
 import { runCli } from "../cli/fixtures.js";
+import { untrainedFashionCheckpoint } from "./fixtures.js";
 
 test("defend --detector strip writes a baseline bundle that scan reads; bad names and options are usage errors", async () => {
   const before = memory().numTensors;
   const dir = await mkdtemp(join(tmpdir(), "badexpert-defend-baseline-"));
   try {
     manualSeed(0);
-    const spec = { name: "compact-cnn", numClasses: 10, inChannels: 1, imageSize: 28 };
-    const model = createModel("compact-cnn", spec);
     const ckpt = join(dir, "ckpt");
-    await saveCheckpoint(ckpt, model, {
-      model: spec,
-      dataset: { name: "fashion-mnist", trainCount: 60000, testCount: 10000 },
-      preprocessing: { imageSize: [28, 28], channels: 1, mean: [0.286], std: [0.353] },
-      classNames: Array.from({ length: 10 }, (_, i) => `c${i}`),
-      training: {},
-      metrics: {},
-    });
-    model.dispose();
+    await untrainedFashionCheckpoint(ckpt);
     const out = join(dir, "strip");
     const common = ["--checkpoint", ckpt, "--reserved", "64", "--calibration", "100", "--fpr", "0.05"];
     const r = await runCli(["defend", ...common, "--detector", "strip", "--detector-param", "n=2", "--out", out, "--json"]);

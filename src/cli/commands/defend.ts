@@ -69,6 +69,14 @@ export const defend: Command = {
     const checkpoint = requireStr(v, "checkpoint", "a directory written by `badexpert train`");
     const out = requireStr(v, "out", "where to write the detector bundle");
     const opt = <T>(name: string, value: T | undefined) => (value === undefined ? {} : { [name]: value });
+    // The data and split options, the same for every detector.
+    const shared = {
+      ...opt("dataset", str(v, "dataset")),
+      ...opt("dataPath", str(v, "data-path")),
+      ...opt("reserved", int(v, "reserved", OPTIONS)),
+      ...opt("calibration", int(v, "calibration", OPTIONS)),
+      splitSeed: numWithDefault(v, "split-seed", OPTIONS),
+    };
     const detector = str(v, "detector") ?? "badexpert";
     try {
       detectorInfo(detector);
@@ -93,11 +101,7 @@ export const defend: Command = {
         out,
         detector,
         params,
-        ...opt("dataset", str(v, "dataset")),
-        ...opt("dataPath", str(v, "data-path")),
-        ...opt("reserved", int(v, "reserved", OPTIONS)),
-        ...opt("calibration", int(v, "calibration", OPTIONS)),
-        splitSeed: numWithDefault(v, "split-seed", OPTIONS),
+        ...shared,
         ...opt("targetFpr", num(v, "fpr", OPTIONS)),
         seed: numWithDefault(v, "seed", OPTIONS),
         force: v.force === true,
@@ -112,11 +116,7 @@ export const defend: Command = {
       checkpoint,
       out,
       device,
-      ...opt("dataset", str(v, "dataset")),
-      ...opt("dataPath", str(v, "data-path")),
-      ...opt("reserved", int(v, "reserved", OPTIONS)),
-      ...opt("calibration", int(v, "calibration", OPTIONS)),
-      splitSeed: numWithDefault(v, "split-seed", OPTIONS),
+      ...shared,
       ...opt("unlearnLr", numOrWord(v, "unlearn-lr", "auto", OPTIONS)),
       unlearnEpochs: numWithDefault(v, "unlearn-epochs", OPTIONS),
       ...opt("finetuneLr", num(v, "finetune-lr", OPTIONS)),
