@@ -1,6 +1,7 @@
 // `npm run bench:compare -- [--attacks badnet,blend,trojan,wanet] [--detectors all|a,b] [--epochs 6]
 //   [--detector-param "strip:n=50;badexpert:unlearnLr=3e-4"] [--calibration-limit N]
-//   [--evaluation-limit N] [--fpr 0.01] [--seed 0] [--json] [--dataset D --data-path P --model M]`
+//   [--evaluation-limit N] [--fpr 0.01] [--seed 0] [--json] [--dataset D --data-path P --model M]
+//   [--param "sig:rate=0.08,delta=0.235294"]` (attack parameters, for the settings that take)
 // For each attack: train (or reuse from the model cache) the backdoored model, then run the compare
 // job — every detector on the same reserved / calibration / evaluation splits (defense/splits.ts)
 // — and print one detector × attack table of AUROC and ASR after, with averages and the cost.
@@ -20,6 +21,8 @@ const optNum = (name: string) => (arg(name) === undefined ? undefined : Number(a
 const attacks = (arg("attacks") ?? "badnet,blend,trojan,wanet").split(",");
 const detectors = parseDetectorList(arg("detectors") ?? "all");
 const params = parseDetectorParams(arg("detector-param") ?? "");
+// Attack parameters use the same "name:key=value,...;name:..." grammar as the detectors'.
+const attackParams = parseDetectorParams(arg("param") ?? "");
 const epochs = Number(arg("epochs") ?? 6);
 const seed = Number(arg("seed") ?? 0);
 const dataset = arg("dataset") ?? "fashion-mnist";
@@ -33,7 +36,7 @@ const pct = (x: number) => (Number.isFinite(x) ? `${(100 * x).toFixed(1)}%` : "n
 
 const results: CompareResult[] = [];
 for (const attack of attacks) {
-  const { dir } = await cachedModel({ ...where, attack, attackParams: {}, epochs, seed });
+  const { dir } = await cachedModel({ ...where, attack, attackParams: attackParams[attack] ?? {}, epochs, seed });
   console.error(`[bench:compare] ${attack}: ${dir}`);
   const r = await compareDetectors({
     checkpoint: dir,

@@ -18,7 +18,7 @@ import { readCalibration } from "../defense/manifest.js";
 import { FieldReader } from "../util/fields.js";
 import { writeDirAtomically } from "../util/atomic-dir.js";
 import type { ParamValue } from "../attacks/attack.js";
-import type { InputDetector } from "./detector.js";
+import type { DetectorContext, InputDetector } from "./detector.js";
 import { detectorInfo } from "./registry.js";
 import { resolveDetectorParams } from "./params.js";
 
@@ -128,11 +128,33 @@ async function readBounded(path: string, max: number, what: string): Promise<Buf
 
 export interface LoadedDetector {
   detector: InputDetector;
+  /** The model it was rebuilt on and how that model reads images. */
+  context: DetectorContext;
   calibration: Calibration;
   threshold: number;
   checkpoint: string;
   /** Frees the detector and the model it was rebuilt on. */
   dispose(): void;
+}
+
+/**
+ * Whether `dir` holds a baseline detector bundle (its detector.json says so) rather than
+ * BaDExpert's, whose loader then checks it; a missing or unreadable manifest is BaDExpert's
+ * loader's to report.
+ */
+export async function isBaselineBundle(dir: string): Promise<boolean> {
+  let text: string;
+  try {
+    text = (await readBounded(join(dir, MANIFEST), MAX_MANIFEST_BYTES, "detector manifest")).toString("utf8");
+  } catch {
+    return false;
+  }
+  try {
+    const m: unknown = JSON.parse(text);
+    return typeof m === "object" && m !== null && Reflect.get(m, "format") === DETECTOR_BUNDLE_FORMAT;
+  } catch {
+    return false;
+  }
 }
 
 export async function loadDetectorBundle(dir: string): Promise<LoadedDetector> {
@@ -163,10 +185,11 @@ export async function loadDetectorBundle(dir: string): Promise<LoadedDetector> {
   let tensors = new Map<string, Tensor>();
   try {
     if (stateBytes) tensors = tensorsFromBytes(stateBytes, join(dir, STATE));
-    const ctx = { model: model.eval(), spec: meta.model, preprocessing: meta.preprocessing, classNames: meta.classNames, dataset: m.dataset };
+    const ctx: DetectorContext = { model: model.eval(), spec: meta.model, preprocessing: meta.preprocessing, classNames: meta.classNames, dataset: m.dataset };
     const detector = entry.restore(ctx, params, { json: m.state, tensors });
     return {
       detector,
+      context: ctx,
       calibration: m.calibration,
       threshold: m.calibration.threshold,
       checkpoint: m.checkpoint.path,

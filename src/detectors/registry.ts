@@ -13,6 +13,8 @@ import { ScaleUpDetector, SCALE_UP_PARAMS } from "./scale-up.js";
 import { TecoDetector, TECO_PARAMS } from "./teco.js";
 import { IbdPscDetector, IBD_PSC_PARAMS } from "./ibd-psc.js";
 import { CognitiveDistillationDetector, CD_PARAMS } from "./cognitive-distillation.js";
+import { FrequencyDetector, FREQUENCY_PARAMS, frequencyWeights } from "./frequency.js";
+import { SentiNetDetector, SENTINET_PARAMS, type Quadratic } from "./sentinet.js";
 
 export interface FitData {
   /** The defender's reserved clean set (what every detector may learn from). */
@@ -35,6 +37,14 @@ export interface DetectorEntry {
 function jsonNumber(state: DetectorState, key: string): number {
   const v = state.json[key];
   if (typeof v !== "number") throw new RangeError(`detector bundle: state.${key} must be a number, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+function jsonNumbers(state: DetectorState, key: string, length?: number): number[] {
+  const v = state.json[key];
+  if (!Array.isArray(v) || (length !== undefined && v.length !== length) || !v.every((x): x is number => typeof x === "number")) {
+    throw new RangeError(`detector bundle: state.${key} must be a list of ${length ?? "any number of"} numbers, got ${JSON.stringify(v)}`);
+  }
   return v;
 }
 
@@ -66,16 +76,12 @@ const REGISTRY: readonly DetectorEntry[] = [
     cost: "1 + |scales| forward passes (7)",
     params: SCALE_UP_PARAMS,
     fit: async (ctx, d, p) => new ScaleUpDetector(ctx, d.reserved, p),
-    restore: (ctx, p, st) => {
-      const means = st.json.classMeanSpc;
-      if (!Array.isArray(means) || !means.every((v): v is number => typeof v === "number")) throw new RangeError(`detector bundle: state.classMeanSpc must be a list of numbers, got ${JSON.stringify(means)}`);
-      return new ScaleUpDetector(ctx, { classMeanSpc: means }, p);
-    },
+    restore: (ctx, p, st) => new ScaleUpDetector(ctx, { classMeanSpc: jsonNumbers(st, "classMeanSpc") }, p),
   },
   {
     name: "teco",
     paper: "Liu et al., CVPR 2023",
-    cost: "1 + 5 forward passes per corruption type (46 with the 9 implemented)",
+    cost: "1 + 5 forward passes per corruption type (76 with all 15)",
     params: TECO_PARAMS,
     fit: async (ctx, _d, p) => new TecoDetector(ctx, p),
     restore: (ctx, p) => new TecoDetector(ctx, p),
@@ -95,6 +101,27 @@ const REGISTRY: readonly DetectorEntry[] = [
     params: CD_PARAMS,
     fit: async (ctx, _d, p) => new CognitiveDistillationDetector(ctx, p),
     restore: (ctx, p) => new CognitiveDistillationDetector(ctx, p),
+  },
+  {
+    name: "frequency",
+    paper: "Zeng et al., ICCV 2021 (frequency perspective)",
+    cost: "1 pass of M + 1 pass of a small CNN on the image's 2-D DCT; fitting trains that CNN on the reserved set",
+    params: FREQUENCY_PARAMS,
+    fit: async (ctx, d, p) => new FrequencyDetector(ctx, d.reserved, p),
+    restore: (ctx, p, st) => {
+      const det = new FrequencyDetector(ctx, { weights: frequencyWeights(st.tensors) }, p);
+      // The weights were copied into the network: the loaded tensors are no longer needed.
+      for (const t of st.tensors.values()) t.dispose();
+      return det;
+    },
+  },
+  {
+    name: "sentinet",
+    paper: "Chou et al., IEEE S&P Workshops 2020 (SentiNet)",
+    cost: "1 pass + a Grad-CAM backward pass + 2n passes (n = 100 clean images with the region, and with noise, pasted)",
+    params: SENTINET_PARAMS,
+    fit: async (ctx, d, p) => new SentiNetDetector(ctx, d.reserved, p),
+    restore: (ctx, p, st) => new SentiNetDetector(ctx, { pool: savedTensor(st, "pool"), boundary: jsonNumbers(st, "boundary", 3) as Quadratic }, p),
   },
 ];
 

@@ -21,7 +21,7 @@ export const TECO_PARAMS: DetectorParamTable = {
     type: "names",
     default: Object.keys(CORRUPTIONS).join(","),
     choices: Object.keys(CORRUPTIONS),
-    description: "corruption types (ImageNet-C names; 9 of the reference's 15 are implemented)",
+    description: "corruption types (ImageNet-C names; all 15 of the reference by default)",
   },
 };
 
@@ -45,8 +45,10 @@ export function severityDeviation(flips: readonly Int32Array[]): Float64Array {
   const out = new Float64Array(n);
   const k = flips.length;
   for (let i = 0; i < n; i++) {
-    let mean = 0;
-    for (const f of flips) mean += (f[i] as number) / k;
+    // Sum first, then divide: the severities are integers, so equal ones give exactly 0.
+    let sum = 0;
+    for (const f of flips) sum += f[i] as number;
+    const mean = sum / k;
     let v = 0;
     for (const f of flips) v += ((f[i] as number) - mean) ** 2 / k;
     out[i] = Math.sqrt(v);

@@ -4,10 +4,10 @@
 // Methods are a table (name → description, function); every method returns non-negative maps [N, H, W] (one value per pixel, channels
 // summed), larger = more responsible for B's confidence. Scale is per method: compare maps of
 // one method, or rank pixels within a map (the localisation measure does).
-import { F, enableGrad, gradients, inferenceMode, tensor, tidy, zerosLike, type Tensor } from "../engine/index.js";
+import { enableGrad, gradients, inferenceMode, tensor, tidy, zerosLike, type Tensor } from "../engine/index.js";
 import { normalize } from "../data/augment.js";
 import type { Module } from "../nn/index.js";
-import { CompactCNN } from "../models/compact-cnn.js";
+import { gradCam, hasGradCamLayer } from "../models/grad-cam.js";
 
 /** The model whose confidence is explained (B) and the input normalisation it was trained with. */
 export interface SaliencyModel {
@@ -150,24 +150,8 @@ function occlusionMaps(m: SaliencyModel, x: Tensor, labels: Int32Array, o: Salie
 }
 
 function gradCamMaps(m: SaliencyModel, x: Tensor, labels: Int32Array): Float32Array {
-  const model = m.model;
-  if (!(model instanceof CompactCNN)) {
-    throw new RangeError(`saliency: grad-cam needs B's convolution blocks, which this build exposes for the compact CNN only (B is a ${model.constructor.name}); use gradient-x-input or occlusion`);
+  if (!hasGradCamLayer(m.model)) {
+    throw new RangeError(`saliency: grad-cam needs B's convolution blocks, which this build exposes for the compact CNN only (B is a ${m.model.constructor.name}); use gradient-x-input or occlusion`);
   }
-  const [, , h, w] = x.shape as [number, number, number, number];
-  const feats = model.features;
-  // The last block's activation (after the last ReLU, before the last pool) is the Grad-CAM layer.
-  const last = feats.length - 1;
-  return tidy(() =>
-    enableGrad(() => {
-      let a = normalize(x, m.mean, m.std);
-      for (let i = 0; i < last; i++) a = feats.at(i).forward(a);
-      const act = a.detach().requiresGrad_();
-      const [g] = gradients([logOdds(model.classifier.forward(feats.at(last).forward(act)), labels).sum()], [act]);
-      if (!g) return new Float32Array(x.dim(0) * h * w);
-      const weights = g.mean([2, 3], true);
-      const cam = act.mul(weights).sum(1, true).relu();
-      return F.interpolate(cam, [h, w], "bilinear", false).squeeze(1).contiguous().data() as Float32Array;
-    }),
-  );
+  return tidy(() => gradCam(m.model, normalize(x, m.mean, m.std), (z) => logOdds(z, labels)));
 }

@@ -6,7 +6,8 @@ import type { ParamValue } from "../attacks/attack.js";
 import { createAttack } from "../attacks/registry.js";
 import { subset } from "../data/splits.js";
 import { manualSeed } from "../engine/index.js";
-import { loadCheckpoint } from "../train/checkpoint.js";
+import { loadCheckpoint, type CheckpointMeta } from "../train/checkpoint.js";
+import type { ImageDataset } from "../data/dataset.js";
 import { defaultSplitSpec, defenseSplits, type DefenseSplitSpec } from "../defense/splits.js";
 import type { DefenseMetrics, RocPoint } from "../defense/metrics.js";
 import type { Calibration } from "../defense/threshold.js";
@@ -85,19 +86,32 @@ function recordedAttack(x: unknown): { name: string; params: Record<string, Para
   return { name, params: out };
 }
 
+export interface DefenderDataOptions {
+  dataset?: string;
+  dataPath?: string;
+  reserved?: number;
+  calibration?: number;
+  splitSeed?: number;
+}
+
+/** The checkpoint's test set cut by the one split rule (defense/splits.ts), as `defend` cuts it. */
+export async function defenderData(meta: CheckpointMeta, o: DefenderDataOptions): Promise<{ name: string; test: ImageDataset; spec: DefenseSplitSpec; splits: ReturnType<typeof defenseSplits>; reserved: ImageDataset }> {
+  const name = o.dataset ?? meta.dataset.name;
+  const path = o.dataPath ?? (name === meta.dataset.name ? meta.dataset.path : undefined);
+  const test = await testSplit(name, path, meta.preprocessing.imageSize, meta.preprocessing.channels);
+  if (test.classNames.length !== meta.model.numClasses) throw new RangeError(`dataset ${name} has ${test.classNames.length} classes but the model has ${meta.model.numClasses}`);
+  const def = defaultSplitSpec(meta.dataset.trainCount, test.count, o.splitSeed ?? 0);
+  const spec: DefenseSplitSpec = { ...def, reserved: o.reserved ?? def.reserved, calibration: o.calibration ?? def.calibration };
+  const splits = defenseSplits(test.count, spec);
+  return { name, test, spec, splits, reserved: subset(test, splits.reserved) };
+}
+
 export async function compareDetectors(o: CompareOptions): Promise<CompareResult> {
   const log = o.log ?? ((l: string) => console.error(l));
   if (o.detectors.length === 0) throw new RangeError("compare: detectors must name at least one detector");
   const { model, meta } = await loadCheckpoint(o.checkpoint);
   try {
-    const name = o.dataset ?? meta.dataset.name;
-    const path = o.dataPath ?? (name === meta.dataset.name ? meta.dataset.path : undefined);
-    const test = await testSplit(name, path, meta.preprocessing.imageSize, meta.preprocessing.channels);
-    if (test.classNames.length !== meta.model.numClasses) throw new RangeError(`dataset ${name} has ${test.classNames.length} classes but the model has ${meta.model.numClasses}`);
-    const def = defaultSplitSpec(meta.dataset.trainCount, test.count, o.splitSeed ?? 0);
-    const spec: DefenseSplitSpec = { ...def, reserved: o.reserved ?? def.reserved, calibration: o.calibration ?? def.calibration };
-    const splits = defenseSplits(test.count, spec);
-    const reserved = subset(test, splits.reserved);
+    const { name, spec, splits, reserved, test } = await defenderData(meta, o);
     const calibration = subset(test, limited(splits.calibration, o.calibrationLimit));
     const evaluation = subset(test, limited(splits.evaluation, o.evaluationLimit));
     const recorded = recordedAttack(meta.training.attack);

@@ -26,7 +26,7 @@ test("baseline bundles round-trip to identical scores and refuse a changed check
     const ctx = { ...context(model, 10), spec };
     const reserved = syntheticSet(30, 10, (i, k) => (i * 29 + k * 11) % 256);
     const x = rand([6, 1, 8, 8]);
-    for (const [name, params] of [["strip", { n: 4 }], ["scale-up", {}], ["teco", { corruptions: "gaussian_noise,contrast,brightness" }], ["ibd-psc", {}], ["cd", { steps: 3 }]] as const) {
+    for (const [name, params] of [["strip", { n: 4 }], ["scale-up", {}], ["teco", { corruptions: "gaussian_noise,contrast,brightness" }], ["ibd-psc", {}], ["cd", { steps: 3 }], ["frequency", { width: 2, epochs: 1, batchSize: 16 }], ["sentinet", { n: 4, boundaryImages: 10 }]] as const) {
       const det = await fitDetector(name, ctx, { reserved, calibration: reserved }, params);
       // Scored first: STRIP's draws follow the sequence of calls, which must match the reloaded one's.
       manualSeed(9);

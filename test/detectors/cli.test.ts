@@ -8,7 +8,7 @@ const run = runCli;
 test("compare --help lists the detectors and options", async () => {
   const r = await run(["compare", "--help"]);
   assert.equal(r.code, 0);
-  assert.match(r.out, /Detectors: badexpert, strip, scale-up, teco, ibd-psc, cd/);
+  assert.match(r.out, /Detectors: badexpert, strip, scale-up, teco, ibd-psc, cd, frequency, sentinet/);
   assert.match(r.out, /--detector-param/);
   assert.match(r.out, /--evaluation-limit/);
 });
@@ -16,7 +16,7 @@ test("compare --help lists the detectors and options", async () => {
 test("compare: an unknown detector or a parameter of an uncompared one is a usage error", async () => {
   const bad = await run(["compare", "--checkpoint", "nowhere", "--detectors", "strip,nope"]);
   assert.equal(bad.code, 2);
-  assert.match(bad.err, /unknown detector 'nope'; valid names: badexpert, strip, scale-up, teco, ibd-psc, cd/);
+  assert.match(bad.err, /unknown detector 'nope'; valid names: badexpert, strip, scale-up, teco, ibd-psc, cd, frequency, sentinet/);
   const stray = await run(["compare", "--checkpoint", "nowhere", "--detectors", "strip", "--detector-param", "teco:corruptions=contrast"]);
   assert.equal(stray.code, 2);
   assert.match(stray.err, /'teco' is not among the compared detectors \(strip\)/);

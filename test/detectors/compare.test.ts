@@ -6,10 +6,9 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { manualSeed, memory } from "../../src/engine/index.js";
-import { createModel } from "../../src/models/registry.js";
-import { saveCheckpoint } from "../../src/train/checkpoint.js";
 import { compareDetectors } from "../../src/jobs/compare.js";
 import { multiRocChart, thinRoc } from "../../src/report/compare.js";
+import { untrainedFashionCheckpoint } from "./fixtures.js";
 
 test("multiRocChart draws one curve and one operating point per detector", () => {
   const pts = [{ threshold: Infinity, fpr: 0, tpr: 0 }, { threshold: 0.5, fpr: 0.1, tpr: 0.8 }, { threshold: -Infinity, fpr: 1, tpr: 1 }];
@@ -32,17 +31,7 @@ test("compare: every detector on the same splits and trigger, one report", async
   const dir = await mkdtemp(join(tmpdir(), "badexpert-compare-"));
   try {
     manualSeed(0);
-    const spec = { name: "compact-cnn", numClasses: 10, inChannels: 1, imageSize: 28 };
-    const model = createModel("compact-cnn", spec);
-    await saveCheckpoint(join(dir, "ckpt"), model, {
-      model: spec,
-      dataset: { name: "fashion-mnist", trainCount: 60000, testCount: 10000 },
-      preprocessing: { imageSize: [28, 28], channels: 1, mean: [0.286], std: [0.353] },
-      classNames: Array.from({ length: 10 }, (_, i) => `c${i}`),
-      training: { attack: { name: "badnet", params: {} } },
-      metrics: {},
-    });
-    model.dispose();
+    await untrainedFashionCheckpoint(join(dir, "ckpt"), "badnet");
     const lines: string[] = [];
     const r = await compareDetectors({
       checkpoint: join(dir, "ckpt"),

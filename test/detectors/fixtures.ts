@@ -4,6 +4,8 @@ import { tensor, tidy, type Tensor } from "../../src/engine/index.js";
 import { Module } from "../../src/nn/index.js";
 import type { ImageDataset } from "../../src/data/dataset.js";
 import type { DetectorContext } from "../../src/detectors/detector.js";
+import { createModel } from "../../src/models/registry.js";
+import { saveCheckpoint } from "../../src/train/checkpoint.js";
 
 /** Returns the same logits for every input (a prediction no perturbation can change). */
 export class ConstantLogits extends Module<[Tensor], Tensor> {
@@ -49,4 +51,22 @@ export function syntheticSet(count: number, numClasses: number, pixel: (i: numbe
     classNames: Array.from({ length: numClasses }, (_, i) => `c${i}`),
     source: "memory",
   };
+}
+
+/** An untrained compact CNN saved as a Fashion-MNIST checkpoint at `dir` (its training record names `attack`, if given). */
+export async function untrainedFashionCheckpoint(dir: string, attack?: string): Promise<void> {
+  const spec = { name: "compact-cnn", numClasses: 10, inChannels: 1, imageSize: 28 };
+  const model = createModel("compact-cnn", spec);
+  try {
+    await saveCheckpoint(dir, model, {
+      model: spec,
+      dataset: { name: "fashion-mnist", trainCount: 60000, testCount: 10000 },
+      preprocessing: { imageSize: [28, 28], channels: 1, mean: [0.286], std: [0.353] },
+      classNames: Array.from({ length: 10 }, (_, i) => `c${i}`),
+      training: attack ? { attack: { name: attack, params: {} } } : {},
+      metrics: {},
+    });
+  } finally {
+    model.dispose();
+  }
 }

@@ -7,8 +7,8 @@ import { ConstantLogits, context, syntheticSet } from "./fixtures.js";
 import { memory } from "../../src/engine/index.js";
 
 test("registry lists BaDExpert and the baselines; unknown names list the valid ones", () => {
-  assert.deepEqual(detectorNames(), ["badexpert", "strip", "scale-up", "teco", "ibd-psc", "cd"]);
-  assert.throws(() => detectorInfo("neural-cleanse"), /unknown detector 'neural-cleanse'; valid names: badexpert, strip, scale-up, teco, ibd-psc, cd/);
+  assert.deepEqual(detectorNames(), ["badexpert", "strip", "scale-up", "teco", "ibd-psc", "cd", "frequency", "sentinet"]);
+  assert.throws(() => detectorInfo("neural-cleanse"), /unknown detector 'neural-cleanse'; valid names: badexpert, strip, scale-up, teco, ibd-psc, cd, frequency, sentinet/);
   assert.deepEqual(parseDetectorList("all"), detectorNames());
   assert.deepEqual(parseDetectorList("strip, teco,strip"), ["strip", "teco"]);
   assert.throws(() => parseDetectorList("strip,nope"), /unknown detector 'nope'/);
@@ -21,7 +21,7 @@ test("parameters: defaults, overrides, and errors naming the parameter, expected
   assert.throws(() => resolveDetectorParams("strip", detectorInfo("strip").params, { n: "0" }), /detector 'strip': parameter 'n' must be an integer >= 1, got "0"/);
   assert.throws(() => resolveDetectorParams("strip", detectorInfo("strip").params, { m: 3 }), /detector 'strip': unknown parameter 'm'; valid: n, poolSize, seed/);
   assert.equal(resolveDetectorParams("teco", detectorInfo("teco").params, { corruptions: "contrast,brightness" }).corruptions, "contrast,brightness");
-  assert.throws(() => resolveDetectorParams("teco", detectorInfo("teco").params, { corruptions: "contrast,snow" }), /parameter 'corruptions' must be a comma-separated list of gaussian_noise, .*got "contrast,snow"/);
+  assert.throws(() => resolveDetectorParams("teco", detectorInfo("teco").params, { corruptions: "contrast,hail" }), /parameter 'corruptions' must be a comma-separated list of gaussian_noise, .*jpeg_compression, got "contrast,hail"/);
   assert.deepEqual(parseDetectorParams("strip:n=50;teco:corruptions=contrast,brightness"), { strip: { n: "50" }, teco: { corruptions: "contrast,brightness" } });
   assert.throws(() => parseDetectorParams("n=50"), /expected detector:key=value/);
 });

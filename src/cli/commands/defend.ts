@@ -6,9 +6,18 @@ import { RUNTIME_OPTIONS, applyRuntimeOptions } from "../runtime-options.js";
 import { defendCheckpoint } from "../../jobs/defend.js";
 import { SCORE_RULES } from "../../defense/scores.js";
 import { datasetNames } from "../../data/registry.js";
+import { UsageError } from "../command.js";
+import { detectorInfo, detectorNames } from "../../detectors/registry.js";
+import { DetectorParamError, parseDetectorParams, resolveDetectorParams } from "../../detectors/params.js";
+import { defendBaseline } from "../../jobs/defend-baseline.js";
+
+/** Options that only BaDExpert reads; refused with a baseline detector rather than ignored. */
+const BADEXPERT_ONLY = ["unlearn-lr", "unlearn-epochs", "finetune-lr", "finetune-gamma", "finetune-epochs", "rule", "sign-key"] as const;
 
 const OPTIONS: Record<string, OptionSpec> = {
   checkpoint: { type: "string", short: "c", description: "the suspicious model's checkpoint directory" },
+  detector: { type: "string", description: `detector to build: ${detectorNames().join(", ")} (a baseline writes a baseline detector bundle)`, default: "badexpert" },
+  "detector-param": { type: "string", description: "a baseline's parameters: key=value,key=value (docs/baselines.md)" },
   out: { type: "string", short: "o", description: "bundle directory to write" },
   dataset: { type: "string", short: "d", description: "clean data (default: the checkpoint's dataset)", value: { kind: "choice", values: datasetNames() } },
   "data-path": { type: "string", description: "dataset location (default: the checkpoint's, else the standard one)" },
@@ -47,7 +56,12 @@ export const defend: Command = {
     "This uses only the reserved and calibration splits, never the attacker's data, and adds about 80 s",
     "for the compact CNN on 2 CPU cores. The choice and the canary tables are recorded in the bundle.",
     "",
+    "--detector NAME builds a baseline instead (strip, scale-up, teco, ibd-psc, cd, frequency, sentinet): fitted on the",
+    "same reserved split, calibrated on the same calibration split, written as a baseline detector bundle that",
+    "`scan --bundle` reads; its parameters are --detector-param key=value,... (docs/baselines.md).",
+    "",
     "Example: badexpert defend --checkpoint runs/fmnist-badnet --out runs/fmnist-badnet-detector",
+    "         badexpert defend --checkpoint runs/fmnist-badnet --detector strip --detector-param n=50 --out runs/strip",
   ].join("\n"),
   options: OPTIONS,
   async run(v) {
@@ -55,15 +69,54 @@ export const defend: Command = {
     const checkpoint = requireStr(v, "checkpoint", "a directory written by `badexpert train`");
     const out = requireStr(v, "out", "where to write the detector bundle");
     const opt = <T>(name: string, value: T | undefined) => (value === undefined ? {} : { [name]: value });
-    const r = await defendCheckpoint({
-      checkpoint,
-      out,
-      device,
+    // The data and split options, the same for every detector.
+    const shared = {
       ...opt("dataset", str(v, "dataset")),
       ...opt("dataPath", str(v, "data-path")),
       ...opt("reserved", int(v, "reserved", OPTIONS)),
       ...opt("calibration", int(v, "calibration", OPTIONS)),
       splitSeed: numWithDefault(v, "split-seed", OPTIONS),
+    };
+    const detector = str(v, "detector") ?? "badexpert";
+    try {
+      detectorInfo(detector);
+    } catch (e) {
+      throw new UsageError(`--detector: ${(e as Error).message}`);
+    }
+    if (detector !== "badexpert") {
+      const given = BADEXPERT_ONLY.filter((k) => v[k] !== undefined && !(k === "rule" && v[k] === "triangle") && !(k === "unlearn-epochs" && v[k] === "1") && !(k === "finetune-epochs" && v[k] === "10"));
+      if (given.length > 0) throw new UsageError(`--${given.join(", --")}: only for --detector badexpert (the baselines take --detector-param)`);
+      if (device !== "cpu") throw new UsageError(`--device ${device}: baseline detectors are fitted on the CPU`);
+      let params: Record<string, string>;
+      try {
+        params = parseDetectorParams(`${detector}:${str(v, "detector-param") ?? ""}`)[detector] ?? {};
+        // Checked now, before the checkpoint and the data are loaded.
+        resolveDetectorParams(detector, detectorInfo(detector).params, params);
+      } catch (e) {
+        if (e instanceof DetectorParamError) throw new UsageError(`--detector-param: ${e.message}`);
+        throw e;
+      }
+      const r = await defendBaseline({
+        checkpoint,
+        out,
+        detector,
+        params,
+        ...shared,
+        ...opt("targetFpr", num(v, "fpr", OPTIONS)),
+        seed: numWithDefault(v, "seed", OPTIONS),
+        force: v.force === true,
+      });
+      const c = r.calibration;
+      console.error(`${detector}: threshold ${r.threshold.toPrecision(6)} (target FPR ${c.targetFpr}, achieved ${(100 * c.achievedFpr).toFixed(2)}% on ${c.count} calibration images) — bundle in ${r.bundle}`);
+      emitJson(v, r);
+      return 0;
+    }
+    if (v["detector-param"] !== undefined) throw new UsageError("--detector-param: only for baseline detectors; BaDExpert takes its own options (--unlearn-lr, --rule, ...)");
+    const r = await defendCheckpoint({
+      checkpoint,
+      out,
+      device,
+      ...shared,
       ...opt("unlearnLr", numOrWord(v, "unlearn-lr", "auto", OPTIONS)),
       unlearnEpochs: numWithDefault(v, "unlearn-epochs", OPTIONS),
       ...opt("finetuneLr", num(v, "finetune-lr", OPTIONS)),

@@ -8,13 +8,14 @@ import type { Command, OptionSpec } from "../command.js";
 import { UsageError } from "../command.js";
 import { COUNT, choiceWithDefault, num, requireStr, str, type Values } from "../args.js";
 import { RUNTIME_OPTIONS, applyRuntimeOptions } from "../runtime-options.js";
-import { Detector, detectionsOf, type Detection } from "../../api/detector.js";
+import { Detector, detectionsOf, type DecodeOutcome, type Detection } from "../../api/detector.js";
+import { isBaselineBundle, loadDetectorBundle } from "../../detectors/bundle.js";
+import { baselineScanModel } from "./scan-baseline.js";
 import { checkScoringDevice } from "../../jobs/device.js";
 import { datasetNames, loadDataset } from "../../data/registry.js";
 import { imagesToTensor } from "../../data/batch.js";
 import { DataLoader } from "../../data/loader.js";
 import { subset } from "../../data/splits.js";
-import type { BatchScores } from "../../defense/detector.js";
 import { OnnxDetector } from "../../export/onnx-detector.js";
 import { returnLargeBuffersToTheOs, tidy, type Tensor } from "../../engine/index.js";
 import { Progress } from "../../util/progress.js";
@@ -23,7 +24,7 @@ import { Progress } from "../../util/progress.js";
 export const SCAN_BATCH = 256;
 
 const OPTIONS: Record<string, OptionSpec> = {
-  bundle: { type: "string", short: "b", description: "detector bundle directory (from `badexpert defend`)" },
+  bundle: { type: "string", short: "b", description: "detector bundle directory (from `badexpert defend`, BaDExpert's or a baseline's with --detector)" },
   dataset: { type: "string", short: "d", description: "score a dataset split instead of files", value: { kind: "choice", values: datasetNames() } },
   "data-path": { type: "string", description: "dataset location" },
   split: { type: "string", description: "train or test", default: "test", value: { kind: "choice", values: ["train", "test"] } },
@@ -39,8 +40,19 @@ const OPTIONS: Record<string, OptionSpec> = {
   ...RUNTIME_OPTIONS,
 };
 
-/** Scores float [N, C, H, W] images in [0, 1] with the chosen engine. */
-type Scorer = (x: Tensor) => Promise<BatchScores>;
+/** One scored input; a baseline detector has no expert/auxiliary confidences. */
+export type ScanRecord = Omit<Detection, "expertConfidence" | "auxiliaryConfidence" | "threshold"> & Partial<Pick<Detection, "expertConfidence" | "auxiliaryConfidence">>;
+
+/** What scan needs of a bundle, BaDExpert's or a baseline's (scan-baseline.ts). */
+export interface ScanModel {
+  imageSize: [number, number];
+  channels: number;
+  decodeEach(files: readonly string[], firstIndex: number): Promise<DecodeOutcome[]>;
+  /** Throws when a dataset's images do not fit the model. */
+  checkInput(height: number, width: number, channels: number, what: string): void;
+  /** Scores float [N, C, H, W] images in [0, 1]. */
+  score(x: Tensor): Promise<ScanRecord[]>;
+}
 
 interface Tally {
   inputs: number;
@@ -60,7 +72,7 @@ function emitError(input: string, error: string, tally: Tally): void {
 }
 
 /** Prints one scored input; a score that is not a finite number is an error line, never clean. */
-function emitScore(v: Values, input: string, d: Detection, label: number | undefined, tally: Tally): void {
+function emitScore(v: Values, input: string, d: ScanRecord, label: number | undefined, tally: Tally): void {
   if (!Number.isFinite(d.score)) {
     emitError(input, `no valid score (${String(d.score)}): the detector cannot judge this input`, tally);
     return;
@@ -72,16 +84,16 @@ function emitScore(v: Values, input: string, d: Detection, label: number | undef
     input,
     pred: d.pred,
     predClass: d.predClass,
-    expertConfidence: d.expertConfidence,
-    auxiliaryConfidence: d.auxiliaryConfidence,
+    ...(d.expertConfidence !== undefined ? { expertConfidence: d.expertConfidence } : {}),
+    ...(d.auxiliaryConfidence !== undefined ? { auxiliaryConfidence: d.auxiliaryConfidence } : {}),
     score: d.score,
     flagged: d.flagged,
     ...(label !== undefined && label !== -1 ? { label } : {}),
   }));
 }
 
-async function scanFiles(v: Values, det: Detector, score: Scorer, files: readonly string[], tally: Tally, bar: Progress): Promise<void> {
-  const { imageSize, channels } = det.summary;
+async function scanFiles(v: Values, det: ScanModel, files: readonly string[], tally: Tally, bar: Progress): Promise<void> {
+  const { imageSize, channels } = det;
   const per = imageSize[0] * imageSize[1] * channels;
   for (let at = 0; at < files.length; at += SCAN_BATCH) {
     const part = files.slice(at, at + SCAN_BATCH);
@@ -90,11 +102,11 @@ async function scanFiles(v: Values, det: Detector, score: Scorer, files: readonl
     const pixels = new Uint8Array(okCount * per);
     let k = 0;
     for (const d of decoded) if (d.ok) pixels.set(d.pixels, per * k++);
-    let scores: Detection[] = [];
+    let scores: ScanRecord[] = [];
     if (okCount > 0) {
       const x = imagesToTensor(pixels, okCount, imageSize[0], imageSize[1], channels);
       try {
-        scores = detections(await score(x), det);
+        scores = await det.score(x);
       } finally {
         x.dispose();
       }
@@ -104,41 +116,36 @@ async function scanFiles(v: Values, det: Detector, score: Scorer, files: readonl
       tally.inputs++;
       const file = part[i] as string;
       if (!d.ok) emitError(file, d.error, tally);
-      else emitScore(v, file, scores[k++] as Detection, undefined, tally);
+      else emitScore(v, file, scores[k++] as ScanRecord, undefined, tally);
     }
     bar.tick(part.length);
     await drained();
   }
 }
 
-function detections(r: BatchScores, det: Detector): Detection[] {
-  const { classNames, threshold } = det.summary;
-  return detectionsOf(r, classNames, threshold);
-}
-
-async function scanDataset(v: Values, det: Detector, score: Scorer, datasetName: string, tally: Tally, progress: (total: number) => Progress): Promise<void> {
+async function scanDataset(v: Values, det: ScanModel, datasetName: string, tally: Tally, progress: (total: number) => Progress): Promise<void> {
   const path = str(v, "data-path");
   const split = choiceWithDefault(v, "split", ["train", "test"] as const, OPTIONS);
   const limit = num(v, "limit", OPTIONS);
   const full = await loadDataset(datasetName, { split, ...(path ? { path } : {}) });
-  det.detector.checkInput(full.height, full.width, full.channels, `--dataset ${datasetName}`);
+  det.checkInput(full.height, full.width, full.channels, `--dataset ${datasetName}`);
   const ds = limit !== undefined && limit < full.count ? subset(full, Int32Array.from({ length: limit }, (_, i) => i)) : full;
   const bar = progress(ds.count);
   let at = 0;
   for (const batch of new DataLoader(ds, { batchSize: SCAN_BATCH })) {
-    let r: BatchScores;
+    let r: ScanRecord[];
     try {
-      r = await score(batch.x);
+      r = await det.score(batch.x);
     } finally {
       batch.x.dispose();
       batch.y.dispose();
     }
-    for (const [i, d] of detections(r, det).entries()) {
+    for (const [i, d] of r.entries()) {
       tally.inputs++;
       emitScore(v, `${datasetName}/${split}/${at + i}`, d, ds.labels[at + i], tally);
     }
-    at += r.pred.length;
-    bar.tick(r.pred.length);
+    at += r.length;
+    bar.tick(r.length);
     await drained();
   }
   bar.finish();
@@ -148,7 +155,8 @@ export const scan: Command = {
   name: "scan",
   summary: "score inputs with a detector bundle and flag suspected backdoor inputs",
   details: [
-    "Prints one JSON line per input ({input, pred, predClass, expertConfidence, auxiliaryConfidence, score, flagged})",
+    "Prints one JSON line per input ({input, pred, predClass, expertConfidence, auxiliaryConfidence, score, flagged};",
+    "a baseline detector's bundle, from `defend --detector NAME`, has no expertConfidence/auxiliaryConfidence)",
     "as it goes, and a summary line last. Image files are resized to the model's input size; a dataset split is",
     "scored as is (its images must have the model's size and channel count). Inputs are read and scored",
     `${SCAN_BATCH} at a time, so memory does not grow with their number.`,
@@ -172,44 +180,67 @@ export const scan: Command = {
     if (!datasetName && !positionals.length) throw new UsageError("nothing to scan: give image files, or --dataset NAME");
     const verifyKey = str(v, "verify-key");
     const engine = choiceWithDefault(v, "engine", ["libtorch", "onnxruntime"] as const, OPTIONS);
+    if (await isBaselineBundle(bundle)) {
+      if (engine !== "libtorch") throw new UsageError(`--engine ${engine}: a baseline detector bundle scores with libtorch only`);
+      if (verifyKey !== undefined) throw new UsageError("--verify-key: baseline detector bundles are not signed (their checkpoint's weights are hash-checked)");
+      const loaded = await loadDetectorBundle(bundle);
+      try {
+        return await runScan(v, baselineScanModel(loaded), datasetName, positionals, { bundle, detector: loaded.detector.name, rule: loaded.detector.name, threshold: loaded.threshold, engine });
+      } finally {
+        loaded.dispose();
+      }
+    }
     const det = await Detector.load(bundle, verifyKey !== undefined ? { verifyKey } : {});
     let onnx: OnnxDetector | null = null;
     try {
       if (engine === "onnxruntime") onnx = await OnnxDetector.fromDetector(det.detector);
       const session = onnx;
-      const score: Scorer = session
-        ? (x) => session.scoreBatch(tidy(() => x.contiguous().data() as Float32Array), x.shape[0] as number)
-        : (x) => Promise.resolve(det.detector.scoreBatch(x));
-      const tally: Tally = { inputs: 0, scored: 0, failed: 0, flagged: 0 };
-      const t0 = Date.now();
-      const progress = (total: number) => new Progress("scanning", total);
-      if (datasetName) {
-        await scanDataset(v, det, score, datasetName, tally, progress);
-      } else {
-        const bar = progress(positionals.length);
-        await scanFiles(v, det, score, positionals, tally, bar);
-        bar.finish();
-      }
-      const seconds = (Date.now() - t0) / 1000;
-      const { rule, threshold } = det.summary;
-      console.log(JSON.stringify({
-        summary: true,
-        bundle,
-        inputs: tally.inputs,
-        scored: tally.scored,
-        failed: tally.failed,
-        flagged: tally.flagged,
-        flaggedRate: tally.scored ? tally.flagged / tally.scored : 0,
-        rule,
-        threshold,
-        engine,
-        seconds,
-        inputsPerSecond: tally.inputs / Math.max(seconds, 1e-9),
-      }));
-      return tally.failed > 0 ? 1 : 0;
+      const score = session
+        ? (x: Tensor) => session.scoreBatch(tidy(() => x.contiguous().data() as Float32Array), x.shape[0] as number)
+        : (x: Tensor) => Promise.resolve(det.detector.scoreBatch(x));
+      const { classNames, threshold, rule, imageSize, channels } = det.summary;
+      const model: ScanModel = {
+        imageSize,
+        channels,
+        decodeEach: (files, at) => det.decodeEach(files, at),
+        checkInput: (h, w, c, what) => det.detector.checkInput(h, w, c, what),
+        score: async (x) => detectionsOf(await score(x), classNames, threshold),
+      };
+      return await runScan(v, model, datasetName, positionals, { bundle, detector: "badexpert", rule, threshold, engine });
     } finally {
       await onnx?.release();
       det.dispose();
     }
   },
 };
+
+/** Scans the files or the dataset with `model` and prints the summary line; the exit status. */
+async function runScan(v: Values, model: ScanModel, datasetName: string | undefined, positionals: readonly string[], about: { bundle: string; detector: string; rule: string; threshold: number; engine: string }): Promise<number> {
+  const tally: Tally = { inputs: 0, scored: 0, failed: 0, flagged: 0 };
+  const t0 = Date.now();
+  const progress = (total: number) => new Progress("scanning", total);
+  if (datasetName) {
+    await scanDataset(v, model, datasetName, tally, progress);
+  } else {
+    const bar = progress(positionals.length);
+    await scanFiles(v, model, positionals, tally, bar);
+    bar.finish();
+  }
+  const seconds = (Date.now() - t0) / 1000;
+  console.log(JSON.stringify({
+    summary: true,
+    bundle: about.bundle,
+    detector: about.detector,
+    inputs: tally.inputs,
+    scored: tally.scored,
+    failed: tally.failed,
+    flagged: tally.flagged,
+    flaggedRate: tally.scored ? tally.flagged / tally.scored : 0,
+    rule: about.rule,
+    threshold: about.threshold,
+    engine: about.engine,
+    seconds,
+    inputsPerSecond: tally.inputs / Math.max(seconds, 1e-9),
+  }));
+  return tally.failed > 0 ? 1 : 0;
+}

@@ -1,0 +1,41 @@
+// `scan --bundle DIR` on a baseline detector bundle (`defend --detector NAME`): the same streaming
+// scan as BaDExpert's (scan.ts), with the baseline's score, its calibrated threshold and the shared
+// fail-closed rule (detectors/scoring.ts: a non-finite score is flagged, and scan reports it as an
+// error line, never a clean verdict).
+import type { LoadedDetector } from "../../detectors/bundle.js";
+import { failClosed, flagged } from "../../detectors/scoring.js";
+import { readImageFile } from "../../data/read-image-file.js";
+import { decodeImage } from "../../data/image-decode.js";
+import type { DecodeOutcome } from "../../api/detector.js";
+import type { ScanModel, ScanRecord } from "./scan.js";
+
+export function baselineScanModel(loaded: LoadedDetector): ScanModel {
+  const det = loaded.detector;
+  const { preprocessing: p, classNames } = loaded.context;
+  const [height, width] = p.imageSize;
+  const channels = p.channels === 1 ? 1 : 3;
+  return {
+    imageSize: [height, width],
+    channels,
+    async decodeEach(files, firstIndex) {
+      const out: DecodeOutcome[] = [];
+      for (const [k, file] of files.entries()) {
+        try {
+          out.push({ ok: true, pixels: (await decodeImage(await readImageFile(file), file ?? `images[${firstIndex + k}]`, { size: { height, width }, channels })).pixels });
+        } catch (e) {
+          out.push({ ok: false, error: e instanceof Error ? e.message : String(e) });
+        }
+      }
+      return out;
+    },
+    checkInput(h, w, c, what) {
+      if (h !== height || w !== width || c !== channels) throw new RangeError(`${what}: images are ${h}x${w}x${c}, the detector's model reads ${height}x${width}x${channels}`);
+    },
+    score(x) {
+      const r = det.scoreBatch(x);
+      failClosed(r.score);
+      const f = flagged(r.score, loaded.threshold);
+      return Promise.resolve(Array.from(r.pred, (pred, i): ScanRecord => ({ pred, predClass: classNames[pred] ?? String(pred), score: r.score[i] as number, flagged: f[i] === 1 })));
+    },
+  };
+}
