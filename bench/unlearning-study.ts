@@ -32,6 +32,7 @@ const HELP = `npm run bench:unlearning -- --attack NAME [options]
   --seed N             training = split = defense seed (default 0)
   --mappings a,b       unlearning label mappings (${UNLEARN_LABEL_MAPPINGS.join(", ")}; default all)
   --rates a,b          Adam learning rates of B (default the canary candidates)
+  --finetune-lr x      SGD learning rate of M' (default: defend's, 0.01 for the compact CNN)
   --json               the rows as JSON on the last line
   --help               this text`;
 
@@ -43,6 +44,7 @@ const { values } = parseArgs({
     seed: { type: "string", default: "0" },
     mappings: { type: "string" },
     rates: { type: "string" },
+    "finetune-lr": { type: "string" },
     json: { type: "boolean", default: false },
     help: { type: "boolean", default: false },
   },
@@ -84,7 +86,10 @@ const splits = defenseSplits(test.count, defaultSplitSpec(meta.dataset.trainCoun
 const reserved = subset(test, splits.reserved);
 const calibration = subset(test, splits.calibration);
 const evaluation = subset(test, splits.evaluation);
-const d = defenseDefaults(meta.model.name, "fashion-mnist");
+const d0 = defenseDefaults(meta.model.name, "fashion-mnist");
+const finetuneLr = values["finetune-lr"] === undefined ? d0.finetune.lr : Number(values["finetune-lr"]);
+if (!(finetuneLr > 0)) fail(`--finetune-lr: expected a positive number, got ${values["finetune-lr"]}`);
+const d = { ...d0, finetune: { ...d0.finetune, lr: finetuneLr } };
 const norm = { normalization: meta.preprocessing };
 const poisoned = attack.poisonedTestSet(evaluation);
 const target = Array.from(poisoned.targetLabels);
@@ -117,14 +122,14 @@ const auxAnswers = expertAnswers(aux, null);
 const self = evaluateDefense(BadExpertDetector.uncalibrated({ model, expert: model, auxiliary: model }, { spec: meta.model, preprocessing: meta.preprocessing, classNames: meta.classNames, rule: "single" }), evaluation, attack);
 const modelConfidence = { clean: setMeans(self.clean, "b"), triggered: setMeans(self.poisoned, "b") };
 console.error(`${attackName}: M's confidence in its label: ${modelConfidence.clean.toFixed(3)} on clean inputs it gets right, ${modelConfidence.triggered.toFixed(3)} on triggered inputs that fool it`);
-console.error(`${attackName}: M' predicts the target on ${(100 * auxAnswers.target).toFixed(1)}% of the triggered inputs (M: ${(100 * (meta.metrics.attackSuccessRate ?? Number.NaN)).toFixed(1)}% on the test set)`);
+console.error(`${attackName}: M' (finetune lr ${finetuneLr}) predicts the target on ${(100 * auxAnswers.target).toFixed(1)}% of the triggered inputs (M: ${(100 * (meta.metrics.attackSuccessRate ?? Number.NaN)).toFixed(1)}% on the test set)`);
 
 interface Row {
   mapping: UnlearnLabelMapping; lr: number; expertCleanAccuracy: number; expertTarget: number; expertMapped: number;
-  bClean: number; bTriggered: number; aClean: number; aTriggered: number; singleAuroc: number; auroc: number; tpr: number; fpr: number; cleanAccuracyAfter: number; asrBefore: number; asrAfter: number;
+  bClean: number; bTriggered: number; aClean: number; aTriggered: number; singleAuroc: number; singleTpr: number; auroc: number; tpr: number; fpr: number; cleanAccuracyAfter: number; asrBefore: number; asrAfter: number;
 }
 const rows: Row[] = [];
-console.log(`| mapping | lr | B clean acc | B → target / mapped class (triggered) | b clean / triggered | AUROC B alone | AUROC triangle | TPR / FPR | CA after | ASR before → after |`);
+console.log(`| mapping | lr | B clean acc | B → target / mapped class (triggered) | b clean / triggered | AUROC B alone (TPR at 1% FPR) | AUROC triangle | TPR / FPR | CA after | ASR before → after |`);
 console.log(`|---|---|---|---|---|---|---|---|---|---|`);
 try {
   for (const mapping of mappings) {
@@ -137,16 +142,19 @@ try {
         const base = BadExpertDetector.uncalibrated({ model, expert, auxiliary: aux }, { spec: meta.model, preprocessing: meta.preprocessing, classNames: meta.classNames, rule: "triangle" });
         const cal = calibrationFor(base, "triangle", 0.01, calibration);
         const tri = evaluateDefense(base.withDecision("triangle", cal.threshold, cal), evaluation, attack);
+        const calSingle = calibrationFor(base, "single", 0.01, calibration);
+        const bPos = inSet(tri.poisoned, "b");
+        const singleTpr = bPos.filter((b) => b > calSingle.threshold).length / Math.max(bPos.length, 1);
         const ans = expertAnswers(expert, mapped);
         const m = tri.metrics;
         const row: Row = {
           mapping, lr, expertCleanAccuracy: evaluateModel(expert, evaluation, norm).accuracy, expertTarget: ans.target, expertMapped: ans.mapped,
           bClean: setMeans(tri.clean, "b"), bTriggered: setMeans(tri.poisoned, "b"), aClean: setMeans(tri.clean, "a"), aTriggered: setMeans(tri.poisoned, "a"),
-          singleAuroc: auroc(inSet(tri.poisoned, "b"), inSet(tri.clean, "b")), auroc: m.auroc, tpr: m.tpr, fpr: m.fpr, cleanAccuracyAfter: m.cleanAccuracyAfter, asrBefore: m.asrBefore, asrAfter: m.asrAfter,
+          singleAuroc: auroc(bPos, inSet(tri.clean, "b")), singleTpr, auroc: m.auroc, tpr: m.tpr, fpr: m.fpr, cleanAccuracyAfter: m.cleanAccuracyAfter, asrBefore: m.asrBefore, asrAfter: m.asrAfter,
         };
         rows.push(row);
         const p = (x: number) => `${(100 * x).toFixed(1)}%`;
-        console.log(`| ${mapping} | ${lr} | ${p(row.expertCleanAccuracy)} | ${p(row.expertTarget)} / ${mapping === "random" ? "–" : p(row.expertMapped)} | ${row.bClean.toFixed(3)} / ${row.bTriggered.toFixed(3)} | ${row.singleAuroc.toFixed(4)} | ${row.auroc.toFixed(4)} | ${p(row.tpr)} / ${p(row.fpr)} | ${p(row.cleanAccuracyAfter)} | ${p(row.asrBefore)} → ${p(row.asrAfter)} |`);
+        console.log(`| ${mapping} | ${lr} | ${p(row.expertCleanAccuracy)} | ${p(row.expertTarget)} / ${mapping === "random" ? "–" : p(row.expertMapped)} | ${row.bClean.toFixed(3)} / ${row.bTriggered.toFixed(3)} | ${row.singleAuroc.toFixed(4)} (${p(row.singleTpr)}) | ${row.auroc.toFixed(4)} | ${p(row.tpr)} / ${p(row.fpr)} | ${p(row.cleanAccuracyAfter)} | ${p(row.asrBefore)} → ${p(row.asrAfter)} |`);
       } finally {
         expert.dispose();
       }
@@ -157,4 +165,4 @@ try {
   model.dispose();
 }
 console.error(`bench:unlearning: ${rows.length} rows in ${((Date.now() - t0) / 1000).toFixed(0)} s; M' a on clean / triggered: ${rows[0]?.aClean.toFixed(3)} / ${rows[0]?.aTriggered.toFixed(3)}`);
-if (wantsJson()) console.log(JSON.stringify({ attack: attackName, params, epochs, seed, model: dir, auxiliaryTarget: auxAnswers.target, modelConfidence, rows }));
+if (wantsJson()) console.log(JSON.stringify({ attack: attackName, params, epochs, seed, model: dir, finetuneLr, auxiliaryTarget: auxAnswers.target, modelConfidence, rows }));

@@ -7,7 +7,7 @@ import { bootstrapMeanAuroc, meanStd, RankedScores, type BootstrapOptions, type 
 
 /** What the tables need from one cell result (src/jobs/matrix.ts writes more). */
 export interface MatrixRow {
-  cell: { dataset: string; model: string; attack: string; attackParams: Record<string, unknown>; seed: number; epochs: number };
+  cell: { dataset: string; model: string; attack: string; attackParams: Record<string, unknown>; seed: number; epochs: number; defense?: object };
   unlearn: { lr: number; source: string };
   evaluations: readonly { targetFpr: number; metrics: DefenseMetrics }[];
   scores: { positives: readonly number[]; negatives: readonly number[] };
@@ -19,6 +19,8 @@ const METRICS: readonly MetricName[] = ["cleanAccuracyBefore", "cleanAccuracyAft
 export interface AttackSummary {
   attack: string;
   attackParams: Record<string, unknown>;
+  /** Defense overrides of these rows, "k=v, ..." sorted by name ("" for defend's defaults). */
+  defense: string;
   seeds: number[];
   unlearnLrs: number[];
   stats: Record<MetricName, MeanStd>;
@@ -37,6 +39,11 @@ export interface MatrixGroup {
 
 const key = (...parts: unknown[]) => JSON.stringify(parts);
 
+/** A cell's defense overrides as "k=v, ..." sorted by name; "" when it ran with the defaults. */
+function defenseLabel(d: object | undefined): string {
+  return Object.entries(d ?? {}).filter(([, v]) => v !== undefined).sort(([x], [y]) => x.localeCompare(y)).map(([k, v]) => `${k}=${String(v)}`).join(", ");
+}
+
 /** Groups rows by (dataset, model, epochs, FPR) and, within a group, by attack and its parameters; order: first appearance. */
 export function aggregateMatrix(rows: readonly MatrixRow[], o: BootstrapOptions = {}): MatrixGroup[] {
   const groups = new Map<string, { head: Omit<MatrixGroup, "attacks" | "average">; byAttack: Map<string, { row: MatrixRow; m: DefenseMetrics }[]> }>();
@@ -48,7 +55,7 @@ export function aggregateMatrix(rows: readonly MatrixRow[], o: BootstrapOptions 
         g = { head: { dataset: row.cell.dataset, model: row.cell.model, epochs: row.cell.epochs, targetFpr: ev.targetFpr }, byAttack: new Map() };
         groups.set(gk, g);
       }
-      const ak = key(row.cell.attack, Object.entries(row.cell.attackParams).sort());
+      const ak = key(row.cell.attack, Object.entries(row.cell.attackParams).sort(), defenseLabel(row.cell.defense));
       const list = g.byAttack.get(ak) ?? [];
       if (list.some((x) => x.row.cell.seed === row.cell.seed)) throw new Error(`aggregateMatrix: two results for ${row.cell.dataset}/${row.cell.model}/${row.cell.attack} seed ${row.cell.seed} at FPR ${ev.targetFpr}`);
       list.push({ row, m: ev.metrics });
@@ -64,6 +71,7 @@ export function aggregateMatrix(rows: readonly MatrixRow[], o: BootstrapOptions 
       return {
         attack: first.cell.attack,
         attackParams: first.cell.attackParams,
+        defense: defenseLabel(first.cell.defense),
         seeds: sorted.map((x) => x.row.cell.seed),
         unlearnLrs: sorted.map((x) => x.row.unlearn.lr),
         stats,
@@ -99,7 +107,7 @@ function fprLabel(f: number): string {
 
 function attackLabel(a: AttackSummary): string {
   const params = Object.entries(a.attackParams).map(([k, v]) => `${k}=${String(v)}`).join(", ");
-  return params ? `${a.attack} (${params})` : a.attack;
+  return `${params ? `${a.attack} (${params})` : a.attack}${a.defense ? ` · defense ${a.defense}` : ""}`;
 }
 
 /** One Markdown table per group, with a heading line and the average row. */
