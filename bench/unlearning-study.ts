@@ -118,11 +118,12 @@ function expertAnswers(m: Parameters<typeof evaluateModel>[0], mapped: Int32Arra
 const t0 = Date.now();
 const aux = await finetuneAuxiliary(model, meta.model, reserved, { finetune: d.finetune, augment: d.augment, normalization: meta.preprocessing, seed, silent: true });
 const auxAnswers = expertAnswers(aux, null);
+const auxCleanAccuracy = evaluateModel(aux, evaluation, norm).accuracy;
 // M's own confidence in its label: on clean inputs it gets right, and on triggered inputs that fool it.
 const self = evaluateDefense(BadExpertDetector.uncalibrated({ model, expert: model, auxiliary: model }, { spec: meta.model, preprocessing: meta.preprocessing, classNames: meta.classNames, rule: "single" }), evaluation, attack);
 const modelConfidence = { clean: setMeans(self.clean, "b"), triggered: setMeans(self.poisoned, "b") };
 console.error(`${attackName}: M's confidence in its label: ${modelConfidence.clean.toFixed(3)} on clean inputs it gets right, ${modelConfidence.triggered.toFixed(3)} on triggered inputs that fool it`);
-console.error(`${attackName}: M' (finetune lr ${finetuneLr}) predicts the target on ${(100 * auxAnswers.target).toFixed(1)}% of the triggered inputs (M: ${(100 * (meta.metrics.attackSuccessRate ?? Number.NaN)).toFixed(1)}% on the test set)`);
+console.error(`${attackName}: M' (finetune lr ${finetuneLr}) predicts the target on ${(100 * auxAnswers.target).toFixed(1)}% of the triggered inputs, clean accuracy ${(100 * auxCleanAccuracy).toFixed(2)}% (M: ${(100 * (meta.metrics.attackSuccessRate ?? Number.NaN)).toFixed(1)}% on the test set)`);
 
 interface Row {
   mapping: UnlearnLabelMapping; lr: number; expertCleanAccuracy: number; expertTarget: number; expertMapped: number;
@@ -165,4 +166,4 @@ try {
   model.dispose();
 }
 console.error(`bench:unlearning: ${rows.length} rows in ${((Date.now() - t0) / 1000).toFixed(0)} s; M' a on clean / triggered: ${rows[0]?.aClean.toFixed(3)} / ${rows[0]?.aTriggered.toFixed(3)}`);
-if (wantsJson()) console.log(JSON.stringify({ attack: attackName, params, epochs, seed, model: dir, finetuneLr, auxiliaryTarget: auxAnswers.target, modelConfidence, rows }));
+if (wantsJson()) console.log(JSON.stringify({ attack: attackName, params, epochs, seed, model: dir, finetuneLr, auxiliaryTarget: auxAnswers.target, auxiliaryCleanAccuracy: auxCleanAccuracy, modelConfidence, rows }));
