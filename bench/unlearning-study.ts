@@ -8,13 +8,11 @@
 // at 1% FPR). The poisoned evaluation data only describes; nothing here chooses a setting.
 import { parseArgs } from "node:util";
 import { loadDataset } from "../src/data/registry.js";
-import { subset } from "../src/data/splits.js";
 import { loadCheckpoint, readCheckpointMeta } from "../src/train/checkpoint.js";
 import { cachedModelPath } from "../src/jobs/model-cache.js";
 import { parseParamOverrides } from "../src/attacks/params.js";
 import { createAttack } from "../src/attacks/registry.js";
 import { defenseDefaults, UNLEARN_LABEL_MAPPINGS, type UnlearnLabelMapping } from "../src/defense/defaults.js";
-import { defaultSplitSpec, defenseSplits } from "../src/defense/splits.js";
 import { extractBackdoorExpert, finetuneAuxiliary, unlearningLabels } from "../src/defense/fit.js";
 import { BadExpertDetector } from "../src/defense/detector.js";
 import { calibrationFor } from "../src/defense/recalibrate.js";
@@ -23,6 +21,7 @@ import { evaluateModel } from "../src/train/evaluate.js";
 import { auroc } from "../src/defense/metrics.js";
 import { DEFAULT_CANDIDATES } from "../src/defense/canary.js";
 import { wantsJson } from "./harness.js";
+import { defenderSplits } from "./sweep.js";
 
 const HELP = `npm run bench:unlearning -- --attack NAME [options]
 
@@ -82,10 +81,7 @@ if ((meta0.training.history?.length ?? 0) < epochs || meta0.metrics.attackSucces
 
 const { model, meta } = await loadCheckpoint(dir);
 const test = await loadDataset("fashion-mnist", { split: "test" });
-const splits = defenseSplits(test.count, defaultSplitSpec(meta.dataset.trainCount, test.count, seed));
-const reserved = subset(test, splits.reserved);
-const calibration = subset(test, splits.calibration);
-const evaluation = subset(test, splits.evaluation);
+const { reserved, calibration, evaluation } = defenderSplits(test, meta, seed);
 const d0 = defenseDefaults(meta.model.name, "fashion-mnist");
 const finetuneLr = values["finetune-lr"] === undefined ? d0.finetune.lr : Number(values["finetune-lr"]);
 if (!(finetuneLr > 0)) fail(`--finetune-lr: expected a positive number, got ${values["finetune-lr"]}`);
