@@ -59,7 +59,7 @@ function fail(msg: string): never {
 }
 const list = (s: string | undefined) => (s ?? "").split(",").map((x) => x.trim()).filter(Boolean);
 const attackName = values.attack ?? fail("--attack: required");
-const params = values.param ? parseParamOverrides(values.param) : {};
+const params = values.param ? check(() => parseParamOverrides(values.param ?? "")) : {};
 const epochs = Number(values.epochs);
 const seed = Number(values.seed);
 if (!Number.isInteger(epochs) || epochs < 1) fail(`--epochs: expected a positive integer, got ${values.epochs}`);
@@ -73,7 +73,15 @@ const rates = values.rates ? list(values.rates).map((s) => {
   if (!(r > 0)) fail(`--rates: expected positive numbers, got ${JSON.stringify(s)}`);
   return r;
 }) : [...DEFAULT_CANDIDATES];
-const attack = createAttack(attackName, params, { numClasses: 10, height: 28, width: 28, channels: 1, dataset: "fashion-mnist" });
+/** Registry errors (unknown attack or parameter, with the valid names) as one usage line. */
+function check<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    return fail((e as Error).message);
+  }
+}
+const attack = check(() => createAttack(attackName, params, { numClasses: 10, height: 28, width: 28, channels: 1, dataset: "fashion-mnist" }));
 
 const dir = cachedModelPath({ dataset: "fashion-mnist", attack: attackName, attackParams: params, epochs, seed });
 const meta0 = await readCheckpointMeta(dir).catch(() => fail(`no cached model at ${dir} (train it first, e.g. with bench:matrix)`));
