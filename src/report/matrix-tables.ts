@@ -33,8 +33,8 @@ export interface MatrixGroup {
   epochs: number;
   targetFpr: number;
   attacks: AttackSummary[];
-  /** Means over the attacks of the per-attack means. */
-  average: { auroc: number; asrAfter: number; cleanAccuracyDrop: number };
+  /** Means over the attacks of the per-attack means; rows with defense overrides are left out when default rows exist. */
+  average: { attacks: number; auroc: number; asrAfter: number; cleanAccuracyDrop: number };
 }
 
 const key = (...parts: unknown[]) => JSON.stringify(parts);
@@ -78,11 +78,15 @@ export function aggregateMatrix(rows: readonly MatrixRow[], o: BootstrapOptions 
         aurocInterval: bootstrapMeanAuroc(ranked, o),
       };
     });
-    const avg = (f: (a: AttackSummary) => number) => attacks.reduce((s, a) => s + f(a), 0) / attacks.length;
+    // The average is the defense's (defend's defaults) over the attacks; override rows are comparisons.
+    const defaults = attacks.filter((a) => a.defense === "");
+    const pool = defaults.length > 0 ? defaults : attacks;
+    const avg = (f: (a: AttackSummary) => number) => pool.reduce((s, a) => s + f(a), 0) / pool.length;
     return {
       ...head,
       attacks,
       average: {
+        attacks: pool.length,
         auroc: avg((a) => a.stats.auroc.mean),
         asrAfter: avg((a) => a.stats.asrAfter.mean),
         cleanAccuracyDrop: avg((a) => a.stats.cleanAccuracyBefore.mean - a.stats.cleanAccuracyAfter.mean),
@@ -123,7 +127,9 @@ export function renderMatrixTables(groups: readonly MatrixGroup[]): string {
       out.push(`| ${attackLabel(a)} | ${a.seeds.join(",")} | ${lrs} | ${pctStat(a.stats.cleanAccuracyBefore)} → ${pctStat(a.stats.cleanAccuracyAfter)} | ` +
         `${pctStat(a.stats.asrBefore)} → ${pctStat(a.stats.asrAfter)} | ${aurocStat(a.stats.auroc)} | ${ci} | ${pctStat(a.stats.tpr)} | ${pctStat(a.stats.fpr)} |`);
     }
-    out.push(`| **average over ${g.attacks.length} attack${g.attacks.length === 1 ? "" : "s"}** | | | CA drop ${(100 * g.average.cleanAccuracyDrop).toFixed(2)} pts | ` +
+    const n = g.average.attacks;
+    const which = n < g.attacks.length ? " (defaults)" : "";
+    out.push(`| **average over ${n} attack${n === 1 ? "" : "s"}${which}** | | | CA drop ${(100 * g.average.cleanAccuracyDrop).toFixed(2)} pts | ` +
       `ASR after ${(100 * g.average.asrAfter).toFixed(2)}% | ${g.average.auroc.toFixed(4)} | | | |`);
     out.push("");
   }

@@ -73,6 +73,9 @@ void test("aggregateMatrix: rows with defense overrides are their own rows, labe
   assert.ok(g);
   assert.deepEqual(g.attacks.map((a) => [a.attack, a.defense, a.seeds]), [["badnet", "", [0, 1, 2]], ["blend", "", [0]], ["badnet", "finetuneLr=0.05, unlearnLabels=permutation", [0]]]);
   assert.match(renderMatrixTables(groups), /\| badnet · defense finetuneLr=0\.05, unlearnLabels=permutation \| 0 \| 3e-4 \|/);
+  // The average row stays the defaults': the override row is a comparison, not another attack.
+  assert.deepEqual([g.average.attacks, g.average.auroc], [2, aggregateMatrix(ROWS, { reps: 10, seed: 0 })[0]?.average.auroc]);
+  assert.match(renderMatrixTables(groups), /\| \*\*average over 2 attacks \(defaults\)\*\* \|/);
 });
 
 void test("replaceMatrixSection: replaces only between the markers; missing or doubled markers are refused", () => {
