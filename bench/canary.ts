@@ -9,16 +9,14 @@
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
 import { loadDataset } from "../src/data/registry.js";
-import { subset } from "../src/data/splits.js";
 import { loadCheckpoint } from "../src/train/checkpoint.js";
 import { cachedModel } from "../src/jobs/model-cache.js";
 import { parseParamOverrides } from "../src/attacks/params.js";
 import { defenseDefaults } from "../src/defense/defaults.js";
-import { defaultSplitSpec, defenseSplits } from "../src/defense/splits.js";
 import { createAttack } from "../src/attacks/registry.js";
 import { CANARY_KINDS, DEFAULT_CANDIDATES, chooseUnlearnLr, measureCanary, type CanaryPlanting, type CanaryRecord, type SelectionRule } from "../src/defense/canary.js";
 import { wantsJson } from "./harness.js";
-import { unlearningSweep, type SweepRow } from "./sweep.js";
+import { defenderSplits, unlearningSweep, type SweepRow } from "./sweep.js";
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
@@ -52,10 +50,7 @@ async function study(attack: string): Promise<Study> {
   const { dir } = await cachedModel({ dataset: "fashion-mnist", attack, attackParams: params, epochs, seed });
   const { model, meta } = await loadCheckpoint(dir);
   const test = await loadDataset("fashion-mnist", { split: "test" });
-  const splits = defenseSplits(test.count, defaultSplitSpec(meta.dataset.trainCount, test.count, seed));
-  const reserved = subset(test, splits.reserved);
-  const calibration = subset(test, splits.calibration);
-  const evaluation = subset(test, splits.evaluation);
+  const { reserved, calibration, evaluation } = defenderSplits(test, meta, seed);
   const d = defenseDefaults(meta.model.name, "fashion-mnist");
   const norm = meta.preprocessing;
   const atk = createAttack(attack, params, { numClasses: 10, height: 28, width: 28, channels: 1, dataset: "fashion-mnist" });

@@ -10,7 +10,8 @@ import { parseParamOverrides } from "../src/attacks/params.js";
 import { datasetInfo, datasetNames } from "../src/data/registry.js";
 import { modelInfo } from "../src/models/registry.js";
 import { recipeFor } from "../src/train/recipes.js";
-import { cellId, defaultEpochs, pendingCells, readAllResults, runMatrix, type MatrixCell } from "../src/jobs/matrix.js";
+import { cellId, defaultEpochs, pendingCells, readAllResults, runMatrix, type MatrixCell, type MatrixDefense } from "../src/jobs/matrix.js";
+import { UNLEARN_LABEL_MAPPINGS, type UnlearnLabelMapping } from "../src/defense/defaults.js";
 import { aggregateMatrix, renderMatrixTables, replaceMatrixSection } from "../src/report/matrix-tables.js";
 import { wantsJson } from "./harness.js";
 
@@ -26,6 +27,8 @@ evaluate jobs; one result JSON per cell under --results; finished cells are skip
   --epochs N|d=N,..   training epochs, one number or per dataset (default: the dataset recipe's)
   --data-path d=P,..  dataset paths, per dataset (needed for cifar10-folder, gtsrb, ...)
   --param "a:k=v,..;b:k=v"  attack parameter overrides
+  --defense k=v,..    defend options other than the defaults, part of each cell's identity:
+                      unlearnLabels=${UNLEARN_LABEL_MAPPINGS.join("|")}, finetuneLr=X (the SGD rate of M')
   --fprs f,g          FPRs to evaluate at (default: the dataset's, 0.1% GTSRB / 1% otherwise, and 1%)
   --results DIR       result files (default .cache/matrix)
   --render            after running, write the tables between --doc's matrix markers
@@ -45,6 +48,7 @@ const { values } = parseArgs({
     "data-path": { type: "string" },
     param: { type: "string" },
     fprs: { type: "string" },
+    defense: { type: "string" },
     results: { type: "string", default: ".cache/matrix" },
     render: { type: "boolean", default: false },
     doc: { type: "string", default: "BENCHMARKS.md" },
@@ -144,6 +148,22 @@ for (const part of (values.param ?? "").split(";").filter(Boolean)) {
   overrides.set(name, parseParamOverrides(text));
 }
 
+const defense: MatrixDefense = {};
+for (const part of list(values.defense)) {
+  const [k, v] = part.split("=");
+  if (k === "unlearnLabels") {
+    if (!(UNLEARN_LABEL_MAPPINGS as readonly string[]).includes(v ?? "")) fail(`--defense: unlearnLabels must be one of ${UNLEARN_LABEL_MAPPINGS.join(", ")}, got ${JSON.stringify(v)}`);
+    defense.unlearnLabels = v as UnlearnLabelMapping;
+  } else if (k === "finetuneLr") {
+    const x = Number(v);
+    if (!(x > 0 && x <= 10)) fail(`--defense: finetuneLr must be a number in (0, 10], got ${JSON.stringify(v)}`);
+    defense.finetuneLr = x;
+  } else {
+    fail(`--defense: expected unlearnLabels=... or finetuneLr=..., got ${JSON.stringify(part)}`);
+  }
+}
+const hasDefense = Object.keys(defense).length > 0;
+
 const cells: MatrixCell[] = [];
 for (const dataset of datasets) {
   const info = check(() => datasetInfo(dataset));
@@ -157,7 +177,7 @@ for (const dataset of datasets) {
       // Unknown attacks and bad parameters fail here, not after an hour of training.
       const size = info.imageSize ?? { height: 32, width: 32 };
       check(() => createAttack(attack, params, { numClasses: info.numClasses ?? 10, height: size.height, width: size.width, channels: info.channels ?? 3, dataset }));
-      for (const seed of seeds) cells.push({ dataset, model: name, attack, attackParams: params, seed, epochs: epochsFor(dataset), ...(dataPath ? { dataPath } : {}) });
+      for (const seed of seeds) cells.push({ dataset, model: name, attack, attackParams: params, seed, epochs: epochsFor(dataset), ...(dataPath ? { dataPath } : {}), ...(hasDefense ? { defense } : {}) });
     }
   }
 }

@@ -11,6 +11,14 @@ import { extractBackdoorExpert, finetuneAuxiliary } from "../src/defense/fit.js"
 import { BadExpertDetector } from "../src/defense/detector.js";
 import { calibrationFor } from "../src/defense/recalibrate.js";
 import { evaluateDefense } from "../src/defense/evaluate.js";
+import { subset } from "../src/data/splits.js";
+import { defaultSplitSpec, defenseSplits } from "../src/defense/splits.js";
+
+/** defend's three clean splits of a test set (default sizes, seeded) for the model of `meta`. */
+export function defenderSplits(test: ImageDataset, meta: CheckpointMeta, seed: number): { reserved: ImageDataset; calibration: ImageDataset; evaluation: ImageDataset } {
+  const s = defenseSplits(test.count, defaultSplitSpec(meta.dataset.trainCount, test.count, seed));
+  return { reserved: subset(test, s.reserved), calibration: subset(test, s.calibration), evaluation: subset(test, s.evaluation) };
+}
 
 export interface SweepRow { lr: number; auroc: number; singleAuroc: number; cleanAccuracyBefore: number; cleanAccuracyAfter: number; asrBefore: number; asrAfter: number }
 

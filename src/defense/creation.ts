@@ -6,7 +6,7 @@ import type { AugmentOptions } from "../data/augment.js";
 import { readAttackRecord, type AttackRecord } from "../train/checkpoint.js";
 import type { FieldReader } from "../util/fields.js";
 import { CANARY_KINDS, type CanaryRecord, type CanaryResult, type SelectionRule, type UnlearningRecord } from "./canary.js";
-import type { FinetuneOptions, UnlearnOptions } from "./defaults.js";
+import { UNLEARN_LABEL_MAPPINGS, type FinetuneOptions, type UnlearnOptions } from "./defaults.js";
 import type { DefenseSplitSpec } from "./splits.js";
 
 /** Where B's unlearning rate came from. */
@@ -73,7 +73,13 @@ export function readCreation(r: FieldReader, v: unknown, path = "creation"): Cre
   const int = (x: unknown, p: string) => r.number(x, `${path}.${p}`, { integer: true, min: 0 });
   if (c.unlearn !== undefined) {
     const u = r.object(c.unlearn, `${path}.unlearn`);
-    out.unlearn = { lr: num(u.lr, "unlearn.lr"), epochs: int(u.epochs, "unlearn.epochs"), batchSize: int(u.batchSize, "unlearn.batchSize") };
+    out.unlearn = {
+      lr: num(u.lr, "unlearn.lr"),
+      epochs: int(u.epochs, "unlearn.epochs"),
+      batchSize: int(u.batchSize, "unlearn.batchSize"),
+      // Bundles written before the option existed used the paper's shift.
+      ...(u.labels !== undefined ? { labels: r.oneOf(u.labels, `${path}.unlearn.labels`, UNLEARN_LABEL_MAPPINGS) } : {}),
+    };
   }
   if (c.finetune !== undefined) {
     const f = r.object(c.finetune, `${path}.finetune`);

@@ -11,7 +11,12 @@ export interface UnlearnOptions {
   lr: number;
   epochs: number;
   batchSize: number;
+  /** The wrong labels B unlearns on (src/defense/fit.ts, unlearningLabels); default "shift", the paper's (y + 1) mod C. */
+  labels?: UnlearnLabelMapping;
 }
+
+export type UnlearnLabelMapping = "shift" | "permutation" | "random";
+export const UNLEARN_LABEL_MAPPINGS: readonly UnlearnLabelMapping[] = ["shift", "permutation", "random"];
 
 export interface FinetuneOptions {
   lr: number;

@@ -12,7 +12,8 @@ import type { ModelSpec, Preprocessing } from "../train/checkpoint.js";
 import { BadExpertDetector } from "./detector.js";
 import { calibrationFor } from "./recalibrate.js";
 import { assertScoreRule, type ScoreRule } from "./scores.js";
-import type { FinetuneOptions, UnlearnOptions } from "./defaults.js";
+import { Rng } from "../util/rng.js";
+import { UNLEARN_LABEL_MAPPINGS, type FinetuneOptions, type UnlearnLabelMapping, type UnlearnOptions } from "./defaults.js";
 
 export interface FitDefenseOptions {
   unlearn: UnlearnOptions;
@@ -32,9 +33,34 @@ export function cloneModel(model: Module, spec: ModelSpec): Module {
 }
 
 /** (y + 1) mod C for every sample: the "deliberately wrong" labels B is trained on. */
-export function shiftedLabels(ds: ImageDataset): Int32Array {
+export function shiftedLabels(ds: Pick<ImageDataset, "labels" | "classNames">): Int32Array {
   const c = ds.classNames.length;
   return Int32Array.from(ds.labels, (y) => (y + 1) % c);
+}
+
+/**
+ * The wrong labels B unlearns on (every one differs from the true label):
+ * - "shift" (the paper's): (y + 1) mod C;
+ * - "permutation": π(y) for one seeded random derangement π of the classes;
+ * - "random": for each sample, one of the C − 1 wrong classes drawn uniformly (seeded), so B
+ *   learns "any class but the true one" instead of one fixed wrong class per class.
+ */
+export function unlearningLabels(ds: Pick<ImageDataset, "labels" | "classNames">, mapping: UnlearnLabelMapping, seed: number): Int32Array {
+  const c = ds.classNames.length;
+  if (c < 2) throw new RangeError(`unlearning labels: the dataset must have at least 2 classes to relabel wrongly, got ${c}`);
+  if (mapping === "shift") return shiftedLabels(ds);
+  if (mapping === "permutation") {
+    const rng = Rng.derive(seed, 8123);
+    for (;;) {
+      const p = rng.permutation(c);
+      if (p.every((to, from) => to !== from)) return Int32Array.from(ds.labels, (y) => p[y] as number);
+    }
+  }
+  if (mapping === "random") {
+    const rng = Rng.derive(seed, 8111);
+    return Int32Array.from(ds.labels, (y) => (y + 1 + rng.int(0, c - 1)) % c);
+  }
+  throw new RangeError(`unlearning labels: mapping must be one of ${UNLEARN_LABEL_MAPPINGS.join(", ")}, got ${JSON.stringify(mapping)}`);
 }
 
 /** A copy of M trained with `config`; the copy is freed if training fails. */
@@ -71,7 +97,7 @@ export function extractBackdoorExpert(
     augment: o.augment,
     seed: o.seed,
   };
-  return trainedCopy(model, spec, reserved, config, { normalization: o.normalization, labels: shiftedLabels(reserved), silent: o.silent ?? false, ...(o.device ? { device: o.device } : {}) });
+  return trainedCopy(model, spec, reserved, config, { normalization: o.normalization, labels: unlearningLabels(reserved, u.labels ?? "shift", o.seed), silent: o.silent ?? false, ...(o.device ? { device: o.device } : {}) });
 }
 
 /** Step 2: the auxiliary model. */

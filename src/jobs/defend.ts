@@ -5,7 +5,7 @@ import { loadDataset } from "../data/registry.js";
 import { subset } from "../data/splits.js";
 import { loadCheckpoint } from "../train/checkpoint.js";
 import type { UnlearnLrSource } from "../defense/creation.js";
-import { defenseDefaults } from "../defense/defaults.js";
+import { defenseDefaults, UNLEARN_LABEL_MAPPINGS, type UnlearnLabelMapping } from "../defense/defaults.js";
 import { fitBadExpert, type FitDefenseOptions } from "../defense/fit.js";
 import { saveBundle } from "../defense/bundle.js";
 import { signingKey, type KeyInput } from "../defense/signature.js";
@@ -31,6 +31,8 @@ export interface DefendOptions {
    */
   unlearnLr?: number | "auto";
   unlearnEpochs?: number;
+  /** The wrong labels B unlearns on (default "shift", the paper's (y + 1) mod C); the canaries use the same. */
+  unlearnLabels?: UnlearnLabelMapping;
   finetuneLr?: number;
   finetuneGamma?: number;
   finetuneEpochs?: number;
@@ -88,6 +90,9 @@ export async function defendCheckpoint(o: DefendOptions): Promise<DefendResult> 
   const device = o.device ?? "cpu";
   checkJobDevice(device);
   if (o.targetFpr !== undefined && !(o.targetFpr > 0 && o.targetFpr < 1)) throw new OptionError("targetFpr", `expected a number in (0, 1), got ${o.targetFpr}`);
+  if (o.unlearnLabels !== undefined && !UNLEARN_LABEL_MAPPINGS.includes(o.unlearnLabels)) {
+    throw new OptionError("unlearnLabels", `expected one of ${UNLEARN_LABEL_MAPPINGS.join(", ")}, got ${JSON.stringify(o.unlearnLabels)}`);
+  }
   const { model, meta } = await loadCheckpoint(o.checkpoint);
   try {
     const name = o.dataset ?? meta.dataset.name;
@@ -102,7 +107,12 @@ export async function defendCheckpoint(o: DefendOptions): Promise<DefendResult> 
     checkCalibrationSize(spec.calibration, o.targetFpr ?? d.targetFpr, o.calibration !== undefined);
     const splits = defenseSplits(test.count, spec);
     const options: FitDefenseOptions = {
-      unlearn: { ...d.unlearn, lr: typeof o.unlearnLr === "number" ? o.unlearnLr : d.unlearn.lr, epochs: o.unlearnEpochs ?? d.unlearn.epochs },
+      unlearn: {
+        ...d.unlearn,
+        lr: typeof o.unlearnLr === "number" ? o.unlearnLr : d.unlearn.lr,
+        epochs: o.unlearnEpochs ?? d.unlearn.epochs,
+        ...(o.unlearnLabels !== undefined ? { labels: o.unlearnLabels } : {}),
+      },
       finetune: { ...d.finetune, lr: o.finetuneLr ?? d.finetune.lr, gamma: o.finetuneGamma ?? d.finetune.gamma, epochs: o.finetuneEpochs ?? d.finetune.epochs },
       augment: d.augment,
       rule: o.rule ?? "triangle",

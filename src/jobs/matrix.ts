@@ -7,7 +7,7 @@
 import { readFile, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { ParamValue } from "../attacks/attack.js";
-import { defenseDefaults } from "../defense/defaults.js";
+import { defenseDefaults, type UnlearnLabelMapping } from "../defense/defaults.js";
 import type { DefenseMetrics } from "../defense/metrics.js";
 import { readCheckpointMeta } from "../train/checkpoint.js";
 import { recipeFor } from "../train/recipes.js";
@@ -26,6 +26,19 @@ export interface MatrixCell {
   seed: number;
   epochs: number;
   dataPath?: string;
+  /** Defense settings other than defend's defaults (absent: the defaults); part of the cell's identity. */
+  defense?: MatrixDefense;
+}
+
+/** The defend options a matrix cell may override (src/jobs/defend.ts). */
+export interface MatrixDefense {
+  unlearnLabels?: UnlearnLabelMapping;
+  finetuneLr?: number;
+}
+
+/** "finetuneLr=0.05,unlearnLabels=permutation": the overrides, sorted by name; "" for the defaults. */
+export function defenseTag(d: MatrixDefense | undefined): string {
+  return Object.entries(d ?? {}).filter(([, v]) => v !== undefined).sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => `${k}=${String(v)}`).join(",");
 }
 
 export interface MatrixEvaluation {
@@ -50,7 +63,8 @@ export interface MatrixCellResult {
 /** The cell's file name: every field that changes its result, readable. */
 export function cellId(c: MatrixCell): string {
   const params = Object.keys(c.attackParams).sort().map((k) => `${k}=${String(c.attackParams[k])}`).join(",");
-  return `${c.dataset}-${c.model}-${c.attack}${params ? `-${params}` : ""}-e${c.epochs}-seed${c.seed}`;
+  const defense = defenseTag(c.defense);
+  return `${c.dataset}-${c.model}-${c.attack}${params ? `-${params}` : ""}-e${c.epochs}-seed${c.seed}${defense ? `-defense-${defense}` : ""}`;
 }
 
 export function cellPath(resultsDir: string, c: MatrixCell): string {
@@ -144,7 +158,7 @@ export async function runCell(c: MatrixCell, o: RunCellOptions): Promise<MatrixC
   const meta = await readCheckpointMeta(trained.dir);
   const bundle = join(o.resultsDir, "bundles", cellId(c));
   log(`${cellId(c)}: defending`);
-  const d = await defendCheckpoint({ checkpoint: trained.dir, out: bundle, force: true, seed: c.seed, splitSeed: c.seed, targetFpr: fprs[0], silent: true, log: () => {} });
+  const d = await defendCheckpoint({ checkpoint: trained.dir, out: bundle, force: true, seed: c.seed, splitSeed: c.seed, targetFpr: fprs[0], silent: true, log: () => {}, ...(c.defense ?? {}) });
   const evaluations: MatrixEvaluation[] = [];
   let scores: MatrixCellResult["scores"] | null = null;
   let evaluation = 0;

@@ -7,7 +7,7 @@ import { bootstrapMeanAuroc, meanStd, RankedScores, type BootstrapOptions, type 
 
 /** What the tables need from one cell result (src/jobs/matrix.ts writes more). */
 export interface MatrixRow {
-  cell: { dataset: string; model: string; attack: string; attackParams: Record<string, unknown>; seed: number; epochs: number };
+  cell: { dataset: string; model: string; attack: string; attackParams: Record<string, unknown>; seed: number; epochs: number; defense?: object };
   unlearn: { lr: number; source: string };
   evaluations: readonly { targetFpr: number; metrics: DefenseMetrics }[];
   scores: { positives: readonly number[]; negatives: readonly number[] };
@@ -19,6 +19,8 @@ const METRICS: readonly MetricName[] = ["cleanAccuracyBefore", "cleanAccuracyAft
 export interface AttackSummary {
   attack: string;
   attackParams: Record<string, unknown>;
+  /** Defense overrides of these rows, "k=v, ..." sorted by name ("" for defend's defaults). */
+  defense: string;
   seeds: number[];
   unlearnLrs: number[];
   stats: Record<MetricName, MeanStd>;
@@ -31,11 +33,16 @@ export interface MatrixGroup {
   epochs: number;
   targetFpr: number;
   attacks: AttackSummary[];
-  /** Means over the attacks of the per-attack means. */
-  average: { auroc: number; asrAfter: number; cleanAccuracyDrop: number };
+  /** Means over the attacks of the per-attack means; rows with defense overrides are left out when default rows exist. */
+  average: { attacks: number; auroc: number; asrAfter: number; cleanAccuracyDrop: number };
 }
 
 const key = (...parts: unknown[]) => JSON.stringify(parts);
+
+/** A cell's defense overrides as "k=v, ..." sorted by name; "" when it ran with the defaults. */
+function defenseLabel(d: object | undefined): string {
+  return Object.entries(d ?? {}).filter(([, v]) => v !== undefined).sort(([x], [y]) => x.localeCompare(y)).map(([k, v]) => `${k}=${String(v)}`).join(", ");
+}
 
 /** Groups rows by (dataset, model, epochs, FPR) and, within a group, by attack and its parameters; order: first appearance. */
 export function aggregateMatrix(rows: readonly MatrixRow[], o: BootstrapOptions = {}): MatrixGroup[] {
@@ -48,7 +55,7 @@ export function aggregateMatrix(rows: readonly MatrixRow[], o: BootstrapOptions 
         g = { head: { dataset: row.cell.dataset, model: row.cell.model, epochs: row.cell.epochs, targetFpr: ev.targetFpr }, byAttack: new Map() };
         groups.set(gk, g);
       }
-      const ak = key(row.cell.attack, Object.entries(row.cell.attackParams).sort());
+      const ak = key(row.cell.attack, Object.entries(row.cell.attackParams).sort(), defenseLabel(row.cell.defense));
       const list = g.byAttack.get(ak) ?? [];
       if (list.some((x) => x.row.cell.seed === row.cell.seed)) throw new Error(`aggregateMatrix: two results for ${row.cell.dataset}/${row.cell.model}/${row.cell.attack} seed ${row.cell.seed} at FPR ${ev.targetFpr}`);
       list.push({ row, m: ev.metrics });
@@ -64,17 +71,22 @@ export function aggregateMatrix(rows: readonly MatrixRow[], o: BootstrapOptions 
       return {
         attack: first.cell.attack,
         attackParams: first.cell.attackParams,
+        defense: defenseLabel(first.cell.defense),
         seeds: sorted.map((x) => x.row.cell.seed),
         unlearnLrs: sorted.map((x) => x.row.unlearn.lr),
         stats,
         aurocInterval: bootstrapMeanAuroc(ranked, o),
       };
     });
-    const avg = (f: (a: AttackSummary) => number) => attacks.reduce((s, a) => s + f(a), 0) / attacks.length;
+    // The average is the defense's (defend's defaults) over the attacks; override rows are comparisons.
+    const defaults = attacks.filter((a) => a.defense === "");
+    const pool = defaults.length > 0 ? defaults : attacks;
+    const avg = (f: (a: AttackSummary) => number) => pool.reduce((s, a) => s + f(a), 0) / pool.length;
     return {
       ...head,
       attacks,
       average: {
+        attacks: pool.length,
         auroc: avg((a) => a.stats.auroc.mean),
         asrAfter: avg((a) => a.stats.asrAfter.mean),
         cleanAccuracyDrop: avg((a) => a.stats.cleanAccuracyBefore.mean - a.stats.cleanAccuracyAfter.mean),
@@ -99,7 +111,7 @@ function fprLabel(f: number): string {
 
 function attackLabel(a: AttackSummary): string {
   const params = Object.entries(a.attackParams).map(([k, v]) => `${k}=${String(v)}`).join(", ");
-  return params ? `${a.attack} (${params})` : a.attack;
+  return `${params ? `${a.attack} (${params})` : a.attack}${a.defense ? ` · defense ${a.defense}` : ""}`;
 }
 
 /** One Markdown table per group, with a heading line and the average row. */
@@ -115,7 +127,9 @@ export function renderMatrixTables(groups: readonly MatrixGroup[]): string {
       out.push(`| ${attackLabel(a)} | ${a.seeds.join(",")} | ${lrs} | ${pctStat(a.stats.cleanAccuracyBefore)} → ${pctStat(a.stats.cleanAccuracyAfter)} | ` +
         `${pctStat(a.stats.asrBefore)} → ${pctStat(a.stats.asrAfter)} | ${aurocStat(a.stats.auroc)} | ${ci} | ${pctStat(a.stats.tpr)} | ${pctStat(a.stats.fpr)} |`);
     }
-    out.push(`| **average over ${g.attacks.length} attack${g.attacks.length === 1 ? "" : "s"}** | | | CA drop ${(100 * g.average.cleanAccuracyDrop).toFixed(2)} pts | ` +
+    const n = g.average.attacks;
+    const which = n < g.attacks.length ? " (defaults)" : "";
+    out.push(`| **average over ${n} attack${n === 1 ? "" : "s"}${which}** | | | CA drop ${(100 * g.average.cleanAccuracyDrop).toFixed(2)} pts | ` +
       `ASR after ${(100 * g.average.asrAfter).toFixed(2)}% | ${g.average.auroc.toFixed(4)} | | | |`);
     out.push("");
   }

@@ -72,6 +72,7 @@ test("every loose number from the issue is a usage error (exit 2) before any wor
     [["demo", "--epochs", "0"], /--epochs: expected a decimal integer in 1\.\.100000, got "0"/],
     [["scan", "--bundle", "x", "--limit", "-5"], /--limit: expected a decimal integer in 1\.\.1000000000, got "-5"/],
     [["defend", "--checkpoint", "/nonexistent", "--out", "x", "--rule", "square"], /--rule: expected one of triangle/],
+    [["defend", "--checkpoint", "/nonexistent", "--out", "x", "--unlearn-labels", "rotate"], /--unlearn-labels: expected one of shift, permutation, random, got "rotate"/],
     [["attack", "preview", "--attack", "badnet", "--dataset", "fashion-mnist", "--seed", "-1"], /--seed: expected a decimal integer in 0\.\.4294967295, got "-1"/],
   ];
   for (const [args, re] of cases) {

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
-import { aurocSets, cellId, cellPath, defaultFprs, MATRIX_RESULT_VERSION, pendingCells, readAllResults, readCellResult, writeCellResult, type MatrixCell, type MatrixCellResult } from "../../src/jobs/matrix.js";
+import { aurocSets, cellId, defenseTag, cellPath, defaultFprs, MATRIX_RESULT_VERSION, pendingCells, readAllResults, readCellResult, writeCellResult, type MatrixCell, type MatrixCellResult } from "../../src/jobs/matrix.js";
 
 const cell = (attack: string, seed: number, o: Partial<MatrixCell> = {}): MatrixCell => ({ dataset: "fashion-mnist", model: "compact-cnn", attack, attackParams: {}, seed, epochs: 6, ...o });
 
@@ -32,6 +32,12 @@ void test("cellId: every field that changes the result, parameters sorted by nam
   assert.equal(cellId(cell("badnet", 2)), "fashion-mnist-compact-cnn-badnet-e6-seed2");
   assert.equal(cellId(cell("blend", 0, { attackParams: { rate: 0.01, alpha: 0.2 }, epochs: 8, dataset: "gtsrb" })), "gtsrb-compact-cnn-blend-alpha=0.2,rate=0.01-e8-seed0");
   assert.equal(cellPath("/r", cell("badnet", 1)), join("/r", "fashion-mnist-compact-cnn-badnet-e6-seed1.json"));
+});
+
+void test("cellId: defense overrides are part of the identity, sorted by name; none keeps the plain name", () => {
+  assert.equal(cellId(cell("tact", 0, { defense: { unlearnLabels: "permutation", finetuneLr: 0.05 } })), "fashion-mnist-compact-cnn-tact-e6-seed0-defense-finetuneLr=0.05,unlearnLabels=permutation");
+  assert.equal(cellId(cell("tact", 0, { defense: {} })), "fashion-mnist-compact-cnn-tact-e6-seed0");
+  assert.equal(defenseTag({ finetuneLr: 0.1 }), "finetuneLr=0.1");
 });
 
 void test("defaultFprs: the paper's 0.1% and 1% on GTSRB, 1% elsewhere", () => {

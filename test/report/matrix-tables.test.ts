@@ -66,6 +66,18 @@ void test("renderMatrixTables: a heading and a row per attack with mean ± std, 
   assert.ok(lines.includes("| **average over 2 attacks** | | | CA drop 1.33 pts | ASR after 3.00% | 0.9943 | | | |"), text);
 });
 
+void test("aggregateMatrix: rows with defense overrides are their own rows, labelled with the overrides", () => {
+  const tuned: MatrixRow = { ...row("badnet", 0, { 0.01: { auroc: 0.5 } }), cell: { ...row("badnet", 0, {}).cell, defense: { unlearnLabels: "permutation", finetuneLr: 0.05 } } };
+  const groups = aggregateMatrix([...ROWS, tuned], { reps: 10, seed: 0 });
+  const g = groups[0];
+  assert.ok(g);
+  assert.deepEqual(g.attacks.map((a) => [a.attack, a.defense, a.seeds]), [["badnet", "", [0, 1, 2]], ["blend", "", [0]], ["badnet", "finetuneLr=0.05, unlearnLabels=permutation", [0]]]);
+  assert.match(renderMatrixTables(groups), /\| badnet · defense finetuneLr=0\.05, unlearnLabels=permutation \| 0 \| 3e-4 \|/);
+  // The average row stays the defaults': the override row is a comparison, not another attack.
+  assert.deepEqual([g.average.attacks, g.average.auroc], [2, aggregateMatrix(ROWS, { reps: 10, seed: 0 })[0]?.average.auroc]);
+  assert.match(renderMatrixTables(groups), /\| \*\*average over 2 attacks \(defaults\)\*\* \|/);
+});
+
 void test("replaceMatrixSection: replaces only between the markers; missing or doubled markers are refused", () => {
   const doc = `# B\n\nbefore\n${MATRIX_BEGIN}\nold table\n${MATRIX_END}\nafter\n`;
   const out = replaceMatrixSection(doc, "| new |\n");

@@ -5,6 +5,7 @@ import { COUNT, EPOCHS, FPR, LEARNING_RATE, SEED, choiceWithDefault, emitJson, i
 import { RUNTIME_OPTIONS, applyRuntimeOptions } from "../runtime-options.js";
 import { defendCheckpoint } from "../../jobs/defend.js";
 import { SCORE_RULES } from "../../defense/scores.js";
+import { UNLEARN_LABEL_MAPPINGS } from "../../defense/defaults.js";
 import { datasetNames } from "../../data/registry.js";
 import { UsageError } from "../command.js";
 import { detectorInfo, detectorNames } from "../../detectors/registry.js";
@@ -30,6 +31,12 @@ const OPTIONS: Record<string, OptionSpec> = {
     value: { kind: "float-or", word: "auto", number: { kind: "float", min: 0, max: 10, exclusiveMin: true } },
   },
   "unlearn-epochs": { type: "string", description: "epochs of unlearning", default: "1", value: EPOCHS },
+  "unlearn-labels": {
+    type: "string",
+    description: "wrong labels B unlearns on: shift ((y+1) mod C, the paper's), permutation (a seeded derangement of the classes), random (a random wrong class per image)",
+    default: "shift",
+    value: { kind: "choice", values: UNLEARN_LABEL_MAPPINGS },
+  },
   "finetune-lr": { type: "string", description: "SGD learning rate of M' (default: per architecture)", value: LEARNING_RATE },
   "finetune-gamma": { type: "string", description: "MultiStep gamma of M' (default: per architecture)", value: { kind: "float", min: 0, max: 1, exclusiveMin: true } },
   "finetune-epochs": { type: "string", description: "epochs of clean finetuning", default: "10", value: EPOCHS },
@@ -119,6 +126,7 @@ export const defend: Command = {
       ...shared,
       ...opt("unlearnLr", numOrWord(v, "unlearn-lr", "auto", OPTIONS)),
       unlearnEpochs: numWithDefault(v, "unlearn-epochs", OPTIONS),
+      unlearnLabels: choiceWithDefault(v, "unlearn-labels", UNLEARN_LABEL_MAPPINGS, OPTIONS),
       ...opt("finetuneLr", num(v, "finetune-lr", OPTIONS)),
       ...opt("finetuneGamma", num(v, "finetune-gamma", OPTIONS)),
       finetuneEpochs: numWithDefault(v, "finetune-epochs", OPTIONS),
