@@ -24,6 +24,9 @@ import {
   type Attack,
   type PoisonedTrainingSet,
 } from "../../src/attacks/index.js";
+import { runTraining } from "../../src/jobs/train.js";
+import { recipeFor } from "../../src/train/recipes.js";
+import { readCheckpointMeta } from "../../src/train/checkpoint.js";
 import { changedImages, noLeaksAsync } from "./fixtures.js";
 
 const FASHION = "/usr/share/datasets/fashion-mnist";
@@ -178,3 +181,35 @@ test("bad parameters are refused before any work, naming the parameter, the expe
   assert.throws(() => createAttack("dynamic", { steps: 1.5 }, FM), /parameter 'steps' must be an integer/);
   assert.throws(() => createAttack("dynamic", { coverRate: -1 }, FM), /parameter 'coverRate'/);
 });
+
+test("training with issba stores the encoder next to the checkpoint and records its digest and measurements", needsFashion, () =>
+  noLeaksAsync(async () => {
+    const dir = await mkdtemp(join(tmpdir(), "badexpert-issba-train-"));
+    try {
+      const out = join(dir, "ckpt");
+      const r = await runTraining({
+        dataset: "fashion-mnist",
+        model: "compact-cnn",
+        config: { ...recipeFor("fashion-mnist").config, epochs: 1, seed: 0 },
+        out,
+        limit: 400,
+        attack: { name: "issba", params: { steps: 5, count: 400, rate: 0.05 } },
+        silent: true,
+        log: () => {},
+      });
+      const meta = await readCheckpointMeta(out);
+      const params = meta.training.attack?.params ?? {};
+      assert.match(String(params.generatorSha256), /^[0-9a-f]{64}$/);
+      const details = (meta.training as { attackDetails?: Record<string, number> }).attackDetails;
+      assert.ok(details && Number.isFinite(details.bitAccuracy), "the decoder's bit accuracy is recorded");
+      assert.ok(existsSync(join(out, ATTACK_ARTIFACTS_FILE)));
+      assert.equal(typeof r.attackSuccessRate, "number");
+      // The test-time attack rebuilt from the checkpoint alone.
+      const a = await loadAttack("issba", params, FM, out);
+      const test = await fashionSlice("test", 4);
+      tidy(() => assert.deepEqual(a.applyTrigger(batchOf(test)).shape, [4, 1, 28, 28]));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }),
+);
