@@ -30,7 +30,7 @@ import { Rng } from "../util/rng.js";
 import type { AttackContext, AttackParams, ImageSpec } from "./attack.js";
 import { loadModuleArtifacts, moduleArtifacts, type AttackArtifacts } from "./artifacts.js";
 import type { AlterStep, PoisonPlan } from "./base.js";
-import { GENERATOR_SHA256, GeneratorAttack, type TrainedNetwork } from "./generator-attack.js";
+import { GeneratorAttack, NETWORK_BATCH, networkTrainingParams, type TrainedNetwork } from "./generator-attack.js";
 import { TARGET_CLASS, numberParam, rateParam, type ParamTable } from "./params.js";
 import { candidates } from "./sampling.js";
 
@@ -39,16 +39,13 @@ export const DYNAMIC_PARAMS: ParamTable = {
   rate: rateParam(0.003),
   coverRate: rateParam(0.003, "fraction of the training set carrying another input's trigger with its true label (cross samples)"),
   maskDensity: { type: "number", default: 0.032, above: 0, max: 1, description: "mask area above which the mask network is penalised" },
-  count: { type: "integer", default: 5000, min: 64, description: "attacker images the networks train on (a seeded slice of the training set)" },
   maskSteps: { type: "integer", default: 300, min: 1, max: 1000000, description: "Adam steps of the mask network alone (batch 32)" },
-  steps: { type: "integer", default: 800, min: 1, max: 1000000, description: "Adam steps of the joint generator and surrogate classifier training (batch 32)" },
   backdoorShare: { type: "number", default: 0.1, above: 0, max: 0.5, description: "fraction of each joint batch with its own trigger and the target label" },
   crossShare: { type: "number", default: 0.1, min: 0, max: 0.5, description: "fraction of each joint batch with another input's trigger and its true label" },
-  lr: { type: "number", default: 0.001, above: 0, max: 1, description: "Adam learning rate of the networks" },
-  generatorSha256: GENERATOR_SHA256,
+  // steps: the joint training of the generator and the surrogate classifier (after maskSteps).
+  ...networkTrainingParams({ count: 5000, minCount: 64, steps: 800, lr: 0.001, what: "the generator, mask network and surrogate classifier" }),
 };
 
-const BATCH = 32;
 const LAMBDA_DIV = 1;
 const LAMBDA_NORM = 100;
 const EPS = 1e-6;
@@ -158,12 +155,12 @@ export class Dynamic extends GeneratorAttack {
     const clf = new CompactCNN({ numClasses, inChannels: c, imageSize: [h, w] });
     const rng = Rng.derive(seed, TRAIN_STREAM);
     const batch = (): { x: Tensor; y: Tensor; x2: Tensor } => {
-      const rows = Int32Array.from({ length: BATCH }, () => rng.int(0, data.count));
-      const rows2 = Int32Array.from({ length: BATCH }, () => rng.int(0, data.count));
+      const rows = Int32Array.from({ length: NETWORK_BATCH }, () => rng.int(0, data.count));
+      const rows2 = Int32Array.from({ length: NETWORK_BATCH }, () => rng.int(0, data.count));
       return {
-        x: imagesToTensor(gatherImages(data, rows), BATCH, h, w, c),
+        x: imagesToTensor(gatherImages(data, rows), NETWORK_BATCH, h, w, c),
         y: tensor(BigInt64Array.from(rows, (i) => BigInt(data.labels[i] as number))),
-        x2: imagesToTensor(gatherImages(data, rows2), BATCH, h, w, c),
+        x2: imagesToTensor(gatherImages(data, rows2), NETWORK_BATCH, h, w, c),
       };
     };
     const details: Record<string, number> = {};
@@ -191,8 +188,8 @@ export class Dynamic extends GeneratorAttack {
       clf.train();
       // Stage 2: generator and surrogate classifier together, the mask network fixed.
       const opt = new Adam([...gen.parameters(), ...clf.parameters()], { lr: p("lr") });
-      const nb = Math.max(1, Math.round(p("backdoorShare") * BATCH));
-      const nc = Math.round(p("crossShare") * BATCH);
+      const nb = Math.max(1, Math.round(p("backdoorShare") * NETWORK_BATCH));
+      const nc = Math.round(p("crossShare") * NETWORK_BATCH);
       const target = this.targetClass;
       try {
         for (let step = 0; step < p("steps"); step++) {

@@ -11,13 +11,26 @@ import type { ApplyTriggerOptions, AttackContext, AttackParams, ImageSpec, Poiso
 import { artifactsDigest, type AttackArtifacts } from "./artifacts.js";
 import { BaseAttack, type AttackInfo } from "./base.js";
 import { checkDataset } from "./images.js";
-import { AttackParamError, numberParam, stringParam, type ParamSpec } from "./params.js";
+import { AttackParamError, numberParam, stringParam, type ParamSpec, type ParamTable } from "./params.js";
 
 export const GENERATOR_SHA256: ParamSpec = {
   type: "sha256",
   default: "",
   description: "SHA-256 of the trained network stored next to the checkpoint (attack.safetensors); set by poisoning",
 };
+
+/** Images per step of the networks' training. */
+export const NETWORK_BATCH = 32;
+
+/** The parameters of the network's training that ISSBA and Dynamic share (their digest included). */
+export function networkTrainingParams(o: { count: number; minCount: number; steps: number; lr: number; what: string }): ParamTable {
+  return {
+    count: { type: "integer", default: o.count, min: o.minCount, description: `attacker images ${o.what} trains on (a seeded slice of the training set)` },
+    steps: { type: "integer", default: o.steps, min: 1, max: 1000000, description: `Adam steps of the training of ${o.what} (batch 32)` },
+    lr: { type: "number", default: o.lr, above: 0, max: 1, description: `Adam learning rate of ${o.what}` },
+    generatorSha256: GENERATOR_SHA256,
+  };
+}
 
 export interface TrainedNetwork {
   artifacts: AttackArtifacts;

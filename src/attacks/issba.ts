@@ -28,7 +28,7 @@ import { Rng } from "../util/rng.js";
 import type { AttackContext, AttackParams, ImageSpec } from "./attack.js";
 import { loadModuleArtifacts, moduleArtifacts, type AttackArtifacts } from "./artifacts.js";
 import type { PoisonPlan } from "./base.js";
-import { GENERATOR_SHA256, GeneratorAttack, type TrainedNetwork } from "./generator-attack.js";
+import { GeneratorAttack, NETWORK_BATCH, networkTrainingParams, type TrainedNetwork } from "./generator-attack.js";
 import { PATTERN_SEED, TARGET_CLASS, numberParam, rateParam, type ParamTable } from "./params.js";
 
 export const ISSBA_PARAMS: ParamTable = {
@@ -38,15 +38,11 @@ export const ISSBA_PARAMS: ParamTable = {
   patternSeed: { ...PATTERN_SEED, description: "seed of the fixed bit string hidden in poisoned images" },
   bound: { type: "number", default: 0.05, above: 0, max: 1, description: "largest |residual| per pixel, in [0, 1] units" },
   imageWeight: { type: "number", default: 1, min: 0, max: 1e4, description: "weight of the residual's mean square in the encoder's loss" },
-  count: { type: "integer", default: 5000, min: 32, description: "attacker images the encoder/decoder pair trains on (a seeded slice of the training set)" },
-  steps: { type: "integer", default: 1000, min: 1, max: 1000000, description: "Adam steps of the encoder/decoder training (batch 32)" },
-  lr: { type: "number", default: 0.003, above: 0, max: 1, description: "Adam learning rate of the encoder/decoder training" },
-  generatorSha256: GENERATOR_SHA256,
+  ...networkTrainingParams({ count: 5000, minCount: 32, steps: 1000, lr: 0.003, what: "the encoder/decoder pair" }),
 };
 
 // The secret enters as full-resolution maps with this many channels (a linear layer of the bits).
 const SECRET_CHANNELS = 2;
-const BATCH = 32;
 // Separate random streams of the poisoning seed (the plan, poison and cover streams are 1-3).
 const TRAIN_STREAM = 11;
 const INIT_STREAM = 12;
@@ -179,12 +175,12 @@ export class Issba extends GeneratorAttack {
       let loss = 0;
       for (let step = 0; step < p("steps"); step++) {
         loss = tidy(() => {
-          const rows = batchOf(BATCH);
-          const x = imagesToTensor(gatherImages(data, rows), BATCH, h, w, c);
-          const s = tensor(Float32Array.from({ length: BATCH * bits }, () => (rng.next() < 0.5 ? 0 : 1)), { shape: [BATCH, bits] });
+          const rows = batchOf(NETWORK_BATCH);
+          const x = imagesToTensor(gatherImages(data, rows), NETWORK_BATCH, h, w, c);
+          const s = tensor(Float32Array.from({ length: NETWORK_BATCH * bits }, () => (rng.next() < 0.5 ? 0 : 1)), { shape: [NETWORK_BATCH, bits] });
           const r = enc.forward(x, s);
           // Uniform noise of one rounding step: the poisoned images are stored as bytes.
-          const noise = tensor(Float32Array.from({ length: BATCH * c * h * w }, () => rng.uniform(-0.5, 0.5) / 255), { shape: [BATCH, c, h, w] });
+          const noise = tensor(Float32Array.from({ length: NETWORK_BATCH * c * h * w }, () => rng.uniform(-0.5, 0.5) / 255), { shape: [NETWORK_BATCH, c, h, w] });
           const logits = dec.forward(x.add(r).clamp(0, 1).add(noise));
           // The residual's penalty is off for the first 30% of the steps, then ramps up to full
           // weight at 70% (StegaStamp ramps its image loss too): from the start, Adam would shrink
