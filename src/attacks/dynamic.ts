@@ -48,7 +48,7 @@ export const DYNAMIC_PARAMS: ParamTable = {
 
 const LAMBDA_DIV = 1;
 const LAMBDA_NORM = 100;
-const EPS = 1e-6;
+const EPS = 0.01;
 // Random streams of the poisoning seed (1-3: plan, poison, cover; 11-12 used by ISSBA).
 const TRAIN_STREAM = 21;
 const INIT_STREAM = 22;
@@ -85,9 +85,14 @@ function blendIn(x: Tensor, pattern: Tensor, mask: Tensor): Tensor {
   return x.add(pattern.sub(x).mul(mask));
 }
 
-/** Mean over the batch of ‖x1 − x2‖ / ‖f1 − f2‖ (per-sample RMS distances): small when different inputs give different outputs. */
-function diversityLoss(x1: Tensor, x2: Tensor, f1: Tensor, f2: Tensor): Tensor {
-  const d = (a: Tensor, b: Tensor) => a.sub(b).square().flatten(1).mean([1]).sqrt();
+/**
+ * Mean over the batch of ‖x1 − x2‖ / ‖f1 − f2‖ (per-sample RMS distances): small when different
+ * inputs give different outputs. The square root is taken of mean + EPS² and the ratio's
+ * denominator is at least EPS: when the outputs of two inputs coincide (a saturated tanh), the
+ * plain √ has an infinite gradient at 0 and the ratio is unbounded, and training turns to NaN.
+ */
+export function diversityLoss(x1: Tensor, x2: Tensor, f1: Tensor, f2: Tensor): Tensor {
+  const d = (a: Tensor, b: Tensor) => a.sub(b).square().flatten(1).mean([1]).add(EPS * EPS).sqrt();
   return d(x1, x2).div(d(f1, f2).add(EPS)).mean();
 }
 

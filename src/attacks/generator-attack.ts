@@ -96,6 +96,9 @@ export abstract class GeneratorAttack extends BaseAttack {
     checkDataset(this.name, train, this.spec);
     this.checkContext(ctx);
     const net = await this.trainNetwork(this.attackerSlice(train, seed), seed, ctx);
+    for (const [k, t] of net.artifacts) {
+      if (!t.data.every(Number.isFinite)) throw new Error(`attack '${this.name}': training its network diverged ('${k}' holds NaN or Infinity); lower 'lr'`);
+    }
     this.#weights = net.artifacts;
     const set = this.poisonSync(train, seed, ctx);
     return { ...set, params: { ...this.params, generatorSha256: artifactsDigest(net.artifacts) }, artifacts: net.artifacts, details: net.details };

@@ -32,7 +32,7 @@ export { Ft } from "./ft.js";
 export { Sra } from "./sra.js";
 export { TrojanNN } from "./trojannn.js";
 export { Issba, IssbaEncoder, IssbaDecoder, secretBits } from "./issba.js";
-export { Dynamic, TriggerNet } from "./dynamic.js";
+export { Dynamic, TriggerNet, diversityLoss } from "./dynamic.js";
 export { GeneratorAttack, type TrainedNetwork } from "./generator-attack.js";
 export { ATTACK_ARTIFACTS_FILE, artifactsDigest, loadArtifacts, saveArtifacts, serializeArtifacts, type AttackArtifacts } from "./artifacts.js";
 export { TamperingBase, WeightEditor, isTamperingAttack, type TamperContext, type TamperResult, type TamperingAttack } from "./tampering.js";

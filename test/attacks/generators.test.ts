@@ -8,7 +8,7 @@ import { existsSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { tidy, type Tensor } from "../../src/engine/index.js";
+import { gradients, rand, tidy, zeros, type Tensor } from "../../src/engine/index.js";
 import { loadDataset } from "../../src/data/registry.js";
 import type { ImageDataset } from "../../src/data/dataset.js";
 import { subset } from "../../src/data/splits.js";
@@ -17,6 +17,7 @@ import {
   ATTACK_ARTIFACTS_FILE,
   artifactsDigest,
   createAttack,
+  diversityLoss,
   loadArtifacts,
   loadAttack,
   saveArtifacts,
@@ -168,6 +169,21 @@ test("dynamic: the mask stays small, and cross samples carry a trigger with thei
     const carried = Array.from(p.coverIndices).filter((i) => covered.has(i)).length;
     assert.ok(carried >= 25, `cover images carry a trigger (${carried} of 30 changed)`);
     for (const i of p.coverIndices) assert.equal(p.labels[i], train.labels[i]);
+  }),
+);
+
+test("dynamic: the diversity loss keeps a finite gradient when two inputs get the same output (it once trained to NaN)", () =>
+  noLeaksAsync(() => {
+    tidy(() => {
+      const x1 = rand([4, 1, 8, 8]);
+      const x2 = rand([4, 1, 8, 8]);
+      const f = zeros([4, 1, 8, 8]).requiresGrad_(true);
+      const loss = diversityLoss(x1, x2, f, zeros([4, 1, 8, 8]));
+      assert.ok(Number.isFinite(loss.item()), `loss ${loss.item()}`);
+      const [g] = gradients([loss], [f]);
+      assert.ok(g && (g.data() as Float32Array).every(Number.isFinite), "finite gradient at equal outputs");
+    });
+    return Promise.resolve();
   }),
 );
 
