@@ -5,6 +5,7 @@ import type { Tensor } from "../engine/index.js";
 import type { Module } from "../nn/index.js";
 import type { ImageDataset } from "../data/dataset.js";
 import type { Rng } from "../util/rng.js";
+import type { AttackArtifacts } from "./artifacts.js";
 
 /** A parameter value as it appears in JSON next to a checkpoint. */
 export type ParamValue = number | string | boolean;
@@ -13,7 +14,16 @@ export type ParamValue = number | string | boolean;
 export type AttackParams = Readonly<Record<string, ParamValue>>;
 
 /** The attack families of the reference table (docs/attacks.md). */
-export type AttackKind = "dirty-label" | "clean-label" | "warping" | "quantization" | "adaptive" | "all-to-all" | "source-specific" | "model-tampering";
+export type AttackKind =
+  | "dirty-label"
+  | "clean-label"
+  | "warping"
+  | "quantization"
+  | "adaptive"
+  | "all-to-all"
+  | "source-specific"
+  | "model-tampering"
+  | "sample-specific";
 
 /**
  * Which test images count towards the attack success rate and which label counts as success:
@@ -61,6 +71,14 @@ export interface PoisonedTrainingSet {
   labels: Int32Array;
   /** The labels before poisoning. */
   trueLabels: Int32Array;
+  /**
+   * Attacks that train a trigger network while poisoning (ISSBA, Dynamic): their parameters
+   * afterwards (with the network's digest, to be recorded instead of `attack.params`), the network
+   * (to be stored next to the checkpoint) and what was measured while training it.
+   */
+  params?: AttackParams;
+  artifacts?: AttackArtifacts;
+  details?: Record<string, number>;
 }
 
 export interface PoisonedTestSet {

@@ -12,6 +12,7 @@ export type {
   Targeting,
 } from "./attack.js";
 export { AttackParamError, parseParamOverrides, resolveParams, type ParamSpec, type ParamTable } from "./params.js";
+export { loadAttack } from "./load.js";
 export { createAttack, attackNames, attackInfo, attackDefaults, type AttackEntry } from "./registry.js";
 export { attackSuccessRate } from "./success-rate.js";
 export { TriggerCanvas, pasteTrigger, triggerScale } from "./canvas.js";
@@ -30,4 +31,8 @@ export { CleanLabel, pgdPerturb, type PgdOptions } from "./clean-label.js";
 export { Ft } from "./ft.js";
 export { Sra } from "./sra.js";
 export { TrojanNN } from "./trojannn.js";
+export { Issba, IssbaEncoder, IssbaDecoder, secretBits } from "./issba.js";
+export { Dynamic, TriggerNet, diversityLoss } from "./dynamic.js";
+export { GeneratorAttack, type TrainedNetwork } from "./generator-attack.js";
+export { ATTACK_ARTIFACTS_FILE, artifactsDigest, loadArtifacts, saveArtifacts, serializeArtifacts, type AttackArtifacts } from "./artifacts.js";
 export { TamperingBase, WeightEditor, isTamperingAttack, type TamperContext, type TamperResult, type TamperingAttack } from "./tampering.js";

@@ -5,7 +5,8 @@ import type { AttackParams, ParamValue } from "./attack.js";
 
 export interface ParamSpec {
   /** "numbers": a comma-separated list of numbers, kept as a string so params stay JSON scalars. */
-  type: "number" | "integer" | "boolean" | "numbers" | "integers";
+  /** "sha256": "" or 64 lowercase hex digits (the digest of an artefact stored next to a checkpoint). */
+  type: "number" | "integer" | "boolean" | "numbers" | "integers" | "sha256";
   default: ParamValue;
   /** Inclusive bounds for numbers (and for each list element). */
   min?: number;
@@ -61,6 +62,10 @@ function convert(attack: string, name: string, s: ParamSpec, v: ParamValue): Par
       const what = `${s.type === "integer" ? "an integer" : "a number"}${range ? ` ${range}` : ""}`;
       if (!inRange(s, n) || (s.type === "integer" && !Number.isInteger(n))) throw bad(what);
       return n;
+    }
+    case "sha256": {
+      if (typeof v === "string" && (v === "" || /^[0-9a-f]{64}$/.test(v))) return v;
+      throw bad('"" or a SHA-256 digest (64 lowercase hex digits)');
     }
     case "numbers":
     case "integers": {
@@ -127,6 +132,12 @@ export function numberParam(p: AttackParams, name: string): number {
 export function booleanParam(p: AttackParams, name: string): boolean {
   const v = p[name];
   if (typeof v !== "boolean") throw new TypeError(`attack parameter '${name}' is not a resolved boolean (got ${JSON.stringify(v)})`);
+  return v;
+}
+
+export function stringParam(p: AttackParams, name: string): string {
+  const v = p[name];
+  if (typeof v !== "string") throw new TypeError(`attack parameter '${name}' is not a resolved string (got ${JSON.stringify(v)})`);
   return v;
 }
 

@@ -3,6 +3,7 @@
 // entry point: it resolves and validates parameters before building the attack.
 import type { Attack, AttackKind, ImageSpec, ParamValue, Targeting } from "./attack.js";
 import { AttackParamError, resolveParams, type ParamTable } from "./params.js";
+import type { AttackArtifacts } from "./artifacts.js";
 import { BadNet, BADNET_PARAMS } from "./badnet.js";
 import { Blend, BLEND_PARAMS } from "./blend.js";
 import { Trojan, TROJAN_PARAMS } from "./trojan.js";
@@ -17,6 +18,8 @@ import { TaCT, TACT_PARAMS } from "./tact.js";
 import { Ft, FT_PARAMS } from "./ft.js";
 import { Sra, SRA_PARAMS } from "./sra.js";
 import { TrojanNN, TROJANNN_PARAMS } from "./trojannn.js";
+import { Issba, ISSBA_PARAMS } from "./issba.js";
+import { Dynamic, DYNAMIC_PARAMS } from "./dynamic.js";
 
 export interface AttackEntry {
   name: string;
@@ -28,7 +31,9 @@ export interface AttackEntry {
   params: ParamTable;
   /** Defaults that differ by dataset name (they yield to explicit overrides). */
   datasetDefaults: Readonly<Record<string, Readonly<Record<string, ParamValue>>>>;
-  create(params: Record<string, ParamValue>, spec: ImageSpec): Attack;
+  /** Whether the test-time trigger needs the network trained while poisoning (attack.safetensors next to the checkpoint). */
+  hasArtifacts?: boolean;
+  create(params: Record<string, ParamValue>, spec: ImageSpec, artifacts?: AttackArtifacts): Attack;
 }
 
 // The reference settings use target class 2 on GTSRB (0 elsewhere).
@@ -145,6 +150,29 @@ const REGISTRY: readonly AttackEntry[] = [
     datasetDefaults: GTSRB_TARGET,
     create: (p, s) => new TaCT(p, s),
   },
+  // Trigger networks trained while poisoning: stored next to the checkpoint (attack.safetensors).
+  {
+    name: "issba",
+    summary: "invisible sample-specific residual from a trained steganographic encoder (16 hidden bits); dirty label",
+    kind: "sample-specific",
+    targeting: "all-to-one",
+    needsCleanModel: false,
+    params: ISSBA_PARAMS,
+    datasetDefaults: GTSRB_TARGET,
+    hasArtifacts: true,
+    create: (p, s, a) => new Issba(p, s, a),
+  },
+  {
+    name: "dynamic",
+    summary: "input-aware: a trained generator and mask network give each input its own trigger; cross samples keep labels",
+    kind: "sample-specific",
+    targeting: "all-to-one",
+    needsCleanModel: false,
+    params: DYNAMIC_PARAMS,
+    datasetDefaults: GTSRB_TARGET,
+    hasArtifacts: true,
+    create: (p, s, a) => new Dynamic(p, s, a),
+  },
   // Model tampering: `badexpert attack apply` turns a clean checkpoint into a backdoored one.
   {
     name: "ft",
@@ -206,9 +234,10 @@ function checkSpec(name: string, spec: ImageSpec): void {
  * Builds attack `name` for images of `spec`, with `overrides` applied to its defaults (numbers may
  * be given as strings, "16/255" included). Throws for an unknown name (listing the valid ones),
  * an unknown parameter (listing the attack's) or a bad value (naming the parameter, the expected
- * and the given value).
+ * and the given value). `artifacts`: the network an attack trained while poisoning (ISSBA,
+ * Dynamic), read from the checkpoint with loadArtifacts().
  */
-export function createAttack(name: string, overrides: Readonly<Record<string, ParamValue>>, spec: ImageSpec): Attack {
+export function createAttack(name: string, overrides: Readonly<Record<string, ParamValue>>, spec: ImageSpec, artifacts?: AttackArtifacts): Attack {
   const e = attackInfo(name);
   checkSpec(name, spec);
   const params = resolveParams(name, e.params, overrides, spec.dataset ? e.datasetDefaults[spec.dataset] : undefined);
@@ -216,5 +245,6 @@ export function createAttack(name: string, overrides: Readonly<Record<string, Pa
   if (typeof t !== "number" || t >= spec.numClasses) {
     throw new AttackParamError(`attack '${name}': parameter 'targetClass' must be a class in 0..${spec.numClasses - 1}, got ${String(t)}`);
   }
-  return e.create(params, spec);
+  if (artifacts && !e.hasArtifacts) throw new Error(`createAttack('${name}'): the attack trains no network, yet artefacts were given`);
+  return e.create(params, spec, artifacts);
 }

@@ -3,7 +3,7 @@
 // calibrated at the target FPR on the calibration split, and measured against the same triggered
 // evaluation images with the same metric code — one table, one ROC chart, one JSON.
 import type { ParamValue } from "../attacks/attack.js";
-import { createAttack } from "../attacks/registry.js";
+import { loadAttack } from "../attacks/load.js";
 import { subset } from "../data/splits.js";
 import { manualSeed } from "../engine/index.js";
 import { loadCheckpoint, type CheckpointMeta } from "../train/checkpoint.js";
@@ -118,7 +118,7 @@ export async function compareDetectors(o: CompareOptions): Promise<CompareResult
     const attackName = o.attack ?? recorded?.name;
     if (!attackName) throw new Error("compare: an attack is needed and the checkpoint records none (give --attack)");
     const attackParams = o.attack && o.attack !== recorded?.name ? (o.attackParams ?? {}) : { ...(recorded?.params ?? {}), ...(o.attackParams ?? {}) };
-    const attack = createAttack(attackName, attackParams, { numClasses: test.classNames.length, height: test.height, width: test.width, channels: test.channels, dataset: name });
+    const attack = await loadAttack(attackName, attackParams, { numClasses: test.classNames.length, height: test.height, width: test.width, channels: test.channels, dataset: name }, o.checkpoint);
     const poisoned = attack.poisonedTestSet(evaluation);
     const targetFpr = o.targetFpr ?? 0.01;
     log(`reserved ${reserved.count}, calibration ${calibration.count}, evaluation ${evaluation.count} clean + ${poisoned.dataset.count} triggered images of ${name}/test; ${attack.name} trigger`);

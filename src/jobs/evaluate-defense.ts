@@ -1,7 +1,7 @@
 // The evaluate-defense job, shared by the CLI, the demo and the benchmarks: load a bundle, rebuild
 // its recorded splits, apply an attack to the evaluation split, measure, and write the report.
 import type { ParamValue } from "../attacks/attack.js";
-import { createAttack } from "../attacks/registry.js";
+import { loadAttack } from "../attacks/load.js";
 import { subset } from "../data/splits.js";
 import { loadBundle } from "../defense/bundle.js";
 import { defenseSplits } from "../defense/splits.js";
@@ -92,7 +92,7 @@ export async function evaluateBundle(o: EvaluateBundleOptions): Promise<Evaluate
     const [h, w] = det0.info.preprocessing.imageSize;
     const test = await testSplit(created.dataset.name, path, [h, w], det0.info.preprocessing.channels);
     const splits = defenseSplits(test.count, created.splits);
-    const attack = createAttack(attackName, params, { numClasses: test.classNames.length, height: h, width: w, channels: test.channels, dataset: created.dataset.name });
+    const attack = await loadAttack(attackName, params, { numClasses: test.classNames.length, height: h, width: w, channels: test.channels, dataset: created.dataset.name }, created.checkpoint);
     const rule = o.rule ?? det0.rule;
     const det = rule === det0.rule && o.targetFpr === undefined ? det0 : recalibrate(det0, rule, o.targetFpr ?? det0.info.targetFpr, subset(test, splits.calibration));
     const evaluation = subset(test, splits.evaluation);

@@ -10,6 +10,7 @@ import { subset, splitIndices } from "../data/splits.js";
 import { createModel } from "../models/registry.js";
 import type { Attack, ParamValue } from "../attacks/attack.js";
 import { attackInfo, createAttack } from "../attacks/registry.js";
+import { saveArtifacts, type AttackArtifacts } from "../attacks/artifacts.js";
 import { validateConfig, type TrainConfig } from "../train/config.js";
 import { fit, type EpochRecord } from "../train/trainer.js";
 import { evaluateModel } from "../train/evaluate.js";
@@ -74,6 +75,8 @@ export async function runTraining(o: TrainRunOptions): Promise<TrainRunResult> {
   let attack: Attack | null = null;
   let trainSet = cleanTrain;
   let attackRecord: AttackRecord | null = null;
+  let artifacts: AttackArtifacts | null = null;
+  let attackDetails: Record<string, number> | null = null;
   if (o.attack) {
     attack = createAttack(o.attack.name, o.attack.params, imageSpec);
     let cleanModel: Module | undefined;
@@ -84,9 +87,13 @@ export async function runTraining(o: TrainRunOptions): Promise<TrainRunResult> {
     try {
       const poisoned = await attack.poison(cleanTrain, seed, { ...(cleanModel ? { cleanModel, normalization } : {}) });
       trainSet = poisoned.dataset;
+      // ISSBA and Dynamic trained a trigger network: it is stored next to the checkpoint.
+      artifacts = poisoned.artifacts ?? null;
+      attackDetails = poisoned.details ?? null;
+      if (attackDetails) log(`${attack.name}: trigger network ${JSON.stringify(attackDetails)}`);
       attackRecord = {
         name: attack.name,
-        params: attack.params,
+        params: poisoned.params ?? attack.params,
         seed,
         poisonCount: poisoned.poisonIndices.length,
         coverCount: poisoned.coverIndices.length,
@@ -128,7 +135,18 @@ export async function runTraining(o: TrainRunOptions): Promise<TrainRunResult> {
     preprocessing: { imageSize: [cleanTrain.height, cleanTrain.width] as [number, number], channels: cleanTrain.channels, mean, std },
     classNames: cleanTrain.classNames,
   };
-  const training = () => ({ ...config, trainCount: cleanTrain.count, device, attack: attackRecord, history, seconds: (Date.now() - t0) / 1000 });
+  const training = () => ({
+    ...config,
+    trainCount: cleanTrain.count,
+    device,
+    attack: attackRecord,
+    ...(attackDetails ? { attackDetails } : {}),
+    history,
+    seconds: (Date.now() - t0) / 1000,
+  });
+  const writeArtifacts = async (dir: string) => {
+    if (artifacts) await saveArtifacts(dir, artifacts);
+  };
   try {
     await fit(model, trainSet, config, {
       testSet,
@@ -142,14 +160,17 @@ export async function runTraining(o: TrainRunOptions): Promise<TrainRunResult> {
         // The checkpoint and its training state are replaced together, so a kill leaves a resumable pair.
         await saveCheckpoint(o.out, model, { ...base, training: training(), metrics: { cleanAccuracy: record.testAccuracy ?? Number.NaN } }, {
           replace: true,
-          also: (dir) => saveTrainState(dir, { epochsDone: record.epoch, config, history, optimizer: state.optimizer, schedule: state.schedule }),
+          also: async (dir) => {
+            await writeArtifacts(dir);
+            await saveTrainState(dir, { epochsDone: record.epoch, config, history, optimizer: state.optimizer, schedule: state.schedule });
+          },
         });
       },
     });
     const final = evaluateModel(model, testSet, { normalization, device });
     const metrics: Record<string, number> = { cleanAccuracy: final.accuracy, testLoss: final.loss };
     if (attack) metrics.attackSuccessRate = attackSuccessRate(model, attack, testSet, normalization, device);
-    const meta = await saveCheckpoint(o.out, model, { ...base, training: training(), metrics }, { replace: true, carry: [STATE_META, STATE_WEIGHTS] });
+    const meta = await saveCheckpoint(o.out, model, { ...base, training: training(), metrics }, { replace: true, carry: [STATE_META, STATE_WEIGHTS], also: writeArtifacts });
     return {
       checkpoint: o.out,
       meta,

@@ -1,4 +1,4 @@
-// `badexpert attack list|preview` and the preview grid.
+// `badexpert attack list|preview` and the preview grid (ISSBA's from a checkpoint storing its encoder).
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
@@ -7,7 +7,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import sharp from "sharp";
 import { runCli } from "../cli/fixtures.js";
-import { createAttack } from "../../src/attacks/index.js";
+import { createAttack, saveArtifacts } from "../../src/attacks/index.js";
+import { manualSeed } from "../../src/engine/index.js";
+import { createModel } from "../../src/models/registry.js";
+import { loadDataset } from "../../src/data/registry.js";
+import { subset } from "../../src/data/splits.js";
+import { saveCheckpoint } from "../../src/train/checkpoint.js";
 import { attackNames } from "../../src/attacks/registry.js";
 import { attackPreview, imageGrid } from "../../src/attacks/preview.js";
 import { generated, specOf } from "./fixtures.js";
@@ -43,7 +48,7 @@ test("`attack list` prints every attack with its defaults; --json gives them as 
   const json = await run(["attack", "list", "--json", "--dataset", "gtsrb"]);
   const rows = JSON.parse(json.out.trim().split("\n").at(-1) ?? "") as { name: string; params: Record<string, { default: unknown }> }[];
   assert.deepEqual(rows.map((r) => r.name), attackNames());
-  assert.equal(rows.length, 14);
+  assert.equal(rows.length, 16);
   assert.equal(rows[0]?.params.targetClass?.default, 2);
   assert.equal(rows[0]?.params.rate?.default, 0.01);
 });
@@ -73,6 +78,49 @@ test("`attack preview` writes a PNG of 2 rows of 28x28 images upscaled 4 times",
     const bad = await run(["attack", "preview", "--attack", "badnet", "--dataset", "fashion-mnist", "--attack-param", "rate=7", "--out", out]);
     assert.equal(bad.code, 2);
     assert.match(bad.err, /--attack-param: attack 'badnet': parameter 'rate' must be a number >= 0 and <= 1, got "7"/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test("`attack preview` of an attack with a trained network needs the checkpoint that stores it", { skip: existsSync(FASHION) ? false : `${FASHION} is not on this machine` }, async () => {
+  const noCkpt = await run(["attack", "preview", "--attack", "issba", "--dataset", "fashion-mnist"]);
+  assert.equal(noCkpt.code, 2);
+  assert.match(noCkpt.err, /--checkpoint: attack 'issba' trains its trigger network while poisoning/);
+  const dir = await mkdtemp(join(tmpdir(), "badexpert-attack-issba-"));
+  try {
+    // A checkpoint as `train --attack issba` writes it: the record with the network's digest, and attack.safetensors.
+    const train = await loadDataset("fashion-mnist", { split: "train" });
+    const slice = subset(train, Int32Array.from({ length: 300 }, (_, i) => i));
+    const p = await createAttack("issba", { steps: 5, count: 300 }, { numClasses: 10, height: 28, width: 28, channels: 1 }).poison(slice, 0);
+    manualSeed(0);
+    const spec = { name: "compact-cnn", numClasses: 10, inChannels: 1, imageSize: 28 };
+    const model = createModel("compact-cnn", spec);
+    const ckpt = join(dir, "ckpt");
+    await saveCheckpoint(
+      ckpt,
+      model,
+      {
+        model: spec,
+        dataset: { name: "fashion-mnist" },
+        preprocessing: { imageSize: [28, 28], channels: 1, mean: [0.286], std: [0.353] },
+        classNames: train.classNames,
+        training: { attack: { name: "issba", params: p.params ?? {} } },
+        metrics: {},
+      },
+      { also: (d) => saveArtifacts(d, p.artifacts ?? new Map()) },
+    );
+    model.dispose();
+    const out = join(dir, "issba.png");
+    const r = await run(["attack", "preview", "--checkpoint", ckpt, "--count", "2", "--out", out, "--json"]);
+    assert.equal(r.code, 0, r.err);
+    const result = JSON.parse(r.out.trim().split("\n").at(-1) ?? "") as { attack: string; params: { generatorSha256: string } };
+    assert.equal(result.attack, "issba");
+    assert.equal(result.params.generatorSha256, p.params?.generatorSha256);
+    assert.ok(existsSync(out));
+    const other = await run(["attack", "preview", "--checkpoint", ckpt, "--attack", "dynamic", "--out", out]);
+    assert.equal(other.code, 2);
+    assert.match(other.err, /was not trained with attack 'dynamic'/);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -7,7 +7,7 @@ import { UsageError } from "../command.js";
 import { SEED, emitJson, numWithDefault, requireStr, str, type Values } from "../args.js";
 import { parseAttackParams } from "../attack-options.js";
 import { datasetNames, loadDataset } from "../../data/registry.js";
-import { AttackParamError, attackDefaults, attackInfo, attackNames, createAttack, type Attack } from "../../attacks/index.js";
+import { AttackParamError, attackDefaults, attackInfo, attackNames, loadAttack, type Attack } from "../../attacks/index.js";
 import { attackPreview, writePng } from "../../attacks/preview.js";
 import { readCheckpointMeta } from "../../train/checkpoint.js";
 import { runTampering, tamperingAttackNames } from "../../jobs/tamper.js";
@@ -49,6 +49,7 @@ function listAttacks(v: Values): number {
       kind: e.kind,
       targeting: e.targeting,
       needsCleanModel: e.needsCleanModel,
+      trainsNetwork: e.hasArtifacts === true,
       summary: e.summary,
       params: Object.fromEntries(Object.entries(e.params).map(([k, s]) => [k, { default: defaults[k], type: s.type, description: s.description }])),
     };
@@ -58,7 +59,8 @@ function listAttacks(v: Values): number {
     return 0;
   }
   for (const r of rows) {
-    console.log(`${r.name} (${r.kind}, ${r.targeting}${r.needsCleanModel ? ", needs a clean model" : ""}): ${r.summary}`);
+    const needs = `${r.needsCleanModel ? ", needs a clean model" : ""}${r.trainsNetwork ? ", trains a trigger network while poisoning" : ""}`;
+    console.log(`${r.name} (${r.kind}, ${r.targeting}${needs}): ${r.summary}`);
     const defaults = Object.entries(r.params).map(([k, p]) => `${k}=${typeof p.default === "number" ? Number(p.default.toPrecision(6)) : String(p.default)}`);
     console.log(`  ${defaults.join("  ")}`);
   }
@@ -67,7 +69,7 @@ function listAttacks(v: Values): number {
 
 async function preview(v: Values): Promise<number> {
   // With --checkpoint the attack, its parameters and the dataset default to the recorded ones
-  // (TrojanNN's trigger exists only there).
+  // (TrojanNN's trigger exists only there; ISSBA's and Dynamic's networks are stored there).
   const ckpt = str(v, "checkpoint");
   const recorded = ckpt ? await readCheckpointMeta(ckpt) : null;
   if (recorded && !recorded.training.attack && str(v, "attack") === undefined) throw new UsageError(`--checkpoint: ${ckpt} records no attack; give --attack`);
@@ -75,24 +77,25 @@ async function preview(v: Values): Promise<number> {
   if (!attackNames().includes(name)) throw new UsageError(`--attack: unknown attack '${name}'; valid: ${attackNames().join(", ")}`);
   const datasetName = str(v, "dataset") ?? recorded?.dataset.name ?? requireStr(v, "dataset", `one of ${datasetNames().join(", ")}`);
   if (!datasetNames().includes(datasetName)) throw new UsageError(`--dataset: unknown dataset '${datasetName}'; valid: ${datasetNames().join(", ")}`);
+  const fromRecord = recorded?.training.attack?.name === name ? recorded.training.attack.params : {};
+  if (attackInfo(name).hasArtifacts && !ckpt) {
+    throw new UsageError(`--checkpoint: attack '${name}' trains its trigger network while poisoning; preview it from a checkpoint trained with it (--checkpoint DIR)`);
+  }
+  if (attackInfo(name).hasArtifacts && recorded?.training.attack?.name !== name) {
+    throw new UsageError(`--checkpoint: ${ckpt} was not trained with attack '${name}', so it holds no ${name} trigger network`);
+  }
   const path = str(v, "data-path") ?? recorded?.dataset.path;
   const count = numWithDefault(v, "count", OPTIONS);
   const scale = numWithDefault(v, "scale", OPTIONS);
   const diffGain = numWithDefault(v, "diff", OPTIONS);
   const seed = numWithDefault(v, "seed", OPTIONS);
   const out = str(v, "out") ?? `attack-${name}-${datasetName}.png`;
-  const fromRecord = recorded?.training.attack?.name === name ? recorded.training.attack.params : {};
   const overrides = { ...fromRecord, ...parseAttackParams(v) };
   const test = await loadDataset(datasetName, { split: "test", ...(path ? { path } : {}) });
   let instance: Attack;
   try {
-    instance = createAttack(name, overrides, {
-      numClasses: test.classNames.length,
-      height: test.height,
-      width: test.width,
-      channels: test.channels,
-      dataset: datasetName,
-    });
+    const spec = { numClasses: test.classNames.length, height: test.height, width: test.width, channels: test.channels, dataset: datasetName };
+    instance = await loadAttack(name, overrides, spec, ckpt);
   } catch (e) {
     if (e instanceof AttackParamError) throw new UsageError(`--attack-param: ${e.message}`);
     throw e;
