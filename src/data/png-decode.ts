@@ -3,10 +3,10 @@
 // the pipeline runs on the libuv pool and libvips' own threads. For a small image that cost is
 // most of the work — measured in the service, one sharp decode of a 28x28 PNG took more CPU than
 // scoring it. pngjs inflates with Node's zlib on the calling thread instead. It is only used where
-// it yields exactly libvips' pixels: bit depth 8 or less (no 16-to-8 rounding question) and no
-// embedded ICC profile (libvips would convert through it to sRGB). Everything else, and every
-// PNG pngjs cannot read, goes to libvips as before, so the verdict on a file never depends on
-// which decoder ran.
+// it yields exactly libvips' pixels, with bounded memory: bit depth 8 or less (no 16-to-8
+// rounding question), no embedded ICC profile (libvips would convert through it to sRGB), not
+// interlaced. Everything else, and every PNG pngjs cannot read, goes to libvips as before, so the
+// verdict on a file never depends on which decoder ran.
 import pngjs from "pngjs";
 import type { RawImage } from "./ppm.js";
 
@@ -18,6 +18,8 @@ export interface PngHeader {
   bitDepth: number;
   /** 0 grey, 2 RGB, 3 palette, 4 grey + alpha, 6 RGBA. */
   colourType: number;
+  /** Adam7 interlacing (1) or none (0). */
+  interlace: number;
   /** An iCCP chunk before the image data. */
   iccProfile: boolean;
 }
@@ -33,7 +35,7 @@ function chunkType(b: Uint8Array, at: number): string {
 /** The IHDR fields and whether an ICC profile precedes the image data; null when `data` is not a PNG with an IHDR. */
 export function pngHeader(data: Uint8Array): PngHeader | null {
   if (data.length < 33 || SIGNATURE.some((v, i) => data[i] !== v) || chunkType(data, 12) !== "IHDR") return null;
-  const h: PngHeader = { width: u32(data, 16), height: u32(data, 20), bitDepth: data[24] ?? 0, colourType: data[25] ?? 0, iccProfile: false };
+  const h: PngHeader = { width: u32(data, 16), height: u32(data, 20), bitDepth: data[24] ?? 0, colourType: data[25] ?? 0, interlace: data[28] ?? 0, iccProfile: false };
   // Walk the chunks (length, type, data, CRC) up to the first IDAT: iCCP must come before it.
   for (let at = 8; at + 8 <= data.length; ) {
     const type = chunkType(data, at + 4);
@@ -44,9 +46,14 @@ export function pngHeader(data: Uint8Array): PngHeader | null {
   return h;
 }
 
-/** Whether `decodePlainPng` gives the same pixels libvips would for this header. */
+/**
+ * Whether `decodePlainPng` gives the same pixels libvips would for this header, safely.
+ * Interlaced PNGs are left to libvips: pngjs inflates them without an output limit, so a small
+ * file could expand to gigabytes on the calling thread (for the others it stops at the size the
+ * header declares).
+ */
 export function isPlainPng(h: PngHeader): boolean {
-  return h.bitDepth <= 8 && !h.iccProfile && [0, 2, 3, 4, 6].includes(h.colourType);
+  return h.bitDepth <= 8 && !h.iccProfile && h.interlace === 0 && [0, 2, 3, 4, 6].includes(h.colourType);
 }
 
 /**
@@ -56,7 +63,7 @@ export function isPlainPng(h: PngHeader): boolean {
  */
 export function decodePlainPng(data: Uint8Array): RawImage {
   const h = pngHeader(data);
-  if (h === null || !isPlainPng(h)) throw new Error("not a plain 8-bit PNG without an ICC profile");
+  if (h === null || !isPlainPng(h)) throw new Error("not a plain 8-bit PNG (non-interlaced, without an ICC profile)");
   // pngjs always returns 8-bit RGBA (grey expanded to three equal bands, palette looked up).
   const { width, height, data: rgba } = pngjs.PNG.sync.read(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
   const n = width * height;

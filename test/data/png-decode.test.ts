@@ -39,7 +39,6 @@ const KINDS: [string, () => Promise<Uint8Array>][] = [
   ["RGBA", () => encode(4)],
   ["palette", () => encode(3, { palette: true, colours: 16 })],
   ["palette with transparency", () => encode(4, { palette: true, colours: 16 })],
-  ["interlaced RGB", () => encode(3, { progressive: true })],
   ["grey, written by pngjs", () => Promise.resolve(new Uint8Array(pngjs.PNG.sync.write(Object.assign(new pngjs.PNG({ width: W, height: H }), { data: rgbaOf(pattern(1)) }), { colorType: 0, bitDepth: 8, inputHasAlpha: true })))],
 ];
 
@@ -75,7 +74,14 @@ test("every plain PNG kind decodes on the fast path to libvips' exact pixels", a
   }
 });
 
-test("16-bit and ICC-tagged PNGs are left to libvips; broken and oversized ones are refused as before", async () => {
+test("16-bit, ICC-tagged and interlaced PNGs are left to libvips; broken and oversized ones are refused as before", async () => {
+  // Interlaced: pngjs would inflate it with no output limit (a zlib bomb on the calling thread).
+  const interlaced = await encode(3, { progressive: true });
+  const interlacedHeader = pngHeader(interlaced);
+  assert.equal(interlacedHeader?.interlace, 1);
+  assert.equal(isPlainPng(interlacedHeader as NonNullable<typeof interlacedHeader>), false);
+  assert.deepEqual(new Uint8Array((await decodeImage(interlaced, "adam7.png", { channels: 3 })).pixels), (await libvips(interlaced)).pixels);
+
   const deep = new Uint8Array(await sharp(pattern(3), { raw: { width: W, height: H, channels: 3 } }).toColourspace("rgb16").png().toBuffer());
   const deepHeader = pngHeader(deep);
   assert.equal(deepHeader?.bitDepth, 16);
