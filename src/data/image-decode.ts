@@ -71,7 +71,7 @@ function smallPlainPng(data: Uint8Array, file: string, maxPixels: number): RawIm
   }
   if (h.width * h.height > FAST_PNG_MAX_PIXELS) return null;
   try {
-    return checkedRaw(decodePlainPng(data), file);
+    return checkedRaw(decodePlainPng(data, h), file);
   } catch {
     return null;
   }

@@ -59,10 +59,10 @@ export function isPlainPng(h: PngHeader): boolean {
 /**
  * Decodes a plain PNG to what libvips hands back after removeAlpha(): one channel for greyscale
  * PNGs, three for colour and palette ones, alpha dropped. Throws whatever pngjs throws on a
- * broken file (the caller falls back to libvips, which names the problem).
+ * broken file (the caller falls back to libvips, which names the problem). `h`: the header, when
+ * the caller has already read it.
  */
-export function decodePlainPng(data: Uint8Array): RawImage {
-  const h = pngHeader(data);
+export function decodePlainPng(data: Uint8Array, h: PngHeader | null = pngHeader(data)): RawImage {
   if (h === null || !isPlainPng(h)) throw new Error("not a plain 8-bit PNG (non-interlaced, without an ICC profile)");
   // pngjs always returns 8-bit RGBA (grey expanded to three equal bands, palette looked up).
   const { width, height, data: rgba } = pngjs.PNG.sync.read(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
