@@ -22,8 +22,24 @@ export interface AtomicDirOptions {
 const live = new Set<string>();
 const SIGNALS = ["SIGINT", "SIGTERM"] as const;
 
+/** Removes `dir` synchronously, listing it afresh on each of a few tries; gives up silently. */
+function removeNow(dir: string): void {
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  for (let attempt = 0; attempt < 5; attempt++) {
+    try {
+      rmSync(dir, { recursive: true, force: true });
+      return;
+    } catch {
+      Atomics.wait(pause, 0, 0, 20);
+    }
+  }
+}
+
 function onSignal(signal: NodeJS.Signals): void {
-  for (const dir of live) rmSync(dir, { recursive: true, force: true });
+  // Writes still running on libuv's pool may add a file while the directory is being removed
+  // (ENOTEMPTY): retry a few times, and never let a failed removal keep the process alive — the
+  // next write removes what is left, as after SIGKILL.
+  for (const dir of live) removeNow(dir);
   live.clear();
   // Exit now, with the shell's status for death by this signal (130 for SIGINT, 143 for SIGTERM):
   // re-raising the signal would let pending writes run on into the removed directory first.
@@ -123,8 +139,17 @@ export async function writeDirAtomically(dest: string, fill: (dir: string) => Pr
       if (moved) renameSync(old, dest);
       throw e;
     }
+    // The old directory is now the one a signal must remove (track before untrack, so the
+    // handler stays installed throughout).
+    if (moved) track(old);
     untrack(tmp);
-    if (moved) await rm(old, { recursive: true, force: true });
+    if (moved) {
+      try {
+        await rm(old, { recursive: true, force: true });
+      } finally {
+        untrack(old);
+      }
+    }
   } catch (e) {
     untrack(tmp);
     await rm(tmp, { recursive: true, force: true });

@@ -200,7 +200,8 @@ async function killWhileSaving(dir: string, signal: NodeJS.Signals, delayMs: num
   await new Promise((r) => setTimeout(r, delayMs));
   child.kill(signal);
   // Killed by the signal, or (while a save was in flight) exiting after cleaning up with 128 + 15.
-  assert.ok([signal, "exit 143"].includes(await exited), `the child ends by ${signal}`);
+  const end = await exited;
+  assert.ok([signal, "exit 143"].includes(end), `the child ends by ${signal} (it ended by ${end})`);
 }
 
 test("a save killed midway (SIGTERM, SIGKILL) leaves a whole, loadable bundle; temporary files are removed", async () => {
