@@ -28,7 +28,7 @@ evaluate jobs; one result JSON per cell under --results; finished cells are skip
   --data-path d=P,..  dataset paths, per dataset (needed for cifar10-folder, gtsrb, ...)
   --param "a:k=v,..;b:k=v"  attack parameter overrides
   --defense k=v,..    defend options other than the defaults, part of each cell's identity:
-                      unlearnLabels=${UNLEARN_LABEL_MAPPINGS.join("|")}, finetuneLr=X (the SGD rate of M')
+                      unlearnLabels=${UNLEARN_LABEL_MAPPINGS.join("|")}, finetuneLr=X|auto (the SGD rate of M')
   --fprs f,g          FPRs to evaluate at (default: the dataset's, 0.1% GTSRB / 1% otherwise, and 1%)
   --results DIR       result files (default .cache/matrix)
   --render            after running, write the tables between --doc's matrix markers
@@ -156,8 +156,8 @@ for (const part of list(values.defense)) {
     defense.unlearnLabels = v as UnlearnLabelMapping;
   } else if (k === "finetuneLr") {
     const x = Number(v);
-    if (!(x > 0 && x <= 10)) fail(`--defense: finetuneLr must be a number in (0, 10], got ${JSON.stringify(v)}`);
-    defense.finetuneLr = x;
+    if (v !== "auto" && !(x > 0 && x <= 10)) fail(`--defense: finetuneLr must be "auto" or a number in (0, 10], got ${JSON.stringify(v)}`);
+    defense.finetuneLr = v === "auto" ? "auto" : x;
   } else {
     fail(`--defense: expected unlearnLabels=... or finetuneLr=..., got ${JSON.stringify(part)}`);
   }

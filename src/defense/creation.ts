@@ -8,6 +8,7 @@ import type { FieldReader } from "../util/fields.js";
 import { CANARY_KINDS, type CanaryRecord, type CanaryResult, type SelectionRule, type UnlearningRecord } from "./canary.js";
 import { UNLEARN_LABEL_MAPPINGS, type FinetuneOptions, type UnlearnOptions } from "./defaults.js";
 import type { DefenseSplitSpec } from "./splits.js";
+import type { AuxiliaryRateSelection } from "./auxiliary-rate.js";
 
 /** Where B's unlearning rate came from. */
 export type UnlearnLrSource = UnlearningRecord["source"];
@@ -31,6 +32,8 @@ export interface CreationRecord {
   modelTraining?: { attack: AttackRecord | null };
   unlearnLrSource?: UnlearnLrSource;
   unlearnSelection?: CanaryResult;
+  /** How M''s finetuning rate was chosen, when defend chose it (finetuneLr "auto"). */
+  finetuneSelection?: AuxiliaryRateSelection;
 }
 
 function readCanary(r: FieldReader, v: unknown, path: string): CanaryRecord {
@@ -139,6 +142,20 @@ export function readCreation(r: FieldReader, v: unknown, path = "creation"): Cre
       rule: readSelectionRule(r, s.rule, `${path}.unlearnSelection.rule`),
       canaries,
       seconds: num(s.seconds, "unlearnSelection.seconds"),
+    };
+  }
+  if (c.finetuneSelection !== undefined) {
+    const s = r.object(c.finetuneSelection, `${path}.finetuneSelection`);
+    const acc = (x: unknown, k: string) => r.number(x, `${path}.finetuneSelection.${k}`, { min: 0, max: 1 });
+    out.finetuneSelection = {
+      lr: num(s.lr, "finetuneSelection.lr"),
+      modelAccuracy: acc(s.modelAccuracy, "modelAccuracy"),
+      tolerance: acc(s.tolerance, "tolerance"),
+      table: r.array(s.table, `${path}.finetuneSelection.table`).map((row, i) => {
+        const o = r.object(row, `${path}.finetuneSelection.table[${i}]`);
+        return { lr: r.number(o.lr, `${path}.finetuneSelection.table[${i}].lr`), calibrationAccuracy: acc(o.calibrationAccuracy, `table[${i}].calibrationAccuracy`) };
+      }),
+      seconds: num(s.seconds, "finetuneSelection.seconds"),
     };
   }
   return out;

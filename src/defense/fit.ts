@@ -133,21 +133,29 @@ export async function fitBadExpert(
   reserved: ImageDataset,
   calibration: ImageDataset,
   o: FitDefenseOptions,
+  /** An M' already finetuned with o.finetune (the rate selection's); the detector takes ownership. */
+  prefit: { auxiliary?: Module } = {},
 ): Promise<BadExpertDetector> {
-  assertScoreRule(o.rule);
-  for (const [name, ds] of [["reserved clean set", reserved], ["calibration set", calibration]] as const) {
-    const [h, w] = meta.preprocessing.imageSize;
-    if (ds.height !== h || ds.width !== w || ds.channels !== meta.preprocessing.channels) {
-      throw new RangeError(`${name}: images are ${ds.height}x${ds.width}x${ds.channels} but the model takes ${h}x${w}x${meta.preprocessing.channels}`);
-    }
-    if (ds.classNames.length !== meta.spec.numClasses) {
-      throw new RangeError(`${name}: ${ds.classNames.length} classes but the model has ${meta.spec.numClasses}`);
-    }
-  }
   const t0 = Date.now();
-  const expert = await extractBackdoorExpert(model, meta.spec, reserved, { ...o, normalization: meta.preprocessing });
+  let expert: Module;
+  try {
+    assertScoreRule(o.rule);
+    for (const [name, ds] of [["reserved clean set", reserved], ["calibration set", calibration]] as const) {
+      const [h, w] = meta.preprocessing.imageSize;
+      if (ds.height !== h || ds.width !== w || ds.channels !== meta.preprocessing.channels) {
+        throw new RangeError(`${name}: images are ${ds.height}x${ds.width}x${ds.channels} but the model takes ${h}x${w}x${meta.preprocessing.channels}`);
+      }
+      if (ds.classNames.length !== meta.spec.numClasses) {
+        throw new RangeError(`${name}: ${ds.classNames.length} classes but the model has ${meta.spec.numClasses}`);
+      }
+    }
+    expert = await extractBackdoorExpert(model, meta.spec, reserved, { ...o, normalization: meta.preprocessing });
+  } catch (e) {
+    prefit.auxiliary?.dispose();
+    throw e;
+  }
   const t1 = Date.now();
-  const auxiliary = await finetuneAuxiliary(model, meta.spec, reserved, { ...o, normalization: meta.preprocessing });
+  const auxiliary = prefit.auxiliary ?? await finetuneAuxiliary(model, meta.spec, reserved, { ...o, normalization: meta.preprocessing });
   const t2 = Date.now();
   const m = cloneModel(model, meta.spec);
   const provisional = BadExpertDetector.uncalibrated({ model: m, expert, auxiliary }, {

@@ -12,6 +12,8 @@ import { signingKey, type KeyInput } from "../defense/signature.js";
 import { assertWritableDir } from "../util/atomic-dir.js";
 import { defaultSplitSpec, defenseSplits, type DefenseSplitSpec } from "../defense/splits.js";
 import { selectUnlearnLr, type CanaryResult } from "../defense/canary.js";
+import { selectFinetuneLr, type AuxiliaryRateSelection } from "../defense/auxiliary-rate.js";
+import type { Module } from "../nn/index.js";
 import type { ScoreRule } from "../defense/scores.js";
 import type { Calibration } from "../defense/threshold.js";
 import { checkJobDevice } from "./device.js";
@@ -33,7 +35,12 @@ export interface DefendOptions {
   unlearnEpochs?: number;
   /** The wrong labels B unlearns on (default "shift", the paper's (y + 1) mod C); the canaries use the same. */
   unlearnLabels?: UnlearnLabelMapping;
-  finetuneLr?: number;
+  /**
+   * M''s SGD rate. "auto": finetune M' at 1, 2, 5 and 10 times the architecture's default and keep
+   * the strongest rate whose M' stays within 1.5 points of M's calibration accuracy
+   * (src/defense/auxiliary-rate.ts).
+   */
+  finetuneLr?: number | "auto";
   finetuneGamma?: number;
   finetuneEpochs?: number;
   rule?: ScoreRule;
@@ -56,7 +63,8 @@ export interface DefendResult {
   options: FitDefenseOptions;
   splits: { reserved: number; calibration: number; evaluation: number };
   selection: CanaryResult | null;
-  seconds: { expert: number; auxiliary: number; calibration: number; selection: number };
+  finetuneSelection: AuxiliaryRateSelection | null;
+  seconds: { expert: number; auxiliary: number; calibration: number; selection: number; finetuneSelection: number };
 }
 
 export async function testSplit(name: string, path: string | undefined, imageSize: [number, number], channels: number): Promise<ImageDataset> {
@@ -113,7 +121,7 @@ export async function defendCheckpoint(o: DefendOptions): Promise<DefendResult> 
         epochs: o.unlearnEpochs ?? d.unlearn.epochs,
         ...(o.unlearnLabels !== undefined ? { labels: o.unlearnLabels } : {}),
       },
-      finetune: { ...d.finetune, lr: o.finetuneLr ?? d.finetune.lr, gamma: o.finetuneGamma ?? d.finetune.gamma, epochs: o.finetuneEpochs ?? d.finetune.epochs },
+      finetune: { ...d.finetune, lr: typeof o.finetuneLr === "number" ? o.finetuneLr : d.finetune.lr, gamma: o.finetuneGamma ?? d.finetune.gamma, epochs: o.finetuneEpochs ?? d.finetune.epochs },
       augment: d.augment,
       rule: o.rule ?? "triangle",
       targetFpr: o.targetFpr ?? d.targetFpr,
@@ -129,12 +137,25 @@ export async function defendCheckpoint(o: DefendOptions): Promise<DefendResult> 
     const auto = o.unlearnLr === "auto" || (o.unlearnLr === undefined && d.unlearnLrSource === "canary");
     if (auto) {
       log("choosing the unlearning rate with two canary backdoors of our own (defender-side data only)");
-      selection = await selectUnlearnLr(model, fitMeta, reserved, calibration, { ...options, log });
+      // The canaries are planted at the architecture's default finetuning rate, whatever rate M'
+      // gets: the selection rule was developed with canaries planted that way, and a stronger
+      // rate plants a sturdier canary that pushes B's rate too high (measured on TaCT).
+      selection = await selectUnlearnLr(model, fitMeta, reserved, calibration, { ...options, finetune: d.finetune, log });
       options.unlearn.lr = selection.lr;
       log(`${selection.conclusive ? "selected" : "kept the static"} unlearning lr ${selection.lr} in ${selection.seconds.toFixed(0)} s`);
     }
     const unlearnLrSource: UnlearnLrSource = !auto ? (typeof o.unlearnLr === "number" ? "given" : "paper") : selection?.conclusive ? "canary" : "canary-inconclusive";
-    const detector = await fitBadExpert(model, fitMeta, reserved, calibration, options);
+    let finetuneSelection: AuxiliaryRateSelection | null = null;
+    let auxiliary: Module | undefined;
+    if (o.finetuneLr === "auto") {
+      log("choosing M''s finetuning rate: the strongest that keeps its clean accuracy on the calibration split");
+      const chosen = await selectFinetuneLr(model, fitMeta, reserved, calibration, { finetune: options.finetune, augment: options.augment, seed: options.seed, log, device });
+      finetuneSelection = chosen.selection;
+      auxiliary = chosen.auxiliary;
+      options.finetune.lr = chosen.selection.lr;
+      log(`selected finetuning lr ${chosen.selection.lr} for M' in ${chosen.selection.seconds.toFixed(0)} s`);
+    }
+    const detector = await fitBadExpert(model, fitMeta, reserved, calibration, options, auxiliary ? { auxiliary } : {});
     try {
       detector.info.creation = {
         ...detector.info.creation,
@@ -145,6 +166,7 @@ export async function defendCheckpoint(o: DefendOptions): Promise<DefendResult> 
         modelTraining: { attack: meta.training.attack ?? null },
         unlearnLrSource,
         ...(selection ? { unlearnSelection: selection } : {}),
+        ...(finetuneSelection ? { finetuneSelection } : {}),
       };
       await saveBundle(o.out, detector, { replace: o.force === true, forceHint: "--force", ...(o.signKey !== undefined ? { signKey: o.signKey } : {}) });
       const seconds = detector.info.creation.seconds ?? { expert: 0, auxiliary: 0, calibration: 0 };
@@ -155,7 +177,8 @@ export async function defendCheckpoint(o: DefendOptions): Promise<DefendResult> 
         options,
         splits: { reserved: reserved.count, calibration: calibration.count, evaluation: splits.evaluation.length },
         selection,
-        seconds: { ...seconds, selection: selection?.seconds ?? 0 },
+        finetuneSelection,
+        seconds: { ...seconds, selection: selection?.seconds ?? 0, finetuneSelection: finetuneSelection?.seconds ?? 0 },
       };
     } finally {
       detector.dispose();

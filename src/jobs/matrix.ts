@@ -33,7 +33,7 @@ export interface MatrixCell {
 /** The defend options a matrix cell may override (src/jobs/defend.ts). */
 export interface MatrixDefense {
   unlearnLabels?: UnlearnLabelMapping;
-  finetuneLr?: number;
+  finetuneLr?: number | "auto";
 }
 
 /** "finetuneLr=0.05,unlearnLabels=permutation": the overrides, sorted by name; "" for the defaults. */
@@ -52,6 +52,8 @@ export interface MatrixCellResult {
   cell: MatrixCell;
   model: { checkpoint: string; cleanAccuracy: number | null; attackSuccessRate: number | null; trainSeconds: number };
   unlearn: { lr: number; source: string };
+  /** M''s finetuning rate and where it came from (absent in results written before it was recorded). */
+  finetune?: { lr: number; source: "default" | "given" | "auto" };
   evaluations: MatrixEvaluation[];
   /** Scores of the AUROC sets (positives: poisoned inputs that fool M; negatives: clean inputs M gets right), for the bootstrap. */
   scores: { positives: number[]; negatives: number[] };
@@ -176,6 +178,7 @@ export async function runCell(c: MatrixCell, o: RunCellOptions): Promise<MatrixC
     cell: c,
     model: { checkpoint: trained.dir, cleanAccuracy: meta.metrics.cleanAccuracy ?? null, attackSuccessRate: meta.metrics.attackSuccessRate ?? null, trainSeconds: trained.seconds },
     unlearn: { lr: d.options.unlearn.lr, source: d.selection ? (d.selection.conclusive ? "canary" : "canary-inconclusive") : "paper" },
+    finetune: { lr: d.options.finetune.lr, source: c.defense?.finetuneLr === "auto" ? "auto" : c.defense?.finetuneLr === undefined ? "default" : "given" },
     evaluations,
     scores: scores ?? { positives: [], negatives: [] },
     seconds: { ...d.seconds, evaluation },

@@ -9,6 +9,7 @@ import { bootstrapMeanAuroc, meanStd, RankedScores, type BootstrapOptions, type 
 export interface MatrixRow {
   cell: { dataset: string; model: string; attack: string; attackParams: Record<string, unknown>; seed: number; epochs: number; defense?: object };
   unlearn: { lr: number; source: string };
+  finetune?: { lr: number; source: string };
   evaluations: readonly { targetFpr: number; metrics: DefenseMetrics }[];
   scores: { positives: readonly number[]; negatives: readonly number[] };
 }
@@ -23,6 +24,8 @@ export interface AttackSummary {
   defense: string;
   seeds: number[];
   unlearnLrs: number[];
+  /** M''s finetuning rate per seed (null where the result did not record it). */
+  finetuneLrs: (number | null)[];
   stats: Record<MetricName, MeanStd>;
   aurocInterval: Interval;
 }
@@ -74,6 +77,7 @@ export function aggregateMatrix(rows: readonly MatrixRow[], o: BootstrapOptions 
         defense: defenseLabel(first.cell.defense),
         seeds: sorted.map((x) => x.row.cell.seed),
         unlearnLrs: sorted.map((x) => x.row.unlearn.lr),
+        finetuneLrs: sorted.map((x) => x.row.finetune?.lr ?? null),
         stats,
         aurocInterval: bootstrapMeanAuroc(ranked, o),
       };
@@ -119,10 +123,11 @@ export function renderMatrixTables(groups: readonly MatrixGroup[]): string {
   const out: string[] = [];
   for (const g of groups) {
     out.push(`#### ${g.dataset} · ${g.model} · ${g.epochs} epochs · FPR ${fprLabel(g.targetFpr)}`, "");
-    out.push("| attack | seeds | unlearning lr | CA before → after | ASR before → after | AUROC (mean ± std) | AUROC 95% CI (bootstrap) | TPR | FPR |");
+    out.push("| attack | seeds | B / M' lr | CA before → after | ASR before → after | AUROC (mean ± std) | AUROC 95% CI (bootstrap) | TPR | FPR |");
     out.push("|---|---|---|---|---|---|---|---|---|");
     for (const a of g.attacks) {
-      const lrs = [...new Set(a.unlearnLrs)].map((lr) => lr.toExponential()).join(", ");
+      const ftLrs = [...new Set(a.finetuneLrs.filter((lr): lr is number => lr !== null))].join(", ");
+      const lrs = `${[...new Set(a.unlearnLrs)].map((lr) => lr.toExponential()).join(", ")} / ${ftLrs || "–"}`;
       const ci = `[${a.aurocInterval.low.toFixed(4)}, ${a.aurocInterval.high.toFixed(4)}]`;
       out.push(`| ${attackLabel(a)} | ${a.seeds.join(",")} | ${lrs} | ${pctStat(a.stats.cleanAccuracyBefore)} → ${pctStat(a.stats.cleanAccuracyAfter)} | ` +
         `${pctStat(a.stats.asrBefore)} → ${pctStat(a.stats.asrAfter)} | ${aurocStat(a.stats.auroc)} | ${ci} | ${pctStat(a.stats.tpr)} | ${pctStat(a.stats.fpr)} |`);

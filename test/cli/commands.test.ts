@@ -11,6 +11,7 @@ import sharp from "sharp";
 import { memory } from "../../src/engine/index.js";
 import { defendCheckpoint } from "../../src/jobs/defend.js";
 import { evaluateBundle } from "../../src/jobs/evaluate-defense.js";
+import { loadBundle } from "../../src/defense/bundle.js";
 import { OptionError } from "../../src/jobs/errors.js";
 import { FASHION_MNIST, runCli, tinyFashionMnist, type CliRun } from "./fixtures.js";
 
@@ -107,6 +108,32 @@ test("defend: a bundle from the checkpoint, on the device it was given", async (
   assert.equal(obj(options.unlearn).lr, 1e-4);
   assert.equal(obj(options.finetune).epochs, 1);
   assert.ok(Number.isFinite(j.threshold));
+});
+
+test("defend --finetune-lr auto: M' at four rates, the rule's pick, recorded in the bundle", async () => {
+  const out = join(root, "bundle-auto");
+  const r = await cli(["defend", "--checkpoint", ckpt, "--out", out, "--unlearn-lr", "1e-4", "--finetune-lr", "auto", "--finetune-epochs", "1", "--json"]);
+  assert.equal(r.code, 0, r.err);
+  const j = obj(r.json());
+  const sel = obj(j.finetuneSelection);
+  const table = sel.table as { lr: number; calibrationAccuracy: number }[];
+  // 1, 2, 5 and 10 times the compact CNN's default rate 0.01.
+  assert.deepEqual(table.map((t) => t.lr), [0.01, 0.02, 0.05, 0.1]);
+  // The rule by hand: the strongest rate within 1.5 points of M's accuracy, else the gentlest.
+  const kept = table.filter((t) => t.calibrationAccuracy >= (sel.modelAccuracy as number) - 0.015).map((t) => t.lr);
+  assert.equal(sel.lr, kept.length > 0 ? Math.max(...kept) : 0.01);
+  assert.equal(obj(obj(j.options).finetune).lr, sel.lr);
+  assert.match(r.err, /selected finetuning lr/);
+  const back = await loadBundle(out);
+  try {
+    assert.deepEqual(back.info.creation?.finetuneSelection, sel);
+    assert.equal(back.info.creation?.finetune?.lr, sel.lr);
+  } finally {
+    back.dispose();
+  }
+  const bad = await cli(["defend", "--checkpoint", ckpt, "--out", join(root, "never"), "--finetune-lr", "fast"]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.err, /--finetune-lr/);
 });
 
 test("--device cuda on this CPU build is one clear usage error for defend, scan and evaluate-defense", async () => {

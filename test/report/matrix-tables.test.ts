@@ -60,19 +60,20 @@ void test("renderMatrixTables: a heading and a row per attack with mean ± std, 
   const lines = text.split("\n");
   assert.ok(lines.includes("#### fashion-mnist · compact-cnn · 6 epochs · FPR 1%"));
   assert.ok(lines.includes("#### fashion-mnist · compact-cnn · 6 epochs · FPR 0.1%"));
-  assert.ok(lines.includes("| badnet | 0,1,2 | 3e-4, 5e-4 | 92.00 ± 1.00% → 90.33 ± 0.58% | 100.00 ± 0.00% → 1.00 ± 1.00% | 0.9987 ± 0.0008 | [1.0000, 1.0000] | 100.00 ± 0.00% | 1.00 ± 0.00% |"), text);
+  assert.ok(lines.includes("| badnet | 0,1,2 | 3e-4, 5e-4 / – | 92.00 ± 1.00% → 90.33 ± 0.58% | 100.00 ± 0.00% → 1.00 ± 1.00% | 0.9987 ± 0.0008 | [1.0000, 1.0000] | 100.00 ± 0.00% | 1.00 ± 0.00% |"), text);
   // One seed: no ± part.
-  assert.ok(lines.includes("| blend (alpha=0.2) | 0 | 3e-4 | 90.00% → 89.00% | 100.00% → 5.00% | 0.9900 | [1.0000, 1.0000] | 100.00% | 1.00% |"), text);
+  assert.ok(lines.includes("| blend (alpha=0.2) | 0 | 3e-4 / – | 90.00% → 89.00% | 100.00% → 5.00% | 0.9900 | [1.0000, 1.0000] | 100.00% | 1.00% |"), text);
   assert.ok(lines.includes("| **average over 2 attacks** | | | CA drop 1.33 pts | ASR after 3.00% | 0.9943 | | | |"), text);
 });
 
 void test("aggregateMatrix: rows with defense overrides are their own rows, labelled with the overrides", () => {
-  const tuned: MatrixRow = { ...row("badnet", 0, { 0.01: { auroc: 0.5 } }), cell: { ...row("badnet", 0, {}).cell, defense: { unlearnLabels: "permutation", finetuneLr: 0.05 } } };
+  // A result that records M''s rate shows it after B's (the others predate the record: "–").
+  const tuned: MatrixRow = { ...row("badnet", 0, { 0.01: { auroc: 0.5 } }), cell: { ...row("badnet", 0, {}).cell, defense: { unlearnLabels: "permutation", finetuneLr: 0.05 } }, finetune: { lr: 0.05, source: "given" } };
   const groups = aggregateMatrix([...ROWS, tuned], { reps: 10, seed: 0 });
   const g = groups[0];
   assert.ok(g);
   assert.deepEqual(g.attacks.map((a) => [a.attack, a.defense, a.seeds]), [["badnet", "", [0, 1, 2]], ["blend", "", [0]], ["badnet", "finetuneLr=0.05, unlearnLabels=permutation", [0]]]);
-  assert.match(renderMatrixTables(groups), /\| badnet · defense finetuneLr=0\.05, unlearnLabels=permutation \| 0 \| 3e-4 \|/);
+  assert.match(renderMatrixTables(groups), /\| badnet · defense finetuneLr=0\.05, unlearnLabels=permutation \| 0 \| 3e-4 \/ 0\.05 \|/);
   // The average row stays the defaults': the override row is a comparison, not another attack.
   assert.deepEqual([g.average.attacks, g.average.auroc], [2, aggregateMatrix(ROWS, { reps: 10, seed: 0 })[0]?.average.auroc]);
   assert.match(renderMatrixTables(groups), /\| \*\*average over 2 attacks \(defaults\)\*\* \|/);

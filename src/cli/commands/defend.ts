@@ -1,7 +1,7 @@
 // `badexpert defend`: suspicious model + clean data → a BaDExpert detector bundle.
 import type { Command } from "../command.js";
 import type { OptionSpec } from "../command.js";
-import { COUNT, EPOCHS, FPR, LEARNING_RATE, SEED, choiceWithDefault, emitJson, int, num, numOrWord, numWithDefault, requireStr, str } from "../args.js";
+import { COUNT, EPOCHS, FPR, SEED, choiceWithDefault, emitJson, int, num, numOrWord, numWithDefault, requireStr, str } from "../args.js";
 import { RUNTIME_OPTIONS, applyRuntimeOptions } from "../runtime-options.js";
 import { defendCheckpoint } from "../../jobs/defend.js";
 import { SCORE_RULES } from "../../defense/scores.js";
@@ -37,7 +37,11 @@ const OPTIONS: Record<string, OptionSpec> = {
     default: "shift",
     value: { kind: "choice", values: UNLEARN_LABEL_MAPPINGS },
   },
-  "finetune-lr": { type: "string", description: "SGD learning rate of M' (default: per architecture)", value: LEARNING_RATE },
+  "finetune-lr": {
+    type: "string",
+    description: "SGD learning rate of M', or 'auto': finetune M' at 1, 2, 5 and 10x the architecture's rate and keep the strongest that stays within 1.5 points of M's clean accuracy on the calibration split (costs three more finetunings). Default: per architecture",
+    value: { kind: "float-or", word: "auto", number: { kind: "float", min: 0, max: 10, exclusiveMin: true } },
+  },
   "finetune-gamma": { type: "string", description: "MultiStep gamma of M' (default: per architecture)", value: { kind: "float", min: 0, max: 1, exclusiveMin: true } },
   "finetune-epochs": { type: "string", description: "epochs of clean finetuning", default: "10", value: EPOCHS },
   rule: { type: "string", description: `score rule: ${SCORE_RULES.join(", ")}`, default: "triangle", value: { kind: "choice", values: SCORE_RULES } },
@@ -127,7 +131,7 @@ export const defend: Command = {
       ...opt("unlearnLr", numOrWord(v, "unlearn-lr", "auto", OPTIONS)),
       unlearnEpochs: numWithDefault(v, "unlearn-epochs", OPTIONS),
       unlearnLabels: choiceWithDefault(v, "unlearn-labels", UNLEARN_LABEL_MAPPINGS, OPTIONS),
-      ...opt("finetuneLr", num(v, "finetune-lr", OPTIONS)),
+      ...opt("finetuneLr", numOrWord(v, "finetune-lr", "auto", OPTIONS)),
       ...opt("finetuneGamma", num(v, "finetune-gamma", OPTIONS)),
       finetuneEpochs: numWithDefault(v, "finetune-epochs", OPTIONS),
       rule: choiceWithDefault(v, "rule", SCORE_RULES, OPTIONS),
