@@ -48,8 +48,8 @@ function assertSame(got: DetectionRecord, w: Detection, what: string): void {
   assert.equal(got.pred, w.pred, `${what}: pred`);
   assert.equal(got.class, w.predClass, `${what}: class`);
   assert.ok(Math.abs((got.score ?? Number.NaN) - w.score) <= TOL, `${what}: score ${got.score} vs library ${w.score}`);
-  assert.ok(Math.abs(got.expertConfidence - w.expertConfidence) <= TOL, `${what}: b`);
-  assert.ok(Math.abs(got.auxiliaryConfidence - w.auxiliaryConfidence) <= TOL, `${what}: a`);
+  assert.ok(Math.abs((got.expertConfidence ?? Number.NaN) - w.expertConfidence) <= TOL, `${what}: b`);
+  assert.ok(Math.abs((got.auxiliaryConfidence ?? Number.NaN) - w.auxiliaryConfidence) <= TOL, `${what}: a`);
   assert.equal(got.threshold, w.threshold);
   if (Math.abs(w.score - w.threshold) > TOL) assert.equal(got.flagged, w.flagged, `${what}: flagged`);
 }
@@ -57,7 +57,7 @@ function assertSame(got: DetectionRecord, w: Detection, what: string): void {
 /** Index of the only library record within tolerance of `got`: proves no answer belongs to another image. */
 function ownerOf(got: DetectionRecord): number {
   const hits = want.flatMap((w, i) =>
-    w.pred === got.pred && Math.abs((got.score ?? Number.NaN) - w.score) <= TOL && Math.abs(got.expertConfidence - w.expertConfidence) <= TOL && Math.abs(got.auxiliaryConfidence - w.auxiliaryConfidence) <= TOL ? [i] : [],
+    w.pred === got.pred && Math.abs((got.score ?? Number.NaN) - w.score) <= TOL && Math.abs((got.expertConfidence ?? Number.NaN) - w.expertConfidence) <= TOL && Math.abs((got.auxiliaryConfidence ?? Number.NaN) - w.auxiliaryConfidence) <= TOL ? [i] : [],
   );
   assert.equal(hits.length, 1, `answer matches ${hits.length} library records`);
   return hits[0] as number;
