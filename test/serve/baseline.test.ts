@@ -19,6 +19,7 @@ import { decodeForModel } from "../../src/serve/decode.js";
 import { baselineFixture, baselinePngs, type BaselineFixture } from "./baseline-fixture.js";
 import { fixtureBundle } from "./fixture.js";
 import { b64, get, metric, postJson, postRaw } from "./http.js";
+import { runCli } from "../cli/fixtures.js";
 
 const TOL = 1e-5;
 const N = 12;
@@ -163,9 +164,13 @@ test("Frequency bundle: library scores over HTTP; an explicit --flagged-keep is 
   }
 });
 
-test("baselines refuse onnxruntime and --verify-key before any worker starts", async () => {
+test("baselines refuse onnxruntime and --verify-key before any worker starts, in the library and the CLI", async () => {
   await assert.rejects(createServer(fx.strip, { ...quietLog, engine: "onnxruntime" }), /engine onnxruntime cannot score the baseline detector 'strip' .*libtorch only/);
   await assert.rejects(createServer(fx.frequency, { ...quietLog, bundleLoad: { verifyKey: join(work, "no.pub") } }), /verifyKey \(--verify-key\): .* is a baseline detector bundle \(frequency\), which is not signed/);
+  // The CLI turns the refusal into a usage error (exit 2) naming the detector.
+  const cli = await runCli(["serve", "--bundle", fx.strip, "--engine", "onnxruntime", "--port", "0"]);
+  assert.equal(cli.code, 2);
+  assert.match(cli.err, /engine onnxruntime cannot score the baseline detector 'strip'/);
 });
 
 test("a baseline whose scores are NaN fails closed: flagged with the reason, refused by the firewall", async () => {
