@@ -18,6 +18,8 @@ export interface ScoredInput {
   /** b and a (BaDExpert); null for a baseline detector. */
   expertConfidence: number | null;
   auxiliaryConfidence: number | null;
+  /** The detector that scored it: "badexpert" or a baseline's registry name. */
+  detector: string;
   /** null when the detector produced a score that is not a finite number. */
   score: number | null;
   threshold: number;
@@ -195,6 +197,7 @@ export class Batcher {
         pred: r.pred[k] as number,
         expertConfidence: r.expertConfidence ? (r.expertConfidence[k] as number) : null,
         auxiliaryConfidence: r.auxiliaryConfidence ? (r.auxiliaryConfidence[k] as number) : null,
+        detector: r.detector,
         score: finite ? score : null,
         threshold: r.threshold,
         // Fail closed: an input without a finite score is treated as suspicious, whatever the flag says.

@@ -62,7 +62,7 @@ export class ServeMetrics {
     this.refused = new Counter({ name: "badexpert_refused_total", help: "Requests refused without a score, by reason (queue_full, timeout, scoring_failed, shutting_down)", labelNames: ["reason"], registers: [r] });
     this.reloads = new Counter({ name: "badexpert_reloads_total", help: "Bundle reloads (SIGHUP) by result", labelNames: ["result"], registers: [r] });
     this.workerDeaths = new Counter({ name: "badexpert_worker_deaths_total", help: "Scoring worker threads that died and were replaced", registers: [r] });
-    this.workerLiveTensors = new Gauge({ name: "badexpert_worker_live_tensors", help: "Live tensors in the last worker that answered (constant: the three models' weights)", registers: [r] });
+    this.workerLiveTensors = new Gauge({ name: "badexpert_worker_live_tensors", help: "Live tensors in the last worker that answered (constant: the detector's own weights and state)", registers: [r] });
     new Gauge({ name: "badexpert_queue_depth", help: "Inputs waiting for a scoring worker", registers: [r], collect() { this.set(live.queueDepth()); } });
     new Gauge({ name: "badexpert_batches_running", help: "Batches being scored now", registers: [r], collect() { this.set(live.runningBatches()); } });
     new Gauge({ name: "badexpert_workers_ready", help: "Scoring workers holding a loaded detector", registers: [r], collect() { this.set(live.workersReady()); } });

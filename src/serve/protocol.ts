@@ -51,6 +51,8 @@ export interface BatchResult {
   auxiliaryConfidence: Float32Array | null;
   score: Float64Array;
   flagged: Uint8Array;
+  /** The detector that scored this batch ("badexpert" or a baseline's name) and its threshold (a reload may change both). */
+  detector: string;
   /** The threshold of the detector that scored this batch (a reload may change it). */
   threshold: number;
   /** Time of the detector's forward passes, for the inference-time metric. */

@@ -26,11 +26,9 @@ import { handleError } from "./error-handler.js";
 import { FlaggedFeed } from "./flagged-feed.js";
 import { DASHBOARD_HTML } from "./dashboard.js";
 
-/** What a route answers for one input: the batcher's result, the predicted class's name and the detector's. */
+/** What a route answers for one input: the batcher's result (with the detector's name) and the predicted class's name. */
 export interface DetectionRecord extends ScoredInput {
   class: string;
-  /** "badexpert" or the baseline's registry name. */
-  detector: string;
 }
 
 type State = "ready" | "closing" | "closed";
@@ -274,7 +272,7 @@ export class BadExpertServer {
     const records = scored.map((s: ScoredInput): DetectionRecord => ({
       pred: s.pred,
       class: names[s.pred] ?? String(s.pred),
-      detector: this.#info.detector,
+      detector: s.detector,
       expertConfidence: s.expertConfidence,
       auxiliaryConfidence: s.auxiliaryConfidence,
       score: s.score,

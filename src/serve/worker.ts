@@ -126,7 +126,7 @@ async function score(engine: Engine, req: ScoreRequest): Promise<void> {
   const forwardMs = performance.now() - t0;
   const arrays = [r.pred, r.expertConfidence, r.auxiliaryConfidence, r.score, r.flagged].flatMap((a) => (a ? [a.buffer as ArrayBuffer] : []));
   post(
-    { type: "scored", id: req.id, pred: r.pred, expertConfidence: r.expertConfidence, auxiliaryConfidence: r.auxiliaryConfidence, score: r.score, flagged: r.flagged, threshold: engine.info.threshold, forwardMs, liveTensors: memory().numTensors },
+    { type: "scored", id: req.id, pred: r.pred, expertConfidence: r.expertConfidence, auxiliaryConfidence: r.auxiliaryConfidence, score: r.score, flagged: r.flagged, detector: engine.info.detector, threshold: engine.info.threshold, forwardMs, liveTensors: memory().numTensors },
     arrays,
   );
 }
