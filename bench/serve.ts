@@ -10,6 +10,11 @@
 // Options: --duration S (per configuration, default 8), --soak S (default 60; the issue asks for
 // 300), --engines libtorch,onnxruntime (default: both), --bundle DIR (default: the test
 // fixture's compact-CNN Fashion-MNIST bundle), --json.
+//
+// A baseline detector bundle (`defend --detector NAME`) as --bundle: libtorch only (the engine
+// baselines run on), the default configuration at concurrency 1, 16 and 64, and as its bound the
+// library's own scoreBatch throughput on batches of 64 in this process (the detector's whole cost
+// per input: STRIP's 1 + n passes, ...); no feed rows (a baseline has no overlays) and no soak.
 import { spawn, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { createServer as netServer } from "node:net";
@@ -20,6 +25,8 @@ import { inferenceMode, memory, setNumThreads, tidy } from "../src/engine/index.
 import { imagesToTensor } from "../src/data/batch.js";
 import { normalize } from "../src/data/augment.js";
 import { loadBundle } from "../src/defense/bundle.js";
+import { baselineBundleDetector, loadDetectorBundle } from "../src/detectors/bundle.js";
+import { inputSeeds } from "../src/detectors/input-seeds.js";
 import { Detector } from "../src/api/detector.js";
 import { modelGraph } from "../src/export/detector-graph.js";
 import { encodeModel } from "../src/export/onnx-proto.js";
@@ -143,10 +150,66 @@ function engines(): ScoringEngine[] {
   return list as ScoringEngine[];
 }
 
+/** Images per second of a baseline's own scoreBatch (with the service's per-input seeds), batch 64, in this process. */
+async function baselineThroughput(bundle: string, seconds: number, threads: number): Promise<number> {
+  setNumThreads(threads);
+  const before = memory().numTensors;
+  const loaded = await loadDetectorBundle(bundle);
+  const { imageSize, channels } = loaded.context.preprocessing;
+  const [h, w] = imageSize;
+  const x = imagesToTensor(new Uint8Array(64 * h * w * channels).map((_, i) => (i * 37) % 256), 64, h, w, channels);
+  const step = (): void => tidy(() => void loaded.detector.scoreBatch(x, { seeds: inputSeeds(x) }));
+  step();
+  let n = 0;
+  const t0 = performance.now();
+  while (performance.now() - t0 < seconds * 1000 || n === 0) {
+    step();
+    n += 64;
+  }
+  const rate = n / ((performance.now() - t0) / 1000);
+  x.dispose();
+  loaded.dispose();
+  if (memory().numTensors !== before) throw new Error("baseline throughput leaked tensors");
+  return rate;
+}
+
+async function baselineMain(bundle: string, detector: string, duration: number, defaultFlags: string[]): Promise<void> {
+  const pngs = await fixturePngs(64);
+  const cores = availableParallelism();
+  const rows: Row[] = [];
+  const s = await startServer(bundle, [...defaultFlags, "--engine", "libtorch"]);
+  try {
+    for (const connections of [1, 16, 64]) {
+      await load(s.url, pngs, connections, 1); // warm-up
+      const r = await load(s.url, pngs, connections, duration);
+      const row = { engine: "libtorch" as const, config: `${detector}: batching (max-batch 64, max-wait 2 ms), ${cores} workers x 1 thread (default)`, connections, reqPerSec: round(r.requests.average, 0), p50ms: r.latency.p50, p99ms: r.latency.p99, errors: r.errors, non2xx: r.non2xx };
+      rows.push(row);
+      if (!wantsJson()) console.log(`${row.config} | c=${connections}: ${row.reqPerSec} req/s, p50 ${row.p50ms} ms, p99 ${row.p99ms} ms, errors ${row.errors}, non-2xx ${row.non2xx}`);
+    }
+  } finally {
+    await stopServer(s);
+  }
+  const all = await baselineThroughput(bundle, 4, cores);
+  const one = await baselineThroughput(bundle, 4, 1);
+  const bound = Math.max(all, one);
+  const best = Math.max(...rows.map((r) => r.reqPerSec));
+  const summary = { detector, bareAllThreads: round(all, 0), bareOneThread: round(one, 0), msPerInput: round(1000 / bound, 3), bestService: best, shareOfBound: round(best / bound, 3) };
+  if (wantsJson()) {
+    console.log(JSON.stringify({ cores, detector, rows, bound: summary }));
+    return;
+  }
+  console.log(`${detector}: library scoreBatch (batch 64) ${summary.bareAllThreads} images/s with ${cores} threads, ${summary.bareOneThread} with 1 (${summary.msPerInput} ms per input); best service ${best} req/s = ${(summary.shareOfBound * 100).toFixed(1)}% of that bound`);
+}
+
 async function main(): Promise<void> {
   const duration = arg("duration", 8);
   const soak = arg("soak", 60);
   const bundle = strArg("bundle") ?? (await fixtureBundle());
+  const baseline = await baselineBundleDetector(bundle);
+  if (baseline !== null) {
+    await baselineMain(bundle, baseline, duration, ["--max-batch", "64", "--max-wait-ms", "2"]);
+    return;
+  }
   const pngs = await fixturePngs(64);
   const cores = availableParallelism();
   const configs: { name: string; flags: string[] }[] = [

@@ -12,7 +12,8 @@ import { join, resolve } from "node:path";
 import type { Tensor } from "../engine/index.js";
 import { sha256Hex } from "../io/safetensors.js";
 import { tensorsFromBytes, saveTensors } from "../io/weights.js";
-import { loadCheckpoint, MODEL_WEIGHTS } from "../train/checkpoint.js";
+import { loadCheckpoint, MODEL_WEIGHTS, type CheckpointMeta } from "../train/checkpoint.js";
+import type { DefenseSplitSpec } from "../defense/splits.js";
 import type { Calibration } from "../defense/threshold.js";
 import { readCalibration } from "../defense/manifest.js";
 import { FieldReader } from "../util/fields.js";
@@ -25,6 +26,8 @@ import { resolveDetectorParams } from "./params.js";
 export const DETECTOR_BUNDLE_FORMAT = "badexpert-baseline-detector";
 const MANIFEST = "detector.json";
 const STATE = "state.safetensors";
+/** The files of a baseline bundle (state only when the detector keeps tensors). */
+export const BASELINE_BUNDLE_FILES = { manifest: MANIFEST, state: STATE } as const;
 const HEX64 = /^[0-9a-f]{64}$/;
 const MAX_MANIFEST_BYTES = 16 * 1024 * 1024;
 
@@ -39,6 +42,8 @@ interface Manifest {
   calibration: Calibration;
   checkpoint: { path: string; weightsSha256: string };
   dataset: string;
+  /** The defender's splits of the dataset's test split (evaluate-defense rebuilds them); absent in bundles written before they were recorded. */
+  splits?: DefenseSplitSpec;
 }
 
 async function weightsHash(checkpoint: string): Promise<string> {
@@ -49,6 +54,8 @@ export interface SaveDetectorBundleOptions {
   checkpoint: string;
   calibration: Calibration;
   dataset: string;
+  /** The splits the detector was fitted and calibrated on (recorded for evaluate-defense). */
+  splits?: DefenseSplitSpec;
   /** Replace an existing non-empty directory (otherwise refused). */
   replace?: boolean;
 }
@@ -73,6 +80,7 @@ export async function saveDetectorBundle(dir: string, det: InputDetector, o: Sav
         calibration: o.calibration,
         checkpoint,
         dataset: o.dataset,
+        ...(o.splits ? { splits: { seed: o.splits.seed, reserved: o.splits.reserved, calibration: o.splits.calibration } } : {}),
       };
       const text = `${JSON.stringify(manifest, null, 2)}\n`;
       // What we write must load: the reader's own checks, before anything is renamed into place.
@@ -100,6 +108,11 @@ function readManifest(x: unknown, where: string): Manifest {
   const weightsSha256 = r.string(c.weightsSha256, "checkpoint.weightsSha256");
   if (!HEX64.test(weightsSha256)) r.fail("checkpoint.weightsSha256", "64 lowercase hex digits", weightsSha256);
   const stateSha256 = r.optional(m.stateSha256, (v) => r.string(v, "stateSha256"));
+  const splits = r.optional(m.splits, (v): DefenseSplitSpec => {
+    const o = r.object(v, "splits");
+    const count = (x: unknown, k: string): number => r.number(x, `splits.${k}`, { integer: true, min: 0 });
+    return { seed: count(o.seed, "seed"), reserved: count(o.reserved, "reserved"), calibration: count(o.calibration, "calibration") };
+  });
   if (stateSha256 !== undefined && !HEX64.test(stateSha256)) r.fail("stateSha256", "64 lowercase hex digits", stateSha256);
   return {
     format: DETECTOR_BUNDLE_FORMAT,
@@ -111,6 +124,7 @@ function readManifest(x: unknown, where: string): Manifest {
     calibration,
     checkpoint: { path: r.string(c.path, "checkpoint.path"), weightsSha256 },
     dataset: r.string(m.dataset, "dataset", { maxLength: 200 }),
+    ...(splits !== undefined ? { splits } : {}),
   };
 }
 
@@ -133,28 +147,42 @@ export interface LoadedDetector {
   calibration: Calibration;
   threshold: number;
   checkpoint: string;
+  /** SHA-256 of the checkpoint's weights the detector was fitted on (checked equal to the file's on load). */
+  weightsSha256: string;
+  /** The checkpoint's own record (dataset location, the attack it was trained with). */
+  checkpointMeta: CheckpointMeta;
+  /** Dataset name and the splits it was fitted and calibrated on (null: not recorded by the bundle). */
+  dataset: string;
+  splits: DefenseSplitSpec | null;
   /** Frees the detector and the model it was rebuilt on. */
   dispose(): void;
 }
 
 /**
- * Whether `dir` holds a baseline detector bundle (its detector.json says so) rather than
- * BaDExpert's, whose loader then checks it; a missing or unreadable manifest is BaDExpert's
- * loader's to report.
+ * The detector's name when `dir` holds a baseline detector bundle (its detector.json says so),
+ * else null: BaDExpert's bundle, whose loader then checks it (a missing or unreadable manifest is
+ * BaDExpert's loader's to report). Only the format and name are read here; loading checks the rest.
  */
-export async function isBaselineBundle(dir: string): Promise<boolean> {
+export async function baselineBundleDetector(dir: string): Promise<string | null> {
   let text: string;
   try {
     text = (await readBounded(join(dir, MANIFEST), MAX_MANIFEST_BYTES, "detector manifest")).toString("utf8");
   } catch {
-    return false;
+    return null;
   }
   try {
     const m: unknown = JSON.parse(text);
-    return typeof m === "object" && m !== null && Reflect.get(m, "format") === DETECTOR_BUNDLE_FORMAT;
+    if (typeof m !== "object" || m === null || Reflect.get(m, "format") !== DETECTOR_BUNDLE_FORMAT) return null;
+    const name: unknown = Reflect.get(m, "detector");
+    return typeof name === "string" ? name : "(unnamed)";
   } catch {
-    return false;
+    return null;
   }
+}
+
+/** Whether `dir` holds a baseline detector bundle rather than BaDExpert's (see baselineBundleDetector). */
+export async function isBaselineBundle(dir: string): Promise<boolean> {
+  return (await baselineBundleDetector(dir)) !== null;
 }
 
 export async function loadDetectorBundle(dir: string): Promise<LoadedDetector> {
@@ -193,6 +221,10 @@ export async function loadDetectorBundle(dir: string): Promise<LoadedDetector> {
       calibration: m.calibration,
       threshold: m.calibration.threshold,
       checkpoint: m.checkpoint.path,
+      weightsSha256: m.checkpoint.weightsSha256,
+      checkpointMeta: meta,
+      dataset: m.dataset,
+      splits: m.splits ?? null,
       dispose: () => {
         detector.dispose();
         model.dispose();

@@ -24,14 +24,35 @@ export interface RawScores {
   score: Float64Array;
 }
 
+export interface ScoreOptions {
+  /** One seed per input (an unsigned 32-bit integer each; see inputSeeds in input-seeds.ts). */
+  seeds?: ArrayLike<number>;
+}
+
+/** Checks that `o.seeds`, when given, has one integer seed per input of a batch of `n`. */
+export function checkSeeds(detector: string, o: ScoreOptions | undefined, n: number): ArrayLike<number> | undefined {
+  const seeds = o?.seeds;
+  if (seeds === undefined) return undefined;
+  if (seeds.length !== n) throw new RangeError(`${detector}.scoreBatch: seeds must have one entry per input (${n}), got ${seeds.length}`);
+  for (let i = 0; i < n; i++) {
+    if (!Number.isInteger(seeds[i])) throw new RangeError(`${detector}.scoreBatch: seeds[${i}] must be an integer, got ${seeds[i]}`);
+  }
+  return seeds;
+}
+
 export interface InputDetector {
   readonly name: string;
   /** The resolved parameters it was built with (see docs/baselines.md). */
   readonly params: Readonly<Record<string, ParamValue>>;
   /** Facts found while fitting (chosen layers, class means, timings) for the report. */
   readonly fitted: Readonly<Record<string, unknown>>;
-  /** Scores x: float [N, C, H, W] in [0, 1], not normalised (each detector normalises for M itself). */
-  scoreBatch(x: Tensor): RawScores;
+  /**
+   * Scores x: float [N, C, H, W] in [0, 1], not normalised (each detector normalises for M itself).
+   * A detector that draws randomness from a seeded stream (STRIP, SentiNet) takes `o.seeds`, one
+   * per input, so an input's score depends only on the input and its seed, not on its batch or on
+   * earlier calls; the others ignore it.
+   */
+  scoreBatch(x: Tensor, o?: ScoreOptions): RawScores;
   /**
    * What a bundle must keep to rebuild the fitted detector from M without the reserved data (JSON
    * facts and tensors the detector still owns); absent for detectors with their own bundle format.

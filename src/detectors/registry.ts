@@ -29,6 +29,12 @@ export interface DetectorEntry {
   /** What scoring one input costs, in words. */
   cost: string;
   params: DetectorParamTable;
+  /**
+   * Randomness while scoring: "seeded" draws from the seed parameter, per call or per input when
+   * scoreBatch gets seeds (the service passes inputSeeds); "libtorch" draws from libtorch's global
+   * generator (manualSeed), so a score can vary with what ran before; absent: none.
+   */
+  randomness?: "seeded" | "libtorch";
   fit(ctx: DetectorContext, data: FitData, params: Record<string, ParamValue>, log: (l: string) => void): Promise<InputDetector>;
   /** Rebuilds a fitted detector from a bundle's saved state (absent: the detector has its own bundle, e.g. BaDExpert's). */
   restore?(ctx: DetectorContext, params: Record<string, ParamValue>, state: DetectorState): InputDetector;
@@ -67,6 +73,7 @@ const REGISTRY: readonly DetectorEntry[] = [
     paper: "Gao et al., ACSAC 2019",
     cost: "1 + n forward passes (n = 100)",
     params: STRIP_PARAMS,
+    randomness: "seeded",
     fit: async (ctx, d, p) => new StripDetector(ctx, d.reserved, p),
     restore: (ctx, p, st) => new StripDetector(ctx, { pool: savedTensor(st, "pool") }, p),
   },
@@ -83,6 +90,7 @@ const REGISTRY: readonly DetectorEntry[] = [
     paper: "Liu et al., CVPR 2023",
     cost: "1 + 5 forward passes per corruption type (76 with all 15)",
     params: TECO_PARAMS,
+    randomness: "libtorch",
     fit: async (ctx, _d, p) => new TecoDetector(ctx, p),
     restore: (ctx, p) => new TecoDetector(ctx, p),
   },
@@ -99,6 +107,7 @@ const REGISTRY: readonly DetectorEntry[] = [
     paper: "Huang et al., ICLR 2023 (Cognitive Distillation)",
     cost: "1 pass + `steps` (100) forward and backward passes of a mask optimisation",
     params: CD_PARAMS,
+    randomness: "libtorch",
     fit: async (ctx, _d, p) => new CognitiveDistillationDetector(ctx, p),
     restore: (ctx, p) => new CognitiveDistillationDetector(ctx, p),
   },
@@ -120,6 +129,7 @@ const REGISTRY: readonly DetectorEntry[] = [
     paper: "Chou et al., IEEE S&P Workshops 2020 (SentiNet)",
     cost: "1 pass + a Grad-CAM backward pass + 2n passes (n = 100 clean images with the region, and with noise, pasted)",
     params: SENTINET_PARAMS,
+    randomness: "seeded",
     fit: async (ctx, d, p) => new SentiNetDetector(ctx, d.reserved, p),
     restore: (ctx, p, st) => new SentiNetDetector(ctx, { pool: savedTensor(st, "pool"), boundary: jsonNumbers(st, "boundary", 3) as Quadratic }, p),
   },

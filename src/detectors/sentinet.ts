@@ -18,7 +18,7 @@ import { gradCam } from "../models/grad-cam.js";
 import { numberParam, type ParamTable } from "../attacks/params.js";
 import type { ParamValue } from "../attacks/attack.js";
 import { Rng } from "../util/rng.js";
-import { checkBatch, type DetectorContext, type DetectorState, type InputDetector, type RawScores } from "./detector.js";
+import { checkBatch, checkSeeds, type DetectorContext, type DetectorState, type InputDetector, type RawScores, type ScoreOptions } from "./detector.js";
 import { logitsOf } from "./model-forward.js";
 
 export const SENTINET_PARAMS: ParamTable = {
@@ -174,7 +174,7 @@ export class SentiNetDetector implements InputDetector {
   }
 
   /** M's prediction and the (avgconf, fooled) point of each input of x. */
-  #points(x: Tensor, rng: Rng): { pred: Int32Array; avgconf: number[]; fooled: number[] } {
+  #points(x: Tensor, rng: Rng | ((i: number) => Rng)): { pred: Int32Array; avgconf: number[]; fooled: number[] } {
     const { model, preprocessing: p } = this.#ctx;
     const [b, c, h, w] = x.shape as [number, number, number, number];
     const pred = inferenceMode(() => tidy(() => logitsOf(model, p, x).argmax(1).to({ dtype: "int32" }).data() as Int32Array));
@@ -192,7 +192,8 @@ export class SentiNetDetector implements InputDetector {
     const fooled: number[] = [];
     inferenceMode(() => {
       for (let i = 0; i < b; i++) {
-        const noise = Float32Array.from({ length: n * c * h * w }, () => rng.next());
+        const r = typeof rng === "function" ? rng(i) : rng;
+        const noise = Float32Array.from({ length: n * c * h * w }, () => r.next());
         const [f, a] = tidy(() => {
           const m = tensor(masks.subarray(i * h * w, (i + 1) * h * w), { shape: [1, 1, h, w] });
           const keepPool = this.#pool.mul(m.rsub(1));
@@ -209,9 +210,13 @@ export class SentiNetDetector implements InputDetector {
     return { pred, avgconf, fooled };
   }
 
-  scoreBatch(x: Tensor): RawScores {
+  scoreBatch(x: Tensor, o?: ScoreOptions): RawScores {
     checkBatch(this.name, x, this.#ctx.preprocessing);
-    const { pred, avgconf, fooled } = this.#points(x, Rng.derive(numberParam(this.params, "seed"), 0, this.#calls++));
+    const seeds = checkSeeds(this.name, o, x.dim(0));
+    const seed = numberParam(this.params, "seed");
+    // Per-input seeds: input i's inert noise comes from its own stream (batch-independent).
+    const rng = seeds ? (i: number) => Rng.derive(seed, 2, seeds[i] as number) : Rng.derive(seed, 0, this.#calls++);
+    const { pred, avgconf, fooled } = this.#points(x, rng);
     return { pred, score: Float64Array.from(avgconf, (a, i) => signedDistance(this.#boundary, a, fooled[i] as number)) };
   }
 

@@ -10,13 +10,16 @@ import { imagesToTensor } from "../data/batch.js";
 import { numberParam, type ParamTable } from "../attacks/params.js";
 import type { ParamValue } from "../attacks/attack.js";
 import { Rng } from "../util/rng.js";
-import { checkBatch, type DetectorContext, type DetectorState, type InputDetector, type RawScores } from "./detector.js";
+import { checkBatch, checkSeeds, type DetectorContext, type DetectorState, type InputDetector, type RawScores, type ScoreOptions } from "./detector.js";
 import { logitsOf } from "./model-forward.js";
+
+/** Superimposed images per forward pass when several copies of a small batch go together. */
+const COPY_IMAGES_PER_PASS = 256;
 
 export const STRIP_PARAMS: ParamTable = {
   n: { type: "integer", default: 100, min: 1, description: "clean images superimposed on each input (the paper's N = 100; toolboxes often use 20-50)" },
   poolSize: { type: "integer", default: 0, min: 0, description: "clean images kept from the reserved set to draw from (0: all of it)" },
-  seed: { type: "integer", default: 0, min: 0, description: "seed of the draws (each batch derives its own stream)" },
+  seed: { type: "integer", default: 0, min: 0, description: "seed of the draws (each batch derives its own stream; with per-input seeds, each input its own)" },
 };
 
 /** Mean Shannon entropy in bits of softmax(logits) per row of [N, K] logits (0 for a one-hot prediction). */
@@ -58,21 +61,34 @@ export class StripDetector implements InputDetector {
     this.fitted = { poolSize: count };
   }
 
-  scoreBatch(x: Tensor): RawScores {
+  scoreBatch(x: Tensor, o?: ScoreOptions): RawScores {
     checkBatch(this.name, x, this.#ctx.preprocessing);
     const n = numberParam(this.params, "n");
-    const rng = Rng.derive(numberParam(this.params, "seed"), this.#calls++);
     const b = x.dim(0);
+    const seeds = checkSeeds(this.name, o, b);
+    const seed = numberParam(this.params, "seed");
+    // Per-input seeds: input i draws its N clean images from its own stream (batch-independent);
+    // otherwise one stream per call, drawn in input order.
+    const streams = seeds ? Array.from({ length: b }, (_, i) => Rng.derive(seed, 1, seeds[i] as number)) : null;
+    const rng = streams ? null : Rng.derive(seed, this.#calls++);
     const poolCount = this.#pool.dim(0);
     const { model, preprocessing } = this.#ctx;
     return inferenceMode(() =>
       tidy(() => {
         const pred = logitsOf(model, preprocessing, x).argmax(1).to({ dtype: "int32" }).data() as Int32Array;
         let sum: Tensor = tensor(new Float32Array(b));
-        for (let j = 0; j < n; j++) {
-          const draw = BigInt64Array.from({ length: b }, () => BigInt(rng.int(0, poolCount)));
-          // One tidy per copy, so a batch holds one superimposed copy at a time, not N.
-          const h = tidy(() => entropyBits(logitsOf(model, preprocessing, x.add(this.#pool.indexSelect(0, tensor(draw))).clamp(0, 1))));
+        // Several copies per forward pass when the batch is small (a service's batch of 1 makes one
+        // pass of n images, not n passes of one), at most COPY_IMAGES_PER_PASS images at a time.
+        // The draws keep their order (copy by copy, input by input), so the scores are the same.
+        const copies = Math.max(1, Math.floor(COPY_IMAGES_PER_PASS / b));
+        for (let j = 0; j < n; j += copies) {
+          const c = Math.min(copies, n - j);
+          const draw = BigInt64Array.from({ length: c * b }, (_, k) => BigInt((rng ?? (streams?.[k % b] as Rng)).int(0, poolCount)));
+          // One tidy per group of copies, so a batch holds at most that many superimposed images.
+          const h = tidy(() => {
+            const xs = c === 1 ? x : x.repeat([c, 1, 1, 1]);
+            return entropyBits(logitsOf(model, preprocessing, xs.add(this.#pool.indexSelect(0, tensor(draw))).clamp(0, 1))).reshape([c, b]).sum(0);
+          });
           const next = sum.add(h);
           sum.dispose();
           h.dispose();

@@ -68,13 +68,14 @@ export interface CompareResult {
   reportFiles: { html: string; markdown: string; json: string } | null;
 }
 
-function limited(indices: Int32Array, limit: number | undefined): Int32Array {
+/** The first `limit` indices of a split (all of them for 0 or undefined). */
+export function limited(indices: Int32Array, limit: number | undefined): Int32Array {
   if (limit !== undefined && (!Number.isInteger(limit) || limit < 0)) throw new RangeError(`compare: a split limit must be a non-negative integer, got ${limit}`);
   return limit ? indices.subarray(0, Math.min(limit, indices.length)) : indices;
 }
 
 /** The attack a checkpoint's training record names, if it is well-formed. */
-function recordedAttack(x: unknown): { name: string; params: Record<string, ParamValue> } | null {
+export function recordedAttack(x: unknown): { name: string; params: Record<string, ParamValue> } | null {
   if (typeof x !== "object" || x === null) return null;
   const name: unknown = Reflect.get(x, "name");
   const params: unknown = Reflect.get(x, "params");

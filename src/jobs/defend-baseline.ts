@@ -66,7 +66,7 @@ export async function defendBaseline(o: DefendBaselineOptions): Promise<DefendBa
     try {
       const fit = Number(process.hrtime.bigint() - t0) / 1e9;
       const cal = calibrateDetector(det, calibration, targetFpr, { progressLabel: `${o.detector}: calibration` });
-      await saveDetectorBundle(o.out, det, { checkpoint: o.checkpoint, calibration: cal.calibration, dataset: name, replace: o.force === true });
+      await saveDetectorBundle(o.out, det, { checkpoint: o.checkpoint, calibration: cal.calibration, dataset: name, splits: spec, replace: o.force === true });
       return {
         bundle: o.out,
         detector: o.detector,

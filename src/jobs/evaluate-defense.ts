@@ -1,5 +1,6 @@
 // The evaluate-defense job, shared by the CLI, the demo and the benchmarks: load a bundle, rebuild
 // its recorded splits, apply an attack to the evaluation split, measure, and write the report.
+// A baseline detector bundle goes to evaluate-baseline.ts (same metric and threshold code).
 import type { ParamValue } from "../attacks/attack.js";
 import { loadAttack } from "../attacks/load.js";
 import { subset } from "../data/splits.js";
@@ -8,7 +9,10 @@ import { defenseSplits } from "../defense/splits.js";
 import { evaluateDefense, type DefenseEvaluation } from "../defense/evaluate.js";
 import { recalibrate } from "../defense/recalibrate.js";
 import type { ScoreRule } from "../defense/scores.js";
-import { writeReport } from "../report/report.js";
+import { writeReport, type ReportScores } from "../report/report.js";
+import { baselineBundleDetector } from "../detectors/bundle.js";
+import { evaluateBaselineBundle } from "./evaluate-baseline.js";
+import { limited } from "./compare.js";
 import type { KeyInput } from "../defense/signature.js";
 import { testSplit } from "./defend.js";
 import type { Attack } from "../attacks/attack.js";
@@ -37,6 +41,8 @@ export interface EvaluateBundleOptions {
   /** With a report: flagged poisoned inputs explained for its "What the detector saw" section (default 48; 0: no section). */
   explainInputs?: number;
   explainMethod?: SaliencyMethod;
+  /** Use only the first N images of the evaluation split (0 or absent: all); STRIP costs ~100 passes per input. */
+  evaluationLimit?: number;
 }
 
 /** Images with their bytes, for the forensics functions. */
@@ -68,9 +74,15 @@ async function forensicsSection(det: BadExpertDetector, evaluation: ImageDataset
   };
 }
 
-export interface EvaluateBundleResult extends DefenseEvaluation {
+export interface EvaluateBundleResult extends Omit<DefenseEvaluation, "clean" | "poisoned"> {
+  /** "badexpert", or the baseline's registry name for a baseline detector bundle. */
+  detector: string;
+  /** Per-input scores; b and a only for BaDExpert. */
+  clean: ReportScores;
+  poisoned: ReportScores;
   attack: { name: string; params: Record<string, ParamValue> };
-  rule: ScoreRule;
+  /** BaDExpert's score rule; null for a baseline. */
+  rule: ScoreRule | null;
   threshold: number;
   targetFpr: number;
   dataset: string;
@@ -80,6 +92,8 @@ export interface EvaluateBundleResult extends DefenseEvaluation {
 
 export async function evaluateBundle(o: EvaluateBundleOptions): Promise<EvaluateBundleResult> {
   checkScoringDevice(o.device ?? "cpu");
+  const baseline = await baselineBundleDetector(o.bundle);
+  if (baseline !== null) return evaluateBaselineBundle(o, baseline);
   const det0 = await loadBundle(o.bundle, o.verifyKey !== undefined ? { verifyKey: o.verifyKey } : {});
   try {
     const created = det0.info.creation;
@@ -95,10 +109,11 @@ export async function evaluateBundle(o: EvaluateBundleOptions): Promise<Evaluate
     const attack = await loadAttack(attackName, params, { numClasses: test.classNames.length, height: h, width: w, channels: test.channels, dataset: created.dataset.name }, created.checkpoint);
     const rule = o.rule ?? det0.rule;
     const det = rule === det0.rule && o.targetFpr === undefined ? det0 : recalibrate(det0, rule, o.targetFpr ?? det0.info.targetFpr, subset(test, splits.calibration));
-    const evaluation = subset(test, splits.evaluation);
+    const evaluation = subset(test, limited(splits.evaluation, o.evaluationLimit));
     const r = evaluateDefense(det, evaluation, attack, { progress: o.progress ?? false });
     const result: EvaluateBundleResult = {
       ...r,
+      detector: "badexpert",
       attack: { name: attack.name, params: { ...attack.params } },
       rule,
       threshold: det.threshold,
@@ -128,7 +143,7 @@ export async function evaluateBundle(o: EvaluateBundleOptions): Promise<Evaluate
           : {}),
         details: {
           bundle: o.bundle,
-          "reserved / calibration / evaluation images": `${created.splits.reserved} / ${created.splits.calibration} / ${splits.evaluation.length} (split seed ${created.splits.seed})`,
+          "reserved / calibration / evaluation images": `${created.splits.reserved} / ${created.splits.calibration} / ${evaluation.count} of ${splits.evaluation.length} (split seed ${created.splits.seed})`,
           "calibration FPR achieved": `${(100 * det.info.calibration.achievedFpr).toFixed(2)}% of ${det.info.calibration.count}`,
           "time to fit B / M' / calibrate": created.seconds ? `${created.seconds.expert.toFixed(1)} s / ${created.seconds.auxiliary.toFixed(1)} s / ${created.seconds.calibration.toFixed(1)} s` : "n/a",
           "scoring throughput": `${r.scoringRate.toFixed(0)} inputs/s (three forward passes each)`,

@@ -9,6 +9,15 @@ import type { ScoredInputs } from "../defense/evaluate.js";
 import type { UnlearningRecord } from "../defense/canary.js";
 
 export type { ScoredInputs, UnlearningRecord };
+
+/** Per-input scores as a report draws them: b and a only where the detector has them (BaDExpert). */
+export type ReportScores = Omit<ScoredInputs, "a" | "b"> & Partial<Pick<ScoredInputs, "a" | "b">>;
+
+/** A baseline detector's report (a bundle from `defend --detector NAME`): no (b, a) plane and no B to explain with. */
+export interface BaselineReportDetector {
+  name: string;
+  params: Record<string, unknown>;
+}
 import { rocChart, histogramChart, planeChart } from "./charts.js";
 import type { Box } from "../forensics/regions.js";
 import { esc } from "./svg.js";
@@ -18,12 +27,15 @@ export interface DefenseReport {
   dataset: string;
   model: string;
   attack: { name: string; params: Record<string, unknown> } | null;
-  rule: ScoreRule;
+  /** BaDExpert's score rule; null when `baseline` is set. */
+  rule: ScoreRule | null;
+  /** Set for a baseline detector: the sections that need B and M' are omitted, each with a sentence saying why. */
+  baseline?: BaselineReportDetector;
   threshold: number;
   targetFpr: number;
   metrics: DefenseMetrics;
-  clean: ScoredInputs;
-  poisoned: ScoredInputs;
+  clean: ReportScores;
+  poisoned: ReportScores;
   /** Free-form facts shown in the details table (splits, seeds, timings, command). */
   details: Record<string, string | number>;
   /** How B's unlearning rate was set; with the canary tables when the canaries chose it. */
@@ -83,25 +95,39 @@ export function metricsRows(m: DefenseMetrics): [string, string, string][] {
 }
 
 /** Positives: poisoned inputs that fool M; negatives: clean inputs M gets right (the authors' sets). */
-function split(s: ScoredInputs): { a: number[]; b: number[]; score: number[] } {
+function split(s: ReportScores): { a: number[]; b: number[]; score: number[] } {
   const out = { a: [] as number[], b: [] as number[], score: [] as number[] };
   for (let i = 0; i < s.pred.length; i++) {
     if (s.pred[i] !== s.label[i]) continue;
-    out.a.push(s.a[i] as number);
-    out.b.push(s.b[i] as number);
+    if (s.a) out.a.push(s.a[i] as number);
+    if (s.b) out.b.push(s.b[i] as number);
     out.score.push(s.score[i] as number);
   }
   return out;
 }
 
-export function renderCharts(r: DefenseReport): { roc: string; scores: string; plane: string } {
+/** The charts; `plane` is null for a baseline (the (b, a) plane is BaDExpert's). */
+export function renderCharts(r: DefenseReport): { roc: string; scores: string; plane: string | null } {
   const neg = split(r.clean);
   const pos = split(r.poisoned);
   return {
     roc: rocChart(rocCurve(pos.score, neg.score), { fpr: r.metrics.fpr, tpr: r.metrics.tpr }, r.metrics.auroc),
     scores: histogramChart(neg.score, pos.score, r.threshold),
-    plane: planeChart(r.rule, r.threshold, neg, pos),
+    plane: r.rule !== null && !r.baseline && r.clean.a && r.clean.b ? planeChart(r.rule, r.threshold, neg, pos) : null,
   };
+}
+
+/** The sentences that stand for the sections a baseline's report leaves out. */
+export function omittedSections(b: BaselineReportDetector): { plane: string; forensics: string } {
+  return {
+    plane: `No decision plane: it places each input at (b, a), the confidences of BaDExpert's backdoor expert B and auxiliary model M', which the baseline detector ${b.name} does not have.`,
+    forensics: `No "What the detector saw" section: it shows the saliency of BaDExpert's backdoor expert B on flagged inputs, and the baseline detector ${b.name} has no B.`,
+  };
+}
+
+/** "score rule triangle" or "detector strip", for the summary lines. */
+function detectorWords(r: DefenseReport): string {
+  return r.baseline ? `detector **${r.baseline.name}** (${JSON.stringify(r.baseline.params)})` : `score rule **${r.rule ?? "n/a"}**`;
 }
 
 function unlearningMarkdown(u: UnlearningRecord | undefined): string[] {
@@ -151,13 +177,13 @@ function unlearningHtml(u: UnlearningRecord | undefined): string {
   return `<h2>Unlearning rate</h2><p class="note">${esc(t.sentence)}</p>${table}`;
 }
 
-export function renderMarkdown(r: DefenseReport, files: { roc: string; scores: string; plane: string }): string {
+export function renderMarkdown(r: DefenseReport, files: { roc: string; scores: string; plane: string | null }): string {
   const rows = metricsRows(r.metrics).map(([k, b, a]) => `| ${k} | ${b} | ${a} |`);
   const details = Object.entries(r.details).map(([k, v]) => `| ${k} | ${String(v)} |`);
   return [
     `# ${r.title}`,
     "",
-    `Dataset **${r.dataset}**, model **${r.model}**, attack **${r.attack?.name ?? "none"}**, score rule **${r.rule}**, ` +
+    `Dataset **${r.dataset}**, model **${r.model}**, attack **${r.attack?.name ?? "none"}**, ${detectorWords(r)}, ` +
       `threshold ${r.threshold.toPrecision(6)} (target FPR ${pct(r.targetFpr)} on the calibration split).`,
     "",
     "| metric | before defense | after defense |",
@@ -168,10 +194,11 @@ export function renderMarkdown(r: DefenseReport, files: { roc: string; scores: s
     "",
     `![ROC curve](${files.roc})`,
     `![Score histograms](${files.scores})`,
-    `![Decision plane](${files.plane})`,
+    ...(files.plane !== null ? [`![Decision plane](${files.plane})`] : []),
     "",
+    ...(r.baseline ? [omittedSections(r.baseline).plane, ""] : []),
     ...unlearningMarkdown(r.unlearning),
-    ...forensicsMarkdown(r.forensics),
+    ...(r.baseline ? [omittedSections(r.baseline).forensics, ""] : forensicsMarkdown(r.forensics)),
     "| detail | value |",
     "|---|---|",
     ...details,
@@ -179,7 +206,7 @@ export function renderMarkdown(r: DefenseReport, files: { roc: string; scores: s
   ].join("\n");
 }
 
-export function renderHtml(r: DefenseReport, charts: { roc: string; scores: string; plane: string }): string {
+export function renderHtml(r: DefenseReport, charts: { roc: string; scores: string; plane: string | null }): string {
   const rows = metricsRows(r.metrics).map(([k, b, a]) => `<tr><th>${esc(k)}</th><td>${b}</td><td>${a}</td></tr>`).join("");
   const details = Object.entries(r.details).map(([k, v]) => `<tr><th>${esc(k)}</th><td>${esc(String(v))}</td></tr>`).join("");
   const attack = r.attack ? `${esc(r.attack.name)} <code>${esc(JSON.stringify(r.attack.params))}</code>` : "none";
@@ -193,19 +220,24 @@ code{font-size:12px}.note{color:#444;font-size:14px;max-width:900px}
 img.px{width:112px;height:112px;image-rendering:pixelated;display:block}.grid{display:flex;flex-wrap:wrap;gap:10px}.grid figcaption{font-size:12px}
 </style></head><body>
 <h1>${esc(r.title)}</h1>
-<p class="note">Dataset <b>${esc(r.dataset)}</b> · model <b>${esc(r.model)}</b> · attack ${attack} · score rule <b>${esc(r.rule)}</b> ·
+<p class="note">Dataset <b>${esc(r.dataset)}</b> · model <b>${esc(r.model)}</b> · attack ${attack} · ${r.baseline ? `detector <b>${esc(r.baseline.name)}</b> <code>${esc(JSON.stringify(r.baseline.params))}</code>` : `score rule <b>${esc(r.rule ?? "n/a")}</b>`} ·
 threshold ${r.threshold.toPrecision(6)} calibrated at ${pct(r.targetFpr)} FPR on a held-out clean split.</p>
 <table><tr><th>metric</th><th>before defense</th><th>after defense</th></tr>${rows}</table>
 <p class="note">Clean evaluation inputs: ${r.metrics.cleanCount}; poisoned evaluation inputs: ${r.metrics.poisonCount}.
 AUROC, TPR and FPR use the authors' sets: clean inputs M classifies correctly (negatives) and poisoned inputs that fool M (positives).</p>
 <div class="charts">
-<figure>${charts.plane}<figcaption>Each input as (b, a): b = backdoor expert B's confidence in M's label, a = auxiliary model M''s confidence.
-Backdoor inputs sit bottom-right (B keeps the backdoor, M' lost it); the shaded region is what the detector flags.</figcaption></figure>
+${
+  charts.plane !== null
+    ? `<figure>${charts.plane}<figcaption>Each input as (b, a): b = backdoor expert B's confidence in M's label, a = auxiliary model M''s confidence.
+Backdoor inputs sit bottom-right (B keeps the backdoor, M' lost it); the shaded region is what the detector flags.</figcaption></figure>`
+    : ""
+}
 <figure>${charts.scores}<figcaption>Score distributions; inputs right of the dashed threshold are flagged.</figcaption></figure>
 <figure>${charts.roc}<figcaption>ROC of the score; the circle is the calibrated operating point.</figcaption></figure>
 </div>
+${r.baseline ? `<p class="note">${esc(omittedSections(r.baseline).plane)}</p>` : ""}
 ${unlearningHtml(r.unlearning)}
-${forensicsHtml(r.forensics)}
+${r.baseline ? `<h2>What the detector saw</h2><p class="note">${esc(omittedSections(r.baseline).forensics)}</p>` : forensicsHtml(r.forensics)}
 <h2>Details</h2><table>${details}</table>
 </body></html>
 `;
@@ -220,18 +252,18 @@ function forensicsJson(f: ForensicsSection | undefined): Record<string, unknown>
 export async function writeReport(dir: string, r: DefenseReport): Promise<{ html: string; markdown: string }> {
   await mkdir(dir, { recursive: true });
   const charts = renderCharts(r);
-  const files = { roc: "roc.svg", scores: "scores.svg", plane: "plane.svg" };
+  const files = { roc: "roc.svg", scores: "scores.svg", plane: charts.plane !== null ? "plane.svg" : null };
   await writeFile(join(dir, files.roc), charts.roc);
   await writeFile(join(dir, files.scores), charts.scores);
-  await writeFile(join(dir, files.plane), charts.plane);
+  if (charts.plane !== null) await writeFile(join(dir, "plane.svg"), charts.plane);
   const html = join(dir, "report.html");
   const markdown = join(dir, "report.md");
   await writeFile(html, renderHtml(r, charts));
   await writeFile(markdown, renderMarkdown(r, files));
-  if (r.forensics) {
+  if (r.forensics && !r.baseline) {
     await writeFile(join(dir, "forensics-mean-map.png"), r.forensics.meanMapPng);
     await writeFile(join(dir, "forensics-trigger-estimate.png"), r.forensics.patternPng);
   }
-  await writeFile(join(dir, "metrics.json"), `${JSON.stringify({ dataset: r.dataset, model: r.model, attack: r.attack, rule: r.rule, targetFpr: r.targetFpr, ...r.metrics, unlearning: r.unlearning ?? null, forensics: forensicsJson(r.forensics), details: r.details }, null, 2)}\n`);
+  await writeFile(join(dir, "metrics.json"), `${JSON.stringify({ dataset: r.dataset, model: r.model, attack: r.attack, detector: r.baseline?.name ?? "badexpert", ...(r.baseline ? { params: r.baseline.params } : {}), rule: r.rule, targetFpr: r.targetFpr, ...r.metrics, unlearning: r.unlearning ?? null, forensics: r.baseline ? null : forensicsJson(r.forensics), details: r.details }, null, 2)}\n`);
   return { html, markdown };
 }

@@ -15,8 +15,11 @@ export interface Executor {
 
 export interface ScoredInput {
   pred: number;
-  expertConfidence: number;
-  auxiliaryConfidence: number;
+  /** b and a (BaDExpert); null for a baseline detector. */
+  expertConfidence: number | null;
+  auxiliaryConfidence: number | null;
+  /** The detector that scored it: "badexpert" or a baseline's registry name. */
+  detector: string;
   /** null when the detector produced a score that is not a finite number. */
   score: number | null;
   threshold: number;
@@ -181,7 +184,7 @@ export class Batcher {
 
   #deliver(items: Item[], r: BatchResult): void {
     const n = items.length;
-    if (r.pred.length !== n || r.score.length !== n || r.flagged.length !== n || r.expertConfidence.length !== n || r.auxiliaryConfidence.length !== n) {
+    if (r.pred.length !== n || r.score.length !== n || r.flagged.length !== n || (r.expertConfidence !== null && r.expertConfidence.length !== n) || (r.auxiliaryConfidence !== null && r.auxiliaryConfidence.length !== n)) {
       for (const it of items) this.#settle(it.request, scoringFailed(`internal error: a batch of ${n} came back with ${r.pred.length} results`));
       return;
     }
@@ -192,8 +195,9 @@ export class Batcher {
       const finite = Number.isFinite(score);
       t.results[it.index] = {
         pred: r.pred[k] as number,
-        expertConfidence: r.expertConfidence[k] as number,
-        auxiliaryConfidence: r.auxiliaryConfidence[k] as number,
+        expertConfidence: r.expertConfidence ? (r.expertConfidence[k] as number) : null,
+        auxiliaryConfidence: r.auxiliaryConfidence ? (r.auxiliaryConfidence[k] as number) : null,
+        detector: r.detector,
         score: finite ? score : null,
         threshold: r.threshold,
         // Fail closed: an input without a finite score is treated as suspicious, whatever the flag says.

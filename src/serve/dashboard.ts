@@ -67,7 +67,11 @@ async function refresh() {
   const status = document.getElementById("status");
   try {
     const r = await fetch("/v1/flagged", { headers });
-    if (!r.ok) throw new Error("GET /v1/flagged: " + r.status + (r.status === 401 ? " (open this page as /#token=YOUR_TOKEN)" : ""));
+    if (!r.ok) {
+      // The server's message says why (e.g. a baseline detector has no B to make overlays with).
+      const why = await r.json().then((b) => (b && b.message ? " — " + b.message : ""), () => "");
+      throw new Error("GET /v1/flagged: " + r.status + why + (r.status === 401 ? " (open this page as /#token=YOUR_TOKEN)" : ""));
+    }
     render(await r.json());
     status.className = "";
     status.textContent = "updated " + new Date().toLocaleTimeString();

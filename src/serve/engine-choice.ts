@@ -3,6 +3,8 @@
 // onnxruntime-node is not installed or the detector does not export (a TorchScript-imported
 // model): both engines score with the same weights and threshold, so the fallback changes speed,
 // never verdicts beyond float rounding. A detector that fails to load fails on either engine.
+// A baseline detector bundle runs on libtorch only: "auto" says so as its fallback reason, an
+// explicit onnxruntime is refused before any worker starts.
 import type { EngineChoice } from "./options.js";
 import { WorkerPool } from "./pool.js";
 import type { ScoringEngine, WorkerInit } from "./protocol.js";
@@ -15,6 +17,15 @@ export interface ChosenPool {
 }
 
 export async function startScoringPool(init: Omit<WorkerInit, "engine">, size: number, choice: EngineChoice): Promise<ChosenPool> {
+  const s = init.source;
+  if (s.kind === "baseline") {
+    // Only BaDExpert exports to ONNX: a baseline runs its own procedure (superimpositions, corruptions, ...) on libtorch.
+    if (choice === "onnxruntime") {
+      throw new RangeError(`serve: engine onnxruntime cannot score the baseline detector '${s.detector}' (${s.dir}): baselines score with libtorch only; use --engine libtorch or auto`);
+    }
+    const pool = await WorkerPool.start({ ...init, engine: "libtorch" }, size);
+    return { pool, engine: "libtorch", fallback: choice === "auto" ? `the baseline detector '${s.detector}' scores with libtorch only (onnxruntime runs BaDExpert's exported graph)` : null };
+  }
   if (choice !== "auto") return { pool: await WorkerPool.start({ ...init, engine: choice }, size), engine: choice, fallback: null };
   let fallback: string;
   try {

@@ -2,7 +2,7 @@
 // tests, or a library user's — must not share counters). Gauges that mirror live state (queue
 // depth, the sliding-window flagged rate) are read at scrape time.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
-import type { DetectorInfo } from "../defense/detector.js";
+import type { ServedInfo } from "./served-info.js";
 import type { WindowStats } from "./flag-window.js";
 
 export interface LiveState {
@@ -14,7 +14,7 @@ export interface LiveState {
 }
 
 /** Score buckets around the calibrated threshold, scaled by the spread of clean calibration scores. */
-export function scoreBuckets(info: DetectorInfo): number[] {
+export function scoreBuckets(info: Pick<ServedInfo, "calibration" | "threshold">): number[] {
   const c = info.calibration;
   const t = info.threshold;
   const spread = Number.isFinite(c.scoreStd) && c.scoreStd > 0 ? c.scoreStd : Math.max(Math.abs(t) * 0.1, 1e-3);
@@ -38,7 +38,7 @@ export class ServeMetrics {
   readonly workerDeaths: Counter;
   readonly workerLiveTensors: Gauge;
 
-  constructor(info: DetectorInfo, live: LiveState) {
+  constructor(info: ServedInfo, live: LiveState) {
     const r = this.registry;
     collectDefaultMetrics({ register: r, prefix: "badexpert_" });
     this.requests = new Counter({ name: "badexpert_http_requests_total", help: "HTTP requests by route, method and status code", labelNames: ["route", "method", "status"], registers: [r] });
@@ -52,7 +52,7 @@ export class ServeMetrics {
     this.batchSize = new Histogram({ name: "badexpert_batch_size", help: "Inputs per batch sent to a scoring worker", buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256], registers: [r] });
     this.forwardSeconds = new Histogram({
       name: "badexpert_batch_forward_seconds",
-      help: "Time of one batch's three forward passes in a worker",
+      help: "Time of one batch's forward passes in a worker (BaDExpert: three; a baseline: its own count)",
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
       registers: [r],
     });
@@ -62,7 +62,7 @@ export class ServeMetrics {
     this.refused = new Counter({ name: "badexpert_refused_total", help: "Requests refused without a score, by reason (queue_full, timeout, scoring_failed, shutting_down)", labelNames: ["reason"], registers: [r] });
     this.reloads = new Counter({ name: "badexpert_reloads_total", help: "Bundle reloads (SIGHUP) by result", labelNames: ["result"], registers: [r] });
     this.workerDeaths = new Counter({ name: "badexpert_worker_deaths_total", help: "Scoring worker threads that died and were replaced", registers: [r] });
-    this.workerLiveTensors = new Gauge({ name: "badexpert_worker_live_tensors", help: "Live tensors in the last worker that answered (constant: the three models' weights)", registers: [r] });
+    this.workerLiveTensors = new Gauge({ name: "badexpert_worker_live_tensors", help: "Live tensors in the last worker that answered (constant: the detector's own weights and state)", registers: [r] });
     new Gauge({ name: "badexpert_queue_depth", help: "Inputs waiting for a scoring worker", registers: [r], collect() { this.set(live.queueDepth()); } });
     new Gauge({ name: "badexpert_batches_running", help: "Batches being scored now", registers: [r], collect() { this.set(live.runningBatches()); } });
     new Gauge({ name: "badexpert_workers_ready", help: "Scoring workers holding a loaded detector", registers: [r], collect() { this.set(live.workersReady()); } });

@@ -4,13 +4,14 @@ import type { ServeOptions } from "./options.js";
 
 const detection = {
   type: "object",
-  required: ["pred", "class", "expertConfidence", "auxiliaryConfidence", "score", "threshold", "flagged"],
+  required: ["pred", "class", "detector", "expertConfidence", "auxiliaryConfidence", "score", "threshold", "flagged"],
   properties: {
     pred: { type: "integer", description: "M's predicted class index" },
     class: { type: "string", description: "M's predicted class name" },
-    expertConfidence: { type: "number", description: "b: the backdoor expert B's softmax probability of the predicted class" },
-    auxiliaryConfidence: { type: "number", description: "a: the auxiliary model M''s softmax probability of the predicted class" },
-    score: { type: ["number", "null"], description: "the score rule's value; null when it was not a finite number (then flagged is true)" },
+    detector: { type: "string", description: "the detector that scored it: \"badexpert\" or a baseline's registry name (strip, scale-up, teco, ibd-psc, cd, frequency, sentinet)" },
+    expertConfidence: { type: ["number", "null"], description: "b: the backdoor expert B's softmax probability of the predicted class; null when a baseline detector is served (it has no B)" },
+    auxiliaryConfidence: { type: ["number", "null"], description: "a: the auxiliary model M''s softmax probability of the predicted class; null when a baseline detector is served (it has no M')" },
+    score: { type: ["number", "null"], description: "the detector's score (BaDExpert: the score rule's value; a baseline: its own score, higher = more suspicious); null when it was not a finite number (then flagged is true)" },
     threshold: { type: "number", description: "inputs scoring above it are flagged" },
     flagged: { type: "boolean", description: "suspected backdoor input" },
     reason: { type: "string", description: "why an input is flagged without a valid score" },
@@ -66,7 +67,7 @@ export function openApiDocument(o: ServeOptions): Record<string, unknown> {
       title: "badexpert serve",
       version: "1",
       description:
-        "BaDExpert backdoor-input detection in front of an image classifier. A single image (raw body or {\"image\"}) gets one record; " +
+        "Backdoor-input detection in front of an image classifier: BaDExpert, or a baseline detector from a baseline detector bundle (records then carry null b and a). A single image (raw body or {\"image\"}) gets one record; " +
         "the batch forms ({\"images\"}, a JSON array, multipart) get {\"results\": [...]} in request order. An input that could not be " +
         "scored is never reported clean: the request fails with 503/504.",
     },
@@ -94,10 +95,10 @@ export function openApiDocument(o: ServeOptions): Record<string, unknown> {
           },
         },
       },
-      "/v1/detector": { get: { summary: "the loaded detector: architecture, classes, rule, threshold, target FPR, bundle hashes", security, responses: { "200": { description: "detector summary" } } } },
+      "/v1/detector": { get: { summary: "the loaded detector: its name and kind (badexpert or baseline), architecture, classes, rule (BaDExpert) or params and checkpoint hash (a baseline), threshold, target FPR, bundle hashes", security, responses: { "200": { description: "detector summary" } } } },
       "/v1/flagged": {
         get: {
-          summary: "the dashboard's data: flagged rate and flagged inputs per class over the window, the explain feed's counters, and the latest flagged inputs (newest first) with B's saliency overlay as a PNG data: URL",
+          summary: "the dashboard's data: flagged rate and flagged inputs per class over the window, the explain feed's counters, and the latest flagged inputs (newest first) with B's saliency overlay as a PNG data: URL (404 when the feed is off, as it always is for a baseline detector)",
           security,
           responses: { "200": { description: "{window, feed, recent}" }, ...errors([401, 404]) },
         },

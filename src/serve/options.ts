@@ -52,6 +52,8 @@ export interface ServeOptions {
   token: string | null;
   /** pino log level of the structured JSON logs; "silent" turns them off. */
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+  /** Where the JSON log lines go (one write per line); absent: standard output. */
+  logStream?: { write(line: string): void };
   /**
    * Options for loading the bundle in each worker: `verifyKey` (a path to an Ed25519 public key)
    * makes every load (start-up and SIGHUP reloads) refuse a bundle not signed by its private key.

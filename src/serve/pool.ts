@@ -1,7 +1,7 @@
 // A generation of scoring workers that all hold the same detector. The batcher hands a batch to
 // an idle worker; a worker that dies is replaced (its batch has already been answered with an
 // error). A reload starts a new pool and retires the old one once its batches are done.
-import type { DetectorInfo } from "../defense/detector.js";
+import type { ServedInfo } from "./served-info.js";
 import type { BatchResult, WorkerInit } from "./protocol.js";
 import { ScoringWorker } from "./scoring-worker.js";
 
@@ -15,7 +15,7 @@ export interface PoolEvents {
 }
 
 export class WorkerPool {
-  readonly info: DetectorInfo;
+  readonly info: ServedInfo;
   /** libtorch threads each worker reported after setting its budget. */
   readonly threads: number;
   readonly #init: WorkerInit;
@@ -26,7 +26,7 @@ export class WorkerPool {
   #running = 0;
   #drained: (() => void) | null = null;
 
-  private constructor(init: WorkerInit, workers: ScoringWorker[], info: DetectorInfo, threads: number, events: PoolEvents) {
+  private constructor(init: WorkerInit, workers: ScoringWorker[], info: ServedInfo, threads: number, events: PoolEvents) {
     this.#init = init;
     this.#workers = workers;
     this.info = info;

@@ -1,10 +1,10 @@
 // The messages between the HTTP thread and a scoring worker. Pixels travel as transferred
 // buffers (no copy); results come back as typed arrays, one entry per image of the batch.
-import type { DetectorInfo } from "../defense/detector.js";
 import type { SaliencyMethod } from "../forensics/saliency.js";
 import type { DetectorSource } from "./source.js";
+import type { ServedInfo } from "./served-info.js";
 
-/** Which runtime runs the three forward passes: libtorch, or the exported ONNX graph on onnxruntime. */
+/** Which runtime runs the forward passes: libtorch, or BaDExpert's exported ONNX graph on onnxruntime (baselines: libtorch only). */
 export type ScoringEngine = "libtorch" | "onnxruntime";
 
 export interface WorkerInit {
@@ -46,20 +46,23 @@ export interface ExplainResult {
 
 export interface BatchResult {
   pred: Int32Array;
-  expertConfidence: Float32Array;
-  auxiliaryConfidence: Float32Array;
+  /** b and a per input (BaDExpert); null for a baseline detector, which has no B or M'. */
+  expertConfidence: Float32Array | null;
+  auxiliaryConfidence: Float32Array | null;
   score: Float64Array;
   flagged: Uint8Array;
+  /** The detector that scored this batch ("badexpert" or a baseline's name) and its threshold (a reload may change both). */
+  detector: string;
   /** The threshold of the detector that scored this batch (a reload may change it). */
   threshold: number;
-  /** Time of the three forward passes, for the inference-time metric. */
+  /** Time of the detector's forward passes, for the inference-time metric. */
   forwardMs: number;
   /** Live tensors in the worker after the batch: must stay at the models' own count. */
   liveTensors: number;
 }
 
 export type FromWorker =
-  | { type: "ready"; info: DetectorInfo; threads: number; liveTensors: number }
+  | { type: "ready"; info: ServedInfo; threads: number; liveTensors: number }
   | { type: "failed"; message: string }
   | ({ type: "scored"; id: number } & BatchResult)
   | ({ type: "explained"; id: number } & ExplainResult)

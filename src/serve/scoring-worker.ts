@@ -2,7 +2,7 @@
 // it one batch at a time, and turn every way it can fail — a load error, an exception in a
 // forward pass, the thread dying — into a rejected promise, so no input is ever left unanswered.
 import { Worker } from "node:worker_threads";
-import type { DetectorInfo } from "../defense/detector.js";
+import type { ServedInfo } from "./served-info.js";
 import type { SaliencyMethod } from "../forensics/saliency.js";
 import type { BatchResult, ExplainResult, FromWorker, ToWorker, WorkerInit } from "./protocol.js";
 
@@ -29,7 +29,7 @@ export class ScoringWorker {
   }
 
   /** Starts a worker and waits until its detector is loaded. */
-  static start(init: WorkerInit): Promise<{ worker: ScoringWorker; info: DetectorInfo; threads: number }> {
+  static start(init: WorkerInit): Promise<{ worker: ScoringWorker; info: ServedInfo; threads: number }> {
     const w = new ScoringWorker(new Worker(WORKER_URL, { workerData: init }));
     return new Promise((resolve, reject) => {
       let started = false;

@@ -5,7 +5,7 @@ import { randomUUID } from "node:crypto";
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import multipart from "@fastify/multipart";
 import { Detector } from "../api/detector.js";
-import { BadExpertDetector, type DetectorInfo } from "../defense/detector.js";
+import { BadExpertDetector } from "../defense/detector.js";
 import { AuditLog } from "./audit.js";
 import { RateAlert } from "./alert.js";
 import { Batcher, type ScoredInput } from "./batcher.js";
@@ -19,13 +19,14 @@ import { resolveOptions, type ServeOptions } from "./options.js";
 import { startScoringPool, type ChosenPool } from "./engine-choice.js";
 import type { ScoringEngine } from "./protocol.js";
 import type { WorkerPool } from "./pool.js";
-import { sourceFromDetector, sourceHashes, type DetectorSource } from "./source.js";
+import { bundleSource, sourceFromDetector, sourceHashes, type DetectorSource } from "./source.js";
+import type { ServedInfo } from "./served-info.js";
 import { bearerCheck } from "./auth.js";
 import { handleError } from "./error-handler.js";
 import { FlaggedFeed } from "./flagged-feed.js";
 import { DASHBOARD_HTML } from "./dashboard.js";
 
-/** What a route answers for one input: the batcher's result and the predicted class's name. */
+/** What a route answers for one input: the batcher's result (with the detector's name) and the predicted class's name. */
 export interface DetectionRecord extends ScoredInput {
   class: string;
 }
@@ -42,9 +43,9 @@ export class BadExpertServer {
   readonly options: ServeOptions;
   #engine: ScoringEngine;
   readonly metrics: ServeMetrics;
-  readonly #source: DetectorSource;
+  #source: DetectorSource;
   #pool: WorkerPool;
-  #info: DetectorInfo;
+  #info: ServedInfo;
   #hashes: Record<string, string>;
   #loadedAt = new Date().toISOString();
   readonly #batcher: Batcher;
@@ -68,7 +69,7 @@ export class BadExpertServer {
     this.#audit = audit;
     this.#window = new FlagWindow(o.windowSeconds, pool.info.classNames.length);
     this.app = Fastify({
-      logger: { level: o.logLevel },
+      logger: { level: o.logLevel, ...(o.logStream ? { stream: o.logStream } : {}) },
       bodyLimit: o.maxBodyBytes,
       // One debug line per request from our onResponse hook instead of fastify's two info lines.
       logController: new LogController({ disableRequestLogging: true }),
@@ -102,8 +103,11 @@ export class BadExpertServer {
   /** Loads the detector into the workers (they must all load it) and builds the app; call listen() next. */
   static async create(detector: Detector | BadExpertDetector | string, options: Partial<ServeOptions> = {}): Promise<BadExpertServer> {
     const o = resolveOptions(options);
-    const source: DetectorSource =
-      typeof detector === "string" ? { kind: "bundle", dir: detector } : sourceFromDetector(detector instanceof Detector ? detector.detector : detector);
+    // The bundle's kind (BaDExpert's or a baseline's) is decided once here, and again on each reload.
+    const source: DetectorSource = typeof detector === "string" ? await bundleSource(detector) : sourceFromDetector(detector instanceof Detector ? detector.detector : detector);
+    if (source.kind === "baseline" && o.bundleLoad.verifyKey !== undefined) {
+      throw new RangeError(`serve: bundleLoad.verifyKey (--verify-key): ${source.dir} is a baseline detector bundle (${source.detector}), which is not signed; its checkpoint's weights are hash-checked on load instead`);
+    }
     const hashes = await sourceHashes(source);
     const audit = o.auditLog ? await AuditLog.open(o.auditLog, o.auditImages) : null;
     let chosen: ChosenPool;
@@ -116,7 +120,9 @@ export class BadExpertServer {
       audit?.close();
       throw e;
     }
-    if (o.flaggedKeep > 0) {
+    // The feed's overlays are B's saliency: a baseline has no B, so the feed is off for it (logged below).
+    const feedOff = source.kind === "baseline" && o.flaggedKeep > 0;
+    if (o.flaggedKeep > 0 && !feedOff) {
       try {
         feed = await FlaggedFeed.start(init, { keep: o.flaggedKeep, method: o.explainMethod, maxQueue: o.explainQueue, width: chosen.pool.info.preprocessing.imageSize[1] });
       } catch (e) {
@@ -127,6 +133,7 @@ export class BadExpertServer {
     }
     const s = new BadExpertServer(o, source, chosen, hashes, audit, feed);
     if (chosen.fallback !== null) s.app.log.warn({ event: "engine_fallback", engine: chosen.engine, reason: chosen.fallback }, `engine auto: scoring on libtorch (${chosen.fallback})`);
+    if (feedOff && source.kind === "baseline") s.#logFeedOff(source.detector, options.flaggedKeep !== undefined || options.explainMethod !== undefined);
     feed?.setErrorHandler((e) => s.app.log.error({ event: "explain_failed", err: e.message }, "the dashboard's explain worker failed (scoring is unaffected)"));
     s.#watchPool(chosen.pool);
     return s;
@@ -142,7 +149,7 @@ export class BadExpertServer {
     return this.#engine;
   }
 
-  get info(): DetectorInfo {
+  get info(): ServedInfo {
     return this.#info;
   }
 
@@ -162,12 +169,18 @@ export class BadExpertServer {
   }
 
   async #reload(): Promise<void> {
-    if (this.#source.kind !== "bundle") throw new Error("reload: the server was created from an in-memory detector, not a bundle directory; there is nothing to reload");
+    const current = this.#source;
+    if (current.kind === "weights") throw new Error("reload: the server was created from an in-memory detector, not a bundle directory; there is nothing to reload");
     if (this.#state !== "ready") throw new Error(`reload: the server is ${this.#state}`);
     const log = this.app.log;
     try {
-      const hashes = await sourceHashes(this.#source);
-      const chosen = await startScoringPool({ source: this.#source, threads: this.options.threadsPerWorker, bundleLoad: this.options.bundleLoad }, this.options.workers, this.options.engine);
+      const source = await bundleSource(current.dir);
+      if (source.kind !== current.kind) {
+        const kind = (x: DetectorSource): string => (x.kind === "baseline" ? `a baseline detector bundle (${x.detector})` : "a BaDExpert bundle");
+        throw new Error(`reload: ${source.dir} now holds ${kind(source)}, the server was started on ${kind(current)}; restart the server to change the kind of detector`);
+      }
+      const hashes = await sourceHashes(source);
+      const chosen = await startScoringPool({ source, threads: this.options.threadsPerWorker, bundleLoad: this.options.bundleLoad }, this.options.workers, this.options.engine);
       const next = chosen.pool;
       const a = this.#info.preprocessing;
       const b = next.info.preprocessing;
@@ -184,16 +197,17 @@ export class BadExpertServer {
       const old = this.#pool;
       this.#watchPool(next);
       this.#pool = next;
+      this.#source = source;
       this.#engine = chosen.engine;
       this.#info = next.info;
       this.#hashes = hashes;
       this.#loadedAt = new Date().toISOString();
       this.#batcher.setExecutor(next);
       this.metrics.reloads.inc({ result: "ok" });
-      log.info({ event: "reloaded", threshold: next.info.threshold, hashes, engine: chosen.engine }, "bundle reloaded");
+      log.info({ event: "reloaded", detector: next.info.detector, threshold: next.info.threshold, hashes, engine: chosen.engine }, "bundle reloaded");
       if (chosen.fallback !== null) log.warn({ event: "engine_fallback", engine: chosen.engine, reason: chosen.fallback }, `engine auto: scoring on libtorch (${chosen.fallback})`);
       await old.close();
-      await this.#feed?.replace({ source: this.#source, threads: 1, engine: "libtorch", bundleLoad: this.options.bundleLoad });
+      await this.#feed?.replace({ source, threads: 1, engine: "libtorch", bundleLoad: this.options.bundleLoad });
     } catch (e) {
       this.metrics.reloads.inc({ result: "failed" });
       log.error({ event: "reload_failed", err: (e as Error).message }, "bundle reload failed; the previous detector keeps serving");
@@ -225,6 +239,13 @@ export class BadExpertServer {
     return left;
   }
 
+  /** One line saying why the dashboard's feed is off; a warning when the options asked for it. */
+  #logFeedOff(detector: string, asked: boolean): void {
+    const why = `the flagged-input feed and the dashboard's overlays are off: they show BaDExpert's B, and the baseline detector '${detector}' has none (flagged inputs are still counted, logged and audited)`;
+    if (asked) this.app.log.warn({ event: "explain_off", detector, flaggedKeep: this.options.flaggedKeep }, `flaggedKeep/explainMethod (--flagged-keep, --explain-method) ignored: ${why}`);
+    else this.app.log.info({ event: "explain_off", detector }, why);
+  }
+
   #watchPool(p: WorkerPool): void {
     // The pool reports deaths and idle workers through these hooks (set after start, when the server exists).
     p.events.onIdle = () => this.#batcher.pump();
@@ -251,6 +272,7 @@ export class BadExpertServer {
     const records = scored.map((s: ScoredInput): DetectionRecord => ({
       pred: s.pred,
       class: names[s.pred] ?? String(s.pred),
+      detector: s.detector,
       expertConfidence: s.expertConfidence,
       auxiliaryConfidence: s.auxiliaryConfidence,
       score: s.score,
@@ -343,15 +365,19 @@ export class BadExpertServer {
     app.get("/v1/detector", async () => {
       const i = this.#info;
       return {
+        detector: i.detector,
+        kind: i.kind,
         architecture: i.spec.name,
         classNames: i.classNames,
         imageSize: i.preprocessing.imageSize,
         channels: i.preprocessing.channels,
         rule: i.rule,
+        params: i.params,
         threshold: i.threshold,
         targetFpr: i.targetFpr,
         calibration: i.calibration,
-        source: this.#source.kind === "bundle" ? { bundle: this.#source.dir } : { inMemory: true },
+        checkpoint: i.checkpoint,
+        source: this.#source.kind === "weights" ? { inMemory: true } : { bundle: this.#source.dir },
         hashes: this.#hashes,
         loadedAt: this.#loadedAt,
         serving: { engine: this.#engine, engineRequested: o.engine, workers: this.#pool.size, threadsPerWorker: this.#pool.threads, maxBatch: o.maxBatch, maxWaitMs: o.maxWaitMs, maxQueue: o.maxQueue, timeoutMs: o.timeoutMs, onFlag: o.onFlag },
@@ -360,7 +386,10 @@ export class BadExpertServer {
 
     app.get("/", async (_req, reply) => reply.type("text/html; charset=utf-8").send(DASHBOARD_HTML));
     app.get("/v1/flagged", async (req, reply) => {
-      if (!this.#feed) return reply.code(404).send({ error: "not_found", message: "the flagged-input feed is off (flaggedKeep 0 / --flagged-keep 0)", requestId: req.id });
+      if (!this.#feed) {
+        const why = this.#info.kind === "baseline" ? `the baseline detector '${this.#info.detector}' has no B to explain with` : "flaggedKeep 0 / --flagged-keep 0";
+        return reply.code(404).send({ error: "not_found", message: `the flagged-input feed is off (${why})`, requestId: req.id });
+      }
       const w = this.#window.stats();
       const names = this.#info.classNames;
       return {

@@ -3,19 +3,31 @@
 // directory each worker loads itself, or the three models' weights serialised to safetensors
 // bytes (the same codec as bundle files) that each worker copies into its own models.
 import { createHash } from "node:crypto";
-import { readFile } from "node:fs/promises";
+import { access, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { BadExpertDetector, DetectorInfo } from "../defense/detector.js";
 import { serializeSafetensors, type RawTensor } from "../io/safetensors.js";
 import { toRaw } from "../io/weights.js";
 import type { Module } from "../nn/index.js";
+import { BASELINE_BUNDLE_FILES, baselineBundleDetector } from "../detectors/bundle.js";
 
 export const ROLES = ["model", "expert", "auxiliary"] as const;
 export type Role = (typeof ROLES)[number];
 
 export type DetectorSource =
   | { kind: "bundle"; dir: string }
+  /** A baseline detector bundle (`defend --detector NAME`): loaded through the detector registry. */
+  | { kind: "baseline"; dir: string; detector: string }
   | { kind: "weights"; info: DetectorInfo; weights: Record<Role, Uint8Array> };
+
+/** A source read from a bundle directory (BaDExpert's or a baseline's). */
+export type BundleSource = Exclude<DetectorSource, { kind: "weights" }>;
+
+/** A bundle directory as a source: which kind it holds is decided here, once per (re)load. */
+export async function bundleSource(dir: string): Promise<BundleSource> {
+  const detector = await baselineBundleDetector(dir);
+  return detector === null ? { kind: "bundle", dir } : { kind: "baseline", dir, detector };
+}
 
 function weightsOf(m: Module): Uint8Array {
   const raw = new Map<string, RawTensor>();
@@ -46,7 +58,11 @@ export async function sourceHashes(s: DetectorSource): Promise<Record<string, st
   const sha = (b: Uint8Array): string => createHash("sha256").update(b).digest("hex");
   if (s.kind === "weights") return Object.fromEntries(ROLES.map((r) => [r, sha(s.weights[r])]));
   const out: Record<string, string> = {};
-  for (const [role, file] of Object.entries(BUNDLE_FILES)) {
+  // A baseline bundle: its manifest and, when the detector keeps tensors, its state file (the
+  // checkpoint's weights hash is in the manifest, checked by the loader).
+  const files = s.kind === "bundle" ? Object.entries(BUNDLE_FILES) : Object.entries(BASELINE_BUNDLE_FILES);
+  for (const [role, file] of files) {
+    if (s.kind === "baseline" && role === "state" && !(await exists(join(s.dir, file)))) continue;
     try {
       out[file] = sha(await readFile(join(s.dir, file)));
     } catch (e) {
@@ -54,4 +70,13 @@ export async function sourceHashes(s: DetectorSource): Promise<Record<string, st
     }
   }
   return out;
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
+  }
 }

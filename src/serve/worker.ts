@@ -1,12 +1,15 @@
-// A scoring worker thread: holds the detector (M, B, M') once and runs the forward passes of
-// the batches the HTTP thread sends. One batch at a time; the pool never sends a second before
-// the first is answered.
+// A scoring worker thread: holds the detector once — BaDExpert (M, B, M') or a baseline from a
+// baseline detector bundle — and runs the forward passes of the batches the HTTP thread sends.
+// One batch at a time; the pool never sends a second before the first is answered.
 import { parentPort, workerData } from "node:worker_threads";
 import { performance } from "node:perf_hooks";
 import { dispose, getNumThreads, memory, returnLargeBuffersToTheOs, setNumThreads, tidy } from "../engine/index.js";
 import { imagesToTensor } from "../data/batch.js";
 import { loadBundle } from "../defense/bundle.js";
-import { BadExpertDetector, type BatchScores, type DetectorInfo } from "../defense/detector.js";
+import { BadExpertDetector } from "../defense/detector.js";
+import { loadDetectorBundle, type LoadedDetector } from "../detectors/bundle.js";
+import { inputSeeds } from "../detectors/input-seeds.js";
+import { flagged } from "../detectors/scoring.js";
 import { tensorsFromBytes } from "../io/weights.js";
 import { createModel } from "../models/registry.js";
 import type { Module } from "../nn/index.js";
@@ -14,14 +17,17 @@ import { OnnxDetector } from "../export/onnx-detector.js";
 import { expertSaliencyOfBytes } from "../forensics/explain.js";
 import { overlayPng } from "../forensics/overlay.js";
 import { topIndices } from "../forensics/regions.js";
-import type { ExplainRequest, FromWorker, ScoreRequest, ToWorker, WorkerInit } from "./protocol.js";
+import type { BatchResult, ExplainRequest, FromWorker, ScoreRequest, ToWorker, WorkerInit } from "./protocol.js";
 import { ROLES, type DetectorSource, type Role } from "./source.js";
+import { badexpertServedInfo, baselineServedInfo, type ServedInfo } from "./served-info.js";
+
+type Scores = Pick<BatchResult, "pred" | "expertConfidence" | "auxiliaryConfidence" | "score" | "flagged">;
 
 function post(m: FromWorker, transfer: ArrayBuffer[] = []): void {
   parentPort?.postMessage(m, transfer);
 }
 
-async function build(source: DetectorSource, bundleLoad: WorkerInit["bundleLoad"]): Promise<BadExpertDetector> {
+async function buildBadExpert(source: Exclude<DetectorSource, { kind: "baseline" }>, bundleLoad: WorkerInit["bundleLoad"]): Promise<BadExpertDetector> {
   if (source.kind === "bundle") {
     if (bundleLoad.verifyKey !== undefined) return loadBundle(source.dir, { verifyKey: bundleLoad.verifyKey });
     return loadBundle(source.dir);
@@ -46,18 +52,18 @@ async function build(source: DetectorSource, bundleLoad: WorkerInit["bundleLoad"
   }
 }
 
-/** What a worker scores with: the libtorch detector, or its exported graph on onnxruntime. */
+/** What a worker scores with: BaDExpert on libtorch or on onnxruntime (its exported graph), or a baseline on libtorch. */
 interface Engine {
-  threshold: number;
-  /** The libtorch detector, where this engine keeps one (explaining needs its gradients). */
+  info: ServedInfo;
+  /** The libtorch BaDExpert detector, where this engine keeps one (explaining needs B's gradients). */
   detector?: BadExpertDetector;
-  score(req: ScoreRequest, h: number, w: number, c: number): Promise<BatchScores>;
+  score(req: ScoreRequest, h: number, w: number, c: number): Promise<Scores>;
   dispose(): Promise<void>;
 }
 
 function libtorchEngine(det: BadExpertDetector): Engine {
   return {
-    threshold: det.threshold,
+    info: badexpertServedInfo(det.info),
     detector: det,
     score: (req, h, w, c) => Promise.resolve(tidy(() => det.scoreBatch(imagesToTensor(req.pixels, req.count, h, w, c)))),
     dispose: () => Promise.resolve(det.dispose()),
@@ -73,21 +79,55 @@ async function onnxEngine(det: BadExpertDetector, threads: number): Promise<Engi
     det.dispose();
   }
   return {
-    threshold: onnx.threshold,
+    info: badexpertServedInfo(det.info),
     score: (req, h, w, c) => onnx.scoreBatch(tidy(() => imagesToTensor(req.pixels, req.count, h, w, c).contiguous().data() as Float32Array), req.count),
     dispose: () => onnx.release(),
   };
 }
 
-async function score(engine: Engine, info: DetectorInfo, req: ScoreRequest): Promise<void> {
-  const [h, w] = info.preprocessing.imageSize;
+/**
+ * A baseline from its bundle, on libtorch. Each input's seed comes from its pixels (inputSeeds),
+ * so a stochastic baseline (STRIP, SentiNet) answers the same for an image whatever batch it
+ * lands in and whatever was scored before. Scores that are not finite stay as they are: flagged()
+ * flags them and the batcher answers them flagged with the reason (fail closed).
+ */
+function baselineEngine(loaded: LoadedDetector): Engine {
+  const det = loaded.detector;
+  return {
+    info: baselineServedInfo(loaded),
+    score: (req, h, w, c) =>
+      Promise.resolve(
+        tidy(() => {
+          const x = imagesToTensor(req.pixels, req.count, h, w, c);
+          const r = det.scoreBatch(x, { seeds: inputSeeds(x) });
+          return { pred: r.pred, expertConfidence: null, auxiliaryConfidence: null, score: r.score, flagged: flagged(r.score, loaded.threshold) };
+        }),
+      ),
+    dispose: () => Promise.resolve(loaded.dispose()),
+  };
+}
+
+async function build(init: WorkerInit): Promise<Engine> {
+  const source = init.source;
+  if (source.kind === "baseline") {
+    // The pool refuses these before starting workers (engine-choice.ts); checked again where the bundle is read.
+    if (init.engine !== "libtorch") throw new Error(`the baseline detector '${source.detector}' scores with libtorch only, not ${init.engine}`);
+    if (init.bundleLoad.verifyKey !== undefined) throw new Error(`a baseline detector bundle (${source.detector}) is not signed; its checkpoint's weights are hash-checked instead`);
+    return baselineEngine(await loadDetectorBundle(source.dir));
+  }
+  const det = await buildBadExpert(source, init.bundleLoad);
+  return init.engine === "onnxruntime" ? onnxEngine(det, init.threads) : libtorchEngine(det);
+}
+
+async function score(engine: Engine, req: ScoreRequest): Promise<void> {
+  const [h, w] = engine.info.preprocessing.imageSize;
   const t0 = performance.now();
-  const r = await engine.score(req, h, w, info.preprocessing.channels);
+  const r = await engine.score(req, h, w, engine.info.preprocessing.channels);
   const forwardMs = performance.now() - t0;
-  const arrays = [r.pred, r.expertConfidence, r.auxiliaryConfidence, r.score, r.flagged];
+  const arrays = [r.pred, r.expertConfidence, r.auxiliaryConfidence, r.score, r.flagged].flatMap((a) => (a ? [a.buffer as ArrayBuffer] : []));
   post(
-    { type: "scored", id: req.id, pred: r.pred, expertConfidence: r.expertConfidence, auxiliaryConfidence: r.auxiliaryConfidence, score: r.score, flagged: r.flagged, threshold: engine.threshold, forwardMs, liveTensors: memory().numTensors },
-    arrays.map((a) => a.buffer as ArrayBuffer),
+    { type: "scored", id: req.id, pred: r.pred, expertConfidence: r.expertConfidence, auxiliaryConfidence: r.auxiliaryConfidence, score: r.score, flagged: r.flagged, detector: engine.info.detector, threshold: engine.info.threshold, forwardMs, liveTensors: memory().numTensors },
+    arrays,
   );
 }
 
@@ -118,11 +158,8 @@ async function main(): Promise<void> {
   // A long-running scorer: freed activations go back to the OS, so resident memory stays flat.
   returnLargeBuffersToTheOs();
   let engine: Engine;
-  let info: DetectorInfo;
   try {
-    const det = await build(init.source, init.bundleLoad);
-    info = det.info;
-    engine = init.engine === "onnxruntime" ? await onnxEngine(det, init.threads) : libtorchEngine(det);
+    engine = await build(init);
   } catch (e) {
     post({ type: "failed", message: (e as Error).message });
     return;
@@ -140,15 +177,15 @@ async function main(): Promise<void> {
     if (m.type === "explain") {
       // Saliency needs B's gradients: only a libtorch worker (the service's explain worker is one) can.
       if (!engine.detector) {
-        post({ type: "error", id: m.id, message: "explain needs the libtorch engine (this worker scores on onnxruntime)" });
+        post({ type: "error", id: m.id, message: engine.info.kind === "baseline" ? `explain needs BaDExpert's B; this worker holds the baseline '${engine.info.detector}'` : "explain needs the libtorch engine (this worker scores on onnxruntime)" });
         return;
       }
       explain(engine.detector, m).catch((e: unknown) => post({ type: "error", id: m.id, message: (e as Error).message }));
       return;
     }
-    score(engine, info, m).catch((e: unknown) => post({ type: "error", id: m.id, message: (e as Error).message }));
+    score(engine, m).catch((e: unknown) => post({ type: "error", id: m.id, message: (e as Error).message }));
   });
-  post({ type: "ready", info, threads: getNumThreads(), liveTensors: memory().numTensors });
+  post({ type: "ready", info: engine.info, threads: getNumThreads(), liveTensors: memory().numTensors });
 }
 
 void main();

@@ -31,6 +31,7 @@ class FakeExecutor implements Executor {
       auxiliaryConfidence: Float32Array.from(vals.map(() => 0.25)),
       score: Float64Array.from(vals.map(scoreOf)),
       flagged: Uint8Array.from(vals.map((v) => (scoreOf(v) > 100 ? 1 : 0))),
+      detector: "test-double",
       threshold: 100,
       forwardMs: 1,
       liveTensors: 0,
@@ -61,6 +62,7 @@ test("concurrent requests are batched up to maxBatch and each gets its own resul
   assert.deepEqual((await r1).map((r) => r.score), [1, 2]);
   assert.deepEqual((await r2).map((r) => r.score), [3, 4, 5]);
   assert.deepEqual((await r2).map((r) => r.pred), [3, 4, 5]);
+  assert.deepEqual((await r2).map((r) => r.detector), ["test-double", "test-double", "test-double"], "each result names the detector that scored its batch");
 });
 
 test("a partial batch waits up to maxWaitMs for companions, then goes", async () => {

@@ -47,9 +47,10 @@ after(async () => {
 function assertSame(got: DetectionRecord, w: Detection, what: string): void {
   assert.equal(got.pred, w.pred, `${what}: pred`);
   assert.equal(got.class, w.predClass, `${what}: class`);
+  assert.equal(got.detector, "badexpert", `${what}: detector`);
   assert.ok(Math.abs((got.score ?? Number.NaN) - w.score) <= TOL, `${what}: score ${got.score} vs library ${w.score}`);
-  assert.ok(Math.abs(got.expertConfidence - w.expertConfidence) <= TOL, `${what}: b`);
-  assert.ok(Math.abs(got.auxiliaryConfidence - w.auxiliaryConfidence) <= TOL, `${what}: a`);
+  assert.ok(Math.abs((got.expertConfidence ?? Number.NaN) - w.expertConfidence) <= TOL, `${what}: b`);
+  assert.ok(Math.abs((got.auxiliaryConfidence ?? Number.NaN) - w.auxiliaryConfidence) <= TOL, `${what}: a`);
   assert.equal(got.threshold, w.threshold);
   if (Math.abs(w.score - w.threshold) > TOL) assert.equal(got.flagged, w.flagged, `${what}: flagged`);
 }
@@ -57,7 +58,7 @@ function assertSame(got: DetectionRecord, w: Detection, what: string): void {
 /** Index of the only library record within tolerance of `got`: proves no answer belongs to another image. */
 function ownerOf(got: DetectionRecord): number {
   const hits = want.flatMap((w, i) =>
-    w.pred === got.pred && Math.abs((got.score ?? Number.NaN) - w.score) <= TOL && Math.abs(got.expertConfidence - w.expertConfidence) <= TOL && Math.abs(got.auxiliaryConfidence - w.auxiliaryConfidence) <= TOL ? [i] : [],
+    w.pred === got.pred && Math.abs((got.score ?? Number.NaN) - w.score) <= TOL && Math.abs((got.expertConfidence ?? Number.NaN) - w.expertConfidence) <= TOL && Math.abs((got.auxiliaryConfidence ?? Number.NaN) - w.auxiliaryConfidence) <= TOL ? [i] : [],
   );
   assert.equal(hits.length, 1, `answer matches ${hits.length} library records`);
   return hits[0] as number;
@@ -165,8 +166,9 @@ test("the audit log has one line per flagged input, with request id, client, pre
 });
 
 test("detector description, probes and the OpenAPI document", async () => {
-  const d = await get<{ architecture: string; classNames: string[]; rule: string; threshold: number; targetFpr: number; hashes: Record<string, string> }>(`${url}/v1/detector`);
+  const d = await get<{ detector: string; kind: string; params: unknown; checkpoint: unknown; architecture: string; classNames: string[]; rule: string; threshold: number; targetFpr: number; hashes: Record<string, string> }>(`${url}/v1/detector`);
   assert.equal(d.status, 200);
+  assert.deepEqual([d.body.detector, d.body.kind, d.body.params, d.body.checkpoint], ["badexpert", "badexpert", null, null]);
   assert.equal(d.body.architecture, "compact-cnn");
   assert.equal(d.body.classNames.length, 10);
   assert.equal(d.body.rule, "triangle");
@@ -175,9 +177,14 @@ test("detector description, probes and the OpenAPI document", async () => {
   assert.match(d.body.hashes["model.safetensors"] ?? "", /^[0-9a-f]{64}$/);
   assert.deepEqual((await get(`${url}/healthz`)).body, { status: "ok" });
   assert.deepEqual((await get(`${url}/readyz`)).body, { status: "ready", workers: server.options.workers });
-  const api = await get<{ openapi: string; paths: Record<string, unknown> }>(`${url}/openapi.json`);
+  const api = await get<{ openapi: string; paths: Record<string, unknown>; components: { schemas: { Detection: { required: string[]; properties: Record<string, { type: unknown }> } } } }>(`${url}/openapi.json`);
   assert.equal(api.body.openapi, "3.1.0");
   assert.ok("/v1/detect" in api.body.paths && "/v1/predict" in api.body.paths);
+  // The record's schema says which fields a baseline detector leaves null.
+  const schemas = api.body.components.schemas;
+  assert.ok(schemas.Detection.required.includes("detector"));
+  assert.deepEqual(schemas.Detection.properties.expertConfidence?.type, ["number", "null"]);
+  assert.deepEqual(schemas.Detection.properties.auxiliaryConfidence?.type, ["number", "null"]);
   const missing = await get(`${url}/v2/nothing`);
   assert.equal(missing.status, 404);
   assert.match(String(missing.body.message), /no route GET \/v2\/nothing/);

@@ -10,7 +10,7 @@ import { metricsRows } from "../../report/report.js";
 import { DEFAULT_SALIENCY_METHOD, SALIENCY_METHODS } from "../../forensics/saliency.js";
 
 const OPTIONS: Record<string, OptionSpec> = {
-  bundle: { type: "string", short: "b", description: "detector bundle directory (from `badexpert defend`)" },
+  bundle: { type: "string", short: "b", description: "detector bundle directory (from `badexpert defend`, or `defend --detector NAME` for a baseline)" },
   ...ATTACK_OPTIONS,
   rule: { type: "string", description: `score rule to evaluate (${SCORE_RULES.join(", ")}; default: the bundle's)`, value: { kind: "choice", values: SCORE_RULES } },
   fpr: { type: "string", description: "target FPR when re-calibrating, in (0, 1) (default: the bundle's)", value: FPR },
@@ -19,6 +19,7 @@ const OPTIONS: Record<string, OptionSpec> = {
   "verify-key": { type: "string", description: "Ed25519 public key (PEM): refuse the bundle unless it is signed by its private key" },
   "explain-inputs": { type: "string", description: "with --report: flagged poisoned inputs explained in its \"What the detector saw\" section (0: none)", default: "48", value: { kind: "int", min: 0, max: 1e6 } },
   "explain-method": { type: "string", description: `saliency method of that section: ${SALIENCY_METHODS.join(", ")}`, default: DEFAULT_SALIENCY_METHOD, value: { kind: "choice", values: SALIENCY_METHODS } },
+  "evaluation-limit": { type: "string", description: "use the first N images of the evaluation split (0: all; STRIP costs ~100 passes per input)", value: { kind: "int", min: 0, max: 1e9 } },
   ...RUNTIME_OPTIONS,
 };
 
@@ -29,6 +30,8 @@ export const evaluateDefenseCommand: Command = {
     "Scores the bundle's evaluation split (disjoint from the reserved and calibration splits) and the same images",
     "with the attack's trigger. By default the attack is the one recorded in the model's checkpoint.",
     "--rule scores with another rule, re-calibrating its threshold on the bundle's calibration split.",
+    "A baseline detector bundle (`defend --detector strip|...`) is measured with the same metric and threshold code;",
+    "its report has no (b, a) decision plane and no \"What the detector saw\" section (both need BaDExpert's B), and says so.",
     "",
     "Example: badexpert evaluate-defense --bundle runs/detector --report out/report",
   ].join("\n"),
@@ -42,6 +45,7 @@ export const evaluateDefenseCommand: Command = {
     const report = str(v, "report");
     const bundle = requireStr(v, "bundle", "a directory written by `badexpert defend`");
     const verifyKey = str(v, "verify-key");
+    const evaluationLimit = num(v, "evaluation-limit", OPTIONS);
     const r = await evaluateBundle({
       bundle,
       ...(verifyKey !== undefined ? { verifyKey } : {}),
@@ -53,15 +57,17 @@ export const evaluateDefenseCommand: Command = {
       ...(fpr !== undefined ? { targetFpr: fpr } : {}),
       ...(dataPath ? { dataPath } : {}),
       ...(report ? { report } : {}),
+      ...(evaluationLimit !== undefined ? { evaluationLimit } : {}),
       explainInputs: num(v, "explain-inputs", OPTIONS) ?? 48,
       explainMethod: choice(v, "explain-method", SALIENCY_METHODS) ?? DEFAULT_SALIENCY_METHOD,
     });
     const m = r.metrics;
-    console.log(`BaDExpert (${r.rule}) vs ${r.attack.name} on ${r.dataset}: ${m.cleanCount} clean and ${m.poisonCount} poisoned evaluation inputs`);
+    const who = r.rule !== null ? `BaDExpert (${r.rule})` : r.detector;
+    console.log(`${who} vs ${r.attack.name} on ${r.dataset}: ${m.cleanCount} clean and ${m.poisonCount} poisoned evaluation inputs`);
     console.log(`| metric | before | after |\n|---|---|---|\n${metricsRows(m).map(([k, b, a]) => `| ${k} | ${b} | ${a} |`).join("\n")}`);
     console.log(`scoring: ${r.scoringRate.toFixed(0)} inputs/s`);
     if (r.reportFiles) console.error(`report: ${r.reportFiles.html} and ${r.reportFiles.markdown}`);
-    emitJson(v, { bundle, dataset: r.dataset, model: r.model, attack: r.attack, rule: r.rule, targetFpr: r.targetFpr, ...m, scoringRate: r.scoringRate });
+    emitJson(v, { bundle, detector: r.detector, dataset: r.dataset, model: r.model, attack: r.attack, rule: r.rule, targetFpr: r.targetFpr, ...m, scoringRate: r.scoringRate });
     return 0;
   },
 };

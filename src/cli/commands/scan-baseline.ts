@@ -1,9 +1,11 @@
 // `scan --bundle DIR` on a baseline detector bundle (`defend --detector NAME`): the same streaming
 // scan as BaDExpert's (scan.ts), with the baseline's score, its calibrated threshold and the shared
 // fail-closed rule (detectors/scoring.ts: a non-finite score is flagged, and scan reports it as an
-// error line, never a clean verdict).
+// error line, never a clean verdict). Stochastic baselines get per-input seeds (input-seeds.ts),
+// as in the service, so scan and serve give an image the same score.
 import type { LoadedDetector } from "../../detectors/bundle.js";
 import { failClosed, flagged } from "../../detectors/scoring.js";
+import { inputSeeds } from "../../detectors/input-seeds.js";
 import { readImageFile } from "../../data/read-image-file.js";
 import { decodeImage } from "../../data/image-decode.js";
 import type { DecodeOutcome } from "../../api/detector.js";
@@ -32,7 +34,8 @@ export function baselineScanModel(loaded: LoadedDetector): ScanModel {
       if (h !== height || w !== width || c !== channels) throw new RangeError(`${what}: images are ${h}x${w}x${c}, the detector's model reads ${height}x${width}x${channels}`);
     },
     score(x) {
-      const r = det.scoreBatch(x);
+      // Seeds from each image's pixels: a stochastic baseline scores an image as the service does, whatever its batch.
+      const r = det.scoreBatch(x, { seeds: inputSeeds(x) });
       failClosed(r.score);
       const f = flagged(r.score, loaded.threshold);
       return Promise.resolve(Array.from(r.pred, (pred, i): ScanRecord => ({ pred, predClass: classNames[pred] ?? String(pred), score: r.score[i] as number, flagged: f[i] === 1 })));

@@ -30,26 +30,33 @@ export const serve: Command = {
   details: [
     "Scores run in worker threads behind a dynamic batcher; the HTTP thread never runs a forward pass.",
     "An input that cannot be scored (queue full, timeout, worker failure) is refused with 503/504, never reported clean.",
-    "Signals: SIGTERM/SIGINT finish the requests in flight and exit; SIGHUP reloads the bundle without dropping requests.",
+    "Signals: SIGTERM/SIGINT finish the requests in flight and exit; SIGHUP reloads the bundle without dropping requests",
+    "(a reload that would change the kind of detector, BaDExpert <-> baseline, is refused and the running one keeps serving).",
+    "",
+    "Baseline bundles (`badexpert defend --detector strip|frequency|...`) are served too, on libtorch only: records carry",
+    "the baseline's score and threshold, `detector` names it, expertConfidence/auxiliaryConfidence are null, and the",
+    "dashboard's overlays (B's saliency) are off. Stochastic baselines (STRIP, SentiNet) seed each input from its pixels,",
+    "so an image gets the same score alone or in any batch.",
     "",
     "Examples:",
     "  badexpert serve --bundle runs/detector --port 8080",
     "  curl -s --data-binary @photo.png -H 'content-type: image/png' http://127.0.0.1:8080/v1/detect",
     "  badexpert serve --bundle runs/detector --on-flag annotate --audit-log audit.jsonl --alert-rate 0.2",
+    "  badexpert serve --bundle runs/strip --engine libtorch   # a baseline detector bundle",
     "",
     "Dashboard: open http://HOST:PORT/ (with --token-file: /#token=TOKEN) for the flagged rate, flagged inputs per",
     "class and the latest flagged inputs with B's saliency overlays, made by one extra worker thread off the",
     "scoring path (a full queue drops overlays, never requests).",
   ].join("\n"),
   options: {
-    bundle: { type: "string", short: "b", description: "detector bundle directory (from `badexpert defend`)" },
+    bundle: { type: "string", short: "b", description: "detector bundle directory (from `badexpert defend`, or `defend --detector NAME` for a baseline)" },
     host: { type: "string", description: "address to listen on", default: DEFAULT_OPTIONS.host },
     port: { type: "string", short: "p", description: "TCP port (0: any free port)", default: String(DEFAULT_OPTIONS.port), value: { kind: "int", min: 0, max: 65535 } },
     workers: { type: "string", description: "scoring worker threads, each holding the models once", default: String(DEFAULT_OPTIONS.workers), value: { kind: "int", min: 1, max: 1e9 } },
     threads: { type: "string", description: "libtorch (or onnxruntime) threads per worker (default: cores / workers, at least 1)", value: { kind: "int", min: 1, max: 1e9 } },
     engine: {
       type: "string",
-      description: "auto (onnxruntime when installed and the detector exports, else libtorch), onnxruntime (the detector exported to ONNX in each worker; needs onnxruntime-node) or libtorch",
+      description: "auto (onnxruntime when installed and the detector exports, else libtorch; baselines: libtorch), onnxruntime (BaDExpert exported to ONNX in each worker; needs onnxruntime-node) or libtorch",
       default: DEFAULT_OPTIONS.engine,
       value: { kind: "choice", values: [...ENGINE_CHOICES] },
     },
@@ -104,9 +111,13 @@ export const serve: Command = {
       logLevel: choice(v, "log-level", LOG_LEVELS) ?? DEFAULT_OPTIONS.logLevel,
       // Each worker hands it to loadBundle, so reloads are verified too.
       bundleLoad: verifyKey ? { verifyKey } : {},
-      flaggedKeep: int(v, "flagged-keep", serve.options) ?? DEFAULT_OPTIONS.flaggedKeep,
-      explainMethod: choice(v, "explain-method", SALIENCY_METHODS) ?? DEFAULT_OPTIONS.explainMethod,
     };
+    // Passed only when given: the server tells an explicit request for the feed (warned about with a
+    // baseline bundle, which has no B to explain with) from the default.
+    const flaggedKeep = int(v, "flagged-keep", serve.options);
+    if (flaggedKeep !== undefined) o.flaggedKeep = flaggedKeep;
+    const explainMethod = choice(v, "explain-method", SALIENCY_METHODS);
+    if (explainMethod !== undefined) o.explainMethod = explainMethod;
     let server;
     try {
       server = await createServer(bundle, o);
