@@ -28,7 +28,7 @@ const HELP = `npm run bench:auxiliary -- --models LIST [options]
                      (e.g. tact:e6:s0,issba(rate=0.1):e2:s0); seed = training = split = defense seed
   --rates a,b        M' finetuning rates (default ${AUXILIARY_RATE_FACTORS.join(", ")} x the default rate)
   --unlearn-lr x     B's Adam rate, fixed for all rows (default 3e-4, the compact CNN's static default)
-  --tolerances a,b   rule tolerances in points of accuracy to report (default 0.5,1,1.5,2,3)
+  --tolerances a,b   rule tolerances in points of accuracy to report (default 1,1.5,2,3,4,5)
   --json             the rows as JSON on the last line
   --help             this text`;
 
@@ -37,7 +37,7 @@ const { values } = parseArgs({
     models: { type: "string" },
     rates: { type: "string" },
     "unlearn-lr": { type: "string", default: "3e-4" },
-    tolerances: { type: "string", default: "0.5,1,1.5,2,3" },
+    tolerances: { type: "string", default: "1,1.5,2,3,4,5" },
     json: { type: "boolean", default: false },
     help: { type: "boolean", default: false },
   },

@@ -1,7 +1,7 @@
-// Choosing M''s finetuning rate with only what a defender has. M' is M finetuned on the reserved
+// Choosing the finetuning rate of M' with only what a defender has. M' is M finetuned on the reserved
 // clean set with correct labels; the triangle rule needs it to have *forgotten* the backdoor
 // (a' low on triggered inputs) while still solving the clean task (a' high on clean inputs).
-// Measured (BENCHMARKS.md, "BaDExpert: M''s finetuning rate"), a gentle rate leaves conditional
+// Measured (BENCHMARKS.md, "BaDExpert: the finetuning rate of M' chosen by the defender"), a gentle rate leaves conditional
 // backdoors such as TaCT's whole in M', and a rate too strong costs M' the clean task. Finetuning
 // at a large rate is itself a known backdoor-removal defence, so the rule takes the strongest
 // candidate rate whose M' stays within `tolerance` of M's clean accuracy on the calibration split
@@ -16,12 +16,18 @@ import { finetuneAuxiliary } from "./fit.js";
 
 /** Candidate rates as multiples of the architecture's default finetuning rate. */
 export const AUXILIARY_RATE_FACTORS: readonly number[] = [1, 2, 5, 10];
-/** Largest drop of M''s calibration accuracy below M's that a rate may cost (a fraction: 0.015 = 1.5 points). */
-export const DEFAULT_AUXILIARY_TOLERANCE = 0.015;
+/**
+ * Largest drop of the calibration accuracy of M' below M's that a rate may cost (a fraction: 0.04 = 4
+ * points). M' may lose some clean accuracy: the threshold is calibrated on its own scores. Chosen
+ * on three development models (TaCT, Adaptive-Patch, WaNet; `npm run bench:auxiliary`,
+ * BENCHMARKS.md): the rate that helps TaCT and Adaptive-Patch (0.05) costs them 1.75 and 3.1
+ * points, and WaNet 3.35 points at no loss of AUROC; 10x costs 5–9 points and helped only TaCT.
+ */
+export const DEFAULT_AUXILIARY_TOLERANCE = 0.04;
 
 export interface AuxiliaryRateRow {
   lr: number;
-  /** M''s clean accuracy on the calibration split. */
+  /** The clean accuracy of M' on the calibration split. */
   calibrationAccuracy: number;
 }
 

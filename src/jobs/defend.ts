@@ -36,8 +36,8 @@ export interface DefendOptions {
   /** The wrong labels B unlearns on (default "shift", the paper's (y + 1) mod C); the canaries use the same. */
   unlearnLabels?: UnlearnLabelMapping;
   /**
-   * M''s SGD rate. "auto": finetune M' at 1, 2, 5 and 10 times the architecture's default and keep
-   * the strongest rate whose M' stays within 1.5 points of M's calibration accuracy
+   * The SGD rate of M'. "auto": finetune M' at 1, 2, 5 and 10 times the architecture's default and keep
+   * the strongest rate whose M' stays within 4 points of M's calibration accuracy
    * (src/defense/auxiliary-rate.ts).
    */
   finetuneLr?: number | "auto";
@@ -148,7 +148,7 @@ export async function defendCheckpoint(o: DefendOptions): Promise<DefendResult> 
     let finetuneSelection: AuxiliaryRateSelection | null = null;
     let auxiliary: Module | undefined;
     if (o.finetuneLr === "auto") {
-      log("choosing M''s finetuning rate: the strongest that keeps its clean accuracy on the calibration split");
+      log("choosing the finetuning rate of M': the strongest that keeps its clean accuracy on the calibration split");
       const chosen = await selectFinetuneLr(model, fitMeta, reserved, calibration, { finetune: options.finetune, augment: options.augment, seed: options.seed, log, device });
       finetuneSelection = chosen.selection;
       auxiliary = chosen.auxiliary;

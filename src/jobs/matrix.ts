@@ -52,7 +52,7 @@ export interface MatrixCellResult {
   cell: MatrixCell;
   model: { checkpoint: string; cleanAccuracy: number | null; attackSuccessRate: number | null; trainSeconds: number };
   unlearn: { lr: number; source: string };
-  /** M''s finetuning rate and where it came from (absent in results written before it was recorded). */
+  /** The finetuning rate of M' and where it came from (absent in results written before it was recorded). */
   finetune?: { lr: number; source: "default" | "given" | "auto" };
   evaluations: MatrixEvaluation[];
   /** Scores of the AUROC sets (positives: poisoned inputs that fool M; negatives: clean inputs M gets right), for the bootstrap. */

@@ -119,8 +119,8 @@ test("defend --finetune-lr auto: M' at four rates, the rule's pick, recorded in 
   const table = sel.table as { lr: number; calibrationAccuracy: number }[];
   // 1, 2, 5 and 10 times the compact CNN's default rate 0.01.
   assert.deepEqual(table.map((t) => t.lr), [0.01, 0.02, 0.05, 0.1]);
-  // The rule by hand: the strongest rate within 1.5 points of M's accuracy, else the gentlest.
-  const kept = table.filter((t) => t.calibrationAccuracy >= (sel.modelAccuracy as number) - 0.015).map((t) => t.lr);
+  // The rule by hand: the strongest rate within 4 points of M's accuracy, else the gentlest.
+  const kept = table.filter((t) => t.calibrationAccuracy >= (sel.modelAccuracy as number) - 0.04).map((t) => t.lr);
   assert.equal(sel.lr, kept.length > 0 ? Math.max(...kept) : 0.01);
   assert.equal(obj(obj(j.options).finetune).lr, sel.lr);
   assert.match(r.err, /selected finetuning lr/);

@@ -64,7 +64,7 @@ test("on real images, M' is finetuned at every candidate; a rate that wrecks it 
       assert.ok(wild.calibrationAccuracy < selection.modelAccuracy - 0.2, `rate 3: ${wild.calibrationAccuracy}`);
       assert.ok(gentle.calibrationAccuracy > selection.modelAccuracy - 0.015, `rate 0.01: ${gentle.calibrationAccuracy}`);
       assert.equal(selection.lr, 0.01);
-      assert.equal(selection.tolerance, 0.015);
+      assert.equal(selection.tolerance, 0.04);
       // The returned M' is the one measured at the kept rate.
       assert.equal(evaluateModel(auxiliary, calibration, norm).accuracy, gentle.calibrationAccuracy);
       assert.equal(lines.length, 2);
