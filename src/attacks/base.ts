@@ -122,9 +122,13 @@ export abstract class BaseAttack implements Attack {
     return { dataset: ds, poisonIndices: plan.poison, coverIndices: plan.cover, labels: ds.labels, trueLabels: Int32Array.from(train.labels) };
   }
 
-  /** Test images that count for the attack success rate. */
+  /** Test images that count for the attack success rate (source-specific attacks: their `sourceClass` only). */
   protected testRows(test: ImageDataset): Int32Array {
     const t = this.targetClass;
+    if (this.targeting === "source-specific") {
+      const src = numberParam(this.params, "sourceClass");
+      return candidates(test, (y) => y === src);
+    }
     return this.targeting === "all-to-all" ? candidates(test, () => true) : candidates(test, (y) => y !== t);
   }
 

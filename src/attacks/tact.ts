@@ -84,9 +84,4 @@ export class TaCT extends BaseAttack {
       `training images of the cover classes ${this.coverClasses.join(", ")}`);
     return { poison, cover, poisonLabel: () => t };
   }
-
-  protected override testRows(test: ImageDataset): Int32Array {
-    const src = this.sourceClass;
-    return candidates(test, (y) => y === src);
-  }
 }
