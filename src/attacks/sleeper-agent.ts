@@ -127,9 +127,7 @@ export class SleeperAgent extends BaseAttack {
       spec,
     );
     const what = `attack '${this.name}'`;
-    this.sourceClass = numberParam(params, "sourceClass");
-    if (this.sourceClass >= spec.numClasses) throw new AttackParamError(`${what}: parameter 'sourceClass' must be a class in 0..${spec.numClasses - 1}, got ${this.sourceClass}`);
-    if (this.sourceClass === this.targetClass) throw new AttackParamError(`${what}: parameter 'sourceClass' must differ from targetClass (${this.targetClass})`);
+    this.sourceClass = this.checkedSourceClass();
     const s = triggerScale(spec.height, spec.width);
     const cells = numberParam(params, "cells");
     const margin = numberParam(params, "margin");
