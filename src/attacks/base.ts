@@ -16,7 +16,7 @@ import type {
   PoisonedTrainingSet,
   Targeting,
 } from "./attack.js";
-import { numberParam } from "./params.js";
+import { AttackParamError, numberParam } from "./params.js";
 import { DEFAULT_BATCH_SIZE, checkDataset, copyDataset, transformImages } from "./images.js";
 import { candidates, choose, countFromRate, without } from "./sampling.js";
 
@@ -122,9 +122,23 @@ export abstract class BaseAttack implements Attack {
     return { dataset: ds, poisonIndices: plan.poison, coverIndices: plan.cover, labels: ds.labels, trueLabels: Int32Array.from(train.labels) };
   }
 
-  /** Test images that count for the attack success rate. */
+  /** The `sourceClass` parameter of a source-specific attack, checked against the classes and the target. */
+  protected checkedSourceClass(): number {
+    const what = `attack '${this.name}'`;
+    const src = numberParam(this.params, "sourceClass");
+    const k = this.spec.numClasses;
+    if (src >= k) throw new AttackParamError(`${what}: parameter 'sourceClass' must be a class in 0..${k - 1}, got ${src}`);
+    if (src === this.targetClass) throw new AttackParamError(`${what}: parameter 'sourceClass' must differ from targetClass (${this.targetClass})`);
+    return src;
+  }
+
+  /** Test images that count for the attack success rate (source-specific attacks: their `sourceClass` only). */
   protected testRows(test: ImageDataset): Int32Array {
     const t = this.targetClass;
+    if (this.targeting === "source-specific") {
+      const src = numberParam(this.params, "sourceClass");
+      return candidates(test, (y) => y === src);
+    }
     return this.targeting === "all-to-all" ? candidates(test, () => true) : candidates(test, (y) => y !== t);
   }
 

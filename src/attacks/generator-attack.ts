@@ -32,6 +32,12 @@ export function networkTrainingParams(o: { count: number; minCount: number; step
   };
 }
 
+/** `count` images of `train` chosen with the seed (all when count >= N): the data an attacker trains its own networks on. */
+export function attackerSlice(train: ImageDataset, count: number, seed: number): ImageDataset {
+  if (count >= train.count) return train;
+  return subset(train, splitIndices(train.count, { keep: count }, seed).keep ?? new Int32Array(0));
+}
+
 export interface TrainedNetwork {
   artifacts: AttackArtifacts;
   /** Measured while training (bit accuracy, residual size, ...), for the checkpoint's record. */
@@ -86,9 +92,7 @@ export abstract class GeneratorAttack extends BaseAttack {
 
   /** The attacker's training slice: `count` images of `train` chosen with the seed (all when count >= N). */
   protected attackerSlice(train: ImageDataset, seed: number): ImageDataset {
-    const count = numberParam(this.params, "count");
-    if (count >= train.count) return train;
-    return subset(train, splitIndices(train.count, { keep: count }, seed).keep ?? new Int32Array(0));
+    return attackerSlice(train, numberParam(this.params, "count"), seed);
   }
 
   override async poison(train: ImageDataset, seed: number, ctx: AttackContext = {}): Promise<PoisonedTrainingSet> {

@@ -33,6 +33,7 @@ export { Sra } from "./sra.js";
 export { TrojanNN } from "./trojannn.js";
 export { Issba, IssbaEncoder, IssbaDecoder, secretBits } from "./issba.js";
 export { Dynamic, TriggerNet, diversityLoss } from "./dynamic.js";
-export { GeneratorAttack, type TrainedNetwork } from "./generator-attack.js";
+export { GeneratorAttack, attackerSlice, type TrainedNetwork } from "./generator-attack.js";
+export { SleeperAgent, applyCrafted, craftedArtifacts, craftingRate, retrainSteps, SLEEPER_DELTAS, SLEEPER_INDICES, type SleeperDetails } from "./sleeper-agent.js";
 export { ATTACK_ARTIFACTS_FILE, artifactsDigest, loadArtifacts, saveArtifacts, serializeArtifacts, type AttackArtifacts } from "./artifacts.js";
 export { TamperingBase, WeightEditor, isTamperingAttack, type TamperContext, type TamperResult, type TamperingAttack } from "./tampering.js";

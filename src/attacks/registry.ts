@@ -20,6 +20,7 @@ import { Sra, SRA_PARAMS } from "./sra.js";
 import { TrojanNN, TROJANNN_PARAMS } from "./trojannn.js";
 import { Issba, ISSBA_PARAMS } from "./issba.js";
 import { Dynamic, DYNAMIC_PARAMS } from "./dynamic.js";
+import { SleeperAgent, SLEEPER_AGENT_PARAMS } from "./sleeper-agent.js";
 
 export interface AttackEntry {
   name: string;
@@ -172,6 +173,18 @@ const REGISTRY: readonly AttackEntry[] = [
     datasetDefaults: GTSRB_TARGET,
     hasArtifacts: true,
     create: (p, s, a) => new Dynamic(p, s, a),
+  },
+  // Poisons crafted against a surrogate the attack trains itself; the crafted perturbations are
+  // stored next to the checkpoint (attack.safetensors), the test-time patch needs none of it.
+  {
+    name: "sleeper-agent",
+    summary: "gradient-matched clean-label poisons (eps 16/255) on 1% of the set (target class); an 8x8 patch flips source class 1 at test time",
+    kind: "clean-label",
+    targeting: "source-specific",
+    needsCleanModel: false,
+    params: SLEEPER_AGENT_PARAMS,
+    datasetDefaults: GTSRB_TARGET,
+    create: (p, s) => new SleeperAgent(p, s),
   },
   // Model tampering: `badexpert attack apply` turns a clean checkpoint into a backdoored one.
   {

@@ -48,10 +48,8 @@ export class TaCT extends BaseAttack {
     );
     const what = `attack '${this.name}'`;
     const k = spec.numClasses;
-    this.sourceClass = numberParam(params, "sourceClass");
+    this.sourceClass = this.checkedSourceClass();
     this.coverClasses = numberListParam(params, "coverClasses");
-    if (this.sourceClass >= k) throw new AttackParamError(`${what}: parameter 'sourceClass' must be a class in 0..${k - 1}, got ${this.sourceClass}`);
-    if (this.sourceClass === this.targetClass) throw new AttackParamError(`${what}: parameter 'sourceClass' must differ from targetClass (${this.targetClass})`);
     for (const c of this.coverClasses) {
       if (c >= k) throw new AttackParamError(`${what}: parameter 'coverClasses' must list classes in 0..${k - 1}, got ${c}`);
       if (c === this.sourceClass || c === this.targetClass) {
@@ -83,10 +81,5 @@ export class TaCT extends BaseAttack {
     const cover = this.chooseCovers(train, candidates(train, (y) => covers.has(y)), poison, numberParam(this.params, "coverRate"), rng,
       `training images of the cover classes ${this.coverClasses.join(", ")}`);
     return { poison, cover, poisonLabel: () => t };
-  }
-
-  protected override testRows(test: ImageDataset): Int32Array {
-    const src = this.sourceClass;
-    return candidates(test, (y) => y === src);
   }
 }

@@ -48,7 +48,7 @@ test("`attack list` prints every attack with its defaults; --json gives them as 
   const json = await run(["attack", "list", "--json", "--dataset", "gtsrb"]);
   const rows = JSON.parse(json.out.trim().split("\n").at(-1) ?? "") as { name: string; params: Record<string, { default: unknown }> }[];
   assert.deepEqual(rows.map((r) => r.name), attackNames());
-  assert.equal(rows.length, 16);
+  assert.equal(rows.length, 17);
   assert.equal(rows[0]?.params.targetClass?.default, 2);
   assert.equal(rows[0]?.params.rate?.default, 0.01);
 });

@@ -16,7 +16,7 @@ const CIFAR: ImageSpec = { numClasses: 10, height: 32, width: 32, channels: 3 };
 test("the table lists every attack of the reference setting with its kind and targeting", () => {
   assert.deepEqual(attackNames(), [
     "badnet", "blend", "trojan", "clean-label", "sig", "wanet", "bpp", "adaptive-blend", "adaptive-patch", "badnet-all-to-all", "tact",
-    "issba", "dynamic", "ft", "sra", "trojannn",
+    "issba", "dynamic", "sleeper-agent", "ft", "sra", "trojannn",
   ]);
   for (const name of attackNames()) {
     const a = createAttack(name, {}, CIFAR);
@@ -30,6 +30,7 @@ test("the table lists every attack of the reference setting with its kind and ta
   }
   assert.equal(attackInfo("sig").kind, "clean-label");
   assert.equal(attackInfo("tact").targeting, "source-specific");
+  assert.deepEqual([attackInfo("sleeper-agent").kind, attackInfo("sleeper-agent").targeting], ["clean-label", "source-specific"]);
   assert.equal(attackInfo("badnet-all-to-all").targeting, "all-to-all");
   assert.deepEqual(attackNames().filter((n) => attackInfo(n).hasArtifacts === true), ["issba", "dynamic"]);
   assert.deepEqual(attackNames().filter((n) => attackInfo(n).kind === "model-tampering"), ["ft", "sra", "trojannn"]);

@@ -298,7 +298,7 @@ test("Adaptive-Patch: patches 0 and 2 at full opacity at test; one patch at its 
 test("every attack keeps the batch shape and [0, 1] range at 28x28x1, 32x32x3 and 64x64x3, and rejects other sizes", () =>
   noLeaks(() =>
     tidy(() => {
-      const names = ["badnet", "blend", "trojan", "clean-label", "sig", "wanet", "bpp", "adaptive-blend", "adaptive-patch", "badnet-all-to-all", "tact"];
+      const names = ["badnet", "blend", "trojan", "clean-label", "sig", "wanet", "bpp", "adaptive-blend", "adaptive-patch", "badnet-all-to-all", "tact", "sleeper-agent"];
       for (const [h, w, c] of SIZES) {
         const { x, v } = randomImages(2, c, h, w, 11, 0, 1);
         for (const name of names) {
