@@ -19,7 +19,7 @@ import { calibrationFor } from "../src/defense/recalibrate.js";
 import { evaluateDefense } from "../src/defense/evaluate.js";
 import { evaluateModel } from "../src/train/evaluate.js";
 import { AUXILIARY_RATE_FACTORS, chooseFinetuneLr } from "../src/defense/auxiliary-rate.js";
-import { wantsJson } from "./harness.js";
+import { wantsJson, helpAndExit, usageFailure } from "./harness.js";
 import { defenderSplits } from "./sweep.js";
 
 const HELP = `npm run bench:auxiliary -- --models LIST [options]
@@ -43,14 +43,8 @@ const { values } = parseArgs({
   },
   strict: true,
 });
-if (values.help) {
-  console.log(HELP);
-  process.exit(0);
-}
-function fail(msg: string): never {
-  console.error(`bench:auxiliary: ${msg}\n(see --help)`);
-  process.exit(2);
-}
+helpAndExit(values.help, HELP);
+const fail: (msg: string) => never = usageFailure("bench:auxiliary");
 const positives = (s: string, name: string) => s.split(",").map((x) => x.trim()).filter(Boolean).map((x) => {
   const r = Number(x);
   if (!(r > 0 && Number.isFinite(r))) fail(`${name}: expected positive numbers, got ${JSON.stringify(x)}`);

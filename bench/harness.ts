@@ -26,3 +26,19 @@ export function round(x: number, digits = 1): number {
   const f = 10 ** digits;
   return Math.round(x * f) / f;
 }
+
+/** Prints `help` and exits when --help was given. */
+export function helpAndExit(wanted: boolean | undefined, help: string): void {
+  if (wanted) {
+    console.log(help);
+    process.exit(0);
+  }
+}
+
+/** A usage-error function for one benchmark script: the message, a pointer to --help, exit status 2. */
+export function usageFailure(script: string): (msg: string) => never {
+  return (msg: string): never => {
+    console.error(`${script}: ${msg}\n(see --help)`);
+    process.exit(2);
+  };
+}

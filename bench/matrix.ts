@@ -13,7 +13,7 @@ import { recipeFor } from "../src/train/recipes.js";
 import { cellId, defaultEpochs, pendingCells, readAllResults, runMatrix, type MatrixCell, type MatrixDefense } from "../src/jobs/matrix.js";
 import { UNLEARN_LABEL_MAPPINGS, type UnlearnLabelMapping } from "../src/defense/defaults.js";
 import { aggregateMatrix, renderMatrixTables, replaceMatrixSection } from "../src/report/matrix-tables.js";
-import { wantsJson } from "./harness.js";
+import { wantsJson, helpAndExit, usageFailure } from "./harness.js";
 
 const HELP = `npm run bench:matrix -- [options]
 
@@ -61,10 +61,7 @@ const { values } = parseArgs({
   strict: true,
 });
 
-function fail(msg: string): never {
-  console.error(`bench:matrix: ${msg}\n(see --help)`);
-  process.exit(2);
-}
+const fail: (msg: string) => never = usageFailure("bench:matrix");
 
 const list = (s: string | undefined) => (s ?? "").split(",").map((x) => x.trim()).filter(Boolean);
 
@@ -81,10 +78,7 @@ function perDataset(name: string, s: string | undefined): Map<string, string> | 
   return m;
 }
 
-if (values.help) {
-  console.log(HELP);
-  process.exit(0);
-}
+helpAndExit(values.help, HELP);
 
 const resultsDir = values.results;
 const renderFile = values.render || values["render-only"] ? values.doc : null;

@@ -20,7 +20,7 @@ import { evaluateDefense, type ScoredInputs } from "../src/defense/evaluate.js";
 import { evaluateModel } from "../src/train/evaluate.js";
 import { auroc } from "../src/defense/metrics.js";
 import { DEFAULT_CANDIDATES } from "../src/defense/canary.js";
-import { wantsJson } from "./harness.js";
+import { wantsJson, helpAndExit, usageFailure } from "./harness.js";
 import { defenderSplits } from "./sweep.js";
 
 const HELP = `npm run bench:unlearning -- --attack NAME [options]
@@ -49,14 +49,8 @@ const { values } = parseArgs({
   },
   strict: true,
 });
-if (values.help) {
-  console.log(HELP);
-  process.exit(0);
-}
-function fail(msg: string): never {
-  console.error(`bench:unlearning: ${msg}\n(see --help)`);
-  process.exit(2);
-}
+helpAndExit(values.help, HELP);
+const fail: (msg: string) => never = usageFailure("bench:unlearning");
 const list = (s: string | undefined) => (s ?? "").split(",").map((x) => x.trim()).filter(Boolean);
 const attackName = values.attack ?? fail("--attack: required");
 const params = values.param ? check(() => parseParamOverrides(values.param ?? "")) : {};
