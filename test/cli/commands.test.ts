@@ -72,7 +72,7 @@ test("evaluate: the checkpoint on its 600 test images", async () => {
 test("attack list and attack preview (with the deprecated --param alias)", async () => {
   const list = await cli(["attack", "list", "--json"]);
   assert.equal(list.code, 0);
-  assert.equal((list.json() as unknown[]).length, 16);
+  assert.equal((list.json() as unknown[]).length, 17);
   const png = join(root, "preview.png");
   const r = await cli(["attack", "preview", "--attack", "badnet", "--dataset", "fashion-mnist", "--data-path", data, "--count", "2", "--scale", "1",
     "--param", "targetClass=3", "--out", png, "--json"]);
