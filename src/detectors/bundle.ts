@@ -6,7 +6,7 @@
 // atomically, every manifest field is checked on load (the message names the file and field), the
 // threshold must be a finite number equal to the calibration's, and the state file's SHA-256 must
 // match the manifest.
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { readFile, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import type { Tensor } from "../engine/index.js";
@@ -44,6 +44,11 @@ interface Manifest {
   dataset: string;
   /** The defender's splits of the dataset's test split (evaluate-defense rebuilds them); absent in bundles written before they were recorded. */
   splits?: DefenseSplitSpec;
+  /**
+   * Secret key (32 random bytes, hex) of the per-input seeds (input-seeds.ts), drawn when the
+   * bundle is written; absent in bundles written before it existed (their seeds are unkeyed).
+   */
+  inputSeedKey?: string;
 }
 
 async function weightsHash(checkpoint: string): Promise<string> {
@@ -81,6 +86,7 @@ export async function saveDetectorBundle(dir: string, det: InputDetector, o: Sav
         checkpoint,
         dataset: o.dataset,
         ...(o.splits ? { splits: { seed: o.splits.seed, reserved: o.splits.reserved, calibration: o.splits.calibration } } : {}),
+        inputSeedKey: randomBytes(32).toString("hex"),
       };
       const text = `${JSON.stringify(manifest, null, 2)}\n`;
       // What we write must load: the reader's own checks, before anything is renamed into place.
@@ -114,6 +120,8 @@ function readManifest(x: unknown, where: string): Manifest {
     return { seed: count(o.seed, "seed"), reserved: count(o.reserved, "reserved"), calibration: count(o.calibration, "calibration") };
   });
   if (stateSha256 !== undefined && !HEX64.test(stateSha256)) r.fail("stateSha256", "64 lowercase hex digits", stateSha256);
+  const inputSeedKey = r.optional(m.inputSeedKey, (v) => r.string(v, "inputSeedKey"));
+  if (inputSeedKey !== undefined && !HEX64.test(inputSeedKey)) r.fail("inputSeedKey", "64 lowercase hex digits", "(a value of another form; not shown, it is a secret)");
   return {
     format: DETECTOR_BUNDLE_FORMAT,
     version: 1,
@@ -125,6 +133,7 @@ function readManifest(x: unknown, where: string): Manifest {
     checkpoint: { path: r.string(c.path, "checkpoint.path"), weightsSha256 },
     dataset: r.string(m.dataset, "dataset", { maxLength: 200 }),
     ...(splits !== undefined ? { splits } : {}),
+    ...(inputSeedKey !== undefined ? { inputSeedKey } : {}),
   };
 }
 
@@ -154,6 +163,8 @@ export interface LoadedDetector {
   /** Dataset name and the splits it was fitted and calibrated on (null: not recorded by the bundle). */
   dataset: string;
   splits: DefenseSplitSpec | null;
+  /** The key of the per-input seeds (inputSeeds), null for bundles written before keys existed. */
+  inputSeedKey: Uint8Array | null;
   /** Frees the detector and the model it was rebuilt on. */
   dispose(): void;
 }
@@ -225,6 +236,7 @@ export async function loadDetectorBundle(dir: string): Promise<LoadedDetector> {
       checkpointMeta: meta,
       dataset: m.dataset,
       splits: m.splits ?? null,
+      inputSeedKey: m.inputSeedKey !== undefined ? Buffer.from(m.inputSeedKey, "hex") : null,
       dispose: () => {
         detector.dispose();
         model.dispose();

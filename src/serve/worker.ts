@@ -99,7 +99,7 @@ function baselineEngine(loaded: LoadedDetector): Engine {
       Promise.resolve(
         tidy(() => {
           const x = imagesToTensor(req.pixels, req.count, h, w, c);
-          const r = det.scoreBatch(x, { seeds: inputSeeds(x) });
+          const r = det.scoreBatch(x, { seeds: inputSeeds(x, loaded.inputSeedKey) });
           return { pred: r.pred, expertConfidence: null, auxiliaryConfidence: null, score: r.score, flagged: flagged(r.score, loaded.threshold) };
         }),
       ),

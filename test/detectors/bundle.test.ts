@@ -40,6 +40,9 @@ test("baseline bundles round-trip to identical scores and refuse a changed check
       assert.deepEqual(Array.from(got.score), Array.from(want.score), name);
       assert.deepEqual(Array.from(got.pred), Array.from(want.pred), name);
       assert.equal(loaded.threshold, cal.threshold);
+      // Each bundle draws its own secret key for the per-input seeds.
+      assert.equal(loaded.inputSeedKey?.length, 32, `${name}: input-seed key`);
+      assert.ok(loaded.inputSeedKey?.some((b) => b !== 0), `${name}: key is not all zeros`);
       loaded.dispose();
     }
     // Fail closed: an edited threshold, a swapped state file, a bundle written over another.
@@ -49,6 +52,16 @@ test("baseline bundles round-trip to identical scores and refuse a changed check
     edited.calibration.threshold = "";
     await writeFile(stripManifest, JSON.stringify(edited));
     await assert.rejects(loadDetectorBundle(join(dir, "strip")), /detector\.json: "calibration\.threshold" must be a finite number; found ""/);
+    const badKey = JSON.parse(good) as Record<string, unknown>;
+    badKey.inputSeedKey = "abc";
+    await writeFile(stripManifest, JSON.stringify(badKey));
+    await assert.rejects(loadDetectorBundle(join(dir, "strip")), /detector\.json: "inputSeedKey" must be 64 lowercase hex digits; found .*not shown, it is a secret/);
+    // A bundle written before keys existed still loads, with unkeyed seeds.
+    delete badKey.inputSeedKey;
+    await writeFile(stripManifest, JSON.stringify(badKey));
+    const old = await loadDetectorBundle(join(dir, "strip"));
+    assert.equal(old.inputSeedKey, null);
+    old.dispose();
     await writeFile(stripManifest, good);
     const stateFile = join(dir, "strip", "state.safetensors");
     const pool = await readFile(stateFile);

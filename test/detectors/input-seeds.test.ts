@@ -58,6 +58,15 @@ test("STRIP and SentiNet with per-input seeds: an image's score does not depend 
     assert.equal(seeds[5], seeds[2]);
     assert.equal(new Set(seeds.slice(0, 5)).size, 5);
     assert.throws(() => tidy(() => inputSeeds(x.to({ dtype: "float64" }))), /inputSeeds: x must be float32 images, got dtype float64/);
+    // A key changes every seed (the draws cannot be computed without it) and is itself deterministic.
+    const keyA = new Uint8Array(32).fill(7);
+    const keyB = Uint8Array.from(keyA, (v, i) => (i === 31 ? v + 1 : v));
+    const [plain, a1, a2, b] = tidy(() => [inputSeeds(x), inputSeeds(x, keyA), inputSeeds(x, keyA), inputSeeds(x, keyB)].map((s) => Array.from(s)));
+    assert.deepEqual(a1, a2);
+    for (let i = 0; i < 5; i++) {
+      assert.notEqual(a1?.[i], plain?.[i], `image ${i}: keyed seed equals the unkeyed one`);
+      assert.notEqual(a1?.[i], b?.[i], `image ${i}: two keys give the same seed`);
+    }
   } finally {
     x.dispose();
     model.dispose();

@@ -51,11 +51,11 @@ async function libraryScores(bundle: string, images: Uint8Array[]): Promise<{ pr
     pixels.forEach((p, i) => bytes.set(p, i * 28 * 28));
     return tidy(() => {
       const x = imagesToTensor(bytes, pixels.length, 28, 28, 1);
-      const r = loaded.detector.scoreBatch(x, { seeds: inputSeeds(x) });
+      const r = loaded.detector.scoreBatch(x, { seeds: inputSeeds(x, loaded.inputSeedKey) });
       // Each image alone (a batch of one), after the batch: neither its batch nor the calls before may matter.
       const alone = pixels.map((_, i) => {
         const xi = x.narrow(0, i, 1);
-        return loaded.detector.scoreBatch(xi, { seeds: inputSeeds(xi) }).score[0] as number;
+        return loaded.detector.scoreBatch(xi, { seeds: inputSeeds(xi, loaded.inputSeedKey) }).score[0] as number;
       });
       return { pred: Array.from(r.pred), score: Array.from(r.score), threshold: loaded.threshold, alone };
     });

@@ -35,7 +35,7 @@ export function baselineScanModel(loaded: LoadedDetector): ScanModel {
     },
     score(x) {
       // Seeds from each image's pixels: a stochastic baseline scores an image as the service does, whatever its batch.
-      const r = det.scoreBatch(x, { seeds: inputSeeds(x) });
+      const r = det.scoreBatch(x, { seeds: inputSeeds(x, loaded.inputSeedKey) });
       failClosed(r.score);
       const f = flagged(r.score, loaded.threshold);
       return Promise.resolve(Array.from(r.pred, (pred, i): ScanRecord => ({ pred, predClass: classNames[pred] ?? String(pred), score: r.score[i] as number, flagged: f[i] === 1 })));
