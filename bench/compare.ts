@@ -10,7 +10,28 @@ import { cachedModel } from "../src/jobs/model-cache.js";
 import { compareDetectors, type CompareResult } from "../src/jobs/compare.js";
 import { parseDetectorList } from "../src/detectors/registry.js";
 import { parseDetectorParams } from "../src/detectors/params.js";
-import { wantsJson } from "./harness.js";
+import { wantsJson, helpAndExit } from "./harness.js";
+
+helpAndExit(
+  process.argv.includes("--help"),
+  `npm run bench:compare -- [options]
+
+Every detector on the same defender splits of each attack's backdoored model (trained or taken
+from the model cache); one detector x attack table of AUROC and ASR after, averages and the cost.
+
+  --attacks a,b            attacks (default badnet,blend,trojan,wanet)
+  --param "a:k=v;b:k=v"     attack parameters (e.g. "sig:rate=0.08,delta=0.235294")
+  --detectors all|a,b      detectors (default all)
+  --detector-param "d:k=v;e:k=v"  detector parameters (e.g. "strip:n=50;badexpert:unlearnLr=3e-4")
+  --epochs N               training epochs of the models (default 6)
+  --calibration-limit N    calibration images used (default all)
+  --evaluation-limit N     evaluation images used (default all)
+  --fpr F                  target false-positive rate (default 0.01)
+  --seed N                 model, split and detector seed (default 0)
+  --dataset D --data-path P --model M   another dataset or zoo model
+  --json                   print the results as JSON on the last line
+  --help                   this text`,
+);
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);

@@ -4,17 +4,21 @@
 import type { Tensor } from "../engine/index.js";
 import type { ImageDataset } from "../data/dataset.js";
 import type { ParamValue } from "../attacks/attack.js";
-import { numberParam } from "../attacks/params.js";
+import { booleanParam, numberParam } from "../attacks/params.js";
 import type { BadExpertDetector } from "../defense/detector.js";
 import { defenseDefaults } from "../defense/defaults.js";
 import { fitBadExpert, type FitDefenseOptions } from "../defense/fit.js";
 import { selectUnlearnLr } from "../defense/canary.js";
+import { selectFinetuneLr } from "../defense/auxiliary-rate.js";
+import type { Module } from "../nn/index.js";
 import { assertScoreRule, SCORE_RULES } from "../defense/scores.js";
 import type { DetectorContext, InputDetector, RawScores } from "./detector.js";
 import { stringParam, type DetectorParamTable } from "./params.js";
 
 export const BADEXPERT_PARAMS: DetectorParamTable = {
   unlearnLr: { type: "number", default: 0, min: 0, description: "Adam learning rate of B's unlearning; 0: the architecture's default (the paper's rate, else the defender-side canary selection)" },
+  finetuneLr: { type: "number", default: 0, min: 0, description: "SGD learning rate of M''s clean finetuning; 0: the architecture's default" },
+  autoFinetune: { type: "boolean", default: false, description: "choose M''s rate as `defend --finetune-lr auto` does (the strongest of 1, 2, 5, 10x the default that keeps M''s calibration accuracy within 4 points of M's); overrides finetuneLr" },
   rule: { type: "names", default: "triangle", choices: SCORE_RULES, description: "score rule (defense/scores.ts)" },
   seed: { type: "integer", default: 0, min: 0, description: "seed of the finetuning runs" },
 };
@@ -47,8 +51,20 @@ export class BadExpertEntry implements InputDetector {
       selectionSeconds = sel.seconds;
       if (!sel.conclusive) source = "canary-inconclusive";
     }
-    const det = await fitBadExpert(ctx.model, meta, reserved, calibration, options);
-    return new BadExpertEntry(det, params, { unlearnLr: options.unlearn.lr, unlearnLrSource: source, selectionSeconds });
+    // As in defend: the canaries above were planted at the default rate; M''s own rate is set after.
+    const givenFinetune = numberParam(params, "finetuneLr");
+    if (givenFinetune > 0) options.finetune = { ...options.finetune, lr: givenFinetune };
+    let auxiliary: Module | undefined;
+    let finetuneSelectionSeconds = 0;
+    if (booleanParam(params, "autoFinetune")) {
+      log("badexpert: choosing the finetuning rate of M' (the strongest that keeps its calibration accuracy)");
+      const chosen = await selectFinetuneLr(ctx.model, meta, reserved, calibration, { finetune: d.finetune, augment: options.augment, seed: options.seed, log: () => {} });
+      auxiliary = chosen.auxiliary;
+      options.finetune = { ...options.finetune, lr: chosen.selection.lr };
+      finetuneSelectionSeconds = chosen.selection.seconds;
+    }
+    const det = await fitBadExpert(ctx.model, meta, reserved, calibration, options, auxiliary ? { auxiliary } : {});
+    return new BadExpertEntry(det, params, { unlearnLr: options.unlearn.lr, unlearnLrSource: source, selectionSeconds, finetuneLr: options.finetune.lr, finetuneSelectionSeconds });
   }
 
   scoreBatch(x: Tensor): RawScores {

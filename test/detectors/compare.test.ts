@@ -36,7 +36,7 @@ test("compare: every detector on the same splits and trigger, one report", async
     const r = await compareDetectors({
       checkpoint: join(dir, "ckpt"),
       detectors: ["strip", "scale-up", "teco", "ibd-psc", "badexpert"],
-      params: { strip: { n: 2 }, teco: { corruptions: "gaussian_noise,contrast" }, badexpert: { unlearnLr: 3e-4 } },
+      params: { strip: { n: 2 }, teco: { corruptions: "gaussian_noise,contrast" }, badexpert: { unlearnLr: 3e-4, finetuneLr: 0.02 } },
       reserved: 128,
       calibration: 100,
       evaluationLimit: 60,
@@ -58,6 +58,8 @@ test("compare: every detector on the same splits and trigger, one report", async
       assert.ok(row.secondsPer1000 > 0);
     }
     assert.equal(r.rows[0]?.params.n, 2);
+    // BaDExpert's own rates as given (M' at 0.02 instead of the compact CNN's 0.01).
+    assert.deepEqual([r.rows[4]?.fitted.unlearnLr, r.rows[4]?.fitted.finetuneLr], [3e-4, 0.02]);
     const json = JSON.parse(await readFile(join(dir, "report", "compare.json"), "utf8")) as { rows: { detector: string; roc: unknown[] }[] };
     assert.equal(json.rows.length, 5);
     assert.ok((json.rows[0]?.roc.length ?? 0) >= 2);
