@@ -23,7 +23,27 @@ import { DEFAULT_SALIENCY_METHOD, SALIENCY_METHODS, saliencyMethod, type Salienc
 import { meanImage, summariseFlagged } from "../src/forensics/explain.js";
 import { boxesIoU, maskBoxes, topShareInMask } from "../src/forensics/regions.js";
 import { heatmapPng, signedPatternPng } from "../src/forensics/overlay.js";
-import { round, wantsJson } from "./harness.js";
+import { round, wantsJson, helpAndExit } from "./harness.js";
+
+helpAndExit(
+  process.argv.includes("--help"),
+  `npm run bench:forensics -- [options]
+
+For each attack (Fashion-MNIST, compact CNN): the backdoored model (trained or cached), its default
+detector bundle (made once, reused), and for the flagged triggered evaluation inputs how well each
+saliency method localises the trigger: the median share of each input's top-2% pixels inside the
+true mask (dilated by one pixel) and the IoU of the trigger estimate's boxes with the mask's.
+
+  --attacks a,b        attacks (default badnet,trojan,adaptive-patch,blend,wanet)
+  --methods all|a,b    saliency methods (default all: ${SALIENCY_METHODS.join(", ")})
+  --max-flagged N      flagged inputs explained per attack (default 100)
+  --epochs N           training epochs of the models (default 6)
+  --seed N             model, split and detector seed (default 0)
+  --finetune-lr auto|X the detector's finetuning rate of M' (default: the architecture's; see defend --finetune-lr)
+  --docs DIR           where the mean-map and trigger-estimate pictures go (default docs/forensics)
+  --json               print the rows as JSON on the last line
+  --help               this text`,
+);
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
@@ -37,6 +57,9 @@ const maxFlagged = Number(arg("max-flagged") ?? 100);
 const epochs = Number(arg("epochs") ?? 6);
 const seed = Number(arg("seed") ?? 0);
 const docs = arg("docs") ?? join("docs", "forensics");
+const finetuneArg = arg("finetune-lr");
+const finetuneLr: number | "auto" | undefined = finetuneArg === undefined || finetuneArg === "auto" ? finetuneArg : Number(finetuneArg);
+if (typeof finetuneLr === "number" && !(finetuneLr > 0)) throw new RangeError(`--finetune-lr must be "auto" or a positive number, got ${finetuneArg}`);
 const dataset = "fashion-mnist";
 
 /** The trigger's mask when the attack pastes a known patch (BadNet, Trojan, Adaptive-Patch's test-time patches). */
@@ -69,9 +92,9 @@ console.log("|---|---|---|---|---|---|---|---|---|");
 for (const name of attacks) {
   const { dir } = await cachedModel({ dataset, attack: name, epochs, seed });
   // Made once per model with the defaults (the unlearning rate chosen by the canaries), then reused.
-  const bundle = join("out", "bench", `forensics-${name}-e${epochs}-seed${seed}-detector`);
+  const bundle = join("out", "bench", `forensics-${name}-e${epochs}-seed${seed}${finetuneLr === undefined ? "" : `-finetune${finetuneLr}`}-detector`);
   if (!(await exists(join(bundle, "detector.json")))) {
-    await defendCheckpoint({ checkpoint: dir, out: bundle, force: true, seed, splitSeed: seed, silent: true, log: () => {} });
+    await defendCheckpoint({ checkpoint: dir, out: bundle, force: true, seed, splitSeed: seed, silent: true, log: () => {}, ...(finetuneLr !== undefined ? { finetuneLr } : {}) });
   }
   const det = await loadBundle(bundle);
   try {

@@ -29,7 +29,7 @@ export function expertSaliency(det: BadExpertDetector, x: Tensor, labels: Int32A
   const s = x.shape;
   if (s.length === 4) det.checkInput(s[2] as number, s[3] as number, s[1] as number, "expertSaliency");
   const { mean, std } = det.info.preprocessing;
-  return saliencyMaps({ model: det.expert, mean, std }, x, labels, o);
+  return saliencyMaps({ model: det.expert, reference: det.auxiliary, suspect: det.model, mean, std }, x, labels, o);
 }
 
 /** The same for uint8 NHWC images, in batches of `batchSize` (default 64) so memory stays bounded. */

@@ -14,6 +14,13 @@ export interface SaliencyModel {
   model: Module;
   mean: readonly number[];
   std: readonly number[];
+  /**
+   * The auxiliary model M' (finetuned on the clean task, so it looks at the object): the contrast
+   * methods explain a log-odds minus M''s, which cancels the evidence both models share.
+   */
+  reference?: Module;
+  /** The suspicious model M itself (model-contrast explains M's log-odds minus M''s). */
+  suspect?: Module;
 }
 
 export interface SaliencyOptions {
@@ -26,7 +33,7 @@ export interface SaliencyOptions {
   batchSize?: number;
 }
 
-export const SALIENCY_METHODS = ["gradient-x-input", "gradient", "occlusion", "grad-cam"] as const;
+export const SALIENCY_METHODS = ["gradient-x-input", "gradient", "occlusion", "grad-cam", "expert-contrast", "model-contrast"] as const;
 export type SaliencyMethod = (typeof SALIENCY_METHODS)[number];
 
 /**
@@ -42,7 +49,19 @@ export const SALIENCY_METHOD_INFO: Record<SaliencyMethod, { description: string;
   gradient: { description: "|∂ℓ/∂x| (ℓ = log-odds of b) on the normalised input, summed over channels (one backward pass)", run: (m, x, l) => gradientMaps(m, x, l, false) },
   occlusion: { description: "drop of the log-odds of b when a square around the pixel is set to the dataset mean, averaged over the squares covering it (one forward pass per position)", run: occlusionMaps },
   "grad-cam": { description: "Grad-CAM on B's last convolution block (compact CNN only), upsampled bilinearly to the image", run: gradCamMaps },
+  "expert-contrast": { description: "|∂(ℓ_B − ℓ_M')/∂x · x|: gradient × input of B's log-odds minus the auxiliary model M''s; evidence for the label that both use (the object) cancels, what only B uses (the trigger) remains", run: (m, x, l) => gradientMaps(m, x, l, true, contrastReference(m)) },
+  "model-contrast": { description: "|∂(ℓ_M − ℓ_M')/∂x · x|: gradient × input of M's log-odds minus M''s; what clean finetuning took out of M (the backdoor, when M' forgot it) remains", run: (m, x, l) => gradientMaps({ ...m, model: contrastSuspect(m) }, x, l, true, contrastReference(m)) },
 };
+
+function contrastReference(m: SaliencyModel): Module {
+  if (!m.reference) throw new RangeError("saliency: the contrast methods need the auxiliary model M' as `reference`; use gradient-x-input without it");
+  return m.reference;
+}
+
+function contrastSuspect(m: SaliencyModel): Module {
+  if (!m.suspect) throw new RangeError("saliency: model-contrast needs the suspicious model M as `suspect`; use expert-contrast or gradient-x-input without it");
+  return m.suspect;
+}
 
 /** Checks a method name; an unknown one lists the valid ones. */
 export function saliencyMethod(name: string): SaliencyMethod {
@@ -81,12 +100,13 @@ function logOdds(z: Tensor, labels: Int32Array): Tensor {
   });
 }
 
-function gradientMaps(m: SaliencyModel, x: Tensor, labels: Int32Array, timesInput: boolean): Float32Array {
+function gradientMaps(m: SaliencyModel, x: Tensor, labels: Int32Array, timesInput: boolean, reference?: Module): Float32Array {
   return tidy(() =>
     enableGrad(() => {
       const xn = normalize(x, m.mean, m.std).detach().requiresGrad_();
-      // Rows are independent (the model is in eval mode), so the gradient of the sum is each row's own.
-      const total = logOdds(m.model.forward(xn), labels).sum();
+      // Rows are independent (the models are in eval mode), so the gradient of the sum is each row's own.
+      const own = logOdds(m.model.forward(xn), labels);
+      const total = (reference ? own.sub(logOdds(reference.forward(xn), labels)) : own).sum();
       const [g] = gradients([total], [xn]);
       if (!g) return new Float32Array(x.dim(0) * x.dim(2) * x.dim(3));
       const s = timesInput ? g.mul(xn) : g;

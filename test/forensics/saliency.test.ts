@@ -17,14 +17,14 @@ const REGION = { top: 5, left: 18, side: 4 };
 const mask = new Float32Array(H * W);
 for (let r = REGION.top; r < REGION.top + REGION.side; r++) for (let c = REGION.left; c < REGION.left + REGION.side; c++) mask[r * W + c] = 1;
 
-/** Logit 0 = sum of the region's normalised pixels, logit 1 = 0: only the region matters. */
-function regionModel(): Sequential {
+/** Logit 0 = sum of the normalised pixels where `weights` is 1, logit 1 = 0: only those pixels matter. */
+function regionModel(weights: Float32Array = mask): Sequential {
   const m = new Sequential(new Flatten(), new Linear(H * W, 2));
   const lin = m.at(1) as Linear;
   noGrad(() =>
     tidy(() => {
       const wts = new Float32Array(2 * H * W);
-      for (let p = 0; p < H * W; p++) wts[p] = mask[p] as number;
+      for (let p = 0; p < H * W; p++) wts[p] = weights[p] as number;
       lin.weight.copy_(tensor(wts, { shape: [2, H * W] }));
       lin.bias?.zero_();
     }),
@@ -43,7 +43,7 @@ function images(n: number): Float32Array {
 const model = regionModel();
 const target = { model, mean: [0.5], std: [0.25] };
 
-for (const method of SALIENCY_METHODS.filter((m) => m !== "grad-cam")) {
+for (const method of SALIENCY_METHODS.filter((m) => m !== "grad-cam" && !m.endsWith("-contrast"))) {
   test(`${method}: B's saliency lands on the only region the output depends on`, () => {
     const maps = noLeaks(() => tidy(() => saliencyMaps(target, tensor(images(3), { shape: [3, 1, H, W] }), Int32Array.of(0, 0, 0), { method })));
     assert.equal(maps.length, 3 * H * W);
@@ -61,6 +61,36 @@ for (const method of SALIENCY_METHODS.filter((m) => m !== "grad-cam")) {
     }
   });
 }
+
+test("contrast methods: evidence B shares with M' (the object) cancels, the trigger region B alone uses remains", () => {
+  // The "object": a 6x6 block in the other corner, which both B and M' weigh twice as much as B weighs the trigger.
+  const object = new Float32Array(H * W);
+  for (let r = 18; r < 24; r++) for (let c = 2; c < 8; c++) object[r * W + c] = 2;
+  const both = Float32Array.from(mask, (v, p) => v + (object[p] as number));
+  const expert = regionModel(both);
+  const auxiliary = regionModel(object);
+  try {
+    const x = () => tensor(images(3), { shape: [3, 1, H, W] });
+    const labels = Int32Array.of(0, 0, 0);
+    const plain = noLeaks(() => tidy(() => saliencyMaps({ model: expert, mean: [0.5], std: [0.25] }, x(), labels, { method: "gradient" })));
+    // model-contrast explains M − M'; here M is B (any model that uses the trigger on top of the object).
+    for (const method of ["expert-contrast", "model-contrast"] as const) {
+      const maps = noLeaks(() => tidy(() => saliencyMaps({ model: expert, reference: auxiliary, suspect: expert, mean: [0.5], std: [0.25] }, x(), labels, { method })));
+      for (let i = 0; i < 3; i++) {
+        const map = maps.subarray(i * H * W, (i + 1) * H * W);
+        assert.equal(topShareInMask(map, mask, H, W, { radius: 0 }), 1, `${method} image ${i}: top-2% pixels inside the trigger`);
+        for (let p = 0; p < H * W; p++) if (!mask[p]) assert.ok(Math.abs(map[p] as number) < 1e-5, `${method}: pixel ${p} outside the trigger has saliency ${map[p]}`);
+      }
+    }
+    // Without the reference, B's own gradient is largest on the object: its top pixels miss the trigger.
+    assert.equal(topShareInMask(plain.subarray(0, H * W), mask, H, W, { radius: 0 }), 0, "plain gradient's top pixels are on the object");
+    assert.throws(() => tidy(() => saliencyMaps({ model: expert, mean: [0.5], std: [0.25] }, x(), labels, { method: "expert-contrast" })), /contrast methods need the auxiliary model M' as `reference`/);
+    assert.throws(() => tidy(() => saliencyMaps({ model: expert, reference: auxiliary, mean: [0.5], std: [0.25] }, x(), labels, { method: "model-contrast" })), /model-contrast needs the suspicious model M as `suspect`/);
+  } finally {
+    expert.dispose();
+    auxiliary.dispose();
+  }
+});
 
 test("grad-cam runs on a compact CNN (maps of the image's size, non-negative) and names the alternatives otherwise", () => {
   const cnn = createModel("compact-cnn", { numClasses: 10, inChannels: 1, imageSize: 28 }).eval();
