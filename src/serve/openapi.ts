@@ -18,6 +18,46 @@ const detection = {
   },
 };
 
+const nullableObject = (description: string) => ({ type: ["object", "null"], description });
+
+/** GET /v1/detector: every field the route returns (the server test checks the two agree). */
+const detectorSummary = {
+  type: "object",
+  required: ["detector", "kind", "architecture", "classNames", "imageSize", "channels", "rule", "params", "threshold", "targetFpr", "calibration", "checkpoint", "source", "hashes", "loadedAt", "serving"],
+  properties: {
+    detector: { type: "string", description: "\"badexpert\" or the baseline's registry name" },
+    kind: { type: "string", enum: ["badexpert", "baseline"] },
+    architecture: { type: "string", description: "M's zoo architecture (or the imported model's)" },
+    classNames: { type: "array", items: { type: "string" } },
+    imageSize: { type: "array", items: { type: "integer" }, description: "[height, width] the model reads; inputs are resized to it" },
+    channels: { type: "integer" },
+    rule: { type: ["string", "null"], description: "BaDExpert's score rule; null for a baseline" },
+    params: nullableObject("a baseline's resolved parameters; null for BaDExpert"),
+    threshold: { type: "number", description: "inputs scoring above it are flagged" },
+    targetFpr: { type: "number", description: "the false-positive rate the threshold was calibrated at" },
+    calibration: { type: "object", description: "the calibration record: threshold, target FPR, count of clean calibration scores, their quantiles" },
+    checkpoint: nullableObject("a baseline's checkpoint {path, weightsSha256}; null for BaDExpert (its bundle holds M)"),
+    source: { type: "object", description: "{bundle: DIR}, or {inMemory: true} for a server made from an in-memory detector" },
+    hashes: { type: "object", additionalProperties: { type: "string" }, description: "SHA-256 of each bundle file" },
+    loadedAt: { type: "string", format: "date-time", description: "when the workers loaded this detector (changes on reload)" },
+    serving: {
+      type: "object",
+      required: ["engine", "engineRequested", "workers", "threadsPerWorker", "maxBatch", "maxWaitMs", "maxQueue", "timeoutMs", "onFlag"],
+      properties: {
+        engine: { type: "string", enum: ["libtorch", "onnxruntime"], description: "the engine the workers score with" },
+        engineRequested: { type: "string", enum: ["auto", "libtorch", "onnxruntime"], description: "--engine as given (auto may fall back to libtorch; the log says why)" },
+        workers: { type: "integer" },
+        threadsPerWorker: { type: "integer" },
+        maxBatch: { type: "integer", description: "largest batch the dynamic batcher forms" },
+        maxWaitMs: { type: "number", description: "longest a request waits for a batch to fill" },
+        maxQueue: { type: "integer", description: "queued inputs beyond which requests get 503 with Retry-After" },
+        timeoutMs: { type: "number", description: "per-request limit; beyond it 504" },
+        onFlag: { type: "string", enum: ["reject", "annotate"], description: "what /v1/predict does with a flagged input" },
+      },
+    },
+  },
+};
+
 const error = {
   type: "object",
   required: ["error", "message"],
@@ -72,7 +112,7 @@ export function openApiDocument(o: ServeOptions): Record<string, unknown> {
         "scored is never reported clean: the request fails with 503/504.",
     },
     components: {
-      schemas: { Detection: detection, Error: error },
+      schemas: { Detection: detection, DetectorSummary: detectorSummary, Error: error },
       ...(o.token ? { securitySchemes: { bearer: { type: "http", scheme: "bearer" } } } : {}),
     },
     paths: {
@@ -95,7 +135,7 @@ export function openApiDocument(o: ServeOptions): Record<string, unknown> {
           },
         },
       },
-      "/v1/detector": { get: { summary: "the loaded detector: its name and kind (badexpert or baseline), architecture, classes, rule (BaDExpert) or params and checkpoint hash (a baseline), threshold, target FPR, bundle hashes", security, responses: { "200": { description: "detector summary" } } } },
+      "/v1/detector": { get: { summary: "the loaded detector: its name and kind (badexpert or baseline), architecture, classes, rule (BaDExpert) or params and checkpoint hash (a baseline), threshold, target FPR, bundle hashes", security, responses: { "200": { description: "detector summary", content: { "application/json": { schema: { $ref: "#/components/schemas/DetectorSummary" } } } } } } },
       "/v1/flagged": {
         get: {
           summary: "the dashboard's data: flagged rate and flagged inputs per class over the window, the explain feed's counters, and the latest flagged inputs (newest first) with B's saliency overlay as a PNG data: URL (404 when the feed is off, as it always is for a baseline detector)",

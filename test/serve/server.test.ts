@@ -166,7 +166,7 @@ test("the audit log has one line per flagged input, with request id, client, pre
 });
 
 test("detector description, probes and the OpenAPI document", async () => {
-  const d = await get<{ detector: string; kind: string; params: unknown; checkpoint: unknown; architecture: string; classNames: string[]; rule: string; threshold: number; targetFpr: number; hashes: Record<string, string> }>(`${url}/v1/detector`);
+  const d = await get<{ detector: string; kind: string; params: unknown; checkpoint: unknown; architecture: string; classNames: string[]; rule: string; threshold: number; targetFpr: number; hashes: Record<string, string>; serving: Record<string, unknown> }>(`${url}/v1/detector`);
   assert.equal(d.status, 200);
   assert.deepEqual([d.body.detector, d.body.kind, d.body.params, d.body.checkpoint], ["badexpert", "badexpert", null, null]);
   assert.equal(d.body.architecture, "compact-cnn");
@@ -177,7 +177,8 @@ test("detector description, probes and the OpenAPI document", async () => {
   assert.match(d.body.hashes["model.safetensors"] ?? "", /^[0-9a-f]{64}$/);
   assert.deepEqual((await get(`${url}/healthz`)).body, { status: "ok" });
   assert.deepEqual((await get(`${url}/readyz`)).body, { status: "ready", workers: server.options.workers });
-  const api = await get<{ openapi: string; paths: Record<string, unknown>; components: { schemas: { Detection: { required: string[]; properties: Record<string, { type: unknown }> } } } }>(`${url}/openapi.json`);
+  type Schema = { required: string[]; properties: Record<string, { type: unknown; required?: string[] }> };
+  const api = await get<{ openapi: string; paths: Record<string, unknown>; components: { schemas: { Detection: Schema; DetectorSummary: Schema } } }>(`${url}/openapi.json`);
   assert.equal(api.body.openapi, "3.1.0");
   assert.ok("/v1/detect" in api.body.paths && "/v1/predict" in api.body.paths);
   // The record's schema says which fields a baseline detector leaves null.
@@ -185,6 +186,9 @@ test("detector description, probes and the OpenAPI document", async () => {
   assert.ok(schemas.Detection.required.includes("detector"));
   assert.deepEqual(schemas.Detection.properties.expertConfidence?.type, ["number", "null"]);
   assert.deepEqual(schemas.Detection.properties.auxiliaryConfidence?.type, ["number", "null"]);
+  // /v1/detector returns exactly the documented fields, its serving object too.
+  assert.deepEqual(Object.keys(d.body).sort(), [...schemas.DetectorSummary.required].sort());
+  assert.deepEqual(Object.keys(d.body.serving).sort(), [...(schemas.DetectorSummary.properties.serving?.required ?? [])].sort());
   const missing = await get(`${url}/v2/nothing`);
   assert.equal(missing.status, 404);
   assert.match(String(missing.body.message), /no route GET \/v2\/nothing/);
