@@ -31,6 +31,8 @@ export interface ImportOptions {
   classNames?: string[];
   /** Evaluate on the dataset's test split (default true when a dataset is given). */
   verify?: boolean;
+  /** Where the verification runs (cpu, cuda, cuda:N; default cpu). The checkpoint is written from the CPU either way. */
+  device?: string;
   log?: (line: string) => void;
 }
 
@@ -166,8 +168,11 @@ export async function importModel(o: ImportOptions): Promise<ImportResult> {
   try {
     let accuracy: number | null = null;
     if (test && (o.verify ?? true)) {
-      accuracy = evaluateModel(model, test, { normalization: p }).accuracy;
-      log(`accuracy on ${test.name}/test: ${(100 * accuracy).toFixed(2)}% over ${test.count} images`);
+      const device = o.device ?? "cpu";
+      if (device !== "cpu") model.to(device);
+      accuracy = evaluateModel(model, test, { normalization: p, ...(device !== "cpu" ? { device } : {}) }).accuracy;
+      if (device !== "cpu") model.to("cpu");
+      log(`accuracy on ${test.name}/test: ${(100 * accuracy).toFixed(2)}% over ${test.count} images${device !== "cpu" ? ` (on ${device})` : ""}`);
     }
     model.eval();
     const meta = await saveCheckpoint(o.out, model, {

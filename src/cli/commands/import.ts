@@ -51,7 +51,7 @@ export const importCommand: Command = {
     ...RUNTIME_OPTIONS,
   },
   async run(v) {
-    applyRuntimeOptions(v);
+    const { device } = applyRuntimeOptions(v);
     const out = requireStr(v, "out", "the checkpoint directory to write");
     const classes = str(v, "classes");
     const mean = numberList(v, "mean");
@@ -74,6 +74,7 @@ export const importCommand: Command = {
       ...(std ? { std } : {}),
       ...(classes ? { classNames: await readClassNames(classes) } : {}),
       verify: v["no-verify"] !== true,
+      device,
     });
     console.log(`imported ${r.meta.model.name} (${r.meta.model.numClasses} classes, ${r.meta.preprocessing.channels}x${r.meta.preprocessing.imageSize.join("x")}) into ${r.checkpoint}` +
       (r.accuracy === null ? "" : `; test accuracy ${(100 * r.accuracy).toFixed(2)}%`));
