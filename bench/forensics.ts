@@ -4,7 +4,8 @@
 // reuse) its detector bundle with the defaults, score the triggered evaluation split, and for the
 // flagged triggered inputs measure how well each saliency method of B localises the trigger:
 // the median share of each input's top-2% pixels inside the true mask dilated by one pixel, and
-// the IoU of the trigger estimate's boxes with the mask's boxes. Attacks without a mask (blend,
+// the IoU of the trigger estimate's boxes with the mask's boxes; and, as a control, the same
+// share on clean images (a method biased towards the mask's position scores high there too). Attacks without a mask (blend,
 // wanet) get pictures of the mean map and trigger estimate in --docs.
 import { access, mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -20,7 +21,7 @@ import { AdaptivePatch } from "../src/attacks/adaptive-patch.js";
 import { cachedModel } from "../src/jobs/model-cache.js";
 import { defendCheckpoint, testSplit } from "../src/jobs/defend.js";
 import { DEFAULT_SALIENCY_METHOD, SALIENCY_METHODS, saliencyMethod, type SaliencyMethod } from "../src/forensics/saliency.js";
-import { meanImage, summariseFlagged } from "../src/forensics/explain.js";
+import { expertSaliencyOfBytes, meanImage, summariseFlagged } from "../src/forensics/explain.js";
 import { boxesIoU, maskBoxes, topShareInMask } from "../src/forensics/regions.js";
 import { heatmapPng, signedPatternPng } from "../src/forensics/overlay.js";
 import { round, wantsJson, helpAndExit } from "./harness.js";
@@ -32,7 +33,8 @@ helpAndExit(
 For each attack (Fashion-MNIST, compact CNN): the backdoored model (trained or cached), its default
 detector bundle (made once, reused), and for the flagged triggered evaluation inputs how well each
 saliency method localises the trigger: the median share of each input's top-2% pixels inside the
-true mask (dilated by one pixel) and the IoU of the trigger estimate's boxes with the mask's.
+true mask (dilated by one pixel), the same share on clean images (a control for positional bias)
+and the IoU of the trigger estimate's boxes with the mask's.
 
   --attacks a,b        attacks (default badnet,trojan,adaptive-patch,blend,wanet)
   --methods all|a,b    saliency methods (default all: ${SALIENCY_METHODS.join(", ")})
@@ -87,8 +89,8 @@ async function big(png: Buffer, side: number): Promise<Buffer> {
 
 const tensorsAtStart = memory().numTensors;
 const rows: Record<string, unknown>[] = [];
-console.log("| attack | flagged (of triggered) | method | median top-2% share in mask | mean share | median share, fooled only | box IoU | boxes | seconds |");
-console.log("|---|---|---|---|---|---|---|---|---|");
+console.log("| attack | flagged (of triggered) | method | median top-2% share in mask | mean share | median share, fooled only | same on clean images (control) | box IoU | boxes | seconds |");
+console.log("|---|---|---|---|---|---|---|---|---|---|");
 for (const name of attacks) {
   const { dir } = await cachedModel({ dataset, attack: name, epochs, seed });
   // Made once per model with the defaults (the unlearning rate chosen by the canaries), then reused.
@@ -116,6 +118,12 @@ for (const name of attacks) {
     const im = { pixels: flagged.images, count: flagged.count, height: h, width: w, channels: c };
     const cleanMean = meanImage({ pixels: evaluation.images, count: evaluation.count, height: h, width: w, channels: c });
     const mask = triggerMask(attack);
+    // Control: the same share on clean evaluation images (M's labels), no trigger present. A
+    // method that favours the mask's region by position (corners, background) scores high here too.
+    const controlCount = Math.min(maxFlagged, evaluation.count);
+    const control = subset(evaluation, Array.from({ length: controlCount }, (_, i) => i));
+    const controlPreds = Int32Array.from(det.scoreDataset(control).pred);
+    const controlIm = { pixels: control.images, count: control.count, height: h, width: w, channels: c };
     for (const method of methods) {
       const t0 = Date.now();
       const sum = await summariseFlagged(det, im, preds, cleanMean, { method, examples: 0 });
@@ -131,12 +139,14 @@ for (const name of attacks) {
         row.fooled = fooled.length;
         row.medianShareFooled = median(fooled);
         row.iou = boxesIoU(sum.estimate.boxes, maskBoxes(mask, h, w), h, w);
+        const controlMaps = expertSaliencyOfBytes(det, controlIm, controlPreds, { method });
+        row.cleanControlMedianShare = median(Array.from({ length: control.count }, (_, i) => topShareInMask(controlMaps.subarray(i * h * w, (i + 1) * h * w), mask, h, w)));
         row.trueBoxes = maskBoxes(mask, h, w);
       }
       rows.push(row);
       const pct = (x: unknown) => (typeof x === "number" && Number.isFinite(x) ? `${(100 * x).toFixed(1)}%` : "—");
       const box = sum.estimate.boxes.map((b) => `r${b.top}-${b.bottom - 1} c${b.left}-${b.right - 1}`).join(", ") || (sum.estimate.compact ? "" : "not compact");
-      console.log(`| ${name} | ${flagged.count} of ${flaggedTotal} flagged (${poisoned.count} triggered) | ${method} | ${pct(row.medianShare)} | ${pct(row.meanShare)} | ${pct(row.medianShareFooled)} (${String(row.fooled ?? "—")}) | ${typeof row.iou === "number" ? row.iou.toFixed(2) : "—"} | ${box} | ${round(seconds)} |`);
+      console.log(`| ${name} | ${flagged.count} of ${flaggedTotal} flagged (${poisoned.count} triggered) | ${method} | ${pct(row.medianShare)} | ${pct(row.meanShare)} | ${pct(row.medianShareFooled)} (${String(row.fooled ?? "—")}) | ${pct(row.cleanControlMedianShare)} | ${typeof row.iou === "number" ? row.iou.toFixed(2) : "—"} | ${box} | ${round(seconds)} |`);
       if (docs && method === (methods.includes(DEFAULT_SALIENCY_METHOD) ? DEFAULT_SALIENCY_METHOD : methods[0])) {
         await mkdir(docs, { recursive: true });
         await writeFile(join(docs, `${name}-mean-map.png`), await big(await heatmapPng(sum.estimate.meanMap, h, w), h));

@@ -8,6 +8,8 @@ import { enableGrad, gradients, inferenceMode, tensor, tidy, zerosLike, type Ten
 import { normalize } from "../data/augment.js";
 import type { Module } from "../nn/index.js";
 import { gradCam, hasGradCamLayer } from "../models/grad-cam.js";
+import { inputSeeds } from "../detectors/input-seeds.js";
+import { Rng } from "../util/rng.js";
 
 /** The model whose confidence is explained (B) and the input normalisation it was trained with. */
 export interface SaliencyModel {
@@ -31,9 +33,13 @@ export interface SaliencyOptions {
   stride?: number;
   /** Occlusion: occluded copies per forward pass (default 512). */
   batchSize?: number;
+  /** smoothgrad: noisy copies per input (default 16). */
+  samples?: number;
+  /** smoothgrad: standard deviation of the Gaussian pixel noise, in [0, 1] pixel units (default 0.2: SmoothGrad's 10–20% of the range, upper end). */
+  noise?: number;
 }
 
-export const SALIENCY_METHODS = ["gradient-x-input", "gradient", "occlusion", "grad-cam", "expert-contrast", "model-contrast"] as const;
+export const SALIENCY_METHODS = ["gradient-x-input", "smoothgrad", "gradient", "occlusion", "grad-cam", "expert-contrast", "model-contrast"] as const;
 export type SaliencyMethod = (typeof SALIENCY_METHODS)[number];
 
 /**
@@ -46,6 +52,7 @@ type MapFn = (m: SaliencyModel, x: Tensor, labels: Int32Array, o: SaliencyOption
 
 export const SALIENCY_METHOD_INFO: Record<SaliencyMethod, { description: string; run: MapFn }> = {
   "gradient-x-input": { description: "|∂ℓ/∂x · x| (ℓ = log-odds of b) on the normalised input, summed over channels (one backward pass)", run: (m, x, l) => gradientMaps(m, x, l, true) },
+  smoothgrad: { description: "|mean_k ∂ℓ/∂x (x + ε_k) · x| (SmoothGrad × input): the gradient of B's log-odds averaged over `samples` copies with Gaussian pixel noise of std `noise`, clipped to [0, 1], times the normalised input; the noise of each image is drawn from its own pixels, so a map does not depend on the batch", run: smoothGradMaps },
   gradient: { description: "|∂ℓ/∂x| (ℓ = log-odds of b) on the normalised input, summed over channels (one backward pass)", run: (m, x, l) => gradientMaps(m, x, l, false) },
   occlusion: { description: "drop of the log-odds of b when a square around the pixel is set to the dataset mean, averaged over the squares covering it (one forward pass per position)", run: occlusionMaps },
   "grad-cam": { description: "Grad-CAM on B's last convolution block (compact CNN only), upsampled bilinearly to the image", run: gradCamMaps },
@@ -101,18 +108,58 @@ function logOdds(z: Tensor, labels: Int32Array): Tensor {
 }
 
 function gradientMaps(m: SaliencyModel, x: Tensor, labels: Int32Array, timesInput: boolean, reference?: Module): Float32Array {
-  return tidy(() =>
-    enableGrad(() => {
-      const xn = normalize(x, m.mean, m.std).detach().requiresGrad_();
-      // Rows are independent (the models are in eval mode), so the gradient of the sum is each row's own.
-      const own = logOdds(m.model.forward(xn), labels);
-      const total = (reference ? own.sub(logOdds(reference.forward(xn), labels)) : own).sum();
-      const [g] = gradients([total], [xn]);
-      if (!g) return new Float32Array(x.dim(0) * x.dim(2) * x.dim(3));
-      const s = timesInput ? g.mul(xn) : g;
-      return s.abs().sum(1).contiguous().data() as Float32Array;
-    }),
-  );
+  return tidy(() => {
+    const xn = normalize(x, m.mean, m.std);
+    const g = signedGradients(m, xn, labels, reference);
+    return (timesInput ? g.mul(xn) : g).abs().sum(1).contiguous().data() as Float32Array;
+  });
+}
+
+/** Signed gradients [N, C, H, W] of the explained log-odds (B's, minus M''s for a contrast) with respect to the normalised input. */
+function signedGradients(m: SaliencyModel, xn: Tensor, labels: Int32Array, reference?: Module): Tensor {
+  return enableGrad(() => {
+    const leaf = xn.detach().requiresGrad_();
+    // Rows are independent (the models are in eval mode), so the gradient of the sum is each row's own.
+    const own = logOdds(m.model.forward(leaf), labels);
+    const total = (reference ? own.sub(logOdds(reference.forward(leaf), labels)) : own).sum();
+    const [g] = gradients([total], [leaf]);
+    return g ? g.detach() : zerosLike(xn);
+  });
+}
+
+/**
+ * SmoothGrad (Smilkov et al., 2017) × input. Single gradients of a small CNN are noisy at the
+ * pixel level; averaging over noisy copies keeps what holds in a neighbourhood of the image. The
+ * noise is drawn per image from a seed hashed from its pixels (the service's batches vary).
+ */
+function smoothGradMaps(m: SaliencyModel, x: Tensor, labels: Int32Array, o: SaliencyOptions): Float32Array {
+  const samples = positiveInt("samples", o.samples ?? 16);
+  const sigma = o.noise ?? 0.2;
+  if (!(sigma >= 0 && sigma <= 1)) throw new RangeError(`saliency: noise must be in [0, 1] (pixel units), got ${sigma}`);
+  const [n, c, h, w] = x.shape as [number, number, number, number];
+  const per = c * h * w;
+  const rngs = Array.from(inputSeeds(x), (seed) => new Rng(seed));
+  return tidy(() => {
+    let sum = zerosLike(x);
+    for (let k = 0; k < samples; k++) {
+      sum = tidy(() => {
+        const eps = new Float32Array(n * per);
+        for (let i = 0; i < n; i++) {
+          const rng = rngs[i] as Rng;
+          for (let j = 0; j < per; j += 2) {
+            // Box–Muller: two standard normals from two uniforms in (0, 1].
+            const r = Math.sqrt(-2 * Math.log(1 - rng.next()));
+            const t = 2 * Math.PI * rng.next();
+            eps[i * per + j] = sigma * r * Math.cos(t);
+            if (j + 1 < per) eps[i * per + j + 1] = sigma * r * Math.sin(t);
+          }
+        }
+        const noisy = x.add(tensor(eps, { shape: [n, c, h, w] })).clamp(0, 1);
+        return sum.add(signedGradients(m, normalize(noisy, m.mean, m.std), labels));
+      });
+    }
+    return sum.div(samples).mul(normalize(x, m.mean, m.std)).abs().sum(1).contiguous().data() as Float32Array;
+  });
 }
 
 /** Default occluder side and stride for an image: 3 and 1 pixels per 32 pixels of its shorter side. */

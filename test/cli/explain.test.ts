@@ -66,7 +66,7 @@ test("explain: usage errors name the problem before any work", async () => {
   assert.match(noFiles.err, /nothing to explain: give image files/);
   const badMethod = await runCli(["explain", "--bundle", "x", "--out", join(work, "o3"), "--method", "lime", "a.png"]);
   assert.equal(badMethod.code, 2);
-  assert.match(badMethod.err, /gradient-x-input, gradient, occlusion, grad-cam/);
+  assert.match(badMethod.err, /gradient-x-input, smoothgrad, gradient, occlusion, grad-cam, expert-contrast, model-contrast/);
   const noOut = await runCli(["explain", "--bundle", "x", "a.png"]);
   assert.equal(noOut.code, 2);
   assert.match(noOut.err, /--out/);

@@ -92,6 +92,28 @@ test("contrast methods: evidence B shares with M' (the object) cancels, the trig
   }
 });
 
+test("smoothgrad: an image's map does not depend on its batch, and the noise setting is checked", () => {
+  const cnn = createModel("compact-cnn", { numClasses: 10, inChannels: 1, imageSize: 28 }).eval();
+  try {
+    const m = { model: cnn, mean: [0.5], std: [0.25] };
+    const pixels = images(3);
+    const labels = Int32Array.of(3, 7, 1);
+    const batch = noLeaks(() => tidy(() => saliencyMaps(m, tensor(pixels, { shape: [3, 1, H, W] }), labels, { method: "smoothgrad", samples: 4 })));
+    const alone = noLeaks(() => tidy(() => saliencyMaps(m, tensor(pixels.slice(2 * H * W), { shape: [1, 1, H, W] }), labels.subarray(2), { method: "smoothgrad", samples: 4 })));
+    const third = batch.subarray(2 * H * W);
+    for (let p = 0; p < H * W; p++) assert.ok(Math.abs((third[p] as number) - (alone[p] as number)) <= 1e-5 * Math.max(1, Math.abs(alone[p] as number)), `pixel ${p}: ${third[p]} in the batch, ${alone[p]} alone`);
+    // The noise matters: without it, the map is gradient × input's.
+    const plain = noLeaks(() => tidy(() => saliencyMaps(m, tensor(pixels, { shape: [3, 1, H, W] }), labels, { method: "gradient-x-input" })));
+    const noiseless = noLeaks(() => tidy(() => saliencyMaps(m, tensor(pixels, { shape: [3, 1, H, W] }), labels, { method: "smoothgrad", samples: 2, noise: 0 })));
+    for (let p = 0; p < plain.length; p++) assert.ok(Math.abs((plain[p] as number) - (noiseless[p] as number)) <= 1e-5 * Math.max(1, Math.abs(plain[p] as number)));
+    assert.ok(batch.some((v, p) => Math.abs(v - (plain[p] as number)) > 1e-6), "noisy copies change the map");
+    assert.throws(() => tidy(() => saliencyMaps(m, tensor(pixels, { shape: [3, 1, H, W] }), labels, { method: "smoothgrad", noise: 2 })), /noise must be in \[0, 1\] \(pixel units\), got 2/);
+    assert.throws(() => tidy(() => saliencyMaps(m, tensor(pixels, { shape: [3, 1, H, W] }), labels, { method: "smoothgrad", samples: 0 })), /samples must be a positive integer, got 0/);
+  } finally {
+    cnn.dispose();
+  }
+});
+
 test("grad-cam runs on a compact CNN (maps of the image's size, non-negative) and names the alternatives otherwise", () => {
   const cnn = createModel("compact-cnn", { numClasses: 10, inChannels: 1, imageSize: 28 }).eval();
   try {
@@ -106,7 +128,7 @@ test("grad-cam runs on a compact CNN (maps of the image's size, non-negative) an
 
 test("bad arguments are refused with the expected and actual values", () => {
   noLeaks(() => {
-    assert.throws(() => saliencyMethod("lime"), /saliency method 'lime' is unknown; valid methods: gradient-x-input, gradient, occlusion, grad-cam/);
+    assert.throws(() => saliencyMethod("lime"), /saliency method 'lime' is unknown; valid methods: gradient-x-input, smoothgrad, gradient, occlusion, grad-cam, expert-contrast, model-contrast/);
     assert.throws(() => tidy(() => saliencyMaps(target, tensor(images(2), { shape: [2, 1, H, W] }), Int32Array.of(0))), /saliency: 1 labels for 2 images/);
     assert.throws(() => tidy(() => saliencyMaps(target, tensor(images(1), { shape: [1, H, W] }), Int32Array.of(0))), /expected images \[N, C, H, W\]/);
     assert.throws(() => tidy(() => saliencyMaps(target, tensor(images(1), { shape: [1, 1, H, W] }), Int32Array.of(0), { method: "occlusion", window: 0 })), /window must be a positive integer, got 0/);
