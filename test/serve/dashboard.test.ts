@@ -98,7 +98,7 @@ test("GET /v1/flagged: the entry, its overlay PNG, counts; the token is required
   assert.deepEqual([meta.width, meta.height, meta.format], [28, 28, "png"]);
   assert.ok(e.peak && e.peak[0] >= 0 && e.peak[0] < 28 && e.peak[1] >= 0 && e.peak[1] < 28);
   assert.deepEqual([r.body.feed.offered, r.body.feed.explained, r.body.feed.dropped, r.body.feed.failed], [1, 1, 0, 0]);
-  assert.equal(r.body.feed.method, "gradient-x-input");
+  assert.equal(r.body.feed.method, "smoothgrad");
   assert.equal(r.body.window.flagged, 1);
   assert.equal(r.body.window.flaggedByClass.find((c) => c.class === flaggedClass)?.flagged, 1);
 });
