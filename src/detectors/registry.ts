@@ -107,7 +107,7 @@ const REGISTRY: readonly DetectorEntry[] = [
     paper: "Huang et al., ICLR 2023 (Cognitive Distillation)",
     cost: "1 pass + `steps` (100) forward and backward passes of a mask optimisation",
     params: CD_PARAMS,
-    randomness: "libtorch",
+    randomness: "seeded",
     fit: async (ctx, _d, p) => new CognitiveDistillationDetector(ctx, p),
     restore: (ctx, p) => new CognitiveDistillationDetector(ctx, p),
   },
