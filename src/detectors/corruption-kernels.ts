@@ -1,7 +1,9 @@
 // Building blocks of the ImageNet-C corruptions (corruptions.ts and the files it gathers): the
 // severity table lookup, per-channel convolution, Gaussian and motion-blur kernels, and uniform
-// draws from libtorch's generator (so that manualSeed makes every corruption reproducible).
-import { F, rand, tensor, tidy, type Tensor } from "../engine/index.js";
+// draws from the current random source (random-source.ts: libtorch's generator unless a seeded
+// stream is set).
+import { F, tensor, tidy, type Tensor } from "../engine/index.js";
+import { uniformTensor } from "./random-source.js";
 
 export type Corruption = (x: Tensor, severity: number) => Tensor;
 
@@ -48,7 +50,7 @@ export function motionKernel(radius: number, sigma: number, angle: number): { ke
   return { kernel: k.map((v) => v / sum), size };
 }
 
-/** `count` uniform numbers in [0, 1) from libtorch's generator. */
+/** `count` uniform numbers in [0, 1) from the current random source. */
 export function uniforms(count: number): Float32Array {
-  return tidy(() => rand([count]).data() as Float32Array);
+  return tidy(() => uniformTensor([count]).data() as Float32Array);
 }

@@ -1,6 +1,7 @@
 // ImageNet-C's weather corruptions (snow, frost, fog) with the CIFAR-10-C constants, on
-// [N, C, H, W] tensors in [0, 1]. Each image gets its own random layer from libtorch's generator.
-import { F, cat, randn, tensor, tidy, type Tensor } from "../engine/index.js";
+// [N, C, H, W] tensors in [0, 1]. Each image gets its own random layer from the current random source (random-source.ts).
+import { F, cat, tensor, tidy, type Tensor } from "../engine/index.js";
+import { normalTensor } from "./random-source.js";
 import { depthwise, level, motionKernel, uniforms, type Corruption } from "./corruption-kernels.js";
 
 /**
@@ -94,7 +95,7 @@ export const snow: Corruption = (x, s) => {
   );
   const [n, c, h, w] = x.shape as [number, number, number, number];
   return tidy(() => {
-    let layer = randn([n, 1, h, w]).mul(scale).add(loc);
+    let layer = normalTensor([n, 1, h, w]).mul(scale).add(loc);
     if (zoom !== 1) {
       const theta = tensor(new Float32Array([1 / zoom, 0, 0, 0, 1 / zoom, 0]), { shape: [1, 2, 3] }).repeat([n, 1, 1]);
       layer = F.gridSample(layer, F.affineGrid(theta, [n, 1, h, w], false), { mode: "bilinear", paddingMode: "border", alignCorners: false });

@@ -5,8 +5,9 @@
 // comes from libtorch's generator (manualSeed makes a run reproducible). Noise, blur, brightness,
 // contrast and pixelate are here; glass blur and the elastic transform in corruptions-spatial.ts;
 // snow, frost and fog in corruptions-weather.ts; JPEG in jpeg.ts.
-import { F, rand, randn, tensor, tidy } from "../engine/index.js";
-import { depthwise, gaussianKernel, level, motionKernel } from "./corruption-kernels.js";
+import { F, tensor, tidy } from "../engine/index.js";
+import { normalTensor, uniformTensor } from "./random-source.js";
+import { depthwise, gaussianKernel, level, motionKernel, uniforms } from "./corruption-kernels.js";
 import { fog, frost, snow } from "./corruptions-weather.js";
 import { elasticTransform, glassBlur } from "./corruptions-spatial.js";
 import { jpegCompression } from "./jpeg.js";
@@ -16,22 +17,22 @@ export type { Corruption };
 
 const gaussianNoise: Corruption = (x, s) => {
   const c = level([0.04, 0.06, 0.08, 0.09, 0.1], s, "gaussian_noise");
-  return tidy(() => x.add(randn(x.shape).mul(c)).clamp(0, 1));
+  return tidy(() => x.add(normalTensor(x.shape).mul(c)).clamp(0, 1));
 };
 
 // Poisson(λ = x·c)/c; libtorch's Poisson sampler is not exposed, so its normal approximation
 // N(x, x/c) is used (λ is at least 50 per unit of intensity here, where it is close).
 const shotNoise: Corruption = (x, s) => {
   const c = level([500, 250, 100, 75, 50], s, "shot_noise");
-  return tidy(() => x.add(x.div(c).sqrt().mul(randn(x.shape))).clamp(0, 1));
+  return tidy(() => x.add(x.div(c).sqrt().mul(normalTensor(x.shape))).clamp(0, 1));
 };
 
 // Salt and pepper (skimage's "s&p", salt_vs_pepper 0.5) on `amount` of the values.
 const impulseNoise: Corruption = (x, s) => {
   const amount = level([0.01, 0.02, 0.03, 0.05, 0.07], s, "impulse_noise");
   return tidy(() => {
-    const hit = rand(x.shape).lt(amount);
-    const salt = rand(x.shape).lt(0.5);
+    const hit = uniformTensor(x.shape).lt(amount);
+    const salt = uniformTensor(x.shape).lt(0.5);
     return x.maskedFill(hit.logicalAnd(salt), 1).maskedFill(hit.logicalAnd(salt.logicalNot()), 0);
   });
 };
@@ -59,7 +60,7 @@ const defocusBlur: Corruption = (x, s) => {
 // ImageMagick's motion blur (corruption-kernels.ts) at a random angle in [-45°, 45°].
 const motionBlur: Corruption = (x, s) => {
   const [radius, sigma] = level<[number, number]>([[10, 1], [10, 1.5], [10, 2], [10, 2.5], [12, 3]], s, "motion_blur");
-  const { kernel, size } = motionKernel(radius, sigma, ((rand([1]).item() - 0.5) * Math.PI) / 2);
+  const { kernel, size } = motionKernel(radius, sigma, (((uniforms(1)[0] as number) - 0.5) * Math.PI) / 2);
   return tidy(() => depthwise(x, kernel, size).clamp(0, 1));
 };
 

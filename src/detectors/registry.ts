@@ -30,11 +30,10 @@ export interface DetectorEntry {
   cost: string;
   params: DetectorParamTable;
   /**
-   * Randomness while scoring: "seeded" draws from the seed parameter, per call or per input when
-   * scoreBatch gets seeds (the service passes inputSeeds); "libtorch" draws from libtorch's global
-   * generator (manualSeed), so a score can vary with what ran before; absent: none.
+   * Randomness while scoring: "seeded" draws from the seed parameter, per call, or per input when
+   * scoreBatch gets seeds (the service and scan pass inputSeeds); absent: none.
    */
-  randomness?: "seeded" | "libtorch";
+  randomness?: "seeded";
   fit(ctx: DetectorContext, data: FitData, params: Record<string, ParamValue>, log: (l: string) => void): Promise<InputDetector>;
   /** Rebuilds a fitted detector from a bundle's saved state (absent: the detector has its own bundle, e.g. BaDExpert's). */
   restore?(ctx: DetectorContext, params: Record<string, ParamValue>, state: DetectorState): InputDetector;
@@ -90,7 +89,7 @@ const REGISTRY: readonly DetectorEntry[] = [
     paper: "Liu et al., CVPR 2023",
     cost: "1 + 5 forward passes per corruption type (76 with all 15)",
     params: TECO_PARAMS,
-    randomness: "libtorch",
+    randomness: "seeded",
     fit: async (ctx, _d, p) => new TecoDetector(ctx, p),
     restore: (ctx, p) => new TecoDetector(ctx, p),
   },

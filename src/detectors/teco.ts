@@ -6,11 +6,16 @@
 // every corruption; a trigger is robust to some corruptions and fragile to others, so backdoor
 // inputs deviate more. The authors' code corrupts each image cumulatively (severity k is applied
 // to the severity-(k-1) result); the paper describes, and this file does, each severity applied
-// to the original image.
-import { inferenceMode, tidy, type Tensor } from "../engine/index.js";
+// to the original image. The corruptions' randomness (noise, blur angles, warps) comes from a
+// seeded stream: one per call, or one per input when scoreBatch gets seeds (the service's
+// per-input seeds; each input is then corrupted and scored on its own, batch-independent).
+import { cat, inferenceMode, tidy, type Tensor } from "../engine/index.js";
+import { numberParam } from "../attacks/params.js";
+import { Rng } from "../util/rng.js";
+import { withRandomSource } from "./random-source.js";
 import { stringParam, type DetectorParamTable } from "./params.js";
 import type { ParamValue } from "../attacks/attack.js";
-import { checkBatch, type DetectorContext, type DetectorState, type InputDetector, type RawScores } from "./detector.js";
+import { checkBatch, checkSeeds, type DetectorContext, type DetectorState, type InputDetector, type RawScores, type ScoreOptions } from "./detector.js";
 import { predictionOf } from "./model-forward.js";
 import { CORRUPTIONS, type Corruption } from "./corruptions.js";
 
@@ -23,6 +28,7 @@ export const TECO_PARAMS: DetectorParamTable = {
     choices: Object.keys(CORRUPTIONS),
     description: "corruption types (ImageNet-C names; all 15 of the reference by default)",
   },
+  seed: { type: "integer", default: 0, min: 0, description: "seed of the corruptions' random draws (each batch derives its own stream; with per-input seeds, each input its own)" },
 };
 
 /** The first severity (1-based) at which each input's prediction changed; TECO_SEVERITIES + 1 if never. */
@@ -62,6 +68,7 @@ export class TecoDetector implements InputDetector {
   readonly fitted: Readonly<Record<string, unknown>>;
   readonly #ctx: DetectorContext;
   readonly #corruptions: [string, Corruption][];
+  #calls = 0;
 
   constructor(ctx: DetectorContext, params: Readonly<Record<string, ParamValue>>) {
     this.#ctx = ctx;
@@ -76,18 +83,32 @@ export class TecoDetector implements InputDetector {
     this.fitted = { corruptions: corruptionNames };
   }
 
-  scoreBatch(x: Tensor): RawScores {
+  scoreBatch(x: Tensor, o?: ScoreOptions): RawScores {
     checkBatch(this.name, x, this.#ctx.preprocessing);
+    const seeds = checkSeeds(this.name, o, x.dim(0));
+    const seed = numberParam(this.params, "seed");
     const { model, preprocessing } = this.#ctx;
     return inferenceMode(() => {
       const pred = predictionOf(model, preprocessing, x);
+      const batchStream = Rng.derive(seed, 0, this.#calls++);
+      // One corrupted copy per input (drawn from that input's stream) when seeded per input, else one stream for the batch.
+      const corrupted = (corrupt: Corruption, s: number): Tensor =>
+        seeds
+          ? tidy(() => cat(Array.from({ length: x.dim(0) }, (_, i) => withRandomSource(Rng.derive(seed, 1, seeds[i] as number, this.#streamLabel(corrupt, s)), () => corrupt(x.narrow(0, i, 1), s))), 0))
+          : withRandomSource(batchStream, () => corrupt(x, s));
       const flips = this.#corruptions.map(([, corrupt]) => {
         const bySeverity: Int32Array[] = [];
-        for (let s = 1; s <= TECO_SEVERITIES; s++) bySeverity.push(tidy(() => predictionOf(model, preprocessing, corrupt(x, s))));
+        for (let s = 1; s <= TECO_SEVERITIES; s++) bySeverity.push(tidy(() => predictionOf(model, preprocessing, corrupted(corrupt, s))));
         return firstFlipSeverity(pred, bySeverity);
       });
       return { pred, score: severityDeviation(flips) };
     });
+  }
+
+  /** A label per (corruption, severity), so each draws its own per-input stream. */
+  #streamLabel(corrupt: Corruption, severity: number): number {
+    const k = this.#corruptions.findIndex(([, c]) => c === corrupt);
+    return k * (TECO_SEVERITIES + 1) + severity;
   }
 
   state(): DetectorState {

@@ -148,13 +148,7 @@ function smoothGradMaps(m: SaliencyModel, x: Tensor, labels: Int32Array, o: Sali
         const eps = new Float32Array(n * per);
         for (let i = 0; i < n; i++) {
           const rng = rngs[i] as Rng;
-          for (let j = 0; j < per; j += 2) {
-            // Box–Muller: two standard normals from two uniforms in (0, 1].
-            const r = Math.sqrt(-2 * Math.log(1 - rng.next()));
-            const t = 2 * Math.PI * rng.next();
-            eps[i * per + j] = sigma * r * Math.cos(t);
-            if (j + 1 < per) eps[i * per + j + 1] = sigma * r * Math.sin(t);
-          }
+          for (let j = 0; j < per; j++) eps[i * per + j] = sigma * rng.normal();
         }
         const noisy = x.add(tensor(eps, { shape: [n, c, h, w] })).clamp(0, 1);
         return sum.add(signedGradients(m, normalize(noisy, m.mean, m.std), labels));

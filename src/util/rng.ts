@@ -33,6 +33,12 @@ export class Rng {
     return low + this.next() * (high - low);
   }
 
+  /** Standard normal (Box–Muller on two uniforms; the first is taken from (0, 1] so its log is finite). */
+  normal(): number {
+    const r = Math.sqrt(-2 * Math.log(1 - this.next()));
+    return r * Math.cos(2 * Math.PI * this.next());
+  }
+
   /** A new generator derived from this seed and a label (e.g. an epoch number). */
   static derive(seed: number, ...labels: number[]): Rng {
     let s = seed >>> 0;

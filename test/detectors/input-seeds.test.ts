@@ -27,7 +27,7 @@ function aloneAndReversed(det: InputDetector, x: Tensor): { batch: number[]; alo
   });
 }
 
-test("STRIP, SentiNet and CD with per-input seeds: an image's score does not depend on its batch or on earlier calls", async () => {
+test("STRIP, SentiNet, CD and TeCo with per-input seeds: an image's score does not depend on its batch or on earlier calls", async () => {
   const before = memory().numTensors;
   manualSeed(4);
   const spec = { name: "compact-cnn", numClasses: 10, inChannels: 1, imageSize: 8 };
@@ -36,7 +36,7 @@ test("STRIP, SentiNet and CD with per-input seeds: an image's score does not dep
   const reserved = syntheticSet(40, 10, (i, k) => (i * 37 + k * 13) % 256);
   const x = rand([5, 1, 8, 8]);
   try {
-    for (const [name, params] of [["strip", { n: 6, poolSize: 20 }], ["sentinet", { n: 6, boundaryImages: 12 }], ["cd", { steps: 4 }]] as const) {
+    for (const [name, params] of [["strip", { n: 6, poolSize: 20 }], ["sentinet", { n: 6, boundaryImages: 12 }], ["cd", { steps: 4 }], ["teco", { corruptions: "gaussian_noise,motion_blur,glass_blur,elastic_transform,snow,impulse_noise" }]] as const) {
       const det = await fitDetector(name, ctx, { reserved, calibration: reserved }, params);
       try {
         const { batch, alone, reversed } = aloneAndReversed(det, x);

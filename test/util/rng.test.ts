@@ -16,3 +16,18 @@ test("Rng is deterministic, uniform enough and permutes correctly", () => {
   const ints = Array.from({ length: 500 }, () => a.int(3, 7));
   assert.deepEqual([...new Set(ints)].sort(), [3, 4, 5, 6]);
 });
+
+test("Rng.normal has mean 0 and variance 1, finite, and is deterministic", () => {
+  const a = new Rng(11);
+  const xs = Array.from({ length: 20000 }, () => a.normal());
+  const mean = xs.reduce((s, x) => s + x, 0) / xs.length;
+  const variance = xs.reduce((s, x) => s + (x - mean) ** 2, 0) / xs.length;
+  assert.ok(xs.every(Number.isFinite));
+  assert.ok(Math.abs(mean) < 0.03, `mean ${mean}`);
+  assert.ok(Math.abs(variance - 1) < 0.05, `variance ${variance}`);
+  // About 68% within one standard deviation.
+  const within = xs.filter((x) => Math.abs(x) < 1).length / xs.length;
+  assert.ok(Math.abs(within - 0.6827) < 0.02, `share within 1 sd ${within}`);
+  const b = new Rng(11);
+  assert.deepEqual(Array.from({ length: 5 }, () => b.normal()), xs.slice(0, 5));
+});
