@@ -98,6 +98,59 @@ export function retrainSteps(retrains: number, steps: number): number[] {
   return out.filter((s, i) => s > 0 && s < steps && out.indexOf(s) === i);
 }
 
+const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+
+/** Lines about crafting steps reported over a whole crafting (plus the first and the last step). */
+const PROGRESS_LINES = 50;
+
+/**
+ * Crafting progress as log lines: the surrogate's trainings, every `steps / PROGRESS_LINES`-th
+ * crafting step with its alignment and an estimate of the time left (crafting steps at their mean
+ * duration so far, retrainings at the last training's). Silent without a log hook.
+ */
+export class CraftingProgress {
+  readonly #t0 = Date.now();
+  #mark = Date.now();
+  #stepSeconds = 0;
+  #steps = 0;
+  #trainSeconds = 0;
+  readonly #every: number;
+
+  constructor(
+    readonly name: string,
+    readonly total: number,
+    readonly log?: (line: string) => void,
+  ) {
+    this.#every = Math.max(1, Math.ceil(total / PROGRESS_LINES));
+  }
+
+  line(text: string): void {
+    this.#mark = Date.now();
+    this.log?.(`${this.name}: ${text} [${this.#elapsed()}]`);
+  }
+
+  /** A surrogate training just ended: its duration (since the last line) prices the remaining ones. */
+  surrogate(text: string): void {
+    this.#trainSeconds = (Date.now() - this.#mark) / 1000;
+    this.line(text);
+  }
+
+  /** Crafting step `i` (1-based) ended with mean alignment `alignment`; `retrainsLeft` trainings are still to come. */
+  step(i: number, alignment: number, lr: number, retrainsLeft: number): void {
+    const now = Date.now();
+    this.#stepSeconds += (now - this.#mark) / 1000;
+    this.#steps++;
+    this.#mark = now;
+    if (i !== 1 && i !== this.total && i % this.#every !== 0) return;
+    const eta = (this.#stepSeconds / this.#steps) * (this.total - i) + retrainsLeft * this.#trainSeconds;
+    this.log?.(`${this.name}: step ${i}/${this.total} alignment ${alignment.toFixed(4)} lr ${lr.toPrecision(3)} [${this.#elapsed()}, about ${Math.round(eta)} s left]`);
+  }
+
+  #elapsed(): string {
+    return `${Math.round((Date.now() - this.#t0) / 1000)} s`;
+  }
+}
+
 /** What crafting measured, for the checkpoint's record. */
 export interface SleeperDetails extends Record<string, number> {
   surrogateCleanAccuracy: number;
@@ -146,7 +199,7 @@ export class SleeperAgent extends BaseAttack {
     return { poison: this.choosePoisonInTarget(train, numberParam(this.params, "rate"), rng), cover: new Int32Array(0), poisonLabel: (y) => y };
   }
 
-  override async poison(train: ImageDataset, seed: number, _ctx: AttackContext = {}): Promise<PoisonedTrainingSet> {
+  override async poison(train: ImageDataset, seed: number, ctx: AttackContext = {}): Promise<PoisonedTrainingSet> {
     if (!Number.isInteger(seed)) throw new RangeError(`attack '${this.name}': seed must be an integer, got ${seed}`);
     checkDataset(this.name, train, this.spec);
     const p = (n: string) => numberParam(this.params, n);
@@ -160,11 +213,14 @@ export class SleeperAgent extends BaseAttack {
     const sources = candidates(slice, (y) => y === this.sourceClass).subarray(0, p("sourceCount"));
     if (sources.length === 0) throw new Error(`attack '${this.name}': the attacker slice (${slice.count} images) holds no image of the source class ${this.sourceClass}; raise 'count'`);
     const rng = Rng.derive(seed, SURROGATE_STREAM);
+    const progress = new CraftingProgress(this.name, p("steps"), ctx.log);
     manualSeed(Rng.derive(seed, INIT_STREAM).nextUint32() & 0x7fffffff);
     let model = this.#trainSurrogate(slice, rng);
     try {
       const surrogateCleanAccuracy = this.#accuracy(model, slice);
+      progress.surrogate(`surrogate trained on ${slice.count} attacker images, accuracy ${pct(surrogateCleanAccuracy)}`);
       const chosen = booleanParam(this.params, "selection") ? this.#largestGradients(model, train, pool, n) : this.plan(train, Rng.derive(seed, 1)).poison;
+      progress.line(`${chosen.length} poisons chosen (${booleanParam(this.params, "selection") ? "largest gradient norm" : "random"}) among ${pool.length} target-class images`);
       const poison = Int32Array.from(chosen).sort();
       const per = this.spec.channels * this.spec.height * this.spec.width;
       const clean = new Float32Array(gatherImages(train, poison)).map((v) => v / 255);
@@ -172,13 +228,15 @@ export class SleeperAgent extends BaseAttack {
       const m = new Float32Array(clean.length);
       const v = new Float32Array(clean.length);
       const steps = p("steps");
-      const retrainAt = new Set(retrainSteps(p("retrains"), steps));
+      const retrainList = retrainSteps(p("retrains"), steps);
+      const retrainAt = new Set(retrainList);
       const trace: number[] = [];
       let target = this.#adversarialGradient(model, slice, sources);
       let surrogateAttackRate = Number.NaN;
       try {
         for (let step = 0; step < steps; step++) {
           if (retrainAt.has(step)) {
+            progress.line(`retraining the surrogate from scratch on the attacker images and the poisons (before step ${step + 1}/${steps})`);
             const poisoned = this.#withPoisons(train, slice, poison, clean, delta);
             model.dispose();
             for (const t of target) t.dispose();
@@ -186,6 +244,7 @@ export class SleeperAgent extends BaseAttack {
             model = this.#trainSurrogate(poisoned, rng);
             target = this.#adversarialGradient(model, slice, sources);
             surrogateAttackRate = this.#attackRate(model, slice, sources);
+            progress.surrogate(`surrogate retrained: accuracy ${pct(this.#accuracy(model, slice))}, patched source images → target ${pct(surrogateAttackRate)}`);
           }
           const lr = craftingRate(p("lr"), step, steps);
           let sum = 0;
@@ -195,6 +254,7 @@ export class SleeperAgent extends BaseAttack {
             sum += k * this.#craftStep(model, target, labels, { clean, delta, m, v }, at * per, k, lr, step + 1);
           }
           trace.push(sum / poison.length);
+          progress.step(step + 1, sum / poison.length, lr, retrainList.filter((r) => r > step).length);
         }
       } finally {
         for (const t of target) t.dispose();

@@ -85,16 +85,30 @@ test("sleeper-agent: clean-label poisons within eps on selected target-class ima
   }),
 );
 
-test("sleeper-agent: data selection picks other images than a random draw; retraining measures the surrogate's attack rate", needsFashion, () =>
+test("sleeper-agent: data selection picks other images than a random draw; retraining measures the surrogate's attack rate; progress goes to the log hook", needsFashion, () =>
   noLeaksAsync(async () => {
     const train = await fashionSlice("train", 600);
     const random = await sleeper({ selection: false, steps: 1 }).poison(train, 3);
     const selected = await sleeper({ steps: 1 }).poison(train, 3);
     for (const i of random.poisonIndices) assert.equal(train.labels[i], 0);
     assert.notDeepEqual(random.poisonIndices, selected.poisonIndices);
-    const retrained = await sleeper({ steps: 4, retrains: 1 }).poison(train, 3);
+    const lines: string[] = [];
+    const a = sleeper({ steps: 4, retrains: 1 });
+    const retrained = await a.poison(train, 3, { log: (l) => lines.push(l) });
     const rate = retrained.details?.surrogateAttackRate as number;
     assert.ok(rate >= 0 && rate <= 1, `surrogate attack rate ${rate} after one retraining`);
+    // Every step of a 4-step crafting is reported, in order, with its alignment and the time left.
+    const steps = lines.flatMap((l) => {
+      const m = /^sleeper-agent: step (\d+)\/4 alignment (-?[0-9.]+) lr [0-9.e-]+ \[\d+ s, about \d+ s left\]$/.exec(l);
+      return m ? [[Number(m[1]), Number(m[2])] as const] : [];
+    });
+    assert.deepEqual(steps.map(([i]) => i), [1, 2, 3, 4], lines.join("\n"));
+    assert.deepEqual(steps.map(([, c]) => c.toFixed(4)), a.alignmentTrace.map((c) => c.toFixed(4)), "the logged alignments are the trace's");
+    const retrainAt = lines.findIndex((l) => /retraining the surrogate .* \(before step 3\/4\)/.test(l));
+    assert.ok(retrainAt > 0, lines.join("\n"));
+    assert.match(lines[retrainAt + 1] ?? "", new RegExp(`surrogate retrained: accuracy [0-9.]+%, patched source images → target ${(100 * rate).toFixed(1)}%`));
+    assert.match(lines[0] ?? "", /^sleeper-agent: surrogate trained on 300 attacker images, accuracy [0-9.]+% \[\d+ s\]$/);
+    assert.match(lines[1] ?? "", /^sleeper-agent: 12 poisons chosen \(largest gradient norm\) among \d+ target-class images/);
   }),
 );
 
