@@ -28,6 +28,9 @@
 //   count            10000   attacker slice the surrogate trains on (seeded, from the training set)
 //   sourceCount      500     patched source-class images (from the attacker slice) of the adversarial gradient
 //   selection        true    poison the target-class images with the largest gradient norm (false: random)
+//   shift            0       differentiable augmentation of the crafting (the paper's, reduced to the victim's random
+//                            shifts): every crafting step sees each batch of poisons shifted by a random -shift..shift
+//                            pixels, so the poisons keep working under the victim's random crops (0: none)
 //   cells            8       side of the patch, in cells
 //   margin           1       distance of the patch from the bottom-right corner, in cells
 //   patternSeed      0       seed of the patch's colours
@@ -61,6 +64,13 @@ export const SLEEPER_AGENT_PARAMS: ParamTable = {
   count: { type: "integer", default: 10000, min: 64, description: "attacker images the surrogate trains on (a seeded slice of the training set)" },
   sourceCount: { type: "integer", default: 500, min: 1, max: 100000, description: "patched source-class images whose adversarial gradient the poisons match" },
   selection: { type: "boolean", default: true, description: "poison the target-class images with the largest gradient norm (false: a random draw)" },
+  shift: {
+    type: "integer",
+    default: 0,
+    min: 0,
+    max: 8,
+    description: "differentiable augmentation while crafting: each batch of poisons shifted by a random -shift..shift pixels (zero padded), as the victim's random crops do (0: none)",
+  },
   cells: { type: "integer", default: 8, min: 1, max: 64, description: "side of the patch, in cells" },
   margin: { type: "integer", default: 1, min: 0, max: 64, description: "distance of the patch from the bottom-right corner, in cells" },
   patternSeed: PATTERN_SEED,
@@ -80,6 +90,7 @@ const ADAM_B2 = 0.999;
 // Random streams of the poisoning seed (1-3: plan, poison, cover; 11-12 ISSBA; 21-22 Dynamic).
 const SURROGATE_STREAM = 31;
 const INIT_STREAM = 32;
+const SHIFT_STREAM = 33;
 
 /** The artefact names: poisoned training-set indices and their byte differences [P, C, H, W]. */
 export const SLEEPER_INDICES = "indices";
@@ -231,6 +242,8 @@ export class SleeperAgent extends BaseAttack {
       const retrainList = retrainSteps(p("retrains"), steps);
       const retrainAt = new Set(retrainList);
       const trace: number[] = [];
+      const shifts = Rng.derive(seed, SHIFT_STREAM);
+      const shift = p("shift");
       let target = this.#adversarialGradient(model, slice, sources);
       let surrogateAttackRate = Number.NaN;
       try {
@@ -251,7 +264,8 @@ export class SleeperAgent extends BaseAttack {
           for (let at = 0; at < poison.length; at += CRAFT_BATCH) {
             const k = Math.min(poison.length, at + CRAFT_BATCH) - at;
             const labels = Int32Array.from(poison.subarray(at, at + k), (i) => train.labels[i] as number);
-            sum += k * this.#craftStep(model, target, labels, { clean, delta, m, v }, at * per, k, lr, step + 1);
+            const offset: [number, number] = shift > 0 ? [shifts.int(-shift, shift + 1), shifts.int(-shift, shift + 1)] : [0, 0];
+            sum += k * this.#craftStep(model, target, labels, { clean, delta, m, v }, at * per, k, lr, step + 1, offset);
           }
           trace.push(sum / poison.length);
           progress.step(step + 1, sum / poison.length, lr, retrainList.filter((r) => r > step).length);
@@ -381,6 +395,7 @@ export class SleeperAgent extends BaseAttack {
     k: number,
     lr: number,
     t: number,
+    offset: [number, number],
   ): number {
     const { channels: c, height: h, width: w } = this.spec;
     const len = k * c * h * w;
@@ -393,7 +408,7 @@ export class SleeperAgent extends BaseAttack {
         const x0 = view(s.clean);
         const d = view(s.delta).requiresGrad_(true);
         const y = tensor(BigInt64Array.from(labels, (l) => BigInt(l)));
-        const loss = F.crossEntropy(model.forward(x0.add(d).mul(2).sub(1)), y);
+        const loss = F.crossEntropy(model.forward(shifted(x0.add(d), offset).mul(2).sub(1)), y);
         const g = gradients([loss], params, { createGraph: true, retainGraph: true }).map((gi, i) => {
           if (!gi) throw new Error(`attack '${this.name}': the surrogate's parameter ${i} gets no gradient`);
           return gi;
@@ -462,6 +477,14 @@ export class SleeperAgent extends BaseAttack {
     });
     return out;
   }
+}
+
+/** Images [N, C, H, W] moved by `dy` rows and `dx` columns (zero padded): differentiable in the images. */
+export function shifted(x: Tensor, [dy, dx]: [number, number]): Tensor {
+  if (dy === 0 && dx === 0) return x;
+  const [h, w] = [x.shape[2] as number, x.shape[3] as number];
+  const a = Math.max(Math.abs(dy), Math.abs(dx));
+  return x.pad([a, a, a, a]).slice(2, a - dy, a - dy + h).slice(3, a - dx, a - dx + w);
 }
 
 /** The artefacts of a crafted set: the poisoned indices and each poison's byte difference from the clean image. */

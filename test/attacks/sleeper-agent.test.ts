@@ -9,7 +9,7 @@ import { existsSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { tidy } from "../../src/engine/index.js";
+import { gradients, tensor, tidy } from "../../src/engine/index.js";
 import { loadDataset } from "../../src/data/registry.js";
 import type { ImageDataset } from "../../src/data/dataset.js";
 import { subset } from "../../src/data/splits.js";
@@ -24,6 +24,7 @@ import {
   loadArtifacts,
   retrainSteps,
   saveArtifacts,
+  shifted,
   SLEEPER_DELTAS,
 } from "../../src/attacks/index.js";
 import { changedImages, noLeaksAsync } from "./fixtures.js";
@@ -180,6 +181,26 @@ test("sleeper-agent: the schedules (learning-rate drops, retraining steps)", () 
   assert.deepEqual(retrainSteps(5, 2), [1], "no retraining twice at the same step, none at step 0");
 });
 
+test("sleeper-agent: the crafting's shift moves images with zero padding, differentiably; 'shift' changes the poisons", needsFashion, () =>
+  noLeaksAsync(async () => {
+    tidy(() => {
+      const x = tensor(Float32Array.from({ length: 9 }, (_, i) => i + 1), { shape: [1, 1, 3, 3] }).requiresGrad_(true);
+      assert.deepEqual(Array.from(shifted(x, [1, 0]).data() as Float32Array), [0, 0, 0, 1, 2, 3, 4, 5, 6], "one row down");
+      assert.deepEqual(Array.from(shifted(x, [0, -1]).data() as Float32Array), [2, 3, 0, 5, 6, 0, 8, 9, 0], "one column left");
+      assert.deepEqual(Array.from(shifted(x, [-2, 2]).data() as Float32Array), [0, 0, 7, 0, 0, 0, 0, 0, 0]);
+      assert.equal(shifted(x, [0, 0]), x, "no shift, the same tensor");
+      const [g] = gradients([shifted(x, [1, 1]).sum()], [x]);
+      assert.deepEqual(Array.from(g?.data() as Float32Array), [1, 1, 0, 1, 1, 0, 0, 0, 0], "the gradient reaches the pixels kept in the frame");
+    });
+    const train = await fashionSlice("train", 600);
+    const plain = await sleeper({ steps: 2 }).poison(train, 3);
+    const moved = await sleeper({ steps: 2, shift: 2 }).poison(train, 3);
+    assert.deepEqual(moved.poisonIndices, plain.poisonIndices, "the shift plays no part in the selection");
+    assert.notDeepEqual(moved.dataset.images, plain.dataset.images, "crafting under shifts crafts other perturbations");
+    assert.deepEqual((await sleeper({ steps: 2, shift: 2 }).poison(train, 3)).dataset.images, moved.dataset.images, "deterministic from the seed");
+  }),
+);
+
 test("sleeper-agent: bad parameters are rejected before any work, naming the parameter", async () => {
   const train = await fashionSlice("train", 100).catch(() => null);
   assert.throws(() => createAttack("sleeper-agent", { sourceClass: 0 }, FM), /'sourceClass' must differ from targetClass \(0\)/);
@@ -187,6 +208,7 @@ test("sleeper-agent: bad parameters are rejected before any work, naming the par
   assert.throws(() => createAttack("sleeper-agent", { eps: 0 }, FM), /parameter 'eps' must be a number > 0 and <= 1, got 0/);
   assert.throws(() => createAttack("sleeper-agent", { steps: 0 }, FM), /parameter 'steps' must be an integer >= 1/);
   assert.throws(() => createAttack("sleeper-agent", { selection: "maybe" }, FM), /parameter 'selection' must be true or false/);
+  assert.throws(() => createAttack("sleeper-agent", { shift: 9 }, FM), /parameter 'shift' must be an integer >= 0 and <= 8, got 9/);
   assert.throws(() => createAttack("sleeper-agent", { patch: 3 }, FM), /unknown parameter 'patch'; valid: targetClass, sourceClass, rate, eps/);
   assert.throws(() => createAttack("sleeper-agent", { cells: 30 }, FM), /a 30x30 trigger at row -3/);
   assert.throws(() => createAttack("sleeper-agent", { poisonSha256: "xyz" }, FM), /'poisonSha256' must be "" or a SHA-256 digest/);
