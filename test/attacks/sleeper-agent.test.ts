@@ -27,6 +27,8 @@ import {
   shifted,
   SLEEPER_DELTAS,
 } from "../../src/attacks/index.js";
+import { runTraining } from "../../src/jobs/train.js";
+import { recipeFor } from "../../src/train/recipes.js";
 import { changedImages, noLeaksAsync } from "./fixtures.js";
 
 const FASHION = "/usr/share/datasets/fashion-mnist";
@@ -110,6 +112,30 @@ test("sleeper-agent: data selection picks other images than a random draw; retra
     assert.match(lines[retrainAt + 1] ?? "", new RegExp(`surrogate retrained: accuracy [0-9.]+%, patched source images → target ${(100 * rate).toFixed(1)}%`));
     assert.match(lines[0] ?? "", /^sleeper-agent: surrogate trained on 300 attacker images, accuracy [0-9.]+% \[\d+ s\]$/);
     assert.match(lines[1] ?? "", /^sleeper-agent: 12 poisons chosen \(largest gradient norm\) among \d+ target-class images/);
+  }),
+);
+
+test("sleeper-agent: the train job routes the crafting's progress to its log", needsFashion, () =>
+  noLeaksAsync(async () => {
+    const dir = await mkdtemp(join(tmpdir(), "badexpert-sleeper-train-"));
+    try {
+      const lines: string[] = [];
+      await runTraining({
+        dataset: "fashion-mnist",
+        model: "compact-cnn",
+        config: { ...recipeFor("fashion-mnist").config, epochs: 1, seed: 0 },
+        out: join(dir, "ckpt"),
+        limit: 600,
+        attack: { name: "sleeper-agent", params: { ...FAST, steps: 2 } },
+        silent: true,
+        log: (l) => lines.push(l),
+      });
+      const steps = lines.flatMap((l) => /^sleeper-agent: step (\d+)\/2 alignment/.exec(l)?.[1] ?? []);
+      assert.deepEqual(steps, ["1", "2"], lines.join("\n"));
+      assert.ok(lines.some((l) => l.startsWith("sleeper-agent: surrogate trained on 300 attacker images")));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   }),
 );
 
