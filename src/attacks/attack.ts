@@ -52,6 +52,11 @@ export interface AttackContext {
   device?: string;
   /** Images per batch when triggers are applied (default 256). */
   batchSize?: number;
+  /**
+   * Progress of long poisoning work (Sleeper Agent's crafting, the trigger networks' training),
+   * one line at a time; the train job routes it to its log. Nothing is reported without it.
+   */
+  log?: (line: string) => void;
 }
 
 export interface PoisonedTrainingSet {

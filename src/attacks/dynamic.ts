@@ -49,6 +49,8 @@ export const DYNAMIC_PARAMS: ParamTable = {
 const LAMBDA_DIV = 1;
 const LAMBDA_NORM = 100;
 const EPS = 0.01;
+/** Joint training steps between two progress lines. */
+const LOG_EVERY = 100;
 // Random streams of the poisoning seed (1-3: plan, poison, cover; 11-12 used by ISSBA).
 const TRAIN_STREAM = 21;
 const INIT_STREAM = 22;
@@ -152,7 +154,7 @@ export class Dynamic extends GeneratorAttack {
     return { poison, cover, poisonLabel: () => t };
   }
 
-  protected async trainNetwork(data: ImageDataset, seed: number, _ctx: AttackContext): Promise<TrainedNetwork> {
+  protected async trainNetwork(data: ImageDataset, seed: number, ctx: AttackContext): Promise<TrainedNetwork> {
     const p = (n: string) => numberParam(this.params, n);
     const { channels: c, height: h, width: w, numClasses } = this.spec;
     manualSeed(Rng.derive(seed, INIT_STREAM).nextUint32() & 0x7fffffff);
@@ -169,6 +171,7 @@ export class Dynamic extends GeneratorAttack {
       };
     };
     const details: Record<string, number> = {};
+    const t0 = Date.now();
     try {
       // Stage 1: the mask network alone.
       const maskOpt = new Adam(mask.parameters(), { lr: p("lr") });
@@ -214,12 +217,14 @@ export class Dynamic extends GeneratorAttack {
             opt.zeroGrad();
             loss.backward();
             opt.step();
+            if ((step + 1) % LOG_EVERY === 0 || step + 1 === p("steps")) ctx.log?.(`${this.name}: joint step ${step + 1}/${p("steps")} loss ${loss.item().toFixed(4)} [${Math.round((Date.now() - t0) / 1000)} s]`);
           });
         }
       } finally {
         opt.dispose();
       }
       Object.assign(details, this.#measure(gen, mask, clf, data, rng));
+      ctx.log?.(`${this.name}: trigger networks trained ${JSON.stringify(details)}`);
       return await Promise.resolve({ artifacts: new Map([...moduleArtifacts(gen, "generator."), ...moduleArtifacts(mask, "mask.")]), details });
     } finally {
       gen.dispose();

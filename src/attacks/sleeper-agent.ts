@@ -28,6 +28,9 @@
 //   count            10000   attacker slice the surrogate trains on (seeded, from the training set)
 //   sourceCount      500     patched source-class images (from the attacker slice) of the adversarial gradient
 //   selection        true    poison the target-class images with the largest gradient norm (false: random)
+//   shift            0       differentiable augmentation of the crafting (the paper's, reduced to the victim's random
+//                            shifts): every crafting step sees each batch of poisons shifted by a random -shift..shift
+//                            pixels, so the poisons keep working under the victim's random crops (0: none)
 //   cells            8       side of the patch, in cells
 //   margin           1       distance of the patch from the bottom-right corner, in cells
 //   patternSeed      0       seed of the patch's colours
@@ -61,6 +64,13 @@ export const SLEEPER_AGENT_PARAMS: ParamTable = {
   count: { type: "integer", default: 10000, min: 64, description: "attacker images the surrogate trains on (a seeded slice of the training set)" },
   sourceCount: { type: "integer", default: 500, min: 1, max: 100000, description: "patched source-class images whose adversarial gradient the poisons match" },
   selection: { type: "boolean", default: true, description: "poison the target-class images with the largest gradient norm (false: a random draw)" },
+  shift: {
+    type: "integer",
+    default: 0,
+    min: 0,
+    max: 8,
+    description: "differentiable augmentation while crafting: each batch of poisons shifted by a random -shift..shift pixels (zero padded), as the victim's random crops do (0: none)",
+  },
   cells: { type: "integer", default: 8, min: 1, max: 64, description: "side of the patch, in cells" },
   margin: { type: "integer", default: 1, min: 0, max: 64, description: "distance of the patch from the bottom-right corner, in cells" },
   patternSeed: PATTERN_SEED,
@@ -80,6 +90,7 @@ const ADAM_B2 = 0.999;
 // Random streams of the poisoning seed (1-3: plan, poison, cover; 11-12 ISSBA; 21-22 Dynamic).
 const SURROGATE_STREAM = 31;
 const INIT_STREAM = 32;
+const SHIFT_STREAM = 33;
 
 /** The artefact names: poisoned training-set indices and their byte differences [P, C, H, W]. */
 export const SLEEPER_INDICES = "indices";
@@ -96,6 +107,59 @@ export function retrainSteps(retrains: number, steps: number): number[] {
   const out: number[] = [];
   for (let j = 1; j <= retrains; j++) out.push(Math.floor((j * steps) / (retrains + 1)));
   return out.filter((s, i) => s > 0 && s < steps && out.indexOf(s) === i);
+}
+
+const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+
+/** Lines about crafting steps reported over a whole crafting (plus the first and the last step). */
+const PROGRESS_LINES = 50;
+
+/**
+ * Crafting progress as log lines: the surrogate's trainings, every `steps / PROGRESS_LINES`-th
+ * crafting step with its alignment and an estimate of the time left (crafting steps at their mean
+ * duration so far, retrainings at the last training's). Silent without a log hook.
+ */
+export class CraftingProgress {
+  readonly #t0 = Date.now();
+  #mark = Date.now();
+  #stepSeconds = 0;
+  #steps = 0;
+  #trainSeconds = 0;
+  readonly #every: number;
+
+  constructor(
+    readonly name: string,
+    readonly total: number,
+    readonly log?: (line: string) => void,
+  ) {
+    this.#every = Math.max(1, Math.ceil(total / PROGRESS_LINES));
+  }
+
+  line(text: string): void {
+    this.#mark = Date.now();
+    this.log?.(`${this.name}: ${text} [${this.#elapsed()}]`);
+  }
+
+  /** A surrogate training just ended: its duration (since the last line) prices the remaining ones. */
+  surrogate(text: string): void {
+    this.#trainSeconds = (Date.now() - this.#mark) / 1000;
+    this.line(text);
+  }
+
+  /** Crafting step `i` (1-based) ended with mean alignment `alignment`; `retrainsLeft` trainings are still to come. */
+  step(i: number, alignment: number, lr: number, retrainsLeft: number): void {
+    const now = Date.now();
+    this.#stepSeconds += (now - this.#mark) / 1000;
+    this.#steps++;
+    this.#mark = now;
+    if (i !== 1 && i !== this.total && i % this.#every !== 0) return;
+    const eta = (this.#stepSeconds / this.#steps) * (this.total - i) + retrainsLeft * this.#trainSeconds;
+    this.log?.(`${this.name}: step ${i}/${this.total} alignment ${alignment.toFixed(4)} lr ${lr.toPrecision(3)} [${this.#elapsed()}, about ${Math.round(eta)} s left]`);
+  }
+
+  #elapsed(): string {
+    return `${Math.round((Date.now() - this.#t0) / 1000)} s`;
+  }
 }
 
 /** What crafting measured, for the checkpoint's record. */
@@ -146,7 +210,7 @@ export class SleeperAgent extends BaseAttack {
     return { poison: this.choosePoisonInTarget(train, numberParam(this.params, "rate"), rng), cover: new Int32Array(0), poisonLabel: (y) => y };
   }
 
-  override async poison(train: ImageDataset, seed: number, _ctx: AttackContext = {}): Promise<PoisonedTrainingSet> {
+  override async poison(train: ImageDataset, seed: number, ctx: AttackContext = {}): Promise<PoisonedTrainingSet> {
     if (!Number.isInteger(seed)) throw new RangeError(`attack '${this.name}': seed must be an integer, got ${seed}`);
     checkDataset(this.name, train, this.spec);
     const p = (n: string) => numberParam(this.params, n);
@@ -160,11 +224,14 @@ export class SleeperAgent extends BaseAttack {
     const sources = candidates(slice, (y) => y === this.sourceClass).subarray(0, p("sourceCount"));
     if (sources.length === 0) throw new Error(`attack '${this.name}': the attacker slice (${slice.count} images) holds no image of the source class ${this.sourceClass}; raise 'count'`);
     const rng = Rng.derive(seed, SURROGATE_STREAM);
+    const progress = new CraftingProgress(this.name, p("steps"), ctx.log);
     manualSeed(Rng.derive(seed, INIT_STREAM).nextUint32() & 0x7fffffff);
     let model = this.#trainSurrogate(slice, rng);
     try {
       const surrogateCleanAccuracy = this.#accuracy(model, slice);
+      progress.surrogate(`surrogate trained on ${slice.count} attacker images, accuracy ${pct(surrogateCleanAccuracy)}`);
       const chosen = booleanParam(this.params, "selection") ? this.#largestGradients(model, train, pool, n) : this.plan(train, Rng.derive(seed, 1)).poison;
+      progress.line(`${chosen.length} poisons chosen (${booleanParam(this.params, "selection") ? "largest gradient norm" : "random"}) among ${pool.length} target-class images`);
       const poison = Int32Array.from(chosen).sort();
       const per = this.spec.channels * this.spec.height * this.spec.width;
       const clean = new Float32Array(gatherImages(train, poison)).map((v) => v / 255);
@@ -172,13 +239,17 @@ export class SleeperAgent extends BaseAttack {
       const m = new Float32Array(clean.length);
       const v = new Float32Array(clean.length);
       const steps = p("steps");
-      const retrainAt = new Set(retrainSteps(p("retrains"), steps));
+      const retrainList = retrainSteps(p("retrains"), steps);
+      const retrainAt = new Set(retrainList);
       const trace: number[] = [];
+      const shifts = Rng.derive(seed, SHIFT_STREAM);
+      const shift = p("shift");
       let target = this.#adversarialGradient(model, slice, sources);
       let surrogateAttackRate = Number.NaN;
       try {
         for (let step = 0; step < steps; step++) {
           if (retrainAt.has(step)) {
+            progress.line(`retraining the surrogate from scratch on the attacker images and the poisons (before step ${step + 1}/${steps})`);
             const poisoned = this.#withPoisons(train, slice, poison, clean, delta);
             model.dispose();
             for (const t of target) t.dispose();
@@ -186,15 +257,18 @@ export class SleeperAgent extends BaseAttack {
             model = this.#trainSurrogate(poisoned, rng);
             target = this.#adversarialGradient(model, slice, sources);
             surrogateAttackRate = this.#attackRate(model, slice, sources);
+            progress.surrogate(`surrogate retrained: accuracy ${pct(this.#accuracy(model, slice))}, patched source images → target ${pct(surrogateAttackRate)}`);
           }
           const lr = craftingRate(p("lr"), step, steps);
           let sum = 0;
           for (let at = 0; at < poison.length; at += CRAFT_BATCH) {
             const k = Math.min(poison.length, at + CRAFT_BATCH) - at;
             const labels = Int32Array.from(poison.subarray(at, at + k), (i) => train.labels[i] as number);
-            sum += k * this.#craftStep(model, target, labels, { clean, delta, m, v }, at * per, k, lr, step + 1);
+            const offset: [number, number] = shift > 0 ? [shifts.int(-shift, shift + 1), shifts.int(-shift, shift + 1)] : [0, 0];
+            sum += k * this.#craftStep(model, target, labels, { clean, delta, m, v }, at * per, k, lr, step + 1, offset);
           }
           trace.push(sum / poison.length);
+          progress.step(step + 1, sum / poison.length, lr, retrainList.filter((r) => r > step).length);
         }
       } finally {
         for (const t of target) t.dispose();
@@ -321,6 +395,7 @@ export class SleeperAgent extends BaseAttack {
     k: number,
     lr: number,
     t: number,
+    offset: [number, number],
   ): number {
     const { channels: c, height: h, width: w } = this.spec;
     const len = k * c * h * w;
@@ -333,7 +408,7 @@ export class SleeperAgent extends BaseAttack {
         const x0 = view(s.clean);
         const d = view(s.delta).requiresGrad_(true);
         const y = tensor(BigInt64Array.from(labels, (l) => BigInt(l)));
-        const loss = F.crossEntropy(model.forward(x0.add(d).mul(2).sub(1)), y);
+        const loss = F.crossEntropy(model.forward(shifted(x0.add(d), offset).mul(2).sub(1)), y);
         const g = gradients([loss], params, { createGraph: true, retainGraph: true }).map((gi, i) => {
           if (!gi) throw new Error(`attack '${this.name}': the surrogate's parameter ${i} gets no gradient`);
           return gi;
@@ -402,6 +477,14 @@ export class SleeperAgent extends BaseAttack {
     });
     return out;
   }
+}
+
+/** Images [N, C, H, W] moved by `dy` rows and `dx` columns (zero padded): differentiable in the images. */
+export function shifted(x: Tensor, [dy, dx]: [number, number]): Tensor {
+  if (dy === 0 && dx === 0) return x;
+  const [h, w] = [x.shape[2] as number, x.shape[3] as number];
+  const a = Math.max(Math.abs(dy), Math.abs(dx));
+  return x.pad([a, a, a, a]).slice(2, a - dy, a - dy + h).slice(3, a - dx, a - dx + w);
 }
 
 /** The artefacts of a crafted set: the poisoned indices and each poison's byte difference from the clean image. */

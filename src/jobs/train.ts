@@ -85,7 +85,7 @@ export async function runTraining(o: TrainRunOptions): Promise<TrainRunResult> {
       cleanModel = (await loadCheckpoint(o.cleanModel)).model;
     }
     try {
-      const poisoned = await attack.poison(cleanTrain, seed, { ...(cleanModel ? { cleanModel, normalization } : {}) });
+      const poisoned = await attack.poison(cleanTrain, seed, { ...(cleanModel ? { cleanModel, normalization } : {}), log });
       trainSet = poisoned.dataset;
       // ISSBA and Dynamic trained a trigger network: it is stored next to the checkpoint.
       artifacts = poisoned.artifacts ?? null;

@@ -156,11 +156,16 @@ test("issba: the residual stays within its bound; a decoder trained briefly read
   }),
 );
 
-test("dynamic: the mask stays small, and cross samples carry a trigger with their own label", needsFashion, () =>
+test("dynamic: the mask stays small, and cross samples carry a trigger with their own label; training reports to the log hook", needsFashion, () =>
   noLeaksAsync(async () => {
     const train = await fashionSlice("train", 600);
     const a = createAttack("dynamic", DYNAMIC_FAST, FM);
-    const p = await a.poison(train, 0);
+    const lines: string[] = [];
+    const p = await a.poison(train, 0, { log: (l) => lines.push(l) });
+    // 20 joint steps: only the last is reported (every 100th otherwise), then what was measured.
+    assert.equal(lines.length, 2, lines.join("\n"));
+    assert.match(lines[0] ?? "", /^dynamic: joint step 20\/20 loss [0-9.]+ \[\d+ s\]$/);
+    assert.match(lines[1] ?? "", /^dynamic: trigger networks trained \{"surrogateCleanAccuracy":/);
     const area = p.details?.maskArea as number;
     assert.ok(area > 0 && area < 0.5, `mask area ${area}`);
     assert.equal(p.coverIndices.length, 30);

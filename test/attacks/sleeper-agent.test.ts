@@ -9,7 +9,7 @@ import { existsSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { tidy } from "../../src/engine/index.js";
+import { gradients, tensor, tidy } from "../../src/engine/index.js";
 import { loadDataset } from "../../src/data/registry.js";
 import type { ImageDataset } from "../../src/data/dataset.js";
 import { subset } from "../../src/data/splits.js";
@@ -24,8 +24,11 @@ import {
   loadArtifacts,
   retrainSteps,
   saveArtifacts,
+  shifted,
   SLEEPER_DELTAS,
 } from "../../src/attacks/index.js";
+import { runTraining } from "../../src/jobs/train.js";
+import { recipeFor } from "../../src/train/recipes.js";
 import { changedImages, noLeaksAsync } from "./fixtures.js";
 
 const FASHION = "/usr/share/datasets/fashion-mnist";
@@ -85,16 +88,54 @@ test("sleeper-agent: clean-label poisons within eps on selected target-class ima
   }),
 );
 
-test("sleeper-agent: data selection picks other images than a random draw; retraining measures the surrogate's attack rate", needsFashion, () =>
+test("sleeper-agent: data selection picks other images than a random draw; retraining measures the surrogate's attack rate; progress goes to the log hook", needsFashion, () =>
   noLeaksAsync(async () => {
     const train = await fashionSlice("train", 600);
     const random = await sleeper({ selection: false, steps: 1 }).poison(train, 3);
     const selected = await sleeper({ steps: 1 }).poison(train, 3);
     for (const i of random.poisonIndices) assert.equal(train.labels[i], 0);
     assert.notDeepEqual(random.poisonIndices, selected.poisonIndices);
-    const retrained = await sleeper({ steps: 4, retrains: 1 }).poison(train, 3);
+    const lines: string[] = [];
+    const a = sleeper({ steps: 4, retrains: 1 });
+    const retrained = await a.poison(train, 3, { log: (l) => lines.push(l) });
     const rate = retrained.details?.surrogateAttackRate as number;
     assert.ok(rate >= 0 && rate <= 1, `surrogate attack rate ${rate} after one retraining`);
+    // Every step of a 4-step crafting is reported, in order, with its alignment and the time left.
+    const steps = lines.flatMap((l) => {
+      const m = /^sleeper-agent: step (\d+)\/4 alignment (-?[0-9.]+) lr [0-9.e-]+ \[\d+ s, about \d+ s left\]$/.exec(l);
+      return m ? [[Number(m[1]), Number(m[2])] as const] : [];
+    });
+    assert.deepEqual(steps.map(([i]) => i), [1, 2, 3, 4], lines.join("\n"));
+    assert.deepEqual(steps.map(([, c]) => c.toFixed(4)), a.alignmentTrace.map((c) => c.toFixed(4)), "the logged alignments are the trace's");
+    const retrainAt = lines.findIndex((l) => /retraining the surrogate .* \(before step 3\/4\)/.test(l));
+    assert.ok(retrainAt > 0, lines.join("\n"));
+    assert.match(lines[retrainAt + 1] ?? "", new RegExp(`surrogate retrained: accuracy [0-9.]+%, patched source images → target ${(100 * rate).toFixed(1)}%`));
+    assert.match(lines[0] ?? "", /^sleeper-agent: surrogate trained on 300 attacker images, accuracy [0-9.]+% \[\d+ s\]$/);
+    assert.match(lines[1] ?? "", /^sleeper-agent: 12 poisons chosen \(largest gradient norm\) among \d+ target-class images/);
+  }),
+);
+
+test("sleeper-agent: the train job routes the crafting's progress to its log", needsFashion, () =>
+  noLeaksAsync(async () => {
+    const dir = await mkdtemp(join(tmpdir(), "badexpert-sleeper-train-"));
+    try {
+      const lines: string[] = [];
+      await runTraining({
+        dataset: "fashion-mnist",
+        model: "compact-cnn",
+        config: { ...recipeFor("fashion-mnist").config, epochs: 1, seed: 0 },
+        out: join(dir, "ckpt"),
+        limit: 600,
+        attack: { name: "sleeper-agent", params: { ...FAST, steps: 2 } },
+        silent: true,
+        log: (l) => lines.push(l),
+      });
+      const steps = lines.flatMap((l) => /^sleeper-agent: step (\d+)\/2 alignment/.exec(l)?.[1] ?? []);
+      assert.deepEqual(steps, ["1", "2"], lines.join("\n"));
+      assert.ok(lines.some((l) => l.startsWith("sleeper-agent: surrogate trained on 300 attacker images")));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   }),
 );
 
@@ -166,6 +207,26 @@ test("sleeper-agent: the schedules (learning-rate drops, retraining steps)", () 
   assert.deepEqual(retrainSteps(5, 2), [1], "no retraining twice at the same step, none at step 0");
 });
 
+test("sleeper-agent: the crafting's shift moves images with zero padding, differentiably; 'shift' changes the poisons", needsFashion, () =>
+  noLeaksAsync(async () => {
+    tidy(() => {
+      const x = tensor(Float32Array.from({ length: 9 }, (_, i) => i + 1), { shape: [1, 1, 3, 3] }).requiresGrad_(true);
+      assert.deepEqual(Array.from(shifted(x, [1, 0]).data() as Float32Array), [0, 0, 0, 1, 2, 3, 4, 5, 6], "one row down");
+      assert.deepEqual(Array.from(shifted(x, [0, -1]).data() as Float32Array), [2, 3, 0, 5, 6, 0, 8, 9, 0], "one column left");
+      assert.deepEqual(Array.from(shifted(x, [-2, 2]).data() as Float32Array), [0, 0, 7, 0, 0, 0, 0, 0, 0]);
+      assert.equal(shifted(x, [0, 0]), x, "no shift, the same tensor");
+      const [g] = gradients([shifted(x, [1, 1]).sum()], [x]);
+      assert.deepEqual(Array.from(g?.data() as Float32Array), [1, 1, 0, 1, 1, 0, 0, 0, 0], "the gradient reaches the pixels kept in the frame");
+    });
+    const train = await fashionSlice("train", 600);
+    const plain = await sleeper({ steps: 2 }).poison(train, 3);
+    const moved = await sleeper({ steps: 2, shift: 2 }).poison(train, 3);
+    assert.deepEqual(moved.poisonIndices, plain.poisonIndices, "the shift plays no part in the selection");
+    assert.notDeepEqual(moved.dataset.images, plain.dataset.images, "crafting under shifts crafts other perturbations");
+    assert.deepEqual((await sleeper({ steps: 2, shift: 2 }).poison(train, 3)).dataset.images, moved.dataset.images, "deterministic from the seed");
+  }),
+);
+
 test("sleeper-agent: bad parameters are rejected before any work, naming the parameter", async () => {
   const train = await fashionSlice("train", 100).catch(() => null);
   assert.throws(() => createAttack("sleeper-agent", { sourceClass: 0 }, FM), /'sourceClass' must differ from targetClass \(0\)/);
@@ -173,6 +234,7 @@ test("sleeper-agent: bad parameters are rejected before any work, naming the par
   assert.throws(() => createAttack("sleeper-agent", { eps: 0 }, FM), /parameter 'eps' must be a number > 0 and <= 1, got 0/);
   assert.throws(() => createAttack("sleeper-agent", { steps: 0 }, FM), /parameter 'steps' must be an integer >= 1/);
   assert.throws(() => createAttack("sleeper-agent", { selection: "maybe" }, FM), /parameter 'selection' must be true or false/);
+  assert.throws(() => createAttack("sleeper-agent", { shift: 9 }, FM), /parameter 'shift' must be an integer >= 0 and <= 8, got 9/);
   assert.throws(() => createAttack("sleeper-agent", { patch: 3 }, FM), /unknown parameter 'patch'; valid: targetClass, sourceClass, rate, eps/);
   assert.throws(() => createAttack("sleeper-agent", { cells: 30 }, FM), /a 30x30 trigger at row -3/);
   assert.throws(() => createAttack("sleeper-agent", { poisonSha256: "xyz" }, FM), /'poisonSha256' must be "" or a SHA-256 digest/);
