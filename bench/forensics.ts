@@ -5,8 +5,8 @@
 // flagged triggered inputs measure how well each saliency method of B localises the trigger:
 // the median share of each input's top-2% pixels inside the true mask dilated by one pixel, and
 // the IoU of the trigger estimate's boxes with the mask's boxes; and, as a control, the same
-// share on clean images (a method biased towards the mask's position scores high there too). Attacks without a mask (blend,
-// wanet) get pictures of the mean map and trigger estimate in --docs.
+// share on clean images (a method biased towards the mask's position scores high there too).
+// Attacks without a mask (blend, wanet) get pictures of the mean map and trigger estimate in --docs.
 import { access, mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import sharp from "sharp";
@@ -120,10 +120,9 @@ for (const name of attacks) {
     const mask = triggerMask(attack);
     // Control: the same share on clean evaluation images (M's labels), no trigger present. A
     // method that favours the mask's region by position (corners, background) scores high here too.
-    const controlCount = Math.min(maxFlagged, evaluation.count);
-    const control = subset(evaluation, Array.from({ length: controlCount }, (_, i) => i));
-    const controlPreds = Int32Array.from(det.scoreDataset(control).pred);
-    const controlIm = { pixels: control.images, count: control.count, height: h, width: w, channels: c };
+    // Only where there is a mask to measure against (Blend and WaNet have none).
+    const control = mask ? subset(evaluation, Array.from({ length: Math.min(maxFlagged, evaluation.count) }, (_, i) => i)) : null;
+    const controlPreds = control ? Int32Array.from(det.scoreDataset(control).pred) : null;
     for (const method of methods) {
       const t0 = Date.now();
       const sum = await summariseFlagged(det, im, preds, cleanMean, { method, examples: 0 });
@@ -139,8 +138,10 @@ for (const name of attacks) {
         row.fooled = fooled.length;
         row.medianShareFooled = median(fooled);
         row.iou = boxesIoU(sum.estimate.boxes, maskBoxes(mask, h, w), h, w);
-        const controlMaps = expertSaliencyOfBytes(det, controlIm, controlPreds, { method });
-        row.cleanControlMedianShare = median(Array.from({ length: control.count }, (_, i) => topShareInMask(controlMaps.subarray(i * h * w, (i + 1) * h * w), mask, h, w)));
+        if (control && controlPreds) {
+          const controlMaps = expertSaliencyOfBytes(det, { pixels: control.images, count: control.count, height: h, width: w, channels: c }, controlPreds, { method });
+          row.cleanControlMedianShare = median(Array.from({ length: control.count }, (_, i) => topShareInMask(controlMaps.subarray(i * h * w, (i + 1) * h * w), mask, h, w)));
+        }
         row.trueBoxes = maskBoxes(mask, h, w);
       }
       rows.push(row);

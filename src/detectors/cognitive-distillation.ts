@@ -41,13 +41,14 @@ export function distillMasks(ctx: DetectorContext, x: Tensor, p: { steps: number
   const { model, preprocessing } = ctx;
   const [n, c, h, w] = x.shape as [number, number, number, number];
   const target = inferenceMode(() => tidy(() => logitsOf(model, preprocessing, x).detach()));
+  const streamOf = (i: number): Rng => (Array.isArray(streams) ? (streams[i] as Rng) : (streams as Rng));
   const param = keep(ones([n, 1, h, w]).requiresGrad_());
   const opt = new Adam([param], { lr: p.lr, betas: [0.1, 0.1] });
   try {
     for (let s = 0; s < p.steps; s++) {
       tidy(() => {
         const mask = param.tanh().add(1).div(2);
-        const colours = Float32Array.from({ length: n * c }, (_, k) => (Array.isArray(streams) ? (streams[Math.floor(k / c)] as Rng) : (streams as Rng)).next());
+        const colours = Float32Array.from({ length: n * c }, (_, k) => streamOf(Math.floor(k / c)).next());
         const mixed = x.mul(mask).add(mask.rsub(1).mul(tensor(colours, { shape: [n, c, 1, 1] })));
         const fit = logitsOf(model, preprocessing, mixed).sub(target).abs().mean(1);
         const loss = fit.add(mask.abs().sum([1, 2, 3]).mul(p.gamma)).add(totalVariation(mask).mul(p.beta)).mean();

@@ -92,23 +92,18 @@ export class TecoDetector implements InputDetector {
       const pred = predictionOf(model, preprocessing, x);
       const batchStream = Rng.derive(seed, 0, this.#calls++);
       // One corrupted copy per input (drawn from that input's stream) when seeded per input, else one stream for the batch.
-      const corrupted = (corrupt: Corruption, s: number): Tensor =>
+      // Per input, each (corruption k, severity s) draws from its own stream, labelled k·6 + s.
+      const corrupted = (corrupt: Corruption, k: number, s: number): Tensor =>
         seeds
-          ? tidy(() => cat(Array.from({ length: x.dim(0) }, (_, i) => withRandomSource(Rng.derive(seed, 1, seeds[i] as number, this.#streamLabel(corrupt, s)), () => corrupt(x.narrow(0, i, 1), s))), 0))
+          ? tidy(() => cat(Array.from({ length: x.dim(0) }, (_, i) => withRandomSource(Rng.derive(seed, 1, seeds[i] as number, k * (TECO_SEVERITIES + 1) + s), () => corrupt(x.narrow(0, i, 1), s))), 0))
           : withRandomSource(batchStream, () => corrupt(x, s));
-      const flips = this.#corruptions.map(([, corrupt]) => {
+      const flips = this.#corruptions.map(([, corrupt], k) => {
         const bySeverity: Int32Array[] = [];
-        for (let s = 1; s <= TECO_SEVERITIES; s++) bySeverity.push(tidy(() => predictionOf(model, preprocessing, corrupted(corrupt, s))));
+        for (let s = 1; s <= TECO_SEVERITIES; s++) bySeverity.push(tidy(() => predictionOf(model, preprocessing, corrupted(corrupt, k, s))));
         return firstFlipSeverity(pred, bySeverity);
       });
       return { pred, score: severityDeviation(flips) };
     });
-  }
-
-  /** A label per (corruption, severity), so each draws its own per-input stream. */
-  #streamLabel(corrupt: Corruption, severity: number): number {
-    const k = this.#corruptions.findIndex(([, c]) => c === corrupt);
-    return k * (TECO_SEVERITIES + 1) + severity;
   }
 
   state(): DetectorState {

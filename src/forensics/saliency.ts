@@ -144,7 +144,8 @@ function smoothGradMaps(m: SaliencyModel, x: Tensor, labels: Int32Array, o: Sali
   return tidy(() => {
     let sum = zerosLike(x);
     for (let k = 0; k < samples; k++) {
-      sum = tidy(() => {
+      // The running sum is replaced each copy; the previous one is freed at once, so memory stays at one copy.
+      const next = tidy(() => {
         const eps = new Float32Array(n * per);
         for (let i = 0; i < n; i++) {
           const rng = rngs[i] as Rng;
@@ -153,6 +154,8 @@ function smoothGradMaps(m: SaliencyModel, x: Tensor, labels: Int32Array, o: Sali
         const noisy = x.add(tensor(eps, { shape: [n, c, h, w] })).clamp(0, 1);
         return sum.add(signedGradients(m, normalize(noisy, m.mean, m.std), labels));
       });
+      sum.dispose();
+      sum = next;
     }
     return sum.div(samples).mul(normalize(x, m.mean, m.std)).abs().sum(1).contiguous().data() as Float32Array;
   });
