@@ -1,4 +1,4 @@
-// `npm run bench:onnx [-- --json] [--models compact-cnn,resnet18] [--batches 1,16,256]`: BaDExpert
+// `npm run bench:onnx [-- --json] [--models compact-cnn,resnet18] [--batches 1,16,256] [--seconds 1]`: BaDExpert
 // scoring throughput (normalise, M, B, M', score, verdict; random weights) on libtorch
 // (BadExpertDetector.scoreBatch) and on onnxruntime (the exported graph, OnnxDetector), same
 // thread count (BADEXPERT_THREADS, default all cores); and PyTorch eager
@@ -9,7 +9,23 @@ import { getNumThreads, manualSeed, memory, rand, tidy } from "../src/engine/ind
 import { createModel } from "../src/models/registry.js";
 import { BadExpertDetector } from "../src/defense/detector.js";
 import { OnnxDetector } from "../src/export/onnx-detector.js";
-import { printTable, round, wantsJson } from "./harness.js";
+import { helpAndExit, printTable, round, wantsJson } from "./harness.js";
+
+helpAndExit(
+  process.argv.includes("--help"),
+  `npm run bench:onnx -- [options]
+
+BaDExpert scoring throughput (normalise, M, B and M', score, verdict; random weights), images/s, on
+libtorch, on onnxruntime (the exported graph) and in PyTorch eager (Debian's python3-torch, where
+installed), with BADEXPERT_THREADS threads (default all cores).
+
+  --models a,b        compact-cnn, resnet18 (default both)
+  --batches 1,16,256  batch sizes (default 1,16,256)
+  --seconds S         measuring time per cell after one warm-up call (default 1; 5 is steadier)
+  --no-pytorch        skip PyTorch eager
+  --json              print the rows as JSON on the last line
+  --help              this text`,
+);
 
 const SHAPES: Record<string, [number, number]> = { "compact-cnn": [1, 28], resnet18: [3, 32] };
 
@@ -49,7 +65,7 @@ interface Row {
 function pytorchEager(): Map<string, number> | null {
   const script = fileURLToPath(new URL("../../bench/reference/score_pytorch.py", import.meta.url));
   try {
-    const pass = ["models", "batches"].flatMap((k) => (process.argv.includes(`--${k}`) ? [`--${k}`, listArg(k, [])[0] !== undefined ? listArg(k, []).join(",") : ""] : []));
+    const pass = ["models", "batches", "seconds"].flatMap((k) => (process.argv.includes(`--${k}`) ? [`--${k}`, listArg(k, [])[0] !== undefined ? listArg(k, []).join(",") : ""] : []));
     const out = execFileSync("/usr/bin/python3", [script, ...pass], { encoding: "utf8", env: { ...process.env, BADEXPERT_THREADS: String(getNumThreads()) }, stdio: ["ignore", "pipe", "pipe"] });
     const parsed: { rows: { model: string; batch: number; imagesPerSecond: number }[] } = JSON.parse(out.trim().split("\n").at(-1) ?? "{}");
     return new Map(parsed.rows.map((r) => [`${r.model}@${r.batch}`, r.imagesPerSecond]));
@@ -59,6 +75,10 @@ function pytorchEager(): Map<string, number> | null {
   }
 }
 
+// Seconds of calls per measurement after the warm-up (1 s leaves ResNet-18 at batch 16 with two or
+// three calls, whose spread is ±15%; 5 s is steadier).
+const budget = Number(listArg("seconds", ["1"])[0]);
+if (!(budget > 0)) throw new RangeError(`--seconds: expected a positive number, got ${listArg("seconds", ["1"])[0] ?? ""}`);
 manualSeed(0);
 const before = memory().numTensors;
 const threads = getNumThreads();
@@ -76,8 +96,8 @@ for (const name of listArg("models", ["compact-cnn", "resnet18"])) {
     const x = rand([batch, c, size, size]);
     const pixels = x.data();
     if (!(pixels instanceof Float32Array)) throw new TypeError("rand gave no float32 data");
-    const libtorch = await rate(batch, () => void tidy(() => det.scoreBatch(x)));
-    const onnxruntime = await rate(batch, async () => void (await onnx.scoreBatch(pixels, batch)));
+    const libtorch = await rate(batch, () => void tidy(() => det.scoreBatch(x)), budget);
+    const onnxruntime = await rate(batch, async () => void (await onnx.scoreBatch(pixels, batch)), budget);
     x.dispose();
     rows.push({ model: name, batch, libtorch: round(libtorch), onnxruntime: round(onnxruntime) });
     console.error(`[bench:onnx] ${name} batch ${batch}: libtorch ${round(libtorch)}/s, onnxruntime ${round(onnxruntime)}/s`);

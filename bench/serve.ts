@@ -9,22 +9,32 @@
 //
 // Options: --duration S (per configuration, default 8), --soak S (default 60; the issue asks for
 // 300), --engines libtorch,onnxruntime (default: both), --bundle DIR (default: the test
-// fixture's compact-CNN Fashion-MNIST bundle), --json.
+// fixture's compact-CNN Fashion-MNIST bundle), --random-model NAME (instead of --bundle: a zoo
+// architecture at 3x32x32 with random weights, calibrated at 1% FPR on random images; the cost
+// per input depends only on the architecture, so this measures the service on a heavier model
+// than the fixture's), --json. The requests are PNGs at the bundle's own input size (the
+// fixture's Fashion-MNIST images, or synthetic ones for another size), so no resize is measured.
 //
 // A baseline detector bundle (`defend --detector NAME`) as --bundle: libtorch only (the engine
 // baselines run on), the default configuration at concurrency 1, 16 and 64, and as its bound the
 // library's own scoreBatch throughput on batches of 64 in this process (the detector's whole cost
 // per input: STRIP's 1 + n passes, ...); no feed rows (a baseline has no overlays) and no soak.
 import { spawn, type ChildProcess } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { createServer as netServer } from "node:net";
 import { availableParallelism } from "node:os";
 import { fileURLToPath } from "node:url";
 import autocannon from "autocannon";
-import { inferenceMode, memory, setNumThreads, tidy } from "../src/engine/index.js";
+import pngjs from "pngjs";
+import { inferenceMode, manualSeed, memory, rand, setNumThreads, tidy } from "../src/engine/index.js";
 import { imagesToTensor } from "../src/data/batch.js";
 import { normalize } from "../src/data/augment.js";
-import { loadBundle } from "../src/defense/bundle.js";
+import { loadBundle, saveBundle } from "../src/defense/bundle.js";
+import { BadExpertDetector } from "../src/defense/detector.js";
+import { calibrateThreshold } from "../src/defense/threshold.js";
+import { createModel } from "../src/models/registry.js";
 import { baselineBundleDetector, loadDetectorBundle } from "../src/detectors/bundle.js";
 import { inputSeeds } from "../src/detectors/input-seeds.js";
 import { Detector } from "../src/api/detector.js";
@@ -33,7 +43,25 @@ import { encodeModel } from "../src/export/onnx-proto.js";
 import { floatTensor, openSession } from "../src/export/onnx-runtime.js";
 import type { ScoringEngine } from "../src/serve/protocol.js";
 import { fixtureBundle, fixturePngs } from "../test/serve/fixture.js";
-import { round, wantsJson } from "./harness.js";
+import { helpAndExit, round, wantsJson } from "./harness.js";
+
+helpAndExit(
+  process.argv.includes("--help"),
+  `npm run bench:serve -- [options]
+
+The scoring service under load on loopback (autocannon in this process, \`badexpert serve\` as a
+child): throughput, p50/p99 latency and errors at concurrency 1, 16 and 64, with and without
+dynamic batching, on each engine; the bare model's throughput and the service's share of the
+three-pass bound; the explain feed's cost; resident memory over a soak run.
+
+  --duration S          seconds per configuration (default 8)
+  --soak S              seconds of the soak run at c=64 (default 60; the issue asks for 300)
+  --engines a,b         libtorch, onnxruntime (default both)
+  --bundle DIR          the bundle to serve (default: the test fixture's compact-CNN Fashion-MNIST bundle)
+  --random-model NAME   instead of --bundle: a zoo architecture at 3x32x32 with random weights
+  --json                print the results as JSON on the last line
+  --help                this text`,
+);
 
 const MAIN = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
 
@@ -201,16 +229,63 @@ async function baselineMain(bundle: string, detector: string, duration: number, 
   console.log(`${detector}: library scoreBatch (batch 64) ${summary.bareAllThreads} images/s with ${cores} threads, ${summary.bareOneThread} with 1 (${summary.msPerInput} ms per input); best service ${best} req/s = ${(summary.shareOfBound * 100).toFixed(1)}% of that bound`);
 }
 
+/** A BaDExpert bundle of zoo architecture `name` (3x32x32, 10 classes) with random weights, threshold at 1% FPR on random images. */
+async function randomBundle(name: string): Promise<string> {
+  manualSeed(0);
+  const spec = { name, numClasses: 10, inChannels: 3, imageSize: 32 };
+  const parts = { model: createModel(name, spec), expert: createModel(name, spec), auxiliary: createModel(name, spec) };
+  const preprocessing = { imageSize: [32, 32] as [number, number], channels: 3, mean: [0.49, 0.48, 0.45], std: [0.25, 0.24, 0.26] };
+  const raw = BadExpertDetector.uncalibrated(parts, { spec, preprocessing, classNames: Array.from({ length: 10 }, String), rule: "triangle" });
+  const x = rand([256, 3, 32, 32]);
+  const scores = tidy(() => raw.scoreBatch(x).score);
+  x.dispose();
+  const calibration = calibrateThreshold(scores, 0.01);
+  const det = raw.withDecision("triangle", calibration.threshold, calibration);
+  const dir = join(mkdtempSync(join(tmpdir(), `badexpert-bench-serve-${name}-`)), "bundle");
+  try {
+    await saveBundle(dir, det);
+  } finally {
+    det.dispose();
+  }
+  return dir;
+}
+
+/**
+ * 64 PNG requests at the bundle's input size: the fixture's Fashion-MNIST test images for a
+ * 28x28 grey model, otherwise synthetic images (smooth gradients with a little texture, so they
+ * compress like photographs rather than like noise).
+ */
+async function requestPngs(bundle: string): Promise<Uint8Array[]> {
+  const det = await loadBundle(bundle);
+  const { imageSize, channels } = det.info.preprocessing;
+  det.dispose();
+  const [h, w] = imageSize;
+  if (h === 28 && w === 28 && channels === 1) return fixturePngs(64);
+  return Array.from({ length: 64 }, (_, k) => {
+    const png = new pngjs.PNG({ width: w, height: h });
+    for (let y = 0; y < h; y++) {
+      for (let x = 0; x < w; x++) {
+        const o = (y * w + x) * 4;
+        for (let c = 0; c < 3; c++) png.data[o + c] = channels === 1 && c > 0 ? (png.data[o] as number) : (((x * (c + 2) + y * (k % 7) + k * 13) & 0xff) ^ (((x * y + k) % 5) * 3)) & 0xff;
+        png.data[o + 3] = 255;
+      }
+    }
+    return new Uint8Array(pngjs.PNG.sync.write(png, { colorType: channels === 1 ? 0 : 2 }));
+  });
+}
+
 async function main(): Promise<void> {
   const duration = arg("duration", 8);
   const soak = arg("soak", 60);
-  const bundle = strArg("bundle") ?? (await fixtureBundle());
+  const randomModel = strArg("random-model");
+  if (randomModel !== undefined && strArg("bundle") !== undefined) throw new RangeError("--random-model and --bundle: give one of them");
+  const bundle = randomModel !== undefined ? await randomBundle(randomModel) : (strArg("bundle") ?? (await fixtureBundle()));
   const baseline = await baselineBundleDetector(bundle);
   if (baseline !== null) {
     await baselineMain(bundle, baseline, duration, ["--max-batch", "64", "--max-wait-ms", "2"]);
     return;
   }
-  const pngs = await fixturePngs(64);
+  const pngs = await requestPngs(bundle);
   const cores = availableParallelism();
   const configs: { name: string; flags: string[] }[] = [
     { name: `batching (max-batch 64, max-wait 2 ms), ${cores} workers x 1 thread (default)`, flags: ["--max-batch", "64", "--max-wait-ms", "2"] },

@@ -1,6 +1,6 @@
 """PyTorch eager reference for `npm run bench:onnx`: BaDExpert scoring (normalise, M, B and M',
 M's prediction, b and a, the triangle score, the verdict) with random weights, batch 1, 16 and
-256, compact CNN (1x28x28) and ResNet-18 (3x32x32), Debian's python3-torch.
+256 (or as given), compact CNN (1x28x28) and ResNet-18 (3x32x32), Debian's python3-torch.
 Run: /usr/bin/python3 bench/reference/score_pytorch.py   (BADEXPERT_THREADS sets the threads)
 Prints one JSON line: {"threads": N, "rows": [{"model", "batch", "imagesPerSecond"}, ...]}."""
 import json
@@ -97,15 +97,16 @@ def rate(make, shape, batch, budget=1.0, slow=10.0):
                 return batch * n / elapsed
 
 
-# Optional arguments as bench/onnx.ts: --models compact-cnn,resnet18 --batches 1,16,256
+# Optional arguments as bench/onnx.ts: --models compact-cnn,resnet18 --batches 1,16,256 --seconds 1
 def arg(name, default):
     return sys.argv[sys.argv.index(name) + 1].split(",") if name in sys.argv else default
 
 
+BUDGET = float(arg("--seconds", ["1"])[0])
 MODELS = {"compact-cnn": (compact_cnn, (1, 28, 28)), "resnet18": (ResNet18, (3, 32, 32))}
 rows = []
 for name in arg("--models", list(MODELS)):
     make, shape = MODELS[name]
     for batch in map(int, arg("--batches", ["1", "16", "256"])):
-        rows.append({"model": name, "batch": batch, "imagesPerSecond": round(rate(make, shape, batch), 1)})
+        rows.append({"model": name, "batch": batch, "imagesPerSecond": round(rate(make, shape, batch, BUDGET), 1)})
 print(json.dumps({"torch": torch.__version__, "threads": threads, "rows": rows}))

@@ -2,6 +2,7 @@
 #include "handles.h"
 
 #include <cstdlib>
+#include <dlfcn.h>
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
@@ -24,6 +25,18 @@ void registerRuntime(Napi::Env env, Napi::Object exports) {
 #else
     return Napi::Boolean::New(info.Env(), false);
 #endif
+  });
+  // OpenBLAS (Debian's libtorch does its matrix products there) keeps one process-wide pool of
+  // pthreads, apart from libtorch's per-thread OpenMP teams: a worker thread limited to one
+  // libtorch thread still hands large products to that pool. Looked up at run time, so another
+  // BLAS (no such symbol) just reports false; a user's OPENBLAS_NUM_THREADS wins, as for malloc.
+  def(env, exports, "setBlasThreads", [](const Napi::CallbackInfo& info) -> Napi::Value {
+    if (std::getenv("OPENBLAS_NUM_THREADS") != nullptr) return Napi::Boolean::New(info.Env(), false);
+    using SetThreads = void (*)(int);
+    auto set = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
+    if (set == nullptr) return Napi::Boolean::New(info.Env(), false);
+    set(static_cast<int>(i64(info, 0)));
+    return Napi::Boolean::New(info.Env(), true);
   });
   def(env, exports, "getNumThreads", [](const Napi::CallbackInfo& info) -> Napi::Value {
     return Napi::Number::New(info.Env(), torch::get_num_threads());

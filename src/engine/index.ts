@@ -10,6 +10,7 @@ export {
   setNumThreads,
   getNumThreads,
   returnLargeBuffersToTheOs,
+  setBlasThreads,
   manualSeed,
   cudaAvailable,
   cudaDeviceCount,

@@ -26,6 +26,8 @@ export interface NativeAddon {
   setNumThreads(n: number): void;
   /** glibc mallopt(M_MMAP_THRESHOLD); false where it does not apply. */
   setMmapThreshold(bytes: number): boolean;
+  /** openblas_set_num_threads (process-wide); false where the BLAS is not OpenBLAS or OPENBLAS_NUM_THREADS is set. */
+  setBlasThreads(n: number): boolean;
   getNumThreads(): number;
   manualSeed(seed: number): void;
   cudaAvailable(): boolean;

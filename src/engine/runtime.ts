@@ -17,6 +17,17 @@ export function setNumThreads(n: number): void {
 export function returnLargeBuffersToTheOs(): boolean {
   return native.setMmapThreshold(1 << 20);
 }
+/**
+ * Sets the threads of OpenBLAS's one process-wide pool, which does libtorch's matrix products
+ * here apart from libtorch's per-thread budget (setNumThreads). A service that gives each worker
+ * one core sets it to 1, so that no product spills onto another core (or out of a low-priority
+ * thread's priority). Returns false where it does not apply (another BLAS, or
+ * OPENBLAS_NUM_THREADS set by the user, which wins).
+ */
+export function setBlasThreads(n: number): boolean {
+  if (!Number.isInteger(n) || n < 1) throw new RangeError(`setBlasThreads: expected a positive integer, got ${n}`);
+  return native.setBlasThreads(n);
+}
 export function getNumThreads(): number {
   return native.getNumThreads();
 }

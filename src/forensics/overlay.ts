@@ -1,6 +1,8 @@
 // Pictures of saliency: a map blended over its image, a map alone and a signed trigger estimate,
-// as RGB PNGs of the image's own size (a page scales them up; 28x28 stays 28x28 here).
-import sharp from "sharp";
+// as RGB PNGs of the image's own size (a page scales them up; 28x28 stays 28x28 here). The PNG is
+// encoded by pngjs on the calling thread, not by libvips: libvips runs its work on a process-wide
+// thread pool, which would take the service's explain worker's CPU out of its low priority.
+import pngjs from "pngjs";
 
 /** A "hot" colour scale: black → red → yellow → white for v in [0, 1]. */
 export function hotColour(v: number): [number, number, number] {
@@ -20,7 +22,9 @@ function checkPlane(what: string, map: ArrayLike<number>, height: number, width:
 }
 
 function png(rgb: Uint8Array, height: number, width: number): Promise<Buffer> {
-  return sharp(Buffer.from(rgb.buffer, rgb.byteOffset, rgb.byteLength), { raw: { width, height, channels: 3 } }).png().toBuffer();
+  const image = new pngjs.PNG({ width, height, colorType: 2, inputColorType: 2, inputHasAlpha: false });
+  image.data = Buffer.from(rgb.buffer, rgb.byteOffset, rgb.byteLength);
+  return Promise.resolve(pngjs.PNG.sync.write(image, { colorType: 2, inputColorType: 2, inputHasAlpha: false }));
 }
 
 /**

@@ -3,7 +3,9 @@
 // dedicated explain worker thread, separate from the scoring pool, computes B's saliency and the
 // overlay one input at a time. So unflagged traffic never waits for an overlay, and a burst of
 // flagged inputs can only fill a bounded queue (the excess is counted as dropped, never queued
-// without limit). Results land in a ring buffer of the last `keep` flagged inputs.
+// without limit). Results land in a ring buffer of the last `keep` flagged inputs. The explain
+// worker runs at the lowest CPU priority (Linux), so overlays use only CPU time that scoring leaves
+// idle: an attacker who sends many triggered inputs slows the dashboard, never the filter.
 import type { SaliencyMethod } from "../forensics/saliency.js";
 import type { WorkerInit } from "./protocol.js";
 import { ScoringWorker } from "./scoring-worker.js";
@@ -44,6 +46,9 @@ export interface FeedStats {
   queued: number;
   /** Time of the last explanation in the worker (saliency + PNG), ms. */
   lastExplainMs: number | null;
+  /** Whether the explain worker runs at the lowest CPU priority (false where the OS refused; see `backgroundError`). */
+  background: boolean;
+  backgroundError?: string;
 }
 
 export interface FeedOptions {
@@ -53,6 +58,17 @@ export interface FeedOptions {
   maxQueue: number;
   width: number;
   onError?: (e: Error) => void;
+}
+
+interface ExplainWorker {
+  worker: ScoringWorker;
+  backgroundError?: string;
+}
+
+/** The explain worker: one libtorch thread (saliency needs B's gradients), at the lowest CPU priority. */
+async function startExplainWorker(init: WorkerInit): Promise<ExplainWorker> {
+  const { worker, backgroundError } = await ScoringWorker.start({ ...init, threads: 1, engine: "libtorch", background: true });
+  return backgroundError === undefined ? { worker } : { worker, backgroundError };
 }
 
 export class FlaggedFeed {
@@ -65,18 +81,19 @@ export class FlaggedFeed {
   #closed = false;
   #seq = 0;
   #stats = { offered: 0, explained: 0, dropped: 0, failed: 0, lastExplainMs: null as number | null };
+  #backgroundError: string | undefined;
 
-  private constructor(worker: ScoringWorker, init: WorkerInit, o: FeedOptions) {
-    this.#worker = worker;
+  private constructor(started: ExplainWorker, init: WorkerInit, o: FeedOptions) {
+    this.#worker = started.worker;
+    this.#backgroundError = started.backgroundError;
     this.#init = init;
     this.#o = o;
-    this.#watch(worker);
+    this.#watch(started.worker);
   }
 
   /** Starts the explain worker (one libtorch thread) with the scoring pool's detector source. */
   static async start(init: WorkerInit, o: FeedOptions): Promise<FlaggedFeed> {
-    const { worker } = await ScoringWorker.start({ ...init, threads: 1, engine: "libtorch" });
-    return new FlaggedFeed(worker, init, o);
+    return new FlaggedFeed(await startExplainWorker(init), init, o);
   }
 
   /** Queues a flagged input for explanation; returns at once (drops it when the queue is full). */
@@ -103,7 +120,8 @@ export class FlaggedFeed {
   }
 
   get stats(): FeedStats {
-    return { keep: this.#o.keep, method: this.#o.method, ...this.#stats, queued: this.#queue.length };
+    const priority = this.#backgroundError === undefined ? { background: true } : { background: false, backgroundError: this.#backgroundError };
+    return { keep: this.#o.keep, method: this.#o.method, ...this.#stats, queued: this.#queue.length, ...priority };
   }
 
   /** Resolves when the queue is empty and nothing is being explained (tests, shutdown). */
@@ -113,7 +131,8 @@ export class FlaggedFeed {
 
   /** A reload: explanations continue with a worker holding the new detector. */
   async replace(init: WorkerInit): Promise<void> {
-    const { worker } = await ScoringWorker.start({ ...init, threads: 1, engine: "libtorch" });
+    const started = await startExplainWorker(init);
+    const { worker } = started;
     if (this.#closed) {
       await worker.close();
       return;
@@ -124,6 +143,7 @@ export class FlaggedFeed {
     await this.idle();
     this.#init = init;
     this.#worker = worker;
+    this.#backgroundError = started.backgroundError;
     this.#watch(worker);
     await old?.close();
     this.#pump();
@@ -145,10 +165,11 @@ export class FlaggedFeed {
       if (this.#worker !== w || this.#closed) return;
       this.#worker = null;
       // One replacement; if it fails too, the feed stays off (scoring is unaffected).
-      ScoringWorker.start({ ...this.#init, threads: 1 }).then(
-        ({ worker }) => {
+      startExplainWorker(this.#init).then(
+        ({ worker, backgroundError }) => {
           if (this.#closed) return void worker.close();
           this.#worker = worker;
+          this.#backgroundError = backgroundError;
           this.#watch(worker);
           this.#pump();
         },

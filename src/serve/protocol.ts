@@ -14,6 +14,12 @@ export interface WorkerInit {
   engine: ScoringEngine;
   /** See ServeOptions.bundleLoad. */
   bundleLoad: { verifyKey?: string };
+  /**
+   * Run this worker's thread at the lowest CPU priority (the explain worker): it then gets only
+   * the CPU time that the scoring workers and the HTTP thread leave idle, so a flood of flagged
+   * inputs cannot slow the filter itself.
+   */
+  background?: boolean;
 }
 
 /** A batch: `count` images of the model's size, uint8 NHWC, back to back. */
@@ -62,7 +68,7 @@ export interface BatchResult {
 }
 
 export type FromWorker =
-  | { type: "ready"; info: ServedInfo; threads: number; liveTensors: number }
+  | { type: "ready"; info: ServedInfo; threads: number; liveTensors: number; backgroundError?: string }
   | { type: "failed"; message: string }
   | ({ type: "scored"; id: number } & BatchResult)
   | ({ type: "explained"; id: number } & ExplainResult)

@@ -29,14 +29,14 @@ export class ScoringWorker {
   }
 
   /** Starts a worker and waits until its detector is loaded. */
-  static start(init: WorkerInit): Promise<{ worker: ScoringWorker; info: ServedInfo; threads: number }> {
+  static start(init: WorkerInit): Promise<{ worker: ScoringWorker; info: ServedInfo; threads: number; backgroundError?: string }> {
     const w = new ScoringWorker(new Worker(WORKER_URL, { workerData: init }));
     return new Promise((resolve, reject) => {
       let started = false;
       w.#worker.on("message", (m: FromWorker) => {
         if (m.type === "ready") {
           started = true;
-          resolve({ worker: w, info: m.info, threads: m.threads });
+          resolve({ worker: w, info: m.info, threads: m.threads, ...(m.backgroundError !== undefined ? { backgroundError: m.backgroundError } : {}) });
         } else if (m.type === "failed") {
           reject(new Error(`scoring worker could not load the detector: ${m.message}`));
           void w.#worker.terminate();

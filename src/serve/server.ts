@@ -6,6 +6,7 @@ import Fastify, { LogController, type FastifyInstance, type FastifyReply, type F
 import multipart from "@fastify/multipart";
 import { Detector } from "../api/detector.js";
 import { BadExpertDetector } from "../defense/detector.js";
+import { setBlasThreads } from "../engine/index.js";
 import { AuditLog } from "./audit.js";
 import { RateAlert } from "./alert.js";
 import { Batcher, type ScoredInput } from "./batcher.js";
@@ -108,6 +109,14 @@ export class BadExpertServer {
     if (source.kind === "baseline" && o.bundleLoad.verifyKey !== undefined) {
       throw new RangeError(`serve: bundleLoad.verifyKey (--verify-key): ${source.dir} is a baseline detector bundle (${source.detector}), which is not signed; its checkpoint's weights are hash-checked on load instead`);
     }
+    // Each worker's budget is its own libtorch threads; OpenBLAS's pool is shared by the process,
+    // so it gets the same budget, or large products would spill onto other workers' cores and out
+    // of the explain worker's low priority.
+    setBlasThreads(o.threadsPerWorker);
+    // Each worker's budget is its own libtorch threads; OpenBLAS's pool is shared by the process,
+    // so it gets the same budget, or large products would spill onto other workers' cores and out
+    // of the explain worker's low priority.
+    setBlasThreads(o.threadsPerWorker);
     const hashes = await sourceHashes(source);
     const audit = o.auditLog ? await AuditLog.open(o.auditLog, o.auditImages) : null;
     let chosen: ChosenPool;
@@ -135,6 +144,8 @@ export class BadExpertServer {
     if (chosen.fallback !== null) s.app.log.warn({ event: "engine_fallback", engine: chosen.engine, reason: chosen.fallback }, `engine auto: scoring on libtorch (${chosen.fallback})`);
     if (feedOff && source.kind === "baseline") s.#logFeedOff(source.detector, options.flaggedKeep !== undefined || options.explainMethod !== undefined);
     feed?.setErrorHandler((e) => s.app.log.error({ event: "explain_failed", err: e.message }, "the dashboard's explain worker failed (scoring is unaffected)"));
+    const feedStats = feed?.stats;
+    if (feedStats && !feedStats.background) s.app.log.warn({ event: "explain_priority", reason: feedStats.backgroundError }, `the explain worker runs at normal CPU priority (${feedStats.backgroundError ?? ""}): overlays of flagged inputs compete with scoring; --flagged-keep 0 turns them off`);
     s.#watchPool(chosen.pool);
     return s;
   }

@@ -14,6 +14,7 @@ import { tensorsFromBytes } from "../io/weights.js";
 import { createModel } from "../models/registry.js";
 import type { Module } from "../nn/index.js";
 import { OnnxDetector } from "../export/onnx-detector.js";
+import { lowerThreadPriority } from "../util/thread-priority.js";
 import { expertSaliencyOfBytes } from "../forensics/explain.js";
 import { overlayPng } from "../forensics/overlay.js";
 import { topIndices } from "../forensics/regions.js";
@@ -157,6 +158,7 @@ async function main(): Promise<void> {
   setNumThreads(init.threads);
   // A long-running scorer: freed activations go back to the OS, so resident memory stays flat.
   returnLargeBuffersToTheOs();
+  const backgroundError = init.background === true ? lowerThreadPriority() : null;
   let engine: Engine;
   try {
     engine = await build(init);
@@ -185,7 +187,7 @@ async function main(): Promise<void> {
     }
     score(engine, m).catch((e: unknown) => post({ type: "error", id: m.id, message: (e as Error).message }));
   });
-  post({ type: "ready", info: engine.info, threads: getNumThreads(), liveTensors: memory().numTensors });
+  post({ type: "ready", info: engine.info, threads: getNumThreads(), liveTensors: memory().numTensors, ...(backgroundError !== null ? { backgroundError } : {}) });
 }
 
 void main();

@@ -1,8 +1,10 @@
 // The dashboard's feed on its own: a burst of flagged inputs fills the bounded queue and the rest
 // are dropped (counted, never queued without limit); the ring keeps the newest `keep` entries,
 // each with a PNG overlay of the model's input size; closing frees the explain worker's tensors.
+// On Linux the explain worker's thread runs at nice 19, and no other thread of the process does.
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { readdirSync, readFileSync } from "node:fs";
 import sharp from "sharp";
 import { FlaggedFeed } from "../../src/serve/flagged-feed.js";
 import { fixtureBundle } from "./fixture.js";
@@ -10,6 +12,16 @@ import { fixtureBundle } from "./fixture.js";
 test("a burst beyond the queue is dropped and counted; the ring keeps the newest; close frees everything", async () => {
   const dir = await fixtureBundle();
   const feed = await FlaggedFeed.start({ source: { kind: "bundle", dir }, threads: 1, engine: "libtorch", bundleLoad: {} }, { keep: 2, method: "gradient-x-input", maxQueue: 2, width: 28 });
+  if (process.platform === "linux") {
+    assert.equal(feed.stats.background, true, `explain worker priority: ${feed.stats.backgroundError ?? ""}`);
+    const niceOf = (stat: string): number => Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[16]);
+    const nices = readdirSync("/proc/self/task").map((t) => niceOf(readFileSync(`/proc/self/task/${t}/stat`, "utf8")));
+    const mine = niceOf(readFileSync("/proc/thread-self/stat", "utf8"));
+    if (mine < 19) {
+      assert.equal(nices.filter((n) => n === 19).length, 1, `one thread at nice 19 (the explain worker); nice values: ${nices.join(",")}`);
+      assert.equal(mine, nices[0], "the main thread keeps its priority");
+    }
+  }
   const pixels = new Uint8Array(28 * 28);
   for (let p = 0; p < pixels.length; p++) pixels[p] = (p * 37) % 256;
   for (let i = 0; i < 30; i++) feed.offer({ time: new Date(0).toISOString(), requestId: `r${i}`, route: "/v1/detect", pred: i % 10, class: `c${i % 10}`, score: i, pixels });
