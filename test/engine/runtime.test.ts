@@ -57,7 +57,11 @@ test("setBlasThreads(1) keeps a large matrix product on the calling thread (Debi
   setNumThreads(threads);
   let own = 0;
   let others = 0;
-  for (const [id, ms] of after) (id === self ? (own += ms - (before.get(id) ?? 0)) : (others += ms - (before.get(id) ?? 0)));
+  for (const [id, ms] of after) {
+    const used = ms - (before.get(id) ?? 0);
+    if (id === self) own += used;
+    else others += used;
+  }
   // 20 products of 768x768 are about 18 GFLOP: far above the 10 ms tick on the calling thread.
   assert.ok(own >= 50, `the calling thread did the products (${own} ms)`);
   assert.ok(others <= own / 5, `other threads took ${others} ms against the caller's ${own} ms`);
