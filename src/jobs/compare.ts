@@ -6,6 +6,7 @@ import type { ParamValue } from "../attacks/attack.js";
 import { loadAttack } from "../attacks/load.js";
 import { subset } from "../data/splits.js";
 import { manualSeed } from "../engine/index.js";
+import { Rng } from "../util/rng.js";
 import { loadCheckpoint, type CheckpointMeta } from "../train/checkpoint.js";
 import type { ImageDataset } from "../data/dataset.js";
 import { defaultSplitSpec, defenseSplits, type DefenseSplitSpec } from "../defense/splits.js";
@@ -31,12 +32,14 @@ export interface CompareOptions {
   calibration?: number;
   splitSeed?: number;
   /**
-   * Use only the first N images of the calibration / evaluation split (the splits are already
-   * seeded permutations, so this is a seeded subset shared by every detector). For the costly
-   * baselines (STRIP: 101 passes per input); 0 or undefined: the whole split.
+   * Use only N images of the calibration / evaluation split, the same for every detector (see
+   * `limited`). For the costly baselines (STRIP: 101 passes per input); 0 or undefined: the whole
+   * split.
    */
   calibrationLimit?: number;
   evaluationLimit?: number;
+  /** How a limit picks its images: "sample" (default) or "first" (see `limited`). */
+  limitOrder?: LimitOrder;
   targetFpr?: number;
   seed?: number;
   report?: string;
@@ -62,16 +65,30 @@ export interface CompareResult {
   dataset: string;
   model: string;
   attack: { name: string; params: Record<string, ParamValue> };
-  splits: DefenseSplitSpec & { evaluation: number; calibrationUsed: number; evaluationUsed: number; poisonedUsed: number };
+  splits: DefenseSplitSpec & { evaluation: number; calibrationUsed: number; evaluationUsed: number; poisonedUsed: number; limitOrder: LimitOrder };
   targetFpr: number;
   rows: CompareRow[];
   reportFiles: { html: string; markdown: string; json: string } | null;
 }
 
-/** The first `limit` indices of a split (all of them for 0 or undefined). */
-export function limited(indices: Int32Array, limit: number | undefined): Int32Array {
+export const LIMIT_ORDERS = ["sample", "first"] as const;
+export type LimitOrder = (typeof LIMIT_ORDERS)[number];
+
+/**
+ * `limit` indices of a split (all of them for 0 or undefined). A split's indices are sorted, so
+ * its first N lie at the start of the test set, which a dataset stored class by class (an image
+ * folder: CIFAR-10's copy here) fills with one or two classes: a first-200 evaluation subset of
+ * CIFAR-10 held only target-class images, so no triggered copy at all. "sample" (the default)
+ * takes a seeded random N of the split instead, sorted again. "first" is the rule used up to
+ * session 8, kept to reproduce the figures measured with it (Fashion-MNIST's test set is not
+ * stored by class, so there it was a fair subset too).
+ */
+export function limited(indices: Int32Array, limit: number | undefined, o: { order?: LimitOrder; seed?: number } = {}): Int32Array {
   if (limit !== undefined && (!Number.isInteger(limit) || limit < 0)) throw new RangeError(`compare: a split limit must be a non-negative integer, got ${limit}`);
-  return limit ? indices.subarray(0, Math.min(limit, indices.length)) : indices;
+  if (!limit || limit >= indices.length) return indices;
+  if ((o.order ?? "sample") === "first") return indices.subarray(0, limit);
+  const pick = new Rng(o.seed ?? 0).permutation(indices.length).subarray(0, limit);
+  return Int32Array.from(pick, (i) => indices[i] as number).sort();
 }
 
 /** The attack a checkpoint's training record names, if it is well-formed. */
@@ -113,8 +130,9 @@ export async function compareDetectors(o: CompareOptions): Promise<CompareResult
   const { model, meta } = await loadCheckpoint(o.checkpoint);
   try {
     const { name, spec, splits, reserved, test } = await defenderData(meta, o);
-    const calibration = subset(test, limited(splits.calibration, o.calibrationLimit));
-    const evaluation = subset(test, limited(splits.evaluation, o.evaluationLimit));
+    const limit = { order: o.limitOrder ?? "sample", seed: spec.seed };
+    const calibration = subset(test, limited(splits.calibration, o.calibrationLimit, limit));
+    const evaluation = subset(test, limited(splits.evaluation, o.evaluationLimit, limit));
     const recorded = recordedAttack(meta.training.attack);
     const attackName = o.attack ?? recorded?.name;
     if (!attackName) throw new Error("compare: an attack is needed and the checkpoint records none (give --attack)");
@@ -155,7 +173,7 @@ export async function compareDetectors(o: CompareOptions): Promise<CompareResult
       dataset: name,
       model: meta.model.name,
       attack: { name: attack.name, params: { ...attack.params } },
-      splits: { ...spec, evaluation: splits.evaluation.length, calibrationUsed: calibration.count, evaluationUsed: evaluation.count, poisonedUsed: poisoned.dataset.count },
+      splits: { ...spec, evaluation: splits.evaluation.length, calibrationUsed: calibration.count, evaluationUsed: evaluation.count, poisonedUsed: poisoned.dataset.count, limitOrder: limit.order },
       targetFpr,
       rows,
       reportFiles: null,

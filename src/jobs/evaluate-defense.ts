@@ -12,7 +12,7 @@ import type { ScoreRule } from "../defense/scores.js";
 import { writeReport, type ReportScores } from "../report/report.js";
 import { baselineBundleDetector } from "../detectors/bundle.js";
 import { evaluateBaselineBundle } from "./evaluate-baseline.js";
-import { limited } from "./compare.js";
+import { limited, type LimitOrder } from "./compare.js";
 import type { KeyInput } from "../defense/signature.js";
 import { testSplit } from "./defend.js";
 import type { Attack } from "../attacks/attack.js";
@@ -41,8 +41,10 @@ export interface EvaluateBundleOptions {
   /** With a report: flagged poisoned inputs explained for its "What the detector saw" section (default 48; 0: no section). */
   explainInputs?: number;
   explainMethod?: SaliencyMethod;
-  /** Use only the first N images of the evaluation split (0 or absent: all); STRIP costs ~100 passes per input. */
+  /** Use only N images of the evaluation split (0 or absent: all); STRIP costs ~100 passes per input. */
   evaluationLimit?: number;
+  /** How that limit picks its images (`limited`): "sample" (default) or "first". */
+  limitOrder?: LimitOrder;
 }
 
 /** Images with their bytes, for the forensics functions. */
@@ -109,7 +111,7 @@ export async function evaluateBundle(o: EvaluateBundleOptions): Promise<Evaluate
     const attack = await loadAttack(attackName, params, { numClasses: test.classNames.length, height: h, width: w, channels: test.channels, dataset: created.dataset.name }, created.checkpoint);
     const rule = o.rule ?? det0.rule;
     const det = rule === det0.rule && o.targetFpr === undefined ? det0 : recalibrate(det0, rule, o.targetFpr ?? det0.info.targetFpr, subset(test, splits.calibration));
-    const evaluation = subset(test, limited(splits.evaluation, o.evaluationLimit));
+    const evaluation = subset(test, limited(splits.evaluation, o.evaluationLimit, { order: o.limitOrder ?? "sample", seed: created.splits.seed }));
     const r = evaluateDefense(det, evaluation, attack, { progress: o.progress ?? false });
     const result: EvaluateBundleResult = {
       ...r,

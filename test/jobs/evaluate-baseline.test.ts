@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { memory, tidy } from "../../src/engine/index.js";
 import { imagesToTensor } from "../../src/data/batch.js";
 import { loadDataset } from "../../src/data/registry.js";
+import { limited } from "../../src/jobs/compare.js";
 import { defenseSplits } from "../../src/defense/splits.js";
 import { loadDetectorBundle } from "../../src/detectors/bundle.js";
 import { evaluateBundle } from "../../src/jobs/evaluate-defense.js";
@@ -38,9 +39,10 @@ test("Frequency bundle: library scores on the recorded evaluation split, metrics
     assert.equal(r.metrics.cleanCount, 120);
     assert.equal(r.clean.a, undefined, "a baseline has no M' confidences");
 
-    // The clean scores are the library's on the first 120 images of the bundle's evaluation split.
+    // The clean scores are the library's on the 120 images the limit samples (seeded by the split
+    // seed) from the bundle's evaluation split.
     const testSet = await loadDataset("fashion-mnist", { split: "test" });
-    const evaluation = defenseSplits(testSet.count, manifest.splits).evaluation.subarray(0, 120);
+    const evaluation = limited(defenseSplits(testSet.count, manifest.splits).evaluation, 120, { seed: manifest.splits.seed });
     const per = 28 * 28;
     const bytes = new Uint8Array(120 * per);
     evaluation.forEach((i, k) => bytes.set(testSet.images.subarray(i * per, (i + 1) * per), k * per));

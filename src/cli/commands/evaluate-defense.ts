@@ -1,10 +1,11 @@
 // `badexpert evaluate-defense`: a detector bundle against an attack on the held-out evaluation
 // split — CA and ASR before/after, AUROC, TPR/FPR at the threshold — and an HTML/Markdown report.
 import type { Command, OptionSpec } from "../command.js";
-import { FPR, choice, emitJson, num, requireStr, str } from "../args.js";
+import { FPR, choice, choiceWithDefault, emitJson, num, requireStr, str } from "../args.js";
 import { RUNTIME_OPTIONS, applyRuntimeOptions } from "../runtime-options.js";
 import { ATTACK_OPTIONS, parseAttackParams } from "../attack-options.js";
 import { evaluateBundle } from "../../jobs/evaluate-defense.js";
+import { LIMIT_ORDERS } from "../../jobs/compare.js";
 import { SCORE_RULES } from "../../defense/scores.js";
 import { metricsRows } from "../../report/report.js";
 import { DEFAULT_SALIENCY_METHOD, SALIENCY_METHODS } from "../../forensics/saliency.js";
@@ -19,7 +20,8 @@ const OPTIONS: Record<string, OptionSpec> = {
   "verify-key": { type: "string", description: "Ed25519 public key (PEM): refuse the bundle unless it is signed by its private key" },
   "explain-inputs": { type: "string", description: "with --report: flagged poisoned inputs explained in its \"What the detector saw\" section (0: none)", default: "48", value: { kind: "int", min: 0, max: 1e6 } },
   "explain-method": { type: "string", description: `saliency method of that section: ${SALIENCY_METHODS.join(", ")}`, default: DEFAULT_SALIENCY_METHOD, value: { kind: "choice", values: SALIENCY_METHODS } },
-  "evaluation-limit": { type: "string", description: "use the first N images of the evaluation split (0: all; STRIP costs ~100 passes per input)", value: { kind: "int", min: 0, max: 1e9 } },
+  "evaluation-limit": { type: "string", description: "use N images of the evaluation split (0: all; STRIP costs ~100 passes per input)", value: { kind: "int", min: 0, max: 1e9 } },
+  "limit-order": { type: "string", description: "how that limit picks: sample (a seeded random N) or first (the first N by index; the rule before session 8)", default: "sample", value: { kind: "choice", values: LIMIT_ORDERS } },
   ...RUNTIME_OPTIONS,
 };
 
@@ -46,6 +48,7 @@ export const evaluateDefenseCommand: Command = {
     const bundle = requireStr(v, "bundle", "a directory written by `badexpert defend`");
     const verifyKey = str(v, "verify-key");
     const evaluationLimit = num(v, "evaluation-limit", OPTIONS);
+    const limitOrder = choiceWithDefault(v, "limit-order", LIMIT_ORDERS, OPTIONS);
     const r = await evaluateBundle({
       bundle,
       ...(verifyKey !== undefined ? { verifyKey } : {}),
@@ -58,6 +61,7 @@ export const evaluateDefenseCommand: Command = {
       ...(dataPath ? { dataPath } : {}),
       ...(report ? { report } : {}),
       ...(evaluationLimit !== undefined ? { evaluationLimit } : {}),
+      limitOrder,
       explainInputs: num(v, "explain-inputs", OPTIONS) ?? 48,
       explainMethod: choice(v, "explain-method", SALIENCY_METHODS) ?? DEFAULT_SALIENCY_METHOD,
     });
