@@ -61,7 +61,9 @@ const pct = (x: number) => (Number.isFinite(x) ? `${(100 * x).toFixed(1)}%` : "n
 
 const results: CompareResult[] = [];
 for (const attack of attacks) {
-  const { dir } = await cachedModel({ ...where, attack, attackParams: attackParams[attack] ?? {}, epochs, seed });
+  // Clean-Label crafts its poison against a clean model of the same recipe (cached like the others).
+  const clean = attack === "clean-label" ? await cachedModel({ ...where, attack: null, epochs, seed }) : null;
+  const { dir } = await cachedModel({ ...where, attack, attackParams: attackParams[attack] ?? {}, epochs, seed, ...(clean ? { cleanModel: clean.dir } : {}) });
   console.error(`[bench:compare] ${attack}: ${dir}`);
   const r = await compareDetectors({
     checkpoint: dir,
