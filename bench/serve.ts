@@ -22,7 +22,8 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { rm } from "node:fs/promises";
+import { dirname, join } from "node:path";
 import { createServer as netServer } from "node:net";
 import { availableParallelism } from "node:os";
 import { fileURLToPath } from "node:url";
@@ -274,12 +275,9 @@ async function requestPngs(bundle: string): Promise<Uint8Array[]> {
   });
 }
 
-async function main(): Promise<void> {
+async function main(bundle: string): Promise<void> {
   const duration = arg("duration", 8);
   const soak = arg("soak", 60);
-  const randomModel = strArg("random-model");
-  if (randomModel !== undefined && strArg("bundle") !== undefined) throw new RangeError("--random-model and --bundle: give one of them");
-  const bundle = randomModel !== undefined ? await randomBundle(randomModel) : (strArg("bundle") ?? (await fixtureBundle()));
   const baseline = await baselineBundleDetector(bundle);
   if (baseline !== null) {
     await baselineMain(bundle, baseline, duration, ["--max-batch", "64", "--max-wait-ms", "2"]);
@@ -383,4 +381,16 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+const randomModel = strArg("random-model");
+if (randomModel !== undefined && strArg("bundle") !== undefined) throw new RangeError("--random-model and --bundle: give one of them");
+if (randomModel === undefined) {
+  await main(strArg("bundle") ?? (await fixtureBundle()));
+} else {
+  // The random-weight bundle is this run's own: removed afterwards, whatever happens.
+  const bundle = await randomBundle(randomModel);
+  try {
+    await main(bundle);
+  } finally {
+    await rm(dirname(bundle), { recursive: true, force: true });
+  }
+}

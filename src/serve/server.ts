@@ -113,10 +113,6 @@ export class BadExpertServer {
     // so it gets the same budget, or large products would spill onto other workers' cores and out
     // of the explain worker's low priority.
     setBlasThreads(o.threadsPerWorker);
-    // Each worker's budget is its own libtorch threads; OpenBLAS's pool is shared by the process,
-    // so it gets the same budget, or large products would spill onto other workers' cores and out
-    // of the explain worker's low priority.
-    setBlasThreads(o.threadsPerWorker);
     const hashes = await sourceHashes(source);
     const audit = o.auditLog ? await AuditLog.open(o.auditLog, o.auditImages) : null;
     let chosen: ChosenPool;
