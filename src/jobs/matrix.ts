@@ -51,9 +51,14 @@ export interface MatrixCellResult {
   version: number;
   cell: MatrixCell;
   model: { checkpoint: string; cleanAccuracy: number | null; attackSuccessRate: number | null; trainSeconds: number };
-  unlearn: { lr: number; source: string };
+  unlearn: {
+    lr: number;
+    source: string;
+    /** The canary tables the rate was chosen from (absent where no canaries ran, and in results written before they were kept): rules can be compared on them later without re-running. */
+    canaries?: { kind: string; attackSuccessRate: number; cleanAccuracy: number; table: { lr: number; auroc: number; expertCleanAccuracy: number }[] }[];
+  };
   /** The finetuning rate of M' and where it came from (absent in results written before it was recorded). */
-  finetune?: { lr: number; source: "default" | "given" | "auto" };
+  finetune?: { lr: number; source: "default" | "given" | "auto"; selection?: { modelAccuracy: number; tolerance: number; table: { lr: number; calibrationAccuracy: number }[] } };
   evaluations: MatrixEvaluation[];
   /** Scores of the AUROC sets (positives: poisoned inputs that fool M; negatives: clean inputs M gets right), for the bootstrap. */
   scores: { positives: number[]; negatives: number[] };
@@ -160,7 +165,7 @@ export async function runCell(c: MatrixCell, o: RunCellOptions): Promise<MatrixC
   const meta = await readCheckpointMeta(trained.dir);
   const bundle = join(o.resultsDir, "bundles", cellId(c));
   log(`${cellId(c)}: defending`);
-  const d = await defendCheckpoint({ checkpoint: trained.dir, out: bundle, force: true, seed: c.seed, splitSeed: c.seed, targetFpr: fprs[0], silent: true, log: () => {}, ...(c.defense ?? {}) });
+  const d = await defendCheckpoint({ checkpoint: trained.dir, out: bundle, force: true, seed: c.seed, splitSeed: c.seed, targetFpr: fprs[0], silent: true, log: (l) => log(`${cellId(c)}: ${l}`), ...(c.defense ?? {}) });
   const evaluations: MatrixEvaluation[] = [];
   let scores: MatrixCellResult["scores"] | null = null;
   let evaluation = 0;
@@ -177,8 +182,16 @@ export async function runCell(c: MatrixCell, o: RunCellOptions): Promise<MatrixC
     version: MATRIX_RESULT_VERSION,
     cell: c,
     model: { checkpoint: trained.dir, cleanAccuracy: meta.metrics.cleanAccuracy ?? null, attackSuccessRate: meta.metrics.attackSuccessRate ?? null, trainSeconds: trained.seconds },
-    unlearn: { lr: d.options.unlearn.lr, source: d.selection ? (d.selection.conclusive ? "canary" : "canary-inconclusive") : "paper" },
-    finetune: { lr: d.options.finetune.lr, source: c.defense?.finetuneLr === "auto" ? "auto" : c.defense?.finetuneLr === undefined ? "default" : "given" },
+    unlearn: {
+      lr: d.options.unlearn.lr,
+      source: d.selection ? (d.selection.conclusive ? "canary" : "canary-inconclusive") : "paper",
+      ...(d.selection ? { canaries: d.selection.canaries.map((k) => ({ kind: k.kind, attackSuccessRate: k.attackSuccessRate, cleanAccuracy: k.cleanAccuracy, table: k.table })) } : {}),
+    },
+    finetune: {
+      lr: d.options.finetune.lr,
+      source: c.defense?.finetuneLr === "auto" ? "auto" : c.defense?.finetuneLr === undefined ? "default" : "given",
+      ...(d.finetuneSelection ? { selection: { modelAccuracy: d.finetuneSelection.modelAccuracy, tolerance: d.finetuneSelection.tolerance, table: d.finetuneSelection.table } } : {}),
+    },
     evaluations,
     scores: scores ?? { positives: [], negatives: [] },
     seconds: { ...d.seconds, evaluation },

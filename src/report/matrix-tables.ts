@@ -24,6 +24,8 @@ export interface AttackSummary {
   defense: string;
   seeds: number[];
   unlearnLrs: number[];
+  /** Per seed: whether B's rate is the architecture's static fallback because the canaries were inconclusive. */
+  unlearnInconclusive: boolean[];
   /** M''s finetuning rate per seed (null where the result did not record it). */
   finetuneLrs: (number | null)[];
   stats: Record<MetricName, MeanStd>;
@@ -77,6 +79,7 @@ export function aggregateMatrix(rows: readonly MatrixRow[], o: BootstrapOptions 
         defense: defenseLabel(first.cell.defense),
         seeds: sorted.map((x) => x.row.cell.seed),
         unlearnLrs: sorted.map((x) => x.row.unlearn.lr),
+        unlearnInconclusive: sorted.map((x) => x.row.unlearn.source === "canary-inconclusive"),
         finetuneLrs: sorted.map((x) => x.row.finetune?.lr ?? null),
         stats,
         aurocInterval: bootstrapMeanAuroc(ranked, o),
@@ -113,6 +116,15 @@ function fprLabel(f: number): string {
   return `${Number((100 * f).toPrecision(6))}%`;
 }
 
+/** B's rates over the seeds, each once; a rate the canaries could not choose (inconclusive: the static fallback) carries INCONCLUSIVE_MARK. */
+function unlearnLrLabel(a: AttackSummary): string {
+  const labels = a.unlearnLrs.map((lr, i) => `${lr.toExponential()}${a.unlearnInconclusive[i] ? INCONCLUSIVE_MARK : ""}`);
+  return [...new Set(labels)].join(", ");
+}
+
+const INCONCLUSIVE_MARK = "†";
+const INCONCLUSIVE_NOTE = `${INCONCLUSIVE_MARK} the canaries were inconclusive for this seed: B's rate is the architecture's static fallback.`;
+
 function attackLabel(a: AttackSummary): string {
   const params = Object.entries(a.attackParams).map(([k, v]) => `${k}=${String(v)}`).join(", ");
   return `${params ? `${a.attack} (${params})` : a.attack}${a.defense ? ` · defense ${a.defense}` : ""}`;
@@ -127,7 +139,7 @@ export function renderMatrixTables(groups: readonly MatrixGroup[]): string {
     out.push("|---|---|---|---|---|---|---|---|---|");
     for (const a of g.attacks) {
       const ftLrs = [...new Set(a.finetuneLrs.filter((lr): lr is number => lr !== null))].join(", ");
-      const lrs = `${[...new Set(a.unlearnLrs)].map((lr) => lr.toExponential()).join(", ")} / ${ftLrs || "–"}`;
+      const lrs = `${unlearnLrLabel(a)} / ${ftLrs || "–"}`;
       const ci = `[${a.aurocInterval.low.toFixed(4)}, ${a.aurocInterval.high.toFixed(4)}]`;
       out.push(`| ${attackLabel(a)} | ${a.seeds.join(",")} | ${lrs} | ${pctStat(a.stats.cleanAccuracyBefore)} → ${pctStat(a.stats.cleanAccuracyAfter)} | ` +
         `${pctStat(a.stats.asrBefore)} → ${pctStat(a.stats.asrAfter)} | ${aurocStat(a.stats.auroc)} | ${ci} | ${pctStat(a.stats.tpr)} | ${pctStat(a.stats.fpr)} |`);
@@ -136,6 +148,7 @@ export function renderMatrixTables(groups: readonly MatrixGroup[]): string {
     const which = n < g.attacks.length ? " (defaults)" : "";
     out.push(`| **average over ${n} attack${n === 1 ? "" : "s"}${which}** | | | CA drop ${(100 * g.average.cleanAccuracyDrop).toFixed(2)} pts | ` +
       `ASR after ${(100 * g.average.asrAfter).toFixed(2)}% | ${g.average.auroc.toFixed(4)} | | | |`);
+    if (g.attacks.some((a) => a.unlearnInconclusive.includes(true))) out.push("", INCONCLUSIVE_NOTE);
     out.push("");
   }
   return out.join("\n");

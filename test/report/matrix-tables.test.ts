@@ -79,6 +79,16 @@ void test("aggregateMatrix: rows with defense overrides are their own rows, labe
   assert.match(renderMatrixTables(groups), /\| \*\*average over 2 attacks \(defaults\)\*\* \|/);
 });
 
+void test("renderMatrixTables: a rate the canaries could not choose is marked, and the table explains the mark", () => {
+  const plain = renderMatrixTables(aggregateMatrix(ROWS, { reps: 10, seed: 0 }));
+  assert.doesNotMatch(plain, /†/);
+  const fallback: MatrixRow = { ...row("badnet", 1, { 0.01: { auroc: 0.998 } }), unlearn: { lr: 3e-4, source: "canary-inconclusive" } };
+  const text = renderMatrixTables(aggregateMatrix([ROWS[1] as MatrixRow, fallback, ROWS[2] as MatrixRow], { reps: 10, seed: 0 }));
+  // Seed 0 chose 3e-4, seed 1 fell back to 3e-4, seed 2 chose 5e-4: three labels, in seed order.
+  assert.match(text, /\| badnet \| 0,1,2 \| 3e-4, 3e-4†, 5e-4 \/ – \|/);
+  assert.match(text, /^† the canaries were inconclusive for this seed/m);
+});
+
 void test("replaceMatrixSection: replaces only between the markers; missing or doubled markers are refused", () => {
   const doc = `# B\n\nbefore\n${MATRIX_BEGIN}\nold table\n${MATRIX_END}\nafter\n`;
   const out = replaceMatrixSection(doc, "| new |\n");
