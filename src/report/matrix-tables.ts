@@ -30,7 +30,16 @@ export interface AttackSummary {
   finetuneLrs: (number | null)[];
   stats: Record<MetricName, MeanStd>;
   aurocInterval: Interval;
+  /** Whether the backdoor took (mean ASR before ≥ TOOK_ASR); a detector is not judged on one that did not. */
+  took: boolean;
 }
+
+/**
+ * Below this attack success rate the backdoor is not there to detect: its triggered inputs that
+ * "fool" M are mostly M's ordinary mistakes, so such rows are shown, marked, and left out of the
+ * averages.
+ */
+export const TOOK_ASR = 0.5;
 
 export interface MatrixGroup {
   dataset: string;
@@ -38,8 +47,12 @@ export interface MatrixGroup {
   epochs: number;
   targetFpr: number;
   attacks: AttackSummary[];
-  /** Means over the attacks of the per-attack means; rows with defense overrides are left out when default rows exist. */
-  average: { attacks: number; auroc: number; asrAfter: number; cleanAccuracyDrop: number };
+  /**
+   * Means over the attacks of the per-attack means; rows with defense overrides are left out when
+   * default rows exist, and so are backdoors that did not take (`untaken` counts those). Null
+   * when no row is left.
+   */
+  average: { attacks: number; untaken: number; auroc: number; asrAfter: number; cleanAccuracyDrop: number } | null;
 }
 
 const key = (...parts: unknown[]) => JSON.stringify(parts);
@@ -83,17 +96,20 @@ export function aggregateMatrix(rows: readonly MatrixRow[], o: BootstrapOptions 
         finetuneLrs: sorted.map((x) => x.row.finetune?.lr ?? null),
         stats,
         aurocInterval: bootstrapMeanAuroc(ranked, o),
+        took: stats.asrBefore.mean >= TOOK_ASR,
       };
     });
     // The average is the defense's (defend's defaults) over the attacks; override rows are comparisons.
     const defaults = attacks.filter((a) => a.defense === "");
-    const pool = defaults.length > 0 ? defaults : attacks;
+    const candidates = defaults.length > 0 ? defaults : attacks;
+    const pool = candidates.filter((a) => a.took);
     const avg = (f: (a: AttackSummary) => number) => pool.reduce((s, a) => s + f(a), 0) / pool.length;
     return {
       ...head,
       attacks,
-      average: {
+      average: pool.length === 0 ? null : {
         attacks: pool.length,
+        untaken: candidates.length - pool.length,
         auroc: avg((a) => a.stats.auroc.mean),
         asrAfter: avg((a) => a.stats.asrAfter.mean),
         cleanAccuracyDrop: avg((a) => a.stats.cleanAccuracyBefore.mean - a.stats.cleanAccuracyAfter.mean),
@@ -127,7 +143,8 @@ const INCONCLUSIVE_NOTE = `${INCONCLUSIVE_MARK} the canaries were inconclusive f
 
 function attackLabel(a: AttackSummary): string {
   const params = Object.entries(a.attackParams).map(([k, v]) => `${k}=${String(v)}`).join(", ");
-  return `${params ? `${a.attack} (${params})` : a.attack}${a.defense ? ` · defense ${a.defense}` : ""}`;
+  const untaken = a.took ? "" : " · **did not take**";
+  return `${params ? `${a.attack} (${params})` : a.attack}${a.defense ? ` · defense ${a.defense}` : ""}${untaken}`;
 }
 
 /** One Markdown table per group, with a heading line and the average row. */
@@ -144,10 +161,15 @@ export function renderMatrixTables(groups: readonly MatrixGroup[]): string {
       out.push(`| ${attackLabel(a)} | ${a.seeds.join(",")} | ${lrs} | ${pctStat(a.stats.cleanAccuracyBefore)} → ${pctStat(a.stats.cleanAccuracyAfter)} | ` +
         `${pctStat(a.stats.asrBefore)} → ${pctStat(a.stats.asrAfter)} | ${aurocStat(a.stats.auroc)} | ${ci} | ${pctStat(a.stats.tpr)} | ${pctStat(a.stats.fpr)} |`);
     }
-    const n = g.average.attacks;
-    const which = n < g.attacks.length ? " (defaults)" : "";
-    out.push(`| **average over ${n} attack${n === 1 ? "" : "s"}${which}** | | | CA drop ${(100 * g.average.cleanAccuracyDrop).toFixed(2)} pts | ` +
-      `ASR after ${(100 * g.average.asrAfter).toFixed(2)}% | ${g.average.auroc.toFixed(4)} | | | |`);
+    const av = g.average;
+    if (av) {
+      const n = av.attacks;
+      const which = [g.attacks.some((a) => a.defense !== "") ? "defaults" : "", av.untaken > 0 ? `${av.untaken} that did not take left out` : ""].filter(Boolean).join("; ");
+      out.push(`| **average over ${n} attack${n === 1 ? "" : "s"}${which ? ` (${which})` : ""}** | | | CA drop ${(100 * av.cleanAccuracyDrop).toFixed(2)} pts | ` +
+        `ASR after ${(100 * av.asrAfter).toFixed(2)}% | ${av.auroc.toFixed(4)} | | | |`);
+    } else {
+      out.push("| **no average: no backdoor in this table took** | | | | | | | | |");
+    }
     if (g.attacks.some((a) => a.unlearnInconclusive.includes(true))) out.push("", INCONCLUSIVE_NOTE);
     out.push("");
   }

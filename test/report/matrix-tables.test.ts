@@ -46,6 +46,8 @@ void test("aggregateMatrix: groups by dataset, model, epochs and FPR; mean ± st
   // Perfectly separated scores: the interval is [1, 1].
   assert.deepEqual([badnet.aurocInterval.low, badnet.aurocInterval.high], [1, 1]);
   // Averages of the per-attack means: AUROC (0.99867 + 0.99) / 2; ASR (0.01 + 0.05) / 2; CA drop (0.01667 + 0.01) / 2.
+  assert.ok(g.average);
+  assert.equal(g.average.untaken, 0);
   assert.ok(Math.abs(g.average.auroc - (0.998667 + 0.99) / 2) < 1e-6);
   assert.ok(Math.abs(g.average.asrAfter - 0.03) < 1e-12);
   assert.ok(Math.abs(g.average.cleanAccuracyDrop - (0.05 / 3 + 0.01) / 2) < 1e-12);
@@ -75,7 +77,7 @@ void test("aggregateMatrix: rows with defense overrides are their own rows, labe
   assert.deepEqual(g.attacks.map((a) => [a.attack, a.defense, a.seeds]), [["badnet", "", [0, 1, 2]], ["blend", "", [0]], ["badnet", "finetuneLr=0.05, unlearnLabels=permutation", [0]]]);
   assert.match(renderMatrixTables(groups), /\| badnet · defense finetuneLr=0\.05, unlearnLabels=permutation \| 0 \| 3e-4 \/ 0\.05 \|/);
   // The average row stays the defaults': the override row is a comparison, not another attack.
-  assert.deepEqual([g.average.attacks, g.average.auroc], [2, aggregateMatrix(ROWS, { reps: 10, seed: 0 })[0]?.average.auroc]);
+  assert.deepEqual([g.average?.attacks, g.average?.auroc], [2, aggregateMatrix(ROWS, { reps: 10, seed: 0 })[0]?.average?.auroc]);
   assert.match(renderMatrixTables(groups), /\| \*\*average over 2 attacks \(defaults\)\*\* \|/);
 });
 
@@ -98,4 +100,21 @@ void test("replaceMatrixSection: replaces only between the markers; missing or d
   assert.throws(() => replaceMatrixSection("no markers", "x"), /expected one .*bench:matrix:begin.* followed by one .*bench:matrix:end/);
   assert.throws(() => replaceMatrixSection(`${MATRIX_END}\n${MATRIX_BEGIN}`, "x"), /expected one/);
   assert.throws(() => replaceMatrixSection(`${MATRIX_BEGIN}${MATRIX_BEGIN}${MATRIX_END}`, "x"), /expected one/);
+});
+
+void test("aggregateMatrix: a backdoor that did not take (ASR before < 50%) is shown, marked, and left out of the average", () => {
+  const weak = row("wanet", 0, { 0.01: { auroc: 0.6, asrBefore: 0.3, asrAfter: 0.29 } });
+  const groups = aggregateMatrix([...ROWS, weak], { reps: 10, seed: 0 });
+  const g = groups[0];
+  assert.ok(g?.average);
+  assert.deepEqual(g.attacks.map((a) => [a.attack, a.took]), [["badnet", true], ["blend", true], ["wanet", false]]);
+  // The average is the one without the untaken row.
+  assert.deepEqual([g.average.attacks, g.average.untaken, g.average.auroc], [2, 1, aggregateMatrix(ROWS, { reps: 10, seed: 0 })[0]?.average?.auroc]);
+  const text = renderMatrixTables(groups);
+  assert.match(text, /^\| wanet · \*\*did not take\*\* \| 0 \|/m);
+  assert.match(text, /\| \*\*average over 2 attacks \(1 that did not take left out\)\*\* \|/);
+  // A table with nothing that took has no average, and says so.
+  const only = aggregateMatrix([weak], { reps: 10, seed: 0 });
+  assert.equal(only[0]?.average, null);
+  assert.match(renderMatrixTables(only), /no average: no backdoor in this table took/);
 });
