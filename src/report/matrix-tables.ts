@@ -164,7 +164,9 @@ export function renderMatrixTables(groups: readonly MatrixGroup[]): string {
     const av = g.average;
     if (av) {
       const n = av.attacks;
-      const which = [g.attacks.some((a) => a.defense !== "") ? "defaults" : "", av.untaken > 0 ? `${av.untaken} that did not take left out` : ""].filter(Boolean).join("; ");
+      // "defaults" only where override rows sit beside default rows (the average is then the defaults').
+      const mixed = g.attacks.some((a) => a.defense === "") && g.attacks.some((a) => a.defense !== "");
+      const which = [mixed ? "defaults" : "", av.untaken > 0 ? `${av.untaken} that did not take left out` : ""].filter(Boolean).join("; ");
       out.push(`| **average over ${n} attack${n === 1 ? "" : "s"}${which ? ` (${which})` : ""}** | | | CA drop ${(100 * av.cleanAccuracyDrop).toFixed(2)} pts | ` +
         `ASR after ${(100 * av.asrAfter).toFixed(2)}% | ${av.auroc.toFixed(4)} | | | |`);
     } else {
