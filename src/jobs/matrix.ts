@@ -7,6 +7,8 @@
 import { readFile, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { ParamValue } from "../attacks/attack.js";
+import type { AuxiliaryRateSelection } from "../defense/auxiliary-rate.js";
+import type { CanaryRecord } from "../defense/canary.js";
 import { defenseDefaults, type UnlearnLabelMapping } from "../defense/defaults.js";
 import type { DefenseMetrics } from "../defense/metrics.js";
 import { readCheckpointMeta } from "../train/checkpoint.js";
@@ -54,11 +56,11 @@ export interface MatrixCellResult {
   unlearn: {
     lr: number;
     source: string;
-    /** The canary tables the rate was chosen from (absent where no canaries ran, and in results written before they were kept): rules can be compared on them later without re-running. */
-    canaries?: { kind: string; attackSuccessRate: number; cleanAccuracy: number; table: { lr: number; auroc: number; expertCleanAccuracy: number }[] }[];
+    /** The canary records the rate was chosen from (absent where no canaries ran, and in results written before they were kept): rules can be compared on them later without re-running. */
+    canaries?: CanaryRecord[];
   };
   /** The finetuning rate of M' and where it came from (absent in results written before it was recorded). */
-  finetune?: { lr: number; source: "default" | "given" | "auto"; selection?: { modelAccuracy: number; tolerance: number; table: { lr: number; calibrationAccuracy: number }[] } };
+  finetune?: { lr: number; source: "default" | "given" | "auto"; selection?: AuxiliaryRateSelection };
   evaluations: MatrixEvaluation[];
   /** Scores of the AUROC sets (positives: poisoned inputs that fool M; negatives: clean inputs M gets right), for the bootstrap. */
   scores: { positives: number[]; negatives: number[] };
@@ -185,12 +187,12 @@ export async function runCell(c: MatrixCell, o: RunCellOptions): Promise<MatrixC
     unlearn: {
       lr: d.options.unlearn.lr,
       source: d.selection ? (d.selection.conclusive ? "canary" : "canary-inconclusive") : "paper",
-      ...(d.selection ? { canaries: d.selection.canaries.map((k) => ({ kind: k.kind, attackSuccessRate: k.attackSuccessRate, cleanAccuracy: k.cleanAccuracy, table: k.table })) } : {}),
+      ...(d.selection ? { canaries: d.selection.canaries } : {}),
     },
     finetune: {
       lr: d.options.finetune.lr,
       source: c.defense?.finetuneLr === "auto" ? "auto" : c.defense?.finetuneLr === undefined ? "default" : "given",
-      ...(d.finetuneSelection ? { selection: { modelAccuracy: d.finetuneSelection.modelAccuracy, tolerance: d.finetuneSelection.tolerance, table: d.finetuneSelection.table } } : {}),
+      ...(d.finetuneSelection ? { selection: d.finetuneSelection } : {}),
     },
     evaluations,
     scores: scores ?? { positives: [], negatives: [] },

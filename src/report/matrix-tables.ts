@@ -132,14 +132,14 @@ function fprLabel(f: number): string {
   return `${Number((100 * f).toPrecision(6))}%`;
 }
 
+const INCONCLUSIVE_MARK = "†";
+const INCONCLUSIVE_NOTE = `${INCONCLUSIVE_MARK} the canaries were inconclusive for this seed: B's rate is the architecture's static fallback.`;
+
 /** B's rates over the seeds, each once; a rate the canaries could not choose (inconclusive: the static fallback) carries INCONCLUSIVE_MARK. */
 function unlearnLrLabel(a: AttackSummary): string {
   const labels = a.unlearnLrs.map((lr, i) => `${lr.toExponential()}${a.unlearnInconclusive[i] ? INCONCLUSIVE_MARK : ""}`);
   return [...new Set(labels)].join(", ");
 }
-
-const INCONCLUSIVE_MARK = "†";
-const INCONCLUSIVE_NOTE = `${INCONCLUSIVE_MARK} the canaries were inconclusive for this seed: B's rate is the architecture's static fallback.`;
 
 function attackLabel(a: AttackSummary): string {
   const params = Object.entries(a.attackParams).map(([k, v]) => `${k}=${String(v)}`).join(", ");
