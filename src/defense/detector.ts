@@ -16,6 +16,8 @@ export interface BatchScores {
   pred: Int32Array;
   /** b: B's softmax probability of M's predicted class. */
   expertConfidence: Float32Array;
+  /** c = 1 − b, computed as B's probabilities of the other classes summed (precise where b rounds to 1; scores.ts). */
+  expertComplement: Float32Array;
   /** a: M''s softmax probability of M's predicted class. */
   auxiliaryConfidence: Float32Array;
   score: Float64Array;
@@ -34,6 +36,7 @@ export function emptyScores(n: number): BatchScores {
   return {
     pred: new Int32Array(n),
     expertConfidence: new Float32Array(n),
+    expertComplement: new Float32Array(n),
     auxiliaryConfidence: new Float32Array(n),
     score: new Float64Array(n),
     flagged: new Uint8Array(n),
@@ -45,6 +48,7 @@ export function emptyScores(n: number): BatchScores {
 export function putScores(out: BatchScores, r: BatchScores, at: number): void {
   out.pred.set(r.pred, at);
   out.expertConfidence.set(r.expertConfidence, at);
+  out.expertComplement.set(r.expertComplement, at);
   out.auxiliaryConfidence.set(r.auxiliaryConfidence, at);
   out.score.set(r.score, at);
   out.flagged.set(r.flagged, at);
@@ -125,16 +129,20 @@ export class BadExpertDetector {
     if (s.length !== 4) throw new RangeError(`scoreBatch: expected [N, C, H, W] images, got shape [${s.join(", ")}]`);
     this.checkInput(s[2] as number, s[3] as number, s[1] as number);
     const { mean, std } = this.info.preprocessing;
-    const [pred, b, a] = inferenceMode(() =>
+    const [pred, b, c, a] = inferenceMode(() =>
       tidy(() => {
         const xn = normalize(x, mean, std);
         const p = this.model.forward(xn).argmax(1);
         const idx = p.unsqueeze(1);
-        const conf = (m: Module) => m.forward(xn).softmax(1).gather(1, idx).squeeze(1).data() as Float32Array;
-        return [p.to({ dtype: "int32" }).data() as Int32Array, conf(this.expert), conf(this.auxiliary)] as const;
+        const probs = (m: Module) => m.forward(xn).softmax(1);
+        const conf = (q: Tensor) => q.gather(1, idx).squeeze(1).data() as Float32Array;
+        const pb = probs(this.expert);
+        // 1 − b as a sum of the other classes' probabilities: no cancellation when b is near 1.
+        const rest = pb.scatter(1, idx, 0).sum(1).data() as Float32Array;
+        return [p.to({ dtype: "int32" }).data() as Int32Array, conf(pb), rest, conf(probs(this.auxiliary))] as const;
       }),
     );
-    return this.#decide(pred, b, a);
+    return this.#decide(pred, b, c, a);
   }
 
   /** Scores every image of a dataset, batch by batch. */
@@ -155,14 +163,14 @@ export class BadExpertDetector {
     return out;
   }
 
-  #decide(pred: Int32Array, b: Float32Array, a: Float32Array): BatchScores {
+  #decide(pred: Int32Array, b: Float32Array, c: Float32Array, a: Float32Array): BatchScores {
     const n = pred.length;
     const score = new Float64Array(n);
     const flagged = new Uint8Array(n);
     const invalid = new Uint8Array(n);
     const t = this.info.threshold;
     for (let i = 0; i < n; i++) {
-      const s = scoreOf(this.info.rule, a[i] as number, b[i] as number);
+      const s = scoreOf(this.info.rule, a[i] as number, b[i] as number, c[i] as number);
       score[i] = s;
       // Written so that NaN (score or threshold) lands on the flagged side, and so does a threshold
       // that was never calibrated (±Infinity).
@@ -170,7 +178,7 @@ export class BadExpertDetector {
       invalid[i] = bad ? 1 : 0;
       flagged[i] = bad || !Number.isFinite(t) || s > t ? 1 : 0;
     }
-    return { pred, expertConfidence: b, auxiliaryConfidence: a, score, flagged, invalid };
+    return { pred, expertConfidence: b, expertComplement: c, auxiliaryConfidence: a, score, flagged, invalid };
   }
 
   dispose(): void {

@@ -78,6 +78,7 @@ export function readCalibration(r: FieldReader, v: unknown): Calibration {
     scoreMean: n(c.scoreMean, "scoreMean"),
     scoreStd: r.number(c.scoreStd, "calibration.scoreStd", { min: 0 }),
     scoreQuantiles: { p50: n(q.p50, "scoreQuantiles.p50"), p90: n(q.p90, "scoreQuantiles.p90"), p99: n(q.p99, "scoreQuantiles.p99") },
+    ...(c.atCeiling !== undefined ? { atCeiling: r.number(c.atCeiling, "calibration.atCeiling", { integer: true, min: 1 }) } : {}),
   };
 }
 

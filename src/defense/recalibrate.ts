@@ -2,7 +2,7 @@
 // clean calibration inputs (the bundle's calibration split), never on evaluation data.
 import type { ImageDataset } from "../data/dataset.js";
 import type { BadExpertDetector } from "./detector.js";
-import { scoreAll, type ScoreRule } from "./scores.js";
+import { SCORE_CEILING, scoreAll, type ScoreRule } from "./scores.js";
 import { calibrateThreshold, type Calibration } from "./threshold.js";
 
 /** Threshold statistics for `rule` from the clean calibration inputs that M classifies correctly. */
@@ -10,8 +10,9 @@ export function calibrationFor(det: BadExpertDetector, rule: ScoreRule, targetFp
   const s = det.scoreDataset(calibration);
   const keep: number[] = [];
   for (let i = 0; i < calibration.count; i++) if (s.pred[i] === calibration.labels[i]) keep.push(i);
-  const scores = scoreAll(rule, keep.map((i) => s.auxiliaryConfidence[i] as number), keep.map((i) => s.expertConfidence[i] as number));
-  return calibrateThreshold(scores, targetFpr);
+  const pick = (v: Float32Array): number[] => keep.map((i) => v[i] as number);
+  const scores = scoreAll(rule, pick(s.auxiliaryConfidence), pick(s.expertConfidence), pick(s.expertComplement));
+  return calibrateThreshold(scores, targetFpr, SCORE_CEILING[rule]);
 }
 
 export function recalibrate(det: BadExpertDetector, rule: ScoreRule, targetFpr: number, calibration: ImageDataset): BadExpertDetector {

@@ -10,7 +10,7 @@ import { DataType, type ModelProto } from "./onnx-proto.js";
 import { scoreGraph, verdictGraph } from "./score-graph.js";
 
 /** Version of the graph's interface (names, types and meaning of inputs and outputs). */
-export const EXPORT_FORMAT_VERSION = "1";
+export const EXPORT_FORMAT_VERSION = "2";
 
 /** The dimension name of the batch: any size at run time. */
 export const BATCH_DIM = "batch";
@@ -19,7 +19,7 @@ export const BATCH_DIM = "batch";
 export const INPUT_NAME = "images";
 
 /** Graph outputs of the detector, in order. */
-export const DETECTOR_OUTPUTS = ["pred", "expert_confidence", "auxiliary_confidence", "score", "flagged"] as const;
+export const DETECTOR_OUTPUTS = ["pred", "expert_confidence", "expert_complement", "auxiliary_confidence", "score", "flagged"] as const;
 
 /** Graph outputs of a model-only export, in order. */
 export const MODEL_OUTPUTS = ["logits", "pred"] as const;
@@ -48,10 +48,25 @@ function network(g: GraphBuilder, m: AnyModule, x: Value, prefix: string): Value
   return y;
 }
 
-/** softmax(logits)[i, pred[i]] as float32 [N]; pred is int64 [N, 1]. */
-function confidence(g: GraphBuilder, logits: Value, pred: string): string {
-  const probs = g.op("Softmax", [logits.name], { axis: 1 });
+/** softmax(logits) [N, classes]. */
+function probabilities(g: GraphBuilder, logits: Value): string {
+  return g.op("Softmax", [logits.name], { axis: 1 });
+}
+
+/** probs[i, pred[i]] as float32 [N]; pred is int64 [N, 1]. */
+function confidence(g: GraphBuilder, probs: string, pred: string): string {
   return g.op("Squeeze", [g.op("GatherElements", [probs, pred], { axis: 1 }), g.constInt64([1])]);
+}
+
+/**
+ * 1 − probs[i, pred[i]] as the sum of the other classes' probabilities, float32 [N], as the
+ * libtorch detector computes it (src/defense/scores.ts says why). The zeros scattered over
+ * pred's column are that column times 0, so a NaN there stays NaN.
+ */
+function complement(g: GraphBuilder, probs: string, pred: string): string {
+  const zeros = g.op("Mul", [g.op("GatherElements", [probs, pred], { axis: 1 }), g.constFloat([0], [])]);
+  const others = g.op("ScatterElements", [probs, pred, zeros], { axis: 1 });
+  return g.op("ReduceSum", [others, g.constInt64([1])], { keepdims: 0 });
 }
 
 function metadata(p: Preprocessing, extra: Record<string, unknown>): Record<string, string> {
@@ -75,14 +90,18 @@ export function detectorGraph(det: BadExpertDetector): ModelProto {
   const logitsB = network(g, det.expert, xn, "expert");
   const logitsA = network(g, det.auxiliary, xn, "auxiliary");
   const pred = g.op("ArgMax", [logitsM.name], { axis: 1, keepdims: 1 });
-  const b = g.scoped("expert", () => confidence(g, logitsB, pred));
-  const a = g.scoped("auxiliary", () => confidence(g, logitsA, pred));
-  const score = g.scoped("score", () => scoreGraph(g, rule, a, b));
+  const [b, c] = g.scoped("expert", () => {
+    const probs = probabilities(g, logitsB);
+    return [confidence(g, probs, pred), complement(g, probs, pred)];
+  });
+  const a = g.scoped("auxiliary", () => confidence(g, probabilities(g, logitsA), pred));
+  const score = g.scoped("score", () => scoreGraph(g, rule, a, b, c));
   // A float64 initializer: the bundle's threshold exactly, and easy to find and change.
   const thr = g.initializer("threshold", DataType.DOUBLE, [], Float64Array.of(threshold));
   const flagged = verdictGraph(g, score, thr);
   g.output(g.op("Squeeze", [pred, g.constInt64([1])]), batchOf(DataType.INT64, "pred", "M's predicted class"));
   g.output(b, batchOf(DataType.FLOAT, "expert_confidence", "b: the backdoor expert's softmax probability of M's class"));
+  g.output(c, batchOf(DataType.FLOAT, "expert_complement", "c = 1 - b, summed over the expert's other classes (exact where b rounds to 1)"));
   g.output(a, batchOf(DataType.FLOAT, "auxiliary_confidence", "a: the auxiliary model's softmax probability of M's class"));
   g.output(score, batchOf(DataType.DOUBLE, "score", `score rule ${rule}; higher is more suspicious`));
   g.output(flagged, batchOf(DataType.BOOL, "flagged", "true where NOT(score <= threshold): suspected backdoor input (NaN scores are flagged)"));

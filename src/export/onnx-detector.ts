@@ -92,7 +92,9 @@ export class OnnxDetector {
     if (!Number.isInteger(n) || n < 1 || images.length !== n * c * h * w) {
       throw new RangeError(`scoreBatch: images hold ${images.length} values, expected n * C * H * W = ${n} * ${c} * ${h} * ${w}`);
     }
-    const r = await this.#session.run({ [INPUT_NAME]: floatTensor(images, [n, c, h, w]) }, [...DETECTOR_OUTPUTS]);
+    // Files of export format 1 have no expert_complement; their score was computed from 1 − b.
+    const wanted = DETECTOR_OUTPUTS.filter((k) => this.#session.outputNames.includes(k));
+    const r = await this.#session.run({ [INPUT_NAME]: floatTensor(images, [n, c, h, w]) }, wanted);
     const data = (k: (typeof DETECTOR_OUTPUTS)[number]) => {
       const t = r[k];
       if (t === undefined) throw new Error(`onnxruntime engine: output ${k} is missing`);
@@ -100,15 +102,16 @@ export class OnnxDetector {
     };
     const pred = data("pred");
     const b = data("expert_confidence");
+    const rest = wanted.includes("expert_complement") ? data("expert_complement") : b instanceof Float32Array ? b.map((v) => 1 - v) : null;
     const a = data("auxiliary_confidence");
     const score = data("score");
     const flagged = data("flagged");
-    if (!(pred instanceof BigInt64Array && b instanceof Float32Array && a instanceof Float32Array && score instanceof Float64Array && flagged instanceof Uint8Array)) {
+    if (!(pred instanceof BigInt64Array && b instanceof Float32Array && rest instanceof Float32Array && a instanceof Float32Array && score instanceof Float64Array && flagged instanceof Uint8Array)) {
       throw new TypeError("onnxruntime engine: outputs are not int64 pred, float32 confidences, float64 score and bool flagged");
     }
     // Like the libtorch detector: a score that is not a finite number is invalid (and flagged by the graph).
     const invalid = Uint8Array.from(score, (s) => (Number.isFinite(s) ? 0 : 1));
-    return { pred: Int32Array.from(pred, (v) => Number(v)), expertConfidence: b, auxiliaryConfidence: a, score, flagged, invalid };
+    return { pred: Int32Array.from(pred, (v) => Number(v)), expertConfidence: b, expertComplement: rest, auxiliaryConfidence: a, score, flagged, invalid };
   }
 
   /** Scores every image of a dataset, batch by batch (default 256). */

@@ -1,47 +1,47 @@
 // The score rules of src/defense/scores.ts as ONNX nodes, and the fail-closed verdict. The score
 // is computed in float64 from the float32 confidences, as scoreOf() does in JavaScript, so the
-// same a and b give the same score bit for bit.
+// same a, b and c give the same score bit for bit.
 import type { ScoreRule } from "../defense/scores.js";
 import type { GraphBuilder } from "./graph-builder.js";
 import { DataType } from "./onnx-proto.js";
 
 const EPS = 1e-8;
 
-function triangle(g: GraphBuilder, a: string, b: string, slope: number, apex: number): string {
+function triangle(g: GraphBuilder, a: string, b: string, c: string, slope: number, apex: number): string {
   const d = (v: number): string => g.constDouble([v], []);
-  // -min(slope*a / max(b, eps), (1 - b) / max(apex - a, eps))
+  // -min(slope*a / max(b, eps), c / max(apex - a, eps))
   const left = g.op("Div", [g.op("Mul", [d(slope), a]), g.op("Max", [b, d(EPS)])]);
-  const right = g.op("Div", [g.op("Sub", [d(1), b]), g.op("Max", [g.op("Sub", [d(apex), a]), d(EPS)])]);
+  const right = g.op("Div", [c, g.op("Max", [g.op("Sub", [d(apex), a]), d(EPS)])]);
   return g.op("Neg", [g.op("Min", [left, right])]);
 }
 
-function formula(g: GraphBuilder, rule: ScoreRule, a: string, b: string): string {
+function formula(g: GraphBuilder, rule: ScoreRule, a: string, b: string, c: string): string {
   switch (rule) {
     case "triangle":
-      return triangle(g, a, b, 2, 0.5);
+      return triangle(g, a, b, c, 2, 0.5);
     case "triangle-vgg":
-      return triangle(g, a, b, 2.5, 0.4);
+      return triangle(g, a, b, c, 2.5, 0.4);
     case "triangle-mobilenet":
-      return triangle(g, a, b, 5, 0.2);
+      return triangle(g, a, b, c, 5, 0.2);
     case "single":
       return g.op("Identity", [b]);
     case "rectangle":
-      return g.op("Neg", [g.op("Min", [a, g.op("Sub", [g.constDouble([1], []), b])])]);
+      return g.op("Neg", [g.op("Min", [a, c])]);
     case "angle":
       return g.op("Neg", [g.op("Div", [a, g.op("Max", [b, g.constDouble([EPS], [])])])]);
   }
 }
 
 /**
- * score (float64 [N]) from a = auxiliary and b = expert confidences (float32 [N]). Where a
- * confidence the rule reads is NaN the score is NaN, as in JavaScript (ONNX Min/Max need not
+ * score (float64 [N]) from a = auxiliary and b = expert confidences and c = 1 − b (float32 [N]).
+ * Where a value the rule reads is NaN the score is NaN, as in JavaScript (ONNX Min/Max need not
  * propagate NaN, so it is set explicitly).
  */
-export function scoreGraph(g: GraphBuilder, rule: ScoreRule, a32: string, b32: string): string {
-  const a = g.op("Cast", [a32], { to: DataType.DOUBLE });
-  const b = g.op("Cast", [b32], { to: DataType.DOUBLE });
-  const raw = formula(g, rule, a, b);
-  const bad = rule === "single" ? g.op("IsNaN", [b]) : g.op("Or", [g.op("IsNaN", [a]), g.op("IsNaN", [b])]);
+export function scoreGraph(g: GraphBuilder, rule: ScoreRule, a32: string, b32: string, c32: string): string {
+  const [a, b, c] = [a32, b32, c32].map((v) => g.op("Cast", [v], { to: DataType.DOUBLE })) as [string, string, string];
+  const raw = formula(g, rule, a, b, c);
+  const nan = (...vs: string[]): string => vs.map((v) => g.op("IsNaN", [v])).reduce((x, y) => g.op("Or", [x, y]));
+  const bad = rule === "single" ? nan(b) : nan(a, b, c);
   return g.op("Where", [bad, g.constDouble([Number.NaN], []), raw]);
 }
 

@@ -15,7 +15,7 @@ import { selectUnlearnLr, type CanaryResult } from "../defense/canary.js";
 import { selectFinetuneLr, type AuxiliaryRateSelection } from "../defense/auxiliary-rate.js";
 import type { Module } from "../nn/index.js";
 import type { ScoreRule } from "../defense/scores.js";
-import type { Calibration } from "../defense/threshold.js";
+import { ceilingWarning, type Calibration } from "../defense/threshold.js";
 import { checkJobDevice } from "./device.js";
 import { OptionError } from "./errors.js";
 
@@ -157,6 +157,8 @@ export async function defendCheckpoint(o: DefendOptions): Promise<DefendResult> 
     }
     const detector = await fitBadExpert(model, fitMeta, reserved, calibration, options, auxiliary ? { auxiliary } : {});
     try {
+      const ceiling = ceilingWarning(detector.info.calibration);
+      if (ceiling !== null) log(`warning: ${ceiling}`);
       detector.info.creation = {
         ...detector.info.creation,
         checkpoint: o.checkpoint,

@@ -1,8 +1,8 @@
 // Score rules, threshold selection and metrics against hand-computed values.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { scoreOf, scoreAll, assertScoreRule, SCORE_RULES } from "../../src/defense/scores.js";
-import { calibrateThreshold } from "../../src/defense/threshold.js";
+import { scoreOf, scoreAll, assertScoreRule, SCORE_CEILING, SCORE_RULES } from "../../src/defense/scores.js";
+import { calibrateThreshold, ceilingWarning } from "../../src/defense/threshold.js";
 import { auroc, rocCurve, defenseMetrics } from "../../src/defense/metrics.js";
 
 const near = (a: number, b: number, tol = 1e-9) => assert.ok(Math.abs(a - b) <= tol, `${a} vs ${b}`);
@@ -26,7 +26,9 @@ test("variants, single, rectangle and angle by hand", () => {
   near(scoreOf("rectangle", 0.3, 0.6), -0.3);
   near(scoreOf("rectangle", 0.5, 0.9), -0.1);
   near(scoreOf("angle", 0.3, 0.6), -0.5);
-  assert.deepEqual(Array.from(scoreAll("single", [0.1, 0.2], [0.7, 0.8])), [0.7, 0.8]);
+  assert.deepEqual(Array.from(scoreAll("single", [0.1, 0.2], [0.7, 0.8], [0.3, 0.2])), [0.7, 0.8]);
+  // c (1 − b summed over the other classes) is what the rules read, not 1 − b recomputed.
+  assert.deepEqual(Array.from(scoreAll("rectangle", [0.1, 0.2], [1, 1], [1e-9, 0.5])), [-1e-9, -0.2]);
   assert.throws(() => assertScoreRule("circle"), /unknown score rule 'circle'; valid: triangle/);
   assert.equal(SCORE_RULES.length, 6);
 });
@@ -44,6 +46,28 @@ test("threshold = sorted clean scores at floor((1 - FPR) n); flag iff strictly a
   assert.equal(calibrateThreshold([3, 1, 2], 0.5).threshold, 2); // index floor(1.5) = 1
   assert.throws(() => calibrateThreshold([], 0.01), /no clean calibration scores/);
   assert.throws(() => calibrateThreshold([1], 0), /targetFpr must be in \(0, 1\), got 0/);
+});
+
+test("a threshold that lands on the rule's ceiling is lowered, so the ceiling's inputs are flagged (fail closed)", () => {
+  // 1000 clean scores: 996 spread below 0, four exactly at the triangle's ceiling 0. At FPR 0.1%
+  // the index 999 lands on 0, where `score > threshold` could never fire.
+  const clean = [...Array.from({ length: 996 }, (_, i) => -1 - i / 100), 0, -0, 0, 0];
+  assert.equal(calibrateThreshold(clean, 0.001).threshold, 0, "without the ceiling: the authors' quantile, on 0");
+  const c = calibrateThreshold(clean, 0.001, SCORE_CEILING.triangle);
+  assert.equal(c.threshold, -1, "the highest clean score below the ceiling");
+  assert.equal(c.atCeiling, 4);
+  assert.equal(c.achievedFpr, 0.004, "the four ceiling scores are above it: the FPR paid");
+  assert.ok(0 > c.threshold && scoreOf("triangle", 0, 1) > c.threshold, "a = 0, b = 1 (B certain, M' not) is now flagged");
+  assert.match(ceilingWarning(c) ?? "", /^4 of 1000 clean calibration scores sit at the score rule's ceiling.*FPR achieved is 0\.40%$/);
+  // Where the quantile is below the ceiling nothing changes and no field is added.
+  const fine = calibrateThreshold(clean, 0.01, SCORE_CEILING.triangle);
+  near(fine.threshold, -1.05);
+  assert.equal(fine.atCeiling, undefined);
+  assert.equal(ceilingWarning(fine), null);
+  // `single` (b) tops out at 1.
+  assert.equal(calibrateThreshold([0.2, 0.5, 1, 1], 0.25, SCORE_CEILING.single).threshold, 0.5);
+  // Nothing below the ceiling: no threshold can separate, so calibration refuses.
+  assert.throws(() => calibrateThreshold([0, 0, 0], 0.1, 0), /all 3 clean calibration scores sit at the score rule's ceiling \(0\)/);
 });
 
 test("AUROC against hand-computed and tie cases", () => {

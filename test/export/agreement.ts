@@ -15,7 +15,7 @@ export function close(x: number, y: number, rel: number, floor = 1e-6): boolean 
   return Math.abs(x - y) <= rel * Math.max(Math.abs(x), Math.abs(y), floor);
 }
 
-/** Same pred and flagged; confidences and scores within 1e-4 relative. */
+/** Same pred and flagged; confidences, the expert's complement and scores within 1e-4 relative. */
 export function assertAgree(torch: BatchScores, onnx: BatchScores, what: string): void {
   assert.deepEqual(Array.from(onnx.pred), Array.from(torch.pred), `${what}: pred`);
   assert.deepEqual(Array.from(onnx.flagged), Array.from(torch.flagged), `${what}: flagged`);
@@ -24,6 +24,8 @@ export function assertAgree(torch: BatchScores, onnx: BatchScores, what: string)
     const [ta, oa] = [torch.auxiliaryConfidence[i] as number, onnx.auxiliaryConfidence[i] as number];
     const [ts, os] = [torch.score[i] as number, onnx.score[i] as number];
     assert.ok(close(tb, ob, 1e-4), `${what}: expert confidence ${i}: libtorch ${tb}, onnxruntime ${ob}`);
+    const [tc, oc] = [torch.expertComplement[i] as number, onnx.expertComplement[i] as number];
+    assert.ok(close(tc, oc, 1e-4, 1e-30), `${what}: expert complement ${i}: libtorch ${tc}, onnxruntime ${oc}`);
     assert.ok(close(ta, oa, 1e-4), `${what}: auxiliary confidence ${i}: libtorch ${ta}, onnxruntime ${oa}`);
     assert.ok(close(ts, os, 1e-4), `${what}: score ${i}: libtorch ${ts}, onnxruntime ${os}`);
   }

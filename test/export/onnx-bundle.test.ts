@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { manualSeed, memory, noGrad, rand, tidy } from "../../src/engine/index.js";
+import { manualSeed, memory, noGrad, rand, tensor, tidy } from "../../src/engine/index.js";
 import { loadDataset } from "../../src/data/registry.js";
 import { subset } from "../../src/data/splits.js";
 import { createModel } from "../../src/models/registry.js";
@@ -65,7 +65,7 @@ test("a fitted bundle: export, Triton repository, scan --engine onnxruntime and 
       const bytes = new Uint8Array(await readFile(file));
       assertWellFormed(bytes, {
         inputDims: ["batch", 1, 28, 28],
-        outputs: [["pred", DataType.INT64], ["expert_confidence", DataType.FLOAT], ["auxiliary_confidence", DataType.FLOAT], ["score", DataType.DOUBLE], ["flagged", DataType.BOOL]],
+        outputs: [["pred", DataType.INT64], ["expert_confidence", DataType.FLOAT], ["expert_complement", DataType.FLOAT], ["auxiliary_confidence", DataType.FLOAT], ["score", DataType.DOUBLE], ["flagged", DataType.BOOL]],
       });
       const graph = decodeModel(bytes).graph;
       const thr = graph.initializer.find((t) => t.name === "threshold");
@@ -107,7 +107,7 @@ test("a fitted bundle: export, Triton repository, scan --engine onnxruntime and 
 
       // Every score rule, each with a threshold that splits these real scores.
       for (const rule of SCORE_RULES) {
-        const scores = scoreAll(rule, torch.auxiliaryConfidence, torch.expertConfidence);
+        const scores = scoreAll(rule, torch.auxiliaryConfidence, torch.expertConfidence, torch.expertComplement);
         const d = det.withDecision(rule, splittingThreshold(scores));
         const o = await OnnxDetector.fromDetector(d, { threads: 1 });
         opened.push(o);
@@ -120,6 +120,43 @@ test("a fitted bundle: export, Triton repository, scan --engine onnxruntime and 
     for (const o of opened) await o.release();
     fitted.dispose();
     await rm(dir, { recursive: true, force: true });
+  }
+  assert.equal(memory().numTensors, before);
+});
+
+test("an expert so certain that b rounds to 1: c (1 − b over the other classes) keeps the scores apart, in libtorch and in the graph", async () => {
+  const before = memory().numTensors;
+  manualSeed(4);
+  const parts = { model: createModel("compact-cnn", { imageSize: 8 }), expert: createModel("compact-cnn", { imageSize: 8 }), auxiliary: createModel("compact-cnn", { imageSize: 8 }) };
+  // M always predicts class 0; B puts a margin of about 40 on class 0, so its float32 softmax
+  // gives b = 1 exactly and 1 − b = 0 for every input, while the other classes still hold ~1e-17.
+  const heads = [parts.model, parts.expert].map((m) => [...m.modules()].filter((l) => l instanceof Linear).at(-1));
+  for (const [k, head] of heads.entries()) {
+    assert.ok(head instanceof Linear && head.bias !== null);
+    const bias = head.bias;
+    noGrad(() => tidy(() => bias.add_(tensor(Float32Array.from({ length: 10 }, (_, i) => (i === 0 ? [20, 40][k] as number : 0))))));
+  }
+  const info = { spec: { ...spec, imageSize: 8 }, preprocessing: { ...preprocessing, imageSize: [8, 8] as [number, number] }, classNames: Array.from({ length: 10 }, String), rule: "triangle" as const };
+  const open = BadExpertDetector.uncalibrated(parts, info);
+  const x = rand([6, 1, 8, 8]);
+  const pixels = x.data();
+  assert.ok(pixels instanceof Float32Array);
+  let onnx: OnnxDetector | null = null;
+  try {
+    const r = tidy(() => open.scoreBatch(x));
+    assert.deepEqual(Array.from(r.pred), [0, 0, 0, 0, 0, 0]);
+    assert.deepEqual(Array.from(r.expertConfidence), [1, 1, 1, 1, 1, 1], "b rounds to 1 in float32");
+    for (const c of r.expertComplement) assert.ok(c > 1e-25 && c < 1e-12, `c = ${c}: the other classes' probabilities, not 1 − b = 0`);
+    for (const s of r.score) assert.ok(s < 0 && s > -1e-10, `score ${s}: below the triangle's ceiling 0, which 1 − b would give`);
+    assert.equal(new Set(r.score).size, 6, "six inputs, six different scores: no ties");
+    onnx = await OnnxDetector.fromDetector(open.withDecision("triangle", splittingThreshold(r.score)), { threads: 1 });
+    const d = tidy(() => open.withDecision("triangle", splittingThreshold(r.score)).scoreBatch(x));
+    assertAgree(d, await onnx.scoreBatch(pixels, 6), "b = 1");
+    assert.deepEqual(Array.from(d.flagged).filter((f) => f === 1).length, 3, "a threshold between the tied-no-more scores splits them");
+  } finally {
+    await onnx?.release();
+    x.dispose();
+    open.dispose();
   }
   assert.equal(memory().numTensors, before);
 });

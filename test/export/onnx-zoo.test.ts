@@ -103,7 +103,7 @@ for (const name of ["compact-cnn"]) {
       const bytes = encodeModel(detectorGraph(det));
       assertWellFormed(bytes, {
         inputDims: ["batch", channels, size, size],
-        outputs: [["pred", DataType.INT64], ["expert_confidence", DataType.FLOAT], ["auxiliary_confidence", DataType.FLOAT], ["score", DataType.DOUBLE], ["flagged", DataType.BOOL]],
+        outputs: [["pred", DataType.INT64], ["expert_confidence", DataType.FLOAT], ["expert_complement", DataType.FLOAT], ["auxiliary_confidence", DataType.FLOAT], ["score", DataType.DOUBLE], ["flagged", DataType.BOOL]],
       });
       if (onnxCheckerMissing() === null) await runOnnxChecker(bytes, dir);
       onnx = await OnnxDetector.fromDetector(det, { threads: 1 });
