@@ -17,8 +17,8 @@ import { stringParam, type DetectorParamTable } from "./params.js";
 
 export const BADEXPERT_PARAMS: DetectorParamTable = {
   unlearnLr: { type: "number", default: 0, min: 0, description: "Adam learning rate of B's unlearning; 0: the architecture's default (the paper's rate, else the defender-side canary selection)" },
-  finetuneLr: { type: "number", default: 0, min: 0, description: "SGD learning rate of M''s clean finetuning; 0: the architecture's default" },
-  autoFinetune: { type: "boolean", default: false, description: "choose M''s rate as `defend --finetune-lr auto` does (the strongest of 1, 2, 5, 10x the default that keeps M''s calibration accuracy within 4 points of M's); overrides finetuneLr" },
+  finetuneLr: { type: "number", default: 0, min: 0, description: "SGD learning rate of M''s clean finetuning; 0: the architecture's default (for the compact CNN: chosen as autoFinetune does)" },
+  autoFinetune: { type: "boolean", default: false, description: "choose M''s rate as `defend --finetune-lr auto` does (the strongest of 1, 2, 5, 10x the default that keeps M''s calibration accuracy within 4 points of M's); overrides finetuneLr; the default for the compact CNN when finetuneLr is 0" },
   rule: { type: "names", default: "triangle", choices: SCORE_RULES, description: "score rule (defense/scores.ts)" },
   seed: { type: "integer", default: 0, min: 0, description: "seed of the finetuning runs" },
 };
@@ -56,7 +56,7 @@ export class BadExpertEntry implements InputDetector {
     if (givenFinetune > 0) options.finetune = { ...options.finetune, lr: givenFinetune };
     let auxiliary: Module | undefined;
     let finetuneSelectionSeconds = 0;
-    if (booleanParam(params, "autoFinetune")) {
+    if (booleanParam(params, "autoFinetune") || (givenFinetune === 0 && d.finetuneLrSource === "auto")) {
       log("badexpert: choosing the finetuning rate of M' (the strongest that keeps its calibration accuracy)");
       const chosen = await selectFinetuneLr(ctx.model, meta, reserved, calibration, { finetune: d.finetune, augment: options.augment, seed: options.seed, log: () => {} });
       auxiliary = chosen.auxiliary;

@@ -38,7 +38,7 @@ export interface DefendOptions {
   /**
    * The SGD rate of M'. "auto": finetune M' at 1, 2, 5 and 10 times the architecture's default and keep
    * the strongest rate whose M' stays within 4 points of M's calibration accuracy
-   * (src/defense/auxiliary-rate.ts).
+   * (src/defense/auxiliary-rate.ts); also the default where defenseDefaults says so (the compact CNN).
    */
   finetuneLr?: number | "auto";
   finetuneGamma?: number;
@@ -147,7 +147,7 @@ export async function defendCheckpoint(o: DefendOptions): Promise<DefendResult> 
     const unlearnLrSource: UnlearnLrSource = !auto ? (typeof o.unlearnLr === "number" ? "given" : "paper") : selection?.conclusive ? "canary" : "canary-inconclusive";
     let finetuneSelection: AuxiliaryRateSelection | null = null;
     let auxiliary: Module | undefined;
-    if (o.finetuneLr === "auto") {
+    if (o.finetuneLr === "auto" || (o.finetuneLr === undefined && d.finetuneLrSource === "auto")) {
       log("choosing the finetuning rate of M': the strongest that keeps its clean accuracy on the calibration split");
       const chosen = await selectFinetuneLr(model, fitMeta, reserved, calibration, { finetune: options.finetune, augment: options.augment, seed: options.seed, log, device });
       finetuneSelection = chosen.selection;

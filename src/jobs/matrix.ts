@@ -103,21 +103,33 @@ export async function readCellResult(path: string): Promise<MatrixCellResult | n
 }
 
 /**
+ * Whether a result stands for defend's defaults as they are now. A cell without an M' override
+ * means "the defaults", and those change (the compact CNN's M' rate went from a fixed 0.01 to the
+ * per-model selection in session 10): a result made under the old defaults has no selection
+ * record where one is now expected, or the other way round, and is stale.
+ */
+export function madeWithCurrentDefaults(r: MatrixCellResult): boolean {
+  if (r.cell.defense?.finetuneLr !== undefined) return true;
+  const chosen = defenseDefaults(r.cell.model, r.cell.dataset).finetuneLrSource === "auto";
+  return (r.finetune?.selection !== undefined) === chosen;
+}
+
+/**
  * The cells still to run, in order: those without a finished result file that covers every
- * requested FPR (default: each cell's defaultFprs()).
+ * requested FPR (default: each cell's defaultFprs()) and was made with the current defaults.
  */
 export async function pendingCells(resultsDir: string, cells: readonly MatrixCell[], fprs?: readonly number[]): Promise<MatrixCell[]> {
   const out: MatrixCell[] = [];
   for (const c of cells) {
     const r = await readCellResult(cellPath(resultsDir, c));
     const want = fprs ?? defaultFprs(c.model, c.dataset);
-    const covered = r !== null && want.every((f) => r.evaluations.some((e) => e.targetFpr === f));
+    const covered = r !== null && madeWithCurrentDefaults(r) && want.every((f) => r.evaluations.some((e) => e.targetFpr === f));
     if (!covered) out.push(c);
   }
   return out;
 }
 
-/** Every finished result under a results directory (other files are ignored). */
+/** Every finished result under a results directory (other files are ignored; so are stale ones: madeWithCurrentDefaults). */
 export async function readAllResults(resultsDir: string): Promise<MatrixCellResult[]> {
   let names: string[];
   try {
@@ -128,7 +140,7 @@ export async function readAllResults(resultsDir: string): Promise<MatrixCellResu
   const out: MatrixCellResult[] = [];
   for (const n of names) {
     const r = await readCellResult(join(resultsDir, n));
-    if (r) out.push(r);
+    if (r && madeWithCurrentDefaults(r)) out.push(r);
   }
   return out;
 }
@@ -191,7 +203,7 @@ export async function runCell(c: MatrixCell, o: RunCellOptions): Promise<MatrixC
     },
     finetune: {
       lr: d.options.finetune.lr,
-      source: c.defense?.finetuneLr === "auto" ? "auto" : c.defense?.finetuneLr === undefined ? "default" : "given",
+      source: c.defense?.finetuneLr === undefined ? "default" : c.defense.finetuneLr === "auto" ? "auto" : "given",
       ...(d.finetuneSelection ? { selection: d.finetuneSelection } : {}),
     },
     evaluations,

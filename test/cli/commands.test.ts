@@ -108,6 +108,20 @@ test("defend: a bundle from the checkpoint, on the device it was given", async (
   assert.equal(obj(options.unlearn).lr, 1e-4);
   assert.equal(obj(options.finetune).epochs, 1);
   assert.ok(Number.isFinite(j.threshold));
+  // The compact CNN's M' rate is chosen by default, as --finetune-lr auto does.
+  const sel = obj(j.finetuneSelection);
+  assert.deepEqual((sel.table as { lr: number }[]).map((t) => t.lr), [0.01, 0.02, 0.05, 0.1]);
+  assert.equal(obj(options.finetune).lr, sel.lr);
+});
+
+test("defend --finetune-lr 0.01: a given rate turns the default selection off", async () => {
+  const out = join(root, "bundle-fixed");
+  const r = await cli(["defend", "--checkpoint", ckpt, "--out", out, "--unlearn-lr", "1e-4", "--finetune-lr", "0.01", "--finetune-epochs", "1", "--json"]);
+  assert.equal(r.code, 0, r.err);
+  const j = obj(r.json());
+  assert.equal(j.finetuneSelection, null);
+  assert.equal(obj(obj(j.options).finetune).lr, 0.01);
+  assert.doesNotMatch(r.err, /choosing the finetuning rate/);
 });
 
 test("defend --finetune-lr auto: M' at four rates, the rule's pick, recorded in the bundle", async () => {

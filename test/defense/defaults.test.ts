@@ -27,3 +27,13 @@ test("without a paper rate for the architecture and dataset, the canaries choose
   const d = defenseDefaults("compact-cnn", "fashion-mnist");
   assert.deepEqual([d.unlearn.epochs, d.finetune.epochs, d.finetune.milestones], [1, 10, [2, 4, 6, 8]]);
 });
+
+test("M''s rate: chosen per model for the compact CNN, fixed where the paper or a zoo default gives it", () => {
+  for (const dataset of ["fashion-mnist", "cifar10-folder", "gtsrb"]) {
+    const d = defenseDefaults("compact-cnn", dataset);
+    assert.deepEqual([d.finetuneLrSource, d.finetune.lr], ["auto", 0.01], `compact-cnn on ${dataset}: auto, over multiples of 0.01`);
+  }
+  for (const [model, dataset] of [["resnet18", "cifar10"], ["resnet20", "cifar10-folder"], ["vgg16-bn", "gtsrb"]] as const) {
+    assert.equal(defenseDefaults(model, dataset).finetuneLrSource, "fixed", `${model} on ${dataset}`);
+  }
+});

@@ -20,6 +20,8 @@ function result(c: MatrixCell, fprs = [0.01]): MatrixCellResult {
     cell: c,
     model: { checkpoint: "/x", cleanAccuracy: 0.9, attackSuccessRate: 1, trainSeconds: 0 },
     unlearn: { lr: 3e-4, source: "canary" },
+    // As defend's defaults make it for the compact CNN: M''s rate chosen.
+    finetune: { lr: 0.05, source: "default", selection: { lr: 0.05, modelAccuracy: 0.9, tolerance: 0.04, table: [{ lr: 0.01, calibrationAccuracy: 0.9 }, { lr: 0.05, calibrationAccuracy: 0.88 }], seconds: 1 } },
     evaluations: fprs.map((targetFpr) => ({ targetFpr, threshold: 0.5, metrics: m })),
     scores: { positives: [1, 2], negatives: [0] },
     seconds: { expert: 1, auxiliary: 1, calibration: 1, selection: 1, evaluation: 1 },
@@ -67,6 +69,18 @@ void test("pendingCells: finished cells are skipped; missing, torn, foreign-vers
     assert.deepEqual(await pendingCells(dir, cells), []);
     const all = await readAllResults(dir);
     assert.equal(all.length, 5);
+    // A result from before the compact CNN's M' rate became the selection's (no selection record)
+    // no longer stands for the defaults: pending again and left out of the tables. With the same
+    // computation named by its override (finetuneLr=0.01) it stands.
+    const old = result(cells[0] as MatrixCell);
+    delete old.finetune;
+    await writeCellResult(dir, old);
+    assert.deepEqual((await pendingCells(dir, cells)).map(cellId), [cellId(cells[0] as MatrixCell)]);
+    assert.equal((await readAllResults(dir)).length, 4);
+    const fixed = { ...old, cell: { ...old.cell, defense: { finetuneLr: 0.01 } } };
+    await writeCellResult(dir, fixed);
+    assert.deepEqual(await pendingCells(dir, [fixed.cell]), []);
+    await writeCellResult(dir, result(cells[0] as MatrixCell));
     assert.deepEqual(all.map((r) => r.cell.attack).sort(), ["badnet", "badnet", "badnet", "blend", "blend"]);
     assert.ok((await readdir(dir)).some((n) => n.includes(".tmp-")), "the stray temporary file is still there, and ignored");
   } finally {

@@ -39,7 +39,7 @@ const OPTIONS: Record<string, OptionSpec> = {
   },
   "finetune-lr": {
     type: "string",
-    description: "SGD learning rate of M', or 'auto': finetune M' at 1, 2, 5 and 10x the architecture's rate and keep the strongest that stays within 4 points of M's clean accuracy on the calibration split (costs three more finetunings). Default: per architecture",
+    description: "SGD learning rate of M', or 'auto': finetune M' at 1, 2, 5 and 10x the architecture's rate and keep the strongest that stays within 4 points of M's clean accuracy on the calibration split (costs three more finetunings). Default: per architecture ('auto' for the compact CNN)",
     value: { kind: "float-or", word: "auto", number: { kind: "float", min: 0, max: 10, exclusiveMin: true } },
   },
   "finetune-gamma": { type: "string", description: "MultiStep gamma of M' (default: per architecture)", value: { kind: "float", min: 0, max: 1, exclusiveMin: true } },
