@@ -7,7 +7,9 @@
 // the other classes. In float32, b rounds to exactly 1 once 1 − b < 6e-8, and a very confident
 // expert gets there on most backdoored inputs (and on a few clean ones); 1 − b computed from it
 // is then 0 for all of them, they tie at the rule's ceiling and no threshold can tell them apart.
-// c keeps its precision down to float32's smallest numbers.
+// c keeps its precision down to float32's smallest numbers. `single` (b alone) is 1 − c in
+// float64 for the same reason: the same value as b where float32 can tell, and ranked by c where
+// b rounds to 1 (the canary selection ranks inputs by this rule).
 
 export const SCORE_RULES = ["triangle", "triangle-vgg", "triangle-mobilenet", "single", "rectangle", "angle"] as const;
 export type ScoreRule = (typeof SCORE_RULES)[number];
@@ -16,7 +18,7 @@ export const SCORE_RULE_DESCRIPTIONS: Record<ScoreRule, string> = {
   triangle: "ensemble (default): -min(2a / max(b, 1e-8), c / max(0.5 - a, 1e-8)), c = 1 - b",
   "triangle-vgg": "ensemble variant the authors used for VGG16: -min(2.5a / b, c / (0.4 - a))",
   "triangle-mobilenet": "ensemble variant the authors used for MobileNetV2: -min(5a / b, c / (0.2 - a))",
-  single: "backdoor expert alone: b",
+  single: "backdoor expert alone: b (as 1 - c in float64)",
   rectangle: "-min(a, c)",
   angle: "-a / b",
 };
@@ -45,7 +47,7 @@ export function scoreOf(rule: ScoreRule, a: number, b: number, c = 1 - b): numbe
     case "triangle-mobilenet":
       return triangle(a, b, c, 5, 0.2);
     case "single":
-      return b;
+      return 1 - c;
     case "rectangle":
       return -Math.min(a, c);
     case "angle":

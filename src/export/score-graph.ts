@@ -24,7 +24,7 @@ function formula(g: GraphBuilder, rule: ScoreRule, a: string, b: string, c: stri
     case "triangle-mobilenet":
       return triangle(g, a, b, c, 5, 0.2);
     case "single":
-      return g.op("Identity", [b]);
+      return g.op("Sub", [g.constDouble([1], []), c]);
     case "rectangle":
       return g.op("Neg", [g.op("Min", [a, c])]);
     case "angle":
@@ -41,7 +41,7 @@ export function scoreGraph(g: GraphBuilder, rule: ScoreRule, a32: string, b32: s
   const [a, b, c] = [a32, b32, c32].map((v) => g.op("Cast", [v], { to: DataType.DOUBLE })) as [string, string, string];
   const raw = formula(g, rule, a, b, c);
   const nan = (...vs: string[]): string => vs.map((v) => g.op("IsNaN", [v])).reduce((x, y) => g.op("Or", [x, y]));
-  const bad = rule === "single" ? nan(b) : nan(a, b, c);
+  const bad = rule === "single" ? nan(b, c) : nan(a, b, c);
   return g.op("Where", [bad, g.constDouble([Number.NaN], []), raw]);
 }
 

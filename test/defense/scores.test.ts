@@ -26,7 +26,10 @@ test("variants, single, rectangle and angle by hand", () => {
   near(scoreOf("rectangle", 0.3, 0.6), -0.3);
   near(scoreOf("rectangle", 0.5, 0.9), -0.1);
   near(scoreOf("angle", 0.3, 0.6), -0.5);
-  assert.deepEqual(Array.from(scoreAll("single", [0.1, 0.2], [0.7, 0.8], [0.3, 0.2])), [0.7, 0.8]);
+  assert.deepEqual(Array.from(scoreAll("single", [0.1, 0.2], [0.75, 0.5], [0.25, 0.5])), [0.75, 0.5]);
+  // Where float32 b is 1, `single` still ranks by c: 1 − c in float64.
+  const [s1, s2] = scoreAll("single", [0, 0], [1, 1], [1e-9, 1e-12]);
+  assert.ok((s1 as number) < (s2 as number) && (s2 as number) < 1, `${s1} < ${s2} < 1`);
   // c (1 − b summed over the other classes) is what the rules read, not 1 − b recomputed.
   assert.deepEqual(Array.from(scoreAll("rectangle", [0.1, 0.2], [1, 1], [1e-9, 0.5])), [-1e-9, -0.2]);
   assert.throws(() => assertScoreRule("circle"), /unknown score rule 'circle'; valid: triangle/);
