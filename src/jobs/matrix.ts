@@ -59,7 +59,12 @@ export interface MatrixCellResult {
     /** The canary records the rate was chosen from (absent where no canaries ran, and in results written before they were kept): rules can be compared on them later without re-running. */
     canaries?: CanaryRecord[];
   };
-  /** The finetuning rate of M' and where it came from (absent in results written before it was recorded). */
+  /**
+   * The finetuning rate of M' and how it was set: "default" (the architecture's fixed rate),
+   * "given" (a cell override), "auto" (chosen on the calibration split, by override or by default;
+   * `selection` is its table, absent in results written before it was kept). The whole record is
+   * absent in results written before it was recorded.
+   */
   finetune?: { lr: number; source: "default" | "given" | "auto"; selection?: AuxiliaryRateSelection };
   evaluations: MatrixEvaluation[];
   /** Scores of the AUROC sets (positives: poisoned inputs that fool M; negatives: clean inputs M gets right), for the bootstrap. */
@@ -111,7 +116,7 @@ export async function readCellResult(path: string): Promise<MatrixCellResult | n
 export function madeWithCurrentDefaults(r: MatrixCellResult): boolean {
   if (r.cell.defense?.finetuneLr !== undefined) return true;
   const chosen = defenseDefaults(r.cell.model, r.cell.dataset).finetuneLrSource === "auto";
-  return (r.finetune?.selection !== undefined) === chosen;
+  return (r.finetune?.source === "auto" || r.finetune?.selection !== undefined) === chosen;
 }
 
 /**
@@ -203,7 +208,7 @@ export async function runCell(c: MatrixCell, o: RunCellOptions): Promise<MatrixC
     },
     finetune: {
       lr: d.options.finetune.lr,
-      source: c.defense?.finetuneLr === undefined ? "default" : c.defense.finetuneLr === "auto" ? "auto" : "given",
+      source: d.finetuneSelection ? "auto" : c.defense?.finetuneLr === undefined ? "default" : "given",
       ...(d.finetuneSelection ? { selection: d.finetuneSelection } : {}),
     },
     evaluations,

@@ -21,7 +21,7 @@ function result(c: MatrixCell, fprs = [0.01]): MatrixCellResult {
     model: { checkpoint: "/x", cleanAccuracy: 0.9, attackSuccessRate: 1, trainSeconds: 0 },
     unlearn: { lr: 3e-4, source: "canary" },
     // As defend's defaults make it for the compact CNN: M''s rate chosen.
-    finetune: { lr: 0.05, source: "default", selection: { lr: 0.05, modelAccuracy: 0.9, tolerance: 0.04, table: [{ lr: 0.01, calibrationAccuracy: 0.9 }, { lr: 0.05, calibrationAccuracy: 0.88 }], seconds: 1 } },
+    finetune: { lr: 0.05, source: "auto", selection: { lr: 0.05, modelAccuracy: 0.9, tolerance: 0.04, table: [{ lr: 0.01, calibrationAccuracy: 0.9 }, { lr: 0.05, calibrationAccuracy: 0.88 }], seconds: 1 } },
     evaluations: fprs.map((targetFpr) => ({ targetFpr, threshold: 0.5, metrics: m })),
     scores: { positives: [1, 2], negatives: [0] },
     seconds: { expert: 1, auxiliary: 1, calibration: 1, selection: 1, evaluation: 1 },
@@ -77,6 +77,12 @@ void test("pendingCells: finished cells are skipped; missing, torn, foreign-vers
     await writeCellResult(dir, old);
     assert.deepEqual((await pendingCells(dir, cells)).map(cellId), [cellId(cells[0] as MatrixCell)]);
     assert.equal((await readAllResults(dir)).length, 4);
+    old.finetune = { lr: 0.01, source: "default" };
+    await writeCellResult(dir, old);
+    assert.deepEqual((await pendingCells(dir, cells)).map(cellId), [cellId(cells[0] as MatrixCell)], "the fixed default rate: stale too");
+    // A chosen rate without its table (results from before the table was kept) still stands.
+    await writeCellResult(dir, { ...old, finetune: { lr: 0.05, source: "auto" } });
+    assert.deepEqual(await pendingCells(dir, cells), []);
     const fixed = { ...old, cell: { ...old.cell, defense: { finetuneLr: 0.01 } } };
     await writeCellResult(dir, fixed);
     assert.deepEqual(await pendingCells(dir, [fixed.cell]), []);
