@@ -58,14 +58,18 @@ for (const attack of attacks) {
     params,
     unlearnLr: d.options.unlearn.lr,
     unlearnSelection: d.selection ? { lr: d.selection.lr, seconds: d.selection.seconds, canaries: d.selection.canaries.map((c) => ({ kind: c.kind, attackSuccessRate: c.attackSuccessRate, table: c.table })) } : null,
+    finetuneLr: d.options.finetune.lr,
+    finetuneSelection: d.finetuneSelection,
     ...m,
     fitSeconds: d.seconds,
     scoringRate: e.scoringRate,
   };
   rows.push(row);
   console.log(
-    `| ${attack} | ${d.options.unlearn.lr}${d.selection ? " (auto)" : ""} | ${pct(m.cleanAccuracyBefore)} → ${pct(m.cleanAccuracyAfter)} | ${pct(m.asrBefore)} → ${pct(m.asrAfter)} | ${m.auroc.toFixed(4)} | ${pct(m.tpr)} | ${pct(m.fpr)} | ` +
-      `${round(d.seconds.expert)} / ${round(d.seconds.auxiliary)} / ${round(d.seconds.calibration)} s${d.selection ? ` (+ ${round(d.seconds.selection)} s selection)` : ""} | ${e.scoringRate.toFixed(0)}/s |`,
+    `| ${attack} | ${d.options.unlearn.lr}${d.selection ? " (auto)" : ""} | ${d.options.finetune.lr}${d.finetuneSelection ? " (auto)" : ""} | ${pct(m.cleanAccuracyBefore)} → ${pct(m.cleanAccuracyAfter)} | ${pct(m.asrBefore)} → ${pct(m.asrAfter)} | ${m.auroc.toFixed(4)} | ${pct(m.tpr)} | ${pct(m.fpr)} | ` +
+      // With M''s rate chosen, M' is the selection's model: its time is the M' selection's.
+      `${round(d.seconds.expert)} / ${d.finetuneSelection ? "–" : round(d.seconds.auxiliary)} / ${round(d.seconds.calibration)} s` +
+      `${d.selection ? ` (+ ${round(d.seconds.selection)} s B-rate selection)` : ""}${d.finetuneSelection ? ` (+ ${round(d.seconds.finetuneSelection)} s M'-rate selection)` : ""} | ${e.scoringRate.toFixed(0)}/s |`,
   );
 
   if (process.argv.includes("--sweep")) {

@@ -82,8 +82,10 @@ export const demo: Command = {
     for (const [k, b, a] of metricsRows(m)) console.log(`| ${k} | ${b} | ${a} |`);
     const total = (Date.now() - t0) / 1000;
     console.log(
-      `\nfit: B ${d.seconds.expert.toFixed(1)} s, M' ${d.seconds.auxiliary.toFixed(1)} s, calibration ${d.seconds.calibration.toFixed(1)} s` +
-        `${d.selection ? `, unlearning-rate selection ${d.seconds.selection.toFixed(0)} s (chose ${d.selection.lr})` : ""}; ` +
+      // With the M' rate chosen, M' is the selection's model at that rate: its time is the selection's.
+      `\nfit: B ${d.seconds.expert.toFixed(1)} s, ${d.finetuneSelection ? "" : `M' ${d.seconds.auxiliary.toFixed(1)} s, `}calibration ${d.seconds.calibration.toFixed(1)} s` +
+        `${d.selection ? `, unlearning-rate selection ${d.seconds.selection.toFixed(0)} s (chose ${d.selection.lr})` : ""}` +
+        `${d.finetuneSelection ? `, M' at ${d.finetuneSelection.table.length} rates ${d.seconds.finetuneSelection.toFixed(0)} s (chose ${d.finetuneSelection.lr})` : ""}; ` +
         `scoring ${e.scoringRate.toFixed(0)} inputs/s; total ${total.toFixed(0)} s${trainSeconds ? ` (training ${trainSeconds.toFixed(0)} s)` : ""}`,
     );
     console.log(`report: ${e.reportFiles?.html ?? ""} (and report.md)`);
