@@ -147,7 +147,10 @@ export async function evaluateBundle(o: EvaluateBundleOptions): Promise<Evaluate
           bundle: o.bundle,
           "reserved / calibration / evaluation images": `${created.splits.reserved} / ${created.splits.calibration} / ${evaluation.count} of ${splits.evaluation.length} (split seed ${created.splits.seed})`,
           "calibration FPR achieved": `${(100 * det.info.calibration.achievedFpr).toFixed(2)}% of ${det.info.calibration.count}${det.info.calibration.atCeiling !== undefined ? ` (${det.info.calibration.atCeiling} at the rule's ceiling: threshold lowered so they are flagged)` : ""}`,
-          "time to fit B / M' / calibrate": created.seconds ? `${created.seconds.expert.toFixed(1)} s / ${created.seconds.auxiliary.toFixed(1)} s / ${created.seconds.calibration.toFixed(1)} s` : "n/a",
+          // With M''s rate chosen, M' is the selection's model at that rate: its time is the selection's.
+          "time to fit B / M' / calibrate": created.seconds
+            ? `${created.seconds.expert.toFixed(1)} s / ${created.finetuneSelection ? `${created.finetuneSelection.seconds.toFixed(1)} s (M' at ${created.finetuneSelection.table.length} rates, ${created.finetuneSelection.lr} kept)` : `${created.seconds.auxiliary.toFixed(1)} s`} / ${created.seconds.calibration.toFixed(1)} s`
+            : "n/a",
           "scoring throughput": `${r.scoringRate.toFixed(0)} inputs/s (three forward passes each)`,
           // The canary tables have their own section above.
           creation: JSON.stringify({ ...det0.info.creation, unlearnSelection: undefined }),
