@@ -67,11 +67,14 @@ def score_batch(nets, x, mean, std, threshold=0.0):
     xn = (x - mean) / std
     pred = m(xn).argmax(1)
     idx = pred.unsqueeze(1)
-    pb = b(xn).softmax(1).gather(1, idx).squeeze(1)
+    probs_b = b(xn).softmax(1)
+    pb = probs_b.gather(1, idx).squeeze(1)
+    # c = 1 - b as the other classes' probabilities summed, as the TS pipeline computes it
+    pc = probs_b.scatter(1, idx, 0.0).sum(1)
     pa = a(xn).softmax(1).gather(1, idx).squeeze(1)
     # the triangle rule, in float64 as the TS pipeline computes it
-    pa, pb = pa.double(), pb.double()
-    score = -torch.minimum(2 * pa / pb.clamp_min(1e-8), (1 - pb) / (0.5 - pa).clamp_min(1e-8))
+    pa, pb, pc = pa.double(), pb.double(), pc.double()
+    score = -torch.minimum(2 * pa / pb.clamp_min(1e-8), pc / (0.5 - pa).clamp_min(1e-8))
     return pred.tolist(), pb.tolist(), pa.tolist(), score.tolist(), (~(score <= threshold)).tolist()
 
 
