@@ -57,6 +57,15 @@ const OWN: Record<string, { unlearnLr: number; finetune: { lr: number; gamma: nu
   "compact-cnn": { unlearnLr: 3e-4, finetune: { lr: 0.01, gamma: 0.1 }, finetuneLrSource: "auto" },
 };
 
+/**
+ * Whether M''s rate is chosen (src/defense/auxiliary-rate.ts) rather than fixed: asked for
+ * ("auto"), or not given and the architecture's default is to choose it. One rule for defend and
+ * the `badexpert` entry of compare.
+ */
+export function choosesFinetuneLr(d: DefenseDefaults, given: number | "auto" | undefined): boolean {
+  return given === "auto" || (given === undefined && d.finetuneLrSource === "auto");
+}
+
 export function defenseDefaults(model: string, dataset: string): DefenseDefaults {
   // An imported TorchScript model has no zoo entry: no paper rate, so the canaries choose.
   const info = model === TORCHSCRIPT_ARCH ? undefined : modelInfo(model);

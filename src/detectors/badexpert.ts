@@ -6,7 +6,7 @@ import type { ImageDataset } from "../data/dataset.js";
 import type { ParamValue } from "../attacks/attack.js";
 import { booleanParam, numberParam } from "../attacks/params.js";
 import type { BadExpertDetector } from "../defense/detector.js";
-import { defenseDefaults } from "../defense/defaults.js";
+import { choosesFinetuneLr, defenseDefaults } from "../defense/defaults.js";
 import { fitBadExpert, type FitDefenseOptions } from "../defense/fit.js";
 import { selectUnlearnLr } from "../defense/canary.js";
 import { selectFinetuneLr } from "../defense/auxiliary-rate.js";
@@ -56,7 +56,7 @@ export class BadExpertEntry implements InputDetector {
     if (givenFinetune > 0) options.finetune = { ...options.finetune, lr: givenFinetune };
     let auxiliary: Module | undefined;
     let finetuneSelectionSeconds = 0;
-    if (booleanParam(params, "autoFinetune") || (givenFinetune === 0 && d.finetuneLrSource === "auto")) {
+    if (choosesFinetuneLr(d, booleanParam(params, "autoFinetune") ? "auto" : givenFinetune > 0 ? givenFinetune : undefined)) {
       log("badexpert: choosing the finetuning rate of M' (the strongest that keeps its calibration accuracy)");
       const chosen = await selectFinetuneLr(ctx.model, meta, reserved, calibration, { finetune: d.finetune, augment: options.augment, seed: options.seed, log: () => {} });
       auxiliary = chosen.auxiliary;

@@ -5,7 +5,7 @@ import { loadDataset } from "../data/registry.js";
 import { subset } from "../data/splits.js";
 import { loadCheckpoint } from "../train/checkpoint.js";
 import type { UnlearnLrSource } from "../defense/creation.js";
-import { defenseDefaults, UNLEARN_LABEL_MAPPINGS, type UnlearnLabelMapping } from "../defense/defaults.js";
+import { choosesFinetuneLr, defenseDefaults, UNLEARN_LABEL_MAPPINGS, type UnlearnLabelMapping } from "../defense/defaults.js";
 import { fitBadExpert, type FitDefenseOptions } from "../defense/fit.js";
 import { saveBundle } from "../defense/bundle.js";
 import { signingKey, type KeyInput } from "../defense/signature.js";
@@ -147,7 +147,7 @@ export async function defendCheckpoint(o: DefendOptions): Promise<DefendResult> 
     const unlearnLrSource: UnlearnLrSource = !auto ? (typeof o.unlearnLr === "number" ? "given" : "paper") : selection?.conclusive ? "canary" : "canary-inconclusive";
     let finetuneSelection: AuxiliaryRateSelection | null = null;
     let auxiliary: Module | undefined;
-    if (o.finetuneLr === "auto" || (o.finetuneLr === undefined && d.finetuneLrSource === "auto")) {
+    if (choosesFinetuneLr(d, o.finetuneLr)) {
       log("choosing the finetuning rate of M': the strongest that keeps its clean accuracy on the calibration split");
       const chosen = await selectFinetuneLr(model, fitMeta, reserved, calibration, { finetune: options.finetune, augment: options.augment, seed: options.seed, log, device });
       finetuneSelection = chosen.selection;

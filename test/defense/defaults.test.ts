@@ -2,7 +2,7 @@
 // selection where it does not.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { defenseDefaults } from "../../src/defense/defaults.js";
+import { choosesFinetuneLr, defenseDefaults } from "../../src/defense/defaults.js";
 
 test("the paper's unlearning and finetuning rates are used where it reports the setting", () => {
   const r = defenseDefaults("resnet18", "cifar10");
@@ -36,4 +36,9 @@ test("M''s rate: chosen per model for the compact CNN, fixed where the paper or 
   for (const [model, dataset] of [["resnet18", "cifar10"], ["resnet20", "cifar10-folder"], ["vgg16-bn", "gtsrb"]] as const) {
     assert.equal(defenseDefaults(model, dataset).finetuneLrSource, "fixed", `${model} on ${dataset}`);
   }
+  // Chosen when asked for, or by default where the default is to choose; a given rate wins.
+  const cnn = defenseDefaults("compact-cnn", "fashion-mnist");
+  const r18 = defenseDefaults("resnet18", "cifar10");
+  assert.deepEqual([choosesFinetuneLr(cnn, undefined), choosesFinetuneLr(cnn, 0.01), choosesFinetuneLr(cnn, "auto")], [true, false, true]);
+  assert.deepEqual([choosesFinetuneLr(r18, undefined), choosesFinetuneLr(r18, 0.1), choosesFinetuneLr(r18, "auto")], [false, false, true]);
 });
