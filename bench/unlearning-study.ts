@@ -12,7 +12,7 @@ import { loadCheckpoint, readCheckpointMeta } from "../src/train/checkpoint.js";
 import { cachedModelPath } from "../src/jobs/model-cache.js";
 import { parseParamOverrides } from "../src/attacks/params.js";
 import { createAttack } from "../src/attacks/registry.js";
-import { defenseDefaults, UNLEARN_LABEL_MAPPINGS, type UnlearnLabelMapping } from "../src/defense/defaults.js";
+import { AUXILIARY_HEADS, defenseDefaults, UNLEARN_LABEL_MAPPINGS, type AuxiliaryHead, type UnlearnLabelMapping } from "../src/defense/defaults.js";
 import { extractBackdoorExpert, finetuneAuxiliary, unlearningLabels } from "../src/defense/fit.js";
 import { BadExpertDetector } from "../src/defense/detector.js";
 import { calibrationFor } from "../src/defense/recalibrate.js";
@@ -31,7 +31,10 @@ const HELP = `npm run bench:unlearning -- --attack NAME [options]
   --seed N             training = split = defense seed (default 0)
   --mappings a,b       unlearning label mappings (${UNLEARN_LABEL_MAPPINGS.join(", ")}; default all)
   --rates a,b          Adam learning rates of B (default the canary candidates)
-  --finetune-lr x      SGD learning rate of M' (default: defend's, 0.01 for the compact CNN)
+  --finetune-lr x      SGD learning rate of M' (default: the architecture's fixed rate, 0.01 for
+                       the compact CNN; defend chooses among 0.01-0.1 there, so pass the rate a
+                       matrix cell's finetune.lr records to reproduce it)
+  --aux-head keep|reset  M''s output layer: kept (the paper's) or re-initialised before finetuning
   --json               the rows as JSON on the last line
   --help               this text`;
 
@@ -44,6 +47,7 @@ const { values } = parseArgs({
     mappings: { type: "string" },
     rates: { type: "string" },
     "finetune-lr": { type: "string" },
+    "aux-head": { type: "string", default: "keep" },
     json: { type: "boolean", default: false },
     help: { type: "boolean", default: false },
   },
@@ -87,7 +91,9 @@ const { reserved, calibration, evaluation } = defenderSplits(test, meta, seed);
 const d0 = defenseDefaults(meta.model.name, "fashion-mnist");
 const finetuneLr = values["finetune-lr"] === undefined ? d0.finetune.lr : Number(values["finetune-lr"]);
 if (!(finetuneLr > 0)) fail(`--finetune-lr: expected a positive number, got ${values["finetune-lr"]}`);
-const d = { ...d0, finetune: { ...d0.finetune, lr: finetuneLr } };
+const head = values["aux-head"] as AuxiliaryHead;
+if (!AUXILIARY_HEADS.includes(head)) fail(`--aux-head: expected one of ${AUXILIARY_HEADS.join(", ")}, got ${JSON.stringify(values["aux-head"])}`);
+const d = { ...d0, finetune: { ...d0.finetune, lr: finetuneLr, head } };
 const norm = { normalization: meta.preprocessing };
 const poisoned = attack.poisonedTestSet(evaluation);
 const target = Array.from(poisoned.targetLabels);
@@ -121,7 +127,7 @@ const auxCleanAccuracy = evaluateModel(aux, evaluation, norm).accuracy;
 const self = evaluateDefense(BadExpertDetector.uncalibrated({ model, expert: model, auxiliary: model }, { spec: meta.model, preprocessing: meta.preprocessing, classNames: meta.classNames, rule: "single" }), evaluation, attack);
 const modelConfidence = { clean: setMeans(self.clean, "b"), triggered: setMeans(self.poisoned, "b") };
 console.error(`${attackName}: M's confidence in its label: ${modelConfidence.clean.toFixed(3)} on clean inputs it gets right, ${modelConfidence.triggered.toFixed(3)} on triggered inputs that fool it`);
-console.error(`${attackName}: M' (finetune lr ${finetuneLr}) predicts the target on ${(100 * auxAnswers.target).toFixed(1)}% of the triggered inputs, clean accuracy ${(100 * auxCleanAccuracy).toFixed(2)}% (M: ${(100 * (meta.metrics.attackSuccessRate ?? Number.NaN)).toFixed(1)}% on the test set)`);
+console.error(`${attackName}: M' (finetune lr ${finetuneLr}, head ${head}) predicts the target on ${(100 * auxAnswers.target).toFixed(1)}% of the triggered inputs, clean accuracy ${(100 * auxCleanAccuracy).toFixed(2)}% (M: ${(100 * (meta.metrics.attackSuccessRate ?? Number.NaN)).toFixed(1)}% on the test set)`);
 
 interface Row {
   mapping: UnlearnLabelMapping; lr: number; expertCleanAccuracy: number; expertTarget: number; expertMapped: number;
@@ -164,4 +170,4 @@ try {
   model.dispose();
 }
 console.error(`bench:unlearning: ${rows.length} rows in ${((Date.now() - t0) / 1000).toFixed(0)} s; M' a on clean / triggered: ${rows[0]?.aClean.toFixed(3)} / ${rows[0]?.aTriggered.toFixed(3)}`);
-if (wantsJson()) console.log(JSON.stringify({ attack: attackName, params, epochs, seed, model: dir, finetuneLr, auxiliaryTarget: auxAnswers.target, auxiliaryCleanAccuracy: auxCleanAccuracy, modelConfidence, rows }));
+if (wantsJson()) console.log(JSON.stringify({ attack: attackName, params, epochs, seed, model: dir, finetuneLr, auxiliaryHead: head, auxiliaryTarget: auxAnswers.target, auxiliaryCleanAccuracy: auxCleanAccuracy, modelConfidence, rows }));

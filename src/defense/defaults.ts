@@ -26,7 +26,17 @@ export interface FinetuneOptions {
   milestones: number[];
   momentum: number;
   weightDecay: number;
+  /**
+   * M''s output layer before finetuning: "keep" (the paper's: M' starts as an exact copy of M) or
+   * "reset" — re-initialised (seeded), so the mapping from features to classes is learned from
+   * the clean reserved set alone and a trigger's learned route to the target class is cut.
+   * Default "keep".
+   */
+  head?: AuxiliaryHead;
 }
+
+export type AuxiliaryHead = "keep" | "reset";
+export const AUXILIARY_HEADS: readonly AuxiliaryHead[] = ["keep", "reset"];
 
 export interface DefenseDefaults {
   unlearn: UnlearnOptions;
