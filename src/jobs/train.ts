@@ -147,9 +147,12 @@ export async function runTraining(o: TrainRunOptions): Promise<TrainRunResult> {
   const writeArtifacts = async (dir: string) => {
     if (artifacts) await saveArtifacts(dir, artifacts);
   };
+  // Evaluated after every epoch too, so a long run shows early whether the backdoor is taking.
+  const attackTestSet = attack ? attack.poisonedTestSet(testSet).dataset : undefined;
   try {
     await fit(model, trainSet, config, {
       testSet,
+      ...(attackTestSet ? { attackTestSet } : {}),
       normalization,
       device,
       startEpoch,

@@ -158,11 +158,13 @@ function readEpoch(r: FieldReader, v: unknown, path: string): EpochRecord {
   const e = r.object(v, path);
   const n = (name: string) => (e[name] === null ? Number.NaN : r.number(e[name], `${path}.${name}`));
   const testAccuracy = e.testAccuracy === undefined ? undefined : n("testAccuracy");
+  const attackSuccessRate = e.attackSuccessRate === undefined ? undefined : n("attackSuccessRate");
   return {
     epoch: r.number(e.epoch, `${path}.epoch`, { integer: true, min: 1 }),
     trainLoss: n("trainLoss"),
     trainAccuracy: n("trainAccuracy"),
     ...(testAccuracy !== undefined ? { testAccuracy } : {}),
+    ...(attackSuccessRate !== undefined ? { attackSuccessRate } : {}),
     lr: n("lr"),
     seconds: n("seconds"),
   };

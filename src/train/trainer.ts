@@ -43,6 +43,8 @@ export interface EpochRecord {
   trainLoss: number;
   trainAccuracy: number;
   testAccuracy?: number;
+  /** Accuracy on the attack's triggered test set (FitOptions.attackTestSet): whether the backdoor is taking yet. */
+  attackSuccessRate?: number;
   lr: number;
   seconds: number;
 }
@@ -50,6 +52,8 @@ export interface EpochRecord {
 export interface FitOptions {
   /** Evaluated after each epoch when given. */
   testSet?: ImageDataset;
+  /** A backdoor attack's triggered test set, labelled with its targets: evaluated after each epoch when given. */
+  attackTestSet?: ImageDataset;
   normalization: { mean: readonly number[]; std: readonly number[] };
   /** Labels to train on instead of the dataset's own (poisoned or shifted). */
   labels?: Int32Array;
@@ -123,13 +127,14 @@ export async function fit(model: Module, train: ImageDataset, config: TrainConfi
         lr: currentLr(optimizer),
         seconds: 0,
       };
-      if (o.testSet) {
-        record.testAccuracy = evaluateModel(model, o.testSet, { normalization: o.normalization, ...(dev ? { device: dev } : {}) }).accuracy;
-      }
+      const evalOptions = { normalization: o.normalization, ...(dev ? { device: dev } : {}) };
+      if (o.testSet) record.testAccuracy = evaluateModel(model, o.testSet, evalOptions).accuracy;
+      if (o.attackTestSet) record.attackSuccessRate = evaluateModel(model, o.attackTestSet, evalOptions).accuracy;
       record.seconds = (Date.now() - t0) / 1000;
       bar.finish(
         `loss ${record.trainLoss.toFixed(4)} train ${(100 * record.trainAccuracy).toFixed(2)}%` +
-          (record.testAccuracy !== undefined ? ` test ${(100 * record.testAccuracy).toFixed(2)}%` : ""),
+          (record.testAccuracy !== undefined ? ` test ${(100 * record.testAccuracy).toFixed(2)}%` : "") +
+          (record.attackSuccessRate !== undefined ? ` ASR ${(100 * record.attackSuccessRate).toFixed(2)}%` : ""),
       );
       history.push(record);
       await o.onEpoch?.(record, { optimizer, schedule });

@@ -13,6 +13,7 @@ import { defendCheckpoint } from "../../src/jobs/defend.js";
 import { evaluateBundle } from "../../src/jobs/evaluate-defense.js";
 import { loadBundle } from "../../src/defense/bundle.js";
 import { OptionError } from "../../src/jobs/errors.js";
+import { readCheckpointMeta } from "../../src/train/checkpoint.js";
 import { FASHION_MNIST, runCli, tinyFashionMnist, type CliRun } from "./fixtures.js";
 
 const root = await mkdtemp(join(tmpdir(), "bx-cli-"));
@@ -58,6 +59,12 @@ test("train: a backdoored compact CNN on 600 real images, one epoch", async () =
   assert.equal(j.epochs, 1);
   assert.ok((j.cleanAccuracy as number) > 0.2 && (j.cleanAccuracy as number) <= 1, `clean accuracy ${String(j.cleanAccuracy)}`);
   assert.ok(existsSync(join(ckpt, "model.safetensors")));
+  // Every epoch records the backdoor's success so far; after the last one it is the final figure.
+  const meta = await readCheckpointMeta(ckpt);
+  const last = meta.training.history?.at(-1);
+  assert.equal(meta.training.history?.length, 1);
+  assert.equal(typeof last?.attackSuccessRate, "number");
+  assert.equal(last?.attackSuccessRate, meta.metrics.attackSuccessRate);
 });
 
 test("evaluate: the checkpoint on its 600 test images", async () => {

@@ -41,11 +41,17 @@ test("two epochs on 1,500 real images learn the task; memory is flat", async () 
   manualSeed(3);
   const model = createModel("compact-cnn", spec());
   const params = memory().numTensors;
-  const history = await fit(model, train, config, { testSet, normalization: norm, silent: true });
+  // An "attack" test set whose every label is class 0: its accuracy is the share sent to class 0.
+  const toZero = { ...testSet, labels: new Int32Array(testSet.count) };
+  const history = await fit(model, train, config, { testSet, attackTestSet: toZero, normalization: norm, silent: true });
   assert.equal(history.length, 2);
   assert.ok((history[1]?.trainLoss ?? 9) < (history[0]?.trainLoss ?? 0), "loss falls from epoch 1 to 2");
   const r = evaluateModel(model, testSet, { normalization: norm });
   assert.ok(r.accuracy > 0.7, `test accuracy ${r.accuracy} should exceed 70% (chance is 10%)`);
+  assert.equal(history[1]?.testAccuracy, r.accuracy);
+  const toZeroShare = r.predictions.filter((p) => p === 0).length / testSet.count;
+  assert.equal(history[1]?.attackSuccessRate, toZeroShare, "each epoch records the accuracy on the attack's test set");
+  assert.ok(toZeroShare > 0.03 && toZeroShare < 0.2, `share predicted as class 0: ${toZeroShare}`);
   assert.equal(memory().numTensors, params, "no tensors left behind by training");
   model.dispose();
   assert.equal(memory().numTensors, before);
