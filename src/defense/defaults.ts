@@ -29,8 +29,9 @@ export interface FinetuneOptions {
   /**
    * M''s output layer before finetuning: "keep" (the paper's: M' starts as an exact copy of M) or
    * "reset" — re-initialised (seeded), so the mapping from features to classes is learned from
-   * the clean reserved set alone and a trigger's learned route to the target class is cut.
-   * Default "keep".
+   * the clean reserved set alone. A study option (bench:unlearning): on the 6-epoch
+   * Adaptive-Patch model M' relearned the trigger's route to the target from the features
+   * (BENCHMARKS.md), so defend does not offer it. Default "keep".
    */
   head?: AuxiliaryHead;
 }
