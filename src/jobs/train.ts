@@ -172,7 +172,8 @@ export async function runTraining(o: TrainRunOptions): Promise<TrainRunResult> {
     });
     const final = evaluateModel(model, testSet, { normalization, device });
     const metrics: Record<string, number> = { cleanAccuracy: final.accuracy, testLoss: final.loss };
-    if (attack) metrics.attackSuccessRate = attackSuccessRate(model, attack, testSet, normalization, device);
+    // The triggered test set built once above (for some attacks building it runs a trigger network).
+    if (attackTestSet) metrics.attackSuccessRate = evaluateModel(model, attackTestSet, { normalization, device }).accuracy;
     const meta = await saveCheckpoint(o.out, model, { ...base, training: training(), metrics }, { replace: true, carry: [STATE_META, STATE_WEIGHTS], also: writeArtifacts });
     return {
       checkpoint: o.out,
