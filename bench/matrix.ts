@@ -12,6 +12,7 @@ import { modelInfo } from "../src/models/registry.js";
 import { recipeFor } from "../src/train/recipes.js";
 import { cellId, defaultEpochs, pendingCells, readAllResults, runMatrix, type MatrixCell, type MatrixDefense } from "../src/jobs/matrix.js";
 import { UNLEARN_LABEL_MAPPINGS, type UnlearnLabelMapping } from "../src/defense/defaults.js";
+import { CANARY_KINDS, type CanaryKind } from "../src/defense/canary.js";
 import { aggregateMatrix, renderMatrixTables, replaceMatrixSection } from "../src/report/matrix-tables.js";
 import { wantsJson, helpAndExit, usageFailure } from "./harness.js";
 
@@ -28,9 +29,11 @@ evaluate jobs; one result JSON per cell under --results; finished cells are skip
   --data-path d=P,..  dataset paths, per dataset (needed for cifar10-folder, gtsrb, ...)
   --param "a:k=v,..;b:k=v"  attack parameter overrides
   --defense k=v,..    defend options other than the defaults, part of each cell's identity:
-                      unlearnLabels=${UNLEARN_LABEL_MAPPINGS.join("|")}, finetuneLr=X|auto (the SGD rate of M')
+                      unlearnLabels=${UNLEARN_LABEL_MAPPINGS.join("|")}, finetuneLr=X|auto (the SGD rate of M'),
+                      canaries=${CANARY_KINDS.join("+")} (those that choose B's rate)
   --fprs f,g          FPRs to evaluate at (default: the dataset's, 0.1% GTSRB / 1% otherwise, and 1%)
-  --results DIR       result files (default .cache/matrix)
+  --results DIR       result files (default bench/results/matrix, kept in git: the tables are
+                      rendered from them, and a fresh clone must be able to render them again)
   --render            after running, write the tables between --doc's matrix markers
   --doc FILE          the document to render into (default BENCHMARKS.md)
   --render-only       render from existing results only, run nothing
@@ -49,7 +52,7 @@ const { values } = parseArgs({
     param: { type: "string" },
     fprs: { type: "string" },
     defense: { type: "string" },
-    results: { type: "string", default: ".cache/matrix" },
+    results: { type: "string", default: "bench/results/matrix" },
     render: { type: "boolean", default: false },
     doc: { type: "string", default: "BENCHMARKS.md" },
     "render-only": { type: "boolean", default: false },
@@ -84,7 +87,10 @@ const resultsDir = values.results;
 const renderFile = values.render || values["render-only"] ? values.doc : null;
 
 async function render(): Promise<void> {
-  const groups = aggregateMatrix(await readAllResults(resultsDir));
+  const rows = await readAllResults(resultsDir);
+  // Rendering nothing would wipe the tables in the document: a wrong --results path is an error.
+  if (rows.length === 0) fail(`--results: no finished cell results under ${resultsDir}; nothing to render (the document is left as it is)`);
+  const groups = aggregateMatrix(rows);
   const tables = renderMatrixTables(groups);
   if (renderFile) {
     const doc = await readFile(renderFile, "utf8");
@@ -152,8 +158,12 @@ for (const part of list(values.defense)) {
     const x = Number(v);
     if (v !== "auto" && !(x > 0 && x <= 10)) fail(`--defense: finetuneLr must be "auto" or a number in (0, 10], got ${JSON.stringify(v)}`);
     defense.finetuneLr = v === "auto" ? "auto" : x;
+  } else if (k === "canaries") {
+    const kinds = (v ?? "").split("+");
+    if (kinds.some((x) => !(CANARY_KINDS as readonly string[]).includes(x)) || new Set(kinds).size !== kinds.length) fail(`--defense: canaries must be distinct names from ${CANARY_KINDS.join(", ")} joined by "+", got ${JSON.stringify(v)}`);
+    defense.canaries = kinds as CanaryKind[];
   } else {
-    fail(`--defense: expected unlearnLabels=... or finetuneLr=..., got ${JSON.stringify(part)}`);
+    fail(`--defense: expected unlearnLabels=..., finetuneLr=... or canaries=..., got ${JSON.stringify(part)}`);
   }
 }
 const hasDefense = Object.keys(defense).length > 0;

@@ -15,7 +15,7 @@ import type { Tensor } from "../engine/index.js";
 import type { ImageDataset } from "../data/dataset.js";
 import type { Rng } from "../util/rng.js";
 import type { AttackParams, ImageSpec } from "./attack.js";
-import { BaseAttack, type PoisonPlan } from "./base.js";
+import { BaseAttack, type AttackInfo, type PoisonPlan } from "./base.js";
 import { checkImages, pasteTrigger, type TriggerCanvas } from "./canvas.js";
 import { watermarkCanvas } from "./trojan.js";
 import { candidates, choose, countFromRate } from "./sampling.js";
@@ -30,22 +30,19 @@ export const TACT_PARAMS: ParamTable = {
   margin: { type: "integer", default: 3, min: 0, max: 16, description: "distance from the bottom-right corner, in cells" },
 };
 
+const TACT_INFO = {
+  name: "tact",
+  description: "watermark trigger on source class 1 relabelled to the target; cover classes 5 and 7 carry it with their own label",
+};
+
 export class TaCT extends BaseAttack {
   readonly canvas: TriggerCanvas;
   readonly sourceClass: number;
   readonly coverClasses: number[];
 
-  constructor(params: AttackParams, spec: ImageSpec) {
-    super(
-      {
-        name: "tact",
-        description: "watermark trigger on source class 1 relabelled to the target; cover classes 5 and 7 carry it with their own label",
-        kind: "source-specific",
-        targeting: "source-specific",
-      },
-      params,
-      spec,
-    );
+  /** `info` is TaCT's own unless a subclass with another trigger passes its name (src/attacks/source-specific.ts). */
+  constructor(params: AttackParams, spec: ImageSpec, info: Pick<AttackInfo, "name" | "description"> = TACT_INFO) {
+    super({ ...info, kind: "source-specific", targeting: "source-specific" }, params, spec);
     const what = `attack '${this.name}'`;
     const k = spec.numClasses;
     this.sourceClass = this.checkedSourceClass();

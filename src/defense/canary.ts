@@ -14,6 +14,7 @@ import type { Attack, ParamValue } from "../attacks/attack.js";
 import { Rng } from "../util/rng.js";
 import { subset } from "../data/splits.js";
 import { createAttack } from "../attacks/registry.js";
+import { SourceSpecific } from "../attacks/source-specific.js";
 import { fit } from "../train/trainer.js";
 import { evaluateModel } from "../train/evaluate.js";
 import { DEFAULT_CONFIG } from "../train/config.js";
@@ -33,8 +34,16 @@ export interface UnlearningRecord {
 export const DEFAULT_CANDIDATES: readonly number[] = [3e-5, 5e-5, 1e-4, 2e-4, 3e-4, 5e-4, 1e-3, 2e-3];
 
 /** The two trigger families of real attacks: a full-image blend and a small patch. */
-export type CanaryKind = "blend" | "patch";
-export const CANARY_KINDS: readonly CanaryKind[] = ["blend", "patch"];
+/**
+ * "conditional": the patch on one source class only, with cover classes that carry it and keep
+ * their labels (TaCT's plan, the defender's trigger). A conditional backdoor is tangled with its
+ * source class's features, so unlearning the clean task can take it away at rates that keep an
+ * unconditional canary (ResNet-20 TaCT, BENCHMARKS.md); this canary is there to notice that.
+ */
+export type CanaryKind = "blend" | "patch" | "conditional";
+export const CANARY_KINDS: readonly CanaryKind[] = ["blend", "patch", "conditional"];
+/** The canaries defend plants unless told otherwise. */
+export const DEFAULT_CANARY_KINDS: readonly CanaryKind[] = ["blend", "patch"];
 
 export interface CanaryRow {
   lr: number;
@@ -86,16 +95,55 @@ export interface CanaryOptions {
 const POISONED_FRACTION = 0.2;
 const PLANT_EPOCHS = 5;
 
+type CanarySpec = { numClasses: number; height: number; width: number; channels: number };
+
 /**
  * The defender's own trigger of one kind, with a seeded target class: a blend of its own noise
  * pattern, or a checkerboard in the top-left corner (real patch attacks usually sit elsewhere;
- * the defender does not know where, and does not need to).
+ * the defender does not know where, and does not need to). The conditional canary needs the
+ * images it is planted on (`plantOn`) to choose its classes and rates.
  */
-export function canaryAttack(kind: CanaryKind, seed: number, spec: { numClasses: number; height: number; width: number; channels: number }): Attack {
+export function canaryAttack(kind: CanaryKind, seed: number, spec: CanarySpec, plantOn?: ImageDataset): Attack {
+  if (kind === "conditional") {
+    if (!plantOn) throw new TypeError("canaryAttack: the conditional canary needs the images it is planted on");
+    return conditionalCanary(seed, spec, plantOn);
+  }
   const rng = Rng.derive(seed, kind === "blend" ? 7919 : 7927);
   const targetClass = rng.int(0, spec.numClasses);
   if (kind === "blend") return createAttack("blend", { targetClass, rate: POISONED_FRACTION, alpha: 0.2, patternSeed: 1_000_003 + seed }, spec);
   return createAttack("badnet", { targetClass, rate: POISONED_FRACTION, cells: 3, margin: 1, corner: 3 }, spec);
+}
+
+/**
+ * The patch canary made conditional: seeded target, source and (up to two) cover classes; the
+ * source is drawn among the classes with at least the median count in `plantOn` (GTSRB's classes
+ * are unbalanced), half of its images are triggered and relabelled, and as many cover images
+ * (TaCT's 1:1) carry the patch with their own label.
+ */
+function conditionalCanary(seed: number, spec: CanarySpec, plantOn: ImageDataset): Attack {
+  const k = spec.numClasses;
+  if (k < 3) throw new RangeError(`the conditional canary needs at least 3 classes (target, source, cover), got ${k}`);
+  const counts = new Array<number>(k).fill(0);
+  for (const y of plantOn.labels) counts[y] = (counts[y] as number) + 1;
+  const rng = Rng.derive(seed, 7937);
+  const targetClass = rng.int(0, k);
+  const others = Array.from({ length: k }, (_, c) => c).filter((c) => c !== targetClass);
+  const median = others.map((c) => counts[c] as number).sort((a, b) => a - b)[Math.floor(others.length / 2)] as number;
+  const shuffled = (xs: number[]) => Array.from(rng.permutation(xs.length), (i) => xs[i] as number);
+  const large = shuffled(others.filter((c) => (counts[c] as number) >= median));
+  const sourceClass = large[0] as number;
+  const coverClasses = [...large.slice(1), ...shuffled(others.filter((c) => (counts[c] as number) < median))].slice(0, 2);
+  const poisoned = Math.floor((counts[sourceClass] as number) / 2);
+  if (poisoned === 0) throw new RangeError(`the conditional canary's source class ${sourceClass} has ${counts[sourceClass] ?? 0} image(s) in the planting set; at least 2 are needed`);
+  const coverPool = coverClasses.reduce((n, c) => n + (counts[c] as number), 0);
+  const patch = canaryAttack("patch", seed, spec);
+  return new SourceSpecific(patch, {
+    targetClass,
+    sourceClass,
+    coverClasses: coverClasses.join(","),
+    rate: poisoned / plantOn.count,
+    coverRate: Math.min(poisoned, coverPool) / plantOn.count,
+  }, spec);
 }
 
 function plantingSplits(planting: CanaryPlanting, reserved: ImageDataset, calibration: ImageDataset, seed: number): { plantOn: ImageDataset; measureOn: ImageDataset } {
@@ -111,11 +159,12 @@ export async function measureCanary(model: Module, meta: ModelMeta, reserved: Im
   const log = o.log ?? ((l: string) => console.error(l));
   const silent = o.silent ?? true;
   const spec = { numClasses: meta.spec.numClasses, height: reserved.height, width: reserved.width, channels: reserved.channels };
-  const attack = canaryAttack(kind, o.seed, spec);
   const planting = o.planting ?? "reserved";
   const { plantOn, measureOn } = plantingSplits(planting, reserved, calibration, o.seed);
+  const attack = canaryAttack(kind, o.seed, spec, plantOn);
 
-  // Plant the canary: finetune a copy of M on clean images with a fifth of them triggered.
+  // Plant the canary: finetune a copy of M on clean images with a fifth of them triggered (the
+  // conditional canary: half of its source class, and as many covers).
   const poisoned = await attack.poison(plantOn, o.seed + 17);
   const canaryModel = cloneModel(model, meta.spec);
   const device = o.device ?? "cpu";
@@ -159,7 +208,7 @@ export async function measureCanary(model: Module, meta: ModelMeta, reserved: Im
         expert.dispose();
       }
     }
-    return { kind, planting, attack: { name: attack.name, params: { ...attack.params } }, poisonedFraction: POISONED_FRACTION, attackSuccessRate: asr, cleanAccuracy: ca, table, seconds: (Date.now() - t0) / 1000 };
+    return { kind, planting, attack: { name: attack.name, params: { ...attack.params } }, poisonedFraction: poisoned.poisonIndices.length / plantOn.count, attackSuccessRate: asr, cleanAccuracy: ca, table, seconds: (Date.now() - t0) / 1000 };
   } finally {
     canaryModel.dispose();
   }
@@ -239,7 +288,7 @@ export async function selectUnlearnLr(
 ): Promise<CanaryResult> {
   const t0 = Date.now();
   const canaries: CanaryRecord[] = [];
-  for (const kind of o.kinds ?? CANARY_KINDS) canaries.push(await measureCanary(model, meta, reserved, calibration, kind, o));
+  for (const kind of o.kinds ?? DEFAULT_CANARY_KINDS) canaries.push(await measureCanary(model, meta, reserved, calibration, kind, o));
   const rule = o.selectionRule ?? DEFAULT_SELECTION_RULE;
   const pick = chooseUnlearnLr(canaries.map((c) => c.table), rule);
   if (pick === null) {

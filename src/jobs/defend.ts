@@ -11,7 +11,7 @@ import { saveBundle } from "../defense/bundle.js";
 import { signingKey, type KeyInput } from "../defense/signature.js";
 import { assertWritableDir } from "../util/atomic-dir.js";
 import { defaultSplitSpec, defenseSplits, type DefenseSplitSpec } from "../defense/splits.js";
-import { selectUnlearnLr, type CanaryResult } from "../defense/canary.js";
+import { CANARY_KINDS, DEFAULT_CANARY_KINDS, selectUnlearnLr, type CanaryKind, type CanaryResult } from "../defense/canary.js";
 import { selectFinetuneLr, type AuxiliaryRateSelection } from "../defense/auxiliary-rate.js";
 import type { Module } from "../nn/index.js";
 import type { ScoreRule } from "../defense/scores.js";
@@ -32,6 +32,8 @@ export interface DefendOptions {
    * is also the default where the paper gives no rate for this architecture and dataset.
    */
   unlearnLr?: number | "auto";
+  /** The canaries that choose it (default blend and patch; "conditional" adds a source-specific one). */
+  canaries?: readonly CanaryKind[];
   unlearnEpochs?: number;
   /** The wrong labels B unlearns on (default "shift", the paper's (y + 1) mod C); the canaries use the same. */
   unlearnLabels?: UnlearnLabelMapping;
@@ -101,6 +103,9 @@ export async function defendCheckpoint(o: DefendOptions): Promise<DefendResult> 
   if (o.unlearnLabels !== undefined && !UNLEARN_LABEL_MAPPINGS.includes(o.unlearnLabels)) {
     throw new OptionError("unlearnLabels", `expected one of ${UNLEARN_LABEL_MAPPINGS.join(", ")}, got ${JSON.stringify(o.unlearnLabels)}`);
   }
+  if (o.canaries !== undefined && (o.canaries.length === 0 || o.canaries.some((k) => !CANARY_KINDS.includes(k)) || new Set(o.canaries).size !== o.canaries.length)) {
+    throw new OptionError("canaries", `expected distinct names from ${CANARY_KINDS.join(", ")}, got ${JSON.stringify(o.canaries)}`);
+  }
   const { model, meta } = await loadCheckpoint(o.checkpoint);
   try {
     const name = o.dataset ?? meta.dataset.name;
@@ -135,12 +140,16 @@ export async function defendCheckpoint(o: DefendOptions): Promise<DefendResult> 
     const fitMeta = { spec: meta.model, preprocessing: meta.preprocessing, classNames: meta.classNames };
     let selection: CanaryResult | null = null;
     const auto = o.unlearnLr === "auto" || (o.unlearnLr === undefined && d.unlearnLrSource === "canary");
+    if (o.canaries !== undefined && !auto) {
+      throw new OptionError("canaries", `the canaries only choose B's unlearning rate, and here it is ${typeof o.unlearnLr === "number" ? "given" : "the paper's"} (${options.unlearn.lr}); use unlearnLr "auto" with them`);
+    }
     if (auto) {
-      log("choosing the unlearning rate with two canary backdoors of our own (defender-side data only)");
+      const kinds = o.canaries ?? DEFAULT_CANARY_KINDS;
+      log(`choosing the unlearning rate with canary backdoors of our own (${kinds.join(", ")}; defender-side data only)`);
       // The canaries are planted at the architecture's default finetuning rate, whatever rate M'
       // gets: the selection rule was developed with canaries planted that way, and a stronger
       // rate plants a sturdier canary that pushes B's rate too high (measured on TaCT).
-      selection = await selectUnlearnLr(model, fitMeta, reserved, calibration, { ...options, finetune: d.finetune, log });
+      selection = await selectUnlearnLr(model, fitMeta, reserved, calibration, { ...options, finetune: d.finetune, kinds, log });
       options.unlearn.lr = selection.lr;
       log(`${selection.conclusive ? "selected" : "kept the static"} unlearning lr ${selection.lr} in ${selection.seconds.toFixed(0)} s`);
     }

@@ -21,6 +21,7 @@ const SCORING_SEED = 0;
 
 export async function evaluateBaselineBundle(o: EvaluateBundleOptions, detector: string): Promise<EvaluateBundleResult> {
   // Options that only mean something for BaDExpert's bundle are refused before any work.
+  if (o.parts === true) throw new OptionError("parts", `M, B and M' on their own are BaDExpert's; ${o.bundle} is a baseline detector bundle (${detector})`);
   if (o.rule !== undefined) throw new OptionError("rule", `score rules are BaDExpert's; ${o.bundle} is a baseline detector bundle (${detector})`);
   if (o.verifyKey !== undefined) throw new OptionError("verifyKey", `${o.bundle} is a baseline detector bundle (${detector}), which is not signed; its checkpoint's weights are hash-checked on load instead`);
   if (o.targetFpr !== undefined && !(o.targetFpr > 0 && o.targetFpr < 1)) throw new OptionError("targetFpr", `expected a number in (0, 1), got ${o.targetFpr}`);

@@ -23,6 +23,7 @@ import type { ForensicsSection } from "../report/report.js";
 import { meanImage, summariseFlagged } from "../forensics/explain.js";
 import { DEFAULT_SALIENCY_METHOD, type SaliencyMethod } from "../forensics/saliency.js";
 import { checkScoringDevice } from "./device.js";
+import { detectorParts, type DetectorParts } from "../defense/parts.js";
 
 export interface EvaluateBundleOptions {
   bundle: string;
@@ -45,6 +46,8 @@ export interface EvaluateBundleOptions {
   evaluationLimit?: number;
   /** How that limit picks its images (`limited`): "sample" (default) or "first". */
   limitOrder?: LimitOrder;
+  /** Also measure M, B and M' each on their own (src/defense/parts.ts): two more passes per model. */
+  parts?: boolean;
 }
 
 /** Images with their bytes, for the forensics functions. */
@@ -90,6 +93,8 @@ export interface EvaluateBundleResult extends Omit<DefenseEvaluation, "clean" | 
   dataset: string;
   model: string;
   reportFiles: { html: string; markdown: string } | null;
+  /** With `parts`: each model's clean accuracy and share of triggered inputs sent to the target. */
+  parts?: DetectorParts;
 }
 
 export async function evaluateBundle(o: EvaluateBundleOptions): Promise<EvaluateBundleResult> {
@@ -123,6 +128,7 @@ export async function evaluateBundle(o: EvaluateBundleOptions): Promise<Evaluate
       dataset: created.dataset.name,
       model: det.info.spec.name,
       reportFiles: null,
+      ...(o.parts ? { parts: detectorParts(det, evaluation, attack.poisonedTestSet(evaluation).dataset) } : {}),
     };
     if (o.report) {
       const explainInputs = o.explainInputs ?? 48;

@@ -8,9 +8,10 @@ import { readFile, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { ParamValue } from "../attacks/attack.js";
 import type { AuxiliaryRateSelection } from "../defense/auxiliary-rate.js";
-import type { CanaryRecord } from "../defense/canary.js";
+import type { CanaryKind, CanaryRecord } from "../defense/canary.js";
 import { defenseDefaults, type UnlearnLabelMapping } from "../defense/defaults.js";
 import type { DefenseMetrics } from "../defense/metrics.js";
+import type { DetectorParts } from "../defense/parts.js";
 import { readCheckpointMeta } from "../train/checkpoint.js";
 import { recipeFor } from "../train/recipes.js";
 import { writeFileAtomically } from "../util/atomic-file.js";
@@ -36,11 +37,12 @@ export interface MatrixCell {
 export interface MatrixDefense {
   unlearnLabels?: UnlearnLabelMapping;
   finetuneLr?: number | "auto";
+  canaries?: CanaryKind[];
 }
 
-/** "finetuneLr=0.05,unlearnLabels=permutation": the overrides, sorted by name; "" for the defaults. */
+/** "canaries=blend+patch+conditional,finetuneLr=0.05": the overrides, sorted by name; "" for the defaults. */
 export function defenseTag(d: MatrixDefense | undefined): string {
-  return Object.entries(d ?? {}).filter(([, v]) => v !== undefined).sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => `${k}=${String(v)}`).join(",");
+  return Object.entries(d ?? {}).filter(([, v]) => v !== undefined).sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => `${k}=${Array.isArray(v) ? v.join("+") : String(v)}`).join(",");
 }
 
 export interface MatrixEvaluation {
@@ -67,6 +69,8 @@ export interface MatrixCellResult {
    */
   finetune?: { lr: number; source: "default" | "given" | "auto"; selection?: AuxiliaryRateSelection };
   evaluations: MatrixEvaluation[];
+  /** M, B and M' each on their own on the evaluation split (absent in results written before session 12). */
+  parts?: DetectorParts;
   /** Scores of the AUROC sets (positives: poisoned inputs that fool M; negatives: clean inputs M gets right), for the bootstrap. */
   scores: { positives: number[]; negatives: number[] };
   seconds: { expert: number; auxiliary: number; calibration: number; selection: number; evaluation: number };
@@ -187,10 +191,13 @@ export async function runCell(c: MatrixCell, o: RunCellOptions): Promise<MatrixC
   const d = await defendCheckpoint({ checkpoint: trained.dir, out: bundle, force: true, seed: c.seed, splitSeed: c.seed, targetFpr: fprs[0], silent: true, log: (l) => log(`${cellId(c)}: ${l}`), ...(c.defense ?? {}) });
   const evaluations: MatrixEvaluation[] = [];
   let scores: MatrixCellResult["scores"] | null = null;
+  let parts: DetectorParts | undefined;
   let evaluation = 0;
   let scoringRate = 0;
   for (const f of fprs) {
-    const e = await evaluateBundle({ bundle, targetFpr: f });
+    // M, B and M' on their own once (they do not depend on the FPR): what a failed cell is diagnosed with.
+    const e = await evaluateBundle({ bundle, targetFpr: f, parts: parts === undefined });
+    parts ??= e.parts;
     evaluations.push({ targetFpr: f, threshold: e.threshold, metrics: e.metrics });
     evaluation += e.seconds;
     scoringRate = e.scoringRate;
@@ -212,6 +219,7 @@ export async function runCell(c: MatrixCell, o: RunCellOptions): Promise<MatrixC
       ...(d.finetuneSelection ? { selection: d.finetuneSelection } : {}),
     },
     evaluations,
+    ...(parts ? { parts } : {}),
     scores: scores ?? { positives: [], negatives: [] },
     seconds: { ...d.seconds, evaluation },
     scoringRate,

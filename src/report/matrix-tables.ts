@@ -59,7 +59,7 @@ const key = (...parts: unknown[]) => JSON.stringify(parts);
 
 /** A cell's defense overrides as "k=v, ..." sorted by name; "" when it ran with the defaults. */
 function defenseLabel(d: object | undefined): string {
-  return Object.entries(d ?? {}).filter(([, v]) => v !== undefined).sort(([x], [y]) => x.localeCompare(y)).map(([k, v]) => `${k}=${String(v)}`).join(", ");
+  return Object.entries(d ?? {}).filter(([, v]) => v !== undefined).sort(([x], [y]) => x.localeCompare(y)).map(([k, v]) => `${k}=${Array.isArray(v) ? v.join("+") : String(v)}`).join(", ");
 }
 
 /** Groups rows by (dataset, model, epochs, FPR) and, within a group, by attack and its parameters; order: first appearance. */

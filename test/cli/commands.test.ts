@@ -175,6 +175,15 @@ test("--device cuda on this CPU build is one clear usage error for defend, scan 
   await assert.rejects(evaluateBundle({ bundle, device: "cuda:x" }), (e: unknown) => e instanceof OptionError && /expected "cpu", "cuda" or "cuda:N"/.test(e.message));
 });
 
+test("defend --canaries: refused where no canaries run (a given rate), and unknown kinds by the job too", async () => {
+  const r = await cli(["defend", "--checkpoint", ckpt, "--out", join(root, "never"), "--unlearn-lr", "3e-4", "--canaries", "blend,conditional"]);
+  assert.equal(r.code, 2, r.err);
+  assert.match(r.err, /canaries: the canaries only choose B's unlearning rate, and here it is given \(0\.0003\); use unlearnLr "auto" with them/);
+  assert.equal(existsSync(join(root, "never")), false);
+  await assert.rejects(defendCheckpoint({ checkpoint: ckpt, out: join(root, "never"), canaries: ["blend", "tact" as "blend"] }), (e: unknown) => e instanceof OptionError && e.option === "canaries");
+  await assert.rejects(defendCheckpoint({ checkpoint: ckpt, out: join(root, "never"), canaries: [] }), (e: unknown) => e instanceof OptionError && e.option === "canaries");
+});
+
 test("evaluate-defense: metrics on the held-out split and a report", async () => {
   const report = join(root, "report");
   const r = await cli(["evaluate-defense", "--bundle", bundle, "--report", report, "--json"]);
@@ -184,6 +193,24 @@ test("evaluate-defense: metrics on the held-out split and a report", async () =>
   assert.equal(j.cleanCount, 450);
   assert.ok((j.auroc as number) >= 0 && (j.auroc as number) <= 1);
   assert.ok(existsSync(join(report, "report.html")));
+  assert.equal(j.parts, undefined, "M, B and M' on their own only when asked");
+});
+
+test("evaluate-defense --parts: M, B and M' on their own; M's figures are the metrics' before columns", async () => {
+  const r = await cli(["evaluate-defense", "--bundle", bundle, "--parts", "--json"]);
+  assert.equal(r.code, 0, r.err);
+  const j = obj(r.json());
+  const parts = obj(j.parts);
+  const m = obj(parts.model);
+  // The same evaluation split and triggered set as the metrics, measured by another path.
+  assert.equal(m.cleanAccuracy, j.cleanAccuracyBefore);
+  assert.equal(m.toTarget, j.asrBefore);
+  for (const name of ["expert", "auxiliary"]) {
+    const p = obj(parts[name]);
+    for (const k of ["cleanAccuracy", "toTarget"]) assert.ok((p[k] as number) >= 0 && (p[k] as number) <= 1, `${name}.${k}`);
+  }
+  assert.match(r.out, /\| model \| clean accuracy \| triggered sent to the target \|/);
+  assert.match(r.out, /\| B \| \d+\.\d\d% \| \d+\.\d\d% \|/);
 });
 
 test("scan a dataset split: one line per input as it goes, then a summary", async () => {

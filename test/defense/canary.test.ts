@@ -66,6 +66,46 @@ test("the patch canary is a 3x3 checkerboard in the top-left corner; the blend c
     }),
   ));
 
+test("the conditional canary: the patch on half of one source class, as many covers, and only source images in its test set", async () => {
+  const testSet = await loadDataset("fashion-mnist", { split: "test" });
+  const plantOn = subset(testSet, defenseSplits(testSet.count, { seed: 2, reserved: 600, calibration: 300 }).reserved);
+  const spec = { numClasses: 10, height: 28, width: 28, channels: 1 };
+  const count = (c: number) => plantOn.labels.filter((y) => y === c).length;
+  const attack = canaryAttack("conditional", 3, spec, plantOn);
+  const p = attack.params;
+  const target = p.targetClass as number;
+  const source = p.sourceClass as number;
+  const covers = String(p.coverClasses).split(",").map(Number);
+  assert.equal(attack.name, "source-specific-badnet");
+  assert.equal(covers.length, 2);
+  assert.equal(new Set([target, source, ...covers]).size, 4, "target, source and covers are four different classes");
+  const poisoned = await attack.poison(plantOn, 9);
+  const half = Math.floor(count(source) / 2);
+  assert.equal(poisoned.poisonIndices.length, half);
+  assert.equal(poisoned.coverIndices.length, half);
+  for (const i of poisoned.poisonIndices) {
+    assert.equal(plantOn.labels[i], source);
+    assert.equal(poisoned.labels[i], target);
+  }
+  for (const i of poisoned.coverIndices) {
+    assert.ok(covers.includes(plantOn.labels[i] as number));
+    assert.equal(poisoned.labels[i], plantOn.labels[i], "covers keep their label");
+  }
+  // The trigger is the patch canary's checkerboard, not TaCT's watermark.
+  const k = poisoned.poisonIndices[0] as number;
+  const size = 28 * 28;
+  const before = plantOn.images.subarray(k * size, (k + 1) * size);
+  const after = poisoned.dataset.images.subarray(k * size, (k + 1) * size);
+  const changed = [...after.keys()].filter((j) => after[j] !== before[j]);
+  assert.ok(changed.length > 0 && changed.every((j) => [29, 30, 31, 57, 58, 59, 85, 86, 87].includes(j)), `changed pixels ${changed.join(",")}`);
+  const triggered = attack.poisonedTestSet(testSet);
+  assert.equal(triggered.dataset.count, testSet.labels.filter((y) => y === source).length, "only source-class images count");
+  // Seeded; and it refuses a set too small to plant it.
+  assert.deepEqual(canaryAttack("conditional", 3, spec, plantOn).params, p);
+  assert.throws(() => canaryAttack("conditional", 3, spec), /needs the images it is planted on/);
+  assert.throws(() => canaryAttack("conditional", 3, { ...spec, numClasses: 2 }, plantOn), /at least 3 classes/);
+});
+
 test("on real images, a planted patch canary takes and B is measured at every candidate rate, without leaks", async () => {
   const before = memory().numTensors;
   const handlesBefore = memory().numHandles;

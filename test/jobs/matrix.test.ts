@@ -4,7 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -141,6 +141,37 @@ void test("bench:matrix --dry-run: lists finished and pending cells from the res
       { cell: "fashion-mnist-compact-cnn-badnet-e6-seed0", pending: true },
       { cell: "fashion-mnist-compact-cnn-badnet-e6-seed1", pending: false },
     ]);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+void test("bench:matrix --defense canaries=...: part of the cell's identity; unknown or repeated kinds exit 2", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "bx-matrix-canaries-"));
+  try {
+    const r = matrixCli(["--datasets", "fashion-mnist", "--attacks", "tact", "--epochs", "6", "--results", dir, "--defense", "canaries=blend+patch+conditional", "--dry-run"]);
+    assert.equal(r.code, 0, r.err);
+    assert.equal(r.out.trim(), "pending   fashion-mnist-compact-cnn-tact-e6-seed0-defense-canaries=blend+patch+conditional");
+    for (const bad of ["canaries=blend+nope", "canaries=patch+patch"]) {
+      const b = matrixCli(["--datasets", "fashion-mnist", "--attacks", "tact", "--results", dir, "--defense", bad, "--dry-run"]);
+      assert.equal(b.code, 2, bad);
+      assert.match(b.err, /^bench:matrix: --defense: canaries must be distinct names from blend, patch, conditional joined by "\+"/);
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+void test("bench:matrix --render-only with no results refuses and leaves the document as it was", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "bx-matrix-render-"));
+  try {
+    const doc = join(dir, "doc.md");
+    const text = "before\n<!-- bench:matrix:begin -->\n| a table |\n<!-- bench:matrix:end -->\nafter\n";
+    await writeFile(doc, text);
+    const r = matrixCli(["--render-only", "--results", join(dir, "nothing-here"), "--doc", doc]);
+    assert.equal(r.code, 2, r.err);
+    assert.match(r.err, /^bench:matrix: --results: no finished cell results under .*nothing-here; nothing to render/);
+    assert.equal(await readFile(doc, "utf8"), text);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -1,11 +1,12 @@
 // `badexpert defend`: suspicious model + clean data → a BaDExpert detector bundle.
 import type { Command } from "../command.js";
 import type { OptionSpec } from "../command.js";
-import { COUNT, EPOCHS, FPR, SEED, choiceWithDefault, emitJson, int, num, numOrWord, numWithDefault, requireStr, str } from "../args.js";
+import { COUNT, EPOCHS, FPR, SEED, choiceList, choiceWithDefault, emitJson, int, num, numOrWord, numWithDefault, requireStr, str } from "../args.js";
 import { RUNTIME_OPTIONS, applyRuntimeOptions } from "../runtime-options.js";
 import { defendCheckpoint } from "../../jobs/defend.js";
 import { SCORE_RULES } from "../../defense/scores.js";
 import { UNLEARN_LABEL_MAPPINGS } from "../../defense/defaults.js";
+import { CANARY_KINDS } from "../../defense/canary.js";
 import { datasetNames } from "../../data/registry.js";
 import { UsageError } from "../command.js";
 import { detectorInfo, detectorNames } from "../../detectors/registry.js";
@@ -13,7 +14,7 @@ import { DetectorParamError, parseDetectorParams, resolveDetectorParams } from "
 import { defendBaseline } from "../../jobs/defend-baseline.js";
 
 /** Options that only BaDExpert reads; refused with a baseline detector rather than ignored. */
-const BADEXPERT_ONLY = ["unlearn-lr", "unlearn-epochs", "finetune-lr", "finetune-gamma", "finetune-epochs", "rule", "sign-key"] as const;
+const BADEXPERT_ONLY = ["unlearn-lr", "canaries", "unlearn-epochs", "finetune-lr", "finetune-gamma", "finetune-epochs", "rule", "sign-key"] as const;
 
 const OPTIONS: Record<string, OptionSpec> = {
   checkpoint: { type: "string", short: "c", description: "the suspicious model's checkpoint directory" },
@@ -29,6 +30,11 @@ const OPTIONS: Record<string, OptionSpec> = {
     type: "string",
     description: "Adam learning rate of the backdoor expert, or 'auto': chosen with canary backdoors the defender plants itself. Default: the paper's rate where it has one for this architecture and dataset, otherwise auto",
     value: { kind: "float-or", word: "auto", number: { kind: "float", min: 0, max: 10, exclusiveMin: true } },
+  },
+  canaries: {
+    type: "string",
+    description: "the canaries that choose B's rate with --unlearn-lr auto: blend and patch (the default), and conditional (the patch on one source class only, with cover classes, like TaCT; adds a third planting)",
+    value: { kind: "choice-list", values: CANARY_KINDS },
   },
   "unlearn-epochs": { type: "string", description: "epochs of unlearning", default: "1", value: EPOCHS },
   "unlearn-labels": {
@@ -129,6 +135,7 @@ export const defend: Command = {
       device,
       ...shared,
       ...opt("unlearnLr", numOrWord(v, "unlearn-lr", "auto", OPTIONS)),
+      ...opt("canaries", choiceList(v, "canaries", CANARY_KINDS, OPTIONS)),
       unlearnEpochs: numWithDefault(v, "unlearn-epochs", OPTIONS),
       unlearnLabels: choiceWithDefault(v, "unlearn-labels", UNLEARN_LABEL_MAPPINGS, OPTIONS),
       ...opt("finetuneLr", numOrWord(v, "finetune-lr", "auto", OPTIONS)),

@@ -18,6 +18,7 @@ const OPTIONS: Record<string, OptionSpec> = {
   "data-path": { type: "string", description: "dataset location (default: the one the bundle was made with)" },
   report: { type: "string", short: "r", description: "directory for report.html, report.md, the SVG charts and metrics.json" },
   "verify-key": { type: "string", description: "Ed25519 public key (PEM): refuse the bundle unless it is signed by its private key" },
+  parts: { type: "boolean", description: "also measure M, B and M' each on their own: clean accuracy and the share of triggered inputs each sends to the target (says which of B and M' failed when an attack gets through)" },
   "explain-inputs": { type: "string", description: "with --report: flagged poisoned inputs explained in its \"What the detector saw\" section (0: none)", default: "48", value: { kind: "int", min: 0, max: 1e6 } },
   "explain-method": { type: "string", description: `saliency method of that section: ${SALIENCY_METHODS.join(", ")}`, default: DEFAULT_SALIENCY_METHOD, value: { kind: "choice", values: SALIENCY_METHODS } },
   "evaluation-limit": { type: "string", description: "use N images of the evaluation split (0: all; STRIP costs ~100 passes per input)", value: { kind: "int", min: 0, max: 1e9 } },
@@ -64,14 +65,20 @@ export const evaluateDefenseCommand: Command = {
       limitOrder,
       explainInputs: num(v, "explain-inputs", OPTIONS) ?? 48,
       explainMethod: choice(v, "explain-method", SALIENCY_METHODS) ?? DEFAULT_SALIENCY_METHOD,
+      parts: v.parts === true,
     });
     const m = r.metrics;
     const who = r.rule !== null ? `BaDExpert (${r.rule})` : r.detector;
     console.log(`${who} vs ${r.attack.name} on ${r.dataset}: ${m.cleanCount} clean and ${m.poisonCount} poisoned evaluation inputs`);
     console.log(`| metric | before | after |\n|---|---|---|\n${metricsRows(m).map(([k, b, a]) => `| ${k} | ${b} | ${a} |`).join("\n")}`);
     console.log(`scoring: ${r.scoringRate.toFixed(0)} inputs/s`);
+    if (r.parts) {
+      const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
+      const rows = ([["M", r.parts.model], ["B", r.parts.expert], ["M'", r.parts.auxiliary]] as const).map(([n, p]) => `| ${n} | ${pct(p.cleanAccuracy)} | ${pct(p.toTarget)} |`);
+      console.log(`| model | clean accuracy | triggered sent to the target |\n|---|---|---|\n${rows.join("\n")}`);
+    }
     if (r.reportFiles) console.error(`report: ${r.reportFiles.html} and ${r.reportFiles.markdown}`);
-    emitJson(v, { bundle, detector: r.detector, dataset: r.dataset, model: r.model, attack: r.attack, rule: r.rule, targetFpr: r.targetFpr, ...m, scoringRate: r.scoringRate });
+    emitJson(v, { bundle, detector: r.detector, dataset: r.dataset, model: r.model, attack: r.attack, rule: r.rule, targetFpr: r.targetFpr, ...m, scoringRate: r.scoringRate, ...(r.parts ? { parts: r.parts } : {}) });
     return 0;
   },
 };
