@@ -267,8 +267,29 @@ export function chooseUnlearnLr(tables: readonly (readonly CanaryRow[])[], rule:
   return kept.length > 0 ? (kept[kept.length - 1] as { lr: number }).lr : null;
 }
 
+/**
+ * The rate from measured canaries: the rule over the blend and patch canaries (the static rate
+ * when they are inconclusive), capped by the conditional canaries' peak where there are any.
+ * `uncapped` is the rate before the cap.
+ */
+export function decideUnlearnLr(canaries: readonly Pick<CanaryRecord, "kind" | "table">[], rule: SelectionRule, staticLr: number): { lr: number; conclusive: boolean; uncapped: number; conditionalPeak?: number } {
+  const pick = chooseUnlearnLr(canaries.filter((c) => c.kind !== "conditional").map((c) => c.table), rule);
+  const uncapped = pick ?? staticLr;
+  const conditional = canaries.filter((c) => c.kind === "conditional");
+  if (conditional.length === 0) return { lr: uncapped, conclusive: pick !== null, uncapped };
+  const peak = chooseUnlearnLr(conditional.map((c) => c.table), { pick: "peak", combine: "min" }) as number;
+  return { lr: Math.min(uncapped, peak), conclusive: pick !== null, uncapped, conditionalPeak: peak };
+}
+
 export interface CanaryResult {
   lr: number;
+  /**
+   * With conditional canaries: the rate at which B separated them best. A conditional canary
+   * never reaches the unconditional canaries' level (B is unsure of a backdoor that needs its
+   * source class; measured 0.81 at best on Fashion-MNIST), so it does not vote in the rule; it
+   * caps the rate instead: lr is the smaller of the rule's choice (or the static default) and this.
+   */
+  conditionalPeak?: number;
   /**
    * False when no candidate kept every canary at the rule's level (on CIFAR-10 the blend canary
    * never reached 0.98): lr is then the architecture's static default, not the canaries' choice.
@@ -287,12 +308,16 @@ export async function selectUnlearnLr(
   o: CanaryOptions & { kinds?: readonly CanaryKind[]; selectionRule?: SelectionRule },
 ): Promise<CanaryResult> {
   const t0 = Date.now();
+  const log = o.log ?? ((l: string) => console.error(l));
+  const kinds = o.kinds ?? DEFAULT_CANARY_KINDS;
+  if (!kinds.some((k) => k !== "conditional")) throw new RangeError("selectUnlearnLr: the conditional canary only caps the rate; a blend or patch canary must choose it");
   const canaries: CanaryRecord[] = [];
-  for (const kind of o.kinds ?? DEFAULT_CANARY_KINDS) canaries.push(await measureCanary(model, meta, reserved, calibration, kind, o));
+  for (const kind of kinds) canaries.push(await measureCanary(model, meta, reserved, calibration, kind, o));
   const rule = o.selectionRule ?? DEFAULT_SELECTION_RULE;
-  const pick = chooseUnlearnLr(canaries.map((c) => c.table), rule);
-  if (pick === null) {
-    (o.log ?? ((l: string) => console.error(l)))(`warning: the canaries are inconclusive (no rate keeps every canary at AUROC >= ${rule.level ?? 0.95}); using the static default ${o.unlearn.lr}`);
+  const d = decideUnlearnLr(canaries, rule, o.unlearn.lr);
+  if (!d.conclusive) log(`warning: the canaries are inconclusive (no rate keeps every canary at AUROC >= ${rule.level ?? 0.95}); using the static default ${o.unlearn.lr}`);
+  if (d.conditionalPeak !== undefined && d.lr < d.uncapped) {
+    log(`the conditional canary is best separated at ${d.conditionalPeak}, gentler than ${d.uncapped}: B's rate is capped there`);
   }
-  return { lr: pick ?? o.unlearn.lr, conclusive: pick !== null, rule, canaries, seconds: (Date.now() - t0) / 1000 };
+  return { lr: d.lr, conclusive: d.conclusive, ...(d.conditionalPeak !== undefined ? { conditionalPeak: d.conditionalPeak } : {}), rule, canaries, seconds: (Date.now() - t0) / 1000 };
 }

@@ -139,6 +139,7 @@ export function readCreation(r: FieldReader, v: unknown, path = "creation"): Cre
     out.unlearnSelection = {
       lr: num(s.lr, "unlearnSelection.lr"),
       conclusive: r.boolean(s.conclusive, `${path}.unlearnSelection.conclusive`),
+      ...(s.conditionalPeak !== undefined ? { conditionalPeak: num(s.conditionalPeak, "unlearnSelection.conditionalPeak") } : {}),
       rule: readSelectionRule(r, s.rule, `${path}.unlearnSelection.rule`),
       canaries,
       seconds: num(s.seconds, "unlearnSelection.seconds"),

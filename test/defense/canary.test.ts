@@ -7,7 +7,7 @@ import { loadDataset } from "../../src/data/registry.js";
 import { subset } from "../../src/data/splits.js";
 import { createModel } from "../../src/models/registry.js";
 import { defenseSplits } from "../../src/defense/splits.js";
-import { canaryAttack, chooseUnlearnLr, combinedTable, selectUnlearnLr, type CanaryRow } from "../../src/defense/canary.js";
+import { DEFAULT_SELECTION_RULE, canaryAttack, chooseUnlearnLr, combinedTable, decideUnlearnLr, selectUnlearnLr, type CanaryRow } from "../../src/defense/canary.js";
 import { noLeaks } from "../helpers/memory.js";
 
 const rows = (aurocs: number[], lrs = [1e-4, 2e-4, 3e-4, 5e-4, 1e-3]): CanaryRow[] => aurocs.map((auroc, i) => ({ lr: lrs[i] as number, auroc, expertCleanAccuracy: 0 }));
@@ -40,6 +40,21 @@ test("several canaries are combined per rate by their mean or their worst AUROC"
   assert.equal(chooseUnlearnLr([blend, patch], { pick: "strongest-above", combine: "mean", level: 0.95 }), 5e-4);
   // Rates are read in increasing order whatever the table order.
   assert.equal(chooseUnlearnLr([[...blend].reverse(), [...patch].reverse()], { pick: "strongest-above", combine: "min", level: 0.95 }), 3e-4);
+});
+
+test("a conditional canary does not vote in the rule; its peak caps the rate (Fashion-MNIST TaCT seed 0's tables)", () => {
+  const lrs = [3e-5, 5e-5, 1e-4, 2e-4, 3e-4, 5e-4, 1e-3, 2e-3];
+  const blend = { kind: "blend" as const, table: rows([0.918, 0.951, 0.99, 0.999, 0.999, 0.997, 0.994, 0.946], lrs) };
+  const patch = { kind: "patch" as const, table: rows([1, 1, 1, 1, 1, 1, 1, 0.936], lrs) };
+  const conditional = { kind: "conditional" as const, table: rows([0.415, 0.444, 0.53, 0.736, 0.805, 0.717, 0.759, 0.588], lrs) };
+  assert.deepEqual(decideUnlearnLr([blend, patch], DEFAULT_SELECTION_RULE, 3e-4), { lr: 1e-3, conclusive: true, uncapped: 1e-3 });
+  assert.deepEqual(decideUnlearnLr([blend, patch, conditional], DEFAULT_SELECTION_RULE, 3e-4), { lr: 3e-4, conclusive: true, uncapped: 1e-3, conditionalPeak: 3e-4 });
+  // A cap above the rule's choice changes nothing; inconclusive canaries keep the static rate, capped too.
+  const late = { ...conditional, table: rows([0.4, 0.4, 0.4, 0.4, 0.4, 0.4, 0.4, 0.9], lrs) };
+  assert.equal(decideUnlearnLr([blend, patch, late], DEFAULT_SELECTION_RULE, 3e-4).lr, 1e-3);
+  const weak = { ...blend, table: rows([0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9], lrs) };
+  assert.deepEqual(decideUnlearnLr([weak, conditional], DEFAULT_SELECTION_RULE, 5e-4), { lr: 3e-4, conclusive: false, uncapped: 5e-4, conditionalPeak: 3e-4 });
+  assert.deepEqual(decideUnlearnLr([weak, late], DEFAULT_SELECTION_RULE, 5e-4), { lr: 5e-4, conclusive: false, uncapped: 5e-4, conditionalPeak: 2e-3 });
 });
 
 test("canary tables must share their rates, and there must be one", () => {
