@@ -30,7 +30,8 @@ evaluate jobs; one result JSON per cell under --results; finished cells are skip
   --param "a:k=v,..;b:k=v"  attack parameter overrides
   --defense k=v,..    defend options other than the defaults, part of each cell's identity:
                       unlearnLabels=${UNLEARN_LABEL_MAPPINGS.join("|")}, finetuneLr=X|auto (the SGD rate of M'),
-                      canaries=${CANARY_KINDS.join("+")} (those that choose B's rate)
+                      canaries=${CANARY_KINDS.join("+")} (those that choose B's rate),
+                      unlearnLr=X (B's rate given: no canaries; for diagnosis)
   --fprs f,g          FPRs to evaluate at (default: the dataset's, 0.1% GTSRB / 1% otherwise, and 1%)
   --results DIR       result files (default bench/results/matrix, kept in git: the tables are
                       rendered from them, and a fresh clone must be able to render them again)
@@ -158,12 +159,16 @@ for (const part of list(values.defense)) {
     const x = Number(v);
     if (v !== "auto" && !(x > 0 && x <= 10)) fail(`--defense: finetuneLr must be "auto" or a number in (0, 10], got ${JSON.stringify(v)}`);
     defense.finetuneLr = v === "auto" ? "auto" : x;
+  } else if (k === "unlearnLr") {
+    const x = Number(v);
+    if (!(x > 0 && x <= 10)) fail(`--defense: unlearnLr must be a number in (0, 10], got ${JSON.stringify(v)}`);
+    defense.unlearnLr = x;
   } else if (k === "canaries") {
     const kinds = (v ?? "").split("+");
     if (kinds.some((x) => !(CANARY_KINDS as readonly string[]).includes(x)) || new Set(kinds).size !== kinds.length) fail(`--defense: canaries must be distinct names from ${CANARY_KINDS.join(", ")} joined by "+", got ${JSON.stringify(v)}`);
     defense.canaries = kinds as CanaryKind[];
   } else {
-    fail(`--defense: expected unlearnLabels=..., finetuneLr=... or canaries=..., got ${JSON.stringify(part)}`);
+    fail(`--defense: expected unlearnLabels=..., finetuneLr=..., unlearnLr=... or canaries=..., got ${JSON.stringify(part)}`);
   }
 }
 const hasDefense = Object.keys(defense).length > 0;

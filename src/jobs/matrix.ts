@@ -38,6 +38,8 @@ export interface MatrixDefense {
   unlearnLabels?: UnlearnLabelMapping;
   finetuneLr?: number | "auto";
   canaries?: CanaryKind[];
+  /** B's Adam rate, given (no canaries): for diagnosing a cell at a rate the canaries did not choose. */
+  unlearnLr?: number;
 }
 
 /** "canaries=blend+patch+conditional,finetuneLr=0.05": the overrides, sorted by name; "" for the defaults. */
@@ -210,7 +212,7 @@ export async function runCell(c: MatrixCell, o: RunCellOptions): Promise<MatrixC
     model: { checkpoint: trained.dir, cleanAccuracy: meta.metrics.cleanAccuracy ?? null, attackSuccessRate: meta.metrics.attackSuccessRate ?? null, trainSeconds: trained.seconds },
     unlearn: {
       lr: d.options.unlearn.lr,
-      source: d.selection ? (d.selection.conclusive ? "canary" : "canary-inconclusive") : "paper",
+      source: d.selection ? (d.selection.conclusive ? "canary" : "canary-inconclusive") : c.defense?.unlearnLr !== undefined ? "given" : "paper",
       ...(d.selection ? { canaries: d.selection.canaries } : {}),
     },
     finetune: {

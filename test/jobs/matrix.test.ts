@@ -152,6 +152,11 @@ void test("bench:matrix --defense canaries=...: part of the cell's identity; unk
     const r = matrixCli(["--datasets", "fashion-mnist", "--attacks", "tact", "--epochs", "6", "--results", dir, "--defense", "canaries=blend+patch+conditional", "--dry-run"]);
     assert.equal(r.code, 0, r.err);
     assert.equal(r.out.trim(), "pending   fashion-mnist-compact-cnn-tact-e6-seed0-defense-canaries=blend+patch+conditional");
+    const given = matrixCli(["--datasets", "fashion-mnist", "--attacks", "tact", "--epochs", "6", "--results", dir, "--defense", "unlearnLr=1e-4,finetuneLr=0.1", "--dry-run"]);
+    assert.equal(given.out.trim(), "pending   fashion-mnist-compact-cnn-tact-e6-seed0-defense-finetuneLr=0.1,unlearnLr=0.0001", given.err);
+    const zero = matrixCli(["--datasets", "fashion-mnist", "--attacks", "tact", "--results", dir, "--defense", "unlearnLr=0", "--dry-run"]);
+    assert.equal(zero.code, 2);
+    assert.match(zero.err, /^bench:matrix: --defense: unlearnLr must be a number in \(0, 10\], got "0"/);
     for (const bad of ["canaries=blend+nope", "canaries=patch+patch"]) {
       const b = matrixCli(["--datasets", "fashion-mnist", "--attacks", "tact", "--results", dir, "--defense", bad, "--dry-run"]);
       assert.equal(b.code, 2, bad);
