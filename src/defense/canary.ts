@@ -33,9 +33,9 @@ export interface UnlearningRecord {
 
 export const DEFAULT_CANDIDATES: readonly number[] = [3e-5, 5e-5, 1e-4, 2e-4, 3e-4, 5e-4, 1e-3, 2e-3];
 
-/** The two trigger families of real attacks: a full-image blend and a small patch. */
 /**
- * "conditional": the patch on one source class only, with cover classes that carry it and keep
+ * "blend" and "patch": the two trigger families of real attacks, a full-image blend and a small
+ * patch. "conditional": the patch on one source class only, with cover classes that carry it and keep
  * their labels (TaCT's plan, the defender's trigger). A conditional backdoor is tangled with its
  * source class's features, so unlearning the clean task can take it away at rates that keep an
  * unconditional canary (ResNet-20 TaCT, BENCHMARKS.md); this canary is there to notice that.
