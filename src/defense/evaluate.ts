@@ -4,6 +4,7 @@ import type { ImageDataset } from "../data/dataset.js";
 import type { Attack } from "../attacks/attack.js";
 import type { BadExpertDetector, BatchScores } from "./detector.js";
 import { defenseMetrics, type DefenseMetrics } from "./metrics.js";
+import { detectorParts, type DetectorParts } from "./parts.js";
 
 /** Per-input scores of one evaluation set, as the report draws them. */
 export interface ScoredInputs {
@@ -24,13 +25,15 @@ export interface DefenseEvaluation {
   /** Inputs per second over both sets (three forward passes each). */
   scoringRate: number;
   seconds: number;
+  /** With `parts`: M, B and M' each on their own, on the same clean and triggered sets. */
+  parts?: DetectorParts;
 }
 
 function scored(s: BatchScores, label: Int32Array): ScoredInputs {
   return { a: s.auxiliaryConfidence, b: s.expertConfidence, score: s.score, pred: s.pred, label };
 }
 
-export function evaluateDefense(det: BadExpertDetector, cleanEval: ImageDataset, attack: Attack, o: { progress?: boolean } = {}): DefenseEvaluation {
+export function evaluateDefense(det: BadExpertDetector, cleanEval: ImageDataset, attack: Attack, o: { progress?: boolean; parts?: boolean } = {}): DefenseEvaluation {
   const poisonedSet = attack.poisonedTestSet(cleanEval);
   const t0 = Date.now();
   const c = det.scoreDataset(cleanEval, o.progress ? { progressLabel: "scoring clean inputs" } : {});
@@ -44,5 +47,6 @@ export function evaluateDefense(det: BadExpertDetector, cleanEval: ImageDataset,
     poisoned,
     scoringRate: (cleanEval.count + poisonedSet.dataset.count) / Math.max(seconds, 1e-9),
     seconds,
+    ...(o.parts ? { parts: detectorParts(det, cleanEval, poisonedSet.dataset) } : {}),
   };
 }

@@ -23,7 +23,6 @@ import type { ForensicsSection } from "../report/report.js";
 import { meanImage, summariseFlagged } from "../forensics/explain.js";
 import { DEFAULT_SALIENCY_METHOD, type SaliencyMethod } from "../forensics/saliency.js";
 import { checkScoringDevice } from "./device.js";
-import { detectorParts, type DetectorParts } from "../defense/parts.js";
 
 export interface EvaluateBundleOptions {
   bundle: string;
@@ -93,8 +92,6 @@ export interface EvaluateBundleResult extends Omit<DefenseEvaluation, "clean" | 
   dataset: string;
   model: string;
   reportFiles: { html: string; markdown: string } | null;
-  /** With `parts`: each model's clean accuracy and share of triggered inputs sent to the target. */
-  parts?: DetectorParts;
 }
 
 export async function evaluateBundle(o: EvaluateBundleOptions): Promise<EvaluateBundleResult> {
@@ -117,7 +114,7 @@ export async function evaluateBundle(o: EvaluateBundleOptions): Promise<Evaluate
     const rule = o.rule ?? det0.rule;
     const det = rule === det0.rule && o.targetFpr === undefined ? det0 : recalibrate(det0, rule, o.targetFpr ?? det0.info.targetFpr, subset(test, splits.calibration));
     const evaluation = subset(test, limited(splits.evaluation, o.evaluationLimit, { order: o.limitOrder ?? "sample", seed: created.splits.seed }));
-    const r = evaluateDefense(det, evaluation, attack, { progress: o.progress ?? false });
+    const r = evaluateDefense(det, evaluation, attack, { progress: o.progress ?? false, parts: o.parts === true });
     const result: EvaluateBundleResult = {
       ...r,
       detector: "badexpert",
@@ -128,7 +125,6 @@ export async function evaluateBundle(o: EvaluateBundleOptions): Promise<Evaluate
       dataset: created.dataset.name,
       model: det.info.spec.name,
       reportFiles: null,
-      ...(o.parts ? { parts: detectorParts(det, evaluation, attack.poisonedTestSet(evaluation).dataset) } : {}),
     };
     if (o.report) {
       const explainInputs = o.explainInputs ?? 48;
