@@ -31,7 +31,8 @@ evaluate jobs; one result JSON per cell under --results; finished cells are skip
   --defense k=v,..    defend options other than the defaults, part of each cell's identity:
                       unlearnLabels=${UNLEARN_LABEL_MAPPINGS.join("|")}, finetuneLr=X|auto (the SGD rate of M'),
                       canaries=${CANARY_KINDS.join("+")} (those that choose B's rate),
-                      unlearnLr=X (B's rate given: no canaries; for diagnosis)
+                      unlearnLr=X|auto (B's rate: given, no canaries, for diagnosis; or
+                      chosen by the canaries where the default is fixed, as canaries=... implies)
   --fprs f,g          FPRs to evaluate at (default: the dataset's, 0.1% GTSRB / 1% otherwise, and 1%)
   --results DIR       result files (default bench/results/matrix, kept in git: the tables are
                       rendered from them, and a fresh clone must be able to render them again)
@@ -161,8 +162,8 @@ for (const part of list(values.defense)) {
     defense.finetuneLr = v === "auto" ? "auto" : x;
   } else if (k === "unlearnLr") {
     const x = Number(v);
-    if (!(x > 0 && x <= 10)) fail(`--defense: unlearnLr must be a number in (0, 10], got ${JSON.stringify(v)}`);
-    defense.unlearnLr = x;
+    if (v !== "auto" && !(x > 0 && x <= 10)) fail(`--defense: unlearnLr must be "auto" or a number in (0, 10], got ${JSON.stringify(v)}`);
+    defense.unlearnLr = v === "auto" ? "auto" : x;
   } else if (k === "canaries") {
     const kinds = (v ?? "").split("+");
     if (kinds.some((x) => !(CANARY_KINDS as readonly string[]).includes(x)) || new Set(kinds).size !== kinds.length) fail(`--defense: canaries must be distinct names from ${CANARY_KINDS.join(", ")} joined by "+", got ${JSON.stringify(v)}`);

@@ -12,7 +12,7 @@ import type { AuxiliaryRateSelection } from "./auxiliary-rate.js";
 
 /** Where B's unlearning rate came from. */
 export type UnlearnLrSource = UnlearningRecord["source"];
-export const UNLEARN_LR_SOURCES: readonly UnlearnLrSource[] = ["paper", "canary", "canary-inconclusive", "given"];
+export const UNLEARN_LR_SOURCES: readonly UnlearnLrSource[] = ["paper", "default", "canary", "canary-inconclusive", "given"];
 
 export interface CreationRecord {
   unlearn?: UnlearnOptions;

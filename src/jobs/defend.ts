@@ -64,6 +64,8 @@ export interface DefendResult {
   calibration: Calibration;
   options: FitDefenseOptions;
   splits: { reserved: number; calibration: number; evaluation: number };
+  /** Where B's rate came from, as the bundle records it. */
+  unlearnLrSource: UnlearnLrSource;
   selection: CanaryResult | null;
   finetuneSelection: AuxiliaryRateSelection | null;
   seconds: { expert: number; auxiliary: number; calibration: number; selection: number; finetuneSelection: number };
@@ -141,7 +143,8 @@ export async function defendCheckpoint(o: DefendOptions): Promise<DefendResult> 
     let selection: CanaryResult | null = null;
     const auto = o.unlearnLr === "auto" || (o.unlearnLr === undefined && d.unlearnLrSource === "canary");
     if (o.canaries !== undefined && !auto) {
-      throw new OptionError("canaries", `the canaries only choose B's unlearning rate, and here it is ${typeof o.unlearnLr === "number" ? "given" : "the paper's"} (${options.unlearn.lr}); use unlearnLr "auto" with them`);
+      const fixed = typeof o.unlearnLr === "number" ? "given" : d.unlearnLrSource === "paper" ? "the paper's" : "this architecture's fixed default";
+      throw new OptionError("canaries", `the canaries only choose B's unlearning rate, and here it is ${fixed} (${options.unlearn.lr}); use unlearnLr "auto" with them`);
     }
     if (auto) {
       const kinds = o.canaries ?? DEFAULT_CANARY_KINDS;
@@ -153,7 +156,9 @@ export async function defendCheckpoint(o: DefendOptions): Promise<DefendResult> 
       options.unlearn.lr = selection.lr;
       log(`${selection.conclusive ? "selected" : "kept the static"} unlearning lr ${selection.lr} in ${selection.seconds.toFixed(0)} s`);
     }
-    const unlearnLrSource: UnlearnLrSource = !auto ? (typeof o.unlearnLr === "number" ? "given" : "paper") : selection?.conclusive ? "canary" : "canary-inconclusive";
+    const unlearnLrSource: UnlearnLrSource = !auto
+      ? typeof o.unlearnLr === "number" ? "given" : d.unlearnLrSource === "default" ? "default" : "paper"
+      : selection?.conclusive ? "canary" : "canary-inconclusive";
     let finetuneSelection: AuxiliaryRateSelection | null = null;
     let auxiliary: Module | undefined;
     if (choosesFinetuneLr(d, o.finetuneLr)) {
@@ -186,6 +191,7 @@ export async function defendCheckpoint(o: DefendOptions): Promise<DefendResult> 
         threshold: detector.threshold,
         calibration: detector.info.calibration,
         options,
+        unlearnLrSource,
         splits: { reserved: reserved.count, calibration: calibration.count, evaluation: splits.evaluation.length },
         selection,
         finetuneSelection,

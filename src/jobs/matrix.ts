@@ -38,8 +38,12 @@ export interface MatrixDefense {
   unlearnLabels?: UnlearnLabelMapping;
   finetuneLr?: number | "auto";
   canaries?: CanaryKind[];
-  /** B's Adam rate, given (no canaries): for diagnosing a cell at a rate the canaries did not choose. */
-  unlearnLr?: number;
+  /**
+   * B's Adam rate: given (no canaries), for diagnosing a cell at a rate the canaries did not
+   * choose; or "auto", the canaries choosing it where the default is a fixed rate. `canaries`
+   * alone implies "auto".
+   */
+  unlearnLr?: number | "auto";
 }
 
 /** "canaries=blend+patch+conditional,finetuneLr=0.05": the overrides, sorted by name; "" for the defaults. */
@@ -114,15 +118,22 @@ export async function readCellResult(path: string): Promise<MatrixCellResult | n
 }
 
 /**
- * Whether a result stands for defend's defaults as they are now. A cell without an M' override
- * means "the defaults", and those change (the compact CNN's M' rate went from a fixed 0.01 to the
- * per-model selection in session 10): a result made under the old defaults has no selection
- * record where one is now expected, or the other way round, and is stale.
+ * Whether a result stands for defend's defaults as they are now. A rate without an override means
+ * "the default", and defaults change (session 10: the compact CNN's M' rate went from a fixed 0.01
+ * to the per-model selection; session 13: ResNet-20 on CIFAR-10 went from canary-chosen B and M'
+ * 0.05 to fixed B 1e-4 and M' 0.1). A result whose rates were set another way than the defaults
+ * set them now (chosen against fixed, or another fixed value) is stale.
  */
 export function madeWithCurrentDefaults(r: MatrixCellResult): boolean {
-  if (r.cell.defense?.finetuneLr !== undefined) return true;
-  const chosen = defenseDefaults(r.cell.model, r.cell.dataset).finetuneLrSource === "auto";
-  return (r.finetune?.source === "auto" || r.finetune?.selection !== undefined) === chosen;
+  const d = defenseDefaults(r.cell.model, r.cell.dataset);
+  const o = r.cell.defense ?? {};
+  const unlearnCurrent =
+    o.unlearnLr !== undefined || o.canaries !== undefined ||
+    (d.unlearnLrSource === "canary" ? r.unlearn.source.startsWith("canary") : r.unlearn.source === d.unlearnLrSource && r.unlearn.lr === d.unlearn.lr);
+  const finetuneCurrent =
+    o.finetuneLr !== undefined ||
+    (d.finetuneLrSource === "auto" ? r.finetune?.source === "auto" || r.finetune?.selection !== undefined : r.finetune?.source === "default" && r.finetune.lr === d.finetune.lr);
+  return unlearnCurrent && finetuneCurrent;
 }
 
 /**
@@ -190,7 +201,9 @@ export async function runCell(c: MatrixCell, o: RunCellOptions): Promise<MatrixC
   const meta = await readCheckpointMeta(trained.dir);
   const bundle = join(o.resultsDir, "bundles", cellId(c));
   log(`${cellId(c)}: defending`);
-  const d = await defendCheckpoint({ checkpoint: trained.dir, out: bundle, force: true, seed: c.seed, splitSeed: c.seed, targetFpr: fprs[0], silent: true, log: (l) => log(`${cellId(c)}: ${l}`), ...(c.defense ?? {}) });
+  // Canaries without a rate mean "let them choose", also where the default rate is fixed.
+  const defense = c.defense?.canaries !== undefined && c.defense.unlearnLr === undefined ? { ...c.defense, unlearnLr: "auto" as const } : (c.defense ?? {});
+  const d = await defendCheckpoint({ checkpoint: trained.dir, out: bundle, force: true, seed: c.seed, splitSeed: c.seed, targetFpr: fprs[0], silent: true, log: (l) => log(`${cellId(c)}: ${l}`), ...defense });
   const evaluations: MatrixEvaluation[] = [];
   let scores: MatrixCellResult["scores"] | null = null;
   let parts: DetectorParts | undefined;
@@ -212,7 +225,7 @@ export async function runCell(c: MatrixCell, o: RunCellOptions): Promise<MatrixC
     model: { checkpoint: trained.dir, cleanAccuracy: meta.metrics.cleanAccuracy ?? null, attackSuccessRate: meta.metrics.attackSuccessRate ?? null, trainSeconds: trained.seconds },
     unlearn: {
       lr: d.options.unlearn.lr,
-      source: d.selection ? (d.selection.conclusive ? "canary" : "canary-inconclusive") : c.defense?.unlearnLr !== undefined ? "given" : "paper",
+      source: d.unlearnLrSource,
       ...(d.selection ? { canaries: d.selection.canaries } : {}),
     },
     finetune: {

@@ -17,6 +17,16 @@ test("the paper's unlearning and finetuning rates are used where it reports the 
   assert.deepEqual([defenseDefaults("vgg16-bn", "cifar10").unlearn.lr, defenseDefaults("mobilenetv2", "cifar10").unlearn.lr], [8e-5, 5e-5]);
 });
 
+test("ResNet-20 on CIFAR-10: the paper's ResNet-18 rates as its own fixed defaults; elsewhere the canaries", () => {
+  for (const dataset of ["cifar10", "cifar10-folder"]) {
+    const d = defenseDefaults("resnet20", dataset);
+    assert.deepEqual([d.unlearnLrSource, d.unlearn.lr, d.finetuneLrSource, d.finetune.lr, d.finetune.gamma], ["default", 1e-4, "fixed", 0.1, 0.1], dataset);
+  }
+  // No measurement backs them on GTSRB: the canaries choose B, and M' gets the generic rate.
+  const g = defenseDefaults("resnet20", "gtsrb");
+  assert.deepEqual([g.unlearnLrSource, g.finetuneLrSource, g.finetune.lr], ["canary", "fixed", 0.05]);
+});
+
 test("without a paper rate for the architecture and dataset, the canaries choose it", () => {
   for (const [model, dataset] of [["compact-cnn", "fashion-mnist"], ["compact-cnn", "cifar10-folder"], ["resnet18", "fashion-mnist"], ["vgg16-bn", "gtsrb"], ["vit", "cifar10"]] as const) {
     const d = defenseDefaults(model, dataset);

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
-import { aurocSets, cellId, defenseTag, cellPath, defaultFprs, MATRIX_RESULT_VERSION, pendingCells, readAllResults, readCellResult, writeCellResult, type MatrixCell, type MatrixCellResult } from "../../src/jobs/matrix.js";
+import { aurocSets, cellId, madeWithCurrentDefaults, defenseTag, cellPath, defaultFprs, MATRIX_RESULT_VERSION, pendingCells, readAllResults, readCellResult, writeCellResult, type MatrixCell, type MatrixCellResult } from "../../src/jobs/matrix.js";
 
 const cell = (attack: string, seed: number, o: Partial<MatrixCell> = {}): MatrixCell => ({ dataset: "fashion-mnist", model: "compact-cnn", attack, attackParams: {}, seed, epochs: 6, ...o });
 
@@ -95,6 +95,24 @@ void test("pendingCells: finished cells are skipped; missing, torn, foreign-vers
   assert.deepEqual(await readAllResults(join(tmpdir(), "bx-matrix-does-not-exist")), []);
 });
 
+void test("madeWithCurrentDefaults: a ResNet-20 CIFAR-10 result stands only with B 1e-4 and M' 0.1 fixed, unless the cell names its rates", () => {
+  const c = cell("tact", 0, { dataset: "cifar10-folder", model: "resnet20", epochs: 10 });
+  const now = { ...result(c), unlearn: { lr: 1e-4, source: "default" }, finetune: { lr: 0.1, source: "default" as const } };
+  assert.equal(madeWithCurrentDefaults(now), true);
+  // Session 12's defaults: B chosen by the canaries, M' at the generic 0.05. Stale on either count.
+  assert.equal(madeWithCurrentDefaults({ ...now, unlearn: { lr: 1e-4, source: "canary" } }), false, "B chosen, though at the same rate");
+  assert.equal(madeWithCurrentDefaults({ ...now, unlearn: { lr: 5e-4, source: "default" } }), false, "another fixed B rate");
+  assert.equal(madeWithCurrentDefaults({ ...now, finetune: { lr: 0.05, source: "default" } }), false, "another fixed M' rate");
+  // The same computations named by their overrides stand.
+  const old = { ...now, unlearn: { lr: 5e-4, source: "canary" }, finetune: { lr: 0.05, source: "given" as const } };
+  assert.equal(madeWithCurrentDefaults({ ...old, cell: { ...c, defense: { unlearnLr: "auto", finetuneLr: 0.05 } } }), true);
+  assert.equal(madeWithCurrentDefaults({ ...old, cell: { ...c, defense: { canaries: ["blend", "patch", "conditional"], finetuneLr: 0.05 } } }), true);
+  // The compact CNN's B is still the canaries' choice: a fixed rate there is stale.
+  const cnn = result(cell("badnet", 0));
+  assert.equal(madeWithCurrentDefaults(cnn), true);
+  assert.equal(madeWithCurrentDefaults({ ...cnn, unlearn: { lr: 3e-4, source: "paper" } }), false);
+});
+
 void test("aurocSets: positives = poisoned inputs that fool M, negatives = clean inputs M gets right", () => {
   const clean = { pred: [0, 1, 2, 3], label: [0, 1, 0, 3], score: [0.1, 0.2, 0.3, 0.4] };
   const poisoned = { pred: [5, 5, 1], label: [5, 5, 5], score: [0.9, 0.8, 0.7] };
@@ -154,9 +172,11 @@ void test("bench:matrix --defense canaries=...: part of the cell's identity; unk
     assert.equal(r.out.trim(), "pending   fashion-mnist-compact-cnn-tact-e6-seed0-defense-canaries=blend+patch+conditional");
     const given = matrixCli(["--datasets", "fashion-mnist", "--attacks", "tact", "--epochs", "6", "--results", dir, "--defense", "unlearnLr=1e-4,finetuneLr=0.1", "--dry-run"]);
     assert.equal(given.out.trim(), "pending   fashion-mnist-compact-cnn-tact-e6-seed0-defense-finetuneLr=0.1,unlearnLr=0.0001", given.err);
+    const auto = matrixCli(["--datasets", "fashion-mnist", "--attacks", "tact", "--epochs", "6", "--results", dir, "--defense", "unlearnLr=auto,finetuneLr=0.05", "--dry-run"]);
+    assert.equal(auto.out.trim(), "pending   fashion-mnist-compact-cnn-tact-e6-seed0-defense-finetuneLr=0.05,unlearnLr=auto", auto.err);
     const zero = matrixCli(["--datasets", "fashion-mnist", "--attacks", "tact", "--results", dir, "--defense", "unlearnLr=0", "--dry-run"]);
     assert.equal(zero.code, 2);
-    assert.match(zero.err, /^bench:matrix: --defense: unlearnLr must be a number in \(0, 10\], got "0"/);
+    assert.match(zero.err, /^bench:matrix: --defense: unlearnLr must be "auto" or a number in \(0, 10\], got "0"/);
     for (const bad of ["canaries=blend+nope", "canaries=patch+patch"]) {
       const b = matrixCli(["--datasets", "fashion-mnist", "--attacks", "tact", "--results", dir, "--defense", bad, "--dry-run"]);
       assert.equal(b.code, 2, bad);

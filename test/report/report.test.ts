@@ -70,6 +70,7 @@ test("the unlearning section says where the rate came from and marks the canarie
   assert.deepEqual(t.rows, [["0.0001", "0.9900", "1.0000", "70.00%"], ["**0.0003** (chosen)", "0.9850", "0.9990", "20.00%"]]);
   assert.deepEqual(unlearningTable({ lr: 1e-4, source: "paper" }).rows, []);
   assert.match(unlearningTable({ lr: 1e-4, source: "paper" }).sentence, /the paper's rate/);
+  assert.match(unlearningTable({ lr: 1e-4, source: "default" }).sentence, /^Unlearning rate of B: 0\.0001 — this architecture's fixed default on this dataset/);
 
   const dir = await mkdtemp(join(tmpdir(), "bx-report-"));
   try {

@@ -72,6 +72,8 @@ export const defend: Command = {
     "separates both (AUROC >= 0.98); when no rate does, it warns and keeps the architecture's static default.",
     "This uses only the reserved and calibration splits, never the attacker's data, and adds about 80 s",
     "for the compact CNN on 2 CPU cores. The choice and the canary tables are recorded in the bundle.",
+    "ResNet-20 on CIFAR-10 has fixed defaults of our own instead (B 1e-4, M' 0.1: the paper's CIFAR-10 ResNet-18",
+    "rates, which beat the canaries there; BENCHMARKS.md); --unlearn-lr auto runs the canaries anyway.",
     "",
     "--detector NAME builds a baseline instead (strip, scale-up, teco, ibd-psc, cd, frequency, sentinet): fitted on the",
     "same reserved split, calibrated on the same calibration split, written as a baseline detector bundle that",
