@@ -15,6 +15,7 @@ import type { DetectorParts } from "../defense/parts.js";
 import { readCheckpointMeta } from "../train/checkpoint.js";
 import { recipeFor } from "../train/recipes.js";
 import { writeFileAtomically } from "../util/atomic-file.js";
+import { settingsTag } from "../util/settings-tag.js";
 import { defendCheckpoint } from "./defend.js";
 import { evaluateBundle } from "./evaluate-defense.js";
 import { cachedModel, cachedModelPath } from "./model-cache.js";
@@ -48,7 +49,7 @@ export interface MatrixDefense {
 
 /** "canaries=blend+patch+conditional,finetuneLr=0.05": the overrides, sorted by name; "" for the defaults. */
 export function defenseTag(d: MatrixDefense | undefined): string {
-  return Object.entries(d ?? {}).filter(([, v]) => v !== undefined).sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => `${k}=${Array.isArray(v) ? v.join("+") : String(v)}`).join(",");
+  return settingsTag(d, ",");
 }
 
 export interface MatrixEvaluation {

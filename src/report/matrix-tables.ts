@@ -4,6 +4,7 @@
 // `npm run bench:matrix -- --render`, never by hand.
 import type { DefenseMetrics } from "../defense/metrics.js";
 import { bootstrapMeanAuroc, meanStd, RankedScores, type BootstrapOptions, type Interval, type MeanStd } from "./matrix-stats.js";
+import { settingsTag } from "../util/settings-tag.js";
 
 /** What the tables need from one cell result (src/jobs/matrix.ts writes more). */
 export interface MatrixRow {
@@ -59,7 +60,7 @@ const key = (...parts: unknown[]) => JSON.stringify(parts);
 
 /** A cell's defense overrides as "k=v, ..." sorted by name; "" when it ran with the defaults. */
 function defenseLabel(d: object | undefined): string {
-  return Object.entries(d ?? {}).filter(([, v]) => v !== undefined).sort(([x], [y]) => x.localeCompare(y)).map(([k, v]) => `${k}=${Array.isArray(v) ? v.join("+") : String(v)}`).join(", ");
+  return settingsTag(d, ", ");
 }
 
 /** Groups rows by (dataset, model, epochs, FPR) and, within a group, by attack and its parameters; order: first appearance. */
