@@ -91,6 +91,16 @@ export function choosesFinetuneLr(d: DefenseDefaults, given: number | "auto" | u
   return given === "auto" || (given === undefined && d.finetuneLrSource === "auto");
 }
 
+/**
+ * Whether the canaries choose B's rate: asked for ("auto", or canary kinds named without a rate),
+ * or not given and the architecture has no fixed rate (the paper's or our own). A given rate
+ * wins; naming canaries with one is the caller's contradiction to refuse. One rule for defend and
+ * the `badexpert` entry of compare.
+ */
+export function choosesUnlearnLr(d: DefenseDefaults, given: number | "auto" | undefined, canariesNamed: boolean): boolean {
+  return given === "auto" || (given === undefined && (canariesNamed || d.unlearnLrSource === "canary"));
+}
+
 export function defenseDefaults(model: string, dataset: string): DefenseDefaults {
   // An imported TorchScript model has no zoo entry: no paper rate, so the canaries choose.
   const info = model === TORCHSCRIPT_ARCH ? undefined : modelInfo(model);

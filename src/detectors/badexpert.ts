@@ -6,7 +6,7 @@ import type { ImageDataset } from "../data/dataset.js";
 import type { ParamValue } from "../attacks/attack.js";
 import { booleanParam, numberParam } from "../attacks/params.js";
 import type { BadExpertDetector } from "../defense/detector.js";
-import { choosesFinetuneLr, defenseDefaults } from "../defense/defaults.js";
+import { choosesFinetuneLr, choosesUnlearnLr, defenseDefaults } from "../defense/defaults.js";
 import { fitBadExpert, type FitDefenseOptions } from "../defense/fit.js";
 import { selectUnlearnLr } from "../defense/canary.js";
 import { selectFinetuneLr } from "../defense/auxiliary-rate.js";
@@ -44,7 +44,7 @@ export class BadExpertEntry implements InputDetector {
     let source = given > 0 ? "given" : d.unlearnLrSource;
     let selectionSeconds = 0;
     if (given > 0) options.unlearn.lr = given;
-    else if (d.unlearnLrSource === "canary") {
+    else if (choosesUnlearnLr(d, undefined, false)) {
       log("badexpert: choosing the unlearning rate with two canary backdoors (defender-side data only)");
       const sel = await selectUnlearnLr(ctx.model, meta, reserved, calibration, { ...options, log: () => {} });
       options.unlearn.lr = sel.lr;

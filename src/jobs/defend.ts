@@ -5,7 +5,7 @@ import { loadDataset } from "../data/registry.js";
 import { subset } from "../data/splits.js";
 import { loadCheckpoint } from "../train/checkpoint.js";
 import type { UnlearnLrSource } from "../defense/creation.js";
-import { choosesFinetuneLr, defenseDefaults, UNLEARN_LABEL_MAPPINGS, type UnlearnLabelMapping } from "../defense/defaults.js";
+import { choosesFinetuneLr, choosesUnlearnLr, defenseDefaults, UNLEARN_LABEL_MAPPINGS, type UnlearnLabelMapping } from "../defense/defaults.js";
 import { fitBadExpert, type FitDefenseOptions } from "../defense/fit.js";
 import { saveBundle } from "../defense/bundle.js";
 import { signingKey, type KeyInput } from "../defense/signature.js";
@@ -141,10 +141,9 @@ export async function defendCheckpoint(o: DefendOptions): Promise<DefendResult> 
     log(`reserved ${reserved.count}, calibration ${calibration.count}, evaluation ${splits.evaluation.length} images of ${name}/test`);
     const fitMeta = { spec: meta.model, preprocessing: meta.preprocessing, classNames: meta.classNames };
     let selection: CanaryResult | null = null;
-    const auto = o.unlearnLr === "auto" || (o.unlearnLr === undefined && d.unlearnLrSource === "canary");
+    const auto = choosesUnlearnLr(d, o.unlearnLr, o.canaries !== undefined);
     if (o.canaries !== undefined && !auto) {
-      const fixed = typeof o.unlearnLr === "number" ? "given" : d.unlearnLrSource === "paper" ? "the paper's" : "this architecture's fixed default";
-      throw new OptionError("canaries", `the canaries only choose B's unlearning rate, and here it is ${fixed} (${options.unlearn.lr}); use unlearnLr "auto" with them`);
+      throw new OptionError("canaries", `the canaries only choose B's unlearning rate, and here it is given (${options.unlearn.lr}); use unlearnLr "auto" with them`);
     }
     if (auto) {
       const kinds = o.canaries ?? DEFAULT_CANARY_KINDS;

@@ -202,9 +202,7 @@ export async function runCell(c: MatrixCell, o: RunCellOptions): Promise<MatrixC
   const meta = await readCheckpointMeta(trained.dir);
   const bundle = join(o.resultsDir, "bundles", cellId(c));
   log(`${cellId(c)}: defending`);
-  // Canaries without a rate mean "let them choose", also where the default rate is fixed.
-  const defense = c.defense?.canaries !== undefined && c.defense.unlearnLr === undefined ? { ...c.defense, unlearnLr: "auto" as const } : (c.defense ?? {});
-  const d = await defendCheckpoint({ checkpoint: trained.dir, out: bundle, force: true, seed: c.seed, splitSeed: c.seed, targetFpr: fprs[0], silent: true, log: (l) => log(`${cellId(c)}: ${l}`), ...defense });
+  const d = await defendCheckpoint({ checkpoint: trained.dir, out: bundle, force: true, seed: c.seed, splitSeed: c.seed, targetFpr: fprs[0], silent: true, log: (l) => log(`${cellId(c)}: ${l}`), ...(c.defense ?? {}) });
   const evaluations: MatrixEvaluation[] = [];
   let scores: MatrixCellResult["scores"] | null = null;
   let parts: DetectorParts | undefined;

@@ -2,7 +2,7 @@
 // selection where it does not.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { choosesFinetuneLr, defenseDefaults } from "../../src/defense/defaults.js";
+import { choosesFinetuneLr, choosesUnlearnLr, defenseDefaults } from "../../src/defense/defaults.js";
 
 test("the paper's unlearning and finetuning rates are used where it reports the setting", () => {
   const r = defenseDefaults("resnet18", "cifar10");
@@ -22,6 +22,10 @@ test("ResNet-20 on CIFAR-10: the paper's ResNet-18 rates as its own fixed defaul
     const d = defenseDefaults("resnet20", dataset);
     assert.deepEqual([d.unlearnLrSource, d.unlearn.lr, d.finetuneLrSource, d.finetune.lr, d.finetune.gamma], ["default", 1e-4, "fixed", 0.1, 0.1], dataset);
   }
+  // Naming canaries (or "auto") brings the selection back over the fixed rate; a given rate wins.
+  const r20 = defenseDefaults("resnet20", "cifar10-folder");
+  assert.deepEqual([choosesUnlearnLr(r20, undefined, false), choosesUnlearnLr(r20, undefined, true), choosesUnlearnLr(r20, "auto", false), choosesUnlearnLr(r20, 3e-4, true)], [false, true, true, false]);
+  assert.deepEqual([choosesUnlearnLr(defenseDefaults("compact-cnn", "fashion-mnist"), undefined, false), choosesUnlearnLr(defenseDefaults("resnet18", "cifar10"), undefined, false)], [true, false]);
   // No measurement backs them on GTSRB: the canaries choose B, and M' gets the generic rate.
   const g = defenseDefaults("resnet20", "gtsrb");
   assert.deepEqual([g.unlearnLrSource, g.finetuneLrSource, g.finetune.lr], ["canary", "fixed", 0.05]);

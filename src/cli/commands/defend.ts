@@ -33,7 +33,7 @@ const OPTIONS: Record<string, OptionSpec> = {
   },
   canaries: {
     type: "string",
-    description: "the canaries that choose B's rate with --unlearn-lr auto: blend and patch (the default), and conditional (the patch on one source class only, with cover classes, like TaCT; adds a third planting; it caps B's rate at the one that separates it best)",
+    description: "the canaries that choose B's rate (naming them without --unlearn-lr means --unlearn-lr auto; refused with a given rate): blend and patch (the default), and conditional (the patch on one source class only, with cover classes, like TaCT; adds a third planting; it caps B's rate at the one that separates it best)",
     value: { kind: "choice-list", values: CANARY_KINDS },
   },
   "unlearn-epochs": { type: "string", description: "epochs of unlearning", default: "1", value: EPOCHS },
