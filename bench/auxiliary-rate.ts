@@ -12,7 +12,7 @@ import { cachedModelPath } from "../src/jobs/model-cache.js";
 import { parseParamOverrides } from "../src/attacks/params.js";
 import { loadAttack } from "../src/attacks/load.js";
 import type { ParamValue } from "../src/attacks/attack.js";
-import { defenseDefaults } from "../src/defense/defaults.js";
+import { auxiliaryRateCandidates, defenseDefaults } from "../src/defense/defaults.js";
 import { extractBackdoorExpert, finetuneAuxiliary } from "../src/defense/fit.js";
 import { BadExpertDetector } from "../src/defense/detector.js";
 import { calibrationFor } from "../src/defense/recalibrate.js";
@@ -26,7 +26,7 @@ const HELP = `npm run bench:auxiliary -- --models LIST [options]
 
   --models LIST      cached Fashion-MNIST models: attack[(k=v;k=v)]:eN:sN, comma-separated
                      (e.g. tact:e6:s0,issba(rate=0.1):e2:s0); seed = training = split = defense seed
-  --rates a,b        M' finetuning rates (default ${AUXILIARY_RATE_FACTORS.join(", ")} x the default rate)
+  --rates a,b        M' finetuning rates (default ${AUXILIARY_RATE_FACTORS.join(", ")} x the reference rate)
   --unlearn-lr x     B's Adam rate, fixed for all rows (default 3e-4, the compact CNN's static default)
   --tolerances a,b   rule tolerances in points of accuracy to report (default 1,1.5,2,3,4,5)
   --json             the rows as JSON on the last line
@@ -88,7 +88,7 @@ for (const ref of models) {
   try {
     const split = defenderSplits(test, meta, ref.seed);
     const d = defenseDefaults(meta.model.name, "fashion-mnist");
-    const rates = values.rates ? positives(values.rates, "--rates") : AUXILIARY_RATE_FACTORS.map((f) => f * d.finetune.lr);
+    const rates = values.rates ? positives(values.rates, "--rates") : auxiliaryRateCandidates(d);
     const norm = { normalization: meta.preprocessing };
     const modelCalibrationAccuracy = evaluateModel(model, split.calibration, norm).accuracy;
     const expert = await extractBackdoorExpert(model, meta.model, split.reserved, { unlearn: { ...d.unlearn, lr: unlearnLr }, augment: d.augment, normalization: meta.preprocessing, seed: ref.seed, silent: true });

@@ -12,7 +12,7 @@ import { loadDataset } from "../src/data/registry.js";
 import { loadCheckpoint } from "../src/train/checkpoint.js";
 import { cachedModel } from "../src/jobs/model-cache.js";
 import { parseParamOverrides } from "../src/attacks/params.js";
-import { defenseDefaults } from "../src/defense/defaults.js";
+import { canaryFinetune, defenseDefaults } from "../src/defense/defaults.js";
 import { createAttack } from "../src/attacks/registry.js";
 import { CANARY_KINDS, DEFAULT_CANDIDATES, chooseUnlearnLr, measureCanary, type CanaryPlanting, type CanaryRecord, type SelectionRule } from "../src/defense/canary.js";
 import { wantsJson } from "./harness.js";
@@ -58,7 +58,7 @@ async function study(attack: string): Promise<Study> {
     console.error(`${attack} real lr ${r.lr}: AUROC ${r.auroc.toFixed(4)} (B alone ${r.singleAuroc.toFixed(4)}), ASR after ${(100 * r.asrAfter).toFixed(2)}%`)));
   const canaries: CanaryRecord[] = [];
   for (const kind of CANARY_KINDS) {
-    canaries.push(await measureCanary(model, { spec: meta.model, preprocessing: norm }, reserved, calibration, kind, { planting, unlearn: d.unlearn, finetune: d.finetune, augment: d.augment, seed, log: (l) => console.error(`${attack}: ${l}`) }));
+    canaries.push(await measureCanary(model, { spec: meta.model, preprocessing: norm }, reserved, calibration, kind, { planting, unlearn: d.unlearn, finetune: canaryFinetune(d), augment: d.augment, seed, log: (l) => console.error(`${attack}: ${l}`) }));
   }
   model.dispose();
   const s: Study = { attack, params, real, canaries, seconds: (Date.now() - t0) / 1000 };

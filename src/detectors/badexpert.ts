@@ -6,7 +6,7 @@ import type { ImageDataset } from "../data/dataset.js";
 import type { ParamValue } from "../attacks/attack.js";
 import { booleanParam, numberParam } from "../attacks/params.js";
 import type { BadExpertDetector } from "../defense/detector.js";
-import { choosesFinetuneLr, choosesUnlearnLr, defenseDefaults } from "../defense/defaults.js";
+import { auxiliaryRateCandidates, canaryFinetune, choosesFinetuneLr, choosesUnlearnLr, defenseDefaults } from "../defense/defaults.js";
 import { fitBadExpert, type FitDefenseOptions } from "../defense/fit.js";
 import { selectUnlearnLr } from "../defense/canary.js";
 import { selectFinetuneLr } from "../defense/auxiliary-rate.js";
@@ -46,7 +46,7 @@ export class BadExpertEntry implements InputDetector {
     if (given > 0) options.unlearn.lr = given;
     else if (choosesUnlearnLr(d, undefined, false)) {
       log("badexpert: choosing the unlearning rate with two canary backdoors (defender-side data only)");
-      const sel = await selectUnlearnLr(ctx.model, meta, reserved, calibration, { ...options, log: () => {} });
+      const sel = await selectUnlearnLr(ctx.model, meta, reserved, calibration, { ...options, finetune: canaryFinetune(d), log: () => {} });
       options.unlearn.lr = sel.lr;
       selectionSeconds = sel.seconds;
       if (!sel.conclusive) source = "canary-inconclusive";
@@ -58,7 +58,7 @@ export class BadExpertEntry implements InputDetector {
     let finetuneSelectionSeconds = 0;
     if (choosesFinetuneLr(d, booleanParam(params, "autoFinetune") ? "auto" : givenFinetune > 0 ? givenFinetune : undefined)) {
       log("badexpert: choosing the finetuning rate of M' (the strongest that keeps its calibration accuracy)");
-      const chosen = await selectFinetuneLr(ctx.model, meta, reserved, calibration, { finetune: d.finetune, augment: options.augment, seed: options.seed, log: () => {} });
+      const chosen = await selectFinetuneLr(ctx.model, meta, reserved, calibration, { finetune: d.finetune, candidates: auxiliaryRateCandidates(d), augment: options.augment, seed: options.seed, log: () => {} });
       auxiliary = chosen.auxiliary;
       options.finetune = { ...options.finetune, lr: chosen.selection.lr };
       finetuneSelectionSeconds = chosen.selection.seconds;

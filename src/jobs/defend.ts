@@ -5,7 +5,7 @@ import { loadDataset } from "../data/registry.js";
 import { subset } from "../data/splits.js";
 import { loadCheckpoint } from "../train/checkpoint.js";
 import type { UnlearnLrSource } from "../defense/creation.js";
-import { choosesFinetuneLr, choosesUnlearnLr, defenseDefaults, UNLEARN_LABEL_MAPPINGS, type UnlearnLabelMapping } from "../defense/defaults.js";
+import { auxiliaryRateCandidates, canaryFinetune, choosesFinetuneLr, choosesUnlearnLr, defenseDefaults, UNLEARN_LABEL_MAPPINGS, type UnlearnLabelMapping } from "../defense/defaults.js";
 import { fitBadExpert, type FitDefenseOptions } from "../defense/fit.js";
 import { saveBundle } from "../defense/bundle.js";
 import { signingKey, type KeyInput } from "../defense/signature.js";
@@ -148,10 +148,8 @@ export async function defendCheckpoint(o: DefendOptions): Promise<DefendResult> 
     if (auto) {
       const kinds = o.canaries ?? DEFAULT_CANARY_KINDS;
       log(`choosing the unlearning rate with canary backdoors of our own (${kinds.join(", ")}; defender-side data only)`);
-      // The canaries are planted at the architecture's default finetuning rate, whatever rate M'
-      // gets: the selection rule was developed with canaries planted that way, and a stronger
-      // rate plants a sturdier canary that pushes B's rate too high (measured on TaCT).
-      selection = await selectUnlearnLr(model, fitMeta, reserved, calibration, { ...options, finetune: d.finetune, kinds, log });
+      // Planted at the reference rate, whatever rate M' gets (DefenseDefaults.referenceFinetuneLr).
+      selection = await selectUnlearnLr(model, fitMeta, reserved, calibration, { ...options, finetune: canaryFinetune(d), kinds, log });
       options.unlearn.lr = selection.lr;
       log(`${selection.conclusive ? "selected" : "kept the static"} unlearning lr ${selection.lr} in ${selection.seconds.toFixed(0)} s`);
     }
@@ -162,7 +160,7 @@ export async function defendCheckpoint(o: DefendOptions): Promise<DefendResult> 
     let auxiliary: Module | undefined;
     if (choosesFinetuneLr(d, o.finetuneLr)) {
       log("choosing the finetuning rate of M': the strongest that keeps its clean accuracy on the calibration split");
-      const chosen = await selectFinetuneLr(model, fitMeta, reserved, calibration, { finetune: options.finetune, augment: options.augment, seed: options.seed, log, device });
+      const chosen = await selectFinetuneLr(model, fitMeta, reserved, calibration, { finetune: options.finetune, candidates: auxiliaryRateCandidates(d), augment: options.augment, seed: options.seed, log, device });
       finetuneSelection = chosen.selection;
       auxiliary = chosen.auxiliary;
       options.finetune.lr = chosen.selection.lr;

@@ -2,7 +2,7 @@
 // selection where it does not.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { choosesFinetuneLr, choosesUnlearnLr, defenseDefaults } from "../../src/defense/defaults.js";
+import { auxiliaryRateCandidates, canaryFinetune, choosesFinetuneLr, choosesUnlearnLr, defenseDefaults } from "../../src/defense/defaults.js";
 
 test("the paper's unlearning and finetuning rates are used where it reports the setting", () => {
   const r = defenseDefaults("resnet18", "cifar10");
@@ -42,17 +42,36 @@ test("without a paper rate for the architecture and dataset, the canaries choose
   assert.deepEqual([d.unlearn.epochs, d.finetune.epochs, d.finetune.milestones], [1, 10, [2, 4, 6, 8]]);
 });
 
-test("M''s rate: chosen per model for the compact CNN, fixed where the paper or a zoo default gives it", () => {
-  for (const dataset of ["fashion-mnist", "cifar10-folder", "gtsrb"]) {
+test("M''s rate: fixed 0.1 for the compact CNN on Fashion-MNIST and GTSRB, chosen elsewhere; fixed where the paper or a zoo default gives it", () => {
+  for (const dataset of ["fashion-mnist", "gtsrb"]) {
     const d = defenseDefaults("compact-cnn", dataset);
-    assert.deepEqual([d.finetuneLrSource, d.finetune.lr], ["auto", 0.01], `compact-cnn on ${dataset}: auto, over multiples of 0.01`);
+    assert.deepEqual([d.finetuneLrSource, d.finetune.lr, d.finetune.gamma], ["fixed", 0.1, 0.1], `compact-cnn on ${dataset}`);
   }
+  const c10 = defenseDefaults("compact-cnn", "cifar10-folder");
+  assert.deepEqual([c10.finetuneLrSource, c10.finetune.lr], ["auto", 0.01], "compact-cnn on CIFAR-10: auto, over multiples of 0.01");
   for (const [model, dataset] of [["resnet18", "cifar10"], ["resnet20", "cifar10-folder"], ["vgg16-bn", "gtsrb"]] as const) {
     assert.equal(defenseDefaults(model, dataset).finetuneLrSource, "fixed", `${model} on ${dataset}`);
   }
   // Chosen when asked for, or by default where the default is to choose; a given rate wins.
-  const cnn = defenseDefaults("compact-cnn", "fashion-mnist");
+  const cnn = defenseDefaults("compact-cnn", "cifar10-folder");
   const r18 = defenseDefaults("resnet18", "cifar10");
   assert.deepEqual([choosesFinetuneLr(cnn, undefined), choosesFinetuneLr(cnn, 0.01), choosesFinetuneLr(cnn, "auto")], [true, false, true]);
   assert.deepEqual([choosesFinetuneLr(r18, undefined), choosesFinetuneLr(r18, 0.1), choosesFinetuneLr(r18, "auto")], [false, false, true]);
+  const fm = defenseDefaults("compact-cnn", "fashion-mnist");
+  assert.deepEqual([choosesFinetuneLr(fm, undefined), choosesFinetuneLr(fm, "auto")], [false, true]);
+});
+
+test("the canaries are planted, and M''s selection starts, at the reference rate, whatever M''s default", () => {
+  // The compact CNN's fixed 0.1 on Fashion-MNIST leaves both at 0.01, the rate they were developed at.
+  const fm = defenseDefaults("compact-cnn", "fashion-mnist");
+  assert.deepEqual([fm.referenceFinetuneLr, canaryFinetune(fm).lr, canaryFinetune(fm).gamma], [0.01, 0.01, 0.1]);
+  assert.deepEqual(auxiliaryRateCandidates(fm), [0.01, 0.02, 0.05, 0.1]);
+  assert.deepEqual(auxiliaryRateCandidates(defenseDefaults("compact-cnn", "cifar10-folder")), [0.01, 0.02, 0.05, 0.1]);
+  // Elsewhere the reference is M''s own default rate.
+  const r18 = defenseDefaults("resnet18", "cifar10");
+  assert.deepEqual([r18.referenceFinetuneLr, canaryFinetune(r18).lr], [0.1, 0.1]);
+  assert.deepEqual(auxiliaryRateCandidates(defenseDefaults("resnet20", "gtsrb")), [0.05, 0.1, 0.25, 0.5]);
+  // ResNet-20 on CIFAR-10: M' at 0.1, its canaries at the generic 0.05 that session 12 measured them at.
+  const r20 = defenseDefaults("resnet20", "cifar10-folder");
+  assert.deepEqual([r20.finetune.lr, canaryFinetune(r20).lr], [0.1, 0.05]);
 });

@@ -20,8 +20,8 @@ function result(c: MatrixCell, fprs = [0.01]): MatrixCellResult {
     cell: c,
     model: { checkpoint: "/x", cleanAccuracy: 0.9, attackSuccessRate: 1, trainSeconds: 0 },
     unlearn: { lr: 3e-4, source: "canary" },
-    // As defend's defaults make it for the compact CNN: M''s rate chosen.
-    finetune: { lr: 0.05, source: "auto", selection: { lr: 0.05, modelAccuracy: 0.9, tolerance: 0.04, table: [{ lr: 0.01, calibrationAccuracy: 0.9 }, { lr: 0.05, calibrationAccuracy: 0.88 }], seconds: 1 } },
+    // As defend's defaults make it for the compact CNN on Fashion-MNIST and GTSRB: M' at a fixed 0.1.
+    finetune: { lr: 0.1, source: "default" },
     evaluations: fprs.map((targetFpr) => ({ targetFpr, threshold: 0.5, metrics: m })),
     scores: { positives: [1, 2], negatives: [0] },
     seconds: { expert: 1, auxiliary: 1, calibration: 1, selection: 1, evaluation: 1 },
@@ -69,23 +69,30 @@ void test("pendingCells: finished cells are skipped; missing, torn, foreign-vers
     assert.deepEqual(await pendingCells(dir, cells), []);
     const all = await readAllResults(dir);
     assert.equal(all.length, 5);
-    // A result from before the compact CNN's M' rate became the selection's (no selection record)
-    // no longer stands for the defaults: pending again and left out of the tables. With the same
-    // computation named by its override (finetuneLr=0.01) it stands.
+    // A result from before the compact CNN's M' rate became a fixed 0.1 (M''s rate chosen, with or
+    // without the selection's table; or the fixed 0.01 of before that) no longer stands for the
+    // defaults: pending again and left out of the tables. Named by its override it stands.
+    const chosen = { ...result(cells[0] as MatrixCell), finetune: { lr: 0.1, source: "auto" as const, selection: { lr: 0.1, modelAccuracy: 0.9, tolerance: 0.04, table: [{ lr: 0.01, calibrationAccuracy: 0.9 }, { lr: 0.1, calibrationAccuracy: 0.88 }], seconds: 1 } } };
+    await writeCellResult(dir, chosen);
+    assert.deepEqual((await pendingCells(dir, cells)).map(cellId), [cellId(cells[0] as MatrixCell)], "chosen, even where the choice was 0.1");
+    assert.equal((await readAllResults(dir)).length, 4);
+    await writeCellResult(dir, { ...chosen, finetune: { lr: 0.1, source: "auto" } });
+    assert.deepEqual((await pendingCells(dir, cells)).map(cellId), [cellId(cells[0] as MatrixCell)], "chosen, without its table");
+    await writeCellResult(dir, { ...chosen, finetune: { lr: 0.01, source: "default" } });
+    assert.deepEqual((await pendingCells(dir, cells)).map(cellId), [cellId(cells[0] as MatrixCell)], "the old fixed default rate");
     const old = result(cells[0] as MatrixCell);
     delete old.finetune;
     await writeCellResult(dir, old);
-    assert.deepEqual((await pendingCells(dir, cells)).map(cellId), [cellId(cells[0] as MatrixCell)]);
-    assert.equal((await readAllResults(dir)).length, 4);
-    old.finetune = { lr: 0.01, source: "default" };
-    await writeCellResult(dir, old);
-    assert.deepEqual((await pendingCells(dir, cells)).map(cellId), [cellId(cells[0] as MatrixCell)], "the fixed default rate: stale too");
-    // A chosen rate without its table (results from before the table was kept) still stands.
-    await writeCellResult(dir, { ...old, finetune: { lr: 0.05, source: "auto" } });
-    assert.deepEqual(await pendingCells(dir, cells), []);
-    const fixed = { ...old, cell: { ...old.cell, defense: { finetuneLr: 0.01 } } };
-    await writeCellResult(dir, fixed);
-    assert.deepEqual(await pendingCells(dir, [fixed.cell]), []);
+    assert.deepEqual((await pendingCells(dir, cells)).map(cellId), [cellId(cells[0] as MatrixCell)], "no record of M''s rate");
+    const auto = { ...chosen, cell: { ...chosen.cell, defense: { finetuneLr: "auto" as const } } };
+    await writeCellResult(dir, auto);
+    assert.deepEqual(await pendingCells(dir, [auto.cell]), []);
+    // On a dataset where the compact CNN's M' rate is still chosen, the chosen result stands.
+    const c10 = { ...chosen, cell: cell("badnet", 0, { dataset: "cifar10-folder" }) };
+    await writeCellResult(dir, c10);
+    assert.deepEqual(await pendingCells(dir, [c10.cell]), []);
+    await writeCellResult(dir, { ...c10, finetune: { lr: 0.1, source: "default" } });
+    assert.deepEqual(await pendingCells(dir, [c10.cell]), [c10.cell]);
     await writeCellResult(dir, result(cells[0] as MatrixCell));
     assert.deepEqual(all.map((r) => r.cell.attack).sort(), ["badnet", "badnet", "badnet", "blend", "blend"]);
     assert.ok((await readdir(dir)).some((n) => n.includes(".tmp-")), "the stray temporary file is still there, and ignored");
