@@ -26,6 +26,9 @@ test("ResNet-20 on CIFAR-10: the paper's ResNet-18 rates as its own fixed defaul
   const r20 = defenseDefaults("resnet20", "cifar10-folder");
   assert.deepEqual([choosesUnlearnLr(r20, undefined, false), choosesUnlearnLr(r20, undefined, true), choosesUnlearnLr(r20, "auto", false), choosesUnlearnLr(r20, 3e-4, true)], [false, true, true, false]);
   assert.deepEqual([choosesUnlearnLr(defenseDefaults("compact-cnn", "fashion-mnist"), undefined, false), choosesUnlearnLr(defenseDefaults("resnet18", "cifar10"), undefined, false)], [true, false]);
+  // The compact CNN's B on GTSRB: a fixed 1e-3 of our own (the canaries were inconclusive there).
+  const cg = defenseDefaults("compact-cnn", "gtsrb");
+  assert.deepEqual([cg.unlearnLrSource, cg.unlearn.lr, choosesUnlearnLr(cg, undefined, false), choosesUnlearnLr(cg, "auto", false)], ["default", 1e-3, false, true]);
   // No measurement backs them on GTSRB: the canaries choose B, and M' gets the generic rate.
   const g = defenseDefaults("resnet20", "gtsrb");
   assert.deepEqual([g.unlearnLrSource, g.finetuneLrSource, g.finetune.lr], ["canary", "fixed", 0.05]);

@@ -19,7 +19,8 @@ function result(c: MatrixCell, fprs = [0.01]): MatrixCellResult {
     version: MATRIX_RESULT_VERSION,
     cell: c,
     model: { checkpoint: "/x", cleanAccuracy: 0.9, attackSuccessRate: 1, trainSeconds: 0 },
-    unlearn: { lr: 3e-4, source: "canary" },
+    // As defend's defaults make it for the compact CNN: B chosen by the canaries, but fixed at 1e-3 on GTSRB.
+    unlearn: c.dataset === "gtsrb" ? { lr: 1e-3, source: "default" } : { lr: 3e-4, source: "canary" },
     // As defend's defaults make it for the compact CNN on Fashion-MNIST and GTSRB: M' at a fixed 0.1.
     finetune: { lr: 0.1, source: "default" },
     evaluations: fprs.map((targetFpr) => ({ targetFpr, threshold: 0.5, metrics: m })),
@@ -114,10 +115,16 @@ void test("madeWithCurrentDefaults: a ResNet-20 CIFAR-10 result stands only with
   const old = { ...now, unlearn: { lr: 5e-4, source: "canary" }, finetune: { lr: 0.05, source: "given" as const } };
   assert.equal(madeWithCurrentDefaults({ ...old, cell: { ...c, defense: { unlearnLr: "auto", finetuneLr: 0.05 } } }), true);
   assert.equal(madeWithCurrentDefaults({ ...old, cell: { ...c, defense: { canaries: ["blend", "patch", "conditional"], finetuneLr: 0.05 } } }), true);
-  // The compact CNN's B is still the canaries' choice: a fixed rate there is stale.
+  // The compact CNN's B is still the canaries' choice on Fashion-MNIST: a fixed rate there is stale.
   const cnn = result(cell("badnet", 0));
   assert.equal(madeWithCurrentDefaults(cnn), true);
   assert.equal(madeWithCurrentDefaults({ ...cnn, unlearn: { lr: 3e-4, source: "paper" } }), false);
+  // On GTSRB it is a fixed 1e-3: the canaries' (inconclusive) fallback is stale, unless the cell asks for them.
+  const g = result(cell("tact", 0, { dataset: "gtsrb", epochs: 8 }));
+  assert.equal(madeWithCurrentDefaults(g), true);
+  const gOld = { ...g, unlearn: { lr: 3e-4, source: "canary-inconclusive" } };
+  assert.equal(madeWithCurrentDefaults(gOld), false);
+  assert.equal(madeWithCurrentDefaults({ ...gOld, cell: { ...g.cell, defense: { unlearnLr: "auto" } } }), true);
 });
 
 void test("aurocSets: positives = poisoned inputs that fool M, negatives = clean inputs M gets right", () => {
