@@ -52,7 +52,7 @@ export interface DefenseDefaults {
   finetune: FinetuneOptions;
   /**
    * Where M''s rate comes from by default: "fixed" — finetune.lr; "auto" — the defender-side
-   * selection (src/defense/auxiliary-rate.ts) over 1, 2, 5 and 10 times finetune.lr.
+   * selection (src/defense/auxiliary-rate.ts) over 1, 2, 5 and 10 times referenceFinetuneLr.
    */
   finetuneLrSource: "fixed" | "auto";
   /**
