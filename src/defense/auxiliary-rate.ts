@@ -14,7 +14,7 @@ import { evaluateModel } from "../train/evaluate.js";
 import type { FinetuneOptions } from "./defaults.js";
 import { finetuneAuxiliary } from "./fit.js";
 
-/** Candidate rates as multiples of the architecture's default finetuning rate. */
+/** Candidate rates as multiples of the architecture's reference finetuning rate (DefenseDefaults.referenceFinetuneLr). */
 export const AUXILIARY_RATE_FACTORS: readonly number[] = [1, 2, 5, 10];
 /**
  * Largest drop of the calibration accuracy of M' below M's that a rate may cost (a fraction: 0.04 = 4
@@ -57,8 +57,11 @@ export interface AuxiliaryRateOptions {
   finetune: FinetuneOptions;
   augment: AugmentOptions;
   seed: number;
-  /** Candidate rates (default: AUXILIARY_RATE_FACTORS × finetune.lr). */
-  candidates?: readonly number[];
+  /**
+   * Candidate rates. Callers take them from the defaults (auxiliaryRateCandidates in
+   * ./defaults.ts: AUXILIARY_RATE_FACTORS times the reference rate, not M''s default rate).
+   */
+  candidates: readonly number[];
   tolerance?: number;
   silent?: boolean;
   log?: (line: string) => void;
@@ -79,7 +82,7 @@ export async function selectFinetuneLr(
   const t0 = Date.now();
   const log = o.log ?? ((l: string) => console.error(l));
   const tolerance = o.tolerance ?? DEFAULT_AUXILIARY_TOLERANCE;
-  const candidates = [...(o.candidates ?? AUXILIARY_RATE_FACTORS.map((f) => f * o.finetune.lr))].sort((a, b) => a - b);
+  const candidates = [...o.candidates].sort((a, b) => a - b);
   if (candidates.length === 0 || candidates.some((lr) => !(lr > 0 && Number.isFinite(lr)))) {
     throw new RangeError(`selectFinetuneLr: candidates must be positive numbers, got ${JSON.stringify(candidates)}`);
   }
