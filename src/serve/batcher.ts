@@ -69,6 +69,9 @@ export class Batcher {
   #timerAt = 0;
   #running = 0;
   #draining = false;
+  #refusing: (() => ServeError) | null = null;
+  /** The items of the batches being scored. */
+  readonly #batches = new Set<Item[]>();
   #idleWaiters: (() => void)[] = [];
 
   constructor(executor: Executor, o: BatcherOptions, observer: BatcherObserver = {}) {
@@ -99,7 +102,7 @@ export class Batcher {
    * they are not scored within timeoutMs, 503 when scoring fails.
    */
   submit(images: readonly Uint8Array[]): Promise<ScoredInput[]> {
-    if (this.#draining) return Promise.reject(shuttingDown());
+    if (this.#refusing) return Promise.reject(this.#refusing());
     if (this.#queue.length + images.length > this.#o.maxQueue) return Promise.reject(queueFull(this.#queue.length, images.length, this.#o.maxQueue));
     if (images.length === 0) return Promise.resolve([]);
     return new Promise<ScoredInput[]>((resolve, reject) => {
@@ -133,12 +136,31 @@ export class Batcher {
     }
   }
 
-  /** Takes no new requests; everything queued is dispatched without waiting. Resolves when all is scored. */
+  /**
+   * Shutdown: from now on a batch goes as soon as a worker is idle, without waiting for
+   * companions. Requests still come in (the server stops taking new ones at its door; those it
+   * already took must be scored). Resolves when nothing is queued or running.
+   */
   drain(): Promise<void> {
     this.#draining = true;
     this.pump();
     if (this.#queue.length === 0 && this.#running === 0) return Promise.resolve();
     return new Promise((r) => this.#idleWaiters.push(r));
+  }
+
+  /**
+   * The end of a shutdown's grace period: every request queued or being scored is rejected with
+   * `error()` (their inputs were not checked), and so is every later one. A running batch's
+   * result, when it comes, is dropped.
+   */
+  abort(error: () => ServeError = shuttingDown): void {
+    this.#refusing = error;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = null;
+    const tickets = new Set([...this.#queue, ...[...this.#batches].flat()].map((it) => it.request));
+    this.#queue.length = 0;
+    for (const t of tickets) this.#settle(t, error());
+    this.#checkIdle();
   }
 
   #wakeAt(ms: number): void {
@@ -164,6 +186,7 @@ export class Batcher {
       pixels.set(it.pixels, k * per);
     }
     this.#running++;
+    this.#batches.add(items);
     this.#observer.batch?.(items.length);
     this.#executor.run(items.length, pixels).then(
       (r) => {
@@ -177,6 +200,7 @@ export class Batcher {
       },
     ).finally(() => {
       this.#running--;
+      this.#batches.delete(items);
       this.pump();
       this.#checkIdle();
     });

@@ -35,3 +35,8 @@ export function scoringFailed(message: string): ServeError {
 export function shuttingDown(): ServeError {
   return new ServeError(503, "shutting_down", "the server is shutting down and takes no new inputs", { headers: { "retry-after": "5" } });
 }
+
+/** The end of a shutdown's grace period came before this request was scored. */
+export function drainExpired(graceMs: number): ServeError {
+  return new ServeError(503, "shutting_down", `the server's shutdown grace period (${graceMs / 1000} s, --drain-timeout) ended before this input was scored; it was not checked and must not be treated as clean`, { headers: { "retry-after": "5" } });
+}

@@ -1,11 +1,12 @@
 // The service's settings, their defaults and their validation. The CLI (`badexpert serve`) and
 // the library (`createServer`) both end here, so a bad value gets the same message from either.
+import { isIP } from "node:net";
 import { availableParallelism } from "node:os";
 import type { ScoringEngine } from "./protocol.js";
+import { DEFAULT_SALIENCY_METHOD, SALIENCY_METHODS, type SaliencyMethod } from "../forensics/saliency.js";
 
 export type EngineChoice = ScoringEngine | "auto";
 export const ENGINE_CHOICES: readonly EngineChoice[] = ["auto", "onnxruntime", "libtorch"];
-import { DEFAULT_SALIENCY_METHOD, SALIENCY_METHODS, type SaliencyMethod } from "../forensics/saliency.js";
 
 export type OnFlag = "reject" | "annotate";
 
@@ -40,6 +41,13 @@ export interface ServeOptions {
   onFlag: OnFlag;
   /** JSONL file that gets one line per flagged input; null: no audit log. */
   auditLog: string | null;
+  /**
+   * Size at which the audit log is rotated (auditLog -> auditLog.1 -> ... -> auditLog.<auditKeep>,
+   * the oldest deleted): no file grows past it, unless one line alone is larger.
+   */
+  auditMaxBytes: number;
+  /** Rotated audit files kept besides the current one. */
+  auditKeep: number;
   /** Directory where flagged images are saved (named by request id and index); null: not saved. */
   auditImages: string | null;
   /** Flagged share over the sliding window above which a warning is logged; null: no alert. */
@@ -59,6 +67,11 @@ export interface ServeOptions {
    * makes every load (start-up and SIGHUP reloads) refuse a bundle not signed by its private key.
    */
   bundleLoad: { verifyKey?: string };
+  /**
+   * Grace period of a shutdown (close(), SIGTERM): requests in flight and queued are answered for
+   * this long; what is left after it is answered 503 (never "clean") and the server stops.
+   */
+  drainTimeoutMs: number;
   /** Recent flagged inputs kept with their saliency overlays for the dashboard (GET /, /v1/flagged); 0 turns it off. */
   flaggedKeep: number;
   /** Saliency method of the overlays (see src/forensics/saliency.ts). */
@@ -66,6 +79,10 @@ export interface ServeOptions {
   /** Flagged inputs waiting for the explain worker beyond which new ones get no overlay (counted as dropped). */
   explainQueue: number;
 }
+
+/** Smallest audit file size: a few lines (a line is about 300 bytes). */
+export const MIN_AUDIT_BYTES = 1024;
+export const MAX_AUDIT_KEEP = 1000;
 
 export const DEFAULT_OPTIONS: ServeOptions = {
   host: "127.0.0.1",
@@ -88,16 +105,66 @@ export const DEFAULT_OPTIONS: ServeOptions = {
   onFlag: "reject",
   auditLog: null,
   auditImages: null,
+  auditMaxBytes: 100 * 1024 * 1024,
+  auditKeep: 5,
   alertRate: null,
   windowSeconds: 60,
   alertMinInputs: 20,
   token: null,
   logLevel: "info",
   bundleLoad: {},
+  drainTimeoutMs: 30_000,
   flaggedKeep: 32,
   explainMethod: DEFAULT_SALIENCY_METHOD,
   explainQueue: 16,
 };
+
+/**
+ * How many scoring threads this machine takes. Threads per worker: 1..4 × cores, the bound of
+ * BADEXPERT_THREADS (more libtorch threads than that only slow it down). Workers: 1..2 × cores. A
+ * forward pass is CPU-bound, so workers beyond the cores only queue for them; up to two per core
+ * lets one worker's message handling and batch copying overlap another's forward pass. Past that
+ * each worker only adds a full copy of the three models and its engine's arenas (1,000 workers
+ * took more than 5 GB in 18 s). All workers' threads together: at most 4 × cores, as one worker's.
+ */
+export interface PoolLimits {
+  cores: number;
+  maxWorkers: number;
+  maxThreadsPerWorker: number;
+  maxTotalThreads: number;
+}
+
+export function poolLimits(cores = availableParallelism()): PoolLimits {
+  return { cores, maxWorkers: 2 * cores, maxThreadsPerWorker: 4 * cores, maxTotalThreads: 4 * cores };
+}
+
+/** Why workers × threadsPerWorker is too many threads for this machine, or null; the option names are the caller's. */
+export function poolProblem(workers: number, threads: number, names: { workers: string; threads: string }, l: PoolLimits = poolLimits()): string | null {
+  if (!Number.isInteger(workers) || workers < 1 || workers > l.maxWorkers) return `${names.workers} must be an integer in 1..${l.maxWorkers} (2 × ${l.cores} cores), got ${workers}`;
+  if (!Number.isInteger(threads) || threads < 1 || threads > l.maxThreadsPerWorker) return `${names.threads} must be an integer in 1..${l.maxThreadsPerWorker} (4 × ${l.cores} cores), got ${threads}`;
+  if (workers * threads > l.maxTotalThreads) {
+    return `${names.workers} × ${names.threads} must be at most ${l.maxTotalThreads} threads (4 × ${l.cores} cores), got ${workers} × ${threads} = ${workers * threads}`;
+  }
+  return null;
+}
+
+const HOST_LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i;
+
+/**
+ * Why `host` cannot be an address to listen on, or null: an IPv4 or IPv6 address, or a DNS host
+ * name (labels of letters, digits and inner hyphens). A name whose last label is a number is
+ * read as an IPv4 address (as URLs do), so "0.0.0.0.0" or "127.1" are refused here, not
+ * sent to the resolver.
+ */
+export function hostProblem(host: string): string | null {
+  if (isIP(host) !== 0) return null;
+  const what = `expected an IP address (127.0.0.1, 0.0.0.0, ::1, ::) or a host name, got ${JSON.stringify(host.slice(0, 300))}`;
+  if (host.length === 0 || host.length > 253) return what;
+  const labels = host.replace(/\.$/, "").split(".");
+  if (!labels.every((l) => HOST_LABEL.test(l))) return what;
+  if (/^\d+$/.test(labels[labels.length - 1] as string)) return `${what}: a name ending in a number must be a whole IPv4 address`;
+  return null;
+}
 
 function positiveInt(name: string, v: number, min = 1): void {
   if (!Number.isInteger(v) || v < min) throw new RangeError(`serve: ${name} must be an integer >= ${min}, got ${v}`);
@@ -108,8 +175,10 @@ export function resolveOptions(o: Partial<ServeOptions> = {}): ServeOptions {
   const r: ServeOptions = { ...DEFAULT_OPTIONS, ...o, bundleLoad: { ...o.bundleLoad } };
   positiveInt("port", r.port, 0);
   if (r.port > 65535) throw new RangeError(`serve: port must be at most 65535, got ${r.port}`);
-  positiveInt("workers", r.workers);
-  positiveInt("threadsPerWorker", r.threadsPerWorker);
+  const host = hostProblem(r.host);
+  if (host !== null) throw new RangeError(`serve: host: ${host}`);
+  const pool = poolProblem(r.workers, r.threadsPerWorker, { workers: "workers", threads: "threadsPerWorker" });
+  if (pool !== null) throw new RangeError(`serve: ${pool}`);
   positiveInt("maxBatch", r.maxBatch);
   positiveInt("maxWaitMs", r.maxWaitMs, 0);
   positiveInt("maxQueue", r.maxQueue);
@@ -121,6 +190,12 @@ export function resolveOptions(o: Partial<ServeOptions> = {}): ServeOptions {
   positiveInt("alertMinInputs", r.alertMinInputs);
   positiveInt("flaggedKeep", r.flaggedKeep, 0);
   positiveInt("explainQueue", r.explainQueue);
+  positiveInt("auditMaxBytes", r.auditMaxBytes, MIN_AUDIT_BYTES);
+  positiveInt("auditKeep", r.auditKeep);
+  if (r.auditKeep > MAX_AUDIT_KEEP) throw new RangeError(`serve: auditKeep must be at most ${MAX_AUDIT_KEEP}, got ${r.auditKeep}`);
+  positiveInt("drainTimeoutMs", r.drainTimeoutMs, 0);
+  // Node's timers hold at most 2^31 - 1 ms (and fire at once beyond it); a day is plenty.
+  if (r.drainTimeoutMs > 86_400_000) throw new RangeError(`serve: drainTimeoutMs must be at most 86400000 (a day), got ${r.drainTimeoutMs}`);
   if (!SALIENCY_METHODS.includes(r.explainMethod)) throw new RangeError(`serve: explainMethod must be one of ${SALIENCY_METHODS.join(", ")}, got ${JSON.stringify(r.explainMethod)}`);
   if (r.maxImagesPerRequest > r.maxQueue) {
     throw new RangeError(`serve: maxImagesPerRequest (${r.maxImagesPerRequest}) must not exceed maxQueue (${r.maxQueue}), or such a request could never be queued`);

@@ -2,6 +2,7 @@
 // dynamic batcher, metrics, the flagged-rate window and alert, and the audit log. The HTTP
 // thread parses, decodes and answers; it never runs a forward pass.
 import { randomUUID } from "node:crypto";
+import { Server as NetServer } from "node:net";
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import multipart from "@fastify/multipart";
 import { Detector } from "../api/detector.js";
@@ -11,7 +12,8 @@ import { AuditLog } from "./audit.js";
 import { RateAlert } from "./alert.js";
 import { Batcher, type ScoredInput } from "./batcher.js";
 import { decodeForModel, type ModelInput } from "./decode.js";
-import { ServeError } from "./errors.js";
+import { drainExpired, ServeError, shuttingDown } from "./errors.js";
+import { Connections } from "./connections.js";
 import { FlagWindow } from "./flag-window.js";
 import { requestImages } from "./inputs.js";
 import { ServeMetrics } from "./metrics.js";
@@ -32,7 +34,31 @@ export interface DetectionRecord extends ScoredInput {
   class: string;
 }
 
-type State = "ready" | "closing" | "closed";
+type State = "ready" | "draining" | "closed";
+
+/** What a shutdown did: whether everything received was answered in time, and what was not. */
+export interface ShutdownReport {
+  /** Every request received before the end of the grace period was answered in it. */
+  drained: boolean;
+  /** Milliseconds from the start of the shutdown to the last connection closed. */
+  drainMs: number;
+  /** Requests still unanswered at the end of the grace period (answered 503 there, or cut with their connection). */
+  refusedAtDeadline: number;
+  /** Connections closed at the end of the grace period with a request still arriving or unanswered. */
+  connectionsCut: number;
+}
+
+/** Routes that score: during a shutdown, a request to them that was not yet received is refused (503), not started. */
+const SCORING_ROUTES = new Set(["/v1/detect", "/v1/predict"]);
+/**
+ * During a drain, a keep-alive connection with no request is closed once it has been idle this
+ * long with nothing read: a busy client's next request comes sooner (and is answered with
+ * `connection: close`), so closing one idle for a second rarely meets a request on the wire.
+ */
+const DRAIN_IDLE_CLOSE_MS = 1000;
+/** After the grace period, the time the 503 answers get to be written before connections are cut. */
+const DRAIN_FLUSH_MS = 1000;
+const DRAIN_POLL_MS = 25;
 
 const REQUEST_ID = /^[\w.-]{1,64}$/;
 /** Routes that answer without a token: probes and the API description. */
@@ -57,6 +83,10 @@ export class BadExpertServer {
   #state: State = "ready";
   #reloading: Promise<void> | null = null;
   #closing: Promise<number> | null = null;
+  readonly #connections: Connections;
+  /** Ends the grace period of a running drain now (a second close() with a shorter timeout). */
+  #drainDeadline: { at: number; expire: () => void } | null = null;
+  #shutdown: ShutdownReport | null = null;
 
   private constructor(o: ServeOptions, source: DetectorSource, chosen: ChosenPool, hashes: Record<string, string>, audit: AuditLog | null, feed: FlaggedFeed | null) {
     const pool = chosen.pool;
@@ -80,8 +110,10 @@ export class BadExpertServer {
         return typeof h === "string" && REQUEST_ID.test(h) ? h : randomUUID();
       },
       return503OnClosing: true,
-      forceCloseConnections: "idle",
+      // The drain closes connections itself (close() below): fastify's close runs once none is left.
+      forceCloseConnections: false,
     });
+    this.#connections = new Connections(this.app.server);
     this.#alert = o.alertRate === null ? null : new RateAlert(this.#window, { rate: o.alertRate, minInputs: o.alertMinInputs, classNames: pool.info.classNames, log: this.app.log });
     this.metrics = new ServeMetrics(pool.info, {
       queueDepth: () => this.#batcher.queueDepth,
@@ -114,7 +146,9 @@ export class BadExpertServer {
     // of the explain worker's low priority.
     setBlasThreads(o.threadsPerWorker);
     const hashes = await sourceHashes(source);
-    const audit = o.auditLog ? await AuditLog.open(o.auditLog, o.auditImages) : null;
+    // A rotation that cannot be done is reported in the log; the server exists by then (the audit log opens first).
+    let report: (e: Error) => void = () => undefined;
+    const audit = o.auditLog ? await AuditLog.open(o.auditLog, o.auditImages, { maxBytes: o.auditMaxBytes, keep: o.auditKeep }, (e) => report(e)) : null;
     let chosen: ChosenPool;
     let feed: FlaggedFeed | null = null;
     // The explain worker always runs libtorch (saliency needs B's gradients); scoring uses o.engine.
@@ -122,7 +156,7 @@ export class BadExpertServer {
     try {
       chosen = await startScoringPool(init, o.workers, o.engine);
     } catch (e) {
-      audit?.close();
+      await audit?.close();
       throw e;
     }
     // The feed's overlays are B's saliency: a baseline has no B, so the feed is off for it (logged below).
@@ -132,11 +166,12 @@ export class BadExpertServer {
         feed = await FlaggedFeed.start(init, { keep: o.flaggedKeep, method: o.explainMethod, maxQueue: o.explainQueue, width: chosen.pool.info.preprocessing.imageSize[1] });
       } catch (e) {
         await chosen.pool.close();
-        audit?.close();
+        await audit?.close();
         throw e;
       }
     }
     const s = new BadExpertServer(o, source, chosen, hashes, audit, feed);
+    report = (e) => s.app.log.error({ event: "audit_rotation_failed", err: e.message }, e.message);
     if (chosen.fallback !== null) s.app.log.warn({ event: "engine_fallback", engine: chosen.engine, reason: chosen.fallback }, `engine auto: scoring on libtorch (${chosen.fallback})`);
     if (feedOff && source.kind === "baseline") s.#logFeedOff(source.detector, options.flaggedKeep !== undefined || options.explainMethod !== undefined);
     feed?.setErrorHandler((e) => s.app.log.error({ event: "explain_failed", err: e.message }, "the dashboard's explain worker failed (scoring is unaffected)"));
@@ -146,9 +181,26 @@ export class BadExpertServer {
     return s;
   }
 
-  /** Starts listening; resolves with the base URL (the real port when options.port is 0). */
+  /**
+   * Starts listening; resolves with the base URL (the real port when options.port is 0). When the
+   * address cannot be taken, stops the workers, the feed and the audit log, and rejects with an
+   * error naming host, port and the reason: nothing is left running to keep the process alive.
+   */
   async listen(): Promise<string> {
-    return this.app.listen({ host: this.options.host, port: this.options.port });
+    const { host, port } = this.options;
+    try {
+      return await this.app.listen({ host, port });
+    } catch (e) {
+      const err = listenError(host, port, e);
+      this.app.log.error({ event: "listen_failed", host, port, err: err.message }, err.message);
+      await this.close().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** What the last shutdown did (null before close() has finished). */
+  get shutdown(): ShutdownReport | null {
+    return this.#shutdown;
   }
 
   /** The engine the scoring workers run: options.engine, with "auto" resolved (it may change on reload). */
@@ -223,27 +275,102 @@ export class BadExpertServer {
   }
 
   /**
-   * Graceful shutdown: stop accepting connections, answer every request already received
-   * (their queued inputs are scored without waiting for companions), then stop the workers and
-   * flush and close the audit log. Resolves with the tensors the workers still held (0).
+   * Graceful shutdown (a drain): stop accepting connections and go not-ready (/readyz 503);
+   * answer every request already received (queued inputs are scored without waiting for
+   * companions), each with `connection: close`; refuse scoring requests that arrive on open
+   * connections meanwhile (503 shutting_down); then stop the workers and flush and close the
+   * audit log. Whatever is unanswered after `drainTimeoutMs` (options, or a shorter one given
+   * here; a second call may shorten a running drain, 0: end it now) is answered 503, never
+   * "clean", and connections still open are closed. Resolves with the tensors the workers still
+   * held (0); `shutdown` says what the drain did.
    */
-  close(): Promise<number> {
-    this.#closing ??= this.#close();
+  close(o: { drainTimeoutMs?: number } = {}): Promise<number> {
+    const ms = o.drainTimeoutMs ?? this.options.drainTimeoutMs;
+    if (this.#closing === null) {
+      this.#closing = this.#close(ms);
+    } else if (this.#drainDeadline && performance.now() + ms < this.#drainDeadline.at) {
+      const d = this.#drainDeadline;
+      d.at = performance.now() + ms;
+      setTimeout(d.expire, ms);
+    }
     return this.#closing;
   }
 
-  async #close(): Promise<number> {
-    this.#state = "closing";
-    this.app.log.info({ event: "shutdown" }, "shutting down: finishing requests in flight");
-    const drained = this.#batcher.drain();
+  async #close(graceMs: number): Promise<number> {
+    const log = this.app.log;
+    const start = performance.now();
+    this.#state = "draining";
+    log.info({ event: "shutdown", drainTimeoutMs: graceMs, inFlight: this.#connections.inFlight, connections: this.#connections.size }, "shutting down: answering the requests in flight");
+    const server = this.app.server;
+    // Only the listening socket: http.Server.close() would also destroy every keep-alive
+    // connection idle at this instant, resetting requests already on their way (see connections.ts).
+    const listenerClosed = server.listening ? new Promise<void>((r) => NetServer.prototype.close.call(server, () => r())) : Promise.resolve();
+    void this.#batcher.drain();
+    const drained = await this.#drain(start + graceMs);
+    let refused = 0;
+    let cut = 0;
+    if (!drained) {
+      refused = this.#connections.inFlight;
+      log.warn({ event: "drain_expired", drainTimeoutMs: graceMs, inFlight: refused, connections: this.#connections.size }, `the grace period ended with ${refused} requests unanswered: they are answered 503 (not checked)`);
+      // Requests waiting for a score are answered 503 through the error handler; those still
+      // arriving or in a handler after DRAIN_FLUSH_MS get the same answer written directly.
+      this.#batcher.abort(() => drainExpired(graceMs));
+      await this.#waitFor(() => this.#connections.inFlight === 0, DRAIN_FLUSH_MS);
+      const late = drainExpired(graceMs);
+      if (this.#connections.answerUnanswered(late.statusCode, { error: late.code, message: late.message }, late.headers) > 0) {
+        await this.#waitFor(() => this.#connections.inFlight === 0, DRAIN_FLUSH_MS);
+      }
+      cut = this.#connections.destroyAll();
+    }
+    await listenerClosed;
     await this.app.close();
-    await drained;
     await this.#reloading?.catch(() => undefined);
+    // A batch still running (its requests were answered 503 above) finishes before its worker
+    // stops: stopping a thread inside a native forward pass would abort the process.
     const left = (await this.#pool.close()) + ((await this.#feed?.close()) ?? 0);
-    this.#audit?.close();
+    await this.#audit?.close();
     this.#state = "closed";
-    this.app.log.info({ event: "stopped", workerTensorsLeft: left }, "stopped");
+    this.#shutdown = { drained, drainMs: Math.round(performance.now() - start), refusedAtDeadline: refused, connectionsCut: cut };
+    log.info({ event: "stopped", workerTensorsLeft: left, ...this.#shutdown }, drained ? "stopped: every request received was answered" : `stopped after the grace period: ${refused} requests answered 503, ${cut} connections cut`);
     return left;
+  }
+
+  /**
+   * Waits until every request received is answered and every connection closed (busy ones close
+   * after their next answer, idle ones after DRAIN_IDLE_CLOSE_MS); false when `deadline` (or a
+   * shortened one) comes first.
+   */
+  #drain(deadline: number): Promise<boolean> {
+    const c = this.#connections;
+    return new Promise<boolean>((resolve) => {
+      const finish = (ok: boolean): void => {
+        clearInterval(poll);
+        clearTimeout(timer);
+        this.#drainDeadline = null;
+        resolve(ok);
+      };
+      const check = (): void => {
+        c.closeIdle(DRAIN_IDLE_CLOSE_MS);
+        if (c.inFlight === 0 && c.size === 0) finish(true);
+      };
+      const poll = setInterval(check, DRAIN_POLL_MS);
+      const expire = (): void => finish(false);
+      const timer = setTimeout(expire, Math.max(0, deadline - performance.now()));
+      this.#drainDeadline = { at: deadline, expire };
+      check();
+    });
+  }
+
+  #waitFor(done: () => boolean, ms: number): Promise<void> {
+    const until = performance.now() + ms;
+    return new Promise((resolve) => {
+      const poll = setInterval(() => {
+        if (done() || performance.now() >= until) {
+          clearInterval(poll);
+          resolve();
+        }
+      }, DRAIN_POLL_MS);
+    });
   }
 
   /** One line saying why the dashboard's feed is off; a warning when the options asked for it. */
@@ -309,6 +436,12 @@ export class BadExpertServer {
   #routes(): void {
     const app = this.app;
     const o = this.options;
+    // First of the hooks: every request is counted until answered (the drain waits for them), and
+    // a scoring request that arrives during a drain is refused before its body is read.
+    app.addHook("onRequest", async (req, reply) => {
+      this.#connections.request(req.raw, reply.raw, String(req.id));
+      if (this.#state !== "ready" && SCORING_ROUTES.has(req.routeOptions.url ?? "")) throw shuttingDown();
+    });
     // Raw image bodies: any image/* type and application/octet-stream, kept as bytes.
     for (const type of ["application/octet-stream", /^image\/[\w.+-]+$/]) {
       app.addContentTypeParser(type, { parseAs: "buffer" }, (_req, body, done) => done(null, body));
@@ -331,9 +464,8 @@ export class BadExpertServer {
     }
     app.addHook("onSend", async (req, reply) => {
       void reply.header("x-request-id", req.id);
-      // While shutting down, answered connections must close: the HTTP server's close() only
-      // ends connections idle at that moment, and a kept-alive one would hold shutdown for the
-      // keep-alive timeout (72 s).
+      // While draining, every answer closes its connection: the client's next request goes to a
+      // new connection (refused here, so to another instance), and the drain ends.
       if (this.#state !== "ready") void reply.header("connection", "close");
     });
     app.addHook("onResponse", async (req, reply) => {
@@ -408,7 +540,7 @@ export class BadExpertServer {
 
     app.get("/healthz", async () => ({ status: "ok" }));
     app.get("/readyz", async (_req, reply) => {
-      if (this.#state !== "ready") return reply.code(503).send({ status: this.#state === "closing" ? "shutting_down" : "stopped" });
+      if (this.#state !== "ready") return reply.code(503).send({ status: this.#state === "draining" ? "draining" : "stopped" });
       return { status: "ready", workers: this.#pool.size };
     });
     app.get("/metrics", async (_req, reply) => {
@@ -423,6 +555,21 @@ export class BadExpertServer {
 /** The library entry: `await (await createServer("runs/detector", { port: 8080 })).listen()`. */
 export function createServer(detector: Detector | BadExpertDetector | string, options: Partial<ServeOptions> = {}): Promise<BadExpertServer> {
   return BadExpertServer.create(detector, options);
+}
+
+/** Why listen() failed, in words, with the system's code. */
+function listenError(host: string, port: number, e: unknown): Error {
+  const code = (e as NodeJS.ErrnoException).code;
+  const reasons: Record<string, string> = {
+    EADDRINUSE: "another process already listens on that address and port",
+    EACCES: port < 1024 ? "permission denied (ports below 1024 need privileges)" : "permission denied",
+    EADDRNOTAVAIL: "the address is not one of this machine's",
+    ENOTFOUND: "the host name does not resolve",
+    EAI_AGAIN: "the host name could not be resolved (temporary DNS failure)",
+  };
+  const reason = (code !== undefined ? reasons[code] : undefined) ?? (e as Error).message;
+  const at = host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+  return new Error(`serve: cannot listen on ${at}: ${reason}${code !== undefined ? ` (${code})` : ""}`, { cause: e });
 }
 
 export { ServeError };

@@ -143,7 +143,7 @@ test("a failed batch answers its requests with 503; a non-finite score is flagge
   assert.equal(fine?.score, 5);
 });
 
-test("drain dispatches what is queued without waiting and refuses new requests", async () => {
+test("drain dispatches what is queued without waiting, and still scores what requests already received submit", async () => {
   const ex = new FakeExecutor(1);
   const b = new Batcher(ex, { ...opts, maxWaitMs: 10_000 });
   const r = b.submit([img(4)]);
@@ -151,8 +151,34 @@ test("drain dispatches what is queued without waiting and refuses new requests",
   assert.equal(ex.batches.length, 0);
   const drained = b.drain();
   assert.deepEqual(ex.batches, [[4]]);
-  await assert.rejects(b.submit([img(5)]), (e: unknown) => e instanceof ServeError && e.code === "shutting_down" && e.statusCode === 503);
+  // A request the server took before the drain began may reach the batcher after it (decoding): scored, not refused.
+  const late = b.submit([img(5)]);
+  ex.answer();
+  await tick();
+  assert.deepEqual(ex.batches[1], [5], "the late input went at once, without waiting for companions");
   ex.answer();
   await drained;
   assert.equal((await r)[0]?.score, 4);
+  assert.equal((await late)[0]?.score, 5);
+});
+
+test("abort (end of the grace period) answers queued and running requests 503 and refuses later ones", async () => {
+  const ex = new FakeExecutor(1);
+  const b = new Batcher(ex, { ...opts, maxBatch: 1, maxWaitMs: 0 });
+  const running = b.submit([img(1)]);
+  const queued = b.submit([img(2)]);
+  await tick();
+  assert.deepEqual(ex.batches, [[1]]);
+  assert.equal(b.queueDepth, 1);
+  const drained = b.drain();
+  const refused = (e: unknown): boolean => e instanceof ServeError && e.code === "shutting_down" && e.statusCode === 503 && /grace/.test(e.message);
+  b.abort(() => new ServeError(503, "shutting_down", "grace period over"));
+  await assert.rejects(running, refused);
+  await assert.rejects(queued, refused);
+  assert.equal(b.queueDepth, 0);
+  await assert.rejects(b.submit([img(3)]), refused);
+  // The running batch's result, when it comes, is dropped; then the batcher is idle.
+  ex.answer();
+  await drained;
+  assert.deepEqual(ex.batches, [[1]], "the queued input was never dispatched");
 });

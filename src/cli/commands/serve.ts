@@ -1,16 +1,19 @@
-// `badexpert serve`: the detector as an HTTP service (src/serve). SIGTERM/SIGINT shut it down
-// gracefully (requests in flight are answered, the audit log flushed); SIGHUP reloads the bundle.
+// `badexpert serve`: the detector as an HTTP service (src/serve). SIGTERM/SIGINT drain it (requests
+// in flight are answered, the audit log flushed; a second signal ends the grace period at once);
+// SIGHUP reloads the bundle.
 import { readFile } from "node:fs/promises";
-import { availableParallelism } from "node:os";
 import type { Command } from "../command.js";
 import { UsageError } from "../command.js";
-import { choice, int, num, requireStr, str } from "../args.js";
+import { choice, int, num, numWithDefault, requireStr, str } from "../args.js";
 import { checkDevice } from "../../engine/index.js";
 import { createServer } from "../../serve/index.js";
-import { DEFAULT_OPTIONS, ENGINE_CHOICES, type ServeOptions } from "../../serve/options.js";
+import { DEFAULT_OPTIONS, ENGINE_CHOICES, MAX_AUDIT_KEEP, MIN_AUDIT_BYTES, hostProblem, poolLimits, poolProblem, type ServeOptions } from "../../serve/options.js";
 import { SALIENCY_METHODS } from "../../forensics/saliency.js";
 
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+const LIMITS = poolLimits();
+/** After a second signal, the time the forced shutdown gets before the process exits regardless. */
+const FORCED_EXIT_MS = 5000;
 
 async function readToken(path: string): Promise<string> {
   let text: string;
@@ -30,8 +33,13 @@ export const serve: Command = {
   details: [
     "Scores run in worker threads behind a dynamic batcher; the HTTP thread never runs a forward pass.",
     "An input that cannot be scored (queue full, timeout, worker failure) is refused with 503/504, never reported clean.",
-    "Signals: SIGTERM/SIGINT finish the requests in flight and exit; SIGHUP reloads the bundle without dropping requests",
-    "(a reload that would change the kind of detector, BaDExpert <-> baseline, is refused and the running one keeps serving).",
+    "Signals: SIGTERM/SIGINT drain: the listening socket closes, /readyz answers 503, every request already received is",
+    "answered (each with `connection: close`), scoring requests arriving on open connections get 503 shutting_down; then",
+    "exit 0. After --drain-timeout seconds whatever is left is answered 503 (never clean) and the process exits 1; a",
+    "second SIGTERM/SIGINT does that at once. SIGHUP reloads the bundle without dropping requests (a reload that would",
+    "change the kind of detector, BaDExpert <-> baseline, is refused and the running one keeps serving).",
+    `Scoring threads are bounded by this machine's ${LIMITS.cores} cores: --workers 1..${LIMITS.maxWorkers} (2 x cores), --threads`,
+    `1..${LIMITS.maxThreadsPerWorker} (4 x cores), and --workers x --threads at most ${LIMITS.maxTotalThreads}.`,
     "",
     "Baseline bundles (`badexpert defend --detector strip|frequency|...`) are served too, on libtorch only: records carry",
     "the baseline's score and threshold, `detector` names it, expertConfidence/auxiliaryConfidence are null, and the",
@@ -50,10 +58,19 @@ export const serve: Command = {
   ].join("\n"),
   options: {
     bundle: { type: "string", short: "b", description: "detector bundle directory (from `badexpert defend`, or `defend --detector NAME` for a baseline)" },
-    host: { type: "string", description: "address to listen on", default: DEFAULT_OPTIONS.host },
+    host: { type: "string", description: "address to listen on: an IP address (0.0.0.0 or :: for all interfaces) or a host name", default: DEFAULT_OPTIONS.host },
     port: { type: "string", short: "p", description: "TCP port (0: any free port)", default: String(DEFAULT_OPTIONS.port), value: { kind: "int", min: 0, max: 65535 } },
-    workers: { type: "string", description: "scoring worker threads, each holding the models once", default: String(DEFAULT_OPTIONS.workers), value: { kind: "int", min: 1, max: 1e9 } },
-    threads: { type: "string", description: "libtorch (or onnxruntime) threads per worker (default: cores / workers, at least 1)", value: { kind: "int", min: 1, max: 1e9 } },
+    workers: {
+      type: "string",
+      description: `scoring worker threads, each holding the models once: 1..2 x cores (${LIMITS.maxWorkers} here)`,
+      default: String(DEFAULT_OPTIONS.workers),
+      value: { kind: "int", min: 1, max: LIMITS.maxWorkers },
+    },
+    threads: {
+      type: "string",
+      description: `libtorch (or onnxruntime) threads per worker: 1..4 x cores (${LIMITS.maxThreadsPerWorker} here), workers x threads at most that too (default: cores / workers, at least 1)`,
+      value: { kind: "int", min: 1, max: LIMITS.maxThreadsPerWorker },
+    },
     engine: {
       type: "string",
       description: "auto (onnxruntime when installed and the detector exports, else libtorch; baselines: libtorch), onnxruntime (BaDExpert exported to ONNX in each worker; needs onnxruntime-node) or libtorch",
@@ -70,6 +87,19 @@ export const serve: Command = {
     "on-flag": { type: "string", description: "what /v1/predict does with a flagged input: reject (422) or annotate", default: DEFAULT_OPTIONS.onFlag },
     "audit-log": { type: "string", description: "append one JSON line per flagged input to this file" },
     "audit-images": { type: "string", description: "also save each flagged input's image in this directory" },
+    "audit-max-bytes": {
+      type: "string",
+      description: "rotate the audit log before it passes this size: LOG -> LOG.1 -> ... -> LOG.<audit-keep>, the oldest deleted",
+      default: String(DEFAULT_OPTIONS.auditMaxBytes),
+      value: { kind: "int", min: MIN_AUDIT_BYTES, max: 2 ** 50 },
+    },
+    "audit-keep": { type: "string", description: "rotated audit files kept besides the current one", default: String(DEFAULT_OPTIONS.auditKeep), value: { kind: "int", min: 1, max: MAX_AUDIT_KEEP } },
+    "drain-timeout": {
+      type: "string",
+      description: "grace period of a shutdown, seconds: requests still unanswered after it get 503 and the process exits 1",
+      default: String(DEFAULT_OPTIONS.drainTimeoutMs / 1000),
+      value: { kind: "int", min: 0, max: 86_400 },
+    },
     "alert-rate": { type: "string", description: "log a warning when the flagged share over the window exceeds this (0-1)", value: { kind: "float", min: 0, max: 1, exclusiveMin: true } },
     "alert-window": { type: "string", description: "sliding window of the flagged-rate metrics and alert, seconds", default: String(DEFAULT_OPTIONS.windowSeconds), value: { kind: "int", min: 1, max: 1e9 } },
     "token-file": { type: "string", description: "require 'Authorization: Bearer <token>' with the token in this file" },
@@ -83,17 +113,26 @@ export const serve: Command = {
     const bundle = requireStr(v, "bundle", "a directory written by `badexpert defend`");
     const device = checkDevice(str(v, "device") ?? "cpu");
     if (device !== "cpu") throw new UsageError(`--device ${device}: the service scores on the CPU only (BadExpertDetector.scoreBatch normalises inputs on the CPU)`);
+    const host = str(v, "host") ?? DEFAULT_OPTIONS.host;
+    const hostWrong = hostProblem(host);
+    if (hostWrong !== null) throw new UsageError(`--host: ${hostWrong}`);
     const workers = int(v, "workers", serve.options) ?? DEFAULT_OPTIONS.workers;
+    const threads = int(v, "threads", serve.options) ?? Math.max(1, Math.floor(LIMITS.cores / workers));
+    const poolWrong = poolProblem(workers, threads, { workers: "--workers", threads: "--threads" }, LIMITS);
+    if (poolWrong !== null) throw new UsageError(poolWrong);
     const verifyKey = str(v, "verify-key");
     const tokenFile = str(v, "token-file");
     const auditImages = str(v, "audit-images");
     const auditLog = str(v, "audit-log");
     if (auditImages && !auditLog) throw new UsageError("--audit-images needs --audit-log (the log lines name the saved files)");
+    for (const name of ["audit-max-bytes", "audit-keep"]) {
+      if (!auditLog && str(v, name) !== undefined && v[name] !== serve.options[name]?.default) throw new UsageError(`--${name} needs --audit-log (it rotates that file)`);
+    }
     const o: Partial<ServeOptions> = {
-      host: str(v, "host") ?? DEFAULT_OPTIONS.host,
+      host,
       port: int(v, "port", serve.options) ?? DEFAULT_OPTIONS.port,
       workers,
-      threadsPerWorker: int(v, "threads", serve.options) ?? Math.max(1, Math.floor(availableParallelism() / workers)),
+      threadsPerWorker: threads,
       engine: choice(v, "engine", ENGINE_CHOICES) ?? DEFAULT_OPTIONS.engine,
       maxBatch: int(v, "max-batch", serve.options) ?? DEFAULT_OPTIONS.maxBatch,
       maxWaitMs: int(v, "max-wait-ms", serve.options) ?? DEFAULT_OPTIONS.maxWaitMs,
@@ -105,6 +144,9 @@ export const serve: Command = {
       onFlag: choice(v, "on-flag", ["reject", "annotate"] as const) ?? DEFAULT_OPTIONS.onFlag,
       auditLog: auditLog ?? null,
       auditImages: auditImages ?? null,
+      auditMaxBytes: numWithDefault(v, "audit-max-bytes", serve.options),
+      auditKeep: numWithDefault(v, "audit-keep", serve.options),
+      drainTimeoutMs: numWithDefault(v, "drain-timeout", serve.options) * 1000,
       alertRate: num(v, "alert-rate", serve.options) ?? null,
       windowSeconds: int(v, "alert-window", serve.options) ?? DEFAULT_OPTIONS.windowSeconds,
       token: tokenFile ? await readToken(tokenFile) : null,
@@ -125,25 +167,39 @@ export const serve: Command = {
       if (e instanceof RangeError) throw new UsageError(e.message);
       throw e;
     }
+    // A failed listen has already stopped the workers, the feed and the audit log: the error
+    // (naming host, port and reason) ends the process with exit 1.
     const url = await server.listen();
-    server.app.log.info({ event: "listening", url, bundle, workers: o.workers, threadsPerWorker: o.threadsPerWorker, engine: server.engine }, `listening on ${url}`);
+    server.app.log.info({ event: "listening", url, bundle, workers: o.workers, threadsPerWorker: o.threadsPerWorker, engine: server.engine, drainTimeoutMs: o.drainTimeoutMs }, `listening on ${url}`);
     const s = server;
-    await new Promise<void>((resolve) => {
+    const code = await new Promise<number>((resolve) => {
+      let signals = 0;
       const stop = (signal: string): void => {
-        s.app.log.info({ event: "signal", signal }, `${signal}: shutting down gracefully`);
-        s.close().then(() => resolve(), (e: unknown) => {
-          s.app.log.error({ err: (e as Error).message }, "shutdown failed");
-          resolve();
-        });
+        signals++;
+        if (signals === 1) {
+          s.app.log.info({ event: "signal", signal }, `${signal}: draining (grace period ${o.drainTimeoutMs} ms; a second signal ends it at once)`);
+          s.close().then(
+            () => resolve(s.shutdown?.drained === true ? 0 : 1),
+            (e: unknown) => {
+              s.app.log.error({ err: (e as Error).message }, "shutdown failed");
+              resolve(1);
+            },
+          );
+          return;
+        }
+        s.app.log.warn({ event: "signal", signal }, `${signal} again: ending the drain now (what is left is answered 503)`);
+        void s.close({ drainTimeoutMs: 0 });
+        // Should a worker not stop (a native call that does not return), exit regardless.
+        setTimeout(() => process.exit(1), FORCED_EXIT_MS).unref();
       };
-      process.once("SIGTERM", () => stop("SIGTERM"));
-      process.once("SIGINT", () => stop("SIGINT"));
+      process.on("SIGTERM", () => stop("SIGTERM"));
+      process.on("SIGINT", () => stop("SIGINT"));
       process.on("SIGHUP", () => {
         s.app.log.info({ event: "signal", signal: "SIGHUP" }, "SIGHUP: reloading the bundle");
         // A failed reload is logged by the server and leaves the running detector serving.
         s.reload().catch(() => undefined);
       });
     });
-    return 0;
+    return code;
   },
 };
