@@ -291,7 +291,8 @@ export class BadExpertServer {
     } else if (this.#drainDeadline && performance.now() + ms < this.#drainDeadline.at) {
       const d = this.#drainDeadline;
       d.at = performance.now() + ms;
-      setTimeout(d.expire, ms);
+      if (ms === 0) d.expire();
+      else setTimeout(d.expire, ms).unref();
     }
     return this.#closing;
   }

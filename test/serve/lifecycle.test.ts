@@ -73,7 +73,7 @@ test("CLI: a port in use ends serve at once with exit 1, naming host, port and r
   const bundle = await fixtureBundle();
   const { server, port } = await occupy();
   try {
-    // Before the fix the process printed the error and hung (the worker threads kept it alive).
+    // The worker threads must not keep the process alive after the error.
     const r = await run(["serve", "--bundle", bundle, "--port", String(port), "--log-level", "silent", "--audit-log", join(work, "inuse", "audit.log")], 60_000);
     assert.equal(r.timedOut, false, "serve exited by itself");
     assert.equal(r.code, 1, r.err);
