@@ -2,6 +2,7 @@
 // the library (`createServer`) both end here, so a bad value gets the same message from either.
 import { availableParallelism } from "node:os";
 import type { ScoringEngine } from "./protocol.js";
+import type { BundleLoad } from "./source.js";
 
 export type EngineChoice = ScoringEngine | "auto";
 export const ENGINE_CHOICES: readonly EngineChoice[] = ["auto", "onnxruntime", "libtorch"];
@@ -55,10 +56,12 @@ export interface ServeOptions {
   /** Where the JSON log lines go (one write per line); absent: standard output. */
   logStream?: { write(line: string): void };
   /**
-   * Options for loading the bundle in each worker: `verifyKey` (a path to an Ed25519 public key)
-   * makes every load (start-up and SIGHUP reloads) refuse a bundle not signed by its private key.
+   * Options for loading the bundle in each worker, at start-up and on SIGHUP reloads (BundleLoad
+   * in source.ts): `verifyKey` (a path to an Ed25519 public key; default BADEXPERT_VERIFY_KEY,
+   * then ~/.config/badexpert/badexpert-signing.pub) refuses a bundle not signed by its private
+   * key; `requireSignature` refuses one that is unsigned or cannot be verified for want of a key.
    */
-  bundleLoad: { verifyKey?: string };
+  bundleLoad: BundleLoad;
   /** Recent flagged inputs kept with their saliency overlays for the dashboard (GET /, /v1/flagged); 0 turns it off. */
   flaggedKeep: number;
   /** Saliency method of the overlays (see src/forensics/saliency.ts). */
