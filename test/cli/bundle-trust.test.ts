@@ -47,6 +47,7 @@ test("scan and serve: unsigned bundles warn or are refused, BADEXPERT_VERIFY_KEY
   const root = await mkdtemp(join(tmpdir(), "bx-cli-trust-"));
   const det = quickDetector();
   const fifo = join(root, "fifo-bundle", "detector.json");
+  const fifos = [fifo];
   try {
     const unsigned = join(root, "unsigned");
     const signed = join(root, "signed");
@@ -97,11 +98,20 @@ test("scan and serve: unsigned bundles warn or are refused, BADEXPERT_VERIFY_KEY
     assert.equal(noStart.code, 1, noStart.err);
     assert.match(noStart.err, /the bundle is not signed, and a signature is required/);
     assert.doesNotMatch(noStart.out, /"event":"listening"/);
+    // A --token-file that is a FIFO: a usage error at once, not a wait for a writer.
+    const tokenFifo = join(root, "token");
+    execFileSync("mkfifo", [tokenFifo]);
+    fifos.push(tokenFifo);
+    const token = await cli(["serve", "--bundle", unsigned, "--token-file", tokenFifo, ...serveArgs], env);
+    assert.equal(token.code, 2, token.err);
+    assert.match(token.err, /--token-file .*token: the token file is not a regular file/);
   } finally {
-    try {
-      closeSync(openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK));
-    } catch {
-      // no reader waiting
+    for (const f of fifos) {
+      try {
+        closeSync(openSync(f, constants.O_WRONLY | constants.O_NONBLOCK));
+      } catch {
+        // no reader waiting
+      }
     }
     det.dispose();
     await rm(root, { recursive: true, force: true });
