@@ -7,7 +7,7 @@ export { evaluateBundle, type EvaluateBundleOptions, type EvaluateBundleResult }
 export { runTraining, type TrainRunOptions } from "./jobs/train.js";
 export { cachedModel, cachedModelPath, type CachedModelSpec } from "./jobs/model-cache.js";
 export { BadExpertDetector, type BatchScores, type DetectorInfo } from "./defense/detector.js";
-export { loadBundle, saveBundle } from "./defense/bundle.js";
+export { loadBundle, loadBundleWithTrust, saveBundle, type BundleTrust, type LoadBundleOptions } from "./defense/bundle.js";
 export { loadCheckpoint, readCheckpointMeta, type CheckpointMeta } from "./train/checkpoint.js";
 export { createAttack, attackNames } from "./attacks/registry.js";
 export { createModel, modelNames } from "./models/registry.js";

@@ -6,7 +6,7 @@ import { tidy, type Tensor } from "../engine/index.js";
 import { decodeImage } from "../data/image-decode.js";
 import { readImageFile } from "../data/read-image-file.js";
 import { imagesToTensor } from "../data/batch.js";
-import { loadBundle, type LoadBundleOptions } from "../defense/bundle.js";
+import { loadBundleWithTrust, type BundleTrust, type LoadBundleOptions } from "../defense/bundle.js";
 import type { BadExpertDetector, BatchScores } from "../defense/detector.js";
 import type { ScoreRule } from "../defense/scores.js";
 
@@ -45,19 +45,32 @@ const BATCH = 256;
 
 export class Detector {
   readonly #det: BadExpertDetector;
+  readonly #trust: BundleTrust | null;
 
-  private constructor(det: BadExpertDetector) {
+  private constructor(det: BadExpertDetector, trust: BundleTrust | null) {
     this.#det = det;
+    this.#trust = trust;
   }
 
-  /** Loads a bundle written by `badexpert defend` (or `defend()`); `verifyKey` requires a valid signature. */
+  /**
+   * Loads a bundle written by `badexpert defend` (or `defend()`). A signed bundle is verified
+   * whenever a key is known (`verifyKey`, BADEXPERT_VERIFY_KEY, or the default key location);
+   * `requireSignature` refuses an unsigned or unverifiable one. Warnings (unsigned, not verified)
+   * go to `onWarning`, or to process.emitWarning (printed on stderr), and stay in `trust`.
+   */
   static async load(dir: string, o: LoadBundleOptions = {}): Promise<Detector> {
-    return new Detector(await loadBundle(dir, o));
+    const { detector, trust } = await loadBundleWithTrust(dir, o);
+    return new Detector(detector, trust);
   }
 
   /** Wraps a detector made in this process (takes ownership: dispose() frees its models). */
   static fromDetector(det: BadExpertDetector): Detector {
-    return new Detector(det);
+    return new Detector(det, null);
+  }
+
+  /** Whether the bundle was signed and verified, and the load's warnings; null for a detector made in this process. */
+  get trust(): BundleTrust | null {
+    return this.#trust;
   }
 
   /** The underlying BaDExpert detector (models, manifest), for lower-level use. */

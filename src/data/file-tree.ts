@@ -2,13 +2,14 @@
 // both as a stream of (relative path, bytes) so an archive is never extracted to disk, and only the members a
 // reader asks for are held in memory, a bounded number at a time.
 
-import { createReadStream, readFileSync } from "node:fs";
 import { readdir, realpath, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { Parser, type ReadEntry } from "tar";
 import { forEachLimit, TaskLimiter } from "./concurrency.js";
 import { DatasetFormatError, errorMessage } from "./errors.js";
 import { progressReporter } from "./progress.js";
+import { MAX_DATASET_FILE_BYTES, readDatasetFileSync } from "./read-dataset-file.js";
+import { FileReadError, openRegularFile } from "../util/read-regular-file.js";
 
 export interface TreeScan {
   /** Called for every regular file (path relative to the root, '/'-separated); true to receive its bytes. */
@@ -48,7 +49,7 @@ export async function scanTree(root: string, scan: TreeScan, opts: ScanOptions =
   const select = scan.select.bind(scan);
   scan = { select: (rel) => !isJunkPath(rel) && select(rel), onFile: scan.onFile.bind(scan) };
   if (info.isDirectory()) await scanDirectory(root, scan, opts);
-  else if (isArchivePath(root)) await scanArchive(root, info.size, scan, opts);
+  else if (isArchivePath(root)) await scanArchive(root, scan, opts);
   else throw new DatasetFormatError("files", root, "expected a folder or a .tar/.tar.gz/.tgz archive");
 }
 
@@ -95,7 +96,8 @@ async function scanDirectory(root: string, scan: TreeScan, opts: ScanOptions): P
   await forEachLimit(wanted, opts.concurrency ?? 8, async (rel) => {
     // Sync read: dataset files are small, and the promise API's four thread-pool round trips per file compete
     // with sharp for the same pool (reading GTSRB from a folder took about twice as long that way).
-    await scan.onFile(rel, readFileSync(join(root, rel)));
+    // Checked on the open handle too: the listing saw a regular file, but the path may have changed since.
+    await scan.onFile(rel, readDatasetFileSync(join(root, rel), "files"));
     progress.update(++done);
   });
   progress.finish();
@@ -105,13 +107,26 @@ function normaliseMemberPath(p: string): string {
   return p.replace(/^(\.\/)+/, "").replace(/\/+/g, "/");
 }
 
-async function scanArchive(archive: string, size: number, scan: TreeScan, opts: ScanOptions): Promise<void> {
+async function scanArchive(archive: string, scan: TreeScan, opts: ScanOptions): Promise<void> {
+  // A FIFO or a device named like an archive would block the stream or never end: opened and checked first.
+  let opened;
+  try {
+    opened = await openRegularFile(archive, { maxBytes: Number.MAX_SAFE_INTEGER, what: "archive" });
+  } catch (e) {
+    throw new DatasetFormatError("archive", archive, e instanceof FileReadError ? e.problem : errorMessage(e), { cause: e });
+  }
+  const { handle, size } = opened;
   const limiter = new TaskLimiter(opts.concurrency ?? 8);
   const progress = progressReporter(opts.progressLabel ?? archive, size, opts.progress);
   let parseError: Error | undefined;
   const onEntry = (entry: ReadEntry): void => {
     const rel = normaliseMemberPath(entry.path);
     if ((entry.type !== "File" && entry.type !== "OldFile" && entry.type !== "ContiguousFile") || !scan.select(rel)) {
+      entry.resume();
+      return;
+    }
+    if (entry.size > MAX_DATASET_FILE_BYTES) {
+      parseError ??= new Error(`member ${rel} is ${entry.size} bytes, over the ${MAX_DATASET_FILE_BYTES}-byte limit for one dataset file`);
       entry.resume();
       return;
     }
@@ -141,7 +156,8 @@ async function scanArchive(archive: string, size: number, scan: TreeScan, opts: 
     throw new DatasetFormatError("archive", archive, errorMessage(e), { cause: e });
   };
   try {
-    const input = createReadStream(archive, { highWaterMark: 256 * 1024 });
+    // The stream closes the handle when it ends or is destroyed.
+    const input = handle.createReadStream({ highWaterMark: 256 * 1024 });
     for await (const chunk of input) {
       parser.write(chunk as Buffer);
       if (parseError) fail(parseError);

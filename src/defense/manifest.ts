@@ -3,15 +3,16 @@
 // and its integrity record — the size and SHA-256 of each weight file and a SHA-256 over every
 // other field. Editing the threshold or swapping a weight file is then refused on load, naming
 // the file. A hash kept in the same file only catches edits by someone who does not recompute
-// it; the optional Ed25519 signature (signature.ts) over the manifest's bytes covers that.
+// it; the Ed25519 signature (signature.ts) over the manifest's bytes covers that, and without one
+// a threshold no calibration could give is still refused (checkCalibrationRecord).
 import { createHash } from "node:crypto";
 import { FieldReader } from "../util/fields.js";
 import { TORCHSCRIPT_ARCH, TORCHSCRIPT_FILE } from "../models/model-source.js";
 import { readClassNames, readModelSpec, readPreprocessing } from "../train/spec.js";
 import { readCreation } from "./creation.js";
 import type { DetectorInfo } from "./detector.js";
-import { SCORE_RULES } from "./scores.js";
-import type { Calibration } from "./threshold.js";
+import { SCORE_CEILING, SCORE_FLOOR, SCORE_RULES } from "./scores.js";
+import { checkCalibrationRecord, type Calibration } from "./threshold.js";
 
 export const BUNDLE_FORMAT = "badexpert-detector";
 /** 2: integrity hashes, strict numbers (version 1 bundles had neither and are refused). */
@@ -78,16 +79,20 @@ export function readCalibration(r: FieldReader, v: unknown): Calibration {
     scoreMean: n(c.scoreMean, "scoreMean"),
     scoreStd: r.number(c.scoreStd, "calibration.scoreStd", { min: 0 }),
     scoreQuantiles: { p50: n(q.p50, "scoreQuantiles.p50"), p90: n(q.p90, "scoreQuantiles.p90"), p99: n(q.p99, "scoreQuantiles.p99") },
+    ...(c.scoreMin !== undefined ? { scoreMin: n(c.scoreMin, "scoreMin") } : {}),
+    ...(c.scoreMax !== undefined ? { scoreMax: n(c.scoreMax, "scoreMax") } : {}),
     ...(c.atCeiling !== undefined ? { atCeiling: r.number(c.atCeiling, "calibration.atCeiling", { integer: true, min: 1 }) } : {}),
   };
 }
 
 /**
  * Checks a parsed detector.json field by field (the message names the file and the field), that
- * the threshold is a finite JSON number equal to calibration.threshold, and that the recorded
- * SHA-256 matches the fields. The weight files' hashes are checked by the loader as it reads them.
+ * the threshold is a finite JSON number equal to calibration.threshold that its rule and
+ * calibration record could have produced (checkCalibrationRecord), and that the recorded SHA-256
+ * matches the fields. The weight files' hashes are checked by the loader as it reads them.
+ * Warnings (a manifest that loads but records less than it should) are pushed onto `warnings`.
  */
-export function validateManifest(x: unknown, where: string): BundleManifest {
+export function validateManifest(x: unknown, where: string, warnings: string[] = []): BundleManifest {
   const r = new FieldReader(where);
   const m = r.object(x, "(top level)");
   if (m.format !== BUNDLE_FORMAT) r.fail("format", `"${BUNDLE_FORMAT}"`, m.format);
@@ -136,6 +141,8 @@ export function validateManifest(x: unknown, where: string): BundleManifest {
   if (manifestDigest(x) !== digest) {
     throw new Error(`${where}: its fields do not match the SHA-256 recorded in integrity.manifest: the manifest was edited after \`badexpert defend\` wrote it; rebuild the bundle rather than editing it`);
   }
+  // After the digest: an edit nobody re-hashed is reported as an edit.
+  warnings.push(...checkCalibrationRecord(calibration, r, { rule: info.rule, floor: SCORE_FLOOR[info.rule], ceiling: SCORE_CEILING[info.rule] }));
   return { format: BUNDLE_FORMAT, version: BUNDLE_VERSION, integrity: { algorithm: "sha256", weights, ...(program ? { program } : {}), manifest: digest }, ...info };
 }
 

@@ -30,7 +30,17 @@ export const SCORE_RULE_DESCRIPTIONS: Record<ScoreRule, string> = {
  */
 export const SCORE_CEILING: Record<ScoreRule, number> = { triangle: 0, "triangle-vgg": 0, "triangle-mobilenet": 0, single: 1, rectangle: 0, angle: 0 };
 
+/** Denominators are kept at least this far from 0. */
 const EPS = 1e-8;
+
+/**
+ * The lowest score each rule can give. With a, b, c in [0, 1]: the triangle rules' min() is at
+ * most c / max(apex - a, EPS) <= 1 / EPS, the angle rule's a / max(b, EPS) at most 1 / EPS, the
+ * rectangle's min(a, c) at most 1, and `single` (1 - c) is at least 0. A bundle's threshold below
+ * its rule's floor, or at or above its ceiling, is one no calibration could have produced.
+ */
+export const SCORE_FLOOR: Record<ScoreRule, number> = { triangle: -1 / EPS, "triangle-vgg": -1 / EPS, "triangle-mobilenet": -1 / EPS, single: 0, rectangle: -1, angle: -1 / EPS };
+
 
 /** The triangle family: the decision boundary is a triangle in the (b, a) plane with corner (1, 0). */
 function triangle(a: number, b: number, c: number, slope: number, apex: number): number {

@@ -4,19 +4,21 @@
 // checkpoint whose weights changed since (fail closed: the threshold belongs to that model).
 // BaDExpert keeps its own bundle format (defense/bundle.ts). Like that one, it is written
 // atomically, every manifest field is checked on load (the message names the file and field), the
-// threshold must be a finite number equal to the calibration's, and the state file's SHA-256 must
-// match the manifest.
-import { createHash, randomBytes } from "node:crypto";
-import { readFile, writeFile } from "node:fs/promises";
+// threshold must be a finite number equal to the calibration's and one its calibration record
+// could have produced (checkCalibrationRecord), and the state file's SHA-256 must match the
+// manifest. These bundles are not signed: loading one is reported as unsigned.
+import { randomBytes } from "node:crypto";
+import { writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import type { Tensor } from "../engine/index.js";
 import { sha256Hex } from "../io/safetensors.js";
 import { tensorsFromBytes, saveTensors } from "../io/weights.js";
 import { loadCheckpoint, MODEL_WEIGHTS, type CheckpointMeta } from "../train/checkpoint.js";
 import type { DefenseSplitSpec } from "../defense/splits.js";
-import type { Calibration } from "../defense/threshold.js";
+import { checkCalibrationRecord, type Calibration } from "../defense/threshold.js";
 import { readCalibration } from "../defense/manifest.js";
 import { FieldReader } from "../util/fields.js";
+import { FileReadError, readRegularFile, sha256OfRegularFile } from "../util/read-regular-file.js";
 import { writeDirAtomically } from "../util/atomic-dir.js";
 import type { ParamValue } from "../attacks/attack.js";
 import type { DetectorContext, InputDetector } from "./detector.js";
@@ -51,8 +53,19 @@ interface Manifest {
   inputSeedKey?: string;
 }
 
+/** Largest checkpoint weights file hashed (streamed, so memory stays one chunk): far above any zoo model. */
+const MAX_WEIGHTS_BYTES = 2 ** 34;
+/** Largest detector state file (STRIP's clean pool, ...), read whole. */
+const MAX_STATE_BYTES = 2 ** 31;
+
 async function weightsHash(checkpoint: string): Promise<string> {
-  return createHash("sha256").update(await readFile(join(checkpoint, MODEL_WEIGHTS))).digest("hex");
+  const file = join(checkpoint, MODEL_WEIGHTS);
+  try {
+    return (await sha256OfRegularFile(file, { maxBytes: MAX_WEIGHTS_BYTES, what: "checkpoint weights file" })).sha256;
+  } catch (e) {
+    if (e instanceof FileReadError) throw new Error(`${e.message}${e.code === "ENOENT" ? ` (checkpoint weights)` : ""}`, { cause: e });
+    throw e;
+  }
 }
 
 export interface SaveDetectorBundleOptions {
@@ -97,8 +110,8 @@ export async function saveDetectorBundle(dir: string, det: InputDetector, o: Sav
   );
 }
 
-/** Checks a parsed baseline manifest field by field; the message names the file and the field. */
-function readManifest(x: unknown, where: string): Manifest {
+/** Checks a parsed baseline manifest field by field; the message names the file and the field. Warnings go onto `warnings`. */
+function readManifest(x: unknown, where: string, warnings: string[] = []): Manifest {
   const r = new FieldReader(where);
   const m = r.object(x, "(top level)");
   if (m.format !== DETECTOR_BUNDLE_FORMAT) r.fail("format", `"${DETECTOR_BUNDLE_FORMAT}" (a baseline detector bundle)`, m.format);
@@ -110,6 +123,8 @@ function readManifest(x: unknown, where: string): Manifest {
   }
   const calibration = readCalibration(r, m.calibration);
   if (!Number.isFinite(calibration.threshold)) r.fail("calibration.threshold", "a finite number", calibration.threshold);
+  // A baseline's scores have no range of their own here: the threshold is checked against the calibration record.
+  warnings.push(...checkCalibrationRecord(calibration, r));
   const c = r.object(m.checkpoint, "checkpoint");
   const weightsSha256 = r.string(c.weightsSha256, "checkpoint.weightsSha256");
   if (!HEX64.test(weightsSha256)) r.fail("checkpoint.weightsSha256", "64 lowercase hex digits", weightsSha256);
@@ -138,15 +153,12 @@ function readManifest(x: unknown, where: string): Manifest {
 }
 
 async function readBounded(path: string, max: number, what: string): Promise<Buffer> {
-  let bytes: Buffer;
   try {
-    bytes = await readFile(path);
+    return await readRegularFile(path, { maxBytes: max, what });
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new Error(code === "ENOENT" ? `${path} not found (${what})` : `${path}: cannot read ${what} (${code ?? (e as Error).message})`, { cause: e });
+    if (e instanceof FileReadError) throw new Error(e.code === "ENOENT" ? `${path} not found (${what})` : e.message, { cause: e });
+    throw e;
   }
-  if (bytes.length > max) throw new Error(`${path}: ${bytes.length} bytes, more than a ${what} can be (${max})`);
-  return bytes;
 }
 
 export interface LoadedDetector {
@@ -165,6 +177,8 @@ export interface LoadedDetector {
   splits: DefenseSplitSpec | null;
   /** The key of the per-input seeds (inputSeeds), null for bundles written before keys existed. */
   inputSeedKey: Uint8Array | null;
+  /** What the caller must be told: the bundle is not signed, and what its manifest lacks. */
+  warnings: string[];
   /** Frees the detector and the model it was rebuilt on. */
   dispose(): void;
 }
@@ -205,7 +219,10 @@ export async function loadDetectorBundle(dir: string): Promise<LoadedDetector> {
   } catch (e) {
     throw new Error(`${path} is not valid JSON: ${(e as Error).message}`, { cause: e });
   }
-  const m = readManifest(raw, path);
+  const warnings = [`${dir} is a baseline detector bundle, which is not signed: anyone who can write to it can change what it flags`];
+  const recordWarnings: string[] = [];
+  const m = readManifest(raw, path, recordWarnings);
+  warnings.push(...recordWarnings.map((w) => `${path}: ${w}`));
   const entry = detectorInfo(m.detector);
   if (!entry.restore) throw new Error(`${dir}: detector '${m.detector}' cannot be restored from a baseline bundle`);
   const hash = await weightsHash(m.checkpoint.path);
@@ -216,7 +233,7 @@ export async function loadDetectorBundle(dir: string): Promise<LoadedDetector> {
   let stateBytes: Uint8Array | undefined;
   if (m.stateSha256 !== undefined) {
     const p = join(dir, STATE);
-    stateBytes = await readBounded(p, 2 ** 31, "detector state");
+    stateBytes = await readBounded(p, MAX_STATE_BYTES, "detector state");
     if (sha256Hex(stateBytes) !== m.stateSha256) throw new Error(`${p} does not match the SHA-256 recorded in ${path}: the file was changed or replaced after the bundle was written`);
   }
   const params = resolveDetectorParams(m.detector, entry.params, m.params);
@@ -237,6 +254,7 @@ export async function loadDetectorBundle(dir: string): Promise<LoadedDetector> {
       dataset: m.dataset,
       splits: m.splits ?? null,
       inputSeedKey: m.inputSeedKey !== undefined ? Buffer.from(m.inputSeedKey, "hex") : null,
+      warnings,
       dispose: () => {
         detector.dispose();
         model.dispose();

@@ -1,12 +1,12 @@
 // The detector on onnxruntime: the exported graph scores images with the same interface as
 // BadExpertDetector (pred, b, a, score, flagged), for `scan --engine onnxruntime` and services.
-import { readFile } from "node:fs/promises";
 import { emptyScores, putScores, type BatchScores, type BadExpertDetector } from "../defense/detector.js";
 import type { ScoreRule } from "../defense/scores.js";
 import { assertScoreRule } from "../defense/scores.js";
 import type { ImageDataset } from "../data/dataset.js";
 import type { Preprocessing } from "../train/checkpoint.js";
 import { Progress } from "../util/progress.js";
+import { readRegularFile } from "../util/read-regular-file.js";
 import { DETECTOR_OUTPUTS, INPUT_NAME, detectorGraph } from "./detector-graph.js";
 import { decodeModel, encodeModel } from "./onnx-proto.js";
 import { floatTensor, openSession, type OrtSession, type SessionOptions } from "./onnx-runtime.js";
@@ -54,6 +54,9 @@ function parseInfo(meta: Map<string, string>, where: string): OnnxDetectorInfo {
   return { architecture: get("architecture"), preprocessing, classNames, rule: assertScoreRule(get("rule"), `${where}: rule`), threshold: Number(get("threshold")) };
 }
 
+/** The largest ONNX file opened: protobuf's 2 GiB message limit. */
+const MAX_ONNX_BYTES = 2 ** 31;
+
 export class OnnxDetector {
   readonly info: OnnxDetectorInfo;
   readonly #session: OrtSession;
@@ -72,7 +75,7 @@ export class OnnxDetector {
 
   /** Opens a file written by `badexpert export --format onnx`. */
   static async open(path: string, o: SessionOptions = {}): Promise<OnnxDetector> {
-    const bytes = new Uint8Array(await readFile(path));
+    const bytes = new Uint8Array(await readRegularFile(path, { maxBytes: MAX_ONNX_BYTES, what: "ONNX model" }));
     const model = decodeModel(bytes);
     const info = parseInfo(new Map(model.metadata_props.map((e) => [e.key, e.value])), path);
     return new OnnxDetector(await openSession(bytes, o), info);

@@ -9,7 +9,8 @@
 // the native addon being built.
 
 import { createHash } from "node:crypto";
-import { open, rename, stat, unlink } from "node:fs/promises";
+import { open, rename, unlink, type FileHandle } from "node:fs/promises";
+import { FileReadError, openRegularFile } from "../util/read-regular-file.js";
 import { escapeControls, printable, printableValue } from "../util/printable.js";
 
 export type SafetensorsDType = "F64" | "F32" | "F16" | "BF16" | "I64" | "I32" | "I16" | "I8" | "U8" | "BOOL";
@@ -250,21 +251,22 @@ export function parseSafetensors(bytes: Uint8Array, source?: string, o: ReadOpti
  */
 export async function readSafetensorsBytes(path: string, o: ReadOptions = {}): Promise<Uint8Array> {
   const where = `safetensors: ${path}: `;
-  let size: number;
+  // Type and size are checked on the open handle (a FIFO or a link to /dev/zero is refused before a byte is read).
+  let opened: { handle: FileHandle; size: number };
   try {
-    const s = await stat(path);
-    if (s.isDirectory()) throw new Error(`${where}is a directory, not a safetensors file`);
-    if (!s.isFile()) throw new Error(`${where}is not a regular file`);
-    size = s.size;
+    opened = await openRegularFile(path, { maxBytes: Number.MAX_SAFE_INTEGER, what: "safetensors file" });
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === undefined) throw err;
-    throw new Error(`${where}cannot read (${code}${code === "ENOENT" ? ": no such file" : ""})`, { cause: err });
+    if (!(err instanceof FileReadError)) throw err;
+    const why =
+      err.code === "EISDIR" ? "is a directory, not a safetensors file"
+      : err.code === "ETYPE" ? "is not a regular file (a device, socket or pipe)"
+      : `cannot read (${err.code}${err.code === "ENOENT" ? ": no such file" : ""})`;
+    throw new Error(`${where}${why}`, { cause: err });
   }
-  if (o.maxFileBytes !== undefined && size > o.maxFileBytes) throw new Error(`${where}file is ${size} bytes, more than the ${o.maxFileBytes} expected`);
-  if (size < 8) throw new Error(`${where}file is ${size} bytes, shorter than the 8-byte header-size prefix`);
-  const handle = await open(path, "r");
+  const { handle, size } = opened;
   try {
+    if (o.maxFileBytes !== undefined && size > o.maxFileBytes) throw new Error(`${where}file is ${size} bytes, more than the ${o.maxFileBytes} expected`);
+    if (size < 8) throw new Error(`${where}file is ${size} bytes, shorter than the 8-byte header-size prefix`);
     const prefix = new Uint8Array(8);
     await handle.read(prefix, 0, 8, 0);
     const headerSize = new DataView(prefix.buffer).getBigUint64(0, true);

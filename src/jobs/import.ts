@@ -2,7 +2,6 @@
 // TorchScript file of any architecture) becomes a checkpoint directory every command takes.
 // What the model expects comes from a dataset, or is given (input shape, mean, std, classes);
 // with a dataset the model is evaluated on its test split and the accuracy recorded.
-import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { noGrad, tidy, zeros } from "../engine/index.js";
 import type { Module } from "../nn/index.js";
@@ -14,6 +13,7 @@ import { createModel, modelNames } from "../models/registry.js";
 import { TORCHSCRIPT_ARCH } from "../models/model-source.js";
 import { saveCheckpoint, type CheckpointMeta, type ModelSpec, type Preprocessing } from "../train/checkpoint.js";
 import { evaluateModel } from "../train/evaluate.js";
+import { FileReadError, readRegularTextFile } from "../util/read-regular-file.js";
 
 export interface ImportOptions {
   out: string;
@@ -43,6 +43,9 @@ export interface ImportResult {
   source: Record<string, unknown>;
 }
 
+/** A class list of 100,000 names of 100 characters: far more than any classifier here. */
+const MAX_CLASS_LIST_BYTES = 16 * 1024 * 1024;
+
 /** Reads `--classes`: a count, or a file with one class name per line. */
 export async function readClassNames(spec: string): Promise<string[]> {
   if (/^\d+$/.test(spec)) {
@@ -52,9 +55,10 @@ export async function readClassNames(spec: string): Promise<string[]> {
   }
   let text: string;
   try {
-    text = await readFile(spec, "utf8");
+    // A class list is a few kilobytes; a FIFO, a device or a huge file is refused before reading.
+    text = await readRegularTextFile(spec, { maxBytes: MAX_CLASS_LIST_BYTES, what: "class names file" });
   } catch (e) {
-    throw new Error(`classes: ${spec} is neither a number nor a readable file of class names (${(e as Error).message})`);
+    throw new Error(`classes: ${spec} is neither a number nor a readable file of class names (${e instanceof FileReadError ? e.problem : (e as Error).message})`, { cause: e });
   }
   const names = text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== "");
   if (names.length < 2) throw new RangeError(`classes: ${spec} lists ${names.length} class names, expected at least 2 (one per line)`);

@@ -2,11 +2,11 @@
 // kept next to the weights ("torchscript": any architecture, imported with `badexpert import
 // --torchscript`). Checkpoints, bundles and the defense's finetuned copies all go through these
 // three functions, so a TorchScript model is saved, loaded and cloned like a zoo model.
-import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { sha256Hex } from "../io/safetensors.js";
 import type { Module } from "../nn/index.js";
 import { TorchScriptModule, type ScriptLoadOptions } from "../nn/torchscript-module.js";
+import { readRegularFileSync } from "../util/read-regular-file.js";
 import { createModel, modelNames } from "./registry.js";
 
 /** The architecture name of imported TorchScript models. */
@@ -44,7 +44,8 @@ export function saveModelSource(dir: string, model: Module, spec: ArchitectureSp
   if (!(model instanceof TorchScriptModule)) throw new TypeError(`saveModelSource: spec "${TORCHSCRIPT_ARCH}" needs a TorchScriptModule, got ${model.typeName}`);
   const path = join(dir, TORCHSCRIPT_FILE);
   model.save(path);
-  const bytes = readFileSync(path);
+  // Read back as written, with the checks every read gets (it is hashed for the manifest).
+  const bytes = readRegularFileSync(path, { maxBytes: 2 ** 32 - 1, what: "TorchScript file" });
   return { bytes: bytes.length, sha256: sha256Hex(bytes) };
 }
 

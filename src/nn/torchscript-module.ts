@@ -3,12 +3,12 @@
 // its parameters and buffers are registered here under their own dotted names, as tensors that
 // share storage with the TorchScript module: stateDict(), loadStateDict() and in-place optimizer
 // steps read and change exactly what forward() computes with.
-import { readFileSync } from "node:fs";
 import { libtorchVersion, type Tensor } from "../engine/index.js";
 import { ScriptModuleHandle, scriptFormatVersions } from "../engine/jit.js";
 import { formatVersion, isTorchScriptArchive } from "../io/torch-zip.js";
 import { sha256Hex } from "../io/safetensors.js";
 import { isZip, ZipArchive } from "../io/zip.js";
+import { readRegularFileSync } from "../util/read-regular-file.js";
 import { Module } from "./module.js";
 
 /** A submodule of a TorchScript module: it only holds state; the whole module runs as one. */
@@ -26,6 +26,9 @@ class ScriptSubmodule extends Module {
   }
 }
 
+/** The largest program read: one below Node's largest Buffer (the reader allocates one byte past the limit). */
+const MAX_SCRIPT_BYTES = 2 ** 32 - 1;
+
 const NEWER_LIBTORCH = "build the addon against a newer libtorch: BADEXPERT_LIBTORCH=/path/to/libtorch npm run setup";
 
 export interface ScriptLoadOptions {
@@ -39,9 +42,10 @@ export interface ScriptLoadOptions {
 function readScriptFile(path: string, o: ScriptLoadOptions): Uint8Array {
   let bytes: Uint8Array;
   try {
-    bytes = readFileSync(path);
+    // Type and size checked first: a FIFO or a device in a bundle would otherwise block or never end.
+    bytes = readRegularFileSync(path, { maxBytes: MAX_SCRIPT_BYTES, what: "TorchScript file" });
   } catch (e) {
-    throw new Error(`torchscript: cannot read ${path}: ${(e as Error).message}`);
+    throw new Error(`torchscript: cannot read ${path}: ${(e as Error).message}`, { cause: e });
   }
   if (o.sha256 !== undefined && sha256Hex(bytes) !== o.sha256) {
     throw new Error(`torchscript: ${path} does not match the SHA-256 recorded in ${o.recordedIn ?? "its manifest"}: the program was changed or replaced after it was written`);

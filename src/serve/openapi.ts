@@ -23,7 +23,7 @@ const nullableObject = (description: string) => ({ type: ["object", "null"], des
 /** GET /v1/detector: every field the route returns (the server test checks the two agree). */
 const detectorSummary = {
   type: "object",
-  required: ["detector", "kind", "architecture", "classNames", "imageSize", "channels", "rule", "params", "threshold", "targetFpr", "calibration", "checkpoint", "source", "hashes", "loadedAt", "serving"],
+  required: ["detector", "kind", "architecture", "classNames", "imageSize", "channels", "rule", "params", "threshold", "targetFpr", "calibration", "checkpoint", "trust", "source", "hashes", "loadedAt", "serving"],
   properties: {
     detector: { type: "string", description: "\"badexpert\" or the baseline's registry name" },
     kind: { type: "string", enum: ["badexpert", "baseline"] },
@@ -37,6 +37,16 @@ const detectorSummary = {
     targetFpr: { type: "number", description: "the false-positive rate the threshold was calibrated at" },
     calibration: { type: "object", description: "the calibration record: threshold, target FPR, count of clean calibration scores, their quantiles" },
     checkpoint: nullableObject("a baseline's checkpoint {path, weightsSha256}; null for BaDExpert (its bundle holds M)"),
+    trust: {
+      type: "object",
+      required: ["signature", "key", "warnings"],
+      description: "what loading the bundle established of its origin",
+      properties: {
+        signature: { type: "string", enum: ["verified", "unsigned", "signed-unverified"], description: "verified: signed and checked with a known key; unsigned: no signature (baseline bundles never have one); signed-unverified: signed, but no key was known" },
+        key: nullableObject("{source: option | environment | default location, path} of the key the signature was checked with; null when none was known"),
+        warnings: { type: "array", items: { type: "string" }, description: "the load's warnings (also logged at warn level, event bundle_trust)" },
+      },
+    },
     source: { type: "object", description: "{bundle: DIR}, or {inMemory: true} for a server made from an in-memory detector" },
     hashes: { type: "object", additionalProperties: { type: "string" }, description: "SHA-256 of each bundle file" },
     loadedAt: { type: "string", format: "date-time", description: "when the workers loaded this detector (changes on reload)" },

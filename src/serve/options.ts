@@ -4,6 +4,7 @@ import { isIP } from "node:net";
 import { availableParallelism } from "node:os";
 import type { ScoringEngine } from "./protocol.js";
 import { DEFAULT_SALIENCY_METHOD, SALIENCY_METHODS, type SaliencyMethod } from "../forensics/saliency.js";
+import type { BundleLoad } from "./source.js";
 
 export type EngineChoice = ScoringEngine | "auto";
 export const ENGINE_CHOICES: readonly EngineChoice[] = ["auto", "onnxruntime", "libtorch"];
@@ -63,10 +64,12 @@ export interface ServeOptions {
   /** Where the JSON log lines go (one write per line); absent: standard output. */
   logStream?: { write(line: string): void };
   /**
-   * Options for loading the bundle in each worker: `verifyKey` (a path to an Ed25519 public key)
-   * makes every load (start-up and SIGHUP reloads) refuse a bundle not signed by its private key.
+   * Options for loading the bundle in each worker, at start-up and on SIGHUP reloads (BundleLoad
+   * in source.ts): `verifyKey` (a path to an Ed25519 public key; default BADEXPERT_VERIFY_KEY,
+   * then ~/.config/badexpert/badexpert-signing.pub) refuses a bundle not signed by its private
+   * key; `requireSignature` refuses one that is unsigned or cannot be verified for want of a key.
    */
-  bundleLoad: { verifyKey?: string };
+  bundleLoad: BundleLoad;
   /**
    * Grace period of a shutdown (close(), SIGTERM): requests in flight and queued are answered for
    * this long; what is left after it is answered 503 (never "clean") and the server stops.

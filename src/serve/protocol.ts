@@ -1,7 +1,7 @@
 // The messages between the HTTP thread and a scoring worker. Pixels travel as transferred
 // buffers (no copy); results come back as typed arrays, one entry per image of the batch.
 import type { SaliencyMethod } from "../forensics/saliency.js";
-import type { DetectorSource } from "./source.js";
+import type { BundleLoad, DetectorSource } from "./source.js";
 import type { ServedInfo } from "./served-info.js";
 
 /** Which runtime runs the forward passes: libtorch, or BaDExpert's exported ONNX graph on onnxruntime (baselines: libtorch only). */
@@ -13,7 +13,7 @@ export interface WorkerInit {
   /** See ServeOptions.engine. */
   engine: ScoringEngine;
   /** See ServeOptions.bundleLoad. */
-  bundleLoad: { verifyKey?: string };
+  bundleLoad: BundleLoad;
   /**
    * Run this worker's thread at the lowest CPU priority (the explain worker): it then gets only
    * the CPU time that the scoring workers and the HTTP thread leave idle, so a flood of flagged

@@ -22,8 +22,8 @@ import { resolveOptions, type ServeOptions } from "./options.js";
 import { startScoringPool, type ChosenPool } from "./engine-choice.js";
 import type { ScoringEngine } from "./protocol.js";
 import type { WorkerPool } from "./pool.js";
-import { bundleSource, sourceFromDetector, sourceHashes, type DetectorSource } from "./source.js";
-import type { ServedInfo } from "./served-info.js";
+import { bundleSource, checkSourceAgainst, sourceFromDetector, sourceHashes, type DetectorSource } from "./source.js";
+import { logTrust, type ServedInfo } from "./served-info.js";
 import { bearerCheck } from "./auth.js";
 import { handleError } from "./error-handler.js";
 import { FlaggedFeed } from "./flagged-feed.js";
@@ -137,10 +137,9 @@ export class BadExpertServer {
   static async create(detector: Detector | BadExpertDetector | string, options: Partial<ServeOptions> = {}): Promise<BadExpertServer> {
     const o = resolveOptions(options);
     // The bundle's kind (BaDExpert's or a baseline's) is decided once here, and again on each reload.
-    const source: DetectorSource = typeof detector === "string" ? await bundleSource(detector) : sourceFromDetector(detector instanceof Detector ? detector.detector : detector);
-    if (source.kind === "baseline" && o.bundleLoad.verifyKey !== undefined) {
-      throw new RangeError(`serve: bundleLoad.verifyKey (--verify-key): ${source.dir} is a baseline detector bundle (${source.detector}), which is not signed; its checkpoint's weights are hash-checked on load instead`);
-    }
+    const source: DetectorSource =
+      typeof detector === "string" ? await bundleSource(detector) : detector instanceof Detector ? sourceFromDetector(detector.detector, detector.trust) : sourceFromDetector(detector);
+    checkSourceAgainst(source, o.bundleLoad);
     // Each worker's budget is its own libtorch threads; OpenBLAS's pool is shared by the process,
     // so it gets the same budget, or large products would spill onto other workers' cores and out
     // of the explain worker's low priority.
@@ -172,6 +171,7 @@ export class BadExpertServer {
     }
     const s = new BadExpertServer(o, source, chosen, hashes, audit, feed);
     report = (e) => s.app.log.error({ event: "audit_rotation_failed", err: e.message }, e.message);
+    logTrust(s.app.log, chosen.pool.info);
     if (chosen.fallback !== null) s.app.log.warn({ event: "engine_fallback", engine: chosen.engine, reason: chosen.fallback }, `engine auto: scoring on libtorch (${chosen.fallback})`);
     if (feedOff && source.kind === "baseline") s.#logFeedOff(source.detector, options.flaggedKeep !== undefined || options.explainMethod !== undefined);
     feed?.setErrorHandler((e) => s.app.log.error({ event: "explain_failed", err: e.message }, "the dashboard's explain worker failed (scoring is unaffected)"));
@@ -264,6 +264,7 @@ export class BadExpertServer {
       this.#batcher.setExecutor(next);
       this.metrics.reloads.inc({ result: "ok" });
       log.info({ event: "reloaded", detector: next.info.detector, threshold: next.info.threshold, hashes, engine: chosen.engine }, "bundle reloaded");
+      logTrust(log, next.info);
       if (chosen.fallback !== null) log.warn({ event: "engine_fallback", engine: chosen.engine, reason: chosen.fallback }, `engine auto: scoring on libtorch (${chosen.fallback})`);
       await old.close();
       await this.#feed?.replace({ source, threads: 1, engine: "libtorch", bundleLoad: this.options.bundleLoad });
@@ -517,6 +518,7 @@ export class BadExpertServer {
         targetFpr: i.targetFpr,
         calibration: i.calibration,
         checkpoint: i.checkpoint,
+        trust: i.trust,
         source: this.#source.kind === "weights" ? { inMemory: true } : { bundle: this.#source.dir },
         hashes: this.#hashes,
         loadedAt: this.#loadedAt,

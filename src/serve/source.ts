@@ -3,13 +3,15 @@
 // directory each worker loads itself, or the three models' weights serialised to safetensors
 // bytes (the same codec as bundle files) that each worker copies into its own models.
 import { createHash } from "node:crypto";
-import { access, readFile } from "node:fs/promises";
+import { access } from "node:fs/promises";
 import { join } from "node:path";
+import { MAX_MANIFEST_BYTES, type BundleTrust } from "../defense/bundle.js";
 import type { BadExpertDetector, DetectorInfo } from "../defense/detector.js";
 import { serializeSafetensors, type RawTensor } from "../io/safetensors.js";
 import { toRaw } from "../io/weights.js";
 import type { Module } from "../nn/index.js";
 import { BASELINE_BUNDLE_FILES, baselineBundleDetector } from "../detectors/bundle.js";
+import { FileReadError, sha256OfRegularFile } from "../util/read-regular-file.js";
 
 export const ROLES = ["model", "expert", "auxiliary"] as const;
 export type Role = (typeof ROLES)[number];
@@ -18,7 +20,48 @@ export type DetectorSource =
   | { kind: "bundle"; dir: string }
   /** A baseline detector bundle (`defend --detector NAME`): loaded through the detector registry. */
   | { kind: "baseline"; dir: string; detector: string }
-  | { kind: "weights"; info: DetectorInfo; weights: Record<Role, Uint8Array> };
+  /** `trust`: what loading the bundle it came from established; null for a detector made in this process. */
+  | { kind: "weights"; info: DetectorInfo; weights: Record<Role, Uint8Array>; trust: BundleTrust | null };
+
+/**
+ * How each worker loads a bundle (start-up and SIGHUP reloads alike): `verifyKey`, a path to an
+ * Ed25519 public key the signature must verify against (default: BADEXPERT_VERIFY_KEY, then the
+ * default key location; see defense/signature.ts); `requireSignature` refuses a bundle that is
+ * unsigned or cannot be verified.
+ */
+export interface BundleLoad {
+  verifyKey?: string;
+  requireSignature?: boolean;
+}
+
+/** What the service reports of a detector that did not come from a bundle it loaded: none was verified. */
+const IN_MEMORY_TRUST: BundleTrust = {
+  signature: "unsigned",
+  key: null,
+  warnings: ["the detector was handed to the service in memory, not loaded from a signed bundle: nothing was verified"],
+};
+
+/** The trust a weights source carries into the workers' reports. */
+export function weightsTrust(s: Extract<DetectorSource, { kind: "weights" }>): BundleTrust {
+  return s.trust ?? IN_MEMORY_TRUST;
+}
+
+/**
+ * Refuses, before any worker starts, a source that `bundleLoad` rules out whatever its files say:
+ * a baseline bundle (never signed) with a key or requireSignature, and an in-memory detector not
+ * loaded from a verified bundle under requireSignature. Bundles are checked by each worker's load.
+ */
+export function checkSourceAgainst(s: DetectorSource, bundleLoad: BundleLoad): void {
+  if (s.kind === "baseline" && bundleLoad.verifyKey !== undefined) {
+    throw new RangeError(`serve: bundleLoad.verifyKey (--verify-key): ${s.dir} is a baseline detector bundle (${s.detector}), which is not signed; its checkpoint's weights are hash-checked on load instead`);
+  }
+  if (s.kind === "baseline" && bundleLoad.requireSignature === true) {
+    throw new Error(`serve: ${s.dir} is a baseline detector bundle (${s.detector}), which is not signed, and a signature is required (bundleLoad.requireSignature, --require-signature)`);
+  }
+  if (s.kind === "weights" && bundleLoad.requireSignature === true && weightsTrust(s).signature !== "verified") {
+    throw new Error("serve: the detector was not loaded from a verified signed bundle, and a signature is required (bundleLoad.requireSignature); load it with Detector.load(dir, { requireSignature: true }) or serve the bundle directory");
+  }
+}
 
 /** A source read from a bundle directory (BaDExpert's or a baseline's). */
 export type BundleSource = Exclude<DetectorSource, { kind: "weights" }>;
@@ -35,12 +78,15 @@ function weightsOf(m: Module): Uint8Array {
   return serializeSafetensors(raw);
 }
 
-/** Copies a detector living on this thread into a source workers can rebuild it from. */
-export function sourceFromDetector(d: BadExpertDetector): DetectorSource {
+/** Copies a detector living on this thread into a source workers can rebuild it from; `trust`: its bundle's, when it was loaded from one. */
+export function sourceFromDetector(d: BadExpertDetector, trust: BundleTrust | null = null): DetectorSource {
   // workerData is structured-cloned; cloning here makes a manifest that cannot cross fail now, clearly.
   const info = structuredClone(d.info);
-  return { kind: "weights", info, weights: { model: weightsOf(d.model), expert: weightsOf(d.expert), auxiliary: weightsOf(d.auxiliary) } };
+  return { kind: "weights", info, weights: { model: weightsOf(d.model), expert: weightsOf(d.expert), auxiliary: weightsOf(d.auxiliary) }, trust: trust ? structuredClone(trust) : null };
 }
+
+/** The largest weight or state file hashed: far above any model the service can hold. */
+const MAX_HASHED_BYTES = 2 ** 34;
 
 const BUNDLE_FILES: Record<Role | "manifest", string> = {
   model: "model.safetensors",
@@ -64,9 +110,10 @@ export async function sourceHashes(s: DetectorSource): Promise<Record<string, st
   for (const [role, file] of files) {
     if (s.kind === "baseline" && role === "state" && !(await exists(join(s.dir, file)))) continue;
     try {
-      out[file] = sha(await readFile(join(s.dir, file)));
+      // Streamed, with the file's type and size checked first (a FIFO or a device is refused, not waited on).
+      out[file] = (await sha256OfRegularFile(join(s.dir, file), { maxBytes: role === "manifest" ? MAX_MANIFEST_BYTES : MAX_HASHED_BYTES, what: `${role} file` })).sha256;
     } catch (e) {
-      throw new Error(`bundle: ${join(s.dir, file)} (${role}): cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, { cause: e });
+      throw new Error(`bundle: ${join(s.dir, file)} (${role}): cannot read (${e instanceof FileReadError ? e.problem : (e as Error).message})`, { cause: e });
     }
   }
   return out;

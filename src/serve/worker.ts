@@ -5,7 +5,7 @@ import { parentPort, workerData } from "node:worker_threads";
 import { performance } from "node:perf_hooks";
 import { dispose, getNumThreads, memory, returnLargeBuffersToTheOs, setNumThreads, tidy } from "../engine/index.js";
 import { imagesToTensor } from "../data/batch.js";
-import { loadBundle } from "../defense/bundle.js";
+import { loadBundleWithTrust, type BundleTrust } from "../defense/bundle.js";
 import { BadExpertDetector } from "../defense/detector.js";
 import { loadDetectorBundle, type LoadedDetector } from "../detectors/bundle.js";
 import { inputSeeds } from "../detectors/input-seeds.js";
@@ -19,7 +19,7 @@ import { expertSaliencyOfBytes } from "../forensics/explain.js";
 import { overlayPng } from "../forensics/overlay.js";
 import { topIndices } from "../forensics/regions.js";
 import type { BatchResult, ExplainRequest, FromWorker, ScoreRequest, ToWorker, WorkerInit } from "./protocol.js";
-import { ROLES, type DetectorSource, type Role } from "./source.js";
+import { ROLES, weightsTrust, type DetectorSource, type Role } from "./source.js";
 import { badexpertServedInfo, baselineServedInfo, type ServedInfo } from "./served-info.js";
 
 type Scores = Pick<BatchResult, "pred" | "expertConfidence" | "auxiliaryConfidence" | "score" | "flagged">;
@@ -28,10 +28,11 @@ function post(m: FromWorker, transfer: ArrayBuffer[] = []): void {
   parentPort?.postMessage(m, transfer);
 }
 
-async function buildBadExpert(source: Exclude<DetectorSource, { kind: "baseline" }>, bundleLoad: WorkerInit["bundleLoad"]): Promise<BadExpertDetector> {
+async function buildBadExpert(source: Exclude<DetectorSource, { kind: "baseline" }>, bundleLoad: WorkerInit["bundleLoad"]): Promise<{ det: BadExpertDetector; trust: BundleTrust }> {
   if (source.kind === "bundle") {
-    if (bundleLoad.verifyKey !== undefined) return loadBundle(source.dir, { verifyKey: bundleLoad.verifyKey });
-    return loadBundle(source.dir);
+    // The warnings travel in the ready message's info; the HTTP thread logs them once, not once per worker.
+    const { detector, trust } = await loadBundleWithTrust(source.dir, { ...bundleLoad, onWarning: () => undefined });
+    return { det: detector, trust };
   }
   const made: Partial<Record<Role, Module>> = {};
   try {
@@ -46,7 +47,7 @@ async function buildBadExpert(source: Exclude<DetectorSource, { kind: "baseline"
       }
     }
     const { model, expert, auxiliary } = made as Record<Role, Module>;
-    return new BadExpertDetector({ model, expert, auxiliary }, source.info);
+    return { det: new BadExpertDetector({ model, expert, auxiliary }, source.info), trust: weightsTrust(source) };
   } catch (e) {
     for (const m of Object.values(made)) m.dispose();
     throw e;
@@ -62,9 +63,9 @@ interface Engine {
   dispose(): Promise<void>;
 }
 
-function libtorchEngine(det: BadExpertDetector): Engine {
+function libtorchEngine(det: BadExpertDetector, trust: BundleTrust): Engine {
   return {
-    info: badexpertServedInfo(det.info),
+    info: badexpertServedInfo(det.info, trust),
     detector: det,
     score: (req, h, w, c) => Promise.resolve(tidy(() => det.scoreBatch(imagesToTensor(req.pixels, req.count, h, w, c)))),
     dispose: () => Promise.resolve(det.dispose()),
@@ -72,7 +73,7 @@ function libtorchEngine(det: BadExpertDetector): Engine {
 }
 
 /** Exports the loaded detector in memory and frees the libtorch models: the graph holds its own copy of the weights. */
-async function onnxEngine(det: BadExpertDetector, threads: number): Promise<Engine> {
+async function onnxEngine(det: BadExpertDetector, trust: BundleTrust, threads: number): Promise<Engine> {
   let onnx: OnnxDetector;
   try {
     onnx = await OnnxDetector.fromDetector(det, { threads });
@@ -80,7 +81,7 @@ async function onnxEngine(det: BadExpertDetector, threads: number): Promise<Engi
     det.dispose();
   }
   return {
-    info: badexpertServedInfo(det.info),
+    info: badexpertServedInfo(det.info, trust),
     score: (req, h, w, c) => onnx.scoreBatch(tidy(() => imagesToTensor(req.pixels, req.count, h, w, c).contiguous().data() as Float32Array), req.count),
     dispose: () => onnx.release(),
   };
@@ -114,10 +115,11 @@ async function build(init: WorkerInit): Promise<Engine> {
     // The pool refuses these before starting workers (engine-choice.ts); checked again where the bundle is read.
     if (init.engine !== "libtorch") throw new Error(`the baseline detector '${source.detector}' scores with libtorch only, not ${init.engine}`);
     if (init.bundleLoad.verifyKey !== undefined) throw new Error(`a baseline detector bundle (${source.detector}) is not signed; its checkpoint's weights are hash-checked instead`);
+    if (init.bundleLoad.requireSignature === true) throw new Error(`a baseline detector bundle (${source.detector}) is not signed, and a signature is required (--require-signature)`);
     return baselineEngine(await loadDetectorBundle(source.dir));
   }
-  const det = await buildBadExpert(source, init.bundleLoad);
-  return init.engine === "onnxruntime" ? onnxEngine(det, init.threads) : libtorchEngine(det);
+  const { det, trust } = await buildBadExpert(source, init.bundleLoad);
+  return init.engine === "onnxruntime" ? onnxEngine(det, trust, init.threads) : libtorchEngine(det, trust);
 }
 
 async function score(engine: Engine, req: ScoreRequest): Promise<void> {

@@ -3,7 +3,7 @@
 // dataset, preprocessing, class names, how it was trained, measured metrics, the weights' SHA-256).
 // The directory is written whole into a temporary sibling and renamed into place, and model.json
 // is validated field by field on load: model files are untrusted input.
-import { readFile, writeFile } from "node:fs/promises";
+import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { dispose } from "../engine/index.js";
 import type { Module } from "../nn/index.js";
@@ -13,6 +13,7 @@ import { parseSafetensors, readSafetensorsBytes, sha256Hex } from "../io/safeten
 import { FieldReader } from "../util/fields.js";
 import { writeDirAtomically } from "../util/atomic-dir.js";
 import { escapeControls } from "../util/printable.js";
+import { FileReadError, readRegularTextFile } from "../util/read-regular-file.js";
 import type { TrainConfig } from "./config.js";
 import type { EpochRecord } from "./trainer.js";
 import { readClassNames, readModelSpec, readPreprocessing, type ModelSpec, type Preprocessing } from "./spec.js";
@@ -21,6 +22,9 @@ export type { ModelSpec, Preprocessing } from "./spec.js";
 
 export const CHECKPOINT_FORMAT = "badexpert-checkpoint";
 export const CHECKPOINT_VERSION = 1;
+
+/** model.json is a few kilobytes (tens with a long training history); a larger one is not ours. */
+const MAX_META_BYTES = 16 * 1024 * 1024;
 
 /** Our own weight files have headers of a few kilobytes; anything near this is corrupt or hostile. */
 export const WEIGHTS_MAX_HEADER_BYTES = 16 * 1024 * 1024;
@@ -113,11 +117,11 @@ export async function readCheckpointMeta(dir: string): Promise<CheckpointMeta> {
   const path = join(dir, MODEL_META);
   let text: string;
   try {
-    text = await readFile(path, "utf8");
+    text = await readRegularTextFile(path, { maxBytes: MAX_META_BYTES, what: "checkpoint metadata file" });
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     throw new Error(
-      code === "ENOENT" ? `checkpoint: ${path} not found (a checkpoint directory holds ${MODEL_META} and ${MODEL_WEIGHTS})` : `checkpoint: ${path}: cannot read (${code ?? (e as Error).message})`,
+      code === "ENOENT" ? `checkpoint: ${path} not found (a checkpoint directory holds ${MODEL_META} and ${MODEL_WEIGHTS})` : `checkpoint: ${e instanceof FileReadError ? e.message : `${path}: cannot read (${code ?? (e as Error).message})`}`,
       { cause: e },
     );
   }

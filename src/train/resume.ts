@@ -1,16 +1,19 @@
 // Resumable training state next to a checkpoint: `train-state.safetensors` holds the optimizer's
 // tensors (moment buffers) under `state.<param>.<name>`; `train-state.json` holds the epoch,
 // step counts, group hyperparameters, the schedule and the run's configuration.
-import { readFile, writeFile, rename, access } from "node:fs/promises";
+import { writeFile, rename, access } from "node:fs/promises";
 import { join } from "node:path";
 import { dispose, tidy, type Tensor } from "../engine/index.js";
 import { SGD, type LRSchedulerState, type SavedParamGroup, type SgdHyper, type AdamHyper } from "../optim/index.js";
 import { loadTensors, saveTensors } from "../io/weights.js";
+import { readRegularTextFile } from "../util/read-regular-file.js";
 import type { TrainConfig } from "./config.js";
 import type { AnyOptimizer, EpochRecord } from "./trainer.js";
 
 export const STATE_WEIGHTS = "train-state.safetensors";
 export const STATE_META = "train-state.json";
+/** train-state.json holds the configuration, the history and per-parameter counters: kilobytes, never this much. */
+const MAX_STATE_META_BYTES = 64 * 1024 * 1024;
 
 interface SavedState {
   epochsDone: number;
@@ -74,8 +77,19 @@ export async function hasTrainState(dir: string): Promise<boolean> {
 /** Reads the saved state; the returned object owns the loaded tensors until restore() or dispose(). */
 export async function loadTrainState(dir: string): Promise<LoadedTrainState & { dispose(): void }> {
   const path = join(dir, STATE_META);
-  const saved = JSON.parse(await readFile(path, "utf8")) as SavedState;
-  if (!Number.isInteger(saved.epochsDone) || !saved.config) throw new Error(`resume: ${path} is not a training state file`);
+  let text: string;
+  try {
+    text = await readRegularTextFile(path, { maxBytes: MAX_STATE_META_BYTES, what: "training state file" });
+  } catch (e) {
+    throw new Error(`resume: ${(e as Error).message}`, { cause: e });
+  }
+  let saved: SavedState;
+  try {
+    saved = JSON.parse(text) as SavedState;
+  } catch (e) {
+    throw new Error(`resume: ${path} is not valid JSON (${(e as Error).message})`, { cause: e });
+  }
+  if (typeof saved !== "object" || saved === null || !Number.isInteger(saved.epochsDone) || !saved.config) throw new Error(`resume: ${path} is not a training state file`);
   const { tensors } = await loadTensors(join(dir, STATE_WEIGHTS));
   const state: Record<number, Record<string, Tensor | number>> = {};
   for (const [idx, entry] of Object.entries(saved.numbers)) Object.assign((state[Number(idx)] ??= {}), entry);

@@ -225,7 +225,7 @@ test("library entry: a server from an in-memory detector, bearer token, --on-fla
 });
 
 test("a bad --verify-key or bundle refuses to start, naming the problem", async () => {
-  await assert.rejects(createServer(join(work, "nope"), { port: 0, logLevel: "silent" }), /nope\/model\.safetensors \(model\): cannot read \(ENOENT\)/);
+  await assert.rejects(createServer(join(work, "nope"), { port: 0, logLevel: "silent" }), /nope\/model\.safetensors \(model\): cannot read \(no such file\)/);
   await writeFile(join(work, "key.pub"), "not a key");
   await assert.rejects(createServer(dir, { port: 0, logLevel: "silent", bundleLoad: { verifyKey: join(work, "key.pub") } }), /verification key .*key\.pub: not a PEM public key/);
   await assert.rejects(createServer(dir, { maxBatch: 0 }), /maxBatch must be an integer >= 1, got 0/);

@@ -11,6 +11,8 @@ export const keygen: Command = {
   details: [
     `Writes ${PRIVATE_KEY_FILE} (private, mode 600: keep it where bundles are built) and ${PUBLIC_KEY_FILE}`,
     "(public: copy it to the machines that use the bundles). Existing key files are never overwritten.",
+    `There, bundles are verified with it without --verify-key when it is at ~/.config/badexpert/${PUBLIC_KEY_FILE}`,
+    "($XDG_CONFIG_HOME/badexpert/...) or named by BADEXPERT_VERIFY_KEY (which also refuses unsigned bundles).",
     "",
     "Example:",
     "  badexpert keygen --out keys",

@@ -19,6 +19,7 @@ import { subset } from "../../data/splits.js";
 import { OnnxDetector } from "../../export/onnx-detector.js";
 import { returnLargeBuffersToTheOs, tidy, type Tensor } from "../../engine/index.js";
 import { Progress } from "../../util/progress.js";
+import { PUBLIC_KEY_FILE, VERIFY_KEY_ENV } from "../../defense/signature.js";
 
 /** Inputs decoded and scored at a time: the bound on scan's memory. */
 export const SCAN_BATCH = 256;
@@ -30,7 +31,8 @@ const OPTIONS: Record<string, OptionSpec> = {
   split: { type: "string", description: "train or test", default: "test", value: { kind: "choice", values: ["train", "test"] } },
   limit: { type: "string", description: "score only the first N inputs of the dataset", value: COUNT },
   "flagged-only": { type: "boolean", description: "print lines only for flagged inputs (and errors)" },
-  "verify-key": { type: "string", description: "Ed25519 public key (PEM): refuse the bundle unless it is signed by its private key" },
+  "verify-key": { type: "string", description: `Ed25519 public key (PEM): refuse the bundle unless it is signed by its private key (default: $${VERIFY_KEY_ENV}, then ~/.config/badexpert/${PUBLIC_KEY_FILE} if present, which verify a signed bundle)` },
+  "require-signature": { type: "boolean", description: "refuse a bundle that is not signed, or whose signature cannot be verified for want of a key" },
   engine: {
     type: "string",
     description: "libtorch, or onnxruntime (the exported graph on onnxruntime-node)",
@@ -162,6 +164,10 @@ export const scan: Command = {
     `${SCAN_BATCH} at a time, so memory does not grow with their number.`,
     "",
     "An input that cannot be read, decoded or scored gets a line {input, error} and the scan goes on.",
+    "",
+    `A signed bundle is verified whenever a key is known: --verify-key, else $${VERIFY_KEY_ENV}, else`,
+    `~/.config/badexpert/${PUBLIC_KEY_FILE}. An unsigned bundle, or a signed one with no key to check it, is scanned`,
+    "with a warning on stderr; --require-signature refuses it (exit 1).",
     "Exit status: 0 when every input was scored, 1 when some could not be (see the error lines), 2 usage error.",
     "",
     "Examples:",
@@ -179,18 +185,23 @@ export const scan: Command = {
     if (datasetName && positionals.length) throw new UsageError("give either image files or --dataset, not both");
     if (!datasetName && !positionals.length) throw new UsageError("nothing to scan: give image files, or --dataset NAME");
     const verifyKey = str(v, "verify-key");
+    const requireSignature = v["require-signature"] === true;
     const engine = choiceWithDefault(v, "engine", ["libtorch", "onnxruntime"] as const, OPTIONS);
+    // Said on stderr, before any result line: a bundle that is not signed and verified is a decision anyone could have edited.
+    const warn = (w: string): void => console.error(`badexpert scan: warning: ${w}`);
     if (await isBaselineBundle(bundle)) {
       if (engine !== "libtorch") throw new UsageError(`--engine ${engine}: a baseline detector bundle scores with libtorch only`);
       if (verifyKey !== undefined) throw new UsageError("--verify-key: baseline detector bundles are not signed (their checkpoint's weights are hash-checked)");
+      if (requireSignature) throw new Error(`${bundle} is a baseline detector bundle, which is not signed, and --require-signature refuses unsigned bundles`);
       const loaded = await loadDetectorBundle(bundle);
+      loaded.warnings.forEach(warn);
       try {
         return await runScan(v, baselineScanModel(loaded), datasetName, positionals, { bundle, detector: loaded.detector.name, rule: loaded.detector.name, threshold: loaded.threshold, engine });
       } finally {
         loaded.dispose();
       }
     }
-    const det = await Detector.load(bundle, verifyKey !== undefined ? { verifyKey } : {});
+    const det = await Detector.load(bundle, { ...(verifyKey !== undefined ? { verifyKey } : {}), requireSignature, onWarning: warn });
     let onnx: OnnxDetector | null = null;
     try {
       if (engine === "onnxruntime") onnx = await OnnxDetector.fromDetector(det.detector);

@@ -1,14 +1,15 @@
 // `badexpert serve`: the detector as an HTTP service (src/serve). SIGTERM/SIGINT drain it (requests
 // in flight are answered, the audit log flushed; a second signal ends the grace period at once);
 // SIGHUP reloads the bundle.
-import { readFile } from "node:fs/promises";
 import type { Command } from "../command.js";
 import { UsageError } from "../command.js";
 import { choice, int, num, numWithDefault, requireStr, str } from "../args.js";
 import { checkDevice } from "../../engine/index.js";
 import { createServer } from "../../serve/index.js";
 import { DEFAULT_OPTIONS, ENGINE_CHOICES, MAX_AUDIT_KEEP, MIN_AUDIT_BYTES, hostProblem, poolLimits, poolProblem, type ServeOptions } from "../../serve/options.js";
+import { PUBLIC_KEY_FILE, VERIFY_KEY_ENV } from "../../defense/signature.js";
 import { SALIENCY_METHODS } from "../../forensics/saliency.js";
+import { readRegularTextFile } from "../../util/read-regular-file.js";
 
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 const LIMITS = poolLimits();
@@ -18,9 +19,10 @@ const FORCED_EXIT_MS = 5000;
 async function readToken(path: string): Promise<string> {
   let text: string;
   try {
-    text = await readFile(path, "utf8");
+    // A token is one word: 4 KiB is room to spare, and a FIFO or a device is refused before reading.
+    text = await readRegularTextFile(path, { maxBytes: 4096, what: "token file" });
   } catch (e) {
-    throw new UsageError(`--token-file ${path}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    throw new UsageError(`--token-file ${(e as Error).message}`);
   }
   const token = text.trim();
   if (token.length < 16 || /\s/.test(token)) throw new UsageError(`--token-file ${path}: the token must be one word of at least 16 characters`);
@@ -105,7 +107,8 @@ export const serve: Command = {
     "alert-rate": { type: "string", description: "log a warning when the flagged share over the window exceeds this (0-1)", value: { kind: "float", min: 0, max: 1, exclusiveMin: true } },
     "alert-window": { type: "string", description: "sliding window of the flagged-rate metrics and alert, seconds", default: String(DEFAULT_OPTIONS.windowSeconds), value: { kind: "int", min: 1, max: 1e9 } },
     "token-file": { type: "string", description: "require 'Authorization: Bearer <token>' with the token in this file" },
-    "verify-key": { type: "string", description: "Ed25519 public key the bundle's signature must verify against" },
+    "verify-key": { type: "string", description: `Ed25519 public key the bundle's signature must verify against (default: $${VERIFY_KEY_ENV}, then ~/.config/badexpert/${PUBLIC_KEY_FILE} if present)` },
+    "require-signature": { type: "boolean", description: "refuse a bundle that is not signed, or whose signature cannot be verified for want of a key (also on SIGHUP reloads)" },
     "flagged-keep": { type: "string", description: "recent flagged inputs kept with saliency overlays for the dashboard at / and GET /v1/flagged (0: off)", default: String(DEFAULT_OPTIONS.flaggedKeep), value: { kind: "int", min: 0, max: 10_000 } },
     "explain-method": { type: "string", description: `saliency method of the dashboard's overlays: ${SALIENCY_METHODS.join(", ")}`, default: DEFAULT_OPTIONS.explainMethod, value: { kind: "choice", values: SALIENCY_METHODS } },
     "log-level": { type: "string", description: `JSON log level: ${LOG_LEVELS.join(", ")}`, default: DEFAULT_OPTIONS.logLevel },
@@ -154,7 +157,7 @@ export const serve: Command = {
       token: tokenFile ? await readToken(tokenFile) : null,
       logLevel: choice(v, "log-level", LOG_LEVELS) ?? DEFAULT_OPTIONS.logLevel,
       // Each worker hands it to loadBundle, so reloads are verified too.
-      bundleLoad: verifyKey ? { verifyKey } : {},
+      bundleLoad: { ...(verifyKey ? { verifyKey } : {}), ...(v["require-signature"] === true ? { requireSignature: true } : {}) },
     };
     // Passed only when given: the server tells an explicit request for the feed (warned about with a
     // baseline bundle, which has no B to explain with) from the default.
@@ -169,6 +172,8 @@ export const serve: Command = {
       if (e instanceof RangeError) throw new UsageError(e.message);
       throw e;
     }
+    // The service log has them too (event "bundle_trust"); stderr is where a person starting it looks.
+    for (const w of server.info.trust.warnings) console.error(`badexpert serve: warning: ${w}`);
     // A failed listen has already stopped the workers, the feed and the audit log: the error
     // (naming host, port and reason) ends the process with exit 1.
     const url = await server.listen();

@@ -3,16 +3,16 @@
 // <name>.labels.npy next to it. Images are uint8 NHWC (or NHW for grey) in 0..255, or float NCHW
 // in 0..1 (quantised to uint8, the toolkit's image format). The file is one set: both splits
 // return all of it.
-import { readFile } from "node:fs/promises";
 import { ZipArchive } from "../../io/zip.js";
 import { npyValues, parseNpy, type NpyArray } from "../../io/npy.js";
 import { assertConsistent, type ImageDataset, type ReadOptions } from "../dataset.js";
+import { readDatasetFile } from "../read-dataset-file.js";
 
 const IMAGE_KEYS = ["x", "images", "data", "X"];
 const LABEL_KEYS = ["y", "labels", "targets", "Y"];
 
 async function readArrays(path: string): Promise<{ images: NpyArray; labels: NpyArray }> {
-  const bytes = await readFile(path);
+  const bytes = await readDatasetFile(path, "array-file");
   if (path.endsWith(".npz")) {
     const zip = new ZipArchive(bytes, path);
     const pick = (keys: string[], what: string): NpyArray => {
@@ -26,9 +26,9 @@ async function readArrays(path: string): Promise<{ images: NpyArray; labels: Npy
     const labelsPath = `${path.slice(0, -4)}.labels.npy`;
     let labelBytes: Uint8Array;
     try {
-      labelBytes = await readFile(labelsPath);
-    } catch {
-      throw new Error(`${path}: the labels must be in ${labelsPath} (or put both in a .npz as x and y)`);
+      labelBytes = await readDatasetFile(labelsPath, "array-file");
+    } catch (e) {
+      throw new Error(`${path}: the labels must be in ${labelsPath} (or put both in a .npz as x and y): ${(e as Error).message}`, { cause: e });
     }
     return { images: parseNpy(bytes, path), labels: parseNpy(labelBytes, labelsPath) };
   }

@@ -2,12 +2,14 @@
 // then B, each 32x32 row-major). Reads the extracted cifar-10-batches-bin folder, its parent, or the official
 // cifar-10-binary.tar.gz directly.
 
-import { readFile, stat } from "node:fs/promises";
+import { stat } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { assertConsistent, type ImageDataset, type ReadOptions, type Split } from "../dataset.js";
 import { DatasetFormatError } from "../errors.js";
 import { isArchivePath, memberName, scanTree } from "../file-tree.js";
 import { reshapeDataset } from "../transform.js";
+import { readDatasetFile } from "../read-dataset-file.js";
+import { FileReadError } from "../../util/read-regular-file.js";
 
 export const CIFAR10_CLASSES = [
   "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
@@ -108,13 +110,17 @@ export async function readCifar10Binary(path: string, opts: ReadOptions & { name
     source = dir;
     for (const name of wanted) {
       const file = join(dir, name);
-      const data = await readFile(file).catch((e: unknown) => {
-        throw new DatasetFormatError("cifar10", file, "missing or unreadable", { cause: e });
+      const data = await readDatasetFile(file, "cifar10").catch((e: unknown) => {
+        // A device or a pipe is said as such; anything else keeps the short message.
+        const cause = e instanceof DatasetFormatError ? e.cause : undefined;
+        const why = cause instanceof FileReadError && (cause.code === "ETYPE" || cause.code === "ESIZE") ? cause.problem : "missing or unreadable";
+        throw new DatasetFormatError("cifar10", file, why, { cause: e });
       });
       files.set(name, { data, file });
     }
     const metaFile = join(dir, "batches.meta.txt");
-    if (await exists(metaFile)) meta = { text: await readFile(metaFile, "utf8"), file: metaFile };
+    // The class names: a few hundred bytes.
+    if (await exists(metaFile)) meta = { text: (await readDatasetFile(metaFile, "cifar10", 1024 * 1024)).toString("utf8"), file: metaFile };
   }
 
   const classNames = meta ? parseCifarMeta(meta.text, meta.file) : [...CIFAR10_CLASSES];

@@ -1,12 +1,13 @@
 // MNIST-family IDX files (Fashion-MNIST, MNIST, KMNIST...): a big-endian header, then raw bytes.
 // Files may be gzipped (as distributed) or not (as extracted); gzip is detected by content, not by name.
 
-import { access, readFile } from "node:fs/promises";
+import { access } from "node:fs/promises";
 import { join } from "node:path";
 import { assertConsistent, type ImageDataset, type ReadOptions, type Split } from "../dataset.js";
-import { DatasetFormatError, errorMessage } from "../errors.js";
+import { DatasetFormatError } from "../errors.js";
 import { reshapeDataset } from "../transform.js";
-import { inflateIdx } from "./idx-inflate.js";
+import { MAX_IDX_BYTES, inflateIdx } from "./idx-inflate.js";
+import { readDatasetFile } from "../read-dataset-file.js";
 
 
 export const IDX_IMAGES_MAGIC = 0x00000803;
@@ -41,13 +42,8 @@ export function parseIdx(buf: Uint8Array, file: string, expectedMagic: number, e
 
 /** The file's IDX bytes; gzip is inflated no further than the shape its header declares. */
 export async function readMaybeGzipped(file: string, reader = "idx"): Promise<Uint8Array> {
-  let raw: Buffer;
-  try {
-    raw = await readFile(file);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new DatasetFormatError(reader, file, code === "EISDIR" ? "is a directory, not a file" : `cannot read (${code ?? errorMessage(e)})`, { cause: e });
-  }
+  // An IDX file, gzipped or not, is never larger than the largest IDX data we inflate.
+  const raw = await readDatasetFile(file, reader, MAX_IDX_BYTES);
   if (raw[0] !== 0x1f || raw[1] !== 0x8b) return raw;
   return inflateIdx(raw, file, reader);
 }
