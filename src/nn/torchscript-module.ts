@@ -3,7 +3,7 @@
 // its parameters and buffers are registered here under their own dotted names, as tensors that
 // share storage with the TorchScript module: stateDict(), loadStateDict() and in-place optimizer
 // steps read and change exactly what forward() computes with.
-import { readFileSync } from "node:fs";
+import { closeSync, constants, fstatSync, openSync, readSync } from "node:fs";
 import { libtorchVersion, type Tensor } from "../engine/index.js";
 import { ScriptModuleHandle, scriptFormatVersions } from "../engine/jit.js";
 import { formatVersion, isTorchScriptArchive } from "../io/torch-zip.js";
@@ -28,6 +28,35 @@ class ScriptSubmodule extends Module {
 
 const NEWER_LIBTORCH = "build the addon against a newer libtorch: BADEXPERT_LIBTORCH=/path/to/libtorch npm run setup";
 
+/** The largest TorchScript file read (the largest Buffer Node reads at once); a model beyond it cannot be loaded here. */
+const MAX_SCRIPT_BYTES = 2 ** 31 - 1;
+
+/** The whole file, its type and size checked on the open handle first: a FIFO would block forever, a device never end. */
+function readScriptBytes(path: string): Uint8Array {
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  } catch (e) {
+    throw new Error(`torchscript: cannot read ${path}: ${(e as Error).message}`, { cause: e });
+  }
+  try {
+    const st = fstatSync(fd);
+    if (st.isDirectory()) throw new Error(`torchscript: ${path} is a directory, not a TorchScript file`);
+    if (!st.isFile()) throw new Error(`torchscript: ${path} is not a regular file (a device, socket or pipe)`);
+    if (st.size > MAX_SCRIPT_BYTES) throw new Error(`torchscript: ${path} is ${st.size} bytes, over the ${MAX_SCRIPT_BYTES}-byte limit of a TorchScript file read here`);
+    const bytes = new Uint8Array(st.size);
+    let filled = 0;
+    while (filled < bytes.length) {
+      const n = readSync(fd, bytes, filled, bytes.length - filled, filled);
+      if (n === 0) break;
+      filled += n;
+    }
+    return bytes.subarray(0, filled);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 export interface ScriptLoadOptions {
   /** SHA-256 the file must have (a checkpoint's or bundle's record); checked on the very bytes that are loaded. */
   sha256?: string;
@@ -37,12 +66,7 @@ export interface ScriptLoadOptions {
 
 /** Reads the file once and checks it before libtorch sees it, so a wrong, altered or too-new file gets one clear error. */
 function readScriptFile(path: string, o: ScriptLoadOptions): Uint8Array {
-  let bytes: Uint8Array;
-  try {
-    bytes = readFileSync(path);
-  } catch (e) {
-    throw new Error(`torchscript: cannot read ${path}: ${(e as Error).message}`);
-  }
+  const bytes = readScriptBytes(path);
   if (o.sha256 !== undefined && sha256Hex(bytes) !== o.sha256) {
     throw new Error(`torchscript: ${path} does not match the SHA-256 recorded in ${o.recordedIn ?? "its manifest"}: the program was changed or replaced after it was written`);
   }
