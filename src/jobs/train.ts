@@ -165,6 +165,7 @@ export async function runTraining(o: TrainRunOptions): Promise<TrainRunResult> {
         // The checkpoint and its training state are replaced together, so a kill leaves a resumable pair.
         await saveCheckpoint(o.out, model, { ...base, training: training(), metrics: { cleanAccuracy: record.testAccuracy ?? Number.NaN } }, {
           replace: true,
+          argument: "--out",
           also: async (dir) => {
             await writeArtifacts(dir);
             await saveTrainState(dir, { epochsDone: record.epoch, config, history, optimizer: state.optimizer, schedule: state.schedule });
@@ -176,7 +177,7 @@ export async function runTraining(o: TrainRunOptions): Promise<TrainRunResult> {
     const metrics: Record<string, number> = { cleanAccuracy: final.accuracy, testLoss: final.loss };
     // The triggered test set built once above (for some attacks building it runs a trigger network).
     if (attackTestSet) metrics.attackSuccessRate = evaluateModel(model, attackTestSet, { normalization, device }).accuracy;
-    const meta = await saveCheckpoint(o.out, model, { ...base, training: training(), metrics }, { replace: true, carry: [STATE_META, STATE_WEIGHTS], also: writeArtifacts });
+    const meta = await saveCheckpoint(o.out, model, { ...base, training: training(), metrics }, { replace: true, argument: "--out", carry: [STATE_META, STATE_WEIGHTS], also: writeArtifacts });
     return {
       checkpoint: o.out,
       meta,

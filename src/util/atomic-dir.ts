@@ -216,22 +216,23 @@ function checkWritable(dir: string, o: WritableDirOptions): void {
 
 /** Throws when `dir` exists and is not empty, unless `replace` and it is one of ours; call it before long work. */
 export async function assertWritableDir(dir: string, o: WritableDirOptions): Promise<void> {
-  await Promise.resolve();
   checkWritable(dir, o);
 }
 
 /**
  * Empties and removes a directory of ours by the names its writer uses: regular files that
- * `contents` lists, then the listed subdirectories, then `dir` itself. Returns the entries left
- * (what badexpert did not write), leaving `dir` in place when there are any.
+ * `contents` lists (`last`, the manifest, after the others, so an interrupted removal leaves a
+ * directory still recognisably ours), the listed subdirectories, then `dir` itself. What badexpert
+ * did not write is noted in `left` and stays, and so does `dir` then.
  */
-function removeByNames(dir: string, contents: DirContents, prefix: string, left: Strangers): void {
-  for (const name of readdirSync(dir)) {
+function removeByNames(dir: string, contents: DirContents, prefix: string, left: Strangers, last?: string): void {
+  const names = readdirSync(dir).sort((a, b) => Number(a === last) - Number(b === last));
+  for (const name of names) {
     const path = join(dir, name);
     const st = lstatOrNull(path);
     if (st === null) continue;
     const sub = subdir(contents, name);
-    if (st.isDirectory() && sub !== undefined) removeByNames(path, sub, `${prefix}${name}/`, left);
+    if (st.isDirectory() && sub !== undefined) removeByNames(path, sub, `${prefix}${name}/`, left, undefined);
     else if (st.isFile() && listed(contents, name)) unlinkSync(path);
     else note(left, `${prefix}${name}${st.isDirectory() ? "/" : ""}`);
   }
@@ -253,13 +254,12 @@ function removeOwnedSync(dir: string, kinds: readonly OwnedDirKind[]): void {
   const v = judge(dir, names, kinds);
   if (!v.ours) throw new Error(`${dir} ${v.reason}; it was left in place`);
   const left: Strangers = { count: 0, shown: [] };
-  removeByNames(dir, { ...v.kind, files: [v.kind.manifest, ...v.kind.files] }, "", left);
+  removeByNames(dir, { ...v.kind, files: [v.kind.manifest, ...v.kind.files] }, "", left, v.kind.manifest);
   if (left.count > 0) throw new Error(`${dir} held ${entries(left.count)} badexpert did not write (${listing(left)}); they were left in place`);
 }
 
 /** Removes a directory one of our writers made (e.g. a bundle a job no longer needs); refuses, keeping everything, anything else. */
 export async function removeOwnedDir(dir: string, kinds: readonly OwnedDirKind[]): Promise<void> {
-  await Promise.resolve();
   removeOwnedSync(dir, kinds);
 }
 
