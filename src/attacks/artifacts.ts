@@ -8,11 +8,13 @@ import { join } from "node:path";
 import { tensor, tidy, type Tensor } from "../engine/index.js";
 import type { AnyModule } from "../nn/index.js";
 import { parseSafetensors, serializeSafetensors, sha256Hex, type RawTensor } from "../io/safetensors.js";
+import { CHECKPOINT_ATTACK_FILE } from "../train/checkpoint.js";
 
 /** Name → weights (row-major float32) and shape. */
 export type AttackArtifacts = ReadonlyMap<string, { readonly data: Float32Array; readonly shape: readonly number[] }>;
 
-export const ATTACK_ARTIFACTS_FILE = "attack.safetensors";
+/** The checkpoint's own name for the file (a checkpoint directory lists it among its files). */
+export const ATTACK_ARTIFACTS_FILE = CHECKPOINT_ATTACK_FILE;
 
 /** Our artefact files hold a few hundred kilobytes; anything near this is corrupt or hostile. */
 const MAX_HEADER_BYTES = 1024 * 1024;

@@ -17,7 +17,7 @@ import { modelForSpec, saveModelSource, TORCHSCRIPT_FILE } from "../models/model
 import { saveTensors, tensorsFromFile } from "../io/weights.js";
 import { parseSafetensors, readSafetensorsBytes, sha256Hex } from "../io/safetensors.js";
 import { WEIGHTS_MAX_HEADER_BYTES } from "../train/checkpoint.js";
-import { writeDirAtomically } from "../util/atomic-dir.js";
+import { writeDirAtomically, type OwnedDirKind } from "../util/atomic-dir.js";
 import { escapeControls } from "../util/printable.js";
 import { FileReadError, readRegularFile } from "../util/read-regular-file.js";
 import { BadExpertDetector, type DetectorInfo } from "./detector.js";
@@ -48,16 +48,28 @@ import {
 
 export { BUNDLE_FORMAT, BUNDLE_VERSION } from "./manifest.js";
 
+/** A BaDExpert bundle as saveBundle writes it: what `--force` may replace. */
+export const BUNDLE_DIR: OwnedDirKind = {
+  what: "badexpert detector bundle",
+  manifest: MANIFEST_FILE,
+  files: [MANIFEST_FILE, SIGNATURE_FILE, ...Object.values(WEIGHT_FILES), TORCHSCRIPT_FILE],
+  recognise: (m) => typeof m === "object" && m !== null && (m as { format?: unknown }).format === BUNDLE_FORMAT,
+};
+
 /** A manifest is a few kilobytes (tens with canary tables); a larger one is not ours. */
 export const MAX_MANIFEST_BYTES = 16 * 1024 * 1024;
 
 export interface SaveBundleOptions {
-  /** Replace an existing non-empty directory (otherwise refused). */
+  /** Replace an existing non-empty directory when it is a detector bundle of ours (anything else is refused). */
   replace?: boolean;
+  /** Other kinds of directory of ours that may be replaced too (e.g. a baseline detector's bundle). */
+  alsoReplaces?: readonly OwnedDirKind[];
   /** Ed25519 private key (KeyObject or PEM path): also writes detector.json.sig. */
   signKey?: KeyInput;
   /** How the user allows replacing, for the refusal message (e.g. "--force"). */
   forceHint?: string;
+  /** The option that named the directory, for messages (e.g. "--out"). */
+  argument?: string;
 }
 
 export interface LoadBundleOptions {
@@ -128,7 +140,12 @@ export async function saveBundle(dir: string, d: BadExpertDetector, o: SaveBundl
       await writeFile(join(tmp, MANIFEST_FILE), bytes);
       if (key) await writeFile(join(tmp, SIGNATURE_FILE), signBytes(bytes, key));
     },
-    { ...(o.replace !== undefined ? { replace: o.replace } : {}), ...(o.forceHint ? { forceHint: o.forceHint } : {}) },
+    {
+      kinds: [BUNDLE_DIR, ...(o.alsoReplaces ?? [])],
+      ...(o.replace !== undefined ? { replace: o.replace } : {}),
+      ...(o.forceHint ? { forceHint: o.forceHint } : {}),
+      ...(o.argument ? { argument: o.argument } : {}),
+    },
   );
 }
 

@@ -19,7 +19,8 @@ import { checkCalibrationRecord, type Calibration } from "../defense/threshold.j
 import { readCalibration } from "../defense/manifest.js";
 import { FieldReader } from "../util/fields.js";
 import { FileReadError, readRegularFile, sha256OfRegularFile } from "../util/read-regular-file.js";
-import { writeDirAtomically } from "../util/atomic-dir.js";
+import { writeDirAtomically, type OwnedDirKind } from "../util/atomic-dir.js";
+import { BUNDLE_DIR } from "../defense/bundle.js";
 import type { ParamValue } from "../attacks/attack.js";
 import type { DetectorContext, InputDetector } from "./detector.js";
 import { detectorInfo } from "./registry.js";
@@ -30,6 +31,15 @@ const MANIFEST = "detector.json";
 const STATE = "state.safetensors";
 /** The files of a baseline bundle (state only when the detector keeps tensors). */
 export const BASELINE_BUNDLE_FILES = { manifest: MANIFEST, state: STATE } as const;
+/** A baseline bundle as saveDetectorBundle writes it: what `--force` may replace. */
+export const BASELINE_BUNDLE_DIR: OwnedDirKind = {
+  what: "badexpert baseline detector bundle",
+  manifest: MANIFEST,
+  files: [MANIFEST, STATE],
+  recognise: (m) => typeof m === "object" && m !== null && (m as { format?: unknown }).format === DETECTOR_BUNDLE_FORMAT,
+};
+/** What a detector's --out may replace: a detector bundle of ours of either kind (a baseline's or BaDExpert's). */
+export const DETECTOR_BUNDLE_DIRS: readonly OwnedDirKind[] = [BUNDLE_DIR, BASELINE_BUNDLE_DIR];
 const HEX64 = /^[0-9a-f]{64}$/;
 const MAX_MANIFEST_BYTES = 16 * 1024 * 1024;
 
@@ -74,8 +84,12 @@ export interface SaveDetectorBundleOptions {
   dataset: string;
   /** The splits the detector was fitted and calibrated on (recorded for evaluate-defense). */
   splits?: DefenseSplitSpec;
-  /** Replace an existing non-empty directory (otherwise refused). */
+  /** Replace an existing non-empty directory when it is a detector bundle of ours (anything else is refused). */
   replace?: boolean;
+  /** How the user allows replacing, for the refusal message (e.g. "--force"). */
+  forceHint?: string;
+  /** The option that named the directory, for messages (e.g. "--out"). */
+  argument?: string;
 }
 
 export async function saveDetectorBundle(dir: string, det: InputDetector, o: SaveDetectorBundleOptions): Promise<void> {
@@ -106,7 +120,12 @@ export async function saveDetectorBundle(dir: string, det: InputDetector, o: Sav
       readManifest(JSON.parse(text), `saveDetectorBundle ${dir}: ${MANIFEST}`);
       await writeFile(join(tmp, MANIFEST), text);
     },
-    o.replace !== undefined ? { replace: o.replace } : {},
+    {
+      kinds: DETECTOR_BUNDLE_DIRS,
+      ...(o.replace !== undefined ? { replace: o.replace } : {}),
+      ...(o.forceHint ? { forceHint: o.forceHint } : {}),
+      ...(o.argument ? { argument: o.argument } : {}),
+    },
   );
 }
 

@@ -182,6 +182,42 @@ export function encodeModel(model: ModelProto): Uint8Array {
   return t.encode(t.fromObject(model)).finish();
 }
 
+/**
+ * ModelProto's producer_name read from the first bytes of an encoded model, or null when they do
+ * not hold it (not a ModelProto, or cut before the field). Encoders write fields in number order,
+ * so producer_name (2) comes right after ir_version (1).
+ */
+export function producerName(head: Uint8Array): string | null {
+  let at = 0;
+  const varint = (): number | null => {
+    let v = 0;
+    for (let shift = 0; shift < 64; shift += 7) {
+      if (at >= head.length) return null;
+      const b = head[at++] as number;
+      v += (b & 0x7f) * 2 ** shift;
+      if (b < 0x80) return v;
+    }
+    return null;
+  };
+  while (at < head.length) {
+    const tag = varint();
+    if (tag === null) return null;
+    const field = Math.floor(tag / 8);
+    const wire = tag % 8;
+    if (wire === 0) {
+      if (varint() === null) return null;
+    } else if (wire === 2) {
+      const n = varint();
+      if (n === null || at + n > head.length) return null;
+      if (field === 2) return new TextDecoder("utf-8", { fatal: false }).decode(head.subarray(at, at + n));
+      at += n;
+    } else if (wire === 1) at += 8;
+    else if (wire === 5) at += 4;
+    else return null;
+  }
+  return null;
+}
+
 type Obj = Record<string, unknown>;
 
 function obj(v: unknown, what: string): Obj {

@@ -1,9 +1,12 @@
 // A Triton Inference Server model repository for the exported graph, for Triton's onnxruntime
 // backend: <repo>/<name>/config.pbtxt and <repo>/<name>/1/model.onnx. Tensors whose only
 // dimension is the batch are declared with dims [1] and reshape [] (Triton's way of saying "one
-// value per request row" when max_batch_size > 0).
-import { mkdir, rename, writeFile } from "node:fs/promises";
+// value per request row" when max_batch_size > 0). The model's directory is written whole (and
+// holds badexpert-output.json, which Triton ignores), so it can be replaced later, and only when
+// badexpert wrote it: the repository's other models are never touched.
+import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { OUTPUT_MANIFEST, assertWritableDir, outputDirKind, outputManifest, writeDirAtomically, type WritableDirOptions } from "../util/atomic-dir.js";
 import { DataType, type DataTypeCode, type ModelProto, encodeModel } from "./onnx-proto.js";
 
 const TRITON_TYPES: Record<DataTypeCode, string> = {
@@ -22,6 +25,22 @@ export interface TritonOptions {
   maxBatchSize?: number;
   /** How long Triton may hold a request to batch it with others, in microseconds. Default 1000. */
   maxQueueDelayMicroseconds?: number;
+  /** Replace the model's directory when badexpert wrote it (anything else is refused). */
+  replace?: boolean;
+  /** How the user allows replacing, for the refusal message (e.g. "--force"). */
+  forceHint?: string;
+}
+
+/** A model's directory in a Triton repository as writeTritonRepository writes it. */
+export const TRITON_MODEL_DIR = outputDirKind("triton-model", "badexpert Triton model directory", { files: ["config.pbtxt"], dirs: { "1": { files: ["model.onnx"] } } });
+
+function modelDirOptions(o: TritonOptions): WritableDirOptions {
+  return { kinds: [TRITON_MODEL_DIR], replace: o.replace === true, ...(o.forceHint ? { forceHint: o.forceHint } : {}) };
+}
+
+/** Throws unless writeTritonRepository could write the model's directory; call it before exporting. */
+export async function assertTritonWritable(repo: string, o: TritonOptions = {}): Promise<void> {
+  await assertWritableDir(join(repo, o.name ?? "badexpert"), modelDirOptions(o));
 }
 
 function tensorEntries(ports: ModelProto["graph"]["input"]): string {
@@ -62,11 +81,16 @@ export function tritonConfig(model: ModelProto, o: TritonOptions = {}): string {
 export async function writeTritonRepository(repo: string, model: ModelProto, o: TritonOptions = {}): Promise<{ config: string; model: string }> {
   const config = tritonConfig(model, o);
   const dir = join(repo, o.name ?? "badexpert");
-  await mkdir(join(dir, "1"), { recursive: true });
-  const onnxPath = join(dir, "1", "model.onnx");
-  const configPath = join(dir, "config.pbtxt");
-  await writeFile(`${onnxPath}.tmp-${process.pid}`, encodeModel(model));
-  await rename(`${onnxPath}.tmp-${process.pid}`, onnxPath);
-  await writeFile(configPath, config);
-  return { config: configPath, model: onnxPath };
+  await mkdir(repo, { recursive: true });
+  await writeDirAtomically(
+    dir,
+    async (tmp) => {
+      await mkdir(join(tmp, "1"));
+      await writeFile(join(tmp, "1", "model.onnx"), encodeModel(model));
+      await writeFile(join(tmp, "config.pbtxt"), config);
+      await writeFile(join(tmp, OUTPUT_MANIFEST), outputManifest("triton-model"));
+    },
+    modelDirOptions(o),
+  );
+  return { config: join(dir, "config.pbtxt"), model: join(dir, "1", "model.onnx") };
 }

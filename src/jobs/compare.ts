@@ -15,7 +15,7 @@ import type { Calibration } from "../defense/threshold.js";
 import { fitDetector } from "../detectors/registry.js";
 import { calibrateDetector } from "../detectors/calibrate.js";
 import { evaluateDetector } from "../detectors/evaluate.js";
-import { writeCompareReport } from "../report/compare.js";
+import { assertCompareReportDir, writeCompareReport } from "../report/compare.js";
 import { testSplit } from "./defend.js";
 
 export interface CompareOptions {
@@ -127,6 +127,8 @@ export async function defenderData(meta: CheckpointMeta, o: DefenderDataOptions)
 export async function compareDetectors(o: CompareOptions): Promise<CompareResult> {
   const log = o.log ?? ((l: string) => console.error(l));
   if (o.detectors.length === 0) throw new RangeError("compare: detectors must name at least one detector");
+  // Refused before the detectors are fitted, not after.
+  if (o.report) await assertCompareReportDir(o.report);
   const { model, meta } = await loadCheckpoint(o.checkpoint);
   try {
     const { name, spec, splits, reserved, test } = await defenderData(meta, o);

@@ -10,7 +10,7 @@ import { assertWritableDir } from "../util/atomic-dir.js";
 import type { Calibration } from "../defense/threshold.js";
 import { detectorInfo, fitDetector } from "../detectors/registry.js";
 import { calibrateDetector } from "../detectors/calibrate.js";
-import { saveDetectorBundle } from "../detectors/bundle.js";
+import { DETECTOR_BUNDLE_DIRS, saveDetectorBundle } from "../detectors/bundle.js";
 import { resolveDetectorParams } from "../detectors/params.js";
 import { defenderData } from "./compare.js";
 import { minCalibrationCount } from "./defend.js";
@@ -51,7 +51,7 @@ export async function defendBaseline(o: DefendBaselineOptions): Promise<DefendBa
   resolveDetectorParams(o.detector, entry.params, o.params ?? {});
   const targetFpr = o.targetFpr ?? 0.01;
   if (!(targetFpr > 0 && targetFpr < 1)) throw new OptionError("targetFpr", `expected a number in (0, 1), got ${targetFpr}`);
-  await assertWritableDir(o.out, { replace: o.force === true, forceHint: "--force" });
+  await assertWritableDir(o.out, { kinds: DETECTOR_BUNDLE_DIRS, replace: o.force === true, forceHint: "--force", argument: "--out" });
   const { model, meta } = await loadCheckpoint(o.checkpoint);
   try {
     const { name, test, spec, splits, reserved } = await defenderData(meta, o);
@@ -66,7 +66,7 @@ export async function defendBaseline(o: DefendBaselineOptions): Promise<DefendBa
     try {
       const fit = Number(process.hrtime.bigint() - t0) / 1e9;
       const cal = calibrateDetector(det, calibration, targetFpr, { progressLabel: `${o.detector}: calibration` });
-      await saveDetectorBundle(o.out, det, { checkpoint: o.checkpoint, calibration: cal.calibration, dataset: name, splits: spec, replace: o.force === true });
+      await saveDetectorBundle(o.out, det, { checkpoint: o.checkpoint, calibration: cal.calibration, dataset: name, splits: spec, replace: o.force === true, forceHint: "--force", argument: "--out" });
       return {
         bundle: o.out,
         detector: o.detector,

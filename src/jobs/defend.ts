@@ -10,6 +10,7 @@ import { fitBadExpert, type FitDefenseOptions } from "../defense/fit.js";
 import { saveBundle } from "../defense/bundle.js";
 import { signingKey, type KeyInput } from "../defense/signature.js";
 import { assertWritableDir } from "../util/atomic-dir.js";
+import { BASELINE_BUNDLE_DIR, DETECTOR_BUNDLE_DIRS } from "../detectors/bundle.js";
 import { defaultSplitSpec, defenseSplits, type DefenseSplitSpec } from "../defense/splits.js";
 import { CANARY_KINDS, DEFAULT_CANARY_KINDS, selectUnlearnLr, type CanaryKind, type CanaryResult } from "../defense/canary.js";
 import { selectFinetuneLr, type AuxiliaryRateSelection } from "../defense/auxiliary-rate.js";
@@ -18,6 +19,7 @@ import type { ScoreRule } from "../defense/scores.js";
 import { ceilingWarning, type Calibration } from "../defense/threshold.js";
 import { checkJobDevice } from "./device.js";
 import { OptionError } from "./errors.js";
+import { requireDataPath } from "./data-path.js";
 
 export interface DefendOptions {
   checkpoint: string;
@@ -72,6 +74,7 @@ export interface DefendResult {
 }
 
 export async function testSplit(name: string, path: string | undefined, imageSize: [number, number], channels: number): Promise<ImageDataset> {
+  requireDataPath(name, path);
   return loadDataset(name, { split: "test", ...(path ? { path } : {}), imageSize, channels: channels === 1 ? 1 : 3 });
 }
 
@@ -97,7 +100,7 @@ function checkCalibrationSize(count: number, targetFpr: number, given: boolean):
 export async function defendCheckpoint(o: DefendOptions): Promise<DefendResult> {
   const log = o.log ?? ((l: string) => console.error(l));
   // Refused before minutes of finetuning, not after.
-  await assertWritableDir(o.out, { replace: o.force === true, forceHint: "--force" });
+  await assertWritableDir(o.out, { kinds: DETECTOR_BUNDLE_DIRS, replace: o.force === true, forceHint: "--force", argument: "--out" });
   if (o.signKey !== undefined) await signingKey(o.signKey);
   const device = o.device ?? "cpu";
   checkJobDevice(device);
@@ -181,7 +184,13 @@ export async function defendCheckpoint(o: DefendOptions): Promise<DefendResult> 
         ...(selection ? { unlearnSelection: selection } : {}),
         ...(finetuneSelection ? { finetuneSelection } : {}),
       };
-      await saveBundle(o.out, detector, { replace: o.force === true, forceHint: "--force", ...(o.signKey !== undefined ? { signKey: o.signKey } : {}) });
+      await saveBundle(o.out, detector, {
+        replace: o.force === true,
+        alsoReplaces: [BASELINE_BUNDLE_DIR],
+        forceHint: "--force",
+        argument: "--out",
+        ...(o.signKey !== undefined ? { signKey: o.signKey } : {}),
+      });
       const seconds = detector.info.creation.seconds ?? { expert: 0, auxiliary: 0, calibration: 0 };
       return {
         bundle: o.out,

@@ -9,7 +9,7 @@ import { defenseSplits } from "../defense/splits.js";
 import { evaluateDefense, type DefenseEvaluation } from "../defense/evaluate.js";
 import { recalibrate } from "../defense/recalibrate.js";
 import type { ScoreRule } from "../defense/scores.js";
-import { writeReport, type ReportScores } from "../report/report.js";
+import { assertReportDir, writeReport, type ReportScores } from "../report/report.js";
 import { baselineBundleDetector } from "../detectors/bundle.js";
 import { evaluateBaselineBundle } from "./evaluate-baseline.js";
 import { limited, type LimitOrder } from "./compare.js";
@@ -96,6 +96,8 @@ export interface EvaluateBundleResult extends Omit<DefenseEvaluation, "clean" | 
 
 export async function evaluateBundle(o: EvaluateBundleOptions): Promise<EvaluateBundleResult> {
   checkScoringDevice(o.device ?? "cpu");
+  // Refused before the evaluation, not after.
+  if (o.report) await assertReportDir(o.report);
   const baseline = await baselineBundleDetector(o.bundle);
   if (baseline !== null) return evaluateBaselineBundle(o, baseline);
   const det0 = await loadBundle(o.bundle, o.verifyKey !== undefined ? { verifyKey: o.verifyKey } : {});

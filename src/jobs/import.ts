@@ -1,19 +1,28 @@
 // The import job: a model trained elsewhere (a state_dict for a zoo architecture, or a
 // TorchScript file of any architecture) becomes a checkpoint directory every command takes.
 // What the model expects comes from a dataset, or is given (input shape, mean, std, classes);
-// with a dataset the model is evaluated on its test split and the accuracy recorded.
+// with a dataset the model is evaluated on its test split and the accuracy recorded. Before it is
+// accepted the model runs on a small batch, and a model a detector could not judge by (non-finite
+// logits, a wrong shape, rows that depend on the rest of the batch, a forward that fails) is refused.
 import { resolve } from "node:path";
-import { noGrad, tidy, zeros } from "../engine/index.js";
+import { inferenceMode, isFloating, tidy, type Tensor } from "../engine/index.js";
 import type { Module } from "../nn/index.js";
 import { StateDictError } from "../nn/state-dict-error.js";
 import { TorchScriptModule } from "../nn/torchscript-module.js";
 import { readStateDictFile } from "../io/state-dict-file.js";
-import { datasetInfo, loadDataset } from "../data/registry.js";
+import { datasetInfo, datasetNames, loadDataset } from "../data/registry.js";
+import type { ImageDataset } from "../data/dataset.js";
+import { gatherImages, imagesToTensor } from "../data/batch.js";
+import { normalize } from "../data/augment.js";
 import { createModel, modelNames } from "../models/registry.js";
 import { TORCHSCRIPT_ARCH } from "../models/model-source.js";
-import { saveCheckpoint, type CheckpointMeta, type ModelSpec, type Preprocessing } from "../train/checkpoint.js";
+import { CHECKPOINT_DIR, saveCheckpoint, type CheckpointMeta, type ModelSpec, type Preprocessing } from "../train/checkpoint.js";
 import { evaluateModel } from "../train/evaluate.js";
 import { FileReadError, readRegularTextFile } from "../util/read-regular-file.js";
+import { assertWritableDir } from "../util/atomic-dir.js";
+import { Rng } from "../util/rng.js";
+import { OptionError } from "./errors.js";
+import { requireDataPath } from "./data-path.js";
 
 export interface ImportOptions {
   out: string;
@@ -33,6 +42,8 @@ export interface ImportOptions {
   verify?: boolean;
   /** Where the verification runs (cpu, cuda, cuda:N; default cpu). The checkpoint is written from the CPU either way. */
   device?: string;
+  /** Replace an existing non-empty --out when it is a checkpoint of ours (anything else is refused). */
+  force?: boolean;
   log?: (line: string) => void;
 }
 
@@ -50,7 +61,7 @@ const MAX_CLASS_LIST_BYTES = 16 * 1024 * 1024;
 export async function readClassNames(spec: string): Promise<string[]> {
   if (/^\d+$/.test(spec)) {
     const n = Number(spec);
-    if (n < 2) throw new RangeError(`classes: expected at least 2 classes, got ${n}`);
+    if (n < 2) throw new OptionError("--classes", `expected at least 2 classes, got ${n}`);
     return Array.from({ length: n }, (_, i) => String(i));
   }
   let text: string;
@@ -58,10 +69,10 @@ export async function readClassNames(spec: string): Promise<string[]> {
     // A class list is a few kilobytes; a FIFO, a device or a huge file is refused before reading.
     text = await readRegularTextFile(spec, { maxBytes: MAX_CLASS_LIST_BYTES, what: "class names file" });
   } catch (e) {
-    throw new Error(`classes: ${spec} is neither a number nor a readable file of class names (${e instanceof FileReadError ? e.problem : (e as Error).message})`, { cause: e });
+    throw new OptionError("--classes", `${spec} is neither a number nor a readable file of class names (${e instanceof FileReadError ? e.problem : (e as Error).message})`);
   }
   const names = text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== "");
-  if (names.length < 2) throw new RangeError(`classes: ${spec} lists ${names.length} class names, expected at least 2 (one per line)`);
+  if (names.length < 2) throw new OptionError("--classes", `${spec} lists ${names.length} class names, expected at least 2 (one per line)`);
   return names;
 }
 
@@ -75,7 +86,7 @@ interface Target {
 function resolveTarget(o: ImportOptions): Target {
   if (o.dataset) {
     const info = datasetInfo(o.dataset);
-    if (!info.imageSize && !o.input) throw new Error(`import: dataset ${o.dataset} has no fixed image size; give --input CxHxW`);
+    if (!info.imageSize && !o.input) throw new OptionError("--input", `dataset ${o.dataset} has no fixed image size; give --input CxHxW`);
     const c = o.input?.[0] ?? info.channels;
     const [h, w] = o.input ? [o.input[1], o.input[2]] : [info.imageSize?.height ?? 0, info.imageSize?.width ?? 0];
     const mean = o.mean ?? info.mean ?? new Array<number>(c).fill(0.5);
@@ -84,13 +95,14 @@ function resolveTarget(o: ImportOptions): Target {
     return { preprocessing: { imageSize: [h, w], channels: c, mean, std }, classNames, dataset: { name: o.dataset, ...(o.dataPath ? { path: resolve(o.dataPath) } : {}) } };
   }
   if (!o.input || !o.mean || !o.std || !o.classNames) {
-    throw new Error("import: say what the model expects: --dataset NAME, or all of --input CxHxW --mean a,b,c --std a,b,c --classes FILE|N");
+    const missing = (["input", "mean", "std", "classNames"] as const).filter((k) => o[k] === undefined).map((k) => (k === "classNames" ? "--classes" : `--${k}`));
+    throw new OptionError("--dataset", `say what the model expects: --dataset NAME, or all of --input CxHxW --mean a,b,c --std a,b,c --classes FILE|N (missing: ${missing.join(", ")})`);
   }
   const [c, h, w] = o.input;
   for (const [k, v] of [["mean", o.mean], ["std", o.std]] as const) {
-    if (v.length !== c) throw new RangeError(`import: --${k} has ${v.length} values but --input has ${c} channels`);
+    if (v.length !== c) throw new OptionError(`--${k}`, `--${k} has ${v.length} values but --input has ${c} channels`);
   }
-  if (o.std.some((s) => !(s > 0))) throw new RangeError(`import: --std values must be positive, got ${o.std.join(",")}`);
+  if (o.std.some((s) => !(s > 0))) throw new OptionError("--std", `--std values must be positive, got ${o.std.join(",")}`);
   return { preprocessing: { imageSize: [h, w], channels: c, mean: o.mean, std: o.std }, classNames: o.classNames, dataset: { name: "custom" } };
 }
 
@@ -141,35 +153,117 @@ async function importWeights(o: ImportOptions, spec: ModelSpec, log: (l: string)
   }
 }
 
-function importTorchScript(o: ImportOptions, spec: ModelSpec): { model: Module; source: Record<string, unknown> } {
+function importTorchScript(o: ImportOptions): { model: Module; source: Record<string, unknown> } {
   const model = TorchScriptModule.load(o.torchscript as string);
-  try {
-    // One forward pass on a blank image: the output must be [1, numClasses] logits.
-    const shape = noGrad(() => tidy(() => model.forward(zeros([1, spec.inChannels, spec.imageSize, spec.imageSize])).shape));
-    if (shape.length !== 2 || shape[1] !== spec.numClasses) {
-      throw new RangeError(`import: ${o.torchscript} maps a [1, ${spec.inChannels}, ${spec.imageSize}, ${spec.imageSize}] input to [${shape.join(", ")}], expected [1, ${spec.numClasses}] logits`);
-    }
-  } catch (e) {
-    model.dispose();
-    const msg = (e as Error).message;
-    throw msg.startsWith("import:") ? e : new Error(`import: ${o.torchscript} does not run on [1, ${spec.inChannels}, ${spec.imageSize}, ${spec.imageSize}] inputs: ${msg.split("\n")[0] ?? ""}`);
-  }
   return { model, source: { kind: "torchscript", file: resolve(o.torchscript as string) } };
+}
+
+/** Inputs a model is tried on before it is accepted. */
+export const PROBE_INPUTS = 4;
+
+/** PROBE_INPUTS inputs of the declared shape, normalised as the checkpoint records: the dataset's first test images, or seeded noise without a dataset. */
+function probeBatch(spec: ModelSpec, p: Preprocessing, test: ImageDataset | null): Tensor {
+  const [h, w] = p.imageSize;
+  const per = h * w * p.channels;
+  let bytes: Uint8Array;
+  if (test !== null && test.count >= PROBE_INPUTS) {
+    bytes = gatherImages(test, Int32Array.from({ length: PROBE_INPUTS }, (_, i) => i));
+  } else {
+    const rng = new Rng(0);
+    bytes = Uint8Array.from({ length: PROBE_INPUTS * per }, () => Math.floor(rng.next() * 256));
+  }
+  return tidy(() => normalize(imagesToTensor(bytes, PROBE_INPUTS, h, w, p.channels), p.mean, p.std));
+}
+
+/** Largest difference allowed between an input's logits alone and in a batch (float32 kernels may pick other algorithms per batch size). */
+const BATCH_TOLERANCE = 1e-3;
+
+/**
+ * Runs the model on PROBE_INPUTS inputs, as a batch and one by one, and refuses what a detector
+ * could not judge by: a forward that fails or returns no tensor, an output that is not
+ * [batch, numClasses] floating-point logits, NaN or Infinity, or rows that change with the rest of
+ * the batch (scoring batches inputs, so each must be judged on its own).
+ */
+export function checkModelOutputs(model: Module, spec: ModelSpec, p: Preprocessing, test: ImageDataset | null, what: string): void {
+  model.eval();
+  const n = PROBE_INPUTS;
+  const shape = `[${n}, ${spec.inChannels}, ${p.imageSize[0]}, ${p.imageSize[1]}]`;
+  const inputs = test !== null && test.count >= n ? `the first ${n} test images of ${test.name}` : `${n} seeded random images`;
+  const classes = `${spec.numClasses} classes${test !== null ? ` in ${test.name}` : ""}`;
+  inferenceMode(() =>
+    tidy(() => {
+      const x = probeBatch(spec, p, test);
+      const run = (input: Tensor, label: string): Tensor => {
+        try {
+          return model.forward(input);
+        } catch (e) {
+          throw new Error(`import: ${what} fails on ${label}: ${((e as Error).message.split("\n")[0] ?? "").slice(0, 300)}`, { cause: e });
+        }
+      };
+      const y = run(x, `a batch of ${n} inputs ${shape}`);
+      if (y.shape.length !== 2 || y.shape[0] !== n || y.shape[1] !== spec.numClasses) {
+        throw new RangeError(`import: ${what} maps a batch of ${n} inputs ${shape} to [${y.shape.join(", ")}], expected [${n}, ${spec.numClasses}]: one row of logits per input, one value per class (${classes})`);
+      }
+      if (!isFloating(y.dtype)) throw new RangeError(`import: ${what} returns ${y.dtype} values, expected floating-point logits`);
+      const batch = y.to({ dtype: "float64" }).data() as Float64Array;
+      const badRows = new Set<number>();
+      let bad = 0;
+      batch.forEach((v, k) => {
+        if (!Number.isFinite(v)) {
+          bad++;
+          badRows.add(Math.floor(k / spec.numClasses));
+        }
+      });
+      if (bad > 0) {
+        throw new RangeError(
+          `import: ${what} returns ${bad} non-finite logit(s) (NaN or Infinity) for ${badRows.size} of ${n} inputs (${inputs}: input ${[...badRows].join(", ")}); ` +
+            "a detector cannot judge inputs by such logits",
+        );
+      }
+      for (let i = 0; i < n; i++) {
+        const alone = run(x.narrow(0, i, 1), `input ${i} alone [1, ${spec.inChannels}, ${p.imageSize[0]}, ${p.imageSize[1]}]`);
+        const ok = alone.shape.length === 2 && alone.shape[0] === 1 && alone.shape[1] === spec.numClasses;
+        const row = ok ? (alone.to({ dtype: "float64" }).data() as Float64Array) : null;
+        let worst = 0;
+        if (row !== null) {
+          row.forEach((v, c) => {
+            const b = batch[i * spec.numClasses + c] as number;
+            const d = Number.isFinite(v) ? Math.abs(v - b) / (1 + Math.abs(b)) : Number.POSITIVE_INFINITY;
+            worst = Math.max(worst, d);
+          });
+        }
+        if (row === null || worst > BATCH_TOLERANCE) {
+          throw new RangeError(
+            `import: ${what} gives input ${i} (${inputs}) ${row === null ? `output of shape [${alone.shape.join(", ")}]` : `logits up to ${worst.toPrecision(3)} (relative) away from its row of the batch`} ` +
+              `when run alone: its output depends on the other inputs of its batch, and scoring runs inputs in batches`,
+          );
+        }
+      }
+    }),
+  );
 }
 
 export async function importModel(o: ImportOptions): Promise<ImportResult> {
   const log = o.log ?? ((l: string) => console.error(l));
-  if ((o.weights === undefined) === (o.torchscript === undefined)) throw new Error("import: give exactly one of --weights FILE (with --arch NAME) and --torchscript FILE");
-  if (o.weights !== undefined && o.arch === undefined) throw new Error(`import: --weights needs --arch (one of ${modelNames().join(", ")}); a model of another architecture can be imported with --torchscript`);
+  if (o.weights !== undefined && o.torchscript !== undefined) throw new OptionError("--torchscript", "give one of --weights FILE (with --arch NAME) and --torchscript FILE, not both");
+  if (o.weights === undefined && o.torchscript === undefined) throw new OptionError("--weights", "give the model: --weights FILE (with --arch NAME) or --torchscript FILE");
+  if (o.weights !== undefined && o.arch === undefined) throw new OptionError("--arch", `--weights needs --arch (one of ${modelNames().join(", ")}); a model of another architecture can be imported with --torchscript`);
+  if (o.arch !== undefined && o.torchscript !== undefined) throw new OptionError("--arch", "--arch goes with --weights; a TorchScript file carries its own architecture");
+  if (o.arch !== undefined && !modelNames().includes(o.arch)) throw new OptionError("--arch", `unknown architecture ${JSON.stringify(o.arch)}; expected one of ${modelNames().join(", ")}`);
+  if (o.dataset !== undefined && !datasetNames().includes(o.dataset)) throw new OptionError("--dataset", `unknown dataset ${JSON.stringify(o.dataset)}; expected one of ${datasetNames().join(", ")}`);
   const target = resolveTarget(o);
   const { preprocessing: p, classNames } = target;
-  if (p.imageSize[0] !== p.imageSize[1]) throw new RangeError(`import: only square inputs are supported, got ${p.imageSize[0]}x${p.imageSize[1]}`);
+  if (p.imageSize[0] !== p.imageSize[1]) throw new OptionError("--input", `only square inputs are supported, got ${p.imageSize[0]}x${p.imageSize[1]}`);
+  if (o.dataset !== undefined) requireDataPath(o.dataset, o.dataPath);
+  // Refused before the model is read and evaluated.
+  await assertWritableDir(o.out, { kinds: [CHECKPOINT_DIR], replace: o.force === true, forceHint: "--force", argument: "--out" });
   const test = o.dataset ? await loadDataset(o.dataset, { split: "test", ...(o.dataPath ? { path: o.dataPath } : {}), imageSize: p.imageSize, channels: p.channels === 1 ? 1 : 3 }) : null;
   const names = test && !o.classNames ? test.classNames : classNames;
-  if (test && test.classNames.length !== names.length) throw new RangeError(`import: dataset ${test.name} has ${test.classNames.length} classes but --classes gives ${names.length}`);
+  if (test && test.classNames.length !== names.length) throw new OptionError("--classes", `dataset ${test.name} has ${test.classNames.length} classes but --classes gives ${names.length}`);
   const spec: ModelSpec = { name: o.torchscript ? TORCHSCRIPT_ARCH : (o.arch as string), numClasses: names.length, inChannels: p.channels, imageSize: p.imageSize[0] };
-  const { model, source } = o.torchscript ? importTorchScript(o, spec) : await importWeights(o, spec, log);
+  const { model, source } = o.torchscript ? importTorchScript(o) : await importWeights(o, spec, log);
   try {
+    checkModelOutputs(model, spec, p, test, (o.torchscript ?? o.weights) as string);
     let accuracy: number | null = null;
     if (test && (o.verify ?? true)) {
       const device = o.device ?? "cpu";
@@ -179,14 +273,19 @@ export async function importModel(o: ImportOptions): Promise<ImportResult> {
       log(`accuracy on ${test.name}/test: ${(100 * accuracy).toFixed(2)}% over ${test.count} images${device !== "cpu" ? ` (on ${device})` : ""}`);
     }
     model.eval();
-    const meta = await saveCheckpoint(o.out, model, {
-      model: spec,
-      dataset: { ...target.dataset, ...(test ? { testCount: test.count } : {}) },
-      preprocessing: p,
-      classNames: names,
-      training: { imported: source },
-      metrics: accuracy === null ? {} : { cleanAccuracy: accuracy },
-    });
+    const meta = await saveCheckpoint(
+      o.out,
+      model,
+      {
+        model: spec,
+        dataset: { ...target.dataset, ...(test ? { testCount: test.count } : {}) },
+        preprocessing: p,
+        classNames: names,
+        training: { imported: source },
+        metrics: accuracy === null ? {} : { cleanAccuracy: accuracy },
+      },
+      { replace: o.force === true, forceHint: "--force", argument: "--out" },
+    );
     log(`wrote checkpoint ${o.out}`);
     return { checkpoint: o.out, meta, accuracy, source };
   } finally {

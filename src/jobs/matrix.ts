@@ -4,7 +4,7 @@
 // evaluate-defense job (at each requested FPR), and written as one JSON file. A cell whose file
 // is complete is skipped, so a killed run continues where it stopped; files are written
 // atomically, so a kill never leaves a cell that looks finished.
-import { readFile, readdir, rm } from "node:fs/promises";
+import { readFile, readdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { ParamValue } from "../attacks/attack.js";
 import type { AuxiliaryRateSelection } from "../defense/auxiliary-rate.js";
@@ -15,6 +15,8 @@ import type { DetectorParts } from "../defense/parts.js";
 import { readCheckpointMeta } from "../train/checkpoint.js";
 import { recipeFor } from "../train/recipes.js";
 import { writeFileAtomically } from "../util/atomic-file.js";
+import { removeOwnedDir } from "../util/atomic-dir.js";
+import { BUNDLE_DIR } from "../defense/bundle.js";
 import { settingsTag } from "../util/settings-tag.js";
 import { defendCheckpoint } from "./defend.js";
 import { evaluateBundle } from "./evaluate-defense.js";
@@ -217,7 +219,8 @@ export async function runCell(c: MatrixCell, o: RunCellOptions): Promise<MatrixC
     scoringRate = e.scoringRate;
     scores ??= aurocSets(e.clean, e.poisoned);
   }
-  await rm(bundle, { recursive: true, force: true });
+  // Removed by the names a bundle's writer uses: the results folder is the user's.
+  await removeOwnedDir(bundle, [BUNDLE_DIR]);
   const result: MatrixCellResult = {
     version: MATRIX_RESULT_VERSION,
     cell: c,

@@ -7,7 +7,7 @@ import type { ParamValue } from "../attacks/attack.js";
 import { attackInfo, attackNames, createAttack } from "../attacks/registry.js";
 import { isTamperingAttack } from "../attacks/tampering.js";
 import { loadDataset } from "../data/registry.js";
-import { loadCheckpoint, readCheckpointMeta, saveCheckpoint, type CheckpointMeta } from "../train/checkpoint.js";
+import { CHECKPOINT_DIR, loadCheckpoint, readCheckpointMeta, saveCheckpoint, type CheckpointMeta } from "../train/checkpoint.js";
 import { evaluateModel } from "../train/evaluate.js";
 import { assertWritableDir } from "../util/atomic-dir.js";
 import { testSplit } from "./defend.js";
@@ -58,7 +58,7 @@ export async function runTampering(o: TamperRunOptions): Promise<TamperRunResult
     );
   }
   if (!Number.isInteger(o.seed) || o.seed < 0) throw new RangeError(`attack apply: seed must be a non-negative integer, got ${o.seed}`);
-  await assertWritableDir(o.out, { replace: o.force === true, forceHint: "--force" });
+  await assertWritableDir(o.out, { kinds: [CHECKPOINT_DIR], replace: o.force === true, forceHint: "--force", argument: "--out" });
   const meta0 = await readCheckpointMeta(o.checkpoint);
   const [h, w] = meta0.preprocessing.imageSize;
   const channels = meta0.preprocessing.channels;
@@ -101,7 +101,7 @@ export async function runTampering(o: TamperRunOptions): Promise<TamperRunResult
         },
         metrics: { ...meta.metrics, cleanAccuracy: ca, attackSuccessRate: asr },
       },
-      { replace: o.force === true, forceHint: "--force" },
+      { replace: o.force === true, forceHint: "--force", argument: "--out" },
     );
     return {
       checkpoint: o.out,

@@ -14,9 +14,10 @@ import { saveArtifacts, type AttackArtifacts } from "../attacks/artifacts.js";
 import { validateConfig, type TrainConfig } from "../train/config.js";
 import { fit, type EpochRecord } from "../train/trainer.js";
 import { evaluateModel } from "../train/evaluate.js";
-import { saveCheckpoint, readCheckpointMeta, loadCheckpoint, type AttackRecord, type CheckpointMeta } from "../train/checkpoint.js";
+import { CHECKPOINT_DIR, saveCheckpoint, readCheckpointMeta, loadCheckpoint, type AttackRecord, type CheckpointMeta } from "../train/checkpoint.js";
 import { saveTrainState, loadTrainState, hasTrainState, STATE_META, STATE_WEIGHTS } from "../train/resume.js";
 import { assertWritableDir } from "../util/atomic-dir.js";
+import { requireDataPath } from "./data-path.js";
 
 export interface TrainRunOptions {
   dataset: string;
@@ -58,9 +59,10 @@ export async function runTraining(o: TrainRunOptions): Promise<TrainRunResult> {
     const n = o.attack.name;
     throw new Error(`attack '${n}' tampers with a trained model: train a clean model, then run \`badexpert attack apply --attack ${n} --checkpoint CLEAN --out DIR\``);
   }
-  // Before any work: never overwrite someone's checkpoint or bundle by accident.
-  if (!o.resume) await assertWritableDir(o.out, { replace: o.force === true, forceHint: "--force" });
   const info = datasetInfo(o.dataset);
+  requireDataPath(o.dataset, o.dataPath);
+  // Before any work: never overwrite someone's checkpoint or bundle by accident.
+  if (!o.resume) await assertWritableDir(o.out, { kinds: [CHECKPOINT_DIR], replace: o.force === true, forceHint: "--force", argument: "--out" });
   const loadOpts = { ...(o.dataPath ? { path: o.dataPath } : {}), ...(o.imageSize ? { imageSize: o.imageSize } : {}) };
   const trainFull = await loadDataset(o.dataset, { split: "train", ...loadOpts });
   const testSet = await loadDataset(o.dataset, { split: "test", ...loadOpts });
@@ -163,6 +165,7 @@ export async function runTraining(o: TrainRunOptions): Promise<TrainRunResult> {
         // The checkpoint and its training state are replaced together, so a kill leaves a resumable pair.
         await saveCheckpoint(o.out, model, { ...base, training: training(), metrics: { cleanAccuracy: record.testAccuracy ?? Number.NaN } }, {
           replace: true,
+          argument: "--out",
           also: async (dir) => {
             await writeArtifacts(dir);
             await saveTrainState(dir, { epochsDone: record.epoch, config, history, optimizer: state.optimizer, schedule: state.schedule });
@@ -174,7 +177,7 @@ export async function runTraining(o: TrainRunOptions): Promise<TrainRunResult> {
     const metrics: Record<string, number> = { cleanAccuracy: final.accuracy, testLoss: final.loss };
     // The triggered test set built once above (for some attacks building it runs a trigger network).
     if (attackTestSet) metrics.attackSuccessRate = evaluateModel(model, attackTestSet, { normalization, device }).accuracy;
-    const meta = await saveCheckpoint(o.out, model, { ...base, training: training(), metrics }, { replace: true, carry: [STATE_META, STATE_WEIGHTS], also: writeArtifacts });
+    const meta = await saveCheckpoint(o.out, model, { ...base, training: training(), metrics }, { replace: true, argument: "--out", carry: [STATE_META, STATE_WEIGHTS], also: writeArtifacts });
     return {
       checkpoint: o.out,
       meta,

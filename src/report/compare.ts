@@ -1,8 +1,9 @@
 // The comparison report: several detectors on the same splits and attack — one table (AUROC,
 // TPR/FPR at each detector's calibrated threshold, CA and ASR after, cost), every ROC curve in one
 // chart, as a self-contained HTML page, Markdown (with the chart as an SVG beside it) and JSON.
-import { mkdir, writeFile } from "node:fs/promises";
+import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { OUTPUT_MANIFEST, assertWritableDir, outputDirKind, outputManifest, writeDirAtomically, type WritableDirOptions } from "../util/atomic-dir.js";
 import type { DefenseMetrics, RocPoint } from "../defense/metrics.js";
 import { axes, esc, frame, legend, svg, sx, sy } from "./svg.js";
 
@@ -123,17 +124,31 @@ every detector fitted on the same reserved clean split, its threshold calibrated
 `;
 }
 
+/** A comparison report directory as writeCompareReport writes it. */
+export const COMPARE_REPORT_DIR = outputDirKind("compare-report", "badexpert comparison report", { files: ["compare.html", "compare.md", "roc.svg", "compare.json"] });
+
+/** A report is written whole and replaces an earlier report of ours; any other non-empty directory is refused. */
+const COMPARE_WRITE: WritableDirOptions = { kinds: [COMPARE_REPORT_DIR], replace: true, argument: "--report" };
+
+/** Throws unless writeCompareReport could write `dir`: call it before the comparison, so a refused directory costs no work. */
+export async function assertCompareReportDir(dir: string): Promise<void> {
+  await assertWritableDir(dir, COMPARE_WRITE);
+}
+
 /** Writes compare.html, compare.md, roc.svg and compare.json into `dir`. */
 export async function writeCompareReport(dir: string, r: CompareReport): Promise<{ html: string; markdown: string; json: string }> {
-  await mkdir(dir, { recursive: true });
   const chart = multiRocChart(r.rows.map((row) => ({ label: `${row.detector} (AUROC ${fixed(row.metrics.auroc, 4)})`, points: row.roc, operating: { fpr: row.metrics.fpr, tpr: row.metrics.tpr } })));
-  await writeFile(join(dir, "roc.svg"), chart);
-  const html = join(dir, "compare.html");
-  const markdown = join(dir, "compare.md");
-  const json = join(dir, "compare.json");
-  await writeFile(html, renderCompareHtml(r, chart));
-  await writeFile(markdown, renderCompareMarkdown(r, "roc.svg"));
   const rows = r.rows.map((row) => ({ ...row, roc: thinRoc(row.roc, 200).map((p) => ({ fpr: p.fpr, tpr: p.tpr, threshold: Number.isFinite(p.threshold) ? p.threshold : String(p.threshold) })) }));
-  await writeFile(json, `${JSON.stringify({ ...r, rows }, null, 2)}\n`);
-  return { html, markdown, json };
+  await writeDirAtomically(
+    dir,
+    async (tmp) => {
+      await writeFile(join(tmp, "roc.svg"), chart);
+      await writeFile(join(tmp, "compare.html"), renderCompareHtml(r, chart));
+      await writeFile(join(tmp, "compare.md"), renderCompareMarkdown(r, "roc.svg"));
+      await writeFile(join(tmp, "compare.json"), `${JSON.stringify({ ...r, rows }, null, 2)}\n`);
+      await writeFile(join(tmp, OUTPUT_MANIFEST), outputManifest("compare-report"));
+    },
+    COMPARE_WRITE,
+  );
+  return { html: join(dir, "compare.html"), markdown: join(dir, "compare.md"), json: join(dir, "compare.json") };
 }

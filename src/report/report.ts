@@ -1,7 +1,8 @@
 // The defense report: a self-contained HTML page (inline SVG, no external assets) and a Markdown
 // summary with the same metrics table and the charts as SVG files beside it, plus metrics.json.
-import { mkdir, writeFile } from "node:fs/promises";
+import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { OUTPUT_MANIFEST, assertWritableDir, outputDirKind, outputManifest, writeDirAtomically, type WritableDirOptions } from "../util/atomic-dir.js";
 import type { DefenseMetrics } from "../defense/metrics.js";
 import { rocCurve } from "../defense/metrics.js";
 import type { ScoreRule } from "../defense/scores.js";
@@ -249,22 +250,39 @@ function forensicsJson(f: ForensicsSection | undefined): Record<string, unknown>
   return { method: f.method, flagged: f.flagged, explained: f.explained, target: f.target, byClass: f.byClass, boxes: f.boxes, compact: f.compact };
 }
 
+/** A report directory as writeReport writes it. */
+export const REPORT_DIR = outputDirKind("defense-report", "badexpert defense report", {
+  files: ["report.html", "report.md", "roc.svg", "scores.svg", "plane.svg", "forensics-mean-map.png", "forensics-trigger-estimate.png", "metrics.json"],
+});
+
+/** A report is written whole and replaces an earlier report of ours; any other non-empty directory is refused. */
+const REPORT_WRITE: WritableDirOptions = { kinds: [REPORT_DIR], replace: true, argument: "--report" };
+
+/** Throws unless writeReport could write `dir`: call it before the evaluation, so a refused directory costs no work. */
+export async function assertReportDir(dir: string): Promise<void> {
+  await assertWritableDir(dir, REPORT_WRITE);
+}
+
 /** Writes report.html, report.md, roc.svg, scores.svg, plane.svg and metrics.json into `dir`. */
 export async function writeReport(dir: string, r: DefenseReport): Promise<{ html: string; markdown: string }> {
-  await mkdir(dir, { recursive: true });
   const charts = renderCharts(r);
   const files = { roc: "roc.svg", scores: "scores.svg", plane: charts.plane !== null ? "plane.svg" : null };
-  await writeFile(join(dir, files.roc), charts.roc);
-  await writeFile(join(dir, files.scores), charts.scores);
-  if (charts.plane !== null) await writeFile(join(dir, "plane.svg"), charts.plane);
-  const html = join(dir, "report.html");
-  const markdown = join(dir, "report.md");
-  await writeFile(html, renderHtml(r, charts));
-  await writeFile(markdown, renderMarkdown(r, files));
-  if (r.forensics && !r.baseline) {
-    await writeFile(join(dir, "forensics-mean-map.png"), r.forensics.meanMapPng);
-    await writeFile(join(dir, "forensics-trigger-estimate.png"), r.forensics.patternPng);
-  }
-  await writeFile(join(dir, "metrics.json"), `${JSON.stringify({ dataset: r.dataset, model: r.model, attack: r.attack, detector: r.baseline?.name ?? "badexpert", ...(r.baseline ? { params: r.baseline.params } : {}), rule: r.rule, targetFpr: r.targetFpr, ...r.metrics, unlearning: r.unlearning ?? null, forensics: r.baseline ? null : forensicsJson(r.forensics), details: r.details }, null, 2)}\n`);
-  return { html, markdown };
+  await writeDirAtomically(
+    dir,
+    async (tmp) => {
+      await writeFile(join(tmp, files.roc), charts.roc);
+      await writeFile(join(tmp, files.scores), charts.scores);
+      if (charts.plane !== null) await writeFile(join(tmp, "plane.svg"), charts.plane);
+      await writeFile(join(tmp, "report.html"), renderHtml(r, charts));
+      await writeFile(join(tmp, "report.md"), renderMarkdown(r, files));
+      if (r.forensics && !r.baseline) {
+        await writeFile(join(tmp, "forensics-mean-map.png"), r.forensics.meanMapPng);
+        await writeFile(join(tmp, "forensics-trigger-estimate.png"), r.forensics.patternPng);
+      }
+      await writeFile(join(tmp, "metrics.json"), `${JSON.stringify({ dataset: r.dataset, model: r.model, attack: r.attack, detector: r.baseline?.name ?? "badexpert", ...(r.baseline ? { params: r.baseline.params } : {}), rule: r.rule, targetFpr: r.targetFpr, ...r.metrics, unlearning: r.unlearning ?? null, forensics: r.baseline ? null : forensicsJson(r.forensics), details: r.details }, null, 2)}\n`);
+      await writeFile(join(tmp, OUTPUT_MANIFEST), outputManifest("defense-report"));
+    },
+    REPORT_WRITE,
+  );
+  return { html: join(dir, "report.html"), markdown: join(dir, "report.md") };
 }

@@ -7,15 +7,16 @@ import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { dispose } from "../engine/index.js";
 import type { Module } from "../nn/index.js";
-import { modelForSpec, saveModelSource } from "../models/model-source.js";
+import { modelForSpec, saveModelSource, TORCHSCRIPT_FILE } from "../models/model-source.js";
 import { saveTensors, tensorsFromFile } from "../io/weights.js";
 import { parseSafetensors, readSafetensorsBytes, sha256Hex } from "../io/safetensors.js";
 import { FieldReader } from "../util/fields.js";
-import { writeDirAtomically } from "../util/atomic-dir.js";
+import { writeDirAtomically, type OwnedDirKind } from "../util/atomic-dir.js";
 import { escapeControls } from "../util/printable.js";
 import { FileReadError, readRegularTextFile } from "../util/read-regular-file.js";
 import type { TrainConfig } from "./config.js";
 import type { EpochRecord } from "./trainer.js";
+import { STATE_META, STATE_WEIGHTS } from "./resume.js";
 import { readClassNames, readModelSpec, readPreprocessing, type ModelSpec, type Preprocessing } from "./spec.js";
 
 export type { ModelSpec, Preprocessing } from "./spec.js";
@@ -71,9 +72,19 @@ export interface CheckpointMeta {
 
 export const MODEL_WEIGHTS = "model.safetensors";
 export const MODEL_META = "model.json";
+/** The weights of a network an attack trained while poisoning (attacks/artifacts.ts), stored with the checkpoint. */
+export const CHECKPOINT_ATTACK_FILE = "attack.safetensors";
+
+/** A checkpoint directory as our writers make it: what `--force` may replace. */
+export const CHECKPOINT_DIR: OwnedDirKind = {
+  what: "badexpert checkpoint",
+  manifest: MODEL_META,
+  files: [MODEL_META, MODEL_WEIGHTS, TORCHSCRIPT_FILE, STATE_META, STATE_WEIGHTS, CHECKPOINT_ATTACK_FILE],
+  recognise: (m) => typeof m === "object" && m !== null && (m as { format?: unknown }).format === CHECKPOINT_FORMAT,
+};
 
 export interface SaveCheckpointOptions {
-  /** Replace an existing non-empty directory (a run's own checkpoint, or --force). */
+  /** Replace an existing non-empty directory when it is a checkpoint of ours (a run's own checkpoint, or --force). */
   replace?: boolean;
   /** Writes more files (e.g. the training state) into the new directory before it is renamed into place. */
   also?: (dir: string) => Promise<void>;
@@ -81,6 +92,8 @@ export interface SaveCheckpointOptions {
   carry?: readonly string[];
   /** How the user allows replacing, for the refusal message (e.g. "--force"). */
   forceHint?: string;
+  /** The option that named the directory, for messages (e.g. "--out"). */
+  argument?: string;
 }
 
 /** Writes the checkpoint directory atomically: the old one (if replaced) stays whole until the new one is complete. */
@@ -107,7 +120,13 @@ export async function saveCheckpoint(
       await writeFile(join(tmp, MODEL_META), `${JSON.stringify(full, null, 2)}\n`);
       await o.also?.(tmp);
     },
-    { ...(o.replace !== undefined ? { replace: o.replace } : {}), ...(o.carry ? { carry: o.carry } : {}), ...(o.forceHint ? { forceHint: o.forceHint } : {}) },
+    {
+      kinds: [CHECKPOINT_DIR],
+      ...(o.replace !== undefined ? { replace: o.replace } : {}),
+      ...(o.carry ? { carry: o.carry } : {}),
+      ...(o.forceHint ? { forceHint: o.forceHint } : {}),
+      ...(o.argument ? { argument: o.argument } : {}),
+    },
   );
   if (!full) throw new Error(`checkpoint: ${dir} was not written`);
   return full;

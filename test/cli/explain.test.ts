@@ -52,7 +52,7 @@ test("explain writes an overlay per flagged input, the maps and a summary whose 
   // --all explains every input; an existing --out needs --force.
   const again = await runCli(["explain", "--bundle", bundle, "--out", out, "--method", "gradient", "--all", ...files.slice(0, 5)]);
   assert.equal(again.code, 2);
-  assert.match(again.err, /--out .* exists and is not empty \(add --force to replace it\)/);
+  assert.match(again.err, /--out .* already exists and is not empty \(\d+ entries\); refusing to overwrite it \(--force replaces it\)/);
   const all = await runCli(["explain", "--bundle", bundle, "--out", out, "--method", "gradient", "--all", "--force", ...files.slice(0, 5)]);
   assert.equal(all.code, 0, all.err);
   assert.equal((all.json() as { explained: number }).explained, 5);

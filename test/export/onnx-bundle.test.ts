@@ -3,7 +3,7 @@
 // Triton repository describes the graph; NaN scores are flagged (fail closed).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { manualSeed, memory, noGrad, rand, tensor, tidy } from "../../src/engine/index.js";
@@ -87,6 +87,26 @@ test("a fitted bundle: export, Triton repository, scan --engine onnxruntime and 
         assert.match(config, new RegExp(`name: "${name}"\\n {4}data_type: ${type}\\n {4}dims: \\[ 1 \\]\\n {4}reshape: \\{ shape: \\[ \\] \\}`));
       }
       assert.match(config, /dynamic_batching \{\n {2}max_queue_delay_microseconds: 1000\n\}/);
+
+      // An existing --out is replaced only with --force, and only when badexpert exported it;
+      // the repository's other models and anyone's files stay as they are.
+      const triton = ["export", "--bundle", join(dir, "bundle"), "--format", "triton", "--out", repo, "--name", "bx"];
+      await mkdir(join(repo, "theirs", "1"), { recursive: true });
+      await writeFile(join(repo, "theirs", "config.pbtxt"), "name: \"theirs\"");
+      await assert.rejects(run(triton), /bx already exists and is not empty \(3 entries\); refusing to overwrite it \(--force replaces it\)/);
+      assert.equal((await run([...triton, "--force"])).code, 0);
+      assert.equal(await readFile(join(repo, "theirs", "config.pbtxt"), "utf8"), "name: \"theirs\"");
+      await writeFile(join(repo, "bx", "labels.txt"), "mine");
+      await assert.rejects(run([...triton, "--force"]), /bx holds a badexpert Triton model directory and 1 entry badexpert did not write \(labels\.txt\); refusing to replace it/);
+      assert.equal(await readFile(join(repo, "bx", "labels.txt"), "utf8"), "mine");
+      const onnxArgs = ["export", "--bundle", join(dir, "bundle"), "--out", file];
+      await assert.rejects(run(onnxArgs), /detector\.onnx already exists; refusing to overwrite it \(--force replaces an ONNX model badexpert exported\)/);
+      assert.equal((await run([...onnxArgs, "--force"])).code, 0);
+      assert.deepEqual(new Uint8Array(await readFile(file)), bytes, "the same export again");
+      const theirs = join(dir, "theirs.onnx");
+      await writeFile(theirs, "not a model of ours");
+      await assert.rejects(run(["export", "--bundle", join(dir, "bundle"), "--out", theirs, "--force"]), /theirs\.onnx is not an ONNX model badexpert exported \(not an ONNX model\); refusing to replace it/);
+      assert.equal(await readFile(theirs, "utf8"), "not a model of ours");
 
       // --model-only: M's logits and prediction.
       assert.equal((await run(["export", "--bundle", join(dir, "bundle"), "--model-only", "--out", join(dir, "m.onnx")])).code, 0);

@@ -11,6 +11,8 @@ import { dispose, memory, noGrad, tidy } from "../../src/engine/index.js";
 import { liveScriptModules } from "../../src/engine/jit.js";
 import { TorchScriptModule } from "../../src/nn/torchscript-module.js";
 import { importModel, readClassNames } from "../../src/jobs/import.js";
+import { readStateDictFile } from "../../src/io/state-dict-file.js";
+import { saveTensors } from "../../src/io/weights.js";
 import { loadCheckpoint } from "../../src/train/checkpoint.js";
 import { defendCheckpoint } from "../../src/jobs/defend.js";
 import { evaluateBundle } from "../../src/jobs/evaluate-defense.js";
@@ -69,7 +71,7 @@ test("a key mismatch lists every missing and unexpected key and names the closes
     });
     await assert.rejects(importModel({ out: dir, weights: fixture("compact-cnn.safetensors"), ...FMNIST, classNames, log: quiet }), /--weights needs --arch \(one of resnet18, /);
     await assert.rejects(importModel({ out: dir, torchscript: fixture("tiny-mixer-traced.pt"), log: quiet }), /--dataset NAME, or all of --input CxHxW/);
-    await assert.rejects(importModel({ out: dir, torchscript: fixture("tiny-mixer-traced.pt"), ...FMNIST, classNames: ["a", "b", "c"], log: quiet }), /maps a \[1, 1, 28, 28\] input to \[1, 10\], expected \[1, 3\] logits/);
+    await assert.rejects(importModel({ out: dir, torchscript: fixture("tiny-mixer-traced.pt"), ...FMNIST, classNames: ["a", "b", "c"], log: quiet }), /maps a batch of 4 inputs \[4, 1, 28, 28\] to \[4, 10\], expected \[4, 3\]/);
     await assert.rejects(importModel({ out: dir, torchscript: fixture("tiny-mixer-traced.pt"), ...FMNIST, mean: [0.1, 0.2], classNames, log: quiet }), /--mean has 2 values but --input has 1 channels/);
     await writeFile(join(dir, "classes.txt"), "cat\ndog\n\n");
     assert.deepEqual(await readClassNames(join(dir, "classes.txt")), ["cat", "dog"]);
@@ -78,6 +80,42 @@ test("a key mismatch lists every missing and unexpected key and names the closes
     await rm(dir, { recursive: true, force: true });
   }
   assert.equal(memory().numTensors, before);
+});
+
+test("a model whose output a detector cannot use is refused before a checkpoint is written", async () => {
+  const before = memory().numTensors;
+  const scripts = liveScriptModules();
+  const dir = await mkdtemp(join(tmpdir(), "bx-import-"));
+  try {
+    const classNames = await readClassNames("10");
+    // TorchScript files written by PyTorch (test/fixtures/pytorch/make-unusable.py); seeded noise as inputs, and the dataset's images.
+    const cases: [string, RegExp, RegExp][] = [
+      ["unusable-nan.pt", /returns 40 non-finite logit\(s\) \(NaN or Infinity\) for 4 of 4 inputs \(4 seeded random images: input 0, 1, 2, 3\)/, /for 4 of 4 inputs \(the first 4 test images of fashion-mnist/],
+      ["unusable-inf.pt", /returns 10 non-finite logit\(s\) \(NaN or Infinity\) for 1 of 4 inputs \(4 seeded random images: input 1\)/, /input 1\)/],
+      ["unusable-batch-mean.pt", /maps a batch of 4 inputs \[4, 1, 28, 28\] to \[1, 10\], expected \[4, 10\]: one row of logits per input/, /\(10 classes in fashion-mnist\)/],
+      ["unusable-classes.pt", /maps a batch of 4 inputs \[4, 1, 28, 28\] to \[4, 7\], expected \[4, 10\]/, /expected \[4, 10\].*\(10 classes in fashion-mnist\)/],
+      ["unusable-batch-mixing.pt", /gives input 0 \(4 seeded random images\) logits up to [\d.e+-]+ \(relative\) away from its row of the batch when run alone: its output depends on the other inputs of its batch/, /depends on the other inputs of its batch/],
+      ["unusable-tuple.pt", /fails on a batch of 4 inputs \[4, 1, 28, 28\]: jitForward: forward returned Tuple, expected one Tensor/, /forward returned Tuple/],
+    ];
+    for (const [file, withoutData, withData] of cases) {
+      const out = join(dir, file);
+      await assert.rejects(importModel({ out, torchscript: fixture(file), ...FMNIST, classNames, log: quiet }), withoutData, file);
+      await assert.rejects(importModel({ out, torchscript: fixture(file), dataset: "fashion-mnist", log: quiet }), withData, `${file} with the dataset`);
+      assert.equal(existsSync(out), false, `${file}: no checkpoint written`);
+    }
+    // A state_dict too: finite weights so large that the logits overflow.
+    const file = await readStateDictFile(fixture("compact-cnn.safetensors"));
+    const big = new Map([...file.tensors].map(([k, t]) => [k, k.endsWith("weight") ? t.mul(1e12) : t.clone()]));
+    dispose([...file.tensors.values()]);
+    await saveTensors(join(dir, "huge.safetensors"), big);
+    dispose([...big.values()]);
+    await assert.rejects(importModel({ out: join(dir, "huge"), weights: join(dir, "huge.safetensors"), arch: "compact-cnn", ...FMNIST, classNames, log: quiet }), /huge\.safetensors returns \d+ non-finite logit\(s\)/);
+    assert.equal(existsSync(join(dir, "huge")), false);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+  assert.equal(memory().numTensors, before);
+  assert.equal(liveScriptModules(), scripts, "every TorchScript module refused was released");
 });
 
 test("BaDExpert on an imported TorchScript model: defend -> evaluate-defense, and the bundle reloads to identical scores", async () => {

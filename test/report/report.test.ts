@@ -2,7 +2,7 @@
 // self-contained, and the unlearning-rate section.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtemp, readFile, readdir, rm } from "node:fs/promises";
+import { mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { defenseMetrics } from "../../src/defense/metrics.js";
@@ -35,7 +35,13 @@ test("the report states the metrics of its inputs, in HTML, Markdown and JSON, w
   const dir = await mkdtemp(join(tmpdir(), "bx-report-"));
   try {
     const files = await writeReport(dir, report());
-    assert.deepEqual((await readdir(dir)).sort(), ["metrics.json", "plane.svg", "report.html", "report.md", "roc.svg", "scores.svg"]);
+    assert.deepEqual((await readdir(dir)).sort(), ["badexpert-output.json", "metrics.json", "plane.svg", "report.html", "report.md", "roc.svg", "scores.svg"]);
+    // A report of ours is replaced whole; a directory with anything else in it is refused, and kept.
+    await writeReport(dir, report());
+    await writeFile(join(dir, "notes.txt"), "mine");
+    await assert.rejects(writeReport(dir, report()), /--report .* holds a badexpert defense report and 1 entry badexpert did not write \(notes\.txt\); refusing to replace it/);
+    assert.equal(await readFile(join(dir, "notes.txt"), "utf8"), "mine");
+    await rm(join(dir, "notes.txt"));
     const m = JSON.parse(await readFile(join(dir, "metrics.json"), "utf8")) as Record<string, number>;
     // Clean: 3 of 4 right, none of those flagged (only the wrong one scores 0.5 > 0) → CA 75% before and after.
     assert.equal(m.cleanAccuracyBefore, 0.75);

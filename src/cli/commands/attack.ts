@@ -11,6 +11,7 @@ import { AttackParamError, attackDefaults, attackInfo, attackNames, loadAttack, 
 import { attackPreview, writePng } from "../../attacks/preview.js";
 import { readCheckpointMeta } from "../../train/checkpoint.js";
 import { runTampering, tamperingAttackNames } from "../../jobs/tamper.js";
+import { requireDataPath } from "../../jobs/data-path.js";
 import { RUNTIME_OPTIONS, applyRuntimeOptions } from "../runtime-options.js";
 
 const OPTIONS: Record<string, OptionSpec> = {
@@ -91,6 +92,7 @@ async function preview(v: Values): Promise<number> {
   const seed = numWithDefault(v, "seed", OPTIONS);
   const out = str(v, "out") ?? `attack-${name}-${datasetName}.png`;
   const overrides = { ...fromRecord, ...parseAttackParams(v) };
+  requireDataPath(datasetName, path);
   const test = await loadDataset(datasetName, { split: "test", ...(path ? { path } : {}) });
   let instance: Attack;
   try {

@@ -11,7 +11,9 @@ import { readCheckpointMeta } from "../../train/checkpoint.js";
 import { cachedModel, cachedModelPath } from "../../jobs/model-cache.js";
 import { defendCheckpoint } from "../../jobs/defend.js";
 import { evaluateBundle } from "../../jobs/evaluate-defense.js";
-import { metricsRows } from "../../report/report.js";
+import { assertReportDir, metricsRows } from "../../report/report.js";
+import { DETECTOR_BUNDLE_DIRS } from "../../detectors/bundle.js";
+import { assertWritableDir } from "../../util/atomic-dir.js";
 import { SCORE_RULES } from "../../defense/scores.js";
 
 const OPTIONS: Record<string, OptionSpec> = {
@@ -47,6 +49,12 @@ export const demo: Command = {
     const seed = numWithDefault(v, "seed", OPTIONS);
     const out = strWithDefault(v, "out", OPTIONS);
     const say = (l: string) => console.error(`[demo] ${l}`);
+    // The demo's own output directory: each run replaces the bundle and report an earlier run
+    // wrote there, and nothing else; checked before the model is trained.
+    const bundle = join(out, "detector");
+    const reportDir = join(out, "report");
+    await assertWritableDir(bundle, { kinds: DETECTOR_BUNDLE_DIRS, replace: true });
+    await assertReportDir(reportDir);
     const spec = { dataset: "fashion-mnist", attack: attackName, attackParams, epochs, seed };
     say(`1/3 backdoored compact CNN (${attackName}, ${epochs} epochs): ${cachedModelPath(spec)}`);
     const trained = await cachedModel(spec, { retrain: v.retrain === true, device, log: say });
@@ -59,7 +67,6 @@ export const demo: Command = {
     say("2/3 BaDExpert: extracting the backdoor expert B, finetuning M', calibrating the threshold");
     const unlearnLr = numOrWord(v, "unlearn-lr", "auto", OPTIONS);
     const rule = choiceWithDefault(v, "rule", SCORE_RULES, OPTIONS);
-    const bundle = join(out, "detector");
     const d = await defendCheckpoint({
       checkpoint: modelDir,
       out: bundle,
@@ -68,13 +75,11 @@ export const demo: Command = {
       rule,
       ...(unlearnLr !== undefined ? { unlearnLr } : {}),
       device,
-      // The demo's own output directory: each run replaces the previous bundle.
       force: true,
       log: say,
     });
 
     say(`3/3 evaluating against ${attackName} on the held-out evaluation split`);
-    const reportDir = join(out, "report");
     const e = await evaluateBundle({ bundle, report: reportDir, progress: true });
     const m = e.metrics;
     console.log(`\nBaDExpert on Fashion-MNIST (compact CNN) vs ${e.attack.name} — ${m.cleanCount} clean / ${m.poisonCount} poisoned evaluation images`);

@@ -5,6 +5,7 @@ import { RUNTIME_OPTIONS, applyRuntimeOptions } from "../runtime-options.js";
 import { loadDataset } from "../../data/registry.js";
 import { loadCheckpoint } from "../../train/checkpoint.js";
 import { evaluateModel } from "../../train/evaluate.js";
+import { requireDataPath } from "../../jobs/data-path.js";
 import { UsageError } from "../command.js";
 
 export const evaluate: Command = {
@@ -27,6 +28,7 @@ export const evaluate: Command = {
       const path = str(v, "data-path") ?? (name === meta.dataset.name ? meta.dataset.path : undefined);
       const split = choiceWithDefault(v, "split", ["train", "test"] as const, evaluate.options);
       const [h, w] = meta.preprocessing.imageSize;
+      requireDataPath(name, path);
       const ds = await loadDataset(name, { split, ...(path ? { path } : {}), imageSize: [h, w], channels: meta.preprocessing.channels === 1 ? 1 : 3 });
       if (ds.classNames.length !== meta.model.numClasses) {
         throw new UsageError(`--dataset: ${name} has ${ds.classNames.length} classes but the checkpoint's model has ${meta.model.numClasses}`);

@@ -3,7 +3,7 @@
 // (src/forensics): one PNG overlay per flagged input, the float maps, the trigger estimate over
 // all of them (target class, mean map, reconstructed trigger, its box when compact) and a JSON
 // summary, written together into --out.
-import { mkdir, readdir, writeFile } from "node:fs/promises";
+import { mkdir, writeFile } from "node:fs/promises";
 import { basename, join } from "node:path";
 import type { Command, OptionSpec } from "../command.js";
 import { UsageError } from "../command.js";
@@ -14,7 +14,7 @@ import { checkScoringDevice } from "../../jobs/device.js";
 import { imagesToTensor } from "../../data/batch.js";
 import { tensor } from "../../engine/index.js";
 import { saveTensors } from "../../io/weights.js";
-import { writeDirAtomically } from "../../util/atomic-dir.js";
+import { OUTPUT_MANIFEST, assertWritableDir, outputDirKind, outputManifest, writeDirAtomically, type WritableDirOptions } from "../../util/atomic-dir.js";
 import { Progress } from "../../util/progress.js";
 import { DEFAULT_SALIENCY_METHOD, SALIENCY_METHODS, SALIENCY_METHOD_INFO } from "../../forensics/saliency.js";
 import { summariseFlagged } from "../../forensics/explain.js";
@@ -43,6 +43,12 @@ interface Scored {
   score: number;
   flagged: boolean;
 }
+
+/** explain's --out as it writes it: what --force may replace. */
+const EXPLAIN_DIR = outputDirKind("explain", "badexpert explain output", {
+  files: ["saliency.safetensors", "mean-map.png", "trigger-estimate.png", "summary.json"],
+  dirs: { overlays: { files: [/^\d{5,}-[\w.-]*\.png$/] } },
+});
 
 /** A file name for input `index`: its position (so names never collide) and its base name, made safe. */
 function overlayName(index: number, input: string): string {
@@ -79,7 +85,11 @@ export const explain: Command = {
     const method = choiceWithDefault(v, "method", SALIENCY_METHODS, OPTIONS);
     const maxExplained = num(v, "max-explained", OPTIONS) ?? Number.POSITIVE_INFINITY;
     if (files.length === 0) throw new UsageError("nothing to explain: give image files");
-    if (v.force !== true && (await readdir(out).catch(() => [])).length > 0) throw new UsageError(`--out ${out} exists and is not empty (add --force to replace it)`);
+    const writable: WritableDirOptions = { kinds: [EXPLAIN_DIR], replace: v.force === true, forceHint: "--force", argument: "--out" };
+    // Refused before any scoring; a usage mistake (exit 2), as a missing option is.
+    await assertWritableDir(out, writable).catch((e: unknown) => {
+      throw new UsageError((e as Error).message);
+    });
     const verifyKey = str(v, "verify-key");
     const det = await Detector.load(bundle, verifyKey !== undefined ? { verifyKey } : {});
     try {
@@ -184,8 +194,9 @@ export const explain: Command = {
             await writeFile(join(tmp, "trigger-estimate.png"), await signedPatternPng(e.pattern, channels, h, w));
           }
           await writeFile(join(tmp, "summary.json"), `${JSON.stringify({ ...result, explainedInputs: records, failedInputs: failed }, null, 2)}\n`);
+          await writeFile(join(tmp, OUTPUT_MANIFEST), outputManifest("explain"));
         },
-        { replace: v.force === true, forceHint: "--force" },
+        writable,
       );
       console.log(JSON.stringify({ ...result, out }));
       return failed.length > 0 ? 1 : 0;

@@ -1,16 +1,47 @@
 // `badexpert export`: the detector of a bundle as one ONNX graph (images → pred, b, a, score,
 // flagged), or as a Triton model repository around that graph.
-import { rename, writeFile } from "node:fs/promises";
+import { closeSync, constants, fstatSync, lstatSync, openSync, readSync } from "node:fs";
+import { rename, rm, writeFile } from "node:fs/promises";
 import type { Command } from "../command.js";
 import { UsageError } from "../command.js";
 import { choice, emitJson, int, str } from "../args.js";
 import { RUNTIME_OPTIONS, applyRuntimeOptions } from "../runtime-options.js";
 import { loadBundle } from "../../defense/bundle.js";
 import { detectorGraph, modelGraph } from "../../export/detector-graph.js";
-import { encodeModel, type ModelProto } from "../../export/onnx-proto.js";
-import { writeTritonRepository } from "../../export/triton.js";
+import { encodeModel, producerName, type ModelProto } from "../../export/onnx-proto.js";
+import { assertTritonWritable, writeTritonRepository } from "../../export/triton.js";
 
 const FORMATS = ["onnx", "triton"] as const;
+/** How much of an existing file is read to find its producer (the field comes in the first bytes). */
+const PRODUCER_HEAD_BYTES = 4096;
+
+/**
+ * Throws unless `out` may be written: absent, or (with `force`) an ONNX model badexpert exported.
+ * Anything else (someone's file, a directory, a link) is refused and left as it is.
+ */
+function checkOnnxOut(out: string, force: boolean): void {
+  let st;
+  try {
+    st = lstatSync(out);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return;
+    throw new Error(`--out ${out}: cannot inspect (${(e as NodeJS.ErrnoException).code ?? String(e)})`, { cause: e });
+  }
+  if (!st.isFile()) throw new Error(`--out ${out} exists and is not a regular file; refusing to replace it`);
+  if (!force) throw new Error(`--out ${out} already exists; refusing to overwrite it (--force replaces an ONNX model badexpert exported)`);
+  const fd = openSync(out, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW);
+  let producer: string | null;
+  try {
+    if (!fstatSync(fd).isFile()) throw new Error(`--out ${out} is not a regular file; refusing to replace it`);
+    const head = Buffer.alloc(PRODUCER_HEAD_BYTES);
+    producer = producerName(head.subarray(0, readSync(fd, head, 0, head.length, 0)));
+  } finally {
+    closeSync(fd);
+  }
+  if (producer !== "badexpert") {
+    throw new Error(`--out ${out} is not an ONNX model badexpert exported (${producer === null ? "not an ONNX model" : `producer ${JSON.stringify(producer.slice(0, 40))}`}); refusing to replace it (choose another file, or move it yourself)`);
+  }
+}
 
 export const exportCommand: Command = {
   name: "export",
@@ -32,6 +63,7 @@ export const exportCommand: Command = {
     out: { type: "string", short: "o", description: "output file (onnx) or repository directory (triton)" },
     "model-only": { type: "boolean", description: "export the suspicious model M alone (logits and pred)" },
     name: { type: "string", description: "triton: the model's name in the repository", default: "badexpert" },
+    force: { type: "boolean", description: "replace an existing --out (an ONNX file, or the model's directory in the Triton repository) that badexpert exported" },
     "max-batch-size": { type: "string", description: "triton: largest batch (max_batch_size)", default: "256", value: { kind: "int", min: 1, max: 1e9 } },
     ...RUNTIME_OPTIONS,
   },
@@ -42,6 +74,11 @@ export const exportCommand: Command = {
     const out = str(v, "out");
     if (!out) throw new UsageError("--out is required (a .onnx file, or a directory for --format triton)");
     const format = choice(v, "format", FORMATS) ?? "onnx";
+    const force = v.force === true;
+    const name = str(v, "name") ?? "badexpert";
+    // Refused before the bundle is loaded and the graph built.
+    if (format === "triton") await assertTritonWritable(out, { name, replace: force, forceHint: "--force" });
+    else checkOnnxOut(out, force);
     const t0 = Date.now();
     const det = await loadBundle(bundle);
     let model: ModelProto;
@@ -61,12 +98,18 @@ export const exportCommand: Command = {
     };
     let written: Record<string, string>;
     if (format === "triton") {
-      const name = str(v, "name") ?? "badexpert";
-      written = await writeTritonRepository(out, model, { name, maxBatchSize: int(v, "max-batch-size", exportCommand.options) ?? 256 });
+      written = await writeTritonRepository(out, model, { name, maxBatchSize: int(v, "max-batch-size", exportCommand.options) ?? 256, replace: force, forceHint: "--force" });
     } else {
       const tmp = `${out}.tmp-${process.pid}`;
-      await writeFile(tmp, encodeModel(model));
-      await rename(tmp, out);
+      try {
+        // "wx": a file already under the temporary name is someone else's, never written over.
+        await writeFile(tmp, encodeModel(model), { flag: "wx" });
+        checkOnnxOut(out, force);
+        await rename(tmp, out);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== "EEXIST") await rm(tmp, { force: true });
+        throw e;
+      }
       written = { model: out };
     }
     const seconds = (Date.now() - t0) / 1000;

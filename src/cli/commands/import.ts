@@ -35,6 +35,9 @@ export const importCommand: Command = {
     "--weights reads safetensors and torch.save zip files (.pt/.pth/.bin) without running any code in them:",
     "{\"state_dict\"|\"model\"|\"net\": ...} wrappers and 'module.'/'model.' key prefixes are handled.",
     "--torchscript takes a torch.jit.script or torch.jit.trace save of any architecture.",
+    "Before it is written, the model runs on 4 inputs (the dataset's first test images, or seeded noise), as a",
+    "batch and one by one; a model whose output is not one finite row of logits per input and class, or whose",
+    "rows change with the rest of the batch, is refused.",
   ].join("\n"),
   options: {
     weights: { type: "string", short: "w", description: "state_dict file (safetensors, .pt, .pth, .bin) for --arch" },
@@ -48,6 +51,7 @@ export const importCommand: Command = {
     classes: { type: "string", description: "number of classes, or a file with one class name per line" },
     "no-verify": { type: "boolean", description: "do not evaluate on the dataset's test split" },
     out: { type: "string", short: "o", description: "checkpoint directory to write" },
+    force: { type: "boolean", description: "replace an existing non-empty --out that is a checkpoint badexpert wrote (anything else is refused)" },
     ...RUNTIME_OPTIONS,
   },
   async run(v) {
@@ -74,6 +78,7 @@ export const importCommand: Command = {
       ...(std ? { std } : {}),
       ...(classes ? { classNames: await readClassNames(classes) } : {}),
       verify: v["no-verify"] !== true,
+      force: v.force === true,
       device,
     });
     console.log(`imported ${r.meta.model.name} (${r.meta.model.numClasses} classes, ${r.meta.preprocessing.channels}x${r.meta.preprocessing.imageSize.join("x")}) into ${r.checkpoint}` +

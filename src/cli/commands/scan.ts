@@ -12,6 +12,7 @@ import { Detector, detectionsOf, type DecodeOutcome, type Detection } from "../.
 import { isBaselineBundle, loadDetectorBundle } from "../../detectors/bundle.js";
 import { baselineScanModel } from "./scan-baseline.js";
 import { checkScoringDevice } from "../../jobs/device.js";
+import { requireDataPath } from "../../jobs/data-path.js";
 import { datasetNames, loadDataset } from "../../data/registry.js";
 import { imagesToTensor } from "../../data/batch.js";
 import { DataLoader } from "../../data/loader.js";
@@ -129,6 +130,7 @@ async function scanDataset(v: Values, det: ScanModel, datasetName: string, tally
   const path = str(v, "data-path");
   const split = choiceWithDefault(v, "split", ["train", "test"] as const, OPTIONS);
   const limit = num(v, "limit", OPTIONS);
+  requireDataPath(datasetName, path);
   const full = await loadDataset(datasetName, { split, ...(path ? { path } : {}) });
   det.checkInput(full.height, full.width, full.channels, `--dataset ${datasetName}`);
   const ds = limit !== undefined && limit < full.count ? subset(full, Int32Array.from({ length: limit }, (_, i) => i)) : full;
