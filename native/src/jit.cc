@@ -2,6 +2,7 @@
 // parameters and buffers come back as ordinary tensor handles that share storage with the
 // module, so in-place optimizer updates on them change what the module computes.
 #include "handles.h"
+#include "jit.h"
 
 #include <caffe2/serialize/versions.h>
 #include <torch/script.h>
@@ -36,7 +37,7 @@ static Napi::Value wrapModule(Napi::Env env, torch::jit::Module m) {
   });
 }
 
-static torch::jit::Module& unwrapModule(const Napi::Value& v) {
+torch::jit::Module& unwrapModule(const Napi::Value& v) {
   JitHandle* h = v.As<Napi::External<JitHandle>>().Data();
   if (h->disposed) throw std::runtime_error("TorchScript module was disposed");
   return h->module;
@@ -114,6 +115,7 @@ void registerJit(Napi::Env env, Napi::Object exports) {
     o.Set("max", static_cast<double>(caffe2::serialize::kMaxSupportedFileFormatVersion));
     return o;
   });
+  registerJitGraph(env, exports);
 }
 
 }  // namespace bx
