@@ -5,6 +5,7 @@
 #include "jit.h"
 
 #include <caffe2/serialize/versions.h>
+#include <torch/csrc/jit/runtime/graph_executor.h>
 #include <torch/script.h>
 
 #include <atomic>
@@ -44,6 +45,11 @@ torch::jit::Module& unwrapModule(const Napi::Value& v) {
 }
 
 void registerJit(Napi::Env env, Napi::Object exports) {
+  // The legacy graph executor, which keeps one plan per grad mode: the profiling executor's single
+  // plan, once profiled while finetuning, holds autodiff subgraphs that save their inputs for
+  // backward, and scoring in inference mode then fails ("Inference tensors cannot be saved for
+  // backward"). Read when a method's executor is created, so it is set before any module loads.
+  torch::jit::getExecutorMode() = false;
   def(env, exports, "jitLoad", [](const Napi::CallbackInfo& info) -> Napi::Value {
     // From the bytes the TS side has already checked and hashed, not from a path: the file could
     // be replaced between the check and the load. Always onto the CPU first: the TS side moves

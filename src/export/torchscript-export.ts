@@ -188,12 +188,11 @@ class NodeError extends Error {
 export const TORCHSCRIPT_OPS_DOC = "docs/export.md";
 
 /**
- * Adds the nodes of model(x) to g. Weights become initializers named `<prefix>.<state-dict key>`.
- * x's dims (when the caller knows them: the detector's images) let sizes fold into constants;
- * the batch stays a run-time size.
+ * Adds the nodes of a TorchScript graph (forward() as jitGraph reports it: self, then the image
+ * tensor) applied to x. x's dims (when the caller knows them: the detector's images) let sizes
+ * fold into constants; the batch stays a run-time size.
  */
-export function exportTorchScript(g: GraphBuilder, model: TorchScriptModule, x: Value, prefix: string): Value {
-  const { graph, tensors } = model.scriptGraph();
+export function translateScriptGraph(g: GraphBuilder, graph: ScriptBlock, x: Value, prefix: string): Value {
   try {
     const t = new Translator(g, prefix);
     const [self, input, ...extra] = graph.inputs;
@@ -209,6 +208,14 @@ export function exportTorchScript(g: GraphBuilder, model: TorchScriptModule, x: 
     return { name: out.name, rank: out.dims.length, dims: out.dims };
   } catch (e) {
     throw new Error(`onnx export: ${prefix} (TorchScript): ${(e as Error).message}; the supported operators are listed in ${TORCHSCRIPT_OPS_DOC} and \`badexpert export --help\``, { cause: e });
+  }
+}
+
+/** Adds the nodes of model(x) to g. Weights become initializers named `<prefix>.<state-dict key>`. */
+export function exportTorchScript(g: GraphBuilder, model: TorchScriptModule, x: Value, prefix: string): Value {
+  const { graph, tensors } = model.scriptGraph();
+  try {
+    return translateScriptGraph(g, graph, x, prefix);
   } finally {
     for (const t of tensors) t.dispose();
   }
