@@ -132,8 +132,9 @@ function known(v: TsValue | undefined, what: string): Static {
   const s = scalarOf(v);
   if (s?.kind === "static") return s.value;
   if (v?.kind === "static") return v.value;
-  if (v?.kind === "int") refuse(`${what} compares a size known only at run time (control flow on the input's shape is not supported)`);
-  return refuse(`${what} compares ${v === undefined ? "nothing" : describe(v)}, which is not known when exporting`);
+  if (v?.kind === "int") refuse(`${what} of a size known only at run time (control flow on the input's shape is not supported)`);
+  if (v?.kind === "tensor") refuse(`${what} of a tensor computed from the input (control flow on the input's values is not supported)`);
+  return refuse(`${what} of ${v === undefined ? "nothing" : describe(v)}, which is not known when exporting`);
 }
 
 function compare(test: (p: Static, q: Static) => boolean, what: string): OpFn {
@@ -191,12 +192,12 @@ export const ARITH_OPS: Record<string, OpFn> = {
   "aten::rsqrt": unaryMath("Rsqrt", (x) => 1 / Math.sqrt(x)),
   "aten::exp": unaryMath("Exp", Math.exp),
   "aten::pow": pow,
-  "aten::eq": compare(same, "=="),
-  "aten::ne": compare((p, q) => !same(p, q), "!="),
-  "aten::lt": compare((p, q) => order(p, q) < 0, "<"),
-  "aten::le": compare((p, q) => order(p, q) <= 0, "<="),
-  "aten::gt": compare((p, q) => order(p, q) > 0, ">"),
-  "aten::ge": compare((p, q) => order(p, q) >= 0, ">="),
+  "aten::eq": compare(same, "the comparison =="),
+  "aten::ne": compare((p, q) => !same(p, q), "the comparison !="),
+  "aten::lt": compare((p, q) => order(p, q) < 0, "the comparison <"),
+  "aten::le": compare((p, q) => order(p, q) <= 0, "the comparison <="),
+  "aten::gt": compare((p, q) => order(p, q) > 0, "the comparison >"),
+  "aten::ge": compare((p, q) => order(p, q) >= 0, "the comparison >="),
   "aten::__is__": isNoneTest(false),
   "aten::__isnot__": isNoneTest(true),
   "aten::__not__": logic((p) => !p),

@@ -161,7 +161,7 @@ class Translator implements OpContext {
         break;
     }
     const op = OPS[n.kind];
-    if (op === undefined) refuse("is not supported");
+    if (op === undefined) refuse(UNSUPPORTED);
     const result = this.g.scoped(n.scope || "forward", () => op(this, args()));
     outputs(Array.isArray(result) ? result : [result]);
   }
@@ -179,9 +179,11 @@ function otherUnsupported(rest: ScriptNode[], seen: string): string[] {
   return [...found.values()];
 }
 
+const UNSUPPORTED = "is not supported";
+
 class NodeError extends Error {
   constructor(n: ScriptNode, message: string, others: string[]) {
-    super(`${n.kind} ${whereIs(n)} ${message}${others.length > 0 ? `; also not supported: ${others.slice(0, 5).join(", ")}${others.length > 5 ? ", ..." : ""}` : ""}`);
+    super(`${n.kind} ${whereIs(n)}${message === UNSUPPORTED ? " " : ": "}${message}${others.length > 0 ? `; also not supported: ${others.slice(0, 5).join(", ")}${others.length > 5 ? ", ..." : ""}` : ""}`);
   }
 }
 
