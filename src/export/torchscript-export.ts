@@ -215,7 +215,13 @@ export function translateScriptGraph(g: GraphBuilder, graph: ScriptBlock, x: Val
 
 /** Adds the nodes of model(x) to g. Weights become initializers named `<prefix>.<state-dict key>`. */
 export function exportTorchScript(g: GraphBuilder, model: TorchScriptModule, x: Value, prefix: string): Value {
-  const { graph, tensors } = model.scriptGraph();
+  let program: ReturnType<TorchScriptModule["scriptGraph"]>;
+  try {
+    program = model.scriptGraph();
+  } catch (e) {
+    throw new Error(`onnx export: ${prefix} (TorchScript): libtorch cannot freeze forward() to read its operators: ${(e as Error).message.split("\n")[0] ?? ""}`, { cause: e });
+  }
+  const { graph, tensors } = program;
   try {
     return translateScriptGraph(g, graph, x, prefix);
   } finally {

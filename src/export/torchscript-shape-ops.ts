@@ -4,6 +4,7 @@
 // expand, contiguous).
 import {
   axis,
+  describe,
   dimsOfList,
   int,
   intList,
@@ -281,6 +282,23 @@ const expand: OpFn = (c, [xv, sizeList]) => {
   return tensor(c.g.op("Expand", [x.name, intList(c.g, { kind: "list", items: resolved }, "size")]), dims, x);
 };
 
+/**
+ * aten::to in its dtype and device forms (`x.float()`, `x.to("cpu")`, `x.to(torch.float32)`): a
+ * float32 tensor on the CPU stays what it is. ScalarType 6 is float32; a conversion to another
+ * type, or to another tensor's type, is refused.
+ */
+const to: OpFn = (c, [xv, ...rest]) => {
+  const x = input(c, xv);
+  for (const [i, a] of rest.slice(0, 2).entries()) {
+    if (a.kind !== "static") refuse(`to(): argument ${i + 1} is ${describe(a)}; only conversions to float32 on the CPU are supported`);
+    const v = a.value;
+    if (typeof v === "number" && v !== 6) refuse(`to(): a conversion to ScalarType ${v} is not supported (float32 is 6)`);
+    if (typeof v === "string" && v !== "cpu") refuse(`to(): device "${v}" is not supported (the graph runs wherever onnxruntime does)`);
+  }
+  if (x.dtype !== "float32") refuse(`to(): a conversion of a ${x.dtype} tensor is not supported`);
+  return x;
+};
+
 // contiguous's argument is a memory format: the graph has no layouts, so it passes values through.
 export const SHAPE_OPS: Record<string, OpFn> = {
   "aten::size": size,
@@ -299,6 +317,7 @@ export const SHAPE_OPS: Record<string, OpFn> = {
   "aten::transpose": transpose,
   "aten::t": t,
   "aten::contiguous": identity,
+  "aten::to": to,
   "aten::clone": identity,
   "aten::detach": identity,
   "aten::cat": cat,
