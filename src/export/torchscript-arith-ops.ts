@@ -3,6 +3,7 @@
 // depend on the batch, as traced models compute them through NumToTensor and Int) become int64
 // scalars of the graph; tensors get the elementwise ONNX operator with PyTorch's broadcasting.
 import {
+  ONNX_TYPES,
   broadcastDims,
   describe,
   float,
@@ -41,7 +42,7 @@ const num = (s: StaticValue): number => s.value as number;
 function operands(c: OpContext, a: TsValue | undefined, b: TsValue | undefined): [TensorValue, TensorValue] {
   if (a === undefined || b === undefined) return refuse("an operand is missing");
   const like: ElementType = [a, b].some((v) => v.kind === "tensor" && v.dtype === "float32") || [a, b].some((v) => v.kind === "const-tensor" && v.tensor.dtype === "float32") ? "float32" : "int64";
-  const cast = (v: TensorValue): TensorValue => (v.dtype === like ? v : { ...v, name: c.g.op("Cast", [v.name], { to: like === "float32" ? 1 : 7 }), dtype: like });
+  const cast = (v: TensorValue): TensorValue => (v.dtype === like ? v : { ...v, name: c.g.op("Cast", [v.name], { to: ONNX_TYPES[like] }), dtype: like });
   return [cast(c.tensor(a, "self", like)), cast(c.tensor(b, "other", like))];
 }
 

@@ -15,6 +15,7 @@ import { ARITH_OPS } from "./torchscript-arith-ops.js";
 import { NN_OPS } from "./torchscript-nn-ops.js";
 import { SHAPE_OPS, listOf } from "./torchscript-shape-ops.js";
 import {
+  ONNX_TYPES,
   OpRefusal,
   describe,
   refuse,
@@ -101,7 +102,7 @@ class Translator implements OpContext {
     let base = `${this.#prefix}.${name ?? "constant"}`;
     for (let i = 2; this.g.has(base); i++) base = `${this.#prefix}.${name ?? "constant"}_${i}`;
     const data = t.data();
-    const type = { float32: DataType.FLOAT, int64: DataType.INT64, bool: DataType.BOOL }[dtype];
+    const type = ONNX_TYPES[dtype];
     if (!(data instanceof Float32Array || data instanceof BigInt64Array || data instanceof Uint8Array)) return refuse(`the constant tensor ${name ?? `[${t.shape.join(", ")}]`} has no readable data`);
     const out: TensorValue = { kind: "tensor", name: this.g.initializer(base, type, t.shape, data), dims: t.shape, dtype };
     this.#initializers.set(t, out);

@@ -6,7 +6,7 @@
 // flags, so the ONNX graph carries only the arithmetic on tensors.
 import type { Tensor } from "../engine/index.js";
 import type { GraphBuilder } from "./graph-builder.js";
-import { DataType } from "./onnx-proto.js";
+import { DataType, type DataTypeCode } from "./onnx-proto.js";
 
 /** A dimension: its size, or a symbol (the batch, or a size the exporter could not work out). */
 export type Dim = number | string;
@@ -71,7 +71,7 @@ export function describe(v: TsValue): string {
     case "tensor":
       return `a tensor [${v.dims.join(", ")}]`;
     case "const-tensor":
-      return `the constant tensor ${v.name ?? ""} [${v.tensor.shape.join(", ")}]`.replace("  ", " ");
+      return `the constant tensor ${v.name === null ? "" : `${v.name} `}[${v.tensor.shape.join(", ")}]`;
     case "static":
       return JSON.stringify(v.value, (_k, x: unknown) => (typeof x === "bigint" ? Number(x) : x));
     case "int":
@@ -212,4 +212,4 @@ export function sizeOf(g: GraphBuilder, x: TensorValue, d: number): StaticValue 
   return dim === undefined ? { kind: "int", name } : { kind: "int", name, dim };
 }
 
-export const ONNX_TYPES: Record<ElementType, number> = { float32: DataType.FLOAT, int64: DataType.INT64, bool: DataType.BOOL };
+export const ONNX_TYPES: Record<ElementType, DataTypeCode> = { float32: DataType.FLOAT, int64: DataType.INT64, bool: DataType.BOOL };
