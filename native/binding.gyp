@@ -10,7 +10,8 @@
         "src/nn_ops.cc",
         "src/autograd.cc",
         "src/runtime.cc",
-        "src/jit.cc"
+        "src/jit.cc",
+        "src/jit_graph.cc"
       ],
       "include_dirs": [
         "<!@(node -p \"require('node-addon-api').include_dir\")",

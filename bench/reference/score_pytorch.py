@@ -1,7 +1,9 @@
 """PyTorch eager reference for `npm run bench:onnx`: BaDExpert scoring (normalise, M, B and M',
 M's prediction, b and a, the triangle score, the verdict) with random weights, batch 1, 16 and
-256 (or as given), compact CNN (1x28x28) and ResNet-18 (3x32x32), Debian's python3-torch.
-Run: /usr/bin/python3 bench/reference/score_pytorch.py   (BADEXPERT_THREADS sets the threads)
+256 (or as given), compact CNN (1x28x28), ResNet-18 (3x32x32) and the architectures of the
+TorchScript fixtures (ts-ds-resnet, ts-gelu-convnet, ts-patch-transformer, 1x28x28: their Python
+definitions in test/fixtures/pytorch/make_export.py, run eagerly).
+Run: python3 bench/reference/score_pytorch.py   (any python3 with torch; BADEXPERT_THREADS sets the threads)
 Prints one JSON line: {"threads": N, "rows": [{"model", "batch", "imagesPerSecond"}, ...]}."""
 import json
 import os
@@ -11,6 +13,9 @@ import time
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "test", "fixtures", "pytorch"))
+from make_export import DSResNet, GeluConvNet, PatchTransformer  # noqa: E402 (sets one thread on import: reset below)
 
 threads = int(os.environ.get("BADEXPERT_THREADS", os.cpu_count() or 1))
 torch.set_num_threads(threads)
@@ -106,7 +111,13 @@ def arg(name, default):
 
 
 BUDGET = float(arg("--seconds", ["1"])[0])
-MODELS = {"compact-cnn": (compact_cnn, (1, 28, 28)), "resnet18": (ResNet18, (3, 32, 32))}
+MODELS = {
+    "compact-cnn": (compact_cnn, (1, 28, 28)),
+    "resnet18": (ResNet18, (3, 32, 32)),
+    "ts-ds-resnet": (DSResNet, (1, 28, 28)),
+    "ts-gelu-convnet": (GeluConvNet, (1, 28, 28)),
+    "ts-patch-transformer": (PatchTransformer, (1, 28, 28)),
+}
 rows = []
 for name in arg("--models", list(MODELS)):
     make, shape = MODELS[name]

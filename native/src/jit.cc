@@ -2,8 +2,10 @@
 // parameters and buffers come back as ordinary tensor handles that share storage with the
 // module, so in-place optimizer updates on them change what the module computes.
 #include "handles.h"
+#include "jit.h"
 
 #include <caffe2/serialize/versions.h>
+#include <torch/csrc/jit/runtime/graph_executor.h>
 #include <torch/script.h>
 
 #include <atomic>
@@ -36,13 +38,18 @@ static Napi::Value wrapModule(Napi::Env env, torch::jit::Module m) {
   });
 }
 
-static torch::jit::Module& unwrapModule(const Napi::Value& v) {
+torch::jit::Module& unwrapModule(const Napi::Value& v) {
   JitHandle* h = v.As<Napi::External<JitHandle>>().Data();
   if (h->disposed) throw std::runtime_error("TorchScript module was disposed");
   return h->module;
 }
 
 void registerJit(Napi::Env env, Napi::Object exports) {
+  // The legacy graph executor, which keeps one plan per grad mode: the profiling executor's single
+  // plan, once profiled while finetuning, holds autodiff subgraphs that save their inputs for
+  // backward, and scoring in inference mode then fails ("Inference tensors cannot be saved for
+  // backward"). Read when a method's executor is created, so it is set before any module loads.
+  torch::jit::getExecutorMode() = false;
   def(env, exports, "jitLoad", [](const Napi::CallbackInfo& info) -> Napi::Value {
     // From the bytes the TS side has already checked and hashed, not from a path: the file could
     // be replaced between the check and the load. Always onto the CPU first: the TS side moves
@@ -114,6 +121,7 @@ void registerJit(Napi::Env env, Napi::Object exports) {
     o.Set("max", static_cast<double>(caffe2::serialize::kMaxSupportedFileFormatVersion));
     return o;
   });
+  registerJitGraph(env, exports);
 }
 
 }  // namespace bx

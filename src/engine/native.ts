@@ -17,6 +17,35 @@ export interface JitHandle {
   readonly [jitBrand]: true;
 }
 type Opt<T> = T | null | undefined;
+
+/** A value of a TorchScript graph as jitGraph reports it (rank and dtype where the type records them). */
+export interface RawScriptValue {
+  id: number;
+  name: string;
+  /** "Tensor", or TorchScript's annotation of any other type ("int", "int[]", "Optional[Tensor]", ...). */
+  type: string;
+  rank?: number;
+  dtype?: string;
+}
+/** A prim::Constant's value; big integers (INT64_MAX as "to the end") as bigint. */
+export type RawScriptConstant = null | boolean | number | bigint | string | RawScriptConstant[] | { tuple: RawScriptConstant[] } | { tensor: Handle; name: string | null } | { unsupported: string };
+export interface RawScriptNode {
+  kind: string;
+  inputs: number[];
+  outputs: RawScriptValue[];
+  value?: RawScriptConstant;
+  blocks?: RawScriptBlock[];
+  /** Submodule path of the calls the node was inlined from ("blocks.0.attn"); "" at the top. */
+  scope: string;
+  /** "file:line" of the source it was compiled from, when known. */
+  source?: string;
+  code?: string;
+}
+export interface RawScriptBlock {
+  inputs: RawScriptValue[];
+  nodes: RawScriptNode[];
+  outputs: number[];
+}
 type Num = number | boolean;
 type HN = H | Num;
 
@@ -215,6 +244,8 @@ export interface NativeAddon {
   jitTo(m: JitHandle, device: string): void;
   /** The TorchScript file format versions the linked libtorch reads. */
   jitFormatVersions(): { min: number; max: number };
+  /** forward() of a frozen copy (evaluation mode): inlined, attributes as constants. Tensor constants are new handles. */
+  jitGraph(m: JitHandle): RawScriptBlock;
 }
 
 function addonPath(): string {

@@ -27,7 +27,7 @@ export const MODEL_OUTPUTS = ["logits", "pred"] as const;
 function imagesInput(g: GraphBuilder, p: Preprocessing): Value {
   const [h, w] = p.imageSize;
   const name = g.input({ name: INPUT_NAME, type: DataType.FLOAT, dims: [BATCH_DIM, p.channels, h, w], doc: "float32 [N, C, H, W] images in [0, 1], before normalisation" });
-  return { name, rank: 4 };
+  return { name, rank: 4, dims: [BATCH_DIM, p.channels, h, w] };
 }
 
 /** (x - mean) / std per channel, as data/augment.ts normalize(). */
@@ -38,7 +38,7 @@ function normalise(g: GraphBuilder, x: Value, p: Preprocessing): Value {
   }
   return g.scoped("normalise", () => {
     const centred = g.op("Sub", [x.name, g.constFloat(p.mean, [1, c, 1, 1])]);
-    return { name: g.op("Div", [centred, g.constFloat(p.std, [1, c, 1, 1])]), rank: 4 };
+    return { name: g.op("Div", [centred, g.constFloat(p.std, [1, c, 1, 1])]), rank: 4, ...(x.dims ? { dims: x.dims } : {}) };
   });
 }
 

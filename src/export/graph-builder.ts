@@ -16,10 +16,11 @@ import {
   ONNX_OPSET,
 } from "./onnx-proto.js";
 
-/** A value in the graph: its name and rank (rank decides e.g. Gemm versus MatMul). */
+/** A value in the graph: its name and rank (rank decides e.g. Gemm versus MatMul), and its dims where known (a string names a run-time size). */
 export interface Value {
   name: string;
   rank: number;
+  dims?: (number | string)[];
 }
 
 /** An attribute value: integers and integer lists are ONNX INT/INTS; floats are marked. */
@@ -72,6 +73,11 @@ export class GraphBuilder {
     for (let i = 2; this.#names.has(name); i++) name = `${base}_${i}`;
     this.#names.add(name);
     return name;
+  }
+
+  /** Whether a value, initializer or node already has this name. */
+  has(name: string): boolean {
+    return this.#names.has(name);
   }
 
   /** Runs fn with node names prefixed by `scope/` (names say which network and layer a node belongs to). */

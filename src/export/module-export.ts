@@ -1,11 +1,13 @@
 // Walks a model and writes its evaluation-mode forward pass into a graph: each module goes to
-// the exporter of its exact class (layers.ts, zoo.ts); a class without one is a clear error
-// naming it and where it sits, rather than a graph that computes something else.
+// the exporter of its exact class (layers.ts, zoo.ts), an imported TorchScript model to the
+// translator of its program (torchscript-export.ts); a class without one is a clear error naming
+// it and where it sits, rather than a graph that computes something else.
 import type { AnyModule } from "../nn/index.js";
 import { TorchScriptModule } from "../nn/torchscript-module.js";
 import type { Tensor } from "../engine/index.js";
 import type { GraphBuilder, Value } from "./graph-builder.js";
 import { LAYER_RULES } from "./layers.js";
+import { exportTorchScript } from "./torchscript-export.js";
 import type { ExportContext, ModuleRule } from "./module-rule.js";
 import { ZOO_RULES } from "./zoo.js";
 
@@ -28,14 +30,8 @@ class Walker implements ExportContext {
   run(m: AnyModule, x: Value): Value {
     const where = this.#path.join(".");
     if (m.training) throw new Error(`onnx export: ${where} (${m.constructor.name}) is in training mode; call eval() first so that BatchNorm and Dropout behave as at inference`);
-    if (m instanceof TorchScriptModule) {
-      // Its computation is TorchScript code, which this exporter (written over badexpert's own
-      // modules) cannot translate; a partial translation would be a graph computing something else.
-      throw new TypeError(
-        `onnx export: ${where} was imported as TorchScript, which cannot be exported to ONNX (the exporter writes the graph from badexpert's own modules). ` +
-          "Export the original PyTorch model with torch.onnx.export, or, if it is a zoo architecture, import its state_dict with `badexpert import --weights FILE --arch NAME` and defend that",
-      );
-    }
+    // An imported model's computation is its TorchScript program: translated operator by operator.
+    if (m instanceof TorchScriptModule) return this.g.scoped(this.#path.at(-1) ?? "", () => exportTorchScript(this.g, m, x, where));
     const r = RULES.find((candidate) => candidate.matches(m));
     if (r === undefined) {
       throw new TypeError(`onnx export: ${where} is a ${m.constructor.name}, which the exporter does not know; exportable modules: ${exportableModules().join(", ")}`);

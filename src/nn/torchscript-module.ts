@@ -4,7 +4,7 @@
 // share storage with the TorchScript module: stateDict(), loadStateDict() and in-place optimizer
 // steps read and change exactly what forward() computes with.
 import { libtorchVersion, type Tensor } from "../engine/index.js";
-import { ScriptModuleHandle, scriptFormatVersions } from "../engine/jit.js";
+import { ScriptModuleHandle, scriptFormatVersions, type ScriptGraph } from "../engine/jit.js";
 import { formatVersion, isTorchScriptArchive } from "../io/torch-zip.js";
 import { sha256Hex } from "../io/safetensors.js";
 import { isZip, ZipArchive } from "../io/zip.js";
@@ -122,6 +122,12 @@ export class TorchScriptModule extends Module {
 
   forward(x: Tensor): Tensor {
     return this.#script.forward(x);
+  }
+
+  /** The program of forward() as a graph of operators, for exporters (src/export/torchscript-graph.ts); evaluation mode only. */
+  scriptGraph(): ScriptGraph {
+    if (this.training) throw new Error("TorchScriptModule.scriptGraph: the module is in training mode; call eval() first");
+    return this.#script.graph();
   }
 
   /** Training mode here and in the script. A traced module keeps the mode it was traced in (tracing fixes BN and dropout). */

@@ -1,8 +1,11 @@
 // Starting the scoring workers on the engine the operator chose. "auto" tries onnxruntime first
 // (the faster engine on CPUs, BENCHMARKS.md "Service") and falls back to libtorch when
-// onnxruntime-node is not installed or the detector does not export (a TorchScript-imported
-// model): both engines score with the same weights and threshold, so the fallback changes speed,
-// never verdicts beyond float rounding. A detector that fails to load fails on either engine.
+// onnxruntime-node is not installed or the detector does not export (an imported TorchScript
+// model that uses an operator outside the exporter's set, docs/export.md): both engines score with
+// the same weights and threshold, so the fallback changes speed, never verdicts beyond float
+// rounding. The fallback is never silent: the server logs it at warning level and reports it in
+// /v1/detector (serving.engineFallback) and the metrics (badexpert_engine_fallback). A detector
+// that fails to load fails on either engine.
 // A baseline detector bundle runs on libtorch only: "auto" says so as its fallback reason, an
 // explicit onnxruntime is refused before any worker starts.
 import type { EngineChoice } from "./options.js";

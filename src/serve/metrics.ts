@@ -5,7 +5,15 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom
 import type { ServedInfo } from "./served-info.js";
 import type { WindowStats } from "./flag-window.js";
 
+/** The scoring engine in use, as --engine asked, and why "auto" fell back to libtorch (null when it did not). */
+export interface EngineState {
+  engine: string;
+  requested: string;
+  fallback: string | null;
+}
+
 export interface LiveState {
+  engine(): EngineState;
   queueDepth(): number;
   runningBatches(): number;
   workersReady(): number;
@@ -63,6 +71,25 @@ export class ServeMetrics {
     this.reloads = new Counter({ name: "badexpert_reloads_total", help: "Bundle reloads (SIGHUP) by result", labelNames: ["result"], registers: [r] });
     this.workerDeaths = new Counter({ name: "badexpert_worker_deaths_total", help: "Scoring worker threads that died and were replaced", registers: [r] });
     this.workerLiveTensors = new Gauge({ name: "badexpert_worker_live_tensors", help: "Live tensors in the last worker that answered (constant: the detector's own weights and state)", registers: [r] });
+    new Gauge({
+      name: "badexpert_scoring_engine",
+      help: "1 for the engine the scoring workers use, labelled with the engine and --engine as given",
+      labelNames: ["engine", "requested"],
+      registers: [r],
+      collect() {
+        const e = live.engine();
+        this.reset();
+        this.set({ engine: e.engine, requested: e.requested }, 1);
+      },
+    });
+    new Gauge({
+      name: "badexpert_engine_fallback",
+      help: "1 while --engine auto scores on libtorch because onnxruntime could not run the detector (the reason is in /v1/detector and the log)",
+      registers: [r],
+      collect() {
+        this.set(live.engine().fallback === null ? 0 : 1);
+      },
+    });
     new Gauge({ name: "badexpert_queue_depth", help: "Inputs waiting for a scoring worker", registers: [r], collect() { this.set(live.queueDepth()); } });
     new Gauge({ name: "badexpert_batches_running", help: "Batches being scored now", registers: [r], collect() { this.set(live.runningBatches()); } });
     new Gauge({ name: "badexpert_workers_ready", help: "Scoring workers holding a loaded detector", registers: [r], collect() { this.set(live.workersReady()); } });

@@ -52,10 +52,11 @@ const detectorSummary = {
     loadedAt: { type: "string", format: "date-time", description: "when the workers loaded this detector (changes on reload)" },
     serving: {
       type: "object",
-      required: ["engine", "engineRequested", "workers", "threadsPerWorker", "maxBatch", "maxWaitMs", "maxQueue", "timeoutMs", "onFlag"],
+      required: ["engine", "engineRequested", "engineFallback", "workers", "threadsPerWorker", "maxBatch", "maxWaitMs", "maxQueue", "timeoutMs", "onFlag"],
       properties: {
         engine: { type: "string", enum: ["libtorch", "onnxruntime"], description: "the engine the workers score with" },
-        engineRequested: { type: "string", enum: ["auto", "libtorch", "onnxruntime"], description: "--engine as given (auto may fall back to libtorch; the log says why)" },
+        engineRequested: { type: "string", enum: ["auto", "libtorch", "onnxruntime"], description: "--engine as given (auto may fall back to libtorch)" },
+        engineFallback: { type: ["string", "null"], description: "why auto scores on libtorch (onnxruntime-node missing, or the model uses an operator the ONNX exporter does not translate); null when it does not fall back" },
         workers: { type: "integer" },
         threadsPerWorker: { type: "integer" },
         maxBatch: { type: "integer", description: "largest batch the dynamic batcher forms" },

@@ -69,6 +69,8 @@ export class BadExpertServer {
   readonly app: FastifyInstance;
   readonly options: ServeOptions;
   #engine: ScoringEngine;
+  /** Why "auto" scores on libtorch; null when it does not fall back. */
+  #fallback: string | null;
   readonly metrics: ServeMetrics;
   #source: DetectorSource;
   #pool: WorkerPool;
@@ -92,6 +94,7 @@ export class BadExpertServer {
     const pool = chosen.pool;
     this.options = o;
     this.#engine = chosen.engine;
+    this.#fallback = chosen.fallback;
     this.#feed = feed;
     this.#source = source;
     this.#pool = pool;
@@ -116,6 +119,7 @@ export class BadExpertServer {
     this.#connections = new Connections(this.app.server);
     this.#alert = o.alertRate === null ? null : new RateAlert(this.#window, { rate: o.alertRate, minInputs: o.alertMinInputs, classNames: pool.info.classNames, log: this.app.log });
     this.metrics = new ServeMetrics(pool.info, {
+      engine: () => ({ engine: this.#engine, requested: o.engine, fallback: this.#fallback }),
       queueDepth: () => this.#batcher.queueDepth,
       runningBatches: () => this.#batcher.running,
       workersReady: () => (this.#state === "closed" ? 0 : this.#pool.size),
@@ -258,6 +262,7 @@ export class BadExpertServer {
       this.#pool = next;
       this.#source = source;
       this.#engine = chosen.engine;
+      this.#fallback = chosen.fallback;
       this.#info = next.info;
       this.#hashes = hashes;
       this.#loadedAt = new Date().toISOString();
@@ -522,7 +527,7 @@ export class BadExpertServer {
         source: this.#source.kind === "weights" ? { inMemory: true } : { bundle: this.#source.dir },
         hashes: this.#hashes,
         loadedAt: this.#loadedAt,
-        serving: { engine: this.#engine, engineRequested: o.engine, workers: this.#pool.size, threadsPerWorker: this.#pool.threads, maxBatch: o.maxBatch, maxWaitMs: o.maxWaitMs, maxQueue: o.maxQueue, timeoutMs: o.timeoutMs, onFlag: o.onFlag },
+        serving: { engine: this.#engine, engineRequested: o.engine, engineFallback: this.#fallback, workers: this.#pool.size, threadsPerWorker: this.#pool.threads, maxBatch: o.maxBatch, maxWaitMs: o.maxWaitMs, maxQueue: o.maxQueue, timeoutMs: o.timeoutMs, onFlag: o.onFlag },
       };
     });
 

@@ -1,5 +1,6 @@
 // `badexpert export`: the detector of a bundle as one ONNX graph (images → pred, b, a, score,
-// flagged), or as a Triton model repository around that graph.
+// flagged), or as a Triton model repository around that graph. Zoo and TorchScript-imported
+// bundles alike (docs/export.md).
 import { closeSync, constants, fstatSync, lstatSync, openSync, readSync } from "node:fs";
 import { rename, rm, writeFile } from "node:fs/promises";
 import type { Command } from "../command.js";
@@ -10,6 +11,7 @@ import { loadBundle } from "../../defense/bundle.js";
 import { detectorGraph, modelGraph } from "../../export/detector-graph.js";
 import { encodeModel, producerName, type ModelProto } from "../../export/onnx-proto.js";
 import { assertTritonWritable, writeTritonRepository } from "../../export/triton.js";
+import { supportedTorchScriptOps } from "../../export/torchscript-export.js";
 
 const FORMATS = ["onnx", "triton"] as const;
 /** How much of an existing file is read to find its producer (the field comes in the first bytes). */
@@ -43,6 +45,20 @@ function checkOnnxOut(out: string, force: boolean): void {
   }
 }
 
+/** Words joined into lines of at most `width` characters, each indented by `indent`. */
+function wrap(words: string[], width: number, indent: string): string[] {
+  const lines: string[] = [];
+  let line = "";
+  for (const w of words) {
+    if (line && indent.length + line.length + 1 + w.length > width) {
+      lines.push(indent + line);
+      line = w;
+    } else line = line ? `${line} ${w}` : w;
+  }
+  if (line) lines.push(indent + line);
+  return lines;
+}
+
 export const exportCommand: Command = {
   name: "export",
   summary: "export a detector bundle to ONNX (one graph) or a Triton model repository",
@@ -51,6 +67,13 @@ export const exportCommand: Command = {
     "and returns pred (int64), expert_confidence and auxiliary_confidence (float32), score (float64) and",
     "flagged (bool: NOT(score <= threshold), so a NaN score is flagged). ONNX opset 17; the threshold is the",
     "initializer `threshold`. --model-only writes M alone (outputs logits and pred).",
+    "",
+    "A model imported with `badexpert import --torchscript` (any architecture) is exported by translating its",
+    "TorchScript program (forward() frozen in evaluation mode) operator by operator (docs/export.md). Supported:",
+    ...wrap(supportedTorchScriptOps(), 104, "  "),
+    "Sizes derived from the image's channels, height and width fold into constants; the batch stays dynamic.",
+    "Anything else (another operator, control flow on the input's values) is refused with one error naming",
+    "the operator and where it occurs in the model; nothing is written.",
     "",
     "Examples:",
     "  badexpert export --bundle runs/detector --format onnx --out detector.onnx",
