@@ -20,7 +20,7 @@ export class PickleError extends Error {
 export interface PickleLimits {
   /** Deepest nesting of containers in the built value, and of open MARKs on the stack. */
   maxDepth: number;
-  /** Containers built (dicts, lists, tuples, call results) plus the items put into them. */
+  /** Containers built (dicts, lists, tuples, call results) plus the items put into them; also the most values the stack may hold. */
   maxObjects: number;
   /** Opcodes interpreted (bounds the time one pickle can take). */
   maxOps: number;
@@ -29,12 +29,13 @@ export interface PickleLimits {
 }
 
 /**
- * Far above what a state_dict or checkpoint pickle needs (a state_dict nests 2 to 4 levels and
- * builds about twenty objects per tensor; Python's own pickler cannot write nesting deeper than
- * its recursion limit of 1000), and low enough that a hostile pickle costs at most a few hundred
- * megabytes and a few seconds. Map sizes stay below V8's limit of 2^24 entries.
+ * Far above what a state_dict or checkpoint pickle needs (a state_dict nests 2 to 4 levels,
+ * builds about twenty objects and memoises about ten values per tensor; Python's own pickler
+ * cannot write nesting deeper than its recursion limit of 1000), and low enough that a hostile
+ * pickle costs at most a few hundred megabytes (a million empty dicts take about 240 MB) and a
+ * few seconds. Map sizes stay far below V8's limit of 2^24 entries.
  */
-export const DEFAULT_PICKLE_LIMITS: PickleLimits = { maxDepth: 1000, maxObjects: 2_000_000, maxOps: 50_000_000, maxMemo: 8_000_000 };
+export const DEFAULT_PICKLE_LIMITS: PickleLimits = { maxDepth: 1000, maxObjects: 1_000_000, maxOps: 50_000_000, maxMemo: 2_000_000 };
 
 /** A Python tuple (kept apart from lists: persistent ids and call arguments are tuples). */
 export class PickleTuple {
@@ -101,6 +102,12 @@ export interface UnpickleOptions {
 }
 
 const MARK = Symbol("mark");
+
+/** Text from the file (a global's name, a handler's message) escaped and cut to 200 characters. */
+function short(text: string): string {
+  const e = escapeControls(text, 200);
+  return e.length > 200 ? `${e.slice(0, 200)}…` : e;
+}
 const MAX_LONG_BYTES = 64;
 type StackItem = PickleValue | typeof MARK;
 
@@ -110,7 +117,7 @@ type StackItem = PickleValue | typeof MARK;
  */
 export function unpickle(bytes: Uint8Array, o: UnpickleOptions): PickleValue {
   const limits = { ...DEFAULT_PICKLE_LIMITS, ...o.limits };
-  const where = escapeControls(o.source ?? "pickle");
+  const where = short(o.source ?? "pickle");
   const value = new Unpickler(bytes, o, limits, where).run();
   checkGraph(value, limits.maxDepth, where);
   return value;
@@ -202,7 +209,7 @@ class Unpickler {
   /** Pushes a container or object the pickle built. */
   #pushBuilt(v: PickleValue, items = 0): void {
     this.#count(1 + items);
-    this.#stack.push(v);
+    this.#push(v);
   }
 
   #memoize(i: number, v: PickleValue): void {
@@ -256,6 +263,8 @@ class Unpickler {
   }
 
   #push(v: PickleValue): void {
+    // GET and DUP push values already built: nothing new but the stack's own slots.
+    if (this.#stack.length >= this.#limits.maxObjects) this.#fail(`the pickle's stack holds more than ${this.#limits.maxObjects} values`);
     this.#stack.push(v);
   }
 
@@ -275,7 +284,7 @@ class Unpickler {
   #mark(): void {
     if (this.#marks >= this.#limits.maxDepth) this.#fail(`more than ${this.#limits.maxDepth} nested MARKs (nesting deeper than a state_dict's)`);
     this.#marks++;
-    this.#stack.push(MARK);
+    this.#stack.push(MARK); // at most maxDepth of them
   }
 
   /** Pops everything down to the last MARK. */
@@ -291,20 +300,20 @@ class Unpickler {
   #global(module: string, name: string): PickleGlobal {
     const h = this.#o.resolveGlobal(module, name);
     if (!h) {
-      this.#fail(`refused to load global '${escapeControls(`${module}.${name}`)}': it is not on the allow-list of a weights file (nothing was executed)${this.#o.refusalHint ? `; ${this.#o.refusalHint}` : ""}`);
+      this.#fail(`refused to load global '${short(`${module}.${name}`)}': it is not on the allow-list of a weights file (nothing was executed)${this.#o.refusalHint ? `; ${this.#o.refusalHint}` : ""}`);
     }
     return new PickleGlobal(module, name, h);
   }
 
   #call(fn: PickleValue, args: PickleValue, op: string): PickleValue {
     if (!(fn instanceof PickleGlobal)) this.#fail(`${op} of a ${describe(fn)} is not allowed (only allow-listed globals can be called)`);
-    const name = escapeControls(fn.qualifiedName);
+    const name = short(fn.qualifiedName);
     if (!(args instanceof PickleTuple)) this.#fail(`${op} of '${name}' with ${describe(args)} arguments, expected a tuple`);
     if (!fn.handler.call) this.#fail(`refused to call '${name}': it may be referred to but not called`);
     try {
       return fn.handler.call(args.items);
     } catch (e) {
-      this.#fail(`${name}: ${escapeControls(e instanceof Error ? e.message : String(e))}`);
+      this.#fail(`${name}: ${short(e instanceof Error ? e.message : String(e))}`);
     }
   }
 
@@ -559,7 +568,7 @@ class Unpickler {
         case 0x69: {
           // INST "module\nname\n": instantiates a class from the stack; refused by name.
           const module = this.#line();
-          this.#fail(`refused to instantiate '${escapeControls(`${module}.${this.#line()}`)}' (INST): not allowed in a weights file (nothing was executed)`);
+          this.#fail(`refused to instantiate '${short(`${module}.${this.#line()}`)}' (INST): not allowed in a weights file (nothing was executed)`);
           break;
         }
         case 0x6f: // OBJ
@@ -601,7 +610,7 @@ class Unpickler {
     try {
       return this.#o.persistentLoad(pid);
     } catch (e) {
-      this.#fail(`persistent id: ${escapeControls(e instanceof Error ? e.message : String(e))}`);
+      this.#fail(`persistent id: ${short(e instanceof Error ? e.message : String(e))}`);
     }
   }
 }
@@ -617,6 +626,6 @@ export function describe(v: PickleValue): string {
   if (Array.isArray(v)) return "list";
   if (v instanceof PickleTuple) return "tuple";
   if (v instanceof PickleDict) return "dict";
-  if (v instanceof PickleGlobal) return `global ${v.qualifiedName}`;
+  if (v instanceof PickleGlobal) return `global ${short(v.qualifiedName)}`;
   return v.kind;
 }

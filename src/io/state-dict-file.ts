@@ -100,11 +100,12 @@ function unwrap(v: PickleValue, source: string): { dict: PickleDict; path: strin
   );
 }
 
-/** Strips `module.` / `model.` while every key carries it (possibly both, nested). */
+/** Strips `module.` / `model.` while every key carries it (possibly both, nested; at most MAX_WRAPPERS times). */
 export function stripPrefixes<T>(m: Map<string, T>): { map: Map<string, T>; stripped: string[] } {
   const stripped: string[] = [];
   let cur = m;
   for (;;) {
+    if (stripped.length === MAX_WRAPPERS) return { map: cur, stripped };
     const p = STRIPPED_PREFIXES.find((x) => cur.size > 0 && [...cur.keys()].every((k) => k.startsWith(x)));
     if (p === undefined) return { map: cur, stripped };
     stripped.push(p);

@@ -11,6 +11,9 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { dispose, memory } from "../../src/engine/index.js";
+import { readStateDictFile } from "../../src/io/state-dict-file.js";
+import { fixture } from "../helpers/pytorch-fixtures.js";
 import type { HostileResult } from "./hostile-load.js";
 import { OP, float32Bytes, p, pickle, stateDictPickle, tensorOps, torchZip, zerosDeflated, type ZipSpec } from "./torch-files.js";
 
@@ -149,10 +152,12 @@ test("a million-character global name gives a message of a few hundred character
   await refused(torchZip(pkl, {}, { deflate: true }), /refused to load global 'osxxxx.*…'.*nothing was executed/);
 });
 
-test("three million empty dicts are refused at the object limit", async () => {
-  const ops: number[] = [];
-  for (let i = 0; i < 3_000_000; i++) ops.push(OP.EMPTY_DICT, OP.POP);
-  await refused(torchZip(pickle(ops), {}, { deflate: true }), /builds more than 2000000 objects/, { maxGrowthMiB: 400 });
+test("a million and a half empty dicts, or as many copies of one value on the stack, are refused at the object limit", async () => {
+  const dicts = new Uint8Array(3_000_000);
+  for (let i = 0; i < dicts.length; i += 2) dicts.set([OP.EMPTY_DICT, OP.POP], i);
+  await refused(torchZip(pickle(dicts), {}, { deflate: true }), /builds more than 1000000 objects/, { maxGrowthMiB: 160 });
+  const dups = new Uint8Array(1_500_000).fill(0x32); // DUP
+  await refused(torchZip(pickle(OP.EMPTY_TUPLE, dups), {}, { deflate: true }), /stack holds more than 1000000 values/);
 });
 
 // ---- inflation ----
@@ -209,8 +214,21 @@ test("views past their storage, negative sizes, unsupported and unknown storage 
 });
 
 test("the expanded and sliced views PyTorch writes read as torch.load gives them", async () => {
-  // What torch.save({"e": torch.zeros(3).expand(4, 3), "s": torch.tensor(5.).expand(2, 2),
-  // "b": torch.arange(6.).reshape(2, 3)[:, 1]}) writes: the views, stride 0 included.
+  // views.pt, written by PyTorch (make-seeds.py), read here; the values are torch.load's.
+  const before = memory().numTensors;
+  const f = await readStateDictFile(fixture("views.pt"));
+  const got = Object.fromEntries([...f.tensors].map(([k, t]) => [k, { shape: t.shape, values: t.toArray() }]));
+  dispose(f.tensors);
+  assert.deepEqual(got, {
+    expand: { shape: [4, 3], values: [0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2] },
+    scalar: { shape: [2, 2], values: [5, 5, 5, 5] },
+    column: { shape: [2], values: [1, 4] },
+    transposed: { shape: [3, 2], values: [0, 3, 1, 4, 2, 5] },
+    half: { shape: [3, 2], values: [1.5, -2, 1.5, -2, 1.5, -2] },
+    index: { shape: [4], values: [0, 1, 2, 3] },
+  });
+  assert.equal(memory().numTensors, before);
+  // The same layout built here (torch.load reads it the same): through the child process.
   const pkl = stateDictPickle([
     ["e", { key: "0", numel: 3, shape: [4, 3], stride: [0, 1] }],
     ["b", { key: "1", numel: 6, offset: 1, shape: [2], stride: [3] }],

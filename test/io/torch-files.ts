@@ -145,7 +145,7 @@ function le(n: number, bytes: number): number[] {
 
 /** A zip archive of the entries, honest unless told otherwise. */
 export function zip(entries: ZipSpec[], o: ZipOptions = {}): Uint8Array {
-  const chunks: number[][] = [];
+  const chunks: (number[] | Uint8Array)[] = [];
   const central: number[][] = [];
   let offset = 0;
   for (const e of entries) {
@@ -159,7 +159,7 @@ export function zip(entries: ZipSpec[], o: ZipOptions = {}): Uint8Array {
     const extra = e.zip64 ? [...le(1, 2), ...le(z64.length, 2), ...z64] : [];
     const sizes = e.zip64 ? [...le(0xffffffff, 4), ...le(0xffffffff, 4)] : [...le(body.length, 4), ...le(size, 4)];
     const local = [...le(0x04034b50, 4), 20, 0, ...le(e.flags ?? 0, 2), ...le(method, 2), 0, 0, 0, 0, ...le(crc, 4), ...sizes, ...le(localName.length, 2), ...le(extra.length, 2), ...localName, ...extra];
-    chunks.push(local, Array.from(body));
+    chunks.push(local, body);
     central.push([
       ...le(0x02014b50, 4),
       20,
