@@ -52,7 +52,7 @@ export abstract class PickleObject {
   abstract readonly kind: string;
   /** BUILD (pickle's __setstate__) on this object; refused unless a subclass accepts it. */
   build(_state: PickleValue): void {
-    throw new Error(`pickle: BUILD (setting state) on ${this.kind} is not allowed`);
+    throw new Error(`BUILD (setting state) on a ${this.kind} is not allowed`);
   }
 }
 
@@ -162,7 +162,10 @@ function checkGraph(root: PickleValue, maxDepth: number, where: string): void {
     const kids = children(child);
     if (!kids) continue;
     const known = height.get(child as object);
-    if (known === 0) throw new PickleError(`${where}: the pickle holds a reference cycle (a ${describe(child)} that contains itself, ${path.length - path.findIndex((f) => f.node === child)} levels down); a state_dict never does`);
+    if (known === 0) {
+      const levels = path.length - path.findIndex((f) => f.node === child);
+      throw new PickleError(`${where}: the pickle holds a reference cycle (a ${describe(child)} that contains itself${levels > 1 ? `, ${levels} levels down` : ""}); a state_dict never does`);
+    }
     if (known !== undefined) {
       top.h = Math.max(top.h, known + 1);
     } else {
@@ -516,7 +519,13 @@ class Unpickler {
           // BUILD
           const state = this.#pop();
           const obj = this.#top();
-          if (obj instanceof PickleObject) obj.build(state);
+          if (obj instanceof PickleObject) {
+            try {
+              obj.build(state);
+            } catch (e) {
+              this.#fail(short(e instanceof Error ? e.message : String(e)));
+            }
+          }
           // An OrderedDict's state is its instance __dict__ (state_dict's `_metadata`): nothing to run.
           else if (!(obj instanceof PickleDict)) this.#fail(`BUILD (setting state) on a ${describe(obj)} is not allowed`);
           break;

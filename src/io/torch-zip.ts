@@ -296,7 +296,7 @@ function checkRecords(file: TorchFile, records: Map<string, TensorRecord>): void
     if (r.numel > r.storage.numel) expanded += r.numel - r.storage.numel;
     if (expanded > file.limits.maxExpandedElements) {
       throw new TorchFileError(
-        `${file.source}: tensor ${printable(name)} of shape [${r.shape.join(", ")}] and stride [${r.stride.join(", ")}] repeats the ${r.storage.numel} elements of its storage; ` +
+        `${file.source}: tensor ${printable(name)} of shape [${r.shape.join(", ")}] and stride [${r.stride.join(", ")}] repeats its ${r.storage.numel}-element storage; ` +
           `views like this add ${expanded} elements beyond their storages in this file, more than the limit of ${file.limits.maxExpandedElements} (a state_dict from training holds no expanded tensors)`,
       );
     }
