@@ -102,13 +102,14 @@ export interface UnpickleOptions {
 }
 
 const MARK = Symbol("mark");
+/** Longest LONG1/LONG4 integer read (the legacy format's magic number takes 10 bytes). */
+const MAX_LONG_BYTES = 64;
 
 /** Text from the file (a global's name, a handler's message) escaped and cut to 200 characters. */
 function short(text: string): string {
   const e = escapeControls(text, 200);
   return e.length > 200 ? `${e.slice(0, 200)}…` : e;
 }
-const MAX_LONG_BYTES = 64;
 type StackItem = PickleValue | typeof MARK;
 
 /**
@@ -591,7 +592,7 @@ class Unpickler {
   }
 
   #long(n: number): bigint | number {
-    // The legacy magic number takes 10 bytes; building a longer one byte by byte costs n^2.
+    // Building the value byte by byte costs time quadratic in n.
     if (n > MAX_LONG_BYTES) this.#fail(`an integer of ${n} bytes (more than ${MAX_LONG_BYTES}) is not a weights file's`);
     const bytes = this.#bytes(n);
     if (n === 0) return 0;
