@@ -4,6 +4,38 @@
 // be on the caller's allow-list, which says what a call to it builds. Everything else is refused
 // with a message naming the global, because a model file that runs code on the defender's
 // machine is exactly how a backdoored model would attack its defender.
+//
+// A pickle is also a small program that can build any object graph: a dict that contains itself
+// (through the memo), nesting a hundred thousand levels deep, millions of empty containers from
+// a few kilobytes. The interpreter here is a loop (no recursion), counts what it builds against
+// limits, and checks the finished graph once (acyclic, bounded height) before handing it out,
+// so whoever walks the value afterwards cannot loop forever or overflow the call stack.
+import { escapeControls } from "../util/printable.js";
+
+/** A pickle that is malformed, refused, or beyond a limit. */
+export class PickleError extends Error {
+  override name = "PickleError";
+}
+
+export interface PickleLimits {
+  /** Deepest nesting of containers in the built value, and of open MARKs on the stack. */
+  maxDepth: number;
+  /** Containers built (dicts, lists, tuples, call results) plus the items put into them; also the most values the stack may hold. */
+  maxObjects: number;
+  /** Opcodes interpreted (bounds the time one pickle can take). */
+  maxOps: number;
+  /** Memo entries (Python's pickler memoises about ten per tensor). */
+  maxMemo: number;
+}
+
+/**
+ * Far above what a state_dict or checkpoint pickle needs (a state_dict nests 2 to 4 levels,
+ * builds about twenty objects and memoises about ten values per tensor; Python's own pickler
+ * cannot write nesting deeper than its recursion limit of 1000), and low enough that a hostile
+ * pickle costs at most a few hundred megabytes (a million empty dicts take about 240 MB) and a
+ * few seconds. Map sizes stay far below V8's limit of 2^24 entries.
+ */
+export const DEFAULT_PICKLE_LIMITS: PickleLimits = { maxDepth: 1000, maxObjects: 1_000_000, maxOps: 50_000_000, maxMemo: 2_000_000 };
 
 /** A Python tuple (kept apart from lists: persistent ids and call arguments are tuples). */
 export class PickleTuple {
@@ -20,7 +52,7 @@ export abstract class PickleObject {
   abstract readonly kind: string;
   /** BUILD (pickle's __setstate__) on this object; refused unless a subclass accepts it. */
   build(_state: PickleValue): void {
-    throw new Error(`pickle: BUILD (setting state) on ${this.kind} is not allowed`);
+    throw new Error(`BUILD (setting state) on a ${this.kind} is not allowed`);
   }
 }
 
@@ -65,32 +97,129 @@ export interface UnpickleOptions {
   source?: string;
   /** Added to the refusal message of a global that is not allowed. */
   refusalHint?: string;
+  /** Overrides of DEFAULT_PICKLE_LIMITS. */
+  limits?: Partial<PickleLimits>;
 }
 
 const MARK = Symbol("mark");
+/** Longest LONG1/LONG4 integer read (the legacy format's magic number takes 10 bytes). */
+const MAX_LONG_BYTES = 64;
+
+/** Text from the file (a global's name, a handler's message) escaped and cut to 200 characters. */
+function short(text: string): string {
+  const e = escapeControls(text, 200);
+  return e.length > 200 ? `${e.slice(0, 200)}…` : e;
+}
 type StackItem = PickleValue | typeof MARK;
 
-/** Interprets `bytes` as one pickle and returns the value it builds; throws on anything not allowed. */
+/**
+ * Interprets `bytes` as one pickle and returns the value it builds: an acyclic graph no deeper
+ * than maxDepth. Throws a PickleError on anything not allowed.
+ */
 export function unpickle(bytes: Uint8Array, o: UnpickleOptions): PickleValue {
-  return new Unpickler(bytes, o).run();
+  const limits = { ...DEFAULT_PICKLE_LIMITS, ...o.limits };
+  const where = short(o.source ?? "pickle");
+  const value = new Unpickler(bytes, o, limits, where).run();
+  checkGraph(value, limits.maxDepth, where);
+  return value;
+}
+
+/** The values a container holds (dict keys included), or undefined for a leaf. */
+function children(v: PickleValue): PickleValue[] | undefined {
+  if (Array.isArray(v)) return v;
+  if (v instanceof PickleTuple) return v.items;
+  if (v instanceof PickleDict) {
+    const out: PickleValue[] = [];
+    for (const [k, x] of v.entries) out.push(k as PickleValue, x);
+    return out;
+  }
+  return undefined;
+}
+
+/**
+ * Refuses a reference cycle (a container reachable from itself) and nesting deeper than
+ * `maxDepth`, in one depth-first pass that visits each container once: shared sub-graphs (a
+ * memoised tuple used twice, or a chain of lists that each hold the next one twice) cost their
+ * size, not the number of paths through them.
+ */
+function checkGraph(root: PickleValue, maxDepth: number, where: string): void {
+  const rootKids = children(root);
+  if (!rootKids) return;
+  // Height of each finished container (1 for one holding only leaves); a container in the
+  // map with height 0 is on the current path.
+  const height = new Map<object, number>();
+  const path: { node: object; kids: PickleValue[]; next: number; h: number }[] = [{ node: root as object, kids: rootKids, next: 0, h: 1 }];
+  height.set(root as object, 0);
+  while (path.length > 0) {
+    const top = path[path.length - 1] as (typeof path)[number];
+    if (top.next === top.kids.length) {
+      path.pop();
+      height.set(top.node, top.h);
+      const parent = path[path.length - 1];
+      if (parent) parent.h = Math.max(parent.h, top.h + 1);
+      continue;
+    }
+    const child = top.kids[top.next++] as PickleValue;
+    const kids = children(child);
+    if (!kids) continue;
+    const known = height.get(child as object);
+    if (known === 0) {
+      const levels = path.length - path.findIndex((f) => f.node === child);
+      throw new PickleError(`${where}: the pickle holds a reference cycle (a ${describe(child)} that contains itself${levels > 1 ? `, ${levels} levels down` : ""}); a state_dict never does`);
+    }
+    if (known !== undefined) {
+      top.h = Math.max(top.h, known + 1);
+    } else {
+      if (path.length >= maxDepth) throw new PickleError(`${where}: the pickle nests containers more than ${maxDepth} levels deep; a state_dict nests a few`);
+      height.set(child as object, 0);
+      path.push({ node: child as object, kids, next: 0, h: 1 });
+    }
+    if (top.h > maxDepth) throw new PickleError(`${where}: the pickle nests containers more than ${maxDepth} levels deep; a state_dict nests a few`);
+  }
 }
 
 class Unpickler {
   readonly #b: Uint8Array;
   readonly #v: DataView;
   readonly #o: UnpickleOptions;
+  readonly #limits: PickleLimits;
+  readonly #where: string;
   #at = 0;
   readonly #stack: StackItem[] = [];
   readonly #memo = new Map<number, PickleValue>();
+  /** MARKs on the stack: each one opens a level of nesting. */
+  #marks = 0;
+  #objects = 0;
+  #ops = 0;
 
-  constructor(bytes: Uint8Array, o: UnpickleOptions) {
+  constructor(bytes: Uint8Array, o: UnpickleOptions, limits: PickleLimits, where: string) {
     this.#b = bytes;
     this.#v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     this.#o = o;
+    this.#limits = limits;
+    this.#where = where;
   }
 
   #fail(msg: string): never {
-    throw new Error(`${this.#o.source ?? "pickle"}: ${msg}`);
+    throw new PickleError(`${this.#where}: ${msg}`);
+  }
+
+  /** Counts `n` objects built or items stored against maxObjects. */
+  #count(n: number): void {
+    this.#objects += n;
+    if (this.#objects > this.#limits.maxObjects) this.#fail(`the pickle builds more than ${this.#limits.maxObjects} objects; a state_dict needs about twenty per tensor`);
+  }
+
+  /** Pushes a container or object the pickle built. */
+  #pushBuilt(v: PickleValue, items = 0): void {
+    this.#count(1 + items);
+    this.#push(v);
+  }
+
+  #memoize(i: number, v: PickleValue): void {
+    if (!Number.isSafeInteger(i) || i < 0) this.#fail("a memo index must be a non-negative integer");
+    if (this.#memo.size >= this.#limits.maxMemo && !this.#memo.has(i)) this.#fail(`the pickle memoises more than ${this.#limits.maxMemo} values`);
+    this.#memo.set(i, v);
   }
 
   #need(n: number): number {
@@ -122,7 +251,12 @@ class Unpickler {
     return this.#b.subarray(at, at + n);
   }
   #utf8(n: number): string {
-    return new TextDecoder("utf-8", { fatal: true }).decode(this.#bytes(n));
+    const bytes = this.#bytes(n);
+    try {
+      return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+    } catch {
+      return this.#fail(`a string at offset ${this.#at - n} is not valid UTF-8`);
+    }
   }
   #line(): string {
     const end = this.#b.indexOf(0x0a, this.#at);
@@ -133,6 +267,8 @@ class Unpickler {
   }
 
   #push(v: PickleValue): void {
+    // GET and DUP push values already built: nothing new but the stack's own slots.
+    if (this.#stack.length >= this.#limits.maxObjects) this.#fail(`the pickle's stack holds more than ${this.#limits.maxObjects} values`);
     this.#stack.push(v);
   }
 
@@ -149,46 +285,59 @@ class Unpickler {
     return v;
   }
 
+  #mark(): void {
+    if (this.#marks >= this.#limits.maxDepth) this.#fail(`more than ${this.#limits.maxDepth} nested MARKs (nesting deeper than a state_dict's)`);
+    this.#marks++;
+    this.#stack.push(MARK); // at most maxDepth of them
+  }
+
   /** Pops everything down to the last MARK. */
   #popMark(): PickleValue[] {
     const i = this.#stack.lastIndexOf(MARK);
     if (i < 0) this.#fail("no MARK on the stack");
     const items = this.#stack.splice(i) as PickleValue[];
     items.shift();
+    this.#marks--;
     return items;
   }
 
   #global(module: string, name: string): PickleGlobal {
     const h = this.#o.resolveGlobal(module, name);
     if (!h) {
-      this.#fail(`refused to load global '${module}.${name}': it is not on the allow-list of a weights file (nothing was executed)${this.#o.refusalHint ? `; ${this.#o.refusalHint}` : ""}`);
+      this.#fail(`refused to load global '${short(`${module}.${name}`)}': it is not on the allow-list of a weights file (nothing was executed)${this.#o.refusalHint ? `; ${this.#o.refusalHint}` : ""}`);
     }
     return new PickleGlobal(module, name, h);
   }
 
   #call(fn: PickleValue, args: PickleValue, op: string): PickleValue {
     if (!(fn instanceof PickleGlobal)) this.#fail(`${op} of a ${describe(fn)} is not allowed (only allow-listed globals can be called)`);
-    if (!(args instanceof PickleTuple)) this.#fail(`${op} of '${fn.qualifiedName}' with ${describe(args)} arguments, expected a tuple`);
-    if (!fn.handler.call) this.#fail(`refused to call '${fn.qualifiedName}': it may be referred to but not called`);
+    const name = short(fn.qualifiedName);
+    if (!(args instanceof PickleTuple)) this.#fail(`${op} of '${name}' with ${describe(args)} arguments, expected a tuple`);
+    if (!fn.handler.call) this.#fail(`refused to call '${name}': it may be referred to but not called`);
     try {
       return fn.handler.call(args.items);
     } catch (e) {
-      this.#fail(`${fn.qualifiedName}: ${(e as Error).message}`);
+      this.#fail(`${name}: ${short(e instanceof Error ? e.message : String(e))}`);
     }
   }
 
-  #setItem(d: PickleValue, k: PickleValue, v: PickleValue): void {
+  #setItems(d: PickleValue, items: PickleValue[]): void {
     if (!(d instanceof PickleDict)) this.#fail(`SETITEM on a ${describe(d)}, expected a dict`);
-    d.entries.set(k, v);
+    if (items.length % 2 !== 0) this.#fail("SETITEMS with an odd number of items (a key without a value)");
+    this.#count(items.length / 2);
+    for (let i = 0; i < items.length; i += 2) d.entries.set(items[i] as PickleValue, items[i + 1] as PickleValue);
   }
 
-  #append(l: PickleValue, v: PickleValue[]): void {
+  #append(l: PickleValue, items: PickleValue[]): void {
     if (!Array.isArray(l)) this.#fail(`APPEND on a ${describe(l)}, expected a list`);
-    l.push(...v);
+    this.#count(items.length);
+    // A loop, not push(...items): spreading a million items would overflow the call stack.
+    for (const v of items) l.push(v);
   }
 
   run(): PickleValue {
     for (;;) {
+      if (++this.#ops > this.#limits.maxOps) this.#fail(`the pickle runs more than ${this.#limits.maxOps} opcodes`);
       const op = this.#u8();
       switch (op) {
         case 0x80: // PROTO
@@ -200,49 +349,55 @@ class Unpickler {
         case 0x2e: // STOP
           return this.#pop();
         case 0x28: // MARK
-          this.#stack.push(MARK);
+          this.#mark();
           break;
         case 0x7d: // EMPTY_DICT
-          this.#push(new PickleDict());
+          this.#pushBuilt(new PickleDict());
           break;
         case 0x5d: // EMPTY_LIST
-          this.#push([]);
+          this.#pushBuilt([]);
           break;
         case 0x29: // EMPTY_TUPLE
-          this.#push(new PickleTuple([]));
+          this.#pushBuilt(new PickleTuple([]));
           break;
-        case 0x74: // TUPLE
-          this.#push(new PickleTuple(this.#popMark()));
+        case 0x74: {
+          // TUPLE
+          const items = this.#popMark();
+          this.#pushBuilt(new PickleTuple(items), items.length);
           break;
+        }
         case 0x85: // TUPLE1
-          this.#push(new PickleTuple([this.#pop()]));
+          this.#pushBuilt(new PickleTuple([this.#pop()]), 1);
           break;
         case 0x86: {
           // TUPLE2
           const b = this.#pop();
-          this.#push(new PickleTuple([this.#pop(), b]));
+          this.#pushBuilt(new PickleTuple([this.#pop(), b]), 2);
           break;
         }
         case 0x87: {
           // TUPLE3
           const c = this.#pop();
           const b = this.#pop();
-          this.#push(new PickleTuple([this.#pop(), b, c]));
+          this.#pushBuilt(new PickleTuple([this.#pop(), b, c]), 3);
           break;
         }
-        case 0x6c: // LIST
-          this.#push(this.#popMark());
+        case 0x6c: {
+          // LIST
+          const items = this.#popMark();
+          this.#pushBuilt(items, items.length);
           break;
+        }
         case 0x64: {
           // DICT
           const items = this.#popMark();
           const d = new PickleDict();
-          for (let i = 0; i + 1 < items.length; i += 2) d.entries.set(items[i] as PickleValue, items[i + 1] as PickleValue);
-          this.#push(d);
+          this.#setItems(d, items);
+          this.#pushBuilt(d);
           break;
         }
         case 0x8f: // EMPTY_SET (kept as a list)
-          this.#push([]);
+          this.#pushBuilt([]);
           break;
         case 0x90: {
           // ADDITEMS
@@ -250,9 +405,12 @@ class Unpickler {
           this.#append(this.#top(), items);
           break;
         }
-        case 0x91: // FROZENSET
-          this.#push(this.#popMark());
+        case 0x91: {
+          // FROZENSET
+          const items = this.#popMark();
+          this.#pushBuilt(items, items.length);
           break;
+        }
         case 0x58: // BINUNICODE
           this.#push(this.#utf8(this.#u32()));
           break;
@@ -269,14 +427,14 @@ class Unpickler {
           this.#push(new TextDecoder("latin1").decode(this.#bytes(this.#u32())));
           break;
         case 0x43: // SHORT_BINBYTES
-          this.#push(this.#bytes(this.#u8()));
+          this.#pushBuilt(this.#bytes(this.#u8()));
           break;
         case 0x42: // BINBYTES
-          this.#push(this.#bytes(this.#u32()));
+          this.#pushBuilt(this.#bytes(this.#u32()));
           break;
         case 0x8e: // BINBYTES8
         case 0x96: // BYTEARRAY8
-          this.#push(this.#bytes(this.#u64()));
+          this.#pushBuilt(this.#bytes(this.#u64()));
           break;
         case 0x4a: // BININT
           this.#push(this.#i32());
@@ -312,7 +470,7 @@ class Unpickler {
         case 0x63: {
           // GLOBAL "module\nname\n"
           const module = this.#line();
-          this.#push(this.#global(module, this.#line()));
+          this.#pushBuilt(this.#global(module, this.#line()));
           break;
         }
         case 0x93: {
@@ -320,20 +478,20 @@ class Unpickler {
           const name = this.#pop();
           const module = this.#pop();
           if (typeof module !== "string" || typeof name !== "string") this.#fail("STACK_GLOBAL needs two strings");
-          this.#push(this.#global(module, name));
+          this.#pushBuilt(this.#global(module, name));
           break;
         }
         case 0x71: // BINPUT
-          this.#memo.set(this.#u8(), this.#top());
+          this.#memoize(this.#u8(), this.#top());
           break;
         case 0x72: // LONG_BINPUT
-          this.#memo.set(this.#u32(), this.#top());
+          this.#memoize(this.#u32(), this.#top());
           break;
         case 0x94: // MEMOIZE
-          this.#memo.set(this.#memo.size, this.#top());
+          this.#memoize(this.#memo.size, this.#top());
           break;
         case 0x70: // PUT (text)
-          this.#memo.set(Number(this.#line()), this.#top());
+          this.#memoize(this.#textIndex(), this.#top());
           break;
         case 0x68: // BINGET
           this.#push(this.#get(this.#u8()));
@@ -342,27 +500,33 @@ class Unpickler {
           this.#push(this.#get(this.#u32()));
           break;
         case 0x67: // GET (text)
-          this.#push(this.#get(Number(this.#line())));
+          this.#push(this.#get(this.#textIndex()));
           break;
         case 0x52: {
           // REDUCE
           const args = this.#pop();
           const fn = this.#pop();
-          this.#push(this.#call(fn, args, "REDUCE"));
+          this.#pushBuilt(this.#call(fn, args, "REDUCE"));
           break;
         }
         case 0x81: {
           // NEWOBJ: cls.__new__(cls, *args), treated as a call to the allow-listed class
           const args = this.#pop();
           const cls = this.#pop();
-          this.#push(this.#call(cls, args, "NEWOBJ"));
+          this.#pushBuilt(this.#call(cls, args, "NEWOBJ"));
           break;
         }
         case 0x62: {
           // BUILD
           const state = this.#pop();
           const obj = this.#top();
-          if (obj instanceof PickleObject) obj.build(state);
+          if (obj instanceof PickleObject) {
+            try {
+              obj.build(state);
+            } catch (e) {
+              this.#fail(short(e instanceof Error ? e.message : String(e)));
+            }
+          }
           // An OrderedDict's state is its instance __dict__ (state_dict's `_metadata`): nothing to run.
           else if (!(obj instanceof PickleDict)) this.#fail(`BUILD (setting state) on a ${describe(obj)} is not allowed`);
           break;
@@ -371,14 +535,13 @@ class Unpickler {
           // SETITEM
           const v = this.#pop();
           const k = this.#pop();
-          this.#setItem(this.#top(), k, v);
+          this.#setItems(this.#top(), [k, v]);
           break;
         }
         case 0x75: {
           // SETITEMS
           const items = this.#popMark();
-          const d = this.#top();
-          for (let i = 0; i + 1 < items.length; i += 2) this.#setItem(d, items[i] as PickleValue, items[i + 1] as PickleValue);
+          this.#setItems(this.#top(), items);
           break;
         }
         case 0x61: {
@@ -394,14 +557,18 @@ class Unpickler {
           break;
         }
         case 0x51: // BINPERSID
-          this.#push(this.#persistent(this.#pop()));
+          this.#pushBuilt(this.#persistent(this.#pop()));
           break;
         case 0x50: // PERSID (text)
-          this.#push(this.#persistent(this.#line()));
+          this.#pushBuilt(this.#persistent(this.#line()));
           break;
-        case 0x30: // POP
-          if (this.#stack.pop() === undefined) this.#fail("stack underflow");
+        case 0x30: {
+          // POP (a MARK too, as Python's unpickler does)
+          const v = this.#stack.pop();
+          if (v === undefined) this.#fail("stack underflow");
+          if (v === MARK) this.#marks--;
           break;
+        }
         case 0x31: // POP_MARK
           this.#popMark();
           break;
@@ -411,7 +578,7 @@ class Unpickler {
         case 0x69: {
           // INST "module\nname\n": instantiates a class from the stack; refused by name.
           const module = this.#line();
-          this.#fail(`refused to instantiate '${module}.${this.#line()}' (INST): not allowed in a weights file (nothing was executed)`);
+          this.#fail(`refused to instantiate '${short(`${module}.${this.#line()}`)}' (INST): not allowed in a weights file (nothing was executed)`);
           break;
         }
         case 0x6f: // OBJ
@@ -425,12 +592,21 @@ class Unpickler {
   }
 
   #long(n: number): bigint | number {
+    // Building the value byte by byte costs time quadratic in n.
+    if (n > MAX_LONG_BYTES) this.#fail(`an integer of ${n} bytes (more than ${MAX_LONG_BYTES}) is not a weights file's`);
     const bytes = this.#bytes(n);
     if (n === 0) return 0;
     let v = 0n;
     for (let i = n - 1; i >= 0; i--) v = (v << 8n) | BigInt(bytes[i] as number);
     if ((bytes[n - 1] as number) & 0x80) v -= 1n << BigInt(8 * n);
     return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
+  }
+
+  /** The index of a text PUT/GET: decimal digits only. */
+  #textIndex(): number {
+    const line = this.#line();
+    if (!/^\d{1,15}$/.test(line)) this.#fail("a text memo index must be a decimal integer");
+    return Number(line);
   }
 
   #get(i: number): PickleValue {
@@ -444,7 +620,7 @@ class Unpickler {
     try {
       return this.#o.persistentLoad(pid);
     } catch (e) {
-      this.#fail(`persistent id: ${(e as Error).message}`);
+      this.#fail(`persistent id: ${short(e instanceof Error ? e.message : String(e))}`);
     }
   }
 }
@@ -460,6 +636,6 @@ export function describe(v: PickleValue): string {
   if (Array.isArray(v)) return "list";
   if (v instanceof PickleTuple) return "tuple";
   if (v instanceof PickleDict) return "dict";
-  if (v instanceof PickleGlobal) return `global ${v.qualifiedName}`;
+  if (v instanceof PickleGlobal) return `global ${short(v.qualifiedName)}`;
   return v.kind;
 }
