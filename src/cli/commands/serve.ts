@@ -9,6 +9,7 @@ import { checkDevice } from "../../engine/index.js";
 import { createServer } from "../../serve/index.js";
 import { DEFAULT_OPTIONS, ENGINE_CHOICES, type ServeOptions } from "../../serve/options.js";
 import { SALIENCY_METHODS } from "../../forensics/saliency.js";
+import { FRAME_POLICIES } from "../../data/image-decode.js";
 
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 
@@ -66,6 +67,9 @@ export const serve: Command = {
     "timeout-ms": { type: "string", description: "per-request scoring deadline (then 504)", default: String(DEFAULT_OPTIONS.timeoutMs), value: { kind: "int", min: 1, max: 1e9 } },
     "max-body-bytes": { type: "string", description: "largest request body", default: String(DEFAULT_OPTIONS.maxBodyBytes), value: { kind: "int", min: 1, max: 1e9 } },
     "max-pixels": { type: "string", description: "largest image (width x height), checked before decoding", default: String(DEFAULT_OPTIONS.maxPixels), value: { kind: "int", min: 1, max: 1e9 } },
+    "max-request-pixels": { type: "string", description: "most pixels the images of one request may declare together (413 beyond), checked before decoding", default: String(DEFAULT_OPTIONS.maxRequestPixels), value: { kind: "int", min: 1, max: 1e12 } },
+    "max-inflight-pixels": { type: "string", description: "most pixels being decoded at once across all requests (at least --max-pixels; others wait, 503 at the deadline)", default: String(DEFAULT_OPTIONS.maxInflightPixels), value: { kind: "int", min: 1, max: 1e12 } },
+    frames: { type: "string", description: "multi-frame images (animated GIF/WebP/PNG, multi-page TIFF): refuse (415) or all (score every frame, flag when any is flagged)", default: DEFAULT_OPTIONS.frames, value: { kind: "choice", values: [...FRAME_POLICIES] } },
     "max-images-per-request": { type: "string", description: "most images in one request", default: String(DEFAULT_OPTIONS.maxImagesPerRequest), value: { kind: "int", min: 1, max: 1e9 } },
     "on-flag": { type: "string", description: "what /v1/predict does with a flagged input: reject (422) or annotate", default: DEFAULT_OPTIONS.onFlag },
     "audit-log": { type: "string", description: "append one JSON line per flagged input to this file" },
@@ -101,6 +105,9 @@ export const serve: Command = {
       timeoutMs: int(v, "timeout-ms", serve.options) ?? DEFAULT_OPTIONS.timeoutMs,
       maxBodyBytes: int(v, "max-body-bytes", serve.options) ?? DEFAULT_OPTIONS.maxBodyBytes,
       maxPixels: int(v, "max-pixels", serve.options) ?? DEFAULT_OPTIONS.maxPixels,
+      maxRequestPixels: int(v, "max-request-pixels", serve.options) ?? DEFAULT_OPTIONS.maxRequestPixels,
+      maxInflightPixels: int(v, "max-inflight-pixels", serve.options) ?? DEFAULT_OPTIONS.maxInflightPixels,
+      frames: choice(v, "frames", FRAME_POLICIES) ?? DEFAULT_OPTIONS.frames,
       maxImagesPerRequest: int(v, "max-images-per-request", serve.options) ?? DEFAULT_OPTIONS.maxImagesPerRequest,
       onFlag: choice(v, "on-flag", ["reject", "annotate"] as const) ?? DEFAULT_OPTIONS.onFlag,
       auditLog: auditLog ?? null,
