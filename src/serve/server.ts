@@ -12,6 +12,7 @@ import { RateAlert } from "./alert.js";
 import { Batcher, type ScoredInput } from "./batcher.js";
 import { decodeForModel, probeUpload, type DecodeLimits, type ModelInput } from "./decode.js";
 import { PixelBudget } from "./pixel-budget.js";
+import { collectGarbage } from "./collect-garbage.js";
 import { ServeError } from "./errors.js";
 import { FlagWindow } from "./flag-window.js";
 import { parseJsonBody, requestImages } from "./inputs.js";
@@ -63,6 +64,8 @@ export class BadExpertServer {
   readonly #audit: AuditLog | null;
   readonly #feed: FlaggedFeed | null;
   readonly #pixels: PixelBudget;
+  /** Bytes of full-size decoded pixels handed to JavaScript since the last collection (collect-garbage.ts). */
+  #decodedGarbage = 0;
   #state: State = "ready";
   #reloading: Promise<void> | null = null;
   #closing: Promise<number> | null = null;
@@ -307,10 +310,20 @@ export class BadExpertServer {
         try {
           return await decodeForModel(im.data, im.name, target, probe, limits);
         } finally {
+          // Decoded in two steps (not onePass), the full-size pixels were a Buffer: up to 4 bytes a pixel.
+          if (!probe.onePass) this.#decodedGarbage += 4 * probe.pixels;
           release();
+          this.#collectDecodedGarbage();
         }
       }),
     ).finally(() => req.log.debug({ event: "decoded", images: images.length, pixels }, "images decoded"));
+  }
+
+  /** Once 64 MB of full-size pixels are garbage and nothing is being decoded, their memory goes back now, not at V8's next collection. */
+  #collectDecodedGarbage(): void {
+    if (this.#decodedGarbage < 64 * 2 ** 20 || this.#pixels.inUse > 0) return;
+    this.#decodedGarbage = 0;
+    setImmediate(collectGarbage);
   }
 
   /** Decodes, scores, records (metrics, window, audit) and returns one record per image. */

@@ -1,9 +1,8 @@
 // Real multi-frame image files built from raw frames: animated GIF and WebP and a multi-page TIFF
 // written by libvips (sharp), an APNG written chunk by chunk (libvips does not write APNG), and a
 // multi-image PGM/PPM. Every frame has the same size; `frames[k]` is width × height × channels bytes.
-import { deflateSync } from "node:zlib";
+import { crc32, deflateSync } from "node:zlib";
 import sharp from "sharp";
-import { pngCrc } from "../../src/data/png-decode.js";
 
 export interface Frames {
   width: number;
@@ -44,7 +43,7 @@ function chunk(type: string, body: Uint8Array): Buffer {
   out.writeUInt32BE(body.length, 0);
   out.write(type, 4, "latin1");
   out.set(body, 8);
-  out.writeUInt32BE(pngCrc(out, 4, 8 + body.length), 8 + body.length);
+  out.writeUInt32BE(crc32(out.subarray(4, 8 + body.length)), 8 + body.length);
   return out;
 }
 
