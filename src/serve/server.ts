@@ -446,11 +446,15 @@ export class BadExpertServer {
           requestId: req.id,
           flagged: flagged.map((i) => {
             const r = records[i] as DetectionRecord;
-            return { index: i, score: r.score, threshold: r.threshold, ...(r.reason ? { reason: r.reason } : {}) };
+            return { index: i, score: r.score, threshold: r.threshold, ...(r.reason ? { reason: r.reason } : {}), ...(r.frames ? { frames: r.frames, frame: r.frame } : {}) };
           }),
         });
       }
-      const out = records.map((r) => (r.flagged ? { pred: r.pred, class: r.class, flagged: true, score: r.score, threshold: r.threshold, ...(r.reason ? { reason: r.reason } : {}) } : { pred: r.pred, class: r.class, flagged: false }));
+      const out = records.map((r) =>
+        r.flagged
+          ? { pred: r.pred, class: r.class, flagged: true, score: r.score, threshold: r.threshold, ...(r.reason ? { reason: r.reason } : {}), ...(r.frames ? { frames: r.frames, frame: r.frame } : {}) }
+          : { pred: r.pred, class: r.class, flagged: false },
+      );
       return reply.send(batch ? { requestId: req.id, results: out } : { requestId: req.id, ...out[0] });
     });
 

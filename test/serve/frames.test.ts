@@ -110,6 +110,7 @@ test("--frames all: every frame scored, the image flagged because frame 1 is, wi
       assert.deepEqual([s0.flagged, s1.flagged, r.body.flagged], [false, true, true], kind);
       const p = await postRaw(`${allUrl}/v1/predict`, bytes, KINDS[kind].type);
       assert.equal(p.status, 422, `${kind}: /v1/predict refuses the image (--on-flag reject)`);
+      assert.deepEqual((p.body.flagged as { index: number; frames: number; frame: number }[]).map((x) => [x.index, x.frames, x.frame]), [[0, 2, 1]], kind);
     }
   }
   // Frames count as inputs against --max-images-per-request.

@@ -8,6 +8,7 @@ import { memory } from "../../src/engine/index.js";
 import { createServer, type BadExpertServer } from "../../src/serve/index.js";
 import { resolveOptions } from "../../src/serve/options.js";
 import { fixtureBundle } from "./fixture.js";
+import { runCli } from "../cli/fixtures.js";
 
 let server: BadExpertServer;
 let url: string;
@@ -78,7 +79,13 @@ test("a request within the budget is decoded and scored (four 4999x5000 PNGs, 99
   assert.equal(new Set(results.map((x) => x.score)).size, 4);
 });
 
-test("options: the in-flight budget must hold the largest image allowed", () => {
+test("options: the in-flight budget must hold the largest image allowed; serve --help documents the budgets", async () => {
+  const help = await runCli(["serve", "--help"]);
+  assert.equal(help.code, 0);
+  for (const option of ["--max-pixels", "--max-request-pixels", "--max-inflight-pixels", "--frames"]) assert.match(help.out, new RegExp(`${option} <value>.*\\(default: `), option);
+  const bad = await runCli(["serve", "--bundle", "x", "--max-pixels", "30000000", "--max-inflight-pixels", "20000000"]);
+  assert.equal(bad.code, 2, "a usage error");
+  assert.match(bad.err, /maxPixels \(30000000\) must not exceed maxInflightPixels \(20000000\)/);
   assert.throws(() => resolveOptions({ maxPixels: 30_000_000, maxInflightPixels: 20_000_000 }), /maxPixels \(30000000\) must not exceed maxInflightPixels \(20000000\)/);
   assert.throws(() => resolveOptions({ maxRequestPixels: 0 }), /maxRequestPixels must be an integer >= 1, got 0/);
   assert.throws(() => resolveOptions({ frames: "first" as "all" }), /frames must be one of refuse, all, got "first"/);
