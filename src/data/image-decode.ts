@@ -115,6 +115,13 @@ function corrupt(file: string, format: ImageFormat, problem: string, cause?: unk
   return new ImageDecodeError("corrupt", file, `cannot decode: a corrupt ${FORMAT_NAMES[format]}: ${problem}`, cause === undefined ? undefined : { cause });
 }
 
+/** ppm.ts's own words (its messages, "ppm: FILE: ...", are what dataset users see), with a code. */
+function pnmError(file: string, e: unknown): ImageDecodeError {
+  const problem = e instanceof DatasetFormatError ? e.problem : errorMessage(e);
+  const code = /exceeds the limit/.test(problem) ? "too_many_pixels" : /not supported|unsupported magic/.test(problem) ? "unsupported_format" : "corrupt";
+  return new ImageDecodeError(code, file, problem, { cause: e, reader: "ppm" });
+}
+
 function frameWord(format: ImageFormat): string {
   return format === "tiff" ? "pages" : format === "pnm" ? "images" : "frames";
 }
@@ -168,8 +175,7 @@ async function readHeader(data: Uint8Array, file: string, maxPixels: number): Pr
       const first = pnmHeader(data, file, { maxPixels });
       return { format: "pnm", width: first.width, height: first.height, frames: starts.length, pixels: first.width * first.height, onePass: false };
     } catch (e) {
-      if (e instanceof DatasetFormatError && /exceeds the limit/.test(e.problem)) throw new ImageDecodeError("too_many_pixels", file, e.problem, { cause: e });
-      throw corrupt(file, "pnm", e instanceof DatasetFormatError ? e.problem : errorMessage(e), e);
+      throw pnmError(file, e);
     }
   }
   configureSharp();
@@ -234,13 +240,13 @@ export async function decodeImageFrames(data: Uint8Array, file: string, target: 
       try {
         img = decodePnm(data, file, { maxPixels }, at);
       } catch (e) {
-        throw corrupt(file, "pnm", e instanceof DatasetFormatError ? e.problem : errorMessage(e), e);
+        throw pnmError(file, e);
       }
       out.push(await finish(img));
     }
     return out;
   }
-  if (p.format === "png" && p.frames > 1) return decodeApngFrames(data, file, maxPixels, finish);
+  if (p.format === "png" && p.frames > 1) return decodeApngFrames(data, file, p.frames, maxPixels, finish);
   if (p.format === "png") {
     const fast = smallPlainPng(data, file, p);
     if (fast !== null) return [await finish(fast)];
@@ -296,7 +302,7 @@ async function decodeWithLibvips(data: Uint8Array, file: string, p: ImageProbe, 
 }
 
 /** Every image an APNG viewer (or a decoder without APNG support) may show, composited, at the target size. */
-async function decodeApngFrames(data: Uint8Array, file: string, maxPixels: number, finish: (img: RawImage) => Promise<RawImage>): Promise<RawImage[]> {
+async function decodeApngFrames(data: Uint8Array, file: string, frames: number, maxPixels: number, finish: (img: RawImage) => Promise<RawImage>): Promise<RawImage[]> {
   configureSharp();
   const out: RawImage[] = [];
   const rgba = async (png: Uint8Array): Promise<RgbaImage> => {
@@ -306,6 +312,8 @@ async function decodeApngFrames(data: Uint8Array, file: string, maxPixels: numbe
   };
   try {
     await forEachApngFrame(data, rgba, async (canvas) => {
+      // The limits were checked against the frames the header chunks announce; a file holding more is refused.
+      if (out.length === frames) throw new ApngError(`more frames than the ${frames} its animation chunks announce`);
       out.push(await finish(convertChannels({ width: canvas.width, height: canvas.height, channels: 4, pixels: canvas.pixels }, 3)));
     });
   } catch (e) {

@@ -25,8 +25,9 @@ export class ImageDecodeError extends DatasetFormatError {
     readonly code: ImageProblem,
     file: string,
     problem: string,
-    options?: { cause?: unknown },
+    /** reader: the decoder named at the head of the message (default "image"). */
+    options: { cause?: unknown; reader?: string } = {},
   ) {
-    super("image", file, problem, options);
+    super(options.reader ?? "image", file, problem, options.cause === undefined ? undefined : { cause: options.cause });
   }
 }

@@ -81,8 +81,8 @@ test("empty, text, truncated JPEG/GIF/WebP, unsupported formats (SVG)", async ()
   await assert.rejects(decode(webp.subarray(0, 30), "stub.webp"), isCode("corrupt", /stub\.webp: cannot decode: a corrupt WebP/));
   const svg = Buffer.from("<svg xmlns='http://www.w3.org/2000/svg' width='28' height='28'><rect width='28' height='28'/></svg>");
   await assert.rejects(decode(svg, "drawing.png"), isCode("unsupported_format", /drawing\.png: a SVG image; only PNG, JPEG, WebP, GIF, TIFF or PPM\/PGM images are accepted/));
-  await assert.rejects(decode(Buffer.from("P3\n1 1\n255\n0 0 0\n"), "ascii.ppm"), isCode("corrupt", /ascii\.ppm: .*ASCII P3 files are not supported/));
-  await assert.rejects(decode(Buffer.from("P6\n4 4\n255\nabc"), "short.ppm"), isCode("corrupt", /short\.ppm: .*truncated: 4x4x3 needs 48 pixel bytes, found 3/));
+  await assert.rejects(decode(Buffer.from("P3\n1 1\n255\n0 0 0\n"), "ascii.ppm"), isCode("unsupported_format", /^ppm: ascii\.ppm: ASCII P3 files are not supported, only binary P6\/P5$/));
+  await assert.rejects(decode(Buffer.from("P6\n4 4\n255\nabc"), "short.ppm"), isCode("corrupt", /^ppm: short\.ppm: truncated: 4x4x3 needs 48 pixel bytes, found 3$/));
 });
 
 test("decoding and resizing in one libvips pass gives the two-step pixels, for every kind it is used for", async () => {
