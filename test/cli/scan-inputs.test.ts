@@ -12,6 +12,7 @@ import sharp from "sharp";
 import { Detector } from "../../src/api/detector.js";
 import { memory } from "../../src/engine/index.js";
 import { fixtureBundle, fixturePngs } from "../serve/fixture.js";
+import { baselineFixture } from "../serve/baseline-fixture.js";
 import { multiFrameFiles } from "../helpers/multi-frame.js";
 import { runCli } from "./fixtures.js";
 
@@ -129,4 +130,19 @@ test("library: Detector.score refuses a multi-frame image by default and scores 
   } finally {
     det.dispose();
   }
+});
+
+test("scan with a baseline detector bundle reads its inputs the same way", async () => {
+  const { frequency } = await baselineFixture();
+  const anim = await write("base.png", files.apng);
+  const r = await runCli(["scan", "--bundle", frequency, anim]);
+  assert.equal(r.code, 1);
+  const [line] = lines(r.lines);
+  assert.equal(line?.code, "multi_frame");
+  assert.match(String(line?.error), /base\.png: an animated PNG with 2 frames/);
+  const all = await runCli(["scan", "--bundle", frequency, "--frames", "all", anim]);
+  assert.equal(all.code, 0, all.err);
+  const [scored] = lines(all.lines);
+  assert.equal(scored?.frames, 2);
+  assert.equal(typeof scored?.score, "number");
 });
