@@ -81,10 +81,8 @@ export interface ImageProbe {
   png?: PngHeader;
 }
 
-const LIMIT_NAME = "the limit";
-
 function tooManyPixels(file: string, what: string, pixels: number, maxPixels: number): ImageDecodeError {
-  return new ImageDecodeError("too_many_pixels", file, `${what} = ${pixels} pixels exceeds ${LIMIT_NAME} of ${maxPixels}`);
+  return new ImageDecodeError("too_many_pixels", file, `${what} = ${pixels} pixels exceeds the limit of ${maxPixels}`);
 }
 
 /** The format the first bytes announce, for messages about bytes libvips could not read. */
@@ -195,8 +193,10 @@ async function readHeader(data: Uint8Array, file: string, maxPixels: number): Pr
   const height = meta.height ?? 0;
   const f = format as ImageFormat;
   if (width < 1 || height < 1) throw corrupt(file, f, `its header declares ${width}x${height} pixels`);
-  const onePass = f !== "jpeg" && meta.depth === "uchar" && !meta.hasAlpha;
-  return { format: f, width, height, frames: Math.max(1, meta.pages ?? 1), pixels: width * height, onePass };
+  const frames = Math.max(1, meta.pages ?? 1);
+  // The header read is the first page's: a TIFF's later pages may have alpha or 16 bits where it has not.
+  const onePass = f !== "jpeg" && meta.depth === "uchar" && !meta.hasAlpha && (f !== "tiff" || frames === 1);
+  return { format: f, width, height, frames, pixels: width * height, onePass };
 }
 
 /** The pages of a TIFF may differ in size: their pixels, each page's header read. */
@@ -281,7 +281,8 @@ function smallPlainPng(data: Uint8Array, file: string, p: ImageProbe): RawImage 
  * One frame (`page`; null: the only one) through libvips. Where the pixels are the same either way
  * (onePass), it decodes and resizes in one pipeline, which streams: a 5000x5000 PNG shrunk to
  * 28x28 never exists at full size. Otherwise (alpha, 16 bits, JPEG) the resize runs on the decoded
- * image in a second step, as it always has, so a file's pixels do not depend on its size.
+ * image in a second step: one pipeline would premultiply alpha, resize 16-bit samples or shrink a
+ * JPEG on load, and the pixels would differ from decode-then-resize (torchvision's order).
  */
 async function decodeWithLibvips(data: Uint8Array, file: string, p: ImageProbe, page: number | null, maxPixels: number, target: DecodeTarget): Promise<RawImage> {
   configureSharp();
