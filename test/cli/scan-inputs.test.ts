@@ -5,6 +5,7 @@
 // input, or every input, could not be read.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -105,15 +106,19 @@ test("scan: broken and hostile files are error lines with a code and the problem
     ["drawing.svg", "<svg xmlns='http://www.w3.org/2000/svg' width='8' height='8'/>", "unsupported_format", /drawing\.svg: a SVG image; only PNG, JPEG, WebP, GIF, TIFF or PPM\/PGM images are accepted/],
   ];
   const paths = await Promise.all(cases.map(([name, bytes]) => write(name, bytes)));
-  const r = await runCli(["scan", "--bundle", bundle, ...paths]);
+  // A named pipe no one writes to: read as it is, it would hold the scan forever.
+  const fifo = join(dir, "pipe.png");
+  execFileSync("mkfifo", [fifo]);
+  const r = await runCli(["scan", "--bundle", bundle, ...paths, fifo]);
   assert.equal(r.code, 1);
   const out = lines(r.lines);
+  assert.match(String(out[cases.length]?.error), /pipe\.png: not a regular file \(a device, socket or pipe\)/);
   for (const [i, [, , code, message]] of cases.entries()) {
     assert.equal(out[i]?.code, code, String(out[i]?.error));
     assert.match(String(out[i]?.error), message);
     assert.equal(out[i]?.flagged, undefined);
   }
-  assert.deepEqual([out.at(-1)?.inputs, out.at(-1)?.scored, out.at(-1)?.failed], [cases.length, 0, cases.length]);
+  assert.deepEqual([out.at(-1)?.inputs, out.at(-1)?.scored, out.at(-1)?.failed], [cases.length + 1, 0, cases.length + 1]);
 });
 
 test("library: Detector.score refuses a multi-frame image by default and scores every frame with frames 'all'", async () => {
