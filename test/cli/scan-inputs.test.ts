@@ -88,7 +88,7 @@ test("scan: multi-frame images are error lines naming the frame count, never cle
   assert.equal(scored.at(-1)?.flagged, scored.slice(0, -1).filter((l) => l.flagged === true).length);
   const usage = await runCli(["scan", "--bundle", bundle, "--dataset", "fashion-mnist", "--frames", "all"]);
   assert.equal(usage.code, 2);
-  assert.match(usage.err, /--frames applies to image files/);
+  assert.match(usage.err, /--frames all applies to image files/);
 });
 
 test("scan: broken and hostile files are error lines with a code and the problem; exit 1 when nothing could be read", async () => {

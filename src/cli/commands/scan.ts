@@ -226,7 +226,7 @@ export const scan: Command = {
     const datasetName = str(v, "dataset");
     if (datasetName && positionals.length) throw new UsageError("give either image files or --dataset, not both");
     if (!datasetName && !positionals.length) throw new UsageError("nothing to scan: give image files, or --dataset NAME");
-    if (datasetName && str(v, "frames") !== undefined) throw new UsageError("--frames applies to image files; a dataset's images have one frame each");
+    if (datasetName && str(v, "frames") === "all") throw new UsageError("--frames all applies to image files; a dataset's images have one frame each");
     const verifyKey = str(v, "verify-key");
     const engine = choiceWithDefault(v, "engine", ["libtorch", "onnxruntime"] as const, OPTIONS);
     if (await isBaselineBundle(bundle)) {
