@@ -3,7 +3,8 @@
 // Async like onnxruntime-node's InferenceSession: decoding is asynchronous, and a later version
 // may score off the main thread without changing this surface.
 import { tidy, type Tensor } from "../engine/index.js";
-import { decodeImage } from "../data/image-decode.js";
+import { decodeImageFrames, type FramePolicy } from "../data/image-decode.js";
+import { ImageDecodeError, type ImageProblem } from "../data/image-error.js";
 import { readImageFile } from "../data/read-image-file.js";
 import { imagesToTensor } from "../data/batch.js";
 import { loadBundleWithTrust, type BundleTrust, type LoadBundleOptions } from "../defense/bundle.js";
@@ -13,8 +14,22 @@ import type { ScoreRule } from "../defense/scores.js";
 /** One image: a file path, or the encoded bytes of an image file. */
 export type ImageInput = string | Uint8Array;
 
-/** One image decoded at the model's size, or why it could not be. */
-export type DecodeOutcome = { ok: true; pixels: Uint8Array } | { ok: false; error: string };
+/**
+ * One image decoded at the model's size (`frames` images one after the other in `pixels`: more
+ * than one only with frames "all"), or why it could not be (`code` for a decoding problem).
+ */
+export type DecodeOutcome = { ok: true; pixels: Uint8Array; frames: number } | { ok: false; error: string; code?: ImageProblem };
+
+export interface FrameOptions {
+  /**
+   * Images of several frames (animated GIF/WebP/PNG, multi-page TIFF, multi-image PPM): "refuse"
+   * (the default: an error naming the image and its frame count) or "all": every frame is scored
+   * and the image's record is its worst frame's (see worstFrame).
+   */
+  frames?: FramePolicy;
+  /** Most frames per image with frames "all" (default MAX_FRAMES in image-decode.ts). */
+  maxFrames?: number;
+}
 
 export interface Detection {
   /** M's predicted class index and name. */
@@ -28,6 +43,23 @@ export interface Detection {
   threshold: number;
   /** True when the input is a suspected backdoor input (score above the threshold, or no valid score). */
   flagged: boolean;
+  /** With frames "all", for an image of several frames: how many were scored, and the one this record reports. */
+  frames?: number;
+  frame?: number;
+}
+
+/**
+ * Which frame decides an image scored frame by frame: one without a finite score (the detector
+ * could not judge it: fail closed), else the highest score. The image is flagged when any frame is.
+ */
+export function worstFrame(frames: readonly { score: number | null; flagged: boolean }[]): { index: number; flagged: boolean } {
+  let index = 0;
+  for (const [j, f] of frames.entries()) {
+    const best = frames[index] as { score: number | null };
+    const bestValid = best.score !== null && Number.isFinite(best.score);
+    if (bestValid && (f.score === null || !Number.isFinite(f.score) || f.score > (best.score as number))) index = j;
+  }
+  return { index, flagged: frames.some((f) => f.flagged) };
 }
 
 export interface DetectorSummary {
@@ -93,28 +125,46 @@ export class Detector {
 
   /**
    * Scores images. A tensor must be float [N, C, H, W] in [0, 1] at the model's size; files and
-   * bytes are decoded, converted to the model's channel count and resized to its input size.
+   * bytes are decoded, converted to the model's channel count and resized to its input size. An
+   * image of several frames is refused (an error naming it) unless `o.frames` is "all".
    */
-  async score(images: ImageInput | readonly ImageInput[] | Tensor): Promise<Detection[]> {
-    if (typeof images === "string" || images instanceof Uint8Array) return this.score([images]);
+  async score(images: ImageInput | readonly ImageInput[] | Tensor, o: FrameOptions = {}): Promise<Detection[]> {
+    if (typeof images === "string" || images instanceof Uint8Array) return this.score([images], o);
     if (!Array.isArray(images)) return this.#records(this.#det.scoreBatch(images as Tensor));
     const out: Detection[] = [];
     const list = images as readonly ImageInput[];
+    const [h, w] = this.#det.info.preprocessing.imageSize;
+    const per = this.#bytesPerImage();
     for (let at = 0; at < list.length; at += BATCH) {
       const part = list.slice(at, at + BATCH);
-      const bytes = await this.decode(part, at);
-      const [h, w] = this.#det.info.preprocessing.imageSize;
-      const r = tidy(() => this.#det.scoreBatch(imagesToTensor(bytes, part.length, h, w, this.#det.info.preprocessing.channels)));
-      out.push(...this.#records(r));
+      const decoded: Uint8Array[][] = [];
+      for (const [k, img] of part.entries()) decoded.push(await this.#decodeOne(img, at + k, o));
+      const frames = decoded.flat();
+      // Frames are scored BATCH at a time too, so a part of animations stays bounded.
+      const scored: Detection[] = [];
+      for (let f = 0; f < frames.length; f += BATCH) {
+        const chunk = frames.slice(f, f + BATCH);
+        const bytes = new Uint8Array(chunk.length * per);
+        chunk.forEach((p, i) => bytes.set(p, i * per));
+        scored.push(...this.#records(tidy(() => this.#det.scoreBatch(imagesToTensor(bytes, chunk.length, h, w, this.#det.info.preprocessing.channels)))));
+      }
+      let f = 0;
+      for (const d of decoded) {
+        const mine = scored.slice(f, f + d.length);
+        f += d.length;
+        const worst = worstFrame(mine);
+        const r = mine[worst.index] as Detection;
+        out.push(d.length > 1 ? { ...r, flagged: worst.flagged, frames: d.length, frame: worst.index } : r);
+      }
     }
     return out;
   }
 
-  /** Decodes images into one uint8 NHWC buffer at the model's size and channel count. */
+  /** Decodes images into one uint8 NHWC buffer at the model's size and channel count (multi-frame images are refused). */
   async decode(images: readonly ImageInput[], firstIndex = 0): Promise<Uint8Array> {
     const per = this.#bytesPerImage();
     const out = new Uint8Array(images.length * per);
-    for (const [k, img] of images.entries()) out.set(await this.#decodeOne(img, firstIndex + k), k * per);
+    for (const [k, img] of images.entries()) out.set((await this.#decodeOne(img, firstIndex + k, {}))[0] as Uint8Array, k * per);
     return out;
   }
 
@@ -122,15 +172,9 @@ export class Detector {
    * Decodes each image on its own: one unreadable or undecodable image is its own error (with the
    * path or index in the message) and the others are still decoded.
    */
-  async decodeEach(images: readonly ImageInput[], firstIndex = 0): Promise<DecodeOutcome[]> {
+  async decodeEach(images: readonly ImageInput[], firstIndex = 0, o: FrameOptions = {}): Promise<DecodeOutcome[]> {
     const out: DecodeOutcome[] = [];
-    for (const [k, img] of images.entries()) {
-      try {
-        out.push({ ok: true, pixels: await this.#decodeOne(img, firstIndex + k) });
-      } catch (e) {
-        out.push({ ok: false, error: e instanceof Error ? e.message : String(e) });
-      }
-    }
+    for (const [k, img] of images.entries()) out.push(await decodeOutcome(() => this.#decodeOne(img, firstIndex + k, o)));
     return out;
   }
 
@@ -139,12 +183,12 @@ export class Detector {
     return height * width * (this.#det.info.preprocessing.channels === 1 ? 1 : 3);
   }
 
-  async #decodeOne(img: ImageInput, index: number): Promise<Uint8Array> {
+  async #decodeOne(img: ImageInput, index: number, o: FrameOptions): Promise<Uint8Array[]> {
     const [height, width] = this.#det.info.preprocessing.imageSize;
     const channels = this.#det.info.preprocessing.channels === 1 ? 1 : 3;
     const name = typeof img === "string" ? img : `images[${index}]`;
     const data = typeof img === "string" ? await readImageFile(img) : img;
-    return (await decodeImage(data, name, { size: { height, width }, channels })).pixels;
+    return (await decodeImageFrames(data, name, { size: { height, width }, channels, ...o })).map((f) => f.pixels);
   }
 
   #records(r: BatchScores): Detection[] {
@@ -167,4 +211,18 @@ export function detectionsOf(r: BatchScores, classNames: readonly string[], thre
     threshold,
     flagged: r.flagged[i] === 1,
   }));
+}
+
+/** Runs one image's decoding and turns its frames or its error into a DecodeOutcome (shared with scan's baseline path). */
+export async function decodeOutcome(decode: () => Promise<Uint8Array[]>): Promise<DecodeOutcome> {
+  try {
+    const frames = await decode();
+    if (frames.length === 1) return { ok: true, pixels: frames[0] as Uint8Array, frames: 1 };
+    const per = (frames[0] as Uint8Array).length;
+    const pixels = new Uint8Array(per * frames.length);
+    frames.forEach((f, i) => pixels.set(f, i * per));
+    return { ok: true, pixels, frames: frames.length };
+  } catch (e) {
+    return { ok: false, error: e instanceof Error ? e.message : String(e), ...(e instanceof ImageDecodeError ? { code: e.code } : {}) };
+  }
 }

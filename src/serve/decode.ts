@@ -1,9 +1,11 @@
 // Decoding one uploaded image to the model's input, as `scan` and Detector.score do (same
-// decodeImage: sRGB, alpha dropped, antialiased bilinear resize, exact luma), behind a pixel
-// limit checked from the header alone: a small file that claims 20000×20000 pixels (a
-// decompression bomb) is refused before any pixel is decoded.
-import { decodeImage } from "../data/image-decode.js";
-import { errorMessage } from "../data/errors.js";
+// decodeImageFrames: sRGB, alpha dropped, antialiased bilinear resize, exact luma), in two steps:
+// the header first (probeUpload: format, size, frames, checked against the limits and the frame
+// policy before any pixel is decoded, so a small file that claims 20000×20000 pixels is refused
+// at once), then the pixels (decodeForModel), which the server runs under its pixel budget.
+import { decodeImageFrames, probeImage, type FramePolicy, type ImageProbe } from "../data/image-decode.js";
+import { ImageDecodeError } from "../data/image-error.js";
+import { DatasetFormatError, errorMessage } from "../data/errors.js";
 import { ServeError } from "./errors.js";
 
 export interface ModelInput {
@@ -12,19 +14,51 @@ export interface ModelInput {
   channels: 1 | 3;
 }
 
-/** Decodes `data` to uint8 HWC at the model's size and channel count, or throws a 4xx ServeError. */
-export async function decodeForModel(data: Uint8Array, name: string, target: ModelInput, maxPixels: number): Promise<Uint8Array> {
-  if (data.length === 0) throw new ServeError(400, "empty_image", `${name}: empty (0 bytes)`);
+export interface DecodeLimits {
+  maxPixels: number;
+  frames: FramePolicy;
+  /** Most frames one image may have with frames "all" (each is one input to score). */
+  maxFrames: number;
+}
+
+/** What each kind of bad image is answered with: status, error code, and the option that governs it. */
+const ANSWERS: Record<ImageDecodeError["code"], { status: number; code: string; option?: string }> = {
+  empty: { status: 400, code: "empty_image" },
+  not_an_image: { status: 400, code: "not_an_image" },
+  unsupported_format: { status: 415, code: "unsupported_image_format" },
+  corrupt: { status: 400, code: "undecodable_image" },
+  too_many_pixels: { status: 413, code: "too_many_pixels", option: "--max-pixels" },
+  multi_frame: { status: 415, code: "multi_frame", option: "--frames" },
+  too_many_frames: { status: 413, code: "too_many_frames", option: "--max-images-per-request" },
+};
+
+/** The 4xx answer for an image that could not be probed or decoded; its message names the input and the problem. */
+export function decodeRefusal(e: unknown, name: string): ServeError {
+  if (e instanceof ServeError) return e;
+  if (e instanceof ImageDecodeError) {
+    const a = ANSWERS[e.code];
+    return new ServeError(a.status, a.code, `${name}: ${e.problem}${a.option && !e.problem.includes(a.option) ? ` (${a.option})` : ""}`, { cause: e });
+  }
+  // A resize or channel conversion that failed on a decoded image: the image is still what is wrong.
+  const problem = e instanceof DatasetFormatError ? e.problem : errorMessage(e);
+  return new ServeError(400, "undecodable_image", `${name}: cannot decode: ${problem}`, { cause: e });
+}
+
+/** Reads one upload's header and applies the per-image limits and the frame policy, or throws a 4xx ServeError. */
+export async function probeUpload(data: Uint8Array, name: string, limits: DecodeLimits): Promise<ImageProbe> {
   try {
-    // One decoding call per image: libvips' limitInputPixels (and decodePnm's maxPixels) refuse an
-    // oversized image from its header, before any pixel is decoded; a separate metadata() call
-    // cost each request a second trip through libvips.
-    const img = await decodeImage(data, name, { size: { height: target.height, width: target.width }, channels: target.channels, maxPixels });
-    return img.pixels;
+    return await probeImage(data, name, limits);
   } catch (e) {
-    const msg = errorMessage(e);
-    if (/pixel limit|pixels exceeds the limit/i.test(msg)) throw new ServeError(413, "too_many_pixels", `${name}: the image has more than ${maxPixels} pixels (--max-pixels): ${msg}`);
-    if (/unsupported image format/i.test(msg)) throw new ServeError(400, "not_an_image", `${name}: not a supported image (PNG, JPEG, WebP, GIF, TIFF, PPM/PGM): ${msg}`);
-    throw new ServeError(400, "undecodable_image", `${name}: ${msg}`);
+    throw decodeRefusal(e, name);
+  }
+}
+
+/** Decodes a probed upload to uint8 HWC at the model's size and channel count, one buffer per frame, or throws a 4xx ServeError. */
+export async function decodeForModel(data: Uint8Array, name: string, target: ModelInput, probe: ImageProbe, limits: DecodeLimits): Promise<Uint8Array[]> {
+  try {
+    const frames = await decodeImageFrames(data, name, { size: { height: target.height, width: target.width }, channels: target.channels, ...limits }, probe);
+    return frames.map((f) => f.pixels);
+  } catch (e) {
+    throw decodeRefusal(e, name);
   }
 }

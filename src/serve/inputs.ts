@@ -4,6 +4,7 @@
 // extracted here; decoding happens afterwards, image by image, behind the pixel limit.
 import type { FastifyRequest } from "fastify";
 import { ServeError } from "./errors.js";
+import { printable } from "../util/printable.js";
 
 export interface RequestImages {
   images: { name: string; data: Uint8Array }[];
@@ -38,19 +39,74 @@ function fromJson(body: unknown): RequestImages {
   throw new ServeError(400, "missing_field", `JSON body has no "image" or "images" field (found: ${keys.length ? keys.map((k) => JSON.stringify(k)).join(", ") : "no fields"})`);
 }
 
+/** busboy's and @fastify/multipart's own words for a malformed body are kept, on one short line. */
+function shortMessage(e: unknown): string {
+  const m = (e instanceof Error ? e.message : String(e)).replace(/\s+/g, " ").trim();
+  return m.length > 200 ? `${m.slice(0, 200)}…` : m;
+}
+
 async function fromMultipart(req: FastifyRequest, maxBytes: number): Promise<RequestImages> {
+  const contentType = req.headers["content-type"] ?? "";
+  if (!/;\s*boundary=("[^"]+"|[^\s;]+)/i.test(contentType)) {
+    throw new ServeError(400, "bad_multipart", "Content-Type multipart/form-data has no boundary parameter (expected multipart/form-data; boundary=...)");
+  }
   const images: RequestImages["images"] = [];
   let total = 0;
-  for await (const part of req.parts()) {
-    if (part.type !== "file") continue;
-    const data = new Uint8Array(await part.toBuffer());
-    // The plugin limits each file; the body as a whole gets the same limit as the other forms.
-    total += data.length;
-    if (total > maxBytes) throw new ServeError(413, "body_too_large", `multipart files total more than ${maxBytes} bytes (--max-body-bytes)`);
-    images.push({ name: part.filename ? `${part.fieldname}:${part.filename}` : `${part.fieldname}[${images.length}]`, data });
+  try {
+    for await (const part of req.parts()) {
+      if (part.type !== "file") continue;
+      const data = new Uint8Array(await part.toBuffer());
+      // The plugin limits each file; the body as a whole gets the same limit as the other forms.
+      total += data.length;
+      if (total > maxBytes) throw new ServeError(413, "body_too_large", `multipart files total more than ${maxBytes} bytes (--max-body-bytes)`);
+      images.push({ name: part.filename ? `${part.fieldname}:${part.filename}` : `${part.fieldname}[${images.length}]`, data });
+    }
+  } catch (e) {
+    // Limits (FST_* codes) are answered by the error handler; anything else the parser threw is a malformed body.
+    if (e instanceof ServeError || (typeof (e as { code?: unknown }).code === "string" && String((e as { code: string }).code).startsWith("FST_"))) throw e;
+    const after = images.length ? ` after ${images.length} complete file part${images.length === 1 ? "" : "s"}` : "";
+    throw new ServeError(400, "bad_multipart", `the multipart body is malformed${after}: ${shortMessage(e)}`, { cause: e });
   }
   if (images.length === 0) throw new ServeError(400, "missing_field", "multipart body has no file parts (send each image as a file field)");
   return { images, batch: true };
+}
+
+/** Keys JSON.parse keeps as own properties but that poison a prototype once copied with assignment. */
+function poisonedKey(value: unknown): string | null {
+  // Iterative: a deeply nested body must not overflow the stack.
+  const stack: { v: unknown; path: string }[] = [{ v: value, path: "$" }];
+  for (let item = stack.pop(); item !== undefined; item = stack.pop()) {
+    const { v, path } = item;
+    if (v === null || typeof v !== "object") continue;
+    if (Array.isArray(v)) {
+      for (let i = v.length - 1; i >= 0; i--) if (v[i] !== null && typeof v[i] === "object") stack.push({ v: v[i], path: `${path}[${i}]` });
+      continue;
+    }
+    const o = v as Record<string, unknown>;
+    if (Object.prototype.hasOwnProperty.call(o, "__proto__")) return `"__proto__" at ${path}`;
+    const c = Object.prototype.hasOwnProperty.call(o, "constructor") ? o.constructor : undefined;
+    if (c !== null && typeof c === "object" && Object.prototype.hasOwnProperty.call(c, "prototype")) return `"constructor": {"prototype": ...} at ${path}`;
+    for (const [k, x] of Object.entries(o)) if (x !== null && typeof x === "object") stack.push({ v: x, path: `${path}[${printable(k, 40)}]` });
+  }
+  return null;
+}
+
+/**
+ * The JSON body parser: JSON.parse, with messages that say what is wrong, and a refusal of the
+ * prototype-poisoning keys ("__proto__", "constructor.prototype") named as such rather than as
+ * invalid JSON.
+ */
+export function parseJsonBody(text: string): unknown {
+  if (text.length === 0) throw new ServeError(400, "empty_body", "the JSON body is empty");
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (e) {
+    throw new ServeError(400, "bad_json", `the body is not valid JSON: ${shortMessage(e)}`);
+  }
+  const key = poisonedKey(value);
+  if (key !== null) throw new ServeError(400, "bad_json", `the JSON body has the key ${key}, which is refused (a prototype-poisoning pattern); send {"image": "<base64>"} or {"images": [...]}`);
+  return value;
 }
 
 /** Extracts the images of a request, or throws a 4xx ServeError naming what is wrong. */

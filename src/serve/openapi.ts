@@ -15,6 +15,8 @@ const detection = {
     threshold: { type: "number", description: "inputs scoring above it are flagged" },
     flagged: { type: "boolean", description: "suspected backdoor input" },
     reason: { type: "string", description: "why an input is flagged without a valid score" },
+    frames: { type: "integer", description: "with --frames all, for an image of several frames: how many were scored (the image is flagged when any is)" },
+    frame: { type: "integer", description: "with --frames all: the frame this record reports (the highest score, or one without a valid score)" },
   },
 };
 
@@ -73,7 +75,7 @@ const error = {
   type: "object",
   required: ["error", "message"],
   properties: {
-    error: { type: "string", description: "machine-readable problem (not_an_image, too_many_pixels, body_too_large, queue_full, timeout, flagged, ...)" },
+    error: { type: "string", description: "machine-readable problem (not_an_image, undecodable_image, unsupported_image_format, multi_frame, too_many_pixels, bad_multipart, bad_json, body_too_large, queue_full, decode_busy, timeout, flagged, ...)" },
     message: { type: "string", description: "what is wrong, naming the input, field or limit" },
     requestId: { type: "string" },
   },
@@ -102,10 +104,10 @@ const errors = (codes: number[]): Record<string, unknown> =>
 const ERROR_TEXT: Record<number, string> = {
   400: "the body or an image is malformed (the message names which)",
   401: "missing or wrong bearer token",
-  413: "body, image count or pixel count over its limit",
-  415: "unsupported Content-Type",
+  413: "body, image count, frame count or pixel count (per image or per request) over its limit",
+  415: "unsupported Content-Type or image format, or an image of several frames (--frames refuse, the default)",
   422: "input flagged as a suspected backdoor input (predict with --on-flag reject)",
-  503: "queue full, scoring failed or shutting down (Retry-After); the input was not checked",
+  503: "queue full, decoding budget busy until the deadline, scoring failed or shutting down (Retry-After); the input was not checked",
   504: "not scored in time; the input was not checked",
 };
 

@@ -5,6 +5,7 @@ import { availableParallelism } from "node:os";
 import type { ScoringEngine } from "./protocol.js";
 import { DEFAULT_SALIENCY_METHOD, SALIENCY_METHODS, type SaliencyMethod } from "../forensics/saliency.js";
 import type { BundleLoad } from "./source.js";
+import { FRAME_POLICIES, type FramePolicy } from "../data/image-decode.js";
 
 export type EngineChoice = ScoringEngine | "auto";
 export const ENGINE_CHOICES: readonly EngineChoice[] = ["auto", "onnxruntime", "libtorch"];
@@ -35,8 +36,21 @@ export interface ServeOptions {
   timeoutMs: number;
   /** Largest request body (raw image, JSON or multipart). */
   maxBodyBytes: number;
-  /** Largest decoded image (width × height), checked from the header before decoding. */
+  /** Largest decoded image (width × height; with frames "all", of all its frames), checked from the header before decoding. */
   maxPixels: number;
+  /** Most pixels the images of one request may declare together (413 beyond), checked from the headers before any is decoded. */
+  maxRequestPixels: number;
+  /**
+   * Most pixels being decoded at once, across all requests: each image holds its header's pixel
+   * count from before it is decoded until it is at the model's size (src/serve/pixel-budget.ts).
+   * Must be at least maxPixels, or an image within the per-image limit could never be decoded.
+   */
+  maxInflightPixels: number;
+  /**
+   * Images of several frames (animated GIF/WebP/PNG, multi-page TIFF): "refuse" answers 415;
+   * "all" scores every frame as one input and flags the image when any frame is flagged.
+   */
+  frames: FramePolicy;
   /** Most images one request may carry. */
   maxImagesPerRequest: number;
   onFlag: OnFlag;
@@ -104,6 +118,13 @@ export const DEFAULT_OPTIONS: ServeOptions = {
   timeoutMs: 10_000,
   maxBodyBytes: 16 * 1024 * 1024,
   maxPixels: 25_000_000,
+  // Decoding runs on libuv's 4 threads; an image costs up to ~11 bytes per declared pixel while it
+  // is decoded (a 16-bit RGBA interlaced PNG is decoded whole before its 8-bit copy is made), and
+  // ~3 in the common case, so 100 megapixels in flight stays near 1 GB at worst on a machine of a
+  // few GB. One request may declare as much: 256 images of 640x480, or four at --max-pixels.
+  maxRequestPixels: 100_000_000,
+  maxInflightPixels: 100_000_000,
+  frames: "refuse",
   maxImagesPerRequest: 256,
   onFlag: "reject",
   auditLog: null,
@@ -188,6 +209,12 @@ export function resolveOptions(o: Partial<ServeOptions> = {}): ServeOptions {
   positiveInt("timeoutMs", r.timeoutMs);
   positiveInt("maxBodyBytes", r.maxBodyBytes);
   positiveInt("maxPixels", r.maxPixels);
+  positiveInt("maxRequestPixels", r.maxRequestPixels);
+  positiveInt("maxInflightPixels", r.maxInflightPixels);
+  if (r.maxPixels > r.maxInflightPixels) {
+    throw new RangeError(`serve: maxPixels (${r.maxPixels}) must not exceed maxInflightPixels (${r.maxInflightPixels}), or an image within the per-image limit could never be decoded`);
+  }
+  if (!FRAME_POLICIES.includes(r.frames)) throw new RangeError(`serve: frames must be one of ${FRAME_POLICIES.join(", ")}, got ${JSON.stringify(r.frames)}`);
   positiveInt("maxImagesPerRequest", r.maxImagesPerRequest);
   positiveInt("windowSeconds", r.windowSeconds);
   positiveInt("alertMinInputs", r.alertMinInputs);

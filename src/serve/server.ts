@@ -11,11 +11,13 @@ import { setBlasThreads } from "../engine/index.js";
 import { AuditLog } from "./audit.js";
 import { RateAlert } from "./alert.js";
 import { Batcher, type ScoredInput } from "./batcher.js";
-import { decodeForModel, type ModelInput } from "./decode.js";
+import { decodeForModel, probeUpload, type DecodeLimits, type ModelInput } from "./decode.js";
+import { PixelBudget } from "./pixel-budget.js";
+import { collectGarbage } from "./collect-garbage.js";
 import { drainExpired, ServeError, shuttingDown } from "./errors.js";
 import { Connections } from "./connections.js";
 import { FlagWindow } from "./flag-window.js";
-import { requestImages } from "./inputs.js";
+import { parseJsonBody, requestImages } from "./inputs.js";
 import { ServeMetrics } from "./metrics.js";
 import { openApiDocument } from "./openapi.js";
 import { resolveOptions, type ServeOptions } from "./options.js";
@@ -32,6 +34,13 @@ import { DASHBOARD_HTML } from "./dashboard.js";
 /** What a route answers for one input: the batcher's result (with the detector's name) and the predicted class's name. */
 export interface DetectionRecord extends ScoredInput {
   class: string;
+  /**
+   * With --frames all, for an image of several frames: how many were scored, and which one the
+   * record reports (the highest score, or one without a valid score); the image is flagged when
+   * any frame is.
+   */
+  frames?: number;
+  frame?: number;
 }
 
 type State = "ready" | "draining" | "closed";
@@ -82,6 +91,9 @@ export class BadExpertServer {
   readonly #alert: RateAlert | null;
   readonly #audit: AuditLog | null;
   readonly #feed: FlaggedFeed | null;
+  readonly #pixels: PixelBudget;
+  /** Bytes of full-size decoded pixels handed to JavaScript since the last collection (collect-garbage.ts). */
+  #decodedGarbage = 0;
   #state: State = "ready";
   #reloading: Promise<void> | null = null;
   #closing: Promise<number> | null = null;
@@ -102,6 +114,7 @@ export class BadExpertServer {
     this.#hashes = hashes;
     this.#audit = audit;
     this.#window = new FlagWindow(o.windowSeconds, pool.info.classNames.length);
+    this.#pixels = new PixelBudget(o.maxInflightPixels);
     this.app = Fastify({
       logger: { level: o.logLevel, ...(o.logStream ? { stream: o.logStream } : {}) },
       bodyLimit: o.maxBodyBytes,
@@ -402,15 +415,60 @@ export class BadExpertServer {
     return { height: p.imageSize[0], width: p.imageSize[1], channels: p.channels === 1 ? 1 : 3 };
   }
 
+  /**
+   * Reads every image's header, checks the request's pixel budget, then decodes each image under
+   * the in-flight budget: one buffer per scored frame (one per image unless --frames all).
+   */
+  async #decode(req: FastifyRequest, images: readonly { name: string; data: Uint8Array }[], deadline: number): Promise<Uint8Array[][]> {
+    const o = this.options;
+    const limits: DecodeLimits = { maxPixels: o.maxPixels, frames: o.frames, maxFrames: o.maxImagesPerRequest };
+    const probes = await Promise.all(images.map((im) => probeUpload(im.data, im.name, limits)));
+    const pixels = probes.reduce((n, p) => n + p.pixels, 0);
+    if (pixels > o.maxRequestPixels) {
+      const largest = probes.reduce((a, p, i) => (p.pixels > (probes[a]?.pixels ?? 0) ? i : a), 0);
+      throw new ServeError(
+        413,
+        "too_many_pixels",
+        `the request's ${images.length} image${images.length === 1 ? "" : "s"} declare ${pixels} pixels together (largest: ${images[largest]?.name ?? "?"}, ${probes[largest]?.pixels ?? 0}); at most ${o.maxRequestPixels} per request (--max-request-pixels)`,
+      );
+    }
+    const frames = probes.reduce((n, p) => n + (o.frames === "all" ? p.frames : 1), 0);
+    if (frames > o.maxImagesPerRequest) {
+      throw new ServeError(413, "too_many_images", `the request's images hold ${frames} frames to score; at most ${o.maxImagesPerRequest} per request (--max-images-per-request; with --frames all each frame is one input)`);
+    }
+    const target = this.#modelInput;
+    return Promise.all(
+      images.map(async (im, i) => {
+        const probe = probes[i] as (typeof probes)[number];
+        const release = await this.#pixels.acquire(probe.pixels, Math.max(1, deadline - performance.now()), im.name);
+        try {
+          return await decodeForModel(im.data, im.name, target, probe, limits);
+        } finally {
+          // Decoded in two steps (not onePass), the full-size pixels were a Buffer: up to 4 bytes a pixel.
+          if (!probe.onePass) this.#decodedGarbage += 4 * probe.pixels;
+          release();
+          this.#collectDecodedGarbage();
+        }
+      }),
+    ).finally(() => req.log.debug({ event: "decoded", images: images.length, pixels }, "images decoded"));
+  }
+
+  /** Once 64 MB of full-size pixels are garbage and nothing is being decoded, their memory goes back now, not at V8's next collection. */
+  #collectDecodedGarbage(): void {
+    if (this.#decodedGarbage < 64 * 2 ** 20 || this.#pixels.inUse > 0) return;
+    this.#decodedGarbage = 0;
+    setImmediate(collectGarbage);
+  }
+
   /** Decodes, scores, records (metrics, window, audit) and returns one record per image. */
   async #score(req: FastifyRequest, route: string): Promise<{ records: DetectionRecord[]; batch: boolean }> {
+    const deadline = performance.now() + this.options.timeoutMs;
     const { images, batch } = await requestImages(req, { maxImages: this.options.maxImagesPerRequest, maxBytes: this.options.maxBodyBytes });
-    const target = this.#modelInput;
-    const pixels = await Promise.all(images.map((im) => decodeForModel(im.data, im.name, target, this.options.maxPixels)));
-    const scored = await this.#batcher.submit(pixels);
+    const decoded = await this.#decode(req, images, deadline);
+    const scored = await this.#batcher.submit(decoded.flat());
     const received = new Date().toISOString();
     const names = this.#info.classNames;
-    const records = scored.map((s: ScoredInput): DetectionRecord => ({
+    const record = (s: ScoredInput): DetectionRecord => ({
       pred: s.pred,
       class: names[s.pred] ?? String(s.pred),
       detector: s.detector,
@@ -420,7 +478,25 @@ export class BadExpertServer {
       threshold: s.threshold,
       flagged: s.flagged,
       ...(s.reason ? { reason: s.reason } : {}),
-    }));
+    });
+    // One record per image: its only frame, or with --frames all the frame that decides (no valid
+    // score first: fail closed; else the highest score), flagged when any frame is.
+    const records: DetectionRecord[] = [];
+    const shown: Uint8Array[] = [];
+    let at = 0;
+    for (const frames of decoded) {
+      const mine = scored.slice(at, at + frames.length);
+      at += frames.length;
+      let k = 0;
+      for (const [j, s] of mine.entries()) {
+        const best = mine[k] as ScoredInput;
+        if (best.score !== null && (s.score === null || s.score > best.score)) k = j;
+      }
+      const r = record(mine[k] as ScoredInput);
+      if (frames.length > 1) Object.assign(r, { flagged: mine.some((s) => s.flagged), frames: frames.length, frame: k });
+      records.push(r);
+      shown.push(frames[k] as Uint8Array);
+    }
     const now = Date.now();
     for (const [i, r] of records.entries()) {
       this.metrics.inputsScored.inc();
@@ -428,9 +504,9 @@ export class BadExpertServer {
       this.#window.record(r.pred, r.flagged, now);
       if (!r.flagged) continue;
       this.metrics.inputsFlagged.inc({ class: r.class });
-      req.log.info({ event: "flagged", index: i, pred: r.pred, class: r.class, score: r.score }, "input flagged as a suspected backdoor input");
+      req.log.info({ event: "flagged", index: i, pred: r.pred, class: r.class, score: r.score, ...(r.frames ? { frame: r.frame, frames: r.frames } : {}) }, "input flagged as a suspected backdoor input");
       // Handed over, not awaited: the overlay is made by the explain worker after the answer.
-      this.#feed?.offer({ time: received, requestId: String(req.id), route, pred: r.pred, class: r.class, score: r.score, pixels: pixels[i] as Uint8Array });
+      this.#feed?.offer({ time: received, requestId: String(req.id), route, pred: r.pred, class: r.class, score: r.score, pixels: shown[i] as Uint8Array });
       await this.#audit?.record(
         { time: new Date(now).toISOString(), requestId: String(req.id), client: req.ip, route, index: i, pred: r.pred, class: r.class, score: r.score, threshold: r.threshold, ...(r.reason ? { reason: r.reason } : {}) },
         (images[i] as { data: Uint8Array }).data,
@@ -453,6 +529,15 @@ export class BadExpertServer {
     for (const type of ["application/octet-stream", /^image\/[\w.+-]+$/]) {
       app.addContentTypeParser(type, { parseAs: "buffer" }, (_req, body, done) => done(null, body));
     }
+    // JSON through our parser: its messages name the problem, including prototype-poisoning keys.
+    app.removeContentTypeParser("application/json");
+    app.addContentTypeParser("application/json", { parseAs: "string" }, (_req, body, done) => {
+      try {
+        done(null, parseJsonBody(body as string));
+      } catch (e) {
+        done(e as Error, undefined);
+      }
+    });
     void app.register(multipart, { limits: { fileSize: o.maxBodyBytes, files: o.maxImagesPerRequest, fields: 16, parts: o.maxImagesPerRequest + 16 } });
     app.setErrorHandler((err, req, reply) => handleError(err, req, reply, this.metrics, o));
     app.setNotFoundHandler((req, reply) => {
@@ -500,11 +585,15 @@ export class BadExpertServer {
           requestId: req.id,
           flagged: flagged.map((i) => {
             const r = records[i] as DetectionRecord;
-            return { index: i, score: r.score, threshold: r.threshold, ...(r.reason ? { reason: r.reason } : {}) };
+            return { index: i, score: r.score, threshold: r.threshold, ...(r.reason ? { reason: r.reason } : {}), ...(r.frames ? { frames: r.frames, frame: r.frame } : {}) };
           }),
         });
       }
-      const out = records.map((r) => (r.flagged ? { pred: r.pred, class: r.class, flagged: true, score: r.score, threshold: r.threshold, ...(r.reason ? { reason: r.reason } : {}) } : { pred: r.pred, class: r.class, flagged: false }));
+      const out = records.map((r) =>
+        r.flagged
+          ? { pred: r.pred, class: r.class, flagged: true, score: r.score, threshold: r.threshold, ...(r.reason ? { reason: r.reason } : {}), ...(r.frames ? { frames: r.frames, frame: r.frame } : {}) }
+          : { pred: r.pred, class: r.class, flagged: false },
+      );
       return reply.send(batch ? { requestId: req.id, results: out } : { requestId: req.id, ...out[0] });
     });
 

@@ -43,9 +43,11 @@ test("an image over the pixel limit is refused from its header, before decoding"
   assert.equal(MAX_IMAGE_PIXELS, 50_000_000);
   const small = await sharp(Buffer.alloc(100 * 100, 7), { raw: { width: 100, height: 100, channels: 1 } }).png().toBuffer();
   await assert.rejects(decodeImage(small, "small.png", { channels: 1, maxPixels: 9999 }), /small\.png: 100x100 = 10000 pixels exceeds the limit of 9999/);
-  // libvips' own limit still guards what the fast path leaves to it (here a 16-bit PNG).
+  // The header is read before any decoder runs, for what the fast path leaves to libvips too (a 16-bit PNG, a JPEG).
   const deep = await sharp(Buffer.alloc(100 * 100, 7), { raw: { width: 100, height: 100, channels: 1 } }).toColourspace("grey16").png().toBuffer();
-  await assert.rejects(decodeImage(deep, "deep.png", { channels: 1, maxPixels: 9999 }), /deep\.png: cannot decode: Input image exceeds pixel limit/);
+  await assert.rejects(decodeImage(deep, "deep.png", { channels: 1, maxPixels: 9999 }), /deep\.png: 100x100 = 10000 pixels exceeds the limit of 9999/);
+  const jpeg = await sharp(Buffer.alloc(100 * 100, 7), { raw: { width: 100, height: 100, channels: 1 } }).jpeg().toBuffer();
+  await assert.rejects(decodeImage(jpeg, "photo.jpg", { channels: 1, maxPixels: 9999 }), /photo\.jpg: 100x100 = 10000 pixels exceeds the limit of 9999/);
   const ok = await decodeImage(small, "small.png", { channels: 1, maxPixels: 10000 });
   assert.deepEqual([ok.width, ok.height, ok.pixels[0]], [100, 100, 7]);
 });

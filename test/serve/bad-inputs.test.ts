@@ -3,6 +3,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { deflateSync } from "node:zlib";
+import sharp from "sharp";
 import { memory } from "../../src/engine/index.js";
 import { createServer, type BadExpertServer } from "../../src/serve/index.js";
 import { fixtureBundle, fixturePngs } from "./fixture.js";
@@ -32,14 +33,14 @@ function chunk(type: string, data: Uint8Array): Buffer {
 }
 
 /** A valid PNG header claiming width × height grey pixels, with a tiny IDAT: a decompression-bomb shape. */
-function claimedPng(width: number, height: number): Uint8Array<ArrayBuffer> {
+function claimedPng(width: number, height: number, rows = 1): Uint8Array<ArrayBuffer> {
   const ihdr = Buffer.alloc(13);
   ihdr.writeUInt32BE(width, 0);
   ihdr.writeUInt32BE(height, 4);
   ihdr[8] = 8; // bit depth
   ihdr[9] = 0; // greyscale
   const sig = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
-  const file = Buffer.concat([sig, chunk("IHDR", ihdr), chunk("IDAT", deflateSync(Buffer.alloc(width + 1))), chunk("IEND", new Uint8Array(0))]);
+  const file = Buffer.concat([sig, chunk("IHDR", ihdr), chunk("IDAT", deflateSync(Buffer.alloc(rows * (width + 1)))), chunk("IEND", new Uint8Array(0))]);
   return new Uint8Array(file);
 }
 
@@ -70,7 +71,7 @@ function refused(r: Reply, status: number, code: string, message: RegExp): void 
 }
 
 test("not an image, a truncated PNG, an empty body", async () => {
-  refused(await postRaw(`${url}/v1/detect`, "hello, I am text", "image/png"), 400, "not_an_image", /^body: not a supported image/);
+  refused(await postRaw(`${url}/v1/detect`, "hello, I am text", "image/png"), 400, "not_an_image", /^body: cannot decode: not a supported image/);
   refused(await postRaw(`${url}/v1/detect`, png.slice(0, Math.floor(png.length / 2)), "image/png"), 400, "undecodable_image", /^body: .*(cannot decode|premature|truncated|end)/i);
   refused(await postRaw(`${url}/v1/detect`, new Uint8Array(0), "image/png"), 400, "empty_image", /body: empty \(0 bytes\)/);
   await stillServing();
@@ -136,4 +137,59 @@ test("a full queue gets 503 + Retry-After and a missed deadline 504: never answe
   } finally {
     assert.equal(await s.close(), 0);
   }
+});
+
+/** A multipart body written by hand, for bodies no client library would send. */
+function rawMultipart(contentType: string, body: string | Uint8Array): Promise<Reply> {
+  return postRaw(`${url}/v1/detect`, typeof body === "string" ? body : new Uint8Array(body), contentType);
+}
+
+function filePart(boundary: string, filename: string): string {
+  return `--${boundary}\r\nContent-Disposition: form-data; name="image"; filename="${filename}"\r\nContent-Type: image/png\r\n\r\n`;
+}
+
+function form(files: [string, Uint8Array][]): FormData {
+  const f = new FormData();
+  for (const [name, bytes] of files) f.append("image", new Blob([new Uint8Array(bytes)], { type: "image/png" }), name);
+  return f;
+}
+
+async function postForm(files: [string, Uint8Array][], route = "/v1/detect"): Promise<Reply> {
+  const r = await fetch(`${url}${route}`, { method: "POST", body: form(files) });
+  return { status: r.status, headers: r.headers, body: (await r.json()) as Record<string, unknown> };
+}
+
+test("malformed multipart (no boundary, truncated part) and prototype-poisoning JSON get 400 naming the problem", async () => {
+  refused(await rawMultipart("multipart/form-data", `${filePart("x", "a.png")}abc\r\n--x--\r\n`), 400, "bad_multipart", /^Content-Type multipart\/form-data has no boundary parameter/);
+  refused(await rawMultipart("multipart/form-data; boundary=x", `${filePart("x", "a.png")}abcdef`), 400, "bad_multipart", /^the multipart body is malformed: .*(terminated early|unexpected end)/i);
+  const whole = `${filePart("x", "a.png")}${"A".repeat(10)}\r\n`;
+  refused(await rawMultipart("multipart/form-data; boundary=x", `${whole}--x\r\nContent-Disposition: form-data; name="image"; filename="b.png"\r\n\r\nxyz`), 400, "bad_multipart", /malformed after 1 complete file part/);
+  const poisoned = `{"__proto__": {"polluted": true}, "image": "${b64(png)}"}`;
+  refused(await postRaw(`${url}/v1/detect`, poisoned, "application/json"), 400, "bad_json", /the JSON body has the key "__proto__" at \$, which is refused \(a prototype-poisoning pattern\)/);
+  refused(await postRaw(`${url}/v1/detect`, `{"images": [{"constructor": {"prototype": {"x": 1}}}]}`, "application/json"), 400, "bad_json", /"constructor": \{"prototype": \.\.\.\} at \$\["images"\]\[0\]/);
+  refused(await postRaw(`${url}/v1/detect`, "{nope", "application/json"), 400, "bad_json", /^the body is not valid JSON: .*(Unexpected|Expected)/);
+  assert.equal(({} as Record<string, unknown>).polluted, undefined);
+  await stillServing();
+});
+
+test("broken and hostile images: each a 4xx whose message names the input and what is wrong", async () => {
+  const withBadCrc = (bytes: Uint8Array): Uint8Array<ArrayBuffer> => {
+    const b = new Uint8Array(bytes);
+    const iend = b.length - 12;
+    b[iend - 1] = (b[iend - 1] ?? 0) ^ 0xff; // the last byte of the CRC of the chunk before IEND
+    return b;
+  };
+  refused(await postRaw(`${url}/v1/detect`, withBadCrc(png), "image/png"), 400, "undecodable_image", /^body: cannot decode: a corrupt PNG: chunk IDAT at byte \d+ has a bad CRC \(stored 0x[0-9a-f]{8}, computed 0x[0-9a-f]{8}\)/);
+  refused(await postRaw(`${url}/v1/detect`, claimedPng(0, 28), "image/png"), 400, "undecodable_image", /^body: cannot decode: a corrupt PNG: its header \(IHDR\) declares 0x28 pixels; width and height must be at least 1/);
+  refused(await postRaw(`${url}/v1/detect`, png.slice(0, 40), "image/png"), 400, "undecodable_image", /^body: cannot decode: a corrupt PNG: truncated/);
+  const jpeg = new Uint8Array(await sharp(Buffer.alloc(64 * 64 * 3, 99), { raw: { width: 64, height: 64, channels: 3 } }).jpeg().toBuffer());
+  refused(await postRaw(`${url}/v1/detect`, jpeg.slice(0, jpeg.length >> 1), "image/jpeg"), 400, "undecodable_image", /^body: cannot decode: a corrupt JPEG: /);
+  refused(await postRaw(`${url}/v1/detect`, claimedPng(2 ** 31 - 1, 2 ** 31 - 1, 0), "image/png"), 413, "too_many_pixels", /^body: 2147483647x2147483647 = \d+ pixels exceeds the limit of 4000000 \(--max-pixels\)/);
+  const svg = Buffer.from("<svg xmlns='http://www.w3.org/2000/svg' width='28' height='28'><rect width='28' height='28'/></svg>");
+  refused(await postRaw(`${url}/v1/detect`, new Uint8Array(svg), "image/png"), 415, "unsupported_image_format", /^body: a SVG image; only PNG, JPEG, WebP, GIF, TIFF or PPM\/PGM images are accepted/);
+  // In a batch, the message names the bad part by its field and file name.
+  refused(await postForm([["good.png", png], ["notes.png", new TextEncoder().encode("just some text, no image")]]), 400, "not_an_image", /^image:notes\.png: cannot decode: not a supported image/);
+  refused(await postForm([["good.png", png], ["empty.png", new Uint8Array(0)]]), 400, "empty_image", /^image:empty\.png: empty \(0 bytes\)/);
+  refused(await postJson(`${url}/v1/predict`, { images: [b64(png), b64(withBadCrc(png))] }), 400, "undecodable_image", /^images\[1\]: cannot decode: a corrupt PNG: chunk IDAT/);
+  await stillServing();
 });

@@ -15,7 +15,7 @@ import { loadDetectorBundle } from "../../src/detectors/bundle.js";
 import { inputSeeds } from "../../src/detectors/input-seeds.js";
 import { saveTensors } from "../../src/io/weights.js";
 import { createServer, DEFAULT_OPTIONS, type DetectionRecord } from "../../src/serve/index.js";
-import { decodeForModel } from "../../src/serve/decode.js";
+import { decodeForModel, probeUpload } from "../../src/serve/decode.js";
 import { baselineFixture, baselinePngs, type BaselineFixture } from "./baseline-fixture.js";
 import { fixtureBundle } from "./fixture.js";
 import { b64, get, metric, postJson, postRaw } from "./http.js";
@@ -46,7 +46,8 @@ after(async () => {
 async function libraryScores(bundle: string, images: Uint8Array[]): Promise<{ pred: number[]; score: number[]; threshold: number; alone: number[] }> {
   const loaded = await loadDetectorBundle(bundle);
   try {
-    const pixels = await Promise.all(images.map((p, i) => decodeForModel(p, `image ${i}`, { height: 28, width: 28, channels: 1 }, DEFAULT_OPTIONS.maxPixels)));
+    const limits = { maxPixels: DEFAULT_OPTIONS.maxPixels, frames: DEFAULT_OPTIONS.frames, maxFrames: 1 };
+    const pixels = await Promise.all(images.map(async (p, i) => (await decodeForModel(p, `image ${i}`, { height: 28, width: 28, channels: 1 }, await probeUpload(p, `image ${i}`, limits), limits))[0] as Uint8Array));
     const bytes = new Uint8Array(pixels.length * 28 * 28);
     pixels.forEach((p, i) => bytes.set(p, i * 28 * 28));
     return tidy(() => {

@@ -7,8 +7,8 @@ import type { LoadedDetector } from "../../detectors/bundle.js";
 import { failClosed, flagged } from "../../detectors/scoring.js";
 import { inputSeeds } from "../../detectors/input-seeds.js";
 import { readImageFile } from "../../data/read-image-file.js";
-import { decodeImage } from "../../data/image-decode.js";
-import type { DecodeOutcome } from "../../api/detector.js";
+import { decodeImageFrames } from "../../data/image-decode.js";
+import { decodeOutcome, type DecodeOutcome } from "../../api/detector.js";
 import type { ScanModel, ScanRecord } from "./scan.js";
 
 export function baselineScanModel(loaded: LoadedDetector): ScanModel {
@@ -19,14 +19,10 @@ export function baselineScanModel(loaded: LoadedDetector): ScanModel {
   return {
     imageSize: [height, width],
     channels,
-    async decodeEach(files, firstIndex) {
+    async decodeEach(files, firstIndex, o) {
       const out: DecodeOutcome[] = [];
       for (const [k, file] of files.entries()) {
-        try {
-          out.push({ ok: true, pixels: (await decodeImage(await readImageFile(file), file ?? `images[${firstIndex + k}]`, { size: { height, width }, channels })).pixels });
-        } catch (e) {
-          out.push({ ok: false, error: e instanceof Error ? e.message : String(e) });
-        }
+        out.push(await decodeOutcome(async () => (await decodeImageFrames(await readImageFile(file), file ?? `images[${firstIndex + k}]`, { size: { height, width }, channels, ...o })).map((f) => f.pixels)));
       }
       return out;
     },

@@ -8,7 +8,8 @@ import type { Command, OptionSpec } from "../command.js";
 import { UsageError } from "../command.js";
 import { COUNT, choiceWithDefault, num, requireStr, str, type Values } from "../args.js";
 import { RUNTIME_OPTIONS, applyRuntimeOptions } from "../runtime-options.js";
-import { Detector, detectionsOf, type DecodeOutcome, type Detection } from "../../api/detector.js";
+import { Detector, detectionsOf, worstFrame, type DecodeOutcome, type Detection, type FrameOptions } from "../../api/detector.js";
+import { FRAME_POLICIES, type FramePolicy } from "../../data/image-decode.js";
 import { isBaselineBundle, loadDetectorBundle } from "../../detectors/bundle.js";
 import { baselineScanModel } from "./scan-baseline.js";
 import { checkScoringDevice } from "../../jobs/device.js";
@@ -32,6 +33,12 @@ const OPTIONS: Record<string, OptionSpec> = {
   split: { type: "string", description: "train or test", default: "test", value: { kind: "choice", values: ["train", "test"] } },
   limit: { type: "string", description: "score only the first N inputs of the dataset", value: COUNT },
   "flagged-only": { type: "boolean", description: "print lines only for flagged inputs (and errors)" },
+  frames: {
+    type: "string",
+    description: `images of several frames (animated GIF/WebP/PNG, multi-page TIFF): refuse (an error line) or all (score every frame, at most ${SCAN_BATCH}; flagged when any frame is)`,
+    default: "refuse",
+    value: { kind: "choice", values: [...FRAME_POLICIES] },
+  },
   "verify-key": { type: "string", description: `Ed25519 public key (PEM): refuse the bundle unless it is signed by its private key (default: $${VERIFY_KEY_ENV}, then ~/.config/badexpert/${PUBLIC_KEY_FILE} if present, which verify a signed bundle)` },
   "require-signature": { type: "boolean", description: "refuse a bundle that is not signed, or whose signature cannot be verified for want of a key" },
   engine: {
@@ -50,7 +57,7 @@ export type ScanRecord = Omit<Detection, "expertConfidence" | "auxiliaryConfiden
 export interface ScanModel {
   imageSize: [number, number];
   channels: number;
-  decodeEach(files: readonly string[], firstIndex: number): Promise<DecodeOutcome[]>;
+  decodeEach(files: readonly string[], firstIndex: number, o: FrameOptions): Promise<DecodeOutcome[]>;
   /** Throws when a dataset's images do not fit the model. */
   checkInput(height: number, width: number, channels: number, what: string): void;
   /** Scores float [N, C, H, W] images in [0, 1]. */
@@ -69,15 +76,21 @@ async function drained(): Promise<void> {
   if (process.stdout.writableNeedDrain) await new Promise<void>((resolve) => process.stdout.once("drain", resolve));
 }
 
-function emitError(input: string, error: string, tally: Tally): void {
+function emitError(input: string, error: string, tally: Tally, code?: string): void {
   tally.failed++;
-  console.log(JSON.stringify({ input, error }));
+  console.log(JSON.stringify({ input, error, ...(code ? { code } : {}) }));
+}
+
+/** An image scored frame by frame: how many frames, and the one whose record is printed. */
+interface FrameChoice {
+  frames: number;
+  frame: number;
 }
 
 /** Prints one scored input; a score that is not a finite number is an error line, never clean. */
-function emitScore(v: Values, input: string, d: ScanRecord, label: number | undefined, tally: Tally): void {
+function emitScore(v: Values, input: string, d: ScanRecord, label: number | undefined, tally: Tally, f?: FrameChoice): void {
   if (!Number.isFinite(d.score)) {
-    emitError(input, `no valid score (${String(d.score)}): the detector cannot judge this input`, tally);
+    emitError(input, `${f ? `frame ${f.frame} of ${f.frames}: ` : ""}no valid score (${String(d.score)}): the detector cannot judge this input`, tally);
     return;
   }
   tally.scored++;
@@ -91,38 +104,69 @@ function emitScore(v: Values, input: string, d: ScanRecord, label: number | unde
     ...(d.auxiliaryConfidence !== undefined ? { auxiliaryConfidence: d.auxiliaryConfidence } : {}),
     score: d.score,
     flagged: d.flagged,
+    ...(f ? { frames: f.frames, frame: f.frame } : {}),
     ...(label !== undefined && label !== -1 ? { label } : {}),
   }));
 }
 
-async function scanFiles(v: Values, det: ScanModel, files: readonly string[], tally: Tally, bar: Progress): Promise<void> {
+/**
+ * Files are decoded SCAN_BATCH at a time and scored together. With --frames all an image may add
+ * up to SCAN_BATCH frames, so files are decoded one at a time instead and scored once SCAN_BATCH
+ * frames are waiting: memory stays bounded by frames, not files.
+ */
+async function scanFiles(v: Values, det: ScanModel, files: readonly string[], tally: Tally, bar: Progress, frames: FramePolicy): Promise<void> {
   const { imageSize, channels } = det;
   const per = imageSize[0] * imageSize[1] * channels;
-  for (let at = 0; at < files.length; at += SCAN_BATCH) {
-    const part = files.slice(at, at + SCAN_BATCH);
-    const decoded = await det.decodeEach(part, at);
-    const okCount = decoded.filter((d) => d.ok).length;
-    const pixels = new Uint8Array(okCount * per);
+  const step = frames === "all" ? 1 : SCAN_BATCH;
+  let pending: { file: string; d: DecodeOutcome }[] = [];
+  let pendingFrames = 0;
+  const flush = async (): Promise<void> => {
+    const pixels = new Uint8Array(pendingFrames * per);
     let k = 0;
-    for (const d of decoded) if (d.ok) pixels.set(d.pixels, per * k++);
-    let scores: ScanRecord[] = [];
-    if (okCount > 0) {
-      const x = imagesToTensor(pixels, okCount, imageSize[0], imageSize[1], channels);
+    for (const { d } of pending) {
+      if (!d.ok) continue;
+      pixels.set(d.pixels, per * k);
+      k += d.frames;
+    }
+    const scores: ScanRecord[] = [];
+    for (let at = 0; at < pendingFrames; at += SCAN_BATCH) {
+      const n = Math.min(SCAN_BATCH, pendingFrames - at);
+      const x = imagesToTensor(pixels.subarray(at * per, (at + n) * per), n, imageSize[0], imageSize[1], channels);
       try {
-        scores = await det.score(x);
+        scores.push(...(await det.score(x)));
       } finally {
         x.dispose();
       }
     }
     k = 0;
-    for (const [i, d] of decoded.entries()) {
+    for (const { file, d } of pending) {
       tally.inputs++;
-      const file = part[i] as string;
-      if (!d.ok) emitError(file, d.error, tally);
-      else emitScore(v, file, scores[k++] as ScanRecord, undefined, tally);
+      if (!d.ok) {
+        emitError(file, d.error, tally, d.code);
+        continue;
+      }
+      const mine = scores.slice(k, k + d.frames);
+      k += d.frames;
+      if (d.frames === 1) {
+        emitScore(v, file, mine[0] as ScanRecord, undefined, tally);
+      } else {
+        const worst = worstFrame(mine);
+        emitScore(v, file, { ...(mine[worst.index] as ScanRecord), flagged: worst.flagged }, undefined, tally, { frames: d.frames, frame: worst.index });
+      }
     }
-    bar.tick(part.length);
+    bar.tick(pending.length);
+    pending = [];
+    pendingFrames = 0;
     await drained();
+  };
+  for (let at = 0; at < files.length; at += step) {
+    const part = files.slice(at, at + step);
+    const decoded = await det.decodeEach(part, at, { frames, maxFrames: SCAN_BATCH });
+    for (const [i, d] of decoded.entries()) {
+      pending.push({ file: part[i] as string, d });
+      if (d.ok) pendingFrames += d.frames;
+    }
+    if (pendingFrames >= SCAN_BATCH || pending.length >= SCAN_BATCH || at + step >= files.length) await flush();
   }
 }
 
@@ -165,7 +209,11 @@ export const scan: Command = {
     "scored as is (its images must have the model's size and channel count). Inputs are read and scored",
     `${SCAN_BATCH} at a time, so memory does not grow with their number.`,
     "",
-    "An input that cannot be read, decoded or scored gets a line {input, error} and the scan goes on.",
+    "An input that cannot be read, decoded or scored gets a line {input, error, code} and the scan goes on (code, for",
+    "images: empty, not_an_image, unsupported_format, corrupt, too_many_pixels, multi_frame, too_many_frames).",
+    "An image of several frames (animated GIF/WebP/PNG, multi-page TIFF, multi-image PPM) is refused by default: its",
+    "first frame is not the whole input. --frames all scores every frame; the line is the worst frame's (the highest",
+    "score), with {frames, frame}, and flagged when any frame is.",
     "",
     `A signed bundle is verified whenever a key is known: --verify-key, else $${VERIFY_KEY_ENV}, else`,
     `~/.config/badexpert/${PUBLIC_KEY_FILE}. An unsigned bundle, or a signed one with no key to check it, is scanned`,
@@ -186,6 +234,7 @@ export const scan: Command = {
     const datasetName = str(v, "dataset");
     if (datasetName && positionals.length) throw new UsageError("give either image files or --dataset, not both");
     if (!datasetName && !positionals.length) throw new UsageError("nothing to scan: give image files, or --dataset NAME");
+    if (datasetName && str(v, "frames") === "all") throw new UsageError("--frames all applies to image files; a dataset's images have one frame each");
     const verifyKey = str(v, "verify-key");
     const requireSignature = v["require-signature"] === true;
     const engine = choiceWithDefault(v, "engine", ["libtorch", "onnxruntime"] as const, OPTIONS);
@@ -215,7 +264,7 @@ export const scan: Command = {
       const model: ScanModel = {
         imageSize,
         channels,
-        decodeEach: (files, at) => det.decodeEach(files, at),
+        decodeEach: (files, at, o) => det.decodeEach(files, at, o),
         checkInput: (h, w, c, what) => det.detector.checkInput(h, w, c, what),
         score: async (x) => detectionsOf(await score(x), classNames, threshold),
       };
@@ -236,7 +285,7 @@ async function runScan(v: Values, model: ScanModel, datasetName: string | undefi
     await scanDataset(v, model, datasetName, tally, progress);
   } else {
     const bar = progress(positionals.length);
-    await scanFiles(v, model, positionals, tally, bar);
+    await scanFiles(v, model, positionals, tally, bar, choiceWithDefault(v, "frames", FRAME_POLICIES, OPTIONS));
     bar.finish();
   }
   const seconds = (Date.now() - t0) / 1000;

@@ -10,6 +10,7 @@ import { DEFAULT_OPTIONS, ENGINE_CHOICES, MAX_AUDIT_KEEP, MIN_AUDIT_BYTES, hostP
 import { PUBLIC_KEY_FILE, VERIFY_KEY_ENV } from "../../defense/signature.js";
 import { SALIENCY_METHODS } from "../../forensics/saliency.js";
 import { readRegularTextFile } from "../../util/read-regular-file.js";
+import { FRAME_POLICIES } from "../../data/image-decode.js";
 
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 const LIMITS = poolLimits();
@@ -44,6 +45,13 @@ export const serve: Command = {
     `1..${LIMITS.maxThreadsPerWorker} (4 x cores), and --workers x --threads at most ${LIMITS.maxTotalThreads}: a forward pass is CPU-bound, so more`,
     "threads only queue for the cores, and each worker holds its own copy of the three models.",
     "The audit log is rotated by size (--audit-max-bytes, --audit-keep): LOG -> LOG.1 -> ..., flushed first, the oldest deleted.",
+    "",
+    "Images: PNG, JPEG, WebP, GIF, TIFF, PPM/PGM; anything else is 415, broken bytes 400 with what is wrong. Pixels are",
+    "limited from the headers, before decoding: per image (--max-pixels), per request (--max-request-pixels, 413) and",
+    "being decoded at once across requests (--max-inflight-pixels: others wait, 503 at the --timeout-ms deadline).",
+    "Multi-frame images (animated GIF/WebP/PNG, multi-page TIFF) are refused with 415 unless --frames all, which",
+    "scores every frame (each one input) and flags the image when any frame is flagged.",
+    "",
     "",
     "Baseline bundles (`badexpert defend --detector strip|frequency|...`) are served too, on libtorch only: records carry",
     "the baseline's score and threshold, `detector` names it, expertConfidence/auxiliaryConfidence are null, and the",
@@ -86,7 +94,10 @@ export const serve: Command = {
     "max-queue": { type: "string", description: "queued inputs beyond which requests get 503 + Retry-After", default: String(DEFAULT_OPTIONS.maxQueue), value: { kind: "int", min: 1, max: 1e9 } },
     "timeout-ms": { type: "string", description: "per-request scoring deadline (then 504)", default: String(DEFAULT_OPTIONS.timeoutMs), value: { kind: "int", min: 1, max: 1e9 } },
     "max-body-bytes": { type: "string", description: "largest request body", default: String(DEFAULT_OPTIONS.maxBodyBytes), value: { kind: "int", min: 1, max: 1e9 } },
-    "max-pixels": { type: "string", description: "largest image (width x height), checked before decoding", default: String(DEFAULT_OPTIONS.maxPixels), value: { kind: "int", min: 1, max: 1e9 } },
+    "max-pixels": { type: "string", description: "largest image (width x height; with --frames all, of all its frames), checked before decoding", default: String(DEFAULT_OPTIONS.maxPixels), value: { kind: "int", min: 1, max: 1e9 } },
+    "max-request-pixels": { type: "string", description: "most pixels the images of one request may declare together (413 beyond), checked before decoding", default: String(DEFAULT_OPTIONS.maxRequestPixels), value: { kind: "int", min: 1, max: 1e12 } },
+    "max-inflight-pixels": { type: "string", description: "most pixels being decoded at once across all requests (at least --max-pixels; others wait, 503 at the deadline)", default: String(DEFAULT_OPTIONS.maxInflightPixels), value: { kind: "int", min: 1, max: 1e12 } },
+    frames: { type: "string", description: "multi-frame images (animated GIF/WebP/PNG, multi-page TIFF): refuse (415) or all (score every frame, flag when any is flagged)", default: DEFAULT_OPTIONS.frames, value: { kind: "choice", values: [...FRAME_POLICIES] } },
     "max-images-per-request": { type: "string", description: "most images in one request", default: String(DEFAULT_OPTIONS.maxImagesPerRequest), value: { kind: "int", min: 1, max: 1e9 } },
     "on-flag": { type: "string", description: "what /v1/predict does with a flagged input: reject (422) or annotate", default: DEFAULT_OPTIONS.onFlag },
     "audit-log": { type: "string", description: "append one JSON line per flagged input to this file" },
@@ -145,6 +156,9 @@ export const serve: Command = {
       timeoutMs: int(v, "timeout-ms", serve.options) ?? DEFAULT_OPTIONS.timeoutMs,
       maxBodyBytes: int(v, "max-body-bytes", serve.options) ?? DEFAULT_OPTIONS.maxBodyBytes,
       maxPixels: int(v, "max-pixels", serve.options) ?? DEFAULT_OPTIONS.maxPixels,
+      maxRequestPixels: int(v, "max-request-pixels", serve.options) ?? DEFAULT_OPTIONS.maxRequestPixels,
+      maxInflightPixels: int(v, "max-inflight-pixels", serve.options) ?? DEFAULT_OPTIONS.maxInflightPixels,
+      frames: choice(v, "frames", FRAME_POLICIES) ?? DEFAULT_OPTIONS.frames,
       maxImagesPerRequest: int(v, "max-images-per-request", serve.options) ?? DEFAULT_OPTIONS.maxImagesPerRequest,
       onFlag: choice(v, "on-flag", ["reject", "annotate"] as const) ?? DEFAULT_OPTIONS.onFlag,
       auditLog: auditLog ?? null,
