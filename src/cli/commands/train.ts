@@ -87,7 +87,8 @@ export const train: Command = {
       ...(cleanModel ? { cleanModel } : {}),
     });
     const asr = r.attackSuccessRate !== undefined ? `, attack success rate ${(100 * r.attackSuccessRate).toFixed(2)}%` : "";
-    console.error(`test accuracy ${(100 * r.cleanAccuracy).toFixed(2)}%${asr} — checkpoint in ${out}`);
+    // The result on stdout (progress went to stderr): `badexpert train ... > result.txt` keeps it.
+    console.log(`test accuracy ${(100 * r.cleanAccuracy).toFixed(2)}%${asr} — checkpoint in ${out}`);
     emitJson(v, {
       checkpoint: out,
       model,
