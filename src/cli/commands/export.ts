@@ -51,12 +51,12 @@ export const exportCommand: Command = {
     "and returns pred (int64), expert_confidence and auxiliary_confidence (float32), score (float64) and",
     "flagged (bool: NOT(score <= threshold), so a NaN score is flagged). ONNX opset 17; the threshold is the",
     "initializer `threshold`. --model-only writes M alone (outputs logits and pred).",
-    "",
-    "Examples:",
-    "  badexpert export --bundle runs/detector --format onnx --out detector.onnx",
-    "  badexpert export --bundle runs/detector --format triton --out model_repository --name badexpert",
-    "  badexpert export --bundle runs/detector --model-only --out model.onnx",
   ].join("\n"),
+  examples: [
+    "badexpert export --bundle out/demo/detector --format onnx --out out/detector.onnx",
+    "badexpert export --bundle out/demo/detector --format triton --out out/model_repository --name badexpert",
+    "badexpert export --bundle out/demo/detector --model-only --out out/model.onnx",
+  ],
   options: {
     bundle: { type: "string", short: "b", description: "detector bundle directory (from `badexpert defend`)" },
     format: { type: "string", description: "onnx (one file) or triton (a model repository directory)", default: "onnx" },

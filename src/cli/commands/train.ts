@@ -43,11 +43,12 @@ export const train: Command = {
     "A checkpoint is written after every epoch; --resume continues an interrupted run from its directory.",
     "With --attack the training set is poisoned first, and the checkpoint records the attack's configuration,",
     "the clean accuracy and the attack success rate (ASR) measured on the poisoned test set.",
-    "",
-    "Examples:",
-    "  badexpert train --dataset fashion-mnist --out runs/fmnist-clean",
-    "  badexpert train --dataset fashion-mnist --attack badnet --attack-param rate=0.01 --out runs/fmnist-badnet",
   ].join("\n"),
+  examples: [
+    "badexpert train --dataset fashion-mnist --out runs/fmnist",
+    "badexpert train --dataset fashion-mnist --attack blend --out runs/fmnist-blend",
+    "badexpert train --dataset fashion-mnist --attack badnet --attack-param rate=0.01 --epochs 2 --out runs/fmnist-badnet",
+  ],
   options: OPTIONS,
   async run(v) {
     const { device } = applyRuntimeOptions(v);
