@@ -3,7 +3,10 @@
 // (OptionSpec.value). main.ts checks every option against its table entry before a command runs,
 // so a bad value costs nothing; the readers here parse again with the same rules (cheap) and
 // read defaults from the table only, so a default is never written twice.
-import { UsageError, type OptionSpec, type ValueSpec } from "./command.js";
+import { parseArgs } from "node:util";
+import { UsageError, type Command, type OptionSpec, type ValueSpec } from "./command.js";
+import { didYouMean } from "./suggest.js";
+import { escapeControls } from "../util/printable.js";
 
 export type Values = Record<string, string | boolean | undefined>;
 
@@ -88,6 +91,95 @@ export function validateOptions(options: Record<string, OptionSpec>, v: Values):
       throw new UsageError(`--${name}: expected a value, got an empty string`);
     }
   }
+}
+
+const HELP: OptionSpec = { type: "boolean", short: "h", description: "show this help" };
+const NEGATIVE_NUMBER = /^-(\d|\.\d)/;
+
+/**
+ * `--fpr -0.1` as `--fpr=-0.1`: parseArgs refuses a value that starts with "-" as ambiguous;
+ * joined, the value reaches the option's own range check and its message.
+ */
+function joinNegativeValues(args: readonly string[], options: Record<string, OptionSpec>): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i] as string;
+    const next = args[i + 1];
+    const long = a.startsWith("--") && !a.includes("=") ? options[a.slice(2)] : undefined;
+    if (long?.type === "string" && next !== undefined && NEGATIVE_NUMBER.test(next)) {
+      out.push(`${a}=${next}`);
+      i++;
+    } else {
+      out.push(a);
+    }
+  }
+  return out;
+}
+
+/** The option table with each deprecated alias as an option of its own (moved onto its name after parsing). */
+function withAliases(options: Record<string, OptionSpec>): Record<string, OptionSpec> {
+  const out: Record<string, OptionSpec> = { ...options };
+  for (const o of Object.values(options)) {
+    if (o.deprecatedAlias) out[o.deprecatedAlias] = { type: o.type, description: "" };
+  }
+  return out;
+}
+
+function resolveAliases(cmd: Command, v: Values): Values {
+  const out: Values = { ...v };
+  for (const [name, o] of Object.entries(cmd.options)) {
+    const alias = o.deprecatedAlias;
+    if (!alias || out[alias] === undefined) continue;
+    if (out[name] !== undefined && out[name] !== o.default) throw new UsageError(`give --${name} or its old name --${alias}, not both`);
+    console.error(`badexpert ${cmd.name}: --${alias} is deprecated; use --${name}`);
+    out[name] = out[alias];
+    delete out[alias];
+  }
+  return out;
+}
+
+type ParseOptions = Record<string, { type: "string" | "boolean"; short?: string; default?: string | boolean }>;
+
+/**
+ * Refuses an option the command does not have, naming the closest ones it has. parseArgs' own
+ * message for this speaks of positional arguments and "--", which misleads a user who mistyped.
+ */
+function refuseUnknownOptions(cmd: Command, args: readonly string[], options: ParseOptions): void {
+  const { tokens } = parseArgs({ args: [...args], options, allowPositionals: true, strict: false, tokens: true });
+  const longNames = [...Object.keys(cmd.options), "help"];
+  for (const t of tokens) {
+    if (t.kind !== "option" || Object.hasOwn(options, t.name)) continue;
+    const raw = args[t.index] ?? t.rawName;
+    // "-fpr" is read as the short options -f -p -r: the user most likely meant --fpr.
+    const word = raw.startsWith("--") ? t.name : /^-[^-=]{2,}/.test(raw) ? (raw.slice(1).split("=")[0] ?? "") : "";
+    const shown = raw.startsWith("--") ? `--${t.name}` : word ? `-${word}` : t.rawName;
+    throw new UsageError(`unknown option ${escapeControls(shown, 100)}${word ? didYouMean(word, longNames, (n) => `--${n}`) : ""}`);
+  }
+}
+
+/** What a command line means for one command: its --help, or its checked option values and positionals. */
+export type CommandLine = { help: true } | { help: false; values: Values; positionals: string[] };
+
+/**
+ * Parses and checks a command's arguments against its option table, before the command does any
+ * work: unknown options (with the nearest known ones), values of the wrong form or out of range,
+ * deprecated names. Throws a UsageError (or parseArgs' TypeError) for a usage mistake.
+ */
+export function parseCommandLine(cmd: Command, args: readonly string[]): CommandLine {
+  const table = withAliases(cmd.options);
+  const options: ParseOptions = Object.fromEntries(
+    Object.entries<OptionSpec>({ ...table, help: HELP }).map(([k, o]) => [
+      k,
+      { type: o.type, ...(o.short ? { short: o.short } : {}), ...(o.default !== undefined ? { default: o.default } : {}) },
+    ]),
+  );
+  const joined = joinNegativeValues(args, table);
+  refuseUnknownOptions(cmd, joined, options);
+  const parsed = parseArgs({ args: joined, options, allowPositionals: true, strict: true });
+  if (parsed.values.help) return { help: true };
+  const values = resolveAliases(cmd, parsed.values);
+  validateOptions(cmd.options, values);
+  return { help: false, values, positionals: parsed.positionals };
 }
 
 /** Common ranges. */

@@ -30,6 +30,13 @@ export interface Command {
   summary: string;
   /** Longer text shown by `badexpert <command> --help`. */
   details?: string;
+  /**
+   * Command lines shown under "Examples:" in --help, each starting with `badexpert <name>`. They
+   * run as written after the README's quick start (`npm run demo` writes out/demo/detector and
+   * out/demo/report); test/cli/help-examples.test.ts parses every one and runs the cheap ones.
+   * Words are separated by spaces; no shell quoting or globs.
+   */
+  examples?: readonly string[];
   options: Record<string, OptionSpec>;
   run(opts: Record<string, string | boolean | undefined>, positionals: string[]): Promise<number>;
 }
@@ -47,5 +54,6 @@ export function helpText(cmd: Command): string {
     const def = o.default !== undefined ? ` (default: ${String(o.default)})` : "";
     lines.push(`  ${flag.padEnd(28)} ${o.description}${def}`);
   }
+  if (cmd.examples?.length) lines.push("", "Examples:", ...cmd.examples.map((e) => `  ${e}`));
   return lines.join("\n");
 }

@@ -161,10 +161,12 @@ export const attack: Command = {
     "",
     "Attack parameters: --attack-param key=value,key=value (numbers may be fractions, e.g. eps=8/255; lists continue",
     "after a comma, e.g. trainAlphas=0.5,0.3,rate=0.01). `attack list` shows every parameter and its default.",
-    "",
-    "Examples: badexpert attack preview --attack badnet --dataset fashion-mnist --out badnet.png",
-    "          badexpert attack apply --attack sra --checkpoint runs/fmnist-clean --out runs/fmnist-sra",
   ].join("\n"),
+  examples: [
+    "badexpert attack list",
+    "badexpert attack preview --attack badnet --dataset fashion-mnist --out badnet.png",
+    "badexpert attack apply --attack sra --checkpoint runs/fmnist --out runs/fmnist-sra",
+  ],
   options: OPTIONS,
   async run(v, positionals) {
     const [sub, ...extra] = positionals;

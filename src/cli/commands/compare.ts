@@ -19,9 +19,10 @@ export const compareCommand: Command = {
     "calibration split and measured on the same evaluation split (and its triggered copies) with the same",
     "metric code. By default the attack is the one recorded in the checkpoint.",
     "--calibration-limit / --evaluation-limit use a seeded random subset of those splits (STRIP costs ~100 passes per input).",
-    "",
-    "Example: badexpert compare --checkpoint runs/fmnist-blend --detectors badexpert,strip,scale-up --report out/compare",
   ].join("\n"),
+  examples: [
+    "badexpert compare --checkpoint runs/fmnist-blend --detectors badexpert,strip,scale-up --report out/compare",
+  ],
   options: {
     checkpoint: { type: "string", short: "c", description: "model checkpoint directory (from `badexpert train`)" },
     detectors: { type: "string", short: "d", description: "'all' or a comma-separated list", default: "all" },

@@ -81,10 +81,11 @@ export const defend: Command = {
     "--detector NAME builds a baseline instead (strip, scale-up, teco, ibd-psc, cd, frequency, sentinet): fitted on the",
     "same reserved split, calibrated on the same calibration split, written as a baseline detector bundle that",
     "`scan --bundle` reads; its parameters are --detector-param key=value,... (docs/baselines.md).",
-    "",
-    "Example: badexpert defend --checkpoint runs/fmnist-badnet --out runs/fmnist-badnet-detector",
-    "         badexpert defend --checkpoint runs/fmnist-badnet --detector strip --detector-param n=50 --out runs/strip",
   ].join("\n"),
+  examples: [
+    "badexpert defend --checkpoint runs/fmnist-blend --out runs/fmnist-blend-detector",
+    "badexpert defend --checkpoint runs/fmnist-blend --detector strip --detector-param n=50 --out runs/fmnist-blend-strip",
+  ],
   options: OPTIONS,
   async run(v) {
     const { device } = applyRuntimeOptions(v);

@@ -39,6 +39,10 @@ export const demo: Command = {
     "The backdoored model is cached under ~/.cache/badexpert/models ($BADEXPERT_MODEL_CACHE) and reused",
     "when its attack, epochs and seed match; --retrain forces a new one.",
   ].join("\n"),
+  examples: [
+    "badexpert demo",
+    "badexpert demo --attack blend --out out/demo-blend",
+  ],
   options: OPTIONS,
   async run(v) {
     const { device } = applyRuntimeOptions(v);

@@ -35,9 +35,11 @@ export const evaluateDefenseCommand: Command = {
     "--rule scores with another rule, re-calibrating its threshold on the bundle's calibration split.",
     "A baseline detector bundle (`defend --detector strip|...`) is measured with the same metric and threshold code;",
     "its report has no (b, a) decision plane and no \"What the detector saw\" section (both need BaDExpert's B), and says so.",
-    "",
-    "Example: badexpert evaluate-defense --bundle runs/detector --report out/report",
   ].join("\n"),
+  examples: [
+    "badexpert evaluate-defense --bundle out/demo/detector --report out/evaluation",
+    "badexpert evaluate-defense --bundle out/demo/detector --parts --evaluation-limit 1000",
+  ],
   options: OPTIONS,
   async run(v) {
     const { device } = applyRuntimeOptions(v);

@@ -11,7 +11,10 @@ import { UsageError } from "../command.js";
 export const evaluate: Command = {
   name: "evaluate",
   summary: "measure a checkpoint's accuracy on a dataset split",
-  details: "Example: badexpert evaluate --checkpoint runs/fmnist-clean --json",
+  examples: [
+    "badexpert evaluate --checkpoint runs/fmnist --json",
+    "badexpert evaluate --checkpoint runs/fmnist-blend --split train",
+  ],
   options: {
     checkpoint: { type: "string", short: "c", description: "checkpoint directory (model.json + model.safetensors)" },
     dataset: { type: "string", short: "d", description: "dataset (default: the one the checkpoint was trained on)" },

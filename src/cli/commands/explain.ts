@@ -71,11 +71,11 @@ export const explain: Command = {
     "",
     "Methods:",
     ...SALIENCY_METHODS.map((m) => `  ${m.padEnd(17)} ${SALIENCY_METHOD_INFO[m].description}`),
-    "",
-    "Examples:",
-    "  badexpert explain --bundle runs/detector --out runs/explain suspicious/*.png",
-    "  badexpert explain --bundle runs/detector --out runs/explain --method gradient-x-input --all photo.png",
   ].join("\n"),
+  examples: [
+    "badexpert explain --bundle out/demo/detector --out out/explain badnet.png   # the picture `attack preview` wrote",
+    "badexpert explain --bundle out/demo/detector --out out/explain-all --method gradient-x-input --all badnet.png",
+  ],
   options: OPTIONS,
   async run(v, files) {
     const { device } = applyRuntimeOptions(v);

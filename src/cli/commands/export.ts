@@ -74,12 +74,12 @@ export const exportCommand: Command = {
     "Sizes derived from the image's channels, height and width fold into constants; the batch stays dynamic.",
     "Anything else (another operator, control flow on the input's values) is refused with one error naming",
     "the operator and where it occurs in the model; nothing is written.",
-    "",
-    "Examples:",
-    "  badexpert export --bundle runs/detector --format onnx --out detector.onnx",
-    "  badexpert export --bundle runs/detector --format triton --out model_repository --name badexpert",
-    "  badexpert export --bundle runs/detector --model-only --out model.onnx",
   ].join("\n"),
+  examples: [
+    "badexpert export --bundle out/demo/detector --format onnx --out out/detector.onnx",
+    "badexpert export --bundle out/demo/detector --format triton --out out/model_repository --name badexpert",
+    "badexpert export --bundle out/demo/detector --model-only --out out/model.onnx",
+  ],
   options: {
     bundle: { type: "string", short: "b", description: "detector bundle directory (from `badexpert defend`)" },
     format: { type: "string", description: "onnx (one file) or triton (a model repository directory)", default: "onnx" },

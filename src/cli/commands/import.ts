@@ -28,10 +28,6 @@ export const importCommand: Command = {
   name: "import",
   summary: "turn a PyTorch state_dict or TorchScript model into a checkpoint",
   details: [
-    "Examples:",
-    "  badexpert import --weights resnet18.pth --arch resnet18 --dataset cifar10 --data-path cifar-10-batches-bin --out runs/mine",
-    "  badexpert import --torchscript model.pt --input 3x32x32 --mean 0.49,0.48,0.45 --std 0.25,0.24,0.26 --classes classes.txt --out runs/mine",
-    "",
     "--weights reads safetensors and torch.save zip files (.pt/.pth/.bin) without running any code in them:",
     "{\"state_dict\"|\"model\"|\"net\": ...} wrappers and 'module.'/'model.' key prefixes are handled.",
     "--torchscript takes a torch.jit.script or torch.jit.trace save of any architecture.",
@@ -39,6 +35,11 @@ export const importCommand: Command = {
     "batch and one by one; a model whose output is not one finite row of logits per input and class, or whose",
     "rows change with the rest of the batch, is refused.",
   ].join("\n"),
+  examples: [
+    "badexpert import --weights runs/fmnist/model.safetensors --arch compact-cnn --dataset fashion-mnist --out runs/fmnist-imported",
+    "badexpert import --weights resnet18.pth --arch resnet18 --dataset cifar10 --data-path cifar-10-batches-bin --out runs/mine",
+    "badexpert import --torchscript model.pt --input 3x32x32 --mean 0.49,0.48,0.45 --std 0.25,0.24,0.26 --classes classes.txt --out runs/mine",
+  ],
   options: {
     weights: { type: "string", short: "w", description: "state_dict file (safetensors, .pt, .pth, .bin) for --arch" },
     arch: { type: "string", short: "a", description: "zoo architecture of --weights (see `badexpert train --help`)" },

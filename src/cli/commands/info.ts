@@ -1,14 +1,17 @@
-// `badexpert info`: what engine this installation runs on.
+// `badexpert info`: which badexpert this is and what engine it runs on.
 import { availableParallelism } from "node:os";
 import type { Command } from "../command.js";
+import { packageVersion } from "../version.js";
 import { libtorchVersion, getNumThreads, cudaAvailable, cudaDeviceCount } from "../../engine/index.js";
 
 export const info: Command = {
   name: "info",
-  summary: "show the engine's versions, threads and devices",
+  summary: "show badexpert's version and the engine's versions, threads and devices",
+  examples: ["badexpert info", "badexpert info --json"],
   options: { json: { type: "boolean", description: "print one JSON object instead of text" } },
   run(opts) {
     const facts = {
+      version: packageVersion(),
       libtorch: libtorchVersion(),
       threads: getNumThreads(),
       cores: availableParallelism(),

@@ -14,11 +14,13 @@ export const keygen: Command = {
     `There, bundles are verified with it without --verify-key when it is at ~/.config/badexpert/${PUBLIC_KEY_FILE}`,
     "($XDG_CONFIG_HOME/badexpert/...) or named by BADEXPERT_VERIFY_KEY (which also refuses unsigned bundles).",
     "",
-    "Example:",
-    "  badexpert keygen --out keys",
+    "Then sign a bundle where it is built and check it where it is used:",
     `  badexpert defend --checkpoint runs/m --out runs/d --sign-key keys/${PRIVATE_KEY_FILE}`,
     `  badexpert scan --bundle runs/d --verify-key keys/${PUBLIC_KEY_FILE} image.png`,
   ].join("\n"),
+  examples: [
+    "badexpert keygen --out keys",
+  ],
   options: {
     out: { type: "string", short: "o", description: "directory for the two key files (created if missing)" },
     json: { type: "boolean", description: "print the key paths as one JSON object" },

@@ -219,11 +219,11 @@ export const scan: Command = {
     `~/.config/badexpert/${PUBLIC_KEY_FILE}. An unsigned bundle, or a signed one with no key to check it, is scanned`,
     "with a warning on stderr; --require-signature refuses it (exit 1).",
     "Exit status: 0 when every input was scored, 1 when some could not be (see the error lines), 2 usage error.",
-    "",
-    "Examples:",
-    "  badexpert scan --bundle runs/detector photo1.png photo2.jpg",
-    "  badexpert scan --bundle runs/detector --dataset fashion-mnist --split test --limit 100",
   ].join("\n"),
+  examples: [
+    "badexpert scan --bundle out/demo/detector --dataset fashion-mnist --split test --limit 100",
+    "badexpert scan --bundle out/demo/detector badnet.png   # the picture `attack preview` wrote",
+  ],
   options: OPTIONS,
   async run(v, positionals) {
     const { device } = applyRuntimeOptions(v);

@@ -43,11 +43,12 @@ export const train: Command = {
     "A checkpoint is written after every epoch; --resume continues an interrupted run from its directory.",
     "With --attack the training set is poisoned first, and the checkpoint records the attack's configuration,",
     "the clean accuracy and the attack success rate (ASR) measured on the poisoned test set.",
-    "",
-    "Examples:",
-    "  badexpert train --dataset fashion-mnist --out runs/fmnist-clean",
-    "  badexpert train --dataset fashion-mnist --attack badnet --attack-param rate=0.01 --out runs/fmnist-badnet",
   ].join("\n"),
+  examples: [
+    "badexpert train --dataset fashion-mnist --out runs/fmnist",
+    "badexpert train --dataset fashion-mnist --attack blend --out runs/fmnist-blend",
+    "badexpert train --dataset fashion-mnist --attack badnet --attack-param rate=0.01 --epochs 2 --out runs/fmnist-badnet",
+  ],
   options: OPTIONS,
   async run(v) {
     const { device } = applyRuntimeOptions(v);
@@ -87,7 +88,8 @@ export const train: Command = {
       ...(cleanModel ? { cleanModel } : {}),
     });
     const asr = r.attackSuccessRate !== undefined ? `, attack success rate ${(100 * r.attackSuccessRate).toFixed(2)}%` : "";
-    console.error(`test accuracy ${(100 * r.cleanAccuracy).toFixed(2)}%${asr} — checkpoint in ${out}`);
+    // The result on stdout (progress went to stderr): `badexpert train ... > result.txt` keeps it.
+    console.log(`test accuracy ${(100 * r.cleanAccuracy).toFixed(2)}%${asr} — checkpoint in ${out}`);
     emitJson(v, {
       checkpoint: out,
       model,
