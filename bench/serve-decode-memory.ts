@@ -13,9 +13,10 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { createServer as netServer } from "node:net";
 import { fileURLToPath } from "node:url";
-import { crc32, deflateSync } from "node:zlib";
+import { deflateSync } from "node:zlib";
 import { fixtureBundle, fixturePngs } from "../test/serve/fixture.js";
 import { helpAndExit, printTable, round, wantsJson } from "./harness.js";
+import { pngChunk as chunk } from "../test/helpers/png-chunk.js";
 
 helpAndExit(
   process.argv.includes("--help"),
@@ -45,15 +46,6 @@ const KIND = arg("kind") ?? "grey";
 if (KIND !== "grey" && KIND !== "rgba") throw new Error(`--kind: grey or rgba, got ${KIND}`);
 const WIDTH = 4999;
 const HEIGHT = 5000;
-
-function chunk(type: string, body: Uint8Array): Buffer {
-  const out = Buffer.alloc(12 + body.length);
-  out.writeUInt32BE(body.length, 0);
-  out.write(type, 4, "latin1");
-  out.set(body, 8);
-  out.writeUInt32BE(crc32(out.subarray(4, 8 + body.length)), 8 + body.length);
-  return out;
-}
 
 /** A flat 8-bit grey or RGBA PNG: each image gets its own value, so the requests are not all alike. */
 function flatPng(value: number): Uint8Array {

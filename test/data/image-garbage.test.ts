@@ -4,20 +4,12 @@
 // libvips pass) gives exactly the pixels of decoding first and resizing after.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { crc32, deflateSync } from "node:zlib";
+import { deflateSync } from "node:zlib";
 import sharp from "sharp";
 import { decodeImage, probeImage, resizeRaw } from "../../src/data/image-decode.js";
 import { ImageDecodeError } from "../../src/data/image-error.js";
 import { pngCrc, pngProblem } from "../../src/data/png-decode.js";
-
-function chunk(type: string, body: Uint8Array): Buffer {
-  const out = Buffer.alloc(12 + body.length);
-  out.writeUInt32BE(body.length, 0);
-  out.write(type, 4, "latin1");
-  out.set(body, 8);
-  out.writeUInt32BE(crc32(out.subarray(4, 8 + body.length)), 8 + body.length);
-  return out;
-}
+import { pngChunk as chunk } from "../helpers/png-chunk.js";
 
 /** An 8-bit grey PNG declaring width × height, with `rows` zero rows of data. */
 export function greyPng(width: number, height: number, rows = height): Buffer {

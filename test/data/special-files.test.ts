@@ -5,7 +5,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { closeSync, constants, openSync } from "node:fs";
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -18,24 +17,7 @@ import { loadTrainState } from "../../src/train/resume.js";
 import { TorchScriptModule } from "../../src/nn/torchscript-module.js";
 import { OnnxDetector } from "../../src/export/onnx-detector.js";
 import { readClassNames } from "../../src/jobs/import.js";
-
-function release(fifo: string): void {
-  try {
-    closeSync(openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK));
-  } catch {
-    // no reader waiting
-  }
-}
-
-async function within<T>(ms: number, p: Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`still waiting after ${ms} ms`)), ms)));
-  try {
-    return await Promise.race([p, late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+import { releaseFifo, within } from "../helpers/fifo.js";
 
 test("dataset files, archives, checkpoints, training state, programs, ONNX models and class lists that are FIFOs are refused at once", async () => {
   const root = await mkdtemp(join(tmpdir(), "bx-fifo-"));
@@ -74,7 +56,7 @@ test("dataset files, archives, checkpoints, training state, programs, ONNX model
     }
   } finally {
     for (const w of watchdogs) w.kill("SIGKILL");
-    for (const f of fifos) release(f);
+    for (const f of fifos) releaseFifo(f);
     await rm(root, { recursive: true, force: true });
   }
 });

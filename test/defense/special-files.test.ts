@@ -3,7 +3,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { closeSync, constants, openSync } from "node:fs";
 import { mkdir, mkdtemp, rename, rm, symlink, truncate, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -12,25 +11,7 @@ import { loadBundle, saveBundle } from "../../src/defense/bundle.js";
 import { writeKeyPair } from "../../src/defense/signature.js";
 import { bundleSource, sourceHashes } from "../../src/serve/source.js";
 import { quickDetector } from "./quick-detector.js";
-
-function release(fifo: string): void {
-  try {
-    closeSync(openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK));
-  } catch {
-    // no reader waiting
-  }
-}
-
-/** Rejects when `p` takes longer than `ms`: a hang is a failure, not a stuck test. */
-async function within<T>(ms: number, p: Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`still waiting after ${ms} ms`)), ms)));
-  try {
-    return await Promise.race([p, late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+import { releaseFifo, within } from "../helpers/fifo.js";
 
 test("a manifest, signature, key or weight file that is a FIFO or /dev/zero is refused at once", async () => {
   const before = memory().numTensors;
@@ -58,7 +39,7 @@ test("a manifest, signature, key or weight file that is a FIFO or /dev/zero is r
         await make(p);
         await check();
       } finally {
-        release(p);
+        releaseFifo(p);
         await rm(p, { force: true });
         await rename(`${p}.real`, p);
       }
@@ -82,7 +63,7 @@ test("a manifest, signature, key or weight file that is a FIFO or /dev/zero is r
     // Everything back in place: the bundle loads again.
     (await loadBundle(dir, { env })).dispose();
   } finally {
-    for (const f of fifos) release(f);
+    for (const f of fifos) releaseFifo(f);
     det.dispose();
     await rm(root, { recursive: true, force: true });
   }

@@ -16,16 +16,7 @@ import { fitDetector } from "../../src/detectors/registry.js";
 import { loadDetectorBundle, saveDetectorBundle } from "../../src/detectors/bundle.js";
 import { calibrateThreshold } from "../../src/defense/threshold.js";
 import { GREY8, context, syntheticSet } from "./fixtures.js";
-
-async function within<T>(ms: number, p: Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`still waiting after ${ms} ms`)), ms)));
-  try {
-    return await Promise.race([p, late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+import { within } from "../helpers/fifo.js";
 
 test("baseline bundles: a threshold outside the recorded clean scores is refused; no range recorded is a warning", async () => {
   const before = memory().numTensors;

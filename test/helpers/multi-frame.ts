@@ -1,8 +1,9 @@
 // Real multi-frame image files built from raw frames: animated GIF and WebP and a multi-page TIFF
 // written by libvips (sharp), an APNG written chunk by chunk (libvips does not write APNG), and a
 // multi-image PGM/PPM. Every frame has the same size; `frames[k]` is width × height × channels bytes.
-import { crc32, deflateSync } from "node:zlib";
+import { deflateSync } from "node:zlib";
 import sharp from "sharp";
+import { pngChunk as chunk } from "./png-chunk.js";
 
 export interface Frames {
   width: number;
@@ -36,15 +37,6 @@ export async function multiPageTiff(f: Frames): Promise<Uint8Array<ArrayBuffer>>
 export function multiImagePnm(f: Frames): Uint8Array<ArrayBuffer> {
   const parts = f.frames.map((x) => Buffer.concat([Buffer.from(`${f.channels === 3 ? "P6" : "P5"}\n${f.width} ${f.height}\n255\n`, "latin1"), Buffer.from(x)]));
   return new Uint8Array(Buffer.concat(parts));
-}
-
-function chunk(type: string, body: Uint8Array): Buffer {
-  const out = Buffer.alloc(12 + body.length);
-  out.writeUInt32BE(body.length, 0);
-  out.write(type, 4, "latin1");
-  out.set(body, 8);
-  out.writeUInt32BE(crc32(out.subarray(4, 8 + body.length)), 8 + body.length);
-  return out;
 }
 
 /** zlib stream of 8-bit scanlines (filter 0), `channels` bytes per pixel. */

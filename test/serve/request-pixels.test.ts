@@ -3,25 +3,17 @@
 // still decoded and scored.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { crc32, deflateSync } from "node:zlib";
+import { deflateSync } from "node:zlib";
 import { memory } from "../../src/engine/index.js";
 import { createServer, type BadExpertServer } from "../../src/serve/index.js";
 import { resolveOptions } from "../../src/serve/options.js";
 import { fixtureBundle } from "./fixture.js";
 import { runCli } from "../cli/fixtures.js";
+import { pngChunk as chunk } from "../helpers/png-chunk.js";
 
 let server: BadExpertServer;
 let url: string;
 let tensorsAtStart: number;
-
-function chunk(type: string, body: Uint8Array): Buffer {
-  const out = Buffer.alloc(12 + body.length);
-  out.writeUInt32BE(body.length, 0);
-  out.write(type, 4, "latin1");
-  out.set(body, 8);
-  out.writeUInt32BE(crc32(out.subarray(4, 8 + body.length)), 8 + body.length);
-  return out;
-}
 
 /** A real, complete grey PNG of width × height (a flat image: tens of KB on the wire for 25 megapixels). */
 function flatPng(width: number, height: number, value = 128): Uint8Array<ArrayBuffer> {
