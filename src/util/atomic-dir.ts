@@ -263,8 +263,12 @@ export async function removeOwnedDir(dir: string, kinds: readonly OwnedDirKind[]
   removeOwnedSync(dir, kinds);
 }
 
-/** Temporary directories of this process that a signal must remove. */
-const live = new Set<string>();
+/**
+ * Directories of this process that a signal must remove: its temporary ones (null: made afresh by
+ * this module, removed whole) and, while it is being removed, the replaced one (removed by its
+ * writer's file names only).
+ */
+const live = new Map<string, readonly OwnedDirKind[] | null>();
 const SIGNALS = ["SIGINT", "SIGTERM"] as const;
 
 /** Removes `dir` synchronously, listing it afresh on each of a few tries; gives up silently. */
@@ -284,16 +288,25 @@ function onSignal(signal: NodeJS.Signals): void {
   // Writes still running on libuv's pool may add a file while the directory is being removed
   // (ENOTEMPTY): retry a few times, and never let a failed removal keep the process alive — the
   // next write removes what is left, as after SIGKILL.
-  for (const dir of live) removeNow(dir);
+  for (const [dir, kinds] of live) {
+    if (kinds === null) removeNow(dir);
+    else {
+      try {
+        removeOwnedSync(dir, kinds);
+      } catch {
+        // Not removable now: the next write puts it back or removes it, as after SIGKILL.
+      }
+    }
+  }
   live.clear();
   // Exit now, with the shell's status for death by this signal (130 for SIGINT, 143 for SIGTERM):
   // re-raising the signal would let pending writes run on into the removed directory first.
   process.exit(128 + (constants.signals[signal] ?? 15));
 }
 
-function track(dir: string): void {
+function track(dir: string, kinds: readonly OwnedDirKind[] | null = null): void {
   if (live.size === 0) for (const s of SIGNALS) process.on(s, onSignal);
-  live.add(dir);
+  live.set(dir, kinds);
 }
 
 function untrack(dir: string): void {
@@ -379,12 +392,18 @@ export async function writeDirAtomically(dest: string, fill: (dir: string) => Pr
       if (moved) renameSync(old, dest);
       throw e;
     }
+    // The replaced directory is tracked before the temporary one is untracked: with no handler
+    // installed, even for an instant, SIGTERM would end the process by its default action in the
+    // middle of the removal and leave the old directory behind.
+    if (moved) track(old, o.kinds);
     untrack(tmp);
     if (moved) {
       try {
         removeOwnedSync(old, o.kinds);
       } catch (e) {
         throw new Error(`${dest} was written, but the directory it replaced was not removed: ${(e as Error).message}`, { cause: e });
+      } finally {
+        untrack(old);
       }
     }
   } catch (e) {
