@@ -1,6 +1,6 @@
 // Triggered inputs the user brings (`evaluate-defense --triggered DIR|FILE.npz`): images that
 // carry the trigger the user fears, each with its true class and, where known, the class the
-// trigger is meant to reach. Two forms (docs/cli.md): a folder of images with labels.csv
+// trigger is meant to reach. Two forms (docs/triggered-inputs.md): a folder of images with labels.csv
 // (readers/triggered-folder.ts) or an .npz with arrays x, y and optionally target
 // (readers/triggered-npz.ts). The images must already have the model's input size: they are
 // never resized, since resizing would blur the trigger.

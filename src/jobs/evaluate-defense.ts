@@ -143,16 +143,16 @@ export async function evaluateBundle(o: EvaluateBundleOptions): Promise<Evaluate
     const path = o.dataPath ?? created.dataset.path;
     const [h, w] = det0.info.preprocessing.imageSize;
     const channels = det0.info.preprocessing.channels;
+    // The user's set is read first: what is wrong with it is reported before the test split is decoded.
+    let triggered: TriggeredInputs | null = o.triggered !== undefined ? await triggeredSetInputs(o.triggered, o.target, { height: h, width: w, channels: channels === 1 ? 1 : 3, classNames: det0.info.classNames }) : null;
     const test = await testSplit(created.dataset.name, path, [h, w], channels);
     const splits = defenseSplits(test.count, created.splits);
     const rule = o.rule ?? det0.rule;
     const det = rule === det0.rule && o.targetFpr === undefined ? det0 : recalibrate(det0, rule, o.targetFpr ?? det0.info.targetFpr, subset(test, splits.calibration));
     const evaluation = subset(test, limited(splits.evaluation, o.evaluationLimit, { order: o.limitOrder ?? "sample", seed: created.splits.seed }));
     let attack: Attack | null = null;
-    let triggered: TriggeredInputs | null = null;
-    if (o.triggered !== undefined) triggered = await triggeredSetInputs(o.triggered, o.target, { height: h, width: w, channels: channels === 1 ? 1 : 3, classNames: det.info.classNames });
-    else if (o.trigger !== undefined) triggered = await triggerImageInputs(o.trigger, o.target, evaluation);
-    else {
+    if (o.trigger !== undefined) triggered = await triggerImageInputs(o.trigger, o.target, evaluation);
+    else if (triggered === null) {
       const params = o.attack && o.attack !== recorded?.name ? (o.attackParams ?? {}) : { ...(recorded?.params ?? {}), ...(o.attackParams ?? {}) };
       attack = await loadAttack(attackName as string, params, { numClasses: test.classNames.length, height: h, width: w, channels: test.channels, dataset: created.dataset.name }, created.checkpoint);
     }

@@ -110,12 +110,17 @@ test("--triggered FILE.npz and the same images as a folder with labels.csv give 
   assert.equal(want.poisonCount, 200);
   assert.ok(want.asrBefore > 0.9, `the imported model's ASR on the fixture's triggered images: ${want.asrBefore}`);
 
-  const r = await cli(["evaluate-defense", "--bundle", bundle, "--triggered", fixture("smiley-triggered.npz"), "--evaluation-limit", String(LIMIT), "--json"]);
+  const report = join(root, "report");
+  const r = await cli(["evaluate-defense", "--bundle", bundle, "--triggered", fixture("smiley-triggered.npz"), "--evaluation-limit", String(LIMIT), "--report", report, "--explain-inputs", "4", "--json"]);
   assert.equal(r.code, 0, r.err);
   const j = r.json() as Record<string, unknown>;
   assertSameMetrics(j, want, "--triggered .npz");
   assert.equal(j.asrMeaning, "target");
   assert.deepEqual((j.attack as { name: string }).name, "triggered-set");
+  const written = JSON.parse(await readFile(join(report, "metrics.json"), "utf8")) as Record<string, unknown>;
+  assert.equal((written.attack as { name: string }).name, "triggered-set");
+  assert.equal(written.asrBefore, want.asrBefore);
+  assert.match(await readFile(join(report, "report.md"), "utf8"), /triggered-set/);
 
   // The same images as PNG files, listed in shuffled order (the file order is the CSV's).
   const dir = join(root, "triggered-png");
