@@ -8,7 +8,7 @@
 // seconds), then a table. Resumable: a model whose result records the same TorchScript file is
 // skipped. Nothing is tuned here: these are the figures of defend's defaults as they stand.
 import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { createWriteStream, existsSync } from "node:fs";
 import { mkdir, readdir, rename, rm, writeFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -140,19 +140,25 @@ async function readResult(id: string): Promise<ForeignResult | null> {
   }
 }
 
-/** Runs the badexpert CLI in a child process (it inherits this process's priority); its output goes to `log`. */
+/** Runs the badexpert CLI in a child process (it inherits this process's priority); its output goes to `log` as it comes. */
 async function badexpert(args: string[], log: string): Promise<{ seconds: number; json: unknown }> {
   const t0 = Date.now();
   const chunks: Buffer[] = [];
+  const file = createWriteStream(log);
+  file.write(`$ badexpert ${args.join(" ")}\n`);
   const code = await new Promise<number>((ok, bad) => {
     const child = spawn(process.execPath, [CLI, ...args, "--json"], { stdio: ["ignore", "pipe", "pipe"] });
-    child.stdout.on("data", (d: Buffer) => chunks.push(d));
-    child.stderr.on("data", (d: Buffer) => chunks.push(d));
+    const take = (d: Buffer) => {
+      chunks.push(d);
+      file.write(d);
+    };
+    child.stdout.on("data", take);
+    child.stderr.on("data", take);
     child.on("error", bad);
     child.on("close", (c) => ok(c ?? 1));
   });
+  await new Promise<void>((ok) => file.end(ok));
   const text = Buffer.concat(chunks).toString("utf8");
-  await writeFile(log, `$ badexpert ${args.join(" ")}\n${text}`);
   if (code !== 0) throw new Error(`badexpert ${args[0]} exited ${code}; see ${log}:\n${text.split("\n").slice(-6).join("\n")}`);
   const lines = text.trim().split("\n").filter((l) => l.startsWith("{"));
   return { seconds: (Date.now() - t0) / 1000, json: lines.length ? (JSON.parse(lines[lines.length - 1] as string) as unknown) : null };
