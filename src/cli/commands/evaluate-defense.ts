@@ -46,7 +46,7 @@ export const evaluateDefenseCommand: Command = {
     "  --trigger PNG         a trigger image stamped on the evaluation images (those of the --target class left out)",
     "Triggered images must have the model's input size (they are not resized). Inputs whose true class is their",
     "target are left out. Without a target, ASR is the share of triggered inputs whose prediction differs from",
-    "their true label, and the output says so.",
+    "their true label, and the output says so. Formats: docs/triggered-inputs.md.",
     "--rule scores with another rule, re-calibrating its threshold on the bundle's calibration split.",
     "A baseline detector bundle (`defend --detector strip|...`) is measured with the same metric and threshold code;",
     "its report has no (b, a) decision plane and no \"What the detector saw\" section (both need BaDExpert's B), and says so.",
