@@ -1,5 +1,8 @@
 // The evaluate-defense job, shared by the CLI, the demo and the benchmarks: load a bundle, rebuild
 // its recorded splits, apply an attack to the evaluation split, measure, and write the report.
+// Instead of a built-in attack, the triggered side can be the user's own triggered inputs or a
+// trigger image stamped on the evaluation split (triggered-inputs.ts): what a model with no
+// attack recorded (an imported one) is evaluated against.
 // A baseline detector bundle goes to evaluate-baseline.ts (same metric and threshold code).
 import type { ParamValue } from "../attacks/attack.js";
 import { loadAttack } from "../attacks/load.js";
@@ -23,12 +26,20 @@ import type { ForensicsSection } from "../report/report.js";
 import { meanImage, summariseFlagged } from "../forensics/explain.js";
 import { DEFAULT_SALIENCY_METHOD, type SaliencyMethod } from "../forensics/saliency.js";
 import { checkScoringDevice } from "./device.js";
+import { OptionError } from "./errors.js";
+import { evaluateTriggered, triggerImageInputs, triggeredSetInputs, type AsrMeaning, type TriggerImageOption, type TriggeredInputs } from "./triggered-inputs.js";
 
 export interface EvaluateBundleOptions {
   bundle: string;
   /** Default: the attack recorded in the model's checkpoint. */
   attack?: string;
   attackParams?: Record<string, ParamValue>;
+  /** Instead of an attack: the user's triggered inputs, a folder with labels.csv or an .npz (data/triggered-set.ts). */
+  triggered?: string;
+  /** Instead of an attack: a trigger image stamped on the evaluation split (data/trigger-image.ts). */
+  trigger?: TriggerImageOption;
+  /** The class the trigger is meant to reach, for `trigger` or a triggered set that records none; without one ASR counts misclassified inputs. */
+  target?: number;
   rule?: ScoreRule;
   targetFpr?: number;
   dataPath?: string;
@@ -54,9 +65,8 @@ function bytesOf(ds: ImageDataset) {
   return { pixels: ds.images, count: ds.count, height: ds.height, width: ds.width, channels: ds.channels };
 }
 
-/** B's saliency on the first `max` flagged poisoned inputs and the trigger estimate (clean mean: the clean evaluation split). */
-async function forensicsSection(det: BadExpertDetector, evaluation: ImageDataset, attack: Attack, poisoned: ScoredInputs, max: number, method: SaliencyMethod): Promise<ForensicsSection> {
-  const set = attack.poisonedTestSet(evaluation).dataset;
+/** B's saliency on the first `max` flagged triggered inputs (`set`) and the trigger estimate (clean mean: the clean evaluation split). */
+async function forensicsSection(det: BadExpertDetector, evaluation: ImageDataset, set: ImageDataset, poisoned: ScoredInputs, max: number, method: SaliencyMethod): Promise<ForensicsSection> {
   const flagged: number[] = [];
   // A score that is not above the threshold in a comparison that NaN fails is flagged, as the detector does.
   for (let i = 0; i < poisoned.score.length; i++) if (!((poisoned.score[i] as number) <= det.threshold)) flagged.push(i);
@@ -92,48 +102,85 @@ export interface EvaluateBundleResult extends Omit<DefenseEvaluation, "clean" | 
   dataset: string;
   model: string;
   reportFiles: { html: string; markdown: string } | null;
+  /**
+   * What ASR counts: triggered inputs sent to their target, or, where no target is known, triggered
+   * inputs whose prediction differs from their true label. evaluateBundle always sets it (and
+   * leftOut); the baseline job's result leaves both to it.
+   */
+  asrMeaning?: AsrMeaning;
+  /** Triggered inputs left out because their true class is their target (they cannot show the attack). */
+  leftOut?: number;
+}
+
+/** The words the CLI and the report use for ASR when no target is known. */
+export const MISCLASSIFIED_ASR = "no target class known: ASR is the share of triggered inputs whose prediction differs from their true label";
+
+/** Exactly one source of triggered inputs; the options that only go with another are refused. */
+function checkSources(o: EvaluateBundleOptions): void {
+  const given = [["attack", o.attack !== undefined], ["triggered", o.triggered !== undefined], ["trigger", o.trigger !== undefined]].filter(([, g]) => g).map(([n]) => n as string);
+  if (given.length > 1) throw new OptionError(given[1] as string, `give one of attack, triggered and trigger, not ${given.join(" and ")}`);
+  const custom = o.triggered !== undefined || o.trigger !== undefined;
+  if (custom && Object.keys(o.attackParams ?? {}).length > 0) throw new OptionError("attackParams", "attack parameters go with a built-in attack, not with triggered inputs or a trigger image");
+  if (!custom && o.target !== undefined) throw new OptionError("target", "a target goes with triggered inputs or a trigger image; a built-in attack's target is its targetClass parameter");
 }
 
 export async function evaluateBundle(o: EvaluateBundleOptions): Promise<EvaluateBundleResult> {
   checkScoringDevice(o.device ?? "cpu");
+  checkSources(o);
   // Refused before the evaluation, not after.
   if (o.report) await assertReportDir(o.report);
   const baseline = await baselineBundleDetector(o.bundle);
-  if (baseline !== null) return evaluateBaselineBundle(o, baseline);
+  if (baseline !== null) {
+    if (o.triggered !== undefined || o.trigger !== undefined) throw new OptionError(o.triggered !== undefined ? "triggered" : "trigger", `${o.bundle} is a baseline detector bundle (${baseline}): it is evaluated against a built-in attack (give attack)`);
+    return { ...(await evaluateBaselineBundle(o, baseline)), asrMeaning: "target", leftOut: 0 };
+  }
   const det0 = await loadBundle(o.bundle, o.verifyKey !== undefined ? { verifyKey: o.verifyKey } : {});
   try {
     const created = det0.info.creation;
     if (!created.dataset || !created.splits) throw new Error(`${o.bundle}: the bundle does not record its dataset and splits`);
     const recorded = created.modelTraining?.attack ?? null;
+    const custom = o.triggered !== undefined || o.trigger !== undefined;
     const attackName = o.attack ?? recorded?.name;
-    if (!attackName) throw new Error("an attack is needed: the model's checkpoint records none (give --attack)");
-    const params = o.attack && o.attack !== recorded?.name ? (o.attackParams ?? {}) : { ...(recorded?.params ?? {}), ...(o.attackParams ?? {}) };
+    if (!attackName && !custom) throw new Error("an attack is needed: the model's checkpoint records none (give --attack NAME, your own triggered inputs with --triggered DIR|FILE.npz, or a trigger image with --trigger PNG)");
     const path = o.dataPath ?? created.dataset.path;
     const [h, w] = det0.info.preprocessing.imageSize;
-    const test = await testSplit(created.dataset.name, path, [h, w], det0.info.preprocessing.channels);
+    const channels = det0.info.preprocessing.channels;
+    // The user's set is read first: what is wrong with it is reported before the test split is decoded.
+    let triggered: TriggeredInputs | null = o.triggered !== undefined ? await triggeredSetInputs(o.triggered, o.target, { height: h, width: w, channels: channels === 1 ? 1 : 3, classNames: det0.info.classNames }) : null;
+    const test = await testSplit(created.dataset.name, path, [h, w], channels);
     const splits = defenseSplits(test.count, created.splits);
-    const attack = await loadAttack(attackName, params, { numClasses: test.classNames.length, height: h, width: w, channels: test.channels, dataset: created.dataset.name }, created.checkpoint);
     const rule = o.rule ?? det0.rule;
     const det = rule === det0.rule && o.targetFpr === undefined ? det0 : recalibrate(det0, rule, o.targetFpr ?? det0.info.targetFpr, subset(test, splits.calibration));
     const evaluation = subset(test, limited(splits.evaluation, o.evaluationLimit, { order: o.limitOrder ?? "sample", seed: created.splits.seed }));
-    const r = evaluateDefense(det, evaluation, attack, { progress: o.progress ?? false, parts: o.parts === true });
+    let attack: Attack | null = null;
+    if (o.trigger !== undefined) triggered = await triggerImageInputs(o.trigger, o.target, evaluation);
+    else if (triggered === null) {
+      const params = o.attack && o.attack !== recorded?.name ? (o.attackParams ?? {}) : { ...(recorded?.params ?? {}), ...(o.attackParams ?? {}) };
+      attack = await loadAttack(attackName as string, params, { numClasses: test.classNames.length, height: h, width: w, channels: test.channels, dataset: created.dataset.name }, created.checkpoint);
+    }
+    const r = triggered !== null
+      ? evaluateTriggered(det, evaluation, triggered, { progress: o.progress ?? false, parts: o.parts === true })
+      : { ...evaluateDefense(det, evaluation, attack as Attack, { progress: o.progress ?? false, parts: o.parts === true }), asrMeaning: "target" as const };
+    const source = triggered !== null ? triggered.attack : { name: (attack as Attack).name, params: { ...(attack as Attack).params } };
     const result: EvaluateBundleResult = {
       ...r,
       detector: "badexpert",
-      attack: { name: attack.name, params: { ...attack.params } },
+      attack: source,
       rule,
       threshold: det.threshold,
       targetFpr: det.info.targetFpr,
       dataset: created.dataset.name,
       model: det.info.spec.name,
       reportFiles: null,
+      leftOut: triggered?.leftOut ?? 0,
     };
     if (o.report) {
       const explainInputs = o.explainInputs ?? 48;
-      const forensics = explainInputs > 0 ? await forensicsSection(det, evaluation, attack, r.poisoned, explainInputs, o.explainMethod ?? DEFAULT_SALIENCY_METHOD) : undefined;
+      const triggeredImages = triggered !== null ? triggered.dataset : (attack as Attack).poisonedTestSet(evaluation).dataset;
+      const forensics = explainInputs > 0 ? await forensicsSection(det, evaluation, triggeredImages, r.poisoned, explainInputs, o.explainMethod ?? DEFAULT_SALIENCY_METHOD) : undefined;
       result.reportFiles = await writeReport(o.report, {
         ...(forensics ? { forensics } : {}),
-        title: `BaDExpert vs ${attack.name} — ${created.dataset.name}, ${det.info.spec.name}`,
+        title: `BaDExpert vs ${source.name} — ${created.dataset.name}, ${det.info.spec.name}`,
         dataset: created.dataset.name,
         model: det.info.spec.name,
         attack: result.attack,
@@ -149,6 +196,8 @@ export async function evaluateBundle(o: EvaluateBundleOptions): Promise<Evaluate
           : {}),
         details: {
           bundle: o.bundle,
+          ...(r.asrMeaning === "misclassified" ? { "attack success rate (ASR)": MISCLASSIFIED_ASR } : {}),
+          ...(triggered !== null && triggered.leftOut > 0 ? { "triggered inputs left out": `${triggered.leftOut} whose true class is their target (they cannot show the attack)` } : {}),
           "reserved / calibration / evaluation images": `${created.splits.reserved} / ${created.splits.calibration} / ${evaluation.count} of ${splits.evaluation.length} (split seed ${created.splits.seed})`,
           "calibration FPR achieved": `${(100 * det.info.calibration.achievedFpr).toFixed(2)}% of ${det.info.calibration.count}${det.info.calibration.atCeiling !== undefined ? ` (${det.info.calibration.atCeiling} at the rule's ceiling: threshold lowered so they are flagged)` : ""}`,
           // With M''s rate chosen, M' is the selection's model at that rate: its time is the selection's.

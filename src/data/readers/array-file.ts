@@ -35,7 +35,8 @@ async function readArrays(path: string): Promise<{ images: NpyArray; labels: Npy
   throw new Error(`${path}: expected a .npz or .npy file`);
 }
 
-function toNhwcBytes(a: NpyArray, source: string): { images: Uint8Array; count: number; height: number; width: number; channels: number } {
+/** Images of a .npy array as the toolkit's uint8 NHWC bytes (uint8 NHW/NHWC as is; float NCHW in 0..1 quantised). */
+export function toNhwcBytes(a: NpyArray, source: string): { images: Uint8Array; count: number; height: number; width: number; channels: number } {
   const s = a.shape;
   if (a.dtype === "uint8") {
     if (s.length === 3) return { images: new Uint8Array(a.data), count: s[0] as number, height: s[1] as number, width: s[2] as number, channels: 1 };
