@@ -80,24 +80,34 @@ interface Manifest {
   torchscript: { file: string; sha256: string; export: string };
 }
 
+export interface ForeignModelRecord {
+  id: string;
+  architecture: string;
+  dataset: string;
+  backdoored: boolean;
+  /** The trigger family, and whether our attack library has that family; a clean model's probe trigger. */
+  trigger: { family: string; inBadexpertLibrary: boolean } | null;
+  probeTrigger: { family: string; target: number } | null;
+  poisonRate: number;
+  target: number | null;
+  torchscriptSha256: string;
+  /** Measured in PyTorch by train.py. */
+  python: { cleanAccuracy: number; attackSuccessRate: number };
+  /** Measured by `badexpert import` on the dataset's test split. */
+  importAccuracy: number | null;
+}
+
+/** A model badexpert could not defend or evaluate: where it stopped and what it said. */
+export interface ForeignFailure {
+  version: number;
+  model: ForeignModelRecord;
+  failure: { stage: "import" | "defend" | "evaluate"; message: string };
+  finishedAt: string;
+}
+
 export interface ForeignResult {
   version: number;
-  model: {
-    id: string;
-    architecture: string;
-    dataset: string;
-    backdoored: boolean;
-    /** The trigger family, and whether our attack library has that family; a clean model's probe trigger. */
-    trigger: { family: string; inBadexpertLibrary: boolean } | null;
-    probeTrigger: { family: string; target: number } | null;
-    poisonRate: number;
-    target: number | null;
-    torchscriptSha256: string;
-    /** Measured in PyTorch by train.py. */
-    python: { cleanAccuracy: number; attackSuccessRate: number };
-    /** Measured by `badexpert import` on the dataset's test split. */
-    importAccuracy: number | null;
-  };
+  model: ForeignModelRecord;
   defend: { command: string[] };
   unlearn: { lr: number; source: string; conclusive?: boolean; canaries?: unknown[] };
   finetune: { lr: number; source: "default" | "auto"; selection?: unknown };
@@ -129,15 +139,62 @@ async function readManifest(dir: string): Promise<Manifest | null> {
   return m as unknown as Manifest;
 }
 
-async function readResult(id: string): Promise<ForeignResult | null> {
+type Outcome = ForeignResult | ForeignFailure;
+
+function failed(r: Outcome): r is ForeignFailure {
+  return "failure" in r;
+}
+
+async function readResult(id: string): Promise<Outcome | null> {
   const path = join(resultsDir, `${id}.json`);
   if (!existsSync(path)) return null;
   try {
     const r = await readJson(path, "result");
-    return isObject(r) && r.version === FOREIGN_RESULT_VERSION && Array.isArray(r.evaluations) ? (r as unknown as ForeignResult) : null;
+    return isObject(r) && r.version === FOREIGN_RESULT_VERSION && (Array.isArray(r.evaluations) || isObject(r.failure)) ? (r as unknown as Outcome) : null;
   } catch {
     return null;
   }
+}
+
+async function writeResult(id: string, r: Outcome): Promise<void> {
+  await mkdir(resultsDir, { recursive: true });
+  const path = join(resultsDir, `${id}.json`);
+  await writeFile(`${path}.tmp`, `${JSON.stringify(r, null, 1)}\n`);
+  await rename(`${path}.tmp`, path);
+}
+
+class StageError extends Error {
+  constructor(
+    readonly stage: ForeignFailure["failure"]["stage"],
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Runs `fn`, naming the stage it failed in. */
+async function stage<T>(name: StageError["stage"], fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    throw e instanceof StageError ? e : new StageError(name, e instanceof Error ? e.message : String(e));
+  }
+}
+
+function modelRecord(m: Manifest, importAccuracy: number | null): ForeignModelRecord {
+  return {
+    id: m.id,
+    architecture: m.architecture,
+    dataset: m.dataset,
+    backdoored: m.backdoored,
+    trigger: m.trigger ? { family: m.trigger.family, inBadexpertLibrary: m.trigger.inBadexpertLibrary } : null,
+    probeTrigger: m.probeTrigger ? { family: m.probeTrigger.family, target: m.probeTrigger.target } : null,
+    poisonRate: m.poisonRate,
+    target: m.target,
+    torchscriptSha256: m.torchscript.sha256,
+    python: { cleanAccuracy: m.cleanAccuracy, attackSuccessRate: m.attackSuccessRate },
+    importAccuracy,
+  };
 }
 
 /** Runs the badexpert CLI in a child process (it inherits this process's priority); its output goes to `log` as it comes. */
@@ -173,12 +230,12 @@ async function runModel(dir: string, m: Manifest): Promise<ForeignResult> {
   const b = m.badexpert;
   const say = (line: string) => console.error(`[${m.id}] ${line}`);
   say("import");
-  const imp = await badexpert(["import", "--torchscript", join(dir, m.torchscript.file), "--dataset", b.dataset, "--data-path", b.dataPath,
-    "--input", b.input.join("x"), "--mean", b.mean.join(","), "--std", b.std.join(","), "--out", ck], join(here, "import.log"));
+  const imp = await stage("import", () => badexpert(["import", "--torchscript", join(dir, m.torchscript.file), "--dataset", b.dataset, "--data-path", b.dataPath,
+    "--input", b.input.join("x"), "--mean", b.mean.join(","), "--std", b.std.join(","), "--out", ck], join(here, "import.log")));
   const importAccuracy = isObject(imp.json) && typeof imp.json.accuracy === "number" ? imp.json.accuracy : null;
   say(`imported (test accuracy ${importAccuracy === null ? "n/a" : (100 * importAccuracy).toFixed(2)}%, PyTorch ${(100 * m.cleanAccuracy).toFixed(2)}%); defend with the defaults`);
   const defendArgs = ["defend", "--checkpoint", ck, "--out", bundle];
-  const d = await badexpert(defendArgs, join(here, "defend.log"));
+  const d = await stage("defend", () => badexpert(defendArgs, join(here, "defend.log")));
   const manifest = await readJson(join(bundle, "detector.json"), "bundle manifest");
   const creation = isObject(manifest) && isObject(manifest.creation) ? manifest.creation : {};
   const unlearn = isObject(creation.unlearn) ? creation.unlearn : {};
@@ -187,22 +244,10 @@ async function runModel(dir: string, m: Manifest): Promise<ForeignResult> {
   const secs = isObject(creation.seconds) ? creation.seconds : {};
   say(`defended in ${d.seconds.toFixed(0)} s (B ${String(unlearn.lr)} from ${String(creation.unlearnLrSource)}, M' ${String(finetune.lr)}); evaluate-defense --triggered`);
   const triggered = join(dir, "triggered.npz");
-  const e = await evaluateBundle({ bundle, triggered, parts: true });
+  const e = await stage("evaluate", () => evaluateBundle({ bundle, triggered, parts: true }));
   const result: ForeignResult = {
     version: FOREIGN_RESULT_VERSION,
-    model: {
-      id: m.id,
-      architecture: m.architecture,
-      dataset: m.dataset,
-      backdoored: m.backdoored,
-      trigger: m.trigger ? { family: m.trigger.family, inBadexpertLibrary: m.trigger.inBadexpertLibrary } : null,
-      probeTrigger: m.probeTrigger ? { family: m.probeTrigger.family, target: m.probeTrigger.target } : null,
-      poisonRate: m.poisonRate,
-      target: m.target,
-      torchscriptSha256: m.torchscript.sha256,
-      python: { cleanAccuracy: m.cleanAccuracy, attackSuccessRate: m.attackSuccessRate },
-      importAccuracy,
-    },
+    model: modelRecord(m, importAccuracy),
     defend: { command: ["badexpert", ...defendArgs.map((a) => a.replace(here, "<work>"))] },
     unlearn: {
       lr: Number(unlearn.lr),
@@ -225,17 +270,15 @@ async function runModel(dir: string, m: Manifest): Promise<ForeignResult> {
     scoringRate: e.scoringRate,
     finishedAt: new Date().toISOString(),
   };
-  await mkdir(resultsDir, { recursive: true });
-  const path = join(resultsDir, `${m.id}.json`);
-  await writeFile(`${path}.tmp`, `${JSON.stringify(result, null, 1)}\n`);
-  await rename(`${path}.tmp`, path);
+  await writeResult(m.id, result);
   if (!values.keep) await rm(here, { recursive: true, force: true });
   return result;
 }
 
 const pct = (x: number) => (Number.isFinite(x) ? `${(100 * x).toFixed(1)}%` : "n/a");
 
-function table(rs: ForeignResult[]): string {
+function table(all: Outcome[]): string {
+  const rs = all.filter((r): r is ForeignResult => !failed(r));
   const head = ["model", "trigger (in library)", "CA (PyTorch)", "ASR (PyTorch)", "B rate (source)", "M' rate", "AUROC", "TPR", "FPR", "CA before → after", "ASR before → after", "defend s"];
   const rows = rs.map((r) => {
     const m = r.evaluations[0]?.metrics as DefenseMetrics;
@@ -243,20 +286,28 @@ function table(rs: ForeignResult[]): string {
     return [r.model.id, trig, pct(r.model.python.cleanAccuracy), pct(r.model.python.attackSuccessRate), `${r.unlearn.lr} (${r.unlearn.source})`, `${r.finetune.lr} (${r.finetune.source})`,
       Number.isFinite(m.auroc) ? m.auroc.toFixed(4) : "n/a", pct(m.tpr), pct(m.fpr), `${pct(m.cleanAccuracyBefore)} → ${pct(m.cleanAccuracyAfter)}`, `${pct(m.asrBefore)} → ${pct(m.asrAfter)}`, r.seconds.defend.toFixed(0)];
   });
+  for (const f of all.filter(failed)) {
+    const trig = f.model.trigger ? `${f.model.trigger.family} (${f.model.trigger.inBadexpertLibrary ? "yes" : "no"})` : `clean (probe: ${f.model.probeTrigger?.family ?? "?"})`;
+    const why = (f.failure.message.split("\n").find((l) => l.startsWith("badexpert:")) ?? f.failure.message.split("\n")[0] ?? "").slice(0, 160);
+    rows.push([f.model.id, trig, pct(f.model.python.cleanAccuracy), pct(f.model.python.attackSuccessRate), `**${f.failure.stage} failed**: ${why}`, "", "", "", "", "", "", ""]);
+  }
+  rows.sort((a, b) => (a[0] as string).localeCompare(b[0] as string));
   const lines = [`| ${head.join(" | ")} |`, `|${head.map(() => "---").join("|")}|`, ...rows.map((r) => `| ${r.join(" | ")} |`)];
   const bd = rs.filter((r) => r.model.backdoored);
   if (bd.length > 0) {
     const ms = bd.map((r) => r.evaluations[0]?.metrics as DefenseMetrics);
     const mean = (f: (m: DefenseMetrics) => number) => ms.reduce((s, m) => s + f(m), 0) / ms.length;
     const aurocs = ms.map((m) => m.auroc).filter(Number.isFinite);
-    lines.push("", `backdoored models: ${bd.length}; mean AUROC ${(aurocs.reduce((s, x) => s + x, 0) / Math.max(aurocs.length, 1)).toFixed(4)} (lowest ${aurocs.length ? Math.min(...aurocs).toFixed(4) : "n/a"}), ` +
+    lines.push("", `backdoored models evaluated: ${bd.length}; mean AUROC ${(aurocs.reduce((s, x) => s + x, 0) / Math.max(aurocs.length, 1)).toFixed(4)} (lowest ${aurocs.length ? Math.min(...aurocs).toFixed(4) : "n/a"}), ` +
       `mean ASR after ${pct(mean((m) => m.asrAfter))}, mean CA drop ${(100 * mean((m) => m.cleanAccuracyBefore - m.cleanAccuracyAfter)).toFixed(2)} points, mean FPR ${pct(mean((m) => m.fpr))}`);
   }
   const clean = rs.filter((r) => !r.model.backdoored);
   if (clean.length > 0) {
     const ms = clean.map((r) => r.evaluations[0]?.metrics as DefenseMetrics);
-    lines.push(`clean models: ${clean.length}; mean FPR ${pct(ms.reduce((s, m) => s + m.fpr, 0) / ms.length)}, mean CA drop ${(100 * ms.reduce((s, m) => s + m.cleanAccuracyBefore - m.cleanAccuracyAfter, 0) / ms.length).toFixed(2)} points`);
+    lines.push(`clean models evaluated: ${clean.length}; mean FPR ${pct(ms.reduce((s, m) => s + m.fpr, 0) / ms.length)}, mean CA drop ${(100 * ms.reduce((s, m) => s + m.cleanAccuracyBefore - m.cleanAccuracyAfter, 0) / ms.length).toFixed(2)} points`);
   }
+  const f = all.filter(failed);
+  if (f.length > 0) lines.push(`not evaluated (badexpert failed on them): ${f.map((x) => `${x.model.id} (${x.failure.stage})`).join(", ")}`);
   return lines.join("\n");
 }
 
@@ -273,7 +324,7 @@ for (const name of (await readdir(zoo)).sort()) {
 if (only) for (const id of only) if (!models.some((x) => x.m.id === id)) fail(`--only: no delivered model ${id} in ${zoo}`);
 if (models.length === 0) fail(`no delivered models in ${zoo}${values.dataset ? ` for ${values.dataset}` : ""}`);
 
-const results: ForeignResult[] = [];
+const results: Outcome[] = [];
 for (const { dir, m } of models) {
   const done = await readResult(m.id);
   if (values["table-only"]) {
@@ -288,9 +339,14 @@ for (const { dir, m } of models) {
   try {
     results.push(await runModel(dir, m));
   } catch (e) {
-    console.error(`[${m.id}] failed: ${e instanceof Error ? e.message : String(e)}`);
+    if (!(e instanceof StageError)) throw e;
+    // A model badexpert cannot defend is a result too: recorded, not retried until --force.
+    console.error(`[${m.id}] ${e.stage} failed: ${e.message}`);
+    const record: ForeignFailure = { version: FOREIGN_RESULT_VERSION, model: modelRecord(m, null), failure: { stage: e.stage, message: e.message.slice(0, 4000) }, finishedAt: new Date().toISOString() };
+    await writeResult(m.id, record);
+    results.push(record);
     process.exitCode = 1;
   }
 }
 console.log(table(results));
-if (wantsJson()) console.log(JSON.stringify(results.map((r) => ({ id: r.model.id, metrics: r.evaluations[0]?.metrics, unlearn: { lr: r.unlearn.lr, source: r.unlearn.source }, finetune: { lr: r.finetune.lr, source: r.finetune.source } }))));
+if (wantsJson()) console.log(JSON.stringify(results.map((r) => (failed(r) ? { id: r.model.id, failure: r.failure } : { id: r.model.id, metrics: r.evaluations[0]?.metrics, unlearn: { lr: r.unlearn.lr, source: r.unlearn.source }, finetune: { lr: r.finetune.lr, source: r.finetune.source } }))));
