@@ -14,8 +14,8 @@
 // between survives.
 import { randomBytes } from "node:crypto";
 import { constants } from "node:os";
-import { closeSync, constants as fsConstants, fstatSync, lstatSync, openSync, readdirSync, readSync, renameSync, rmdirSync, rmSync, unlinkSync, type Stats } from "node:fs";
-import { copyFile, mkdir, rm } from "node:fs/promises";
+import { closeSync, constants as fsConstants, fstatSync, lstatSync, openSync, readdirSync, readSync, renameSync, rmdirSync, rmSync, unlinkSync, writeFileSync, type Stats } from "node:fs";
+import { copyFile, mkdir, writeFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { escapeControls } from "./printable.js";
 
@@ -271,8 +271,20 @@ export async function removeOwnedDir(dir: string, kinds: readonly OwnedDirKind[]
 const live = new Map<string, readonly OwnedDirKind[] | null>();
 const SIGNALS = ["SIGINT", "SIGTERM"] as const;
 
-/** Removes `dir` synchronously, listing it afresh on each of a few tries; gives up silently. */
+/**
+ * The mark of a temporary directory this module made: written right after the exclusive mkdir,
+ * removed just before the directory is renamed into place. Only a directory that carries it is
+ * ever removed whole; one without it (someone's, or ours after a SIGKILL at the last instant) stays.
+ */
+const TMP_MARK = ".badexpert-tmp";
+
+function carriesTmpMark(dir: string): boolean {
+  return lstatOrNull(join(dir, TMP_MARK))?.isFile() === true;
+}
+
+/** Removes a marked temporary directory synchronously, listing it afresh on each of a few tries; gives up silently. */
 function removeNow(dir: string): void {
+  if (!carriesTmpMark(dir)) return;
   const pause = new Int32Array(new SharedArrayBuffer(4));
   for (let attempt = 0; attempt < 5; attempt++) {
     try {
@@ -341,7 +353,7 @@ async function cleanStale(parent: string, base: string, dest: string, kinds: rea
     const m = pattern.exec(name);
     if (!m || alive(Number(m[2]))) continue;
     const path = join(parent, name);
-    if (m[1] === "tmp") await rm(path, { recursive: true, force: true });
+    if (m[1] === "tmp") removeNow(path);
     else if (lstatOrNull(dest) === null) renameSync(path, dest);
     else {
       try {
@@ -366,9 +378,11 @@ export async function writeDirAtomically(dest: string, fill: (dir: string) => Pr
   checkWritable(dest, o);
   const tag = `${process.pid}-${randomBytes(4).toString("hex")}`;
   const tmp = join(parent, `.${base}.tmp-${tag}`);
-  track(tmp);
   try {
+    // Exclusive: mkdir fails on an existing path, so what is removed below is only ever ours.
     await mkdir(tmp);
+    track(tmp);
+    await writeFile(join(tmp, TMP_MARK), `${process.pid}\n`);
     for (const name of o.carry ?? []) {
       await copyFile(join(dest, name), join(tmp, name)).catch((e: NodeJS.ErrnoException) => {
         if (e.code !== "ENOENT") throw e;
@@ -386,9 +400,12 @@ export async function writeDirAtomically(dest: string, fill: (dir: string) => Pr
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
     }
+    // The mark goes last, in the same synchronous run as the rename, so dest never holds it.
+    unlinkSync(join(tmp, TMP_MARK));
     try {
       renameSync(tmp, dest);
     } catch (e) {
+      writeFileSync(join(tmp, TMP_MARK), `${process.pid}\n`);
       if (moved) renameSync(old, dest);
       throw e;
     }
@@ -408,8 +425,8 @@ export async function writeDirAtomically(dest: string, fill: (dir: string) => Pr
     }
   } catch (e) {
     if (live.has(tmp)) {
+      removeNow(tmp);
       untrack(tmp);
-      await rm(tmp, { recursive: true, force: true });
     }
     throw e;
   }
