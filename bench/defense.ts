@@ -1,10 +1,7 @@
-// `npm run bench:defense -- [--attacks badnet,blend] [--epochs 6] [--sweep] [--json]
+// `npm run bench:defense -- [--attacks badnet,blend] [--epochs 6] [--json]
 //   [--param "attack:k=v,...;..."] [--unlearn-lr auto|N] [--dataset D --data-path P --model M]`
 // For each attack (default: Fashion-MNIST, the compact CNN): train (or reuse) the backdoored model,
-// build the BaDExpert detector with the defaults, and evaluate it on the held-out split. With
-// --sweep, also the sensitivity to the unlearning rate: M' and the calibration split are shared,
-// B is re-extracted for each rate (the poisoned evaluation data is used only to report, never to
-// choose).
+// build the BaDExpert detector with the defaults, and evaluate it on the held-out split.
 import { join } from "node:path";
 import { loadDataset } from "../src/data/registry.js";
 import { subset } from "../src/data/splits.js";
@@ -12,12 +9,10 @@ import { loadCheckpoint, readCheckpointMeta } from "../src/train/checkpoint.js";
 import { cachedModel } from "../src/jobs/model-cache.js";
 import { defendCheckpoint } from "../src/jobs/defend.js";
 import { evaluateBundle } from "../src/jobs/evaluate-defense.js";
-import { defenseDefaults } from "../src/defense/defaults.js";
 import { defaultSplitSpec, defenseSplits } from "../src/defense/splits.js";
 import { createAttack } from "../src/attacks/registry.js";
 import { parseParamOverrides } from "../src/attacks/params.js";
 import { round, wantsJson } from "./harness.js";
-import { unlearningSweep } from "./sweep.js";
 import { DEFAULT_CANDIDATES } from "../src/defense/canary.js";
 
 function arg(name: string): string | undefined {
@@ -72,20 +67,5 @@ for (const attack of attacks) {
       `${d.selection ? ` (+ ${round(d.seconds.selection)} s B-rate selection)` : ""}${d.finetuneSelection ? ` (+ ${round(d.seconds.finetuneSelection)} s M'-rate selection)` : ""} | ${e.scoringRate.toFixed(0)}/s |`,
   );
 
-  if (process.argv.includes("--sweep")) {
-    const { model: m0, meta: cm } = await loadCheckpoint(dir);
-    const test = await loadDataset(dataset, { split: "test", ...(cm.dataset.path ? { path: cm.dataset.path } : {}), imageSize: cm.preprocessing.imageSize, channels: cm.preprocessing.channels === 1 ? 1 : 3 });
-    const splits = defenseSplits(test.count, defaultSplitSpec(cm.dataset.trainCount, test.count, seed));
-    const reserved = subset(test, splits.reserved);
-    const calibration = subset(test, splits.calibration);
-    const evaluation = subset(test, splits.evaluation);
-    const defaults = defenseDefaults(cm.model.name, dataset);
-    const atk = createAttack(attack, params, { numClasses: test.classNames.length, height: test.height, width: test.width, channels: test.channels, dataset });
-    await unlearningSweep(m0, cm, { reserved, calibration, evaluation }, atk, defaults, seed, DEFAULT_CANDIDATES, (r) => {
-      rows.push({ attack, sweepLr: r.lr, auroc: r.auroc, singleAuroc: r.singleAuroc, cleanAccuracyAfter: r.cleanAccuracyAfter, asrAfter: r.asrAfter });
-      console.log(`| ${attack} | ${r.lr} | ${r.auroc.toFixed(4)} | ${r.singleAuroc.toFixed(4)} | ${pct(r.cleanAccuracyAfter)} | ${pct(r.asrAfter)} |`);
-    });
-    m0.dispose();
-  }
 }
 if (wantsJson()) console.log(JSON.stringify(rows));

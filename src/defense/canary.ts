@@ -27,7 +27,7 @@ import type { FinetuneOptions, UnlearnOptions } from "./defaults.js";
 /** How B's unlearning rate was set (recorded in bundles, shown by the report). */
 export interface UnlearningRecord {
   lr: number;
-  source: "paper" | "default" | "canary" | "canary-inconclusive" | "given";
+  source: "until-forgotten" | "paper" | "default" | "canary" | "canary-inconclusive" | "given";
   canaries?: { kind: string; attackSuccessRate: number; table: { lr: number; auroc: number; expertCleanAccuracy: number }[] }[];
 }
 

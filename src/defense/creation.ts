@@ -9,10 +9,11 @@ import { CANARY_KINDS, type CanaryRecord, type CanaryResult, type SelectionRule,
 import { UNLEARN_LABEL_MAPPINGS, type FinetuneOptions, type UnlearnOptions } from "./defaults.js";
 import type { DefenseSplitSpec } from "./splits.js";
 import type { AuxiliaryRateSelection } from "./auxiliary-rate.js";
+import type { UnlearningTrace } from "./expert-extraction.js";
 
 /** Where B's unlearning rate came from. */
 export type UnlearnLrSource = UnlearningRecord["source"];
-export const UNLEARN_LR_SOURCES: readonly UnlearnLrSource[] = ["paper", "default", "canary", "canary-inconclusive", "given"];
+export const UNLEARN_LR_SOURCES: readonly UnlearnLrSource[] = ["until-forgotten", "paper", "default", "canary", "canary-inconclusive", "given"];
 
 export interface CreationRecord {
   unlearn?: UnlearnOptions;
@@ -34,6 +35,8 @@ export interface CreationRecord {
   unlearnSelection?: CanaryResult;
   /** How M''s finetuning rate was chosen, when defend chose it (finetuneLr "auto"). */
   finetuneSelection?: AuxiliaryRateSelection;
+  /** How B's unlearning went when it ran until B forgot the clean task (src/defense/expert-extraction.ts). */
+  unlearning?: UnlearningTrace;
 }
 
 function readCanary(r: FieldReader, v: unknown, path: string): CanaryRecord {
@@ -148,15 +151,34 @@ export function readCreation(r: FieldReader, v: unknown, path = "creation"): Cre
   if (c.finetuneSelection !== undefined) {
     const s = r.object(c.finetuneSelection, `${path}.finetuneSelection`);
     const acc = (x: unknown, k: string) => r.number(x, `${path}.finetuneSelection.${k}`, { min: 0, max: 1 });
+    const modelAccuracy = acc(s.modelAccuracy, "modelAccuracy");
+    const tolerance = acc(s.tolerance, "tolerance");
     out.finetuneSelection = {
       lr: num(s.lr, "finetuneSelection.lr"),
-      modelAccuracy: acc(s.modelAccuracy, "modelAccuracy"),
-      tolerance: acc(s.tolerance, "tolerance"),
+      modelAccuracy,
+      tolerance,
       table: r.array(s.table, `${path}.finetuneSelection.table`).map((row, i) => {
         const o = r.object(row, `${path}.finetuneSelection.table[${i}]`);
-        return { lr: r.number(o.lr, `${path}.finetuneSelection.table[${i}].lr`), calibrationAccuracy: acc(o.calibrationAccuracy, `table[${i}].calibrationAccuracy`) };
+        const calibrationAccuracy = acc(o.calibrationAccuracy, `table[${i}].calibrationAccuracy`);
+        const kept = o.kept === undefined ? calibrationAccuracy >= modelAccuracy - tolerance : r.boolean(o.kept, `${path}.finetuneSelection.table[${i}].kept`);
+        return { lr: r.number(o.lr, `${path}.finetuneSelection.table[${i}].lr`), calibrationAccuracy, kept };
       }),
+      // A selection that judged every rate after the whole schedule records neither field.
+      probeEpochs: s.probeEpochs === undefined ? (out.finetune?.epochs ?? 10) : r.number(s.probeEpochs, `${path}.finetuneSelection.probeEpochs`, { min: 1, integer: true }),
+      conclusive: s.conclusive === undefined ? true : r.boolean(s.conclusive, `${path}.finetuneSelection.conclusive`),
       seconds: num(s.seconds, "finetuneSelection.seconds"),
+    };
+  }
+  if (c.unlearning !== undefined) {
+    const u = r.object(c.unlearning, `${path}.unlearning`);
+    const acc = (x: unknown, k: string) => r.number(x, `${path}.unlearning.${k}`, { min: 0, max: 1 });
+    out.unlearning = {
+      steps: r.number(u.steps, `${path}.unlearning.steps`, { min: 0, integer: true }),
+      finalLr: num(u.finalLr, "unlearning.finalLr"),
+      monitorAccuracy: acc(u.monitorAccuracy, "monitorAccuracy"),
+      modelAccuracy: acc(u.modelAccuracy, "modelAccuracy"),
+      forgotten: r.boolean(u.forgotten, `${path}.unlearning.forgotten`),
+      seconds: num(u.seconds, "unlearning.seconds"),
     };
   }
   return out;

@@ -77,13 +77,21 @@ export function outputLayer(model: Module, numClasses: number): { name: string; 
 }
 
 /** A copy of M trained with `config`; the copy is freed if training fails. */
-async function trainedCopy(model: Module, spec: ModelSpec, data: ImageDataset, config: TrainConfig, fitOptions: FitOptions, prepare?: (copy: Module) => void): Promise<Module> {
+async function trainedCopy(
+  model: Module,
+  spec: ModelSpec,
+  data: ImageDataset,
+  config: TrainConfig,
+  fitOptions: FitOptions,
+  prepare?: (copy: Module) => void,
+  judge?: (copy: Module, epoch: number) => boolean,
+): Promise<Module> {
   const copy = cloneModel(model, spec);
   const device = fitOptions.device ?? "cpu";
   try {
     prepare?.(copy);
     if (device !== "cpu") copy.to(device);
-    await fit(copy, data, config, fitOptions);
+    await fit(copy, data, config, judge ? { ...fitOptions, onEpoch: async (record) => judge(copy, record.epoch) } : fitOptions);
     if (device !== "cpu") copy.to("cpu");
   } catch (e) {
     copy.dispose();
@@ -119,7 +127,16 @@ export function finetuneAuxiliary(
   model: Module,
   spec: ModelSpec,
   reserved: ImageDataset,
-  o: { finetune: FinetuneOptions; augment: AugmentOptions; normalization: Preprocessing; seed: number; silent?: boolean; device?: string },
+  o: {
+    finetune: FinetuneOptions;
+    augment: AugmentOptions;
+    normalization: Preprocessing;
+    seed: number;
+    silent?: boolean;
+    device?: string;
+    /** Called after each epoch with the model being finetuned; `true` ends its finetuning there. */
+    judge?: (copy: Module, epoch: number) => boolean;
+  },
 ): Promise<Module> {
   const f = o.finetune;
   const config: TrainConfig = {
@@ -143,7 +160,8 @@ export function finetuneAuxiliary(
     manualSeed(o.seed + 2);
     layer.resetParameters();
   };
-  return trainedCopy(model, spec, reserved, config, { normalization: o.normalization, silent: o.silent ?? false, ...(o.device ? { device: o.device } : {}) }, resetHead);
+  const fitOptions: FitOptions = { normalization: o.normalization, silent: o.silent ?? false, ...(o.device ? { device: o.device } : {}) };
+  return trainedCopy(model, spec, reserved, config, fitOptions, resetHead, o.judge);
 }
 
 /** Steps 1, 2 and 4: returns a calibrated detector that owns copies of the three models. */
@@ -153,8 +171,8 @@ export async function fitBadExpert(
   reserved: ImageDataset,
   calibration: ImageDataset,
   o: FitDefenseOptions,
-  /** An M' already finetuned with o.finetune (the rate selection's); the detector takes ownership. */
-  prefit: { auxiliary?: Module } = {},
+  /** B and M' already made with o.unlearn and o.finetune (the procedures that choose their rates); the detector takes ownership. */
+  prefit: { expert?: Module; auxiliary?: Module } = {},
 ): Promise<BadExpertDetector> {
   const t0 = Date.now();
   let expert: Module;
@@ -169,8 +187,9 @@ export async function fitBadExpert(
         throw new RangeError(`${name}: ${ds.classNames.length} classes but the model has ${meta.spec.numClasses}`);
       }
     }
-    expert = await extractBackdoorExpert(model, meta.spec, reserved, { ...o, normalization: meta.preprocessing });
+    expert = prefit.expert ?? await extractBackdoorExpert(model, meta.spec, reserved, { ...o, normalization: meta.preprocessing });
   } catch (e) {
+    prefit.expert?.dispose();
     prefit.auxiliary?.dispose();
     throw e;
   }

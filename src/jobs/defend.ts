@@ -5,16 +5,17 @@ import { loadDataset } from "../data/registry.js";
 import { subset } from "../data/splits.js";
 import { loadCheckpoint } from "../train/checkpoint.js";
 import type { UnlearnLrSource } from "../defense/creation.js";
-import { auxiliaryRateCandidates, canaryFinetune, choosesFinetuneLr, choosesUnlearnLr, defenseDefaults, UNLEARN_LABEL_MAPPINGS, type UnlearnLabelMapping } from "../defense/defaults.js";
+import { DEFAULT_FINETUNE, DEFAULT_TARGET_FPR, DEFAULT_UNLEARNING, finetuneAugment, GIVEN_RATE_UNLEARNING, UNLEARN_LABEL_MAPPINGS, type UnlearnLabelMapping } from "../defense/defaults.js";
+import { makeExpertAndAuxiliary } from "../defense/procedure.js";
+import type { UnlearningTrace } from "../defense/expert-extraction.js";
 import { fitBadExpert, type FitDefenseOptions } from "../defense/fit.js";
 import { saveBundle } from "../defense/bundle.js";
 import { signingKey, type KeyInput } from "../defense/signature.js";
 import { assertWritableDir } from "../util/atomic-dir.js";
 import { BASELINE_BUNDLE_DIR, DETECTOR_BUNDLE_DIRS } from "../detectors/bundle.js";
 import { defaultSplitSpec, defenseSplits, type DefenseSplitSpec } from "../defense/splits.js";
-import { CANARY_KINDS, DEFAULT_CANARY_KINDS, selectUnlearnLr, type CanaryKind, type CanaryResult } from "../defense/canary.js";
-import { selectFinetuneLr, type AuxiliaryRateSelection } from "../defense/auxiliary-rate.js";
-import type { Module } from "../nn/index.js";
+import { CANARY_KINDS, selectUnlearnLr, type CanaryKind, type CanaryResult } from "../defense/canary.js";
+import type { AuxiliaryRateSelection } from "../defense/auxiliary-rate.js";
 import type { ScoreRule } from "../defense/scores.js";
 import { ceilingWarning, type Calibration } from "../defense/threshold.js";
 import { checkJobDevice } from "./device.js";
@@ -70,6 +71,8 @@ export interface DefendResult {
   unlearnLrSource: UnlearnLrSource;
   selection: CanaryResult | null;
   finetuneSelection: AuxiliaryRateSelection | null;
+  /** How B's unlearning went when it ran until forgotten. */
+  unlearning: UnlearningTrace | null;
   seconds: { expert: number; auxiliary: number; calibration: number; selection: number; finetuneSelection: number };
 }
 
@@ -121,55 +124,46 @@ export async function defendCheckpoint(o: DefendOptions): Promise<DefendResult> 
     }
     const def = defaultSplitSpec(meta.dataset.trainCount, test.count, o.splitSeed ?? 0);
     const spec: DefenseSplitSpec = { ...def, reserved: o.reserved ?? def.reserved, calibration: o.calibration ?? def.calibration };
-    const d = defenseDefaults(meta.model.name, name);
-    checkCalibrationSize(spec.calibration, o.targetFpr ?? d.targetFpr, o.calibration !== undefined);
+    const targetFpr = o.targetFpr ?? DEFAULT_TARGET_FPR;
+    checkCalibrationSize(spec.calibration, targetFpr, o.calibration !== undefined);
     const splits = defenseSplits(test.count, spec);
-    const options: FitDefenseOptions = {
-      unlearn: {
-        ...d.unlearn,
-        lr: typeof o.unlearnLr === "number" ? o.unlearnLr : d.unlearn.lr,
-        epochs: o.unlearnEpochs ?? d.unlearn.epochs,
-        ...(o.unlearnLabels !== undefined ? { labels: o.unlearnLabels } : {}),
-      },
-      finetune: { ...d.finetune, lr: typeof o.finetuneLr === "number" ? o.finetuneLr : d.finetune.lr, gamma: o.finetuneGamma ?? d.finetune.gamma, epochs: o.finetuneEpochs ?? d.finetune.epochs },
-      augment: d.augment,
-      rule: o.rule ?? "triangle",
-      targetFpr: o.targetFpr ?? d.targetFpr,
-      seed: o.seed ?? 0,
-      silent: o.silent ?? false,
-      device,
-    };
+    const augment = finetuneAugment(name);
     const reserved = subset(test, splits.reserved);
     const calibration = subset(test, splits.calibration);
     log(`reserved ${reserved.count}, calibration ${calibration.count}, evaluation ${splits.evaluation.length} images of ${name}/test`);
     const fitMeta = { spec: meta.model, preprocessing: meta.preprocessing, classNames: meta.classNames };
+    const seed = o.seed ?? 0;
     let selection: CanaryResult | null = null;
-    const auto = choosesUnlearnLr(d, o.unlearnLr, o.canaries !== undefined);
-    if (o.canaries !== undefined && !auto) {
-      throw new OptionError("canaries", `the canaries only choose B's unlearning rate, and here it is given (${options.unlearn.lr}); use unlearnLr "auto" with them`);
+    let unlearnLr = typeof o.unlearnLr === "number" ? o.unlearnLr : undefined;
+    if (o.canaries !== undefined && unlearnLr !== undefined) {
+      throw new OptionError("canaries", `the canaries only choose B's unlearning rate, and here it is given (${unlearnLr}); leave the rate out with them`);
     }
-    if (auto) {
-      const kinds = o.canaries ?? DEFAULT_CANARY_KINDS;
-      log(`choosing the unlearning rate with canary backdoors of our own (${kinds.join(", ")}; defender-side data only)`);
-      // Planted at the reference rate, whatever rate M' gets (DefenseDefaults.referenceFinetuneLr).
-      selection = await selectUnlearnLr(model, fitMeta, reserved, calibration, { ...options, finetune: canaryFinetune(d), kinds, log });
-      options.unlearn.lr = selection.lr;
+    if (o.canaries !== undefined) {
+      log(`choosing the unlearning rate with canary backdoors of our own (${o.canaries.join(", ")}; defender-side data only)`);
+      const unlearn = { ...GIVEN_RATE_UNLEARNING, lr: DEFAULT_UNLEARNING.startLr, ...(o.unlearnLabels !== undefined ? { labels: o.unlearnLabels } : {}) };
+      const finetune = { ...DEFAULT_FINETUNE, lr: 0.01 };
+      selection = await selectUnlearnLr(model, fitMeta, reserved, calibration, { unlearn, finetune, augment, seed, silent: o.silent ?? false, device, kinds: o.canaries, log });
+      unlearnLr = selection.lr;
       log(`${selection.conclusive ? "selected" : "kept the static"} unlearning lr ${selection.lr} in ${selection.seconds.toFixed(0)} s`);
     }
-    const unlearnLrSource: UnlearnLrSource = !auto
-      ? typeof o.unlearnLr === "number" ? "given" : d.unlearnLrSource === "default" ? "default" : "paper"
-      : selection?.conclusive ? "canary" : "canary-inconclusive";
-    let finetuneSelection: AuxiliaryRateSelection | null = null;
-    let auxiliary: Module | undefined;
-    if (choosesFinetuneLr(d, o.finetuneLr)) {
-      log("choosing the finetuning rate of M': the strongest that keeps its clean accuracy on the calibration split");
-      const chosen = await selectFinetuneLr(model, fitMeta, reserved, calibration, { finetune: options.finetune, candidates: auxiliaryRateCandidates(d), augment: options.augment, seed: options.seed, log, device });
-      finetuneSelection = chosen.selection;
-      auxiliary = chosen.auxiliary;
-      options.finetune.lr = chosen.selection.lr;
-      log(`selected finetuning lr ${chosen.selection.lr} for M' in ${chosen.selection.seconds.toFixed(0)} s`);
-    }
-    const detector = await fitBadExpert(model, fitMeta, reserved, calibration, options, auxiliary ? { auxiliary } : {});
+    const made = await makeExpertAndAuxiliary(model, fitMeta, reserved, calibration, {
+      ...(unlearnLr !== undefined ? { unlearnLr } : {}),
+      ...(o.unlearnEpochs !== undefined ? { unlearnEpochs: o.unlearnEpochs } : {}),
+      ...(o.unlearnLabels !== undefined ? { unlearnLabels: o.unlearnLabels } : {}),
+      ...(typeof o.finetuneLr === "number" ? { finetuneLr: o.finetuneLr } : {}),
+      ...(o.finetuneGamma !== undefined ? { finetuneGamma: o.finetuneGamma } : {}),
+      ...(o.finetuneEpochs !== undefined ? { finetuneEpochs: o.finetuneEpochs } : {}),
+      augment,
+      seed,
+      silent: o.silent ?? false,
+      device,
+      log,
+    });
+    const options: FitDefenseOptions = { unlearn: made.unlearn, finetune: made.finetune, augment, rule: o.rule ?? "triangle", targetFpr, seed, silent: o.silent ?? false, device };
+    const unlearnLrSource: UnlearnLrSource = typeof o.unlearnLr === "number" ? "given" : selection ? (selection.conclusive ? "canary" : "canary-inconclusive") : "until-forgotten";
+    const finetuneSelection = made.finetuneSelection;
+    const unlearning = made.unlearning;
+    const detector = await fitBadExpert(model, fitMeta, reserved, calibration, options, { ...(made.expert ? { expert: made.expert } : {}), ...(made.auxiliary ? { auxiliary: made.auxiliary } : {}) });
     try {
       const ceiling = ceilingWarning(detector.info.calibration);
       if (ceiling !== null) log(`warning: ${ceiling}`);
@@ -182,6 +176,7 @@ export async function defendCheckpoint(o: DefendOptions): Promise<DefendResult> 
         modelTraining: { attack: meta.training.attack ?? null },
         unlearnLrSource,
         ...(selection ? { unlearnSelection: selection } : {}),
+        ...(unlearning ? { unlearning } : {}),
         ...(finetuneSelection ? { finetuneSelection } : {}),
       };
       await saveBundle(o.out, detector, {
@@ -201,6 +196,7 @@ export async function defendCheckpoint(o: DefendOptions): Promise<DefendResult> 
         splits: { reserved: reserved.count, calibration: calibration.count, evaluation: splits.evaluation.length },
         selection,
         finetuneSelection,
+        unlearning,
         seconds: { ...seconds, selection: selection?.seconds ?? 0, finetuneSelection: finetuneSelection?.seconds ?? 0 },
       };
     } finally {

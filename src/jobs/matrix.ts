@@ -9,7 +9,8 @@ import { join } from "node:path";
 import type { ParamValue } from "../attacks/attack.js";
 import type { AuxiliaryRateSelection } from "../defense/auxiliary-rate.js";
 import type { CanaryKind, CanaryRecord } from "../defense/canary.js";
-import { defenseDefaults, type UnlearnLabelMapping } from "../defense/defaults.js";
+import type { UnlearningTrace } from "../defense/expert-extraction.js";
+import { DEFAULT_TARGET_FPR, type UnlearnLabelMapping } from "../defense/defaults.js";
 import type { DefenseMetrics } from "../defense/metrics.js";
 import type { DetectorParts } from "../defense/parts.js";
 import { readCheckpointMeta } from "../train/checkpoint.js";
@@ -69,6 +70,8 @@ export interface MatrixCellResult {
     source: string;
     /** The canary records the rate was chosen from (absent where no canaries ran, and in results written before they were kept): rules can be compared on them later without re-running. */
     canaries?: CanaryRecord[];
+    /** How B's unlearning went when it ran until forgotten. */
+    trace?: UnlearningTrace;
   };
   /**
    * The finetuning rate of M' and how it was set: "default" (the architecture's fixed rate),
@@ -121,21 +124,13 @@ export async function readCellResult(path: string): Promise<MatrixCellResult | n
 }
 
 /**
- * Whether a result stands for defend's defaults as they are now. A rate without an override means
- * "the default", and defaults change (session 10: the compact CNN's M' rate went from a fixed 0.01
- * to the per-model selection; session 13: ResNet-20 on CIFAR-10 went from canary-chosen B and M'
- * 0.05 to fixed B 1e-4 and M' 0.1). A result whose rates were set another way than the defaults
- * set them now (chosen against fixed, or another fixed value) is stale.
+ * Whether a result stands for defend's defaults: B unlearned until forgotten and M''s rate chosen,
+ * unless the cell's own defense options override either (then the override is the point).
  */
 export function madeWithCurrentDefaults(r: MatrixCellResult): boolean {
-  const d = defenseDefaults(r.cell.model, r.cell.dataset);
   const o = r.cell.defense ?? {};
-  const unlearnCurrent =
-    o.unlearnLr !== undefined || o.canaries !== undefined ||
-    (d.unlearnLrSource === "canary" ? r.unlearn.source.startsWith("canary") : r.unlearn.source === d.unlearnLrSource && r.unlearn.lr === d.unlearn.lr);
-  const finetuneCurrent =
-    o.finetuneLr !== undefined ||
-    (d.finetuneLrSource === "auto" ? r.finetune?.source === "auto" || r.finetune?.selection !== undefined : r.finetune?.source === "default" && r.finetune.lr === d.finetune.lr);
+  const unlearnCurrent = o.unlearnLr !== undefined || o.canaries !== undefined || r.unlearn.source === "until-forgotten";
+  const finetuneCurrent = o.finetuneLr !== undefined || r.finetune?.source === "auto";
   return unlearnCurrent && finetuneCurrent;
 }
 
@@ -176,10 +171,9 @@ export async function writeCellResult(resultsDir: string, r: MatrixCellResult): 
   return path;
 }
 
-/** The FPRs a cell is evaluated at by default: the dataset's default (paper: 0.1% GTSRB, 1% otherwise), and 1%. */
-export function defaultFprs(model: string, dataset: string): number[] {
-  const d = defenseDefaults(model, dataset).targetFpr;
-  return d === 0.01 ? [0.01] : [d, 0.01];
+/** The FPRs a cell is evaluated at by default: defend's 1%, and the paper's 0.1% on GTSRB as well. */
+export function defaultFprs(_model: string, dataset: string): number[] {
+  return dataset === "gtsrb" ? [0.001, DEFAULT_TARGET_FPR] : [DEFAULT_TARGET_FPR];
 }
 
 /** The epochs a cell trains for unless told: the dataset recipe's. */
@@ -229,6 +223,7 @@ export async function runCell(c: MatrixCell, o: RunCellOptions): Promise<MatrixC
       lr: d.options.unlearn.lr,
       source: d.unlearnLrSource,
       ...(d.selection ? { canaries: d.selection.canaries } : {}),
+      ...(d.unlearning ? { trace: d.unlearning } : {}),
     },
     finetune: {
       lr: d.options.finetune.lr,

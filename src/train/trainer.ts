@@ -59,8 +59,14 @@ export interface FitOptions {
   labels?: Int32Array;
   device?: string;
   silent?: boolean;
-  /** Called after every epoch (e.g. to write a resumable checkpoint). */
-  onEpoch?: (record: EpochRecord, state: { optimizer: AnyOptimizer; schedule: LRScheduler | null }) => Promise<void>;
+  /** Called after every epoch (e.g. to write a resumable checkpoint); `true` ends training there. */
+  onEpoch?: (record: EpochRecord, state: { optimizer: AnyOptimizer; schedule: LRScheduler | null }) => Promise<void | boolean>;
+  /**
+   * Called after every optimizer step with the number of steps taken so far; it may change the
+   * optimizer's rate for the next step, and `true` ends training at once (the epoch's record is
+   * still returned). For procedures that stop on a signal of the model's own behaviour.
+   */
+  afterStep?: (step: number, optimizer: AnyOptimizer) => boolean;
   /** Resume: epochs already done and the optimizer/schedule state to continue from. */
   startEpoch?: number;
   restore?: (state: { optimizer: AnyOptimizer; schedule: LRScheduler | null }) => void;
@@ -86,8 +92,10 @@ export async function fit(model: Module, train: ImageDataset, config: TrainConfi
   o.restore?.({ optimizer, schedule });
   const history: EpochRecord[] = [];
   const dev = o.device && o.device !== "cpu" ? o.device : null;
+  let steps = 0;
+  let stopped = false;
   try {
-    for (let epoch = o.startEpoch ?? 0; epoch < c.epochs; epoch++) {
+    for (let epoch = o.startEpoch ?? 0; epoch < c.epochs && !stopped; epoch++) {
       const t0 = Date.now();
       // Reseeding per epoch makes dropout masks a function of (seed, epoch), so a resumed run
       // continues exactly as an uninterrupted one would.
@@ -117,6 +125,11 @@ export async function fit(model: Module, train: ImageDataset, config: TrainConfi
         b.x.dispose();
         b.y.dispose();
         bar.tick(n, `loss ${(lossSum / seen).toFixed(4)} acc ${((100 * correct) / seen).toFixed(2)}%`);
+        steps++;
+        if (o.afterStep?.(steps, optimizer) === true) {
+          stopped = true;
+          break;
+        }
         // Let timers, signals and I/O run between steps (a service may share this process).
         await new Promise((r) => setImmediate(r));
       }
@@ -137,7 +150,7 @@ export async function fit(model: Module, train: ImageDataset, config: TrainConfi
           (record.attackSuccessRate !== undefined ? ` ASR ${(100 * record.attackSuccessRate).toFixed(2)}%` : ""),
       );
       history.push(record);
-      await o.onEpoch?.(record, { optimizer, schedule });
+      if ((await o.onEpoch?.(record, { optimizer, schedule })) === true) stopped = true;
     }
   } finally {
     optimizer.dispose();

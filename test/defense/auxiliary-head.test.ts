@@ -7,7 +7,7 @@ import { createModel } from "../../src/models/registry.js";
 import type { Module } from "../../src/nn/index.js";
 import { TorchScriptModule } from "../../src/nn/torchscript-module.js";
 import { finetuneAuxiliary, outputLayer } from "../../src/defense/fit.js";
-import { defenseDefaults } from "../../src/defense/defaults.js";
+import { DEFAULT_FINETUNE, GIVEN_RATE_UNLEARNING } from "../../src/defense/defaults.js";
 import { fixture } from "../helpers/pytorch-fixtures.js";
 import { GREY8, syntheticSet } from "../detectors/fixtures.js";
 
@@ -44,7 +44,7 @@ test("finetune.head reset: M' starts from M's features and a fresh, seeded outpu
   manualSeed(5);
   const model = createModel("compact-cnn", spec).eval();
   const reserved = syntheticSet(64, 10, (i, k) => (i * 29 + k * 7) % 256);
-  const d = defenseDefaults("compact-cnn", "fashion-mnist");
+  const d = { finetune: { ...DEFAULT_FINETUNE, lr: 0.1 }, unlearn: { ...GIVEN_RATE_UNLEARNING, lr: 1e-4 } };
   // A vanishing rate (no step moves a weight measurably) shows where finetuning starts; BatchNorm
   // statistics still move, so they are left out.
   const common = { augment: {}, normalization: GREY8, seed: 4, silent: true };

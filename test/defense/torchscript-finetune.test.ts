@@ -9,7 +9,7 @@ import { TorchScriptModule } from "../../src/nn/torchscript-module.js";
 import { createModel } from "../../src/models/registry.js";
 import type { Module } from "../../src/nn/index.js";
 import { extractBackdoorExpert, finetuneAuxiliary } from "../../src/defense/fit.js";
-import { defenseDefaults } from "../../src/defense/defaults.js";
+import { DEFAULT_FINETUNE, GIVEN_RATE_UNLEARNING } from "../../src/defense/defaults.js";
 import { fixture } from "../helpers/pytorch-fixtures.js";
 import { GREY8, syntheticSet } from "../detectors/fixtures.js";
 
@@ -25,7 +25,7 @@ test("B and M' finetuned from a TorchScript model equal those finetuned from the
   zoo.loadStateDict(scripted.stateDict(), { strict: true });
   zoo.eval();
   const reserved = syntheticSet(96, 10, (i, k) => (i * 37 + k * 11) % 256);
-  const d = defenseDefaults("compact-cnn", "fashion-mnist");
+  const d = { finetune: { ...DEFAULT_FINETUNE, lr: 0.1 }, unlearn: { ...GIVEN_RATE_UNLEARNING, lr: 1e-4 } };
   const common = { augment: { cropPadding: 1 }, normalization: GREY8, seed: 3, silent: true };
   const made: Module[] = [];
   try {

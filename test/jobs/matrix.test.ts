@@ -19,10 +19,9 @@ function result(c: MatrixCell, fprs = [0.01]): MatrixCellResult {
     version: MATRIX_RESULT_VERSION,
     cell: c,
     model: { checkpoint: "/x", cleanAccuracy: 0.9, attackSuccessRate: 1, trainSeconds: 0 },
-    // As defend's defaults make it for the compact CNN: B chosen by the canaries, but fixed at 1e-3 on GTSRB.
-    unlearn: c.dataset === "gtsrb" ? { lr: 1e-3, source: "default" } : { lr: 3e-4, source: "canary" },
-    // As defend's defaults make it for the compact CNN on Fashion-MNIST and GTSRB: M' at a fixed 0.1.
-    finetune: { lr: 0.1, source: "default" },
+    // As defend's defaults make it on any model: B unlearned until forgotten, M''s rate chosen.
+    unlearn: { lr: 3e-4, source: "until-forgotten" },
+    finetune: { lr: 0.03, source: "auto", selection: { lr: 0.03, modelAccuracy: 0.9, tolerance: 0.04, probeEpochs: 2, conclusive: true, table: [{ lr: 0.1, calibrationAccuracy: 0.8, kept: false }, { lr: 0.03, calibrationAccuracy: 0.88, kept: true }], seconds: 1 } },
     evaluations: fprs.map((targetFpr) => ({ targetFpr, threshold: 0.5, metrics: m })),
     scores: { positives: [1, 2], negatives: [0] },
     seconds: { expert: 1, auxiliary: 1, calibration: 1, selection: 1, evaluation: 1 },
@@ -70,30 +69,24 @@ void test("pendingCells: finished cells are skipped; missing, torn, foreign-vers
     assert.deepEqual(await pendingCells(dir, cells), []);
     const all = await readAllResults(dir);
     assert.equal(all.length, 5);
-    // A result from before the compact CNN's M' rate became a fixed 0.1 (M''s rate chosen, with or
-    // without the selection's table; or the fixed 0.01 of before that) no longer stands for the
-    // defaults: pending again and left out of the tables. Named by its override it stands.
-    const chosen = { ...result(cells[0] as MatrixCell), finetune: { lr: 0.1, source: "auto" as const, selection: { lr: 0.1, modelAccuracy: 0.9, tolerance: 0.04, table: [{ lr: 0.01, calibrationAccuracy: 0.9 }, { lr: 0.1, calibrationAccuracy: 0.88 }], seconds: 1 } } };
-    await writeCellResult(dir, chosen);
-    assert.deepEqual((await pendingCells(dir, cells)).map(cellId), [cellId(cells[0] as MatrixCell)], "chosen, even where the choice was 0.1");
+    // A result whose rates were set another way than the defaults set them (B by canaries or at a
+    // fixed rate, M' at a fixed rate, or no record of M''s rate) does not stand for the defaults:
+    // pending again and left out of the tables. Named by its override it stands.
+    const current = result(cells[0] as MatrixCell);
+    await writeCellResult(dir, { ...current, unlearn: { lr: 3e-4, source: "canary" } });
+    assert.deepEqual((await pendingCells(dir, cells)).map(cellId), [cellId(cells[0] as MatrixCell)], "B chosen by canaries");
     assert.equal((await readAllResults(dir)).length, 4);
-    await writeCellResult(dir, { ...chosen, finetune: { lr: 0.1, source: "auto" } });
-    assert.deepEqual((await pendingCells(dir, cells)).map(cellId), [cellId(cells[0] as MatrixCell)], "chosen, without its table");
-    await writeCellResult(dir, { ...chosen, finetune: { lr: 0.01, source: "default" } });
-    assert.deepEqual((await pendingCells(dir, cells)).map(cellId), [cellId(cells[0] as MatrixCell)], "the old fixed default rate");
+    await writeCellResult(dir, { ...current, unlearn: { lr: 1e-3, source: "default" } });
+    assert.deepEqual((await pendingCells(dir, cells)).map(cellId), [cellId(cells[0] as MatrixCell)], "B at a fixed rate");
+    await writeCellResult(dir, { ...current, finetune: { lr: 0.1, source: "default" } });
+    assert.deepEqual((await pendingCells(dir, cells)).map(cellId), [cellId(cells[0] as MatrixCell)], "M' at a fixed rate");
     const old = result(cells[0] as MatrixCell);
     delete old.finetune;
     await writeCellResult(dir, old);
     assert.deepEqual((await pendingCells(dir, cells)).map(cellId), [cellId(cells[0] as MatrixCell)], "no record of M''s rate");
-    const auto = { ...chosen, cell: { ...chosen.cell, defense: { finetuneLr: "auto" as const } } };
-    await writeCellResult(dir, auto);
-    assert.deepEqual(await pendingCells(dir, [auto.cell]), []);
-    // On a dataset where the compact CNN's M' rate is still chosen, the chosen result stands.
-    const c10 = { ...chosen, cell: cell("badnet", 0, { dataset: "cifar10-folder" }) };
-    await writeCellResult(dir, c10);
-    assert.deepEqual(await pendingCells(dir, [c10.cell]), []);
-    await writeCellResult(dir, { ...c10, finetune: { lr: 0.1, source: "default" } });
-    assert.deepEqual(await pendingCells(dir, [c10.cell]), [c10.cell]);
+    const given = { ...current, cell: { ...current.cell, defense: { finetuneLr: 0.1 } }, finetune: { lr: 0.1, source: "given" as const } };
+    await writeCellResult(dir, given);
+    assert.deepEqual(await pendingCells(dir, [given.cell]), []);
     await writeCellResult(dir, result(cells[0] as MatrixCell));
     assert.deepEqual(all.map((r) => r.cell.attack).sort(), ["badnet", "badnet", "badnet", "blend", "blend"]);
     assert.ok((await readdir(dir)).some((n) => n.includes(".tmp-")), "the stray temporary file is still there, and ignored");
