@@ -31,20 +31,16 @@ export interface DefendOptions {
   calibration?: number;
   splitSeed?: number;
   /**
-   * Overrides of the per-architecture defaults. unlearnLr "auto" runs the canary selection, which
-   * is also the default where the paper gives no rate for this architecture and dataset.
+   * B's Adam rate for one epoch (the paper's recipe). Omitted or "auto": B unlearns until it has
+   * forgotten the clean task (src/defense/procedure.ts).
    */
   unlearnLr?: number | "auto";
-  /** The canaries that choose it (default blend and patch; "conditional" adds a source-specific one). */
+  /** Choose B's fixed rate with these canary backdoors instead (blend, patch, conditional). */
   canaries?: readonly CanaryKind[];
   unlearnEpochs?: number;
   /** The wrong labels B unlearns on (default "shift", the paper's (y + 1) mod C); the canaries use the same. */
   unlearnLabels?: UnlearnLabelMapping;
-  /**
-   * The SGD rate of M'. "auto": finetune M' at 1, 2, 5 and 10 times the architecture's default and keep
-   * the strongest rate whose M' stays within 4 points of M's calibration accuracy
-   * (src/defense/auxiliary-rate.ts); also the default where defenseDefaults says so (the compact CNN).
-   */
+  /** The SGD rate of M'. Omitted or "auto": the strongest candidate that keeps M''s clean accuracy (src/defense/auxiliary-rate.ts). */
   finetuneLr?: number | "auto";
   finetuneGamma?: number;
   finetuneEpochs?: number;

@@ -96,28 +96,18 @@ void test("pendingCells: finished cells are skipped; missing, torn, foreign-vers
   assert.deepEqual(await readAllResults(join(tmpdir(), "bx-matrix-does-not-exist")), []);
 });
 
-void test("madeWithCurrentDefaults: a ResNet-20 CIFAR-10 result stands only with B 1e-4 and M' 0.1 fixed, unless the cell names its rates", () => {
-  const c = cell("tact", 0, { dataset: "cifar10-folder", model: "resnet20", epochs: 10 });
-  const now = { ...result(c), unlearn: { lr: 1e-4, source: "default" }, finetune: { lr: 0.1, source: "default" as const } };
-  assert.equal(madeWithCurrentDefaults(now), true);
-  // Session 12's defaults: B chosen by the canaries, M' at the generic 0.05. Stale on either count.
-  assert.equal(madeWithCurrentDefaults({ ...now, unlearn: { lr: 1e-4, source: "canary" } }), false, "B chosen, though at the same rate");
-  assert.equal(madeWithCurrentDefaults({ ...now, unlearn: { lr: 5e-4, source: "default" } }), false, "another fixed B rate");
-  assert.equal(madeWithCurrentDefaults({ ...now, finetune: { lr: 0.05, source: "default" } }), false, "another fixed M' rate");
-  // The same computations named by their overrides stand.
-  const old = { ...now, unlearn: { lr: 5e-4, source: "canary" }, finetune: { lr: 0.05, source: "given" as const } };
-  assert.equal(madeWithCurrentDefaults({ ...old, cell: { ...c, defense: { unlearnLr: "auto", finetuneLr: 0.05 } } }), true);
-  assert.equal(madeWithCurrentDefaults({ ...old, cell: { ...c, defense: { canaries: ["blend", "patch", "conditional"], finetuneLr: 0.05 } } }), true);
-  // The compact CNN's B is still the canaries' choice on Fashion-MNIST: a fixed rate there is stale.
-  const cnn = result(cell("badnet", 0));
-  assert.equal(madeWithCurrentDefaults(cnn), true);
-  assert.equal(madeWithCurrentDefaults({ ...cnn, unlearn: { lr: 3e-4, source: "paper" } }), false);
-  // On GTSRB it is a fixed 1e-3: the canaries' (inconclusive) fallback is stale, unless the cell asks for them.
-  const g = result(cell("tact", 0, { dataset: "gtsrb", epochs: 8 }));
-  assert.equal(madeWithCurrentDefaults(g), true);
-  const gOld = { ...g, unlearn: { lr: 3e-4, source: "canary-inconclusive" } };
-  assert.equal(madeWithCurrentDefaults(gOld), false);
-  assert.equal(madeWithCurrentDefaults({ ...gOld, cell: { ...g.cell, defense: { unlearnLr: "auto" } } }), true);
+void test("madeWithCurrentDefaults: the same rule on every architecture and dataset; overrides stand for themselves", () => {
+  for (const c of [cell("tact", 0, { dataset: "cifar10-folder", model: "resnet20", epochs: 10 }), cell("badnet", 0), cell("tact", 0, { dataset: "gtsrb", epochs: 8 })]) {
+    const now = result(c);
+    assert.equal(madeWithCurrentDefaults(now), true, cellId(c));
+    for (const source of ["paper", "default", "canary", "canary-inconclusive"]) {
+      assert.equal(madeWithCurrentDefaults({ ...now, unlearn: { lr: 1e-4, source } }), false, `${cellId(c)}: B from ${source}`);
+    }
+    assert.equal(madeWithCurrentDefaults({ ...now, finetune: { lr: 0.1, source: "default" } }), false, `${cellId(c)}: a fixed M' rate`);
+    // The same computations named by their overrides stand.
+    const old = { ...now, unlearn: { lr: 5e-4, source: "canary" }, finetune: { lr: 0.05, source: "given" as const } };
+    assert.equal(madeWithCurrentDefaults({ ...old, cell: { ...c, defense: { canaries: ["blend", "patch", "conditional"], finetuneLr: 0.05 } } }), true);
+  }
 });
 
 void test("aurocSets: positives = poisoned inputs that fool M, negatives = clean inputs M gets right", () => {
