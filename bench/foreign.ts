@@ -109,7 +109,7 @@ export interface ForeignResult {
   version: number;
   model: ForeignModelRecord;
   defend: { command: string[] };
-  unlearn: { lr: number; source: string; conclusive?: boolean; canaries?: unknown[] };
+  unlearn: { lr: number; source: string; conclusive?: boolean; canaries?: unknown[]; trace?: Record<string, unknown> };
   finetune: { lr: number; source: "default" | "auto"; selection?: unknown };
   evaluations: { targetFpr: number; threshold: number; metrics: DefenseMetrics; triggered: string }[];
   parts?: DetectorParts;
@@ -242,7 +242,7 @@ async function runModel(dir: string, m: Manifest): Promise<ForeignResult> {
   const finetune = isObject(creation.finetune) ? creation.finetune : {};
   const selection = isObject(creation.unlearnSelection) ? creation.unlearnSelection : null;
   const secs = isObject(creation.seconds) ? creation.seconds : {};
-  say(`defended in ${d.seconds.toFixed(0)} s (B ${String(unlearn.lr)} from ${String(creation.unlearnLrSource)}, M' ${String(finetune.lr)}); evaluate-defense --triggered`);
+  say(`defended in ${d.seconds.toFixed(0)} s (B up to ${String(unlearn.lr)} from ${String(creation.unlearnLrSource)}, M' ${String(finetune.lr)}); evaluate-defense --triggered`);
   const triggered = join(dir, "triggered.npz");
   const e = await stage("evaluate", () => evaluateBundle({ bundle, triggered, parts: true }));
   const result: ForeignResult = {
@@ -253,6 +253,7 @@ async function runModel(dir: string, m: Manifest): Promise<ForeignResult> {
       lr: Number(unlearn.lr),
       source: String(creation.unlearnLrSource ?? "unknown"),
       ...(selection ? { conclusive: selection.conclusive === true, canaries: Array.isArray(selection.canaries) ? selection.canaries : [] } : {}),
+      ...(isObject(creation.unlearning) ? { trace: creation.unlearning } : {}),
     },
     finetune: { lr: Number(finetune.lr), source: creation.finetuneSelection !== undefined ? "auto" : "default", ...(creation.finetuneSelection !== undefined ? { selection: creation.finetuneSelection } : {}) },
     evaluations: [{ targetFpr: e.targetFpr, threshold: e.threshold, metrics: e.metrics, triggered: "triggered.npz" }],

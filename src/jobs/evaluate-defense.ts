@@ -192,7 +192,14 @@ export async function evaluateBundle(o: EvaluateBundleOptions): Promise<Evaluate
         poisoned: r.poisoned,
         // Bundles written before the source was recorded have no unlearning section.
         ...(created.unlearnLrSource && created.unlearn
-          ? { unlearning: { lr: created.unlearn.lr, source: created.unlearnLrSource, ...(created.unlearnSelection ? { canaries: created.unlearnSelection.canaries } : {}) } }
+          ? {
+              unlearning: {
+                lr: created.unlearn.lr,
+                source: created.unlearnLrSource,
+                ...(created.unlearnSelection ? { canaries: created.unlearnSelection.canaries } : {}),
+                ...(created.unlearning ? { trace: created.unlearning } : {}),
+              },
+            }
           : {}),
         details: {
           bundle: o.bundle,
@@ -202,7 +209,7 @@ export async function evaluateBundle(o: EvaluateBundleOptions): Promise<Evaluate
           "calibration FPR achieved": `${(100 * det.info.calibration.achievedFpr).toFixed(2)}% of ${det.info.calibration.count}${det.info.calibration.atCeiling !== undefined ? ` (${det.info.calibration.atCeiling} at the rule's ceiling: threshold lowered so they are flagged)` : ""}`,
           // With M''s rate chosen, M' is the selection's model at that rate: its time is the selection's.
           "time to fit B / M' / calibrate": created.seconds
-            ? `${created.seconds.expert.toFixed(1)} s / ${created.finetuneSelection ? `${created.finetuneSelection.seconds.toFixed(1)} s (M' at ${created.finetuneSelection.table.length} rates, ${created.finetuneSelection.lr} kept)` : `${created.seconds.auxiliary.toFixed(1)} s`} / ${created.seconds.calibration.toFixed(1)} s`
+            ? `${(created.unlearning?.seconds ?? created.seconds.expert).toFixed(1)} s${created.unlearning ? ` (${created.unlearning.steps} steps, B's clean accuracy ${(100 * created.unlearning.modelAccuracy).toFixed(1)}% -> ${(100 * created.unlearning.monitorAccuracy).toFixed(1)}%)` : ""} / ${created.finetuneSelection ? `${created.finetuneSelection.seconds.toFixed(1)} s (M' at ${created.finetuneSelection.table.length} rates, ${created.finetuneSelection.lr} kept)` : `${created.seconds.auxiliary.toFixed(1)} s`} / ${created.seconds.calibration.toFixed(1)} s`
             : "n/a",
           "scoring throughput": `${r.scoringRate.toFixed(0)} inputs/s (three forward passes each)`,
           // The canary tables have their own section above.
