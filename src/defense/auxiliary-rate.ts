@@ -2,13 +2,16 @@
 // reserved clean set with correct labels; the triangle rule needs it to have *forgotten* the
 // backdoor (a' low on triggered inputs) while still solving the clean task (a' high on clean
 // inputs). Finetuning at a large rate is itself a known backdoor-removal defence, and a rate too
-// strong costs M' the clean task, so the rule takes the strongest candidate rate whose M' stays
-// within `tolerance` of M's clean accuracy on the calibration split (data M' never trains on).
+// strong wrecks M' (the clean task gone, or the weights diverged), so the rule takes the strongest
+// candidate rate whose M' keeps most of M's clean accuracy on the calibration split (data M' never
+// trains on): a strong M' that loses a few points forgets the backdoor better than a gentle one
+// that keeps them all, and its threshold is calibrated on its own scores.
 // The right rate differs by orders of magnitude between architectures (SGD at 0.1 suits a
 // batch-normalised CNN and wrecks a LayerNorm transformer), so the candidates span that range and
-// are tried from the strongest down. A candidate is judged after the schedule's first, full-rate
-// epochs, where the damage is done; the first that passes runs on to the end of the schedule and
-// is kept, so the chosen M' costs no second run. No poisoned data is used.
+// are tried from the strongest down. A candidate is judged early in its schedule, once the
+// full-rate epochs have done their damage and the accuracy has settled; the first that passes runs
+// on to the end of the schedule and is kept, so the chosen M' costs no second run. No poisoned
+// data is used.
 import type { Module } from "../nn/index.js";
 import type { ImageDataset } from "../data/dataset.js";
 import type { AugmentOptions } from "../data/augment.js";
@@ -29,7 +32,10 @@ export interface AuxiliaryRateSelection {
   lr: number;
   /** M's clean accuracy on the calibration split, the reference. */
   modelAccuracy: number;
-  tolerance: number;
+  /** Share of M's accuracy above chance that M' had to keep (src/defense/defaults.ts, FINETUNE_RETAINED). */
+  retain?: number;
+  /** Points of M's accuracy M' could lose (selections that judged by a fixed drop). */
+  tolerance?: number;
   /** Epochs of the schedule after which each candidate is judged. */
   probeEpochs: number;
   /** The candidates tried, strongest first; the last row is the chosen rate's. */
@@ -45,8 +51,8 @@ export interface AuxiliaryRateOptions {
   seed: number;
   /** Candidate SGD rates (tried from the largest down). */
   candidates: readonly number[];
-  /** Largest drop below M's calibration accuracy that a rate may cost (a fraction: 0.04 = 4 points). */
-  tolerance: number;
+  /** Share of M's accuracy above chance (1 / classes) that M' must keep, in (0, 1]. */
+  retain: number;
   /** Epochs of the schedule after which a candidate is judged (at most finetune.epochs). */
   probeEpochs: number;
   silent?: boolean;
@@ -56,7 +62,8 @@ export interface AuxiliaryRateOptions {
 
 /**
  * Finetunes M' at the candidate rates, strongest first, judging each after `probeEpochs`; returns
- * the first M' that keeps calibration accuracy ≥ M's − tolerance, finetuned to the end of its
+ * the first M' whose calibration accuracy keeps `retain` of M's accuracy above chance
+ * (acc' ≥ 1/C + retain · (acc − 1/C)), finetuned to the end of its
  * schedule (the caller owns it). When none does, the gentlest candidate's M' (it is never cut
  * short, so it is always there to fall back on).
  */
@@ -73,13 +80,14 @@ export async function selectFinetuneLr(
   if (candidates.length === 0 || candidates.some((lr) => !(lr > 0 && Number.isFinite(lr)))) {
     throw new RangeError(`selectFinetuneLr: candidates must be positive numbers, got ${JSON.stringify(o.candidates)}`);
   }
-  if (!(o.tolerance >= 0 && o.tolerance < 1)) throw new RangeError(`selectFinetuneLr: tolerance must be in [0, 1), got ${o.tolerance}`);
+  if (!(o.retain > 0 && o.retain <= 1)) throw new RangeError(`selectFinetuneLr: retain must be in (0, 1], got ${o.retain}`);
   if (!(Number.isInteger(o.probeEpochs) && o.probeEpochs >= 1 && o.probeEpochs <= o.finetune.epochs)) {
     throw new RangeError(`selectFinetuneLr: probeEpochs must be an integer in [1, ${o.finetune.epochs}], got ${o.probeEpochs}`);
   }
   const norm = { normalization: meta.preprocessing, ...(o.device && o.device !== "cpu" ? { device: o.device } : {}) };
   const modelAccuracy = evaluateModel(model, calibration, { normalization: meta.preprocessing }).accuracy;
-  const floor = modelAccuracy - o.tolerance;
+  const chance = 1 / meta.spec.numClasses;
+  const floor = chance + o.retain * (modelAccuracy - chance);
   const table: AuxiliaryRateRow[] = [];
   for (const [i, lr] of candidates.entries()) {
     const last = i === candidates.length - 1;
@@ -96,7 +104,7 @@ export async function selectFinetuneLr(
         const calibrationAccuracy = evaluateModel(copy, calibration, norm).accuracy;
         copy.train();
         row = { lr, calibrationAccuracy, kept: calibrationAccuracy >= floor };
-        log(`  M' at finetuning lr ${lr}: calibration accuracy ${(100 * calibrationAccuracy).toFixed(2)}% after ${epoch} epochs (M: ${(100 * modelAccuracy).toFixed(2)}%)${row.kept ? "" : ", too costly"}`);
+        log(`  M' at finetuning lr ${lr}: calibration accuracy ${(100 * calibrationAccuracy).toFixed(2)}% after ${epoch} epochs (M: ${(100 * modelAccuracy).toFixed(2)}%, floor ${(100 * floor).toFixed(2)}%)${row.kept ? "" : ", too costly"}`);
         return !row.kept && !last;
       },
     });
@@ -107,7 +115,7 @@ export async function selectFinetuneLr(
     }
     table.push(judged);
     if (judged.kept || last) {
-      return { selection: { lr, modelAccuracy, tolerance: o.tolerance, probeEpochs: o.probeEpochs, table, conclusive: judged.kept, seconds: (Date.now() - t0) / 1000 }, auxiliary: aux };
+      return { selection: { lr, modelAccuracy, retain: o.retain, probeEpochs: o.probeEpochs, table, conclusive: judged.kept, seconds: (Date.now() - t0) / 1000 }, auxiliary: aux };
     }
     aux.dispose();
   }

@@ -152,15 +152,17 @@ export function readCreation(r: FieldReader, v: unknown, path = "creation"): Cre
     const s = r.object(c.finetuneSelection, `${path}.finetuneSelection`);
     const acc = (x: unknown, k: string) => r.number(x, `${path}.finetuneSelection.${k}`, { min: 0, max: 1 });
     const modelAccuracy = acc(s.modelAccuracy, "modelAccuracy");
-    const tolerance = acc(s.tolerance, "tolerance");
+    const tolerance = s.tolerance === undefined ? undefined : acc(s.tolerance, "tolerance");
+    const retain = s.retain === undefined ? undefined : acc(s.retain, "retain");
     out.finetuneSelection = {
       lr: num(s.lr, "finetuneSelection.lr"),
       modelAccuracy,
-      tolerance,
+      ...(tolerance !== undefined ? { tolerance } : {}),
+      ...(retain !== undefined ? { retain } : {}),
       table: r.array(s.table, `${path}.finetuneSelection.table`).map((row, i) => {
         const o = r.object(row, `${path}.finetuneSelection.table[${i}]`);
         const calibrationAccuracy = acc(o.calibrationAccuracy, `table[${i}].calibrationAccuracy`);
-        const kept = o.kept === undefined ? calibrationAccuracy >= modelAccuracy - tolerance : r.boolean(o.kept, `${path}.finetuneSelection.table[${i}].kept`);
+        const kept = o.kept === undefined ? calibrationAccuracy >= modelAccuracy - (tolerance ?? 0) : r.boolean(o.kept, `${path}.finetuneSelection.table[${i}].kept`);
         return { lr: r.number(o.lr, `${path}.finetuneSelection.table[${i}].lr`), calibrationAccuracy, kept };
       }),
       // A selection that judged every rate after the whole schedule records neither field.

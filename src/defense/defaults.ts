@@ -72,15 +72,23 @@ export const GIVEN_RATE_UNLEARNING: Omit<UnlearnOptions, "lr"> = { epochs: 1, ba
 /** M''s schedule (the paper's): SGD Nesterov, 10 epochs, MultiStep [2, 4, 6, 8]; the rate is chosen. */
 export const DEFAULT_FINETUNE: Omit<FinetuneOptions, "lr"> = { gamma: 0.1, epochs: 10, batchSize: 64, milestones: [2, 4, 6, 8], momentum: 0.9, weightDecay: 1e-4 };
 /**
- * M''s rate (src/defense/auxiliary-rate.ts): the strongest of these whose M' keeps its
- * calibration accuracy within FINETUNE_TOLERANCE of M's after FINETUNE_PROBE_EPOCHS epochs.
+ * M''s rate (src/defense/auxiliary-rate.ts): the strongest of these whose M' keeps
+ * FINETUNE_RETAINED of M's calibration accuracy above chance after FINETUNE_PROBE_EPOCHS epochs.
  * They span the paper's rates, from 0.1 for batch-normalised CNNs down to the range transformers need.
  */
 export const FINETUNE_RATE_CANDIDATES: readonly number[] = [0.1, 0.03, 0.01, 0.003, 0.001];
-/** 4 points: M' may lose some clean accuracy, its threshold is calibrated on its own scores. */
-export const FINETUNE_TOLERANCE = 0.04;
-/** The schedule's full-rate epochs (before the first milestone), where a rate does its damage. */
-export const FINETUNE_PROBE_EPOCHS = 2;
+/**
+ * 80% of M's accuracy above chance (on a 90% model with 10 classes: at least 74%): a rule against
+ * a wrecked M', not against a few points lost — a strong M' that lost 9-10 points beat the gentler
+ * rates a 4-point rule kept (docs/procedure.md).
+ */
+export const FINETUNE_RETAINED = 0.8;
+/**
+ * A candidate is judged after the first epoch past the first milestone: the full-rate epochs have
+ * done their damage and one epoch at the decayed rate has settled the accuracy close to where the
+ * schedule ends it (measured: docs/procedure.md).
+ */
+export const FINETUNE_PROBE_EPOCHS = 3;
 
 /** The false-positive rate the threshold is calibrated at unless the user sets one. */
 export const DEFAULT_TARGET_FPR = 0.01;

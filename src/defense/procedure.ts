@@ -12,7 +12,7 @@ import {
   DEFAULT_UNLEARNING,
   FINETUNE_PROBE_EPOCHS,
   FINETUNE_RATE_CANDIDATES,
-  FINETUNE_TOLERANCE,
+  FINETUNE_RETAINED,
   GIVEN_RATE_UNLEARNING,
   UNLEARNING_MONITOR_IMAGES,
   type FinetuneOptions,
@@ -95,12 +95,12 @@ export async function makeExpertAndAuxiliary(
   let auxiliary: Module | undefined;
   let finetuneSelection: AuxiliaryRateSelection | null = null;
   if (o.finetuneLr === undefined) {
-    o.log(`M': the strongest SGD rate of ${FINETUNE_RATE_CANDIDATES.join(", ")} that keeps its clean accuracy within ${100 * FINETUNE_TOLERANCE} points of M's`);
+    o.log(`M': the strongest SGD rate of ${FINETUNE_RATE_CANDIDATES.join(", ")} that keeps ${100 * FINETUNE_RETAINED}% of M's clean accuracy above chance`);
     try {
       const chosen = await selectFinetuneLr(model, meta, reserved, calibration, {
         finetune,
         candidates: FINETUNE_RATE_CANDIDATES,
-        tolerance: FINETUNE_TOLERANCE,
+        retain: FINETUNE_RETAINED,
         probeEpochs: Math.min(FINETUNE_PROBE_EPOCHS, finetune.epochs),
         augment: o.augment,
         seed: o.seed,
