@@ -38,8 +38,6 @@ export interface CompareOptions {
    */
   calibrationLimit?: number;
   evaluationLimit?: number;
-  /** How a limit picks its images: "sample" (default) or "first" (see `limited`). */
-  limitOrder?: LimitOrder;
   targetFpr?: number;
   seed?: number;
   report?: string;
@@ -65,28 +63,22 @@ export interface CompareResult {
   dataset: string;
   model: string;
   attack: { name: string; params: Record<string, ParamValue> };
-  splits: DefenseSplitSpec & { evaluation: number; calibrationUsed: number; evaluationUsed: number; poisonedUsed: number; limitOrder: LimitOrder };
+  splits: DefenseSplitSpec & { evaluation: number; calibrationUsed: number; evaluationUsed: number; poisonedUsed: number };
   targetFpr: number;
   rows: CompareRow[];
   reportFiles: { html: string; markdown: string; json: string } | null;
 }
 
-export const LIMIT_ORDERS = ["sample", "first"] as const;
-export type LimitOrder = (typeof LIMIT_ORDERS)[number];
-
 /**
- * `limit` indices of a split (all of them for 0 or undefined). A split's indices are sorted, so
- * its first N lie at the start of the test set, which a dataset stored class by class (an image
- * folder: CIFAR-10's copy here) fills with one or two classes: a first-200 evaluation subset of
- * CIFAR-10 held only target-class images, so no triggered copy at all. "sample" (the default)
- * takes a seeded random N of the split instead, sorted again. "first" is the rule used up to
- * session 8, kept to reproduce the figures measured with it (Fashion-MNIST's test set is not
- * stored by class, so there it was a fair subset too).
+ * `limit` indices of a split (all of them for 0 or undefined): a seeded random N of the split,
+ * sorted again. Not its first N: a split's indices are sorted, so its first N lie at the start of
+ * the test set, which a dataset stored class by class (an image folder: CIFAR-10's copy here)
+ * fills with one or two classes (a first-200 evaluation subset of CIFAR-10 held only target-class
+ * images, so no triggered copy at all).
  */
-export function limited(indices: Int32Array, limit: number | undefined, o: { order?: LimitOrder; seed?: number } = {}): Int32Array {
+export function limited(indices: Int32Array, limit: number | undefined, o: { seed?: number } = {}): Int32Array {
   if (limit !== undefined && (!Number.isInteger(limit) || limit < 0)) throw new RangeError(`compare: a split limit must be a non-negative integer, got ${limit}`);
   if (!limit || limit >= indices.length) return indices;
-  if ((o.order ?? "sample") === "first") return indices.subarray(0, limit);
   const pick = new Rng(o.seed ?? 0).permutation(indices.length).subarray(0, limit);
   return Int32Array.from(pick, (i) => indices[i] as number).sort();
 }
@@ -132,7 +124,7 @@ export async function compareDetectors(o: CompareOptions): Promise<CompareResult
   const { model, meta } = await loadCheckpoint(o.checkpoint);
   try {
     const { name, spec, splits, reserved, test } = await defenderData(meta, o);
-    const limit = { order: o.limitOrder ?? "sample", seed: spec.seed };
+    const limit = { seed: spec.seed };
     const calibration = subset(test, limited(splits.calibration, o.calibrationLimit, limit));
     const evaluation = subset(test, limited(splits.evaluation, o.evaluationLimit, limit));
     const recorded = recordedAttack(meta.training.attack);
@@ -175,7 +167,7 @@ export async function compareDetectors(o: CompareOptions): Promise<CompareResult
       dataset: name,
       model: meta.model.name,
       attack: { name: attack.name, params: { ...attack.params } },
-      splits: { ...spec, evaluation: splits.evaluation.length, calibrationUsed: calibration.count, evaluationUsed: evaluation.count, poisonedUsed: poisoned.dataset.count, limitOrder: limit.order },
+      splits: { ...spec, evaluation: splits.evaluation.length, calibrationUsed: calibration.count, evaluationUsed: evaluation.count, poisonedUsed: poisoned.dataset.count },
       targetFpr,
       rows,
       reportFiles: null,

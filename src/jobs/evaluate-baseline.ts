@@ -42,7 +42,7 @@ export async function evaluateBaselineBundle(o: EvaluateBundleOptions, detector:
     const attack = await loadAttack(attackName, params, { numClasses: test.classNames.length, height: h, width: w, channels: test.channels, dataset: loaded.dataset }, loaded.checkpoint);
     manualSeed(SCORING_SEED);
     const calibration = o.targetFpr === undefined ? loaded.calibration : calibrateDetector(det, subset(test, splits.calibration), o.targetFpr, o.progress ? { progressLabel: `${detector}: calibration` } : {}).calibration;
-    const evaluation = subset(test, limited(splits.evaluation, o.evaluationLimit, { order: o.limitOrder ?? "sample", seed: loaded.splits.seed }));
+    const evaluation = subset(test, limited(splits.evaluation, o.evaluationLimit, { seed: loaded.splits.seed }));
     const poisonedSet = attack.poisonedTestSet(evaluation);
     const e = evaluateDetector(det, calibration.threshold, evaluation, poisonedSet, { progress: o.progress ?? false });
     const seconds = e.clean.seconds + e.poisoned.seconds;

@@ -15,7 +15,7 @@ import type { ScoreRule } from "../defense/scores.js";
 import { assertReportDir, writeReport, type ReportScores } from "../report/report.js";
 import { baselineBundleDetector } from "../detectors/bundle.js";
 import { evaluateBaselineBundle } from "./evaluate-baseline.js";
-import { limited, type LimitOrder } from "./compare.js";
+import { limited } from "./compare.js";
 import type { KeyInput } from "../defense/signature.js";
 import { testSplit } from "./defend.js";
 import type { Attack } from "../attacks/attack.js";
@@ -54,8 +54,6 @@ export interface EvaluateBundleOptions {
   explainMethod?: SaliencyMethod;
   /** Use only N images of the evaluation split (0 or absent: all); STRIP costs ~100 passes per input. */
   evaluationLimit?: number;
-  /** How that limit picks its images (`limited`): "sample" (default) or "first". */
-  limitOrder?: LimitOrder;
   /** Also measure M, B and M' each on their own (src/defense/parts.ts): two more passes per model. */
   parts?: boolean;
 }
@@ -151,7 +149,7 @@ export async function evaluateBundle(o: EvaluateBundleOptions): Promise<Evaluate
     const splits = defenseSplits(test.count, created.splits);
     const rule = o.rule ?? det0.rule;
     const det = rule === det0.rule && o.targetFpr === undefined ? det0 : recalibrate(det0, rule, o.targetFpr ?? det0.info.targetFpr, subset(test, splits.calibration));
-    const evaluation = subset(test, limited(splits.evaluation, o.evaluationLimit, { order: o.limitOrder ?? "sample", seed: created.splits.seed }));
+    const evaluation = subset(test, limited(splits.evaluation, o.evaluationLimit, { seed: created.splits.seed }));
     let attack: Attack | null = null;
     if (o.trigger !== undefined) triggered = await triggerImageInputs(o.trigger, o.target, evaluation);
     else if (triggered === null) {
