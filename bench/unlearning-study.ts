@@ -12,8 +12,9 @@ import { loadCheckpoint, readCheckpointMeta } from "../src/train/checkpoint.js";
 import { cachedModelPath } from "../src/jobs/model-cache.js";
 import { parseParamOverrides } from "../src/attacks/params.js";
 import { createAttack } from "../src/attacks/registry.js";
-import { AUXILIARY_HEADS, defenseDefaults, UNLEARN_LABEL_MAPPINGS, type AuxiliaryHead, type UnlearnLabelMapping } from "../src/defense/defaults.js";
-import { extractBackdoorExpert, finetuneAuxiliary, unlearningLabels } from "../src/defense/fit.js";
+import { defenseDefaults, UNLEARN_LABEL_MAPPINGS, type UnlearnLabelMapping } from "../src/defense/defaults.js";
+import { extractBackdoorExpert, unlearningLabels } from "../src/defense/fit.js";
+import { AUXILIARY_HEADS, finetuneAuxiliaryWithHead, type AuxiliaryHead } from "./auxiliary-head.js";
 import { BadExpertDetector } from "../src/defense/detector.js";
 import { calibrationFor } from "../src/defense/recalibrate.js";
 import { evaluateDefense, type ScoredInputs } from "../src/defense/evaluate.js";
@@ -93,7 +94,7 @@ const finetuneLr = values["finetune-lr"] === undefined ? d0.finetune.lr : Number
 if (!(finetuneLr > 0)) fail(`--finetune-lr: expected a positive number, got ${values["finetune-lr"]}`);
 const head = values["aux-head"] as AuxiliaryHead;
 if (!AUXILIARY_HEADS.includes(head)) fail(`--aux-head: expected one of ${AUXILIARY_HEADS.join(", ")}, got ${JSON.stringify(values["aux-head"])}`);
-const d = { ...d0, finetune: { ...d0.finetune, lr: finetuneLr, head } };
+const d = { ...d0, finetune: { ...d0.finetune, lr: finetuneLr } };
 const norm = { normalization: meta.preprocessing };
 const poisoned = attack.poisonedTestSet(evaluation);
 const target = Array.from(poisoned.targetLabels);
@@ -120,7 +121,7 @@ function expertAnswers(m: Parameters<typeof evaluateModel>[0], mapped: Int32Arra
 }
 
 const t0 = Date.now();
-const aux = await finetuneAuxiliary(model, meta.model, reserved, { finetune: d.finetune, augment: d.augment, normalization: meta.preprocessing, seed, silent: true });
+const aux = await finetuneAuxiliaryWithHead(model, meta.model, reserved, { finetune: d.finetune, augment: d.augment, normalization: meta.preprocessing, seed, silent: true }, head);
 const auxAnswers = expertAnswers(aux, null);
 const auxCleanAccuracy = evaluateModel(aux, evaluation, norm).accuracy;
 // M's own confidence in its label: on clean inputs it gets right, and on triggered inputs that fool it.

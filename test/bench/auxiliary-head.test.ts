@@ -1,12 +1,12 @@
-// M' with its output layer re-initialised (finetune.head "reset", a bench:unlearning option): the
-// head is drawn afresh, seeded, before finetuning; every other weight starts from M's.
+// M' with its output layer re-initialised (bench:unlearning --aux-head reset): the head is drawn
+// afresh, seeded, before finetuning; every other weight starts from M's.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { manualSeed, memory } from "../../src/engine/index.js";
 import { createModel } from "../../src/models/registry.js";
 import type { Module } from "../../src/nn/index.js";
 import { TorchScriptModule } from "../../src/nn/torchscript-module.js";
-import { finetuneAuxiliary, outputLayer } from "../../src/defense/fit.js";
+import { finetuneAuxiliaryWithHead, outputLayer } from "../../bench/auxiliary-head.js";
 import { defenseDefaults } from "../../src/defense/defaults.js";
 import { fixture } from "../helpers/pytorch-fixtures.js";
 import { GREY8, syntheticSet } from "../detectors/fixtures.js";
@@ -39,7 +39,7 @@ test("outputLayer finds the classifier's last Linear for every zoo architecture 
   assert.equal(memory().numTensors, before);
 });
 
-test("finetune.head reset: M' starts from M's features and a fresh, seeded output layer", async () => {
+test("--aux-head reset: M' starts from M's features and a fresh, seeded output layer", async () => {
   const before = memory().numTensors;
   manualSeed(5);
   const model = createModel("compact-cnn", spec).eval();
@@ -50,11 +50,12 @@ test("finetune.head reset: M' starts from M's features and a fresh, seeded outpu
   const common = { augment: {}, normalization: GREY8, seed: 4, silent: true };
   const made: Module[] = [];
   try {
-    const keep = await finetuneAuxiliary(model, spec, reserved, { ...common, finetune: { ...d.finetune, lr: 1e-9, epochs: 1, batchSize: 32 } });
+    const o = { ...common, finetune: { ...d.finetune, lr: 1e-9, epochs: 1, batchSize: 32 } };
+    const keep = await finetuneAuxiliaryWithHead(model, spec, reserved, o, "keep");
     made.push(keep);
-    const reset = await finetuneAuxiliary(model, spec, reserved, { ...common, finetune: { ...d.finetune, lr: 1e-9, epochs: 1, batchSize: 32, head: "reset" } });
+    const reset = await finetuneAuxiliaryWithHead(model, spec, reserved, o, "reset");
     made.push(reset);
-    const again = await finetuneAuxiliary(model, spec, reserved, { ...common, finetune: { ...d.finetune, lr: 1e-9, epochs: 1, batchSize: 32, head: "reset" } });
+    const again = await finetuneAuxiliaryWithHead(model, spec, reserved, o, "reset");
     made.push(again);
     const { name: head } = outputLayer(model, 10);
     const m = weights(model);
