@@ -8,19 +8,9 @@ import { stat } from "node:fs/promises";
 import { assertConsistent, type ImageDataset } from "./dataset.js";
 import { readTriggeredFolder } from "./readers/triggered-folder.js";
 import { readTriggeredNpz } from "./readers/triggered-npz.js";
+import type { LabelledImages } from "./labelled-images.js";
 
-/** What both forms read to: uint8 NHWC images with their labels. */
-export interface LabelledImages {
-  /** count*height*width*channels bytes, NHWC. */
-  images: Uint8Array;
-  count: number;
-  height: number;
-  width: number;
-  channels: number;
-  labels: Int32Array;
-  /** null where the set does not record its targets. */
-  targets: Int32Array | null;
-}
+export type { LabelledImages } from "./labelled-images.js";
 
 export interface TriggeredSet {
   /** The triggered images; `labels` are their true classes. */

@@ -14,7 +14,7 @@ import { writeReport } from "../report/report.js";
 import { limited, recordedAttack } from "./compare.js";
 import { testSplit } from "./defend.js";
 import { OptionError } from "./errors.js";
-import type { EvaluateBundleOptions, EvaluateBundleResult } from "./evaluate-defense.js";
+import type { EvaluateBundleOptions, EvaluateBundleResult } from "./evaluate-types.js";
 
 /** Seed of libtorch's generator before scoring (TeCo's and CD's random draws), so a rerun gives the same figures. */
 const SCORING_SEED = 0;

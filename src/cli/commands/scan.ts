@@ -8,10 +8,11 @@ import type { Command, OptionSpec } from "../command.js";
 import { UsageError } from "../command.js";
 import { COUNT, choiceWithDefault, num, requireStr, str, type Values } from "../args.js";
 import { RUNTIME_OPTIONS, applyRuntimeOptions } from "../runtime-options.js";
-import { Detector, detectionsOf, worstFrame, type DecodeOutcome, type Detection, type FrameOptions } from "../../api/detector.js";
+import { Detector, detectionsOf, worstFrame, type DecodeOutcome } from "../../api/detector.js";
 import { FRAME_POLICIES, type FramePolicy } from "../../data/image-decode.js";
 import { isBaselineBundle, loadDetectorBundle } from "../../detectors/bundle.js";
 import { baselineScanModel } from "./scan-baseline.js";
+import type { ScanModel, ScanRecord } from "./scan-model.js";
 import { checkScoringDevice } from "../../jobs/device.js";
 import { requireDataPath } from "../../jobs/data-path.js";
 import { datasetNames, loadDataset } from "../../data/registry.js";
@@ -50,19 +51,7 @@ const OPTIONS: Record<string, OptionSpec> = {
   ...RUNTIME_OPTIONS,
 };
 
-/** One scored input; a baseline detector has no expert/auxiliary confidences. */
-export type ScanRecord = Omit<Detection, "expertConfidence" | "auxiliaryConfidence" | "threshold"> & Partial<Pick<Detection, "expertConfidence" | "auxiliaryConfidence">>;
-
-/** What scan needs of a bundle, BaDExpert's or a baseline's (scan-baseline.ts). */
-export interface ScanModel {
-  imageSize: [number, number];
-  channels: number;
-  decodeEach(files: readonly string[], firstIndex: number, o: FrameOptions): Promise<DecodeOutcome[]>;
-  /** Throws when a dataset's images do not fit the model. */
-  checkInput(height: number, width: number, channels: number, what: string): void;
-  /** Scores float [N, C, H, W] images in [0, 1]. */
-  score(x: Tensor): Promise<ScanRecord[]>;
-}
+export type { ScanModel, ScanRecord } from "./scan-model.js";
 
 interface Tally {
   inputs: number;

@@ -10,7 +10,7 @@ import { isJunkPath, listFiles } from "../file-tree.js";
 import { decodeImage, isImageFile } from "../image-decode.js";
 import { MAX_IMAGE_FILE_BYTES } from "../read-image-file.js";
 import type { RawImage } from "../ppm.js";
-import type { LabelledImages } from "../triggered-set.js";
+import type { LabelledImages } from "../labelled-images.js";
 import { parseLabelsCsv } from "./labels-csv.js";
 
 export const LABELS_FILE = "labels.csv";

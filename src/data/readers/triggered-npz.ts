@@ -10,7 +10,7 @@ import { npyValues, parseNpy, type NpyArray } from "../../io/npy.js";
 import { readRegularFile } from "../../util/read-regular-file.js";
 import { convertChannels } from "../image-decode.js";
 import { toNhwcBytes } from "./array-file.js";
-import type { LabelledImages } from "../triggered-set.js";
+import type { LabelledImages } from "../labelled-images.js";
 
 /** 2 GiB: a Node Buffer's practical limit, and far above any evaluation set. */
 const MAX_NPZ_BYTES = 2 * 2 ** 30;
