@@ -17,6 +17,7 @@ import { calibrateDetector } from "../detectors/calibrate.js";
 import { evaluateDetector } from "../detectors/evaluate.js";
 import { assertCompareReportDir, writeCompareReport } from "../report/compare.js";
 import { testSplit } from "./defend.js";
+import { BadExpertError } from "../util/errors.js";
 
 export interface CompareOptions {
   checkpoint: string;
@@ -77,7 +78,7 @@ export interface CompareResult {
  * images, so no triggered copy at all).
  */
 export function limited(indices: Int32Array, limit: number | undefined, o: { seed?: number } = {}): Int32Array {
-  if (limit !== undefined && (!Number.isInteger(limit) || limit < 0)) throw new RangeError(`compare: a split limit must be a non-negative integer, got ${limit}`);
+  if (limit !== undefined && (!Number.isInteger(limit) || limit < 0)) throw new BadExpertError("E_USAGE", `compare: a split limit must be a non-negative integer, got ${limit}`);
   if (!limit || limit >= indices.length) return indices;
   const pick = new Rng(o.seed ?? 0).permutation(indices.length).subarray(0, limit);
   return Int32Array.from(pick, (i) => indices[i] as number).sort();
@@ -109,7 +110,7 @@ export async function defenderData(meta: CheckpointMeta, o: DefenderDataOptions)
   const name = o.dataset ?? meta.dataset.name;
   const path = o.dataPath ?? (name === meta.dataset.name ? meta.dataset.path : undefined);
   const test = await testSplit(name, path, meta.preprocessing.imageSize, meta.preprocessing.channels);
-  if (test.classNames.length !== meta.model.numClasses) throw new RangeError(`dataset ${name} has ${test.classNames.length} classes but the model has ${meta.model.numClasses}`);
+  if (test.classNames.length !== meta.model.numClasses) throw new BadExpertError("E_DATA", `dataset ${name} has ${test.classNames.length} classes but the model has ${meta.model.numClasses}`);
   const def = defaultSplitSpec(meta.dataset.trainCount, test.count, o.splitSeed ?? 0);
   const spec: DefenseSplitSpec = { ...def, reserved: o.reserved ?? def.reserved, calibration: o.calibration ?? def.calibration };
   const splits = defenseSplits(test.count, spec);
@@ -118,7 +119,7 @@ export async function defenderData(meta: CheckpointMeta, o: DefenderDataOptions)
 
 export async function compareDetectors(o: CompareOptions): Promise<CompareResult> {
   const log = o.log ?? ((l: string) => console.error(l));
-  if (o.detectors.length === 0) throw new RangeError("compare: detectors must name at least one detector");
+  if (o.detectors.length === 0) throw new BadExpertError("E_USAGE", "compare: detectors must name at least one detector");
   // Refused before the detectors are fitted, not after.
   if (o.report) await assertCompareReportDir(o.report);
   const { model, meta } = await loadCheckpoint(o.checkpoint);
@@ -129,7 +130,7 @@ export async function compareDetectors(o: CompareOptions): Promise<CompareResult
     const evaluation = subset(test, limited(splits.evaluation, o.evaluationLimit, limit));
     const recorded = recordedAttack(meta.training.attack);
     const attackName = o.attack ?? recorded?.name;
-    if (!attackName) throw new Error("compare: an attack is needed and the checkpoint records none (give --attack)");
+    if (!attackName) throw new BadExpertError("E_USAGE", "compare: an attack is needed and the checkpoint records none (give --attack)");
     const attackParams = o.attack && o.attack !== recorded?.name ? (o.attackParams ?? {}) : { ...(recorded?.params ?? {}), ...(o.attackParams ?? {}) };
     const attack = await loadAttack(attackName, attackParams, { numClasses: test.classNames.length, height: test.height, width: test.width, channels: test.channels, dataset: name }, o.checkpoint);
     const poisoned = attack.poisonedTestSet(evaluation);

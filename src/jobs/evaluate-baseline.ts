@@ -15,6 +15,7 @@ import { limited, recordedAttack } from "./compare.js";
 import { testSplit } from "./defend.js";
 import { OptionError } from "./errors.js";
 import type { EvaluateBundleOptions, EvaluateBundleResult } from "./evaluate-types.js";
+import { BadExpertError } from "../util/errors.js";
 
 /** Seed of libtorch's generator before scoring (TeCo's and CD's random draws), so a rerun gives the same figures. */
 const SCORING_SEED = 0;
@@ -28,7 +29,7 @@ export async function evaluateBaselineBundle(o: EvaluateBundleOptions, detector:
   const loaded = await loadDetectorBundle(o.bundle);
   try {
     const det = loaded.detector;
-    if (!loaded.splits) throw new Error(`${o.bundle}: the bundle does not record its splits (written by an older badexpert); fit it again with \`badexpert defend --detector ${detector}\``);
+    if (!loaded.splits) throw new BadExpertError("E_BUNDLE_INTEGRITY", `${o.bundle}: the bundle does not record its splits (written by an older badexpert); fit it again with \`badexpert defend --detector ${detector}\``);
     const meta = loaded.checkpointMeta;
     const recorded = recordedAttack(meta.training.attack);
     const attackName = o.attack ?? recorded?.name;

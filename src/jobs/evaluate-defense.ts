@@ -26,6 +26,7 @@ import { DEFAULT_SALIENCY_METHOD, type SaliencyMethod } from "../forensics/salie
 import { checkScoringDevice } from "./device.js";
 import { OptionError } from "./errors.js";
 import { evaluateTriggered, triggerImageInputs, triggeredSetInputs, type TriggeredInputs } from "./triggered-inputs.js";
+import { BadExpertError } from "../util/errors.js";
 
 export type { EvaluateBundleOptions, EvaluateBundleResult } from "./evaluate-types.js";
 
@@ -82,11 +83,11 @@ export async function evaluateBundle(o: EvaluateBundleOptions): Promise<Evaluate
   const det0 = await loadBundle(o.bundle, o.verifyKey !== undefined ? { verifyKey: o.verifyKey } : {});
   try {
     const created = det0.info.creation;
-    if (!created.dataset || !created.splits) throw new Error(`${o.bundle}: the bundle does not record its dataset and splits`);
+    if (!created.dataset || !created.splits) throw new BadExpertError("E_BUNDLE_INTEGRITY", `${o.bundle}: the bundle does not record its dataset and splits`);
     const recorded = created.modelTraining?.attack ?? null;
     const custom = o.triggered !== undefined || o.trigger !== undefined;
     const attackName = o.attack ?? recorded?.name;
-    if (!attackName && !custom) throw new Error("an attack is needed: the model's checkpoint records none (give --attack NAME, your own triggered inputs with --triggered DIR|FILE.npz, or a trigger image with --trigger PNG)");
+    if (!attackName && !custom) throw new BadExpertError("E_USAGE", "an attack is needed: the model's checkpoint records none (give --attack NAME, your own triggered inputs with --triggered DIR|FILE.npz, or a trigger image with --trigger PNG)");
     const path = o.dataPath ?? created.dataset.path;
     const [h, w] = det0.info.preprocessing.imageSize;
     const channels = det0.info.preprocessing.channels;

@@ -131,7 +131,7 @@ test("library: Detector.score refuses a multi-frame image by default and scores 
     assert.deepEqual([b?.frames, b?.frame, b?.flagged, b?.score], [2, 1, true, f1?.score]);
     assert.equal(a?.score, f0?.score);
     const outcomes = await det.decodeEach([files.tiff, files.tiff], 0, { frames: "all" });
-    assert.deepEqual(outcomes.map((o) => (o.ok ? o.frames : o.error)), [2, 2]);
+    assert.deepEqual(outcomes.map((o) => (o.ok ? o.frames : o.message)), [2, 2]);
   } finally {
     det.dispose();
   }

@@ -23,6 +23,7 @@ import { OnnxDetector } from "../../export/onnx-detector.js";
 import { returnLargeBuffersToTheOs, tidy, type Tensor } from "../../engine/index.js";
 import { Progress } from "../../util/progress.js";
 import { PUBLIC_KEY_FILE, VERIFY_KEY_ENV } from "../../defense/signature.js";
+import { BadExpertError, type ErrorCode } from "../../util/errors.js";
 
 /** Inputs decoded and scored at a time: the bound on scan's memory. */
 export const SCAN_BATCH = 256;
@@ -65,9 +66,10 @@ async function drained(): Promise<void> {
   if (process.stdout.writableNeedDrain) await new Promise<void>((resolve) => process.stdout.once("drain", resolve));
 }
 
-function emitError(input: string, error: string, tally: Tally, code?: string): void {
+/** An input's error line: {input, code, reason?, message} as the service's error body has them, and `error` (the message, as the README promises). */
+function emitError(input: string, message: string, tally: Tally, code: ErrorCode, reason?: string): void {
   tally.failed++;
-  console.log(JSON.stringify({ input, error, ...(code ? { code } : {}) }));
+  console.log(JSON.stringify({ input, code, ...(reason !== undefined ? { reason } : {}), message, error: message }));
 }
 
 /** An image scored frame by frame: how many frames, and the one whose record is printed. */
@@ -79,7 +81,7 @@ interface FrameChoice {
 /** Prints one scored input; a score that is not a finite number is an error line, never clean. */
 function emitScore(v: Values, input: string, d: ScanRecord, label: number | undefined, tally: Tally, f?: FrameChoice): void {
   if (!Number.isFinite(d.score)) {
-    emitError(input, `${f ? `frame ${f.frame} of ${f.frames}: ` : ""}no valid score (${String(d.score)}): the detector cannot judge this input`, tally);
+    emitError(input, `${f ? `frame ${f.frame} of ${f.frames}: ` : ""}no valid score (${String(d.score)}): the detector cannot judge this input`, tally, "E_UNSCORABLE");
     return;
   }
   tally.scored++;
@@ -131,7 +133,7 @@ async function scanFiles(v: Values, det: ScanModel, files: readonly string[], ta
     for (const { file, d } of pending) {
       tally.inputs++;
       if (!d.ok) {
-        emitError(file, d.error, tally, d.code);
+        emitError(file, d.message, tally, d.code, d.reason);
         continue;
       }
       const mine = scores.slice(k, k + d.frames);
@@ -198,8 +200,10 @@ export const scan: Command = {
     "scored as is (its images must have the model's size and channel count). Inputs are read and scored",
     `${SCAN_BATCH} at a time, so memory does not grow with their number.`,
     "",
-    "An input that cannot be read, decoded or scored gets a line {input, error, code} and the scan goes on (code, for",
-    "images: empty, not_an_image, unsupported_format, corrupt, too_many_pixels, multi_frame, too_many_frames).",
+    "An input that cannot be read, decoded or scored gets a line {input, code, reason, message, error} and the scan goes",
+    "on: code is the error code (E_IO, E_INPUT_DECODE, E_INPUT_UNSUPPORTED, E_INPUT_TOO_LARGE, E_UNSCORABLE; docs/errors.md),",
+    "reason, for images: empty, not_an_image, unsupported_format, corrupt, too_many_pixels, multi_frame, too_many_frames;",
+    "error is the message again.",
     "An image of several frames (animated GIF/WebP/PNG, multi-page TIFF, multi-image PPM) is refused by default: its",
     "first frame is not the whole input. --frames all scores every frame; the line is the worst frame's (the highest",
     "score), with {frames, frame}, and flagged when any frame is.",
@@ -232,7 +236,7 @@ export const scan: Command = {
     if (await isBaselineBundle(bundle)) {
       if (engine !== "libtorch") throw new UsageError(`--engine ${engine}: a baseline detector bundle scores with libtorch only`);
       if (verifyKey !== undefined) throw new UsageError("--verify-key: baseline detector bundles are not signed (their checkpoint's weights are hash-checked)");
-      if (requireSignature) throw new Error(`${bundle} is a baseline detector bundle, which is not signed, and --require-signature refuses unsigned bundles`);
+      if (requireSignature) throw new BadExpertError("E_BUNDLE_INTEGRITY", `${bundle} is a baseline detector bundle, which is not signed, and --require-signature refuses unsigned bundles`);
       const loaded = await loadDetectorBundle(bundle);
       loaded.warnings.forEach(warn);
       try {
