@@ -26,8 +26,6 @@ from the model cache); one detector x attack table of AUROC and ASR after, avera
   --epochs N               training epochs of the models (default 6)
   --calibration-limit N    calibration images used (default all)
   --evaluation-limit N     evaluation images used (default all)
-  --limit-order sample|first  a seeded random N (default) or the first N by index (the
-                           rule before session 8; Fashion-MNIST rows up to then used it)
   --fpr F                  target false-positive rate (default 0.01)
   --seed N                 model, split and detector seed (default 0)
   --dataset D --data-path P --model M   another dataset or zoo model
@@ -54,8 +52,6 @@ const model = arg("model");
 const where = { dataset, ...(dataPath ? { dataPath } : {}), ...(model ? { model } : {}) };
 const calibrationLimit = optNum("calibration-limit");
 const evaluationLimit = optNum("evaluation-limit");
-const limitOrder = arg("limit-order") ?? "sample";
-if (limitOrder !== "sample" && limitOrder !== "first") throw new RangeError(`--limit-order: expected sample or first, got ${JSON.stringify(limitOrder)}`);
 const targetFpr = optNum("fpr") ?? 0.01;
 const pct = (x: number) => (Number.isFinite(x) ? `${(100 * x).toFixed(1)}%` : "n/a");
 
@@ -75,7 +71,6 @@ for (const attack of attacks) {
     report: join("out", "bench", `compare-${dataset}-${attack}`),
     ...(calibrationLimit !== undefined ? { calibrationLimit } : {}),
     ...(evaluationLimit !== undefined ? { evaluationLimit } : {}),
-    limitOrder,
     log: (l) => console.error(`[bench:compare] ${l}`),
   });
   results.push(r);

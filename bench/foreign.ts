@@ -15,7 +15,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { evaluateBundle } from "../src/jobs/evaluate-defense.js";
-import { aurocSets } from "../src/jobs/matrix.js";
+import { aurocSets } from "./matrix/cells.js";
 import type { DefenseMetrics } from "../src/defense/metrics.js";
 import type { DetectorParts } from "../src/defense/parts.js";
 import { readRegularTextFile } from "../src/util/read-regular-file.js";

@@ -10,10 +10,10 @@ import { parseParamOverrides } from "../src/attacks/params.js";
 import { datasetInfo, datasetNames } from "../src/data/registry.js";
 import { modelInfo } from "../src/models/registry.js";
 import { recipeFor } from "../src/train/recipes.js";
-import { cellId, defaultEpochs, pendingCells, readAllResults, runMatrix, type MatrixCell, type MatrixDefense } from "../src/jobs/matrix.js";
+import { cellId, defaultEpochs, pendingCells, readAllResults, runMatrix, type MatrixCell, type MatrixDefense } from "./matrix/cells.js";
 import { UNLEARN_LABEL_MAPPINGS, type UnlearnLabelMapping } from "../src/defense/defaults.js";
 import { CANARY_KINDS, type CanaryKind } from "../src/defense/canary.js";
-import { aggregateMatrix, renderMatrixTables, replaceMatrixSection } from "../src/report/matrix-tables.js";
+import { aggregateMatrix, renderMatrixTables, replaceMatrixSection } from "./matrix/tables.js";
 import { wantsJson, helpAndExit, usageFailure } from "./harness.js";
 
 const HELP = `npm run bench:matrix -- [options]

@@ -2,6 +2,7 @@
 // the layers below are reachable through the subpath exports (badexpert/engine, badexpert/nn, …).
 export { Detector, type Detection, type DetectorSummary, type FrameOptions, type ImageInput } from "./api/detector.js";
 export { ImageDecodeError, type ImageProblem } from "./data/image-error.js";
+export { BadExpertError, ERROR_CODES, type ErrorCode } from "./util/errors.js";
 export { defend, type DefendCallOptions } from "./api/defend.js";
 export { defendCheckpoint, type DefendOptions, type DefendResult } from "./jobs/defend.js";
 export { evaluateBundle, type EvaluateBundleOptions, type EvaluateBundleResult } from "./jobs/evaluate-defense.js";

@@ -4,21 +4,24 @@
 // may score off the main thread without changing this surface.
 import { tidy, type Tensor } from "../engine/index.js";
 import { decodeImageFrames, type FramePolicy } from "../data/image-decode.js";
-import { ImageDecodeError, type ImageProblem } from "../data/image-error.js";
-import { readImageFile } from "../data/read-image-file.js";
+import { ImageDecodeError } from "../data/image-error.js";
+import { ImageFileError, readImageFile } from "../data/read-image-file.js";
 import { imagesToTensor } from "../data/batch.js";
 import { loadBundleWithTrust, type BundleTrust, type LoadBundleOptions } from "../defense/bundle.js";
 import type { BadExpertDetector, BatchScores } from "../defense/detector.js";
 import type { ScoreRule } from "../defense/scores.js";
+import { errorCode, type ErrorCode } from "../util/errors.js";
 
 /** One image: a file path, or the encoded bytes of an image file. */
 export type ImageInput = string | Uint8Array;
 
 /**
  * One image decoded at the model's size (`frames` images one after the other in `pixels`: more
- * than one only with frames "all"), or why it could not be (`code` for a decoding problem).
+ * than one only with frames "all"), or why it could not be: the error's code (src/util/errors.ts),
+ * its reason where it has one (a decoding problem: "corrupt", "multi_frame", ...; a file's errno)
+ * and its message.
  */
-export type DecodeOutcome = { ok: true; pixels: Uint8Array; frames: number } | { ok: false; error: string; code?: ImageProblem };
+export type DecodeOutcome = { ok: true; pixels: Uint8Array; frames: number } | { ok: false; code: ErrorCode; reason?: string; message: string };
 
 export interface FrameOptions {
   /**
@@ -223,6 +226,7 @@ export async function decodeOutcome(decode: () => Promise<Uint8Array[]>): Promis
     frames.forEach((f, i) => pixels.set(f, i * per));
     return { ok: true, pixels, frames: frames.length };
   } catch (e) {
-    return { ok: false, error: e instanceof Error ? e.message : String(e), ...(e instanceof ImageDecodeError ? { code: e.code } : {}) };
+    const reason = e instanceof ImageDecodeError ? e.reason : e instanceof ImageFileError ? e.reason : undefined;
+    return { ok: false, code: errorCode(e), ...(reason !== undefined ? { reason } : {}), message: e instanceof Error ? e.message : String(e) };
   }
 }

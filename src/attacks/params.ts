@@ -2,6 +2,7 @@
 // registry resolves the caller's overrides against it, so every bad value is reported with the
 // parameter's name, what was expected and what was given, before any work starts.
 import type { AttackParams, ParamValue } from "./attack.js";
+import { BadExpertError } from "../util/errors.js";
 
 export interface ParamSpec {
   /** "numbers": a comma-separated list of numbers, kept as a string so params stay JSON scalars. */
@@ -20,7 +21,13 @@ export interface ParamSpec {
 
 export type ParamTable = Readonly<Record<string, ParamSpec>>;
 
-export class AttackParamError extends Error {}
+/** An attack parameter that is unknown, malformed or out of range (E_USAGE). */
+export class AttackParamError extends BadExpertError {
+  override name = "AttackParamError";
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("E_USAGE", message, options);
+  }
+}
 
 /** Reads "16/255" as a fraction as well as plain numbers, since pixel budgets are written that way. */
 function parseNumber(v: ParamValue): number {

@@ -1,5 +1,6 @@
 // What a CLI command is: a name, a summary, typed options for node's parseArgs, and a run
 // function. The command table in commands/index.ts is data that main.ts and --help read.
+import { BadExpertError } from "../util/errors.js";
 
 /** What text a string option accepts; main.ts checks it before the command runs. */
 export type ValueSpec =
@@ -41,8 +42,13 @@ export interface Command {
   run(opts: Record<string, string | boolean | undefined>, positionals: string[]): Promise<number>;
 }
 
-/** A user error: printed without a stack trace, exit code 2. */
-export class UsageError extends Error {}
+/** A user error (E_USAGE): printed without a stack trace, exit code 2. */
+export class UsageError extends BadExpertError {
+  override name = "UsageError";
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("E_USAGE", message, options);
+  }
+}
 
 export function helpText(cmd: Command): string {
   const lines = [`badexpert ${cmd.name} — ${cmd.summary}`, ""];

@@ -1,12 +1,13 @@
 #!/usr/bin/env node
 // The `badexpert` command line: dispatches to the command table, checks every option against the
-// table before a command does any work, turns usage errors into a message and exit code 2, and
-// never prints a stack trace for a user mistake.
-import { UsageError, helpText, type Command } from "./command.js";
+// table before a command does any work, turns usage errors (E_USAGE) into a message and exit code
+// 2, and never prints a stack trace for a user mistake. Every other failure's exit status comes
+// from its error code (src/util/errors.ts): 1.
+import { helpText, type Command } from "./command.js";
 import { parseCommandLine } from "./args.js";
 import { didYouMean } from "./suggest.js";
 import { packageVersion } from "./version.js";
-import { OptionError } from "../jobs/errors.js";
+import { errorCode, exitStatus } from "../util/errors.js";
 import { escapeControls } from "../util/printable.js";
 
 const TOP_LEVEL_OPTIONS = ["help", "version"];
@@ -74,9 +75,9 @@ export async function main(argv: string[]): Promise<number> {
     return await cmd.run(line.values, line.positionals);
   } catch (e) {
     const parseError = e instanceof TypeError && "code" in e && String(e.code).startsWith("ERR_PARSE_ARGS");
-    if (e instanceof UsageError || e instanceof OptionError || parseError) {
-      console.error(`badexpert ${cmd.name}: ${e.message}\nRun \`badexpert ${cmd.name} --help\` for usage.`);
-      return 2;
+    if (parseError || errorCode(e) === "E_USAGE") {
+      console.error(`badexpert ${cmd.name}: ${(e as Error).message}\nRun \`badexpert ${cmd.name} --help\` for usage.`);
+      return exitStatus("E_USAGE");
     }
     throw e;
   }
@@ -90,7 +91,7 @@ if (isEntry || process.argv[1]?.endsWith("/badexpert")) {
     },
     (e: unknown) => {
       console.error(e instanceof Error ? `badexpert: ${e.message}` : String(e));
-      process.exitCode = 1;
+      process.exitCode = exitStatus(errorCode(e));
     },
   );
 }

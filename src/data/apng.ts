@@ -5,6 +5,7 @@
 // chunks, the frame's data as IDAT), decoded by the caller's PNG decoder, and composited on the
 // canvas by the APNG rules (blend SOURCE/OVER, dispose NONE/BACKGROUND/PREVIOUS).
 import { isPngSignature, pngCrc, u32 } from "./png-decode.js";
+import { BadExpertError } from "../util/errors.js";
 
 /** The canvas after one frame: RGBA, width × height × 4 bytes. */
 export interface RgbaImage {
@@ -52,8 +53,11 @@ function concat(parts: readonly Uint8Array[]): Uint8Array {
 }
 
 /** Thrown for an APNG whose animation chunks break the format's rules; the message says which. */
-export class ApngError extends Error {
+export class ApngError extends BadExpertError {
   override name = "ApngError";
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("E_INPUT_DECODE", message, options);
+  }
 }
 
 interface Parsed {

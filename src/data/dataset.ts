@@ -1,4 +1,5 @@
 // The in-memory form every dataset reader produces; the rest of the toolkit only sees this shape.
+import { BadExpertError } from "../util/errors.js";
 
 export type Split = "train" | "test";
 
@@ -47,23 +48,23 @@ export function imageBytes(ds: Pick<ImageDataset, "height" | "width" | "channels
 export function assertConsistent(ds: ImageDataset): void {
   const where = `${ds.name}/${ds.split} (${ds.source})`;
   for (const [k, v] of [["count", ds.count], ["height", ds.height], ["width", ds.width], ["channels", ds.channels]] as const) {
-    if (!Number.isInteger(v) || v < 0) throw new Error(`${where}: ${k} must be a non-negative integer, got ${v}`);
+    if (!Number.isInteger(v) || v < 0) throw new BadExpertError("E_DATA", `${where}: ${k} must be a non-negative integer, got ${v}`);
   }
   if (ds.images.length !== ds.count * imageBytes(ds)) {
-    throw new Error(`${where}: images has ${ds.images.length} bytes, expected ${ds.count}*${ds.height}*${ds.width}*${ds.channels}`);
+    throw new BadExpertError("E_DATA", `${where}: images has ${ds.images.length} bytes, expected ${ds.count}*${ds.height}*${ds.width}*${ds.channels}`);
   }
-  if (ds.labels.length !== ds.count) throw new Error(`${where}: ${ds.labels.length} labels for ${ds.count} images`);
+  if (ds.labels.length !== ds.count) throw new BadExpertError("E_DATA", `${where}: ${ds.labels.length} labels for ${ds.count} images`);
   const k = ds.classNames.length;
   for (let i = 0; i < ds.labels.length; i++) {
     const y = ds.labels[i] ?? -1;
-    if (y < 0 || y >= k) throw new Error(`${where}: label ${y} of image ${i} is outside 0..${k - 1}`);
+    if (y < 0 || y >= k) throw new BadExpertError("E_DATA", `${where}: label ${y} of image ${i} is outside 0..${k - 1}`);
   }
 }
 
 export function parseImageSize(v: number | readonly [number, number] | ImageSize): ImageSize {
   const size: ImageSize = typeof v === "number" ? { height: v, width: v } : "height" in v ? v : { height: v[0], width: v[1] };
   for (const d of [size.height, size.width]) {
-    if (!Number.isInteger(d) || d < 1 || d > 65535) throw new Error(`image size must be a positive integer (got ${d})`);
+    if (!Number.isInteger(d) || d < 1 || d > 65535) throw new BadExpertError("E_USAGE", `image size must be a positive integer (got ${d})`);
   }
   return size;
 }

@@ -1,6 +1,7 @@
-// One error type for malformed or missing dataset files, so callers (the CLI) can tell bad data from bugs.
+// One error type for malformed or missing dataset files (E_DATA), so callers (the CLI) can tell bad data from bugs.
+import { BadExpertError, type ErrorCode } from "../util/errors.js";
 
-export class DatasetFormatError extends Error {
+export class DatasetFormatError extends BadExpertError {
   override name = "DatasetFormatError";
   constructor(
     /** Short reader name, e.g. "idx", "cifar10", "gtsrb". */
@@ -8,9 +9,10 @@ export class DatasetFormatError extends Error {
     /** The file (or archive member, as `archive:member`) that was wrong. */
     readonly file: string,
     readonly problem: string,
-    options?: { cause?: unknown },
+    /** code: E_DATA unless a subclass says otherwise (an image input's decoding problem). */
+    options?: { cause?: unknown; code?: ErrorCode },
   ) {
-    super(`${reader}: ${file}: ${problem}`, options);
+    super(options?.code ?? "E_DATA", `${reader}: ${file}: ${problem}`, options);
   }
 }
 

@@ -4,19 +4,22 @@
 // a writer, so a pipe among scan's inputs is an error line rather than a scan that never ends.
 // The size limit keeps one stray multi-gigabyte file from costing its size in memory before the
 // decoder even looks at it.
+import { BadExpertError } from "../util/errors.js";
 import { FileReadError, readRegularFile } from "../util/read-regular-file.js";
 
 /** 256 MiB: far above any encoded image within the decoder's pixel limit. */
 export const MAX_IMAGE_FILE_BYTES = 256 * 2 ** 20;
 
-export class ImageFileError extends Error {
+/** E_IO, or E_INPUT_TOO_LARGE for a file over the size limit; `reason` is the read's ("ENOENT", "ETYPE", "ESIZE", ...). */
+export class ImageFileError extends BadExpertError {
   override name = "ImageFileError";
   constructor(
     readonly file: string,
     readonly problem: string,
+    readonly reason: string,
     options?: { cause?: unknown },
   ) {
-    super(`${file}: ${problem}`, options);
+    super(reason === "ESIZE" ? "E_INPUT_TOO_LARGE" : "E_IO", `${file}: ${problem}`, options);
   }
 }
 
@@ -34,6 +37,6 @@ export async function readImageFile(file: string, maxBytes = MAX_IMAGE_FILE_BYTE
     return await readRegularFile(file, { maxBytes, what: "image file" });
   } catch (e) {
     if (!(e instanceof FileReadError)) throw e;
-    throw new ImageFileError(file, PROBLEMS[e.code] ?? e.problem, { cause: e });
+    throw new ImageFileError(file, PROBLEMS[e.reason] ?? e.problem, e.reason, { cause: e });
   }
 }

@@ -11,6 +11,7 @@ import { GTSRB_DEFAULT_SIZE, GTSRB_NUM_CLASSES, readGtsrb } from "./readers/gtsr
 import { readIdxDataset } from "./readers/idx.js";
 import { readArrayFile } from "./readers/array-file.js";
 import { readImageFolder } from "./readers/image-folder.js";
+import { BadExpertError } from "../util/errors.js";
 
 export const MNIST_CLASSES = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
 export const FASHION_MNIST_CLASSES = [
@@ -116,7 +117,7 @@ export function datasetNames(): string[] {
 
 export function datasetInfo(name: string): DatasetInfo {
   const info = REGISTRY.find((d) => d.name === name);
-  if (!info) throw new Error(`unknown dataset '${name}'; valid names: ${datasetNames().join(", ")}`);
+  if (!info) throw new BadExpertError("E_USAGE", `unknown dataset '${name}'; valid names: ${datasetNames().join(", ")}`);
   return info;
 }
 
@@ -140,21 +141,21 @@ export interface LoadOptions {
 export async function loadDataset(name: string, opts: LoadOptions): Promise<ImageDataset> {
   const info = datasetInfo(name);
   if (opts.split !== "train" && opts.split !== "test") {
-    throw new Error(`split must be "train" or "test", got ${JSON.stringify(opts.split)}`);
+    throw new BadExpertError("E_USAGE", `split must be "train" or "test", got ${JSON.stringify(opts.split)}`);
   }
   if (opts.channels !== undefined && opts.channels !== 1 && opts.channels !== 3) {
-    throw new Error(`channels must be 1 or 3, got ${String(opts.channels)}`);
+    throw new BadExpertError("E_USAGE", `channels must be 1 or 3, got ${String(opts.channels)}`);
   }
   const given = opts.path ?? info.defaultPath;
   if (given === undefined) {
-    throw new Error(`dataset '${name}' has no default location; pass its path (${info.pathHint})`);
+    throw new BadExpertError("E_USAGE", `dataset '${name}' has no default location; pass its path (${info.pathHint})`);
   }
   const path = resolve(given);
   try {
     await stat(path);
   } catch {
     const what = opts.path === undefined ? "its default path" : "the given path";
-    throw new Error(`dataset '${name}': ${path} (${what}) does not exist; pass the path of ${info.pathHint}`);
+    throw new BadExpertError("E_DATA", `dataset '${name}': ${path} (${what}) does not exist; pass the path of ${info.pathHint}`);
   }
 
   const imageSize = opts.imageSize === undefined ? undefined : parseImageSize(opts.imageSize);

@@ -10,6 +10,7 @@ import type { ImageDataset } from "./dataset.js";
 import { convertChannels, MAX_IMAGE_PIXELS } from "./image-decode.js";
 import { MAX_IMAGE_FILE_BYTES } from "./read-image-file.js";
 import { readRegularFile } from "../util/read-regular-file.js";
+import { BadExpertError } from "../util/errors.js";
 
 export interface TriggerImage {
   /** The pattern P, height*width*channels bytes (HWC) at the model's size and channels. */
@@ -34,12 +35,12 @@ interface Rgba {
 async function readRgba(file: string, what: string, size: { height: number; width: number }): Promise<Rgba> {
   const bytes = await readRegularFile(file, { maxBytes: MAX_IMAGE_FILE_BYTES, what });
   const out = await sharp(bytes, { limitInputPixels: MAX_IMAGE_PIXELS }).toColourspace("srgb").ensureAlpha().raw({ depth: "uchar" }).toBuffer({ resolveWithObject: true }).catch((e: unknown) => {
-    throw new Error(`${file}: cannot decode the ${what} (${e instanceof Error ? e.message : String(e)})`, { cause: e });
+    throw new BadExpertError("E_INPUT_DECODE", `${file}: cannot decode the ${what} (${e instanceof Error ? e.message : String(e)})`, { cause: e });
   });
   const { width, height, channels } = out.info;
-  if (channels !== 4) throw new Error(`${file}: the ${what} decoded to ${channels} channels, expected RGBA`);
+  if (channels !== 4) throw new BadExpertError("E_DATA", `${file}: the ${what} decoded to ${channels} channels, expected RGBA`);
   if (width !== size.width || height !== size.height) {
-    throw new Error(`${file}: the ${what} is ${width}x${height} but the model takes ${size.width}x${size.height} inputs: give it at the model's size (transparent, or black in the mask, where there is no trigger); it is not resized`);
+    throw new BadExpertError("E_DATA", `${file}: the ${what} is ${width}x${height} but the model takes ${size.width}x${size.height} inputs: give it at the model's size (transparent, or black in the mask, where there is no trigger); it is not resized`);
   }
   const rgba = new Uint8Array(out.data);
   let translucent = false;
@@ -54,9 +55,9 @@ export async function readTriggerImage(file: string, maskFile: string | undefine
   let mask: Float32Array | null = null;
   let maskSource: TriggerImage["maskSource"] = "whole image";
   if (maskFile !== undefined) {
-    if (t.translucent) throw new Error(`${file}: the trigger image has transparent pixels and a mask image was given too: give the mask one way (its alpha channel, or --mask)`);
+    if (t.translucent) throw new BadExpertError("E_DATA", `${file}: the trigger image has transparent pixels and a mask image was given too: give the mask one way (its alpha channel, or --mask)`);
     const m = await readRgba(maskFile, "mask image", model);
-    if (m.translucent) throw new Error(`${maskFile}: the mask image has transparent pixels: a mask is greyscale, white where the trigger is and black where it is not`);
+    if (m.translucent) throw new BadExpertError("E_DATA", `${maskFile}: the mask image has transparent pixels: a mask is greyscale, white where the trigger is and black where it is not`);
     const grey = convertChannels({ width: m.width, height: m.height, channels: 4, pixels: m.rgba }, 1).pixels;
     mask = Float32Array.from(grey, (v) => v / 255);
     maskSource = "mask image";
@@ -65,15 +66,15 @@ export async function readTriggerImage(file: string, maskFile: string | undefine
     for (let i = 0; i < n; i++) mask[i] = (t.rgba[4 * i + 3] as number) / 255;
     maskSource = "alpha channel";
   }
-  if (mask !== null && mask.every((v) => v === 0)) throw new Error(`${maskFile ?? file}: the mask is empty: the trigger would change no pixel`);
+  if (mask !== null && mask.every((v) => v === 0)) throw new BadExpertError("E_DATA", `${maskFile ?? file}: the mask is empty: the trigger would change no pixel`);
   return { pattern, mask, maskSource, height: t.height, width: t.width, channels: model.channels };
 }
 
 /** Copies of `images` (of the trigger's size and channels) with the trigger stamped at blend weight `alpha` in (0, 1]. */
 export function applyTriggerImage(images: ImageDataset, t: TriggerImage, alpha: number): ImageDataset {
-  if (!(alpha > 0 && alpha <= 1)) throw new RangeError(`trigger alpha must be in (0, 1], got ${alpha}`);
+  if (!(alpha > 0 && alpha <= 1)) throw new BadExpertError("E_USAGE", `trigger alpha must be in (0, 1], got ${alpha}`);
   if (images.height !== t.height || images.width !== t.width || images.channels !== t.channels) {
-    throw new Error(`the trigger is ${t.width}x${t.height}x${t.channels} but the images are ${images.width}x${images.height}x${images.channels}`);
+    throw new BadExpertError("E_DATA", `the trigger is ${t.width}x${t.height}x${t.channels} but the images are ${images.width}x${images.height}x${images.channels}`);
   }
   const c = t.channels;
   const n = t.height * t.width;

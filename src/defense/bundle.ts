@@ -45,6 +45,7 @@ import {
   type KeyInput,
   type KeySource,
 } from "./signature.js";
+import { BadExpertError } from "../util/errors.js";
 
 export { BUNDLE_FORMAT, BUNDLE_VERSION } from "./manifest.js";
 
@@ -154,8 +155,8 @@ async function readBundleFile(path: string, what: string, maxBytes: number): Pro
   try {
     return await readRegularFile(path, { maxBytes, what });
   } catch (e) {
-    if (e instanceof FileReadError && e.code === "ENOENT") return null;
-    throw new Error(`bundle: ${e instanceof FileReadError ? e.message : `${path}: cannot read the ${what} (${(e as Error).message})`}`, { cause: e });
+    if (e instanceof FileReadError && e.reason === "ENOENT") return null;
+    throw new BadExpertError("E_BUNDLE_INTEGRITY", `bundle: ${e instanceof FileReadError ? e.message : `${path}: cannot read the ${what} (${(e as Error).message})`}`, { cause: e });
   }
 }
 
@@ -178,16 +179,16 @@ async function loadWeights(dir: string, role: WeightRole, rec: WeightFileRecord,
     // At most the size the manifest records: a larger file (or a device) is refused before it is read.
     bytes = await readSafetensorsBytes(p, { maxHeaderBytes: WEIGHTS_MAX_HEADER_BYTES, maxFileBytes: rec.bytes });
   } catch (e) {
-    throw new Error(`${what}: ${(e as Error).message}`, { cause: e });
+    throw new BadExpertError("E_BUNDLE_INTEGRITY", `${what}: ${(e as Error).message}`, { cause: e });
   }
   if (bytes.length !== rec.bytes || sha256Hex(bytes) !== rec.sha256) {
-    throw new Error(`${what} does not match the size and SHA-256 recorded in ${MANIFEST_FILE}: the file was changed or replaced after the bundle was written`);
+    throw new BadExpertError("E_BUNDLE_INTEGRITY", `${what} does not match the size and SHA-256 recorded in ${MANIFEST_FILE}: the file was changed or replaced after the bundle was written`);
   }
   let tensors;
   try {
     tensors = tensorsFromFile(parseSafetensors(bytes, p, { maxHeaderBytes: WEIGHTS_MAX_HEADER_BYTES }), p, { requireFinite: true });
   } catch (e) {
-    throw new Error(`${what}: ${(e as Error).message}`, { cause: e });
+    throw new BadExpertError("E_BUNDLE_INTEGRITY", `${what}: ${(e as Error).message}`, { cause: e });
   }
   try {
     const model = build();
@@ -195,7 +196,7 @@ async function loadWeights(dir: string, role: WeightRole, rec: WeightFileRecord,
       model.loadStateDict(tensors, { strict: true });
     } catch (e) {
       model.dispose();
-      throw new Error(`${what} does not fit the manifest's ${name}: ${(e as Error).message}`, { cause: e });
+      throw new BadExpertError("E_BUNDLE_INTEGRITY", `${what} does not fit the manifest's ${name}: ${(e as Error).message}`, { cause: e });
     }
     return model;
   } finally {
@@ -209,7 +210,7 @@ export function parseManifest(bytes: Uint8Array, where: string, warnings: string
   try {
     raw = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
   } catch (e) {
-    throw new Error(`${where}: not valid UTF-8 JSON (${escapeControls((e as Error).message)})`, { cause: e });
+    throw new BadExpertError("E_BUNDLE_INTEGRITY", `${where}: not valid UTF-8 JSON (${escapeControls((e as Error).message)})`, { cause: e });
   }
   return validateManifest(raw, where, warnings);
 }
@@ -228,14 +229,14 @@ async function checkSignature(dir: string, manifest: Uint8Array, o: LoadBundleOp
       return { signature: "verified", key, warning: null };
     }
     const how = `give --verify-key, set ${VERIFY_KEY_ENV}, or put the public key at ${defaultVerifyKeyPath(o.env ?? process.env)}`;
-    if (o.requireSignature) throw new Error(`${where} is signed but cannot be verified: no key (${how}); ${required}`);
+    if (o.requireSignature) throw new BadExpertError("E_BUNDLE_INTEGRITY", `${where} is signed but cannot be verified: no key (${how}); ${required}`);
     return { signature: "signed-unverified", key: null, warning: `${where} is signed but not verified: no key (${how})` };
   }
   if (resolved && resolved.source !== "default location") {
     const given = resolved.source === "option" ? "a verification key was given" : `${VERIFY_KEY_ENV} names a verification key`;
-    throw new Error(`${sigPath} not found: the bundle is not signed, and ${given} (sign it with \`badexpert defend --sign-key\`)`);
+    throw new BadExpertError("E_BUNDLE_INTEGRITY", `${sigPath} not found: the bundle is not signed, and ${given} (sign it with \`badexpert defend --sign-key\`)`);
   }
-  if (o.requireSignature) throw new Error(`${sigPath} not found: the bundle is not signed, and ${required} (sign it with \`badexpert defend --sign-key\`)`);
+  if (o.requireSignature) throw new BadExpertError("E_BUNDLE_INTEGRITY", `${sigPath} not found: the bundle is not signed, and ${required} (sign it with \`badexpert defend --sign-key\`)`);
   return {
     signature: "unsigned",
     key,
@@ -253,7 +254,7 @@ export async function loadBundleWithTrust(dir: string, o: LoadBundleOptions = {}
   const path = join(dir, MANIFEST_FILE);
   const where = `bundle: ${path}`;
   const bytes = await readBundleFile(path, "manifest", MAX_MANIFEST_BYTES);
-  if (bytes === null) throw new Error(`${where} not found (is ${dir} a detector bundle made by \`badexpert defend\`?)`);
+  if (bytes === null) throw new BadExpertError("E_BUNDLE_INTEGRITY", `${where} not found (is ${dir} a detector bundle made by \`badexpert defend\`?)`);
   const { warning, ...signature } = await checkSignature(dir, bytes, o);
   const warnings = warning === null ? [] : [warning];
   const manifestWarnings: string[] = [];
@@ -308,7 +309,7 @@ function refuseCopies(dir: string, parts: Record<WeightRole, Module>): void {
   ];
   for (const [a, b] of pairs) {
     if (digest[a] === digest[b]) {
-      throw new Error(
+      throw new BadExpertError("E_BUNDLE_INTEGRITY", 
         `bundle: ${dir}: ${WEIGHT_FILES[a]} (${ROLE_NAMES[a]}) holds the same weights as ${WEIGHT_FILES[b]} (${ROLE_NAMES[b]}): ${ROLE_NAMES[a]} must be ${ROLE_NAMES[b]} changed by its own finetuning, and a copy makes a detector that cannot tell backdoored inputs apart; rebuild the bundle with \`badexpert defend\``,
       );
     }

@@ -44,18 +44,8 @@ export interface FinetuneOptions {
   milestones: number[];
   momentum: number;
   weightDecay: number;
-  /**
-   * M''s output layer before finetuning: "keep" (the paper's: M' starts as an exact copy of M) or
-   * "reset" — re-initialised (seeded), so the mapping from features to classes is learned from
-   * the clean reserved set alone. A study option (bench:unlearning): on the 6-epoch
-   * Adaptive-Patch model M' relearned the trigger's route to the target from the features
-   * (BENCHMARKS.md), so defend does not offer it. Default "keep".
-   */
-  head?: AuxiliaryHead;
 }
 
-export type AuxiliaryHead = "keep" | "reset";
-export const AUXILIARY_HEADS: readonly AuxiliaryHead[] = ["keep", "reset"];
 
 /**
  * B's unlearning by default (src/defense/expert-extraction.ts): Adam from 1e-5, ten times

@@ -2,8 +2,7 @@
 // BaDExpert): B = M finetuned for one epoch on deliberately wrong labels y' = (y + 1) mod C
 // (Adam, no weight decay); M' = M finetuned on the correct labels (SGD Nesterov, MultiStep);
 // the threshold is calibrated on a separate clean split at the target FPR.
-import { Linear, type Module } from "../nn/index.js";
-import { manualSeed } from "../engine/index.js";
+import type { Module } from "../nn/index.js";
 import type { ImageDataset } from "../data/dataset.js";
 import type { AugmentOptions } from "../data/augment.js";
 import { cloneModel as cloneOf } from "../models/model-source.js";
@@ -64,18 +63,6 @@ export function unlearningLabels(ds: Pick<ImageDataset, "labels" | "classNames">
   throw new RangeError(`unlearning labels: mapping must be one of ${UNLEARN_LABEL_MAPPINGS.join(", ")}, got ${JSON.stringify(mapping)}`);
 }
 
-/**
- * The output layer of a zoo model: the last Linear (in PyTorch's module order) with one output per
- * class. Every architecture of the zoo ends in one; an imported TorchScript model has no Linear
- * modules to find, so it is refused by name.
- */
-export function outputLayer(model: Module, numClasses: number): { name: string; layer: Linear } {
-  let found: { name: string; layer: Linear } | undefined;
-  for (const [name, m] of model.namedModules()) if (m instanceof Linear && m.outFeatures === numClasses) found = { name, layer: m };
-  if (!found) throw new RangeError(`finetune.head "reset": the model has no Linear output layer with ${numClasses} outputs (an imported TorchScript model cannot have its head reset; use "keep")`);
-  return found;
-}
-
 /** A copy of M trained with `config`; the copy is freed if training fails. */
 async function trainedCopy(
   model: Module,
@@ -83,13 +70,11 @@ async function trainedCopy(
   data: ImageDataset,
   config: TrainConfig,
   fitOptions: FitOptions,
-  prepare?: (copy: Module) => void,
   judge?: (copy: Module, epoch: number) => boolean,
 ): Promise<Module> {
   const copy = cloneModel(model, spec);
   const device = fitOptions.device ?? "cpu";
   try {
-    prepare?.(copy);
     if (device !== "cpu") copy.to(device);
     await fit(copy, data, config, judge ? { ...fitOptions, onEpoch: async (record) => judge(copy, record.epoch) } : fitOptions);
     if (device !== "cpu") copy.to("cpu");
@@ -154,14 +139,8 @@ export function finetuneAuxiliary(
     augment: o.augment,
     seed: o.seed + 1,
   };
-  const resetHead = (copy: Module) => {
-    if ((f.head ?? "keep") === "keep") return;
-    const { layer } = outputLayer(copy, spec.numClasses);
-    manualSeed(o.seed + 2);
-    layer.resetParameters();
-  };
   const fitOptions: FitOptions = { normalization: o.normalization, silent: o.silent ?? false, ...(o.device ? { device: o.device } : {}) };
-  return trainedCopy(model, spec, reserved, config, fitOptions, resetHead, o.judge);
+  return trainedCopy(model, spec, reserved, config, fitOptions, o.judge);
 }
 
 /** Steps 1, 2 and 4: returns a calibrated detector that owns copies of the three models. */

@@ -13,6 +13,7 @@ import { readCreation } from "./creation.js";
 import type { DetectorInfo } from "./detector.js";
 import { SCORE_CEILING, SCORE_FLOOR, SCORE_RULES } from "./scores.js";
 import { checkCalibrationRecord, type Calibration } from "./threshold.js";
+import { BadExpertError } from "../util/errors.js";
 
 export const BUNDLE_FORMAT = "badexpert-detector";
 /** 2: integrity hashes, strict numbers (version 1 bundles had neither and are refused). */
@@ -93,11 +94,11 @@ export function readCalibration(r: FieldReader, v: unknown): Calibration {
  * Warnings (a manifest that loads but records less than it should) are pushed onto `warnings`.
  */
 export function validateManifest(x: unknown, where: string, warnings: string[] = []): BundleManifest {
-  const r = new FieldReader(where);
+  const r = new FieldReader(where, "E_BUNDLE_INTEGRITY");
   const m = r.object(x, "(top level)");
   if (m.format !== BUNDLE_FORMAT) r.fail("format", `"${BUNDLE_FORMAT}"`, m.format);
   if (m.version === 1) {
-    throw new Error(`${where}: version 1 bundles carry no integrity hashes and cannot be checked for tampering; re-run \`badexpert defend\` to rebuild the bundle`);
+    throw new BadExpertError("E_BUNDLE_INTEGRITY", `${where}: version 1 bundles carry no integrity hashes and cannot be checked for tampering; re-run \`badexpert defend\` to rebuild the bundle`);
   }
   if (m.version !== BUNDLE_VERSION) r.fail("version", `${BUNDLE_VERSION} (the version this badexpert reads)`, m.version);
   const spec = readModelSpec(r, m.spec, "spec");
@@ -139,7 +140,7 @@ export function validateManifest(x: unknown, where: string, warnings: string[] =
     creation: m.creation === undefined ? {} : readCreation(r, m.creation),
   };
   if (manifestDigest(x) !== digest) {
-    throw new Error(`${where}: its fields do not match the SHA-256 recorded in integrity.manifest: the manifest was edited after \`badexpert defend\` wrote it; rebuild the bundle rather than editing it`);
+    throw new BadExpertError("E_BUNDLE_INTEGRITY", `${where}: its fields do not match the SHA-256 recorded in integrity.manifest: the manifest was edited after \`badexpert defend\` wrote it; rebuild the bundle rather than editing it`);
   }
   // After the digest: an edit nobody re-hashed is reported as an edit.
   warnings.push(...checkCalibrationRecord(calibration, r, { rule: info.rule, floor: SCORE_FLOOR[info.rule], ceiling: SCORE_CEILING[info.rule] }));

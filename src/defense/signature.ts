@@ -15,6 +15,7 @@ import { writeFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { FileReadError, readRegularTextFile } from "../util/read-regular-file.js";
+import { BadExpertError } from "../util/errors.js";
 
 export const SIGNATURE_FILE = "detector.json.sig";
 export const PRIVATE_KEY_FILE = "badexpert-signing.key";
@@ -34,12 +35,12 @@ async function pemOf(path: string, what: string): Promise<string> {
     return await readRegularTextFile(path, { maxBytes: MAX_PEM_BYTES, what: `${what} (PEM)` });
   } catch (e) {
     const why = e instanceof FileReadError ? e.problem : ((e as NodeJS.ErrnoException).code ?? (e as Error).message);
-    throw new Error(`${what} ${path}: cannot read (${why})`, { cause: e });
+    throw new BadExpertError("E_KEY", `${what} ${path}: cannot read (${why})`, { cause: e });
   }
 }
 
 function requireEd25519(key: KeyObject, what: string): KeyObject {
-  if (key.asymmetricKeyType !== "ed25519") throw new Error(`${what}: expected an Ed25519 key, got ${key.asymmetricKeyType ?? "a symmetric key"}`);
+  if (key.asymmetricKeyType !== "ed25519") throw new BadExpertError("E_KEY", `${what}: expected an Ed25519 key, got ${key.asymmetricKeyType ?? "a symmetric key"}`);
   return key;
 }
 
@@ -50,7 +51,7 @@ export async function signingKey(k: KeyInput): Promise<KeyObject> {
   try {
     key = createPrivateKey(pem);
   } catch (e) {
-    throw new Error(`signing key ${k}: not a PEM private key (${(e as Error).message})`, { cause: e });
+    throw new BadExpertError("E_KEY", `signing key ${k}: not a PEM private key (${(e as Error).message})`, { cause: e });
   }
   return requireEd25519(key, `signing key ${k}`);
 }
@@ -62,7 +63,7 @@ export async function verifyingKey(k: KeyInput): Promise<KeyObject> {
   try {
     key = createPublicKey(pem);
   } catch (e) {
-    throw new Error(`verification key ${k}: not a PEM public key (${(e as Error).message})`, { cause: e });
+    throw new BadExpertError("E_KEY", `verification key ${k}: not a PEM public key (${(e as Error).message})`, { cause: e });
   }
   return requireEd25519(key, `verification key ${k}`);
 }
@@ -76,9 +77,9 @@ export function signBytes(bytes: Uint8Array, key: KeyObject): string {
 export function verifyBytes(bytes: Uint8Array, signatureText: string, key: KeyObject, where: string): void {
   const text = signatureText.trim();
   const sig = Buffer.from(text, "base64");
-  if (sig.length !== 64 || sig.toString("base64") !== text) throw new Error(`${where}: the signature file is not a base64 Ed25519 signature`);
+  if (sig.length !== 64 || sig.toString("base64") !== text) throw new BadExpertError("E_BUNDLE_INTEGRITY", `${where}: the signature file is not a base64 Ed25519 signature`);
   if (!verify(null, bytes, key, sig)) {
-    throw new Error(`${where}: the signature does not match: the bundle was changed after it was signed, or signed with another key`);
+    throw new BadExpertError("E_BUNDLE_INTEGRITY", `${where}: the signature does not match: the bundle was changed after it was signed, or signed with another key`);
   }
 }
 
@@ -124,7 +125,7 @@ export async function resolveVerifyKey(explicit: KeyInput | undefined, env: KeyE
     try {
       return { key: await verifyingKey(fromEnv), source: "environment", path: fromEnv };
     } catch (e) {
-      throw new Error(`${VERIFY_KEY_ENV}: ${(e as Error).message}`, { cause: e });
+      throw new BadExpertError("E_KEY", `${VERIFY_KEY_ENV}: ${(e as Error).message}`, { cause: e });
     }
   }
   const path = defaultVerifyKeyPath(env);
@@ -133,7 +134,7 @@ export async function resolveVerifyKey(explicit: KeyInput | undefined, env: KeyE
   } catch (e) {
     // No file there is the usual case: no key is known. Anything else (unreadable, not a key) is an error.
     const cause = (e as Error).cause;
-    if (cause instanceof FileReadError && (cause.code === "ENOENT" || cause.code === "ENOTDIR")) return null;
+    if (cause instanceof FileReadError && (cause.reason === "ENOENT" || cause.reason === "ENOTDIR")) return null;
     throw e;
   }
 }

@@ -25,6 +25,7 @@ import type { ParamValue } from "../attacks/attack.js";
 import type { DetectorContext, InputDetector } from "./detector.js";
 import { detectorInfo } from "./registry.js";
 import { resolveDetectorParams } from "./params.js";
+import { BadExpertError } from "../util/errors.js";
 
 export const DETECTOR_BUNDLE_FORMAT = "badexpert-baseline-detector";
 const MANIFEST = "detector.json";
@@ -73,7 +74,7 @@ async function weightsHash(checkpoint: string): Promise<string> {
   try {
     return (await sha256OfRegularFile(file, { maxBytes: MAX_WEIGHTS_BYTES, what: "checkpoint weights file" })).sha256;
   } catch (e) {
-    if (e instanceof FileReadError) throw new Error(`${e.message}${e.code === "ENOENT" ? ` (checkpoint weights)` : ""}`, { cause: e });
+    if (e instanceof FileReadError) throw new BadExpertError("E_BUNDLE_INTEGRITY", `${e.message}${e.reason === "ENOENT" ? ` (checkpoint weights)` : ""}`, { cause: e });
     throw e;
   }
 }
@@ -131,7 +132,7 @@ export async function saveDetectorBundle(dir: string, det: InputDetector, o: Sav
 
 /** Checks a parsed baseline manifest field by field; the message names the file and the field. Warnings go onto `warnings`. */
 function readManifest(x: unknown, where: string, warnings: string[] = []): Manifest {
-  const r = new FieldReader(where);
+  const r = new FieldReader(where, "E_BUNDLE_INTEGRITY");
   const m = r.object(x, "(top level)");
   if (m.format !== DETECTOR_BUNDLE_FORMAT) r.fail("format", `"${DETECTOR_BUNDLE_FORMAT}" (a baseline detector bundle)`, m.format);
   if (m.version !== 1) r.fail("version", "1 (the version this badexpert reads)", m.version);
@@ -175,7 +176,7 @@ async function readBounded(path: string, max: number, what: string): Promise<Buf
   try {
     return await readRegularFile(path, { maxBytes: max, what });
   } catch (e) {
-    if (e instanceof FileReadError) throw new Error(e.code === "ENOENT" ? `${path} not found (${what})` : e.message, { cause: e });
+    if (e instanceof FileReadError) throw new BadExpertError("E_BUNDLE_INTEGRITY", e.reason === "ENOENT" ? `${path} not found (${what})` : e.message, { cause: e });
     throw e;
   }
 }
@@ -236,26 +237,32 @@ export async function loadDetectorBundle(dir: string): Promise<LoadedDetector> {
   try {
     raw = JSON.parse(text);
   } catch (e) {
-    throw new Error(`${path} is not valid JSON: ${(e as Error).message}`, { cause: e });
+    throw new BadExpertError("E_BUNDLE_INTEGRITY", `${path} is not valid JSON: ${(e as Error).message}`, { cause: e });
   }
   const warnings = [`${dir} is a baseline detector bundle, which is not signed: anyone who can write to it can change what it flags`];
   const recordWarnings: string[] = [];
   const m = readManifest(raw, path, recordWarnings);
   warnings.push(...recordWarnings.map((w) => `${path}: ${w}`));
   const entry = detectorInfo(m.detector);
-  if (!entry.restore) throw new Error(`${dir}: detector '${m.detector}' cannot be restored from a baseline bundle`);
+  if (!entry.restore) throw new BadExpertError("E_BUNDLE_INTEGRITY", `${dir}: detector '${m.detector}' cannot be restored from a baseline bundle`);
   const hash = await weightsHash(m.checkpoint.path);
   if (hash !== m.checkpoint.weightsSha256) {
-    throw new Error(`${dir}: the checkpoint ${m.checkpoint.path} changed since the detector was fitted (weights sha256 ${hash}, expected ${m.checkpoint.weightsSha256})`);
+    throw new BadExpertError("E_BUNDLE_INTEGRITY", `${dir}: the checkpoint ${m.checkpoint.path} changed since the detector was fitted (weights sha256 ${hash}, expected ${m.checkpoint.weightsSha256})`);
   }
   // The state (STRIP's clean pool, ...) decides scores as much as the threshold: hashed, checked on the bytes read.
   let stateBytes: Uint8Array | undefined;
   if (m.stateSha256 !== undefined) {
     const p = join(dir, STATE);
     stateBytes = await readBounded(p, MAX_STATE_BYTES, "detector state");
-    if (sha256Hex(stateBytes) !== m.stateSha256) throw new Error(`${p} does not match the SHA-256 recorded in ${path}: the file was changed or replaced after the bundle was written`);
+    if (sha256Hex(stateBytes) !== m.stateSha256) throw new BadExpertError("E_BUNDLE_INTEGRITY", `${p} does not match the SHA-256 recorded in ${path}: the file was changed or replaced after the bundle was written`);
   }
-  const params = resolveDetectorParams(m.detector, entry.params, m.params);
+  let params: Record<string, ParamValue>;
+  try {
+    params = resolveDetectorParams(m.detector, entry.params, m.params);
+  } catch (e) {
+    // The parameters come from the bundle, not from the caller: a bundle problem, not a usage error.
+    throw new BadExpertError("E_BUNDLE_INTEGRITY", `${path}: ${(e as Error).message}`, { cause: e });
+  }
   const { model, meta } = await loadCheckpoint(m.checkpoint.path);
   let tensors = new Map<string, Tensor>();
   try {

@@ -2,6 +2,7 @@
 // are resolved by attacks/params.ts (one validator for the project); detectors add "names", a
 // comma-separated subset of a fixed list (TeCo's corruption types).
 import type { ParamValue } from "../attacks/attack.js";
+import { BadExpertError } from "../util/errors.js";
 import { AttackParamError, parseParamOverrides, resolveParams, type ParamSpec } from "../attacks/params.js";
 
 export interface NamesSpec {
@@ -14,7 +15,13 @@ export interface NamesSpec {
 export type DetectorParamSpec = ParamSpec | NamesSpec;
 export type DetectorParamTable = Readonly<Record<string, DetectorParamSpec>>;
 
-export class DetectorParamError extends Error {}
+/** A detector parameter that is unknown, malformed or out of range (E_USAGE). */
+export class DetectorParamError extends BadExpertError {
+  override name = "DetectorParamError";
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("E_USAGE", message, options);
+  }
+}
 
 function isNames(s: DetectorParamSpec): s is NamesSpec {
   return s.type === "names";

@@ -6,6 +6,7 @@
 // NaN), so it needs no aligned copy, works on any host byte order and costs one pass.
 import { printable } from "../util/printable.js";
 import type { RawTensor } from "./safetensors.js";
+import { BadExpertError } from "../util/errors.js";
 
 /** Byte offset of the exponent's high byte within an element, and the masks that mean "all ones". */
 const EXPONENT: Readonly<Partial<Record<RawTensor["dtype"], { size: number; hi: number; hiMask: number; lo: number; loMask: number }>>> = {
@@ -40,7 +41,7 @@ export function assertFiniteTensors(tensors: Map<string, RawTensor>, source: str
   for (const [name, t] of tensors) {
     const { count, first } = countNonFinite(t);
     if (count > 0) {
-      throw new Error(`${source}: tensor ${printable(name)} holds ${count} non-finite value(s) (NaN or ±Infinity; first at element ${first}); refusing weights that would make every score invalid`);
+      throw new BadExpertError("E_MODEL_FORMAT", `${source}: tensor ${printable(name)} holds ${count} non-finite value(s) (NaN or ±Infinity; first at element ${first}); refusing weights that would make every score invalid`);
     }
   }
 }

@@ -11,10 +11,14 @@
 // limits, and checks the finished graph once (acyclic, bounded height) before handing it out,
 // so whoever walks the value afterwards cannot loop forever or overflow the call stack.
 import { escapeControls } from "../util/printable.js";
+import { BadExpertError } from "../util/errors.js";
 
 /** A pickle that is malformed, refused, or beyond a limit. */
-export class PickleError extends Error {
+export class PickleError extends BadExpertError {
   override name = "PickleError";
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("E_MODEL_FORMAT", message, options);
+  }
 }
 
 export interface PickleLimits {

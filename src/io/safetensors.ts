@@ -12,6 +12,7 @@ import { createHash } from "node:crypto";
 import { open, rename, unlink, type FileHandle } from "node:fs/promises";
 import { FileReadError, openRegularFile } from "../util/read-regular-file.js";
 import { escapeControls, printable, printableValue } from "../util/printable.js";
+import { BadExpertError } from "../util/errors.js";
 
 export type SafetensorsDType = "F64" | "F32" | "F16" | "BF16" | "I64" | "I32" | "I16" | "I8" | "U8" | "BOOL";
 
@@ -122,7 +123,7 @@ export function parseSafetensors(bytes: Uint8Array, source?: string, o: ReadOpti
   const maxHeader = o.maxHeaderBytes ?? MAX_HEADER_BYTES;
   // Explicitly typed so that TypeScript treats `fail(...)` as ending control flow.
   const fail: (message: string) => never = (message) => {
-    throw new Error(where + message);
+    throw new BadExpertError("E_MODEL_FORMAT", where + message);
   };
   // A Node Buffer is a Uint8Array whose slice() shares memory; handing out plain
   // Uint8Array views keeps the copy/view semantics of `data` unsurprising.
@@ -258,21 +259,21 @@ export async function readSafetensorsBytes(path: string, o: ReadOptions = {}): P
   } catch (err) {
     if (!(err instanceof FileReadError)) throw err;
     const why =
-      err.code === "EISDIR" ? "is a directory, not a safetensors file"
-      : err.code === "ETYPE" ? "is not a regular file (a device, socket or pipe)"
-      : `cannot read (${err.code}${err.code === "ENOENT" ? ": no such file" : ""})`;
-    throw new Error(`${where}${why}`, { cause: err });
+      err.reason === "EISDIR" ? "is a directory, not a safetensors file"
+      : err.reason === "ETYPE" ? "is not a regular file (a device, socket or pipe)"
+      : `cannot read (${err.reason}${err.reason === "ENOENT" ? ": no such file" : ""})`;
+    throw new BadExpertError("E_IO", `${where}${why}`, { cause: err });
   }
   const { handle, size } = opened;
   try {
-    if (o.maxFileBytes !== undefined && size > o.maxFileBytes) throw new Error(`${where}file is ${size} bytes, more than the ${o.maxFileBytes} expected`);
-    if (size < 8) throw new Error(`${where}file is ${size} bytes, shorter than the 8-byte header-size prefix`);
+    if (o.maxFileBytes !== undefined && size > o.maxFileBytes) throw new BadExpertError("E_MODEL_FORMAT", `${where}file is ${size} bytes, more than the ${o.maxFileBytes} expected`);
+    if (size < 8) throw new BadExpertError("E_MODEL_FORMAT", `${where}file is ${size} bytes, shorter than the 8-byte header-size prefix`);
     const prefix = new Uint8Array(8);
     await handle.read(prefix, 0, 8, 0);
     const headerSize = new DataView(prefix.buffer).getBigUint64(0, true);
     const maxHeader = o.maxHeaderBytes ?? MAX_HEADER_BYTES;
-    if (headerSize > BigInt(maxHeader)) throw new Error(`${where}header size ${headerSize} exceeds the ${maxHeader}-byte limit`);
-    if (8n + headerSize > BigInt(size)) throw new Error(`${where}header size ${headerSize} does not fit in the file: 8 + ${headerSize} > ${size} bytes`);
+    if (headerSize > BigInt(maxHeader)) throw new BadExpertError("E_MODEL_FORMAT", `${where}header size ${headerSize} exceeds the ${maxHeader}-byte limit`);
+    if (8n + headerSize > BigInt(size)) throw new BadExpertError("E_MODEL_FORMAT", `${where}header size ${headerSize} does not fit in the file: 8 + ${headerSize} > ${size} bytes`);
     const bytes = new Uint8Array(size);
     let at = 0;
     // A file that shrinks while we read it ends the loop early; the parser then sees the short buffer.

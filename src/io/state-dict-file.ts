@@ -13,6 +13,7 @@ import { tensorsFromBytes } from "./weights.js";
 import { isZip, ZipArchive } from "./zip.js";
 import { DEFAULT_TORCH_READ_LIMITS, isTorchScriptArchive, readTorchZip, tensorsFromRecords, TensorRecord, type TorchReadLimits } from "./torch-zip.js";
 import { PickleDict, describe, unpickle, type PickleValue } from "./pickle.js";
+import { BadExpertError } from "../util/errors.js";
 
 export const WRAPPER_KEYS = ["state_dict", "model", "net"] as const;
 export const STRIPPED_PREFIXES = ["module.", "model."] as const;
@@ -20,8 +21,11 @@ export const STRIPPED_PREFIXES = ["module.", "model."] as const;
 export const MAX_WRAPPERS = 8;
 
 /** A file that is not a state_dict we can read: its kind, or its structure. */
-export class WeightsFileError extends Error {
+export class WeightsFileError extends BadExpertError {
   override name = "WeightsFileError";
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("E_MODEL_FORMAT", message, options);
+  }
 }
 
 export interface StateDictFile {

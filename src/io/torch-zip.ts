@@ -17,10 +17,14 @@ import { printable } from "../util/printable.js";
 import { decodeToFloat32 } from "./safetensors.js";
 import { ZipArchive } from "./zip.js";
 import { PickleDict, PickleGlobal, PickleObject, PickleTuple, describe, unpickle, type GlobalHandler, type PickleLimits, type PickleValue } from "./pickle.js";
+import { BadExpertError } from "../util/errors.js";
 
 /** A torch.save file whose content is refused: sizes, storages, views or limits. */
-export class TorchFileError extends Error {
+export class TorchFileError extends BadExpertError {
   override name = "TorchFileError";
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("E_MODEL_FORMAT", message, options);
+  }
 }
 
 export interface TorchReadLimits {

@@ -14,6 +14,7 @@ import {
 } from "./safetensors.js";
 import { assertFiniteTensors } from "./finite.js";
 import { printable } from "../util/printable.js";
+import { BadExpertError } from "../util/errors.js";
 
 export interface LoadOptions extends ReadOptions {
   /** Refuse a file whose float tensors hold NaN or ±Infinity (naming the file and tensor). */
@@ -51,7 +52,7 @@ export function toRaw(t: Tensor, name: string): RawTensor {
 export function fromRaw(r: RawTensor): Tensor {
   if (r.dtype === "F16" || r.dtype === "BF16") return tensor(decodeToFloat32(r), { shape: r.shape });
   const dtype = FROM_ST[r.dtype];
-  if (dtype === undefined) throw new TypeError(`loadTensors: unsupported dtype ${r.dtype}`);
+  if (dtype === undefined) throw new BadExpertError("E_MODEL_FORMAT", `loadTensors: unsupported dtype ${r.dtype}`);
   return fromBytes(r.data, dtype, r.shape);
 }
 
@@ -84,7 +85,7 @@ function rawToTensors(raw: Map<string, RawTensor>, source: string): Map<string, 
     for (const [k, r] of raw) out.set(k, fromRaw(r));
   } catch (e) {
     for (const t of out.values()) t.dispose();
-    throw new Error(`${source}: ${(e as Error).message}`, { cause: e });
+    throw new BadExpertError("E_MODEL_FORMAT", `${source}: ${(e as Error).message}`, { cause: e });
   }
   return out;
 }

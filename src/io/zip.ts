@@ -11,6 +11,7 @@
 import { inflateRawSync } from "node:zlib";
 import { constants as bufferConstants } from "node:buffer";
 import { printable } from "../util/printable.js";
+import { BadExpertError, type ErrorCode } from "../util/errors.js";
 
 export interface ZipEntry {
   name: string;
@@ -21,14 +22,22 @@ export interface ZipEntry {
   localHeaderOffset: number;
 }
 
-/** A zip archive that is malformed, ambiguous, or beyond a limit. */
-export class ZipError extends Error {
+/** A zip archive that is malformed, ambiguous, or beyond a limit: E_MODEL_FORMAT, or the code its reader gives (E_DATA for a dataset's .npz). */
+export class ZipError extends BadExpertError {
   override name = "ZipError";
+  constructor(message: string, options?: { cause?: unknown; code?: ErrorCode }) {
+    super(options?.code ?? "E_MODEL_FORMAT", message, options);
+  }
 }
 
 export interface ZipLimits {
   /** Bytes that all deflated entries of the archive may inflate to, together. */
   maxInflatedBytes: number;
+}
+
+export interface ZipOptions extends Partial<ZipLimits> {
+  /** The code of the archive's errors (default E_MODEL_FORMAT). */
+  code?: ErrorCode;
 }
 
 /** 4 GiB: far above any classifier's weights, and a bound on what one archive can cost. */
@@ -57,15 +66,17 @@ export class ZipArchive {
   readonly #view: DataView;
   readonly #source: string;
   readonly #maxInflated: number;
+  readonly #code: ErrorCode;
   /** Inflated entries, kept so that storages shared by several tensors are inflated once. */
   readonly #inflated = new Map<string, Uint8Array>();
   #inflatedBytes = 0;
 
-  constructor(bytes: Uint8Array, source = "zip", limits: Partial<ZipLimits> = {}) {
+  constructor(bytes: Uint8Array, source = "zip", limits: ZipOptions = {}) {
     this.#bytes = bytes;
     this.#view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     this.#source = source;
     this.#maxInflated = limits.maxInflatedBytes ?? DEFAULT_MAX_INFLATED_BYTES;
+    this.#code = limits.code ?? "E_MODEL_FORMAT";
     this.entries = this.#readDirectory();
   }
 
@@ -75,7 +86,7 @@ export class ZipArchive {
   }
 
   #fail(msg: string): never {
-    throw new ZipError(`${this.#source}: ${msg}`);
+    throw new ZipError(`${this.#source}: ${msg}`, { code: this.#code });
   }
 
   #u16(at: number): number {

@@ -17,6 +17,7 @@ import { calibrateDetector } from "../detectors/calibrate.js";
 import { evaluateDetector } from "../detectors/evaluate.js";
 import { assertCompareReportDir, writeCompareReport } from "../report/compare.js";
 import { testSplit } from "./defend.js";
+import { BadExpertError } from "../util/errors.js";
 
 export interface CompareOptions {
   checkpoint: string;
@@ -38,8 +39,6 @@ export interface CompareOptions {
    */
   calibrationLimit?: number;
   evaluationLimit?: number;
-  /** How a limit picks its images: "sample" (default) or "first" (see `limited`). */
-  limitOrder?: LimitOrder;
   targetFpr?: number;
   seed?: number;
   report?: string;
@@ -65,28 +64,22 @@ export interface CompareResult {
   dataset: string;
   model: string;
   attack: { name: string; params: Record<string, ParamValue> };
-  splits: DefenseSplitSpec & { evaluation: number; calibrationUsed: number; evaluationUsed: number; poisonedUsed: number; limitOrder: LimitOrder };
+  splits: DefenseSplitSpec & { evaluation: number; calibrationUsed: number; evaluationUsed: number; poisonedUsed: number };
   targetFpr: number;
   rows: CompareRow[];
   reportFiles: { html: string; markdown: string; json: string } | null;
 }
 
-export const LIMIT_ORDERS = ["sample", "first"] as const;
-export type LimitOrder = (typeof LIMIT_ORDERS)[number];
-
 /**
- * `limit` indices of a split (all of them for 0 or undefined). A split's indices are sorted, so
- * its first N lie at the start of the test set, which a dataset stored class by class (an image
- * folder: CIFAR-10's copy here) fills with one or two classes: a first-200 evaluation subset of
- * CIFAR-10 held only target-class images, so no triggered copy at all. "sample" (the default)
- * takes a seeded random N of the split instead, sorted again. "first" is the rule used up to
- * session 8, kept to reproduce the figures measured with it (Fashion-MNIST's test set is not
- * stored by class, so there it was a fair subset too).
+ * `limit` indices of a split (all of them for 0 or undefined): a seeded random N of the split,
+ * sorted again. Not its first N: a split's indices are sorted, so its first N lie at the start of
+ * the test set, which a dataset stored class by class (an image folder: CIFAR-10's copy here)
+ * fills with one or two classes (a first-200 evaluation subset of CIFAR-10 held only target-class
+ * images, so no triggered copy at all).
  */
-export function limited(indices: Int32Array, limit: number | undefined, o: { order?: LimitOrder; seed?: number } = {}): Int32Array {
-  if (limit !== undefined && (!Number.isInteger(limit) || limit < 0)) throw new RangeError(`compare: a split limit must be a non-negative integer, got ${limit}`);
+export function limited(indices: Int32Array, limit: number | undefined, o: { seed?: number } = {}): Int32Array {
+  if (limit !== undefined && (!Number.isInteger(limit) || limit < 0)) throw new BadExpertError("E_USAGE", `compare: a split limit must be a non-negative integer, got ${limit}`);
   if (!limit || limit >= indices.length) return indices;
-  if ((o.order ?? "sample") === "first") return indices.subarray(0, limit);
   const pick = new Rng(o.seed ?? 0).permutation(indices.length).subarray(0, limit);
   return Int32Array.from(pick, (i) => indices[i] as number).sort();
 }
@@ -117,7 +110,7 @@ export async function defenderData(meta: CheckpointMeta, o: DefenderDataOptions)
   const name = o.dataset ?? meta.dataset.name;
   const path = o.dataPath ?? (name === meta.dataset.name ? meta.dataset.path : undefined);
   const test = await testSplit(name, path, meta.preprocessing.imageSize, meta.preprocessing.channels);
-  if (test.classNames.length !== meta.model.numClasses) throw new RangeError(`dataset ${name} has ${test.classNames.length} classes but the model has ${meta.model.numClasses}`);
+  if (test.classNames.length !== meta.model.numClasses) throw new BadExpertError("E_DATA", `dataset ${name} has ${test.classNames.length} classes but the model has ${meta.model.numClasses}`);
   const def = defaultSplitSpec(meta.dataset.trainCount, test.count, o.splitSeed ?? 0);
   const spec: DefenseSplitSpec = { ...def, reserved: o.reserved ?? def.reserved, calibration: o.calibration ?? def.calibration };
   const splits = defenseSplits(test.count, spec);
@@ -126,18 +119,18 @@ export async function defenderData(meta: CheckpointMeta, o: DefenderDataOptions)
 
 export async function compareDetectors(o: CompareOptions): Promise<CompareResult> {
   const log = o.log ?? ((l: string) => console.error(l));
-  if (o.detectors.length === 0) throw new RangeError("compare: detectors must name at least one detector");
+  if (o.detectors.length === 0) throw new BadExpertError("E_USAGE", "compare: detectors must name at least one detector");
   // Refused before the detectors are fitted, not after.
   if (o.report) await assertCompareReportDir(o.report);
   const { model, meta } = await loadCheckpoint(o.checkpoint);
   try {
     const { name, spec, splits, reserved, test } = await defenderData(meta, o);
-    const limit = { order: o.limitOrder ?? "sample", seed: spec.seed };
+    const limit = { seed: spec.seed };
     const calibration = subset(test, limited(splits.calibration, o.calibrationLimit, limit));
     const evaluation = subset(test, limited(splits.evaluation, o.evaluationLimit, limit));
     const recorded = recordedAttack(meta.training.attack);
     const attackName = o.attack ?? recorded?.name;
-    if (!attackName) throw new Error("compare: an attack is needed and the checkpoint records none (give --attack)");
+    if (!attackName) throw new BadExpertError("E_USAGE", "compare: an attack is needed and the checkpoint records none (give --attack)");
     const attackParams = o.attack && o.attack !== recorded?.name ? (o.attackParams ?? {}) : { ...(recorded?.params ?? {}), ...(o.attackParams ?? {}) };
     const attack = await loadAttack(attackName, attackParams, { numClasses: test.classNames.length, height: test.height, width: test.width, channels: test.channels, dataset: name }, o.checkpoint);
     const poisoned = attack.poisonedTestSet(evaluation);
@@ -175,7 +168,7 @@ export async function compareDetectors(o: CompareOptions): Promise<CompareResult
       dataset: name,
       model: meta.model.name,
       attack: { name: attack.name, params: { ...attack.params } },
-      splits: { ...spec, evaluation: splits.evaluation.length, calibrationUsed: calibration.count, evaluationUsed: evaluation.count, poisonedUsed: poisoned.dataset.count, limitOrder: limit.order },
+      splits: { ...spec, evaluation: splits.evaluation.length, calibrationUsed: calibration.count, evaluationUsed: evaluation.count, poisonedUsed: poisoned.dataset.count },
       targetFpr,
       rows,
       reportFiles: null,

@@ -14,7 +14,8 @@ import { writeReport } from "../report/report.js";
 import { limited, recordedAttack } from "./compare.js";
 import { testSplit } from "./defend.js";
 import { OptionError } from "./errors.js";
-import type { EvaluateBundleOptions, EvaluateBundleResult } from "./evaluate-defense.js";
+import type { EvaluateBundleOptions, EvaluateBundleResult } from "./evaluate-types.js";
+import { BadExpertError } from "../util/errors.js";
 
 /** Seed of libtorch's generator before scoring (TeCo's and CD's random draws), so a rerun gives the same figures. */
 const SCORING_SEED = 0;
@@ -28,7 +29,7 @@ export async function evaluateBaselineBundle(o: EvaluateBundleOptions, detector:
   const loaded = await loadDetectorBundle(o.bundle);
   try {
     const det = loaded.detector;
-    if (!loaded.splits) throw new Error(`${o.bundle}: the bundle does not record its splits (written by an older badexpert); fit it again with \`badexpert defend --detector ${detector}\``);
+    if (!loaded.splits) throw new BadExpertError("E_BUNDLE_INTEGRITY", `${o.bundle}: the bundle does not record its splits (written by an older badexpert); fit it again with \`badexpert defend --detector ${detector}\``);
     const meta = loaded.checkpointMeta;
     const recorded = recordedAttack(meta.training.attack);
     const attackName = o.attack ?? recorded?.name;
@@ -42,7 +43,7 @@ export async function evaluateBaselineBundle(o: EvaluateBundleOptions, detector:
     const attack = await loadAttack(attackName, params, { numClasses: test.classNames.length, height: h, width: w, channels: test.channels, dataset: loaded.dataset }, loaded.checkpoint);
     manualSeed(SCORING_SEED);
     const calibration = o.targetFpr === undefined ? loaded.calibration : calibrateDetector(det, subset(test, splits.calibration), o.targetFpr, o.progress ? { progressLabel: `${detector}: calibration` } : {}).calibration;
-    const evaluation = subset(test, limited(splits.evaluation, o.evaluationLimit, { order: o.limitOrder ?? "sample", seed: loaded.splits.seed }));
+    const evaluation = subset(test, limited(splits.evaluation, o.evaluationLimit, { seed: loaded.splits.seed }));
     const poisonedSet = attack.poisonedTestSet(evaluation);
     const e = evaluateDetector(det, calibration.threshold, evaluation, poisonedSet, { progress: o.progress ?? false });
     const seconds = e.clean.seconds + e.poisoned.seconds;

@@ -4,19 +4,17 @@
 // trigger image stamped on the evaluation split (triggered-inputs.ts): what a model with no
 // attack recorded (an imported one) is evaluated against.
 // A baseline detector bundle goes to evaluate-baseline.ts (same metric and threshold code).
-import type { ParamValue } from "../attacks/attack.js";
 import { loadAttack } from "../attacks/load.js";
 import { subset } from "../data/splits.js";
 import { loadBundle } from "../defense/bundle.js";
 import { defenseSplits } from "../defense/splits.js";
-import { evaluateDefense, type DefenseEvaluation } from "../defense/evaluate.js";
+import { evaluateDefense } from "../defense/evaluate.js";
 import { recalibrate } from "../defense/recalibrate.js";
-import type { ScoreRule } from "../defense/scores.js";
-import { assertReportDir, writeReport, type ReportScores } from "../report/report.js";
+import { assertReportDir, writeReport } from "../report/report.js";
 import { baselineBundleDetector } from "../detectors/bundle.js";
 import { evaluateBaselineBundle } from "./evaluate-baseline.js";
-import { limited, type LimitOrder } from "./compare.js";
-import type { KeyInput } from "../defense/signature.js";
+import type { EvaluateBundleOptions, EvaluateBundleResult } from "./evaluate-types.js";
+import { limited } from "./compare.js";
 import { testSplit } from "./defend.js";
 import type { Attack } from "../attacks/attack.js";
 import type { ImageDataset } from "../data/dataset.js";
@@ -27,38 +25,10 @@ import { meanImage, summariseFlagged } from "../forensics/explain.js";
 import { DEFAULT_SALIENCY_METHOD, type SaliencyMethod } from "../forensics/saliency.js";
 import { checkScoringDevice } from "./device.js";
 import { OptionError } from "./errors.js";
-import { evaluateTriggered, triggerImageInputs, triggeredSetInputs, type AsrMeaning, type TriggerImageOption, type TriggeredInputs } from "./triggered-inputs.js";
+import { evaluateTriggered, triggerImageInputs, triggeredSetInputs, type TriggeredInputs } from "./triggered-inputs.js";
+import { BadExpertError } from "../util/errors.js";
 
-export interface EvaluateBundleOptions {
-  bundle: string;
-  /** Default: the attack recorded in the model's checkpoint. */
-  attack?: string;
-  attackParams?: Record<string, ParamValue>;
-  /** Instead of an attack: the user's triggered inputs, a folder with labels.csv or an .npz (data/triggered-set.ts). */
-  triggered?: string;
-  /** Instead of an attack: a trigger image stamped on the evaluation split (data/trigger-image.ts). */
-  trigger?: TriggerImageOption;
-  /** The class the trigger is meant to reach, for `trigger` or a triggered set that records none; without one ASR counts misclassified inputs. */
-  target?: number;
-  rule?: ScoreRule;
-  targetFpr?: number;
-  dataPath?: string;
-  report?: string;
-  progress?: boolean;
-  /** Ed25519 public key (KeyObject or PEM path): refuse unsigned or badly signed bundles. */
-  verifyKey?: KeyInput;
-  /** Where scoring runs; only "cpu" for now (the detector scores on the CPU), checked before any work. */
-  device?: string;
-  /** With a report: flagged poisoned inputs explained for its "What the detector saw" section (default 48; 0: no section). */
-  explainInputs?: number;
-  explainMethod?: SaliencyMethod;
-  /** Use only N images of the evaluation split (0 or absent: all); STRIP costs ~100 passes per input. */
-  evaluationLimit?: number;
-  /** How that limit picks its images (`limited`): "sample" (default) or "first". */
-  limitOrder?: LimitOrder;
-  /** Also measure M, B and M' each on their own (src/defense/parts.ts): two more passes per model. */
-  parts?: boolean;
-}
+export type { EvaluateBundleOptions, EvaluateBundleResult } from "./evaluate-types.js";
 
 /** Images with their bytes, for the forensics functions. */
 function bytesOf(ds: ImageDataset) {
@@ -88,30 +58,6 @@ async function forensicsSection(det: BadExpertDetector, evaluation: ImageDataset
   };
 }
 
-export interface EvaluateBundleResult extends Omit<DefenseEvaluation, "clean" | "poisoned"> {
-  /** "badexpert", or the baseline's registry name for a baseline detector bundle. */
-  detector: string;
-  /** Per-input scores; b and a only for BaDExpert. */
-  clean: ReportScores;
-  poisoned: ReportScores;
-  attack: { name: string; params: Record<string, ParamValue> };
-  /** BaDExpert's score rule; null for a baseline. */
-  rule: ScoreRule | null;
-  threshold: number;
-  targetFpr: number;
-  dataset: string;
-  model: string;
-  reportFiles: { html: string; markdown: string } | null;
-  /**
-   * What ASR counts: triggered inputs sent to their target, or, where no target is known, triggered
-   * inputs whose prediction differs from their true label. evaluateBundle always sets it (and
-   * leftOut); the baseline job's result leaves both to it.
-   */
-  asrMeaning?: AsrMeaning;
-  /** Triggered inputs left out because their true class is their target (they cannot show the attack). */
-  leftOut?: number;
-}
-
 /** The words the CLI and the report use for ASR when no target is known. */
 export const MISCLASSIFIED_ASR = "no target class known: ASR is the share of triggered inputs whose prediction differs from their true label";
 
@@ -137,11 +83,11 @@ export async function evaluateBundle(o: EvaluateBundleOptions): Promise<Evaluate
   const det0 = await loadBundle(o.bundle, o.verifyKey !== undefined ? { verifyKey: o.verifyKey } : {});
   try {
     const created = det0.info.creation;
-    if (!created.dataset || !created.splits) throw new Error(`${o.bundle}: the bundle does not record its dataset and splits`);
+    if (!created.dataset || !created.splits) throw new BadExpertError("E_BUNDLE_INTEGRITY", `${o.bundle}: the bundle does not record its dataset and splits`);
     const recorded = created.modelTraining?.attack ?? null;
     const custom = o.triggered !== undefined || o.trigger !== undefined;
     const attackName = o.attack ?? recorded?.name;
-    if (!attackName && !custom) throw new Error("an attack is needed: the model's checkpoint records none (give --attack NAME, your own triggered inputs with --triggered DIR|FILE.npz, or a trigger image with --trigger PNG)");
+    if (!attackName && !custom) throw new BadExpertError("E_USAGE", "an attack is needed: the model's checkpoint records none (give --attack NAME, your own triggered inputs with --triggered DIR|FILE.npz, or a trigger image with --trigger PNG)");
     const path = o.dataPath ?? created.dataset.path;
     const [h, w] = det0.info.preprocessing.imageSize;
     const channels = det0.info.preprocessing.channels;
@@ -151,7 +97,7 @@ export async function evaluateBundle(o: EvaluateBundleOptions): Promise<Evaluate
     const splits = defenseSplits(test.count, created.splits);
     const rule = o.rule ?? det0.rule;
     const det = rule === det0.rule && o.targetFpr === undefined ? det0 : recalibrate(det0, rule, o.targetFpr ?? det0.info.targetFpr, subset(test, splits.calibration));
-    const evaluation = subset(test, limited(splits.evaluation, o.evaluationLimit, { order: o.limitOrder ?? "sample", seed: created.splits.seed }));
+    const evaluation = subset(test, limited(splits.evaluation, o.evaluationLimit, { seed: created.splits.seed }));
     let attack: Attack | null = null;
     if (o.trigger !== undefined) triggered = await triggerImageInputs(o.trigger, o.target, evaluation);
     else if (triggered === null) {

@@ -23,6 +23,7 @@ import { assertWritableDir } from "../util/atomic-dir.js";
 import { Rng } from "../util/rng.js";
 import { OptionError } from "./errors.js";
 import { requireDataPath } from "./data-path.js";
+import { BadExpertError } from "../util/errors.js";
 
 export interface ImportOptions {
   out: string;
@@ -145,7 +146,7 @@ async function importWeights(o: ImportOptions, spec: ModelSpec, log: (l: string)
       const shapes = new Map([...file.tensors].map(([k, t]) => [k, t.shape]));
       const best = closestArchitectures(shapes, spec)[0];
       const hint = best && best.name !== spec.name && best.score > 0 ? ` The closest zoo architecture is '${best.name}' (${(100 * best.score).toFixed(0)}% of keys and shapes match): try --arch ${best.name}.` : "";
-      throw new Error(`import: ${o.weights} does not fit --arch ${spec.name}. ${e.message}${hint} A model of another architecture can be imported with --torchscript.`);
+      throw new BadExpertError("E_MODEL_FORMAT", `import: ${o.weights} does not fit --arch ${spec.name}. ${e.message}${hint} A model of another architecture can be imported with --torchscript.`);
     }
     return { model, source: { kind: "state_dict", file: resolve(o.weights as string), format: file.format, unwrapped: file.unwrapped, strippedPrefixes: file.strippedPrefixes } };
   } finally {
@@ -197,14 +198,14 @@ export function checkModelOutputs(model: Module, spec: ModelSpec, p: Preprocessi
         try {
           return model.forward(input);
         } catch (e) {
-          throw new Error(`import: ${what} fails on ${label}: ${((e as Error).message.split("\n")[0] ?? "").slice(0, 300)}`, { cause: e });
+          throw new BadExpertError("E_MODEL_FORMAT", `import: ${what} fails on ${label}: ${((e as Error).message.split("\n")[0] ?? "").slice(0, 300)}`, { cause: e });
         }
       };
       const y = run(x, `a batch of ${n} inputs ${shape}`);
       if (y.shape.length !== 2 || y.shape[0] !== n || y.shape[1] !== spec.numClasses) {
-        throw new RangeError(`import: ${what} maps a batch of ${n} inputs ${shape} to [${y.shape.join(", ")}], expected [${n}, ${spec.numClasses}]: one row of logits per input, one value per class (${classes})`);
+        throw new BadExpertError("E_MODEL_FORMAT", `import: ${what} maps a batch of ${n} inputs ${shape} to [${y.shape.join(", ")}], expected [${n}, ${spec.numClasses}]: one row of logits per input, one value per class (${classes})`);
       }
-      if (!isFloating(y.dtype)) throw new RangeError(`import: ${what} returns ${y.dtype} values, expected floating-point logits`);
+      if (!isFloating(y.dtype)) throw new BadExpertError("E_MODEL_FORMAT", `import: ${what} returns ${y.dtype} values, expected floating-point logits`);
       const batch = y.to({ dtype: "float64" }).data() as Float64Array;
       const badRows = new Set<number>();
       let bad = 0;
@@ -215,7 +216,7 @@ export function checkModelOutputs(model: Module, spec: ModelSpec, p: Preprocessi
         }
       });
       if (bad > 0) {
-        throw new RangeError(
+        throw new BadExpertError("E_MODEL_FORMAT", 
           `import: ${what} returns ${bad} non-finite logit(s) (NaN or Infinity) for ${badRows.size} of ${n} inputs (${inputs}: input ${[...badRows].join(", ")}); ` +
             "a detector cannot judge inputs by such logits",
         );
@@ -233,7 +234,7 @@ export function checkModelOutputs(model: Module, spec: ModelSpec, p: Preprocessi
           });
         }
         if (row === null || worst > BATCH_TOLERANCE) {
-          throw new RangeError(
+          throw new BadExpertError("E_MODEL_FORMAT", 
             `import: ${what} gives input ${i} (${inputs}) ${row === null ? `output of shape [${alone.shape.join(", ")}]` : `logits up to ${worst.toPrecision(3)} (relative) away from its row of the batch`} ` +
               `when run alone: its output depends on the other inputs of its batch, and scoring runs inputs in batches`,
           );

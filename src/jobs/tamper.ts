@@ -12,6 +12,7 @@ import { evaluateModel } from "../train/evaluate.js";
 import { assertWritableDir } from "../util/atomic-dir.js";
 import { testSplit } from "./defend.js";
 import { attackSuccessRate } from "./train.js";
+import { BadExpertError } from "../util/errors.js";
 
 export interface TamperRunOptions {
   attack: string;
@@ -52,12 +53,12 @@ export async function runTampering(o: TamperRunOptions): Promise<TamperRunResult
   const log = o.log ?? ((l: string) => console.error(l));
   // Everything that can be refused is refused before the model and data are loaded.
   if (attackInfo(o.attack).kind !== "model-tampering") {
-    throw new Error(
+    throw new BadExpertError("E_USAGE", 
       `attack '${o.attack}' poisons training data: train with \`badexpert train --attack ${o.attack}\`; ` +
         `\`attack apply\` takes the model-tampering attacks: ${tamperingAttackNames().join(", ")}`,
     );
   }
-  if (!Number.isInteger(o.seed) || o.seed < 0) throw new RangeError(`attack apply: seed must be a non-negative integer, got ${o.seed}`);
+  if (!Number.isInteger(o.seed) || o.seed < 0) throw new BadExpertError("E_USAGE", `attack apply: seed must be a non-negative integer, got ${o.seed}`);
   await assertWritableDir(o.out, { kinds: [CHECKPOINT_DIR], replace: o.force === true, forceHint: "--force", argument: "--out" });
   const meta0 = await readCheckpointMeta(o.checkpoint);
   const [h, w] = meta0.preprocessing.imageSize;

@@ -18,6 +18,7 @@ import { CHECKPOINT_DIR, saveCheckpoint, readCheckpointMeta, loadCheckpoint, typ
 import { saveTrainState, loadTrainState, hasTrainState, STATE_META, STATE_WEIGHTS } from "../train/resume.js";
 import { assertWritableDir } from "../util/atomic-dir.js";
 import { requireDataPath } from "./data-path.js";
+import { BadExpertError } from "../util/errors.js";
 
 export interface TrainRunOptions {
   dataset: string;
@@ -57,7 +58,7 @@ export async function runTraining(o: TrainRunOptions): Promise<TrainRunResult> {
   const log = o.log ?? ((l: string) => console.error(l));
   if (o.attack && attackInfo(o.attack.name).kind === "model-tampering") {
     const n = o.attack.name;
-    throw new Error(`attack '${n}' tampers with a trained model: train a clean model, then run \`badexpert attack apply --attack ${n} --checkpoint CLEAN --out DIR\``);
+    throw new BadExpertError("E_USAGE", `attack '${n}' tampers with a trained model: train a clean model, then run \`badexpert attack apply --attack ${n} --checkpoint CLEAN --out DIR\``);
   }
   const info = datasetInfo(o.dataset);
   requireDataPath(o.dataset, o.dataPath);
@@ -83,7 +84,7 @@ export async function runTraining(o: TrainRunOptions): Promise<TrainRunResult> {
     attack = createAttack(o.attack.name, o.attack.params, imageSpec);
     let cleanModel: Module | undefined;
     if (attack.needsCleanModel) {
-      if (!o.cleanModel) throw new Error(`attack ${attack.name} crafts its poison against a clean model: give one with --clean-model <checkpoint dir>`);
+      if (!o.cleanModel) throw new BadExpertError("E_USAGE", `attack ${attack.name} crafts its poison against a clean model: give one with --clean-model <checkpoint dir>`);
       cleanModel = (await loadCheckpoint(o.cleanModel)).model;
     }
     try {

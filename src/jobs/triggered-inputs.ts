@@ -14,6 +14,7 @@ import type { DefenseEvaluation, ScoredInputs } from "../defense/evaluate.js";
 import { defenseMetrics } from "../defense/metrics.js";
 import { detectorParts } from "../defense/parts.js";
 import { OptionError } from "./errors.js";
+import { BadExpertError } from "../util/errors.js";
 
 /** What ASR counts: inputs sent to their target, or (no target known) inputs not given their true label. */
 export type AsrMeaning = "target" | "misclassified";
@@ -54,7 +55,7 @@ export async function triggeredSetInputs(path: string, target: number | undefine
   if (set.targets !== null && target !== undefined) throw new OptionError("target", `${path} records its own targets; a target is only given for a set without them`);
   const targets = set.targets ?? (target !== undefined ? new Int32Array(set.dataset.count).fill(target) : null);
   const s = withoutTargetClass(set.dataset, targets);
-  if (s.dataset.count === 0) throw new Error(`${path}: every triggered image's true class is its target: none can show the attack`);
+  if (s.dataset.count === 0) throw new BadExpertError("E_DATA", `${path}: every triggered image's true class is its target: none can show the attack`);
   const targetWord = set.targets !== null ? "recorded in the set" : target !== undefined ? target : "unknown";
   return { dataset: s.dataset, targets: s.targets, attack: { name: "triggered-set", params: { path, images: s.dataset.count, target: targetWord } }, leftOut: set.dataset.count - s.dataset.count };
 }
@@ -67,7 +68,7 @@ export async function triggerImageInputs(o: TriggerImageOption, target: number |
   const t = await readTriggerImage(o.image, o.mask, { height: evaluation.height, width: evaluation.width, channels: evaluation.channels === 1 ? 1 : 3 });
   const targets = target !== undefined ? new Int32Array(evaluation.count).fill(target) : null;
   const s = withoutTargetClass(evaluation, targets);
-  if (s.dataset.count === 0) throw new Error(`every evaluation image is of the target class ${target}: none can show the attack`);
+  if (s.dataset.count === 0) throw new BadExpertError("E_DATA", `every evaluation image is of the target class ${target}: none can show the attack`);
   return {
     dataset: applyTriggerImage(s.dataset, t, alpha),
     targets: s.targets,

@@ -9,6 +9,7 @@ import { PreActResNet18 } from "./preact-resnet.js";
 import { ResNet18, ResNet20 } from "./resnet.js";
 import { VGG16BN, VGG_MIN_IMAGE_SIZE } from "./vgg.js";
 import { VisionTransformer } from "./vit.js";
+import { BadExpertError } from "../util/errors.js";
 
 export interface ModelOptions {
   numClasses: number;
@@ -173,7 +174,7 @@ export function modelNames(): string[] {
 
 export function modelInfo(name: string): ModelInfo {
   const info = REGISTRY.find((m) => m.name === name);
-  if (!info) throw new RangeError(`unknown model ${JSON.stringify(name)}; valid names: ${modelNames().join(", ")}`);
+  if (!info) throw new BadExpertError("E_USAGE", `unknown model ${JSON.stringify(name)}; valid names: ${modelNames().join(", ")}`);
   return info;
 }
 
@@ -188,7 +189,7 @@ export function resolveModelOptions(name: string, opts: Partial<ModelOptions> = 
   checkMinImageSize(where, size, info.minImageSize, info.minImageSizeReason);
   const m = info.imageSizeMultiple;
   if (size[0] % m !== 0 || size[1] % m !== 0) {
-    throw new RangeError(`${where}: imageSize must be a multiple of ${m} on each side (the patch size), got ${size[0]}x${size[1]}`);
+    throw new BadExpertError("E_USAGE", `${where}: imageSize must be a multiple of ${m} on each side (the patch size), got ${size[0]}x${size[1]}`);
   }
   return { numClasses, inChannels, imageSize };
 }

@@ -2,6 +2,7 @@
 // user fixing a key-renaming script sees the whole picture instead of one key per run.
 import { formatShape } from "../engine/index.js";
 import { printable } from "../util/printable.js";
+import { BadExpertError } from "../util/errors.js";
 
 // A hostile file can hold a million keys; the message lists this many of each kind.
 const SHOWN = 500;
@@ -14,7 +15,8 @@ export interface ShapeMismatch {
   actual: number[];
 }
 
-export class StateDictError extends Error {
+/** E_MODEL_FORMAT: the weights do not fit the model. */
+export class StateDictError extends BadExpertError {
   override readonly name = "StateDictError";
 
   constructor(
@@ -23,7 +25,7 @@ export class StateDictError extends Error {
     readonly unexpectedKeys: readonly string[],
     readonly shapeMismatches: readonly ShapeMismatch[],
   ) {
-    super(StateDictError.describe(moduleName, missingKeys, unexpectedKeys, shapeMismatches));
+    super("E_MODEL_FORMAT", StateDictError.describe(moduleName, missingKeys, unexpectedKeys, shapeMismatches));
   }
 
   private static describe(

@@ -10,6 +10,7 @@ import { sha256Hex } from "../io/safetensors.js";
 import { isZip, ZipArchive } from "../io/zip.js";
 import { readRegularFileSync } from "../util/read-regular-file.js";
 import { Module } from "./module.js";
+import { BadExpertError, codeOr } from "../util/errors.js";
 
 /** A submodule of a TorchScript module: it only holds state; the whole module runs as one. */
 class ScriptSubmodule extends Module {
@@ -45,20 +46,20 @@ function readScriptFile(path: string, o: ScriptLoadOptions): Uint8Array {
     // Type and size checked first: a FIFO or a device in a bundle would otherwise block or never end.
     bytes = readRegularFileSync(path, { maxBytes: MAX_SCRIPT_BYTES, what: "TorchScript file" });
   } catch (e) {
-    throw new Error(`torchscript: cannot read ${path}: ${(e as Error).message}`, { cause: e });
+    throw new BadExpertError(codeOr(e, "E_IO"), `torchscript: cannot read ${path}: ${(e as Error).message}`, { cause: e });
   }
   if (o.sha256 !== undefined && sha256Hex(bytes) !== o.sha256) {
-    throw new Error(`torchscript: ${path} does not match the SHA-256 recorded in ${o.recordedIn ?? "its manifest"}: the program was changed or replaced after it was written`);
+    throw new BadExpertError("E_MODEL_FORMAT", `torchscript: ${path} does not match the SHA-256 recorded in ${o.recordedIn ?? "its manifest"}: the program was changed or replaced after it was written`);
   }
-  if (!isZip(bytes)) throw new Error(`torchscript: ${path} is not a TorchScript file (not a zip archive; torch.jit.save writes one)`);
+  if (!isZip(bytes)) throw new BadExpertError("E_MODEL_FORMAT", `torchscript: ${path} is not a TorchScript file (not a zip archive; torch.jit.save writes one)`);
   const zip = new ZipArchive(bytes, path);
   if (!isTorchScriptArchive(zip)) {
-    throw new Error(`torchscript: ${path} holds no TorchScript code (a torch.save file? import a state_dict with --weights FILE --arch NAME)`);
+    throw new BadExpertError("E_MODEL_FORMAT", `torchscript: ${path} holds no TorchScript code (a torch.save file? import a state_dict with --weights FILE --arch NAME)`);
   }
   const v = formatVersion(zip);
   const { max } = scriptFormatVersions();
   if (v !== undefined && v > max) {
-    throw new Error(
+    throw new BadExpertError("E_MODEL_FORMAT", 
       `torchscript: ${path} has file format version ${v}, newer than the linked libtorch ${libtorchVersion()} reads (up to version ${max}); ` +
         `re-export it with an older PyTorch, or ${NEWER_LIBTORCH}`,
     );
@@ -84,7 +85,7 @@ export class TorchScriptModule extends Module {
     } catch (e) {
       const msg = (e as Error).message.split("\n")[0] ?? "";
       const tooNew = /version|unknown builtin op|schema|upgrader/i.test(msg);
-      throw new Error(`torchscript: libtorch ${libtorchVersion()} cannot load ${path}: ${msg}${tooNew ? `; the file may need a newer libtorch: ${NEWER_LIBTORCH}` : ""}`);
+      throw new BadExpertError("E_MODEL_FORMAT", `torchscript: libtorch ${libtorchVersion()} cannot load ${path}: ${msg}${tooNew ? `; the file may need a newer libtorch: ${NEWER_LIBTORCH}` : ""}`);
     }
     return new TorchScriptModule(script).eval();
   }

@@ -21,27 +21,27 @@ export interface DecodeLimits {
   maxFrames: number;
 }
 
-/** What each kind of bad image is answered with: status, error code, and the option that governs it. */
-const ANSWERS: Record<ImageDecodeError["code"], { status: number; code: string; option?: string }> = {
-  empty: { status: 400, code: "empty_image" },
-  not_an_image: { status: 400, code: "not_an_image" },
-  unsupported_format: { status: 415, code: "unsupported_image_format" },
-  corrupt: { status: 400, code: "undecodable_image" },
-  too_many_pixels: { status: 413, code: "too_many_pixels", option: "--max-pixels" },
-  multi_frame: { status: 415, code: "multi_frame", option: "--frames" },
-  too_many_frames: { status: 413, code: "too_many_frames", option: "--max-images-per-request" },
+/** What each kind of bad image is answered with: the service's name of the problem, and the option that governs it (the status is the error code's). */
+const ANSWERS: Record<ImageDecodeError["reason"], { reason: string; option?: string }> = {
+  empty: { reason: "empty_image" },
+  not_an_image: { reason: "not_an_image" },
+  unsupported_format: { reason: "unsupported_image_format" },
+  corrupt: { reason: "undecodable_image" },
+  too_many_pixels: { reason: "too_many_pixels", option: "--max-pixels" },
+  multi_frame: { reason: "multi_frame", option: "--frames" },
+  too_many_frames: { reason: "too_many_frames", option: "--max-images-per-request" },
 };
 
 /** The 4xx answer for an image that could not be probed or decoded; its message names the input and the problem. */
 export function decodeRefusal(e: unknown, name: string): ServeError {
   if (e instanceof ServeError) return e;
   if (e instanceof ImageDecodeError) {
-    const a = ANSWERS[e.code];
-    return new ServeError(a.status, a.code, `${name}: ${e.problem}${a.option && !e.problem.includes(a.option) ? ` (${a.option})` : ""}`, { cause: e });
+    const a = ANSWERS[e.reason];
+    return new ServeError(e.code, a.reason, `${name}: ${e.problem}${a.option && !e.problem.includes(a.option) ? ` (${a.option})` : ""}`, { cause: e });
   }
   // A resize or channel conversion that failed on a decoded image: the image is still what is wrong.
   const problem = e instanceof DatasetFormatError ? e.problem : errorMessage(e);
-  return new ServeError(400, "undecodable_image", `${name}: cannot decode: ${problem}`, { cause: e });
+  return new ServeError("E_INPUT_DECODE", "undecodable_image", `${name}: cannot decode: ${problem}`, { cause: e });
 }
 
 /** Reads one upload's header and applies the per-image limits and the frame policy, or throws a 4xx ServeError. */

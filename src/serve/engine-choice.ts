@@ -11,6 +11,7 @@
 import type { EngineChoice } from "./options.js";
 import { WorkerPool } from "./pool.js";
 import type { ScoringEngine, WorkerInit } from "./protocol.js";
+import { BadExpertError } from "../util/errors.js";
 
 export interface ChosenPool {
   pool: WorkerPool;
@@ -24,7 +25,7 @@ export async function startScoringPool(init: Omit<WorkerInit, "engine">, size: n
   if (s.kind === "baseline") {
     // Only BaDExpert exports to ONNX: a baseline runs its own procedure (superimpositions, corruptions, ...) on libtorch.
     if (choice === "onnxruntime") {
-      throw new RangeError(`serve: engine onnxruntime cannot score the baseline detector '${s.detector}' (${s.dir}): baselines score with libtorch only; use --engine libtorch or auto`);
+      throw new BadExpertError("E_USAGE", `serve: engine onnxruntime cannot score the baseline detector '${s.detector}' (${s.dir}): baselines score with libtorch only; use --engine libtorch or auto`);
     }
     const pool = await WorkerPool.start({ ...init, engine: "libtorch" }, size);
     return { pool, engine: "libtorch", fallback: choice === "auto" ? `the baseline detector '${s.detector}' scores with libtorch only (onnxruntime runs BaDExpert's exported graph)` : null };

@@ -4,10 +4,11 @@ import type { ServeOptions } from "./options.js";
 
 const detection = {
   type: "object",
-  required: ["pred", "class", "detector", "expertConfidence", "auxiliaryConfidence", "score", "threshold", "flagged"],
+  required: ["pred", "predClass", "class", "detector", "expertConfidence", "auxiliaryConfidence", "score", "threshold", "flagged"],
   properties: {
     pred: { type: "integer", description: "M's predicted class index" },
-    class: { type: "string", description: "M's predicted class name" },
+    predClass: { type: "string", description: "M's predicted class name (the field the library's and scan's records use)" },
+    class: { type: "string", description: "M's predicted class name (the same as predClass)" },
     detector: { type: "string", description: "the detector that scored it: \"badexpert\" or a baseline's registry name (strip, scale-up, teco, ibd-psc, cd, frequency, sentinet)" },
     expertConfidence: { type: ["number", "null"], description: "b: the backdoor expert B's softmax probability of the predicted class; null when a baseline detector is served (it has no B)" },
     auxiliaryConfidence: { type: ["number", "null"], description: "a: the auxiliary model M''s softmax probability of the predicted class; null when a baseline detector is served (it has no M')" },
@@ -73,9 +74,11 @@ const detectorSummary = {
 
 const error = {
   type: "object",
-  required: ["error", "message"],
+  required: ["error", "code", "reason", "message"],
   properties: {
-    error: { type: "string", description: "machine-readable problem (not_an_image, undecodable_image, unsupported_image_format, multi_frame, too_many_pixels, bad_multipart, bad_json, body_too_large, queue_full, decode_busy, timeout, flagged, ...)" },
+    code: { type: "string", description: "the error code, one per kind of failure (E_USAGE, E_INPUT_DECODE, E_INPUT_UNSUPPORTED, E_INPUT_TOO_LARGE, E_UNSCORABLE, E_BUSY, E_TIMEOUT, E_UNAUTHORIZED, E_NOT_FOUND, E_FLAGGED, E_INTERNAL; docs/errors.md): the HTTP status follows from it" },
+    reason: { type: "string", description: "machine-readable problem (not_an_image, undecodable_image, unsupported_image_format, multi_frame, too_many_pixels, bad_multipart, bad_json, body_too_large, queue_full, decode_busy, timeout, flagged, ...)" },
+    error: { type: "string", description: "the same as reason" },
     message: { type: "string", description: "what is wrong, naming the input, field or limit" },
     requestId: { type: "string" },
   },

@@ -6,6 +6,7 @@ import type { ScoringEngine } from "./protocol.js";
 import { DEFAULT_SALIENCY_METHOD, SALIENCY_METHODS, type SaliencyMethod } from "../forensics/saliency.js";
 import type { BundleLoad } from "./source.js";
 import { FRAME_POLICIES, type FramePolicy } from "../data/image-decode.js";
+import { BadExpertError } from "../util/errors.js";
 
 export type EngineChoice = ScoringEngine | "auto";
 export const ENGINE_CHOICES: readonly EngineChoice[] = ["auto", "onnxruntime", "libtorch"];
@@ -191,18 +192,18 @@ export function hostProblem(host: string): string | null {
 }
 
 function positiveInt(name: string, v: number, min = 1): void {
-  if (!Number.isInteger(v) || v < min) throw new RangeError(`serve: ${name} must be an integer >= ${min}, got ${v}`);
+  if (!Number.isInteger(v) || v < min) throw new BadExpertError("E_USAGE", `serve: ${name} must be an integer >= ${min}, got ${v}`);
 }
 
 /** Fills defaults and checks every value; throws a RangeError naming the option. */
 export function resolveOptions(o: Partial<ServeOptions> = {}): ServeOptions {
   const r: ServeOptions = { ...DEFAULT_OPTIONS, ...o, bundleLoad: { ...o.bundleLoad } };
   positiveInt("port", r.port, 0);
-  if (r.port > 65535) throw new RangeError(`serve: port must be at most 65535, got ${r.port}`);
+  if (r.port > 65535) throw new BadExpertError("E_USAGE", `serve: port must be at most 65535, got ${r.port}`);
   const host = hostProblem(r.host);
-  if (host !== null) throw new RangeError(`serve: host: ${host}`);
+  if (host !== null) throw new BadExpertError("E_USAGE", `serve: host: ${host}`);
   const pool = poolProblem(r.workers, r.threadsPerWorker, { workers: "workers", threads: "threadsPerWorker" });
-  if (pool !== null) throw new RangeError(`serve: ${pool}`);
+  if (pool !== null) throw new BadExpertError("E_USAGE", `serve: ${pool}`);
   positiveInt("maxBatch", r.maxBatch);
   positiveInt("maxWaitMs", r.maxWaitMs, 0);
   positiveInt("maxQueue", r.maxQueue);
@@ -212,9 +213,9 @@ export function resolveOptions(o: Partial<ServeOptions> = {}): ServeOptions {
   positiveInt("maxRequestPixels", r.maxRequestPixels);
   positiveInt("maxInflightPixels", r.maxInflightPixels);
   if (r.maxPixels > r.maxInflightPixels) {
-    throw new RangeError(`serve: maxPixels (${r.maxPixels}) must not exceed maxInflightPixels (${r.maxInflightPixels}), or an image within the per-image limit could never be decoded`);
+    throw new BadExpertError("E_USAGE", `serve: maxPixels (${r.maxPixels}) must not exceed maxInflightPixels (${r.maxInflightPixels}), or an image within the per-image limit could never be decoded`);
   }
-  if (!FRAME_POLICIES.includes(r.frames)) throw new RangeError(`serve: frames must be one of ${FRAME_POLICIES.join(", ")}, got ${JSON.stringify(r.frames)}`);
+  if (!FRAME_POLICIES.includes(r.frames)) throw new BadExpertError("E_USAGE", `serve: frames must be one of ${FRAME_POLICIES.join(", ")}, got ${JSON.stringify(r.frames)}`);
   positiveInt("maxImagesPerRequest", r.maxImagesPerRequest);
   positiveInt("windowSeconds", r.windowSeconds);
   positiveInt("alertMinInputs", r.alertMinInputs);
@@ -222,17 +223,17 @@ export function resolveOptions(o: Partial<ServeOptions> = {}): ServeOptions {
   positiveInt("explainQueue", r.explainQueue);
   positiveInt("auditMaxBytes", r.auditMaxBytes, MIN_AUDIT_BYTES);
   positiveInt("auditKeep", r.auditKeep);
-  if (r.auditKeep > MAX_AUDIT_KEEP) throw new RangeError(`serve: auditKeep must be at most ${MAX_AUDIT_KEEP}, got ${r.auditKeep}`);
+  if (r.auditKeep > MAX_AUDIT_KEEP) throw new BadExpertError("E_USAGE", `serve: auditKeep must be at most ${MAX_AUDIT_KEEP}, got ${r.auditKeep}`);
   positiveInt("drainTimeoutMs", r.drainTimeoutMs, 0);
   // Node's timers hold at most 2^31 - 1 ms (and fire at once beyond it); a day is plenty.
-  if (r.drainTimeoutMs > 86_400_000) throw new RangeError(`serve: drainTimeoutMs must be at most 86400000 (a day), got ${r.drainTimeoutMs}`);
-  if (!SALIENCY_METHODS.includes(r.explainMethod)) throw new RangeError(`serve: explainMethod must be one of ${SALIENCY_METHODS.join(", ")}, got ${JSON.stringify(r.explainMethod)}`);
+  if (r.drainTimeoutMs > 86_400_000) throw new BadExpertError("E_USAGE", `serve: drainTimeoutMs must be at most 86400000 (a day), got ${r.drainTimeoutMs}`);
+  if (!SALIENCY_METHODS.includes(r.explainMethod)) throw new BadExpertError("E_USAGE", `serve: explainMethod must be one of ${SALIENCY_METHODS.join(", ")}, got ${JSON.stringify(r.explainMethod)}`);
   if (r.maxImagesPerRequest > r.maxQueue) {
-    throw new RangeError(`serve: maxImagesPerRequest (${r.maxImagesPerRequest}) must not exceed maxQueue (${r.maxQueue}), or such a request could never be queued`);
+    throw new BadExpertError("E_USAGE", `serve: maxImagesPerRequest (${r.maxImagesPerRequest}) must not exceed maxQueue (${r.maxQueue}), or such a request could never be queued`);
   }
-  if (!ENGINE_CHOICES.includes(r.engine)) throw new RangeError(`serve: engine must be one of ${ENGINE_CHOICES.join(", ")}, got ${JSON.stringify(r.engine)}`);
-  if (r.onFlag !== "reject" && r.onFlag !== "annotate") throw new RangeError(`serve: onFlag must be "reject" or "annotate", got ${JSON.stringify(r.onFlag)}`);
-  if (r.alertRate !== null && !(r.alertRate > 0 && r.alertRate <= 1)) throw new RangeError(`serve: alertRate must be in (0, 1], got ${r.alertRate}`);
-  if (r.token !== null && r.token.length < 16) throw new RangeError(`serve: the bearer token must have at least 16 characters, got ${r.token.length}`);
+  if (!ENGINE_CHOICES.includes(r.engine)) throw new BadExpertError("E_USAGE", `serve: engine must be one of ${ENGINE_CHOICES.join(", ")}, got ${JSON.stringify(r.engine)}`);
+  if (r.onFlag !== "reject" && r.onFlag !== "annotate") throw new BadExpertError("E_USAGE", `serve: onFlag must be "reject" or "annotate", got ${JSON.stringify(r.onFlag)}`);
+  if (r.alertRate !== null && !(r.alertRate > 0 && r.alertRate <= 1)) throw new BadExpertError("E_USAGE", `serve: alertRate must be in (0, 1], got ${r.alertRate}`);
+  if (r.token !== null && r.token.length < 16) throw new BadExpertError("E_USAGE", `serve: the bearer token must have at least 16 characters, got ${r.token.length}`);
   return r;
 }

@@ -59,7 +59,7 @@ export class PixelBudget {
         // The head may have been what blocked those behind it.
         this.#grant();
         reject(
-          new ServeError(503, "decode_busy", `${what}: not decoded within ${timeoutMs} ms: the service's decoding budget (--max-inflight-pixels ${this.capacity}) stayed in use; the input was not checked and must not be treated as clean; retry later`, {
+          new ServeError("E_BUSY", "decode_busy", `${what}: not decoded within ${timeoutMs} ms: the service's decoding budget (--max-inflight-pixels ${this.capacity}) stayed in use; the input was not checked and must not be treated as clean; retry later`, {
             headers: { "retry-after": "1" },
           }),
         );

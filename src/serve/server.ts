@@ -14,7 +14,8 @@ import { Batcher, type ScoredInput } from "./batcher.js";
 import { decodeForModel, probeUpload, type DecodeLimits, type ModelInput } from "./decode.js";
 import { PixelBudget } from "./pixel-budget.js";
 import { collectGarbage } from "./collect-garbage.js";
-import { drainExpired, ServeError, shuttingDown } from "./errors.js";
+import { drainExpired, errorBody, ServeError, shuttingDown } from "./errors.js";
+import { httpStatus } from "../util/errors.js";
 import { Connections } from "./connections.js";
 import { FlagWindow } from "./flag-window.js";
 import { parseJsonBody, requestImages } from "./inputs.js";
@@ -33,6 +34,9 @@ import { DASHBOARD_HTML } from "./dashboard.js";
 
 /** What a route answers for one input: the batcher's result (with the detector's name) and the predicted class's name. */
 export interface DetectionRecord extends ScoredInput {
+  /** The predicted class's name, as the library's and scan's records name it. */
+  predClass: string;
+  /** The same name under the field the service's API has always had (README, OpenAPI). */
   class: string;
   /**
    * With --frames all, for an image of several frames: how many were scored, and which one the
@@ -337,7 +341,7 @@ export class BadExpertServer {
       this.#batcher.abort(() => drainExpired(graceMs));
       await this.#waitFor(() => this.#connections.inFlight === 0, DRAIN_FLUSH_MS);
       const late = drainExpired(graceMs);
-      if (this.#connections.answerUnanswered(late.statusCode, { error: late.code, message: late.message }, late.headers) > 0) {
+      if (this.#connections.answerUnanswered(late.statusCode, errorBody(late.code, late.reason, late.message), late.headers) > 0) {
         await this.#waitFor(() => this.#connections.inFlight === 0, DRAIN_FLUSH_MS);
       }
       cut = this.#connections.destroyAll();
@@ -427,14 +431,14 @@ export class BadExpertServer {
     if (pixels > o.maxRequestPixels) {
       const largest = probes.reduce((a, p, i) => (p.pixels > (probes[a]?.pixels ?? 0) ? i : a), 0);
       throw new ServeError(
-        413,
+        "E_INPUT_TOO_LARGE",
         "too_many_pixels",
         `the request's ${images.length} image${images.length === 1 ? "" : "s"} declare ${pixels} pixels together (largest: ${images[largest]?.name ?? "?"}, ${probes[largest]?.pixels ?? 0}); at most ${o.maxRequestPixels} per request (--max-request-pixels)`,
       );
     }
     const frames = probes.reduce((n, p) => n + (o.frames === "all" ? p.frames : 1), 0);
     if (frames > o.maxImagesPerRequest) {
-      throw new ServeError(413, "too_many_images", `the request's images hold ${frames} frames to score; at most ${o.maxImagesPerRequest} per request (--max-images-per-request; with --frames all each frame is one input)`);
+      throw new ServeError("E_INPUT_TOO_LARGE", "too_many_images", `the request's images hold ${frames} frames to score; at most ${o.maxImagesPerRequest} per request (--max-images-per-request; with --frames all each frame is one input)`);
     }
     const target = this.#modelInput;
     return Promise.all(
@@ -470,6 +474,7 @@ export class BadExpertServer {
     const names = this.#info.classNames;
     const record = (s: ScoredInput): DetectionRecord => ({
       pred: s.pred,
+      predClass: names[s.pred] ?? String(s.pred),
       class: names[s.pred] ?? String(s.pred),
       detector: s.detector,
       expertConfidence: s.expertConfidence,
@@ -541,7 +546,7 @@ export class BadExpertServer {
     void app.register(multipart, { limits: { fileSize: o.maxBodyBytes, files: o.maxImagesPerRequest, fields: 16, parts: o.maxImagesPerRequest + 16 } });
     app.setErrorHandler((err, req, reply) => handleError(err, req, reply, this.metrics, o));
     app.setNotFoundHandler((req, reply) => {
-      void reply.code(404).send({ error: "not_found", message: `no route ${req.method} ${req.url}; see GET /openapi.json`, requestId: req.id });
+      void reply.code(httpStatus("E_NOT_FOUND")).send({ ...errorBody("E_NOT_FOUND", "not_found", `no route ${req.method} ${req.url}; see GET /openapi.json`), requestId: req.id });
     });
     if (o.token !== null) {
       const check = bearerCheck(o.token);
@@ -549,7 +554,7 @@ export class BadExpertServer {
         if (PUBLIC_ROUTES.has(req.routeOptions.url ?? "")) return;
         const problem = check(req.headers.authorization);
         if (problem) {
-          void reply.code(401).header("www-authenticate", 'Bearer realm="badexpert"').send({ error: "unauthorized", message: problem, requestId: req.id });
+          void reply.code(httpStatus("E_UNAUTHORIZED")).header("www-authenticate", 'Bearer realm="badexpert"').send({ ...errorBody("E_UNAUTHORIZED", "unauthorized", problem), requestId: req.id });
           return reply;
         }
       });
@@ -577,8 +582,10 @@ export class BadExpertServer {
       const flagged = records.flatMap((r, i) => (r.flagged ? [i] : []));
       if (o.onFlag === "reject" && flagged.length > 0) {
         const first = records[flagged[0] as number] as DetectionRecord;
-        return reply.code(422).send({
+        return reply.code(httpStatus("E_FLAGGED")).send({
           error: "flagged",
+          code: "E_FLAGGED",
+          reason: "flagged",
           message: batch
             ? `inputs ${flagged.join(", ")} of ${records.length} were flagged as suspected backdoor inputs; the request is refused (--on-flag reject)`
             : `the input was flagged as a suspected backdoor input (score ${first.score ?? "not finite"} > threshold ${first.threshold}); refused (--on-flag reject)`,
@@ -591,8 +598,8 @@ export class BadExpertServer {
       }
       const out = records.map((r) =>
         r.flagged
-          ? { pred: r.pred, class: r.class, flagged: true, score: r.score, threshold: r.threshold, ...(r.reason ? { reason: r.reason } : {}), ...(r.frames ? { frames: r.frames, frame: r.frame } : {}) }
-          : { pred: r.pred, class: r.class, flagged: false },
+          ? { pred: r.pred, predClass: r.predClass, class: r.class, flagged: true, score: r.score, threshold: r.threshold, ...(r.reason ? { reason: r.reason } : {}), ...(r.frames ? { frames: r.frames, frame: r.frame } : {}) }
+          : { pred: r.pred, predClass: r.predClass, class: r.class, flagged: false },
       );
       return reply.send(batch ? { requestId: req.id, results: out } : { requestId: req.id, ...out[0] });
     });
@@ -624,7 +631,7 @@ export class BadExpertServer {
     app.get("/v1/flagged", async (req, reply) => {
       if (!this.#feed) {
         const why = this.#info.kind === "baseline" ? `the baseline detector '${this.#info.detector}' has no B to explain with` : "flaggedKeep 0 / --flagged-keep 0";
-        return reply.code(404).send({ error: "not_found", message: `the flagged-input feed is off (${why})`, requestId: req.id });
+        return reply.code(httpStatus("E_NOT_FOUND")).send({ ...errorBody("E_NOT_FOUND", "not_found", `the flagged-input feed is off (${why})`), requestId: req.id });
       }
       const w = this.#window.stats();
       const names = this.#info.classNames;

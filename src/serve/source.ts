@@ -12,6 +12,7 @@ import { toRaw } from "../io/weights.js";
 import type { Module } from "../nn/index.js";
 import { BASELINE_BUNDLE_FILES, baselineBundleDetector } from "../detectors/bundle.js";
 import { FileReadError, sha256OfRegularFile } from "../util/read-regular-file.js";
+import { BadExpertError } from "../util/errors.js";
 
 export const ROLES = ["model", "expert", "auxiliary"] as const;
 export type Role = (typeof ROLES)[number];
@@ -53,13 +54,13 @@ export function weightsTrust(s: Extract<DetectorSource, { kind: "weights" }>): B
  */
 export function checkSourceAgainst(s: DetectorSource, bundleLoad: BundleLoad): void {
   if (s.kind === "baseline" && bundleLoad.verifyKey !== undefined) {
-    throw new RangeError(`serve: bundleLoad.verifyKey (--verify-key): ${s.dir} is a baseline detector bundle (${s.detector}), which is not signed; its checkpoint's weights are hash-checked on load instead`);
+    throw new BadExpertError("E_USAGE", `serve: bundleLoad.verifyKey (--verify-key): ${s.dir} is a baseline detector bundle (${s.detector}), which is not signed; its checkpoint's weights are hash-checked on load instead`);
   }
   if (s.kind === "baseline" && bundleLoad.requireSignature === true) {
-    throw new Error(`serve: ${s.dir} is a baseline detector bundle (${s.detector}), which is not signed, and a signature is required (bundleLoad.requireSignature, --require-signature)`);
+    throw new BadExpertError("E_BUNDLE_INTEGRITY", `serve: ${s.dir} is a baseline detector bundle (${s.detector}), which is not signed, and a signature is required (bundleLoad.requireSignature, --require-signature)`);
   }
   if (s.kind === "weights" && bundleLoad.requireSignature === true && weightsTrust(s).signature !== "verified") {
-    throw new Error("serve: the detector was not loaded from a verified signed bundle, and a signature is required (bundleLoad.requireSignature); load it with Detector.load(dir, { requireSignature: true }) or serve the bundle directory");
+    throw new BadExpertError("E_BUNDLE_INTEGRITY", "serve: the detector was not loaded from a verified signed bundle, and a signature is required (bundleLoad.requireSignature); load it with Detector.load(dir, { requireSignature: true }) or serve the bundle directory");
   }
 }
 
@@ -113,7 +114,7 @@ export async function sourceHashes(s: DetectorSource): Promise<Record<string, st
       // Streamed, with the file's type and size checked first (a FIFO or a device is refused, not waited on).
       out[file] = (await sha256OfRegularFile(join(s.dir, file), { maxBytes: role === "manifest" ? MAX_MANIFEST_BYTES : MAX_HASHED_BYTES, what: `${role} file` })).sha256;
     } catch (e) {
-      throw new Error(`bundle: ${join(s.dir, file)} (${role}): cannot read (${e instanceof FileReadError ? e.problem : (e as Error).message})`, { cause: e });
+      throw new BadExpertError("E_BUNDLE_INTEGRITY", `bundle: ${join(s.dir, file)} (${role}): cannot read (${e instanceof FileReadError ? e.problem : (e as Error).message})`, { cause: e });
     }
   }
   return out;

@@ -18,6 +18,7 @@ import type { TrainConfig } from "./config.js";
 import type { EpochRecord } from "./trainer.js";
 import { STATE_META, STATE_WEIGHTS } from "./resume.js";
 import { readClassNames, readModelSpec, readPreprocessing, type ModelSpec, type Preprocessing } from "./spec.js";
+import { BadExpertError, codeOr } from "../util/errors.js";
 
 export type { ModelSpec, Preprocessing } from "./spec.js";
 
@@ -138,8 +139,8 @@ export async function readCheckpointMeta(dir: string): Promise<CheckpointMeta> {
   try {
     text = await readRegularTextFile(path, { maxBytes: MAX_META_BYTES, what: "checkpoint metadata file" });
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new Error(
+    const code = e instanceof FileReadError ? e.reason : (e as NodeJS.ErrnoException).code;
+    throw new BadExpertError("E_IO", 
       code === "ENOENT" ? `checkpoint: ${path} not found (a checkpoint directory holds ${MODEL_META} and ${MODEL_WEIGHTS})` : `checkpoint: ${e instanceof FileReadError ? e.message : `${path}: cannot read (${code ?? (e as Error).message})`}`,
       { cause: e },
     );
@@ -148,7 +149,7 @@ export async function readCheckpointMeta(dir: string): Promise<CheckpointMeta> {
   try {
     meta = JSON.parse(text);
   } catch (e) {
-    throw new Error(`checkpoint: ${path} is not valid JSON: ${escapeControls((e as Error).message)}`, { cause: e });
+    throw new BadExpertError("E_MODEL_FORMAT", `checkpoint: ${path} is not valid JSON: ${escapeControls((e as Error).message)}`, { cause: e });
   }
   return validateCheckpointMeta(meta, path);
 }
@@ -210,7 +211,7 @@ function readTraining(r: FieldReader, v: unknown): TrainingRecord {
 
 /** Checks every field a checkpoint's users read; the message names the file and the field. */
 export function validateCheckpointMeta(x: unknown, path: string): CheckpointMeta {
-  const r = new FieldReader(`checkpoint: ${path}`);
+  const r = new FieldReader(`checkpoint: ${path}`, "E_MODEL_FORMAT");
   const m = r.object(x, "(top level)");
   if (m.format !== CHECKPOINT_FORMAT) r.fail("format", `"${CHECKPOINT_FORMAT}"`, m.format);
   if (m.version !== CHECKPOINT_VERSION) r.fail("version", `${CHECKPOINT_VERSION} (the version this badexpert reads)`, m.version);
@@ -255,10 +256,10 @@ export async function loadCheckpoint(dir: string): Promise<{ model: Module; meta
   try {
     bytes = await readSafetensorsBytes(weights, { maxHeaderBytes: WEIGHTS_MAX_HEADER_BYTES });
   } catch (e) {
-    throw new Error(`checkpoint: ${(e as Error).message}`, { cause: e });
+    throw new BadExpertError(codeOr(e, "E_MODEL_FORMAT"), `checkpoint: ${(e as Error).message}`, { cause: e });
   }
   if (meta.weightsSha256 !== undefined && sha256Hex(bytes) !== meta.weightsSha256) {
-    throw new Error(`checkpoint: ${weights} does not match the SHA-256 recorded in ${join(dir, MODEL_META)} (the file was changed or replaced after the checkpoint was written)`);
+    throw new BadExpertError("E_MODEL_FORMAT", `checkpoint: ${weights} does not match the SHA-256 recorded in ${join(dir, MODEL_META)} (the file was changed or replaced after the checkpoint was written)`);
   }
   const file = parseSafetensors(bytes, weights, { maxHeaderBytes: WEIGHTS_MAX_HEADER_BYTES });
   const tensors = tensorsFromFile(file, weights, { requireFinite: true });
@@ -268,9 +269,9 @@ export async function loadCheckpoint(dir: string): Promise<{ model: Module; meta
     model.loadStateDict(tensors, { strict: true });
   } catch (e) {
     const msg = (e as Error).message;
-    if (model === undefined) throw new Error(`checkpoint: ${msg}`, { cause: e });
+    if (model === undefined) throw new BadExpertError(codeOr(e, "E_MODEL_FORMAT"), `checkpoint: ${msg}`, { cause: e });
     model.dispose();
-    throw new Error(`checkpoint: ${weights} does not fit a ${meta.model.name}: ${msg}`, { cause: e });
+    throw new BadExpertError("E_MODEL_FORMAT", `checkpoint: ${weights} does not fit a ${meta.model.name}: ${msg}`, { cause: e });
   } finally {
     dispose(tensors);
   }

@@ -3,6 +3,7 @@
 // naming the file, the field's path, what was expected and what was found, instead of letting a
 // missing object surface later as "Cannot read properties of undefined".
 import { printableValue } from "./printable.js";
+import { BadExpertError, type ErrorCode } from "./errors.js";
 
 /** A description of what was found, printed without quotes. */
 class Described {
@@ -10,13 +11,16 @@ class Described {
 }
 
 export class FieldReader {
-  /** `where` names the file, e.g. "bundle: runs/d/detector.json". */
-  constructor(readonly where: string) {}
+  /** `where` names the file, e.g. "bundle: runs/d/detector.json"; `code` is what a wrong field is (E_BUNDLE_INTEGRITY for a bundle's manifest, ...). */
+  constructor(
+    readonly where: string,
+    readonly code: ErrorCode,
+  ) {}
 
   /** `found` is printed as JSON, or as is when it is a `{ text }` description (e.g. "3 values"). */
   fail(path: string, expected: string, found: unknown): never {
     const what = found === undefined ? "it is missing" : found instanceof Described ? `found ${found.text}` : `found ${printableValue(found, 80)}`;
-    throw new Error(`${this.where}: "${path}" must be ${expected}; ${what}`);
+    throw new BadExpertError(this.code, `${this.where}: "${path}" must be ${expected}; ${what}`);
   }
 
   object(v: unknown, path: string): Record<string, unknown> {

@@ -7,17 +7,19 @@
 import { createHash } from "node:crypto";
 import { closeSync, constants, fstatSync, openSync, readSync } from "node:fs";
 import { open, type FileHandle } from "node:fs/promises";
+import { BadExpertError } from "./errors.js";
 
-export class FileReadError extends Error {
+/** E_IO, or E_INPUT_TOO_LARGE for a file over its size limit. */
+export class FileReadError extends BadExpertError {
   override name = "FileReadError";
   constructor(
     readonly file: string,
     readonly problem: string,
     /** The errno code behind the problem ("ENOENT", ...), or "ETYPE"/"ESIZE" for our own checks. */
-    readonly code: string,
+    readonly reason: string,
     options?: { cause?: unknown },
   ) {
-    super(`${file}: ${problem}`, options);
+    super(reason === "ESIZE" ? "E_INPUT_TOO_LARGE" : "E_IO", `${file}: ${problem}`, options);
   }
 }
 

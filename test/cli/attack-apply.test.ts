@@ -89,10 +89,9 @@ test("apply refuses data-poisoning attacks, train refuses tampering ones, and ba
   const poison = await cli(["attack", "apply", "--attack", "badnet", "--checkpoint", clean, "--out", join(root, "x")]);
   assert.equal(poison.code, 2);
   assert.match(poison.err, /'badnet' poisons training data \(use `badexpert train --attack badnet`\); apply takes the model-tampering attacks: ft, sra, trojannn/);
-  await assert.rejects(
-    runCli(["train", "--dataset", "fashion-mnist", "--data-path", data, "--attack", "ft", "--out", join(root, "y")]),
-    /attack 'ft' tampers with a trained model: train a clean model, then run `badexpert attack apply --attack ft/,
-  );
+  const tamperingInTrain = await cli(["train", "--dataset", "fashion-mnist", "--data-path", data, "--attack", "ft", "--out", join(root, "y")]);
+  assert.equal(tamperingInTrain.code, 2, "a usage mistake, as badnet in attack apply is");
+  assert.match(tamperingInTrain.err, /attack 'ft' tampers with a trained model: train a clean model, then run `badexpert attack apply --attack ft/);
   const bad = await cli(["attack", "apply", "--attack", "ft", "--checkpoint", clean, "--out", join(root, "z"), "--attack-param", "epochs=0"]);
   assert.equal(bad.code, 2);
   assert.match(bad.err, /--attack-param: attack 'ft': parameter 'epochs' must be an integer >= 1 and <= 1000, got "0"/);

@@ -16,6 +16,7 @@ import { fixtureBundle, fixturePngs } from "../serve/fixture.js";
 import { baselineFixture } from "../serve/baseline-fixture.js";
 import { multiFrameFiles } from "../helpers/multi-frame.js";
 import { runCli } from "./fixtures.js";
+import { IMAGE_PROBLEM_CODES, type ImageProblem } from "../../src/data/image-error.js";
 
 let dir: string;
 let bundle: string;
@@ -71,7 +72,9 @@ test("scan: multi-frame images are error lines naming the frame count, never cle
   for (const [i, line] of out.slice(1, -1).entries()) {
     assert.equal(line.input, inputs[i + 1]);
     assert.equal(line.flagged, undefined, "an error line never carries a verdict");
-    assert.equal(line.code, "multi_frame");
+    assert.equal(line.reason, "multi_frame");
+    assert.equal(line.code, "E_INPUT_UNSUPPORTED");
+    assert.equal(line.message, line.error);
     assert.match(String(line.error), new RegExp(`${(inputs[i + 1] as string).replace(/[.]/g, "\\.")}: ${(says[i] as RegExp).source}: multi-frame images are refused.*--frames all`));
   }
   assert.deepEqual([out.at(-1)?.inputs, out.at(-1)?.scored, out.at(-1)?.failed], [6, 1, 5]);
@@ -91,7 +94,7 @@ test("scan: multi-frame images are error lines naming the frame count, never cle
   assert.match(usage.err, /--frames all applies to image files/);
 });
 
-test("scan: broken and hostile files are error lines with a code and the problem; exit 1 when nothing could be read", async () => {
+test("scan: broken and hostile files are error lines with a code, a reason and the problem; exit 1 when nothing could be read", async () => {
   const png = new Uint8Array(clean);
   const badCrc = new Uint8Array(png);
   badCrc[png.length - 13] = (badCrc[png.length - 13] ?? 0) ^ 0xff;
@@ -113,9 +116,12 @@ test("scan: broken and hostile files are error lines with a code and the problem
   assert.equal(r.code, 1);
   const out = lines(r.lines);
   assert.match(String(out[cases.length]?.error), /pipe\.png: not a regular file \(a device, socket or pipe\)/);
-  for (const [i, [, , code, message]] of cases.entries()) {
-    assert.equal(out[i]?.code, code, String(out[i]?.error));
-    assert.match(String(out[i]?.error), message);
+  assert.deepEqual([out[cases.length]?.code, out[cases.length]?.reason], ["E_IO", "ETYPE"]);
+  for (const [i, [, , reason, message]] of cases.entries()) {
+    assert.equal(out[i]?.reason, reason, String(out[i]?.error));
+    assert.equal(out[i]?.code, IMAGE_PROBLEM_CODES[reason as ImageProblem], String(out[i]?.error));
+    assert.match(String(out[i]?.message), message);
+    assert.equal(out[i]?.error, out[i]?.message, "error: the message, as the README documents it");
     assert.equal(out[i]?.flagged, undefined);
   }
   assert.deepEqual([out.at(-1)?.inputs, out.at(-1)?.scored, out.at(-1)?.failed], [cases.length + 1, 0, cases.length + 1]);
@@ -131,7 +137,7 @@ test("library: Detector.score refuses a multi-frame image by default and scores 
     assert.deepEqual([b?.frames, b?.frame, b?.flagged, b?.score], [2, 1, true, f1?.score]);
     assert.equal(a?.score, f0?.score);
     const outcomes = await det.decodeEach([files.tiff, files.tiff], 0, { frames: "all" });
-    assert.deepEqual(outcomes.map((o) => (o.ok ? o.frames : o.error)), [2, 2]);
+    assert.deepEqual(outcomes.map((o) => (o.ok ? o.frames : o.message)), [2, 2]);
   } finally {
     det.dispose();
   }
@@ -143,7 +149,8 @@ test("scan with a baseline detector bundle reads its inputs the same way", async
   const r = await runCli(["scan", "--bundle", frequency, anim]);
   assert.equal(r.code, 1);
   const [line] = lines(r.lines);
-  assert.equal(line?.code, "multi_frame");
+  assert.equal(line?.reason, "multi_frame");
+  assert.equal(line?.code, "E_INPUT_UNSUPPORTED");
   assert.match(String(line?.error), /base\.png: an animated PNG with 2 frames/);
   const all = await runCli(["scan", "--bundle", frequency, "--frames", "all", anim]);
   assert.equal(all.code, 0, all.err);

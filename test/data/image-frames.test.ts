@@ -5,7 +5,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import sharp from "sharp";
 import { decodeImage, decodeImageFrames, probeImage } from "../../src/data/image-decode.js";
-import { ImageDecodeError } from "../../src/data/image-error.js";
+import { IMAGE_PROBLEM_CODES, ImageDecodeError } from "../../src/data/image-error.js";
 import { isPlainPng, pngHeader } from "../../src/data/png-decode.js";
 import { apng, multiFrameFiles, type Frames } from "../helpers/multi-frame.js";
 
@@ -24,7 +24,8 @@ function twoFrames(): Frames {
 function isCode(code: string, message: RegExp): (e: unknown) => boolean {
   return (e: unknown) => {
     assert.ok(e instanceof ImageDecodeError, `expected an ImageDecodeError, got ${String(e)}`);
-    assert.equal(e.code, code, e.message);
+    assert.equal(e.reason, code, e.message);
+    assert.equal(e.code, IMAGE_PROBLEM_CODES[e.reason], "the reason's error code");
     assert.match(e.message, message);
     return true;
   };

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { deflateSync } from "node:zlib";
 import sharp from "sharp";
 import { decodeImage, probeImage, resizeRaw } from "../../src/data/image-decode.js";
-import { ImageDecodeError } from "../../src/data/image-error.js";
+import { IMAGE_PROBLEM_CODES, ImageDecodeError } from "../../src/data/image-error.js";
 import { pngCrc, pngProblem } from "../../src/data/png-decode.js";
 import { pngChunk as chunk } from "../helpers/png-chunk.js";
 
@@ -23,7 +23,8 @@ export function greyPng(width: number, height: number, rows = height): Buffer {
 function isCode(code: string, message: RegExp): (e: unknown) => boolean {
   return (e: unknown) => {
     assert.ok(e instanceof ImageDecodeError, `expected an ImageDecodeError, got ${String(e)}`);
-    assert.equal(e.code, code, e.message);
+    assert.equal(e.reason, code, e.message);
+    assert.equal(e.code, IMAGE_PROBLEM_CODES[e.reason], "the reason's error code");
     assert.match(e.message, message);
     assert.ok(e.message.length < 500, `short message (${e.message.length} characters)`);
     return true;

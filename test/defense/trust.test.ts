@@ -211,7 +211,7 @@ test("a signed bundle is verified whenever a key is known; unsigned or unverifia
 });
 
 test("checkCalibrationRecord: what each rule can produce, and the record's own consistency", () => {
-  const r = new FieldReader("test");
+  const r = new FieldReader("test", "E_BUNDLE_INTEGRITY");
   const base: Calibration = { threshold: -0.2, targetFpr: 0.01, count: 1000, achievedFpr: 0.009, scoreMean: -3, scoreStd: 1, scoreQuantiles: { p50: -3, p90: -1, p99: -0.2 }, scoreMin: -8, scoreMax: -0.01 };
   const range = (rule: keyof typeof SCORE_CEILING) => ({ rule, floor: SCORE_FLOOR[rule], ceiling: SCORE_CEILING[rule] });
   assert.deepEqual(checkCalibrationRecord(base, r, range("triangle")), []);

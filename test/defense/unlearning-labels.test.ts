@@ -57,7 +57,7 @@ test("an unknown mapping or a single class is refused, naming what was expected"
 });
 
 test("a bundle's creation record keeps the mapping; an old record without it reads as before; a bad one is named", () => {
-  const r = new FieldReader("detector.json");
+  const r = new FieldReader("detector.json", "E_BUNDLE_INTEGRITY");
   const unlearn = { lr: 3e-4, epochs: 1, batchSize: 128 };
   assert.deepEqual(readCreation(r, { unlearn: { ...unlearn, labels: "permutation" } }).unlearn, { ...unlearn, labels: "permutation" });
   assert.deepEqual(readCreation(r, { unlearn }).unlearn, unlearn);

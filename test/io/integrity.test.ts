@@ -32,7 +32,7 @@ test("non-finite values are found in F64, F32, F16 and BF16 data, whatever the a
   assert.deepEqual(countNonFinite({ dtype: "I32", shape: [1], data: Uint8Array.from([0xff, 0xff, 0xff, 0x7f]) }), { count: 0, first: -1 });
   assert.throws(
     () => assertFiniteTensors(new Map([["w\u001b[31m", { dtype: "F32", shape: [5], data: f32 }]]), "m.safetensors"),
-    /^Error: m\.safetensors: tensor "w\\u001b\[31m" holds 2 non-finite value\(s\) \(NaN or ±Infinity; first at element 1\)/,
+    /^BadExpertError: m\.safetensors: tensor "w\\u001b\[31m" holds 2 non-finite value\(s\) \(NaN or ±Infinity; first at element 1\)/,
   );
 });
 

@@ -19,6 +19,7 @@ import {
   type RawTensor,
   type SafetensorsDType,
 } from "../../src/io/safetensors.js";
+import { BadExpertError } from "../../src/util/errors.js";
 
 const ascii = (s: string): number[] => [...s].map((c) => c.charCodeAt(0));
 
@@ -372,7 +373,7 @@ const INVALID: { name: string; bytes: () => Uint8Array; message: RegExp }[] = [
   {
     name: "shape/offset size mismatch",
     bytes: () => fileFrom('{"fc.weight":{"dtype":"F32","shape":[10,512],"data_offsets":[0,20000]}}', new Array<number>(20000).fill(0)),
-    message: /^Error: safetensors: tensor "fc\.weight": shape \[10,512\] with dtype F32 needs 20480 bytes but data_offsets span 20000$/,
+    message: /^safetensors: tensor "fc\.weight": shape \[10,512\] with dtype F32 needs 20480 bytes but data_offsets span 20000$/,
   },
   {
     name: "numel overflowing a double",
@@ -464,13 +465,14 @@ for (const c of INVALID) {
     assert.throws(
       () => parseSafetensors(c.bytes()),
       (err: unknown) => {
-        assert.ok(err instanceof Error);
-        assert.match(String(err), c.message);
+        assert.ok(err instanceof BadExpertError);
+        assert.equal(err.code, "E_MODEL_FORMAT");
+        assert.match(err.message, c.message);
         return true;
       },
     );
     // With a source name, the message leads with it.
-    assert.throws(() => parseSafetensors(c.bytes(), "model.safetensors"), /^Error: safetensors: model\.safetensors: /);
+    assert.throws(() => parseSafetensors(c.bytes(), "model.safetensors"), (err: unknown) => err instanceof BadExpertError && /^safetensors: model\.safetensors: /.test(err.message));
   });
 }
 

@@ -99,7 +99,9 @@ test("a TorchScript model with no attack recorded is imported and defended; eval
     "--unlearn-lr", "1e-4", "--finetune-lr", "0.01", "--finetune-epochs", "1", "--fpr", "0.05"]);
   assert.equal(d.code, 0, d.err);
   // A failure of the work (exit 1 at the entry point) is thrown by main().
-  await assert.rejects(runCli(["evaluate-defense", "--bundle", bundle]), /the model's checkpoint records none \(give --attack NAME, your own triggered inputs with --triggered DIR\|FILE\.npz, or a trigger image with --trigger PNG\)/);
+  const none = await runCli(["evaluate-defense", "--bundle", bundle]);
+  assert.equal(none.code, 2, "a usage mistake: exit 2");
+  assert.match(none.err, /the model's checkpoint records none \(give --attack NAME, your own triggered inputs with --triggered DIR\|FILE\.npz, or a trigger image with --trigger PNG\)/);
 });
 
 test("--triggered FILE.npz and the same images as a folder with labels.csv give the metrics computed from the bundle's scores", async () => {

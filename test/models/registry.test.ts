@@ -8,6 +8,7 @@ import { datasetInfo, datasetNames } from "../../src/data/registry.js";
 import { createModel, modelInfo, modelNames, resolveModelOptions } from "../../src/models/index.js";
 import { noLeaks } from "../helpers/memory.js";
 import { outputShape } from "./helpers.js";
+import { BadExpertError } from "../../src/util/errors.js";
 
 const NAMES = ["resnet18", "preact-resnet18", "vgg16-bn", "mobilenetv2", "vit", "compact-cnn", "resnet20"];
 
@@ -18,7 +19,7 @@ void test("registry: the seven architectures, by name", () => {
 
 void test("registry: an unknown name lists the valid ones", () => {
   assert.throws(() => modelInfo("resnet50"), (e: unknown) => {
-    assert.ok(e instanceof RangeError);
+    assert.ok(e instanceof BadExpertError && e.code === "E_USAGE");
     assert.equal(e.message, `unknown model "resnet50"; valid names: ${NAMES.join(", ")}`);
     return true;
   });

@@ -8,6 +8,7 @@ import { memory } from "../../src/engine/index.js";
 import { createServer, type BadExpertServer } from "../../src/serve/index.js";
 import { fixtureBundle, fixturePngs } from "./fixture.js";
 import { b64, get, metric, postJson, postMultipart, postRaw, type Reply } from "./http.js";
+import { httpStatus, type ErrorCode } from "../../src/util/errors.js";
 
 let server: BadExpertServer;
 let url: string;
@@ -63,9 +64,33 @@ async function stillServing(): Promise<void> {
   assert.equal(typeof r.body.score, "number");
 }
 
-function refused(r: Reply, status: number, code: string, message: RegExp): void {
+/** The error code each problem is (src/util/errors.ts): the status must be the code's, whatever route answered. */
+const CODE_OF: Record<string, ErrorCode> = {
+  not_an_image: "E_INPUT_DECODE",
+  undecodable_image: "E_INPUT_DECODE",
+  empty_image: "E_INPUT_DECODE",
+  bad_base64: "E_INPUT_DECODE",
+  unsupported_image_format: "E_INPUT_UNSUPPORTED",
+  unsupported_media_type: "E_INPUT_UNSUPPORTED",
+  too_many_pixels: "E_INPUT_TOO_LARGE",
+  too_many_images: "E_INPUT_TOO_LARGE",
+  body_too_large: "E_INPUT_TOO_LARGE",
+  bad_field: "E_USAGE",
+  bad_json: "E_USAGE",
+  bad_multipart: "E_USAGE",
+  missing_field: "E_USAGE",
+  empty_body: "E_USAGE",
+  no_images: "E_USAGE",
+  queue_full: "E_BUSY",
+  timeout: "E_TIMEOUT",
+};
+
+function refused(r: Reply, status: number, reason: string, message: RegExp): void {
   assert.equal(r.status, status, JSON.stringify(r.body));
-  assert.equal(r.body.error, code);
+  assert.equal(r.body.error, reason);
+  assert.equal(r.body.reason, reason);
+  assert.equal(r.body.code, CODE_OF[reason] ?? "(a reason this test does not know)", JSON.stringify(r.body));
+  assert.equal(httpStatus(r.body.code as ErrorCode), status, "the status is the code's");
   assert.match(String(r.body.message), message);
   assert.equal(typeof r.body.requestId, "string");
 }

@@ -99,7 +99,8 @@ test("a full queue refuses the whole request with 503 and Retry-After", async ()
   await assert.rejects(b.submit([img(1), img(2), img(3)]), (e: unknown) => {
     assert.ok(e instanceof ServeError);
     assert.equal(e.statusCode, 503);
-    assert.equal(e.code, "queue_full");
+    assert.equal(e.code, "E_BUSY");
+    assert.equal(e.reason, "queue_full");
     assert.equal(e.headers["retry-after"], "1");
     assert.match(e.message, /8 inputs waiting, this request adds 3, the limit is 10/);
     return true;
@@ -171,8 +172,8 @@ test("abort (end of the grace period) answers queued and running requests 503 an
   assert.deepEqual(ex.batches, [[1]]);
   assert.equal(b.queueDepth, 1);
   const drained = b.drain();
-  const refused = (e: unknown): boolean => e instanceof ServeError && e.code === "shutting_down" && e.statusCode === 503 && /grace/.test(e.message);
-  b.abort(() => new ServeError(503, "shutting_down", "grace period over"));
+  const refused = (e: unknown): boolean => e instanceof ServeError && e.reason === "shutting_down" && e.code === "E_BUSY" && e.statusCode === 503 && /grace/.test(e.message);
+  b.abort(() => new ServeError("E_BUSY", "shutting_down", "grace period over"));
   await assert.rejects(running, refused);
   await assert.rejects(queued, refused);
   assert.equal(b.queueDepth, 0);

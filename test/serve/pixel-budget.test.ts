@@ -24,7 +24,7 @@ test("PixelBudget: holds at most its capacity, serves waiters in order, times ou
   const late = b.acquire(40, 30, "images[3]");
   await assert.rejects(late, (e: unknown) => {
     assert.ok(e instanceof ServeError);
-    assert.deepEqual([e.statusCode, e.code, e.headers["retry-after"]], [503, "decode_busy", "1"]);
+    assert.deepEqual([e.statusCode, e.code, e.reason, e.headers["retry-after"]], [503, "E_BUSY", "decode_busy", "1"]);
     assert.match(e.message, /^images\[3\]: not decoded within 30 ms: the service's decoding budget \(--max-inflight-pixels 100\) stayed in use; the input was not checked and must not be treated as clean/);
     return true;
   });

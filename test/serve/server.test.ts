@@ -46,6 +46,7 @@ after(async () => {
 
 function assertSame(got: DetectionRecord, w: Detection, what: string): void {
   assert.equal(got.pred, w.pred, `${what}: pred`);
+  assert.equal(got.predClass, w.predClass, `${what}: predClass, the library's field`);
   assert.equal(got.class, w.predClass, `${what}: class`);
   assert.equal(got.detector, "badexpert", `${what}: detector`);
   assert.ok(Math.abs((got.score ?? Number.NaN) - w.score) <= TOL, `${what}: score ${got.score} vs library ${w.score}`);
@@ -113,11 +114,11 @@ test("predict: clean inputs get M's prediction, flagged ones 422 with score and 
   const bad = want.findIndex((w) => w.flagged && Math.abs(w.score - w.threshold) > TOL);
   const ok = await postRaw(`${url}/v1/predict`, pngs[clean] as Uint8Array<ArrayBuffer>);
   assert.equal(ok.status, 200);
-  assert.deepEqual({ pred: ok.body.pred, class: ok.body.class, flagged: ok.body.flagged }, { pred: want[clean]?.pred, class: want[clean]?.predClass, flagged: false });
+  assert.deepEqual({ pred: ok.body.pred, predClass: ok.body.predClass, class: ok.body.class, flagged: ok.body.flagged }, { pred: want[clean]?.pred, predClass: want[clean]?.predClass, class: want[clean]?.predClass, flagged: false });
   assert.equal(ok.body.score, undefined, "a clean prediction does not leak detector internals");
-  const no = await postRaw<{ error: string; message: string; flagged: { index: number; score: number; threshold: number }[] }>(`${url}/v1/predict`, pngs[bad] as Uint8Array<ArrayBuffer>);
+  const no = await postRaw<{ error: string; code: string; reason: string; message: string; flagged: { index: number; score: number; threshold: number }[] }>(`${url}/v1/predict`, pngs[bad] as Uint8Array<ArrayBuffer>);
   assert.equal(no.status, 422);
-  assert.equal(no.body.error, "flagged");
+  assert.deepEqual([no.body.error, no.body.code, no.body.reason], ["flagged", "E_FLAGGED", "flagged"]);
   assert.match(no.body.message, /flagged as a suspected backdoor input \(score -?[\d.]+ > threshold -?[\d.]+\)/);
   assert.ok(Math.abs((no.body.flagged[0]?.score ?? 0) - (want[bad]?.score ?? 1)) <= TOL);
   const batch = await postJson<{ flagged: { index: number }[] }>(`${url}/v1/predict`, { images: [b64(pngs[clean] as Uint8Array), b64(pngs[bad] as Uint8Array)] });

@@ -37,11 +37,11 @@ test("FIFOs, devices, directories and oversized files are refused before a byte 
       ["openRegularFile", async (f, max) => (await openRegularFile(f, { maxBytes: max, what: "manifest" })).handle.close()],
     ];
     for (const [name, read] of readers) {
-      await assert.rejects(read(fifo, 1 << 20), (e: unknown) => e instanceof FileReadError && e.code === "ETYPE" && /fifo: the manifest is not a regular file \(a device, socket or pipe\)/.test(e.message), `${name}: FIFO`);
-      await assert.rejects(read(zero, 1 << 20), (e: unknown) => e instanceof FileReadError && e.code === "ETYPE", `${name}: /dev/zero`);
-      await assert.rejects(read(dir, 1 << 20), (e: unknown) => e instanceof FileReadError && e.code === "EISDIR" && /is a directory, not a manifest/.test(e.message), `${name}: directory`);
-      await assert.rejects(read(small, 4), (e: unknown) => e instanceof FileReadError && e.code === "ESIZE" && /5 bytes is over the 4-byte limit for a manifest/.test(e.message), `${name}: size`);
-      await assert.rejects(read(join(dir, "missing"), 10), (e: unknown) => e instanceof FileReadError && e.code === "ENOENT" && /missing: no such file/.test(e.message), `${name}: missing`);
+      await assert.rejects(read(fifo, 1 << 20), (e: unknown) => e instanceof FileReadError && e.reason === "ETYPE" && /fifo: the manifest is not a regular file \(a device, socket or pipe\)/.test(e.message), `${name}: FIFO`);
+      await assert.rejects(read(zero, 1 << 20), (e: unknown) => e instanceof FileReadError && e.reason === "ETYPE", `${name}: /dev/zero`);
+      await assert.rejects(read(dir, 1 << 20), (e: unknown) => e instanceof FileReadError && e.reason === "EISDIR" && /is a directory, not a manifest/.test(e.message), `${name}: directory`);
+      await assert.rejects(read(small, 4), (e: unknown) => e instanceof FileReadError && e.reason === "ESIZE" && /5 bytes is over the 4-byte limit for a manifest/.test(e.message), `${name}: size`);
+      await assert.rejects(read(join(dir, "missing"), 10), (e: unknown) => e instanceof FileReadError && e.reason === "ENOENT" && /missing: no such file/.test(e.message), `${name}: missing`);
     }
     assert.ok(Date.now() - t0 < 5000, `refused at once (${Date.now() - t0} ms)`);
     assert.ok(process.memoryUsage().rss - rssBefore < 64 * 2 ** 20, "nothing was read from /dev/zero");

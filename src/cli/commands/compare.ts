@@ -2,10 +2,10 @@
 // checkpoint's test set, against its attack — one table, one ROC chart, a report and JSON.
 import type { Command } from "../command.js";
 import { UsageError } from "../command.js";
-import { choiceWithDefault, emitJson, int, num, requireStr, str, FPR } from "../args.js";
+import { emitJson, int, num, requireStr, str, FPR } from "../args.js";
 import { RUNTIME_OPTIONS, applyRuntimeOptions } from "../runtime-options.js";
 import { ATTACK_OPTIONS, parseAttackParams } from "../attack-options.js";
-import { LIMIT_ORDERS, compareDetectors } from "../../jobs/compare.js";
+import { compareDetectors } from "../../jobs/compare.js";
 import { detectorNames, parseDetectorList } from "../../detectors/registry.js";
 import { DetectorParamError, parseDetectorParams } from "../../detectors/params.js";
 import { COMPARE_HEADER, compareRows } from "../../report/compare.js";
@@ -31,7 +31,6 @@ export const compareCommand: Command = {
     fpr: { type: "string", description: "target false-positive rate on the calibration split", default: "0.01", value: FPR },
     "calibration-limit": { type: "string", description: "use N images of the calibration split (0: all)", value: { kind: "int", min: 0, max: 1e9 } },
     "evaluation-limit": { type: "string", description: "use N images of the evaluation split (0: all)", value: { kind: "int", min: 0, max: 1e9 } },
-    "limit-order": { type: "string", description: "how a limit picks: sample (a seeded random N) or first (the first N by index; the rule before session 8)", default: "sample", value: { kind: "choice", values: LIMIT_ORDERS } },
     "data-path": { type: "string", description: "dataset location (default: the checkpoint's)" },
     report: { type: "string", short: "r", description: "directory for compare.html, compare.md, roc.svg and compare.json" },
     "split-seed": { type: "string", description: "seed of the reserved/calibration/evaluation split", default: "0", value: { kind: "int", min: 0, max: 1e9 } },
@@ -55,7 +54,6 @@ export const compareCommand: Command = {
     const fpr = num(v, "fpr", compareCommand.options);
     const calibrationLimit = int(v, "calibration-limit", compareCommand.options);
     const evaluationLimit = int(v, "evaluation-limit", compareCommand.options);
-    const limitOrder = choiceWithDefault(v, "limit-order", LIMIT_ORDERS, compareCommand.options);
     const dataPath = str(v, "data-path");
     const report = str(v, "report");
     const seed = int(v, "seed", compareCommand.options);
@@ -70,7 +68,6 @@ export const compareCommand: Command = {
       ...(fpr !== undefined ? { targetFpr: fpr } : {}),
       ...(calibrationLimit !== undefined ? { calibrationLimit } : {}),
       ...(evaluationLimit !== undefined ? { evaluationLimit } : {}),
-      limitOrder,
       ...(dataPath ? { dataPath } : {}),
       ...(report ? { report } : {}),
       ...(seed !== undefined ? { seed } : {}),

@@ -2,11 +2,10 @@
 // split — CA and ASR before/after, AUROC, TPR/FPR at the threshold — and an HTML/Markdown report.
 // The triggered side is a built-in attack, the user's own triggered inputs, or a trigger image.
 import { UsageError, type Command, type OptionSpec } from "../command.js";
-import { FPR, choice, choiceWithDefault, emitJson, num, requireStr, str } from "../args.js";
+import { FPR, choice, emitJson, num, requireStr, str } from "../args.js";
 import { RUNTIME_OPTIONS, applyRuntimeOptions } from "../runtime-options.js";
 import { ATTACK_OPTIONS, parseAttackParams } from "../attack-options.js";
 import { MISCLASSIFIED_ASR, evaluateBundle } from "../../jobs/evaluate-defense.js";
-import { LIMIT_ORDERS } from "../../jobs/compare.js";
 import { SCORE_RULES } from "../../defense/scores.js";
 import { metricsRows } from "../../report/report.js";
 import { DEFAULT_SALIENCY_METHOD, SALIENCY_METHODS } from "../../forensics/saliency.js";
@@ -28,7 +27,6 @@ const OPTIONS: Record<string, OptionSpec> = {
   "explain-inputs": { type: "string", description: "with --report: flagged poisoned inputs explained in its \"What the detector saw\" section (0: none)", default: "48", value: { kind: "int", min: 0, max: 1e6 } },
   "explain-method": { type: "string", description: `saliency method of that section: ${SALIENCY_METHODS.join(", ")}`, default: DEFAULT_SALIENCY_METHOD, value: { kind: "choice", values: SALIENCY_METHODS } },
   "evaluation-limit": { type: "string", description: "use N images of the evaluation split (0: all; STRIP costs ~100 passes per input)", value: { kind: "int", min: 0, max: 1e9 } },
-  "limit-order": { type: "string", description: "how that limit picks: sample (a seeded random N) or first (the first N by index)", default: "sample", value: { kind: "choice", values: LIMIT_ORDERS } },
   ...RUNTIME_OPTIONS,
 };
 
@@ -66,7 +64,6 @@ export const evaluateDefenseCommand: Command = {
     const bundle = requireStr(v, "bundle", "a directory written by `badexpert defend`");
     const verifyKey = str(v, "verify-key");
     const evaluationLimit = num(v, "evaluation-limit", OPTIONS);
-    const limitOrder = choiceWithDefault(v, "limit-order", LIMIT_ORDERS, OPTIONS);
     const triggered = str(v, "triggered");
     const trigger = str(v, "trigger");
     const mask = str(v, "mask");
@@ -92,7 +89,6 @@ export const evaluateDefenseCommand: Command = {
       ...(dataPath ? { dataPath } : {}),
       ...(report ? { report } : {}),
       ...(evaluationLimit !== undefined ? { evaluationLimit } : {}),
-      limitOrder,
       explainInputs: num(v, "explain-inputs", OPTIONS) ?? 48,
       explainMethod: choice(v, "explain-method", SALIENCY_METHODS) ?? DEFAULT_SALIENCY_METHOD,
       parts: v.parts === true,

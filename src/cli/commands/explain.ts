@@ -111,7 +111,7 @@ export const explain: Command = {
         const part = files.slice(at, at + BATCH);
         const decoded = await det.decodeEach(part, at);
         const ok = decoded.flatMap((d, i) => (d.ok ? [{ i, pixels: d.pixels }] : []));
-        for (const [i, d] of decoded.entries()) if (!d.ok) failed.push({ input: part[i] as string, error: d.error });
+        for (const [i, d] of decoded.entries()) if (!d.ok) failed.push({ input: part[i] as string, error: d.message });
         if (ok.length > 0) {
           const pixels = new Uint8Array(ok.length * per);
           ok.forEach((d, k) => pixels.set(d.pixels, k * per));

@@ -12,6 +12,7 @@ import { detectorGraph, modelGraph } from "../../export/detector-graph.js";
 import { encodeModel, producerName, type ModelProto } from "../../export/onnx-proto.js";
 import { assertTritonWritable, writeTritonRepository } from "../../export/triton.js";
 import { supportedTorchScriptOps } from "../../export/torchscript-export.js";
+import { BadExpertError } from "../../util/errors.js";
 
 const FORMATS = ["onnx", "triton"] as const;
 /** How much of an existing file is read to find its producer (the field comes in the first bytes). */
@@ -27,21 +28,21 @@ function checkOnnxOut(out: string, force: boolean): void {
     st = lstatSync(out);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === "ENOENT") return;
-    throw new Error(`--out ${out}: cannot inspect (${(e as NodeJS.ErrnoException).code ?? String(e)})`, { cause: e });
+    throw new BadExpertError("E_IO", `--out ${out}: cannot inspect (${(e as NodeJS.ErrnoException).code ?? String(e)})`, { cause: e });
   }
-  if (!st.isFile()) throw new Error(`--out ${out} exists and is not a regular file; refusing to replace it`);
-  if (!force) throw new Error(`--out ${out} already exists; refusing to overwrite it (--force replaces an ONNX model badexpert exported)`);
+  if (!st.isFile()) throw new BadExpertError("E_IO", `--out ${out} exists and is not a regular file; refusing to replace it`);
+  if (!force) throw new BadExpertError("E_IO", `--out ${out} already exists; refusing to overwrite it (--force replaces an ONNX model badexpert exported)`);
   const fd = openSync(out, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW);
   let producer: string | null;
   try {
-    if (!fstatSync(fd).isFile()) throw new Error(`--out ${out} is not a regular file; refusing to replace it`);
+    if (!fstatSync(fd).isFile()) throw new BadExpertError("E_IO", `--out ${out} is not a regular file; refusing to replace it`);
     const head = Buffer.alloc(PRODUCER_HEAD_BYTES);
     producer = producerName(head.subarray(0, readSync(fd, head, 0, head.length, 0)));
   } finally {
     closeSync(fd);
   }
   if (producer !== "badexpert") {
-    throw new Error(`--out ${out} is not an ONNX model badexpert exported (${producer === null ? "not an ONNX model" : `producer ${JSON.stringify(producer.slice(0, 40))}`}); refusing to replace it (choose another file, or move it yourself)`);
+    throw new BadExpertError("E_IO", `--out ${out} is not an ONNX model badexpert exported (${producer === null ? "not an ONNX model" : `producer ${JSON.stringify(producer.slice(0, 40))}`}); refusing to replace it (choose another file, or move it yourself)`);
   }
 }
 

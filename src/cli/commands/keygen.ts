@@ -4,6 +4,7 @@ import { mkdir } from "node:fs/promises";
 import type { Command } from "../command.js";
 import { emitJson, requireStr } from "../args.js";
 import { writeKeyPair, PRIVATE_KEY_FILE, PUBLIC_KEY_FILE } from "../../defense/signature.js";
+import { BadExpertError } from "../../util/errors.js";
 
 export const keygen: Command = {
   name: "keygen",
@@ -32,7 +33,7 @@ export const keygen: Command = {
     try {
       keys = await writeKeyPair(out);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === "EEXIST") throw new Error(`keygen: ${out} already holds a key file (${(e as Error).message}); choose another --out`, { cause: e });
+      if ((e as NodeJS.ErrnoException).code === "EEXIST") throw new BadExpertError("E_IO", `keygen: ${out} already holds a key file (${(e as Error).message}); choose another --out`, { cause: e });
       throw e;
     }
     console.error(`private key ${keys.privateKey} (keep it secret), public key ${keys.publicKey}`);

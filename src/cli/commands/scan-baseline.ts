@@ -9,7 +9,7 @@ import { inputSeeds } from "../../detectors/input-seeds.js";
 import { readImageFile } from "../../data/read-image-file.js";
 import { decodeImageFrames } from "../../data/image-decode.js";
 import { decodeOutcome, type DecodeOutcome } from "../../api/detector.js";
-import type { ScanModel, ScanRecord } from "./scan.js";
+import type { ScanModel, ScanRecord } from "./scan-model.js";
 
 export function baselineScanModel(loaded: LoadedDetector): ScanModel {
   const det = loaded.detector;

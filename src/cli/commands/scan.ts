@@ -8,10 +8,11 @@ import type { Command, OptionSpec } from "../command.js";
 import { UsageError } from "../command.js";
 import { COUNT, choiceWithDefault, num, requireStr, str, type Values } from "../args.js";
 import { RUNTIME_OPTIONS, applyRuntimeOptions } from "../runtime-options.js";
-import { Detector, detectionsOf, worstFrame, type DecodeOutcome, type Detection, type FrameOptions } from "../../api/detector.js";
+import { Detector, detectionsOf, worstFrame, type DecodeOutcome } from "../../api/detector.js";
 import { FRAME_POLICIES, type FramePolicy } from "../../data/image-decode.js";
 import { isBaselineBundle, loadDetectorBundle } from "../../detectors/bundle.js";
 import { baselineScanModel } from "./scan-baseline.js";
+import type { ScanModel, ScanRecord } from "./scan-model.js";
 import { checkScoringDevice } from "../../jobs/device.js";
 import { requireDataPath } from "../../jobs/data-path.js";
 import { datasetNames, loadDataset } from "../../data/registry.js";
@@ -22,6 +23,7 @@ import { OnnxDetector } from "../../export/onnx-detector.js";
 import { returnLargeBuffersToTheOs, tidy, type Tensor } from "../../engine/index.js";
 import { Progress } from "../../util/progress.js";
 import { PUBLIC_KEY_FILE, VERIFY_KEY_ENV } from "../../defense/signature.js";
+import { BadExpertError, type ErrorCode } from "../../util/errors.js";
 
 /** Inputs decoded and scored at a time: the bound on scan's memory. */
 export const SCAN_BATCH = 256;
@@ -50,19 +52,7 @@ const OPTIONS: Record<string, OptionSpec> = {
   ...RUNTIME_OPTIONS,
 };
 
-/** One scored input; a baseline detector has no expert/auxiliary confidences. */
-export type ScanRecord = Omit<Detection, "expertConfidence" | "auxiliaryConfidence" | "threshold"> & Partial<Pick<Detection, "expertConfidence" | "auxiliaryConfidence">>;
-
-/** What scan needs of a bundle, BaDExpert's or a baseline's (scan-baseline.ts). */
-export interface ScanModel {
-  imageSize: [number, number];
-  channels: number;
-  decodeEach(files: readonly string[], firstIndex: number, o: FrameOptions): Promise<DecodeOutcome[]>;
-  /** Throws when a dataset's images do not fit the model. */
-  checkInput(height: number, width: number, channels: number, what: string): void;
-  /** Scores float [N, C, H, W] images in [0, 1]. */
-  score(x: Tensor): Promise<ScanRecord[]>;
-}
+export type { ScanModel, ScanRecord } from "./scan-model.js";
 
 interface Tally {
   inputs: number;
@@ -76,9 +66,10 @@ async function drained(): Promise<void> {
   if (process.stdout.writableNeedDrain) await new Promise<void>((resolve) => process.stdout.once("drain", resolve));
 }
 
-function emitError(input: string, error: string, tally: Tally, code?: string): void {
+/** An input's error line: {input, code, reason?, message} as the service's error body has them, and `error` (the message, as the README promises). */
+function emitError(input: string, message: string, tally: Tally, code: ErrorCode, reason?: string): void {
   tally.failed++;
-  console.log(JSON.stringify({ input, error, ...(code ? { code } : {}) }));
+  console.log(JSON.stringify({ input, code, ...(reason !== undefined ? { reason } : {}), message, error: message }));
 }
 
 /** An image scored frame by frame: how many frames, and the one whose record is printed. */
@@ -90,7 +81,7 @@ interface FrameChoice {
 /** Prints one scored input; a score that is not a finite number is an error line, never clean. */
 function emitScore(v: Values, input: string, d: ScanRecord, label: number | undefined, tally: Tally, f?: FrameChoice): void {
   if (!Number.isFinite(d.score)) {
-    emitError(input, `${f ? `frame ${f.frame} of ${f.frames}: ` : ""}no valid score (${String(d.score)}): the detector cannot judge this input`, tally);
+    emitError(input, `${f ? `frame ${f.frame} of ${f.frames}: ` : ""}no valid score (${String(d.score)}): the detector cannot judge this input`, tally, "E_UNSCORABLE");
     return;
   }
   tally.scored++;
@@ -142,7 +133,7 @@ async function scanFiles(v: Values, det: ScanModel, files: readonly string[], ta
     for (const { file, d } of pending) {
       tally.inputs++;
       if (!d.ok) {
-        emitError(file, d.error, tally, d.code);
+        emitError(file, d.message, tally, d.code, d.reason);
         continue;
       }
       const mine = scores.slice(k, k + d.frames);
@@ -209,8 +200,10 @@ export const scan: Command = {
     "scored as is (its images must have the model's size and channel count). Inputs are read and scored",
     `${SCAN_BATCH} at a time, so memory does not grow with their number.`,
     "",
-    "An input that cannot be read, decoded or scored gets a line {input, error, code} and the scan goes on (code, for",
-    "images: empty, not_an_image, unsupported_format, corrupt, too_many_pixels, multi_frame, too_many_frames).",
+    "An input that cannot be read, decoded or scored gets a line {input, code, reason, message, error} and the scan goes",
+    "on: code is the error code (E_IO, E_INPUT_DECODE, E_INPUT_UNSUPPORTED, E_INPUT_TOO_LARGE, E_UNSCORABLE; docs/errors.md),",
+    "reason, for images: empty, not_an_image, unsupported_format, corrupt, too_many_pixels, multi_frame, too_many_frames;",
+    "error is the message again.",
     "An image of several frames (animated GIF/WebP/PNG, multi-page TIFF, multi-image PPM) is refused by default: its",
     "first frame is not the whole input. --frames all scores every frame; the line is the worst frame's (the highest",
     "score), with {frames, frame}, and flagged when any frame is.",
@@ -243,7 +236,7 @@ export const scan: Command = {
     if (await isBaselineBundle(bundle)) {
       if (engine !== "libtorch") throw new UsageError(`--engine ${engine}: a baseline detector bundle scores with libtorch only`);
       if (verifyKey !== undefined) throw new UsageError("--verify-key: baseline detector bundles are not signed (their checkpoint's weights are hash-checked)");
-      if (requireSignature) throw new Error(`${bundle} is a baseline detector bundle, which is not signed, and --require-signature refuses unsigned bundles`);
+      if (requireSignature) throw new BadExpertError("E_BUNDLE_INTEGRITY", `${bundle} is a baseline detector bundle, which is not signed, and --require-signature refuses unsigned bundles`);
       const loaded = await loadDetectorBundle(bundle);
       loaded.warnings.forEach(warn);
       try {

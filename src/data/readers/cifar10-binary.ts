@@ -113,7 +113,7 @@ export async function readCifar10Binary(path: string, opts: ReadOptions & { name
       const data = await readDatasetFile(file, "cifar10").catch((e: unknown) => {
         // A device or a pipe is said as such; anything else keeps the short message.
         const cause = e instanceof DatasetFormatError ? e.cause : undefined;
-        const why = cause instanceof FileReadError && (cause.code === "ETYPE" || cause.code === "ESIZE") ? cause.problem : "missing or unreadable";
+        const why = cause instanceof FileReadError && (cause.reason === "ETYPE" || cause.reason === "ESIZE") ? cause.problem : "missing or unreadable";
         throw new DatasetFormatError("cifar10", file, why, { cause: e });
       });
       files.set(name, { data, file });

@@ -10,8 +10,9 @@ import { isJunkPath, listFiles } from "../file-tree.js";
 import { decodeImage, isImageFile } from "../image-decode.js";
 import { MAX_IMAGE_FILE_BYTES } from "../read-image-file.js";
 import type { RawImage } from "../ppm.js";
-import type { LabelledImages } from "../triggered-set.js";
+import type { LabelledImages } from "../labelled-images.js";
 import { parseLabelsCsv } from "./labels-csv.js";
+import { BadExpertError } from "../../util/errors.js";
 
 export const LABELS_FILE = "labels.csv";
 const MAX_LABELS_BYTES = 64 * 2 ** 20;
@@ -25,13 +26,13 @@ export async function readTriggeredFolder(dir: string, channels: 1 | 3): Promise
   const listed = new Set<string>();
   for (const r of csv.rows) {
     const path = resolve(root, r.file);
-    if (!path.startsWith(root + sep)) throw new Error(`${csvPath}: ${JSON.stringify(r.file)} is not inside ${dir} (file names are relative to the folder)`);
+    if (!path.startsWith(root + sep)) throw new BadExpertError("E_DATA", `${csvPath}: ${JSON.stringify(r.file)} is not inside ${dir} (file names are relative to the folder)`);
     listed.add(path);
   }
   const unlisted = (await listFiles(root)).filter((rel) => !isJunkPath(rel) && isImageFile(rel) && !listed.has(resolve(root, rel)));
   if (unlisted.length > 0) {
     const names = unlisted.slice(0, 3).join(", ");
-    throw new Error(`${dir}: ${unlisted.length} image file(s) are not listed in ${LABELS_FILE} (${names}${unlisted.length > 3 ? ", ..." : ""}): list them or move them out`);
+    throw new BadExpertError("E_DATA", `${dir}: ${unlisted.length} image file(s) are not listed in ${LABELS_FILE} (${names}${unlisted.length > 3 ? ", ..." : ""}): list them or move them out`);
   }
   const decoded = new Array<RawImage>(csv.rows.length);
   await forEachLimit(csv.rows, DECODE_CONCURRENCY, async (r, i) => {
@@ -43,7 +44,7 @@ export async function readTriggeredFolder(dir: string, channels: 1 | 3): Promise
   const images = new Uint8Array(per * csv.rows.length);
   decoded.forEach((img, i) => {
     if (img.height !== first.height || img.width !== first.width) {
-      throw new Error(`${join(dir, csv.rows[i]?.file ?? "")} is ${img.width}x${img.height} but ${join(dir, csv.rows[0]?.file ?? "")} is ${first.width}x${first.height}: the images of a triggered set must all have the model's input size`);
+      throw new BadExpertError("E_DATA", `${join(dir, csv.rows[i]?.file ?? "")} is ${img.width}x${img.height} but ${join(dir, csv.rows[0]?.file ?? "")} is ${first.width}x${first.height}: the images of a triggered set must all have the model's input size`);
     }
     images.set(img.pixels, i * per);
   });

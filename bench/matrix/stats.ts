@@ -3,7 +3,7 @@
 // is two-level: each replicate draws the seeds with replacement, then each drawn seed's positive
 // and negative scores with replacement, and averages the drawn seeds' AUROCs; so the interval
 // carries both the spread between trained models and the finite evaluation sets.
-import { Rng } from "../util/rng.js";
+import { Rng } from "../../src/util/rng.js";
 
 export interface MeanStd {
   mean: number;

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
-import { aurocSets, cellId, madeWithCurrentDefaults, defenseTag, cellPath, defaultFprs, MATRIX_RESULT_VERSION, pendingCells, readAllResults, readCellResult, writeCellResult, type MatrixCell, type MatrixCellResult } from "../../src/jobs/matrix.js";
+import { aurocSets, cellId, madeWithCurrentDefaults, defenseTag, cellPath, defaultFprs, MATRIX_RESULT_VERSION, pendingCells, readAllResults, readCellResult, writeCellResult, type MatrixCell, type MatrixCellResult } from "../../bench/matrix/cells.js";
 
 const cell = (attack: string, seed: number, o: Partial<MatrixCell> = {}): MatrixCell => ({ dataset: "fashion-mnist", model: "compact-cnn", attack, attackParams: {}, seed, epochs: 6, ...o });
 

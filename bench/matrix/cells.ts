@@ -1,4 +1,4 @@
-// The evaluation matrix (`npm run bench:matrix`): dataset × model × attack × seed, each cell run
+// The evaluation matrix's cells (`npm run bench:matrix`): dataset × model × attack × seed, each cell run
 // through the model cache (train or reuse the backdoored model), the defend job (BaDExpert with
 // the defaults, canary-chosen unlearning rate where the paper gives none) and the
 // evaluate-defense job (at each requested FPR), and written as one JSON file. A cell whose file
@@ -6,22 +6,22 @@
 // atomically, so a kill never leaves a cell that looks finished.
 import { readFile, readdir } from "node:fs/promises";
 import { join } from "node:path";
-import type { ParamValue } from "../attacks/attack.js";
-import type { AuxiliaryRateSelection } from "../defense/auxiliary-rate.js";
-import type { CanaryKind, CanaryRecord } from "../defense/canary.js";
-import type { UnlearningTrace } from "../defense/expert-extraction.js";
-import { DEFAULT_TARGET_FPR, type UnlearnLabelMapping } from "../defense/defaults.js";
-import type { DefenseMetrics } from "../defense/metrics.js";
-import type { DetectorParts } from "../defense/parts.js";
-import { readCheckpointMeta } from "../train/checkpoint.js";
-import { recipeFor } from "../train/recipes.js";
-import { writeFileAtomically } from "../util/atomic-file.js";
-import { removeOwnedDir } from "../util/atomic-dir.js";
-import { BUNDLE_DIR } from "../defense/bundle.js";
-import { settingsTag } from "../util/settings-tag.js";
-import { defendCheckpoint } from "./defend.js";
-import { evaluateBundle } from "./evaluate-defense.js";
-import { cachedModel, cachedModelPath } from "./model-cache.js";
+import type { ParamValue } from "../../src/attacks/attack.js";
+import type { AuxiliaryRateSelection } from "../../src/defense/auxiliary-rate.js";
+import type { CanaryKind, CanaryRecord } from "../../src/defense/canary.js";
+import { DEFAULT_TARGET_FPR, type UnlearnLabelMapping } from "../../src/defense/defaults.js";
+import type { UnlearningTrace } from "../../src/defense/expert-extraction.js";
+import type { DefenseMetrics } from "../../src/defense/metrics.js";
+import type { DetectorParts } from "../../src/defense/parts.js";
+import { readCheckpointMeta } from "../../src/train/checkpoint.js";
+import { recipeFor } from "../../src/train/recipes.js";
+import { writeFileAtomically } from "../../src/util/atomic-file.js";
+import { removeOwnedDir } from "../../src/util/atomic-dir.js";
+import { BUNDLE_DIR } from "../../src/defense/bundle.js";
+import { settingsTag } from "./settings-tag.js";
+import { defendCheckpoint } from "../../src/jobs/defend.js";
+import { evaluateBundle } from "../../src/jobs/evaluate-defense.js";
+import { cachedModel, cachedModelPath } from "../../src/jobs/model-cache.js";
 
 export const MATRIX_RESULT_VERSION = 1;
 
@@ -81,7 +81,7 @@ export interface MatrixCellResult {
    */
   finetune?: { lr: number; source: "default" | "given" | "auto"; selection?: AuxiliaryRateSelection };
   evaluations: MatrixEvaluation[];
-  /** M, B and M' each on their own on the evaluation split (absent in results written before session 12). */
+  /** M, B and M' each on their own on the evaluation split (absent in results written before it was recorded). */
   parts?: DetectorParts;
   /** Scores of the AUROC sets (positives: poisoned inputs that fool M; negatives: clean inputs M gets right), for the bootstrap. */
   scores: { positives: number[]; negatives: number[] };

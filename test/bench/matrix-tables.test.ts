@@ -4,7 +4,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 
 import type { DefenseMetrics } from "../../src/defense/metrics.js";
-import { aggregateMatrix, MATRIX_BEGIN, MATRIX_END, renderMatrixTables, replaceMatrixSection, type MatrixRow } from "../../src/report/matrix-tables.js";
+import { aggregateMatrix, MATRIX_BEGIN, MATRIX_END, renderMatrixTables, replaceMatrixSection, type MatrixRow } from "../../bench/matrix/tables.js";
 
 function metrics(o: Partial<DefenseMetrics>): DefenseMetrics {
   return { cleanCount: 100, poisonCount: 90, cleanAccuracyBefore: 0.9, cleanAccuracyAfter: 0.89, asrBefore: 1, asrAfter: 0, auroc: 1, tpr: 1, fpr: 0.01, threshold: 0, ...o };

@@ -2,11 +2,11 @@
 // dataset, model, attack and FPR, aggregated over seeds (mean ± std; bootstrap 95% interval of
 // the mean AUROC) and rendered as Markdown between marker comments, so the tables are written by
 // `npm run bench:matrix -- --render`, never by hand.
-import type { DefenseMetrics } from "../defense/metrics.js";
-import { bootstrapMeanAuroc, meanStd, RankedScores, type BootstrapOptions, type Interval, type MeanStd } from "./matrix-stats.js";
-import { settingsTag } from "../util/settings-tag.js";
+import type { DefenseMetrics } from "../../src/defense/metrics.js";
+import { bootstrapMeanAuroc, meanStd, RankedScores, type BootstrapOptions, type Interval, type MeanStd } from "./stats.js";
+import { settingsTag } from "./settings-tag.js";
 
-/** What the tables need from one cell result (src/jobs/matrix.ts writes more). */
+/** What the tables need from one cell result (cells.ts writes more). */
 export interface MatrixRow {
   cell: { dataset: string; model: string; attack: string; attackParams: Record<string, unknown>; seed: number; epochs: number; defense?: object };
   unlearn: { lr: number; source: string };

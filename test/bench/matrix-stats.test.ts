@@ -5,7 +5,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 
 import { auroc } from "../../src/defense/metrics.js";
-import { bootstrapMeanAuroc, drawCounts, meanStd, quantileSorted, RankedScores } from "../../src/report/matrix-stats.js";
+import { bootstrapMeanAuroc, drawCounts, meanStd, quantileSorted, RankedScores } from "../../bench/matrix/stats.js";
 import { Rng } from "../../src/util/rng.js";
 
 void test("meanStd: mean and sample (n − 1) standard deviation; one value has std 0; none is NaN", () => {
