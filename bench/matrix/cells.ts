@@ -7,10 +7,10 @@
 import { readFile, readdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { ParamValue } from "../../src/attacks/attack.js";
-import type { AuxiliaryRateSelection } from "../../src/defense/auxiliary-rate.js";
+import type { AuxiliaryRateSelection } from "../../src/defense/records.js";
 import type { CanaryKind, CanaryRecord } from "../../src/defense/canary.js";
 import { DEFAULT_TARGET_FPR, type UnlearnLabelMapping } from "../../src/defense/defaults.js";
-import type { UnlearningTrace } from "../../src/defense/expert-extraction.js";
+import type { UnlearningTrace } from "../../src/defense/records.js";
 import type { DefenseMetrics } from "../../src/defense/metrics.js";
 import type { DetectorParts } from "../../src/defense/parts.js";
 import { readCheckpointMeta } from "../../src/train/checkpoint.js";

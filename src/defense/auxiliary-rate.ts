@@ -19,31 +19,7 @@ import type { Preprocessing, ModelSpec } from "../train/checkpoint.js";
 import { evaluateModel } from "../train/evaluate.js";
 import type { FinetuneOptions } from "./defaults.js";
 import { finetuneAuxiliary } from "./fit.js";
-
-export interface AuxiliaryRateRow {
-  lr: number;
-  /** The clean accuracy of M' on the calibration split when it was judged. */
-  calibrationAccuracy: number;
-  /** Whether this rate kept the accuracy within tolerance. */
-  kept: boolean;
-}
-
-export interface AuxiliaryRateSelection {
-  lr: number;
-  /** M's clean accuracy on the calibration split, the reference. */
-  modelAccuracy: number;
-  /** Share of M's accuracy above chance that M' had to keep (src/defense/defaults.ts, FINETUNE_RETAINED). */
-  retain?: number;
-  /** Points of M's accuracy M' could lose (selections that judged by a fixed drop). */
-  tolerance?: number;
-  /** Epochs of the schedule after which each candidate is judged. */
-  probeEpochs: number;
-  /** The candidates tried, strongest first; the last row is the chosen rate's. */
-  table: AuxiliaryRateRow[];
-  /** False when no candidate kept the accuracy: the gentlest one is used. */
-  conclusive: boolean;
-  seconds: number;
-}
+import type { AuxiliaryRateRow, AuxiliaryRateSelection } from "./records.js";
 
 export interface AuxiliaryRateOptions {
   finetune: FinetuneOptions;

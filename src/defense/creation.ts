@@ -8,8 +8,8 @@ import type { FieldReader } from "../util/fields.js";
 import { CANARY_KINDS, type CanaryRecord, type CanaryResult, type SelectionRule, type UnlearningRecord } from "./canary.js";
 import { UNLEARN_LABEL_MAPPINGS, type FinetuneOptions, type UnlearnOptions } from "./defaults.js";
 import type { DefenseSplitSpec } from "./splits.js";
-import type { AuxiliaryRateSelection } from "./auxiliary-rate.js";
-import type { UnlearningTrace } from "./expert-extraction.js";
+import type { AuxiliaryRateSelection } from "./records.js";
+import type { UnlearningTrace } from "./records.js";
 
 /** Where B's unlearning rate came from. */
 export type UnlearnLrSource = UnlearningRecord["source"];

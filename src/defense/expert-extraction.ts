@@ -15,20 +15,8 @@ import { evaluateModel } from "../train/evaluate.js";
 import { DEFAULT_CONFIG, type TrainConfig } from "../train/config.js";
 import { cloneModel, unlearningLabels } from "./fit.js";
 import type { UnlearnUntilForgotten } from "./defaults.js";
+import type { UnlearningTrace } from "./records.js";
 
-export interface UnlearningTrace {
-  /** Optimizer steps taken. */
-  steps: number;
-  /** Adam's rate at the last step. */
-  finalLr: number;
-  /** B's accuracy on the monitor images when unlearning stopped. */
-  monitorAccuracy: number;
-  /** M's accuracy on the same images, for reference. */
-  modelAccuracy: number;
-  /** Whether the accuracy reached forgetAccuracy (false: maxEpochs ran out first). */
-  forgotten: boolean;
-  seconds: number;
-}
 
 /**
  * Step 1 with the stop rule: a copy of M unlearned on the reserved set's wrong labels until its

@@ -19,8 +19,10 @@ import {
   type UnlearnLabelMapping,
   type UnlearnOptions,
 } from "./defaults.js";
-import { extractExpertUntilForgotten, type UnlearningTrace } from "./expert-extraction.js";
-import { selectFinetuneLr, type AuxiliaryRateSelection } from "./auxiliary-rate.js";
+import { extractExpertUntilForgotten } from "./expert-extraction.js";
+import type { UnlearningTrace } from "./records.js";
+import { selectFinetuneLr } from "./auxiliary-rate.js";
+import type { AuxiliaryRateSelection } from "./records.js";
 
 export interface ProcedureOptions {
   /** B's Adam rate for one epoch; omitted: unlearn until forgotten. */
