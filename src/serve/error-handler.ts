@@ -33,11 +33,15 @@ function fromFramework(e: FastifyError, req: FastifyRequest, o: ServeOptions): S
   return null;
 }
 
-export function handleError(err: unknown, req: FastifyRequest, reply: FastifyReply, metrics: ServeMetrics, o: ServeOptions): FastifyReply {
+/** The JSON body of an error answer; the Open Inference Protocol's routes answer {"error": message}. */
+export type ErrorBody = (e: { code: string; message: string }, requestId: string) => Record<string, unknown>;
+const v1Body: ErrorBody = (e, requestId) => ({ error: e.code, message: e.message, requestId });
+
+export function handleError(err: unknown, req: FastifyRequest, reply: FastifyReply, metrics: ServeMetrics, o: ServeOptions, body: ErrorBody = v1Body): FastifyReply {
   const e = err instanceof ServeError ? err : err instanceof Error ? fromFramework(err as FastifyError, req, o) : null;
   if (!e) {
     req.log.error({ err }, "internal error");
-    return reply.code(500).send({ error: "internal", message: "internal error (logged with request id)", requestId: req.id });
+    return reply.code(500).send(body({ code: "internal", message: "internal error (logged with request id)" }, String(req.id)));
   }
   if (e.statusCode >= 500) {
     metrics.refused.inc({ reason: e.code });
@@ -45,5 +49,5 @@ export function handleError(err: unknown, req: FastifyRequest, reply: FastifyRep
   } else {
     req.log.info({ event: "bad_request", code: e.code, err: e.message }, "bad request");
   }
-  return reply.code(e.statusCode).headers(e.headers).send({ error: e.code, message: e.message, requestId: req.id });
+  return reply.code(e.statusCode).headers(e.headers).send(body(e, String(req.id)));
 }
