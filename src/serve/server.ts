@@ -596,8 +596,7 @@ export class BadExpertServer {
     void app.register(multipart, { limits: { fileSize: o.maxBodyBytes, files: o.maxImagesPerRequest, fields: 16, parts: o.maxImagesPerRequest + 16 } });
     app.setErrorHandler((err, req, reply) => handleError(err, req, reply, this.metrics, o));
     app.setNotFoundHandler((req, reply) => {
-      const message = `no route ${req.method} ${req.url.slice(0, 200)}; see GET /openapi.json`;
-      void reply.code(404).send(isV2(req.url) ? v2Error({ message }) : { error: "not_found", message, requestId: req.id });
+      void reply.code(404).send({ error: "not_found", message: `no route ${req.method} ${req.url}; see GET /openapi.json`, requestId: req.id });
     });
     if (o.token !== null) {
       const check = bearerCheck(o.token);
