@@ -400,6 +400,19 @@ interface ProtocolRow {
   p99ms: number;
   errors: number;
   non2xx: number;
+  /** Requests answered (2xx) in the run. */
+  answered: number;
+  /** CPU time of the server process (all its threads) per answered request. */
+  serverCpuMs?: number;
+  /** CPU time of this process (the load generator) per answered request. */
+  clientCpuMs?: number;
+}
+
+/** CPU seconds (user + system, all threads) a process has used. */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").replace(/^.*\) /, "").split(" ");
+  // After the command name: state is field 3, utime 14 and stime 15 (1-based, man 5 proc).
+  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 const PROTO = fileURLToPath(new URL("../../src/serve/v2/grpc_predict_v2.proto", import.meta.url));
@@ -429,7 +442,7 @@ async function grpcLoad(address: string, bodies: unknown[], connections: number,
   client.close();
   latencies.sort((a, b) => a - b);
   const q = (p: number): number => round(latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? Number.NaN, 1);
-  return { protocol: "grpc", reqPerSec: round(latencies.length / elapsed, 0), p50ms: q(0.5), p99ms: q(0.99), errors, non2xx: 0 };
+  return { protocol: "grpc", reqPerSec: round(latencies.length / elapsed, 0), p50ms: q(0.5), p99ms: q(0.99), errors, non2xx: 0, answered: latencies.length };
 }
 
 function httpLoad(url: string, requests: { path: string; headers: Record<string, string>; body: Buffer }[], connections: number, seconds: number): Promise<autocannon.Result> {
@@ -465,7 +478,7 @@ async function protocolsMain(bundle: string): Promise<void> {
   const grpcPort = await freePort();
   const s = await startServer(bundle, ["--max-batch", "64", "--max-wait-ms", "2", "--grpc-port", String(grpcPort)]);
   const cores = availableParallelism();
-  const fromCannon = (protocol: string, r: autocannon.Result): ProtocolRow => ({ protocol, reqPerSec: round(r.requests.average, 0), p50ms: r.latency.p50, p99ms: r.latency.p99, errors: r.errors, non2xx: r.non2xx });
+  const fromCannon = (protocol: string, r: autocannon.Result): ProtocolRow => ({ protocol, reqPerSec: round(r.requests.average, 0), p50ms: r.latency.p50, p99ms: r.latency.p99, errors: r.errors, non2xx: r.non2xx, answered: r["2xx"] });
   const runs: Record<string, () => Promise<ProtocolRow>> = {
     "v1 raw PNG": async () => fromCannon("v1 raw PNG", await httpLoad(s.url, v1, 64, duration)),
     "v2 binary UINT8": async () => fromCannon("v2 binary UINT8", await httpLoad(s.url, v2u8, 64, duration)),
@@ -480,9 +493,14 @@ async function protocolsMain(bundle: string): Promise<void> {
     const names = Object.keys(runs);
     for (let r = 0; r < rounds; r++) {
       for (const name of r % 2 === 0 ? names : [...names].reverse()) {
+        const server0 = cpuSeconds(s.child.pid as number);
+        const client0 = process.cpuUsage();
         const row = await (runs[name] as () => Promise<ProtocolRow>)();
+        const client = process.cpuUsage(client0);
+        row.serverCpuMs = round(((cpuSeconds(s.child.pid as number) - server0) * 1000) / Math.max(1, row.answered), 3);
+        row.clientCpuMs = round((client.user + client.system) / 1000 / Math.max(1, row.answered), 3);
         (results[name] ??= []).push(row);
-        if (!wantsJson()) console.log(`round ${r + 1} | ${name} | c=64: ${row.reqPerSec} req/s, p50 ${row.p50ms} ms, p99 ${row.p99ms} ms, errors ${row.errors}, non-2xx ${row.non2xx}`);
+        if (!wantsJson()) console.log(`round ${r + 1} | ${name} | c=64: ${row.reqPerSec} req/s, p50 ${row.p50ms} ms, p99 ${row.p99ms} ms, errors ${row.errors}, non-2xx ${row.non2xx}; CPU per request: server ${row.serverCpuMs} ms, load generator ${row.clientCpuMs} ms`);
       }
     }
   } finally {
@@ -499,6 +517,8 @@ async function protocolsMain(bundle: string): Promise<void> {
     p99ms: round(median(rs.map((x) => x.p99ms)), 1),
     errors: rs.reduce((n, x) => n + x.errors, 0),
     non2xx: rs.reduce((n, x) => n + x.non2xx, 0),
+    serverCpuMs: round(median(rs.map((x) => x.serverCpuMs ?? Number.NaN)), 3),
+    clientCpuMs: round(median(rs.map((x) => x.clientCpuMs ?? Number.NaN)), 3),
     rounds: rs.map((x) => x.reqPerSec),
   }));
   const base = rows.find((r) => r.protocol === "v1 raw PNG")?.reqPerSec ?? Number.NaN;
@@ -506,7 +526,9 @@ async function protocolsMain(bundle: string): Promise<void> {
     console.log(JSON.stringify({ cores, image: [h, w, c], duration, rounds, rows: rows.map((r) => ({ ...r, ofV1: round(r.reqPerSec / base, 3) })) }));
     return;
   }
-  for (const r of rows) console.log(`median | ${r.protocol} | c=64: ${r.reqPerSec} req/s (${((r.reqPerSec / base) * 100).toFixed(0)}% of v1 raw PNG), p50 ${r.p50ms} ms, p99 ${r.p99ms} ms, errors ${r.errors}, non-2xx ${r.non2xx}; rounds ${r.rounds.join(", ")}`);
+  for (const r of rows) {
+    console.log(`median | ${r.protocol} | c=64: ${r.reqPerSec} req/s (${((r.reqPerSec / base) * 100).toFixed(0)}% of v1 raw PNG), p50 ${r.p50ms} ms, p99 ${r.p99ms} ms, errors ${r.errors}, non-2xx ${r.non2xx}; server CPU ${r.serverCpuMs} ms/request, load generator ${r.clientCpuMs} ms/request; rounds ${r.rounds.join(", ")} req/s`);
+  }
 }
 
 const randomModel = strArg("random-model");
