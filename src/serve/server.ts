@@ -73,6 +73,8 @@ const DRAIN_IDLE_CLOSE_MS = 1000;
 /** After the grace period, the time the 503 answers get to be written before connections are cut. */
 const DRAIN_FLUSH_MS = 1000;
 const DRAIN_POLL_MS = 25;
+/** After the grace period, the time gRPC's UNAVAILABLE answers get to be sent before its calls are cancelled. */
+const GRPC_FLUSH_MS = 100;
 
 const REQUEST_ID = /^[\w.-]{1,64}$/;
 /** Routes that answer without a token: probes and the API description. */
@@ -361,7 +363,7 @@ export class BadExpertServer {
       // gRPC calls still waiting for a score are answered UNAVAILABLE (not checked), then cut.
       log.warn({ event: "drain_expired", drainTimeoutMs: graceMs, protocol: "grpc" }, "the grace period ended with gRPC calls unanswered: they are answered UNAVAILABLE (not checked)");
       this.#batcher.abort(() => drainExpired(graceMs));
-      await new Promise((r) => setTimeout(r, 50));
+      await new Promise((r) => setTimeout(r, GRPC_FLUSH_MS));
       this.#grpc?.forceClose();
     }
     if (!httpDrained) {
@@ -698,7 +700,8 @@ export class BadExpertServer {
     app.get("/healthz", async () => ({ status: "ok" }));
     app.get("/readyz", async (_req, reply) => {
       if (this.#state !== "ready") return reply.code(503).send({ status: this.#state === "draining" ? "draining" : "stopped" });
-      if (!this.#ready()) return reply.code(503).send({ status: "starting", workers: this.#pool.alive, of: this.#pool.size });
+      // A worker that died is not ready again until its replacement has loaded the bundle.
+      if (!this.#ready()) return reply.code(503).send({ status: "loading", workersReady: this.#pool.alive, workers: this.#pool.size });
       return { status: "ready", workers: this.#pool.size };
     });
     app.get("/metrics", async (_req, reply) => {

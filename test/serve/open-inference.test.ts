@@ -371,3 +371,43 @@ function probe(agent: Agent): Promise<number> {
     req.on("error", reject);
   });
 }
+
+test("a gRPC call still unscored when the grace period ends is answered UNAVAILABLE, never with a score", async () => {
+  // One input per batch, so 64 inputs take many forward passes: the call is still queued at the deadline.
+  const s = await createServer(dir, { port: 0, grpcPort: 0, logLevel: "silent", engine: "libtorch", workers: 1, maxBatch: 1, maxWaitMs: 0, timeoutMs: 60_000 });
+  await s.listen();
+  const c = new GrpcClient(`127.0.0.1:${s.grpcPort}`);
+  try {
+    const u8 = imagesOf(Array.from({ length: N }, (_, i) => i));
+    const pending = grpcError(c.call("ModelInfer", { model_name: "badexpert", inputs: [{ name: "image", datatype: "UINT8", shape: [N, H, W, C] }], raw_input_contents: [Buffer.from(u8)] }));
+    // Until the call is queued: then end the drain at once. The metrics are read on connections
+    // that close after each answer, so only gRPC has anything left to drain.
+    const port = (s.app.server.address() as { port: number }).port;
+    for (let i = 0; i < 400; i++) {
+      const t = await getClosing(`http://127.0.0.1:${port}/metrics`);
+      if ((metric(t, "badexpert_queue_depth") ?? 0) > 0) break;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    assert.equal(await s.close({ drainTimeoutMs: 0 }), 0);
+    const e = await pending;
+    assert.equal(e.code, status.UNAVAILABLE);
+    assert.match(e.details, /grace period .* ended before this input was scored; it was not checked/);
+    assert.equal(s.shutdown?.drained, false);
+  } finally {
+    c.close();
+    await s.close();
+  }
+});
+
+/** GET on a connection of its own that closes after the answer. */
+function getClosing(at: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = httpGet(at, { agent: false }, (res) => {
+      let text = "";
+      res.setEncoding("utf8");
+      res.on("data", (d: string) => (text += d));
+      res.on("end", () => resolve(text));
+    });
+    req.on("error", reject);
+  });
+}

@@ -6,6 +6,8 @@ import assert from "node:assert/strict";
 import { ServeError } from "../../src/serve/errors.js";
 import { encodeAnswer, inferRequestOf, parseInferBody, type InferBody } from "../../src/serve/v2/http-codec.js";
 import { modelImages } from "../../src/serve/v2/model-input.js";
+import { resolveModel } from "../../src/serve/v2/models.js";
+import { resolveOptions } from "../../src/serve/options.js";
 import { flattenJson, rawBytes, splitBytesElements } from "../../src/serve/v2/tensor.js";
 import { bytesTensor, decodeRaw } from "./v2-client.js";
 
@@ -101,4 +103,14 @@ test("UINT8 tensors: the bundle's shape only, values 0..255, and the image count
   refused(() => modelImages([{ name: "image", datatype: "UINT8", shape: [9, 2, 3, 1], parameters: {}, data: { kind: "raw", bytes: new Uint8Array(54) } }], m, 8), 413, /9 images; at most 8 per request/);
   refused(() => modelImages([{ name: "image", datatype: "UINT8", shape: [1, 2, 3, 1], parameters: {}, data: { kind: "json", values: [0, 0, 0, 0, 0, 2.5] } }], m, 8), 400, /element 5 is 2.5/);
   refused(() => modelImages([{ name: "image", datatype: "UINT8", shape: [0, 2, 3, 1], parameters: {}, data: { kind: "raw", bytes: new Uint8Array(0) } }], m, 8), 400, /batch dimension is 0/);
+});
+
+test("model names: --model-name names the detector and NAME-filtered the firewall; bad names and a shared gRPC port are refused", () => {
+  assert.deepEqual(resolveModel("fmnist", "fmnist-filtered", "1"), { name: "fmnist-filtered", role: "filtered" });
+  assert.deepEqual(resolveModel("fmnist", "fmnist", undefined), { name: "fmnist", role: "detector" });
+  refused(() => resolveModel("fmnist", "badexpert", undefined), 404, /no model named "badexpert"; this server serves "fmnist" and "fmnist-filtered"/);
+  assert.throws(() => resolveOptions({ modelName: "../etc" }), /modelName must be 1-64 letters, digits/);
+  assert.throws(() => resolveOptions({ port: 9000, grpcPort: 9000 }), /grpcPort must differ from port/);
+  assert.throws(() => resolveOptions({ grpcPort: 70000 }), /grpcPort must be at most 65535/);
+  assert.equal(resolveOptions({}).grpcPort, null, "no gRPC service unless asked");
 });
