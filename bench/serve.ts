@@ -415,7 +415,7 @@ function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
-const PROTO = fileURLToPath(new URL("../../src/serve/v2/grpc_predict_v2.proto", import.meta.url));
+const PROTO = fileURLToPath(new URL("../../proto/grpc_predict_v2.proto", import.meta.url));
 type Infer = (req: unknown, cb: (e: ServiceError | null) => void) => void;
 
 /** `connections` concurrent ModelInfer loops on one channel for `seconds`; one request in `bodies` after another. */

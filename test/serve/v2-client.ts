@@ -94,7 +94,7 @@ export function toNchw(pixels: Uint8Array, n: number, h: number, w: number, c: n
 
 // ---- gRPC
 
-const PROTO = fileURLToPath(new URL("../../../src/serve/v2/grpc_predict_v2.proto", import.meta.url));
+const PROTO = fileURLToPath(new URL("../../../proto/grpc_predict_v2.proto", import.meta.url));
 
 type Call = (req: unknown, md: Metadata, cb: (e: ServiceError | null, res: unknown) => void) => void;
 

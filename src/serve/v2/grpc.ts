@@ -15,8 +15,8 @@ import { EXTENSIONS, modelMetadata, resolveModel } from "./models.js";
 import { rawBytes, type InputTensor, type Params, type TensorData } from "./tensor.js";
 import { serverVersion } from "./server-version.js";
 
-// From dist/src/serve/v2/ (or src/serve/v2/ under a TypeScript runner) to the .proto in src/.
-const PROTO = fileURLToPath(new URL("../../../../src/serve/v2/grpc_predict_v2.proto", import.meta.url));
+// From dist/src/serve/v2/ to the package's proto/ folder (packed with it: package.json "files").
+const PROTO = fileURLToPath(new URL("../../../../proto/grpc_predict_v2.proto", import.meta.url));
 const REQUEST_ID = /^[\w.-]{1,64}$/;
 
 interface WireParameter {
