@@ -15,6 +15,12 @@
 // than the fixture's), --json. The requests are PNGs at the bundle's own input size (the
 // fixture's Fashion-MNIST images, or synthetic ones for another size), so no resize is measured.
 //
+// --protocols: only the Open Inference Protocol beside /v1, on one server (default flags,
+// --grpc-port): at concurrency 64, one image per request, /v1/detect with a raw PNG body, /v2 infer
+// with the binary extension (UINT8 pixels, and the PNG as BYTES) and gRPC ModelInfer (raw UINT8),
+// in interleaved rounds (the median of --rounds, default 2) so that drift in a shared machine's
+// load falls on every protocol alike.
+//
 // A baseline detector bundle (`defend --detector NAME`) as --bundle: libtorch only (the engine
 // baselines run on), the default configuration at concurrency 1, 16 and 64, and as its bound the
 // library's own scoreBatch throughput on batches of 64 in this process (the detector's whole cost
@@ -28,6 +34,8 @@ import { createServer as netServer } from "node:net";
 import { availableParallelism } from "node:os";
 import { fileURLToPath } from "node:url";
 import autocannon from "autocannon";
+import { credentials, loadPackageDefinition, type Client, type ServiceError } from "@grpc/grpc-js";
+import { loadSync } from "@grpc/proto-loader";
 import pngjs from "pngjs";
 import { inferenceMode, manualSeed, memory, rand, setNumThreads, tidy } from "../src/engine/index.js";
 import { imagesToTensor } from "../src/data/batch.js";
@@ -60,6 +68,8 @@ three-pass bound; the explain feed's cost; resident memory over a soak run.
   --engines a,b         libtorch, onnxruntime (default both)
   --bundle DIR          the bundle to serve (default: the test fixture's compact-CNN Fashion-MNIST bundle)
   --random-model NAME   instead of --bundle: a zoo architecture at 3x32x32 with random weights
+  --protocols           only /v1 raw PNG vs /v2 binary (UINT8, BYTES) vs gRPC at c=64, one image per request
+  --rounds N            with --protocols: interleaved rounds, the median reported (default 2)
   --json                print the results as JSON on the last line
   --help                this text`,
 );
@@ -381,15 +391,156 @@ async function main(bundle: string): Promise<void> {
   }
 }
 
+// ---- --protocols: /v1 beside the Open Inference Protocol
+
+interface ProtocolRow {
+  protocol: string;
+  reqPerSec: number;
+  p50ms: number;
+  p99ms: number;
+  errors: number;
+  non2xx: number;
+  /** Requests answered (2xx) in the run. */
+  answered: number;
+  /** CPU time of the server process (all its threads) per answered request. */
+  serverCpuMs?: number;
+  /** CPU time of this process (the load generator) per answered request. */
+  clientCpuMs?: number;
+}
+
+/** CPU seconds (user + system, all threads) a process has used. */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").replace(/^.*\) /, "").split(" ");
+  // After the command name: state is field 3, utime 14 and stime 15 (1-based, man 5 proc).
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+const PROTO = fileURLToPath(new URL("../../proto/grpc_predict_v2.proto", import.meta.url));
+type Infer = (req: unknown, cb: (e: ServiceError | null) => void) => void;
+
+/** `connections` concurrent ModelInfer loops on one channel for `seconds`; one request in `bodies` after another. */
+async function grpcLoad(address: string, bodies: unknown[], connections: number, seconds: number): Promise<ProtocolRow> {
+  const def = loadSync(PROTO, { keepCase: true, longs: Number, enums: String, defaults: true, oneofs: true });
+  const pkg = loadPackageDefinition(def) as unknown as { inference: { GRPCInferenceService: new (a: string, c: ReturnType<typeof credentials.createInsecure>) => Client & { ModelInfer: Infer } } };
+  const client = new pkg.inference.GRPCInferenceService(address, credentials.createInsecure());
+  const latencies: number[] = [];
+  let errors = 0;
+  let next = 0;
+  const end = performance.now() + seconds * 1000;
+  const loop = async (): Promise<void> => {
+    while (performance.now() < end) {
+      const body = bodies[next++ % bodies.length];
+      const t0 = performance.now();
+      const failed = await new Promise<boolean>((resolve) => client.ModelInfer(body, (e) => resolve(e !== null)));
+      if (failed) errors++;
+      else latencies.push(performance.now() - t0);
+    }
+  };
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: connections }, loop));
+  const elapsed = (performance.now() - t0) / 1000;
+  client.close();
+  latencies.sort((a, b) => a - b);
+  const q = (p: number): number => round(latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? Number.NaN, 1);
+  return { protocol: "grpc", reqPerSec: round(latencies.length / elapsed, 0), p50ms: q(0.5), p99ms: q(0.99), errors, non2xx: 0, answered: latencies.length };
+}
+
+function httpLoad(url: string, requests: { path: string; headers: Record<string, string>; body: Buffer }[], connections: number, seconds: number): Promise<autocannon.Result> {
+  return autocannon({ url, connections, duration: seconds, requests: requests.map((r) => ({ method: "POST" as const, ...r })) });
+}
+
+async function protocolsMain(bundle: string): Promise<void> {
+  const duration = arg("duration", 5);
+  const rounds = arg("rounds", 2);
+  const pngs = await requestPngs(bundle);
+  const lib = await Detector.load(bundle);
+  const pixels = await lib.decode(pngs);
+  const { imageSize, channels } = lib.detector.info.preprocessing;
+  lib.dispose();
+  const [h, w] = imageSize;
+  const c = channels === 1 ? 1 : 3;
+  const per = h * w * c;
+  const one = (k: number): Buffer => Buffer.from(pixels.subarray(k * per, (k + 1) * per));
+  const binary = (header: unknown, tensor: Buffer): { path: string; headers: Record<string, string>; body: Buffer } => {
+    const json = Buffer.from(JSON.stringify(header));
+    return { path: "/v2/models/badexpert/infer", headers: { "content-type": "application/octet-stream", "inference-header-content-length": String(json.length) }, body: Buffer.concat([json, tensor]) };
+  };
+  const asked = { parameters: { binary_data_output: true } };
+  const v1 = pngs.map((p) => ({ path: "/v1/detect", headers: { "content-type": "image/png" }, body: Buffer.from(p) }));
+  const v2u8 = pngs.map((_, k) => binary({ inputs: [{ name: "image", datatype: "UINT8", shape: [1, h, w, c], parameters: { binary_data_size: per } }], ...asked }, one(k)));
+  const v2png = pngs.map((p) => {
+    const t = Buffer.alloc(4 + p.length);
+    t.writeUInt32LE(p.length, 0);
+    t.set(p, 4);
+    return binary({ inputs: [{ name: "image", datatype: "BYTES", shape: [1], parameters: { binary_data_size: t.length } }], ...asked }, t);
+  });
+  const grpcBodies = pngs.map((_, k) => ({ model_name: "badexpert", inputs: [{ name: "image", datatype: "UINT8", shape: [1, h, w, c] }], raw_input_contents: [one(k)] }));
+  const grpcPort = await freePort();
+  const s = await startServer(bundle, ["--max-batch", "64", "--max-wait-ms", "2", "--grpc-port", String(grpcPort)]);
+  const cores = availableParallelism();
+  const fromCannon = (protocol: string, r: autocannon.Result): ProtocolRow => ({ protocol, reqPerSec: round(r.requests.average, 0), p50ms: r.latency.p50, p99ms: r.latency.p99, errors: r.errors, non2xx: r.non2xx, answered: r["2xx"] });
+  const runs: Record<string, () => Promise<ProtocolRow>> = {
+    "v1 raw PNG": async () => fromCannon("v1 raw PNG", await httpLoad(s.url, v1, 64, duration)),
+    "v2 binary UINT8": async () => fromCannon("v2 binary UINT8", await httpLoad(s.url, v2u8, 64, duration)),
+    "v2 binary BYTES (PNG)": async () => fromCannon("v2 binary BYTES (PNG)", await httpLoad(s.url, v2png, 64, duration)),
+    "gRPC raw UINT8": async () => ({ ...(await grpcLoad(`127.0.0.1:${grpcPort}`, grpcBodies, 64, duration)), protocol: "gRPC raw UINT8" }),
+  };
+  const results: Record<string, ProtocolRow[]> = {};
+  try {
+    // Warm-up, then rounds in alternating order (A B C D, D C B A, ...).
+    await httpLoad(s.url, v1, 64, 1);
+    await grpcLoad(`127.0.0.1:${grpcPort}`, grpcBodies, 64, 1);
+    const names = Object.keys(runs);
+    for (let r = 0; r < rounds; r++) {
+      for (const name of r % 2 === 0 ? names : [...names].reverse()) {
+        const server0 = cpuSeconds(s.child.pid as number);
+        const client0 = process.cpuUsage();
+        const row = await (runs[name] as () => Promise<ProtocolRow>)();
+        const client = process.cpuUsage(client0);
+        row.serverCpuMs = round(((cpuSeconds(s.child.pid as number) - server0) * 1000) / Math.max(1, row.answered), 3);
+        row.clientCpuMs = round((client.user + client.system) / 1000 / Math.max(1, row.answered), 3);
+        (results[name] ??= []).push(row);
+        if (!wantsJson()) console.log(`round ${r + 1} | ${name} | c=64: ${row.reqPerSec} req/s, p50 ${row.p50ms} ms, p99 ${row.p99ms} ms, errors ${row.errors}, non-2xx ${row.non2xx}; CPU per request: server ${row.serverCpuMs} ms, load generator ${row.clientCpuMs} ms`);
+      }
+    }
+  } finally {
+    await stopServer(s);
+  }
+  const median = (xs: number[]): number => {
+    const a = [...xs].sort((x, y) => x - y);
+    return a.length % 2 === 1 ? (a[(a.length - 1) / 2] as number) : ((a[a.length / 2 - 1] as number) + (a[a.length / 2] as number)) / 2;
+  };
+  const rows = Object.entries(results).map(([protocol, rs]) => ({
+    protocol,
+    reqPerSec: round(median(rs.map((x) => x.reqPerSec)), 0),
+    p50ms: round(median(rs.map((x) => x.p50ms)), 1),
+    p99ms: round(median(rs.map((x) => x.p99ms)), 1),
+    errors: rs.reduce((n, x) => n + x.errors, 0),
+    non2xx: rs.reduce((n, x) => n + x.non2xx, 0),
+    serverCpuMs: round(median(rs.map((x) => x.serverCpuMs ?? Number.NaN)), 3),
+    clientCpuMs: round(median(rs.map((x) => x.clientCpuMs ?? Number.NaN)), 3),
+    rounds: rs.map((x) => x.reqPerSec),
+  }));
+  const base = rows.find((r) => r.protocol === "v1 raw PNG")?.reqPerSec ?? Number.NaN;
+  if (wantsJson()) {
+    console.log(JSON.stringify({ cores, image: [h, w, c], duration, rounds, rows: rows.map((r) => ({ ...r, ofV1: round(r.reqPerSec / base, 3) })) }));
+    return;
+  }
+  for (const r of rows) {
+    console.log(`median | ${r.protocol} | c=64: ${r.reqPerSec} req/s (${((r.reqPerSec / base) * 100).toFixed(0)}% of v1 raw PNG), p50 ${r.p50ms} ms, p99 ${r.p99ms} ms, errors ${r.errors}, non-2xx ${r.non2xx}; server CPU ${r.serverCpuMs} ms/request, load generator ${r.clientCpuMs} ms/request; rounds ${r.rounds.join(", ")} req/s`);
+  }
+}
+
 const randomModel = strArg("random-model");
 if (randomModel !== undefined && strArg("bundle") !== undefined) throw new RangeError("--random-model and --bundle: give one of them");
+const run = process.argv.includes("--protocols") ? protocolsMain : main;
 if (randomModel === undefined) {
-  await main(strArg("bundle") ?? (await fixtureBundle()));
+  await run(strArg("bundle") ?? (await fixtureBundle()));
 } else {
   // The random-weight bundle is this run's own: removed afterwards, whatever happens.
   const bundle = await randomBundle(randomModel);
   try {
-    await main(bundle);
+    await run(bundle);
   } finally {
     await rm(dirname(bundle), { recursive: true, force: true });
   }

@@ -3,6 +3,7 @@
 // checked (never "clean"), 500 is a bug (logged with its stack, message kept generic).
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import { errorBody, ServeError } from "./errors.js";
+import type { ErrorCode } from "../util/errors.js";
 import { ACCEPTED_TYPES } from "./inputs.js";
 import type { ServeMetrics } from "./metrics.js";
 import type { ServeOptions } from "./options.js";
@@ -33,11 +34,15 @@ function fromFramework(e: FastifyError, req: FastifyRequest, o: ServeOptions): S
   return null;
 }
 
-export function handleError(err: unknown, req: FastifyRequest, reply: FastifyReply, metrics: ServeMetrics, o: ServeOptions): FastifyReply {
+/** The JSON body of an error answer; the Open Inference Protocol's routes answer {"error": message}. */
+export type ErrorBody = (e: { code: ErrorCode; reason: string; message: string }, requestId: string) => Record<string, unknown>;
+const v1Body: ErrorBody = (e, requestId) => ({ ...errorBody(e.code, e.reason, e.message), requestId });
+
+export function handleError(err: unknown, req: FastifyRequest, reply: FastifyReply, metrics: ServeMetrics, o: ServeOptions, body: ErrorBody = v1Body): FastifyReply {
   const e = err instanceof ServeError ? err : err instanceof Error ? fromFramework(err as FastifyError, req, o) : null;
   if (!e) {
     req.log.error({ err }, "internal error");
-    return reply.code(500).send({ ...errorBody("E_INTERNAL", "internal", "internal error (logged with request id)"), requestId: req.id });
+    return reply.code(500).send(body({ code: "E_INTERNAL", reason: "internal", message: "internal error (logged with request id)" }, String(req.id)));
   }
   if (e.statusCode >= 500) {
     metrics.refused.inc({ reason: e.reason });
@@ -45,5 +50,5 @@ export function handleError(err: unknown, req: FastifyRequest, reply: FastifyRep
   } else {
     req.log.info({ event: "bad_request", code: e.code, reason: e.reason, err: e.message }, "bad request");
   }
-  return reply.code(e.statusCode).headers(e.headers).send({ ...errorBody(e.code, e.reason, e.message), requestId: req.id });
+  return reply.code(e.statusCode).headers(e.headers).send(body(e, String(req.id)));
 }

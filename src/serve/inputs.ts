@@ -16,7 +16,7 @@ const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 const DATA_URL = /^data:[\w.+-]+\/[\w.+-]+;base64,/;
 export const ACCEPTED_TYPES = "image/* or application/octet-stream (raw image), application/json, multipart/form-data";
 
-function fromBase64(v: unknown, name: string): Uint8Array {
+export function fromBase64(v: unknown, name: string): Uint8Array {
   if (typeof v !== "string") throw new ServeError("E_USAGE", "bad_field", `${name}: expected a base64 string, got ${v === null ? "null" : typeof v}`);
   const s = v.replace(DATA_URL, "").replace(/\s+/g, "");
   if (s.length === 0) throw new ServeError("E_INPUT_DECODE", "empty_image", `${name}: empty string`);

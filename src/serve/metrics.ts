@@ -45,6 +45,9 @@ export class ServeMetrics {
   readonly reloads: Counter<"result">;
   readonly workerDeaths: Counter;
   readonly workerLiveTensors: Gauge;
+  readonly grpcRequests: Counter<"method" | "code">;
+  readonly grpcLatency: Histogram<"method">;
+  readonly inferenceRequests: Counter<"protocol" | "model" | "status">;
 
   constructor(info: ServedInfo, live: LiveState) {
     const r = this.registry;
@@ -55,6 +58,20 @@ export class ServeMetrics {
       help: "HTTP request latency by route (receiving the body to sending the answer)",
       labelNames: ["route"],
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [r],
+    });
+    this.grpcRequests = new Counter({ name: "badexpert_grpc_requests_total", help: "gRPC calls (Open Inference Protocol) by method and status code", labelNames: ["method", "code"], registers: [r] });
+    this.grpcLatency = new Histogram({
+      name: "badexpert_grpc_request_duration_seconds",
+      help: "gRPC call latency by method (request received to answer sent)",
+      labelNames: ["method"],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [r],
+    });
+    this.inferenceRequests = new Counter({
+      name: "badexpert_inference_requests_total",
+      help: "Scoring requests by protocol (v1: /v1/detect and /v1/predict; v2-http, v2-grpc: the Open Inference Protocol), model (the detector, or the filtered model: /v1/predict) and HTTP status (gRPC: the status the same answer has over HTTP)",
+      labelNames: ["protocol", "model", "status"],
       registers: [r],
     });
     this.batchSize = new Histogram({ name: "badexpert_batch_size", help: "Inputs per batch sent to a scoring worker", buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256], registers: [r] });

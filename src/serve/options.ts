@@ -72,6 +72,13 @@ export interface ServeOptions {
   windowSeconds: number;
   /** Fewest inputs in the window before the alert can fire (a rate over 3 inputs is noise). */
   alertMinInputs: number;
+  /**
+   * Port of the Open Inference Protocol's gRPC service (GRPCInferenceService), on `host`; 0 picks
+   * a free port; null: no gRPC service.
+   */
+  grpcPort: number | null;
+  /** The detector's model name in the Open Inference Protocol (/v2 and gRPC); the filtered model is "<modelName>-filtered". */
+  modelName: string;
   /** Bearer token every /v1 and /metrics request must carry; null: no authentication. */
   token: string | null;
   /** pino log level of the structured JSON logs; "silent" turns them off. */
@@ -135,6 +142,8 @@ export const DEFAULT_OPTIONS: ServeOptions = {
   alertRate: null,
   windowSeconds: 60,
   alertMinInputs: 20,
+  grpcPort: null,
+  modelName: "badexpert",
   token: null,
   logLevel: "info",
   bundleLoad: {},
@@ -173,6 +182,9 @@ export function poolProblem(workers: number, threads: number, names: { workers: 
   return null;
 }
 
+/** A model name of the Open Inference Protocol: it appears in URLs, so letters, digits, '.', '_' and '-' only. */
+export const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
 const HOST_LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i;
 
 /**
@@ -200,6 +212,14 @@ export function resolveOptions(o: Partial<ServeOptions> = {}): ServeOptions {
   const r: ServeOptions = { ...DEFAULT_OPTIONS, ...o, bundleLoad: { ...o.bundleLoad } };
   positiveInt("port", r.port, 0);
   if (r.port > 65535) throw new BadExpertError("E_USAGE", `serve: port must be at most 65535, got ${r.port}`);
+  if (r.grpcPort !== null) {
+    positiveInt("grpcPort", r.grpcPort, 0);
+    if (r.grpcPort > 65535) throw new BadExpertError("E_USAGE", `serve: grpcPort must be at most 65535, got ${r.grpcPort}`);
+    if (r.grpcPort !== 0 && r.grpcPort === r.port) throw new BadExpertError("E_USAGE", `serve: grpcPort must differ from port (both ${r.port}): gRPC has a port of its own`);
+  }
+  if (typeof r.modelName !== "string" || !MODEL_NAME.test(r.modelName)) {
+    throw new BadExpertError("E_USAGE", `serve: modelName must be 1-64 letters, digits, '.', '_' or '-' (starting with a letter or digit), got ${JSON.stringify(String(r.modelName).slice(0, 100))}`);
+  }
   const host = hostProblem(r.host);
   if (host !== null) throw new BadExpertError("E_USAGE", `serve: host: ${host}`);
   const pool = poolProblem(r.workers, r.threadsPerWorker, { workers: "workers", threads: "threadsPerWorker" });

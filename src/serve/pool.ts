@@ -52,6 +52,11 @@ export class WorkerPool {
     return this.#workers.length;
   }
 
+  /** Workers alive and holding the detector (a dead one is not, until its replacement has loaded it). */
+  get alive(): number {
+    return this.#workers.filter((w) => w.alive).length;
+  }
+
   /** Workers that can take a batch now. */
   idle(): number {
     if (this.#closing) return 0;

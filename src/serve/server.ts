@@ -31,6 +31,11 @@ import { bearerCheck } from "./auth.js";
 import { handleError } from "./error-handler.js";
 import { FlaggedFeed } from "./flagged-feed.js";
 import { DASHBOARD_HTML } from "./dashboard.js";
+import type { InferenceCore, OriginalOf, RequestContext } from "./v2/core.js";
+import { contextOf, registerV2Routes } from "./v2/routes.js";
+import { V2_INFER_ROUTES, V2_PUBLIC_ROUTES } from "./v2/schemas.js";
+import { v2Paths } from "./v2/openapi.js";
+import { GrpcInferenceServer, modelLabel } from "./v2/grpc.js";
 
 /** What a route answers for one input: the batcher's result (with the detector's name) and the predicted class's name. */
 export interface DetectionRecord extends ScoredInput {
@@ -62,7 +67,7 @@ export interface ShutdownReport {
 }
 
 /** Routes that score: during a shutdown, a request to them that was not yet received is refused (503), not started. */
-const SCORING_ROUTES = new Set(["/v1/detect", "/v1/predict"]);
+const SCORING_ROUTES = new Set(["/v1/detect", "/v1/predict", ...V2_INFER_ROUTES]);
 /**
  * During a drain, a keep-alive connection with no request is closed once it has been idle this
  * long with nothing read: a busy client's next request comes sooner (and is answered with
@@ -72,11 +77,16 @@ const DRAIN_IDLE_CLOSE_MS = 1000;
 /** After the grace period, the time the 503 answers get to be written before connections are cut. */
 const DRAIN_FLUSH_MS = 1000;
 const DRAIN_POLL_MS = 25;
+/** After the grace period, the time gRPC's UNAVAILABLE answers get to be sent before its calls are cancelled. */
+const GRPC_FLUSH_MS = 100;
 
 const REQUEST_ID = /^[\w.-]{1,64}$/;
 /** Routes that answer without a token: probes and the API description. */
 /** The dashboard page holds no data (it fetches /v1/flagged, which needs the token). */
-const PUBLIC_ROUTES = new Set(["/healthz", "/readyz", "/openapi.json", "/"]);
+const PUBLIC_ROUTES = new Set(["/healthz", "/readyz", "/openapi.json", "/", ...V2_PUBLIC_ROUTES]);
+/** The Open Inference Protocol's error body. */
+const v2Error = (e: { message: string }): Record<string, unknown> => ({ error: e.message });
+const isV2 = (url: string): boolean => url === "/v2" || url.startsWith("/v2/");
 
 export class BadExpertServer {
   readonly app: FastifyInstance;
@@ -105,6 +115,8 @@ export class BadExpertServer {
   /** Ends the grace period of a running drain now (a second close() with a shorter timeout). */
   #drainDeadline: { at: number; expire: () => void } | null = null;
   #shutdown: ShutdownReport | null = null;
+  /** The Open Inference Protocol's gRPC service, once listen() has started it (options.grpcPort). */
+  #grpc: GrpcInferenceServer | null = null;
 
   private constructor(o: ServeOptions, source: DetectorSource, chosen: ChosenPool, hashes: Record<string, string>, audit: AuditLog | null, feed: FlaggedFeed | null) {
     const pool = chosen.pool;
@@ -139,7 +151,7 @@ export class BadExpertServer {
       engine: () => ({ engine: this.#engine, requested: o.engine, fallback: this.#fallback }),
       queueDepth: () => this.#batcher.queueDepth,
       runningBatches: () => this.#batcher.running,
-      workersReady: () => (this.#state === "closed" ? 0 : this.#pool.size),
+      workersReady: () => (this.#state === "closed" ? 0 : this.#pool.alive),
       window: () => this.#window.stats(),
       alerting: () => this.#alert?.active ?? false,
     });
@@ -208,15 +220,32 @@ export class BadExpertServer {
    * error naming host, port and the reason: nothing is left running to keep the process alive.
    */
   async listen(): Promise<string> {
-    const { host, port } = this.options;
+    const { host, port, grpcPort } = this.options;
+    let url: string;
     try {
-      return await this.app.listen({ host, port });
+      url = await this.app.listen({ host, port });
     } catch (e) {
       const err = listenError(host, port, e);
       this.app.log.error({ event: "listen_failed", host, port, err: err.message }, err.message);
       await this.close().catch(() => undefined);
       throw err;
     }
+    if (grpcPort !== null) {
+      try {
+        this.#grpc = await GrpcInferenceServer.start(this.#core, host, grpcPort);
+        this.app.log.info({ event: "grpc_listening", host, port: this.#grpc.port }, `gRPC (Open Inference Protocol) listening on ${host}:${this.#grpc.port}`);
+      } catch (e) {
+        this.app.log.error({ event: "listen_failed", host, port: grpcPort, err: (e as Error).message }, (e as Error).message);
+        await this.close().catch(() => undefined);
+        throw e;
+      }
+    }
+    return url;
+  }
+
+  /** The port of the gRPC service (the real one when options.grpcPort is 0); null when there is none. */
+  get grpcPort(): number | null {
+    return this.#grpc?.port ?? null;
   }
 
   /** What the last shutdown did (null before close() has finished). */
@@ -330,10 +359,18 @@ export class BadExpertServer {
     // connection idle at this instant, resetting requests already on their way (see connections.ts).
     const listenerClosed = server.listening ? new Promise<void>((r) => NetServer.prototype.close.call(server, () => r())) : Promise.resolve();
     void this.#batcher.drain();
-    const drained = await this.#drain(start + graceMs);
+    const [httpDrained, grpcDrained] = await Promise.all([this.#drain(start + graceMs), this.#grpc?.drain(start + graceMs) ?? true]);
+    const drained = httpDrained && grpcDrained;
     let refused = 0;
     let cut = 0;
-    if (!drained) {
+    if (!grpcDrained) {
+      // gRPC calls still waiting for a score are answered UNAVAILABLE (not checked), then cut.
+      log.warn({ event: "drain_expired", drainTimeoutMs: graceMs, protocol: "grpc" }, "the grace period ended with gRPC calls unanswered: they are answered UNAVAILABLE (not checked)");
+      this.#batcher.abort(() => drainExpired(graceMs));
+      await new Promise((r) => setTimeout(r, GRPC_FLUSH_MS));
+      this.#grpc?.forceClose();
+    }
+    if (!httpDrained) {
       refused = this.#connections.inFlight;
       log.warn({ event: "drain_expired", drainTimeoutMs: graceMs, inFlight: refused, connections: this.#connections.size }, `the grace period ended with ${refused} requests unanswered: they are answered 503 (not checked)`);
       // Requests waiting for a score are answered 503 through the error handler; those still
@@ -423,7 +460,7 @@ export class BadExpertServer {
    * Reads every image's header, checks the request's pixel budget, then decodes each image under
    * the in-flight budget: one buffer per scored frame (one per image unless --frames all).
    */
-  async #decode(req: FastifyRequest, images: readonly { name: string; data: Uint8Array }[], deadline: number): Promise<Uint8Array[][]> {
+  async #decode(ctx: RequestContext, images: readonly { name: string; data: Uint8Array }[], deadline: number): Promise<Uint8Array[][]> {
     const o = this.options;
     const limits: DecodeLimits = { maxPixels: o.maxPixels, frames: o.frames, maxFrames: o.maxImagesPerRequest };
     const probes = await Promise.all(images.map((im) => probeUpload(im.data, im.name, limits)));
@@ -454,7 +491,7 @@ export class BadExpertServer {
           this.#collectDecodedGarbage();
         }
       }),
-    ).finally(() => req.log.debug({ event: "decoded", images: images.length, pixels }, "images decoded"));
+    ).finally(() => ctx.log.debug({ event: "decoded", images: images.length, pixels }, "images decoded"));
   }
 
   /** Once 64 MB of full-size pixels are garbage and nothing is being decoded, their memory goes back now, not at V8's next collection. */
@@ -468,7 +505,18 @@ export class BadExpertServer {
   async #score(req: FastifyRequest, route: string): Promise<{ records: DetectionRecord[]; batch: boolean }> {
     const deadline = performance.now() + this.options.timeoutMs;
     const { images, batch } = await requestImages(req, { maxImages: this.options.maxImagesPerRequest, maxBytes: this.options.maxBodyBytes });
-    const decoded = await this.#decode(req, images, deadline);
+    const ctx = contextOf(req);
+    const decoded = await this.#decode(ctx, images, deadline);
+    const records = await this.#scoreFrames(ctx, route, decoded, (i) => (images[i] as { data: Uint8Array }).data);
+    return { records, batch };
+  }
+
+  /**
+   * Scores decoded images (one entry per image, one buffer per frame) and records them: metrics,
+   * the flagged-rate window, the dashboard's feed and the audit log (`original(i)`: the bytes saved
+   * for image i). Every protocol's scoring ends here.
+   */
+  async #scoreFrames(ctx: RequestContext, route: string, decoded: readonly Uint8Array[][], original: OriginalOf): Promise<DetectionRecord[]> {
     const scored = await this.#batcher.submit(decoded.flat());
     const received = new Date().toISOString();
     const names = this.#info.classNames;
@@ -509,16 +557,25 @@ export class BadExpertServer {
       this.#window.record(r.pred, r.flagged, now);
       if (!r.flagged) continue;
       this.metrics.inputsFlagged.inc({ class: r.class });
-      req.log.info({ event: "flagged", index: i, pred: r.pred, class: r.class, score: r.score, ...(r.frames ? { frame: r.frame, frames: r.frames } : {}) }, "input flagged as a suspected backdoor input");
+      ctx.log.info({ event: "flagged", index: i, pred: r.pred, class: r.class, score: r.score, ...(r.frames ? { frame: r.frame, frames: r.frames } : {}) }, "input flagged as a suspected backdoor input");
       // Handed over, not awaited: the overlay is made by the explain worker after the answer.
-      this.#feed?.offer({ time: received, requestId: String(req.id), route, pred: r.pred, class: r.class, score: r.score, pixels: shown[i] as Uint8Array });
-      await this.#audit?.record(
-        { time: new Date(now).toISOString(), requestId: String(req.id), client: req.ip, route, index: i, pred: r.pred, class: r.class, score: r.score, threshold: r.threshold, ...(r.reason ? { reason: r.reason } : {}) },
-        (images[i] as { data: Uint8Array }).data,
-      );
+      this.#feed?.offer({ time: received, requestId: ctx.id, route, pred: r.pred, class: r.class, score: r.score, pixels: shown[i] as Uint8Array });
+      if (this.#audit) {
+        await this.#audit.record(
+          { time: new Date(now).toISOString(), requestId: ctx.id, client: ctx.client, route, index: i, pred: r.pred, class: r.class, score: r.score, threshold: r.threshold, ...(r.reason ? { reason: r.reason } : {}) },
+          this.#audit.imagesDir ? await original(i) : new Uint8Array(0),
+        );
+      }
     }
     this.#alert?.check(now);
-    return { records, batch };
+    return records;
+  }
+
+  /** An input that could not be scored at all (a tensor holding NaN): refused, logged and audited, never counted clean. */
+  async #unscorable(ctx: RequestContext, route: string, index: number, reason: string, original: Uint8Array): Promise<void> {
+    this.metrics.refused.inc({ reason: "unscorable_input" });
+    ctx.log.info({ event: "unscorable", index, reason }, "input refused: it cannot be scored");
+    await this.#audit?.record({ time: new Date().toISOString(), requestId: ctx.id, client: ctx.client, route, index, pred: -1, class: "", score: null, threshold: this.#info.threshold, reason }, original);
   }
 
   #routes(): void {
@@ -554,7 +611,7 @@ export class BadExpertServer {
         if (PUBLIC_ROUTES.has(req.routeOptions.url ?? "")) return;
         const problem = check(req.headers.authorization);
         if (problem) {
-          void reply.code(httpStatus("E_UNAUTHORIZED")).header("www-authenticate", 'Bearer realm="badexpert"').send({ ...errorBody("E_UNAUTHORIZED", "unauthorized", problem), requestId: req.id });
+          void reply.code(httpStatus("E_UNAUTHORIZED")).header("www-authenticate", 'Bearer realm="badexpert"').send(isV2(req.url) ? v2Error({ message: problem }) : { ...errorBody("E_UNAUTHORIZED", "unauthorized", problem), requestId: req.id });
           return reply;
         }
       });
@@ -568,6 +625,11 @@ export class BadExpertServer {
     app.addHook("onResponse", async (req, reply) => {
       const route = req.routeOptions.url ?? "unmatched";
       this.metrics.requests.inc({ route, method: req.method, status: String(reply.statusCode) });
+      if (SCORING_ROUTES.has(route)) {
+        const v1 = route.startsWith("/v1/");
+        const model = v1 ? (route === "/v1/predict" ? `${o.modelName}-filtered` : o.modelName) : modelLabel({ options: o }, (req.params as { name?: string }).name);
+        this.metrics.inferenceRequests.inc({ protocol: v1 ? "v1" : "v2-http", model, status: String(reply.statusCode) });
+      }
       this.metrics.latency.observe({ route }, reply.elapsedTime / 1000);
       req.log.debug({ route, status: reply.statusCode, ms: reply.elapsedTime }, "request completed");
     });
@@ -645,6 +707,8 @@ export class BadExpertServer {
     app.get("/healthz", async () => ({ status: "ok" }));
     app.get("/readyz", async (_req, reply) => {
       if (this.#state !== "ready") return reply.code(503).send({ status: this.#state === "draining" ? "draining" : "stopped" });
+      // A worker that died is not ready again until its replacement has loaded the bundle.
+      if (!this.#ready()) return reply.code(503).send({ status: "loading", workersReady: this.#pool.alive, workers: this.#pool.size });
       return { status: "ready", workers: this.#pool.size };
     });
     app.get("/metrics", async (_req, reply) => {
@@ -652,7 +716,38 @@ export class BadExpertServer {
       return reply.type(this.metrics.registry.contentType).send(text);
     });
     const doc = openApiDocument(o);
+    (doc.paths as Record<string, unknown>) = { ...(doc.paths as Record<string, unknown>), ...v2Paths(o.token !== null) };
     app.get("/openapi.json", async () => doc);
+    // The Open Inference Protocol's routes: a plugin of their own, for their body parser and error form.
+    void app.register(async (v2) => registerV2Routes(v2, this.#core, (err, req, reply) => handleError(err, req, reply, this.metrics, o, v2Error)));
+  }
+
+  /** Every worker holds the verified bundle and the server takes requests: readiness, for /readyz, /v2/health/ready and gRPC. */
+  #ready(): boolean {
+    return this.#state === "ready" && this.#pool.alive === this.#pool.size;
+  }
+
+  /** The scoring path and state, as the Open Inference Protocol's front ends (src/serve/v2) use them. */
+  get #core(): InferenceCore {
+    // The detector and engine change on reload: read at each use.
+    const info = (): ServedInfo => this.#info;
+    const engine = (): ScoringEngine => this.#engine;
+    return {
+      get info() {
+        return info();
+      },
+      get engine() {
+        return engine();
+      },
+      options: this.options,
+      metrics: this.metrics,
+      log: this.app.log,
+      ready: () => this.#ready(),
+      accepting: () => this.#state === "ready",
+      decode: (ctx, images) => this.#decode(ctx, images, performance.now() + this.options.timeoutMs),
+      score: (ctx, route, frames, original) => this.#scoreFrames(ctx, route, frames, original),
+      unscorable: (ctx, route, index, reason, original) => this.#unscorable(ctx, route, index, reason, original),
+    };
   }
 }
 

@@ -32,7 +32,7 @@ async function readToken(path: string): Promise<string> {
 
 export const serve: Command = {
   name: "serve",
-  summary: "serve a detector bundle over HTTP: /v1/detect, /v1/predict (firewall), /metrics",
+  summary: "serve a detector bundle over HTTP (/v1/detect, /v1/predict, /metrics) and the Open Inference Protocol (/v2, gRPC)",
   details: [
     "Scores run in worker threads behind a dynamic batcher; the HTTP thread never runs a forward pass.",
     "An input that cannot be scored (queue full, timeout, worker failure) is refused with 503/504, never reported clean.",
@@ -60,6 +60,12 @@ export const serve: Command = {
     "",
     "",
     "A request: curl -s --data-binary @badnet.png -H 'content-type: image/png' http://127.0.0.1:8080/v1/detect",
+    "",
+    "Open Inference Protocol (KServe v2, as Triton, KServe and MLServer speak it): /v2/health/live, /v2/health/ready,",
+    "/v2, /v2/models/NAME[/versions/1][/ready|/infer] over HTTP (JSON or the binary tensor extension) and, with",
+    "--grpc-port, GRPCInferenceService over gRPC. Models: NAME (--model-name, the detector: score, threshold, flagged,",
+    "pred, class, error) and NAME-filtered (the firewall: pred, class, refused, error; a flagged or unscorable input is",
+    "refused in its row, never answered). Input \"image\": UINT8 [-1,H,W,C], FP32 [-1,C,H,W] in [0,1], or BYTES images.",
     "",
     "Dashboard: open http://HOST:PORT/ (with --token-file: /#token=TOKEN) for the flagged rate, flagged inputs per",
     "class and the latest flagged inputs with B's saliency overlays, made by one extra worker thread off the",
@@ -119,7 +125,9 @@ export const serve: Command = {
     },
     "alert-rate": { type: "string", description: "log a warning when the flagged share over the window exceeds this (0-1)", value: { kind: "float", min: 0, max: 1, exclusiveMin: true } },
     "alert-window": { type: "string", description: "sliding window of the flagged-rate metrics and alert, seconds", default: String(DEFAULT_OPTIONS.windowSeconds), value: { kind: "int", min: 1, max: 1e9 } },
-    "token-file": { type: "string", description: "require 'Authorization: Bearer <token>' with the token in this file" },
+    "token-file": { type: "string", description: "require 'Authorization: Bearer <token>' with the token in this file (HTTP, and gRPC's authorization metadata)" },
+    "grpc-port": { type: "string", description: "also serve the Open Inference Protocol over gRPC (GRPCInferenceService) on this port of --host (0: any free port); off when not given", value: { kind: "int", min: 0, max: 65535 } },
+    "model-name": { type: "string", description: "the detector's model name in the Open Inference Protocol (/v2, gRPC); the filtered model is NAME-filtered", default: DEFAULT_OPTIONS.modelName },
     "verify-key": { type: "string", description: `Ed25519 public key the bundle's signature must verify against (default: $${VERIFY_KEY_ENV}, then ~/.config/badexpert/${PUBLIC_KEY_FILE} if present)` },
     "require-signature": { type: "boolean", description: "refuse a bundle that is not signed, or whose signature cannot be verified for want of a key (also on SIGHUP reloads)" },
     "flagged-keep": { type: "string", description: "recent flagged inputs kept with saliency overlays for the dashboard at / and GET /v1/flagged (0: off)", default: String(DEFAULT_OPTIONS.flaggedKeep), value: { kind: "int", min: 0, max: 10_000 } },
@@ -171,6 +179,8 @@ export const serve: Command = {
       alertRate: num(v, "alert-rate", serve.options) ?? null,
       windowSeconds: int(v, "alert-window", serve.options) ?? DEFAULT_OPTIONS.windowSeconds,
       token: tokenFile ? await readToken(tokenFile) : null,
+      grpcPort: int(v, "grpc-port", serve.options) ?? null,
+      modelName: str(v, "model-name") ?? DEFAULT_OPTIONS.modelName,
       logLevel: choice(v, "log-level", LOG_LEVELS) ?? DEFAULT_OPTIONS.logLevel,
       // Each worker hands it to loadBundle, so reloads are verified too.
       bundleLoad: { ...(verifyKey ? { verifyKey } : {}), ...(v["require-signature"] === true ? { requireSignature: true } : {}) },
