@@ -81,12 +81,16 @@ export function aggregateMatrix(rows: readonly MatrixRow[], o: BootstrapOptions 
       g.byAttack.set(ak, list);
     }
   }
+  // The AUROC and its interval do not depend on the FPR: a cell evaluated at two FPRs is bootstrapped once.
+  const intervals = new Map<string, Interval>();
   return [...groups.values()].map(({ head, byAttack }) => {
-    const attacks = [...byAttack.values()].map((list): AttackSummary => {
+    const attacks = [...byAttack.entries()].map(([ak, list]): AttackSummary => {
       const sorted = [...list].sort((a, b) => a.row.cell.seed - b.row.cell.seed);
       const first = (sorted[0] as { row: MatrixRow }).row;
       const stats = Object.fromEntries(METRICS.map((name) => [name, meanStd(sorted.map((x) => x.m[name]))])) as Record<MetricName, MeanStd>;
-      const ranked = sorted.map((x) => new RankedScores(x.row.scores.positives, x.row.scores.negatives));
+      const ik = key(head.dataset, head.model, head.epochs, ak, sorted.map((x) => x.row.cell.seed));
+      const interval = intervals.get(ik) ?? bootstrapMeanAuroc(sorted.map((x) => new RankedScores(x.row.scores.positives, x.row.scores.negatives)), o);
+      intervals.set(ik, interval);
       return {
         attack: first.cell.attack,
         attackParams: first.cell.attackParams,
@@ -96,7 +100,7 @@ export function aggregateMatrix(rows: readonly MatrixRow[], o: BootstrapOptions 
         unlearnInconclusive: sorted.map((x) => x.row.unlearn.source === "canary-inconclusive"),
         finetuneLrs: sorted.map((x) => x.row.finetune?.lr ?? null),
         stats,
-        aurocInterval: bootstrapMeanAuroc(ranked, o),
+        aurocInterval: interval,
         took: stats.asrBefore.mean >= TOOK_ASR,
       };
     });
