@@ -9,7 +9,8 @@ import { UsageError } from "../command.js";
 import { COUNT, choiceWithDefault, num, requireStr, str, type Values } from "../args.js";
 import { RUNTIME_OPTIONS, applyRuntimeOptions } from "../runtime-options.js";
 import { Detector, detectionsOf, worstFrame, type DecodeOutcome, type Detection, type FrameOptions } from "../../api/detector.js";
-import { FRAME_POLICIES, type FramePolicy } from "../../data/image-decode.js";
+import { FRAME_POLICIES, shapeText, type FramePolicy, type ImageConversion } from "../../data/image-decode.js";
+import { inputFiles } from "../../data/input-files.js";
 import { isBaselineBundle, loadDetectorBundle } from "../../detectors/bundle.js";
 import { baselineScanModel } from "./scan-baseline.js";
 import { checkScoringDevice } from "../../jobs/device.js";
@@ -33,6 +34,7 @@ const OPTIONS: Record<string, OptionSpec> = {
   split: { type: "string", description: "train or test", default: "test", value: { kind: "choice", values: ["train", "test"] } },
   limit: { type: "string", description: "score only the first N inputs of the dataset", value: COUNT },
   "flagged-only": { type: "boolean", description: "print lines only for flagged inputs (and errors)" },
+  recursive: { type: "boolean", short: "r", description: "scan the image files in the sub-folders of a folder too (symbolic links are never followed)" },
   frames: {
     type: "string",
     description: `images of several frames (animated GIF/WebP/PNG, multi-page TIFF): refuse (an error line) or all (score every frame, at most ${SCAN_BATCH}; flagged when any frame is)`,
@@ -69,6 +71,23 @@ interface Tally {
   scored: number;
   failed: number;
   flagged: number;
+  /** Inputs resized or converted to the model's channels, per kind of conversion ("224x224 RGB → 28x28 grey"). */
+  converted: Map<string, number>;
+}
+
+function conversionText(c: ImageConversion): string {
+  return `${shapeText(c.from)} → ${shapeText(c.to)}`;
+}
+
+/**
+ * Says on stderr, the first time each kind of conversion is met, that the model reads a converted
+ * image (a photo squeezed into a small grey input is mostly lost); the summary counts them all.
+ */
+function noteConversion(input: string, c: ImageConversion, tally: Tally): void {
+  const kind = conversionText(c);
+  const n = tally.converted.get(kind) ?? 0;
+  tally.converted.set(kind, n + 1);
+  if (n === 0) console.error(`badexpert scan: warning: ${input}: a ${shapeText(c.from)} image, converted to the model's ${shapeText(c.to)} input (further inputs converted the same way are counted in the summary; each record has "converted")`);
 }
 
 /** Waits when stdout's buffer is full, so a slow reader cannot make lines pile up in memory. */
@@ -88,13 +107,14 @@ interface FrameChoice {
 }
 
 /** Prints one scored input; a score that is not a finite number is an error line, never clean. */
-function emitScore(v: Values, input: string, d: ScanRecord, label: number | undefined, tally: Tally, f?: FrameChoice): void {
+function emitScore(v: Values, input: string, d: ScanRecord, label: number | undefined, tally: Tally, f?: FrameChoice, converted?: ImageConversion): void {
   if (!Number.isFinite(d.score)) {
     emitError(input, `${f ? `frame ${f.frame} of ${f.frames}: ` : ""}no valid score (${String(d.score)}): the detector cannot judge this input`, tally);
     return;
   }
   tally.scored++;
   if (d.flagged) tally.flagged++;
+  if (converted) noteConversion(input, converted, tally);
   if (v["flagged-only"] && !d.flagged) return;
   console.log(JSON.stringify({
     input,
@@ -105,6 +125,7 @@ function emitScore(v: Values, input: string, d: ScanRecord, label: number | unde
     score: d.score,
     flagged: d.flagged,
     ...(f ? { frames: f.frames, frame: f.frame } : {}),
+    ...(converted ? { converted } : {}),
     ...(label !== undefined && label !== -1 ? { label } : {}),
   }));
 }
@@ -148,10 +169,10 @@ async function scanFiles(v: Values, det: ScanModel, files: readonly string[], ta
       const mine = scores.slice(k, k + d.frames);
       k += d.frames;
       if (d.frames === 1) {
-        emitScore(v, file, mine[0] as ScanRecord, undefined, tally);
+        emitScore(v, file, mine[0] as ScanRecord, undefined, tally, undefined, d.converted);
       } else {
         const worst = worstFrame(mine);
-        emitScore(v, file, { ...(mine[worst.index] as ScanRecord), flagged: worst.flagged }, undefined, tally, { frames: d.frames, frame: worst.index });
+        emitScore(v, file, { ...(mine[worst.index] as ScanRecord), flagged: worst.flagged }, undefined, tally, { frames: d.frames, frame: worst.index }, d.converted);
       }
     }
     bar.tick(pending.length);
@@ -205,9 +226,15 @@ export const scan: Command = {
   details: [
     "Prints one JSON line per input ({input, pred, predClass, expertConfidence, auxiliaryConfidence, score, flagged};",
     "a baseline detector's bundle, from `defend --detector NAME`, has no expertConfidence/auxiliaryConfidence)",
-    "as it goes, and a summary line last. Image files are resized to the model's input size; a dataset split is",
-    "scored as is (its images must have the model's size and channel count). Inputs are read and scored",
+    "as it goes, and a summary line last. Inputs are image files or folders of them: a folder's image files (by",
+    "extension) in natural order (2.png before 10.png); --recursive adds its sub-folders'. Symbolic links inside a",
+    "folder are not followed; what a folder holds besides images is named on stderr. A dataset split is scored as",
+    "is (its images must have the model's size and channel count). Inputs are read and scored",
     `${SCAN_BATCH} at a time, so memory does not grow with their number.`,
+    "",
+    "An image of another size or colour than the model's input is resized and converted (grey ↔ RGB, alpha dropped)",
+    "before it is scored: its record says so ({converted: {from, to}}), and a warning on stderr names the first input",
+    "of each kind of conversion; the summary counts them (convertedInputs).",
     "",
     "An input that cannot be read, decoded or scored gets a line {input, error, code} and the scan goes on (code, for",
     "images: empty, not_an_image, unsupported_format, corrupt, too_many_pixels, multi_frame, too_many_frames).",
@@ -223,6 +250,7 @@ export const scan: Command = {
   examples: [
     "badexpert scan --bundle out/demo/detector --dataset fashion-mnist --split test --limit 100",
     "badexpert scan --bundle out/demo/detector badnet.png   # the picture `attack preview` wrote",
+    "badexpert scan --bundle out/demo/detector --recursive --flagged-only uploads/   # every image under uploads/",
   ],
   options: OPTIONS,
   async run(v, positionals) {
@@ -233,7 +261,8 @@ export const scan: Command = {
     const bundle = requireStr(v, "bundle", "a directory written by `badexpert defend`");
     const datasetName = str(v, "dataset");
     if (datasetName && positionals.length) throw new UsageError("give either image files or --dataset, not both");
-    if (!datasetName && !positionals.length) throw new UsageError("nothing to scan: give image files, or --dataset NAME");
+    if (!datasetName && !positionals.length) throw new UsageError("nothing to scan: give image files or folders, or --dataset NAME");
+    if (datasetName && v.recursive === true) throw new UsageError("--recursive applies to folders of image files, not to --dataset");
     if (datasetName && str(v, "frames") === "all") throw new UsageError("--frames all applies to image files; a dataset's images have one frame each");
     const verifyKey = str(v, "verify-key");
     const requireSignature = v["require-signature"] === true;
@@ -278,16 +307,18 @@ export const scan: Command = {
 
 /** Scans the files or the dataset with `model` and prints the summary line; the exit status. */
 async function runScan(v: Values, model: ScanModel, datasetName: string | undefined, positionals: readonly string[], about: { bundle: string; detector: string; rule: string; threshold: number; engine: string }): Promise<number> {
-  const tally: Tally = { inputs: 0, scored: 0, failed: 0, flagged: 0 };
+  const tally: Tally = { inputs: 0, scored: 0, failed: 0, flagged: 0, converted: new Map() };
   const t0 = Date.now();
   const progress = (total: number) => new Progress("scanning", total);
   if (datasetName) {
     await scanDataset(v, model, datasetName, tally, progress);
   } else {
-    const bar = progress(positionals.length);
-    await scanFiles(v, model, positionals, tally, bar, choiceWithDefault(v, "frames", FRAME_POLICIES, OPTIONS));
+    const files = await filesToScan(positionals, v.recursive === true);
+    const bar = progress(files.length);
+    await scanFiles(v, model, files, tally, bar, choiceWithDefault(v, "frames", FRAME_POLICIES, OPTIONS));
     bar.finish();
   }
+  for (const [kind, n] of tally.converted) if (n > 1) console.error(`badexpert scan: warning: ${n} inputs converted ${kind}`);
   const seconds = (Date.now() - t0) / 1000;
   console.log(JSON.stringify({
     summary: true,
@@ -298,6 +329,7 @@ async function runScan(v: Values, model: ScanModel, datasetName: string | undefi
     failed: tally.failed,
     flagged: tally.flagged,
     flaggedRate: tally.scored ? tally.flagged / tally.scored : 0,
+    convertedInputs: [...tally.converted.values()].reduce((a, b) => a + b, 0),
     rule: about.rule,
     threshold: about.threshold,
     engine: about.engine,
@@ -305,4 +337,18 @@ async function runScan(v: Values, model: ScanModel, datasetName: string | undefi
     inputsPerSecond: tally.inputs / Math.max(seconds, 1e-9),
   }));
   return tally.failed > 0 ? 1 : 0;
+}
+
+/** The files to scan: folders expanded (inputFiles), what they held besides images said on stderr. */
+async function filesToScan(paths: readonly string[], recursive: boolean): Promise<string[]> {
+  const { files, skipped } = await inputFiles(paths, { recursive });
+  const note = (what: string, list: readonly string[]): void => {
+    if (list.length > 0) console.error(`badexpert scan: ${list.length} ${what} not scanned: ${list.slice(0, 3).join(", ")}${list.length > 3 ? ", …" : ""}`);
+  };
+  note("symbolic link(s) inside a folder (never followed)", skipped.links);
+  note("sub-folder(s) (--recursive descends into them)", skipped.folders);
+  note("file(s) without an image extension", skipped.notImages);
+  note("special file(s) (FIFO, socket, device)", skipped.special);
+  if (files.length === 0) throw new Error(`nothing to scan: ${paths.join(", ")} hold${paths.length === 1 ? "s" : ""} no image files (PNG, JPEG, WebP, GIF, TIFF, PPM/PGM)`);
+  return files;
 }
