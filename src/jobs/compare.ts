@@ -79,9 +79,9 @@ export type LimitOrder = (typeof LIMIT_ORDERS)[number];
  * its first N lie at the start of the test set, which a dataset stored class by class (an image
  * folder: CIFAR-10's copy here) fills with one or two classes: a first-200 evaluation subset of
  * CIFAR-10 held only target-class images, so no triggered copy at all. "sample" (the default)
- * takes a seeded random N of the split instead, sorted again. "first" is the rule used up to
- * session 8, kept to reproduce the figures measured with it (Fashion-MNIST's test set is not
- * stored by class, so there it was a fair subset too).
+ * takes a seeded random N of the split instead, sorted again. "first" takes the first N, a fair
+ * subset where the test set is not stored by class (Fashion-MNIST's), and reproduces figures
+ * measured that way.
  */
 export function limited(indices: Int32Array, limit: number | undefined, o: { order?: LimitOrder; seed?: number } = {}): Int32Array {
   if (limit !== undefined && (!Number.isInteger(limit) || limit < 0)) throw new RangeError(`compare: a split limit must be a non-negative integer, got ${limit}`);

@@ -78,7 +78,7 @@ export interface MatrixCellResult {
    */
   finetune?: { lr: number; source: "default" | "given" | "auto"; selection?: AuxiliaryRateSelection };
   evaluations: MatrixEvaluation[];
-  /** M, B and M' each on their own on the evaluation split (absent in results written before session 12). */
+  /** M, B and M' each on their own on the evaluation split (optional: not every result file has it). */
   parts?: DetectorParts;
   /** Scores of the AUROC sets (positives: poisoned inputs that fool M; negatives: clean inputs M gets right), for the bootstrap. */
   scores: { positives: number[]; negatives: number[] };
@@ -121,11 +121,10 @@ export async function readCellResult(path: string): Promise<MatrixCellResult | n
 }
 
 /**
- * Whether a result stands for defend's defaults as they are now. A rate without an override means
- * "the default", and defaults change (session 10: the compact CNN's M' rate went from a fixed 0.01
- * to the per-model selection; session 13: ResNet-20 on CIFAR-10 went from canary-chosen B and M'
- * 0.05 to fixed B 1e-4 and M' 0.1). A result whose rates were set another way than the defaults
- * set them now (chosen against fixed, or another fixed value) is stale.
+ * Whether a result stands for defend's current defaults. A rate without an override means "the
+ * default", and a default can be a chosen rate or a fixed one: a result whose rates were set
+ * another way than the current defaults set them (chosen against fixed, or another fixed value)
+ * is stale.
  */
 export function madeWithCurrentDefaults(r: MatrixCellResult): boolean {
   const d = defenseDefaults(r.cell.model, r.cell.dataset);

@@ -1,6 +1,6 @@
 // The evaluation matrix's bookkeeping: cell names, result files written atomically, and the
 // resume rule (a cell is pending unless its finished file covers every FPR; torn, foreign and
-// temporary files do not count). The cells' real runs are the bench itself (BENCHMARKS.md).
+// temporary files do not count). The cells' real runs are the bench itself (RESULTS.md).
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";

@@ -31,7 +31,7 @@ export const compareCommand: Command = {
     fpr: { type: "string", description: "target false-positive rate on the calibration split", default: "0.01", value: FPR },
     "calibration-limit": { type: "string", description: "use N images of the calibration split (0: all)", value: { kind: "int", min: 0, max: 1e9 } },
     "evaluation-limit": { type: "string", description: "use N images of the evaluation split (0: all)", value: { kind: "int", min: 0, max: 1e9 } },
-    "limit-order": { type: "string", description: "how a limit picks: sample (a seeded random N) or first (the first N by index; the rule before session 8)", default: "sample", value: { kind: "choice", values: LIMIT_ORDERS } },
+    "limit-order": { type: "string", description: "how a limit picks: sample (a seeded random N) or first (the first N by index: a fair subset only where the test set is not stored class by class)", default: "sample", value: { kind: "choice", values: LIMIT_ORDERS } },
     "data-path": { type: "string", description: "dataset location (default: the checkpoint's)" },
     report: { type: "string", short: "r", description: "directory for compare.html, compare.md, roc.svg and compare.json" },
     "split-seed": { type: "string", description: "seed of the reserved/calibration/evaluation split", default: "0", value: { kind: "int", min: 0, max: 1e9 } },
