@@ -10,8 +10,13 @@ import { isImageFile } from "./image-decode.js";
 import { naturalCompare } from "./natural-sort.js";
 
 export interface InputFiles {
-  /** The paths to read, in order: named files as given, then each folder's images in natural order. */
+  /**
+   * The paths to read, in the order named: a file as given, a folder as its images in natural
+   * order. A folder without any image file stays in the list as itself (in `emptyFolders` too),
+   * so the caller can report it where it was named instead of dropping it.
+   */
   files: string[];
+  emptyFolders: string[];
   /** What the folders held that is not read, for the caller to report. */
   skipped: {
     /** Symbolic links inside a folder (not followed). */
@@ -27,11 +32,16 @@ export interface InputFiles {
 
 /** Expands `paths` (files and folders); a path that does not exist is kept as a file, for the reader to report. */
 export async function inputFiles(paths: readonly string[], o: { recursive?: boolean } = {}): Promise<InputFiles> {
-  const out: InputFiles = { files: [], skipped: { links: [], folders: [], notImages: [], special: [] } };
+  const out: InputFiles = { files: [], emptyFolders: [], skipped: { links: [], folders: [], notImages: [], special: [] } };
   for (const p of paths) {
     const s = await stat(p).catch(() => null);
-    if (s?.isDirectory()) out.files.push(...(await folderImages(p, o.recursive === true, out.skipped)));
-    else out.files.push(p);
+    const images = s?.isDirectory() ? await folderImages(p, o.recursive === true, out.skipped) : null;
+    if (images === null) out.files.push(p);
+    else if (images.length > 0) out.files.push(...images);
+    else {
+      out.files.push(p);
+      out.emptyFolders.push(p);
+    }
   }
   return out;
 }

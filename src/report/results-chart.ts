@@ -97,7 +97,7 @@ export function aurocChart(input: AurocChartInput): string {
       const y = sy(f, shown);
       const tip = `${d} on ${g.label}: AUROC ${fmt(b.mean)}${b.seeds > 1 ? ` ± ${fmt(b.std)} over ${b.seeds} seeds` : ""}${g.took ? "" : " (the backdoor did not take)"}`;
       parts.push(
-        `<rect class="bar" data-detector="${esc(d)}" data-attack="${esc(g.label)}" data-auroc="${b.mean}" x="${x.toFixed(1)}" y="${y.toFixed(1)}" width="${BAR - 2}" height="${(base - y).toFixed(1)}" ` +
+        `<rect class="bar" data-detector="${esc(d)}" data-attack="${esc(g.label)}" data-auroc="${Number(b.mean.toFixed(6))}" x="${x.toFixed(1)}" y="${y.toFixed(1)}" width="${BAR - 2}" height="${(base - y).toFixed(1)}" ` +
           `fill="${detectorColor(di)}" fill-opacity="${g.took ? 0.9 : 0.3}"><title>${esc(tip)}</title></rect>`,
       );
       if (b.mean < AUROC_FLOOR) parts.push(`<text x="${(x + (BAR - 2) / 2).toFixed(1)}" y="${(base - 3).toFixed(1)}" font-size="10" text-anchor="middle" fill="#000">↓</text>`);
@@ -119,7 +119,7 @@ export function aurocChart(input: AurocChartInput): string {
   parts.push(`<text x="${yx}" y="${(f.top + base) / 2}" font-size="12" text-anchor="middle" fill="#111" transform="rotate(-90 ${yx} ${(f.top + base) / 2})">AUROC</text>`);
   parts.push(`<text x="${f.width / 2}" y="18" font-size="13" font-weight="bold" text-anchor="middle" fill="#111">${esc(input.title)}</text>`);
   const items = input.detectors.map((d, i) => ({ label: d, color: detectorColor(i) }));
-  items.push({ label: "* faint bar: backdoor did not take", color: "#ddd" });
+  if (input.groups.some((g) => !g.took)) items.push({ label: "* faint bar: backdoor did not take", color: "#ddd" });
   // The legend sits right of the plot, where no bar is.
   parts.push(legend({ ...f, right: 8 }, items, "tr"));
   const noteY = f.top + 16 * items.length + 26;

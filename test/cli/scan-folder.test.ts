@@ -57,8 +57,12 @@ test("inputFiles: natural order, sub-folders only when recursive, links and non-
   assert.deepEqual(deep.files, ["1.png", "2.png", "10.png", "sub/3.png", "sub/deeper/4.png"].map((n) => join(root, n)));
   assert.equal(deep.skipped.links.length, 2, "links are not followed when descending either");
   // Named paths are taken as given, in the order given; a missing one is kept for the reader to report.
-  const named = await inputFiles([join(root, "link.png"), join(root, "missing.png"), join(root, "sub")]);
-  assert.deepEqual(named.files, [join(root, "link.png"), join(root, "missing.png"), join(root, "sub", "3.png")]);
+  const named = await inputFiles([join(root, "link.png"), join(root, "missing.png"), join(root, "sub", "deeper"), join(root, "sub")]);
+  assert.deepEqual(named.files, [join(root, "link.png"), join(root, "missing.png"), join(root, "sub", "deeper", "4.png"), join(root, "sub", "3.png")]);
+  // A folder with no image is kept where it was named, for the caller to report.
+  await mkdir(join(root, "nothing"));
+  const empty = await inputFiles([join(root, "1.png"), join(root, "nothing")]);
+  assert.deepEqual([empty.files, empty.emptyFolders], [[join(root, "1.png"), join(root, "nothing")], [join(root, "nothing")]]);
 });
 
 test("scan DIR scans its images in natural order; --recursive adds the sub-folders'; stderr names what was not scanned", async () => {
@@ -79,12 +83,18 @@ test("scan DIR scans its images in natural order; --recursive adds the sub-folde
   assert.ok(Math.abs((named?.score as number) - (records(deep.lines)[1]?.score as number)) < 1e-5, "the same image, the same score (up to batch numerics)");
 });
 
-test("scan of a folder without images fails and says so; --recursive with --dataset is a usage error", async () => {
+test("a folder without images is an error line where it was named (exit 1); --recursive with --dataset is a usage error", async () => {
   const empty = join(dir, "empty");
   await mkdir(empty);
   await writeFile(join(empty, "readme.md"), "# no images");
-  // A failure other than a usage error is thrown to the process entry, which prints it and exits 1.
-  await assert.rejects(runCli(["scan", "--bundle", bundle, empty]), /nothing to scan: .*empty holds no image files/);
+  const r = await runCli(["scan", "--bundle", bundle, empty]);
+  assert.equal(r.code, 1);
+  const [line, summary] = records(r.lines);
+  assert.equal(line?.input, empty);
+  assert.match(String(line?.error), /empty: a folder with no image files in it/);
+  assert.equal(line?.flagged, undefined, "never a verdict");
+  assert.deepEqual([summary?.inputs, summary?.scored, summary?.failed], [1, 0, 1]);
+  assert.match(r.err, /1 file\(s\) without an image extension not scanned: .*readme\.md/);
   const u = await runCli(["scan", "--bundle", bundle, "--dataset", "fashion-mnist", "--recursive"]);
   assert.equal(u.code, 2);
   assert.match(u.err, /--recursive applies to folders of image files/);

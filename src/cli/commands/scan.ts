@@ -9,7 +9,7 @@ import { UsageError } from "../command.js";
 import { COUNT, choiceWithDefault, num, requireStr, str, type Values } from "../args.js";
 import { RUNTIME_OPTIONS, applyRuntimeOptions } from "../runtime-options.js";
 import { Detector, detectionsOf, worstFrame, type DecodeOutcome, type Detection, type FrameOptions } from "../../api/detector.js";
-import { FRAME_POLICIES, shapeText, type FramePolicy, type ImageConversion } from "../../data/image-decode.js";
+import { ACCEPTED_FORMATS, FRAME_POLICIES, shapeText, type FramePolicy, type ImageConversion } from "../../data/image-decode.js";
 import { inputFiles } from "../../data/input-files.js";
 import { isBaselineBundle, loadDetectorBundle } from "../../detectors/bundle.js";
 import { baselineScanModel } from "./scan-baseline.js";
@@ -228,9 +228,9 @@ export const scan: Command = {
     "a baseline detector's bundle, from `defend --detector NAME`, has no expertConfidence/auxiliaryConfidence)",
     "as it goes, and a summary line last. Inputs are image files or folders of them: a folder's image files (by",
     "extension) in natural order (2.png before 10.png); --recursive adds its sub-folders'. Symbolic links inside a",
-    "folder are not followed; what a folder holds besides images is named on stderr. A dataset split is scored as",
-    "is (its images must have the model's size and channel count). Inputs are read and scored",
-    `${SCAN_BATCH} at a time, so memory does not grow with their number.`,
+    "folder are not followed; what a folder holds besides images is named on stderr, and a folder with no image file",
+    "is an error line. A dataset split is scored as is (its images must have the model's size and channel count).",
+    `Inputs are read and scored ${SCAN_BATCH} at a time, so memory does not grow with their number.`,
     "",
     "An image of another size or colour than the model's input is resized and converted (grey ↔ RGB, alpha dropped)",
     "before it is scored: its record says so ({converted: {from, to}}), and a warning on stderr names the first input",
@@ -313,9 +313,9 @@ async function runScan(v: Values, model: ScanModel, datasetName: string | undefi
   if (datasetName) {
     await scanDataset(v, model, datasetName, tally, progress);
   } else {
-    const files = await filesToScan(positionals, v.recursive === true);
+    const { files, emptyFolders } = await filesToScan(positionals, v.recursive === true);
     const bar = progress(files.length);
-    await scanFiles(v, model, files, tally, bar, choiceWithDefault(v, "frames", FRAME_POLICIES, OPTIONS));
+    await scanFiles(v, withEmptyFolders(model, new Set(emptyFolders)), files, tally, bar, choiceWithDefault(v, "frames", FRAME_POLICIES, OPTIONS));
     bar.finish();
   }
   for (const [kind, n] of tally.converted) if (n > 1) console.error(`badexpert scan: warning: ${n} inputs converted ${kind}`);
@@ -340,8 +340,8 @@ async function runScan(v: Values, model: ScanModel, datasetName: string | undefi
 }
 
 /** The files to scan: folders expanded (inputFiles), what they held besides images said on stderr. */
-async function filesToScan(paths: readonly string[], recursive: boolean): Promise<string[]> {
-  const { files, skipped } = await inputFiles(paths, { recursive });
+async function filesToScan(paths: readonly string[], recursive: boolean): Promise<{ files: string[]; emptyFolders: string[] }> {
+  const { files, emptyFolders, skipped } = await inputFiles(paths, { recursive });
   const note = (what: string, list: readonly string[]): void => {
     if (list.length > 0) console.error(`badexpert scan: ${list.length} ${what} not scanned: ${list.slice(0, 3).join(", ")}${list.length > 3 ? ", …" : ""}`);
   };
@@ -349,6 +349,19 @@ async function filesToScan(paths: readonly string[], recursive: boolean): Promis
   note("sub-folder(s) (--recursive descends into them)", skipped.folders);
   note("file(s) without an image extension", skipped.notImages);
   note("special file(s) (FIFO, socket, device)", skipped.special);
-  if (files.length === 0) throw new Error(`nothing to scan: ${paths.join(", ")} hold${paths.length === 1 ? "s" : ""} no image files (PNG, JPEG, WebP, GIF, TIFF, PPM/PGM)`);
-  return files;
+  return { files, emptyFolders };
+}
+
+/** A folder named on the command line that holds no image file is its own error line, where it was named: nothing in it was checked. */
+function withEmptyFolders(model: ScanModel, empty: ReadonlySet<string>): ScanModel {
+  if (empty.size === 0) return model;
+  return {
+    ...model,
+    async decodeEach(files, firstIndex, o) {
+      const images = files.filter((f) => !empty.has(f));
+      const decoded = images.length > 0 ? await model.decodeEach(images, firstIndex, o) : [];
+      let next = 0;
+      return files.map((f): DecodeOutcome => (empty.has(f) ? { ok: false, error: `${f}: a folder with no image files in it (${ACCEPTED_FORMATS}, by extension)` } : (decoded[next++] as DecodeOutcome)));
+    },
+  };
 }
