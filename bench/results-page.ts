@@ -431,7 +431,7 @@ function foreignSection(foreign: readonly (ForeignResult | ForeignFailure)[]): s
     "npm run bench:foreign -- --dataset fashion-mnist                    # import, defend, evaluate each model",
     "```",
     "",
-    "| model | architecture | trigger (in our attack library?) | poison rate | FPR | AUROC | TPR | FPR measured | CA before → after | ASR before → after | B's rate |",
+    "| model | architecture | trigger (in our attack library?) | poison rate | target FPR | AUROC | TPR | FPR | CA before → after | ASR before → after | B's rate |",
     "|---|---|---|---|---|---|---|---|---|---|---|",
   ];
   const trig = (m: ForeignModel): string => (m.trigger ? `${m.trigger.family} (${m.trigger.inBadexpertLibrary ? "yes" : "no"})` : `none: clean model (probe: ${m.probeTrigger?.family ?? "?"})`);
