@@ -2,15 +2,19 @@
 //   [--detector-param "strip:n=50;badexpert:unlearnLr=3e-4"] [--calibration-limit N]
 //   [--evaluation-limit N] [--fpr 0.01] [--seed 0] [--json] [--dataset D --data-path P --model M]
 //   [--param "sig:rate=0.08,delta=0.235294"]` (attack parameters, for the settings that take)
+//   [--results bench/results/compare]` (one result file per attack, read by `npm run results`)
 // For each attack: train (or reuse from the model cache) the backdoored model, then run the compare
 // job — every detector on the same reserved / calibration / evaluation splits (defense/splits.ts)
 // — and print one detector × attack table of AUROC and ASR after, with averages and the cost.
+import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { cachedModel } from "../src/jobs/model-cache.js";
 import { compareDetectors, type CompareResult } from "../src/jobs/compare.js";
 import { parseDetectorList } from "../src/detectors/registry.js";
 import { parseDetectorParams } from "../src/detectors/params.js";
 import { wantsJson, helpAndExit } from "./harness.js";
+import { writeFileAtomically } from "../src/util/atomic-file.js";
+import { COMPARE_RESULT_VERSION, type CompareCellResult } from "./results-page.js";
 
 helpAndExit(
   process.argv.includes("--help"),
@@ -29,6 +33,8 @@ from the model cache); one detector x attack table of AUROC and ASR after, avera
   --fpr F                  target false-positive rate (default 0.01)
   --seed N                 model, split and detector seed (default 0)
   --dataset D --data-path P --model M   another dataset or zoo model
+  --results DIR            write one result file per attack there (bench/results/compare is
+                           what \`npm run results\` reads: baselines beside BaDExpert)
   --json                   print the results as JSON on the last line
   --help                   this text`,
 );
@@ -55,6 +61,29 @@ const evaluationLimit = optNum("evaluation-limit");
 const targetFpr = optNum("fpr") ?? 0.01;
 const pct = (x: number) => (Number.isFinite(x) ? `${(100 * x).toFixed(1)}%` : "n/a");
 
+const resultsDir = arg("results");
+
+/** One attack's comparison as a result file, named like the matrix cell it matches (plus FPR, limits and detector overrides). */
+async function writeCompareResult(dir: string, r: CompareResult, params: Record<string, unknown>): Promise<string> {
+  const p = Object.keys(params).sort().map((k) => `${k}=${String(params[k])}`).join(",");
+  const detectorParams = arg("detector-param") ?? "";
+  const limits = [calibrationLimit !== undefined ? `cal${calibrationLimit}` : "", evaluationLimit !== undefined ? `eval${evaluationLimit}` : ""].filter(Boolean).join(",");
+  const name = `${r.dataset}-${r.model}-${r.attack.name}${p ? `-${p}` : ""}-e${epochs}-seed${seed}-fpr${targetFpr}${limits ? `-${limits}` : ""}${detectorParams ? `-params-${detectorParams.replace(/[^A-Za-z0-9=.,:+-]+/g, "_")}` : ""}.json`;
+  const out: CompareCellResult & { finishedAt: string } = {
+    version: COMPARE_RESULT_VERSION,
+    cell: { dataset: r.dataset, model: r.model, attack: r.attack.name, attackParams: params, seed, epochs },
+    targetFpr,
+    detectorParams,
+    splits: { calibrationUsed: r.splits.calibrationUsed, evaluationUsed: r.splits.evaluationUsed, poisonedUsed: r.splits.poisonedUsed },
+    rows: r.rows.map((row) => ({ detector: row.detector, params: row.params, metrics: row.metrics, secondsPer1000: row.secondsPer1000, fitSeconds: row.fitSeconds })),
+    finishedAt: new Date().toISOString(),
+  };
+  const path = join(dir, name);
+  await mkdir(dir, { recursive: true });
+  await writeFileAtomically(path, `${JSON.stringify(out)}\n`);
+  return path;
+}
+
 const results: CompareResult[] = [];
 for (const attack of attacks) {
   // Clean-Label crafts its poison against a clean model of the same recipe (cached like the others).
@@ -74,6 +103,7 @@ for (const attack of attacks) {
     log: (l) => console.error(`[bench:compare] ${l}`),
   });
   results.push(r);
+  if (resultsDir !== undefined) console.error(`[bench:compare] ${attack}: ${await writeCompareResult(resultsDir, r, attackParams[attack] ?? {})}`);
   console.log(`| ${attack} | ${r.rows.map((row) => `${row.metrics.auroc.toFixed(4)} / ${pct(row.metrics.asrAfter)}`).join(" | ")} |`);
 }
 

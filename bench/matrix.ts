@@ -2,8 +2,8 @@
 // The evaluation matrix: every dataset × model × attack × seed cell through the model cache and
 // the defend / evaluate-defense jobs, one result JSON per cell under --results (resumable: a
 // finished cell is skipped), then the aggregated tables (mean ± std over seeds, bootstrap 95%
-// interval of the mean AUROC) rendered between BENCHMARKS.md's matrix markers with --render.
-import { readFile, writeFile } from "node:fs/promises";
+// interval of the mean AUROC, override rows included) printed with --render. RESULTS.md is built
+// from the same files by `npm run results`.
 import { parseArgs } from "node:util";
 import { attackNames, createAttack } from "../src/attacks/registry.js";
 import { parseParamOverrides } from "../src/attacks/params.js";
@@ -13,7 +13,7 @@ import { recipeFor } from "../src/train/recipes.js";
 import { cellId, defaultEpochs, pendingCells, readAllResults, runMatrix, type MatrixCell, type MatrixDefense } from "./matrix/cells.js";
 import { UNLEARN_LABEL_MAPPINGS, type UnlearnLabelMapping } from "../src/defense/defaults.js";
 import { CANARY_KINDS, type CanaryKind } from "../src/defense/canary.js";
-import { aggregateMatrix, renderMatrixTables, replaceMatrixSection } from "./matrix/tables.js";
+import { aggregateMatrix, renderMatrixTables } from "./matrix/tables.js";
 import { wantsJson, helpAndExit, usageFailure } from "./harness.js";
 
 const HELP = `npm run bench:matrix -- [options]
@@ -34,11 +34,10 @@ evaluate jobs; one result JSON per cell under --results; finished cells are skip
                       unlearnLr=X|auto (B's rate: given, no canaries, for diagnosis; or
                       chosen by the canaries where the default is fixed, as canaries=... implies)
   --fprs f,g          FPRs to evaluate at (default: the dataset's, 0.1% GTSRB / 1% otherwise, and 1%)
-  --results DIR       result files (default bench/results/matrix, kept in git: the tables are
-                      rendered from them, and a fresh clone must be able to render them again)
-  --render            after running, write the tables between --doc's matrix markers
-  --doc FILE          the document to render into (default BENCHMARKS.md)
-  --render-only       render from existing results only, run nothing
+  --results DIR       result files (default bench/results/matrix, kept in git: RESULTS.md is
+                      built from them by \`npm run results\`, on a fresh clone too)
+  --render            after running, print every result's table (override rows included)
+  --render-only       print the tables of the existing results only, run nothing
   --dry-run           list the cells and which are pending, run nothing
   --json              print the aggregated groups as JSON on the last line
   --help              this text`;
@@ -56,7 +55,6 @@ const { values } = parseArgs({
     defense: { type: "string" },
     results: { type: "string", default: "bench/results/matrix" },
     render: { type: "boolean", default: false },
-    doc: { type: "string", default: "BENCHMARKS.md" },
     "render-only": { type: "boolean", default: false },
     "dry-run": { type: "boolean", default: false },
     json: { type: "boolean", default: false },
@@ -86,19 +84,15 @@ function perDataset(name: string, s: string | undefined): Map<string, string> | 
 helpAndExit(values.help, HELP);
 
 const resultsDir = values.results;
-const renderFile = values.render || values["render-only"] ? values.doc : null;
+const renderTables = values.render || values["render-only"];
 
 async function render(): Promise<void> {
   const rows = await readAllResults(resultsDir);
-  // Rendering nothing would wipe the tables in the document: a wrong --results path is an error.
-  if (rows.length === 0) fail(`--results: no finished cell results under ${resultsDir}; nothing to render (the document is left as it is)`);
+  // A wrong --results path renders nothing: say so rather than print no table.
+  if (rows.length === 0) fail(`--results: no finished cell results under ${resultsDir}; nothing to render`);
   const groups = aggregateMatrix(rows);
   const tables = renderMatrixTables(groups);
-  if (renderFile) {
-    const doc = await readFile(renderFile, "utf8");
-    await writeFile(renderFile, replaceMatrixSection(doc, tables));
-    console.error(`bench:matrix: ${groups.length} table(s) from ${resultsDir} written into ${renderFile}`);
-  }
+  console.error(`bench:matrix: ${groups.length} table(s) from ${resultsDir}; \`npm run results\` writes RESULTS.md from the default rows`);
   console.log(tables);
   if (wantsJson()) console.log(JSON.stringify(groups));
 }
@@ -211,4 +205,4 @@ const r = await runMatrix(cells, {
   },
 });
 console.error(`bench:matrix: ${r.ran} cell(s) run, ${r.skipped} already finished, in ${((Date.now() - t0) / 60000).toFixed(1)} min`);
-if (renderFile || values.json) await render();
+if (renderTables || values.json) await render();

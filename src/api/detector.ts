@@ -3,7 +3,7 @@
 // Async like onnxruntime-node's InferenceSession: decoding is asynchronous, and a later version
 // may score off the main thread without changing this surface.
 import { tidy, type Tensor } from "../engine/index.js";
-import { decodeImageFrames, type FramePolicy } from "../data/image-decode.js";
+import { decodeImageFrames, type FramePolicy, type ImageConversion } from "../data/image-decode.js";
 import { ImageDecodeError } from "../data/image-error.js";
 import { ImageFileError, readImageFile } from "../data/read-image-file.js";
 import { imagesToTensor } from "../data/batch.js";
@@ -21,7 +21,7 @@ export type ImageInput = string | Uint8Array;
  * its reason where it has one (a decoding problem: "corrupt", "multi_frame", ...; a file's errno)
  * and its message.
  */
-export type DecodeOutcome = { ok: true; pixels: Uint8Array; frames: number } | { ok: false; code: ErrorCode; reason?: string; message: string };
+export type DecodeOutcome = { ok: true; pixels: Uint8Array; frames: number; converted?: ImageConversion } | { ok: false; code: ErrorCode; reason?: string; message: string };
 
 export interface FrameOptions {
   /**
@@ -173,11 +173,12 @@ export class Detector {
 
   /**
    * Decodes each image on its own: one unreadable or undecodable image is its own error (with the
-   * path or index in the message) and the others are still decoded.
+   * path or index in the message) and the others are still decoded. An image that had to be
+   * resized or converted to the model's channels says so in `converted`.
    */
   async decodeEach(images: readonly ImageInput[], firstIndex = 0, o: FrameOptions = {}): Promise<DecodeOutcome[]> {
     const out: DecodeOutcome[] = [];
-    for (const [k, img] of images.entries()) out.push(await decodeOutcome(() => this.#decodeOne(img, firstIndex + k, o)));
+    for (const [k, img] of images.entries()) out.push(await decodeReporting((onConversion) => this.#decodeOne(img, firstIndex + k, { ...o, onConversion })));
     return out;
   }
 
@@ -186,7 +187,7 @@ export class Detector {
     return height * width * (this.#det.info.preprocessing.channels === 1 ? 1 : 3);
   }
 
-  async #decodeOne(img: ImageInput, index: number, o: FrameOptions): Promise<Uint8Array[]> {
+  async #decodeOne(img: ImageInput, index: number, o: FrameOptions & { onConversion?: (c: ImageConversion) => void }): Promise<Uint8Array[]> {
     const [height, width] = this.#det.info.preprocessing.imageSize;
     const channels = this.#det.info.preprocessing.channels === 1 ? 1 : 3;
     const name = typeof img === "string" ? img : `images[${index}]`;
@@ -214,6 +215,13 @@ export function detectionsOf(r: BatchScores, classNames: readonly string[], thre
     threshold,
     flagged: r.flagged[i] === 1,
   }));
+}
+
+/** decodeOutcome, with the image's conversion to the model's input (if any) recorded as `converted`. */
+export async function decodeReporting(decode: (onConversion: (c: ImageConversion) => void) => Promise<Uint8Array[]>): Promise<DecodeOutcome> {
+  let converted: ImageConversion | undefined;
+  const d = await decodeOutcome(() => decode((c) => (converted = c)));
+  return d.ok && converted ? { ...d, converted } : d;
 }
 
 /** Runs one image's decoding and turns its frames or its error into a DecodeOutcome (shared with scan's baseline path). */

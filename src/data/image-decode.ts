@@ -34,6 +34,55 @@ export interface DecodeTarget {
   frames?: FramePolicy;
   /** Most frames decoded with frames "all" (default MAX_FRAMES). */
   maxFrames?: number;
+  /**
+   * Called once (with the first frame) when the model will not see the image as it is: another
+   * size, colour pixels for a grey model, or an alpha channel dropped. A caller may want to say so:
+   * a 224x224 colour photo read by a 28x28 grey model is mostly lost. Lossless changes are not
+   * reported: grey pixels stored as RGB read as grey, and grey read by a colour model.
+   */
+  onConversion?: (c: ImageConversion) => void;
+}
+
+/** What an image is, as far as its conversion to a model's input goes. */
+export interface ImageShape {
+  width: number;
+  height: number;
+  colour: "grey" | "grey+alpha" | "RGB" | "RGBA";
+}
+
+/** An image converted to a model's input: what it was and what the model reads. */
+export interface ImageConversion {
+  from: ImageShape;
+  to: ImageShape;
+}
+
+/** "224x224 RGB". */
+export function shapeText(s: ImageShape): string {
+  return `${s.width}x${s.height} ${s.colour}`;
+}
+
+function colourWord(colourChannels: 1 | 3, alpha: boolean): ImageShape["colour"] {
+  return colourChannels === 1 ? (alpha ? "grey+alpha" : "grey") : alpha ? "RGBA" : "RGB";
+}
+
+/**
+ * The conversion decoding an image of this shape to `target` makes, or null when none loses
+ * anything: same size, no alpha, and the same colour or grey read by a colour model.
+ */
+export function conversionOf(p: Pick<ImageProbe, "width" | "height" | "colourChannels" | "alpha">, target: Pick<DecodeTarget, "size" | "channels">): ImageConversion | null {
+  const to = { width: target.size?.width ?? p.width, height: target.size?.height ?? p.height, colour: colourWord(target.channels === 1 ? 1 : 3, false) };
+  const from = { width: p.width, height: p.height, colour: colourWord(p.colourChannels, p.alpha) };
+  const sameColour = from.colour === to.colour || (from.colour === "grey" && to.colour === "RGB");
+  return from.width === to.width && from.height === to.height && sameColour ? null : { from, to };
+}
+
+/** Whether every pixel of a 3- or 4-channel image has R = G = B (a grey picture stored as colour). */
+function greyContent(img: RawImage): boolean {
+  const c = img.channels;
+  if (c < 3) return true;
+  const px = img.pixels;
+  for (let i = 0; i + 2 < px.length; i += c) if (px[i] !== px[i + 1] || px[i] !== px[i + 2]) return false;
+  return true;
 }
 
 /**
@@ -77,6 +126,10 @@ export interface ImageProbe {
   pixels: number;
   /** Whether libvips can decode and resize in one pipeline with the same pixels as in two steps. */
   onePass: boolean;
+  /** Grey (1) or colour (3), as the header declares it (a palette is colour). */
+  colourChannels: 1 | 3;
+  /** Whether the header declares transparency (an alpha channel, or a PNG's tRNS). */
+  alpha: boolean;
   /** PNG only: its header. */
   png?: PngHeader;
 }
@@ -165,13 +218,15 @@ async function readHeader(data: Uint8Array, file: string, maxPixels: number): Pr
     const frames = pngFrameCount(png);
     // libvips reads a PNG of 8 bits or less without alpha to the same pixels whether it resizes in the same pipeline or not.
     const onePass = png.bitDepth <= 8 && (png.colourType === 0 || png.colourType === 2 || png.colourType === 3) && !png.transparency && frames === 1;
-    return { format: "png", width: png.width, height: png.height, frames, pixels: png.width * png.height, onePass, png };
+    const colourChannels = png.colourType === 0 || png.colourType === 4 ? 1 : 3;
+    const alpha = png.colourType === 4 || png.colourType === 6 || png.transparency;
+    return { format: "png", width: png.width, height: png.height, frames, pixels: png.width * png.height, onePass, colourChannels, alpha, png };
   }
   if ((data[0] === 0x50 && data[1] !== undefined && data[1] >= 0x31 && data[1] <= 0x37) || PNM_EXT.test(file)) {
     try {
       const starts = pnmImageStarts(data, file, { maxPixels });
       const first = pnmHeader(data, file, { maxPixels });
-      return { format: "pnm", width: first.width, height: first.height, frames: starts.length, pixels: first.width * first.height, onePass: false };
+      return { format: "pnm", width: first.width, height: first.height, frames: starts.length, pixels: first.width * first.height, onePass: false, colourChannels: first.channels, alpha: false };
     } catch (e) {
       throw pnmError(file, e);
     }
@@ -196,7 +251,9 @@ async function readHeader(data: Uint8Array, file: string, maxPixels: number): Pr
   const frames = Math.max(1, meta.pages ?? 1);
   // The header read is the first page's: a TIFF's later pages may have alpha or 16 bits where it has not.
   const onePass = f !== "jpeg" && meta.depth === "uchar" && !meta.hasAlpha && (f !== "tiff" || frames === 1);
-  return { format: f, width, height, frames, pixels: width * height, onePass };
+  const alpha = meta.hasAlpha === true;
+  const colourChannels = (meta.channels ?? 3) - (alpha ? 1 : 0) <= 1 || meta.space === "b-w" ? 1 : 3;
+  return { format: f, width, height, frames, pixels: width * height, onePass, colourChannels, alpha };
 }
 
 /** The pages of a TIFF may differ in size: their pixels, each page's header read. */
@@ -228,8 +285,16 @@ export async function decodeImageFrames(data: Uint8Array, file: string, target: 
   const maxPixels = target.maxPixels ?? MAX_IMAGE_PIXELS;
   const p = probe ?? (await probeImage(data, file, target));
   if (p.frames > 1 && (target.frames ?? "refuse") === "refuse") throw multiFrame(file, p);
+  let reported = target.onConversion === undefined;
   const finish = async (img: RawImage): Promise<RawImage> => {
     const sized = target.size && (img.width !== target.size.width || img.height !== target.size.height) ? await resizeRaw(img, target.size, file) : img;
+    if (!reported) {
+      reported = true;
+      // A grey model reading colour pixels loses their colour, unless they are grey already.
+      const colourChannels = p.colourChannels === 3 && target.channels === 1 && greyContent(sized) ? 1 : p.colourChannels;
+      const c = conversionOf({ ...p, colourChannels }, target);
+      if (c) target.onConversion?.(c);
+    }
     return convertChannels(sized, target.channels);
   };
   if (p.format === "pnm") {

@@ -118,7 +118,7 @@ const REGISTRY: readonly DetectorEntry[] = [
     fit: async (ctx, d, p) => new FrequencyDetector(ctx, d.reserved, p),
     restore: (ctx, p, st) => {
       const det = new FrequencyDetector(ctx, { weights: frequencyWeights(st.tensors) }, p);
-      // The weights were copied into the network: the loaded tensors are no longer needed.
+      // The weights were copied into the network: the loaded tensors are not needed after this.
       for (const t of st.tensors.values()) t.dispose();
       return det;
     },

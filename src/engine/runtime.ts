@@ -11,7 +11,7 @@ export function setNumThreads(n: number): void {
  * mapping, given back to the OS when freed, so resident memory stays flat however many batches
  * are scored. glibc's default lets freed activations pile up in the heap (scan of 60,000 images:
  * 0.7-1.7 GB instead of 0.3 GB). Not for training: mapping every large buffer afresh cost ResNet
- * training 30-45% of its speed (BENCHMARKS.md, "Memory of scan"). Returns false where it does not
+ * training 30-45% of its speed (docs/performance.md, "Memory of scan"). Returns false where it does not
  * apply (not glibc, or MALLOC_MMAP_THRESHOLD_ set by the user).
  */
 export function returnLargeBuffersToTheOs(): boolean {

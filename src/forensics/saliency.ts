@@ -43,7 +43,7 @@ export const SALIENCY_METHODS = ["gradient-x-input", "smoothgrad", "gradient", "
 export type SaliencyMethod = (typeof SALIENCY_METHODS)[number];
 
 /**
- * The default, chosen by measurement (BENCHMARKS.md, "Forensics"): the only method that meets the
+ * The default, chosen by measurement (docs/forensics.md, "How well it localises"): the only method that meets the
  * localisation targets (median top-2% share in the mask ≥ 60%, box IoU ≥ 0.5) on BadNet, Trojan
  * and Adaptive-Patch alike; gradient × input misses Adaptive-Patch (6–13%), whose two patches
  * B holds only weakly.

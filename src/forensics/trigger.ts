@@ -24,7 +24,7 @@ export interface TriggerEstimateOptions {
   /**
    * Evidence above this share of its maximum counts as trigger. Default 0.15 with a clean mean, 0.5
    * without (the mean map alone is blurred by the saliency method and needs the higher cut); both
-   * chosen on BadNet and Trojan (BENCHMARKS.md, "Forensics").
+   * chosen on BadNet and Trojan (docs/forensics.md, "How well it localises").
    */
   threshold?: number;
   /** Components with less than this share of the strongest one's evidence are dropped (default 0.25). */

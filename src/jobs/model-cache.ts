@@ -70,7 +70,7 @@ export async function cachedModel(s: CachedModelSpec, o: { retrain?: boolean; de
   }
   const recipe = recipeFor(s.dataset);
   // A killed run left its last finished epoch and the optimizer state: continue it (same seed,
-  // same poison) instead of starting over; a long CIFAR-10 model then spans several sittings.
+  // same poison) instead of starting over; a long CIFAR-10 model can then be trained over several runs.
   const resume = !o.retrain && (await hasTrainState(dir));
   const r = await runTraining({
     dataset: s.dataset,

@@ -64,7 +64,7 @@ export interface ForensicsSection {
 const SOURCES: Record<UnlearningRecord["source"], string> = {
   "until-forgotten": "unlearned until B's clean accuracy on held-out images fell to 20%, the rate growing from 1e-5",
   paper: "the paper's rate for this architecture and dataset",
-  default: "this architecture's fixed default on this dataset (measured, BENCHMARKS.md)",
+  default: "this architecture's fixed default on this dataset (measured; docs/defense.md)",
   canary: "chosen by the defender's canaries: the strongest rate at which B still separates every canary (AUROC ≥ 0.98)",
   "canary-inconclusive": "the architecture's static default: no rate kept every canary at AUROC ≥ 0.98, so the canaries could not choose",
   given: "given by the user",

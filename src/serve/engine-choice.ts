@@ -1,5 +1,5 @@
 // Starting the scoring workers on the engine the operator chose. "auto" tries onnxruntime first
-// (the faster engine on CPUs, BENCHMARKS.md "Service") and falls back to libtorch when
+// (the faster engine on CPUs, docs/performance.md "Service") and falls back to libtorch when
 // onnxruntime-node is not installed or the detector does not export (an imported TorchScript
 // model that uses an operator outside the exporter's set, docs/export.md): both engines score with
 // the same weights and threshold, so the fallback changes speed, never verdicts beyond float

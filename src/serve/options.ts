@@ -112,13 +112,13 @@ export const MAX_AUDIT_KEEP = 1000;
 export const DEFAULT_OPTIONS: ServeOptions = {
   host: "127.0.0.1",
   port: 8080,
-  // One single-threaded worker per core: measured on 2 shared cores (BENCHMARKS.md, "Service"),
+  // One single-threaded worker per core: measured on 2 cores (docs/performance.md, "Service"),
   // parallelism across batches beat OpenMP teams inside one worker by 2-3x at concurrency 64,
   // because a team's barriers stall whenever one of its threads is descheduled.
   workers: availableParallelism(),
   threadsPerWorker: 1,
-  // onnxruntime scored the compact CNN 3-30x faster than libtorch on these CPUs (BENCHMARKS.md,
-  // "ONNX export"), and the service with it (BENCHMARKS.md, "Service").
+  // onnxruntime scores faster than libtorch on CPUs (docs/performance.md, "Scoring engines"), and
+  // the service with it ("Service").
   engine: "auto",
   maxBatch: 64,
   maxWaitMs: 2,

@@ -1,6 +1,6 @@
 // Default training recipes per dataset: which zoo model and which hyperparameters a plain
 // `badexpert train --dataset X` uses. Every value can be overridden on the command line.
-// Figures reached with these defaults are in BENCHMARKS.md.
+// Figures reached with these defaults: docs/performance.md ("Training") and RESULTS.md.
 import { DEFAULT_CONFIG, type TrainConfig } from "./config.js";
 
 export interface Recipe {

@@ -59,6 +59,11 @@ export interface FitOptions {
   labels?: Int32Array;
   device?: string;
   silent?: boolean;
+  /**
+   * Which model is being trained, at the head of each progress line ("B (backdoor expert)" →
+   * "B (backdoor expert), epoch 1/1 ..."): a job that trains several models says which one runs.
+   */
+  progressLabel?: string;
   /** Called after every epoch (e.g. to write a resumable checkpoint); `true` ends training there. */
   onEpoch?: (record: EpochRecord, state: { optimizer: AnyOptimizer; schedule: LRScheduler | null }) => Promise<void | boolean>;
   /**
@@ -102,7 +107,8 @@ export async function fit(model: Module, train: ImageDataset, config: TrainConfi
       manualSeed(c.seed * 1009 + epoch);
       model.train();
       loader.setEpoch(epoch);
-      const bar = new Progress(`epoch ${epoch + 1}/${c.epochs}`, train.count, { silent: o.silent ?? false });
+      const epochText = `epoch ${epoch + 1}/${c.epochs}`;
+      const bar = new Progress(o.progressLabel ? `${o.progressLabel}, ${epochText}` : epochText, train.count, { silent: o.silent ?? false });
       let lossSum = 0;
       let correct = 0;
       let seen = 0;

@@ -258,7 +258,7 @@ function removeOwnedSync(dir: string, kinds: readonly OwnedDirKind[]): void {
   if (left.count > 0) throw new Error(`${dir} held ${entries(left.count)} badexpert did not write (${listing(left)}); they were left in place`);
 }
 
-/** Removes a directory one of our writers made (e.g. a bundle a job no longer needs); refuses, keeping everything, anything else. */
+/** Removes a directory one of our writers made (e.g. a bundle a job has finished with); refuses, keeping everything, anything else. */
 export async function removeOwnedDir(dir: string, kinds: readonly OwnedDirKind[]): Promise<void> {
   removeOwnedSync(dir, kinds);
 }

@@ -1,5 +1,5 @@
 // Sleeper Agent on small real Fashion-MNIST slices with a few crafting steps and a one-epoch
-// surrogate (these tests check the mechanics; BENCHMARKS.md measures the attack): the budget and
+// surrogate (these tests check the mechanics; docs/attacks.md says how it takes): the budget and
 // range of the perturbations, clean labels, only the selected target-class images changed, the
 // gradient alignment rising while crafting, determinism, the stored perturbations rebuilding the
 // same set, the source-specific poisoned test set, and bad parameters.

@@ -1,10 +1,10 @@
-// The generated BENCHMARKS.md tables: grouping and aggregation over seeds, the rendered rows and
-// the average row, and the replacement between the marker comments.
+// The evaluation matrix's tables: grouping and aggregation over seeds, the rendered rows and the
+// average row.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 
 import type { DefenseMetrics } from "../../src/defense/metrics.js";
-import { aggregateMatrix, MATRIX_BEGIN, MATRIX_END, renderMatrixTables, replaceMatrixSection, type MatrixRow } from "../../bench/matrix/tables.js";
+import { aggregateMatrix, renderMatrixTables, type MatrixRow } from "../../bench/matrix/tables.js";
 
 function metrics(o: Partial<DefenseMetrics>): DefenseMetrics {
   return { cleanCount: 100, poisonCount: 90, cleanAccuracyBefore: 0.9, cleanAccuracyAfter: 0.89, asrBefore: 1, asrAfter: 0, auroc: 1, tpr: 1, fpr: 0.01, threshold: 0, ...o };
@@ -89,17 +89,6 @@ void test("renderMatrixTables: a rate the canaries could not choose is marked, a
   // Seed 0 chose 3e-4, seed 1 fell back to 3e-4, seed 2 chose 5e-4: three labels, in seed order.
   assert.match(text, /\| badnet \| 0,1,2 \| 3e-4, 3e-4†, 5e-4 \/ – \|/);
   assert.match(text, /^† the canaries were inconclusive for this seed/m);
-});
-
-void test("replaceMatrixSection: replaces only between the markers; missing or doubled markers are refused", () => {
-  const doc = `# B\n\nbefore\n${MATRIX_BEGIN}\nold table\n${MATRIX_END}\nafter\n`;
-  const out = replaceMatrixSection(doc, "| new |\n");
-  assert.equal(out, `# B\n\nbefore\n${MATRIX_BEGIN}\n\n| new |\n\n${MATRIX_END}\nafter\n`);
-  // Idempotent: rendering the same tables twice gives the same document.
-  assert.equal(replaceMatrixSection(out, "| new |"), out);
-  assert.throws(() => replaceMatrixSection("no markers", "x"), /expected one .*bench:matrix:begin.* followed by one .*bench:matrix:end/);
-  assert.throws(() => replaceMatrixSection(`${MATRIX_END}\n${MATRIX_BEGIN}`, "x"), /expected one/);
-  assert.throws(() => replaceMatrixSection(`${MATRIX_BEGIN}${MATRIX_BEGIN}${MATRIX_END}`, "x"), /expected one/);
 });
 
 void test("aggregateMatrix: a backdoor that did not take (ASR before < 50%) is shown, marked, and left out of the average", () => {

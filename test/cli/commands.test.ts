@@ -242,7 +242,7 @@ test("scan files: a bad file is its own error line, the others are scored, exit 
   const lines = r.lines.map((l) => obj(JSON.parse(l)));
   assert.equal(lines.length, 7);
   assert.deepEqual(lines.slice(0, 6).map((l) => l.input), [good[0], join(dir, "a-folder.png"), corrupt, good[1], missing, good[2]]);
-  assert.match(String(lines[1]?.error), /a-folder\.png: is a directory, not an image file/);
+  assert.match(String(lines[1]?.error), /a-folder\.png: a folder with no image files in it/);
   assert.match(String(lines[2]?.error), /corrupt\.png: cannot decode/);
   assert.match(String(lines[4]?.error), /missing\.png: no such file/);
   for (const i of [0, 3, 5]) assert.equal(typeof lines[i]?.flagged, "boolean");

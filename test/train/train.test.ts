@@ -129,3 +129,29 @@ test("resuming after epoch 1 gives exactly the weights of an uninterrupted 2-epo
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test("progress lines name the model being trained when given a label, and only the epoch without one", async () => {
+  const full = await loadDataset("fashion-mnist", { split: "train" });
+  const tiny = subset(full, splitIndices(full.count, { s: 128 }, 2).s ?? []);
+  const lines: string[] = [];
+  const write = process.stderr.write.bind(process.stderr);
+  process.stderr.write = ((chunk: string | Uint8Array): boolean => {
+    lines.push(String(chunk));
+    return true;
+  }) as typeof process.stderr.write;
+  const before = memory().numTensors;
+  try {
+    for (const progressLabel of ["B (backdoor expert, unlearning)", undefined]) {
+      manualSeed(4);
+      const model = createModel("compact-cnn", spec());
+      await fit(model, tiny, { ...config, epochs: 1 }, { normalization: norm, ...(progressLabel ? { progressLabel } : {}) });
+      for (const t of model.stateDict().values()) t.dispose();
+    }
+  } finally {
+    process.stderr.write = write;
+  }
+  assert.equal(memory().numTensors, before);
+  const text = lines.join("");
+  assert.match(text, /B \(backdoor expert, unlearning\), epoch 1\/1 128\/128/);
+  assert.match(text, /(^|[\r\n]|\[[#.]+\] )epoch 1\/1 128\/128/m, "no label: the epoch alone");
+});

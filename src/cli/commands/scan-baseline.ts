@@ -8,7 +8,7 @@ import { failClosed, flagged } from "../../detectors/scoring.js";
 import { inputSeeds } from "../../detectors/input-seeds.js";
 import { readImageFile } from "../../data/read-image-file.js";
 import { decodeImageFrames } from "../../data/image-decode.js";
-import { decodeOutcome, type DecodeOutcome } from "../../api/detector.js";
+import { decodeReporting, type DecodeOutcome } from "../../api/detector.js";
 import type { ScanModel, ScanRecord } from "./scan-model.js";
 
 export function baselineScanModel(loaded: LoadedDetector): ScanModel {
@@ -22,7 +22,7 @@ export function baselineScanModel(loaded: LoadedDetector): ScanModel {
     async decodeEach(files, firstIndex, o) {
       const out: DecodeOutcome[] = [];
       for (const [k, file] of files.entries()) {
-        out.push(await decodeOutcome(async () => (await decodeImageFrames(await readImageFile(file), file ?? `images[${firstIndex + k}]`, { size: { height, width }, channels, ...o })).map((f) => f.pixels)));
+        out.push(await decodeReporting(async (onConversion) => (await decodeImageFrames(await readImageFile(file), file ?? `images[${firstIndex + k}]`, { size: { height, width }, channels, ...o, onConversion })).map((f) => f.pixels)));
       }
       return out;
     },

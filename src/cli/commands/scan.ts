@@ -8,8 +8,9 @@ import type { Command, OptionSpec } from "../command.js";
 import { UsageError } from "../command.js";
 import { COUNT, choiceWithDefault, num, requireStr, str, type Values } from "../args.js";
 import { RUNTIME_OPTIONS, applyRuntimeOptions } from "../runtime-options.js";
-import { Detector, detectionsOf, worstFrame, type DecodeOutcome } from "../../api/detector.js";
-import { FRAME_POLICIES, type FramePolicy } from "../../data/image-decode.js";
+import { Detector, detectionsOf, worstFrame, type DecodeOutcome, type Detection, type FrameOptions } from "../../api/detector.js";
+import { ACCEPTED_FORMATS, FRAME_POLICIES, shapeText, type FramePolicy, type ImageConversion } from "../../data/image-decode.js";
+import { inputFiles } from "../../data/input-files.js";
 import { isBaselineBundle, loadDetectorBundle } from "../../detectors/bundle.js";
 import { baselineScanModel } from "./scan-baseline.js";
 import type { ScanModel, ScanRecord } from "./scan-model.js";
@@ -35,6 +36,7 @@ const OPTIONS: Record<string, OptionSpec> = {
   split: { type: "string", description: "train or test", default: "test", value: { kind: "choice", values: ["train", "test"] } },
   limit: { type: "string", description: "score only the first N inputs of the dataset", value: COUNT },
   "flagged-only": { type: "boolean", description: "print lines only for flagged inputs (and errors)" },
+  recursive: { type: "boolean", short: "r", description: "scan the image files in the sub-folders of a folder too (symbolic links are never followed)" },
   frames: {
     type: "string",
     description: `images of several frames (animated GIF/WebP/PNG, multi-page TIFF): refuse (an error line) or all (score every frame, at most ${SCAN_BATCH}; flagged when any frame is)`,
@@ -59,6 +61,23 @@ interface Tally {
   scored: number;
   failed: number;
   flagged: number;
+  /** Inputs resized or converted to the model's channels, per kind of conversion ("224x224 RGB → 28x28 grey"). */
+  converted: Map<string, number>;
+}
+
+function conversionText(c: ImageConversion): string {
+  return `${shapeText(c.from)} → ${shapeText(c.to)}`;
+}
+
+/**
+ * Says on stderr, the first time each kind of conversion is met, that the model reads a converted
+ * image (a photo squeezed into a small grey input is mostly lost); the summary counts them all.
+ */
+function noteConversion(input: string, c: ImageConversion, tally: Tally): void {
+  const kind = conversionText(c);
+  const n = tally.converted.get(kind) ?? 0;
+  tally.converted.set(kind, n + 1);
+  if (n === 0) console.error(`badexpert scan: warning: ${input}: a ${shapeText(c.from)} image, converted to the model's ${shapeText(c.to)} input (further inputs converted the same way are counted in the summary; each record has "converted")`);
 }
 
 /** Waits when stdout's buffer is full, so a slow reader cannot make lines pile up in memory. */
@@ -79,13 +98,14 @@ interface FrameChoice {
 }
 
 /** Prints one scored input; a score that is not a finite number is an error line, never clean. */
-function emitScore(v: Values, input: string, d: ScanRecord, label: number | undefined, tally: Tally, f?: FrameChoice): void {
+function emitScore(v: Values, input: string, d: ScanRecord, label: number | undefined, tally: Tally, f?: FrameChoice, converted?: ImageConversion): void {
   if (!Number.isFinite(d.score)) {
     emitError(input, `${f ? `frame ${f.frame} of ${f.frames}: ` : ""}no valid score (${String(d.score)}): the detector cannot judge this input`, tally, "E_UNSCORABLE");
     return;
   }
   tally.scored++;
   if (d.flagged) tally.flagged++;
+  if (converted) noteConversion(input, converted, tally);
   if (v["flagged-only"] && !d.flagged) return;
   console.log(JSON.stringify({
     input,
@@ -96,6 +116,7 @@ function emitScore(v: Values, input: string, d: ScanRecord, label: number | unde
     score: d.score,
     flagged: d.flagged,
     ...(f ? { frames: f.frames, frame: f.frame } : {}),
+    ...(converted ? { converted } : {}),
     ...(label !== undefined && label !== -1 ? { label } : {}),
   }));
 }
@@ -139,10 +160,10 @@ async function scanFiles(v: Values, det: ScanModel, files: readonly string[], ta
       const mine = scores.slice(k, k + d.frames);
       k += d.frames;
       if (d.frames === 1) {
-        emitScore(v, file, mine[0] as ScanRecord, undefined, tally);
+        emitScore(v, file, mine[0] as ScanRecord, undefined, tally, undefined, d.converted);
       } else {
         const worst = worstFrame(mine);
-        emitScore(v, file, { ...(mine[worst.index] as ScanRecord), flagged: worst.flagged }, undefined, tally, { frames: d.frames, frame: worst.index });
+        emitScore(v, file, { ...(mine[worst.index] as ScanRecord), flagged: worst.flagged }, undefined, tally, { frames: d.frames, frame: worst.index }, d.converted);
       }
     }
     bar.tick(pending.length);
@@ -196,9 +217,15 @@ export const scan: Command = {
   details: [
     "Prints one JSON line per input ({input, pred, predClass, expertConfidence, auxiliaryConfidence, score, flagged};",
     "a baseline detector's bundle, from `defend --detector NAME`, has no expertConfidence/auxiliaryConfidence)",
-    "as it goes, and a summary line last. Image files are resized to the model's input size; a dataset split is",
-    "scored as is (its images must have the model's size and channel count). Inputs are read and scored",
-    `${SCAN_BATCH} at a time, so memory does not grow with their number.`,
+    "as it goes, and a summary line last. Inputs are image files or folders of them: a folder's image files (by",
+    "extension) in natural order (2.png before 10.png); --recursive adds its sub-folders'. Symbolic links inside a",
+    "folder are not followed; what a folder holds besides images is named on stderr, and a folder with no image file",
+    "is an error line. A dataset split is scored as is (its images must have the model's size and channel count).",
+    `Inputs are read and scored ${SCAN_BATCH} at a time, so memory does not grow with their number.`,
+    "",
+    "An image of another size or colour than the model's input is resized and converted (grey ↔ RGB, alpha dropped)",
+    "before it is scored: its record says so ({converted: {from, to}}), and a warning on stderr names the first input",
+    "of each kind of conversion; the summary counts them (convertedInputs).",
     "",
     "An input that cannot be read, decoded or scored gets a line {input, code, reason, message, error} and the scan goes",
     "on: code is the error code (E_IO, E_INPUT_DECODE, E_INPUT_UNSUPPORTED, E_INPUT_TOO_LARGE, E_UNSCORABLE; docs/errors.md),",
@@ -216,6 +243,7 @@ export const scan: Command = {
   examples: [
     "badexpert scan --bundle out/demo/detector --dataset fashion-mnist --split test --limit 100",
     "badexpert scan --bundle out/demo/detector badnet.png   # the picture `attack preview` wrote",
+    "badexpert scan --bundle out/demo/detector --recursive --flagged-only uploads/   # every image under uploads/",
   ],
   options: OPTIONS,
   async run(v, positionals) {
@@ -226,7 +254,8 @@ export const scan: Command = {
     const bundle = requireStr(v, "bundle", "a directory written by `badexpert defend`");
     const datasetName = str(v, "dataset");
     if (datasetName && positionals.length) throw new UsageError("give either image files or --dataset, not both");
-    if (!datasetName && !positionals.length) throw new UsageError("nothing to scan: give image files, or --dataset NAME");
+    if (!datasetName && !positionals.length) throw new UsageError("nothing to scan: give image files or folders, or --dataset NAME");
+    if (datasetName && v.recursive === true) throw new UsageError("--recursive applies to folders of image files, not to --dataset");
     if (datasetName && str(v, "frames") === "all") throw new UsageError("--frames all applies to image files; a dataset's images have one frame each");
     const verifyKey = str(v, "verify-key");
     const requireSignature = v["require-signature"] === true;
@@ -271,16 +300,18 @@ export const scan: Command = {
 
 /** Scans the files or the dataset with `model` and prints the summary line; the exit status. */
 async function runScan(v: Values, model: ScanModel, datasetName: string | undefined, positionals: readonly string[], about: { bundle: string; detector: string; rule: string; threshold: number; engine: string }): Promise<number> {
-  const tally: Tally = { inputs: 0, scored: 0, failed: 0, flagged: 0 };
+  const tally: Tally = { inputs: 0, scored: 0, failed: 0, flagged: 0, converted: new Map() };
   const t0 = Date.now();
   const progress = (total: number) => new Progress("scanning", total);
   if (datasetName) {
     await scanDataset(v, model, datasetName, tally, progress);
   } else {
-    const bar = progress(positionals.length);
-    await scanFiles(v, model, positionals, tally, bar, choiceWithDefault(v, "frames", FRAME_POLICIES, OPTIONS));
+    const { files, emptyFolders } = await filesToScan(positionals, v.recursive === true);
+    const bar = progress(files.length);
+    await scanFiles(v, withEmptyFolders(model, new Set(emptyFolders)), files, tally, bar, choiceWithDefault(v, "frames", FRAME_POLICIES, OPTIONS));
     bar.finish();
   }
+  for (const [kind, n] of tally.converted) if (n > 1) console.error(`badexpert scan: warning: ${n} inputs converted ${kind}`);
   const seconds = (Date.now() - t0) / 1000;
   console.log(JSON.stringify({
     summary: true,
@@ -291,6 +322,7 @@ async function runScan(v: Values, model: ScanModel, datasetName: string | undefi
     failed: tally.failed,
     flagged: tally.flagged,
     flaggedRate: tally.scored ? tally.flagged / tally.scored : 0,
+    convertedInputs: [...tally.converted.values()].reduce((a, b) => a + b, 0),
     rule: about.rule,
     threshold: about.threshold,
     engine: about.engine,
@@ -298,4 +330,31 @@ async function runScan(v: Values, model: ScanModel, datasetName: string | undefi
     inputsPerSecond: tally.inputs / Math.max(seconds, 1e-9),
   }));
   return tally.failed > 0 ? 1 : 0;
+}
+
+/** The files to scan: folders expanded (inputFiles), what they held besides images said on stderr. */
+async function filesToScan(paths: readonly string[], recursive: boolean): Promise<{ files: string[]; emptyFolders: string[] }> {
+  const { files, emptyFolders, skipped } = await inputFiles(paths, { recursive });
+  const note = (what: string, list: readonly string[]): void => {
+    if (list.length > 0) console.error(`badexpert scan: ${list.length} ${what} not scanned: ${list.slice(0, 3).join(", ")}${list.length > 3 ? ", …" : ""}`);
+  };
+  note("symbolic link(s) inside a folder (never followed)", skipped.links);
+  note("sub-folder(s) (--recursive descends into them)", skipped.folders);
+  note("file(s) without an image extension", skipped.notImages);
+  note("special file(s) (FIFO, socket, device)", skipped.special);
+  return { files, emptyFolders };
+}
+
+/** A folder named on the command line that holds no image file is its own error line, where it was named: nothing in it was checked. */
+function withEmptyFolders(model: ScanModel, empty: ReadonlySet<string>): ScanModel {
+  if (empty.size === 0) return model;
+  return {
+    ...model,
+    async decodeEach(files, firstIndex, o) {
+      const images = files.filter((f) => !empty.has(f));
+      const decoded = images.length > 0 ? await model.decodeEach(images, firstIndex, o) : [];
+      let next = 0;
+      return files.map((f): DecodeOutcome => (empty.has(f) ? { ok: false, code: "E_INPUT_UNSUPPORTED", reason: "empty_folder", message: `${f}: a folder with no image files in it (${ACCEPTED_FORMATS}, by extension)` } : (decoded[next++] as DecodeOutcome)));
+    },
+  };
 }
