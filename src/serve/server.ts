@@ -38,19 +38,8 @@ import { v2Paths } from "./v2/openapi.js";
 import { GrpcInferenceServer, modelLabel } from "./v2/grpc.js";
 
 /** What a route answers for one input: the batcher's result (with the detector's name) and the predicted class's name. */
-export interface DetectionRecord extends ScoredInput {
-  /** The predicted class's name, as the library's and scan's records name it. */
-  predClass: string;
-  /** The same name under the field the service's API has always had (README, OpenAPI). */
-  class: string;
-  /**
-   * With --frames all, for an image of several frames: how many were scored, and which one the
-   * record reports (the highest score, or one without a valid score); the image is flagged when
-   * any frame is.
-   */
-  frames?: number;
-  frame?: number;
-}
+import type { DetectionRecord } from "./records.js";
+export type { DetectionRecord };
 
 type State = "ready" | "draining" | "closed";
 

@@ -103,22 +103,32 @@ test("defend refuses a calibration set smaller than 1/FPR before any training", 
   assert.ok(Date.now() - t0 < 5000, "refused before finetuning");
 });
 
-test("defend: a bundle from the checkpoint, on the device it was given", async () => {
-  const r = await cli(["defend", "--checkpoint", ckpt, "--out", bundle, "--unlearn-lr", "1e-4", "--finetune-epochs", "1", "--device", "cpu", "--json"]);
+test("defend: a bundle from the checkpoint, on the device it was given; by default B unlearns until forgotten and M''s rate is chosen", async () => {
+  const r = await cli(["defend", "--checkpoint", ckpt, "--out", bundle, "--finetune-epochs", "1", "--device", "cpu", "--json"]);
   assert.equal(r.code, 0, r.err);
   const j = obj(r.json());
   assert.equal(j.bundle, bundle);
   assert.deepEqual(j.splits, { reserved: 30, calibration: 120, evaluation: 450 });
   const options = obj(j.options);
-  // The device reaches the job (it used to be dropped by the CLI).
+  // The device reaches the job.
   assert.equal(options.device, "cpu");
-  assert.equal(obj(options.unlearn).lr, 1e-4);
   assert.equal(obj(options.finetune).epochs, 1);
   assert.ok(Number.isFinite(j.threshold));
-  // The compact CNN's M' on Fashion-MNIST: a fixed 0.1 by default, nothing chosen.
-  assert.equal(j.finetuneSelection, null);
-  assert.equal(obj(options.finetune).lr, 0.1);
-  assert.doesNotMatch(r.err, /choosing the finetuning rate/);
+  // No per-architecture default: B ran until forgotten (or its pass limit), M''s rate was chosen.
+  assert.equal(j.unlearnLrSource, "until-forgotten");
+  const trace = obj(j.unlearning);
+  assert.ok((trace.steps as number) >= 1 && (trace.steps as number) <= 4, `B's steps: ${String(trace.steps)} (30 reserved images, at most 4 passes of one step)`);
+  assert.equal(obj(options.unlearn).lr, trace.finalLr);
+  const sel = obj(j.finetuneSelection);
+  assert.equal(obj(options.finetune).lr, sel.lr);
+  assert.match(r.err, /B: unlearning until its clean accuracy/);
+  const back = await loadBundle(bundle);
+  try {
+    assert.deepEqual(back.info.creation?.unlearning, j.unlearning);
+    assert.equal(back.info.creation?.unlearnLrSource, "until-forgotten");
+  } finally {
+    back.dispose();
+  }
 });
 
 test("defend --finetune-lr 0.01: a given rate wins over the default", async () => {
@@ -128,23 +138,26 @@ test("defend --finetune-lr 0.01: a given rate wins over the default", async () =
   const j = obj(r.json());
   assert.equal(j.finetuneSelection, null);
   assert.equal(obj(obj(j.options).finetune).lr, 0.01);
-  assert.doesNotMatch(r.err, /choosing the finetuning rate/);
+  assert.doesNotMatch(r.err, /M': the strongest SGD rate/);
 });
 
-test("defend --finetune-lr auto: M' at four rates, the rule's pick, recorded in the bundle", async () => {
+test("defend --finetune-lr auto: the candidates from the strongest down, the rule's pick, recorded in the bundle", async () => {
   const out = join(root, "bundle-auto");
   const r = await cli(["defend", "--checkpoint", ckpt, "--out", out, "--unlearn-lr", "1e-4", "--finetune-lr", "auto", "--finetune-epochs", "1", "--json"]);
   assert.equal(r.code, 0, r.err);
   const j = obj(r.json());
   const sel = obj(j.finetuneSelection);
-  const table = sel.table as { lr: number; calibrationAccuracy: number }[];
-  // 1, 2, 5 and 10 times the compact CNN's reference rate 0.01 (not its fixed default 0.1 here).
-  assert.deepEqual(table.map((t) => t.lr), [0.01, 0.02, 0.05, 0.1]);
-  // The rule by hand: the strongest rate within 4 points of M's accuracy, else the gentlest.
-  const kept = table.filter((t) => t.calibrationAccuracy >= (sel.modelAccuracy as number) - 0.04).map((t) => t.lr);
-  assert.equal(sel.lr, kept.length > 0 ? Math.max(...kept) : 0.01);
+  const table = sel.table as { lr: number; calibrationAccuracy: number; kept: boolean }[];
+  // Strongest first, in the order of the candidates, stopping at the first kept.
+  assert.deepEqual(table.map((t) => t.lr), [0.1, 0.03, 0.01, 0.003, 0.001].slice(0, table.length));
+  // The rule by hand: kept while M' keeps 80% of M's accuracy above chance (10 classes).
+  const floor = 0.1 + 0.8 * ((sel.modelAccuracy as number) - 0.1);
+  for (const t of table) assert.equal(t.kept, t.calibrationAccuracy >= floor, `rate ${t.lr}`);
+  const first = table.find((t) => t.kept);
+  assert.equal(sel.lr, first ? first.lr : 0.001);
+  assert.equal(sel.conclusive, first !== undefined);
   assert.equal(obj(obj(j.options).finetune).lr, sel.lr);
-  assert.match(r.err, /selected finetuning lr/);
+  assert.equal(j.unlearnLrSource, "given");
   const back = await loadBundle(out);
   try {
     assert.deepEqual(back.info.creation?.finetuneSelection, sel);

@@ -7,7 +7,7 @@ import type { ServedInfo } from "../served-info.js";
 import type { ServeOptions } from "../options.js";
 import type { ServeMetrics } from "../metrics.js";
 import type { ScoringEngine } from "../protocol.js";
-import type { DetectionRecord } from "../server.js";
+import type { DetectionRecord } from "../records.js";
 
 /** Who asked: the id that the logs and the audit log carry, the client's address, a logger bound to the request. */
 export interface RequestContext {

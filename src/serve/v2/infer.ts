@@ -5,7 +5,7 @@
 // refused true, never M's prediction.
 import sharp from "sharp";
 import { shuttingDown } from "../errors.js";
-import type { DetectionRecord } from "../server.js";
+import type { DetectionRecord } from "../records.js";
 import type { ModelInput } from "../decode.js";
 import type { InferenceCore, RequestContext } from "./core.js";
 import { MODEL_VERSION, OUTPUTS, type ServedModel } from "./models.js";
