@@ -36,13 +36,13 @@ import { loadBundle, saveBundle } from "../src/defense/bundle.js";
 import { BadExpertDetector } from "../src/defense/detector.js";
 import { calibrateThreshold } from "../src/defense/threshold.js";
 import { createModel } from "../src/models/registry.js";
-import { baselineBundleDetector, loadDetectorBundle } from "../src/detectors/bundle.js";
-import { inputSeeds } from "../src/detectors/input-seeds.js";
+import { bundleKind, openDetector } from "../src/detectors/open.js";
+import { detectorInfo } from "../src/detectors/registry.js";
 import { Detector } from "../src/api/detector.js";
 import { modelGraph } from "../src/export/detector-graph.js";
 import { encodeModel } from "../src/export/onnx-proto.js";
 import { floatTensor, openSession } from "../src/export/onnx-runtime.js";
-import type { ScoringEngine } from "../src/serve/protocol.js";
+import type { ScoringEngine } from "../src/workers/protocol.js";
 import { fixtureBundle, fixturePngs } from "../test/serve/fixture.js";
 import { helpAndExit, round, wantsJson } from "./harness.js";
 
@@ -183,11 +183,11 @@ function engines(): ScoringEngine[] {
 async function baselineThroughput(bundle: string, seconds: number, threads: number): Promise<number> {
   setNumThreads(threads);
   const before = memory().numTensors;
-  const loaded = await loadDetectorBundle(bundle);
-  const { imageSize, channels } = loaded.context.preprocessing;
+  const loaded = await openDetector(bundle, { onWarning: () => undefined });
+  const { imageSize, channels } = loaded.preprocessing;
   const [h, w] = imageSize;
   const x = imagesToTensor(new Uint8Array(64 * h * w * channels).map((_, i) => (i * 37) % 256), 64, h, w, channels);
-  const step = (): void => tidy(() => void loaded.detector.scoreBatch(x, { seeds: inputSeeds(x) }));
+  const step = (): void => tidy(() => void loaded.judge(x));
   step();
   let n = 0;
   const t0 = performance.now();
@@ -278,9 +278,9 @@ async function requestPngs(bundle: string): Promise<Uint8Array[]> {
 async function main(bundle: string): Promise<void> {
   const duration = arg("duration", 8);
   const soak = arg("soak", 60);
-  const baseline = await baselineBundleDetector(bundle);
-  if (baseline !== null) {
-    await baselineMain(bundle, baseline, duration, ["--max-batch", "64", "--max-wait-ms", "2"]);
+  const kind = await bundleKind(bundle);
+  if (detectorInfo(kind).onnx !== true) {
+    await baselineMain(bundle, kind, duration, ["--max-batch", "64", "--max-wait-ms", "2"]);
     return;
   }
   const pngs = await requestPngs(bundle);

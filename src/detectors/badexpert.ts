@@ -1,24 +1,21 @@
-// BaDExpert as one entry of the detector registry: the unchanged defense (defense/fit.ts,
-// defense/canary.ts, defense/detector.ts) behind the InputDetector interface, so that it is
-// calibrated and measured by exactly the same code as the baselines.
+// BaDExpert as one entry of the detector registry: the defense (defense/build.ts, which chooses
+// the rates and fits B and M'; defense/detector.ts, which scores) behind the InputDetector
+// interface, so that it is built, calibrated, saved and measured by the same code as the baselines.
 import type { Tensor } from "../engine/index.js";
 import type { ImageDataset } from "../data/dataset.js";
 import type { ParamValue } from "../attacks/attack.js";
-import { booleanParam, numberParam } from "../attacks/params.js";
+import { numberParam } from "../attacks/params.js";
 import type { BadExpertDetector } from "../defense/detector.js";
-import { auxiliaryRateCandidates, canaryFinetune, choosesFinetuneLr, choosesUnlearnLr, defenseDefaults } from "../defense/defaults.js";
-import { fitBadExpert, type FitDefenseOptions } from "../defense/fit.js";
-import { selectUnlearnLr } from "../defense/canary.js";
-import { selectFinetuneLr } from "../defense/auxiliary-rate.js";
-import type { Module } from "../nn/index.js";
-import { assertScoreRule, SCORE_RULES } from "../defense/scores.js";
+import { buildBadExpert } from "../defense/build.js";
+import { calibrationFor } from "../defense/recalibrate.js";
+import { assertScoreRule, SCORE_RULES, type ScoreRule } from "../defense/scores.js";
+import type { Calibration } from "../defense/threshold.js";
 import type { DetectorContext, InputDetector, RawScores } from "./detector.js";
-import { stringParam, type DetectorParamTable } from "./params.js";
+import { rateParam, stringParam, type DetectorParamTable } from "./params.js";
 
 export const BADEXPERT_PARAMS: DetectorParamTable = {
-  unlearnLr: { type: "number", default: 0, min: 0, description: "Adam learning rate of B's unlearning; 0: the architecture's default (the paper's rate, else the defender-side canary selection)" },
-  finetuneLr: { type: "number", default: 0, min: 0, description: "SGD learning rate of M''s clean finetuning; 0: the architecture's default (for the compact CNN: chosen as autoFinetune does)" },
-  autoFinetune: { type: "boolean", default: false, description: "choose M''s rate as `defend --finetune-lr auto` does (the strongest of 1, 2, 5, 10x the default that keeps M''s calibration accuracy within 4 points of M's); overrides finetuneLr; the default for the compact CNN when finetuneLr is 0" },
+  unlearnLr: rateParam("Adam learning rate of B's unlearning: a number, auto (chosen with canary backdoors) or default (the architecture's: the paper's rate, else auto)"),
+  finetuneLr: rateParam("SGD learning rate of M''s clean finetuning: a number, auto (the strongest of 1, 2, 5, 10x the reference rate that keeps M''s calibration accuracy within 4 points of M's) or default (the architecture's)"),
   rule: { type: "names", default: "triangle", choices: SCORE_RULES, description: "score rule (defense/scores.ts)" },
   seed: { type: "integer", default: 0, min: 0, description: "seed of the finetuning runs" },
 };
@@ -27,52 +24,65 @@ export class BadExpertEntry implements InputDetector {
   readonly name = "badexpert";
   readonly params: Readonly<Record<string, ParamValue>>;
   readonly fitted: Readonly<Record<string, unknown>>;
-  readonly detector: BadExpertDetector;
+  readonly badexpert: BadExpertDetector;
 
-  private constructor(detector: BadExpertDetector, params: Readonly<Record<string, ParamValue>>, fitted: Record<string, unknown>) {
-    this.detector = detector;
+  constructor(detector: BadExpertDetector, params: Readonly<Record<string, ParamValue>> = { rule: detector.rule }, fitted: Readonly<Record<string, unknown>> = {}) {
+    this.badexpert = detector;
     this.params = params;
     this.fitted = fitted;
   }
 
+  /** Builds BaDExpert with defense/build.ts, as `defend` does; the registry's parameters map onto its options. */
   static async fit(ctx: DetectorContext, reserved: ImageDataset, calibration: ImageDataset, params: Readonly<Record<string, ParamValue>>, log: (l: string) => void): Promise<BadExpertEntry> {
     const rule = assertScoreRule(stringParam(params, "rule"), "badexpert rule");
-    const d = defenseDefaults(ctx.spec.name, ctx.dataset);
-    const given = numberParam(params, "unlearnLr");
-    const options: FitDefenseOptions = { unlearn: { ...d.unlearn }, finetune: d.finetune, augment: d.augment, rule, targetFpr: d.targetFpr, seed: numberParam(params, "seed"), silent: true };
-    const meta = { spec: ctx.spec, preprocessing: ctx.preprocessing, classNames: ctx.classNames };
-    let source = given > 0 ? "given" : d.unlearnLrSource;
-    let selectionSeconds = 0;
-    if (given > 0) options.unlearn.lr = given;
-    else if (choosesUnlearnLr(d, undefined, false)) {
-      log("badexpert: choosing the unlearning rate with two canary backdoors (defender-side data only)");
-      const sel = await selectUnlearnLr(ctx.model, meta, reserved, calibration, { ...options, finetune: canaryFinetune(d), log: () => {} });
-      options.unlearn.lr = sel.lr;
-      selectionSeconds = sel.seconds;
-      if (!sel.conclusive) source = "canary-inconclusive";
-    }
-    // As in defend: the canaries above were planted at the default rate; M''s own rate is set after.
-    const givenFinetune = numberParam(params, "finetuneLr");
-    if (givenFinetune > 0) options.finetune = { ...options.finetune, lr: givenFinetune };
-    let auxiliary: Module | undefined;
-    let finetuneSelectionSeconds = 0;
-    if (choosesFinetuneLr(d, booleanParam(params, "autoFinetune") ? "auto" : givenFinetune > 0 ? givenFinetune : undefined)) {
-      log("badexpert: choosing the finetuning rate of M' (the strongest that keeps its calibration accuracy)");
-      const chosen = await selectFinetuneLr(ctx.model, meta, reserved, calibration, { finetune: d.finetune, candidates: auxiliaryRateCandidates(d), augment: options.augment, seed: options.seed, log: () => {} });
-      auxiliary = chosen.auxiliary;
-      options.finetune = { ...options.finetune, lr: chosen.selection.lr };
-      finetuneSelectionSeconds = chosen.selection.seconds;
-    }
-    const det = await fitBadExpert(ctx.model, meta, reserved, calibration, options, auxiliary ? { auxiliary } : {});
-    return new BadExpertEntry(det, params, { unlearnLr: options.unlearn.lr, unlearnLrSource: source, selectionSeconds, finetuneLr: options.finetune.lr, finetuneSelectionSeconds });
+    const meta = { spec: ctx.spec, preprocessing: ctx.preprocessing, classNames: ctx.classNames, dataset: ctx.dataset };
+    const b = await buildBadExpert(ctx.model, meta, reserved, calibration, {
+      unlearn: { ...rateOption(params.unlearnLr) },
+      finetune: { ...rateOption(params.finetuneLr) },
+      calibration: { rule },
+      seed: numberParam(params, "seed"),
+      silent: true,
+      log,
+    });
+    const fitted = {
+      unlearnLr: b.options.unlearn.lr,
+      unlearnLrSource: b.unlearnLrSource,
+      selectionSeconds: b.selection?.seconds ?? 0,
+      finetuneLr: b.options.finetune.lr,
+      finetuneSelectionSeconds: b.finetuneSelection?.seconds ?? 0,
+    };
+    return new BadExpertEntry(b.detector, params, fitted);
+  }
+
+  get rule(): ScoreRule {
+    return this.badexpert.rule;
   }
 
   scoreBatch(x: Tensor): RawScores {
-    const r = this.detector.scoreBatch(x);
-    return { pred: r.pred, score: Float64Array.from(r.score) };
+    const r = this.badexpert.scoreBatch(x);
+    return { pred: r.pred, score: r.score, expertConfidence: r.expertConfidence, auxiliaryConfidence: r.auxiliaryConfidence };
+  }
+
+  calibrate(calibration: ImageDataset, targetFpr: number): Calibration {
+    return calibrationFor(this.badexpert, this.badexpert.rule, targetFpr, calibration);
+  }
+
+  withCalibration(calibration: Calibration): BadExpertEntry {
+    return new BadExpertEntry(this.badexpert.withDecision(this.badexpert.rule, calibration.threshold, calibration), { ...this.params }, this.fitted);
+  }
+
+  withRule(rule: ScoreRule): BadExpertEntry {
+    return new BadExpertEntry(this.badexpert.withDecision(rule, this.badexpert.threshold), { ...this.params, rule }, this.fitted);
   }
 
   dispose(): void {
-    this.detector.dispose();
+    this.badexpert.dispose();
   }
+}
+
+/** A resolved rate parameter as build options: "default" leaves the field out. */
+function rateOption(v: ParamValue | undefined): { lr?: number | "auto" } {
+  if (v === "auto") return { lr: "auto" };
+  if (typeof v === "number") return { lr: v };
+  return {};
 }

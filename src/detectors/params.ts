@@ -11,13 +11,27 @@ export interface NamesSpec {
   description: string;
 }
 
-export type DetectorParamSpec = ParamSpec | NamesSpec;
+/** A learning rate that may also be chosen: a positive number, "auto" (chosen while fitting) or "default" (the architecture's). */
+export interface RateSpec {
+  type: "rate";
+  default: "default" | "auto";
+  description: string;
+}
+
+export type DetectorParamSpec = ParamSpec | NamesSpec | RateSpec;
 export type DetectorParamTable = Readonly<Record<string, DetectorParamSpec>>;
 
 export class DetectorParamError extends Error {}
 
 function isNames(s: DetectorParamSpec): s is NamesSpec {
   return s.type === "names";
+}
+
+function rate(detector: string, key: string, v: ParamValue): number | "auto" | "default" {
+  if (v === "auto" || v === "default") return v;
+  const n = typeof v === "number" ? v : typeof v === "string" && v.trim() !== "" ? Number(v) : Number.NaN;
+  if (!(n > 0 && n <= 10)) throw new DetectorParamError(`detector '${detector}': parameter '${key}' must be a learning rate in (0, 10], auto or default, got ${JSON.stringify(v)}`);
+  return n;
 }
 
 function names(detector: string, key: string, s: NamesSpec, v: ParamValue): string {
@@ -32,14 +46,18 @@ function names(detector: string, key: string, s: NamesSpec, v: ParamValue): stri
 /** The table's defaults with `overrides` applied; unknown names and bad values throw, naming both. */
 export function resolveDetectorParams(detector: string, table: DetectorParamTable, overrides: Readonly<Record<string, ParamValue>>): Record<string, ParamValue> {
   const plain: Record<string, ParamSpec> = {};
-  for (const [k, s] of Object.entries(table)) if (!isNames(s)) plain[k] = s;
+  for (const [k, s] of Object.entries(table)) if (!isNames(s) && s.type !== "rate") plain[k] = s;
   const plainOverrides: Record<string, ParamValue> = {};
   const out: Record<string, ParamValue> = {};
-  for (const [k, s] of Object.entries(table)) if (isNames(s)) out[k] = names(detector, k, s, s.default);
+  for (const [k, s] of Object.entries(table)) {
+    if (isNames(s)) out[k] = names(detector, k, s, s.default);
+    else if (s.type === "rate") out[k] = s.default;
+  }
   for (const [k, v] of Object.entries(overrides)) {
     const s = table[k];
     if (!s) throw new DetectorParamError(`detector '${detector}': unknown parameter '${k}'; valid: ${Object.keys(table).join(", ") || "(none)"}`);
     if (isNames(s)) out[k] = names(detector, k, s, v);
+    else if (s.type === "rate") out[k] = rate(detector, k, v);
     else plainOverrides[k] = v;
   }
   try {
@@ -48,6 +66,11 @@ export function resolveDetectorParams(detector: string, table: DetectorParamTabl
     if (e instanceof AttackParamError) throw new DetectorParamError(e.message.replace(/^attack '/, "detector '"));
     throw e;
   }
+}
+
+/** Makes a rate parameter's table entry (see RateSpec). */
+export function rateParam(description: string): RateSpec {
+  return { type: "rate", default: "default", description };
 }
 
 export function stringParam(p: Readonly<Record<string, ParamValue>>, name: string): string {
