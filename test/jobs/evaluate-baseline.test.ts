@@ -13,7 +13,7 @@ import { imagesToTensor } from "../../src/data/batch.js";
 import { loadDataset } from "../../src/data/registry.js";
 import { limited } from "../../src/jobs/compare.js";
 import { defenseSplits } from "../../src/defense/splits.js";
-import { loadDetectorBundle } from "../../src/detectors/bundle.js";
+import { openDetector } from "../../src/detectors/open.js";
 import { evaluateBundle } from "../../src/jobs/evaluate-defense.js";
 import { OptionError } from "../../src/jobs/errors.js";
 import { runCli } from "../cli/fixtures.js";
@@ -46,8 +46,8 @@ test("Frequency bundle: library scores on the recorded evaluation split, metrics
     const per = 28 * 28;
     const bytes = new Uint8Array(120 * per);
     evaluation.forEach((i, k) => bytes.set(testSet.images.subarray(i * per, (i + 1) * per), k * per));
-    const loaded = await loadDetectorBundle(fx.frequency);
-    const lib = tidy(() => loaded.detector.scoreBatch(imagesToTensor(bytes, 120, 28, 28, 1)));
+    const loaded = await openDetector(fx.frequency, { onWarning: () => undefined });
+    const lib = tidy(() => loaded.scorer.scoreBatch(imagesToTensor(bytes, 120, 28, 28, 1)));
     loaded.dispose();
     for (let k = 0; k < 120; k++) {
       assert.ok(Math.abs((r.clean.score[k] as number) - (lib.score[k] as number)) <= 1e-5, `clean input ${k}: ${r.clean.score[k]} vs library ${lib.score[k]}`);

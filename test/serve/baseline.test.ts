@@ -11,7 +11,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { memory, tensor, tidy } from "../../src/engine/index.js";
 import { imagesToTensor } from "../../src/data/batch.js";
-import { loadDetectorBundle } from "../../src/detectors/bundle.js";
+import { openDetector } from "../../src/detectors/open.js";
+import { loadCheckpoint } from "../../src/train/checkpoint.js";
 import { inputSeeds } from "../../src/detectors/input-seeds.js";
 import { saveTensors } from "../../src/io/weights.js";
 import { createServer, DEFAULT_OPTIONS, type DetectionRecord } from "../../src/serve/index.js";
@@ -44,7 +45,7 @@ after(async () => {
 
 /** The library's scores of the PNGs, decoded as the server decodes them, with the workers' per-input seeds. */
 async function libraryScores(bundle: string, images: Uint8Array[]): Promise<{ pred: number[]; score: number[]; threshold: number; alone: number[] }> {
-  const loaded = await loadDetectorBundle(bundle);
+  const loaded = await openDetector(bundle, { onWarning: () => undefined });
   try {
     const limits = { maxPixels: DEFAULT_OPTIONS.maxPixels, frames: DEFAULT_OPTIONS.frames, maxFrames: 1 };
     const pixels = await Promise.all(images.map(async (p, i) => (await decodeForModel(p, `image ${i}`, { height: 28, width: 28, channels: 1 }, await probeUpload(p, `image ${i}`, limits), limits))[0] as Uint8Array));
@@ -52,11 +53,11 @@ async function libraryScores(bundle: string, images: Uint8Array[]): Promise<{ pr
     pixels.forEach((p, i) => bytes.set(p, i * 28 * 28));
     return tidy(() => {
       const x = imagesToTensor(bytes, pixels.length, 28, 28, 1);
-      const r = loaded.detector.scoreBatch(x, { seeds: inputSeeds(x, loaded.inputSeedKey) });
+      const r = loaded.scorer.scoreBatch(x, { seeds: inputSeeds(x, loaded.inputSeedKey) });
       // Each image alone (a batch of one), after the batch: neither its batch nor the calls before may matter.
       const alone = pixels.map((_, i) => {
         const xi = x.narrow(0, i, 1);
-        return loaded.detector.scoreBatch(xi, { seeds: inputSeeds(xi, loaded.inputSeedKey) }).score[0] as number;
+        return loaded.scorer.scoreBatch(xi, { seeds: inputSeeds(xi, loaded.inputSeedKey) }).score[0] as number;
       });
       return { pred: Array.from(r.pred), score: Array.from(r.score), threshold: loaded.threshold, alone };
     });
@@ -130,9 +131,9 @@ test("STRIP bundle: library scores over HTTP, alone = in a batch, /v1/detector, 
     for (const line of text.split("\n")) if (line.startsWith("badexpert_inputs_flagged_total{")) flagged += Number(line.slice(line.lastIndexOf(" ") + 1));
     assert.equal(flagged, 2 * flaggedCount);
     // The workers hold M's weights and STRIP's clean pool, nothing else between batches.
-    const m = await loadDetectorBundle(fx.strip);
-    const held = m.context.model.stateDict().size + 1;
-    m.dispose();
+    const { model } = await loadCheckpoint(fx.checkpoint);
+    const held = model.stateDict().size + 1;
+    model.dispose();
     assert.equal(metric(text, "badexpert_worker_live_tensors"), held);
   } finally {
     assert.equal(await server.close(), 0, "workers freed every tensor");

@@ -32,7 +32,7 @@ before(async () => {
   pngs = await fixturePngs(N);
   const lib = await Detector.load(dir);
   want = await lib.score(pngs);
-  lib.dispose();
+  await lib.dispose();
   // libtorch: the library's own engine, so responses match its scores to 1e-5 (onnxruntime's are checked to 1e-4 in onnx-engine.test.ts).
   server = await createServer(dir, { port: 0, logLevel: "silent", engine: "libtorch", maxBatch: 16, maxWaitMs: 5, timeoutMs: 60_000, auditLog: join(work, "audit", "flagged.jsonl"), auditImages: join(work, "audit", "images") });
   url = await server.listen();
@@ -49,8 +49,8 @@ function assertSame(got: DetectionRecord, w: Detection, what: string): void {
   assert.equal(got.class, w.predClass, `${what}: class`);
   assert.equal(got.detector, "badexpert", `${what}: detector`);
   assert.ok(Math.abs((got.score ?? Number.NaN) - w.score) <= TOL, `${what}: score ${got.score} vs library ${w.score}`);
-  assert.ok(Math.abs((got.expertConfidence ?? Number.NaN) - w.expertConfidence) <= TOL, `${what}: b`);
-  assert.ok(Math.abs((got.auxiliaryConfidence ?? Number.NaN) - w.auxiliaryConfidence) <= TOL, `${what}: a`);
+  assert.ok(Math.abs((got.expertConfidence ?? Number.NaN) - (w.expertConfidence ?? Number.NaN)) <= TOL, `${what}: b`);
+  assert.ok(Math.abs((got.auxiliaryConfidence ?? Number.NaN) - (w.auxiliaryConfidence ?? Number.NaN)) <= TOL, `${what}: a`);
   assert.equal(got.threshold, w.threshold);
   if (Math.abs(w.score - w.threshold) > TOL) assert.equal(got.flagged, w.flagged, `${what}: flagged`);
 }
@@ -58,7 +58,7 @@ function assertSame(got: DetectionRecord, w: Detection, what: string): void {
 /** Index of the only library record within tolerance of `got`: proves no answer belongs to another image. */
 function ownerOf(got: DetectionRecord): number {
   const hits = want.flatMap((w, i) =>
-    w.pred === got.pred && Math.abs((got.score ?? Number.NaN) - w.score) <= TOL && Math.abs((got.expertConfidence ?? Number.NaN) - w.expertConfidence) <= TOL && Math.abs((got.auxiliaryConfidence ?? Number.NaN) - w.auxiliaryConfidence) <= TOL ? [i] : [],
+    w.pred === got.pred && Math.abs((got.score ?? Number.NaN) - w.score) <= TOL && Math.abs((got.expertConfidence ?? Number.NaN) - (w.expertConfidence ?? Number.NaN)) <= TOL && Math.abs((got.auxiliaryConfidence ?? Number.NaN) - (w.auxiliaryConfidence ?? Number.NaN)) <= TOL ? [i] : [],
   );
   assert.equal(hits.length, 1, `answer matches ${hits.length} library records`);
   return hits[0] as number;
@@ -199,7 +199,7 @@ test("library entry: a server from an in-memory detector, bearer token, --on-fla
   const lib = await Detector.load(dir);
   const token = "a-test-token-0123456789";
   const s = await createServer(lib, { port: 0, logLevel: "silent", engine: "libtorch", onFlag: "annotate", token, workers: 2, threadsPerWorker: 1 });
-  lib.dispose();
+  await lib.dispose();
   try {
     const u = await s.listen();
     const auth = { authorization: `Bearer ${token}` };
