@@ -101,7 +101,7 @@ test("STRIP bundle through the CLI; --rule and --verify-key are refused for base
   assert.deepEqual([j.detector, j.rule, j.cleanCount], ["strip", null, 30]);
   assert.ok(j.auroc >= 0 && j.auroc <= 1);
   await assert.rejects(evaluateBundle({ bundle: fx.strip, parts: true }), (e: unknown) => e instanceof OptionError && e.option === "parts");
-  await assert.rejects(evaluateBundle({ bundle: fx.strip, rule: "triangle" }), (e: unknown) => e instanceof OptionError && /rule: score rules are BaDExpert's; .* is a baseline detector bundle \(strip\)/.test(e.message));
-  await assert.rejects(evaluateBundle({ bundle: fx.strip, verifyKey: "/nonexistent.pub" }), /verifyKey: .*baseline detector bundle \(strip\), which is not signed/);
+  await assert.rejects(evaluateBundle({ bundle: fx.strip, rule: "triangle" }), (e: unknown) => e instanceof OptionError && /rule: score rules are BaDExpert's; .* is a strip detector bundle/.test(e.message));
+  await assert.rejects(evaluateBundle({ bundle: fx.strip, verifyKey: "/nonexistent.pub" }), /verifyKey: .* is a strip detector bundle, which is not signed/);
   assert.equal(memory().numTensors, start);
 });

@@ -79,11 +79,11 @@ test("STRIP bundle: library scores over HTTP, alone = in a batch, /v1/detector, 
   try {
     assert.equal(server.engine, "libtorch");
     const fallback = logs.find((l) => l.event === "engine_fallback");
-    assert.match(String(fallback?.reason), /baseline detector 'strip' scores with libtorch only/);
+    assert.match(String(fallback?.reason), /the strip detector scores with libtorch only/);
     const off = logs.filter((l) => l.event === "explain_off");
     assert.equal(off.length, 1);
     assert.equal(off[0]?.level, 30, "info: the feed was not asked for explicitly");
-    assert.match(String(off[0]?.msg), /flagged-input feed and the dashboard's overlays are off: .*'strip' has none/);
+    assert.match(String(off[0]?.msg), /flagged-input feed and the dashboard's overlays are off: .*the strip detector has none/);
     const url = await server.listen();
     // Concurrent single-image requests land in batches formed by arrival: each gets its own image's score.
     const single = await Promise.all(pngs.map((p) => postRaw<DetectionRecord>(`${url}/v1/detect`, p)));
@@ -123,7 +123,7 @@ test("STRIP bundle: library scores over HTTP, alone = in a batch, /v1/detector, 
 
     const feed = await get<{ message: string }>(`${url}/v1/flagged`);
     assert.equal(feed.status, 404);
-    assert.match(feed.body.message, /baseline detector 'strip' has no B/);
+    assert.match(feed.body.message, /the strip detector has no B/);
     const text = await (await fetch(`${url}/metrics`)).text();
     assert.equal(metric(text, "badexpert_inputs_scored_total"), 2 * N);
     let flagged = 0;
@@ -148,7 +148,7 @@ test("Frequency bundle: library scores over HTTP; an explicit --flagged-keep is 
     assert.equal(logs.some((l) => l.event === "engine_fallback"), false, "libtorch was asked for: nothing to fall back from");
     const off = logs.find((l) => l.event === "explain_off");
     assert.equal(off?.level, 40, "a warning: the options asked for the feed");
-    assert.match(String(off?.msg), /--flagged-keep, --explain-method\) ignored: .*'frequency' has none/);
+    assert.match(String(off?.msg), /--flagged-keep, --explain-method\) ignored: .*the frequency detector has none/);
     const url = await server.listen();
     const r = await postJson<{ results: DetectionRecord[] }>(`${url}/v1/detect`, pngs.map(b64));
     assert.equal(r.status, 200, JSON.stringify(r.body));
@@ -167,12 +167,12 @@ test("Frequency bundle: library scores over HTTP; an explicit --flagged-keep is 
 });
 
 test("baselines refuse onnxruntime and --verify-key before any worker starts, in the library and the CLI", async () => {
-  await assert.rejects(createServer(fx.strip, { ...quietLog, engine: "onnxruntime" }), /engine onnxruntime cannot score the baseline detector 'strip' .*libtorch only/);
-  await assert.rejects(createServer(fx.frequency, { ...quietLog, bundleLoad: { verifyKey: join(work, "no.pub") } }), /verifyKey \(--verify-key\): .* is a baseline detector bundle \(frequency\), which is not signed/);
+  await assert.rejects(createServer(fx.strip, { ...quietLog, engine: "onnxruntime" }), /engine onnxruntime cannot score the strip detector .*libtorch only/);
+  await assert.rejects(createServer(fx.frequency, { ...quietLog, bundleLoad: { verifyKey: join(work, "no.pub") } }), /verifyKey \(--verify-key\): .* is a frequency detector bundle, which is not signed/);
   // The CLI turns the refusal into a usage error (exit 2) naming the detector.
   const cli = await runCli(["serve", "--bundle", fx.strip, "--engine", "onnxruntime", "--port", "0"]);
   assert.equal(cli.code, 2);
-  assert.match(cli.err, /engine onnxruntime cannot score the baseline detector 'strip'/);
+  assert.match(cli.err, /engine onnxruntime cannot score the strip detector/);
 });
 
 test("a baseline whose scores are NaN fails closed: flagged with the reason, refused by the firewall", async () => {
@@ -222,7 +222,7 @@ test("reload: STRIP -> Frequency works; to a BaDExpert bundle it is refused and 
 
     await rm(dir, { recursive: true });
     await cp(await fixtureBundle(), dir, { recursive: true });
-    await assert.rejects(server.reload(), /now holds a BaDExpert bundle, the server was started on a baseline detector bundle \(frequency\); restart the server to change the kind of detector/);
+    await assert.rejects(server.reload(), /now holds a badexpert detector bundle, the server was started on a frequency one; restart the server to change the kind of detector/);
     const still = await postRaw<DetectionRecord>(`${url}/v1/detect`, pngs[0] as Uint8Array<ArrayBuffer>);
     assert.deepEqual([still.status, still.body.detector], [200, "frequency"]);
     const text = await (await fetch(`${url}/metrics`)).text();

@@ -7,6 +7,7 @@ import { mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { memory } from "../../src/engine/index.js";
+import { loadBundle } from "../../src/defense/bundle.js";
 import { Detector, type Detection } from "../../src/api/detector.js";
 import { createModel } from "../../src/models/registry.js";
 import { createServer, type BadExpertServer, type DetectionRecord } from "../../src/serve/index.js";
@@ -196,7 +197,8 @@ test("detector description, probes and the OpenAPI document", async () => {
 
 test("library entry: a server from an in-memory detector, bearer token, --on-flag annotate", async () => {
   const before = memory().numTensors;
-  const lib = await Detector.load(dir);
+  // Made in this process (here: read back from the bundle): its weights are copied to the workers.
+  const lib = await Detector.fromDetector(await loadBundle(dir, { onWarning: () => undefined }));
   const token = "a-test-token-0123456789";
   const s = await createServer(lib, { port: 0, logLevel: "silent", engine: "libtorch", onFlag: "annotate", token, workers: 2, threadsPerWorker: 1 });
   await lib.dispose();
@@ -221,8 +223,25 @@ test("library entry: a server from an in-memory detector, bearer token, --on-fla
   } finally {
     assert.equal(await s.close(), 0);
   }
+  // A Detector opened from a bundle: the workers open that bundle themselves.
+  const opened = await Detector.load(dir, { onWarning: () => undefined });
+  const t = await createServer(opened, { port: 0, logLevel: "silent", engine: "libtorch", workers: 1 });
+  await opened.dispose();
+  try {
+    const u = await t.listen();
+    assert.deepEqual((await get<{ source: unknown }>(`${u}/v1/detector`)).body.source, { bundle: dir });
+    const r = await postRaw(`${u}/v1/detect`, pngs[bad0()] as Uint8Array<ArrayBuffer>);
+    assert.ok(Math.abs(Number(r.body.score) - (want[bad0()]?.score ?? 0)) <= TOL, "the reopened bundle scores like the library");
+  } finally {
+    assert.equal(await t.close(), 0);
+  }
   assert.equal(memory().numTensors, before);
 });
+
+/** A flagged image away from the threshold. */
+function bad0(): number {
+  return want.findIndex((w) => w.flagged && Math.abs(w.score - w.threshold) > TOL);
+}
 
 test("a bad --verify-key or bundle refuses to start, naming the problem", async () => {
   await assert.rejects(createServer(join(work, "nope"), { port: 0, logLevel: "silent" }), /nope\/model\.safetensors \(model\): cannot read \(no such file\)/);
