@@ -186,7 +186,7 @@ export class Detector {
     if (o.thread === "caller" && (o.engine ?? "libtorch") === "libtorch") {
       const local = badexpertDetector(det);
       const info = servedInfo(local);
-      const engine: Engine = { info, explainer: det, score: (b) => Promise.resolve(tidy(() => local.judge(batchTensor(b, info)))), dispose: () => Promise.resolve(local.dispose()) };
+      const engine: Engine = { info, detector: local, explainer: det, score: (b) => Promise.resolve(tidy(() => local.judge(batchTensor(b, info)))), dispose: () => Promise.resolve(local.dispose()) };
       return new Detector(source, {}, callerBackend(engine, local));
     }
     // The weights were copied into the source: the thread that scores builds its own models from them.
@@ -201,7 +201,7 @@ export class Detector {
     const init: Omit<WorkerInit, "engine"> = { source, threads: o.threads ?? getNumThreads(), bundleLoad };
     if ((o.thread ?? "worker") === "worker") return workerBackend((await startScoringPool(init, 1, o.engine ?? "libtorch")).pool);
     const engine = await buildEngine({ ...init, engine: o.engine === "onnxruntime" ? "onnxruntime" : "libtorch" });
-    return callerBackend(engine, null);
+    return callerBackend(engine, engine.detector);
   }
 
   /** Whether the bundle was signed and verified, and the load's warnings. */

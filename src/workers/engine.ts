@@ -25,6 +25,8 @@ export interface Batch {
 
 export interface Engine {
   info: ServedInfo;
+  /** The detector on libtorch, where this engine keeps one (null on onnxruntime). */
+  detector: CalibratedDetector | null;
   /** BaDExpert's libtorch detector, where this engine keeps one (explaining needs B's gradients). */
   explainer: BadExpertDetector | null;
   score(batch: Batch): Promise<Scores>;
@@ -74,6 +76,7 @@ function libtorchEngine(det: CalibratedDetector): Engine {
   const info = servedInfo(det);
   return {
     info,
+    detector: det,
     explainer: det.badexpert,
     score: (b) => Promise.resolve(tidy(() => det.judge(batchTensor(b, info)))),
     dispose: () => Promise.resolve(det.dispose()),
@@ -96,6 +99,7 @@ async function onnxEngine(det: CalibratedDetector, threads: number): Promise<Eng
   }
   return {
     info,
+    detector: null,
     explainer: null,
     score: async (b) => {
       const x = b.pixels instanceof Float32Array ? b.pixels : tidy(() => batchTensor(b, info).contiguous().data() as Float32Array);
