@@ -14,12 +14,12 @@ import type { BadExpertDetector } from "../defense/detector.js";
 import type { BundleTrust, LoadBundleOptions } from "../defense/bundle.js";
 import type { ScoreRule } from "../defense/scores.js";
 import type { CalibratedDetector } from "../detectors/calibrated.js";
-import { badexpertDetector } from "../detectors/open.js";
+import { badexpertDetector, checkOpenOptions } from "../detectors/open.js";
 import { batchTensor, buildEngine, type Batch, type Engine, type Scores } from "../workers/engine.js";
 import { startScoringPool, type EngineChoice } from "../workers/engine-choice.js";
 import type { WorkerPool } from "../workers/pool.js";
 import type { WorkerInit } from "../workers/protocol.js";
-import { bundleSource, checkSourceAgainst, sourceFromDetector, type BundleLoad, type DetectorSource } from "../workers/source.js";
+import { bundleSource, sourceFromDetector, type BundleLoad, type DetectorSource } from "../workers/source.js";
 import { servedInfo, type ServedInfo } from "../workers/served-info.js";
 
 /** One image: a file path, or the encoded bytes of an image file. */
@@ -171,7 +171,8 @@ export class Detector {
   static async load(dir: string, o: LoadOptions = {}): Promise<Detector> {
     const source = await bundleSource(dir);
     const bundleLoad: BundleLoad = { ...(o.verifyKey !== undefined ? { verifyKey: o.verifyKey } : {}), ...(o.requireSignature !== undefined ? { requireSignature: o.requireSignature } : {}), ...(o.env !== undefined ? { env: o.env } : {}) };
-    checkSourceAgainst(source, bundleLoad);
+    // A kind that is never signed is refused here under a key or a required signature, before a thread starts.
+    checkOpenOptions(dir, source.detector, bundleLoad);
     const backend = await Detector.#start(source, bundleLoad, o);
     report(o, backend.info.trust);
     return new Detector(source, bundleLoad, backend);
