@@ -61,7 +61,10 @@ export interface LoadOptions extends LoadBundleOptions {
    * graph; needs onnxruntime-node), or "auto": onnxruntime where it can, else libtorch.
    */
   engine?: EngineChoice;
-  /** libtorch (or onnxruntime) threads of the scoring thread (default: libtorch's, BADEXPERT_THREADS or all cores). */
+  /**
+   * libtorch (or onnxruntime) threads of the scoring thread. Default: libtorch's count
+   * (BADEXPERT_THREADS, or all cores), less one on a worker, so the caller's thread keeps a core.
+   */
   threads?: number;
 }
 
@@ -115,6 +118,8 @@ export interface DetectorSummary {
 
 /** Images are decoded and scored in batches of this many, so memory stays bounded by the batch. */
 export const BATCH = 256;
+/** Longest run of decoding on the caller's thread before the event loop gets a turn. */
+const YIELD_AFTER_MS = 4;
 
 /** Where a Detector's batches go: a scoring worker, or an engine on this thread. */
 interface Backend {
@@ -199,8 +204,11 @@ export class Detector {
   }
 
   static async #start(source: DetectorSource, bundleLoad: BundleLoad, o: Pick<LoadOptions, "thread" | "engine" | "threads">): Promise<Backend> {
-    const init: Omit<WorkerInit, "engine"> = { source, threads: o.threads ?? getNumThreads(), bundleLoad };
-    if ((o.thread ?? "worker") === "worker") return workerBackend((await startScoringPool(init, 1, o.engine ?? "libtorch")).pool);
+    const worker = (o.thread ?? "worker") === "worker";
+    // A worker leaves the caller's thread a core of its own (measured: bench/event-loop-lag.ts).
+    const threads = o.threads ?? (worker ? Math.max(1, getNumThreads() - 1) : getNumThreads());
+    const init: Omit<WorkerInit, "engine"> = { source, threads, bundleLoad };
+    if (worker) return workerBackend((await startScoringPool(init, 1, o.engine ?? "libtorch")).pool);
     const engine = await buildEngine({ ...init, engine: o.engine === "onnxruntime" ? "onnxruntime" : "libtorch" });
     return callerBackend(engine, engine.detector);
   }
@@ -271,7 +279,14 @@ export class Detector {
     let pending: { input: string; index: number; d: DecodeOutcome }[] = [];
     let frames = 0;
     let index = 0;
+    let turn = performance.now();
     for await (const item of inputs) {
+      // Decoding a small PNG runs on this thread (pngjs): a batch of them in a row would hold the
+      // event loop for a batch's worth, so timers and I/O get a turn every few milliseconds.
+      if (performance.now() - turn > YIELD_AFTER_MS) {
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        turn = performance.now();
+      }
       const input = typeof item === "string" ? item : isDecoded(item) && item.name !== undefined ? item.name : `images[${index}]`;
       const d = isDecoded(item) ? this.#checkDecoded(item, input) : throwOnError ? await this.#decodeOne(item, input, o).then(joinFrames) : await decodeOutcome(() => this.#decodeOne(item, input, o));
       if (!d.ok && throwOnError) throw new Error(d.error);
