@@ -313,7 +313,7 @@ async function main(bundle: string): Promise<void> {
   // the feed off (--flagged-keep 0), and with only the unflagged images, shows what it costs.
   const lib = await Detector.load(bundle);
   const verdicts = await lib.score(pngs);
-  lib.dispose();
+  await lib.dispose();
   const unflagged = pngs.filter((_, i) => verdicts[i]?.flagged === false);
   const feedRows: (Row & { images: string; feed: string })[] = [];
   for (const engine of engines()) {
