@@ -18,6 +18,7 @@ import { evaluateBundle } from "../../src/jobs/evaluate-defense.js";
 import { OptionError } from "../../src/jobs/errors.js";
 import { runCli } from "../cli/fixtures.js";
 import { baselineFixture, type BaselineFixture } from "../serve/baseline-fixture.js";
+import { fixture } from "../helpers/pytorch-fixtures.js";
 
 let fx: BaselineFixture;
 
@@ -103,5 +104,17 @@ test("STRIP bundle through the CLI; --rule and --verify-key are refused for base
   await assert.rejects(evaluateBundle({ bundle: fx.strip, parts: true }), (e: unknown) => e instanceof OptionError && e.option === "parts");
   await assert.rejects(evaluateBundle({ bundle: fx.strip, rule: "triangle" }), (e: unknown) => e instanceof OptionError && /rule: score rules are BaDExpert's; .* is a strip detector bundle/.test(e.message));
   await assert.rejects(evaluateBundle({ bundle: fx.strip, verifyKey: "/nonexistent.pub" }), /verifyKey: .* is a strip detector bundle, which is not signed/);
+  assert.equal(memory().numTensors, start);
+});
+
+test("a baseline bundle is evaluated against a trigger image like BaDExpert's (the one evaluate-defense path)", async () => {
+  const start = memory().numTensors;
+  const r = await evaluateBundle({ bundle: fx.frequency, trigger: { image: fixture("smiley-trigger.png") }, target: 0, evaluationLimit: 40 });
+  assert.deepEqual([r.detector, r.rule, r.asrMeaning, r.attack.name], ["frequency", null, "target", "trigger-image"]);
+  // The target class's own images are left out of the triggered side; every other one is stamped.
+  assert.equal(r.metrics.cleanCount, 40);
+  assert.equal(r.poisoned.score.length + r.leftOut, 40);
+  assert.ok(r.leftOut > 0 && r.leftOut < 40, `left out ${r.leftOut}`);
+  assert.ok(r.metrics.auroc >= 0 && r.metrics.auroc <= 1);
   assert.equal(memory().numTensors, start);
 });
