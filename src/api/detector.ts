@@ -15,12 +15,12 @@ import type { BundleTrust, LoadBundleOptions } from "../defense/bundle.js";
 import type { ScoreRule } from "../defense/scores.js";
 import type { CalibratedDetector } from "../detectors/calibrated.js";
 import { badexpertDetector, checkOpenOptions } from "../detectors/open.js";
-import { batchTensor, buildEngine, type Batch, type Engine, type Scores } from "../workers/engine.js";
+import { buildEngine, libtorchEngine, type Batch, type Engine, type Scores } from "../workers/engine.js";
 import { startScoringPool, type EngineChoice } from "../workers/engine-choice.js";
 import type { WorkerPool } from "../workers/pool.js";
 import type { WorkerInit } from "../workers/protocol.js";
 import { bundleSource, sourceFromDetector, type BundleLoad, type DetectorSource } from "../workers/source.js";
-import { servedInfo, type ServedInfo } from "../workers/served-info.js";
+import type { ServedInfo } from "../workers/served-info.js";
 
 /** One image: a file path, or the encoded bytes of an image file. */
 export type ImageInput = string | Uint8Array;
@@ -191,9 +191,7 @@ export class Detector {
     const source = sourceFromDetector(det);
     if (o.thread === "caller" && (o.engine ?? "libtorch") === "libtorch") {
       const local = badexpertDetector(det);
-      const info = servedInfo(local);
-      const engine: Engine = { info, detector: local, explainer: det, score: (b) => Promise.resolve(tidy(() => local.judge(batchTensor(b, info)))), dispose: () => Promise.resolve(local.dispose()) };
-      return new Detector(source, {}, callerBackend(engine, local));
+      return new Detector(source, {}, callerBackend(libtorchEngine(local), local));
     }
     // The weights were copied into the source: the thread that scores builds its own models from them.
     try {

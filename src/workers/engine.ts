@@ -72,7 +72,7 @@ async function open(source: DetectorSource, bundleLoad: WorkerInit["bundleLoad"]
  * (CalibratedDetector.judge), so it answers the same for an image whatever batch it lands in.
  * Scores that are not finite stay as they are: they are flagged, and the caller says why.
  */
-function libtorchEngine(det: CalibratedDetector): Engine {
+export function libtorchEngine(det: CalibratedDetector): Engine {
   const info = servedInfo(det);
   return {
     info,
