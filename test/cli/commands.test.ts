@@ -109,14 +109,15 @@ test("defend: a bundle from the checkpoint, on the device it was given", async (
   const j = obj(r.json());
   assert.equal(j.bundle, bundle);
   assert.deepEqual(j.splits, { reserved: 30, calibration: 120, evaluation: 450 });
-  const options = obj(j.options);
+  assert.equal(j.detector, "badexpert");
+  const options = obj(obj(j.badexpert).options);
   // The device reaches the job (it used to be dropped by the CLI).
   assert.equal(options.device, "cpu");
   assert.equal(obj(options.unlearn).lr, 1e-4);
   assert.equal(obj(options.finetune).epochs, 1);
   assert.ok(Number.isFinite(j.threshold));
   // The compact CNN's M' on Fashion-MNIST: a fixed 0.1 by default, nothing chosen.
-  assert.equal(j.finetuneSelection, null);
+  assert.equal(obj(j.badexpert).finetuneSelection, null);
   assert.equal(obj(options.finetune).lr, 0.1);
   assert.doesNotMatch(r.err, /choosing the finetuning rate/);
 });
@@ -126,8 +127,8 @@ test("defend --finetune-lr 0.01: a given rate wins over the default", async () =
   const r = await cli(["defend", "--checkpoint", ckpt, "--out", out, "--unlearn-lr", "1e-4", "--finetune-lr", "0.01", "--finetune-epochs", "1", "--json"]);
   assert.equal(r.code, 0, r.err);
   const j = obj(r.json());
-  assert.equal(j.finetuneSelection, null);
-  assert.equal(obj(obj(j.options).finetune).lr, 0.01);
+  assert.equal(obj(j.badexpert).finetuneSelection, null);
+  assert.equal(obj(obj(obj(j.badexpert).options).finetune).lr, 0.01);
   assert.doesNotMatch(r.err, /choosing the finetuning rate/);
 });
 
@@ -136,14 +137,14 @@ test("defend --finetune-lr auto: M' at four rates, the rule's pick, recorded in 
   const r = await cli(["defend", "--checkpoint", ckpt, "--out", out, "--unlearn-lr", "1e-4", "--finetune-lr", "auto", "--finetune-epochs", "1", "--json"]);
   assert.equal(r.code, 0, r.err);
   const j = obj(r.json());
-  const sel = obj(j.finetuneSelection);
+  const sel = obj(obj(j.badexpert).finetuneSelection);
   const table = sel.table as { lr: number; calibrationAccuracy: number }[];
   // 1, 2, 5 and 10 times the compact CNN's reference rate 0.01 (not its fixed default 0.1 here).
   assert.deepEqual(table.map((t) => t.lr), [0.01, 0.02, 0.05, 0.1]);
   // The rule by hand: the strongest rate within 4 points of M's accuracy, else the gentlest.
   const kept = table.filter((t) => t.calibrationAccuracy >= (sel.modelAccuracy as number) - 0.04).map((t) => t.lr);
   assert.equal(sel.lr, kept.length > 0 ? Math.max(...kept) : 0.01);
-  assert.equal(obj(obj(j.options).finetune).lr, sel.lr);
+  assert.equal(obj(obj(obj(j.badexpert).options).finetune).lr, sel.lr);
   assert.match(r.err, /selected finetuning lr/);
   const back = await loadBundle(out);
   try {
@@ -178,10 +179,10 @@ test("--device cuda on this CPU build is one clear usage error for defend, scan 
 test("defend --canaries: refused where no canaries run (a given rate), and unknown kinds by the job too", async () => {
   const r = await cli(["defend", "--checkpoint", ckpt, "--out", join(root, "never"), "--unlearn-lr", "3e-4", "--canaries", "blend,conditional"]);
   assert.equal(r.code, 2, r.err);
-  assert.match(r.err, /canaries: the canaries only choose B's unlearning rate, and here it is given \(0\.0003\); leave the rate out with them/);
+  assert.match(r.err, /unlearn\.canaries: the canaries only choose B's unlearning rate, and here it is given \(0\.0003\); leave the rate out with them/);
   assert.equal(existsSync(join(root, "never")), false);
-  await assert.rejects(defendCheckpoint({ checkpoint: ckpt, out: join(root, "never"), canaries: ["blend", "tact" as "blend"] }), (e: unknown) => e instanceof OptionError && e.option === "canaries");
-  await assert.rejects(defendCheckpoint({ checkpoint: ckpt, out: join(root, "never"), canaries: [] }), (e: unknown) => e instanceof OptionError && e.option === "canaries");
+  await assert.rejects(defendCheckpoint({ checkpoint: ckpt, out: join(root, "never"), unlearn: { canaries: ["blend", "tact" as "blend"] } }), (e: unknown) => e instanceof OptionError && e.option === "unlearn.canaries");
+  await assert.rejects(defendCheckpoint({ checkpoint: ckpt, out: join(root, "never"), unlearn: { canaries: [] } }), (e: unknown) => e instanceof OptionError && e.option === "unlearn.canaries");
 });
 
 test("evaluate-defense: metrics on the held-out split and a report", async () => {
