@@ -81,9 +81,9 @@ test("the examples run in order and print what the page says", { timeout: 600_00
 
   const three = await runExample(3);
   assert.match(three[0] as string, /^images\/input-3\.png (true|false) -?\d/);
-  assert.match(three[1] as string, /^images\/missing\.png not scored: .*missing\.png/);
+  assert.match(three[1] as string, /^images\/missing\.png not scored: E_IO .*missing\.png/);
   assert.match(three[2] as string, /^images\/input-4\.png (true|false) -?\d/);
-  assert.match(three[3] as string, /^refused: (not_an_image|unsupported_format|corrupt)$/);
+  assert.match(three[3] as string, /^refused: (E_INPUT_DECODE|E_INPUT_UNSUPPORTED) (not_an_image|unsupported_format|corrupt)$/);
 
   const four = await runExample(4);
   assert.deepEqual(four.map((l) => l.split(" ")[0]), ["badexpert", "strip"]);
