@@ -12,6 +12,7 @@ import { memory } from "../../src/engine/index.js";
 import { defendCheckpoint } from "../../src/jobs/defend.js";
 import { evaluateBundle } from "../../src/jobs/evaluate-defense.js";
 import { loadBundle } from "../../src/defense/bundle.js";
+import { FINETUNE_RATE_CANDIDATES, FINETUNE_RETAINED } from "../../src/defense/defaults.js";
 import { OptionError } from "../../src/jobs/errors.js";
 import { readCheckpointMeta } from "../../src/train/checkpoint.js";
 import { FASHION_MNIST, runCli, tinyFashionMnist, type CliRun } from "./fixtures.js";
@@ -116,10 +117,11 @@ test("defend: a bundle from the checkpoint, on the device it was given", async (
   assert.equal(obj(options.unlearn).lr, 1e-4);
   assert.equal(obj(options.finetune).epochs, 1);
   assert.ok(Number.isFinite(j.threshold));
-  // The compact CNN's M' on Fashion-MNIST: a fixed 0.1 by default, nothing chosen.
-  assert.equal(obj(j.badexpert).finetuneSelection, null);
-  assert.equal(obj(options.finetune).lr, 0.1);
-  assert.doesNotMatch(r.err, /choosing the finetuning rate/);
+  // B's rate was given; M''s is chosen by default (defense/procedure.ts), among the candidates.
+  assert.equal(obj(j.badexpert).unlearnLrSource, "given");
+  const sel = obj(obj(j.badexpert).finetuneSelection);
+  assert.ok(FINETUNE_RATE_CANDIDATES.includes(sel.lr as number), String(sel.lr));
+  assert.equal(obj(options.finetune).lr, sel.lr);
 });
 
 test("defend --finetune-lr 0.01: a given rate wins over the default", async () => {
@@ -132,20 +134,23 @@ test("defend --finetune-lr 0.01: a given rate wins over the default", async () =
   assert.doesNotMatch(r.err, /choosing the finetuning rate/);
 });
 
-test("defend --finetune-lr auto: M' at four rates, the rule's pick, recorded in the bundle", async () => {
+test("defend --finetune-lr auto: M' at the candidates strongest first, the rule's pick, recorded in the bundle", async () => {
   const out = join(root, "bundle-auto");
   const r = await cli(["defend", "--checkpoint", ckpt, "--out", out, "--unlearn-lr", "1e-4", "--finetune-lr", "auto", "--finetune-epochs", "1", "--json"]);
   assert.equal(r.code, 0, r.err);
   const j = obj(r.json());
   const sel = obj(obj(j.badexpert).finetuneSelection);
-  const table = sel.table as { lr: number; calibrationAccuracy: number }[];
-  // 1, 2, 5 and 10 times the compact CNN's reference rate 0.01 (not its fixed default 0.1 here).
-  assert.deepEqual(table.map((t) => t.lr), [0.01, 0.02, 0.05, 0.1]);
-  // The rule by hand: the strongest rate within 4 points of M's accuracy, else the gentlest.
-  const kept = table.filter((t) => t.calibrationAccuracy >= (sel.modelAccuracy as number) - 0.04).map((t) => t.lr);
-  assert.equal(sel.lr, kept.length > 0 ? Math.max(...kept) : 0.01);
+  const table = sel.table as { lr: number; calibrationAccuracy: number; kept: boolean }[];
+  // The candidates strongest first, up to the first that keeps 80% of M's accuracy above chance (else all of them).
+  assert.deepEqual(table.map((t) => t.lr), FINETUNE_RATE_CANDIDATES.slice(0, table.length));
+  const floor = 0.1 + FINETUNE_RETAINED * ((sel.modelAccuracy as number) - 0.1);
+  for (const t of table) assert.equal(t.kept, t.calibrationAccuracy >= floor);
+  assert.ok(table.slice(0, -1).every((t) => !t.kept));
+  assert.equal(sel.lr, (table[table.length - 1] as { lr: number }).lr);
+  assert.equal(sel.conclusive, (table[table.length - 1] as { kept: boolean }).kept);
+  if (sel.conclusive !== true) assert.equal(table.length, FINETUNE_RATE_CANDIDATES.length);
   assert.equal(obj(obj(obj(j.badexpert).options).finetune).lr, sel.lr);
-  assert.match(r.err, /selected finetuning lr/);
+  assert.match(r.err, /M': (chose|no rate kept)/);
   const back = await loadBundle(out);
   try {
     assert.deepEqual(back.info.creation?.finetuneSelection, sel);
