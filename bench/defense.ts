@@ -43,7 +43,8 @@ for (const attack of attacks) {
   const meta = await readCheckpointMeta(dir);
   const tag = `${dataset}-${attack}`;
   const bundle = join("out", "bench", `${tag}-detector`);
-  const d = await defendCheckpoint({ checkpoint: dir, out: bundle, force: true, seed, splitSeed: seed, silent: true, ...(unlearnLr !== undefined ? { unlearnLr } : {}), log: () => {} });
+  const r = await defendCheckpoint({ checkpoint: dir, out: bundle, force: true, seed, splits: { seed }, silent: true, ...(unlearnLr !== undefined ? { unlearn: { lr: unlearnLr } } : {}), log: () => {} });
+  const d = r.badexpert as NonNullable<typeof r.badexpert>;
   const e = await evaluateBundle({ bundle, report: join("out", "bench", `${tag}-report`) });
   const m = e.metrics;
   const row = {

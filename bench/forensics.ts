@@ -19,7 +19,8 @@ import type { Attack } from "../src/attacks/attack.js";
 import { PatchAttack } from "../src/attacks/patch-attack.js";
 import { AdaptivePatch } from "../src/attacks/adaptive-patch.js";
 import { cachedModel } from "../src/jobs/model-cache.js";
-import { defendCheckpoint, testSplit } from "../src/jobs/defend.js";
+import { defendCheckpoint } from "../src/jobs/defend.js";
+import { testSplit } from "../src/jobs/defender-data.js";
 import { DEFAULT_SALIENCY_METHOD, SALIENCY_METHODS, saliencyMethod, type SaliencyMethod } from "../src/forensics/saliency.js";
 import { expertSaliencyOfBytes, meanImage, summariseFlagged } from "../src/forensics/explain.js";
 import { boxesIoU, maskBoxes, topShareInMask } from "../src/forensics/regions.js";
@@ -96,7 +97,7 @@ for (const name of attacks) {
   // Made once per model with the defaults (the unlearning rate chosen by the canaries), then reused.
   const bundle = join("out", "bench", `forensics-${name}-e${epochs}-seed${seed}${finetuneLr === undefined ? "" : `-finetune${finetuneLr}`}-detector`);
   if (!(await exists(join(bundle, "detector.json")))) {
-    await defendCheckpoint({ checkpoint: dir, out: bundle, force: true, seed, splitSeed: seed, silent: true, log: () => {}, ...(finetuneLr !== undefined ? { finetuneLr } : {}) });
+    await defendCheckpoint({ checkpoint: dir, out: bundle, force: true, seed, splits: { seed }, silent: true, log: () => {}, ...(finetuneLr !== undefined ? { finetune: { lr: finetuneLr } } : {}) });
   }
   const det = await loadBundle(bundle);
   try {

@@ -44,13 +44,13 @@ import { loadBundle, saveBundle } from "../src/defense/bundle.js";
 import { BadExpertDetector } from "../src/defense/detector.js";
 import { calibrateThreshold } from "../src/defense/threshold.js";
 import { createModel } from "../src/models/registry.js";
-import { baselineBundleDetector, loadDetectorBundle } from "../src/detectors/bundle.js";
-import { inputSeeds } from "../src/detectors/input-seeds.js";
+import { bundleKind, openDetector } from "../src/detectors/open.js";
+import { detectorInfo } from "../src/detectors/registry.js";
 import { Detector } from "../src/api/detector.js";
 import { modelGraph } from "../src/export/detector-graph.js";
 import { encodeModel } from "../src/export/onnx-proto.js";
 import { floatTensor, openSession } from "../src/export/onnx-runtime.js";
-import type { ScoringEngine } from "../src/serve/protocol.js";
+import type { ScoringEngine } from "../src/workers/protocol.js";
 import { fixtureBundle, fixturePngs } from "../test/serve/fixture.js";
 import { helpAndExit, round, wantsJson } from "./harness.js";
 
@@ -193,11 +193,11 @@ function engines(): ScoringEngine[] {
 async function baselineThroughput(bundle: string, seconds: number, threads: number): Promise<number> {
   setNumThreads(threads);
   const before = memory().numTensors;
-  const loaded = await loadDetectorBundle(bundle);
-  const { imageSize, channels } = loaded.context.preprocessing;
+  const loaded = await openDetector(bundle, { onWarning: () => undefined });
+  const { imageSize, channels } = loaded.preprocessing;
   const [h, w] = imageSize;
   const x = imagesToTensor(new Uint8Array(64 * h * w * channels).map((_, i) => (i * 37) % 256), 64, h, w, channels);
-  const step = (): void => tidy(() => void loaded.detector.scoreBatch(x, { seeds: inputSeeds(x) }));
+  const step = (): void => tidy(() => void loaded.judge(x));
   step();
   let n = 0;
   const t0 = performance.now();
@@ -288,9 +288,9 @@ async function requestPngs(bundle: string): Promise<Uint8Array[]> {
 async function main(bundle: string): Promise<void> {
   const duration = arg("duration", 8);
   const soak = arg("soak", 60);
-  const baseline = await baselineBundleDetector(bundle);
-  if (baseline !== null) {
-    await baselineMain(bundle, baseline, duration, ["--max-batch", "64", "--max-wait-ms", "2"]);
+  const kind = await bundleKind(bundle);
+  if (detectorInfo(kind).onnx !== true) {
+    await baselineMain(bundle, kind, duration, ["--max-batch", "64", "--max-wait-ms", "2"]);
     return;
   }
   const pngs = await requestPngs(bundle);
@@ -323,7 +323,7 @@ async function main(bundle: string): Promise<void> {
   // the feed off (--flagged-keep 0), and with only the unflagged images, shows what it costs.
   const lib = await Detector.load(bundle);
   const verdicts = await lib.score(pngs);
-  lib.dispose();
+  await lib.dispose();
   const unflagged = pngs.filter((_, i) => verdicts[i]?.flagged === false);
   const feedRows: (Row & { images: string; feed: string })[] = [];
   for (const engine of engines()) {
@@ -454,9 +454,16 @@ async function protocolsMain(bundle: string): Promise<void> {
   const rounds = arg("rounds", 2);
   const pngs = await requestPngs(bundle);
   const lib = await Detector.load(bundle);
-  const pixels = await lib.decode(pngs);
-  const { imageSize, channels } = lib.detector.info.preprocessing;
-  lib.dispose();
+  const decoded: Uint8Array[] = [];
+  for await (const part of lib.scoreEach(pngs, { keepPixels: true })) {
+    for (const r of part) {
+      if (!r.ok) throw new Error(r.message);
+      decoded.push(r.pixels as Uint8Array);
+    }
+  }
+  const pixels = Buffer.concat(decoded);
+  const { imageSize, channels } = lib.summary;
+  await lib.dispose();
   const [h, w] = imageSize;
   const c = channels === 1 ? 1 : 3;
   const per = h * w * c;

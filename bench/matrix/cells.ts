@@ -198,7 +198,20 @@ export async function runCell(c: MatrixCell, o: RunCellOptions): Promise<MatrixC
   const meta = await readCheckpointMeta(trained.dir);
   const bundle = join(o.resultsDir, "bundles", cellId(c));
   log(`${cellId(c)}: defending`);
-  const d = await defendCheckpoint({ checkpoint: trained.dir, out: bundle, force: true, seed: c.seed, splitSeed: c.seed, targetFpr: fprs[0], silent: true, log: (l) => log(`${cellId(c)}: ${l}`), ...(c.defense ?? {}) });
+  const g = c.defense ?? {};
+  const r = await defendCheckpoint({
+    checkpoint: trained.dir,
+    out: bundle,
+    force: true,
+    seed: c.seed,
+    splits: { seed: c.seed },
+    calibration: { ...(fprs[0] !== undefined ? { targetFpr: fprs[0] } : {}) },
+    unlearn: { ...(g.unlearnLr !== undefined ? { lr: g.unlearnLr } : {}), ...(g.unlearnLabels !== undefined ? { labels: g.unlearnLabels } : {}), ...(g.canaries !== undefined ? { canaries: g.canaries } : {}) },
+    finetune: { ...(g.finetuneLr !== undefined ? { lr: g.finetuneLr } : {}) },
+    silent: true,
+    log: (l) => log(`${cellId(c)}: ${l}`),
+  });
+  const d = r.badexpert as NonNullable<typeof r.badexpert>;
   const evaluations: MatrixEvaluation[] = [];
   let scores: MatrixCellResult["scores"] | null = null;
   let parts: DetectorParts | undefined;

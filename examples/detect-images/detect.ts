@@ -17,5 +17,5 @@ try {
   for (const [i, r] of results.entries()) console.log(JSON.stringify({ image: images[i], ...r }));
   process.exitCode = results.some((r) => r.flagged) ? 1 : 0;
 } finally {
-  detector.dispose();
+  await detector.dispose();
 }

@@ -16,6 +16,8 @@ import { checkCalibrationRecord, type Calibration } from "./threshold.js";
 import { BadExpertError } from "../util/errors.js";
 
 export const BUNDLE_FORMAT = "badexpert-detector";
+/** The detector kind a BaDExpert manifest names (`kind`; absent in bundles written before it was recorded). */
+export const BADEXPERT_KIND = "badexpert";
 /** 2: integrity hashes, strict numbers (version 1 bundles had neither and are refused). */
 export const BUNDLE_VERSION = 2;
 
@@ -42,6 +44,7 @@ export interface Integrity {
 
 export interface BundleManifest extends DetectorInfo {
   format: typeof BUNDLE_FORMAT;
+  kind: typeof BADEXPERT_KIND;
   version: number;
   integrity: Integrity;
 }
@@ -101,6 +104,7 @@ export function validateManifest(x: unknown, where: string, warnings: string[] =
     throw new BadExpertError("E_BUNDLE_INTEGRITY", `${where}: version 1 bundles carry no integrity hashes and cannot be checked for tampering; re-run \`badexpert defend\` to rebuild the bundle`);
   }
   if (m.version !== BUNDLE_VERSION) r.fail("version", `${BUNDLE_VERSION} (the version this badexpert reads)`, m.version);
+  if (m.kind !== undefined && m.kind !== BADEXPERT_KIND) r.fail("kind", `"${BADEXPERT_KIND}" (the kind this format holds)`, m.kind);
   const spec = readModelSpec(r, m.spec, "spec");
   const calibration = readCalibration(r, m.calibration);
   const threshold = r.number(m.threshold, "threshold");
@@ -144,12 +148,12 @@ export function validateManifest(x: unknown, where: string, warnings: string[] =
   }
   // After the digest: an edit nobody re-hashed is reported as an edit.
   warnings.push(...checkCalibrationRecord(calibration, r, { rule: info.rule, floor: SCORE_FLOOR[info.rule], ceiling: SCORE_CEILING[info.rule] }));
-  return { format: BUNDLE_FORMAT, version: BUNDLE_VERSION, integrity: { algorithm: "sha256", weights, ...(program ? { program } : {}), manifest: digest }, ...info };
+  return { format: BUNDLE_FORMAT, kind: BADEXPERT_KIND, version: BUNDLE_VERSION, integrity: { algorithm: "sha256", weights, ...(program ? { program } : {}), manifest: digest }, ...info };
 }
 
 /** The manifest for `info` and the written weight files, with its digest filled in. */
 export function buildManifest(info: DetectorInfo, weights: Record<WeightRole, WeightFileRecord>, program?: WeightFileRecord): BundleManifest {
-  const draft = { format: BUNDLE_FORMAT as typeof BUNDLE_FORMAT, version: BUNDLE_VERSION, ...info, integrity: { algorithm: "sha256" as const, weights, ...(program ? { program } : {}), manifest: "" } };
+  const draft = { format: BUNDLE_FORMAT as typeof BUNDLE_FORMAT, kind: BADEXPERT_KIND as typeof BADEXPERT_KIND, version: BUNDLE_VERSION, ...info, integrity: { algorithm: "sha256" as const, weights, ...(program ? { program } : {}), manifest: "" } };
   // Hash what a reader will parse: JSON drops undefined fields and turns NaN into null.
   const parsed: unknown = JSON.parse(JSON.stringify(draft));
   return { ...draft, integrity: { ...draft.integrity, manifest: manifestDigest(parsed) } };

@@ -1,28 +1,30 @@
-// A fitted baseline detector on disk: detector.json (name, resolved parameters, saved state, the
-// calibrated threshold, the checkpoint it was fitted on and that checkpoint's weight hash) and,
-// when the detector keeps tensors (STRIP's clean pool), state.safetensors. Loading refuses a
+// A fitted baseline detector on disk: detector.json (its kind, resolved parameters, saved state,
+// the calibrated threshold, the checkpoint it was fitted on and that checkpoint's weight hash)
+// and, when the detector keeps tensors (STRIP's clean pool), state.safetensors. Loading refuses a
 // checkpoint whose weights changed since (fail closed: the threshold belongs to that model).
-// BaDExpert keeps its own bundle format (defense/bundle.ts). Like that one, it is written
-// atomically, every manifest field is checked on load (the message names the file and field), the
-// threshold must be a finite number equal to the calibration's and one its calibration record
-// could have produced (checkCalibrationRecord), and the state file's SHA-256 must match the
-// manifest. These bundles are not signed: loading one is reported as unsigned.
+// BaDExpert keeps its three models in its own layout (defense/bundle.ts); open.ts reads either by
+// the manifest's kind. Like that one, it is written atomically, every manifest field is checked on
+// load (the message names the file and field), the threshold must be a finite number equal to the
+// calibration's and one its calibration record could have produced (checkCalibrationRecord), and
+// the state file's SHA-256 must match the manifest. These bundles are not signed: loading one is
+// reported as unsigned, and a verification key or a required signature refuses it.
 import { randomBytes } from "node:crypto";
 import { writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import type { Tensor } from "../engine/index.js";
 import { sha256Hex } from "../io/safetensors.js";
 import { tensorsFromBytes, saveTensors } from "../io/weights.js";
-import { loadCheckpoint, MODEL_WEIGHTS, type CheckpointMeta } from "../train/checkpoint.js";
+import { loadCheckpoint, MODEL_WEIGHTS } from "../train/checkpoint.js";
 import type { DefenseSplitSpec } from "../defense/splits.js";
 import { checkCalibrationRecord, type Calibration } from "../defense/threshold.js";
 import { readCalibration } from "../defense/manifest.js";
 import { FieldReader } from "../util/fields.js";
 import { FileReadError, readRegularFile, sha256OfRegularFile } from "../util/read-regular-file.js";
 import { writeDirAtomically, type OwnedDirKind } from "../util/atomic-dir.js";
-import { BUNDLE_DIR } from "../defense/bundle.js";
+import { BUNDLE_DIR, BUNDLE_WARNING_CODE } from "../defense/bundle.js";
 import type { ParamValue } from "../attacks/attack.js";
 import type { DetectorContext, InputDetector } from "./detector.js";
+import { CalibratedDetector } from "./calibrated.js";
 import { detectorInfo } from "./registry.js";
 import { resolveDetectorParams } from "./params.js";
 import { BadExpertError } from "../util/errors.js";
@@ -47,6 +49,8 @@ const MAX_MANIFEST_BYTES = 16 * 1024 * 1024;
 interface Manifest {
   format: typeof DETECTOR_BUNDLE_FORMAT;
   version: 1;
+  /** The detector's registry name (absent in bundles written before it was recorded: `detector` says it). */
+  kind?: string;
   detector: string;
   params: Record<string, ParamValue>;
   state: Record<string, unknown>;
@@ -106,6 +110,7 @@ export async function saveDetectorBundle(dir: string, det: InputDetector, o: Sav
       const manifest: Manifest = {
         format: DETECTOR_BUNDLE_FORMAT,
         version: 1,
+        kind: det.name,
         detector: det.name,
         params: { ...det.params },
         state: state.json,
@@ -157,10 +162,13 @@ function readManifest(x: unknown, where: string, warnings: string[] = []): Manif
   if (stateSha256 !== undefined && !HEX64.test(stateSha256)) r.fail("stateSha256", "64 lowercase hex digits", stateSha256);
   const inputSeedKey = r.optional(m.inputSeedKey, (v) => r.string(v, "inputSeedKey"));
   if (inputSeedKey !== undefined && !HEX64.test(inputSeedKey)) r.fail("inputSeedKey", "64 lowercase hex digits", "(a value of another form; not shown, it is a secret)");
+  const detector = r.string(m.detector, "detector", { maxLength: 100 });
+  if (m.kind !== undefined && m.kind !== detector) r.fail("kind", `"${detector}" (the detector it names)`, m.kind);
   return {
     format: DETECTOR_BUNDLE_FORMAT,
     version: 1,
-    detector: r.string(m.detector, "detector", { maxLength: 100 }),
+    ...(m.kind !== undefined ? { kind: detector } : {}),
+    detector,
     params,
     state: r.object(m.state, "state"),
     ...(stateSha256 !== undefined ? { stateSha256 } : {}),
@@ -181,56 +189,28 @@ async function readBounded(path: string, max: number, what: string): Promise<Buf
   }
 }
 
-export interface LoadedDetector {
-  detector: InputDetector;
-  /** The model it was rebuilt on and how that model reads images. */
-  context: DetectorContext;
-  calibration: Calibration;
-  threshold: number;
-  checkpoint: string;
-  /** SHA-256 of the checkpoint's weights the detector was fitted on (checked equal to the file's on load). */
-  weightsSha256: string;
-  /** The checkpoint's own record (dataset location, the attack it was trained with). */
-  checkpointMeta: CheckpointMeta;
-  /** Dataset name and the splits it was fitted and calibrated on (null: not recorded by the bundle). */
-  dataset: string;
-  splits: DefenseSplitSpec | null;
-  /** The key of the per-input seeds (inputSeeds), null for bundles written before keys existed. */
-  inputSeedKey: Uint8Array | null;
-  /** What the caller must be told: the bundle is not signed, and what its manifest lacks. */
-  warnings: string[];
-  /** Frees the detector and the model it was rebuilt on. */
-  dispose(): void;
+export interface LoadBaselineOptions {
+  /** A verification key or a required signature refuses the bundle: baseline bundles are not signed. */
+  verifyKey?: unknown;
+  requireSignature?: boolean;
+  /** Receives each warning of the load (unsigned; a calibration record without a score range). Default: process.emitWarning. */
+  onWarning?: (message: string) => void;
 }
 
-/**
- * The detector's name when `dir` holds a baseline detector bundle (its detector.json says so),
- * else null: BaDExpert's bundle, whose loader then checks it (a missing or unreadable manifest is
- * BaDExpert's loader's to report). Only the format and name are read here; loading checks the rest.
- */
-export async function baselineBundleDetector(dir: string): Promise<string | null> {
-  let text: string;
-  try {
-    text = (await readBounded(join(dir, MANIFEST), MAX_MANIFEST_BYTES, "detector manifest")).toString("utf8");
-  } catch {
-    return null;
-  }
-  try {
-    const m: unknown = JSON.parse(text);
-    if (typeof m !== "object" || m === null || Reflect.get(m, "format") !== DETECTOR_BUNDLE_FORMAT) return null;
-    const name: unknown = Reflect.get(m, "detector");
-    return typeof name === "string" ? name : "(unnamed)";
-  } catch {
-    return null;
-  }
+/** The kind a parsed detector.json of this format names (its `kind`, else its `detector`); null for another format. */
+export function baselineKind(m: unknown): string | null {
+  if (typeof m !== "object" || m === null || Reflect.get(m, "format") !== DETECTOR_BUNDLE_FORMAT) return null;
+  const kind: unknown = Reflect.get(m, "kind") ?? Reflect.get(m, "detector");
+  return typeof kind === "string" ? kind : "(unnamed)";
 }
 
-/** Whether `dir` holds a baseline detector bundle rather than BaDExpert's (see baselineBundleDetector). */
-export async function isBaselineBundle(dir: string): Promise<boolean> {
-  return (await baselineBundleDetector(dir)) !== null;
+/** Refuses what `o` rules out for an unsigned bundle, before it is read (the message names the option). */
+export function refuseSignatureOptions(dir: string, kind: string, o: { verifyKey?: unknown; requireSignature?: boolean }): void {
+  if (o.verifyKey !== undefined) throw new BadExpertError("E_USAGE", `verifyKey (--verify-key): ${dir} is a ${kind} detector bundle, which is not signed; its checkpoint's weights are hash-checked on load instead`);
+  if (o.requireSignature === true) throw new BadExpertError("E_BUNDLE_INTEGRITY", `${dir} is a ${kind} detector bundle, which is not signed, and a signature is required (requireSignature, --require-signature)`);
 }
 
-export async function loadDetectorBundle(dir: string): Promise<LoadedDetector> {
+export async function loadBaselineBundle(dir: string, o: LoadBaselineOptions = {}): Promise<CalibratedDetector> {
   const path = join(dir, MANIFEST);
   const text = (await readBounded(path, MAX_MANIFEST_BYTES, "detector manifest")).toString("utf8");
   let raw: unknown;
@@ -239,6 +219,7 @@ export async function loadDetectorBundle(dir: string): Promise<LoadedDetector> {
   } catch (e) {
     throw new BadExpertError("E_BUNDLE_INTEGRITY", `${path} is not valid JSON: ${(e as Error).message}`, { cause: e });
   }
+  refuseSignatureOptions(dir, baselineKind(raw) ?? "baseline", o);
   const warnings = [`${dir} is a baseline detector bundle, which is not signed: anyone who can write to it can change what it flags`];
   const recordWarnings: string[] = [];
   const m = readManifest(raw, path, recordWarnings);
@@ -269,23 +250,31 @@ export async function loadDetectorBundle(dir: string): Promise<LoadedDetector> {
     if (stateBytes) tensors = tensorsFromBytes(stateBytes, join(dir, STATE));
     const ctx: DetectorContext = { model: model.eval(), spec: meta.model, preprocessing: meta.preprocessing, classNames: meta.classNames, dataset: m.dataset };
     const detector = entry.restore(ctx, params, { json: m.state, tensors });
-    return {
-      detector,
-      context: ctx,
+    const report = o.onWarning ?? ((w: string) => process.emitWarning(w, { code: BUNDLE_WARNING_CODE }));
+    for (const w of warnings) report(w);
+    const path0 = m.dataset === meta.dataset.name ? meta.dataset.path : undefined;
+    return new CalibratedDetector({
+      kind: m.detector,
+      scorer: detector,
+      spec: meta.model,
+      preprocessing: meta.preprocessing,
+      classNames: meta.classNames,
       calibration: m.calibration,
-      threshold: m.calibration.threshold,
-      checkpoint: m.checkpoint.path,
-      weightsSha256: m.checkpoint.weightsSha256,
-      checkpointMeta: meta,
-      dataset: m.dataset,
-      splits: m.splits ?? null,
+      origin: {
+        dataset: { name: m.dataset, ...(path0 !== undefined ? { path: path0 } : {}) },
+        splits: m.splits ?? null,
+        checkpoint: m.checkpoint.path,
+        checkpointSha256: m.checkpoint.weightsSha256,
+        attack: meta.training.attack ?? null,
+      },
+      seeded: entry.randomness === "seeded",
       inputSeedKey: m.inputSeedKey !== undefined ? Buffer.from(m.inputSeedKey, "hex") : null,
-      warnings,
-      dispose: () => {
+      trust: { signature: "unsigned", key: null, warnings },
+      release: () => {
         detector.dispose();
         model.dispose();
       },
-    };
+    });
   } catch (e) {
     for (const t of tensors.values()) t.dispose();
     model.dispose();

@@ -6,6 +6,10 @@ import type { Tensor } from "../engine/index.js";
 import type { Module } from "../nn/index.js";
 import type { ModelSpec, Preprocessing } from "../train/checkpoint.js";
 import type { ParamValue } from "../attacks/attack.js";
+import type { ImageDataset } from "../data/dataset.js";
+import type { BadExpertDetector } from "../defense/detector.js";
+import type { ScoreRule } from "../defense/scores.js";
+import type { Calibration } from "../defense/threshold.js";
 
 /** The suspicious model and how it reads images. The model is the caller's: detectors never dispose it. */
 export interface DetectorContext {
@@ -22,6 +26,9 @@ export interface RawScores {
   pred: Int32Array;
   /** Higher = more suspicious. May hold NaN or ±Infinity; scoring.ts turns them into +Infinity (flagged). */
   score: Float64Array;
+  /** b and a: B's and M''s confidence in M's prediction (BaDExpert only). */
+  expertConfidence?: Float32Array;
+  auxiliaryConfidence?: Float32Array;
 }
 
 export interface ScoreOptions {
@@ -58,6 +65,17 @@ export interface InputDetector {
    * facts and tensors the detector still owns); absent for detectors with their own bundle format.
    */
   state?(): DetectorState;
+  /**
+   * The threshold at `targetFpr` on clean calibration images, where the detector has its own way
+   * (BaDExpert: its score rule's ceiling); absent: calibrate.ts's, the same for every baseline.
+   */
+  calibrate?(calibration: ImageDataset, targetFpr: number): Calibration;
+  /** The same detector judged by a calibration of its own (BaDExpert: its threshold lives with its models). */
+  withCalibration?(calibration: Calibration): InputDetector;
+  /** The same detector under another score rule, sharing its models (BaDExpert only); calibrate it before use. */
+  withRule?(rule: ScoreRule): InputDetector;
+  /** BaDExpert's models M, B and M' (what explaining and ONNX export need); absent for the baselines. */
+  readonly badexpert?: BadExpertDetector;
   /** Frees what the detector owns (copies of models, buffers); never the context's model. */
   dispose(): void;
 }

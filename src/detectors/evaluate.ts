@@ -28,16 +28,30 @@ function sets(clean: DatasetScores, cleanLabels: ArrayLike<number>, poisoned: Da
   return { pos, neg };
 }
 
-export function evaluateDetector(det: InputDetector, threshold: number, cleanEval: ImageDataset, poisoned: PoisonedTestSet, o: { progress?: boolean } = {}): DetectorEvaluation {
+/**
+ * Scores the clean evaluation images and their triggered copies and measures. `poisoned.targetLabels`
+ * are the labels that count as attack success; `successLabels`, when given, computes them from M's
+ * predictions instead (triggered inputs with no known target: any misclassification).
+ */
+export function evaluateDetector(
+  det: InputDetector,
+  threshold: number,
+  cleanEval: ImageDataset,
+  poisoned: Pick<PoisonedTestSet, "dataset"> & Partial<Pick<PoisonedTestSet, "targetLabels">>,
+  o: { progress?: boolean; successLabels?: (pred: Int32Array) => ArrayLike<number> } = {},
+): DetectorEvaluation & { targetLabels: ArrayLike<number> } {
   const clean = scoreDataset(det, cleanEval, o.progress ? { progressLabel: `${det.name}: clean inputs` } : {});
   const bad = scoreDataset(det, poisoned.dataset, o.progress ? { progressLabel: `${det.name}: poisoned inputs` } : {});
-  const metrics = defenseMetrics({ pred: clean.pred, score: clean.score, label: cleanEval.labels }, { pred: bad.pred, score: bad.score, label: poisoned.targetLabels }, threshold);
-  const { pos, neg } = sets(clean, cleanEval.labels, bad, poisoned.targetLabels);
+  const targets = o.successLabels ? o.successLabels(bad.pred) : poisoned.targetLabels;
+  if (targets === undefined) throw new RangeError("evaluateDetector: give the poisoned set's targetLabels or successLabels");
+  const metrics = defenseMetrics({ pred: clean.pred, score: clean.score, label: cleanEval.labels }, { pred: bad.pred, score: bad.score, label: targets }, threshold);
+  const { pos, neg } = sets(clean, cleanEval.labels, bad, targets);
   const count = cleanEval.count + poisoned.dataset.count;
   return {
     metrics,
     clean,
     poisoned: bad,
+    targetLabels: targets,
     roc: rocCurve(pos, neg),
     nonFinite: clean.nonFinite + bad.nonFinite,
     secondsPer1000: count ? (1000 * (clean.seconds + bad.seconds)) / count : Number.NaN,

@@ -1,5 +1,6 @@
 // The input-level detectors the toolkit knows by name: a data table (name → paper, cost, parameter
-// table, fit) that the compare job, the CLI and the benchmark read. fitDetector() is the one entry
+// table, what its bundles and engines can do, fit, restore) that defend, compare, the CLI, the
+// service and the benchmarks read. fitDetector() is the one entry
 // point: it resolves and validates the parameters before any work starts; an unknown name lists
 // the valid ones.
 import type { ImageDataset } from "../data/dataset.js";
@@ -34,8 +35,14 @@ export interface DetectorEntry {
    * scoreBatch gets seeds (the service and scan pass inputSeeds); absent: none.
    */
   randomness?: "seeded";
+  /** Its bundles carry an Ed25519 signature when written with a key (BaDExpert's); absent: never signed. */
+  signs?: true;
+  /** It exports to one ONNX graph, so onnxruntime can score it (export/onnx-detector.ts); absent: libtorch only. */
+  onnx?: true;
+  /** Its verdicts can be explained (B's saliency: `explain`, the report's "What the detector saw", the dashboard). */
+  explains?: true;
   fit(ctx: DetectorContext, data: FitData, params: Record<string, ParamValue>, log: (l: string) => void): Promise<InputDetector>;
-  /** Rebuilds a fitted detector from a bundle's saved state (absent: the detector has its own bundle, e.g. BaDExpert's). */
+  /** Rebuilds a fitted detector from a baseline bundle's saved state (absent: the detector keeps its models in a bundle of its own, BaDExpert's). */
   restore?(ctx: DetectorContext, params: Record<string, ParamValue>, state: DetectorState): InputDetector;
 }
 
@@ -65,6 +72,9 @@ const REGISTRY: readonly DetectorEntry[] = [
     paper: "Xie et al., ICLR 2024",
     cost: "3 forward passes (M, B, M'); fitting finetunes B and M' (+ canary selection)",
     params: BADEXPERT_PARAMS,
+    signs: true,
+    onnx: true,
+    explains: true,
     fit: (ctx, d, p, log) => BadExpertEntry.fit(ctx, d.reserved, d.calibration, p, log),
   },
   {

@@ -7,6 +7,7 @@ import { Progress } from "../util/progress.js";
 import type { InputDetector, RawScores } from "./detector.js";
 
 export interface DatasetScores extends RawScores {
+  /* expertConfidence and auxiliaryConfidence: filled where the detector gives them (BaDExpert). */
   /** Inputs whose raw score was not finite (set to +Infinity). */
   nonFinite: number;
   seconds: number;
@@ -42,6 +43,8 @@ export function scoreDataset(det: InputDetector, ds: ImageDataset, o: { batchSiz
   const n = ds.count;
   const pred = new Int32Array(n);
   const score = new Float64Array(n);
+  let b: Float32Array | undefined;
+  let a: Float32Array | undefined;
   const bar = o.progressLabel ? new Progress(o.progressLabel, n) : null;
   const t0 = process.hrtime.bigint();
   let at = 0;
@@ -58,9 +61,13 @@ export function scoreDataset(det: InputDetector, ds: ImageDataset, o: { batchSiz
     }
     pred.set(r.pred, at);
     score.set(r.score, at);
+    if (r.expertConfidence && r.auxiliaryConfidence) {
+      (b ??= new Float32Array(n)).set(r.expertConfidence, at);
+      (a ??= new Float32Array(n)).set(r.auxiliaryConfidence, at);
+    }
     at += r.pred.length;
     bar?.tick(r.pred.length);
   }
   const nonFinite = failClosed(score);
-  return { pred, score, nonFinite, seconds: Number(process.hrtime.bigint() - t0) / 1e9 };
+  return { pred, score, ...(b && a ? { expertConfidence: b, auxiliaryConfidence: a } : {}), nonFinite, seconds: Number(process.hrtime.bigint() - t0) / 1e9 };
 }

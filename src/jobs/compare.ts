@@ -7,16 +7,15 @@ import { loadAttack } from "../attacks/load.js";
 import { subset } from "../data/splits.js";
 import { manualSeed } from "../engine/index.js";
 import { Rng } from "../util/rng.js";
-import { loadCheckpoint, type CheckpointMeta } from "../train/checkpoint.js";
-import type { ImageDataset } from "../data/dataset.js";
-import { defaultSplitSpec, defenseSplits, type DefenseSplitSpec } from "../defense/splits.js";
+import { loadCheckpoint } from "../train/checkpoint.js";
+import type { DefenseSplitSpec } from "../defense/splits.js";
 import type { DefenseMetrics, RocPoint } from "../defense/metrics.js";
 import type { Calibration } from "../defense/threshold.js";
 import { fitDetector } from "../detectors/registry.js";
 import { calibrateDetector } from "../detectors/calibrate.js";
 import { evaluateDetector } from "../detectors/evaluate.js";
 import { assertCompareReportDir, writeCompareReport } from "../report/compare.js";
-import { testSplit } from "./defend.js";
+import { defenderData } from "./defender-data.js";
 import { BadExpertError } from "../util/errors.js";
 
 export interface CompareOptions {
@@ -95,26 +94,6 @@ export function recordedAttack(x: unknown): { name: string; params: Record<strin
     for (const [k, v] of Object.entries(params)) if (typeof v === "number" || typeof v === "string" || typeof v === "boolean") out[k] = v;
   }
   return { name, params: out };
-}
-
-export interface DefenderDataOptions {
-  dataset?: string;
-  dataPath?: string;
-  reserved?: number;
-  calibration?: number;
-  splitSeed?: number;
-}
-
-/** The checkpoint's test set cut by the one split rule (defense/splits.ts), as `defend` cuts it. */
-export async function defenderData(meta: CheckpointMeta, o: DefenderDataOptions): Promise<{ name: string; test: ImageDataset; spec: DefenseSplitSpec; splits: ReturnType<typeof defenseSplits>; reserved: ImageDataset }> {
-  const name = o.dataset ?? meta.dataset.name;
-  const path = o.dataPath ?? (name === meta.dataset.name ? meta.dataset.path : undefined);
-  const test = await testSplit(name, path, meta.preprocessing.imageSize, meta.preprocessing.channels);
-  if (test.classNames.length !== meta.model.numClasses) throw new BadExpertError("E_DATA", `dataset ${name} has ${test.classNames.length} classes but the model has ${meta.model.numClasses}`);
-  const def = defaultSplitSpec(meta.dataset.trainCount, test.count, o.splitSeed ?? 0);
-  const spec: DefenseSplitSpec = { ...def, reserved: o.reserved ?? def.reserved, calibration: o.calibration ?? def.calibration };
-  const splits = defenseSplits(test.count, spec);
-  return { name, test, spec, splits, reserved: subset(test, splits.reserved) };
 }
 
 export async function compareDetectors(o: CompareOptions): Promise<CompareResult> {

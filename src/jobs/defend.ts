@@ -1,70 +1,77 @@
-// The defend job, shared by the CLI, the demo and the benchmarks: load a checkpoint and its
-// dataset, take the defender's splits, choose the unlearning rate, fit BaDExpert, save the bundle.
-import type { ImageDataset } from "../data/dataset.js";
-import { loadDataset } from "../data/registry.js";
-import { subset } from "../data/splits.js";
+// The defend job, shared by the CLI, the library, the demo and the benchmarks: load a checkpoint
+// and its dataset, take the defender's splits, build the detector of the asked kind on them
+// (BaDExpert: defense/build.ts; a baseline: its registry entry's fit and the shared calibration),
+// and save its bundle (detectors/open.ts).
+import type { ParamValue } from "../attacks/attack.js";
+import { manualSeed } from "../engine/index.js";
 import { loadCheckpoint } from "../train/checkpoint.js";
+import { DEFAULT_TARGET_FPR, UNLEARN_LABEL_MAPPINGS } from "../defense/defaults.js";
+import { buildBadExpert, buildOptionProblem, type BadExpertBuildOptions, type CalibrationSettings, type FinetuneSettings, type UnlearnSettings } from "../defense/build.js";
+import type { FitDefenseOptions } from "../defense/fit.js";
 import type { UnlearnLrSource } from "../defense/creation.js";
-import { DEFAULT_FINETUNE, DEFAULT_TARGET_FPR, DEFAULT_UNLEARNING, finetuneAugment, GIVEN_RATE_UNLEARNING, UNLEARN_LABEL_MAPPINGS, type UnlearnLabelMapping } from "../defense/defaults.js";
-import { makeExpertAndAuxiliary } from "../defense/procedure.js";
-import type { UnlearningTrace } from "../defense/records.js";
-import { fitBadExpert, type FitDefenseOptions } from "../defense/fit.js";
-import { saveBundle } from "../defense/bundle.js";
 import { signingKey, type KeyInput } from "../defense/signature.js";
-import { assertWritableDir } from "../util/atomic-dir.js";
-import { BASELINE_BUNDLE_DIR, DETECTOR_BUNDLE_DIRS } from "../detectors/bundle.js";
-import { defaultSplitSpec, defenseSplits, type DefenseSplitSpec } from "../defense/splits.js";
-import { CANARY_KINDS, selectUnlearnLr, type CanaryKind, type CanaryResult } from "../defense/canary.js";
-import type { AuxiliaryRateSelection } from "../defense/records.js";
-import type { ScoreRule } from "../defense/scores.js";
+import { CANARY_KINDS, type CanaryResult } from "../defense/canary.js";
+import type { AuxiliaryRateSelection, UnlearningTrace } from "../defense/records.js";
 import { ceilingWarning, type Calibration } from "../defense/threshold.js";
+import { assertWritableDir } from "../util/atomic-dir.js";
+import { detectorInfo, fitDetector } from "../detectors/registry.js";
+import { resolveDetectorParams } from "../detectors/params.js";
+import { calibrateDetector } from "../detectors/calibrate.js";
+import { CalibratedDetector, MADE_HERE_TRUST } from "../detectors/calibrated.js";
+import { DETECTOR_BUNDLE_DIRS, badexpertDetector, saveDetector } from "../detectors/open.js";
 import { checkJobDevice } from "./device.js";
 import { OptionError } from "./errors.js";
-import { requireDataPath } from "./data-path.js";
+import { defenderData, minCalibrationCount } from "./defender-data.js";
+
+/** The defender's splits of the dataset's test split (defense/splits.ts). Defaults: see defaultSplitSpec. */
+export interface SplitSettings {
+  /** Reserved clean images (what the detector learns from). */
+  reserved?: number;
+  /** Calibration images (the threshold); at least 1/targetFpr. */
+  calibration?: number;
+  /** Seed of the reserved/calibration/evaluation split (default 0). */
+  seed?: number;
+}
+
+export interface SigningSettings {
+  /** Ed25519 private key (KeyObject or PEM path): detector.json.sig is written over the manifest. */
+  key: KeyInput;
+}
 
 export interface DefendOptions {
   checkpoint: string;
   out: string;
+  /** The kind of detector to build (detectors/registry.ts); default "badexpert". */
+  detector?: string;
+  /** A baseline's parameters (docs/baselines.md); BaDExpert takes the nested options below instead. */
+  params?: Readonly<Record<string, ParamValue>>;
+  /** The clean data (default: the checkpoint's dataset, at its recorded location). */
   dataset?: string;
   dataPath?: string;
-  reserved?: number;
-  calibration?: number;
-  splitSeed?: number;
-  /**
-   * B's Adam rate for one epoch (the paper's recipe). Omitted or "auto": B unlearns until it has
-   * forgotten the clean task (src/defense/procedure.ts).
-   */
-  unlearnLr?: number | "auto";
-  /** Choose B's fixed rate with these canary backdoors instead (blend, patch, conditional). */
-  canaries?: readonly CanaryKind[];
-  unlearnEpochs?: number;
-  /** The wrong labels B unlearns on (default "shift", the paper's (y + 1) mod C); the canaries use the same. */
-  unlearnLabels?: UnlearnLabelMapping;
-  /** The SGD rate of M'. Omitted or "auto": the strongest candidate that keeps M''s clean accuracy (src/defense/auxiliary-rate.ts). */
-  finetuneLr?: number | "auto";
-  finetuneGamma?: number;
-  finetuneEpochs?: number;
-  rule?: ScoreRule;
-  targetFpr?: number;
+  splits?: SplitSettings;
+  /** B's unlearning (BaDExpert). */
+  unlearn?: UnlearnSettings;
+  /** M''s clean finetuning (BaDExpert). */
+  finetune?: FinetuneSettings;
+  /** The threshold: target FPR (every kind; default per dataset, 0.01 for the baselines) and score rule (BaDExpert). */
+  calibration?: CalibrationSettings;
+  /** Sign the bundle (BaDExpert's bundles; the baselines' are never signed). */
+  signing?: SigningSettings;
+  /** Seed of the finetuning runs (BaDExpert) or of the fitting (a baseline); default 0. */
   seed?: number;
   /** Replace an existing non-empty `out` (otherwise refused before any work). */
   force?: boolean;
-  /** Ed25519 private key (KeyObject or PEM path): sign the bundle. */
-  signKey?: KeyInput;
-  /** Where B, M' and the canaries are finetuned (default "cpu"); checked before any work. */
+  /** Where B, M' and the canaries are finetuned (default "cpu"; the baselines fit on the CPU); checked before any work. */
   device?: string;
   silent?: boolean;
   log?: (line: string) => void;
 }
 
-export interface DefendResult {
-  bundle: string;
-  threshold: number;
-  calibration: Calibration;
+/** How BaDExpert was built: its resolved options, where B's rate came from, B's unlearning, M''s selection. */
+export interface BadExpertRecord {
   options: FitDefenseOptions;
-  splits: { reserved: number; calibration: number; evaluation: number };
-  /** Where B's rate came from, as the bundle records it. */
   unlearnLrSource: UnlearnLrSource;
+  /** The canaries' choice of B's rate, where canaries were named. */
   selection: CanaryResult | null;
   finetuneSelection: AuxiliaryRateSelection | null;
   /** How B's unlearning went when it ran until forgotten. */
@@ -72,131 +79,143 @@ export interface DefendResult {
   seconds: { expert: number; auxiliary: number; calibration: number; selection: number; finetuneSelection: number };
 }
 
-export async function testSplit(name: string, path: string | undefined, imageSize: [number, number], channels: number): Promise<ImageDataset> {
-  requireDataPath(name, path);
-  return loadDataset(name, { split: "test", ...(path ? { path } : {}), imageSize, channels: channels === 1 ? 1 : 3 });
-}
-
-/**
- * The threshold at false-positive rate f is a quantile of the calibration scores: with fewer than
- * 1/f clean images it is just the largest score seen, and the achieved FPR is anyone's guess.
- */
-export function minCalibrationCount(targetFpr: number): number {
-  return Math.ceil(1 / targetFpr - 1e-9);
+export interface DefendResult {
+  bundle: string;
+  /** The kind built ("badexpert", "strip", ...). */
+  detector: string;
+  threshold: number;
+  calibration: Calibration;
+  splits: { reserved: number; calibration: number; evaluation: number };
+  /** The resolved parameters and what fitting found (chosen layers, rates, ...). */
+  params: Record<string, ParamValue>;
+  fitted: Record<string, unknown>;
+  /** BaDExpert's build record; null for the other kinds. */
+  badexpert: BadExpertRecord | null;
+  seconds: { fit: number; calibration: number };
 }
 
 function checkCalibrationSize(count: number, targetFpr: number, given: boolean): void {
   const need = minCalibrationCount(targetFpr);
   if (count < need) {
     throw new OptionError(
-      "calibration",
+      "splits.calibration",
       `${count} ${given ? "" : "(default) "}calibration images cannot calibrate a threshold at FPR ${targetFpr}: it needs at least 1/FPR = ${need} ` +
         "(give more with --calibration, or a larger --fpr)",
     );
   }
 }
 
+/** Options that only BaDExpert reads, refused for another kind rather than ignored. */
+function refuseBadExpertOnly(kind: string, o: DefendOptions): void {
+  const given = ([["unlearn", o.unlearn], ["finetune", o.finetune], ["calibration.rule", o.calibration?.rule], ["signing", o.signing]] as const).filter(([, v]) => v !== undefined).map(([k]) => k);
+  if (given.length > 0) throw new OptionError(given[0] as string, `only for the badexpert detector; ${kind} takes its parameters in params (docs/baselines.md)${kind !== "badexpert" && given.includes("signing") ? ", and its bundles are not signed" : ""}`);
+  if ((o.device ?? "cpu") !== "cpu") throw new OptionError("device", `"${o.device}": baseline detectors are fitted on the CPU`);
+}
+
+/** Checks the options that need no file, before anything is read or fitted. */
+function checkOptions(kind: string, o: DefendOptions): void {
+  try {
+    detectorInfo(kind);
+  } catch (e) {
+    throw new OptionError("detector", (e as Error).message);
+  }
+  const fpr = o.calibration?.targetFpr;
+  if (fpr !== undefined && !(fpr > 0 && fpr < 1)) throw new OptionError("calibration.targetFpr", `expected a number in (0, 1), got ${fpr}`);
+  if (kind !== "badexpert") {
+    refuseBadExpertOnly(kind, o);
+    try {
+      resolveDetectorParams(kind, detectorInfo(kind).params, o.params ?? {});
+    } catch (e) {
+      throw new OptionError("params", (e as Error).message);
+    }
+    return;
+  }
+  if (o.params !== undefined && Object.keys(o.params).length > 0) throw new OptionError("params", "only for baseline detectors; BaDExpert takes unlearn, finetune and calibration");
+  const labels = o.unlearn?.labels;
+  if (labels !== undefined && !UNLEARN_LABEL_MAPPINGS.includes(labels)) throw new OptionError("unlearn.labels", `expected one of ${UNLEARN_LABEL_MAPPINGS.join(", ")}, got ${JSON.stringify(labels)}`);
+  const canaries = o.unlearn?.canaries;
+  if (canaries !== undefined && (canaries.length === 0 || canaries.some((k) => !CANARY_KINDS.includes(k)) || new Set(canaries).size !== canaries.length)) {
+    throw new OptionError("unlearn.canaries", `expected distinct names from ${CANARY_KINDS.join(", ")}, got ${JSON.stringify(canaries)}`);
+  }
+}
+
 export async function defendCheckpoint(o: DefendOptions): Promise<DefendResult> {
   const log = o.log ?? ((l: string) => console.error(l));
+  const kind = o.detector ?? "badexpert";
+  checkOptions(kind, o);
   // Refused before minutes of finetuning, not after.
   await assertWritableDir(o.out, { kinds: DETECTOR_BUNDLE_DIRS, replace: o.force === true, forceHint: "--force", argument: "--out" });
-  if (o.signKey !== undefined) await signingKey(o.signKey);
+  if (o.signing !== undefined) await signingKey(o.signing.key);
   const device = o.device ?? "cpu";
   checkJobDevice(device);
-  if (o.targetFpr !== undefined && !(o.targetFpr > 0 && o.targetFpr < 1)) throw new OptionError("targetFpr", `expected a number in (0, 1), got ${o.targetFpr}`);
-  if (o.unlearnLabels !== undefined && !UNLEARN_LABEL_MAPPINGS.includes(o.unlearnLabels)) {
-    throw new OptionError("unlearnLabels", `expected one of ${UNLEARN_LABEL_MAPPINGS.join(", ")}, got ${JSON.stringify(o.unlearnLabels)}`);
-  }
-  if (o.canaries !== undefined && (o.canaries.length === 0 || o.canaries.some((k) => !CANARY_KINDS.includes(k)) || new Set(o.canaries).size !== o.canaries.length)) {
-    throw new OptionError("canaries", `expected distinct names from ${CANARY_KINDS.join(", ")}, got ${JSON.stringify(o.canaries)}`);
-  }
   const { model, meta } = await loadCheckpoint(o.checkpoint);
   try {
     const name = o.dataset ?? meta.dataset.name;
     const path = o.dataPath ?? (name === meta.dataset.name ? meta.dataset.path : undefined);
-    const test = await testSplit(name, path, meta.preprocessing.imageSize, meta.preprocessing.channels);
-    if (test.classNames.length !== meta.model.numClasses) {
-      throw new RangeError(`dataset ${name} has ${test.classNames.length} classes but the model has ${meta.model.numClasses}`);
-    }
-    const def = defaultSplitSpec(meta.dataset.trainCount, test.count, o.splitSeed ?? 0);
-    const spec: DefenseSplitSpec = { ...def, reserved: o.reserved ?? def.reserved, calibration: o.calibration ?? def.calibration };
-    const targetFpr = o.targetFpr ?? DEFAULT_TARGET_FPR;
-    checkCalibrationSize(spec.calibration, targetFpr, o.calibration !== undefined);
-    const splits = defenseSplits(test.count, spec);
-    const augment = finetuneAugment(name);
-    const reserved = subset(test, splits.reserved);
-    const calibration = subset(test, splits.calibration);
-    log(`reserved ${reserved.count}, calibration ${calibration.count}, evaluation ${splits.evaluation.length} images of ${name}/test`);
-    const fitMeta = { spec: meta.model, preprocessing: meta.preprocessing, classNames: meta.classNames };
-    const seed = o.seed ?? 0;
-    let selection: CanaryResult | null = null;
-    let unlearnLr = typeof o.unlearnLr === "number" ? o.unlearnLr : undefined;
-    if (o.canaries !== undefined && unlearnLr !== undefined) {
-      throw new OptionError("canaries", `the canaries only choose B's unlearning rate, and here it is given (${unlearnLr}); leave the rate out with them`);
-    }
-    if (o.canaries !== undefined) {
-      log(`choosing the unlearning rate with canary backdoors of our own (${o.canaries.join(", ")}; defender-side data only)`);
-      const unlearn = { ...GIVEN_RATE_UNLEARNING, lr: DEFAULT_UNLEARNING.startLr, ...(o.unlearnLabels !== undefined ? { labels: o.unlearnLabels } : {}) };
-      const finetune = { ...DEFAULT_FINETUNE, lr: 0.01 };
-      selection = await selectUnlearnLr(model, fitMeta, reserved, calibration, { unlearn, finetune, augment, seed, silent: o.silent ?? false, device, kinds: o.canaries, log });
-      unlearnLr = selection.lr;
-      log(`${selection.conclusive ? "selected" : "kept the static"} unlearning lr ${selection.lr} in ${selection.seconds.toFixed(0)} s`);
-    }
-    const made = await makeExpertAndAuxiliary(model, fitMeta, reserved, calibration, {
-      ...(unlearnLr !== undefined ? { unlearnLr } : {}),
-      ...(o.unlearnEpochs !== undefined ? { unlearnEpochs: o.unlearnEpochs } : {}),
-      ...(o.unlearnLabels !== undefined ? { unlearnLabels: o.unlearnLabels } : {}),
-      ...(typeof o.finetuneLr === "number" ? { finetuneLr: o.finetuneLr } : {}),
-      ...(o.finetuneGamma !== undefined ? { finetuneGamma: o.finetuneGamma } : {}),
-      ...(o.finetuneEpochs !== undefined ? { finetuneEpochs: o.finetuneEpochs } : {}),
-      augment,
-      seed,
-      silent: o.silent ?? false,
+    const build: BadExpertBuildOptions = {
+      ...(o.unlearn ? { unlearn: o.unlearn } : {}),
+      ...(o.finetune ? { finetune: o.finetune } : {}),
+      ...(o.calibration ? { calibration: o.calibration } : {}),
+      seed: o.seed ?? 0,
       device,
+      silent: o.silent ?? false,
       log,
-    });
-    const options: FitDefenseOptions = { unlearn: made.unlearn, finetune: made.finetune, augment, rule: o.rule ?? "triangle", targetFpr, seed, silent: o.silent ?? false, device };
-    const unlearnLrSource: UnlearnLrSource = typeof o.unlearnLr === "number" ? "given" : selection ? (selection.conclusive ? "canary" : "canary-inconclusive") : "until-forgotten";
-    const finetuneSelection = made.finetuneSelection;
-    const unlearning = made.unlearning;
-    const detector = await fitBadExpert(model, fitMeta, reserved, calibration, options, { ...(made.expert ? { expert: made.expert } : {}), ...(made.auxiliary ? { auxiliary: made.auxiliary } : {}) });
-    try {
-      const ceiling = ceilingWarning(detector.info.calibration);
+    };
+    const problem = kind === "badexpert" ? buildOptionProblem(build) : null;
+    if (problem) throw new OptionError(problem.option, problem.message);
+    const { spec, splits, reserved, calibration } = await defenderData(meta, { ...(o.dataset ? { dataset: o.dataset } : {}), ...(o.dataPath ? { dataPath: o.dataPath } : {}), ...o.splits, ...(o.splits?.seed !== undefined ? { splitSeed: o.splits.seed } : {}) });
+    const targetFpr = o.calibration?.targetFpr ?? (kind === "badexpert" ? undefined : 0.01);
+    const origin = { dataset: { name, ...(path ? { path } : {}) }, splits: spec, checkpoint: o.checkpoint, attack: meta.training.attack ?? null };
+    log(`reserved ${reserved.count}, calibration ${calibration.count}, evaluation ${splits.evaluation.length} images of ${name}/test`);
+    const t0 = process.hrtime.bigint();
+    let det: CalibratedDetector;
+    let record: BadExpertRecord | null = null;
+    let calibrationSeconds: number;
+    if (kind === "badexpert") {
+      const meta0 = { spec: meta.model, preprocessing: meta.preprocessing, classNames: meta.classNames, dataset: name };
+      checkCalibrationSize(spec.calibration, build.calibration?.targetFpr ?? DEFAULT_TARGET_FPR, o.splits?.calibration !== undefined);
+      const b = await buildBadExpert(model, meta0, reserved, calibration, build);
+      const d = b.detector;
+      const ceiling = ceilingWarning(d.info.calibration);
       if (ceiling !== null) log(`warning: ${ceiling}`);
-      detector.info.creation = {
-        ...detector.info.creation,
-        checkpoint: o.checkpoint,
-        dataset: { name, ...(path ? { path } : {}) },
-        splits: spec,
-        modelMetrics: meta.metrics,
-        modelTraining: { attack: meta.training.attack ?? null },
-        unlearnLrSource,
-        ...(selection ? { unlearnSelection: selection } : {}),
-        ...(unlearning ? { unlearning } : {}),
-        ...(finetuneSelection ? { finetuneSelection } : {}),
-      };
-      await saveBundle(o.out, detector, {
-        replace: o.force === true,
-        alsoReplaces: [BASELINE_BUNDLE_DIR],
-        forceHint: "--force",
-        argument: "--out",
-        ...(o.signKey !== undefined ? { signKey: o.signKey } : {}),
-      });
-      const seconds = detector.info.creation.seconds ?? { expert: 0, auxiliary: 0, calibration: 0 };
+      d.info.creation = { ...d.info.creation, checkpoint: o.checkpoint, dataset: origin.dataset, splits: spec, modelMetrics: meta.metrics, modelTraining: { attack: meta.training.attack ?? null } };
+      det = badexpertDetector(d);
+      const s = d.info.creation.seconds ?? { expert: 0, auxiliary: 0, calibration: 0 };
+      calibrationSeconds = s.calibration;
+      record = { options: b.options, unlearnLrSource: b.unlearnLrSource, selection: b.selection, finetuneSelection: b.finetuneSelection, unlearning: b.unlearning, seconds: { ...s, selection: b.selection?.seconds ?? 0, finetuneSelection: b.finetuneSelection?.seconds ?? 0 } };
+    } else {
+      const fpr = targetFpr as number;
+      checkCalibrationSize(spec.calibration, fpr, o.splits?.calibration !== undefined);
+      manualSeed(o.seed ?? 0);
+      const entry = detectorInfo(kind);
+      const ctx = { model: model.eval(), spec: meta.model, preprocessing: meta.preprocessing, classNames: meta.classNames, dataset: name };
+      const fitted = await fitDetector(kind, ctx, { reserved, calibration }, o.params ?? {}, log);
+      try {
+        const cal = calibrateDetector(fitted, calibration, fpr, { progressLabel: `${kind}: calibration` });
+        calibrationSeconds = cal.scores.seconds;
+        // The checkpoint's model stays the caller's (disposed below): the detector owns only what it fitted.
+        det = new CalibratedDetector({ kind, scorer: fitted, spec: meta.model, preprocessing: meta.preprocessing, classNames: meta.classNames, calibration: cal.calibration, origin: { ...origin, checkpointSha256: null }, seeded: entry.randomness === "seeded", inputSeedKey: null, trust: MADE_HERE_TRUST, release: () => fitted.dispose() });
+      } catch (e) {
+        fitted.dispose();
+        throw e;
+      }
+    }
+    const fit = Number(process.hrtime.bigint() - t0) / 1e9 - calibrationSeconds;
+    try {
+      await saveDetector(o.out, det, { replace: o.force === true, forceHint: "--force", argument: "--out", ...(o.signing !== undefined ? { signKey: o.signing.key } : {}) });
       return {
         bundle: o.out,
-        threshold: detector.threshold,
-        calibration: detector.info.calibration,
-        options,
-        unlearnLrSource,
+        detector: kind,
+        threshold: det.threshold,
+        calibration: det.calibration,
         splits: { reserved: reserved.count, calibration: calibration.count, evaluation: splits.evaluation.length },
-        selection,
-        finetuneSelection,
-        unlearning,
-        seconds: { ...seconds, selection: selection?.seconds ?? 0, finetuneSelection: finetuneSelection?.seconds ?? 0 },
+        params: { ...det.params },
+        fitted: { ...det.scorer.fitted },
+        badexpert: record,
+        seconds: { fit, calibration: calibrationSeconds },
       };
     } finally {
-      detector.dispose();
+      det.dispose();
     }
   } finally {
     model.dispose();

@@ -1,6 +1,5 @@
 // The evaluate-defense job's options and result, in a module of their own: the job
-// (evaluate-defense.ts) and its baseline branch (evaluate-baseline.ts) both read them, and neither
-// imports the other for them.
+// (evaluate-defense.ts) and its callers read them without importing the job.
 import type { ParamValue } from "../attacks/attack.js";
 import type { DefenseEvaluation } from "../defense/evaluate.js";
 import type { ScoreRule } from "../defense/scores.js";
@@ -39,13 +38,13 @@ export interface EvaluateBundleOptions {
 }
 
 export interface EvaluateBundleResult extends Omit<DefenseEvaluation, "clean" | "poisoned"> {
-  /** "badexpert", or the baseline's registry name for a baseline detector bundle. */
+  /** The detector's kind ("badexpert", "strip", ...). */
   detector: string;
-  /** Per-input scores; b and a only for BaDExpert. */
+  /** Per-input scores; b and a where the detector has B and M'. */
   clean: ReportScores;
   poisoned: ReportScores;
   attack: { name: string; params: Record<string, ParamValue> };
-  /** BaDExpert's score rule; null for a baseline. */
+  /** BaDExpert's score rule; null for a detector without one. */
   rule: ScoreRule | null;
   threshold: number;
   targetFpr: number;
@@ -54,10 +53,9 @@ export interface EvaluateBundleResult extends Omit<DefenseEvaluation, "clean" | 
   reportFiles: { html: string; markdown: string } | null;
   /**
    * What ASR counts: triggered inputs sent to their target, or, where no target is known, triggered
-   * inputs whose prediction differs from their true label. evaluateBundle always sets it (and
-   * leftOut); the baseline job's result leaves both to it.
+   * inputs whose prediction differs from their true label.
    */
-  asrMeaning?: AsrMeaning;
+  asrMeaning: AsrMeaning;
   /** Triggered inputs left out because their true class is their target (they cannot show the attack). */
-  leftOut?: number;
+  leftOut: number;
 }

@@ -10,7 +10,7 @@ import { loadDataset } from "../data/registry.js";
 import { CHECKPOINT_DIR, loadCheckpoint, readCheckpointMeta, saveCheckpoint, type CheckpointMeta } from "../train/checkpoint.js";
 import { evaluateModel } from "../train/evaluate.js";
 import { assertWritableDir } from "../util/atomic-dir.js";
-import { testSplit } from "./defend.js";
+import { testSplit } from "./defender-data.js";
 import { attackSuccessRate } from "./train.js";
 import { BadExpertError } from "../util/errors.js";
 

@@ -9,10 +9,6 @@ import type { ImageDataset } from "../data/dataset.js";
 import { subset } from "../data/splits.js";
 import { readTriggeredSet } from "../data/triggered-set.js";
 import { applyTriggerImage, readTriggerImage } from "../data/trigger-image.js";
-import type { BadExpertDetector, BatchScores } from "../defense/detector.js";
-import type { DefenseEvaluation, ScoredInputs } from "../defense/evaluate.js";
-import { defenseMetrics } from "../defense/metrics.js";
-import { detectorParts } from "../defense/parts.js";
 import { OptionError } from "./errors.js";
 import { BadExpertError } from "../util/errors.js";
 
@@ -85,28 +81,4 @@ export async function triggerImageInputs(o: TriggerImageOption, target: number |
 export function successLabels(t: TriggeredInputs, pred: ArrayLike<number>): Int32Array {
   if (t.targets !== null) return t.targets;
   return Int32Array.from(t.dataset.labels, (y, i) => (pred[i] === y ? -1 : (pred[i] as number)));
-}
-
-function scored(s: BatchScores, label: Int32Array): ScoredInputs {
-  return { a: s.auxiliaryConfidence, b: s.expertConfidence, score: s.score, pred: s.pred, label };
-}
-
-/** evaluateDefense (defense/evaluate.ts) on given triggered inputs instead of an attack's. */
-export function evaluateTriggered(det: BadExpertDetector, cleanEval: ImageDataset, t: TriggeredInputs, o: { progress?: boolean; parts?: boolean } = {}): DefenseEvaluation & { asrMeaning: AsrMeaning } {
-  if (o.parts === true && t.targets === null) throw new OptionError("parts", "M, B and M' on their own are measured by the share of triggered inputs each sends to the target: give the target class");
-  const t0 = Date.now();
-  const c = det.scoreDataset(cleanEval, o.progress ? { progressLabel: "scoring clean inputs" } : {});
-  const p = det.scoreDataset(t.dataset, o.progress ? { progressLabel: "scoring triggered inputs" } : {});
-  const seconds = (Date.now() - t0) / 1000;
-  const clean = scored(c, cleanEval.labels);
-  const poisoned = scored(p, successLabels(t, p.pred));
-  return {
-    metrics: defenseMetrics(clean, poisoned, det.threshold),
-    clean,
-    poisoned,
-    scoringRate: (cleanEval.count + t.dataset.count) / Math.max(seconds, 1e-9),
-    seconds,
-    ...(o.parts && t.targets !== null ? { parts: detectorParts(det, cleanEval, { ...t.dataset, labels: t.targets }) } : {}),
-    asrMeaning: t.targets !== null ? "target" : "misclassified",
-  };
 }

@@ -4,7 +4,7 @@
 // grows, so batches fill up by themselves under load. Admission is all-or-nothing per request
 // (maxQueue inputs at most), and a request that is not scored in time is rejected, never
 // reported clean.
-import type { BatchResult } from "./protocol.js";
+import type { BatchResult } from "../workers/protocol.js";
 import { queueFull, scoringFailed, shuttingDown, timedOut, type ServeError } from "./errors.js";
 
 /** What runs batches: the worker pool, or a test double. */

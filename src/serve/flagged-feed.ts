@@ -7,8 +7,8 @@
 // worker runs at the lowest CPU priority (Linux), so overlays use only CPU time that scoring leaves
 // idle: an attacker who sends many triggered inputs slows the dashboard, never the filter.
 import type { SaliencyMethod } from "../forensics/saliency.js";
-import type { WorkerInit } from "./protocol.js";
-import { ScoringWorker } from "./scoring-worker.js";
+import type { WorkerInit } from "../workers/protocol.js";
+import { ScoringWorker } from "../workers/scoring-worker.js";
 
 /** What the service knows of a flagged input when it answers. */
 export interface FlaggedMeta {

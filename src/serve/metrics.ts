@@ -2,7 +2,7 @@
 // tests, or a library user's — must not share counters). Gauges that mirror live state (queue
 // depth, the sliding-window flagged rate) are read at scrape time.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
-import type { ServedInfo } from "./served-info.js";
+import type { ServedInfo } from "../workers/served-info.js";
 import type { WindowStats } from "./flag-window.js";
 
 /** The scoring engine in use, as --engine asked, and why "auto" fell back to libtorch (null when it did not). */

@@ -2,14 +2,13 @@
 // the library (`createServer`) both end here, so a bad value gets the same message from either.
 import { isIP } from "node:net";
 import { availableParallelism } from "node:os";
-import type { ScoringEngine } from "./protocol.js";
 import { DEFAULT_SALIENCY_METHOD, SALIENCY_METHODS, type SaliencyMethod } from "../forensics/saliency.js";
-import type { BundleLoad } from "./source.js";
+import type { BundleLoad } from "../workers/source.js";
+import { ENGINE_CHOICES, type EngineChoice } from "../workers/engine-choice.js";
 import { FRAME_POLICIES, type FramePolicy } from "../data/image-decode.js";
 import { BadExpertError } from "../util/errors.js";
 
-export type EngineChoice = ScoringEngine | "auto";
-export const ENGINE_CHOICES: readonly EngineChoice[] = ["auto", "onnxruntime", "libtorch"];
+export { ENGINE_CHOICES, type EngineChoice };
 
 export type OnFlag = "reject" | "annotate";
 

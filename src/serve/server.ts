@@ -5,7 +5,8 @@ import { randomUUID } from "node:crypto";
 import { Server as NetServer } from "node:net";
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import multipart from "@fastify/multipart";
-import { Detector } from "../api/detector.js";
+import { Detector, detectorSource } from "../api/detector.js";
+import { detectorInfo } from "../detectors/registry.js";
 import { BadExpertDetector } from "../defense/detector.js";
 import { setBlasThreads } from "../engine/index.js";
 import { AuditLog } from "./audit.js";
@@ -22,11 +23,11 @@ import { parseJsonBody, requestImages } from "./inputs.js";
 import { ServeMetrics } from "./metrics.js";
 import { openApiDocument } from "./openapi.js";
 import { resolveOptions, type ServeOptions } from "./options.js";
-import { startScoringPool, type ChosenPool } from "./engine-choice.js";
-import type { ScoringEngine } from "./protocol.js";
-import type { WorkerPool } from "./pool.js";
-import { bundleSource, checkSourceAgainst, sourceFromDetector, sourceHashes, type DetectorSource } from "./source.js";
-import { logTrust, type ServedInfo } from "./served-info.js";
+import { startScoringPool, type ChosenPool } from "../workers/engine-choice.js";
+import type { ScoringEngine } from "../workers/protocol.js";
+import type { WorkerPool } from "../workers/pool.js";
+import { bundleSource, checkSourceAgainst, sourceFromDetector, sourceHashes, type DetectorSource } from "../workers/source.js";
+import { logTrust, type ServedInfo } from "../workers/served-info.js";
 import { bearerCheck } from "./auth.js";
 import { handleError } from "./error-handler.js";
 import { FlaggedFeed } from "./flagged-feed.js";
@@ -157,10 +158,11 @@ export class BadExpertServer {
 
   /** Loads the detector into the workers (they must all load it) and builds the app; call listen() next. */
   static async create(detector: Detector | BadExpertDetector | string, options: Partial<ServeOptions> = {}): Promise<BadExpertServer> {
-    const o = resolveOptions(options);
-    // The bundle's kind (BaDExpert's or a baseline's) is decided once here, and again on each reload.
-    const source: DetectorSource =
-      typeof detector === "string" ? await bundleSource(detector) : detector instanceof Detector ? sourceFromDetector(detector.detector, detector.trust) : sourceFromDetector(detector);
+    // A Detector opened from a bundle: the workers open that bundle, with the options it was opened with.
+    const from = detector instanceof Detector ? detectorSource(detector) : null;
+    const o = resolveOptions(from ? { ...options, bundleLoad: { ...from.bundleLoad, ...options.bundleLoad } } : options);
+    // The bundle's kind is decided once here, and again on each reload.
+    const source: DetectorSource = typeof detector === "string" ? await bundleSource(detector) : from ? from.source : sourceFromDetector(detector as BadExpertDetector);
     checkSourceAgainst(source, o.bundleLoad);
     // Each worker's budget is its own libtorch threads; OpenBLAS's pool is shared by the process,
     // so it gets the same budget, or large products would spill onto other workers' cores and out
@@ -180,8 +182,8 @@ export class BadExpertServer {
       await audit?.close();
       throw e;
     }
-    // The feed's overlays are B's saliency: a baseline has no B, so the feed is off for it (logged below).
-    const feedOff = source.kind === "baseline" && o.flaggedKeep > 0;
+    // The feed's overlays are B's saliency: a detector without B cannot have it (logged below).
+    const feedOff = !chosen.pool.info.explainable && o.flaggedKeep > 0;
     if (o.flaggedKeep > 0 && !feedOff) {
       try {
         feed = await FlaggedFeed.start(init, { keep: o.flaggedKeep, method: o.explainMethod, maxQueue: o.explainQueue, width: chosen.pool.info.preprocessing.imageSize[1] });
@@ -195,7 +197,7 @@ export class BadExpertServer {
     report = (e) => s.app.log.error({ event: "audit_rotation_failed", err: e.message }, e.message);
     logTrust(s.app.log, chosen.pool.info);
     if (chosen.fallback !== null) s.app.log.warn({ event: "engine_fallback", engine: chosen.engine, reason: chosen.fallback }, `engine auto: scoring on libtorch (${chosen.fallback})`);
-    if (feedOff && source.kind === "baseline") s.#logFeedOff(source.detector, options.flaggedKeep !== undefined || options.explainMethod !== undefined);
+    if (feedOff) s.#logFeedOff(chosen.pool.info.detector, options.flaggedKeep !== undefined || options.explainMethod !== undefined);
     feed?.setErrorHandler((e) => s.app.log.error({ event: "explain_failed", err: e.message }, "the dashboard's explain worker failed (scoring is unaffected)"));
     const feedStats = feed?.stats;
     if (feedStats && !feedStats.background) s.app.log.warn({ event: "explain_priority", reason: feedStats.backgroundError }, `the explain worker runs at normal CPU priority (${feedStats.backgroundError ?? ""}): overlays of flagged inputs compete with scoring; --flagged-keep 0 turns them off`);
@@ -273,9 +275,9 @@ export class BadExpertServer {
     const log = this.app.log;
     try {
       const source = await bundleSource(current.dir);
-      if (source.kind !== current.kind) {
-        const kind = (x: DetectorSource): string => (x.kind === "baseline" ? `a baseline detector bundle (${x.detector})` : "a BaDExpert bundle");
-        throw new Error(`reload: ${source.dir} now holds ${kind(source)}, the server was started on ${kind(current)}; restart the server to change the kind of detector`);
+      // The engine and the dashboard's feed were set up for what the running detector can do.
+      if (detectorInfo(source.detector).explains !== detectorInfo(current.detector).explains) {
+        throw new Error(`reload: ${source.dir} now holds a ${source.detector} detector bundle, the server was started on a ${current.detector} one; restart the server to change the kind of detector`);
       }
       const hashes = await sourceHashes(source);
       const chosen = await startScoringPool({ source, threads: this.options.threadsPerWorker, bundleLoad: this.options.bundleLoad }, this.options.workers, this.options.engine);
@@ -425,7 +427,7 @@ export class BadExpertServer {
 
   /** One line saying why the dashboard's feed is off; a warning when the options asked for it. */
   #logFeedOff(detector: string, asked: boolean): void {
-    const why = `the flagged-input feed and the dashboard's overlays are off: they show BaDExpert's B, and the baseline detector '${detector}' has none (flagged inputs are still counted, logged and audited)`;
+    const why = `the flagged-input feed and the dashboard's overlays are off: they show BaDExpert's B, and the ${detector} detector has none (flagged inputs are still counted, logged and audited)`;
     if (asked) this.app.log.warn({ event: "explain_off", detector, flaggedKeep: this.options.flaggedKeep }, `flaggedKeep/explainMethod (--flagged-keep, --explain-method) ignored: ${why}`);
     else this.app.log.info({ event: "explain_off", detector }, why);
   }
@@ -681,7 +683,7 @@ export class BadExpertServer {
     app.get("/", async (_req, reply) => reply.type("text/html; charset=utf-8").send(DASHBOARD_HTML));
     app.get("/v1/flagged", async (req, reply) => {
       if (!this.#feed) {
-        const why = this.#info.kind === "baseline" ? `the baseline detector '${this.#info.detector}' has no B to explain with` : "flaggedKeep 0 / --flagged-keep 0";
+        const why = this.#info.explainable ? "flaggedKeep 0 / --flagged-keep 0" : `the ${this.#info.detector} detector has no B to explain with`;
         return reply.code(httpStatus("E_NOT_FOUND")).send({ ...errorBody("E_NOT_FOUND", "not_found", `the flagged-input feed is off (${why})`), requestId: req.id });
       }
       const w = this.#window.stats();

@@ -10,7 +10,7 @@ import { dirname, join, relative, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 
 /** Bottom to top. */
-const LAYERS = ["util", "engine", "io", "nn", "optim", "data", "models", "train", "attacks", "defense", "detectors", "forensics", "export", "report", "jobs", "api", "serve", "cli"];
+const LAYERS = ["util", "engine", "io", "nn", "optim", "data", "models", "train", "attacks", "defense", "detectors", "forensics", "export", "report", "jobs", "workers", "api", "serve", "cli"];
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
 const src = join(root, "src");
 

@@ -58,7 +58,7 @@ test("apply --attack sra writes a backdoored checkpoint that records the attack 
 
   // The defense reads the tampered checkpoint like any backdoored one; evaluate-defense rebuilds the attack from its record.
   const bundle = join(root, "sra-bundle");
-  await defendCheckpoint({ checkpoint: out, out: bundle, unlearnLr: 1e-4, finetuneEpochs: 1, calibration: 100, splitSeed: 0, silent: true, log: () => {} });
+  await defendCheckpoint({ checkpoint: out, out: bundle, unlearn: { lr: 1e-4 }, finetune: { epochs: 1 }, splits: { calibration: 100, seed: 0 }, silent: true, log: () => {} });
   const e = await evaluateBundle({ bundle });
   assert.equal(e.attack.name, "sra");
   assert.equal(e.attack.params.targetClass, 2);

@@ -12,6 +12,7 @@ import { memory } from "../../src/engine/index.js";
 import { defendCheckpoint } from "../../src/jobs/defend.js";
 import { evaluateBundle } from "../../src/jobs/evaluate-defense.js";
 import { loadBundle } from "../../src/defense/bundle.js";
+import { FINETUNE_RATE_CANDIDATES, FINETUNE_RETAINED } from "../../src/defense/defaults.js";
 import { OptionError } from "../../src/jobs/errors.js";
 import { readCheckpointMeta } from "../../src/train/checkpoint.js";
 import { FASHION_MNIST, runCli, tinyFashionMnist, type CliRun } from "./fixtures.js";
@@ -103,32 +104,24 @@ test("defend refuses a calibration set smaller than 1/FPR before any training", 
   assert.ok(Date.now() - t0 < 5000, "refused before finetuning");
 });
 
-test("defend: a bundle from the checkpoint, on the device it was given; by default B unlearns until forgotten and M''s rate is chosen", async () => {
-  const r = await cli(["defend", "--checkpoint", ckpt, "--out", bundle, "--finetune-epochs", "1", "--device", "cpu", "--json"]);
+test("defend: a bundle from the checkpoint, on the device it was given", async () => {
+  const r = await cli(["defend", "--checkpoint", ckpt, "--out", bundle, "--unlearn-lr", "1e-4", "--finetune-epochs", "1", "--device", "cpu", "--json"]);
   assert.equal(r.code, 0, r.err);
   const j = obj(r.json());
   assert.equal(j.bundle, bundle);
   assert.deepEqual(j.splits, { reserved: 30, calibration: 120, evaluation: 450 });
-  const options = obj(j.options);
-  // The device reaches the job.
+  assert.equal(j.detector, "badexpert");
+  const options = obj(obj(j.badexpert).options);
+  // The device reaches the job (it used to be dropped by the CLI).
   assert.equal(options.device, "cpu");
+  assert.equal(obj(options.unlearn).lr, 1e-4);
   assert.equal(obj(options.finetune).epochs, 1);
   assert.ok(Number.isFinite(j.threshold));
-  // No per-architecture default: B ran until forgotten (or its pass limit), M''s rate was chosen.
-  assert.equal(j.unlearnLrSource, "until-forgotten");
-  const trace = obj(j.unlearning);
-  assert.ok((trace.steps as number) >= 1 && (trace.steps as number) <= 4, `B's steps: ${String(trace.steps)} (30 reserved images, at most 4 passes of one step)`);
-  assert.equal(obj(options.unlearn).lr, trace.finalLr);
-  const sel = obj(j.finetuneSelection);
+  // B's rate was given; M''s is chosen by default (defense/procedure.ts), among the candidates.
+  assert.equal(obj(j.badexpert).unlearnLrSource, "given");
+  const sel = obj(obj(j.badexpert).finetuneSelection);
+  assert.ok(FINETUNE_RATE_CANDIDATES.includes(sel.lr as number), String(sel.lr));
   assert.equal(obj(options.finetune).lr, sel.lr);
-  assert.match(r.err, /B: unlearning until its clean accuracy/);
-  const back = await loadBundle(bundle);
-  try {
-    assert.deepEqual(back.info.creation?.unlearning, j.unlearning);
-    assert.equal(back.info.creation?.unlearnLrSource, "until-forgotten");
-  } finally {
-    back.dispose();
-  }
 });
 
 test("defend --finetune-lr 0.01: a given rate wins over the default", async () => {
@@ -136,28 +129,28 @@ test("defend --finetune-lr 0.01: a given rate wins over the default", async () =
   const r = await cli(["defend", "--checkpoint", ckpt, "--out", out, "--unlearn-lr", "1e-4", "--finetune-lr", "0.01", "--finetune-epochs", "1", "--json"]);
   assert.equal(r.code, 0, r.err);
   const j = obj(r.json());
-  assert.equal(j.finetuneSelection, null);
-  assert.equal(obj(obj(j.options).finetune).lr, 0.01);
-  assert.doesNotMatch(r.err, /M': the strongest SGD rate/);
+  assert.equal(obj(j.badexpert).finetuneSelection, null);
+  assert.equal(obj(obj(obj(j.badexpert).options).finetune).lr, 0.01);
+  assert.doesNotMatch(r.err, /choosing the finetuning rate/);
 });
 
-test("defend --finetune-lr auto: the candidates from the strongest down, the rule's pick, recorded in the bundle", async () => {
+test("defend --finetune-lr auto: M' at the candidates strongest first, the rule's pick, recorded in the bundle", async () => {
   const out = join(root, "bundle-auto");
   const r = await cli(["defend", "--checkpoint", ckpt, "--out", out, "--unlearn-lr", "1e-4", "--finetune-lr", "auto", "--finetune-epochs", "1", "--json"]);
   assert.equal(r.code, 0, r.err);
   const j = obj(r.json());
-  const sel = obj(j.finetuneSelection);
+  const sel = obj(obj(j.badexpert).finetuneSelection);
   const table = sel.table as { lr: number; calibrationAccuracy: number; kept: boolean }[];
-  // Strongest first, in the order of the candidates, stopping at the first kept.
-  assert.deepEqual(table.map((t) => t.lr), [0.1, 0.03, 0.01, 0.003, 0.001].slice(0, table.length));
-  // The rule by hand: kept while M' keeps 80% of M's accuracy above chance (10 classes).
-  const floor = 0.1 + 0.8 * ((sel.modelAccuracy as number) - 0.1);
-  for (const t of table) assert.equal(t.kept, t.calibrationAccuracy >= floor, `rate ${t.lr}`);
-  const first = table.find((t) => t.kept);
-  assert.equal(sel.lr, first ? first.lr : 0.001);
-  assert.equal(sel.conclusive, first !== undefined);
-  assert.equal(obj(obj(j.options).finetune).lr, sel.lr);
-  assert.equal(j.unlearnLrSource, "given");
+  // The candidates strongest first, up to the first that keeps 80% of M's accuracy above chance (else all of them).
+  assert.deepEqual(table.map((t) => t.lr), FINETUNE_RATE_CANDIDATES.slice(0, table.length));
+  const floor = 0.1 + FINETUNE_RETAINED * ((sel.modelAccuracy as number) - 0.1);
+  for (const t of table) assert.equal(t.kept, t.calibrationAccuracy >= floor);
+  assert.ok(table.slice(0, -1).every((t) => !t.kept));
+  assert.equal(sel.lr, (table[table.length - 1] as { lr: number }).lr);
+  assert.equal(sel.conclusive, (table[table.length - 1] as { kept: boolean }).kept);
+  if (sel.conclusive !== true) assert.equal(table.length, FINETUNE_RATE_CANDIDATES.length);
+  assert.equal(obj(obj(obj(j.badexpert).options).finetune).lr, sel.lr);
+  assert.match(r.err, /M': (chose|no rate kept)/);
   const back = await loadBundle(out);
   try {
     assert.deepEqual(back.info.creation?.finetuneSelection, sel);
@@ -191,10 +184,10 @@ test("--device cuda on this CPU build is one clear usage error for defend, scan 
 test("defend --canaries: refused where no canaries run (a given rate), and unknown kinds by the job too", async () => {
   const r = await cli(["defend", "--checkpoint", ckpt, "--out", join(root, "never"), "--unlearn-lr", "3e-4", "--canaries", "blend,conditional"]);
   assert.equal(r.code, 2, r.err);
-  assert.match(r.err, /canaries: the canaries only choose B's unlearning rate, and here it is given \(0\.0003\); leave the rate out with them/);
+  assert.match(r.err, /unlearn\.canaries: the canaries only choose B's unlearning rate, and here it is given \(0\.0003\); leave the rate out with them/);
   assert.equal(existsSync(join(root, "never")), false);
-  await assert.rejects(defendCheckpoint({ checkpoint: ckpt, out: join(root, "never"), canaries: ["blend", "tact" as "blend"] }), (e: unknown) => e instanceof OptionError && e.option === "canaries");
-  await assert.rejects(defendCheckpoint({ checkpoint: ckpt, out: join(root, "never"), canaries: [] }), (e: unknown) => e instanceof OptionError && e.option === "canaries");
+  await assert.rejects(defendCheckpoint({ checkpoint: ckpt, out: join(root, "never"), unlearn: { canaries: ["blend", "tact" as "blend"] } }), (e: unknown) => e instanceof OptionError && e.option === "unlearn.canaries");
+  await assert.rejects(defendCheckpoint({ checkpoint: ckpt, out: join(root, "never"), unlearn: { canaries: [] } }), (e: unknown) => e instanceof OptionError && e.option === "unlearn.canaries");
 });
 
 test("evaluate-defense: metrics on the held-out split and a report", async () => {

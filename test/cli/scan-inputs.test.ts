@@ -10,7 +10,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import sharp from "sharp";
-import { Detector } from "../../src/api/detector.js";
+import { Detector, type Outcome } from "../../src/api/detector.js";
 import { memory } from "../../src/engine/index.js";
 import { fixtureBundle, fixturePngs } from "../serve/fixture.js";
 import { baselineFixture } from "../serve/baseline-fixture.js";
@@ -38,7 +38,7 @@ before(async () => {
     flagged = pngs[r.findIndex((x) => x.flagged)] as Uint8Array;
     assert.ok(clean && flagged, "the fixture flags some of 200 clean images and passes others");
   } finally {
-    det.dispose();
+    await det.dispose();
   }
   const raw = async (p: Uint8Array): Promise<Uint8Array> => new Uint8Array(await sharp(p).greyscale().raw().toBuffer());
   files = await multiFrameFiles({ width: 28, height: 28, channels: 1, frames: [await raw(clean), await raw(flagged)] });
@@ -136,10 +136,11 @@ test("library: Detector.score refuses a multi-frame image by default and scores 
     assert.equal(a?.frames, undefined);
     assert.deepEqual([b?.frames, b?.frame, b?.flagged, b?.score], [2, 1, true, f1?.score]);
     assert.equal(a?.score, f0?.score);
-    const outcomes = await det.decodeEach([files.tiff, files.tiff], 0, { frames: "all" });
-    assert.deepEqual(outcomes.map((o) => (o.ok ? o.frames : o.message)), [2, 2]);
+    const outcomes: Outcome[] = [];
+    for await (const part of det.scoreEach([files.tiff, files.tiff], { frames: "all" })) outcomes.push(...part);
+    assert.deepEqual(outcomes.map((o) => (o.ok ? o.detection.frames : o.message)), [2, 2]);
   } finally {
-    det.dispose();
+    await det.dispose();
   }
 });
 

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { memory } from "../../src/engine/index.js";
 import { loadBundle, saveBundle } from "../../src/defense/bundle.js";
 import { writeKeyPair } from "../../src/defense/signature.js";
-import { bundleSource, sourceHashes } from "../../src/serve/source.js";
+import { bundleSource, sourceHashes } from "../../src/workers/source.js";
 import { quickDetector } from "./quick-detector.js";
 import { releaseFifo, within } from "../helpers/fifo.js";
 

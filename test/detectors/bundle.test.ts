@@ -9,7 +9,8 @@ import { manualSeed, memory, rand, noGrad } from "../../src/engine/index.js";
 import { createModel } from "../../src/models/registry.js";
 import { saveCheckpoint } from "../../src/train/checkpoint.js";
 import { fitDetector } from "../../src/detectors/registry.js";
-import { saveDetectorBundle, loadDetectorBundle } from "../../src/detectors/bundle.js";
+import { saveDetectorBundle } from "../../src/detectors/bundle.js";
+import { openDetector } from "../../src/detectors/open.js";
 import { calibrateDetector } from "../../src/detectors/calibrate.js";
 import { GREY8, context, syntheticSet } from "./fixtures.js";
 
@@ -34,9 +35,9 @@ test("baseline bundles round-trip to identical scores and refuse a changed check
       const cal = calibrateDetector(det, reserved, 0.1).calibration;
       await saveDetectorBundle(join(dir, name), det, { checkpoint: ckpt, calibration: cal, dataset: "synthetic" });
       det.dispose();
-      const loaded = await loadDetectorBundle(join(dir, name));
+      const loaded = await openDetector(join(dir, name), { onWarning: () => undefined });
       manualSeed(9);
-      const got = loaded.detector.scoreBatch(x);
+      const got = loaded.scorer.scoreBatch(x);
       assert.deepEqual(Array.from(got.score), Array.from(want.score), name);
       assert.deepEqual(Array.from(got.pred), Array.from(want.pred), name);
       assert.equal(loaded.threshold, cal.threshold);
@@ -51,15 +52,15 @@ test("baseline bundles round-trip to identical scores and refuse a changed check
     const edited = JSON.parse(good) as { calibration: Record<string, unknown> };
     edited.calibration.threshold = "";
     await writeFile(stripManifest, JSON.stringify(edited));
-    await assert.rejects(loadDetectorBundle(join(dir, "strip")), /detector\.json: "calibration\.threshold" must be a finite number; found ""/);
+    await assert.rejects(openDetector(join(dir, "strip"), { onWarning: () => undefined }), /detector\.json: "calibration\.threshold" must be a finite number; found ""/);
     const badKey = JSON.parse(good) as Record<string, unknown>;
     badKey.inputSeedKey = "abc";
     await writeFile(stripManifest, JSON.stringify(badKey));
-    await assert.rejects(loadDetectorBundle(join(dir, "strip")), /detector\.json: "inputSeedKey" must be 64 lowercase hex digits; found .*not shown, it is a secret/);
+    await assert.rejects(openDetector(join(dir, "strip"), { onWarning: () => undefined }), /detector\.json: "inputSeedKey" must be 64 lowercase hex digits; found .*not shown, it is a secret/);
     // A bundle written before keys existed still loads, with unkeyed seeds.
     delete badKey.inputSeedKey;
     await writeFile(stripManifest, JSON.stringify(badKey));
-    const old = await loadDetectorBundle(join(dir, "strip"));
+    const old = await openDetector(join(dir, "strip"), { onWarning: () => undefined });
     assert.equal(old.inputSeedKey, null);
     old.dispose();
     await writeFile(stripManifest, good);
@@ -67,7 +68,7 @@ test("baseline bundles round-trip to identical scores and refuse a changed check
     const pool = await readFile(stateFile);
     pool.writeUInt8(pool.readUInt8(pool.length - 1) ^ 1, pool.length - 1);
     await writeFile(stateFile, pool);
-    await assert.rejects(loadDetectorBundle(join(dir, "strip")), /state\.safetensors does not match the SHA-256 recorded in .*detector\.json/);
+    await assert.rejects(openDetector(join(dir, "strip"), { onWarning: () => undefined }), /state\.safetensors does not match the SHA-256 recorded in .*detector\.json/);
     const again = await fitDetector("scale-up", ctx, { reserved, calibration: reserved }, {});
     await assert.rejects(
       saveDetectorBundle(join(dir, "strip"), again, { checkpoint: ckpt, calibration: calibrateDetector(again, reserved, 0.1).calibration, dataset: "synthetic" }),
@@ -80,7 +81,7 @@ test("baseline bundles round-trip to identical scores and refuse a changed check
     // Changing M's weights after fitting invalidates the threshold: loading must refuse.
     noGrad(() => model.parameters()[0]?.add_(1));
     await saveCheckpoint(ckpt, model, meta, { replace: true });
-    await assert.rejects(loadDetectorBundle(join(dir, "scale-up")), /changed since the detector was fitted/);
+    await assert.rejects(openDetector(join(dir, "scale-up"), { onWarning: () => undefined }), /changed since the detector was fitted/);
     x.dispose();
     model.dispose();
   } finally {

@@ -51,7 +51,7 @@ test("defend --detector strip writes a baseline bundle that scan reads; bad name
     assert.match(badParam.err, /parameter 'n' must be an integer >= 1, got "0"/);
     const onnx = await runCli(["scan", "--bundle", out, "--engine", "onnxruntime", "--dataset", "fashion-mnist", "--limit", "2"]);
     assert.equal(onnx.code, 2);
-    assert.match(onnx.err, /a baseline detector bundle scores with libtorch only/);
+    assert.match(onnx.err, /--engine onnxruntime: the strip detector scores with libtorch only/);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -37,7 +37,7 @@ async function run(args: string[]): Promise<{ code: number; out: string[]; err: 
 
 async function defended(dir: string, file: string): Promise<string> {
   await importModel({ out: join(dir, "ck"), torchscript: fixture(file), dataset: "fashion-mnist", verify: false, log: quiet });
-  await defendCheckpoint({ checkpoint: join(dir, "ck"), out: join(dir, "bundle"), reserved: 256, calibration: 200, unlearnLr: 3e-4, finetuneLr: 0.01, finetuneEpochs: 1, silent: true, log: quiet });
+  await defendCheckpoint({ checkpoint: join(dir, "ck"), out: join(dir, "bundle"), splits: { reserved: 256, calibration: 200 }, unlearn: { lr: 3e-4 }, finetune: { lr: 0.01, epochs: 1 }, silent: true, log: quiet });
   return join(dir, "bundle");
 }
 

@@ -13,11 +13,12 @@ import { imagesToTensor } from "../../src/data/batch.js";
 import { loadDataset } from "../../src/data/registry.js";
 import { limited } from "../../src/jobs/compare.js";
 import { defenseSplits } from "../../src/defense/splits.js";
-import { loadDetectorBundle } from "../../src/detectors/bundle.js";
+import { openDetector } from "../../src/detectors/open.js";
 import { evaluateBundle } from "../../src/jobs/evaluate-defense.js";
 import { OptionError } from "../../src/jobs/errors.js";
 import { runCli } from "../cli/fixtures.js";
 import { baselineFixture, type BaselineFixture } from "../serve/baseline-fixture.js";
+import { fixture } from "../helpers/pytorch-fixtures.js";
 
 let fx: BaselineFixture;
 
@@ -46,8 +47,8 @@ test("Frequency bundle: library scores on the recorded evaluation split, metrics
     const per = 28 * 28;
     const bytes = new Uint8Array(120 * per);
     evaluation.forEach((i, k) => bytes.set(testSet.images.subarray(i * per, (i + 1) * per), k * per));
-    const loaded = await loadDetectorBundle(fx.frequency);
-    const lib = tidy(() => loaded.detector.scoreBatch(imagesToTensor(bytes, 120, 28, 28, 1)));
+    const loaded = await openDetector(fx.frequency, { onWarning: () => undefined });
+    const lib = tidy(() => loaded.scorer.scoreBatch(imagesToTensor(bytes, 120, 28, 28, 1)));
     loaded.dispose();
     for (let k = 0; k < 120; k++) {
       assert.ok(Math.abs((r.clean.score[k] as number) - (lib.score[k] as number)) <= 1e-5, `clean input ${k}: ${r.clean.score[k]} vs library ${lib.score[k]}`);
@@ -101,7 +102,19 @@ test("STRIP bundle through the CLI; --rule and --verify-key are refused for base
   assert.deepEqual([j.detector, j.rule, j.cleanCount], ["strip", null, 30]);
   assert.ok(j.auroc >= 0 && j.auroc <= 1);
   await assert.rejects(evaluateBundle({ bundle: fx.strip, parts: true }), (e: unknown) => e instanceof OptionError && e.option === "parts");
-  await assert.rejects(evaluateBundle({ bundle: fx.strip, rule: "triangle" }), (e: unknown) => e instanceof OptionError && /rule: score rules are BaDExpert's; .* is a baseline detector bundle \(strip\)/.test(e.message));
-  await assert.rejects(evaluateBundle({ bundle: fx.strip, verifyKey: "/nonexistent.pub" }), /verifyKey: .*baseline detector bundle \(strip\), which is not signed/);
+  await assert.rejects(evaluateBundle({ bundle: fx.strip, rule: "triangle" }), (e: unknown) => e instanceof OptionError && /rule: score rules are BaDExpert's; .* is a strip detector bundle/.test(e.message));
+  await assert.rejects(evaluateBundle({ bundle: fx.strip, verifyKey: "/nonexistent.pub" }), /verifyKey: .* is a strip detector bundle, which is not signed/);
+  assert.equal(memory().numTensors, start);
+});
+
+test("a baseline bundle is evaluated against a trigger image like BaDExpert's (the one evaluate-defense path)", async () => {
+  const start = memory().numTensors;
+  const r = await evaluateBundle({ bundle: fx.frequency, trigger: { image: fixture("smiley-trigger.png") }, target: 0, evaluationLimit: 40 });
+  assert.deepEqual([r.detector, r.rule, r.asrMeaning, r.attack.name], ["frequency", null, "target", "trigger-image"]);
+  // The target class's own images are left out of the triggered side; every other one is stamped.
+  assert.equal(r.metrics.cleanCount, 40);
+  assert.equal(r.poisoned.score.length + r.leftOut, 40);
+  assert.ok(r.leftOut > 0 && r.leftOut < 40, `left out ${r.leftOut}`);
+  assert.ok(r.metrics.auroc >= 0 && r.metrics.auroc <= 1);
   assert.equal(memory().numTensors, start);
 });

@@ -128,7 +128,7 @@ test("BaDExpert on an imported TorchScript model: defend -> evaluate-defense, an
     assert.equal(imported.meta.metrics.cleanAccuracy, imported.accuracy);
 
     // The CLI path: defend, then evaluate-defense against a BadNet trigger.
-    const d = await defendCheckpoint({ checkpoint: join(dir, "ck"), out: join(dir, "bundle"), reserved: 256, calibration: 200, unlearnLr: 3e-4, finetuneEpochs: 1, silent: true, log: quiet });
+    const d = await defendCheckpoint({ checkpoint: join(dir, "ck"), out: join(dir, "bundle"), splits: { reserved: 256, calibration: 200 }, unlearn: { lr: 3e-4 }, finetune: { epochs: 1 }, silent: true, log: quiet });
     assert.equal(d.splits.reserved, 256);
     assert.ok(Number.isFinite(d.threshold));
     assert.ok(existsSync(join(dir, "bundle", "model.torchscript.pt")));

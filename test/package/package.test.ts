@@ -45,7 +45,7 @@ async function libraryScores(bundle: string, images: string[]): Promise<Detectio
   try {
     return await det.score(images);
   } finally {
-    det.dispose();
+    await det.dispose();
   }
 }
 
@@ -113,7 +113,7 @@ test("npm pack → npm install in a fresh project → import { Detector } from \
         "const det = await Detector.load(bundle as string);",
         "const results: Detection[] = await det.score(images);",
         "results.forEach((r, i) => console.log(JSON.stringify({ image: images[i], ...r })));",
-        "det.dispose();",
+        "await det.dispose();",
         "",
       ].join("\n"),
     );

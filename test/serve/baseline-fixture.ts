@@ -1,6 +1,6 @@
 // Small real baseline detector bundles for the service (and evaluate-defense) tests: a compact CNN
 // M trained for one epoch on 2,000 real Fashion-MNIST training images and saved as a checkpoint,
-// then `defend --detector` (jobs/defend-baseline.ts) fits STRIP (n = 8) and Frequency (width 4,
+// then `defend --detector` (jobs/defend.ts) fits STRIP (n = 8) and Frequency (width 4,
 // one epoch) on 128 reserved test images and calibrates each at a 5% target FPR on 200 more.
 // Built once per machine under the temp directory and reused while it still loads; the version in
 // the pointer's name changes whenever the recipe does.
@@ -15,13 +15,13 @@ import { createModel } from "../../src/models/registry.js";
 import { fit } from "../../src/train/trainer.js";
 import { recipeFor } from "../../src/train/recipes.js";
 import { saveCheckpoint } from "../../src/train/checkpoint.js";
-import { defendBaseline } from "../../src/jobs/defend-baseline.js";
-import { loadDetectorBundle } from "../../src/detectors/bundle.js";
+import { defendCheckpoint } from "../../src/jobs/defend.js";
+import { openDetector } from "../../src/detectors/open.js";
 
 // The bundles record their checkpoint's absolute path, so a fixture cannot be built aside and
 // renamed: each build gets its own directory, and a pointer file (renamed into place) names the
 // current one; a concurrent test process reads either the old pointer or the new one.
-const POINTER = join(tmpdir(), "badexpert-serve-baseline-fixture-v2.json");
+const POINTER = join(tmpdir(), "badexpert-serve-baseline-fixture-v3.json");
 const spec = { name: "compact-cnn", numClasses: 10, inChannels: 1, imageSize: 28 };
 const preprocessing = { imageSize: [28, 28] as [number, number], channels: 1, mean: [0.286], std: [0.353] };
 /** Training images read for PNGs: past the 2,000 M was trained on, and outside the test split the bundles' splits come from. */
@@ -38,7 +38,7 @@ const paths = (root: string): BaselineFixture => ({ checkpoint: join(root, "chec
 async function current(): Promise<BaselineFixture | null> {
   try {
     const f = paths((JSON.parse(await readFile(POINTER, "utf8")) as { root: string }).root);
-    for (const dir of [f.strip, f.frequency]) (await loadDetectorBundle(dir)).dispose();
+    for (const dir of [f.strip, f.frequency]) (await openDetector(dir, { onWarning: () => undefined })).dispose();
     return f;
   } catch {
     return null;
@@ -71,9 +71,9 @@ export async function baselineFixture(): Promise<BaselineFixture> {
     } finally {
       model.dispose();
     }
-    const common = { checkpoint: f.checkpoint, reserved: 128, calibration: 200, targetFpr: 0.05, seed: 0, log: (): void => {} };
-    await defendBaseline({ ...common, detector: "strip", out: f.strip, params: { n: 8 } });
-    await defendBaseline({ ...common, detector: "frequency", out: f.frequency, params: { width: 4, epochs: 1 } });
+    const common = { checkpoint: f.checkpoint, splits: { reserved: 128, calibration: 200 }, calibration: { targetFpr: 0.05 }, seed: 0, log: (): void => {} };
+    await defendCheckpoint({ ...common, detector: "strip", out: f.strip, params: { n: 8 } });
+    await defendCheckpoint({ ...common, detector: "frequency", out: f.frequency, params: { width: 4, epochs: 1 } });
   } catch (e) {
     await rm(root, { recursive: true, force: true });
     throw e;

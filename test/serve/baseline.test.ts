@@ -11,7 +11,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { memory, tensor, tidy } from "../../src/engine/index.js";
 import { imagesToTensor } from "../../src/data/batch.js";
-import { loadDetectorBundle } from "../../src/detectors/bundle.js";
+import { openDetector } from "../../src/detectors/open.js";
+import { loadCheckpoint } from "../../src/train/checkpoint.js";
 import { inputSeeds } from "../../src/detectors/input-seeds.js";
 import { saveTensors } from "../../src/io/weights.js";
 import { createServer, DEFAULT_OPTIONS, type DetectionRecord } from "../../src/serve/index.js";
@@ -44,7 +45,7 @@ after(async () => {
 
 /** The library's scores of the PNGs, decoded as the server decodes them, with the workers' per-input seeds. */
 async function libraryScores(bundle: string, images: Uint8Array[]): Promise<{ pred: number[]; score: number[]; threshold: number; alone: number[] }> {
-  const loaded = await loadDetectorBundle(bundle);
+  const loaded = await openDetector(bundle, { onWarning: () => undefined });
   try {
     const limits = { maxPixels: DEFAULT_OPTIONS.maxPixels, frames: DEFAULT_OPTIONS.frames, maxFrames: 1 };
     const pixels = await Promise.all(images.map(async (p, i) => (await decodeForModel(p, `image ${i}`, { height: 28, width: 28, channels: 1 }, await probeUpload(p, `image ${i}`, limits), limits))[0] as Uint8Array));
@@ -52,11 +53,11 @@ async function libraryScores(bundle: string, images: Uint8Array[]): Promise<{ pr
     pixels.forEach((p, i) => bytes.set(p, i * 28 * 28));
     return tidy(() => {
       const x = imagesToTensor(bytes, pixels.length, 28, 28, 1);
-      const r = loaded.detector.scoreBatch(x, { seeds: inputSeeds(x, loaded.inputSeedKey) });
+      const r = loaded.scorer.scoreBatch(x, { seeds: inputSeeds(x, loaded.inputSeedKey) });
       // Each image alone (a batch of one), after the batch: neither its batch nor the calls before may matter.
       const alone = pixels.map((_, i) => {
         const xi = x.narrow(0, i, 1);
-        return loaded.detector.scoreBatch(xi, { seeds: inputSeeds(xi, loaded.inputSeedKey) }).score[0] as number;
+        return loaded.scorer.scoreBatch(xi, { seeds: inputSeeds(xi, loaded.inputSeedKey) }).score[0] as number;
       });
       return { pred: Array.from(r.pred), score: Array.from(r.score), threshold: loaded.threshold, alone };
     });
@@ -78,11 +79,11 @@ test("STRIP bundle: library scores over HTTP, alone = in a batch, /v1/detector, 
   try {
     assert.equal(server.engine, "libtorch");
     const fallback = logs.find((l) => l.event === "engine_fallback");
-    assert.match(String(fallback?.reason), /baseline detector 'strip' scores with libtorch only/);
+    assert.match(String(fallback?.reason), /the strip detector scores with libtorch only/);
     const off = logs.filter((l) => l.event === "explain_off");
     assert.equal(off.length, 1);
     assert.equal(off[0]?.level, 30, "info: the feed was not asked for explicitly");
-    assert.match(String(off[0]?.msg), /flagged-input feed and the dashboard's overlays are off: .*'strip' has none/);
+    assert.match(String(off[0]?.msg), /flagged-input feed and the dashboard's overlays are off: .*the strip detector has none/);
     const url = await server.listen();
     // Concurrent single-image requests land in batches formed by arrival: each gets its own image's score.
     const single = await Promise.all(pngs.map((p) => postRaw<DetectionRecord>(`${url}/v1/detect`, p)));
@@ -122,7 +123,7 @@ test("STRIP bundle: library scores over HTTP, alone = in a batch, /v1/detector, 
 
     const feed = await get<{ message: string }>(`${url}/v1/flagged`);
     assert.equal(feed.status, 404);
-    assert.match(feed.body.message, /baseline detector 'strip' has no B/);
+    assert.match(feed.body.message, /the strip detector has no B/);
     const text = await (await fetch(`${url}/metrics`)).text();
     assert.equal(metric(text, "badexpert_inputs_scored_total"), 2 * N);
     let flagged = 0;
@@ -130,9 +131,9 @@ test("STRIP bundle: library scores over HTTP, alone = in a batch, /v1/detector, 
     for (const line of text.split("\n")) if (line.startsWith("badexpert_inputs_flagged_total{")) flagged += Number(line.slice(line.lastIndexOf(" ") + 1));
     assert.equal(flagged, 2 * flaggedCount);
     // The workers hold M's weights and STRIP's clean pool, nothing else between batches.
-    const m = await loadDetectorBundle(fx.strip);
-    const held = m.context.model.stateDict().size + 1;
-    m.dispose();
+    const { model } = await loadCheckpoint(fx.checkpoint);
+    const held = model.stateDict().size + 1;
+    model.dispose();
     assert.equal(metric(text, "badexpert_worker_live_tensors"), held);
   } finally {
     assert.equal(await server.close(), 0, "workers freed every tensor");
@@ -147,7 +148,7 @@ test("Frequency bundle: library scores over HTTP; an explicit --flagged-keep is 
     assert.equal(logs.some((l) => l.event === "engine_fallback"), false, "libtorch was asked for: nothing to fall back from");
     const off = logs.find((l) => l.event === "explain_off");
     assert.equal(off?.level, 40, "a warning: the options asked for the feed");
-    assert.match(String(off?.msg), /--flagged-keep, --explain-method\) ignored: .*'frequency' has none/);
+    assert.match(String(off?.msg), /--flagged-keep, --explain-method\) ignored: .*the frequency detector has none/);
     const url = await server.listen();
     const r = await postJson<{ results: DetectionRecord[] }>(`${url}/v1/detect`, pngs.map(b64));
     assert.equal(r.status, 200, JSON.stringify(r.body));
@@ -166,12 +167,12 @@ test("Frequency bundle: library scores over HTTP; an explicit --flagged-keep is 
 });
 
 test("baselines refuse onnxruntime and --verify-key before any worker starts, in the library and the CLI", async () => {
-  await assert.rejects(createServer(fx.strip, { ...quietLog, engine: "onnxruntime" }), /engine onnxruntime cannot score the baseline detector 'strip' .*libtorch only/);
-  await assert.rejects(createServer(fx.frequency, { ...quietLog, bundleLoad: { verifyKey: join(work, "no.pub") } }), /verifyKey \(--verify-key\): .* is a baseline detector bundle \(frequency\), which is not signed/);
+  await assert.rejects(createServer(fx.strip, { ...quietLog, engine: "onnxruntime" }), /engine onnxruntime cannot score the strip detector .*libtorch only/);
+  await assert.rejects(createServer(fx.frequency, { ...quietLog, bundleLoad: { verifyKey: join(work, "no.pub") } }), /verifyKey \(--verify-key\): .* is a frequency detector bundle, which is not signed/);
   // The CLI turns the refusal into a usage error (exit 2) naming the detector.
   const cli = await runCli(["serve", "--bundle", fx.strip, "--engine", "onnxruntime", "--port", "0"]);
   assert.equal(cli.code, 2);
-  assert.match(cli.err, /engine onnxruntime cannot score the baseline detector 'strip'/);
+  assert.match(cli.err, /engine onnxruntime cannot score the strip detector/);
 });
 
 test("a baseline whose scores are NaN fails closed: flagged with the reason, refused by the firewall", async () => {
@@ -221,7 +222,7 @@ test("reload: STRIP -> Frequency works; to a BaDExpert bundle it is refused and 
 
     await rm(dir, { recursive: true });
     await cp(await fixtureBundle(), dir, { recursive: true });
-    await assert.rejects(server.reload(), /now holds a BaDExpert bundle, the server was started on a baseline detector bundle \(frequency\); restart the server to change the kind of detector/);
+    await assert.rejects(server.reload(), /now holds a badexpert detector bundle, the server was started on a frequency one; restart the server to change the kind of detector/);
     const still = await postRaw<DetectionRecord>(`${url}/v1/detect`, pngs[0] as Uint8Array<ArrayBuffer>);
     assert.deepEqual([still.status, still.body.detector], [200, "frequency"]);
     const text = await (await fetch(`${url}/metrics`)).text();

@@ -5,7 +5,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Batcher, type Executor } from "../../src/serve/batcher.js";
 import { ServeError } from "../../src/serve/errors.js";
-import type { BatchResult } from "../../src/serve/protocol.js";
+import type { BatchResult } from "../../src/workers/protocol.js";
 
 /** One "worker" per slot; an image's score is its first byte (so mix-ups show). */
 class FakeExecutor implements Executor {

@@ -40,7 +40,7 @@ before(async () => {
   const pngs = await fixturePngs(48);
   const lib = await Detector.load(dir);
   const scores = await lib.score(pngs);
-  lib.dispose();
+  await lib.dispose();
   const i = scores.findIndex((s) => s.flagged);
   assert.ok(i >= 0, "the 5%-FPR fixture flags at least one of 48 inputs");
   flaggedPng = pngs[i] as Uint8Array<ArrayBuffer>;

@@ -21,7 +21,7 @@ const quiet = (): void => {};
 
 async function defended(dir: string, file: string): Promise<string> {
   await importModel({ out: join(dir, "ck"), torchscript: fixture(file), dataset: "fashion-mnist", log: quiet });
-  await defendCheckpoint({ checkpoint: join(dir, "ck"), out: join(dir, "bundle"), reserved: 256, calibration: 200, unlearnLr: 3e-4, finetuneEpochs: 1, silent: true, log: quiet });
+  await defendCheckpoint({ checkpoint: join(dir, "ck"), out: join(dir, "bundle"), splits: { reserved: 256, calibration: 200 }, unlearn: { lr: 3e-4 }, finetune: { epochs: 1 }, silent: true, log: quiet });
   return join(dir, "bundle");
 }
 
@@ -46,7 +46,7 @@ test("engine auto serves a TorchScript-imported detector on onnxruntime, or fall
       const bundle = await defended(join(dir, file), file);
       const lib = await Detector.load(bundle);
       const want = await lib.score(pngs.map((p) => new Uint8Array(p)));
-      lib.dispose();
+      await lib.dispose();
       const { stream, logs } = lines();
       const server = await createServer(bundle, { port: 0, logLevel: "info", logStream: stream, workers: 1, flaggedKeep: 0 });
       try {

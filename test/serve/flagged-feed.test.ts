@@ -11,7 +11,7 @@ import { fixtureBundle } from "./fixture.js";
 
 test("a burst beyond the queue is dropped and counted; the ring keeps the newest; close frees everything", async () => {
   const dir = await fixtureBundle();
-  const feed = await FlaggedFeed.start({ source: { kind: "bundle", dir }, threads: 1, engine: "libtorch", bundleLoad: {} }, { keep: 2, method: "gradient-x-input", maxQueue: 2, width: 28 });
+  const feed = await FlaggedFeed.start({ source: { kind: "bundle", dir, detector: "badexpert" }, threads: 1, engine: "libtorch", bundleLoad: {} }, { keep: 2, method: "gradient-x-input", maxQueue: 2, width: 28 });
   if (process.platform === "linux") {
     assert.equal(feed.stats.background, true, `explain worker priority: ${feed.stats.backgroundError ?? ""}`);
     const niceOf = (stat: string): number => Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[16]);

@@ -15,7 +15,7 @@ test("the onnxruntime engine answers concurrent requests with the library's scor
   const pngs = await fixturePngs(24);
   const lib = await Detector.load(dir);
   const want = await lib.score(pngs);
-  lib.dispose();
+  await lib.dispose();
   const server = await createServer(dir, { port: 0, logLevel: "silent", engine: "onnxruntime", workers: 2, maxBatch: 8, maxWaitMs: 5, timeoutMs: 60_000 });
   try {
     const url = await server.listen();

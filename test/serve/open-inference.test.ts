@@ -44,9 +44,16 @@ before(async () => {
   work = await mkdtemp(join(tmpdir(), "bx-v2-"));
   pngs = await fixturePngs(N);
   const det = await Detector.load(dir);
-  pixels = await det.decode(pngs);
+  const decoded: Uint8Array[] = [];
+  for await (const part of det.scoreEach(pngs, { keepPixels: true })) {
+    for (const r of part) {
+      if (!r.ok) throw new Error(r.message);
+      decoded.push(r.pixels as Uint8Array);
+    }
+  }
+  pixels = new Uint8Array(Buffer.concat(decoded));
   lib = await det.score(pngs);
-  det.dispose();
+  await det.dispose();
   await writeFile(join(work, "token"), TOKEN);
   server = await createServer(dir, {
     port: 0,

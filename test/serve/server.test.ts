@@ -7,6 +7,7 @@ import { mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { memory } from "../../src/engine/index.js";
+import { loadBundle } from "../../src/defense/bundle.js";
 import { Detector, type Detection } from "../../src/api/detector.js";
 import { createModel } from "../../src/models/registry.js";
 import { createServer, type BadExpertServer, type DetectionRecord } from "../../src/serve/index.js";
@@ -32,7 +33,7 @@ before(async () => {
   pngs = await fixturePngs(N);
   const lib = await Detector.load(dir);
   want = await lib.score(pngs);
-  lib.dispose();
+  await lib.dispose();
   // libtorch: the library's own engine, so responses match its scores to 1e-5 (onnxruntime's are checked to 1e-4 in onnx-engine.test.ts).
   server = await createServer(dir, { port: 0, logLevel: "silent", engine: "libtorch", maxBatch: 16, maxWaitMs: 5, timeoutMs: 60_000, auditLog: join(work, "audit", "flagged.jsonl"), auditImages: join(work, "audit", "images") });
   url = await server.listen();
@@ -50,8 +51,8 @@ function assertSame(got: DetectionRecord, w: Detection, what: string): void {
   assert.equal(got.class, w.predClass, `${what}: class`);
   assert.equal(got.detector, "badexpert", `${what}: detector`);
   assert.ok(Math.abs((got.score ?? Number.NaN) - w.score) <= TOL, `${what}: score ${got.score} vs library ${w.score}`);
-  assert.ok(Math.abs((got.expertConfidence ?? Number.NaN) - w.expertConfidence) <= TOL, `${what}: b`);
-  assert.ok(Math.abs((got.auxiliaryConfidence ?? Number.NaN) - w.auxiliaryConfidence) <= TOL, `${what}: a`);
+  assert.ok(Math.abs((got.expertConfidence ?? Number.NaN) - (w.expertConfidence ?? Number.NaN)) <= TOL, `${what}: b`);
+  assert.ok(Math.abs((got.auxiliaryConfidence ?? Number.NaN) - (w.auxiliaryConfidence ?? Number.NaN)) <= TOL, `${what}: a`);
   assert.equal(got.threshold, w.threshold);
   if (Math.abs(w.score - w.threshold) > TOL) assert.equal(got.flagged, w.flagged, `${what}: flagged`);
 }
@@ -59,7 +60,7 @@ function assertSame(got: DetectionRecord, w: Detection, what: string): void {
 /** Index of the only library record within tolerance of `got`: proves no answer belongs to another image. */
 function ownerOf(got: DetectionRecord): number {
   const hits = want.flatMap((w, i) =>
-    w.pred === got.pred && Math.abs((got.score ?? Number.NaN) - w.score) <= TOL && Math.abs((got.expertConfidence ?? Number.NaN) - w.expertConfidence) <= TOL && Math.abs((got.auxiliaryConfidence ?? Number.NaN) - w.auxiliaryConfidence) <= TOL ? [i] : [],
+    w.pred === got.pred && Math.abs((got.score ?? Number.NaN) - w.score) <= TOL && Math.abs((got.expertConfidence ?? Number.NaN) - (w.expertConfidence ?? Number.NaN)) <= TOL && Math.abs((got.auxiliaryConfidence ?? Number.NaN) - (w.auxiliaryConfidence ?? Number.NaN)) <= TOL ? [i] : [],
   );
   assert.equal(hits.length, 1, `answer matches ${hits.length} library records`);
   return hits[0] as number;
@@ -197,10 +198,11 @@ test("detector description, probes and the OpenAPI document", async () => {
 
 test("library entry: a server from an in-memory detector, bearer token, --on-flag annotate", async () => {
   const before = memory().numTensors;
-  const lib = await Detector.load(dir);
+  // Made in this process (here: read back from the bundle): its weights are copied to the workers.
+  const lib = await Detector.fromDetector(await loadBundle(dir, { onWarning: () => undefined }));
   const token = "a-test-token-0123456789";
   const s = await createServer(lib, { port: 0, logLevel: "silent", engine: "libtorch", onFlag: "annotate", token, workers: 2, threadsPerWorker: 1 });
-  lib.dispose();
+  await lib.dispose();
   try {
     const u = await s.listen();
     const auth = { authorization: `Bearer ${token}` };
@@ -222,8 +224,25 @@ test("library entry: a server from an in-memory detector, bearer token, --on-fla
   } finally {
     assert.equal(await s.close(), 0);
   }
+  // A Detector opened from a bundle: the workers open that bundle themselves.
+  const opened = await Detector.load(dir, { onWarning: () => undefined });
+  const t = await createServer(opened, { port: 0, logLevel: "silent", engine: "libtorch", workers: 1 });
+  await opened.dispose();
+  try {
+    const u = await t.listen();
+    assert.deepEqual((await get<{ source: unknown }>(`${u}/v1/detector`)).body.source, { bundle: dir });
+    const r = await postRaw(`${u}/v1/detect`, pngs[bad0()] as Uint8Array<ArrayBuffer>);
+    assert.ok(Math.abs(Number(r.body.score) - (want[bad0()]?.score ?? 0)) <= TOL, "the reopened bundle scores like the library");
+  } finally {
+    assert.equal(await t.close(), 0);
+  }
   assert.equal(memory().numTensors, before);
 });
+
+/** A flagged image away from the threshold. */
+function bad0(): number {
+  return want.findIndex((w) => w.flagged && Math.abs(w.score - w.threshold) > TOL);
+}
 
 test("a bad --verify-key or bundle refuses to start, naming the problem", async () => {
   await assert.rejects(createServer(join(work, "nope"), { port: 0, logLevel: "silent" }), /nope\/model\.safetensors \(model\): cannot read \(no such file\)/);

@@ -17,7 +17,7 @@ import { ImageDecodeError, IMAGE_PROBLEM_CODES } from "../../src/data/image-erro
 import { DatasetFormatError } from "../../src/data/errors.js";
 import { ServeError } from "../../src/serve/errors.js";
 import { readStateDictFile } from "../../src/io/state-dict-file.js";
-import { Detector } from "../../src/api/detector.js";
+import { Detector, type Outcome } from "../../src/api/detector.js";
 import { evaluateBundle } from "../../src/jobs/evaluate-defense.js";
 import { createServer } from "../../src/serve/index.js";
 import { memory } from "../../src/engine/index.js";
@@ -109,10 +109,12 @@ test("a bad image: E_INPUT_DECODE to the library, 400 with the code from the ser
   const det = await Detector.load(bundle);
   try {
     await assert.rejects(det.score([new TextEncoder().encode("not an image")]), (e: unknown) => e instanceof ImageDecodeError && e.code === "E_INPUT_DECODE" && e.reason === "not_an_image");
-    const [outcome] = await det.decodeEach([new Uint8Array(0)]);
+    const outcomes: Outcome[] = [];
+    for await (const part of det.scoreEach([new Uint8Array(0)])) outcomes.push(...part);
+    const [outcome] = outcomes;
     assert.deepEqual(outcome && !outcome.ok ? [outcome.code, outcome.reason] : null, ["E_INPUT_DECODE", "empty"]);
   } finally {
-    det.dispose();
+    await det.dispose();
   }
   const server = await createServer(bundle, { port: 0, logLevel: "silent", workers: 1 });
   try {

@@ -1,4 +1,5 @@
-// `badexpert defend`: suspicious model + clean data → a BaDExpert detector bundle.
+// `badexpert defend`: suspicious model + clean data → a detector bundle (BaDExpert by default, or
+// a baseline with --detector NAME), through the one defend job.
 import type { Command } from "../command.js";
 import type { OptionSpec } from "../command.js";
 import { COUNT, EPOCHS, FPR, SEED, choiceList, choiceWithDefault, emitJson, int, num, numOrWord, numWithDefault, requireStr, str } from "../args.js";
@@ -11,10 +12,10 @@ import { datasetNames } from "../../data/registry.js";
 import { UsageError } from "../command.js";
 import { detectorInfo, detectorNames } from "../../detectors/registry.js";
 import { DetectorParamError, parseDetectorParams, resolveDetectorParams } from "../../detectors/params.js";
-import { defendBaseline } from "../../jobs/defend-baseline.js";
+import type { DefendOptions } from "../../jobs/defend.js";
 
 /** Options that only BaDExpert reads; refused with a baseline detector rather than ignored. */
-const BADEXPERT_ONLY = ["unlearn-lr", "canaries", "unlearn-epochs", "finetune-lr", "finetune-gamma", "finetune-epochs", "rule", "sign-key"] as const;
+const BADEXPERT_ONLY = ["unlearn-lr", "canaries", "unlearn-epochs", "unlearn-labels", "finetune-lr", "finetune-gamma", "finetune-epochs", "rule", "sign-key"] as const;
 
 const OPTIONS: Record<string, OptionSpec> = {
   checkpoint: { type: "string", short: "c", description: "the suspicious model's checkpoint directory" },
@@ -60,7 +61,7 @@ const OPTIONS: Record<string, OptionSpec> = {
 
 export const defend: Command = {
   name: "defend",
-  summary: "build a BaDExpert detector (backdoor expert B, auxiliary model M', threshold) for a model",
+  summary: "build a detector for a model: BaDExpert (backdoor expert B, auxiliary model M', threshold) or a baseline",
   details: [
     "Takes the suspicious model M (a checkpoint directory) and clean data. The test split of the dataset is cut",
     "(seeded) into three disjoint parts: the reserved clean set B and M' are finetuned on, a calibration split for",
@@ -87,22 +88,27 @@ export const defend: Command = {
     const checkpoint = requireStr(v, "checkpoint", "a directory written by `badexpert train`");
     const out = requireStr(v, "out", "where to write the detector bundle");
     const opt = <T>(name: string, value: T | undefined) => (value === undefined ? {} : { [name]: value });
-    // The data and split options, the same for every detector.
-    const shared = {
-      ...opt("dataset", str(v, "dataset")),
-      ...opt("dataPath", str(v, "data-path")),
-      ...opt("reserved", int(v, "reserved", OPTIONS)),
-      ...opt("calibration", int(v, "calibration", OPTIONS)),
-      splitSeed: numWithDefault(v, "split-seed", OPTIONS),
-    };
     const detector = str(v, "detector") ?? "badexpert";
     try {
       detectorInfo(detector);
     } catch (e) {
       throw new UsageError(`--detector: ${(e as Error).message}`);
     }
+    // The data, split and threshold options, the same for every detector.
+    const shared: DefendOptions = {
+      checkpoint,
+      out,
+      detector,
+      ...opt("dataset", str(v, "dataset")),
+      ...opt("dataPath", str(v, "data-path")),
+      splits: { ...opt("reserved", int(v, "reserved", OPTIONS)), ...opt("calibration", int(v, "calibration", OPTIONS)), seed: numWithDefault(v, "split-seed", OPTIONS) },
+      seed: numWithDefault(v, "seed", OPTIONS),
+      force: v.force === true,
+    };
+    const targetFpr = num(v, "fpr", OPTIONS);
+    let o: DefendOptions;
     if (detector !== "badexpert") {
-      const given = BADEXPERT_ONLY.filter((k) => v[k] !== undefined && !(k === "rule" && v[k] === "triangle") && !(k === "finetune-epochs" && v[k] === "10"));
+      const given = BADEXPERT_ONLY.filter((k) => v[k] !== undefined && !(k === "rule" && v[k] === "triangle") && !(k === "finetune-epochs" && v[k] === "10") && !(k === "unlearn-labels" && v[k] === "shift"));
       if (given.length > 0) throw new UsageError(`--${given.join(", --")}: only for --detector badexpert (the baselines take --detector-param)`);
       if (device !== "cpu") throw new UsageError(`--device ${device}: baseline detectors are fitted on the CPU`);
       let params: Record<string, string>;
@@ -114,42 +120,29 @@ export const defend: Command = {
         if (e instanceof DetectorParamError) throw new UsageError(`--detector-param: ${e.message}`);
         throw e;
       }
-      const r = await defendBaseline({
-        checkpoint,
-        out,
-        detector,
-        params,
+      o = { ...shared, params, ...(targetFpr !== undefined ? { calibration: { targetFpr } } : {}) };
+    } else {
+      if (v["detector-param"] !== undefined) throw new UsageError("--detector-param: only for baseline detectors; BaDExpert takes its own options (--unlearn-lr, --rule, ...)");
+      const canaries = choiceList(v, "canaries", CANARY_KINDS, OPTIONS);
+      const signKey = str(v, "sign-key");
+      o = {
         ...shared,
-        ...opt("targetFpr", num(v, "fpr", OPTIONS)),
-        seed: numWithDefault(v, "seed", OPTIONS),
-        force: v.force === true,
-      });
-      const c = r.calibration;
-      console.error(`${detector}: threshold ${r.threshold.toPrecision(6)} (target FPR ${c.targetFpr}, achieved ${(100 * c.achievedFpr).toFixed(2)}% on ${c.count} calibration images) — bundle in ${r.bundle}`);
-      emitJson(v, r);
-      return 0;
+        device,
+        unlearn: {
+          ...opt("lr", numOrWord(v, "unlearn-lr", "auto", OPTIONS)),
+          ...opt("canaries", canaries),
+          ...opt("epochs", int(v, "unlearn-epochs", OPTIONS)),
+          labels: choiceWithDefault(v, "unlearn-labels", UNLEARN_LABEL_MAPPINGS, OPTIONS),
+        },
+        finetune: { ...opt("lr", numOrWord(v, "finetune-lr", "auto", OPTIONS)), ...opt("gamma", num(v, "finetune-gamma", OPTIONS)), epochs: numWithDefault(v, "finetune-epochs", OPTIONS) },
+        calibration: { rule: choiceWithDefault(v, "rule", SCORE_RULES, OPTIONS), ...opt("targetFpr", targetFpr) },
+        ...(signKey !== undefined ? { signing: { key: signKey } } : {}),
+      };
     }
-    if (v["detector-param"] !== undefined) throw new UsageError("--detector-param: only for baseline detectors; BaDExpert takes its own options (--unlearn-lr, --rule, ...)");
-    const r = await defendCheckpoint({
-      checkpoint,
-      out,
-      device,
-      ...shared,
-      ...opt("unlearnLr", numOrWord(v, "unlearn-lr", "auto", OPTIONS)),
-      ...opt("canaries", choiceList(v, "canaries", CANARY_KINDS, OPTIONS)),
-      ...opt("unlearnEpochs", int(v, "unlearn-epochs", OPTIONS)),
-      unlearnLabels: choiceWithDefault(v, "unlearn-labels", UNLEARN_LABEL_MAPPINGS, OPTIONS),
-      ...opt("finetuneLr", numOrWord(v, "finetune-lr", "auto", OPTIONS)),
-      ...opt("finetuneGamma", num(v, "finetune-gamma", OPTIONS)),
-      finetuneEpochs: numWithDefault(v, "finetune-epochs", OPTIONS),
-      rule: choiceWithDefault(v, "rule", SCORE_RULES, OPTIONS),
-      ...opt("targetFpr", num(v, "fpr", OPTIONS)),
-      seed: numWithDefault(v, "seed", OPTIONS),
-      ...opt("signKey", str(v, "sign-key")),
-      force: v.force === true,
-    });
+    const r = await defendCheckpoint(o);
     const c = r.calibration;
-    console.error(`threshold ${r.threshold.toPrecision(6)} (${r.options.rule}, target FPR ${r.options.targetFpr}, achieved ${(100 * c.achievedFpr).toFixed(2)}% on ${c.count} calibration images) — bundle in ${r.bundle}`);
+    const how = r.badexpert ? `${r.badexpert.options.rule}, ` : "";
+    console.error(`${detector}: threshold ${r.threshold.toPrecision(6)} (${how}target FPR ${c.targetFpr}, achieved ${(100 * c.achievedFpr).toFixed(2)}% on ${c.count} calibration images) — bundle in ${r.bundle}`);
     emitJson(v, r);
     return 0;
   },

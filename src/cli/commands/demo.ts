@@ -71,17 +71,18 @@ export const demo: Command = {
     say("2/3 BaDExpert: extracting the backdoor expert B, finetuning M', calibrating the threshold");
     const unlearnLr = numOrWord(v, "unlearn-lr", "auto", OPTIONS);
     const rule = choiceWithDefault(v, "rule", SCORE_RULES, OPTIONS);
-    const d = await defendCheckpoint({
+    const r = await defendCheckpoint({
       checkpoint: modelDir,
       out: bundle,
       seed,
-      splitSeed: seed,
-      rule,
-      ...(unlearnLr !== undefined ? { unlearnLr } : {}),
+      splits: { seed },
+      calibration: { rule },
+      ...(unlearnLr !== undefined ? { unlearn: { lr: unlearnLr } } : {}),
       device,
       force: true,
       log: say,
     });
+    const d = r.badexpert as NonNullable<typeof r.badexpert>;
 
     say(`3/3 evaluating against ${attackName} on the held-out evaluation split`);
     const e = await evaluateBundle({ bundle, report: reportDir, progress: true });

@@ -10,8 +10,9 @@ import { UsageError } from "../command.js";
 import { COUNT, choiceWithDefault, num, requireStr, str } from "../args.js";
 import { RUNTIME_OPTIONS, applyRuntimeOptions } from "../runtime-options.js";
 import { Detector } from "../../api/detector.js";
+import { bundleKind } from "../../detectors/open.js";
+import { detectorInfo } from "../../detectors/registry.js";
 import { checkScoringDevice } from "../../jobs/device.js";
-import { imagesToTensor } from "../../data/batch.js";
 import { tensor } from "../../engine/index.js";
 import { saveTensors } from "../../io/weights.js";
 import { OUTPUT_MANIFEST, assertWritableDir, outputDirKind, outputManifest, writeDirAtomically, type WritableDirOptions } from "../../util/atomic-dir.js";
@@ -19,9 +20,7 @@ import { Progress } from "../../util/progress.js";
 import { DEFAULT_SALIENCY_METHOD, SALIENCY_METHODS, SALIENCY_METHOD_INFO } from "../../forensics/saliency.js";
 import { summariseFlagged } from "../../forensics/explain.js";
 import { heatmapPng, overlayPng, signedPatternPng } from "../../forensics/overlay.js";
-
-/** Files decoded and scored at a time. */
-const BATCH = 256;
+import type { BadExpertDetector } from "../../defense/detector.js";
 
 const OPTIONS: Record<string, OptionSpec> = {
   bundle: { type: "string", short: "b", description: "detector bundle directory (from `badexpert defend`)" },
@@ -91,7 +90,10 @@ export const explain: Command = {
       throw new UsageError((e as Error).message);
     });
     const verifyKey = str(v, "verify-key");
-    const det = await Detector.load(bundle, verifyKey !== undefined ? { verifyKey } : {});
+    const kind = await bundleKind(bundle);
+    if (detectorInfo(kind).explains !== true) throw new UsageError(`--bundle: ${bundle} holds a ${kind} detector, which has no backdoor expert B to explain with (explain needs a BaDExpert bundle)`);
+    // On this thread: saliency needs the models' gradients here.
+    const det = await Detector.load(bundle, { ...(verifyKey !== undefined ? { verifyKey } : {}), thread: "caller" });
     try {
       if (method === "grad-cam" && det.summary.architecture !== "compact-cnn") {
         throw new UsageError(`--method grad-cam: needs B's convolution blocks, available for compact-cnn only (this bundle's model is ${det.summary.architecture}); use ${SALIENCY_METHODS.filter((m) => m !== "grad-cam").join(", ")}`);
@@ -107,26 +109,21 @@ export const explain: Command = {
       let cleanCount = 0;
       let flaggedCount = 0;
       const scoring = new Progress("scoring", files.length);
-      for (let at = 0; at < files.length; at += BATCH) {
-        const part = files.slice(at, at + BATCH);
-        const decoded = await det.decodeEach(part, at);
-        const ok = decoded.flatMap((d, i) => (d.ok ? [{ i, pixels: d.pixels }] : []));
-        for (const [i, d] of decoded.entries()) if (!d.ok) failed.push({ input: part[i] as string, error: d.message });
-        if (ok.length > 0) {
-          const pixels = new Uint8Array(ok.length * per);
-          ok.forEach((d, k) => pixels.set(d.pixels, k * per));
-          const x = imagesToTensor(pixels, ok.length, h, w, channels);
-          const rs = await det.score(x).finally(() => x.dispose());
-          for (const [k, r] of rs.entries()) {
-            const { i, pixels: px } = ok[k] as { i: number; pixels: Uint8Array };
-            if (r.flagged) flaggedCount++;
-            else {
-              cleanCount++;
-              for (let j = 0; j < per; j++) cleanSum[j] = (cleanSum[j] as number) + (px[j] as number) / 255;
-            }
-            if ((r.flagged || v.all === true) && kept.length < maxExplained) {
-              kept.push({ input: part[i] as string, index: at + i, pixels: px, pred: r.pred, predClass: r.predClass, score: r.score, flagged: r.flagged });
-            }
+      for await (const part of det.scoreEach(files, { keepPixels: true })) {
+        for (const r of part) {
+          if (!r.ok) {
+            failed.push({ input: r.input, error: r.message });
+            continue;
+          }
+          const d = r.detection;
+          const px = r.pixels as Uint8Array;
+          if (d.flagged) flaggedCount++;
+          else {
+            cleanCount++;
+            for (let j = 0; j < per; j++) cleanSum[j] = (cleanSum[j] as number) + (px[j] as number) / 255;
+          }
+          if ((d.flagged || v.all === true) && kept.length < maxExplained) {
+            kept.push({ input: r.input, index: r.index, pixels: px, pred: d.pred, predClass: d.predClass, score: d.score, flagged: d.flagged });
           }
         }
         scoring.tick(part.length);
@@ -145,7 +142,7 @@ export const explain: Command = {
         list.forEach((k, j) => px.set(k.pixels, j * per));
         return { pixels: px, count: list.length, height: h, width: w, channels };
       };
-      const d = det.detector;
+      const d = det.detector.badexpert as BadExpertDetector;
       // The trigger estimate over the flagged inputs; maps of the others (--all) separately.
       const summary = await summariseFlagged(d, pixelsOf(flaggedKept), Int32Array.from(flaggedKept, (k) => k.pred), cleanMean, { method, examples: 0 });
       explainBar.tick(flaggedKept.length);
@@ -201,7 +198,7 @@ export const explain: Command = {
       console.log(JSON.stringify({ ...result, out }));
       return failed.length > 0 ? 1 : 0;
     } finally {
-      det.dispose();
+      await det.dispose();
     }
   },
 };

@@ -3,31 +3,28 @@
 // decoded and scored a batch at a time and each batch's lines are printed before the next is
 // read, so memory is bounded by the batch, not by the number of inputs. An input that cannot be
 // read, decoded or given a finite score is its own error line (never a clean verdict), the scan
-// goes on, and the exit status is 1.
+// goes on, and the exit status is 1. Every kind of detector bundle is scanned the same way: the
+// library's Detector (its one scoring loop, on a scoring worker thread).
 import type { Command, OptionSpec } from "../command.js";
 import { UsageError } from "../command.js";
 import { COUNT, choiceWithDefault, num, requireStr, str, type Values } from "../args.js";
 import { RUNTIME_OPTIONS, applyRuntimeOptions } from "../runtime-options.js";
-import { Detector, detectionsOf, worstFrame, type DecodeOutcome, type Detection, type FrameOptions } from "../../api/detector.js";
-import { ACCEPTED_FORMATS, FRAME_POLICIES, shapeText, type FramePolicy, type ImageConversion } from "../../data/image-decode.js";
+import { BATCH, Detector, type DecodedImage, type Detection, type Outcome } from "../../api/detector.js";
+import { ACCEPTED_FORMATS, FRAME_POLICIES, shapeText, type ImageConversion } from "../../data/image-decode.js";
 import { inputFiles } from "../../data/input-files.js";
-import { isBaselineBundle, loadDetectorBundle } from "../../detectors/bundle.js";
-import { baselineScanModel } from "./scan-baseline.js";
-import type { ScanModel, ScanRecord } from "./scan-model.js";
+import { bundleKind } from "../../detectors/open.js";
+import { detectorInfo } from "../../detectors/registry.js";
 import { checkScoringDevice } from "../../jobs/device.js";
 import { requireDataPath } from "../../jobs/data-path.js";
 import { datasetNames, loadDataset } from "../../data/registry.js";
-import { imagesToTensor } from "../../data/batch.js";
-import { DataLoader } from "../../data/loader.js";
 import { subset } from "../../data/splits.js";
-import { OnnxDetector } from "../../export/onnx-detector.js";
-import { returnLargeBuffersToTheOs, tidy, type Tensor } from "../../engine/index.js";
+import { returnLargeBuffersToTheOs } from "../../engine/index.js";
 import { Progress } from "../../util/progress.js";
 import { PUBLIC_KEY_FILE, VERIFY_KEY_ENV } from "../../defense/signature.js";
-import { BadExpertError, type ErrorCode } from "../../util/errors.js";
+import type { ErrorCode } from "../../util/errors.js";
 
 /** Inputs decoded and scored at a time: the bound on scan's memory. */
-export const SCAN_BATCH = 256;
+export const SCAN_BATCH = BATCH;
 
 const OPTIONS: Record<string, OptionSpec> = {
   bundle: { type: "string", short: "b", description: "detector bundle directory (from `badexpert defend`, BaDExpert's or a baseline's with --detector)" },
@@ -53,8 +50,6 @@ const OPTIONS: Record<string, OptionSpec> = {
   },
   ...RUNTIME_OPTIONS,
 };
-
-export type { ScanModel, ScanRecord } from "./scan-model.js";
 
 interface Tally {
   inputs: number;
@@ -91,124 +86,58 @@ function emitError(input: string, message: string, tally: Tally, code: ErrorCode
   console.log(JSON.stringify({ input, code, ...(reason !== undefined ? { reason } : {}), message, error: message }));
 }
 
-/** An image scored frame by frame: how many frames, and the one whose record is printed. */
-interface FrameChoice {
-  frames: number;
-  frame: number;
-}
-
-/** Prints one scored input; a score that is not a finite number is an error line, never clean. */
-function emitScore(v: Values, input: string, d: ScanRecord, label: number | undefined, tally: Tally, f?: FrameChoice, converted?: ImageConversion): void {
+/** Prints one input's outcome; a score that is not a finite number is an error line, never clean. */
+function emit(v: Values, r: Outcome, label: number | undefined, tally: Tally, emptyFolders: ReadonlySet<string>): void {
+  tally.inputs++;
+  // A folder named on the command line that holds no image file is its own error line, where it was named: nothing in it was checked.
+  if (emptyFolders.has(r.input)) {
+    emitError(r.input, `${r.input}: a folder with no image files in it (${ACCEPTED_FORMATS}, by extension)`, tally, "E_INPUT_UNSUPPORTED", "empty_folder");
+    return;
+  }
+  if (!r.ok) {
+    emitError(r.input, r.message, tally, r.code, r.reason);
+    return;
+  }
+  const d: Detection = r.detection;
+  const f = d.frames !== undefined ? { frames: d.frames, frame: d.frame } : null;
   if (!Number.isFinite(d.score)) {
-    emitError(input, `${f ? `frame ${f.frame} of ${f.frames}: ` : ""}no valid score (${String(d.score)}): the detector cannot judge this input`, tally, "E_UNSCORABLE");
+    emitError(r.input, `${f ? `frame ${f.frame ?? 0} of ${f.frames}: ` : ""}no valid score (${String(d.score)}): the detector cannot judge this input`, tally, "E_UNSCORABLE");
     return;
   }
   tally.scored++;
   if (d.flagged) tally.flagged++;
-  if (converted) noteConversion(input, converted, tally);
+  if (r.converted) noteConversion(r.input, r.converted, tally);
   if (v["flagged-only"] && !d.flagged) return;
   console.log(JSON.stringify({
-    input,
+    input: r.input,
     pred: d.pred,
     predClass: d.predClass,
     ...(d.expertConfidence !== undefined ? { expertConfidence: d.expertConfidence } : {}),
     ...(d.auxiliaryConfidence !== undefined ? { auxiliaryConfidence: d.auxiliaryConfidence } : {}),
     score: d.score,
     flagged: d.flagged,
-    ...(f ? { frames: f.frames, frame: f.frame } : {}),
-    ...(converted ? { converted } : {}),
+    ...(f ? f : {}),
+    ...(r.converted ? { converted: r.converted } : {}),
     ...(label !== undefined && label !== -1 ? { label } : {}),
   }));
 }
 
-/**
- * Files are decoded SCAN_BATCH at a time and scored together. With --frames all an image may add
- * up to SCAN_BATCH frames, so files are decoded one at a time instead and scored once SCAN_BATCH
- * frames are waiting: memory stays bounded by frames, not files.
- */
-async function scanFiles(v: Values, det: ScanModel, files: readonly string[], tally: Tally, bar: Progress, frames: FramePolicy): Promise<void> {
-  const { imageSize, channels } = det;
-  const per = imageSize[0] * imageSize[1] * channels;
-  const step = frames === "all" ? 1 : SCAN_BATCH;
-  let pending: { file: string; d: DecodeOutcome }[] = [];
-  let pendingFrames = 0;
-  const flush = async (): Promise<void> => {
-    const pixels = new Uint8Array(pendingFrames * per);
-    let k = 0;
-    for (const { d } of pending) {
-      if (!d.ok) continue;
-      pixels.set(d.pixels, per * k);
-      k += d.frames;
-    }
-    const scores: ScanRecord[] = [];
-    for (let at = 0; at < pendingFrames; at += SCAN_BATCH) {
-      const n = Math.min(SCAN_BATCH, pendingFrames - at);
-      const x = imagesToTensor(pixels.subarray(at * per, (at + n) * per), n, imageSize[0], imageSize[1], channels);
-      try {
-        scores.push(...(await det.score(x)));
-      } finally {
-        x.dispose();
-      }
-    }
-    k = 0;
-    for (const { file, d } of pending) {
-      tally.inputs++;
-      if (!d.ok) {
-        emitError(file, d.message, tally, d.code, d.reason);
-        continue;
-      }
-      const mine = scores.slice(k, k + d.frames);
-      k += d.frames;
-      if (d.frames === 1) {
-        emitScore(v, file, mine[0] as ScanRecord, undefined, tally, undefined, d.converted);
-      } else {
-        const worst = worstFrame(mine);
-        emitScore(v, file, { ...(mine[worst.index] as ScanRecord), flagged: worst.flagged }, undefined, tally, { frames: d.frames, frame: worst.index }, d.converted);
-      }
-    }
-    bar.tick(pending.length);
-    pending = [];
-    pendingFrames = 0;
-    await drained();
-  };
-  for (let at = 0; at < files.length; at += step) {
-    const part = files.slice(at, at + step);
-    const decoded = await det.decodeEach(part, at, { frames, maxFrames: SCAN_BATCH });
-    for (const [i, d] of decoded.entries()) {
-      pending.push({ file: part[i] as string, d });
-      if (d.ok) pendingFrames += d.frames;
-    }
-    if (pendingFrames >= SCAN_BATCH || pending.length >= SCAN_BATCH || at + step >= files.length) await flush();
-  }
-}
-
-async function scanDataset(v: Values, det: ScanModel, datasetName: string, tally: Tally, progress: (total: number) => Progress): Promise<void> {
+/** A dataset split's images as decoded inputs (they must have the model's size and channel count), named NAME/SPLIT/i. */
+async function* datasetImages(v: Values, det: Detector, datasetName: string, labels: (l: Int32Array) => void, total: (n: number) => void): AsyncGenerator<DecodedImage> {
   const path = str(v, "data-path");
   const split = choiceWithDefault(v, "split", ["train", "test"] as const, OPTIONS);
   const limit = num(v, "limit", OPTIONS);
   requireDataPath(datasetName, path);
   const full = await loadDataset(datasetName, { split, ...(path ? { path } : {}) });
-  det.checkInput(full.height, full.width, full.channels, `--dataset ${datasetName}`);
-  const ds = limit !== undefined && limit < full.count ? subset(full, Int32Array.from({ length: limit }, (_, i) => i)) : full;
-  const bar = progress(ds.count);
-  let at = 0;
-  for (const batch of new DataLoader(ds, { batchSize: SCAN_BATCH })) {
-    let r: ScanRecord[];
-    try {
-      r = await det.score(batch.x);
-    } finally {
-      batch.x.dispose();
-      batch.y.dispose();
-    }
-    for (const [i, d] of r.entries()) {
-      tally.inputs++;
-      emitScore(v, `${datasetName}/${split}/${at + i}`, d, ds.labels[at + i], tally);
-    }
-    at += r.length;
-    bar.tick(r.length);
-    await drained();
+  const { imageSize: [h, w], channels } = det.summary;
+  if (full.height !== h || full.width !== w || full.channels !== channels) {
+    throw new RangeError(`--dataset ${datasetName}: images are ${full.height}x${full.width}x${full.channels} but the detector's model takes ${h}x${w}x${channels}`);
   }
-  bar.finish();
+  const ds = limit !== undefined && limit < full.count ? subset(full, Int32Array.from({ length: limit }, (_, i) => i)) : full;
+  labels(ds.labels);
+  total(ds.count);
+  const per = h * w * channels;
+  for (let i = 0; i < ds.count; i++) yield { pixels: ds.images.subarray(i * per, (i + 1) * per), name: `${datasetName}/${split}/${i}` };
 }
 
 export const scan: Command = {
@@ -216,7 +145,7 @@ export const scan: Command = {
   summary: "score inputs with a detector bundle and flag suspected backdoor inputs",
   details: [
     "Prints one JSON line per input ({input, pred, predClass, expertConfidence, auxiliaryConfidence, score, flagged};",
-    "a baseline detector's bundle, from `defend --detector NAME`, has no expertConfidence/auxiliaryConfidence)",
+    "a detector without B and M', a baseline from `defend --detector NAME`, has no expertConfidence/auxiliaryConfidence)",
     "as it goes, and a summary line last. Inputs are image files or folders of them: a folder's image files (by",
     "extension) in natural order (2.png before 10.png); --recursive adds its sub-folders'. Symbolic links inside a",
     "folder are not followed; what a folder holds besides images is named on stderr, and a folder with no image file",
@@ -260,72 +189,56 @@ export const scan: Command = {
     const verifyKey = str(v, "verify-key");
     const requireSignature = v["require-signature"] === true;
     const engine = choiceWithDefault(v, "engine", ["libtorch", "onnxruntime"] as const, OPTIONS);
+    // What the bundle's kind cannot do is a usage mistake, said before anything is loaded.
+    const kind = await bundleKind(bundle);
+    const entry = detectorInfo(kind);
+    if (engine === "onnxruntime" && entry.onnx !== true) throw new UsageError(`--engine onnxruntime: the ${kind} detector scores with libtorch only (onnxruntime runs BaDExpert's exported graph)`);
+    if (verifyKey !== undefined && entry.signs !== true) throw new UsageError(`--verify-key: ${kind} detector bundles are not signed (their checkpoint's weights are hash-checked)`);
     // Said on stderr, before any result line: a bundle that is not signed and verified is a decision anyone could have edited.
     const warn = (w: string): void => console.error(`badexpert scan: warning: ${w}`);
-    if (await isBaselineBundle(bundle)) {
-      if (engine !== "libtorch") throw new UsageError(`--engine ${engine}: a baseline detector bundle scores with libtorch only`);
-      if (verifyKey !== undefined) throw new UsageError("--verify-key: baseline detector bundles are not signed (their checkpoint's weights are hash-checked)");
-      if (requireSignature) throw new BadExpertError("E_BUNDLE_INTEGRITY", `${bundle} is a baseline detector bundle, which is not signed, and --require-signature refuses unsigned bundles`);
-      const loaded = await loadDetectorBundle(bundle);
-      loaded.warnings.forEach(warn);
-      try {
-        return await runScan(v, baselineScanModel(loaded), datasetName, positionals, { bundle, detector: loaded.detector.name, rule: loaded.detector.name, threshold: loaded.threshold, engine });
-      } finally {
-        loaded.dispose();
-      }
-    }
-    const det = await Detector.load(bundle, { ...(verifyKey !== undefined ? { verifyKey } : {}), requireSignature, onWarning: warn });
-    let onnx: OnnxDetector | null = null;
+    const det = await Detector.load(bundle, { ...(verifyKey !== undefined ? { verifyKey } : {}), requireSignature, onWarning: warn, engine });
     try {
-      if (engine === "onnxruntime") onnx = await OnnxDetector.fromDetector(det.detector);
-      const session = onnx;
-      const score = session
-        ? (x: Tensor) => session.scoreBatch(tidy(() => x.contiguous().data() as Float32Array), x.shape[0] as number)
-        : (x: Tensor) => Promise.resolve(det.detector.scoreBatch(x));
-      const { classNames, threshold, rule, imageSize, channels } = det.summary;
-      const model: ScanModel = {
-        imageSize,
-        channels,
-        decodeEach: (files, at, o) => det.decodeEach(files, at, o),
-        checkInput: (h, w, c, what) => det.detector.checkInput(h, w, c, what),
-        score: async (x) => detectionsOf(await score(x), classNames, threshold),
-      };
-      return await runScan(v, model, datasetName, positionals, { bundle, detector: "badexpert", rule, threshold, engine });
+      const tally: Tally = { inputs: 0, scored: 0, failed: 0, flagged: 0, converted: new Map() };
+      const t0 = Date.now();
+      const listed = datasetName ? { files: [], emptyFolders: [] } : await filesToScan(positionals, v.recursive === true);
+      const emptyFolders = new Set(listed.emptyFolders);
+      // A dataset's labels and size are known once it is read (inside the stream).
+      const seen: { labels: Int32Array | null; bar: Progress | null } = { labels: null, bar: datasetName ? null : new Progress("scanning", listed.files.length) };
+      const inputs = datasetName
+        ? datasetImages(v, det, datasetName, (l) => (seen.labels = l), (n) => (seen.bar = new Progress("scanning", n)))
+        : listed.files;
+      const frames = datasetName ? "refuse" : choiceWithDefault(v, "frames", FRAME_POLICIES, OPTIONS);
+      for await (const part of det.scoreEach(inputs, { frames, maxFrames: SCAN_BATCH })) {
+        for (const r of part) emit(v, r, seen.labels?.[r.index], tally, emptyFolders);
+        seen.bar?.tick(part.length);
+        await drained();
+      }
+      seen.bar?.finish();
+      for (const [kind, n] of tally.converted) if (n > 1) console.error(`badexpert scan: warning: ${n} inputs converted ${kind}`);
+      const { rule, threshold } = det.summary;
+      return summary(bundle, det.kind, rule ?? det.kind, threshold, engine, tally, t0);
     } finally {
-      await onnx?.release();
-      det.dispose();
+      await det.dispose();
     }
   },
 };
 
-/** Scans the files or the dataset with `model` and prints the summary line; the exit status. */
-async function runScan(v: Values, model: ScanModel, datasetName: string | undefined, positionals: readonly string[], about: { bundle: string; detector: string; rule: string; threshold: number; engine: string }): Promise<number> {
-  const tally: Tally = { inputs: 0, scored: 0, failed: 0, flagged: 0, converted: new Map() };
-  const t0 = Date.now();
-  const progress = (total: number) => new Progress("scanning", total);
-  if (datasetName) {
-    await scanDataset(v, model, datasetName, tally, progress);
-  } else {
-    const { files, emptyFolders } = await filesToScan(positionals, v.recursive === true);
-    const bar = progress(files.length);
-    await scanFiles(v, withEmptyFolders(model, new Set(emptyFolders)), files, tally, bar, choiceWithDefault(v, "frames", FRAME_POLICIES, OPTIONS));
-    bar.finish();
-  }
-  for (const [kind, n] of tally.converted) if (n > 1) console.error(`badexpert scan: warning: ${n} inputs converted ${kind}`);
+/** Prints the summary line; the exit status. */
+function summary(bundle: string, detector: string, rule: string, threshold: number, engine: string, tally: Tally, t0: number): number {
   const seconds = (Date.now() - t0) / 1000;
   console.log(JSON.stringify({
     summary: true,
-    bundle: about.bundle,
-    detector: about.detector,
+    bundle,
+    detector,
     inputs: tally.inputs,
     scored: tally.scored,
     failed: tally.failed,
     flagged: tally.flagged,
     flaggedRate: tally.scored ? tally.flagged / tally.scored : 0,
     convertedInputs: [...tally.converted.values()].reduce((a, b) => a + b, 0),
-    rule: about.rule,
-    threshold: about.threshold,
-    engine: about.engine,
+    rule,
+    threshold,
+    engine,
     seconds,
     inputsPerSecond: tally.inputs / Math.max(seconds, 1e-9),
   }));
@@ -343,18 +256,4 @@ async function filesToScan(paths: readonly string[], recursive: boolean): Promis
   note("file(s) without an image extension", skipped.notImages);
   note("special file(s) (FIFO, socket, device)", skipped.special);
   return { files, emptyFolders };
-}
-
-/** A folder named on the command line that holds no image file is its own error line, where it was named: nothing in it was checked. */
-function withEmptyFolders(model: ScanModel, empty: ReadonlySet<string>): ScanModel {
-  if (empty.size === 0) return model;
-  return {
-    ...model,
-    async decodeEach(files, firstIndex, o) {
-      const images = files.filter((f) => !empty.has(f));
-      const decoded = images.length > 0 ? await model.decodeEach(images, firstIndex, o) : [];
-      let next = 0;
-      return files.map((f): DecodeOutcome => (empty.has(f) ? { ok: false, code: "E_INPUT_UNSUPPORTED", reason: "empty_folder", message: `${f}: a folder with no image files in it (${ACCEPTED_FORMATS}, by extension)` } : (decoded[next++] as DecodeOutcome)));
-    },
-  };
 }

@@ -3,10 +3,10 @@
 // flagged-rate window, the audit log, the dashboard's feed), its state and its options. The
 // server provides it; nothing here scores on its own.
 import type { FastifyBaseLogger } from "fastify";
-import type { ServedInfo } from "../served-info.js";
+import type { ServedInfo } from "../../workers/served-info.js";
 import type { ServeOptions } from "../options.js";
 import type { ServeMetrics } from "../metrics.js";
-import type { ScoringEngine } from "../protocol.js";
+import type { ScoringEngine } from "../../workers/protocol.js";
 import type { DetectionRecord } from "../records.js";
 
 /** Who asked: the id that the logs and the audit log carry, the client's address, a logger bound to the request. */

@@ -2,7 +2,7 @@
 // "badexpert" by default), which answers each input's score, threshold, flag and M's prediction,
 // and the filtered model ("<name>-filtered"), the firewall: M's prediction for inputs the
 // detector passes, a refusal for each flagged or unscorable one. Both take one input, "image".
-import type { ServedInfo } from "../served-info.js";
+import type { ServedInfo } from "../../workers/served-info.js";
 import { ServeError } from "../errors.js";
 import type { Datatype } from "./tensor.js";
 

@@ -1,12 +1,13 @@
-// The HTTP thread's handle on one scoring worker thread: start it (it loads the detector), send
-// it one batch at a time, and turn every way it can fail — a load error, an exception in a
-// forward pass, the thread dying — into a rejected promise, so no input is ever left unanswered.
+// The owner's handle on one scoring worker thread (the service's HTTP thread, or the library's
+// Detector): start it (it loads the detector), send it one batch at a time, and turn every way it
+// can fail — a load error, an exception in a forward pass, the thread dying — into a rejected
+// promise, so no input is ever left unanswered.
 import { Worker } from "node:worker_threads";
 import type { ServedInfo } from "./served-info.js";
 import type { SaliencyMethod } from "../forensics/saliency.js";
 import type { BatchResult, ExplainResult, FromWorker, ToWorker, WorkerInit } from "./protocol.js";
 
-const WORKER_URL = new URL("./worker.js", import.meta.url);
+const WORKER_URL = new URL("./scoring-thread.js", import.meta.url);
 
 interface Pending {
   id: number;
@@ -58,7 +59,7 @@ export class ScoringWorker {
   }
 
   /** Scores one batch; the caller never sends a second before this one settles. */
-  run(count: number, pixels: Uint8Array): Promise<BatchResult> {
+  run(count: number, pixels: Uint8Array | Float32Array): Promise<BatchResult> {
     return this.#request((id) => ({ type: "score", id, count, pixels }), [pixels.buffer as ArrayBuffer], "scored");
   }
 

@@ -1,18 +1,18 @@
-// The messages between the HTTP thread and a scoring worker. Pixels travel as transferred
-// buffers (no copy); results come back as typed arrays, one entry per image of the batch.
+// The messages between a scoring worker and its owner (the service's HTTP thread, or the
+// library's Detector). Pixels travel as transferred buffers (no copy); results come back as
+// typed arrays, one entry per image of the batch.
 import type { SaliencyMethod } from "../forensics/saliency.js";
 import type { BundleLoad, DetectorSource } from "./source.js";
 import type { ServedInfo } from "./served-info.js";
 
-/** Which runtime runs the forward passes: libtorch, or BaDExpert's exported ONNX graph on onnxruntime (baselines: libtorch only). */
+/** Which runtime runs the forward passes: libtorch (every kind), or BaDExpert's exported ONNX graph on onnxruntime. */
 export type ScoringEngine = "libtorch" | "onnxruntime";
 
 export interface WorkerInit {
   source: DetectorSource;
   threads: number;
-  /** See ServeOptions.engine. */
   engine: ScoringEngine;
-  /** See ServeOptions.bundleLoad. */
+  /** How a bundle source is opened: a verification key, a required signature (BundleLoad in source.ts). */
   bundleLoad: BundleLoad;
   /**
    * Run this worker's thread at the lowest CPU priority (the explain worker): it then gets only
@@ -22,12 +22,12 @@ export interface WorkerInit {
   background?: boolean;
 }
 
-/** A batch: `count` images of the model's size, uint8 NHWC, back to back. */
+/** A batch: `count` images of the model's size, uint8 NHWC back to back, or float32 NCHW in [0, 1]. */
 export interface ScoreRequest {
   type: "score";
   id: number;
   count: number;
-  pixels: Uint8Array;
+  pixels: Uint8Array | Float32Array;
 }
 
 /** Flagged images to explain (the dashboard's overlays): same layout as a batch, with M's predictions. */
@@ -52,12 +52,12 @@ export interface ExplainResult {
 
 export interface BatchResult {
   pred: Int32Array;
-  /** b and a per input (BaDExpert); null for a baseline detector, which has no B or M'. */
+  /** b and a per input (BaDExpert); null for a detector without B and M'. */
   expertConfidence: Float32Array | null;
   auxiliaryConfidence: Float32Array | null;
   score: Float64Array;
   flagged: Uint8Array;
-  /** The detector that scored this batch ("badexpert" or a baseline's name) and its threshold (a reload may change both). */
+  /** The kind of detector that scored this batch ("badexpert", "strip", ...) (a reload may change it). */
   detector: string;
   /** The threshold of the detector that scored this batch (a reload may change it). */
   threshold: number;

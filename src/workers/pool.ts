@@ -1,6 +1,7 @@
-// A generation of scoring workers that all hold the same detector. The batcher hands a batch to
-// an idle worker; a worker that dies is replaced (its batch has already been answered with an
-// error). A reload starts a new pool and retires the old one once its batches are done.
+// A generation of scoring workers that all hold the same detector. The owner (the service's
+// batcher, or the library's Detector) hands a batch to an idle worker; a worker that dies is
+// replaced (its batch has already been answered with an error). A service reload starts a new
+// pool and retires the old one once its batches are done.
 import type { ServedInfo } from "./served-info.js";
 import type { BatchResult, WorkerInit } from "./protocol.js";
 import { ScoringWorker } from "./scoring-worker.js";
@@ -64,7 +65,7 @@ export class WorkerPool {
   }
 
   /** Runs a batch on an idle worker (call only when idle() > 0). */
-  run(count: number, pixels: Uint8Array): Promise<BatchResult> {
+  run(count: number, pixels: Uint8Array | Float32Array): Promise<BatchResult> {
     const w = this.#workers.find((x) => x.alive && !x.busy);
     if (!w || this.#closing) return Promise.reject(new Error("scoring pool has no idle worker"));
     this.#running++;

@@ -1,26 +1,28 @@
 // Where the scoring workers get the detector from. Workers are separate JS environments: a
 // tensor made on the main thread cannot cross into them, so a detector is either a bundle
-// directory each worker loads itself, or the three models' weights serialised to safetensors
-// bytes (the same codec as bundle files) that each worker copies into its own models.
+// directory each worker opens itself (any kind: detectors/open.ts), or BaDExpert's three models'
+// weights serialised to safetensors bytes (the same codec as bundle files) that each worker copies
+// into its own models.
 import { createHash } from "node:crypto";
 import { access } from "node:fs/promises";
 import { join } from "node:path";
 import { MAX_MANIFEST_BYTES, type BundleTrust } from "../defense/bundle.js";
+import type { KeyEnvironment, KeyInput } from "../defense/signature.js";
 import type { BadExpertDetector, DetectorInfo } from "../defense/detector.js";
 import { serializeSafetensors, type RawTensor } from "../io/safetensors.js";
 import { toRaw } from "../io/weights.js";
 import type { Module } from "../nn/index.js";
-import { BASELINE_BUNDLE_FILES, baselineBundleDetector } from "../detectors/bundle.js";
+import { BASELINE_BUNDLE_FILES } from "../detectors/bundle.js";
+import { bundleKind, checkOpenOptions, signsBundles } from "../detectors/open.js";
 import { FileReadError, sha256OfRegularFile } from "../util/read-regular-file.js";
-import { BadExpertError } from "../util/errors.js";
+import { BadExpertError, codeOr } from "../util/errors.js";
 
 export const ROLES = ["model", "expert", "auxiliary"] as const;
 export type Role = (typeof ROLES)[number];
 
 export type DetectorSource =
-  | { kind: "bundle"; dir: string }
-  /** A baseline detector bundle (`defend --detector NAME`): loaded through the detector registry. */
-  | { kind: "baseline"; dir: string; detector: string }
+  /** A detector bundle directory; `detector` is the kind its manifest names. */
+  | { kind: "bundle"; dir: string; detector: string }
   /** `trust`: what loading the bundle it came from established; null for a detector made in this process. */
   | { kind: "weights"; info: DetectorInfo; weights: Record<Role, Uint8Array>; trust: BundleTrust | null };
 
@@ -31,8 +33,10 @@ export type DetectorSource =
  * unsigned or cannot be verified.
  */
 export interface BundleLoad {
-  verifyKey?: string;
+  verifyKey?: KeyInput;
   requireSignature?: boolean;
+  /** Where BADEXPERT_VERIFY_KEY, XDG_CONFIG_HOME and HOME are read (default: the process's environment). */
+  env?: KeyEnvironment;
 }
 
 /** What the service reports of a detector that did not come from a bundle it loaded: none was verified. */
@@ -49,28 +53,30 @@ export function weightsTrust(s: Extract<DetectorSource, { kind: "weights" }>): B
 
 /**
  * Refuses, before any worker starts, a source that `bundleLoad` rules out whatever its files say:
- * a baseline bundle (never signed) with a key or requireSignature, and an in-memory detector not
- * loaded from a verified bundle under requireSignature. Bundles are checked by each worker's load.
+ * a bundle of a kind that is never signed with a key or requireSignature, and an in-memory
+ * detector not loaded from a verified bundle under requireSignature. Bundles are checked by each
+ * worker's load.
  */
 export function checkSourceAgainst(s: DetectorSource, bundleLoad: BundleLoad): void {
-  if (s.kind === "baseline" && bundleLoad.verifyKey !== undefined) {
-    throw new BadExpertError("E_USAGE", `serve: bundleLoad.verifyKey (--verify-key): ${s.dir} is a baseline detector bundle (${s.detector}), which is not signed; its checkpoint's weights are hash-checked on load instead`);
+  if (s.kind === "bundle") {
+    try {
+      checkOpenOptions(s.dir, s.detector, bundleLoad);
+    } catch (e) {
+      throw new BadExpertError(codeOr(e, "E_USAGE"), `serve: ${(e as Error).message.replace(/^verifyKey \(--verify-key\)/, "bundleLoad.verifyKey (--verify-key)")}`, { cause: e });
+    }
+    return;
   }
-  if (s.kind === "baseline" && bundleLoad.requireSignature === true) {
-    throw new BadExpertError("E_BUNDLE_INTEGRITY", `serve: ${s.dir} is a baseline detector bundle (${s.detector}), which is not signed, and a signature is required (bundleLoad.requireSignature, --require-signature)`);
-  }
-  if (s.kind === "weights" && bundleLoad.requireSignature === true && weightsTrust(s).signature !== "verified") {
+  if (bundleLoad.requireSignature === true && weightsTrust(s).signature !== "verified") {
     throw new BadExpertError("E_BUNDLE_INTEGRITY", "serve: the detector was not loaded from a verified signed bundle, and a signature is required (bundleLoad.requireSignature); load it with Detector.load(dir, { requireSignature: true }) or serve the bundle directory");
   }
 }
 
-/** A source read from a bundle directory (BaDExpert's or a baseline's). */
-export type BundleSource = Exclude<DetectorSource, { kind: "weights" }>;
+/** A source read from a bundle directory. */
+export type BundleSource = Extract<DetectorSource, { kind: "bundle" }>;
 
 /** A bundle directory as a source: which kind it holds is decided here, once per (re)load. */
 export async function bundleSource(dir: string): Promise<BundleSource> {
-  const detector = await baselineBundleDetector(dir);
-  return detector === null ? { kind: "bundle", dir } : { kind: "baseline", dir, detector };
+  return { kind: "bundle", dir, detector: await bundleKind(dir) };
 }
 
 function weightsOf(m: Module): Uint8Array {
@@ -89,7 +95,7 @@ export function sourceFromDetector(d: BadExpertDetector, trust: BundleTrust | nu
 /** The largest weight or state file hashed: far above any model the service can hold. */
 const MAX_HASHED_BYTES = 2 ** 34;
 
-const BUNDLE_FILES: Record<Role | "manifest", string> = {
+const BUNDLE_FILES: Record<string, string> = {
   model: "model.safetensors",
   expert: "expert.safetensors",
   auxiliary: "auxiliary.safetensors",
@@ -98,18 +104,18 @@ const BUNDLE_FILES: Record<Role | "manifest", string> = {
 
 /**
  * SHA-256 of what the workers load, for GET /v1/detector: an operator can check which bundle
- * is live (and that a SIGHUP reload took). For a bundle the file bytes, for in-memory weights
- * the serialised weights.
+ * is live (and that a SIGHUP reload took). For a bundle the file bytes (BaDExpert's three weight
+ * files, or a baseline's state file, and the manifest), for in-memory weights the serialised
+ * weights. A baseline's checkpoint weights hash is in its manifest, checked by the loader.
  */
 export async function sourceHashes(s: DetectorSource): Promise<Record<string, string>> {
   const sha = (b: Uint8Array): string => createHash("sha256").update(b).digest("hex");
   if (s.kind === "weights") return Object.fromEntries(ROLES.map((r) => [r, sha(s.weights[r])]));
   const out: Record<string, string> = {};
-  // A baseline bundle: its manifest and, when the detector keeps tensors, its state file (the
-  // checkpoint's weights hash is in the manifest, checked by the loader).
-  const files = s.kind === "bundle" ? Object.entries(BUNDLE_FILES) : Object.entries(BASELINE_BUNDLE_FILES);
+  const files = signsBundles(s.detector) ? Object.entries(BUNDLE_FILES) : Object.entries(BASELINE_BUNDLE_FILES);
   for (const [role, file] of files) {
-    if (s.kind === "baseline" && role === "state" && !(await exists(join(s.dir, file)))) continue;
+    // A baseline that keeps no tensors writes no state file.
+    if (role === "state" && !(await exists(join(s.dir, file)))) continue;
     try {
       // Streamed, with the file's type and size checked first (a FIFO or a device is refused, not waited on).
       out[file] = (await sha256OfRegularFile(join(s.dir, file), { maxBytes: role === "manifest" ? MAX_MANIFEST_BYTES : MAX_HASHED_BYTES, what: `${role} file` })).sha256;
