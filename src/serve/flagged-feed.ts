@@ -187,7 +187,7 @@ export class FlaggedFeed {
       return;
     }
     const preds = Int32Array.of(next.pred);
-    const pixels = next.pixels.slice();
+    const pixels = Uint8Array.prototype.slice.call(next.pixels);
     this.#busy = w.explain(1, pixels, preds, this.#o.method).then(
       (r) => {
         this.#stats.explained++;

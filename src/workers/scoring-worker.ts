@@ -16,6 +16,15 @@ interface Pending {
   reject: (e: Error) => void;
 }
 
+/**
+ * The array itself when it spans its whole buffer, else a copy: transferring a view's buffer would
+ * detach memory the view does not own (a request body's slice, or Node's shared Buffer pool, which
+ * every later Buffer allocation then fails on).
+ */
+function owned<T extends Uint8Array | Float32Array | Int32Array>(a: T): T {
+  return a.byteOffset === 0 && a.byteLength === a.buffer.byteLength ? a : (a.slice() as T);
+}
+
 export class ScoringWorker {
   readonly #worker: Worker;
   #pending: Pending | null = null;
@@ -58,14 +67,21 @@ export class ScoringWorker {
     return this.#dead === null;
   }
 
-  /** Scores one batch; the caller never sends a second before this one settles. */
+  /**
+   * Scores one batch; the caller never sends a second before this one settles. The pixels are
+   * copied before their buffer is transferred: callers keep views into them (the flagged-input
+   * feed, the audit log), which a transfer would detach.
+   */
   run(count: number, pixels: Uint8Array | Float32Array): Promise<BatchResult> {
-    return this.#request((id) => ({ type: "score", id, count, pixels }), [pixels.buffer as ArrayBuffer], "scored");
+    // A true copy even of a Node Buffer, whose own slice() is a view.
+    const own = pixels instanceof Float32Array ? pixels.slice() : Uint8Array.prototype.slice.call(pixels);
+    return this.#request((id) => ({ type: "score", id, count, pixels: own }), [own.buffer as ArrayBuffer], "scored");
   }
 
   /** Saliency overlays of flagged images (M's predictions `preds`); one request at a time, like run(). */
   explain(count: number, pixels: Uint8Array, preds: Int32Array, method: SaliencyMethod): Promise<ExplainResult> {
-    return this.#request((id) => ({ type: "explain", id, count, pixels, preds, method }), [pixels.buffer as ArrayBuffer, preds.buffer as ArrayBuffer], "explained");
+    const [ownPixels, ownPreds] = [owned(pixels), owned(preds)];
+    return this.#request((id) => ({ type: "explain", id, count, pixels: ownPixels, preds: ownPreds, method }), [ownPixels.buffer as ArrayBuffer, ownPreds.buffer as ArrayBuffer], "explained");
   }
 
   #request<K extends "scored" | "explained">(make: (id: number) => ToWorker, transfer: ArrayBuffer[], answer: K): Promise<Extract<FromWorker, { type: K }>> {
