@@ -3,17 +3,12 @@
 // For each attack (default: Fashion-MNIST, the compact CNN): train (or reuse) the backdoored model,
 // build the BaDExpert detector with the defaults, and evaluate it on the held-out split.
 import { join } from "node:path";
-import { loadDataset } from "../src/data/registry.js";
-import { subset } from "../src/data/splits.js";
-import { loadCheckpoint, readCheckpointMeta } from "../src/train/checkpoint.js";
+import { readCheckpointMeta } from "../src/train/checkpoint.js";
 import { cachedModel } from "../src/jobs/model-cache.js";
 import { defendCheckpoint } from "../src/jobs/defend.js";
 import { evaluateBundle } from "../src/jobs/evaluate-defense.js";
-import { defaultSplitSpec, defenseSplits } from "../src/defense/splits.js";
-import { createAttack } from "../src/attacks/registry.js";
 import { parseParamOverrides } from "../src/attacks/params.js";
 import { round, wantsJson } from "./harness.js";
-import { DEFAULT_CANDIDATES } from "../src/defense/canary.js";
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
