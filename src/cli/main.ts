@@ -6,7 +6,7 @@
 import { helpText, type Command } from "./command.js";
 import { parseCommandLine } from "./args.js";
 import { didYouMean } from "./suggest.js";
-import { packageVersion } from "./version.js";
+import { packageVersion } from "../util/package-version.js";
 import { errorCode, exitStatus } from "../util/errors.js";
 import { escapeControls } from "../util/printable.js";
 

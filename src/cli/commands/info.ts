@@ -1,7 +1,7 @@
 // `badexpert info`: which badexpert this is and what engine it runs on.
 import { availableParallelism } from "node:os";
 import type { Command } from "../command.js";
-import { packageVersion } from "../version.js";
+import { packageVersion } from "../../util/package-version.js";
 import { libtorchVersion, getNumThreads, cudaAvailable, cudaDeviceCount } from "../../engine/index.js";
 
 export const info: Command = {

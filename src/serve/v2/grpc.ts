@@ -13,7 +13,7 @@ import type { InferenceCore, RequestContext } from "./core.js";
 import { infer, type InferRequest } from "./infer.js";
 import { EXTENSIONS, modelMetadata, resolveModel } from "./models.js";
 import { rawBytes, type InputTensor, type Params, type TensorData } from "./tensor.js";
-import { serverVersion } from "./server-version.js";
+import { packageVersion as serverVersion } from "../../util/package-version.js";
 
 // From dist/src/serve/v2/ to the package's proto/ folder (packed with it: package.json "files").
 const PROTO = fileURLToPath(new URL("../../../../proto/grpc_predict_v2.proto", import.meta.url));

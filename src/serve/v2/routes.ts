@@ -9,7 +9,7 @@ import { encodeAnswer, HEADER_LENGTH, inferRequestOf, parseInferBody, type Infer
 import { infer } from "./infer.js";
 import { EXTENSIONS, modelMetadata, resolveModel } from "./models.js";
 import { V2_ROUTES, type RouteSchema } from "./schemas.js";
-import { serverVersion } from "./server-version.js";
+import { packageVersion as serverVersion } from "../../util/package-version.js";
 
 /** The body types an infer request may have; anything else is 415. */
 const BODY_TYPES = new Set(["", "application/json", "application/octet-stream"]);

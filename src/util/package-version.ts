@@ -1,13 +1,13 @@
 // The installed package's version, read from its package.json the first time it is asked for
-// (the file sits three folders above dist/src/cli/, in a clone and in an installed package alike).
+// (the file sits three folders above dist/src/util/, in a clone and in an installed package alike).
 import { fileURLToPath } from "node:url";
-import { readRegularFileSync } from "../util/read-regular-file.js";
+import { readRegularFileSync } from "./read-regular-file.js";
 
 const PACKAGE_JSON = fileURLToPath(new URL("../../../package.json", import.meta.url));
 
 let cached: string | undefined;
 
-/** The `version` field of badexpert's package.json. */
+/** The `version` field of badexpert's package.json (the CLI's --version, the service's metadata). */
 export function packageVersion(): string {
   if (cached !== undefined) return cached;
   const text = readRegularFileSync(PACKAGE_JSON, { maxBytes: 1 << 20, what: "package.json" }).toString("utf8");
