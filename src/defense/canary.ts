@@ -10,7 +10,7 @@
 import type { Module } from "../nn/index.js";
 import type { ImageDataset } from "../data/dataset.js";
 import type { AugmentOptions } from "../data/augment.js";
-import type { Attack, ParamValue } from "../attacks/attack.js";
+import type { Attack } from "../attacks/attack.js";
 import { Rng } from "../util/rng.js";
 import { subset } from "../data/splits.js";
 import { createAttack } from "../attacks/registry.js";
@@ -20,64 +20,25 @@ import { evaluateModel } from "../train/evaluate.js";
 import { DEFAULT_CONFIG } from "../train/config.js";
 import type { ModelSpec, Preprocessing } from "../train/checkpoint.js";
 import { BadExpertDetector } from "./detector.js";
+import { CANARY_KINDS, type CanaryKind, type CanaryPlanting, type CanaryRecord, type CanaryResult, type CanaryRow, type SelectionRule, type UnlearningRecord } from "./records.js";
+export { CANARY_KINDS, type CanaryKind, type CanaryPlanting, type CanaryRecord, type CanaryResult, type CanaryRow, type SelectionRule, type UnlearningRecord };
 import { cloneModel, extractBackdoorExpert } from "./fit.js";
 import { evaluateDefense } from "./evaluate.js";
 import type { FinetuneOptions, UnlearnOptions } from "./defaults.js";
 
-/** How B's unlearning rate was set (recorded in bundles, shown by the report). */
-export interface UnlearningRecord {
-  lr: number;
-  source: "until-forgotten" | "paper" | "default" | "canary" | "canary-inconclusive" | "given";
-  canaries?: { kind: string; attackSuccessRate: number; table: { lr: number; auroc: number; expertCleanAccuracy: number }[] }[];
-}
 
 export const DEFAULT_CANDIDATES: readonly number[] = [3e-5, 5e-5, 1e-4, 2e-4, 3e-4, 5e-4, 1e-3, 2e-3];
 
-/**
- * "blend" and "patch": the two trigger families of real attacks, a full-image blend and a small
- * patch. "conditional": the patch on one source class only, with cover classes that carry it and keep
- * their labels (TaCT's plan, the defender's trigger). A conditional backdoor is tangled with its
- * source class's features, so unlearning the clean task can take it away at rates that keep an
- * unconditional canary (ResNet-20 TaCT, BENCHMARKS.md); this canary is there to notice that.
- */
-export type CanaryKind = "blend" | "patch" | "conditional";
-export const CANARY_KINDS: readonly CanaryKind[] = ["blend", "patch", "conditional"];
 /** The canaries defend plants unless told otherwise. */
 export const DEFAULT_CANARY_KINDS: readonly CanaryKind[] = ["blend", "patch"];
 
-export interface CanaryRow {
-  lr: number;
-  /** AUROC of B alone between clean calibration inputs and their canary-triggered copies. */
-  auroc: number;
-  expertCleanAccuracy: number;
-}
 
-export interface CanaryRecord {
-  kind: CanaryKind;
-  planting: CanaryPlanting;
-  attack: { name: string; params: Record<string, ParamValue> };
-  /** Share of the reserved set carrying the canary while it is planted. */
-  poisonedFraction: number;
-  /** The planted canary's strength in the copy of M, on the calibration split. */
-  attackSuccessRate: number;
-  cleanAccuracy: number;
-  table: CanaryRow[];
-  seconds: number;
-}
 
 interface ModelMeta {
   spec: ModelSpec;
   preprocessing: Preprocessing;
 }
 
-/**
- * Which clean images the canary is planted with. "reserved" (the default): the reserved set B
- * is then unlearned on. "disjoint": half of the calibration split (the other half measures), so
- * that — like a real backdoor, learned from the attacker's training data — the canary is planted
- * on images B never sees while it unlearns. Measured (BENCHMARKS.md), "disjoint" canaries are
- * weaker and die at gentler rates than real backdoors, so they point to rates that are too gentle.
- */
-export type CanaryPlanting = "reserved" | "disjoint";
 
 export interface CanaryOptions {
   planting?: CanaryPlanting;
@@ -214,22 +175,6 @@ export async function measureCanary(model: Module, meta: ModelMeta, reserved: Im
   }
 }
 
-/**
- * How canary tables become one rate. Every rule first combines the canaries per rate (the mean
- * or the worst AUROC), then:
- * - "peak": the best combined AUROC; near-ties (within `tolerance`) go to the gentler rate;
- * - "peak-strong": the same, near-ties go to the stronger rate;
- * - "strongest-above": the strongest rate whose combined AUROC is at least `level` (a freshly
- *   planted canary is at most as robust as a real backdoor, so any rate that keeps the canary
- *   should keep the backdoor; the strongest one removes the most clean behaviour from B).
- *   When no rate reaches the level the canaries are inconclusive and the answer is null.
- */
-export interface SelectionRule {
-  pick: "peak" | "peak-strong" | "strongest-above";
-  combine: "mean" | "min";
-  tolerance?: number;
-  level?: number;
-}
 
 /**
  * The default: the strongest rate at which every canary is still detected with AUROC ≥ 0.98.
@@ -281,24 +226,6 @@ export function decideUnlearnLr(canaries: readonly Pick<CanaryRecord, "kind" | "
   return { lr: Math.min(uncapped, peak), conclusive: pick !== null, uncapped, conditionalPeak: peak };
 }
 
-export interface CanaryResult {
-  lr: number;
-  /**
-   * With conditional canaries: the rate at which B separated them best. A conditional canary
-   * never reaches the unconditional canaries' level (B is unsure of a backdoor that needs its
-   * source class; measured 0.81 at best on Fashion-MNIST), so it does not vote in the rule; it
-   * caps the rate instead: lr is the smaller of the rule's choice (or the static default) and this.
-   */
-  conditionalPeak?: number;
-  /**
-   * False when no candidate kept every canary at the rule's level (on CIFAR-10 the blend canary
-   * never reached 0.98): lr is then the architecture's static default, not the canaries' choice.
-   */
-  conclusive: boolean;
-  rule: SelectionRule;
-  canaries: CanaryRecord[];
-  seconds: number;
-}
 
 export async function selectUnlearnLr(
   model: Module,

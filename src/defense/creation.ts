@@ -5,7 +5,7 @@
 import type { AugmentOptions } from "../data/augment.js";
 import { readAttackRecord, type AttackRecord } from "../train/checkpoint.js";
 import type { FieldReader } from "../util/fields.js";
-import { CANARY_KINDS, type CanaryRecord, type CanaryResult, type SelectionRule, type UnlearningRecord } from "./canary.js";
+import { CANARY_KINDS, type CanaryRecord, type CanaryResult, type SelectionRule, type UnlearningRecord } from "./records.js";
 import { UNLEARN_LABEL_MAPPINGS, type FinetuneOptions, type UnlearnOptions } from "./defaults.js";
 import type { DefenseSplitSpec } from "./splits.js";
 import type { AuxiliaryRateSelection } from "./records.js";

@@ -14,9 +14,6 @@ const LAYERS = ["util", "engine", "io", "nn", "optim", "data", "models", "train"
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
 const src = join(root, "src");
 
-/** Files whose circles are being taken apart by their rewrite; each is dropped from the circle check until then. */
-const REWRITING = ["defense/defaults.ts", "defense/canary.ts", "defense/auxiliary-rate.ts", "jobs/defend.ts"];
-
 /** A static import or re-export of a relative path; group 1 is the path. */
 const IMPORT = /^\s*(?:import|export)[^"']*?from\s+["'](\.[^"']+)["']/gm;
 
@@ -125,13 +122,8 @@ function importCircles(graph: ReadonlyMap<string, readonly string[]>): string[][
   return circles;
 }
 
-test("no src/ file reaches itself through its imports", async (t) => {
-  const graph = await importGraph();
-  const all = importCircles(graph);
-  const pending = all.filter((c) => c.some((f) => REWRITING.includes(f)));
-  if (pending.length > 0) t.diagnostic(`circles through files being rewritten (${REWRITING.join(", ")}), not checked until then: ${pending.map((c) => c.join(", ")).join("; ")}`);
-  const kept = new Map([...graph].filter(([f]) => !REWRITING.includes(f)));
-  const circles = importCircles(kept);
+test("no src/ file reaches itself through its imports", async () => {
+  const circles = importCircles(await importGraph());
   assert.deepEqual(circles, [], `import circles (put the shared types or values in a module of their own that both import):\n${circles.map((c) => c.join(", ")).join("\n")}`);
 });
 
