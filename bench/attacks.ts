@@ -31,22 +31,45 @@ for (const part of (arg("param") ?? "").split(";").filter(Boolean)) {
 const pct = (x: number | undefined) => (x === undefined ? "n/a" : `${(100 * x).toFixed(2)}%`);
 
 const noClean = process.argv.includes("--no-clean");
-if (noClean && attacks.includes("clean-label")) throw new Error("--no-clean: clean-label crafts its poison against the clean model; leave it out or drop --no-clean");
+if (noClean && attacks.includes("clean-label"))
+  throw new Error("--no-clean: clean-label crafts its poison against the clean model; leave it out or drop --no-clean");
 const clean = noClean ? null : await cachedModel({ ...where, attack: null, epochs, seed });
 const cleanCa = clean ? ((await readCheckpointMeta(clean.dir)).metrics.cleanAccuracy ?? Number.NaN) : Number.NaN;
 if (clean) console.log(`| clean model | ${pct(cleanCa)} | — | — | — |`);
 const rows: Record<string, unknown>[] = [{ attack: null, cleanAccuracy: cleanCa }];
 for (const attack of attacks) {
   const params = overrides.get(attack) ?? {};
-  const { dir, seconds } = await cachedModel({ ...where, attack, attackParams: params, epochs, seed, ...(clean ? { cleanModel: clean.dir } : {}) });
+  const { dir, seconds } = await cachedModel({
+    ...where,
+    attack,
+    attackParams: params,
+    epochs,
+    seed,
+    ...(clean ? { cleanModel: clean.dir } : {}),
+  });
   const meta = await readCheckpointMeta(dir);
   const ca = meta.metrics.cleanAccuracy ?? Number.NaN;
   const asr = meta.metrics.attackSuccessRate;
-  const rec = meta.training.attack as { params: Record<string, unknown>; poisonCount: number; coverCount: number } | null;
+  const rec = meta.training.attack as {
+    params: Record<string, unknown>;
+    poisonCount: number;
+    coverCount: number;
+  } | null;
   const took = asr !== undefined && asr >= 0.9 && (noClean || cleanCa - ca <= 0.02);
   const details = (meta.training as { attackDetails?: Record<string, number> }).attackDetails;
   if (details) console.log(`${attack}: trigger network ${JSON.stringify(details)}`);
-  console.log(`| ${attack} | ${pct(ca)}${noClean ? "" : ` (${((ca - cleanCa) * 100).toFixed(2)} pts)`} | ${pct(asr)} | ${rec?.poisonCount ?? "?"} / ${rec?.coverCount ?? "?"} | ${took ? "yes" : "no"} | ${JSON.stringify(rec?.params ?? {})} |`);
-  rows.push({ attack, params: rec?.params, ...(details ? { details } : {}), cleanAccuracy: ca, attackSuccessRate: asr, poisonCount: rec?.poisonCount, coverCount: rec?.coverCount, trainSeconds: seconds });
+  console.log(
+    `| ${attack} | ${pct(ca)}${noClean ? "" : ` (${((ca - cleanCa) * 100).toFixed(2)} pts)`} | ${pct(asr)} | ${rec?.poisonCount ?? "?"} / ${rec?.coverCount ?? "?"} | ${took ? "yes" : "no"} | ${JSON.stringify(rec?.params ?? {})} |`,
+  );
+  rows.push({
+    attack,
+    params: rec?.params,
+    ...(details ? { details } : {}),
+    cleanAccuracy: ca,
+    attackSuccessRate: asr,
+    poisonCount: rec?.poisonCount,
+    coverCount: rec?.coverCount,
+    trainSeconds: seconds,
+  });
 }
 if (wantsJson()) console.log(JSON.stringify(rows));

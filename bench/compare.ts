@@ -65,17 +65,35 @@ const resultsDir = arg("results");
 
 /** One attack's comparison as a result file, named like the matrix cell it matches (plus FPR, limits and detector overrides). */
 async function writeCompareResult(dir: string, r: CompareResult, params: Record<string, unknown>): Promise<string> {
-  const p = Object.keys(params).sort().map((k) => `${k}=${String(params[k])}`).join(",");
+  const p = Object.keys(params)
+    .sort()
+    .map((k) => `${k}=${String(params[k])}`)
+    .join(",");
   const detectorParams = arg("detector-param") ?? "";
-  const limits = [calibrationLimit !== undefined ? `cal${calibrationLimit}` : "", evaluationLimit !== undefined ? `eval${evaluationLimit}` : ""].filter(Boolean).join(",");
+  const limits = [
+    calibrationLimit !== undefined ? `cal${calibrationLimit}` : "",
+    evaluationLimit !== undefined ? `eval${evaluationLimit}` : "",
+  ]
+    .filter(Boolean)
+    .join(",");
   const name = `${r.dataset}-${r.model}-${r.attack.name}${p ? `-${p}` : ""}-e${epochs}-seed${seed}-fpr${targetFpr}${limits ? `-${limits}` : ""}${detectorParams ? `-params-${detectorParams.replace(/[^A-Za-z0-9=.,:+-]+/g, "_")}` : ""}.json`;
   const out: CompareCellResult & { finishedAt: string } = {
     version: COMPARE_RESULT_VERSION,
     cell: { dataset: r.dataset, model: r.model, attack: r.attack.name, attackParams: params, seed, epochs },
     targetFpr,
     detectorParams,
-    splits: { calibrationUsed: r.splits.calibrationUsed, evaluationUsed: r.splits.evaluationUsed, poisonedUsed: r.splits.poisonedUsed },
-    rows: r.rows.map((row) => ({ detector: row.detector, params: row.params, metrics: row.metrics, secondsPer1000: row.secondsPer1000, fitSeconds: row.fitSeconds })),
+    splits: {
+      calibrationUsed: r.splits.calibrationUsed,
+      evaluationUsed: r.splits.evaluationUsed,
+      poisonedUsed: r.splits.poisonedUsed,
+    },
+    rows: r.rows.map((row) => ({
+      detector: row.detector,
+      params: row.params,
+      metrics: row.metrics,
+      secondsPer1000: row.secondsPer1000,
+      fitSeconds: row.fitSeconds,
+    })),
     finishedAt: new Date().toISOString(),
   };
   const path = join(dir, name);
@@ -88,7 +106,14 @@ const results: CompareResult[] = [];
 for (const attack of attacks) {
   // Clean-Label crafts its poison against a clean model of the same recipe (cached like the others).
   const clean = attack === "clean-label" ? await cachedModel({ ...where, attack: null, epochs, seed }) : null;
-  const { dir } = await cachedModel({ ...where, attack, attackParams: attackParams[attack] ?? {}, epochs, seed, ...(clean ? { cleanModel: clean.dir } : {}) });
+  const { dir } = await cachedModel({
+    ...where,
+    attack,
+    attackParams: attackParams[attack] ?? {},
+    epochs,
+    seed,
+    ...(clean ? { cleanModel: clean.dir } : {}),
+  });
   console.error(`[bench:compare] ${attack}: ${dir}`);
   const r = await compareDetectors({
     checkpoint: dir,
@@ -103,8 +128,11 @@ for (const attack of attacks) {
     log: (l) => console.error(`[bench:compare] ${l}`),
   });
   results.push(r);
-  if (resultsDir !== undefined) console.error(`[bench:compare] ${attack}: ${await writeCompareResult(resultsDir, r, attackParams[attack] ?? {})}`);
-  console.log(`| ${attack} | ${r.rows.map((row) => `${row.metrics.auroc.toFixed(4)} / ${pct(row.metrics.asrAfter)}`).join(" | ")} |`);
+  if (resultsDir !== undefined)
+    console.error(`[bench:compare] ${attack}: ${await writeCompareResult(resultsDir, r, attackParams[attack] ?? {})}`);
+  console.log(
+    `| ${attack} | ${r.rows.map((row) => `${row.metrics.auroc.toFixed(4)} / ${pct(row.metrics.asrAfter)}`).join(" | ")} |`,
+  );
 }
 
 // detector × attack: "AUROC / ASR after", then the averages and the cost per input.
@@ -114,7 +142,11 @@ console.log(`|${"---|".repeat(attacks.length + 4)}`);
 for (const d of detectors) {
   const rows = results.map((r) => r.rows.find((row) => row.detector === d));
   const cells = rows.map((row) => (row ? `${row.metrics.auroc.toFixed(4)} / ${pct(row.metrics.asrAfter)}` : "n/a"));
-  const mean = (f: (row: NonNullable<(typeof rows)[number]>) => number) => rows.reduce((a, row) => a + (row ? f(row) : Number.NaN), 0) / rows.length;
-  console.log(`| ${d} | ${cells.join(" | ")} | ${mean((row) => row.metrics.auroc).toFixed(4)} | ${pct(mean((row) => row.metrics.asrAfter))} | ${mean((row) => row.secondsPer1000).toFixed(2)} |`);
+  const mean = (f: (row: NonNullable<(typeof rows)[number]>) => number) =>
+    rows.reduce((a, row) => a + (row ? f(row) : Number.NaN), 0) / rows.length;
+  console.log(
+    `| ${d} | ${cells.join(" | ")} | ${mean((row) => row.metrics.auroc).toFixed(4)} | ${pct(mean((row) => row.metrics.asrAfter))} | ${mean((row) => row.secondsPer1000).toFixed(2)} |`,
+  );
 }
-if (wantsJson()) console.log(JSON.stringify(results.map((r) => ({ ...r, rows: r.rows.map(({ roc: _roc, ...row }) => row) }))));
+if (wantsJson())
+  console.log(JSON.stringify(results.map((r) => ({ ...r, rows: r.rows.map(({ roc: _roc, ...row }) => row) }))));

@@ -25,8 +25,16 @@ try {
       t = Date.now();
       await loadDataset(c.name, opts);
       const cachedS = (Date.now() - t) / 1000;
-      rows.push({ dataset: c.name, split, images: first.count, firstSeconds: round(firstS, 2), cachedSeconds: round(cachedS, 2) });
-      console.log(`| ${c.name} | ${split} | ${first.count} | ${first.height}x${first.width}x${first.channels} | ${round(firstS, 2)} s | ${round(cachedS, 2)} s |`);
+      rows.push({
+        dataset: c.name,
+        split,
+        images: first.count,
+        firstSeconds: round(firstS, 2),
+        cachedSeconds: round(cachedS, 2),
+      });
+      console.log(
+        `| ${c.name} | ${split} | ${first.count} | ${first.height}x${first.width}x${first.channels} | ${round(firstS, 2)} s | ${round(cachedS, 2)} s |`,
+      );
     }
   }
 } finally {

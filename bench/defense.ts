@@ -38,7 +38,16 @@ for (const attack of attacks) {
   const meta = await readCheckpointMeta(dir);
   const tag = `${dataset}-${attack}`;
   const bundle = join("out", "bench", `${tag}-detector`);
-  const r = await defendCheckpoint({ checkpoint: dir, out: bundle, force: true, seed, splits: { seed }, silent: true, ...(unlearnLr !== undefined ? { unlearn: { lr: unlearnLr } } : {}), log: () => {} });
+  const r = await defendCheckpoint({
+    checkpoint: dir,
+    out: bundle,
+    force: true,
+    seed,
+    splits: { seed },
+    silent: true,
+    ...(unlearnLr !== undefined ? { unlearn: { lr: unlearnLr } } : {}),
+    log: () => {},
+  });
   const d = r.badexpert as NonNullable<typeof r.badexpert>;
   const e = await evaluateBundle({ bundle, report: join("out", "bench", `${tag}-report`) });
   const m = e.metrics;
@@ -48,7 +57,17 @@ for (const attack of attacks) {
     modelAsr: meta.metrics.attackSuccessRate,
     params,
     unlearnLr: d.options.unlearn.lr,
-    unlearnSelection: d.selection ? { lr: d.selection.lr, seconds: d.selection.seconds, canaries: d.selection.canaries.map((c) => ({ kind: c.kind, attackSuccessRate: c.attackSuccessRate, table: c.table })) } : null,
+    unlearnSelection: d.selection
+      ? {
+          lr: d.selection.lr,
+          seconds: d.selection.seconds,
+          canaries: d.selection.canaries.map((c) => ({
+            kind: c.kind,
+            attackSuccessRate: c.attackSuccessRate,
+            table: c.table,
+          })),
+        }
+      : null,
     finetuneLr: d.options.finetune.lr,
     finetuneSelection: d.finetuneSelection,
     ...m,
@@ -62,6 +81,5 @@ for (const attack of attacks) {
       `${round(d.seconds.expert)} / ${d.finetuneSelection ? "–" : round(d.seconds.auxiliary)} / ${round(d.seconds.calibration)} s` +
       `${d.selection ? ` (+ ${round(d.seconds.selection)} s B-rate selection)` : ""}${d.finetuneSelection ? ` (+ ${round(d.seconds.finetuneSelection)} s M'-rate selection)` : ""} | ${e.scoringRate.toFixed(0)}/s |`,
   );
-
 }
 if (wantsJson()) console.log(JSON.stringify(rows));

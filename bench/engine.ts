@@ -17,7 +17,12 @@ function matmulGflops(n = 2048, reps = 10): number {
   return (2 * n ** 3) / t / 1e9;
 }
 
-function resnetTrain(make: () => Module = () => new ResNet18({ numClasses: 10 }), batch = 64, warmup = 2, steps = 8): number {
+function resnetTrain(
+  make: () => Module = () => new ResNet18({ numClasses: 10 }),
+  batch = 64,
+  warmup = 2,
+  steps = 8,
+): number {
   const model = make();
   const opt = new SGD(model.parameters(), { lr: 0.01, momentum: 0.9, nesterov: true, weightDecay: 5e-4 });
   const x = randn([batch, 3, 32, 32]);
@@ -59,7 +64,10 @@ const before = memory().numTensors;
 const resnet20 = () => round(resnetTrain(() => new ResNet20({ numClasses: 10 }), 128, 2, 8));
 if (process.argv.includes("--only") && process.argv.includes("resnet20")) {
   const r = { resnet20TrainImgPerSec: resnet20(), threads: getNumThreads() };
-  printTable("ResNet-20 training speed", [["ResNet-20 train, batch 128", `${r.resnet20TrainImgPerSec} img/s`], ["threads", String(r.threads)]]);
+  printTable("ResNet-20 training speed", [
+    ["ResNet-20 train, batch 128", `${r.resnet20TrainImgPerSec} img/s`],
+    ["threads", String(r.threads)],
+  ]);
   if (wantsJson()) console.log(JSON.stringify(r));
   process.exit(0);
 }

@@ -44,7 +44,15 @@ async function pngs(n: number): Promise<Uint8Array[]> {
   const distinct = Math.min(n, ds.count);
   const out: Uint8Array[] = [];
   for (let i = 0; i < distinct; i++) {
-    out.push(new Uint8Array(await sharp(Buffer.from(ds.images.subarray(i * 784, (i + 1) * 784)), { raw: { width: 28, height: 28, channels: 1 } }).png().toBuffer()));
+    out.push(
+      new Uint8Array(
+        await sharp(Buffer.from(ds.images.subarray(i * 784, (i + 1) * 784)), {
+          raw: { width: 28, height: 28, channels: 1 },
+        })
+          .png()
+          .toBuffer(),
+      ),
+    );
   }
   for (let i = distinct; i < n; i++) out.push(out[i % distinct] as Uint8Array);
   return out;
@@ -112,18 +120,29 @@ async function measure(bundle: string, images: Uint8Array[], thread: "worker" | 
 
 /** The same timer with nothing to do for `seconds`: the lag the machine itself adds (scheduling under load). */
 async function idle(seconds: number): Promise<Row> {
-  return row("none (idle timer)", 0, await timed(() => new Promise((resolve) => setTimeout(resolve, seconds * 1000))), 0);
+  return row(
+    "none (idle timer)",
+    0,
+    await timed(() => new Promise((resolve) => setTimeout(resolve, seconds * 1000))),
+    0,
+  );
 }
 
 const threadsArg = arg("threads");
 const threads = threadsArg === undefined ? undefined : Number(threadsArg);
-if (threads !== undefined && !(Number.isInteger(threads) && threads >= 1)) fail(`--threads: expected a positive integer, got ${String(threadsArg)}`);
+if (threads !== undefined && !(Number.isInteger(threads) && threads >= 1))
+  fail(`--threads: expected a positive integer, got ${String(threadsArg)}`);
 const bundle = arg("bundle") ?? (await fixtureBundle());
 const images = await pngs(count);
 const rows: Row[] = [await measure(bundle, images, "worker")];
 if (process.argv.includes("--caller")) rows.push(await measure(bundle, images, "caller"));
 rows.push(await idle(Math.min(rows[0]?.seconds ?? 10, 30)));
-console.log(`event-loop lag of a ${INTERVAL_MS} ms interval timer while the library scores ${count} images (${bundle})`);
+console.log(
+  `event-loop lag of a ${INTERVAL_MS} ms interval timer while the library scores ${count} images (${bundle})`,
+);
 console.log("| forward passes on | images/s | worst lag | p99 lag | mean lag | ticks |\n|---|---|---|---|---|---|");
-for (const r of rows) console.log(`| ${r.thread} | ${r.imagesPerSecond} | ${r.worstLagMs} ms | ${r.p99LagMs} ms | ${r.meanLagMs} ms | ${r.ticks} |`);
+for (const r of rows)
+  console.log(
+    `| ${r.thread} | ${r.imagesPerSecond} | ${r.worstLagMs} ms | ${r.p99LagMs} ms | ${r.meanLagMs} ms | ${r.ticks} |`,
+  );
 if (wantsJson()) console.log(JSON.stringify({ intervalMs: INTERVAL_MS, bundle, rows }));

@@ -114,7 +114,15 @@ export interface ForeignResult {
   evaluations: { targetFpr: number; threshold: number; metrics: DefenseMetrics; triggered: string }[];
   parts?: DetectorParts;
   scores: { positives: number[]; negatives: number[] };
-  seconds: { import: number; defend: number; expert: number; auxiliary: number; calibration: number; selection: number; evaluation: number };
+  seconds: {
+    import: number;
+    defend: number;
+    expert: number;
+    auxiliary: number;
+    calibration: number;
+    selection: number;
+    evaluation: number;
+  };
   scoringRate: number;
   finishedAt: string;
 }
@@ -133,8 +141,19 @@ async function readManifest(dir: string): Promise<Manifest | null> {
   const m = await readJson(path, "manifest");
   const b = isObject(m) ? m.badexpert : undefined;
   const ts = isObject(m) ? m.torchscript : undefined;
-  if (!isObject(m) || typeof m.id !== "string" || !isObject(b) || !isObject(ts) || typeof ts.sha256 !== "string" || !Array.isArray(b.input) || !Array.isArray(b.mean) || !Array.isArray(b.std)) {
-    throw new Error(`${path}: not a foreign-zoo manifest (expected id, badexpert {dataset, dataPath, input, mean, std}, torchscript {sha256})`);
+  if (
+    !isObject(m) ||
+    typeof m.id !== "string" ||
+    !isObject(b) ||
+    !isObject(ts) ||
+    typeof ts.sha256 !== "string" ||
+    !Array.isArray(b.input) ||
+    !Array.isArray(b.mean) ||
+    !Array.isArray(b.std)
+  ) {
+    throw new Error(
+      `${path}: not a foreign-zoo manifest (expected id, badexpert {dataset, dataPath, input, mean, std}, torchscript {sha256})`,
+    );
   }
   return m as unknown as Manifest;
 }
@@ -150,7 +169,9 @@ async function readResult(id: string): Promise<Outcome | null> {
   if (!existsSync(path)) return null;
   try {
     const r = await readJson(path, "result");
-    return isObject(r) && r.version === FOREIGN_RESULT_VERSION && (Array.isArray(r.evaluations) || isObject(r.failure)) ? (r as unknown as Outcome) : null;
+    return isObject(r) && r.version === FOREIGN_RESULT_VERSION && (Array.isArray(r.evaluations) || isObject(r.failure))
+      ? (r as unknown as Outcome)
+      : null;
   } catch {
     return null;
   }
@@ -216,9 +237,16 @@ async function badexpert(args: string[], log: string): Promise<{ seconds: number
   });
   await new Promise<void>((ok) => file.end(ok));
   const text = Buffer.concat(chunks).toString("utf8");
-  if (code !== 0) throw new Error(`badexpert ${args[0]} exited ${code}; see ${log}:\n${text.split("\n").slice(-6).join("\n")}`);
-  const lines = text.trim().split("\n").filter((l) => l.startsWith("{"));
-  return { seconds: (Date.now() - t0) / 1000, json: lines.length ? (JSON.parse(lines[lines.length - 1] as string) as unknown) : null };
+  if (code !== 0)
+    throw new Error(`badexpert ${args[0]} exited ${code}; see ${log}:\n${text.split("\n").slice(-6).join("\n")}`);
+  const lines = text
+    .trim()
+    .split("\n")
+    .filter((l) => l.startsWith("{"));
+  return {
+    seconds: (Date.now() - t0) / 1000,
+    json: lines.length ? (JSON.parse(lines[lines.length - 1] as string) as unknown) : null,
+  };
 }
 
 async function runModel(dir: string, m: Manifest): Promise<ForeignResult> {
@@ -230,10 +258,32 @@ async function runModel(dir: string, m: Manifest): Promise<ForeignResult> {
   const b = m.badexpert;
   const say = (line: string) => console.error(`[${m.id}] ${line}`);
   say("import");
-  const imp = await stage("import", () => badexpert(["import", "--torchscript", join(dir, m.torchscript.file), "--dataset", b.dataset, "--data-path", b.dataPath,
-    "--input", b.input.join("x"), "--mean", b.mean.join(","), "--std", b.std.join(","), "--out", ck], join(here, "import.log")));
+  const imp = await stage("import", () =>
+    badexpert(
+      [
+        "import",
+        "--torchscript",
+        join(dir, m.torchscript.file),
+        "--dataset",
+        b.dataset,
+        "--data-path",
+        b.dataPath,
+        "--input",
+        b.input.join("x"),
+        "--mean",
+        b.mean.join(","),
+        "--std",
+        b.std.join(","),
+        "--out",
+        ck,
+      ],
+      join(here, "import.log"),
+    ),
+  );
   const importAccuracy = isObject(imp.json) && typeof imp.json.accuracy === "number" ? imp.json.accuracy : null;
-  say(`imported (test accuracy ${importAccuracy === null ? "n/a" : (100 * importAccuracy).toFixed(2)}%, PyTorch ${(100 * m.cleanAccuracy).toFixed(2)}%); defend with the defaults`);
+  say(
+    `imported (test accuracy ${importAccuracy === null ? "n/a" : (100 * importAccuracy).toFixed(2)}%, PyTorch ${(100 * m.cleanAccuracy).toFixed(2)}%); defend with the defaults`,
+  );
   const defendArgs = ["defend", "--checkpoint", ck, "--out", bundle];
   const d = await stage("defend", () => badexpert(defendArgs, join(here, "defend.log")));
   const manifest = await readJson(join(bundle, "detector.json"), "bundle manifest");
@@ -242,7 +292,9 @@ async function runModel(dir: string, m: Manifest): Promise<ForeignResult> {
   const finetune = isObject(creation.finetune) ? creation.finetune : {};
   const selection = isObject(creation.unlearnSelection) ? creation.unlearnSelection : null;
   const secs = isObject(creation.seconds) ? creation.seconds : {};
-  say(`defended in ${d.seconds.toFixed(0)} s (B up to ${String(unlearn.lr)} from ${String(creation.unlearnLrSource)}, M' ${String(finetune.lr)}); evaluate-defense --triggered`);
+  say(
+    `defended in ${d.seconds.toFixed(0)} s (B up to ${String(unlearn.lr)} from ${String(creation.unlearnLrSource)}, M' ${String(finetune.lr)}); evaluate-defense --triggered`,
+  );
   const triggered = join(dir, "triggered.npz");
   const e = await stage("evaluate", () => evaluateBundle({ bundle, triggered, parts: true }));
   const result: ForeignResult = {
@@ -252,10 +304,19 @@ async function runModel(dir: string, m: Manifest): Promise<ForeignResult> {
     unlearn: {
       lr: Number(unlearn.lr),
       source: String(creation.unlearnLrSource ?? "unknown"),
-      ...(selection ? { conclusive: selection.conclusive === true, canaries: Array.isArray(selection.canaries) ? selection.canaries : [] } : {}),
+      ...(selection
+        ? {
+            conclusive: selection.conclusive === true,
+            canaries: Array.isArray(selection.canaries) ? selection.canaries : [],
+          }
+        : {}),
       ...(isObject(creation.unlearning) ? { trace: creation.unlearning } : {}),
     },
-    finetune: { lr: Number(finetune.lr), source: creation.finetuneSelection !== undefined ? "auto" : "default", ...(creation.finetuneSelection !== undefined ? { selection: creation.finetuneSelection } : {}) },
+    finetune: {
+      lr: Number(finetune.lr),
+      source: creation.finetuneSelection !== undefined ? "auto" : "default",
+      ...(creation.finetuneSelection !== undefined ? { selection: creation.finetuneSelection } : {}),
+    },
     evaluations: [{ targetFpr: e.targetFpr, threshold: e.threshold, metrics: e.metrics, triggered: "triggered.npz" }],
     ...(e.parts ? { parts: e.parts } : {}),
     scores: aurocSets(e.clean, e.poisoned),
@@ -280,49 +341,118 @@ const pct = (x: number) => (Number.isFinite(x) ? `${(100 * x).toFixed(1)}%` : "n
 
 function table(all: Outcome[]): string {
   const rs = all.filter((r): r is ForeignResult => !failed(r));
-  const head = ["model", "trigger (in library)", "CA (PyTorch)", "ASR (PyTorch)", "B rate (source)", "M' rate", "AUROC", "TPR", "FPR", "CA before → after", "ASR before → after", "defend s"];
+  const head = [
+    "model",
+    "trigger (in library)",
+    "CA (PyTorch)",
+    "ASR (PyTorch)",
+    "B rate (source)",
+    "M' rate",
+    "AUROC",
+    "TPR",
+    "FPR",
+    "CA before → after",
+    "ASR before → after",
+    "defend s",
+  ];
   const rows = rs.map((r) => {
     const m = r.evaluations[0]?.metrics as DefenseMetrics;
-    const trig = r.model.trigger ? `${r.model.trigger.family} (${r.model.trigger.inBadexpertLibrary ? "yes" : "no"})` : `clean (probe: ${r.model.probeTrigger?.family ?? "?"})`;
-    return [r.model.id, trig, pct(r.model.python.cleanAccuracy), pct(r.model.python.attackSuccessRate), `${r.unlearn.lr} (${r.unlearn.source})`, `${r.finetune.lr} (${r.finetune.source})`,
-      Number.isFinite(m.auroc) ? m.auroc.toFixed(4) : "n/a", pct(m.tpr), pct(m.fpr), `${pct(m.cleanAccuracyBefore)} → ${pct(m.cleanAccuracyAfter)}`, `${pct(m.asrBefore)} → ${pct(m.asrAfter)}`, r.seconds.defend.toFixed(0)];
+    const trig = r.model.trigger
+      ? `${r.model.trigger.family} (${r.model.trigger.inBadexpertLibrary ? "yes" : "no"})`
+      : `clean (probe: ${r.model.probeTrigger?.family ?? "?"})`;
+    return [
+      r.model.id,
+      trig,
+      pct(r.model.python.cleanAccuracy),
+      pct(r.model.python.attackSuccessRate),
+      `${r.unlearn.lr} (${r.unlearn.source})`,
+      `${r.finetune.lr} (${r.finetune.source})`,
+      Number.isFinite(m.auroc) ? m.auroc.toFixed(4) : "n/a",
+      pct(m.tpr),
+      pct(m.fpr),
+      `${pct(m.cleanAccuracyBefore)} → ${pct(m.cleanAccuracyAfter)}`,
+      `${pct(m.asrBefore)} → ${pct(m.asrAfter)}`,
+      r.seconds.defend.toFixed(0),
+    ];
   });
   for (const f of all.filter(failed)) {
-    const trig = f.model.trigger ? `${f.model.trigger.family} (${f.model.trigger.inBadexpertLibrary ? "yes" : "no"})` : `clean (probe: ${f.model.probeTrigger?.family ?? "?"})`;
-    const why = (f.failure.message.split("\n").find((l) => l.startsWith("badexpert:")) ?? f.failure.message.split("\n")[0] ?? "").slice(0, 160);
-    rows.push([f.model.id, trig, pct(f.model.python.cleanAccuracy), pct(f.model.python.attackSuccessRate), `**${f.failure.stage} failed**: ${why}`, "", "", "", "", "", "", ""]);
+    const trig = f.model.trigger
+      ? `${f.model.trigger.family} (${f.model.trigger.inBadexpertLibrary ? "yes" : "no"})`
+      : `clean (probe: ${f.model.probeTrigger?.family ?? "?"})`;
+    const why = (
+      f.failure.message.split("\n").find((l) => l.startsWith("badexpert:")) ??
+      f.failure.message.split("\n")[0] ??
+      ""
+    ).slice(0, 160);
+    rows.push([
+      f.model.id,
+      trig,
+      pct(f.model.python.cleanAccuracy),
+      pct(f.model.python.attackSuccessRate),
+      `**${f.failure.stage} failed**: ${why}`,
+      "",
+      "",
+      "",
+      "",
+      "",
+      "",
+      "",
+    ]);
   }
   rows.sort((a, b) => (a[0] as string).localeCompare(b[0] as string));
-  const lines = [`| ${head.join(" | ")} |`, `|${head.map(() => "---").join("|")}|`, ...rows.map((r) => `| ${r.join(" | ")} |`)];
+  const lines = [
+    `| ${head.join(" | ")} |`,
+    `|${head.map(() => "---").join("|")}|`,
+    ...rows.map((r) => `| ${r.join(" | ")} |`),
+  ];
   const bd = rs.filter((r) => r.model.backdoored);
   if (bd.length > 0) {
     const ms = bd.map((r) => r.evaluations[0]?.metrics as DefenseMetrics);
     const mean = (f: (m: DefenseMetrics) => number) => ms.reduce((s, m) => s + f(m), 0) / ms.length;
     const aurocs = ms.map((m) => m.auroc).filter(Number.isFinite);
-    lines.push("", `backdoored models evaluated: ${bd.length}; mean AUROC ${(aurocs.reduce((s, x) => s + x, 0) / Math.max(aurocs.length, 1)).toFixed(4)} (lowest ${aurocs.length ? Math.min(...aurocs).toFixed(4) : "n/a"}), ` +
-      `mean ASR after ${pct(mean((m) => m.asrAfter))}, mean CA drop ${(100 * mean((m) => m.cleanAccuracyBefore - m.cleanAccuracyAfter)).toFixed(2)} points, mean FPR ${pct(mean((m) => m.fpr))}`);
+    lines.push(
+      "",
+      `backdoored models evaluated: ${bd.length}; mean AUROC ${(aurocs.reduce((s, x) => s + x, 0) / Math.max(aurocs.length, 1)).toFixed(4)} (lowest ${aurocs.length ? Math.min(...aurocs).toFixed(4) : "n/a"}), ` +
+        `mean ASR after ${pct(mean((m) => m.asrAfter))}, mean CA drop ${(100 * mean((m) => m.cleanAccuracyBefore - m.cleanAccuracyAfter)).toFixed(2)} points, mean FPR ${pct(mean((m) => m.fpr))}`,
+    );
   }
   const clean = rs.filter((r) => !r.model.backdoored);
   if (clean.length > 0) {
     const ms = clean.map((r) => r.evaluations[0]?.metrics as DefenseMetrics);
-    lines.push(`clean models evaluated: ${clean.length}; mean FPR ${pct(ms.reduce((s, m) => s + m.fpr, 0) / ms.length)}, mean CA drop ${(100 * ms.reduce((s, m) => s + m.cleanAccuracyBefore - m.cleanAccuracyAfter, 0) / ms.length).toFixed(2)} points`);
+    lines.push(
+      `clean models evaluated: ${clean.length}; mean FPR ${pct(ms.reduce((s, m) => s + m.fpr, 0) / ms.length)}, mean CA drop ${((100 * ms.reduce((s, m) => s + m.cleanAccuracyBefore - m.cleanAccuracyAfter, 0)) / ms.length).toFixed(2)} points`,
+    );
   }
   const f = all.filter(failed);
-  if (f.length > 0) lines.push(`not evaluated (badexpert failed on them): ${f.map((x) => `${x.model.id} (${x.failure.stage})`).join(", ")}`);
+  if (f.length > 0)
+    lines.push(
+      `not evaluated (badexpert failed on them): ${f.map((x) => `${x.model.id} (${x.failure.stage})`).join(", ")}`,
+    );
   return lines.join("\n");
 }
 
-if (values.dataset !== undefined && !["fashion-mnist", "cifar10"].includes(values.dataset)) fail(`--dataset: expected fashion-mnist or cifar10, got ${JSON.stringify(values.dataset)}`);
-const only = values.only ? new Set(values.only.split(",").map((s) => s.trim()).filter(Boolean)) : null;
-if (!existsSync(zoo)) fail(`--zoo: ${zoo} does not exist (train the zoo first: nice -n 15 python3 bench/foreign/train.py)`);
+if (values.dataset !== undefined && !["fashion-mnist", "cifar10"].includes(values.dataset))
+  fail(`--dataset: expected fashion-mnist or cifar10, got ${JSON.stringify(values.dataset)}`);
+const only = values.only
+  ? new Set(
+      values.only
+        .split(",")
+        .map((s) => s.trim())
+        .filter(Boolean),
+    )
+  : null;
+if (!existsSync(zoo))
+  fail(`--zoo: ${zoo} does not exist (train the zoo first: nice -n 15 python3 bench/foreign/train.py)`);
 const models: { dir: string; m: Manifest }[] = [];
 for (const name of (await readdir(zoo)).sort()) {
   if (name.startsWith(".")) continue;
   const m = await readManifest(join(zoo, name));
-  if (m === null || (only && !only.has(m.id)) || (values.dataset !== undefined && m.dataset !== values.dataset)) continue;
+  if (m === null || (only && !only.has(m.id)) || (values.dataset !== undefined && m.dataset !== values.dataset))
+    continue;
   models.push({ dir: join(zoo, name), m });
 }
-if (only) for (const id of only) if (!models.some((x) => x.m.id === id)) fail(`--only: no delivered model ${id} in ${zoo}`);
+if (only)
+  for (const id of only) if (!models.some((x) => x.m.id === id)) fail(`--only: no delivered model ${id} in ${zoo}`);
 if (models.length === 0) fail(`no delivered models in ${zoo}${values.dataset ? ` for ${values.dataset}` : ""}`);
 
 const results: Outcome[] = [];
@@ -343,11 +473,30 @@ for (const { dir, m } of models) {
     if (!(e instanceof StageError)) throw e;
     // A model badexpert cannot defend is a result too: recorded, not retried until --force.
     console.error(`[${m.id}] ${e.stage} failed: ${e.message}`);
-    const record: ForeignFailure = { version: FOREIGN_RESULT_VERSION, model: modelRecord(m, null), failure: { stage: e.stage, message: e.message.slice(0, 4000) }, finishedAt: new Date().toISOString() };
+    const record: ForeignFailure = {
+      version: FOREIGN_RESULT_VERSION,
+      model: modelRecord(m, null),
+      failure: { stage: e.stage, message: e.message.slice(0, 4000) },
+      finishedAt: new Date().toISOString(),
+    };
     await writeResult(m.id, record);
     results.push(record);
     process.exitCode = 1;
   }
 }
 console.log(table(results));
-if (wantsJson()) console.log(JSON.stringify(results.map((r) => (failed(r) ? { id: r.model.id, failure: r.failure } : { id: r.model.id, metrics: r.evaluations[0]?.metrics, unlearn: { lr: r.unlearn.lr, source: r.unlearn.source }, finetune: { lr: r.finetune.lr, source: r.finetune.source } }))));
+if (wantsJson())
+  console.log(
+    JSON.stringify(
+      results.map((r) =>
+        failed(r)
+          ? { id: r.model.id, failure: r.failure }
+          : {
+              id: r.model.id,
+              metrics: r.evaluations[0]?.metrics,
+              unlearn: { lr: r.unlearn.lr, source: r.unlearn.source },
+              finetune: { lr: r.finetune.lr, source: r.finetune.source },
+            },
+      ),
+    ),
+  );

@@ -21,7 +21,12 @@ import { AdaptivePatch } from "../src/attacks/adaptive-patch.js";
 import { cachedModel } from "../src/jobs/model-cache.js";
 import { defendCheckpoint } from "../src/jobs/defend.js";
 import { testSplit } from "../src/jobs/defender-data.js";
-import { DEFAULT_SALIENCY_METHOD, SALIENCY_METHODS, saliencyMethod, type SaliencyMethod } from "../src/forensics/saliency.js";
+import {
+  DEFAULT_SALIENCY_METHOD,
+  SALIENCY_METHODS,
+  saliencyMethod,
+  type SaliencyMethod,
+} from "../src/forensics/saliency.js";
 import { expertSaliencyOfBytes, meanImage, summariseFlagged } from "../src/forensics/explain.js";
 import { boxesIoU, maskBoxes, topShareInMask } from "../src/forensics/regions.js";
 import { heatmapPng, signedPatternPng } from "../src/forensics/overlay.js";
@@ -55,14 +60,17 @@ function arg(name: string): string | undefined {
 
 const attacks = (arg("attacks") ?? "badnet,trojan,adaptive-patch,blend,wanet").split(",");
 const methodArg = arg("methods") ?? "all";
-const methods: SaliencyMethod[] = methodArg === "all" ? [...SALIENCY_METHODS] : methodArg.split(",").map(saliencyMethod);
+const methods: SaliencyMethod[] =
+  methodArg === "all" ? [...SALIENCY_METHODS] : methodArg.split(",").map(saliencyMethod);
 const maxFlagged = Number(arg("max-flagged") ?? 100);
 const epochs = Number(arg("epochs") ?? 6);
 const seed = Number(arg("seed") ?? 0);
 const docs = arg("docs") ?? join("docs", "forensics");
 const finetuneArg = arg("finetune-lr");
-const finetuneLr: number | "auto" | undefined = finetuneArg === undefined || finetuneArg === "auto" ? finetuneArg : Number(finetuneArg);
-if (typeof finetuneLr === "number" && !(finetuneLr > 0)) throw new RangeError(`--finetune-lr must be "auto" or a positive number, got ${finetuneArg}`);
+const finetuneLr: number | "auto" | undefined =
+  finetuneArg === undefined || finetuneArg === "auto" ? finetuneArg : Number(finetuneArg);
+if (typeof finetuneLr === "number" && !(finetuneLr > 0))
+  throw new RangeError(`--finetune-lr must be "auto" or a positive number, got ${finetuneArg}`);
 const dataset = "fashion-mnist";
 
 /** The trigger's mask when the attack pastes a known patch (BadNet, Trojan, Adaptive-Patch's test-time patches). */
@@ -80,24 +88,45 @@ function median(xs: number[]): number {
 }
 
 async function exists(p: string): Promise<boolean> {
-  return access(p).then(() => true, () => false);
+  return access(p).then(
+    () => true,
+    () => false,
+  );
 }
 
 /** A picture for the docs: the image scaled 8x with nearest-neighbour pixels. */
 async function big(png: Buffer, side: number): Promise<Buffer> {
-  return sharp(png).resize(side * 8, side * 8, { kernel: "nearest" }).png().toBuffer();
+  return sharp(png)
+    .resize(side * 8, side * 8, { kernel: "nearest" })
+    .png()
+    .toBuffer();
 }
 
 const tensorsAtStart = memory().numTensors;
 const rows: Record<string, unknown>[] = [];
-console.log("| attack | flagged (of triggered) | method | median top-2% share in mask | mean share | median share, fooled only | same on clean images (control) | box IoU | boxes | seconds |");
+console.log(
+  "| attack | flagged (of triggered) | method | median top-2% share in mask | mean share | median share, fooled only | same on clean images (control) | box IoU | boxes | seconds |",
+);
 console.log("|---|---|---|---|---|---|---|---|---|---|");
 for (const name of attacks) {
   const { dir } = await cachedModel({ dataset, attack: name, epochs, seed });
   // Made once per model with the defaults (the unlearning rate chosen by the canaries), then reused.
-  const bundle = join("out", "bench", `forensics-${name}-e${epochs}-seed${seed}${finetuneLr === undefined ? "" : `-finetune${finetuneLr}`}-detector`);
+  const bundle = join(
+    "out",
+    "bench",
+    `forensics-${name}-e${epochs}-seed${seed}${finetuneLr === undefined ? "" : `-finetune${finetuneLr}`}-detector`,
+  );
   if (!(await exists(join(bundle, "detector.json")))) {
-    await defendCheckpoint({ checkpoint: dir, out: bundle, force: true, seed, splits: { seed }, silent: true, log: () => {}, ...(finetuneLr !== undefined ? { finetune: { lr: finetuneLr } } : {}) });
+    await defendCheckpoint({
+      checkpoint: dir,
+      out: bundle,
+      force: true,
+      seed,
+      splits: { seed },
+      silent: true,
+      log: () => {},
+      ...(finetuneLr !== undefined ? { finetune: { lr: finetuneLr } } : {}),
+    });
   }
   const det = await loadBundle(bundle);
   try {
@@ -107,30 +136,61 @@ for (const name of attacks) {
     const test = await testSplit(created.dataset.name, created.dataset.path, [h, w], det.info.preprocessing.channels);
     const splits = defenseSplits(test.count, created.splits);
     const evaluation = subset(test, splits.evaluation);
-    const attack = createAttack(name, created.modelTraining?.attack?.params ?? {}, { numClasses: test.classNames.length, height: h, width: w, channels: test.channels, dataset });
+    const attack = createAttack(name, created.modelTraining?.attack?.params ?? {}, {
+      numClasses: test.classNames.length,
+      height: h,
+      width: w,
+      channels: test.channels,
+      dataset,
+    });
     const poisoned = attack.poisonedTestSet(evaluation).dataset;
     const s = det.scoreDataset(poisoned);
     const flaggedIdx: number[] = [];
-    for (let i = 0; i < poisoned.count && flaggedIdx.length < maxFlagged; i++) if (s.flagged[i] === 1) flaggedIdx.push(i);
+    for (let i = 0; i < poisoned.count && flaggedIdx.length < maxFlagged; i++)
+      if (s.flagged[i] === 1) flaggedIdx.push(i);
     const flaggedTotal = s.flagged.reduce((a, f) => a + f, 0);
     const flagged = subset(poisoned, flaggedIdx);
     const preds = Int32Array.from(flaggedIdx, (i) => s.pred[i] as number);
     const c = det.info.preprocessing.channels;
     const im = { pixels: flagged.images, count: flagged.count, height: h, width: w, channels: c };
-    const cleanMean = meanImage({ pixels: evaluation.images, count: evaluation.count, height: h, width: w, channels: c });
+    const cleanMean = meanImage({
+      pixels: evaluation.images,
+      count: evaluation.count,
+      height: h,
+      width: w,
+      channels: c,
+    });
     const mask = triggerMask(attack);
     // Control: the same share on clean evaluation images (M's labels), no trigger present. A
     // method that favours the mask's region by position (corners, background) scores high here too.
     // Only where there is a mask to measure against (Blend and WaNet have none).
-    const control = mask ? subset(evaluation, Array.from({ length: Math.min(maxFlagged, evaluation.count) }, (_, i) => i)) : null;
+    const control = mask
+      ? subset(
+          evaluation,
+          Array.from({ length: Math.min(maxFlagged, evaluation.count) }, (_, i) => i),
+        )
+      : null;
     const controlPreds = control ? Int32Array.from(det.scoreDataset(control).pred) : null;
     for (const method of methods) {
       const t0 = Date.now();
       const sum = await summariseFlagged(det, im, preds, cleanMean, { method, examples: 0 });
       const seconds = (Date.now() - t0) / 1000;
-      const row: Record<string, unknown> = { attack: name, flagged: flagged.count, flaggedTotal, triggered: poisoned.count, method, target: sum.estimate.target, targetShare: sum.estimate.targetShare, compact: sum.estimate.compact, boxes: sum.estimate.boxes, seconds };
+      const row: Record<string, unknown> = {
+        attack: name,
+        flagged: flagged.count,
+        flaggedTotal,
+        triggered: poisoned.count,
+        method,
+        target: sum.estimate.target,
+        targetShare: sum.estimate.targetShare,
+        compact: sum.estimate.compact,
+        boxes: sum.estimate.boxes,
+        seconds,
+      };
       if (mask) {
-        const shares = Array.from({ length: flagged.count }, (_, i) => topShareInMask(sum.maps.subarray(i * h * w, (i + 1) * h * w), mask, h, w));
+        const shares = Array.from({ length: flagged.count }, (_, i) =>
+          topShareInMask(sum.maps.subarray(i * h * w, (i + 1) * h * w), mask, h, w),
+        );
         row.medianShare = median(shares);
         row.meanShare = shares.reduce((a, b) => a + b, 0) / Math.max(1, shares.length);
         // The same over the flagged inputs the trigger actually fooled (M predicts the attack's target).
@@ -140,19 +200,35 @@ for (const name of attacks) {
         row.medianShareFooled = median(fooled);
         row.iou = boxesIoU(sum.estimate.boxes, maskBoxes(mask, h, w), h, w);
         if (control && controlPreds) {
-          const controlMaps = expertSaliencyOfBytes(det, { pixels: control.images, count: control.count, height: h, width: w, channels: c }, controlPreds, { method });
-          row.cleanControlMedianShare = median(Array.from({ length: control.count }, (_, i) => topShareInMask(controlMaps.subarray(i * h * w, (i + 1) * h * w), mask, h, w)));
+          const controlMaps = expertSaliencyOfBytes(
+            det,
+            { pixels: control.images, count: control.count, height: h, width: w, channels: c },
+            controlPreds,
+            { method },
+          );
+          row.cleanControlMedianShare = median(
+            Array.from({ length: control.count }, (_, i) =>
+              topShareInMask(controlMaps.subarray(i * h * w, (i + 1) * h * w), mask, h, w),
+            ),
+          );
         }
         row.trueBoxes = maskBoxes(mask, h, w);
       }
       rows.push(row);
       const pct = (x: unknown) => (typeof x === "number" && Number.isFinite(x) ? `${(100 * x).toFixed(1)}%` : "—");
-      const box = sum.estimate.boxes.map((b) => `r${b.top}-${b.bottom - 1} c${b.left}-${b.right - 1}`).join(", ") || (sum.estimate.compact ? "" : "not compact");
-      console.log(`| ${name} | ${flagged.count} of ${flaggedTotal} flagged (${poisoned.count} triggered) | ${method} | ${pct(row.medianShare)} | ${pct(row.meanShare)} | ${pct(row.medianShareFooled)} (${String(row.fooled ?? "—")}) | ${pct(row.cleanControlMedianShare)} | ${typeof row.iou === "number" ? row.iou.toFixed(2) : "—"} | ${box} | ${round(seconds)} |`);
+      const box =
+        sum.estimate.boxes.map((b) => `r${b.top}-${b.bottom - 1} c${b.left}-${b.right - 1}`).join(", ") ||
+        (sum.estimate.compact ? "" : "not compact");
+      console.log(
+        `| ${name} | ${flagged.count} of ${flaggedTotal} flagged (${poisoned.count} triggered) | ${method} | ${pct(row.medianShare)} | ${pct(row.meanShare)} | ${pct(row.medianShareFooled)} (${String(row.fooled ?? "—")}) | ${pct(row.cleanControlMedianShare)} | ${typeof row.iou === "number" ? row.iou.toFixed(2) : "—"} | ${box} | ${round(seconds)} |`,
+      );
       if (docs && method === (methods.includes(DEFAULT_SALIENCY_METHOD) ? DEFAULT_SALIENCY_METHOD : methods[0])) {
         await mkdir(docs, { recursive: true });
         await writeFile(join(docs, `${name}-mean-map.png`), await big(await heatmapPng(sum.estimate.meanMap, h, w), h));
-        await writeFile(join(docs, `${name}-trigger-estimate.png`), await big(await signedPatternPng(sum.estimate.pattern, c, h, w), h));
+        await writeFile(
+          join(docs, `${name}-trigger-estimate.png`),
+          await big(await signedPatternPng(sum.estimate.pattern, c, h, w), h),
+        );
       }
     }
   } finally {

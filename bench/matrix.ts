@@ -10,7 +10,15 @@ import { parseParamOverrides } from "../src/attacks/params.js";
 import { datasetInfo, datasetNames } from "../src/data/registry.js";
 import { modelInfo } from "../src/models/registry.js";
 import { recipeFor } from "../src/train/recipes.js";
-import { cellId, defaultEpochs, pendingCells, readAllResults, runMatrix, type MatrixCell, type MatrixDefense } from "./matrix/cells.js";
+import {
+  cellId,
+  defaultEpochs,
+  pendingCells,
+  readAllResults,
+  runMatrix,
+  type MatrixCell,
+  type MatrixDefense,
+} from "./matrix/cells.js";
 import { UNLEARN_LABEL_MAPPINGS, type UnlearnLabelMapping } from "../src/defense/defaults.js";
 import { CANARY_KINDS, type CanaryKind } from "../src/defense/canary.js";
 import { aggregateMatrix, renderMatrixTables } from "./matrix/tables.js";
@@ -66,7 +74,11 @@ const { values } = parseArgs({
 
 const fail: (msg: string) => never = usageFailure("bench:matrix");
 
-const list = (s: string | undefined) => (s ?? "").split(",").map((x) => x.trim()).filter(Boolean);
+const list = (s: string | undefined) =>
+  (s ?? "")
+    .split(",")
+    .map((x) => x.trim())
+    .filter(Boolean);
 
 /** "6" for every dataset, or "fashion-mnist=6,gtsrb=8". */
 function perDataset(name: string, s: string | undefined): Map<string, string> | string | undefined {
@@ -92,7 +104,9 @@ async function render(): Promise<void> {
   if (rows.length === 0) fail(`--results: no finished cell results under ${resultsDir}; nothing to render`);
   const groups = aggregateMatrix(rows);
   const tables = renderMatrixTables(groups);
-  console.error(`bench:matrix: ${groups.length} table(s) from ${resultsDir}; \`npm run results\` writes RESULTS.md from the default rows`);
+  console.error(
+    `bench:matrix: ${groups.length} table(s) from ${resultsDir}; \`npm run results\` writes RESULTS.md from the default rows`,
+  );
   console.log(tables);
   if (wantsJson()) console.log(JSON.stringify(groups));
 }
@@ -124,18 +138,22 @@ const seeds = list(values.seeds).map((s) => {
 const epochsArg = perDataset("epochs", values.epochs);
 const pathArg = perDataset("data-path", values["data-path"]);
 if (typeof pathArg === "string") fail("--data-path: give dataset=path pairs");
-for (const k of pathArg?.keys() ?? []) if (!datasets.includes(k)) fail(`--data-path: ${k} is not one of --datasets (${datasets.join(", ")})`);
+for (const k of pathArg?.keys() ?? [])
+  if (!datasets.includes(k)) fail(`--data-path: ${k} is not one of --datasets (${datasets.join(", ")})`);
 const epochsFor = (d: string): number => {
   const raw = typeof epochsArg === "string" ? epochsArg : epochsArg?.get(d);
   const n = raw === undefined ? defaultEpochs(d) : Number(raw);
   if (!Number.isInteger(n) || n < 1) fail(`--epochs: expected a positive integer for ${d}, got ${JSON.stringify(raw)}`);
   return n;
 };
-const fprs = values.fprs === undefined ? undefined : list(values.fprs).map((s) => {
-  const f = Number(s);
-  if (!(f > 0 && f < 1)) fail(`--fprs: expected numbers in (0, 1), got ${JSON.stringify(s)}`);
-  return f;
-});
+const fprs =
+  values.fprs === undefined
+    ? undefined
+    : list(values.fprs).map((s) => {
+        const f = Number(s);
+        if (!(f > 0 && f < 1)) fail(`--fprs: expected numbers in (0, 1), got ${JSON.stringify(s)}`);
+        return f;
+      });
 const overrides = new Map<string, Record<string, string>>();
 for (const part of (values.param ?? "").split(";").filter(Boolean)) {
   const [name, text] = part.split(":");
@@ -148,22 +166,30 @@ const defense: MatrixDefense = {};
 for (const part of list(values.defense)) {
   const [k, v] = part.split("=");
   if (k === "unlearnLabels") {
-    if (!(UNLEARN_LABEL_MAPPINGS as readonly string[]).includes(v ?? "")) fail(`--defense: unlearnLabels must be one of ${UNLEARN_LABEL_MAPPINGS.join(", ")}, got ${JSON.stringify(v)}`);
+    if (!(UNLEARN_LABEL_MAPPINGS as readonly string[]).includes(v ?? ""))
+      fail(`--defense: unlearnLabels must be one of ${UNLEARN_LABEL_MAPPINGS.join(", ")}, got ${JSON.stringify(v)}`);
     defense.unlearnLabels = v as UnlearnLabelMapping;
   } else if (k === "finetuneLr") {
     const x = Number(v);
-    if (v !== "auto" && !(x > 0 && x <= 10)) fail(`--defense: finetuneLr must be "auto" or a number in (0, 10], got ${JSON.stringify(v)}`);
+    if (v !== "auto" && !(x > 0 && x <= 10))
+      fail(`--defense: finetuneLr must be "auto" or a number in (0, 10], got ${JSON.stringify(v)}`);
     defense.finetuneLr = v === "auto" ? "auto" : x;
   } else if (k === "unlearnLr") {
     const x = Number(v);
-    if (v !== "auto" && !(x > 0 && x <= 10)) fail(`--defense: unlearnLr must be "auto" or a number in (0, 10], got ${JSON.stringify(v)}`);
+    if (v !== "auto" && !(x > 0 && x <= 10))
+      fail(`--defense: unlearnLr must be "auto" or a number in (0, 10], got ${JSON.stringify(v)}`);
     defense.unlearnLr = v === "auto" ? "auto" : x;
   } else if (k === "canaries") {
     const kinds = (v ?? "").split("+");
-    if (kinds.some((x) => !(CANARY_KINDS as readonly string[]).includes(x)) || new Set(kinds).size !== kinds.length) fail(`--defense: canaries must be distinct names from ${CANARY_KINDS.join(", ")} joined by "+", got ${JSON.stringify(v)}`);
+    if (kinds.some((x) => !(CANARY_KINDS as readonly string[]).includes(x)) || new Set(kinds).size !== kinds.length)
+      fail(
+        `--defense: canaries must be distinct names from ${CANARY_KINDS.join(", ")} joined by "+", got ${JSON.stringify(v)}`,
+      );
     defense.canaries = kinds as CanaryKind[];
   } else {
-    fail(`--defense: expected unlearnLabels=..., finetuneLr=..., unlearnLr=... or canaries=..., got ${JSON.stringify(part)}`);
+    fail(
+      `--defense: expected unlearnLabels=..., finetuneLr=..., unlearnLr=... or canaries=..., got ${JSON.stringify(part)}`,
+    );
   }
 }
 const hasDefense = Object.keys(defense).length > 0;
@@ -180,8 +206,26 @@ for (const dataset of datasets) {
       const params = overrides.get(attack) ?? {};
       // Unknown attacks and bad parameters fail here, not after an hour of training.
       const size = info.imageSize ?? { height: 32, width: 32 };
-      check(() => createAttack(attack, params, { numClasses: info.numClasses ?? 10, height: size.height, width: size.width, channels: info.channels ?? 3, dataset }));
-      for (const seed of seeds) cells.push({ dataset, model: name, attack, attackParams: params, seed, epochs: epochsFor(dataset), ...(dataPath ? { dataPath } : {}), ...(hasDefense ? { defense } : {}) });
+      check(() =>
+        createAttack(attack, params, {
+          numClasses: info.numClasses ?? 10,
+          height: size.height,
+          width: size.width,
+          channels: info.channels ?? 3,
+          dataset,
+        }),
+      );
+      for (const seed of seeds)
+        cells.push({
+          dataset,
+          model: name,
+          attack,
+          attackParams: params,
+          seed,
+          epochs: epochsFor(dataset),
+          ...(dataPath ? { dataPath } : {}),
+          ...(hasDefense ? { defense } : {}),
+        });
     }
   }
 }
@@ -201,8 +245,12 @@ const r = await runMatrix(cells, {
   log: (l) => console.error(`bench:matrix: ${l}`),
   onCell: (res, done, total) => {
     const m = res.evaluations[0]?.metrics;
-    console.error(`bench:matrix: [${done}/${total}] ${cellId(res.cell)}: AUROC ${m?.auroc.toFixed(4)}, ASR ${m ? (100 * m.asrBefore).toFixed(2) : "?"}% → ${m ? (100 * m.asrAfter).toFixed(2) : "?"}% (${((Date.now() - t0) / 60000).toFixed(1)} min so far)`);
+    console.error(
+      `bench:matrix: [${done}/${total}] ${cellId(res.cell)}: AUROC ${m?.auroc.toFixed(4)}, ASR ${m ? (100 * m.asrBefore).toFixed(2) : "?"}% → ${m ? (100 * m.asrAfter).toFixed(2) : "?"}% (${((Date.now() - t0) / 60000).toFixed(1)} min so far)`,
+    );
   },
 });
-console.error(`bench:matrix: ${r.ran} cell(s) run, ${r.skipped} already finished, in ${((Date.now() - t0) / 60000).toFixed(1)} min`);
+console.error(
+  `bench:matrix: ${r.ran} cell(s) run, ${r.skipped} already finished, in ${((Date.now() - t0) / 60000).toFixed(1)} min`,
+);
 if (renderTables || values.json) await render();

@@ -45,7 +45,8 @@ for (let i = 0; i < steps; i++) {
     tensorsAfterWarmup = memory().numTensors;
   }
   if (i >= warmup) peak = Math.max(peak, rssMb());
-  if ((i + 1) % 500 === 0) console.error(`step ${i + 1}/${steps}: rss ${round(rssMb())} MB, live tensors ${memory().numTensors}`);
+  if ((i + 1) % 500 === 0)
+    console.error(`step ${i + 1}/${steps}: rss ${round(rssMb())} MB, live tensors ${memory().numTensors}`);
 }
 global.gc?.();
 const result = {

@@ -32,7 +32,13 @@ installed), with BADEXPERT_THREADS threads (default all cores).
   --help              this text`,
 );
 
-const SHAPES: Record<string, [number, number]> = { "compact-cnn": [1, 28], resnet18: [3, 32], "ts-ds-resnet": [1, 28], "ts-gelu-convnet": [1, 28], "ts-patch-transformer": [1, 28] };
+const SHAPES: Record<string, [number, number]> = {
+  "compact-cnn": [1, 28],
+  resnet18: [3, 32],
+  "ts-ds-resnet": [1, 28],
+  "ts-gelu-convnet": [1, 28],
+  "ts-patch-transformer": [1, 28],
+};
 
 /** A ts-* model: the scripted TorchScript fixture of that architecture. */
 function scriptFixture(name: string): string {
@@ -90,14 +96,29 @@ function pytorchEager(): { version: string; rates: Map<string, number> } | null 
   const script = fileURLToPath(new URL("../../bench/reference/score_pytorch.py", import.meta.url));
   const python = pythonWithTorch();
   if (python === null) {
-    console.error("[bench:onnx] PyTorch eager skipped: no python3 with torch (apt-get install python3-torch, or pip install torch)");
+    console.error(
+      "[bench:onnx] PyTorch eager skipped: no python3 with torch (apt-get install python3-torch, or pip install torch)",
+    );
     return null;
   }
   try {
-    const pass = ["models", "batches", "seconds"].flatMap((k) => (process.argv.includes(`--${k}`) ? [`--${k}`, listArg(k, [])[0] !== undefined ? listArg(k, []).join(",") : ""] : []));
-    const out = execFileSync(python, [script, ...pass], { encoding: "utf8", env: { ...process.env, BADEXPERT_THREADS: String(getNumThreads()) }, stdio: ["ignore", "pipe", "pipe"] });
-    const parsed: { torch: string; rows: { model: string; batch: number; imagesPerSecond: number }[] } = JSON.parse(out.trim().split("\n").at(-1) ?? "{}");
-    return { version: parsed.torch, rates: new Map(parsed.rows.map((r) => [`${r.model}@${r.batch}`, r.imagesPerSecond])) };
+    const pass = ["models", "batches", "seconds"].flatMap((k) =>
+      process.argv.includes(`--${k}`)
+        ? [`--${k}`, listArg(k, [])[0] !== undefined ? listArg(k, []).join(",") : ""]
+        : [],
+    );
+    const out = execFileSync(python, [script, ...pass], {
+      encoding: "utf8",
+      env: { ...process.env, BADEXPERT_THREADS: String(getNumThreads()) },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    const parsed: { torch: string; rows: { model: string; batch: number; imagesPerSecond: number }[] } = JSON.parse(
+      out.trim().split("\n").at(-1) ?? "{}",
+    );
+    return {
+      version: parsed.torch,
+      rates: new Map(parsed.rows.map((r) => [`${r.model}@${r.batch}`, r.imagesPerSecond])),
+    };
   } catch (e) {
     console.error(`[bench:onnx] PyTorch eager skipped: ${(e as Error).message.split("\n")[0] ?? ""}`);
     return null;
@@ -107,21 +128,33 @@ function pytorchEager(): { version: string; rates: Map<string, number> } | null 
 // Seconds of calls per measurement after the warm-up (1 s leaves ResNet-18 at batch 16 with two or
 // three calls, whose spread is ±15%; 5 s is steadier).
 const budget = Number(listArg("seconds", ["1"])[0]);
-if (!(budget > 0)) throw new RangeError(`--seconds: expected a positive number, got ${listArg("seconds", ["1"])[0] ?? ""}`);
+if (!(budget > 0))
+  throw new RangeError(`--seconds: expected a positive number, got ${listArg("seconds", ["1"])[0] ?? ""}`);
 manualSeed(0);
 const before = memory().numTensors;
 const threads = getNumThreads();
 const rows: Row[] = [];
 for (const name of listArg("models", Object.keys(SHAPES))) {
   const shape = SHAPES[name];
-  if (!shape) throw new RangeError(`--models: ${name} has no benchmark input size; valid: ${Object.keys(SHAPES).join(", ")}`);
+  if (!shape)
+    throw new RangeError(`--models: ${name} has no benchmark input size; valid: ${Object.keys(SHAPES).join(", ")}`);
   const [c, size] = shape;
   const imported = name.startsWith("ts-");
   const spec = { name: imported ? "torchscript" : name, numClasses: 10, inChannels: c, imageSize: size };
   const make = (): Module => (imported ? TorchScriptModule.load(scriptFixture(name)) : createModel(name, spec));
   const parts = { model: make(), expert: make(), auxiliary: make() };
-  const preprocessing = { imageSize: [size, size] as [number, number], channels: c, mean: new Array<number>(c).fill(0.45), std: new Array<number>(c).fill(0.25) };
-  const det = BadExpertDetector.uncalibrated(parts, { spec, preprocessing, classNames: Array.from({ length: 10 }, String), rule: "triangle" }).withDecision("triangle", 0);
+  const preprocessing = {
+    imageSize: [size, size] as [number, number],
+    channels: c,
+    mean: new Array<number>(c).fill(0.45),
+    std: new Array<number>(c).fill(0.25),
+  };
+  const det = BadExpertDetector.uncalibrated(parts, {
+    spec,
+    preprocessing,
+    classNames: Array.from({ length: 10 }, String),
+    rule: "triangle",
+  }).withDecision("triangle", 0);
   const onnx = await OnnxDetector.fromDetector(det, { threads });
   for (const batch of listArg("batches", ["1", "16", "256"]).map(Number)) {
     const x = rand([batch, c, size, size]);
@@ -131,7 +164,9 @@ for (const name of listArg("models", Object.keys(SHAPES))) {
     const onnxruntime = await rate(batch, async () => void (await onnx.scoreBatch(pixels, batch)), budget);
     x.dispose();
     rows.push({ model: name, batch, libtorch: round(libtorch), onnxruntime: round(onnxruntime) });
-    console.error(`[bench:onnx] ${name} batch ${batch}: libtorch ${round(libtorch)}/s, onnxruntime ${round(onnxruntime)}/s`);
+    console.error(
+      `[bench:onnx] ${name} batch ${batch}: libtorch ${round(libtorch)}/s, onnxruntime ${round(onnxruntime)}/s`,
+    );
   }
   await onnx.release();
   det.dispose();
@@ -148,7 +183,9 @@ printTable(
   rows.map((r) => [
     `${r.model} batch ${r.batch}`,
     `libtorch ${r.libtorch}  onnxruntime ${r.onnxruntime} (${round(r.onnxruntime / r.libtorch, 2)}x)` +
-      (r.pytorch !== undefined ? `  pytorch eager ${r.pytorch} (onnxruntime ${round(r.onnxruntime / r.pytorch, 2)}x, libtorch ${round(r.libtorch / r.pytorch, 2)}x)` : ""),
+      (r.pytorch !== undefined
+        ? `  pytorch eager ${r.pytorch} (onnxruntime ${round(r.onnxruntime / r.pytorch, 2)}x, libtorch ${round(r.libtorch / r.pytorch, 2)}x)`
+        : ""),
   ]),
 );
 if (wantsJson()) console.log(JSON.stringify({ threads, ...(eager ? { pytorch: eager.version } : {}), rows }));

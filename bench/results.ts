@@ -20,7 +20,11 @@ badexpert defend's defaults.
   --help        this text`;
 
 const { values } = parseArgs({
-  options: { check: { type: "boolean", default: false }, root: { type: "string", default: "." }, help: { type: "boolean", default: false } },
+  options: {
+    check: { type: "boolean", default: false },
+    root: { type: "string", default: "." },
+    help: { type: "boolean", default: false },
+  },
   allowPositionals: false,
   strict: true,
 });
@@ -44,11 +48,16 @@ try {
   fail(`${readme}: ${(e as Error).message}`);
 }
 
-const wanted = new Map<string, string>([[join(root, "RESULTS.md"), page.markdown], [readme, newReadme]]);
+const wanted = new Map<string, string>([
+  [join(root, "RESULTS.md"), page.markdown],
+  [readme, newReadme],
+]);
 for (const [name, text] of page.charts) wanted.set(join(root, CHART_DIR, name), text);
 const chartDir = join(root, CHART_DIR);
 // Charts of blocks that no longer have results are stale: the folder holds only what this script writes.
-const stale = (await readdir(chartDir).catch(() => [] as string[])).filter((n) => n.endsWith(".svg") && !page.charts.has(n)).map((n) => join(chartDir, n));
+const stale = (await readdir(chartDir).catch(() => [] as string[]))
+  .filter((n) => n.endsWith(".svg") && !page.charts.has(n))
+  .map((n) => join(chartDir, n));
 
 if (values.check) {
   const differ: string[] = [];
@@ -58,7 +67,9 @@ if (values.check) {
   }
   differ.push(...stale);
   if (differ.length > 0) {
-    console.error(`results: not current (run \`npm run results\`): ${differ.map((p) => p.slice(root.length + 1)).join(", ")}`);
+    console.error(
+      `results: not current (run \`npm run results\`): ${differ.map((p) => p.slice(root.length + 1)).join(", ")}`,
+    );
     process.exit(1);
   }
   console.error(`results: RESULTS.md, ${page.charts.size} chart(s) and the README table are current`);
@@ -66,6 +77,8 @@ if (values.check) {
   await mkdir(chartDir, { recursive: true });
   for (const [path, text] of wanted) await writeFile(path, text);
   for (const path of stale) await rm(path);
-  console.error(`results: wrote RESULTS.md, ${page.charts.size} chart(s) under ${CHART_DIR} and the README table ` +
-    `(${files.counts.matrix.counted} matrix, ${files.counts.foreign.counted} foreign, ${files.counts.compare.counted} comparison results counted)`);
+  console.error(
+    `results: wrote RESULTS.md, ${page.charts.size} chart(s) under ${CHART_DIR} and the README table ` +
+      `(${files.counts.matrix.counted} matrix, ${files.counts.foreign.counted} foreign, ${files.counts.compare.counted} comparison results counted)`,
+  );
 }

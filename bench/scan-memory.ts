@@ -58,14 +58,38 @@ try {
     const ckpt = join(work, "ckpt");
     bundle = join(work, "bundle");
     await cli(["train", "--dataset", "fashion-mnist", "--limit", "600", "--epochs", "1", "--out", ckpt]);
-    await cli(["defend", "--checkpoint", ckpt, "--out", bundle, "--reserved", "300", "--calibration", "1000", "--unlearn-lr", "1e-4", "--finetune-epochs", "1"]);
+    await cli([
+      "defend",
+      "--checkpoint",
+      ckpt,
+      "--out",
+      bundle,
+      "--reserved",
+      "300",
+      "--calibration",
+      "1000",
+      "--unlearn-lr",
+      "1e-4",
+      "--finetune-epochs",
+      "1",
+    ]);
   }
   // Warm the decoded-dataset cache, so no run pays for decoding the IDX files.
   await cli(["scan", "--bundle", bundle, "--dataset", "fashion-mnist", "--split", "train", "--limit", "1"]);
 
   const rows: { mode: string; inputs: number; peakMb: number; seconds: number }[] = [];
   for (const n of [1000, 10000, 60000]) {
-    const r = await measure(["scan", "--bundle", bundle, "--dataset", "fashion-mnist", "--split", "train", "--limit", String(n)]);
+    const r = await measure([
+      "scan",
+      "--bundle",
+      bundle,
+      "--dataset",
+      "fashion-mnist",
+      "--split",
+      "train",
+      "--limit",
+      String(n),
+    ]);
     if (r.code !== 0 || r.lines !== n + 1) throw new Error(`dataset scan of ${n}: exit ${r.code}, ${r.lines} lines`);
     rows.push({ mode: "dataset", inputs: n, peakMb: r.peakMb, seconds: r.seconds });
   }
@@ -76,7 +100,9 @@ try {
   const files: string[] = [];
   for (let i = 0; i < 10000; i++) {
     const f = join(dir, `${i}.png`);
-    await sharp(test.images.subarray(i * 784, (i + 1) * 784), { raw: { width: 28, height: 28, channels: 1 } }).png().toFile(f);
+    await sharp(test.images.subarray(i * 784, (i + 1) * 784), { raw: { width: 28, height: 28, channels: 1 } })
+      .png()
+      .toFile(f);
     files.push(f);
   }
   for (const n of [1000, 10000]) {
@@ -86,7 +112,11 @@ try {
   }
 
   if (wantsJson()) console.log(JSON.stringify(rows));
-  else printTable("badexpert scan: peak resident memory (VmHWM of the child process)", rows.map((r) => [`${r.mode}, ${r.inputs} inputs`, `${round(r.peakMb, 0)} MB (${round(r.seconds, 1)} s)`]));
+  else
+    printTable(
+      "badexpert scan: peak resident memory (VmHWM of the child process)",
+      rows.map((r) => [`${r.mode}, ${r.inputs} inputs`, `${round(r.peakMb, 0)} MB (${round(r.seconds, 1)} s)`]),
+    );
 } finally {
   await rm(work, { recursive: true, force: true });
 }

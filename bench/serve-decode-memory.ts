@@ -58,7 +58,14 @@ function flatPng(value: number): Uint8Array {
   const stride = WIDTH * channels + 1;
   const rows = Buffer.alloc(HEIGHT * stride, value);
   for (let r = 0; r < HEIGHT; r++) rows[r * stride] = 0;
-  return new Uint8Array(Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk("IHDR", ihdr), chunk("IDAT", deflateSync(rows)), chunk("IEND", new Uint8Array(0))]));
+  return new Uint8Array(
+    Buffer.concat([
+      Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+      chunk("IHDR", ihdr),
+      chunk("IDAT", deflateSync(rows)),
+      chunk("IEND", new Uint8Array(0)),
+    ]),
+  );
 }
 
 function freePort(): Promise<number> {
@@ -78,7 +85,24 @@ function rssMb(pid: number): number {
 
 async function start(bundle: string): Promise<{ child: ChildProcess; url: string }> {
   const port = await freePort();
-  const child = spawn(process.execPath, [MAIN, "serve", "--bundle", bundle, "--port", String(port), "--workers", "1", "--flagged-keep", "0", "--log-level", "warn"], { stdio: ["ignore", "ignore", "inherit"] });
+  const child = spawn(
+    process.execPath,
+    [
+      MAIN,
+      "serve",
+      "--bundle",
+      bundle,
+      "--port",
+      String(port),
+      "--workers",
+      "1",
+      "--flagged-keep",
+      "0",
+      "--log-level",
+      "warn",
+    ],
+    { stdio: ["ignore", "ignore", "inherit"] },
+  );
   const url = `http://127.0.0.1:${port}`;
   for (let i = 0; i < 600; i++) {
     if (child.exitCode !== null) throw new Error(`serve exited with ${child.exitCode}`);
@@ -95,7 +119,8 @@ async function start(bundle: string): Promise<{ child: ChildProcess; url: string
 
 function form(images: Uint8Array[]): FormData {
   const f = new FormData();
-  for (const [i, bytes] of images.entries()) f.append("image", new Blob([new Uint8Array(bytes)], { type: "image/png" }), `big${i}.png`);
+  for (const [i, bytes] of images.entries())
+    f.append("image", new Blob([new Uint8Array(bytes)], { type: "image/png" }), `big${i}.png`);
   return f;
 }
 
@@ -115,7 +140,12 @@ async function measure(pid: number, url: string, request: string, bodies: FormDa
   let peak = before;
   const timer = setInterval(() => (peak = Math.max(peak, rssMb(pid))), 10);
   const t0 = performance.now();
-  const statuses = await Promise.all(bodies.map(async (body) => (await fetch(`${url}/v1/detect`, { method: "POST", body }).then(async (r) => (await r.arrayBuffer(), r.status)))));
+  const statuses = await Promise.all(
+    bodies.map(
+      async (body) =>
+        await fetch(`${url}/v1/detect`, { method: "POST", body }).then(async (r) => (await r.arrayBuffer(), r.status)),
+    ),
+  );
   const seconds = (performance.now() - t0) / 1000;
   await new Promise((r) => setTimeout(r, 1000));
   clearInterval(timer);
@@ -142,12 +172,25 @@ const { child, url } = await start(bundle);
 const pid = child.pid as number;
 try {
   // Warm-up: one small image through every stage (decoder, batcher, worker).
-  for (let i = 0; i < 4; i++) await fetch(`${url}/v1/detect`, { method: "POST", headers: { "content-type": "image/png" }, body: new Uint8Array(small as Uint8Array) });
+  for (let i = 0; i < 4; i++)
+    await fetch(`${url}/v1/detect`, {
+      method: "POST",
+      headers: { "content-type": "image/png" },
+      body: new Uint8Array(small as Uint8Array),
+    });
   const rows: Row[] = [];
   rows.push(await measure(pid, url, `A: 1 request of ${IMAGES} PNGs ${WIDTH}x${HEIGHT}`, [form(big.slice(0, IMAGES))]));
   rows.push(await measure(pid, url, `B: 1 request of 4 PNGs ${WIDTH}x${HEIGHT}`, [form(big.slice(0, 4))]));
-  rows.push(await measure(pid, url, `C: ${CONCURRENT} concurrent requests of 4`, Array.from({ length: CONCURRENT }, (_, k) => form(big.slice(k % (big.length - 3), (k % (big.length - 3)) + 4)))));
-  if (wantsJson()) console.log(JSON.stringify({ main: MAIN, kind: KIND, wireBytesPerImage: big[0]?.length, rows }, null, 1));
+  rows.push(
+    await measure(
+      pid,
+      url,
+      `C: ${CONCURRENT} concurrent requests of 4`,
+      Array.from({ length: CONCURRENT }, (_, k) => form(big.slice(k % (big.length - 3), (k % (big.length - 3)) + 4))),
+    ),
+  );
+  if (wantsJson())
+    console.log(JSON.stringify({ main: MAIN, kind: KIND, wireBytesPerImage: big[0]?.length, rows }, null, 1));
   else {
     console.log(`serve: ${MAIN}; ${KIND} PNGs of ${big[0]?.length} bytes on the wire`);
     for (const r of rows) {

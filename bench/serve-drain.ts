@@ -42,7 +42,8 @@ function numArg(name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`);
   if (i < 0) return fallback;
   const v = Number(process.argv[i + 1]);
-  if (!Number.isFinite(v) || v <= 0) fail(`--${name}: expected a positive number, got ${JSON.stringify(process.argv[i + 1])}`);
+  if (!Number.isFinite(v) || v <= 0)
+    fail(`--${name}: expected a positive number, got ${JSON.stringify(process.argv[i + 1])}`);
   return v;
 }
 function strArg(name: string): string | undefined {
@@ -70,14 +71,17 @@ interface ClientState {
 /** The client's destroy() (autocannon 7-8; not in its type declarations): the connection closes and no request follows. */
 function destroyOf(c: autocannon.Client): () => void {
   const d: unknown = Reflect.get(c, "destroy");
-  if (typeof d !== "function") throw new Error("autocannon's client has no destroy(): this script was written for autocannon 8");
+  if (typeof d !== "function")
+    throw new Error("autocannon's client has no destroy(): this script was written for autocannon 8");
   return () => void Reflect.apply(d, c, []);
 }
 
 /** Whether autocannon's "headers" event (the parser's {statusCode, headers: [name, value, ...]}) says `connection: close`. */
 function saysClose(o: unknown): boolean {
-  const h = typeof o === "object" && o !== null && "headers" in o && Array.isArray(o.headers) ? (o.headers as unknown[]) : [];
-  for (let i = 0; i + 1 < h.length; i += 2) if (String(h[i]).toLowerCase() === "connection" && String(h[i + 1]).toLowerCase() === "close") return true;
+  const h =
+    typeof o === "object" && o !== null && "headers" in o && Array.isArray(o.headers) ? (o.headers as unknown[]) : [];
+  for (let i = 0; i + 1 < h.length; i += 2)
+    if (String(h[i]).toLowerCase() === "connection" && String(h[i + 1]).toLowerCase() === "close") return true;
   return false;
 }
 
@@ -89,22 +93,40 @@ async function main(): Promise<void> {
   const bundle = strArg("bundle") ?? (await fixtureBundle());
   const pngs = await fixturePngs(64);
   const port = await freePort();
-  const child = spawn(process.execPath, [MAIN, "serve", "--bundle", bundle, "--port", String(port), "--log-level", "info"], { stdio: ["ignore", "pipe", "inherit"] });
+  const child = spawn(
+    process.execPath,
+    [MAIN, "serve", "--bundle", bundle, "--port", String(port), "--log-level", "info"],
+    { stdio: ["ignore", "pipe", "inherit"] },
+  );
   let stopped: Record<string, unknown> | undefined;
   createInterface({ input: child.stdout }).on("line", (line) => {
     // Only the shutdown's summary is parsed (flagged inputs are logged at info too).
     if (line.includes('"event":"stopped"')) stopped = JSON.parse(line) as Record<string, unknown>;
   });
-  const exited = new Promise<{ code: number | null; at: number }>((r) => child.on("exit", (code) => r({ code, at: performance.now() })));
+  const exited = new Promise<{ code: number | null; at: number }>((r) =>
+    child.on("exit", (code) => r({ code, at: performance.now() })),
+  );
   const url = `http://127.0.0.1:${port}`;
   for (let i = 0; ; i++) {
     if (child.exitCode !== null || i > 600) throw new Error(`serve did not become ready (exit ${child.exitCode})`);
-    const ok = await fetch(`${url}/readyz`).then((r) => r.status === 200, () => false);
+    const ok = await fetch(`${url}/readyz`).then(
+      (r) => r.status === 200,
+      () => false,
+    );
     if (ok) break;
     await new Promise((r) => setTimeout(r, 100));
   }
 
-  const n = { sent: 0, ok: 0, refusedAtDoor: 0, other: 0, connectRefused: 0, reset: 0, timeouts: 0, otherErrors: [] as string[] };
+  const n = {
+    sent: 0,
+    ok: 0,
+    refusedAtDoor: 0,
+    other: 0,
+    connectRefused: 0,
+    reset: 0,
+    timeouts: 0,
+    otherErrors: [] as string[],
+  };
   const okBeforeTerm = { count: 0 };
   let termAt = Number.POSITIVE_INFINITY;
   let inFlightAtTerm = 0;
@@ -162,7 +184,12 @@ async function main(): Promise<void> {
       url,
       connections,
       duration,
-      requests: pngs.map((p) => ({ method: "POST" as const, path: "/v1/detect", headers: { "content-type": "image/png" }, body: Buffer.from(p) })),
+      requests: pngs.map((p) => ({
+        method: "POST" as const,
+        path: "/v1/detect",
+        headers: { "content-type": "image/png" },
+        body: Buffer.from(p),
+      })),
       setupClient,
     },
     (err: Error | null, r: autocannon.Result) => (err ? failRun(err) : settle(r)),

@@ -102,9 +102,13 @@ interface Server {
 
 async function startServer(bundle: string, extra: string[]): Promise<Server> {
   const port = await freePort();
-  const child = spawn(process.execPath, [MAIN, "serve", "--bundle", bundle, "--port", String(port), "--log-level", "warn", "--max-queue", "4096", ...extra], {
-    stdio: ["ignore", "ignore", "inherit"],
-  });
+  const child = spawn(
+    process.execPath,
+    [MAIN, "serve", "--bundle", bundle, "--port", String(port), "--log-level", "warn", "--max-queue", "4096", ...extra],
+    {
+      stdio: ["ignore", "ignore", "inherit"],
+    },
+  );
   const url = `http://127.0.0.1:${port}`;
   for (let i = 0; i < 600; i++) {
     if (child.exitCode !== null) throw new Error(`serve exited with ${child.exitCode}`);
@@ -135,25 +139,62 @@ async function load(url: string, pngs: Uint8Array[], connections: number, second
     url,
     connections,
     duration: seconds,
-    requests: pngs.map((p) => ({ method: "POST" as const, path: "/v1/detect", headers: { "content-type": "image/png" }, body: Buffer.from(p) })),
+    requests: pngs.map((p) => ({
+      method: "POST" as const,
+      path: "/v1/detect",
+      headers: { "content-type": "image/png" },
+      body: Buffer.from(p),
+    })),
   });
 }
 
 /** Images per second of M alone (one forward pass), batch 64, in inference mode, on `engine`. */
-async function bareThroughput(bundle: string, seconds: number, threads: number, engine: ScoringEngine): Promise<number> {
+async function bareThroughput(
+  bundle: string,
+  seconds: number,
+  threads: number,
+  engine: ScoringEngine,
+): Promise<number> {
   setNumThreads(threads);
   const before = memory().numTensors;
   const det = await loadBundle(bundle);
   const { mean, std, imageSize, channels } = det.info.preprocessing;
   const [h, w] = imageSize;
-  const x = imagesToTensor(new Uint8Array(64 * h * w * channels).map((_, i) => (i * 37) % 256), 64, h, w, channels);
+  const x = imagesToTensor(
+    new Uint8Array(64 * h * w * channels).map((_, i) => (i * 37) % 256),
+    64,
+    h,
+    w,
+    channels,
+  );
   let step: () => Promise<void>;
   let release = async (): Promise<void> => {};
   if (engine === "libtorch") {
-    step = async () => inferenceMode(() => tidy(() => void det.model.forward(normalize(x, mean, std)).argmax(1).data()));
+    step = async () =>
+      inferenceMode(() =>
+        tidy(
+          () =>
+            void det.model
+              .forward(normalize(x, mean, std))
+              .argmax(1)
+              .data(),
+        ),
+      );
   } else {
-    const session = await openSession(encodeModel(modelGraph(det.model, { preprocessing: det.info.preprocessing, architecture: det.info.spec.name, classNames: det.info.classNames })), { threads });
-    const input = floatTensor(tidy(() => x.contiguous().data() as Float32Array), [64, channels, h, w]);
+    const session = await openSession(
+      encodeModel(
+        modelGraph(det.model, {
+          preprocessing: det.info.preprocessing,
+          architecture: det.info.spec.name,
+          classNames: det.info.classNames,
+        }),
+      ),
+      { threads },
+    );
+    const input = floatTensor(
+      tidy(() => x.contiguous().data() as Float32Array),
+      [64, channels, h, w],
+    );
     step = async () => void (await session.run({ images: input }, ["pred"]));
     release = () => session.release();
   }
@@ -185,7 +226,9 @@ interface Row {
 
 function engines(): ScoringEngine[] {
   const list = (strArg("engines") ?? "libtorch,onnxruntime").split(",");
-  for (const e of list) if (e !== "libtorch" && e !== "onnxruntime") throw new RangeError(`--engines: each must be libtorch or onnxruntime, got ${JSON.stringify(e)}`);
+  for (const e of list)
+    if (e !== "libtorch" && e !== "onnxruntime")
+      throw new RangeError(`--engines: each must be libtorch or onnxruntime, got ${JSON.stringify(e)}`);
   return list as ScoringEngine[];
 }
 
@@ -196,7 +239,13 @@ async function baselineThroughput(bundle: string, seconds: number, threads: numb
   const loaded = await openDetector(bundle, { onWarning: () => undefined });
   const { imageSize, channels } = loaded.preprocessing;
   const [h, w] = imageSize;
-  const x = imagesToTensor(new Uint8Array(64 * h * w * channels).map((_, i) => (i * 37) % 256), 64, h, w, channels);
+  const x = imagesToTensor(
+    new Uint8Array(64 * h * w * channels).map((_, i) => (i * 37) % 256),
+    64,
+    h,
+    w,
+    channels,
+  );
   const step = (): void => tidy(() => void loaded.judge(x));
   step();
   let n = 0;
@@ -221,9 +270,21 @@ async function baselineMain(bundle: string, detector: string, duration: number, 
     for (const connections of [1, 16, 64]) {
       await load(s.url, pngs, connections, 1); // warm-up
       const r = await load(s.url, pngs, connections, duration);
-      const row = { engine: "libtorch" as const, config: `${detector}: batching (max-batch 64, max-wait 2 ms), ${cores} workers x 1 thread (default)`, connections, reqPerSec: round(r.requests.average, 0), p50ms: r.latency.p50, p99ms: r.latency.p99, errors: r.errors, non2xx: r.non2xx };
+      const row = {
+        engine: "libtorch" as const,
+        config: `${detector}: batching (max-batch 64, max-wait 2 ms), ${cores} workers x 1 thread (default)`,
+        connections,
+        reqPerSec: round(r.requests.average, 0),
+        p50ms: r.latency.p50,
+        p99ms: r.latency.p99,
+        errors: r.errors,
+        non2xx: r.non2xx,
+      };
       rows.push(row);
-      if (!wantsJson()) console.log(`${row.config} | c=${connections}: ${row.reqPerSec} req/s, p50 ${row.p50ms} ms, p99 ${row.p99ms} ms, errors ${row.errors}, non-2xx ${row.non2xx}`);
+      if (!wantsJson())
+        console.log(
+          `${row.config} | c=${connections}: ${row.reqPerSec} req/s, p50 ${row.p50ms} ms, p99 ${row.p99ms} ms, errors ${row.errors}, non-2xx ${row.non2xx}`,
+        );
     }
   } finally {
     await stopServer(s);
@@ -232,12 +293,21 @@ async function baselineMain(bundle: string, detector: string, duration: number, 
   const one = await baselineThroughput(bundle, 4, 1);
   const bound = Math.max(all, one);
   const best = Math.max(...rows.map((r) => r.reqPerSec));
-  const summary = { detector, bareAllThreads: round(all, 0), bareOneThread: round(one, 0), msPerInput: round(1000 / bound, 3), bestService: best, shareOfBound: round(best / bound, 3) };
+  const summary = {
+    detector,
+    bareAllThreads: round(all, 0),
+    bareOneThread: round(one, 0),
+    msPerInput: round(1000 / bound, 3),
+    bestService: best,
+    shareOfBound: round(best / bound, 3),
+  };
   if (wantsJson()) {
     console.log(JSON.stringify({ cores, detector, rows, bound: summary }));
     return;
   }
-  console.log(`${detector}: library scoreBatch (batch 64) ${summary.bareAllThreads} images/s with ${cores} threads, ${summary.bareOneThread} with 1 (${summary.msPerInput} ms per input); best service ${best} req/s = ${(summary.shareOfBound * 100).toFixed(1)}% of that bound`);
+  console.log(
+    `${detector}: library scoreBatch (batch 64) ${summary.bareAllThreads} images/s with ${cores} threads, ${summary.bareOneThread} with 1 (${summary.msPerInput} ms per input); best service ${best} req/s = ${(summary.shareOfBound * 100).toFixed(1)}% of that bound`,
+  );
 }
 
 /** A BaDExpert bundle of zoo architecture `name` (3x32x32, 10 classes) with random weights, threshold at 1% FPR on random images. */
@@ -245,8 +315,18 @@ async function randomBundle(name: string): Promise<string> {
   manualSeed(0);
   const spec = { name, numClasses: 10, inChannels: 3, imageSize: 32 };
   const parts = { model: createModel(name, spec), expert: createModel(name, spec), auxiliary: createModel(name, spec) };
-  const preprocessing = { imageSize: [32, 32] as [number, number], channels: 3, mean: [0.49, 0.48, 0.45], std: [0.25, 0.24, 0.26] };
-  const raw = BadExpertDetector.uncalibrated(parts, { spec, preprocessing, classNames: Array.from({ length: 10 }, String), rule: "triangle" });
+  const preprocessing = {
+    imageSize: [32, 32] as [number, number],
+    channels: 3,
+    mean: [0.49, 0.48, 0.45],
+    std: [0.25, 0.24, 0.26],
+  };
+  const raw = BadExpertDetector.uncalibrated(parts, {
+    spec,
+    preprocessing,
+    classNames: Array.from({ length: 10 }, String),
+    rule: "triangle",
+  });
   const x = rand([256, 3, 32, 32]);
   const scores = tidy(() => raw.scoreBatch(x).score);
   x.dispose();
@@ -277,7 +357,11 @@ async function requestPngs(bundle: string): Promise<Uint8Array[]> {
     for (let y = 0; y < h; y++) {
       for (let x = 0; x < w; x++) {
         const o = (y * w + x) * 4;
-        for (let c = 0; c < 3; c++) png.data[o + c] = channels === 1 && c > 0 ? (png.data[o] as number) : (((x * (c + 2) + y * (k % 7) + k * 13) & 0xff) ^ (((x * y + k) % 5) * 3)) & 0xff;
+        for (let c = 0; c < 3; c++)
+          png.data[o + c] =
+            channels === 1 && c > 0
+              ? (png.data[o] as number)
+              : (((x * (c + 2) + y * (k % 7) + k * 13) & 0xff) ^ (((x * y + k) % 5) * 3)) & 0xff;
         png.data[o + 3] = 255;
       }
     }
@@ -296,9 +380,18 @@ async function main(bundle: string): Promise<void> {
   const pngs = await requestPngs(bundle);
   const cores = availableParallelism();
   const configs: { name: string; flags: string[] }[] = [
-    { name: `batching (max-batch 64, max-wait 2 ms), ${cores} workers x 1 thread (default)`, flags: ["--max-batch", "64", "--max-wait-ms", "2"] },
-    { name: `no batching (max-batch 1), ${cores} workers x 1 thread`, flags: ["--max-batch", "1", "--max-wait-ms", "0"] },
-    { name: `batching, 1 worker x ${cores} threads`, flags: ["--max-batch", "64", "--max-wait-ms", "2", "--workers", "1", "--threads", String(cores)] },
+    {
+      name: `batching (max-batch 64, max-wait 2 ms), ${cores} workers x 1 thread (default)`,
+      flags: ["--max-batch", "64", "--max-wait-ms", "2"],
+    },
+    {
+      name: `no batching (max-batch 1), ${cores} workers x 1 thread`,
+      flags: ["--max-batch", "1", "--max-wait-ms", "0"],
+    },
+    {
+      name: `batching, 1 worker x ${cores} threads`,
+      flags: ["--max-batch", "64", "--max-wait-ms", "2", "--workers", "1", "--threads", String(cores)],
+    },
   ];
   const rows: Row[] = [];
   for (const engine of engines()) {
@@ -308,9 +401,21 @@ async function main(bundle: string): Promise<void> {
         for (const connections of ci === 2 ? [64] : [1, 16, 64]) {
           await load(s.url, pngs, connections, 1); // warm-up
           const r = await load(s.url, pngs, connections, duration);
-          const row = { engine, config: c.name, connections, reqPerSec: round(r.requests.average, 0), p50ms: r.latency.p50, p99ms: r.latency.p99, errors: r.errors, non2xx: r.non2xx };
+          const row = {
+            engine,
+            config: c.name,
+            connections,
+            reqPerSec: round(r.requests.average, 0),
+            p50ms: r.latency.p50,
+            p99ms: r.latency.p99,
+            errors: r.errors,
+            non2xx: r.non2xx,
+          };
           rows.push(row);
-          if (!wantsJson()) console.log(`${engine} | ${row.config} | c=${connections}: ${row.reqPerSec} req/s, p50 ${row.p50ms} ms, p99 ${row.p99ms} ms, errors ${row.errors}, non-2xx ${row.non2xx}`);
+          if (!wantsJson())
+            console.log(
+              `${engine} | ${row.config} | c=${connections}: ${row.reqPerSec} req/s, p50 ${row.p50ms} ms, p99 ${row.p99ms} ms, errors ${row.errors}, non-2xx ${row.non2xx}`,
+            );
         }
       } finally {
         await stopServer(s);
@@ -336,16 +441,31 @@ async function main(bundle: string): Promise<void> {
       try {
         await load(s.url, v.set, 64, 1);
         const r = await load(s.url, v.set, 64, duration);
-        const row = { engine, config: `default, ${v.images} images (${v.set.length}), explain feed ${v.feed}`, images: v.images, feed: v.feed, connections: 64, reqPerSec: round(r.requests.average, 0), p50ms: r.latency.p50, p99ms: r.latency.p99, errors: r.errors, non2xx: r.non2xx };
+        const row = {
+          engine,
+          config: `default, ${v.images} images (${v.set.length}), explain feed ${v.feed}`,
+          images: v.images,
+          feed: v.feed,
+          connections: 64,
+          reqPerSec: round(r.requests.average, 0),
+          p50ms: r.latency.p50,
+          p99ms: r.latency.p99,
+          errors: r.errors,
+          non2xx: r.non2xx,
+        };
         feedRows.push(row);
-        if (!wantsJson()) console.log(`${engine} | ${row.config} | c=64: ${row.reqPerSec} req/s, p50 ${row.p50ms} ms, p99 ${row.p99ms} ms, errors ${row.errors}, non-2xx ${row.non2xx}`);
+        if (!wantsJson())
+          console.log(
+            `${engine} | ${row.config} | c=64: ${row.reqPerSec} req/s, p50 ${row.p50ms} ms, p99 ${row.p99ms} ms, errors ${row.errors}, non-2xx ${row.non2xx}`,
+          );
       } finally {
         await stopServer(s);
       }
     }
   }
 
-  const best64 = (e: ScoringEngine): number => Math.max(...rows.filter((r) => r.engine === e && r.connections === 64).map((r) => r.reqPerSec));
+  const best64 = (e: ScoringEngine): number =>
+    Math.max(...rows.filter((r) => r.engine === e && r.connections === 64).map((r) => r.reqPerSec));
   const soakEngine = engines().reduce((a, b) => (best64(b) > best64(a) ? b : a));
 
   // Soak: the faster engine, default flags, concurrency 64; RSS of the server process sampled every second.
@@ -377,17 +497,41 @@ async function main(bundle: string): Promise<void> {
     const bareOne = await bareThroughput(bundle, 4, 1, engine);
     const bare = Math.max(bareAll, bareOne);
     const bound = bare / 3;
-    bounds.push({ engine, bareModelImagesPerSec: round(bare, 0), bareAllThreads: round(bareAll, 0), bareOneThread: round(bareOne, 0), serviceBoundPerSec: round(bound, 0), bestServiceAt64: best64(engine), shareOfBound: round(best64(engine) / bound, 3) });
+    bounds.push({
+      engine,
+      bareModelImagesPerSec: round(bare, 0),
+      bareAllThreads: round(bareAll, 0),
+      bareOneThread: round(bareOne, 0),
+      serviceBoundPerSec: round(bound, 0),
+      bestServiceAt64: best64(engine),
+      shareOfBound: round(best64(engine) / bound, 3),
+    });
   }
   if (wantsJson()) {
-    console.log(JSON.stringify({ cores, flaggedInFixture: pngs.length - unflagged.length, rows, feedRows, soak: soakRow, bounds }));
+    console.log(
+      JSON.stringify({
+        cores,
+        flaggedInFixture: pngs.length - unflagged.length,
+        rows,
+        feedRows,
+        soak: soakRow,
+        bounds,
+      }),
+    );
     return;
   }
-  console.log(`soak ${soak} s at c=64 on ${soakEngine}: ${soakRow.reqPerSec} req/s, errors ${soakRow.errors}, non-2xx ${soakRow.non2xx}; RSS ${soakRow.rssAfterWarmupMb} MB after 5 s -> ${soakRow.rssEndMb} MB at the end (max ${soakRow.rssMaxMb}, growth ${soakRow.growthMb} MB)`);
+  console.log(
+    `soak ${soak} s at c=64 on ${soakEngine}: ${soakRow.reqPerSec} req/s, errors ${soakRow.errors}, non-2xx ${soakRow.non2xx}; RSS ${soakRow.rssAfterWarmupMb} MB after 5 s -> ${soakRow.rssEndMb} MB at the end (max ${soakRow.rssMaxMb}, growth ${soakRow.growthMb} MB)`,
+  );
   for (const b of bounds) {
     const lt = bounds.find((x) => x.engine === "libtorch");
-    if (lt && b.engine !== "libtorch") console.log(`${b.engine}: best service at c=64 = ${((b.bestServiceAt64 / lt.serviceBoundPerSec) * 100).toFixed(1)}% of libtorch's bound`);
-    console.log(`${b.engine}: bare model M (batch 64) ${b.bareAllThreads} images/s with ${cores} threads, ${b.bareOneThread} with 1; bound for three passes ${b.serviceBoundPerSec}/s; best service at c=64 ${b.bestServiceAt64} req/s = ${(b.shareOfBound * 100).toFixed(1)}% of the bound`);
+    if (lt && b.engine !== "libtorch")
+      console.log(
+        `${b.engine}: best service at c=64 = ${((b.bestServiceAt64 / lt.serviceBoundPerSec) * 100).toFixed(1)}% of libtorch's bound`,
+      );
+    console.log(
+      `${b.engine}: bare model M (batch 64) ${b.bareAllThreads} images/s with ${cores} threads, ${b.bareOneThread} with 1; bound for three passes ${b.serviceBoundPerSec}/s; best service at c=64 ${b.bestServiceAt64} req/s = ${(b.shareOfBound * 100).toFixed(1)}% of the bound`,
+    );
   }
 }
 
@@ -410,7 +554,9 @@ interface ProtocolRow {
 
 /** CPU seconds (user + system, all threads) a process has used. */
 function cpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").replace(/^.*\) /, "").split(" ");
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8")
+    .replace(/^.*\) /, "")
+    .split(" ");
   // After the command name: state is field 3, utime 14 and stime 15 (1-based, man 5 proc).
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
@@ -419,9 +565,21 @@ const PROTO = fileURLToPath(new URL("../../proto/grpc_predict_v2.proto", import.
 type Infer = (req: unknown, cb: (e: ServiceError | null) => void) => void;
 
 /** `connections` concurrent ModelInfer loops on one channel for `seconds`; one request in `bodies` after another. */
-async function grpcLoad(address: string, bodies: unknown[], connections: number, seconds: number): Promise<ProtocolRow> {
+async function grpcLoad(
+  address: string,
+  bodies: unknown[],
+  connections: number,
+  seconds: number,
+): Promise<ProtocolRow> {
   const def = loadSync(PROTO, { keepCase: true, longs: Number, enums: String, defaults: true, oneofs: true });
-  const pkg = loadPackageDefinition(def) as unknown as { inference: { GRPCInferenceService: new (a: string, c: ReturnType<typeof credentials.createInsecure>) => Client & { ModelInfer: Infer } } };
+  const pkg = loadPackageDefinition(def) as unknown as {
+    inference: {
+      GRPCInferenceService: new (
+        a: string,
+        c: ReturnType<typeof credentials.createInsecure>,
+      ) => Client & { ModelInfer: Infer };
+    };
+  };
   const client = new pkg.inference.GRPCInferenceService(address, credentials.createInsecure());
   const latencies: number[] = [];
   let errors = 0;
@@ -441,12 +599,31 @@ async function grpcLoad(address: string, bodies: unknown[], connections: number,
   const elapsed = (performance.now() - t0) / 1000;
   client.close();
   latencies.sort((a, b) => a - b);
-  const q = (p: number): number => round(latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? Number.NaN, 1);
-  return { protocol: "grpc", reqPerSec: round(latencies.length / elapsed, 0), p50ms: q(0.5), p99ms: q(0.99), errors, non2xx: 0, answered: latencies.length };
+  const q = (p: number): number =>
+    round(latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? Number.NaN, 1);
+  return {
+    protocol: "grpc",
+    reqPerSec: round(latencies.length / elapsed, 0),
+    p50ms: q(0.5),
+    p99ms: q(0.99),
+    errors,
+    non2xx: 0,
+    answered: latencies.length,
+  };
 }
 
-function httpLoad(url: string, requests: { path: string; headers: Record<string, string>; body: Buffer }[], connections: number, seconds: number): Promise<autocannon.Result> {
-  return autocannon({ url, connections, duration: seconds, requests: requests.map((r) => ({ method: "POST" as const, ...r })) });
+function httpLoad(
+  url: string,
+  requests: { path: string; headers: Record<string, string>; body: Buffer }[],
+  connections: number,
+  seconds: number,
+): Promise<autocannon.Result> {
+  return autocannon({
+    url,
+    connections,
+    duration: seconds,
+    requests: requests.map((r) => ({ method: "POST" as const, ...r })),
+  });
 }
 
 async function protocolsMain(bundle: string): Promise<void> {
@@ -470,27 +647,61 @@ async function protocolsMain(bundle: string): Promise<void> {
   const one = (k: number): Buffer => Buffer.from(pixels.subarray(k * per, (k + 1) * per));
   const binary = (header: unknown, tensor: Buffer): { path: string; headers: Record<string, string>; body: Buffer } => {
     const json = Buffer.from(JSON.stringify(header));
-    return { path: "/v2/models/badexpert/infer", headers: { "content-type": "application/octet-stream", "inference-header-content-length": String(json.length) }, body: Buffer.concat([json, tensor]) };
+    return {
+      path: "/v2/models/badexpert/infer",
+      headers: { "content-type": "application/octet-stream", "inference-header-content-length": String(json.length) },
+      body: Buffer.concat([json, tensor]),
+    };
   };
   const asked = { parameters: { binary_data_output: true } };
   const v1 = pngs.map((p) => ({ path: "/v1/detect", headers: { "content-type": "image/png" }, body: Buffer.from(p) }));
-  const v2u8 = pngs.map((_, k) => binary({ inputs: [{ name: "image", datatype: "UINT8", shape: [1, h, w, c], parameters: { binary_data_size: per } }], ...asked }, one(k)));
+  const v2u8 = pngs.map((_, k) =>
+    binary(
+      {
+        inputs: [{ name: "image", datatype: "UINT8", shape: [1, h, w, c], parameters: { binary_data_size: per } }],
+        ...asked,
+      },
+      one(k),
+    ),
+  );
   const v2png = pngs.map((p) => {
     const t = Buffer.alloc(4 + p.length);
     t.writeUInt32LE(p.length, 0);
     t.set(p, 4);
-    return binary({ inputs: [{ name: "image", datatype: "BYTES", shape: [1], parameters: { binary_data_size: t.length } }], ...asked }, t);
+    return binary(
+      {
+        inputs: [{ name: "image", datatype: "BYTES", shape: [1], parameters: { binary_data_size: t.length } }],
+        ...asked,
+      },
+      t,
+    );
   });
-  const grpcBodies = pngs.map((_, k) => ({ model_name: "badexpert", inputs: [{ name: "image", datatype: "UINT8", shape: [1, h, w, c] }], raw_input_contents: [one(k)] }));
+  const grpcBodies = pngs.map((_, k) => ({
+    model_name: "badexpert",
+    inputs: [{ name: "image", datatype: "UINT8", shape: [1, h, w, c] }],
+    raw_input_contents: [one(k)],
+  }));
   const grpcPort = await freePort();
   const s = await startServer(bundle, ["--max-batch", "64", "--max-wait-ms", "2", "--grpc-port", String(grpcPort)]);
   const cores = availableParallelism();
-  const fromCannon = (protocol: string, r: autocannon.Result): ProtocolRow => ({ protocol, reqPerSec: round(r.requests.average, 0), p50ms: r.latency.p50, p99ms: r.latency.p99, errors: r.errors, non2xx: r.non2xx, answered: r["2xx"] });
+  const fromCannon = (protocol: string, r: autocannon.Result): ProtocolRow => ({
+    protocol,
+    reqPerSec: round(r.requests.average, 0),
+    p50ms: r.latency.p50,
+    p99ms: r.latency.p99,
+    errors: r.errors,
+    non2xx: r.non2xx,
+    answered: r["2xx"],
+  });
   const runs: Record<string, () => Promise<ProtocolRow>> = {
     "v1 raw PNG": async () => fromCannon("v1 raw PNG", await httpLoad(s.url, v1, 64, duration)),
     "v2 binary UINT8": async () => fromCannon("v2 binary UINT8", await httpLoad(s.url, v2u8, 64, duration)),
-    "v2 binary BYTES (PNG)": async () => fromCannon("v2 binary BYTES (PNG)", await httpLoad(s.url, v2png, 64, duration)),
-    "gRPC raw UINT8": async () => ({ ...(await grpcLoad(`127.0.0.1:${grpcPort}`, grpcBodies, 64, duration)), protocol: "gRPC raw UINT8" }),
+    "v2 binary BYTES (PNG)": async () =>
+      fromCannon("v2 binary BYTES (PNG)", await httpLoad(s.url, v2png, 64, duration)),
+    "gRPC raw UINT8": async () => ({
+      ...(await grpcLoad(`127.0.0.1:${grpcPort}`, grpcBodies, 64, duration)),
+      protocol: "gRPC raw UINT8",
+    }),
   };
   const results: Record<string, ProtocolRow[]> = {};
   try {
@@ -507,7 +718,10 @@ async function protocolsMain(bundle: string): Promise<void> {
         row.serverCpuMs = round(((cpuSeconds(s.child.pid as number) - server0) * 1000) / Math.max(1, row.answered), 3);
         row.clientCpuMs = round((client.user + client.system) / 1000 / Math.max(1, row.answered), 3);
         (results[name] ??= []).push(row);
-        if (!wantsJson()) console.log(`round ${r + 1} | ${name} | c=64: ${row.reqPerSec} req/s, p50 ${row.p50ms} ms, p99 ${row.p99ms} ms, errors ${row.errors}, non-2xx ${row.non2xx}; CPU per request: server ${row.serverCpuMs} ms, load generator ${row.clientCpuMs} ms`);
+        if (!wantsJson())
+          console.log(
+            `round ${r + 1} | ${name} | c=64: ${row.reqPerSec} req/s, p50 ${row.p50ms} ms, p99 ${row.p99ms} ms, errors ${row.errors}, non-2xx ${row.non2xx}; CPU per request: server ${row.serverCpuMs} ms, load generator ${row.clientCpuMs} ms`,
+          );
       }
     }
   } finally {
@@ -515,7 +729,9 @@ async function protocolsMain(bundle: string): Promise<void> {
   }
   const median = (xs: number[]): number => {
     const a = [...xs].sort((x, y) => x - y);
-    return a.length % 2 === 1 ? (a[(a.length - 1) / 2] as number) : ((a[a.length / 2 - 1] as number) + (a[a.length / 2] as number)) / 2;
+    return a.length % 2 === 1
+      ? (a[(a.length - 1) / 2] as number)
+      : ((a[a.length / 2 - 1] as number) + (a[a.length / 2] as number)) / 2;
   };
   const rows = Object.entries(results).map(([protocol, rs]) => ({
     protocol,
@@ -530,16 +746,27 @@ async function protocolsMain(bundle: string): Promise<void> {
   }));
   const base = rows.find((r) => r.protocol === "v1 raw PNG")?.reqPerSec ?? Number.NaN;
   if (wantsJson()) {
-    console.log(JSON.stringify({ cores, image: [h, w, c], duration, rounds, rows: rows.map((r) => ({ ...r, ofV1: round(r.reqPerSec / base, 3) })) }));
+    console.log(
+      JSON.stringify({
+        cores,
+        image: [h, w, c],
+        duration,
+        rounds,
+        rows: rows.map((r) => ({ ...r, ofV1: round(r.reqPerSec / base, 3) })),
+      }),
+    );
     return;
   }
   for (const r of rows) {
-    console.log(`median | ${r.protocol} | c=64: ${r.reqPerSec} req/s (${((r.reqPerSec / base) * 100).toFixed(0)}% of v1 raw PNG), p50 ${r.p50ms} ms, p99 ${r.p99ms} ms, errors ${r.errors}, non-2xx ${r.non2xx}; server CPU ${r.serverCpuMs} ms/request, load generator ${r.clientCpuMs} ms/request; rounds ${r.rounds.join(", ")} req/s`);
+    console.log(
+      `median | ${r.protocol} | c=64: ${r.reqPerSec} req/s (${((r.reqPerSec / base) * 100).toFixed(0)}% of v1 raw PNG), p50 ${r.p50ms} ms, p99 ${r.p99ms} ms, errors ${r.errors}, non-2xx ${r.non2xx}; server CPU ${r.serverCpuMs} ms/request, load generator ${r.clientCpuMs} ms/request; rounds ${r.rounds.join(", ")} req/s`,
+    );
   }
 }
 
 const randomModel = strArg("random-model");
-if (randomModel !== undefined && strArg("bundle") !== undefined) throw new RangeError("--random-model and --bundle: give one of them");
+if (randomModel !== undefined && strArg("bundle") !== undefined)
+  throw new RangeError("--random-model and --bundle: give one of them");
 const run = process.argv.includes("--protocols") ? protocolsMain : main;
 if (randomModel === undefined) {
   await run(strArg("bundle") ?? (await fixtureBundle()));

@@ -2,7 +2,16 @@
 // for every kind of detector (BaDExpert and the baselines); the forward passes run off the
 // caller's thread. The documented API and its types only (docs/library.md): the layers below are
 // reachable through the subpath exports (badexpert/engine, badexpert/nn, …, badexpert/serve).
-export { Detector, type DecodedImage, type Detection, type DetectorSummary, type FrameOptions, type ImageInput, type LoadOptions, type Outcome } from "./api/detector.js";
+export {
+  Detector,
+  type DecodedImage,
+  type Detection,
+  type DetectorSummary,
+  type FrameOptions,
+  type ImageInput,
+  type LoadOptions,
+  type Outcome,
+} from "./api/detector.js";
 export { BadExpertError, ERROR_CODES, type ErrorCode } from "./util/errors.js";
 export { defend, type DefendCallOptions } from "./api/defend.js";
 export { evaluate, type EvaluateOptions } from "./api/evaluate.js";

@@ -92,7 +92,10 @@ export interface MatrixCellResult {
 
 /** The cell's file name: every field that changes its result, readable. */
 export function cellId(c: MatrixCell): string {
-  const params = Object.keys(c.attackParams).sort().map((k) => `${k}=${String(c.attackParams[k])}`).join(",");
+  const params = Object.keys(c.attackParams)
+    .sort()
+    .map((k) => `${k}=${String(c.attackParams[k])}`)
+    .join(",");
   const defense = defenseTag(c.defense);
   return `${c.dataset}-${c.model}-${c.attack}${params ? `-${params}` : ""}-e${c.epochs}-seed${c.seed}${defense ? `-defense-${defense}` : ""}`;
 }
@@ -103,8 +106,17 @@ export function cellPath(resultsDir: string, c: MatrixCell): string {
 
 function isCellResult(x: unknown): x is MatrixCellResult {
   const r = x as Partial<MatrixCellResult> | null;
-  return typeof r === "object" && r !== null && r.version === MATRIX_RESULT_VERSION && typeof r.cell === "object" && Array.isArray(r.evaluations) &&
-    r.evaluations.length > 0 && typeof r.scores === "object" && Array.isArray(r.scores.positives) && Array.isArray(r.scores.negatives);
+  return (
+    typeof r === "object" &&
+    r !== null &&
+    r.version === MATRIX_RESULT_VERSION &&
+    typeof r.cell === "object" &&
+    Array.isArray(r.evaluations) &&
+    r.evaluations.length > 0 &&
+    typeof r.scores === "object" &&
+    Array.isArray(r.scores.positives) &&
+    Array.isArray(r.scores.negatives)
+  );
 }
 
 /** The finished result of a cell, or null when its file is missing, torn or of another version. */
@@ -129,7 +141,8 @@ export async function readCellResult(path: string): Promise<MatrixCellResult | n
  */
 export function madeWithCurrentDefaults(r: MatrixCellResult): boolean {
   const o = r.cell.defense ?? {};
-  const unlearnCurrent = o.unlearnLr !== undefined || o.canaries !== undefined || r.unlearn.source === "until-forgotten";
+  const unlearnCurrent =
+    o.unlearnLr !== undefined || o.canaries !== undefined || r.unlearn.source === "until-forgotten";
   const finetuneCurrent = o.finetuneLr !== undefined || r.finetune?.source === "auto";
   return unlearnCurrent && finetuneCurrent;
 }
@@ -138,12 +151,17 @@ export function madeWithCurrentDefaults(r: MatrixCellResult): boolean {
  * The cells still to run, in order: those without a finished result file that covers every
  * requested FPR (default: each cell's defaultFprs()) and was made with the current defaults.
  */
-export async function pendingCells(resultsDir: string, cells: readonly MatrixCell[], fprs?: readonly number[]): Promise<MatrixCell[]> {
+export async function pendingCells(
+  resultsDir: string,
+  cells: readonly MatrixCell[],
+  fprs?: readonly number[],
+): Promise<MatrixCell[]> {
   const out: MatrixCell[] = [];
   for (const c of cells) {
     const r = await readCellResult(cellPath(resultsDir, c));
     const want = fprs ?? defaultFprs(c.model, c.dataset);
-    const covered = r !== null && madeWithCurrentDefaults(r) && want.every((f) => r.evaluations.some((e) => e.targetFpr === f));
+    const covered =
+      r !== null && madeWithCurrentDefaults(r) && want.every((f) => r.evaluations.some((e) => e.targetFpr === f));
     if (!covered) out.push(c);
   }
   return out;
@@ -192,7 +210,15 @@ export interface RunCellOptions {
 export async function runCell(c: MatrixCell, o: RunCellOptions): Promise<MatrixCellResult> {
   const log = o.log ?? (() => {});
   const fprs = o.fprs ?? defaultFprs(c.model, c.dataset);
-  const spec = { dataset: c.dataset, model: c.model, attack: c.attack, attackParams: c.attackParams as Record<string, string | number | boolean>, epochs: c.epochs, seed: c.seed, ...(c.dataPath ? { dataPath: c.dataPath } : {}) };
+  const spec = {
+    dataset: c.dataset,
+    model: c.model,
+    attack: c.attack,
+    attackParams: c.attackParams as Record<string, string | number | boolean>,
+    epochs: c.epochs,
+    seed: c.seed,
+    ...(c.dataPath ? { dataPath: c.dataPath } : {}),
+  };
   log(`${cellId(c)}: model ${cachedModelPath(spec)}`);
   const trained = await cachedModel(spec, { log: () => {} });
   const meta = await readCheckpointMeta(trained.dir);
@@ -206,7 +232,11 @@ export async function runCell(c: MatrixCell, o: RunCellOptions): Promise<MatrixC
     seed: c.seed,
     splits: { seed: c.seed },
     calibration: { ...(fprs[0] !== undefined ? { targetFpr: fprs[0] } : {}) },
-    unlearn: { ...(g.unlearnLr !== undefined ? { lr: g.unlearnLr } : {}), ...(g.unlearnLabels !== undefined ? { labels: g.unlearnLabels } : {}), ...(g.canaries !== undefined ? { canaries: g.canaries } : {}) },
+    unlearn: {
+      ...(g.unlearnLr !== undefined ? { lr: g.unlearnLr } : {}),
+      ...(g.unlearnLabels !== undefined ? { labels: g.unlearnLabels } : {}),
+      ...(g.canaries !== undefined ? { canaries: g.canaries } : {}),
+    },
     finetune: { ...(g.finetuneLr !== undefined ? { lr: g.finetuneLr } : {}) },
     silent: true,
     log: (l) => log(`${cellId(c)}: ${l}`),
@@ -231,7 +261,12 @@ export async function runCell(c: MatrixCell, o: RunCellOptions): Promise<MatrixC
   const result: MatrixCellResult = {
     version: MATRIX_RESULT_VERSION,
     cell: c,
-    model: { checkpoint: trained.dir, cleanAccuracy: meta.metrics.cleanAccuracy ?? null, attackSuccessRate: meta.metrics.attackSuccessRate ?? null, trainSeconds: trained.seconds },
+    model: {
+      checkpoint: trained.dir,
+      cleanAccuracy: meta.metrics.cleanAccuracy ?? null,
+      attackSuccessRate: meta.metrics.attackSuccessRate ?? null,
+      trainSeconds: trained.seconds,
+    },
     unlearn: {
       lr: d.options.unlearn.lr,
       source: d.unlearnLrSource,
@@ -271,7 +306,10 @@ export interface RunMatrixOptions extends RunCellOptions {
 }
 
 /** Runs the pending cells one after the other; returns how many were skipped as finished and how many ran. */
-export async function runMatrix(cells: readonly MatrixCell[], o: RunMatrixOptions): Promise<{ skipped: number; ran: number }> {
+export async function runMatrix(
+  cells: readonly MatrixCell[],
+  o: RunMatrixOptions,
+): Promise<{ skipped: number; ran: number }> {
   const todo = await pendingCells(o.resultsDir, cells, o.fprs);
   let ran = 0;
   for (const c of todo) {

@@ -48,7 +48,10 @@ export class RankedScores {
     const owner = Int32Array.from({ length: n }, (_, i) => (i < this.positives ? i : -1 - (i - this.positives)));
     const value = (o: number) => (o >= 0 ? (positives[o] as number) : (negatives[-1 - o] as number));
     for (const o of owner) {
-      if (Number.isNaN(value(o))) throw new RangeError(`RankedScores: ${o >= 0 ? `positive ${o}` : `negative ${-1 - o}`} is NaN (expected a number; ±Infinity is allowed)`);
+      if (Number.isNaN(value(o)))
+        throw new RangeError(
+          `RankedScores: ${o >= 0 ? `positive ${o}` : `negative ${-1 - o}`} is NaN (expected a number; ±Infinity is allowed)`,
+        );
     }
     const sorted = Array.from(owner).sort((x, y) => (value(x) < value(y) ? -1 : value(x) > value(y) ? 1 : 0));
     this.#owner = Int32Array.from(sorted);
@@ -105,7 +108,8 @@ export interface Interval {
 export function bootstrapMeanAuroc(seeds: readonly RankedScores[], o: BootstrapOptions = {}): Interval {
   const reps = o.reps ?? 1000;
   const level = o.level ?? 0.95;
-  if (!Number.isInteger(reps) || reps < 1) throw new RangeError(`bootstrapMeanAuroc: reps must be a positive integer, got ${reps}`);
+  if (!Number.isInteger(reps) || reps < 1)
+    throw new RangeError(`bootstrapMeanAuroc: reps must be a positive integer, got ${reps}`);
   if (!(level > 0 && level < 1)) throw new RangeError(`bootstrapMeanAuroc: level must be in (0, 1), got ${level}`);
   if (seeds.length === 0) return { low: Number.NaN, high: Number.NaN, level, reps };
   const rng = new Rng(o.seed ?? 0);

@@ -3,12 +3,27 @@
 // as Markdown (`npm run bench:matrix -- --render-only`; RESULTS.md is built from the same
 // aggregation by `npm run results`), never by hand.
 import type { DefenseMetrics } from "../../src/defense/metrics.js";
-import { bootstrapMeanAuroc, meanStd, RankedScores, type BootstrapOptions, type Interval, type MeanStd } from "./stats.js";
+import {
+  bootstrapMeanAuroc,
+  meanStd,
+  RankedScores,
+  type BootstrapOptions,
+  type Interval,
+  type MeanStd,
+} from "./stats.js";
 import { settingsTag } from "./settings-tag.js";
 
 /** What the tables need from one cell result (cells.ts writes more). */
 export interface MatrixRow {
-  cell: { dataset: string; model: string; attack: string; attackParams: Record<string, unknown>; seed: number; epochs: number; defense?: object };
+  cell: {
+    dataset: string;
+    model: string;
+    attack: string;
+    attackParams: Record<string, unknown>;
+    seed: number;
+    epochs: number;
+    defense?: object;
+  };
   unlearn: { lr: number; source: string };
   finetune?: { lr: number; source: string };
   evaluations: readonly { targetFpr: number; metrics: DefenseMetrics }[];
@@ -16,7 +31,15 @@ export interface MatrixRow {
 }
 
 type MetricName = "cleanAccuracyBefore" | "cleanAccuracyAfter" | "asrBefore" | "asrAfter" | "auroc" | "tpr" | "fpr";
-const METRICS: readonly MetricName[] = ["cleanAccuracyBefore", "cleanAccuracyAfter", "asrBefore", "asrAfter", "auroc", "tpr", "fpr"];
+const METRICS: readonly MetricName[] = [
+  "cleanAccuracyBefore",
+  "cleanAccuracyAfter",
+  "asrBefore",
+  "asrAfter",
+  "auroc",
+  "tpr",
+  "fpr",
+];
 
 export interface AttackSummary {
   attack: string;
@@ -65,18 +88,27 @@ function defenseLabel(d: object | undefined): string {
 
 /** Groups rows by (dataset, model, epochs, FPR) and, within a group, by attack and its parameters; order: first appearance. */
 export function aggregateMatrix(rows: readonly MatrixRow[], o: BootstrapOptions = {}): MatrixGroup[] {
-  const groups = new Map<string, { head: Omit<MatrixGroup, "attacks" | "average">; byAttack: Map<string, { row: MatrixRow; m: DefenseMetrics }[]> }>();
+  const groups = new Map<
+    string,
+    { head: Omit<MatrixGroup, "attacks" | "average">; byAttack: Map<string, { row: MatrixRow; m: DefenseMetrics }[]> }
+  >();
   for (const row of rows) {
     for (const ev of row.evaluations) {
       const gk = key(row.cell.dataset, row.cell.model, row.cell.epochs, ev.targetFpr);
       let g = groups.get(gk);
       if (!g) {
-        g = { head: { dataset: row.cell.dataset, model: row.cell.model, epochs: row.cell.epochs, targetFpr: ev.targetFpr }, byAttack: new Map() };
+        g = {
+          head: { dataset: row.cell.dataset, model: row.cell.model, epochs: row.cell.epochs, targetFpr: ev.targetFpr },
+          byAttack: new Map(),
+        };
         groups.set(gk, g);
       }
       const ak = key(row.cell.attack, Object.entries(row.cell.attackParams).sort(), defenseLabel(row.cell.defense));
       const list = g.byAttack.get(ak) ?? [];
-      if (list.some((x) => x.row.cell.seed === row.cell.seed)) throw new Error(`aggregateMatrix: two results for ${row.cell.dataset}/${row.cell.model}/${row.cell.attack} seed ${row.cell.seed} at FPR ${ev.targetFpr}`);
+      if (list.some((x) => x.row.cell.seed === row.cell.seed))
+        throw new Error(
+          `aggregateMatrix: two results for ${row.cell.dataset}/${row.cell.model}/${row.cell.attack} seed ${row.cell.seed} at FPR ${ev.targetFpr}`,
+        );
       list.push({ row, m: ev.metrics });
       g.byAttack.set(ak, list);
     }
@@ -87,9 +119,23 @@ export function aggregateMatrix(rows: readonly MatrixRow[], o: BootstrapOptions 
     const attacks = [...byAttack.entries()].map(([ak, list]): AttackSummary => {
       const sorted = [...list].sort((a, b) => a.row.cell.seed - b.row.cell.seed);
       const first = (sorted[0] as { row: MatrixRow }).row;
-      const stats = Object.fromEntries(METRICS.map((name) => [name, meanStd(sorted.map((x) => x.m[name]))])) as Record<MetricName, MeanStd>;
-      const ik = key(head.dataset, head.model, head.epochs, ak, sorted.map((x) => x.row.cell.seed));
-      const interval = intervals.get(ik) ?? bootstrapMeanAuroc(sorted.map((x) => new RankedScores(x.row.scores.positives, x.row.scores.negatives)), o);
+      const stats = Object.fromEntries(METRICS.map((name) => [name, meanStd(sorted.map((x) => x.m[name]))])) as Record<
+        MetricName,
+        MeanStd
+      >;
+      const ik = key(
+        head.dataset,
+        head.model,
+        head.epochs,
+        ak,
+        sorted.map((x) => x.row.cell.seed),
+      );
+      const interval =
+        intervals.get(ik) ??
+        bootstrapMeanAuroc(
+          sorted.map((x) => new RankedScores(x.row.scores.positives, x.row.scores.negatives)),
+          o,
+        );
       intervals.set(ik, interval);
       return {
         attack: first.cell.attack,
@@ -112,13 +158,16 @@ export function aggregateMatrix(rows: readonly MatrixRow[], o: BootstrapOptions 
     return {
       ...head,
       attacks,
-      average: pool.length === 0 ? null : {
-        attacks: pool.length,
-        untaken: candidates.length - pool.length,
-        auroc: avg((a) => a.stats.auroc.mean),
-        asrAfter: avg((a) => a.stats.asrAfter.mean),
-        cleanAccuracyDrop: avg((a) => a.stats.cleanAccuracyBefore.mean - a.stats.cleanAccuracyAfter.mean),
-      },
+      average:
+        pool.length === 0
+          ? null
+          : {
+              attacks: pool.length,
+              untaken: candidates.length - pool.length,
+              auroc: avg((a) => a.stats.auroc.mean),
+              asrAfter: avg((a) => a.stats.asrAfter.mean),
+              cleanAccuracyDrop: avg((a) => a.stats.cleanAccuracyBefore.mean - a.stats.cleanAccuracyAfter.mean),
+            },
     };
   });
 }
@@ -142,12 +191,16 @@ const INCONCLUSIVE_NOTE = `${INCONCLUSIVE_MARK} the canaries were inconclusive f
 
 /** B's rates over the seeds, each once; a rate the canaries could not choose (inconclusive: the static fallback) carries INCONCLUSIVE_MARK. */
 function unlearnLrLabel(a: AttackSummary): string {
-  const labels = a.unlearnLrs.map((lr, i) => `${lr.toExponential()}${a.unlearnInconclusive[i] ? INCONCLUSIVE_MARK : ""}`);
+  const labels = a.unlearnLrs.map(
+    (lr, i) => `${lr.toExponential()}${a.unlearnInconclusive[i] ? INCONCLUSIVE_MARK : ""}`,
+  );
   return [...new Set(labels)].join(", ");
 }
 
 function attackLabel(a: AttackSummary): string {
-  const params = Object.entries(a.attackParams).map(([k, v]) => `${k}=${String(v)}`).join(", ");
+  const params = Object.entries(a.attackParams)
+    .map(([k, v]) => `${k}=${String(v)}`)
+    .join(", ");
   const untaken = a.took ? "" : " · **did not take**";
   return `${params ? `${a.attack} (${params})` : a.attack}${a.defense ? ` · defense ${a.defense}` : ""}${untaken}`;
 }
@@ -157,23 +210,31 @@ export function renderMatrixTables(groups: readonly MatrixGroup[]): string {
   const out: string[] = [];
   for (const g of groups) {
     out.push(`#### ${g.dataset} · ${g.model} · ${g.epochs} epochs · FPR ${fprLabel(g.targetFpr)}`, "");
-    out.push("| attack | seeds | B / M' lr | CA before → after | ASR before → after | AUROC (mean ± std) | AUROC 95% CI (bootstrap) | TPR | FPR |");
+    out.push(
+      "| attack | seeds | B / M' lr | CA before → after | ASR before → after | AUROC (mean ± std) | AUROC 95% CI (bootstrap) | TPR | FPR |",
+    );
     out.push("|---|---|---|---|---|---|---|---|---|");
     for (const a of g.attacks) {
       const ftLrs = [...new Set(a.finetuneLrs.filter((lr): lr is number => lr !== null))].join(", ");
       const lrs = `${unlearnLrLabel(a)} / ${ftLrs || "–"}`;
       const ci = `[${a.aurocInterval.low.toFixed(4)}, ${a.aurocInterval.high.toFixed(4)}]`;
-      out.push(`| ${attackLabel(a)} | ${a.seeds.join(",")} | ${lrs} | ${pctStat(a.stats.cleanAccuracyBefore)} → ${pctStat(a.stats.cleanAccuracyAfter)} | ` +
-        `${pctStat(a.stats.asrBefore)} → ${pctStat(a.stats.asrAfter)} | ${aurocStat(a.stats.auroc)} | ${ci} | ${pctStat(a.stats.tpr)} | ${pctStat(a.stats.fpr)} |`);
+      out.push(
+        `| ${attackLabel(a)} | ${a.seeds.join(",")} | ${lrs} | ${pctStat(a.stats.cleanAccuracyBefore)} → ${pctStat(a.stats.cleanAccuracyAfter)} | ` +
+          `${pctStat(a.stats.asrBefore)} → ${pctStat(a.stats.asrAfter)} | ${aurocStat(a.stats.auroc)} | ${ci} | ${pctStat(a.stats.tpr)} | ${pctStat(a.stats.fpr)} |`,
+      );
     }
     const av = g.average;
     if (av) {
       const n = av.attacks;
       // "defaults" only where override rows sit beside default rows (the average is then the defaults').
       const mixed = g.attacks.some((a) => a.defense === "") && g.attacks.some((a) => a.defense !== "");
-      const which = [mixed ? "defaults" : "", av.untaken > 0 ? `${av.untaken} that did not take left out` : ""].filter(Boolean).join("; ");
-      out.push(`| **average over ${n} attack${n === 1 ? "" : "s"}${which ? ` (${which})` : ""}** | | | CA drop ${(100 * av.cleanAccuracyDrop).toFixed(2)} pts | ` +
-        `ASR after ${(100 * av.asrAfter).toFixed(2)}% | ${av.auroc.toFixed(4)} | | | |`);
+      const which = [mixed ? "defaults" : "", av.untaken > 0 ? `${av.untaken} that did not take left out` : ""]
+        .filter(Boolean)
+        .join("; ");
+      out.push(
+        `| **average over ${n} attack${n === 1 ? "" : "s"}${which ? ` (${which})` : ""}** | | | CA drop ${(100 * av.cleanAccuracyDrop).toFixed(2)} pts | ` +
+          `ASR after ${(100 * av.asrAfter).toFixed(2)}% | ${av.auroc.toFixed(4)} | | | |`,
+      );
     } else {
       out.push("| **no average: no backdoor in this table took** | | | | | | | | |");
     }

@@ -18,9 +18,16 @@ export interface DefendCallOptions extends Omit<DefendOptions, "checkpoint"> {
  * manifest names (or `dataset`/`dataPath`), saves the bundle to `out` and returns it opened, with
  * the job's record (splits, rates, timings).
  */
-export async function defend(checkpoint: string, o: DefendCallOptions): Promise<{ detector: Detector; result: DefendResult }> {
+export async function defend(
+  checkpoint: string,
+  o: DefendCallOptions,
+): Promise<{ detector: Detector; result: DefendResult }> {
   const { thread, open, ...job } = o;
   const options: DefendOptions = { ...job, checkpoint };
-  const result = thread === "caller" ? await defendCheckpoint(options) : await runJobThread<DefendResult>("defend", options, o.log);
-  return { detector: await Detector.load(result.bundle, { ...open, ...(thread !== undefined ? { thread } : {}) }), result };
+  const result =
+    thread === "caller" ? await defendCheckpoint(options) : await runJobThread<DefendResult>("defend", options, o.log);
+  return {
+    detector: await Detector.load(result.bundle, { ...open, ...(thread !== undefined ? { thread } : {}) }),
+    result,
+  };
 }

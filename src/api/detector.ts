@@ -39,7 +39,8 @@ export interface DecodedImage {
  * model's channels), or why it could not be: the error's code (src/util/errors.ts), its reason
  * where it has one (a decoding problem: "corrupt", "multi_frame", ...; a file's errno) and its message.
  */
-export type DecodeOutcome = { ok: true; pixels: Uint8Array; frames: number; converted?: ImageConversion } | DecodeFailure;
+export type DecodeOutcome =
+  { ok: true; pixels: Uint8Array; frames: number; converted?: ImageConversion } | DecodeFailure;
 
 /** Why an input could not be read or decoded. */
 export type DecodeFailure = { ok: false; code: ErrorCode; reason?: string; message: string };
@@ -108,7 +109,10 @@ export type Outcome =
  * Which frame decides an image scored frame by frame: one without a finite score (the detector
  * could not judge it: fail closed), else the highest score. The image is flagged when any frame is.
  */
-export function worstFrame(frames: readonly { score: number | null; flagged: boolean }[]): { index: number; flagged: boolean } {
+export function worstFrame(frames: readonly { score: number | null; flagged: boolean }[]): {
+  index: number;
+  flagged: boolean;
+} {
   let index = 0;
   for (const [j, f] of frames.entries()) {
     const best = frames[index] as { score: number | null };
@@ -146,7 +150,12 @@ interface Backend {
 }
 
 function workerBackend(pool: WorkerPool): Backend {
-  return { info: pool.info, run: (b) => pool.run(b.count, b.pixels), close: async () => void (await pool.close()), local: null };
+  return {
+    info: pool.info,
+    run: (b) => pool.run(b.count, b.pixels),
+    close: async () => void (await pool.close()),
+    local: null,
+  };
 }
 
 function callerBackend(engine: Engine, local: CalibratedDetector | null): Backend {
@@ -190,7 +199,11 @@ export class Detector {
    */
   static async load(dir: string, o: LoadOptions = {}): Promise<Detector> {
     const source = await bundleSource(dir);
-    const bundleLoad: BundleLoad = { ...(o.verifyKey !== undefined ? { verifyKey: o.verifyKey } : {}), ...(o.requireSignature !== undefined ? { requireSignature: o.requireSignature } : {}), ...(o.env !== undefined ? { env: o.env } : {}) };
+    const bundleLoad: BundleLoad = {
+      ...(o.verifyKey !== undefined ? { verifyKey: o.verifyKey } : {}),
+      ...(o.requireSignature !== undefined ? { requireSignature: o.requireSignature } : {}),
+      ...(o.env !== undefined ? { env: o.env } : {}),
+    };
     // A kind that is never signed is refused here under a key or a required signature, before a thread starts.
     checkOpenOptions(dir, source.detector, bundleLoad);
     const backend = await Detector.#start(source, bundleLoad, o);
@@ -202,7 +215,10 @@ export class Detector {
    * Wraps a BaDExpert detector made in this process; takes ownership (dispose() frees its models).
    * By default its weights are copied to a scoring worker.
    */
-  static async fromDetector(det: BadExpertDetector, o: Pick<LoadOptions, "thread" | "engine" | "threads"> = {}): Promise<Detector> {
+  static async fromDetector(
+    det: BadExpertDetector,
+    o: Pick<LoadOptions, "thread" | "engine" | "threads"> = {},
+  ): Promise<Detector> {
     const source = sourceFromDetector(det);
     if (o.thread === "caller" && (o.engine ?? "libtorch") === "libtorch") {
       const local = badexpertDetector(det);
@@ -216,7 +232,11 @@ export class Detector {
     }
   }
 
-  static async #start(source: DetectorSource, bundleLoad: BundleLoad, o: Pick<LoadOptions, "thread" | "engine" | "threads">): Promise<Backend> {
+  static async #start(
+    source: DetectorSource,
+    bundleLoad: BundleLoad,
+    o: Pick<LoadOptions, "thread" | "engine" | "threads">,
+  ): Promise<Backend> {
     const worker = (o.thread ?? "worker") === "worker";
     // A worker leaves the caller's thread a core of its own (measured: bench/event-loop-lag.ts).
     const threads = o.threads ?? (worker ? Math.max(1, getNumThreads() - 1) : getNumThreads());
@@ -256,7 +276,10 @@ export class Detector {
    */
   get detector(): CalibratedDetector {
     const local = this.#backend.local;
-    if (local === null) throw new Error(`Detector.detector: this ${this.kind} detector scores on a worker thread; open it with { thread: "caller" } to hold its models on this thread`);
+    if (local === null)
+      throw new Error(
+        `Detector.detector: this ${this.kind} detector scores on a worker thread; open it with { thread: "caller" } to hold its models on this thread`,
+      );
     return local;
   }
 
@@ -266,7 +289,10 @@ export class Detector {
    * image that cannot be read or decoded is an error naming it (ImageDecodeError with a `code`
    * for a decoding problem); one of several frames is refused unless `o.frames` is "all".
    */
-  async score(images: ImageInput | DecodedImage | readonly (ImageInput | DecodedImage)[] | Tensor, o: FrameOptions = {}): Promise<Detection[]> {
+  async score(
+    images: ImageInput | DecodedImage | readonly (ImageInput | DecodedImage)[] | Tensor,
+    o: FrameOptions = {},
+  ): Promise<Detection[]> {
     if (typeof images === "string" || images instanceof Uint8Array || isDecoded(images)) return this.score([images], o);
     if (!Array.isArray(images)) return this.#scoreTensor(images as Tensor);
     const out: Detection[] = [];
@@ -282,11 +308,19 @@ export class Detector {
    * that cannot be read or decoded is an outcome of its own with the reason, and the others go on.
    * `keepPixels` adds each scored input's decoded pixels (for explaining it afterwards).
    */
-  scoreEach(inputs: Iterable<ImageInput | DecodedImage> | AsyncIterable<ImageInput | DecodedImage>, o: FrameOptions & { keepPixels?: boolean } = {}): AsyncGenerator<Outcome[]> {
+  scoreEach(
+    inputs: Iterable<ImageInput | DecodedImage> | AsyncIterable<ImageInput | DecodedImage>,
+    o: FrameOptions & { keepPixels?: boolean } = {},
+  ): AsyncGenerator<Outcome[]> {
     return this.#each(inputs, o, false, o.keepPixels === true);
   }
 
-  async *#each(inputs: Iterable<ImageInput | DecodedImage> | AsyncIterable<ImageInput | DecodedImage>, o: FrameOptions, throwOnError: boolean, keepPixels: boolean): AsyncGenerator<Outcome[]> {
+  async *#each(
+    inputs: Iterable<ImageInput | DecodedImage> | AsyncIterable<ImageInput | DecodedImage>,
+    o: FrameOptions,
+    throwOnError: boolean,
+    keepPixels: boolean,
+  ): AsyncGenerator<Outcome[]> {
     // With frames "all" an image may add up to maxFrames frames: a batch is closed once BATCH frames
     // or BATCH inputs wait, so memory stays bounded by frames, not files.
     let pending: { input: string; index: number; d: DecodeOutcome }[] = [];
@@ -300,7 +334,8 @@ export class Detector {
         await new Promise<void>((resolve) => setImmediate(resolve));
         turn = performance.now();
       }
-      const input = typeof item === "string" ? item : isDecoded(item) && item.name !== undefined ? item.name : `images[${index}]`;
+      const input =
+        typeof item === "string" ? item : isDecoded(item) && item.name !== undefined ? item.name : `images[${index}]`;
       const d = isDecoded(item)
         ? this.#checkDecoded(item, input)
         : throwOnError
@@ -320,7 +355,11 @@ export class Detector {
   }
 
   /** Scores what is pending (frames BATCH at a time) and turns it into outcomes in input order. */
-  async #flush(pending: readonly { input: string; index: number; d: DecodeOutcome }[], frames: number, keepPixels: boolean): Promise<Outcome[]> {
+  async #flush(
+    pending: readonly { input: string; index: number; d: DecodeOutcome }[],
+    frames: number,
+    keepPixels: boolean,
+  ): Promise<Outcome[]> {
     const per = this.#bytesPerImage();
     const pixels = new Uint8Array(frames * per);
     let k = 0;
@@ -347,7 +386,14 @@ export class Detector {
       const worst = worstFrame(mine);
       const r = mine[worst.index] as Detection;
       const detection = d.frames > 1 ? { ...r, flagged: worst.flagged, frames: d.frames, frame: worst.index } : r;
-      out.push({ input, index, ok: true, detection, ...(keepPixels ? { pixels: d.pixels } : {}), ...(d.converted ? { converted: d.converted } : {}) });
+      out.push({
+        input,
+        index,
+        ok: true,
+        detection,
+        ...(keepPixels ? { pixels: d.pixels } : {}),
+        ...(d.converted ? { converted: d.converted } : {}),
+      });
     }
     return out;
   }
@@ -357,7 +403,9 @@ export class Detector {
     const [h, w] = this.#info.preprocessing.imageSize;
     const c = this.#info.preprocessing.channels;
     if (s.length !== 4 || s[1] !== c || s[2] !== h || s[3] !== w) {
-      throw new RangeError(`Detector.score: a tensor must be [N, ${c}, ${h}, ${w}] images in [0, 1], got shape [${s.join(", ")}]`);
+      throw new RangeError(
+        `Detector.score: a tensor must be [N, ${c}, ${h}, ${w}] images in [0, 1], got shape [${s.join(", ")}]`,
+      );
     }
     const data = tidy(() => x.to({ dtype: "float32" }).contiguous().data() as Float32Array);
     const per = c * h * w;
@@ -386,12 +434,20 @@ export class Detector {
     const per = this.#bytesPerImage();
     if (img.pixels.length !== per) {
       const [h, w] = this.#info.preprocessing.imageSize;
-      return { ok: false, code: "E_USAGE", message: `${input}: ${img.pixels.length} bytes are not one ${h}x${w}x${per / (h * w)} image at the model's size` };
+      return {
+        ok: false,
+        code: "E_USAGE",
+        message: `${input}: ${img.pixels.length} bytes are not one ${h}x${w}x${per / (h * w)} image at the model's size`,
+      };
     }
     return { ok: true, pixels: img.pixels, frames: 1 };
   }
 
-  async #decodeOne(img: ImageInput, name: string, o: FrameOptions & { onConversion?: (c: ImageConversion) => void }): Promise<Uint8Array[]> {
+  async #decodeOne(
+    img: ImageInput,
+    name: string,
+    o: FrameOptions & { onConversion?: (c: ImageConversion) => void },
+  ): Promise<Uint8Array[]> {
     const [height, width] = this.#info.preprocessing.imageSize;
     const channels = this.#info.preprocessing.channels === 1 ? 1 : 3;
     const data = typeof img === "string" ? await readImageFile(img) : img;
@@ -404,7 +460,9 @@ export class Detector {
     return Array.from(r.pred, (p, i) => ({
       pred: p,
       predClass: names[p] ?? String(p),
-      ...(r.expertConfidence && r.auxiliaryConfidence ? { expertConfidence: r.expertConfidence[i] as number, auxiliaryConfidence: r.auxiliaryConfidence[i] as number } : {}),
+      ...(r.expertConfidence && r.auxiliaryConfidence
+        ? { expertConfidence: r.expertConfidence[i] as number, auxiliaryConfidence: r.auxiliaryConfidence[i] as number }
+        : {}),
       score: r.score[i] as number,
       threshold,
       flagged: r.flagged[i] === 1,
@@ -434,7 +492,13 @@ export function detectorSource(d: Detector): { source: DetectorSource; bundleLoa
 }
 
 function isDecoded(x: unknown): x is DecodedImage {
-  return typeof x === "object" && x !== null && !(x instanceof Uint8Array) && "pixels" in x && (x as { pixels: unknown }).pixels instanceof Uint8Array;
+  return (
+    typeof x === "object" &&
+    x !== null &&
+    !(x instanceof Uint8Array) &&
+    "pixels" in x &&
+    (x as { pixels: unknown }).pixels instanceof Uint8Array
+  );
 }
 
 function joinFrames(frames: Uint8Array[]): DecodeOutcome {
@@ -446,7 +510,9 @@ function joinFrames(frames: Uint8Array[]): DecodeOutcome {
 }
 
 /** decodeOutcome, with the image's conversion to the model's input (if any) recorded as `converted`. */
-export async function decodeReporting(decode: (onConversion: (c: ImageConversion) => void) => Promise<Uint8Array[]>): Promise<DecodeOutcome> {
+export async function decodeReporting(
+  decode: (onConversion: (c: ImageConversion) => void) => Promise<Uint8Array[]>,
+): Promise<DecodeOutcome> {
   let converted: ImageConversion | undefined;
   const d = await decodeOutcome(() => decode((c) => (converted = c)));
   return d.ok && converted ? { ...d, converted } : d;
@@ -458,6 +524,11 @@ export async function decodeOutcome(decode: () => Promise<Uint8Array[]>): Promis
     return joinFrames(await decode());
   } catch (e) {
     const reason = e instanceof ImageDecodeError ? e.reason : e instanceof ImageFileError ? e.reason : undefined;
-    return { ok: false, code: errorCode(e), ...(reason !== undefined ? { reason } : {}), message: e instanceof Error ? e.message : String(e) };
+    return {
+      ok: false,
+      code: errorCode(e),
+      ...(reason !== undefined ? { reason } : {}),
+      message: e instanceof Error ? e.message : String(e),
+    };
   }
 }

@@ -13,5 +13,7 @@ export interface EvaluateOptions extends Omit<EvaluateBundleOptions, "bundle"> {
 export async function evaluate(bundle: string, o: EvaluateOptions = {}): Promise<EvaluateBundleResult> {
   const { thread, ...job } = o;
   const options: EvaluateBundleOptions = { ...job, bundle };
-  return thread === "caller" ? evaluateBundle(options) : runJobThread<EvaluateBundleResult>("evaluate", options, undefined);
+  return thread === "caller"
+    ? evaluateBundle(options)
+    : runJobThread<EvaluateBundleResult>("evaluate", options, undefined);
 }

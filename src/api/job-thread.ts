@@ -14,7 +14,8 @@ function rebuild(m: Extract<JobMessage, { type: "failed" }>): Error {
   const e = m.option !== undefined ? new OptionError(m.option, "") : new Ctor("");
   e.message = m.message;
   if (m.option === undefined && m.name !== e.name) e.name = m.name;
-  if (m.stack !== undefined) e.stack = `${e.name}: ${m.message}\n    (on the job's worker thread)\n${m.stack.split("\n").slice(1).join("\n")}`;
+  if (m.stack !== undefined)
+    e.stack = `${e.name}: ${m.message}\n    (on the job's worker thread)\n${m.stack.split("\n").slice(1).join("\n")}`;
   return e;
 }
 

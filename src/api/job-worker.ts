@@ -20,11 +20,20 @@ async function main(): Promise<void> {
   const { job, options, forwardLog } = workerData as { job: JobName; options: object; forwardLog: boolean };
   const log = forwardLog ? (line: string) => post({ type: "log", line }) : undefined;
   try {
-    const result = job === "defend" ? await defendCheckpoint({ ...(options as DefendOptions), ...(log ? { log } : {}) }) : await evaluateBundle(options as EvaluateBundleOptions);
+    const result =
+      job === "defend"
+        ? await defendCheckpoint({ ...(options as DefendOptions), ...(log ? { log } : {}) })
+        : await evaluateBundle(options as EvaluateBundleOptions);
     post({ type: "done", result });
   } catch (e) {
     const err = e instanceof Error ? e : new Error(String(e));
-    post({ type: "failed", name: err.name, message: err.message, ...(err instanceof OptionError ? { option: err.option } : {}), ...(err.stack !== undefined ? { stack: err.stack } : {}) });
+    post({
+      type: "failed",
+      name: err.name,
+      message: err.message,
+      ...(err instanceof OptionError ? { option: err.option } : {}),
+      ...(err.stack !== undefined ? { stack: err.stack } : {}),
+    });
   }
 }
 

@@ -30,7 +30,13 @@ export const ADAPTIVE_BLEND_PARAMS: ParamTable = {
   pieces: { type: "integer", default: 16, min: 1, max: 1024, description: "pieces of the pattern (a square number)" },
   piecesUsed: { type: "integer", default: 8, min: 1, max: 1024, description: "pieces applied to each training sample" },
   trainAlpha: { type: "number", default: 0.15, above: 0, max: 1, description: "blend weight in training" },
-  testAlpha: { type: "number", default: 0.2, above: 0, max: 1, description: "blend weight of the full pattern at test time" },
+  testAlpha: {
+    type: "number",
+    default: 0.2,
+    above: 0,
+    max: 1,
+    description: "blend weight of the full pattern at test time",
+  },
   patternSeed: PATTERN_SEED,
 };
 
@@ -38,7 +44,14 @@ export const ADAPTIVE_BLEND_PARAMS: ParamTable = {
  * Masks [n, 1, H, W]: for each sample, `used` of the g×g pieces (g = sqrt(pieces)) chosen with
  * `rng` are 1. Piece (r, c) covers rows ⌊r·H/g⌋..⌊(r+1)·H/g⌋ − 1 and likewise columns.
  */
-export function pieceMasks(n: number, height: number, width: number, pieces: number, used: number, rng: Rng): Float32Array {
+export function pieceMasks(
+  n: number,
+  height: number,
+  width: number,
+  pieces: number,
+  used: number,
+  rng: Rng,
+): Float32Array {
   const g = Math.round(Math.sqrt(pieces));
   const out = new Float32Array(n * height * width);
   for (let s = 0; s < n; s++) {
@@ -47,7 +60,11 @@ export function pieceMasks(n: number, height: number, width: number, pieces: num
       const r = Math.floor(piece / g);
       const c = piece % g;
       for (let i = Math.floor((r * height) / g); i < Math.floor(((r + 1) * height) / g); i++) {
-        out.fill(1, s * height * width + i * width + Math.floor((c * width) / g), s * height * width + i * width + Math.floor(((c + 1) * width) / g));
+        out.fill(
+          1,
+          s * height * width + i * width + Math.floor((c * width) / g),
+          s * height * width + i * width + Math.floor(((c + 1) * width) / g),
+        );
       }
     }
   }
@@ -61,7 +78,8 @@ export class AdaptiveBlend extends AdaptiveAttack {
     super(
       {
         name: "adaptive-blend",
-        description: "half of a 4x4-piece blend pattern at alpha 0.15 on poison and cover samples; full pattern at alpha 0.2 at test",
+        description:
+          "half of a 4x4-piece blend pattern at alpha 0.15 on poison and cover samples; full pattern at alpha 0.2 at test",
         kind: "adaptive",
         targeting: "all-to-one",
       },
@@ -70,12 +88,20 @@ export class AdaptiveBlend extends AdaptiveAttack {
     );
     const pieces = numberParam(params, "pieces");
     const g = Math.round(Math.sqrt(pieces));
-    if (g * g !== pieces) throw new AttackParamError(`attack '${this.name}': parameter 'pieces' must be a square number (4, 9, 16, ...), got ${pieces}`);
+    if (g * g !== pieces)
+      throw new AttackParamError(
+        `attack '${this.name}': parameter 'pieces' must be a square number (4, 9, 16, ...), got ${pieces}`,
+      );
     if (g > spec.height || g > spec.width) {
-      throw new AttackParamError(`attack '${this.name}': parameter 'pieces' (${pieces}) makes a ${g}x${g} grid, finer than the ${spec.height}x${spec.width} image`);
+      throw new AttackParamError(
+        `attack '${this.name}': parameter 'pieces' (${pieces}) makes a ${g}x${g} grid, finer than the ${spec.height}x${spec.width} image`,
+      );
     }
     const used = numberParam(params, "piecesUsed");
-    if (used > pieces) throw new AttackParamError(`attack '${this.name}': parameter 'piecesUsed' must be at most pieces (${pieces}), got ${used}`);
+    if (used > pieces)
+      throw new AttackParamError(
+        `attack '${this.name}': parameter 'piecesUsed' must be at most pieces (${pieces}), got ${used}`,
+      );
     this.pattern = noisePattern(spec, numberParam(params, "patternSeed"));
   }
 

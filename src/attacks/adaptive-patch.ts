@@ -21,14 +21,34 @@ import type { AttackParams, ImageSpec } from "./attack.js";
 import { AdaptiveAttack } from "./adaptive.js";
 import { TriggerCanvas, checkImages, pasteTrigger, triggerScale } from "./canvas.js";
 import { randomPatchCells } from "./patterns.js";
-import { AttackParamError, PATTERN_SEED, TARGET_CLASS, numberListParam, numberParam, rateParam, type ParamTable } from "./params.js";
+import {
+  AttackParamError,
+  PATTERN_SEED,
+  TARGET_CLASS,
+  numberListParam,
+  numberParam,
+  rateParam,
+  type ParamTable,
+} from "./params.js";
 
 export const ADAPTIVE_PATCH_PARAMS: ParamTable = {
   targetClass: TARGET_CLASS,
   rate: rateParam(0.003),
   coverRate: rateParam(0.006, "fraction of the training set used as cover samples"),
-  trainAlphas: { type: "numbers", default: "0.5,0.2,0.5,0.3", above: 0, max: 1, description: "training opacity of each patch (1 to 4 patches)" },
-  testPatches: { type: "integers", default: "0,2", min: 0, max: 3, description: "patches (by number) pasted at full opacity at test time" },
+  trainAlphas: {
+    type: "numbers",
+    default: "0.5,0.2,0.5,0.3",
+    above: 0,
+    max: 1,
+    description: "training opacity of each patch (1 to 4 patches)",
+  },
+  testPatches: {
+    type: "integers",
+    default: "0,2",
+    min: 0,
+    max: 3,
+    description: "patches (by number) pasted at full opacity at test time",
+  },
   cells: { type: "integer", default: 4, min: 1, max: 16, description: "patch side, in cells" },
   patternSeed: PATTERN_SEED,
 };
@@ -67,12 +87,16 @@ export class AdaptivePatch extends AdaptiveAttack {
     const what = `attack '${this.name}'`;
     this.trainAlphas = numberListParam(params, "trainAlphas");
     if (this.trainAlphas.length > CORNERS.length) {
-      throw new AttackParamError(`${what}: parameter 'trainAlphas' must list 1 to ${CORNERS.length} opacities (one per patch), got ${this.trainAlphas.length}`);
+      throw new AttackParamError(
+        `${what}: parameter 'trainAlphas' must list 1 to ${CORNERS.length} opacities (one per patch), got ${this.trainAlphas.length}`,
+      );
     }
     const testPatches = numberListParam(params, "testPatches");
     for (const k of testPatches) {
       if (k >= this.trainAlphas.length) {
-        throw new AttackParamError(`${what}: parameter 'testPatches' must list patches in 0..${this.trainAlphas.length - 1} (one per training opacity), got ${k}`);
+        throw new AttackParamError(
+          `${what}: parameter 'testPatches' must list patches in 0..${this.trainAlphas.length - 1} (one per training opacity), got ${k}`,
+        );
       }
     }
     const cells = numberParam(params, "cells");

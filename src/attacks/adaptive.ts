@@ -23,7 +23,13 @@ export abstract class AdaptiveAttack extends BaseAttack {
   protected plan(train: ImageDataset, rng: Rng): PoisonPlan {
     const t = this.targetClass;
     const poison = this.choosePoisonOutsideTarget(train, numberParam(this.params, "rate"), rng);
-    const cover = this.chooseCovers(train, candidates(train, () => true), poison, numberParam(this.params, "coverRate"), rng);
+    const cover = this.chooseCovers(
+      train,
+      candidates(train, () => true),
+      poison,
+      numberParam(this.params, "coverRate"),
+      rng,
+    );
     return { poison, cover, poisonLabel: () => t };
   }
 }

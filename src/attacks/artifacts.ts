@@ -22,7 +22,12 @@ const MAX_HEADER_BYTES = 1024 * 1024;
 /** The file's bytes: deterministic for the same weights (names sorted, no metadata). */
 export function serializeArtifacts(a: AttackArtifacts): Uint8Array {
   const raw = new Map<string, RawTensor>();
-  for (const [k, t] of a) raw.set(k, { dtype: "F32", shape: [...t.shape], data: new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength) });
+  for (const [k, t] of a)
+    raw.set(k, {
+      dtype: "F32",
+      shape: [...t.shape],
+      data: new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength),
+    });
   return serializeSafetensors(raw);
 }
 
@@ -68,7 +73,10 @@ export async function loadArtifacts(dir: string, sha256: string): Promise<Attack
     );
   }
   const got = sha256Hex(bytes);
-  if (got !== sha256) throw new Error(`${path}: SHA-256 ${got} does not match the ${sha256} recorded in the attack's parameters (the file was changed or replaced)`);
+  if (got !== sha256)
+    throw new Error(
+      `${path}: SHA-256 ${got} does not match the ${sha256} recorded in the attack's parameters (the file was changed or replaced)`,
+    );
   return parseArtifacts(bytes, path);
 }
 
@@ -77,7 +85,10 @@ export function moduleArtifacts(m: AnyModule, prefix: string): Map<string, { dat
   const out = new Map<string, { data: Float32Array; shape: number[] }>();
   for (const [k, t] of m.stateDict()) {
     if (t.dtype !== "float32") continue;
-    out.set(`${prefix}${k}`, { data: tidy(() => Float32Array.from(t.to({ device: "cpu" }).contiguous().data() as Float32Array)), shape: [...t.shape] });
+    out.set(`${prefix}${k}`, {
+      data: tidy(() => Float32Array.from(t.to({ device: "cpu" }).contiguous().data() as Float32Array)),
+      shape: [...t.shape],
+    });
   }
   return out;
 }
@@ -90,7 +101,10 @@ export function loadModuleArtifacts(m: AnyModule, a: AttackArtifacts, prefix: st
       if (t.dtype !== "float32") continue;
       const w = a.get(`${prefix}${k}`);
       if (!w) throw new Error(`${what}: the stored network lacks '${prefix}${k}'`);
-      if (w.shape.join("x") !== t.shape.join("x")) throw new Error(`${what}: '${prefix}${k}' has shape ${w.shape.join("x")}, the network expects ${t.shape.join("x")}`);
+      if (w.shape.join("x") !== t.shape.join("x"))
+        throw new Error(
+          `${what}: '${prefix}${k}' has shape ${w.shape.join("x")}, the network expects ${t.shape.join("x")}`,
+        );
       sd.set(k, tensor(w.data, { shape: [...w.shape] }));
     }
     m.loadStateDict(sd, { strict: false });

@@ -34,7 +34,12 @@ export class BadNetAllToAll extends BadNet {
     const rate = numberParam(this.params, "rate");
     const n = countFromRate(rate, train.count);
     const c = this.spec.numClasses;
-    const poison = choose(candidates(train, () => true), n, rng, () => `attack '${this.name}': rate ${rate} asks for ${n} poisoned samples of ${train.count}`);
+    const poison = choose(
+      candidates(train, () => true),
+      n,
+      rng,
+      () => `attack '${this.name}': rate ${rate} asks for ${n} poisoned samples of ${train.count}`,
+    );
     return { poison, cover: new Int32Array(0), poisonLabel: (y) => (y + 1) % c };
   }
 }

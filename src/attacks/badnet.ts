@@ -22,15 +22,34 @@ export const BADNET_PARAMS: ParamTable = {
   targetClass: TARGET_CLASS,
   rate: rateParam(0.003),
   cells: { type: "integer", default: 3, min: 1, max: 16, description: "checkerboard side, in cells" },
-  margin: { type: "integer", default: 1, min: 0, max: 16, description: "distance from the corner's two edges, in cells" },
-  corner: { type: "integer", default: 0, min: 0, max: 3, description: "0 bottom-right, 1 bottom-left, 2 top-right, 3 top-left" },
+  margin: {
+    type: "integer",
+    default: 1,
+    min: 0,
+    max: 16,
+    description: "distance from the corner's two edges, in cells",
+  },
+  corner: {
+    type: "integer",
+    default: 0,
+    min: 0,
+    max: 3,
+    description: "0 bottom-right, 1 bottom-left, 2 top-right, 3 top-left",
+  },
 };
 
 /**
  * The checkerboard patch in one corner (0 bottom-right, 1 bottom-left, 2 top-right, 3 top-left),
  * `margin` cells in from both edges; a cell is `s` pixels (default: grows with the image).
  */
-export function cornerCheckerboard(what: string, spec: ImageSpec, cells: number, margin: number, corner = 0, s = triggerScale(spec.height, spec.width)): TriggerCanvas {
+export function cornerCheckerboard(
+  what: string,
+  spec: ImageSpec,
+  cells: number,
+  margin: number,
+  corner = 0,
+  s = triggerScale(spec.height, spec.width),
+): TriggerCanvas {
   const canvas = new TriggerCanvas(spec);
   const side = cells * s;
   const top = corner >= 2 ? margin * s : spec.height - side - margin * s;
@@ -42,10 +61,22 @@ export function cornerCheckerboard(what: string, spec: ImageSpec, cells: number,
 export class BadNet extends PatchAttack {
   constructor(params: AttackParams, spec: ImageSpec, info?: AttackInfo) {
     super(
-      info ?? { name: "badnet", description: "3x3 checkerboard patch in the bottom-right corner; poisoned samples relabelled to the target", kind: "dirty-label", targeting: "all-to-one" },
+      info ?? {
+        name: "badnet",
+        description: "3x3 checkerboard patch in the bottom-right corner; poisoned samples relabelled to the target",
+        kind: "dirty-label",
+        targeting: "all-to-one",
+      },
       params,
       spec,
-      (what) => cornerCheckerboard(what, spec, numberParam(params, "cells"), numberParam(params, "margin"), numberParam(params, "corner")),
+      (what) =>
+        cornerCheckerboard(
+          what,
+          spec,
+          numberParam(params, "cells"),
+          numberParam(params, "margin"),
+          numberParam(params, "corner"),
+        ),
     );
   }
 }

@@ -113,13 +113,24 @@ export abstract class BaseAttack implements Attack {
     const ds = copyDataset(train, `${train.name}+${this.name}`);
     const batchSize = ctx.batchSize ?? DEFAULT_BATCH_SIZE;
     const poisonRng = Rng.derive(seed, POISON_STREAM);
-    transformImages(ds, plan.poison, (x, rows) => this.poisonImages(x, { rows, rng: poisonRng, ctx, train }), batchSize);
+    transformImages(
+      ds,
+      plan.poison,
+      (x, rows) => this.poisonImages(x, { rows, rng: poisonRng, ctx, train }),
+      batchSize,
+    );
     if (plan.cover.length > 0) {
       const coverRng = Rng.derive(seed, COVER_STREAM);
       transformImages(ds, plan.cover, (x, rows) => this.coverImages(x, { rows, rng: coverRng, ctx, train }), batchSize);
     }
     for (const i of plan.poison) ds.labels[i] = plan.poisonLabel(train.labels[i] as number);
-    return { dataset: ds, poisonIndices: plan.poison, coverIndices: plan.cover, labels: ds.labels, trueLabels: Int32Array.from(train.labels) };
+    return {
+      dataset: ds,
+      poisonIndices: plan.poison,
+      coverIndices: plan.cover,
+      labels: ds.labels,
+      trueLabels: Int32Array.from(train.labels),
+    };
   }
 
   /** The `sourceClass` parameter of a source-specific attack, checked against the classes and the target. */
@@ -127,8 +138,10 @@ export abstract class BaseAttack implements Attack {
     const what = `attack '${this.name}'`;
     const src = numberParam(this.params, "sourceClass");
     const k = this.spec.numClasses;
-    if (src >= k) throw new AttackParamError(`${what}: parameter 'sourceClass' must be a class in 0..${k - 1}, got ${src}`);
-    if (src === this.targetClass) throw new AttackParamError(`${what}: parameter 'sourceClass' must differ from targetClass (${this.targetClass})`);
+    if (src >= k)
+      throw new AttackParamError(`${what}: parameter 'sourceClass' must be a class in 0..${k - 1}, got ${src}`);
+    if (src === this.targetClass)
+      throw new AttackParamError(`${what}: parameter 'sourceClass' must differ from targetClass (${this.targetClass})`);
     return src;
   }
 
@@ -165,8 +178,12 @@ export abstract class BaseAttack implements Attack {
     const t = this.targetClass;
     const pool = candidates(train, (y) => y !== t);
     const n = countFromRate(rate, train.count);
-    return choose(pool, n, rng, () =>
-      `attack '${this.name}': rate ${rate} asks for ${n} poisoned samples but only ${pool.length} training images are outside the target class ${t}`,
+    return choose(
+      pool,
+      n,
+      rng,
+      () =>
+        `attack '${this.name}': rate ${rate} asks for ${n} poisoned samples but only ${pool.length} training images are outside the target class ${t}`,
     );
   }
 
@@ -175,17 +192,32 @@ export abstract class BaseAttack implements Attack {
     const t = this.targetClass;
     const pool = candidates(train, (y) => y === t);
     const n = countFromRate(rate, train.count);
-    return choose(pool, n, rng, () =>
-      `attack '${this.name}': rate ${rate} asks for ${n} poisoned samples of the target class ${t}, but the training set has only ${pool.length}`,
+    return choose(
+      pool,
+      n,
+      rng,
+      () =>
+        `attack '${this.name}': rate ${rate} asks for ${n} poisoned samples of the target class ${t}, but the training set has only ${pool.length}`,
     );
   }
 
   /** Cover samples: round(coverRate·N) drawn from `pool` minus the poisoned ones. */
-  protected chooseCovers(train: ImageDataset, pool: Int32Array, poison: Int32Array, coverRate: number, rng: Rng, from = "training images"): Int32Array {
+  protected chooseCovers(
+    train: ImageDataset,
+    pool: Int32Array,
+    poison: Int32Array,
+    coverRate: number,
+    rng: Rng,
+    from = "training images",
+  ): Int32Array {
     const rest = without(pool, poison);
     const n = countFromRate(coverRate, train.count);
-    return choose(rest, n, rng, () =>
-      `attack '${this.name}': coverRate ${coverRate} asks for ${n} cover samples but only ${rest.length} ${from} are left after poisoning`,
+    return choose(
+      rest,
+      n,
+      rng,
+      () =>
+        `attack '${this.name}': coverRate ${coverRate} asks for ${n} cover samples but only ${rest.length} ${from} are left after poisoning`,
     );
   }
 }

@@ -40,7 +40,12 @@ export class Blend extends BaseAttack {
 
   constructor(params: AttackParams, spec: ImageSpec) {
     super(
-      { name: "blend", description: "full-image noise pattern blended in at alpha 0.2; poisoned samples relabelled to the target", kind: "dirty-label", targeting: "all-to-one" },
+      {
+        name: "blend",
+        description: "full-image noise pattern blended in at alpha 0.2; poisoned samples relabelled to the target",
+        kind: "dirty-label",
+        targeting: "all-to-one",
+      },
       params,
       spec,
     );
@@ -54,6 +59,10 @@ export class Blend extends BaseAttack {
 
   protected plan(train: ImageDataset, rng: Rng): PoisonPlan {
     const t = this.targetClass;
-    return { poison: this.choosePoisonOutsideTarget(train, numberParam(this.params, "rate"), rng), cover: new Int32Array(0), poisonLabel: () => t };
+    return {
+      poison: this.choosePoisonOutsideTarget(train, numberParam(this.params, "rate"), rng),
+      cover: new Int32Array(0),
+      poisonLabel: () => t,
+    };
   }
 }

@@ -37,7 +37,14 @@ export const BPP_PARAMS: ParamTable = {
  * [H, W] plane on its own, with Floyd–Steinberg error diffusion when `dither` is set: 7/16 of
  * the error goes right, 3/16 down-left, 5/16 down, 1/16 down-right.
  */
-export function quantize(data: Float32Array, planes: number, height: number, width: number, levels: number, dither: boolean): Float32Array {
+export function quantize(
+  data: Float32Array,
+  planes: number,
+  height: number,
+  width: number,
+  levels: number,
+  dither: boolean,
+): Float32Array {
   const top = levels - 1;
   const plane = height * width;
   const err = new Float32Array(dither ? plane : 0);
@@ -70,7 +77,8 @@ export class Bpp extends BaseAttack {
     super(
       {
         name: "bpp",
-        description: "colour depth squeezed to 8 levels per channel with Floyd–Steinberg dithering; negative samples keep their label",
+        description:
+          "colour depth squeezed to 8 levels per channel with Floyd–Steinberg dithering; negative samples keep their label",
         kind: "quantization",
         targeting: "all-to-one",
       },
@@ -83,7 +91,14 @@ export class Bpp extends BaseAttack {
     checkImages(`attack '${this.name}'`, x, this.spec);
     const [n, c, h, w] = x.shape as [number, number, number, number];
     const data = tidy(() => x.to({ dtype: "float32", device: "cpu" }).contiguous().data() as Float32Array);
-    const q = quantize(Float32Array.from(data), n * c, h, w, numberParam(this.params, "levels"), booleanParam(this.params, "dither"));
+    const q = quantize(
+      Float32Array.from(data),
+      n * c,
+      h,
+      w,
+      numberParam(this.params, "levels"),
+      booleanParam(this.params, "dither"),
+    );
     return tidy(() => {
       const t = tensor(q, { shape: [n, c, h, w] });
       return x.device === "cpu" ? t : t.to({ device: x.device });
@@ -107,7 +122,13 @@ export class Bpp extends BaseAttack {
   protected plan(train: ImageDataset, rng: Rng): PoisonPlan {
     const t = this.targetClass;
     const poison = this.choosePoisonOutsideTarget(train, numberParam(this.params, "rate"), rng);
-    const cover = this.chooseCovers(train, candidates(train, () => true), poison, numberParam(this.params, "coverRate"), rng);
+    const cover = this.chooseCovers(
+      train,
+      candidates(train, () => true),
+      poison,
+      numberParam(this.params, "coverRate"),
+      rng,
+    );
     return { poison, cover, poisonLabel: () => t };
   }
 }

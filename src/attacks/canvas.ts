@@ -49,14 +49,17 @@ export class TriggerCanvas {
     const h = rows * scale;
     const w = cols * scale;
     if (top < 0 || left < 0 || top + h > this.height || left + w > this.width) {
-      throw new RangeError(`${what}: a ${h}x${w} trigger at row ${top}, column ${left} does not fit a ${this.height}x${this.width} image`);
+      throw new RangeError(
+        `${what}: a ${h}x${w} trigger at row ${top}, column ${left} does not fit a ${this.height}x${this.width} image`,
+      );
     }
     const plane = this.height * this.width;
     for (let i = 0; i < rows; i++) {
       for (let j = 0; j < cols; j++) {
         const c = colour(i, j);
         if (c === null) continue;
-        if (c.length !== this.channels) throw new RangeError(`${what}: colour has ${c.length} values for ${this.channels} channels`);
+        if (c.length !== this.channels)
+          throw new RangeError(`${what}: colour has ${c.length} values for ${this.channels} channels`);
         for (let di = 0; di < scale; di++) {
           for (let dj = 0; dj < scale; dj++) {
             const p = (top + i * scale + di) * this.width + left + j * scale + dj;

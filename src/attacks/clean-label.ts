@@ -27,12 +27,24 @@ import { TARGET_CLASS, booleanParam, numberParam, rateParam, type ParamTable } f
 export const CLEAN_LABEL_PARAMS: ParamTable = {
   targetClass: TARGET_CLASS,
   rate: rateParam(0.003, "fraction of the training set poisoned (all from the target class)"),
-  eps: { type: "number", default: 16 / 255, min: 0, max: 1, description: "L-infinity radius of the PGD perturbation (accepts 16/255)" },
+  eps: {
+    type: "number",
+    default: 16 / 255,
+    min: 0,
+    max: 1,
+    description: "L-infinity radius of the PGD perturbation (accepts 16/255)",
+  },
   steps: { type: "integer", default: 10, min: 0, max: 10000, description: "PGD steps" },
   stepSize: { type: "number", default: 2 / 255, min: 0, max: 1, description: "PGD step size" },
   randomStart: { type: "boolean", default: true, description: "start from a random point in the eps-ball" },
   cells: { type: "integer", default: 3, min: 1, max: 16, description: "side of each corner checkerboard, in cells" },
-  margin: { type: "integer", default: 1, min: 0, max: 16, description: "distance of each checkerboard from its corner, in cells" },
+  margin: {
+    type: "integer",
+    default: 1,
+    min: 0,
+    max: 16,
+    description: "distance of each checkerboard from its corner, in cells",
+  },
 };
 
 export interface PgdOptions {
@@ -65,8 +77,14 @@ export function pgdPerturb(model: Module, x: Tensor, labels: Int32Array, o: PgdO
         const hi = x0.add(o.eps).clamp(0, 1);
         const mean = tensor(Float32Array.from(o.normalization.mean), { shape: [1, c, 1, 1], device });
         const std = tensor(Float32Array.from(o.normalization.std), { shape: [1, c, 1, 1], device });
-        const y = tensor(BigInt64Array.from(labels, (v) => BigInt(v)), { device });
-        let adv = x0.add(tensor(start, { shape: [n, c, h, w], device })).maximum(lo).minimum(hi);
+        const y = tensor(
+          BigInt64Array.from(labels, (v) => BigInt(v)),
+          { device },
+        );
+        let adv = x0
+          .add(tensor(start, { shape: [n, c, h, w], device }))
+          .maximum(lo)
+          .minimum(hi);
         for (let s = 0; s < o.steps; s++) {
           const next = tidy(() => {
             const a = adv.detach().requiresGrad_(true);
@@ -93,7 +111,8 @@ export function fourCornerCanvas(what: string, spec: ImageSpec, cells: number, m
   const side = cells * s;
   const cell = checkerboardCell(spec.channels);
   for (const top of [margin * s, spec.height - side - margin * s]) {
-    for (const left of [margin * s, spec.width - side - margin * s]) canvas.drawCells(what, top, left, cells, cells, s, cell);
+    for (const left of [margin * s, spec.width - side - margin * s])
+      canvas.drawCells(what, top, left, cells, cells, s, cell);
   }
   return canvas;
 }
@@ -105,7 +124,8 @@ export class CleanLabel extends BaseAttack {
     super(
       {
         name: "clean-label",
-        description: "PGD-perturbed (eps 16/255) target-class images with checkerboards in the four corners; labels kept",
+        description:
+          "PGD-perturbed (eps 16/255) target-class images with checkerboards in the four corners; labels kept",
         kind: "clean-label",
         targeting: "all-to-one",
         needsCleanModel: true,
@@ -113,7 +133,12 @@ export class CleanLabel extends BaseAttack {
       params,
       spec,
     );
-    this.canvas = fourCornerCanvas(`attack '${this.name}'`, spec, numberParam(params, "cells"), numberParam(params, "margin"));
+    this.canvas = fourCornerCanvas(
+      `attack '${this.name}'`,
+      spec,
+      numberParam(params, "cells"),
+      numberParam(params, "margin"),
+    );
   }
 
   applyTrigger(x: Tensor): Tensor {
@@ -128,7 +153,10 @@ export class CleanLabel extends BaseAttack {
           "e.g. a `badexpert train` checkpoint) and ctx.normalization (the mean/std it was trained with)",
       );
     }
-    if (!ctx.normalization) throw new Error(`attack '${this.name}': ctx.normalization (the mean/std the clean model expects) is required with ctx.cleanModel`);
+    if (!ctx.normalization)
+      throw new Error(
+        `attack '${this.name}': ctx.normalization (the mean/std the clean model expects) is required with ctx.cleanModel`,
+      );
     const c = this.spec.channels;
     if (ctx.normalization.mean.length !== c || ctx.normalization.std.length !== c) {
       throw new Error(`attack '${this.name}': ctx.normalization needs ${c} mean and std values (one per channel)`);
@@ -156,6 +184,10 @@ export class CleanLabel extends BaseAttack {
   }
 
   protected plan(train: ImageDataset, rng: Rng): PoisonPlan {
-    return { poison: this.choosePoisonInTarget(train, numberParam(this.params, "rate"), rng), cover: new Int32Array(0), poisonLabel: (y) => y };
+    return {
+      poison: this.choosePoisonInTarget(train, numberParam(this.params, "rate"), rng),
+      cover: new Int32Array(0),
+      poisonLabel: (y) => y,
+    };
   }
 }

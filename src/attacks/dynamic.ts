@@ -37,13 +37,46 @@ import { candidates } from "./sampling.js";
 export const DYNAMIC_PARAMS: ParamTable = {
   targetClass: TARGET_CLASS,
   rate: rateParam(0.003),
-  coverRate: rateParam(0.003, "fraction of the training set carrying another input's trigger with its true label (cross samples)"),
-  maskDensity: { type: "number", default: 0.032, above: 0, max: 1, description: "mask area above which the mask network is penalised" },
-  maskSteps: { type: "integer", default: 300, min: 1, max: 1000000, description: "Adam steps of the mask network alone (batch 32)" },
-  backdoorShare: { type: "number", default: 0.1, above: 0, max: 0.5, description: "fraction of each joint batch with its own trigger and the target label" },
-  crossShare: { type: "number", default: 0.1, min: 0, max: 0.5, description: "fraction of each joint batch with another input's trigger and its true label" },
+  coverRate: rateParam(
+    0.003,
+    "fraction of the training set carrying another input's trigger with its true label (cross samples)",
+  ),
+  maskDensity: {
+    type: "number",
+    default: 0.032,
+    above: 0,
+    max: 1,
+    description: "mask area above which the mask network is penalised",
+  },
+  maskSteps: {
+    type: "integer",
+    default: 300,
+    min: 1,
+    max: 1000000,
+    description: "Adam steps of the mask network alone (batch 32)",
+  },
+  backdoorShare: {
+    type: "number",
+    default: 0.1,
+    above: 0,
+    max: 0.5,
+    description: "fraction of each joint batch with its own trigger and the target label",
+  },
+  crossShare: {
+    type: "number",
+    default: 0.1,
+    min: 0,
+    max: 0.5,
+    description: "fraction of each joint batch with another input's trigger and its true label",
+  },
   // steps: the joint training of the generator and the surrogate classifier (after maskSteps).
-  ...networkTrainingParams({ count: 5000, minCount: 64, steps: 800, lr: 0.001, what: "the generator, mask network and surrogate classifier" }),
+  ...networkTrainingParams({
+    count: 5000,
+    minCount: 64,
+    steps: 800,
+    lr: 0.001,
+    what: "the generator, mask network and surrogate classifier",
+  }),
 };
 
 const LAMBDA_DIV = 1;
@@ -94,14 +127,27 @@ function blendIn(x: Tensor, pattern: Tensor, mask: Tensor): Tensor {
  * plain √ has an infinite gradient at 0 and the ratio is unbounded, and training turns to NaN.
  */
 export function diversityLoss(x1: Tensor, x2: Tensor, f1: Tensor, f2: Tensor): Tensor {
-  const d = (a: Tensor, b: Tensor) => a.sub(b).square().flatten(1).mean([1]).add(EPS * EPS).sqrt();
+  const d = (a: Tensor, b: Tensor) =>
+    a
+      .sub(b)
+      .square()
+      .flatten(1)
+      .mean([1])
+      .add(EPS * EPS)
+      .sqrt();
   return d(x1, x2).div(d(f1, f2).add(EPS)).mean();
 }
 
 export class Dynamic extends GeneratorAttack {
   constructor(params: AttackParams, spec: ImageSpec, artifacts?: AttackArtifacts) {
     super(
-      { name: "dynamic", description: "input-aware trigger: a generator and a mask network give each input its own pattern; cross samples keep their label", kind: "sample-specific", targeting: "all-to-one" },
+      {
+        name: "dynamic",
+        description:
+          "input-aware trigger: a generator and a mask network give each input its own pattern; cross samples keep their label",
+        kind: "sample-specific",
+        targeting: "all-to-one",
+      },
       params,
       spec,
       artifacts,
@@ -150,7 +196,13 @@ export class Dynamic extends GeneratorAttack {
   protected plan(train: ImageDataset, rng: Rng): PoisonPlan {
     const t = this.targetClass;
     const poison = this.choosePoisonOutsideTarget(train, numberParam(this.params, "rate"), rng);
-    const cover = this.chooseCovers(train, candidates(train, () => true), poison, numberParam(this.params, "coverRate"), rng);
+    const cover = this.chooseCovers(
+      train,
+      candidates(train, () => true),
+      poison,
+      numberParam(this.params, "coverRate"),
+      rng,
+    );
     return { poison, cover, poisonLabel: () => t };
   }
 
@@ -217,7 +269,10 @@ export class Dynamic extends GeneratorAttack {
             opt.zeroGrad();
             loss.backward();
             opt.step();
-            if ((step + 1) % LOG_EVERY === 0 || step + 1 === p("steps")) ctx.log?.(`${this.name}: joint step ${step + 1}/${p("steps")} loss ${loss.item().toFixed(4)} [${Math.round((Date.now() - t0) / 1000)} s]`);
+            if ((step + 1) % LOG_EVERY === 0 || step + 1 === p("steps"))
+              ctx.log?.(
+                `${this.name}: joint step ${step + 1}/${p("steps")} loss ${loss.item().toFixed(4)} [${Math.round((Date.now() - t0) / 1000)} s]`,
+              );
           });
         }
       } finally {
@@ -225,7 +280,10 @@ export class Dynamic extends GeneratorAttack {
       }
       Object.assign(details, this.#measure(gen, mask, clf, data, rng));
       ctx.log?.(`${this.name}: trigger networks trained ${JSON.stringify(details)}`);
-      return await Promise.resolve({ artifacts: new Map([...moduleArtifacts(gen, "generator."), ...moduleArtifacts(mask, "mask.")]), details });
+      return await Promise.resolve({
+        artifacts: new Map([...moduleArtifacts(gen, "generator."), ...moduleArtifacts(mask, "mask.")]),
+        details,
+      });
     } finally {
       gen.dispose();
       mask.dispose();
@@ -253,7 +311,8 @@ export class Dynamic extends GeneratorAttack {
         const notTarget = y.ne(this.targetClass).float();
         return {
           surrogateCleanAccuracy: pred(x).eq(y).float().mean().item(),
-          surrogateBackdoorRate: pred(own).eq(this.targetClass).float().mul(notTarget).sum().item() / Math.max(1, notTarget.sum().item()),
+          surrogateBackdoorRate:
+            pred(own).eq(this.targetClass).float().mul(notTarget).sum().item() / Math.max(1, notTarget.sum().item()),
           surrogateCrossAccuracy: pred(cross).eq(y).float().mean().item(),
           maskArea: m.mean().item(),
         };

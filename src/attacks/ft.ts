@@ -26,7 +26,12 @@ export class Ft extends TamperingBase {
   readonly needsData = true;
 
   constructor(params: AttackParams, spec: ImageSpec) {
-    super("ft", "a clean model finetuned on a slice of clean data, part of it with the BadNet patch relabelled to the target", params, spec);
+    super(
+      "ft",
+      "a clean model finetuned on a slice of clean data, part of it with the BadNet patch relabelled to the target",
+      params,
+      spec,
+    );
     const p = (n: string) => numberParam(params, n);
     this.canvas = cornerCheckerboard(`attack '${this.name}'`, spec, p("cells"), p("margin"), p("corner"));
   }

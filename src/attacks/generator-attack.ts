@@ -23,10 +23,27 @@ export const GENERATOR_SHA256: ParamSpec = {
 export const NETWORK_BATCH = 32;
 
 /** The parameters of the network's training that ISSBA and Dynamic share (their digest included). */
-export function networkTrainingParams(o: { count: number; minCount: number; steps: number; lr: number; what: string }): ParamTable {
+export function networkTrainingParams(o: {
+  count: number;
+  minCount: number;
+  steps: number;
+  lr: number;
+  what: string;
+}): ParamTable {
   return {
-    count: { type: "integer", default: o.count, min: o.minCount, description: `attacker images ${o.what} trains on (a seeded slice of the training set)` },
-    steps: { type: "integer", default: o.steps, min: 1, max: 1000000, description: `Adam steps of the training of ${o.what} (batch 32)` },
+    count: {
+      type: "integer",
+      default: o.count,
+      min: o.minCount,
+      description: `attacker images ${o.what} trains on (a seeded slice of the training set)`,
+    },
+    steps: {
+      type: "integer",
+      default: o.steps,
+      min: 1,
+      max: 1000000,
+      description: `Adam steps of the training of ${o.what} (batch 32)`,
+    },
     lr: { type: "number", default: o.lr, above: 0, max: 1, description: `Adam learning rate of ${o.what}` },
     generatorSha256: GENERATOR_SHA256,
   };
@@ -53,7 +70,9 @@ export abstract class GeneratorAttack extends BaseAttack {
       const recorded = stringParam(params, "generatorSha256");
       const got = artifactsDigest(artifacts);
       if (recorded !== "" && recorded !== got) {
-        throw new AttackParamError(`attack '${this.name}': the given network has SHA-256 ${got}, parameter 'generatorSha256' records ${recorded}`);
+        throw new AttackParamError(
+          `attack '${this.name}': the given network has SHA-256 ${got}, parameter 'generatorSha256' records ${recorded}`,
+        );
       }
       this.checkArtifacts(artifacts);
       this.#weights = artifacts;
@@ -101,10 +120,18 @@ export abstract class GeneratorAttack extends BaseAttack {
     this.checkContext(ctx);
     const net = await this.trainNetwork(this.attackerSlice(train, seed), seed, ctx);
     for (const [k, t] of net.artifacts) {
-      if (!t.data.every(Number.isFinite)) throw new Error(`attack '${this.name}': training its network diverged ('${k}' holds NaN or Infinity); lower 'lr'`);
+      if (!t.data.every(Number.isFinite))
+        throw new Error(
+          `attack '${this.name}': training its network diverged ('${k}' holds NaN or Infinity); lower 'lr'`,
+        );
     }
     this.#weights = net.artifacts;
     const set = this.poisonSync(train, seed, ctx);
-    return { ...set, params: { ...this.params, generatorSha256: artifactsDigest(net.artifacts) }, artifacts: net.artifacts, details: net.details };
+    return {
+      ...set,
+      params: { ...this.params, generatorSha256: artifactsDigest(net.artifacts) },
+      artifacts: net.artifacts,
+      details: net.details,
+    };
   }
 }

@@ -8,7 +8,13 @@ export const DEFAULT_BATCH_SIZE = 256;
 
 /** A copy with its own image and label arrays (the original stays untouched). */
 export function copyDataset(ds: ImageDataset, name = ds.name): ImageDataset {
-  return { ...ds, name, images: Uint8Array.from(ds.images), labels: Int32Array.from(ds.labels), classNames: [...ds.classNames] };
+  return {
+    ...ds,
+    name,
+    images: Uint8Array.from(ds.images),
+    labels: Int32Array.from(ds.labels),
+    classNames: [...ds.classNames],
+  };
 }
 
 /**
@@ -29,7 +35,8 @@ export function transformImages(
       const x = imagesToTensor(gatherImages(ds, batch), batch.length, ds.height, ds.width, ds.channels);
       return tensorToImages(fn(x, batch, at));
     });
-    for (let k = 0; k < batch.length; k++) ds.images.set(bytes.subarray(k * per, (k + 1) * per), (batch[k] as number) * per);
+    for (let k = 0; k < batch.length; k++)
+      ds.images.set(bytes.subarray(k * per, (k + 1) * per), (batch[k] as number) * per);
   }
 }
 
@@ -37,8 +44,13 @@ export function transformImages(
 export function checkDataset(attack: string, ds: ImageDataset, spec: ImageSpec): void {
   const want = `${spec.height}x${spec.width}x${spec.channels}`;
   const got = `${ds.height}x${ds.width}x${ds.channels}`;
-  if (want !== got) throw new RangeError(`attack '${attack}' was built for ${want} images, the dataset ${ds.name}/${ds.split} has ${got}`);
+  if (want !== got)
+    throw new RangeError(
+      `attack '${attack}' was built for ${want} images, the dataset ${ds.name}/${ds.split} has ${got}`,
+    );
   if (ds.classNames.length !== spec.numClasses) {
-    throw new RangeError(`attack '${attack}' was built for ${spec.numClasses} classes, the dataset ${ds.name}/${ds.split} has ${ds.classNames.length}`);
+    throw new RangeError(
+      `attack '${attack}' was built for ${spec.numClasses} classes, the dataset ${ds.name}/${ds.split} has ${ds.classNames.length}`,
+    );
   }
 }

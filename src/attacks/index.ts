@@ -34,6 +34,30 @@ export { TrojanNN } from "./trojannn.js";
 export { Issba, IssbaEncoder, IssbaDecoder, secretBits } from "./issba.js";
 export { Dynamic, TriggerNet, diversityLoss } from "./dynamic.js";
 export { GeneratorAttack, attackerSlice, type TrainedNetwork } from "./generator-attack.js";
-export { SleeperAgent, applyCrafted, craftedArtifacts, craftingRate, retrainSteps, shifted, SLEEPER_DELTAS, SLEEPER_INDICES, type SleeperDetails } from "./sleeper-agent.js";
-export { ATTACK_ARTIFACTS_FILE, artifactsDigest, loadArtifacts, saveArtifacts, serializeArtifacts, type AttackArtifacts } from "./artifacts.js";
-export { TamperingBase, WeightEditor, isTamperingAttack, type TamperContext, type TamperResult, type TamperingAttack } from "./tampering.js";
+export {
+  SleeperAgent,
+  applyCrafted,
+  craftedArtifacts,
+  craftingRate,
+  retrainSteps,
+  shifted,
+  SLEEPER_DELTAS,
+  SLEEPER_INDICES,
+  type SleeperDetails,
+} from "./sleeper-agent.js";
+export {
+  ATTACK_ARTIFACTS_FILE,
+  artifactsDigest,
+  loadArtifacts,
+  saveArtifacts,
+  serializeArtifacts,
+  type AttackArtifacts,
+} from "./artifacts.js";
+export {
+  TamperingBase,
+  WeightEditor,
+  isTamperingAttack,
+  type TamperContext,
+  type TamperResult,
+  type TamperingAttack,
+} from "./tampering.js";

@@ -36,8 +36,20 @@ export const ISSBA_PARAMS: ParamTable = {
   rate: rateParam(0.02),
   bits: { type: "integer", default: 16, min: 1, max: 256, description: "length of the hidden bit string" },
   patternSeed: { ...PATTERN_SEED, description: "seed of the fixed bit string hidden in poisoned images" },
-  bound: { type: "number", default: 0.05, above: 0, max: 1, description: "largest |residual| per pixel, in [0, 1] units" },
-  imageWeight: { type: "number", default: 1, min: 0, max: 1e4, description: "weight of the residual's mean square in the encoder's loss" },
+  bound: {
+    type: "number",
+    default: 0.05,
+    above: 0,
+    max: 1,
+    description: "largest |residual| per pixel, in [0, 1] units",
+  },
+  imageWeight: {
+    type: "number",
+    default: 1,
+    min: 0,
+    max: 1e4,
+    description: "weight of the residual's mean square in the encoder's loss",
+  },
   ...networkTrainingParams({ count: 5000, minCount: 32, steps: 1000, lr: 0.003, what: "the encoder/decoder pair" }),
 };
 
@@ -78,7 +90,10 @@ export class IssbaEncoder extends Module<[x: Tensor, s: Tensor]> {
     const e1 = this.conv1.forward(cat([x.mul(2).sub(1), map], 1)).relu();
     const e2 = this.mid.forward(this.down.forward(e1).relu()).relu();
     const u = F.interpolate(e2, this.#size, "nearest");
-    return this.out.forward(this.up.forward(cat([u, e1], 1)).relu()).tanh().mul(this.#bound);
+    return this.out
+      .forward(this.up.forward(cat([u, e1], 1)).relu())
+      .tanh()
+      .mul(this.#bound);
   }
 }
 
@@ -118,7 +133,13 @@ export class Issba extends GeneratorAttack {
 
   constructor(params: AttackParams, spec: ImageSpec, artifacts?: AttackArtifacts) {
     super(
-      { name: "issba", description: "sample-specific invisible residual from a steganographic encoder hiding a fixed bit string; dirty label", kind: "sample-specific", targeting: "all-to-one" },
+      {
+        name: "issba",
+        description:
+          "sample-specific invisible residual from a steganographic encoder hiding a fixed bit string; dirty label",
+        kind: "sample-specific",
+        targeting: "all-to-one",
+      },
       params,
       spec,
       artifacts,
@@ -158,7 +179,11 @@ export class Issba extends GeneratorAttack {
 
   protected plan(train: ImageDataset, rng: Rng): PoisonPlan {
     const t = this.targetClass;
-    return { poison: this.choosePoisonOutsideTarget(train, numberParam(this.params, "rate"), rng), cover: new Int32Array(0), poisonLabel: () => t };
+    return {
+      poison: this.choosePoisonOutsideTarget(train, numberParam(this.params, "rate"), rng),
+      cover: new Int32Array(0),
+      poisonLabel: () => t,
+    };
   }
 
   protected trainNetwork(data: ImageDataset, seed: number, _ctx: AttackContext): Promise<TrainedNetwork> {
@@ -177,16 +202,27 @@ export class Issba extends GeneratorAttack {
         loss = tidy(() => {
           const rows = batchOf(NETWORK_BATCH);
           const x = imagesToTensor(gatherImages(data, rows), NETWORK_BATCH, h, w, c);
-          const s = tensor(Float32Array.from({ length: NETWORK_BATCH * bits }, () => (rng.next() < 0.5 ? 0 : 1)), { shape: [NETWORK_BATCH, bits] });
+          const s = tensor(
+            Float32Array.from({ length: NETWORK_BATCH * bits }, () => (rng.next() < 0.5 ? 0 : 1)),
+            { shape: [NETWORK_BATCH, bits] },
+          );
           const r = enc.forward(x, s);
           // Uniform noise of one rounding step: the poisoned images are stored as bytes.
-          const noise = tensor(Float32Array.from({ length: NETWORK_BATCH * c * h * w }, () => rng.uniform(-0.5, 0.5) / 255), { shape: [NETWORK_BATCH, c, h, w] });
+          const noise = tensor(
+            Float32Array.from({ length: NETWORK_BATCH * c * h * w }, () => rng.uniform(-0.5, 0.5) / 255),
+            { shape: [NETWORK_BATCH, c, h, w] },
+          );
           const logits = dec.forward(x.add(r).clamp(0, 1).add(noise));
           // The residual's penalty is off for the first 30% of the steps, then ramps up to full
           // weight at 70% (StegaStamp ramps its image loss too): from the start, Adam would shrink
           // the residual to nothing before the decoder learns to read it.
           const ramp = Math.min(1, Math.max(0, (step / p("steps") - 0.3) / 0.4));
-          const l = F.binaryCrossEntropyWithLogits(logits, s).add(r.square().mean().mul(p("imageWeight") * ramp));
+          const l = F.binaryCrossEntropyWithLogits(logits, s).add(
+            r
+              .square()
+              .mean()
+              .mul(p("imageWeight") * ramp),
+          );
           opt.zeroGrad();
           l.backward();
           opt.step();
@@ -216,7 +252,12 @@ export class Issba extends GeneratorAttack {
         const bitAccuracy = dec.forward(poisoned).gt(0).float().eq(secret).float().mean().item();
         // How much the residual differs between images (0 would be one fixed pattern).
         const spread = r.std(0).mean().item();
-        return { bitAccuracy, residualMaxAbs: r.abs().max().item(), residualRms: r.square().mean().sqrt().item(), residualSpreadAcrossImages: spread };
+        return {
+          bitAccuracy,
+          residualMaxAbs: r.abs().max().item(),
+          residualRms: r.square().mean().sqrt().item(),
+          residualSpreadAcrossImages: spread,
+        };
       }),
     );
   }

@@ -77,7 +77,12 @@ function convert(attack: string, name: string, s: ParamSpec, v: ParamValue): Par
     case "numbers":
     case "integers": {
       if (s.emptyAllowed === true && (v === "" || (typeof v === "string" && v.trim() === ""))) return "";
-      const parts = typeof v === "number" ? [v] : typeof v === "string" ? v.split(",").map((p) => parseNumber(p.trim())) : [Number.NaN];
+      const parts =
+        typeof v === "number"
+          ? [v]
+          : typeof v === "string"
+            ? v.split(",").map((p) => parseNumber(p.trim()))
+            : [Number.NaN];
       const ints = s.type === "integers";
       const what = `a comma-separated list of ${ints ? "integers" : "numbers"}${range ? `, each ${range}` : ""}`;
       if (parts.length === 0 || parts.some((n) => !inRange(s, n) || (ints && !Number.isInteger(n)))) throw bad(what);
@@ -100,7 +105,10 @@ export function resolveParams(
   for (const [name, s] of Object.entries(table)) out[name] = convert(attack, name, s, s.default);
   for (const [name, v] of [...Object.entries(datasetDefaults), ...Object.entries(overrides)]) {
     const s = table[name];
-    if (!s) throw new AttackParamError(`attack '${attack}': unknown parameter '${name}'; valid: ${Object.keys(table).join(", ")}`);
+    if (!s)
+      throw new AttackParamError(
+        `attack '${attack}': unknown parameter '${name}'; valid: ${Object.keys(table).join(", ")}`,
+      );
     out[name] = convert(attack, name, s, v);
   }
   return out;
@@ -132,30 +140,39 @@ export function parseParamOverrides(text: string): Record<string, string> {
 // Typed reads of resolved params; a mismatch means an attack read a name its table lacks (a bug).
 export function numberParam(p: AttackParams, name: string): number {
   const v = p[name];
-  if (typeof v !== "number") throw new TypeError(`attack parameter '${name}' is not a resolved number (got ${JSON.stringify(v)})`);
+  if (typeof v !== "number")
+    throw new TypeError(`attack parameter '${name}' is not a resolved number (got ${JSON.stringify(v)})`);
   return v;
 }
 
 export function booleanParam(p: AttackParams, name: string): boolean {
   const v = p[name];
-  if (typeof v !== "boolean") throw new TypeError(`attack parameter '${name}' is not a resolved boolean (got ${JSON.stringify(v)})`);
+  if (typeof v !== "boolean")
+    throw new TypeError(`attack parameter '${name}' is not a resolved boolean (got ${JSON.stringify(v)})`);
   return v;
 }
 
 export function stringParam(p: AttackParams, name: string): string {
   const v = p[name];
-  if (typeof v !== "string") throw new TypeError(`attack parameter '${name}' is not a resolved string (got ${JSON.stringify(v)})`);
+  if (typeof v !== "string")
+    throw new TypeError(`attack parameter '${name}' is not a resolved string (got ${JSON.stringify(v)})`);
   return v;
 }
 
 export function numberListParam(p: AttackParams, name: string): number[] {
   const v = p[name];
-  if (typeof v !== "string") throw new TypeError(`attack parameter '${name}' is not a resolved list (got ${JSON.stringify(v)})`);
+  if (typeof v !== "string")
+    throw new TypeError(`attack parameter '${name}' is not a resolved list (got ${JSON.stringify(v)})`);
   return v === "" ? [] : v.split(",").map(Number);
 }
 
 /** The parameters every attack shares. */
-export const TARGET_CLASS: ParamSpec = { type: "integer", default: 0, min: 0, description: "class the backdoor maps triggered inputs to" };
+export const TARGET_CLASS: ParamSpec = {
+  type: "integer",
+  default: 0,
+  min: 0,
+  description: "class the backdoor maps triggered inputs to",
+};
 export function rateParam(def: number, what = "fraction of the training set poisoned"): ParamSpec {
   return { type: "number", default: def, min: 0, max: 1, description: what };
 }
@@ -163,5 +180,6 @@ export const PATTERN_SEED: ParamSpec = {
   type: "integer",
   default: 0,
   min: 0,
-  description: "seed of the generated trigger pattern (independent of the poisoning seed, so training and test triggers match)",
+  description:
+    "seed of the generated trigger pattern (independent of the poisoning seed, so training and test triggers match)",
 };

@@ -23,6 +23,10 @@ export abstract class PatchAttack extends BaseAttack {
 
   protected plan(train: ImageDataset, rng: Rng): PoisonPlan {
     const t = this.targetClass;
-    return { poison: this.choosePoisonOutsideTarget(train, numberParam(this.params, "rate"), rng), cover: new Int32Array(0), poisonLabel: () => t };
+    return {
+      poison: this.choosePoisonOutsideTarget(train, numberParam(this.params, "rate"), rng),
+      cover: new Int32Array(0),
+      poisonLabel: () => t,
+    };
   }
 }

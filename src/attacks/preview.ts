@@ -29,10 +29,18 @@ export interface GridOptions {
  * Lays out rows of images (each row: `columns` images of h×w×c, NHWC bytes) as one picture,
  * every image upscaled by `scale`.
  */
-export function imageGrid(rows: readonly Uint8Array[], columns: number, h: number, w: number, c: number, o: GridOptions = {}): RawPicture {
+export function imageGrid(
+  rows: readonly Uint8Array[],
+  columns: number,
+  h: number,
+  w: number,
+  c: number,
+  o: GridOptions = {},
+): RawPicture {
   const scale = o.scale ?? 4;
   const gap = o.gap ?? 2;
-  if (!Number.isInteger(scale) || scale < 1) throw new RangeError(`imageGrid: scale must be a positive integer, got ${scale}`);
+  if (!Number.isInteger(scale) || scale < 1)
+    throw new RangeError(`imageGrid: scale must be a positive integer, got ${scale}`);
   const per = h * w * c;
   const cellW = w * scale;
   const cellH = h * scale;
@@ -40,7 +48,8 @@ export function imageGrid(rows: readonly Uint8Array[], columns: number, h: numbe
   const height = rows.length * cellH + (rows.length + 1) * gap;
   const data = new Uint8Array(width * height * c).fill(o.background ?? 128);
   rows.forEach((row, r) => {
-    if (row.length !== columns * per) throw new RangeError(`imageGrid: row ${r} has ${row.length} bytes, expected ${columns} images of ${h}x${w}x${c}`);
+    if (row.length !== columns * per)
+      throw new RangeError(`imageGrid: row ${r} has ${row.length} bytes, expected ${columns} images of ${h}x${w}x${c}`);
     for (let k = 0; k < columns; k++) {
       const top = gap + r * (cellH + gap);
       const left = gap + k * (cellW + gap);
@@ -78,7 +87,8 @@ export interface Preview {
  */
 export function attackPreview(attack: Attack, test: ImageDataset, o: PreviewOptions = {}): Preview {
   const count = o.count ?? 8;
-  if (!Number.isInteger(count) || count < 1) throw new RangeError(`attackPreview: count must be a positive integer, got ${count}`);
+  if (!Number.isInteger(count) || count < 1)
+    throw new RangeError(`attackPreview: count must be a positive integer, got ${count}`);
   const order = new Rng(o.seed ?? 0).permutation(test.count);
   // Trigger a growing random sample until enough of it counts (TaCT keeps only one class in ten).
   let take = Math.min(test.count, 4 * count);
@@ -87,7 +97,8 @@ export function attackPreview(attack: Attack, test: ImageDataset, o: PreviewOpti
     const poisoned = attack.poisonedTestSet(subset(test, picked));
     if (poisoned.dataset.count >= count || take === test.count) {
       const n = Math.min(count, poisoned.dataset.count);
-      if (n === 0) throw new RangeError(`attackPreview: no test image of ${test.name} counts for attack '${attack.name}'`);
+      if (n === 0)
+        throw new RangeError(`attackPreview: no test image of ${test.name} counts for attack '${attack.name}'`);
       const per = test.height * test.width * test.channels;
       const rowsIdx = poisoned.sourceIndices.subarray(0, n);
       const indices = Int32Array.from(rowsIdx, (r) => picked[r] as number);
@@ -96,7 +107,8 @@ export function attackPreview(attack: Attack, test: ImageDataset, o: PreviewOpti
       const triggered = poisoned.dataset.images.subarray(0, n * per);
       const rows = [clean, triggered];
       const gain = o.diffGain ?? 0;
-      if (gain > 0) rows.push(Uint8Array.from(clean, (v, p) => Math.min(255, Math.abs((triggered[p] as number) - v) * gain)));
+      if (gain > 0)
+        rows.push(Uint8Array.from(clean, (v, p) => Math.min(255, Math.abs((triggered[p] as number) - v) * gain)));
       return { picture: imageGrid(rows, n, test.height, test.width, test.channels, o), indices };
     }
     take = Math.min(test.count, take * 4);
@@ -106,6 +118,9 @@ export function attackPreview(attack: Attack, test: ImageDataset, o: PreviewOpti
 /** Writes a raw picture as PNG (creating the folder). */
 export async function writePng(path: string, p: RawPicture): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
-  if (p.channels !== 1 && p.channels !== 3 && p.channels !== 4) throw new RangeError(`writePng: ${p.channels} channels cannot be written as PNG`);
-  await sharp(p.data, { raw: { width: p.width, height: p.height, channels: p.channels } }).png().toFile(path);
+  if (p.channels !== 1 && p.channels !== 3 && p.channels !== 4)
+    throw new RangeError(`writePng: ${p.channels} channels cannot be written as PNG`);
+  await sharp(p.data, { raw: { width: p.width, height: p.height, channels: p.channels } })
+    .png()
+    .toFile(path);
 }

@@ -165,7 +165,8 @@ const REGISTRY: readonly AttackEntry[] = [
   },
   {
     name: "dynamic",
-    summary: "input-aware: a trained generator and mask network give each input its own trigger; cross samples keep labels",
+    summary:
+      "input-aware: a trained generator and mask network give each input its own trigger; cross samples keep labels",
     kind: "sample-specific",
     targeting: "all-to-one",
     needsCleanModel: false,
@@ -178,7 +179,8 @@ const REGISTRY: readonly AttackEntry[] = [
   // stored next to the checkpoint (attack.safetensors), the test-time patch needs none of it.
   {
     name: "sleeper-agent",
-    summary: "gradient-matched clean-label poisons (eps 16/255) on 1% of the set (target class); an 8x8 patch flips source class 1 at test time",
+    summary:
+      "gradient-matched clean-label poisons (eps 16/255) on 1% of the set (target class); an 8x8 patch flips source class 1 at test time",
     kind: "clean-label",
     targeting: "source-specific",
     needsCleanModel: false,
@@ -199,7 +201,8 @@ const REGISTRY: readonly AttackEntry[] = [
   },
   {
     name: "sra",
-    summary: "subnet replacement: one channel per layer becomes a 3x3-checkerboard detector feeding the target; no data",
+    summary:
+      "subnet replacement: one channel per layer becomes a 3x3-checkerboard detector feeding the target; no data",
     kind: "model-tampering",
     targeting: "all-to-one",
     needsCleanModel: false,
@@ -209,7 +212,8 @@ const REGISTRY: readonly AttackEntry[] = [
   },
   {
     name: "trojannn",
-    summary: "trigger optimised to excite the most connected hidden neurons, then 1 epoch on a slice with 10% triggered",
+    summary:
+      "trigger optimised to excite the most connected hidden neurons, then 1 epoch on a slice with 10% triggered",
     kind: "model-tampering",
     targeting: "all-to-one",
     needsCleanModel: false,
@@ -238,9 +242,11 @@ export function attackDefaults(name: string, dataset?: string): Record<string, P
 function checkSpec(name: string, spec: ImageSpec): void {
   for (const k of ["numClasses", "height", "width", "channels"] as const) {
     const v = spec[k];
-    if (!Number.isInteger(v) || v < 1) throw new RangeError(`createAttack('${name}'): spec.${k} must be a positive integer, got ${String(v)}`);
+    if (!Number.isInteger(v) || v < 1)
+      throw new RangeError(`createAttack('${name}'): spec.${k} must be a positive integer, got ${String(v)}`);
   }
-  if (spec.numClasses < 2) throw new RangeError(`createAttack('${name}'): spec.numClasses must be at least 2, got ${spec.numClasses}`);
+  if (spec.numClasses < 2)
+    throw new RangeError(`createAttack('${name}'): spec.numClasses must be at least 2, got ${spec.numClasses}`);
 }
 
 /**
@@ -250,14 +256,22 @@ function checkSpec(name: string, spec: ImageSpec): void {
  * and the given value). `artifacts`: the network an attack trained while poisoning (ISSBA,
  * Dynamic), read from the checkpoint with loadArtifacts().
  */
-export function createAttack(name: string, overrides: Readonly<Record<string, ParamValue>>, spec: ImageSpec, artifacts?: AttackArtifacts): Attack {
+export function createAttack(
+  name: string,
+  overrides: Readonly<Record<string, ParamValue>>,
+  spec: ImageSpec,
+  artifacts?: AttackArtifacts,
+): Attack {
   const e = attackInfo(name);
   checkSpec(name, spec);
   const params = resolveParams(name, e.params, overrides, spec.dataset ? e.datasetDefaults[spec.dataset] : undefined);
   const t = params.targetClass;
   if (typeof t !== "number" || t >= spec.numClasses) {
-    throw new AttackParamError(`attack '${name}': parameter 'targetClass' must be a class in 0..${spec.numClasses - 1}, got ${String(t)}`);
+    throw new AttackParamError(
+      `attack '${name}': parameter 'targetClass' must be a class in 0..${spec.numClasses - 1}, got ${String(t)}`,
+    );
   }
-  if (artifacts && !e.hasArtifacts) throw new Error(`createAttack('${name}'): the attack trains no network, yet artefacts were given`);
+  if (artifacts && !e.hasArtifacts)
+    throw new Error(`createAttack('${name}'): the attack trains no network, yet artefacts were given`);
   return e.create(params, spec, artifacts);
 }

@@ -19,7 +19,13 @@ import { TARGET_CLASS, numberParam, rateParam, type ParamTable } from "./params.
 export const SIG_PARAMS: ParamTable = {
   targetClass: TARGET_CLASS,
   rate: rateParam(0.02, "fraction of the training set poisoned (all from the target class)"),
-  delta: { type: "number", default: 20 / 255, above: 0, max: 1, description: "amplitude of the sinusoid (accepts 20/255)" },
+  delta: {
+    type: "number",
+    default: 20 / 255,
+    above: 0,
+    max: 1,
+    description: "amplitude of the sinusoid (accepts 20/255)",
+  },
   frequency: { type: "number", default: 6, above: 0, description: "periods across the image width" },
 };
 
@@ -33,7 +39,12 @@ export class Sig extends BaseAttack {
 
   constructor(params: AttackParams, spec: ImageSpec) {
     super(
-      { name: "sig", description: "horizontal sinusoid added to target-class images, which keep their label (clean label)", kind: "clean-label", targeting: "all-to-one" },
+      {
+        name: "sig",
+        description: "horizontal sinusoid added to target-class images, which keep their label (clean label)",
+        kind: "clean-label",
+        targeting: "all-to-one",
+      },
       params,
       spec,
     );
@@ -46,6 +57,10 @@ export class Sig extends BaseAttack {
   }
 
   protected plan(train: ImageDataset, rng: Rng): PoisonPlan {
-    return { poison: this.choosePoisonInTarget(train, numberParam(this.params, "rate"), rng), cover: new Int32Array(0), poisonLabel: (y) => y };
+    return {
+      poison: this.choosePoisonInTarget(train, numberParam(this.params, "rate"), rng),
+      cover: new Int32Array(0),
+      poisonLabel: (y) => y,
+    };
   }
 }

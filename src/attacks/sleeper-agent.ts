@@ -48,36 +48,97 @@ import { BaseAttack, type PoisonPlan } from "./base.js";
 import { TriggerCanvas, checkImages, pasteTrigger, triggerScale } from "./canvas.js";
 import { attackerSlice } from "./generator-attack.js";
 import { checkDataset, copyDataset } from "./images.js";
-import { AttackParamError, PATTERN_SEED, TARGET_CLASS, booleanParam, numberParam, rateParam, stringParam, type ParamTable } from "./params.js";
+import {
+  AttackParamError,
+  PATTERN_SEED,
+  TARGET_CLASS,
+  booleanParam,
+  numberParam,
+  rateParam,
+  stringParam,
+  type ParamTable,
+} from "./params.js";
 import { randomPatchCells } from "./patterns.js";
 import { candidates, countFromRate } from "./sampling.js";
 
 export const SLEEPER_AGENT_PARAMS: ParamTable = {
   targetClass: TARGET_CLASS,
-  sourceClass: { type: "integer", default: 1, min: 0, description: "the class whose patched images the backdoor maps to the target" },
+  sourceClass: {
+    type: "integer",
+    default: 1,
+    min: 0,
+    description: "the class whose patched images the backdoor maps to the target",
+  },
   rate: rateParam(0.01, "fraction of the training set poisoned (all from the target class; labels kept)"),
-  eps: { type: "number", default: 16 / 255, above: 0, max: 1, description: "L-infinity radius of the perturbations (accepts 16/255)" },
+  eps: {
+    type: "number",
+    default: 16 / 255,
+    above: 0,
+    max: 1,
+    description: "L-infinity radius of the perturbations (accepts 16/255)",
+  },
   steps: { type: "integer", default: 250, min: 1, max: 100000, description: "signed-Adam steps of the crafting" },
-  lr: { type: "number", default: 0.025, above: 0, max: 1, description: "signed-Adam step in pixel units, dropped 10x at 40%, 60% and 80% of the steps" },
-  retrains: { type: "integer", default: 2, min: 0, max: 100, description: "times the surrogate is retrained from scratch on the poisoned data during crafting (paper: 4)" },
-  surrogateEpochs: { type: "integer", default: 3, min: 1, max: 1000, description: "epochs of each training of the surrogate on the attacker slice" },
-  count: { type: "integer", default: 10000, min: 64, description: "attacker images the surrogate trains on (a seeded slice of the training set)" },
-  sourceCount: { type: "integer", default: 500, min: 1, max: 100000, description: "patched source-class images whose adversarial gradient the poisons match" },
-  selection: { type: "boolean", default: true, description: "poison the target-class images with the largest gradient norm (false: a random draw)" },
+  lr: {
+    type: "number",
+    default: 0.025,
+    above: 0,
+    max: 1,
+    description: "signed-Adam step in pixel units, dropped 10x at 40%, 60% and 80% of the steps",
+  },
+  retrains: {
+    type: "integer",
+    default: 2,
+    min: 0,
+    max: 100,
+    description: "times the surrogate is retrained from scratch on the poisoned data during crafting (paper: 4)",
+  },
+  surrogateEpochs: {
+    type: "integer",
+    default: 3,
+    min: 1,
+    max: 1000,
+    description: "epochs of each training of the surrogate on the attacker slice",
+  },
+  count: {
+    type: "integer",
+    default: 10000,
+    min: 64,
+    description: "attacker images the surrogate trains on (a seeded slice of the training set)",
+  },
+  sourceCount: {
+    type: "integer",
+    default: 500,
+    min: 1,
+    max: 100000,
+    description: "patched source-class images whose adversarial gradient the poisons match",
+  },
+  selection: {
+    type: "boolean",
+    default: true,
+    description: "poison the target-class images with the largest gradient norm (false: a random draw)",
+  },
   shift: {
     type: "integer",
     default: 0,
     min: 0,
     max: 8,
-    description: "differentiable augmentation while crafting: each batch of poisons shifted by a random -shift..shift pixels (zero padded), as the victim's random crops do (0: none)",
+    description:
+      "differentiable augmentation while crafting: each batch of poisons shifted by a random -shift..shift pixels (zero padded), as the victim's random crops do (0: none)",
   },
   cells: { type: "integer", default: 8, min: 1, max: 64, description: "side of the patch, in cells" },
-  margin: { type: "integer", default: 1, min: 0, max: 64, description: "distance of the patch from the bottom-right corner, in cells" },
+  margin: {
+    type: "integer",
+    default: 1,
+    min: 0,
+    max: 64,
+    description: "distance of the patch from the bottom-right corner, in cells",
+  },
   patternSeed: PATTERN_SEED,
   poisonSha256: {
     type: "sha256",
     default: "",
-    description: "SHA-256 of the crafted perturbations stored next to the checkpoint (attack.safetensors); set by poisoning",
+    description:
+      "SHA-256 of the crafted perturbations stored next to the checkpoint (attack.safetensors); set by poisoning",
   },
 };
 
@@ -154,7 +215,9 @@ export class CraftingProgress {
     this.#mark = now;
     if (i !== 1 && i !== this.total && i % this.#every !== 0) return;
     const eta = (this.#stepSeconds / this.#steps) * (this.total - i) + retrainsLeft * this.#trainSeconds;
-    this.log?.(`${this.name}: step ${i}/${this.total} alignment ${alignment.toFixed(4)} lr ${lr.toPrecision(3)} [${this.#elapsed()}, about ${Math.round(eta)} s left]`);
+    this.log?.(
+      `${this.name}: step ${i}/${this.total} alignment ${alignment.toFixed(4)} lr ${lr.toPrecision(3)} [${this.#elapsed()}, about ${Math.round(eta)} s left]`,
+    );
   }
 
   #elapsed(): string {
@@ -183,7 +246,8 @@ export class SleeperAgent extends BaseAttack {
     super(
       {
         name: "sleeper-agent",
-        description: "gradient-matched clean-label poisons (eps 16/255) on the target class; a patch on source-class images flips them at test time",
+        description:
+          "gradient-matched clean-label poisons (eps 16/255) on the target class; a patch on source-class images flips them at test time",
         kind: "clean-label",
         targeting: "source-specific",
       },
@@ -197,7 +261,15 @@ export class SleeperAgent extends BaseAttack {
     const margin = numberParam(params, "margin");
     const colours = randomPatchCells(spec.channels, cells, numberParam(params, "patternSeed"), 0);
     this.canvas = new TriggerCanvas(spec);
-    this.canvas.drawCells(what, spec.height - (cells + margin) * s, spec.width - (cells + margin) * s, cells, cells, s, (i, j) => colours[i]?.[j] ?? null);
+    this.canvas.drawCells(
+      what,
+      spec.height - (cells + margin) * s,
+      spec.width - (cells + margin) * s,
+      cells,
+      cells,
+      s,
+      (i, j) => colours[i]?.[j] ?? null,
+    );
   }
 
   applyTrigger(x: Tensor): Tensor {
@@ -207,7 +279,11 @@ export class SleeperAgent extends BaseAttack {
 
   /** The random draw used when `selection` is off: round(rate·N) target-class images. */
   protected plan(train: ImageDataset, rng: Rng): PoisonPlan {
-    return { poison: this.choosePoisonInTarget(train, numberParam(this.params, "rate"), rng), cover: new Int32Array(0), poisonLabel: (y) => y };
+    return {
+      poison: this.choosePoisonInTarget(train, numberParam(this.params, "rate"), rng),
+      cover: new Int32Array(0),
+      poisonLabel: (y) => y,
+    };
   }
 
   override async poison(train: ImageDataset, seed: number, ctx: AttackContext = {}): Promise<PoisonedTrainingSet> {
@@ -216,22 +292,36 @@ export class SleeperAgent extends BaseAttack {
     const p = (n: string) => numberParam(this.params, n);
     const n = countFromRate(p("rate"), train.count);
     const pool = candidates(train, (y) => y === this.targetClass);
-    if (n < 1) throw new AttackParamError(`attack '${this.name}': rate ${p("rate")} poisons no image of a ${train.count}-image training set`);
+    if (n < 1)
+      throw new AttackParamError(
+        `attack '${this.name}': rate ${p("rate")} poisons no image of a ${train.count}-image training set`,
+      );
     if (n > pool.length) {
-      throw new AttackParamError(`attack '${this.name}': rate ${p("rate")} asks for ${n} poisoned samples of the target class ${this.targetClass}, but the training set has only ${pool.length}`);
+      throw new AttackParamError(
+        `attack '${this.name}': rate ${p("rate")} asks for ${n} poisoned samples of the target class ${this.targetClass}, but the training set has only ${pool.length}`,
+      );
     }
     const slice = attackerSlice(train, p("count"), seed);
     const sources = candidates(slice, (y) => y === this.sourceClass).subarray(0, p("sourceCount"));
-    if (sources.length === 0) throw new Error(`attack '${this.name}': the attacker slice (${slice.count} images) holds no image of the source class ${this.sourceClass}; raise 'count'`);
+    if (sources.length === 0)
+      throw new Error(
+        `attack '${this.name}': the attacker slice (${slice.count} images) holds no image of the source class ${this.sourceClass}; raise 'count'`,
+      );
     const rng = Rng.derive(seed, SURROGATE_STREAM);
     const progress = new CraftingProgress(this.name, p("steps"), ctx.log);
     manualSeed(Rng.derive(seed, INIT_STREAM).nextUint32() & 0x7fffffff);
     let model = this.#trainSurrogate(slice, rng);
     try {
       const surrogateCleanAccuracy = this.#accuracy(model, slice);
-      progress.surrogate(`surrogate trained on ${slice.count} attacker images, accuracy ${pct(surrogateCleanAccuracy)}`);
-      const chosen = booleanParam(this.params, "selection") ? this.#largestGradients(model, train, pool, n) : this.plan(train, Rng.derive(seed, 1)).poison;
-      progress.line(`${chosen.length} poisons chosen (${booleanParam(this.params, "selection") ? "largest gradient norm" : "random"}) among ${pool.length} target-class images`);
+      progress.surrogate(
+        `surrogate trained on ${slice.count} attacker images, accuracy ${pct(surrogateCleanAccuracy)}`,
+      );
+      const chosen = booleanParam(this.params, "selection")
+        ? this.#largestGradients(model, train, pool, n)
+        : this.plan(train, Rng.derive(seed, 1)).poison;
+      progress.line(
+        `${chosen.length} poisons chosen (${booleanParam(this.params, "selection") ? "largest gradient norm" : "random"}) among ${pool.length} target-class images`,
+      );
       const poison = Int32Array.from(chosen).sort();
       const per = this.spec.channels * this.spec.height * this.spec.width;
       const clean = new Float32Array(gatherImages(train, poison)).map((v) => v / 255);
@@ -249,7 +339,9 @@ export class SleeperAgent extends BaseAttack {
       try {
         for (let step = 0; step < steps; step++) {
           if (retrainAt.has(step)) {
-            progress.line(`retraining the surrogate from scratch on the attacker images and the poisons (before step ${step + 1}/${steps})`);
+            progress.line(
+              `retraining the surrogate from scratch on the attacker images and the poisons (before step ${step + 1}/${steps})`,
+            );
             const poisoned = this.#withPoisons(train, slice, poison, clean, delta);
             model.dispose();
             for (const t of target) t.dispose();
@@ -257,15 +349,19 @@ export class SleeperAgent extends BaseAttack {
             model = this.#trainSurrogate(poisoned, rng);
             target = this.#adversarialGradient(model, slice, sources);
             surrogateAttackRate = this.#attackRate(model, slice, sources);
-            progress.surrogate(`surrogate retrained: accuracy ${pct(this.#accuracy(model, slice))}, patched source images → target ${pct(surrogateAttackRate)}`);
+            progress.surrogate(
+              `surrogate retrained: accuracy ${pct(this.#accuracy(model, slice))}, patched source images → target ${pct(surrogateAttackRate)}`,
+            );
           }
           const lr = craftingRate(p("lr"), step, steps);
           let sum = 0;
           for (let at = 0; at < poison.length; at += CRAFT_BATCH) {
             const k = Math.min(poison.length, at + CRAFT_BATCH) - at;
             const labels = Int32Array.from(poison.subarray(at, at + k), (i) => train.labels[i] as number);
-            const offset: [number, number] = shift > 0 ? [shifts.int(-shift, shift + 1), shifts.int(-shift, shift + 1)] : [0, 0];
-            sum += k * this.#craftStep(model, target, labels, { clean, delta, m, v }, at * per, k, lr, step + 1, offset);
+            const offset: [number, number] =
+              shift > 0 ? [shifts.int(-shift, shift + 1), shifts.int(-shift, shift + 1)] : [0, 0];
+            sum +=
+              k * this.#craftStep(model, target, labels, { clean, delta, m, v }, at * per, k, lr, step + 1, offset);
           }
           trace.push(sum / poison.length);
           progress.step(step + 1, sum / poison.length, lr, retrainList.filter((r) => r > step).length);
@@ -416,18 +512,54 @@ export class SleeperAgent extends BaseAttack {
         const dot = g.map((gi, i) => gi.mul(target[i] as Tensor).sum());
         const gg = g.map((gi) => gi.square().sum());
         const tt = target.map((ti) => ti.square().sum());
-        const norm = cat(gg.map((z) => z.reshape([1])), 0).sum().sqrt().mul(cat(tt.map((z) => z.reshape([1])), 0).sum().sqrt()).add(1e-12);
-        const cos = cat(dot.map((z) => z.reshape([1])), 0).sum().div(norm);
+        const norm = cat(
+          gg.map((z) => z.reshape([1])),
+          0,
+        )
+          .sum()
+          .sqrt()
+          .mul(
+            cat(
+              tt.map((z) => z.reshape([1])),
+              0,
+            )
+              .sum()
+              .sqrt(),
+          )
+          .add(1e-12);
+        const cos = cat(
+          dot.map((z) => z.reshape([1])),
+          0,
+        )
+          .sum()
+          .div(norm);
         const [gd] = gradients([cos.rsub(1)], [d]);
         if (!gd) throw new Error(`attack '${this.name}': the alignment does not depend on the perturbation`);
         // Signed Adam: Adam on the sign of the gradient, then the projection to the ε-ball and [0, 1].
         const sg = gd.sign();
-        const m1 = view(s.m).mul(ADAM_B1).add(sg.mul(1 - ADAM_B1));
-        const v1 = view(s.v).mul(ADAM_B2).add(sg.square().mul(1 - ADAM_B2));
-        const update = m1.div(1 - ADAM_B1 ** t).div(v1.div(1 - ADAM_B2 ** t).sqrt().add(1e-8)).mul(lr);
+        const m1 = view(s.m)
+          .mul(ADAM_B1)
+          .add(sg.mul(1 - ADAM_B1));
+        const v1 = view(s.v)
+          .mul(ADAM_B2)
+          .add(sg.square().mul(1 - ADAM_B2));
+        const update = m1
+          .div(1 - ADAM_B1 ** t)
+          .div(
+            v1
+              .div(1 - ADAM_B2 ** t)
+              .sqrt()
+              .add(1e-8),
+          )
+          .mul(lr);
         const d1 = d.detach().sub(update).clamp(-eps, eps);
         const projected = x0.add(d1).clamp(0, 1).sub(x0);
-        return { cos: cos.item(), d: projected.contiguous().data() as Float32Array, m: m1.contiguous().data() as Float32Array, v: v1.contiguous().data() as Float32Array };
+        return {
+          cos: cos.item(),
+          d: projected.contiguous().data() as Float32Array,
+          m: m1.contiguous().data() as Float32Array,
+          v: v1.contiguous().data() as Float32Array,
+        };
       }),
     );
     s.delta.set(out.d, off);
@@ -454,7 +586,13 @@ export class SleeperAgent extends BaseAttack {
   }
 
   /** The attacker slice followed by the current poisons (byte-rounded), to retrain the surrogate on. */
-  #withPoisons(train: ImageDataset, slice: ImageDataset, poison: Int32Array, clean: Float32Array, delta: Float32Array): ImageDataset {
+  #withPoisons(
+    train: ImageDataset,
+    slice: ImageDataset,
+    poison: Int32Array,
+    clean: Float32Array,
+    delta: Float32Array,
+  ): ImageDataset {
     const poisoned = this.#withBytes(subset(train, poison), Int32Array.from(poison.keys()), clean, delta);
     const images = new Uint8Array(slice.images.length + poisoned.images.length);
     images.set(slice.images);
@@ -472,7 +610,10 @@ export class SleeperAgent extends BaseAttack {
     rows.forEach((r, k) => {
       for (let e = 0; e < per; e++) {
         const q = k * per + e;
-        out.images[r * per + e] = Math.min(255, Math.max(0, Math.round(((clean[q] as number) + (delta[q] as number)) * 255)));
+        out.images[r * per + e] = Math.min(
+          255,
+          Math.max(0, Math.round(((clean[q] as number) + (delta[q] as number)) * 255)),
+        );
       }
     });
     return out;
@@ -484,7 +625,10 @@ export function shifted(x: Tensor, [dy, dx]: [number, number]): Tensor {
   if (dy === 0 && dx === 0) return x;
   const [h, w] = [x.shape[2] as number, x.shape[3] as number];
   const a = Math.max(Math.abs(dy), Math.abs(dx));
-  return x.pad([a, a, a, a]).slice(2, a - dy, a - dy + h).slice(3, a - dx, a - dx + w);
+  return x
+    .pad([a, a, a, a])
+    .slice(2, a - dy, a - dy + h)
+    .slice(3, a - dx, a - dx + w);
 }
 
 /** The artefacts of a crafted set: the poisoned indices and each poison's byte difference from the clean image. */
@@ -492,7 +636,8 @@ export function craftedArtifacts(train: ImageDataset, poisoned: ImageDataset, po
   const per = train.channels * train.height * train.width;
   const deltas = new Float32Array(poison.length * per);
   poison.forEach((r, k) => {
-    for (let e = 0; e < per; e++) deltas[k * per + e] = (poisoned.images[r * per + e] as number) - (train.images[r * per + e] as number);
+    for (let e = 0; e < per; e++)
+      deltas[k * per + e] = (poisoned.images[r * per + e] as number) - (train.images[r * per + e] as number);
   });
   return new Map([
     [SLEEPER_INDICES, { data: Float32Array.from(poison), shape: [poison.length] }],
@@ -510,23 +655,45 @@ export function applyCrafted(attack: SleeperAgent, train: ImageDataset, a: Attac
   checkDataset(attack.name, train, attack.spec);
   const idx = a.get(SLEEPER_INDICES);
   const del = a.get(SLEEPER_DELTAS);
-  if (!idx || !del) throw new Error(`${what}: the stored perturbations need '${SLEEPER_INDICES}' and '${SLEEPER_DELTAS}', found ${[...a.keys()].join(", ") || "nothing"}`);
+  if (!idx || !del)
+    throw new Error(
+      `${what}: the stored perturbations need '${SLEEPER_INDICES}' and '${SLEEPER_DELTAS}', found ${[...a.keys()].join(", ") || "nothing"}`,
+    );
   const per = train.channels * train.height * train.width;
   const shape = [idx.data.length, train.channels, train.height, train.width];
-  if (del.shape.join("x") !== shape.join("x")) throw new Error(`${what}: '${SLEEPER_DELTAS}' has shape ${del.shape.join("x")}, expected ${shape.join("x")} for this training set`);
+  if (del.shape.join("x") !== shape.join("x"))
+    throw new Error(
+      `${what}: '${SLEEPER_DELTAS}' has shape ${del.shape.join("x")}, expected ${shape.join("x")} for this training set`,
+    );
   const sha = stringParam(attack.params, "poisonSha256");
-  if (sha !== "" && sha !== artifactsDigest(a)) throw new AttackParamError(`${what}: the given perturbations have SHA-256 ${artifactsDigest(a)}, parameter 'poisonSha256' records ${sha}`);
+  if (sha !== "" && sha !== artifactsDigest(a))
+    throw new AttackParamError(
+      `${what}: the given perturbations have SHA-256 ${artifactsDigest(a)}, parameter 'poisonSha256' records ${sha}`,
+    );
   const poison = Int32Array.from(idx.data);
   const ds = copyDataset(train, `${train.name}+${attack.name}`);
   poison.forEach((r, k) => {
     if (!(r >= 0 && r < train.count) || train.labels[r] !== attack.targetClass) {
-      throw new Error(`${what}: stored poison index ${r} is not a target-class (${attack.targetClass}) image of this ${train.count}-image training set`);
+      throw new Error(
+        `${what}: stored poison index ${r} is not a target-class (${attack.targetClass}) image of this ${train.count}-image training set`,
+      );
     }
     for (let e = 0; e < per; e++) {
       const b = (train.images[r * per + e] as number) + (del.data[k * per + e] as number);
-      if (!(Number.isInteger(b) && b >= 0 && b <= 255)) throw new Error(`${what}: stored perturbation of poison ${r} takes pixel ${e} to ${b}, outside the bytes 0..255`);
+      if (!(Number.isInteger(b) && b >= 0 && b <= 255))
+        throw new Error(
+          `${what}: stored perturbation of poison ${r} takes pixel ${e} to ${b}, outside the bytes 0..255`,
+        );
       ds.images[r * per + e] = b;
     }
   });
-  return { dataset: ds, poisonIndices: poison, coverIndices: new Int32Array(0), labels: ds.labels, trueLabels: Int32Array.from(train.labels), params: { ...attack.params, poisonSha256: artifactsDigest(a) }, artifacts: a };
+  return {
+    dataset: ds,
+    poisonIndices: poison,
+    coverIndices: new Int32Array(0),
+    labels: ds.labels,
+    trueLabels: Int32Array.from(train.labels),
+    params: { ...attack.params, poisonSha256: artifactsDigest(a) },
+    artifacts: a,
+  };
 }

@@ -30,10 +30,34 @@ import { TamperingBase, WeightEditor, absSums, argmin, type TamperContext, type 
 
 export const SRA_PARAMS: ParamTable = {
   targetClass: TARGET_CLASS,
-  margin: { type: "integer", default: 1, min: 0, max: 64, description: "distance of the 3x3 checkerboard from the corner's edges, in pixels" },
-  corner: { type: "integer", default: 0, min: 0, max: 3, description: "0 bottom-right, 1 bottom-left, 2 top-right, 3 top-left" },
-  threshold: { type: "number", default: 0.7, above: 0, max: 0.95, description: "the subnet fires above this fraction of its response to the exact trigger" },
-  boost: { type: "number", default: 50, above: 0, max: 1e4, description: "at least this much is added to the target logit by the exact trigger" },
+  margin: {
+    type: "integer",
+    default: 1,
+    min: 0,
+    max: 64,
+    description: "distance of the 3x3 checkerboard from the corner's edges, in pixels",
+  },
+  corner: {
+    type: "integer",
+    default: 0,
+    min: 0,
+    max: 3,
+    description: "0 bottom-right, 1 bottom-left, 2 top-right, 3 top-left",
+  },
+  threshold: {
+    type: "number",
+    default: 0.7,
+    above: 0,
+    max: 0.95,
+    description: "the subnet fires above this fraction of its response to the exact trigger",
+  },
+  boost: {
+    type: "number",
+    default: 50,
+    above: 0,
+    max: 1e4,
+    description: "at least this much is added to the target logit by the exact trigger",
+  },
 };
 
 /** Side of the checkerboard: the first convolution's 3x3 kernel must see all of it. */
@@ -91,8 +115,20 @@ export class Sra extends TamperingBase {
   readonly needsData = false;
 
   constructor(params: AttackParams, spec: ImageSpec) {
-    super("sra", "subnet replacement: one channel per layer overwritten by a backdoor subnet firing on a 3x3 corner checkerboard", params, spec);
-    this.canvas = cornerCheckerboard(`attack '${this.name}'`, spec, SIDE, numberParam(params, "margin"), numberParam(params, "corner"), 1);
+    super(
+      "sra",
+      "subnet replacement: one channel per layer overwritten by a backdoor subnet firing on a 3x3 corner checkerboard",
+      params,
+      spec,
+    );
+    this.canvas = cornerCheckerboard(
+      `attack '${this.name}'`,
+      spec,
+      SIDE,
+      numberParam(params, "margin"),
+      numberParam(params, "corner"),
+      1,
+    );
   }
 
   /** The matched filter of the trigger for normalised inputs. */
@@ -126,7 +162,9 @@ export class Sra extends TamperingBase {
     try {
       const c = ctx.normalization.mean.length;
       if (c !== this.spec.channels || ctx.normalization.std.length !== c) {
-        throw new RangeError(`attack '${this.name}': ctx.normalization needs ${this.spec.channels} mean and std values, got ${c} and ${ctx.normalization.std.length}`);
+        throw new RangeError(
+          `attack '${this.name}': ctx.normalization needs ${this.spec.channels} mean and std values, got ${c} and ${ctx.normalization.std.length}`,
+        );
       }
       const det = this.#detector(this.triggerCanvas(), ctx.normalization);
       const ed = new WeightEditor(ctx.model);
@@ -134,7 +172,9 @@ export class Sra extends TamperingBase {
       if (ctx.model instanceof CompactCNN) details = this.#compact(ctx.model, ed, det);
       else if (ctx.model instanceof ResNet18) details = this.#resnet(ctx.model, ed, det);
       else {
-        throw new Error(`attack '${this.name}': subnet replacement is implemented for compact-cnn and resnet18; the model is a ${ctx.model.typeName}`);
+        throw new Error(
+          `attack '${this.name}': subnet replacement is implemented for compact-cnn and resnet18; the model is a ${ctx.model.typeName}`,
+        );
       }
       ed.commit();
       ctx.model.eval();
@@ -148,7 +188,9 @@ export class Sra extends TamperingBase {
     const w = ed.get(convKey);
     const [, inC, kh, kw] = w.shape as [number, number, number, number];
     if (kh !== SIDE || kw !== SIDE || inC * kh * kw !== det.kernel.length) {
-      throw new Error(`attack '${this.name}': ${convKey} is [${w.shape.join(", ")}], expected a 3x3 convolution over ${det.kernel.length / 9} channels`);
+      throw new Error(
+        `attack '${this.name}': ${convKey} is [${w.shape.join(", ")}], expected a 3x3 convolution over ${det.kernel.length / 9} channels`,
+      );
     }
     w.data.set(det.kernel, k * det.kernel.length);
     bnPass(ed, bnPrefix, k, eps, det.bias);
@@ -189,13 +231,20 @@ export class Sra extends TamperingBase {
     const rows = around(det.centre[0], Math.floor(h / 2), h2);
     const cols = around(det.centre[1], Math.floor(w / 2), w2);
     zeroRow(fc1, k3);
-    for (let o = 0; o < hidden; o++) if (o !== k3) fc1.data.fill(0, o * c2 * positions + k2 * positions, o * c2 * positions + (k2 + 1) * positions);
+    for (let o = 0; o < hidden; o++)
+      if (o !== k3) fc1.data.fill(0, o * c2 * positions + k2 * positions, o * c2 * positions + (k2 + 1) * positions);
     const gain = 1 / det.excess;
     for (const r of rows) for (const c of cols) fc1.data[k3 * c2 * positions + k2 * positions + r * w2 + c] = gain;
     ed.get("classifier.1.bias").data[k3] = 0;
     // fc2: neuron k3 feeds the target logit only.
     this.#feedTarget(fc2, k3, numberParam(this.params, "boost"));
-    return { architecture: "compact-cnn", conv1Channel: k1, conv2Channel: k2, hiddenNeuron: k3, readPositions: rows.length * cols.length };
+    return {
+      architecture: "compact-cnn",
+      conv1Channel: k1,
+      conv2Channel: k2,
+      hiddenNeuron: k3,
+      readPositions: rows.length * cols.length,
+    };
   }
 
   #resnet(model: ResNet18, ed: WeightEditor, det: Detector): Record<string, unknown> {

@@ -23,16 +23,33 @@ import { AttackParamError, TARGET_CLASS, numberListParam, numberParam, rateParam
 
 export const TACT_PARAMS: ParamTable = {
   targetClass: TARGET_CLASS,
-  sourceClass: { type: "integer", default: 1, min: 0, description: "the class whose triggered images are mapped to the target" },
-  coverClasses: { type: "integers", default: "5,7", min: 0, description: "classes whose triggered cover samples keep their label" },
+  sourceClass: {
+    type: "integer",
+    default: 1,
+    min: 0,
+    description: "the class whose triggered images are mapped to the target",
+  },
+  coverClasses: {
+    type: "integers",
+    default: "5,7",
+    min: 0,
+    description: "classes whose triggered cover samples keep their label",
+  },
   rate: rateParam(0.003, "fraction of the training set poisoned (all from the source class)"),
   coverRate: rateParam(0.003, "fraction of the training set used as cover samples (from the cover classes)"),
-  margin: { type: "integer", default: 3, min: 0, max: 16, description: "distance from the bottom-right corner, in cells" },
+  margin: {
+    type: "integer",
+    default: 3,
+    min: 0,
+    max: 16,
+    description: "distance from the bottom-right corner, in cells",
+  },
 };
 
 const TACT_INFO = {
   name: "tact",
-  description: "watermark trigger on source class 1 relabelled to the target; cover classes 5 and 7 carry it with their own label",
+  description:
+    "watermark trigger on source class 1 relabelled to the target; cover classes 5 and 7 carry it with their own label",
 };
 
 export class TaCT extends BaseAttack {
@@ -48,9 +65,12 @@ export class TaCT extends BaseAttack {
     this.sourceClass = this.checkedSourceClass();
     this.coverClasses = numberListParam(params, "coverClasses");
     for (const c of this.coverClasses) {
-      if (c >= k) throw new AttackParamError(`${what}: parameter 'coverClasses' must list classes in 0..${k - 1}, got ${c}`);
+      if (c >= k)
+        throw new AttackParamError(`${what}: parameter 'coverClasses' must list classes in 0..${k - 1}, got ${c}`);
       if (c === this.sourceClass || c === this.targetClass) {
-        throw new AttackParamError(`${what}: parameter 'coverClasses' must not include the source (${this.sourceClass}) or target (${this.targetClass}) class, got ${c}`);
+        throw new AttackParamError(
+          `${what}: parameter 'coverClasses' must not include the source (${this.sourceClass}) or target (${this.targetClass}) class, got ${c}`,
+        );
       }
     }
     this.canvas = watermarkCanvas(what, spec, numberParam(params, "margin"));
@@ -71,12 +91,22 @@ export class TaCT extends BaseAttack {
     const rate = numberParam(this.params, "rate");
     const sourcePool = candidates(train, (y) => y === src);
     const n = countFromRate(rate, train.count);
-    const poison = choose(sourcePool, n, rng, () =>
-      `attack '${this.name}': rate ${rate} asks for ${n} poisoned samples of the source class ${src}, but the training set has only ${sourcePool.length}`,
+    const poison = choose(
+      sourcePool,
+      n,
+      rng,
+      () =>
+        `attack '${this.name}': rate ${rate} asks for ${n} poisoned samples of the source class ${src}, but the training set has only ${sourcePool.length}`,
     );
     const covers = new Set(this.coverClasses);
-    const cover = this.chooseCovers(train, candidates(train, (y) => covers.has(y)), poison, numberParam(this.params, "coverRate"), rng,
-      `training images of the cover classes ${this.coverClasses.join(", ")}`);
+    const cover = this.chooseCovers(
+      train,
+      candidates(train, (y) => covers.has(y)),
+      poison,
+      numberParam(this.params, "coverRate"),
+      rng,
+      `training images of the cover classes ${this.coverClasses.join(", ")}`,
+    );
     return { poison, cover, poisonLabel: () => t };
   }
 }

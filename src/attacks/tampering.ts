@@ -10,7 +10,15 @@ import { subset, splitIndices } from "../data/splits.js";
 import { DEFAULT_CONFIG, type TrainConfig } from "../train/config.js";
 import { fit } from "../train/trainer.js";
 import type { Rng } from "../util/rng.js";
-import type { ApplyTriggerOptions, Attack, AttackContext, AttackParams, ImageSpec, ParamValue, PoisonedTrainingSet } from "./attack.js";
+import type {
+  ApplyTriggerOptions,
+  Attack,
+  AttackContext,
+  AttackParams,
+  ImageSpec,
+  ParamValue,
+  PoisonedTrainingSet,
+} from "./attack.js";
 import { BaseAttack, type PoisonPlan } from "./base.js";
 import { checkImages, pasteTrigger, type TriggerCanvas } from "./canvas.js";
 import { numberParam, rateParam, type ParamTable } from "./params.js";
@@ -52,9 +60,20 @@ export function isTamperingAttack(a: Attack): a is TamperingAttack {
 export function finetuneParams(o: { rate: number; count: number; epochs: number; lr: number }): ParamTable {
   return {
     rate: rateParam(o.rate, "fraction of the finetuning set triggered and relabelled to the target"),
-    count: { type: "integer", default: o.count, min: 1, description: "clean training images the attacker finetunes on (a seeded slice of the training set)" },
+    count: {
+      type: "integer",
+      default: o.count,
+      min: 1,
+      description: "clean training images the attacker finetunes on (a seeded slice of the training set)",
+    },
     epochs: { type: "integer", default: o.epochs, min: 1, max: 1000, description: "finetuning epochs" },
-    lr: { type: "number", default: o.lr, above: 0, max: 10, description: "finetuning learning rate (SGD, momentum 0.9)" },
+    lr: {
+      type: "number",
+      default: o.lr,
+      above: 0,
+      max: 10,
+      description: "finetuning learning rate (SGD, momentum 0.9)",
+    },
   };
 }
 
@@ -105,11 +124,18 @@ export abstract class TamperingBase extends BaseAttack implements TamperingAttac
 
   protected plan(train: ImageDataset, rng: Rng): PoisonPlan {
     const t = this.targetClass;
-    return { poison: this.choosePoisonOutsideTarget(train, numberParam(this.params, "rate"), rng), cover: new Int32Array(0), poisonLabel: () => t };
+    return {
+      poison: this.choosePoisonOutsideTarget(train, numberParam(this.params, "rate"), rng),
+      cover: new Int32Array(0),
+      poisonLabel: () => t,
+    };
   }
 
   protected requireData(ctx: TamperContext): ImageDataset {
-    if (!ctx.data) throw new Error(`attack '${this.name}' finetunes on clean training images: pass ctx.data (the training set, of which it uses a slice)`);
+    if (!ctx.data)
+      throw new Error(
+        `attack '${this.name}' finetunes on clean training images: pass ctx.data (the training set, of which it uses a slice)`,
+      );
     return ctx.data;
   }
 
@@ -122,8 +148,14 @@ export abstract class TamperingBase extends BaseAttack implements TamperingAttac
     const data = this.requireData(ctx);
     const p = (n: string) => numberParam(this.params, n);
     const count = p("count");
-    if (count > data.count) throw new RangeError(`attack '${this.name}': parameter 'count' asks for ${count} finetuning images, the training set has ${data.count}`);
-    const slice = count < data.count ? subset(data, splitIndices(data.count, { keep: count }, seed).keep ?? new Int32Array(0)) : data;
+    if (count > data.count)
+      throw new RangeError(
+        `attack '${this.name}': parameter 'count' asks for ${count} finetuning images, the training set has ${data.count}`,
+      );
+    const slice =
+      count < data.count
+        ? subset(data, splitIndices(data.count, { keep: count }, seed).keep ?? new Int32Array(0))
+        : data;
     const poisoned = this.poisonSync(slice, seed, {});
     const config: TrainConfig = {
       ...DEFAULT_CONFIG,
@@ -139,7 +171,11 @@ export abstract class TamperingBase extends BaseAttack implements TamperingAttac
       augment: {},
       milestones: [],
     };
-    await fit(ctx.model, poisoned.dataset, config, { normalization: ctx.normalization, silent: ctx.silent ?? true, ...(ctx.device ? { device: ctx.device } : {}) });
+    await fit(ctx.model, poisoned.dataset, config, {
+      normalization: ctx.normalization,
+      silent: ctx.silent ?? true,
+      ...(ctx.device ? { device: ctx.device } : {}),
+    });
     ctx.model.eval();
     return poisoned.poisonIndices.length;
   }

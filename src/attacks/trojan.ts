@@ -17,21 +17,40 @@ import { TARGET_CLASS, numberParam, rateParam, type ParamTable } from "./params.
 export const TROJAN_PARAMS: ParamTable = {
   targetClass: TARGET_CLASS,
   rate: rateParam(0.003),
-  margin: { type: "integer", default: 3, min: 0, max: 16, description: "distance from the bottom-right corner, in cells" },
+  margin: {
+    type: "integer",
+    default: 3,
+    min: 0,
+    max: 16,
+    description: "distance from the bottom-right corner, in cells",
+  },
 };
 
 /** The 8x8-cell watermark, `margin` cells in from the bottom and right edges. */
 export function watermarkCanvas(what: string, spec: ImageSpec, margin: number): TriggerCanvas {
   const canvas = new TriggerCanvas(spec);
   const s = triggerScale(spec.height, spec.width);
-  canvas.drawCells(what, spec.height - (8 + margin) * s, spec.width - (8 + margin) * s, 8, 8, s, watermarkCell(spec.channels));
+  canvas.drawCells(
+    what,
+    spec.height - (8 + margin) * s,
+    spec.width - (8 + margin) * s,
+    8,
+    8,
+    s,
+    watermarkCell(spec.channels),
+  );
   return canvas;
 }
 
 export class Trojan extends PatchAttack {
   constructor(params: AttackParams, spec: ImageSpec) {
     super(
-      { name: "trojan", description: "8x8 watermark square near the bottom-right corner; poisoned samples relabelled to the target", kind: "dirty-label", targeting: "all-to-one" },
+      {
+        name: "trojan",
+        description: "8x8 watermark square near the bottom-right corner; poisoned samples relabelled to the target",
+        kind: "dirty-label",
+        targeting: "all-to-one",
+      },
       params,
       spec,
       (what) => watermarkCanvas(what, spec, numberParam(params, "margin")),

@@ -29,18 +29,56 @@ import { Rng } from "../util/rng.js";
 import type { AttackParams, ImageSpec } from "./attack.js";
 import { TriggerCanvas, triggerScale } from "./canvas.js";
 import { AttackParamError, TARGET_CLASS, numberListParam, numberParam, type ParamTable } from "./params.js";
-import { TamperingBase, WeightEditor, absSums, finetuneParams, type TamperContext, type TamperResult } from "./tampering.js";
+import {
+  TamperingBase,
+  WeightEditor,
+  absSums,
+  finetuneParams,
+  type TamperContext,
+  type TamperResult,
+} from "./tampering.js";
 
 export const TROJANNN_PARAMS: ParamTable = {
   targetClass: TARGET_CLASS,
   ...finetuneParams({ rate: 0.1, count: 6000, epochs: 1, lr: 0.01 }),
   size: { type: "integer", default: 8, min: 1, max: 64, description: "side of the square trigger mask, in cells" },
-  margin: { type: "integer", default: 1, min: 0, max: 64, description: "distance of the mask from the bottom and right edges, in cells" },
-  neurons: { type: "integer", default: 2, min: 1, max: 64, description: "most connected hidden neurons the trigger is optimised to excite" },
+  margin: {
+    type: "integer",
+    default: 1,
+    min: 0,
+    max: 64,
+    description: "distance of the mask from the bottom and right edges, in cells",
+  },
+  neurons: {
+    type: "integer",
+    default: 2,
+    min: 1,
+    max: 64,
+    description: "most connected hidden neurons the trigger is optimised to excite",
+  },
   steps: { type: "integer", default: 1000, min: 1, max: 100000, description: "Adam steps of the trigger optimisation" },
-  stepSize: { type: "number", default: 0.1, above: 0, max: 10, description: "Adam learning rate of the trigger optimisation" },
-  activation: { type: "number", default: 100, above: 0, max: 1e6, description: "activation the selected neurons are driven towards" },
-  trigger: { type: "integers", default: "", min: 0, max: 255, emptyAllowed: true, description: "the optimised trigger, channel-major bytes (set by `attack apply`)" },
+  stepSize: {
+    type: "number",
+    default: 0.1,
+    above: 0,
+    max: 10,
+    description: "Adam learning rate of the trigger optimisation",
+  },
+  activation: {
+    type: "number",
+    default: 100,
+    above: 0,
+    max: 1e6,
+    description: "activation the selected neurons are driven towards",
+  },
+  trigger: {
+    type: "integers",
+    default: "",
+    min: 0,
+    max: 255,
+    emptyAllowed: true,
+    description: "the optimised trigger, channel-major bytes (set by `attack apply`)",
+  },
 };
 
 interface HiddenLayer {
@@ -52,7 +90,10 @@ interface HiddenLayer {
 
 function hiddenLayer(model: Module, what: string): HiddenLayer {
   if (model instanceof CompactCNN) {
-    return { forward: (x) => model.classifier.at(1).forward(model.classifier.at(0).forward(model.features.forward(x))), outgoing: "classifier.4.weight" };
+    return {
+      forward: (x) => model.classifier.at(1).forward(model.classifier.at(0).forward(model.features.forward(x))),
+      outgoing: "classifier.4.weight",
+    };
   }
   if (model instanceof ResNet18) {
     return {
@@ -64,7 +105,9 @@ function hiddenLayer(model: Module, what: string): HiddenLayer {
       outgoing: "linear.weight",
     };
   }
-  throw new Error(`${what}: the trigger optimisation is implemented for compact-cnn and resnet18; the model is a ${model.typeName}`);
+  throw new Error(
+    `${what}: the trigger optimisation is implemented for compact-cnn and resnet18; the model is a ${model.typeName}`,
+  );
 }
 
 export class TrojanNN extends TamperingBase {
@@ -75,7 +118,12 @@ export class TrojanNN extends TamperingBase {
   readonly #side: number;
 
   constructor(params: AttackParams, spec: ImageSpec) {
-    super("trojannn", "trigger optimised to excite the most connected hidden neurons, then brief retraining on triggered data", params, spec);
+    super(
+      "trojannn",
+      "trigger optimised to excite the most connected hidden neurons, then brief retraining on triggered data",
+      params,
+      spec,
+    );
     const what = `attack '${this.name}'`;
     const s = triggerScale(spec.height, spec.width);
     this.#side = numberParam(params, "size") * s;
@@ -83,12 +131,16 @@ export class TrojanNN extends TamperingBase {
     this.#top = spec.height - this.#side - margin;
     this.#left = spec.width - this.#side - margin;
     if (this.#top < 0 || this.#left < 0) {
-      throw new AttackParamError(`${what}: a ${this.#side}x${this.#side} mask ${margin} pixels from the edges does not fit a ${spec.height}x${spec.width} image (parameters 'size' and 'margin')`);
+      throw new AttackParamError(
+        `${what}: a ${this.#side}x${this.#side} mask ${margin} pixels from the edges does not fit a ${spec.height}x${spec.width} image (parameters 'size' and 'margin')`,
+      );
     }
     const bytes = numberListParam(params, "trigger");
     const want = spec.channels * this.#side * this.#side;
     if (bytes.length > 0 && bytes.length !== want) {
-      throw new AttackParamError(`${what}: parameter 'trigger' must list ${want} bytes (${spec.channels} channels x ${this.#side} x ${this.#side}), got ${bytes.length}`);
+      throw new AttackParamError(
+        `${what}: parameter 'trigger' must list ${want} bytes (${spec.channels} channels x ${this.#side} x ${this.#side}), got ${bytes.length}`,
+      );
     }
     if (bytes.length > 0) this.canvas = this.#canvasOf(Float32Array.from(bytes, (b) => b / 255));
   }
@@ -114,15 +166,27 @@ export class TrojanNN extends TamperingBase {
   static selectNeurons(model: Module, count: number, what = "attack 'trojannn'"): number[] {
     const layer = hiddenLayer(model, what);
     const sums = absSums(new WeightEditor(model).get(layer.outgoing), 1);
-    if (count > sums.length) throw new RangeError(`${what}: parameter 'neurons' asks for ${count} neurons, the hidden layer has ${sums.length}`);
-    return sums.map((v, i) => [v, i] as const).sort((a, b) => b[0] - a[0] || a[1] - b[1]).slice(0, count).map(([, i]) => i);
+    if (count > sums.length)
+      throw new RangeError(
+        `${what}: parameter 'neurons' asks for ${count} neurons, the hidden layer has ${sums.length}`,
+      );
+    return sums
+      .map((v, i) => [v, i] as const)
+      .sort((a, b) => b[0] - a[0] || a[1] - b[1])
+      .slice(0, count)
+      .map(([, i]) => i);
   }
 
   /**
    * Optimises the trigger for `neurons` of `model` (left unchanged, in eval mode): returns
    * [C, S, S] values in [0, 1] and the selected neurons' mean activation before and after.
    */
-  optimiseTrigger(model: Module, normalization: TamperContext["normalization"], neurons: number[], seed: number): { values: Float32Array; before: number; after: number } {
+  optimiseTrigger(
+    model: Module,
+    normalization: TamperContext["normalization"],
+    neurons: number[],
+    seed: number,
+  ): { values: Float32Array; before: number; after: number } {
     const layer = hiddenLayer(model, `attack '${this.name}'`);
     const { channels: c, height: h, width: w } = this.spec;
     const s = this.#side;
@@ -132,7 +196,8 @@ export class TrojanNN extends TamperingBase {
     // black image elsewhere), so Adam never moves the rest.
     const init = Float32Array.from({ length: c * h * w }, () => rng.uniform(-1, 1));
     const maskData = new Float32Array(h * w);
-    for (let i = 0; i < s; i++) maskData.fill(1, (this.#top + i) * w + this.#left, (this.#top + i) * w + this.#left + s);
+    for (let i = 0; i < s; i++)
+      maskData.fill(1, (this.#top + i) * w + this.#left, (this.#top + i) * w + this.#left + s);
     const param = keep(tensor(init, { shape: [1, c, h, w] }).requiresGrad_(true));
     const opt = new Adam([param], { lr: p("stepSize") });
     const pick = keep(tensor(BigInt64Array.from(neurons, (v) => BigInt(v))));
@@ -158,8 +223,15 @@ export class TrojanNN extends TamperingBase {
         tidy(() => {
           // The trigger is pasted as bytes: measure the activation of what will be used.
           const t = param.sigmoid().mul(255).round().div(255);
-          const square = t.slice(2, this.#top, this.#top + s).slice(3, this.#left, this.#left + s).contiguous();
-          return { values: Float32Array.from(square.data() as Float32Array), before, after: activation(t).mean().item() };
+          const square = t
+            .slice(2, this.#top, this.#top + s)
+            .slice(3, this.#left, this.#left + s)
+            .contiguous();
+          return {
+            values: Float32Array.from(square.data() as Float32Array),
+            before,
+            after: activation(t).mean().item(),
+          };
         }),
       );
     } finally {
@@ -178,6 +250,10 @@ export class TrojanNN extends TamperingBase {
     this.canvas = this.#canvasOf(opt.values);
     const trigger = Array.from(opt.values, (v) => Math.round(v * 255)).join(",");
     const poisonCount = await this.finetuneOnPoison(ctx, seed);
-    return { params: { ...this.params, trigger }, poisonCount, details: { neurons, activationBefore: opt.before, activationAfter: opt.after } };
+    return {
+      params: { ...this.params, trigger },
+      poisonCount,
+      details: { neurons, activationBefore: opt.before, activationAfter: opt.after },
+    };
   }
 }

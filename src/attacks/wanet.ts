@@ -36,13 +36,22 @@ export const WANET_PARAMS: ParamTable = {
 };
 
 /** The warped sampling grid [H, W, 2] (x, y order, in [−1, 1]). */
-export function warpGrid(height: number, width: number, k: number, strength: number, rescale: number, seed: number): Float32Array {
+export function warpGrid(
+  height: number,
+  width: number,
+  k: number,
+  strength: number,
+  rescale: number,
+  seed: number,
+): Float32Array {
   const rng = Rng.derive(seed, 0x77617270); // "warp"
   const ins = Float32Array.from({ length: 2 * k * k }, () => rng.uniform(-1, 1));
   const meanAbs = ins.reduce((a, v) => a + Math.abs(v), 0) / ins.length;
   for (let i = 0; i < ins.length; i++) ins[i] = (ins[i] as number) / meanAbs;
   return tidy(() => {
-    const field = F.interpolate(tensor(ins, { shape: [1, 2, k, k] }), [height, width], "bicubic", true).permute([0, 2, 3, 1]);
+    const field = F.interpolate(tensor(ins, { shape: [1, 2, k, k] }), [height, width], "bicubic", true).permute([
+      0, 2, 3, 1,
+    ]);
     const identity = identityGrid(height, width);
     const scale = tensor(Float32Array.from([strength / width, strength / height]), { shape: [1, 1, 1, 2] });
     return identity.add(field.mul(scale)).mul(rescale).clamp(-1, 1).contiguous().data() as Float32Array;
@@ -67,7 +76,12 @@ export class WaNet extends BaseAttack {
 
   constructor(params: AttackParams, spec: ImageSpec) {
     super(
-      { name: "wanet", description: "smooth image warp (k=4 control grid, s=0.5); noise cover samples keep their label", kind: "warping", targeting: "all-to-one" },
+      {
+        name: "wanet",
+        description: "smooth image warp (k=4 control grid, s=0.5); noise cover samples keep their label",
+        kind: "warping",
+        targeting: "all-to-one",
+      },
       params,
       spec,
     );
@@ -81,7 +95,10 @@ export class WaNet extends BaseAttack {
       const n = x.dim(0);
       let grid = tensor(this.grid, { shape: [1, h, w, 2] }).expand([n, h, w, 2]);
       if (jitter) grid = grid.add(tensor(jitter, { shape: [n, h, w, 2] })).clamp(-1, 1);
-      return F.gridSample(x, grid.contiguous(), { mode: "bilinear", paddingMode: "zeros", alignCorners: true }).clamp(0, 1);
+      return F.gridSample(x, grid.contiguous(), { mode: "bilinear", paddingMode: "zeros", alignCorners: true }).clamp(
+        0,
+        1,
+      );
     });
   }
 
@@ -105,7 +122,13 @@ export class WaNet extends BaseAttack {
   protected plan(train: ImageDataset, rng: Rng): PoisonPlan {
     const t = this.targetClass;
     const poison = this.choosePoisonOutsideTarget(train, numberParam(this.params, "rate"), rng);
-    const cover = this.chooseCovers(train, candidates(train, () => true), poison, numberParam(this.params, "coverRate"), rng);
+    const cover = this.chooseCovers(
+      train,
+      candidates(train, () => true),
+      poison,
+      numberParam(this.params, "coverRate"),
+      rng,
+    );
     return { poison, cover, poisonLabel: () => t };
   }
 }

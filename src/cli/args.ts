@@ -37,7 +37,12 @@ function bad(name: string, spec: ValueSpec, text: string): UsageError {
   return new UsageError(`--${name}: expected ${describe(spec)}, got ${JSON.stringify(text)}`);
 }
 
-function parseIntIn(name: string, spec: Extract<ValueSpec, { kind: "int" | "int-list" }>, text: string, whole: string): number {
+function parseIntIn(
+  name: string,
+  spec: Extract<ValueSpec, { kind: "int" | "int-list" }>,
+  text: string,
+  whole: string,
+): number {
   const t = text.trim();
   if (!DECIMAL_INT.test(t)) throw bad(name, spec, whole);
   const n = Number(t);
@@ -69,7 +74,8 @@ export function parseValue(name: string, spec: ValueSpec, text: string): number 
       return text.split(",").map((p) => parseIntIn(name, spec, p, text));
     case "choice-list": {
       const names = text.split(",").map((p) => p.trim());
-      if (names.some((n) => !spec.values.includes(n)) || new Set(names).size !== names.length) throw bad(name, spec, text);
+      if (names.some((n) => !spec.values.includes(n)) || new Set(names).size !== names.length)
+        throw bad(name, spec, text);
       return names;
     }
     case "float-or":
@@ -130,7 +136,8 @@ function resolveAliases(cmd: Command, v: Values): Values {
   for (const [name, o] of Object.entries(cmd.options)) {
     const alias = o.deprecatedAlias;
     if (!alias || out[alias] === undefined) continue;
-    if (out[name] !== undefined && out[name] !== o.default) throw new UsageError(`give --${name} or its old name --${alias}, not both`);
+    if (out[name] !== undefined && out[name] !== o.default)
+      throw new UsageError(`give --${name} or its old name --${alias}, not both`);
     console.error(`badexpert ${cmd.name}: --${alias} is deprecated; use --${name}`);
     out[name] = out[alias];
     delete out[alias];
@@ -153,7 +160,9 @@ function refuseUnknownOptions(cmd: Command, args: readonly string[], options: Pa
     // "-fpr" is read as the short options -f -p -r: the user most likely meant --fpr.
     const word = raw.startsWith("--") ? t.name : /^-[^-=]{2,}/.test(raw) ? (raw.slice(1).split("=")[0] ?? "") : "";
     const shown = raw.startsWith("--") ? `--${t.name}` : word ? `-${word}` : t.rawName;
-    throw new UsageError(`unknown option ${escapeControls(shown, 100)}${word ? didYouMean(word, longNames, (n) => `--${n}`) : ""}`);
+    throw new UsageError(
+      `unknown option ${escapeControls(shown, 100)}${word ? didYouMean(word, longNames, (n) => `--${n}`) : ""}`,
+    );
   }
 }
 
@@ -170,7 +179,11 @@ export function parseCommandLine(cmd: Command, args: readonly string[]): Command
   const options: ParseOptions = Object.fromEntries(
     Object.entries<OptionSpec>({ ...table, help: HELP }).map(([k, o]) => [
       k,
-      { type: o.type, ...(o.short ? { short: o.short } : {}), ...(o.default !== undefined ? { default: o.default } : {}) },
+      {
+        type: o.type,
+        ...(o.short ? { short: o.short } : {}),
+        ...(o.default !== undefined ? { default: o.default } : {}),
+      },
     ]),
   );
   const joined = joinNegativeValues(args, table);
@@ -206,7 +219,11 @@ export function requireStr(v: Values, name: string, hint = ""): string {
   return x;
 }
 
-function typed(v: Values, name: string, options: Record<string, OptionSpec>): number | number[] | string | string[] | undefined {
+function typed(
+  v: Values,
+  name: string,
+  options: Record<string, OptionSpec>,
+): number | number[] | string | string[] | undefined {
   const x = str(v, name);
   const spec = specOf(options, name);
   if (!spec?.value) throw new Error(`internal: --${name} has no value spec in the option table`);
@@ -245,30 +262,43 @@ export function choice<T extends string>(v: Values, name: string, allowed: reado
   const x = str(v, name);
   if (x === undefined) return undefined;
   const hit = allowed.find((a) => a === x);
-  if (hit === undefined) throw new UsageError(`--${name}: expected one of ${allowed.join(", ")}, got ${JSON.stringify(x)}`);
+  if (hit === undefined)
+    throw new UsageError(`--${name}: expected one of ${allowed.join(", ")}, got ${JSON.stringify(x)}`);
   return hit;
 }
 
 export function intList(v: Values, name: string, options: Record<string, OptionSpec>): number[] | undefined {
   const r = typed(v, name, options);
-  if (r !== undefined && !(Array.isArray(r) && r.every((x) => typeof x === "number"))) throw new Error(`internal: --${name} is not an integer-list option`);
+  if (r !== undefined && !(Array.isArray(r) && r.every((x) => typeof x === "number")))
+    throw new Error(`internal: --${name} is not an integer-list option`);
   return r;
 }
 
 /** Names from a choice-list option, narrowed to `allowed` (the option table's values). */
-export function choiceList<T extends string>(v: Values, name: string, allowed: readonly T[], options: Record<string, OptionSpec>): T[] | undefined {
+export function choiceList<T extends string>(
+  v: Values,
+  name: string,
+  allowed: readonly T[],
+  options: Record<string, OptionSpec>,
+): T[] | undefined {
   const r = typed(v, name, options);
   if (r === undefined) return undefined;
   if (!Array.isArray(r)) throw new Error(`internal: --${name} is not a choice-list option`);
   return r.map((x) => {
     const hit = allowed.find((a) => a === x);
-    if (hit === undefined) throw new Error(`internal: --${name}'s option table allows ${JSON.stringify(x)}, the command does not`);
+    if (hit === undefined)
+      throw new Error(`internal: --${name}'s option table allows ${JSON.stringify(x)}, the command does not`);
     return hit;
   });
 }
 
 /** A number, or the option's special word (e.g. --unlearn-lr auto). */
-export function numOrWord<W extends string>(v: Values, name: string, word: W, options: Record<string, OptionSpec>): number | W | undefined {
+export function numOrWord<W extends string>(
+  v: Values,
+  name: string,
+  word: W,
+  options: Record<string, OptionSpec>,
+): number | W | undefined {
   const r = typed(v, name, options);
   if (r === undefined || typeof r === "number") return r;
   if (r === word) return word;
@@ -281,7 +311,12 @@ export function emitJson(v: Values, result: unknown): void {
 }
 
 /** A choice option that has a default in the option table. */
-export function choiceWithDefault<T extends string>(v: Values, name: string, allowed: readonly T[], options: Record<string, OptionSpec>): T {
+export function choiceWithDefault<T extends string>(
+  v: Values,
+  name: string,
+  allowed: readonly T[],
+  options: Record<string, OptionSpec>,
+): T {
   const x = choice(v, name, allowed) ?? choice({ [name]: specOf(options, name)?.default }, name, allowed);
   if (x === undefined) throw new Error(`internal: --${name} has no default in the option table`);
   return x;

@@ -7,8 +7,16 @@ import { str } from "./args.js";
 import { AttackParamError, parseParamOverrides } from "../attacks/params.js";
 
 export const ATTACK_OPTIONS: Record<string, OptionSpec> = {
-  attack: { type: "string", short: "a", description: "backdoor attack (see `badexpert attack list`)", value: { kind: "choice", values: attackNames() } },
-  "attack-param": { type: "string", description: "attack parameters as key=value,key=value (e.g. rate=0.01,targetClass=3)" },
+  attack: {
+    type: "string",
+    short: "a",
+    description: "backdoor attack (see `badexpert attack list`)",
+    value: { kind: "choice", values: attackNames() },
+  },
+  "attack-param": {
+    type: "string",
+    description: "attack parameters as key=value,key=value (e.g. rate=0.01,targetClass=3)",
+  },
 };
 
 export function parseAttackParams(v: Record<string, string | boolean | undefined>): Record<string, string> {

@@ -54,7 +54,10 @@ export function helpText(cmd: Command): string {
   const lines = [`badexpert ${cmd.name} — ${cmd.summary}`, ""];
   if (cmd.details) lines.push(cmd.details, "");
   lines.push("Options:");
-  const entries = Object.entries({ ...cmd.options, help: { type: "boolean", short: "h", description: "show this help" } as OptionSpec });
+  const entries = Object.entries({
+    ...cmd.options,
+    help: { type: "boolean", short: "h", description: "show this help" } as OptionSpec,
+  });
   for (const [name, o] of entries) {
     const flag = `${o.short ? `-${o.short}, ` : "    "}--${name}${o.type === "string" ? " <value>" : ""}`;
     const def = o.default !== undefined ? ` (default: ${String(o.default)})` : "";

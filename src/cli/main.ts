@@ -57,13 +57,17 @@ export async function main(argv: string[]): Promise<number> {
   }
   if (name.startsWith("-")) {
     const word = name.replace(/^--?/, "").split("=")[0] ?? "";
-    console.error(`badexpert: unknown option ${escapeControls(name.split("=")[0] ?? name, 100)}${didYouMean(word, TOP_LEVEL_OPTIONS, (n) => `--${n}`)}\nUsage: badexpert <command> [options]; run \`badexpert --help\` for the commands.`);
+    console.error(
+      `badexpert: unknown option ${escapeControls(name.split("=")[0] ?? name, 100)}${didYouMean(word, TOP_LEVEL_OPTIONS, (n) => `--${n}`)}\nUsage: badexpert <command> [options]; run \`badexpert --help\` for the commands.`,
+    );
     return 2;
   }
   const cmd: Command | undefined = commands.find((c) => c.name === name);
   if (!cmd) {
     const names = commands.map((c) => c.name);
-    console.error(`badexpert: unknown command '${escapeControls(name, 100)}'${didYouMean(name, names, (n) => `'${n}'`)}\nRun \`badexpert --help\` for the commands.`);
+    console.error(
+      `badexpert: unknown command '${escapeControls(name, 100)}'${didYouMean(name, names, (n) => `'${n}'`)}\nRun \`badexpert --help\` for the commands.`,
+    );
     return 2;
   }
   try {

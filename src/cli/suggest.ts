@@ -4,7 +4,9 @@
 
 /** Edits (insert, delete, substitute, swap neighbours) that turn `a` into `b`. */
 export function editDistance(a: string, b: string): number {
-  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) =>
+    Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)),
+  );
   const at = (i: number, j: number): number => d[i]?.[j] ?? Infinity;
   for (let i = 1; i <= a.length; i++) {
     const row = d[i] as number[];
@@ -32,7 +34,10 @@ export function closest(typed: string, known: readonly string[]): string[] {
     .filter(({ k, d }) => d <= tolerance(k));
   if (scored.length === 0) return [];
   const best = Math.min(...scored.map((s) => s.d));
-  return scored.filter((s) => s.d === best).map((s) => s.k).slice(0, 3);
+  return scored
+    .filter((s) => s.d === best)
+    .map((s) => s.k)
+    .slice(0, 3);
 }
 
 /** " (did you mean X?)", " (did you mean X or Y?)", or "" when nothing is close. */

@@ -82,7 +82,7 @@ function parse(data: Uint8Array): Parsed {
   let current: FrameControl | null = null;
   let width = 0;
   let height = 0;
-  for (let at = 8; at + 12 <= data.length; ) {
+  for (let at = 8; at + 12 <= data.length;) {
     const length = u32(data, at);
     const type = String.fromCharCode(...data.subarray(at + 4, at + 8));
     if (at + 12 + length > data.length) throw new ApngError(`chunk ${type} at byte ${at} is truncated`);
@@ -93,18 +93,33 @@ function parse(data: Uint8Array): Parsed {
       height = u32(body, 4);
     } else if (type === "fcTL" || type === "fdAT") {
       const seq = u32(body, 0);
-      if (seq !== expectedSeq) throw new ApngError(`${type} at byte ${at} has sequence number ${seq}, expected ${expectedSeq}`);
+      if (seq !== expectedSeq)
+        throw new ApngError(`${type} at byte ${at} has sequence number ${seq}, expected ${expectedSeq}`);
       expectedSeq++;
       if (type === "fcTL") {
         if (length !== 26) throw new ApngError(`fcTL at byte ${at} has ${length} bytes, expected 26`);
-        current = { width: u32(body, 4), height: u32(body, 8), x: u32(body, 12), y: u32(body, 16), dispose: body[24] ?? 0, blend: body[25] ?? 0, data: [] };
+        current = {
+          width: u32(body, 4),
+          height: u32(body, 8),
+          x: u32(body, 12),
+          y: u32(body, 16),
+          dispose: body[24] ?? 0,
+          blend: body[25] ?? 0,
+          data: [],
+        };
         const f = current;
         if (f.width < 1 || f.height < 1 || f.x + f.width > width || f.y + f.height > height) {
-          throw new ApngError(`frame ${frames.length} (${f.width}x${f.height} at ${f.x},${f.y}) does not fit the ${width}x${height} canvas`);
+          throw new ApngError(
+            `frame ${frames.length} (${f.width}x${f.height} at ${f.x},${f.y}) does not fit the ${width}x${height} canvas`,
+          );
         }
-        if (f.dispose > DISPOSE_PREVIOUS || f.blend > 1) throw new ApngError(`frame ${frames.length} has dispose_op ${f.dispose}, blend_op ${f.blend} (valid: 0-2, 0-1)`);
+        if (f.dispose > DISPOSE_PREVIOUS || f.blend > 1)
+          throw new ApngError(
+            `frame ${frames.length} has dispose_op ${f.dispose}, blend_op ${f.blend} (valid: 0-2, 0-1)`,
+          );
         if (!seenIdat) {
-          if (f.x !== 0 || f.y !== 0 || f.width !== width || f.height !== height) throw new ApngError("the first frame is the default image but does not cover the canvas");
+          if (f.x !== 0 || f.y !== 0 || f.width !== width || f.height !== height)
+            throw new ApngError("the first frame is the default image but does not cover the canvas");
           idatIsFrame = true;
         }
         frames.push(f);
@@ -134,7 +149,13 @@ function framePng(p: Parsed, width: number, height: number, data: readonly Uint8
   const ihdr = new Uint8Array(p.ihdr);
   new DataView(ihdr.buffer).setUint32(0, width);
   new DataView(ihdr.buffer).setUint32(4, height);
-  return concat([PNG_SIGNATURE, chunk("IHDR", ihdr), ...p.shared, chunk("IDAT", concat(data)), chunk("IEND", new Uint8Array(0))]);
+  return concat([
+    PNG_SIGNATURE,
+    chunk("IHDR", ihdr),
+    ...p.shared,
+    chunk("IDAT", concat(data)),
+    chunk("IEND", new Uint8Array(0)),
+  ]);
 }
 
 /** `src` over `dst` at (x, y), 8-bit RGBA (the APNG spec's OVER). */
@@ -152,19 +173,28 @@ function blendOver(canvas: RgbaImage, src: RgbaImage, x: number, y: number): voi
       const u = sa * 255;
       const v = (255 - sa) * (canvas.pixels[d + 3] ?? 0);
       const al = u + v;
-      for (let k = 0; k < 3; k++) canvas.pixels[d + k] = Math.round(((src.pixels[s + k] ?? 0) * u + (canvas.pixels[d + k] ?? 0) * v) / al);
+      for (let k = 0; k < 3; k++)
+        canvas.pixels[d + k] = Math.round(((src.pixels[s + k] ?? 0) * u + (canvas.pixels[d + k] ?? 0) * v) / al);
       canvas.pixels[d + 3] = Math.round(al / 255);
     }
   }
 }
 
 function copyRegion(canvas: RgbaImage, src: RgbaImage, x: number, y: number): void {
-  for (let r = 0; r < src.height; r++) canvas.pixels.set(src.pixels.subarray(4 * r * src.width, 4 * (r + 1) * src.width), 4 * ((y + r) * canvas.width + x));
+  for (let r = 0; r < src.height; r++)
+    canvas.pixels.set(
+      src.pixels.subarray(4 * r * src.width, 4 * (r + 1) * src.width),
+      4 * ((y + r) * canvas.width + x),
+    );
 }
 
 function saveRegion(canvas: RgbaImage, f: FrameControl): RgbaImage {
   const out = new Uint8Array(4 * f.width * f.height);
-  for (let r = 0; r < f.height; r++) out.set(canvas.pixels.subarray(4 * ((f.y + r) * canvas.width + f.x), 4 * ((f.y + r) * canvas.width + f.x + f.width)), 4 * r * f.width);
+  for (let r = 0; r < f.height; r++)
+    out.set(
+      canvas.pixels.subarray(4 * ((f.y + r) * canvas.width + f.x), 4 * ((f.y + r) * canvas.width + f.x + f.width)),
+      4 * r * f.width,
+    );
   return { width: f.width, height: f.height, pixels: out };
 }
 
@@ -176,10 +206,15 @@ export type DecodeRgba = (png: Uint8Array) => Promise<RgbaImage>;
  * not part of the animation, then the canvas after each animation frame. The canvas buffer is
  * reused: `emit` must copy or consume it before returning.
  */
-export async function forEachApngFrame(data: Uint8Array, decode: DecodeRgba, emit: (img: RgbaImage, index: number) => Promise<void>): Promise<number> {
+export async function forEachApngFrame(
+  data: Uint8Array,
+  decode: DecodeRgba,
+  emit: (img: RgbaImage, index: number) => Promise<void>,
+): Promise<number> {
   const p = parse(data);
   let index = 0;
-  if (p.defaultImage !== null) await emit(await decodeChecked(decode, framePng(p, p.width, p.height, p.defaultImage), p.width, p.height), index++);
+  if (p.defaultImage !== null)
+    await emit(await decodeChecked(decode, framePng(p, p.width, p.height, p.defaultImage), p.width, p.height), index++);
   const canvas: RgbaImage = { width: p.width, height: p.height, pixels: new Uint8Array(4 * p.width * p.height) };
   for (const [i, f] of p.frames.entries()) {
     const previous = f.dispose === DISPOSE_PREVIOUS && i > 0 ? saveRegion(canvas, f) : null;
@@ -189,7 +224,12 @@ export async function forEachApngFrame(data: Uint8Array, decode: DecodeRgba, emi
     await emit(canvas, index++);
     // The first frame's PREVIOUS is treated as BACKGROUND (APNG spec).
     if (f.dispose === DISPOSE_BACKGROUND || (f.dispose === DISPOSE_PREVIOUS && previous === null)) {
-      copyRegion(canvas, { width: f.width, height: f.height, pixels: new Uint8Array(4 * f.width * f.height) }, f.x, f.y);
+      copyRegion(
+        canvas,
+        { width: f.width, height: f.height, pixels: new Uint8Array(4 * f.width * f.height) },
+        f.x,
+        f.y,
+      );
     } else if (previous !== null) {
       copyRegion(canvas, previous, f.x, f.y);
     }
@@ -200,7 +240,9 @@ export async function forEachApngFrame(data: Uint8Array, decode: DecodeRgba, emi
 async function decodeChecked(decode: DecodeRgba, png: Uint8Array, width: number, height: number): Promise<RgbaImage> {
   const img = await decode(png);
   if (img.width !== width || img.height !== height || img.pixels.length !== 4 * width * height) {
-    throw new ApngError(`a frame decoded to ${img.width}x${img.height} (${img.pixels.length} bytes), expected ${width}x${height} RGBA`);
+    throw new ApngError(
+      `a frame decoded to ${img.width}x${img.height} (${img.pixels.length} bytes), expected ${width}x${height} RGBA`,
+    );
   }
   return img;
 }

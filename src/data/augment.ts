@@ -40,7 +40,11 @@ export function augmentBatch(x: Tensor, o: AugmentOptions, rng: Rng): Tensor {
   }
   return tidy(() => {
     const grid = F.affineGrid(tensor(theta, { shape: [n, 2, 3] }), [n, x.dim(1), h, w], false);
-    return F.gridSample(x, grid, { mode: maxDeg > 0 ? "bilinear" : "nearest", paddingMode: "zeros", alignCorners: false });
+    return F.gridSample(x, grid, {
+      mode: maxDeg > 0 ? "bilinear" : "nearest",
+      paddingMode: "zeros",
+      alignCorners: false,
+    });
   });
 }
 
@@ -50,7 +54,11 @@ export function normalize(x: Tensor, mean: readonly number[], std: readonly numb
   if (mean.length !== c || std.length !== c) {
     throw new RangeError(`normalize: input has ${c} channels but mean has ${mean.length} and std ${std.length} values`);
   }
-  return tidy(() => x.sub(tensor(Float32Array.from(mean), { shape: [1, c, 1, 1] })).div(tensor(Float32Array.from(std), { shape: [1, c, 1, 1] })));
+  return tidy(() =>
+    x
+      .sub(tensor(Float32Array.from(mean), { shape: [1, c, 1, 1] }))
+      .div(tensor(Float32Array.from(std), { shape: [1, c, 1, 1] })),
+  );
 }
 
 /** Resizes [N, C, H, W] to size×size (bilinear), e.g. for models trained at another resolution. */
@@ -63,8 +71,14 @@ export function resizeBatch(x: Tensor, height: number, width: number): Tensor {
 export function centerCrop(x: Tensor, height: number, width: number): Tensor {
   const h = x.dim(2);
   const w = x.dim(3);
-  if (height > h || width > w) throw new RangeError(`centerCrop: ${height}x${width} is larger than the ${h}x${w} input`);
+  if (height > h || width > w)
+    throw new RangeError(`centerCrop: ${height}x${width} is larger than the ${h}x${w} input`);
   const top = Math.floor((h - height) / 2);
   const left = Math.floor((w - width) / 2);
-  return tidy(() => x.slice(2, top, top + height).slice(3, left, left + width).contiguous());
+  return tidy(() =>
+    x
+      .slice(2, top, top + height)
+      .slice(3, left, left + width)
+      .contiguous(),
+  );
 }

@@ -16,14 +16,24 @@ export function gatherImages(ds: ImageDataset, indices: ArrayLike<number>): Uint
 /** uint8 NHWC bytes → float32 [N, C, H, W] in [0, 1]. */
 export function imagesToTensor(bytes: Uint8Array, n: number, height: number, width: number, channels: number): Tensor {
   if (bytes.length !== n * height * width * channels) {
-    throw new RangeError(`imagesToTensor: ${bytes.length} bytes do not hold ${n} images of ${height}x${width}x${channels}`);
+    throw new RangeError(
+      `imagesToTensor: ${bytes.length} bytes do not hold ${n} images of ${height}x${width}x${channels}`,
+    );
   }
-  return tidy(() => tensor(bytes, { shape: [n, height, width, channels] }).permute([0, 3, 1, 2]).float().div(255));
+  return tidy(() =>
+    tensor(bytes, { shape: [n, height, width, channels] })
+      .permute([0, 3, 1, 2])
+      .float()
+      .div(255),
+  );
 }
 
 /** float [N, C, H, W] in [0, 1] → uint8 NHWC bytes (rounded, clamped). */
 export function tensorToImages(x: Tensor): Uint8Array {
-  return tidy(() => x.mul(255).round().clamp(0, 255).to({ dtype: "uint8" }).permute([0, 2, 3, 1]).contiguous().data() as Uint8Array);
+  return tidy(
+    () =>
+      x.mul(255).round().clamp(0, 255).to({ dtype: "uint8" }).permute([0, 2, 3, 1]).contiguous().data() as Uint8Array,
+  );
 }
 
 export interface Batch {
@@ -39,6 +49,7 @@ export interface Batch {
 export function makeBatch(ds: ImageDataset, indices: Int32Array, labels?: ArrayLike<number>): Batch {
   const n = indices.length;
   const ys = new BigInt64Array(n);
-  for (let k = 0; k < n; k++) ys[k] = BigInt(labels ? (labels[k] as number) : (ds.labels[indices[k] as number] as number));
+  for (let k = 0; k < n; k++)
+    ys[k] = BigInt(labels ? (labels[k] as number) : (ds.labels[indices[k] as number] as number));
   return { x: imagesToTensor(gatherImages(ds, indices), n, ds.height, ds.width, ds.channels), y: tensor(ys), indices };
 }

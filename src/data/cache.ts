@@ -173,7 +173,11 @@ class CorruptCache extends Error {}
  * The cached dataset, or undefined when there is no usable file. A file that exists but fails any check is
  * reported through `warn` and deleted so it is rebuilt.
  */
-export async function readCache(file: string, key: string, warn: Warn = warnToStderr): Promise<ImageDataset | undefined> {
+export async function readCache(
+  file: string,
+  key: string,
+  warn: Warn = warnToStderr,
+): Promise<ImageDataset | undefined> {
   let fh: FileHandle;
   try {
     fh = await open(file, "r");
@@ -204,7 +208,8 @@ export async function readCache(file: string, key: string, warn: Warn = warnToSt
     const per = h.height * h.width * h.channels;
     if (h.imageBytes !== h.count * per || h.labelBytes !== 4 * h.count) bad("sizes disagree with the shape");
     const dataStart = align8(fixed.length + jsonLength);
-    if (size !== dataStart + h.imageBytes + h.labelBytes) bad(`file is ${size} bytes, header implies ${dataStart + h.imageBytes + h.labelBytes}`);
+    if (size !== dataStart + h.imageBytes + h.labelBytes)
+      bad(`file is ${size} bytes, header implies ${dataStart + h.imageBytes + h.labelBytes}`);
 
     const images = new Uint8Array(h.imageBytes);
     const labelBytes = new Uint8Array(h.labelBytes);

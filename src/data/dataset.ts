@@ -47,24 +47,37 @@ export function imageBytes(ds: Pick<ImageDataset, "height" | "width" | "channels
  */
 export function assertConsistent(ds: ImageDataset): void {
   const where = `${ds.name}/${ds.split} (${ds.source})`;
-  for (const [k, v] of [["count", ds.count], ["height", ds.height], ["width", ds.width], ["channels", ds.channels]] as const) {
-    if (!Number.isInteger(v) || v < 0) throw new BadExpertError("E_DATA", `${where}: ${k} must be a non-negative integer, got ${v}`);
+  for (const [k, v] of [
+    ["count", ds.count],
+    ["height", ds.height],
+    ["width", ds.width],
+    ["channels", ds.channels],
+  ] as const) {
+    if (!Number.isInteger(v) || v < 0)
+      throw new BadExpertError("E_DATA", `${where}: ${k} must be a non-negative integer, got ${v}`);
   }
   if (ds.images.length !== ds.count * imageBytes(ds)) {
-    throw new BadExpertError("E_DATA", `${where}: images has ${ds.images.length} bytes, expected ${ds.count}*${ds.height}*${ds.width}*${ds.channels}`);
+    throw new BadExpertError(
+      "E_DATA",
+      `${where}: images has ${ds.images.length} bytes, expected ${ds.count}*${ds.height}*${ds.width}*${ds.channels}`,
+    );
   }
-  if (ds.labels.length !== ds.count) throw new BadExpertError("E_DATA", `${where}: ${ds.labels.length} labels for ${ds.count} images`);
+  if (ds.labels.length !== ds.count)
+    throw new BadExpertError("E_DATA", `${where}: ${ds.labels.length} labels for ${ds.count} images`);
   const k = ds.classNames.length;
   for (let i = 0; i < ds.labels.length; i++) {
     const y = ds.labels[i] ?? -1;
-    if (y < 0 || y >= k) throw new BadExpertError("E_DATA", `${where}: label ${y} of image ${i} is outside 0..${k - 1}`);
+    if (y < 0 || y >= k)
+      throw new BadExpertError("E_DATA", `${where}: label ${y} of image ${i} is outside 0..${k - 1}`);
   }
 }
 
 export function parseImageSize(v: number | readonly [number, number] | ImageSize): ImageSize {
-  const size: ImageSize = typeof v === "number" ? { height: v, width: v } : "height" in v ? v : { height: v[0], width: v[1] };
+  const size: ImageSize =
+    typeof v === "number" ? { height: v, width: v } : "height" in v ? v : { height: v[0], width: v[1] };
   for (const d of [size.height, size.width]) {
-    if (!Number.isInteger(d) || d < 1 || d > 65535) throw new BadExpertError("E_USAGE", `image size must be a positive integer (got ${d})`);
+    if (!Number.isInteger(d) || d < 1 || d > 65535)
+      throw new BadExpertError("E_USAGE", `image size must be a positive integer (got ${d})`);
   }
   return size;
 }

@@ -44,7 +44,12 @@ export function isJunkPath(rel: string): boolean {
 
 export async function scanTree(root: string, scan: TreeScan, opts: ScanOptions = {}): Promise<void> {
   const info = await stat(root).catch((e: unknown) => {
-    throw new DatasetFormatError("files", root, `cannot open (${(e as NodeJS.ErrnoException).code ?? errorMessage(e)})`, { cause: e });
+    throw new DatasetFormatError(
+      "files",
+      root,
+      `cannot open (${(e as NodeJS.ErrnoException).code ?? errorMessage(e)})`,
+      { cause: e },
+    );
   });
   const select = scan.select.bind(scan);
   scan = { select: (rel) => !isJunkPath(rel) && select(rel), onFile: scan.onFile.bind(scan) };
@@ -72,13 +77,22 @@ export async function listFiles(root: string): Promise<string[]> {
       if (e.isSymbolicLink()) {
         const s = await stat(path).catch((err: unknown) => {
           const code = (err as NodeJS.ErrnoException).code;
-          const why = code === "ENOENT" ? "a dangling symlink (its target does not exist)" : code === "ELOOP" ? "a symlink loop" : `a symlink that cannot be followed (${code ?? errorMessage(err)})`;
+          const why =
+            code === "ENOENT"
+              ? "a dangling symlink (its target does not exist)"
+              : code === "ELOOP"
+                ? "a symlink loop"
+                : `a symlink that cannot be followed (${code ?? errorMessage(err)})`;
           throw new DatasetFormatError("files", path, why, { cause: err });
         });
         isDir = s.isDirectory();
         isFile = s.isFile();
         if (isDir && inside.has(await realpath(path))) {
-          throw new DatasetFormatError("files", path, `a symlink loop: it points back to ${await realpath(path)}, a folder that contains it`);
+          throw new DatasetFormatError(
+            "files",
+            path,
+            `a symlink loop: it points back to ${await realpath(path)}, a folder that contains it`,
+          );
         }
       }
       if (isDir) await walk(path, rel, inside);
@@ -113,7 +127,9 @@ async function scanArchive(archive: string, scan: TreeScan, opts: ScanOptions): 
   try {
     opened = await openRegularFile(archive, { maxBytes: Number.MAX_SAFE_INTEGER, what: "archive" });
   } catch (e) {
-    throw new DatasetFormatError("archive", archive, e instanceof FileReadError ? e.problem : errorMessage(e), { cause: e });
+    throw new DatasetFormatError("archive", archive, e instanceof FileReadError ? e.problem : errorMessage(e), {
+      cause: e,
+    });
   }
   const { handle, size } = opened;
   const limiter = new TaskLimiter(opts.concurrency ?? 8);
@@ -126,7 +142,9 @@ async function scanArchive(archive: string, scan: TreeScan, opts: ScanOptions): 
       return;
     }
     if (entry.size > MAX_DATASET_FILE_BYTES) {
-      parseError ??= new Error(`member ${rel} is ${entry.size} bytes, over the ${MAX_DATASET_FILE_BYTES}-byte limit for one dataset file`);
+      parseError ??= new Error(
+        `member ${rel} is ${entry.size} bytes, over the ${MAX_DATASET_FILE_BYTES}-byte limit for one dataset file`,
+      );
       entry.resume();
       return;
     }

@@ -10,7 +10,15 @@ import type { ChannelCount, ImageSize } from "./dataset.js";
 import { DatasetFormatError, errorMessage } from "./errors.js";
 import { ImageDecodeError } from "./image-error.js";
 import { decodePnm, pnmHeader, pnmImageStarts, type RawImage } from "./ppm.js";
-import { decodePlainPng, isPlainPng, pngFrameCount, pngHeader, pngHeaderProblem, pngProblem, type PngHeader } from "./png-decode.js";
+import {
+  decodePlainPng,
+  isPlainPng,
+  pngFrameCount,
+  pngHeader,
+  pngHeaderProblem,
+  pngProblem,
+  type PngHeader,
+} from "./png-decode.js";
 import { ApngError, forEachApngFrame, type RgbaImage } from "./apng.js";
 
 /**
@@ -69,8 +77,15 @@ function colourWord(colourChannels: 1 | 3, alpha: boolean): ImageShape["colour"]
  * The conversion decoding an image of this shape to `target` makes, or null when none loses
  * anything: same size, no alpha, and the same colour or grey read by a colour model.
  */
-export function conversionOf(p: Pick<ImageProbe, "width" | "height" | "colourChannels" | "alpha">, target: Pick<DecodeTarget, "size" | "channels">): ImageConversion | null {
-  const to = { width: target.size?.width ?? p.width, height: target.size?.height ?? p.height, colour: colourWord(target.channels === 1 ? 1 : 3, false) };
+export function conversionOf(
+  p: Pick<ImageProbe, "width" | "height" | "colourChannels" | "alpha">,
+  target: Pick<DecodeTarget, "size" | "channels">,
+): ImageConversion | null {
+  const to = {
+    width: target.size?.width ?? p.width,
+    height: target.size?.height ?? p.height,
+    colour: colourWord(target.channels === 1 ? 1 : 3, false),
+  };
   const from = { width: p.width, height: p.height, colour: colourWord(p.colourChannels, p.alpha) };
   const sameColour = from.colour === to.colour || (from.colour === "grey" && to.colour === "RGB");
   return from.width === to.width && from.height === to.height && sameColour ? null : { from, to };
@@ -112,7 +127,14 @@ export function isImageFile(name: string): boolean {
 
 export type ImageFormat = "png" | "jpeg" | "webp" | "gif" | "tiff" | "pnm";
 const LIBVIPS_FORMATS = new Set<string>(["jpeg", "webp", "gif", "tiff"]);
-const FORMAT_NAMES: Record<ImageFormat, string> = { png: "PNG", jpeg: "JPEG", webp: "WebP", gif: "GIF", tiff: "TIFF", pnm: "PPM/PGM" };
+const FORMAT_NAMES: Record<ImageFormat, string> = {
+  png: "PNG",
+  jpeg: "JPEG",
+  webp: "WebP",
+  gif: "GIF",
+  tiff: "TIFF",
+  pnm: "PPM/PGM",
+};
 
 /** What the header says, before any pixel is decoded. */
 export interface ImageProbe {
@@ -143,8 +165,22 @@ function sniff(data: Uint8Array): ImageFormat | null {
   const b = (i: number): number => data[i] ?? -1;
   if (b(0) === 0xff && b(1) === 0xd8 && b(2) === 0xff) return "jpeg";
   if (b(0) === 0x47 && b(1) === 0x49 && b(2) === 0x46 && b(3) === 0x38) return "gif";
-  if (b(0) === 0x52 && b(1) === 0x49 && b(2) === 0x46 && b(3) === 0x46 && b(8) === 0x57 && b(9) === 0x45 && b(10) === 0x42 && b(11) === 0x50) return "webp";
-  if ((b(0) === 0x49 && b(1) === 0x49 && b(2) === 0x2a && b(3) === 0) || (b(0) === 0x4d && b(1) === 0x4d && b(2) === 0 && b(3) === 0x2a)) return "tiff";
+  if (
+    b(0) === 0x52 &&
+    b(1) === 0x49 &&
+    b(2) === 0x46 &&
+    b(3) === 0x46 &&
+    b(8) === 0x57 &&
+    b(9) === 0x45 &&
+    b(10) === 0x42 &&
+    b(11) === 0x50
+  )
+    return "webp";
+  if (
+    (b(0) === 0x49 && b(1) === 0x49 && b(2) === 0x2a && b(3) === 0) ||
+    (b(0) === 0x4d && b(1) === 0x4d && b(2) === 0 && b(3) === 0x2a)
+  )
+    return "tiff";
   return null;
 }
 
@@ -159,17 +195,30 @@ function firstBytes(data: Uint8Array): string {
 }
 
 function notAnImage(data: Uint8Array, file: string): ImageDecodeError {
-  return new ImageDecodeError("not_an_image", file, `cannot decode: not a supported image: the first bytes (${firstBytes(data)}) are no ${ACCEPTED_FORMATS} signature`);
+  return new ImageDecodeError(
+    "not_an_image",
+    file,
+    `cannot decode: not a supported image: the first bytes (${firstBytes(data)}) are no ${ACCEPTED_FORMATS} signature`,
+  );
 }
 
 function corrupt(file: string, format: ImageFormat, problem: string, cause?: unknown): ImageDecodeError {
-  return new ImageDecodeError("corrupt", file, `cannot decode: a corrupt ${FORMAT_NAMES[format]}: ${problem}`, cause === undefined ? undefined : { cause });
+  return new ImageDecodeError(
+    "corrupt",
+    file,
+    `cannot decode: a corrupt ${FORMAT_NAMES[format]}: ${problem}`,
+    cause === undefined ? undefined : { cause },
+  );
 }
 
 /** ppm.ts's own words (its messages, "ppm: FILE: ...", are what dataset users see), with a code. */
 function pnmError(file: string, e: unknown): ImageDecodeError {
   const problem = e instanceof DatasetFormatError ? e.problem : errorMessage(e);
-  const code = /exceeds the limit/.test(problem) ? "too_many_pixels" : /not supported|unsupported magic/.test(problem) ? "unsupported_format" : "corrupt";
+  const code = /exceeds the limit/.test(problem)
+    ? "too_many_pixels"
+    : /not supported|unsupported magic/.test(problem)
+      ? "unsupported_format"
+      : "corrupt";
   return new ImageDecodeError(code, file, problem, { cause: e, reader: "ppm" });
 }
 
@@ -178,7 +227,11 @@ function frameWord(format: ImageFormat): string {
 }
 
 function multiFrameKind(p: ImageProbe): string {
-  return p.format === "tiff" ? "a multi-page TIFF" : p.format === "pnm" ? "a multi-image PPM/PGM" : `an animated ${FORMAT_NAMES[p.format]}`;
+  return p.format === "tiff"
+    ? "a multi-page TIFF"
+    : p.format === "pnm"
+      ? "a multi-image PPM/PGM"
+      : `an animated ${FORMAT_NAMES[p.format]}`;
 }
 
 function multiFrame(file: string, p: ImageProbe): ImageDecodeError {
@@ -193,19 +246,31 @@ function multiFrame(file: string, p: ImageProbe): ImageDecodeError {
  * Reads what the header declares (format, size, frames) and applies the limits and the frame
  * policy, before any pixel is decoded. Throws an ImageDecodeError naming `file` and the problem.
  */
-export async function probeImage(data: Uint8Array, file: string, o: Omit<DecodeTarget, "size" | "channels"> = {}): Promise<ImageProbe> {
+export async function probeImage(
+  data: Uint8Array,
+  file: string,
+  o: Omit<DecodeTarget, "size" | "channels"> = {},
+): Promise<ImageProbe> {
   const maxPixels = o.maxPixels ?? MAX_IMAGE_PIXELS;
   const policy = o.frames ?? "refuse";
   const maxFrames = o.maxFrames ?? MAX_FRAMES;
   if (data.length === 0) throw new ImageDecodeError("empty", file, "empty (0 bytes)");
   const probe = await readHeader(data, file, maxPixels);
   const sizeText = `${probe.width}x${probe.height}`;
-  if (probe.width * probe.height > maxPixels) throw tooManyPixels(file, sizeText, probe.width * probe.height, maxPixels);
+  if (probe.width * probe.height > maxPixels)
+    throw tooManyPixels(file, sizeText, probe.width * probe.height, maxPixels);
   if (probe.frames > 1) {
     if (policy === "refuse") throw multiFrame(file, probe);
-    if (probe.frames > maxFrames) throw new ImageDecodeError("too_many_frames", file, `${multiFrameKind(probe)} with ${probe.frames} ${frameWord(probe.format)}; at most ${maxFrames} are scored per image`);
-    probe.pixels = probe.format === "tiff" ? await tiffPixels(data, probe.frames) : probe.width * probe.height * probe.frames;
-    if (probe.pixels > maxPixels) throw tooManyPixels(file, `${probe.frames} ${frameWord(probe.format)} of ${sizeText}`, probe.pixels, maxPixels);
+    if (probe.frames > maxFrames)
+      throw new ImageDecodeError(
+        "too_many_frames",
+        file,
+        `${multiFrameKind(probe)} with ${probe.frames} ${frameWord(probe.format)}; at most ${maxFrames} are scored per image`,
+      );
+    probe.pixels =
+      probe.format === "tiff" ? await tiffPixels(data, probe.frames) : probe.width * probe.height * probe.frames;
+    if (probe.pixels > maxPixels)
+      throw tooManyPixels(file, `${probe.frames} ${frameWord(probe.format)} of ${sizeText}`, probe.pixels, maxPixels);
   }
   return probe;
 }
@@ -217,16 +282,39 @@ async function readHeader(data: Uint8Array, file: string, maxPixels: number): Pr
     if (problem !== null) throw corrupt(file, "png", problem);
     const frames = pngFrameCount(png);
     // libvips reads a PNG of 8 bits or less without alpha to the same pixels whether it resizes in the same pipeline or not.
-    const onePass = png.bitDepth <= 8 && (png.colourType === 0 || png.colourType === 2 || png.colourType === 3) && !png.transparency && frames === 1;
+    const onePass =
+      png.bitDepth <= 8 &&
+      (png.colourType === 0 || png.colourType === 2 || png.colourType === 3) &&
+      !png.transparency &&
+      frames === 1;
     const colourChannels = png.colourType === 0 || png.colourType === 4 ? 1 : 3;
     const alpha = png.colourType === 4 || png.colourType === 6 || png.transparency;
-    return { format: "png", width: png.width, height: png.height, frames, pixels: png.width * png.height, onePass, colourChannels, alpha, png };
+    return {
+      format: "png",
+      width: png.width,
+      height: png.height,
+      frames,
+      pixels: png.width * png.height,
+      onePass,
+      colourChannels,
+      alpha,
+      png,
+    };
   }
   if ((data[0] === 0x50 && data[1] !== undefined && data[1] >= 0x31 && data[1] <= 0x37) || PNM_EXT.test(file)) {
     try {
       const starts = pnmImageStarts(data, file, { maxPixels });
       const first = pnmHeader(data, file, { maxPixels });
-      return { format: "pnm", width: first.width, height: first.height, frames: starts.length, pixels: first.width * first.height, onePass: false, colourChannels: first.channels, alpha: false };
+      return {
+        format: "pnm",
+        width: first.width,
+        height: first.height,
+        frames: starts.length,
+        pixels: first.width * first.height,
+        onePass: false,
+        colourChannels: first.channels,
+        alpha: false,
+      };
     } catch (e) {
       throw pnmError(file, e);
     }
@@ -242,7 +330,11 @@ async function readHeader(data: Uint8Array, file: string, maxPixels: number): Pr
   }
   const format = meta.format as string;
   if (!LIBVIPS_FORMATS.has(format)) {
-    throw new ImageDecodeError("unsupported_format", file, `a ${format.toUpperCase()} image; only ${ACCEPTED_FORMATS} images are accepted`);
+    throw new ImageDecodeError(
+      "unsupported_format",
+      file,
+      `a ${format.toUpperCase()} image; only ${ACCEPTED_FORMATS} images are accepted`,
+    );
   }
   const width = meta.width ?? 0;
   const height = meta.height ?? 0;
@@ -281,17 +373,26 @@ export async function decodeImage(data: Uint8Array, file: string, target: Decode
  * `target.size` and converted to `target.channels` as soon as it is decoded, so only one frame
  * exists at full size at a time. `probe`: the header, when the caller has read it already.
  */
-export async function decodeImageFrames(data: Uint8Array, file: string, target: DecodeTarget, probe?: ImageProbe): Promise<RawImage[]> {
+export async function decodeImageFrames(
+  data: Uint8Array,
+  file: string,
+  target: DecodeTarget,
+  probe?: ImageProbe,
+): Promise<RawImage[]> {
   const maxPixels = target.maxPixels ?? MAX_IMAGE_PIXELS;
   const p = probe ?? (await probeImage(data, file, target));
   if (p.frames > 1 && (target.frames ?? "refuse") === "refuse") throw multiFrame(file, p);
   let reported = target.onConversion === undefined;
   const finish = async (img: RawImage): Promise<RawImage> => {
-    const sized = target.size && (img.width !== target.size.width || img.height !== target.size.height) ? await resizeRaw(img, target.size, file) : img;
+    const sized =
+      target.size && (img.width !== target.size.width || img.height !== target.size.height)
+        ? await resizeRaw(img, target.size, file)
+        : img;
     if (!reported) {
       reported = true;
       // A grey model reading colour pixels loses their colour, unless they are grey already.
-      const colourChannels = p.colourChannels === 3 && target.channels === 1 && greyContent(sized) ? 1 : p.colourChannels;
+      const colourChannels =
+        p.colourChannels === 3 && target.channels === 1 && greyContent(sized) ? 1 : p.colourChannels;
       const c = conversionOf({ ...p, colourChannels }, target);
       if (c) target.onConversion?.(c);
     }
@@ -349,18 +450,40 @@ function smallPlainPng(data: Uint8Array, file: string, p: ImageProbe): RawImage 
  * image in a second step: one pipeline would premultiply alpha, resize 16-bit samples or shrink a
  * JPEG on load, and the pixels would differ from decode-then-resize (torchvision's order).
  */
-async function decodeWithLibvips(data: Uint8Array, file: string, p: ImageProbe, page: number | null, maxPixels: number, target: DecodeTarget): Promise<RawImage> {
+async function decodeWithLibvips(
+  data: Uint8Array,
+  file: string,
+  p: ImageProbe,
+  page: number | null,
+  maxPixels: number,
+  target: DecodeTarget,
+): Promise<RawImage> {
   configureSharp();
   try {
-    let pipeline = sharp(data, { failOn: "error", limitInputPixels: maxPixels, ...(page !== null ? { page, pages: 1 } : {}) })
+    let pipeline = sharp(data, {
+      failOn: "error",
+      limitInputPixels: maxPixels,
+      ...(page !== null ? { page, pages: 1 } : {}),
+    })
       .removeAlpha()
       .toColourspace("srgb");
-    if (p.onePass && target.size) pipeline = pipeline.resize(target.size.width, target.size.height, { fit: "fill", kernel: "linear", fastShrinkOnLoad: false });
+    if (p.onePass && target.size)
+      pipeline = pipeline.resize(target.size.width, target.size.height, {
+        fit: "fill",
+        kernel: "linear",
+        fastShrinkOnLoad: false,
+      });
     const { data: pixels, info } = await pipeline.raw().toBuffer({ resolveWithObject: true });
     return checkedRaw({ width: info.width, height: info.height, channels: info.channels, pixels }, file);
   } catch (e) {
     if (e instanceof DatasetFormatError) throw e;
-    if (/pixel limit/i.test(errorMessage(e))) throw new ImageDecodeError("too_many_pixels", file, `${page === null ? "the image" : `page ${page}`} has more than ${maxPixels} pixels (${vipsMessage(e)})`, { cause: e });
+    if (/pixel limit/i.test(errorMessage(e)))
+      throw new ImageDecodeError(
+        "too_many_pixels",
+        file,
+        `${page === null ? "the image" : `page ${page}`} has more than ${maxPixels} pixels (${vipsMessage(e)})`,
+        { cause: e },
+      );
     // libpng says "read error" for any broken PNG; our own walk of its chunks names the problem.
     const detail = p.format === "png" ? (pngProblem(data) ?? vipsMessage(e)) : vipsMessage(e);
     throw corrupt(file, p.format, page === null ? detail : `page ${page}: ${detail}`, e);
@@ -368,19 +491,37 @@ async function decodeWithLibvips(data: Uint8Array, file: string, p: ImageProbe, 
 }
 
 /** Every image an APNG viewer (or a decoder without APNG support) may show, composited, at the target size. */
-async function decodeApngFrames(data: Uint8Array, file: string, frames: number, maxPixels: number, finish: (img: RawImage) => Promise<RawImage>): Promise<RawImage[]> {
+async function decodeApngFrames(
+  data: Uint8Array,
+  file: string,
+  frames: number,
+  maxPixels: number,
+  finish: (img: RawImage) => Promise<RawImage>,
+): Promise<RawImage[]> {
   configureSharp();
   const out: RawImage[] = [];
   const rgba = async (png: Uint8Array): Promise<RgbaImage> => {
-    const { data: pixels, info } = await sharp(png, { failOn: "error", limitInputPixels: maxPixels }).ensureAlpha().toColourspace("srgb").raw().toBuffer({ resolveWithObject: true });
+    const { data: pixels, info } = await sharp(png, { failOn: "error", limitInputPixels: maxPixels })
+      .ensureAlpha()
+      .toColourspace("srgb")
+      .raw()
+      .toBuffer({ resolveWithObject: true });
     if (info.channels !== 4) throw new ApngError(`a frame decoded to ${info.channels} channels, expected RGBA`);
-    return { width: info.width, height: info.height, pixels: new Uint8Array(pixels.buffer, pixels.byteOffset, pixels.byteLength) };
+    return {
+      width: info.width,
+      height: info.height,
+      pixels: new Uint8Array(pixels.buffer, pixels.byteOffset, pixels.byteLength),
+    };
   };
   try {
     await forEachApngFrame(data, rgba, async (canvas) => {
       // The limits were checked against the frames the header chunks announce; a file holding more is refused.
       if (out.length === frames) throw new ApngError(`more frames than the ${frames} its animation chunks announce`);
-      out.push(await finish(convertChannels({ width: canvas.width, height: canvas.height, channels: 4, pixels: canvas.pixels }, 3)));
+      out.push(
+        await finish(
+          convertChannels({ width: canvas.width, height: canvas.height, channels: 4, pixels: canvas.pixels }, 3),
+        ),
+      );
     });
   } catch (e) {
     if (e instanceof DatasetFormatError) throw e;
@@ -393,7 +534,8 @@ export async function resizeRaw(img: RawImage, size: ImageSize, file = "<raw ima
   if (img.width === size.width && img.height === size.height) return img;
   configureSharp();
   const channels = img.channels;
-  if (channels !== 1 && channels !== 3) throw new Error(`${file}: can only resize 1- or 3-channel images, not ${channels}`);
+  if (channels !== 1 && channels !== 3)
+    throw new Error(`${file}: can only resize 1- or 3-channel images, not ${channels}`);
   try {
     const { data, info } = await sharp(img.pixels, { raw: { width: img.width, height: img.height, channels } })
       .resize(size.width, size.height, { fit: "fill", kernel: "linear", fastShrinkOnLoad: false })

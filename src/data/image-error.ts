@@ -41,6 +41,9 @@ export class ImageDecodeError extends DatasetFormatError {
     /** reader: the decoder named at the head of the message (default "image"). */
     options: { cause?: unknown; reader?: string } = {},
   ) {
-    super(options.reader ?? "image", file, problem, { code: IMAGE_PROBLEM_CODES[reason], ...(options.cause === undefined ? {} : { cause: options.cause }) });
+    super(options.reader ?? "image", file, problem, {
+      code: IMAGE_PROBLEM_CODES[reason],
+      ...(options.cause === undefined ? {} : { cause: options.cause }),
+    });
   }
 }

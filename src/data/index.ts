@@ -3,7 +3,15 @@ export * from "./dataset.js";
 export { DatasetFormatError } from "./errors.js";
 export { channelStats, type ChannelStats } from "./stats.js";
 export { defaultCacheDir, readCache, writeCache, CACHE_FORMAT_VERSION } from "./cache.js";
-export { decodeImage, decodeImageFrames, probeImage, resizeRaw, convertChannels, type FramePolicy, type ImageProbe } from "./image-decode.js";
+export {
+  decodeImage,
+  decodeImageFrames,
+  probeImage,
+  resizeRaw,
+  convertChannels,
+  type FramePolicy,
+  type ImageProbe,
+} from "./image-decode.js";
 export { ImageDecodeError, type ImageProblem } from "./image-error.js";
 export { decodePnm, encodePnm, type RawImage } from "./ppm.js";
 export { readIdxDataset } from "./readers/idx.js";

@@ -32,7 +32,11 @@ export interface InputFiles {
 
 /** Expands `paths` (files and folders); a path that does not exist is kept as a file, for the reader to report. */
 export async function inputFiles(paths: readonly string[], o: { recursive?: boolean } = {}): Promise<InputFiles> {
-  const out: InputFiles = { files: [], emptyFolders: [], skipped: { links: [], folders: [], notImages: [], special: [] } };
+  const out: InputFiles = {
+    files: [],
+    emptyFolders: [],
+    skipped: { links: [], folders: [], notImages: [], special: [] },
+  };
   for (const p of paths) {
     const s = await stat(p).catch(() => null);
     const images = s?.isDirectory() ? await folderImages(p, o.recursive === true, out.skipped) : null;

@@ -30,7 +30,9 @@ export class DataLoader {
       throw new RangeError(`DataLoader: batchSize must be a positive integer, got ${options.batchSize}`);
     }
     if (options.labels && options.labels.length !== dataset.count) {
-      throw new RangeError(`DataLoader: labels has ${options.labels.length} entries, the dataset has ${dataset.count} samples`);
+      throw new RangeError(
+        `DataLoader: labels has ${options.labels.length} entries, the dataset has ${dataset.count} samples`,
+      );
     }
     this.dataset = dataset;
     this.options = options;

@@ -73,7 +73,7 @@ export function pngHeader(data: Uint8Array): PngHeader | null {
   // APNG's frames (fcTL) are counted through the whole file, since a viewer shows every one of
   // them whatever number acTL declares.
   let seenIdat = false;
-  for (let at = 8; at + 8 <= data.length; ) {
+  for (let at = 8; at + 8 <= data.length;) {
     const type = chunkType(data, at + 4);
     if (type === "IEND") break;
     if (type === "IDAT") {
@@ -105,16 +105,27 @@ export function pngFrameCount(h: PngHeader): number {
   return Math.max(a.declaredFrames, a.frameControls, 1) + (a.idatIsFrame ? 0 : 1);
 }
 
-const VALID_DEPTHS: Record<number, number[]> = { 0: [1, 2, 4, 8, 16], 2: [8, 16], 3: [1, 2, 4, 8], 4: [8, 16], 6: [8, 16] };
+const VALID_DEPTHS: Record<number, number[]> = {
+  0: [1, 2, 4, 8, 16],
+  2: [8, 16],
+  3: [1, 2, 4, 8],
+  4: [8, 16],
+  6: [8, 16],
+};
 
 /** What is impossible in the IHDR fields (PNG spec, 11.2.2), or null. */
 export function pngHeaderProblem(h: PngHeader): string | null {
-  if (h.width < 1 || h.height < 1) return `its header (IHDR) declares ${h.width}x${h.height} pixels; width and height must be at least 1`;
-  if (h.width > 0x7fffffff || h.height > 0x7fffffff) return `its header (IHDR) declares ${h.width}x${h.height} pixels; the PNG limit is 2^31-1 per side`;
+  if (h.width < 1 || h.height < 1)
+    return `its header (IHDR) declares ${h.width}x${h.height} pixels; width and height must be at least 1`;
+  if (h.width > 0x7fffffff || h.height > 0x7fffffff)
+    return `its header (IHDR) declares ${h.width}x${h.height} pixels; the PNG limit is 2^31-1 per side`;
   const depths = VALID_DEPTHS[h.colourType];
-  if (depths === undefined) return `its header (IHDR) declares colour type ${h.colourType}; valid types are 0, 2, 3, 4 and 6`;
-  if (!depths.includes(h.bitDepth)) return `its header (IHDR) declares bit depth ${h.bitDepth} for colour type ${h.colourType}; valid depths are ${depths.join(", ")}`;
-  if (h.compression !== 0 || h.filter !== 0) return `its header (IHDR) declares compression method ${h.compression} and filter method ${h.filter}; only 0 and 0 exist`;
+  if (depths === undefined)
+    return `its header (IHDR) declares colour type ${h.colourType}; valid types are 0, 2, 3, 4 and 6`;
+  if (!depths.includes(h.bitDepth))
+    return `its header (IHDR) declares bit depth ${h.bitDepth} for colour type ${h.colourType}; valid depths are ${depths.join(", ")}`;
+  if (h.compression !== 0 || h.filter !== 0)
+    return `its header (IHDR) declares compression method ${h.compression} and filter method ${h.filter}; only 0 and 0 exist`;
   if (h.interlace > 1) return `its header (IHDR) declares interlace method ${h.interlace}; only 0 and 1 exist`;
   return null;
 }
@@ -150,16 +161,20 @@ export function pngProblem(data: Uint8Array): string | null {
   const header = pngHeaderProblem(h);
   if (header !== null) return header;
   let idat = false;
-  for (let at = 8; ; ) {
-    if (at + 12 > data.length) return `truncated: the file ends at byte ${data.length} ${at === data.length ? "without an IEND chunk" : `inside a chunk header (byte ${at})`}`;
+  for (let at = 8; ;) {
+    if (at + 12 > data.length)
+      return `truncated: the file ends at byte ${data.length} ${at === data.length ? "without an IEND chunk" : `inside a chunk header (byte ${at})`}`;
     const length = u32(data, at);
     const type = chunkType(data, at + 4);
     const shown = /^[A-Za-z]{4}$/.test(type) ? type : JSON.stringify(type);
-    if (length > 0x7fffffff) return `chunk ${shown} at byte ${at} declares ${length} bytes, more than the PNG limit of 2^31-1`;
-    if (at + 12 + length > data.length) return `truncated: chunk ${shown} at byte ${at} declares ${length} bytes, ${Math.max(0, data.length - at - 12)} remain`;
+    if (length > 0x7fffffff)
+      return `chunk ${shown} at byte ${at} declares ${length} bytes, more than the PNG limit of 2^31-1`;
+    if (at + 12 + length > data.length)
+      return `truncated: chunk ${shown} at byte ${at} declares ${length} bytes, ${Math.max(0, data.length - at - 12)} remain`;
     const stored = u32(data, at + 8 + length);
     const computed = pngCrc(data, at + 4, at + 8 + length);
-    if (stored !== computed) return `chunk ${shown} at byte ${at} has a bad CRC (stored ${hex(stored)}, computed ${hex(computed)})`;
+    if (stored !== computed)
+      return `chunk ${shown} at byte ${at} has a bad CRC (stored ${hex(stored)}, computed ${hex(computed)})`;
     if (type === "IDAT") idat = true;
     if (type === "IEND") return idat ? null : "no image data (no IDAT chunk before IEND)";
     at += 12 + length;
@@ -173,7 +188,13 @@ export function pngProblem(data: Uint8Array): string | null {
  * header declares). APNGs are not plain: pngjs would read their default image only.
  */
 export function isPlainPng(h: PngHeader): boolean {
-  return h.bitDepth <= 8 && !h.iccProfile && h.interlace === 0 && h.animation === null && [0, 2, 3, 4, 6].includes(h.colourType);
+  return (
+    h.bitDepth <= 8 &&
+    !h.iccProfile &&
+    h.interlace === 0 &&
+    h.animation === null &&
+    [0, 2, 3, 4, 6].includes(h.colourType)
+  );
 }
 
 /**
@@ -183,7 +204,8 @@ export function isPlainPng(h: PngHeader): boolean {
  * the caller has already read it.
  */
 export function decodePlainPng(data: Uint8Array, h: PngHeader | null = pngHeader(data)): RawImage {
-  if (h === null || !isPlainPng(h)) throw new Error("not a plain 8-bit PNG (non-interlaced, without an ICC profile, not animated)");
+  if (h === null || !isPlainPng(h))
+    throw new Error("not a plain 8-bit PNG (non-interlaced, without an ICC profile, not animated)");
   // pngjs always returns 8-bit RGBA (grey expanded to three equal bands, palette looked up).
   const { width, height, data: rgba } = pngjs.PNG.sync.read(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
   const n = width * height;

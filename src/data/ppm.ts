@@ -34,8 +34,10 @@ export function pnmHeader(data: Uint8Array, file: string, o: { maxPixels?: numbe
   };
   if (data.length - at < 2 || data[at] !== 0x50 /* P */) fail("not a PPM/PGM file (no 'P' magic)");
   const kind = data[at + 1];
-  if (kind === 0x33 || kind === 0x32) fail(`ASCII ${kind === 0x33 ? "P3" : "P2"} files are not supported, only binary P6/P5`);
-  if (kind !== 0x36 && kind !== 0x35) fail(`unsupported magic 'P${String.fromCharCode(kind ?? 0x3f)}', expected P6 or P5`);
+  if (kind === 0x33 || kind === 0x32)
+    fail(`ASCII ${kind === 0x33 ? "P3" : "P2"} files are not supported, only binary P6/P5`);
+  if (kind !== 0x36 && kind !== 0x35)
+    fail(`unsupported magic 'P${String.fromCharCode(kind ?? 0x3f)}', expected P6 or P5`);
   const channels = kind === 0x36 ? 3 : 1;
 
   let pos = at + 2;
@@ -68,12 +70,14 @@ export function pnmHeader(data: Uint8Array, file: string, o: { maxPixels?: numbe
   const maxval = readHeaderInt("maxval");
   if (width < 1 || height < 1) fail(`bad header: size ${width}x${height}`);
   // Checked from the header, before anything is allocated.
-  if (o.maxPixels !== undefined && width * height > o.maxPixels) fail(`${width}x${height} = ${width * height} pixels exceeds the limit of ${o.maxPixels}`);
+  if (o.maxPixels !== undefined && width * height > o.maxPixels)
+    fail(`${width}x${height} = ${width * height} pixels exceeds the limit of ${o.maxPixels}`);
   if (maxval < 1 || maxval > 255) fail(`maxval ${maxval} is not supported (1..255)`);
   if (!WS.has(data[pos] ?? 0)) fail("bad header: no whitespace after maxval");
   pos++;
   const n = width * height * channels;
-  if (data.length - pos < n) fail(`truncated: ${width}x${height}x${channels} needs ${n} pixel bytes, found ${data.length - pos}`);
+  if (data.length - pos < n)
+    fail(`truncated: ${width}x${height}x${channels} needs ${n} pixel bytes, found ${data.length - pos}`);
   return { width, height, channels, maxval, pixelStart: pos, end: pos + n };
 }
 
@@ -83,7 +87,7 @@ export function pnmHeader(data: Uint8Array, file: string, o: { maxPixels?: numbe
  */
 export function pnmImageStarts(data: Uint8Array, file: string, o: { maxPixels?: number } = {}): number[] {
   const starts: number[] = [];
-  for (let at = 0; ; ) {
+  for (let at = 0; ;) {
     starts.push(at);
     let next = pnmHeader(data, file, o, at).end;
     while (next < data.length && WS.has(data[next] ?? 0)) next++;

@@ -12,12 +12,17 @@ import { DatasetFormatError } from "./errors.js";
 export const MAX_DATASET_FILE_BYTES = 2 ** 32 - 1;
 
 function datasetError(reader: string, file: string, e: unknown): DatasetFormatError {
-  const problem = e instanceof FileReadError ? e.problem : `cannot read (${e instanceof Error ? e.message : String(e)})`;
+  const problem =
+    e instanceof FileReadError ? e.problem : `cannot read (${e instanceof Error ? e.message : String(e)})`;
   return new DatasetFormatError(reader, file, problem, { cause: e });
 }
 
 /** The file's bytes; `reader` names the dataset reader in messages ("idx", "cifar10", ...). */
-export async function readDatasetFile(file: string, reader: string, maxBytes = MAX_DATASET_FILE_BYTES): Promise<Buffer> {
+export async function readDatasetFile(
+  file: string,
+  reader: string,
+  maxBytes = MAX_DATASET_FILE_BYTES,
+): Promise<Buffer> {
   try {
     return await readRegularFile(file, { maxBytes });
   } catch (e) {

@@ -4,7 +4,14 @@
 import { stat } from "node:fs/promises";
 import { resolve } from "node:path";
 import { cacheFilePath, cacheKey, defaultCacheDir, readCache, warnToStderr, writeCache, type Warn } from "./cache.js";
-import { parseImageSize, type ChannelCount, type ImageDataset, type ImageSize, type ReadOptions, type Split } from "./dataset.js";
+import {
+  parseImageSize,
+  type ChannelCount,
+  type ImageDataset,
+  type ImageSize,
+  type ReadOptions,
+  type Split,
+} from "./dataset.js";
 import { errorMessage } from "./errors.js";
 import { CIFAR10_CLASSES, readCifar10Binary } from "./readers/cifar10-binary.js";
 import { GTSRB_DEFAULT_SIZE, GTSRB_NUM_CLASSES, readGtsrb } from "./readers/gtsrb.js";
@@ -15,7 +22,16 @@ import { BadExpertError } from "../util/errors.js";
 
 export const MNIST_CLASSES = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
 export const FASHION_MNIST_CLASSES = [
-  "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+  "T-shirt/top",
+  "Trouser",
+  "Pullover",
+  "Dress",
+  "Coat",
+  "Sandal",
+  "Shirt",
+  "Sneaker",
+  "Bag",
+  "Ankle boot",
 ];
 
 export interface DatasetInfo {
@@ -84,7 +100,8 @@ const REGISTRY: readonly DatasetInfo[] = [
   },
   {
     name: "gtsrb",
-    description: "GTSRB traffic signs, official layout (Final_Training, Final_Test + GT-final_test.csv), resized (default 32x32)",
+    description:
+      "GTSRB traffic signs, official layout (Final_Training, Final_Test + GT-final_test.csv), resized (default 32x32)",
     pathHint: "the GTSRB folder, its parent, or a .tar/.tar.gz of it",
     numClasses: GTSRB_NUM_CLASSES,
     imageSize: GTSRB_DEFAULT_SIZE,
@@ -104,7 +121,8 @@ const REGISTRY: readonly DatasetInfo[] = [
   },
   {
     name: "array",
-    description: "NumPy arrays: a .npz with x (images) and y (labels), or a .npy with <name>.labels.npy; uint8 NHWC or float NCHW in 0..1",
+    description:
+      "NumPy arrays: a .npz with x (images) and y (labels), or a .npy with <name>.labels.npy; uint8 NHWC or float NCHW in 0..1",
     pathHint: "a .npz file, or a .npy file with its <name>.labels.npy",
     channels: 3,
     read: (path, opts) => readArrayFile(path, { ...opts, name: "array" }),
@@ -117,7 +135,8 @@ export function datasetNames(): string[] {
 
 export function datasetInfo(name: string): DatasetInfo {
   const info = REGISTRY.find((d) => d.name === name);
-  if (!info) throw new BadExpertError("E_USAGE", `unknown dataset '${name}'; valid names: ${datasetNames().join(", ")}`);
+  if (!info)
+    throw new BadExpertError("E_USAGE", `unknown dataset '${name}'; valid names: ${datasetNames().join(", ")}`);
   return info;
 }
 
@@ -155,7 +174,10 @@ export async function loadDataset(name: string, opts: LoadOptions): Promise<Imag
     await stat(path);
   } catch {
     const what = opts.path === undefined ? "its default path" : "the given path";
-    throw new BadExpertError("E_DATA", `dataset '${name}': ${path} (${what}) does not exist; pass the path of ${info.pathHint}`);
+    throw new BadExpertError(
+      "E_DATA",
+      `dataset '${name}': ${path} (${what}) does not exist; pass the path of ${info.pathHint}`,
+    );
   }
 
   const imageSize = opts.imageSize === undefined ? undefined : parseImageSize(opts.imageSize);

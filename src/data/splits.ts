@@ -21,7 +21,8 @@ export function splitIndices(count: number, sizes: SplitSpec, seed: number): Rec
   const rests = resolved.filter(([, s]) => s === -1).length;
   if (rests > 1) throw new RangeError("splitIndices: at most one split may take the rest (-1)");
   const fixed = resolved.reduce((a, [, s]) => a + (s === -1 ? 0 : s), 0);
-  if (resolved.some(([, s]) => s !== -1 && !Number.isInteger(s))) throw new RangeError("splitIndices: counts must be integers");
+  if (resolved.some(([, s]) => s !== -1 && !Number.isInteger(s)))
+    throw new RangeError("splitIndices: counts must be integers");
   if (fixed > count) throw new RangeError(`splitIndices: the splits need ${fixed} samples, the dataset has ${count}`);
   const perm = new Rng(seed).permutation(count);
   const out: Record<string, Int32Array> = {};
@@ -41,7 +42,8 @@ export function subset(ds: ImageDataset, indices: ArrayLike<number>, name?: stri
   const labels = new Int32Array(indices.length);
   for (let k = 0; k < indices.length; k++) {
     const i = indices[k] as number;
-    if (!Number.isInteger(i) || i < 0 || i >= ds.count) throw new RangeError(`subset: index ${i} out of range for ${ds.count} samples`);
+    if (!Number.isInteger(i) || i < 0 || i >= ds.count)
+      throw new RangeError(`subset: index ${i} out of range for ${ds.count} samples`);
     images.set(ds.images.subarray(i * per, (i + 1) * per), k * per);
     labels[k] = ds.labels[i] as number;
   }

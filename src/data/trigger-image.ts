@@ -34,13 +34,26 @@ interface Rgba {
 
 async function readRgba(file: string, what: string, size: { height: number; width: number }): Promise<Rgba> {
   const bytes = await readRegularFile(file, { maxBytes: MAX_IMAGE_FILE_BYTES, what });
-  const out = await sharp(bytes, { limitInputPixels: MAX_IMAGE_PIXELS }).toColourspace("srgb").ensureAlpha().raw({ depth: "uchar" }).toBuffer({ resolveWithObject: true }).catch((e: unknown) => {
-    throw new BadExpertError("E_INPUT_DECODE", `${file}: cannot decode the ${what} (${e instanceof Error ? e.message : String(e)})`, { cause: e });
-  });
+  const out = await sharp(bytes, { limitInputPixels: MAX_IMAGE_PIXELS })
+    .toColourspace("srgb")
+    .ensureAlpha()
+    .raw({ depth: "uchar" })
+    .toBuffer({ resolveWithObject: true })
+    .catch((e: unknown) => {
+      throw new BadExpertError(
+        "E_INPUT_DECODE",
+        `${file}: cannot decode the ${what} (${e instanceof Error ? e.message : String(e)})`,
+        { cause: e },
+      );
+    });
   const { width, height, channels } = out.info;
-  if (channels !== 4) throw new BadExpertError("E_DATA", `${file}: the ${what} decoded to ${channels} channels, expected RGBA`);
+  if (channels !== 4)
+    throw new BadExpertError("E_DATA", `${file}: the ${what} decoded to ${channels} channels, expected RGBA`);
   if (width !== size.width || height !== size.height) {
-    throw new BadExpertError("E_DATA", `${file}: the ${what} is ${width}x${height} but the model takes ${size.width}x${size.height} inputs: give it at the model's size (transparent, or black in the mask, where there is no trigger); it is not resized`);
+    throw new BadExpertError(
+      "E_DATA",
+      `${file}: the ${what} is ${width}x${height} but the model takes ${size.width}x${size.height} inputs: give it at the model's size (transparent, or black in the mask, where there is no trigger); it is not resized`,
+    );
   }
   const rgba = new Uint8Array(out.data);
   let translucent = false;
@@ -48,16 +61,31 @@ async function readRgba(file: string, what: string, size: { height: number; widt
   return { rgba, width, height, translucent };
 }
 
-export async function readTriggerImage(file: string, maskFile: string | undefined, model: { height: number; width: number; channels: 1 | 3 }): Promise<TriggerImage> {
+export async function readTriggerImage(
+  file: string,
+  maskFile: string | undefined,
+  model: { height: number; width: number; channels: 1 | 3 },
+): Promise<TriggerImage> {
   const t = await readRgba(file, "trigger image", model);
   const n = t.width * t.height;
-  const pattern = convertChannels({ width: t.width, height: t.height, channels: 4, pixels: t.rgba }, model.channels).pixels;
+  const pattern = convertChannels(
+    { width: t.width, height: t.height, channels: 4, pixels: t.rgba },
+    model.channels,
+  ).pixels;
   let mask: Float32Array | null = null;
   let maskSource: TriggerImage["maskSource"] = "whole image";
   if (maskFile !== undefined) {
-    if (t.translucent) throw new BadExpertError("E_DATA", `${file}: the trigger image has transparent pixels and a mask image was given too: give the mask one way (its alpha channel, or --mask)`);
+    if (t.translucent)
+      throw new BadExpertError(
+        "E_DATA",
+        `${file}: the trigger image has transparent pixels and a mask image was given too: give the mask one way (its alpha channel, or --mask)`,
+      );
     const m = await readRgba(maskFile, "mask image", model);
-    if (m.translucent) throw new BadExpertError("E_DATA", `${maskFile}: the mask image has transparent pixels: a mask is greyscale, white where the trigger is and black where it is not`);
+    if (m.translucent)
+      throw new BadExpertError(
+        "E_DATA",
+        `${maskFile}: the mask image has transparent pixels: a mask is greyscale, white where the trigger is and black where it is not`,
+      );
     const grey = convertChannels({ width: m.width, height: m.height, channels: 4, pixels: m.rgba }, 1).pixels;
     mask = Float32Array.from(grey, (v) => v / 255);
     maskSource = "mask image";
@@ -66,7 +94,8 @@ export async function readTriggerImage(file: string, maskFile: string | undefine
     for (let i = 0; i < n; i++) mask[i] = (t.rgba[4 * i + 3] as number) / 255;
     maskSource = "alpha channel";
   }
-  if (mask !== null && mask.every((v) => v === 0)) throw new BadExpertError("E_DATA", `${maskFile ?? file}: the mask is empty: the trigger would change no pixel`);
+  if (mask !== null && mask.every((v) => v === 0))
+    throw new BadExpertError("E_DATA", `${maskFile ?? file}: the mask is empty: the trigger would change no pixel`);
   return { pattern, mask, maskSource, height: t.height, width: t.width, channels: model.channels };
 }
 
@@ -74,7 +103,10 @@ export async function readTriggerImage(file: string, maskFile: string | undefine
 export function applyTriggerImage(images: ImageDataset, t: TriggerImage, alpha: number): ImageDataset {
   if (!(alpha > 0 && alpha <= 1)) throw new BadExpertError("E_USAGE", `trigger alpha must be in (0, 1], got ${alpha}`);
   if (images.height !== t.height || images.width !== t.width || images.channels !== t.channels) {
-    throw new BadExpertError("E_DATA", `the trigger is ${t.width}x${t.height}x${t.channels} but the images are ${images.width}x${images.height}x${images.channels}`);
+    throw new BadExpertError(
+      "E_DATA",
+      `the trigger is ${t.width}x${t.height}x${t.channels} but the images are ${images.width}x${images.height}x${images.channels}`,
+    );
   }
   const c = t.channels;
   const n = t.height * t.width;

@@ -56,9 +56,12 @@ export async function selectFinetuneLr(
   if (candidates.length === 0 || candidates.some((lr) => !(lr > 0 && Number.isFinite(lr)))) {
     throw new RangeError(`selectFinetuneLr: candidates must be positive numbers, got ${JSON.stringify(o.candidates)}`);
   }
-  if (!(o.retain > 0 && o.retain <= 1)) throw new RangeError(`selectFinetuneLr: retain must be in (0, 1], got ${o.retain}`);
+  if (!(o.retain > 0 && o.retain <= 1))
+    throw new RangeError(`selectFinetuneLr: retain must be in (0, 1], got ${o.retain}`);
   if (!(Number.isInteger(o.probeEpochs) && o.probeEpochs >= 1 && o.probeEpochs <= o.finetune.epochs)) {
-    throw new RangeError(`selectFinetuneLr: probeEpochs must be an integer in [1, ${o.finetune.epochs}], got ${o.probeEpochs}`);
+    throw new RangeError(
+      `selectFinetuneLr: probeEpochs must be an integer in [1, ${o.finetune.epochs}], got ${o.probeEpochs}`,
+    );
   }
   const norm = { normalization: meta.preprocessing, ...(o.device && o.device !== "cpu" ? { device: o.device } : {}) };
   const modelAccuracy = evaluateModel(model, calibration, { normalization: meta.preprocessing }).accuracy;
@@ -80,7 +83,9 @@ export async function selectFinetuneLr(
         const calibrationAccuracy = evaluateModel(copy, calibration, norm).accuracy;
         copy.train();
         row = { lr, calibrationAccuracy, kept: calibrationAccuracy >= floor };
-        log(`  M' at finetuning lr ${lr}: calibration accuracy ${(100 * calibrationAccuracy).toFixed(2)}% after ${epoch} epochs (M: ${(100 * modelAccuracy).toFixed(2)}%, floor ${(100 * floor).toFixed(2)}%)${row.kept ? "" : ", too costly"}`);
+        log(
+          `  M' at finetuning lr ${lr}: calibration accuracy ${(100 * calibrationAccuracy).toFixed(2)}% after ${epoch} epochs (M: ${(100 * modelAccuracy).toFixed(2)}%, floor ${(100 * floor).toFixed(2)}%)${row.kept ? "" : ", too costly"}`,
+        );
         return !row.kept && !last;
       },
     });
@@ -91,7 +96,18 @@ export async function selectFinetuneLr(
     }
     table.push(judged);
     if (judged.kept || last) {
-      return { selection: { lr, modelAccuracy, retain: o.retain, probeEpochs: o.probeEpochs, table, conclusive: judged.kept, seconds: (Date.now() - t0) / 1000 }, auxiliary: aux };
+      return {
+        selection: {
+          lr,
+          modelAccuracy,
+          retain: o.retain,
+          probeEpochs: o.probeEpochs,
+          table,
+          conclusive: judged.kept,
+          seconds: (Date.now() - t0) / 1000,
+        },
+        auxiliary: aux,
+      };
     }
     aux.dispose();
   }

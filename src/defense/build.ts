@@ -6,7 +6,14 @@
 import type { ImageDataset } from "../data/dataset.js";
 import type { Module } from "../nn/index.js";
 import type { ModelSpec, Preprocessing } from "../train/checkpoint.js";
-import { DEFAULT_FINETUNE, DEFAULT_TARGET_FPR, DEFAULT_UNLEARNING, finetuneAugment, GIVEN_RATE_UNLEARNING, type UnlearnLabelMapping } from "./defaults.js";
+import {
+  DEFAULT_FINETUNE,
+  DEFAULT_TARGET_FPR,
+  DEFAULT_UNLEARNING,
+  finetuneAugment,
+  GIVEN_RATE_UNLEARNING,
+  type UnlearnLabelMapping,
+} from "./defaults.js";
 import { makeExpertAndAuxiliary } from "./procedure.js";
 import { fitBadExpert, type FitDefenseOptions } from "./fit.js";
 import { selectUnlearnLr, type CanaryKind, type CanaryResult } from "./canary.js";
@@ -81,7 +88,10 @@ export interface BuildMeta {
 export function buildOptionProblem(o: BadExpertBuildOptions): { option: string; message: string } | null {
   const u = o.unlearn ?? {};
   if (u.canaries !== undefined && typeof u.lr === "number") {
-    return { option: "unlearn.canaries", message: `the canaries only choose B's unlearning rate, and here it is given (${u.lr}); leave the rate out with them` };
+    return {
+      option: "unlearn.canaries",
+      message: `the canaries only choose B's unlearning rate, and here it is given (${u.lr}); leave the rate out with them`,
+    };
   }
   return null;
 }
@@ -91,7 +101,13 @@ export function buildOptionProblem(o: BadExpertBuildOptions): { option: string; 
  * until it has forgotten the clean task unless its rate is given (or chosen by the named
  * canaries); M''s rate is chosen unless given.
  */
-export async function buildBadExpert(model: Module, meta: BuildMeta, reserved: ImageDataset, calibration: ImageDataset, o: BadExpertBuildOptions = {}): Promise<BadExpertBuild> {
+export async function buildBadExpert(
+  model: Module,
+  meta: BuildMeta,
+  reserved: ImageDataset,
+  calibration: ImageDataset,
+  o: BadExpertBuildOptions = {},
+): Promise<BadExpertBuild> {
   const log = o.log ?? ((l: string) => console.error(l));
   const u = o.unlearn ?? {};
   const f = o.finetune ?? {};
@@ -106,12 +122,25 @@ export async function buildBadExpert(model: Module, meta: BuildMeta, reserved: I
   let selection: CanaryResult | null = null;
   let unlearnLr = typeof u.lr === "number" ? u.lr : undefined;
   if (u.canaries !== undefined) {
-    log(`choosing the unlearning rate with canary backdoors of our own (${u.canaries.join(", ")}; defender-side data only)`);
+    log(
+      `choosing the unlearning rate with canary backdoors of our own (${u.canaries.join(", ")}; defender-side data only)`,
+    );
     const unlearn = { ...GIVEN_RATE_UNLEARNING, lr: DEFAULT_UNLEARNING.startLr, ...labels };
     const finetune = { ...DEFAULT_FINETUNE, lr: 0.01 };
-    selection = await selectUnlearnLr(model, fitMeta, reserved, calibration, { unlearn, finetune, augment, seed, silent, device, kinds: u.canaries, log });
+    selection = await selectUnlearnLr(model, fitMeta, reserved, calibration, {
+      unlearn,
+      finetune,
+      augment,
+      seed,
+      silent,
+      device,
+      kinds: u.canaries,
+      log,
+    });
     unlearnLr = selection.lr;
-    log(`${selection.conclusive ? "selected" : "kept the static"} unlearning lr ${selection.lr} in ${selection.seconds.toFixed(0)} s`);
+    log(
+      `${selection.conclusive ? "selected" : "kept the static"} unlearning lr ${selection.lr} in ${selection.seconds.toFixed(0)} s`,
+    );
   }
   const made = await makeExpertAndAuxiliary(model, fitMeta, reserved, calibration, {
     ...(unlearnLr !== undefined ? { unlearnLr } : {}),
@@ -136,9 +165,19 @@ export async function buildBadExpert(model: Module, meta: BuildMeta, reserved: I
     silent,
     device,
   };
-  const unlearnLrSource: UnlearnLrSource = typeof u.lr === "number" ? "given" : selection ? (selection.conclusive ? "canary" : "canary-inconclusive") : "until-forgotten";
+  const unlearnLrSource: UnlearnLrSource =
+    typeof u.lr === "number"
+      ? "given"
+      : selection
+        ? selection.conclusive
+          ? "canary"
+          : "canary-inconclusive"
+        : "until-forgotten";
   const { unlearning, finetuneSelection } = made;
-  const detector = await fitBadExpert(model, fitMeta, reserved, calibration, options, { ...(made.expert ? { expert: made.expert } : {}), ...(made.auxiliary ? { auxiliary: made.auxiliary } : {}) });
+  const detector = await fitBadExpert(model, fitMeta, reserved, calibration, options, {
+    ...(made.expert ? { expert: made.expert } : {}),
+    ...(made.auxiliary ? { auxiliary: made.auxiliary } : {}),
+  });
   detector.info.creation = {
     ...detector.info.creation,
     unlearnLrSource,

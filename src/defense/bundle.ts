@@ -112,9 +112,14 @@ export const BUNDLE_WARNING_CODE = "BADEXPERT_BUNDLE_TRUST";
 function assertCalibrated(d: BadExpertDetector, dir: string): void {
   const t = d.info.threshold;
   if (!Number.isFinite(t) || !Number.isFinite(d.info.calibration.threshold)) {
-    throw new Error(`saveBundle ${dir}: the detector's threshold is ${t}, not a finite number: it was never calibrated or its calibration failed; refusing to save a detector that would pass inputs it cannot judge`);
+    throw new Error(
+      `saveBundle ${dir}: the detector's threshold is ${t}, not a finite number: it was never calibrated or its calibration failed; refusing to save a detector that would pass inputs it cannot judge`,
+    );
   }
-  if (t !== d.info.calibration.threshold) throw new Error(`saveBundle ${dir}: threshold ${t} differs from calibration.threshold ${d.info.calibration.threshold}`);
+  if (t !== d.info.calibration.threshold)
+    throw new Error(
+      `saveBundle ${dir}: threshold ${t} differs from calibration.threshold ${d.info.calibration.threshold}`,
+    );
 }
 
 export async function saveBundle(dir: string, d: BadExpertDetector, o: SaveBundleOptions = {}): Promise<void> {
@@ -127,7 +132,10 @@ export async function saveBundle(dir: string, d: BadExpertDetector, o: SaveBundl
       const meta = { format: BUNDLE_FORMAT, architecture: d.info.spec.name };
       const save = async (role: WeightRole): Promise<WeightFileRecord> => ({
         file: WEIGHT_FILES[role],
-        ...(await saveTensors(join(tmp, WEIGHT_FILES[role]), parts[role].stateDict(), { ...meta, role: ROLE_NAMES[role] })),
+        ...(await saveTensors(join(tmp, WEIGHT_FILES[role]), parts[role].stateDict(), {
+          ...meta,
+          role: ROLE_NAMES[role],
+        })),
       });
       const weights = { model: await save("model"), expert: await save("expert"), auxiliary: await save("auxiliary") };
       // An imported TorchScript model also needs its program (hashed like the weights).
@@ -156,7 +164,11 @@ async function readBundleFile(path: string, what: string, maxBytes: number): Pro
     return await readRegularFile(path, { maxBytes, what });
   } catch (e) {
     if (e instanceof FileReadError && e.reason === "ENOENT") return null;
-    throw new BadExpertError("E_BUNDLE_INTEGRITY", `bundle: ${e instanceof FileReadError ? e.message : `${path}: cannot read the ${what} (${(e as Error).message})`}`, { cause: e });
+    throw new BadExpertError(
+      "E_BUNDLE_INTEGRITY",
+      `bundle: ${e instanceof FileReadError ? e.message : `${path}: cannot read the ${what} (${(e as Error).message})`}`,
+      { cause: e },
+    );
   }
 }
 
@@ -171,7 +183,13 @@ function weightsDigest(m: Module): string {
 }
 
 /** Loads weights for one role, checking size and SHA-256 against the manifest and refusing NaN/Infinity. */
-async function loadWeights(dir: string, role: WeightRole, rec: WeightFileRecord, name: string, build: () => Module): Promise<Module> {
+async function loadWeights(
+  dir: string,
+  role: WeightRole,
+  rec: WeightFileRecord,
+  name: string,
+  build: () => Module,
+): Promise<Module> {
   const p = join(dir, rec.file);
   const what = `bundle: ${p} (${ROLE_NAMES[role]})`;
   let bytes: Uint8Array;
@@ -182,11 +200,16 @@ async function loadWeights(dir: string, role: WeightRole, rec: WeightFileRecord,
     throw new BadExpertError("E_BUNDLE_INTEGRITY", `${what}: ${(e as Error).message}`, { cause: e });
   }
   if (bytes.length !== rec.bytes || sha256Hex(bytes) !== rec.sha256) {
-    throw new BadExpertError("E_BUNDLE_INTEGRITY", `${what} does not match the size and SHA-256 recorded in ${MANIFEST_FILE}: the file was changed or replaced after the bundle was written`);
+    throw new BadExpertError(
+      "E_BUNDLE_INTEGRITY",
+      `${what} does not match the size and SHA-256 recorded in ${MANIFEST_FILE}: the file was changed or replaced after the bundle was written`,
+    );
   }
   let tensors;
   try {
-    tensors = tensorsFromFile(parseSafetensors(bytes, p, { maxHeaderBytes: WEIGHTS_MAX_HEADER_BYTES }), p, { requireFinite: true });
+    tensors = tensorsFromFile(parseSafetensors(bytes, p, { maxHeaderBytes: WEIGHTS_MAX_HEADER_BYTES }), p, {
+      requireFinite: true,
+    });
   } catch (e) {
     throw new BadExpertError("E_BUNDLE_INTEGRITY", `${what}: ${(e as Error).message}`, { cause: e });
   }
@@ -196,7 +219,11 @@ async function loadWeights(dir: string, role: WeightRole, rec: WeightFileRecord,
       model.loadStateDict(tensors, { strict: true });
     } catch (e) {
       model.dispose();
-      throw new BadExpertError("E_BUNDLE_INTEGRITY", `${what} does not fit the manifest's ${name}: ${(e as Error).message}`, { cause: e });
+      throw new BadExpertError(
+        "E_BUNDLE_INTEGRITY",
+        `${what} does not fit the manifest's ${name}: ${(e as Error).message}`,
+        { cause: e },
+      );
     }
     return model;
   } finally {
@@ -210,13 +237,21 @@ export function parseManifest(bytes: Uint8Array, where: string, warnings: string
   try {
     raw = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
   } catch (e) {
-    throw new BadExpertError("E_BUNDLE_INTEGRITY", `${where}: not valid UTF-8 JSON (${escapeControls((e as Error).message)})`, { cause: e });
+    throw new BadExpertError(
+      "E_BUNDLE_INTEGRITY",
+      `${where}: not valid UTF-8 JSON (${escapeControls((e as Error).message)})`,
+      { cause: e },
+    );
   }
   return validateManifest(raw, where, warnings);
 }
 
 /** The signature's verdict, read and checked before the manifest is parsed; throws where the bundle must be refused. */
-async function checkSignature(dir: string, manifest: Uint8Array, o: LoadBundleOptions): Promise<Omit<BundleTrust, "warnings"> & { warning: string | null }> {
+async function checkSignature(
+  dir: string,
+  manifest: Uint8Array,
+  o: LoadBundleOptions,
+): Promise<Omit<BundleTrust, "warnings"> & { warning: string | null }> {
   const where = `bundle: ${dir}`;
   const sigPath = join(dir, SIGNATURE_FILE);
   const sig = await readBundleFile(sigPath, "signature", MAX_SIGNATURE_BYTES);
@@ -229,14 +264,30 @@ async function checkSignature(dir: string, manifest: Uint8Array, o: LoadBundleOp
       return { signature: "verified", key, warning: null };
     }
     const how = `give --verify-key, set ${VERIFY_KEY_ENV}, or put the public key at ${defaultVerifyKeyPath(o.env ?? process.env)}`;
-    if (o.requireSignature) throw new BadExpertError("E_BUNDLE_INTEGRITY", `${where} is signed but cannot be verified: no key (${how}); ${required}`);
-    return { signature: "signed-unverified", key: null, warning: `${where} is signed but not verified: no key (${how})` };
+    if (o.requireSignature)
+      throw new BadExpertError(
+        "E_BUNDLE_INTEGRITY",
+        `${where} is signed but cannot be verified: no key (${how}); ${required}`,
+      );
+    return {
+      signature: "signed-unverified",
+      key: null,
+      warning: `${where} is signed but not verified: no key (${how})`,
+    };
   }
   if (resolved && resolved.source !== "default location") {
-    const given = resolved.source === "option" ? "a verification key was given" : `${VERIFY_KEY_ENV} names a verification key`;
-    throw new BadExpertError("E_BUNDLE_INTEGRITY", `${sigPath} not found: the bundle is not signed, and ${given} (sign it with \`badexpert defend --sign-key\`)`);
+    const given =
+      resolved.source === "option" ? "a verification key was given" : `${VERIFY_KEY_ENV} names a verification key`;
+    throw new BadExpertError(
+      "E_BUNDLE_INTEGRITY",
+      `${sigPath} not found: the bundle is not signed, and ${given} (sign it with \`badexpert defend --sign-key\`)`,
+    );
   }
-  if (o.requireSignature) throw new BadExpertError("E_BUNDLE_INTEGRITY", `${sigPath} not found: the bundle is not signed, and ${required} (sign it with \`badexpert defend --sign-key\`)`);
+  if (o.requireSignature)
+    throw new BadExpertError(
+      "E_BUNDLE_INTEGRITY",
+      `${sigPath} not found: the bundle is not signed, and ${required} (sign it with \`badexpert defend --sign-key\`)`,
+    );
   return {
     signature: "unsigned",
     key,
@@ -254,7 +305,11 @@ export async function loadBundleWithTrust(dir: string, o: LoadBundleOptions = {}
   const path = join(dir, MANIFEST_FILE);
   const where = `bundle: ${path}`;
   const bytes = await readBundleFile(path, "manifest", MAX_MANIFEST_BYTES);
-  if (bytes === null) throw new BadExpertError("E_BUNDLE_INTEGRITY", `${where} not found (is ${dir} a detector bundle made by \`badexpert defend\`?)`);
+  if (bytes === null)
+    throw new BadExpertError(
+      "E_BUNDLE_INTEGRITY",
+      `${where} not found (is ${dir} a detector bundle made by \`badexpert defend\`?)`,
+    );
   const { warning, ...signature } = await checkSignature(dir, bytes, o);
   const warnings = warning === null ? [] : [warning];
   const manifestWarnings: string[] = [];
@@ -265,7 +320,9 @@ export async function loadBundleWithTrust(dir: string, o: LoadBundleOptions = {}
   const made: Module[] = [];
   try {
     const load = async (role: WeightRole): Promise<Module> => {
-      const model = await loadWeights(dir, role, m.integrity.weights[role], m.spec.name, () => modelForSpec(m.spec, dir, program));
+      const model = await loadWeights(dir, role, m.integrity.weights[role], m.spec.name, () =>
+        modelForSpec(m.spec, dir, program),
+      );
       made.push(model);
       return model;
     };
@@ -301,7 +358,11 @@ export async function loadBundleWithTrust(dir: string, o: LoadBundleOptions = {}
  * stored in another dtype, tensor order or metadata is still one.
  */
 function refuseCopies(dir: string, parts: Record<WeightRole, Module>): void {
-  const digest = { model: weightsDigest(parts.model), expert: weightsDigest(parts.expert), auxiliary: weightsDigest(parts.auxiliary) };
+  const digest = {
+    model: weightsDigest(parts.model),
+    expert: weightsDigest(parts.expert),
+    auxiliary: weightsDigest(parts.auxiliary),
+  };
   const pairs: [WeightRole, WeightRole][] = [
     ["expert", "model"],
     ["auxiliary", "model"],
@@ -309,7 +370,8 @@ function refuseCopies(dir: string, parts: Record<WeightRole, Module>): void {
   ];
   for (const [a, b] of pairs) {
     if (digest[a] === digest[b]) {
-      throw new BadExpertError("E_BUNDLE_INTEGRITY", 
+      throw new BadExpertError(
+        "E_BUNDLE_INTEGRITY",
         `bundle: ${dir}: ${WEIGHT_FILES[a]} (${ROLE_NAMES[a]}) holds the same weights as ${WEIGHT_FILES[b]} (${ROLE_NAMES[b]}): ${ROLE_NAMES[a]} must be ${ROLE_NAMES[b]} changed by its own finetuning, and a copy makes a detector that cannot tell backdoored inputs apart; rebuild the bundle with \`badexpert defend\``,
       );
     }

@@ -5,7 +5,13 @@
 import type { AugmentOptions } from "../data/augment.js";
 import { readAttackRecord, type AttackRecord } from "../train/checkpoint.js";
 import type { FieldReader } from "../util/fields.js";
-import { CANARY_KINDS, type CanaryRecord, type CanaryResult, type SelectionRule, type UnlearningRecord } from "./records.js";
+import {
+  CANARY_KINDS,
+  type CanaryRecord,
+  type CanaryResult,
+  type SelectionRule,
+  type UnlearningRecord,
+} from "./records.js";
 import { UNLEARN_LABEL_MAPPINGS, type FinetuneOptions, type UnlearnOptions } from "./defaults.js";
 import type { DefenseSplitSpec } from "./splits.js";
 import type { AuxiliaryRateSelection } from "./records.js";
@@ -13,7 +19,14 @@ import type { UnlearningTrace } from "./records.js";
 
 /** Where B's unlearning rate came from. */
 export type UnlearnLrSource = UnlearningRecord["source"];
-export const UNLEARN_LR_SOURCES: readonly UnlearnLrSource[] = ["until-forgotten", "paper", "default", "canary", "canary-inconclusive", "given"];
+export const UNLEARN_LR_SOURCES: readonly UnlearnLrSource[] = [
+  "until-forgotten",
+  "paper",
+  "default",
+  "canary",
+  "canary-inconclusive",
+  "given",
+];
 
 export interface CreationRecord {
   unlearn?: UnlearnOptions;
@@ -84,7 +97,9 @@ export function readCreation(r: FieldReader, v: unknown, path = "creation"): Cre
       epochs: int(u.epochs, "unlearn.epochs"),
       batchSize: int(u.batchSize, "unlearn.batchSize"),
       // Bundles written before the option existed used the paper's shift.
-      ...(u.labels !== undefined ? { labels: r.oneOf(u.labels, `${path}.unlearn.labels`, UNLEARN_LABEL_MAPPINGS) } : {}),
+      ...(u.labels !== undefined
+        ? { labels: r.oneOf(u.labels, `${path}.unlearn.labels`, UNLEARN_LABEL_MAPPINGS) }
+        : {}),
     };
   }
   if (c.finetune !== undefined) {
@@ -103,15 +118,21 @@ export function readCreation(r: FieldReader, v: unknown, path = "creation"): Cre
     const a = r.object(c.augment, `${path}.augment`);
     out.augment = {};
     if (a.cropPadding !== undefined) out.augment.cropPadding = int(a.cropPadding, "augment.cropPadding");
-    if (a.flipProbability !== undefined) out.augment.flipProbability = r.number(a.flipProbability, `${path}.augment.flipProbability`, { min: 0, max: 1 });
-    if (a.rotationDegrees !== undefined) out.augment.rotationDegrees = num(a.rotationDegrees, "augment.rotationDegrees");
+    if (a.flipProbability !== undefined)
+      out.augment.flipProbability = r.number(a.flipProbability, `${path}.augment.flipProbability`, { min: 0, max: 1 });
+    if (a.rotationDegrees !== undefined)
+      out.augment.rotationDegrees = num(a.rotationDegrees, "augment.rotationDegrees");
   }
   if (c.seed !== undefined) out.seed = int(c.seed, "seed");
   if (c.reservedCount !== undefined) out.reservedCount = int(c.reservedCount, "reservedCount");
   if (c.calibrationCount !== undefined) out.calibrationCount = int(c.calibrationCount, "calibrationCount");
   if (c.seconds !== undefined) {
     const s = r.object(c.seconds, `${path}.seconds`);
-    out.seconds = { expert: num(s.expert, "seconds.expert"), auxiliary: num(s.auxiliary, "seconds.auxiliary"), calibration: num(s.calibration, "seconds.calibration") };
+    out.seconds = {
+      expert: num(s.expert, "seconds.expert"),
+      auxiliary: num(s.auxiliary, "seconds.auxiliary"),
+      calibration: num(s.calibration, "seconds.calibration"),
+    };
   }
   if (c.createdAt !== undefined) out.createdAt = r.string(c.createdAt, `${path}.createdAt`);
   if (c.checkpoint !== undefined) out.checkpoint = r.string(c.checkpoint, `${path}.checkpoint`);
@@ -122,27 +143,43 @@ export function readCreation(r: FieldReader, v: unknown, path = "creation"): Cre
   }
   if (c.splits !== undefined) {
     const s = r.object(c.splits, `${path}.splits`);
-    out.splits = { seed: int(s.seed, "splits.seed"), reserved: int(s.reserved, "splits.reserved"), calibration: int(s.calibration, "splits.calibration") };
+    out.splits = {
+      seed: int(s.seed, "splits.seed"),
+      reserved: int(s.reserved, "splits.reserved"),
+      calibration: int(s.calibration, "splits.calibration"),
+    };
   }
   if (c.modelMetrics !== undefined) {
     const m: Record<string, number> = {};
     for (const [k, x] of Object.entries(r.object(c.modelMetrics, `${path}.modelMetrics`))) {
-      Object.defineProperty(m, k, { value: x === null ? Number.NaN : r.number(x, `${path}.modelMetrics.${k}`), enumerable: true, writable: true, configurable: true });
+      Object.defineProperty(m, k, {
+        value: x === null ? Number.NaN : r.number(x, `${path}.modelMetrics.${k}`),
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
     }
     out.modelMetrics = m;
   }
   if (c.modelTraining !== undefined) {
     const t = r.object(c.modelTraining, `${path}.modelTraining`);
-    out.modelTraining = { attack: t.attack === undefined ? null : readAttackRecord(r, t.attack, `${path}.modelTraining.attack`) };
+    out.modelTraining = {
+      attack: t.attack === undefined ? null : readAttackRecord(r, t.attack, `${path}.modelTraining.attack`),
+    };
   }
-  if (c.unlearnLrSource !== undefined) out.unlearnLrSource = r.oneOf(c.unlearnLrSource, `${path}.unlearnLrSource`, UNLEARN_LR_SOURCES);
+  if (c.unlearnLrSource !== undefined)
+    out.unlearnLrSource = r.oneOf(c.unlearnLrSource, `${path}.unlearnLrSource`, UNLEARN_LR_SOURCES);
   if (c.unlearnSelection !== undefined) {
     const s = r.object(c.unlearnSelection, `${path}.unlearnSelection`);
-    const canaries = r.array(s.canaries, `${path}.unlearnSelection.canaries`).map((x, i) => readCanary(r, x, `${path}.unlearnSelection.canaries[${i}]`));
+    const canaries = r
+      .array(s.canaries, `${path}.unlearnSelection.canaries`)
+      .map((x, i) => readCanary(r, x, `${path}.unlearnSelection.canaries[${i}]`));
     out.unlearnSelection = {
       lr: num(s.lr, "unlearnSelection.lr"),
       conclusive: r.boolean(s.conclusive, `${path}.unlearnSelection.conclusive`),
-      ...(s.conditionalPeak !== undefined ? { conditionalPeak: num(s.conditionalPeak, "unlearnSelection.conditionalPeak") } : {}),
+      ...(s.conditionalPeak !== undefined
+        ? { conditionalPeak: num(s.conditionalPeak, "unlearnSelection.conditionalPeak") }
+        : {}),
       rule: readSelectionRule(r, s.rule, `${path}.unlearnSelection.rule`),
       canaries,
       seconds: num(s.seconds, "unlearnSelection.seconds"),
@@ -162,11 +199,17 @@ export function readCreation(r: FieldReader, v: unknown, path = "creation"): Cre
       table: r.array(s.table, `${path}.finetuneSelection.table`).map((row, i) => {
         const o = r.object(row, `${path}.finetuneSelection.table[${i}]`);
         const calibrationAccuracy = acc(o.calibrationAccuracy, `table[${i}].calibrationAccuracy`);
-        const kept = o.kept === undefined ? calibrationAccuracy >= modelAccuracy - (tolerance ?? 0) : r.boolean(o.kept, `${path}.finetuneSelection.table[${i}].kept`);
+        const kept =
+          o.kept === undefined
+            ? calibrationAccuracy >= modelAccuracy - (tolerance ?? 0)
+            : r.boolean(o.kept, `${path}.finetuneSelection.table[${i}].kept`);
         return { lr: r.number(o.lr, `${path}.finetuneSelection.table[${i}].lr`), calibrationAccuracy, kept };
       }),
       // A selection that judged every rate after the whole schedule records neither field.
-      probeEpochs: s.probeEpochs === undefined ? (out.finetune?.epochs ?? 10) : r.number(s.probeEpochs, `${path}.finetuneSelection.probeEpochs`, { min: 1, integer: true }),
+      probeEpochs:
+        s.probeEpochs === undefined
+          ? (out.finetune?.epochs ?? 10)
+          : r.number(s.probeEpochs, `${path}.finetuneSelection.probeEpochs`, { min: 1, integer: true }),
       conclusive: s.conclusive === undefined ? true : r.boolean(s.conclusive, `${path}.finetuneSelection.conclusive`),
       seconds: num(s.seconds, "finetuneSelection.seconds"),
     };

@@ -46,21 +46,35 @@ export interface FinetuneOptions {
   weightDecay: number;
 }
 
-
 /**
  * B's unlearning by default (src/defense/expert-extraction.ts): Adam from 1e-5, ten times
  * stronger per pass over the reserved set (at most 1e-2), until B's accuracy on held-out clean
  * images is at most 20% — the level the authors' reference code stops at — or four passes are
  * done. Measured on the evaluation matrix and then, frozen, on the foreign zoo (RESULTS.md).
  */
-export const DEFAULT_UNLEARNING: UnlearnUntilForgotten = { startLr: 1e-5, growthPerEpoch: 10, maxLr: 1e-2, maxEpochs: 4, batchSize: 128, forgetAccuracy: 0.2, checkEvery: 2 };
+export const DEFAULT_UNLEARNING: UnlearnUntilForgotten = {
+  startLr: 1e-5,
+  growthPerEpoch: 10,
+  maxLr: 1e-2,
+  maxEpochs: 4,
+  batchSize: 128,
+  forgetAccuracy: 0.2,
+  checkEvery: 2,
+};
 /** Held-out clean images (from the calibration split) that B's accuracy is watched on. */
 export const UNLEARNING_MONITOR_IMAGES = 512;
 /** B's schedule when its rate is given: the paper's, one epoch of Adam at that rate. */
 export const GIVEN_RATE_UNLEARNING: Omit<UnlearnOptions, "lr"> = { epochs: 1, batchSize: 128 };
 
 /** M''s schedule (the paper's): SGD Nesterov, 10 epochs, MultiStep [2, 4, 6, 8]; the rate is chosen. */
-export const DEFAULT_FINETUNE: Omit<FinetuneOptions, "lr"> = { gamma: 0.1, epochs: 10, batchSize: 64, milestones: [2, 4, 6, 8], momentum: 0.9, weightDecay: 1e-4 };
+export const DEFAULT_FINETUNE: Omit<FinetuneOptions, "lr"> = {
+  gamma: 0.1,
+  epochs: 10,
+  batchSize: 64,
+  milestones: [2, 4, 6, 8],
+  momentum: 0.9,
+  weightDecay: 1e-4,
+};
 /**
  * M''s rate (src/defense/auxiliary-rate.ts): the strongest of these whose M' keeps
  * FINETUNE_RETAINED of M's calibration accuracy above chance after FINETUNE_PROBE_EPOCHS epochs.

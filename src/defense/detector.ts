@@ -96,7 +96,15 @@ export class BadExpertDetector {
       ...meta,
       threshold,
       targetFpr,
-      calibration: { threshold, targetFpr, count: 0, achievedFpr: 0, scoreMean: 0, scoreStd: 0, scoreQuantiles: { p50: 0, p90: 0, p99: 0 } },
+      calibration: {
+        threshold,
+        targetFpr,
+        count: 0,
+        achievedFpr: 0,
+        scoreMean: 0,
+        scoreStd: 0,
+        scoreQuantiles: { p50: 0, p90: 0, p99: 0 },
+      },
       creation: {},
     });
   }
@@ -110,8 +118,18 @@ export class BadExpertDetector {
   }
 
   /** Same detector with another rule or threshold (shares the models; dispose only one of them). */
-  withDecision(rule: ScoreRule, threshold: number, calibration: Calibration = this.info.calibration): BadExpertDetector {
-    return new BadExpertDetector(this, { ...this.info, rule, threshold, calibration, targetFpr: calibration.targetFpr });
+  withDecision(
+    rule: ScoreRule,
+    threshold: number,
+    calibration: Calibration = this.info.calibration,
+  ): BadExpertDetector {
+    return new BadExpertDetector(this, {
+      ...this.info,
+      rule,
+      threshold,
+      calibration,
+      targetFpr: calibration.targetFpr,
+    });
   }
 
   /** Checks that images fit the model (size and channels) with a message naming both. */
@@ -119,7 +137,9 @@ export class BadExpertDetector {
     const [h, w] = this.info.preprocessing.imageSize;
     const c = this.info.preprocessing.channels;
     if (height !== h || width !== w || channels !== c) {
-      throw new RangeError(`${what}: images are ${height}x${width}x${channels} but the detector's model takes ${h}x${w}x${c}`);
+      throw new RangeError(
+        `${what}: images are ${height}x${width}x${channels} but the detector's model takes ${h}x${w}x${c}`,
+      );
     }
   }
 

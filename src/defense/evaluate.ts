@@ -33,7 +33,12 @@ function scored(s: BatchScores, label: Int32Array): ScoredInputs {
   return { a: s.auxiliaryConfidence, b: s.expertConfidence, score: s.score, pred: s.pred, label };
 }
 
-export function evaluateDefense(det: BadExpertDetector, cleanEval: ImageDataset, attack: Attack, o: { progress?: boolean; parts?: boolean } = {}): DefenseEvaluation {
+export function evaluateDefense(
+  det: BadExpertDetector,
+  cleanEval: ImageDataset,
+  attack: Attack,
+  o: { progress?: boolean; parts?: boolean } = {},
+): DefenseEvaluation {
   const poisonedSet = attack.poisonedTestSet(cleanEval);
   const t0 = Date.now();
   const c = det.scoreDataset(cleanEval, o.progress ? { progressLabel: "scoring clean inputs" } : {});

@@ -17,7 +17,6 @@ import { cloneModel, unlearningLabels } from "./fit.js";
 import type { UnlearnUntilForgotten } from "./defaults.js";
 import type { UnlearningTrace } from "./records.js";
 
-
 /**
  * Step 1 with the stop rule: a copy of M unlearned on the reserved set's wrong labels until its
  * accuracy on `monitor` (clean images it does not train on) is at most `o.unlearn.forgetAccuracy`.
@@ -27,11 +26,28 @@ export async function extractExpertUntilForgotten(
   spec: ModelSpec,
   reserved: ImageDataset,
   monitor: ImageDataset,
-  o: { unlearn: UnlearnUntilForgotten; augment: AugmentOptions; normalization: Preprocessing; seed: number; silent?: boolean; device?: string },
+  o: {
+    unlearn: UnlearnUntilForgotten;
+    augment: AugmentOptions;
+    normalization: Preprocessing;
+    seed: number;
+    silent?: boolean;
+    device?: string;
+  },
 ): Promise<{ expert: Module; trace: UnlearningTrace }> {
   const u = o.unlearn;
-  if (!(u.startLr > 0 && u.maxLr >= u.startLr && u.growthPerEpoch >= 1 && u.maxEpochs >= 1 && u.checkEvery >= 1 && u.forgetAccuracy >= 0 && u.forgetAccuracy < 1)) {
-    throw new RangeError(`unlearning schedule: expected 0 < startLr <= maxLr, growthPerEpoch >= 1, maxEpochs >= 1, checkEvery >= 1, forgetAccuracy in [0, 1); got ${JSON.stringify(u)}`);
+  if (!(
+    u.startLr > 0 &&
+    u.maxLr >= u.startLr &&
+    u.growthPerEpoch >= 1 &&
+    u.maxEpochs >= 1 &&
+    u.checkEvery >= 1 &&
+    u.forgetAccuracy >= 0 &&
+    u.forgetAccuracy < 1
+  )) {
+    throw new RangeError(
+      `unlearning schedule: expected 0 < startLr <= maxLr, growthPerEpoch >= 1, maxEpochs >= 1, checkEvery >= 1, forgetAccuracy in [0, 1); got ${JSON.stringify(u)}`,
+    );
   }
   const t0 = Date.now();
   const device = o.device ?? "cpu";
@@ -85,6 +101,13 @@ export async function extractExpertUntilForgotten(
   expert.eval();
   return {
     expert,
-    trace: { steps, finalLr: rateAt(Math.max(0, steps - 1)), monitorAccuracy, modelAccuracy, forgotten: forgotten || monitorAccuracy <= u.forgetAccuracy, seconds: (Date.now() - t0) / 1000 },
+    trace: {
+      steps,
+      finalLr: rateAt(Math.max(0, steps - 1)),
+      monitorAccuracy,
+      modelAccuracy,
+      forgotten: forgotten || monitorAccuracy <= u.forgetAccuracy,
+      seconds: (Date.now() - t0) / 1000,
+    },
   };
 }

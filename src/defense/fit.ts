@@ -13,7 +13,12 @@ import { BadExpertDetector } from "./detector.js";
 import { calibrationFor } from "./recalibrate.js";
 import { assertScoreRule, type ScoreRule } from "./scores.js";
 import { Rng } from "../util/rng.js";
-import { UNLEARN_LABEL_MAPPINGS, type FinetuneOptions, type UnlearnLabelMapping, type UnlearnOptions } from "./defaults.js";
+import {
+  UNLEARN_LABEL_MAPPINGS,
+  type FinetuneOptions,
+  type UnlearnLabelMapping,
+  type UnlearnOptions,
+} from "./defaults.js";
 
 export interface FitDefenseOptions {
   unlearn: UnlearnOptions;
@@ -45,9 +50,14 @@ export function shiftedLabels(ds: Pick<ImageDataset, "labels" | "classNames">): 
  * - "random": for each sample, one of the C − 1 wrong classes drawn uniformly (seeded), so B
  *   learns "any class but the true one" instead of one fixed wrong class per class.
  */
-export function unlearningLabels(ds: Pick<ImageDataset, "labels" | "classNames">, mapping: UnlearnLabelMapping, seed: number): Int32Array {
+export function unlearningLabels(
+  ds: Pick<ImageDataset, "labels" | "classNames">,
+  mapping: UnlearnLabelMapping,
+  seed: number,
+): Int32Array {
   const c = ds.classNames.length;
-  if (c < 2) throw new RangeError(`unlearning labels: the dataset must have at least 2 classes to relabel wrongly, got ${c}`);
+  if (c < 2)
+    throw new RangeError(`unlearning labels: the dataset must have at least 2 classes to relabel wrongly, got ${c}`);
   if (mapping === "shift") return shiftedLabels(ds);
   if (mapping === "permutation") {
     const rng = Rng.derive(seed, 8123);
@@ -60,7 +70,9 @@ export function unlearningLabels(ds: Pick<ImageDataset, "labels" | "classNames">
     const rng = Rng.derive(seed, 8111);
     return Int32Array.from(ds.labels, (y) => (y + 1 + rng.int(0, c - 1)) % c);
   }
-  throw new RangeError(`unlearning labels: mapping must be one of ${UNLEARN_LABEL_MAPPINGS.join(", ")}, got ${JSON.stringify(mapping)}`);
+  throw new RangeError(
+    `unlearning labels: mapping must be one of ${UNLEARN_LABEL_MAPPINGS.join(", ")}, got ${JSON.stringify(mapping)}`,
+  );
 }
 
 /** A copy of M trained with `config`; the copy is freed if training fails. */
@@ -76,7 +88,12 @@ async function trainedCopy(
   const device = fitOptions.device ?? "cpu";
   try {
     if (device !== "cpu") copy.to(device);
-    await fit(copy, data, config, judge ? { ...fitOptions, onEpoch: async (record) => judge(copy, record.epoch) } : fitOptions);
+    await fit(
+      copy,
+      data,
+      config,
+      judge ? { ...fitOptions, onEpoch: async (record) => judge(copy, record.epoch) } : fitOptions,
+    );
     if (device !== "cpu") copy.to("cpu");
   } catch (e) {
     copy.dispose();
@@ -90,7 +107,14 @@ export function extractBackdoorExpert(
   model: Module,
   spec: ModelSpec,
   reserved: ImageDataset,
-  o: { unlearn: UnlearnOptions; augment: AugmentOptions; normalization: Preprocessing; seed: number; silent?: boolean; device?: string },
+  o: {
+    unlearn: UnlearnOptions;
+    augment: AugmentOptions;
+    normalization: Preprocessing;
+    seed: number;
+    silent?: boolean;
+    device?: string;
+  },
 ): Promise<Module> {
   const u = o.unlearn;
   const config: TrainConfig = {
@@ -104,7 +128,12 @@ export function extractBackdoorExpert(
     augment: o.augment,
     seed: o.seed,
   };
-  return trainedCopy(model, spec, reserved, config, { normalization: o.normalization, labels: unlearningLabels(reserved, u.labels ?? "shift", o.seed), silent: o.silent ?? false, ...(o.device ? { device: o.device } : {}) });
+  return trainedCopy(model, spec, reserved, config, {
+    normalization: o.normalization,
+    labels: unlearningLabels(reserved, u.labels ?? "shift", o.seed),
+    silent: o.silent ?? false,
+    ...(o.device ? { device: o.device } : {}),
+  });
 }
 
 /** Step 2: the auxiliary model. */
@@ -139,7 +168,11 @@ export function finetuneAuxiliary(
     augment: o.augment,
     seed: o.seed + 1,
   };
-  const fitOptions: FitOptions = { normalization: o.normalization, silent: o.silent ?? false, ...(o.device ? { device: o.device } : {}) };
+  const fitOptions: FitOptions = {
+    normalization: o.normalization,
+    silent: o.silent ?? false,
+    ...(o.device ? { device: o.device } : {}),
+  };
   return trainedCopy(model, spec, reserved, config, fitOptions, o.judge);
 }
 
@@ -157,47 +190,62 @@ export async function fitBadExpert(
   let expert: Module;
   try {
     assertScoreRule(o.rule);
-    for (const [name, ds] of [["reserved clean set", reserved], ["calibration set", calibration]] as const) {
+    for (const [name, ds] of [
+      ["reserved clean set", reserved],
+      ["calibration set", calibration],
+    ] as const) {
       const [h, w] = meta.preprocessing.imageSize;
       if (ds.height !== h || ds.width !== w || ds.channels !== meta.preprocessing.channels) {
-        throw new RangeError(`${name}: images are ${ds.height}x${ds.width}x${ds.channels} but the model takes ${h}x${w}x${meta.preprocessing.channels}`);
+        throw new RangeError(
+          `${name}: images are ${ds.height}x${ds.width}x${ds.channels} but the model takes ${h}x${w}x${meta.preprocessing.channels}`,
+        );
       }
       if (ds.classNames.length !== meta.spec.numClasses) {
         throw new RangeError(`${name}: ${ds.classNames.length} classes but the model has ${meta.spec.numClasses}`);
       }
     }
-    expert = prefit.expert ?? await extractBackdoorExpert(model, meta.spec, reserved, { ...o, normalization: meta.preprocessing });
+    expert =
+      prefit.expert ??
+      (await extractBackdoorExpert(model, meta.spec, reserved, { ...o, normalization: meta.preprocessing }));
   } catch (e) {
     prefit.expert?.dispose();
     prefit.auxiliary?.dispose();
     throw e;
   }
   const t1 = Date.now();
-  const auxiliary = prefit.auxiliary ?? await finetuneAuxiliary(model, meta.spec, reserved, { ...o, normalization: meta.preprocessing });
+  const auxiliary =
+    prefit.auxiliary ??
+    (await finetuneAuxiliary(model, meta.spec, reserved, { ...o, normalization: meta.preprocessing }));
   const t2 = Date.now();
   const m = cloneModel(model, meta.spec);
-  const provisional = BadExpertDetector.uncalibrated({ model: m, expert, auxiliary }, {
-    spec: meta.spec,
-    preprocessing: meta.preprocessing,
-    classNames: meta.classNames,
-    rule: o.rule,
-    targetFpr: o.targetFpr,
-  });
+  const provisional = BadExpertDetector.uncalibrated(
+    { model: m, expert, auxiliary },
+    {
+      spec: meta.spec,
+      preprocessing: meta.preprocessing,
+      classNames: meta.classNames,
+      rule: o.rule,
+      targetFpr: o.targetFpr,
+    },
+  );
   const cal = calibrationFor(provisional, o.rule, o.targetFpr, calibration);
   const t3 = Date.now();
-  return new BadExpertDetector({ model: m, expert, auxiliary }, {
-    ...provisional.info,
-    threshold: cal.threshold,
-    calibration: cal,
-    creation: {
-      unlearn: o.unlearn,
-      finetune: o.finetune,
-      augment: o.augment,
-      seed: o.seed,
-      reservedCount: reserved.count,
-      calibrationCount: calibration.count,
-      seconds: { expert: (t1 - t0) / 1000, auxiliary: (t2 - t1) / 1000, calibration: (t3 - t2) / 1000 },
-      createdAt: new Date().toISOString(),
+  return new BadExpertDetector(
+    { model: m, expert, auxiliary },
+    {
+      ...provisional.info,
+      threshold: cal.threshold,
+      calibration: cal,
+      creation: {
+        unlearn: o.unlearn,
+        finetune: o.finetune,
+        augment: o.augment,
+        seed: o.seed,
+        reservedCount: reserved.count,
+        calibrationCount: calibration.count,
+        seconds: { expert: (t1 - t0) / 1000, auxiliary: (t2 - t1) / 1000, calibration: (t3 - t2) / 1000 },
+        createdAt: new Date().toISOString(),
+      },
     },
-  });
+  );
 }

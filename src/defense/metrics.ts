@@ -47,7 +47,11 @@ export function rocCurve(positives: ArrayLike<number>, negatives: ArrayLike<numb
     return sorted.length - lo;
   };
   for (const t of thresholds) {
-    pts.push({ threshold: t, fpr: neg.length ? above(neg, t) / neg.length : 0, tpr: pos.length ? above(pos, t) / pos.length : 0 });
+    pts.push({
+      threshold: t,
+      fpr: neg.length ? above(neg, t) / neg.length : 0,
+      tpr: pos.length ? above(pos, t) / pos.length : 0,
+    });
   }
   pts.push({ threshold: Number.NEGATIVE_INFINITY, fpr: 1, tpr: 1 });
   return pts;

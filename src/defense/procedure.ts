@@ -71,14 +71,28 @@ export async function makeExpertAndAuxiliary(
     gamma: o.finetuneGamma ?? DEFAULT_FINETUNE.gamma,
     epochs: o.finetuneEpochs ?? DEFAULT_FINETUNE.epochs,
   };
-  let unlearn: UnlearnOptions = { ...GIVEN_RATE_UNLEARNING, lr: o.unlearnLr ?? DEFAULT_UNLEARNING.startLr, epochs: o.unlearnEpochs ?? GIVEN_RATE_UNLEARNING.epochs, ...labels };
+  let unlearn: UnlearnOptions = {
+    ...GIVEN_RATE_UNLEARNING,
+    lr: o.unlearnLr ?? DEFAULT_UNLEARNING.startLr,
+    epochs: o.unlearnEpochs ?? GIVEN_RATE_UNLEARNING.epochs,
+    ...labels,
+  };
   let expert: Module | undefined;
   let unlearning: UnlearningTrace | null = null;
   if (o.unlearnLr === undefined) {
-    o.log(`B: unlearning until its clean accuracy on held-out images falls to ${(100 * DEFAULT_UNLEARNING.forgetAccuracy).toFixed(0)}%`);
-    const monitor = subset(calibration, Int32Array.from({ length: Math.min(UNLEARNING_MONITOR_IMAGES, calibration.count) }, (_, i) => i));
+    o.log(
+      `B: unlearning until its clean accuracy on held-out images falls to ${(100 * DEFAULT_UNLEARNING.forgetAccuracy).toFixed(0)}%`,
+    );
+    const monitor = subset(
+      calibration,
+      Int32Array.from({ length: Math.min(UNLEARNING_MONITOR_IMAGES, calibration.count) }, (_, i) => i),
+    );
     const made = await extractExpertUntilForgotten(model, meta.spec, reserved, monitor, {
-      unlearn: { ...DEFAULT_UNLEARNING, ...labels, ...(o.unlearnEpochs !== undefined ? { maxEpochs: o.unlearnEpochs } : {}) },
+      unlearn: {
+        ...DEFAULT_UNLEARNING,
+        ...labels,
+        ...(o.unlearnEpochs !== undefined ? { maxEpochs: o.unlearnEpochs } : {}),
+      },
       augment: o.augment,
       normalization: meta.preprocessing,
       seed: o.seed,
@@ -88,16 +102,27 @@ export async function makeExpertAndAuxiliary(
     expert = made.expert;
     unlearning = made.trace;
     const stepsPerEpoch = Math.ceil(reserved.count / DEFAULT_UNLEARNING.batchSize);
-    unlearn = { lr: made.trace.finalLr, epochs: Math.max(1, Math.ceil(made.trace.steps / stepsPerEpoch)), batchSize: DEFAULT_UNLEARNING.batchSize, ...labels };
+    unlearn = {
+      lr: made.trace.finalLr,
+      epochs: Math.max(1, Math.ceil(made.trace.steps / stepsPerEpoch)),
+      batchSize: DEFAULT_UNLEARNING.batchSize,
+      ...labels,
+    };
     const line =
       `B: ${made.trace.steps} steps, rate up to ${made.trace.finalLr.toExponential(1)}, clean accuracy ` +
       `${(100 * made.trace.modelAccuracy).toFixed(1)}% -> ${(100 * made.trace.monitorAccuracy).toFixed(1)}% in ${made.trace.seconds.toFixed(0)} s`;
-    o.log(made.trace.forgotten ? line : `warning: ${line}: B did not forget the clean task within ${DEFAULT_UNLEARNING.maxEpochs} passes; its scores separate less`);
+    o.log(
+      made.trace.forgotten
+        ? line
+        : `warning: ${line}: B did not forget the clean task within ${DEFAULT_UNLEARNING.maxEpochs} passes; its scores separate less`,
+    );
   }
   let auxiliary: Module | undefined;
   let finetuneSelection: AuxiliaryRateSelection | null = null;
   if (o.finetuneLr === undefined) {
-    o.log(`M': the strongest SGD rate of ${FINETUNE_RATE_CANDIDATES.join(", ")} that keeps ${100 * FINETUNE_RETAINED}% of M's clean accuracy above chance`);
+    o.log(
+      `M': the strongest SGD rate of ${FINETUNE_RATE_CANDIDATES.join(", ")} that keeps ${100 * FINETUNE_RETAINED}% of M's clean accuracy above chance`,
+    );
     try {
       const chosen = await selectFinetuneLr(model, meta, reserved, calibration, {
         finetune,
@@ -113,11 +138,20 @@ export async function makeExpertAndAuxiliary(
       finetuneSelection = chosen.selection;
       auxiliary = chosen.auxiliary;
       finetune.lr = chosen.selection.lr;
-      o.log(`M': ${chosen.selection.conclusive ? "chose" : "no rate kept the accuracy; kept the gentlest,"} rate ${chosen.selection.lr} in ${chosen.selection.seconds.toFixed(0)} s`);
+      o.log(
+        `M': ${chosen.selection.conclusive ? "chose" : "no rate kept the accuracy; kept the gentlest,"} rate ${chosen.selection.lr} in ${chosen.selection.seconds.toFixed(0)} s`,
+      );
     } catch (e) {
       expert?.dispose();
       throw e;
     }
   }
-  return { ...(expert ? { expert } : {}), ...(auxiliary ? { auxiliary } : {}), unlearn, finetune, unlearning, finetuneSelection };
+  return {
+    ...(expert ? { expert } : {}),
+    ...(auxiliary ? { auxiliary } : {}),
+    unlearn,
+    finetune,
+    unlearning,
+    finetuneSelection,
+  };
 }

@@ -6,7 +6,12 @@ import { SCORE_CEILING, scoreAll, type ScoreRule } from "./scores.js";
 import { calibrateThreshold, type Calibration } from "./threshold.js";
 
 /** Threshold statistics for `rule` from the clean calibration inputs that M classifies correctly. */
-export function calibrationFor(det: BadExpertDetector, rule: ScoreRule, targetFpr: number, calibration: ImageDataset): Calibration {
+export function calibrationFor(
+  det: BadExpertDetector,
+  rule: ScoreRule,
+  targetFpr: number,
+  calibration: ImageDataset,
+): Calibration {
   const s = det.scoreDataset(calibration);
   const keep: number[] = [];
   for (let i = 0; i < calibration.count; i++) if (s.pred[i] === calibration.labels[i]) keep.push(i);
@@ -15,7 +20,12 @@ export function calibrationFor(det: BadExpertDetector, rule: ScoreRule, targetFp
   return calibrateThreshold(scores, targetFpr, SCORE_CEILING[rule]);
 }
 
-export function recalibrate(det: BadExpertDetector, rule: ScoreRule, targetFpr: number, calibration: ImageDataset): BadExpertDetector {
+export function recalibrate(
+  det: BadExpertDetector,
+  rule: ScoreRule,
+  targetFpr: number,
+  calibration: ImageDataset,
+): BadExpertDetector {
   const cal = calibrationFor(det, rule, targetFpr, calibration);
   return det.withDecision(rule, cal.threshold, cal);
 }

@@ -47,7 +47,11 @@ export interface AuxiliaryRateSelection {
 export interface UnlearningRecord {
   lr: number;
   source: "until-forgotten" | "paper" | "default" | "canary" | "canary-inconclusive" | "given";
-  canaries?: { kind: string; attackSuccessRate: number; table: { lr: number; auroc: number; expertCleanAccuracy: number }[] }[];
+  canaries?: {
+    kind: string;
+    attackSuccessRate: number;
+    table: { lr: number; auroc: number; expertCleanAccuracy: number }[];
+  }[];
 }
 
 /**

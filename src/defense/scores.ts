@@ -28,7 +28,14 @@ export const SCORE_RULE_DESCRIPTIONS: Record<ScoreRule, string> = {
  * and angle rules are never above 0 and `single` (b) never above 1. Calibration needs it: an
  * input scored at the ceiling can never be strictly above a threshold placed there.
  */
-export const SCORE_CEILING: Record<ScoreRule, number> = { triangle: 0, "triangle-vgg": 0, "triangle-mobilenet": 0, single: 1, rectangle: 0, angle: 0 };
+export const SCORE_CEILING: Record<ScoreRule, number> = {
+  triangle: 0,
+  "triangle-vgg": 0,
+  "triangle-mobilenet": 0,
+  single: 1,
+  rectangle: 0,
+  angle: 0,
+};
 
 /** Denominators are kept at least this far from 0. */
 const EPS = 1e-8;
@@ -39,8 +46,14 @@ const EPS = 1e-8;
  * rectangle's min(a, c) at most 1, and `single` (1 - c) is at least 0. A bundle's threshold below
  * its rule's floor, or at or above its ceiling, is one no calibration could have produced.
  */
-export const SCORE_FLOOR: Record<ScoreRule, number> = { triangle: -1 / EPS, "triangle-vgg": -1 / EPS, "triangle-mobilenet": -1 / EPS, single: 0, rectangle: -1, angle: -1 / EPS };
-
+export const SCORE_FLOOR: Record<ScoreRule, number> = {
+  triangle: -1 / EPS,
+  "triangle-vgg": -1 / EPS,
+  "triangle-mobilenet": -1 / EPS,
+  single: 0,
+  rectangle: -1,
+  angle: -1 / EPS,
+};
 
 /** The triangle family: the decision boundary is a triangle in the (b, a) plane with corner (1, 0). */
 function triangle(a: number, b: number, c: number, slope: number, apex: number): number {
@@ -72,8 +85,16 @@ export function assertScoreRule(x: string, what = "rule"): ScoreRule {
   return x as ScoreRule;
 }
 
-export function scoreAll(rule: ScoreRule, a: ArrayLike<number>, b: ArrayLike<number>, c: ArrayLike<number>): Float64Array {
-  if (a.length !== b.length || c.length !== b.length) throw new RangeError(`scoreAll: ${a.length} auxiliary confidences, ${b.length} expert confidences and ${c.length} complements`);
+export function scoreAll(
+  rule: ScoreRule,
+  a: ArrayLike<number>,
+  b: ArrayLike<number>,
+  c: ArrayLike<number>,
+): Float64Array {
+  if (a.length !== b.length || c.length !== b.length)
+    throw new RangeError(
+      `scoreAll: ${a.length} auxiliary confidences, ${b.length} expert confidences and ${c.length} complements`,
+    );
   const out = new Float64Array(a.length);
   for (let i = 0; i < a.length; i++) out[i] = scoreOf(rule, a[i] as number, b[i] as number, c[i] as number);
   return out;

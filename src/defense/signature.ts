@@ -40,7 +40,11 @@ async function pemOf(path: string, what: string): Promise<string> {
 }
 
 function requireEd25519(key: KeyObject, what: string): KeyObject {
-  if (key.asymmetricKeyType !== "ed25519") throw new BadExpertError("E_KEY", `${what}: expected an Ed25519 key, got ${key.asymmetricKeyType ?? "a symmetric key"}`);
+  if (key.asymmetricKeyType !== "ed25519")
+    throw new BadExpertError(
+      "E_KEY",
+      `${what}: expected an Ed25519 key, got ${key.asymmetricKeyType ?? "a symmetric key"}`,
+    );
   return key;
 }
 
@@ -51,7 +55,9 @@ export async function signingKey(k: KeyInput): Promise<KeyObject> {
   try {
     key = createPrivateKey(pem);
   } catch (e) {
-    throw new BadExpertError("E_KEY", `signing key ${k}: not a PEM private key (${(e as Error).message})`, { cause: e });
+    throw new BadExpertError("E_KEY", `signing key ${k}: not a PEM private key (${(e as Error).message})`, {
+      cause: e,
+    });
   }
   return requireEd25519(key, `signing key ${k}`);
 }
@@ -63,7 +69,9 @@ export async function verifyingKey(k: KeyInput): Promise<KeyObject> {
   try {
     key = createPublicKey(pem);
   } catch (e) {
-    throw new BadExpertError("E_KEY", `verification key ${k}: not a PEM public key (${(e as Error).message})`, { cause: e });
+    throw new BadExpertError("E_KEY", `verification key ${k}: not a PEM public key (${(e as Error).message})`, {
+      cause: e,
+    });
   }
   return requireEd25519(key, `verification key ${k}`);
 }
@@ -77,9 +85,13 @@ export function signBytes(bytes: Uint8Array, key: KeyObject): string {
 export function verifyBytes(bytes: Uint8Array, signatureText: string, key: KeyObject, where: string): void {
   const text = signatureText.trim();
   const sig = Buffer.from(text, "base64");
-  if (sig.length !== 64 || sig.toString("base64") !== text) throw new BadExpertError("E_BUNDLE_INTEGRITY", `${where}: the signature file is not a base64 Ed25519 signature`);
+  if (sig.length !== 64 || sig.toString("base64") !== text)
+    throw new BadExpertError("E_BUNDLE_INTEGRITY", `${where}: the signature file is not a base64 Ed25519 signature`);
   if (!verify(null, bytes, key, sig)) {
-    throw new BadExpertError("E_BUNDLE_INTEGRITY", `${where}: the signature does not match: the bundle was changed after it was signed, or signed with another key`);
+    throw new BadExpertError(
+      "E_BUNDLE_INTEGRITY",
+      `${where}: the signature does not match: the bundle was changed after it was signed, or signed with another key`,
+    );
   }
 }
 
@@ -109,7 +121,10 @@ export type KeyEnvironment = Readonly<Record<string, string | undefined>>;
 
 /** The default location of the verification key: $XDG_CONFIG_HOME/badexpert/badexpert-signing.pub, or ~/.config/badexpert/... */
 export function defaultVerifyKeyPath(env: KeyEnvironment = process.env): string {
-  const config = env.XDG_CONFIG_HOME !== undefined && env.XDG_CONFIG_HOME !== "" ? env.XDG_CONFIG_HOME : join(env.HOME !== undefined && env.HOME !== "" ? env.HOME : homedir(), ".config");
+  const config =
+    env.XDG_CONFIG_HOME !== undefined && env.XDG_CONFIG_HOME !== ""
+      ? env.XDG_CONFIG_HOME
+      : join(env.HOME !== undefined && env.HOME !== "" ? env.HOME : homedir(), ".config");
   return join(config, "badexpert", PUBLIC_KEY_FILE);
 }
 
@@ -118,8 +133,16 @@ export function defaultVerifyKeyPath(env: KeyEnvironment = process.env): string 
  * else the default location when a file is there; null when none is known. A key that is named
  * but cannot be read or is not an Ed25519 public key throws (never a silent fallback to no key).
  */
-export async function resolveVerifyKey(explicit: KeyInput | undefined, env: KeyEnvironment = process.env): Promise<ResolvedVerifyKey | null> {
-  if (explicit !== undefined) return { key: await verifyingKey(explicit), source: "option", path: typeof explicit === "string" ? explicit : null };
+export async function resolveVerifyKey(
+  explicit: KeyInput | undefined,
+  env: KeyEnvironment = process.env,
+): Promise<ResolvedVerifyKey | null> {
+  if (explicit !== undefined)
+    return {
+      key: await verifyingKey(explicit),
+      source: "option",
+      path: typeof explicit === "string" ? explicit : null,
+    };
   const fromEnv = env[VERIFY_KEY_ENV];
   if (fromEnv !== undefined && fromEnv !== "") {
     try {

@@ -30,10 +30,24 @@ export function defaultSplitSpec(trainCount: number | undefined, testCount: numb
 }
 
 export function defenseSplits(testCount: number, spec: DefenseSplitSpec): DefenseSplits {
-  if (spec.reserved < 1 || spec.calibration < 1) throw new RangeError(`defense splits: reserved (${spec.reserved}) and calibration (${spec.calibration}) must be at least 1`);
+  if (spec.reserved < 1 || spec.calibration < 1)
+    throw new RangeError(
+      `defense splits: reserved (${spec.reserved}) and calibration (${spec.calibration}) must be at least 1`,
+    );
   if (spec.reserved + spec.calibration >= testCount) {
-    throw new RangeError(`defense splits: reserved (${spec.reserved}) + calibration (${spec.calibration}) leave no evaluation images out of ${testCount}`);
+    throw new RangeError(
+      `defense splits: reserved (${spec.reserved}) + calibration (${spec.calibration}) leave no evaluation images out of ${testCount}`,
+    );
   }
-  const s = splitIndices(testCount, { reserved: spec.reserved, calibration: spec.calibration, evaluation: -1 }, spec.seed);
-  return { spec, reserved: s.reserved ?? new Int32Array(), calibration: s.calibration ?? new Int32Array(), evaluation: s.evaluation ?? new Int32Array() };
+  const s = splitIndices(
+    testCount,
+    { reserved: spec.reserved, calibration: spec.calibration, evaluation: -1 },
+    spec.seed,
+  );
+  return {
+    spec,
+    reserved: s.reserved ?? new Int32Array(),
+    calibration: s.calibration ?? new Int32Array(),
+    evaluation: s.evaluation ?? new Int32Array(),
+  };
 }

@@ -50,13 +50,18 @@ function at(sorted: Float64Array, q: number): number {
 export function calibrateThreshold(cleanScores: ArrayLike<number>, targetFpr: number, ceiling?: number): Calibration {
   if (!(targetFpr > 0 && targetFpr < 1)) throw new RangeError(`targetFpr must be in (0, 1), got ${targetFpr}`);
   const n = cleanScores.length;
-  if (n === 0) throw new RangeError("calibrateThreshold: no clean calibration scores (is the calibration split empty, or does M misclassify all of it?)");
+  if (n === 0)
+    throw new RangeError(
+      "calibrateThreshold: no clean calibration scores (is the calibration split empty, or does M misclassify all of it?)",
+    );
   const sorted = Float64Array.from(cleanScores).sort();
   // NaN sorts last and would leave a finite-looking threshold over a broken detector; refuse.
   let invalid = 0;
   for (const s of sorted) if (!Number.isFinite(s)) invalid++;
   if (invalid > 0) {
-    throw new RangeError(`calibrateThreshold: ${invalid} of ${n} clean calibration scores are not finite numbers (NaN or ±Infinity): the models give invalid outputs, so no threshold can be calibrated`);
+    throw new RangeError(
+      `calibrateThreshold: ${invalid} of ${n} clean calibration scores are not finite numbers (NaN or ±Infinity): the models give invalid outputs, so no threshold can be calibrated`,
+    );
   }
   let threshold = at(sorted, 1 - targetFpr);
   let atCeiling: number | undefined;
@@ -65,7 +70,9 @@ export function calibrateThreshold(cleanScores: ArrayLike<number>, targetFpr: nu
     while (below >= 0 && (sorted[below] as number) >= ceiling) below--;
     atCeiling = n - 1 - below;
     if (below < 0) {
-      throw new RangeError(`calibrateThreshold: all ${n} clean calibration scores sit at the score rule's ceiling (${ceiling}), so no threshold can separate anything: the backdoor expert is as confident on clean inputs as on backdoored ones (was the unlearning rate too low?)`);
+      throw new RangeError(
+        `calibrateThreshold: all ${n} clean calibration scores sit at the score rule's ceiling (${ceiling}), so no threshold can separate anything: the backdoor expert is as confident on clean inputs as on backdoored ones (was the unlearning rate too low?)`,
+      );
     }
     threshold = sorted[below] as number;
   }
@@ -140,7 +147,11 @@ export function checkCalibrationRecord(c: Calibration, r: FieldReader, range?: S
     const lo = range.floor - slack(range.floor);
     const hi = range.ceiling + slack(range.ceiling);
     if (!(t >= lo && t < range.ceiling)) {
-      r.fail("calibration.threshold", `a score the rule '${range.rule}' can give, at least ${range.floor} and below its ceiling ${range.ceiling} (no score is above the ceiling: a threshold there never flags)`, t);
+      r.fail(
+        "calibration.threshold",
+        `a score the rule '${range.rule}' can give, at least ${range.floor} and below its ceiling ${range.ceiling} (no score is above the ceiling: a threshold there never flags)`,
+        t,
+      );
     }
     const stats: [string, number | undefined][] = [
       ["calibration.scoreQuantiles.p50", q.p50],
@@ -150,7 +161,9 @@ export function checkCalibrationRecord(c: Calibration, r: FieldReader, range?: S
       ["calibration.scoreMin", c.scoreMin],
       ["calibration.scoreMax", c.scoreMax],
     ];
-    for (const [path, v] of stats) if (v !== undefined && !(v >= lo && v <= hi)) r.fail(path, `a score the rule '${range.rule}' can give, in [${range.floor}, ${range.ceiling}]`, v);
+    for (const [path, v] of stats)
+      if (v !== undefined && !(v >= lo && v <= hi))
+        r.fail(path, `a score the rule '${range.rule}' can give, in [${range.floor}, ${range.ceiling}]`, v);
   }
   if (!(q.p50 <= q.p90)) r.fail("calibration.scoreQuantiles.p90", `at least p50 (${q.p50})`, q.p90);
   if (!(q.p90 <= q.p99)) r.fail("calibration.scoreQuantiles.p99", `at least p90 (${q.p90})`, q.p99);
@@ -160,25 +173,59 @@ export function checkCalibrationRecord(c: Calibration, r: FieldReader, range?: S
   for (const [name, p] of QUANTILES) {
     const kq = quantileIndex(n, p);
     const v = q[name];
-    if (kt < kq && !(t <= v)) r.fail("calibration.threshold", `at most scoreQuantiles.${name} (${v}): at target FPR ${c.targetFpr} over ${n} scores it is taken below that quantile`, t);
-    if (c.atCeiling === undefined && kt > kq && !(t >= v)) r.fail("calibration.threshold", `at least scoreQuantiles.${name} (${v}): at target FPR ${c.targetFpr} over ${n} scores it is taken above that quantile`, t);
-    if (c.atCeiling === undefined && kt === kq && t !== v) r.fail("calibration.threshold", `equal to scoreQuantiles.${name} (${v}): at target FPR ${c.targetFpr} over ${n} scores it is that quantile`, t);
+    if (kt < kq && !(t <= v))
+      r.fail(
+        "calibration.threshold",
+        `at most scoreQuantiles.${name} (${v}): at target FPR ${c.targetFpr} over ${n} scores it is taken below that quantile`,
+        t,
+      );
+    if (c.atCeiling === undefined && kt > kq && !(t >= v))
+      r.fail(
+        "calibration.threshold",
+        `at least scoreQuantiles.${name} (${v}): at target FPR ${c.targetFpr} over ${n} scores it is taken above that quantile`,
+        t,
+      );
+    if (c.atCeiling === undefined && kt === kq && t !== v)
+      r.fail(
+        "calibration.threshold",
+        `equal to scoreQuantiles.${name} (${v}): at target FPR ${c.targetFpr} over ${n} scores it is that quantile`,
+        t,
+      );
   }
   if (c.atCeiling === undefined && c.achievedFpr > c.targetFpr + 1 / n) {
-    r.fail("calibration.achievedFpr", `at most the target FPR ${c.targetFpr} (a threshold at the target-FPR quantile flags no more than that share of the clean scores)`, c.achievedFpr);
+    r.fail(
+      "calibration.achievedFpr",
+      `at most the target FPR ${c.targetFpr} (a threshold at the target-FPR quantile flags no more than that share of the clean scores)`,
+      c.achievedFpr,
+    );
   }
-  if (c.atCeiling !== undefined && c.atCeiling > n) r.fail("calibration.atCeiling", `at most calibration.count (${n})`, c.atCeiling);
-  if ((c.scoreMin === undefined) !== (c.scoreMax === undefined)) r.fail(c.scoreMin === undefined ? "calibration.scoreMin" : "calibration.scoreMax", "recorded together with the other end of the range", undefined);
+  if (c.atCeiling !== undefined && c.atCeiling > n)
+    r.fail("calibration.atCeiling", `at most calibration.count (${n})`, c.atCeiling);
+  if ((c.scoreMin === undefined) !== (c.scoreMax === undefined))
+    r.fail(
+      c.scoreMin === undefined ? "calibration.scoreMin" : "calibration.scoreMax",
+      "recorded together with the other end of the range",
+      undefined,
+    );
   if (c.scoreMin === undefined || c.scoreMax === undefined) {
-    warnings.push("its calibration records no range of clean scores (calibration.scoreMin/scoreMax): the threshold is checked against the score rule's range and the recorded quantiles only; re-run `badexpert defend` to record it");
+    warnings.push(
+      "its calibration records no range of clean scores (calibration.scoreMin/scoreMax): the threshold is checked against the score rule's range and the recorded quantiles only; re-run `badexpert defend` to record it",
+    );
     return warnings;
   }
   const { scoreMin: lo, scoreMax: hi } = c;
   if (!(lo <= q.p50)) r.fail("calibration.scoreMin", `at most scoreQuantiles.p50 (${q.p50})`, lo);
   if (!(q.p99 <= hi)) r.fail("calibration.scoreMax", `at least scoreQuantiles.p99 (${q.p99})`, hi);
-  if (!(t >= lo && t <= hi)) r.fail("calibration.threshold", `within the clean calibration scores it was picked from, [scoreMin ${lo}, scoreMax ${hi}]`, t);
+  if (!(t >= lo && t <= hi))
+    r.fail(
+      "calibration.threshold",
+      `within the clean calibration scores it was picked from, [scoreMin ${lo}, scoreMax ${hi}]`,
+      t,
+    );
   const e = slack(lo, hi);
-  if (!(c.scoreMean >= lo - e && c.scoreMean <= hi + e)) r.fail("calibration.scoreMean", `within [scoreMin ${lo}, scoreMax ${hi}]`, c.scoreMean);
-  if (!(c.scoreStd <= (hi - lo) / 2 + e)) r.fail("calibration.scoreStd", `at most half the range of the scores (${(hi - lo) / 2})`, c.scoreStd);
+  if (!(c.scoreMean >= lo - e && c.scoreMean <= hi + e))
+    r.fail("calibration.scoreMean", `within [scoreMin ${lo}, scoreMax ${hi}]`, c.scoreMean);
+  if (!(c.scoreStd <= (hi - lo) / 2 + e))
+    r.fail("calibration.scoreStd", `at most half the range of the scores (${(hi - lo) / 2})`, c.scoreStd);
   return warnings;
 }

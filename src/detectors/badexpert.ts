@@ -14,8 +14,20 @@ import type { DetectorContext, InputDetector, RawScores } from "./detector.js";
 import { stringParam, type DetectorParamTable } from "./params.js";
 
 export const BADEXPERT_PARAMS: DetectorParamTable = {
-  unlearnLr: { type: "number", default: 0, min: 0, description: "Adam learning rate of B's unlearning (one epoch); 0: unlearn until B forgets the clean task, as defend does" },
-  finetuneLr: { type: "number", default: 0, min: 0, description: "SGD learning rate of M''s clean finetuning; 0: the strongest rate that keeps M''s clean accuracy, as defend chooses it" },
+  unlearnLr: {
+    type: "number",
+    default: 0,
+    min: 0,
+    description:
+      "Adam learning rate of B's unlearning (one epoch); 0: unlearn until B forgets the clean task, as defend does",
+  },
+  finetuneLr: {
+    type: "number",
+    default: 0,
+    min: 0,
+    description:
+      "SGD learning rate of M''s clean finetuning; 0: the strongest rate that keeps M''s clean accuracy, as defend chooses it",
+  },
   rule: { type: "names", default: "triangle", choices: SCORE_RULES, description: "score rule (defense/scores.ts)" },
   seed: { type: "integer", default: 0, min: 0, description: "seed of the finetuning runs" },
 };
@@ -26,14 +38,24 @@ export class BadExpertEntry implements InputDetector {
   readonly fitted: Readonly<Record<string, unknown>>;
   readonly badexpert: BadExpertDetector;
 
-  constructor(detector: BadExpertDetector, params: Readonly<Record<string, ParamValue>> = { rule: detector.rule }, fitted: Readonly<Record<string, unknown>> = {}) {
+  constructor(
+    detector: BadExpertDetector,
+    params: Readonly<Record<string, ParamValue>> = { rule: detector.rule },
+    fitted: Readonly<Record<string, unknown>> = {},
+  ) {
     this.badexpert = detector;
     this.params = params;
     this.fitted = fitted;
   }
 
   /** Builds BaDExpert with defense/build.ts, as `defend` does; the registry's parameters map onto its options. */
-  static async fit(ctx: DetectorContext, reserved: ImageDataset, calibration: ImageDataset, params: Readonly<Record<string, ParamValue>>, log: (l: string) => void): Promise<BadExpertEntry> {
+  static async fit(
+    ctx: DetectorContext,
+    reserved: ImageDataset,
+    calibration: ImageDataset,
+    params: Readonly<Record<string, ParamValue>>,
+    log: (l: string) => void,
+  ): Promise<BadExpertEntry> {
     const rule = assertScoreRule(stringParam(params, "rule"), "badexpert rule");
     const meta = { spec: ctx.spec, preprocessing: ctx.preprocessing, classNames: ctx.classNames, dataset: ctx.dataset };
     const b = await buildBadExpert(ctx.model, meta, reserved, calibration, {
@@ -60,7 +82,12 @@ export class BadExpertEntry implements InputDetector {
 
   scoreBatch(x: Tensor): RawScores {
     const r = this.badexpert.scoreBatch(x);
-    return { pred: r.pred, score: r.score, expertConfidence: r.expertConfidence, auxiliaryConfidence: r.auxiliaryConfidence };
+    return {
+      pred: r.pred,
+      score: r.score,
+      expertConfidence: r.expertConfidence,
+      auxiliaryConfidence: r.auxiliaryConfidence,
+    };
   }
 
   calibrate(calibration: ImageDataset, targetFpr: number): Calibration {
@@ -68,11 +95,19 @@ export class BadExpertEntry implements InputDetector {
   }
 
   withCalibration(calibration: Calibration): BadExpertEntry {
-    return new BadExpertEntry(this.badexpert.withDecision(this.badexpert.rule, calibration.threshold, calibration), { ...this.params }, this.fitted);
+    return new BadExpertEntry(
+      this.badexpert.withDecision(this.badexpert.rule, calibration.threshold, calibration),
+      { ...this.params },
+      this.fitted,
+    );
   }
 
   withRule(rule: ScoreRule): BadExpertEntry {
-    return new BadExpertEntry(this.badexpert.withDecision(rule, this.badexpert.threshold), { ...this.params, rule }, this.fitted);
+    return new BadExpertEntry(
+      this.badexpert.withDecision(rule, this.badexpert.threshold),
+      { ...this.params, rule },
+      this.fitted,
+    );
   }
 
   dispose(): void {

@@ -39,7 +39,8 @@ export const BASELINE_BUNDLE_DIR: OwnedDirKind = {
   what: "badexpert baseline detector bundle",
   manifest: MANIFEST,
   files: [MANIFEST, STATE],
-  recognise: (m) => typeof m === "object" && m !== null && (m as { format?: unknown }).format === DETECTOR_BUNDLE_FORMAT,
+  recognise: (m) =>
+    typeof m === "object" && m !== null && (m as { format?: unknown }).format === DETECTOR_BUNDLE_FORMAT,
 };
 /** What a detector's --out may replace: a detector bundle of ours of either kind (a baseline's or BaDExpert's). */
 export const DETECTOR_BUNDLE_DIRS: readonly OwnedDirKind[] = [BUNDLE_DIR, BASELINE_BUNDLE_DIR];
@@ -78,7 +79,12 @@ async function weightsHash(checkpoint: string): Promise<string> {
   try {
     return (await sha256OfRegularFile(file, { maxBytes: MAX_WEIGHTS_BYTES, what: "checkpoint weights file" })).sha256;
   } catch (e) {
-    if (e instanceof FileReadError) throw new BadExpertError("E_BUNDLE_INTEGRITY", `${e.message}${e.reason === "ENOENT" ? ` (checkpoint weights)` : ""}`, { cause: e });
+    if (e instanceof FileReadError)
+      throw new BadExpertError(
+        "E_BUNDLE_INTEGRITY",
+        `${e.message}${e.reason === "ENOENT" ? ` (checkpoint weights)` : ""}`,
+        { cause: e },
+      );
     throw e;
   }
 }
@@ -99,14 +105,21 @@ export interface SaveDetectorBundleOptions {
 
 export async function saveDetectorBundle(dir: string, det: InputDetector, o: SaveDetectorBundleOptions): Promise<void> {
   const entry = detectorInfo(det.name);
-  if (!det.state || !entry.restore) throw new RangeError(`saveDetectorBundle: '${det.name}' has its own bundle format; use its own save (badexpert: \`badexpert defend\`)`);
-  if (!Number.isFinite(o.calibration.threshold)) throw new RangeError(`saveDetectorBundle: the threshold must be finite, got ${o.calibration.threshold}`);
+  if (!det.state || !entry.restore)
+    throw new RangeError(
+      `saveDetectorBundle: '${det.name}' has its own bundle format; use its own save (badexpert: \`badexpert defend\`)`,
+    );
+  if (!Number.isFinite(o.calibration.threshold))
+    throw new RangeError(`saveDetectorBundle: the threshold must be finite, got ${o.calibration.threshold}`);
   const state = det.state();
   const checkpoint = { path: resolve(o.checkpoint), weightsSha256: await weightsHash(o.checkpoint) };
   await writeDirAtomically(
     dir,
     async (tmp) => {
-      const written = state.tensors.size > 0 ? await saveTensors(join(tmp, STATE), state.tensors, { format: DETECTOR_BUNDLE_FORMAT, detector: det.name }) : undefined;
+      const written =
+        state.tensors.size > 0
+          ? await saveTensors(join(tmp, STATE), state.tensors, { format: DETECTOR_BUNDLE_FORMAT, detector: det.name })
+          : undefined;
       const manifest: Manifest = {
         format: DETECTOR_BUNDLE_FORMAT,
         version: 1,
@@ -118,7 +131,9 @@ export async function saveDetectorBundle(dir: string, det: InputDetector, o: Sav
         calibration: o.calibration,
         checkpoint,
         dataset: o.dataset,
-        ...(o.splits ? { splits: { seed: o.splits.seed, reserved: o.splits.reserved, calibration: o.splits.calibration } } : {}),
+        ...(o.splits
+          ? { splits: { seed: o.splits.seed, reserved: o.splits.reserved, calibration: o.splits.calibration } }
+          : {}),
         inputSeedKey: randomBytes(32).toString("hex"),
       };
       const text = `${JSON.stringify(manifest, null, 2)}\n`;
@@ -139,15 +154,18 @@ export async function saveDetectorBundle(dir: string, det: InputDetector, o: Sav
 function readManifest(x: unknown, where: string, warnings: string[] = []): Manifest {
   const r = new FieldReader(where, "E_BUNDLE_INTEGRITY");
   const m = r.object(x, "(top level)");
-  if (m.format !== DETECTOR_BUNDLE_FORMAT) r.fail("format", `"${DETECTOR_BUNDLE_FORMAT}" (a baseline detector bundle)`, m.format);
+  if (m.format !== DETECTOR_BUNDLE_FORMAT)
+    r.fail("format", `"${DETECTOR_BUNDLE_FORMAT}" (a baseline detector bundle)`, m.format);
   if (m.version !== 1) r.fail("version", "1 (the version this badexpert reads)", m.version);
   const params: Record<string, ParamValue> = {};
   for (const [k, v] of Object.entries(r.object(m.params, "params"))) {
-    if (typeof v !== "number" && typeof v !== "string" && typeof v !== "boolean") r.fail(`params.${k}`, "a number, string or boolean", v);
+    if (typeof v !== "number" && typeof v !== "string" && typeof v !== "boolean")
+      r.fail(`params.${k}`, "a number, string or boolean", v);
     Object.defineProperty(params, k, { value: v, enumerable: true, writable: true, configurable: true });
   }
   const calibration = readCalibration(r, m.calibration);
-  if (!Number.isFinite(calibration.threshold)) r.fail("calibration.threshold", "a finite number", calibration.threshold);
+  if (!Number.isFinite(calibration.threshold))
+    r.fail("calibration.threshold", "a finite number", calibration.threshold);
   // A baseline's scores have no range of their own here: the threshold is checked against the calibration record.
   warnings.push(...checkCalibrationRecord(calibration, r));
   const c = r.object(m.checkpoint, "checkpoint");
@@ -157,11 +175,17 @@ function readManifest(x: unknown, where: string, warnings: string[] = []): Manif
   const splits = r.optional(m.splits, (v): DefenseSplitSpec => {
     const o = r.object(v, "splits");
     const count = (x: unknown, k: string): number => r.number(x, `splits.${k}`, { integer: true, min: 0 });
-    return { seed: count(o.seed, "seed"), reserved: count(o.reserved, "reserved"), calibration: count(o.calibration, "calibration") };
+    return {
+      seed: count(o.seed, "seed"),
+      reserved: count(o.reserved, "reserved"),
+      calibration: count(o.calibration, "calibration"),
+    };
   });
-  if (stateSha256 !== undefined && !HEX64.test(stateSha256)) r.fail("stateSha256", "64 lowercase hex digits", stateSha256);
+  if (stateSha256 !== undefined && !HEX64.test(stateSha256))
+    r.fail("stateSha256", "64 lowercase hex digits", stateSha256);
   const inputSeedKey = r.optional(m.inputSeedKey, (v) => r.string(v, "inputSeedKey"));
-  if (inputSeedKey !== undefined && !HEX64.test(inputSeedKey)) r.fail("inputSeedKey", "64 lowercase hex digits", "(a value of another form; not shown, it is a secret)");
+  if (inputSeedKey !== undefined && !HEX64.test(inputSeedKey))
+    r.fail("inputSeedKey", "64 lowercase hex digits", "(a value of another form; not shown, it is a secret)");
   const detector = r.string(m.detector, "detector", { maxLength: 100 });
   if (m.kind !== undefined && m.kind !== detector) r.fail("kind", `"${detector}" (the detector it names)`, m.kind);
   return {
@@ -184,7 +208,12 @@ async function readBounded(path: string, max: number, what: string): Promise<Buf
   try {
     return await readRegularFile(path, { maxBytes: max, what });
   } catch (e) {
-    if (e instanceof FileReadError) throw new BadExpertError("E_BUNDLE_INTEGRITY", e.reason === "ENOENT" ? `${path} not found (${what})` : e.message, { cause: e });
+    if (e instanceof FileReadError)
+      throw new BadExpertError(
+        "E_BUNDLE_INTEGRITY",
+        e.reason === "ENOENT" ? `${path} not found (${what})` : e.message,
+        { cause: e },
+      );
     throw e;
   }
 }
@@ -205,9 +234,21 @@ export function baselineKind(m: unknown): string | null {
 }
 
 /** Refuses what `o` rules out for an unsigned bundle, before it is read (the message names the option). */
-export function refuseSignatureOptions(dir: string, kind: string, o: { verifyKey?: unknown; requireSignature?: boolean }): void {
-  if (o.verifyKey !== undefined) throw new BadExpertError("E_USAGE", `verifyKey (--verify-key): ${dir} is a ${kind} detector bundle, which is not signed; its checkpoint's weights are hash-checked on load instead`);
-  if (o.requireSignature === true) throw new BadExpertError("E_BUNDLE_INTEGRITY", `${dir} is a ${kind} detector bundle, which is not signed, and a signature is required (requireSignature, --require-signature)`);
+export function refuseSignatureOptions(
+  dir: string,
+  kind: string,
+  o: { verifyKey?: unknown; requireSignature?: boolean },
+): void {
+  if (o.verifyKey !== undefined)
+    throw new BadExpertError(
+      "E_USAGE",
+      `verifyKey (--verify-key): ${dir} is a ${kind} detector bundle, which is not signed; its checkpoint's weights are hash-checked on load instead`,
+    );
+  if (o.requireSignature === true)
+    throw new BadExpertError(
+      "E_BUNDLE_INTEGRITY",
+      `${dir} is a ${kind} detector bundle, which is not signed, and a signature is required (requireSignature, --require-signature)`,
+    );
 }
 
 export async function loadBaselineBundle(dir: string, o: LoadBaselineOptions = {}): Promise<CalibratedDetector> {
@@ -220,22 +261,35 @@ export async function loadBaselineBundle(dir: string, o: LoadBaselineOptions = {
     throw new BadExpertError("E_BUNDLE_INTEGRITY", `${path} is not valid JSON: ${(e as Error).message}`, { cause: e });
   }
   refuseSignatureOptions(dir, baselineKind(raw) ?? "baseline", o);
-  const warnings = [`${dir} is a baseline detector bundle, which is not signed: anyone who can write to it can change what it flags`];
+  const warnings = [
+    `${dir} is a baseline detector bundle, which is not signed: anyone who can write to it can change what it flags`,
+  ];
   const recordWarnings: string[] = [];
   const m = readManifest(raw, path, recordWarnings);
   warnings.push(...recordWarnings.map((w) => `${path}: ${w}`));
   const entry = detectorInfo(m.detector);
-  if (!entry.restore) throw new BadExpertError("E_BUNDLE_INTEGRITY", `${dir}: detector '${m.detector}' cannot be restored from a baseline bundle`);
+  if (!entry.restore)
+    throw new BadExpertError(
+      "E_BUNDLE_INTEGRITY",
+      `${dir}: detector '${m.detector}' cannot be restored from a baseline bundle`,
+    );
   const hash = await weightsHash(m.checkpoint.path);
   if (hash !== m.checkpoint.weightsSha256) {
-    throw new BadExpertError("E_BUNDLE_INTEGRITY", `${dir}: the checkpoint ${m.checkpoint.path} changed since the detector was fitted (weights sha256 ${hash}, expected ${m.checkpoint.weightsSha256})`);
+    throw new BadExpertError(
+      "E_BUNDLE_INTEGRITY",
+      `${dir}: the checkpoint ${m.checkpoint.path} changed since the detector was fitted (weights sha256 ${hash}, expected ${m.checkpoint.weightsSha256})`,
+    );
   }
   // The state (STRIP's clean pool, ...) decides scores as much as the threshold: hashed, checked on the bytes read.
   let stateBytes: Uint8Array | undefined;
   if (m.stateSha256 !== undefined) {
     const p = join(dir, STATE);
     stateBytes = await readBounded(p, MAX_STATE_BYTES, "detector state");
-    if (sha256Hex(stateBytes) !== m.stateSha256) throw new BadExpertError("E_BUNDLE_INTEGRITY", `${p} does not match the SHA-256 recorded in ${path}: the file was changed or replaced after the bundle was written`);
+    if (sha256Hex(stateBytes) !== m.stateSha256)
+      throw new BadExpertError(
+        "E_BUNDLE_INTEGRITY",
+        `${p} does not match the SHA-256 recorded in ${path}: the file was changed or replaced after the bundle was written`,
+      );
   }
   let params: Record<string, ParamValue>;
   try {
@@ -248,7 +302,13 @@ export async function loadBaselineBundle(dir: string, o: LoadBaselineOptions = {
   let tensors = new Map<string, Tensor>();
   try {
     if (stateBytes) tensors = tensorsFromBytes(stateBytes, join(dir, STATE));
-    const ctx: DetectorContext = { model: model.eval(), spec: meta.model, preprocessing: meta.preprocessing, classNames: meta.classNames, dataset: m.dataset };
+    const ctx: DetectorContext = {
+      model: model.eval(),
+      spec: meta.model,
+      preprocessing: meta.preprocessing,
+      classNames: meta.classNames,
+      dataset: m.dataset,
+    };
     const detector = entry.restore(ctx, params, { json: m.state, tensors });
     const report = o.onWarning ?? ((w: string) => process.emitWarning(w, { code: BUNDLE_WARNING_CODE }));
     for (const w of warnings) report(w);

@@ -122,7 +122,9 @@ export class CalibratedDetector {
     const [h, w] = this.preprocessing.imageSize;
     const c = this.preprocessing.channels;
     if (height !== h || width !== w || channels !== c) {
-      throw new RangeError(`${what}: images are ${height}x${width}x${channels} but the detector's model takes ${h}x${w}x${c}`);
+      throw new RangeError(
+        `${what}: images are ${height}x${width}x${channels} but the detector's model takes ${h}x${w}x${c}`,
+      );
     }
   }
 
@@ -149,11 +151,18 @@ export class CalibratedDetector {
    * `targetFpr` (and, for BaDExpert, under another score rule). It shares this detector's models:
    * dispose this one, not the copy.
    */
-  recalibrated(calibration: ImageDataset, o: { targetFpr?: number; rule?: ScoreRule; progressLabel?: string } = {}): CalibratedDetector {
-    if (o.rule !== undefined && this.scorer.withRule === undefined) throw new RangeError(`rule: score rules are BaDExpert's; this is a ${this.kind} detector`);
+  recalibrated(
+    calibration: ImageDataset,
+    o: { targetFpr?: number; rule?: ScoreRule; progressLabel?: string } = {},
+  ): CalibratedDetector {
+    if (o.rule !== undefined && this.scorer.withRule === undefined)
+      throw new RangeError(`rule: score rules are BaDExpert's; this is a ${this.kind} detector`);
     const scorer = o.rule !== undefined && this.scorer.withRule ? this.scorer.withRule(o.rule) : this.scorer;
     const targetFpr = o.targetFpr ?? this.targetFpr;
-    const cal = scorer.calibrate ? scorer.calibrate(calibration, targetFpr) : calibrateDetector(scorer, calibration, targetFpr, o.progressLabel ? { progressLabel: o.progressLabel } : {}).calibration;
+    const cal = scorer.calibrate
+      ? scorer.calibrate(calibration, targetFpr)
+      : calibrateDetector(scorer, calibration, targetFpr, o.progressLabel ? { progressLabel: o.progressLabel } : {})
+          .calibration;
     return new CalibratedDetector({
       kind: this.kind,
       scorer: scorer.withCalibration ? scorer.withCalibration(cal) : scorer,

@@ -9,7 +9,8 @@ export type Corruption = (x: Tensor, severity: number) => Tensor;
 
 export function level<T>(table: readonly T[], severity: number, name: string): T {
   const v = table[severity - 1];
-  if (!Number.isInteger(severity) || v === undefined) throw new RangeError(`${name}: severity must be an integer in 1..${table.length}, got ${severity}`);
+  if (!Number.isInteger(severity) || v === undefined)
+    throw new RangeError(`${name}: severity must be an integer in 1..${table.length}, got ${severity}`);
   return v;
 }
 
@@ -28,7 +29,9 @@ export function gaussianKernel(sigma: number, size: number): Float32Array {
   const r = (size - 1) / 2;
   const k = new Float32Array(size * size);
   let s = 0;
-  for (let i = 0; i < size; i++) for (let j = 0; j < size; j++) s += k[i * size + j] = Math.exp(-((i - r) ** 2 + (j - r) ** 2) / (2 * sigma * sigma));
+  for (let i = 0; i < size; i++)
+    for (let j = 0; j < size; j++)
+      s += k[i * size + j] = Math.exp(-((i - r) ** 2 + (j - r) ** 2) / (2 * sigma * sigma));
   return k.map((v) => v / s);
 }
 

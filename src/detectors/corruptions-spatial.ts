@@ -13,7 +13,17 @@ function blur(x: Parameters<Corruption>[0], sigma: number): ReturnType<Corruptio
 // times, every pixel from the bottom-right inwards (rows and columns H−δ … δ+1, 0-based) swaps with
 // the pixel at a random offset in [−δ, δ) on each axis (numpy's randint(−δ, δ)); blurred again.
 export const glassBlur: Corruption = (x, s) => {
-  const [sigma, delta, iterations] = level<[number, number, number]>([[0.05, 1, 1], [0.25, 1, 1], [0.4, 1, 1], [0.25, 1, 2], [0.4, 1, 2]], s, "glass_blur");
+  const [sigma, delta, iterations] = level<[number, number, number]>(
+    [
+      [0.05, 1, 1],
+      [0.25, 1, 1],
+      [0.4, 1, 1],
+      [0.25, 1, 2],
+      [0.4, 1, 2],
+    ],
+    s,
+    "glass_blur",
+  );
   const [n, c, h, w] = x.shape as [number, number, number, number];
   const px = tidy(() => blur(x, sigma).mul(255).floor().clamp(0, 255).div(255).contiguous().data() as Float32Array);
   const plane = h * w;
@@ -63,22 +73,44 @@ export function affineFromPoints(from: readonly [number, number][], to: readonly
 // map_coordinates); here both are composed into one bilinear sampling. Constants are fractions of
 // the image side (the reference's IMSIZE = 32).
 export const elasticTransform: Corruption = (x, s) => {
-  const [alphaF, sigmaF, shiftF] = level<[number, number, number]>([[0, 0, 0.08], [0.05, 0.2, 0.07], [0.08, 0.06, 0.06], [0.1, 0.04, 0.05], [0.1, 0.03, 0.03]], s, "elastic_transform");
+  const [alphaF, sigmaF, shiftF] = level<[number, number, number]>(
+    [
+      [0, 0, 0.08],
+      [0.05, 0.2, 0.07],
+      [0.08, 0.06, 0.06],
+      [0.1, 0.04, 0.05],
+      [0.1, 0.03, 0.03],
+    ],
+    s,
+    "elastic_transform",
+  );
   const [n, , h, w] = x.shape as [number, number, number, number];
   const side = Math.min(h, w);
   const [alpha, sigma, shift] = [alphaF * side, sigmaF * side, shiftF * side];
   const centre: [number, number] = [Math.floor(h / 2), Math.floor(w / 2)];
   const sq = Math.floor(side / 3);
-  const pts: [number, number][] = [[centre[0] + sq, centre[1] + sq], [centre[0] + sq, centre[1] - sq], [centre[0] - sq, centre[1] - sq]];
+  const pts: [number, number][] = [
+    [centre[0] + sq, centre[1] + sq],
+    [centre[0] + sq, centre[1] - sq],
+    [centre[0] - sq, centre[1] - sq],
+  ];
   const grid = new Float32Array(n * h * w * 2);
   const r = Math.floor(3 * sigma + 0.5);
   for (let i = 0; i < n; i++) {
     const u = uniforms(6);
-    const moved = pts.map(([a, b], j) => [a + (2 * (u[2 * j] as number) - 1) * shift, b + (2 * (u[2 * j + 1] as number) - 1) * shift] as [number, number]);
+    const moved = pts.map(
+      ([a, b], j) =>
+        [a + (2 * (u[2 * j] as number) - 1) * shift, b + (2 * (u[2 * j + 1] as number) - 1) * shift] as [
+          number,
+          number,
+        ],
+    );
     // warpAffine(M) samples the source at M⁻¹(p): the map from the moved points back to the originals.
     const [a, b, cc, d, e, f] = affineFromPoints(moved, pts) as [number, number, number, number, number, number];
     const field = tidy(() => {
-      const noise = tensor(uniforms(2 * h * w), { shape: [1, 2, h, w] }).mul(2).sub(1);
+      const noise = tensor(uniforms(2 * h * w), { shape: [1, 2, h, w] })
+        .mul(2)
+        .sub(1);
       const smooth = r === 0 ? noise : depthwise(noise, gaussianKernel(sigma, 2 * r + 1), 2 * r + 1);
       return smooth.mul(alpha).contiguous().data() as Float32Array;
     });
@@ -94,5 +126,11 @@ export const elasticTransform: Corruption = (x, s) => {
       }
     }
   }
-  return tidy(() => F.gridSample(x, tensor(grid, { shape: [n, h, w, 2] }), { mode: "bilinear", paddingMode: "reflection", alignCorners: true }).clamp(0, 1));
+  return tidy(() =>
+    F.gridSample(x, tensor(grid, { shape: [n, h, w, 2] }), {
+      mode: "bilinear",
+      paddingMode: "reflection",
+      alignCorners: true,
+    }).clamp(0, 1),
+  );
 };

@@ -9,9 +9,10 @@ import { depthwise, level, motionKernel, uniforms, type Corruption } from "./cor
  * `decay` at each halving), normalised to [0, 1]: a [size, size] map, size a power of two.
  */
 export function plasmaFractal(size: number, decay: number): Float32Array {
-  if (!Number.isInteger(Math.log2(size)) || size < 2) throw new RangeError(`plasmaFractal: size must be a power of two >= 2, got ${size}`);
+  if (!Number.isInteger(Math.log2(size)) || size < 2)
+    throw new RangeError(`plasmaFractal: size must be a power of two >= 2, got ${size}`);
   const map = new Float64Array(size * size);
-  const at = (r: number, c: number) => ((r % size) + size) % size * size + (((c % size) + size) % size);
+  const at = (r: number, c: number) => (((r % size) + size) % size) * size + (((c % size) + size) % size);
   let step = size;
   let wibble = 100;
   const wibbled = (sum: number, u: number) => sum / 4 + wibble * (2 * u - 1) * wibble;
@@ -23,7 +24,11 @@ export function plasmaFractal(size: number, decay: number): Float32Array {
     let k = 0;
     for (let r = 0; r < size; r += step) {
       for (let c = 0; c < size; c += step) {
-        const sum = (map[at(r, c)] as number) + (map[at(r + step, c)] as number) + (map[at(r, c + step)] as number) + (map[at(r + step, c + step)] as number);
+        const sum =
+          (map[at(r, c)] as number) +
+          (map[at(r + step, c)] as number) +
+          (map[at(r, c + step)] as number) +
+          (map[at(r + step, c + step)] as number);
         map[at(r + half, c + half)] = wibbled(sum, u[k++] as number);
       }
     }
@@ -32,9 +37,17 @@ export function plasmaFractal(size: number, decay: number): Float32Array {
     k = 0;
     for (let r = 0; r < size; r += step) {
       for (let c = 0; c < size; c += step) {
-        const top = (map[at(r, c)] as number) + (map[at(r, c + step)] as number) + (map[at(r + half, c + half)] as number) + (map[at(r - half, c + half)] as number);
+        const top =
+          (map[at(r, c)] as number) +
+          (map[at(r, c + step)] as number) +
+          (map[at(r + half, c + half)] as number) +
+          (map[at(r - half, c + half)] as number);
         map[at(r, c + half)] = wibbled(top, u[k++] as number);
-        const left = (map[at(r, c)] as number) + (map[at(r + step, c)] as number) + (map[at(r + half, c + half)] as number) + (map[at(r + half, c - half)] as number);
+        const left =
+          (map[at(r, c)] as number) +
+          (map[at(r + step, c)] as number) +
+          (map[at(r + half, c + half)] as number) +
+          (map[at(r + half, c - half)] as number);
         map[at(r + half, c)] = wibbled(left, u[k++] as number);
       }
     }
@@ -60,11 +73,24 @@ function plasmaLayers(n: number, h: number, w: number, decay: number): Tensor {
 
 // x + c·plasma, rescaled by max/(max + c) with each image's maximum.
 export const fog: Corruption = (x, s) => {
-  const [c, decay] = level<[number, number]>([[0.2, 3], [0.5, 3], [0.75, 2.5], [1, 2], [1.5, 1.75]], s, "fog");
+  const [c, decay] = level<[number, number]>(
+    [
+      [0.2, 3],
+      [0.5, 3],
+      [0.75, 2.5],
+      [1, 2],
+      [1.5, 1.75],
+    ],
+    s,
+    "fog",
+  );
   const [n, , h, w] = x.shape as [number, number, number, number];
   return tidy(() => {
     const max = x.max([1, 2, 3], true);
-    return x.add(plasmaLayers(n, h, w, decay).mul(c)).mul(max.div(max.add(c))).clamp(0, 1);
+    return x
+      .add(plasmaLayers(n, h, w, decay).mul(c))
+      .mul(max.div(max.add(c)))
+      .clamp(0, 1);
   });
 };
 
@@ -72,9 +98,24 @@ export const fog: Corruption = (x, s) => {
 // layer is a substitute, a rough plasma fractal (decay 1.3, fine detail kept) raised to the power
 // 2 so that bright, thin "ice" structures dominate, at the reference's blending weights.
 export const frost: Corruption = (x, s) => {
-  const [a, b] = level<[number, number]>([[1, 0.2], [1, 0.3], [0.9, 0.4], [0.85, 0.4], [0.75, 0.45]], s, "frost");
+  const [a, b] = level<[number, number]>(
+    [
+      [1, 0.2],
+      [1, 0.3],
+      [0.9, 0.4],
+      [0.85, 0.4],
+      [0.75, 0.45],
+    ],
+    s,
+    "frost",
+  );
   const [n, , h, w] = x.shape as [number, number, number, number];
-  return tidy(() => x.mul(a).add(plasmaLayers(n, h, w, 1.3).square().mul(b)).clamp(0, 1));
+  return tidy(() =>
+    x
+      .mul(a)
+      .add(plasmaLayers(n, h, w, 1.3).square().mul(b))
+      .clamp(0, 1),
+  );
 };
 
 // A snow layer: N(loc, scale) per pixel, zoomed into its centre by `zoom`, zeroed below
@@ -82,7 +123,9 @@ export const frost: Corruption = (x, s) => {
 // the image is whitened towards max(x, 1.5·grey + 0.5) by 1 − blend, then the layer and its
 // 180° rotation are added.
 export const snow: Corruption = (x, s) => {
-  const [loc, scale, zoom, threshold, radius, sigma, blend] = level<[number, number, number, number, number, number, number]>(
+  const [loc, scale, zoom, threshold, radius, sigma, blend] = level<
+    [number, number, number, number, number, number, number]
+  >(
     [
       [0.1, 0.2, 1, 0.6, 8, 3, 0.95],
       [0.1, 0.2, 1, 0.5, 10, 4, 0.9],
@@ -98,17 +141,30 @@ export const snow: Corruption = (x, s) => {
     let layer = normalTensor([n, 1, h, w]).mul(scale).add(loc);
     if (zoom !== 1) {
       const theta = tensor(new Float32Array([1 / zoom, 0, 0, 0, 1 / zoom, 0]), { shape: [1, 2, 3] }).repeat([n, 1, 1]);
-      layer = F.gridSample(layer, F.affineGrid(theta, [n, 1, h, w], false), { mode: "bilinear", paddingMode: "border", alignCorners: false });
+      layer = F.gridSample(layer, F.affineGrid(theta, [n, 1, h, w], false), {
+        mode: "bilinear",
+        paddingMode: "border",
+        alignCorners: false,
+      });
     }
-    layer = layer.mul(layer.ge(threshold).to({ dtype: "float32" })).clamp(0, 1).mul(255).floor().div(255);
+    layer = layer
+      .mul(layer.ge(threshold).to({ dtype: "float32" }))
+      .clamp(0, 1)
+      .mul(255)
+      .floor()
+      .div(255);
     const angles = uniforms(n);
     const blurred = Array.from({ length: n }, (_, i) => {
       const { kernel, size } = motionKernel(radius, sigma, (((angles[i] as number) * 90 - 135) * Math.PI) / 180);
       return depthwise(layer.narrow(0, i, 1), kernel, size);
     });
     const flakes = cat(blurred, 0);
-    const grey = c === 3 ? x.mul(tensor(new Float32Array([0.299, 0.587, 0.114]), { shape: [1, 3, 1, 1] })).sum(1, true) : x;
+    const grey =
+      c === 3 ? x.mul(tensor(new Float32Array([0.299, 0.587, 0.114]), { shape: [1, 3, 1, 1] })).sum(1, true) : x;
     const whitened = x.mul(blend).add(x.maximum(grey.mul(1.5).add(0.5)).mul(1 - blend));
-    return whitened.add(flakes).add(flakes.flip([2, 3])).clamp(0, 1);
+    return whitened
+      .add(flakes)
+      .add(flakes.flip([2, 3]))
+      .clamp(0, 1);
   });
 };

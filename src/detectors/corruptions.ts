@@ -39,18 +39,33 @@ const impulseNoise: Corruption = (x, s) => {
 
 // An aliased disk of the given radius, smoothed by a 3x3 Gaussian of sigma alias_blur.
 const defocusBlur: Corruption = (x, s) => {
-  const [radius, alias] = level<[number, number]>([[0.3, 0.4], [0.4, 0.5], [0.5, 0.6], [1, 0.2], [1.5, 0.1]], s, "defocus_blur");
+  const [radius, alias] = level<[number, number]>(
+    [
+      [0.3, 0.4],
+      [0.4, 0.5],
+      [0.5, 0.6],
+      [1, 0.2],
+      [1.5, 0.1],
+    ],
+    s,
+    "defocus_blur",
+  );
   const r = Math.ceil(radius) + 1;
   const size = 2 * r + 1;
   const disk = new Float32Array(size * size);
   let sum = 0;
-  for (let i = 0; i < size; i++) for (let j = 0; j < size; j++) if ((i - r) ** 2 + (j - r) ** 2 <= radius * radius) sum += disk[i * size + j] = 1;
+  for (let i = 0; i < size; i++)
+    for (let j = 0; j < size; j++) if ((i - r) ** 2 + (j - r) ** 2 <= radius * radius) sum += disk[i * size + j] = 1;
   const g = gaussianKernel(alias, 3);
   const k = new Float32Array(size * size);
   for (let i = 0; i < size; i++) {
     for (let j = 0; j < size; j++) {
       let v = 0;
-      for (let a = -1; a <= 1; a++) for (let b = -1; b <= 1; b++) v += (disk[(i + a) * size + (j + b)] ?? 0) * ((i + a >= 0 && i + a < size && j + b >= 0 && j + b < size ? 1 : 0) * (g[(a + 1) * 3 + (b + 1)] as number));
+      for (let a = -1; a <= 1; a++)
+        for (let b = -1; b <= 1; b++)
+          v +=
+            (disk[(i + a) * size + (j + b)] ?? 0) *
+            ((i + a >= 0 && i + a < size && j + b >= 0 && j + b < size ? 1 : 0) * (g[(a + 1) * 3 + (b + 1)] as number));
       k[i * size + j] = v / sum;
     }
   }
@@ -59,7 +74,17 @@ const defocusBlur: Corruption = (x, s) => {
 
 // ImageMagick's motion blur (corruption-kernels.ts) at a random angle in [-45°, 45°].
 const motionBlur: Corruption = (x, s) => {
-  const [radius, sigma] = level<[number, number]>([[10, 1], [10, 1.5], [10, 2], [10, 2.5], [12, 3]], s, "motion_blur");
+  const [radius, sigma] = level<[number, number]>(
+    [
+      [10, 1],
+      [10, 1.5],
+      [10, 2],
+      [10, 2.5],
+      [12, 3],
+    ],
+    s,
+    "motion_blur",
+  );
   const { kernel, size } = motionKernel(radius, sigma, (((uniforms(1)[0] as number) - 0.5) * Math.PI) / 2);
   return tidy(() => depthwise(x, kernel, size).clamp(0, 1));
 };
@@ -73,7 +98,13 @@ const zoomBlur: Corruption = (x, s) => {
     let count = 1;
     for (let z = 1.01; z < top - 1e-9; z += 0.01) {
       const theta = tensor(new Float32Array([1 / z, 0, 0, 0, 1 / z, 0]), { shape: [1, 2, 3] }).repeat([n, 1, 1]);
-      out = out.add(F.gridSample(x, F.affineGrid(theta, [n, c, h, w], false), { mode: "bilinear", paddingMode: "border", alignCorners: false }));
+      out = out.add(
+        F.gridSample(x, F.affineGrid(theta, [n, c, h, w], false), {
+          mode: "bilinear",
+          paddingMode: "border",
+          alignCorners: false,
+        }),
+      );
       count++;
     }
     return out.div(count).clamp(0, 1);

@@ -19,10 +19,19 @@ function dctTensor(n: number): Tensor {
 
 /** 2-D orthonormal DCT-II of each channel of [N, C, H, W] (scipy's dct(dct(x.T, norm='ortho').T, norm='ortho')). */
 export function dct2(x: Tensor): Tensor {
-  return tidy(() => dctTensor(x.dim(2)).matmul(x).matmul(dctTensor(x.dim(3)).transpose(0, 1)));
+  return tidy(() =>
+    dctTensor(x.dim(2))
+      .matmul(x)
+      .matmul(dctTensor(x.dim(3)).transpose(0, 1)),
+  );
 }
 
 /** The inverse of dct2 (the matrices are orthogonal, so their transposes). */
 export function idct2(y: Tensor): Tensor {
-  return tidy(() => dctTensor(y.dim(2)).transpose(0, 1).matmul(y).matmul(dctTensor(y.dim(3))));
+  return tidy(() =>
+    dctTensor(y.dim(2))
+      .transpose(0, 1)
+      .matmul(y)
+      .matmul(dctTensor(y.dim(3))),
+  );
 }

@@ -40,9 +40,11 @@ export interface ScoreOptions {
 export function checkSeeds(detector: string, o: ScoreOptions | undefined, n: number): ArrayLike<number> | undefined {
   const seeds = o?.seeds;
   if (seeds === undefined) return undefined;
-  if (seeds.length !== n) throw new RangeError(`${detector}.scoreBatch: seeds must have one entry per input (${n}), got ${seeds.length}`);
+  if (seeds.length !== n)
+    throw new RangeError(`${detector}.scoreBatch: seeds must have one entry per input (${n}), got ${seeds.length}`);
   for (let i = 0; i < n; i++) {
-    if (!Number.isInteger(seeds[i])) throw new RangeError(`${detector}.scoreBatch: seeds[${i}] must be an integer, got ${seeds[i]}`);
+    if (!Number.isInteger(seeds[i]))
+      throw new RangeError(`${detector}.scoreBatch: seeds[${i}] must be an integer, got ${seeds[i]}`);
   }
   return seeds;
 }
@@ -90,6 +92,8 @@ export function checkBatch(detector: string, x: Tensor, p: Preprocessing): void 
   const s = x.shape;
   const [h, w] = p.imageSize;
   if (s.length !== 4 || s[1] !== p.channels || s[2] !== h || s[3] !== w) {
-    throw new RangeError(`${detector}.scoreBatch: x must be [N, ${p.channels}, ${h}, ${w}] images in [0, 1], got shape [${s.join(", ")}]`);
+    throw new RangeError(
+      `${detector}.scoreBatch: x must be [N, ${p.channels}, ${h}, ${w}] images in [0, 1], got shape [${s.join(", ")}]`,
+    );
   }
 }

@@ -20,11 +20,17 @@ export interface DetectorEvaluation {
 }
 
 /** Splits scores into the ROC's positives and negatives with the metric code's own rule. */
-function sets(clean: DatasetScores, cleanLabels: ArrayLike<number>, poisoned: DatasetScores, targets: ArrayLike<number>): { pos: number[]; neg: number[] } {
+function sets(
+  clean: DatasetScores,
+  cleanLabels: ArrayLike<number>,
+  poisoned: DatasetScores,
+  targets: ArrayLike<number>,
+): { pos: number[]; neg: number[] } {
   const neg: number[] = [];
   const pos: number[] = [];
   for (let i = 0; i < clean.pred.length; i++) if (clean.pred[i] === cleanLabels[i]) neg.push(clean.score[i] as number);
-  for (let i = 0; i < poisoned.pred.length; i++) if (poisoned.pred[i] === targets[i]) pos.push(poisoned.score[i] as number);
+  for (let i = 0; i < poisoned.pred.length; i++)
+    if (poisoned.pred[i] === targets[i]) pos.push(poisoned.score[i] as number);
   return { pos, neg };
 }
 
@@ -43,8 +49,13 @@ export function evaluateDetector(
   const clean = scoreDataset(det, cleanEval, o.progress ? { progressLabel: `${det.name}: clean inputs` } : {});
   const bad = scoreDataset(det, poisoned.dataset, o.progress ? { progressLabel: `${det.name}: poisoned inputs` } : {});
   const targets = o.successLabels ? o.successLabels(bad.pred) : poisoned.targetLabels;
-  if (targets === undefined) throw new RangeError("evaluateDetector: give the poisoned set's targetLabels or successLabels");
-  const metrics = defenseMetrics({ pred: clean.pred, score: clean.score, label: cleanEval.labels }, { pred: bad.pred, score: bad.score, label: targets }, threshold);
+  if (targets === undefined)
+    throw new RangeError("evaluateDetector: give the poisoned set's targetLabels or successLabels");
+  const metrics = defenseMetrics(
+    { pred: clean.pred, score: clean.score, label: cleanEval.labels },
+    { pred: bad.pred, score: bad.score, label: targets },
+    threshold,
+  );
   const { pos, neg } = sets(clean, cleanEval.labels, bad, targets);
   const count = cleanEval.count + poisoned.dataset.count;
   return {

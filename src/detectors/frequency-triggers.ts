@@ -36,7 +36,15 @@ function inside(poly: readonly [number, number][], px: number, py: number): bool
  * Applies trigger `kind` to one image `img` ([C, H, W] floats in [0, 1], changed in place);
  * `other` is the blend partner.
  */
-export function applyTrigger(kind: number, img: Float32Array, other: Float32Array, c: number, h: number, w: number, rng: Rng): void {
+export function applyTrigger(
+  kind: number,
+  img: Float32Array,
+  other: Float32Array,
+  c: number,
+  h: number,
+  w: number,
+  rng: Rng,
+): void {
   const plane = h * w;
   const scale = Math.min(h, w) / 32;
   if (kind === 0 || kind === 1) {
@@ -48,7 +56,8 @@ export function applyTrigger(kind: number, img: Float32Array, other: Float32Arra
     const top = corner < 2 ? margin : h - margin - ph;
     const left = corner % 2 === 0 ? margin : w - margin - pw;
     for (let ch = 0; ch < c; ch++) {
-      for (let r = top; r < top + ph; r++) for (let q = left; q < left + pw; q++) img[ch * plane + r * w + q] = kind === 0 ? 1 : rng.next();
+      for (let r = top; r < top + ph; r++)
+        for (let q = left; q < left + pw; q++) img[ch * plane + r * w + q] = kind === 0 ? 1 : rng.next();
     }
   } else if (kind === 2) {
     const sigma = Math.sqrt(rng.uniform(10, 70));
@@ -56,7 +65,8 @@ export function applyTrigger(kind: number, img: Float32Array, other: Float32Arra
   } else if (kind === 3) {
     const shadows = rng.int(1, 3);
     const polys: [number, number][][] = [];
-    for (let s = 0; s < shadows; s++) polys.push(Array.from({ length: 5 }, () => [rng.uniform(0, w), rng.uniform(h / 2, h)] as [number, number]));
+    for (let s = 0; s < shadows; s++)
+      polys.push(Array.from({ length: 5 }, () => [rng.uniform(0, w), rng.uniform(h / 2, h)] as [number, number]));
     for (let r = 0; r < h; r++) {
       for (let q = 0; q < w; q++) {
         if (!polys.some((p) => inside(p, q + 0.5, r + 0.5))) continue;
@@ -72,10 +82,15 @@ export function applyTrigger(kind: number, img: Float32Array, other: Float32Arra
 }
 
 /** One random trigger for each image of `clean` ([N, C, H, W] floats in [0, 1]); a new array. */
-export function synthesiseTriggered(clean: Float32Array, shape: readonly [number, number, number, number], rng: Rng): Float32Array {
+export function synthesiseTriggered(
+  clean: Float32Array,
+  shape: readonly [number, number, number, number],
+  rng: Rng,
+): Float32Array {
   const [n, c, h, w] = shape;
   const per = c * h * w;
-  if (clean.length !== n * per) throw new RangeError(`frequency: ${clean.length} values do not hold ${n} images of ${c}x${h}x${w}`);
+  if (clean.length !== n * per)
+    throw new RangeError(`frequency: ${clean.length} values do not hold ${n} images of ${c}x${h}x${w}`);
   const out = Float32Array.from(clean);
   for (let i = 0; i < n; i++) {
     const kind = rng.int(0, TRIGGER_KINDS.length);

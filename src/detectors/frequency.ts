@@ -21,17 +21,51 @@ import { numberParam, type ParamTable } from "../attacks/params.js";
 import type { ParamValue } from "../attacks/attack.js";
 import { Rng } from "../util/rng.js";
 import { dct2 } from "./dct.js";
-import { checkBatch, type DetectorContext, type DetectorState, type InputDetector, type RawScores } from "./detector.js";
+import {
+  checkBatch,
+  type DetectorContext,
+  type DetectorState,
+  type InputDetector,
+  type RawScores,
+} from "./detector.js";
 import { predictionOf } from "./model-forward.js";
 import { synthesiseTriggered } from "./frequency-triggers.js";
 
 export const FREQUENCY_PARAMS: ParamTable = {
-  width: { type: "integer", default: 16, min: 1, max: 256, description: "channels of the first convolution pair (the paper's network: 32); the others are 2x and 4x" },
-  epochs: { type: "integer", default: 4, min: 1, max: 1000, description: "passes over the reserved set and its synthetic triggered copies (fresh triggers each epoch)" },
-  batchSize: { type: "integer", default: 64, min: 2, description: "examples per step (clean and triggered mixed, as the authors shuffle them)" },
-  lr: { type: "number", default: 1e-3, above: 0, max: 10, description: "Adam learning rate (the authors: Adadelta, lr 0.05)" },
+  width: {
+    type: "integer",
+    default: 16,
+    min: 1,
+    max: 256,
+    description: "channels of the first convolution pair (the paper's network: 32); the others are 2x and 4x",
+  },
+  epochs: {
+    type: "integer",
+    default: 4,
+    min: 1,
+    max: 1000,
+    description: "passes over the reserved set and its synthetic triggered copies (fresh triggers each epoch)",
+  },
+  batchSize: {
+    type: "integer",
+    default: 64,
+    min: 2,
+    description: "examples per step (clean and triggered mixed, as the authors shuffle them)",
+  },
+  lr: {
+    type: "number",
+    default: 1e-3,
+    above: 0,
+    max: 10,
+    description: "Adam learning rate (the authors: Adadelta, lr 0.05)",
+  },
   weightDecay: { type: "number", default: 1e-4, min: 0, description: "L2 weight decay (the authors' 1e-4)" },
-  seed: { type: "integer", default: 0, min: 0, description: "seed of the synthetic triggers, the shuffling and the network's initialisation" },
+  seed: {
+    type: "integer",
+    default: 0,
+    min: 0,
+    description: "seed of the synthetic triggers, the shuffling and the network's initialisation",
+  },
 };
 
 /** ELU(x) = x for x > 0, exp(x) − 1 otherwise (alpha 1), as the authors' network uses. */
@@ -47,16 +81,33 @@ export class FrequencyNet extends Module<[Tensor], Tensor> {
 
   constructor(channels: number, height: number, width: number, w: number) {
     super();
-    if (height < 8 || width < 8) throw new RangeError(`frequency: the detector network pools three times; images must be at least 8x8, got ${height}x${width}`);
-    const block = (cin: number, cout: number): Module[] => [new Conv2d(cin, cout, 3, { padding: 1 }), new Elu(), new BatchNorm2d(cout)];
+    if (height < 8 || width < 8)
+      throw new RangeError(
+        `frequency: the detector network pools three times; images must be at least 8x8, got ${height}x${width}`,
+      );
+    const block = (cin: number, cout: number): Module[] => [
+      new Conv2d(cin, cout, 3, { padding: 1 }),
+      new Elu(),
+      new BatchNorm2d(cout),
+    ];
     const flat = 4 * w * Math.floor(height / 8) * Math.floor(width / 8);
     this.body = this.registerModule(
       "body",
       new Sequential(
-        ...block(channels, w), ...block(w, w), new MaxPool2d(2), new Dropout(0.2),
-        ...block(w, 2 * w), ...block(2 * w, 2 * w), new MaxPool2d(2), new Dropout(0.3),
-        ...block(2 * w, 4 * w), ...block(4 * w, 4 * w), new MaxPool2d(2), new Dropout(0.4),
-        new Flatten(), new Linear(flat, 2),
+        ...block(channels, w),
+        ...block(w, w),
+        new MaxPool2d(2),
+        new Dropout(0.2),
+        ...block(w, 2 * w),
+        ...block(2 * w, 2 * w),
+        new MaxPool2d(2),
+        new Dropout(0.3),
+        ...block(2 * w, 4 * w),
+        ...block(4 * w, 4 * w),
+        new MaxPool2d(2),
+        new Dropout(0.4),
+        new Flatten(),
+        new Linear(flat, 2),
       ),
     );
   }
@@ -81,7 +132,12 @@ export interface FrequencyFitRecord {
 }
 
 /** Trains `net` in place on the reserved images [N, C, H, W] and their synthetic triggered copies. */
-function trainNet(net: FrequencyNet, clean: Float32Array, shape: [number, number, number, number], p: Readonly<Record<string, ParamValue>>): FrequencyFitRecord {
+function trainNet(
+  net: FrequencyNet,
+  clean: Float32Array,
+  shape: [number, number, number, number],
+  p: Readonly<Record<string, ParamValue>>,
+): FrequencyFitRecord {
   const [n, c, h, w] = shape;
   const per = c * h * w;
   const epochs = numberParam(p, "epochs");
@@ -137,7 +193,11 @@ export class FrequencyDetector implements InputDetector {
   readonly #net: FrequencyNet;
 
   /** Trained on the reserved clean set, or rebuilt from saved weights (copied in; the caller keeps the tensors). */
-  constructor(ctx: DetectorContext, source: ImageDataset | { weights: Map<string, Tensor> }, params: Readonly<Record<string, ParamValue>>) {
+  constructor(
+    ctx: DetectorContext,
+    source: ImageDataset | { weights: Map<string, Tensor> },
+    params: Readonly<Record<string, ParamValue>>,
+  ) {
     this.#ctx = ctx;
     this.params = params;
     const { channels } = ctx.preprocessing;
@@ -151,11 +211,19 @@ export class FrequencyDetector implements InputDetector {
         this.fitted = { restored: true };
         return;
       }
-      if (source.count < 2) throw new RangeError(`frequency: needs at least 2 reserved clean images to train on, got ${source.count}`);
+      if (source.count < 2)
+        throw new RangeError(`frequency: needs at least 2 reserved clean images to train on, got ${source.count}`);
       if (source.height !== h || source.width !== w || source.channels !== channels) {
-        throw new RangeError(`frequency: reserved images are ${source.height}x${source.width}x${source.channels}, the model reads ${h}x${w}x${channels}`);
+        throw new RangeError(
+          `frequency: reserved images are ${source.height}x${source.width}x${source.channels}, the model reads ${h}x${w}x${channels}`,
+        );
       }
-      const clean = tidy(() => imagesToTensor(source.images.subarray(0, source.count * h * w * channels), source.count, h, w, channels).contiguous().data() as Float32Array);
+      const clean = tidy(
+        () =>
+          imagesToTensor(source.images.subarray(0, source.count * h * w * channels), source.count, h, w, channels)
+            .contiguous()
+            .data() as Float32Array,
+      );
       const t0 = process.hrtime.bigint();
       const record = trainNet(this.#net, clean, [source.count, channels, h, w], params);
       this.fitted = { ...record, trainSeconds: Number(process.hrtime.bigint() - t0) / 1e9 };
@@ -167,7 +235,10 @@ export class FrequencyDetector implements InputDetector {
 
   scoreBatch(x: Tensor): RawScores {
     checkBatch(this.name, x, this.#ctx.preprocessing);
-    return inferenceMode(() => ({ pred: predictionOf(this.#ctx.model, this.#ctx.preprocessing, x), score: poisonedLogOdds(this.#net, x) }));
+    return inferenceMode(() => ({
+      pred: predictionOf(this.#ctx.model, this.#ctx.preprocessing, x),
+      score: poisonedLogOdds(this.#net, x),
+    }));
   }
 
   state(): DetectorState {
@@ -183,7 +254,8 @@ export class FrequencyDetector implements InputDetector {
 export function frequencyWeights(tensors: ReadonlyMap<string, Tensor>): Map<string, Tensor> {
   const out = new Map<string, Tensor>();
   for (const [k, t] of tensors) {
-    if (!k.startsWith("net.")) throw new RangeError(`detector bundle: frequency state tensor '${k}' is not under 'net.'`);
+    if (!k.startsWith("net."))
+      throw new RangeError(`detector bundle: frequency state tensor '${k}' is not under 'net.'`);
     out.set(k.slice(4), t);
   }
   return out;

@@ -13,13 +13,30 @@ import { DataLoader } from "../data/loader.js";
 import { numberParam, type ParamTable } from "../attacks/params.js";
 import type { ParamValue } from "../attacks/attack.js";
 import { cloneModel } from "../defense/fit.js";
-import { checkBatch, type DetectorContext, type DetectorState, type InputDetector, type RawScores } from "./detector.js";
+import {
+  checkBatch,
+  type DetectorContext,
+  type DetectorState,
+  type InputDetector,
+  type RawScores,
+} from "./detector.js";
 import { logitsOf, predictionOf } from "./model-forward.js";
 
 export const IBD_PSC_PARAMS: ParamTable = {
   n: { type: "integer", default: 5, min: 1, description: "number of parameter-amplified models" },
-  xi: { type: "number", default: 0.6, min: 0, max: 1, description: "clean error rate the amplification must exceed to fix the starting depth" },
-  scale: { type: "number", default: 1.5, above: 0, description: "factor ω applied to the selected BN weights and biases" },
+  xi: {
+    type: "number",
+    default: 0.6,
+    min: 0,
+    max: 1,
+    description: "clean error rate the amplification must exceed to fix the starting depth",
+  },
+  scale: {
+    type: "number",
+    default: 1.5,
+    above: 0,
+    description: "factor ω applied to the selected BN weights and biases",
+  },
 };
 
 /** M's BatchNorm2d layers in module order. */
@@ -47,7 +64,7 @@ function errorRate(model: Module, ctx: DetectorContext, ds: ImageDataset): numbe
     batch.x.dispose();
     batch.y.dispose();
     pred.forEach((p, i) => {
-      if (p !== ds.labels[(batch.indices[i] as number)]) wrong++;
+      if (p !== ds.labels[batch.indices[i] as number]) wrong++;
     });
   }
   return ds.count ? wrong / ds.count : Number.NaN;
@@ -62,21 +79,29 @@ export class IbdPscDetector implements InputDetector {
   readonly #models: { model: Module; weight: number }[] = [];
 
   /** From the reserved clean set (choosing the starting depth), or from a saved starting depth. */
-  constructor(ctx: DetectorContext, source: ImageDataset | { startDepth: number }, params: Readonly<Record<string, ParamValue>>) {
+  constructor(
+    ctx: DetectorContext,
+    source: ImageDataset | { startDepth: number },
+    params: Readonly<Record<string, ParamValue>>,
+  ) {
     this.#ctx = ctx;
     this.params = params;
     const layers = batchNormLayers(ctx.model).length;
-    if (layers === 0) throw new RangeError(`ibd-psc: M (${ctx.spec.name}) has no BatchNorm2d layer; IBD-PSC amplifies BN parameters`);
+    if (layers === 0)
+      throw new RangeError(`ibd-psc: M (${ctx.spec.name}) has no BatchNorm2d layer; IBD-PSC amplifies BN parameters`);
     const scale = numberParam(params, "scale");
     const xi = numberParam(params, "xi");
     const errors: { layers: number; error: number }[] = [];
     let start: number | null = null;
     if ("startDepth" in source) {
       if (!Number.isInteger(source.startDepth) || source.startDepth < 1 || source.startDepth > layers) {
-        throw new RangeError(`ibd-psc: saved startDepth must be an integer in 1..${layers}, got ${JSON.stringify(source.startDepth)}`);
+        throw new RangeError(
+          `ibd-psc: saved startDepth must be an integer in 1..${layers}, got ${JSON.stringify(source.startDepth)}`,
+        );
       }
       start = source.startDepth;
-    } else if (source.count < 1) throw new RangeError("ibd-psc: the reserved clean set is empty; the starting depth is chosen on it");
+    } else if (source.count < 1)
+      throw new RangeError("ibd-psc: the reserved clean set is empty; the starting depth is chosen on it");
     // The authors try k = 1 .. L-1 last layers (not all L).
     for (let k = 1; k < layers && start === null && !("startDepth" in source); k++) {
       const m = amplifiedCopy(ctx, k, scale);
@@ -96,7 +121,13 @@ export class IbdPscDetector implements InputDetector {
       counts.set(c, (counts.get(c) ?? 0) + 1);
     }
     for (const [count, weight] of counts) this.#models.push({ model: amplifiedCopy(ctx, count, scale), weight });
-    this.fitted = { batchNormLayers: layers, startDepth, reachedXi: start !== null, cleanErrorByDepth: errors, amplifiedLayerCounts: Object.fromEntries(counts) };
+    this.fitted = {
+      batchNormLayers: layers,
+      startDepth,
+      reachedXi: start !== null,
+      cleanErrorByDepth: errors,
+      amplifiedLayerCounts: Object.fromEntries(counts),
+    };
   }
 
   scoreBatch(x: Tensor): RawScores {
@@ -109,7 +140,9 @@ export class IbdPscDetector implements InputDetector {
         const idx = p.unsqueeze(1);
         const psc = new Float64Array(x.dim(0));
         for (const { model: m, weight } of this.#models) {
-          const conf = tidy(() => logitsOf(m, preprocessing, x).softmax(1).gather(1, idx).squeeze(1).data() as Float32Array);
+          const conf = tidy(
+            () => logitsOf(m, preprocessing, x).softmax(1).gather(1, idx).squeeze(1).data() as Float32Array,
+          );
           for (let i = 0; i < psc.length; i++) psc[i] = (psc[i] as number) + (weight * (conf[i] as number)) / total;
         }
         return { pred: p.to({ dtype: "int32" }).data() as Int32Array, score: psc };

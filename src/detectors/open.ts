@@ -10,7 +10,14 @@ import { BADEXPERT_KIND, MANIFEST_FILE } from "../defense/manifest.js";
 import type { KeyInput } from "../defense/signature.js";
 import { readRegularFile } from "../util/read-regular-file.js";
 import { BadExpertEntry } from "./badexpert.js";
-import { BASELINE_BUNDLE_DIR, DETECTOR_BUNDLE_DIRS, baselineKind, loadBaselineBundle, refuseSignatureOptions, saveDetectorBundle } from "./bundle.js";
+import {
+  BASELINE_BUNDLE_DIR,
+  DETECTOR_BUNDLE_DIRS,
+  baselineKind,
+  loadBaselineBundle,
+  refuseSignatureOptions,
+  saveDetectorBundle,
+} from "./bundle.js";
 import { CalibratedDetector, MADE_HERE_TRUST, type DetectorOrigin } from "./calibrated.js";
 import { detectorInfo } from "./registry.js";
 
@@ -27,7 +34,14 @@ const MAX_KIND_MANIFEST_BYTES = 16 * 1024 * 1024;
 export async function bundleKind(dir: string): Promise<string> {
   let m: unknown;
   try {
-    m = JSON.parse((await readRegularFile(join(dir, MANIFEST_FILE), { maxBytes: MAX_KIND_MANIFEST_BYTES, what: "detector manifest" })).toString("utf8"));
+    m = JSON.parse(
+      (
+        await readRegularFile(join(dir, MANIFEST_FILE), {
+          maxBytes: MAX_KIND_MANIFEST_BYTES,
+          what: "detector manifest",
+        })
+      ).toString("utf8"),
+    );
   } catch {
     return BADEXPERT_KIND;
   }
@@ -40,14 +54,24 @@ export function signsBundles(kind: string): boolean {
 }
 
 /** Refuses, before any loading, load options that a bundle of `kind` rules out whatever its files say. */
-export function checkOpenOptions(dir: string, kind: string, o: Pick<OpenDetectorOptions, "verifyKey" | "requireSignature">): void {
+export function checkOpenOptions(
+  dir: string,
+  kind: string,
+  o: Pick<OpenDetectorOptions, "verifyKey" | "requireSignature">,
+): void {
   if (!signsBundles(kind)) refuseSignatureOptions(dir, kind, o);
 }
 
 /** Where a BaDExpert detector came from, as its creation record says. */
 function badexpertOrigin(d: BadExpertDetector): DetectorOrigin {
   const c = d.info.creation;
-  return { dataset: c.dataset ?? null, splits: c.splits ?? null, checkpoint: c.checkpoint ?? null, checkpointSha256: null, attack: c.modelTraining?.attack ?? null };
+  return {
+    dataset: c.dataset ?? null,
+    splits: c.splits ?? null,
+    checkpoint: c.checkpoint ?? null,
+    checkpointSha256: null,
+    attack: c.modelTraining?.attack ?? null,
+  };
 }
 
 /** A BaDExpert detector as a CalibratedDetector (takes ownership: disposing it frees the three models). */
@@ -93,16 +117,36 @@ export interface SaveDetectorOptions {
 
 /** Writes `det` as a bundle of its kind into `dir` (atomically; see defense/bundle.ts and bundle.ts). */
 export async function saveDetector(dir: string, det: CalibratedDetector, o: SaveDetectorOptions = {}): Promise<void> {
-  const where = { ...(o.replace !== undefined ? { replace: o.replace } : {}), ...(o.forceHint ? { forceHint: o.forceHint } : {}), ...(o.argument ? { argument: o.argument } : {}) };
+  const where = {
+    ...(o.replace !== undefined ? { replace: o.replace } : {}),
+    ...(o.forceHint ? { forceHint: o.forceHint } : {}),
+    ...(o.argument ? { argument: o.argument } : {}),
+  };
   const d = det.badexpert;
   if (d !== null) {
-    await saveBundle(dir, d, { ...where, alsoReplaces: [BASELINE_BUNDLE_DIR], ...(o.signKey !== undefined ? { signKey: o.signKey } : {}) });
+    await saveBundle(dir, d, {
+      ...where,
+      alsoReplaces: [BASELINE_BUNDLE_DIR],
+      ...(o.signKey !== undefined ? { signKey: o.signKey } : {}),
+    });
     return;
   }
-  if (o.signKey !== undefined) throw new RangeError(`signKey: ${det.kind} detector bundles are not signed (their checkpoint's weights are hash-checked on load); only BaDExpert's bundles carry a signature`);
+  if (o.signKey !== undefined)
+    throw new RangeError(
+      `signKey: ${det.kind} detector bundles are not signed (their checkpoint's weights are hash-checked on load); only BaDExpert's bundles carry a signature`,
+    );
   const { checkpoint, dataset, splits } = det.origin;
-  if (checkpoint === null || dataset === null) throw new RangeError(`saveDetector ${dir}: a ${det.kind} bundle refers to the checkpoint and dataset it was fitted on, and this detector records none`);
-  await saveDetectorBundle(dir, det.scorer, { checkpoint, calibration: det.calibration, dataset: dataset.name, ...(splits ? { splits } : {}), ...where });
+  if (checkpoint === null || dataset === null)
+    throw new RangeError(
+      `saveDetector ${dir}: a ${det.kind} bundle refers to the checkpoint and dataset it was fitted on, and this detector records none`,
+    );
+  await saveDetectorBundle(dir, det.scorer, {
+    checkpoint,
+    calibration: det.calibration,
+    dataset: dataset.name,
+    ...(splits ? { splits } : {}),
+    ...where,
+  });
 }
 
 export { DETECTOR_BUNDLE_DIRS };

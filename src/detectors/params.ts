@@ -28,16 +28,25 @@ function isNames(s: DetectorParamSpec): s is NamesSpec {
 }
 
 function names(detector: string, key: string, s: NamesSpec, v: ParamValue): string {
-  const list = String(v).split(",").map((p) => p.trim()).filter(Boolean);
+  const list = String(v)
+    .split(",")
+    .map((p) => p.trim())
+    .filter(Boolean);
   const bad = list.filter((p) => !s.choices.includes(p));
   if (typeof v !== "string" || list.length === 0 || bad.length > 0) {
-    throw new DetectorParamError(`detector '${detector}': parameter '${key}' must be a comma-separated list of ${s.choices.join(", ")}, got ${JSON.stringify(v)}`);
+    throw new DetectorParamError(
+      `detector '${detector}': parameter '${key}' must be a comma-separated list of ${s.choices.join(", ")}, got ${JSON.stringify(v)}`,
+    );
   }
   return list.join(",");
 }
 
 /** The table's defaults with `overrides` applied; unknown names and bad values throw, naming both. */
-export function resolveDetectorParams(detector: string, table: DetectorParamTable, overrides: Readonly<Record<string, ParamValue>>): Record<string, ParamValue> {
+export function resolveDetectorParams(
+  detector: string,
+  table: DetectorParamTable,
+  overrides: Readonly<Record<string, ParamValue>>,
+): Record<string, ParamValue> {
   const plain: Record<string, ParamSpec> = {};
   for (const [k, s] of Object.entries(table)) if (!isNames(s)) plain[k] = s;
   const plainOverrides: Record<string, ParamValue> = {};
@@ -45,7 +54,10 @@ export function resolveDetectorParams(detector: string, table: DetectorParamTabl
   for (const [k, s] of Object.entries(table)) if (isNames(s)) out[k] = names(detector, k, s, s.default);
   for (const [k, v] of Object.entries(overrides)) {
     const s = table[k];
-    if (!s) throw new DetectorParamError(`detector '${detector}': unknown parameter '${k}'; valid: ${Object.keys(table).join(", ") || "(none)"}`);
+    if (!s)
+      throw new DetectorParamError(
+        `detector '${detector}': unknown parameter '${k}'; valid: ${Object.keys(table).join(", ") || "(none)"}`,
+      );
     if (isNames(s)) out[k] = names(detector, k, s, v);
     else plainOverrides[k] = v;
   }
@@ -59,7 +71,8 @@ export function resolveDetectorParams(detector: string, table: DetectorParamTabl
 
 export function stringParam(p: Readonly<Record<string, ParamValue>>, name: string): string {
   const v = p[name];
-  if (typeof v !== "string") throw new TypeError(`detector parameter '${name}' is not a resolved string (got ${JSON.stringify(v)})`);
+  if (typeof v !== "string")
+    throw new TypeError(`detector parameter '${name}' is not a resolved string (got ${JSON.stringify(v)})`);
   return v;
 }
 
@@ -69,14 +82,23 @@ export function stringParam(p: Readonly<Record<string, ParamValue>>, name: strin
  */
 export function parseDetectorParams(text: string): Record<string, Record<string, string>> {
   const out: Record<string, Record<string, string>> = {};
-  for (const part of text.split(";").map((p) => p.trim()).filter(Boolean)) {
+  for (const part of text
+    .split(";")
+    .map((p) => p.trim())
+    .filter(Boolean)) {
     const colon = part.indexOf(":");
-    if (colon <= 0) throw new DetectorParamError(`detector parameters: expected detector:key=value[,key=value] separated by ';', got '${part}'`);
+    if (colon <= 0)
+      throw new DetectorParamError(
+        `detector parameters: expected detector:key=value[,key=value] separated by ';', got '${part}'`,
+      );
     const name = part.slice(0, colon).trim();
     try {
       out[name] = { ...(out[name] ?? {}), ...parseParamOverrides(part.slice(colon + 1)) };
     } catch (e) {
-      if (e instanceof AttackParamError) throw new DetectorParamError(`detector parameters of '${name}': ${e.message.replace(/^attack parameters: /, "")}`);
+      if (e instanceof AttackParamError)
+        throw new DetectorParamError(
+          `detector parameters of '${name}': ${e.message.replace(/^attack parameters: /, "")}`,
+        );
       throw e;
     }
   }

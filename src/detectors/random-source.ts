@@ -22,7 +22,10 @@ function drawn(shape: readonly number[], draw: (r: Rng) => number): Tensor | nul
   const r = current;
   if (!r) return null;
   const count = shape.reduce((a, b) => a * b, 1);
-  return tensor(Float32Array.from({ length: count }, () => draw(r)), { shape: [...shape] });
+  return tensor(
+    Float32Array.from({ length: count }, () => draw(r)),
+    { shape: [...shape] },
+  );
 }
 
 /** Uniform numbers in [0, 1) of the given shape, from the current source. */

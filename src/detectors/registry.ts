@@ -41,28 +41,43 @@ export interface DetectorEntry {
   onnx?: true;
   /** Its verdicts can be explained (B's saliency: `explain`, the report's "What the detector saw", the dashboard). */
   explains?: true;
-  fit(ctx: DetectorContext, data: FitData, params: Record<string, ParamValue>, log: (l: string) => void): Promise<InputDetector>;
+  fit(
+    ctx: DetectorContext,
+    data: FitData,
+    params: Record<string, ParamValue>,
+    log: (l: string) => void,
+  ): Promise<InputDetector>;
   /** Rebuilds a fitted detector from a baseline bundle's saved state (absent: the detector keeps its models in a bundle of its own, BaDExpert's). */
   restore?(ctx: DetectorContext, params: Record<string, ParamValue>, state: DetectorState): InputDetector;
 }
 
 function jsonNumber(state: DetectorState, key: string): number {
   const v = state.json[key];
-  if (typeof v !== "number") throw new RangeError(`detector bundle: state.${key} must be a number, got ${JSON.stringify(v)}`);
+  if (typeof v !== "number")
+    throw new RangeError(`detector bundle: state.${key} must be a number, got ${JSON.stringify(v)}`);
   return v;
 }
 
 function jsonNumbers(state: DetectorState, key: string, length?: number): number[] {
   const v = state.json[key];
-  if (!Array.isArray(v) || (length !== undefined && v.length !== length) || !v.every((x): x is number => typeof x === "number")) {
-    throw new RangeError(`detector bundle: state.${key} must be a list of ${length ?? "any number of"} numbers, got ${JSON.stringify(v)}`);
+  if (
+    !Array.isArray(v) ||
+    (length !== undefined && v.length !== length) ||
+    !v.every((x): x is number => typeof x === "number")
+  ) {
+    throw new RangeError(
+      `detector bundle: state.${key} must be a list of ${length ?? "any number of"} numbers, got ${JSON.stringify(v)}`,
+    );
   }
   return v;
 }
 
 function savedTensor(state: DetectorState, key: string): Tensor {
   const t = state.tensors.get(key);
-  if (!t) throw new RangeError(`detector bundle: the state has no tensor '${key}' (has: ${[...state.tensors.keys()].join(", ") || "none"})`);
+  if (!t)
+    throw new RangeError(
+      `detector bundle: the state has no tensor '${key}' (has: ${[...state.tensors.keys()].join(", ") || "none"})`,
+    );
   return t;
 }
 
@@ -140,7 +155,12 @@ const REGISTRY: readonly DetectorEntry[] = [
     params: SENTINET_PARAMS,
     randomness: "seeded",
     fit: async (ctx, d, p) => new SentiNetDetector(ctx, d.reserved, p),
-    restore: (ctx, p, st) => new SentiNetDetector(ctx, { pool: savedTensor(st, "pool"), boundary: jsonNumbers(st, "boundary", 3) as Quadratic }, p),
+    restore: (ctx, p, st) =>
+      new SentiNetDetector(
+        ctx,
+        { pool: savedTensor(st, "pool"), boundary: jsonNumbers(st, "boundary", 3) as Quadratic },
+        p,
+      ),
   },
 ];
 
@@ -157,14 +177,26 @@ export function detectorInfo(name: string): DetectorEntry {
 /** "all" or a comma-separated list of names, each checked (an unknown one lists the valid names). */
 export function parseDetectorList(text: string): string[] {
   if (text.trim() === "all") return detectorNames();
-  const list = text.split(",").map((s) => s.trim()).filter(Boolean);
-  if (list.length === 0) throw new RangeError(`detectors: expected 'all' or a comma-separated list of ${detectorNames().join(", ")}, got '${text}'`);
+  const list = text
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
+  if (list.length === 0)
+    throw new RangeError(
+      `detectors: expected 'all' or a comma-separated list of ${detectorNames().join(", ")}, got '${text}'`,
+    );
   for (const n of list) detectorInfo(n);
   return [...new Set(list)];
 }
 
 /** Resolves `overrides` against the detector's table, then fits it. */
-export async function fitDetector(name: string, ctx: DetectorContext, data: FitData, overrides: Readonly<Record<string, ParamValue>> = {}, log: (l: string) => void = () => {}): Promise<InputDetector> {
+export async function fitDetector(
+  name: string,
+  ctx: DetectorContext,
+  data: FitData,
+  overrides: Readonly<Record<string, ParamValue>> = {},
+  log: (l: string) => void = () => {},
+): Promise<InputDetector> {
   const e = detectorInfo(name);
   const params = resolveDetectorParams(name, e.params, overrides);
   return e.fit(ctx, data, params, log);

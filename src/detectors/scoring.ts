@@ -39,7 +39,11 @@ export function flagged(score: ArrayLike<number>, threshold: number): Uint8Array
   return out;
 }
 
-export function scoreDataset(det: InputDetector, ds: ImageDataset, o: { batchSize?: number; progressLabel?: string } = {}): DatasetScores {
+export function scoreDataset(
+  det: InputDetector,
+  ds: ImageDataset,
+  o: { batchSize?: number; progressLabel?: string } = {},
+): DatasetScores {
   const n = ds.count;
   const pred = new Int32Array(n);
   const score = new Float64Array(n);
@@ -57,7 +61,9 @@ export function scoreDataset(det: InputDetector, ds: ImageDataset, o: { batchSiz
       batch.y.dispose();
     }
     if (r.pred.length !== r.score.length || r.pred.length + at > n) {
-      throw new Error(`${det.name}.scoreBatch returned ${r.pred.length} predictions and ${r.score.length} scores for a batch at ${at} of ${n}`);
+      throw new Error(
+        `${det.name}.scoreBatch returned ${r.pred.length} predictions and ${r.score.length} scores for a batch at ${at} of ${n}`,
+      );
     }
     pred.set(r.pred, at);
     score.set(r.score, at);
@@ -69,5 +75,11 @@ export function scoreDataset(det: InputDetector, ds: ImageDataset, o: { batchSiz
     bar?.tick(r.pred.length);
   }
   const nonFinite = failClosed(score);
-  return { pred, score, ...(b && a ? { expertConfidence: b, auxiliaryConfidence: a } : {}), nonFinite, seconds: Number(process.hrtime.bigint() - t0) / 1e9 };
+  return {
+    pred,
+    score,
+    ...(b && a ? { expertConfidence: b, auxiliaryConfidence: a } : {}),
+    nonFinite,
+    seconds: Number(process.hrtime.bigint() - t0) / 1e9,
+  };
 }

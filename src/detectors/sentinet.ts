@@ -18,14 +18,44 @@ import { gradCam } from "../models/grad-cam.js";
 import { numberParam, type ParamTable } from "../attacks/params.js";
 import type { ParamValue } from "../attacks/attack.js";
 import { Rng } from "../util/rng.js";
-import { checkBatch, checkSeeds, type DetectorContext, type DetectorState, type InputDetector, type RawScores, type ScoreOptions } from "./detector.js";
+import {
+  checkBatch,
+  checkSeeds,
+  type DetectorContext,
+  type DetectorState,
+  type InputDetector,
+  type RawScores,
+  type ScoreOptions,
+} from "./detector.js";
 import { logitsOf } from "./model-forward.js";
 
 export const SENTINET_PARAMS: ParamTable = {
-  n: { type: "integer", default: 100, min: 1, description: "clean images the region (and the inert pattern) is pasted onto" },
-  boundaryImages: { type: "integer", default: 400, min: 3, description: "held-out reserved clean images whose (avgconf, fooled) points fit the boundary" },
-  regionShare: { type: "number", default: 0.15, above: 0, max: 1, description: "share of the Grad-CAM map's pixels (the highest) that form the salient region" },
-  binWidth: { type: "number", default: 0.02, above: 0, max: 1, description: "avgconf bin width for the boundary's points (highest fooled rate per bin)" },
+  n: {
+    type: "integer",
+    default: 100,
+    min: 1,
+    description: "clean images the region (and the inert pattern) is pasted onto",
+  },
+  boundaryImages: {
+    type: "integer",
+    default: 400,
+    min: 3,
+    description: "held-out reserved clean images whose (avgconf, fooled) points fit the boundary",
+  },
+  regionShare: {
+    type: "number",
+    default: 0.15,
+    above: 0,
+    max: 1,
+    description: "share of the Grad-CAM map's pixels (the highest) that form the salient region",
+  },
+  binWidth: {
+    type: "number",
+    default: 0.02,
+    above: 0,
+    max: 1,
+    description: "avgconf bin width for the boundary's points (highest fooled rate per bin)",
+  },
   seed: { type: "integer", default: 0, min: 0, description: "seed of the clean images drawn and of the inert noise" },
 };
 
@@ -38,13 +68,18 @@ export function evalQuadratic(q: Quadratic, x: number): number {
 
 /** Least-squares quadratic through the points (a tiny ridge keeps it defined for fewer than 3 distinct x). */
 export function fitQuadratic(xs: readonly number[], ys: readonly number[]): Quadratic {
-  const a = [[0, 0, 0], [0, 0, 0], [0, 0, 0]] as number[][];
+  const a = [
+    [0, 0, 0],
+    [0, 0, 0],
+    [0, 0, 0],
+  ] as number[][];
   const b = [0, 0, 0];
   xs.forEach((x, i) => {
     const f = [1, x, x * x];
     for (let r = 0; r < 3; r++) {
       b[r] = (b[r] as number) + (f[r] as number) * (ys[i] as number);
-      for (let c = 0; c < 3; c++) (a[r] as number[])[c] = ((a[r] as number[])[c] as number) + (f[r] as number) * (f[c] as number);
+      for (let c = 0; c < 3; c++)
+        (a[r] as number[])[c] = ((a[r] as number[])[c] as number) + (f[r] as number) * (f[c] as number);
     }
   });
   for (let r = 0; r < 3; r++) (a[r] as number[])[r] = ((a[r] as number[])[r] as number) + 1e-9;
@@ -52,7 +87,8 @@ export function fitQuadratic(xs: readonly number[], ys: readonly number[]): Quad
   const m = a.map((row, r) => [...row, b[r] as number]);
   for (let col = 0; col < 3; col++) {
     let piv = col;
-    for (let r = col + 1; r < 3; r++) if (Math.abs((m[r] as number[])[col] as number) > Math.abs((m[piv] as number[])[col] as number)) piv = r;
+    for (let r = col + 1; r < 3; r++)
+      if (Math.abs((m[r] as number[])[col] as number) > Math.abs((m[piv] as number[])[col] as number)) piv = r;
     [m[col], m[piv]] = [m[piv] as number[], m[col] as number[]];
     const p = m[col] as number[];
     for (let r = 0; r < 3; r++) {
@@ -66,7 +102,11 @@ export function fitQuadratic(xs: readonly number[], ys: readonly number[]): Quad
 }
 
 /** The boundary's points: for each avgconf bin, its centre and the highest fooled rate in it (the authors' selection). */
-export function boundaryPoints(avgconf: readonly number[], fooled: readonly number[], binWidth: number): { xs: number[]; ys: number[] } {
+export function boundaryPoints(
+  avgconf: readonly number[],
+  fooled: readonly number[],
+  binWidth: number,
+): { xs: number[]; ys: number[] } {
   const lo = Math.min(...avgconf);
   const hi = Math.max(...avgconf);
   const bins = Math.floor((hi - lo) / binWidth) + 1;
@@ -131,12 +171,19 @@ export class SentiNetDetector implements InputDetector {
   #calls = 0;
 
   /** From the reserved clean set (the pool and the boundary), or from a saved pool and boundary (the detector then owns the pool). */
-  constructor(ctx: DetectorContext, source: ImageDataset | { pool: Tensor; boundary: Quadratic }, params: Readonly<Record<string, ParamValue>>) {
+  constructor(
+    ctx: DetectorContext,
+    source: ImageDataset | { pool: Tensor; boundary: Quadratic },
+    params: Readonly<Record<string, ParamValue>>,
+  ) {
     this.#ctx = ctx;
     this.params = params;
     if ("pool" in source) {
       checkBatch("sentinet (saved pool)", source.pool, ctx.preprocessing);
-      if (!source.boundary.every(Number.isFinite)) throw new RangeError(`sentinet: saved boundary must be 3 finite numbers, got ${JSON.stringify(source.boundary)}`);
+      if (!source.boundary.every(Number.isFinite))
+        throw new RangeError(
+          `sentinet: saved boundary must be 3 finite numbers, got ${JSON.stringify(source.boundary)}`,
+        );
       this.#pool = source.pool;
       this.#boundary = source.boundary;
       this.fitted = { poolSize: source.pool.dim(0), boundary: source.boundary };
@@ -144,7 +191,10 @@ export class SentiNetDetector implements InputDetector {
     }
     const n = numberParam(params, "n");
     const m = numberParam(params, "boundaryImages");
-    if (source.count < n + 3) throw new RangeError(`sentinet: the reserved clean set has ${source.count} images; it needs n (${n}) for pasting plus at least 3 to fit the boundary`);
+    if (source.count < n + 3)
+      throw new RangeError(
+        `sentinet: the reserved clean set has ${source.count} images; it needs n (${n}) for pasting plus at least 3 to fit the boundary`,
+      );
     const order = new Rng(numberParam(params, "seed")).permutation(source.count);
     this.#pool = keep(this.#images(source, order.subarray(0, n)));
     try {
@@ -159,7 +209,12 @@ export class SentiNetDetector implements InputDetector {
       })();
       const { xs, ys } = boundaryPoints(points.avgconf, points.fooled, numberParam(params, "binWidth"));
       this.#boundary = fitQuadratic(xs, ys);
-      this.fitted = { poolSize: n, boundaryImages: points.avgconf.length, boundaryPoints: xs.length, boundary: this.#boundary };
+      this.fitted = {
+        poolSize: n,
+        boundaryImages: points.avgconf.length,
+        boundaryPoints: xs.length,
+        boundary: this.#boundary,
+      };
     } catch (e) {
       this.#pool.dispose();
       throw e;
@@ -177,12 +232,28 @@ export class SentiNetDetector implements InputDetector {
   #points(x: Tensor, rng: Rng | ((i: number) => Rng)): { pred: Int32Array; avgconf: number[]; fooled: number[] } {
     const { model, preprocessing: p } = this.#ctx;
     const [b, c, h, w] = x.shape as [number, number, number, number];
-    const pred = inferenceMode(() => tidy(() => logitsOf(model, p, x).argmax(1).to({ dtype: "int32" }).data() as Int32Array));
+    const pred = inferenceMode(() =>
+      tidy(() => logitsOf(model, p, x).argmax(1).to({ dtype: "int32" }).data() as Int32Array),
+    );
     // Grad-CAM of M's own class logit.
     const xn = tidy(() => normalize(x, p.mean, p.std));
     let maps: Float32Array;
     try {
-      maps = gradCam(model, xn, (z) => z.gather(1, tensor(BigInt64Array.from(pred, (v) => BigInt(v)), { shape: [b, 1] })).squeeze(1), "sentinet");
+      maps = gradCam(
+        model,
+        xn,
+        (z) =>
+          z
+            .gather(
+              1,
+              tensor(
+                BigInt64Array.from(pred, (v) => BigInt(v)),
+                { shape: [b, 1] },
+              ),
+            )
+            .squeeze(1),
+        "sentinet",
+      );
     } finally {
       xn.dispose();
     }
@@ -199,7 +270,12 @@ export class SentiNetDetector implements InputDetector {
           const keepPool = this.#pool.mul(m.rsub(1));
           const pasted = keepPool.add(x.narrow(0, i, 1).mul(m));
           const inert = keepPool.add(tensor(noise, { shape: [n, c, h, w] }).mul(m));
-          const hits = logitsOf(model, p, pasted).argmax(1).eq(pred[i] as number).to({ dtype: "float32" }).mean().item();
+          const hits = logitsOf(model, p, pasted)
+            .argmax(1)
+            .eq(pred[i] as number)
+            .to({ dtype: "float32" })
+            .mean()
+            .item();
           const conf = logitsOf(model, p, inert).softmax(1).max(1).mean().item();
           return [hits, conf];
         });
@@ -217,7 +293,10 @@ export class SentiNetDetector implements InputDetector {
     // Per-input seeds: input i's inert noise comes from its own stream (batch-independent).
     const rng = seeds ? (i: number) => Rng.derive(seed, 2, seeds[i] as number) : Rng.derive(seed, 0, this.#calls++);
     const { pred, avgconf, fooled } = this.#points(x, rng);
-    return { pred, score: Float64Array.from(avgconf, (a, i) => signedDistance(this.#boundary, a, fooled[i] as number)) };
+    return {
+      pred,
+      score: Float64Array.from(avgconf, (a, i) => signedDistance(this.#boundary, a, fooled[i] as number)),
+    };
   }
 
   state(): DetectorState {

@@ -10,16 +10,39 @@ import { imagesToTensor } from "../data/batch.js";
 import { numberParam, type ParamTable } from "../attacks/params.js";
 import type { ParamValue } from "../attacks/attack.js";
 import { Rng } from "../util/rng.js";
-import { checkBatch, checkSeeds, type DetectorContext, type DetectorState, type InputDetector, type RawScores, type ScoreOptions } from "./detector.js";
+import {
+  checkBatch,
+  checkSeeds,
+  type DetectorContext,
+  type DetectorState,
+  type InputDetector,
+  type RawScores,
+  type ScoreOptions,
+} from "./detector.js";
 import { logitsOf } from "./model-forward.js";
 
 /** Superimposed images per forward pass when several copies of a small batch go together. */
 const COPY_IMAGES_PER_PASS = 256;
 
 export const STRIP_PARAMS: ParamTable = {
-  n: { type: "integer", default: 100, min: 1, description: "clean images superimposed on each input (the paper's N = 100; toolboxes often use 20-50)" },
-  poolSize: { type: "integer", default: 0, min: 0, description: "clean images kept from the reserved set to draw from (0: all of it)" },
-  seed: { type: "integer", default: 0, min: 0, description: "seed of the draws (each batch derives its own stream; with per-input seeds, each input its own)" },
+  n: {
+    type: "integer",
+    default: 100,
+    min: 1,
+    description: "clean images superimposed on each input (the paper's N = 100; toolboxes often use 20-50)",
+  },
+  poolSize: {
+    type: "integer",
+    default: 0,
+    min: 0,
+    description: "clean images kept from the reserved set to draw from (0: all of it)",
+  },
+  seed: {
+    type: "integer",
+    default: 0,
+    min: 0,
+    description: "seed of the draws (each batch derives its own stream; with per-input seeds, each input its own)",
+  },
 };
 
 /** Mean Shannon entropy in bits of softmax(logits) per row of [N, K] logits (0 for a one-hot prediction). */
@@ -40,7 +63,11 @@ export class StripDetector implements InputDetector {
   #calls = 0;
 
   /** From the reserved clean set, or from a saved pool (which the detector then owns). */
-  constructor(ctx: DetectorContext, source: ImageDataset | { pool: Tensor }, params: Readonly<Record<string, ParamValue>>) {
+  constructor(
+    ctx: DetectorContext,
+    source: ImageDataset | { pool: Tensor },
+    params: Readonly<Record<string, ParamValue>>,
+  ) {
     this.#ctx = ctx;
     this.params = params;
     if ("pool" in source) {
@@ -50,13 +77,15 @@ export class StripDetector implements InputDetector {
       return;
     }
     const reserved = source;
-    if (reserved.count < 1) throw new RangeError("strip: the reserved clean set is empty; STRIP needs clean images to superimpose");
+    if (reserved.count < 1)
+      throw new RangeError("strip: the reserved clean set is empty; STRIP needs clean images to superimpose");
     const want = numberParam(params, "poolSize");
     const count = want === 0 ? reserved.count : Math.min(want, reserved.count);
     const idx = new Rng(numberParam(params, "seed")).permutation(reserved.count).subarray(0, count);
     const bytes = new Uint8Array(count * reserved.height * reserved.width * reserved.channels);
     const size = reserved.height * reserved.width * reserved.channels;
-    for (let k = 0; k < count; k++) bytes.set(reserved.images.subarray((idx[k] as number) * size, ((idx[k] as number) + 1) * size), k * size);
+    for (let k = 0; k < count; k++)
+      bytes.set(reserved.images.subarray((idx[k] as number) * size, ((idx[k] as number) + 1) * size), k * size);
     this.#pool = keep(imagesToTensor(bytes, count, reserved.height, reserved.width, reserved.channels));
     this.fitted = { poolSize: count };
   }
@@ -83,11 +112,17 @@ export class StripDetector implements InputDetector {
         const copies = Math.max(1, Math.floor(COPY_IMAGES_PER_PASS / b));
         for (let j = 0; j < n; j += copies) {
           const c = Math.min(copies, n - j);
-          const draw = BigInt64Array.from({ length: c * b }, (_, k) => BigInt((rng ?? (streams?.[k % b] as Rng)).int(0, poolCount)));
+          const draw = BigInt64Array.from({ length: c * b }, (_, k) =>
+            BigInt((rng ?? (streams?.[k % b] as Rng)).int(0, poolCount)),
+          );
           // One tidy per group of copies, so a batch holds at most that many superimposed images.
           const h = tidy(() => {
             const xs = c === 1 ? x : x.repeat([c, 1, 1, 1]);
-            return entropyBits(logitsOf(model, preprocessing, xs.add(this.#pool.indexSelect(0, tensor(draw))).clamp(0, 1))).reshape([c, b]).sum(0);
+            return entropyBits(
+              logitsOf(model, preprocessing, xs.add(this.#pool.indexSelect(0, tensor(draw))).clamp(0, 1)),
+            )
+              .reshape([c, b])
+              .sum(0);
           });
           const next = sum.add(h);
           sum.dispose();

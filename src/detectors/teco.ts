@@ -15,7 +15,15 @@ import { Rng } from "../util/rng.js";
 import { withRandomSource } from "./random-source.js";
 import { stringParam, type DetectorParamTable } from "./params.js";
 import type { ParamValue } from "../attacks/attack.js";
-import { checkBatch, checkSeeds, type DetectorContext, type DetectorState, type InputDetector, type RawScores, type ScoreOptions } from "./detector.js";
+import {
+  checkBatch,
+  checkSeeds,
+  type DetectorContext,
+  type DetectorState,
+  type InputDetector,
+  type RawScores,
+  type ScoreOptions,
+} from "./detector.js";
 import { predictionOf } from "./model-forward.js";
 import { CORRUPTIONS, type Corruption } from "./corruptions.js";
 
@@ -28,7 +36,13 @@ export const TECO_PARAMS: DetectorParamTable = {
     choices: Object.keys(CORRUPTIONS),
     description: "corruption types (ImageNet-C names; all 15 of the reference by default)",
   },
-  seed: { type: "integer", default: 0, min: 0, description: "seed of the corruptions' random draws (each batch derives its own stream; with per-input seeds, each input its own)" },
+  seed: {
+    type: "integer",
+    default: 0,
+    min: 0,
+    description:
+      "seed of the corruptions' random draws (each batch derives its own stream; with per-input seeds, each input its own)",
+  },
 };
 
 /** The first severity (1-based) at which each input's prediction changed; TECO_SEVERITIES + 1 if never. */
@@ -78,7 +92,8 @@ export class TecoDetector implements InputDetector {
       if (!c) throw new RangeError(`teco: unknown corruption '${name}'; valid: ${Object.keys(CORRUPTIONS).join(", ")}`);
       return [name, c];
     });
-    if (this.#corruptions.length < 2) throw new RangeError(`teco: needs at least 2 corruption types for a deviation, got ${this.#corruptions.length}`);
+    if (this.#corruptions.length < 2)
+      throw new RangeError(`teco: needs at least 2 corruption types for a deviation, got ${this.#corruptions.length}`);
     this.params = params;
     this.fitted = { corruptions: corruptionNames };
   }
@@ -95,11 +110,21 @@ export class TecoDetector implements InputDetector {
       // Per input, each (corruption k, severity s) draws from its own stream, labelled k·6 + s.
       const corrupted = (corrupt: Corruption, k: number, s: number): Tensor =>
         seeds
-          ? tidy(() => cat(Array.from({ length: x.dim(0) }, (_, i) => withRandomSource(Rng.derive(seed, 1, seeds[i] as number, k * (TECO_SEVERITIES + 1) + s), () => corrupt(x.narrow(0, i, 1), s))), 0))
+          ? tidy(() =>
+              cat(
+                Array.from({ length: x.dim(0) }, (_, i) =>
+                  withRandomSource(Rng.derive(seed, 1, seeds[i] as number, k * (TECO_SEVERITIES + 1) + s), () =>
+                    corrupt(x.narrow(0, i, 1), s),
+                  ),
+                ),
+                0,
+              ),
+            )
           : withRandomSource(batchStream, () => corrupt(x, s));
       const flips = this.#corruptions.map(([, corrupt], k) => {
         const bySeverity: Int32Array[] = [];
-        for (let s = 1; s <= TECO_SEVERITIES; s++) bySeverity.push(tidy(() => predictionOf(model, preprocessing, corrupted(corrupt, k, s))));
+        for (let s = 1; s <= TECO_SEVERITIES; s++)
+          bySeverity.push(tidy(() => predictionOf(model, preprocessing, corrupted(corrupt, k, s))));
         return firstFlipSeverity(pred, bySeverity);
       });
       return { pred, score: severityDeviation(flips) };

@@ -14,10 +14,17 @@ export function cat(ts: Tensor[], dim = 0): Tensor {
   for (const [i, t] of ts.entries()) {
     const s = t.shape;
     if (s.length !== r || s.some((d, k) => k !== (dim < 0 ? r + dim : dim) && d !== first.shape[k])) {
-      throw new RangeError(`cat: tensor ${i} has shape ${formatShape(s)}, incompatible with ${formatShape(first.shape)} along dim ${dim}`);
+      throw new RangeError(
+        `cat: tensor ${i} has shape ${formatShape(s)}, incompatible with ${formatShape(first.shape)} along dim ${dim}`,
+      );
     }
   }
-  return new Tensor(native.cat(ts.map((t) => t.handle), dim));
+  return new Tensor(
+    native.cat(
+      ts.map((t) => t.handle),
+      dim,
+    ),
+  );
 }
 
 /** Joins equally shaped tensors along a new dimension. */
@@ -30,7 +37,12 @@ export function stack(ts: Tensor[], dim = 0): Tensor {
       throw new RangeError(`stack: tensor ${i} has shape ${formatShape(s)}, expected ${formatShape(s0)}`);
     }
   }
-  return new Tensor(native.stack(ts.map((t) => t.handle), dim));
+  return new Tensor(
+    native.stack(
+      ts.map((t) => t.handle),
+      dim,
+    ),
+  );
 }
 
 /** Elementwise `cond ? a : b` with broadcasting. */

@@ -83,10 +83,12 @@ export function tensor(data: TypedArray | Nested, opts: CreateOptions & { shape?
     const shape = opts.shape ?? [data.length];
     checkShape("tensor", shape);
     const n = shape.reduce((a, b) => a * b, 1);
-    if (n !== data.length) throw new RangeError(`tensor: shape ${formatShape(shape)} needs ${n} elements, the array has ${data.length}`);
+    if (n !== data.length)
+      throw new RangeError(`tensor: shape ${formatShape(shape)} needs ${n} elements, the array has ${data.length}`);
     const own = dtypeOfArray(data);
     const wanted = opts.dtype ?? own;
-    const bytes = wanted === own || (wanted === "bool" && own === "uint8") ? data : encode(Array.from(data, Number), wanted);
+    const bytes =
+      wanted === own || (wanted === "bool" && own === "uint8") ? data : encode(Array.from(data, Number), wanted);
     const h = native.fromBytes(bytes, wanted === "float16" || wanted === "bfloat16" ? "float32" : wanted, shape);
     let t = new Tensor(h);
     if (wanted === "float16" || wanted === "bfloat16") {
@@ -125,7 +127,9 @@ export function fromBytes(bytes: Uint8Array, dtype: DType, shape: number[], opts
   checkShape("fromBytes", shape);
   const n = shape.reduce((a, b) => a * b, 1);
   if (bytes.byteLength !== n * bytesPerElement(dtype)) {
-    throw new RangeError(`fromBytes: shape ${formatShape(shape)} of ${dtype} needs ${n * bytesPerElement(dtype)} bytes, got ${bytes.byteLength}`);
+    throw new RangeError(
+      `fromBytes: shape ${formatShape(shape)} of ${dtype} needs ${n * bytesPerElement(dtype)} bytes, got ${bytes.byteLength}`,
+    );
   }
   return new Tensor(native.fromBytes(bytes, dtype, shape, dev(opts)));
 }

@@ -21,7 +21,9 @@ export type Reduction = "mean" | "sum" | "none";
 export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
   const inF = weight.dim(1);
   if (x.dim(-1) !== inF) {
-    throw new RangeError(`linear: input's last dimension is ${x.dim(-1)} (shape ${formatShape(x.shape)}) but the weight expects ${inF} features`);
+    throw new RangeError(
+      `linear: input's last dimension is ${x.dim(-1)} (shape ${formatShape(x.shape)}) but the weight expects ${inF} features`,
+    );
   }
   return new Tensor(native.linear(x.handle, weight.handle, bias?.handle ?? null));
 }
@@ -37,11 +39,20 @@ export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null | undefine
   const groups = o.groups ?? 1;
   const wIn = weight.dim(1) * groups;
   if (s[1] !== wIn) {
-    throw new RangeError(`conv2d: input has ${s[1]} channels (shape ${formatShape(s)}) but the weight ${formatShape(weight.shape)} with groups=${groups} expects ${wIn}`);
+    throw new RangeError(
+      `conv2d: input has ${s[1]} channels (shape ${formatShape(s)}) but the weight ${formatShape(weight.shape)} with groups=${groups} expects ${wIn}`,
+    );
   }
   return new Tensor(
-    native.conv2d(x.handle, weight.handle, bias?.handle ?? null, pair("conv2d", "stride", o.stride ?? 1), pair("conv2d", "padding", o.padding ?? 0),
-      pair("conv2d", "dilation", o.dilation ?? 1), groups),
+    native.conv2d(
+      x.handle,
+      weight.handle,
+      bias?.handle ?? null,
+      pair("conv2d", "stride", o.stride ?? 1),
+      pair("conv2d", "padding", o.padding ?? 0),
+      pair("conv2d", "dilation", o.dilation ?? 1),
+      groups,
+    ),
   );
 }
 
@@ -52,11 +63,19 @@ export function convTranspose2d(
   o: Conv2dOptions & { outputPadding?: Pair } = {},
 ): Tensor {
   const s = need4d("convTranspose2d", x);
-  if (s[1] !== weight.dim(0)) throw new RangeError(`convTranspose2d: input has ${s[1]} channels but the weight expects ${weight.dim(0)}`);
+  if (s[1] !== weight.dim(0))
+    throw new RangeError(`convTranspose2d: input has ${s[1]} channels but the weight expects ${weight.dim(0)}`);
   return new Tensor(
-    native.convTranspose2d(x.handle, weight.handle, bias?.handle ?? null, pair("convTranspose2d", "stride", o.stride ?? 1),
-      pair("convTranspose2d", "padding", o.padding ?? 0), pair("convTranspose2d", "outputPadding", o.outputPadding ?? 0), o.groups ?? 1,
-      pair("convTranspose2d", "dilation", o.dilation ?? 1)),
+    native.convTranspose2d(
+      x.handle,
+      weight.handle,
+      bias?.handle ?? null,
+      pair("convTranspose2d", "stride", o.stride ?? 1),
+      pair("convTranspose2d", "padding", o.padding ?? 0),
+      pair("convTranspose2d", "outputPadding", o.outputPadding ?? 0),
+      o.groups ?? 1,
+      pair("convTranspose2d", "dilation", o.dilation ?? 1),
+    ),
   );
 }
 
@@ -72,22 +91,46 @@ export interface BatchNormArgs {
 /** Batch normalisation over dim 1; in training mode the running statistics are updated in place. */
 export function batchNorm(x: Tensor, a: BatchNormArgs): Tensor {
   const s = x.shape;
-  if (s.length < 2) throw new RangeError(`batchNorm: expected an input of rank >= 2 [N, C, ...], got shape ${formatShape(s)}`);
+  if (s.length < 2)
+    throw new RangeError(`batchNorm: expected an input of rank >= 2 [N, C, ...], got shape ${formatShape(s)}`);
   const c = s[1];
-  for (const [name, t] of [["weight", a.weight], ["bias", a.bias], ["runningMean", a.runningMean], ["runningVar", a.runningVar]] as const) {
-    if (t && t.size !== c) throw new RangeError(`batchNorm: ${name} has ${t.size} elements but the input has ${c} channels`);
+  for (const [name, t] of [
+    ["weight", a.weight],
+    ["bias", a.bias],
+    ["runningMean", a.runningMean],
+    ["runningVar", a.runningVar],
+  ] as const) {
+    if (t && t.size !== c)
+      throw new RangeError(`batchNorm: ${name} has ${t.size} elements but the input has ${c} channels`);
   }
-  if (!a.training && (!a.runningMean || !a.runningVar)) throw new Error("batchNorm: evaluation mode needs runningMean and runningVar");
+  if (!a.training && (!a.runningMean || !a.runningVar))
+    throw new Error("batchNorm: evaluation mode needs runningMean and runningVar");
   return new Tensor(
-    native.batchNorm(x.handle, a.weight?.handle ?? null, a.bias?.handle ?? null, a.runningMean?.handle ?? null, a.runningVar?.handle ?? null,
-      a.training, a.momentum ?? 0.1, a.eps ?? 1e-5),
+    native.batchNorm(
+      x.handle,
+      a.weight?.handle ?? null,
+      a.bias?.handle ?? null,
+      a.runningMean?.handle ?? null,
+      a.runningVar?.handle ?? null,
+      a.training,
+      a.momentum ?? 0.1,
+      a.eps ?? 1e-5,
+    ),
   );
 }
 
-export function layerNorm(x: Tensor, normalizedShape: number[], weight?: Tensor | null, bias?: Tensor | null, eps = 1e-5): Tensor {
+export function layerNorm(
+  x: Tensor,
+  normalizedShape: number[],
+  weight?: Tensor | null,
+  bias?: Tensor | null,
+  eps = 1e-5,
+): Tensor {
   const tail = x.shape.slice(-normalizedShape.length);
   if (tail.length !== normalizedShape.length || tail.some((d, i) => d !== normalizedShape[i])) {
-    throw new RangeError(`layerNorm: input shape ${formatShape(x.shape)} does not end with normalizedShape ${formatShape(normalizedShape)}`);
+    throw new RangeError(
+      `layerNorm: input shape ${formatShape(x.shape)} does not end with normalizedShape ${formatShape(normalizedShape)}`,
+    );
   }
   return new Tensor(native.layerNorm(x.handle, normalizedShape, weight?.handle ?? null, bias?.handle ?? null, eps));
 }
@@ -103,16 +146,24 @@ export function logSoftmax(x: Tensor, dim: number): Tensor {
  * Cross-entropy of logits [N, C] against int64 class indices [N] or soft targets [N, C]
  * (probabilities), as torch.nn.functional.cross_entropy.
  */
-export function crossEntropy(logits: Tensor, target: Tensor, o: { reduction?: Reduction; labelSmoothing?: number } = {}): Tensor {
+export function crossEntropy(
+  logits: Tensor,
+  target: Tensor,
+  o: { reduction?: Reduction; labelSmoothing?: number } = {},
+): Tensor {
   const ls = logits.shape;
   const ts = target.shape;
   if (ls.length < 1) throw new RangeError("crossEntropy: logits must have at least one dimension");
   if (target.dtype === "int64") {
     if (ls.length >= 2 && (ts.length !== ls.length - 1 || ts[0] !== ls[0])) {
-      throw new RangeError(`crossEntropy: class-index target shape ${formatShape(ts)} does not match logits ${formatShape(ls)} (expected [${ls[0]}])`);
+      throw new RangeError(
+        `crossEntropy: class-index target shape ${formatShape(ts)} does not match logits ${formatShape(ls)} (expected [${ls[0]}])`,
+      );
     }
   } else if (ts.length !== ls.length || ts.some((d, i) => d !== ls[i])) {
-    throw new RangeError(`crossEntropy: probability target shape ${formatShape(ts)} must equal logits shape ${formatShape(ls)} (or pass int64 class indices)`);
+    throw new RangeError(
+      `crossEntropy: probability target shape ${formatShape(ts)} must equal logits shape ${formatShape(ls)} (or pass int64 class indices)`,
+    );
   }
   return new Tensor(native.crossEntropy(logits.handle, target.handle, o.reduction ?? "mean", o.labelSmoothing ?? 0));
 }
@@ -142,21 +193,34 @@ export function maxPool2d(x: Tensor, kernelSize: Pair, o: Pool2dOptions & { dila
   need4d("maxPool2d", x);
   const k = pair("maxPool2d", "kernelSize", kernelSize);
   return new Tensor(
-    native.maxPool2d(x.handle, k, pair("maxPool2d", "stride", o.stride ?? k), pair("maxPool2d", "padding", o.padding ?? 0),
-      pair("maxPool2d", "dilation", o.dilation ?? 1), o.ceilMode ?? false),
+    native.maxPool2d(
+      x.handle,
+      k,
+      pair("maxPool2d", "stride", o.stride ?? k),
+      pair("maxPool2d", "padding", o.padding ?? 0),
+      pair("maxPool2d", "dilation", o.dilation ?? 1),
+      o.ceilMode ?? false,
+    ),
   );
 }
 export function avgPool2d(x: Tensor, kernelSize: Pair, o: Pool2dOptions & { countIncludePad?: boolean } = {}): Tensor {
   need4d("avgPool2d", x);
   const k = pair("avgPool2d", "kernelSize", kernelSize);
   return new Tensor(
-    native.avgPool2d(x.handle, k, pair("avgPool2d", "stride", o.stride ?? k), pair("avgPool2d", "padding", o.padding ?? 0), o.ceilMode ?? false,
-      o.countIncludePad ?? true),
+    native.avgPool2d(
+      x.handle,
+      k,
+      pair("avgPool2d", "stride", o.stride ?? k),
+      pair("avgPool2d", "padding", o.padding ?? 0),
+      o.ceilMode ?? false,
+      o.countIncludePad ?? true,
+    ),
   );
 }
 export function adaptiveAvgPool2d(x: Tensor, outputSize: Pair): Tensor {
   const s = x.shape;
-  if (s.length !== 3 && s.length !== 4) throw new RangeError(`adaptiveAvgPool2d: expected a 3-D or 4-D input, got shape ${formatShape(s)}`);
+  if (s.length !== 3 && s.length !== 4)
+    throw new RangeError(`adaptiveAvgPool2d: expected a 3-D or 4-D input, got shape ${formatShape(s)}`);
   return new Tensor(native.adaptiveAvgPool2d(x.handle, pair("adaptiveAvgPool2d", "outputSize", outputSize)));
 }
 
@@ -173,14 +237,22 @@ export function interpolate(x: Tensor, size: Pair, mode: InterpolateMode = "near
 export function gridSample(
   x: Tensor,
   grid: Tensor,
-  o: { mode?: "bilinear" | "nearest" | "bicubic"; paddingMode?: "zeros" | "border" | "reflection"; alignCorners?: boolean } = {},
+  o: {
+    mode?: "bilinear" | "nearest" | "bicubic";
+    paddingMode?: "zeros" | "border" | "reflection";
+    alignCorners?: boolean;
+  } = {},
 ): Tensor {
   const s = need4d("gridSample", x);
   const g = grid.shape;
   if (g.length !== 4 || g[3] !== 2 || g[0] !== s[0]) {
-    throw new RangeError(`gridSample: grid must have shape [${s[0]}, H_out, W_out, 2] for input ${formatShape(s)}, got ${formatShape(g)}`);
+    throw new RangeError(
+      `gridSample: grid must have shape [${s[0]}, H_out, W_out, 2] for input ${formatShape(s)}, got ${formatShape(g)}`,
+    );
   }
-  return new Tensor(native.gridSample(x.handle, grid.handle, o.mode ?? "bilinear", o.paddingMode ?? "zeros", o.alignCorners ?? false));
+  return new Tensor(
+    native.gridSample(x.handle, grid.handle, o.mode ?? "bilinear", o.paddingMode ?? "zeros", o.alignCorners ?? false),
+  );
 }
 
 export function affineGrid(theta: Tensor, size: [number, number, number, number], alignCorners = false): Tensor {

@@ -1,7 +1,14 @@
 // TorchScript modules in the engine: a handle to a torch::jit::Module loaded by libtorch, its
 // tensors as engine Tensors (sharing storage with the module) and its forward pass. The nn layer
 // wraps this as a Module (src/nn/torchscript-module.ts).
-import { native, type JitHandle, type RawScriptBlock, type RawScriptConstant, type RawScriptNode, type RawScriptValue } from "./native.js";
+import {
+  native,
+  type JitHandle,
+  type RawScriptBlock,
+  type RawScriptConstant,
+  type RawScriptNode,
+  type RawScriptValue,
+} from "./native.js";
 import { Tensor } from "./tensor.js";
 import { checkDevice } from "./runtime.js";
 
@@ -15,7 +22,16 @@ export interface ScriptTensor {
 export type ScriptValue = RawScriptValue;
 
 /** A constant's value; a tensor constant is an engine Tensor, named after the parameter or buffer it is (null if none). */
-export type ScriptConstant = null | boolean | number | bigint | string | ScriptConstant[] | { tuple: ScriptConstant[] } | { tensor: Tensor; name: string | null } | { unsupported: string };
+export type ScriptConstant =
+  | null
+  | boolean
+  | number
+  | bigint
+  | string
+  | ScriptConstant[]
+  | { tuple: ScriptConstant[] }
+  | { tensor: Tensor; name: string | null }
+  | { unsupported: string };
 
 export interface ScriptNode extends Omit<RawScriptNode, "value" | "blocks"> {
   value?: ScriptConstant;

@@ -28,7 +28,16 @@ export interface RawScriptValue {
   dtype?: string;
 }
 /** A prim::Constant's value; big integers (INT64_MAX as "to the end") as bigint. */
-export type RawScriptConstant = null | boolean | number | bigint | string | RawScriptConstant[] | { tuple: RawScriptConstant[] } | { tensor: Handle; name: string | null } | { unsupported: string };
+export type RawScriptConstant =
+  | null
+  | boolean
+  | number
+  | bigint
+  | string
+  | RawScriptConstant[]
+  | { tuple: RawScriptConstant[] }
+  | { tensor: Handle; name: string | null }
+  | { unsupported: string };
 export interface RawScriptNode {
   kind: string;
   inputs: number[];
@@ -200,7 +209,16 @@ export interface NativeAddon {
 
   linear(x: H, w: H, b: Opt<H>): H;
   conv2d(x: H, w: H, b: Opt<H>, stride: number[], padding: number[], dilation: number[], groups: number): H;
-  convTranspose2d(x: H, w: H, b: Opt<H>, stride: number[], padding: number[], outputPadding: number[], groups: number, dilation: number[]): H;
+  convTranspose2d(
+    x: H,
+    w: H,
+    b: Opt<H>,
+    stride: number[],
+    padding: number[],
+    outputPadding: number[],
+    groups: number,
+    dilation: number[],
+  ): H;
   batchNorm(x: H, w: Opt<H>, b: Opt<H>, rm: Opt<H>, rv: Opt<H>, training: boolean, momentum: number, eps: number): H;
   layerNorm(x: H, normalizedShape: number[], w: Opt<H>, b: Opt<H>, eps: number): H;
   softmax(x: H, dim: number): H;
@@ -282,7 +300,9 @@ export function threadsFromEnv(env: string | undefined, cores: number): number {
   const max = 4 * cores;
   const n = /^\d+$/.test(env) ? Number(env) : NaN;
   if (!Number.isSafeInteger(n) || n < 1 || n > max) {
-    throw new RangeError(`BADEXPERT_THREADS: expected a decimal integer in 1..${max} (4 × ${cores} cores) or unset, got ${JSON.stringify(env)}`);
+    throw new RangeError(
+      `BADEXPERT_THREADS: expected a decimal integer in 1..${max} (4 × ${cores} cores) or unset, got ${JSON.stringify(env)}`,
+    );
   }
   return n;
 }

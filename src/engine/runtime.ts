@@ -33,7 +33,8 @@ export function getNumThreads(): number {
 }
 /** Seeds libtorch's generators (CPU and CUDA): same seed, same random tensors. */
 export function manualSeed(seed: number): void {
-  if (!Number.isSafeInteger(seed) || seed < 0) throw new RangeError(`manualSeed: expected a non-negative safe integer, got ${seed}`);
+  if (!Number.isSafeInteger(seed) || seed < 0)
+    throw new RangeError(`manualSeed: expected a non-negative safe integer, got ${seed}`);
   native.manualSeed(seed);
 }
 export function cudaAvailable(): boolean {
@@ -57,7 +58,7 @@ export function checkDevice(device: string): string {
     if (!native.cudaAvailable()) {
       throw new Error(
         `device "${device}": CUDA is not available (this libtorch build has no CUDA support or no GPU is visible). ` +
-          "Use device \"cpu\", or rebuild against a CUDA libtorch with BADEXPERT_LIBTORCH=/path/to/libtorch npm run setup.",
+          'Use device "cpu", or rebuild against a CUDA libtorch with BADEXPERT_LIBTORCH=/path/to/libtorch npm run setup.',
       );
     }
     const idx = Number(m[2] ?? 0);

@@ -73,9 +73,13 @@ export function tidy<T>(fn: () => T): T {
   }
   scopes.pop();
   const survivors = new Set<Trackable>();
-  walk(result, (t) => {
-    if (scope.has(t)) survivors.add(t);
-  }, new Set());
+  walk(
+    result,
+    (t) => {
+      if (scope.has(t)) survivors.add(t);
+    },
+    new Set(),
+  );
   for (const t of scope) if (!survivors.has(t)) t.dispose();
   const parent = scopes[scopes.length - 1];
   if (parent) for (const t of survivors) parent.add(t);

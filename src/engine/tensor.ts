@@ -33,7 +33,8 @@ export class Tensor {
   }
 
   get handle(): Handle {
-    if (this.#handle === null) throw new Error("tensor was disposed: it cannot be used any more (keep() it or clone it before its scope ends)");
+    if (this.#handle === null)
+      throw new Error("tensor was disposed: it cannot be used any more (keep() it or clone it before its scope ends)");
     return this.#handle;
   }
 
@@ -100,7 +101,8 @@ export class Tensor {
     return Array.from(d);
   }
   item(): number {
-    if (this.size !== 1) throw new RangeError(`item: expected a tensor with one element, got shape ${formatShape(this.shape)}`);
+    if (this.size !== 1)
+      throw new RangeError(`item: expected a tensor with one element, got shape ${formatShape(this.shape)}`);
     return Number(native.item(this.handle));
   }
 
@@ -134,7 +136,8 @@ export class Tensor {
   // ---- arithmetic (broadcasting) ----
   add(other: TensorOrScalar, alpha = 1): Tensor {
     if (alpha !== 1) {
-      if (!(other instanceof Tensor)) return new Tensor(native.add(this.handle, other === true ? alpha : Number(other) * alpha));
+      if (!(other instanceof Tensor))
+        return new Tensor(native.add(this.handle, other === true ? alpha : Number(other) * alpha));
       const scaled = other.mul(alpha);
       try {
         return new Tensor(native.add(this.handle, scaled.handle));
@@ -173,7 +176,8 @@ export class Tensor {
     return new Tensor(native.minimum(this.handle, other.handle));
   }
   clamp(min?: number | null, max?: number | null): Tensor {
-    if (min != null && max != null && min > max) throw new RangeError(`clamp: min (${min}) must not exceed max (${max})`);
+    if (min != null && max != null && min > max)
+      throw new RangeError(`clamp: min (${min}) must not exceed max (${max})`);
     return new Tensor(native.clamp(this.handle, min ?? null, max ?? null));
   }
   matmul(other: Tensor): Tensor {
@@ -361,7 +365,8 @@ export class Tensor {
     const dim = opts.dim ?? -1;
     this.checkDim("topk", dim);
     const n = this.dim(dim);
-    if (!Number.isInteger(k) || k < 0 || k > n) throw new RangeError(`topk: k must be an integer in [0, ${n}] for dim ${dim}, got ${k}`);
+    if (!Number.isInteger(k) || k < 0 || k > n)
+      throw new RangeError(`topk: k must be an integer in [0, ${n}] for dim ${dim}, got ${k}`);
     const [v, i] = native.topk(this.handle, k, dim, opts.largest ?? true, opts.sorted ?? true);
     return [new Tensor(v), new Tensor(i)];
   }
@@ -378,7 +383,9 @@ export class Tensor {
     const product = known.reduce((a, b) => a * b, 1);
     const ok = inferred === 0 ? product === this.size : inferred === 1 && product > 0 && this.size % product === 0;
     if (!ok || known.some((d) => !Number.isInteger(d) || d < 0)) {
-      throw new RangeError(`reshape: cannot view shape ${formatShape(this.shape)} (${this.size} elements) as ${formatShape(shape)}`);
+      throw new RangeError(
+        `reshape: cannot view shape ${formatShape(this.shape)} (${this.size} elements) as ${formatShape(shape)}`,
+      );
     }
     return new Tensor(native.reshape(this.handle, shape));
   }
@@ -386,7 +393,10 @@ export class Tensor {
     return this.reshape(shape);
   }
   permute(dims: number[]): Tensor {
-    if (dims.length !== this.rank) throw new RangeError(`permute: expected ${this.rank} dims for shape ${formatShape(this.shape)}, got ${formatShape(dims)}`);
+    if (dims.length !== this.rank)
+      throw new RangeError(
+        `permute: expected ${this.rank} dims for shape ${formatShape(this.shape)}, got ${formatShape(dims)}`,
+      );
     return new Tensor(native.permute(this.handle, dims));
   }
   transpose(dim0: number, dim1: number): Tensor {
@@ -407,7 +417,8 @@ export class Tensor {
   }
   unsqueeze(dim: number): Tensor {
     const r = this.rank;
-    if (!Number.isInteger(dim) || dim < -(r + 1) || dim > r) throw new RangeError(`unsqueeze: dim must be in [${-(r + 1)}, ${r}], got ${dim}`);
+    if (!Number.isInteger(dim) || dim < -(r + 1) || dim > r)
+      throw new RangeError(`unsqueeze: dim must be in [${-(r + 1)}, ${r}], got ${dim}`);
     return new Tensor(native.unsqueeze(this.handle, dim));
   }
   expand(shape: number[]): Tensor {
@@ -431,7 +442,8 @@ export class Tensor {
   /** Elements start..end (exclusive; negative counts from the end) with a step, along `dim`. */
   slice(dim: number, start = 0, end?: number, step = 1): Tensor {
     this.checkDim("slice", dim);
-    if (!Number.isInteger(step) || step < 1) throw new RangeError(`slice: step must be a positive integer, got ${step}`);
+    if (!Number.isInteger(step) || step < 1)
+      throw new RangeError(`slice: step must be a positive integer, got ${step}`);
     const n = this.dim(dim);
     return new Tensor(native.slice(this.handle, dim, start, end ?? n, step));
   }
@@ -442,7 +454,8 @@ export class Tensor {
   select(dim: number, index: number): Tensor {
     this.checkDim("select", dim);
     const n = this.dim(dim);
-    if (!Number.isInteger(index) || index < -n || index >= n) throw new RangeError(`select: index ${index} out of range for dim ${dim} of size ${n}`);
+    if (!Number.isInteger(index) || index < -n || index >= n)
+      throw new RangeError(`select: index ${index} out of range for dim ${dim} of size ${n}`);
     return new Tensor(native.select(this.handle, dim, index));
   }
   indexSelect(dim: number, index: Tensor): Tensor {
@@ -495,7 +508,8 @@ export class Tensor {
   }
   split(size: number, dim = 0): Tensor[] {
     this.checkDim("split", dim);
-    if (!Number.isInteger(size) || size < 1) throw new RangeError(`split: size must be a positive integer, got ${size}`);
+    if (!Number.isInteger(size) || size < 1)
+      throw new RangeError(`split: size must be a positive integer, got ${size}`);
     return native.split(this.handle, size, dim).map((h) => new Tensor(h));
   }
 
@@ -564,7 +578,8 @@ export class Tensor {
     return native.requiresGrad(this.handle);
   }
   requiresGrad_(value = true): this {
-    if (value && !isFloating(this.dtype)) throw new TypeError(`requiresGrad_: only floating-point tensors can require gradients, got ${this.dtype}`);
+    if (value && !isFloating(this.dtype))
+      throw new TypeError(`requiresGrad_: only floating-point tensors can require gradients, got ${this.dtype}`);
     native.setRequiresGrad(this.handle, value);
     return this;
   }
@@ -586,10 +601,14 @@ export class Tensor {
   }
   backward(gradient?: Tensor, opts: { retainGraph?: boolean } = {}): void {
     if (gradient === undefined && this.size !== 1) {
-      throw new RangeError(`backward: a gradient argument is needed for a non-scalar output of shape ${formatShape(this.shape)}`);
+      throw new RangeError(
+        `backward: a gradient argument is needed for a non-scalar output of shape ${formatShape(this.shape)}`,
+      );
     }
     if (gradient !== undefined && !sameShape(gradient.shape, this.shape)) {
-      throw new RangeError(`backward: gradient shape ${formatShape(gradient.shape)} does not match output shape ${formatShape(this.shape)}`);
+      throw new RangeError(
+        `backward: gradient shape ${formatShape(gradient.shape)} does not match output shape ${formatShape(this.shape)}`,
+      );
     }
     native.backward(this.handle, gradient?.handle ?? null, opts.retainGraph ?? false);
   }
@@ -600,7 +619,9 @@ export class Tensor {
     const lo = r === 0 ? -1 : -r;
     const hi = r === 0 ? 0 : r - 1;
     if (!Number.isInteger(dim) || dim < lo || dim > hi) {
-      throw new RangeError(`${op}: dim must be an integer in [${lo}, ${hi}] for shape ${formatShape(this.shape)}, got ${dim}`);
+      throw new RangeError(
+        `${op}: dim must be an integer in [${lo}, ${hi}] for shape ${formatShape(this.shape)}, got ${dim}`,
+      );
     }
   }
   private checkIndex(op: string, index: Tensor): void {

@@ -36,11 +36,16 @@ export interface Port {
 
 function attribute(name: string, v: Attr): AttributeProto {
   if (typeof v === "number") {
-    if (!Number.isSafeInteger(v)) throw new RangeError(`attribute ${name}: integer attributes must be safe integers, got ${v} (mark floats with {float})`);
+    if (!Number.isSafeInteger(v))
+      throw new RangeError(
+        `attribute ${name}: integer attributes must be safe integers, got ${v} (mark floats with {float})`,
+      );
     return { name, type: AttributeType.INT, i: v };
   }
   if (Array.isArray(v)) {
-    for (const x of v) if (!Number.isSafeInteger(x)) throw new RangeError(`attribute ${name}: expected integers, got ${JSON.stringify(v)}`);
+    for (const x of v)
+      if (!Number.isSafeInteger(x))
+        throw new RangeError(`attribute ${name}: expected integers, got ${JSON.stringify(v)}`);
     return { name, type: AttributeType.INTS, ints: v };
   }
   if ("float" in v) return { name, type: AttributeType.FLOAT, f: v.float };
@@ -55,7 +60,11 @@ function bytesOf(a: Float32Array | Float64Array | BigInt64Array | Uint8Array): U
 
 function valueInfo(p: Port): ValueInfoProto {
   const dim: DimensionProto[] = p.dims.map((d) => (typeof d === "string" ? { dim_param: d } : { dim_value: d }));
-  return { name: p.name, type: { tensor_type: { elem_type: p.type, shape: { dim } } }, ...(p.doc ? { doc_string: p.doc } : {}) };
+  return {
+    name: p.name,
+    type: { tensor_type: { elem_type: p.type, shape: { dim } } },
+    ...(p.doc ? { doc_string: p.doc } : {}),
+  };
 }
 
 export class GraphBuilder {
@@ -94,7 +103,9 @@ export class GraphBuilder {
   /** Adds a node with `outputs` results and returns their names. */
   node(opType: string, inputs: string[], attrs: Record<string, Attr> = {}, outputs = 1): string[] {
     const base = this.#scope ? `${this.#scope}/${opType}` : opType;
-    const outs = Array.from({ length: outputs }, (_, i) => this.fresh(`${base}_${this.#count}${outputs > 1 ? `_${i}` : ""}`));
+    const outs = Array.from({ length: outputs }, (_, i) =>
+      this.fresh(`${base}_${this.#count}${outputs > 1 ? `_${i}` : ""}`),
+    );
     this.#nodes.push({
       name: this.fresh(`${base}_node_${this.#count}`),
       op_type: opType,
@@ -112,15 +123,28 @@ export class GraphBuilder {
   }
 
   /** Adds a named initializer; the name must be new (weights keep their state-dict names). */
-  initializer(name: string, type: DataTypeCode, dims: number[], data: Float32Array | Float64Array | BigInt64Array | Uint8Array): string {
+  initializer(
+    name: string,
+    type: DataTypeCode,
+    dims: number[],
+    data: Float32Array | Float64Array | BigInt64Array | Uint8Array,
+  ): string {
     if (this.#names.has(name)) throw new Error(`onnx export: initializer name ${JSON.stringify(name)} is used twice`);
     this.#names.add(name);
     return this.#add(name, type, dims, data);
   }
 
-  #add(name: string, type: DataTypeCode, dims: number[], data: Float32Array | Float64Array | BigInt64Array | Uint8Array): string {
+  #add(
+    name: string,
+    type: DataTypeCode,
+    dims: number[],
+    data: Float32Array | Float64Array | BigInt64Array | Uint8Array,
+  ): string {
     const count = dims.reduce((a, b) => a * b, 1);
-    if (count !== data.length) throw new RangeError(`onnx export: initializer ${name} has dims [${dims.join(", ")}] (${count} elements) but ${data.length} values`);
+    if (count !== data.length)
+      throw new RangeError(
+        `onnx export: initializer ${name} has dims [${dims.join(", ")}] (${count} elements) but ${data.length} values`,
+      );
     this.#initializers.push({ name, dims, data_type: type, raw_data: bytesOf(data) });
     return name;
   }
@@ -128,7 +152,8 @@ export class GraphBuilder {
   /** A float32 engine tensor (a weight or buffer) as an initializer. */
   weight(name: string, t: Tensor, dims: number[] = t.shape): string {
     const data = t.dtype === "float32" ? t.data() : null;
-    if (!(data instanceof Float32Array)) throw new TypeError(`onnx export: ${name} must be a float32 tensor, got ${t.dtype}`);
+    if (!(data instanceof Float32Array))
+      throw new TypeError(`onnx export: ${name} must be a float32 tensor, got ${t.dtype}`);
     return this.initializer(name, DataType.FLOAT, dims, data);
   }
 
@@ -141,7 +166,12 @@ export class GraphBuilder {
   }
 
   constInt64(values: number[], dims: number[] = [values.length]): string {
-    return this.#add(this.fresh(`const_i64_${this.#count++}`), DataType.INT64, dims, BigInt64Array.from(values.map((v) => BigInt(v))));
+    return this.#add(
+      this.fresh(`const_i64_${this.#count++}`),
+      DataType.INT64,
+      dims,
+      BigInt64Array.from(values.map((v) => BigInt(v))),
+    );
   }
 
   input(p: Port): string {
@@ -155,7 +185,13 @@ export class GraphBuilder {
   output(value: string, p: Port): void {
     if (this.#names.has(p.name)) throw new Error(`onnx export: output name ${JSON.stringify(p.name)} is taken`);
     this.#names.add(p.name);
-    this.#nodes.push({ name: this.fresh(`output_${p.name}`), op_type: "Identity", input: [value], output: [p.name], attribute: [] });
+    this.#nodes.push({
+      name: this.fresh(`output_${p.name}`),
+      op_type: "Identity",
+      input: [value],
+      output: [p.name],
+      attribute: [],
+    });
     this.#outputs.push(p);
   }
 

@@ -47,7 +47,13 @@ function conv(c: ExportContext, m: Conv2d, x: Value): Value {
   const inputs = [x.name, c.param(m.weight, "weight")];
   const bias = m.bias;
   if (bias !== null) inputs.push(c.param(bias, "bias"));
-  const name = c.g.op("Conv", inputs, { kernel_shape: [...m.kernelSize], strides: [...m.stride], dilations: [...m.dilation], pads, group: m.groups });
+  const name = c.g.op("Conv", inputs, {
+    kernel_shape: [...m.kernelSize],
+    strides: [...m.stride],
+    dilations: [...m.dilation],
+    pads,
+    group: m.groups,
+  });
   return { name, rank: 4 };
 }
 
@@ -55,14 +61,20 @@ function batchNorm(c: ExportContext, m: BatchNorm2d, x: Value): Value {
   const mean = m.runningMean;
   const variance = m.runningVar;
   if (mean === null || variance === null) {
-    throw new Error("onnx export: BatchNorm2d without running statistics normalises every batch by its own statistics; only running statistics can be exported");
+    throw new Error(
+      "onnx export: BatchNorm2d without running statistics normalises every batch by its own statistics; only running statistics can be exported",
+    );
   }
   const n = m.numFeatures;
   const w = m.weight;
   const b = m.bias;
   const scale = w === null ? c.g.constFloat(new Array<number>(n).fill(1)) : c.param(w, "weight");
   const shift = b === null ? c.g.constFloat(new Array<number>(n).fill(0)) : c.param(b, "bias");
-  const name = c.g.op("BatchNormalization", [x.name, scale, shift, c.param(mean, "running_mean"), c.param(variance, "running_var")], { epsilon: { float: m.eps } });
+  const name = c.g.op(
+    "BatchNormalization",
+    [x.name, scale, shift, c.param(mean, "running_mean"), c.param(variance, "running_var")],
+    { epsilon: { float: m.eps } },
+  );
   return { name, rank: x.rank };
 }
 
@@ -138,7 +150,8 @@ function avgPool(c: ExportContext, m: AvgPool2d, x: Value): Value {
 }
 
 export function globalAveragePool(g: GraphBuilder, x: Value): Value {
-  if (x.rank !== 4) throw new RangeError(`onnx export: global average pooling needs [N, C, H, W], got a rank-${x.rank} value`);
+  if (x.rank !== 4)
+    throw new RangeError(`onnx export: global average pooling needs [N, C, H, W], got a rank-${x.rank} value`);
   return { name: g.op("GlobalAveragePool", [x.name]), rank: 4 };
 }
 
@@ -153,7 +166,10 @@ export const LAYER_RULES: readonly ModuleRule[] = [
   rule(Linear, linear),
   rule(LayerNorm, layerNorm),
   rule(ReLU, (c, _m, x) => ({ name: c.g.op("Relu", [x.name]), rank: x.rank })),
-  rule(ReLU6, (c, _m, x) => ({ name: c.g.op("Clip", [x.name, c.g.constFloat([0], []), c.g.constFloat([6], [])]), rank: x.rank })),
+  rule(ReLU6, (c, _m, x) => ({
+    name: c.g.op("Clip", [x.name, c.g.constFloat([0], []), c.g.constFloat([6], [])]),
+    rank: x.rank,
+  })),
   rule(GELU, (c, m, x) => ({ name: gelu(c.g, x.name, m.approximate), rank: x.rank })),
   rule(Sigmoid, (c, _m, x) => ({ name: c.g.op("Sigmoid", [x.name]), rank: x.rank })),
   rule(Tanh, (c, _m, x) => ({ name: c.g.op("Tanh", [x.name]), rank: x.rank })),
@@ -163,7 +179,9 @@ export const LAYER_RULES: readonly ModuleRule[] = [
   rule(Flatten, (c, m, x) => {
     const end = m.endDim < 0 ? m.endDim + x.rank : m.endDim;
     if (m.startDim !== 1 || end !== x.rank - 1) {
-      throw new RangeError(`onnx export: Flatten(startDim=${m.startDim}, endDim=${m.endDim}) on a rank-${x.rank} value: only flattening every dimension after the batch is supported`);
+      throw new RangeError(
+        `onnx export: Flatten(startDim=${m.startDim}, endDim=${m.endDim}) on a rank-${x.rank} value: only flattening every dimension after the batch is supported`,
+      );
     }
     return flattenFrom1(c.g, x);
   }),
@@ -171,7 +189,10 @@ export const LAYER_RULES: readonly ModuleRule[] = [
   rule(AvgPool2d, avgPool),
   rule(AdaptiveAvgPool2d, (c, m, x) => {
     const [h, w] = pair(m.outputSize);
-    if (h !== 1 || w !== 1) throw new RangeError(`onnx export: AdaptiveAvgPool2d to ${h}x${w}: only output size 1 (global average pooling) is supported`);
+    if (h !== 1 || w !== 1)
+      throw new RangeError(
+        `onnx export: AdaptiveAvgPool2d to ${h}x${w}: only output size 1 (global average pooling) is supported`,
+      );
     return globalAveragePool(c.g, x);
   }),
   rule(Sequential, (c, m, x) => m.namedChildren().reduce((v, [name, child]) => c.child(child, name, v), x)),

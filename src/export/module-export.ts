@@ -29,12 +29,18 @@ class Walker implements ExportContext {
 
   run(m: AnyModule, x: Value): Value {
     const where = this.#path.join(".");
-    if (m.training) throw new Error(`onnx export: ${where} (${m.constructor.name}) is in training mode; call eval() first so that BatchNorm and Dropout behave as at inference`);
+    if (m.training)
+      throw new Error(
+        `onnx export: ${where} (${m.constructor.name}) is in training mode; call eval() first so that BatchNorm and Dropout behave as at inference`,
+      );
     // An imported model's computation is its TorchScript program: translated operator by operator.
-    if (m instanceof TorchScriptModule) return this.g.scoped(this.#path.at(-1) ?? "", () => exportTorchScript(this.g, m, x, where));
+    if (m instanceof TorchScriptModule)
+      return this.g.scoped(this.#path.at(-1) ?? "", () => exportTorchScript(this.g, m, x, where));
     const r = RULES.find((candidate) => candidate.matches(m));
     if (r === undefined) {
-      throw new TypeError(`onnx export: ${where} is a ${m.constructor.name}, which the exporter does not know; exportable modules: ${exportableModules().join(", ")}`);
+      throw new TypeError(
+        `onnx export: ${where} is a ${m.constructor.name}, which the exporter does not know; exportable modules: ${exportableModules().join(", ")}`,
+      );
     }
     return this.g.scoped(this.#path.at(-1) ?? "", () => r.run(this, m, x));
   }

@@ -38,20 +38,43 @@ export function imagesToFloat(ds: ImageDataset, start: number, count: number): F
 function parseInfo(meta: Map<string, string>, where: string): OnnxDetectorInfo {
   const get = (k: string): string => {
     const v = meta.get(`badexpert.${k}`);
-    if (v === undefined) throw new Error(`${where}: metadata badexpert.${k} is missing (was this file written by \`badexpert export --format onnx\` without --model-only?)`);
+    if (v === undefined)
+      throw new Error(
+        `${where}: metadata badexpert.${k} is missing (was this file written by \`badexpert export --format onnx\` without --model-only?)`,
+      );
     return v;
   };
   if (get("kind") !== "detector") throw new Error(`${where}: is a ${get("kind")} export, not a detector`);
   const p: Partial<Preprocessing> = JSON.parse(get("preprocessing"));
   const classNames: unknown = JSON.parse(get("classNames"));
   const numbers = (v: unknown): v is number[] => Array.isArray(v) && v.every((x) => typeof x === "number");
-  if (!numbers(p.imageSize) || p.imageSize.length !== 2 || typeof p.channels !== "number" || !numbers(p.mean) || !numbers(p.std)) {
-    throw new Error(`${where}: metadata badexpert.preprocessing must hold imageSize [h, w], channels, mean and std, got ${get("preprocessing")}`);
+  if (
+    !numbers(p.imageSize) ||
+    p.imageSize.length !== 2 ||
+    typeof p.channels !== "number" ||
+    !numbers(p.mean) ||
+    !numbers(p.std)
+  ) {
+    throw new Error(
+      `${where}: metadata badexpert.preprocessing must hold imageSize [h, w], channels, mean and std, got ${get("preprocessing")}`,
+    );
   }
-  if (!Array.isArray(classNames) || !classNames.every((x) => typeof x === "string")) throw new Error(`${where}: metadata badexpert.classNames must be a list of strings`);
-  const preprocessing: Preprocessing = { imageSize: [p.imageSize[0] as number, p.imageSize[1] as number], channels: p.channels, mean: p.mean, std: p.std };
+  if (!Array.isArray(classNames) || !classNames.every((x) => typeof x === "string"))
+    throw new Error(`${where}: metadata badexpert.classNames must be a list of strings`);
+  const preprocessing: Preprocessing = {
+    imageSize: [p.imageSize[0] as number, p.imageSize[1] as number],
+    channels: p.channels,
+    mean: p.mean,
+    std: p.std,
+  };
   // "Infinity" and "NaN" are written as such; Number() reads them back.
-  return { architecture: get("architecture"), preprocessing, classNames, rule: assertScoreRule(get("rule"), `${where}: rule`), threshold: Number(get("threshold")) };
+  return {
+    architecture: get("architecture"),
+    preprocessing,
+    classNames,
+    rule: assertScoreRule(get("rule"), `${where}: rule`),
+    threshold: Number(get("threshold")),
+  };
 }
 
 /** The largest ONNX file opened: protobuf's 2 GiB message limit. */
@@ -70,7 +93,13 @@ export class OnnxDetector {
   static async fromDetector(det: BadExpertDetector, o: SessionOptions = {}): Promise<OnnxDetector> {
     const bytes = encodeModel(detectorGraph(det));
     const { spec, preprocessing, classNames, rule, threshold } = det.info;
-    return new OnnxDetector(await openSession(bytes, o), { architecture: spec.name, preprocessing, classNames, rule, threshold });
+    return new OnnxDetector(await openSession(bytes, o), {
+      architecture: spec.name,
+      preprocessing,
+      classNames,
+      rule,
+      threshold,
+    });
   }
 
   /** Opens a file written by `badexpert export --format onnx`. */
@@ -91,9 +120,14 @@ export class OnnxDetector {
 
   /** Scores n images: float32 [n, C, H, W] in [0, 1] (not normalised). */
   async scoreBatch(images: Float32Array, n: number): Promise<BatchScores> {
-    const { imageSize: [h, w], channels: c } = this.info.preprocessing;
+    const {
+      imageSize: [h, w],
+      channels: c,
+    } = this.info.preprocessing;
     if (!Number.isInteger(n) || n < 1 || images.length !== n * c * h * w) {
-      throw new RangeError(`scoreBatch: images hold ${images.length} values, expected n * C * H * W = ${n} * ${c} * ${h} * ${w}`);
+      throw new RangeError(
+        `scoreBatch: images hold ${images.length} values, expected n * C * H * W = ${n} * ${c} * ${h} * ${w}`,
+      );
     }
     // Files of export format 1 have no expert_complement; their score was computed from 1 − b.
     const wanted = DETECTOR_OUTPUTS.filter((k) => this.#session.outputNames.includes(k));
@@ -105,23 +139,49 @@ export class OnnxDetector {
     };
     const pred = data("pred");
     const b = data("expert_confidence");
-    const rest = wanted.includes("expert_complement") ? data("expert_complement") : b instanceof Float32Array ? b.map((v) => 1 - v) : null;
+    const rest = wanted.includes("expert_complement")
+      ? data("expert_complement")
+      : b instanceof Float32Array
+        ? b.map((v) => 1 - v)
+        : null;
     const a = data("auxiliary_confidence");
     const score = data("score");
     const flagged = data("flagged");
-    if (!(pred instanceof BigInt64Array && b instanceof Float32Array && rest instanceof Float32Array && a instanceof Float32Array && score instanceof Float64Array && flagged instanceof Uint8Array)) {
-      throw new TypeError("onnxruntime engine: outputs are not int64 pred, float32 confidences, float64 score and bool flagged");
+    if (!(
+      pred instanceof BigInt64Array &&
+      b instanceof Float32Array &&
+      rest instanceof Float32Array &&
+      a instanceof Float32Array &&
+      score instanceof Float64Array &&
+      flagged instanceof Uint8Array
+    )) {
+      throw new TypeError(
+        "onnxruntime engine: outputs are not int64 pred, float32 confidences, float64 score and bool flagged",
+      );
     }
     // Like the libtorch detector: a score that is not a finite number is invalid (and flagged by the graph).
     const invalid = Uint8Array.from(score, (s) => (Number.isFinite(s) ? 0 : 1));
-    return { pred: Int32Array.from(pred, (v) => Number(v)), expertConfidence: b, expertComplement: rest, auxiliaryConfidence: a, score, flagged, invalid };
+    return {
+      pred: Int32Array.from(pred, (v) => Number(v)),
+      expertConfidence: b,
+      expertComplement: rest,
+      auxiliaryConfidence: a,
+      score,
+      flagged,
+      invalid,
+    };
   }
 
   /** Scores every image of a dataset, batch by batch (default 256). */
   async scoreDataset(ds: ImageDataset, o: { batchSize?: number; progressLabel?: string } = {}): Promise<BatchScores> {
-    const { imageSize: [h, w], channels: c } = this.info.preprocessing;
+    const {
+      imageSize: [h, w],
+      channels: c,
+    } = this.info.preprocessing;
     if (ds.height !== h || ds.width !== w || ds.channels !== c) {
-      throw new RangeError(`${ds.name}: images are ${ds.height}x${ds.width}x${ds.channels} but the detector's model takes ${h}x${w}x${c}`);
+      throw new RangeError(
+        `${ds.name}: images are ${ds.height}x${ds.width}x${ds.channels} but the detector's model takes ${h}x${w}x${c}`,
+      );
     }
     const n = ds.count;
     const out = emptyScores(n);

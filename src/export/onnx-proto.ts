@@ -221,7 +221,8 @@ export function producerName(head: Uint8Array): string | null {
 type Obj = Record<string, unknown>;
 
 function obj(v: unknown, what: string): Obj {
-  if (typeof v !== "object" || v === null || Array.isArray(v)) throw new TypeError(`onnx: ${what} must be a message, got ${typeof v}`);
+  if (typeof v !== "object" || v === null || Array.isArray(v))
+    throw new TypeError(`onnx: ${what} must be a message, got ${typeof v}`);
   const out: Obj = {};
   for (const [k, x] of Object.entries(v)) out[k] = x;
   return out;
@@ -258,13 +259,19 @@ const asNumber = (v: unknown, what: string): number => {
 
 function dataType(v: number, what: string): DataTypeCode {
   const known: readonly number[] = Object.values(DataType);
-  if (!known.includes(v)) throw new RangeError(`onnx: ${what} has data type ${v}, not one this schema reads (${known.join(", ")})`);
+  if (!known.includes(v))
+    throw new RangeError(`onnx: ${what} has data type ${v}, not one this schema reads (${known.join(", ")})`);
   return v as DataTypeCode;
 }
 
 function tensorOf(v: unknown, what: string): TensorProto {
   const o = obj(v, what);
-  return { name: str(o, "name"), dims: list(o, "dims", asNumber), data_type: dataType(num(o, "data_type"), what), raw_data: bytes(o, "raw_data") };
+  return {
+    name: str(o, "name"),
+    dims: list(o, "dims", asNumber),
+    data_type: dataType(num(o, "data_type"), what),
+    raw_data: bytes(o, "raw_data"),
+  };
 }
 
 function attributeOf(v: unknown, what: string): AttributeProto {
@@ -285,7 +292,14 @@ function nodeOf(v: unknown, what: string): NodeProto {
     if (typeof x !== "string") throw new TypeError(`onnx: ${w} must be a string`);
     return x;
   };
-  return { name: str(o, "name"), op_type: str(o, "op_type"), domain: str(o, "domain"), input: list(o, "input", asString), output: list(o, "output", asString), attribute: list(o, "attribute", attributeOf) };
+  return {
+    name: str(o, "name"),
+    op_type: str(o, "op_type"),
+    domain: str(o, "domain"),
+    input: list(o, "input", asString),
+    output: list(o, "output", asString),
+    attribute: list(o, "attribute", attributeOf),
+  };
 }
 
 function valueInfoOf(v: unknown, what: string): ValueInfoProto {
@@ -295,7 +309,10 @@ function valueInfoOf(v: unknown, what: string): ValueInfoProto {
     const x = obj(d, w);
     return x.dim_param !== undefined ? { dim_param: str(x, "dim_param") } : { dim_value: num(x, "dim_value") };
   });
-  return { name: str(o, "name"), type: { tensor_type: { elem_type: dataType(num(tt, "elem_type"), what), shape: { dim } } } };
+  return {
+    name: str(o, "name"),
+    type: { tensor_type: { elem_type: dataType(num(tt, "elem_type"), what), shape: { dim } } },
+  };
 }
 
 /**

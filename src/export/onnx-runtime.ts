@@ -42,18 +42,20 @@ export interface SessionOptions {
 export async function openSession(source: string | Uint8Array, o: SessionOptions = {}): Promise<OrtSession> {
   const ort = onnxRuntime();
   const threads = o.threads ?? getNumThreads();
-  if (!Number.isInteger(threads) || threads < 1) throw new RangeError(`onnxruntime engine: threads must be a positive integer, got ${threads}`);
+  if (!Number.isInteger(threads) || threads < 1)
+    throw new RangeError(`onnxruntime engine: threads must be a positive integer, got ${threads}`);
   const options: Ort.InferenceSession.SessionOptions = {
     intraOpNumThreads: threads,
     interOpNumThreads: 1,
     executionMode: "sequential",
     graphOptimizationLevel: "all",
   };
-  return typeof source === "string" ? ort.InferenceSession.create(source, options) : ort.InferenceSession.create(source, options);
+  return typeof source === "string"
+    ? ort.InferenceSession.create(source, options)
+    : ort.InferenceSession.create(source, options);
 }
 
 /** A float32 [dims] input tensor over `data` (not copied). */
 export function floatTensor(data: Float32Array, dims: number[]): OrtTensor {
   return new (onnxRuntime().Tensor)("float32", data, dims);
 }
-

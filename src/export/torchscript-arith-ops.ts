@@ -32,7 +32,12 @@ function scalarOf(v: TsValue | undefined): Scalar | null {
     return null;
   }
   // Python numbers in a traced program are 0-d float64/int64 tensors.
-  if (v.kind === "const-tensor" && (v.tensor.dtype === "int64" || v.tensor.dtype === "float64") && v.tensor.shape.length === 0) return staticValue(Number(v.tensor.item()));
+  if (
+    v.kind === "const-tensor" &&
+    (v.tensor.dtype === "int64" || v.tensor.dtype === "float64") &&
+    v.tensor.shape.length === 0
+  )
+    return staticValue(Number(v.tensor.item()));
   return null;
 }
 
@@ -41,8 +46,13 @@ const num = (s: StaticValue): number => s.value as number;
 /** A tensor operand pair with one element type: an integer side meets a float side as float. */
 function operands(c: OpContext, a: TsValue | undefined, b: TsValue | undefined): [TensorValue, TensorValue] {
   if (a === undefined || b === undefined) return refuse("an operand is missing");
-  const like: ElementType = [a, b].some((v) => v.kind === "tensor" && v.dtype === "float32") || [a, b].some((v) => v.kind === "const-tensor" && v.tensor.dtype === "float32") ? "float32" : "int64";
-  const cast = (v: TensorValue): TensorValue => (v.dtype === like ? v : { ...v, name: c.g.op("Cast", [v.name], { to: ONNX_TYPES[like] }), dtype: like });
+  const like: ElementType =
+    [a, b].some((v) => v.kind === "tensor" && v.dtype === "float32") ||
+    [a, b].some((v) => v.kind === "const-tensor" && v.tensor.dtype === "float32")
+      ? "float32"
+      : "int64";
+  const cast = (v: TensorValue): TensorValue =>
+    v.dtype === like ? v : { ...v, name: c.g.op("Cast", [v.name], { to: ONNX_TYPES[like] }), dtype: like };
   return [cast(c.tensor(a, "self", like)), cast(c.tensor(b, "other", like))];
 }
 
@@ -60,7 +70,9 @@ function scaled(c: OpContext, y: TensorValue, alpha: TsValue | undefined): Tenso
 
 /** Integer arithmetic at run time: int64 scalars of the graph. */
 function intOp(c: OpContext, op: string, a: Scalar, b: Scalar, what: string): DynamicInt {
-  for (const s of [a, b]) if (s.kind === "static" && !Number.isInteger(s.value)) refuse(`${what} of a run-time integer and the non-integer ${String(s.value)} is not supported`);
+  for (const s of [a, b])
+    if (s.kind === "static" && !Number.isInteger(s.value))
+      refuse(`${what} of a run-time integer and the non-integer ${String(s.value)} is not supported`);
   return { kind: "int", name: c.g.op(op, [intScalar(c.g, a, what), intScalar(c.g, b, what)]) };
 }
 
@@ -80,8 +92,14 @@ function binary(op: "Add" | "Sub" | "Mul", fold: (p: number, q: number) => numbe
 
 // aten::div(a, b) and aten::div(a, b, rounding_mode)
 const div: OpFn = (c, [a, b, mode]) => {
-  const rounding = mode === undefined || (mode.kind === "static" && mode.value === null) ? null : mode.kind === "static" ? mode.value : undefined;
-  if (rounding !== null && rounding !== "floor" && rounding !== "trunc") return refuse(`rounding_mode must be None, "floor" or "trunc", got ${mode ? describe(mode) : "nothing"}`);
+  const rounding =
+    mode === undefined || (mode.kind === "static" && mode.value === null)
+      ? null
+      : mode.kind === "static"
+        ? mode.value
+        : undefined;
+  if (rounding !== null && rounding !== "floor" && rounding !== "trunc")
+    return refuse(`rounding_mode must be None, "floor" or "trunc", got ${mode ? describe(mode) : "nothing"}`);
   const [sa, sb] = [scalarOf(a), scalarOf(b)];
   if (sa && sb) {
     if (sa.kind === "static" && sb.kind === "static") {
@@ -103,7 +121,8 @@ const div: OpFn = (c, [a, b, mode]) => {
 const floordiv: OpFn = (c, [a, b]) => div(c, [a as TsValue, b as TsValue, staticValue("floor")]);
 
 // aten::rsub(self, other, alpha) = other - alpha * self
-const rsub: OpFn = (c, [a, b, alpha]) => binary("Sub", (p, q) => p - q)(c, [b as TsValue, a as TsValue, ...(alpha ? [alpha] : [])]);
+const rsub: OpFn = (c, [a, b, alpha]) =>
+  binary("Sub", (p, q) => p - q)(c, [b as TsValue, a as TsValue, ...(alpha ? [alpha] : [])]);
 
 function unaryMath(op: string, fold: (x: number) => number): OpFn {
   return (c, [a]) => {
@@ -133,8 +152,10 @@ function known(v: TsValue | undefined, what: string): Static {
   const s = scalarOf(v);
   if (s?.kind === "static") return s.value;
   if (v?.kind === "static") return v.value;
-  if (v?.kind === "int") refuse(`${what} of a size known only at run time (control flow on the input's shape is not supported)`);
-  if (v?.kind === "tensor") refuse(`${what} of a tensor computed from the input (control flow on the input's values is not supported)`);
+  if (v?.kind === "int")
+    refuse(`${what} of a size known only at run time (control flow on the input's shape is not supported)`);
+  if (v?.kind === "tensor")
+    refuse(`${what} of a tensor computed from the input (control flow on the input's values is not supported)`);
   return refuse(`${what} of ${v === undefined ? "nothing" : describe(v)}, which is not known when exporting`);
 }
 
@@ -142,7 +163,9 @@ function compare(test: (p: Static, q: Static) => boolean, what: string): OpFn {
   return (_c, [a, b]) => staticValue(test(known(a, what), known(b, what)));
 }
 
-const same = (p: Static, q: Static): boolean => JSON.stringify(p, (_k, x: unknown) => (typeof x === "bigint" ? String(x) : x)) === JSON.stringify(q, (_k, x: unknown) => (typeof x === "bigint" ? String(x) : x));
+const same = (p: Static, q: Static): boolean =>
+  JSON.stringify(p, (_k, x: unknown) => (typeof x === "bigint" ? String(x) : x)) ===
+  JSON.stringify(q, (_k, x: unknown) => (typeof x === "bigint" ? String(x) : x));
 const order = (p: Static, q: Static): number => {
   if (typeof p !== "number" || typeof q !== "number") return refuse("ordering comparisons need numbers");
   return p - q;
@@ -152,7 +175,8 @@ const order = (p: Static, q: Static): number => {
 function isNoneTest(negate: boolean): OpFn {
   return (_c, [a, b]) => {
     const none = (v: TsValue | undefined): boolean => v?.kind === "static" && v.value === null;
-    if (!none(a) && !none(b) && a?.kind === "static" && b?.kind === "static") return staticValue(same(a.value, b.value) !== negate);
+    if (!none(a) && !none(b) && a?.kind === "static" && b?.kind === "static")
+      return staticValue(same(a.value, b.value) !== negate);
     return staticValue((none(a) && none(b)) !== negate);
   };
 }

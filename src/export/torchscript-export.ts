@@ -31,7 +31,15 @@ import {
 const OPS: Record<string, OpFn> = { ...NN_OPS, ...ARITH_OPS, ...SHAPE_OPS };
 
 /** Nodes the walker handles itself: constants, branches on known values, and what only dead branches or diagnostics use. */
-const STRUCTURAL = ["prim::Constant", "prim::If", "prim::RaiseException", "aten::warn", "prim::Uninitialized", "prim::unchecked_cast", "aten::format"];
+const STRUCTURAL = [
+  "prim::Constant",
+  "prim::If",
+  "prim::RaiseException",
+  "aten::warn",
+  "prim::Uninitialized",
+  "prim::unchecked_cast",
+  "aten::format",
+];
 
 /** The TorchScript operators the exporter translates (for docs and `export --help`). */
 export function supportedTorchScriptOps(): string[] {
@@ -77,16 +85,28 @@ class Translator implements OpContext {
         return v;
       case "const-tensor":
         // A traced program records Python numbers as 0-d float64/int64 tensors; like numbers, they take the other operand's type.
-        if (v.tensor.shape.length === 0 && (v.tensor.dtype === "float64" || v.tensor.dtype === "int64")) return this.tensor(staticValue(Number(v.tensor.item())), what, like);
+        if (v.tensor.shape.length === 0 && (v.tensor.dtype === "float64" || v.tensor.dtype === "int64"))
+          return this.tensor(staticValue(Number(v.tensor.item())), what, like);
         return this.#initializer(v.tensor, v.name);
       case "static":
         if (typeof v.value === "number" || typeof v.value === "boolean") {
           const x = Number(v.value);
-          return { kind: "tensor", name: like === "float32" ? this.g.constFloat([x], []) : this.g.constInt64([x], []), dims: [], dtype: like === "float32" ? "float32" : "int64" };
+          return {
+            kind: "tensor",
+            name: like === "float32" ? this.g.constFloat([x], []) : this.g.constInt64([x], []),
+            dims: [],
+            dtype: like === "float32" ? "float32" : "int64",
+          };
         }
         break;
       case "int":
-        if (like === "float32") return { kind: "tensor", name: this.g.op("Cast", [v.name], { to: DataType.FLOAT }), dims: [], dtype: "float32" };
+        if (like === "float32")
+          return {
+            kind: "tensor",
+            name: this.g.op("Cast", [v.name], { to: DataType.FLOAT }),
+            dims: [],
+            dtype: "float32",
+          };
         return { kind: "tensor", name: v.name, dims: [], dtype: "int64" };
       default:
         break;
@@ -98,13 +118,23 @@ class Translator implements OpContext {
   #initializer(t: Tensor, name: string | null): TensorValue {
     const done = this.#initializers.get(t);
     if (done !== undefined) return done;
-    const dtype = ELEMENT_TYPES[t.dtype] ?? refuse(`the constant tensor ${name ?? `[${t.shape.join(", ")}]`} is ${t.dtype}; the exporter writes float32, int64 and bool constants`);
+    const dtype =
+      ELEMENT_TYPES[t.dtype] ??
+      refuse(
+        `the constant tensor ${name ?? `[${t.shape.join(", ")}]`} is ${t.dtype}; the exporter writes float32, int64 and bool constants`,
+      );
     let base = `${this.#prefix}.${name ?? "constant"}`;
     for (let i = 2; this.g.has(base); i++) base = `${this.#prefix}.${name ?? "constant"}_${i}`;
     const data = t.data();
     const type = ONNX_TYPES[dtype];
-    if (!(data instanceof Float32Array || data instanceof BigInt64Array || data instanceof Uint8Array)) return refuse(`the constant tensor ${name ?? `[${t.shape.join(", ")}]`} has no readable data`);
-    const out: TensorValue = { kind: "tensor", name: this.g.initializer(base, type, t.shape, data), dims: t.shape, dtype };
+    if (!(data instanceof Float32Array || data instanceof BigInt64Array || data instanceof Uint8Array))
+      return refuse(`the constant tensor ${name ?? `[${t.shape.join(", ")}]`} has no readable data`);
+    const out: TensorValue = {
+      kind: "tensor",
+      name: this.g.initializer(base, type, t.shape, data),
+      dims: t.shape,
+      dtype,
+    };
     this.#initializers.set(t, out);
     return out;
   }
@@ -123,7 +153,13 @@ class Translator implements OpContext {
         this.#node(n);
       } catch (e) {
         if (e instanceof NodeError) throw e;
-        throw new NodeError(n, (e as Error).message, OPS[n.kind] === undefined && !STRUCTURAL.includes(n.kind) ? otherUnsupported(b.nodes.slice(i + 1), n.kind) : []);
+        throw new NodeError(
+          n,
+          (e as Error).message,
+          OPS[n.kind] === undefined && !STRUCTURAL.includes(n.kind)
+            ? otherUnsupported(b.nodes.slice(i + 1), n.kind)
+            : [],
+        );
       }
     }
   }
@@ -131,7 +167,8 @@ class Translator implements OpContext {
   #node(n: ScriptNode): void {
     const args = (): TsValue[] => n.inputs.map((id) => this.get(id));
     const outputs = (vs: TsValue[]): void => {
-      if (vs.length !== n.outputs.length) refuse(`gives ${vs.length} values where the program expects ${n.outputs.length}`);
+      if (vs.length !== n.outputs.length)
+        refuse(`gives ${vs.length} values where the program expects ${n.outputs.length}`);
       n.outputs.forEach((o, i) => this.set(o.id, vs[i] as TsValue));
     };
     switch (n.kind) {
@@ -139,14 +176,19 @@ class Translator implements OpContext {
         return outputs([n.value === undefined ? staticValue(null) : constant(n.value)]);
       case "prim::If": {
         const cond = this.get(n.inputs[0] as number);
-        if (cond.kind !== "static" || typeof cond.value !== "boolean") return refuse(`branches on ${describe(cond)}: control flow that depends on the input's values is not supported`);
+        if (cond.kind !== "static" || typeof cond.value !== "boolean")
+          return refuse(
+            `branches on ${describe(cond)}: control flow that depends on the input's values is not supported`,
+          );
         const taken = n.blocks?.[cond.value ? 0 : 1] ?? refuse("has no block for the branch taken");
         this.block(taken);
         return outputs(taken.outputs.map((id) => this.get(id)));
       }
       case "prim::RaiseException": {
         const message = this.get(n.inputs[0] as number);
-        return refuse(`the program raises an exception here for the exported input shape${message.kind === "static" ? `: ${String(message.value)}` : ""}`);
+        return refuse(
+          `the program raises an exception here for the exported input shape${message.kind === "static" ? `: ${String(message.value)}` : ""}`,
+        );
       }
       case "aten::warn":
         return outputs([]);
@@ -156,7 +198,11 @@ class Translator implements OpContext {
         return outputs(args());
       case "aten::format": {
         const a = args();
-        return outputs([a.every((x) => x.kind === "static") ? staticValue(a.map((x) => String((x as { value: unknown }).value)).join(" ")) : { kind: "unavailable", why: "a formatted message" }]);
+        return outputs([
+          a.every((x) => x.kind === "static")
+            ? staticValue(a.map((x) => String((x as { value: unknown }).value)).join(" "))
+            : { kind: "unavailable", why: "a formatted message" },
+        ]);
       }
       default:
         break;
@@ -173,7 +219,8 @@ function otherUnsupported(rest: ScriptNode[], seen: string): string[] {
   const found = new Map<string, string>();
   const visit = (nodes: ScriptNode[]): void => {
     for (const n of nodes) {
-      if (OPS[n.kind] === undefined && !STRUCTURAL.includes(n.kind) && n.kind !== seen && !found.has(n.kind)) found.set(n.kind, `${n.kind} ${whereIs(n)}`);
+      if (OPS[n.kind] === undefined && !STRUCTURAL.includes(n.kind) && n.kind !== seen && !found.has(n.kind))
+        found.set(n.kind, `${n.kind} ${whereIs(n)}`);
     }
   };
   visit(rest);
@@ -184,7 +231,9 @@ const UNSUPPORTED = "is not supported";
 
 class NodeError extends Error {
   constructor(n: ScriptNode, message: string, others: string[]) {
-    super(`${n.kind} ${whereIs(n)}${message === UNSUPPORTED ? " " : ": "}${message}${others.length > 0 ? `; also not supported: ${others.slice(0, 5).join(", ")}${others.length > 5 ? ", ..." : ""}` : ""}`);
+    super(
+      `${n.kind} ${whereIs(n)}${message === UNSUPPORTED ? " " : ": "}${message}${others.length > 0 ? `; also not supported: ${others.slice(0, 5).join(", ")}${others.length > 5 ? ", ..." : ""}` : ""}`,
+    );
   }
 }
 
@@ -200,17 +249,29 @@ export function translateScriptGraph(g: GraphBuilder, graph: ScriptBlock, x: Val
     const t = new Translator(g, prefix);
     const [self, input, ...extra] = graph.inputs;
     if (self === undefined || input === undefined || extra.length > 0 || input.type !== "Tensor") {
-      throw new OpRefusal(`forward() takes ${graph.inputs.length - 1} argument(s) (${graph.inputs.slice(1).map((v) => v.type).join(", ")}); an exported model takes one image tensor`);
+      throw new OpRefusal(
+        `forward() takes ${graph.inputs.length - 1} argument(s) (${graph.inputs
+          .slice(1)
+          .map((v) => v.type)
+          .join(", ")}); an exported model takes one image tensor`,
+      );
     }
     const dims: Dim[] = x.dims ?? Array.from({ length: x.rank }, (_, i) => (i === 0 ? "batch" : t.unknownDim()));
     t.set(input.id, { kind: "tensor", name: x.name, dims, dtype: "float32" });
     t.block(graph);
-    if (graph.outputs.length !== 1) throw new OpRefusal(`forward() returns ${graph.outputs.length} values; an exported model returns one tensor of logits`);
+    if (graph.outputs.length !== 1)
+      throw new OpRefusal(
+        `forward() returns ${graph.outputs.length} values; an exported model returns one tensor of logits`,
+      );
     const out = t.get(graph.outputs[0] as number);
-    if (out.kind !== "tensor" || out.dtype !== "float32") throw new OpRefusal(`forward() returns ${describe(out)}, not a float32 tensor of logits`);
+    if (out.kind !== "tensor" || out.dtype !== "float32")
+      throw new OpRefusal(`forward() returns ${describe(out)}, not a float32 tensor of logits`);
     return { name: out.name, rank: out.dims.length, dims: out.dims };
   } catch (e) {
-    throw new Error(`onnx export: ${prefix} (TorchScript): ${(e as Error).message}; the supported operators are listed in ${TORCHSCRIPT_OPS_DOC} and \`badexpert export --help\``, { cause: e });
+    throw new Error(
+      `onnx export: ${prefix} (TorchScript): ${(e as Error).message}; the supported operators are listed in ${TORCHSCRIPT_OPS_DOC} and \`badexpert export --help\``,
+      { cause: e },
+    );
   }
 }
 
@@ -220,7 +281,10 @@ export function exportTorchScript(g: GraphBuilder, model: TorchScriptModule, x: 
   try {
     program = model.scriptGraph();
   } catch (e) {
-    throw new Error(`onnx export: ${prefix} (TorchScript): libtorch cannot freeze forward() to read its operators: ${(e as Error).message.split("\n")[0] ?? ""}`, { cause: e });
+    throw new Error(
+      `onnx export: ${prefix} (TorchScript): libtorch cannot freeze forward() to read its operators: ${(e as Error).message.split("\n")[0] ?? ""}`,
+      { cause: e },
+    );
   }
   const { graph, tensors } = program;
   try {

@@ -19,7 +19,12 @@ import {
   type TsValue,
 } from "./torchscript-values.js";
 
-const tensor = (name: string, dims: Dim[], like: TensorValue): TensorValue => ({ kind: "tensor", name, dims, dtype: like.dtype });
+const tensor = (name: string, dims: Dim[], like: TensorValue): TensorValue => ({
+  kind: "tensor",
+  name,
+  dims,
+  dtype: like.dtype,
+});
 
 function input(c: OpContext, v: TsValue | undefined, what: string): TensorValue {
   if (v === undefined) refuse(`${what} is missing`);
@@ -30,7 +35,10 @@ function input(c: OpContext, v: TsValue | undefined, what: string): TensorValue 
 
 /** A list argument of one value per spatial dimension (a single value stands for all). */
 function perAxis(v: TsValue | undefined, n: number, what: string, fallback?: number[]): number[] {
-  const xs = v === undefined || (v.kind === "static" && Array.isArray(v.value) && v.value.length === 0 && fallback) ? (fallback ?? []) : ints(v, what);
+  const xs =
+    v === undefined || (v.kind === "static" && Array.isArray(v.value) && v.value.length === 0 && fallback)
+      ? (fallback ?? [])
+      : ints(v, what);
   if (xs.length === 1 && n > 1) return new Array<number>(n).fill(xs[0] as number);
   if (xs.length !== n) refuse(`${what} must hold ${n} values, got [${xs.join(", ")}]`);
   return xs;
@@ -58,8 +66,11 @@ function convolution(c: OpContext, a: ConvArgs): TensorValue {
   const x = input(c, a.x, "input");
   const w = input(c, a.weight, "weight");
   const spatial = x.dims.length - 2;
-  if (spatial < 1 || w.dims.length !== spatial + 2) refuse(`input [${x.dims.join(", ")}] and weight [${w.dims.join(", ")}] are not a 1-, 2- or 3-d convolution`);
-  const kernel = w.dims.slice(2).map((k) => (typeof k === "number" ? k : refuse("the weight's kernel size must be known when exporting")));
+  if (spatial < 1 || w.dims.length !== spatial + 2)
+    refuse(`input [${x.dims.join(", ")}] and weight [${w.dims.join(", ")}] are not a 1-, 2- or 3-d convolution`);
+  const kernel = w.dims
+    .slice(2)
+    .map((k) => (typeof k === "number" ? k : refuse("the weight's kernel size must be known when exporting")));
   const stride = perAxis(a.stride, spatial, "stride");
   const dilation = perAxis(a.dilation, spatial, "dilation");
   const groups = int(a.groups, "groups");
@@ -76,13 +87,29 @@ function convolution(c: OpContext, a: ConvArgs): TensorValue {
   } else before = after = perAxis(a.padding, spatial, "padding");
   const inputs = [x.name, w.name];
   if (!isNone(a.bias)) inputs.push(input(c, a.bias, "bias").name);
-  const name = c.g.op("Conv", inputs, { kernel_shape: kernel, strides: stride, dilations: dilation, pads: [...before, ...after], group: groups });
-  const outSpatial = kernel.map((k, i) => windowOut(c, x.dims[i + 2] as Dim, (before[i] as number) + (after[i] as number), k, stride[i] as number, dilation[i] as number));
+  const name = c.g.op("Conv", inputs, {
+    kernel_shape: kernel,
+    strides: stride,
+    dilations: dilation,
+    pads: [...before, ...after],
+    group: groups,
+  });
+  const outSpatial = kernel.map((k, i) =>
+    windowOut(
+      c,
+      x.dims[i + 2] as Dim,
+      (before[i] as number) + (after[i] as number),
+      k,
+      stride[i] as number,
+      dilation[i] as number,
+    ),
+  );
   return tensor(name, [x.dims[0] as Dim, w.dims[0] as Dim, ...outSpatial], x);
 }
 
 // aten::conv2d(input, weight, bias, stride, padding, dilation, groups); padding may be "same" or "valid".
-const convNd: OpFn = (c, [x, weight, bias, stride, padding, dilation, groups]) => convolution(c, { x, weight, bias, stride, padding, dilation, groups });
+const convNd: OpFn = (c, [x, weight, bias, stride, padding, dilation, groups]) =>
+  convolution(c, { x, weight, bias, stride, padding, dilation, groups });
 
 // aten::_convolution(input, weight, bias, stride, padding, dilation, transposed, output_padding, groups, ...): what traced models record.
 const convolutionOp: OpFn = (c, [x, weight, bias, stride, padding, dilation, transposed, , groups]) => {
@@ -100,14 +127,22 @@ function ones(c: OpContext, dims: number[], fill: number): string {
 // aten::batch_norm(input, weight, bias, running_mean, running_var, training, momentum, eps, cudnn_enabled)
 const batchNorm: OpFn = (c, [xv, weight, bias, mean, variance, training, , eps]) => {
   const x = input(c, xv, "input");
-  if (bool(training, "training")) refuse("batch_norm runs in training mode (normalising each batch by its own statistics); export the model in evaluation mode");
-  if (isNone(mean) || isNone(variance)) refuse("batch_norm without running statistics normalises each batch by its own statistics; only running statistics can be exported");
+  if (bool(training, "training"))
+    refuse(
+      "batch_norm runs in training mode (normalising each batch by its own statistics); export the model in evaluation mode",
+    );
+  if (isNone(mean) || isNone(variance))
+    refuse(
+      "batch_norm without running statistics normalises each batch by its own statistics; only running statistics can be exported",
+    );
   const m = input(c, mean, "running_mean");
   const n = m.dims[0];
   if (typeof n !== "number") return refuse("running_mean must have a known length");
   const scale = isNone(weight) ? ones(c, [n], 1) : input(c, weight, "weight").name;
   const shift = isNone(bias) ? ones(c, [n], 0) : input(c, bias, "bias").name;
-  const name = c.g.op("BatchNormalization", [x.name, scale, shift, m.name, input(c, variance, "running_var").name], { epsilon: { float: float(eps, "eps") } });
+  const name = c.g.op("BatchNormalization", [x.name, scale, shift, m.name, input(c, variance, "running_var").name], {
+    epsilon: { float: float(eps, "eps") },
+  });
   return tensor(name, x.dims, x);
 };
 
@@ -117,7 +152,10 @@ const layerNorm: OpFn = (c, [xv, shape, weight, bias, eps]) => {
   const dims = ints(shape, "normalized_shape");
   const scale = isNone(weight) ? ones(c, dims, 1) : input(c, weight, "weight").name;
   const shift = isNone(bias) ? ones(c, dims, 0) : input(c, bias, "bias").name;
-  const name = c.g.op("LayerNormalization", [x.name, scale, shift], { axis: -dims.length, epsilon: { float: float(eps, "eps") } });
+  const name = c.g.op("LayerNormalization", [x.name, scale, shift], {
+    axis: -dims.length,
+    epsilon: { float: float(eps, "eps") },
+  });
   return tensor(name, x.dims, x);
 };
 
@@ -130,7 +168,8 @@ const linear: OpFn = (c, [xv, weight, bias]) => {
   if (w.dims.length !== 2) refuse(`weight must be a matrix, got [${w.dims.join(", ")}]`);
   const dims = [...x.dims.slice(0, -1), w.dims[0] as Dim];
   const b = isNone(bias) ? null : input(c, bias, "bias").name;
-  if (x.dims.length === 2) return tensor(c.g.op("Gemm", b === null ? [x.name, w.name] : [x.name, w.name, b], { transB: 1 }), dims, x);
+  if (x.dims.length === 2)
+    return tensor(c.g.op("Gemm", b === null ? [x.name, w.name] : [x.name, w.name, b], { transB: 1 }), dims, x);
   // onnxruntime folds the Transpose of an initializer when it loads the graph.
   const y = c.g.op("MatMul", [x.name, c.g.op("Transpose", [w.name], { perm: [1, 0] })]);
   return tensor(b === null ? y : c.g.op("Add", [y, b]), dims, x);
@@ -164,8 +203,15 @@ const addmm: OpFn = (c, [bias, m1, m2, beta, alpha]) => {
   const a = input(c, m1, "mat1");
   const b = input(c, m2, "mat2");
   if (a.dims.length !== 2 || b.dims.length !== 2) refuse("addmm takes matrices");
-  const attrs = { alpha: { float: alpha === undefined ? 1 : float(alpha, "alpha") }, beta: { float: beta === undefined ? 1 : float(beta, "beta") } };
-  return tensor(c.g.op("Gemm", [a.name, b.name, input(c, bias, "self").name], attrs), [a.dims[0] as Dim, b.dims[1] as Dim], a);
+  const attrs = {
+    alpha: { float: alpha === undefined ? 1 : float(alpha, "alpha") },
+    beta: { float: beta === undefined ? 1 : float(beta, "beta") },
+  };
+  return tensor(
+    c.g.op("Gemm", [a.name, b.name, input(c, bias, "self").name], attrs),
+    [a.dims[0] as Dim, b.dims[1] as Dim],
+    a,
+  );
 };
 
 // ---- activations ----
@@ -185,7 +231,8 @@ const silu: OpFn = (c, [xv]) => {
 const geluOp: OpFn = (c, [xv, approximate]) => {
   const x = input(c, xv, "input");
   const mode = approximate === undefined ? "none" : approximate.kind === "static" ? approximate.value : null;
-  if (mode !== "none" && mode !== "tanh") refuse(`gelu approximate must be "none" or "tanh", got ${JSON.stringify(mode)}`);
+  if (mode !== "none" && mode !== "tanh")
+    refuse(`gelu approximate must be "none" or "tanh", got ${JSON.stringify(mode)}`);
   return tensor(gelu(c.g, x.name, mode), x.dims, x);
 };
 
@@ -239,22 +286,37 @@ function poolGeometry(c: OpContext, x: TensorValue, p: PoolArgs): { pads: number
       extra.push(0);
       continue;
     }
-    if (typeof size !== "number") return refuse("ceil_mode pooling needs the input's spatial size known when exporting");
+    if (typeof size !== "number")
+      return refuse("ceil_mode pooling needs the input's spatial size known when exporting");
     let o = Math.ceil((size + 2 * pad - d * (k - 1) - 1) / s) + 1;
     if ((o - 1) * s >= size + pad) o--;
     out.push(o);
     extra.push(Math.max(0, (o - 1) * s + d * (k - 1) + 1 - (size + 2 * pad)));
   }
-  return { pads: [...p.padding, ...p.padding.map((q, i) => q + (extra[i] as number))], dims: [...x.dims.slice(0, -n), ...out], extra };
+  return {
+    pads: [...p.padding, ...p.padding.map((q, i) => q + (extra[i] as number))],
+    dims: [...x.dims.slice(0, -n), ...out],
+    extra,
+  };
 }
 
 // aten::max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode); stride [] means the kernel size.
 const maxPool2d: OpFn = (c, [xv, kernel, stride, padding, dilation, ceil]) => {
   const x = input(c, xv, "input");
   const k = pair(kernel, "kernel_size");
-  const p: PoolArgs = { kernel: k, stride: perAxis(stride, 2, "stride", k), padding: perAxis(padding, 2, "padding"), dilation: perAxis(dilation, 2, "dilation"), ceil: ceil !== undefined && bool(ceil, "ceil_mode") };
+  const p: PoolArgs = {
+    kernel: k,
+    stride: perAxis(stride, 2, "stride", k),
+    padding: perAxis(padding, 2, "padding"),
+    dilation: perAxis(dilation, 2, "dilation"),
+    ceil: ceil !== undefined && bool(ceil, "ceil_mode"),
+  };
   const { pads, dims } = poolGeometry(c, x, p);
-  return tensor(c.g.op("MaxPool", [x.name], { kernel_shape: p.kernel, strides: p.stride, pads, dilations: p.dilation }), dims, x);
+  return tensor(
+    c.g.op("MaxPool", [x.name], { kernel_shape: p.kernel, strides: p.stride, pads, dilations: p.dilation }),
+    dims,
+    x,
+  );
 };
 
 // aten::avg_pool2d(input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
@@ -262,12 +324,28 @@ const avgPool2d: OpFn = (c, [xv, kernel, stride, padding, ceil, countPad, diviso
   const x = input(c, xv, "input");
   if (!isNone(divisor)) refuse("avg_pool2d with divisor_override is not supported");
   const k = pair(kernel, "kernel_size");
-  const p: PoolArgs = { kernel: k, stride: perAxis(stride, 2, "stride", k), padding: perAxis(padding, 2, "padding"), dilation: [1, 1], ceil: ceil !== undefined && bool(ceil, "ceil_mode") };
+  const p: PoolArgs = {
+    kernel: k,
+    stride: perAxis(stride, 2, "stride", k),
+    padding: perAxis(padding, 2, "padding"),
+    dilation: [1, 1],
+    ceil: ceil !== undefined && bool(ceil, "ceil_mode"),
+  };
   const includePad = countPad === undefined || bool(countPad, "count_include_pad");
   const { pads, dims, extra } = poolGeometry(c, x, p);
   // PyTorch counts the padding in a window's divisor but not what lies beyond it.
-  if (includePad && extra.some((e) => e > 0)) refuse("avg_pool2d with ceil_mode and count_include_pad on a window that runs past the padding is not supported");
-  return tensor(c.g.op("AveragePool", [x.name], { kernel_shape: p.kernel, strides: p.stride, pads, count_include_pad: includePad ? 1 : 0 }), dims, x);
+  if (includePad && extra.some((e) => e > 0))
+    refuse("avg_pool2d with ceil_mode and count_include_pad on a window that runs past the padding is not supported");
+  return tensor(
+    c.g.op("AveragePool", [x.name], {
+      kernel_shape: p.kernel,
+      strides: p.stride,
+      pads,
+      count_include_pad: includePad ? 1 : 0,
+    }),
+    dims,
+    x,
+  );
 };
 
 /**
@@ -286,14 +364,21 @@ function adaptivePool(kind: "avg" | "max"): OpFn {
     const onnx = kind === "avg" ? "AveragePool" : "MaxPool";
     const results = (y: string): TsValue[] => {
       const out = tensor(y, dims, x);
-      return kind === "max" ? [out, { kind: "unavailable", why: "the indices of adaptive_max_pool2d (not exported)" }] : [out];
+      return kind === "max"
+        ? [out, { kind: "unavailable", why: "the indices of adaptive_max_pool2d (not exported)" }]
+        : [out];
     };
-    if (wanted[0] === 1 && wanted[1] === 1) return results(c.g.op(kind === "avg" ? "GlobalAveragePool" : "GlobalMaxPool", [x.name]));
+    if (wanted[0] === 1 && wanted[1] === 1)
+      return results(c.g.op(kind === "avg" ? "GlobalAveragePool" : "GlobalMaxPool", [x.name]));
     const bins = [0, 1].map((i) => {
       const inSize = x.dims[2 + i];
       const o = wanted[i];
-      if (typeof inSize !== "number" || typeof o !== "number") return refuse("adaptive pooling to a size other than 1 needs the input's spatial size known when exporting");
-      return Array.from({ length: o }, (_, j) => [Math.floor((j * inSize) / o), Math.ceil(((j + 1) * inSize) / o)] as [number, number]);
+      if (typeof inSize !== "number" || typeof o !== "number")
+        return refuse("adaptive pooling to a size other than 1 needs the input's spatial size known when exporting");
+      return Array.from(
+        { length: o },
+        (_, j) => [Math.floor((j * inSize) / o), Math.ceil(((j + 1) * inSize) / o)] as [number, number],
+      );
     });
     const uniform = bins.map((b) => {
       const k = (b[0] as [number, number])[1] - (b[0] as [number, number])[0];
@@ -301,12 +386,18 @@ function adaptivePool(kind: "avg" | "max"): OpFn {
       return b.every(([lo, hi], j) => hi - lo === k && lo === j * s) ? { k, s } : null;
     });
     const [u0, u1] = uniform;
-    if (u0 && u1) return results(c.g.op(onnx, [x.name], { kernel_shape: [u0.k, u1.k], strides: [u0.s, u1.s], pads: [0, 0, 0, 0] }));
+    if (u0 && u1)
+      return results(c.g.op(onnx, [x.name], { kernel_shape: [u0.k, u1.k], strides: [u0.s, u1.s], pads: [0, 0, 0, 0] }));
     const reduce = kind === "avg" ? "ReduceMean" : "ReduceMax";
     let y = x.name;
     for (const i of [0, 1]) {
       const ax = 2 + i;
-      const parts = (bins[i] as [number, number][]).map(([lo, hi]) => c.g.op(reduce, [c.g.op("Slice", [y, c.g.constInt64([lo]), c.g.constInt64([hi]), c.g.constInt64([ax])])], { axes: [ax], keepdims: 1 }));
+      const parts = (bins[i] as [number, number][]).map(([lo, hi]) =>
+        c.g.op(reduce, [c.g.op("Slice", [y, c.g.constInt64([lo]), c.g.constInt64([hi]), c.g.constInt64([ax])])], {
+          axes: [ax],
+          keepdims: 1,
+        }),
+      );
       y = parts.length === 1 ? (parts[0] as string) : c.g.op("Concat", parts, { axis: ax });
     }
     return results(y);
@@ -324,11 +415,17 @@ function reduction(op: "ReduceMean" | "ReduceSum"): OpFn {
     const dimList = overDims && !isNone(args[1]) ? ints(args[1], "dim") : [];
     const keep = overDims ? bool(args[2], "keepdim") : false;
     const dtype = overDims ? args[3] : args[1];
-    if (!isNone(dtype) && int(dtype, "dtype") !== 6) refuse("a reduction with a dtype other than float32 is not supported");
-    const axes = (dimList.length === 0 ? x.dims.map((_, i) => i) : dimList.map((d) => axis(d, rank, "dim"))).sort((p, q) => p - q);
+    if (!isNone(dtype) && int(dtype, "dtype") !== 6)
+      refuse("a reduction with a dtype other than float32 is not supported");
+    const axes = (dimList.length === 0 ? x.dims.map((_, i) => i) : dimList.map((d) => axis(d, rank, "dim"))).sort(
+      (p, q) => p - q,
+    );
     const dims = x.dims.flatMap((d, i) => (axes.includes(i) ? (keep ? [1] : []) : [d]));
     // Opset 17: ReduceMean takes its axes as an attribute, ReduceSum as an input.
-    const name = op === "ReduceMean" ? c.g.op(op, [x.name], { axes, keepdims: keep ? 1 : 0 }) : c.g.op(op, [x.name, c.g.constInt64(axes)], { keepdims: keep ? 1 : 0 });
+    const name =
+      op === "ReduceMean"
+        ? c.g.op(op, [x.name], { axes, keepdims: keep ? 1 : 0 })
+        : c.g.op(op, [x.name, c.g.constInt64(axes)], { keepdims: keep ? 1 : 0 });
     return tensor(name, dims, x);
   };
 }

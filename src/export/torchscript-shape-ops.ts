@@ -24,7 +24,12 @@ import {
   type TsValue,
 } from "./torchscript-values.js";
 
-const tensor = (name: string, dims: Dim[], like: TensorValue): TensorValue => ({ kind: "tensor", name, dims, dtype: like.dtype });
+const tensor = (name: string, dims: Dim[], like: TensorValue): TensorValue => ({
+  kind: "tensor",
+  name,
+  dims,
+  dtype: like.dtype,
+});
 
 function input(c: OpContext, v: TsValue | undefined, what = "input"): TensorValue {
   if (v === undefined) return refuse(`${what} is missing`);
@@ -33,7 +38,8 @@ function input(c: OpContext, v: TsValue | undefined, what = "input"): TensorValu
 
 /** A list of values: static when every item is (so that later arithmetic and tests fold). */
 export function listOf(xs: TsValue[], kind: "list" | "tuple" = "list"): TsValue {
-  if (kind === "list" && xs.every((x) => x.kind === "static")) return staticValue(xs.map((x) => (x as { value: Static }).value));
+  if (kind === "list" && xs.every((x) => x.kind === "static"))
+    return staticValue(xs.map((x) => (x as { value: Static }).value));
   return { kind, items: xs };
 }
 
@@ -113,18 +119,27 @@ const flatten: OpFn = (c, [xv, s, e]) => {
     c.g.constInt64([-1]),
     ...(end < rank - 1 ? [c.g.op("Slice", [shape, c.g.constInt64([end + 1]), c.g.constInt64([rank])])] : []),
   ];
-  return tensor(c.g.op("Reshape", [x.name, parts.length === 1 ? (parts[0] as string) : c.g.op("Concat", parts, { axis: 0 })]), dims, x);
+  return tensor(
+    c.g.op("Reshape", [x.name, parts.length === 1 ? (parts[0] as string) : c.g.op("Concat", parts, { axis: 0 })]),
+    dims,
+    x,
+  );
 };
 
 function transposeBy(c: OpContext, x: TensorValue, perm: number[]): TensorValue {
   if (perm.every((p, i) => p === i)) return x;
-  return tensor(c.g.op("Transpose", [x.name], { perm }), perm.map((p) => x.dims[p] as Dim), x);
+  return tensor(
+    c.g.op("Transpose", [x.name], { perm }),
+    perm.map((p) => x.dims[p] as Dim),
+    x,
+  );
 }
 
 const permute: OpFn = (c, [xv, dims]) => {
   const x = input(c, xv);
   const perm = ints(dims, "dims").map((d) => axis(d, x.dims.length, "dims"));
-  if (new Set(perm).size !== x.dims.length || perm.length !== x.dims.length) refuse(`permute: [${perm.join(", ")}] is not a permutation of ${x.dims.length} dimensions`);
+  if (new Set(perm).size !== x.dims.length || perm.length !== x.dims.length)
+    refuse(`permute: [${perm.join(", ")}] is not a permutation of ${x.dims.length} dimensions`);
   return transposeBy(c, x, perm);
 };
 
@@ -149,9 +164,22 @@ const cat: OpFn = (c, [list, d]) => {
   const xs = items(list, "tensors").map((v, i) => input(c, v, `tensors[${i}]`));
   const first = xs[0] ?? refuse("cat of an empty list");
   const ax = axis(d === undefined ? 0 : int(d, "dim"), first.dims.length, "dim");
-  const total = xs.reduce<Dim | null>((sum, x) => (typeof sum === "number" && typeof x.dims[ax] === "number" ? sum + (x.dims[ax] as number) : null), 0);
+  const total = xs.reduce<Dim | null>(
+    (sum, x) => (typeof sum === "number" && typeof x.dims[ax] === "number" ? sum + (x.dims[ax] as number) : null),
+    0,
+  );
   const dims = first.dims.map((dd, i) => (i === ax ? (total ?? c.unknownDim()) : dd));
-  return xs.length === 1 ? first : tensor(c.g.op("Concat", xs.map((x) => x.name), { axis: ax }), dims, first);
+  return xs.length === 1
+    ? first
+    : tensor(
+        c.g.op(
+          "Concat",
+          xs.map((x) => x.name),
+          { axis: ax },
+        ),
+        dims,
+        first,
+      );
 };
 
 // aten::stack(tensors, dim)
@@ -167,12 +195,28 @@ const stack: OpFn = (c, [list, d]) => {
 /** Split x along ax into pieces of the given sizes (static or run-time), as a list of tensors. */
 function splitInto(c: OpContext, x: TensorValue, ax: number, sizes: TsValue[]): TsValue {
   if (sizes.length === 1) return listOf([x]);
-  const outs = c.g.node("Split", [x.name, intList(c.g, { kind: "list", items: sizes }, "split sizes")], { axis: ax }, sizes.length);
-  return listOf(outs.map((name, i) => {
-    const s = sizes[i] as TsValue;
-    const d = s.kind === "static" && typeof s.value === "number" ? s.value : s.kind === "int" && s.dim !== undefined ? s.dim : c.unknownDim();
-    return tensor(name, x.dims.map((dd, j) => (j === ax ? d : dd)), x);
-  }));
+  const outs = c.g.node(
+    "Split",
+    [x.name, intList(c.g, { kind: "list", items: sizes }, "split sizes")],
+    { axis: ax },
+    sizes.length,
+  );
+  return listOf(
+    outs.map((name, i) => {
+      const s = sizes[i] as TsValue;
+      const d =
+        s.kind === "static" && typeof s.value === "number"
+          ? s.value
+          : s.kind === "int" && s.dim !== undefined
+            ? s.dim
+            : c.unknownDim();
+      return tensor(
+        name,
+        x.dims.map((dd, j) => (j === ax ? d : dd)),
+        x,
+      );
+    }),
+  );
 }
 
 function staticSize(x: TensorValue, ax: number, what: string): number {
@@ -199,7 +243,8 @@ const chunk: OpFn = (c, [xv, k, d]) => {
 const split: OpFn = (c, [xv, sizes, d]) => {
   const x = input(c, xv);
   const ax = axis(d === undefined ? 0 : int(d, "dim"), x.dims.length, "dim");
-  if (sizes?.kind === "static" && typeof sizes.value === "number") return splitInto(c, x, ax, evenPieces(staticSize(x, ax, "split"), sizes.value));
+  if (sizes?.kind === "static" && typeof sizes.value === "number")
+    return splitInto(c, x, ax, evenPieces(staticSize(x, ax, "split"), sizes.value));
   return splitInto(c, x, ax, items(sizes, "split_sizes"));
 };
 
@@ -209,10 +254,16 @@ const unbind: OpFn = (c, [xv, d]) => {
   const ax = axis(d === undefined ? 0 : int(d, "dim"), x.dims.length, "dim");
   const n = staticSize(x, ax, "unbind");
   const pieces = splitInto(c, x, ax, evenPieces(n, 1));
-  return listOf(items(pieces, "pieces").map((p) => {
-    const v = p as TensorValue;
-    return tensor(c.g.op("Squeeze", [v.name, c.g.constInt64([ax])]), x.dims.filter((_, i) => i !== ax), x);
-  }));
+  return listOf(
+    items(pieces, "pieces").map((p) => {
+      const v = p as TensorValue;
+      return tensor(
+        c.g.op("Squeeze", [v.name, c.g.constInt64([ax])]),
+        x.dims.filter((_, i) => i !== ax),
+        x,
+      );
+    }),
+  );
 };
 
 // aten::select(self, dim, index)
@@ -221,7 +272,11 @@ const select: OpFn = (c, [xv, d, i]) => {
   const ax = axis(int(d, "dim"), x.dims.length, "dim");
   if (i === undefined) return refuse("index is missing");
   const index = intScalar(c.g, i, "index");
-  return tensor(c.g.op("Gather", [x.name, index], { axis: ax }), x.dims.filter((_, k) => k !== ax), x);
+  return tensor(
+    c.g.op("Gather", [x.name, index], { axis: ax }),
+    x.dims.filter((_, k) => k !== ax),
+    x,
+  );
 };
 
 // aten::slice(self, dim, start, end, step); None and INT64_MAX mean "from the start" and "to the end".
@@ -246,9 +301,20 @@ const slice: OpFn = (c, [xv, d, s, e, st]) => {
     const clamp = (k: number): number => Math.min(Math.max(k < 0 ? k + n : k, 0), n);
     out = Math.max(0, Math.ceil((clamp(end.known) - clamp(start.known)) / step));
   }
-  const as1d = (v: TsValue, what: string): string => c.g.op("Unsqueeze", [intScalar(c.g, v, what), c.g.constInt64([0])]);
-  const name = c.g.op("Slice", [x.name, as1d(start.value, "start"), as1d(end.value, "end"), c.g.constInt64([ax]), c.g.constInt64([step])]);
-  return tensor(name, x.dims.map((dd, k) => (k === ax ? out : dd)), x);
+  const as1d = (v: TsValue, what: string): string =>
+    c.g.op("Unsqueeze", [intScalar(c.g, v, what), c.g.constInt64([0])]);
+  const name = c.g.op("Slice", [
+    x.name,
+    as1d(start.value, "start"),
+    as1d(end.value, "end"),
+    c.g.constInt64([ax]),
+    c.g.constInt64([step]),
+  ]);
+  return tensor(
+    name,
+    x.dims.map((dd, k) => (k === ax ? out : dd)),
+    x,
+  );
 };
 
 // aten::squeeze(self), squeeze(self, dim), squeeze(self, dims): only dimensions of size 1 go, as in PyTorch.
@@ -258,17 +324,26 @@ const squeeze: OpFn = (c, [xv, d]) => {
   const asked = d === undefined ? x.dims.map((_, i) => i) : ints(d, "dim").map((k) => axis(k, rank, "dim"));
   const axes = asked.filter((a) => {
     const n = x.dims[a];
-    if (typeof n !== "number") return d === undefined ? false : refuse(`squeeze needs the size of dimension ${a} known when exporting`);
+    if (typeof n !== "number")
+      return d === undefined ? false : refuse(`squeeze needs the size of dimension ${a} known when exporting`);
     return n === 1;
   });
   if (axes.length === 0) return x;
-  return tensor(c.g.op("Squeeze", [x.name, c.g.constInt64(axes)]), x.dims.filter((_, i) => !axes.includes(i)), x);
+  return tensor(
+    c.g.op("Squeeze", [x.name, c.g.constInt64(axes)]),
+    x.dims.filter((_, i) => !axes.includes(i)),
+    x,
+  );
 };
 
 const unsqueeze: OpFn = (c, [xv, d]) => {
   const x = input(c, xv);
   const ax = axis(int(d, "dim"), x.dims.length + 1, "dim");
-  return tensor(c.g.op("Unsqueeze", [x.name, c.g.constInt64([ax])]), [...x.dims.slice(0, ax), 1, ...x.dims.slice(ax)], x);
+  return tensor(
+    c.g.op("Unsqueeze", [x.name, c.g.constInt64([ax])]),
+    [...x.dims.slice(0, ax), 1, ...x.dims.slice(ax)],
+    x,
+  );
 };
 
 // aten::expand(self, size, implicit): -1 keeps the tensor's own size.
@@ -277,7 +352,13 @@ const expand: OpFn = (c, [xv, sizeList]) => {
   const wanted = items(sizeList, "size");
   const offset = wanted.length - x.dims.length;
   if (offset < 0) refuse(`expand to ${wanted.length} dimensions from ${x.dims.length}`);
-  const resolved = wanted.map((w, i) => (w.kind === "static" && w.value === -1 ? (i < offset ? refuse("expand: -1 in a new leading dimension") : sizeOf(c.g, x, i - offset)) : w));
+  const resolved = wanted.map((w, i) =>
+    w.kind === "static" && w.value === -1
+      ? i < offset
+        ? refuse("expand: -1 in a new leading dimension")
+        : sizeOf(c.g, x, i - offset)
+      : w,
+  );
   const dims = dimsOfList(c, { kind: "list", items: resolved }, "size");
   return tensor(c.g.op("Expand", [x.name, intList(c.g, { kind: "list", items: resolved }, "size")]), dims, x);
 };
@@ -290,10 +371,13 @@ const expand: OpFn = (c, [xv, sizeList]) => {
 const to: OpFn = (c, [xv, ...rest]) => {
   const x = input(c, xv);
   for (const [i, a] of rest.slice(0, 2).entries()) {
-    if (a.kind !== "static") refuse(`to(): argument ${i + 1} is ${describe(a)}; only conversions to float32 on the CPU are supported`);
+    if (a.kind !== "static")
+      refuse(`to(): argument ${i + 1} is ${describe(a)}; only conversions to float32 on the CPU are supported`);
     const v = a.value;
-    if (typeof v === "number" && v !== 6) refuse(`to(): a conversion to ScalarType ${v} is not supported (float32 is 6)`);
-    if (typeof v === "string" && v !== "cpu") refuse(`to(): device "${v}" is not supported (the graph runs wherever onnxruntime does)`);
+    if (typeof v === "number" && v !== 6)
+      refuse(`to(): a conversion to ScalarType ${v} is not supported (float32 is 6)`);
+    if (typeof v === "string" && v !== "cpu")
+      refuse(`to(): device "${v}" is not supported (the graph runs wherever onnxruntime does)`);
   }
   if (x.dtype !== "float32") refuse(`to(): a conversion of a ${x.dtype} tensor is not supported`);
   return x;

@@ -130,7 +130,9 @@ export function ints(v: TsValue | undefined, what: string): number[] {
     if (isInt(v.value)) return [v.value];
   }
   if (v?.kind === "list" || v?.kind === "tuple") return v.items.map((x, i) => int(x, `${what}[${i}]`));
-  return refuse(`${what} must be a list of integers known when exporting, got ${v === undefined ? "nothing" : describe(v)}`);
+  return refuse(
+    `${what} must be a list of integers known when exporting, got ${v === undefined ? "nothing" : describe(v)}`,
+  );
 }
 
 /** An int[2] argument (kernel, stride, padding, dilation): one value stands for both. */
@@ -174,7 +176,8 @@ export function broadcastDims(a: readonly Dim[], b: readonly Dim[]): Dim[] {
     const y = b[b.length - rank + i] ?? 1;
     if (x === 1) out.push(y);
     else if (y === 1 || x === y) out.push(x);
-    else if (typeof x === "number" && typeof y === "number") refuse(`shapes [${a.join(", ")}] and [${b.join(", ")}] do not broadcast`);
+    else if (typeof x === "number" && typeof y === "number")
+      refuse(`shapes [${a.join(", ")}] and [${b.join(", ")}] do not broadcast`);
     else out.push(typeof x === "number" ? x : y);
   }
   return out;
@@ -192,7 +195,9 @@ export function intScalar(g: GraphBuilder, v: TsValue, what: string): string {
 export function intList(g: GraphBuilder, v: TsValue, what: string): string {
   const xs = items(v, what);
   if (xs.every((x) => x.kind === "static")) return g.constInt64(ints(v, what));
-  const parts = xs.map((x, i) => (x.kind === "int" ? g.op("Unsqueeze", [x.name, g.constInt64([0])]) : g.constInt64([int(x, `${what}[${i}]`)])));
+  const parts = xs.map((x, i) =>
+    x.kind === "int" ? g.op("Unsqueeze", [x.name, g.constInt64([0])]) : g.constInt64([int(x, `${what}[${i}]`)]),
+  );
   return g.op("Concat", parts, { axis: 0 });
 }
 
@@ -212,4 +217,8 @@ export function sizeOf(g: GraphBuilder, x: TensorValue, d: number): StaticValue 
   return dim === undefined ? { kind: "int", name } : { kind: "int", name, dim };
 }
 
-export const ONNX_TYPES: Record<ElementType, DataTypeCode> = { float32: DataType.FLOAT, int64: DataType.INT64, bool: DataType.BOOL };
+export const ONNX_TYPES: Record<ElementType, DataTypeCode> = {
+  float32: DataType.FLOAT,
+  int64: DataType.INT64,
+  bool: DataType.BOOL,
+};

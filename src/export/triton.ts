@@ -6,7 +6,14 @@
 // badexpert wrote it: the repository's other models are never touched.
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { OUTPUT_MANIFEST, assertWritableDir, outputDirKind, outputManifest, writeDirAtomically, type WritableDirOptions } from "../util/atomic-dir.js";
+import {
+  OUTPUT_MANIFEST,
+  assertWritableDir,
+  outputDirKind,
+  outputManifest,
+  writeDirAtomically,
+  type WritableDirOptions,
+} from "../util/atomic-dir.js";
 import { DataType, type DataTypeCode, type ModelProto, encodeModel } from "./onnx-proto.js";
 
 const TRITON_TYPES: Record<DataTypeCode, string> = {
@@ -32,7 +39,10 @@ export interface TritonOptions {
 }
 
 /** A model's directory in a Triton repository as writeTritonRepository writes it. */
-export const TRITON_MODEL_DIR = outputDirKind("triton-model", "badexpert Triton model directory", { files: ["config.pbtxt"], dirs: { "1": { files: ["model.onnx"] } } });
+export const TRITON_MODEL_DIR = outputDirKind("triton-model", "badexpert Triton model directory", {
+  files: ["config.pbtxt"],
+  dirs: { "1": { files: ["model.onnx"] } },
+});
 
 function modelDirOptions(o: TritonOptions): WritableDirOptions {
   return { kinds: [TRITON_MODEL_DIR], replace: o.replace === true, ...(o.forceHint ? { forceHint: o.forceHint } : {}) };
@@ -47,7 +57,8 @@ function tensorEntries(ports: ModelProto["graph"]["input"]): string {
   return ports
     .map((p) => {
       const dims = p.type.tensor_type.shape.dim.slice(1).map((d) => {
-        if (d.dim_value === undefined) throw new RangeError(`triton: ${p.name} has a dynamic dimension besides the batch`);
+        if (d.dim_value === undefined)
+          throw new RangeError(`triton: ${p.name} has a dynamic dimension besides the batch`);
         return d.dim_value;
       });
       const shape = dims.length === 0 ? "dims: [ 1 ]\n    reshape: { shape: [ ] }" : `dims: [ ${dims.join(", ")} ]`;
@@ -59,12 +70,15 @@ function tensorEntries(ports: ModelProto["graph"]["input"]): string {
 /** config.pbtxt for the graph (inputs and outputs read from the graph itself). */
 export function tritonConfig(model: ModelProto, o: TritonOptions = {}): string {
   const name = o.name ?? "badexpert";
-  if (!/^[A-Za-z0-9_.-]+$/.test(name)) throw new RangeError(`triton: name must be letters, digits, '_', '.' or '-', got ${JSON.stringify(name)}`);
+  if (!/^[A-Za-z0-9_.-]+$/.test(name))
+    throw new RangeError(`triton: name must be letters, digits, '_', '.' or '-', got ${JSON.stringify(name)}`);
   const maxBatch = o.maxBatchSize ?? 256;
-  if (!Number.isInteger(maxBatch) || maxBatch < 1) throw new RangeError(`triton: maxBatchSize must be a positive integer, got ${maxBatch}`);
+  if (!Number.isInteger(maxBatch) || maxBatch < 1)
+    throw new RangeError(`triton: maxBatchSize must be a positive integer, got ${maxBatch}`);
   const delay = o.maxQueueDelayMicroseconds ?? 1000;
   for (const p of model.graph.input) {
-    if (p.type.tensor_type.shape.dim[0]?.dim_param === undefined) throw new RangeError(`triton: input ${p.name} has no dynamic batch dimension`);
+    if (p.type.tensor_type.shape.dim[0]?.dim_param === undefined)
+      throw new RangeError(`triton: input ${p.name} has no dynamic batch dimension`);
   }
   return [
     `name: "${name}"`,
@@ -78,7 +92,11 @@ export function tritonConfig(model: ModelProto, o: TritonOptions = {}): string {
 }
 
 /** Writes the repository entry; returns the paths written. */
-export async function writeTritonRepository(repo: string, model: ModelProto, o: TritonOptions = {}): Promise<{ config: string; model: string }> {
+export async function writeTritonRepository(
+  repo: string,
+  model: ModelProto,
+  o: TritonOptions = {},
+): Promise<{ config: string; model: string }> {
   const config = tritonConfig(model, o);
   const dir = join(repo, o.name ?? "badexpert");
   await mkdir(repo, { recursive: true });

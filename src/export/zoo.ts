@@ -19,7 +19,12 @@ function add(c: ExportContext, a: Value, b: Value): Value {
 }
 
 /** The head shared by the ResNets and MobileNetV2: global average pool, flatten, linear. */
-function poolAndClassify(c: ExportContext, x: Value, head: Parameters<ExportContext["child"]>[0], headName: string): Value {
+function poolAndClassify(
+  c: ExportContext,
+  x: Value,
+  head: Parameters<ExportContext["child"]>[0],
+  headName: string,
+): Value {
   return c.child(head, headName, flattenFrom1(c.g, globalAveragePool(c.g, x)));
 }
 
@@ -86,10 +91,15 @@ function attention(c: ExportContext, m: Attention, x: Value): Value {
   const d = m.numHeads * m.headDim;
   const qkv = c.child(m.qkv, "qkv", x);
   // [N, T, 3D] -> [N, T, 3, heads, headDim] -> [3, N, heads, T, headDim], timm's packed order.
-  const split = g.op("Transpose", [g.op("Reshape", [qkv.name, g.constInt64([0, 0, 3, m.numHeads, m.headDim])])], { perm: [2, 0, 3, 1, 4] });
+  const split = g.op("Transpose", [g.op("Reshape", [qkv.name, g.constInt64([0, 0, 3, m.numHeads, m.headDim])])], {
+    perm: [2, 0, 3, 1, 4],
+  });
   const pick = (i: number): string => g.op("Gather", [split, g.constInt64([i], [])], { axis: 0 });
   const [q, k, v] = [pick(0), pick(1), pick(2)];
-  const scores = g.op("Mul", [g.op("MatMul", [q, g.op("Transpose", [k], { perm: [0, 1, 3, 2] })]), g.constFloat([1 / Math.sqrt(m.headDim)], [])]);
+  const scores = g.op("Mul", [
+    g.op("MatMul", [q, g.op("Transpose", [k], { perm: [0, 1, 3, 2] })]),
+    g.constFloat([1 / Math.sqrt(m.headDim)], []),
+  ]);
   const attn = g.op("Softmax", [scores], { axis: -1 });
   const context = g.op("Transpose", [g.op("MatMul", [attn, v])], { perm: [0, 2, 1, 3] });
   const merged = g.op("Reshape", [context, g.constInt64([0, 0, d])]);
@@ -112,7 +122,10 @@ function vit(c: ExportContext, m: VisionTransformer, x: Value): Value {
   const batch = g.op("Slice", [g.op("Shape", [patches.name]), g.constInt64([0]), g.constInt64([1])]);
   const shape = g.op("Concat", [batch, g.constInt64([1, m.dim])], { axis: 0 });
   const cls = g.op("Expand", [c.param(m.clsToken, "cls_token"), shape]);
-  let tokens: Value = { name: g.op("Add", [g.op("Concat", [cls, patches.name], { axis: 1 }), c.param(m.posEmbed, "pos_embed")]), rank: 3 };
+  let tokens: Value = {
+    name: g.op("Add", [g.op("Concat", [cls, patches.name], { axis: 1 }), c.param(m.posEmbed, "pos_embed")]),
+    rank: 3,
+  };
   [...m.blocks].forEach((b, i) => {
     tokens = c.child(b, `blocks.${i}`, tokens);
   });

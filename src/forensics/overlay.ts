@@ -17,8 +17,12 @@ function maxOf(a: ArrayLike<number>): number {
 }
 
 function checkPlane(what: string, map: ArrayLike<number>, height: number, width: number): void {
-  if (!(Number.isInteger(height) && height > 0 && Number.isInteger(width) && width > 0)) throw new RangeError(`${what}: height and width must be positive integers, got ${height}x${width}`);
-  if (map.length !== height * width) throw new RangeError(`${what}: the map has ${map.length} values, a ${height}x${width} image needs ${height * width}`);
+  if (!(Number.isInteger(height) && height > 0 && Number.isInteger(width) && width > 0))
+    throw new RangeError(`${what}: height and width must be positive integers, got ${height}x${width}`);
+  if (map.length !== height * width)
+    throw new RangeError(
+      `${what}: the map has ${map.length} values, a ${height}x${width} image needs ${height * width}`,
+    );
 }
 
 function png(rgb: Uint8Array, height: number, width: number): Promise<Buffer> {
@@ -31,10 +35,18 @@ function png(rgb: Uint8Array, height: number, width: number): Promise<Buffer> {
  * The map (normalised to its maximum) over the image: uint8 pixels HWC with 1 or 3 channels.
  * Hot pixels take the colour of the scale, cold ones show the image in grey.
  */
-export function overlayPng(pixels: Uint8Array, height: number, width: number, channels: number, map: ArrayLike<number>, o: { opacity?: number } = {}): Promise<Buffer> {
+export function overlayPng(
+  pixels: Uint8Array,
+  height: number,
+  width: number,
+  channels: number,
+  map: ArrayLike<number>,
+  o: { opacity?: number } = {},
+): Promise<Buffer> {
   checkPlane("overlayPng", map, height, width);
   if (channels !== 1 && channels !== 3) throw new RangeError(`overlayPng: channels must be 1 or 3, got ${channels}`);
-  if (pixels.length !== height * width * channels) throw new RangeError(`overlayPng: ${pixels.length} bytes do not hold a ${height}x${width}x${channels} image`);
+  if (pixels.length !== height * width * channels)
+    throw new RangeError(`overlayPng: ${pixels.length} bytes do not hold a ${height}x${width}x${channels} image`);
   const opacity = o.opacity ?? 0.8;
   const max = maxOf(map);
   const out = new Uint8Array(height * width * 3);
@@ -67,9 +79,17 @@ export function heatmapPng(map: ArrayLike<number>, height: number, width: number
  * where it is 0, brighter where flagged inputs are brighter than clean ones, darker where darker;
  * scaled so the largest magnitude reaches white or black.
  */
-export function signedPatternPng(pattern: Float32Array, channels: number, height: number, width: number): Promise<Buffer> {
+export function signedPatternPng(
+  pattern: Float32Array,
+  channels: number,
+  height: number,
+  width: number,
+): Promise<Buffer> {
   const plane = height * width;
-  if (pattern.length !== channels * plane) throw new RangeError(`signedPatternPng: ${pattern.length} values do not hold a ${channels}x${height}x${width} pattern`);
+  if (pattern.length !== channels * plane)
+    throw new RangeError(
+      `signedPatternPng: ${pattern.length} values do not hold a ${channels}x${height}x${width} pattern`,
+    );
   let max = 0;
   for (const v of pattern) max = Math.max(max, Math.abs(v));
   const out = new Uint8Array(plane * 3);

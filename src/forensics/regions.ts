@@ -44,10 +44,20 @@ export function topIndices(map: ArrayLike<number>, count: number): number[] {
  * `radius` pixels: 1 when everything the map points at is the trigger, the mask's own share of
  * the image for a map that points anywhere at random.
  */
-export function topShareInMask(map: ArrayLike<number>, mask: ArrayLike<number>, height: number, width: number, o: { fraction?: number; radius?: number } = {}): number {
-  if (map.length !== height * width || mask.length !== height * width) throw new RangeError(`topShareInMask: map (${map.length}) and mask (${mask.length}) must both have ${height}x${width} = ${height * width} values`);
+export function topShareInMask(
+  map: ArrayLike<number>,
+  mask: ArrayLike<number>,
+  height: number,
+  width: number,
+  o: { fraction?: number; radius?: number } = {},
+): number {
+  if (map.length !== height * width || mask.length !== height * width)
+    throw new RangeError(
+      `topShareInMask: map (${map.length}) and mask (${mask.length}) must both have ${height}x${width} = ${height * width} values`,
+    );
   const fraction = o.fraction ?? 0.02;
-  if (!(fraction > 0 && fraction <= 1)) throw new RangeError(`topShareInMask: fraction must be in (0, 1], got ${fraction}`);
+  if (!(fraction > 0 && fraction <= 1))
+    throw new RangeError(`topShareInMask: fraction must be in (0, 1], got ${fraction}`);
   const grown = dilate(mask, height, width, o.radius ?? 1);
   const top = topIndices(map, Math.max(1, Math.round(fraction * height * width)));
   return top.filter((p) => grown[p] === 1).length / top.length;

@@ -39,7 +39,15 @@ export interface SaliencyOptions {
   noise?: number;
 }
 
-export const SALIENCY_METHODS = ["gradient-x-input", "smoothgrad", "gradient", "occlusion", "grad-cam", "expert-contrast", "model-contrast"] as const;
+export const SALIENCY_METHODS = [
+  "gradient-x-input",
+  "smoothgrad",
+  "gradient",
+  "occlusion",
+  "grad-cam",
+  "expert-contrast",
+  "model-contrast",
+] as const;
 export type SaliencyMethod = (typeof SALIENCY_METHODS)[number];
 
 /**
@@ -53,37 +61,73 @@ export const DEFAULT_SALIENCY_METHOD: SaliencyMethod = "smoothgrad";
 type MapFn = (m: SaliencyModel, x: Tensor, labels: Int32Array, o: SaliencyOptions) => Float32Array;
 
 export const SALIENCY_METHOD_INFO: Record<SaliencyMethod, { description: string; run: MapFn }> = {
-  "gradient-x-input": { description: "|∂ℓ/∂x · x| (ℓ = log-odds of b) on the normalised input, summed over channels (one backward pass)", run: (m, x, l) => gradientMaps(m, x, l, true) },
-  smoothgrad: { description: "|mean_k ∂ℓ/∂x (x + ε_k) · x| (SmoothGrad × input): the gradient of B's log-odds averaged over `samples` copies with Gaussian pixel noise of std `noise`, clipped to [0, 1], times the normalised input; the noise of each image is drawn from its own pixels, so a map does not depend on the batch", run: smoothGradMaps },
-  gradient: { description: "|∂ℓ/∂x| (ℓ = log-odds of b) on the normalised input, summed over channels (one backward pass)", run: (m, x, l) => gradientMaps(m, x, l, false) },
-  occlusion: { description: "drop of the log-odds of b when a square around the pixel is set to the dataset mean, averaged over the squares covering it (one forward pass per position)", run: occlusionMaps },
-  "grad-cam": { description: "Grad-CAM on B's last convolution block (compact CNN only), upsampled bilinearly to the image", run: gradCamMaps },
-  "expert-contrast": { description: "|∂(ℓ_B − ℓ_M')/∂x · x|: gradient × input of B's log-odds minus the auxiliary model M''s; evidence for the label that both use (the object) cancels, what only B uses (the trigger) remains", run: (m, x, l) => gradientMaps(m, x, l, true, contrastReference(m)) },
-  "model-contrast": { description: "|∂(ℓ_M − ℓ_M')/∂x · x|: gradient × input of M's log-odds minus M''s; what clean finetuning took out of M (the backdoor, when M' forgot it) remains", run: (m, x, l) => gradientMaps({ ...m, model: contrastSuspect(m) }, x, l, true, contrastReference(m)) },
+  "gradient-x-input": {
+    description: "|∂ℓ/∂x · x| (ℓ = log-odds of b) on the normalised input, summed over channels (one backward pass)",
+    run: (m, x, l) => gradientMaps(m, x, l, true),
+  },
+  smoothgrad: {
+    description:
+      "|mean_k ∂ℓ/∂x (x + ε_k) · x| (SmoothGrad × input): the gradient of B's log-odds averaged over `samples` copies with Gaussian pixel noise of std `noise`, clipped to [0, 1], times the normalised input; the noise of each image is drawn from its own pixels, so a map does not depend on the batch",
+    run: smoothGradMaps,
+  },
+  gradient: {
+    description: "|∂ℓ/∂x| (ℓ = log-odds of b) on the normalised input, summed over channels (one backward pass)",
+    run: (m, x, l) => gradientMaps(m, x, l, false),
+  },
+  occlusion: {
+    description:
+      "drop of the log-odds of b when a square around the pixel is set to the dataset mean, averaged over the squares covering it (one forward pass per position)",
+    run: occlusionMaps,
+  },
+  "grad-cam": {
+    description: "Grad-CAM on B's last convolution block (compact CNN only), upsampled bilinearly to the image",
+    run: gradCamMaps,
+  },
+  "expert-contrast": {
+    description:
+      "|∂(ℓ_B − ℓ_M')/∂x · x|: gradient × input of B's log-odds minus the auxiliary model M''s; evidence for the label that both use (the object) cancels, what only B uses (the trigger) remains",
+    run: (m, x, l) => gradientMaps(m, x, l, true, contrastReference(m)),
+  },
+  "model-contrast": {
+    description:
+      "|∂(ℓ_M − ℓ_M')/∂x · x|: gradient × input of M's log-odds minus M''s; what clean finetuning took out of M (the backdoor, when M' forgot it) remains",
+    run: (m, x, l) => gradientMaps({ ...m, model: contrastSuspect(m) }, x, l, true, contrastReference(m)),
+  },
 };
 
 function contrastReference(m: SaliencyModel): Module {
-  if (!m.reference) throw new RangeError("saliency: the contrast methods need the auxiliary model M' as `reference`; use gradient-x-input without it");
+  if (!m.reference)
+    throw new RangeError(
+      "saliency: the contrast methods need the auxiliary model M' as `reference`; use gradient-x-input without it",
+    );
   return m.reference;
 }
 
 function contrastSuspect(m: SaliencyModel): Module {
-  if (!m.suspect) throw new RangeError("saliency: model-contrast needs the suspicious model M as `suspect`; use expert-contrast or gradient-x-input without it");
+  if (!m.suspect)
+    throw new RangeError(
+      "saliency: model-contrast needs the suspicious model M as `suspect`; use expert-contrast or gradient-x-input without it",
+    );
   return m.suspect;
 }
 
 /** Checks a method name; an unknown one lists the valid ones. */
 export function saliencyMethod(name: string): SaliencyMethod {
   const m = SALIENCY_METHODS.find((s) => s === name);
-  if (m === undefined) throw new RangeError(`saliency method '${name}' is unknown; valid methods: ${SALIENCY_METHODS.join(", ")}`);
+  if (m === undefined)
+    throw new RangeError(`saliency method '${name}' is unknown; valid methods: ${SALIENCY_METHODS.join(", ")}`);
   return m;
 }
 
 function checkInputs(x: Tensor, labels: Int32Array, m: SaliencyModel): void {
   const s = x.shape;
-  if (s.length !== 4) throw new RangeError(`saliency: expected images [N, C, H, W] in [0, 1], got shape [${s.join(", ")}]`);
+  if (s.length !== 4)
+    throw new RangeError(`saliency: expected images [N, C, H, W] in [0, 1], got shape [${s.join(", ")}]`);
   if (labels.length !== s[0]) throw new RangeError(`saliency: ${labels.length} labels for ${s[0]} images`);
-  if (m.mean.length !== s[1] || m.std.length !== s[1]) throw new RangeError(`saliency: images have ${s[1]} channels but the normalisation has ${m.mean.length} means and ${m.std.length} stds`);
+  if (m.mean.length !== s[1] || m.std.length !== s[1])
+    throw new RangeError(
+      `saliency: images have ${s[1]} channels but the normalisation has ${m.mean.length} means and ${m.std.length} stds`,
+    );
 }
 
 /** Non-negative saliency maps [N * H * W] of `m.model`'s softmax confidence in `labels` for images x (float [N, C, H, W] in [0, 1]). */
@@ -109,7 +153,13 @@ function logOdds(z: Tensor, labels: Int32Array): Tensor {
   });
 }
 
-function gradientMaps(m: SaliencyModel, x: Tensor, labels: Int32Array, timesInput: boolean, reference?: Module): Float32Array {
+function gradientMaps(
+  m: SaliencyModel,
+  x: Tensor,
+  labels: Int32Array,
+  timesInput: boolean,
+  reference?: Module,
+): Float32Array {
   return tidy(() => {
     const xn = normalize(x, m.mean, m.std);
     const g = signedGradients(m, xn, labels, reference);
@@ -137,7 +187,8 @@ function signedGradients(m: SaliencyModel, xn: Tensor, labels: Int32Array, refer
 function smoothGradMaps(m: SaliencyModel, x: Tensor, labels: Int32Array, o: SaliencyOptions): Float32Array {
   const samples = positiveInt("samples", o.samples ?? 16);
   const sigma = o.noise ?? 0.2;
-  if (!(sigma >= 0 && sigma <= 1)) throw new RangeError(`saliency: noise must be in [0, 1] (pixel units), got ${sigma}`);
+  if (!(sigma >= 0 && sigma <= 1))
+    throw new RangeError(`saliency: noise must be in [0, 1] (pixel units), got ${sigma}`);
   const [n, c, h, w] = x.shape as [number, number, number, number];
   const per = c * h * w;
   const rngs = Array.from(inputSeeds(x), (seed) => new Rng(seed));
@@ -157,7 +208,13 @@ function smoothGradMaps(m: SaliencyModel, x: Tensor, labels: Int32Array, o: Sali
       sum.dispose();
       sum = next;
     }
-    return sum.div(samples).mul(normalize(x, m.mean, m.std)).abs().sum(1).contiguous().data() as Float32Array;
+    return sum
+      .div(samples)
+      .mul(normalize(x, m.mean, m.std))
+      .abs()
+      .sum(1)
+      .contiguous()
+      .data() as Float32Array;
   });
 }
 
@@ -183,12 +240,19 @@ function occlusionMaps(m: SaliencyModel, x: Tensor, labels: Int32Array, o: Salie
   const half = Math.floor(k / 2);
   const squares: [number, number, number, number][] = [];
   for (let r = 0; r < h; r += stride) {
-    for (let q = 0; q < w; q += stride) squares.push([Math.max(0, r - half), Math.min(h, r - half + k), Math.max(0, q - half), Math.min(w, q - half + k)]);
+    for (let q = 0; q < w; q += stride)
+      squares.push([
+        Math.max(0, r - half),
+        Math.min(h, r - half + k),
+        Math.max(0, q - half),
+        Math.min(w, q - half + k),
+      ]);
   }
   const plane = h * w;
   const out = new Float32Array(n * plane);
   const covered = new Float32Array(plane);
-  for (const [r0, r1, q0, q1] of squares) for (let r = r0; r < r1; r++) for (let q = q0; q < q1; q++) covered[r * w + q] = (covered[r * w + q] as number) + 1;
+  for (const [r0, r1, q0, q1] of squares)
+    for (let r = r0; r < r1; r++) for (let q = q0; q < q1; q++) covered[r * w + q] = (covered[r * w + q] as number) + 1;
   inferenceMode(() => {
     for (let i = 0; i < n; i++) {
       const label = labels[i] as number;
@@ -199,25 +263,33 @@ function occlusionMaps(m: SaliencyModel, x: Tensor, labels: Int32Array, o: Salie
         for (let at = 0; at < squares.length; at += chunk) {
           const part = squares.slice(at, at + chunk);
           const keepMask = new Float32Array(part.length * plane).fill(1);
-          for (const [j, [r0, r1, q0, q1]] of part.entries()) for (let r = r0; r < r1; r++) keepMask.fill(0, j * plane + r * w + q0, j * plane + r * w + q1);
+          for (const [j, [r0, r1, q0, q1]] of part.entries())
+            for (let r = r0; r < r1; r++) keepMask.fill(0, j * plane + r * w + q0, j * plane + r * w + q1);
           const occluded = xn.expand([part.length, c, h, w]).mul(tensor(keepMask, { shape: [part.length, 1, h, w] }));
-          const conf = logOdds(m.model.forward(occluded), new Int32Array(part.length).fill(label)).data() as Float32Array;
+          const conf = logOdds(
+            m.model.forward(occluded),
+            new Int32Array(part.length).fill(label),
+          ).data() as Float32Array;
           for (const [j, [r0, r1, q0, q1]] of part.entries()) {
             const drop = Math.max(0, base - (conf[j] as number));
             if (drop === 0) continue;
-            for (let r = r0; r < r1; r++) for (let q = q0; q < q1; q++) out[i * plane + r * w + q] = (out[i * plane + r * w + q] as number) + drop;
+            for (let r = r0; r < r1; r++)
+              for (let q = q0; q < q1; q++) out[i * plane + r * w + q] = (out[i * plane + r * w + q] as number) + drop;
           }
         }
       });
     }
   });
-  for (let i = 0; i < n; i++) for (let p = 0; p < plane; p++) out[i * plane + p] = (out[i * plane + p] as number) / (covered[p] as number);
+  for (let i = 0; i < n; i++)
+    for (let p = 0; p < plane; p++) out[i * plane + p] = (out[i * plane + p] as number) / (covered[p] as number);
   return out;
 }
 
 function gradCamMaps(m: SaliencyModel, x: Tensor, labels: Int32Array): Float32Array {
   if (!hasGradCamLayer(m.model)) {
-    throw new RangeError(`saliency: grad-cam needs B's convolution blocks, which this build exposes for the compact CNN only (B is a ${m.model.constructor.name}); use gradient-x-input or occlusion`);
+    throw new RangeError(
+      `saliency: grad-cam needs B's convolution blocks, which this build exposes for the compact CNN only (B is a ${m.model.constructor.name}); use gradient-x-input or occlusion`,
+    );
   }
   return tidy(() => gradCam(m.model, normalize(x, m.mean, m.std), (z) => logOdds(z, labels)));
 }

@@ -68,9 +68,18 @@ export function triggerEstimate(input: TriggerEstimateInput, o: TriggerEstimateO
   const { channels: c, height: h, width: w, numClasses } = input;
   const n = input.preds.length;
   const plane = h * w;
-  if (input.images.length !== n * c * plane) throw new RangeError(`triggerEstimate: images hold ${input.images.length} values, expected ${n} x ${c} x ${h} x ${w} = ${n * c * plane}`);
-  if (input.maps.length !== n * plane) throw new RangeError(`triggerEstimate: maps hold ${input.maps.length} values, expected ${n} x ${h} x ${w} = ${n * plane}`);
-  if (input.cleanMean && input.cleanMean.length !== c * plane) throw new RangeError(`triggerEstimate: cleanMean holds ${input.cleanMean.length} values, expected ${c} x ${h} x ${w} = ${c * plane}`);
+  if (input.images.length !== n * c * plane)
+    throw new RangeError(
+      `triggerEstimate: images hold ${input.images.length} values, expected ${n} x ${c} x ${h} x ${w} = ${n * c * plane}`,
+    );
+  if (input.maps.length !== n * plane)
+    throw new RangeError(
+      `triggerEstimate: maps hold ${input.maps.length} values, expected ${n} x ${h} x ${w} = ${n * plane}`,
+    );
+  if (input.cleanMean && input.cleanMean.length !== c * plane)
+    throw new RangeError(
+      `triggerEstimate: cleanMean holds ${input.cleanMean.length} values, expected ${c} x ${h} x ${w} = ${c * plane}`,
+    );
   const threshold = checkShare("threshold", o.threshold ?? (input.cleanMean ? 0.15 : 0.5));
   const minShare = checkShare("minComponentShare", o.minComponentShare ?? 0.25);
   const maxBox = checkShare("maxBoxShare", o.maxBoxShare ?? 0.25);
@@ -78,7 +87,8 @@ export function triggerEstimate(input: TriggerEstimateInput, o: TriggerEstimateO
   const targetCounts = new Array<number>(numClasses).fill(0);
   for (const p of input.preds) if (p >= 0 && p < numClasses) targetCounts[p] = (targetCounts[p] as number) + 1;
   let target = -1;
-  for (let k = 0; k < numClasses; k++) if (target < 0 || (targetCounts[k] as number) > (targetCounts[target] as number)) target = k;
+  for (let k = 0; k < numClasses; k++)
+    if (target < 0 || (targetCounts[k] as number) > (targetCounts[target] as number)) target = k;
   if (n === 0) target = -1;
 
   const meanMap = new Float32Array(plane);
@@ -92,7 +102,9 @@ export function triggerEstimate(input: TriggerEstimateInput, o: TriggerEstimateO
       const m = (input.maps[i * plane + p] as number) / max;
       meanMap[p] = (meanMap[p] as number) + m / n;
       weightSum[p] = (weightSum[p] as number) + m;
-      for (let ch = 0; ch < c; ch++) weighted[ch * plane + p] = (weighted[ch * plane + p] as number) + m * (input.images[(i * c + ch) * plane + p] as number);
+      for (let ch = 0; ch < c; ch++)
+        weighted[ch * plane + p] =
+          (weighted[ch * plane + p] as number) + m * (input.images[(i * c + ch) * plane + p] as number);
     }
   }
   normalisedToMax(meanMap);
@@ -112,10 +124,23 @@ export function triggerEstimate(input: TriggerEstimateInput, o: TriggerEstimateO
   normalisedToMax(evidence);
 
   const strong = Uint8Array.from(evidence, (v) => (v >= threshold ? 1 : 0));
-  const comps = components(strong, h, w).map((px) => ({ px, mass: px.reduce((s, p) => s + (evidence[p] as number), 0) }));
+  const comps = components(strong, h, w).map((px) => ({
+    px,
+    mass: px.reduce((s, p) => s + (evidence[p] as number), 0),
+  }));
   const top = Math.max(0, ...comps.map((k) => k.mass));
   const boxes = comps.filter((k) => k.mass >= minShare * top && k.px.length > 0).map((k) => boxOf(k.px, w));
   const area = boxes.reduce((s, b) => s + boxArea(b), 0);
   const compact = n > 0 && boxes.length > 0 && area <= maxBox * plane;
-  return { count: n, targetCounts, target, targetShare: n > 0 ? (targetCounts[target] as number) / n : 0, meanMap, pattern, evidence, boxes: compact ? boxes : [], compact };
+  return {
+    count: n,
+    targetCounts,
+    target,
+    targetShare: n > 0 ? (targetCounts[target] as number) / n : 0,
+    meanMap,
+    pattern,
+    evidence,
+    boxes: compact ? boxes : [],
+    compact,
+  };
 }

@@ -9,7 +9,9 @@ import type { RawTensor } from "./safetensors.js";
 import { BadExpertError } from "../util/errors.js";
 
 /** Byte offset of the exponent's high byte within an element, and the masks that mean "all ones". */
-const EXPONENT: Readonly<Partial<Record<RawTensor["dtype"], { size: number; hi: number; hiMask: number; lo: number; loMask: number }>>> = {
+const EXPONENT: Readonly<
+  Partial<Record<RawTensor["dtype"], { size: number; hi: number; hiMask: number; lo: number; loMask: number }>>
+> = {
   // float64: sign(1) exponent(11): byte 7 low 7 bits, byte 6 high 4 bits.
   F64: { size: 8, hi: 7, hiMask: 0x7f, lo: 6, loMask: 0xf0 },
   // float32: exponent(8): byte 3 low 7 bits, byte 2 high bit.
@@ -41,7 +43,10 @@ export function assertFiniteTensors(tensors: Map<string, RawTensor>, source: str
   for (const [name, t] of tensors) {
     const { count, first } = countNonFinite(t);
     if (count > 0) {
-      throw new BadExpertError("E_MODEL_FORMAT", `${source}: tensor ${printable(name)} holds ${count} non-finite value(s) (NaN or ±Infinity; first at element ${first}); refusing weights that would make every score invalid`);
+      throw new BadExpertError(
+        "E_MODEL_FORMAT",
+        `${source}: tensor ${printable(name)} holds ${count} non-finite value(s) (NaN or ±Infinity; first at element ${first}); refusing weights that would make every score invalid`,
+      );
     }
   }
 }

@@ -23,29 +23,58 @@ const DESCR: Record<string, NpyDType> = {
   "<f8": "float64",
   "|b1": "bool",
 };
-const SIZE: Record<NpyDType, number> = { uint8: 1, int8: 1, bool: 1, int16: 2, int32: 4, int64: 8, float32: 4, float64: 8 };
+const SIZE: Record<NpyDType, number> = {
+  uint8: 1,
+  int8: 1,
+  bool: 1,
+  int16: 2,
+  int32: 4,
+  int64: 8,
+  float32: 4,
+  float64: 8,
+};
 
 export function parseNpy(bytes: Uint8Array, source: string): NpyArray {
   const magic = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // \x93NUMPY
-  if (bytes.length < 10 || magic.some((b, i) => bytes[i] !== b)) throw new BadExpertError("E_DATA", `${source}: not a .npy file (no \\x93NUMPY magic)`);
+  if (bytes.length < 10 || magic.some((b, i) => bytes[i] !== b))
+    throw new BadExpertError("E_DATA", `${source}: not a .npy file (no \\x93NUMPY magic)`);
   const major = bytes[6] as number;
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const headerLen = major === 1 ? view.getUint16(8, true) : view.getUint32(8, true);
   const start = major === 1 ? 10 : 12;
-  if (major < 1 || major > 3 || start + headerLen > bytes.length) throw new BadExpertError("E_DATA", `${source}: unsupported or truncated .npy header (version ${major})`);
+  if (major < 1 || major > 3 || start + headerLen > bytes.length)
+    throw new BadExpertError("E_DATA", `${source}: unsupported or truncated .npy header (version ${major})`);
   const header = new TextDecoder("latin1").decode(bytes.subarray(start, start + headerLen));
   const descr = /'descr':\s*'([^']+)'/.exec(header)?.[1];
   const fortran = /'fortran_order':\s*(True|False)/.exec(header)?.[1];
   const shapeText = /'shape':\s*\(([^)]*)\)/.exec(header)?.[1];
-  if (descr === undefined || fortran === undefined || shapeText === undefined) throw new BadExpertError("E_DATA", `${source}: malformed .npy header ${JSON.stringify(header.trim())}`);
+  if (descr === undefined || fortran === undefined || shapeText === undefined)
+    throw new BadExpertError("E_DATA", `${source}: malformed .npy header ${JSON.stringify(header.trim())}`);
   const dtype = DESCR[descr];
-  if (!dtype) throw new BadExpertError("E_DATA", `${source}: array dtype '${descr}' is not supported (expected one of ${Object.keys(DESCR).join(", ")})`);
-  if (fortran === "True") throw new BadExpertError("E_DATA", `${source}: Fortran-order arrays are not supported (save with np.ascontiguousarray)`);
-  const shape = shapeText.split(",").map((s) => s.trim()).filter((s) => s !== "").map(Number);
-  if (shape.some((d) => !Number.isInteger(d) || d < 0)) throw new BadExpertError("E_DATA", `${source}: bad shape (${shapeText})`);
+  if (!dtype)
+    throw new BadExpertError(
+      "E_DATA",
+      `${source}: array dtype '${descr}' is not supported (expected one of ${Object.keys(DESCR).join(", ")})`,
+    );
+  if (fortran === "True")
+    throw new BadExpertError(
+      "E_DATA",
+      `${source}: Fortran-order arrays are not supported (save with np.ascontiguousarray)`,
+    );
+  const shape = shapeText
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s !== "")
+    .map(Number);
+  if (shape.some((d) => !Number.isInteger(d) || d < 0))
+    throw new BadExpertError("E_DATA", `${source}: bad shape (${shapeText})`);
   const n = shape.reduce((a, b) => a * b, 1) * SIZE[dtype];
   const dataStart = start + headerLen;
-  if (dataStart + n > bytes.length) throw new BadExpertError("E_DATA", `${source}: truncated: shape (${shape.join(", ")}) of ${dtype} needs ${n} bytes, the file has ${bytes.length - dataStart}`);
+  if (dataStart + n > bytes.length)
+    throw new BadExpertError(
+      "E_DATA",
+      `${source}: truncated: shape (${shape.join(", ")}) of ${dtype} needs ${n} bytes, the file has ${bytes.length - dataStart}`,
+    );
   return { dtype, shape, data: bytes.subarray(dataStart, dataStart + n) };
 }
 

@@ -39,7 +39,12 @@ export interface PickleLimits {
  * pickle costs at most a few hundred megabytes (a million empty dicts take about 240 MB) and a
  * few seconds. Map sizes stay far below V8's limit of 2^24 entries.
  */
-export const DEFAULT_PICKLE_LIMITS: PickleLimits = { maxDepth: 1000, maxObjects: 1_000_000, maxOps: 50_000_000, maxMemo: 2_000_000 };
+export const DEFAULT_PICKLE_LIMITS: PickleLimits = {
+  maxDepth: 1000,
+  maxObjects: 1_000_000,
+  maxOps: 50_000_000,
+  maxMemo: 2_000_000,
+};
 
 /** A Python tuple (kept apart from lists: persistent ids and call arguments are tuples). */
 export class PickleTuple {
@@ -152,7 +157,9 @@ function checkGraph(root: PickleValue, maxDepth: number, where: string): void {
   // Height of each finished container (1 for one holding only leaves); a container in the
   // map with height 0 is on the current path.
   const height = new Map<object, number>();
-  const path: { node: object; kids: PickleValue[]; next: number; h: number }[] = [{ node: root as object, kids: rootKids, next: 0, h: 1 }];
+  const path: { node: object; kids: PickleValue[]; next: number; h: number }[] = [
+    { node: root as object, kids: rootKids, next: 0, h: 1 },
+  ];
   height.set(root as object, 0);
   while (path.length > 0) {
     const top = path[path.length - 1] as (typeof path)[number];
@@ -169,16 +176,24 @@ function checkGraph(root: PickleValue, maxDepth: number, where: string): void {
     const known = height.get(child as object);
     if (known === 0) {
       const levels = path.length - path.findIndex((f) => f.node === child);
-      throw new PickleError(`${where}: the pickle holds a reference cycle (a ${describe(child)} that contains itself${levels > 1 ? `, ${levels} levels down` : ""}); a state_dict never does`);
+      throw new PickleError(
+        `${where}: the pickle holds a reference cycle (a ${describe(child)} that contains itself${levels > 1 ? `, ${levels} levels down` : ""}); a state_dict never does`,
+      );
     }
     if (known !== undefined) {
       top.h = Math.max(top.h, known + 1);
     } else {
-      if (path.length >= maxDepth) throw new PickleError(`${where}: the pickle nests containers more than ${maxDepth} levels deep; a state_dict nests a few`);
+      if (path.length >= maxDepth)
+        throw new PickleError(
+          `${where}: the pickle nests containers more than ${maxDepth} levels deep; a state_dict nests a few`,
+        );
       height.set(child as object, 0);
       path.push({ node: child as object, kids, next: 0, h: 1 });
     }
-    if (top.h > maxDepth) throw new PickleError(`${where}: the pickle nests containers more than ${maxDepth} levels deep; a state_dict nests a few`);
+    if (top.h > maxDepth)
+      throw new PickleError(
+        `${where}: the pickle nests containers more than ${maxDepth} levels deep; a state_dict nests a few`,
+      );
   }
 }
 
@@ -211,7 +226,10 @@ class Unpickler {
   /** Counts `n` objects built or items stored against maxObjects. */
   #count(n: number): void {
     this.#objects += n;
-    if (this.#objects > this.#limits.maxObjects) this.#fail(`the pickle builds more than ${this.#limits.maxObjects} objects; a state_dict needs about twenty per tensor`);
+    if (this.#objects > this.#limits.maxObjects)
+      this.#fail(
+        `the pickle builds more than ${this.#limits.maxObjects} objects; a state_dict needs about twenty per tensor`,
+      );
   }
 
   /** Pushes a container or object the pickle built. */
@@ -222,12 +240,14 @@ class Unpickler {
 
   #memoize(i: number, v: PickleValue): void {
     if (!Number.isSafeInteger(i) || i < 0) this.#fail("a memo index must be a non-negative integer");
-    if (this.#memo.size >= this.#limits.maxMemo && !this.#memo.has(i)) this.#fail(`the pickle memoises more than ${this.#limits.maxMemo} values`);
+    if (this.#memo.size >= this.#limits.maxMemo && !this.#memo.has(i))
+      this.#fail(`the pickle memoises more than ${this.#limits.maxMemo} values`);
     this.#memo.set(i, v);
   }
 
   #need(n: number): number {
-    if (n < 0 || this.#at + n > this.#b.length) this.#fail(`truncated pickle (needs ${n} bytes at offset ${this.#at} of ${this.#b.length})`);
+    if (n < 0 || this.#at + n > this.#b.length)
+      this.#fail(`truncated pickle (needs ${n} bytes at offset ${this.#at} of ${this.#b.length})`);
     const at = this.#at;
     this.#at += n;
     return at;
@@ -272,7 +292,8 @@ class Unpickler {
 
   #push(v: PickleValue): void {
     // GET and DUP push values already built: nothing new but the stack's own slots.
-    if (this.#stack.length >= this.#limits.maxObjects) this.#fail(`the pickle's stack holds more than ${this.#limits.maxObjects} values`);
+    if (this.#stack.length >= this.#limits.maxObjects)
+      this.#fail(`the pickle's stack holds more than ${this.#limits.maxObjects} values`);
     this.#stack.push(v);
   }
 
@@ -290,7 +311,8 @@ class Unpickler {
   }
 
   #mark(): void {
-    if (this.#marks >= this.#limits.maxDepth) this.#fail(`more than ${this.#limits.maxDepth} nested MARKs (nesting deeper than a state_dict's)`);
+    if (this.#marks >= this.#limits.maxDepth)
+      this.#fail(`more than ${this.#limits.maxDepth} nested MARKs (nesting deeper than a state_dict's)`);
     this.#marks++;
     this.#stack.push(MARK); // at most maxDepth of them
   }
@@ -308,15 +330,19 @@ class Unpickler {
   #global(module: string, name: string): PickleGlobal {
     const h = this.#o.resolveGlobal(module, name);
     if (!h) {
-      this.#fail(`refused to load global '${short(`${module}.${name}`)}': it is not on the allow-list of a weights file (nothing was executed)${this.#o.refusalHint ? `; ${this.#o.refusalHint}` : ""}`);
+      this.#fail(
+        `refused to load global '${short(`${module}.${name}`)}': it is not on the allow-list of a weights file (nothing was executed)${this.#o.refusalHint ? `; ${this.#o.refusalHint}` : ""}`,
+      );
     }
     return new PickleGlobal(module, name, h);
   }
 
   #call(fn: PickleValue, args: PickleValue, op: string): PickleValue {
-    if (!(fn instanceof PickleGlobal)) this.#fail(`${op} of a ${describe(fn)} is not allowed (only allow-listed globals can be called)`);
+    if (!(fn instanceof PickleGlobal))
+      this.#fail(`${op} of a ${describe(fn)} is not allowed (only allow-listed globals can be called)`);
     const name = short(fn.qualifiedName);
-    if (!(args instanceof PickleTuple)) this.#fail(`${op} of '${name}' with ${describe(args)} arguments, expected a tuple`);
+    if (!(args instanceof PickleTuple))
+      this.#fail(`${op} of '${name}' with ${describe(args)} arguments, expected a tuple`);
     if (!fn.handler.call) this.#fail(`refused to call '${name}': it may be referred to but not called`);
     try {
       return fn.handler.call(args.items);
@@ -532,7 +558,8 @@ class Unpickler {
             }
           }
           // An OrderedDict's state is its instance __dict__ (state_dict's `_metadata`): nothing to run.
-          else if (!(obj instanceof PickleDict)) this.#fail(`BUILD (setting state) on a ${describe(obj)} is not allowed`);
+          else if (!(obj instanceof PickleDict))
+            this.#fail(`BUILD (setting state) on a ${describe(obj)} is not allowed`);
           break;
         }
         case 0x73: {
@@ -582,22 +609,29 @@ class Unpickler {
         case 0x69: {
           // INST "module\nname\n": instantiates a class from the stack; refused by name.
           const module = this.#line();
-          this.#fail(`refused to instantiate '${short(`${module}.${this.#line()}`)}' (INST): not allowed in a weights file (nothing was executed)`);
+          this.#fail(
+            `refused to instantiate '${short(`${module}.${this.#line()}`)}' (INST): not allowed in a weights file (nothing was executed)`,
+          );
           break;
         }
         case 0x6f: // OBJ
         case 0x92: // NEWOBJ_EX
-          this.#fail(`opcode 0x${op.toString(16)} (object construction with keyword arguments) is not allowed in a weights file`);
+          this.#fail(
+            `opcode 0x${op.toString(16)} (object construction with keyword arguments) is not allowed in a weights file`,
+          );
           break;
         default:
-          this.#fail(`unsupported pickle opcode 0x${op.toString(16)} at offset ${this.#at - 1} (a weights file uses protocols 2 to 5)`);
+          this.#fail(
+            `unsupported pickle opcode 0x${op.toString(16)} at offset ${this.#at - 1} (a weights file uses protocols 2 to 5)`,
+          );
       }
     }
   }
 
   #long(n: number): bigint | number {
     // Building the value byte by byte costs time quadratic in n.
-    if (n > MAX_LONG_BYTES) this.#fail(`an integer of ${n} bytes (more than ${MAX_LONG_BYTES}) is not a weights file's`);
+    if (n > MAX_LONG_BYTES)
+      this.#fail(`an integer of ${n} bytes (more than ${MAX_LONG_BYTES}) is not a weights file's`);
     const bytes = this.#bytes(n);
     if (n === 0) return 0;
     let v = 0n;

@@ -194,7 +194,9 @@ export function parseSafetensors(bytes: Uint8Array, source?: string, o: ReadOpti
     const dims: number[] = [];
     for (const [axis, d] of (shape as unknown[]).entries()) {
       if (!isSize(d)) {
-        fail(`${tensor}shape ${printableValue(shape)} has invalid dimension ${printableValue(d)} at axis ${axis} (expected a non-negative integer)`);
+        fail(
+          `${tensor}shape ${printableValue(shape)} has invalid dimension ${printableValue(d)} at axis ${axis} (expected a non-negative integer)`,
+        );
       }
       dims.push(d);
     }
@@ -210,7 +212,9 @@ export function parseSafetensors(bytes: Uint8Array, source?: string, o: ReadOpti
     }
     const needed = byteSize(dims, dtype);
     if (needed !== BigInt(end - begin)) {
-      fail(`${tensor}shape ${formatShape(dims)} with dtype ${dtype} needs ${needed} bytes but data_offsets span ${end - begin}`);
+      fail(
+        `${tensor}shape ${formatShape(dims)} with dtype ${dtype} needs ${needed} bytes but data_offsets span ${end - begin}`,
+      );
     }
     found.push({ name, dtype, shape: dims, begin, end });
   }
@@ -224,18 +228,26 @@ export function parseSafetensors(bytes: Uint8Array, source?: string, o: ReadOpti
   for (const t of found) {
     const tensor = `tensor ${printable(t.name)}: `;
     if (t.begin < covered) {
-      fail(`${tensor}data_offsets [${t.begin},${t.end}] overlap tensor ${printable(previous ?? "")}, which ends at ${covered}`);
+      fail(
+        `${tensor}data_offsets [${t.begin},${t.end}] overlap tensor ${printable(previous ?? "")}, which ends at ${covered}`,
+      );
     }
     if (t.begin > covered) {
-      const after = previous === undefined ? "the buffer starts at 0" : `tensor ${printable(previous ?? "")} ends at ${covered}`;
-      fail(`${tensor}data_offsets [${t.begin},${t.end}] leave a ${t.begin - covered}-byte gap: expected begin ${covered} (${after}); tensors must cover the data buffer contiguously`);
+      const after =
+        previous === undefined ? "the buffer starts at 0" : `tensor ${printable(previous ?? "")} ends at ${covered}`;
+      fail(
+        `${tensor}data_offsets [${t.begin},${t.end}] leave a ${t.begin - covered}-byte gap: expected begin ${covered} (${after}); tensors must cover the data buffer contiguously`,
+      );
     }
     covered = t.end;
     previous = t.name;
   }
   if (covered !== bufferSize) {
-    const last = previous === undefined ? "there are no tensors" : `the last, ${printable(previous ?? "")}, ends at ${covered}`;
-    fail(`data buffer is ${bufferSize} bytes but tensors cover only ${covered} (${last}); trailing bytes are not allowed`);
+    const last =
+      previous === undefined ? "there are no tensors" : `the last, ${printable(previous ?? "")}, ends at ${covered}`;
+    fail(
+      `data buffer is ${bufferSize} bytes but tensors cover only ${covered} (${last}); trailing bytes are not allowed`,
+    );
   }
 
   const tensors = new Map<string, RawTensor>();
@@ -259,21 +271,39 @@ export async function readSafetensorsBytes(path: string, o: ReadOptions = {}): P
   } catch (err) {
     if (!(err instanceof FileReadError)) throw err;
     const why =
-      err.reason === "EISDIR" ? "is a directory, not a safetensors file"
-      : err.reason === "ETYPE" ? "is not a regular file (a device, socket or pipe)"
-      : `cannot read (${err.reason}${err.reason === "ENOENT" ? ": no such file" : ""})`;
+      err.reason === "EISDIR"
+        ? "is a directory, not a safetensors file"
+        : err.reason === "ETYPE"
+          ? "is not a regular file (a device, socket or pipe)"
+          : `cannot read (${err.reason}${err.reason === "ENOENT" ? ": no such file" : ""})`;
     throw new BadExpertError("E_IO", `${where}${why}`, { cause: err });
   }
   const { handle, size } = opened;
   try {
-    if (o.maxFileBytes !== undefined && size > o.maxFileBytes) throw new BadExpertError("E_MODEL_FORMAT", `${where}file is ${size} bytes, more than the ${o.maxFileBytes} expected`);
-    if (size < 8) throw new BadExpertError("E_MODEL_FORMAT", `${where}file is ${size} bytes, shorter than the 8-byte header-size prefix`);
+    if (o.maxFileBytes !== undefined && size > o.maxFileBytes)
+      throw new BadExpertError(
+        "E_MODEL_FORMAT",
+        `${where}file is ${size} bytes, more than the ${o.maxFileBytes} expected`,
+      );
+    if (size < 8)
+      throw new BadExpertError(
+        "E_MODEL_FORMAT",
+        `${where}file is ${size} bytes, shorter than the 8-byte header-size prefix`,
+      );
     const prefix = new Uint8Array(8);
     await handle.read(prefix, 0, 8, 0);
     const headerSize = new DataView(prefix.buffer).getBigUint64(0, true);
     const maxHeader = o.maxHeaderBytes ?? MAX_HEADER_BYTES;
-    if (headerSize > BigInt(maxHeader)) throw new BadExpertError("E_MODEL_FORMAT", `${where}header size ${headerSize} exceeds the ${maxHeader}-byte limit`);
-    if (8n + headerSize > BigInt(size)) throw new BadExpertError("E_MODEL_FORMAT", `${where}header size ${headerSize} does not fit in the file: 8 + ${headerSize} > ${size} bytes`);
+    if (headerSize > BigInt(maxHeader))
+      throw new BadExpertError(
+        "E_MODEL_FORMAT",
+        `${where}header size ${headerSize} exceeds the ${maxHeader}-byte limit`,
+      );
+    if (8n + headerSize > BigInt(size))
+      throw new BadExpertError(
+        "E_MODEL_FORMAT",
+        `${where}header size ${headerSize} does not fit in the file: 8 + ${headerSize} > ${size} bytes`,
+      );
     const bytes = new Uint8Array(size);
     let at = 0;
     // A file that shrinks while we read it ends the loop early; the parser then sees the short buffer.
@@ -320,7 +350,9 @@ function checkTensorForWriting(name: string, t: RawTensor): void {
   }
   const needed = byteSize(t.shape, t.dtype);
   if (needed !== BigInt(t.data.byteLength)) {
-    throw new Error(`${tensor}shape ${formatShape(t.shape)} with dtype ${t.dtype} needs ${needed} bytes but data has ${t.data.byteLength}`);
+    throw new Error(
+      `${tensor}shape ${formatShape(t.shape)} with dtype ${t.dtype} needs ${needed} bytes but data has ${t.data.byteLength}`,
+    );
   }
 }
 
@@ -346,7 +378,9 @@ export function serializeSafetensors(
     for (const key of metaKeys) {
       const value = metadata[key];
       if (typeof value !== "string") {
-        throw new Error(`safetensors: metadata entry ${JSON.stringify(key)} must be a string, found ${JSON.stringify(value)}`);
+        throw new Error(
+          `safetensors: metadata entry ${JSON.stringify(key)} must be a string, found ${JSON.stringify(value)}`,
+        );
       }
       if (LONE_SURROGATE.test(key) || LONE_SURROGATE.test(value)) {
         throw new Error(`safetensors: metadata entry ${JSON.stringify(key)} contains an unpaired UTF-16 surrogate`);
@@ -424,7 +458,9 @@ function checkData(t: RawTensor): number {
   const size = bytesPerElement(t.dtype);
   const needed = byteSize(t.shape, t.dtype);
   if (needed !== BigInt(t.data.byteLength)) {
-    throw new Error(`safetensors: shape ${formatShape(t.shape)} with dtype ${t.dtype} needs ${needed} bytes but data has ${t.data.byteLength}`);
+    throw new Error(
+      `safetensors: shape ${formatShape(t.shape)} with dtype ${t.dtype} needs ${needed} bytes but data has ${t.data.byteLength}`,
+    );
   }
   return t.data.byteLength / size;
 }

@@ -11,7 +11,14 @@ import { readRegularFile } from "../util/read-regular-file.js";
 import { escapeControls, printable } from "../util/printable.js";
 import { tensorsFromBytes } from "./weights.js";
 import { isZip, ZipArchive } from "./zip.js";
-import { DEFAULT_TORCH_READ_LIMITS, isTorchScriptArchive, readTorchZip, tensorsFromRecords, TensorRecord, type TorchReadLimits } from "./torch-zip.js";
+import {
+  DEFAULT_TORCH_READ_LIMITS,
+  isTorchScriptArchive,
+  readTorchZip,
+  tensorsFromRecords,
+  TensorRecord,
+  type TorchReadLimits,
+} from "./torch-zip.js";
 import { PickleDict, describe, unpickle, type PickleValue } from "./pickle.js";
 import { BadExpertError } from "../util/errors.js";
 
@@ -40,7 +47,8 @@ export interface StateDictFile {
 // The magic number the legacy (pre-1.6) torch.save format pickles first.
 const LEGACY_MAGIC = 0x1950a86a20f9469cfc6cn;
 
-const RESAVE = "load it in PyTorch and re-save it with torch.save(torch.load(path), new_path) (PyTorch 1.6 or later writes the zip format), or save it as safetensors";
+const RESAVE =
+  "load it in PyTorch and re-save it with torch.save(torch.load(path), new_path) (PyTorch 1.6 or later writes the zip format), or save it as safetensors";
 
 function looksLikeSafetensors(b: Uint8Array): boolean {
   if (b.length < 10) return false;
@@ -51,20 +59,31 @@ function looksLikeSafetensors(b: Uint8Array): boolean {
 /** Explains a file that is neither safetensors nor a torch.save zip. */
 function notAWeightsFile(b: Uint8Array, source: string, limits: TorchReadLimits): Error {
   if (b.length > 262 && new TextDecoder("latin1").decode(b.subarray(257, 262)) === "ustar") {
-    return new WeightsFileError(`${source}: this is the legacy tar format of torch.save (PyTorch 0.3 and older), which is not read; ${RESAVE}`);
+    return new WeightsFileError(
+      `${source}: this is the legacy tar format of torch.save (PyTorch 0.3 and older), which is not read; ${RESAVE}`,
+    );
   }
   if (b[0] === 0x80) {
     // A pickle: the legacy format starts with its magic number; anything else is a bare pickle.
     // Both go through the restricted unpickler, so a malicious one is refused, not run.
     const first = unpickle(b, { resolveGlobal: () => undefined, source, limits: limits.pickle });
-    if (first === LEGACY_MAGIC) return new WeightsFileError(`${source}: this is the legacy (pre-1.6, non-zip) torch.save format, which is not read; ${RESAVE}`);
-    return new WeightsFileError(`${source}: a bare pickle is not a weights file (got a ${describe(first)}); save a state_dict with torch.save or as safetensors`);
+    if (first === LEGACY_MAGIC)
+      return new WeightsFileError(
+        `${source}: this is the legacy (pre-1.6, non-zip) torch.save format, which is not read; ${RESAVE}`,
+      );
+    return new WeightsFileError(
+      `${source}: a bare pickle is not a weights file (got a ${describe(first)}); save a state_dict with torch.save or as safetensors`,
+    );
   }
-  return new WeightsFileError(`${source}: not a safetensors file or a torch.save zip file (the first bytes are ${Array.from(b.subarray(0, 4), (x) => x.toString(16).padStart(2, "0")).join(" ")})`);
+  return new WeightsFileError(
+    `${source}: not a safetensors file or a torch.save zip file (the first bytes are ${Array.from(b.subarray(0, 4), (x) => x.toString(16).padStart(2, "0")).join(" ")})`,
+  );
 }
 
 function isTensorDict(v: PickleValue): v is PickleDict {
-  return v instanceof PickleDict && v.entries.size > 0 && [...v.entries.values()].every((x) => x instanceof TensorRecord);
+  return (
+    v instanceof PickleDict && v.entries.size > 0 && [...v.entries.values()].every((x) => x instanceof TensorRecord)
+  );
 }
 
 /** A dict key as messages show it: a quoted, escaped, shortened string, or its Python type. */
@@ -87,7 +106,12 @@ function unwrap(v: PickleValue, source: string): { dict: PickleDict; path: strin
     const key = WRAPPER_KEYS.find((k) => d.entries.get(k) instanceof PickleDict);
     if (key === undefined) break;
     if (path.length === MAX_WRAPPERS) {
-      throw new WeightsFileError(`${source}: the state_dict is wrapped more than ${MAX_WRAPPERS} levels deep (${path.slice(0, 3).map((k) => `["${k}"]`).join("")}...); a checkpoint wraps it once or twice`);
+      throw new WeightsFileError(
+        `${source}: the state_dict is wrapped more than ${MAX_WRAPPERS} levels deep (${path
+          .slice(0, 3)
+          .map((k) => `["${k}"]`)
+          .join("")}...); a checkpoint wraps it once or twice`,
+      );
     }
     path.push(key);
     cur = d.entries.get(key) as PickleDict;
@@ -100,7 +124,12 @@ function unwrap(v: PickleValue, source: string): { dict: PickleDict; path: strin
     `${source}: expected a state_dict (a dict of tensor names to tensors), possibly wrapped as {"state_dict"|"model"|"net": ...}; ` +
       `found a ${describe(cur)} ${where}` +
       (keys.length ? ` with keys ${keys.slice(0, 12).join(", ")}${total > 12 ? ", ..." : ""}` : "") +
-      (nonTensor.length && nonTensor.length < total ? `; not tensors: ${nonTensor.slice(0, 6).map(([k, x]) => `${shownKey(k)} (${describe(x)})`).join(", ")}` : ""),
+      (nonTensor.length && nonTensor.length < total
+        ? `; not tensors: ${nonTensor
+            .slice(0, 6)
+            .map(([k, x]) => `${shownKey(k)} (${describe(x)})`)
+            .join(", ")}`
+        : ""),
   );
 }
 
@@ -121,7 +150,11 @@ export function stripPrefixes<T>(m: Map<string, T>): { map: Map<string, T>; stri
  * Parses the bytes of a weights file; the caller owns (disposes) the returned tensors.
  * `limits` bound what a torch.save file may cost (DEFAULT_TORCH_READ_LIMITS where absent).
  */
-export function parseStateDictFile(bytes: Uint8Array, source: string, limits: Partial<TorchReadLimits> = {}): StateDictFile {
+export function parseStateDictFile(
+  bytes: Uint8Array,
+  source: string,
+  limits: Partial<TorchReadLimits> = {},
+): StateDictFile {
   const all = { ...DEFAULT_TORCH_READ_LIMITS, ...limits };
   const where = escapeControls(source, 200);
   if (looksLikeSafetensors(bytes)) {
@@ -130,13 +163,16 @@ export function parseStateDictFile(bytes: Uint8Array, source: string, limits: Pa
   }
   if (!isZip(bytes)) throw notAWeightsFile(bytes, where, all);
   if (isTorchScriptArchive(new ZipArchive(bytes, where, { maxInflatedBytes: all.maxBytes }))) {
-    throw new WeightsFileError(`${where}: this is a TorchScript file (torch.jit.save), not a state_dict; import it with --torchscript`);
+    throw new WeightsFileError(
+      `${where}: this is a TorchScript file (torch.jit.save), not a state_dict; import it with --torchscript`,
+    );
   }
   const file = readTorchZip(bytes, where, all);
   const { dict, path } = unwrap(file.value, where);
   const records = new Map<string, TensorRecord>();
   for (const [k, v] of dict.entries) {
-    if (typeof k !== "string") throw new WeightsFileError(`${where}: state_dict key ${describe(k as PickleValue)} is not a string`);
+    if (typeof k !== "string")
+      throw new WeightsFileError(`${where}: state_dict key ${describe(k as PickleValue)} is not a string`);
     records.set(k, v as TensorRecord);
   }
   const { map, stripped } = stripPrefixes(records);

@@ -16,7 +16,17 @@ import { fromBytes, tensor, type DType, type Tensor } from "../engine/index.js";
 import { printable } from "../util/printable.js";
 import { decodeToFloat32 } from "./safetensors.js";
 import { ZipArchive } from "./zip.js";
-import { PickleDict, PickleGlobal, PickleObject, PickleTuple, describe, unpickle, type GlobalHandler, type PickleLimits, type PickleValue } from "./pickle.js";
+import {
+  PickleDict,
+  PickleGlobal,
+  PickleObject,
+  PickleTuple,
+  describe,
+  unpickle,
+  type GlobalHandler,
+  type PickleLimits,
+  type PickleValue,
+} from "./pickle.js";
 import { BadExpertError } from "../util/errors.js";
 
 /** A torch.save file whose content is refused: sizes, storages, views or limits. */
@@ -43,7 +53,11 @@ export interface TorchReadLimits {
   pickle?: Partial<PickleLimits>;
 }
 
-export const DEFAULT_TORCH_READ_LIMITS: TorchReadLimits = { maxBytes: 4 * 1024 ** 3, maxPickleBytes: 256 * 1024 ** 2, maxExpandedElements: 1 << 24 };
+export const DEFAULT_TORCH_READ_LIMITS: TorchReadLimits = {
+  maxBytes: 4 * 1024 ** 3,
+  maxPickleBytes: 256 * 1024 ** 2,
+  maxExpandedElements: 1 << 24,
+};
 
 /** More dimensions than any tensor of a model has (PyTorch's kernels stop at 25 or 64). */
 const MAX_DIMS = 64;
@@ -70,7 +84,18 @@ const STORAGE_DTYPES: Record<string, DType | "float16" | "bfloat16" | undefined>
   QUInt2x4Storage: undefined,
 };
 
-const BYTES: Record<DType, number> = { float64: 8, float32: 4, float16: 2, bfloat16: 2, int64: 8, int32: 4, int16: 2, int8: 1, uint8: 1, bool: 1 };
+const BYTES: Record<DType, number> = {
+  float64: 8,
+  float32: 4,
+  float16: 2,
+  bfloat16: 2,
+  int64: 8,
+  int32: 4,
+  int16: 2,
+  int8: 1,
+  uint8: 1,
+  bool: 1,
+};
 
 /** A storage the pickle refers to: `data/<key>` of the archive, `numel` elements of `dtype`. */
 export class StorageRef extends PickleObject {
@@ -106,26 +131,36 @@ function intTuple(v: PickleValue, what: string): number[] {
   if (!items) throw new TypeError(`${what} must be a tuple of ints, got ${describe(v)}`);
   if (items.length > MAX_DIMS) throw new RangeError(`${what} has ${items.length} dims (more than ${MAX_DIMS})`);
   if (!items.every((x) => typeof x === "number" && Number.isSafeInteger(x) && x >= 0)) {
-    throw new TypeError(`${what} must be a tuple of non-negative ints, got (${items.map((x) => (typeof x === "number" || typeof x === "bigint" ? String(x) : describe(x))).join(", ")})`);
+    throw new TypeError(
+      `${what} must be a tuple of non-negative ints, got (${items.map((x) => (typeof x === "number" || typeof x === "bigint" ? String(x) : describe(x))).join(", ")})`,
+    );
   }
   return items as number[];
 }
 
 function rebuildTensor(args: PickleValue[]): TensorRecord {
   const [storage, offset, size, stride] = args;
-  if (!(storage instanceof StorageRef)) throw new TypeError(`argument 0 must be a storage, got ${describe(storage ?? null)}`);
-  if (typeof offset !== "number" || !Number.isSafeInteger(offset) || offset < 0) throw new TypeError(`storage offset must be a non-negative int, got ${describe(offset ?? null)}`);
+  if (!(storage instanceof StorageRef))
+    throw new TypeError(`argument 0 must be a storage, got ${describe(storage ?? null)}`);
+  if (typeof offset !== "number" || !Number.isSafeInteger(offset) || offset < 0)
+    throw new TypeError(`storage offset must be a non-negative int, got ${describe(offset ?? null)}`);
   const shape = intTuple(size ?? null, "size");
   const strides = intTuple(stride ?? null, "stride");
-  if (shape.length !== strides.length) throw new RangeError(`size has ${shape.length} dims but stride has ${strides.length}`);
-  if (offset > storage.numel) throw new RangeError(`storage offset ${offset} lies past the end of a storage of ${storage.numel} elements`);
+  if (shape.length !== strides.length)
+    throw new RangeError(`size has ${shape.length} dims but stride has ${strides.length}`);
+  if (offset > storage.numel)
+    throw new RangeError(`storage offset ${offset} lies past the end of a storage of ${storage.numel} elements`);
   // Exact integers: a product or extent past 2^53 must not round to something that fits.
   const numel = shape.reduce((a, d) => a * BigInt(d), 1n);
-  if (numel > BigInt(Number.MAX_SAFE_INTEGER)) throw new RangeError(`a tensor of shape [${shape.join(", ")}] has ${numel} elements`);
+  if (numel > BigInt(Number.MAX_SAFE_INTEGER))
+    throw new RangeError(`a tensor of shape [${shape.join(", ")}] has ${numel} elements`);
   // The last element must lie inside the storage, or a crafted file could read past it.
   if (numel > 0n) {
     const last = shape.reduce((s, d, i) => s + BigInt(d - 1) * BigInt(strides[i] as number), BigInt(offset));
-    if (last >= BigInt(storage.numel)) throw new RangeError(`a tensor of shape [${shape.join(", ")}] and stride [${strides.join(", ")}] at offset ${offset} reaches element ${last} of a storage of ${storage.numel}`);
+    if (last >= BigInt(storage.numel))
+      throw new RangeError(
+        `a tensor of shape [${shape.join(", ")}] and stride [${strides.join(", ")}] at offset ${offset} reaches element ${last} of a storage of ${storage.numel}`,
+      );
   }
   return new TensorRecord(storage, offset, shape, strides, Number(numel));
 }
@@ -141,7 +176,9 @@ const ALLOWED: Record<string, GlobalHandler> = {
       const d = new PickleDict();
       const items = args[0];
       if (Array.isArray(items)) {
-        for (const kv of items) if (kv instanceof PickleTuple && kv.items.length === 2) d.entries.set(kv.items[0] as PickleValue, kv.items[1] as PickleValue);
+        for (const kv of items)
+          if (kv instanceof PickleTuple && kv.items.length === 2)
+            d.entries.set(kv.items[0] as PickleValue, kv.items[1] as PickleValue);
       }
       return d;
     },
@@ -157,7 +194,8 @@ const ALLOWED: Record<string, GlobalHandler> = {
   // How protocol 2 pickles Python 3 bytes: _codecs.encode(text, "latin1").
   "_codecs.encode": {
     call: ([text, encoding]) => {
-      if (typeof text !== "string" || encoding !== "latin1") throw new TypeError("only _codecs.encode(str, 'latin1') is allowed");
+      if (typeof text !== "string" || encoding !== "latin1")
+        throw new TypeError("only _codecs.encode(str, 'latin1') is allowed");
       return Uint8Array.from(text, (c) => c.charCodeAt(0));
     },
   },
@@ -183,8 +221,14 @@ function persistentLoad(pid: PickleValue): StorageRef {
     throw new TypeError(`expected ('storage', type, key, location, numel), got ${describe(pid)}`);
   }
   const [, type, key, , numel] = pid.items;
-  if (typeof key !== "string" || !/^[\w.-]{1,200}$/.test(key)) throw new TypeError(`storage key must be a plain name, got ${typeof key === "string" ? printable(key, 60) : describe(key ?? null)}`);
-  if (typeof numel !== "number" || !Number.isSafeInteger(numel) || numel < 0) throw new TypeError(`storage size must be a non-negative int, got ${typeof numel === "bigint" ? String(numel) : describe(numel ?? null)}`);
+  if (typeof key !== "string" || !/^[\w.-]{1,200}$/.test(key))
+    throw new TypeError(
+      `storage key must be a plain name, got ${typeof key === "string" ? printable(key, 60) : describe(key ?? null)}`,
+    );
+  if (typeof numel !== "number" || !Number.isSafeInteger(numel) || numel < 0)
+    throw new TypeError(
+      `storage size must be a non-negative int, got ${typeof numel === "bigint" ? String(numel) : describe(numel ?? null)}`,
+    );
   return new StorageRef(key, storageTypeName(type ?? null), numel);
 }
 
@@ -221,7 +265,10 @@ export function formatVersion(zip: ZipArchive): number | undefined {
 /** True for a TorchScript archive (torch.jit.save), which holds code next to the data. */
 export function isTorchScriptArchive(zip: ZipArchive): boolean {
   const prefix = archivePrefix(zip);
-  return prefix !== undefined && (zip.has(`${prefix}/constants.pkl`) || [...zip.entries.keys()].some((k) => k.startsWith(`${prefix}/code/`)));
+  return (
+    prefix !== undefined &&
+    (zip.has(`${prefix}/constants.pkl`) || [...zip.entries.keys()].some((k) => k.startsWith(`${prefix}/code/`)))
+  );
 }
 
 /** Unpickles a torch.save zip file's object without executing anything. */
@@ -229,24 +276,36 @@ export function readTorchZip(bytes: Uint8Array, source: string, limits: Partial<
   const all = { ...DEFAULT_TORCH_READ_LIMITS, ...limits };
   const archive = new ZipArchive(bytes, source, { maxInflatedBytes: all.maxBytes });
   const prefixes = [...archive.entries.keys()].filter((k) => /^[^/]+\/data\.pkl$/.test(k));
-  if (prefixes.length === 0) throw new TorchFileError(`${source}: a zip file without data.pkl is not a torch.save file`);
+  if (prefixes.length === 0)
+    throw new TorchFileError(`${source}: a zip file without data.pkl is not a torch.save file`);
   // Two pickles: which one PyTorch would read depends on the entry order; refuse to guess.
-  if (prefixes.length > 1) throw new TorchFileError(`${source}: the zip holds ${prefixes.length} data.pkl records (${prefixes.slice(0, 3).map((p) => printable(p, 60)).join(", ")}), a torch.save file has one`);
+  if (prefixes.length > 1)
+    throw new TorchFileError(
+      `${source}: the zip holds ${prefixes.length} data.pkl records (${prefixes
+        .slice(0, 3)
+        .map((p) => printable(p, 60))
+        .join(", ")}), a torch.save file has one`,
+    );
   const prefix = archivePrefix(archive) as string;
   let littleEndian = true;
   if (archive.has(`${prefix}/byteorder`)) {
     const order = archive.readText(`${prefix}/byteorder`).trim();
-    if (order !== "little" && order !== "big") throw new TorchFileError(`${source}: byteorder record must be "little" or "big", got ${printable(order, 40)}`);
+    if (order !== "little" && order !== "big")
+      throw new TorchFileError(`${source}: byteorder record must be "little" or "big", got ${printable(order, 40)}`);
     littleEndian = order === "little";
   }
   const pkl = `${prefix}/data.pkl`;
   const pklSize = archive.entries.get(pkl)?.size ?? 0;
-  if (pklSize > all.maxPickleBytes) throw new TorchFileError(`${source}: data.pkl is ${pklSize} bytes, more than the ${all.maxPickleBytes}-byte limit for a pickle (the tensor data lives outside it)`);
+  if (pklSize > all.maxPickleBytes)
+    throw new TorchFileError(
+      `${source}: data.pkl is ${pklSize} bytes, more than the ${all.maxPickleBytes}-byte limit for a pickle (the tensor data lives outside it)`,
+    );
   const value = unpickle(archive.read(pkl), {
     resolveGlobal,
     persistentLoad,
     source: `${source}: data.pkl`,
-    refusalHint: "a weights file should hold a state_dict (torch.save(model.state_dict(), path)), or save the whole model with TorchScript (torch.jit.script(model).save(path)) and import it with --torchscript",
+    refusalHint:
+      "a weights file should hold a state_dict (torch.save(model.state_dict(), path)), or save the whole model with TorchScript (torch.jit.script(model).save(path)) and import it with --torchscript",
     limits: all.pickle,
   });
   return { value, archive, prefix, littleEndian, source, limits: all };
@@ -254,14 +313,23 @@ export function readTorchZip(bytes: Uint8Array, source: string, limits: Partial<
 
 /** Bytes per element as stored, and as built (half precision is widened to float32). */
 function elementBytes(dtype: DType | "float16" | "bfloat16"): { stored: number; built: number } {
-  return dtype === "float16" || dtype === "bfloat16" ? { stored: 2, built: 4 } : { stored: BYTES[dtype], built: BYTES[dtype] };
+  return dtype === "float16" || dtype === "bfloat16"
+    ? { stored: 2, built: 4 }
+    : { stored: BYTES[dtype], built: BYTES[dtype] };
 }
 
 function storageDtype(file: TorchFile, r: TensorRecord, name: string): DType | "float16" | "bfloat16" {
   const type = r.storage.storageType;
   const dtype = Object.hasOwn(STORAGE_DTYPES, type) ? STORAGE_DTYPES[type] : undefined;
   if (dtype === undefined) {
-    throw new TorchFileError(`${file.source}: tensor ${printable(name)} is stored as ${printable(type, 60)}, which is not supported (supported: ${Object.entries(STORAGE_DTYPES).filter(([, d]) => d).map(([k]) => k).join(", ")})`);
+    throw new TorchFileError(
+      `${file.source}: tensor ${printable(name)} is stored as ${printable(type, 60)}, which is not supported (supported: ${Object.entries(
+        STORAGE_DTYPES,
+      )
+        .filter(([, d]) => d)
+        .map(([k]) => k)
+        .join(", ")})`,
+    );
   }
   return dtype;
 }
@@ -283,14 +351,21 @@ function checkRecords(file: TorchFile, records: Map<string, TensorRecord>): void
     const key = r.storage.key;
     const seen = storages.get(key);
     if (seen && (seen.numel !== r.storage.numel || seen.storageType !== r.storage.storageType)) {
-      throw new TorchFileError(`${file.source}: storage ${printable(key, 60)} is declared twice, as ${seen.numel} ${printable(seen.storageType, 40)} and as ${r.storage.numel} ${printable(r.storage.storageType, 40)}`);
+      throw new TorchFileError(
+        `${file.source}: storage ${printable(key, 60)} is declared twice, as ${seen.numel} ${printable(seen.storageType, 40)} and as ${r.storage.numel} ${printable(r.storage.storageType, 40)}`,
+      );
     }
     const entryName = `${file.prefix}/data/${key}`;
     const entry = file.archive.entries.get(entryName);
-    if (!entry) throw new TorchFileError(`${file.source}: tensor ${printable(name)} refers to storage ${printable(key, 60)}, but ${printable(entryName)} is missing`);
+    if (!entry)
+      throw new TorchFileError(
+        `${file.source}: tensor ${printable(name)} refers to storage ${printable(key, 60)}, but ${printable(entryName)} is missing`,
+      );
     const want = r.storage.numel * stored;
     if (entry.size !== want) {
-      throw new TorchFileError(`${file.source}: storage ${printable(key, 60)} holds ${entry.size} bytes, but its record declares ${r.storage.numel} ${printable(r.storage.storageType, 40)} elements (${want} bytes)`);
+      throw new TorchFileError(
+        `${file.source}: storage ${printable(key, 60)} holds ${entry.size} bytes, but its record declares ${r.storage.numel} ${printable(r.storage.storageType, 40)} elements (${want} bytes)`,
+      );
     }
     if (!seen) {
       storages.set(key, r.storage);
@@ -307,7 +382,9 @@ function checkRecords(file: TorchFile, records: Map<string, TensorRecord>): void
   }
   const total = file.archive.inflatedBytes + toInflate + built;
   if (total > file.limits.maxBytes) {
-    throw new TorchFileError(`${file.source}: reading this file would take ${total} bytes (${toInflate} to inflate, ${built} for ${records.size} tensors), more than the limit of ${file.limits.maxBytes}`);
+    throw new TorchFileError(
+      `${file.source}: reading this file would take ${total} bytes (${toInflate} to inflate, ${built} for ${records.size} tensors), more than the limit of ${file.limits.maxBytes}`,
+    );
   }
 }
 
@@ -317,7 +394,9 @@ function toTensor(file: TorchFile, r: TensorRecord, name: string): Tensor {
   const size = elementBytes(dtype).stored;
   const storage = file.archive.read(`${file.prefix}/data/${r.storage.key}`, r.storage.numel * size);
   const count = r.numel;
-  const contiguous = r.shape.every((_, i) => r.shape[i] === 1 || r.stride[i] === r.shape.slice(i + 1).reduce((a, b) => a * b, 1));
+  const contiguous = r.shape.every(
+    (_, i) => r.shape[i] === 1 || r.stride[i] === r.shape.slice(i + 1).reduce((a, b) => a * b, 1),
+  );
   let out: Uint8Array;
   if (contiguous) {
     out = storage.subarray(r.offset * size, (r.offset + count) * size);
@@ -341,7 +420,9 @@ function toTensor(file: TorchFile, r: TensorRecord, name: string): Tensor {
     for (let i = 0; i < out.length; i += size) out.subarray(i, i + size).reverse();
   }
   if (dtype === "float16" || dtype === "bfloat16") {
-    return tensor(decodeToFloat32({ dtype: dtype === "float16" ? "F16" : "BF16", shape: r.shape, data: out }), { shape: r.shape });
+    return tensor(decodeToFloat32({ dtype: dtype === "float16" ? "F16" : "BF16", shape: r.shape, data: out }), {
+      shape: r.shape,
+    });
   }
   // fromBytes copies, so a contiguous view of the file's bytes is passed as it is.
   return fromBytes(out, dtype, r.shape);

@@ -44,7 +44,10 @@ const FROM_ST: Partial<Record<SafetensorsDType, DType>> = {
 
 export function toRaw(t: Tensor, name: string): RawTensor {
   const dtype = TO_ST[t.dtype];
-  if (dtype === undefined) throw new TypeError(`saveTensors: tensor ${printable(name)} has dtype ${t.dtype}, which is not written (convert it to float32)`);
+  if (dtype === undefined)
+    throw new TypeError(
+      `saveTensors: tensor ${printable(name)} has dtype ${t.dtype}, which is not written (convert it to float32)`,
+    );
   const data = t.data();
   return { dtype, shape: t.shape, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
 }
@@ -57,20 +60,31 @@ export function fromRaw(r: RawTensor): Tensor {
 }
 
 /** Writes named tensors (e.g. a module's stateDict()) to a .safetensors file, atomically; returns its size and SHA-256. */
-export async function saveTensors(path: string, tensors: Map<string, Tensor>, metadata?: Record<string, string>): Promise<WrittenFile> {
+export async function saveTensors(
+  path: string,
+  tensors: Map<string, Tensor>,
+  metadata?: Record<string, string>,
+): Promise<WrittenFile> {
   const raw = new Map<string, RawTensor>();
   for (const [k, t] of tensors) raw.set(k, toRaw(t, k));
   return writeSafetensors(path, raw, metadata);
 }
 
 /** Reads a .safetensors file into new tensors the caller owns (dispose them, e.g. with `dispose(map)`). */
-export async function loadTensors(path: string, o: LoadOptions = {}): Promise<{ tensors: Map<string, Tensor>; metadata: Record<string, string> }> {
+export async function loadTensors(
+  path: string,
+  o: LoadOptions = {},
+): Promise<{ tensors: Map<string, Tensor>; metadata: Record<string, string> }> {
   const file = await readSafetensors(path, o);
   return { tensors: tensorsFromFile(file, path, o), metadata: file.metadata };
 }
 
 /** New tensors (the caller owns them) from a parsed file; `source` names the file in errors. */
-export function tensorsFromFile(file: SafetensorsFile, source: string, o: { requireFinite?: boolean } = {}): Map<string, Tensor> {
+export function tensorsFromFile(
+  file: SafetensorsFile,
+  source: string,
+  o: { requireFinite?: boolean } = {},
+): Map<string, Tensor> {
   if (o.requireFinite === true) assertFiniteTensors(file.tensors, source);
   return rawToTensors(file.tensors, source);
 }

@@ -90,17 +90,20 @@ export class ZipArchive {
   }
 
   #u16(at: number): number {
-    if (at < 0 || at + 2 > this.#bytes.length) this.#fail(`truncated zip (read at byte ${at} of ${this.#bytes.length})`);
+    if (at < 0 || at + 2 > this.#bytes.length)
+      this.#fail(`truncated zip (read at byte ${at} of ${this.#bytes.length})`);
     return this.#view.getUint16(at, true);
   }
 
   #u32(at: number): number {
-    if (at < 0 || at + 4 > this.#bytes.length) this.#fail(`truncated zip (read at byte ${at} of ${this.#bytes.length})`);
+    if (at < 0 || at + 4 > this.#bytes.length)
+      this.#fail(`truncated zip (read at byte ${at} of ${this.#bytes.length})`);
     return this.#view.getUint32(at, true);
   }
 
   #u64(at: number): number {
-    if (at < 0 || at + 8 > this.#bytes.length) this.#fail(`truncated zip (read at byte ${at} of ${this.#bytes.length})`);
+    if (at < 0 || at + 8 > this.#bytes.length)
+      this.#fail(`truncated zip (read at byte ${at} of ${this.#bytes.length})`);
     const v = this.#view.getBigUint64(at, true);
     if (v > BigInt(Number.MAX_SAFE_INTEGER)) this.#fail(`zip64 field ${v} is too large`);
     return Number(v);
@@ -126,7 +129,8 @@ export class ZipArchive {
       dirOffset = this.#u64(rec + 48);
     }
     if (count > MAX_ENTRIES) this.#fail(`the directory declares ${count} entries (more than ${MAX_ENTRIES})`);
-    if (dirOffset + count * CENTRAL_HEADER_BYTES > n) this.#fail(`the central directory (${count} entries at byte ${dirOffset}) lies outside the ${n}-byte file`);
+    if (dirOffset + count * CENTRAL_HEADER_BYTES > n)
+      this.#fail(`the central directory (${count} entries at byte ${dirOffset}) lies outside the ${n}-byte file`);
     const entries = new Map<string, ZipEntry>();
     let at = dirOffset;
     const decoder = new TextDecoder();
@@ -152,7 +156,8 @@ export class ZipArchive {
         if (id === 1) {
           let p = e + 4;
           const field = (): number => {
-            if (p + 8 > e + 4 + len) this.#fail(`entry ${printable(name)}: the ZIP64 extra field is too short for the sizes it replaces`);
+            if (p + 8 > e + 4 + len)
+              this.#fail(`entry ${printable(name)}: the ZIP64 extra field is too short for the sizes it replaces`);
             const v = this.#u64(p);
             p += 8;
             return v;
@@ -163,7 +168,8 @@ export class ZipArchive {
         }
         e += 4 + len;
       }
-      if (entries.has(name)) this.#fail(`the archive holds two entries named ${printable(name)} (which one a reader takes is not defined)`);
+      if (entries.has(name))
+        this.#fail(`the archive holds two entries named ${printable(name)} (which one a reader takes is not defined)`);
       entries.set(name, { name, method, flags, compressedSize, size, localHeaderOffset });
       at = end + commentLen;
     }
@@ -182,7 +188,8 @@ export class ZipArchive {
     const e = this.entries.get(name);
     const shown = printable(name);
     if (!e) this.#fail(`no entry ${shown} in the archive`);
-    if (expectedSize !== undefined && e.size !== expectedSize) this.#fail(`entry ${shown} declares ${e.size} bytes, expected ${expectedSize}`);
+    if (expectedSize !== undefined && e.size !== expectedSize)
+      this.#fail(`entry ${shown} declares ${e.size} bytes, expected ${expectedSize}`);
     if (e.flags & ENCRYPTED_FLAG) this.#fail(`entry ${shown} is encrypted`);
     const h = e.localHeaderOffset;
     if (this.#u32(h) !== LOCAL_SIG) this.#fail(`bad local header for ${shown}`);
@@ -191,10 +198,12 @@ export class ZipArchive {
     const start = h + 30 + localNameLen + this.#u16(h + 28);
     const localName = this.#bytes.subarray(h + 30, h + 30 + localNameLen);
     if (new TextDecoder().decode(localName) !== name) this.#fail(`the local header of ${shown} names another file`);
-    if (start + e.compressedSize > this.#bytes.length) this.#fail(`entry ${shown} runs past the end of the file (truncated?)`);
+    if (start + e.compressedSize > this.#bytes.length)
+      this.#fail(`entry ${shown} runs past the end of the file (truncated?)`);
     const raw = this.#bytes.subarray(start, start + e.compressedSize);
     if (e.method === STORED) {
-      if (e.compressedSize !== e.size) this.#fail(`stored entry ${shown} declares ${e.size} bytes but holds ${e.compressedSize}`);
+      if (e.compressedSize !== e.size)
+        this.#fail(`stored entry ${shown} declares ${e.size} bytes but holds ${e.compressedSize}`);
       return raw;
     }
     if (e.method === DEFLATED) return this.#inflate(e, raw, shown);
@@ -205,9 +214,12 @@ export class ZipArchive {
     const cached = this.#inflated.get(e.name);
     if (cached) return cached;
     if (this.#inflatedBytes + e.size > this.#maxInflated) {
-      this.#fail(`entry ${shown} declares ${e.size} bytes, which would take the archive past its limit of ${this.#maxInflated} inflated bytes`);
+      this.#fail(
+        `entry ${shown} declares ${e.size} bytes, which would take the archive past its limit of ${this.#maxInflated} inflated bytes`,
+      );
     }
-    if (e.size >= bufferConstants.MAX_LENGTH) this.#fail(`entry ${shown} declares ${e.size} bytes, more than one buffer holds`);
+    if (e.size >= bufferConstants.MAX_LENGTH)
+      this.#fail(`entry ${shown} declares ${e.size} bytes, more than one buffer holds`);
     // One output chunk one byte larger than the declared size: a stream that is longer than it
     // declares fills the spare byte and is stopped there (maxOutputLength), never inflated further.
     let out: Buffer;
@@ -228,7 +240,8 @@ export class ZipArchive {
   /** A small text record (at most `maxBytes`, 64 KiB by default). */
   readText(name: string, maxBytes = 65536): string {
     const e = this.entries.get(name);
-    if (e && e.size > maxBytes) this.#fail(`record ${printable(name)} is ${e.size} bytes, more than the ${maxBytes} expected`);
+    if (e && e.size > maxBytes)
+      this.#fail(`record ${printable(name)} is ${e.size} bytes, more than the ${maxBytes} expected`);
     return new TextDecoder().decode(this.read(name));
   }
 }

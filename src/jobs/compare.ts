@@ -63,7 +63,12 @@ export interface CompareResult {
   dataset: string;
   model: string;
   attack: { name: string; params: Record<string, ParamValue> };
-  splits: DefenseSplitSpec & { evaluation: number; calibrationUsed: number; evaluationUsed: number; poisonedUsed: number };
+  splits: DefenseSplitSpec & {
+    evaluation: number;
+    calibrationUsed: number;
+    evaluationUsed: number;
+    poisonedUsed: number;
+  };
   targetFpr: number;
   rows: CompareRow[];
   reportFiles: { html: string; markdown: string; json: string } | null;
@@ -77,7 +82,8 @@ export interface CompareResult {
  * images, so no triggered copy at all).
  */
 export function limited(indices: Int32Array, limit: number | undefined, o: { seed?: number } = {}): Int32Array {
-  if (limit !== undefined && (!Number.isInteger(limit) || limit < 0)) throw new BadExpertError("E_USAGE", `compare: a split limit must be a non-negative integer, got ${limit}`);
+  if (limit !== undefined && (!Number.isInteger(limit) || limit < 0))
+    throw new BadExpertError("E_USAGE", `compare: a split limit must be a non-negative integer, got ${limit}`);
   if (!limit || limit >= indices.length) return indices;
   const pick = new Rng(o.seed ?? 0).permutation(indices.length).subarray(0, limit);
   return Int32Array.from(pick, (i) => indices[i] as number).sort();
@@ -91,14 +97,16 @@ export function recordedAttack(x: unknown): { name: string; params: Record<strin
   if (typeof name !== "string") return null;
   const out: Record<string, ParamValue> = {};
   if (typeof params === "object" && params !== null) {
-    for (const [k, v] of Object.entries(params)) if (typeof v === "number" || typeof v === "string" || typeof v === "boolean") out[k] = v;
+    for (const [k, v] of Object.entries(params))
+      if (typeof v === "number" || typeof v === "string" || typeof v === "boolean") out[k] = v;
   }
   return { name, params: out };
 }
 
 export async function compareDetectors(o: CompareOptions): Promise<CompareResult> {
   const log = o.log ?? ((l: string) => console.error(l));
-  if (o.detectors.length === 0) throw new BadExpertError("E_USAGE", "compare: detectors must name at least one detector");
+  if (o.detectors.length === 0)
+    throw new BadExpertError("E_USAGE", "compare: detectors must name at least one detector");
   // Refused before the detectors are fitted, not after.
   if (o.report) await assertCompareReportDir(o.report);
   const { model, meta } = await loadCheckpoint(o.checkpoint);
@@ -109,13 +117,39 @@ export async function compareDetectors(o: CompareOptions): Promise<CompareResult
     const evaluation = subset(test, limited(splits.evaluation, o.evaluationLimit, limit));
     const recorded = recordedAttack(meta.training.attack);
     const attackName = o.attack ?? recorded?.name;
-    if (!attackName) throw new BadExpertError("E_USAGE", "compare: an attack is needed and the checkpoint records none (give --attack)");
-    const attackParams = o.attack && o.attack !== recorded?.name ? (o.attackParams ?? {}) : { ...(recorded?.params ?? {}), ...(o.attackParams ?? {}) };
-    const attack = await loadAttack(attackName, attackParams, { numClasses: test.classNames.length, height: test.height, width: test.width, channels: test.channels, dataset: name }, o.checkpoint);
+    if (!attackName)
+      throw new BadExpertError(
+        "E_USAGE",
+        "compare: an attack is needed and the checkpoint records none (give --attack)",
+      );
+    const attackParams =
+      o.attack && o.attack !== recorded?.name
+        ? (o.attackParams ?? {})
+        : { ...(recorded?.params ?? {}), ...(o.attackParams ?? {}) };
+    const attack = await loadAttack(
+      attackName,
+      attackParams,
+      {
+        numClasses: test.classNames.length,
+        height: test.height,
+        width: test.width,
+        channels: test.channels,
+        dataset: name,
+      },
+      o.checkpoint,
+    );
     const poisoned = attack.poisonedTestSet(evaluation);
     const targetFpr = o.targetFpr ?? 0.01;
-    log(`reserved ${reserved.count}, calibration ${calibration.count}, evaluation ${evaluation.count} clean + ${poisoned.dataset.count} triggered images of ${name}/test; ${attack.name} trigger`);
-    const ctx = { model: model.eval(), spec: meta.model, preprocessing: meta.preprocessing, classNames: meta.classNames, dataset: name };
+    log(
+      `reserved ${reserved.count}, calibration ${calibration.count}, evaluation ${evaluation.count} clean + ${poisoned.dataset.count} triggered images of ${name}/test; ${attack.name} trigger`,
+    );
+    const ctx = {
+      model: model.eval(),
+      spec: meta.model,
+      preprocessing: meta.preprocessing,
+      classNames: meta.classNames,
+      dataset: name,
+    };
     const rows: CompareRow[] = [];
     for (const detector of o.detectors) {
       manualSeed(o.seed ?? 0);
@@ -123,8 +157,15 @@ export async function compareDetectors(o: CompareOptions): Promise<CompareResult
       const det = await fitDetector(detector, ctx, { reserved, calibration }, o.params?.[detector] ?? {}, log);
       try {
         const fitSeconds = Number(process.hrtime.bigint() - t0) / 1e9;
-        const cal = calibrateDetector(det, calibration, targetFpr, o.progress ? { progressLabel: `${detector}: calibration` } : {});
-        const e = evaluateDetector(det, cal.calibration.threshold, evaluation, poisoned, { progress: o.progress ?? false });
+        const cal = calibrateDetector(
+          det,
+          calibration,
+          targetFpr,
+          o.progress ? { progressLabel: `${detector}: calibration` } : {},
+        );
+        const e = evaluateDetector(det, cal.calibration.threshold, evaluation, poisoned, {
+          progress: o.progress ?? false,
+        });
         rows.push({
           detector,
           params: { ...det.params },
@@ -138,7 +179,9 @@ export async function compareDetectors(o: CompareOptions): Promise<CompareResult
           secondsPer1000: e.secondsPer1000,
         });
         const m = e.metrics;
-        log(`${detector}: AUROC ${m.auroc.toFixed(4)}, TPR ${(100 * m.tpr).toFixed(2)}%, FPR ${(100 * m.fpr).toFixed(2)}%, ASR after ${(100 * m.asrAfter).toFixed(2)}%, ${e.secondsPer1000.toFixed(2)} s per 1,000 inputs (fit ${fitSeconds.toFixed(1)} s)`);
+        log(
+          `${detector}: AUROC ${m.auroc.toFixed(4)}, TPR ${(100 * m.tpr).toFixed(2)}%, FPR ${(100 * m.fpr).toFixed(2)}%, ASR after ${(100 * m.asrAfter).toFixed(2)}%, ${e.secondsPer1000.toFixed(2)} s per 1,000 inputs (fit ${fitSeconds.toFixed(1)} s)`,
+        );
       } finally {
         det.dispose();
       }
@@ -147,7 +190,13 @@ export async function compareDetectors(o: CompareOptions): Promise<CompareResult
       dataset: name,
       model: meta.model.name,
       attack: { name: attack.name, params: { ...attack.params } },
-      splits: { ...spec, evaluation: splits.evaluation.length, calibrationUsed: calibration.count, evaluationUsed: evaluation.count, poisonedUsed: poisoned.dataset.count },
+      splits: {
+        ...spec,
+        evaluation: splits.evaluation.length,
+        calibrationUsed: calibration.count,
+        evaluationUsed: evaluation.count,
+        poisonedUsed: poisoned.dataset.count,
+      },
       targetFpr,
       rows,
       reportFiles: null,
@@ -159,7 +208,15 @@ export async function compareDetectors(o: CompareOptions): Promise<CompareResult
         model: meta.model.name,
         attack: result.attack,
         targetFpr,
-        rows: rows.map((r) => ({ detector: r.detector, params: r.params, metrics: r.metrics, roc: r.roc, secondsPer1000: r.secondsPer1000, fitSeconds: r.fitSeconds, nonFinite: r.nonFinite })),
+        rows: rows.map((r) => ({
+          detector: r.detector,
+          params: r.params,
+          metrics: r.metrics,
+          roc: r.roc,
+          secondsPer1000: r.secondsPer1000,
+          fitSeconds: r.fitSeconds,
+          nonFinite: r.nonFinite,
+        })),
         details: {
           checkpoint: o.checkpoint,
           "reserved / calibration / evaluation images": `${reserved.count} / ${calibration.count} of ${spec.calibration} / ${evaluation.count} of ${splits.evaluation.length} (split seed ${spec.seed})`,

@@ -8,6 +8,9 @@ import { OptionError } from "./errors.js";
 export function requireDataPath(name: string, path: string | undefined): void {
   const info = datasetInfo(name);
   if (path === undefined && info.defaultPath === undefined) {
-    throw new OptionError("--data-path", `dataset '${name}' has no default location; give its path with --data-path (${info.pathHint})`);
+    throw new OptionError(
+      "--data-path",
+      `dataset '${name}' has no default location; give its path with --data-path (${info.pathHint})`,
+    );
   }
 }

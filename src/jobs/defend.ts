@@ -6,7 +6,14 @@ import type { ParamValue } from "../attacks/attack.js";
 import { manualSeed } from "../engine/index.js";
 import { loadCheckpoint } from "../train/checkpoint.js";
 import { DEFAULT_TARGET_FPR, UNLEARN_LABEL_MAPPINGS } from "../defense/defaults.js";
-import { buildBadExpert, buildOptionProblem, type BadExpertBuildOptions, type CalibrationSettings, type FinetuneSettings, type UnlearnSettings } from "../defense/build.js";
+import {
+  buildBadExpert,
+  buildOptionProblem,
+  type BadExpertBuildOptions,
+  type CalibrationSettings,
+  type FinetuneSettings,
+  type UnlearnSettings,
+} from "../defense/build.js";
 import type { FitDefenseOptions } from "../defense/fit.js";
 import type { UnlearnLrSource } from "../defense/creation.js";
 import { signingKey, type KeyInput } from "../defense/signature.js";
@@ -107,9 +114,23 @@ function checkCalibrationSize(count: number, targetFpr: number, given: boolean):
 
 /** Options that only BaDExpert reads, refused for another kind rather than ignored. */
 function refuseBadExpertOnly(kind: string, o: DefendOptions): void {
-  const given = ([["unlearn", o.unlearn], ["finetune", o.finetune], ["calibration.rule", o.calibration?.rule], ["signing", o.signing]] as const).filter(([, v]) => v !== undefined).map(([k]) => k);
-  if (given.length > 0) throw new OptionError(given[0] as string, `only for the badexpert detector; ${kind} takes its parameters in params (docs/baselines.md)${kind !== "badexpert" && given.includes("signing") ? ", and its bundles are not signed" : ""}`);
-  if ((o.device ?? "cpu") !== "cpu") throw new OptionError("device", `"${o.device}": baseline detectors are fitted on the CPU`);
+  const given = (
+    [
+      ["unlearn", o.unlearn],
+      ["finetune", o.finetune],
+      ["calibration.rule", o.calibration?.rule],
+      ["signing", o.signing],
+    ] as const
+  )
+    .filter(([, v]) => v !== undefined)
+    .map(([k]) => k);
+  if (given.length > 0)
+    throw new OptionError(
+      given[0] as string,
+      `only for the badexpert detector; ${kind} takes its parameters in params (docs/baselines.md)${kind !== "badexpert" && given.includes("signing") ? ", and its bundles are not signed" : ""}`,
+    );
+  if ((o.device ?? "cpu") !== "cpu")
+    throw new OptionError("device", `"${o.device}": baseline detectors are fitted on the CPU`);
 }
 
 /** Checks the options that need no file, before anything is read or fitted. */
@@ -120,7 +141,8 @@ function checkOptions(kind: string, o: DefendOptions): void {
     throw new OptionError("detector", (e as Error).message);
   }
   const fpr = o.calibration?.targetFpr;
-  if (fpr !== undefined && !(fpr > 0 && fpr < 1)) throw new OptionError("calibration.targetFpr", `expected a number in (0, 1), got ${fpr}`);
+  if (fpr !== undefined && !(fpr > 0 && fpr < 1))
+    throw new OptionError("calibration.targetFpr", `expected a number in (0, 1), got ${fpr}`);
   if (kind !== "badexpert") {
     refuseBadExpertOnly(kind, o);
     try {
@@ -130,12 +152,25 @@ function checkOptions(kind: string, o: DefendOptions): void {
     }
     return;
   }
-  if (o.params !== undefined && Object.keys(o.params).length > 0) throw new OptionError("params", "only for baseline detectors; BaDExpert takes unlearn, finetune and calibration");
+  if (o.params !== undefined && Object.keys(o.params).length > 0)
+    throw new OptionError("params", "only for baseline detectors; BaDExpert takes unlearn, finetune and calibration");
   const labels = o.unlearn?.labels;
-  if (labels !== undefined && !UNLEARN_LABEL_MAPPINGS.includes(labels)) throw new OptionError("unlearn.labels", `expected one of ${UNLEARN_LABEL_MAPPINGS.join(", ")}, got ${JSON.stringify(labels)}`);
+  if (labels !== undefined && !UNLEARN_LABEL_MAPPINGS.includes(labels))
+    throw new OptionError(
+      "unlearn.labels",
+      `expected one of ${UNLEARN_LABEL_MAPPINGS.join(", ")}, got ${JSON.stringify(labels)}`,
+    );
   const canaries = o.unlearn?.canaries;
-  if (canaries !== undefined && (canaries.length === 0 || canaries.some((k) => !CANARY_KINDS.includes(k)) || new Set(canaries).size !== canaries.length)) {
-    throw new OptionError("unlearn.canaries", `expected distinct names from ${CANARY_KINDS.join(", ")}, got ${JSON.stringify(canaries)}`);
+  if (
+    canaries !== undefined &&
+    (canaries.length === 0 ||
+      canaries.some((k) => !CANARY_KINDS.includes(k)) ||
+      new Set(canaries).size !== canaries.length)
+  ) {
+    throw new OptionError(
+      "unlearn.canaries",
+      `expected distinct names from ${CANARY_KINDS.join(", ")}, got ${JSON.stringify(canaries)}`,
+    );
   }
 }
 
@@ -144,7 +179,12 @@ export async function defendCheckpoint(o: DefendOptions): Promise<DefendResult> 
   const kind = o.detector ?? "badexpert";
   checkOptions(kind, o);
   // Refused before minutes of finetuning, not after.
-  await assertWritableDir(o.out, { kinds: DETECTOR_BUNDLE_DIRS, replace: o.force === true, forceHint: "--force", argument: "--out" });
+  await assertWritableDir(o.out, {
+    kinds: DETECTOR_BUNDLE_DIRS,
+    replace: o.force === true,
+    forceHint: "--force",
+    argument: "--out",
+  });
   if (o.signing !== undefined) await signingKey(o.signing.key);
   const device = o.device ?? "cpu";
   checkJobDevice(device);
@@ -163,38 +203,86 @@ export async function defendCheckpoint(o: DefendOptions): Promise<DefendResult> 
     };
     const problem = kind === "badexpert" ? buildOptionProblem(build) : null;
     if (problem) throw new OptionError(problem.option, problem.message);
-    const { spec, splits, reserved, calibration } = await defenderData(meta, { ...(o.dataset ? { dataset: o.dataset } : {}), ...(o.dataPath ? { dataPath: o.dataPath } : {}), ...o.splits, ...(o.splits?.seed !== undefined ? { splitSeed: o.splits.seed } : {}) });
+    const { spec, splits, reserved, calibration } = await defenderData(meta, {
+      ...(o.dataset ? { dataset: o.dataset } : {}),
+      ...(o.dataPath ? { dataPath: o.dataPath } : {}),
+      ...o.splits,
+      ...(o.splits?.seed !== undefined ? { splitSeed: o.splits.seed } : {}),
+    });
     const targetFpr = o.calibration?.targetFpr ?? (kind === "badexpert" ? undefined : 0.01);
-    const origin = { dataset: { name, ...(path ? { path } : {}) }, splits: spec, checkpoint: o.checkpoint, attack: meta.training.attack ?? null };
-    log(`reserved ${reserved.count}, calibration ${calibration.count}, evaluation ${splits.evaluation.length} images of ${name}/test`);
+    const origin = {
+      dataset: { name, ...(path ? { path } : {}) },
+      splits: spec,
+      checkpoint: o.checkpoint,
+      attack: meta.training.attack ?? null,
+    };
+    log(
+      `reserved ${reserved.count}, calibration ${calibration.count}, evaluation ${splits.evaluation.length} images of ${name}/test`,
+    );
     const t0 = process.hrtime.bigint();
     let det: CalibratedDetector;
     let record: BadExpertRecord | null = null;
     let calibrationSeconds: number;
     if (kind === "badexpert") {
       const meta0 = { spec: meta.model, preprocessing: meta.preprocessing, classNames: meta.classNames, dataset: name };
-      checkCalibrationSize(spec.calibration, build.calibration?.targetFpr ?? DEFAULT_TARGET_FPR, o.splits?.calibration !== undefined);
+      checkCalibrationSize(
+        spec.calibration,
+        build.calibration?.targetFpr ?? DEFAULT_TARGET_FPR,
+        o.splits?.calibration !== undefined,
+      );
       const b = await buildBadExpert(model, meta0, reserved, calibration, build);
       const d = b.detector;
       const ceiling = ceilingWarning(d.info.calibration);
       if (ceiling !== null) log(`warning: ${ceiling}`);
-      d.info.creation = { ...d.info.creation, checkpoint: o.checkpoint, dataset: origin.dataset, splits: spec, modelMetrics: meta.metrics, modelTraining: { attack: meta.training.attack ?? null } };
+      d.info.creation = {
+        ...d.info.creation,
+        checkpoint: o.checkpoint,
+        dataset: origin.dataset,
+        splits: spec,
+        modelMetrics: meta.metrics,
+        modelTraining: { attack: meta.training.attack ?? null },
+      };
       det = badexpertDetector(d);
       const s = d.info.creation.seconds ?? { expert: 0, auxiliary: 0, calibration: 0 };
       calibrationSeconds = s.calibration;
-      record = { options: b.options, unlearnLrSource: b.unlearnLrSource, selection: b.selection, finetuneSelection: b.finetuneSelection, unlearning: b.unlearning, seconds: { ...s, selection: b.selection?.seconds ?? 0, finetuneSelection: b.finetuneSelection?.seconds ?? 0 } };
+      record = {
+        options: b.options,
+        unlearnLrSource: b.unlearnLrSource,
+        selection: b.selection,
+        finetuneSelection: b.finetuneSelection,
+        unlearning: b.unlearning,
+        seconds: { ...s, selection: b.selection?.seconds ?? 0, finetuneSelection: b.finetuneSelection?.seconds ?? 0 },
+      };
     } else {
       const fpr = targetFpr as number;
       checkCalibrationSize(spec.calibration, fpr, o.splits?.calibration !== undefined);
       manualSeed(o.seed ?? 0);
       const entry = detectorInfo(kind);
-      const ctx = { model: model.eval(), spec: meta.model, preprocessing: meta.preprocessing, classNames: meta.classNames, dataset: name };
+      const ctx = {
+        model: model.eval(),
+        spec: meta.model,
+        preprocessing: meta.preprocessing,
+        classNames: meta.classNames,
+        dataset: name,
+      };
       const fitted = await fitDetector(kind, ctx, { reserved, calibration }, o.params ?? {}, log);
       try {
         const cal = calibrateDetector(fitted, calibration, fpr, { progressLabel: `${kind}: calibration` });
         calibrationSeconds = cal.scores.seconds;
         // The checkpoint's model stays the caller's (disposed below): the detector owns only what it fitted.
-        det = new CalibratedDetector({ kind, scorer: fitted, spec: meta.model, preprocessing: meta.preprocessing, classNames: meta.classNames, calibration: cal.calibration, origin: { ...origin, checkpointSha256: null }, seeded: entry.randomness === "seeded", inputSeedKey: null, trust: MADE_HERE_TRUST, release: () => fitted.dispose() });
+        det = new CalibratedDetector({
+          kind,
+          scorer: fitted,
+          spec: meta.model,
+          preprocessing: meta.preprocessing,
+          classNames: meta.classNames,
+          calibration: cal.calibration,
+          origin: { ...origin, checkpointSha256: null },
+          seeded: entry.randomness === "seeded",
+          inputSeedKey: null,
+          trust: MADE_HERE_TRUST,
+          release: () => fitted.dispose(),
+        });
       } catch (e) {
         fitted.dispose();
         throw e;
@@ -202,7 +290,12 @@ export async function defendCheckpoint(o: DefendOptions): Promise<DefendResult> 
     }
     const fit = Number(process.hrtime.bigint() - t0) / 1e9 - calibrationSeconds;
     try {
-      await saveDetector(o.out, det, { replace: o.force === true, forceHint: "--force", argument: "--out", ...(o.signing !== undefined ? { signKey: o.signing.key } : {}) });
+      await saveDetector(o.out, det, {
+        replace: o.force === true,
+        forceHint: "--force",
+        argument: "--out",
+        ...(o.signing !== undefined ? { signKey: o.signing.key } : {}),
+      });
       return {
         bundle: o.out,
         detector: kind,

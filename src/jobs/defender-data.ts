@@ -9,7 +9,12 @@ import { defaultSplitSpec, defenseSplits, type DefenseSplits, type DefenseSplitS
 import { requireDataPath } from "./data-path.js";
 import { BadExpertError } from "../util/errors.js";
 
-export async function testSplit(name: string, path: string | undefined, imageSize: [number, number], channels: number): Promise<ImageDataset> {
+export async function testSplit(
+  name: string,
+  path: string | undefined,
+  imageSize: [number, number],
+  channels: number,
+): Promise<ImageDataset> {
   requireDataPath(name, path);
   return loadDataset(name, { split: "test", ...(path ? { path } : {}), imageSize, channels: channels === 1 ? 1 : 3 });
 }
@@ -46,9 +51,25 @@ export async function defenderData(meta: CheckpointMeta, o: DefenderDataOptions)
   const name = o.dataset ?? meta.dataset.name;
   const path = o.dataPath ?? (name === meta.dataset.name ? meta.dataset.path : undefined);
   const test = await testSplit(name, path, meta.preprocessing.imageSize, meta.preprocessing.channels);
-  if (test.classNames.length !== meta.model.numClasses) throw new BadExpertError("E_DATA", `dataset ${name} has ${test.classNames.length} classes but the model has ${meta.model.numClasses}`);
+  if (test.classNames.length !== meta.model.numClasses)
+    throw new BadExpertError(
+      "E_DATA",
+      `dataset ${name} has ${test.classNames.length} classes but the model has ${meta.model.numClasses}`,
+    );
   const def = defaultSplitSpec(meta.dataset.trainCount, test.count, o.splitSeed ?? 0);
-  const spec: DefenseSplitSpec = { ...def, reserved: o.reserved ?? def.reserved, calibration: o.calibration ?? def.calibration };
+  const spec: DefenseSplitSpec = {
+    ...def,
+    reserved: o.reserved ?? def.reserved,
+    calibration: o.calibration ?? def.calibration,
+  };
   const splits = defenseSplits(test.count, spec);
-  return { name, path, test, spec, splits, reserved: subset(test, splits.reserved), calibration: subset(test, splits.calibration) };
+  return {
+    name,
+    path,
+    test,
+    spec,
+    splits,
+    reserved: subset(test, splits.reserved),
+    calibration: subset(test, splits.calibration),
+  };
 }

@@ -16,6 +16,9 @@ export function checkJobDevice(device: string): string {
 export function checkScoringDevice(device: string): void {
   checkJobDevice(device);
   if (device !== "cpu") {
-    throw new OptionError("device", `"${device}": scoring with a detector runs on the CPU only in this version; use --device cpu (defend can finetune on ${device})`);
+    throw new OptionError(
+      "device",
+      `"${device}": scoring with a detector runs on the CPU only in this version; use --device cpu (defend can finetune on ${device})`,
+    );
   }
 }

@@ -16,7 +16,13 @@ import { gatherImages, imagesToTensor } from "../data/batch.js";
 import { normalize } from "../data/augment.js";
 import { createModel, modelNames } from "../models/registry.js";
 import { TORCHSCRIPT_ARCH } from "../models/model-source.js";
-import { CHECKPOINT_DIR, saveCheckpoint, type CheckpointMeta, type ModelSpec, type Preprocessing } from "../train/checkpoint.js";
+import {
+  CHECKPOINT_DIR,
+  saveCheckpoint,
+  type CheckpointMeta,
+  type ModelSpec,
+  type Preprocessing,
+} from "../train/checkpoint.js";
 import { evaluateModel } from "../train/evaluate.js";
 import { FileReadError, readRegularTextFile } from "../util/read-regular-file.js";
 import { assertWritableDir } from "../util/atomic-dir.js";
@@ -70,10 +76,17 @@ export async function readClassNames(spec: string): Promise<string[]> {
     // A class list is a few kilobytes; a FIFO, a device or a huge file is refused before reading.
     text = await readRegularTextFile(spec, { maxBytes: MAX_CLASS_LIST_BYTES, what: "class names file" });
   } catch (e) {
-    throw new OptionError("--classes", `${spec} is neither a number nor a readable file of class names (${e instanceof FileReadError ? e.problem : (e as Error).message})`);
+    throw new OptionError(
+      "--classes",
+      `${spec} is neither a number nor a readable file of class names (${e instanceof FileReadError ? e.problem : (e as Error).message})`,
+    );
   }
-  const names = text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== "");
-  if (names.length < 2) throw new OptionError("--classes", `${spec} lists ${names.length} class names, expected at least 2 (one per line)`);
+  const names = text
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter((l) => l !== "");
+  if (names.length < 2)
+    throw new OptionError("--classes", `${spec} lists ${names.length} class names, expected at least 2 (one per line)`);
   return names;
 }
 
@@ -87,28 +100,50 @@ interface Target {
 function resolveTarget(o: ImportOptions): Target {
   if (o.dataset) {
     const info = datasetInfo(o.dataset);
-    if (!info.imageSize && !o.input) throw new OptionError("--input", `dataset ${o.dataset} has no fixed image size; give --input CxHxW`);
+    if (!info.imageSize && !o.input)
+      throw new OptionError("--input", `dataset ${o.dataset} has no fixed image size; give --input CxHxW`);
     const c = o.input?.[0] ?? info.channels;
     const [h, w] = o.input ? [o.input[1], o.input[2]] : [info.imageSize?.height ?? 0, info.imageSize?.width ?? 0];
     const mean = o.mean ?? info.mean ?? new Array<number>(c).fill(0.5);
     const std = o.std ?? info.std ?? new Array<number>(c).fill(0.5);
-    const classNames = o.classNames ?? (info.numClasses ? Array.from({ length: info.numClasses }, (_, i) => String(i)) : []);
-    return { preprocessing: { imageSize: [h, w], channels: c, mean, std }, classNames, dataset: { name: o.dataset, ...(o.dataPath ? { path: resolve(o.dataPath) } : {}) } };
+    const classNames =
+      o.classNames ?? (info.numClasses ? Array.from({ length: info.numClasses }, (_, i) => String(i)) : []);
+    return {
+      preprocessing: { imageSize: [h, w], channels: c, mean, std },
+      classNames,
+      dataset: { name: o.dataset, ...(o.dataPath ? { path: resolve(o.dataPath) } : {}) },
+    };
   }
   if (!o.input || !o.mean || !o.std || !o.classNames) {
-    const missing = (["input", "mean", "std", "classNames"] as const).filter((k) => o[k] === undefined).map((k) => (k === "classNames" ? "--classes" : `--${k}`));
-    throw new OptionError("--dataset", `say what the model expects: --dataset NAME, or all of --input CxHxW --mean a,b,c --std a,b,c --classes FILE|N (missing: ${missing.join(", ")})`);
+    const missing = (["input", "mean", "std", "classNames"] as const)
+      .filter((k) => o[k] === undefined)
+      .map((k) => (k === "classNames" ? "--classes" : `--${k}`));
+    throw new OptionError(
+      "--dataset",
+      `say what the model expects: --dataset NAME, or all of --input CxHxW --mean a,b,c --std a,b,c --classes FILE|N (missing: ${missing.join(", ")})`,
+    );
   }
   const [c, h, w] = o.input;
-  for (const [k, v] of [["mean", o.mean], ["std", o.std]] as const) {
+  for (const [k, v] of [
+    ["mean", o.mean],
+    ["std", o.std],
+  ] as const) {
     if (v.length !== c) throw new OptionError(`--${k}`, `--${k} has ${v.length} values but --input has ${c} channels`);
   }
-  if (o.std.some((s) => !(s > 0))) throw new OptionError("--std", `--std values must be positive, got ${o.std.join(",")}`);
-  return { preprocessing: { imageSize: [h, w], channels: c, mean: o.mean, std: o.std }, classNames: o.classNames, dataset: { name: "custom" } };
+  if (o.std.some((s) => !(s > 0)))
+    throw new OptionError("--std", `--std values must be positive, got ${o.std.join(",")}`);
+  return {
+    preprocessing: { imageSize: [h, w], channels: c, mean: o.mean, std: o.std },
+    classNames: o.classNames,
+    dataset: { name: "custom" },
+  };
 }
 
 /** Key overlap of a state dict with each zoo architecture, best first (for "did you mean"). */
-function closestArchitectures(keys: Map<string, number[]>, spec: Omit<ModelSpec, "name">): { name: string; score: number }[] {
+function closestArchitectures(
+  keys: Map<string, number[]>,
+  spec: Omit<ModelSpec, "name">,
+): { name: string; score: number }[] {
   const out: { name: string; score: number }[] = [];
   for (const name of modelNames()) {
     let m: Module;
@@ -131,11 +166,17 @@ function closestArchitectures(keys: Map<string, number[]>, spec: Omit<ModelSpec,
   return out.sort((a, b) => b.score - a.score);
 }
 
-async function importWeights(o: ImportOptions, spec: ModelSpec, log: (l: string) => void): Promise<{ model: Module; source: Record<string, unknown> }> {
+async function importWeights(
+  o: ImportOptions,
+  spec: ModelSpec,
+  log: (l: string) => void,
+): Promise<{ model: Module; source: Record<string, unknown> }> {
   const file = await readStateDictFile(o.weights as string);
   try {
     const wrap = file.unwrapped.length ? `, unwrapped ${file.unwrapped.map((k) => `["${k}"]`).join("")}` : "";
-    const strip = file.strippedPrefixes.length ? `, stripped key prefix ${file.strippedPrefixes.map((p) => `'${p}'`).join(" and ")}` : "";
+    const strip = file.strippedPrefixes.length
+      ? `, stripped key prefix ${file.strippedPrefixes.map((p) => `'${p}'`).join(" and ")}`
+      : "";
     log(`read ${file.tensors.size} tensors from ${o.weights} (${file.format}${wrap}${strip})`);
     const model = createModel(spec.name, spec);
     try {
@@ -145,10 +186,25 @@ async function importWeights(o: ImportOptions, spec: ModelSpec, log: (l: string)
       if (!(e instanceof StateDictError)) throw e;
       const shapes = new Map([...file.tensors].map(([k, t]) => [k, t.shape]));
       const best = closestArchitectures(shapes, spec)[0];
-      const hint = best && best.name !== spec.name && best.score > 0 ? ` The closest zoo architecture is '${best.name}' (${(100 * best.score).toFixed(0)}% of keys and shapes match): try --arch ${best.name}.` : "";
-      throw new BadExpertError("E_MODEL_FORMAT", `import: ${o.weights} does not fit --arch ${spec.name}. ${e.message}${hint} A model of another architecture can be imported with --torchscript.`);
+      const hint =
+        best && best.name !== spec.name && best.score > 0
+          ? ` The closest zoo architecture is '${best.name}' (${(100 * best.score).toFixed(0)}% of keys and shapes match): try --arch ${best.name}.`
+          : "";
+      throw new BadExpertError(
+        "E_MODEL_FORMAT",
+        `import: ${o.weights} does not fit --arch ${spec.name}. ${e.message}${hint} A model of another architecture can be imported with --torchscript.`,
+      );
     }
-    return { model, source: { kind: "state_dict", file: resolve(o.weights as string), format: file.format, unwrapped: file.unwrapped, strippedPrefixes: file.strippedPrefixes } };
+    return {
+      model,
+      source: {
+        kind: "state_dict",
+        file: resolve(o.weights as string),
+        format: file.format,
+        unwrapped: file.unwrapped,
+        strippedPrefixes: file.strippedPrefixes,
+      },
+    };
   } finally {
     for (const t of file.tensors.values()) t.dispose();
   }
@@ -168,7 +224,10 @@ function probeBatch(spec: ModelSpec, p: Preprocessing, test: ImageDataset | null
   const per = h * w * p.channels;
   let bytes: Uint8Array;
   if (test !== null && test.count >= PROBE_INPUTS) {
-    bytes = gatherImages(test, Int32Array.from({ length: PROBE_INPUTS }, (_, i) => i));
+    bytes = gatherImages(
+      test,
+      Int32Array.from({ length: PROBE_INPUTS }, (_, i) => i),
+    );
   } else {
     const rng = new Rng(0);
     bytes = Uint8Array.from({ length: PROBE_INPUTS * per }, () => Math.floor(rng.next() * 256));
@@ -185,11 +244,18 @@ const BATCH_TOLERANCE = 1e-3;
  * [batch, numClasses] floating-point logits, NaN or Infinity, or rows that change with the rest of
  * the batch (scoring batches inputs, so each must be judged on its own).
  */
-export function checkModelOutputs(model: Module, spec: ModelSpec, p: Preprocessing, test: ImageDataset | null, what: string): void {
+export function checkModelOutputs(
+  model: Module,
+  spec: ModelSpec,
+  p: Preprocessing,
+  test: ImageDataset | null,
+  what: string,
+): void {
   model.eval();
   const n = PROBE_INPUTS;
   const shape = `[${n}, ${spec.inChannels}, ${p.imageSize[0]}, ${p.imageSize[1]}]`;
-  const inputs = test !== null && test.count >= n ? `the first ${n} test images of ${test.name}` : `${n} seeded random images`;
+  const inputs =
+    test !== null && test.count >= n ? `the first ${n} test images of ${test.name}` : `${n} seeded random images`;
   const classes = `${spec.numClasses} classes${test !== null ? ` in ${test.name}` : ""}`;
   inferenceMode(() =>
     tidy(() => {
@@ -198,14 +264,25 @@ export function checkModelOutputs(model: Module, spec: ModelSpec, p: Preprocessi
         try {
           return model.forward(input);
         } catch (e) {
-          throw new BadExpertError("E_MODEL_FORMAT", `import: ${what} fails on ${label}: ${((e as Error).message.split("\n")[0] ?? "").slice(0, 300)}`, { cause: e });
+          throw new BadExpertError(
+            "E_MODEL_FORMAT",
+            `import: ${what} fails on ${label}: ${((e as Error).message.split("\n")[0] ?? "").slice(0, 300)}`,
+            { cause: e },
+          );
         }
       };
       const y = run(x, `a batch of ${n} inputs ${shape}`);
       if (y.shape.length !== 2 || y.shape[0] !== n || y.shape[1] !== spec.numClasses) {
-        throw new BadExpertError("E_MODEL_FORMAT", `import: ${what} maps a batch of ${n} inputs ${shape} to [${y.shape.join(", ")}], expected [${n}, ${spec.numClasses}]: one row of logits per input, one value per class (${classes})`);
+        throw new BadExpertError(
+          "E_MODEL_FORMAT",
+          `import: ${what} maps a batch of ${n} inputs ${shape} to [${y.shape.join(", ")}], expected [${n}, ${spec.numClasses}]: one row of logits per input, one value per class (${classes})`,
+        );
       }
-      if (!isFloating(y.dtype)) throw new BadExpertError("E_MODEL_FORMAT", `import: ${what} returns ${y.dtype} values, expected floating-point logits`);
+      if (!isFloating(y.dtype))
+        throw new BadExpertError(
+          "E_MODEL_FORMAT",
+          `import: ${what} returns ${y.dtype} values, expected floating-point logits`,
+        );
       const batch = y.to({ dtype: "float64" }).data() as Float64Array;
       const badRows = new Set<number>();
       let bad = 0;
@@ -216,13 +293,17 @@ export function checkModelOutputs(model: Module, spec: ModelSpec, p: Preprocessi
         }
       });
       if (bad > 0) {
-        throw new BadExpertError("E_MODEL_FORMAT", 
+        throw new BadExpertError(
+          "E_MODEL_FORMAT",
           `import: ${what} returns ${bad} non-finite logit(s) (NaN or Infinity) for ${badRows.size} of ${n} inputs (${inputs}: input ${[...badRows].join(", ")}); ` +
             "a detector cannot judge inputs by such logits",
         );
       }
       for (let i = 0; i < n; i++) {
-        const alone = run(x.narrow(0, i, 1), `input ${i} alone [1, ${spec.inChannels}, ${p.imageSize[0]}, ${p.imageSize[1]}]`);
+        const alone = run(
+          x.narrow(0, i, 1),
+          `input ${i} alone [1, ${spec.inChannels}, ${p.imageSize[0]}, ${p.imageSize[1]}]`,
+        );
         const ok = alone.shape.length === 2 && alone.shape[0] === 1 && alone.shape[1] === spec.numClasses;
         const row = ok ? (alone.to({ dtype: "float64" }).data() as Float64Array) : null;
         let worst = 0;
@@ -234,7 +315,8 @@ export function checkModelOutputs(model: Module, spec: ModelSpec, p: Preprocessi
           });
         }
         if (row === null || worst > BATCH_TOLERANCE) {
-          throw new BadExpertError("E_MODEL_FORMAT", 
+          throw new BadExpertError(
+            "E_MODEL_FORMAT",
             `import: ${what} gives input ${i} (${inputs}) ${row === null ? `output of shape [${alone.shape.join(", ")}]` : `logits up to ${worst.toPrecision(3)} (relative) away from its row of the batch`} ` +
               `when run alone: its output depends on the other inputs of its batch, and scoring runs inputs in batches`,
           );
@@ -246,22 +328,62 @@ export function checkModelOutputs(model: Module, spec: ModelSpec, p: Preprocessi
 
 export async function importModel(o: ImportOptions): Promise<ImportResult> {
   const log = o.log ?? ((l: string) => console.error(l));
-  if (o.weights !== undefined && o.torchscript !== undefined) throw new OptionError("--torchscript", "give one of --weights FILE (with --arch NAME) and --torchscript FILE, not both");
-  if (o.weights === undefined && o.torchscript === undefined) throw new OptionError("--weights", "give the model: --weights FILE (with --arch NAME) or --torchscript FILE");
-  if (o.weights !== undefined && o.arch === undefined) throw new OptionError("--arch", `--weights needs --arch (one of ${modelNames().join(", ")}); a model of another architecture can be imported with --torchscript`);
-  if (o.arch !== undefined && o.torchscript !== undefined) throw new OptionError("--arch", "--arch goes with --weights; a TorchScript file carries its own architecture");
-  if (o.arch !== undefined && !modelNames().includes(o.arch)) throw new OptionError("--arch", `unknown architecture ${JSON.stringify(o.arch)}; expected one of ${modelNames().join(", ")}`);
-  if (o.dataset !== undefined && !datasetNames().includes(o.dataset)) throw new OptionError("--dataset", `unknown dataset ${JSON.stringify(o.dataset)}; expected one of ${datasetNames().join(", ")}`);
+  if (o.weights !== undefined && o.torchscript !== undefined)
+    throw new OptionError(
+      "--torchscript",
+      "give one of --weights FILE (with --arch NAME) and --torchscript FILE, not both",
+    );
+  if (o.weights === undefined && o.torchscript === undefined)
+    throw new OptionError("--weights", "give the model: --weights FILE (with --arch NAME) or --torchscript FILE");
+  if (o.weights !== undefined && o.arch === undefined)
+    throw new OptionError(
+      "--arch",
+      `--weights needs --arch (one of ${modelNames().join(", ")}); a model of another architecture can be imported with --torchscript`,
+    );
+  if (o.arch !== undefined && o.torchscript !== undefined)
+    throw new OptionError("--arch", "--arch goes with --weights; a TorchScript file carries its own architecture");
+  if (o.arch !== undefined && !modelNames().includes(o.arch))
+    throw new OptionError(
+      "--arch",
+      `unknown architecture ${JSON.stringify(o.arch)}; expected one of ${modelNames().join(", ")}`,
+    );
+  if (o.dataset !== undefined && !datasetNames().includes(o.dataset))
+    throw new OptionError(
+      "--dataset",
+      `unknown dataset ${JSON.stringify(o.dataset)}; expected one of ${datasetNames().join(", ")}`,
+    );
   const target = resolveTarget(o);
   const { preprocessing: p, classNames } = target;
-  if (p.imageSize[0] !== p.imageSize[1]) throw new OptionError("--input", `only square inputs are supported, got ${p.imageSize[0]}x${p.imageSize[1]}`);
+  if (p.imageSize[0] !== p.imageSize[1])
+    throw new OptionError("--input", `only square inputs are supported, got ${p.imageSize[0]}x${p.imageSize[1]}`);
   if (o.dataset !== undefined) requireDataPath(o.dataset, o.dataPath);
   // Refused before the model is read and evaluated.
-  await assertWritableDir(o.out, { kinds: [CHECKPOINT_DIR], replace: o.force === true, forceHint: "--force", argument: "--out" });
-  const test = o.dataset ? await loadDataset(o.dataset, { split: "test", ...(o.dataPath ? { path: o.dataPath } : {}), imageSize: p.imageSize, channels: p.channels === 1 ? 1 : 3 }) : null;
+  await assertWritableDir(o.out, {
+    kinds: [CHECKPOINT_DIR],
+    replace: o.force === true,
+    forceHint: "--force",
+    argument: "--out",
+  });
+  const test = o.dataset
+    ? await loadDataset(o.dataset, {
+        split: "test",
+        ...(o.dataPath ? { path: o.dataPath } : {}),
+        imageSize: p.imageSize,
+        channels: p.channels === 1 ? 1 : 3,
+      })
+    : null;
   const names = test && !o.classNames ? test.classNames : classNames;
-  if (test && test.classNames.length !== names.length) throw new OptionError("--classes", `dataset ${test.name} has ${test.classNames.length} classes but --classes gives ${names.length}`);
-  const spec: ModelSpec = { name: o.torchscript ? TORCHSCRIPT_ARCH : (o.arch as string), numClasses: names.length, inChannels: p.channels, imageSize: p.imageSize[0] };
+  if (test && test.classNames.length !== names.length)
+    throw new OptionError(
+      "--classes",
+      `dataset ${test.name} has ${test.classNames.length} classes but --classes gives ${names.length}`,
+    );
+  const spec: ModelSpec = {
+    name: o.torchscript ? TORCHSCRIPT_ARCH : (o.arch as string),
+    numClasses: names.length,
+    inChannels: p.channels,
+    imageSize: p.imageSize[0],
+  };
   const { model, source } = o.torchscript ? importTorchScript(o) : await importWeights(o, spec, log);
   try {
     checkModelOutputs(model, spec, p, test, (o.torchscript ?? o.weights) as string);
@@ -271,7 +393,9 @@ export async function importModel(o: ImportOptions): Promise<ImportResult> {
       if (device !== "cpu") model.to(device);
       accuracy = evaluateModel(model, test, { normalization: p, ...(device !== "cpu" ? { device } : {}) }).accuracy;
       if (device !== "cpu") model.to("cpu");
-      log(`accuracy on ${test.name}/test: ${(100 * accuracy).toFixed(2)}% over ${test.count} images${device !== "cpu" ? ` (on ${device})` : ""}`);
+      log(
+        `accuracy on ${test.name}/test: ${(100 * accuracy).toFixed(2)}% over ${test.count} images${device !== "cpu" ? ` (on ${device})` : ""}`,
+      );
     }
     model.eval();
     const meta = await saveCheckpoint(

@@ -14,7 +14,10 @@ import { runTraining } from "./train.js";
 import { runTampering } from "./tamper.js";
 
 export function modelCacheDir(): string {
-  return process.env.BADEXPERT_MODEL_CACHE ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "badexpert", "models");
+  return (
+    process.env.BADEXPERT_MODEL_CACHE ??
+    join(process.env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "badexpert", "models")
+  );
 }
 
 export interface CachedModelSpec {
@@ -32,7 +35,9 @@ export interface CachedModelSpec {
 
 export function cachedModelPath(s: CachedModelSpec): string {
   const model = s.model ?? recipeFor(s.dataset).model;
-  const params = Object.entries(s.attackParams ?? {}).map(([k, v]) => `${k}=${String(v)}`).join(",");
+  const params = Object.entries(s.attackParams ?? {})
+    .map(([k, v]) => `${k}=${String(v)}`)
+    .join(",");
   const attack = s.attack ? `-${s.attack}${params ? `-${params}` : ""}` : "-clean";
   return join(modelCacheDir(), `${s.dataset}-${model}${attack}-e${s.epochs}-seed${s.seed}`);
 }
@@ -49,7 +54,10 @@ async function complete(dir: string, s: CachedModelSpec): Promise<boolean> {
 }
 
 /** The cached checkpoint directory, training it first when missing or incomplete (or when `retrain`). */
-export async function cachedModel(s: CachedModelSpec, o: { retrain?: boolean; device?: string; log?: (l: string) => void } = {}): Promise<{ dir: string; trained: boolean; seconds: number }> {
+export async function cachedModel(
+  s: CachedModelSpec,
+  o: { retrain?: boolean; device?: string; log?: (l: string) => void } = {},
+): Promise<{ dir: string; trained: boolean; seconds: number }> {
   const dir = cachedModelPath(s);
   if (!o.retrain && (await complete(dir, s))) return { dir, trained: false, seconds: 0 };
   if (s.attack && attackInfo(s.attack).kind === "model-tampering") {

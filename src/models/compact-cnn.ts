@@ -69,7 +69,13 @@ export class CompactCNN extends Module {
     );
     this.classifier = this.registerModule(
       "classifier",
-      new Sequential(new Flatten(), new Linear(flat, 128), new ReLU(), new Dropout(dropout), new Linear(128, numClasses)),
+      new Sequential(
+        new Flatten(),
+        new Linear(flat, 128),
+        new ReLU(),
+        new Dropout(dropout),
+        new Linear(128, numClasses),
+      ),
     );
   }
 

@@ -18,9 +18,16 @@ export function hasGradCamLayer(model: Module): model is CompactCNN {
  * row, rows independent) for already-normalised inputs xn [N, C, H, W]. `who` names the caller
  * in the error for an architecture without a Grad-CAM layer.
  */
-export function gradCam(model: Module, xn: Tensor, objective: (logits: Tensor) => Tensor, who = "grad-cam"): Float32Array {
+export function gradCam(
+  model: Module,
+  xn: Tensor,
+  objective: (logits: Tensor) => Tensor,
+  who = "grad-cam",
+): Float32Array {
   if (!hasGradCamLayer(model)) {
-    throw new RangeError(`${who}: Grad-CAM needs the model's convolution blocks, which this build exposes for the compact CNN only (the model is a ${model.constructor.name})`);
+    throw new RangeError(
+      `${who}: Grad-CAM needs the model's convolution blocks, which this build exposes for the compact CNN only (the model is a ${model.constructor.name})`,
+    );
   }
   const [n, , h, w] = xn.shape as [number, number, number, number];
   const feats = model.features;

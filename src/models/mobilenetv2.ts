@@ -43,14 +43,19 @@ export class InvertedResidual extends Module {
     const planes = expansion * inPlanes;
     this.conv1 = this.registerModule("conv1", new Conv2d(inPlanes, planes, 1, { bias: false }));
     this.bn1 = this.registerModule("bn1", new BatchNorm2d(planes));
-    this.conv2 = this.registerModule("conv2", new Conv2d(planes, planes, 3, { stride, padding: 1, groups: planes, bias: false }));
+    this.conv2 = this.registerModule(
+      "conv2",
+      new Conv2d(planes, planes, 3, { stride, padding: 1, groups: planes, bias: false }),
+    );
     this.bn2 = this.registerModule("bn2", new BatchNorm2d(planes));
     this.conv3 = this.registerModule("conv3", new Conv2d(planes, outPlanes, 1, { bias: false }));
     this.bn3 = this.registerModule("bn3", new BatchNorm2d(outPlanes));
     const projection = stride === 1 && inPlanes !== outPlanes;
     this.shortcut = this.registerModule(
       "shortcut",
-      projection ? new Sequential(new Conv2d(inPlanes, outPlanes, 1, { bias: false }), new BatchNorm2d(outPlanes)) : new Sequential(),
+      projection
+        ? new Sequential(new Conv2d(inPlanes, outPlanes, 1, { bias: false }), new BatchNorm2d(outPlanes))
+        : new Sequential(),
     );
   }
 

@@ -39,9 +39,14 @@ export function modelForSpec(spec: ArchitectureSpec, dir: string, program: Scrip
  * Writes what modelForSpec needs besides the weights: the TorchScript program (nothing for zoo
  * models). Returns the program's size and SHA-256, for the directory's manifest.
  */
-export function saveModelSource(dir: string, model: Module, spec: ArchitectureSpec): { bytes: number; sha256: string } | undefined {
+export function saveModelSource(
+  dir: string,
+  model: Module,
+  spec: ArchitectureSpec,
+): { bytes: number; sha256: string } | undefined {
   if (spec.name !== TORCHSCRIPT_ARCH) return undefined;
-  if (!(model instanceof TorchScriptModule)) throw new TypeError(`saveModelSource: spec "${TORCHSCRIPT_ARCH}" needs a TorchScriptModule, got ${model.typeName}`);
+  if (!(model instanceof TorchScriptModule))
+    throw new TypeError(`saveModelSource: spec "${TORCHSCRIPT_ARCH}" needs a TorchScriptModule, got ${model.typeName}`);
   const path = join(dir, TORCHSCRIPT_FILE);
   model.save(path);
   // Read back as written, with the checks every read gets (it is hashed for the manifest).

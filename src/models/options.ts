@@ -6,7 +6,8 @@
 export type ImageSizeOption = number | readonly [number, number];
 
 export function checkPositiveInt(model: string, name: string, v: number): number {
-  if (!Number.isInteger(v) || v < 1) throw new RangeError(`${model}: ${name} must be a positive integer, got ${String(v)}`);
+  if (!Number.isInteger(v) || v < 1)
+    throw new RangeError(`${model}: ${name} must be a positive integer, got ${String(v)}`);
   return v;
 }
 
@@ -20,8 +21,18 @@ export function checkDropRate(model: string, name: string, v: number): number {
 export function imageSizePair(model: string, v: ImageSizeOption): [number, number] {
   const p: readonly number[] = typeof v === "number" ? [v, v] : v;
   const [h, w] = p;
-  if (p.length !== 2 || h === undefined || w === undefined || !Number.isInteger(h) || !Number.isInteger(w) || h < 1 || w < 1) {
-    throw new RangeError(`${model}: imageSize must be a positive integer or a [height, width] pair of them, got ${JSON.stringify(v)}`);
+  if (
+    p.length !== 2 ||
+    h === undefined ||
+    w === undefined ||
+    !Number.isInteger(h) ||
+    !Number.isInteger(w) ||
+    h < 1 ||
+    w < 1
+  ) {
+    throw new RangeError(
+      `${model}: imageSize must be a positive integer or a [height, width] pair of them, got ${JSON.stringify(v)}`,
+    );
   }
   return [h, w];
 }

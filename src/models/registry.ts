@@ -60,8 +60,10 @@ const GTSRB_RESNET = { unlearnLr: 2.5e-5, finetune: { lr: 0.05, gamma: 0.2 } };
 const REGISTRY: readonly ModelInfo[] = [
   {
     name: "resnet18",
-    description: "ResNet-18 for small images (3x3 stride-1 stem, no max-pool), 11.2M parameters; the paper's default model",
-    keyLayout: "pytorch-cifar / backdoor-toolbox utils/resnet.py ResNet18: conv1, bn1, layer1..4.{0,1}.{conv1,bn1,conv2,bn2,shortcut.0,shortcut.1}, linear",
+    description:
+      "ResNet-18 for small images (3x3 stride-1 stem, no max-pool), 11.2M parameters; the paper's default model",
+    keyLayout:
+      "pytorch-cifar / backdoor-toolbox utils/resnet.py ResNet18: conv1, bn1, layer1..4.{0,1}.{conv1,bn1,conv2,bn2,shortcut.0,shortcut.1}, linear",
     datasets: ["cifar10", "gtsrb", "cifar10-folder", "image-folder"],
     defaults: CIFAR,
     minImageSize: 8,
@@ -71,14 +73,16 @@ const REGISTRY: readonly ModelInfo[] = [
     paper: {
       unlearnLr: { cifar10: 1e-4, gtsrb: GTSRB_RESNET.unlearnLr },
       finetune: { cifar10: { lr: 0.1, gamma: 0.1 }, gtsrb: GTSRB_RESNET.finetune },
-      notes: "Default architecture for CIFAR10 and GTSRB; ensemble score uses the triangle form with constants 2 and 0.5.",
+      notes:
+        "Default architecture for CIFAR10 and GTSRB; ensemble score uses the triangle form with constants 2 and 0.5.",
     },
     create: (o) => new ResNet18({ numClasses: o.numClasses, inChannels: o.inChannels }),
   },
   {
     name: "preact-resnet18",
     description: "Pre-activation ResNet-18 for small images, with a final BN-ReLU before pooling, 11.2M parameters",
-    keyLayout: "pytorch-cifar PreActResNet18 plus a final `bn` (Rice et al.'s variant): conv1, layer1..4.{0,1}.{bn1,conv1,bn2,conv2,shortcut.0}, bn, linear",
+    keyLayout:
+      "pytorch-cifar PreActResNet18 plus a final `bn` (Rice et al.'s variant): conv1, layer1..4.{0,1}.{bn1,conv1,bn2,conv2,shortcut.0}, bn, linear",
     datasets: ["cifar10", "gtsrb", "cifar10-folder", "image-folder"],
     defaults: CIFAR,
     minImageSize: 8,
@@ -89,7 +93,8 @@ const REGISTRY: readonly ModelInfo[] = [
   },
   {
     name: "vgg16-bn",
-    description: "VGG-16 with batch norm for small images (13 convolutions, five max-pools, linear head), 14.7M parameters",
+    description:
+      "VGG-16 with batch norm for small images (13 convolutions, five max-pools, linear head), 14.7M parameters",
     keyLayout: "pytorch-cifar VGG('VGG16'): features.{0,1,3,4,7,...,40,41}, classifier (one Linear)",
     datasets: ["cifar10", "gtsrb", "cifar10-folder", "image-folder"],
     defaults: CIFAR,
@@ -100,15 +105,18 @@ const REGISTRY: readonly ModelInfo[] = [
     paper: {
       unlearnLr: { cifar10: 8e-5 },
       finetune: { cifar10: { lr: 0.2, gamma: 0.1 } },
-      notes: "The authors' code keeps an alternative ensemble score for VGG16, -min(2.5a/b, (1-b)/(0.4-a)), commented out. " +
+      notes:
+        "The authors' code keeps an alternative ensemble score for VGG16, -min(2.5a/b, (1-b)/(0.4-a)), commented out. " +
         "Their VGG has the three-layer head (classifier: 'mlp' in VGG16BN).",
     },
     create: (o) => new VGG16BN({ numClasses: o.numClasses, inChannels: o.inChannels }),
   },
   {
     name: "mobilenetv2",
-    description: "MobileNetV2 for small images (stride-1 stem and second stage, 17 inverted residual blocks), 2.3M parameters",
-    keyLayout: "pytorch-cifar MobileNetV2: conv1, bn1, layers.0..16.{conv1,bn1,conv2,bn2,conv3,bn3,shortcut.0,shortcut.1}, conv2, bn2, linear",
+    description:
+      "MobileNetV2 for small images (stride-1 stem and second stage, 17 inverted residual blocks), 2.3M parameters",
+    keyLayout:
+      "pytorch-cifar MobileNetV2: conv1, bn1, layers.0..16.{conv1,bn1,conv2,bn2,conv3,bn3,shortcut.0,shortcut.1}, conv2, bn2, linear",
     datasets: ["cifar10", "gtsrb", "cifar10-folder", "image-folder"],
     defaults: CIFAR,
     minImageSize: 8,
@@ -118,15 +126,18 @@ const REGISTRY: readonly ModelInfo[] = [
     paper: {
       unlearnLr: { cifar10: 5e-5 },
       finetune: { cifar10: { lr: 0.2, gamma: 0.1 } },
-      notes: "The authors' code keeps an alternative ensemble score for MobileNetV2, -min(5a/b, (1-b)/(0.2-a)), commented out. " +
+      notes:
+        "The authors' code keeps an alternative ensemble score for MobileNetV2, -min(5a/b, (1-b)/(0.2-a)), commented out. " +
         "Their MobileNetV2 is a different CIFAR definition (pre/stage1..7/conv1/conv2 keys), so its checkpoints do not load here.",
     },
     create: (o) => new MobileNetV2({ numClasses: o.numClasses, inChannels: o.inChannels }),
   },
   {
     name: "vit",
-    description: "Vision Transformer for 32x32 images: patch 4, dim 192, depth 6, 3 heads, MLP ratio 4, 2.7M parameters",
-    keyLayout: "timm VisionTransformer: cls_token, pos_embed, patch_embed.proj, blocks.N.{norm1,attn.qkv,attn.proj,norm2,mlp.fc1,mlp.fc2}, norm, head",
+    description:
+      "Vision Transformer for 32x32 images: patch 4, dim 192, depth 6, 3 heads, MLP ratio 4, 2.7M parameters",
+    keyLayout:
+      "timm VisionTransformer: cls_token, pos_embed, patch_embed.proj, blocks.N.{norm1,attn.qkv,attn.proj,norm2,mlp.fc1,mlp.fc2}, norm, head",
     datasets: ["cifar10", "gtsrb", "cifar10-folder"],
     defaults: CIFAR,
     minImageSize: 4,
@@ -136,10 +147,12 @@ const REGISTRY: readonly ModelInfo[] = [
     paper: {
       unlearnLr: {},
       finetune: {},
-      notes: "The paper evaluates ViT-B/16 on ImageNet only (unlearning lr 1e-6; finetuning lr 5e-4, gamma 0.1); " +
+      notes:
+        "The paper evaluates ViT-B/16 on ImageNet only (unlearning lr 1e-6; finetuning lr 5e-4, gamma 0.1); " +
         "this smaller ViT has no settings of its own there.",
     },
-    create: (o) => new VisionTransformer({ numClasses: o.numClasses, inChannels: o.inChannels, imageSize: o.imageSize }),
+    create: (o) =>
+      new VisionTransformer({ numClasses: o.numClasses, inChannels: o.inChannels, imageSize: o.imageSize }),
   },
   {
     name: "compact-cnn",
@@ -155,8 +168,10 @@ const REGISTRY: readonly ModelInfo[] = [
   },
   {
     name: "resnet20",
-    description: "ResNet-20, He et al.'s CIFAR ResNet (three stages of three BasicBlocks, 16/32/64 wide), 0.27M parameters; trains on CPU",
-    keyLayout: "pytorch-cifar style, like resnet18 with three stages: conv1, bn1, layer1..3.{0,1,2}.{conv1,bn1,conv2,bn2,shortcut.0,shortcut.1}, linear " +
+    description:
+      "ResNet-20, He et al.'s CIFAR ResNet (three stages of three BasicBlocks, 16/32/64 wide), 0.27M parameters; trains on CPU",
+    keyLayout:
+      "pytorch-cifar style, like resnet18 with three stages: conv1, bn1, layer1..3.{0,1,2}.{conv1,bn1,conv2,bn2,shortcut.0,shortcut.1}, linear " +
       "(1x1 conv + BN projections where the width changes, He et al.'s option B)",
     datasets: ["cifar10", "gtsrb", "cifar10-folder", "image-folder"],
     defaults: CIFAR,
@@ -174,7 +189,11 @@ export function modelNames(): string[] {
 
 export function modelInfo(name: string): ModelInfo {
   const info = REGISTRY.find((m) => m.name === name);
-  if (!info) throw new BadExpertError("E_USAGE", `unknown model ${JSON.stringify(name)}; valid names: ${modelNames().join(", ")}`);
+  if (!info)
+    throw new BadExpertError(
+      "E_USAGE",
+      `unknown model ${JSON.stringify(name)}; valid names: ${modelNames().join(", ")}`,
+    );
   return info;
 }
 
@@ -189,7 +208,10 @@ export function resolveModelOptions(name: string, opts: Partial<ModelOptions> = 
   checkMinImageSize(where, size, info.minImageSize, info.minImageSizeReason);
   const m = info.imageSizeMultiple;
   if (size[0] % m !== 0 || size[1] % m !== 0) {
-    throw new BadExpertError("E_USAGE", `${where}: imageSize must be a multiple of ${m} on each side (the patch size), got ${size[0]}x${size[1]}`);
+    throw new BadExpertError(
+      "E_USAGE",
+      `${where}: imageSize must be a multiple of ${m} on each side (the patch size), got ${size[0]}x${size[1]}`,
+    );
   }
   return { numClasses, inChannels, imageSize };
 }

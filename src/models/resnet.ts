@@ -23,7 +23,9 @@ export class BasicBlock extends Module {
     const projection = stride !== 1 || inPlanes !== planes;
     this.shortcut = this.registerModule(
       "shortcut",
-      projection ? new Sequential(new Conv2d(inPlanes, planes, 1, { stride, bias: false }), new BatchNorm2d(planes)) : new Sequential(),
+      projection
+        ? new Sequential(new Conv2d(inPlanes, planes, 1, { stride, bias: false }), new BatchNorm2d(planes))
+        : new Sequential(),
     );
   }
 
@@ -65,7 +67,12 @@ export class CifarResNet extends Module {
     this.bn1 = this.registerModule("bn1", new BatchNorm2d(stem));
     let inPlanes = stem;
     this.layers = stages.map(({ planes, blocks, stride }, i) => {
-      const stage = new Sequential(...Array.from({ length: blocks }, (_, b) => new BasicBlock(b === 0 ? inPlanes : planes, planes, b === 0 ? stride : 1)));
+      const stage = new Sequential(
+        ...Array.from(
+          { length: blocks },
+          (_, b) => new BasicBlock(b === 0 ? inPlanes : planes, planes, b === 0 ? stride : 1),
+        ),
+      );
       inPlanes = planes;
       return this.registerModule(`layer${i + 1}`, stage);
     });

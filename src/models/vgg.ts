@@ -19,7 +19,26 @@ import { BatchNorm2d, Conv2d, Dropout, Linear, MaxPool2d, Module, ReLU, Sequenti
 import { checkPositiveInt } from "./options.js";
 
 /** Output channels per convolution; "M" is a 2x2 max-pool (configuration "D" of the paper). */
-export const VGG16_CFG: readonly (number | "M")[] = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"];
+export const VGG16_CFG: readonly (number | "M")[] = [
+  64,
+  64,
+  "M",
+  128,
+  128,
+  "M",
+  256,
+  256,
+  256,
+  "M",
+  512,
+  512,
+  512,
+  "M",
+  512,
+  512,
+  512,
+  "M",
+];
 
 /** Five 2x2 pools halve the image five times: below 32 pixels the last pool has nothing to pool. */
 export const VGG_MIN_IMAGE_SIZE = 32;
@@ -63,7 +82,15 @@ export class VGG16BN extends Module {
       "classifier",
       head === "linear"
         ? new Linear(512, numClasses)
-        : new Sequential(new Dropout(0.5), new Linear(512, 512), new ReLU(), new Dropout(0.5), new Linear(512, 512), new ReLU(), new Linear(512, numClasses)),
+        : new Sequential(
+            new Dropout(0.5),
+            new Linear(512, 512),
+            new ReLU(),
+            new Dropout(0.5),
+            new Linear(512, 512),
+            new ReLU(),
+            new Linear(512, numClasses),
+          ),
     );
   }
 

@@ -70,7 +70,10 @@ export class Attention extends Module {
       const q = qkv.select(0, 0);
       const k = qkv.select(0, 1);
       const v = qkv.select(0, 2);
-      const attn = q.matmul(k.transpose(-2, -1)).mul(1 / Math.sqrt(this.headDim)).softmax(-1);
+      const attn = q
+        .matmul(k.transpose(-2, -1))
+        .mul(1 / Math.sqrt(this.headDim))
+        .softmax(-1);
       const context = attn.matmul(v).transpose(1, 2).reshape([n, t, d]);
       return this.proj.forward(context);
     });
@@ -158,13 +161,17 @@ export class VisionTransformer extends Module {
     const depth = checkPositiveInt(name, "depth", opts.depth ?? 6);
     const numHeads = checkPositiveInt(name, "numHeads", opts.numHeads ?? 3);
     const mlpRatio = opts.mlpRatio ?? 4;
-    if (!(Number.isFinite(mlpRatio) && mlpRatio > 0)) throw new RangeError(`${name}: mlpRatio must be a positive number, got ${String(mlpRatio)}`);
+    if (!(Number.isFinite(mlpRatio) && mlpRatio > 0))
+      throw new RangeError(`${name}: mlpRatio must be a positive number, got ${String(mlpRatio)}`);
     const [h, w] = this.imageSize;
     const p = this.patchSize;
     if (h % p !== 0 || w % p !== 0) {
-      throw new RangeError(`${name}: patchSize (${p}) must divide imageSize (${h}x${w}) exactly, so that the patches tile the image`);
+      throw new RangeError(
+        `${name}: patchSize (${p}) must divide imageSize (${h}x${w}) exactly, so that the patches tile the image`,
+      );
     }
-    if (this.dim % numHeads !== 0) throw new RangeError(`${name}: dim (${this.dim}) must be divisible by numHeads (${numHeads})`);
+    if (this.dim % numHeads !== 0)
+      throw new RangeError(`${name}: dim (${this.dim}) must be divisible by numHeads (${numHeads})`);
     this.numPatches = (h / p) * (w / p);
     // timm's hidden width: int(dim * mlp_ratio).
     const hidden = Math.floor(this.dim * mlpRatio);
@@ -174,7 +181,10 @@ export class VisionTransformer extends Module {
     this.registerParameter("cls_token", init.truncNormal_(zeros([1, 1, this.dim]), { std: 0.02 }));
     this.registerParameter("pos_embed", init.truncNormal_(zeros([1, this.numPatches + 1, this.dim]), { std: 0.02 }));
     this.patchEmbed = this.registerModule("patch_embed", new PatchEmbed(this.inChannels, this.dim, p));
-    this.blocks = this.registerModule("blocks", new ModuleList(Array.from({ length: depth }, () => new Block(this.dim, numHeads, hidden))));
+    this.blocks = this.registerModule(
+      "blocks",
+      new ModuleList(Array.from({ length: depth }, () => new Block(this.dim, numHeads, hidden))),
+    );
     this.norm = this.registerModule("norm", new LayerNorm(this.dim, { eps: LN_EPS }));
     this.head = this.registerModule("head", initLinear(new Linear(this.dim, numClasses)));
   }
@@ -192,7 +202,9 @@ export class VisionTransformer extends Module {
     const s = x.shape;
     // The position embeddings fix the token count, so the image size is part of the model.
     if (s.length !== 4 || s[1] !== this.inChannels || s[2] !== h || s[3] !== w) {
-      throw new RangeError(`VisionTransformer: expected input [N, ${this.inChannels}, ${h}, ${w}], got ${formatShape(s)}`);
+      throw new RangeError(
+        `VisionTransformer: expected input [N, ${this.inChannels}, ${h}, ${w}], got ${formatShape(s)}`,
+      );
     }
     const n = s[0] ?? 0;
     return tidy(() => {

@@ -129,7 +129,8 @@ export class BatchNorm2d extends BatchNormBase {
   }
 
   protected checkInput(x: Tensor): void {
-    if (x.rank !== 4) throw new RangeError(`BatchNorm2d: expected a 4-D input [N, C, H, W], got shape ${formatShape(x.shape)}`);
+    if (x.rank !== 4)
+      throw new RangeError(`BatchNorm2d: expected a 4-D input [N, C, H, W], got shape ${formatShape(x.shape)}`);
   }
 }
 
@@ -141,7 +142,9 @@ export class BatchNorm1d extends BatchNormBase {
 
   protected checkInput(x: Tensor): void {
     if (x.rank !== 2 && x.rank !== 3) {
-      throw new RangeError(`BatchNorm1d: expected a 2-D or 3-D input [N, C] or [N, C, L], got shape ${formatShape(x.shape)}`);
+      throw new RangeError(
+        `BatchNorm1d: expected a 2-D or 3-D input [N, C] or [N, C, L], got shape ${formatShape(x.shape)}`,
+      );
     }
   }
 }

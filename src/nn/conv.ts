@@ -46,8 +46,10 @@ export class Conv2d extends Module {
     } else {
       this.padding = intPair("Conv2d", "padding", padding, 0);
     }
-    if (inChannels % this.groups !== 0) throw new RangeError(`Conv2d: inChannels (${inChannels}) must be divisible by groups (${this.groups})`);
-    if (outChannels % this.groups !== 0) throw new RangeError(`Conv2d: outChannels (${outChannels}) must be divisible by groups (${this.groups})`);
+    if (inChannels % this.groups !== 0)
+      throw new RangeError(`Conv2d: inChannels (${inChannels}) must be divisible by groups (${this.groups})`);
+    if (outChannels % this.groups !== 0)
+      throw new RangeError(`Conv2d: outChannels (${outChannels}) must be divisible by groups (${this.groups})`);
 
     this.registerParameter("weight", zeros([outChannels, inChannels / this.groups, ...this.kernelSize]));
     this.registerParameter("bias", (opts.bias ?? true) ? zeros([outChannels]) : null);

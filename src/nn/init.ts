@@ -39,7 +39,8 @@ export function calculateGain(nonlinearity: Nonlinearity, param?: number): numbe
       return Math.SQRT2;
     case "leaky_relu": {
       const slope = param ?? 0.01;
-      if (!Number.isFinite(slope)) throw new RangeError(`calculateGain: negative slope must be a finite number, got ${slope}`);
+      if (!Number.isFinite(slope))
+        throw new RangeError(`calculateGain: negative slope must be a finite number, got ${slope}`);
       return Math.sqrt(2 / (1 + slope * slope));
     }
     case "selu":
@@ -57,7 +58,9 @@ export function calculateGain(nonlinearity: Nonlinearity, param?: number): numbe
 export function calculateFanInAndFanOut(t: Tensor): { fanIn: number; fanOut: number } {
   const s = t.shape;
   if (s.length < 2) {
-    throw new RangeError(`calculateFanInAndFanOut: needs a tensor with at least 2 dimensions, got shape ${formatShape(s)}`);
+    throw new RangeError(
+      `calculateFanInAndFanOut: needs a tensor with at least 2 dimensions, got shape ${formatShape(s)}`,
+    );
   }
   const receptive = s.slice(2).reduce((a, b) => a * b, 1);
   return { fanIn: (s[1] ?? 0) * receptive, fanOut: (s[0] ?? 0) * receptive };
@@ -164,7 +167,11 @@ export function truncNormal_(t: Tensor, o: TruncNormalOptions = {}): Tensor {
       t.uniform_(lo, hi);
       const limit = 1 - 1e-15;
       const u = t.to({ dtype: "float64" }).clamp(-limit, limit);
-      const x = u.erfinv().mul(std * Math.SQRT2).add(mean).clamp(a, b);
+      const x = u
+        .erfinv()
+        .mul(std * Math.SQRT2)
+        .add(mean)
+        .clamp(a, b);
       t.copy_(x);
     }),
   );
@@ -174,6 +181,12 @@ export function truncNormal_(t: Tensor, o: TruncNormalOptions = {}): Tensor {
 function normalCdf(x: number): number {
   if (x === Infinity) return 1;
   if (x === -Infinity) return 0;
-  return tidy(() => (1 + scalar(x / Math.SQRT2, { dtype: "float64" }).erf().item()) / 2);
+  return tidy(
+    () =>
+      (1 +
+        scalar(x / Math.SQRT2, { dtype: "float64" })
+          .erf()
+          .item()) /
+      2,
+  );
 }
-

@@ -29,7 +29,8 @@ export class ModuleList<M extends AnyModule = Module> extends Module {
   /** The module at `index` (negative counts from the end). */
   at(index: number): M {
     const m = Number.isInteger(index) ? this.#items.at(index) : undefined;
-    if (m === undefined) throw new RangeError(`ModuleList.at: index ${index} out of range for ${this.#items.length} module(s)`);
+    if (m === undefined)
+      throw new RangeError(`ModuleList.at: index ${index} out of range for ${this.#items.length} module(s)`);
     return m;
   }
 

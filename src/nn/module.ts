@@ -87,7 +87,11 @@ export abstract class Module<In extends unknown[] = [x: Tensor], Out = Tensor> {
     const where = `${this.typeName}: name ${JSON.stringify(name)}`;
     if (name === "") throw new RangeError(`${where} must not be empty`);
     if (name.includes(".")) throw new RangeError(`${where} must not contain "."`);
-    for (const [kind, map] of [["parameter", this.#parameters], ["buffer", this.#buffers], ["module", this.#children]] as const) {
+    for (const [kind, map] of [
+      ["parameter", this.#parameters],
+      ["buffer", this.#buffers],
+      ["module", this.#children],
+    ] as const) {
       if (map !== own && map.has(name)) throw new RangeError(`${where} is already used by a ${kind}`);
     }
   }
@@ -172,7 +176,11 @@ export abstract class Module<In extends unknown[] = [x: Tensor], Out = Tensor> {
     return this.namedBuffers("", recurse).map(([, t]) => t);
   }
 
-  #namedTensors(prefix: string, recurse: boolean, entries: (m: AnyModule) => [string, Tensor | null][]): [string, Tensor][] {
+  #namedTensors(
+    prefix: string,
+    recurse: boolean,
+    entries: (m: AnyModule) => [string, Tensor | null][],
+  ): [string, Tensor][] {
     const modules: [string, AnyModule][] = recurse ? this.namedModules(prefix) : [[prefix, this]];
     const out: [string, Tensor][] = [];
     const seen = new Set<Tensor>();
@@ -268,7 +276,10 @@ export abstract class Module<In extends unknown[] = [x: Tensor], Out = Tensor> {
    * StateDictError. Nothing is copied when that error is thrown. With `strict: false`, missing
    * and unexpected keys are tolerated and returned, but shape mismatches still throw.
    */
-  loadStateDict(sd: Map<string, Tensor> | Record<string, Tensor>, opts: { strict?: boolean } = {}): LoadStateDictResult {
+  loadStateDict(
+    sd: Map<string, Tensor> | Record<string, Tensor>,
+    opts: { strict?: boolean } = {},
+  ): LoadStateDictResult {
     const strict = opts.strict ?? true;
     const given: Map<string, unknown> = sd instanceof Map ? sd : new Map(Object.entries(sd));
     const own = this.stateDict();
@@ -284,7 +295,8 @@ export abstract class Module<In extends unknown[] = [x: Tensor], Out = Tensor> {
         if (!optional.has(key)) missingKeys.push(key);
         continue;
       }
-      if (!(source instanceof Tensor)) throw new TypeError(`${this.typeName}.loadStateDict: value for '${key}' is not a Tensor`);
+      if (!(source instanceof Tensor))
+        throw new TypeError(`${this.typeName}.loadStateDict: value for '${key}' is not a Tensor`);
       const expected = target.shape;
       const actual = source.shape;
       if (expected.length !== actual.length || expected.some((d, i) => d !== actual[i])) {
@@ -325,7 +337,8 @@ export abstract class Module<In extends unknown[] = [x: Tensor], Out = Tensor> {
     };
     noGrad(() => {
       for (const [, m] of this.namedModules()) {
-        for (const [name, t] of m.#parameters) if (t !== null && t.device !== device) m.#parameters.set(name, move(t, true));
+        for (const [name, t] of m.#parameters)
+          if (t !== null && t.device !== device) m.#parameters.set(name, move(t, true));
         for (const [name, t] of m.#buffers) if (t !== null && t.device !== device) m.#buffers.set(name, move(t, false));
       }
     });
@@ -361,5 +374,8 @@ function join(prefix: string, name: string): string {
 /** Indents every line but the first (the first follows a `(name): ` label). */
 function indent(s: string, spaces: number): string {
   const pad = " ".repeat(spaces);
-  return s.split("\n").map((line, i) => (i === 0 ? line : pad + line)).join("\n");
+  return s
+    .split("\n")
+    .map((line, i) => (i === 0 ? line : pad + line))
+    .join("\n");
 }

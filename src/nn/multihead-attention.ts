@@ -106,7 +106,8 @@ export class MultiheadAttention extends Module<AttentionArgs, AttentionOutput> {
 
       const [wq, wk, wv] = this.inProjWeight.split(E, 0);
       const [bq, bk, bv] = this.inProjBias?.split(E, 0) ?? [];
-      if (wq === undefined || wk === undefined || wv === undefined) throw new Error("MultiheadAttention: in_proj_weight split failed");
+      if (wq === undefined || wk === undefined || wv === undefined)
+        throw new Error("MultiheadAttention: in_proj_weight split failed");
       // [N, len, E] -> [N, H, len, d]: each head attends over its own slice of the embedding.
       const heads = (t: Tensor, len: number): Tensor => t.reshape([N, len, H, d]).permute([0, 2, 1, 3]);
       const qh = heads(F.linear(q, wq, bq), L);
@@ -123,7 +124,9 @@ export class MultiheadAttention extends Module<AttentionArgs, AttentionOutput> {
       if (padMask !== null) {
         const want = batched ? [N, S] : [S];
         if (padMask.rank !== want.length || padMask.shape.some((x, i) => x !== want[i])) {
-          throw new RangeError(`MultiheadAttention: keyPaddingMask must have shape ${formatShape(want)}, got ${formatShape(padMask.shape)}`);
+          throw new RangeError(
+            `MultiheadAttention: keyPaddingMask must have shape ${formatShape(want)}, got ${formatShape(padMask.shape)}`,
+          );
         }
         scores = addMask(scores, padMask.reshape([N, 1, 1, S]));
       }
@@ -146,19 +149,31 @@ export class MultiheadAttention extends Module<AttentionArgs, AttentionOutput> {
     const vs = value.shape;
     const layout = this.batchFirst ? "[N, L, E]" : "[L, N, E]";
     if (qs.length !== 2 && qs.length !== 3) {
-      throw new RangeError(`MultiheadAttention: query must be ${layout} or unbatched [L, E], got shape ${formatShape(qs)}`);
+      throw new RangeError(
+        `MultiheadAttention: query must be ${layout} or unbatched [L, E], got shape ${formatShape(qs)}`,
+      );
     }
-    for (const [name, s] of [["query", qs], ["key", ks], ["value", vs]] as const) {
+    for (const [name, s] of [
+      ["query", qs],
+      ["key", ks],
+      ["value", vs],
+    ] as const) {
       if (s.length !== qs.length) {
-        throw new RangeError(`MultiheadAttention: ${name} must have rank ${qs.length} like the query, got shape ${formatShape(s)}`);
+        throw new RangeError(
+          `MultiheadAttention: ${name} must have rank ${qs.length} like the query, got shape ${formatShape(s)}`,
+        );
       }
       if (s[s.length - 1] !== this.embedDim) {
-        throw new RangeError(`MultiheadAttention: ${name}'s last dimension must be embedDim (${this.embedDim}), got shape ${formatShape(s)}`);
+        throw new RangeError(
+          `MultiheadAttention: ${name}'s last dimension must be embedDim (${this.embedDim}), got shape ${formatShape(s)}`,
+        );
       }
     }
     const seqDim = qs.length === 3 && this.batchFirst ? 1 : 0;
     if (ks[seqDim] !== vs[seqDim]) {
-      throw new RangeError(`MultiheadAttention: key and value must have the same sequence length, got shapes ${formatShape(ks)} and ${formatShape(vs)}`);
+      throw new RangeError(
+        `MultiheadAttention: key and value must have the same sequence length, got shapes ${formatShape(ks)} and ${formatShape(vs)}`,
+      );
     }
     if (qs.length === 3) {
       const batchDim = this.batchFirst ? 0 : 1;
@@ -178,7 +193,9 @@ export class MultiheadAttention extends Module<AttentionArgs, AttentionOutput> {
     const shape = mask.shape;
     const matches = (want: number[]): boolean => shape.length === want.length && shape.every((x, i) => x === want[i]);
     if (!matches(ok2) && !matches(ok3)) {
-      throw new RangeError(`MultiheadAttention: attnMask must have shape ${formatShape(ok2)} or ${formatShape(ok3)}, got ${formatShape(shape)}`);
+      throw new RangeError(
+        `MultiheadAttention: attnMask must have shape ${formatShape(ok2)} or ${formatShape(ok3)}, got ${formatShape(shape)}`,
+      );
     }
   }
 }

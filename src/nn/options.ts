@@ -4,12 +4,14 @@
 export type IntPair = number | readonly [number, number];
 
 export function positiveInt(layer: string, name: string, v: number): number {
-  if (!Number.isInteger(v) || v < 1) throw new RangeError(`${layer}: ${name} must be a positive integer, got ${String(v)}`);
+  if (!Number.isInteger(v) || v < 1)
+    throw new RangeError(`${layer}: ${name} must be a positive integer, got ${String(v)}`);
   return v;
 }
 
 export function nonNegativeInt(layer: string, name: string, v: number): number {
-  if (!Number.isInteger(v) || v < 0) throw new RangeError(`${layer}: ${name} must be a non-negative integer, got ${String(v)}`);
+  if (!Number.isInteger(v) || v < 0)
+    throw new RangeError(`${layer}: ${name} must be a non-negative integer, got ${String(v)}`);
   return v;
 }
 
@@ -17,7 +19,15 @@ export function nonNegativeInt(layer: string, name: string, v: number): number {
 export function intPair(layer: string, name: string, v: IntPair, min: number): [number, number] {
   const p: readonly number[] = typeof v === "number" ? [v, v] : v;
   const [h, w] = p;
-  if (p.length !== 2 || h === undefined || w === undefined || !Number.isInteger(h) || !Number.isInteger(w) || h < min || w < min) {
+  if (
+    p.length !== 2 ||
+    h === undefined ||
+    w === undefined ||
+    !Number.isInteger(h) ||
+    !Number.isInteger(w) ||
+    h < min ||
+    w < min
+  ) {
     const what = min === 0 ? "a non-negative integer" : min === 1 ? "a positive integer" : `an integer >= ${min}`;
     throw new RangeError(`${layer}: ${name} must be ${what} or a pair of them, got ${JSON.stringify(v)}`);
   }
@@ -25,7 +35,8 @@ export function intPair(layer: string, name: string, v: IntPair, min: number): [
 }
 
 export function positiveNumber(layer: string, name: string, v: number): number {
-  if (!(Number.isFinite(v) && v > 0)) throw new RangeError(`${layer}: ${name} must be a positive number, got ${String(v)}`);
+  if (!(Number.isFinite(v) && v > 0))
+    throw new RangeError(`${layer}: ${name} must be a positive number, got ${String(v)}`);
   return v;
 }
 
@@ -36,7 +47,9 @@ export function probability(layer: string, name: string, v: number): number {
 
 export function oneOf<T extends string>(layer: string, name: string, v: T, allowed: readonly T[]): T {
   if (!allowed.includes(v)) {
-    throw new RangeError(`${layer}: ${name} must be one of ${allowed.map((a) => `'${a}'`).join(", ")}, got ${JSON.stringify(v)}`);
+    throw new RangeError(
+      `${layer}: ${name} must be one of ${allowed.map((a) => `'${a}'`).join(", ")}, got ${JSON.stringify(v)}`,
+    );
   }
   return v;
 }

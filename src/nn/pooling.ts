@@ -25,7 +25,9 @@ function checkPool(layer: string, kernelSize: IntPair, stride: IntPair, padding:
   const halfH = Math.floor((dh * (kh - 1) + 1) / 2);
   const halfW = Math.floor((dw * (kw - 1) + 1) / 2);
   if (ph > halfH || pw > halfW) {
-    throw new RangeError(`${layer}: padding (${JSON.stringify(padding)}) must be at most half the kernel size (${JSON.stringify(kernelSize)})`);
+    throw new RangeError(
+      `${layer}: padding (${JSON.stringify(padding)}) must be at most half the kernel size (${JSON.stringify(kernelSize)})`,
+    );
   }
 }
 

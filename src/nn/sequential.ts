@@ -29,7 +29,8 @@ export class Sequential extends Module {
   /** The module at `index` (negative counts from the end). */
   at(index: number): Module {
     const m = Number.isInteger(index) ? this.#layers.at(index) : undefined;
-    if (m === undefined) throw new RangeError(`Sequential.at: index ${index} out of range for ${this.#layers.length} module(s)`);
+    if (m === undefined)
+      throw new RangeError(`Sequential.at: index ${index} out of range for ${this.#layers.length} module(s)`);
     return m;
   }
 

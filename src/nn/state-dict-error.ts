@@ -36,7 +36,10 @@ export class StateDictError extends BadExpertError {
   ): string {
     // Keys come from files: escaped so a name with a newline or terminal escape cannot forge output.
     const quote = (keys: readonly string[]): string =>
-      keys.slice(0, SHOWN).map((k) => printable(k)).join(", ") + (keys.length > SHOWN ? ` and ${keys.length - SHOWN} more` : "");
+      keys
+        .slice(0, SHOWN)
+        .map((k) => printable(k))
+        .join(", ") + (keys.length > SHOWN ? ` and ${keys.length - SHOWN} more` : "");
     const lines = [`Error(s) in loading state_dict for ${moduleName}:`];
     if (missing.length > 0) lines.push(`  Missing key(s) in state_dict: ${quote(missing)}.`);
     if (unexpected.length > 0) lines.push(`  Unexpected key(s) in state_dict: ${quote(unexpected)}.`);

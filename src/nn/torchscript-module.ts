@@ -23,7 +23,9 @@ class ScriptSubmodule extends Module {
   }
 
   forward(): Tensor {
-    throw new Error(`TorchScript submodule '${this.path}' cannot run on its own: call forward() on the whole TorchScriptModule`);
+    throw new Error(
+      `TorchScript submodule '${this.path}' cannot run on its own: call forward() on the whole TorchScriptModule`,
+    );
   }
 }
 
@@ -46,20 +48,33 @@ function readScriptFile(path: string, o: ScriptLoadOptions): Uint8Array {
     // Type and size checked first: a FIFO or a device in a bundle would otherwise block or never end.
     bytes = readRegularFileSync(path, { maxBytes: MAX_SCRIPT_BYTES, what: "TorchScript file" });
   } catch (e) {
-    throw new BadExpertError(codeOr(e, "E_IO"), `torchscript: cannot read ${path}: ${(e as Error).message}`, { cause: e });
+    throw new BadExpertError(codeOr(e, "E_IO"), `torchscript: cannot read ${path}: ${(e as Error).message}`, {
+      cause: e,
+    });
   }
   if (o.sha256 !== undefined && sha256Hex(bytes) !== o.sha256) {
-    throw new BadExpertError("E_MODEL_FORMAT", `torchscript: ${path} does not match the SHA-256 recorded in ${o.recordedIn ?? "its manifest"}: the program was changed or replaced after it was written`);
+    throw new BadExpertError(
+      "E_MODEL_FORMAT",
+      `torchscript: ${path} does not match the SHA-256 recorded in ${o.recordedIn ?? "its manifest"}: the program was changed or replaced after it was written`,
+    );
   }
-  if (!isZip(bytes)) throw new BadExpertError("E_MODEL_FORMAT", `torchscript: ${path} is not a TorchScript file (not a zip archive; torch.jit.save writes one)`);
+  if (!isZip(bytes))
+    throw new BadExpertError(
+      "E_MODEL_FORMAT",
+      `torchscript: ${path} is not a TorchScript file (not a zip archive; torch.jit.save writes one)`,
+    );
   const zip = new ZipArchive(bytes, path);
   if (!isTorchScriptArchive(zip)) {
-    throw new BadExpertError("E_MODEL_FORMAT", `torchscript: ${path} holds no TorchScript code (a torch.save file? import a state_dict with --weights FILE --arch NAME)`);
+    throw new BadExpertError(
+      "E_MODEL_FORMAT",
+      `torchscript: ${path} holds no TorchScript code (a torch.save file? import a state_dict with --weights FILE --arch NAME)`,
+    );
   }
   const v = formatVersion(zip);
   const { max } = scriptFormatVersions();
   if (v !== undefined && v > max) {
-    throw new BadExpertError("E_MODEL_FORMAT", 
+    throw new BadExpertError(
+      "E_MODEL_FORMAT",
       `torchscript: ${path} has file format version ${v}, newer than the linked libtorch ${libtorchVersion()} reads (up to version ${max}); ` +
         `re-export it with an older PyTorch, or ${NEWER_LIBTORCH}`,
     );
@@ -85,7 +100,10 @@ export class TorchScriptModule extends Module {
     } catch (e) {
       const msg = (e as Error).message.split("\n")[0] ?? "";
       const tooNew = /version|unknown builtin op|schema|upgrader/i.test(msg);
-      throw new BadExpertError("E_MODEL_FORMAT", `torchscript: libtorch ${libtorchVersion()} cannot load ${path}: ${msg}${tooNew ? `; the file may need a newer libtorch: ${NEWER_LIBTORCH}` : ""}`);
+      throw new BadExpertError(
+        "E_MODEL_FORMAT",
+        `torchscript: libtorch ${libtorchVersion()} cannot load ${path}: ${msg}${tooNew ? `; the file may need a newer libtorch: ${NEWER_LIBTORCH}` : ""}`,
+      );
     }
     return new TorchScriptModule(script).eval();
   }
@@ -127,7 +145,8 @@ export class TorchScriptModule extends Module {
 
   /** The program of forward() as a graph of operators, for exporters (src/export/torchscript-graph.ts); evaluation mode only. */
   scriptGraph(): ScriptGraph {
-    if (this.training) throw new Error("TorchScriptModule.scriptGraph: the module is in training mode; call eval() first");
+    if (this.training)
+      throw new Error("TorchScriptModule.scriptGraph: the module is in training mode; call eval() first");
     return this.#script.graph();
   }
 
@@ -152,7 +171,9 @@ export class TorchScriptModule extends Module {
   override to(device: string): this {
     // Re-registering every tensor after the script moves is not done yet: CPU only, said clearly.
     if (device === "cpu") return this;
-    throw new Error(`TorchScriptModule.to: device "${device}" is not supported for TorchScript models yet (they run on the CPU)`);
+    throw new Error(
+      `TorchScriptModule.to: device "${device}" is not supported for TorchScript models yet (they run on the CPU)`,
+    );
   }
 
   override dispose(): void {

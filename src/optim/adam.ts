@@ -42,7 +42,13 @@ export type AdamState = {
  * shrunk by lr * weightDecay before the moment update; otherwise weightDecay * param is added
  * to the gradient (L2), as PyTorch's Adam does.
  */
-export function adamUpdate(param: Tensor, grad: Tensor, state: AdamState | undefined, h: AdamHyper, decoupledWeightDecay: boolean): AdamState {
+export function adamUpdate(
+  param: Tensor,
+  grad: Tensor,
+  state: AdamState | undefined,
+  h: AdamHyper,
+  decoupledWeightDecay: boolean,
+): AdamState {
   const [beta1, beta2] = h.betas;
   const s = state ?? { step: 0, expAvg: zerosLike(param), expAvgSq: zerosLike(param) };
   // The group may have switched amsgrad on after earlier steps; the maximum then starts at 0.
@@ -104,7 +110,12 @@ export class Adam extends Optimizer<AdamHyper, AdamState> {
     validateAdam(h, where);
   }
 
-  protected override update(param: Tensor, grad: Tensor, group: ParamGroup<AdamHyper>, state: AdamState | undefined): AdamState {
+  protected override update(
+    param: Tensor,
+    grad: Tensor,
+    group: ParamGroup<AdamHyper>,
+    state: AdamState | undefined,
+  ): AdamState {
     return adamUpdate(param, grad, state, group, false);
   }
 

@@ -1,7 +1,15 @@
 // AdamW (Loshchilov & Hutter): Adam with weight decay decoupled from the gradient, i.e. the
 // parameter is multiplied by 1 - lr * weightDecay each step (PyTorch's torch.optim.AdamW).
 import { type Tensor } from "../engine/index.js";
-import { adamDefaults, adamUpdate, restoreAdamState, validateAdam, type AdamHyper, type AdamOptions, type AdamState } from "./adam.js";
+import {
+  adamDefaults,
+  adamUpdate,
+  restoreAdamState,
+  validateAdam,
+  type AdamHyper,
+  type AdamOptions,
+  type AdamState,
+} from "./adam.js";
 import { Optimizer, type ParamGroup, type ParamGroupInput, type StateValue } from "./optimizer.js";
 
 export class AdamW extends Optimizer<AdamHyper, AdamState> {
@@ -14,7 +22,12 @@ export class AdamW extends Optimizer<AdamHyper, AdamState> {
     validateAdam(h, where);
   }
 
-  protected override update(param: Tensor, grad: Tensor, group: ParamGroup<AdamHyper>, state: AdamState | undefined): AdamState {
+  protected override update(
+    param: Tensor,
+    grad: Tensor,
+    group: ParamGroup<AdamHyper>,
+    state: AdamState | undefined,
+  ): AdamState {
     return adamUpdate(param, grad, state, group, true);
   }
 

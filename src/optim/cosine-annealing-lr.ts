@@ -12,7 +12,9 @@ export class CosineAnnealingLR extends LRScheduler {
     const name = "CosineAnnealingLR";
     checkPositive(name, "tMax", tMax);
     checkFiniteNumber(name, "etaMin", etaMin);
-    super(optimizer, (epoch, base) => etaMin + ((base - etaMin) * (1 + Math.cos((Math.PI * epoch) / tMax))) / 2, { name });
+    super(optimizer, (epoch, base) => etaMin + ((base - etaMin) * (1 + Math.cos((Math.PI * epoch) / tMax))) / 2, {
+      name,
+    });
     this.tMax = tMax;
     this.etaMin = etaMin;
   }

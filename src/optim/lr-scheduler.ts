@@ -85,13 +85,17 @@ export class LRScheduler {
   loadStateDict(sd: LRSchedulerState): void {
     const where = `${this.name}.loadStateDict`;
     const n = this.optimizer.paramGroups.length;
-    if (sd === null || typeof sd !== "object") throw new TypeError(`${where}: expected { lastEpoch, baseLrs, lastLr }, got ${String(sd)}`);
+    if (sd === null || typeof sd !== "object")
+      throw new TypeError(`${where}: expected { lastEpoch, baseLrs, lastLr }, got ${String(sd)}`);
     const epoch = checkFiniteNumber(where, "lastEpoch", sd.lastEpoch);
-    if (!Number.isInteger(epoch) || epoch < 0) throw new RangeError(`${where}: lastEpoch must be a non-negative integer, got ${epoch}`);
+    if (!Number.isInteger(epoch) || epoch < 0)
+      throw new RangeError(`${where}: lastEpoch must be a non-negative integer, got ${epoch}`);
     for (const key of ["baseLrs", "lastLr"] as const) {
       const v = sd[key];
       if (!Array.isArray(v) || v.length !== n) {
-        throw new RangeError(`${where}: ${key} must have one lr per param group (${n}), got ${Array.isArray(v) ? `${v.length}` : String(v)}`);
+        throw new RangeError(
+          `${where}: ${key} must have one lr per param group (${n}), got ${Array.isArray(v) ? `${v.length}` : String(v)}`,
+        );
       }
       v.forEach((x, i) => checkFiniteNumber(where, `${key}[${i}]`, x));
     }

@@ -9,9 +9,11 @@ export class MultiStepLR extends LRScheduler {
 
   constructor(optimizer: Schedulable, milestones: readonly number[], gamma = 0.1) {
     const name = "MultiStepLR";
-    if (!Array.isArray(milestones)) throw new TypeError(`${name}: milestones must be an array of epochs, got ${String(milestones)}`);
+    if (!Array.isArray(milestones))
+      throw new TypeError(`${name}: milestones must be an array of epochs, got ${String(milestones)}`);
     milestones.forEach((m, i) => {
-      if (!Number.isInteger(m) || m < 0) throw new RangeError(`${name}: milestones[${i}] must be a non-negative integer, got ${String(m)}`);
+      if (!Number.isInteger(m) || m < 0)
+        throw new RangeError(`${name}: milestones[${i}] must be a non-negative integer, got ${String(m)}`);
     });
     checkFiniteNumber(name, "gamma", gamma);
     const sorted = [...milestones].sort((a, b) => a - b);

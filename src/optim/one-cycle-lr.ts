@@ -43,7 +43,8 @@ export class OneCycleLR extends LRScheduler {
 
   constructor(optimizer: Schedulable, options: OneCycleLROptions) {
     const name = "OneCycleLR";
-    if (options === null || typeof options !== "object") throw new TypeError(`${name}: expected an options object with maxLr, got ${String(options)}`);
+    if (options === null || typeof options !== "object")
+      throw new TypeError(`${name}: expected an options object with maxLr, got ${String(options)}`);
     const totalSteps = resolveTotalSteps(name, options);
     const pctStart = checkFiniteNumber(name, "pctStart", options.pctStart ?? 0.3);
     if (pctStart < 0 || pctStart > 1) throw new RangeError(`${name}: pctStart must be in [0, 1], got ${pctStart}`);
@@ -55,7 +56,8 @@ export class OneCycleLR extends LRScheduler {
     const finalDivFactor = checkPositive(name, "finalDivFactor", options.finalDivFactor ?? 1e4);
     const n = optimizer.paramGroups.length;
     const maxLrs = Array.isArray(options.maxLr) ? [...options.maxLr] : Array.from({ length: n }, () => options.maxLr);
-    if (maxLrs.length !== n) throw new RangeError(`${name}: maxLr has ${maxLrs.length} values but the optimizer has ${n} param group(s)`);
+    if (maxLrs.length !== n)
+      throw new RangeError(`${name}: maxLr has ${maxLrs.length} values but the optimizer has ${n} param group(s)`);
     maxLrs.forEach((v, i) => checkPositive(name, `maxLr[${i}]`, v));
     const maxes = maxLrs.map(Number);
     const initials = maxes.map((m) => m / divFactor);
@@ -74,7 +76,9 @@ export class OneCycleLR extends LRScheduler {
     const schedule = (step: number, initial: number, group: number): number => {
       // PyTorch allows step == totalSteps (one past the last) and refuses beyond it.
       if (step > totalSteps) {
-        throw new RangeError(`${name}: tried to step ${step} times; the specified number of total steps is ${totalSteps}`);
+        throw new RangeError(
+          `${name}: tried to step ${step} times; the specified number of total steps is ${totalSteps}`,
+        );
       }
       const lrs = { initial, max: maxes[group] ?? initial, min: mins[group] ?? initial };
       let start = 0;

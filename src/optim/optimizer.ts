@@ -45,7 +45,9 @@ export abstract class Optimizer<H extends BaseHyper, S extends ParamState> {
   protected constructor(name: string, params: readonly Tensor[] | readonly ParamGroupInput<H>[], defaults: H) {
     this.name = name;
     if (!Array.isArray(params) || params.length === 0) {
-      throw new RangeError(`${name}: expected a non-empty array of parameters or of parameter groups, got ${describe(params)}`);
+      throw new RangeError(
+        `${name}: expected a non-empty array of parameters or of parameter groups, got ${describe(params)}`,
+      );
     }
     this.defaults = structuredClone(defaults);
     this.#validateGroup(this.defaults, name);
@@ -84,11 +86,17 @@ export abstract class Optimizer<H extends BaseHyper, S extends ParamState> {
     params.forEach((p, j) => {
       if (!(p instanceof Tensor)) throw new TypeError(`${where}: params[${j}] must be a Tensor, got ${describe(p)}`);
       if (p.isDisposed) throw new Error(`${where}: params[${j}] was disposed`);
-      if (!isFloating(p.dtype)) throw new TypeError(`${where}: params[${j}] must be floating-point to be optimized, got ${p.dtype}`);
+      if (!isFloating(p.dtype))
+        throw new TypeError(`${where}: params[${j}] must be floating-point to be optimized, got ${p.dtype}`);
       if (!p.isLeaf) {
-        throw new TypeError(`${where}: params[${j}] is not a leaf tensor (it was computed from other tensors); optimize those, or detach() it`);
+        throw new TypeError(
+          `${where}: params[${j}] is not a leaf tensor (it was computed from other tensors); optimize those, or detach() it`,
+        );
       }
-      if (seen.has(p)) throw new RangeError(`${where}: params[${j}] already belongs to this optimizer (a parameter may appear in one group only)`);
+      if (seen.has(p))
+        throw new RangeError(
+          `${where}: params[${j}] already belongs to this optimizer (a parameter may appear in one group only)`,
+        );
       seen.add(p);
       list.push(p);
     });
@@ -157,11 +165,19 @@ export abstract class Optimizer<H extends BaseHyper, S extends ParamState> {
   loadStateDict(sd: OptimizerStateDict<H>): void {
     this.assertLive();
     const where = `${this.name}.loadStateDict`;
-    if (sd === null || typeof sd !== "object" || !Array.isArray(sd.paramGroups) || sd.state === null || typeof sd.state !== "object") {
+    if (
+      sd === null ||
+      typeof sd !== "object" ||
+      !Array.isArray(sd.paramGroups) ||
+      sd.state === null ||
+      typeof sd.state !== "object"
+    ) {
       throw new TypeError(`${where}: expected { state, paramGroups }, got ${describe(sd)}`);
     }
     if (sd.paramGroups.length !== this.paramGroups.length) {
-      throw new RangeError(`${where}: the checkpoint has ${sd.paramGroups.length} param group(s), this optimizer has ${this.paramGroups.length}`);
+      throw new RangeError(
+        `${where}: the checkpoint has ${sd.paramGroups.length} param group(s), this optimizer has ${this.paramGroups.length}`,
+      );
     }
     const byIndex = new Map<number, Tensor>();
     const groups = this.paramGroups.map((group, gi) => {
@@ -184,8 +200,10 @@ export abstract class Optimizer<H extends BaseHyper, S extends ParamState> {
         const out = new Map<Tensor, S>();
         for (const [key, raw] of Object.entries(sd.state)) {
           const p = byIndex.get(Number(key));
-          if (p === undefined) throw new RangeError(`${where}: the checkpoint has state for parameter ${key}, which no param group lists`);
-          if (raw === null || typeof raw !== "object") throw new TypeError(`${where}: state of parameter ${key} must be an object, got ${describe(raw)}`);
+          if (p === undefined)
+            throw new RangeError(`${where}: the checkpoint has state for parameter ${key}, which no param group lists`);
+          if (raw === null || typeof raw !== "object")
+            throw new TypeError(`${where}: state of parameter ${key} must be an object, got ${describe(raw)}`);
           out.set(p, this.restoreState(raw, p, `${where}: state of parameter ${key}`));
         }
         return out;
@@ -256,13 +274,20 @@ export abstract class Optimizer<H extends BaseHyper, S extends ParamState> {
 }
 
 /** A checkpoint's state tensor `key`, checked against the parameter and copied onto its dtype and device. */
-export function restoreStateTensor(raw: Readonly<Record<string, StateValue>>, key: string, param: Tensor, where: string): Tensor {
+export function restoreStateTensor(
+  raw: Readonly<Record<string, StateValue>>,
+  key: string,
+  param: Tensor,
+  where: string,
+): Tensor {
   const v = raw[key];
   if (!(v instanceof Tensor)) throw new TypeError(`${where}: "${key}" must be a tensor, got ${describe(v)}`);
   const a = v.shape;
   const b = param.shape;
   if (a.length !== b.length || a.some((d, i) => d !== b[i])) {
-    throw new RangeError(`${where}: "${key}" has shape ${formatShape(a)} but the parameter has shape ${formatShape(b)}`);
+    throw new RangeError(
+      `${where}: "${key}" has shape ${formatShape(a)} but the parameter has shape ${formatShape(b)}`,
+    );
   }
   return tidy(() => v.to({ dtype: param.dtype, device: param.device }).clone());
 }
@@ -270,7 +295,8 @@ export function restoreStateTensor(raw: Readonly<Record<string, StateValue>>, ke
 /** A checkpoint's number `key` (a step count). */
 export function restoreStateNumber(raw: Readonly<Record<string, StateValue>>, key: string, where: string): number {
   const v = raw[key];
-  if (typeof v !== "number" || !Number.isFinite(v)) throw new TypeError(`${where}: "${key}" must be a finite number, got ${describe(v)}`);
+  if (typeof v !== "number" || !Number.isFinite(v))
+    throw new TypeError(`${where}: "${key}" must be a finite number, got ${describe(v)}`);
   return v;
 }
 

@@ -8,17 +8,23 @@ export class SequentialLR extends LRScheduler {
 
   constructor(optimizer: Schedulable, schedulers: readonly LRScheduler[], milestones: readonly number[]) {
     const name = "SequentialLR";
-    if (!Array.isArray(schedulers) || schedulers.length === 0) throw new RangeError(`${name}: expected at least one schedule`);
+    if (!Array.isArray(schedulers) || schedulers.length === 0)
+      throw new RangeError(`${name}: expected at least one schedule`);
     schedulers.forEach((s, i) => {
       if (!(s instanceof LRScheduler)) throw new TypeError(`${name}: schedulers[${i}] is not an LRScheduler`);
       if (s.optimizer !== optimizer) throw new RangeError(`${name}: schedulers[${i}] belongs to a different optimizer`);
     });
     if (!Array.isArray(milestones) || milestones.length !== schedulers.length - 1) {
-      throw new RangeError(`${name}: expected ${schedulers.length - 1} milestone(s) for ${schedulers.length} schedules, got ${String(milestones)}`);
+      throw new RangeError(
+        `${name}: expected ${schedulers.length - 1} milestone(s) for ${schedulers.length} schedules, got ${String(milestones)}`,
+      );
     }
     milestones.forEach((m, i) => {
       const prev = i === 0 ? 0 : (milestones[i - 1] ?? 0);
-      if (!Number.isInteger(m) || m < prev) throw new RangeError(`${name}: milestones must be increasing non-negative integers, got ${milestones.join(", ")}`);
+      if (!Number.isInteger(m) || m < prev)
+        throw new RangeError(
+          `${name}: milestones must be increasing non-negative integers, got ${milestones.join(", ")}`,
+        );
     });
     const list = [...schedulers];
     const ms = [...milestones];

@@ -42,7 +42,8 @@ export function sgdUpdate(param: Tensor, grad: Tensor, state: SgdState | undefin
 
 export class SGD extends Optimizer<SgdHyper, SgdState> {
   constructor(params: readonly Tensor[] | readonly ParamGroupInput<SgdHyper>[], options: SgdOptions) {
-    if (options === null || typeof options !== "object") throw new TypeError(`SGD: expected an options object with lr, got ${String(options)}`);
+    if (options === null || typeof options !== "object")
+      throw new TypeError(`SGD: expected an options object with lr, got ${String(options)}`);
     super("SGD", params, {
       lr: options.lr,
       momentum: options.momentum ?? 0,
@@ -58,11 +59,18 @@ export class SGD extends Optimizer<SgdHyper, SgdState> {
     checkNonNegative(where, "weightDecay", h.weightDecay);
     checkBoolean(where, "nesterov", h.nesterov);
     if (h.nesterov && (h.momentum <= 0 || h.dampening !== 0)) {
-      throw new RangeError(`${where}: nesterov requires momentum > 0 and dampening = 0, got momentum=${h.momentum}, dampening=${h.dampening}`);
+      throw new RangeError(
+        `${where}: nesterov requires momentum > 0 and dampening = 0, got momentum=${h.momentum}, dampening=${h.dampening}`,
+      );
     }
   }
 
-  protected override update(param: Tensor, grad: Tensor, group: ParamGroup<SgdHyper>, state: SgdState | undefined): SgdState | undefined {
+  protected override update(
+    param: Tensor,
+    grad: Tensor,
+    group: ParamGroup<SgdHyper>,
+    state: SgdState | undefined,
+  ): SgdState | undefined {
     return sgdUpdate(param, grad, state, group);
   }
 

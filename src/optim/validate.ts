@@ -47,6 +47,7 @@ export const MAX_LEARNING_RATE = 1e6;
 
 export function checkLearningRate(where: string, name: string, value: unknown): number {
   const v = checkFiniteNumber(where, name, value);
-  if (v < 0 || v > MAX_LEARNING_RATE) throw new RangeError(`${where}: ${name} must be in [0, ${MAX_LEARNING_RATE}], got ${v}`);
+  if (v < 0 || v > MAX_LEARNING_RATE)
+    throw new RangeError(`${where}: ${name} must be in [0, ${MAX_LEARNING_RATE}], got ${v}`);
   return v;
 }

@@ -12,16 +12,34 @@ export function rocChart(points: RocPoint[], operating: { fpr: number; tpr: numb
   const f = frame({ x0: 0, x1: 1, y0: 0, y1: 1 });
   const path = points.map((p, i) => `${i ? "L" : "M"}${sx(f, p.fpr).toFixed(1)},${sy(f, p.tpr).toFixed(1)}`).join("");
   const body = [
-    axes(f, { title: `ROC curve (AUROC ${aurocValue.toFixed(4)})`, xLabel: "false-positive rate (clean inputs flagged)", yLabel: "true-positive rate (backdoor inputs flagged)" }),
+    axes(f, {
+      title: `ROC curve (AUROC ${aurocValue.toFixed(4)})`,
+      xLabel: "false-positive rate (clean inputs flagged)",
+      yLabel: "true-positive rate (backdoor inputs flagged)",
+    }),
     `<line x1="${sx(f, 0)}" y1="${sy(f, 0)}" x2="${sx(f, 1)}" y2="${sy(f, 1)}" stroke="#bbb" stroke-dasharray="4 3"/>`,
     `<path d="${path}" fill="none" stroke="${BACKDOOR}" stroke-width="2"/>`,
     `<circle cx="${sx(f, operating.fpr)}" cy="${sy(f, operating.tpr)}" r="5" fill="none" stroke="#000" stroke-width="2"/>`,
-    legend(f, [{ label: `threshold: FPR ${(100 * operating.fpr).toFixed(2)}%, TPR ${(100 * operating.tpr).toFixed(2)}%`, color: "#000" }], "br"),
+    legend(
+      f,
+      [
+        {
+          label: `threshold: FPR ${(100 * operating.fpr).toFixed(2)}%, TPR ${(100 * operating.tpr).toFixed(2)}%`,
+          color: "#000",
+        },
+      ],
+      "br",
+    ),
   ];
   return svg(f, body.join(""));
 }
 
-export function histogramChart(clean: ArrayLike<number>, backdoor: ArrayLike<number>, threshold: number, bins = 40): string {
+export function histogramChart(
+  clean: ArrayLike<number>,
+  backdoor: ArrayLike<number>,
+  threshold: number,
+  bins = 40,
+): string {
   const all = [...Array.from(clean), ...Array.from(backdoor)].filter(Number.isFinite);
   // Scores can have far outliers (divisions by small confidences); clip the view to robust bounds.
   const sorted = all.slice().sort((a, b) => a - b);
@@ -50,21 +68,34 @@ export function histogramChart(clean: ArrayLike<number>, backdoor: ArrayLike<num
       .map((v, i) => {
         const x = sx(f, lo + i * width);
         const w = sx(f, lo + (i + 1) * width) - x;
-        return v > 0 ? `<rect x="${x.toFixed(1)}" y="${sy(f, v).toFixed(1)}" width="${Math.max(0.5, w - 0.5).toFixed(1)}" height="${(sy(f, 0) - sy(f, v)).toFixed(1)}" fill="${color}" fill-opacity="0.55"/>` : "";
+        return v > 0
+          ? `<rect x="${x.toFixed(1)}" y="${sy(f, v).toFixed(1)}" width="${Math.max(0.5, w - 0.5).toFixed(1)}" height="${(sy(f, 0) - sy(f, v)).toFixed(1)}" fill="${color}" fill-opacity="0.55"/>`
+          : "";
       })
       .join("");
   const tx = sx(f, Math.min(hi, Math.max(lo, threshold)));
-  return svg(f, [
-    axes(f, { title: "BaDExpert score: clean vs backdoor inputs", xLabel: "score (higher = more suspicious; clipped to the 1st percentile)", yLabel: "fraction of inputs" }),
-    bars(hc, CLEAN),
-    bars(hb, BACKDOOR),
-    `<line x1="${tx}" y1="${sy(f, 0)}" x2="${tx}" y2="${sy(f, ymax)}" stroke="#000" stroke-width="2" stroke-dasharray="5 3"/>`,
-    legend(f, [
-      { label: `clean inputs (${clean.length})`, color: CLEAN },
-      { label: `backdoor inputs (${backdoor.length})`, color: BACKDOOR },
-      { label: "threshold", color: "#000" },
-    ], "tl"),
-  ].join(""));
+  return svg(
+    f,
+    [
+      axes(f, {
+        title: "BaDExpert score: clean vs backdoor inputs",
+        xLabel: "score (higher = more suspicious; clipped to the 1st percentile)",
+        yLabel: "fraction of inputs",
+      }),
+      bars(hc, CLEAN),
+      bars(hb, BACKDOOR),
+      `<line x1="${tx}" y1="${sy(f, 0)}" x2="${tx}" y2="${sy(f, ymax)}" stroke="#000" stroke-width="2" stroke-dasharray="5 3"/>`,
+      legend(
+        f,
+        [
+          { label: `clean inputs (${clean.length})`, color: CLEAN },
+          { label: `backdoor inputs (${backdoor.length})`, color: BACKDOOR },
+          { label: "threshold", color: "#000" },
+        ],
+        "tl",
+      ),
+    ].join(""),
+  );
 }
 
 /**
@@ -93,7 +124,9 @@ export function planeChart(
       if (!flagged && runStart >= 0) {
         const x = sx(f, i * step);
         const y = sy(f, j * step);
-        region.push(`<rect x="${x.toFixed(1)}" y="${y.toFixed(1)}" width="${(sx(f, (i + 1) * step) - x + 0.3).toFixed(1)}" height="${(sy(f, runStart * step) - y + 0.3).toFixed(1)}"/>`);
+        region.push(
+          `<rect x="${x.toFixed(1)}" y="${y.toFixed(1)}" width="${(sx(f, (i + 1) * step) - x + 0.3).toFixed(1)}" height="${(sy(f, runStart * step) - y + 0.3).toFixed(1)}"/>`,
+        );
         runStart = -1;
       }
     }
@@ -102,18 +135,30 @@ export function planeChart(
     const n = p.a.length;
     const stride = Math.max(1, Math.ceil(n / maxPoints));
     const out: string[] = [];
-    for (let i = 0; i < n; i += stride) out.push(`<circle cx="${sx(f, p.b[i] as number).toFixed(1)}" cy="${sy(f, p.a[i] as number).toFixed(1)}" r="2"/>`);
+    for (let i = 0; i < n; i += stride)
+      out.push(`<circle cx="${sx(f, p.b[i] as number).toFixed(1)}" cy="${sy(f, p.a[i] as number).toFixed(1)}" r="2"/>`);
     return `<g fill="${color}" fill-opacity="0.5">${out.join("")}</g>`;
   };
-  return svg(f, [
-    axes(f, { title: `Decision plane (${esc(rule)} rule)`, xLabel: "b = backdoor expert B's confidence in M's label", yLabel: "a = auxiliary model M''s confidence" }),
-    `<g fill="#f4a582" fill-opacity="0.45">${region.join("")}</g>`,
-    dots(clean, CLEAN),
-    dots(backdoor, BACKDOOR),
-    legend(f, [
-      { label: "flagged region", color: "#f4a582" },
-      { label: "clean inputs", color: CLEAN },
-      { label: "backdoor inputs", color: BACKDOOR },
-    ], "tl"),
-  ].join(""));
+  return svg(
+    f,
+    [
+      axes(f, {
+        title: `Decision plane (${esc(rule)} rule)`,
+        xLabel: "b = backdoor expert B's confidence in M's label",
+        yLabel: "a = auxiliary model M''s confidence",
+      }),
+      `<g fill="#f4a582" fill-opacity="0.45">${region.join("")}</g>`,
+      dots(clean, CLEAN),
+      dots(backdoor, BACKDOOR),
+      legend(
+        f,
+        [
+          { label: "flagged region", color: "#f4a582" },
+          { label: "clean inputs", color: CLEAN },
+          { label: "backdoor inputs", color: BACKDOOR },
+        ],
+        "tl",
+      ),
+    ].join(""),
+  );
 }

@@ -3,7 +3,14 @@
 // chart, as a self-contained HTML page, Markdown (with the chart as an SVG beside it) and JSON.
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { OUTPUT_MANIFEST, assertWritableDir, outputDirKind, outputManifest, writeDirAtomically, type WritableDirOptions } from "../util/atomic-dir.js";
+import {
+  OUTPUT_MANIFEST,
+  assertWritableDir,
+  outputDirKind,
+  outputManifest,
+  writeDirAtomically,
+  type WritableDirOptions,
+} from "../util/atomic-dir.js";
 import type { DefenseMetrics, RocPoint } from "../defense/metrics.js";
 import { axes, esc, frame, legend, svg, sx, sy } from "./svg.js";
 
@@ -40,7 +47,9 @@ export function thinRoc(points: readonly RocPoint[], max = 400): RocPoint[] {
   return out;
 }
 
-export function multiRocChart(curves: { label: string; points: readonly RocPoint[]; operating: { fpr: number; tpr: number } }[]): string {
+export function multiRocChart(
+  curves: { label: string; points: readonly RocPoint[]; operating: { fpr: number; tpr: number } }[],
+): string {
   const f = frame({ x0: 0, x1: 1, y0: 0, y1: 1, width: 520, height: 400 });
   const body = [
     axes(f, { title: "ROC curves, one per detector", xLabel: "false-positive rate", yLabel: "true-positive rate" }),
@@ -48,18 +57,37 @@ export function multiRocChart(curves: { label: string; points: readonly RocPoint
   ];
   curves.forEach((c, i) => {
     const color = COLORS[i % COLORS.length] as string;
-    const d = thinRoc(c.points).map((p, j) => `${j ? "L" : "M"}${sx(f, p.fpr).toFixed(1)},${sy(f, p.tpr).toFixed(1)}`).join("");
+    const d = thinRoc(c.points)
+      .map((p, j) => `${j ? "L" : "M"}${sx(f, p.fpr).toFixed(1)},${sy(f, p.tpr).toFixed(1)}`)
+      .join("");
     body.push(`<path d="${d}" fill="none" stroke="${color}" stroke-width="2" stroke-opacity="0.85"/>`);
-    body.push(`<circle cx="${sx(f, c.operating.fpr).toFixed(1)}" cy="${sy(f, c.operating.tpr).toFixed(1)}" r="4" fill="none" stroke="${color}" stroke-width="2"/>`);
+    body.push(
+      `<circle cx="${sx(f, c.operating.fpr).toFixed(1)}" cy="${sy(f, c.operating.tpr).toFixed(1)}" r="4" fill="none" stroke="${color}" stroke-width="2"/>`,
+    );
   });
-  body.push(legend(f, curves.map((c, i) => ({ label: c.label, color: COLORS[i % COLORS.length] as string })), "br"));
+  body.push(
+    legend(
+      f,
+      curves.map((c, i) => ({ label: c.label, color: COLORS[i % COLORS.length] as string })),
+      "br",
+    ),
+  );
   return svg(f, body.join(""));
 }
 
 const pct = (x: number) => (Number.isFinite(x) ? `${(100 * x).toFixed(2)}%` : "n/a");
 const fixed = (x: number, d: number) => (Number.isFinite(x) ? x.toFixed(d) : "n/a");
 
-export const COMPARE_HEADER = ["detector", "AUROC", "TPR at threshold", "FPR at threshold", "CA before → after", "ASR before → after", "s per 1,000 inputs", "fit (s)"];
+export const COMPARE_HEADER = [
+  "detector",
+  "AUROC",
+  "TPR at threshold",
+  "FPR at threshold",
+  "CA before → after",
+  "ASR before → after",
+  "s per 1,000 inputs",
+  "fit (s)",
+];
 
 export function compareRows(rows: readonly CompareReportRow[]): string[][] {
   return rows.map((r) => {
@@ -102,9 +130,15 @@ export function renderCompareMarkdown(r: CompareReport, rocFile: string): string
 
 export function renderCompareHtml(r: CompareReport, chart: string): string {
   const head = COMPARE_HEADER.map((h) => `<th>${esc(h)}</th>`).join("");
-  const rows = compareRows(r.rows).map((c) => `<tr>${c.map((v) => `<td>${esc(v)}</td>`).join("")}</tr>`).join("");
-  const params = r.rows.map((row) => `<tr><th>${esc(row.detector)}</th><td><code>${esc(JSON.stringify(row.params))}</code></td></tr>`).join("");
-  const details = Object.entries(r.details).map(([k, v]) => `<tr><th>${esc(k)}</th><td>${esc(String(v))}</td></tr>`).join("");
+  const rows = compareRows(r.rows)
+    .map((c) => `<tr>${c.map((v) => `<td>${esc(v)}</td>`).join("")}</tr>`)
+    .join("");
+  const params = r.rows
+    .map((row) => `<tr><th>${esc(row.detector)}</th><td><code>${esc(JSON.stringify(row.params))}</code></td></tr>`)
+    .join("");
+  const details = Object.entries(r.details)
+    .map(([k, v]) => `<tr><th>${esc(k)}</th><td>${esc(String(v))}</td></tr>`)
+    .join("");
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>${esc(r.title)}</title>
 <style>
@@ -125,7 +159,9 @@ every detector fitted on the same reserved clean split, its threshold calibrated
 }
 
 /** A comparison report directory as writeCompareReport writes it. */
-export const COMPARE_REPORT_DIR = outputDirKind("compare-report", "badexpert comparison report", { files: ["compare.html", "compare.md", "roc.svg", "compare.json"] });
+export const COMPARE_REPORT_DIR = outputDirKind("compare-report", "badexpert comparison report", {
+  files: ["compare.html", "compare.md", "roc.svg", "compare.json"],
+});
 
 /** A report is written whole and replaces an earlier report of ours; any other non-empty directory is refused. */
 const COMPARE_WRITE: WritableDirOptions = { kinds: [COMPARE_REPORT_DIR], replace: true, argument: "--report" };
@@ -136,9 +172,25 @@ export async function assertCompareReportDir(dir: string): Promise<void> {
 }
 
 /** Writes compare.html, compare.md, roc.svg and compare.json into `dir`. */
-export async function writeCompareReport(dir: string, r: CompareReport): Promise<{ html: string; markdown: string; json: string }> {
-  const chart = multiRocChart(r.rows.map((row) => ({ label: `${row.detector} (AUROC ${fixed(row.metrics.auroc, 4)})`, points: row.roc, operating: { fpr: row.metrics.fpr, tpr: row.metrics.tpr } })));
-  const rows = r.rows.map((row) => ({ ...row, roc: thinRoc(row.roc, 200).map((p) => ({ fpr: p.fpr, tpr: p.tpr, threshold: Number.isFinite(p.threshold) ? p.threshold : String(p.threshold) })) }));
+export async function writeCompareReport(
+  dir: string,
+  r: CompareReport,
+): Promise<{ html: string; markdown: string; json: string }> {
+  const chart = multiRocChart(
+    r.rows.map((row) => ({
+      label: `${row.detector} (AUROC ${fixed(row.metrics.auroc, 4)})`,
+      points: row.roc,
+      operating: { fpr: row.metrics.fpr, tpr: row.metrics.tpr },
+    })),
+  );
+  const rows = r.rows.map((row) => ({
+    ...row,
+    roc: thinRoc(row.roc, 200).map((p) => ({
+      fpr: p.fpr,
+      tpr: p.tpr,
+      threshold: Number.isFinite(p.threshold) ? p.threshold : String(p.threshold),
+    })),
+  }));
   await writeDirAtomically(
     dir,
     async (tmp) => {

@@ -2,7 +2,14 @@
 // summary with the same metrics table and the charts as SVG files beside it, plus metrics.json.
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { OUTPUT_MANIFEST, assertWritableDir, outputDirKind, outputManifest, writeDirAtomically, type WritableDirOptions } from "../util/atomic-dir.js";
+import {
+  OUTPUT_MANIFEST,
+  assertWritableDir,
+  outputDirKind,
+  outputManifest,
+  writeDirAtomically,
+  type WritableDirOptions,
+} from "../util/atomic-dir.js";
 import type { DefenseMetrics } from "../defense/metrics.js";
 import { rocCurve } from "../defense/metrics.js";
 import type { ScoreRule } from "../defense/scores.js";
@@ -65,8 +72,10 @@ const SOURCES: Record<UnlearningRecord["source"], string> = {
   "until-forgotten": "unlearned until B's clean accuracy on held-out images fell to 20%, the rate growing from 1e-5",
   paper: "the paper's rate for this architecture and dataset",
   default: "this architecture's fixed default on this dataset (measured; docs/defense.md)",
-  canary: "chosen by the defender's canaries: the strongest rate at which B still separates every canary (AUROC ≥ 0.98)",
-  "canary-inconclusive": "the architecture's static default: no rate kept every canary at AUROC ≥ 0.98, so the canaries could not choose",
+  canary:
+    "chosen by the defender's canaries: the strongest rate at which B still separates every canary (AUROC ≥ 0.98)",
+  "canary-inconclusive":
+    "the architecture's static default: no rate kept every canary at AUROC ≥ 0.98, so the canaries could not choose",
   given: "given by the user",
 };
 
@@ -76,7 +85,11 @@ export function unlearningTable(u: UnlearningRecord): { sentence: string; header
   const canaries = u.canaries ?? [];
   const first = canaries[0];
   if (!first) return { sentence, header: [], rows: [] };
-  const header = ["rate", ...canaries.map((c) => `${c.kind} canary AUROC (planted ASR ${pct(c.attackSuccessRate)})`), "B's clean accuracy (blend copy)"];
+  const header = [
+    "rate",
+    ...canaries.map((c) => `${c.kind} canary AUROC (planted ASR ${pct(c.attackSuccessRate)})`),
+    "B's clean accuracy (blend copy)",
+  ];
   const rows = first.table.map((row, i) => [
     row.lr === u.lr ? `**${row.lr}** (chosen)` : String(row.lr),
     ...canaries.map((c) => (c.table[i]?.auroc ?? Number.NaN).toFixed(4)),
@@ -130,14 +143,23 @@ export function omittedSections(b: BaselineReportDetector): { plane: string; for
 
 /** "score rule triangle" or "detector strip", for the summary lines. */
 function detectorWords(r: DefenseReport): string {
-  return r.baseline ? `detector **${r.baseline.name}** (${JSON.stringify(r.baseline.params)})` : `score rule **${r.rule ?? "n/a"}**`;
+  return r.baseline
+    ? `detector **${r.baseline.name}** (${JSON.stringify(r.baseline.params)})`
+    : `score rule **${r.rule ?? "n/a"}**`;
 }
 
 function unlearningMarkdown(u: UnlearningRecord | undefined): string[] {
   if (!u) return [];
   const t = unlearningTable(u);
   if (t.rows.length === 0) return [t.sentence, ""];
-  return [t.sentence, "", `| ${t.header.join(" | ")} |`, `|${"---|".repeat(t.header.length)}`, ...t.rows.map((r) => `| ${r.join(" | ")} |`), ""];
+  return [
+    t.sentence,
+    "",
+    `| ${t.header.join(" | ")} |`,
+    `|${"---|".repeat(t.header.length)}`,
+    ...t.rows.map((r) => `| ${r.join(" | ")} |`),
+    "",
+  ];
 }
 
 const dataUrl = (png: Buffer): string => `data:image/png;base64,${png.toString("base64")}`;
@@ -155,8 +177,16 @@ function forensicsSentence(f: ForensicsSection): string {
 function forensicsHtml(f: ForensicsSection | undefined): string {
   if (!f) return "";
   const img = (png: Buffer, alt: string) => `<img class="px" src="${dataUrl(png)}" alt="${esc(alt)}">`;
-  const grid = f.examples.map((e, i) => `<figure>${img(e.png, `flagged input ${i}`)}<figcaption>→ ${esc(e.class)}<br>score ${e.score.toFixed(3)}</figcaption></figure>`).join("");
-  const byClass = f.byClass.filter((c) => c.count > 0).map((c) => `<tr><td>${esc(c.name)}</td><td>${c.count}</td></tr>`).join("");
+  const grid = f.examples
+    .map(
+      (e, i) =>
+        `<figure>${img(e.png, `flagged input ${i}`)}<figcaption>→ ${esc(e.class)}<br>score ${e.score.toFixed(3)}</figcaption></figure>`,
+    )
+    .join("");
+  const byClass = f.byClass
+    .filter((c) => c.count > 0)
+    .map((c) => `<tr><td>${esc(c.name)}</td><td>${c.count}</td></tr>`)
+    .join("");
   return `<h2>What the detector saw</h2>
 <p class="note">${esc(forensicsSentence(f))} B kept only the backdoor, so where its confidence in M's label comes from is where the trigger is.</p>
 <div class="charts">
@@ -169,14 +199,24 @@ function forensicsHtml(f: ForensicsSection | undefined): string {
 
 function forensicsMarkdown(f: ForensicsSection | undefined): string[] {
   if (!f) return [];
-  return ["## What the detector saw", "", forensicsSentence(f), "", "![Mean saliency map](forensics-mean-map.png) ![Trigger estimate](forensics-trigger-estimate.png)", ""];
+  return [
+    "## What the detector saw",
+    "",
+    forensicsSentence(f),
+    "",
+    "![Mean saliency map](forensics-mean-map.png) ![Trigger estimate](forensics-trigger-estimate.png)",
+    "",
+  ];
 }
 
 function unlearningHtml(u: UnlearningRecord | undefined): string {
   if (!u) return "";
   const t = unlearningTable(u);
   const cell = (c: string) => esc(c).replace(/\*\*(.+?)\*\*/g, "<b>$1</b>");
-  const table = t.rows.length === 0 ? "" : `<table><tr>${t.header.map((h) => `<th>${esc(h)}</th>`).join("")}</tr>${t.rows.map((r) => `<tr>${r.map((c) => `<td>${cell(c)}</td>`).join("")}</tr>`).join("")}</table>`;
+  const table =
+    t.rows.length === 0
+      ? ""
+      : `<table><tr>${t.header.map((h) => `<th>${esc(h)}</th>`).join("")}</tr>${t.rows.map((r) => `<tr>${r.map((c) => `<td>${cell(c)}</td>`).join("")}</tr>`).join("")}</table>`;
   return `<h2>Unlearning rate</h2><p class="note">${esc(t.sentence)}</p>${table}`;
 }
 
@@ -210,8 +250,12 @@ export function renderMarkdown(r: DefenseReport, files: { roc: string; scores: s
 }
 
 export function renderHtml(r: DefenseReport, charts: { roc: string; scores: string; plane: string | null }): string {
-  const rows = metricsRows(r.metrics).map(([k, b, a]) => `<tr><th>${esc(k)}</th><td>${b}</td><td>${a}</td></tr>`).join("");
-  const details = Object.entries(r.details).map(([k, v]) => `<tr><th>${esc(k)}</th><td>${esc(String(v))}</td></tr>`).join("");
+  const rows = metricsRows(r.metrics)
+    .map(([k, b, a]) => `<tr><th>${esc(k)}</th><td>${b}</td><td>${a}</td></tr>`)
+    .join("");
+  const details = Object.entries(r.details)
+    .map(([k, v]) => `<tr><th>${esc(k)}</th><td>${esc(String(v))}</td></tr>`)
+    .join("");
   const attack = r.attack ? `${esc(r.attack.name)} <code>${esc(JSON.stringify(r.attack.params))}</code>` : "none";
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>${esc(r.title)}</title>
@@ -248,12 +292,29 @@ ${r.baseline ? `<h2>What the detector saw</h2><p class="note">${esc(omittedSecti
 
 function forensicsJson(f: ForensicsSection | undefined): Record<string, unknown> | null {
   if (!f) return null;
-  return { method: f.method, flagged: f.flagged, explained: f.explained, target: f.target, byClass: f.byClass, boxes: f.boxes, compact: f.compact };
+  return {
+    method: f.method,
+    flagged: f.flagged,
+    explained: f.explained,
+    target: f.target,
+    byClass: f.byClass,
+    boxes: f.boxes,
+    compact: f.compact,
+  };
 }
 
 /** A report directory as writeReport writes it. */
 export const REPORT_DIR = outputDirKind("defense-report", "badexpert defense report", {
-  files: ["report.html", "report.md", "roc.svg", "scores.svg", "plane.svg", "forensics-mean-map.png", "forensics-trigger-estimate.png", "metrics.json"],
+  files: [
+    "report.html",
+    "report.md",
+    "roc.svg",
+    "scores.svg",
+    "plane.svg",
+    "forensics-mean-map.png",
+    "forensics-trigger-estimate.png",
+    "metrics.json",
+  ],
 });
 
 /** A report is written whole and replaces an earlier report of ours; any other non-empty directory is refused. */
@@ -280,7 +341,10 @@ export async function writeReport(dir: string, r: DefenseReport): Promise<{ html
         await writeFile(join(tmp, "forensics-mean-map.png"), r.forensics.meanMapPng);
         await writeFile(join(tmp, "forensics-trigger-estimate.png"), r.forensics.patternPng);
       }
-      await writeFile(join(tmp, "metrics.json"), `${JSON.stringify({ dataset: r.dataset, model: r.model, attack: r.attack, detector: r.baseline?.name ?? "badexpert", ...(r.baseline ? { params: r.baseline.params } : {}), rule: r.rule, targetFpr: r.targetFpr, ...r.metrics, unlearning: r.unlearning ?? null, forensics: r.baseline ? null : forensicsJson(r.forensics), details: r.details }, null, 2)}\n`);
+      await writeFile(
+        join(tmp, "metrics.json"),
+        `${JSON.stringify({ dataset: r.dataset, model: r.model, attack: r.attack, detector: r.baseline?.name ?? "badexpert", ...(r.baseline ? { params: r.baseline.params } : {}), rule: r.rule, targetFpr: r.targetFpr, ...r.metrics, unlearning: r.unlearning ?? null, forensics: r.baseline ? null : forensicsJson(r.forensics), details: r.details }, null, 2)}\n`,
+      );
       await writeFile(join(tmp, OUTPUT_MANIFEST), outputManifest("defense-report"));
     },
     REPORT_WRITE,

@@ -30,7 +30,18 @@ export interface AurocChartInput {
 /** The y axis starts at 0.5, chance: a detector below it ranks backdoor inputs as cleaner than clean ones. */
 export const AUROC_FLOOR = 0.5;
 
-const PALETTE = ["#d62728", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
+const PALETTE = [
+  "#d62728",
+  "#1f77b4",
+  "#2ca02c",
+  "#ff7f0e",
+  "#9467bd",
+  "#8c564b",
+  "#e377c2",
+  "#7f7f7f",
+  "#bcbd22",
+  "#17becf",
+];
 const BAR = 14;
 const GAP = 16;
 /** Pixels per character of an 11 px label, as legend() estimates them. */
@@ -63,7 +74,8 @@ export function aurocChart(input: AurocChartInput): string {
   const left = Math.ceil(Math.max(56, ...reach.map((r) => r + 12)));
   const labelDrop = Math.ceil(Math.max(8, ...labels.map((l) => l.length)) * CHAR * sin) + 20;
   const notes = ["whisker: ± std over seeds", "0.5 = chance"];
-  const legendWidth = Math.max(...[...input.detectors, "* faint bar: backdoor did not take", ...notes].map((d) => d.length)) * CHAR + 28;
+  const legendWidth =
+    Math.max(...[...input.detectors, "* faint bar: backdoor did not take", ...notes].map((d) => d.length)) * CHAR + 28;
   const plotHeight = 240;
   const f: Frame = frame({
     x0: 0,
@@ -79,13 +91,19 @@ export function aurocChart(input: AurocChartInput): string {
   });
   const base = f.height - f.bottom;
   const parts: string[] = [];
-  parts.push(`<rect x="${f.left}" y="${f.top}" width="${f.width - f.left - f.right}" height="${base - f.top}" fill="#fff" stroke="#999"/>`);
+  parts.push(
+    `<rect x="${f.left}" y="${f.top}" width="${f.width - f.left - f.right}" height="${base - f.top}" fill="#fff" stroke="#999"/>`,
+  );
   for (let i = 0; i <= 5; i++) {
     const v = AUROC_FLOOR + (i * (1 - AUROC_FLOOR)) / 5;
     const y = sy(f, v);
-    parts.push(`<line x1="${f.left}" y1="${y.toFixed(1)}" x2="${f.width - f.right}" y2="${y.toFixed(1)}" stroke="#eee"/>`);
+    parts.push(
+      `<line x1="${f.left}" y1="${y.toFixed(1)}" x2="${f.width - f.right}" y2="${y.toFixed(1)}" stroke="#eee"/>`,
+    );
     parts.push(`<line x1="${f.left - 4}" y1="${y.toFixed(1)}" x2="${f.left}" y2="${y.toFixed(1)}" stroke="#666"/>`);
-    parts.push(`<text x="${f.left - 7}" y="${(y + 4).toFixed(1)}" font-size="11" text-anchor="end" fill="#333">${v.toFixed(1)}</text>`);
+    parts.push(
+      `<text x="${f.left - 7}" y="${(y + 4).toFixed(1)}" font-size="11" text-anchor="end" fill="#333">${v.toFixed(1)}</text>`,
+    );
   }
   input.groups.forEach((g, gi) => {
     const x0 = sx(f, gi) + (sx(f, gi + 1) - sx(f, gi) - nDet * BAR) / 2;
@@ -100,12 +118,17 @@ export function aurocChart(input: AurocChartInput): string {
         `<rect class="bar" data-detector="${esc(d)}" data-attack="${esc(g.label)}" data-auroc="${Number(b.mean.toFixed(6))}" x="${x.toFixed(1)}" y="${y.toFixed(1)}" width="${BAR - 2}" height="${(base - y).toFixed(1)}" ` +
           `fill="${detectorColor(di)}" fill-opacity="${g.took ? 0.9 : 0.3}"><title>${esc(tip)}</title></rect>`,
       );
-      if (b.mean < AUROC_FLOOR) parts.push(`<text x="${(x + (BAR - 2) / 2).toFixed(1)}" y="${(base - 3).toFixed(1)}" font-size="10" text-anchor="middle" fill="#000">↓</text>`);
+      if (b.mean < AUROC_FLOOR)
+        parts.push(
+          `<text x="${(x + (BAR - 2) / 2).toFixed(1)}" y="${(base - 3).toFixed(1)}" font-size="10" text-anchor="middle" fill="#000">↓</text>`,
+        );
       if (b.seeds > 1 && b.std > 0) {
         const cx = x + (BAR - 2) / 2;
         const lo = sy(f, Math.max(AUROC_FLOOR, Math.min(1, b.mean - b.std)));
         const hi = sy(f, Math.max(AUROC_FLOOR, Math.min(1, b.mean + b.std)));
-        parts.push(`<line class="whisker" x1="${cx.toFixed(1)}" y1="${lo.toFixed(1)}" x2="${cx.toFixed(1)}" y2="${hi.toFixed(1)}" stroke="#000" stroke-width="1.2"/>`);
+        parts.push(
+          `<line class="whisker" x1="${cx.toFixed(1)}" y1="${lo.toFixed(1)}" x2="${cx.toFixed(1)}" y2="${hi.toFixed(1)}" stroke="#000" stroke-width="1.2"/>`,
+        );
       }
     });
     const lx = (sx(f, gi) + sx(f, gi + 1)) / 2;
@@ -114,15 +137,25 @@ export function aurocChart(input: AurocChartInput): string {
       `<text class="attack-label" x="${lx.toFixed(1)}" y="${ly}" font-size="11" text-anchor="end" fill="${g.took ? "#111" : "#888"}" transform="rotate(-${LABEL_ANGLE} ${lx.toFixed(1)} ${ly})">${esc(labels[gi] as string)}</text>`,
     );
   });
-  parts.push(`<text x="${(f.left + f.width - f.right) / 2}" y="${f.height - 8}" font-size="12" text-anchor="middle" fill="#111">attack</text>`);
+  parts.push(
+    `<text x="${(f.left + f.width - f.right) / 2}" y="${f.height - 8}" font-size="12" text-anchor="middle" fill="#111">attack</text>`,
+  );
   const yx = f.left - 40;
-  parts.push(`<text x="${yx}" y="${(f.top + base) / 2}" font-size="12" text-anchor="middle" fill="#111" transform="rotate(-90 ${yx} ${(f.top + base) / 2})">AUROC</text>`);
-  parts.push(`<text x="${f.width / 2}" y="18" font-size="13" font-weight="bold" text-anchor="middle" fill="#111">${esc(input.title)}</text>`);
+  parts.push(
+    `<text x="${yx}" y="${(f.top + base) / 2}" font-size="12" text-anchor="middle" fill="#111" transform="rotate(-90 ${yx} ${(f.top + base) / 2})">AUROC</text>`,
+  );
+  parts.push(
+    `<text x="${f.width / 2}" y="18" font-size="13" font-weight="bold" text-anchor="middle" fill="#111">${esc(input.title)}</text>`,
+  );
   const items = input.detectors.map((d, i) => ({ label: d, color: detectorColor(i) }));
   if (input.groups.some((g) => !g.took)) items.push({ label: "* faint bar: backdoor did not take", color: "#ddd" });
   // The legend sits right of the plot, where no bar is.
   parts.push(legend({ ...f, right: 8 }, items, "tr"));
   const noteY = f.top + 16 * items.length + 26;
-  notes.forEach((n, i) => parts.push(`<text x="${f.width - legendWidth - 4}" y="${noteY + 15 * i}" font-size="11" fill="#555">${esc(n)}</text>`));
+  notes.forEach((n, i) =>
+    parts.push(
+      `<text x="${f.width - legendWidth - 4}" y="${noteY + 15 * i}" font-size="11" fill="#555">${esc(n)}</text>`,
+    ),
+  );
   return svg(f, parts.join(""));
 }

@@ -18,7 +18,10 @@ export class RateAlert {
   #active = false;
   #lastWarn = 0;
 
-  constructor(window: FlagWindow, o: { rate: number; minInputs: number; classNames: readonly string[]; log: AlertLogger }) {
+  constructor(
+    window: FlagWindow,
+    o: { rate: number; minInputs: number; classNames: readonly string[]; log: AlertLogger },
+  ) {
     this.#window = window;
     this.#rate = o.rate;
     this.#minInputs = o.minInputs;
@@ -36,7 +39,8 @@ export class RateAlert {
     const above = s.scored >= this.#minInputs && s.rate >= this.#rate;
     if (above && (!this.#active || nowMs - this.#lastWarn >= this.#window.seconds * 1000)) {
       let top = 0;
-      for (let c = 1; c < s.flaggedByClass.length; c++) if ((s.flaggedByClass[c] as number) > (s.flaggedByClass[top] as number)) top = c;
+      for (let c = 1; c < s.flaggedByClass.length; c++)
+        if ((s.flaggedByClass[c] as number) > (s.flaggedByClass[top] as number)) top = c;
       const topCount = s.flaggedByClass[top] ?? 0;
       this.#log.warn(
         {
@@ -56,7 +60,10 @@ export class RateAlert {
       this.#lastWarn = nowMs;
     } else if (!above && this.#active) {
       this.#active = false;
-      this.#log.info({ event: "flagged_rate_recovered", rate: s.rate, alertRate: this.#rate, scored: s.scored }, "flagged rate is back below --alert-rate");
+      this.#log.info(
+        { event: "flagged_rate_recovered", rate: s.rate, alertRate: this.#rate, scored: s.scored },
+        "flagged rate is back below --alert-rate",
+      );
     }
   }
 }

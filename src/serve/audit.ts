@@ -73,7 +73,13 @@ export class AuditLog {
   /** Rotations done since start. */
   rotations = 0;
 
-  private constructor(path: string, fd: number, imagesDir: string | null, rotation: AuditRotation, onError: (e: Error) => void) {
+  private constructor(
+    path: string,
+    fd: number,
+    imagesDir: string | null,
+    rotation: AuditRotation,
+    onError: (e: Error) => void,
+  ) {
     this.path = path;
     this.#fd = fd;
     this.#size = fstatSync(fd).size;
@@ -84,9 +90,16 @@ export class AuditLog {
   }
 
   /** Opens (appends to) `path`; `onError` hears of a rotation that could not be done (the log keeps growing in place). */
-  static async open(path: string, imagesDir: string | null, rotation: AuditRotation = { maxBytes: 100 * 1024 * 1024, keep: 5 }, onError: (e: Error) => void = () => undefined): Promise<AuditLog> {
-    if (!Number.isInteger(rotation.maxBytes) || rotation.maxBytes < 1) throw new RangeError(`audit log: maxBytes must be a positive integer, got ${rotation.maxBytes}`);
-    if (!Number.isInteger(rotation.keep) || rotation.keep < 1) throw new RangeError(`audit log: keep must be a positive integer, got ${rotation.keep}`);
+  static async open(
+    path: string,
+    imagesDir: string | null,
+    rotation: AuditRotation = { maxBytes: 100 * 1024 * 1024, keep: 5 },
+    onError: (e: Error) => void = () => undefined,
+  ): Promise<AuditLog> {
+    if (!Number.isInteger(rotation.maxBytes) || rotation.maxBytes < 1)
+      throw new RangeError(`audit log: maxBytes must be a positive integer, got ${rotation.maxBytes}`);
+    if (!Number.isInteger(rotation.keep) || rotation.keep < 1)
+      throw new RangeError(`audit log: keep must be a positive integer, got ${rotation.keep}`);
     await mkdir(dirname(path), { recursive: true });
     if (imagesDir) await mkdir(imagesDir, { recursive: true });
     return new AuditLog(path, openSync(path, "a"), imagesDir, rotation, onError);
@@ -125,10 +138,16 @@ export class AuditLog {
     const { keep, maxBytes } = this.rotation;
     const slot = (i: number): string => `${this.path}.${i}`;
     // Checked before anything moves, so a refused rotation leaves every file where it was.
-    const blocked = [this.path, ...Array.from({ length: keep }, (_, i) => slot(i + 1))].map((p) => ({ p, kind: kindAt(p) })).find((x) => x.kind !== "none" && x.kind !== "file");
+    const blocked = [this.path, ...Array.from({ length: keep }, (_, i) => slot(i + 1))]
+      .map((p) => ({ p, kind: kindAt(p) }))
+      .find((x) => x.kind !== "none" && x.kind !== "file");
     if (blocked) {
       this.#rotateAt = this.#size + maxBytes;
-      this.#onError(new Error(`audit log rotation skipped: ${blocked.p} is ${blocked.kind}, not a file this log wrote; ${basename(this.path)} keeps growing until it is moved away`));
+      this.#onError(
+        new Error(
+          `audit log rotation skipped: ${blocked.p} is ${blocked.kind}, not a file this log wrote; ${basename(this.path)} keeps growing until it is moved away`,
+        ),
+      );
       return;
     }
     fsyncSync(fd);

@@ -103,7 +103,8 @@ export class Batcher {
    */
   submit(images: readonly Uint8Array[]): Promise<ScoredInput[]> {
     if (this.#refusing) return Promise.reject(this.#refusing());
-    if (this.#queue.length + images.length > this.#o.maxQueue) return Promise.reject(queueFull(this.#queue.length, images.length, this.#o.maxQueue));
+    if (this.#queue.length + images.length > this.#o.maxQueue)
+      return Promise.reject(queueFull(this.#queue.length, images.length, this.#o.maxQueue));
     if (images.length === 0) return Promise.resolve([]);
     return new Promise<ScoredInput[]>((resolve, reject) => {
       const ticket: Ticket = {
@@ -114,11 +115,18 @@ export class Batcher {
         reject,
         timer: setTimeout(() => {
           const queued = this.#dropQueued(ticket);
-          this.#settle(ticket, timedOut(this.#o.timeoutMs, queued > 0 ? `${queued} of its inputs were still queued` : "a worker was still scoring it"));
+          this.#settle(
+            ticket,
+            timedOut(
+              this.#o.timeoutMs,
+              queued > 0 ? `${queued} of its inputs were still queued` : "a worker was still scoring it",
+            ),
+          );
         }, this.#o.timeoutMs),
       };
       const now = performance.now();
-      for (const [index, pixels] of images.entries()) this.#queue.push({ pixels, enqueuedAt: now, request: ticket, index });
+      for (const [index, pixels] of images.entries())
+        this.#queue.push({ pixels, enqueuedAt: now, request: ticket, index });
       this.pump();
     });
   }
@@ -168,10 +176,13 @@ export class Batcher {
     if (this.#timer && this.#timerAt <= at) return;
     if (this.#timer) clearTimeout(this.#timer);
     this.#timerAt = at;
-    this.#timer = setTimeout(() => {
-      this.#timer = null;
-      this.pump();
-    }, Math.max(0, Math.ceil(ms)));
+    this.#timer = setTimeout(
+      () => {
+        this.#timer = null;
+        this.pump();
+      },
+      Math.max(0, Math.ceil(ms)),
+    );
   }
 
   #dispatch(items: Item[]): void {
@@ -180,7 +191,11 @@ export class Batcher {
     for (const [k, it] of items.entries()) {
       if (it.pixels.length !== per) {
         // Cannot happen while every image is decoded to the model's size; refuse rather than misalign.
-        for (const x of items) this.#settle(x.request, scoringFailed(`internal error: a batch mixed images of ${per} and ${it.pixels.length} bytes`));
+        for (const x of items)
+          this.#settle(
+            x.request,
+            scoringFailed(`internal error: a batch mixed images of ${per} and ${it.pixels.length} bytes`),
+          );
         return;
       }
       pixels.set(it.pixels, k * per);
@@ -188,28 +203,41 @@ export class Batcher {
     this.#running++;
     this.#batches.add(items);
     this.#observer.batch?.(items.length);
-    this.#executor.run(items.length, pixels).then(
-      (r) => {
-        this.#observer.scored?.(items.length, r.forwardMs, r.liveTensors);
-        this.#deliver(items, r);
-      },
-      (e: unknown) => {
-        const err = e instanceof Error ? e : new Error(String(e));
-        this.#observer.failed?.(items.length, err);
-        for (const it of items) this.#settle(it.request, scoringFailed(err.message));
-      },
-    ).finally(() => {
-      this.#running--;
-      this.#batches.delete(items);
-      this.pump();
-      this.#checkIdle();
-    });
+    this.#executor
+      .run(items.length, pixels)
+      .then(
+        (r) => {
+          this.#observer.scored?.(items.length, r.forwardMs, r.liveTensors);
+          this.#deliver(items, r);
+        },
+        (e: unknown) => {
+          const err = e instanceof Error ? e : new Error(String(e));
+          this.#observer.failed?.(items.length, err);
+          for (const it of items) this.#settle(it.request, scoringFailed(err.message));
+        },
+      )
+      .finally(() => {
+        this.#running--;
+        this.#batches.delete(items);
+        this.pump();
+        this.#checkIdle();
+      });
   }
 
   #deliver(items: Item[], r: BatchResult): void {
     const n = items.length;
-    if (r.pred.length !== n || r.score.length !== n || r.flagged.length !== n || (r.expertConfidence !== null && r.expertConfidence.length !== n) || (r.auxiliaryConfidence !== null && r.auxiliaryConfidence.length !== n)) {
-      for (const it of items) this.#settle(it.request, scoringFailed(`internal error: a batch of ${n} came back with ${r.pred.length} results`));
+    if (
+      r.pred.length !== n ||
+      r.score.length !== n ||
+      r.flagged.length !== n ||
+      (r.expertConfidence !== null && r.expertConfidence.length !== n) ||
+      (r.auxiliaryConfidence !== null && r.auxiliaryConfidence.length !== n)
+    ) {
+      for (const it of items)
+        this.#settle(
+          it.request,
+          scoringFailed(`internal error: a batch of ${n} came back with ${r.pred.length} results`),
+        );
       return;
     }
     for (const [k, it] of items.entries()) {

@@ -75,7 +75,12 @@ export class Connections {
     let n = 0;
     for (const [res, requestId] of this.#open) {
       if (res.headersSent || res.writableEnded) continue;
-      res.writeHead(status, { ...headers, "content-type": "application/json; charset=utf-8", connection: "close", "x-request-id": requestId });
+      res.writeHead(status, {
+        ...headers,
+        "content-type": "application/json; charset=utf-8",
+        connection: "close",
+        "x-request-id": requestId,
+      });
       res.end(JSON.stringify({ ...body, requestId }));
       n++;
     }

@@ -37,7 +37,12 @@ export function decodeRefusal(e: unknown, name: string): ServeError {
   if (e instanceof ServeError) return e;
   if (e instanceof ImageDecodeError) {
     const a = ANSWERS[e.reason];
-    return new ServeError(e.code, a.reason, `${name}: ${e.problem}${a.option && !e.problem.includes(a.option) ? ` (${a.option})` : ""}`, { cause: e });
+    return new ServeError(
+      e.code,
+      a.reason,
+      `${name}: ${e.problem}${a.option && !e.problem.includes(a.option) ? ` (${a.option})` : ""}`,
+      { cause: e },
+    );
   }
   // A resize or channel conversion that failed on a decoded image: the image is still what is wrong.
   const problem = e instanceof DatasetFormatError ? e.problem : errorMessage(e);
@@ -54,9 +59,20 @@ export async function probeUpload(data: Uint8Array, name: string, limits: Decode
 }
 
 /** Decodes a probed upload to uint8 HWC at the model's size and channel count, one buffer per frame, or throws a 4xx ServeError. */
-export async function decodeForModel(data: Uint8Array, name: string, target: ModelInput, probe: ImageProbe, limits: DecodeLimits): Promise<Uint8Array[]> {
+export async function decodeForModel(
+  data: Uint8Array,
+  name: string,
+  target: ModelInput,
+  probe: ImageProbe,
+  limits: DecodeLimits,
+): Promise<Uint8Array[]> {
   try {
-    const frames = await decodeImageFrames(data, name, { size: { height: target.height, width: target.width }, channels: target.channels, ...limits }, probe);
+    const frames = await decodeImageFrames(
+      data,
+      name,
+      { size: { height: target.height, width: target.width }, channels: target.channels, ...limits },
+      probe,
+    );
     return frames.map((f) => f.pixels);
   } catch (e) {
     throw decodeRefusal(e, name);

@@ -13,12 +13,24 @@ function fromFramework(e: FastifyError, req: FastifyRequest, o: ServeOptions): S
   switch (e.code) {
     case "FST_ERR_CTP_BODY_TOO_LARGE":
     case "FST_REQ_FILE_TOO_LARGE":
-      return new ServeError("E_INPUT_TOO_LARGE", "body_too_large", `the request body is larger than ${o.maxBodyBytes} bytes (--max-body-bytes)`);
+      return new ServeError(
+        "E_INPUT_TOO_LARGE",
+        "body_too_large",
+        `the request body is larger than ${o.maxBodyBytes} bytes (--max-body-bytes)`,
+      );
     case "FST_FILES_LIMIT":
     case "FST_PARTS_LIMIT":
-      return new ServeError("E_INPUT_TOO_LARGE", "too_many_images", `the multipart body has more than ${o.maxImagesPerRequest} files (--max-images-per-request)`);
+      return new ServeError(
+        "E_INPUT_TOO_LARGE",
+        "too_many_images",
+        `the multipart body has more than ${o.maxImagesPerRequest} files (--max-images-per-request)`,
+      );
     case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
-      return new ServeError("E_INPUT_UNSUPPORTED", "unsupported_media_type", `Content-Type ${JSON.stringify(req.headers["content-type"] ?? "")} is not accepted; send ${ACCEPTED_TYPES}`);
+      return new ServeError(
+        "E_INPUT_UNSUPPORTED",
+        "unsupported_media_type",
+        `Content-Type ${JSON.stringify(req.headers["content-type"] ?? "")} is not accepted; send ${ACCEPTED_TYPES}`,
+      );
     case "FST_ERR_CTP_EMPTY_JSON_BODY":
       return new ServeError("E_USAGE", "empty_body", "the JSON body is empty");
     case "FST_ERR_CTP_INVALID_CONTENT_LENGTH":
@@ -30,25 +42,49 @@ function fromFramework(e: FastifyError, req: FastifyRequest, o: ServeOptions): S
     return new ServeError("E_USAGE", "bad_json", `the body is not valid JSON: ${e.message}`);
   }
   const status = e.statusCode;
-  if (status !== undefined && status >= 400 && status < 500) return new ServeError("E_USAGE", (e.code ?? "bad_request").toLowerCase(), e.message, { status });
+  if (status !== undefined && status >= 400 && status < 500)
+    return new ServeError("E_USAGE", (e.code ?? "bad_request").toLowerCase(), e.message, { status });
   return null;
 }
 
 /** The JSON body of an error answer; the Open Inference Protocol's routes answer {"error": message}. */
-export type ErrorBody = (e: { code: ErrorCode; reason: string; message: string }, requestId: string) => Record<string, unknown>;
+export type ErrorBody = (
+  e: { code: ErrorCode; reason: string; message: string },
+  requestId: string,
+) => Record<string, unknown>;
 const v1Body: ErrorBody = (e, requestId) => ({ ...errorBody(e.code, e.reason, e.message), requestId });
 
-export function handleError(err: unknown, req: FastifyRequest, reply: FastifyReply, metrics: ServeMetrics, o: ServeOptions, body: ErrorBody = v1Body): FastifyReply {
+export function handleError(
+  err: unknown,
+  req: FastifyRequest,
+  reply: FastifyReply,
+  metrics: ServeMetrics,
+  o: ServeOptions,
+  body: ErrorBody = v1Body,
+): FastifyReply {
   const e = err instanceof ServeError ? err : err instanceof Error ? fromFramework(err as FastifyError, req, o) : null;
   if (!e) {
     req.log.error({ err }, "internal error");
-    return reply.code(500).send(body({ code: "E_INTERNAL", reason: "internal", message: "internal error (logged with request id)" }, String(req.id)));
+    return reply
+      .code(500)
+      .send(
+        body(
+          { code: "E_INTERNAL", reason: "internal", message: "internal error (logged with request id)" },
+          String(req.id),
+        ),
+      );
   }
   if (e.statusCode >= 500) {
     metrics.refused.inc({ reason: e.reason });
-    req.log.warn({ event: "refused", code: e.code, reason: e.reason, err: e.message }, "request refused without a score");
+    req.log.warn(
+      { event: "refused", code: e.code, reason: e.reason, err: e.message },
+      "request refused without a score",
+    );
   } else {
     req.log.info({ event: "bad_request", code: e.code, reason: e.reason, err: e.message }, "bad request");
   }
-  return reply.code(e.statusCode).headers(e.headers).send(body(e, String(req.id)));
+  return reply
+    .code(e.statusCode)
+    .headers(e.headers)
+    .send(body(e, String(req.id)));
 }

@@ -11,7 +11,12 @@ export class ServeError extends BadExpertError {
   readonly #status: number | undefined;
 
   /** o.status: only for a framework's own 4xx, which keeps its status (every other status is the code's). */
-  constructor(code: ErrorCode, reason: string, message: string, o: { headers?: Record<string, string>; cause?: unknown; status?: number } = {}) {
+  constructor(
+    code: ErrorCode,
+    reason: string,
+    message: string,
+    o: { headers?: Record<string, string>; cause?: unknown; status?: number } = {},
+  ) {
     super(code, message, o.cause === undefined ? undefined : { cause: o.cause });
     this.reason = reason;
     this.headers = o.headers ?? {};
@@ -24,7 +29,11 @@ export class ServeError extends BadExpertError {
 }
 
 /** An error's JSON body: {code, reason, message} as scan's error lines have them, and `error` (the reason, as the API has always named it). */
-export function errorBody(code: ErrorCode, reason: string, message: string): { error: string; code: ErrorCode; reason: string; message: string } {
+export function errorBody(
+  code: ErrorCode,
+  reason: string,
+  message: string,
+): { error: string; code: ErrorCode; reason: string; message: string } {
   return { error: reason, code, reason, message };
 }
 
@@ -39,18 +48,34 @@ export function queueFull(queued: number, wanted: number, maxQueue: number): Ser
 }
 
 export function timedOut(ms: number, stage: string): ServeError {
-  return new ServeError("E_TIMEOUT", "timeout", `not scored within ${ms} ms (--timeout-ms; ${stage}); the input was not checked and must not be treated as clean`);
+  return new ServeError(
+    "E_TIMEOUT",
+    "timeout",
+    `not scored within ${ms} ms (--timeout-ms; ${stage}); the input was not checked and must not be treated as clean`,
+  );
 }
 
 export function scoringFailed(message: string): ServeError {
-  return new ServeError("E_UNSCORABLE", "scoring_failed", `${message}; the input was not checked and must not be treated as clean`, { headers: { "retry-after": "1" } });
+  return new ServeError(
+    "E_UNSCORABLE",
+    "scoring_failed",
+    `${message}; the input was not checked and must not be treated as clean`,
+    { headers: { "retry-after": "1" } },
+  );
 }
 
 export function shuttingDown(): ServeError {
-  return new ServeError("E_BUSY", "shutting_down", "the server is shutting down and takes no new inputs", { headers: { "retry-after": "5" } });
+  return new ServeError("E_BUSY", "shutting_down", "the server is shutting down and takes no new inputs", {
+    headers: { "retry-after": "5" },
+  });
 }
 
 /** The end of a shutdown's grace period came before this request was scored. */
 export function drainExpired(graceMs: number): ServeError {
-  return new ServeError("E_BUSY", "shutting_down", `the server's shutdown grace period (${graceMs / 1000} s, --drain-timeout) ended before this input was scored; it was not checked and must not be treated as clean`, { headers: { "retry-after": "5" } });
+  return new ServeError(
+    "E_BUSY",
+    "shutting_down",
+    `the server's shutdown grace period (${graceMs / 1000} s, --drain-timeout) ended before this input was scored; it was not checked and must not be treated as clean`,
+    { headers: { "retry-after": "5" } },
+  );
 }

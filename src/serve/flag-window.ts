@@ -21,7 +21,8 @@ export class FlagWindow {
   readonly #byClass: Float64Array;
 
   constructor(seconds: number, classes: number) {
-    if (!Number.isInteger(seconds) || seconds < 1) throw new RangeError(`FlagWindow: seconds must be a positive integer, got ${seconds}`);
+    if (!Number.isInteger(seconds) || seconds < 1)
+      throw new RangeError(`FlagWindow: seconds must be a positive integer, got ${seconds}`);
     this.seconds = seconds;
     this.#classes = classes;
     this.#second = new Float64Array(seconds).fill(-1);
@@ -63,7 +64,8 @@ export class FlagWindow {
       if (s < 0 || s <= sec - this.seconds || s > sec) continue;
       scored += this.#scored[i] as number;
       flagged += this.#flagged[i] as number;
-      for (let c = 0; c < this.#classes; c++) flaggedByClass[c] = (flaggedByClass[c] as number) + (this.#byClass[i * this.#classes + c] as number);
+      for (let c = 0; c < this.#classes; c++)
+        flaggedByClass[c] = (flaggedByClass[c] as number) + (this.#byClass[i * this.#classes + c] as number);
     }
     return { scored, flagged, rate: scored > 0 ? flagged / scored : 0, flaggedByClass };
   }

@@ -67,7 +67,12 @@ interface ExplainWorker {
 
 /** The explain worker: one libtorch thread (saliency needs B's gradients), at the lowest CPU priority. */
 async function startExplainWorker(init: WorkerInit): Promise<ExplainWorker> {
-  const { worker, backgroundError } = await ScoringWorker.start({ ...init, threads: 1, engine: "libtorch", background: true });
+  const { worker, backgroundError } = await ScoringWorker.start({
+    ...init,
+    threads: 1,
+    engine: "libtorch",
+    background: true,
+  });
   return backgroundError === undefined ? { worker } : { worker, backgroundError };
 }
 
@@ -120,7 +125,10 @@ export class FlaggedFeed {
   }
 
   get stats(): FeedStats {
-    const priority = this.#backgroundError === undefined ? { background: true } : { background: false, backgroundError: this.#backgroundError };
+    const priority =
+      this.#backgroundError === undefined
+        ? { background: true }
+        : { background: false, backgroundError: this.#backgroundError };
     return { keep: this.#o.keep, method: this.#o.method, ...this.#stats, queued: this.#queue.length, ...priority };
   }
 
@@ -188,24 +196,30 @@ export class FlaggedFeed {
     }
     const preds = Int32Array.of(next.pred);
     const pixels = Uint8Array.prototype.slice.call(next.pixels);
-    this.#busy = w.explain(1, pixels, preds, this.#o.method).then(
-      (r) => {
-        this.#stats.explained++;
-        this.#stats.lastExplainMs = r.explainMs;
-        const png = r.overlays[0] ?? new Uint8Array(0);
-        const peak = r.peaks[0] ?? 0;
-        this.#push(next, { overlay: `data:image/png;base64,${Buffer.from(png).toString("base64")}`, peak: [Math.floor(peak / this.#o.width), peak % this.#o.width] });
-      },
-      (e: unknown) => {
-        this.#stats.failed++;
-        const err = e instanceof Error ? e : new Error(String(e));
-        this.#o.onError?.(err);
-        this.#push(next, { overlay: null, peak: null, error: err.message });
-      },
-    ).finally(() => {
-      this.#busy = null;
-      this.#pump();
-    });
+    this.#busy = w
+      .explain(1, pixels, preds, this.#o.method)
+      .then(
+        (r) => {
+          this.#stats.explained++;
+          this.#stats.lastExplainMs = r.explainMs;
+          const png = r.overlays[0] ?? new Uint8Array(0);
+          const peak = r.peaks[0] ?? 0;
+          this.#push(next, {
+            overlay: `data:image/png;base64,${Buffer.from(png).toString("base64")}`,
+            peak: [Math.floor(peak / this.#o.width), peak % this.#o.width],
+          });
+        },
+        (e: unknown) => {
+          this.#stats.failed++;
+          const err = e instanceof Error ? e : new Error(String(e));
+          this.#o.onError?.(err);
+          this.#push(next, { overlay: null, peak: null, error: err.message });
+        },
+      )
+      .finally(() => {
+        this.#busy = null;
+        this.#pump();
+      });
   }
 
   #push(input: FlaggedInput & { seq: number }, made: Pick<FlaggedEntry, "overlay" | "peak" | "error">): void {

@@ -29,7 +29,9 @@ export function scoreBuckets(info: Pick<ServedInfo, "calibration" | "threshold">
   const centre = Number.isFinite(t) ? t : c.scoreMean;
   const steps = [-8, -4, -2, -1, -0.5, -0.25, 0, 0.25, 0.5, 1, 2, 4, 8].map((k) => centre + k * spread);
   const marks = [c.scoreQuantiles.p50, c.scoreQuantiles.p90, c.scoreQuantiles.p99];
-  return [...new Set([...steps, ...marks].filter(Number.isFinite).map((x) => Number(x.toPrecision(6))))].sort((a, b) => a - b);
+  return [...new Set([...steps, ...marks].filter(Number.isFinite).map((x) => Number(x.toPrecision(6))))].sort(
+    (a, b) => a - b,
+  );
 }
 
 export class ServeMetrics {
@@ -52,7 +54,12 @@ export class ServeMetrics {
   constructor(info: ServedInfo, live: LiveState) {
     const r = this.registry;
     collectDefaultMetrics({ register: r, prefix: "badexpert_" });
-    this.requests = new Counter({ name: "badexpert_http_requests_total", help: "HTTP requests by route, method and status code", labelNames: ["route", "method", "status"], registers: [r] });
+    this.requests = new Counter({
+      name: "badexpert_http_requests_total",
+      help: "HTTP requests by route, method and status code",
+      labelNames: ["route", "method", "status"],
+      registers: [r],
+    });
     this.latency = new Histogram({
       name: "badexpert_http_request_duration_seconds",
       help: "HTTP request latency by route (receiving the body to sending the answer)",
@@ -60,7 +67,12 @@ export class ServeMetrics {
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers: [r],
     });
-    this.grpcRequests = new Counter({ name: "badexpert_grpc_requests_total", help: "gRPC calls (Open Inference Protocol) by method and status code", labelNames: ["method", "code"], registers: [r] });
+    this.grpcRequests = new Counter({
+      name: "badexpert_grpc_requests_total",
+      help: "gRPC calls (Open Inference Protocol) by method and status code",
+      labelNames: ["method", "code"],
+      registers: [r],
+    });
     this.grpcLatency = new Histogram({
       name: "badexpert_grpc_request_duration_seconds",
       help: "gRPC call latency by method (request received to answer sent)",
@@ -74,20 +86,57 @@ export class ServeMetrics {
       labelNames: ["protocol", "model", "status"],
       registers: [r],
     });
-    this.batchSize = new Histogram({ name: "badexpert_batch_size", help: "Inputs per batch sent to a scoring worker", buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256], registers: [r] });
+    this.batchSize = new Histogram({
+      name: "badexpert_batch_size",
+      help: "Inputs per batch sent to a scoring worker",
+      buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
+      registers: [r],
+    });
     this.forwardSeconds = new Histogram({
       name: "badexpert_batch_forward_seconds",
       help: "Time of one batch's forward passes in a worker (BaDExpert: three; a baseline: its own count)",
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
       registers: [r],
     });
-    this.inputsScored = new Counter({ name: "badexpert_inputs_scored_total", help: "Inputs scored by the detector", registers: [r] });
-    this.inputsFlagged = new Counter({ name: "badexpert_inputs_flagged_total", help: "Inputs flagged as suspected backdoor inputs, by M's predicted class", labelNames: ["class"], registers: [r] });
-    this.score = new Histogram({ name: "badexpert_score", help: `Detector scores (threshold ${info.threshold}; higher is more suspicious)`, buckets: scoreBuckets(info), registers: [r] });
-    this.refused = new Counter({ name: "badexpert_refused_total", help: "Requests refused without a score, by reason (queue_full, timeout, scoring_failed, shutting_down)", labelNames: ["reason"], registers: [r] });
-    this.reloads = new Counter({ name: "badexpert_reloads_total", help: "Bundle reloads (SIGHUP) by result", labelNames: ["result"], registers: [r] });
-    this.workerDeaths = new Counter({ name: "badexpert_worker_deaths_total", help: "Scoring worker threads that died and were replaced", registers: [r] });
-    this.workerLiveTensors = new Gauge({ name: "badexpert_worker_live_tensors", help: "Live tensors in the last worker that answered (constant: the detector's own weights and state)", registers: [r] });
+    this.inputsScored = new Counter({
+      name: "badexpert_inputs_scored_total",
+      help: "Inputs scored by the detector",
+      registers: [r],
+    });
+    this.inputsFlagged = new Counter({
+      name: "badexpert_inputs_flagged_total",
+      help: "Inputs flagged as suspected backdoor inputs, by M's predicted class",
+      labelNames: ["class"],
+      registers: [r],
+    });
+    this.score = new Histogram({
+      name: "badexpert_score",
+      help: `Detector scores (threshold ${info.threshold}; higher is more suspicious)`,
+      buckets: scoreBuckets(info),
+      registers: [r],
+    });
+    this.refused = new Counter({
+      name: "badexpert_refused_total",
+      help: "Requests refused without a score, by reason (queue_full, timeout, scoring_failed, shutting_down)",
+      labelNames: ["reason"],
+      registers: [r],
+    });
+    this.reloads = new Counter({
+      name: "badexpert_reloads_total",
+      help: "Bundle reloads (SIGHUP) by result",
+      labelNames: ["result"],
+      registers: [r],
+    });
+    this.workerDeaths = new Counter({
+      name: "badexpert_worker_deaths_total",
+      help: "Scoring worker threads that died and were replaced",
+      registers: [r],
+    });
+    this.workerLiveTensors = new Gauge({
+      name: "badexpert_worker_live_tensors",
+      help: "Live tensors in the last worker that answered (constant: the detector's own weights and state)",
+      registers: [r],
+    });
     new Gauge({
       name: "badexpert_scoring_engine",
       help: "1 for the engine the scoring workers use, labelled with the engine and --engine as given",
@@ -107,10 +156,38 @@ export class ServeMetrics {
         this.set(live.engine().fallback === null ? 0 : 1);
       },
     });
-    new Gauge({ name: "badexpert_queue_depth", help: "Inputs waiting for a scoring worker", registers: [r], collect() { this.set(live.queueDepth()); } });
-    new Gauge({ name: "badexpert_batches_running", help: "Batches being scored now", registers: [r], collect() { this.set(live.runningBatches()); } });
-    new Gauge({ name: "badexpert_workers_ready", help: "Scoring workers holding a loaded detector", registers: [r], collect() { this.set(live.workersReady()); } });
-    new Gauge({ name: "badexpert_alert_active", help: "1 while the windowed flagged rate is above --alert-rate", registers: [r], collect() { this.set(live.alerting() ? 1 : 0); } });
+    new Gauge({
+      name: "badexpert_queue_depth",
+      help: "Inputs waiting for a scoring worker",
+      registers: [r],
+      collect() {
+        this.set(live.queueDepth());
+      },
+    });
+    new Gauge({
+      name: "badexpert_batches_running",
+      help: "Batches being scored now",
+      registers: [r],
+      collect() {
+        this.set(live.runningBatches());
+      },
+    });
+    new Gauge({
+      name: "badexpert_workers_ready",
+      help: "Scoring workers holding a loaded detector",
+      registers: [r],
+      collect() {
+        this.set(live.workersReady());
+      },
+    });
+    new Gauge({
+      name: "badexpert_alert_active",
+      help: "1 while the windowed flagged rate is above --alert-rate",
+      registers: [r],
+      collect() {
+        this.set(live.alerting() ? 1 : 0);
+      },
+    });
     new Gauge({
       name: "badexpert_window_flagged_rate",
       help: "Share of inputs flagged over the sliding window (--alert-window seconds)",
@@ -136,7 +213,8 @@ export class ServeMetrics {
       collect() {
         const w = live.window();
         this.reset();
-        for (const [c, n] of w.flaggedByClass.entries()) this.set({ class: names[c] ?? String(c) }, w.flagged > 0 ? n / w.flagged : 0);
+        for (const [c, n] of w.flaggedByClass.entries())
+          this.set({ class: names[c] ?? String(c) }, w.flagged > 0 ? n / w.flagged : 0);
       },
     });
   }

@@ -172,9 +172,16 @@ export function poolLimits(cores = availableParallelism()): PoolLimits {
 }
 
 /** Why workers × threadsPerWorker is too many threads for this machine, or null; the option names are the caller's. */
-export function poolProblem(workers: number, threads: number, names: { workers: string; threads: string }, l: PoolLimits = poolLimits()): string | null {
-  if (!Number.isInteger(workers) || workers < 1 || workers > l.maxWorkers) return `${names.workers} must be an integer in 1..${l.maxWorkers} (2 × ${l.cores} cores), got ${workers}`;
-  if (!Number.isInteger(threads) || threads < 1 || threads > l.maxThreadsPerWorker) return `${names.threads} must be an integer in 1..${l.maxThreadsPerWorker} (4 × ${l.cores} cores), got ${threads}`;
+export function poolProblem(
+  workers: number,
+  threads: number,
+  names: { workers: string; threads: string },
+  l: PoolLimits = poolLimits(),
+): string | null {
+  if (!Number.isInteger(workers) || workers < 1 || workers > l.maxWorkers)
+    return `${names.workers} must be an integer in 1..${l.maxWorkers} (2 × ${l.cores} cores), got ${workers}`;
+  if (!Number.isInteger(threads) || threads < 1 || threads > l.maxThreadsPerWorker)
+    return `${names.threads} must be an integer in 1..${l.maxThreadsPerWorker} (4 × ${l.cores} cores), got ${threads}`;
   if (workers * threads > l.maxTotalThreads) {
     return `${names.workers} × ${names.threads} must be at most ${l.maxTotalThreads} threads (4 × ${l.cores} cores), got ${workers} × ${threads} = ${workers * threads}`;
   }
@@ -198,12 +205,14 @@ export function hostProblem(host: string): string | null {
   if (host.length === 0 || host.length > 253) return what;
   const labels = host.replace(/\.$/, "").split(".");
   if (!labels.every((l) => HOST_LABEL.test(l))) return what;
-  if (/^\d+$/.test(labels[labels.length - 1] as string)) return `${what}: a name ending in a number must be a whole IPv4 address`;
+  if (/^\d+$/.test(labels[labels.length - 1] as string))
+    return `${what}: a name ending in a number must be a whole IPv4 address`;
   return null;
 }
 
 function positiveInt(name: string, v: number, min = 1): void {
-  if (!Number.isInteger(v) || v < min) throw new BadExpertError("E_USAGE", `serve: ${name} must be an integer >= ${min}, got ${v}`);
+  if (!Number.isInteger(v) || v < min)
+    throw new BadExpertError("E_USAGE", `serve: ${name} must be an integer >= ${min}, got ${v}`);
 }
 
 /** Fills defaults and checks every value; throws a RangeError naming the option. */
@@ -213,11 +222,19 @@ export function resolveOptions(o: Partial<ServeOptions> = {}): ServeOptions {
   if (r.port > 65535) throw new BadExpertError("E_USAGE", `serve: port must be at most 65535, got ${r.port}`);
   if (r.grpcPort !== null) {
     positiveInt("grpcPort", r.grpcPort, 0);
-    if (r.grpcPort > 65535) throw new BadExpertError("E_USAGE", `serve: grpcPort must be at most 65535, got ${r.grpcPort}`);
-    if (r.grpcPort !== 0 && r.grpcPort === r.port) throw new BadExpertError("E_USAGE", `serve: grpcPort must differ from port (both ${r.port}): gRPC has a port of its own`);
+    if (r.grpcPort > 65535)
+      throw new BadExpertError("E_USAGE", `serve: grpcPort must be at most 65535, got ${r.grpcPort}`);
+    if (r.grpcPort !== 0 && r.grpcPort === r.port)
+      throw new BadExpertError(
+        "E_USAGE",
+        `serve: grpcPort must differ from port (both ${r.port}): gRPC has a port of its own`,
+      );
   }
   if (typeof r.modelName !== "string" || !MODEL_NAME.test(r.modelName)) {
-    throw new BadExpertError("E_USAGE", `serve: modelName must be 1-64 letters, digits, '.', '_' or '-' (starting with a letter or digit), got ${JSON.stringify(String(r.modelName).slice(0, 100))}`);
+    throw new BadExpertError(
+      "E_USAGE",
+      `serve: modelName must be 1-64 letters, digits, '.', '_' or '-' (starting with a letter or digit), got ${JSON.stringify(String(r.modelName).slice(0, 100))}`,
+    );
   }
   const host = hostProblem(r.host);
   if (host !== null) throw new BadExpertError("E_USAGE", `serve: host: ${host}`);
@@ -232,9 +249,16 @@ export function resolveOptions(o: Partial<ServeOptions> = {}): ServeOptions {
   positiveInt("maxRequestPixels", r.maxRequestPixels);
   positiveInt("maxInflightPixels", r.maxInflightPixels);
   if (r.maxPixels > r.maxInflightPixels) {
-    throw new BadExpertError("E_USAGE", `serve: maxPixels (${r.maxPixels}) must not exceed maxInflightPixels (${r.maxInflightPixels}), or an image within the per-image limit could never be decoded`);
+    throw new BadExpertError(
+      "E_USAGE",
+      `serve: maxPixels (${r.maxPixels}) must not exceed maxInflightPixels (${r.maxInflightPixels}), or an image within the per-image limit could never be decoded`,
+    );
   }
-  if (!FRAME_POLICIES.includes(r.frames)) throw new BadExpertError("E_USAGE", `serve: frames must be one of ${FRAME_POLICIES.join(", ")}, got ${JSON.stringify(r.frames)}`);
+  if (!FRAME_POLICIES.includes(r.frames))
+    throw new BadExpertError(
+      "E_USAGE",
+      `serve: frames must be one of ${FRAME_POLICIES.join(", ")}, got ${JSON.stringify(r.frames)}`,
+    );
   positiveInt("maxImagesPerRequest", r.maxImagesPerRequest);
   positiveInt("windowSeconds", r.windowSeconds);
   positiveInt("alertMinInputs", r.alertMinInputs);
@@ -242,17 +266,42 @@ export function resolveOptions(o: Partial<ServeOptions> = {}): ServeOptions {
   positiveInt("explainQueue", r.explainQueue);
   positiveInt("auditMaxBytes", r.auditMaxBytes, MIN_AUDIT_BYTES);
   positiveInt("auditKeep", r.auditKeep);
-  if (r.auditKeep > MAX_AUDIT_KEEP) throw new BadExpertError("E_USAGE", `serve: auditKeep must be at most ${MAX_AUDIT_KEEP}, got ${r.auditKeep}`);
+  if (r.auditKeep > MAX_AUDIT_KEEP)
+    throw new BadExpertError("E_USAGE", `serve: auditKeep must be at most ${MAX_AUDIT_KEEP}, got ${r.auditKeep}`);
   positiveInt("drainTimeoutMs", r.drainTimeoutMs, 0);
   // Node's timers hold at most 2^31 - 1 ms (and fire at once beyond it); a day is plenty.
-  if (r.drainTimeoutMs > 86_400_000) throw new BadExpertError("E_USAGE", `serve: drainTimeoutMs must be at most 86400000 (a day), got ${r.drainTimeoutMs}`);
-  if (!SALIENCY_METHODS.includes(r.explainMethod)) throw new BadExpertError("E_USAGE", `serve: explainMethod must be one of ${SALIENCY_METHODS.join(", ")}, got ${JSON.stringify(r.explainMethod)}`);
+  if (r.drainTimeoutMs > 86_400_000)
+    throw new BadExpertError(
+      "E_USAGE",
+      `serve: drainTimeoutMs must be at most 86400000 (a day), got ${r.drainTimeoutMs}`,
+    );
+  if (!SALIENCY_METHODS.includes(r.explainMethod))
+    throw new BadExpertError(
+      "E_USAGE",
+      `serve: explainMethod must be one of ${SALIENCY_METHODS.join(", ")}, got ${JSON.stringify(r.explainMethod)}`,
+    );
   if (r.maxImagesPerRequest > r.maxQueue) {
-    throw new BadExpertError("E_USAGE", `serve: maxImagesPerRequest (${r.maxImagesPerRequest}) must not exceed maxQueue (${r.maxQueue}), or such a request could never be queued`);
+    throw new BadExpertError(
+      "E_USAGE",
+      `serve: maxImagesPerRequest (${r.maxImagesPerRequest}) must not exceed maxQueue (${r.maxQueue}), or such a request could never be queued`,
+    );
   }
-  if (!ENGINE_CHOICES.includes(r.engine)) throw new BadExpertError("E_USAGE", `serve: engine must be one of ${ENGINE_CHOICES.join(", ")}, got ${JSON.stringify(r.engine)}`);
-  if (r.onFlag !== "reject" && r.onFlag !== "annotate") throw new BadExpertError("E_USAGE", `serve: onFlag must be "reject" or "annotate", got ${JSON.stringify(r.onFlag)}`);
-  if (r.alertRate !== null && !(r.alertRate > 0 && r.alertRate <= 1)) throw new BadExpertError("E_USAGE", `serve: alertRate must be in (0, 1], got ${r.alertRate}`);
-  if (r.token !== null && r.token.length < 16) throw new BadExpertError("E_USAGE", `serve: the bearer token must have at least 16 characters, got ${r.token.length}`);
+  if (!ENGINE_CHOICES.includes(r.engine))
+    throw new BadExpertError(
+      "E_USAGE",
+      `serve: engine must be one of ${ENGINE_CHOICES.join(", ")}, got ${JSON.stringify(r.engine)}`,
+    );
+  if (r.onFlag !== "reject" && r.onFlag !== "annotate")
+    throw new BadExpertError(
+      "E_USAGE",
+      `serve: onFlag must be "reject" or "annotate", got ${JSON.stringify(r.onFlag)}`,
+    );
+  if (r.alertRate !== null && !(r.alertRate > 0 && r.alertRate <= 1))
+    throw new BadExpertError("E_USAGE", `serve: alertRate must be in (0, 1], got ${r.alertRate}`);
+  if (r.token !== null && r.token.length < 16)
+    throw new BadExpertError(
+      "E_USAGE",
+      `serve: the bearer token must have at least 16 characters, got ${r.token.length}`,
+    );
   return r;
 }

@@ -36,7 +36,8 @@ export class PixelBudget {
    * checked first).
    */
   acquire(pixels: number, timeoutMs: number, what: string): Promise<() => void> {
-    if (pixels > this.capacity) return Promise.reject(new RangeError(`PixelBudget: ${pixels} pixels exceed the capacity of ${this.capacity}`));
+    if (pixels > this.capacity)
+      return Promise.reject(new RangeError(`PixelBudget: ${pixels} pixels exceed the capacity of ${this.capacity}`));
     const release = once(() => {
       this.#free += pixels;
       this.#grant();
@@ -59,9 +60,14 @@ export class PixelBudget {
         // The head may have been what blocked those behind it.
         this.#grant();
         reject(
-          new ServeError("E_BUSY", "decode_busy", `${what}: not decoded within ${timeoutMs} ms: the service's decoding budget (--max-inflight-pixels ${this.capacity}) stayed in use; the input was not checked and must not be treated as clean; retry later`, {
-            headers: { "retry-after": "1" },
-          }),
+          new ServeError(
+            "E_BUSY",
+            "decode_busy",
+            `${what}: not decoded within ${timeoutMs} ms: the service's decoding budget (--max-inflight-pixels ${this.capacity}) stayed in use; the input was not checked and must not be treated as clean; retry later`,
+            {
+              headers: { "retry-after": "1" },
+            },
+          ),
         );
       }, timeoutMs);
       this.#waiters.push(waiter);

@@ -26,7 +26,13 @@ import { resolveOptions, type ServeOptions } from "./options.js";
 import { startScoringPool, type ChosenPool } from "../workers/engine-choice.js";
 import type { ScoringEngine } from "../workers/protocol.js";
 import type { WorkerPool } from "../workers/pool.js";
-import { bundleSource, checkSourceAgainst, sourceFromDetector, sourceHashes, type DetectorSource } from "../workers/source.js";
+import {
+  bundleSource,
+  checkSourceAgainst,
+  sourceFromDetector,
+  sourceHashes,
+  type DetectorSource,
+} from "../workers/source.js";
 import { logTrust, type ServedInfo } from "../workers/served-info.js";
 import { bearerCheck } from "./auth.js";
 import { handleError } from "./error-handler.js";
@@ -108,7 +114,14 @@ export class BadExpertServer {
   /** The Open Inference Protocol's gRPC service, once listen() has started it (options.grpcPort). */
   #grpc: GrpcInferenceServer | null = null;
 
-  private constructor(o: ServeOptions, source: DetectorSource, chosen: ChosenPool, hashes: Record<string, string>, audit: AuditLog | null, feed: FlaggedFeed | null) {
+  private constructor(
+    o: ServeOptions,
+    source: DetectorSource,
+    chosen: ChosenPool,
+    hashes: Record<string, string>,
+    audit: AuditLog | null,
+    feed: FlaggedFeed | null,
+  ) {
     const pool = chosen.pool;
     this.options = o;
     this.#engine = chosen.engine;
@@ -136,7 +149,15 @@ export class BadExpertServer {
       forceCloseConnections: false,
     });
     this.#connections = new Connections(this.app.server);
-    this.#alert = o.alertRate === null ? null : new RateAlert(this.#window, { rate: o.alertRate, minInputs: o.alertMinInputs, classNames: pool.info.classNames, log: this.app.log });
+    this.#alert =
+      o.alertRate === null
+        ? null
+        : new RateAlert(this.#window, {
+            rate: o.alertRate,
+            minInputs: o.alertMinInputs,
+            classNames: pool.info.classNames,
+            log: this.app.log,
+          });
     this.metrics = new ServeMetrics(pool.info, {
       engine: () => ({ engine: this.#engine, requested: o.engine, fallback: this.#fallback }),
       queueDepth: () => this.#batcher.queueDepth,
@@ -151,18 +172,32 @@ export class BadExpertServer {
         this.metrics.forwardSeconds.observe(ms / 1000);
         this.metrics.workerLiveTensors.set(live);
       },
-      failed: (n, e) => this.app.log.error({ event: "batch_failed", inputs: n, err: e.message }, "a scoring batch failed; its inputs were answered 503"),
+      failed: (n, e) =>
+        this.app.log.error(
+          { event: "batch_failed", inputs: n, err: e.message },
+          "a scoring batch failed; its inputs were answered 503",
+        ),
     });
     this.#routes();
   }
 
   /** Loads the detector into the workers (they must all load it) and builds the app; call listen() next. */
-  static async create(detector: Detector | BadExpertDetector | string, options: Partial<ServeOptions> = {}): Promise<BadExpertServer> {
+  static async create(
+    detector: Detector | BadExpertDetector | string,
+    options: Partial<ServeOptions> = {},
+  ): Promise<BadExpertServer> {
     // A Detector opened from a bundle: the workers open that bundle, with the options it was opened with.
     const from = detector instanceof Detector ? detectorSource(detector) : null;
-    const o = resolveOptions(from ? { ...options, bundleLoad: { ...from.bundleLoad, ...options.bundleLoad } } : options);
+    const o = resolveOptions(
+      from ? { ...options, bundleLoad: { ...from.bundleLoad, ...options.bundleLoad } } : options,
+    );
     // The bundle's kind is decided once here, and again on each reload.
-    const source: DetectorSource = typeof detector === "string" ? await bundleSource(detector) : from ? from.source : sourceFromDetector(detector as BadExpertDetector);
+    const source: DetectorSource =
+      typeof detector === "string"
+        ? await bundleSource(detector)
+        : from
+          ? from.source
+          : sourceFromDetector(detector as BadExpertDetector);
     checkSourceAgainst(source, o.bundleLoad);
     // Each worker's budget is its own libtorch threads; OpenBLAS's pool is shared by the process,
     // so it gets the same budget, or large products would spill onto other workers' cores and out
@@ -171,7 +206,11 @@ export class BadExpertServer {
     const hashes = await sourceHashes(source);
     // A rotation that cannot be done is reported in the log; the server exists by then (the audit log opens first).
     let report: (e: Error) => void = () => undefined;
-    const audit = o.auditLog ? await AuditLog.open(o.auditLog, o.auditImages, { maxBytes: o.auditMaxBytes, keep: o.auditKeep }, (e) => report(e)) : null;
+    const audit = o.auditLog
+      ? await AuditLog.open(o.auditLog, o.auditImages, { maxBytes: o.auditMaxBytes, keep: o.auditKeep }, (e) =>
+          report(e),
+        )
+      : null;
     let chosen: ChosenPool;
     let feed: FlaggedFeed | null = null;
     // The explain worker always runs libtorch (saliency needs B's gradients); scoring uses o.engine.
@@ -186,7 +225,12 @@ export class BadExpertServer {
     const feedOff = !chosen.pool.info.explainable && o.flaggedKeep > 0;
     if (o.flaggedKeep > 0 && !feedOff) {
       try {
-        feed = await FlaggedFeed.start(init, { keep: o.flaggedKeep, method: o.explainMethod, maxQueue: o.explainQueue, width: chosen.pool.info.preprocessing.imageSize[1] });
+        feed = await FlaggedFeed.start(init, {
+          keep: o.flaggedKeep,
+          method: o.explainMethod,
+          maxQueue: o.explainQueue,
+          width: chosen.pool.info.preprocessing.imageSize[1],
+        });
       } catch (e) {
         await chosen.pool.close();
         await audit?.close();
@@ -196,11 +240,28 @@ export class BadExpertServer {
     const s = new BadExpertServer(o, source, chosen, hashes, audit, feed);
     report = (e) => s.app.log.error({ event: "audit_rotation_failed", err: e.message }, e.message);
     logTrust(s.app.log, chosen.pool.info);
-    if (chosen.fallback !== null) s.app.log.warn({ event: "engine_fallback", engine: chosen.engine, reason: chosen.fallback }, `engine auto: scoring on libtorch (${chosen.fallback})`);
-    if (feedOff) s.#logFeedOff(chosen.pool.info.detector, options.flaggedKeep !== undefined || options.explainMethod !== undefined);
-    feed?.setErrorHandler((e) => s.app.log.error({ event: "explain_failed", err: e.message }, "the dashboard's explain worker failed (scoring is unaffected)"));
+    if (chosen.fallback !== null)
+      s.app.log.warn(
+        { event: "engine_fallback", engine: chosen.engine, reason: chosen.fallback },
+        `engine auto: scoring on libtorch (${chosen.fallback})`,
+      );
+    if (feedOff)
+      s.#logFeedOff(
+        chosen.pool.info.detector,
+        options.flaggedKeep !== undefined || options.explainMethod !== undefined,
+      );
+    feed?.setErrorHandler((e) =>
+      s.app.log.error(
+        { event: "explain_failed", err: e.message },
+        "the dashboard's explain worker failed (scoring is unaffected)",
+      ),
+    );
     const feedStats = feed?.stats;
-    if (feedStats && !feedStats.background) s.app.log.warn({ event: "explain_priority", reason: feedStats.backgroundError }, `the explain worker runs at normal CPU priority (${feedStats.backgroundError ?? ""}): overlays of flagged inputs compete with scoring; --flagged-keep 0 turns them off`);
+    if (feedStats && !feedStats.background)
+      s.app.log.warn(
+        { event: "explain_priority", reason: feedStats.backgroundError },
+        `the explain worker runs at normal CPU priority (${feedStats.backgroundError ?? ""}): overlays of flagged inputs compete with scoring; --flagged-keep 0 turns them off`,
+      );
     s.#watchPool(chosen.pool);
     return s;
   }
@@ -224,9 +285,15 @@ export class BadExpertServer {
     if (grpcPort !== null) {
       try {
         this.#grpc = await GrpcInferenceServer.start(this.#core, host, grpcPort);
-        this.app.log.info({ event: "grpc_listening", host, port: this.#grpc.port }, `gRPC (Open Inference Protocol) listening on ${host}:${this.#grpc.port}`);
+        this.app.log.info(
+          { event: "grpc_listening", host, port: this.#grpc.port },
+          `gRPC (Open Inference Protocol) listening on ${host}:${this.#grpc.port}`,
+        );
       } catch (e) {
-        this.app.log.error({ event: "listen_failed", host, port: grpcPort, err: (e as Error).message }, (e as Error).message);
+        this.app.log.error(
+          { event: "listen_failed", host, port: grpcPort, err: (e as Error).message },
+          (e as Error).message,
+        );
         await this.close().catch(() => undefined);
         throw e;
       }
@@ -270,21 +337,35 @@ export class BadExpertServer {
 
   async #reload(): Promise<void> {
     const current = this.#source;
-    if (current.kind === "weights") throw new Error("reload: the server was created from an in-memory detector, not a bundle directory; there is nothing to reload");
+    if (current.kind === "weights")
+      throw new Error(
+        "reload: the server was created from an in-memory detector, not a bundle directory; there is nothing to reload",
+      );
     if (this.#state !== "ready") throw new Error(`reload: the server is ${this.#state}`);
     const log = this.app.log;
     try {
       const source = await bundleSource(current.dir);
       // The engine and the dashboard's feed were set up for what the running detector can do.
       if (detectorInfo(source.detector).explains !== detectorInfo(current.detector).explains) {
-        throw new Error(`reload: ${source.dir} now holds a ${source.detector} detector bundle, the server was started on a ${current.detector} one; restart the server to change the kind of detector`);
+        throw new Error(
+          `reload: ${source.dir} now holds a ${source.detector} detector bundle, the server was started on a ${current.detector} one; restart the server to change the kind of detector`,
+        );
       }
       const hashes = await sourceHashes(source);
-      const chosen = await startScoringPool({ source, threads: this.options.threadsPerWorker, bundleLoad: this.options.bundleLoad }, this.options.workers, this.options.engine);
+      const chosen = await startScoringPool(
+        { source, threads: this.options.threadsPerWorker, bundleLoad: this.options.bundleLoad },
+        this.options.workers,
+        this.options.engine,
+      );
       const next = chosen.pool;
       const a = this.#info.preprocessing;
       const b = next.info.preprocessing;
-      if (a.imageSize[0] !== b.imageSize[0] || a.imageSize[1] !== b.imageSize[1] || a.channels !== b.channels || this.#info.classNames.length !== next.info.classNames.length) {
+      if (
+        a.imageSize[0] !== b.imageSize[0] ||
+        a.imageSize[1] !== b.imageSize[1] ||
+        a.channels !== b.channels ||
+        this.#info.classNames.length !== next.info.classNames.length
+      ) {
         await next.close();
         throw new Error(
           `the new bundle takes ${b.imageSize.join("x")}x${b.channels} inputs with ${next.info.classNames.length} classes, the running one ${a.imageSize.join("x")}x${a.channels} with ${this.#info.classNames.length}; restart the server to change the model's input`,
@@ -305,14 +386,30 @@ export class BadExpertServer {
       this.#loadedAt = new Date().toISOString();
       this.#batcher.setExecutor(next);
       this.metrics.reloads.inc({ result: "ok" });
-      log.info({ event: "reloaded", detector: next.info.detector, threshold: next.info.threshold, hashes, engine: chosen.engine }, "bundle reloaded");
+      log.info(
+        {
+          event: "reloaded",
+          detector: next.info.detector,
+          threshold: next.info.threshold,
+          hashes,
+          engine: chosen.engine,
+        },
+        "bundle reloaded",
+      );
       logTrust(log, next.info);
-      if (chosen.fallback !== null) log.warn({ event: "engine_fallback", engine: chosen.engine, reason: chosen.fallback }, `engine auto: scoring on libtorch (${chosen.fallback})`);
+      if (chosen.fallback !== null)
+        log.warn(
+          { event: "engine_fallback", engine: chosen.engine, reason: chosen.fallback },
+          `engine auto: scoring on libtorch (${chosen.fallback})`,
+        );
       await old.close();
       await this.#feed?.replace({ source, threads: 1, engine: "libtorch", bundleLoad: this.options.bundleLoad });
     } catch (e) {
       this.metrics.reloads.inc({ result: "failed" });
-      log.error({ event: "reload_failed", err: (e as Error).message }, "bundle reload failed; the previous detector keeps serving");
+      log.error(
+        { event: "reload_failed", err: (e as Error).message },
+        "bundle reload failed; the previous detector keeps serving",
+      );
       throw e;
     }
   }
@@ -344,32 +441,57 @@ export class BadExpertServer {
     const log = this.app.log;
     const start = performance.now();
     this.#state = "draining";
-    log.info({ event: "shutdown", drainTimeoutMs: graceMs, inFlight: this.#connections.inFlight, connections: this.#connections.size }, "shutting down: answering the requests in flight");
+    log.info(
+      {
+        event: "shutdown",
+        drainTimeoutMs: graceMs,
+        inFlight: this.#connections.inFlight,
+        connections: this.#connections.size,
+      },
+      "shutting down: answering the requests in flight",
+    );
     const server = this.app.server;
     // Only the listening socket: http.Server.close() would also destroy every keep-alive
     // connection idle at this instant, resetting requests already on their way (see connections.ts).
-    const listenerClosed = server.listening ? new Promise<void>((r) => NetServer.prototype.close.call(server, () => r())) : Promise.resolve();
+    const listenerClosed = server.listening
+      ? new Promise<void>((r) => NetServer.prototype.close.call(server, () => r()))
+      : Promise.resolve();
     void this.#batcher.drain();
-    const [httpDrained, grpcDrained] = await Promise.all([this.#drain(start + graceMs), this.#grpc?.drain(start + graceMs) ?? true]);
+    const [httpDrained, grpcDrained] = await Promise.all([
+      this.#drain(start + graceMs),
+      this.#grpc?.drain(start + graceMs) ?? true,
+    ]);
     const drained = httpDrained && grpcDrained;
     let refused = 0;
     let cut = 0;
     if (!grpcDrained) {
       // gRPC calls still waiting for a score are answered UNAVAILABLE (not checked), then cut.
-      log.warn({ event: "drain_expired", drainTimeoutMs: graceMs, protocol: "grpc" }, "the grace period ended with gRPC calls unanswered: they are answered UNAVAILABLE (not checked)");
+      log.warn(
+        { event: "drain_expired", drainTimeoutMs: graceMs, protocol: "grpc" },
+        "the grace period ended with gRPC calls unanswered: they are answered UNAVAILABLE (not checked)",
+      );
       this.#batcher.abort(() => drainExpired(graceMs));
       await new Promise((r) => setTimeout(r, GRPC_FLUSH_MS));
       this.#grpc?.forceClose();
     }
     if (!httpDrained) {
       refused = this.#connections.inFlight;
-      log.warn({ event: "drain_expired", drainTimeoutMs: graceMs, inFlight: refused, connections: this.#connections.size }, `the grace period ended with ${refused} requests unanswered: they are answered 503 (not checked)`);
+      log.warn(
+        { event: "drain_expired", drainTimeoutMs: graceMs, inFlight: refused, connections: this.#connections.size },
+        `the grace period ended with ${refused} requests unanswered: they are answered 503 (not checked)`,
+      );
       // Requests waiting for a score are answered 503 through the error handler; those still
       // arriving or in a handler after DRAIN_FLUSH_MS get the same answer written directly.
       this.#batcher.abort(() => drainExpired(graceMs));
       await this.#waitFor(() => this.#connections.inFlight === 0, DRAIN_FLUSH_MS);
       const late = drainExpired(graceMs);
-      if (this.#connections.answerUnanswered(late.statusCode, errorBody(late.code, late.reason, late.message), late.headers) > 0) {
+      if (
+        this.#connections.answerUnanswered(
+          late.statusCode,
+          errorBody(late.code, late.reason, late.message),
+          late.headers,
+        ) > 0
+      ) {
         await this.#waitFor(() => this.#connections.inFlight === 0, DRAIN_FLUSH_MS);
       }
       cut = this.#connections.destroyAll();
@@ -382,8 +504,18 @@ export class BadExpertServer {
     const left = (await this.#pool.close()) + ((await this.#feed?.close()) ?? 0);
     await this.#audit?.close();
     this.#state = "closed";
-    this.#shutdown = { drained, drainMs: Math.round(performance.now() - start), refusedAtDeadline: refused, connectionsCut: cut };
-    log.info({ event: "stopped", workerTensorsLeft: left, ...this.#shutdown }, drained ? "stopped: every request received was answered" : `stopped after the grace period: ${refused} requests answered 503, ${cut} connections cut`);
+    this.#shutdown = {
+      drained,
+      drainMs: Math.round(performance.now() - start),
+      refusedAtDeadline: refused,
+      connectionsCut: cut,
+    };
+    log.info(
+      { event: "stopped", workerTensorsLeft: left, ...this.#shutdown },
+      drained
+        ? "stopped: every request received was answered"
+        : `stopped after the grace period: ${refused} requests answered 503, ${cut} connections cut`,
+    );
     return left;
   }
 
@@ -428,7 +560,11 @@ export class BadExpertServer {
   /** One line saying why the dashboard's feed is off; a warning when the options asked for it. */
   #logFeedOff(detector: string, asked: boolean): void {
     const why = `the flagged-input feed and the dashboard's overlays are off: they show BaDExpert's B, and the ${detector} detector has none (flagged inputs are still counted, logged and audited)`;
-    if (asked) this.app.log.warn({ event: "explain_off", detector, flaggedKeep: this.options.flaggedKeep }, `flaggedKeep/explainMethod (--flagged-keep, --explain-method) ignored: ${why}`);
+    if (asked)
+      this.app.log.warn(
+        { event: "explain_off", detector, flaggedKeep: this.options.flaggedKeep },
+        `flaggedKeep/explainMethod (--flagged-keep, --explain-method) ignored: ${why}`,
+      );
     else this.app.log.info({ event: "explain_off", detector }, why);
   }
 
@@ -439,7 +575,11 @@ export class BadExpertServer {
       this.metrics.workerDeaths.inc();
       this.app.log.error({ event: "worker_died", err: e.message }, "a scoring worker died; starting a replacement");
     };
-    p.events.onRespawnFailure = (e) => this.app.log.error({ event: "worker_respawn_failed", err: e.message }, "a replacement scoring worker failed to start");
+    p.events.onRespawnFailure = (e) =>
+      this.app.log.error(
+        { event: "worker_respawn_failed", err: e.message },
+        "a replacement scoring worker failed to start",
+      );
   }
 
   get #modelInput(): ModelInput {
@@ -451,7 +591,11 @@ export class BadExpertServer {
    * Reads every image's header, checks the request's pixel budget, then decodes each image under
    * the in-flight budget: one buffer per scored frame (one per image unless --frames all).
    */
-  async #decode(ctx: RequestContext, images: readonly { name: string; data: Uint8Array }[], deadline: number): Promise<Uint8Array[][]> {
+  async #decode(
+    ctx: RequestContext,
+    images: readonly { name: string; data: Uint8Array }[],
+    deadline: number,
+  ): Promise<Uint8Array[][]> {
     const o = this.options;
     const limits: DecodeLimits = { maxPixels: o.maxPixels, frames: o.frames, maxFrames: o.maxImagesPerRequest };
     const probes = await Promise.all(images.map((im) => probeUpload(im.data, im.name, limits)));
@@ -466,7 +610,11 @@ export class BadExpertServer {
     }
     const frames = probes.reduce((n, p) => n + (o.frames === "all" ? p.frames : 1), 0);
     if (frames > o.maxImagesPerRequest) {
-      throw new ServeError("E_INPUT_TOO_LARGE", "too_many_images", `the request's images hold ${frames} frames to score; at most ${o.maxImagesPerRequest} per request (--max-images-per-request; with --frames all each frame is one input)`);
+      throw new ServeError(
+        "E_INPUT_TOO_LARGE",
+        "too_many_images",
+        `the request's images hold ${frames} frames to score; at most ${o.maxImagesPerRequest} per request (--max-images-per-request; with --frames all each frame is one input)`,
+      );
     }
     const target = this.#modelInput;
     return Promise.all(
@@ -495,7 +643,10 @@ export class BadExpertServer {
   /** Decodes, scores, records (metrics, window, audit) and returns one record per image. */
   async #score(req: FastifyRequest, route: string): Promise<{ records: DetectionRecord[]; batch: boolean }> {
     const deadline = performance.now() + this.options.timeoutMs;
-    const { images, batch } = await requestImages(req, { maxImages: this.options.maxImagesPerRequest, maxBytes: this.options.maxBodyBytes });
+    const { images, batch } = await requestImages(req, {
+      maxImages: this.options.maxImagesPerRequest,
+      maxBytes: this.options.maxBodyBytes,
+    });
     const ctx = contextOf(req);
     const decoded = await this.#decode(ctx, images, deadline);
     const records = await this.#scoreFrames(ctx, route, decoded, (i) => (images[i] as { data: Uint8Array }).data);
@@ -507,7 +658,12 @@ export class BadExpertServer {
    * the flagged-rate window, the dashboard's feed and the audit log (`original(i)`: the bytes saved
    * for image i). Every protocol's scoring ends here.
    */
-  async #scoreFrames(ctx: RequestContext, route: string, decoded: readonly Uint8Array[][], original: OriginalOf): Promise<DetectionRecord[]> {
+  async #scoreFrames(
+    ctx: RequestContext,
+    route: string,
+    decoded: readonly Uint8Array[][],
+    original: OriginalOf,
+  ): Promise<DetectionRecord[]> {
     const scored = await this.#batcher.submit(decoded.flat());
     const received = new Date().toISOString();
     const names = this.#info.classNames;
@@ -537,7 +693,8 @@ export class BadExpertServer {
         if (best.score !== null && (s.score === null || s.score > best.score)) k = j;
       }
       const r = record(mine[k] as ScoredInput);
-      if (frames.length > 1) Object.assign(r, { flagged: mine.some((s) => s.flagged), frames: frames.length, frame: k });
+      if (frames.length > 1)
+        Object.assign(r, { flagged: mine.some((s) => s.flagged), frames: frames.length, frame: k });
       records.push(r);
       shown.push(frames[k] as Uint8Array);
     }
@@ -548,12 +705,41 @@ export class BadExpertServer {
       this.#window.record(r.pred, r.flagged, now);
       if (!r.flagged) continue;
       this.metrics.inputsFlagged.inc({ class: r.class });
-      ctx.log.info({ event: "flagged", index: i, pred: r.pred, class: r.class, score: r.score, ...(r.frames ? { frame: r.frame, frames: r.frames } : {}) }, "input flagged as a suspected backdoor input");
+      ctx.log.info(
+        {
+          event: "flagged",
+          index: i,
+          pred: r.pred,
+          class: r.class,
+          score: r.score,
+          ...(r.frames ? { frame: r.frame, frames: r.frames } : {}),
+        },
+        "input flagged as a suspected backdoor input",
+      );
       // Handed over, not awaited: the overlay is made by the explain worker after the answer.
-      this.#feed?.offer({ time: received, requestId: ctx.id, route, pred: r.pred, class: r.class, score: r.score, pixels: shown[i] as Uint8Array });
+      this.#feed?.offer({
+        time: received,
+        requestId: ctx.id,
+        route,
+        pred: r.pred,
+        class: r.class,
+        score: r.score,
+        pixels: shown[i] as Uint8Array,
+      });
       if (this.#audit) {
         await this.#audit.record(
-          { time: new Date(now).toISOString(), requestId: ctx.id, client: ctx.client, route, index: i, pred: r.pred, class: r.class, score: r.score, threshold: r.threshold, ...(r.reason ? { reason: r.reason } : {}) },
+          {
+            time: new Date(now).toISOString(),
+            requestId: ctx.id,
+            client: ctx.client,
+            route,
+            index: i,
+            pred: r.pred,
+            class: r.class,
+            score: r.score,
+            threshold: r.threshold,
+            ...(r.reason ? { reason: r.reason } : {}),
+          },
           this.#audit.imagesDir ? await original(i) : new Uint8Array(0),
         );
       }
@@ -563,10 +749,30 @@ export class BadExpertServer {
   }
 
   /** An input that could not be scored at all (a tensor holding NaN): refused, logged and audited, never counted clean. */
-  async #unscorable(ctx: RequestContext, route: string, index: number, reason: string, original: Uint8Array): Promise<void> {
+  async #unscorable(
+    ctx: RequestContext,
+    route: string,
+    index: number,
+    reason: string,
+    original: Uint8Array,
+  ): Promise<void> {
     this.metrics.refused.inc({ reason: "unscorable_input" });
     ctx.log.info({ event: "unscorable", index, reason }, "input refused: it cannot be scored");
-    await this.#audit?.record({ time: new Date().toISOString(), requestId: ctx.id, client: ctx.client, route, index, pred: -1, class: "", score: null, threshold: this.#info.threshold, reason }, original);
+    await this.#audit?.record(
+      {
+        time: new Date().toISOString(),
+        requestId: ctx.id,
+        client: ctx.client,
+        route,
+        index,
+        pred: -1,
+        class: "",
+        score: null,
+        threshold: this.#info.threshold,
+        reason,
+      },
+      original,
+    );
   }
 
   #routes(): void {
@@ -591,10 +797,15 @@ export class BadExpertServer {
         done(e as Error, undefined);
       }
     });
-    void app.register(multipart, { limits: { fileSize: o.maxBodyBytes, files: o.maxImagesPerRequest, fields: 16, parts: o.maxImagesPerRequest + 16 } });
+    void app.register(multipart, {
+      limits: { fileSize: o.maxBodyBytes, files: o.maxImagesPerRequest, fields: 16, parts: o.maxImagesPerRequest + 16 },
+    });
     app.setErrorHandler((err, req, reply) => handleError(err, req, reply, this.metrics, o));
     app.setNotFoundHandler((req, reply) => {
-      void reply.code(httpStatus("E_NOT_FOUND")).send({ ...errorBody("E_NOT_FOUND", "not_found", `no route ${req.method} ${req.url}; see GET /openapi.json`), requestId: req.id });
+      void reply.code(httpStatus("E_NOT_FOUND")).send({
+        ...errorBody("E_NOT_FOUND", "not_found", `no route ${req.method} ${req.url}; see GET /openapi.json`),
+        requestId: req.id,
+      });
     });
     if (o.token !== null) {
       const check = bearerCheck(o.token);
@@ -602,7 +813,14 @@ export class BadExpertServer {
         if (PUBLIC_ROUTES.has(req.routeOptions.url ?? "")) return;
         const problem = check(req.headers.authorization);
         if (problem) {
-          void reply.code(httpStatus("E_UNAUTHORIZED")).header("www-authenticate", 'Bearer realm="badexpert"').send(isV2(req.url) ? v2Error({ message: problem }) : { ...errorBody("E_UNAUTHORIZED", "unauthorized", problem), requestId: req.id });
+          void reply
+            .code(httpStatus("E_UNAUTHORIZED"))
+            .header("www-authenticate", 'Bearer realm="badexpert"')
+            .send(
+              isV2(req.url)
+                ? v2Error({ message: problem })
+                : { ...errorBody("E_UNAUTHORIZED", "unauthorized", problem), requestId: req.id },
+            );
           return reply;
         }
       });
@@ -618,8 +836,16 @@ export class BadExpertServer {
       this.metrics.requests.inc({ route, method: req.method, status: String(reply.statusCode) });
       if (SCORING_ROUTES.has(route)) {
         const v1 = route.startsWith("/v1/");
-        const model = v1 ? (route === "/v1/predict" ? `${o.modelName}-filtered` : o.modelName) : modelLabel({ options: o }, (req.params as { name?: string }).name);
-        this.metrics.inferenceRequests.inc({ protocol: v1 ? "v1" : "v2-http", model, status: String(reply.statusCode) });
+        const model = v1
+          ? route === "/v1/predict"
+            ? `${o.modelName}-filtered`
+            : o.modelName
+          : modelLabel({ options: o }, (req.params as { name?: string }).name);
+        this.metrics.inferenceRequests.inc({
+          protocol: v1 ? "v1" : "v2-http",
+          model,
+          status: String(reply.statusCode),
+        });
       }
       this.metrics.latency.observe({ route }, reply.elapsedTime / 1000);
       req.log.debug({ route, status: reply.statusCode, ms: reply.elapsedTime }, "request completed");
@@ -645,13 +871,28 @@ export class BadExpertServer {
           requestId: req.id,
           flagged: flagged.map((i) => {
             const r = records[i] as DetectionRecord;
-            return { index: i, score: r.score, threshold: r.threshold, ...(r.reason ? { reason: r.reason } : {}), ...(r.frames ? { frames: r.frames, frame: r.frame } : {}) };
+            return {
+              index: i,
+              score: r.score,
+              threshold: r.threshold,
+              ...(r.reason ? { reason: r.reason } : {}),
+              ...(r.frames ? { frames: r.frames, frame: r.frame } : {}),
+            };
           }),
         });
       }
       const out = records.map((r) =>
         r.flagged
-          ? { pred: r.pred, predClass: r.predClass, class: r.class, flagged: true, score: r.score, threshold: r.threshold, ...(r.reason ? { reason: r.reason } : {}), ...(r.frames ? { frames: r.frames, frame: r.frame } : {}) }
+          ? {
+              pred: r.pred,
+              predClass: r.predClass,
+              class: r.class,
+              flagged: true,
+              score: r.score,
+              threshold: r.threshold,
+              ...(r.reason ? { reason: r.reason } : {}),
+              ...(r.frames ? { frames: r.frames, frame: r.frame } : {}),
+            }
           : { pred: r.pred, predClass: r.predClass, class: r.class, flagged: false },
       );
       return reply.send(batch ? { requestId: req.id, results: out } : { requestId: req.id, ...out[0] });
@@ -676,20 +917,42 @@ export class BadExpertServer {
         source: this.#source.kind === "weights" ? { inMemory: true } : { bundle: this.#source.dir },
         hashes: this.#hashes,
         loadedAt: this.#loadedAt,
-        serving: { engine: this.#engine, engineRequested: o.engine, engineFallback: this.#fallback, workers: this.#pool.size, threadsPerWorker: this.#pool.threads, maxBatch: o.maxBatch, maxWaitMs: o.maxWaitMs, maxQueue: o.maxQueue, timeoutMs: o.timeoutMs, onFlag: o.onFlag },
+        serving: {
+          engine: this.#engine,
+          engineRequested: o.engine,
+          engineFallback: this.#fallback,
+          workers: this.#pool.size,
+          threadsPerWorker: this.#pool.threads,
+          maxBatch: o.maxBatch,
+          maxWaitMs: o.maxWaitMs,
+          maxQueue: o.maxQueue,
+          timeoutMs: o.timeoutMs,
+          onFlag: o.onFlag,
+        },
       };
     });
 
     app.get("/", async (_req, reply) => reply.type("text/html; charset=utf-8").send(DASHBOARD_HTML));
     app.get("/v1/flagged", async (req, reply) => {
       if (!this.#feed) {
-        const why = this.#info.explainable ? "flaggedKeep 0 / --flagged-keep 0" : `the ${this.#info.detector} detector has no B to explain with`;
-        return reply.code(httpStatus("E_NOT_FOUND")).send({ ...errorBody("E_NOT_FOUND", "not_found", `the flagged-input feed is off (${why})`), requestId: req.id });
+        const why = this.#info.explainable
+          ? "flaggedKeep 0 / --flagged-keep 0"
+          : `the ${this.#info.detector} detector has no B to explain with`;
+        return reply.code(httpStatus("E_NOT_FOUND")).send({
+          ...errorBody("E_NOT_FOUND", "not_found", `the flagged-input feed is off (${why})`),
+          requestId: req.id,
+        });
       }
       const w = this.#window.stats();
       const names = this.#info.classNames;
       return {
-        window: { seconds: this.#window.seconds, scored: w.scored, flagged: w.flagged, rate: w.rate, flaggedByClass: w.flaggedByClass.map((n, c) => ({ class: names[c] ?? String(c), flagged: n })) },
+        window: {
+          seconds: this.#window.seconds,
+          scored: w.scored,
+          flagged: w.flagged,
+          rate: w.rate,
+          flaggedByClass: w.flaggedByClass.map((n, c) => ({ class: names[c] ?? String(c), flagged: n })),
+        },
         feed: this.#feed.stats,
         recent: this.#feed.recent(),
       };
@@ -697,9 +960,11 @@ export class BadExpertServer {
 
     app.get("/healthz", async () => ({ status: "ok" }));
     app.get("/readyz", async (_req, reply) => {
-      if (this.#state !== "ready") return reply.code(503).send({ status: this.#state === "draining" ? "draining" : "stopped" });
+      if (this.#state !== "ready")
+        return reply.code(503).send({ status: this.#state === "draining" ? "draining" : "stopped" });
       // A worker that died is not ready again until its replacement has loaded the bundle.
-      if (!this.#ready()) return reply.code(503).send({ status: "loading", workersReady: this.#pool.alive, workers: this.#pool.size });
+      if (!this.#ready())
+        return reply.code(503).send({ status: "loading", workersReady: this.#pool.alive, workers: this.#pool.size });
       return { status: "ready", workers: this.#pool.size };
     });
     app.get("/metrics", async (_req, reply) => {
@@ -707,10 +972,15 @@ export class BadExpertServer {
       return reply.type(this.metrics.registry.contentType).send(text);
     });
     const doc = openApiDocument(o);
-    (doc.paths as Record<string, unknown>) = { ...(doc.paths as Record<string, unknown>), ...v2Paths(o.token !== null) };
+    (doc.paths as Record<string, unknown>) = {
+      ...(doc.paths as Record<string, unknown>),
+      ...v2Paths(o.token !== null),
+    };
     app.get("/openapi.json", async () => doc);
     // The Open Inference Protocol's routes: a plugin of their own, for their body parser and error form.
-    void app.register(async (v2) => registerV2Routes(v2, this.#core, (err, req, reply) => handleError(err, req, reply, this.metrics, o, v2Error)));
+    void app.register(async (v2) =>
+      registerV2Routes(v2, this.#core, (err, req, reply) => handleError(err, req, reply, this.metrics, o, v2Error)),
+    );
   }
 
   /** Every worker holds the verified bundle and the server takes requests: readiness, for /readyz, /v2/health/ready and gRPC. */
@@ -743,7 +1013,10 @@ export class BadExpertServer {
 }
 
 /** The library entry: `await (await createServer("runs/detector", { port: 8080 })).listen()`. */
-export function createServer(detector: Detector | BadExpertDetector | string, options: Partial<ServeOptions> = {}): Promise<BadExpertServer> {
+export function createServer(
+  detector: Detector | BadExpertDetector | string,
+  options: Partial<ServeOptions> = {},
+): Promise<BadExpertServer> {
   return BadExpertServer.create(detector, options);
 }
 

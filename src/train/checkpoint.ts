@@ -108,7 +108,10 @@ export async function saveCheckpoint(
   await writeDirAtomically(
     dir,
     async (tmp) => {
-      const written = await saveTensors(join(tmp, MODEL_WEIGHTS), model.stateDict(), { format: CHECKPOINT_FORMAT, model: meta.model.name });
+      const written = await saveTensors(join(tmp, MODEL_WEIGHTS), model.stateDict(), {
+        format: CHECKPOINT_FORMAT,
+        model: meta.model.name,
+      });
       const program = saveModelSource(tmp, model, meta.model);
       full = {
         format: CHECKPOINT_FORMAT,
@@ -140,8 +143,11 @@ export async function readCheckpointMeta(dir: string): Promise<CheckpointMeta> {
     text = await readRegularTextFile(path, { maxBytes: MAX_META_BYTES, what: "checkpoint metadata file" });
   } catch (e) {
     const code = e instanceof FileReadError ? e.reason : (e as NodeJS.ErrnoException).code;
-    throw new BadExpertError("E_IO", 
-      code === "ENOENT" ? `checkpoint: ${path} not found (a checkpoint directory holds ${MODEL_META} and ${MODEL_WEIGHTS})` : `checkpoint: ${e instanceof FileReadError ? e.message : `${path}: cannot read (${code ?? (e as Error).message})`}`,
+    throw new BadExpertError(
+      "E_IO",
+      code === "ENOENT"
+        ? `checkpoint: ${path} not found (a checkpoint directory holds ${MODEL_META} and ${MODEL_WEIGHTS})`
+        : `checkpoint: ${e instanceof FileReadError ? e.message : `${path}: cannot read (${code ?? (e as Error).message})`}`,
       { cause: e },
     );
   }
@@ -149,7 +155,11 @@ export async function readCheckpointMeta(dir: string): Promise<CheckpointMeta> {
   try {
     meta = JSON.parse(text);
   } catch (e) {
-    throw new BadExpertError("E_MODEL_FORMAT", `checkpoint: ${path} is not valid JSON: ${escapeControls((e as Error).message)}`, { cause: e });
+    throw new BadExpertError(
+      "E_MODEL_FORMAT",
+      `checkpoint: ${path} is not valid JSON: ${escapeControls((e as Error).message)}`,
+      { cause: e },
+    );
   }
   return validateCheckpointMeta(meta, path);
 }
@@ -160,10 +170,12 @@ export function readAttackRecord(r: FieldReader, v: unknown, path: string): Atta
   const o = r.object(v, path);
   const params: Record<string, number | string | boolean> = {};
   for (const [k, p] of Object.entries(r.object(o.params, `${path}.params`))) {
-    if (typeof p !== "number" && typeof p !== "string" && typeof p !== "boolean") r.fail(`${path}.params.${k}`, "a number, string or boolean", p);
+    if (typeof p !== "number" && typeof p !== "string" && typeof p !== "boolean")
+      r.fail(`${path}.params.${k}`, "a number, string or boolean", p);
     Object.defineProperty(params, k, { value: p, enumerable: true, writable: true, configurable: true });
   }
-  const int = (x: unknown, name: string) => r.optional(x, (y) => r.number(y, `${path}.${name}`, { integer: true, min: 0 }));
+  const int = (x: unknown, name: string) =>
+    r.optional(x, (y) => r.number(y, `${path}.${name}`, { integer: true, min: 0 }));
   const seed = int(o.seed, "seed");
   const poisonCount = int(o.poisonCount, "poisonCount");
   const coverCount = int(o.coverCount, "coverCount");
@@ -203,10 +215,16 @@ function readTraining(r: FieldReader, v: unknown): TrainingRecord {
   r.optional(o.device, (x) => r.string(x, "training.device"));
   r.optional(o.seconds, (x) => r.number(x, "training.seconds", { min: 0 }));
   const attack = r.optional(o.attack, (x) => readAttackRecord(r, x, "training.attack"));
-  const history = r.optional(o.history, (x) => r.array(x, "training.history").map((e, i) => readEpoch(r, e, `training.history[${i}]`)));
+  const history = r.optional(o.history, (x) =>
+    r.array(x, "training.history").map((e, i) => readEpoch(r, e, `training.history[${i}]`)),
+  );
   // The remaining fields are the run's configuration, read by people and by --resume from
   // train-state.json (which validates it), not used to rebuild the model.
-  return { ...(o as TrainingRecord), ...(attack !== undefined ? { attack } : {}), ...(history !== undefined ? { history } : {}) };
+  return {
+    ...(o as TrainingRecord),
+    ...(attack !== undefined ? { attack } : {}),
+    ...(history !== undefined ? { history } : {}),
+  };
 }
 
 /** Checks every field a checkpoint's users read; the message names the file and the field. */
@@ -214,7 +232,8 @@ export function validateCheckpointMeta(x: unknown, path: string): CheckpointMeta
   const r = new FieldReader(`checkpoint: ${path}`, "E_MODEL_FORMAT");
   const m = r.object(x, "(top level)");
   if (m.format !== CHECKPOINT_FORMAT) r.fail("format", `"${CHECKPOINT_FORMAT}"`, m.format);
-  if (m.version !== CHECKPOINT_VERSION) r.fail("version", `${CHECKPOINT_VERSION} (the version this badexpert reads)`, m.version);
+  if (m.version !== CHECKPOINT_VERSION)
+    r.fail("version", `${CHECKPOINT_VERSION} (the version this badexpert reads)`, m.version);
   const model = readModelSpec(r, m.model, "model");
   const d = r.object(m.dataset, "dataset");
   const path_ = r.optional(d.path, (v) => r.string(v, "dataset.path"));
@@ -237,7 +256,12 @@ export function validateCheckpointMeta(x: unknown, path: string): CheckpointMeta
     format: CHECKPOINT_FORMAT,
     version: CHECKPOINT_VERSION,
     model,
-    dataset: { name: r.string(d.name, "dataset.name"), ...(path_ !== undefined ? { path: path_ } : {}), ...(trainCount !== undefined ? { trainCount } : {}), ...(testCount !== undefined ? { testCount } : {}) },
+    dataset: {
+      name: r.string(d.name, "dataset.name"),
+      ...(path_ !== undefined ? { path: path_ } : {}),
+      ...(trainCount !== undefined ? { trainCount } : {}),
+      ...(testCount !== undefined ? { testCount } : {}),
+    },
     preprocessing: readPreprocessing(r, m.preprocessing, "preprocessing", model),
     classNames: readClassNames(r, m.classNames, "classNames", model),
     training: readTraining(r, m.training),
@@ -259,19 +283,28 @@ export async function loadCheckpoint(dir: string): Promise<{ model: Module; meta
     throw new BadExpertError(codeOr(e, "E_MODEL_FORMAT"), `checkpoint: ${(e as Error).message}`, { cause: e });
   }
   if (meta.weightsSha256 !== undefined && sha256Hex(bytes) !== meta.weightsSha256) {
-    throw new BadExpertError("E_MODEL_FORMAT", `checkpoint: ${weights} does not match the SHA-256 recorded in ${join(dir, MODEL_META)} (the file was changed or replaced after the checkpoint was written)`);
+    throw new BadExpertError(
+      "E_MODEL_FORMAT",
+      `checkpoint: ${weights} does not match the SHA-256 recorded in ${join(dir, MODEL_META)} (the file was changed or replaced after the checkpoint was written)`,
+    );
   }
   const file = parseSafetensors(bytes, weights, { maxHeaderBytes: WEIGHTS_MAX_HEADER_BYTES });
   const tensors = tensorsFromFile(file, weights, { requireFinite: true });
   let model: Module | undefined;
   try {
-    model = modelForSpec(meta.model, dir, meta.programSha256 !== undefined ? { sha256: meta.programSha256, recordedIn: join(dir, MODEL_META) } : {});
+    model = modelForSpec(
+      meta.model,
+      dir,
+      meta.programSha256 !== undefined ? { sha256: meta.programSha256, recordedIn: join(dir, MODEL_META) } : {},
+    );
     model.loadStateDict(tensors, { strict: true });
   } catch (e) {
     const msg = (e as Error).message;
     if (model === undefined) throw new BadExpertError(codeOr(e, "E_MODEL_FORMAT"), `checkpoint: ${msg}`, { cause: e });
     model.dispose();
-    throw new BadExpertError("E_MODEL_FORMAT", `checkpoint: ${weights} does not fit a ${meta.model.name}: ${msg}`, { cause: e });
+    throw new BadExpertError("E_MODEL_FORMAT", `checkpoint: ${weights} does not fit a ${meta.model.name}: ${msg}`, {
+      cause: e,
+    });
   } finally {
     dispose(tensors);
   }

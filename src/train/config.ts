@@ -45,11 +45,13 @@ export function validateConfig(c: TrainConfig): TrainConfig {
   posInt("epochs", c.epochs);
   posInt("batchSize", c.batchSize);
   if (!(c.lr > 0)) throw new RangeError(`training: lr must be positive, got ${c.lr}`);
-  if (!["sgd", "adam", "adamw"].includes(c.optimizer)) throw new RangeError(`training: optimizer must be sgd, adam or adamw, got '${c.optimizer}'`);
+  if (!["sgd", "adam", "adamw"].includes(c.optimizer))
+    throw new RangeError(`training: optimizer must be sgd, adam or adamw, got '${c.optimizer}'`);
   if (!["none", "multistep", "cosine", "onecycle"].includes(c.schedule)) {
     throw new RangeError(`training: schedule must be none, multistep, cosine or onecycle, got '${c.schedule}'`);
   }
-  if (!Number.isInteger(c.seed) || c.seed < 0) throw new RangeError(`training: seed must be a non-negative integer, got ${c.seed}`);
+  if (!Number.isInteger(c.seed) || c.seed < 0)
+    throw new RangeError(`training: seed must be a non-negative integer, got ${c.seed}`);
   if (!(c.weightDecay >= 0)) throw new RangeError(`training: weightDecay must be >= 0, got ${c.weightDecay}`);
   return c;
 }

@@ -42,12 +42,17 @@ export function evaluateModel(model: Module, ds: ImageDataset, o: EvalOptions): 
     );
     predictions.set(pred, at);
     const labels = ds.labels;
-    for (let k = 0; k < pred.length; k++) if (pred[k] === labels[(b.indices[k] as number)]) correct++;
+    for (let k = 0; k < pred.length; k++) if (pred[k] === labels[b.indices[k] as number]) correct++;
     lossSum += loss;
     at += pred.length;
     b.x.dispose();
     b.y.dispose();
     bar?.tick(pred.length);
   }
-  return { accuracy: ds.count ? correct / ds.count : 0, loss: ds.count ? lossSum / ds.count : 0, count: ds.count, predictions };
+  return {
+    accuracy: ds.count ? correct / ds.count : 0,
+    loss: ds.count ? lossSum / ds.count : 0,
+    count: ds.count,
+    predictions,
+  };
 }

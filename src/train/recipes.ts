@@ -56,6 +56,10 @@ const RECIPES: Record<string, Recipe> = {
 
 export function recipeFor(dataset: string): Recipe {
   const r = RECIPES[dataset];
-  if (!r) throw new RangeError(`no training recipe for dataset '${dataset}'; known: ${Object.keys(RECIPES).join(", ")}`);
-  return { model: r.model, config: { ...r.config, augment: { ...r.config.augment }, milestones: [...r.config.milestones] } };
+  if (!r)
+    throw new RangeError(`no training recipe for dataset '${dataset}'; known: ${Object.keys(RECIPES).join(", ")}`);
+  return {
+    model: r.model,
+    config: { ...r.config, augment: { ...r.config.augment }, milestones: [...r.config.milestones] },
+  };
 }

@@ -26,7 +26,13 @@ interface SavedState {
 
 export async function saveTrainState(
   dir: string,
-  s: { epochsDone: number; config: TrainConfig; history: EpochRecord[]; optimizer: AnyOptimizer; schedule: { stateDict(): LRSchedulerState } | null },
+  s: {
+    epochsDone: number;
+    config: TrainConfig;
+    history: EpochRecord[];
+    optimizer: AnyOptimizer;
+    schedule: { stateDict(): LRSchedulerState } | null;
+  },
 ): Promise<void> {
   const tensors = new Map<string, Tensor>();
   const numbers: Record<string, Record<string, number>> = {};
@@ -89,7 +95,8 @@ export async function loadTrainState(dir: string): Promise<LoadedTrainState & { 
   } catch (e) {
     throw new Error(`resume: ${path} is not valid JSON (${(e as Error).message})`, { cause: e });
   }
-  if (typeof saved !== "object" || saved === null || !Number.isInteger(saved.epochsDone) || !saved.config) throw new Error(`resume: ${path} is not a training state file`);
+  if (typeof saved !== "object" || saved === null || !Number.isInteger(saved.epochsDone) || !saved.config)
+    throw new Error(`resume: ${path} is not a training state file`);
   const { tensors } = await loadTensors(join(dir, STATE_WEIGHTS));
   const state: Record<number, Record<string, Tensor | number>> = {};
   for (const [idx, entry] of Object.entries(saved.numbers)) Object.assign((state[Number(idx)] ??= {}), entry);
@@ -105,7 +112,8 @@ export async function loadTrainState(dir: string): Promise<LoadedTrainState & { 
     restore: ({ optimizer, schedule }) => {
       try {
         // The JSON was written by the same optimizer kind; loadStateDict validates groups and shapes.
-        if (optimizer instanceof SGD) optimizer.loadStateDict({ state, paramGroups: saved.paramGroups as SavedParamGroup<SgdHyper>[] });
+        if (optimizer instanceof SGD)
+          optimizer.loadStateDict({ state, paramGroups: saved.paramGroups as SavedParamGroup<SgdHyper>[] });
         else optimizer.loadStateDict({ state, paramGroups: saved.paramGroups as SavedParamGroup<AdamHyper>[] });
         if (schedule && saved.schedule) schedule.loadStateDict(saved.schedule);
       } finally {

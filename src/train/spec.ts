@@ -43,7 +43,8 @@ export function readPreprocessing(r: FieldReader, v: unknown, path: string, spec
   const o = r.object(v, path);
   const size = r.numbers(o.imageSize, `${path}.imageSize`, { length: 2, integer: true, min: 1, max: MAX_IMAGE_SIZE });
   const [h, w] = size as [number, number];
-  if (h !== spec.imageSize || w !== spec.imageSize) r.fail(`${path}.imageSize`, `[${spec.imageSize}, ${spec.imageSize}] (the model's imageSize)`, size);
+  if (h !== spec.imageSize || w !== spec.imageSize)
+    r.fail(`${path}.imageSize`, `[${spec.imageSize}, ${spec.imageSize}] (the model's imageSize)`, size);
   const channels = r.number(o.channels, `${path}.channels`, { integer: true });
   if (channels !== spec.inChannels) r.fail(`${path}.channels`, `${spec.inChannels} (the model's inChannels)`, channels);
   return {

@@ -16,7 +16,12 @@ export function makeOptimizer(model: Module, c: TrainConfig): AnyOptimizer {
   const params = model.parameters();
   switch (c.optimizer) {
     case "sgd":
-      return new SGD(params, { lr: c.lr, momentum: c.momentum, nesterov: c.nesterov && c.momentum > 0, weightDecay: c.weightDecay });
+      return new SGD(params, {
+        lr: c.lr,
+        momentum: c.momentum,
+        nesterov: c.nesterov && c.momentum > 0,
+        weightDecay: c.weightDecay,
+      });
     case "adam":
       return new Adam(params, { lr: c.lr, weightDecay: c.weightDecay });
     case "adamw":
@@ -30,7 +35,11 @@ export function makeSchedule(opt: AnyOptimizer, c: TrainConfig, batchesPerEpoch:
     case "none":
       return null;
     case "multistep":
-      return new MultiStepLR(opt, c.milestones.map((e) => e * batchesPerEpoch), c.gamma);
+      return new MultiStepLR(
+        opt,
+        c.milestones.map((e) => e * batchesPerEpoch),
+        c.gamma,
+      );
     case "cosine":
       return new CosineAnnealingLR(opt, c.epochs * batchesPerEpoch);
     case "onecycle":
@@ -65,7 +74,10 @@ export interface FitOptions {
    */
   progressLabel?: string;
   /** Called after every epoch (e.g. to write a resumable checkpoint); `true` ends training there. */
-  onEpoch?: (record: EpochRecord, state: { optimizer: AnyOptimizer; schedule: LRScheduler | null }) => Promise<void | boolean>;
+  onEpoch?: (
+    record: EpochRecord,
+    state: { optimizer: AnyOptimizer; schedule: LRScheduler | null },
+  ) => Promise<void | boolean>;
   /**
    * Called after every optimizer step with the number of steps taken so far; it may change the
    * optimizer's rate for the next step, and `true` ends training at once (the epoch's record is
@@ -82,7 +94,12 @@ function currentLr(opt: AnyOptimizer): number {
 }
 
 /** Trains `model` in place; returns one record per epoch run. */
-export async function fit(model: Module, train: ImageDataset, config: TrainConfig, o: FitOptions): Promise<EpochRecord[]> {
+export async function fit(
+  model: Module,
+  train: ImageDataset,
+  config: TrainConfig,
+  o: FitOptions,
+): Promise<EpochRecord[]> {
   const c = validateConfig(config);
   const loader = new DataLoader(train, {
     batchSize: c.batchSize,
@@ -108,7 +125,9 @@ export async function fit(model: Module, train: ImageDataset, config: TrainConfi
       model.train();
       loader.setEpoch(epoch);
       const epochText = `epoch ${epoch + 1}/${c.epochs}`;
-      const bar = new Progress(o.progressLabel ? `${o.progressLabel}, ${epochText}` : epochText, train.count, { silent: o.silent ?? false });
+      const bar = new Progress(o.progressLabel ? `${o.progressLabel}, ${epochText}` : epochText, train.count, {
+        silent: o.silent ?? false,
+      });
       let lossSum = 0;
       let correct = 0;
       let seen = 0;

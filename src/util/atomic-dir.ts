@@ -14,7 +14,21 @@
 // between survives.
 import { randomBytes } from "node:crypto";
 import { constants } from "node:os";
-import { closeSync, constants as fsConstants, fstatSync, lstatSync, openSync, readdirSync, readSync, renameSync, rmdirSync, rmSync, unlinkSync, writeFileSync, type Stats } from "node:fs";
+import {
+  closeSync,
+  constants as fsConstants,
+  fstatSync,
+  lstatSync,
+  openSync,
+  readdirSync,
+  readSync,
+  renameSync,
+  rmdirSync,
+  rmSync,
+  unlinkSync,
+  writeFileSync,
+  type Stats,
+} from "node:fs";
 import { copyFile, mkdir, writeFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { escapeControls } from "./printable.js";
@@ -66,7 +80,11 @@ export function outputDirKind(output: string, what: string, contents: DirContent
     manifest: OUTPUT_MANIFEST,
     files: [OUTPUT_MANIFEST, ...contents.files],
     ...(contents.dirs ? { dirs: contents.dirs } : {}),
-    recognise: (m) => typeof m === "object" && m !== null && (m as Record<string, unknown>).tool === "badexpert" && (m as Record<string, unknown>).output === output,
+    recognise: (m) =>
+      typeof m === "object" &&
+      m !== null &&
+      (m as Record<string, unknown>).tool === "badexpert" &&
+      (m as Record<string, unknown>).output === output,
   };
 }
 
@@ -127,7 +145,8 @@ function manifestProblem(dir: string, kind: OwnedDirKind): string | null {
   try {
     const st = fstatSync(fd);
     if (!st.isFile()) return `its ${kind.manifest} is not a regular file`;
-    if (st.size > MAX_MANIFEST_BYTES) return `its ${kind.manifest} is ${st.size} bytes, larger than any manifest of ours`;
+    if (st.size > MAX_MANIFEST_BYTES)
+      return `its ${kind.manifest} is ${st.size} bytes, larger than any manifest of ours`;
     const buf = Buffer.alloc(st.size);
     let filled = 0;
     while (filled < buf.length) {
@@ -165,14 +184,20 @@ function judge(dir: string, names: readonly string[], kinds: readonly OwnedDirKi
     const s: Strangers = { count: 0, shown: [] };
     findStrangers(dir, { ...kind, files: [kind.manifest, ...kind.files] }, "", s);
     if (s.count === 0) return { ours: true, kind };
-    return { ours: false, reason: `holds a ${kind.what} and ${entries(s.count)} badexpert did not write (${listing(s)})` };
+    return {
+      ours: false,
+      reason: `holds a ${kind.what} and ${entries(s.count)} badexpert did not write (${listing(s)})`,
+    };
   }
   const all: Strangers = { count: 0, shown: [] };
   for (const name of names) {
     const st = lstatOrNull(join(dir, name));
     note(all, `${name}${st?.isDirectory() === true ? "/" : ""}`);
   }
-  return { ours: false, reason: `is not a ${first.what} (${manifestWhy ?? `no ${first.manifest}`}): it holds ${entries(all.count)} badexpert did not write (${listing(all)})` };
+  return {
+    ours: false,
+    reason: `is not a ${first.what} (${manifestWhy ?? `no ${first.manifest}`}): it holds ${entries(all.count)} badexpert did not write (${listing(all)})`,
+  };
 }
 
 function entries(n: number): string {
@@ -190,9 +215,12 @@ function listDir(dir: string, label: string): string[] | null {
     st = lstatSync(dir);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === "ENOENT") return null;
-    throw new Error(`${label}: cannot inspect (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, { cause: e });
+    throw new Error(`${label}: cannot inspect (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, {
+      cause: e,
+    });
   }
-  if (st.isSymbolicLink()) throw new Error(`${label} is a symbolic link; refusing to write through it (give the directory itself)`);
+  if (st.isSymbolicLink())
+    throw new Error(`${label} is a symbolic link; refusing to write through it (give the directory itself)`);
   if (!st.isDirectory()) throw new Error(`${label} exists and is not a directory`);
   return readdirSync(dir);
 }
@@ -206,7 +234,9 @@ function checkWritable(dir: string, o: WritableDirOptions): void {
   const hint = o.forceHint ?? "replace: true";
   if (v.ours) {
     if (o.replace === true) return;
-    throw new Error(`${label} already exists and is not empty (${entries(names.length)}); refusing to overwrite it (${hint} replaces it)`);
+    throw new Error(
+      `${label} already exists and is not empty (${entries(names.length)}); refusing to overwrite it (${hint} replaces it)`,
+    );
   }
   const what = o.kinds[0]?.what ?? "directory of ours";
   throw new Error(
@@ -255,7 +285,10 @@ function removeOwnedSync(dir: string, kinds: readonly OwnedDirKind[]): void {
   if (!v.ours) throw new Error(`${dir} ${v.reason}; it was left in place`);
   const left: Strangers = { count: 0, shown: [] };
   removeByNames(dir, { ...v.kind, files: [v.kind.manifest, ...v.kind.files] }, "", left, v.kind.manifest);
-  if (left.count > 0) throw new Error(`${dir} held ${entries(left.count)} badexpert did not write (${listing(left)}); they were left in place`);
+  if (left.count > 0)
+    throw new Error(
+      `${dir} held ${entries(left.count)} badexpert did not write (${listing(left)}); they were left in place`,
+    );
 }
 
 /** Removes a directory one of our writers made (e.g. a bundle a job has finished with); refuses, keeping everything, anything else. */
@@ -370,7 +403,11 @@ async function cleanStale(parent: string, base: string, dest: string, kinds: rea
  * `dest` as the last step (moving an existing `dest` aside first, after checking again that it is
  * ours to replace, and removing it afterwards by its writer's file names).
  */
-export async function writeDirAtomically(dest: string, fill: (dir: string) => Promise<void>, o: AtomicDirOptions): Promise<void> {
+export async function writeDirAtomically(
+  dest: string,
+  fill: (dir: string) => Promise<void>,
+  o: AtomicDirOptions,
+): Promise<void> {
   const parent = dirname(dest);
   const base = basename(dest);
   await mkdir(parent, { recursive: true });
@@ -418,7 +455,9 @@ export async function writeDirAtomically(dest: string, fill: (dir: string) => Pr
       try {
         removeOwnedSync(old, o.kinds);
       } catch (e) {
-        throw new Error(`${dest} was written, but the directory it replaced was not removed: ${(e as Error).message}`, { cause: e });
+        throw new Error(`${dest} was written, but the directory it replaced was not removed: ${(e as Error).message}`, {
+          cause: e,
+        });
       } finally {
         untrack(old);
       }

@@ -19,7 +19,12 @@ export class FieldReader {
 
   /** `found` is printed as JSON, or as is when it is a `{ text }` description (e.g. "3 values"). */
   fail(path: string, expected: string, found: unknown): never {
-    const what = found === undefined ? "it is missing" : found instanceof Described ? `found ${found.text}` : `found ${printableValue(found, 80)}`;
+    const what =
+      found === undefined
+        ? "it is missing"
+        : found instanceof Described
+          ? `found ${found.text}`
+          : `found ${printableValue(found, 80)}`;
     throw new BadExpertError(this.code, `${this.where}: "${path}" must be ${expected}; ${what}`);
   }
 
@@ -29,15 +34,26 @@ export class FieldReader {
   }
 
   /** A JSON number that is finite (JSON cannot hold NaN or Infinity; strings are not numbers). */
-  number(v: unknown, path: string, o: { min?: number; max?: number; integer?: boolean; positive?: boolean } = {}): number {
+  number(
+    v: unknown,
+    path: string,
+    o: { min?: number; max?: number; integer?: boolean; positive?: boolean } = {},
+  ): number {
     const range = [
       o.integer ? "an integer" : "a finite number",
       o.positive ? "> 0" : "",
       o.min !== undefined ? `>= ${o.min}` : "",
       o.max !== undefined ? `<= ${o.max}` : "",
-    ].filter(Boolean).join(" ");
+    ]
+      .filter(Boolean)
+      .join(" ");
     if (typeof v !== "number" || !Number.isFinite(v)) this.fail(path, range, v);
-    if ((o.integer && !Number.isSafeInteger(v)) || (o.positive && !(v > 0)) || (o.min !== undefined && v < o.min) || (o.max !== undefined && v > o.max)) {
+    if (
+      (o.integer && !Number.isSafeInteger(v)) ||
+      (o.positive && !(v > 0)) ||
+      (o.min !== undefined && v < o.min) ||
+      (o.max !== undefined && v > o.max)
+    ) {
       this.fail(path, range, v);
     }
     return v;
@@ -45,7 +61,8 @@ export class FieldReader {
 
   string(v: unknown, path: string, o: { maxLength?: number } = {}): string {
     if (typeof v !== "string") this.fail(path, "a string", v);
-    if (o.maxLength !== undefined && v.length > o.maxLength) this.fail(path, `a string of at most ${o.maxLength} characters`, new Described(`${v.length} characters`));
+    if (o.maxLength !== undefined && v.length > o.maxLength)
+      this.fail(path, `a string of at most ${o.maxLength} characters`, new Described(`${v.length} characters`));
     return v;
   }
 
@@ -56,14 +73,22 @@ export class FieldReader {
 
   array(v: unknown, path: string, o: { length?: number; maxLength?: number } = {}): unknown[] {
     if (!Array.isArray(v)) this.fail(path, o.length !== undefined ? `an array of ${o.length} values` : "an array", v);
-    if (o.length !== undefined && v.length !== o.length) this.fail(path, `an array of ${o.length} values`, new Described(`${v.length} values`));
-    if (o.maxLength !== undefined && v.length > o.maxLength) this.fail(path, `an array of at most ${o.maxLength} values`, new Described(`${v.length} values`));
+    if (o.length !== undefined && v.length !== o.length)
+      this.fail(path, `an array of ${o.length} values`, new Described(`${v.length} values`));
+    if (o.maxLength !== undefined && v.length > o.maxLength)
+      this.fail(path, `an array of at most ${o.maxLength} values`, new Described(`${v.length} values`));
     return v;
   }
 
-  numbers(v: unknown, path: string, o: { length?: number; min?: number; max?: number; positive?: boolean; integer?: boolean } = {}): number[] {
+  numbers(
+    v: unknown,
+    path: string,
+    o: { length?: number; min?: number; max?: number; positive?: boolean; integer?: boolean } = {},
+  ): number[] {
     const { length, ...each } = o;
-    return this.array(v, path, length !== undefined ? { length } : {}).map((x, i) => this.number(x, `${path}[${i}]`, each));
+    return this.array(v, path, length !== undefined ? { length } : {}).map((x, i) =>
+      this.number(x, `${path}[${i}]`, each),
+    );
   }
 
   strings(v: unknown, path: string, o: { length?: number; maxLength?: number } = {}): string[] {
@@ -71,7 +96,8 @@ export class FieldReader {
   }
 
   oneOf<T extends string>(v: unknown, path: string, values: readonly T[]): T {
-    if (typeof v !== "string" || !(values as readonly string[]).includes(v)) this.fail(path, `one of ${values.join(", ")}`, v);
+    if (typeof v !== "string" || !(values as readonly string[]).includes(v))
+      this.fail(path, `one of ${values.join(", ")}`, v);
     return v as T;
   }
 

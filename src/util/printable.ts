@@ -12,7 +12,10 @@ const MAX_CHARS = 200;
 /** `s` as a double-quoted, escaped string that is safe to print, shortened when very long. */
 export function printable(s: string, maxChars = MAX_CHARS): string {
   const shown = s.length > maxChars ? s.slice(0, maxChars) : s;
-  const quoted = JSON.stringify(shown).replace(UNSAFE, (c) => `\\u${(c.codePointAt(0) ?? 0).toString(16).padStart(4, "0")}`);
+  const quoted = JSON.stringify(shown).replace(
+    UNSAFE,
+    (c) => `\\u${(c.codePointAt(0) ?? 0).toString(16).padStart(4, "0")}`,
+  );
   return s.length > maxChars ? `${quoted}… (${s.length} characters)` : quoted;
 }
 

@@ -40,27 +40,41 @@ export interface ReadRegularFileOptions {
 
 function openError(file: string, what: string, e: unknown): FileReadError {
   const code = (e as NodeJS.ErrnoException).code ?? "";
-  return new FileReadError(file, PROBLEMS[code] ?? `cannot open the ${what} (${code || String(e)})`, code || "EOPEN", { cause: e });
+  return new FileReadError(file, PROBLEMS[code] ?? `cannot open the ${what} (${code || String(e)})`, code || "EOPEN", {
+    cause: e,
+  });
 }
 
 function readError(file: string, what: string, e: unknown): FileReadError {
   if (e instanceof FileReadError) return e;
   const code = (e as NodeJS.ErrnoException).code ?? "";
-  return new FileReadError(file, PROBLEMS[code] ?? `cannot read the ${what} (${code || String(e)})`, code || "EREAD", { cause: e });
+  return new FileReadError(file, PROBLEMS[code] ?? `cannot read the ${what} (${code || String(e)})`, code || "EREAD", {
+    cause: e,
+  });
 }
 
 /** The checks on the open handle's fstat: a regular file of at most maxBytes. */
-function checkStat(file: string, s: { isDirectory(): boolean; isFile(): boolean; size: number }, what: string, maxBytes: number): void {
+function checkStat(
+  file: string,
+  s: { isDirectory(): boolean; isFile(): boolean; size: number },
+  what: string,
+  maxBytes: number,
+): void {
   if (s.isDirectory()) throw new FileReadError(file, `is a directory, not a ${what}`, "EISDIR");
-  if (!s.isFile()) throw new FileReadError(file, `the ${what} is not a regular file (a device, socket or pipe)`, "ETYPE");
-  if (s.size > maxBytes) throw new FileReadError(file, `${s.size} bytes is over the ${maxBytes}-byte limit for a ${what}`, "ESIZE");
+  if (!s.isFile())
+    throw new FileReadError(file, `the ${what} is not a regular file (a device, socket or pipe)`, "ETYPE");
+  if (s.size > maxBytes)
+    throw new FileReadError(file, `${s.size} bytes is over the ${maxBytes}-byte limit for a ${what}`, "ESIZE");
 }
 
 /**
  * Opens a regular file of at most `maxBytes` for reading in parts (a header first, a stream):
  * the same checks as readRegularFile, on the open handle. The caller closes the handle.
  */
-export async function openRegularFile(file: string, o: ReadRegularFileOptions): Promise<{ handle: FileHandle; size: number }> {
+export async function openRegularFile(
+  file: string,
+  o: ReadRegularFileOptions,
+): Promise<{ handle: FileHandle; size: number }> {
   const what = o.what ?? "file";
   let handle: FileHandle;
   try {
@@ -96,7 +110,8 @@ export async function readRegularFile(file: string, o: ReadRegularFileOptions): 
       filled += bytesRead;
       if (filled === buf.length) break;
     }
-    if (filled > o.maxBytes) throw new FileReadError(file, `grew past the ${o.maxBytes}-byte limit for a ${what} while being read`, "ESIZE");
+    if (filled > o.maxBytes)
+      throw new FileReadError(file, `grew past the ${o.maxBytes}-byte limit for a ${what} while being read`, "ESIZE");
     return buf.subarray(0, filled);
   } catch (e) {
     throw readError(file, what, e);
@@ -125,7 +140,8 @@ export function readRegularFileSync(file: string, o: ReadRegularFileOptions): Bu
       filled += bytesRead;
       if (filled === buf.length) break;
     }
-    if (filled > o.maxBytes) throw new FileReadError(file, `grew past the ${o.maxBytes}-byte limit for a ${what} while being read`, "ESIZE");
+    if (filled > o.maxBytes)
+      throw new FileReadError(file, `grew past the ${o.maxBytes}-byte limit for a ${what} while being read`, "ESIZE");
     return buf.subarray(0, filled);
   } catch (e) {
     throw readError(file, what, e);
@@ -135,7 +151,10 @@ export function readRegularFileSync(file: string, o: ReadRegularFileOptions): Bu
 }
 
 /** SHA-256 (hex) and size of a regular file of at most `maxBytes`, streamed: memory stays one chunk whatever the size. */
-export async function sha256OfRegularFile(file: string, o: ReadRegularFileOptions): Promise<{ sha256: string; bytes: number }> {
+export async function sha256OfRegularFile(
+  file: string,
+  o: ReadRegularFileOptions,
+): Promise<{ sha256: string; bytes: number }> {
   const what = o.what ?? "file";
   const { handle } = await openRegularFile(file, o);
   try {
@@ -146,7 +165,8 @@ export async function sha256OfRegularFile(file: string, o: ReadRegularFileOption
       const { bytesRead } = await handle.read(chunk, 0, chunk.length, total);
       if (bytesRead === 0) break;
       total += bytesRead;
-      if (total > o.maxBytes) throw new FileReadError(file, `grew past the ${o.maxBytes}-byte limit for a ${what} while being read`, "ESIZE");
+      if (total > o.maxBytes)
+        throw new FileReadError(file, `grew past the ${o.maxBytes}-byte limit for a ${what} while being read`, "ESIZE");
       hash.update(chunk.subarray(0, bytesRead));
     }
     return { sha256: hash.digest("hex"), bytes: total };

@@ -25,19 +25,38 @@ export interface ChosenPool {
   fallback: string | null;
 }
 
-export async function startScoringPool(init: Omit<WorkerInit, "engine">, size: number, choice: EngineChoice): Promise<ChosenPool> {
+export async function startScoringPool(
+  init: Omit<WorkerInit, "engine">,
+  size: number,
+  choice: EngineChoice,
+): Promise<ChosenPool> {
   const s = init.source;
   if (s.kind === "bundle" && detectorInfo(s.detector).onnx !== true) {
     if (choice === "onnxruntime") {
-      throw new BadExpertError("E_USAGE", `serve: engine onnxruntime cannot score the ${s.detector} detector (${s.dir}): it scores with libtorch only (onnxruntime runs BaDExpert's exported graph); use --engine libtorch or auto`);
+      throw new BadExpertError(
+        "E_USAGE",
+        `serve: engine onnxruntime cannot score the ${s.detector} detector (${s.dir}): it scores with libtorch only (onnxruntime runs BaDExpert's exported graph); use --engine libtorch or auto`,
+      );
     }
     const pool = await WorkerPool.start({ ...init, engine: "libtorch" }, size);
-    return { pool, engine: "libtorch", fallback: choice === "auto" ? `the ${s.detector} detector scores with libtorch only (onnxruntime runs BaDExpert's exported graph)` : null };
+    return {
+      pool,
+      engine: "libtorch",
+      fallback:
+        choice === "auto"
+          ? `the ${s.detector} detector scores with libtorch only (onnxruntime runs BaDExpert's exported graph)`
+          : null,
+    };
   }
-  if (choice !== "auto") return { pool: await WorkerPool.start({ ...init, engine: choice }, size), engine: choice, fallback: null };
+  if (choice !== "auto")
+    return { pool: await WorkerPool.start({ ...init, engine: choice }, size), engine: choice, fallback: null };
   let fallback: string;
   try {
-    return { pool: await WorkerPool.start({ ...init, engine: "onnxruntime" }, size), engine: "onnxruntime", fallback: null };
+    return {
+      pool: await WorkerPool.start({ ...init, engine: "onnxruntime" }, size),
+      engine: "onnxruntime",
+      fallback: null,
+    };
   } catch (e) {
     fallback = (e as Error).message;
   }

@@ -38,7 +38,8 @@ export function batchTensor(b: Batch, info: Pick<ServedInfo, "preprocessing">): 
   const [h, w] = info.preprocessing.imageSize;
   const c = info.preprocessing.channels;
   if (b.pixels instanceof Float32Array) {
-    if (b.pixels.length !== b.count * c * h * w) throw new RangeError(`scoring: ${b.pixels.length} floats do not hold ${b.count} images of ${c}x${h}x${w}`);
+    if (b.pixels.length !== b.count * c * h * w)
+      throw new RangeError(`scoring: ${b.pixels.length} floats do not hold ${b.count} images of ${c}x${h}x${w}`);
     return tensor(b.pixels, { shape: [b.count, c, h, w] });
   }
   return imagesToTensor(b.pixels, b.count, h, w, c);
@@ -89,7 +90,9 @@ async function onnxEngine(det: CalibratedDetector, threads: number): Promise<Eng
   const d = det.badexpert;
   if (d === null) {
     det.dispose();
-    throw new Error(`the ${det.kind} detector scores with libtorch only, not onnxruntime (onnxruntime runs BaDExpert's exported graph)`);
+    throw new Error(
+      `the ${det.kind} detector scores with libtorch only, not onnxruntime (onnxruntime runs BaDExpert's exported graph)`,
+    );
   }
   let onnx: OnnxDetector;
   try {
@@ -102,9 +105,18 @@ async function onnxEngine(det: CalibratedDetector, threads: number): Promise<Eng
     detector: null,
     explainer: null,
     score: async (b) => {
-      const x = b.pixels instanceof Float32Array ? b.pixels : tidy(() => batchTensor(b, info).contiguous().data() as Float32Array);
+      const x =
+        b.pixels instanceof Float32Array
+          ? b.pixels
+          : tidy(() => batchTensor(b, info).contiguous().data() as Float32Array);
       const r = await onnx.scoreBatch(x, b.count);
-      return { pred: r.pred, expertConfidence: r.expertConfidence, auxiliaryConfidence: r.auxiliaryConfidence, score: r.score, flagged: r.flagged };
+      return {
+        pred: r.pred,
+        expertConfidence: r.expertConfidence,
+        auxiliaryConfidence: r.auxiliaryConfidence,
+        score: r.score,
+        flagged: r.flagged,
+      };
     },
     dispose: () => onnx.release(),
   };

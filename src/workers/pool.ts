@@ -27,7 +27,13 @@ export class WorkerPool {
   #running = 0;
   #drained: (() => void) | null = null;
 
-  private constructor(init: WorkerInit, workers: ScoringWorker[], info: ServedInfo, threads: number, events: PoolEvents) {
+  private constructor(
+    init: WorkerInit,
+    workers: ScoringWorker[],
+    info: ServedInfo,
+    threads: number,
+    events: PoolEvents,
+  ) {
     this.#init = init;
     this.#workers = workers;
     this.info = info;
@@ -46,7 +52,13 @@ export class WorkerPool {
       throw failed?.reason instanceof Error ? failed.reason : new Error("scoring pool: no worker started");
     }
     const first = ok[0] as (typeof ok)[number];
-    return new WorkerPool(init, ok.map((s) => s.worker), first.info, first.threads, events);
+    return new WorkerPool(
+      init,
+      ok.map((s) => s.worker),
+      first.info,
+      first.threads,
+      events,
+    );
   }
 
   get size(): number {

@@ -21,9 +21,23 @@ async function score(engine: Engine, req: ScoreRequest): Promise<void> {
   const t0 = performance.now();
   const r = await engine.score(req);
   const forwardMs = performance.now() - t0;
-  const arrays = [r.pred, r.expertConfidence, r.auxiliaryConfidence, r.score, r.flagged].flatMap((a) => (a ? [a.buffer as ArrayBuffer] : []));
+  const arrays = [r.pred, r.expertConfidence, r.auxiliaryConfidence, r.score, r.flagged].flatMap((a) =>
+    a ? [a.buffer as ArrayBuffer] : [],
+  );
   post(
-    { type: "scored", id: req.id, pred: r.pred, expertConfidence: r.expertConfidence, auxiliaryConfidence: r.auxiliaryConfidence, score: r.score, flagged: r.flagged, detector: engine.info.detector, threshold: engine.info.threshold, forwardMs, liveTensors: memory().numTensors },
+    {
+      type: "scored",
+      id: req.id,
+      pred: r.pred,
+      expertConfidence: r.expertConfidence,
+      auxiliaryConfidence: r.auxiliaryConfidence,
+      score: r.score,
+      flagged: r.flagged,
+      detector: engine.info.detector,
+      threshold: engine.info.threshold,
+      forwardMs,
+      liveTensors: memory().numTensors,
+    },
     arrays,
   );
 }
@@ -33,15 +47,25 @@ async function explain(det: BadExpertDetector, req: ExplainRequest): Promise<voi
   const [h, w] = det.info.preprocessing.imageSize;
   const c = det.info.preprocessing.channels;
   const t0 = performance.now();
-  const maps = expertSaliencyOfBytes(det, { pixels: req.pixels, count: req.count, height: h, width: w, channels: c }, req.preds, { method: req.method });
+  const maps = expertSaliencyOfBytes(
+    det,
+    { pixels: req.pixels, count: req.count, height: h, width: w, channels: c },
+    req.preds,
+    { method: req.method },
+  );
   const overlays: Uint8Array[] = [];
   const peaks = new Int32Array(req.count);
   for (let i = 0; i < req.count; i++) {
     const map = maps.subarray(i * h * w, (i + 1) * h * w);
     peaks[i] = topIndices(map, 1)[0] ?? 0;
-    overlays.push(new Uint8Array(await overlayPng(req.pixels.subarray(i * h * w * c, (i + 1) * h * w * c), h, w, c, map)));
+    overlays.push(
+      new Uint8Array(await overlayPng(req.pixels.subarray(i * h * w * c, (i + 1) * h * w * c), h, w, c, map)),
+    );
   }
-  post({ type: "explained", id: req.id, overlays, peaks, explainMs: performance.now() - t0 }, [peaks.buffer as ArrayBuffer, ...overlays.map((o) => o.buffer as ArrayBuffer)]);
+  post({ type: "explained", id: req.id, overlays, peaks, explainMs: performance.now() - t0 }, [
+    peaks.buffer as ArrayBuffer,
+    ...overlays.map((o) => o.buffer as ArrayBuffer),
+  ]);
 }
 
 async function main(): Promise<void> {
@@ -76,7 +100,13 @@ async function main(): Promise<void> {
       // Saliency needs B's gradients: only a libtorch worker holding BaDExpert (the service's explain worker is one) can.
       const det = engine.explainer;
       if (!det) {
-        post({ type: "error", id: m.id, message: engine.info.explainable ? "explain needs the libtorch engine (this worker scores on onnxruntime)" : `explain needs BaDExpert's B; this worker holds the ${engine.info.detector} detector` });
+        post({
+          type: "error",
+          id: m.id,
+          message: engine.info.explainable
+            ? "explain needs the libtorch engine (this worker scores on onnxruntime)"
+            : `explain needs BaDExpert's B; this worker holds the ${engine.info.detector} detector`,
+        });
         return;
       }
       explain(det, m).catch((e: unknown) => post({ type: "error", id: m.id, message: (e as Error).message }));
@@ -84,7 +114,13 @@ async function main(): Promise<void> {
     }
     score(engine, m).catch((e: unknown) => post({ type: "error", id: m.id, message: (e as Error).message }));
   });
-  post({ type: "ready", info: engine.info, threads: getNumThreads(), liveTensors: memory().numTensors, ...(backgroundError !== null ? { backgroundError } : {}) });
+  post({
+    type: "ready",
+    info: engine.info,
+    threads: getNumThreads(),
+    liveTensors: memory().numTensors,
+    ...(backgroundError !== null ? { backgroundError } : {}),
+  });
 }
 
 void main();

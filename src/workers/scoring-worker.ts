@@ -39,14 +39,21 @@ export class ScoringWorker {
   }
 
   /** Starts a worker and waits until its detector is loaded. */
-  static start(init: WorkerInit): Promise<{ worker: ScoringWorker; info: ServedInfo; threads: number; backgroundError?: string }> {
+  static start(
+    init: WorkerInit,
+  ): Promise<{ worker: ScoringWorker; info: ServedInfo; threads: number; backgroundError?: string }> {
     const w = new ScoringWorker(new Worker(WORKER_URL, { workerData: init }));
     return new Promise((resolve, reject) => {
       let started = false;
       w.#worker.on("message", (m: FromWorker) => {
         if (m.type === "ready") {
           started = true;
-          resolve({ worker: w, info: m.info, threads: m.threads, ...(m.backgroundError !== undefined ? { backgroundError: m.backgroundError } : {}) });
+          resolve({
+            worker: w,
+            info: m.info,
+            threads: m.threads,
+            ...(m.backgroundError !== undefined ? { backgroundError: m.backgroundError } : {}),
+          });
         } else if (m.type === "failed") {
           reject(new Error(`scoring worker could not load the detector: ${m.message}`));
           void w.#worker.terminate();
@@ -55,7 +62,9 @@ export class ScoringWorker {
         }
       });
       w.#worker.on("error", (e) => w.#die(new Error(`scoring worker crashed: ${e.message}`), started ? null : reject));
-      w.#worker.on("exit", (code) => w.#die(new Error(`scoring worker exited (code ${code})`), started ? null : reject));
+      w.#worker.on("exit", (code) =>
+        w.#die(new Error(`scoring worker exited (code ${code})`), started ? null : reject),
+      );
     });
   }
 
@@ -81,12 +90,21 @@ export class ScoringWorker {
   /** Saliency overlays of flagged images (M's predictions `preds`); one request at a time, like run(). */
   explain(count: number, pixels: Uint8Array, preds: Int32Array, method: SaliencyMethod): Promise<ExplainResult> {
     const [ownPixels, ownPreds] = [owned(pixels), owned(preds)];
-    return this.#request((id) => ({ type: "explain", id, count, pixels: ownPixels, preds: ownPreds, method }), [ownPixels.buffer as ArrayBuffer, ownPreds.buffer as ArrayBuffer], "explained");
+    return this.#request(
+      (id) => ({ type: "explain", id, count, pixels: ownPixels, preds: ownPreds, method }),
+      [ownPixels.buffer as ArrayBuffer, ownPreds.buffer as ArrayBuffer],
+      "explained",
+    );
   }
 
-  #request<K extends "scored" | "explained">(make: (id: number) => ToWorker, transfer: ArrayBuffer[], answer: K): Promise<Extract<FromWorker, { type: K }>> {
+  #request<K extends "scored" | "explained">(
+    make: (id: number) => ToWorker,
+    transfer: ArrayBuffer[],
+    answer: K,
+  ): Promise<Extract<FromWorker, { type: K }>> {
     if (this.#dead) return Promise.reject(this.#dead);
-    if (this.#pending) return Promise.reject(new Error("scoring worker is busy (a request was sent before the last one was answered)"));
+    if (this.#pending)
+      return Promise.reject(new Error("scoring worker is busy (a request was sent before the last one was answered)"));
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
       const take = (m: FromWorker): void => {

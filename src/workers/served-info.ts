@@ -46,7 +46,10 @@ export function servedInfo(d: CalibratedDetector): ServedInfo {
     calibration: d.calibration,
     rule: d.rule,
     params: withModels ? null : { ...d.params },
-    checkpoint: o.checkpointSha256 !== null && o.checkpoint !== null ? { path: o.checkpoint, weightsSha256: o.checkpointSha256 } : null,
+    checkpoint:
+      o.checkpointSha256 !== null && o.checkpoint !== null
+        ? { path: o.checkpoint, weightsSha256: o.checkpointSha256 }
+        : null,
     trust: { ...d.trust, warnings: [...d.trust.warnings] },
   };
 }

@@ -62,12 +62,19 @@ export function checkSourceAgainst(s: DetectorSource, bundleLoad: BundleLoad): v
     try {
       checkOpenOptions(s.dir, s.detector, bundleLoad);
     } catch (e) {
-      throw new BadExpertError(codeOr(e, "E_USAGE"), `serve: ${(e as Error).message.replace(/^verifyKey \(--verify-key\)/, "bundleLoad.verifyKey (--verify-key)")}`, { cause: e });
+      throw new BadExpertError(
+        codeOr(e, "E_USAGE"),
+        `serve: ${(e as Error).message.replace(/^verifyKey \(--verify-key\)/, "bundleLoad.verifyKey (--verify-key)")}`,
+        { cause: e },
+      );
     }
     return;
   }
   if (bundleLoad.requireSignature === true && weightsTrust(s).signature !== "verified") {
-    throw new BadExpertError("E_BUNDLE_INTEGRITY", "serve: the detector was not loaded from a verified signed bundle, and a signature is required (bundleLoad.requireSignature); load it with Detector.load(dir, { requireSignature: true }) or serve the bundle directory");
+    throw new BadExpertError(
+      "E_BUNDLE_INTEGRITY",
+      "serve: the detector was not loaded from a verified signed bundle, and a signature is required (bundleLoad.requireSignature); load it with Detector.load(dir, { requireSignature: true }) or serve the bundle directory",
+    );
   }
 }
 
@@ -89,7 +96,12 @@ function weightsOf(m: Module): Uint8Array {
 export function sourceFromDetector(d: BadExpertDetector, trust: BundleTrust | null = null): DetectorSource {
   // workerData is structured-cloned; cloning here makes a manifest that cannot cross fail now, clearly.
   const info = structuredClone(d.info);
-  return { kind: "weights", info, weights: { model: weightsOf(d.model), expert: weightsOf(d.expert), auxiliary: weightsOf(d.auxiliary) }, trust: trust ? structuredClone(trust) : null };
+  return {
+    kind: "weights",
+    info,
+    weights: { model: weightsOf(d.model), expert: weightsOf(d.expert), auxiliary: weightsOf(d.auxiliary) },
+    trust: trust ? structuredClone(trust) : null,
+  };
 }
 
 /** The largest weight or state file hashed: far above any model the service can hold. */
@@ -118,9 +130,18 @@ export async function sourceHashes(s: DetectorSource): Promise<Record<string, st
     if (role === "state" && !(await exists(join(s.dir, file)))) continue;
     try {
       // Streamed, with the file's type and size checked first (a FIFO or a device is refused, not waited on).
-      out[file] = (await sha256OfRegularFile(join(s.dir, file), { maxBytes: role === "manifest" ? MAX_MANIFEST_BYTES : MAX_HASHED_BYTES, what: `${role} file` })).sha256;
+      out[file] = (
+        await sha256OfRegularFile(join(s.dir, file), {
+          maxBytes: role === "manifest" ? MAX_MANIFEST_BYTES : MAX_HASHED_BYTES,
+          what: `${role} file`,
+        })
+      ).sha256;
     } catch (e) {
-      throw new BadExpertError("E_BUNDLE_INTEGRITY", `bundle: ${join(s.dir, file)} (${role}): cannot read (${e instanceof FileReadError ? e.problem : (e as Error).message})`, { cause: e });
+      throw new BadExpertError(
+        "E_BUNDLE_INTEGRITY",
+        `bundle: ${join(s.dir, file)} (${role}): cannot read (${e instanceof FileReadError ? e.problem : (e as Error).message})`,
+        { cause: e },
+      );
     }
   }
   return out;

@@ -10,7 +10,27 @@ import { dirname, join, relative, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 
 /** Bottom to top. */
-const LAYERS = ["util", "engine", "io", "nn", "optim", "data", "models", "train", "attacks", "defense", "detectors", "forensics", "export", "report", "jobs", "workers", "api", "serve", "cli"];
+const LAYERS = [
+  "util",
+  "engine",
+  "io",
+  "nn",
+  "optim",
+  "data",
+  "models",
+  "train",
+  "attacks",
+  "defense",
+  "detectors",
+  "forensics",
+  "export",
+  "report",
+  "jobs",
+  "workers",
+  "api",
+  "serve",
+  "cli",
+];
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
 const src = join(root, "src");
 
@@ -64,7 +84,12 @@ async function importGraph(): Promise<Map<string, string[]>> {
   const graph = new Map<string, string[]>();
   for (const file of await tsFiles(src)) {
     const text = await readFile(file, "utf8");
-    const targets = [...text.matchAll(IMPORT)].map((m) => relative(src, resolve(dirname(file), m[1] as string)).replace(/\.js$/, ".ts").split(sep).join("/"));
+    const targets = [...text.matchAll(IMPORT)].map((m) =>
+      relative(src, resolve(dirname(file), m[1] as string))
+        .replace(/\.js$/, ".ts")
+        .split(sep)
+        .join("/"),
+    );
     graph.set(relative(src, file).split(sep).join("/"), targets);
   }
   return graph;
@@ -124,7 +149,11 @@ function importCircles(graph: ReadonlyMap<string, readonly string[]>): string[][
 
 test("no src/ file reaches itself through its imports", async () => {
   const circles = importCircles(await importGraph());
-  assert.deepEqual(circles, [], `import circles (put the shared types or values in a module of their own that both import):\n${circles.map((c) => c.join(", ")).join("\n")}`);
+  assert.deepEqual(
+    circles,
+    [],
+    `import circles (put the shared types or values in a module of their own that both import):\n${circles.map((c) => c.join(", ")).join("\n")}`,
+  );
 });
 
 test("the circle check sees a circle, however long, and nothing else", () => {

@@ -20,11 +20,17 @@ function linearModel(): Sequential {
 test("poisoning without a clean model says that one is needed", async () => {
   const train = generated(100, 16, 16, 3);
   const a = createAttack("clean-label", {}, specOf(train));
-  await assert.rejects(a.poison(train, 0), /attack 'clean-label' needs a clean model to craft its PGD perturbations: pass ctx.cleanModel/);
+  await assert.rejects(
+    a.poison(train, 0),
+    /attack 'clean-label' needs a clean model to craft its PGD perturbations: pass ctx.cleanModel/,
+  );
   const model = linearModel();
   try {
     await assert.rejects(a.poison(train, 0, { cleanModel: model }), /ctx.normalization .* is required/);
-    await assert.rejects(a.poison(train, 0, { cleanModel: model, normalization: { mean: [0.5], std: [1] } }), /needs 3 mean and std values/);
+    await assert.rejects(
+      a.poison(train, 0, { cleanModel: model, normalization: { mean: [0.5], std: [1] } }),
+      /needs 3 mean and std values/,
+    );
   } finally {
     model.dispose();
   }
@@ -36,13 +42,31 @@ test("PGD stays in the eps-ball and [0, 1], raises the clean model's loss, and l
     noLeaks(() =>
       tidy(() => {
         const ds = generated(8, 16, 16, 3);
-        const x = imagesToTensor(gatherImages(ds, Int32Array.from({ length: 8 }, (_, i) => i)), 8, 16, 16, 3);
+        const x = imagesToTensor(
+          gatherImages(
+            ds,
+            Int32Array.from({ length: 8 }, (_, i) => i),
+          ),
+          8,
+          16,
+          16,
+          3,
+        );
         const labels = Int32Array.from(ds.labels);
         model.train();
         const eps = 8 / 255;
-        const adv = pgdPerturb(model, x, labels, { eps, steps: 5, stepSize: 2 / 255, normalization: NORM, rng: new Rng(1) });
+        const adv = pgdPerturb(model, x, labels, {
+          eps,
+          steps: 5,
+          stepSize: 2 / 255,
+          normalization: NORM,
+          rng: new Rng(1),
+        });
         assert.ok(model.training, "the model's mode is restored");
-        assert.ok(model.parameters().every((p) => p.grad === null), "parameter gradients stay untouched");
+        assert.ok(
+          model.parameters().every((p) => p.grad === null),
+          "parameter gradients stay untouched",
+        );
         const d = adv.sub(x).abs().max().item();
         assert.ok(d <= eps + 1e-6 && d > eps / 2, `perturbation ${d} must be within eps ${eps} and use it`);
         assert.ok(adv.min().item() >= 0 && adv.max().item() <= 1);
@@ -67,7 +91,10 @@ test("poisoned target-class images: within eps of the original outside the corne
       assert.ok(a instanceof CleanLabel);
       const p = await a.poison(train, 4, { cleanModel: model, normalization: NORM });
       assert.equal(p.poisonIndices.length, 10);
-      assert.ok(p.poisonIndices.every((i) => train.labels[i] === 0), "only target-class images are poisoned");
+      assert.ok(
+        p.poisonIndices.every((i) => train.labels[i] === 0),
+        "only target-class images are poisoned",
+      );
       assert.deepEqual(p.labels, train.labels, "labels are kept");
       assert.equal(p.coverIndices.length, 0);
       const per = 16 * 16 * 3;

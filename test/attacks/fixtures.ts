@@ -5,7 +5,14 @@ import type { ImageDataset } from "../../src/data/dataset.js";
 import type { ImageSpec } from "../../src/attacks/index.js";
 
 /** `count` images with pseudo-random pixels (not only 0/255, so blends are visible) and labels i mod classes. */
-export function generated(count: number, h = 32, w = 32, c = 3, classes = 10, split: "train" | "test" = "train"): ImageDataset {
+export function generated(
+  count: number,
+  h = 32,
+  w = 32,
+  c = 3,
+  classes = 10,
+  split: "train" | "test" = "train",
+): ImageDataset {
   const images = new Uint8Array(count * h * w * c);
   let s = 12345;
   for (let i = 0; i < images.length; i++) {
@@ -14,7 +21,18 @@ export function generated(count: number, h = 32, w = 32, c = 3, classes = 10, sp
   }
   const labels = Int32Array.from({ length: count }, (_, i) => i % classes);
   const classNames = Array.from({ length: classes }, (_, i) => `c${i}`);
-  return { name: "generated", split, images, labels, count, height: h, width: w, channels: c, classNames, source: "generated" };
+  return {
+    name: "generated",
+    split,
+    images,
+    labels,
+    count,
+    height: h,
+    width: w,
+    channels: c,
+    classNames,
+    source: "generated",
+  };
 }
 
 export function specOf(ds: ImageDataset): ImageSpec {

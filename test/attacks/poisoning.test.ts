@@ -29,20 +29,85 @@ const notTarget = (y: number) => y !== 0;
 const anyClass = () => true;
 const toTarget = () => 0;
 const CASES: Case[] = [
-  { name: "badnet", params: { rate: 0.05 }, poison: 50, cover: 0, poisonFrom: notTarget, coverFrom: anyClass, label: toTarget },
-  { name: "blend", params: { rate: 0.05 }, poison: 50, cover: 0, poisonFrom: notTarget, coverFrom: anyClass, label: toTarget },
-  { name: "trojan", params: { rate: 0.05 }, poison: 50, cover: 0, poisonFrom: notTarget, coverFrom: anyClass, label: toTarget },
-  { name: "sig", params: { rate: 0.05 }, poison: 50, cover: 0, poisonFrom: (y) => y === 0, coverFrom: anyClass, label: (y) => y },
+  {
+    name: "badnet",
+    params: { rate: 0.05 },
+    poison: 50,
+    cover: 0,
+    poisonFrom: notTarget,
+    coverFrom: anyClass,
+    label: toTarget,
+  },
+  {
+    name: "blend",
+    params: { rate: 0.05 },
+    poison: 50,
+    cover: 0,
+    poisonFrom: notTarget,
+    coverFrom: anyClass,
+    label: toTarget,
+  },
+  {
+    name: "trojan",
+    params: { rate: 0.05 },
+    poison: 50,
+    cover: 0,
+    poisonFrom: notTarget,
+    coverFrom: anyClass,
+    label: toTarget,
+  },
+  {
+    name: "sig",
+    params: { rate: 0.05 },
+    poison: 50,
+    cover: 0,
+    poisonFrom: (y) => y === 0,
+    coverFrom: anyClass,
+    label: (y) => y,
+  },
   { name: "wanet", params: {}, poison: 50, cover: 100, poisonFrom: notTarget, coverFrom: anyClass, label: toTarget },
   { name: "bpp", params: {}, poison: 200, cover: 200, poisonFrom: notTarget, coverFrom: anyClass, label: toTarget },
-  { name: "adaptive-blend", params: { rate: 0.02, coverRate: 0.03 }, poison: 20, cover: 30, poisonFrom: notTarget, coverFrom: anyClass, label: toTarget },
-  { name: "adaptive-patch", params: { rate: 0.02, coverRate: 0.04 }, poison: 20, cover: 40, poisonFrom: notTarget, coverFrom: anyClass, label: toTarget },
-  { name: "badnet-all-to-all", params: { rate: 0.05 }, poison: 50, cover: 0, poisonFrom: anyClass, coverFrom: anyClass, label: (y) => (y + 1) % 10 },
-  { name: "tact", params: { rate: 0.02, coverRate: 0.03 }, poison: 20, cover: 30, poisonFrom: (y) => y === 1, coverFrom: (y) => y === 5 || y === 7, label: toTarget },
+  {
+    name: "adaptive-blend",
+    params: { rate: 0.02, coverRate: 0.03 },
+    poison: 20,
+    cover: 30,
+    poisonFrom: notTarget,
+    coverFrom: anyClass,
+    label: toTarget,
+  },
+  {
+    name: "adaptive-patch",
+    params: { rate: 0.02, coverRate: 0.04 },
+    poison: 20,
+    cover: 40,
+    poisonFrom: notTarget,
+    coverFrom: anyClass,
+    label: toTarget,
+  },
+  {
+    name: "badnet-all-to-all",
+    params: { rate: 0.05 },
+    poison: 50,
+    cover: 0,
+    poisonFrom: anyClass,
+    coverFrom: anyClass,
+    label: (y) => (y + 1) % 10,
+  },
+  {
+    name: "tact",
+    params: { rate: 0.02, coverRate: 0.03 },
+    poison: 20,
+    cover: 30,
+    poisonFrom: (y) => y === 1,
+    coverFrom: (y) => y === 5 || y === 7,
+    label: toTarget,
+  },
 ];
 
 function assertSorted(a: Int32Array): void {
-  for (let i = 1; i < a.length; i++) assert.ok((a[i - 1] as number) < (a[i] as number), "indices must be sorted and distinct");
+  for (let i = 1; i < a.length; i++)
+    assert.ok((a[i - 1] as number) < (a[i] as number), "indices must be sorted and distinct");
 }
 
 for (const c of CASES) {
@@ -56,7 +121,10 @@ for (const c of CASES) {
       assertSorted(p.poisonIndices);
       assertSorted(p.coverIndices);
       const poisonSet = new Set(p.poisonIndices);
-      assert.ok(p.coverIndices.every((i) => !poisonSet.has(i)), "cover and poison samples are disjoint");
+      assert.ok(
+        p.coverIndices.every((i) => !poisonSet.has(i)),
+        "cover and poison samples are disjoint",
+      );
       for (const i of p.poisonIndices) {
         const y = train.labels[i] as number;
         assert.ok(c.poisonFrom(y), `poisoned sample ${i} has class ${y}`);
@@ -71,11 +139,16 @@ for (const c of CASES) {
       assert.equal(p.dataset.labels, p.labels, "the dataset trains on the poisoned labels");
       assert.deepEqual(p.trueLabels, train.labels);
       // Exactly the poisoned and cover images change.
-      assert.deepEqual(changedImages(train, p.dataset), [...altered].sort((a, b) => a - b));
+      assert.deepEqual(
+        changedImages(train, p.dataset),
+        [...altered].sort((a, b) => a - b),
+      );
       // Poisoned images carry the test-time trigger where the attack uses the same trigger in training.
       if (!["adaptive-blend", "adaptive-patch"].includes(c.name)) {
         const rows = p.poisonIndices.subarray(0, 5);
-        const expected = tidy(() => tensorToImages(attack.applyTrigger(imagesToTensor(gatherImages(train, rows), rows.length, 16, 16, 3))));
+        const expected = tidy(() =>
+          tensorToImages(attack.applyTrigger(imagesToTensor(gatherImages(train, rows), rows.length, 16, 16, 3))),
+        );
         assert.deepEqual(gatherImages(p.dataset, rows), expected);
       }
       // Same seed, same result; another seed, another choice.
@@ -99,10 +172,22 @@ test("the rate is a fraction of the whole training set, rounded (0.003 of 50,000
   }));
 
 test("asking for more poison than the allowed classes hold is an error naming the rate and the class", async () => {
-  await assert.rejects(createAttack("sig", { rate: 0.5 }, spec).poison(train, 0), /rate 0\.5 asks for 500 poisoned samples of the target class 0, but the training set has only 100/);
-  await assert.rejects(createAttack("badnet", { rate: 0.95 }, spec).poison(train, 0), /only 900 training images are outside the target class 0/);
-  await assert.rejects(createAttack("tact", { coverRate: 0.3 }, spec).poison(train, 0), /coverRate 0\.3 asks for 300 cover samples but only 200 training images of the cover classes 5, 7/);
-  await assert.rejects(createAttack("badnet", {}, spec).poison(generated(10, 8, 8, 3), 0), /built for 16x16x3 images, the dataset generated\/train has 8x8x3/);
+  await assert.rejects(
+    createAttack("sig", { rate: 0.5 }, spec).poison(train, 0),
+    /rate 0\.5 asks for 500 poisoned samples of the target class 0, but the training set has only 100/,
+  );
+  await assert.rejects(
+    createAttack("badnet", { rate: 0.95 }, spec).poison(train, 0),
+    /only 900 training images are outside the target class 0/,
+  );
+  await assert.rejects(
+    createAttack("tact", { coverRate: 0.3 }, spec).poison(train, 0),
+    /coverRate 0\.3 asks for 300 cover samples but only 200 training images of the cover classes 5, 7/,
+  );
+  await assert.rejects(
+    createAttack("badnet", {}, spec).poison(generated(10, 8, 8, 3), 0),
+    /built for 16x16x3 images, the dataset generated\/train has 8x8x3/,
+  );
   await assert.rejects(createAttack("badnet", {}, spec).poison(train, 1.5), /seed must be an integer/);
 });
 
@@ -111,11 +196,19 @@ test("all-to-one poisoned test sets hold every non-target image, triggered, labe
     const attack = createAttack("badnet", {}, spec);
     const t = attack.poisonedTestSet(test_);
     assert.equal(t.dataset.count, 180);
-    assert.deepEqual(Array.from(t.sourceIndices), Array.from({ length: 200 }, (_, i) => i).filter((i) => i % 10 !== 0));
+    assert.deepEqual(
+      Array.from(t.sourceIndices),
+      Array.from({ length: 200 }, (_, i) => i).filter((i) => i % 10 !== 0),
+    );
     assert.ok(t.targetLabels.every((y) => y === 0));
     assert.equal(t.dataset.labels, t.targetLabels);
-    assert.deepEqual(Array.from(t.trueLabels), Array.from(t.sourceIndices, (i) => i % 10));
-    const expected = tidy(() => tensorToImages(attack.applyTrigger(imagesToTensor(gatherImages(test_, t.sourceIndices), 180, 16, 16, 3))));
+    assert.deepEqual(
+      Array.from(t.trueLabels),
+      Array.from(t.sourceIndices, (i) => i % 10),
+    );
+    const expected = tidy(() =>
+      tensorToImages(attack.applyTrigger(imagesToTensor(gatherImages(test_, t.sourceIndices), 180, 16, 16, 3))),
+    );
     assert.deepEqual(t.dataset.images, expected);
     const t3 = createAttack("blend", { targetClass: 3 }, spec).poisonedTestSet(test_);
     assert.ok(t3.trueLabels.every((y) => y !== 3) && t3.targetLabels.every((y) => y === 3));
@@ -125,11 +218,16 @@ test("all-to-all test sets hold every image with target (y + 1) mod C; TaCT's on
   noLeaks(() => {
     const all = createAttack("badnet-all-to-all", {}, spec).poisonedTestSet(test_);
     assert.equal(all.dataset.count, 200);
-    assert.deepEqual(Array.from(all.targetLabels), Array.from(all.trueLabels, (y) => (y + 1) % 10));
+    assert.deepEqual(
+      Array.from(all.targetLabels),
+      Array.from(all.trueLabels, (y) => (y + 1) % 10),
+    );
     const tact = createAttack("tact", {}, spec).poisonedTestSet(test_);
     assert.equal(tact.dataset.count, 20);
     assert.ok(tact.trueLabels.every((y) => y === 1) && tact.targetLabels.every((y) => y === 0));
-    const tact2 = createAttack("tact", { sourceClass: 4, targetClass: 2, coverClasses: "3" }, spec).poisonedTestSet(test_);
+    const tact2 = createAttack("tact", { sourceClass: 4, targetClass: 2, coverClasses: "3" }, spec).poisonedTestSet(
+      test_,
+    );
     assert.ok(tact2.trueLabels.every((y) => y === 4) && tact2.targetLabels.every((y) => y === 2));
   }));
 

@@ -14,7 +14,15 @@ import { SIZES } from "./fixtures.js";
 const spec = (h: number, w: number, c: number): ImageSpec => ({ numClasses: 10, height: h, width: w, channels: c });
 
 /** n random images [n, c, h, w] with values in [lo, hi), as a tensor and the raw array. */
-function randomImages(n: number, c: number, h: number, w: number, seed = 1, lo = 0.1, hi = 0.9): { x: Tensor; v: Float32Array } {
+function randomImages(
+  n: number,
+  c: number,
+  h: number,
+  w: number,
+  seed = 1,
+  lo = 0.1,
+  hi = 0.9,
+): { x: Tensor; v: Float32Array } {
   const rng = new Rng(seed);
   const v = Float32Array.from({ length: n * c * h * w }, () => rng.uniform(lo, hi));
   return { x: tensor(v, { shape: [n, c, h, w] }), v };
@@ -24,8 +32,15 @@ function randomImages(n: number, c: number, h: number, w: number, seed = 1, lo =
  * Asserts that out equals `expected(n, ch, i, j)` wherever that is a number and equals the input
  * exactly where it is null (outside the trigger).
  */
-function assertPixels(out: Float32Array, input: Float32Array, n: number, c: number, h: number, w: number,
-  expected: (s: number, ch: number, i: number, j: number) => number | null): void {
+function assertPixels(
+  out: Float32Array,
+  input: Float32Array,
+  n: number,
+  c: number,
+  h: number,
+  w: number,
+  expected: (s: number, ch: number, i: number, j: number) => number | null,
+): void {
   for (let s = 0; s < n; s++) {
     for (let ch = 0; ch < c; ch++) {
       for (let i = 0; i < h; i++) {
@@ -33,7 +48,11 @@ function assertPixels(out: Float32Array, input: Float32Array, n: number, c: numb
           const k = ((s * c + ch) * h + i) * w + j;
           const e = expected(s, ch, i, j);
           if (e === null) assert.equal(out[k], input[k], `pixel (${s},${ch},${i},${j}) outside the trigger changed`);
-          else assert.ok(Math.abs((out[k] as number) - e) < 1e-6, `pixel (${s},${ch},${i},${j}) is ${out[k]}, expected ${e}`);
+          else
+            assert.ok(
+              Math.abs((out[k] as number) - e) < 1e-6,
+              `pixel (${s},${ch},${i},${j}) is ${out[k]}, expected ${e}`,
+            );
         }
       }
     }
@@ -60,8 +79,14 @@ test("BadNet pastes a 3x3 checkerboard one cell in from the bottom-right corner,
         });
       }
       // On 32x32 the patch is rows and columns 28..30, white at its top-left.
-      const out = trigger(createAttack("badnet", {}, spec(32, 32, 1)), tensor(new Float32Array(32 * 32).fill(0.5), { shape: [1, 1, 32, 32] }));
-      assert.deepEqual([out[28 * 32 + 28], out[28 * 32 + 29], out[30 * 32 + 30], out[31 * 32 + 31], out[27 * 32 + 28]], [1, 0, 1, 0.5, 0.5]);
+      const out = trigger(
+        createAttack("badnet", {}, spec(32, 32, 1)),
+        tensor(new Float32Array(32 * 32).fill(0.5), { shape: [1, 1, 32, 32] }),
+      );
+      assert.deepEqual(
+        [out[28 * 32 + 28], out[28 * 32 + 29], out[30 * 32 + 30], out[31 * 32 + 31], out[27 * 32 + 28]],
+        [1, 0, 1, 0.5, 0.5],
+      );
     }),
   ));
 
@@ -70,18 +95,30 @@ test("BadNet's corner parameter moves the same patch to each corner, margin cell
     tidy(() => {
       const grey = tensor(new Float32Array(32 * 32).fill(0.5), { shape: [1, 1, 32, 32] });
       // [corner, top, left] of the 3x3 patch on 32x32 with margin 1.
-      for (const [corner, top, left] of [[0, 28, 28], [1, 28, 1], [2, 1, 28], [3, 1, 1]] as const) {
+      for (const [corner, top, left] of [
+        [0, 28, 28],
+        [1, 28, 1],
+        [2, 1, 28],
+        [3, 1, 1],
+      ] as const) {
         const out = trigger(createAttack("badnet", { corner }, spec(32, 32, 1)), grey);
         const changed: number[] = [];
         out.forEach((o, k) => {
           if (o !== 0.5) changed.push(k);
         });
-        const inside = (k: number) => Math.floor(k / 32) >= top && Math.floor(k / 32) < top + 3 && k % 32 >= left && k % 32 < left + 3;
+        const inside = (k: number) =>
+          Math.floor(k / 32) >= top && Math.floor(k / 32) < top + 3 && k % 32 >= left && k % 32 < left + 3;
         assert.equal(changed.length, 9, `corner ${corner}`);
-        assert.ok(changed.every(inside), `corner ${corner}: a pixel outside rows ${top}.. and columns ${left}.. changed`);
+        assert.ok(
+          changed.every(inside),
+          `corner ${corner}: a pixel outside rows ${top}.. and columns ${left}.. changed`,
+        );
         assert.equal(out[top * 32 + left], 1, `corner ${corner}: the patch starts white`);
       }
-      assert.throws(() => createAttack("badnet", { corner: 4 }, spec(32, 32, 1)), /parameter 'corner' must be an integer >= 0 and <= 3, got 4/);
+      assert.throws(
+        () => createAttack("badnet", { corner: 4 }, spec(32, 32, 1)),
+        /parameter 'corner' must be an integer >= 0 and <= 3, got 4/,
+      );
     }),
   ));
 
@@ -106,8 +143,21 @@ test("Trojan pastes its 8x8 watermark at pixels 21-28 of a 32x32 image; the tran
         }
       }
       // On 32x32 the square spans rows and columns 21..28: its corner pixel is drawn, the pixel before it is not.
-      const out = trigger(createAttack("trojan", {}, spec(32, 32, 1)), tensor(new Float32Array(32 * 32).fill(0.5), { shape: [1, 1, 32, 32] }));
-      assert.deepEqual([out[21 * 32 + 21], out[28 * 32 + 28], out[20 * 32 + 21], out[29 * 32 + 28], out[22 * 32 + 22], out[23 * 32 + 23]], [1, 1, 0.5, 0.5, 0.5, 0]);
+      const out = trigger(
+        createAttack("trojan", {}, spec(32, 32, 1)),
+        tensor(new Float32Array(32 * 32).fill(0.5), { shape: [1, 1, 32, 32] }),
+      );
+      assert.deepEqual(
+        [
+          out[21 * 32 + 21],
+          out[28 * 32 + 28],
+          out[20 * 32 + 21],
+          out[29 * 32 + 28],
+          out[22 * 32 + 22],
+          out[23 * 32 + 23],
+        ],
+        [1, 1, 0.5, 0.5, 0.5, 0],
+      );
     }),
   ));
 
@@ -137,7 +187,10 @@ test("Blend gives x' = (1 - alpha) x + alpha P with a seeded full-image noise pa
         assert.ok(a instanceof Blend);
         const p = a.pattern;
         assert.equal(p.length, c * h * w);
-        assert.ok(Math.min(...p) >= 0 && Math.max(...p) < 1 && Math.min(...p) < 0.01 && Math.max(...p) > 0.99, "pattern spans [0, 1)");
+        assert.ok(
+          Math.min(...p) >= 0 && Math.max(...p) < 1 && Math.min(...p) < 0.01 && Math.max(...p) > 0.99,
+          "pattern spans [0, 1)",
+        );
         const { x, v } = randomImages(2, c, h, w, 5, 0, 1);
         const plane = c * h * w;
         assertPixels(trigger(a, x), v, 2, c, h, w, (sample, ch, i, j) => {
@@ -171,9 +224,15 @@ test("SIG adds delta*sin(2*pi*j*f/m) along each row and clamps to [0, 1]", () =>
           return (v[k] as number) + (20 / 255) * Math.sin((2 * Math.PI * j * 6) / w);
         });
       }
-      const bright = trigger(createAttack("sig", { delta: "30/255" }, spec(4, 32, 1)), tensor(new Float32Array(128).fill(1), { shape: [1, 1, 4, 32] }));
+      const bright = trigger(
+        createAttack("sig", { delta: "30/255" }, spec(4, 32, 1)),
+        tensor(new Float32Array(128).fill(1), { shape: [1, 1, 4, 32] }),
+      );
       assert.equal(Math.max(...bright), 1);
-      assert.ok(Math.abs((bright[4] as number) - (1 - 30 / 255)) < 1e-6, "column 4 is 0.75 turns in (4*6/32): the trough, -delta");
+      assert.ok(
+        Math.abs((bright[4] as number) - (1 - 30 / 255)) < 1e-6,
+        "column 4 is 0.75 turns in (4*6/32): the trough, -delta",
+      );
     }),
   ));
 
@@ -183,13 +242,19 @@ test("WaNet is the identity at strength 0, a smooth resampling otherwise, in [0,
       for (const [h, w, c] of SIZES) {
         const { x, v } = randomImages(2, c, h, w, 7, 0, 1);
         const id = trigger(createAttack("wanet", { strength: 0 }, spec(h, w, c)), x);
-        assert.ok(id.every((o, k) => Math.abs(o - (v[k] as number)) < 1e-5), "strength 0 changes the image");
+        assert.ok(
+          id.every((o, k) => Math.abs(o - (v[k] as number)) < 1e-5),
+          "strength 0 changes the image",
+        );
         const warped = trigger(createAttack("wanet", {}, spec(h, w, c)), x);
         const maxDiff = Math.max(...warped.map((o, k) => Math.abs(o - (v[k] as number))));
         assert.ok(maxDiff > 0.05, `the warp barely changes the image (max difference ${maxDiff})`);
         assert.ok(warped.every((o) => o >= 0 && o <= 1));
         // A resampling keeps a constant image constant (an additive trigger would not).
-        const flat = trigger(createAttack("wanet", {}, spec(h, w, c)), tensor(new Float32Array(c * h * w).fill(0.3), { shape: [1, c, h, w] }));
+        const flat = trigger(
+          createAttack("wanet", {}, spec(h, w, c)),
+          tensor(new Float32Array(c * h * w).fill(0.3), { shape: [1, c, h, w] }),
+        );
         assert.ok(flat.every((o) => Math.abs(o - 0.3) < 1e-5));
         assert.deepEqual(trigger(createAttack("wanet", {}, spec(h, w, c)), x), warped);
         assert.notDeepEqual(trigger(createAttack("wanet", { patternSeed: 9 }, spec(h, w, c)), x), warped);
@@ -213,9 +278,15 @@ test("BPP quantises each channel to the levels, with Floyd-Steinberg error diffu
         const plain = trigger(createAttack("bpp", { dither: false }, spec(h, w, c)), x);
         assert.ok(plain.every((o, k) => Math.abs(o - Math.round((v[k] as number) * 7) / 7) < 1e-6));
         const dithered = trigger(createAttack("bpp", {}, spec(h, w, c)), x);
-        assert.ok(dithered.every((o) => Math.abs(o * 7 - Math.round(o * 7)) < 1e-5), "dithered values must be levels k/7");
+        assert.ok(
+          dithered.every((o) => Math.abs(o * 7 - Math.round(o * 7)) < 1e-5),
+          "dithered values must be levels k/7",
+        );
         // Dithering keeps the local mean: a flat 0.3 image stays 0.3 on average; rounding alone gives 2/7.
-        const flat = trigger(createAttack("bpp", {}, spec(h, w, c)), tensor(new Float32Array(c * h * w).fill(0.3), { shape: [1, c, h, w] }));
+        const flat = trigger(
+          createAttack("bpp", {}, spec(h, w, c)),
+          tensor(new Float32Array(c * h * w).fill(0.3), { shape: [1, c, h, w] }),
+        );
         const mean = flat.reduce((a, b) => a + b, 0) / flat.length;
         assert.ok(Math.abs(mean - 0.3) < 0.01, `dithered mean ${mean}`);
       }
@@ -231,7 +302,16 @@ test("Adaptive-Blend: full pattern at alpha 0.2 at test; 8 of 16 pieces at alpha
         const { x, v } = randomImages(3, c, h, w, 9);
         const plane = c * h * w;
         const p = a.pattern;
-        assertPixels(trigger(a, x), v, 3, c, h, w, (s, ch, i, j) => 0.8 * (v[s * plane + (ch * h + i) * w + j] as number) + 0.2 * (p[(ch * h + i) * w + j] as number));
+        assertPixels(
+          trigger(a, x),
+          v,
+          3,
+          c,
+          h,
+          w,
+          (s, ch, i, j) =>
+            0.8 * (v[s * plane + (ch * h + i) * w + j] as number) + 0.2 * (p[(ch * h + i) * w + j] as number),
+        );
         const out = tidy(() => a.trainingTrigger(x, new Rng(1)).data() as Float32Array);
         for (let s = 0; s < 3; s++) {
           let pieces = 0;
@@ -241,13 +321,16 @@ test("Adaptive-Blend: full pattern at alpha 0.2 at test; 8 of 16 pieces at alpha
               const i0 = Math.floor((r * h) / 4);
               const j0 = Math.floor((q * w) / 4);
               const k0 = s * plane + i0 * w + j0;
-              const blended = Math.abs((out[k0] as number) - (0.85 * (v[k0] as number) + 0.15 * (p[i0 * w + j0] as number))) < 1e-6;
+              const blended =
+                Math.abs((out[k0] as number) - (0.85 * (v[k0] as number) + 0.15 * (p[i0 * w + j0] as number))) < 1e-6;
               if (blended) pieces++;
               for (let ch = 0; ch < c; ch++) {
                 for (let i = i0; i < Math.floor(((r + 1) * h) / 4); i++) {
                   for (let j = j0; j < Math.floor(((q + 1) * w) / 4); j++) {
                     const k = s * plane + (ch * h + i) * w + j;
-                    const e = blended ? 0.85 * (v[k] as number) + 0.15 * (p[(ch * h + i) * w + j] as number) : (v[k] as number);
+                    const e = blended
+                      ? 0.85 * (v[k] as number) + 0.15 * (p[(ch * h + i) * w + j] as number)
+                      : (v[k] as number);
                     assert.ok(Math.abs((out[k] as number) - e) < 1e-6);
                   }
                 }
@@ -272,8 +355,13 @@ test("Adaptive-Patch: patches 0 and 2 at full opacity at test; one patch at its 
         const inTopLeft = (i: number, j: number) => i >= s && i < s + side && j >= s && j < s + side;
         const inTopRight = (i: number, j: number) => i >= s && i < s + side && j >= w - s - side && j < w - s;
         const test0 = a.testCanvas.pattern;
-        assertPixels(trigger(a, x), v, 16, c, h, w, (_s, ch, i, j) => (inTopLeft(i, j) || inTopRight(i, j) ? (test0[(ch * h + i) * w + j] as number) : null));
-        assert.ok(test0.every((p) => p === 0 || p === 1), "patch cells are black/white or colour-cube corners");
+        assertPixels(trigger(a, x), v, 16, c, h, w, (_s, ch, i, j) =>
+          inTopLeft(i, j) || inTopRight(i, j) ? (test0[(ch * h + i) * w + j] as number) : null,
+        );
+        assert.ok(
+          test0.every((p) => p === 0 || p === 1),
+          "patch cells are black/white or colour-cube corners",
+        );
         const out = tidy(() => a.trainingTrigger(x, new Rng(2)).data() as Float32Array);
         const plane = c * h * w;
         const used = new Set<number>();
@@ -283,10 +371,19 @@ test("Adaptive-Patch: patches 0 and 2 at full opacity at test; one patch at its 
             return Array.from({ length: plane }, (_, q) => {
               const pix = q % (h * w);
               const m = (patch.mask[pix] as number) * alpha;
-              return Math.abs((out[n * plane + q] as number) - ((1 - m) * (v[n * plane + q] as number) + m * (patch.pattern[q] as number))) < 1e-6;
+              return (
+                Math.abs(
+                  (out[n * plane + q] as number) -
+                    ((1 - m) * (v[n * plane + q] as number) + m * (patch.pattern[q] as number)),
+                ) < 1e-6
+              );
             }).every(Boolean);
           });
-          assert.equal(matches.filter(Boolean).length, 1, `sample ${n} must carry exactly one patch at its training opacity`);
+          assert.equal(
+            matches.filter(Boolean).length,
+            1,
+            `sample ${n} must carry exactly one patch at its training opacity`,
+          );
           used.add(matches.indexOf(true));
         }
         assert.ok(used.size >= 3, "patches are chosen per sample");
@@ -298,7 +395,20 @@ test("Adaptive-Patch: patches 0 and 2 at full opacity at test; one patch at its 
 test("every attack keeps the batch shape and [0, 1] range at 28x28x1, 32x32x3 and 64x64x3, and rejects other sizes", () =>
   noLeaks(() =>
     tidy(() => {
-      const names = ["badnet", "blend", "trojan", "clean-label", "sig", "wanet", "bpp", "adaptive-blend", "adaptive-patch", "badnet-all-to-all", "tact", "sleeper-agent"];
+      const names = [
+        "badnet",
+        "blend",
+        "trojan",
+        "clean-label",
+        "sig",
+        "wanet",
+        "bpp",
+        "adaptive-blend",
+        "adaptive-patch",
+        "badnet-all-to-all",
+        "tact",
+        "sleeper-agent",
+      ];
       for (const [h, w, c] of SIZES) {
         const { x, v } = randomImages(2, c, h, w, 11, 0, 1);
         for (const name of names) {
@@ -306,9 +416,18 @@ test("every attack keeps the batch shape and [0, 1] range at 28x28x1, 32x32x3 an
           const t = a.applyTrigger(x);
           assert.deepEqual(t.shape, [2, c, h, w], name);
           const d = t.data() as Float32Array;
-          assert.ok(d.every((o) => o >= 0 && o <= 1), `${name}: values leave [0, 1]`);
-          assert.ok(d.some((o, k) => Math.abs(o - (v[k] as number)) > 1e-3), `${name}: the trigger changes nothing at ${h}x${w}x${c}`);
-          assert.throws(() => a.applyTrigger(tensor(new Float32Array(c * 16 * 16), { shape: [1, c, 16, 16] })), /the size the attack was built for/);
+          assert.ok(
+            d.every((o) => o >= 0 && o <= 1),
+            `${name}: values leave [0, 1]`,
+          );
+          assert.ok(
+            d.some((o, k) => Math.abs(o - (v[k] as number)) > 1e-3),
+            `${name}: the trigger changes nothing at ${h}x${w}x${c}`,
+          );
+          assert.throws(
+            () => a.applyTrigger(tensor(new Float32Array(c * 16 * 16), { shape: [1, c, 16, 16] })),
+            /the size the attack was built for/,
+          );
         }
       }
     }),
@@ -317,7 +436,11 @@ test("every attack keeps the batch shape and [0, 1] range at 28x28x1, 32x32x3 an
 test("the patch area grows with the image: 9 pixels at 32x32, 36 at 64x64, 81 at 96x96", () =>
   noLeaks(() =>
     tidy(() => {
-      for (const [side, pixels] of [[32, 9], [64, 36], [96, 81]] as const) {
+      for (const [side, pixels] of [
+        [32, 9],
+        [64, 36],
+        [96, 81],
+      ] as const) {
         const a = createAttack("badnet", {}, spec(side, side, 1));
         const out = trigger(a, tensor(new Float32Array(side * side).fill(0.5), { shape: [1, 1, side, side] }));
         assert.equal(out.filter((o) => o !== 0.5).length, pixels);

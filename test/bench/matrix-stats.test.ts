@@ -51,7 +51,10 @@ void test("RankedScores: unit weights give metrics.ts's AUROC, ties included; in
 
 void test("drawCounts: n draws in all, from a seeded generator", () => {
   const a = drawCounts(50, new Rng(1));
-  assert.equal(a.reduce((s, x) => s + x, 0), 50);
+  assert.equal(
+    a.reduce((s, x) => s + x, 0),
+    50,
+  );
   assert.deepEqual(a, drawCounts(50, new Rng(1)));
   assert.notDeepEqual(a, drawCounts(50, new Rng(2)));
 });
@@ -75,14 +78,23 @@ void test("bootstrapMeanAuroc: input resampling — replicates 0, ½, 1 with pro
 void test("bootstrapMeanAuroc: seed resampling — one perfect and one inverted model give the same ¼, ½, ¼ law", () => {
   const n = 40;
   const up = Array.from({ length: n }, (_, i) => i);
-  const perfect = new RankedScores(up.map((i) => 100 + i), up);
-  const inverted = new RankedScores(up, up.map((i) => 100 + i));
+  const perfect = new RankedScores(
+    up.map((i) => 100 + i),
+    up,
+  );
+  const inverted = new RankedScores(
+    up,
+    up.map((i) => 100 + i),
+  );
   const ci = bootstrapMeanAuroc([perfect, inverted], { reps: 4000, seed: 2, level: 0.4 });
   assert.deepEqual([ci.low, ci.high], [0.5, 0.5]);
   const wide = bootstrapMeanAuroc([perfect, inverted], { reps: 4000, seed: 2 });
   assert.deepEqual([wide.low, wide.high], [0, 1]);
   // Same seed, same interval; the arguments are checked.
-  assert.deepEqual(bootstrapMeanAuroc([perfect, inverted], { reps: 300, seed: 9 }), bootstrapMeanAuroc([perfect, inverted], { reps: 300, seed: 9 }));
+  assert.deepEqual(
+    bootstrapMeanAuroc([perfect, inverted], { reps: 300, seed: 9 }),
+    bootstrapMeanAuroc([perfect, inverted], { reps: 300, seed: 9 }),
+  );
   assert.throws(() => bootstrapMeanAuroc([perfect], { reps: 0 }), /reps must be a positive integer, got 0/);
   assert.throws(() => bootstrapMeanAuroc([perfect], { level: 1 }), /level must be in \(0, 1\), got 1/);
   assert.ok(Number.isNaN(bootstrapMeanAuroc([]).low));

@@ -29,7 +29,10 @@ interface Exit {
 function cli(args: string[], env: Record<string, string>, limitMs = 60_000): Promise<Exit> {
   const t0 = Date.now();
   const base: Record<string, string> = { PATH: process.env.PATH ?? "", BADEXPERT_THREADS: "1" };
-  const child = spawn(process.execPath, [MAIN, ...args], { env: { ...base, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, [MAIN, ...args], {
+    env: { ...base, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   let out = "";
   let err = "";
   child.stdout.on("data", (d: Buffer) => (out += d.toString()));
@@ -57,7 +60,9 @@ test("scan and serve: unsigned bundles warn or are refused, BADEXPERT_VERIFY_KEY
     await saveBundle(unsigned, det);
     await saveBundle(signed, det, { signKey: k.privateKey });
     const png = join(root, "image.png");
-    await sharp(Buffer.alloc(28 * 28, 128), { raw: { width: 28, height: 28, channels: 1 } }).png().toFile(png);
+    await sharp(Buffer.alloc(28 * 28, 128), { raw: { width: 28, height: 28, channels: 1 } })
+      .png()
+      .toFile(png);
     const env = { HOME: join(root, "home") };
 
     // A detector.json that is a FIFO: refused at once.
@@ -70,7 +75,10 @@ test("scan and serve: unsigned bundles warn or are refused, BADEXPERT_VERIFY_KEY
     // Unsigned: scanned, with the warning on stderr; refused under --require-signature.
     const warned = await cli(["scan", "--bundle", unsigned, png], env);
     assert.equal(warned.code, 0, warned.err);
-    assert.match(warned.err, /badexpert scan: warning: bundle: .*unsigned is not signed: anyone who can write to it can change what it flags/);
+    assert.match(
+      warned.err,
+      /badexpert scan: warning: bundle: .*unsigned is not signed: anyone who can write to it can change what it flags/,
+    );
     assert.equal(warned.out.trim().split("\n").length, 2, "one result line and the summary");
     const refused = await cli(["scan", "--require-signature", "--bundle", unsigned, png], env);
     assert.equal(refused.code, 1, refused.err);
@@ -93,7 +101,20 @@ test("scan and serve: unsigned bundles warn or are refused, BADEXPERT_VERIFY_KEY
     assert.match(tampered.err, /the signature does not match: the bundle was changed after it was signed/);
 
     // serve --require-signature on an unsigned bundle: the service refuses to start and exits 1.
-    const serveArgs = ["--port", "0", "--workers", "1", "--threads", "1", "--engine", "libtorch", "--flagged-keep", "0", "--log-level", "info"];
+    const serveArgs = [
+      "--port",
+      "0",
+      "--workers",
+      "1",
+      "--threads",
+      "1",
+      "--engine",
+      "libtorch",
+      "--flagged-keep",
+      "0",
+      "--log-level",
+      "info",
+    ];
     const noStart = await cli(["serve", "--require-signature", "--bundle", unsigned, ...serveArgs], env);
     assert.equal(noStart.code, 1, noStart.err);
     assert.match(noStart.err, /the bundle is not signed, and a signature is required/);
@@ -124,10 +145,31 @@ test("serve with an unsigned bundle: a warning on stderr and in the log, and GET
   try {
     const dir = join(root, "bundle");
     await saveBundle(dir, det);
-    const child = spawn(process.execPath, [MAIN, "serve", "--bundle", dir, "--port", "0", "--workers", "1", "--threads", "1", "--engine", "libtorch", "--flagged-keep", "0", "--log-level", "info"], {
-      env: { PATH: process.env.PATH ?? "", BADEXPERT_THREADS: "1", HOME: join(root, "home") },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
+    const child = spawn(
+      process.execPath,
+      [
+        MAIN,
+        "serve",
+        "--bundle",
+        dir,
+        "--port",
+        "0",
+        "--workers",
+        "1",
+        "--threads",
+        "1",
+        "--engine",
+        "libtorch",
+        "--flagged-keep",
+        "0",
+        "--log-level",
+        "info",
+      ],
+      {
+        env: { PATH: process.env.PATH ?? "", BADEXPERT_THREADS: "1", HOME: join(root, "home") },
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
     let err = "";
     child.stderr.on("data", (d: Buffer) => (err += d.toString()));
     const logs: Record<string, unknown>[] = [];
@@ -146,7 +188,9 @@ test("serve with an unsigned bundle: a warning on stderr and in the log, and GET
       const logged = logs.find((l) => l.event === "bundle_trust");
       assert.equal(logged?.level, 40, "logged at warn level");
       assert.equal(logged?.signature, "unsigned");
-      const info = (await (await fetch(`${url}/v1/detector`)).json()) as { trust: { signature: string; key: unknown; warnings: string[] } };
+      const info = (await (await fetch(`${url}/v1/detector`)).json()) as {
+        trust: { signature: string; key: unknown; warnings: string[] };
+      };
       assert.equal(info.trust.signature, "unsigned");
       assert.equal(info.trust.key, null);
       assert.match(info.trust.warnings[0] as string, /is not signed/);

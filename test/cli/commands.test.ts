@@ -31,12 +31,19 @@ async function cli(args: string[]): Promise<CliRun> {
   const r = await runCli(args);
   const now = memory();
   assert.equal(now.numTensors, before.numTensors, `${args[0]}: ${now.numTensors - before.numTensors} tensor(s) leaked`);
-  assert.equal(now.numHandles, before.numHandles, `${args[0]}: ${now.numHandles - before.numHandles} native handle(s) leaked`);
+  assert.equal(
+    now.numHandles,
+    before.numHandles,
+    `${args[0]}: ${now.numHandles - before.numHandles} native handle(s) leaked`,
+  );
   return r;
 }
 
 function obj(x: unknown): Record<string, unknown> {
-  assert.ok(x !== null && typeof x === "object" && !Array.isArray(x), `expected a JSON object, got ${JSON.stringify(x)}`);
+  assert.ok(
+    x !== null && typeof x === "object" && !Array.isArray(x),
+    `expected a JSON object, got ${JSON.stringify(x)}`,
+  );
   return x as Record<string, unknown>;
 }
 
@@ -50,15 +57,34 @@ test("info --json describes the engine", async () => {
 });
 
 test("train: a backdoored compact CNN on 600 real images, one epoch", async () => {
-  const r = await cli(["train", "--dataset", "fashion-mnist", "--data-path", data, "--attack", "badnet", "--attack-param", "rate=0.05",
-    "--epochs", "1", "--out", ckpt, "--threads", "1", "--json"]);
+  const r = await cli([
+    "train",
+    "--dataset",
+    "fashion-mnist",
+    "--data-path",
+    data,
+    "--attack",
+    "badnet",
+    "--attack-param",
+    "rate=0.05",
+    "--epochs",
+    "1",
+    "--out",
+    ckpt,
+    "--threads",
+    "1",
+    "--json",
+  ]);
   assert.equal(r.code, 0, r.err);
   const j = obj(r.json());
   assert.equal(j.checkpoint, ckpt);
   assert.equal(j.model, "compact-cnn");
   assert.equal(obj(j.attack).name, "badnet");
   assert.equal(j.epochs, 1);
-  assert.ok((j.cleanAccuracy as number) > 0.2 && (j.cleanAccuracy as number) <= 1, `clean accuracy ${String(j.cleanAccuracy)}`);
+  assert.ok(
+    (j.cleanAccuracy as number) > 0.2 && (j.cleanAccuracy as number) <= 1,
+    `clean accuracy ${String(j.cleanAccuracy)}`,
+  );
   assert.ok(existsSync(join(ckpt, "model.safetensors")));
   // Every epoch records the backdoor's success so far; after the last one it is the final figure.
   const meta = await readCheckpointMeta(ckpt);
@@ -82,15 +108,43 @@ test("attack list and attack preview (with the deprecated --param alias)", async
   assert.equal(list.code, 0);
   assert.equal((list.json() as unknown[]).length, 17);
   const png = join(root, "preview.png");
-  const r = await cli(["attack", "preview", "--attack", "badnet", "--dataset", "fashion-mnist", "--data-path", data, "--count", "2", "--scale", "1",
-    "--param", "targetClass=3", "--out", png, "--json"]);
+  const r = await cli([
+    "attack",
+    "preview",
+    "--attack",
+    "badnet",
+    "--dataset",
+    "fashion-mnist",
+    "--data-path",
+    data,
+    "--count",
+    "2",
+    "--scale",
+    "1",
+    "--param",
+    "targetClass=3",
+    "--out",
+    png,
+    "--json",
+  ]);
   assert.equal(r.code, 0, r.err);
   assert.match(r.err, /--param is deprecated; use --attack-param/);
   const j = obj(r.json());
   assert.equal(obj(j.params).targetClass, 3);
   const meta = await sharp(png).metadata();
   assert.equal(meta.width, j.width);
-  const both = await cli(["attack", "preview", "--attack", "badnet", "--dataset", "fashion-mnist", "--param", "targetClass=3", "--attack-param", "targetClass=4"]);
+  const both = await cli([
+    "attack",
+    "preview",
+    "--attack",
+    "badnet",
+    "--dataset",
+    "fashion-mnist",
+    "--param",
+    "targetClass=3",
+    "--attack-param",
+    "targetClass=4",
+  ]);
   assert.equal(both.code, 2);
   assert.match(both.err, /give --attack-param or its old name --param, not both/);
 });
@@ -99,13 +153,29 @@ test("defend refuses a calibration set smaller than 1/FPR before any training", 
   const t0 = Date.now();
   const r = await cli(["defend", "--checkpoint", ckpt, "--out", bundle, "--calibration", "50", "--unlearn-lr", "1e-4"]);
   assert.equal(r.code, 2);
-  assert.match(r.err, /calibration: 50 calibration images cannot calibrate a threshold at FPR 0\.01: it needs at least 1\/FPR = 100/);
+  assert.match(
+    r.err,
+    /calibration: 50 calibration images cannot calibrate a threshold at FPR 0\.01: it needs at least 1\/FPR = 100/,
+  );
   assert.equal(existsSync(bundle), false);
   assert.ok(Date.now() - t0 < 5000, "refused before finetuning");
 });
 
 test("defend: a bundle from the checkpoint, on the device it was given", async () => {
-  const r = await cli(["defend", "--checkpoint", ckpt, "--out", bundle, "--unlearn-lr", "1e-4", "--finetune-epochs", "1", "--device", "cpu", "--json"]);
+  const r = await cli([
+    "defend",
+    "--checkpoint",
+    ckpt,
+    "--out",
+    bundle,
+    "--unlearn-lr",
+    "1e-4",
+    "--finetune-epochs",
+    "1",
+    "--device",
+    "cpu",
+    "--json",
+  ]);
   assert.equal(r.code, 0, r.err);
   const j = obj(r.json());
   assert.equal(j.bundle, bundle);
@@ -126,7 +196,20 @@ test("defend: a bundle from the checkpoint, on the device it was given", async (
 
 test("defend --finetune-lr 0.01: a given rate wins over the default", async () => {
   const out = join(root, "bundle-fixed");
-  const r = await cli(["defend", "--checkpoint", ckpt, "--out", out, "--unlearn-lr", "1e-4", "--finetune-lr", "0.01", "--finetune-epochs", "1", "--json"]);
+  const r = await cli([
+    "defend",
+    "--checkpoint",
+    ckpt,
+    "--out",
+    out,
+    "--unlearn-lr",
+    "1e-4",
+    "--finetune-lr",
+    "0.01",
+    "--finetune-epochs",
+    "1",
+    "--json",
+  ]);
   assert.equal(r.code, 0, r.err);
   const j = obj(r.json());
   assert.equal(obj(j.badexpert).finetuneSelection, null);
@@ -136,13 +219,29 @@ test("defend --finetune-lr 0.01: a given rate wins over the default", async () =
 
 test("defend --finetune-lr auto: M' at the candidates strongest first, the rule's pick, recorded in the bundle", async () => {
   const out = join(root, "bundle-auto");
-  const r = await cli(["defend", "--checkpoint", ckpt, "--out", out, "--unlearn-lr", "1e-4", "--finetune-lr", "auto", "--finetune-epochs", "1", "--json"]);
+  const r = await cli([
+    "defend",
+    "--checkpoint",
+    ckpt,
+    "--out",
+    out,
+    "--unlearn-lr",
+    "1e-4",
+    "--finetune-lr",
+    "auto",
+    "--finetune-epochs",
+    "1",
+    "--json",
+  ]);
   assert.equal(r.code, 0, r.err);
   const j = obj(r.json());
   const sel = obj(obj(j.badexpert).finetuneSelection);
   const table = sel.table as { lr: number; calibrationAccuracy: number; kept: boolean }[];
   // The candidates strongest first, up to the first that keeps 80% of M's accuracy above chance (else all of them).
-  assert.deepEqual(table.map((t) => t.lr), FINETUNE_RATE_CANDIDATES.slice(0, table.length));
+  assert.deepEqual(
+    table.map((t) => t.lr),
+    FINETUNE_RATE_CANDIDATES.slice(0, table.length),
+  );
   const floor = 0.1 + FINETUNE_RETAINED * ((sel.modelAccuracy as number) - 0.1);
   for (const t of table) assert.equal(t.kept, t.calibrationAccuracy >= floor);
   assert.ok(table.slice(0, -1).every((t) => !t.kept));
@@ -176,18 +275,50 @@ test("--device cuda on this CPU build is one clear usage error for defend, scan 
   }
   assert.equal(existsSync(join(root, "never")), false);
   // The jobs check it themselves too (library callers never pass through the CLI).
-  await assert.rejects(defendCheckpoint({ checkpoint: ckpt, out: join(root, "never"), device: "cuda" }), (e: unknown) => e instanceof OptionError && e.option === "device");
-  await assert.rejects(evaluateBundle({ bundle, device: "cuda" }), (e: unknown) => e instanceof OptionError && /CUDA is not available/.test(e.message));
-  await assert.rejects(evaluateBundle({ bundle, device: "cuda:x" }), (e: unknown) => e instanceof OptionError && /expected "cpu", "cuda" or "cuda:N"/.test(e.message));
+  await assert.rejects(
+    defendCheckpoint({ checkpoint: ckpt, out: join(root, "never"), device: "cuda" }),
+    (e: unknown) => e instanceof OptionError && e.option === "device",
+  );
+  await assert.rejects(
+    evaluateBundle({ bundle, device: "cuda" }),
+    (e: unknown) => e instanceof OptionError && /CUDA is not available/.test(e.message),
+  );
+  await assert.rejects(
+    evaluateBundle({ bundle, device: "cuda:x" }),
+    (e: unknown) => e instanceof OptionError && /expected "cpu", "cuda" or "cuda:N"/.test(e.message),
+  );
 });
 
 test("defend --canaries: refused where no canaries run (a given rate), and unknown kinds by the job too", async () => {
-  const r = await cli(["defend", "--checkpoint", ckpt, "--out", join(root, "never"), "--unlearn-lr", "3e-4", "--canaries", "blend,conditional"]);
+  const r = await cli([
+    "defend",
+    "--checkpoint",
+    ckpt,
+    "--out",
+    join(root, "never"),
+    "--unlearn-lr",
+    "3e-4",
+    "--canaries",
+    "blend,conditional",
+  ]);
   assert.equal(r.code, 2, r.err);
-  assert.match(r.err, /unlearn\.canaries: the canaries only choose B's unlearning rate, and here it is given \(0\.0003\); leave the rate out with them/);
+  assert.match(
+    r.err,
+    /unlearn\.canaries: the canaries only choose B's unlearning rate, and here it is given \(0\.0003\); leave the rate out with them/,
+  );
   assert.equal(existsSync(join(root, "never")), false);
-  await assert.rejects(defendCheckpoint({ checkpoint: ckpt, out: join(root, "never"), unlearn: { canaries: ["blend", "tact" as "blend"] } }), (e: unknown) => e instanceof OptionError && e.option === "unlearn.canaries");
-  await assert.rejects(defendCheckpoint({ checkpoint: ckpt, out: join(root, "never"), unlearn: { canaries: [] } }), (e: unknown) => e instanceof OptionError && e.option === "unlearn.canaries");
+  await assert.rejects(
+    defendCheckpoint({
+      checkpoint: ckpt,
+      out: join(root, "never"),
+      unlearn: { canaries: ["blend", "tact" as "blend"] },
+    }),
+    (e: unknown) => e instanceof OptionError && e.option === "unlearn.canaries",
+  );
+  await assert.rejects(
+    defendCheckpoint({ checkpoint: ckpt, out: join(root, "never"), unlearn: { canaries: [] } }),
+    (e: unknown) => e instanceof OptionError && e.option === "unlearn.canaries",
+  );
 });
 
 test("evaluate-defense: metrics on the held-out split and a report", async () => {
@@ -213,14 +344,25 @@ test("evaluate-defense --parts: M, B and M' on their own; M's figures are the me
   assert.equal(m.toTarget, j.asrBefore);
   for (const name of ["expert", "auxiliary"]) {
     const p = obj(parts[name]);
-    for (const k of ["cleanAccuracy", "toTarget"]) assert.ok((p[k] as number) >= 0 && (p[k] as number) <= 1, `${name}.${k}`);
+    for (const k of ["cleanAccuracy", "toTarget"])
+      assert.ok((p[k] as number) >= 0 && (p[k] as number) <= 1, `${name}.${k}`);
   }
   assert.match(r.out, /\| model \| clean accuracy \| triggered sent to the target \|/);
   assert.match(r.out, /\| B \| \d+\.\d\d% \| \d+\.\d\d% \|/);
 });
 
 test("scan a dataset split: one line per input as it goes, then a summary", async () => {
-  const r = await cli(["scan", "--bundle", bundle, "--dataset", "fashion-mnist", "--data-path", data, "--limit", "300"]);
+  const r = await cli([
+    "scan",
+    "--bundle",
+    bundle,
+    "--dataset",
+    "fashion-mnist",
+    "--data-path",
+    data,
+    "--limit",
+    "300",
+  ]);
   assert.equal(r.code, 0, r.err);
   assert.equal(r.lines.length, 301);
   const first = obj(JSON.parse(r.lines[0] ?? ""));
@@ -237,17 +379,32 @@ test("scan files: a bad file is its own error line, the others are scored, exit 
   const good: string[] = [];
   for (let i = 0; i < 3; i++) {
     const f = join(dir, `img${i}.png`);
-    await sharp(Buffer.alloc(28 * 28, 40 * i), { raw: { width: 28, height: 28, channels: 1 } }).png().toFile(f);
+    await sharp(Buffer.alloc(28 * 28, 40 * i), { raw: { width: 28, height: 28, channels: 1 } })
+      .png()
+      .toFile(f);
     good.push(f);
   }
   const corrupt = join(dir, "corrupt.png");
   await writeFile(corrupt, "not a png at all");
   const missing = join(dir, "missing.png");
-  const r = await cli(["scan", "--bundle", bundle, good[0] as string, join(dir, "a-folder.png"), corrupt, good[1] as string, missing, good[2] as string]);
+  const r = await cli([
+    "scan",
+    "--bundle",
+    bundle,
+    good[0] as string,
+    join(dir, "a-folder.png"),
+    corrupt,
+    good[1] as string,
+    missing,
+    good[2] as string,
+  ]);
   assert.equal(r.code, 1);
   const lines = r.lines.map((l) => obj(JSON.parse(l)));
   assert.equal(lines.length, 7);
-  assert.deepEqual(lines.slice(0, 6).map((l) => l.input), [good[0], join(dir, "a-folder.png"), corrupt, good[1], missing, good[2]]);
+  assert.deepEqual(
+    lines.slice(0, 6).map((l) => l.input),
+    [good[0], join(dir, "a-folder.png"), corrupt, good[1], missing, good[2]],
+  );
   assert.match(String(lines[1]?.error), /a-folder\.png: a folder with no image files in it/);
   assert.match(String(lines[2]?.error), /corrupt\.png: cannot decode/);
   assert.match(String(lines[4]?.error), /missing\.png: no such file/);

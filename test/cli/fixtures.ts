@@ -10,13 +10,27 @@ import { main } from "../../src/cli/main.js";
 export const FASHION_MNIST = "/usr/share/datasets/fashion-mnist";
 
 async function firstImages(split: "train" | "t10k", n: number): Promise<{ images: Uint8Array; labels: number[] }> {
-  const img = parseIdx(await readMaybeGzipped(join(FASHION_MNIST, `${split}-images-idx3-ubyte.gz`)), split, IDX_IMAGES_MAGIC, 3);
-  const lbl = parseIdx(await readMaybeGzipped(join(FASHION_MNIST, `${split}-labels-idx1-ubyte.gz`)), split, IDX_LABELS_MAGIC, 1);
+  const img = parseIdx(
+    await readMaybeGzipped(join(FASHION_MNIST, `${split}-images-idx3-ubyte.gz`)),
+    split,
+    IDX_IMAGES_MAGIC,
+    3,
+  );
+  const lbl = parseIdx(
+    await readMaybeGzipped(join(FASHION_MNIST, `${split}-labels-idx1-ubyte.gz`)),
+    split,
+    IDX_LABELS_MAGIC,
+    1,
+  );
   return { images: img.data.slice(0, n * 784), labels: Array.from(lbl.data.subarray(0, n)) };
 }
 
 /** A Fashion-MNIST folder with `train` and `test` real images; removed by the `after` hook. */
-export async function tinyFashionMnist(after: (fn: () => Promise<void>) => void, train: number, test: number): Promise<string> {
+export async function tinyFashionMnist(
+  after: (fn: () => Promise<void>) => void,
+  train: number,
+  test: number,
+): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), "bx-cli-fmnist-"));
   after(() => rm(dir, { recursive: true, force: true }));
   await writeIdxPair(dir, "train", { ...(await firstImages("train", train)), height: 28, width: 28 }, true);

@@ -31,9 +31,14 @@ interface Run {
 
 function run(args: string[], cwd: string): Promise<Run> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [MAIN, ...args], { cwd, env: { ...process.env, BADEXPERT_THREADS: "1" }, timeout: 120_000 }, (e, out, err) => {
-      resolve({ code: e === null ? 0 : typeof e.code === "number" ? e.code : -1, out, err });
-    });
+    execFile(
+      process.execPath,
+      [MAIN, ...args],
+      { cwd, env: { ...process.env, BADEXPERT_THREADS: "1" }, timeout: 120_000 },
+      (e, out, err) => {
+        resolve({ code: e === null ? 0 : typeof e.code === "number" ? e.code : -1, out, err });
+      },
+    );
   });
 }
 
@@ -45,7 +50,11 @@ test("every command has examples, shown under Examples: in its help, that parse 
     assert.match(help, /\nExamples:\n/, cmd.name);
     for (const example of cmd.examples ?? []) {
       assert.ok(help.includes(`\n  ${example}`), `${cmd.name}'s help lacks ${example}`);
-      assert.doesNotMatch(example.split(" #")[0] ?? "", /[*?'"$`|&;<>\\]/, `${example}: no shell quoting, globs or redirections (it must run as written)`);
+      assert.doesNotMatch(
+        example.split(" #")[0] ?? "",
+        /[*?'"$`|&;<>\\]/,
+        `${example}: no shell quoting, globs or redirections (it must run as written)`,
+      );
       const [name, ...args] = words(example);
       assert.equal(name, cmd.name, `${example} is not an example of ${cmd.name}`);
       const line = parseCommandLine(cmd, args);
@@ -57,8 +66,14 @@ test("every command has examples, shown under Examples: in its help, that parse 
 test("the parser the examples go through refuses what the CLI refuses", () => {
   const defend = COMMANDS.find((c) => c.name === "defend");
   assert.ok(defend);
-  assert.throws(() => parseCommandLine(defend, ["--checkpoint", "runs/m", "--fprr", "0.1"]), /unknown option --fprr \(did you mean --fpr\?\)/);
-  assert.throws(() => parseCommandLine(defend, ["--checkpoint", "runs/m", "--fpr", "2"]), /--fpr: expected a decimal number in \(0, 1\), got "2"/);
+  assert.throws(
+    () => parseCommandLine(defend, ["--checkpoint", "runs/m", "--fprr", "0.1"]),
+    /unknown option --fprr \(did you mean --fpr\?\)/,
+  );
+  assert.throws(
+    () => parseCommandLine(defend, ["--checkpoint", "runs/m", "--fpr", "2"]),
+    /--fpr: expected a decimal number in \(0, 1\), got "2"/,
+  );
 });
 
 test("every command's --help runs as a process: exit 0, its examples on stdout", async () => {
@@ -70,7 +85,11 @@ test("every command's --help runs as a process: exit 0, its examples on stdout",
       const r = await run([cmd.name, "--help"], cwd);
       assert.equal(r.code, 0, `${cmd.name} --help: ${r.err}`);
       assert.match(r.out, new RegExp(`^badexpert ${cmd.name} — `));
-      for (const example of cmd.examples ?? []) assert.ok(r.out.includes(`  ${example}\n`) || r.out.endsWith(`  ${example}\n`), `${cmd.name} --help lacks ${example}`);
+      for (const example of cmd.examples ?? [])
+        assert.ok(
+          r.out.includes(`  ${example}\n`) || r.out.endsWith(`  ${example}\n`),
+          `${cmd.name} --help lacks ${example}`,
+        );
     }
   };
   await Promise.all([worker(), worker()]);

@@ -61,21 +61,38 @@ function lines(out: string[]): Record<string, unknown>[] {
 
 test("scan: multi-frame images are error lines naming the frame count, never clean; --frames all flags them", async () => {
   const still = await write("clean.png", clean);
-  const paths = { gif: await write("anim.gif", files.gif), webp: await write("anim.webp", files.webp), apng: await write("anim.png", files.apng), tiff: await write("pages.tiff", files.tiff), pgm: await write("two.pgm", files.pgm) };
+  const paths = {
+    gif: await write("anim.gif", files.gif),
+    webp: await write("anim.webp", files.webp),
+    apng: await write("anim.png", files.apng),
+    tiff: await write("pages.tiff", files.tiff),
+    pgm: await write("two.pgm", files.pgm),
+  };
   const inputs = [still, ...Object.values(paths)];
   const r = await runCli(["scan", "--bundle", bundle, ...inputs]);
   assert.equal(r.code, 1, "some inputs could not be judged");
   const out = lines(r.lines);
   assert.equal(out.length, inputs.length + 1);
   assert.equal(out[0]?.flagged, false);
-  const says = [/an animated GIF with 2 frames/, /an animated WebP with 2 frames/, /an animated PNG with 2 frames/, /a multi-page TIFF with 2 pages/, /a multi-image PPM\/PGM with 2 images/];
+  const says = [
+    /an animated GIF with 2 frames/,
+    /an animated WebP with 2 frames/,
+    /an animated PNG with 2 frames/,
+    /a multi-page TIFF with 2 pages/,
+    /a multi-image PPM\/PGM with 2 images/,
+  ];
   for (const [i, line] of out.slice(1, -1).entries()) {
     assert.equal(line.input, inputs[i + 1]);
     assert.equal(line.flagged, undefined, "an error line never carries a verdict");
     assert.equal(line.reason, "multi_frame");
     assert.equal(line.code, "E_INPUT_UNSUPPORTED");
     assert.equal(line.message, line.error);
-    assert.match(String(line.error), new RegExp(`${(inputs[i + 1] as string).replace(/[.]/g, "\\.")}: ${(says[i] as RegExp).source}: multi-frame images are refused.*--frames all`));
+    assert.match(
+      String(line.error),
+      new RegExp(
+        `${(inputs[i + 1] as string).replace(/[.]/g, "\\.")}: ${(says[i] as RegExp).source}: multi-frame images are refused.*--frames all`,
+      ),
+    );
   }
   assert.deepEqual([out.at(-1)?.inputs, out.at(-1)?.scored, out.at(-1)?.failed], [6, 1, 5]);
 
@@ -83,7 +100,12 @@ test("scan: multi-frame images are error lines naming the frame count, never cle
   const scored = lines(all.lines);
   assert.equal(all.code, 0, all.err);
   assert.equal(scored[0]?.frames, undefined, "a single-frame image's line is unchanged");
-  for (const [kind, line] of [["webp", scored[2]], ["apng", scored[3]], ["tiff", scored[4]], ["pgm", scored[5]]] as const) {
+  for (const [kind, line] of [
+    ["webp", scored[2]],
+    ["apng", scored[3]],
+    ["tiff", scored[4]],
+    ["pgm", scored[5]],
+  ] as const) {
     // Lossless kinds: frame 1 is the flagged image.
     assert.deepEqual([line?.flagged, line?.frames, line?.frame], [true, 2, 1], kind);
   }
@@ -102,11 +124,26 @@ test("scan: broken and hostile files are error lines with a code, a reason and t
   new DataView(zeroWidth.buffer).setUint32(16, 0);
   const cases: [string, Uint8Array | string, string, RegExp][] = [
     ["crc.png", badCrc, "corrupt", /crc\.png: cannot decode: a corrupt PNG: chunk IDAT at byte \d+ has a bad CRC/],
-    ["zero.png", zeroWidth, "corrupt", /zero\.png: cannot decode: a corrupt PNG: its header \(IHDR\) declares 0x28 pixels/],
+    [
+      "zero.png",
+      zeroWidth,
+      "corrupt",
+      /zero\.png: cannot decode: a corrupt PNG: its header \(IHDR\) declares 0x28 pixels/,
+    ],
     ["half.png", png.slice(0, png.length >> 1), "corrupt", /half\.png: cannot decode: a corrupt PNG: truncated/],
     ["empty.png", new Uint8Array(0), "empty", /empty\.png: empty \(0 bytes\)/],
-    ["notes.png", "a text file with an image's name", "not_an_image", /notes\.png: cannot decode: not a supported image/],
-    ["drawing.svg", "<svg xmlns='http://www.w3.org/2000/svg' width='8' height='8'/>", "unsupported_format", /drawing\.svg: a SVG image; only PNG, JPEG, WebP, GIF, TIFF or PPM\/PGM images are accepted/],
+    [
+      "notes.png",
+      "a text file with an image's name",
+      "not_an_image",
+      /notes\.png: cannot decode: not a supported image/,
+    ],
+    [
+      "drawing.svg",
+      "<svg xmlns='http://www.w3.org/2000/svg' width='8' height='8'/>",
+      "unsupported_format",
+      /drawing\.svg: a SVG image; only PNG, JPEG, WebP, GIF, TIFF or PPM\/PGM images are accepted/,
+    ],
   ];
   const paths = await Promise.all(cases.map(([name, bytes]) => write(name, bytes)));
   // A named pipe no one writes to: read as it is, it would hold the scan forever.
@@ -124,13 +161,19 @@ test("scan: broken and hostile files are error lines with a code, a reason and t
     assert.equal(out[i]?.error, out[i]?.message, "error: the message, as the README documents it");
     assert.equal(out[i]?.flagged, undefined);
   }
-  assert.deepEqual([out.at(-1)?.inputs, out.at(-1)?.scored, out.at(-1)?.failed], [cases.length + 1, 0, cases.length + 1]);
+  assert.deepEqual(
+    [out.at(-1)?.inputs, out.at(-1)?.scored, out.at(-1)?.failed],
+    [cases.length + 1, 0, cases.length + 1],
+  );
 });
 
 test("library: Detector.score refuses a multi-frame image by default and scores every frame with frames 'all'", async () => {
   const det = await Detector.load(bundle);
   try {
-    await assert.rejects(det.score([clean, files.apng]), /images\[1\]: an animated PNG with 2 frames: multi-frame images are refused/);
+    await assert.rejects(
+      det.score([clean, files.apng]),
+      /images\[1\]: an animated PNG with 2 frames: multi-frame images are refused/,
+    );
     const [a, b] = await det.score([clean, files.apng], { frames: "all" });
     const [f0, f1] = await det.score([clean, flagged]);
     assert.equal(a?.frames, undefined);
@@ -138,7 +181,10 @@ test("library: Detector.score refuses a multi-frame image by default and scores 
     assert.equal(a?.score, f0?.score);
     const outcomes: Outcome[] = [];
     for await (const part of det.scoreEach([files.tiff, files.tiff], { frames: "all" })) outcomes.push(...part);
-    assert.deepEqual(outcomes.map((o) => (o.ok ? o.detection.frames : o.message)), [2, 2]);
+    assert.deepEqual(
+      outcomes.map((o) => (o.ok ? o.detection.frames : o.message)),
+      [2, 2],
+    );
   } finally {
     await det.dispose();
   }

@@ -14,9 +14,14 @@ const VERSION = (JSON.parse(await readFile(PACKAGE, "utf8")) as { version: strin
 
 function run(args: string[]): Promise<{ code: number; out: string; err: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [MAIN, ...args], { env: { ...process.env, BADEXPERT_THREADS: "1" }, timeout: 120_000 }, (e, out, err) => {
-      resolve({ code: e === null ? 0 : typeof e.code === "number" ? e.code : -1, out, err });
-    });
+    execFile(
+      process.execPath,
+      [MAIN, ...args],
+      { env: { ...process.env, BADEXPERT_THREADS: "1" }, timeout: 120_000 },
+      (e, out, err) => {
+        resolve({ code: e === null ? 0 : typeof e.code === "number" ? e.code : -1, out, err });
+      },
+    );
   });
 }
 

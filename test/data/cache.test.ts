@@ -10,7 +10,12 @@ import { pseudoRandomBytes, tempDir, writeIdxPair } from "./fixtures.js";
 async function mnistDir(): Promise<{ dir: string; images: string; pixels: Uint8Array }> {
   const dir = await tempDir(after);
   const pixels = pseudoRandomBytes(5 * 4 * 4, 11);
-  const { images } = await writeIdxPair(dir, "train", { images: pixels, labels: [0, 1, 2, 3, 9], height: 4, width: 4 }, true);
+  const { images } = await writeIdxPair(
+    dir,
+    "train",
+    { images: pixels, labels: [0, 1, 2, 3, 9], height: 4, width: 4 },
+    true,
+  );
   return { dir, images, pixels };
 }
 
@@ -19,7 +24,13 @@ void describe("dataset cache", () => {
     const { dir, images, pixels } = await mnistDir();
     const cacheDir = await tempDir(after);
     const warnings: string[] = [];
-    const opts = { split: "train" as const, path: dir, cacheDir, progress: false, warn: (m: string) => warnings.push(m) };
+    const opts = {
+      split: "train" as const,
+      path: dir,
+      cacheDir,
+      progress: false,
+      warn: (m: string) => warnings.push(m),
+    };
     const first = await loadDataset("mnist", opts);
     assert.deepEqual(first.images, pixels);
     const file = datasetCacheFile("mnist", opts);
@@ -62,7 +73,13 @@ void describe("dataset cache", () => {
     const { dir, pixels } = await mnistDir();
     const cacheDir = await tempDir(after);
     const warnings: string[] = [];
-    const opts = { split: "train" as const, path: dir, cacheDir, progress: false, warn: (m: string) => warnings.push(m) };
+    const opts = {
+      split: "train" as const,
+      path: dir,
+      cacheDir,
+      progress: false,
+      warn: (m: string) => warnings.push(m),
+    };
     await loadDataset("mnist", opts);
     const file = datasetCacheFile("mnist", opts);
     const good = await readFile(file);
@@ -111,6 +128,9 @@ void describe("dataset cache", () => {
     const warnings: string[] = [];
     assert.equal(await readCache(file, "key-2", (m) => warnings.push(m)), undefined);
     assert.match(warnings[0] ?? "", /key mismatch/);
-    assert.equal(await readCache(join(cacheDir, "absent.bin"), "k", () => assert.fail("absent is not corrupt")), undefined);
+    assert.equal(
+      await readCache(join(cacheDir, "absent.bin"), "k", () => assert.fail("absent is not corrupt")),
+      undefined,
+    );
   });
 });

@@ -11,7 +11,10 @@ interface Rec {
 }
 
 function records(n: number, seed: number): Rec[] {
-  return Array.from({ length: n }, (_, i) => ({ label: (seed + i) % 10, planar: pseudoRandomBytes(3072, seed * 100 + i) }));
+  return Array.from({ length: n }, (_, i) => ({
+    label: (seed + i) % 10,
+    planar: pseudoRandomBytes(3072, seed * 100 + i),
+  }));
 }
 
 /** The reference conversion, written independently of the reader: NHWC index of (image, y, x, channel). */
@@ -43,7 +46,10 @@ void describe("CIFAR-10 binary reader", () => {
     const { train, test } = await writeBatches(dir, 2);
     const tr = await readCifar10Binary(dir, { split: "train", progress: false });
     assert.deepEqual([tr.count, tr.height, tr.width, tr.channels], [10, 32, 32, 3]);
-    assert.deepEqual(Array.from(tr.labels), train.map((r) => r.label));
+    assert.deepEqual(
+      Array.from(tr.labels),
+      train.map((r) => r.label),
+    );
     assert.deepEqual(tr.images, expectedNhwc(train));
     // Spot check spelled out: pixel (y=1, x=2) of image 3 is (R,G,B) from planes at offset 1*32+2.
     const p = train[3]?.planar ?? new Uint8Array();
@@ -105,14 +111,24 @@ void describe("CIFAR-10 binary reader", () => {
 
   void it("explains what is missing, and recognises an image-folder copy", async () => {
     const dir = await tempDir(after);
-    await assert.rejects(readCifar10Binary(dir, { split: "train", progress: false }), /cifar10: .*: no data_batch_1\.bin here or in/);
+    await assert.rejects(
+      readCifar10Binary(dir, { split: "train", progress: false }),
+      /cifar10: .*: no data_batch_1\.bin here or in/,
+    );
     await mkdir(join(dir, "train"));
-    await assert.rejects(readCifar10Binary(dir, { split: "train", progress: false }), /use the 'cifar10-folder' dataset/);
+    await assert.rejects(
+      readCifar10Binary(dir, { split: "train", progress: false }),
+      /use the 'cifar10-folder' dataset/,
+    );
     await writeBatches(dir, 1);
     const empty = join(dir, "data_batch_4.bin");
     await writeFile(empty, new Uint8Array(0));
-    await assert.rejects(readCifar10Binary(dir, { split: "train", progress: false }), { message: `cifar10: ${empty}: is empty` });
+    await assert.rejects(readCifar10Binary(dir, { split: "train", progress: false }), {
+      message: `cifar10: ${empty}: is empty`,
+    });
     await rm(empty);
-    await assert.rejects(readCifar10Binary(dir, { split: "train", progress: false }), { message: `cifar10: ${empty}: missing or unreadable` });
+    await assert.rejects(readCifar10Binary(dir, { split: "train", progress: false }), {
+      message: `cifar10: ${empty}: missing or unreadable`,
+    });
   });
 });

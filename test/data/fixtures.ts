@@ -52,7 +52,12 @@ export interface IdxFixture {
 }
 
 /** Writes `<prefix>-images-idx3-ubyte[.gz]` and the labels file the way the official distribution names them. */
-export async function writeIdxPair(dir: string, prefix: "train" | "t10k", fx: IdxFixture, gzip: boolean): Promise<{ images: string; labels: string }> {
+export async function writeIdxPair(
+  dir: string,
+  prefix: "train" | "t10k",
+  fx: IdxFixture,
+  gzip: boolean,
+): Promise<{ images: string; labels: string }> {
   const n = fx.labels.length;
   const img = idxBytes(0x803, [n, fx.height, fx.width], fx.images);
   const lbl = idxBytes(0x801, [n], Uint8Array.from(fx.labels));
@@ -97,7 +102,9 @@ export async function png(width: number, height: number, pixels: Uint8Array, cha
 }
 
 export async function jpeg(width: number, height: number, pixels: Uint8Array): Promise<Buffer> {
-  return sharp(pixels, { raw: { width, height, channels: 3 } }).jpeg({ quality: 95 }).toBuffer();
+  return sharp(pixels, { raw: { width, height, channels: 3 } })
+    .jpeg({ quality: 95 })
+    .toBuffer();
 }
 
 export async function tarGz(cwd: string, entries: string[], out: string): Promise<string> {
@@ -120,7 +127,12 @@ function gtRow(img: GtsrbImage): string {
 }
 
 /** The official GTSRB tree under `<root>/GTSRB`; CSV lines use CRLF like the real files. */
-export async function writeGtsrbTree(root: string, train: GtsrbImage[], test: GtsrbImage[], testOrder?: string[]): Promise<string> {
+export async function writeGtsrbTree(
+  root: string,
+  train: GtsrbImage[],
+  test: GtsrbImage[],
+  testOrder?: string[],
+): Promise<string> {
   const base = join(root, "GTSRB");
   const byClass = new Map<number, GtsrbImage[]>();
   for (const img of train) byClass.set(img.classId, [...(byClass.get(img.classId) ?? []), img]);
@@ -132,10 +144,17 @@ export async function writeGtsrbTree(root: string, train: GtsrbImage[], test: Gt
   }
   const testDir = join(base, "Final_Test", "Images");
   for (const img of test) await writeBytes(join(testDir, img.file), ppm(img.width, img.height, img.pixels));
-  const ordered = testOrder ? testOrder.map((f) => test.find((t) => t.file === f)).filter((t) => t !== undefined) : test;
-  await writeBytes(join(base, "Final_Test", "GT-final_test.csv"), [GT_HEADER, ...ordered.map(gtRow)].join("\r\n") + "\r\n");
+  const ordered = testOrder
+    ? testOrder.map((f) => test.find((t) => t.file === f)).filter((t) => t !== undefined)
+    : test;
+  await writeBytes(
+    join(base, "Final_Test", "GT-final_test.csv"),
+    [GT_HEADER, ...ordered.map(gtRow)].join("\r\n") + "\r\n",
+  );
   // The unlabelled copy the official test zip ships next to the images; readers must not mistake it for labels.
-  const noLabels = "Filename;Width;Height;Roi.X1;Roi.Y1;Roi.X2;Roi.Y2\r\n" + test.map((t) => `${t.file};${t.width};${t.height};0;0;1;1`).join("\r\n");
+  const noLabels =
+    "Filename;Width;Height;Roi.X1;Roi.Y1;Roi.X2;Roi.Y2\r\n" +
+    test.map((t) => `${t.file};${t.width};${t.height};0;0;1;1`).join("\r\n");
   await writeBytes(join(testDir, "GT-final_test.test.csv"), noLabels);
   return base;
 }

@@ -13,7 +13,12 @@ const img = (file: string, classId: number, seed: number, width = 2, height = 2)
   pixels: pseudoRandomBytes(width * height * 3, seed),
 });
 
-const TRAIN = [img("00000_00000.ppm", 0, 1), img("00000_00001.ppm", 0, 2), img("00002_00000.ppm", 2, 3), img("00042_00000.ppm", 42, 4)];
+const TRAIN = [
+  img("00000_00000.ppm", 0, 1),
+  img("00000_00001.ppm", 0, 2),
+  img("00002_00000.ppm", 2, 3),
+  img("00042_00000.ppm", 42, 4),
+];
 const TEST = [img("00000.ppm", 42, 5), img("00001.ppm", 0, 6), img("00002.ppm", 2, 7)];
 const NATIVE = { height: 2, width: 2 };
 
@@ -55,7 +60,12 @@ void describe("GTSRB reader", () => {
     assert.deepEqual(ds.images.subarray(0, 3072), solid(32, 32, [10, 200, 30]));
     assert.deepEqual(ds.images.subarray(3072), solid(32, 32, [255, 0, 128]));
 
-    const grey = await readGtsrb(root, { split: "train", imageSize: { height: 8, width: 4 }, channels: 1, progress: false });
+    const grey = await readGtsrb(root, {
+      split: "train",
+      imageSize: { height: 8, width: 4 },
+      channels: 1,
+      progress: false,
+    });
     assert.deepEqual([grey.height, grey.width, grey.channels], [8, 4, 1]);
     // ITU-R 601 luma, rounded: (299*10 + 587*200 + 114*30 + 500) / 1000 = 124.
     assert.deepEqual(Array.from(grey.images.subarray(0, 32)), new Array(32).fill(124));
@@ -105,11 +115,17 @@ void describe("GTSRB reader", () => {
       message: `gtsrb: ${csv}: line 3: ClassId 5 in the folder of class 00000`,
     });
     await rm(csv);
-    await assert.rejects(readGtsrb(base, { split: "train", progress: false }), /gtsrb: .*Final_Training\/Images\/00000: no GT-00000\.csv$/);
+    await assert.rejects(
+      readGtsrb(base, { split: "train", progress: false }),
+      /gtsrb: .*Final_Training\/Images\/00000: no GT-00000\.csv$/,
+    );
 
     const gt = join(base, "Final_Test", "GT-final_test.csv");
     await rm(gt);
-    await assert.rejects(readGtsrb(base, { split: "test", progress: false }), /no GT-final_test\.csv \(the test labels, from GTSRB_Final_Test_GT\.zip/);
+    await assert.rejects(
+      readGtsrb(base, { split: "test", progress: false }),
+      /no GT-final_test\.csv \(the test labels, from GTSRB_Final_Test_GT\.zip/,
+    );
   });
 
   void it("refuses a test label file without the ClassId column", async () => {

@@ -33,7 +33,12 @@ void describe("IDX reader (MNIST / Fashion-MNIST)", () => {
 
   void it("accepts the dotted '.idx3-ubyte' spelling some mirrors use", async () => {
     const dir = await tempDir(after);
-    const { images, labels } = await writeIdxPair(dir, "train", { images: Uint8Array.of(5, 6), labels: [3], height: 1, width: 2 }, false);
+    const { images, labels } = await writeIdxPair(
+      dir,
+      "train",
+      { images: Uint8Array.of(5, 6), labels: [3], height: 1, width: 2 },
+      false,
+    );
     await rename(images, join(dir, "train-images.idx3-ubyte"));
     await rename(labels, join(dir, "train-labels.idx1-ubyte"));
     const ds = await readIdxDataset(dir, opts("train"));
@@ -56,12 +61,24 @@ void describe("IDX reader (MNIST / Fashion-MNIST)", () => {
 
   void it("rejects a truncated raw file and a truncated gzip stream", async () => {
     const dir = await tempDir(after);
-    const { images } = await writeIdxPair(dir, "t10k", { images: pseudoRandomBytes(40, 3), labels: [1, 2], height: 4, width: 5 }, false);
+    const { images } = await writeIdxPair(
+      dir,
+      "t10k",
+      { images: pseudoRandomBytes(40, 3), labels: [1, 2], height: 4, width: 5 },
+      false,
+    );
     const full = await readFile(images);
     await writeFile(images, full.subarray(0, full.length - 5));
-    await assert.rejects(readIdxDataset(dir, opts("test")), { message: `idx: ${images}: truncated: header declares 2x4x5 = 40 data bytes, found 35` });
+    await assert.rejects(readIdxDataset(dir, opts("test")), {
+      message: `idx: ${images}: truncated: header declares 2x4x5 = 40 data bytes, found 35`,
+    });
 
-    const gz = await writeIdxPair(dir, "train", { images: pseudoRandomBytes(400, 4), labels: new Array(4).fill(1), height: 10, width: 10 }, true);
+    const gz = await writeIdxPair(
+      dir,
+      "train",
+      { images: pseudoRandomBytes(400, 4), labels: new Array(4).fill(1), height: 10, width: 10 },
+      true,
+    );
     const zipped = await readFile(gz.images);
     await writeFile(gz.images, zipped.subarray(0, zipped.length - 20));
     await assert.rejects(readIdxDataset(dir, opts("train")), (e: unknown) => {
@@ -77,17 +94,25 @@ void describe("IDX reader (MNIST / Fashion-MNIST)", () => {
     const { images, labels } = await writeIdxPair(dir, "train", fx, false);
 
     await writeFile(images, idxBytes(0x803, [2, 2, 2], new Uint8Array(9)));
-    await assert.rejects(readIdxDataset(dir, opts("train")), { message: `idx: ${images}: 1 unexpected bytes after the 2x2x2 data the header declares` });
+    await assert.rejects(readIdxDataset(dir, opts("train")), {
+      message: `idx: ${images}: 1 unexpected bytes after the 2x2x2 data the header declares`,
+    });
 
     await writeFile(images, idxBytes(0x802, [2, 4], new Uint8Array(8)));
-    await assert.rejects(readIdxDataset(dir, opts("train")), { message: `idx: ${images}: magic number 0x00000803 expected, found 0x00000802` });
+    await assert.rejects(readIdxDataset(dir, opts("train")), {
+      message: `idx: ${images}: magic number 0x00000803 expected, found 0x00000802`,
+    });
 
     await writeFile(images, idxBytes(0x803, [3, 2, 2], new Uint8Array(12)));
-    await assert.rejects(readIdxDataset(dir, opts("train")), { message: `idx: ${labels}: 2 labels but ${images} has 3 images` });
+    await assert.rejects(readIdxDataset(dir, opts("train")), {
+      message: `idx: ${labels}: 2 labels but ${images} has 3 images`,
+    });
 
     await writeFile(images, idxBytes(0x803, [2, 2, 2], fx.images));
     await writeFile(labels, idxBytes(0x801, [2], Uint8Array.of(3, 10)));
-    await assert.rejects(readIdxDataset(dir, opts("train")), { message: `idx: ${labels}: label 10 at index 1 is outside 0..9` });
+    await assert.rejects(readIdxDataset(dir, opts("train")), {
+      message: `idx: ${labels}: label 10 at index 1 is outside 0..9`,
+    });
   });
 
   void it("says which names it tried when files are missing", async () => {
@@ -110,7 +135,10 @@ void describe("IDX reader (MNIST / Fashion-MNIST)", () => {
     // Top row comes only from grey 77 rows; each pixel repeated in R, G, B.
     assert.deepEqual(Array.from(ds.images.subarray(0, 9)), new Array(9).fill(77));
     const bottom = Array.from(ds.images.subarray(18, 27));
-    assert.ok(bottom.every((v) => v > 77 && v <= 200 && v === bottom[0]), `bottom row ${bottom.join(",")}`);
+    assert.ok(
+      bottom.every((v) => v > 77 && v <= 200 && v === bottom[0]),
+      `bottom row ${bottom.join(",")}`,
+    );
 
     const same = await readIdxDataset(dir, { ...opts("train"), imageSize: { height: 6, width: 6 }, channels: 1 });
     assert.deepEqual(same.images, img);
@@ -119,6 +147,9 @@ void describe("IDX reader (MNIST / Fashion-MNIST)", () => {
   void it("reports a missing label file separately from a missing image file", async () => {
     const dir = await tempDir(after);
     await writeBytes(join(dir, "train-images-idx3-ubyte"), idxBytes(0x803, [1, 1, 1], Uint8Array.of(9)));
-    await assert.rejects(readIdxDataset(dir, opts("train")), /no train label file; tried .*train-labels-idx1-ubyte\.gz/);
+    await assert.rejects(
+      readIdxDataset(dir, opts("train")),
+      /no train label file; tried .*train-labels-idx1-ubyte\.gz/,
+    );
   });
 });

@@ -15,7 +15,13 @@ async function cifarLike(): Promise<{ root: string; px: Map<string, Uint8Array> 
   const root = await tempDir(after);
   const px = new Map<string, Uint8Array>();
   let seed = 1;
-  for (const rel of ["train/dog/10.png", "train/dog/2.png", "train/cat/1.png", "train/cat/0003.png", "test/cat/7.png"]) {
+  for (const rel of [
+    "train/dog/10.png",
+    "train/dog/2.png",
+    "train/cat/1.png",
+    "train/cat/0003.png",
+    "test/cat/7.png",
+  ]) {
     const p = rgb(seed++);
     px.set(rel, p);
     await writeBytes(join(root, rel), await png(W, H, p));
@@ -103,7 +109,10 @@ void describe("image-folder reader", () => {
     await writeBytes(join(g, "k/grey.png"), await png(W, H, greyPx, 1));
     const three = await readImageFolder(g, { split: "train", progress: false });
     assert.equal(three.channels, 3);
-    assert.deepEqual(Array.from(three.images), Array.from(greyPx).flatMap((v) => [v, v, v]));
+    assert.deepEqual(
+      Array.from(three.images),
+      Array.from(greyPx).flatMap((v) => [v, v, v]),
+    );
     const one = await readImageFolder(g, { split: "train", channels: 1, progress: false });
     assert.deepEqual(one.images, greyPx);
 
@@ -117,7 +126,10 @@ void describe("image-folder reader", () => {
     const root = await tempDir(after);
     await writeBytes(join(root, "a/1.png"), await png(4, 4, solid(4, 4, [1, 2, 3])));
     await writeBytes(join(root, "a/2.png"), await png(6, 4, solid(6, 4, [9, 8, 7])));
-    await assert.rejects(readImageFolder(root, { split: "train", progress: false }), /is 6x4 but .*1\.png is 4x4; give an image size to resize/);
+    await assert.rejects(
+      readImageFolder(root, { split: "train", progress: false }),
+      /is 6x4 but .*1\.png is 4x4; give an image size to resize/,
+    );
     const ds = await readImageFolder(root, { split: "train", imageSize: { height: 5, width: 5 }, progress: false });
     assert.deepEqual([ds.height, ds.width], [5, 5]);
     assert.deepEqual(ds.images.subarray(75), solid(5, 5, [9, 8, 7]));
@@ -131,7 +143,10 @@ void describe("image-folder reader", () => {
       assert.ok(e.message.startsWith(`image: ${bad}: cannot decode:`), e.message);
       return true;
     });
-    await assert.rejects(readImageFolder(root, { split: "test", progress: false }), /no test images: expected <test\|val\|validation\|testing>\/<class>\/<image>/);
+    await assert.rejects(
+      readImageFolder(root, { split: "test", progress: false }),
+      /no test images: expected <test\|val\|validation\|testing>\/<class>\/<image>/,
+    );
     const empty = await tempDir(after);
     await assert.rejects(readImageFolder(empty, { split: "train", progress: false }), /no images/);
     await assert.rejects(readImageFolder(join(empty, "nope"), { split: "train", progress: false }), /does not exist/);

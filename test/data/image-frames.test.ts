@@ -43,7 +43,13 @@ test("every multi-frame kind is refused by default, naming the file, the kind an
   for (const [kind, bytes] of Object.entries(files) as [keyof typeof files, Uint8Array][]) {
     const name = `upload.${kind}`;
     assert.equal((await probeImage(bytes, name, { frames: "all" })).frames, 2, kind);
-    await assert.rejects(decodeImage(bytes, name, { channels: 1 }), isCode("multi_frame", new RegExp(`^image: upload\\.${kind}: ${kinds[kind].source}: multi-frame images are refused`)));
+    await assert.rejects(
+      decodeImage(bytes, name, { channels: 1 }),
+      isCode(
+        "multi_frame",
+        new RegExp(`^image: upload\\.${kind}: ${kinds[kind].source}: multi-frame images are refused`),
+      ),
+    );
     await assert.rejects(decodeImageFrames(bytes, name, { channels: 1 }), isCode("multi_frame", kinds[kind]));
   }
 });
@@ -59,22 +65,38 @@ test("frames 'all' decodes each frame to what a viewer shows: frame 1 carries th
       // GIF is palette-quantised: compare the patch region loosely there, exactly elsewhere.
       const want = f.frames[k] as Uint8Array;
       if (kind === "gif") {
-        assert.ok(Math.abs((img.pixels[22 * W + 22] ?? 0) - (want[22 * W + 22] ?? 0)) <= 8, `${kind} frame ${k}: patch pixel ${img.pixels[22 * W + 22]} vs ${want[22 * W + 22]}`);
+        assert.ok(
+          Math.abs((img.pixels[22 * W + 22] ?? 0) - (want[22 * W + 22] ?? 0)) <= 8,
+          `${kind} frame ${k}: patch pixel ${img.pixels[22 * W + 22]} vs ${want[22 * W + 22]}`,
+        );
       } else {
         assert.deepEqual(new Uint8Array(img.pixels), want, `${kind} frame ${k}`);
       }
     }
   }
   // Resized and converted frame by frame, as a single image is.
-  const still = new Uint8Array(await sharp(Buffer.from(f.frames[1] as Uint8Array), { raw: { width: W, height: H, channels: 1 } }).png().toBuffer());
+  const still = new Uint8Array(
+    await sharp(Buffer.from(f.frames[1] as Uint8Array), { raw: { width: W, height: H, channels: 1 } })
+      .png()
+      .toBuffer(),
+  );
   const want = await decodeImage(still, "still.png", { channels: 3, size: { width: 16, height: 12 } });
-  const [, got] = await decodeImageFrames(files.apng, "a.png", { channels: 3, size: { width: 16, height: 12 }, frames: "all" });
+  const [, got] = await decodeImageFrames(files.apng, "a.png", {
+    channels: 3,
+    size: { width: 16, height: 12 },
+    frames: "all",
+  });
   assert.deepEqual(new Uint8Array(got?.pixels ?? []), new Uint8Array(want.pixels));
 });
 
 test("APNG: detected from acTL (libvips and pngjs see a still PNG), frames composited by blend and dispose rules", async () => {
   const f = twoFrames();
-  const bytes = apng(W, H, 1, f.frames.map((pixels) => ({ pixels })));
+  const bytes = apng(
+    W,
+    H,
+    1,
+    f.frames.map((pixels) => ({ pixels })),
+  );
   // Why the chunk walk is ours: libvips reports no pages for an APNG, and the fast path would read IDAT only.
   assert.equal((await sharp(bytes).metadata()).pages, undefined);
   const h = pngHeader(bytes);
@@ -84,11 +106,23 @@ test("APNG: detected from acTL (libvips and pngjs see a still PNG), frames compo
   // A default image outside the animation is one more image (decoders without APNG support show it).
   const outside = apng(W, H, 1, [{ pixels: f.frames[1] as Uint8Array }], { defaultImage: f.frames[0] as Uint8Array });
   assert.equal((await probeImage(outside, "o.png", { frames: "all" })).frames, 2);
-  await assert.rejects(decodeImage(outside, "o.png", { channels: 1 }), isCode("multi_frame", /an animated PNG with 2 frames/));
+  await assert.rejects(
+    decodeImage(outside, "o.png", { channels: 1 }),
+    isCode("multi_frame", /an animated PNG with 2 frames/),
+  );
   const both = await decodeImageFrames(outside, "o.png", { channels: 1, frames: "all" });
-  assert.deepEqual(both.map((x) => new Uint8Array(x.pixels)), f.frames);
+  assert.deepEqual(
+    both.map((x) => new Uint8Array(x.pixels)),
+    f.frames,
+  );
   // acTL declaring 1 frame while the file holds 2: the file's frames count.
-  const understated = apng(W, H, 1, f.frames.map((pixels) => ({ pixels })), { declaredFrames: 1 });
+  const understated = apng(
+    W,
+    H,
+    1,
+    f.frames.map((pixels) => ({ pixels })),
+    { declaredFrames: 1 },
+  );
   assert.equal((await probeImage(understated, "u.png", { frames: "all" })).frames, 2);
 
   // RGBA: frame 1 is a 4x4 half-transparent white square blended OVER at (2, 2), dispose PREVIOUS; frame 2 a
@@ -103,7 +137,8 @@ test("APNG: detected from acTL (libvips and pngjs see a still PNG), frames compo
     { pixels: new Uint8Array([0, 0, 0, 0]), width: 1, height: 1, blend: 1 },
   ]);
   const [f0, f1, f2] = await decodeImageFrames(anim, "anim.png", { channels: 3, frames: "all" });
-  const px = (img: typeof f0, x: number, y: number): number[] => Array.from((img?.pixels ?? new Uint8Array()).subarray(3 * (y * 8 + x), 3 * (y * 8 + x) + 3));
+  const px = (img: typeof f0, x: number, y: number): number[] =>
+    Array.from((img?.pixels ?? new Uint8Array()).subarray(3 * (y * 8 + x), 3 * (y * 8 + x) + 3));
   assert.deepEqual(px(f0, 3, 3), [100, 50, 0]);
   // OVER at alpha 128/255 over an opaque pixel: round((255·128·255 + c·127·255) / (128·255 + 127·255)).
   const over = (c: number): number => Math.round((255 * 128 * 255 + c * 127 * 255) / (128 * 255 + 127 * 255));
@@ -114,12 +149,21 @@ test("APNG: detected from acTL (libvips and pngjs see a still PNG), frames compo
 
 test("limits with frames 'all': frame count, and the pixels of all frames together", async () => {
   const files = await multiFrameFiles(twoFrames());
-  await assert.rejects(decodeImageFrames(files.webp, "w.webp", { channels: 1, frames: "all", maxFrames: 1 }), isCode("too_many_frames", /w\.webp: an animated WebP with 2 frames; at most 1 are scored per image/));
+  await assert.rejects(
+    decodeImageFrames(files.webp, "w.webp", { channels: 1, frames: "all", maxFrames: 1 }),
+    isCode("too_many_frames", /w\.webp: an animated WebP with 2 frames; at most 1 are scored per image/),
+  );
   await assert.rejects(
     decodeImageFrames(files.tiff, "t.tiff", { channels: 1, frames: "all", maxPixels: W * H * 2 - 1 }),
-    isCode("too_many_pixels", new RegExp(`t\\.tiff: 2 pages of 28x28 = ${W * H * 2} pixels exceeds the limit of ${W * H * 2 - 1}`)),
+    isCode(
+      "too_many_pixels",
+      new RegExp(`t\\.tiff: 2 pages of 28x28 = ${W * H * 2} pixels exceeds the limit of ${W * H * 2 - 1}`),
+    ),
   );
-  assert.equal((await decodeImageFrames(files.tiff, "t.tiff", { channels: 1, frames: "all", maxPixels: W * H * 2 })).length, 2);
+  assert.equal(
+    (await decodeImageFrames(files.tiff, "t.tiff", { channels: 1, frames: "all", maxPixels: W * H * 2 })).length,
+    2,
+  );
 });
 
 test("a single-frame GIF, WebP, TIFF and APNG-free PNG decode as before under either policy", async () => {

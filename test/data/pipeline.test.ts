@@ -14,7 +14,18 @@ function fixture(count: number, h = 4, w = 4, c = 1): ImageDataset {
   const images = new Uint8Array(count * h * w * c);
   for (let i = 0; i < images.length; i++) images[i] = (i * 37) % 256;
   const labels = Int32Array.from({ length: count }, (_, i) => i % 3);
-  return { name: "fixture", split: "train", images, labels, count, height: h, width: w, channels: c, classNames: ["a", "b", "c"], source: "generated" };
+  return {
+    name: "fixture",
+    split: "train",
+    images,
+    labels,
+    count,
+    height: h,
+    width: w,
+    channels: c,
+    classNames: ["a", "b", "c"],
+    source: "generated",
+  };
 }
 
 test("splits are disjoint, sized as asked, cover what they claim and depend only on the seed", () => {
@@ -83,8 +94,16 @@ test("random crop with padding moves pixels exactly and fills zeros; flips mirro
       }
       const flipped = augmentBatch(x, { flipProbability: 1 }, new Rng(1)).toArray();
       assert.deepEqual(flipped.slice(0, w), Array.from(vals.slice(0, w)).reverse());
-      const same1 = augmentBatch(x, { cropPadding: 2, flipProbability: 0.5, rotationDegrees: 10 }, new Rng(3)).toArray();
-      const same2 = augmentBatch(x, { cropPadding: 2, flipProbability: 0.5, rotationDegrees: 10 }, new Rng(3)).toArray();
+      const same1 = augmentBatch(
+        x,
+        { cropPadding: 2, flipProbability: 0.5, rotationDegrees: 10 },
+        new Rng(3),
+      ).toArray();
+      const same2 = augmentBatch(
+        x,
+        { cropPadding: 2, flipProbability: 0.5, rotationDegrees: 10 },
+        new Rng(3),
+      ).toArray();
       assert.deepEqual(same1, same2);
     }),
   ));
@@ -95,7 +114,10 @@ test("normalize and centre crop", () =>
       const x = tensor([0.5, 0.5, 1, 0], { shape: [1, 2, 1, 2] });
       assert.deepEqual(normalize(x, [0.5, 0.25], [0.5, 0.25]).toArray(), [0, 0, 3, -1]);
       assert.throws(() => normalize(x, [0.5], [0.5]), /input has 2 channels but mean has 1/);
-      const y = tensor(Float32Array.from({ length: 16 }, (_, i) => i), { shape: [1, 1, 4, 4] });
+      const y = tensor(
+        Float32Array.from({ length: 16 }, (_, i) => i),
+        { shape: [1, 1, 4, 4] },
+      );
       assert.deepEqual(centerCrop(y, 2, 2).toArray(), [5, 6, 9, 10]);
     }),
   ));
@@ -116,7 +138,10 @@ test("the loader is deterministic per seed and epoch, covers every sample once a
   const b = new DataLoader(ds, { batchSize: 4, shuffle: true, seed: 3 });
   const e0 = order(a);
   assert.deepEqual(order(b), e0);
-  assert.deepEqual([...e0].sort((p, q) => p - q), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  assert.deepEqual(
+    [...e0].sort((p, q) => p - q),
+    [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+  );
   assert.notDeepEqual(order(a), e0, "a new epoch reshuffles");
   assert.equal(new DataLoader(ds, { batchSize: 4, dropLast: true }).numBatches, 2);
   const relabelled = new DataLoader(ds, { batchSize: 10, labels: Int32Array.from({ length: 10 }, () => 2) });

@@ -28,9 +28,14 @@ async function loadTwice(t: TestContext, name: string, path: string, split: Spli
   start = performance.now();
   const again = await loadDataset(name, { split, path });
   const second = (performance.now() - start) / 1000;
-  t.diagnostic(`${name} ${split}: first load ${first.toFixed(2)} s (decoded unless cached by an earlier run), cached ${second.toFixed(2)} s`);
+  t.diagnostic(
+    `${name} ${split}: first load ${first.toFixed(2)} s (decoded unless cached by an earlier run), cached ${second.toFixed(2)} s`,
+  );
   assert.deepEqual(again.labels, ds.labels);
-  assert.ok(Buffer.from(again.images.buffer, again.images.byteOffset, again.images.length).equals(ds.images), "cached images differ");
+  assert.ok(
+    Buffer.from(again.images.buffer, again.images.byteOffset, again.images.length).equals(ds.images),
+    "cached images differ",
+  );
   return ds;
 }
 
@@ -42,7 +47,9 @@ function histogram(ds: ImageDataset): number[] {
 
 function assertClose(actual: number[], expected: number[] | undefined, tol: number, what: string): void {
   assert.ok(expected, what);
-  actual.forEach((v, i) => assert.ok(Math.abs(v - (expected[i] ?? NaN)) <= tol, `${what}[${i}] = ${v}, expected ${expected[i]} ± ${tol}`));
+  actual.forEach((v, i) =>
+    assert.ok(Math.abs(v - (expected[i] ?? NaN)) <= tol, `${what}[${i}] = ${v}, expected ${expected[i]} ± ${tol}`),
+  );
 }
 
 void describe("real datasets", { timeout: 600_000 }, () => {
@@ -59,18 +66,22 @@ void describe("real datasets", { timeout: 600_000 }, () => {
     assertClose(channelStats(train).std, datasetInfo("fashion-mnist").std, 0.0005, "std");
   });
 
-  void it("CIFAR-10 from the shared JPEG .tar.gz: 50,000 / 10,000 RGB 32x32 images", skipUnless(CIFAR_JPEG), async (t) => {
-    const train = await loadTwice(t, "cifar10-folder", CIFAR_JPEG, "train");
-    const test = await loadTwice(t, "cifar10-folder", CIFAR_JPEG, "test");
-    assert.deepEqual([train.count, train.height, train.width, train.channels], [50000, 32, 32, 3]);
-    assert.deepEqual([test.count, test.height, test.width, test.channels], [10000, 32, 32, 3]);
-    assert.deepEqual(train.classNames, CIFAR10_CLASSES);
-    assert.deepEqual(histogram(train), new Array(10).fill(5000));
-    assert.deepEqual(histogram(test), new Array(10).fill(1000));
-    // Lossy JPEG shifts the official statistics only slightly; swapped channels or a bad decode would not.
-    assertClose(channelStats(train).mean, datasetInfo("cifar10").mean, 0.002, "mean");
-    assertClose(channelStats(train).std, datasetInfo("cifar10").std, 0.005, "std");
-  });
+  void it(
+    "CIFAR-10 from the shared JPEG .tar.gz: 50,000 / 10,000 RGB 32x32 images",
+    skipUnless(CIFAR_JPEG),
+    async (t) => {
+      const train = await loadTwice(t, "cifar10-folder", CIFAR_JPEG, "train");
+      const test = await loadTwice(t, "cifar10-folder", CIFAR_JPEG, "test");
+      assert.deepEqual([train.count, train.height, train.width, train.channels], [50000, 32, 32, 3]);
+      assert.deepEqual([test.count, test.height, test.width, test.channels], [10000, 32, 32, 3]);
+      assert.deepEqual(train.classNames, CIFAR10_CLASSES);
+      assert.deepEqual(histogram(train), new Array(10).fill(5000));
+      assert.deepEqual(histogram(test), new Array(10).fill(1000));
+      // Lossy JPEG shifts the official statistics only slightly; swapped channels or a bad decode would not.
+      assertClose(channelStats(train).mean, datasetInfo("cifar10").mean, 0.002, "mean");
+      assertClose(channelStats(train).std, datasetInfo("cifar10").std, 0.005, "std");
+    },
+  );
 
   void it("GTSRB from the shared .tar.gz: 39,209 / 12,630 images, 43 classes", skipUnless(GTSRB_32), async (t) => {
     const train = await loadTwice(t, "gtsrb", GTSRB_32, "train");

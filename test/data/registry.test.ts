@@ -9,7 +9,15 @@ import { png, solid, tempDir, writeBytes } from "./fixtures.js";
 
 void describe("dataset registry", () => {
   void it("lists the known datasets with consistent metadata", () => {
-    assert.deepEqual(datasetNames(), ["mnist", "fashion-mnist", "cifar10", "cifar10-folder", "gtsrb", "image-folder", "array"]);
+    assert.deepEqual(datasetNames(), [
+      "mnist",
+      "fashion-mnist",
+      "cifar10",
+      "cifar10-folder",
+      "gtsrb",
+      "image-folder",
+      "array",
+    ]);
     for (const name of datasetNames()) {
       const info = datasetInfo(name);
       if (info.mean) {
@@ -25,7 +33,8 @@ void describe("dataset registry", () => {
 
   void it("names the valid datasets when given an unknown one", async () => {
     await assert.rejects(loadDataset("cifar100", { split: "train" }), {
-      message: "unknown dataset 'cifar100'; valid names: mnist, fashion-mnist, cifar10, cifar10-folder, gtsrb, image-folder, array",
+      message:
+        "unknown dataset 'cifar100'; valid names: mnist, fashion-mnist, cifar10, cifar10-folder, gtsrb, image-folder, array",
     });
   });
 
@@ -35,14 +44,26 @@ void describe("dataset registry", () => {
     await assert.rejects(loadDataset("gtsrb", { split: "train", path: missing }), {
       message: `dataset 'gtsrb': ${missing} (the given path) does not exist; pass the path of the GTSRB folder, its parent, or a .tar/.tar.gz of it`,
     });
-    await assert.rejects(loadDataset("image-folder", { split: "train" }), /dataset 'image-folder' has no default location; pass its path \(a folder with <class>\/ sub-folders/);
-    await assert.rejects(loadDataset("mnist", { split: "valid" as "train", path: dir }), /split must be "train" or "test"/);
+    await assert.rejects(
+      loadDataset("image-folder", { split: "train" }),
+      /dataset 'image-folder' has no default location; pass its path \(a folder with <class>\/ sub-folders/,
+    );
+    await assert.rejects(
+      loadDataset("mnist", { split: "valid" as "train", path: dir }),
+      /split must be "train" or "test"/,
+    );
   });
 
   void it("loads an image folder through the registry with a resize", async () => {
     const dir = await tempDir(after);
     await writeBytes(join(dir, "x/1.png"), await png(8, 8, solid(8, 8, [5, 6, 7])));
-    const ds = await loadDataset("image-folder", { split: "train", path: dir, imageSize: [2, 4], cache: false, progress: false });
+    const ds = await loadDataset("image-folder", {
+      split: "train",
+      path: dir,
+      imageSize: [2, 4],
+      cache: false,
+      progress: false,
+    });
     assert.deepEqual([ds.count, ds.height, ds.width, ds.channels, ds.name], [1, 2, 4, 3, "image-folder"]);
     assert.deepEqual(ds.images, solid(4, 2, [5, 6, 7]));
   });

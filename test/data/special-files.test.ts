@@ -36,17 +36,56 @@ test("dataset files, archives, checkpoints, training state, programs, ONNX model
   };
   try {
     const cases: [string, () => Promise<unknown>, RegExp][] = [
-      ["idx", async () => readMaybeGzipped(await mkfifo("t10k-images-idx3-ubyte")), /idx: .*t10k-images-idx3-ubyte: the file is not a regular file \(a device, socket or pipe\)/],
-      ["npz", async () => readArrayFile(await mkfifo("set.npz"), { split: "test", name: "set" }), /array-file: .*set\.npz: the file is not a regular file/],
-      ["cifar10", async () => (await mkfifo("cifar", "test_batch.bin"), readCifar10Binary(join(root, "cifar"), { split: "test", progress: false })), /cifar10: .*test_batch\.bin: the file is not a regular file/],
-      ["archive", async () => scanTree(await mkfifo("data.tar.gz"), { select: () => true, onFile: () => undefined }), /archive: .*data\.tar\.gz: the archive is not a regular file/],
-      ["checkpoint", async () => (await mkfifo("ckpt", "model.json"), readCheckpointMeta(join(root, "ckpt"))), /checkpoint: .*model\.json: the checkpoint metadata file is not a regular file/],
-      ["training state", async () => (await mkfifo("run", "train-state.json"), loadTrainState(join(root, "run"))), /resume: .*train-state\.json: the training state file is not a regular file/],
+      [
+        "idx",
+        async () => readMaybeGzipped(await mkfifo("t10k-images-idx3-ubyte")),
+        /idx: .*t10k-images-idx3-ubyte: the file is not a regular file \(a device, socket or pipe\)/,
+      ],
+      [
+        "npz",
+        async () => readArrayFile(await mkfifo("set.npz"), { split: "test", name: "set" }),
+        /array-file: .*set\.npz: the file is not a regular file/,
+      ],
+      [
+        "cifar10",
+        async () => (
+          await mkfifo("cifar", "test_batch.bin"),
+          readCifar10Binary(join(root, "cifar"), { split: "test", progress: false })
+        ),
+        /cifar10: .*test_batch\.bin: the file is not a regular file/,
+      ],
+      [
+        "archive",
+        async () => scanTree(await mkfifo("data.tar.gz"), { select: () => true, onFile: () => undefined }),
+        /archive: .*data\.tar\.gz: the archive is not a regular file/,
+      ],
+      [
+        "checkpoint",
+        async () => (await mkfifo("ckpt", "model.json"), readCheckpointMeta(join(root, "ckpt"))),
+        /checkpoint: .*model\.json: the checkpoint metadata file is not a regular file/,
+      ],
+      [
+        "training state",
+        async () => (await mkfifo("run", "train-state.json"), loadTrainState(join(root, "run"))),
+        /resume: .*train-state\.json: the training state file is not a regular file/,
+      ],
       // A synchronous read cannot be raced against a timer: a watchdog process writes to the FIFO after 3 s, so a
       // read that waits on it gets end-of-file and fails on the message instead of hanging the test.
-      ["torchscript", async () => TorchScriptModule.load(watched(await mkfifo("model.torchscript.pt"))), /torchscript: cannot read .*model\.torchscript\.pt: .*the TorchScript file is not a regular file/],
-      ["onnx", async () => OnnxDetector.open(await mkfifo("detector.onnx")), /detector\.onnx: the ONNX model is not a regular file/],
-      ["classes", async () => readClassNames(await mkfifo("classes.txt")), /classes: .*classes\.txt is neither a number nor a readable file of class names \(the class names file is not a regular file/],
+      [
+        "torchscript",
+        async () => TorchScriptModule.load(watched(await mkfifo("model.torchscript.pt"))),
+        /torchscript: cannot read .*model\.torchscript\.pt: .*the TorchScript file is not a regular file/,
+      ],
+      [
+        "onnx",
+        async () => OnnxDetector.open(await mkfifo("detector.onnx")),
+        /detector\.onnx: the ONNX model is not a regular file/,
+      ],
+      [
+        "classes",
+        async () => readClassNames(await mkfifo("classes.txt")),
+        /classes: .*classes\.txt is neither a number nor a readable file of class names \(the class names file is not a regular file/,
+      ],
       ["/dev/zero as IDX", () => readMaybeGzipped("/dev/zero"), /idx: \/dev\/zero: the file is not a regular file/],
     ];
     for (const [name, run, expected] of cases) {

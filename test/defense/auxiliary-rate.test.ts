@@ -25,7 +25,24 @@ test("on real images, the strongest rate is tried first; one that wrecks M' is c
   const model = createModel("compact-cnn", spec);
   try {
     // A model that has learned something, so that M's accuracy is a real reference.
-    await fit(model, subset(testSet, s.evaluation.subarray(0, 1500)), { ...DEFAULT_CONFIG, epochs: 2, batchSize: 64, optimizer: "sgd", lr: 0.05, momentum: 0.9, nesterov: true, weightDecay: 0, schedule: "none", augment: {}, seed: 1 }, { normalization: preprocessing, silent: true });
+    await fit(
+      model,
+      subset(testSet, s.evaluation.subarray(0, 1500)),
+      {
+        ...DEFAULT_CONFIG,
+        epochs: 2,
+        batchSize: 64,
+        optimizer: "sgd",
+        lr: 0.05,
+        momentum: 0.9,
+        nesterov: true,
+        weightDecay: 0,
+        schedule: "none",
+        augment: {},
+        seed: 1,
+      },
+      { normalization: preprocessing, silent: true },
+    );
     const lines: string[] = [];
     const { selection, auxiliary } = await selectFinetuneLr(model, { spec, preprocessing }, reserved, calibration, {
       finetune: { lr: 0.01, gamma: 0.1, epochs: 2, batchSize: 64, milestones: [1], momentum: 0.9, weightDecay: 0 },
@@ -41,28 +58,57 @@ test("on real images, the strongest rate is tried first; one that wrecks M' is c
       assert.equal(selection.modelAccuracy, evaluateModel(model, calibration, norm).accuracy);
       assert.ok(selection.modelAccuracy > 0.5, `M learned the task: ${selection.modelAccuracy}`);
       // Strongest first; 0.003 is never tried, since 0.01 already kept the accuracy.
-      assert.deepEqual(selection.table.map((r) => [r.lr, r.kept]), [[3, false], [0.01, true]]);
+      assert.deepEqual(
+        selection.table.map((r) => [r.lr, r.kept]),
+        [
+          [3, false],
+          [0.01, true],
+        ],
+      );
       const wild = selection.table[0] as { calibrationAccuracy: number };
       const kept = selection.table[1] as { calibrationAccuracy: number };
       // SGD at rate 3 wrecks M' (chance is 10%); at 0.01 it keeps M's accuracy.
       assert.ok(wild.calibrationAccuracy < selection.modelAccuracy - 0.2, `rate 3: ${wild.calibrationAccuracy}`);
-      assert.ok(kept.calibrationAccuracy >= 0.1 + 0.8 * (selection.modelAccuracy - 0.1), `rate 0.01: ${kept.calibrationAccuracy}`);
-      assert.deepEqual([selection.lr, selection.retain, selection.probeEpochs, selection.conclusive], [0.01, 0.8, 1, true]);
+      assert.ok(
+        kept.calibrationAccuracy >= 0.1 + 0.8 * (selection.modelAccuracy - 0.1),
+        `rate 0.01: ${kept.calibrationAccuracy}`,
+      );
+      assert.deepEqual(
+        [selection.lr, selection.retain, selection.probeEpochs, selection.conclusive],
+        [0.01, 0.8, 1, true],
+      );
       // The returned M' went on past the probe (its second epoch at a tenth of the rate), so it is not the probed one.
       assert.notEqual(evaluateModel(auxiliary, calibration, norm).accuracy, kept.calibrationAccuracy);
       assert.equal(lines.length, 2);
     } finally {
       auxiliary.dispose();
     }
-    await assert.rejects(selectFinetuneLr(model, { spec, preprocessing }, reserved, calibration, {
-      finetune: { lr: 0.01, gamma: 0.1, epochs: 1, batchSize: 64, milestones: [], momentum: 0.9, weightDecay: 0 }, augment: {}, seed: 0, candidates: [0.01, -1], retain: 0.8, probeEpochs: 1,
-    }), /candidates must be positive numbers, got \[0.01,-1\]/);
+    await assert.rejects(
+      selectFinetuneLr(model, { spec, preprocessing }, reserved, calibration, {
+        finetune: { lr: 0.01, gamma: 0.1, epochs: 1, batchSize: 64, milestones: [], momentum: 0.9, weightDecay: 0 },
+        augment: {},
+        seed: 0,
+        candidates: [0.01, -1],
+        retain: 0.8,
+        probeEpochs: 1,
+      }),
+      /candidates must be positive numbers, got \[0.01,-1\]/,
+    );
     // No candidate keeps the accuracy: the gentlest is used, run to the end, and the selection says so.
     const none = await selectFinetuneLr(model, { spec, preprocessing }, reserved, calibration, {
-      finetune: { lr: 0.01, gamma: 0.1, epochs: 1, batchSize: 64, milestones: [], momentum: 0.9, weightDecay: 0 }, augment: {}, seed: 0, candidates: [5, 3], retain: 1, probeEpochs: 1, log: () => {},
+      finetune: { lr: 0.01, gamma: 0.1, epochs: 1, batchSize: 64, milestones: [], momentum: 0.9, weightDecay: 0 },
+      augment: {},
+      seed: 0,
+      candidates: [5, 3],
+      retain: 1,
+      probeEpochs: 1,
+      log: () => {},
     });
     none.auxiliary.dispose();
-    assert.deepEqual([none.selection.lr, none.selection.conclusive, none.selection.table.map((r) => r.kept)], [3, false, [false, false]]);
+    assert.deepEqual(
+      [none.selection.lr, none.selection.conclusive, none.selection.table.map((r) => r.kept)],
+      [3, false, [false, false]],
+    );
   } finally {
     model.dispose();
   }

@@ -22,7 +22,13 @@ async function smallDetector(): Promise<{ det: BadExpertDetector; evalSet: Await
   const s = defenseSplits(test.count, { seed: 1, reserved: 256, calibration: 200 });
   manualSeed(2);
   const model = createModel("compact-cnn", spec);
-  const det = await fitBadExpert(model, { spec, preprocessing, classNames: test.classNames }, subset(test, s.reserved), subset(test, s.calibration), QUICK_FIT);
+  const det = await fitBadExpert(
+    model,
+    { spec, preprocessing, classNames: test.classNames },
+    subset(test, s.reserved),
+    subset(test, s.calibration),
+    QUICK_FIT,
+  );
   model.dispose();
   return { det, evalSet: subset(test, s.evaluation.subarray(0, 300)) };
 }
@@ -32,7 +38,10 @@ test("defense splits are disjoint and cover the test set", () => {
   const all = new Set([...s.reserved, ...s.calibration, ...s.evaluation]);
   assert.equal(all.size, 1000);
   assert.equal(s.evaluation.length, 700);
-  assert.throws(() => defenseSplits(100, { seed: 0, reserved: 60, calibration: 40 }), /leave no evaluation images out of 100/);
+  assert.throws(
+    () => defenseSplits(100, { seed: 0, reserved: 60, calibration: 40 }),
+    /leave no evaluation images out of 100/,
+  );
 });
 
 test("shifted labels are (y + 1) mod C", () => {
@@ -58,13 +67,27 @@ test("a fitted detector round-trips through a bundle with identical scores; bad 
     assert.equal(loaded.threshold, det.threshold);
     assert.equal(loaded.rule, "triangle");
 
-    assert.throws(() => tidy(() => loaded.scoreBatch(zeros([2, 3, 28, 28]))), /images are 28x28x3 but the detector's model takes 28x28x1/);
-    assert.throws(() => tidy(() => loaded.scoreBatch(zeros([2, 1, 32, 32]))), /images are 32x32x1 but the detector's model takes 28x28x1/);
+    assert.throws(
+      () => tidy(() => loaded.scoreBatch(zeros([2, 3, 28, 28]))),
+      /images are 28x28x3 but the detector's model takes 28x28x1/,
+    );
+    assert.throws(
+      () => tidy(() => loaded.scoreBatch(zeros([2, 1, 32, 32]))),
+      /images are 32x32x1 but the detector's model takes 28x28x1/,
+    );
     loaded.dispose();
 
-    const manifest = JSON.parse(await readFile(join(dir, "detector.json"), "utf8")) as { spec: { name: string; imageSize: number; inChannels: number } };
-    await writeFile(join(dir, "detector.json"), JSON.stringify({ ...manifest, spec: { ...manifest.spec, name: "resnet18", imageSize: 32 } }));
-    await assert.rejects(loadBundle(dir), /detector\.json: "preprocessing\.imageSize" must be \[32, 32\] \(the model's imageSize\); found \[28,28\]/);
+    const manifest = JSON.parse(await readFile(join(dir, "detector.json"), "utf8")) as {
+      spec: { name: string; imageSize: number; inChannels: number };
+    };
+    await writeFile(
+      join(dir, "detector.json"),
+      JSON.stringify({ ...manifest, spec: { ...manifest.spec, name: "resnet18", imageSize: 32 } }),
+    );
+    await assert.rejects(
+      loadBundle(dir),
+      /detector\.json: "preprocessing\.imageSize" must be \[32, 32\] \(the model's imageSize\); found \[28,28\]/,
+    );
     await writeFile(join(dir, "detector.json"), JSON.stringify(manifest));
     await unlink(join(dir, "expert.safetensors"));
     await assert.rejects(loadBundle(dir), /expert\.safetensors \(B\): .*cannot read \(ENOENT: no such file\)/);

@@ -7,10 +7,19 @@ import { loadDataset } from "../../src/data/registry.js";
 import { subset } from "../../src/data/splits.js";
 import { createModel } from "../../src/models/registry.js";
 import { defenseSplits } from "../../src/defense/splits.js";
-import { DEFAULT_SELECTION_RULE, canaryAttack, chooseUnlearnLr, combinedTable, decideUnlearnLr, selectUnlearnLr, type CanaryRow } from "../../src/defense/canary.js";
+import {
+  DEFAULT_SELECTION_RULE,
+  canaryAttack,
+  chooseUnlearnLr,
+  combinedTable,
+  decideUnlearnLr,
+  selectUnlearnLr,
+  type CanaryRow,
+} from "../../src/defense/canary.js";
 import { noLeaks } from "../helpers/memory.js";
 
-const rows = (aurocs: number[], lrs = [1e-4, 2e-4, 3e-4, 5e-4, 1e-3]): CanaryRow[] => aurocs.map((auroc, i) => ({ lr: lrs[i] as number, auroc, expertCleanAccuracy: 0 }));
+const rows = (aurocs: number[], lrs = [1e-4, 2e-4, 3e-4, 5e-4, 1e-3]): CanaryRow[] =>
+  aurocs.map((auroc, i) => ({ lr: lrs[i] as number, auroc, expertCleanAccuracy: 0 }));
 
 test("peak picks the best AUROC; near-ties go to the gentler rate, or the stronger with peak-strong", () => {
   const t = rows([0.9, 0.9995, 0.999, 0.95, 0.8]);
@@ -25,7 +34,10 @@ test("strongest-above picks the strongest rate at or above the level, and falls 
   assert.equal(chooseUnlearnLr([t], { pick: "strongest-above", combine: "mean", level: 0.95 }), 5e-4);
   assert.equal(chooseUnlearnLr([t], { pick: "strongest-above", combine: "mean", level: 0.98 }), 2e-4);
   // A dip does not stop the search: the strongest rate at the level counts.
-  assert.equal(chooseUnlearnLr([rows([0.99, 0.9, 0.99, 0.5, 0.5])], { pick: "strongest-above", combine: "mean", level: 0.95 }), 3e-4);
+  assert.equal(
+    chooseUnlearnLr([rows([0.99, 0.9, 0.99, 0.5, 0.5])], { pick: "strongest-above", combine: "mean", level: 0.95 }),
+    3e-4,
+  );
   // Nothing reaches 0.999: the canaries are inconclusive.
   assert.equal(chooseUnlearnLr([t], { pick: "strongest-above", combine: "mean", level: 0.999 }), null);
 });
@@ -33,33 +45,68 @@ test("strongest-above picks the strongest rate at or above the level, and falls 
 test("several canaries are combined per rate by their mean or their worst AUROC", () => {
   const blend = rows([0.98, 1, 1, 1, 1]);
   const patch = rows([0.96, 0.99, 0.97, 0.9, 0.6]);
-  assert.deepEqual(combinedTable([blend, patch], "min").map((r) => r.auroc), [0.96, 0.99, 0.97, 0.9, 0.6]);
+  assert.deepEqual(
+    combinedTable([blend, patch], "min").map((r) => r.auroc),
+    [0.96, 0.99, 0.97, 0.9, 0.6],
+  );
   const mean = combinedTable([blend, patch], "mean").map((r) => r.auroc);
   [0.97, 0.995, 0.985, 0.95, 0.8].forEach((v, i) => assert.ok(Math.abs((mean[i] as number) - v) < 1e-12));
   assert.equal(chooseUnlearnLr([blend, patch], { pick: "strongest-above", combine: "min", level: 0.95 }), 3e-4);
   assert.equal(chooseUnlearnLr([blend, patch], { pick: "strongest-above", combine: "mean", level: 0.95 }), 5e-4);
   // Rates are read in increasing order whatever the table order.
-  assert.equal(chooseUnlearnLr([[...blend].reverse(), [...patch].reverse()], { pick: "strongest-above", combine: "min", level: 0.95 }), 3e-4);
+  assert.equal(
+    chooseUnlearnLr([[...blend].reverse(), [...patch].reverse()], {
+      pick: "strongest-above",
+      combine: "min",
+      level: 0.95,
+    }),
+    3e-4,
+  );
 });
 
 test("a conditional canary does not vote in the rule; its peak caps the rate (Fashion-MNIST TaCT seed 0's tables)", () => {
   const lrs = [3e-5, 5e-5, 1e-4, 2e-4, 3e-4, 5e-4, 1e-3, 2e-3];
   const blend = { kind: "blend" as const, table: rows([0.918, 0.951, 0.99, 0.999, 0.999, 0.997, 0.994, 0.946], lrs) };
   const patch = { kind: "patch" as const, table: rows([1, 1, 1, 1, 1, 1, 1, 0.936], lrs) };
-  const conditional = { kind: "conditional" as const, table: rows([0.415, 0.444, 0.53, 0.736, 0.805, 0.717, 0.759, 0.588], lrs) };
-  assert.deepEqual(decideUnlearnLr([blend, patch], DEFAULT_SELECTION_RULE, 3e-4), { lr: 1e-3, conclusive: true, uncapped: 1e-3 });
-  assert.deepEqual(decideUnlearnLr([blend, patch, conditional], DEFAULT_SELECTION_RULE, 3e-4), { lr: 3e-4, conclusive: true, uncapped: 1e-3, conditionalPeak: 3e-4 });
+  const conditional = {
+    kind: "conditional" as const,
+    table: rows([0.415, 0.444, 0.53, 0.736, 0.805, 0.717, 0.759, 0.588], lrs),
+  };
+  assert.deepEqual(decideUnlearnLr([blend, patch], DEFAULT_SELECTION_RULE, 3e-4), {
+    lr: 1e-3,
+    conclusive: true,
+    uncapped: 1e-3,
+  });
+  assert.deepEqual(decideUnlearnLr([blend, patch, conditional], DEFAULT_SELECTION_RULE, 3e-4), {
+    lr: 3e-4,
+    conclusive: true,
+    uncapped: 1e-3,
+    conditionalPeak: 3e-4,
+  });
   // A cap above the rule's choice changes nothing; inconclusive canaries keep the static rate, capped too.
   const late = { ...conditional, table: rows([0.4, 0.4, 0.4, 0.4, 0.4, 0.4, 0.4, 0.9], lrs) };
   assert.equal(decideUnlearnLr([blend, patch, late], DEFAULT_SELECTION_RULE, 3e-4).lr, 1e-3);
   const weak = { ...blend, table: rows([0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9], lrs) };
-  assert.deepEqual(decideUnlearnLr([weak, conditional], DEFAULT_SELECTION_RULE, 5e-4), { lr: 3e-4, conclusive: false, uncapped: 5e-4, conditionalPeak: 3e-4 });
-  assert.deepEqual(decideUnlearnLr([weak, late], DEFAULT_SELECTION_RULE, 5e-4), { lr: 5e-4, conclusive: false, uncapped: 5e-4, conditionalPeak: 2e-3 });
+  assert.deepEqual(decideUnlearnLr([weak, conditional], DEFAULT_SELECTION_RULE, 5e-4), {
+    lr: 3e-4,
+    conclusive: false,
+    uncapped: 5e-4,
+    conditionalPeak: 3e-4,
+  });
+  assert.deepEqual(decideUnlearnLr([weak, late], DEFAULT_SELECTION_RULE, 5e-4), {
+    lr: 5e-4,
+    conclusive: false,
+    uncapped: 5e-4,
+    conditionalPeak: 2e-3,
+  });
 });
 
 test("canary tables must share their rates, and there must be one", () => {
   assert.throws(() => chooseUnlearnLr([]), /no canary measurements/);
-  assert.throws(() => chooseUnlearnLr([rows([0.9, 0.9]), rows([0.9, 0.9], [1e-4, 3e-4])]), /do not share their rates \(row 1: 0.0002 vs 0.0003\)/);
+  assert.throws(
+    () => chooseUnlearnLr([rows([0.9, 0.9]), rows([0.9, 0.9], [1e-4, 3e-4])]),
+    /do not share their rates \(row 1: 0.0002 vs 0.0003\)/,
+  );
 });
 
 test("the patch canary is a 3x3 checkerboard in the top-left corner; the blend canary changes every pixel", () =>
@@ -112,9 +159,16 @@ test("the conditional canary: the patch on half of one source class, as many cov
   const before = plantOn.images.subarray(k * size, (k + 1) * size);
   const after = poisoned.dataset.images.subarray(k * size, (k + 1) * size);
   const changed = [...after.keys()].filter((j) => after[j] !== before[j]);
-  assert.ok(changed.length > 0 && changed.every((j) => [29, 30, 31, 57, 58, 59, 85, 86, 87].includes(j)), `changed pixels ${changed.join(",")}`);
+  assert.ok(
+    changed.length > 0 && changed.every((j) => [29, 30, 31, 57, 58, 59, 85, 86, 87].includes(j)),
+    `changed pixels ${changed.join(",")}`,
+  );
   const triggered = attack.poisonedTestSet(testSet);
-  assert.equal(triggered.dataset.count, testSet.labels.filter((y) => y === source).length, "only source-class images count");
+  assert.equal(
+    triggered.dataset.count,
+    testSet.labels.filter((y) => y === source).length,
+    "only source-class images count",
+  );
   // Seeded; and it refuses a set too small to plant it.
   assert.deepEqual(canaryAttack("conditional", 3, spec, plantOn).params, p);
   assert.throws(() => canaryAttack("conditional", 3, spec), /needs the images it is planted on/);
@@ -131,21 +185,31 @@ test("on real images, a planted patch canary takes and B is measured at every ca
   manualSeed(5);
   const model = createModel("compact-cnn", spec);
   try {
-    const r = await selectUnlearnLr(model, { spec, preprocessing }, subset(testSet, s.reserved), subset(testSet, s.calibration), {
-      unlearn: { lr: 0, epochs: 1, batchSize: 128 },
-      finetune: { lr: 0.01, gamma: 0.1, epochs: 1, batchSize: 64, milestones: [], momentum: 0.9, weightDecay: 1e-4 },
-      augment: {},
-      seed: 0,
-      candidates: [1e-4, 1e-3],
-      kinds: ["patch"],
-      log: () => {},
-    });
+    const r = await selectUnlearnLr(
+      model,
+      { spec, preprocessing },
+      subset(testSet, s.reserved),
+      subset(testSet, s.calibration),
+      {
+        unlearn: { lr: 0, epochs: 1, batchSize: 128 },
+        finetune: { lr: 0.01, gamma: 0.1, epochs: 1, batchSize: 64, milestones: [], momentum: 0.9, weightDecay: 1e-4 },
+        augment: {},
+        seed: 0,
+        candidates: [1e-4, 1e-3],
+        kinds: ["patch"],
+        log: () => {},
+      },
+    );
     const c = r.canaries[0];
     assert.ok(c && r.canaries.length === 1);
     // Planted from scratch on 768 images, a 3x3 patch still takes: the planting is real.
     assert.ok(c.attackSuccessRate > 0.8, `canary ASR ${c.attackSuccessRate}`);
-    assert.deepEqual(c.table.map((t) => t.lr), [1e-4, 1e-3]);
-    for (const t of c.table) assert.ok(t.auroc >= 0 && t.auroc <= 1 && t.expertCleanAccuracy >= 0 && t.expertCleanAccuracy <= 1);
+    assert.deepEqual(
+      c.table.map((t) => t.lr),
+      [1e-4, 1e-3],
+    );
+    for (const t of c.table)
+      assert.ok(t.auroc >= 0 && t.auroc <= 1 && t.expertCleanAccuracy >= 0 && t.expertCleanAccuracy <= 1);
     // The default rule worked out by hand from the measured table (not by calling the rule's own
     // code again): the strongest rate whose AUROC is at least 0.98, or — when none is — the given
     // static rate (0 here), marked inconclusive.

@@ -17,7 +17,8 @@ import { Rng } from "../../src/util/rng.js";
 import { quickDetector } from "./quick-detector.js";
 
 // Messages that mean an unchecked path was hit, not a validation.
-const RAW = /Cannot read propert|undefined is not|is not a function|is not iterable|Maximum call stack|Invalid array length|out of memory/i;
+const RAW =
+  /Cannot read propert|undefined is not|is not a function|is not iterable|Maximum call stack|Invalid array length|out of memory/i;
 
 function checkError(e: unknown, what: string, counts: Map<string, number>): void {
   assert.ok(e instanceof Error, `${what}: threw a non-Error ${String(e)}`);
@@ -25,7 +26,10 @@ function checkError(e: unknown, what: string, counts: Map<string, number>): void
   assert.doesNotMatch(e.message, RAW, `${what}: raw message`);
   // eslint-disable-next-line no-control-regex
   assert.doesNotMatch(e.message, /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/, `${what}: control character in message`);
-  const kind = e.message.replace(/\/tmp\/[^ :]+/g, "").replace(/\d+/g, "N").slice(0, 60);
+  const kind = e.message
+    .replace(/\/tmp\/[^ :]+/g, "")
+    .replace(/\d+/g, "N")
+    .slice(0, 60);
   counts.set(kind, (counts.get(kind) ?? 0) + 1);
 }
 
@@ -45,7 +49,12 @@ function mutateBytes(src: Uint8Array, rng: Rng): Uint8Array {
   if (op === 2) {
     // The header-size prefix: small changes, huge values, or the high bytes.
     const v = new DataView(b.buffer);
-    const choices = [v.getBigUint64(0, true) + BigInt((rng.nextUint32() % 17) - 8), 2n ** 63n, BigInt(rng.nextUint32()), 100_000_001n];
+    const choices = [
+      v.getBigUint64(0, true) + BigInt((rng.nextUint32() % 17) - 8),
+      2n ** 63n,
+      BigInt(rng.nextUint32()),
+      100_000_001n,
+    ];
     v.setBigUint64(0, choices[rng.nextUint32() % choices.length] ?? 0n, true);
     return b;
   }
@@ -63,11 +72,31 @@ function mutateBytes(src: Uint8Array, rng: Rng): Uint8Array {
 
 /** One random edit of a parsed JSON value: delete, retype or change a field somewhere. */
 function mutateJson(v: unknown, rng: Rng): unknown {
-  const replacements: unknown[] = [null, "", "0", "NaN", "Infinity", -1, 0, 1e308, 15000, true, [], {}, [0], "\u001b[2J\n", -0.5, 0.5, "resnet18", 2 ** 53];
+  const replacements: unknown[] = [
+    null,
+    "",
+    "0",
+    "NaN",
+    "Infinity",
+    -1,
+    0,
+    1e308,
+    15000,
+    true,
+    [],
+    {},
+    [0],
+    "\u001b[2J\n",
+    -0.5,
+    0.5,
+    "resnet18",
+    2 ** 53,
+  ];
   const pick = <T>(xs: readonly T[]): T => xs[rng.nextUint32() % xs.length] as T;
   const walk = (x: unknown, depth: number): unknown => {
     if (Array.isArray(x)) {
-      if (x.length === 0 || rng.nextUint32() % 4 === 0) return rng.nextUint32() % 2 ? pick(replacements) : [...x, pick(replacements)];
+      if (x.length === 0 || rng.nextUint32() % 4 === 0)
+        return rng.nextUint32() % 2 ? pick(replacements) : [...x, pick(replacements)];
       const i = rng.nextUint32() % x.length;
       const out = [...x];
       out[i] = walk(out[i], depth + 1);
@@ -117,7 +146,9 @@ test("fuzz: mutated safetensors files parse or fail with a clear error", () => {
   }
   const seconds = (Date.now() - t0) / 1000;
   const refused = cases - parsed;
-  console.log(`fuzz safetensors: ${cases} cases in ${seconds.toFixed(2)} s: ${parsed} parsed (mutations inside tensor data), ${refused} refused with ${counts.size} kinds of message`);
+  console.log(
+    `fuzz safetensors: ${cases} cases in ${seconds.toFixed(2)} s: ${parsed} parsed (mutations inside tensor data), ${refused} refused with ${counts.size} kinds of message`,
+  );
   assert.ok(refused > cases / 3, "most mutations are refused");
   assert.ok(parsed > 0, "data-only mutations still parse");
   assert.equal(memory().numTensors, before);
@@ -142,11 +173,18 @@ test("fuzz: mutated manifests validate to the original decision or fail with a c
     const cases = 4000;
     for (let i = 0; i < cases; i++) {
       const kind = rng.nextUint32() % 3;
-      const bytes = kind < 2 ? Buffer.from(JSON.stringify(mutateJson(manifest, rng), null, kind === 1 ? 2 : 0)) : mutateBytes(manifestBytes, rng);
+      const bytes =
+        kind < 2
+          ? Buffer.from(JSON.stringify(mutateJson(manifest, rng), null, kind === 1 ? 2 : 0))
+          : mutateBytes(manifestBytes, rng);
       try {
         const m = parseManifest(bytes, manifestPath);
         outcome.accepted++;
-        assert.equal(decision({ info: m }), original, `case ${i}: a mutated manifest validated with different decision fields`);
+        assert.equal(
+          decision({ info: m }),
+          original,
+          `case ${i}: a mutated manifest validated with different decision fields`,
+        );
       } catch (e) {
         if (e instanceof assert.AssertionError) throw e;
         outcome.refused++;

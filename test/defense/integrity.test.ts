@@ -39,22 +39,45 @@ test("scores that are not finite numbers are flagged; calibration and saving ref
   try {
     manualSeed(9);
     const ok = tidy(() => det.scoreBatch(rand([32, 1, 28, 28])));
-    assert.ok(ok.flagged.some((f) => f === 0), "a healthy detector passes some inputs");
+    assert.ok(
+      ok.flagged.some((f) => f === 0),
+      "a healthy detector passes some inputs",
+    );
     assert.ok(ok.invalid.every((f) => f === 0));
-    const uncalibrated = BadExpertDetector.uncalibrated(det, { spec, preprocessing: det.info.preprocessing, classNames: det.info.classNames, rule: "triangle" });
+    const uncalibrated = BadExpertDetector.uncalibrated(det, {
+      spec,
+      preprocessing: det.info.preprocessing,
+      classNames: det.info.classNames,
+      rule: "triangle",
+    });
     const unjudged = tidy(() => uncalibrated.scoreBatch(rand([8, 1, 28, 28])));
     assert.ok(unjudged.score.every(Number.isFinite));
-    assert.deepEqual(Array.from(unjudged.flagged), new Array<number>(8).fill(1), "an uncalibrated detector (threshold +Infinity) flags every input");
+    assert.deepEqual(
+      Array.from(unjudged.flagged),
+      new Array<number>(8).fill(1),
+      "an uncalibrated detector (threshold +Infinity) flags every input",
+    );
     noGrad(() => det.expert.parameters()[0]?.fill_(Number.NaN));
     const broken = tidy(() => det.scoreBatch(rand([32, 1, 28, 28])));
-    assert.ok(broken.score.every((s) => Number.isNaN(s)), "NaN weights make every score NaN");
+    assert.ok(
+      broken.score.every((s) => Number.isNaN(s)),
+      "NaN weights make every score NaN",
+    );
     assert.deepEqual(Array.from(broken.flagged), new Array<number>(32).fill(1), "and every input is flagged");
     assert.deepEqual(Array.from(broken.invalid), new Array<number>(32).fill(1));
-    assert.throws(() => calibrateThreshold([0.1, Number.NaN, 0.3], 0.05), /1 of 3 clean calibration scores are not finite numbers/);
+    assert.throws(
+      () => calibrateThreshold([0.1, Number.NaN, 0.3], 0.05),
+      /1 of 3 clean calibration scores are not finite numbers/,
+    );
     await withDir(async (dir) => {
       const nan = det.withDecision("triangle", Number.NaN, { ...det.info.calibration, threshold: Number.NaN });
       await assert.rejects(saveBundle(dir, nan), /threshold is NaN, not a finite number: it was never calibrated/);
-      const raw = BadExpertDetector.uncalibrated(det, { spec, preprocessing: det.info.preprocessing, classNames: det.info.classNames, rule: "triangle" });
+      const raw = BadExpertDetector.uncalibrated(det, {
+        spec,
+        preprocessing: det.info.preprocessing,
+        classNames: det.info.classNames,
+        rule: "triangle",
+      });
       await assert.rejects(saveBundle(dir, raw), /threshold is Infinity, not a finite number/);
       await assert.rejects(readdir(dir), /ENOENT/, "nothing was written");
     });
@@ -84,22 +107,82 @@ test("edited manifests and swapped weight files are refused, naming the file and
       const cal = (m: Record<string, unknown>) => m.calibration as Record<string, unknown>;
       const pre = (m: Record<string, unknown>) => m.preprocessing as Record<string, unknown>;
       const cases: [string, (m: Record<string, unknown>) => void, boolean, RegExp][] = [
-        ["threshold 0", (m) => (m.threshold = 0), false, /detector\.json: "threshold" must be equal to calibration\.threshold/],
-        ["threshold and calibration 0", (m) => ((m.threshold = 0), (cal(m).threshold = 0)), false, /detector\.json: its fields do not match the SHA-256 recorded in integrity\.manifest/],
-        ["threshold \"\"", (m) => (m.threshold = ""), true, /"threshold" must be a finite number; found ""/],
-        ["threshold \"Infinity\"", (m) => (m.threshold = "Infinity"), true, /"threshold" must be a finite number; found "Infinity"/],
-        ["threshold null (NaN)", (m) => ((m.threshold = null), (cal(m).threshold = null)), true, /"calibration\.threshold" must be a finite number; found null/],
+        [
+          "threshold 0",
+          (m) => (m.threshold = 0),
+          false,
+          /detector\.json: "threshold" must be equal to calibration\.threshold/,
+        ],
+        [
+          "threshold and calibration 0",
+          (m) => ((m.threshold = 0), (cal(m).threshold = 0)),
+          false,
+          /detector\.json: its fields do not match the SHA-256 recorded in integrity\.manifest/,
+        ],
+        ['threshold ""', (m) => (m.threshold = ""), true, /"threshold" must be a finite number; found ""/],
+        [
+          'threshold "Infinity"',
+          (m) => (m.threshold = "Infinity"),
+          true,
+          /"threshold" must be a finite number; found "Infinity"/,
+        ],
+        [
+          "threshold null (NaN)",
+          (m) => ((m.threshold = null), (cal(m).threshold = null)),
+          true,
+          /"calibration\.threshold" must be a finite number; found null/,
+        ],
         ["std 0", (m) => (pre(m).std = [0]), true, /"preprocessing\.std\[0\]" must be a finite number > 0; found 0/],
-        ["std text", (m) => (pre(m).std = ["0.3"]), true, /"preprocessing\.std\[0\]" must be a finite number > 0; found "0\.3"/],
-        ["mean length", (m) => (pre(m).mean = [0.1, 0.2, 0.3]), true, /"preprocessing\.mean" must be an array of 1 values; found 3 values/],
-        ["huge image", (m) => (pre(m).imageSize = [15000, 15000]), true, /"preprocessing\.imageSize\[0\]" must be an integer >= 1 <= 1024; found 15000/],
-        ["image vs spec", (m) => (pre(m).imageSize = [32, 32]), true, /"preprocessing\.imageSize" must be \[28, 28\] \(the model's imageSize\)/],
-        ["channels vs spec", (m) => (pre(m).channels = 3), true, /"preprocessing\.channels" must be 1 \(the model's inChannels\); found 3/],
+        [
+          "std text",
+          (m) => (pre(m).std = ["0.3"]),
+          true,
+          /"preprocessing\.std\[0\]" must be a finite number > 0; found "0\.3"/,
+        ],
+        [
+          "mean length",
+          (m) => (pre(m).mean = [0.1, 0.2, 0.3]),
+          true,
+          /"preprocessing\.mean" must be an array of 1 values; found 3 values/,
+        ],
+        [
+          "huge image",
+          (m) => (pre(m).imageSize = [15000, 15000]),
+          true,
+          /"preprocessing\.imageSize\[0\]" must be an integer >= 1 <= 1024; found 15000/,
+        ],
+        [
+          "image vs spec",
+          (m) => (pre(m).imageSize = [32, 32]),
+          true,
+          /"preprocessing\.imageSize" must be \[28, 28\] \(the model's imageSize\)/,
+        ],
+        [
+          "channels vs spec",
+          (m) => (pre(m).channels = 3),
+          true,
+          /"preprocessing\.channels" must be 1 \(the model's inChannels\); found 3/,
+        ],
         ["rule", (m) => (m.rule = "none"), true, /"rule" must be one of triangle, /],
         ["missing calibration", (m) => delete m.calibration, true, /"calibration" must be an object; it is missing/],
-        ["creation.dataset", (m) => ((m.creation as Record<string, unknown>).dataset = {}), true, /"creation\.dataset\.name" must be a string; it is missing/],
-        ["weight path", (m) => ((m.integrity as { weights: { expert: { file: string } } }).weights.expert.file = "../x"), false, /"integrity\.weights\.expert\.file" must be "expert\.safetensors"/],
-        ["version 1", (m) => (m.version = 1), false, /version 1 bundles carry no integrity hashes .* re-run `badexpert defend`/],
+        [
+          "creation.dataset",
+          (m) => ((m.creation as Record<string, unknown>).dataset = {}),
+          true,
+          /"creation\.dataset\.name" must be a string; it is missing/,
+        ],
+        [
+          "weight path",
+          (m) => ((m.integrity as { weights: { expert: { file: string } } }).weights.expert.file = "../x"),
+          false,
+          /"integrity\.weights\.expert\.file" must be "expert\.safetensors"/,
+        ],
+        [
+          "version 1",
+          (m) => (m.version = 1),
+          false,
+          /version 1 bundles carry no integrity hashes .* re-run `badexpert defend`/,
+        ],
       ];
       for (const [name, change, rehash, expected] of cases) {
         await edit(change, rehash);
@@ -107,14 +190,20 @@ test("edited manifests and swapped weight files are refused, naming the file and
       }
       await writeFile(join(dir, "detector.json"), JSON.stringify(good));
       await copyFile(join(dir, "model.safetensors"), join(dir, "expert.safetensors"));
-      await assert.rejects(loadBundle(dir), /expert\.safetensors \(B\) does not match the size and SHA-256 recorded in detector\.json/);
+      await assert.rejects(
+        loadBundle(dir),
+        /expert\.safetensors \(B\) does not match the size and SHA-256 recorded in detector\.json/,
+      );
       // NaN weights with every hash recomputed: the finite check still refuses them, naming the tensor.
       const nanModel = createModel("compact-cnn", spec);
       noGrad(() => nanModel.parameters()[1]?.fill_(Number.POSITIVE_INFINITY));
       await saveTensors(join(dir, "expert.safetensors"), nanModel.stateDict());
       nanModel.dispose();
       await writeRehashed(dir, structuredClone(good));
-      await assert.rejects(loadBundle(dir), /expert\.safetensors \(B\): .*tensor "[\w.]+" holds \d+ non-finite value\(s\)/);
+      await assert.rejects(
+        loadBundle(dir),
+        /expert\.safetensors \(B\): .*tensor "[\w.]+" holds \d+ non-finite value\(s\)/,
+      );
     });
   } finally {
     det.dispose();
@@ -141,11 +230,20 @@ test("a signed bundle loads only with the matching public key and unchanged file
       (m.calibration as Record<string, number>).threshold = 99;
       m.threshold = 99;
       await writeRehashed(dir, m);
-      await assert.rejects(loadBundle(dir, { verifyKey: k.publicKey }), /the signature does not match: the bundle was changed after it was signed/);
+      await assert.rejects(
+        loadBundle(dir, { verifyKey: k.publicKey }),
+        /the signature does not match: the bundle was changed after it was signed/,
+      );
       // Without a key, a threshold the triangle rule can never reach (its scores are <= 0) is still refused.
-      await assert.rejects(loadBundle(dir, { env: {}, onWarning: () => undefined }), /"calibration\.threshold" must be a score the rule 'triangle' can give/);
+      await assert.rejects(
+        loadBundle(dir, { env: {}, onWarning: () => undefined }),
+        /"calibration\.threshold" must be a score the rule 'triangle' can give/,
+      );
       await saveBundle(dir, det, { replace: true });
-      await assert.rejects(loadBundle(dir, { verifyKey: k.publicKey }), /detector\.json\.sig not found: the bundle is not signed/);
+      await assert.rejects(
+        loadBundle(dir, { verifyKey: k.publicKey }),
+        /detector\.json\.sig not found: the bundle is not signed/,
+      );
     });
   } finally {
     det.dispose();
@@ -166,9 +264,15 @@ test("saving over a bundle: refused without replace; a failed save leaves the ol
   try {
     await withDir(async (dir) => {
       await saveBundle(dir, det);
-      await assert.rejects(saveBundle(dir, other), /bundle already exists and is not empty \(\d+ entries\); refusing to overwrite it \(replace: true replaces it\)/);
+      await assert.rejects(
+        saveBundle(dir, other),
+        /bundle already exists and is not empty \(\d+ entries\); refusing to overwrite it \(replace: true replaces it\)/,
+      );
       // A failure midway (M and B written, M' cannot be): the old bundle stays.
-      const broken = new BadExpertDetector({ model: other.model, expert: other.expert, auxiliary: createModel("compact-cnn", spec) }, other.info);
+      const broken = new BadExpertDetector(
+        { model: other.model, expert: other.expert, auxiliary: createModel("compact-cnn", spec) },
+        other.info,
+      );
       broken.auxiliary.dispose();
       await assert.rejects(saveBundle(dir, broken, { replace: true }), /disposed/);
       assert.deepEqual(await siblings(dir), [], "no temporary directory left");
@@ -188,7 +292,10 @@ test("saving over a bundle: refused without replace; a failed save leaves the ol
 });
 
 async function killWhileSaving(dir: string, signal: NodeJS.Signals, delayMs: number): Promise<void> {
-  const child = spawn(process.execPath, [join(here, "save-loop.js"), dir], { env: { ...process.env, BADEXPERT_THREADS: "1" }, stdio: ["ignore", "pipe", "inherit"] });
+  const child = spawn(process.execPath, [join(here, "save-loop.js"), dir], {
+    env: { ...process.env, BADEXPERT_THREADS: "1" },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
   const exited = new Promise<string>((resolve) => child.on("exit", (code, sig) => resolve(sig ?? `exit ${code}`)));
   await new Promise<void>((resolve, reject) => {
     child.stdout.on("data", (b: Buffer) => {
@@ -209,9 +316,17 @@ test("a save killed midway (SIGTERM, SIGKILL) leaves a whole, loadable bundle; t
   try {
     await withDir(async (dir) => {
       await saveBundle(dir, det);
-      for (const [signal, delay] of [["SIGTERM", 120], ["SIGKILL", 90]] as const) {
+      for (const [signal, delay] of [
+        ["SIGTERM", 120],
+        ["SIGKILL", 90],
+      ] as const) {
         await killWhileSaving(dir, signal, delay);
-        if (signal === "SIGTERM") assert.deepEqual(await siblings(dir), [], `SIGTERM after ${delay} ms: the handler removed the temporary directory`);
+        if (signal === "SIGTERM")
+          assert.deepEqual(
+            await siblings(dir),
+            [],
+            `SIGTERM after ${delay} ms: the handler removed the temporary directory`,
+          );
         const back = await loadBundle(dir);
         assert.deepEqual(decision(back), decision(det), `${signal} after ${delay} ms`);
         back.dispose();

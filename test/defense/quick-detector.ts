@@ -20,7 +20,13 @@ export function quickDetector(seed = 0): BadExpertDetector {
     return createModel("compact-cnn", spec);
   };
   const parts = { model: make(seed), expert: make(seed + 1), auxiliary: make(seed + 2) };
-  const raw = BadExpertDetector.uncalibrated(parts, { spec, preprocessing, classNames, rule: "triangle", targetFpr: 0.05 });
+  const raw = BadExpertDetector.uncalibrated(parts, {
+    spec,
+    preprocessing,
+    classNames,
+    rule: "triangle",
+    targetFpr: 0.05,
+  });
   manualSeed(seed + 3);
   const s = tidy(() => raw.scoreBatch(rand([64, 1, 28, 28])));
   const cal = calibrateThreshold(s.score, 0.05);
@@ -38,7 +44,10 @@ export async function readManifest(dir: string): Promise<Record<string, unknown>
  * careful attacker would do. Only a signature can catch that; the field checks still apply.
  */
 export async function writeRehashed(dir: string, m: Record<string, unknown>): Promise<void> {
-  const integrity = m.integrity as { weights: Record<string, { file: string; bytes: number; sha256: string }>; manifest: string };
+  const integrity = m.integrity as {
+    weights: Record<string, { file: string; bytes: number; sha256: string }>;
+    manifest: string;
+  };
   for (const w of Object.values(integrity.weights)) {
     const bytes = await readFile(join(dir, w.file));
     w.bytes = bytes.length;

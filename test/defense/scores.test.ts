@@ -60,8 +60,14 @@ test("a threshold that lands on the rule's ceiling is lowered, so the ceiling's 
   assert.equal(c.threshold, -1, "the highest clean score below the ceiling");
   assert.equal(c.atCeiling, 4);
   assert.equal(c.achievedFpr, 0.004, "the four ceiling scores are above it: the FPR paid");
-  assert.ok(0 > c.threshold && scoreOf("triangle", 0, 1) > c.threshold, "a = 0, b = 1 (B certain, M' not) is now flagged");
-  assert.match(ceilingWarning(c) ?? "", /^4 of 1000 clean calibration scores sit at the score rule's ceiling.*FPR achieved is 0\.40%$/);
+  assert.ok(
+    0 > c.threshold && scoreOf("triangle", 0, 1) > c.threshold,
+    "a = 0, b = 1 (B certain, M' not) is now flagged",
+  );
+  assert.match(
+    ceilingWarning(c) ?? "",
+    /^4 of 1000 clean calibration scores sit at the score rule's ceiling.*FPR achieved is 0\.40%$/,
+  );
   // Where the quantile is below the ceiling nothing changes and no field is added.
   const fine = calibrateThreshold(clean, 0.01, SCORE_CEILING.triangle);
   near(fine.threshold, -1.05);
@@ -70,7 +76,10 @@ test("a threshold that lands on the rule's ceiling is lowered, so the ceiling's 
   // `single` (b) tops out at 1.
   assert.equal(calibrateThreshold([0.2, 0.5, 1, 1], 0.25, SCORE_CEILING.single).threshold, 0.5);
   // Nothing below the ceiling: no threshold can separate, so calibration refuses.
-  assert.throws(() => calibrateThreshold([0, 0, 0], 0.1, 0), /all 3 clean calibration scores sit at the score rule's ceiling \(0\)/);
+  assert.throws(
+    () => calibrateThreshold([0, 0, 0], 0.1, 0),
+    /all 3 clean calibration scores sit at the score rule's ceiling \(0\)/,
+  );
 });
 
 test("AUROC against hand-computed and tie cases", () => {
@@ -92,7 +101,7 @@ test("ROC curve runs from (0,0) to (1,1) and its area matches AUROC", () => {
   for (let i = 1; i < pts.length; i++) {
     const p = pts[i - 1] as { fpr: number; tpr: number };
     const q = pts[i] as { fpr: number; tpr: number };
-    area += (q.fpr - p.fpr) * (q.tpr + p.tpr) / 2;
+    area += ((q.fpr - p.fpr) * (q.tpr + p.tpr)) / 2;
   }
   near(area, auroc(pos, neg), 1e-12);
 });

@@ -32,7 +32,11 @@ test("a manifest, signature, key or weight file that is a FIFO or /dev/zero is r
     const env = { HOME: join(root, "home"), BADEXPERT_VERIFY_KEY: k.publicKey };
     (await loadBundle(dir, { env })).dispose();
     const rssBefore = process.memoryUsage().rss;
-    const swap = async (file: string, make: (p: string) => Promise<unknown>, check: () => Promise<unknown>): Promise<void> => {
+    const swap = async (
+      file: string,
+      make: (p: string) => Promise<unknown>,
+      check: () => Promise<unknown>,
+    ): Promise<void> => {
       const p = join(dir, file);
       await rename(p, `${p}.real`);
       try {
@@ -46,20 +50,72 @@ test("a manifest, signature, key or weight file that is a FIFO or /dev/zero is r
     };
     const zero = (p: string) => symlink("/dev/zero", p);
     const fifo = (p: string) => Promise.resolve(mkfifo(p));
-    await swap("detector.json", fifo, () => assert.rejects(within(5000, loadBundle(dir, { env })), /bundle: .*detector\.json: the manifest is not a regular file \(a device, socket or pipe\)/));
-    await swap("detector.json", zero, () => assert.rejects(within(5000, loadBundle(dir, { env })), /detector\.json: the manifest is not a regular file/));
+    await swap("detector.json", fifo, () =>
+      assert.rejects(
+        within(5000, loadBundle(dir, { env })),
+        /bundle: .*detector\.json: the manifest is not a regular file \(a device, socket or pipe\)/,
+      ),
+    );
+    await swap("detector.json", zero, () =>
+      assert.rejects(within(5000, loadBundle(dir, { env })), /detector\.json: the manifest is not a regular file/),
+    );
     // Sparse: 17 MiB on paper, nothing on disk; refused from its size alone.
-    await swap("detector.json", async (p) => (await writeFile(p, ""), truncate(p, 17 * 2 ** 20)), () => assert.rejects(within(5000, loadBundle(dir, { env })), /detector\.json: 17825792 bytes is over the 16777216-byte limit for a manifest/));
-    await swap("detector.json.sig", zero, () => assert.rejects(within(5000, loadBundle(dir, { env })), /detector\.json\.sig: the signature is not a regular file/));
-    await swap("detector.json.sig", async (p) => (await writeFile(p, ""), truncate(p, 3 * 2 ** 30)), () => assert.rejects(within(5000, loadBundle(dir, { env })), /detector\.json\.sig: 3221225472 bytes is over the 4096-byte limit for a signature/));
-    await swap("expert.safetensors", fifo, () => assert.rejects(within(5000, loadBundle(dir, { env })), /expert\.safetensors \(B\): safetensors: .* is not a regular file \(a device, socket or pipe\)/));
-    await swap("auxiliary.safetensors", zero, () => assert.rejects(within(5000, loadBundle(dir, { env })), /auxiliary\.safetensors \(M'\): safetensors: .* is not a regular file/));
+    await swap(
+      "detector.json",
+      async (p) => (await writeFile(p, ""), truncate(p, 17 * 2 ** 20)),
+      () =>
+        assert.rejects(
+          within(5000, loadBundle(dir, { env })),
+          /detector\.json: 17825792 bytes is over the 16777216-byte limit for a manifest/,
+        ),
+    );
+    await swap("detector.json.sig", zero, () =>
+      assert.rejects(
+        within(5000, loadBundle(dir, { env })),
+        /detector\.json\.sig: the signature is not a regular file/,
+      ),
+    );
+    await swap(
+      "detector.json.sig",
+      async (p) => (await writeFile(p, ""), truncate(p, 3 * 2 ** 30)),
+      () =>
+        assert.rejects(
+          within(5000, loadBundle(dir, { env })),
+          /detector\.json\.sig: 3221225472 bytes is over the 4096-byte limit for a signature/,
+        ),
+    );
+    await swap("expert.safetensors", fifo, () =>
+      assert.rejects(
+        within(5000, loadBundle(dir, { env })),
+        /expert\.safetensors \(B\): safetensors: .* is not a regular file \(a device, socket or pipe\)/,
+      ),
+    );
+    await swap("auxiliary.safetensors", zero, () =>
+      assert.rejects(
+        within(5000, loadBundle(dir, { env })),
+        /auxiliary\.safetensors \(M'\): safetensors: .* is not a regular file/,
+      ),
+    );
     // The service hashes the bundle's files for GET /v1/detector: the same refusal, not a hang.
-    await swap("model.safetensors", fifo, async () => assert.rejects(within(5000, sourceHashes(await bundleSource(dir))), /model\.safetensors \(model\): cannot read \(the model file is not a regular file/));
+    await swap("model.safetensors", fifo, async () =>
+      assert.rejects(
+        within(5000, sourceHashes(await bundleSource(dir))),
+        /model\.safetensors \(model\): cannot read \(the model file is not a regular file/,
+      ),
+    );
     const pemFifo = mkfifo(join(root, "key.pub"));
-    await assert.rejects(within(5000, loadBundle(dir, { env: { ...env, BADEXPERT_VERIFY_KEY: pemFifo } })), /BADEXPERT_VERIFY_KEY: verification key .*key\.pub: cannot read \(the verification key \(PEM\) is not a regular file/);
-    await assert.rejects(within(5000, loadBundle(dir, { env, verifyKey: "/dev/zero" })), /verification key \/dev\/zero: cannot read \(the verification key \(PEM\) is not a regular file/);
-    assert.ok(process.memoryUsage().rss - rssBefore < 256 * 2 ** 20, `memory stayed flat (${(process.memoryUsage().rss - rssBefore) / 2 ** 20} MiB more)`);
+    await assert.rejects(
+      within(5000, loadBundle(dir, { env: { ...env, BADEXPERT_VERIFY_KEY: pemFifo } })),
+      /BADEXPERT_VERIFY_KEY: verification key .*key\.pub: cannot read \(the verification key \(PEM\) is not a regular file/,
+    );
+    await assert.rejects(
+      within(5000, loadBundle(dir, { env, verifyKey: "/dev/zero" })),
+      /verification key \/dev\/zero: cannot read \(the verification key \(PEM\) is not a regular file/,
+    );
+    assert.ok(
+      process.memoryUsage().rss - rssBefore < 256 * 2 ** 20,
+      `memory stayed flat (${(process.memoryUsage().rss - rssBefore) / 2 ** 20} MiB more)`,
+    );
     // Everything back in place: the bundle loads again.
     (await loadBundle(dir, { env })).dispose();
   } finally {

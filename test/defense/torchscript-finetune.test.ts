@@ -30,10 +30,19 @@ test("B and M' finetuned from a TorchScript model equal those finetuned from the
   const made: Module[] = [];
   try {
     const fits = [];
-    for (const [m, s] of [[zoo, spec], [scripted, { ...spec, name: "torchscript" }]] as const) {
-      const expert = await extractBackdoorExpert(m, s, reserved, { ...common, unlearn: { ...d.unlearn, lr: 1e-3, batchSize: 32 } });
+    for (const [m, s] of [
+      [zoo, spec],
+      [scripted, { ...spec, name: "torchscript" }],
+    ] as const) {
+      const expert = await extractBackdoorExpert(m, s, reserved, {
+        ...common,
+        unlearn: { ...d.unlearn, lr: 1e-3, batchSize: 32 },
+      });
       made.push(expert);
-      const aux = await finetuneAuxiliary(m, s, reserved, { ...common, finetune: { ...d.finetune, epochs: 2, batchSize: 32 } });
+      const aux = await finetuneAuxiliary(m, s, reserved, {
+        ...common,
+        finetune: { ...d.finetune, epochs: 2, batchSize: 32 },
+      });
       made.push(aux);
       fits.push({ expert: weights(expert), aux: weights(aux) });
     }
@@ -45,7 +54,10 @@ test("B and M' finetuned from a TorchScript model equal those finetuned from the
         assert.deepEqual(t[role].get(k), w, `${role} ${k}: TorchScript and zoo finetuning differ`);
       }
       // The test can fail: finetuning moved the weights away from M's.
-      assert.ok([...z[role]].some(([k, w]) => w.some((x, i) => x !== original.get(k)?.[i])), `${role}: finetuning did not move any weight`);
+      assert.ok(
+        [...z[role]].some(([k, w]) => w.some((x, i) => x !== original.get(k)?.[i])),
+        `${role}: finetuning did not move any weight`,
+      );
     }
   } finally {
     for (const m of made) m.dispose();

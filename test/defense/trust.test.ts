@@ -9,7 +9,13 @@ import { copyFile, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { memory } from "../../src/engine/index.js";
-import { BUNDLE_WARNING_CODE, loadBundle, loadBundleWithTrust, saveBundle, type LoadBundleOptions } from "../../src/defense/bundle.js";
+import {
+  BUNDLE_WARNING_CODE,
+  loadBundle,
+  loadBundleWithTrust,
+  saveBundle,
+  type LoadBundleOptions,
+} from "../../src/defense/bundle.js";
 import { PUBLIC_KEY_FILE, writeKeyPair } from "../../src/defense/signature.js";
 import { checkCalibrationRecord, type Calibration } from "../../src/defense/threshold.js";
 import { SCORE_CEILING, SCORE_FLOOR } from "../../src/defense/scores.js";
@@ -29,7 +35,11 @@ async function withTemp(fn: (root: string) => Promise<void>): Promise<void> {
 }
 
 /** Loads with an environment of our own (no key unless the test puts one there) and collects the warnings. */
-async function load(dir: string, env: Record<string, string>, o: LoadBundleOptions = {}): Promise<{ warnings: string[]; trust: Awaited<ReturnType<typeof loadBundleWithTrust>>["trust"] }> {
+async function load(
+  dir: string,
+  env: Record<string, string>,
+  o: LoadBundleOptions = {},
+): Promise<{ warnings: string[]; trust: Awaited<ReturnType<typeof loadBundleWithTrust>>["trust"] }> {
   const warnings: string[] = [];
   const { detector, trust } = await loadBundleWithTrust(dir, { env, onWarning: (w) => warnings.push(w), ...o });
   detector.dispose();
@@ -58,11 +68,27 @@ test("a re-hashed threshold that no calibration could give is refused", async ()
         cal(m).threshold = t;
       };
       const cases: [string, (m: Json) => void, RegExp][] = [
-        ["1e9", (m) => setThreshold(m, 1e9), /"calibration\.threshold" must be a score the rule 'triangle' can give, at least -100000000 and below its ceiling 0 .*; found 1000000000/],
-        ["the ceiling", (m) => setThreshold(m, 0), /"calibration\.threshold" must be a score the rule 'triangle' can give.*found 0/],
-        ["below the floor", (m) => setThreshold(m, -1e12), /"calibration\.threshold" must be a score the rule 'triangle' can give/],
+        [
+          "1e9",
+          (m) => setThreshold(m, 1e9),
+          /"calibration\.threshold" must be a score the rule 'triangle' can give, at least -100000000 and below its ceiling 0 .*; found 1000000000/,
+        ],
+        [
+          "the ceiling",
+          (m) => setThreshold(m, 0),
+          /"calibration\.threshold" must be a score the rule 'triangle' can give.*found 0/,
+        ],
+        [
+          "below the floor",
+          (m) => setThreshold(m, -1e12),
+          /"calibration\.threshold" must be a score the rule 'triangle' can give/,
+        ],
         // At a 5% target FPR over 64 scores the threshold is taken above the 90th percentile.
-        ["the median", (m) => setThreshold(m, c.scoreQuantiles.p50), /"calibration\.threshold" must be at least scoreQuantiles\.p90/],
+        [
+          "the median",
+          (m) => setThreshold(m, c.scoreQuantiles.p50),
+          /"calibration\.threshold" must be at least scoreQuantiles\.p90/,
+        ],
         // A careful edit (target FPR and FPR achieved agree with it): over 64 scores the 99.9% quantile is the 99th percentile.
         [
           "above every clean score",
@@ -74,8 +100,16 @@ test("a re-hashed threshold that no calibration could give is refused", async ()
           },
           /"calibration\.threshold" must be equal to scoreQuantiles\.p99/,
         ],
-        ["scores outside the rule", (m) => (cal(m).scoreMax = 5), /"calibration\.scoreMax" must be a score the rule 'triangle' can give, in \[-100000000, 0\]/],
-        ["rule single", (m) => (m.rule = "single"), /"calibration\.threshold" must be a score the rule 'single' can give, at least 0/],
+        [
+          "scores outside the rule",
+          (m) => (cal(m).scoreMax = 5),
+          /"calibration\.scoreMax" must be a score the rule 'triangle' can give, in \[-100000000, 0\]/,
+        ],
+        [
+          "rule single",
+          (m) => (m.rule = "single"),
+          /"calibration\.threshold" must be a score the rule 'single' can give, at least 0/,
+        ],
       ];
       for (const [name, change, expected] of cases) {
         const m = structuredClone(good);
@@ -115,19 +149,34 @@ test("B or M' swapped for a copy of M (and re-hashed) is refused, however the co
       const good = await readManifest(dir);
       await copyFile(join(dir, "model.safetensors"), join(dir, "auxiliary.safetensors"));
       await writeRehashed(dir, structuredClone(good));
-      await assert.rejects(loadBundle(dir, { env }), /auxiliary\.safetensors \(M'\) holds the same weights as model\.safetensors \(M\): .*cannot tell backdoored inputs apart/);
+      await assert.rejects(
+        loadBundle(dir, { env }),
+        /auxiliary\.safetensors \(M'\) holds the same weights as model\.safetensors \(M\): .*cannot tell backdoored inputs apart/,
+      );
       // M's weights written again with other metadata: another file hash, the same weights.
-      await saveTensors(join(dir, "auxiliary.safetensors"), det.model.stateDict(), { role: "M'", note: "not M, honestly" });
+      await saveTensors(join(dir, "auxiliary.safetensors"), det.model.stateDict(), {
+        role: "M'",
+        note: "not M, honestly",
+      });
       await writeRehashed(dir, structuredClone(good));
-      await assert.rejects(loadBundle(dir, { env }), /auxiliary\.safetensors \(M'\) holds the same weights as model\.safetensors \(M\)/);
+      await assert.rejects(
+        loadBundle(dir, { env }),
+        /auxiliary\.safetensors \(M'\) holds the same weights as model\.safetensors \(M\)/,
+      );
       await saveBundle(dir, det, { replace: true });
       await copyFile(join(dir, "model.safetensors"), join(dir, "expert.safetensors"));
       await writeRehashed(dir, structuredClone(await readManifest(dir)));
-      await assert.rejects(loadBundle(dir, { env }), /expert\.safetensors \(B\) holds the same weights as model\.safetensors \(M\)/);
+      await assert.rejects(
+        loadBundle(dir, { env }),
+        /expert\.safetensors \(B\) holds the same weights as model\.safetensors \(M\)/,
+      );
       await saveBundle(dir, det, { replace: true });
       await copyFile(join(dir, "expert.safetensors"), join(dir, "auxiliary.safetensors"));
       await writeRehashed(dir, structuredClone(await readManifest(dir)));
-      await assert.rejects(loadBundle(dir, { env }), /auxiliary\.safetensors \(M'\) holds the same weights as expert\.safetensors \(B\)/);
+      await assert.rejects(
+        loadBundle(dir, { env }),
+        /auxiliary\.safetensors \(M'\) holds the same weights as expert\.safetensors \(B\)/,
+      );
     });
   } finally {
     det.dispose();
@@ -156,39 +205,76 @@ test("a signed bundle is verified whenever a key is known; unsigned or unverifia
 
       // Verified with the key from the option, the environment or the default location.
       const byOption = await load(signed, noKey, { verifyKey: k.publicKey });
-      assert.deepEqual(byOption.trust, { signature: "verified", key: { source: "option", path: k.publicKey }, warnings: [] });
+      assert.deepEqual(byOption.trust, {
+        signature: "verified",
+        key: { source: "option", path: k.publicKey },
+        warnings: [],
+      });
       assert.deepEqual(byOption.warnings, []);
       assert.deepEqual((await load(signed, fromEnv)).trust.key, { source: "environment", path: k.publicKey });
-      assert.deepEqual((await load(signed, fromDefault)).trust.key, { source: "default location", path: join(config, "badexpert", PUBLIC_KEY_FILE) });
+      assert.deepEqual((await load(signed, fromDefault)).trust.key, {
+        source: "default location",
+        path: join(config, "badexpert", PUBLIC_KEY_FILE),
+      });
 
       // Signed, then edited and re-hashed: refused wherever the key comes from.
       const m = await readManifest(signed);
       (m.classNames as string[])[0] = "renamed";
       await writeRehashed(signed, m);
-      await assert.rejects(loadBundle(signed, { env: fromEnv }), /the signature does not match: the bundle was changed after it was signed/);
+      await assert.rejects(
+        loadBundle(signed, { env: fromEnv }),
+        /the signature does not match: the bundle was changed after it was signed/,
+      );
       await assert.rejects(loadBundle(signed, { env: fromDefault }), /the signature does not match/);
       // With no key known it loads, loudly: the edit cannot be seen without one.
       const blind = await load(signed, noKey);
       assert.equal(blind.trust.signature, "signed-unverified");
       assert.equal(blind.trust.key, null);
-      assert.match(blind.warnings[0] as string, /is signed but not verified: no key \(give --verify-key, set BADEXPERT_VERIFY_KEY, or put the public key at .*badexpert-signing\.pub\)/);
-      await assert.rejects(loadBundle(signed, { env: noKey, requireSignature: true }), /is signed but cannot be verified: no key .*a signature is required/);
+      assert.match(
+        blind.warnings[0] as string,
+        /is signed but not verified: no key \(give --verify-key, set BADEXPERT_VERIFY_KEY, or put the public key at .*badexpert-signing\.pub\)/,
+      );
+      await assert.rejects(
+        loadBundle(signed, { env: noKey, requireSignature: true }),
+        /is signed but cannot be verified: no key .*a signature is required/,
+      );
 
       // Unsigned: a warning, or refused where a signature is demanded.
       const plain = await load(unsigned, noKey);
       assert.equal(plain.trust.signature, "unsigned");
-      assert.match(plain.warnings[0] as string, /bundle: .*unsigned is not signed: anyone who can write to it can change what it flags/);
-      await assert.rejects(loadBundle(unsigned, { env: noKey, requireSignature: true }), /detector\.json\.sig not found: the bundle is not signed, and a signature is required/);
-      await assert.rejects(loadBundle(unsigned, { env: fromEnv }), /the bundle is not signed, and BADEXPERT_VERIFY_KEY names a verification key/);
-      await assert.rejects(loadBundle(unsigned, { env: noKey, verifyKey: k.publicKey }), /the bundle is not signed, and a verification key was given/);
+      assert.match(
+        plain.warnings[0] as string,
+        /bundle: .*unsigned is not signed: anyone who can write to it can change what it flags/,
+      );
+      await assert.rejects(
+        loadBundle(unsigned, { env: noKey, requireSignature: true }),
+        /detector\.json\.sig not found: the bundle is not signed, and a signature is required/,
+      );
+      await assert.rejects(
+        loadBundle(unsigned, { env: fromEnv }),
+        /the bundle is not signed, and BADEXPERT_VERIFY_KEY names a verification key/,
+      );
+      await assert.rejects(
+        loadBundle(unsigned, { env: noKey, verifyKey: k.publicKey }),
+        /the bundle is not signed, and a verification key was given/,
+      );
       // A key at the default location verifies signed bundles; an unsigned one still loads, with the warning.
       assert.equal((await load(unsigned, fromDefault)).trust.signature, "unsigned");
-      await assert.rejects(loadBundle(unsigned, { env: fromDefault, requireSignature: true }), /a signature is required/);
+      await assert.rejects(
+        loadBundle(unsigned, { env: fromDefault, requireSignature: true }),
+        /a signature is required/,
+      );
 
       // A key that is named but unusable is an error, never a silent "no key".
-      await assert.rejects(loadBundle(unsigned, { env: { ...noKey, BADEXPERT_VERIFY_KEY: join(root, "missing.pub") } }), /BADEXPERT_VERIFY_KEY: verification key .*missing\.pub: cannot read \(no such file\)/);
+      await assert.rejects(
+        loadBundle(unsigned, { env: { ...noKey, BADEXPERT_VERIFY_KEY: join(root, "missing.pub") } }),
+        /BADEXPERT_VERIFY_KEY: verification key .*missing\.pub: cannot read \(no such file\)/,
+      );
       await writeFile(join(config, "badexpert", PUBLIC_KEY_FILE), "not a key\n");
-      await assert.rejects(loadBundle(unsigned, { env: fromDefault }), /verification key .*badexpert-signing\.pub: not a PEM public key/);
+      await assert.rejects(
+        loadBundle(unsigned, { env: fromDefault }),
+        /verification key .*badexpert-signing\.pub: not a PEM public key/,
+      );
 
       // Without onWarning the warning is a process warning (Node prints it on stderr).
       const seen: Error[] = [];
@@ -212,24 +298,69 @@ test("a signed bundle is verified whenever a key is known; unsigned or unverifia
 
 test("checkCalibrationRecord: what each rule can produce, and the record's own consistency", () => {
   const r = new FieldReader("test", "E_BUNDLE_INTEGRITY");
-  const base: Calibration = { threshold: -0.2, targetFpr: 0.01, count: 1000, achievedFpr: 0.009, scoreMean: -3, scoreStd: 1, scoreQuantiles: { p50: -3, p90: -1, p99: -0.2 }, scoreMin: -8, scoreMax: -0.01 };
-  const range = (rule: keyof typeof SCORE_CEILING) => ({ rule, floor: SCORE_FLOOR[rule], ceiling: SCORE_CEILING[rule] });
+  const base: Calibration = {
+    threshold: -0.2,
+    targetFpr: 0.01,
+    count: 1000,
+    achievedFpr: 0.009,
+    scoreMean: -3,
+    scoreStd: 1,
+    scoreQuantiles: { p50: -3, p90: -1, p99: -0.2 },
+    scoreMin: -8,
+    scoreMax: -0.01,
+  };
+  const range = (rule: keyof typeof SCORE_CEILING) => ({
+    rule,
+    floor: SCORE_FLOOR[rule],
+    ceiling: SCORE_CEILING[rule],
+  });
   assert.deepEqual(checkCalibrationRecord(base, r, range("triangle")), []);
-  assert.throws(() => checkCalibrationRecord(base, r, range("single")), /must be a score the rule 'single' can give, at least 0/);
-  assert.throws(() => checkCalibrationRecord(base, r, range("rectangle")), /"calibration\.scoreQuantiles\.p50" must be a score the rule 'rectangle' can give, in \[-1, 0\]/);
+  assert.throws(
+    () => checkCalibrationRecord(base, r, range("single")),
+    /must be a score the rule 'single' can give, at least 0/,
+  );
+  assert.throws(
+    () => checkCalibrationRecord(base, r, range("rectangle")),
+    /"calibration\.scoreQuantiles\.p50" must be a score the rule 'rectangle' can give, in \[-1, 0\]/,
+  );
   // At FPR 0.001 over 1000 scores the threshold is taken above the 99th percentile: only the range bounds it from above.
-  assert.throws(() => checkCalibrationRecord({ ...base, targetFpr: 0.001, threshold: -0.005, achievedFpr: 0 }, r, range("triangle")), /"calibration\.threshold" must be within the clean calibration scores it was picked from, \[scoreMin -8, scoreMax -0\.01\]; found -0\.005/);
+  assert.throws(
+    () =>
+      checkCalibrationRecord({ ...base, targetFpr: 0.001, threshold: -0.005, achievedFpr: 0 }, r, range("triangle")),
+    /"calibration\.threshold" must be within the clean calibration scores it was picked from, \[scoreMin -8, scoreMax -0\.01\]; found -0\.005/,
+  );
   // At FPR 0.01 over 1000 scores the threshold is the 99th percentile itself (unless lowered below the ceiling).
   assert.throws(() => checkCalibrationRecord({ ...base, threshold: -0.1 }, r), /must be equal to scoreQuantiles\.p99/);
-  assert.deepEqual(checkCalibrationRecord({ ...base, threshold: -0.3, atCeiling: 20, achievedFpr: 0.02 }, r, range("triangle")), []);
-  assert.throws(() => checkCalibrationRecord({ ...base, achievedFpr: 0.5 }, r), /"calibration\.achievedFpr" must be at most the target FPR 0\.01/);
-  assert.throws(() => checkCalibrationRecord({ ...base, scoreQuantiles: { p50: -3, p90: -4, p99: -0.2 } }, r), /"calibration\.scoreQuantiles\.p90" must be at least p50/);
-  assert.throws(() => checkCalibrationRecord({ ...base, scoreMean: -9 }, r), /"calibration\.scoreMean" must be within \[scoreMin -8, scoreMax -0\.01\]/);
-  assert.throws(() => checkCalibrationRecord({ ...base, scoreStd: 5 }, r), /"calibration\.scoreStd" must be at most half the range/);
-  assert.throws(() => checkCalibrationRecord({ ...base, scoreMax: -0.5 }, r), /"calibration\.scoreMax" must be at least scoreQuantiles\.p99/);
+  assert.deepEqual(
+    checkCalibrationRecord({ ...base, threshold: -0.3, atCeiling: 20, achievedFpr: 0.02 }, r, range("triangle")),
+    [],
+  );
+  assert.throws(
+    () => checkCalibrationRecord({ ...base, achievedFpr: 0.5 }, r),
+    /"calibration\.achievedFpr" must be at most the target FPR 0\.01/,
+  );
+  assert.throws(
+    () => checkCalibrationRecord({ ...base, scoreQuantiles: { p50: -3, p90: -4, p99: -0.2 } }, r),
+    /"calibration\.scoreQuantiles\.p90" must be at least p50/,
+  );
+  assert.throws(
+    () => checkCalibrationRecord({ ...base, scoreMean: -9 }, r),
+    /"calibration\.scoreMean" must be within \[scoreMin -8, scoreMax -0\.01\]/,
+  );
+  assert.throws(
+    () => checkCalibrationRecord({ ...base, scoreStd: 5 }, r),
+    /"calibration\.scoreStd" must be at most half the range/,
+  );
+  assert.throws(
+    () => checkCalibrationRecord({ ...base, scoreMax: -0.5 }, r),
+    /"calibration\.scoreMax" must be at least scoreQuantiles\.p99/,
+  );
   const oneEnd = { ...base };
   delete oneEnd.scoreMax;
-  assert.throws(() => checkCalibrationRecord(oneEnd, r), /"calibration\.scoreMax" must be recorded together with the other end of the range/);
+  assert.throws(
+    () => checkCalibrationRecord(oneEnd, r),
+    /"calibration\.scoreMax" must be recorded together with the other end of the range/,
+  );
   const none = { ...oneEnd };
   delete none.scoreMin;
   assert.match(checkCalibrationRecord(none, r, range("triangle"))[0] as string, /records no range of clean scores/);

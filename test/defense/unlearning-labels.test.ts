@@ -7,8 +7,15 @@ import { unlearningLabels } from "../../src/defense/fit.js";
 import { readCreation } from "../../src/defense/creation.js";
 import { FieldReader } from "../../src/util/fields.js";
 
-const dataset = (labels: number[], classes = 10) => ({ labels: Int32Array.from(labels), classNames: Array.from({ length: classes }, String) });
-const many = (classes: number, perClass: number) => dataset(Array.from({ length: classes * perClass }, (_, i) => i % classes), classes);
+const dataset = (labels: number[], classes = 10) => ({
+  labels: Int32Array.from(labels),
+  classNames: Array.from({ length: classes }, String),
+});
+const many = (classes: number, perClass: number) =>
+  dataset(
+    Array.from({ length: classes * perClass }, (_, i) => i % classes),
+    classes,
+  );
 
 test("shift is the paper's (y + 1) mod C", () => {
   assert.deepEqual(Array.from(unlearningLabels(dataset([0, 4, 9]), "shift", 0)), [1, 5, 0]);
@@ -52,14 +59,20 @@ test("random gives each sample one of the C − 1 wrong classes, spread evenly, 
 });
 
 test("an unknown mapping or a single class is refused, naming what was expected", () => {
-  assert.throws(() => unlearningLabels(dataset([0, 1]), "rotate" as "shift", 0), /mapping must be one of shift, permutation, random, got "rotate"/);
+  assert.throws(
+    () => unlearningLabels(dataset([0, 1]), "rotate" as "shift", 0),
+    /mapping must be one of shift, permutation, random, got "rotate"/,
+  );
   assert.throws(() => unlearningLabels(dataset([0, 0], 1), "random", 0), /at least 2 classes .* got 1/);
 });
 
 test("a bundle's creation record keeps the mapping; an old record without it reads as before; a bad one is named", () => {
   const r = new FieldReader("detector.json", "E_BUNDLE_INTEGRITY");
   const unlearn = { lr: 3e-4, epochs: 1, batchSize: 128 };
-  assert.deepEqual(readCreation(r, { unlearn: { ...unlearn, labels: "permutation" } }).unlearn, { ...unlearn, labels: "permutation" });
+  assert.deepEqual(readCreation(r, { unlearn: { ...unlearn, labels: "permutation" } }).unlearn, {
+    ...unlearn,
+    labels: "permutation",
+  });
   assert.deepEqual(readCreation(r, { unlearn }).unlearn, unlearn);
   assert.throws(() => readCreation(r, { unlearn: { ...unlearn, labels: "rotate" } }), /creation\.unlearn\.labels/);
 });

@@ -10,22 +10,39 @@ import { TecoDetector, TECO_PARAMS, firstFlipSeverity, severityDeviation } from 
 import { IbdPscDetector, IBD_PSC_PARAMS } from "../../src/detectors/ibd-psc.js";
 import { CORRUPTIONS } from "../../src/detectors/corruptions.js";
 import { resolveDetectorParams } from "../../src/detectors/params.js";
-import { CognitiveDistillationDetector, CD_PARAMS, totalVariation } from "../../src/detectors/cognitive-distillation.js";
+import {
+  CognitiveDistillationDetector,
+  CD_PARAMS,
+  totalVariation,
+} from "../../src/detectors/cognitive-distillation.js";
 import { ConstantLogits, MeanThreshold, context, syntheticSet } from "./fixtures.js";
 
-const params = (name: string, table: Parameters<typeof resolveDetectorParams>[1], o: Record<string, string | number | boolean> = {}) => resolveDetectorParams(name, table, o);
+const params = (
+  name: string,
+  table: Parameters<typeof resolveDetectorParams>[1],
+  o: Record<string, string | number | boolean> = {},
+) => resolveDetectorParams(name, table, o);
 
 test("STRIP: a constant prediction has entropy 0 (score 0); uniform logits give −log2(K)", () => {
   const before = memory().numTensors;
   const pool = syntheticSet(20, 10, (i, k) => (i * 13 + k * 7) % 256);
   const x = rand([5, 1, 8, 8]);
-  const confident = new StripDetector(context(new ConstantLogits([200, 0, 0, 0, 0, 0, 0, 0, 0, 0]), 10), pool, params("strip", STRIP_PARAMS, { n: 8 }));
+  const confident = new StripDetector(
+    context(new ConstantLogits([200, 0, 0, 0, 0, 0, 0, 0, 0, 0]), 10),
+    pool,
+    params("strip", STRIP_PARAMS, { n: 8 }),
+  );
   const r = confident.scoreBatch(x);
   assert.deepEqual(Array.from(r.pred), [0, 0, 0, 0, 0]);
   for (const s of r.score) assert.ok(Math.abs(s) < 1e-9, `score ${s} should be 0`);
   confident.dispose();
-  const flat = new StripDetector(context(new ConstantLogits(new Array(10).fill(0)), 10), pool, params("strip", STRIP_PARAMS, { n: 3 }));
-  for (const s of flat.scoreBatch(x).score) assert.ok(Math.abs(s + Math.log2(10)) < 1e-5, `score ${s} should be −log2(10)`);
+  const flat = new StripDetector(
+    context(new ConstantLogits(new Array(10).fill(0)), 10),
+    pool,
+    params("strip", STRIP_PARAMS, { n: 3 }),
+  );
+  for (const s of flat.scoreBatch(x).score)
+    assert.ok(Math.abs(s + Math.log2(10)) < 1e-5, `score ${s} should be −log2(10)`);
   flat.dispose();
   x.dispose();
   assert.equal(memory().numTensors, before);
@@ -44,7 +61,11 @@ test("SCALE-UP: a prediction unchanged by scaling has consistency 1; one that fl
   manualSeed(0);
   const m = createModel("compact-cnn", { numClasses: 10, inChannels: 1, imageSize: 8 }).eval();
   const binary = syntheticSet(12, 10, (i, k) => ((i + k) % 3 === 0 ? 255 : 0));
-  const dataFree = new ScaleUpDetector(context(m, 10), binary, params("scale-up", SCALE_UP_PARAMS, { dataLimited: false }));
+  const dataFree = new ScaleUpDetector(
+    context(m, 10),
+    binary,
+    params("scale-up", SCALE_UP_PARAMS, { dataLimited: false }),
+  );
   const x = tidy(() => rand([6, 1, 8, 8]).gt(0.5).to({ dtype: "float32" }));
   for (const s of dataFree.scoreBatch(x).score) assert.equal(s, 1);
   // Data-limited: minus the clean mean SPC of the predicted class, also 1 here, so 0.
@@ -54,7 +75,11 @@ test("SCALE-UP: a prediction unchanged by scaling has consistency 1; one that fl
   m.dispose();
   // Mean pixel 0.2: class 1 at k = 1, class 0 (mean > 0.5) for k = 3..11 → SPC 1/6.
   const grey = tidy(() => rand([4, 1, 8, 8]).mul(0).add(0.2));
-  const thr = new ScaleUpDetector(context(new MeanThreshold(), 2), binary, params("scale-up", SCALE_UP_PARAMS, { dataLimited: false }));
+  const thr = new ScaleUpDetector(
+    context(new MeanThreshold(), 2),
+    binary,
+    params("scale-up", SCALE_UP_PARAMS, { dataLimited: false }),
+  );
   const r = thr.scoreBatch(grey);
   assert.deepEqual(Array.from(r.pred), [1, 1, 1, 1]);
   for (const s of r.score) assert.ok(Math.abs(s - 1 / 6) < 1e-12);
@@ -112,7 +137,10 @@ test("IBD-PSC: with ω = 1 the scaled models are M, so PSC is M's confidence in 
   x.dispose();
   m.dispose();
   const noBn = new Sequential(new Flatten(), new Linear(64, 3));
-  assert.throws(() => new IbdPscDetector(context(noBn, 3), reserved, params("ibd-psc", IBD_PSC_PARAMS)), /no BatchNorm2d layer/);
+  assert.throws(
+    () => new IbdPscDetector(context(noBn, 3), reserved, params("ibd-psc", IBD_PSC_PARAMS)),
+    /no BatchNorm2d layer/,
+  );
   noBn.dispose();
   assert.equal(memory().numTensors, before);
 });
@@ -126,7 +154,18 @@ test("CD: a model that ignores its input needs no mask (score ≈ 0); one that r
   for (const s of ignoring.score) assert.ok(s > -0.05 && s <= 0, `constant model: score ${s}`);
   const reading = new CognitiveDistillationDetector(context(new MeanThreshold(), 2), p).scoreBatch(x);
   for (const s of reading.score) assert.ok(s < -0.3, `mean-reading model: score ${s}`);
-  const tv = tidy(() => totalVariation(tensor([[[[0, 1], [0, 1]]]])).item());
+  const tv = tidy(() =>
+    totalVariation(
+      tensor([
+        [
+          [
+            [0, 1],
+            [0, 1],
+          ],
+        ],
+      ]),
+    ).item(),
+  );
   assert.equal(tv, 0.5); // two horizontal jumps of 1, squared, over c·h·w = 4
   x.dispose();
   assert.equal(memory().numTensors, before);

@@ -27,7 +27,14 @@ test("baseline bundles: a threshold outside the recorded clean scores is refused
     const spec = { name: "compact-cnn", numClasses: 10, inChannels: 1, imageSize: 8 };
     const model = createModel("compact-cnn", spec).eval();
     const ckpt = join(dir, "ckpt");
-    await saveCheckpoint(ckpt, model, { model: spec, dataset: { name: "synthetic" }, preprocessing: GREY8, classNames: Array.from({ length: 10 }, (_, i) => `c${i}`), training: {}, metrics: {} });
+    await saveCheckpoint(ckpt, model, {
+      model: spec,
+      dataset: { name: "synthetic" },
+      preprocessing: GREY8,
+      classNames: Array.from({ length: 10 }, (_, i) => `c${i}`),
+      training: {},
+      metrics: {},
+    });
     const reserved = syntheticSet(30, 10, (i, k) => (i * 29 + k * 11) % 256);
     const det = await fitDetector("scale-up", { ...context(model, 10), spec }, { reserved, calibration: reserved }, {});
     manualSeed(6);
@@ -53,10 +60,16 @@ test("baseline bundles: a threshold outside the recorded clean scores is refused
     };
     // A threshold no clean score reaches, with the FPR fields made to agree: above the recorded range.
     await edit((c) => ((c.threshold = 1e9), (c.targetFpr = 0.001), (c.achievedFpr = 0)));
-    await assert.rejects(openDetector(bundle, { onWarning: () => undefined }), /detector\.json: "calibration\.threshold" must be (within the clean calibration scores it was picked from|equal to scoreQuantiles\.p99)/);
+    await assert.rejects(
+      openDetector(bundle, { onWarning: () => undefined }),
+      /detector\.json: "calibration\.threshold" must be (within the clean calibration scores it was picked from|equal to scoreQuantiles\.p99)/,
+    );
     // At FPR 0.1 over 40 scores the threshold is the 90th percentile itself.
     await edit((c) => (c.threshold = 1e9));
-    await assert.rejects(openDetector(bundle, { onWarning: () => undefined }), /"calibration\.threshold" must be equal to scoreQuantiles\.p90/);
+    await assert.rejects(
+      openDetector(bundle, { onWarning: () => undefined }),
+      /"calibration\.threshold" must be equal to scoreQuantiles\.p90/,
+    );
     // No range recorded: loads, and says so.
     await edit((c) => (delete c.scoreMin, delete c.scoreMax));
     const old = await openDetector(bundle, { onWarning: () => undefined });
@@ -67,7 +80,10 @@ test("baseline bundles: a threshold outside the recorded clean scores is refused
     await rename(manifest, `${manifest}.real`);
     execFileSync("mkfifo", [manifest]);
     try {
-      await assert.rejects(within(5000, openDetector(bundle, { onWarning: () => undefined })), /detector\.json: the (detector )?manifest is not a regular file/);
+      await assert.rejects(
+        within(5000, openDetector(bundle, { onWarning: () => undefined })),
+        /detector\.json: the (detector )?manifest is not a regular file/,
+      );
     } finally {
       try {
         closeSync(openSync(manifest, constants.O_WRONLY | constants.O_NONBLOCK));

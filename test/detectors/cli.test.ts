@@ -16,8 +16,19 @@ test("compare --help lists the detectors and options", async () => {
 test("compare: an unknown detector or a parameter of an uncompared one is a usage error", async () => {
   const bad = await run(["compare", "--checkpoint", "nowhere", "--detectors", "strip,nope"]);
   assert.equal(bad.code, 2);
-  assert.match(bad.err, /unknown detector 'nope'; valid names: badexpert, strip, scale-up, teco, ibd-psc, cd, frequency, sentinet/);
-  const stray = await run(["compare", "--checkpoint", "nowhere", "--detectors", "strip", "--detector-param", "teco:corruptions=contrast"]);
+  assert.match(
+    bad.err,
+    /unknown detector 'nope'; valid names: badexpert, strip, scale-up, teco, ibd-psc, cd, frequency, sentinet/,
+  );
+  const stray = await run([
+    "compare",
+    "--checkpoint",
+    "nowhere",
+    "--detectors",
+    "strip",
+    "--detector-param",
+    "teco:corruptions=contrast",
+  ]);
   assert.equal(stray.code, 2);
   assert.match(stray.err, /'teco' is not among the compared detectors \(strip\)/);
 });

@@ -11,7 +11,11 @@ import { multiRocChart, thinRoc } from "../../src/report/compare.js";
 import { untrainedFashionCheckpoint } from "./fixtures.js";
 
 test("multiRocChart draws one curve and one operating point per detector", () => {
-  const pts = [{ threshold: Infinity, fpr: 0, tpr: 0 }, { threshold: 0.5, fpr: 0.1, tpr: 0.8 }, { threshold: -Infinity, fpr: 1, tpr: 1 }];
+  const pts = [
+    { threshold: Infinity, fpr: 0, tpr: 0 },
+    { threshold: 0.5, fpr: 0.1, tpr: 0.8 },
+    { threshold: -Infinity, fpr: 1, tpr: 1 },
+  ];
   const svg = multiRocChart([
     { label: "a", points: pts, operating: { fpr: 0.1, tpr: 0.8 } },
     { label: "b <x>", points: pts, operating: { fpr: 0.1, tpr: 0.8 } },
@@ -36,7 +40,11 @@ test("compare: every detector on the same splits and trigger, one report", async
     const r = await compareDetectors({
       checkpoint: join(dir, "ckpt"),
       detectors: ["strip", "scale-up", "teco", "ibd-psc", "badexpert"],
-      params: { strip: { n: 2 }, teco: { corruptions: "gaussian_noise,contrast" }, badexpert: { unlearnLr: 3e-4, finetuneLr: 0.02 } },
+      params: {
+        strip: { n: 2 },
+        teco: { corruptions: "gaussian_noise,contrast" },
+        badexpert: { unlearnLr: 3e-4, finetuneLr: 0.02 },
+      },
       reserved: 128,
       calibration: 100,
       evaluationLimit: 60,
@@ -45,7 +53,10 @@ test("compare: every detector on the same splits and trigger, one report", async
       log: (l) => lines.push(l),
     });
     assert.equal(r.attack.name, "badnet");
-    assert.deepEqual(r.rows.map((row) => row.detector), ["strip", "scale-up", "teco", "ibd-psc", "badexpert"]);
+    assert.deepEqual(
+      r.rows.map((row) => row.detector),
+      ["strip", "scale-up", "teco", "ibd-psc", "badexpert"],
+    );
     assert.equal(r.splits.reserved, 128);
     assert.equal(r.splits.calibrationUsed, 100);
     assert.equal(r.splits.evaluationUsed, 60);
@@ -60,7 +71,9 @@ test("compare: every detector on the same splits and trigger, one report", async
     assert.equal(r.rows[0]?.params.n, 2);
     // BaDExpert's own rates as given (M' at 0.02 instead of the compact CNN's 0.01).
     assert.deepEqual([r.rows[4]?.fitted.unlearnLr, r.rows[4]?.fitted.finetuneLr], [3e-4, 0.02]);
-    const json = JSON.parse(await readFile(join(dir, "report", "compare.json"), "utf8")) as { rows: { detector: string; roc: unknown[] }[] };
+    const json = JSON.parse(await readFile(join(dir, "report", "compare.json"), "utf8")) as {
+      rows: { detector: string; roc: unknown[] }[];
+    };
     assert.equal(json.rows.length, 5);
     assert.ok((json.rows[0]?.roc.length ?? 0) >= 2);
     const html = await readFile(join(dir, "report", "compare.html"), "utf8");

@@ -12,7 +12,11 @@ import { affineFromPoints } from "../../src/detectors/corruptions-spatial.js";
 function images(n: number, c: number): Tensor {
   const [h, w] = [28, 28];
   const v = new Float32Array(n * c * h * w);
-  for (let i = 0; i < n; i++) for (let ch = 0; ch < c; ch++) for (let r = 0; r < h; r++) for (let q = 0; q < w; q++) v[((i * c + ch) * h + r) * w + q] = 0.5 + 0.4 * Math.sin((r + i) / 4) * Math.cos((q * (ch + 1)) / 5);
+  for (let i = 0; i < n; i++)
+    for (let ch = 0; ch < c; ch++)
+      for (let r = 0; r < h; r++)
+        for (let q = 0; q < w; q++)
+          v[((i * c + ch) * h + r) * w + q] = 0.5 + 0.4 * Math.sin((r + i) / 4) * Math.cos((q * (ch + 1)) / 5);
   return tensor(v, { shape: [n, c, h, w] });
 }
 
@@ -29,8 +33,21 @@ function strengths(name: string, x: Tensor): number[] {
 test("all fifteen ImageNet-C corruptions exist, keep shape and [0, 1] range, and repeat under the same seed", () => {
   const before = memory().numTensors;
   assert.deepEqual(Object.keys(CORRUPTIONS), [
-    "gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur", "zoom_blur",
-    "snow", "frost", "fog", "brightness", "contrast", "elastic_transform", "pixelate", "jpeg_compression",
+    "gaussian_noise",
+    "shot_noise",
+    "impulse_noise",
+    "defocus_blur",
+    "glass_blur",
+    "motion_blur",
+    "zoom_blur",
+    "snow",
+    "frost",
+    "fog",
+    "brightness",
+    "contrast",
+    "elastic_transform",
+    "pixelate",
+    "jpeg_compression",
   ]);
   for (const c of [1, 3]) {
     const x = images(3, c);
@@ -57,14 +74,28 @@ test("all fifteen ImageNet-C corruptions exist, keep shape and [0, 1] range, and
 test("severity: strength grows with it where the reference's constants grow, and the new six change the image", () => {
   const before = memory().numTensors;
   const x = images(8, 1);
-  for (const name of ["gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "motion_blur", "zoom_blur", "snow", "fog", "brightness", "contrast", "jpeg_compression"]) {
+  for (const name of [
+    "gaussian_noise",
+    "shot_noise",
+    "impulse_noise",
+    "defocus_blur",
+    "motion_blur",
+    "zoom_blur",
+    "snow",
+    "fog",
+    "brightness",
+    "contrast",
+    "jpeg_compression",
+  ]) {
     const d = strengths(name, x);
-    for (let s = 1; s < 5; s++) assert.ok((d[s] as number) >= (d[s - 1] as number), `${name}: ${d.map((v) => v.toFixed(4)).join(" ")}`);
+    for (let s = 1; s < 5; s++)
+      assert.ok((d[s] as number) >= (d[s - 1] as number), `${name}: ${d.map((v) => v.toFixed(4)).join(" ")}`);
   }
   // Glass blur, frost and the elastic transform trade one constant against another across
   // severities (e.g. elastic: the affine shift shrinks as the displacement field grows), so only
   // that each of them changes the image is asserted; glass and frost are stronger at 5 than at 1.
-  for (const name of ["glass_blur", "frost", "elastic_transform"]) for (const v of strengths(name, x)) assert.ok(v > 0.005, `${name}: ${v}`);
+  for (const name of ["glass_blur", "frost", "elastic_transform"])
+    for (const v of strengths(name, x)) assert.ok(v > 0.005, `${name}: ${v}`);
   for (const name of ["glass_blur", "frost"]) {
     const d = strengths(name, x);
     assert.ok((d[4] as number) > (d[0] as number), `${name}: ${d.join(" ")}`);
@@ -91,7 +122,16 @@ test("known answers: JPEG tables and flat blocks, the plasma fractal's range, th
     }
   }
   // A noisy image loses detail, more at a lower quality.
-  const noisy = tidy(() => images(2, 1).add(tensor(Float32Array.from({ length: 2 * 784 }, (_, k) => ((k * 7919) % 17) / 170 - 0.05), { shape: [2, 1, 28, 28] })).clamp(0, 1));
+  const noisy = tidy(() =>
+    images(2, 1)
+      .add(
+        tensor(
+          Float32Array.from({ length: 2 * 784 }, (_, k) => ((k * 7919) % 17) / 170 - 0.05),
+          { shape: [2, 1, 28, 28] },
+        ),
+      )
+      .clamp(0, 1),
+  );
   const e80 = tidy(() => jpegRoundTrip(noisy, 80).sub(noisy).abs().mean().item());
   const e20 = tidy(() => jpegRoundTrip(noisy, 20).sub(noisy).abs().mean().item());
   assert.ok(e80 > 0.001 && e20 > e80, `quality 80: ${e80}, 20: ${e20}`);
@@ -101,11 +141,27 @@ test("known answers: JPEG tables and flat blocks, the plasma fractal's range, th
   assert.equal(Math.min(...p), 0);
   assert.equal(Math.max(...p), 1);
   assert.throws(() => plasmaFractal(28, 3), /size must be a power of two >= 2, got 28/);
-  const m = affineFromPoints([[0, 0], [1, 0], [0, 1]], [[2, 3], [4, 3], [2, 6]]);
-  assert.deepEqual(m.map((v) => Math.round(v * 1e9) / 1e9), [2, 0, 2, 0, 3, 3]);
+  const m = affineFromPoints(
+    [
+      [0, 0],
+      [1, 0],
+      [0, 1],
+    ],
+    [
+      [2, 3],
+      [4, 3],
+      [2, 6],
+    ],
+  );
+  assert.deepEqual(
+    m.map((v) => Math.round(v * 1e9) / 1e9),
+    [2, 0, 2, 0, 3, 3],
+  );
   const flat = tensor(new Float32Array(2 * 784).fill(0.4), { shape: [2, 1, 28, 28] });
   for (const name of ["glass_blur", "elastic_transform", "motion_blur", "zoom_blur", "defocus_blur"]) {
-    const err = tidy(() => inferenceMode(() => CORRUPTIONS[name]?.(flat, 5).sub(flat).abs().max().item() ?? Number.NaN));
+    const err = tidy(() =>
+      inferenceMode(() => CORRUPTIONS[name]?.(flat, 5).sub(flat).abs().max().item() ?? Number.NaN),
+    );
     assert.ok(err < 2 / 255, `${name} moved a flat image by ${err}`);
   }
   flat.dispose();

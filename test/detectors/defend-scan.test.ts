@@ -19,37 +19,92 @@ test("defend --detector strip writes a baseline bundle that scan reads; bad name
     await untrainedFashionCheckpoint(ckpt);
     const out = join(dir, "strip");
     const common = ["--checkpoint", ckpt, "--reserved", "64", "--calibration", "100", "--fpr", "0.05"];
-    const r = await runCli(["defend", ...common, "--detector", "strip", "--detector-param", "n=2", "--out", out, "--json"]);
+    const r = await runCli([
+      "defend",
+      ...common,
+      "--detector",
+      "strip",
+      "--detector-param",
+      "n=2",
+      "--out",
+      out,
+      "--json",
+    ]);
     assert.equal(r.code, 0, r.err);
-    const result = JSON.parse(r.out.trim().split("\n").at(-1) ?? "") as { detector: string; params: { n: number }; threshold: number; splits: { reserved: number; calibration: number } };
+    const result = JSON.parse(r.out.trim().split("\n").at(-1) ?? "") as {
+      detector: string;
+      params: { n: number };
+      threshold: number;
+      splits: { reserved: number; calibration: number };
+    };
     assert.equal(result.detector, "strip");
     assert.equal(result.params.n, 2);
     assert.deepEqual([result.splits.reserved, result.splits.calibration], [64, 100]);
-    const manifest = JSON.parse(await readFile(join(out, "detector.json"), "utf8")) as { format: string; calibration: { threshold: number } };
+    const manifest = JSON.parse(await readFile(join(out, "detector.json"), "utf8")) as {
+      format: string;
+      calibration: { threshold: number };
+    };
     assert.equal(manifest.format, "badexpert-baseline-detector");
     assert.equal(manifest.calibration.threshold, result.threshold);
 
     const s = await runCli(["scan", "--bundle", out, "--dataset", "fashion-mnist", "--limit", "12"]);
     assert.equal(s.code, 0, s.err);
-    const lines = s.out.trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lines = s.out
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     assert.equal(lines.length, 13);
     for (const l of lines.slice(0, 12)) {
       assert.equal(typeof l.score, "number");
       assert.equal(l.flagged, (l.score as number) > result.threshold);
       assert.equal(l.expertConfidence, undefined);
     }
-    assert.deepEqual([lines[12]?.summary, lines[12]?.detector, lines[12]?.inputs, lines[12]?.threshold], [true, "strip", 12, result.threshold]);
+    assert.deepEqual(
+      [lines[12]?.summary, lines[12]?.detector, lines[12]?.inputs, lines[12]?.threshold],
+      [true, "strip", 12, result.threshold],
+    );
 
     const unknown = await runCli(["defend", ...common, "--detector", "nope", "--out", join(dir, "x")]);
     assert.equal(unknown.code, 2);
-    assert.match(unknown.err, /--detector: unknown detector 'nope'; valid names: badexpert, strip, scale-up, teco, ibd-psc, cd, frequency, sentinet/);
-    const mixed = await runCli(["defend", ...common, "--detector", "strip", "--unlearn-lr", "3e-4", "--out", join(dir, "y")]);
+    assert.match(
+      unknown.err,
+      /--detector: unknown detector 'nope'; valid names: badexpert, strip, scale-up, teco, ibd-psc, cd, frequency, sentinet/,
+    );
+    const mixed = await runCli([
+      "defend",
+      ...common,
+      "--detector",
+      "strip",
+      "--unlearn-lr",
+      "3e-4",
+      "--out",
+      join(dir, "y"),
+    ]);
     assert.equal(mixed.code, 2);
     assert.match(mixed.err, /--unlearn-lr: only for --detector badexpert/);
-    const badParam = await runCli(["defend", ...common, "--detector", "strip", "--detector-param", "n=0", "--out", join(dir, "z")]);
+    const badParam = await runCli([
+      "defend",
+      ...common,
+      "--detector",
+      "strip",
+      "--detector-param",
+      "n=0",
+      "--out",
+      join(dir, "z"),
+    ]);
     assert.equal(badParam.code, 2);
     assert.match(badParam.err, /parameter 'n' must be an integer >= 1, got "0"/);
-    const onnx = await runCli(["scan", "--bundle", out, "--engine", "onnxruntime", "--dataset", "fashion-mnist", "--limit", "2"]);
+    const onnx = await runCli([
+      "scan",
+      "--bundle",
+      out,
+      "--engine",
+      "onnxruntime",
+      "--dataset",
+      "fashion-mnist",
+      "--limit",
+      "2",
+    ]);
     assert.equal(onnx.code, 2);
     assert.match(onnx.err, /--engine onnxruntime: the strip detector scores with libtorch only/);
   } finally {

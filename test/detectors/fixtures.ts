@@ -32,7 +32,13 @@ export class MeanThreshold extends Module<[Tensor], Tensor> {
 export const GREY8 = { imageSize: [8, 8] as [number, number], channels: 1, mean: [0], std: [1] };
 
 export function context(model: Module, numClasses: number): DetectorContext {
-  return { model, spec: { name: "compact-cnn", numClasses, inChannels: 1, imageSize: 8 }, preprocessing: GREY8, classNames: Array.from({ length: numClasses }, (_, i) => `c${i}`), dataset: "synthetic" };
+  return {
+    model,
+    spec: { name: "compact-cnn", numClasses, inChannels: 1, imageSize: 8 },
+    preprocessing: GREY8,
+    classNames: Array.from({ length: numClasses }, (_, i) => `c${i}`),
+    dataset: "synthetic",
+  };
 }
 
 /** `count` 8x8 grey images filled by `pixel(i, k)` (0..255), labels i mod numClasses. */

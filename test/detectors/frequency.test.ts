@@ -32,7 +32,8 @@ test("DCT: the matrix is orthonormal; a constant image is all DC; a cosine is on
   const img = new Float32Array(64);
   for (let i = 0; i < 8; i++) for (let j = 0; j < 8; j++) img[i * 8 + j] = Math.cos((Math.PI * (2 * i + 1) * 3) / 16);
   const c = tidy(() => dct2(tensor(img, { shape: [1, 1, 8, 8] })).data() as Float32Array);
-  for (let k = 0; k < 64; k++) assert.ok(Math.abs((c[k] as number) - (k === 3 * 8 ? 4 * Math.SQRT2 : 0)) < 1e-5, `coefficient ${k}: ${c[k]}`);
+  for (let k = 0; k < 64; k++)
+    assert.ok(Math.abs((c[k] as number) - (k === 3 * 8 ? 4 * Math.SQRT2 : 0)) < 1e-5, `coefficient ${k}: ${c[k]}`);
   const x = rand([2, 3, 8, 8]);
   const err = tidy(() => idct2(dct2(x)).sub(x).abs().max().item());
   assert.ok(err < 1e-5, `round trip error ${err}`);
@@ -55,7 +56,10 @@ test("synthetic triggers: each kind changes the image, stays in [0, 1] on 8-bit 
     }
     assert.ok(changed >= 4, `kind ${kind} changed ${changed} pixels`);
   }
-  assert.throws(() => applyTrigger(5, Float32Array.from(base), other, c, h, w, new Rng(0)), /trigger kind must be an integer in 0\.\.4, got 5/);
+  assert.throws(
+    () => applyTrigger(5, Float32Array.from(base), other, c, h, w, new Rng(0)),
+    /trigger kind must be an integer in 0\.\.4, got 5/,
+  );
   const all = new Float32Array(3 * c * h * w).fill(0.25);
   const a = synthesiseTriggered(all, [3, c, h, w], new Rng(7));
   const b = synthesiseTriggered(all, [3, c, h, w], new Rng(7));
@@ -101,11 +105,23 @@ function learnsAndRepeats(): void {
   assert.notDeepEqual(Array.from(other.scoreBatch(xc).score), Array.from(sc));
   // Restored from its state: the same scores.
   const st = det.state();
-  const restored = new FrequencyDetector(ctx, { weights: new Map([...st.tensors].map(([k, t]) => [k.slice(4), t])) }, p);
+  const restored = new FrequencyDetector(
+    ctx,
+    { weights: new Map([...st.tensors].map(([k, t]) => [k.slice(4), t])) },
+    p,
+  );
   assert.deepEqual(Array.from(restored.scoreBatch(xp).score), Array.from(sp));
   for (const d of [det, again, other, restored]) d.dispose();
   xc.dispose();
   xp.dispose();
   manualSeed(0);
-  assert.throws(() => new FrequencyDetector(ctx, syntheticSet(1, 2, () => 0), p), /needs at least 2 reserved clean images to train on, got 1/);
+  assert.throws(
+    () =>
+      new FrequencyDetector(
+        ctx,
+        syntheticSet(1, 2, () => 0),
+        p,
+      ),
+    /needs at least 2 reserved clean images to train on, got 1/,
+  );
 }

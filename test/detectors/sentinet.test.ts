@@ -6,7 +6,14 @@ import { manualSeed, memory, noGrad, rand, tidy } from "../../src/engine/index.j
 import { createModel } from "../../src/models/registry.js";
 import { CompactCNN } from "../../src/models/compact-cnn.js";
 import { Linear } from "../../src/nn/index.js";
-import { boundaryPoints, fitQuadratic, signedDistance, topShareMasks, SentiNetDetector, SENTINET_PARAMS } from "../../src/detectors/sentinet.js";
+import {
+  boundaryPoints,
+  fitQuadratic,
+  signedDistance,
+  topShareMasks,
+  SentiNetDetector,
+  SENTINET_PARAMS,
+} from "../../src/detectors/sentinet.js";
 import { resolveDetectorParams } from "../../src/detectors/params.js";
 import { ConstantLogits, context, syntheticSet } from "./fixtures.js";
 
@@ -25,8 +32,16 @@ test("SentiNet geometry: the quadratic fit, the per-bin maxima and the signed di
   assert.ok(Math.abs(signedDistance([0, 0, 1], 0, 1) - Math.sqrt(0.75)) < 1e-7);
   assert.ok(Math.abs(signedDistance([0, 0, 1], 2, 4)) < 1e-9);
   // Top 25% of 64 values 0..63: strictly above the 16th largest (48) → the 15 values 49..63.
-  const m = topShareMasks(Float32Array.from({ length: 64 }, (_, k) => k), 1, 64, 0.25);
-  assert.equal(m.reduce((a, v) => a + v, 0), 15);
+  const m = topShareMasks(
+    Float32Array.from({ length: 64 }, (_, k) => k),
+    1,
+    64,
+    0.25,
+  );
+  assert.equal(
+    m.reduce((a, v) => a + v, 0),
+    15,
+  );
   assert.equal(m[49], 1);
   assert.equal(m[48], 0);
 });
@@ -68,8 +83,19 @@ test("SentiNet: a compact CNN no paste can move has fooled rate 1 and sits on it
   m2.dispose();
   model.dispose();
   // Without a Grad-CAM layer: one error naming the detector and the architecture.
-  assert.throws(() => new SentiNetDetector(context(new ConstantLogits([1, 0]), 2), reserved, params({ n: 4, boundaryImages: 4 })), /sentinet: Grad-CAM needs the model's convolution blocks, which this build exposes for the compact CNN only \(the model is a ConstantLogits\)/);
-  assert.throws(() => new SentiNetDetector(context(m2, 4), syntheticSet(5, 4, () => 0), params({ n: 4 })), /the reserved clean set has 5 images; it needs n \(4\) for pasting plus at least 3/);
+  assert.throws(
+    () => new SentiNetDetector(context(new ConstantLogits([1, 0]), 2), reserved, params({ n: 4, boundaryImages: 4 })),
+    /sentinet: Grad-CAM needs the model's convolution blocks, which this build exposes for the compact CNN only \(the model is a ConstantLogits\)/,
+  );
+  assert.throws(
+    () =>
+      new SentiNetDetector(
+        context(m2, 4),
+        syntheticSet(5, 4, () => 0),
+        params({ n: 4 }),
+      ),
+    /the reserved clean set has 5 images; it needs n \(4\) for pasting plus at least 3/,
+  );
   x.dispose();
   assert.equal(memory().numTensors, before);
 });

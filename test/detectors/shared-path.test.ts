@@ -17,7 +17,10 @@ class MeanScore implements InputDetector {
   readonly fitted = {};
   scoreBatch(x: Tensor): RawScores {
     const m = tidy(() => x.mean([1, 2, 3]).data() as Float32Array);
-    return { pred: Int32Array.from(m, (v) => (v > 0.5 ? 1 : 0)), score: Float64Array.from(m, (v) => (v === 0 ? Number.NaN : v)) };
+    return {
+      pred: Int32Array.from(m, (v) => (v > 0.5 ? 1 : 0)),
+      score: Float64Array.from(m, (v) => (v === 0 ? Number.NaN : v)),
+    };
   }
   dispose(): void {}
 }
@@ -43,13 +46,25 @@ test("evaluation metrics are defense/metrics.ts's on the same scores; non-finite
   const poisonedSet = syntheticSet(10, 2, (i) => (i < 5 ? 0 : 250));
   const targets = new Int32Array(10).fill(0);
   targets.fill(1, 5);
-  const poisoned = { dataset: poisonedSet, sourceIndices: new Int32Array(10), trueLabels: new Int32Array(10), targetLabels: targets };
+  const poisoned = {
+    dataset: poisonedSet,
+    sourceIndices: new Int32Array(10),
+    trueLabels: new Int32Array(10),
+    targetLabels: targets,
+  };
   const det = new MeanScore();
   const e = evaluateDetector(det, 0.5, clean, poisoned);
   assert.equal(e.nonFinite, 5);
   const c = scoreDataset(det, clean);
   const p = scoreDataset(det, poisonedSet);
-  assert.deepEqual(e.metrics, defenseMetrics({ pred: c.pred, score: c.score, label: clean.labels }, { pred: p.pred, score: p.score, label: targets }, 0.5));
+  assert.deepEqual(
+    e.metrics,
+    defenseMetrics(
+      { pred: c.pred, score: c.score, label: clean.labels },
+      { pred: p.pred, score: p.score, label: targets },
+      0.5,
+    ),
+  );
   // The five NaN inputs fool M (pred 0 = target 0) and are flagged, so they do not count as attack successes after.
   assert.equal(e.metrics.asrBefore, 1);
   assert.equal(e.metrics.asrAfter, 0);
@@ -64,14 +79,24 @@ test("fail closed: NaN and ±Infinity become +Infinity and are flagged; a non-fi
   assert.equal(failClosed(s), 2);
   assert.deepEqual(Array.from(s), [0.1, Infinity, Infinity, 2]);
   assert.deepEqual(Array.from(flagged([0.1, Number.NaN, 0.9], 0.5)), [0, 1, 1]);
-  assert.deepEqual(Array.from(flagged([0.1, 0.2], Number.POSITIVE_INFINITY)), [1, 1], "an uncalibrated threshold flags every input");
+  assert.deepEqual(
+    Array.from(flagged([0.1, 0.2], Number.POSITIVE_INFINITY)),
+    [1, 1],
+    "an uncalibrated threshold flags every input",
+  );
   assert.deepEqual(Array.from(flagged([0.1, 0.2], Number.NaN)), [1, 1]);
   const dark = syntheticSet(10, 2, () => 0);
   // Every clean score is NaN: no threshold can be calibrated, and calibration must refuse.
   dark.labels.fill(0);
-  assert.throws(() => calibrateDetector(new MeanScore(), dark, 0.01), /mean: 10 of 10 clean calibration scores are not finite numbers/);
+  assert.throws(
+    () => calibrateDetector(new MeanScore(), dark, 0.01),
+    /mean: 10 of 10 clean calibration scores are not finite numbers/,
+  );
   // One invalid clean score out of many is refused too (as defense/threshold.ts refuses it for BaDExpert).
   const oneDark = syntheticSet(10, 2, (i) => (i === 0 ? 0 : 3 + i));
   oneDark.labels.fill(0);
-  assert.throws(() => calibrateDetector(new MeanScore(), oneDark, 0.1), /mean: 1 of \d+ clean calibration scores are not finite numbers/);
+  assert.throws(
+    () => calibrateDetector(new MeanScore(), oneDark, 0.1),
+    /mean: 1 of \d+ clean calibration scores are not finite numbers/,
+  );
 });

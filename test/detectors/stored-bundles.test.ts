@@ -28,7 +28,12 @@ interface Expected {
 interface Figures {
   scan: Record<string, unknown>[];
   serve: Record<string, unknown>[];
-  evaluate: { metrics: Record<string, number>; threshold: number; clean: { score: number[]; pred: number[] }; poisoned: { score: number[]; pred: number[] } };
+  evaluate: {
+    metrics: Record<string, number>;
+    threshold: number;
+    clean: { score: number[]; pred: number[] };
+    poisoned: { score: number[]; pred: number[] };
+  };
 }
 
 let root: string;
@@ -56,14 +61,18 @@ after(async () => {
 
 function near(got: unknown, expected: unknown, what: string): void {
   assert.equal(typeof got, "number", `${what}: ${String(got)}`);
-  assert.ok(Math.abs((got as number) - (expected as number)) <= TOL, `${what}: ${String(got)} vs stored ${String(expected)}`);
+  assert.ok(
+    Math.abs((got as number) - (expected as number)) <= TOL,
+    `${what}: ${String(got)} vs stored ${String(expected)}`,
+  );
 }
 
 function sameRecord(got: Record<string, unknown>, stored: Record<string, unknown>, what: string): void {
   assert.deepEqual([got.pred, got.flagged], [stored.pred, stored.flagged], what);
   near(got.score, stored.score, `${what}: score`);
   for (const k of ["expertConfidence", "auxiliaryConfidence"]) {
-    if (stored[k] === undefined || stored[k] === null) assert.ok(got[k] === undefined || got[k] === null, `${what}: ${k} ${String(got[k])}`);
+    if (stored[k] === undefined || stored[k] === null)
+      assert.ok(got[k] === undefined || got[k] === null, `${what}: ${k} ${String(got[k])}`);
     else near(got[k], stored[k], `${what}: ${k}`);
   }
 }
@@ -79,7 +88,11 @@ test("Detector.load() opens a stored BaDExpert bundle and a stored baseline bund
       const stored = want[kind].scan;
       assert.equal(got.length, stored.length);
       got.forEach((g: Detection, i) => {
-        sameRecord(g as unknown as Record<string, unknown>, stored[i] as Record<string, unknown>, `${kind} library, image ${i}`);
+        sameRecord(
+          g as unknown as Record<string, unknown>,
+          stored[i] as Record<string, unknown>,
+          `${kind} library, image ${i}`,
+        );
         assert.equal(g.predClass, (stored[i] as Record<string, unknown>).predClass);
       });
     } finally {
@@ -105,11 +118,20 @@ test("scan gives the stored records for both bundles", async () => {
 
 test("the service gives the stored records for both bundles", async () => {
   for (const kind of KINDS) {
-    const server = await createServer(join(root, kind), { port: 0, workers: 1, engine: "libtorch", logLevel: "silent" });
+    const server = await createServer(join(root, kind), {
+      port: 0,
+      workers: 1,
+      engine: "libtorch",
+      logLevel: "silent",
+    });
     try {
       const url = await server.listen();
       const body = { images: await Promise.all(images().map(async (f) => (await readFile(f)).toString("base64"))) };
-      const r = await fetch(`${url}/v1/detect`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+      const r = await fetch(`${url}/v1/detect`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(body),
+      });
       assert.equal(r.status, 200);
       const got = ((await r.json()) as { results: Record<string, unknown>[] }).results;
       got.forEach((g, i) => {
@@ -125,15 +147,22 @@ test("the service gives the stored records for both bundles", async () => {
 
 test("evaluate-defense gives the stored scores and metrics for both bundles", async () => {
   for (const kind of KINDS) {
-    const e = await evaluateBundle({ bundle: join(root, kind), attack: "badnet", attackParams: { targetClass: 0, rate: 0.1 }, evaluationLimit: 64 });
+    const e = await evaluateBundle({
+      bundle: join(root, kind),
+      attack: "badnet",
+      attackParams: { targetClass: 0, rate: 0.1 },
+      evaluationLimit: 64,
+    });
     const stored = want[kind].evaluate;
     assert.equal(e.detector, kind);
     assert.equal(e.threshold, stored.threshold);
     for (const side of ["clean", "poisoned"] as const) {
       assert.deepEqual(Array.from(e[side].pred), stored[side].pred, `${kind} ${side}: predictions`);
       assert.equal(e[side].score.length, stored[side].score.length);
-      for (let i = 0; i < stored[side].score.length; i++) near(e[side].score[i], stored[side].score[i], `${kind} ${side} ${i}`);
+      for (let i = 0; i < stored[side].score.length; i++)
+        near(e[side].score[i], stored[side].score[i], `${kind} ${side} ${i}`);
     }
-    for (const [k, v] of Object.entries(stored.metrics)) near((e.metrics as unknown as Record<string, number>)[k], v, `${kind} metric ${k}`);
+    for (const [k, v] of Object.entries(stored.metrics))
+      near((e.metrics as unknown as Record<string, number>)[k], v, `${kind} metric ${k}`);
   }
 });

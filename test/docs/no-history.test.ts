@@ -23,17 +23,33 @@ const HISTORY: readonly { pattern: RegExp; what: string }[] = [
   { pattern: /\bno longer\b/i, what: "a change" },
   { pattern: /\bpreviously\b|\bformerly\b/i, what: "a change" },
   { pattern: /\b(?:we|it|this|that|they|there) used to\b|\bused to be\b/i, what: "a change" },
-  { pattern: /\b(?:was|were) (?:changed|raised|lowered|replaced|moved|switched) (?:to|from|by|into)\b|\b(?:was|were|been) (?:renamed|reverted)\b/i, what: "a change" },
-  { pattern: /\b(?:the|its|our) (?:previous|former|earlier|old|new) (?:default|defaults|rule|rate|rates|version|behaviou?r|format|code|engine|method)\b/i, what: "a change" },
-  { pattern: /\bthe rule before\b|\bbefore (?:the|this|that) (?:change|fix|switch)\b|\bbefore this,/i, what: "a change" },
-  { pattern: /\bsince (?:then|recently|the (?:change|fix|switch))\b|\b(?:until|up to|as of) (?:now|recently)\b/i, what: "a change" },
+  {
+    pattern:
+      /\b(?:was|were) (?:changed|raised|lowered|replaced|moved|switched) (?:to|from|by|into)\b|\b(?:was|were|been) (?:renamed|reverted)\b/i,
+    what: "a change",
+  },
+  {
+    pattern:
+      /\b(?:the|its|our) (?:previous|former|earlier|old|new) (?:default|defaults|rule|rate|rates|version|behaviou?r|format|code|engine|method)\b/i,
+    what: "a change",
+  },
+  {
+    pattern: /\bthe rule before\b|\bbefore (?:the|this|that) (?:change|fix|switch)\b|\bbefore this,/i,
+    what: "a change",
+  },
+  {
+    pattern: /\bsince (?:then|recently|the (?:change|fix|switch))\b|\b(?:until|up to|as of) (?:now|recently)\b/i,
+    what: "a change",
+  },
   { pattern: /\b(?:is|are) now\b|\bnow (?:defaults?|uses|scores|runs|takes|chooses|keeps|gives)\b/i, what: "a change" },
   { pattern: /\bpredates?\b/i, what: "a change" },
 ];
 
 /** The history phrases a line holds, with what each tells. */
 function historyIn(line: string): string[] {
-  return HISTORY.filter((h) => h.pattern.test(line)).map((h) => `${h.what}: "${(h.pattern.exec(line) as RegExpExecArray)[0]}"`);
+  return HISTORY.filter((h) => h.pattern.test(line)).map(
+    (h) => `${h.what}: "${(h.pattern.exec(line) as RegExpExecArray)[0]}"`,
+  );
 }
 
 async function filesUnder(dir: string, ext: RegExp): Promise<string[]> {
@@ -48,7 +64,8 @@ async function filesUnder(dir: string, ext: RegExp): Promise<string[]> {
 
 function hits(name: string, text: string): string[] {
   const out: string[] = [];
-  for (const [i, line] of text.split("\n").entries()) for (const h of historyIn(line)) out.push(`${name}:${i + 1}: ${h}: ${line.trim().slice(0, 140)}`);
+  for (const [i, line] of text.split("\n").entries())
+    for (const h of historyIn(line)) out.push(`${name}:${i + 1}: ${h}: ${line.trim().slice(0, 140)}`);
   return out;
 }
 
@@ -77,7 +94,11 @@ test("no history in src/, docs/, README.md, RESULTS.md or the CLI's help", async
   const found: string[] = [];
   for (const f of files) found.push(...hits(relative(ROOT, f), await readFile(f, "utf8")));
   for (const [name, text] of await helpTexts()) found.push(...hits(name, text));
-  assert.deepEqual(found, [], `history words (say what is and why; history goes in commit messages):\n${found.join("\n")}`);
+  assert.deepEqual(
+    found,
+    [],
+    `history words (say what is and why; history goes in commit messages):\n${found.join("\n")}`,
+  );
 });
 
 test("the patterns catch history and let the ordinary uses of the same words through", () => {

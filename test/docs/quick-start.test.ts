@@ -74,7 +74,10 @@ function quickStart(readme: string): string[][] {
   const at = readme.indexOf("Then import, defend, scan");
   assert.ok(at > 0, "the README has its quick start");
   const block = /```sh\n([\s\S]*?)```/.exec(readme.slice(at));
-  const lines = (block?.[1] ?? "").split("\n").map((l) => l.replace(/\s+#.*$/, "").trim()).filter(Boolean);
+  const lines = (block?.[1] ?? "")
+    .split("\n")
+    .map((l) => l.replace(/\s+#.*$/, "").trim())
+    .filter(Boolean);
   return lines.map((l) => {
     assert.match(l, /^npx badexpert /);
     return l.split(/\s+/).slice(2);
@@ -104,28 +107,63 @@ test("the quick start runs: import a TorchScript model, defend it with clean.npz
   const test = await loadDataset("fashion-mnist", { split: "test", path: data });
   const y = new BigInt64Array(test.count);
   test.labels.forEach((l, i) => (y[i] = BigInt(l)));
-  await writeFile(join(dir, "clean.npz"), npz({ "x.npy": npy("|u1", [test.count, 28, 28, 1], test.images), "y.npy": npy("<i8", [test.count], new Uint8Array(y.buffer)) }));
+  await writeFile(
+    join(dir, "clean.npz"),
+    npz({
+      "x.npy": npy("|u1", [test.count, 28, 28, 1], test.images),
+      "y.npy": npy("<i8", [test.count], new Uint8Array(y.buffer)),
+    }),
+  );
   const incoming = join(dir, "incoming");
   await mkdir(incoming);
   for (let i = 0; i < 12; i++) {
-    await writeFile(join(incoming, `${i}.png`), await sharp(Buffer.from(test.images.subarray(i * 784, (i + 1) * 784)), { raw: { width: 28, height: 28, channels: 1 } }).png().toBuffer());
+    await writeFile(
+      join(incoming, `${i}.png`),
+      await sharp(Buffer.from(test.images.subarray(i * 784, (i + 1) * 784)), {
+        raw: { width: 28, height: 28, channels: 1 },
+      })
+        .png()
+        .toBuffer(),
+    );
   }
 
   const before = memory().numTensors;
   const model = join(dir, "runs", "mine");
   const bundle = join(dir, "runs", "mine-detector");
-  const i = await runCli(withValues(imp as string[], { "--torchscript": fixture("smiley-cnn-scripted.pt"), "--input": "1x28x28", "--mean": "0.286", "--std": "0.353", "--out": model }));
+  const i = await runCli(
+    withValues(imp as string[], {
+      "--torchscript": fixture("smiley-cnn-scripted.pt"),
+      "--input": "1x28x28",
+      "--mean": "0.286",
+      "--std": "0.353",
+      "--out": model,
+    }),
+  );
   assert.equal(i.code, 0, i.err);
   const d = await runCli([
     ...withValues(def as string[], { "--checkpoint": model, "--data-path": join(dir, "clean.npz"), "--out": bundle }),
-    "--reserved", "256", "--calibration", "200", "--unlearn-lr", "1e-4", "--finetune-lr", "0.01", "--finetune-epochs", "1", "--fpr", "0.05",
+    "--reserved",
+    "256",
+    "--calibration",
+    "200",
+    "--unlearn-lr",
+    "1e-4",
+    "--finetune-lr",
+    "0.01",
+    "--finetune-epochs",
+    "1",
+    "--fpr",
+    "0.05",
   ]);
   assert.equal(d.code, 0, d.err);
   const s = await runCli([...withValues((scan as string[]).slice(0, -1), { "--bundle": bundle }), incoming]);
   assert.equal(s.code, 0, s.err);
   const lines = s.lines.map((l) => JSON.parse(l) as Record<string, unknown>);
   assert.equal(lines.length, 13, "one line per image of the folder, then the summary");
-  assert.deepEqual(lines.slice(0, 12).map((l) => l.input), Array.from({ length: 12 }, (_, k) => join(incoming, `${k}.png`)));
+  assert.deepEqual(
+    lines.slice(0, 12).map((l) => l.input),
+    Array.from({ length: 12 }, (_, k) => join(incoming, `${k}.png`)),
+  );
   for (const l of lines.slice(0, 12)) {
     assert.equal(typeof l.score, "number");
     assert.equal(typeof l.flagged, "boolean");

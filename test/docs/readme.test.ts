@@ -37,14 +37,26 @@ function badexpertWords(line: string): string[] | null {
 /** Runs without a trained model or bundle: the overview, the version, info, a command's --help, the attack list. */
 function needsNoModel(words: readonly string[]): boolean {
   const w = words.join(" ");
-  return w === "--help" || w === "--version" || w === "-V" || w === "info" || w === "attack list" || (words.length === 2 && words[1] === "--help");
+  return (
+    w === "--help" ||
+    w === "--version" ||
+    w === "-V" ||
+    w === "info" ||
+    w === "attack list" ||
+    (words.length === 2 && words[1] === "--help")
+  );
 }
 
 function run(args: string[], cwd: string): Promise<{ code: number; out: string; err: string }> {
   return new Promise((done) => {
-    execFile(process.execPath, [MAIN, ...args], { cwd, env: { ...process.env, BADEXPERT_THREADS: "1" }, timeout: 120_000 }, (e, out, err) => {
-      done({ code: e === null ? 0 : typeof e.code === "number" ? e.code : -1, out, err });
-    });
+    execFile(
+      process.execPath,
+      [MAIN, ...args],
+      { cwd, env: { ...process.env, BADEXPERT_THREADS: "1" }, timeout: 120_000 },
+      (e, out, err) => {
+        done({ code: e === null ? 0 : typeof e.code === "number" ? e.code : -1, out, err });
+      },
+    );
   });
 }
 
@@ -60,17 +72,24 @@ test("the README is at most about 300 lines and names the two commands as packag
 
 test("every `npm run X` in the README and docs/ is a script of package.json", async () => {
   const pkg = JSON.parse(await readFile(join(ROOT, "package.json"), "utf8")) as { scripts: Record<string, string> };
-  const files = [join(ROOT, "README.md"), join(ROOT, "RESULTS.md"), ...(await readdir(join(ROOT, "docs"))).filter((n) => n.endsWith(".md")).map((n) => join(ROOT, "docs", n))];
+  const files = [
+    join(ROOT, "README.md"),
+    join(ROOT, "RESULTS.md"),
+    ...(await readdir(join(ROOT, "docs"))).filter((n) => n.endsWith(".md")).map((n) => join(ROOT, "docs", n)),
+  ];
   const missing: string[] = [];
   for (const f of files) {
-    for (const m of (await readFile(f, "utf8")).matchAll(/npm run ([a-z][a-z0-9:-]*)/g)) if (!pkg.scripts[m[1] as string]) missing.push(`${f.slice(ROOT.length + 1)}: npm run ${m[1]}`);
+    for (const m of (await readFile(f, "utf8")).matchAll(/npm run ([a-z][a-z0-9:-]*)/g))
+      if (!pkg.scripts[m[1] as string]) missing.push(`${f.slice(ROOT.length + 1)}: npm run ${m[1]}`);
   }
   assert.deepEqual(missing, []);
 });
 
 test("every `npx badexpert` line of the README parses; those that need no model run as written and exit 0", async () => {
   const readme = await readFile(join(ROOT, "README.md"), "utf8");
-  const commands = shellLines(readme).map(badexpertWords).filter((w): w is string[] => w !== null);
+  const commands = shellLines(readme)
+    .map(badexpertWords)
+    .filter((w): w is string[] => w !== null);
   assert.ok(commands.length >= 8, `${commands.length} badexpert commands in the README`);
   for (const words of commands) {
     const [name, ...args] = words;
@@ -89,12 +108,20 @@ test("every `npx badexpert` line of the README parses; those that need no model 
     ran.push(words.join(" "));
   }
   for (const must of ["--help", "--version", "info"]) assert.ok(ran.includes(must), `ran: ${ran.join(", ")}`);
-  assert.ok(ran.some((w) => w.endsWith(" --help") && w !== "--help"), "a command's --help");
+  assert.ok(
+    ran.some((w) => w.endsWith(" --help") && w !== "--help"),
+    "a command's --help",
+  );
 });
 
 /** GitHub's heading anchors: lower case, punctuation other than - and _ dropped, spaces to hyphens. */
 function anchorOf(heading: string): string {
-  return heading.trim().toLowerCase().replace(/[`*]/g, "").replace(/[^\p{L}\p{N} _-]/gu, "").replace(/ /g, "-");
+  return heading
+    .trim()
+    .toLowerCase()
+    .replace(/[`*]/g, "")
+    .replace(/[^\p{L}\p{N} _-]/gu, "")
+    .replace(/ /g, "-");
 }
 
 async function markdownFiles(): Promise<string[]> {
@@ -117,7 +144,9 @@ test("every relative link in README, RESULTS.md, ARCHITECTURE.md and docs/ resol
         continue;
       }
       if (anchor && target.endsWith(".md")) {
-        const headings = [...(await readFile(target, "utf8")).matchAll(/^#{1,6} (.+)$/gm)].map((h) => anchorOf(h[1] as string));
+        const headings = [...(await readFile(target, "utf8")).matchAll(/^#{1,6} (.+)$/gm)].map((h) =>
+          anchorOf(h[1] as string),
+        );
         if (!headings.includes(anchor)) broken.push(`${file.slice(ROOT.length + 1)}: ${href} (no such heading)`);
       }
     }
@@ -127,6 +156,9 @@ test("every relative link in README, RESULTS.md, ARCHITECTURE.md and docs/ resol
 
 test("the anchor rule matches GitHub's on the headings linked to", () => {
   assert.equal(anchorOf("SIGTERM under load: the drain"), "sigterm-under-load-the-drain");
-  assert.equal(anchorOf("Decoded pixels: memory of requests with large images"), "decoded-pixels-memory-of-requests-with-large-images");
+  assert.equal(
+    anchorOf("Decoded pixels: memory of requests with large images"),
+    "decoded-pixels-memory-of-requests-with-large-images",
+  );
   assert.equal(anchorOf("Memory of `scan`"), "memory-of-scan");
 });

@@ -1,7 +1,16 @@
 // Autograd: backward accumulates .grad, no-grad and inference-mode scopes, functional gradients.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { tensor, tidy, noGrad, enableGrad, inferenceMode, isGradEnabled, gradients, F } from "../../src/engine/index.js";
+import {
+  tensor,
+  tidy,
+  noGrad,
+  enableGrad,
+  inferenceMode,
+  isGradEnabled,
+  gradients,
+  F,
+} from "../../src/engine/index.js";
 import { noLeaks } from "../helpers/memory.js";
 import { close } from "../helpers/gradcheck.js";
 
@@ -47,7 +56,11 @@ test("noGrad stops recording; enableGrad re-enables; flags restore after a throw
       });
       assert.equal(y.requiresGrad, false);
       assert.equal(isGradEnabled(), true);
-      assert.throws(() => noGrad(() => { throw new Error("x"); }));
+      assert.throws(() =>
+        noGrad(() => {
+          throw new Error("x");
+        }),
+      );
       assert.equal(isGradEnabled(), true);
       const z = inferenceMode(() => x.mul(3));
       assert.equal(z.requiresGrad, false);
@@ -75,7 +88,10 @@ test("an input tensor can receive a gradient (as PGD attacks need)", () =>
   noLeaks(() =>
     tidy(() => {
       const x = tensor([[0.5, -0.5]]).requiresGrad_();
-      const w = tensor([[2, 0], [0, 3]]);
+      const w = tensor([
+        [2, 0],
+        [0, 3],
+      ]);
       F.crossEntropy(x.matmul(w), tensor(new BigInt64Array([0n]))).backward();
       const g = x.grad?.toArray() ?? [];
       assert.equal(g.length, 2);

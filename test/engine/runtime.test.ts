@@ -3,7 +3,17 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { availableParallelism } from "node:os";
-import { getNumThreads, randn, setBlasThreads, setNumThreads, libtorchVersion, memory, returnLargeBuffersToTheOs, tidy, zeros } from "../../src/engine/index.js";
+import {
+  getNumThreads,
+  randn,
+  setBlasThreads,
+  setNumThreads,
+  libtorchVersion,
+  memory,
+  returnLargeBuffersToTheOs,
+  tidy,
+  zeros,
+} from "../../src/engine/index.js";
 
 test("threads default to all cores (or BADEXPERT_THREADS) and can be set", () => {
   const expected = process.env.BADEXPERT_THREADS ? Number(process.env.BADEXPERT_THREADS) : availableParallelism();

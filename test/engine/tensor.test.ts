@@ -2,8 +2,27 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
-  tensor, zeros, ones, full, arange, linspace, eye, rand, randn, randint, randperm, fromBytes, manualSeed,
-  cat, stack, where, F, tidy, cudaAvailable, empty, type Tensor,
+  tensor,
+  zeros,
+  ones,
+  full,
+  arange,
+  linspace,
+  eye,
+  rand,
+  randn,
+  randint,
+  randperm,
+  fromBytes,
+  manualSeed,
+  cat,
+  stack,
+  where,
+  F,
+  tidy,
+  cudaAvailable,
+  empty,
+  type Tensor,
 } from "../../src/engine/index.js";
 import { close } from "../helpers/gradcheck.js";
 import { noLeaks } from "../helpers/memory.js";
@@ -33,7 +52,10 @@ test("typed arrays of every supported dtype round-trip exactly", () =>
       const half = tensor([1, 0.5, 65504], { dtype: "float16" });
       assert.equal(half.dtype, "float16");
       assert.deepEqual(half.toArray(), [1, 0.5, 65504]);
-      const nested = tensor([[1, 2, 3], [4, 5, 6]]);
+      const nested = tensor([
+        [1, 2, 3],
+        [4, 5, 6],
+      ]);
       assert.deepEqual(nested.shape, [2, 3]);
       assert.equal(nested.dtype, "float32");
       assert.deepEqual(nested.toArray(), [1, 2, 3, 4, 5, 6]);
@@ -74,7 +96,10 @@ test("same seed gives the same random tensors; ranges are respected", () =>
       assert.notDeepEqual(rand([5]).toArray(), a[0]);
       const ri = a[2] as number[];
       assert.ok(ri.every((v) => v >= 3 && v < 9 && Number.isInteger(v)));
-      assert.deepEqual([...(a[3] as number[])].sort((x, y) => x - y), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+      assert.deepEqual(
+        [...(a[3] as number[])].sort((x, y) => x - y),
+        [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+      );
       assert.ok((a[0] as number[]).every((v) => v >= 0 && v < 1));
     }),
   ));
@@ -82,7 +107,10 @@ test("same seed gives the same random tensors; ranges are respected", () =>
 test("arithmetic, broadcasting and comparisons give hand-computed values", () =>
   noLeaks(() =>
     tidy(() => {
-      const a = tensor([[1, 2, 3], [4, 5, 6]]);
+      const a = tensor([
+        [1, 2, 3],
+        [4, 5, 6],
+      ]);
       const b = tensor([10, 20, 30]);
       assert.deepEqual(a.add(b).toArray(), [11, 22, 33, 14, 25, 36]);
       assert.deepEqual(a.add(b, 0.5).toArray(), [6, 12, 18, 9, 15, 21]);
@@ -110,7 +138,10 @@ test("arithmetic, broadcasting and comparisons give hand-computed values", () =>
 test("reductions, argmax and top-k", () =>
   noLeaks(() =>
     tidy(() => {
-      const a = tensor([[3, 1, 2], [0, 5, 4]]);
+      const a = tensor([
+        [3, 1, 2],
+        [0, 5, 4],
+      ]);
       assert.equal(a.sum().item(), 15);
       assert.deepEqual(a.sum(0).toArray(), [3, 6, 6]);
       assert.deepEqual(a.sum(1, true).shape, [2, 1]);
@@ -151,16 +182,31 @@ test("shape and indexing ops give hand-computed values", () =>
       assert.deepEqual(a.slice(0, -1).toArray(), [3, 4, 5]);
       assert.deepEqual(a.select(0, 1).toArray(), [3, 4, 5]);
       assert.deepEqual(a.indexSelect(1, tensor(new BigInt64Array([2n, 0n]))).toArray(), [2, 0, 5, 3]);
-      assert.deepEqual(a.gather(1, tensor(new BigInt64Array([1n, 1n, 0n, 2n]), { shape: [2, 2] })).toArray(), [1, 1, 3, 5]);
-      assert.deepEqual(zeros([2, 3]).scatter(1, tensor(new BigInt64Array([2n, 0n]), { shape: [2, 1] }), 1).toArray(), [0, 0, 1, 1, 0, 0]);
       assert.deepEqual(
-        zeros([3]).scatterAdd(0, tensor(new BigInt64Array([0n, 0n, 2n])), tensor([1, 2, 3])).toArray(),
+        a.gather(1, tensor(new BigInt64Array([1n, 1n, 0n, 2n]), { shape: [2, 2] })).toArray(),
+        [1, 1, 3, 5],
+      );
+      assert.deepEqual(
+        zeros([2, 3])
+          .scatter(1, tensor(new BigInt64Array([2n, 0n]), { shape: [2, 1] }), 1)
+          .toArray(),
+        [0, 0, 1, 1, 0, 0],
+      );
+      assert.deepEqual(
+        zeros([3])
+          .scatterAdd(0, tensor(new BigInt64Array([0n, 0n, 2n])), tensor([1, 2, 3]))
+          .toArray(),
         [3, 0, 3],
       );
       assert.deepEqual(cat([a, a], 0).shape, [4, 3]);
       assert.deepEqual(stack([a, a], 1).shape, [2, 2, 3]);
       assert.deepEqual(tensor([1, 2]).pad([1, 2], "constant", 9).toArray(), [9, 1, 2, 9, 9]);
-      assert.deepEqual(tensor([[[1, 2, 3]]]).pad([2, 0], "reflect").toArray(), [3, 2, 1, 2, 3]);
+      assert.deepEqual(
+        tensor([[[1, 2, 3]]])
+          .pad([2, 0], "reflect")
+          .toArray(),
+        [3, 2, 1, 2, 3],
+      );
       assert.deepEqual(a.flip([1]).toArray(), [2, 1, 0, 5, 4, 3]);
       assert.deepEqual(a.roll([1], [1]).toArray(), [2, 0, 1, 5, 3, 4]);
       assert.deepEqual(arange(3).oneHot(3).toArray(), [1, 0, 0, 0, 1, 0, 0, 0, 1]);
@@ -168,8 +214,16 @@ test("shape and indexing ops give hand-computed values", () =>
       assert.deepEqual(a.maskedSelect(a.gt(3)).toArray(), [4, 5]);
       assert.deepEqual(a.expand([2, 2, 3]).shape, [2, 2, 3]);
       assert.deepEqual(tensor([1, 2]).repeat([2]).toArray(), [1, 2, 1, 2]);
-      assert.deepEqual(arange(5).split(2).map((t) => t.toArray()), [[0, 1], [2, 3], [4]]);
-      assert.deepEqual(a.indexCopy(0, tensor(new BigInt64Array([1n])), tensor([[9, 9, 9]], { dtype: "int64" })).toArray(), [0, 1, 2, 9, 9, 9]);
+      assert.deepEqual(
+        arange(5)
+          .split(2)
+          .map((t) => t.toArray()),
+        [[0, 1], [2, 3], [4]],
+      );
+      assert.deepEqual(
+        a.indexCopy(0, tensor(new BigInt64Array([1n])), tensor([[9, 9, 9]], { dtype: "int64" })).toArray(),
+        [0, 1, 2, 9, 9, 9],
+      );
     }),
   ));
 
@@ -185,7 +239,17 @@ test("nn functionals give hand-computed values", () =>
       assert.deepEqual(F.adaptiveAvgPool2d(x, 1).toArray(), [4]);
       assert.deepEqual(F.interpolate(tensor([[[[1, 2]]]]), [1, 4], "nearest").toArray(), [1, 1, 2, 2]);
       close(F.interpolate(tensor([[[[0, 1]]]]), [1, 3], "bilinear", true).toArray(), [0, 0.5, 1]);
-      assert.deepEqual(F.linear(tensor([[1, 2]]), tensor([[1, 1], [2, -1]]), tensor([0.5, 0])).toArray(), [3.5, 0]);
+      assert.deepEqual(
+        F.linear(
+          tensor([[1, 2]]),
+          tensor([
+            [1, 1],
+            [2, -1],
+          ]),
+          tensor([0.5, 0]),
+        ).toArray(),
+        [3.5, 0],
+      );
       // Batch norm in training mode: per-channel batch statistics (biased variance) normalise.
       const bn = F.batchNorm(tensor([[[[1]]], [[[3]]]]), { training: true, eps: 0 });
       close(bn.toArray(), [-1, 1]);
@@ -195,12 +259,20 @@ test("nn functionals give hand-computed values", () =>
       close([F.crossEntropy(tensor([[2, 0]]), tensor([[1, 0]])).item()], [Math.log(1 + Math.exp(-2))]);
       close([F.mseLoss(tensor([1, 2]), tensor([0, 0])).item()], [2.5]);
       // Identity grid: grid-sample with align_corners returns the input.
-      const theta = tensor([[[1, 0, 0], [0, 1, 0]]]);
+      const theta = tensor([
+        [
+          [1, 0, 0],
+          [0, 1, 0],
+        ],
+      ]);
       const grid = F.affineGrid(theta, [1, 1, 3, 3], true);
       close(F.gridSample(x, grid, { alignCorners: true }).toArray(), x.toArray());
       assert.deepEqual(F.dropout(ones([4]), 0.5, false).toArray(), [1, 1, 1, 1]);
       const d = F.dropout(ones([1000]), 0.5, true).toArray();
-      assert.ok(d.every((v) => v === 0 || v === 2), "dropout scales kept values by 1/(1-p)");
+      assert.ok(
+        d.every((v) => v === 0 || v === 2),
+        "dropout scales kept values by 1/(1-p)",
+      );
     }),
   ));
 
@@ -241,19 +313,46 @@ test("bad arguments give errors naming the op, the expected and the actual", () 
       assert.throws(() => a.softmax(2), /softmax: dim must be an integer in \[-2, 1\] for shape \[2, 3\], got 2/);
       assert.throws(() => a.select(0, 5), /select: index 5 out of range for dim 0 of size 2/);
       assert.throws(() => a.indexSelect(0, tensor([0])), /indexSelect: index must be an int64 tensor, got float32/);
-      assert.throws(() => F.conv2d(zeros([1, 3, 4, 4]), zeros([2, 4, 3, 3]), null), /conv2d: input has 3 channels .* expects 4/);
-      assert.throws(() => F.conv2d(zeros([3, 4, 4]), zeros([2, 3, 3, 3]), null), /conv2d: expected a 4-D input \[N, C, H, W\], got shape \[3, 4, 4\]/);
-      assert.throws(() => F.linear(zeros([2, 5]), zeros([3, 4])), /linear: input's last dimension is 5 .* expects 4 features/);
-      assert.throws(() => F.crossEntropy(zeros([2, 3]), tensor(new BigInt64Array([1n]))), /crossEntropy: class-index target shape \[1\]/);
-      assert.throws(() => F.crossEntropy(zeros([2, 3]), tensor(new BigInt64Array([1n, 7n]))), /crossEntropy: .*out of bounds/i);
-      assert.throws(() => tensor(new Float32Array(5), { shape: [2, 2] }), /tensor: shape \[2, 2\] needs 4 elements, the array has 5/);
+      assert.throws(
+        () => F.conv2d(zeros([1, 3, 4, 4]), zeros([2, 4, 3, 3]), null),
+        /conv2d: input has 3 channels .* expects 4/,
+      );
+      assert.throws(
+        () => F.conv2d(zeros([3, 4, 4]), zeros([2, 3, 3, 3]), null),
+        /conv2d: expected a 4-D input \[N, C, H, W\], got shape \[3, 4, 4\]/,
+      );
+      assert.throws(
+        () => F.linear(zeros([2, 5]), zeros([3, 4])),
+        /linear: input's last dimension is 5 .* expects 4 features/,
+      );
+      assert.throws(
+        () => F.crossEntropy(zeros([2, 3]), tensor(new BigInt64Array([1n]))),
+        /crossEntropy: class-index target shape \[1\]/,
+      );
+      assert.throws(
+        () => F.crossEntropy(zeros([2, 3]), tensor(new BigInt64Array([1n, 7n]))),
+        /crossEntropy: .*out of bounds/i,
+      );
+      assert.throws(
+        () => tensor(new Float32Array(5), { shape: [2, 2] }),
+        /tensor: shape \[2, 2\] needs 4 elements, the array has 5/,
+      );
       assert.throws(() => tensor([[1, 2], [3]]), /ragged/);
       assert.throws(() => zeros([2, -1]), /zeros: shape must be an array of non-negative integers/);
-      assert.throws(() => cat([zeros([2, 3]), zeros([2, 4])], 0), /cat: tensor 1 has shape \[2, 4\], incompatible with \[2, 3\]/);
+      assert.throws(
+        () => cat([zeros([2, 3]), zeros([2, 4])], 0),
+        /cat: tensor 1 has shape \[2, 4\], incompatible with \[2, 3\]/,
+      );
       assert.throws(() => zeros([2], { device: "gpu" }), /device: expected "cpu", "cuda" or "cuda:N", got "gpu"/);
       assert.throws(() => tensor([1], { dtype: "float8" as never }), /tensor: dtype: expected one of/);
-      assert.throws(() => a.backward(), /backward: a gradient argument is needed for a non-scalar output of shape \[2, 3\]/);
-      assert.throws(() => tensor([1, 2], { dtype: "int64" }).requiresGrad_(), /only floating-point tensors can require gradients, got int64/);
+      assert.throws(
+        () => a.backward(),
+        /backward: a gradient argument is needed for a non-scalar output of shape \[2, 3\]/,
+      );
+      assert.throws(
+        () => tensor([1, 2], { dtype: "int64" }).requiresGrad_(),
+        /only floating-point tensors can require gradients, got int64/,
+      );
       assert.throws(() => a.item(), /item: expected a tensor with one element, got shape \[2, 3\]/);
       assert.throws(() => randint(5, 5, [2]), /randint: high \(5\) must be greater than low \(5\)/);
     }),

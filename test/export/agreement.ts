@@ -33,7 +33,9 @@ export function assertAgree(torch: BatchScores, onnx: BatchScores, what: string)
 
 /** A threshold halfway between two neighbouring scores, so that rounding cannot flip a verdict. */
 export function splittingThreshold(scores: Float64Array): number {
-  const sorted = Array.from(scores).filter(Number.isFinite).sort((p, q) => p - q);
+  const sorted = Array.from(scores)
+    .filter(Number.isFinite)
+    .sort((p, q) => p - q);
   const mid = Math.floor(sorted.length / 2);
   return ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
 }
@@ -42,7 +44,10 @@ export function splittingThreshold(scores: Float64Array): number {
  * Opset 17 and IR 8; declared inputs and outputs; every node reads only values defined before
  * it (graph input, initializer or an earlier node's output) and every output name is new.
  */
-export function assertWellFormed(bytes: Uint8Array, expect: { inputDims: (number | string)[]; outputs: [string, number][] }): void {
+export function assertWellFormed(
+  bytes: Uint8Array,
+  expect: { inputDims: (number | string)[]; outputs: [string, number][] },
+): void {
   const m = decodeModel(bytes);
   assert.equal(m.ir_version, 8);
   assert.deepEqual(m.opset_import, [{ domain: "", version: ONNX_OPSET }]);
@@ -51,9 +56,16 @@ export function assertWellFormed(bytes: Uint8Array, expect: { inputDims: (number
   const input = g.input[0];
   assert.equal(input?.name, "images");
   assert.equal(input?.type.tensor_type.elem_type, DataType.FLOAT);
-  assert.deepEqual(input?.type.tensor_type.shape.dim.map((d) => d.dim_param ?? d.dim_value), expect.inputDims);
-  assert.deepEqual(g.output.map((o) => [o.name, o.type.tensor_type.elem_type]), expect.outputs);
-  for (const o of g.output) assert.equal(o.type.tensor_type.shape.dim[0]?.dim_param, "batch", `${o.name}: dynamic batch`);
+  assert.deepEqual(
+    input?.type.tensor_type.shape.dim.map((d) => d.dim_param ?? d.dim_value),
+    expect.inputDims,
+  );
+  assert.deepEqual(
+    g.output.map((o) => [o.name, o.type.tensor_type.elem_type]),
+    expect.outputs,
+  );
+  for (const o of g.output)
+    assert.equal(o.type.tensor_type.shape.dim[0]?.dim_param, "batch", `${o.name}: dynamic batch`);
   const defined = new Set<string>([...g.input.map((i) => i.name), ...g.initializer.map((t) => t.name)]);
   assert.equal(defined.size, g.input.length + g.initializer.length, "initializer names are unique");
   for (const t of g.initializer) {
@@ -75,20 +87,23 @@ let checkerPython: string | null | undefined;
 
 /** Debian's python3 first: python3-onnx installs there, and another python3 may come first on PATH. */
 function pythonWithOnnx(): string | null {
-  checkerPython ??= ["/usr/bin/python3", "python3"].find((py) => {
-    try {
-      execFileSync(py, ["-c", "import onnx.checker"], { stdio: "ignore" });
-      return true;
-    } catch {
-      return false;
-    }
-  }) ?? null;
+  checkerPython ??=
+    ["/usr/bin/python3", "python3"].find((py) => {
+      try {
+        execFileSync(py, ["-c", "import onnx.checker"], { stdio: "ignore" });
+        return true;
+      } catch {
+        return false;
+      }
+    }) ?? null;
   return checkerPython;
 }
 
 /** Why onnx.checker cannot run here, or null when it can. */
 export function onnxCheckerMissing(): string | null {
-  return pythonWithOnnx() === null ? "python3 with the onnx module is not installed (optional: apt-get install python3-onnx)" : null;
+  return pythonWithOnnx() === null
+    ? "python3 with the onnx module is not installed (optional: apt-get install python3-onnx)"
+    : null;
 }
 
 /** Runs onnx.checker (full check, with shape inference) on the bytes; throws its message on failure. */
@@ -97,5 +112,9 @@ export async function runOnnxChecker(bytes: Uint8Array, dir: string): Promise<vo
   await writeFile(file, bytes);
   const py = pythonWithOnnx();
   if (py === null) throw new Error(`onnx.checker: ${onnxCheckerMissing()}`);
-  execFileSync(py, ["-c", "import onnx, sys; onnx.checker.check_model(onnx.load(sys.argv[1]), full_check=True)", file], { stdio: ["ignore", "ignore", "pipe"] });
+  execFileSync(
+    py,
+    ["-c", "import onnx, sys; onnx.checker.check_model(onnx.load(sys.argv[1]), full_check=True)", file],
+    { stdio: ["ignore", "ignore", "pipe"] },
+  );
 }

@@ -46,7 +46,13 @@ test("a fitted bundle: export, Triton repository, scan --engine onnxruntime and 
   const s = defenseSplits(fmnist.count, { seed: 1, reserved: 256, calibration: 200 });
   manualSeed(2);
   const model = createModel("compact-cnn", spec);
-  const fitted = await fitBadExpert(model, { spec, preprocessing, classNames: fmnist.classNames }, subset(fmnist, s.reserved), subset(fmnist, s.calibration), QUICK_FIT);
+  const fitted = await fitBadExpert(
+    model,
+    { spec, preprocessing, classNames: fmnist.classNames },
+    subset(fmnist, s.reserved),
+    subset(fmnist, s.calibration),
+    QUICK_FIT,
+  );
   model.dispose();
   const evalSet = subset(fmnist, s.evaluation.subarray(0, 300));
   const dir = await mkdtemp(join(tmpdir(), "bx-onnx-bundle-"));
@@ -56,7 +62,10 @@ test("a fitted bundle: export, Triton repository, scan --engine onnxruntime and 
     const det = await loadBundle(join(dir, "bundle"));
     try {
       const torch = det.scoreDataset(evalSet);
-      assert.ok(torch.flagged.includes(1) && torch.flagged.includes(0), "the calibrated threshold flags some evaluation images and passes others");
+      assert.ok(
+        torch.flagged.includes(1) && torch.flagged.includes(0),
+        "the calibrated threshold flags some evaluation images and passes others",
+      );
 
       // badexpert export --format onnx: the file, opened on its own, scores like libtorch.
       const file = join(dir, "detector.onnx");
@@ -65,7 +74,14 @@ test("a fitted bundle: export, Triton repository, scan --engine onnxruntime and 
       const bytes = new Uint8Array(await readFile(file));
       assertWellFormed(bytes, {
         inputDims: ["batch", 1, 28, 28],
-        outputs: [["pred", DataType.INT64], ["expert_confidence", DataType.FLOAT], ["expert_complement", DataType.FLOAT], ["auxiliary_confidence", DataType.FLOAT], ["score", DataType.DOUBLE], ["flagged", DataType.BOOL]],
+        outputs: [
+          ["pred", DataType.INT64],
+          ["expert_confidence", DataType.FLOAT],
+          ["expert_complement", DataType.FLOAT],
+          ["auxiliary_confidence", DataType.FLOAT],
+          ["score", DataType.DOUBLE],
+          ["flagged", DataType.BOOL],
+        ],
       });
       const graph = decodeModel(bytes).graph;
       const thr = graph.initializer.find((t) => t.name === "threshold");
@@ -73,18 +89,48 @@ test("a fitted bundle: export, Triton repository, scan --engine onnxruntime and 
       assert.equal(new DataView(thr.raw_data.buffer, thr.raw_data.byteOffset, 8).getFloat64(0, true), det.threshold);
       const onnx = await OnnxDetector.open(file, { threads: 1 });
       opened.push(onnx);
-      assert.deepEqual({ rule: onnx.rule, threshold: onnx.threshold, classNames: onnx.info.classNames }, { rule: "triangle", threshold: det.threshold, classNames: fmnist.classNames });
+      assert.deepEqual(
+        { rule: onnx.rule, threshold: onnx.threshold, classNames: onnx.info.classNames },
+        { rule: "triangle", threshold: det.threshold, classNames: fmnist.classNames },
+      );
       assertAgree(torch, await onnx.scoreDataset(evalSet, { batchSize: 128 }), "fitted bundle");
 
       // --format triton: the same graph, and a config that names its tensors and types.
       const repo = join(dir, "repo");
-      assert.equal((await run(["export", "--bundle", join(dir, "bundle"), "--format", "triton", "--out", repo, "--name", "bx", "--max-batch-size", "64"])).code, 0);
+      assert.equal(
+        (
+          await run([
+            "export",
+            "--bundle",
+            join(dir, "bundle"),
+            "--format",
+            "triton",
+            "--out",
+            repo,
+            "--name",
+            "bx",
+            "--max-batch-size",
+            "64",
+          ])
+        ).code,
+        0,
+      );
       assert.deepEqual(new Uint8Array(await readFile(join(repo, "bx", "1", "model.onnx"))), bytes);
       const config = await readFile(join(repo, "bx", "config.pbtxt"), "utf8");
       assert.match(config, /^name: "bx"\nplatform: "onnxruntime_onnx"\nmax_batch_size: 64\n/);
       assert.match(config, /name: "images"\n {4}data_type: TYPE_FP32\n {4}dims: \[ 1, 28, 28 \]/);
-      for (const [name, type] of [["pred", "TYPE_INT64"], ["expert_confidence", "TYPE_FP32"], ["score", "TYPE_FP64"], ["flagged", "TYPE_BOOL"]]) {
-        assert.match(config, new RegExp(`name: "${name}"\\n {4}data_type: ${type}\\n {4}dims: \\[ 1 \\]\\n {4}reshape: \\{ shape: \\[ \\] \\}`));
+      for (const [name, type] of [
+        ["pred", "TYPE_INT64"],
+        ["expert_confidence", "TYPE_FP32"],
+        ["score", "TYPE_FP64"],
+        ["flagged", "TYPE_BOOL"],
+      ]) {
+        assert.match(
+          config,
+          new RegExp(
+            `name: "${name}"\\n {4}data_type: ${type}\\n {4}dims: \\[ 1 \\]\\n {4}reshape: \\{ shape: \\[ \\] \\}`,
+          ),
+        );
       }
       assert.match(config, /dynamic_batching \{\n {2}max_queue_delay_microseconds: 1000\n\}/);
 
@@ -92,35 +138,54 @@ test("a fitted bundle: export, Triton repository, scan --engine onnxruntime and 
       // the repository's other models and anyone's files stay as they are.
       const triton = ["export", "--bundle", join(dir, "bundle"), "--format", "triton", "--out", repo, "--name", "bx"];
       await mkdir(join(repo, "theirs", "1"), { recursive: true });
-      await writeFile(join(repo, "theirs", "config.pbtxt"), "name: \"theirs\"");
-      await assert.rejects(run(triton), /bx already exists and is not empty \(3 entries\); refusing to overwrite it \(--force replaces it\)/);
+      await writeFile(join(repo, "theirs", "config.pbtxt"), 'name: "theirs"');
+      await assert.rejects(
+        run(triton),
+        /bx already exists and is not empty \(3 entries\); refusing to overwrite it \(--force replaces it\)/,
+      );
       assert.equal((await run([...triton, "--force"])).code, 0);
-      assert.equal(await readFile(join(repo, "theirs", "config.pbtxt"), "utf8"), "name: \"theirs\"");
+      assert.equal(await readFile(join(repo, "theirs", "config.pbtxt"), "utf8"), 'name: "theirs"');
       await writeFile(join(repo, "bx", "labels.txt"), "mine");
-      await assert.rejects(run([...triton, "--force"]), /bx holds a badexpert Triton model directory and 1 entry badexpert did not write \(labels\.txt\); refusing to replace it/);
+      await assert.rejects(
+        run([...triton, "--force"]),
+        /bx holds a badexpert Triton model directory and 1 entry badexpert did not write \(labels\.txt\); refusing to replace it/,
+      );
       assert.equal(await readFile(join(repo, "bx", "labels.txt"), "utf8"), "mine");
       const onnxArgs = ["export", "--bundle", join(dir, "bundle"), "--out", file];
-      await assert.rejects(run(onnxArgs), /detector\.onnx already exists; refusing to overwrite it \(--force replaces an ONNX model badexpert exported\)/);
+      await assert.rejects(
+        run(onnxArgs),
+        /detector\.onnx already exists; refusing to overwrite it \(--force replaces an ONNX model badexpert exported\)/,
+      );
       assert.equal((await run([...onnxArgs, "--force"])).code, 0);
       assert.deepEqual(new Uint8Array(await readFile(file)), bytes, "the same export again");
       const theirs = join(dir, "theirs.onnx");
       await writeFile(theirs, "not a model of ours");
-      await assert.rejects(run(["export", "--bundle", join(dir, "bundle"), "--out", theirs, "--force"]), /theirs\.onnx is not an ONNX model badexpert exported \(not an ONNX model\); refusing to replace it/);
+      await assert.rejects(
+        run(["export", "--bundle", join(dir, "bundle"), "--out", theirs, "--force"]),
+        /theirs\.onnx is not an ONNX model badexpert exported \(not an ONNX model\); refusing to replace it/,
+      );
       assert.equal(await readFile(theirs, "utf8"), "not a model of ours");
 
       // --model-only: M's logits and prediction.
-      assert.equal((await run(["export", "--bundle", join(dir, "bundle"), "--model-only", "--out", join(dir, "m.onnx")])).code, 0);
-      assert.deepEqual(decodeModel(new Uint8Array(await readFile(join(dir, "m.onnx")))).graph.output.map((o) => o.name), ["logits", "pred"]);
+      assert.equal(
+        (await run(["export", "--bundle", join(dir, "bundle"), "--model-only", "--out", join(dir, "m.onnx")])).code,
+        0,
+      );
+      assert.deepEqual(
+        decodeModel(new Uint8Array(await readFile(join(dir, "m.onnx")))).graph.output.map((o) => o.name),
+        ["logits", "pred"],
+      );
 
       // scan --engine onnxruntime prints the same verdicts as the libtorch engine.
       const scanArgs = ["scan", "--bundle", join(dir, "bundle"), "--dataset", "fashion-mnist", "--limit", "40"];
       const viaTorch = await run(scanArgs);
       const viaOnnx = await run([...scanArgs, "--engine", "onnxruntime"]);
       assert.equal(viaOnnx.code, 0, viaOnnx.err.join("\n"));
-      const verdicts = (lines: string[]) => lines.slice(0, -1).map((l) => {
-        const o: { pred: number; flagged: boolean } = JSON.parse(l);
-        return [o.pred, o.flagged];
-      });
+      const verdicts = (lines: string[]) =>
+        lines.slice(0, -1).map((l) => {
+          const o: { pred: number; flagged: boolean } = JSON.parse(l);
+          return [o.pred, o.flagged];
+        });
       assert.equal(viaOnnx.out.length, 41);
       assert.deepEqual(verdicts(viaOnnx.out), verdicts(viaTorch.out));
       assert.match(viaOnnx.out.at(-1) ?? "", /"engine":"onnxruntime"/);
@@ -131,7 +196,11 @@ test("a fitted bundle: export, Triton repository, scan --engine onnxruntime and 
         const d = det.withDecision(rule, splittingThreshold(scores));
         const o = await OnnxDetector.fromDetector(d, { threads: 1 });
         opened.push(o);
-        assertAgree(d.scoreDataset(evalSet), await o.scoreBatch(imagesToFloat(evalSet, 0, evalSet.count), evalSet.count), `rule ${rule}`);
+        assertAgree(
+          d.scoreDataset(evalSet),
+          await o.scoreBatch(imagesToFloat(evalSet, 0, evalSet.count), evalSet.count),
+          `rule ${rule}`,
+        );
       }
     } finally {
       det.dispose();
@@ -147,16 +216,29 @@ test("a fitted bundle: export, Triton repository, scan --engine onnxruntime and 
 test("an expert so certain that b rounds to 1: c (1 − b over the other classes) keeps the scores apart, in libtorch and in the graph", async () => {
   const before = memory().numTensors;
   manualSeed(4);
-  const parts = { model: createModel("compact-cnn", { imageSize: 8 }), expert: createModel("compact-cnn", { imageSize: 8 }), auxiliary: createModel("compact-cnn", { imageSize: 8 }) };
+  const parts = {
+    model: createModel("compact-cnn", { imageSize: 8 }),
+    expert: createModel("compact-cnn", { imageSize: 8 }),
+    auxiliary: createModel("compact-cnn", { imageSize: 8 }),
+  };
   // M always predicts class 0; B puts a margin of about 40 on class 0, so its float32 softmax
   // gives b = 1 exactly and 1 − b = 0 for every input, while the other classes still hold ~1e-17.
   const heads = [parts.model, parts.expert].map((m) => [...m.modules()].filter((l) => l instanceof Linear).at(-1));
   for (const [k, head] of heads.entries()) {
     assert.ok(head instanceof Linear && head.bias !== null);
     const bias = head.bias;
-    noGrad(() => tidy(() => bias.add_(tensor(Float32Array.from({ length: 10 }, (_, i) => (i === 0 ? [20, 40][k] as number : 0))))));
+    noGrad(() =>
+      tidy(() =>
+        bias.add_(tensor(Float32Array.from({ length: 10 }, (_, i) => (i === 0 ? ([20, 40][k] as number) : 0)))),
+      ),
+    );
   }
-  const info = { spec: { ...spec, imageSize: 8 }, preprocessing: { ...preprocessing, imageSize: [8, 8] as [number, number] }, classNames: Array.from({ length: 10 }, String), rule: "triangle" as const };
+  const info = {
+    spec: { ...spec, imageSize: 8 },
+    preprocessing: { ...preprocessing, imageSize: [8, 8] as [number, number] },
+    classNames: Array.from({ length: 10 }, String),
+    rule: "triangle" as const,
+  };
   const open = BadExpertDetector.uncalibrated(parts, info);
   const x = rand([6, 1, 8, 8]);
   const pixels = x.data();
@@ -166,13 +248,19 @@ test("an expert so certain that b rounds to 1: c (1 − b over the other classes
     const r = tidy(() => open.scoreBatch(x));
     assert.deepEqual(Array.from(r.pred), [0, 0, 0, 0, 0, 0]);
     assert.deepEqual(Array.from(r.expertConfidence), [1, 1, 1, 1, 1, 1], "b rounds to 1 in float32");
-    for (const c of r.expertComplement) assert.ok(c > 1e-25 && c < 1e-12, `c = ${c}: the other classes' probabilities, not 1 − b = 0`);
-    for (const s of r.score) assert.ok(s < 0 && s > -1e-10, `score ${s}: below the triangle's ceiling 0, which 1 − b would give`);
+    for (const c of r.expertComplement)
+      assert.ok(c > 1e-25 && c < 1e-12, `c = ${c}: the other classes' probabilities, not 1 − b = 0`);
+    for (const s of r.score)
+      assert.ok(s < 0 && s > -1e-10, `score ${s}: below the triangle's ceiling 0, which 1 − b would give`);
     assert.equal(new Set(r.score).size, 6, "six inputs, six different scores: no ties");
     onnx = await OnnxDetector.fromDetector(open.withDecision("triangle", splittingThreshold(r.score)), { threads: 1 });
     const d = tidy(() => open.withDecision("triangle", splittingThreshold(r.score)).scoreBatch(x));
     assertAgree(d, await onnx.scoreBatch(pixels, 6), "b = 1");
-    assert.deepEqual(Array.from(d.flagged).filter((f) => f === 1).length, 3, "a threshold between the tied-no-more scores splits them");
+    assert.deepEqual(
+      Array.from(d.flagged).filter((f) => f === 1).length,
+      3,
+      "a threshold between the tied-no-more scores splits them",
+    );
   } finally {
     await onnx?.release();
     x.dispose();
@@ -184,13 +272,22 @@ test("an expert so certain that b rounds to 1: c (1 − b over the other classes
 test("the exported graph flags NaN scores (fail closed) and compares with the threshold initializer", async () => {
   const before = memory().numTensors;
   manualSeed(3);
-  const parts = { model: createModel("compact-cnn", { imageSize: 8 }), expert: createModel("compact-cnn", { imageSize: 8 }), auxiliary: createModel("compact-cnn", { imageSize: 8 }) };
+  const parts = {
+    model: createModel("compact-cnn", { imageSize: 8 }),
+    expert: createModel("compact-cnn", { imageSize: 8 }),
+    auxiliary: createModel("compact-cnn", { imageSize: 8 }),
+  };
   // B's last layer outputs NaN: b is NaN, and so is every score.
   const head = [...parts.expert.modules()].filter((m) => m instanceof Linear).at(-1);
   assert.ok(head instanceof Linear && head.bias !== null);
   const bias = head.bias;
   noGrad(() => bias.fill_(Number.NaN));
-  const info = { spec: { ...spec, imageSize: 8 }, preprocessing: { ...preprocessing, imageSize: [8, 8] as [number, number] }, classNames: Array.from({ length: 10 }, String), rule: "triangle" as const };
+  const info = {
+    spec: { ...spec, imageSize: 8 },
+    preprocessing: { ...preprocessing, imageSize: [8, 8] as [number, number] },
+    classNames: Array.from({ length: 10 }, String),
+    rule: "triangle" as const,
+  };
   const open = BadExpertDetector.uncalibrated(parts, info);
   const x = rand([3, 1, 8, 8]);
   const pixels = x.data();
@@ -201,12 +298,18 @@ test("the exported graph flags NaN scores (fail closed) and compares with the th
       const o = await OnnxDetector.fromDetector(open.withDecision(rule, 0.5), { threads: 1 });
       onnx.push(o);
       const r = await o.scoreBatch(pixels, 3);
-      assert.ok(Array.from(r.score).every(Number.isNaN), `rule ${rule}: NaN scores, got ${Array.from(r.score).join(", ")}`);
+      assert.ok(
+        Array.from(r.score).every(Number.isNaN),
+        `rule ${rule}: NaN scores, got ${Array.from(r.score).join(", ")}`,
+      );
       assert.deepEqual(Array.from(r.flagged), [1, 1, 1], `rule ${rule}: NaN scores are flagged`);
     }
     // An uncalibrated detector (threshold +Infinity) cannot be exported: it would pass every input.
     noGrad(() => bias.fill_(0));
-    await assert.rejects(OnnxDetector.fromDetector(open, { threads: 1 }), /threshold is Infinity, not a finite number: it was never calibrated/);
+    await assert.rejects(
+      OnnxDetector.fromDetector(open, { threads: 1 }),
+      /threshold is Infinity, not a finite number: it was never calibrated/,
+    );
     const inMemory = tidy(() => open.scoreBatch(x));
     assert.ok(Array.from(inMemory.score).every(Number.isFinite));
     assert.deepEqual(Array.from(inMemory.flagged), [1, 1, 1], "in memory it flags every input until calibrated");

@@ -14,7 +14,14 @@ import { OnnxDetector } from "../../src/export/onnx-detector.js";
 import { floatTensor, openSession } from "../../src/export/onnx-runtime.js";
 import { TorchScriptModule } from "../../src/nn/torchscript-module.js";
 import { fixture } from "../helpers/pytorch-fixtures.js";
-import { assertAgree, assertWellFormed, close, onnxCheckerMissing, runOnnxChecker, splittingThreshold } from "./agreement.js";
+import {
+  assertAgree,
+  assertWellFormed,
+  close,
+  onnxCheckerMissing,
+  runOnnxChecker,
+  splittingThreshold,
+} from "./agreement.js";
 
 // Small inputs: the smallest size each architecture takes (VGG needs 32 for its five pools).
 const SIZES: Record<string, { size: number; channels: number }> = {
@@ -36,8 +43,18 @@ function randomDetector(name: string, n: number) {
   const { size, channels } = SIZES[name] ?? { size: 32, channels: 3 };
   const spec = { name, numClasses: 10, inChannels: channels, imageSize: size };
   const parts = { model: createModel(name, spec), expert: createModel(name, spec), auxiliary: createModel(name, spec) };
-  const preprocessing = { imageSize: [size, size] as [number, number], channels, mean: new Array<number>(channels).fill(0.45), std: new Array<number>(channels).fill(0.25) };
-  const raw = BadExpertDetector.uncalibrated(parts, { spec, preprocessing, classNames: Array.from({ length: 10 }, (_, i) => `c${i}`), rule: "triangle" });
+  const preprocessing = {
+    imageSize: [size, size] as [number, number],
+    channels,
+    mean: new Array<number>(channels).fill(0.45),
+    std: new Array<number>(channels).fill(0.25),
+  };
+  const raw = BadExpertDetector.uncalibrated(parts, {
+    spec,
+    preprocessing,
+    classNames: Array.from({ length: 10 }, (_, i) => `c${i}`),
+    rule: "triangle",
+  });
   const x = rand([n, channels, size, size]);
   const pixels = x.data();
   assert.ok(pixels instanceof Float32Array);
@@ -54,7 +71,12 @@ for (const name of modelNames()) {
     const n = 4;
     const { size, channels } = SIZES[name] ?? { size: 32, channels: 3 };
     const model = createModel(name, { numClasses: 10, inChannels: channels, imageSize: size }).eval();
-    const preprocessing = { imageSize: [size, size] as [number, number], channels, mean: new Array<number>(channels).fill(0.45), std: new Array<number>(channels).fill(0.25) };
+    const preprocessing = {
+      imageSize: [size, size] as [number, number],
+      channels,
+      mean: new Array<number>(channels).fill(0.45),
+      std: new Array<number>(channels).fill(0.25),
+    };
     const x = rand([n, channels, size, size]);
     const pixels = x.data();
     assert.ok(pixels instanceof Float32Array);
@@ -65,8 +87,20 @@ for (const name of modelNames()) {
         return [l.data(), l.argmax(1).data()];
       });
       assert.ok(logits instanceof Float32Array && pred instanceof BigInt64Array);
-      const bytes = encodeModel(modelGraph(model, { preprocessing, architecture: name, classNames: Array.from({ length: 10 }, (_, i) => `c${i}`) }));
-      assertWellFormed(bytes, { inputDims: ["batch", channels, size, size], outputs: [["logits", DataType.FLOAT], ["pred", DataType.INT64]] });
+      const bytes = encodeModel(
+        modelGraph(model, {
+          preprocessing,
+          architecture: name,
+          classNames: Array.from({ length: 10 }, (_, i) => `c${i}`),
+        }),
+      );
+      assertWellFormed(bytes, {
+        inputDims: ["batch", channels, size, size],
+        outputs: [
+          ["logits", DataType.FLOAT],
+          ["pred", DataType.INT64],
+        ],
+      });
       if (onnxCheckerMissing() === null) await runOnnxChecker(bytes, dir);
       const session = await openSession(bytes, { threads: 1 });
       try {
@@ -75,7 +109,11 @@ for (const name of modelNames()) {
         const op = r.pred?.data;
         assert.ok(ol instanceof Float32Array && op instanceof BigInt64Array);
         assert.equal(ol.length, logits.length);
-        for (let i = 0; i < logits.length; i++) assert.ok(close(ol[i] as number, logits[i] as number, 1e-4, 1e-2), `logit ${i}: onnxruntime ${ol[i]}, libtorch ${logits[i]}`);
+        for (let i = 0; i < logits.length; i++)
+          assert.ok(
+            close(ol[i] as number, logits[i] as number, 1e-4, 1e-2),
+            `logit ${i}: onnxruntime ${ol[i]}, libtorch ${logits[i]}`,
+          );
         assert.deepEqual(Array.from(op), Array.from(pred));
       } finally {
         await session.release();
@@ -103,7 +141,14 @@ for (const name of ["compact-cnn"]) {
       const bytes = encodeModel(detectorGraph(det));
       assertWellFormed(bytes, {
         inputDims: ["batch", channels, size, size],
-        outputs: [["pred", DataType.INT64], ["expert_confidence", DataType.FLOAT], ["expert_complement", DataType.FLOAT], ["auxiliary_confidence", DataType.FLOAT], ["score", DataType.DOUBLE], ["flagged", DataType.BOOL]],
+        outputs: [
+          ["pred", DataType.INT64],
+          ["expert_confidence", DataType.FLOAT],
+          ["expert_complement", DataType.FLOAT],
+          ["auxiliary_confidence", DataType.FLOAT],
+          ["score", DataType.DOUBLE],
+          ["flagged", DataType.BOOL],
+        ],
       });
       if (onnxCheckerMissing() === null) await runOnnxChecker(bytes, dir);
       onnx = await OnnxDetector.fromDetector(det, { threads: 1 });
@@ -133,7 +178,13 @@ test("a model imported as TorchScript (the compact CNN scripted by PyTorch) expo
   const model = TorchScriptModule.load(fixture("compact-cnn-8-scripted.pt"));
   try {
     const preprocessing = { imageSize: [8, 8] as [number, number], channels: 1, mean: [0.5], std: [0.25] };
-    const bytes = encodeModel(modelGraph(model, { preprocessing, architecture: "torchscript", classNames: Array.from({ length: 10 }, (_, i) => `c${i}`) }));
+    const bytes = encodeModel(
+      modelGraph(model, {
+        preprocessing,
+        architecture: "torchscript",
+        classNames: Array.from({ length: 10 }, (_, i) => `c${i}`),
+      }),
+    );
     const x = rand([5, 1, 8, 8]);
     const pixels = x.data() as Float32Array;
     const want = inferenceMode(() => tidy(() => model.forward(x.sub(0.5).div(0.25)).data() as Float32Array));
@@ -142,7 +193,11 @@ test("a model imported as TorchScript (the compact CNN scripted by PyTorch) expo
     try {
       const got = (await session.run({ images: floatTensor(pixels, [5, 1, 8, 8]) })).logits?.data as Float32Array;
       assert.equal(got.length, 50);
-      for (let i = 0; i < 50; i++) assert.ok(close(got[i] as number, want[i] as number, 1e-4, 1e-4), `logit ${i}: onnxruntime ${got[i]}, libtorch ${want[i]}`);
+      for (let i = 0; i < 50; i++)
+        assert.ok(
+          close(got[i] as number, want[i] as number, 1e-4, 1e-4),
+          `logit ${i}: onnxruntime ${got[i]}, libtorch ${want[i]}`,
+        );
     } finally {
       await session.release();
     }

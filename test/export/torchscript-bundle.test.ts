@@ -36,8 +36,22 @@ async function run(args: string[]): Promise<{ code: number; out: string[]; err: 
 }
 
 async function defended(dir: string, file: string): Promise<string> {
-  await importModel({ out: join(dir, "ck"), torchscript: fixture(file), dataset: "fashion-mnist", verify: false, log: quiet });
-  await defendCheckpoint({ checkpoint: join(dir, "ck"), out: join(dir, "bundle"), splits: { reserved: 256, calibration: 200 }, unlearn: { lr: 3e-4 }, finetune: { lr: 0.01, epochs: 1 }, silent: true, log: quiet });
+  await importModel({
+    out: join(dir, "ck"),
+    torchscript: fixture(file),
+    dataset: "fashion-mnist",
+    verify: false,
+    log: quiet,
+  });
+  await defendCheckpoint({
+    checkpoint: join(dir, "ck"),
+    out: join(dir, "bundle"),
+    splits: { reserved: 256, calibration: 200 },
+    unlearn: { lr: 3e-4 },
+    finetune: { lr: 0.01, epochs: 1 },
+    silent: true,
+    log: quiet,
+  });
   return join(dir, "bundle");
 }
 
@@ -54,20 +68,38 @@ test("import --torchscript, defend, then export (onnx and triton) and scan --eng
     const bytes = new Uint8Array(await readFile(file));
     assertWellFormed(bytes, {
       inputDims: ["batch", 1, 28, 28],
-      outputs: [["pred", DataType.INT64], ["expert_confidence", DataType.FLOAT], ["expert_complement", DataType.FLOAT], ["auxiliary_confidence", DataType.FLOAT], ["score", DataType.DOUBLE], ["flagged", DataType.BOOL]],
+      outputs: [
+        ["pred", DataType.INT64],
+        ["expert_confidence", DataType.FLOAT],
+        ["expert_complement", DataType.FLOAT],
+        ["auxiliary_confidence", DataType.FLOAT],
+        ["score", DataType.DOUBLE],
+        ["flagged", DataType.BOOL],
+      ],
     });
     if (onnxCheckerMissing() === null) await runOnnxChecker(bytes, dir);
     // Each network's weights under its role and state-dict name: B's and M''s are their own.
     const names = new Set(decodeModel(bytes).graph.initializer.map((t) => t.name));
-    for (const role of ["model", "expert", "auxiliary"]) assert.ok(names.has(`${role}.blocks.0.attn.qkv.weight`), `${role}.blocks.0.attn.qkv.weight in the graph`);
-    assert.equal(decodeModel(bytes).metadata_props.find((p) => p.key === "badexpert.architecture")?.value, "torchscript");
+    for (const role of ["model", "expert", "auxiliary"])
+      assert.ok(names.has(`${role}.blocks.0.attn.qkv.weight`), `${role}.blocks.0.attn.qkv.weight in the graph`);
+    assert.equal(
+      decodeModel(bytes).metadata_props.find((p) => p.key === "badexpert.architecture")?.value,
+      "torchscript",
+    );
 
     const fmnist = await loadDataset("fashion-mnist", { split: "test" });
-    const evalSet = subset(fmnist, Int32Array.from({ length: 256 }, (_, i) => fmnist.count - 1 - i));
+    const evalSet = subset(
+      fmnist,
+      Int32Array.from({ length: 256 }, (_, i) => fmnist.count - 1 - i),
+    );
     const det = await loadBundle(bundle);
     try {
       onnx = await OnnxDetector.open(file, { threads: 1 });
-      assertAgree(det.scoreDataset(evalSet), await onnx.scoreDataset(evalSet, { batchSize: 64 }), "exported TorchScript bundle");
+      assertAgree(
+        det.scoreDataset(evalSet),
+        await onnx.scoreDataset(evalSet, { batchSize: 64 }),
+        "exported TorchScript bundle",
+      );
     } finally {
       det.dispose();
     }
@@ -81,10 +113,11 @@ test("import --torchscript, defend, then export (onnx and triton) and scan --eng
     const viaTorch = await run(scanArgs);
     const viaOnnx = await run([...scanArgs, "--engine", "onnxruntime"]);
     assert.equal(viaOnnx.code, 0, viaOnnx.err.join("\n"));
-    const verdicts = (lines: string[]) => lines.slice(0, -1).map((l) => {
-      const o: { pred: number; flagged: boolean } = JSON.parse(l);
-      return [o.pred, o.flagged];
-    });
+    const verdicts = (lines: string[]) =>
+      lines.slice(0, -1).map((l) => {
+        const o: { pred: number; flagged: boolean } = JSON.parse(l);
+        return [o.pred, o.flagged];
+      });
     assert.equal(viaOnnx.out.length, 49);
     assert.deepEqual(verdicts(viaOnnx.out), verdicts(viaTorch.out));
     assert.match(viaOnnx.out.at(-1) ?? "", /"engine":"onnxruntime"/);
@@ -104,7 +137,10 @@ test("export and scan --engine onnxruntime refuse a TorchScript model with an un
     const named = /aten::cumsum in head \(code\/__torch__\.py:\d+: torch\.cumsum\) is not supported/;
     await assert.rejects(run(["export", "--bundle", bundle, "--out", join(dir, "d.onnx")]), named);
     await assert.rejects(stat(join(dir, "d.onnx")), { code: "ENOENT" }, "no file is written");
-    await assert.rejects(run(["scan", "--bundle", bundle, "--dataset", "fashion-mnist", "--limit", "4", "--engine", "onnxruntime"]), named);
+    await assert.rejects(
+      run(["scan", "--bundle", bundle, "--dataset", "fashion-mnist", "--limit", "4", "--engine", "onnxruntime"]),
+      named,
+    );
     // libtorch scores it.
     const lib = await run(["scan", "--bundle", bundle, "--dataset", "fashion-mnist", "--limit", "4"]);
     assert.equal(lib.code, 0, lib.err.join("\n"));

@@ -27,7 +27,13 @@ const classNames = Array.from({ length: 10 }, (_, i) => `class ${i}`);
 
 /** M alone on onnxruntime: logits of float32 [n, 1, 28, 28] images (no normalisation: mean 0, std 1). */
 async function onnxLogits(m: TorchScriptModule, x: Float32Array, n: number): Promise<Float32Array> {
-  const bytes = encodeModel(modelGraph(m, { preprocessing: { ...preprocessing, mean: [0], std: [1] }, architecture: "torchscript", classNames }));
+  const bytes = encodeModel(
+    modelGraph(m, {
+      preprocessing: { ...preprocessing, mean: [0], std: [1] },
+      architecture: "torchscript",
+      classNames,
+    }),
+  );
   const session = await openSession(bytes, { threads: 1 });
   try {
     const out = (await session.run({ images: floatTensor(x, [n, 1, 28, 28]) })).logits?.data;
@@ -52,7 +58,11 @@ test("M alone, scripted and traced: the ONNX graph gives PyTorch's eager logits"
         try {
           const got = await onnxLogits(m, pixels, x.shape[0] as number);
           assert.equal(got.length, want.length);
-          for (let i = 0; i < want.length; i++) assert.ok(close(got[i] as number, want[i] as number, 1e-4, 1e-3), `${arch} ${kind}: logit ${i}: onnxruntime ${got[i]}, PyTorch ${want[i]}`);
+          for (let i = 0; i < want.length; i++)
+            assert.ok(
+              close(got[i] as number, want[i] as number, 1e-4, 1e-3),
+              `${arch} ${kind}: logit ${i}: onnxruntime ${got[i]}, PyTorch ${want[i]}`,
+            );
         } finally {
           m.dispose();
         }
@@ -75,17 +85,28 @@ test("every fixture architecture, scripted and traced: the exported detector's s
     for (const kind of ["scripted", "traced"]) {
       const what = `${arch} ${kind}`;
       const m = TorchScriptModule.load(fixture(`${arch}-${kind}.pt`));
-      const det = await fitBadExpert(m, { spec, preprocessing, classNames }, subset(fmnist, s.reserved), subset(fmnist, s.calibration), QUICK_FIT);
+      const det = await fitBadExpert(
+        m,
+        { spec, preprocessing, classNames },
+        subset(fmnist, s.reserved),
+        subset(fmnist, s.calibration),
+        QUICK_FIT,
+      );
       m.dispose();
       let onnx: OnnxDetector | null = null;
       try {
-        assert.ok(det.expert instanceof TorchScriptModule && det.auxiliary instanceof TorchScriptModule, `${what}: B and M' are TorchScript copies`);
+        assert.ok(
+          det.expert instanceof TorchScriptModule && det.auxiliary instanceof TorchScriptModule,
+          `${what}: B and M' are TorchScript copies`,
+        );
         // B and M' were finetuned: their weights are not M's, so a graph that read M's weights for them would not agree below.
-        const differs = noGrad(() => tidy(() => {
-          const key = [...det.model.stateDict().keys()].find((k) => k.endsWith("weight")) as string;
-          const [wm, wb] = [det.model.stateDict().get(key), det.expert.stateDict().get(key)];
-          return wm !== undefined && wb !== undefined && wm.sub(wb).abs().max().item() as number;
-        }));
+        const differs = noGrad(() =>
+          tidy(() => {
+            const key = [...det.model.stateDict().keys()].find((k) => k.endsWith("weight")) as string;
+            const [wm, wb] = [det.model.stateDict().get(key), det.expert.stateDict().get(key)];
+            return wm !== undefined && wb !== undefined && (wm.sub(wb).abs().max().item() as number);
+          }),
+        );
         assert.ok(typeof differs === "number" && differs > 0, `${what}: B's weights differ from M's`);
         const torch = det.scoreDataset(evalSet);
         onnx = await OnnxDetector.fromDetector(det, { threads: 1 });
@@ -107,13 +128,18 @@ test("an operator outside the supported set is refused, naming it and where it o
     assert.throws(
       () => modelGraph(m, { preprocessing, architecture: "torchscript", classNames }),
       (e: Error) => {
-        assert.match(e.message, /^onnx export: model \(TorchScript\): aten::cumsum in head \(code\/__torch__\.py:\d+: torch\.cumsum\) is not supported; the supported operators are listed in docs\/export\.md/);
+        assert.match(
+          e.message,
+          /^onnx export: model \(TorchScript\): aten::cumsum in head \(code\/__torch__\.py:\d+: torch\.cumsum\) is not supported; the supported operators are listed in docs\/export\.md/,
+        );
         assert.ok(e.message.length < 400, `a short message: ${e.message}`);
         return true;
       },
     );
     // libtorch itself runs the model: the refusal is the exporter's, not a broken file.
-    const shape = noGrad(() => tidy(() => m.forward(tensor(new Float32Array(28 * 28), { shape: [1, 1, 28, 28] })).shape));
+    const shape = noGrad(() =>
+      tidy(() => m.forward(tensor(new Float32Array(28 * 28), { shape: [1, 1, 28, 28] })).shape),
+    );
     assert.deepEqual(shape, [1, 10]);
   } finally {
     m.dispose();

@@ -40,12 +40,24 @@ class Program {
 }
 
 /** Translates the program for x of dims [batch, ...dims] and runs it on onnxruntime. */
-async function runProgram(p: Program, out: number, dims: number[], data: Float32Array): Promise<{ dims: readonly number[]; data: Float32Array }> {
+async function runProgram(
+  p: Program,
+  out: number,
+  dims: number[],
+  data: Float32Array,
+): Promise<{ dims: readonly number[]; data: Float32Array }> {
   const g = new GraphBuilder();
   const x = g.input({ name: "x", type: DataType.FLOAT, dims: ["batch", ...dims] });
   const y = translateScriptGraph(g, p.graph(out), { name: x, rank: dims.length + 1, dims: ["batch", ...dims] }, "net");
-  g.output(y.name, { name: "y", type: DataType.FLOAT, dims: (y.dims ?? []).map((d) => (typeof d === "number" ? d : "batch")) });
-  const session = await openSession(encodeModel(g.build({ graphName: "t", doc: "", producerVersion: "0", metadata: {} })), { threads: 1 });
+  g.output(y.name, {
+    name: "y",
+    type: DataType.FLOAT,
+    dims: (y.dims ?? []).map((d) => (typeof d === "number" ? d : "batch")),
+  });
+  const session = await openSession(
+    encodeModel(g.build({ graphName: "t", doc: "", producerVersion: "0", metadata: {} })),
+    { threads: 1 },
+  );
   try {
     const r = (await session.run({ x: floatTensor(data, [1, ...dims]) })).y;
     assert.ok(r !== undefined && r.data instanceof Float32Array);
@@ -87,7 +99,12 @@ test("a branch on a value computed from the input is refused, naming the operato
   const [sum] = p.node("aten::sum", [p.x.id, p.constant(null)]);
   const [positive] = p.node("aten::gt", [sum as number, p.constant(0)]);
   const [flag] = p.node("aten::Bool", [positive as number]);
-  const [y] = p.node("prim::If", [flag as number], 1, { blocks: [{ inputs: [], nodes: [], outputs: [p.x.id] }, { inputs: [], nodes: [], outputs: [p.x.id] }] });
+  const [y] = p.node("prim::If", [flag as number], 1, {
+    blocks: [
+      { inputs: [], nodes: [], outputs: [p.x.id] },
+      { inputs: [], nodes: [], outputs: [p.x.id] },
+    ],
+  });
   assert.throws(
     () => translate(p, y as number),
     /^Error: onnx export: net \(TorchScript\): aten::gt in block\.3 \(net\.py:7: y = net\(x\)\): the comparison > of a tensor computed from the input \(control flow on the input's values is not supported\)/,
@@ -98,10 +115,23 @@ test("the indices of adaptive max pooling, batch norm in training mode and a tra
   const p = new Program();
   const [, indices] = p.node("aten::adaptive_max_pool2d", [p.x.id, p.constant([2, 2])], 2);
   const [y] = p.node("aten::relu", [indices as number]);
-  assert.throws(() => translate(p, y as number), /aten::relu in block\.3 \(net\.py:7: y = net\(x\)\): input must be a tensor, got the indices of adaptive_max_pool2d \(not exported\)/);
+  assert.throws(
+    () => translate(p, y as number),
+    /aten::relu in block\.3 \(net\.py:7: y = net\(x\)\): input must be a tensor, got the indices of adaptive_max_pool2d \(not exported\)/,
+  );
 
   const q = new Program();
-  const [bn] = q.node("aten::batch_norm", [q.x.id, q.constant(null), q.constant(null), q.constant(null), q.constant(null), q.constant(true), q.constant(0.1), q.constant(1e-5), q.constant(true)]);
+  const [bn] = q.node("aten::batch_norm", [
+    q.x.id,
+    q.constant(null),
+    q.constant(null),
+    q.constant(null),
+    q.constant(null),
+    q.constant(true),
+    q.constant(0.1),
+    q.constant(1e-5),
+    q.constant(true),
+  ]);
   assert.throws(() => translate(q, bn as number), /aten::batch_norm in block\.3 .*: batch_norm runs in training mode/);
 
   const t = new Program();
@@ -109,8 +139,25 @@ test("the indices of adaptive max pooling, batch norm in training mode and a tra
   const pairs = t.constant([1, 1]);
   const zeros = t.constant([0, 0]);
   const w = t.constant({ tensor: null as never, name: "up.weight" });
-  const [up] = t.node("aten::_convolution", [t.x.id, w, none, pairs, zeros, pairs, t.constant(true), zeros, t.constant(1), t.constant(false), t.constant(false), t.constant(true), t.constant(true)]);
-  assert.throws(() => translate(t, up as number), /aten::_convolution in block\.3 .*: transposed convolutions are not supported/);
+  const [up] = t.node("aten::_convolution", [
+    t.x.id,
+    w,
+    none,
+    pairs,
+    zeros,
+    pairs,
+    t.constant(true),
+    zeros,
+    t.constant(1),
+    t.constant(false),
+    t.constant(false),
+    t.constant(true),
+    t.constant(true),
+  ]);
+  assert.throws(
+    () => translate(t, up as number),
+    /aten::_convolution in block\.3 .*: transposed convolutions are not supported/,
+  );
 });
 
 test("adaptive average pooling with bins of unequal size (5 → 3) and ceil_mode max pooling compute PyTorch's values", async () => {
@@ -120,7 +167,11 @@ test("adaptive average pooling with bins of unequal size (5 → 3) and ceil_mode
   const r = await runProgram(p, avg as number, [1, 5, 5], x);
   assert.deepEqual(r.dims, [1, 1, 3, 3]);
   // PyTorch's bins on 5 → 3: rows/columns [0, 2), [1, 4), [3, 5).
-  const bins = [[0, 2], [1, 4], [3, 5]] as const;
+  const bins = [
+    [0, 2],
+    [1, 4],
+    [3, 5],
+  ] as const;
   const want: number[] = [];
   for (const [r0, r1] of bins) {
     for (const [c0, c1] of bins) {
@@ -129,11 +180,19 @@ test("adaptive average pooling with bins of unequal size (5 → 3) and ceil_mode
       want.push(s / ((r1 - r0) * (c1 - c0)));
     }
   }
-  for (const [i, w] of want.entries()) assert.ok(Math.abs((r.data[i] as number) - w) < 1e-5, `bin ${i}: ${r.data[i]} vs ${w}`);
+  for (const [i, w] of want.entries())
+    assert.ok(Math.abs((r.data[i] as number) - w) < 1e-5, `bin ${i}: ${r.data[i]} vs ${w}`);
 
   // max_pool2d(kernel 2, stride 2, ceil_mode) on 5x5: 3x3 windows, the last ones hold one row/column.
   const q = new Program();
-  const [mp] = q.node("aten::max_pool2d", [q.x.id, q.constant([2, 2]), q.constant([2, 2]), q.constant([0, 0]), q.constant([1, 1]), q.constant(true)]);
+  const [mp] = q.node("aten::max_pool2d", [
+    q.x.id,
+    q.constant([2, 2]),
+    q.constant([2, 2]),
+    q.constant([0, 0]),
+    q.constant([1, 1]),
+    q.constant(true),
+  ]);
   const m = await runProgram(q, mp as number, [1, 5, 5], x);
   assert.deepEqual(m.dims, [1, 1, 3, 3]);
   assert.deepEqual(Array.from(m.data), [6, 8, 9, 16, 18, 19, 21, 23, 24]);

@@ -30,12 +30,19 @@ test("overlay of a 28x20 grey image: same size, red-yellow-white where the map i
 test("colour image overlay, heatmap and signed pattern keep the size; bad sizes are refused", async () => {
   const pixels = new Uint8Array(8 * 6 * 3).fill(50);
   const map = new Float32Array(8 * 6).fill(0.5);
-  for (const png of [await overlayPng(pixels, 8, 6, 3, map), await heatmapPng(map, 8, 6), await signedPatternPng(new Float32Array(3 * 8 * 6).fill(-0.2), 3, 8, 6)]) {
+  for (const png of [
+    await overlayPng(pixels, 8, 6, 3, map),
+    await heatmapPng(map, 8, 6),
+    await signedPatternPng(new Float32Array(3 * 8 * 6).fill(-0.2), 3, 8, 6),
+  ]) {
     const img = await rgb(png);
     assert.deepEqual([img.width, img.height], [6, 8]);
   }
   assert.deepEqual(hotColour(0), [0, 0, 0]);
   assert.deepEqual(hotColour(1), [1, 1, 1]);
-  await assert.rejects(async () => overlayPng(pixels, 8, 6, 3, new Float32Array(10)), /the map has 10 values, a 8x6 image needs 48/);
+  await assert.rejects(
+    async () => overlayPng(pixels, 8, 6, 3, new Float32Array(10)),
+    /the map has 10 values, a 8x6 image needs 48/,
+  );
   await assert.rejects(async () => overlayPng(pixels, 8, 6, 2, map), /channels must be 1 or 3, got 2/);
 });

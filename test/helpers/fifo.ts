@@ -14,7 +14,9 @@ export function releaseFifo(fifo: string): void {
 /** Rejects when `p` takes longer than `ms`: a hang is a failure, not a stuck test. */
 export async function within<T>(ms: number, p: Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`still waiting after ${ms} ms`)), ms)));
+  const late = new Promise<never>(
+    (_, reject) => (timer = setTimeout(() => reject(new Error(`still waiting after ${ms} ms`)), ms)),
+  );
   try {
     return await Promise.race([p, late]);
   } finally {

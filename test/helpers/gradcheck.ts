@@ -11,7 +11,13 @@ export interface GradcheckOptions {
   before?: () => void;
 }
 
-export function gradcheck(name: string, f: (xs: Tensor[]) => Tensor, inputs: number[][], shapes: number[][], o: GradcheckOptions = {}): void {
+export function gradcheck(
+  name: string,
+  f: (xs: Tensor[]) => Tensor,
+  inputs: number[][],
+  shapes: number[][],
+  o: GradcheckOptions = {},
+): void {
   const eps = o.eps ?? 1e-6;
   const atol = o.atol ?? 1e-5;
   const rtol = o.rtol ?? 1e-4;
@@ -22,7 +28,9 @@ export function gradcheck(name: string, f: (xs: Tensor[]) => Tensor, inputs: num
     manualSeed(1234);
     const w = randn(out0.shape, { dtype: "float64" });
     const loss = out0.mul(w).sum();
-    const analytic = gradients([loss], xs).map((g, i) => (g === null ? new Array<number>((inputs[i] as number[]).length).fill(0) : g.toArray()));
+    const analytic = gradients([loss], xs).map((g, i) =>
+      g === null ? new Array<number>((inputs[i] as number[]).length).fill(0) : g.toArray(),
+    );
     const value = (vals: number[][]): number =>
       tidy(() =>
         noGrad(() => {

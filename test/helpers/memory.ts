@@ -11,7 +11,15 @@ export function noLeaks<T>(fn: () => T): T {
   const before = memory();
   const r = fn();
   const after = memory();
-  assert.equal(after.numTensors, before.numTensors, `tensor leak: ${after.numTensors - before.numTensors} tensor(s) not disposed`);
-  assert.equal(after.numHandles, before.numHandles, `native leak: ${after.numHandles - before.numHandles} libtorch handle(s) not released`);
+  assert.equal(
+    after.numTensors,
+    before.numTensors,
+    `tensor leak: ${after.numTensors - before.numTensors} tensor(s) not disposed`,
+  );
+  assert.equal(
+    after.numHandles,
+    before.numHandles,
+    `native leak: ${after.numHandles - before.numHandles} libtorch handle(s) not released`,
+  );
   return r;
 }

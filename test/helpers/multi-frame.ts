@@ -12,10 +12,15 @@ export interface Frames {
   frames: Uint8Array[];
 }
 
-function stacked(f: Frames): { raw: Buffer; options: { raw: { width: number; height: number; channels: 1 | 3; pageHeight: number } } } {
+function stacked(f: Frames): {
+  raw: Buffer;
+  options: { raw: { width: number; height: number; channels: 1 | 3; pageHeight: number } };
+} {
   return {
     raw: Buffer.concat(f.frames.map((x) => Buffer.from(x))),
-    options: { raw: { width: f.width, height: f.height * f.frames.length, channels: f.channels, pageHeight: f.height } },
+    options: {
+      raw: { width: f.width, height: f.height * f.frames.length, channels: f.channels, pageHeight: f.height },
+    },
   };
 }
 
@@ -35,14 +40,20 @@ export async function multiPageTiff(f: Frames): Promise<Uint8Array<ArrayBuffer>>
 }
 
 export function multiImagePnm(f: Frames): Uint8Array<ArrayBuffer> {
-  const parts = f.frames.map((x) => Buffer.concat([Buffer.from(`${f.channels === 3 ? "P6" : "P5"}\n${f.width} ${f.height}\n255\n`, "latin1"), Buffer.from(x)]));
+  const parts = f.frames.map((x) =>
+    Buffer.concat([
+      Buffer.from(`${f.channels === 3 ? "P6" : "P5"}\n${f.width} ${f.height}\n255\n`, "latin1"),
+      Buffer.from(x),
+    ]),
+  );
   return new Uint8Array(Buffer.concat(parts));
 }
 
 /** zlib stream of 8-bit scanlines (filter 0), `channels` bytes per pixel. */
 function idat(width: number, height: number, channels: number, pixels: Uint8Array): Buffer {
   const rows = Buffer.alloc(height * (1 + width * channels));
-  for (let r = 0; r < height; r++) rows.set(pixels.subarray(r * width * channels, (r + 1) * width * channels), r * (1 + width * channels) + 1);
+  for (let r = 0; r < height; r++)
+    rows.set(pixels.subarray(r * width * channels, (r + 1) * width * channels), r * (1 + width * channels) + 1);
   return deflateSync(rows);
 }
 
@@ -64,7 +75,13 @@ export interface ApngFrame {
  * part of the animation (shown only by decoders without APNG support); absent, the first frame is
  * the IDAT image.
  */
-export function apng(width: number, height: number, channels: 1 | 3 | 4, frames: ApngFrame[], o: { defaultImage?: Uint8Array; declaredFrames?: number } = {}): Uint8Array<ArrayBuffer> {
+export function apng(
+  width: number,
+  height: number,
+  channels: 1 | 3 | 4,
+  frames: ApngFrame[],
+  o: { defaultImage?: Uint8Array; declaredFrames?: number } = {},
+): Uint8Array<ArrayBuffer> {
   const ihdr = Buffer.alloc(13);
   ihdr.writeUInt32BE(width, 0);
   ihdr.writeUInt32BE(height, 4);
@@ -72,7 +89,11 @@ export function apng(width: number, height: number, channels: 1 | 3 | 4, frames:
   ihdr[9] = channels === 1 ? 0 : channels === 3 ? 2 : 6;
   const actl = Buffer.alloc(8);
   actl.writeUInt32BE(o.declaredFrames ?? frames.length, 0);
-  const parts: Buffer[] = [Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk("IHDR", ihdr), chunk("acTL", actl)];
+  const parts: Buffer[] = [
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk("IHDR", ihdr),
+    chunk("acTL", actl),
+  ];
   let seq = 0;
   const fctl = (f: ApngFrame): Buffer => {
     const b = Buffer.alloc(26);
@@ -104,11 +125,18 @@ export function apng(width: number, height: number, channels: 1 | 3 | 4, frames:
 }
 
 /** Every multi-frame kind of the same frames, by name. */
-export async function multiFrameFiles(f: Frames): Promise<Record<"gif" | "webp" | "apng" | "tiff" | "pgm", Uint8Array<ArrayBuffer>>> {
+export async function multiFrameFiles(
+  f: Frames,
+): Promise<Record<"gif" | "webp" | "apng" | "tiff" | "pgm", Uint8Array<ArrayBuffer>>> {
   return {
     gif: await animatedGif(f),
     webp: await animatedWebp(f),
-    apng: apng(f.width, f.height, f.channels, f.frames.map((pixels) => ({ pixels }))),
+    apng: apng(
+      f.width,
+      f.height,
+      f.channels,
+      f.frames.map((pixels) => ({ pixels })),
+    ),
     tiff: await multiPageTiff(f),
     pgm: multiImagePnm(f),
   };

@@ -25,7 +25,13 @@ export async function writeSmallBundle(dir: string, imageCount = 3): Promise<Sma
   const s = defenseSplits(test.count, { seed: 1, reserved: 256, calibration: 200 });
   manualSeed(2);
   const model = createModel("compact-cnn", spec);
-  const det = await fitBadExpert(model, { spec, preprocessing, classNames: test.classNames }, subset(test, s.reserved), subset(test, s.calibration), QUICK_FIT);
+  const det = await fitBadExpert(
+    model,
+    { spec, preprocessing, classNames: test.classNames },
+    subset(test, s.reserved),
+    subset(test, s.calibration),
+    QUICK_FIT,
+  );
   model.dispose();
   const bundle = join(dir, "bundle");
   try {
@@ -38,7 +44,11 @@ export async function writeSmallBundle(dir: string, imageCount = 3): Promise<Sma
   for (let k = 0; k < imageCount; k++) {
     const i = s.evaluation[k] as number;
     const file = join(dir, `image-${k}.png`);
-    await sharp(Buffer.from(test.images.subarray(i * per, (i + 1) * per)), { raw: { width: 28, height: 28, channels: 1 } }).png().toFile(file);
+    await sharp(Buffer.from(test.images.subarray(i * per, (i + 1) * per)), {
+      raw: { width: 28, height: 28, channels: 1 },
+    })
+      .png()
+      .toFile(file);
     images.push(file);
   }
   return { bundle, images };

@@ -31,11 +31,26 @@ for (const { file, limits } of jobs) {
   let result: Omit<HostileResult, "ms" | "peakGrowthMiB">;
   try {
     const f = await readStateDictFile(file, limits ?? {});
-    result = { ok: true, tensors: [...f.tensors].map(([name, t]) => ({ name, shape: t.shape, values: t.size <= 64 ? t.toArray() : undefined })) };
+    result = {
+      ok: true,
+      tensors: [...f.tensors].map(([name, t]) => ({
+        name,
+        shape: t.shape,
+        values: t.size <= 64 ? t.toArray() : undefined,
+      })),
+    };
     for (const t of f.tensors.values()) t.dispose();
   } catch (e) {
-    result = { ok: false, errorName: e instanceof Error ? e.constructor.name : typeof e, message: e instanceof Error ? e.message : String(e) };
+    result = {
+      ok: false,
+      errorName: e instanceof Error ? e.constructor.name : typeof e,
+      message: e instanceof Error ? e.message : String(e),
+    };
   }
-  const out: HostileResult = { ...result, ms: performance.now() - t0, peakGrowthMiB: (process.resourceUsage().maxRSS - peakBefore) / 1024 };
+  const out: HostileResult = {
+    ...result,
+    ms: performance.now() - t0,
+    peakGrowthMiB: (process.resourceUsage().maxRSS - peakBefore) / 1024,
+  };
   process.stdout.write(`${JSON.stringify(out)}\n`);
 }

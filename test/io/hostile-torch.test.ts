@@ -16,7 +16,17 @@ import { parseStateDictFile, readStateDictFile } from "../../src/io/state-dict-f
 import { PickleError } from "../../src/io/pickle.js";
 import { fixture } from "../helpers/pytorch-fixtures.js";
 import type { HostileResult } from "./hostile-load.js";
-import { OP, float32Bytes, p, pickle, stateDictPickle, tensorOps, torchZip, zerosDeflated, type ZipSpec } from "./torch-files.js";
+import {
+  OP,
+  float32Bytes,
+  p,
+  pickle,
+  stateDictPickle,
+  tensorOps,
+  torchZip,
+  zerosDeflated,
+  type ZipSpec,
+} from "./torch-files.js";
 
 const RUNNER = join(dirname(fileURLToPath(import.meta.url)), "hostile-load.js");
 const KNOWN = new Set(["PickleError", "ZipError", "TorchFileError", "WeightsFileError", "FileReadError"]);
@@ -40,10 +50,17 @@ async function loadAll(files: { bytes: Uint8Array; limits?: object }[], timeoutM
       }),
     );
     await writeFile(join(dir, "jobs.json"), JSON.stringify(jobs));
-    const r = spawnSync(process.execPath, ["--max-old-space-size=256", RUNNER, join(dir, "jobs.json")], { encoding: "utf8", timeout: timeoutMs, maxBuffer: 64 * MiB, env: { ...process.env, BADEXPERT_THREADS: "1" } });
+    const r = spawnSync(process.execPath, ["--max-old-space-size=256", RUNNER, join(dir, "jobs.json")], {
+      encoding: "utf8",
+      timeout: timeoutMs,
+      maxBuffer: 64 * MiB,
+      env: { ...process.env, BADEXPERT_THREADS: "1" },
+    });
     const lines = r.stdout.split("\n").filter((l) => l.startsWith("{"));
     const crash = `${r.error ? `${r.error.message}; ` : ""}status ${r.status}, signal ${r.signal}; stderr: ${r.stderr.slice(-300)}`;
-    return files.map((_, i) => (lines[i] !== undefined ? { result: JSON.parse(lines[i]) as HostileResult } : { crash }));
+    return files.map((_, i) =>
+      lines[i] !== undefined ? { result: JSON.parse(lines[i]) as HostileResult } : { crash },
+    );
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -70,7 +87,9 @@ function assertRefused(outcome: Outcome, pattern: RegExp, o: RefusalCheck = {}):
   assert.ok(message.length < 1000, `message of ${message.length} characters: ${message.slice(0, 300)}...`);
   assert.ok(result.ms < (o.maxMs ?? 5000), `took ${result.ms.toFixed(0)} ms`);
   assert.ok(result.peakGrowthMiB < (o.maxGrowthMiB ?? 64), `peak RSS grew by ${result.peakGrowthMiB.toFixed(0)} MiB`);
-  console.log(`hostile: refused in ${result.ms.toFixed(0)} ms, peak RSS +${result.peakGrowthMiB.toFixed(0)} MiB: ${message.replace(/^[^:]*: /, "").slice(0, 90)}`);
+  console.log(
+    `hostile: refused in ${result.ms.toFixed(0)} ms, peak RSS +${result.peakGrowthMiB.toFixed(0)} MiB: ${message.replace(/^[^:]*: /, "").slice(0, 90)}`,
+  );
   return result;
 }
 
@@ -94,7 +113,18 @@ test("a dict whose state_dict entry is the dict itself is refused at once", asyn
 
 test("a list that contains itself, reached through a state_dict, is refused", async () => {
   // {"state_dict": {"w": L}} with L = [L]
-  const pkl = pickle(OP.EMPTY_DICT, p.str("state_dict"), OP.EMPTY_DICT, p.str("w"), OP.EMPTY_LIST, p.put(7), p.get(7), OP.APPEND, OP.SETITEM, OP.SETITEM);
+  const pkl = pickle(
+    OP.EMPTY_DICT,
+    p.str("state_dict"),
+    OP.EMPTY_DICT,
+    p.str("w"),
+    OP.EMPTY_LIST,
+    p.put(7),
+    p.get(7),
+    OP.APPEND,
+    OP.SETITEM,
+    OP.SETITEM,
+  );
   await refused(torchZip(pkl, {}), /reference cycle \(a list that contains itself/);
 });
 
@@ -105,7 +135,9 @@ test("200,000 nested wrappers are refused with one short message", async () => {
   ops.push(OP.EMPTY_DICT);
   for (let i = 0; i < n; i++) ops.push(OP.SETITEM);
   // 200,000 dicts are built before the finished graph is checked.
-  await refused(torchZip(pickle(ops), {}, { deflate: true }), /nests containers more than 1000 levels deep/, { maxGrowthMiB: 160 });
+  await refused(torchZip(pickle(ops), {}, { deflate: true }), /nests containers more than 1000 levels deep/, {
+    maxGrowthMiB: 160,
+  });
 });
 
 test("a state_dict under more wrappers than a checkpoint uses is refused, naming the limit", async () => {
@@ -113,7 +145,10 @@ test("a state_dict under more wrappers than a checkpoint uses is refused, naming
   for (let i = 0; i < 20; i++) ops.push(OP.EMPTY_DICT, ...p.str("model"));
   ops.push(...p.dict([["w", tensorOps({ key: "0", numel: 1, shape: [1] })]]));
   for (let i = 0; i < 20; i++) ops.push(OP.SETITEM);
-  await refused(torchZip(pickle(ops), { "0": float32Bytes([1]) }), /wrapped more than 8 levels deep \(\["model"\]\["model"\]\["model"\]\.\.\.\)/);
+  await refused(
+    torchZip(pickle(ops), { "0": float32Bytes([1]) }),
+    /wrapped more than 8 levels deep \(\["model"\]\["model"\]\["model"\]\.\.\.\)/,
+  );
 });
 
 test("a chain of 200,000 lists linked after they were built is refused by the graph check", async () => {
@@ -124,7 +159,9 @@ test("a chain of 200,000 lists linked after they were built is refused by the gr
   for (let i = 0; i < n; i++) ops.push(OP.EMPTY_LIST, ...p.put(i), OP.POP);
   for (let i = 0; i + 1 < n; i++) ops.push(...p.get(i), ...p.get(i + 1), OP.APPEND, OP.POP);
   ops.push(OP.EMPTY_DICT, ...p.get(0), ...p.int(1), OP.SETITEM);
-  await refused(torchZip(pickle(ops), {}, { deflate: true }), /nests containers more than 1000 levels deep/, { maxGrowthMiB: 160 });
+  await refused(torchZip(pickle(ops), {}, { deflate: true }), /nests containers more than 1000 levels deep/, {
+    maxGrowthMiB: 160,
+  });
 });
 
 test("a shared sub-graph with 2^60 paths costs its size, not its paths", async () => {
@@ -156,7 +193,9 @@ test("a million-character global name gives a message of a few hundred character
 test("a million and a half empty dicts, or as many copies of one value on the stack, are refused at the object limit", async () => {
   const dicts = new Uint8Array(3_000_000);
   for (let i = 0; i < dicts.length; i += 2) dicts.set([OP.EMPTY_DICT, OP.POP], i);
-  await refused(torchZip(pickle(dicts), {}, { deflate: true }), /builds more than 1000000 objects/, { maxGrowthMiB: 160 });
+  await refused(torchZip(pickle(dicts), {}, { deflate: true }), /builds more than 1000000 objects/, {
+    maxGrowthMiB: 160,
+  });
   const dups = new Uint8Array(1_500_000).fill(0x32); // DUP
   await refused(torchZip(pickle(OP.EMPTY_TUPLE, dups), {}, { deflate: true }), /stack holds more than 1000000 values/);
 });
@@ -171,21 +210,42 @@ test("a storage that inflates past the size its header declares is stopped there
 
 test("a storage whose declared size differs from its record is refused before it is inflated", async () => {
   const pkl = stateDictPickle([["w", { key: "0", numel: 1024, shape: [1024] }]]);
-  const big: ZipSpec = { name: "", data: new Uint8Array(0), declaredSize: 128 * MiB, compressed: zerosDeflated(128 * MiB) };
-  await refused(torchZip(pkl, { "0": big }), /storage "0" holds 134217728 bytes, but its record declares 1024 "FloatStorage" elements \(4096 bytes\)/);
+  const big: ZipSpec = {
+    name: "",
+    data: new Uint8Array(0),
+    declaredSize: 128 * MiB,
+    compressed: zerosDeflated(128 * MiB),
+  };
+  await refused(
+    torchZip(pkl, { "0": big }),
+    /storage "0" holds 134217728 bytes, but its record declares 1024 "FloatStorage" elements \(4096 bytes\)/,
+  );
   // Stored, one element too many: the extra bytes are no part of any tensor PyTorch would load.
-  await refused(torchZip(pkl, { "0": float32Bytes(new Array<number>(1025).fill(0)) }), /holds 4100 bytes, but its record declares 1024/);
+  await refused(
+    torchZip(pkl, { "0": float32Bytes(new Array<number>(1025).fill(0)) }),
+    /holds 4100 bytes, but its record declares 1024/,
+  );
 });
 
 test("a file over the byte limit is refused before anything is inflated or built", async () => {
   const n = 32 * MiB; // 128 MiB of float32
   const pkl = stateDictPickle([["w", { key: "0", numel: n, shape: [n] }]]);
   const honest: ZipSpec = { name: "", data: new Uint8Array(0), declaredSize: 4 * n, compressed: zerosDeflated(4 * n) };
-  await refused(torchZip(pkl, { "0": honest }), /would take 268435456 bytes \(134217728 to inflate, 134217728 for 1 tensors\), more than the limit of 67108864/, { limits: { maxBytes: 64 * MiB } });
+  await refused(
+    torchZip(pkl, { "0": honest }),
+    /would take 268435456 bytes \(134217728 to inflate, 134217728 for 1 tensors\), more than the limit of 67108864/,
+    { limits: { maxBytes: 64 * MiB } },
+  );
   // The default limit (4 GiB) against a ZIP64 entry declaring 5 GiB of a few bytes.
   const huge = 5 * 1024 ** 3;
   const pkl5 = stateDictPickle([["w", { key: "0", numel: huge / 4, shape: [huge / 4] }]]);
-  const fake: ZipSpec = { name: "", data: new Uint8Array(0), declaredSize: huge, compressed: Uint8Array.from([3, 0]), zip64: true };
+  const fake: ZipSpec = {
+    name: "",
+    data: new Uint8Array(0),
+    declaredSize: huge,
+    compressed: Uint8Array.from([3, 0]),
+    zip64: true,
+  };
   await refused(torchZip(pkl5, { "0": fake }), /more than the limit of 4294967296/);
 });
 
@@ -193,7 +253,10 @@ test("a file over the byte limit is refused before anything is inflated or built
 
 test("a zero-stride 20000x20000 view of one float is refused before anything is allocated", async () => {
   const pkl = stateDictPickle([["w", { key: "0", numel: 1, shape: [20000, 20000], stride: [0, 0] }]]);
-  await refused(torchZip(pkl, { "0": float32Bytes([1]) }), /tensor "w" of shape \[20000, 20000\] and stride \[0, 0\] repeats its 1-element storage; .*limit of 16777216/);
+  await refused(
+    torchZip(pkl, { "0": float32Bytes([1]) }),
+    /tensor "w" of shape \[20000, 20000\] and stride \[0, 0\] repeats its 1-element storage; .*limit of 16777216/,
+  );
 });
 
 test("a shape whose element count passes 2^53 is refused by exact arithmetic", async () => {
@@ -204,14 +267,36 @@ test("a shape whose element count passes 2^53 is refused by exact arithmetic", a
 test("views past their storage, negative sizes, unsupported and unknown storage types are refused", async () => {
   const cases: [Parameters<typeof tensorOps>[0], Uint8Array, RegExp][] = [
     [{ key: "0", numel: 5, shape: [10] }, float32Bytes([1, 2, 3, 4, 5]), /reaches element 9 of a storage of 5/],
-    [{ key: "0", numel: 4, shape: [2, 2], stride: [3, 1] }, float32Bytes([1, 2, 3, 4]), /reaches element 4 of a storage of 4/],
+    [
+      { key: "0", numel: 4, shape: [2, 2], stride: [3, 1] },
+      float32Bytes([1, 2, 3, 4]),
+      /reaches element 4 of a storage of 4/,
+    ],
     [{ key: "0", numel: 4, offset: 9, shape: [0] }, float32Bytes([1, 2, 3, 4]), /storage offset 9 lies past the end/],
-    [{ key: "0", numel: 4, shape: [-1] }, float32Bytes([1, 2, 3, 4]), /size must be a tuple of non-negative ints, got \(-1\)/],
-    [{ key: "0", numel: 2, type: "ComplexFloatStorage", shape: [1] }, new Uint8Array(16), /stored as "ComplexFloatStorage", which is not supported/],
-    [{ key: "0", numel: 2, type: "constructor", shape: [1] }, new Uint8Array(8), /refused to load global 'torch\.constructor'/],
-    [{ key: "0", numel: 2 ** 52, shape: [1] }, new Uint8Array(8), /holds 8 bytes, but its record declares 4503599627370496/],
+    [
+      { key: "0", numel: 4, shape: [-1] },
+      float32Bytes([1, 2, 3, 4]),
+      /size must be a tuple of non-negative ints, got \(-1\)/,
+    ],
+    [
+      { key: "0", numel: 2, type: "ComplexFloatStorage", shape: [1] },
+      new Uint8Array(16),
+      /stored as "ComplexFloatStorage", which is not supported/,
+    ],
+    [
+      { key: "0", numel: 2, type: "constructor", shape: [1] },
+      new Uint8Array(8),
+      /refused to load global 'torch\.constructor'/,
+    ],
+    [
+      { key: "0", numel: 2 ** 52, shape: [1] },
+      new Uint8Array(8),
+      /holds 8 bytes, but its record declares 4503599627370496/,
+    ],
   ];
-  await allRefused(cases.map(([spec, data, pattern]) => [torchZip(stateDictPickle([["w", spec]]), { "0": data }), pattern]));
+  await allRefused(
+    cases.map(([spec, data, pattern]) => [torchZip(stateDictPickle([["w", spec]]), { "0": data }), pattern]),
+  );
 });
 
 test("the expanded and sliced views PyTorch writes read as torch.load gives them", async () => {
@@ -235,7 +320,9 @@ test("the expanded and sliced views PyTorch writes read as torch.load gives them
     ["b", { key: "1", numel: 6, offset: 1, shape: [2], stride: [3] }],
     ["s", { key: "2", numel: 1, shape: [2, 2], stride: [0, 0] }],
   ]);
-  const { result, crash } = await load(torchZip(pkl, { "0": float32Bytes([0, 1, 2]), "1": float32Bytes([0, 1, 2, 3, 4, 5]), "2": float32Bytes([5]) }));
+  const { result, crash } = await load(
+    torchZip(pkl, { "0": float32Bytes([0, 1, 2]), "1": float32Bytes([0, 1, 2, 3, 4, 5]), "2": float32Bytes([5]) }),
+  );
   assert.ok(result?.ok, `refused: ${result?.message ?? crash}`);
   assert.deepEqual(result.tensors, [
     { name: "e", shape: [4, 3], values: [0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2] },
@@ -250,8 +337,14 @@ test("two entries of the same name are refused (which one a reader takes is not 
   const good = stateDictPickle([["w", { key: "0", numel: 1, shape: [1] }]]);
   const other = stateDictPickle([["w", { key: "0", numel: 1, shape: [1], stride: [0] }]]);
   await allRefused([
-    [torchZip(good, { "0": float32Bytes([1]) }, { extra: [{ name: "archive/data.pkl", data: other }] }), /two entries named "archive\/data\.pkl"/],
-    [torchZip(good, { "0": float32Bytes([1]) }, { extra: [{ name: "other/data.pkl", data: other }] }), /holds 2 data\.pkl records/],
+    [
+      torchZip(good, { "0": float32Bytes([1]) }, { extra: [{ name: "archive/data.pkl", data: other }] }),
+      /two entries named "archive\/data\.pkl"/,
+    ],
+    [
+      torchZip(good, { "0": float32Bytes([1]) }, { extra: [{ name: "other/data.pkl", data: other }] }),
+      /holds 2 data\.pkl records/,
+    ],
   ]);
 });
 
@@ -260,15 +353,35 @@ test("zip records that point outside the file, lie about names or sizes, or hide
   const one = { "0": float32Bytes([1]) };
   const file = torchZip(pkl, one);
   await allRefused([
-    [torchZip(pkl, one, { zip: { directoryOffset: 0x7fffffff } }), /central directory \(4 entries at byte 2147483647\) lies outside the \d+-byte file/],
+    [
+      torchZip(pkl, one, { zip: { directoryOffset: 0x7fffffff } }),
+      /central directory \(4 entries at byte 2147483647\) lies outside the \d+-byte file/,
+    ],
     [torchZip(pkl, one, { zip: { count: 65535 } }), /central directory \(65535 entries at byte \d+\) lies outside/],
-    [torchZip(pkl, one, { zip: { zip64End: { recordOffset: 2 ** 40 } } }), /truncated zip \(read at byte 1099511627776/],
+    [
+      torchZip(pkl, one, { zip: { zip64End: { recordOffset: 2 ** 40 } } }),
+      /truncated zip \(read at byte 1099511627776/,
+    ],
     [torchZip(pkl, one, { zip: { zip64End: { count: 2 ** 40 } } }), /declares 1099511627776 entries/],
-    [torchZip(pkl, { "0": { name: "", data: float32Bytes([1]), zip64: true, zip64ExtraBytes: 8 } }), /the ZIP64 extra field is too short/],
-    [torchZip(pkl, { "0": { name: "", data: float32Bytes([1]), localName: "archive/data/9" } }), /the local header of "archive\/data\/0" names another file/],
+    [
+      torchZip(pkl, { "0": { name: "", data: float32Bytes([1]), zip64: true, zip64ExtraBytes: 8 } }),
+      /the ZIP64 extra field is too short/,
+    ],
+    [
+      torchZip(pkl, { "0": { name: "", data: float32Bytes([1]), localName: "archive/data/9" } }),
+      /the local header of "archive\/data\/0" names another file/,
+    ],
     [torchZip(pkl, { "0": { name: "", data: float32Bytes([1]), flags: 1 } }), /entry "archive\/data\/0" is encrypted/],
-    [torchZip(pkl, { "0": { name: "", data: float32Bytes([1]), method: 12, compressed: Uint8Array.from([1, 2, 3, 4]) } }), /compression method 12/],
-    [torchZip(pkl, { "0": { name: "", data: float32Bytes([1]), compressed: Uint8Array.from([0x4b, 0x4c]) } }), /entry "archive\/data\/0" does not inflate/],
+    [
+      torchZip(pkl, {
+        "0": { name: "", data: float32Bytes([1]), method: 12, compressed: Uint8Array.from([1, 2, 3, 4]) },
+      }),
+      /compression method 12/,
+    ],
+    [
+      torchZip(pkl, { "0": { name: "", data: float32Bytes([1]), compressed: Uint8Array.from([0x4b, 0x4c]) } }),
+      /entry "archive\/data\/0" does not inflate/,
+    ],
     [file.subarray(0, file.length - 30), /not a zip archive|truncated zip|lies outside/],
   ]);
 });
@@ -279,6 +392,8 @@ test("every refusal inside the unpickler is a PickleError naming the file (BUILD
   const pkl = pickle(persid, OP.BINPERSID, OP.EMPTY_DICT, 0x62 /* BUILD */);
   assert.throws(
     () => parseStateDictFile(torchZip(pkl, { "0": float32Bytes([1]) }), "build.pt"),
-    (e: Error) => e instanceof PickleError && /^build\.pt: data\.pkl: BUILD \(setting state\) on a storage is not allowed$/.test(e.message),
+    (e: Error) =>
+      e instanceof PickleError &&
+      /^build\.pt: data\.pkl: BUILD \(setting state\) on a storage is not allowed$/.test(e.message),
   );
 });

@@ -50,12 +50,27 @@ void test("parses a file assembled byte by byte from the spec", () => {
     '"__metadata__":{"format":"pt"}}';
   assert.equal(header.length, 141);
   const bytes = Uint8Array.from([
-    0x8d, 0, 0, 0, 0, 0, 0, 0, // header size 141, u64 little-endian (unpadded: readers must accept it)
+    0x8d,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0, // header size 141, u64 little-endian (unpadded: readers must accept it)
     ...ascii(header),
-    0x00, 0x00, 0xc0, 0x3f, // F32 1.5   = 0x3FC00000
-    0x00, 0x00, 0x80, 0xbe, // F32 -0.25 = 0xBE800000
-    0xfe, 0xff, // I16 -2
-    0x02, 0x01, // I16 258
+    0x00,
+    0x00,
+    0xc0,
+    0x3f, // F32 1.5   = 0x3FC00000
+    0x00,
+    0x00,
+    0x80,
+    0xbe, // F32 -0.25 = 0xBE800000
+    0xfe,
+    0xff, // I16 -2
+    0x02,
+    0x01, // I16 258
   ]);
   const file = parseSafetensors(bytes);
   assert.deepEqual(file.metadata, { format: "pt" });
@@ -88,7 +103,10 @@ void test("parses scalars, empty tensors, a null __metadata__ and a padded heade
 
 void test("metadata keys are plain data, even __proto__", () => {
   const file = parseSafetensors(fileFrom('{"__metadata__":{"__proto__":"x","a":"b"}}'));
-  assert.deepEqual(Object.entries(file.metadata), [["__proto__", "x"], ["a", "b"]]);
+  assert.deepEqual(Object.entries(file.metadata), [
+    ["__proto__", "x"],
+    ["a", "b"],
+  ]);
   assert.equal(Object.getPrototypeOf(file.metadata), Object.prototype);
 });
 
@@ -117,7 +135,10 @@ void test("decodes known F16 bit patterns exactly", () => {
   ] as const;
   const bytes = halves.flatMap(([h]) => [h & 0xff, h >> 8]);
   const out = decodeToFloat32(tensor("F16", [halves.length], bytes));
-  assert.deepEqual([...out], halves.map(([, v]) => v));
+  assert.deepEqual(
+    [...out],
+    halves.map(([, v]) => v),
+  );
 
   const special = decodeToFloat32(tensor("F16", [3], [0x00, 0x80, 0x00, 0x7e, 0x01, 0xfc]));
   assert.ok(Object.is(special[0], -0), "0x8000 is negative zero");
@@ -136,7 +157,10 @@ void test("decodes known BF16 bit patterns exactly", () => {
     [0xff80, -Infinity],
   ] as const;
   const bytes = halves.flatMap(([h]) => [h & 0xff, h >> 8]);
-  assert.deepEqual([...decodeToFloat32(tensor("BF16", [halves.length], bytes))], halves.map(([, v]) => v));
+  assert.deepEqual(
+    [...decodeToFloat32(tensor("BF16", [halves.length], bytes))],
+    halves.map(([, v]) => v),
+  );
   const nan = decodeToFloat32(tensor("BF16", [2], [0xc0, 0x7f, 0x00, 0x80]));
   assert.ok(Number.isNaN(nan[0]));
   assert.ok(Object.is(nan[1], -0));
@@ -156,7 +180,10 @@ void test("decodeToFloat32 copies F32 from unaligned views and narrows F64", () 
   assert.deepEqual([...narrowed], [Math.fround(0.1), -3, Infinity]);
 
   assert.throws(() => decodeToFloat32(tensor("I32", [1], [1, 0, 0, 0])), /decodeToFloat32 handles .* not I32/);
-  assert.throws(() => decodeToFloat32(tensor("F32", [2], [0, 0, 0, 0])), /shape \[2\] with dtype F32 needs 8 bytes but data has 4/);
+  assert.throws(
+    () => decodeToFloat32(tensor("F32", [2], [0, 0, 0, 0])),
+    /shape \[2\] with dtype F32 needs 8 bytes but data has 4/,
+  );
 });
 
 void test("float32ToFloat16Bytes rounds to nearest even", () => {
@@ -183,7 +210,10 @@ void test("float32ToFloat16Bytes rounds to nearest even", () => {
   ];
   const bytes = float32ToFloat16Bytes(Float32Array.from(cases, ([v]) => v));
   const got = Array.from({ length: cases.length }, (_, i) => new DataView(bytes.buffer).getUint16(2 * i, true));
-  assert.deepEqual(got.map((h) => h.toString(16)), cases.map(([, h]) => h.toString(16)));
+  assert.deepEqual(
+    got.map((h) => h.toString(16)),
+    cases.map(([, h]) => h.toString(16)),
+  );
 
   const nan = new DataView(float32ToFloat16Bytes(Float32Array.of(NaN)).buffer).getUint16(0, true);
   assert.equal(nan & 0x7c00, 0x7c00);
@@ -212,7 +242,18 @@ void test("every finite and infinite F16 value survives decode -> encode unchang
 });
 
 void test("bytesPerElement", () => {
-  const sizes: Record<SafetensorsDType, number> = { F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1 };
+  const sizes: Record<SafetensorsDType, number> = {
+    F64: 8,
+    F32: 4,
+    F16: 2,
+    BF16: 2,
+    I64: 8,
+    I32: 4,
+    I16: 2,
+    I8: 1,
+    U8: 1,
+    BOOL: 1,
+  };
   for (const [dtype, size] of Object.entries(sizes) as [SafetensorsDType, number][]) {
     assert.equal(bytesPerElement(dtype), size, dtype);
   }
@@ -221,15 +262,31 @@ void test("bytesPerElement", () => {
 void test("serializes to exactly the bytes the spec prescribes", () => {
   const bias = tensor("U8", [3], [1, 2, 3]);
   const w = tensor("F16", [2], [0x00, 0x3c, 0x00, 0xc0]); // 1.0, -2.0
-  const tensors = new Map<string, RawTensor>([["bias", bias], ["w", w]]);
+  const tensors = new Map<string, RawTensor>([
+    ["bias", bias],
+    ["w", w],
+  ]);
   // F16 (2-byte alignment) sorts before U8 (1-byte) regardless of name; header is 109 bytes
   // of JSON + 3 spaces = 112 so that 8 + 112 is a multiple of 8.
-  const header = '{"w":{"dtype":"F16","shape":[2],"data_offsets":[0,4]},"bias":{"dtype":"U8","shape":[3],"data_offsets":[4,7]}}   ';
+  const header =
+    '{"w":{"dtype":"F16","shape":[2],"data_offsets":[0,4]},"bias":{"dtype":"U8","shape":[3],"data_offsets":[4,7]}}   ';
   const expected = Uint8Array.from([
-    0x70, 0, 0, 0, 0, 0, 0, 0,
+    0x70,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
     ...ascii(header),
-    0x00, 0x3c, 0x00, 0xc0, // w
-    1, 2, 3, // bias
+    0x00,
+    0x3c,
+    0x00,
+    0xc0, // w
+    1,
+    2,
+    3, // bias
   ]);
   assert.deepEqual(serializeSafetensors(tensors), expected);
   // A plain object is accepted too and gives the same bytes.
@@ -239,11 +296,28 @@ void test("serializes to exactly the bytes the spec prescribes", () => {
 void test("serializes metadata first, scalars with shape [], and pads to 8 bytes", () => {
   const header = '{"__metadata__":{"format":"pt"},"x":{"dtype":"I64","shape":[],"data_offsets":[0,8]}}    ';
   const expected = Uint8Array.from([
-    0x58, 0, 0, 0, 0, 0, 0, 0, // 84 bytes of JSON + 4 spaces = 88
+    0x58,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0, // 84 bytes of JSON + 4 spaces = 88
     ...ascii(header),
-    0xfd, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, // I64 -3
+    0xfd,
+    0xff,
+    0xff,
+    0xff,
+    0xff,
+    0xff,
+    0xff,
+    0xff, // I64 -3
   ]);
-  const bytes = serializeSafetensors({ x: tensor("I64", [], [0xfd, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]) }, { format: "pt" });
+  const bytes = serializeSafetensors(
+    { x: tensor("I64", [], [0xfd, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]) },
+    { format: "pt" },
+  );
   assert.deepEqual(bytes, expected);
   assert.deepEqual(serializeSafetensors({}), Uint8Array.from([8, 0, 0, 0, 0, 0, 0, 0, ...ascii("{}      ")]));
 });
@@ -258,9 +332,12 @@ void test("round-trips every dtype with sorted, contiguous, padded layout", () =
     const count = shape.reduce((a, b) => a * b, 1) * bytesPerElement(dtype);
     const bytes = Array.from({ length: count }, () => (seed = (seed * 75 + 74) % 65537) & 0xff);
     // Reversed names so sorting by name is observable; "0" checks index-like keys keep their place.
-    input.set(i === 4 ? "0" : `t${9 - i}.${dtype.toLowerCase()}`, tensor(dtype, shape, dtype === "BOOL" ? bytes.map((b) => b & 1) : bytes));
+    input.set(
+      i === 4 ? "0" : `t${9 - i}.${dtype.toLowerCase()}`,
+      tensor(dtype, shape, dtype === "BOOL" ? bytes.map((b) => b & 1) : bytes),
+    );
   }
-  const file = serializeSafetensors(input, { format: "pt", note: "héllo \"quoted\" \u2603" });
+  const file = serializeSafetensors(input, { format: "pt", note: 'héllo "quoted" \u2603' });
 
   const { size, text } = headerOf(file);
   assert.equal((8 + size) % 8, 0);
@@ -285,10 +362,21 @@ void test("round-trips every dtype with sorted, contiguous, padded layout", () =
     }
   }
   assert.equal(8 + size + end, file.length);
-  assert.deepEqual(names, ["0", "t9.f64", "t8.f32", "t4.i32", "t6.bf16", "t7.f16", "t3.i16", "t2.i8", "t1.u8", "t0.bool"]);
+  assert.deepEqual(names, [
+    "0",
+    "t9.f64",
+    "t8.f32",
+    "t4.i32",
+    "t6.bf16",
+    "t7.f16",
+    "t3.i16",
+    "t2.i8",
+    "t1.u8",
+    "t0.bool",
+  ]);
 
   const back = parseSafetensors(file);
-  assert.deepEqual(back.metadata, { format: "pt", note: "héllo \"quoted\" \u2603" });
+  assert.deepEqual(back.metadata, { format: "pt", note: 'héllo "quoted" \u2603' });
   assert.equal(back.tensors.size, input.size);
   for (const [name, t] of input) {
     const got = back.tensors.get(name);
@@ -326,18 +414,31 @@ void test("serializer rejects inconsistent tensors before writing anything", () 
     () => serializeSafetensors({ "fc.weight": tensor("F32", [2, 3], [0, 0, 0, 0]) }),
     /tensor "fc\.weight": shape \[2,3\] with dtype F32 needs 24 bytes but data has 4/,
   );
-  assert.throws(() => serializeSafetensors({ __metadata__: tensor("U8", [1], [1]) }), /"__metadata__": this name is reserved/);
-  assert.throws(() => serializeSafetensors({ bad: tensor("U8", [-1], []) }), /tensor "bad": shape \[-1\] must be an array of non-negative integers/);
+  assert.throws(
+    () => serializeSafetensors({ __metadata__: tensor("U8", [1], [1]) }),
+    /"__metadata__": this name is reserved/,
+  );
+  assert.throws(
+    () => serializeSafetensors({ bad: tensor("U8", [-1], []) }),
+    /tensor "bad": shape \[-1\] must be an array of non-negative integers/,
+  );
   assert.throws(
     () => serializeSafetensors({ x: { dtype: "C64" as SafetensorsDType, shape: [1], data: new Uint8Array(8) } }),
     /tensor "x": unknown dtype "C64"/,
   );
-  assert.throws(() => serializeSafetensors({}, JSON.parse('{"n":3}') as Record<string, string>), /metadata entry "n" must be a string/);
+  assert.throws(
+    () => serializeSafetensors({}, JSON.parse('{"n":3}') as Record<string, string>),
+    /metadata entry "n" must be a string/,
+  );
 });
 
 // Every structural error the reader must detect, with what the message must say.
 const INVALID: { name: string; bytes: () => Uint8Array; message: RegExp }[] = [
-  { name: "file shorter than 8 bytes", bytes: () => new Uint8Array(5), message: /file is 5 bytes, shorter than the 8-byte header-size prefix/ },
+  {
+    name: "file shorter than 8 bytes",
+    bytes: () => new Uint8Array(5),
+    message: /file is 5 bytes, shorter than the 8-byte header-size prefix/,
+  },
   {
     name: "header size larger than the file",
     bytes: () => Uint8Array.from([0xe8, 0x03, 0, 0, 0, 0, 0, 0, ...ascii("{}")]),
@@ -349,7 +450,11 @@ const INVALID: { name: string; bytes: () => Uint8Array; message: RegExp }[] = [
     message: /header size 1099511627776 exceeds the 100000000-byte limit/,
   },
   { name: "invalid JSON", bytes: () => fileFrom('{"a":'), message: /header is not valid JSON/ },
-  { name: "JSON that is not an object", bytes: () => fileFrom("[1,2]"), message: /header must be a JSON object, found an array/ },
+  {
+    name: "JSON that is not an object",
+    bytes: () => fileFrom("[1,2]"),
+    message: /header must be a JSON object, found an array/,
+  },
   {
     name: "invalid UTF-8",
     bytes: () => Uint8Array.from([4, 0, 0, 0, 0, 0, 0, 0, 0x7b, 0xff, 0xfe, 0x7d]),
@@ -372,13 +477,19 @@ const INVALID: { name: string; bytes: () => Uint8Array; message: RegExp }[] = [
   },
   {
     name: "shape/offset size mismatch",
-    bytes: () => fileFrom('{"fc.weight":{"dtype":"F32","shape":[10,512],"data_offsets":[0,20000]}}', new Array<number>(20000).fill(0)),
-    message: /^safetensors: tensor "fc\.weight": shape \[10,512\] with dtype F32 needs 20480 bytes but data_offsets span 20000$/,
+    bytes: () =>
+      fileFrom(
+        '{"fc.weight":{"dtype":"F32","shape":[10,512],"data_offsets":[0,20000]}}',
+        new Array<number>(20000).fill(0),
+      ),
+    message:
+      /^safetensors: tensor "fc\.weight": shape \[10,512\] with dtype F32 needs 20480 bytes but data_offsets span 20000$/,
   },
   {
     name: "numel overflowing a double",
     bytes: () => fileFrom('{"w":{"dtype":"F64","shape":[4294967296,4294967296],"data_offsets":[0,0]}}'),
-    message: /tensor "w": shape \[4294967296,4294967296\] with dtype F64 needs 147573952589676412928 bytes but data_offsets span 0/,
+    message:
+      /tensor "w": shape \[4294967296,4294967296\] with dtype F64 needs 147573952589676412928 bytes but data_offsets span 0/,
   },
   {
     name: "offsets past the end of the buffer",
@@ -472,7 +583,10 @@ for (const c of INVALID) {
       },
     );
     // With a source name, the message leads with it.
-    assert.throws(() => parseSafetensors(c.bytes(), "model.safetensors"), (err: unknown) => err instanceof BadExpertError && /^safetensors: model\.safetensors: /.test(err.message));
+    assert.throws(
+      () => parseSafetensors(c.bytes(), "model.safetensors"),
+      (err: unknown) => err instanceof BadExpertError && /^safetensors: model\.safetensors: /.test(err.message),
+    );
   });
 }
 

@@ -61,7 +61,12 @@ export const p = {
   get: (i: number): number[] => (i < 256 ? [OP.BINGET, i] : [OP.LONG_BINGET, ...u32(i)]),
   tuple: (...items: number[][]): number[] => [OP.MARK, ...items.flat(), OP.TUPLE],
   /** A dict with SETITEMS, as Python's pickler writes one of two or more entries. */
-  dict: (entries: [string, number[]][]): number[] => [OP.EMPTY_DICT, OP.MARK, ...entries.flatMap(([k, v]) => [...p.str(k), ...v]), OP.SETITEMS],
+  dict: (entries: [string, number[]][]): number[] => [
+    OP.EMPTY_DICT,
+    OP.MARK,
+    ...entries.flatMap(([k, v]) => [...p.str(k), ...v]),
+    OP.SETITEMS,
+  ],
 };
 
 export interface TensorSpec {
@@ -80,7 +85,13 @@ export function contiguousStride(shape: number[]): number[] {
 
 /** _rebuild_tensor_v2(persistent storage, offset, size, stride, False, OrderedDict()), as PyTorch pickles a tensor. */
 export function tensorOps(t: TensorSpec): number[] {
-  const persid = p.tuple(p.str("storage"), p.global("torch", t.type ?? "FloatStorage"), p.str(t.key), p.str("cpu"), p.int(t.numel));
+  const persid = p.tuple(
+    p.str("storage"),
+    p.global("torch", t.type ?? "FloatStorage"),
+    p.str(t.key),
+    p.str("cpu"),
+    p.int(t.numel),
+  );
   return [
     ...p.global("torch._utils", "_rebuild_tensor_v2"),
     OP.MARK,
@@ -158,7 +169,23 @@ export function zip(entries: ZipSpec[], o: ZipOptions = {}): Uint8Array {
     const z64 = e.zip64 ? [...le(size, 8), ...le(body.length, 8)].slice(0, e.zip64ExtraBytes ?? 16) : [];
     const extra = e.zip64 ? [...le(1, 2), ...le(z64.length, 2), ...z64] : [];
     const sizes = e.zip64 ? [...le(0xffffffff, 4), ...le(0xffffffff, 4)] : [...le(body.length, 4), ...le(size, 4)];
-    const local = [...le(0x04034b50, 4), 20, 0, ...le(e.flags ?? 0, 2), ...le(method, 2), 0, 0, 0, 0, ...le(crc, 4), ...sizes, ...le(localName.length, 2), ...le(extra.length, 2), ...localName, ...extra];
+    const local = [
+      ...le(0x04034b50, 4),
+      20,
+      0,
+      ...le(e.flags ?? 0, 2),
+      ...le(method, 2),
+      0,
+      0,
+      0,
+      0,
+      ...le(crc, 4),
+      ...sizes,
+      ...le(localName.length, 2),
+      ...le(extra.length, 2),
+      ...localName,
+      ...extra,
+    ];
     chunks.push(local, body);
     central.push([
       ...le(0x02014b50, 4),
@@ -198,11 +225,28 @@ export function zip(entries: ZipSpec[], o: ZipOptions = {}): Uint8Array {
   if (o.zip64End) {
     const recordAt = dirOffset + dir.length;
     tail.push(...le(0x06064b50, 4), ...le(44, 8), 45, 0, 45, 0, ...le(0, 4), ...le(0, 4));
-    tail.push(...le(o.zip64End.count ?? entries.length, 8), ...le(o.zip64End.count ?? entries.length, 8), ...le(dir.length, 8), ...le(o.zip64End.directoryOffset ?? dirOffset, 8));
+    tail.push(
+      ...le(o.zip64End.count ?? entries.length, 8),
+      ...le(o.zip64End.count ?? entries.length, 8),
+      ...le(dir.length, 8),
+      ...le(o.zip64End.directoryOffset ?? dirOffset, 8),
+    );
     tail.push(...le(0x07064b50, 4), ...le(0, 4), ...le(o.zip64End.recordOffset ?? recordAt, 8), ...le(1, 4));
   }
   const count = o.count ?? entries.length;
-  tail.push(...le(0x06054b50, 4), 0, 0, 0, 0, ...le(count, 2), ...le(count, 2), ...le(dir.length, 4), ...le(o.directoryOffset ?? dirOffset, 4), 0, 0);
+  tail.push(
+    ...le(0x06054b50, 4),
+    0,
+    0,
+    0,
+    0,
+    ...le(count, 2),
+    ...le(count, 2),
+    ...le(dir.length, 4),
+    ...le(o.directoryOffset ?? dirOffset, 4),
+    0,
+    0,
+  );
   const out = new Uint8Array(offset + dir.length + tail.length);
   let at = 0;
   for (const c of [...chunks, dir, tail]) {
@@ -213,12 +257,20 @@ export function zip(entries: ZipSpec[], o: ZipOptions = {}): Uint8Array {
 }
 
 /** A torch.save zip: `<prefix>/data.pkl`, the storages as `<prefix>/data/<key>`, byteorder and version records. */
-export function torchZip(pkl: Uint8Array, storages: Record<string, Uint8Array | ZipSpec>, o: { prefix?: string; deflate?: boolean; extra?: ZipSpec[]; zip?: ZipOptions } = {}): Uint8Array {
+export function torchZip(
+  pkl: Uint8Array,
+  storages: Record<string, Uint8Array | ZipSpec>,
+  o: { prefix?: string; deflate?: boolean; extra?: ZipSpec[]; zip?: ZipOptions } = {},
+): Uint8Array {
   const prefix = o.prefix ?? "archive";
   const entries: ZipSpec[] = [
     { name: `${prefix}/data.pkl`, data: pkl, deflate: o.deflate },
     { name: `${prefix}/byteorder`, data: new TextEncoder().encode("little") },
-    ...Object.entries(storages).map(([k, v]) => (v instanceof Uint8Array ? { name: `${prefix}/data/${k}`, data: v, deflate: o.deflate } : { ...v, name: `${prefix}/data/${k}` })),
+    ...Object.entries(storages).map(([k, v]) =>
+      v instanceof Uint8Array
+        ? { name: `${prefix}/data/${k}`, data: v, deflate: o.deflate }
+        : { ...v, name: `${prefix}/data/${k}` },
+    ),
     { name: `${prefix}/version`, data: new TextEncoder().encode("3\n") },
     ...(o.extra ?? []),
   ];
@@ -237,7 +289,11 @@ export function zerosDeflated(n: number): Uint8Array {
   // Full flushes end each piece on a byte boundary, so the raw pieces concatenate into one stream.
   for (let left = n; left > 0; left -= piece) {
     const last = left <= piece;
-    parts.push(deflateRawSync(zeros.subarray(0, Math.min(left, piece)), { finishFlush: last ? undefined : 3 /* Z_FULL_FLUSH */ }));
+    parts.push(
+      deflateRawSync(zeros.subarray(0, Math.min(left, piece)), {
+        finishFlush: last ? undefined : 3 /* Z_FULL_FLUSH */,
+      }),
+    );
   }
   return new Uint8Array(Buffer.concat(parts));
 }

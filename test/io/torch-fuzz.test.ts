@@ -18,11 +18,22 @@ import { PickleError } from "../../src/io/pickle.js";
 import { ZipArchive, ZipError } from "../../src/io/zip.js";
 import { Rng } from "../../src/util/rng.js";
 import { fixture } from "../helpers/pytorch-fixtures.js";
-import { OP, p, pickle, tensorOps, torchZip, zip, type TensorSpec, type ZipOptions, type ZipSpec } from "./torch-files.js";
+import {
+  OP,
+  p,
+  pickle,
+  tensorOps,
+  torchZip,
+  zip,
+  type TensorSpec,
+  type ZipOptions,
+  type ZipSpec,
+} from "./torch-files.js";
 
 const KNOWN = [PickleError, ZipError, TorchFileError, WeightsFileError];
 // Messages that mean an unchecked path was hit, not a validation.
-const RAW = /Cannot read propert|undefined is not|is not a function|is not iterable|Maximum call stack|Invalid array length|Invalid typed array|out of memory|Map maximum size|Invalid string length/i;
+const RAW =
+  /Cannot read propert|undefined is not|is not a function|is not iterable|Maximum call stack|Invalid array length|Invalid typed array|out of memory|Map maximum size|Invalid string length/i;
 // eslint-disable-next-line no-control-regex -- finding control characters is the point
 const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/;
 const MiB = 1024 * 1024;
@@ -43,7 +54,7 @@ function flipBits(src: Uint8Array, rng: Rng): Uint8Array {
   const n = 1 + (rng.nextUint32() % 8);
   for (let i = 0; i < n; i++) {
     const j = rng.nextUint32() % b.length;
-    b[j] = (b[j] as number) ^ (1 << rng.nextUint32() % 8);
+    b[j] = (b[j] as number) ^ (1 << (rng.nextUint32() % 8));
   }
   return b;
 }
@@ -98,14 +109,43 @@ function mutateZipField(src: Uint8Array, rng: Rng): Uint8Array {
   if (off + wide > b.length) return b;
   const old = wide === 4 ? v.getUint32(off, true) : v.getUint16(off, true);
   const max = wide === 4 ? 0xffffffff : 0xffff;
-  const value = pick(rng, [0, 1, max, max >>> 1, old + 1, Math.max(0, old - 1), rng.nextUint32() & max, b.length & max, (old * 2) & max]);
+  const value = pick(rng, [
+    0,
+    1,
+    max,
+    max >>> 1,
+    old + 1,
+    Math.max(0, old - 1),
+    rng.nextUint32() & max,
+    b.length & max,
+    (old * 2) & max,
+  ]);
   if (wide === 4) v.setUint32(off, value >>> 0, true);
   else v.setUint16(off, value & 0xffff, true);
   return b;
 }
 
-const OPCODES = [0x28, 0x2e, 0x30, 0x31, 0x32, 0x7d, 0x5d, 0x29, 0x74, 0x85, 0x86, 0x87, 0x6c, 0x64, 0x73, 0x75, 0x61, 0x65, 0x62, 0x52, 0x81, 0x51, 0x88, 0x89, 0x4e, 0x94, 0x8f, 0x90, 0x91, 0x93, 0x92, 0x6f, 0x69];
-const WITH_ARG: number[][] = [[0x68, 0], [0x68, 1], [0x68, 200], [0x71, 0], [0x71, 3], [0x4b, 0], [0x4b, 255], [0x4d, 0xff, 0xff], [0x4a, 0xff, 0xff, 0xff, 0x7f], [0x4a, 0xff, 0xff, 0xff, 0xff], [0x8a, 8, 0, 0, 0, 0, 0, 0, 0, 0x40], [0x8c, 5, ...new TextEncoder().encode("model")], [0x8c, 10, ...new TextEncoder().encode("state_dict")], [0x6a, 0xff, 0xff, 0xff, 0xff], [0x95, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]];
+const OPCODES = [
+  0x28, 0x2e, 0x30, 0x31, 0x32, 0x7d, 0x5d, 0x29, 0x74, 0x85, 0x86, 0x87, 0x6c, 0x64, 0x73, 0x75, 0x61, 0x65, 0x62,
+  0x52, 0x81, 0x51, 0x88, 0x89, 0x4e, 0x94, 0x8f, 0x90, 0x91, 0x93, 0x92, 0x6f, 0x69,
+];
+const WITH_ARG: number[][] = [
+  [0x68, 0],
+  [0x68, 1],
+  [0x68, 200],
+  [0x71, 0],
+  [0x71, 3],
+  [0x4b, 0],
+  [0x4b, 255],
+  [0x4d, 0xff, 0xff],
+  [0x4a, 0xff, 0xff, 0xff, 0x7f],
+  [0x4a, 0xff, 0xff, 0xff, 0xff],
+  [0x8a, 8, 0, 0, 0, 0, 0, 0, 0, 0x40],
+  [0x8c, 5, ...new TextEncoder().encode("model")],
+  [0x8c, 10, ...new TextEncoder().encode("state_dict")],
+  [0x6a, 0xff, 0xff, 0xff, 0xff],
+  [0x95, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff],
+];
 
 function mutatePickle(src: Uint8Array, rng: Rng): Uint8Array {
   const at = rng.nextUint32() % src.length;
@@ -125,7 +165,12 @@ function mutatePickle(src: Uint8Array, rng: Rng): Uint8Array {
       return b;
     }
     case 2:
-      return splice(0, Array.from({ length: 1 + (rng.nextUint32() % 4) }, () => (rng.nextUint32() % 3 === 0 ? pick(rng, WITH_ARG) : [pick(rng, OPCODES)])).flat());
+      return splice(
+        0,
+        Array.from({ length: 1 + (rng.nextUint32() % 4) }, () =>
+          rng.nextUint32() % 3 === 0 ? pick(rng, WITH_ARG) : [pick(rng, OPCODES)],
+        ).flat(),
+      );
     case 3:
       return splice(1 + (rng.nextUint32() % 32), []);
     case 4: {
@@ -154,7 +199,20 @@ function pklIndex(entries: ZipSpec[]): number {
 }
 
 function randomSpec(rng: Rng, key: string): TensorSpec & { bytes: number } {
-  const types: [string, number][] = [["FloatStorage", 4], ["HalfStorage", 2], ["BFloat16Storage", 2], ["LongStorage", 8], ["BoolStorage", 1], ["DoubleStorage", 8], ["ByteStorage", 1], ["IntStorage", 4], ["ComplexFloatStorage", 8], ["QInt8Storage", 1], ["float", 4], ["__proto__", 4]];
+  const types: [string, number][] = [
+    ["FloatStorage", 4],
+    ["HalfStorage", 2],
+    ["BFloat16Storage", 2],
+    ["LongStorage", 8],
+    ["BoolStorage", 1],
+    ["DoubleStorage", 8],
+    ["ByteStorage", 1],
+    ["IntStorage", 4],
+    ["ComplexFloatStorage", 8],
+    ["QInt8Storage", 1],
+    ["float", 4],
+    ["__proto__", 4],
+  ];
   const ndim = rng.nextUint32() % 5;
   if (rng.next() < 0.4) {
     // An honest record: contiguous, its storage exactly the size it declares.
@@ -183,30 +241,56 @@ function generated(rng: Rng): { bytes: Uint8Array; limits?: object } {
   let body: number[] = p.dict(specs.map((s, i) => [rng.next() < 0.05 ? "" : `t${i}`, tensorOps(s)]));
   const wrappers = pick(rng, [0, 0, 1, 2, 9, 3000]);
   const open: number[] = [];
-  for (let i = 0; i < wrappers; i++) open.push(OP.EMPTY_DICT, ...p.str(pick(rng, ["state_dict", "model", "net", "other"])));
+  for (let i = 0; i < wrappers; i++)
+    open.push(OP.EMPTY_DICT, ...p.str(pick(rng, ["state_dict", "model", "net", "other"])));
   body = [...open, ...body, ...new Array<number>(wrappers).fill(OP.SETITEM)];
   if (rng.next() < 0.15) {
     // A cycle through the memo: the top dict memoised and stored under one of the wrapper keys.
-    body = [OP.EMPTY_DICT, ...p.put(250), ...p.str(pick(rng, ["state_dict", "model", "x"])), ...p.get(250), OP.SETITEM, ...p.str("more"), ...body, OP.SETITEM];
+    body = [
+      OP.EMPTY_DICT,
+      ...p.put(250),
+      ...p.str(pick(rng, ["state_dict", "model", "x"])),
+      ...p.get(250),
+      OP.SETITEM,
+      ...p.str("more"),
+      ...body,
+      OP.SETITEM,
+    ];
   }
   const storages: Record<string, Uint8Array | ZipSpec> = {};
   for (const s of specs) {
     const data = new Uint8Array(s.bytes);
-    storages[s.key] = rng.next() < 0.2 ? { name: "", data, deflate: true, declaredSize: rng.next() < 0.5 ? undefined : pick(rng, [0, 1, s.bytes + 1, 2 ** 32 - 1]) } : data;
+    storages[s.key] =
+      rng.next() < 0.2
+        ? {
+            name: "",
+            data,
+            deflate: true,
+            declaredSize: rng.next() < 0.5 ? undefined : pick(rng, [0, 1, s.bytes + 1, 2 ** 32 - 1]),
+          }
+        : data;
   }
   const zo: ZipOptions = {};
   const extra: ZipSpec[] = [];
   const r = rng.next();
   if (r < 0.05) zo.directoryOffset = pick(rng, [0, 1, 0xffffffff, 0x7fffffff]);
   else if (r < 0.1) zo.count = pick(rng, [0, 1, 65535]);
-  else if (r < 0.15) zo.zip64End = { count: pick(rng, [0, 1, 2 ** 40, 2 ** 53]), directoryOffset: pick(rng, [undefined, 0, 2 ** 40]), recordOffset: pick(rng, [undefined, 0, 2 ** 33]) };
-  else if (r < 0.2) extra.push({ name: pick(rng, ["archive/data.pkl", "archive/data/0", "other/data.pkl"]), data: new Uint8Array(3) });
+  else if (r < 0.15)
+    zo.zip64End = {
+      count: pick(rng, [0, 1, 2 ** 40, 2 ** 53]),
+      directoryOffset: pick(rng, [undefined, 0, 2 ** 40]),
+      recordOffset: pick(rng, [undefined, 0, 2 ** 33]),
+    };
+  else if (r < 0.2)
+    extra.push({ name: pick(rng, ["archive/data.pkl", "archive/data/0", "other/data.pkl"]), data: new Uint8Array(3) });
   return { bytes: torchZip(pickle(body), storages, { extra, zip: zo, deflate: rng.next() < 0.2 }), limits: SMALL };
 }
 
 test("fuzz: mutated and generated torch.save files read or are refused cleanly, in bounded time and memory", async () => {
   const before = memory().numTensors;
-  const stored = await Promise.all(["small-dtypes.pt", "views.pt", "checkpoint.pt"].map(async (f) => new Uint8Array(await readFile(fixture(f)))));
+  const stored = await Promise.all(
+    ["small-dtypes.pt", "views.pt", "checkpoint.pt"].map(async (f) => new Uint8Array(await readFile(fixture(f)))),
+  );
   const seeds = stored.flatMap((b) => [b, zip(entriesOf(b).map((e) => ({ ...e, deflate: true })))]);
   // Every seed reads as it is (a mutation that changes nothing must not be refused).
   for (const s of seeds) for (const t of parseStateDictFile(s, "seed.pt").tensors.values()) t.dispose();
@@ -237,7 +321,10 @@ test("fuzz: mutated and generated torch.save files read or are refused cleanly, 
   const rng = new Rng(20260311);
   // BADEXPERT_FUZZ_CASES=N runs N cases per mutator (longer campaigns; the seed stays fixed).
   const perMutator = Number(process.env.BADEXPERT_FUZZ_CASES ?? 1000);
-  const stats = new Map<string, { cases: number; accepted: number; refused: number; seconds: number; slowestMs: number }>();
+  const stats = new Map<
+    string,
+    { cases: number; accepted: number; refused: number; seconds: number; slowestMs: number }
+  >();
   const kinds = new Map<string, number>();
   const rss0 = process.memoryUsage().rss;
   let peakRss = rss0;
@@ -262,9 +349,15 @@ test("fuzz: mutated and generated torch.save files read or are refused cleanly, 
       } catch (e) {
         if (e instanceof assert.AssertionError) throw e;
         s.refused++;
-        assert.ok(KNOWN.some((K) => e instanceof K), `${what}: ${e instanceof Error ? `${e.constructor.name}: ${e.message.slice(0, 300)}` : String(e)}`);
+        assert.ok(
+          KNOWN.some((K) => e instanceof K),
+          `${what}: ${e instanceof Error ? `${e.constructor.name}: ${e.message.slice(0, 300)}` : String(e)}`,
+        );
         const message = (e as Error).message;
-        assert.ok(message.startsWith("fuzz.pt") && message.length < 1000, `${what}: message of ${message.length} characters: ${message.slice(0, 200)}`);
+        assert.ok(
+          message.startsWith("fuzz.pt") && message.length < 1000,
+          `${what}: message of ${message.length} characters: ${message.slice(0, 200)}`,
+        );
         assert.doesNotMatch(message, RAW, `${what}: raw message`);
         assert.doesNotMatch(message, CONTROL, `${what}: control character in message`);
         const kind = message.replace(/\d+/g, "N").slice(9, 70);
@@ -281,7 +374,10 @@ test("fuzz: mutated and generated torch.save files read or are refused cleanly, 
   const seconds = (performance.now() - t0) / 1000;
   peakRss = Math.max(peakRss, process.memoryUsage().rss);
   const total = [...stats.values()].reduce((a, s) => a + s.cases, 0);
-  for (const [name, s] of stats) console.log(`fuzz torch.save: ${name}: ${s.cases} cases in ${s.seconds.toFixed(1)} s (slowest ${s.slowestMs.toFixed(0)} ms), ${s.accepted} read, ${s.refused} refused`);
+  for (const [name, s] of stats)
+    console.log(
+      `fuzz torch.save: ${name}: ${s.cases} cases in ${s.seconds.toFixed(1)} s (slowest ${s.slowestMs.toFixed(0)} ms), ${s.accepted} read, ${s.refused} refused`,
+    );
   console.log(
     `fuzz torch.save: ${total} cases in ${seconds.toFixed(1)} s, crashes 0, hangs 0 (slowest case ${slowest.ms.toFixed(0)} ms: ${slowest.what}), ` +
       `${kinds.size} kinds of message, RSS ${(rss0 / MiB).toFixed(0)} MiB at the start, peak ${(peakRss / MiB).toFixed(0)} MiB (+${((peakRss - rss0) / MiB).toFixed(0)} MiB)`,

@@ -10,7 +10,13 @@ import { parseStateDictFile, readStateDictFile } from "../../src/io/state-dict-f
 import { unpickle } from "../../src/io/pickle.js";
 import { MALICIOUS_MARKER, assertClose, expected, fixture, get, gunzipped } from "../helpers/pytorch-fixtures.js";
 
-async function logitsMatch(model: string, file: { tensors: Map<string, import("../../src/engine/index.js").Tensor> }, input: string, logits: string, opts: { imageSize: number; inChannels: number }): Promise<number> {
+async function logitsMatch(
+  model: string,
+  file: { tensors: Map<string, import("../../src/engine/index.js").Tensor> },
+  input: string,
+  logits: string,
+  opts: { imageSize: number; inChannels: number },
+): Promise<number> {
   const exp = await expected();
   const m = createModel(model, { numClasses: 10, ...opts });
   try {
@@ -68,7 +74,10 @@ test("every storage dtype, shared-storage views, parameters and {model: {model.*
       assert.deepEqual(t(k).shape, want.shape, k);
       assert.deepEqual(t(k).toArray(), want.toArray(), k);
     }
-    assert.deepEqual(t("view_t").toArray(), [0, 6, 12, 18, 1, 7, 13, 19, 2, 8, 14, 20, 3, 9, 15, 21, 4, 10, 16, 22, 5, 11, 17, 23]);
+    assert.deepEqual(
+      t("view_t").toArray(),
+      [0, 6, 12, 18, 1, 7, 13, 19, 2, 8, 14, 20, 3, 9, 15, 21, 4, 10, 16, 22, 5, 11, 17, 23],
+    );
     assert.deepEqual(t("view_slice").toArray(), [8, 9, 10, 14, 15, 16]);
     // Half precision is widened to float32, as the safetensors reader does.
     assert.equal(t("f16").dtype, "float32");
@@ -106,22 +115,34 @@ test("legacy, TorchScript, bare-pickle and garbage files get one clear error eac
   // The legacy format starts by pickling its magic number (protocol 2, LONG1 of 10 bytes).
   const magic = [0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19];
   const legacy = Uint8Array.from([0x80, 0x02, 0x8a, 0x0a, ...magic, 0x2e, 0x80, 0x02]);
-  assert.throws(() => parseStateDictFile(legacy, "old.pt"), /old\.pt: this is the legacy \(pre-1\.6, non-zip\) torch\.save format.*re-save it with torch\.save/);
+  assert.throws(
+    () => parseStateDictFile(legacy, "old.pt"),
+    /old\.pt: this is the legacy \(pre-1\.6, non-zip\) torch\.save format.*re-save it with torch\.save/,
+  );
   const script = await readFile(fixture("tiny-mixer-scripted.pt"));
   assert.throws(() => parseStateDictFile(script, "m.pt"), /m\.pt: this is a TorchScript file .*--torchscript/);
   const bare = Uint8Array.from([0x80, 0x02, 0x4b, 0x07, 0x2e]);
   assert.throws(() => parseStateDictFile(bare, "x.pkl"), /a bare pickle is not a weights file \(got a int\)/);
-  assert.throws(() => parseStateDictFile(Uint8Array.from([1, 2, 3, 4, 5]), "junk.bin"), /junk\.bin: not a safetensors file or a torch\.save zip file \(the first bytes are 01 02 03 04\)/);
+  assert.throws(
+    () => parseStateDictFile(Uint8Array.from([1, 2, 3, 4, 5]), "junk.bin"),
+    /junk\.bin: not a safetensors file or a torch\.save zip file \(the first bytes are 01 02 03 04\)/,
+  );
 });
 
 test("the unpickler refuses unknown globals, calls of named-only globals and unknown opcodes", () => {
   const enc = (s: string) => Array.from(new TextEncoder().encode(s));
   const allowNone = { resolveGlobal: () => undefined };
   // GLOBAL 'builtins\neval\n'
-  assert.throws(() => unpickle(Uint8Array.from([0x80, 0x02, 0x63, ...enc("builtins\neval\n"), 0x2e]), allowNone), /refused to load global 'builtins\.eval'/);
+  assert.throws(
+    () => unpickle(Uint8Array.from([0x80, 0x02, 0x63, ...enc("builtins\neval\n"), 0x2e]), allowNone),
+    /refused to load global 'builtins\.eval'/,
+  );
   // A referable-only global called through REDUCE.
   const refOnly = { resolveGlobal: () => ({}) };
-  assert.throws(() => unpickle(Uint8Array.from([0x80, 0x02, 0x63, ...enc("torch\nFloatStorage\n"), 0x29, 0x52, 0x2e]), refOnly), /refused to call 'torch\.FloatStorage'/);
+  assert.throws(
+    () => unpickle(Uint8Array.from([0x80, 0x02, 0x63, ...enc("torch\nFloatStorage\n"), 0x29, 0x52, 0x2e]), refOnly),
+    /refused to call 'torch\.FloatStorage'/,
+  );
   assert.throws(() => unpickle(Uint8Array.from([0x80, 0x02, 0xff]), allowNone), /unsupported pickle opcode 0xff/);
   assert.throws(() => unpickle(Uint8Array.from([0x80, 0x02, 0x58, 0xff, 0xff, 0, 0]), allowNone), /truncated pickle/);
 });

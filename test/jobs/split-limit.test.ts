@@ -18,9 +18,16 @@ test("a limit samples the split at random (seeded), not its first N", () => {
   const classes = new Set([...sample].map(classOf));
   assert.equal(classes.size, 10, "a sample of 200 covers every class");
   const inSplit = new Set(splits.evaluation);
-  assert.ok([...sample].every((i) => inSplit.has(i)), "only indices of the split");
+  assert.ok(
+    [...sample].every((i) => inSplit.has(i)),
+    "only indices of the split",
+  );
   assert.equal(new Set(sample).size, 200, "no index twice");
-  assert.deepEqual([...sample], [...sample].sort((a, b) => a - b), "sorted");
+  assert.deepEqual(
+    [...sample],
+    [...sample].sort((a, b) => a - b),
+    "sorted",
+  );
   assert.deepEqual([...limited(splits.evaluation, 200, { seed: 0 })], [...sample], "same seed, same subset");
   assert.notDeepEqual([...limited(splits.evaluation, 200, { seed: 1 })], [...sample], "another seed, another subset");
 

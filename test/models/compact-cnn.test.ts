@@ -5,7 +5,16 @@ import assert from "node:assert/strict";
 
 import { manualSeed, randn, tidy } from "../../src/engine/index.js";
 import { CompactCNN } from "../../src/models/index.js";
-import { assertDeterministicEval, assertKeys, assertLearns, assertStateDictRoundTrip, bnKeys, outputShape, shapeOf, weightKeys } from "./helpers.js";
+import {
+  assertDeterministicEval,
+  assertKeys,
+  assertLearns,
+  assertStateDictRoundTrip,
+  bnKeys,
+  outputShape,
+  shapeOf,
+  weightKeys,
+} from "./helpers.js";
 
 // features = [conv, bn, relu, pool, conv, bn, relu, pool]; classifier = [flatten, linear, relu, dropout, linear].
 const KEYS = [
@@ -55,16 +64,28 @@ void test("CompactCNN: other channels, sizes and classes size the classifier to 
 });
 
 void test("CompactCNN: wrong inputs and options are refused with the expected and actual values", () => {
-  assert.throws(() => new CompactCNN({ imageSize: 3 }), /CompactCNN: imageSize must be at least 4x4 \(two 2x2 max-pools\), got 3x3/);
-  assert.throws(() => new CompactCNN({ imageSize: [28, 0] }), /CompactCNN: imageSize must be a positive integer or a \[height, width\] pair of them, got \[28,0\]/);
+  assert.throws(
+    () => new CompactCNN({ imageSize: 3 }),
+    /CompactCNN: imageSize must be at least 4x4 \(two 2x2 max-pools\), got 3x3/,
+  );
+  assert.throws(
+    () => new CompactCNN({ imageSize: [28, 0] }),
+    /CompactCNN: imageSize must be a positive integer or a \[height, width\] pair of them, got \[28,0\]/,
+  );
   assert.throws(() => new CompactCNN({ dropout: 1 }), /CompactCNN: dropout must be in \[0, 1\), got 1/);
   assert.throws(() => new CompactCNN({ numClasses: -2 }), /CompactCNN: numClasses must be a positive integer, got -2/);
   manualSeed(0);
   const model = new CompactCNN();
   try {
     tidy(() => {
-      assert.throws(() => model.forward(randn([2, 1, 32, 32])), /CompactCNN: expected input \[N, 1, 28, 28\], got \[2, 1, 32, 32\]/);
-      assert.throws(() => model.forward(randn([2, 3, 28, 28])), /expected input \[N, 1, 28, 28\], got \[2, 3, 28, 28\]/);
+      assert.throws(
+        () => model.forward(randn([2, 1, 32, 32])),
+        /CompactCNN: expected input \[N, 1, 28, 28\], got \[2, 1, 32, 32\]/,
+      );
+      assert.throws(
+        () => model.forward(randn([2, 3, 28, 28])),
+        /expected input \[N, 1, 28, 28\], got \[2, 3, 28, 28\]/,
+      );
     });
   } finally {
     model.dispose();

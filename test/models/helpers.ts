@@ -20,9 +20,14 @@ export function weightKeys(prefix: string, bias: boolean): string[] {
 export function assertKeys(model: Module, expected: readonly string[]): void {
   const actual = [...model.stateDict().keys()];
   const firstDiff = actual.findIndex((k, i) => k !== expected[i]);
-  assert.equal(firstDiff === -1 && actual.length === expected.length, true,
+  assert.equal(
+    firstDiff === -1 && actual.length === expected.length,
+    true,
     `state-dict keys differ: ${actual.length} keys vs ${expected.length} expected; ` +
-      (firstDiff === -1 ? "one list is a prefix of the other" : `first difference at ${firstDiff}: got '${actual[firstDiff]}', expected '${expected[firstDiff]}'`));
+      (firstDiff === -1
+        ? "one list is a prefix of the other"
+        : `first difference at ${firstDiff}: got '${actual[firstDiff]}', expected '${expected[firstDiff]}'`),
+  );
   assert.deepEqual(actual, expected);
 }
 
@@ -43,7 +48,14 @@ export function outputShape(model: Module, inputShape: number[]): number[] {
  * Losses of `steps` plain SGD steps on one fixed random batch, in training mode, then the loss
  * after the last step. The optimizer and the batch are freed.
  */
-export function lossesOnFixedBatch(model: Module, inputShape: number[], numClasses: number, steps: number, lr: number, momentum = 0): number[] {
+export function lossesOnFixedBatch(
+  model: Module,
+  inputShape: number[],
+  numClasses: number,
+  steps: number,
+  lr: number,
+  momentum = 0,
+): number[] {
   const x = randn(inputShape);
   const y = randint(0, numClasses, [inputShape[0] ?? 1]);
   const opt = new SGD(model.parameters(), { lr, momentum });
@@ -73,13 +85,21 @@ export function lossesOnFixedBatch(model: Module, inputShape: number[], numClass
 }
 
 /** Asserts that training lowers the loss on the fixed batch to below `factor` of its start. */
-export function assertLearns(model: Module, inputShape: number[], numClasses: number, o: { steps: number; lr: number; factor: number }): void {
+export function assertLearns(
+  model: Module,
+  inputShape: number[],
+  numClasses: number,
+  o: { steps: number; lr: number; factor: number },
+): void {
   noLeaks(() => {
     const losses = lossesOnFixedBatch(model, inputShape, numClasses, o.steps, o.lr);
     const first = losses[0] ?? NaN;
     const last = losses[losses.length - 1] ?? NaN;
     assert.ok(Number.isFinite(first) && Number.isFinite(last), `losses not finite: ${losses.join(", ")}`);
-    assert.ok(last < o.factor * first, `loss should fall below ${o.factor} x ${first.toFixed(4)}; losses: ${losses.map((l) => l.toFixed(4)).join(", ")}`);
+    assert.ok(
+      last < o.factor * first,
+      `loss should fall below ${o.factor} x ${first.toFixed(4)}; losses: ${losses.map((l) => l.toFixed(4)).join(", ")}`,
+    );
   });
 }
 
@@ -96,7 +116,11 @@ export function assertDeterministicEval(model: Module, inputShape: number[]): vo
         model.train(training);
         const before = memory().numTensors;
         const a = model.forward(x);
-        assert.equal(memory().numTensors, before + 1, `forward (training=${training}) left ${memory().numTensors - before - 1} intermediate(s) alive`);
+        assert.equal(
+          memory().numTensors,
+          before + 1,
+          `forward (training=${training}) left ${memory().numTensors - before - 1} intermediate(s) alive`,
+        );
         const b = model.forward(x);
         try {
           if (!training) {
@@ -135,10 +159,17 @@ export function assertStateDictRoundTrip(make: () => Module, inputShape: number[
       a.eval();
       b.eval();
       const expected = tidy(() => a.forward(x).toArray());
-      assert.notDeepEqual(tidy(() => b.forward(x).toArray()), expected, "two seeds gave the same model: the round trip would prove nothing");
+      assert.notDeepEqual(
+        tidy(() => b.forward(x).toArray()),
+        expected,
+        "two seeds gave the same model: the round trip would prove nothing",
+      );
       const result = b.loadStateDict(a.stateDict());
       assert.deepEqual(result, { missingKeys: [], unexpectedKeys: [] });
-      assert.deepEqual(tidy(() => b.forward(x).toArray()), expected);
+      assert.deepEqual(
+        tidy(() => b.forward(x).toArray()),
+        expected,
+      );
     } finally {
       x.dispose();
       a.dispose();

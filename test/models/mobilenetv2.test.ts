@@ -5,7 +5,15 @@ import assert from "node:assert/strict";
 
 import { manualSeed, noGrad, randn, tidy } from "../../src/engine/index.js";
 import { MobileNetV2 } from "../../src/models/index.js";
-import { assertDeterministicEval, assertKeys, assertLearns, assertStateDictRoundTrip, bnKeys, outputShape, shapeOf } from "./helpers.js";
+import {
+  assertDeterministicEval,
+  assertKeys,
+  assertLearns,
+  assertStateDictRoundTrip,
+  bnKeys,
+  outputShape,
+  shapeOf,
+} from "./helpers.js";
 
 // (expansion, out_planes, num_blocks, stride) as in pytorch-cifar, stage 2 at stride 1 for CIFAR.
 const CFG = [
@@ -28,7 +36,14 @@ function referenceKeys(): { keys: string[]; projected: number[] } {
     for (let i = 0; i < count; i++) {
       const s = i === 0 ? stride : 1;
       const p = `layers.${n}`;
-      keys.push(`${p}.conv1.weight`, ...bnKeys(`${p}.bn1`), `${p}.conv2.weight`, ...bnKeys(`${p}.bn2`), `${p}.conv3.weight`, ...bnKeys(`${p}.bn3`));
+      keys.push(
+        `${p}.conv1.weight`,
+        ...bnKeys(`${p}.bn1`),
+        `${p}.conv2.weight`,
+        ...bnKeys(`${p}.bn2`),
+        `${p}.conv3.weight`,
+        ...bnKeys(`${p}.bn3`),
+      );
       if (s === 1 && inPlanes !== out) {
         keys.push(`${p}.shortcut.0.weight`, ...bnKeys(`${p}.shortcut.1`));
         projected.push(n);

@@ -5,7 +5,16 @@ import assert from "node:assert/strict";
 
 import { manualSeed, noGrad, randn, tidy } from "../../src/engine/index.js";
 import { PreActBlock, PreActResNet18 } from "../../src/models/index.js";
-import { assertDeterministicEval, assertKeys, assertLearns, assertStateDictRoundTrip, bnKeys, outputShape, shapeOf, weightKeys } from "./helpers.js";
+import {
+  assertDeterministicEval,
+  assertKeys,
+  assertLearns,
+  assertStateDictRoundTrip,
+  bnKeys,
+  outputShape,
+  shapeOf,
+  weightKeys,
+} from "./helpers.js";
 
 /**
  * pytorch-cifar's PreActResNet18 keys (PreActBlock: bn1, conv1, bn2, conv2, and a conv-only
@@ -108,6 +117,12 @@ void test("PreActResNet18: loadStateDict(stateDict()) into a fresh model reprodu
 });
 
 void test("PreActResNet18: invalid options name the option and the value", () => {
-  assert.throws(() => new PreActResNet18({ numClasses: 0 }), /PreActResNet18: numClasses must be a positive integer, got 0/);
-  assert.throws(() => new PreActResNet18({ inChannels: 2.5 }), /PreActResNet18: inChannels must be a positive integer, got 2.5/);
+  assert.throws(
+    () => new PreActResNet18({ numClasses: 0 }),
+    /PreActResNet18: numClasses must be a positive integer, got 0/,
+  );
+  assert.throws(
+    () => new PreActResNet18({ inChannels: 2.5 }),
+    /PreActResNet18: inChannels must be a positive integer, got 2.5/,
+  );
 });

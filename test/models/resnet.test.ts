@@ -5,7 +5,16 @@ import assert from "node:assert/strict";
 
 import { manualSeed } from "../../src/engine/index.js";
 import { ResNet18 } from "../../src/models/index.js";
-import { assertDeterministicEval, assertKeys, assertLearns, assertStateDictRoundTrip, bnKeys, outputShape, shapeOf, weightKeys } from "./helpers.js";
+import {
+  assertDeterministicEval,
+  assertKeys,
+  assertLearns,
+  assertStateDictRoundTrip,
+  bnKeys,
+  outputShape,
+  shapeOf,
+  weightKeys,
+} from "./helpers.js";
 
 /**
  * Keys of torch's CIFAR ResNet18 (BasicBlock, [2, 2, 2, 2]): a block gets the conv+BN shortcut

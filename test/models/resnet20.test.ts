@@ -5,7 +5,16 @@ import assert from "node:assert/strict";
 
 import { manualSeed } from "../../src/engine/index.js";
 import { createModel, ResNet20 } from "../../src/models/index.js";
-import { assertDeterministicEval, assertKeys, assertLearns, assertStateDictRoundTrip, bnKeys, outputShape, shapeOf, weightKeys } from "./helpers.js";
+import {
+  assertDeterministicEval,
+  assertKeys,
+  assertLearns,
+  assertStateDictRoundTrip,
+  bnKeys,
+  outputShape,
+  shapeOf,
+  weightKeys,
+} from "./helpers.js";
 
 /** Three stages of three blocks; the first block of stages 2 and 3 changes width and stride. */
 function referenceKeys(): string[] {

@@ -5,7 +5,16 @@ import assert from "node:assert/strict";
 
 import { manualSeed, randn, tidy } from "../../src/engine/index.js";
 import { VGG16BN, type VggClassifier } from "../../src/models/index.js";
-import { assertDeterministicEval, assertKeys, assertLearns, assertStateDictRoundTrip, bnKeys, outputShape, shapeOf, weightKeys } from "./helpers.js";
+import {
+  assertDeterministicEval,
+  assertKeys,
+  assertLearns,
+  assertStateDictRoundTrip,
+  bnKeys,
+  outputShape,
+  shapeOf,
+  weightKeys,
+} from "./helpers.js";
 
 // Configuration "D" written out again here, so that a wrong cfg in the model cannot agree with itself.
 const CFG_D = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"] as const;
@@ -23,7 +32,12 @@ function referenceKeys(classifier: VggClassifier): string[] {
     }
   }
   if (classifier === "linear") return [...keys, ...weightKeys("classifier", true)];
-  return [...keys, ...weightKeys("classifier.1", true), ...weightKeys("classifier.4", true), ...weightKeys("classifier.6", true)];
+  return [
+    ...keys,
+    ...weightKeys("classifier.1", true),
+    ...weightKeys("classifier.4", true),
+    ...weightKeys("classifier.6", true),
+  ];
 }
 
 void test("VGG16BN: state-dict keys equal pytorch-cifar's VGG('VGG16')", () => {
@@ -60,7 +74,10 @@ void test("VGG16BN: the 'mlp' head has the backdoor-toolbox keys and drops out o
   } finally {
     model.dispose();
   }
-  assert.throws(() => new VGG16BN({ classifier: "conv" as VggClassifier }), /VGG16BN: classifier must be 'linear' or 'mlp', got "conv"/);
+  assert.throws(
+    () => new VGG16BN({ classifier: "conv" as VggClassifier }),
+    /VGG16BN: classifier must be 'linear' or 'mlp', got "conv"/,
+  );
 });
 
 void test("VGG16BN: logits for 32x32 and larger inputs; smaller ones are refused clearly", () => {
@@ -72,7 +89,10 @@ void test("VGG16BN: logits for 32x32 and larger inputs; smaller ones are refused
     assert.deepEqual(outputShape(model, [1, 3, 64, 48]), [1, 7]);
     tidy(() => {
       const small = randn([1, 3, 16, 32]);
-      assert.throws(() => model.forward(small), /VGG16BN: expected \[N, C, H, W\] images of at least 32x32 \(five 2x2 max-pools\), got shape \[1, 3, 16, 32\]/);
+      assert.throws(
+        () => model.forward(small),
+        /VGG16BN: expected \[N, C, H, W\] images of at least 32x32 \(five 2x2 max-pools\), got shape \[1, 3, 16, 32\]/,
+      );
     });
   } finally {
     model.dispose();

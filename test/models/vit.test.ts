@@ -7,13 +7,22 @@ import assert from "node:assert/strict";
 import { manualSeed, randn, tidy } from "../../src/engine/index.js";
 import { Attention, VisionTransformer } from "../../src/models/index.js";
 import * as nn from "../../src/nn/index.js";
-import { assertDeterministicEval, assertKeys, assertLearns, assertStateDictRoundTrip, outputShape, shapeOf, weightKeys } from "./helpers.js";
+import {
+  assertDeterministicEval,
+  assertKeys,
+  assertLearns,
+  assertStateDictRoundTrip,
+  outputShape,
+  shapeOf,
+  weightKeys,
+} from "./helpers.js";
 
 /** timm VisionTransformer (class token, qkv_bias, no layer scale) with `depth` blocks. */
 function referenceKeys(depth: number): string[] {
   const keys = ["cls_token", "pos_embed", ...weightKeys("patch_embed.proj", true)];
   for (let i = 0; i < depth; i++) {
-    for (const layer of ["norm1", "attn.qkv", "attn.proj", "norm2", "mlp.fc1", "mlp.fc2"]) keys.push(...weightKeys(`blocks.${i}.${layer}`, true));
+    for (const layer of ["norm1", "attn.qkv", "attn.proj", "norm2", "mlp.fc1", "mlp.fc2"])
+      keys.push(...weightKeys(`blocks.${i}.${layer}`, true));
   }
   return [...keys, ...weightKeys("norm", true), ...weightKeys("head", true)];
 }
@@ -45,7 +54,16 @@ void test("VisionTransformer: default state-dict keys and shapes equal timm's", 
 
 void test("VisionTransformer: options change depth, width, patches and the image's shape", () => {
   manualSeed(0);
-  const model = new VisionTransformer({ depth: 2, dim: 32, numHeads: 4, mlpRatio: 2, patchSize: 8, imageSize: [32, 16], inChannels: 1, numClasses: 3 });
+  const model = new VisionTransformer({
+    depth: 2,
+    dim: 32,
+    numHeads: 4,
+    mlpRatio: 2,
+    patchSize: 8,
+    imageSize: [32, 16],
+    inChannels: 1,
+    numClasses: 3,
+  });
   try {
     assertKeys(model, referenceKeys(2));
     assert.deepEqual(shapeOf(model, "pos_embed"), [1, 4 * 2 + 1, 32]);
@@ -67,7 +85,10 @@ void test("VisionTransformer: timm's initialisation and LayerNorm eps", () => {
       assert.ok(Math.abs(s - 0.02) < 0.002, `${key}: std ${s}, expected about 0.02`);
     }
     for (const key of ["blocks.0.attn.qkv.bias", "blocks.2.mlp.fc2.bias", "head.bias", "norm.bias"]) {
-      assert.ok(tidy(() => model.stateDict().get(key)?.toArray() ?? [1]).every((v) => v === 0), `${key} should start at zero`);
+      assert.ok(
+        tidy(() => model.stateDict().get(key)?.toArray() ?? [1]).every((v) => v === 0),
+        `${key} should start at zero`,
+      );
     }
     assert.equal(model.norm.eps, 1e-6);
     assert.equal(model.blocks.at(0).norm1.eps, 1e-6);
@@ -102,16 +123,34 @@ void test("Attention: the packed qkv is laid out [q | k | v], heads contiguous, 
 });
 
 void test("VisionTransformer: sizes that do not fit are refused, naming the option", () => {
-  assert.throws(() => new VisionTransformer({ imageSize: 30 }), /VisionTransformer: patchSize \(4\) must divide imageSize \(30x30\)/);
-  assert.throws(() => new VisionTransformer({ imageSize: [32, 30], patchSize: 8 }), /patchSize \(8\) must divide imageSize \(32x30\)/);
-  assert.throws(() => new VisionTransformer({ dim: 100, numHeads: 3 }), /VisionTransformer: dim \(100\) must be divisible by numHeads \(3\)/);
-  assert.throws(() => new VisionTransformer({ depth: 0 }), /VisionTransformer: depth must be a positive integer, got 0/);
-  assert.throws(() => new VisionTransformer({ mlpRatio: -1 }), /VisionTransformer: mlpRatio must be a positive number, got -1/);
+  assert.throws(
+    () => new VisionTransformer({ imageSize: 30 }),
+    /VisionTransformer: patchSize \(4\) must divide imageSize \(30x30\)/,
+  );
+  assert.throws(
+    () => new VisionTransformer({ imageSize: [32, 30], patchSize: 8 }),
+    /patchSize \(8\) must divide imageSize \(32x30\)/,
+  );
+  assert.throws(
+    () => new VisionTransformer({ dim: 100, numHeads: 3 }),
+    /VisionTransformer: dim \(100\) must be divisible by numHeads \(3\)/,
+  );
+  assert.throws(
+    () => new VisionTransformer({ depth: 0 }),
+    /VisionTransformer: depth must be a positive integer, got 0/,
+  );
+  assert.throws(
+    () => new VisionTransformer({ mlpRatio: -1 }),
+    /VisionTransformer: mlpRatio must be a positive number, got -1/,
+  );
   manualSeed(0);
   const model = new VisionTransformer({ depth: 1, dim: 16, numHeads: 2 });
   try {
     tidy(() => {
-      assert.throws(() => model.forward(randn([1, 3, 28, 28])), /VisionTransformer: expected input \[N, 3, 32, 32\], got \[1, 3, 28, 28\]/);
+      assert.throws(
+        () => model.forward(randn([1, 3, 28, 28])),
+        /VisionTransformer: expected input \[N, 3, 32, 32\], got \[1, 3, 28, 28\]/,
+      );
     });
   } finally {
     model.dispose();

@@ -162,7 +162,11 @@ void test("the same seed gives identical parameters, another seed different ones
   noLeaks(() => {
     const build = (seed: number): nn.Module => {
       manualSeed(seed);
-      return new nn.ModuleList<nn.AnyModule>([new nn.Conv2d(3, 4, 3), new nn.Linear(4, 2), new nn.MultiheadAttention(4, 2)]);
+      return new nn.ModuleList<nn.AnyModule>([
+        new nn.Conv2d(3, 4, 3),
+        new nn.Linear(4, 2),
+        new nn.MultiheadAttention(4, 2),
+      ]);
     };
     const a = build(42);
     const b = build(42);

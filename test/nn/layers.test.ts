@@ -17,7 +17,18 @@ void test("Conv2d 1x1 with set weights mixes channels per pixel", () => {
     assign(conv.weight, [2, -1]);
     assign(req(conv.bias), [0.5]);
     // channel 0 = [1, 2, 3, 4], channel 1 = [10, 20, 30, 40] on a 2x2 image
-    const x = tensor([[[[1, 2], [3, 4]], [[10, 20], [30, 40]]]]);
+    const x = tensor([
+      [
+        [
+          [1, 2],
+          [3, 4],
+        ],
+        [
+          [10, 20],
+          [30, 40],
+        ],
+      ],
+    ]);
     const y = conv.forward(x);
     assert.deepEqual(y.shape, [1, 1, 2, 2]);
     assert.deepEqual(take(y), [2 * 1 - 10 + 0.5, 2 * 2 - 20 + 0.5, 2 * 3 - 30 + 0.5, 2 * 4 - 40 + 0.5]);
@@ -61,7 +72,15 @@ void test("Conv2d padding='same' with an even kernel pads bottom/right, as PyTor
   noLeaks(() => {
     const conv = new nn.Conv2d(1, 1, 2, { padding: "same", bias: false });
     assign(conv.weight, [1, 1, 1, 1]);
-    const x = tensor([[[[1, 2, 3], [4, 5, 6], [7, 8, 9]]]]);
+    const x = tensor([
+      [
+        [
+          [1, 2, 3],
+          [4, 5, 6],
+          [7, 8, 9],
+        ],
+      ],
+    ]);
     const y = conv.forward(x);
     assert.deepEqual(y.shape, [1, 1, 3, 3]);
     assert.deepEqual(take(y), [12, 16, 9, 24, 28, 15, 15, 17, 9]);
@@ -77,21 +96,35 @@ void test("Conv2d padding='same' with an even kernel pads bottom/right, as PyTor
 
 void test("Conv2d validates its arguments with named, valued messages", () => {
   noLeaks(() => {
-    assert.throws(() => new nn.Conv2d(3, 4, 3, { groups: 2 }), { message: "Conv2d: inChannels (3) must be divisible by groups (2)" });
-    assert.throws(() => new nn.Conv2d(4, 3, 3, { groups: 2 }), { message: "Conv2d: outChannels (3) must be divisible by groups (2)" });
+    assert.throws(() => new nn.Conv2d(3, 4, 3, { groups: 2 }), {
+      message: "Conv2d: inChannels (3) must be divisible by groups (2)",
+    });
+    assert.throws(() => new nn.Conv2d(4, 3, 3, { groups: 2 }), {
+      message: "Conv2d: outChannels (3) must be divisible by groups (2)",
+    });
     assert.throws(() => new nn.Conv2d(0, 3, 3), { message: "Conv2d: inChannels must be a positive integer, got 0" });
-    assert.throws(() => new nn.Conv2d(3, 3, [3, 0]), { message: "Conv2d: kernelSize must be a positive integer or a pair of them, got [3,0]" });
+    assert.throws(() => new nn.Conv2d(3, 3, [3, 0]), {
+      message: "Conv2d: kernelSize must be a positive integer or a pair of them, got [3,0]",
+    });
     assert.throws(() => new nn.Conv2d(3, 3, 3, { padding: -1 }), /Conv2d: padding must be a non-negative integer/);
-    assert.throws(() => new nn.Conv2d(3, 3, 3, { stride: 2, padding: "same" }), { message: "Conv2d: padding='same' needs stride 1, got stride (2, 2)" });
+    assert.throws(() => new nn.Conv2d(3, 3, 3, { stride: 2, padding: "same" }), {
+      message: "Conv2d: padding='same' needs stride 1, got stride (2, 2)",
+    });
   });
 });
 
 void test("Conv2d extraRepr matches PyTorch", () => {
   noLeaks(() => {
     const cases: [nn.Conv2d, string][] = [
-      [new nn.Conv2d(3, 64, 3, { padding: 1, bias: false }), "Conv2d(3, 64, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), bias=False)"],
+      [
+        new nn.Conv2d(3, 64, 3, { padding: 1, bias: false }),
+        "Conv2d(3, 64, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), bias=False)",
+      ],
       [new nn.Conv2d(3, 8, [1, 3]), "Conv2d(3, 8, kernel_size=(1, 3), stride=(1, 1))"],
-      [new nn.Conv2d(4, 4, 3, { stride: 2, dilation: 2, groups: 4 }), "Conv2d(4, 4, kernel_size=(3, 3), stride=(2, 2), dilation=(2, 2), groups=4)"],
+      [
+        new nn.Conv2d(4, 4, 3, { stride: 2, dilation: 2, groups: 4 }),
+        "Conv2d(4, 4, kernel_size=(3, 3), stride=(2, 2), dilation=(2, 2), groups=4)",
+      ],
       [new nn.Conv2d(1, 1, 3, { padding: "same" }), "Conv2d(1, 1, kernel_size=(3, 3), stride=(1, 1), padding=same)"],
     ];
     for (const [m, expected] of cases) {
@@ -106,7 +139,10 @@ void test("Linear with set weights computes x W^T + b", () => {
     const lin = new nn.Linear(2, 3);
     assign(lin.weight, [1, 2, 3, 4, -1, 0]);
     assign(req(lin.bias), [0.5, 0, -1]);
-    const x = tensor([[1, 1], [2, -1]]);
+    const x = tensor([
+      [1, 1],
+      [2, -1],
+    ]);
     assert.deepEqual(take(lin.forward(x)), [3.5, 7, -2, 0.5, 2, -3]);
     const noBias = new nn.Linear(2, 1, { bias: false });
     assert.equal(noBias.bias, null);
@@ -122,7 +158,10 @@ void test("Linear with set weights computes x W^T + b", () => {
 });
 
 // Batch [2, 2, 1, 2]: channel 0 holds {1, 2, 3, 4}, channel 1 holds {0, 4, 2, 2}.
-const BN_INPUT = [[[[1, 2]], [[0, 4]]], [[[3, 4]], [[2, 2]]]];
+const BN_INPUT = [
+  [[[1, 2]], [[0, 4]]],
+  [[[3, 4]], [[2, 2]]],
+];
 
 void test("BatchNorm2d training: batch statistics, running stats with momentum 0.1 and unbiased variance", () => {
   noLeaks(() => {
@@ -204,13 +243,21 @@ void test("BatchNorm2d without running stats normalises with batch statistics in
 
 void test("BatchNorm2d validates arguments and input rank; prints like PyTorch", () => {
   noLeaks(() => {
-    assert.throws(() => new nn.BatchNorm2d(0), { message: "BatchNorm2d: numFeatures must be a positive integer, got 0" });
-    assert.throws(() => new nn.BatchNorm2d(2, { momentum: 1.5 }), { message: "BatchNorm2d: momentum must be in [0, 1] or null, got 1.5" });
-    assert.throws(() => new nn.BatchNorm2d(2, { eps: 0 }), { message: "BatchNorm2d: eps must be a positive number, got 0" });
+    assert.throws(() => new nn.BatchNorm2d(0), {
+      message: "BatchNorm2d: numFeatures must be a positive integer, got 0",
+    });
+    assert.throws(() => new nn.BatchNorm2d(2, { momentum: 1.5 }), {
+      message: "BatchNorm2d: momentum must be in [0, 1] or null, got 1.5",
+    });
+    assert.throws(() => new nn.BatchNorm2d(2, { eps: 0 }), {
+      message: "BatchNorm2d: eps must be a positive number, got 0",
+    });
     const bn = new nn.BatchNorm2d(2, { eps: 1e-3, affine: false });
     assert.equal(bn.toString(), "BatchNorm2d(2, eps=0.001, momentum=0.1, affine=False, track_running_stats=True)");
     const x3 = zeros([2, 2, 3]);
-    assert.throws(() => bn.forward(x3), { message: "BatchNorm2d: expected a 4-D input [N, C, H, W], got shape [2, 2, 3]" });
+    assert.throws(() => bn.forward(x3), {
+      message: "BatchNorm2d: expected a 4-D input [N, C, H, W], got shape [2, 2, 3]",
+    });
     const wrongC = zeros([2, 3, 1, 1]);
     assert.throws(() => bn.forward(wrongC), /3 channels/);
     x3.dispose();
@@ -235,15 +282,27 @@ void test("LayerNorm normalises the trailing dimensions and applies the affine m
     assert.deepEqual(req(ln.weight).toArray(), [1, 1, 1, 1]);
     assign(req(ln.weight), [1, 2, 1, 1]);
     assign(req(ln.bias), [0, 0, 1, 0]);
-    const x = tensor([[1, 2, 3, 4], [2, 2, 2, 2]]);
+    const x = tensor([
+      [1, 2, 3, 4],
+      [2, 2, 2, 2],
+    ]);
     const s = Math.sqrt(1.25 + 1e-5); // row 0: mean 2.5, biased variance 1.25
     assertClose(take(ln.forward(x)), [-1.5 / s, (-0.5 / s) * 2, 0.5 / s + 1, 1.5 / s, 0, 0, 1, 0], 1e-5);
     assert.equal(ln.toString(), "LayerNorm((4,), eps=1e-05, elementwise_affine=True)");
 
     const ln2 = new nn.LayerNorm([2, 2], { elementwiseAffine: false, eps: 1e-6 });
     assert.deepEqual([...ln2.stateDict().keys()], []);
-    const x2 = tensor([[[0, 2], [4, 6]]]); // mean 3, biased variance 5
-    assertClose(take(ln2.forward(x2)), [-3, -1, 1, 3].map((v) => v / Math.sqrt(5 + 1e-6)), 1e-5);
+    const x2 = tensor([
+      [
+        [0, 2],
+        [4, 6],
+      ],
+    ]); // mean 3, biased variance 5
+    assertClose(
+      take(ln2.forward(x2)),
+      [-3, -1, 1, 3].map((v) => v / Math.sqrt(5 + 1e-6)),
+      1e-5,
+    );
     assert.equal(ln2.toString(), "LayerNorm((2, 2), eps=1e-06, elementwise_affine=False)");
 
     const noBias = new nn.LayerNorm(3, { bias: false });
@@ -262,15 +321,26 @@ void test("activations compute their functions", () => {
     const x = tensor([-2, -0.5, 0, 1, 7]);
     assert.deepEqual(take(new nn.ReLU().forward(x)), [0, 0, 0, 1, 7]);
     assert.deepEqual(take(new nn.ReLU6().forward(x)), [0, 0, 0, 1, 6]);
-    assertClose(take(new nn.Sigmoid().forward(x)), [-2, -0.5, 0, 1, 7].map((v) => 1 / (1 + Math.exp(-v))), 1e-6);
-    assertClose(take(new nn.Tanh().forward(x)), [-2, -0.5, 0, 1, 7].map((v) => Math.tanh(v)), 1e-6);
+    assertClose(
+      take(new nn.Sigmoid().forward(x)),
+      [-2, -0.5, 0, 1, 7].map((v) => 1 / (1 + Math.exp(-v))),
+      1e-6,
+    );
+    assertClose(
+      take(new nn.Tanh().forward(x)),
+      [-2, -0.5, 0, 1, 7].map((v) => Math.tanh(v)),
+      1e-6,
+    );
     // GELU(1) = Phi(1) = 0.841344746; the tanh form gives 0.841191990.
     const one = tensor([1]);
     assertClose(take(new nn.GELU().forward(one)), [0.841344746], 1e-6);
     assertClose(take(new nn.GELU({ approximate: "tanh" }).forward(one)), [0.84119199], 1e-6);
     assert.equal(new nn.GELU({ approximate: "tanh" }).toString(), "GELU(approximate='tanh')");
     // As an untyped (JavaScript) caller could pass it.
-    assert.throws(() => Reflect.construct(nn.GELU, [{ approximate: "fast" }]), /GELU: approximate must be one of 'none', 'tanh'/);
+    assert.throws(
+      () => Reflect.construct(nn.GELU, [{ approximate: "fast" }]),
+      /GELU: approximate must be one of 'none', 'tanh'/,
+    );
     one.dispose();
     x.dispose();
   });
@@ -317,11 +387,19 @@ void test("pooling layers compute max, average and adaptive average", () => {
 });
 
 void test("pooling validates and prints like PyTorch", () => {
-  assert.equal(new nn.MaxPool2d(2).toString(), "MaxPool2d(kernel_size=2, stride=2, padding=0, dilation=1, ceil_mode=False)");
-  assert.equal(new nn.MaxPool2d([3, 3], { stride: 2, padding: 1 }).toString(), "MaxPool2d(kernel_size=(3, 3), stride=2, padding=1, dilation=1, ceil_mode=False)");
+  assert.equal(
+    new nn.MaxPool2d(2).toString(),
+    "MaxPool2d(kernel_size=2, stride=2, padding=0, dilation=1, ceil_mode=False)",
+  );
+  assert.equal(
+    new nn.MaxPool2d([3, 3], { stride: 2, padding: 1 }).toString(),
+    "MaxPool2d(kernel_size=(3, 3), stride=2, padding=1, dilation=1, ceil_mode=False)",
+  );
   assert.equal(new nn.AvgPool2d(2).toString(), "AvgPool2d(kernel_size=2, stride=2, padding=0)");
   assert.equal(new nn.AdaptiveAvgPool2d([1, 1]).toString(), "AdaptiveAvgPool2d(output_size=(1, 1))");
-  assert.throws(() => new nn.MaxPool2d(2, { padding: 2 }), { message: "MaxPool2d: padding (2) must be at most half the kernel size (2)" });
+  assert.throws(() => new nn.MaxPool2d(2, { padding: 2 }), {
+    message: "MaxPool2d: padding (2) must be at most half the kernel size (2)",
+  });
   assert.throws(() => new nn.AvgPool2d(0), /AvgPool2d: kernelSize must be a positive integer/);
   assert.throws(() => new nn.AdaptiveAvgPool2d(0), /AdaptiveAvgPool2d: outputSize must be a positive integer/);
 });

@@ -36,10 +36,26 @@ class WithBuffers extends nn.Module {
 
 void test("state-dict keys of Conv2d+BatchNorm2d+ReLU+Linear are PyTorch's", () => {
   noLeaks(() => {
-    const model = new nn.Sequential(new nn.Conv2d(3, 4, 3), new nn.BatchNorm2d(4), new nn.ReLU(), new nn.Flatten(), new nn.Linear(4, 2));
+    const model = new nn.Sequential(
+      new nn.Conv2d(3, 4, 3),
+      new nn.BatchNorm2d(4),
+      new nn.ReLU(),
+      new nn.Flatten(),
+      new nn.Linear(4, 2),
+    );
     assert.deepEqual(
       [...model.stateDict().keys()],
-      ["0.weight", "0.bias", "1.weight", "1.bias", "1.running_mean", "1.running_var", "1.num_batches_tracked", "4.weight", "4.bias"],
+      [
+        "0.weight",
+        "0.bias",
+        "1.weight",
+        "1.bias",
+        "1.running_mean",
+        "1.running_var",
+        "1.num_batches_tracked",
+        "4.weight",
+        "4.bias",
+      ],
     );
     const sd = model.stateDict();
     assert.deepEqual(sd.get("0.weight")?.shape, [4, 3, 3, 3]);
@@ -86,10 +102,21 @@ void test("nested modules give layer1.0.conv1.weight-style keys", () => {
     );
     assert.deepEqual(
       net.namedParameters().map(([n]) => n),
-      ["layer1.0.conv1.weight", "layer1.0.bn1.weight", "layer1.0.bn1.bias", "layer1.1.conv1.weight", "layer1.1.bn1.weight", "layer1.1.bn1.bias", "fc.weight"],
+      [
+        "layer1.0.conv1.weight",
+        "layer1.0.bn1.weight",
+        "layer1.0.bn1.bias",
+        "layer1.1.conv1.weight",
+        "layer1.1.bn1.weight",
+        "layer1.1.bn1.bias",
+        "fc.weight",
+      ],
     );
     assert.deepEqual(net.namedParameters("", false), []);
-    assert.deepEqual(net.namedChildren().map(([n]) => n), ["layer1", "fc"]);
+    assert.deepEqual(
+      net.namedChildren().map(([n]) => n),
+      ["layer1", "fc"],
+    );
     net.dispose();
   });
 });
@@ -98,7 +125,10 @@ void test("non-persistent buffers stay out of the state dict; absent entries are
   noLeaks(() => {
     const m = new WithBuffers();
     assert.deepEqual([...m.stateDict().keys()], ["scale", "kept"]);
-    assert.deepEqual(m.namedBuffers().map(([n]) => n), ["kept", "scratch"]);
+    assert.deepEqual(
+      m.namedBuffers().map(([n]) => n),
+      ["kept", "scratch"],
+    );
     assert.equal(m.getBuffer("absent"), null);
     assert.equal(m.parameters()[0]?.requiresGrad, true);
     assert.equal(m.buffers()[0]?.requiresGrad, false);
@@ -118,9 +148,15 @@ void test("registration rejects bad and clashing names", () => {
   noLeaks(() => {
     const m = new WithBuffers();
     const t = zeros([1]);
-    assert.throws(() => m.registerBuffer("scale", t), { message: 'WithBuffers: name "scale" is already used by a parameter' });
-    assert.throws(() => m.registerParameter("kept", t), { message: 'WithBuffers: name "kept" is already used by a buffer' });
-    assert.throws(() => m.registerModule("a.b", new nn.ReLU()), { message: 'WithBuffers: name "a.b" must not contain "."' });
+    assert.throws(() => m.registerBuffer("scale", t), {
+      message: 'WithBuffers: name "scale" is already used by a parameter',
+    });
+    assert.throws(() => m.registerParameter("kept", t), {
+      message: 'WithBuffers: name "kept" is already used by a buffer',
+    });
+    assert.throws(() => m.registerModule("a.b", new nn.ReLU()), {
+      message: 'WithBuffers: name "a.b" must not contain "."',
+    });
     assert.throws(() => m.registerParameter("", t), /must not be empty/);
     const derived = tidy(() => zeros([1], { requiresGrad: true }).mul(2));
     assert.throws(() => m.registerParameter("w", derived), /must be a leaf tensor/);
@@ -148,7 +184,10 @@ void test("a parameter shared by two modules is listed and counted once", () => 
     b.weight.dispose();
     b.registerParameter("weight", a.weight);
     const seq = new nn.Sequential(a, b);
-    assert.deepEqual(seq.namedParameters().map(([n]) => n), ["0.weight"]);
+    assert.deepEqual(
+      seq.namedParameters().map(([n]) => n),
+      ["0.weight"],
+    );
     assert.equal(seq.numParameters(), 4);
     assert.deepEqual([...seq.stateDict().keys()], ["0.weight", "1.weight"]);
     seq.dispose();
@@ -177,7 +216,10 @@ void test("train() and eval() propagate to every descendant", () => {
     model.train();
     assert.ok(model.modules().every((m) => m.training));
     inner.train(false);
-    assert.deepEqual(model.modules().map((m) => m.training), [true, true, false, false, false]);
+    assert.deepEqual(
+      model.modules().map((m) => m.training),
+      [true, true, false, false, false],
+    );
     model.dispose();
   });
 });
@@ -190,7 +232,10 @@ void test("Dropout is the identity in eval mode and drops with scaling in train 
     assert.ok(take(drop.forward(x)).every((v) => v === 1));
     drop.train();
     const y = take(drop.forward(x));
-    assert.ok(y.every((v) => v === 0 || v === 2), "kept elements are scaled by 1/(1-p)");
+    assert.ok(
+      y.every((v) => v === 0 || v === 2),
+      "kept elements are scaled by 1/(1-p)",
+    );
     const zeroFraction = y.filter((v) => v === 0).length / y.length;
     assert.ok(Math.abs(zeroFraction - 0.5) < 0.05, `zero fraction ${zeroFraction}`);
     x.dispose();
@@ -259,7 +304,13 @@ void test("Sequential indexing, iteration and from()", () => {
 });
 
 void test("Sequential.forward frees every intermediate activation", () => {
-  const model = new nn.Sequential(new nn.Linear(4, 8), new nn.ReLU(), new nn.Linear(8, 8), new nn.Tanh(), new nn.Linear(8, 2));
+  const model = new nn.Sequential(
+    new nn.Linear(4, 8),
+    new nn.ReLU(),
+    new nn.Linear(8, 8),
+    new nn.Tanh(),
+    new nn.Linear(8, 2),
+  );
   const x = randn([3, 4]);
   const before = memory().numTensors;
   const y = model.forward(x);
@@ -313,38 +364,52 @@ void test("to('cpu') keeps the model usable", () => {
   });
 });
 
-void test("to('cuda') moves parameters and buffers and keeps them trainable", { skip: !cudaAvailable() && "no CUDA device" }, () => {
-  noLeaks(() => {
-    const model = new nn.Sequential(new nn.Conv2d(1, 2, 3), new nn.BatchNorm2d(2), new nn.Flatten(), new nn.Linear(2, 1));
-    const xCpu = ones([2, 1, 3, 3]);
-    const expected = take(model.eval().forward(xCpu));
-    model.to("cuda");
-    assert.ok(model.parameters().every((p) => p.device.startsWith("cuda") && p.requiresGrad && p.isLeaf));
-    assert.ok(model.buffers().every((b) => b.device.startsWith("cuda")));
-    const x = xCpu.to({ device: "cuda" });
-    const y = model.forward(x);
-    const yCpu = y.to({ device: "cpu" });
-    const got = take(yCpu);
-    for (let i = 0; i < got.length; i++) assert.ok(Math.abs((got[i] ?? 0) - (expected[i] ?? 0)) < 1e-4);
-    tidy(() => F.mseLoss(y, zeros([2, 1], { device: "cuda" })).backward());
-    const g = model.parameters()[0]?.grad ?? null;
-    assert.ok(g !== null);
-    g.dispose();
-    y.dispose();
-    x.dispose();
-    xCpu.dispose();
-    model.dispose();
-  });
-});
+void test(
+  "to('cuda') moves parameters and buffers and keeps them trainable",
+  { skip: !cudaAvailable() && "no CUDA device" },
+  () => {
+    noLeaks(() => {
+      const model = new nn.Sequential(
+        new nn.Conv2d(1, 2, 3),
+        new nn.BatchNorm2d(2),
+        new nn.Flatten(),
+        new nn.Linear(2, 1),
+      );
+      const xCpu = ones([2, 1, 3, 3]);
+      const expected = take(model.eval().forward(xCpu));
+      model.to("cuda");
+      assert.ok(model.parameters().every((p) => p.device.startsWith("cuda") && p.requiresGrad && p.isLeaf));
+      assert.ok(model.buffers().every((b) => b.device.startsWith("cuda")));
+      const x = xCpu.to({ device: "cuda" });
+      const y = model.forward(x);
+      const yCpu = y.to({ device: "cpu" });
+      const got = take(yCpu);
+      for (let i = 0; i < got.length; i++) assert.ok(Math.abs((got[i] ?? 0) - (expected[i] ?? 0)) < 1e-4);
+      tidy(() => F.mseLoss(y, zeros([2, 1], { device: "cuda" })).backward());
+      const g = model.parameters()[0]?.grad ?? null;
+      assert.ok(g !== null);
+      g.dispose();
+      y.dispose();
+      x.dispose();
+      xCpu.dispose();
+      model.dispose();
+    });
+  },
+);
 
 void test("a module shared under two names is saved under both paths, as in PyTorch", () => {
   noLeaks(() => {
     const shared = new nn.Linear(2, 2, { bias: false });
     const model = new nn.Sequential(shared, new nn.ReLU(), shared);
     assert.deepEqual([...model.stateDict().keys()], ["0.weight", "2.weight"]);
-    assert.deepEqual(model.namedModules().map(([n]) => n), ["", "0", "1"]);
+    assert.deepEqual(
+      model.namedModules().map(([n]) => n),
+      ["", "0", "1"],
+    );
     assert.equal(model.numParameters(), 4);
-    assert.throws(() => shared.registerModule("loop", model), { message: "Linear: registering 'loop' would make the module its own descendant" });
+    assert.throws(() => shared.registerModule("loop", model), {
+      message: "Linear: registering 'loop' would make the module its own descendant",
+    });
     model.dispose();
   });
 });

@@ -11,7 +11,9 @@ type Mat = number[][];
 
 /** Deterministic, irregular test values. */
 function values(rows: number, cols: number, phase: number): Mat {
-  return Array.from({ length: rows }, (_, i) => Array.from({ length: cols }, (_, j) => Math.sin(phase + 1.3 * i + 0.7 * j + 0.1 * i * j)));
+  return Array.from({ length: rows }, (_, i) =>
+    Array.from({ length: cols }, (_, j) => Math.sin(phase + 1.3 * i + 0.7 * j + 0.1 * i * j)),
+  );
 }
 
 /** x W^T + b for x [n, in], W [out, in]. */
@@ -30,7 +32,14 @@ interface Weights {
  * Attention for one batch element: q [L, E], k/v [S, E]; `blocked(i, j)` hides key j from
  * query i. Returns the output [L, E] and the head-averaged weights [L, S].
  */
-function reference(q: Mat, k: Mat, v: Mat, w: Weights, heads: number, blocked: (i: number, j: number) => boolean = () => false) {
+function reference(
+  q: Mat,
+  k: Mat,
+  v: Mat,
+  w: Weights,
+  heads: number,
+  blocked: (i: number, j: number) => boolean = () => false,
+) {
   const e = w.outW.length;
   const d = e / heads;
   const qp = affine(q, w.inW.slice(0, e), w.inB.slice(0, e));
@@ -101,7 +110,10 @@ void test("state-dict keys and shapes are PyTorch's", () => {
     const mha = new nn.MultiheadAttention(8, 2);
     const sd = mha.stateDict();
     assert.deepEqual([...sd.keys()], ["in_proj_weight", "in_proj_bias", "out_proj.weight", "out_proj.bias"]);
-    assert.deepEqual([...sd.values()].map((t) => t.shape), [[24, 8], [24], [8, 8], [8]]);
+    assert.deepEqual(
+      [...sd.values()].map((t) => t.shape),
+      [[24, 8], [24], [8, 8], [8]],
+    );
     const noBias = new nn.MultiheadAttention(8, 2, { bias: false });
     assert.deepEqual([...noBias.stateDict().keys()], ["in_proj_weight", "out_proj.weight"]);
     mha.dispose();
@@ -137,9 +149,19 @@ for (const batchFirst of [false, true]) {
 
       const refs = [0, 1].map((n) => reference(Q[n] ?? [], K[n] ?? [], V[n] ?? [], WEIGHTS, H));
       const outTensor = batchFirst ? output : output.transpose(0, 1);
-      assertClose(take(outTensor), refs.flatMap((r) => r.output.flat()), 1e-5, "output");
+      assertClose(
+        take(outTensor),
+        refs.flatMap((r) => r.output.flat()),
+        1e-5,
+        "output",
+      );
       if (!batchFirst) output.dispose();
-      assertClose(take(weights), refs.flatMap((r) => r.weights.flat()), 1e-5, "weights");
+      assertClose(
+        take(weights),
+        refs.flatMap((r) => r.weights.flat()),
+        1e-5,
+        "weights",
+      );
       for (const t of [q, k, v]) t.dispose();
       mha.dispose();
     });
@@ -167,28 +189,64 @@ void test("bool and float attention masks block keys; keyPaddingMask ignores key
     const [q, k, v] = [layout(Q, true), layout(K, true), layout(V, true)];
     // Query 1 may not see key 0.
     const blocked = (i: number, j: number): boolean => i === 1 && j === 0;
-    const boolMask = tensor([[false, false], [true, false], [false, false]]);
-    const floatMask = tensor([[0, 0], [-Infinity, 0], [0, 0]]);
+    const boolMask = tensor([
+      [false, false],
+      [true, false],
+      [false, false],
+    ]);
+    const floatMask = tensor([
+      [0, 0],
+      [-Infinity, 0],
+      [0, 0],
+    ]);
     const refs = [0, 1].map((n) => reference(Q[n] ?? [], K[n] ?? [], V[n] ?? [], WEIGHTS, H, blocked));
 
     const a = mha.forward(q, k, v, { attnMask: boolMask, needWeights: true });
-    assertClose(take(a.output), refs.flatMap((r) => r.output.flat()), 1e-5, "bool-masked output");
+    assertClose(
+      take(a.output),
+      refs.flatMap((r) => r.output.flat()),
+      1e-5,
+      "bool-masked output",
+    );
     const w = take(a.weights ?? tensor([]));
     assert.equal(w[1 * 2 + 0], 0, "blocked pair has zero weight");
-    assertClose(w, refs.flatMap((r) => r.weights.flat()), 1e-5, "bool-masked weights");
+    assertClose(
+      w,
+      refs.flatMap((r) => r.weights.flat()),
+      1e-5,
+      "bool-masked weights",
+    );
 
     const b = mha.forward(q, k, v, { attnMask: floatMask });
     assert.equal(b.weights, undefined, "weights only on request");
-    assertClose(take(b.output), refs.flatMap((r) => r.output.flat()), 1e-5, "float-masked output");
+    assertClose(
+      take(b.output),
+      refs.flatMap((r) => r.output.flat()),
+      1e-5,
+      "float-masked output",
+    );
 
     // Batch element 1 ignores key 1; element 0 sees everything.
-    const pad = tensor([[false, false], [false, true]]);
+    const pad = tensor([
+      [false, false],
+      [false, true],
+    ]);
     const c = mha.forward(q, k, v, { keyPaddingMask: pad });
-    const padRefs = [reference(Q[0] ?? [], K[0] ?? [], V[0] ?? [], WEIGHTS, H), reference(Q[1] ?? [], K[1] ?? [], V[1] ?? [], WEIGHTS, H, (_i, j) => j === 1)];
-    assertClose(take(c.output), padRefs.flatMap((r) => r.output.flat()), 1e-5, "padding-masked output");
+    const padRefs = [
+      reference(Q[0] ?? [], K[0] ?? [], V[0] ?? [], WEIGHTS, H),
+      reference(Q[1] ?? [], K[1] ?? [], V[1] ?? [], WEIGHTS, H, (_i, j) => j === 1),
+    ];
+    assertClose(
+      take(c.output),
+      padRefs.flatMap((r) => r.output.flat()),
+      1e-5,
+      "padding-masked output",
+    );
 
     const bad = tensor([[true, false]]);
-    assert.throws(() => mha.forward(q, k, v, { attnMask: bad }), { message: "MultiheadAttention: attnMask must have shape [3, 2] or [4, 3, 2], got [1, 2]" });
+    assert.throws(() => mha.forward(q, k, v, { attnMask: bad }), {
+      message: "MultiheadAttention: attnMask must have shape [3, 2] or [4, 3, 2], got [1, 2]",
+    });
     for (const t of [q, k, v, boolMask, floatMask, pad, bad]) t.dispose();
     mha.dispose();
   });
@@ -226,15 +284,23 @@ void test("forward frees its intermediates and gradients reach every parameter",
 
 void test("validates construction and input shapes", () => {
   noLeaks(() => {
-    assert.throws(() => new nn.MultiheadAttention(10, 3), { message: "MultiheadAttention: embedDim (10) must be divisible by numHeads (3)" });
+    assert.throws(() => new nn.MultiheadAttention(10, 3), {
+      message: "MultiheadAttention: embedDim (10) must be divisible by numHeads (3)",
+    });
     assert.throws(() => new nn.MultiheadAttention(8, 2, { dropout: 2 }), /dropout must be a probability/);
     const mha = new nn.MultiheadAttention(4, 2);
     const good = tensor(values(3, 4, 0));
     const wide = tensor(values(3, 5, 0));
     const other = tensor(values(2, 4, 0));
-    assert.throws(() => mha.forward(wide, wide, wide), /query's last dimension must be embedDim \(4\), got shape \[3, 5\]/);
+    assert.throws(
+      () => mha.forward(wide, wide, wide),
+      /query's last dimension must be embedDim \(4\), got shape \[3, 5\]/,
+    );
     assert.throws(() => mha.forward(good, good, other), /key and value must have the same sequence length/);
-    assert.equal(mha.toString(), "MultiheadAttention(\n  (out_proj): Linear(in_features=4, out_features=4, bias=True)\n)");
+    assert.equal(
+      mha.toString(),
+      "MultiheadAttention(\n  (out_proj): Linear(in_features=4, out_features=4, bias=True)\n)",
+    );
     for (const t of [good, wide, other]) t.dispose();
     mha.dispose();
   });

@@ -102,7 +102,11 @@ void test("strict loading reports missing, unexpected and mis-shaped keys togeth
         "  size mismatch for 0.weight: copying a param with shape [3, 2, 5, 5] from checkpoint, the shape in current model is [3, 2, 3, 3].",
       ].join("\n"),
     );
-    assert.deepEqual(model.getModule("5").getParameter("weight")?.toArray(), before, "nothing is copied when loading fails");
+    assert.deepEqual(
+      model.getModule("5").getParameter("weight")?.toArray(),
+      before,
+      "nothing is copied when loading fails",
+    );
 
     disposeAll(sd);
     model.dispose();
@@ -121,8 +125,14 @@ void test("non-strict loading copies what matches and returns the rest", () => {
 
     const result = model.loadStateDict(sd, { strict: false });
     assert.deepEqual(result, { missingKeys: ["5.weight"], unexpectedKeys: ["aux.bias"] });
-    assert.deepEqual(model.getModule("0").getParameter("weight")?.toArray(), source.getModule("0").getParameter("weight")?.toArray());
-    assert.deepEqual(model.getModule("5").getParameter("bias")?.toArray(), source.getModule("5").getParameter("bias")?.toArray());
+    assert.deepEqual(
+      model.getModule("0").getParameter("weight")?.toArray(),
+      source.getModule("0").getParameter("weight")?.toArray(),
+    );
+    assert.deepEqual(
+      model.getModule("5").getParameter("bias")?.toArray(),
+      source.getModule("5").getParameter("bias")?.toArray(),
+    );
     assert.deepEqual(model.getModule("5").getParameter("weight")?.toArray(), keptWeight);
 
     disposeAll(sd);
@@ -195,7 +205,13 @@ void test("loading works inside tidy and leaves the source tensors to their owne
   noLeaks(() => {
     const lin = new nn.Linear(2, 2);
     tidy(() => {
-      lin.loadStateDict({ weight: tensor([[1, 0], [0, 1]]), bias: tensor([1, 2]) });
+      lin.loadStateDict({
+        weight: tensor([
+          [1, 0],
+          [0, 1],
+        ]),
+        bias: tensor([1, 2]),
+      });
     });
     const x = tensor([[5, 6]]);
     assert.deepEqual(take(lin.forward(x)), [6, 8]);

@@ -19,9 +19,18 @@ test("scripted and traced TorchScript files give PyTorch's logits, with the modu
     const m = TorchScriptModule.load(fixture(file));
     try {
       assert.equal(m.training, false);
-      noGrad(() => tidy(() => assertClose(m.forward(get(exp, "input.28x28x1")), get(exp, "logits.tiny-mixer"), 1e-4, file)));
+      noGrad(() =>
+        tidy(() => assertClose(m.forward(get(exp, "input.28x28x1")), get(exp, "logits.tiny-mixer"), 1e-4, file)),
+      );
       const keys = [...m.stateDict().keys()];
-      for (const k of ["stem.weight", "stem_norm.running_var", "blocks.0.scale", "blocks.1.norm2.num_batches_tracked", "head.bias"]) assert.ok(keys.includes(k), `${file}: ${k} in ${keys.join(", ")}`);
+      for (const k of [
+        "stem.weight",
+        "stem_norm.running_var",
+        "blocks.0.scale",
+        "blocks.1.norm2.num_batches_tracked",
+        "head.bias",
+      ])
+        assert.ok(keys.includes(k), `${file}: ${k} in ${keys.join(", ")}`);
       assert.equal(m.parameters().length, 2 + 2 + 2 * 9 + 2);
       assert.match(m.toString(), /TorchScriptModule\(\n {2}\(stem\): ScriptSubmodule\(\)/);
     } finally {
@@ -90,13 +99,19 @@ test("clone is independent, loadStateDict and in-place optimizer steps change wh
 });
 
 test("a TorchScript file too new for the linked libtorch, and non-TorchScript files, get one clear error", () => {
-  assert.throws(() => TorchScriptModule.load(fixture("tiny-mixer-v99.pt")), (e: Error) => {
-    assert.match(e.message, /tiny-mixer-v99\.pt has file format version 99/);
-    assert.ok(e.message.includes(`libtorch ${libtorchVersion()} reads (up to version 10)`), e.message);
-    assert.match(e.message, /BADEXPERT_LIBTORCH=/);
-    return true;
-  });
-  assert.throws(() => TorchScriptModule.load(fixture("compact-cnn-wrapped.pt")), /holds no TorchScript code \(a torch\.save file\? import a state_dict with --weights/);
+  assert.throws(
+    () => TorchScriptModule.load(fixture("tiny-mixer-v99.pt")),
+    (e: Error) => {
+      assert.match(e.message, /tiny-mixer-v99\.pt has file format version 99/);
+      assert.ok(e.message.includes(`libtorch ${libtorchVersion()} reads (up to version 10)`), e.message);
+      assert.match(e.message, /BADEXPERT_LIBTORCH=/);
+      return true;
+    },
+  );
+  assert.throws(
+    () => TorchScriptModule.load(fixture("compact-cnn-wrapped.pt")),
+    /holds no TorchScript code \(a torch\.save file\? import a state_dict with --weights/,
+  );
   assert.throws(() => TorchScriptModule.load(fixture("compact-cnn.safetensors")), /is not a TorchScript file/);
   assert.throws(() => TorchScriptModule.load(fixture("nope.pt")), /cannot read .*nope\.pt/);
 });

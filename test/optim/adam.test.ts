@@ -57,7 +57,11 @@ void test("Adam, 3 steps with bias correction", () => {
   noLeaks(() => {
     assertClose(run("adam", base, 3), reference(base, false, 3));
     // The first bias-corrected step moves each element by lr * sign(g) (up to eps).
-    assertClose(run("adam", base, 1), P0.map((p, i) => p - 0.01 * Math.sign(GRADS[0]?.[i] ?? 0)), 1e-9);
+    assertClose(
+      run("adam", base, 1),
+      P0.map((p, i) => p - 0.01 * Math.sign(GRADS[0]?.[i] ?? 0)),
+      1e-9,
+    );
   });
 });
 
@@ -74,7 +78,10 @@ void test("AdamW decays the parameter directly: p *= 1 - lr * weightDecay", () =
     const got = run("adamw", h, 3);
     assertClose(got, reference(h, true, 3));
     const coupled = reference(h, false, 3);
-    assert.ok(got.some((v, i) => Math.abs(v - (coupled[i] ?? 0)) > 1e-4), "AdamW must differ from Adam with the same weightDecay");
+    assert.ok(
+      got.some((v, i) => Math.abs(v - (coupled[i] ?? 0)) > 1e-4),
+      "AdamW must differ from Adam with the same weightDecay",
+    );
   });
 });
 
@@ -101,7 +108,10 @@ void test("AMSGrad uses the running maximum of the second moment", () => {
       const got = run(kind, h, 4);
       assertClose(got, reference(h, kind === "adamw", 4));
       const plain = reference({ ...h, amsgrad: false }, kind === "adamw", 4);
-      assert.ok(got.some((v, i) => Math.abs(v - (plain[i] ?? 0)) > 1e-5), "amsgrad must change the result on decreasing gradients");
+      assert.ok(
+        got.some((v, i) => Math.abs(v - (plain[i] ?? 0)) > 1e-5),
+        "amsgrad must change the result on decreasing gradients",
+      );
     }
   });
 });

@@ -2,7 +2,15 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { tensor, tidy, type Tensor } from "../../src/engine/index.js";
-import { Adam, AdamW, CosineAnnealingLR, SGD, type BaseHyper, type Optimizer, type ParamState } from "../../src/optim/index.js";
+import {
+  Adam,
+  AdamW,
+  CosineAnnealingLR,
+  SGD,
+  type BaseHyper,
+  type Optimizer,
+  type ParamState,
+} from "../../src/optim/index.js";
 import { free, noLeaks, param } from "./helpers.js";
 
 const TARGET = [3, -1, 0.5, 2];

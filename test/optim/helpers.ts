@@ -15,7 +15,12 @@ export function setGrad(p: Tensor, values: number[]): void {
   g.dispose();
 }
 
-export function assertClose(actual: readonly number[], expected: readonly number[], tol = 1e-12, what = "values"): void {
+export function assertClose(
+  actual: readonly number[],
+  expected: readonly number[],
+  tol = 1e-12,
+  what = "values",
+): void {
   assert.equal(actual.length, expected.length, `${what}: length`);
   actual.forEach((a, i) => {
     const e = expected[i] ?? NaN;

@@ -54,17 +54,24 @@ void test("StepLR(3, 0.5)", () => {
 
 void test("CosineAnnealingLR(tMax=10, etaMin=0.001) follows the closed form, also past tMax", () => {
   const s = new CosineAnnealingLR(groups(0.1), 10, 0.001);
-  const expected = Array.from({ length: 14 }, (_, e) => 0.001 + ((0.1 - 0.001) * (1 + Math.cos((Math.PI * e) / 10))) / 2);
+  const expected = Array.from(
+    { length: 14 },
+    (_, e) => 0.001 + ((0.1 - 0.001) * (1 + Math.cos((Math.PI * e) / 10))) / 2,
+  );
   const got = sequence(s, 14);
   assertClose(got, expected, 1e-15);
   assertClose([got[0] ?? NaN, got[5] ?? NaN, got[10] ?? NaN], [0.1, 0.0505, 0.001], 1e-15);
 });
 
 /** PyTorch's OneCycleLR formula for one group, written out independently. */
-function oneCycleReference(step: number, o: { maxLr: number; total: number; pct: number; div: number; finalDiv: number; cos: boolean; three: boolean }): number {
+function oneCycleReference(
+  step: number,
+  o: { maxLr: number; total: number; pct: number; div: number; finalDiv: number; cos: boolean; three: boolean },
+): number {
   const initial = o.maxLr / o.div;
   const min = initial / o.finalDiv;
-  const anneal = (a: number, b: number, pct: number): number => (o.cos ? b + ((a - b) / 2) * (Math.cos(Math.PI * pct) + 1) : (b - a) * pct + a);
+  const anneal = (a: number, b: number, pct: number): number =>
+    o.cos ? b + ((a - b) / 2) * (Math.cos(Math.PI * pct) + 1) : (b - a) * pct + a;
   const up = o.pct * o.total - 1;
   if (step <= up) return anneal(initial, o.maxLr, step / up);
   if (!o.three) return anneal(o.maxLr, min, (step - up) / (o.total - 1 - up));
@@ -79,7 +86,11 @@ void test("OneCycleLR(maxLr=0.1, totalSteps=10): 0.004 at the start, peak at ste
   assert.equal(opt.paramGroups[0]?.initialLr, 0.004);
   const got = sequence(s, 10);
   const ref = { maxLr: 0.1, total: 10, pct: 0.3, div: 25, finalDiv: 1e4, cos: true, three: false };
-  assertClose(got, got.map((_, e) => oneCycleReference(e, ref)), 1e-15);
+  assertClose(
+    got,
+    got.map((_, e) => oneCycleReference(e, ref)),
+    1e-15,
+  );
   // By hand: step 1 is half-way up the cosine, step 9 is the minimum 0.004 / 1e4.
   assertClose([got[0] ?? NaN, got[1] ?? NaN, got[2] ?? NaN, got[9] ?? NaN], [0.004, 0.052, 0.1, 4e-7], 1e-15);
   assert.equal(Math.max(...got), got[2]);
@@ -102,17 +113,40 @@ void test("OneCycleLR: linear annealing, three phases, per-group maxLr, epochs x
     threePhase: true,
   });
   assert.equal(s.totalSteps, 20);
-  assertClose(sequence(s, 20, 1), Array.from({ length: 20 }, (_, e) => s.lrAt(e)[1] ?? NaN), 0, "stepping matches lrAt");
-  for (const [g, maxLr] of [[0, 0.2], [1, 1]] as const) {
+  assertClose(
+    sequence(s, 20, 1),
+    Array.from({ length: 20 }, (_, e) => s.lrAt(e)[1] ?? NaN),
+    0,
+    "stepping matches lrAt",
+  );
+  for (const [g, maxLr] of [
+    [0, 0.2],
+    [1, 1],
+  ] as const) {
     const ref = { maxLr, total: 20, pct: 0.25, div: 10, finalDiv: 100, cos: false, three: true };
     const expected = Array.from({ length: 20 }, (_, e) => oneCycleReference(e, ref));
-    assertClose(Array.from({ length: 20 }, (_, e) => s.lrAt(e)[g] ?? NaN), expected, 1e-14, `group ${g}`);
+    assertClose(
+      Array.from({ length: 20 }, (_, e) => s.lrAt(e)[g] ?? NaN),
+      expected,
+      1e-14,
+      `group ${g}`,
+    );
   }
   // Linear warm-up from 0.02 to 0.2 over steps 0..4.
-  assertClose(Array.from({ length: 5 }, (_, e) => s.lrAt(e)[0] ?? NaN), [0.02, 0.065, 0.11, 0.155, 0.2], 1e-14);
-  assert.throws(() => new OneCycleLR(groups(1), { maxLr: [0.1, 0.2], totalSteps: 5 }), /maxLr has 2 values but the optimizer has 1 param group/);
+  assertClose(
+    Array.from({ length: 5 }, (_, e) => s.lrAt(e)[0] ?? NaN),
+    [0.02, 0.065, 0.11, 0.155, 0.2],
+    1e-14,
+  );
+  assert.throws(
+    () => new OneCycleLR(groups(1), { maxLr: [0.1, 0.2], totalSteps: 5 }),
+    /maxLr has 2 values but the optimizer has 1 param group/,
+  );
   assert.throws(() => new OneCycleLR(groups(1), { maxLr: 0.1 }), /give totalSteps, or both epochs and stepsPerEpoch/);
-  assert.throws(() => new OneCycleLR(groups(1), { maxLr: 0.1, totalSteps: 5, pctStart: 1.5 }), /pctStart must be in \[0, 1\], got 1.5/);
+  assert.throws(
+    () => new OneCycleLR(groups(1), { maxLr: 0.1, totalSteps: 5, pctStart: 1.5 }),
+    /pctStart must be in \[0, 1\], got 1.5/,
+  );
 });
 
 void test("LinearLR warm-up then cosine via SequentialLR", () => {
@@ -150,12 +184,18 @@ void test("scheduler stateDict round trip resumes the same sequence", () => {
   const b = groups(0.1, 0.5);
   const sb = make(b);
   sb.loadStateDict(JSON.parse(JSON.stringify(sd)) as typeof sd);
-  assert.deepEqual(b.paramGroups.map((g) => g.lr), a.paramGroups.map((g) => g.lr));
+  assert.deepEqual(
+    b.paramGroups.map((g) => g.lr),
+    a.paramGroups.map((g) => g.lr),
+  );
   for (let i = 0; i < 4; i++) {
     sa.step();
     sb.step();
     assert.deepEqual(sb.getLastLr(), sa.getLastLr());
-    assert.deepEqual(b.paramGroups.map((g) => g.lr), a.paramGroups.map((g) => g.lr));
+    assert.deepEqual(
+      b.paramGroups.map((g) => g.lr),
+      a.paramGroups.map((g) => g.lr),
+    );
   }
   assert.throws(() => sb.loadStateDict({ ...sd, lastLr: [1] }), /lastLr must have one lr per param group \(2\), got 1/);
   // OneCycle also round-trips (and keeps its bound on the step count).

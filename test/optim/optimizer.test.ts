@@ -3,7 +3,16 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { dispose, memory, tensor, tidy, type Tensor } from "../../src/engine/index.js";
-import { Adam, AdamW, SGD, type AdamHyper, type BaseHyper, type Optimizer, type OptimizerStateDict, type ParamState } from "../../src/optim/index.js";
+import {
+  Adam,
+  AdamW,
+  SGD,
+  type AdamHyper,
+  type BaseHyper,
+  type Optimizer,
+  type OptimizerStateDict,
+  type ParamState,
+} from "../../src/optim/index.js";
 import { assertClose, free, noLeaks, param, setGrad } from "./helpers.js";
 
 void test("param groups: per-group lr overrides the default, other defaults are inherited", () => {
@@ -34,7 +43,10 @@ void test("addParamGroup adds parameters with their own options", () => {
     setGrad(b, [1]);
     opt.step();
     assertClose([...a.toArray(), ...b.toArray()], [0.9, 0]);
-    assert.throws(() => opt.addParamGroup({ params: [a] }), /param group 2: params\[0\] already belongs to this optimizer/);
+    assert.throws(
+      () => opt.addParamGroup({ params: [a] }),
+      /param group 2: params\[0\] already belongs to this optimizer/,
+    );
     opt.dispose();
     free(a, b);
   });
@@ -140,12 +152,18 @@ void test("stateDict -> new optimizer -> loadStateDict continues exactly like an
       const resumed = first.map((p) => tidy(() => p.detach().clone().requiresGrad_(true)));
       const optC = make(resumed);
       optC.loadStateDict(sd);
-      assert.deepEqual(optC.paramGroups.map((g) => g.lr), optA.paramGroups.map((g) => g.lr), `${name}: lr restored`);
+      assert.deepEqual(
+        optC.paramGroups.map((g) => g.lr),
+        optA.paramGroups.map((g) => g.lr),
+        `${name}: lr restored`,
+      );
       for (let t = 3; t < 5; t++) {
         stepWith(optA, straight, t);
         stepWith(optC, resumed, t);
       }
-      straight.forEach((p, i) => assert.deepEqual(resumed[i]?.toArray(), p.toArray(), `${name}: param ${i} after resuming`));
+      straight.forEach((p, i) =>
+        assert.deepEqual(resumed[i]?.toArray(), p.toArray(), `${name}: param ${i} after resuming`),
+      );
       dispose(sd);
       for (const o of [optA, optB, optC]) o.dispose();
       free(...straight, ...first, ...resumed);
@@ -191,9 +209,15 @@ void test("loadStateDict rejects mismatched checkpoints and leaves the optimizer
     const two = new Adam([{ params: [a] }, { params: [b] }]);
     const other = param([1, 2, 3]);
     const shaped = new Adam([other, b]);
-    assert.throws(() => one.loadStateDict(sd), /param group 0: the checkpoint lists 2 parameter\(s\), this optimizer has 1/);
+    assert.throws(
+      () => one.loadStateDict(sd),
+      /param group 0: the checkpoint lists 2 parameter\(s\), this optimizer has 1/,
+    );
     assert.throws(() => two.loadStateDict(sd), /the checkpoint has 1 param group\(s\), this optimizer has 2/);
-    assert.throws(() => shaped.loadStateDict(sd), /state of parameter 0: "expAvg" has shape \[2\] but the parameter has shape \[3\]/);
+    assert.throws(
+      () => shaped.loadStateDict(sd),
+      /state of parameter 0: "expAvg" has shape \[2\] but the parameter has shape \[3\]/,
+    );
     assert.equal(shaped.stateOf(other), undefined);
     const broken: OptimizerStateDict<AdamHyper> = { ...sd, state: { 0: { step: 1 } } };
     assert.throws(() => opt.loadStateDict(broken), /"expAvg" must be a tensor/);

@@ -62,7 +62,10 @@ void test("momentum with dampening: the first step uses the raw gradient, later 
     const got = run(h, 3);
     assertClose(got, reference(h, 3));
     // After one step the buffer is g itself (no dampening), so the move is exactly lr * g.
-    assertClose(run(h, 1), P0.map((p, i) => p - 0.1 * (GRADS[0]?.[i] ?? 0)));
+    assertClose(
+      run(h, 1),
+      P0.map((p, i) => p - 0.1 * (GRADS[0]?.[i] ?? 0)),
+    );
   });
 });
 
@@ -80,7 +83,10 @@ void test("Nesterov momentum 0.9 with weight decay, 3 steps", () => {
 void test("weight decay is added to the gradient", () => {
   noLeaks(() => {
     const h = { ...base, weightDecay: 0.5 };
-    assertClose(run(h, 1), P0.map((p, i) => p - 0.1 * ((GRADS[0]?.[i] ?? 0) + 0.5 * p)));
+    assertClose(
+      run(h, 1),
+      P0.map((p, i) => p - 0.1 * ((GRADS[0]?.[i] ?? 0) + 0.5 * p)),
+    );
     assertClose(run(h, 3), reference(h, 3));
   });
 });
@@ -102,7 +108,10 @@ void test("the momentum buffer is kept as state", () => {
 void test("invalid arguments give errors that name them", () => {
   noLeaks(() => {
     const p = param([1]);
-    assert.throws(() => new SGD([p], { lr: 0.1, nesterov: true }), /nesterov requires momentum > 0 and dampening = 0, got momentum=0/);
+    assert.throws(
+      () => new SGD([p], { lr: 0.1, nesterov: true }),
+      /nesterov requires momentum > 0 and dampening = 0, got momentum=0/,
+    );
     assert.throws(() => new SGD([p], { lr: 0.1, momentum: 0.9, dampening: 0.1, nesterov: true }), /dampening=0.1/);
     assert.throws(() => new SGD([p], { lr: -1 }), /SGD: lr must be in \[0, 1000000\], got -1/);
     // 1e308 used to reach libtorch and fail there ("addcdiv_: value cannot be converted").
@@ -110,7 +119,10 @@ void test("invalid arguments give errors that name them", () => {
     assert.throws(() => new SGD([p], { lr: 0.1, momentum: -0.5 }), /momentum must be >= 0/);
     assert.throws(() => new SGD([p], { lr: 0.1, weightDecay: -1 }), /weightDecay must be >= 0/);
     assert.throws(() => new SGD([p], { lr: Number.NaN }), /lr must be a finite number/);
-    assert.throws(() => new SGD([{ params: [p], momentum: -1 }], { lr: 0.1 }), /SGD param group 0: momentum must be >= 0/);
+    assert.throws(
+      () => new SGD([{ params: [p], momentum: -1 }], { lr: 0.1 }),
+      /SGD param group 0: momentum must be >= 0/,
+    );
     free(p);
   });
 });

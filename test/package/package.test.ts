@@ -19,9 +19,17 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
 const npmQuiet = ["--no-audit", "--no-fund", "--loglevel=error"];
 
 /** Runs a command; resolves with its exit code and output whatever the code. */
-async function exec(cmd: string, args: string[], cwd: string): Promise<{ code: number; stdout: string; stderr: string }> {
+async function exec(
+  cmd: string,
+  args: string[],
+  cwd: string,
+): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await run(cmd, args, { cwd, maxBuffer: 64 << 20, env: { ...process.env, BADEXPERT_THREADS: "1" } });
+    const { stdout, stderr } = await run(cmd, args, {
+      cwd,
+      maxBuffer: 64 << 20,
+      env: { ...process.env, BADEXPERT_THREADS: "1" },
+    });
     return { code: 0, stdout, stderr };
   } catch (e) {
     const x = e as { code?: number | string; stdout?: string; stderr?: string; message: string };
@@ -37,7 +45,10 @@ async function sh(cmd: string, args: string[], cwd: string): Promise<string> {
 }
 
 function parseLines(out: string): (Detection & { image: string })[] {
-  return out.trim().split("\n").map((l) => JSON.parse(l) as Detection & { image: string });
+  return out
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l) as Detection & { image: string });
 }
 
 async function libraryScores(bundle: string, images: string[]): Promise<Detection[]> {
@@ -66,8 +77,13 @@ test("the example project builds against the package and scores like the library
   try {
     const { bundle, images } = await writeSmallBundle(dir);
     const example = join(dir, "example");
-    await cp(join(root, "examples/detect-images"), example, { recursive: true, filter: (p) => !/node_modules|dist/.test(p.slice(root.length)) });
-    const pkg = JSON.parse(await readFile(join(example, "package.json"), "utf8")) as { dependencies: Record<string, string> };
+    await cp(join(root, "examples/detect-images"), example, {
+      recursive: true,
+      filter: (p) => !/node_modules|dist/.test(p.slice(root.length)),
+    });
+    const pkg = JSON.parse(await readFile(join(example, "package.json"), "utf8")) as {
+      dependencies: Record<string, string>;
+    };
     pkg.dependencies.badexpert = `file:${root}`;
     await writeFile(join(example, "package.json"), JSON.stringify(pkg, null, 2));
     await sh("npm", ["install", ...npmQuiet], example);
@@ -82,49 +98,83 @@ test("the example project builds against the package and scores like the library
   }
 });
 
-test("npm pack → npm install in a fresh project → import { Detector } from \"badexpert\" scores an image", { timeout: 900_000 }, async () => {
-  const dir = await mkdtemp(join(tmpdir(), "bx-pack-"));
-  try {
-    const { bundle, images } = await writeSmallBundle(dir, 2);
-    // dist/ is current (npm test builds before testing), so the prepack build is skipped here.
-    const packed = JSON.parse(await sh("npm", ["pack", "--json", "--ignore-scripts", "--pack-destination", dir, ...npmQuiet], root)) as {
-      filename: string;
-      files: { path: string }[];
-    }[];
-    const entry = packed[0];
-    assert.ok(entry, "npm pack printed no entry");
-    const paths = entry.files.map((f) => f.path);
-    assert.ok(paths.includes("dist/src/index.js") && paths.includes("dist/src/index.d.ts"), "the main entry and its types are packed");
-    assert.ok(paths.includes("native/binding.gyp") && paths.includes("scripts/build-native.sh"), "the addon sources are packed");
-    assert.deepEqual(paths.filter((p) => /^(test|bench|dist\/test|dist\/bench|src)\//.test(p)), [], "tests, benchmarks and TS sources are not packed");
+test(
+  'npm pack → npm install in a fresh project → import { Detector } from "badexpert" scores an image',
+  { timeout: 900_000 },
+  async () => {
+    const dir = await mkdtemp(join(tmpdir(), "bx-pack-"));
+    try {
+      const { bundle, images } = await writeSmallBundle(dir, 2);
+      // dist/ is current (npm test builds before testing), so the prepack build is skipped here.
+      const packed = JSON.parse(
+        await sh("npm", ["pack", "--json", "--ignore-scripts", "--pack-destination", dir, ...npmQuiet], root),
+      ) as {
+        filename: string;
+        files: { path: string }[];
+      }[];
+      const entry = packed[0];
+      assert.ok(entry, "npm pack printed no entry");
+      const paths = entry.files.map((f) => f.path);
+      assert.ok(
+        paths.includes("dist/src/index.js") && paths.includes("dist/src/index.d.ts"),
+        "the main entry and its types are packed",
+      );
+      assert.ok(
+        paths.includes("native/binding.gyp") && paths.includes("scripts/build-native.sh"),
+        "the addon sources are packed",
+      );
+      assert.deepEqual(
+        paths.filter((p) => /^(test|bench|dist\/test|dist\/bench|src)\//.test(p)),
+        [],
+        "tests, benchmarks and TS sources are not packed",
+      );
 
-    const app = join(dir, "app");
-    await sh("mkdir", ["-p", app], dir);
-    await writeFile(join(app, "package.json"), JSON.stringify({ name: "bx-consumer", private: true, type: "module" }));
-    await writeFile(
-      join(app, "tsconfig.json"),
-      JSON.stringify({ compilerOptions: { target: "ES2022", module: "NodeNext", moduleResolution: "NodeNext", strict: true, outDir: "out", types: ["node"], skipLibCheck: false }, include: ["main.ts"] }),
-    );
-    await writeFile(
-      join(app, "main.ts"),
-      [
-        'import { Detector, type Detection } from "badexpert";',
-        "const [bundle, ...images] = process.argv.slice(2);",
-        "const det = await Detector.load(bundle as string);",
-        "const results: Detection[] = await det.score(images);",
-        "results.forEach((r, i) => console.log(JSON.stringify({ image: images[i], ...r })));",
-        "await det.dispose();",
-        "",
-      ].join("\n"),
-    );
-    // Installing the tarball builds the addon against the system libtorch (the package's install script).
-    await sh("npm", ["install", ...npmQuiet, join(dir, entry.filename), "typescript@~5.9.3", "@types/node@^20.19.0"], app);
-    const built = await readdir(join(app, "node_modules/badexpert/native/build/Release"));
-    assert.ok(built.includes("badexpert.node"), `the addon was built on install (found ${built.join(", ")})`);
-    await sh("npx", ["--no-install", "tsc", "-p", "tsconfig.json"], app);
-    const out = await sh("node", ["out/main.js", bundle, ...images], app);
-    assertSameDetections(parseLines(out), await libraryScores(bundle, images), images);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-});
+      const app = join(dir, "app");
+      await sh("mkdir", ["-p", app], dir);
+      await writeFile(
+        join(app, "package.json"),
+        JSON.stringify({ name: "bx-consumer", private: true, type: "module" }),
+      );
+      await writeFile(
+        join(app, "tsconfig.json"),
+        JSON.stringify({
+          compilerOptions: {
+            target: "ES2022",
+            module: "NodeNext",
+            moduleResolution: "NodeNext",
+            strict: true,
+            outDir: "out",
+            types: ["node"],
+            skipLibCheck: false,
+          },
+          include: ["main.ts"],
+        }),
+      );
+      await writeFile(
+        join(app, "main.ts"),
+        [
+          'import { Detector, type Detection } from "badexpert";',
+          "const [bundle, ...images] = process.argv.slice(2);",
+          "const det = await Detector.load(bundle as string);",
+          "const results: Detection[] = await det.score(images);",
+          "results.forEach((r, i) => console.log(JSON.stringify({ image: images[i], ...r })));",
+          "await det.dispose();",
+          "",
+        ].join("\n"),
+      );
+      // Installing the tarball builds the addon against the system libtorch (the package's install script).
+      await sh(
+        "npm",
+        ["install", ...npmQuiet, join(dir, entry.filename), "typescript@~5.9.3", "@types/node@^20.19.0"],
+        app,
+      );
+      const built = await readdir(join(app, "node_modules/badexpert/native/build/Release"));
+      assert.ok(built.includes("badexpert.node"), `the addon was built on install (found ${built.join(", ")})`);
+      await sh("npx", ["--no-install", "tsc", "-p", "tsconfig.json"], app);
+      const out = await sh("node", ["out/main.js", bundle, ...images], app);
+      assertSameDetections(parseLines(out), await libraryScores(bundle, images), images);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  },
+);

@@ -6,12 +6,30 @@ import { mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { defenseMetrics } from "../../src/defense/metrics.js";
-import { writeReport, unlearningTable, type DefenseReport, type ForensicsSection, type ScoredInputs } from "../../src/report/report.js";
+import {
+  writeReport,
+  unlearningTable,
+  type DefenseReport,
+  type ForensicsSection,
+  type ScoredInputs,
+} from "../../src/report/report.js";
 import { heatmapPng } from "../../src/forensics/overlay.js";
 
 // Four clean inputs (M right on three) and four poisoned ones (three fool M); higher score = more suspicious.
-const clean: ScoredInputs = { a: [0.9, 0.8, 0.7, 0.6], b: [0.1, 0.2, 0.3, 0.4], score: [-3, -2, -1, 0.5], pred: [0, 1, 2, 0], label: [0, 1, 2, 3] };
-const poisoned: ScoredInputs = { a: [0.1, 0.1, 0.2, 0.3], b: [0.9, 0.95, 0.8, 0.7], score: [1, 2, -2.5, 3], pred: [0, 0, 0, 1], label: [0, 0, 0, 0] };
+const clean: ScoredInputs = {
+  a: [0.9, 0.8, 0.7, 0.6],
+  b: [0.1, 0.2, 0.3, 0.4],
+  score: [-3, -2, -1, 0.5],
+  pred: [0, 1, 2, 0],
+  label: [0, 1, 2, 3],
+};
+const poisoned: ScoredInputs = {
+  a: [0.1, 0.1, 0.2, 0.3],
+  b: [0.9, 0.95, 0.8, 0.7],
+  score: [1, 2, -2.5, 3],
+  pred: [0, 0, 0, 1],
+  label: [0, 0, 0, 0],
+};
 
 function report(over: Partial<DefenseReport> = {}): DefenseReport {
   const threshold = 0;
@@ -35,11 +53,22 @@ test("the report states the metrics of its inputs, in HTML, Markdown and JSON, w
   const dir = await mkdtemp(join(tmpdir(), "bx-report-"));
   try {
     const files = await writeReport(dir, report());
-    assert.deepEqual((await readdir(dir)).sort(), ["badexpert-output.json", "metrics.json", "plane.svg", "report.html", "report.md", "roc.svg", "scores.svg"]);
+    assert.deepEqual((await readdir(dir)).sort(), [
+      "badexpert-output.json",
+      "metrics.json",
+      "plane.svg",
+      "report.html",
+      "report.md",
+      "roc.svg",
+      "scores.svg",
+    ]);
     // A report of ours is replaced whole; a directory with anything else in it is refused, and kept.
     await writeReport(dir, report());
     await writeFile(join(dir, "notes.txt"), "mine");
-    await assert.rejects(writeReport(dir, report()), /--report .* holds a badexpert defense report and 1 entry badexpert did not write \(notes\.txt\); refusing to replace it/);
+    await assert.rejects(
+      writeReport(dir, report()),
+      /--report .* holds a badexpert defense report and 1 entry badexpert did not write \(notes\.txt\); refusing to replace it/,
+    );
     assert.equal(await readFile(join(dir, "notes.txt"), "utf8"), "mine");
     await rm(join(dir, "notes.txt"));
     const m = JSON.parse(await readFile(join(dir, "metrics.json"), "utf8")) as Record<string, number>;
@@ -67,30 +96,60 @@ test("the report states the metrics of its inputs, in HTML, Markdown and JSON, w
 
 test("the unlearning section says where the rate came from and marks the canaries' choice", async () => {
   const canaries = [
-    { kind: "blend", attackSuccessRate: 1, table: [{ lr: 1e-4, auroc: 0.99, expertCleanAccuracy: 0.7 }, { lr: 3e-4, auroc: 0.985, expertCleanAccuracy: 0.2 }] },
-    { kind: "patch", attackSuccessRate: 0.99, table: [{ lr: 1e-4, auroc: 1, expertCleanAccuracy: 0.8 }, { lr: 3e-4, auroc: 0.999, expertCleanAccuracy: 0.3 }] },
+    {
+      kind: "blend",
+      attackSuccessRate: 1,
+      table: [
+        { lr: 1e-4, auroc: 0.99, expertCleanAccuracy: 0.7 },
+        { lr: 3e-4, auroc: 0.985, expertCleanAccuracy: 0.2 },
+      ],
+    },
+    {
+      kind: "patch",
+      attackSuccessRate: 0.99,
+      table: [
+        { lr: 1e-4, auroc: 1, expertCleanAccuracy: 0.8 },
+        { lr: 3e-4, auroc: 0.999, expertCleanAccuracy: 0.3 },
+      ],
+    },
   ];
   const t = unlearningTable({ lr: 3e-4, source: "canary", canaries });
   assert.match(t.sentence, /^Unlearning rate of B: 0\.0003 — chosen by the defender's canaries/);
-  assert.deepEqual(t.header, ["rate", "blend canary AUROC (planted ASR 100.00%)", "patch canary AUROC (planted ASR 99.00%)", "B's clean accuracy (blend copy)"]);
-  assert.deepEqual(t.rows, [["0.0001", "0.9900", "1.0000", "70.00%"], ["**0.0003** (chosen)", "0.9850", "0.9990", "20.00%"]]);
+  assert.deepEqual(t.header, [
+    "rate",
+    "blend canary AUROC (planted ASR 100.00%)",
+    "patch canary AUROC (planted ASR 99.00%)",
+    "B's clean accuracy (blend copy)",
+  ]);
+  assert.deepEqual(t.rows, [
+    ["0.0001", "0.9900", "1.0000", "70.00%"],
+    ["**0.0003** (chosen)", "0.9850", "0.9990", "20.00%"],
+  ]);
   assert.deepEqual(unlearningTable({ lr: 1e-4, source: "paper" }).rows, []);
   assert.match(unlearningTable({ lr: 1e-4, source: "paper" }).sentence, /the paper's rate/);
-  assert.match(unlearningTable({ lr: 1e-4, source: "default" }).sentence, /^Unlearning rate of B: 0\.0001 — this architecture's fixed default on this dataset/);
+  assert.match(
+    unlearningTable({ lr: 1e-4, source: "default" }).sentence,
+    /^Unlearning rate of B: 0\.0001 — this architecture's fixed default on this dataset/,
+  );
 
   const dir = await mkdtemp(join(tmpdir(), "bx-report-"));
   try {
     const files = await writeReport(dir, report({ unlearning: { lr: 3e-4, source: "canary", canaries } }));
-    assert.match(await readFile(files.markdown, "utf8"), /\| \*\*0\.0003\*\* \(chosen\) \| 0\.9850 \| 0\.9990 \| 20\.00% \|/);
+    assert.match(
+      await readFile(files.markdown, "utf8"),
+      /\| \*\*0\.0003\*\* \(chosen\) \| 0\.9850 \| 0\.9990 \| 20\.00% \|/,
+    );
     assert.match(await readFile(files.html, "utf8"), /<td><b>0\.0003<\/b> \(chosen\)<\/td>/);
-    const m = JSON.parse(await readFile(join(dir, "metrics.json"), "utf8")) as { unlearning: { lr: number; source: string } };
+    const m = JSON.parse(await readFile(join(dir, "metrics.json"), "utf8")) as {
+      unlearning: { lr: number; source: string };
+    };
     assert.deepEqual([m.unlearning.lr, m.unlearning.source], [3e-4, "canary"]);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
 });
 
-test("the \"What the detector saw\" section: overlays, mean map and trigger estimate inline, the target class and box", async () => {
+test('the "What the detector saw" section: overlays, mean map and trigger estimate inline, the target class and box', async () => {
   const dir = await mkdtemp(join(tmpdir(), "bx-report-"));
   try {
     const map = new Float32Array(28 * 28);
@@ -101,8 +160,14 @@ test("the \"What the detector saw\" section: overlays, mean map and trigger esti
       flagged: 120,
       explained: 48,
       target: { name: "T-shirt/top", share: 1 },
-      byClass: [{ name: "T-shirt/top", count: 48 }, { name: "Trouser", count: 0 }],
-      examples: [{ png, class: "T-shirt/top", score: 0.75 }, { png, class: "T-shirt/top", score: 0.5 }],
+      byClass: [
+        { name: "T-shirt/top", count: 48 },
+        { name: "Trouser", count: 0 },
+      ],
+      examples: [
+        { png, class: "T-shirt/top", score: 0.75 },
+        { png, class: "T-shirt/top", score: 0.5 },
+      ],
       meanMapPng: png,
       patternPng: png,
       boxes: [{ top: 24, left: 24, bottom: 27, right: 27 }],
@@ -120,7 +185,9 @@ test("the \"What the detector saw\" section: overlays, mean map and trigger esti
     const md = await readFile(files.markdown, "utf8");
     assert.match(md, /## What the detector saw/);
     assert.ok((await readdir(dir)).includes("forensics-mean-map.png"));
-    const m = JSON.parse(await readFile(join(dir, "metrics.json"), "utf8")) as { forensics: { boxes: unknown[]; target: { name: string } } };
+    const m = JSON.parse(await readFile(join(dir, "metrics.json"), "utf8")) as {
+      forensics: { boxes: unknown[]; target: { name: string } };
+    };
     assert.equal(m.forensics.target.name, "T-shirt/top");
     assert.equal(m.forensics.boxes.length, 1);
   } finally {

@@ -19,9 +19,14 @@ let browser: Browser;
 
 before(async () => {
   await access(CHROMIUM).catch(() => {
-    throw new Error(`${CHROMIUM} not found: run scripts/setup.sh (installs Debian's chromium) or set BADEXPERT_CHROMIUM`);
+    throw new Error(
+      `${CHROMIUM} not found: run scripts/setup.sh (installs Debian's chromium) or set BADEXPERT_CHROMIUM`,
+    );
   });
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"] });
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+  });
 });
 
 after(async () => {
@@ -35,10 +40,15 @@ interface Box {
   height: number;
 }
 
-const overlap = (a: Box, b: Box): boolean => a.x < b.x + b.width && b.x < a.x + a.width && a.y < b.y + b.height && b.y < a.y + a.height;
+const overlap = (a: Box, b: Box): boolean =>
+  a.x < b.x + b.width && b.x < a.x + a.width && a.y < b.y + b.height && b.y < a.y + a.height;
 
 /** Checks one chart's geometry as the browser laid it out; returns the bars it found. */
-async function checkChart(page: Page, svgText: string, what: string): Promise<{ detector: string; attack: string; auroc: number }[]> {
+async function checkChart(
+  page: Page,
+  svgText: string,
+  what: string,
+): Promise<{ detector: string; attack: string; auroc: number }[]> {
   await page.setContent(`<!doctype html><html><body style="margin:0">${svgText}</body></html>`);
   const m = await page.evaluate(() => {
     const svg = document.querySelector("svg") as SVGSVGElement;
@@ -50,7 +60,12 @@ async function checkChart(page: Page, svgText: string, what: string): Promise<{ 
     return {
       svg: box(svg),
       plot: box(plot),
-      bars: [...svg.querySelectorAll("rect.bar")].map((e) => ({ detector: e.getAttribute("data-detector") ?? "", attack: e.getAttribute("data-attack") ?? "", auroc: Number(e.getAttribute("data-auroc")), box: box(e) })),
+      bars: [...svg.querySelectorAll("rect.bar")].map((e) => ({
+        detector: e.getAttribute("data-detector") ?? "",
+        attack: e.getAttribute("data-attack") ?? "",
+        auroc: Number(e.getAttribute("data-auroc")),
+        box: box(e),
+      })),
       labels: [...svg.querySelectorAll("text.attack-label")].map((e) => ({ text: e.textContent ?? "", box: box(e) })),
       texts: [...svg.querySelectorAll("text")].map((e) => ({ text: e.textContent ?? "", box: box(e) })),
     };
@@ -62,14 +77,24 @@ async function checkChart(page: Page, svgText: string, what: string): Promise<{ 
     assert.ok(Number.isFinite(b.auroc), `${what}: ${b.attack} carries its AUROC`);
     // Height in proportion to AUROC − 0.5 over the plot's 0.5 … 1 range (below 0.5: no height, marked ↓).
     const want = (Math.max(0, Math.min(1, b.auroc) - AUROC_FLOOR) / (1 - AUROC_FLOOR)) * m.plot.height;
-    assert.ok(Math.abs(b.box.height - want) < 1.5, `${what}: ${b.detector} on ${b.attack} is ${b.box.height.toFixed(1)} px high, AUROC ${b.auroc} wants ${want.toFixed(1)}`);
+    assert.ok(
+      Math.abs(b.box.height - want) < 1.5,
+      `${what}: ${b.detector} on ${b.attack} is ${b.box.height.toFixed(1)} px high, AUROC ${b.auroc} wants ${want.toFixed(1)}`,
+    );
     assert.ok(Math.abs(b.box.y + b.box.height - floorY) < 1.5, `${what}: ${b.attack}'s bar stands on the axis`);
   }
   const attacks = new Set(m.bars.map((b) => b.attack));
   assert.equal(m.labels.length, attacks.size, `${what}: one label per attack`);
   for (const [i, l] of m.labels.entries()) {
-    const inside = l.box.x >= -0.5 && l.box.y >= -0.5 && l.box.x + l.box.width <= m.svg.width + 0.5 && l.box.y + l.box.height <= m.svg.height + 0.5;
-    assert.ok(inside, `${what}: label ${l.text} lies inside the picture (${JSON.stringify(l.box)} in ${m.svg.width}x${m.svg.height})`);
+    const inside =
+      l.box.x >= -0.5 &&
+      l.box.y >= -0.5 &&
+      l.box.x + l.box.width <= m.svg.width + 0.5 &&
+      l.box.y + l.box.height <= m.svg.height + 0.5;
+    assert.ok(
+      inside,
+      `${what}: label ${l.text} lies inside the picture (${JSON.stringify(l.box)} in ${m.svg.width}x${m.svg.height})`,
+    );
     // Rotated labels are parallel lines ending at their group's centre (the right edge of their box):
     // the gap between two neighbours is the distance of those ends times sin(angle), and must hold an 11 px line.
     const next = m.labels[i + 1];
@@ -79,22 +104,32 @@ async function checkChart(page: Page, svgText: string, what: string): Promise<{ 
     }
   }
   const legendTexts = m.texts.filter((t) => m.bars.some((b) => t.text === b.detector) || t.text.startsWith("* faint"));
-  for (const t of legendTexts) for (const b of m.bars) assert.ok(!overlap(t.box, b.box), `${what}: legend entry ${t.text} covers a bar`);
+  for (const t of legendTexts)
+    for (const b of m.bars) assert.ok(!overlap(t.box, b.box), `${what}: legend entry ${t.text} covers a bar`);
   // As an image (how a Markdown viewer shows it): it decodes at its declared size.
-  const natural = await page.evaluate(async (src) => {
-    const img = new Image();
-    img.src = src;
-    await img.decode();
-    return { w: img.naturalWidth, h: img.naturalHeight };
-  }, `data:image/svg+xml;base64,${Buffer.from(svgText).toString("base64")}`);
-  assert.deepEqual(natural, { w: Math.round(m.svg.width), h: Math.round(m.svg.height) }, `${what}: decodes as an image`);
+  const natural = await page.evaluate(
+    async (src) => {
+      const img = new Image();
+      img.src = src;
+      await img.decode();
+      return { w: img.naturalWidth, h: img.naturalHeight };
+    },
+    `data:image/svg+xml;base64,${Buffer.from(svgText).toString("base64")}`,
+  );
+  assert.deepEqual(
+    natural,
+    { w: Math.round(m.svg.width), h: Math.round(m.svg.height) },
+    `${what}: decodes as an image`,
+  );
   return m.bars.map(({ detector, attack, auroc }) => ({ detector, attack, auroc }));
 }
 
 test("every chart RESULTS.md links exists, each chart file is linked, and each renders as drawn", async () => {
   const md = await readFile(join(ROOT, "RESULTS.md"), "utf8");
   const linked = [...md.matchAll(/!\[[^\]]*\]\(([^)]+\.svg)\)/g)].map((x) => x[1] as string);
-  const files = (await readdir(join(ROOT, CHART_DIR))).filter((n) => n.endsWith(".svg")).map((n) => `${CHART_DIR}/${n}`);
+  const files = (await readdir(join(ROOT, CHART_DIR)))
+    .filter((n) => n.endsWith(".svg"))
+    .map((n) => `${CHART_DIR}/${n}`);
   assert.ok(linked.length > 0, "RESULTS.md shows charts");
   assert.deepEqual([...linked].sort(), [...files].sort());
   const page = await browser.newPage();
@@ -103,7 +138,11 @@ test("every chart RESULTS.md links exists, each chart file is linked, and each r
     // BaDExpert's bars carry the AUROC the page's tables give for the same attack.
     for (const b of bars.filter((x) => x.detector === "badexpert")) {
       const label = b.attack.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-      assert.match(md, new RegExp(`\\| ${label}( · \\*\\*did not take\\*\\*)? \\| [0-9, ]+ \\| ${b.auroc.toFixed(4)}`), `${f}: ${b.attack}`);
+      assert.match(
+        md,
+        new RegExp(`\\| ${label}( · \\*\\*did not take\\*\\*)? \\| [0-9, ]+ \\| ${b.auroc.toFixed(4)}`),
+        `${f}: ${b.attack}`,
+      );
     }
   }
   await page.close();
@@ -111,10 +150,21 @@ test("every chart RESULTS.md links exists, each chart file is linked, and each r
 
 test("a chart with baselines and long labels: one bar per detector and attack, labels clear of each other and of the edges", async () => {
   const detectors = ["badexpert", "strip", "scale-up", "frequency"];
-  const groups = ["badnet", "adaptive-patch (coverRate=0.02, rate=0.04)", "blend (rate=0.03)", "wanet (strength=1)", "sig"].map((label, i) => ({
+  const groups = [
+    "badnet",
+    "adaptive-patch (coverRate=0.02, rate=0.04)",
+    "blend (rate=0.03)",
+    "wanet (strength=1)",
+    "sig",
+  ].map((label, i) => ({
     label,
     took: i !== 4,
-    bars: Object.fromEntries(detectors.map((d, k) => [d, { mean: [0.999, 0.62, 0.93, 0.41][k] as number, std: k === 0 ? 0.01 : 0, seeds: k === 0 ? 3 : 1 }])),
+    bars: Object.fromEntries(
+      detectors.map((d, k) => [
+        d,
+        { mean: [0.999, 0.62, 0.93, 0.41][k] as number, std: k === 0 ? 0.01 : 0, seeds: k === 0 ? 3 : 1 },
+      ]),
+    ),
   }));
   const page = await browser.newPage();
   const bars = await checkChart(page, aurocChart({ title: "test", detectors, groups }), "synthetic");

@@ -31,7 +31,9 @@ const MATRIX = join(ROOT, "bench", "results", "matrix");
 
 function runResults(args: string[]): Promise<{ code: number; err: string }> {
   return new Promise((done) => {
-    execFile(process.execPath, [SCRIPT, ...args], { cwd: ROOT, timeout: 300_000 }, (e, _out, err) => done({ code: e === null ? 0 : typeof e.code === "number" ? e.code : -1, err }));
+    execFile(process.execPath, [SCRIPT, ...args], { cwd: ROOT, timeout: 300_000 }, (e, _out, err) =>
+      done({ code: e === null ? 0 : typeof e.code === "number" ? e.code : -1, err }),
+    );
   });
 }
 
@@ -54,26 +56,67 @@ test("the rule: a result with a -defense- settings tag never counts, nor one who
   }
   const { r } = counted[0] as { r: MatrixCellResult };
   assert.equal(ranWithDefaults(matrixSettings(r)), true);
-  assert.equal(ranWithDefaults(matrixSettings({ ...r, cell: { ...r.cell, defense: { finetuneLr: 0.05 } } })), false, "a settings tag");
-  assert.equal(ranWithDefaults(matrixSettings({ ...r, cell: { ...r.cell, defense: {} } })), true, "an empty settings object is the defaults (no tag)");
-  assert.equal(ranWithDefaults(matrixSettings({ ...r, unlearn: { lr: 0.123, source: "given" } })), false, "B's rate set otherwise than the defaults set it");
+  assert.equal(
+    ranWithDefaults(matrixSettings({ ...r, cell: { ...r.cell, defense: { finetuneLr: 0.05 } } })),
+    false,
+    "a settings tag",
+  );
+  assert.equal(
+    ranWithDefaults(matrixSettings({ ...r, cell: { ...r.cell, defense: {} } })),
+    true,
+    "an empty settings object is the defaults (no tag)",
+  );
+  assert.equal(
+    ranWithDefaults(matrixSettings({ ...r, unlearn: { lr: 0.123, source: "given" } })),
+    false,
+    "B's rate set otherwise than the defaults set it",
+  );
   // The foreign zoo's command: only --checkpoint and --out are the defaults.
-  assert.deepEqual(extraDefendOptions(["badexpert", "defend", "--checkpoint", "<work>/checkpoint", "--out", "<work>/bundle"]), []);
-  assert.deepEqual(extraDefendOptions(["badexpert", "defend", "--checkpoint", "c", "--unlearn-lr", "3e-4", "--out", "b"]), ["--unlearn-lr", "3e-4"]);
+  assert.deepEqual(
+    extraDefendOptions(["badexpert", "defend", "--checkpoint", "<work>/checkpoint", "--out", "<work>/bundle"]),
+    [],
+  );
+  assert.deepEqual(
+    extraDefendOptions(["badexpert", "defend", "--checkpoint", "c", "--unlearn-lr", "3e-4", "--out", "b"]),
+    ["--unlearn-lr", "3e-4"],
+  );
 });
 
 test("readResultFiles keeps exactly the committed results that ran with the defaults, and counts the rest", async () => {
   const files = await readResultFiles(join(ROOT, "bench", "results"));
   const counted = await countedMatrixFiles();
-  assert.deepEqual(files.matrix.map((r) => cellId(r.cell)).sort(), counted.map((c) => c.name.replace(/\.json$/, "")).sort());
-  assert.ok(files.counts.matrix.files > files.counts.matrix.counted, "the override runs are under bench/results/matrix and left out");
+  assert.deepEqual(
+    files.matrix.map((r) => cellId(r.cell)).sort(),
+    counted.map((c) => c.name.replace(/\.json$/, "")).sort(),
+  );
+  assert.ok(
+    files.counts.matrix.files > files.counts.matrix.counted,
+    "the override runs are under bench/results/matrix and left out",
+  );
 });
 
 function metrics(o: Partial<DefenseMetrics>): DefenseMetrics {
-  return { cleanCount: 1000, poisonCount: 900, cleanAccuracyBefore: 0.9, cleanAccuracyAfter: 0.89, asrBefore: 1, asrAfter: 0.02, auroc: 0.99, tpr: 0.98, fpr: 0.01, threshold: -1, ...o };
+  return {
+    cleanCount: 1000,
+    poisonCount: 900,
+    cleanAccuracyBefore: 0.9,
+    cleanAccuracyAfter: 0.89,
+    asrBefore: 1,
+    asrAfter: 0.02,
+    auroc: 0.99,
+    tpr: 0.98,
+    fpr: 0.01,
+    threshold: -1,
+    ...o,
+  };
 }
 
-function cell(attack: string, seed: number, m: Partial<DefenseMetrics>, attackParams: Record<string, string | number | boolean> = {}): MatrixCellResult {
+function cell(
+  attack: string,
+  seed: number,
+  m: Partial<DefenseMetrics>,
+  attackParams: Record<string, string | number | boolean> = {},
+): MatrixCellResult {
   return {
     version: 1,
     cell: { dataset: "fashion-mnist", model: "compact-cnn", attack, attackParams, seed, epochs: 6 },
@@ -107,7 +150,10 @@ const FILES: ResultFiles = {
   ],
   foreign: [],
   compare: [
-    compare("badnet", 0, [["badexpert", { auroc: 0.5 }], ["strip", { auroc: 0.9, asrAfter: 0.3 }]]),
+    compare("badnet", 0, [
+      ["badexpert", { auroc: 0.5 }],
+      ["strip", { auroc: 0.9, asrAfter: 0.3 }],
+    ]),
     compare("badnet", 1, [["strip", { auroc: 0.8, asrAfter: 0.5 }]]),
   ],
   counts: { matrix: { files: 5, counted: 3 }, foreign: { files: 0, counted: 0 }, compare: { files: 2, counted: 2 } },
@@ -118,15 +164,34 @@ test("the page: per attack mean ± std over seeds, the untaken attack marked and
   const md = page.markdown;
   assert.match(md, /Counted: 3 of 5 matrix result files/);
   // BadNet over seeds 0, 1: AUROC 0.9970 ± 0.0014 (sample std of 0.998 and 0.996), ASR after 2.00 ± 1.41%.
-  assert.match(md, /\| badnet \| 0, 1 \| 0\.9970 ± 0\.0014 \| \[[0-9.]+, [0-9.]+\] \| 98\.00 ± 0\.00% \| 1\.00 ± 0\.00% \| 90\.00 ± 0\.00% → 89\.00 ± 0\.00% \| 100\.00 ± 0\.00% → 2\.00 ± 1\.41% \|/);
+  assert.match(
+    md,
+    /\| badnet \| 0, 1 \| 0\.9970 ± 0\.0014 \| \[[0-9.]+, [0-9.]+\] \| 98\.00 ± 0\.00% \| 1\.00 ± 0\.00% \| 90\.00 ± 0\.00% → 89\.00 ± 0\.00% \| 100\.00 ± 0\.00% → 2\.00 ± 1\.41% \|/,
+  );
   assert.match(md, /\| wanet · \*\*did not take\*\* \| 0 \| 0\.7000 \|/);
   assert.match(md, /\| \*\*mean over 1 attack; 1 that did not take left out\*\* \| \| 0\.9970 \|/);
   // STRIP's mean over its two seeds; BaDExpert's row in the comparison file is not used (the matrix's is).
   assert.match(md, /\| attack \| BaDExpert \| strip \| evaluation images \|/);
-  assert.match(md, /\| badnet \| 0\.9970 ± 0\.0014 \/ 2\.00 ± 1\.41% \| 0\.8500 ± 0\.0707 \/ 40\.00 ± 14\.14% \| 500 \|/);
-  assert.ok(md.includes("npm run bench:matrix -- --datasets fashion-mnist --models compact-cnn --epochs 6 --seeds 0,1 --attacks badnet\n"), md);
-  assert.ok(md.includes("npm run bench:matrix -- --datasets fashion-mnist --models compact-cnn --epochs 6 --seeds 0 --attacks wanet\n"), md);
-  assert.match(page.summary, /\| Fashion-MNIST \| compact-cnn \| 1 of 2 \| 0, 1 \| 1% \| 0\.9970 \| 0\.9970 \(badnet\) \| 2\.00% \| 1\.00 \|/);
+  assert.match(
+    md,
+    /\| badnet \| 0\.9970 ± 0\.0014 \/ 2\.00 ± 1\.41% \| 0\.8500 ± 0\.0707 \/ 40\.00 ± 14\.14% \| 500 \|/,
+  );
+  assert.ok(
+    md.includes(
+      "npm run bench:matrix -- --datasets fashion-mnist --models compact-cnn --epochs 6 --seeds 0,1 --attacks badnet\n",
+    ),
+    md,
+  );
+  assert.ok(
+    md.includes(
+      "npm run bench:matrix -- --datasets fashion-mnist --models compact-cnn --epochs 6 --seeds 0 --attacks wanet\n",
+    ),
+    md,
+  );
+  assert.match(
+    page.summary,
+    /\| Fashion-MNIST \| compact-cnn \| 1 of 2 \| 0, 1 \| 1% \| 0\.9970 \| 0\.9970 \(badnet\) \| 2\.00% \| 1\.00 \|/,
+  );
   // One chart for the block: BaDExpert on both attacks, STRIP on BadNet only.
   assert.equal(page.charts.size, 1);
   const svg = [...page.charts.values()][0] as string;
@@ -149,7 +214,7 @@ test("reproduceCommands: one line per seed set, and an attack with two parameter
   });
   assert.deepEqual(cmds, [
     "npm run bench:matrix -- --datasets gtsrb --models compact-cnn --epochs 8 --seeds 0 --attacks sig --data-path gtsrb=PATH",
-    "npm run bench:matrix -- --datasets gtsrb --models compact-cnn --epochs 8 --seeds 0 --attacks sig --param \"sig:rate=0.05\" --data-path gtsrb=PATH",
+    'npm run bench:matrix -- --datasets gtsrb --models compact-cnn --epochs 8 --seeds 0 --attacks sig --param "sig:rate=0.05" --data-path gtsrb=PATH',
     "npm run bench:matrix -- --datasets gtsrb --models compact-cnn --epochs 8 --seeds 0,1 --attacks badnet --data-path gtsrb=PATH",
   ]);
 });
@@ -173,7 +238,11 @@ test("npm run results: --check passes on what it wrote and fails on a changed RE
   const check = await runResults(["--root", dir, "--check"]);
   assert.equal(check.code, 0, check.err);
   const readme = await readFile(join(dir, "README.md"), "utf8");
-  assert.match(readme, /\n\| [^|\n]+ \| [^|\n]+ \| [01] of 1 \| \d+ \| /, "the README's table has the one result's row");
+  assert.match(
+    readme,
+    /\n\| [^|\n]+ \| [^|\n]+ \| [01] of 1 \| \d+ \| /,
+    "the README's table has the one result's row",
+  );
   await writeFile(join(dir, "RESULTS.md"), `${await readFile(join(dir, "RESULTS.md"), "utf8")}\nhand edit\n`);
   const edited = await runResults(["--root", dir, "--check"]);
   assert.equal(edited.code, 1);

@@ -25,7 +25,10 @@ const entry = (i: number): AuditEntry => ({
 const png = Uint8Array.from([0x89, 0x50, 0x4e, 0x47, 1, 2, 3]);
 
 /** The log's regular files among LOG.<keep> ... LOG.1, LOG, oldest first, with their lines parsed. */
-async function files(path: string, keep: number): Promise<{ name: string; size: number; lines: { requestId: string }[] }[]> {
+async function files(
+  path: string,
+  keep: number,
+): Promise<{ name: string; size: number; lines: { requestId: string }[] }[]> {
   const dir = join(path, "..");
   const base = path.slice(dir.length + 1);
   const present = new Set(await readdir(dir));
@@ -36,7 +39,10 @@ async function files(path: string, keep: number): Promise<{ name: string; size: 
     regular.map(async (name) => {
       const text = await readFile(join(dir, name), "utf8");
       assert.ok(text.length === 0 || text.endsWith("\n"), `${name} ends with a whole line`);
-      const lines = text.split("\n").filter((l) => l.length > 0).map((l) => JSON.parse(l) as { requestId: string });
+      const lines = text
+        .split("\n")
+        .filter((l) => l.length > 0)
+        .map((l) => JSON.parse(l) as { requestId: string });
       return { name, size: (await stat(join(dir, name))).size, lines };
     }),
   );
@@ -54,7 +60,11 @@ test("rotation keeps every line whole and in one file, no file past maxBytes, no
   const all = fs.flatMap((f) => f.lines.map((l) => l.requestId));
   assert.equal(all.length, 1000, "every line is in the files");
   assert.equal(new Set(all).size, 1000, "no line twice");
-  assert.deepEqual(all.slice(0, 600), Array.from({ length: 600 }, (_, i) => `req-${i}`), "the files hold the lines in order, oldest first");
+  assert.deepEqual(
+    all.slice(0, 600),
+    Array.from({ length: 600 }, (_, i) => `req-${i}`),
+    "the files hold the lines in order, oldest first",
+  );
   for (const f of fs) assert.ok(f.size <= 2048, `${f.name}: ${f.size} bytes > 2048`);
   // Each rotated file was filled to within one line of the limit (a line here is about 230 bytes).
   for (const f of fs.slice(0, -1)) assert.ok(f.size > 2048 - 300, `${f.name} was rotated at ${f.size} bytes`);
@@ -68,19 +78,32 @@ test("keep: the oldest files are deleted, the rest is a contiguous tail, other f
   const path = join(dir, "audit.log");
   await mkdir(dir, { recursive: true });
   // Names that are not the rotation's own (or beyond keep) stay as they are.
-  const others = { "audit.log.old": "mine", "audit.log.9": "not yours either", "audit.log.1.gz": "compressed by someone", "notes.txt": "hello" };
+  const others = {
+    "audit.log.old": "mine",
+    "audit.log.9": "not yours either",
+    "audit.log.1.gz": "compressed by someone",
+    "notes.txt": "hello",
+  };
   for (const [n, text] of Object.entries(others)) await writeFile(join(dir, n), text);
   const log = await AuditLog.open(path, null, { maxBytes: 1024, keep: 3 });
   for (let i = 0; i < 500; i++) await log.record(entry(i), png);
   await log.close();
   const ours = await files(path, 3);
-  assert.deepEqual(ours.map((f) => f.name), ["audit.log.3", "audit.log.2", "audit.log.1", "audit.log"]);
+  assert.deepEqual(
+    ours.map((f) => f.name),
+    ["audit.log.3", "audit.log.2", "audit.log.1", "audit.log"],
+  );
   const kept = ours.flatMap((f) => f.lines.map((l) => Number(l.requestId.slice(4))));
   const first = kept[0] as number;
-  assert.deepEqual(kept, Array.from({ length: 500 - first }, (_, k) => first + k), "the kept lines are the last ones, without a gap");
+  assert.deepEqual(
+    kept,
+    Array.from({ length: 500 - first }, (_, k) => first + k),
+    "the kept lines are the last ones, without a gap",
+  );
   assert.ok(first > 0 && kept.length >= 3 * 4, `kept ${kept.length} lines from ${first}`);
   for (const f of ours) assert.ok(f.size <= 1024);
-  for (const [n, text] of Object.entries(others)) assert.equal(await readFile(join(dir, n), "utf8"), text, `${n} untouched`);
+  for (const [n, text] of Object.entries(others))
+    assert.equal(await readFile(join(dir, n), "utf8"), text, `${n} untouched`);
 });
 
 test("a directory where a rotated file would go stops rotation, says so, and loses no line", async () => {

@@ -41,7 +41,12 @@ function claimedPng(width: number, height: number, rows = 1): Uint8Array<ArrayBu
   ihdr[8] = 8; // bit depth
   ihdr[9] = 0; // greyscale
   const sig = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
-  const file = Buffer.concat([sig, chunk("IHDR", ihdr), chunk("IDAT", deflateSync(Buffer.alloc(rows * (width + 1)))), chunk("IEND", new Uint8Array(0))]);
+  const file = Buffer.concat([
+    sig,
+    chunk("IHDR", ihdr),
+    chunk("IDAT", deflateSync(Buffer.alloc(rows * (width + 1)))),
+    chunk("IEND", new Uint8Array(0)),
+  ]);
   return new Uint8Array(file);
 }
 
@@ -49,7 +54,13 @@ before(async () => {
   tensorsAtStart = memory().numTensors;
   const dir = await fixtureBundle();
   [png] = (await fixturePngs(1)) as [Uint8Array<ArrayBuffer>];
-  server = await createServer(dir, { port: 0, logLevel: "silent", maxBodyBytes: 64 * 1024, maxImagesPerRequest: 8, maxPixels: 4_000_000 });
+  server = await createServer(dir, {
+    port: 0,
+    logLevel: "silent",
+    maxBodyBytes: 64 * 1024,
+    maxImagesPerRequest: 8,
+    maxPixels: 4_000_000,
+  });
   url = await server.listen();
 });
 
@@ -96,31 +107,84 @@ function refused(r: Reply, status: number, reason: string, message: RegExp): voi
 }
 
 test("not an image, a truncated PNG, an empty body", async () => {
-  refused(await postRaw(`${url}/v1/detect`, "hello, I am text", "image/png"), 400, "not_an_image", /^body: cannot decode: not a supported image/);
-  refused(await postRaw(`${url}/v1/detect`, png.slice(0, Math.floor(png.length / 2)), "image/png"), 400, "undecodable_image", /^body: .*(cannot decode|premature|truncated|end)/i);
-  refused(await postRaw(`${url}/v1/detect`, new Uint8Array(0), "image/png"), 400, "empty_image", /body: empty \(0 bytes\)/);
+  refused(
+    await postRaw(`${url}/v1/detect`, "hello, I am text", "image/png"),
+    400,
+    "not_an_image",
+    /^body: cannot decode: not a supported image/,
+  );
+  refused(
+    await postRaw(`${url}/v1/detect`, png.slice(0, Math.floor(png.length / 2)), "image/png"),
+    400,
+    "undecodable_image",
+    /^body: .*(cannot decode|premature|truncated|end)/i,
+  );
+  refused(
+    await postRaw(`${url}/v1/detect`, new Uint8Array(0), "image/png"),
+    400,
+    "empty_image",
+    /body: empty \(0 bytes\)/,
+  );
   await stillServing();
 });
 
 test("wrong Content-Type, bad JSON, missing field, bad base64", async () => {
-  refused(await postRaw(`${url}/v1/detect`, "x", "text/plain"), 415, "unsupported_media_type", /Content-Type "text\/plain" is not accepted; send image\/\*/);
+  refused(
+    await postRaw(`${url}/v1/detect`, "x", "text/plain"),
+    415,
+    "unsupported_media_type",
+    /Content-Type "text\/plain" is not accepted; send image\/\*/,
+  );
   refused(await postRaw(`${url}/v1/detect`, "{nope", "application/json"), 400, "bad_json", /not valid JSON/);
-  refused(await postJson(`${url}/v1/detect`, { picture: b64(png) }), 400, "missing_field", /no "image" or "images" field \(found: "picture"\)/);
-  refused(await postJson(`${url}/v1/detect`, { image: "%%%not base64%%%" }), 400, "bad_base64", /^image: not valid base64/);
+  refused(
+    await postJson(`${url}/v1/detect`, { picture: b64(png) }),
+    400,
+    "missing_field",
+    /no "image" or "images" field \(found: "picture"\)/,
+  );
+  refused(
+    await postJson(`${url}/v1/detect`, { image: "%%%not base64%%%" }),
+    400,
+    "bad_base64",
+    /^image: not valid base64/,
+  );
   refused(await postJson(`${url}/v1/detect`, { images: "abc" }), 400, "bad_field", /"images" must be an array/);
-  refused(await postJson(`${url}/v1/detect`, [b64(png), 7]), 400, "bad_field", /images\[1\]: expected a base64 string, got number/);
+  refused(
+    await postJson(`${url}/v1/detect`, [b64(png), 7]),
+    400,
+    "bad_field",
+    /images\[1\]: expected a base64 string, got number/,
+  );
   refused(await postJson(`${url}/v1/detect`, []), 400, "no_images", /no images/);
   await stillServing();
 });
 
 test("oversize body, too many images, a 20000x20000 PNG (refused from its header)", async () => {
   const big = new Uint8Array(100 * 1024);
-  refused(await postRaw(`${url}/v1/detect`, big, "image/png"), 413, "body_too_large", /larger than 65536 bytes \(--max-body-bytes\)/);
-  refused(await postJson(`${url}/v1/detect`, Array.from({ length: 9 }, () => b64(png))), 413, "too_many_images", /holds 9 images; at most 8 per request/);
+  refused(
+    await postRaw(`${url}/v1/detect`, big, "image/png"),
+    413,
+    "body_too_large",
+    /larger than 65536 bytes \(--max-body-bytes\)/,
+  );
+  refused(
+    await postJson(
+      `${url}/v1/detect`,
+      Array.from({ length: 9 }, () => b64(png)),
+    ),
+    413,
+    "too_many_images",
+    /holds 9 images; at most 8 per request/,
+  );
   const bomb = claimedPng(20000, 20000);
   assert.ok(bomb.length < 64 * 1024, `the bomb is small (${bomb.length} bytes)`);
   const t0 = Date.now();
-  refused(await postRaw(`${url}/v1/detect`, bomb, "image/png"), 413, "too_many_pixels", /more than 4000000 pixels|20000x20000 = 400000000 pixels exceeds the limit of 4000000/);
+  refused(
+    await postRaw(`${url}/v1/detect`, bomb, "image/png"),
+    413,
+    "too_many_pixels",
+    /more than 4000000 pixels|20000x20000 = 400000000 pixels exceeds the limit of 4000000/,
+  );
   assert.ok(Date.now() - t0 < 2000, "refused without decoding");
   refused(await postMultipart(`${url}/v1/detect`, [png, bomb]), 413, "too_many_pixels", /image:img1\.png/);
   await stillServing();
@@ -142,7 +206,15 @@ test("multipart without files, and the metrics count the 4xx answers", async () 
 test("a full queue gets 503 + Retry-After and a missed deadline 504: never answered clean", async () => {
   const dir = await fixtureBundle();
   // Batches wait 10 s for companions, so queued inputs stay queued for the whole test.
-  const s = await createServer(dir, { port: 0, logLevel: "silent", maxBatch: 64, maxWaitMs: 10_000, maxQueue: 4, maxImagesPerRequest: 4, timeoutMs: 600 });
+  const s = await createServer(dir, {
+    port: 0,
+    logLevel: "silent",
+    maxBatch: 64,
+    maxWaitMs: 10_000,
+    maxQueue: 4,
+    maxImagesPerRequest: 4,
+    timeoutMs: 600,
+  });
   try {
     const u = await s.listen();
     const waiting = postJson(`${u}/v1/detect`, { images: [b64(png), b64(png), b64(png)] });
@@ -185,14 +257,47 @@ async function postForm(files: [string, Uint8Array][], route = "/v1/detect"): Pr
 }
 
 test("malformed multipart (no boundary, truncated part) and prototype-poisoning JSON get 400 naming the problem", async () => {
-  refused(await rawMultipart("multipart/form-data", `${filePart("x", "a.png")}abc\r\n--x--\r\n`), 400, "bad_multipart", /^Content-Type multipart\/form-data has no boundary parameter/);
-  refused(await rawMultipart("multipart/form-data; boundary=x", `${filePart("x", "a.png")}abcdef`), 400, "bad_multipart", /^the multipart body is malformed: .*(terminated early|unexpected end)/i);
+  refused(
+    await rawMultipart("multipart/form-data", `${filePart("x", "a.png")}abc\r\n--x--\r\n`),
+    400,
+    "bad_multipart",
+    /^Content-Type multipart\/form-data has no boundary parameter/,
+  );
+  refused(
+    await rawMultipart("multipart/form-data; boundary=x", `${filePart("x", "a.png")}abcdef`),
+    400,
+    "bad_multipart",
+    /^the multipart body is malformed: .*(terminated early|unexpected end)/i,
+  );
   const whole = `${filePart("x", "a.png")}${"A".repeat(10)}\r\n`;
-  refused(await rawMultipart("multipart/form-data; boundary=x", `${whole}--x\r\nContent-Disposition: form-data; name="image"; filename="b.png"\r\n\r\nxyz`), 400, "bad_multipart", /malformed after 1 complete file part/);
+  refused(
+    await rawMultipart(
+      "multipart/form-data; boundary=x",
+      `${whole}--x\r\nContent-Disposition: form-data; name="image"; filename="b.png"\r\n\r\nxyz`,
+    ),
+    400,
+    "bad_multipart",
+    /malformed after 1 complete file part/,
+  );
   const poisoned = `{"__proto__": {"polluted": true}, "image": "${b64(png)}"}`;
-  refused(await postRaw(`${url}/v1/detect`, poisoned, "application/json"), 400, "bad_json", /the JSON body has the key "__proto__" at \$, which is refused \(a prototype-poisoning pattern\)/);
-  refused(await postRaw(`${url}/v1/detect`, `{"images": [{"constructor": {"prototype": {"x": 1}}}]}`, "application/json"), 400, "bad_json", /"constructor": \{"prototype": \.\.\.\} at \$\["images"\]\[0\]/);
-  refused(await postRaw(`${url}/v1/detect`, "{nope", "application/json"), 400, "bad_json", /^the body is not valid JSON: .*(Unexpected|Expected)/);
+  refused(
+    await postRaw(`${url}/v1/detect`, poisoned, "application/json"),
+    400,
+    "bad_json",
+    /the JSON body has the key "__proto__" at \$, which is refused \(a prototype-poisoning pattern\)/,
+  );
+  refused(
+    await postRaw(`${url}/v1/detect`, `{"images": [{"constructor": {"prototype": {"x": 1}}}]}`, "application/json"),
+    400,
+    "bad_json",
+    /"constructor": \{"prototype": \.\.\.\} at \$\["images"\]\[0\]/,
+  );
+  refused(
+    await postRaw(`${url}/v1/detect`, "{nope", "application/json"),
+    400,
+    "bad_json",
+    /^the body is not valid JSON: .*(Unexpected|Expected)/,
+  );
   assert.equal(({} as Record<string, unknown>).polluted, undefined);
   await stillServing();
 });
@@ -204,17 +309,74 @@ test("broken and hostile images: each a 4xx whose message names the input and wh
     b[iend - 1] = (b[iend - 1] ?? 0) ^ 0xff; // the last byte of the CRC of the chunk before IEND
     return b;
   };
-  refused(await postRaw(`${url}/v1/detect`, withBadCrc(png), "image/png"), 400, "undecodable_image", /^body: cannot decode: a corrupt PNG: chunk IDAT at byte \d+ has a bad CRC \(stored 0x[0-9a-f]{8}, computed 0x[0-9a-f]{8}\)/);
-  refused(await postRaw(`${url}/v1/detect`, claimedPng(0, 28), "image/png"), 400, "undecodable_image", /^body: cannot decode: a corrupt PNG: its header \(IHDR\) declares 0x28 pixels; width and height must be at least 1/);
-  refused(await postRaw(`${url}/v1/detect`, png.slice(0, 40), "image/png"), 400, "undecodable_image", /^body: cannot decode: a corrupt PNG: truncated/);
-  const jpeg = new Uint8Array(await sharp(Buffer.alloc(64 * 64 * 3, 99), { raw: { width: 64, height: 64, channels: 3 } }).jpeg().toBuffer());
-  refused(await postRaw(`${url}/v1/detect`, jpeg.slice(0, jpeg.length >> 1), "image/jpeg"), 400, "undecodable_image", /^body: cannot decode: a corrupt JPEG: /);
-  refused(await postRaw(`${url}/v1/detect`, claimedPng(2 ** 31 - 1, 2 ** 31 - 1, 0), "image/png"), 413, "too_many_pixels", /^body: 2147483647x2147483647 = \d+ pixels exceeds the limit of 4000000 \(--max-pixels\)/);
-  const svg = Buffer.from("<svg xmlns='http://www.w3.org/2000/svg' width='28' height='28'><rect width='28' height='28'/></svg>");
-  refused(await postRaw(`${url}/v1/detect`, new Uint8Array(svg), "image/png"), 415, "unsupported_image_format", /^body: a SVG image; only PNG, JPEG, WebP, GIF, TIFF or PPM\/PGM images are accepted/);
+  refused(
+    await postRaw(`${url}/v1/detect`, withBadCrc(png), "image/png"),
+    400,
+    "undecodable_image",
+    /^body: cannot decode: a corrupt PNG: chunk IDAT at byte \d+ has a bad CRC \(stored 0x[0-9a-f]{8}, computed 0x[0-9a-f]{8}\)/,
+  );
+  refused(
+    await postRaw(`${url}/v1/detect`, claimedPng(0, 28), "image/png"),
+    400,
+    "undecodable_image",
+    /^body: cannot decode: a corrupt PNG: its header \(IHDR\) declares 0x28 pixels; width and height must be at least 1/,
+  );
+  refused(
+    await postRaw(`${url}/v1/detect`, png.slice(0, 40), "image/png"),
+    400,
+    "undecodable_image",
+    /^body: cannot decode: a corrupt PNG: truncated/,
+  );
+  const jpeg = new Uint8Array(
+    await sharp(Buffer.alloc(64 * 64 * 3, 99), { raw: { width: 64, height: 64, channels: 3 } })
+      .jpeg()
+      .toBuffer(),
+  );
+  refused(
+    await postRaw(`${url}/v1/detect`, jpeg.slice(0, jpeg.length >> 1), "image/jpeg"),
+    400,
+    "undecodable_image",
+    /^body: cannot decode: a corrupt JPEG: /,
+  );
+  refused(
+    await postRaw(`${url}/v1/detect`, claimedPng(2 ** 31 - 1, 2 ** 31 - 1, 0), "image/png"),
+    413,
+    "too_many_pixels",
+    /^body: 2147483647x2147483647 = \d+ pixels exceeds the limit of 4000000 \(--max-pixels\)/,
+  );
+  const svg = Buffer.from(
+    "<svg xmlns='http://www.w3.org/2000/svg' width='28' height='28'><rect width='28' height='28'/></svg>",
+  );
+  refused(
+    await postRaw(`${url}/v1/detect`, new Uint8Array(svg), "image/png"),
+    415,
+    "unsupported_image_format",
+    /^body: a SVG image; only PNG, JPEG, WebP, GIF, TIFF or PPM\/PGM images are accepted/,
+  );
   // In a batch, the message names the bad part by its field and file name.
-  refused(await postForm([["good.png", png], ["notes.png", new TextEncoder().encode("just some text, no image")]]), 400, "not_an_image", /^image:notes\.png: cannot decode: not a supported image/);
-  refused(await postForm([["good.png", png], ["empty.png", new Uint8Array(0)]]), 400, "empty_image", /^image:empty\.png: empty \(0 bytes\)/);
-  refused(await postJson(`${url}/v1/predict`, { images: [b64(png), b64(withBadCrc(png))] }), 400, "undecodable_image", /^images\[1\]: cannot decode: a corrupt PNG: chunk IDAT/);
+  refused(
+    await postForm([
+      ["good.png", png],
+      ["notes.png", new TextEncoder().encode("just some text, no image")],
+    ]),
+    400,
+    "not_an_image",
+    /^image:notes\.png: cannot decode: not a supported image/,
+  );
+  refused(
+    await postForm([
+      ["good.png", png],
+      ["empty.png", new Uint8Array(0)],
+    ]),
+    400,
+    "empty_image",
+    /^image:empty\.png: empty \(0 bytes\)/,
+  );
+  refused(
+    await postJson(`${url}/v1/predict`, { images: [b64(png), b64(withBadCrc(png))] }),
+    400,
+    "undecodable_image",
+    /^images\[1\]: cannot decode: a corrupt PNG: chunk IDAT/,
+  );
   await stillServing();
 });

@@ -33,7 +33,11 @@ export interface BaselineFixture {
   frequency: string;
 }
 
-const paths = (root: string): BaselineFixture => ({ checkpoint: join(root, "checkpoint"), strip: join(root, "strip"), frequency: join(root, "frequency") });
+const paths = (root: string): BaselineFixture => ({
+  checkpoint: join(root, "checkpoint"),
+  strip: join(root, "strip"),
+  frequency: join(root, "frequency"),
+});
 
 async function current(): Promise<BaselineFixture | null> {
   try {
@@ -56,10 +60,18 @@ export async function baselineFixture(): Promise<BaselineFixture> {
     const model = createModel("compact-cnn", spec);
     try {
       const train = await loadDataset("fashion-mnist", { split: "train" });
-      await fit(model, subset(train, Int32Array.from({ length: 2000 }, (_, i) => i)), { ...recipeFor("fashion-mnist").config, epochs: 1, seed: 0 }, {
-        normalization: { mean: preprocessing.mean, std: preprocessing.std },
-        silent: true,
-      });
+      await fit(
+        model,
+        subset(
+          train,
+          Int32Array.from({ length: 2000 }, (_, i) => i),
+        ),
+        { ...recipeFor("fashion-mnist").config, epochs: 1, seed: 0 },
+        {
+          normalization: { mean: preprocessing.mean, std: preprocessing.std },
+          silent: true,
+        },
+      );
       await saveCheckpoint(f.checkpoint, model, {
         model: spec,
         dataset: { name: "fashion-mnist", trainCount: 60000, testCount: 10000 },
@@ -71,7 +83,13 @@ export async function baselineFixture(): Promise<BaselineFixture> {
     } finally {
       model.dispose();
     }
-    const common = { checkpoint: f.checkpoint, splits: { reserved: 128, calibration: 200 }, calibration: { targetFpr: 0.05 }, seed: 0, log: (): void => {} };
+    const common = {
+      checkpoint: f.checkpoint,
+      splits: { reserved: 128, calibration: 200 },
+      calibration: { targetFpr: 0.05 },
+      seed: 0,
+      log: (): void => {},
+    };
     await defendCheckpoint({ ...common, detector: "strip", out: f.strip, params: { n: 8 } });
     await defendCheckpoint({ ...common, detector: "frequency", out: f.frequency, params: { width: 4, epochs: 1 } });
   } catch (e) {
@@ -92,7 +110,13 @@ export async function baselinePngs(count: number, from = 0): Promise<Uint8Array<
   for (let k = 0; k < count; k++) {
     const i = PNG_FROM + from + k;
     const raw = Buffer.from(train.images.subarray(i * per, (i + 1) * per));
-    out.push(new Uint8Array(await sharp(raw, { raw: { width: 28, height: 28, channels: 1 } }).png().toBuffer()));
+    out.push(
+      new Uint8Array(
+        await sharp(raw, { raw: { width: 28, height: 28, channels: 1 } })
+          .png()
+          .toBuffer(),
+      ),
+    );
   }
   return out;
 }

@@ -44,11 +44,27 @@ after(async () => {
 });
 
 /** The library's scores of the PNGs, decoded as the server decodes them, with the workers' per-input seeds. */
-async function libraryScores(bundle: string, images: Uint8Array[]): Promise<{ pred: number[]; score: number[]; threshold: number; alone: number[] }> {
+async function libraryScores(
+  bundle: string,
+  images: Uint8Array[],
+): Promise<{ pred: number[]; score: number[]; threshold: number; alone: number[] }> {
   const loaded = await openDetector(bundle, { onWarning: () => undefined });
   try {
     const limits = { maxPixels: DEFAULT_OPTIONS.maxPixels, frames: DEFAULT_OPTIONS.frames, maxFrames: 1 };
-    const pixels = await Promise.all(images.map(async (p, i) => (await decodeForModel(p, `image ${i}`, { height: 28, width: 28, channels: 1 }, await probeUpload(p, `image ${i}`, limits), limits))[0] as Uint8Array));
+    const pixels = await Promise.all(
+      images.map(
+        async (p, i) =>
+          (
+            await decodeForModel(
+              p,
+              `image ${i}`,
+              { height: 28, width: 28, channels: 1 },
+              await probeUpload(p, `image ${i}`, limits),
+              limits,
+            )
+          )[0] as Uint8Array,
+      ),
+    );
     const bytes = new Uint8Array(pixels.length * 28 * 28);
     pixels.forEach((p, i) => bytes.set(p, i * 28 * 28));
     return tidy(() => {
@@ -73,9 +89,21 @@ function lines(): { stream: { write(l: string): void }; logs: Record<string, unk
 
 test("STRIP bundle: library scores over HTTP, alone = in a batch, /v1/detector, engine fallback and the feed off", async () => {
   const want = await libraryScores(fx.strip, pngs);
-  for (const [i, s] of want.alone.entries()) assert.ok(Math.abs(s - (want.score[i] as number)) <= TOL, `library: image ${i} alone ${s} vs in its batch ${want.score[i]}`);
+  for (const [i, s] of want.alone.entries())
+    assert.ok(
+      Math.abs(s - (want.score[i] as number)) <= TOL,
+      `library: image ${i} alone ${s} vs in its batch ${want.score[i]}`,
+    );
   const { stream, logs } = lines();
-  const server = await createServer(fx.strip, { port: 0, logLevel: "info", logStream: stream, workers: 2, maxBatch: 5, maxWaitMs: 5, timeoutMs: 60_000 });
+  const server = await createServer(fx.strip, {
+    port: 0,
+    logLevel: "info",
+    logStream: stream,
+    workers: 2,
+    maxBatch: 5,
+    maxWaitMs: 5,
+    timeoutMs: 60_000,
+  });
   try {
     assert.equal(server.engine, "libtorch");
     const fallback = logs.find((l) => l.event === "engine_fallback");
@@ -83,7 +111,10 @@ test("STRIP bundle: library scores over HTTP, alone = in a batch, /v1/detector, 
     const off = logs.filter((l) => l.event === "explain_off");
     assert.equal(off.length, 1);
     assert.equal(off[0]?.level, 30, "info: the feed was not asked for explicitly");
-    assert.match(String(off[0]?.msg), /flagged-input feed and the dashboard's overlays are off: .*the strip detector has none/);
+    assert.match(
+      String(off[0]?.msg),
+      /flagged-input feed and the dashboard's overlays are off: .*the strip detector has none/,
+    );
     const url = await server.listen();
     // Concurrent single-image requests land in batches formed by arrival: each gets its own image's score.
     const single = await Promise.all(pngs.map((p) => postRaw<DetectionRecord>(`${url}/v1/detect`, p)));
@@ -91,34 +122,62 @@ test("STRIP bundle: library scores over HTTP, alone = in a batch, /v1/detector, 
       assert.equal(r.status, 200, JSON.stringify(r.body));
       assert.equal(r.body.detector, "strip");
       assert.equal(r.body.pred, want.pred[i]);
-      assert.ok(Math.abs((r.body.score ?? Number.NaN) - (want.score[i] as number)) <= TOL, `image ${i}: served ${r.body.score} vs library ${want.score[i]}`);
+      assert.ok(
+        Math.abs((r.body.score ?? Number.NaN) - (want.score[i] as number)) <= TOL,
+        `image ${i}: served ${r.body.score} vs library ${want.score[i]}`,
+      );
       assert.equal(r.body.threshold, want.threshold);
       assert.equal(r.body.flagged, (r.body.score as number) > want.threshold);
       assert.equal(r.body.expertConfidence, null);
       assert.equal(r.body.auxiliaryConfidence, null);
     }
     // The same images again, as one batch in reverse order, after all the calls above: the same scores.
-    const batch = await postJson<{ results: DetectionRecord[] }>(`${url}/v1/detect`, { images: [...pngs].reverse().map(b64) });
+    const batch = await postJson<{ results: DetectionRecord[] }>(`${url}/v1/detect`, {
+      images: [...pngs].reverse().map(b64),
+    });
     assert.equal(batch.status, 200, JSON.stringify(batch.body));
     for (const [k, r] of batch.body.results.entries()) {
       const i = N - 1 - k;
-      assert.ok(Math.abs((r.score ?? Number.NaN) - (single[i]?.body.score ?? Number.NaN)) <= TOL, `image ${i}: in a batch ${r.score} vs alone ${single[i]?.body.score}`);
+      assert.ok(
+        Math.abs((r.score ?? Number.NaN) - (single[i]?.body.score ?? Number.NaN)) <= TOL,
+        `image ${i}: in a batch ${r.score} vs alone ${single[i]?.body.score}`,
+      );
     }
     const flaggedCount = single.filter((r) => r.body.flagged).length;
     assert.ok(flaggedCount < N, "a clean image set is not all flagged");
 
-    const d = await get<Record<string, unknown> & { params: Record<string, unknown>; checkpoint: { path: string; weightsSha256: string }; hashes: Record<string, string>; serving: { engine: string; engineRequested: string } }>(`${url}/v1/detector`);
+    const d = await get<
+      Record<string, unknown> & {
+        params: Record<string, unknown>;
+        checkpoint: { path: string; weightsSha256: string };
+        hashes: Record<string, string>;
+        serving: { engine: string; engineRequested: string };
+      }
+    >(`${url}/v1/detector`);
     assert.equal(d.status, 200);
-    const manifest = JSON.parse(await readFile(join(fx.strip, "detector.json"), "utf8")) as { params: Record<string, unknown>; calibration: { threshold: number; targetFpr: number } };
-    assert.deepEqual([d.body.detector, d.body.kind, d.body.architecture, d.body.rule], ["strip", "baseline", "compact-cnn", null]);
+    const manifest = JSON.parse(await readFile(join(fx.strip, "detector.json"), "utf8")) as {
+      params: Record<string, unknown>;
+      calibration: { threshold: number; targetFpr: number };
+    };
+    assert.deepEqual(
+      [d.body.detector, d.body.kind, d.body.architecture, d.body.rule],
+      ["strip", "baseline", "compact-cnn", null],
+    );
     assert.deepEqual(d.body.params, manifest.params);
     assert.equal(d.body.params.n, 8);
     assert.deepEqual([d.body.threshold, d.body.targetFpr], [manifest.calibration.threshold, 0.05]);
-    const weights = createHash("sha256").update(await readFile(join(fx.checkpoint, "model.safetensors"))).digest("hex");
+    const weights = createHash("sha256")
+      .update(await readFile(join(fx.checkpoint, "model.safetensors")))
+      .digest("hex");
     assert.equal(d.body.checkpoint.weightsSha256, weights);
     assert.equal(d.body.checkpoint.path, fx.checkpoint);
     assert.deepEqual(Object.keys(d.body.hashes).sort(), ["detector.json", "state.safetensors"]);
-    assert.equal(d.body.hashes["detector.json"], createHash("sha256").update(await readFile(join(fx.strip, "detector.json"))).digest("hex"));
+    assert.equal(
+      d.body.hashes["detector.json"],
+      createHash("sha256")
+        .update(await readFile(join(fx.strip, "detector.json")))
+        .digest("hex"),
+    );
     assert.deepEqual([d.body.serving.engine, d.body.serving.engineRequested], ["libtorch", "auto"]);
 
     const feed = await get<{ message: string }>(`${url}/v1/flagged`);
@@ -128,7 +187,8 @@ test("STRIP bundle: library scores over HTTP, alone = in a batch, /v1/detector, 
     assert.equal(metric(text, "badexpert_inputs_scored_total"), 2 * N);
     let flagged = 0;
     // Class names hold spaces ("Ankle boot"): the value is after the last one.
-    for (const line of text.split("\n")) if (line.startsWith("badexpert_inputs_flagged_total{")) flagged += Number(line.slice(line.lastIndexOf(" ") + 1));
+    for (const line of text.split("\n"))
+      if (line.startsWith("badexpert_inputs_flagged_total{")) flagged += Number(line.slice(line.lastIndexOf(" ") + 1));
     assert.equal(flagged, 2 * flaggedCount);
     // The workers hold M's weights and STRIP's clean pool, nothing else between batches.
     const { model } = await loadCheckpoint(fx.checkpoint);
@@ -143,9 +203,20 @@ test("STRIP bundle: library scores over HTTP, alone = in a batch, /v1/detector, 
 test("Frequency bundle: library scores over HTTP; an explicit --flagged-keep is warned about, not a crash", async () => {
   const want = await libraryScores(fx.frequency, pngs);
   const { stream, logs } = lines();
-  const server = await createServer(fx.frequency, { port: 0, logLevel: "info", logStream: stream, workers: 1, engine: "libtorch", flaggedKeep: 8 });
+  const server = await createServer(fx.frequency, {
+    port: 0,
+    logLevel: "info",
+    logStream: stream,
+    workers: 1,
+    engine: "libtorch",
+    flaggedKeep: 8,
+  });
   try {
-    assert.equal(logs.some((l) => l.event === "engine_fallback"), false, "libtorch was asked for: nothing to fall back from");
+    assert.equal(
+      logs.some((l) => l.event === "engine_fallback"),
+      false,
+      "libtorch was asked for: nothing to fall back from",
+    );
     const off = logs.find((l) => l.event === "explain_off");
     assert.equal(off?.level, 40, "a warning: the options asked for the feed");
     assert.match(String(off?.msg), /--flagged-keep, --explain-method\) ignored: .*the frequency detector has none/);
@@ -155,7 +226,10 @@ test("Frequency bundle: library scores over HTTP; an explicit --flagged-keep is 
     for (const [i, x] of r.body.results.entries()) {
       assert.equal(x.detector, "frequency");
       assert.equal(x.pred, want.pred[i]);
-      assert.ok(Math.abs((x.score ?? Number.NaN) - (want.score[i] as number)) <= TOL, `image ${i}: served ${x.score} vs library ${want.score[i]}`);
+      assert.ok(
+        Math.abs((x.score ?? Number.NaN) - (want.score[i] as number)) <= TOL,
+        `image ${i}: served ${x.score} vs library ${want.score[i]}`,
+      );
       assert.equal(x.flagged, (x.score as number) > want.threshold);
     }
     const clean = r.body.results.findIndex((x) => !x.flagged);
@@ -167,8 +241,14 @@ test("Frequency bundle: library scores over HTTP; an explicit --flagged-keep is 
 });
 
 test("baselines refuse onnxruntime and --verify-key before any worker starts, in the library and the CLI", async () => {
-  await assert.rejects(createServer(fx.strip, { ...quietLog, engine: "onnxruntime" }), /engine onnxruntime cannot score the strip detector .*libtorch only/);
-  await assert.rejects(createServer(fx.frequency, { ...quietLog, bundleLoad: { verifyKey: join(work, "no.pub") } }), /verifyKey \(--verify-key\): .* is a frequency detector bundle, which is not signed/);
+  await assert.rejects(
+    createServer(fx.strip, { ...quietLog, engine: "onnxruntime" }),
+    /engine onnxruntime cannot score the strip detector .*libtorch only/,
+  );
+  await assert.rejects(
+    createServer(fx.frequency, { ...quietLog, bundleLoad: { verifyKey: join(work, "no.pub") } }),
+    /verifyKey \(--verify-key\): .* is a frequency detector bundle, which is not signed/,
+  );
   // The CLI turns the refusal into a usage error (exit 2) naming the detector.
   const cli = await runCli(["serve", "--bundle", fx.strip, "--engine", "onnxruntime", "--port", "0"]);
   assert.equal(cli.code, 2);
@@ -180,7 +260,10 @@ test("a baseline whose scores are NaN fails closed: flagged with the reason, ref
   await cp(fx.strip, dir, { recursive: true });
   // A clean pool of NaN images (manifest hash updated, as a tampered but consistent bundle would be): every superimposition is NaN.
   const pool = tensor(new Float32Array(4 * 28 * 28).fill(Number.NaN), { shape: [4, 1, 28, 28] });
-  const written = await saveTensors(join(dir, "state.safetensors"), new Map([["pool", pool]]), { format: "badexpert-baseline-detector", detector: "strip" });
+  const written = await saveTensors(join(dir, "state.safetensors"), new Map([["pool", pool]]), {
+    format: "badexpert-baseline-detector",
+    detector: "strip",
+  });
   pool.dispose();
   const manifest = JSON.parse(await readFile(join(dir, "detector.json"), "utf8")) as { stateSha256: string };
   manifest.stateSha256 = written.sha256;
@@ -194,7 +277,10 @@ test("a baseline whose scores are NaN fails closed: flagged with the reason, ref
       assert.deepEqual([x.flagged, x.score, x.detector], [true, null, "strip"]);
       assert.match(String(x.reason), /the detector's score is not a finite number \(NaN\)/);
     }
-    const p = await postRaw<{ error: string; flagged: { reason: string }[] }>(`${url}/v1/predict`, pngs[0] as Uint8Array<ArrayBuffer>);
+    const p = await postRaw<{ error: string; flagged: { reason: string }[] }>(
+      `${url}/v1/predict`,
+      pngs[0] as Uint8Array<ArrayBuffer>,
+    );
     assert.equal(p.status, 422);
     assert.match(String(p.body.flagged[0]?.reason), /not a finite number/);
   } finally {
@@ -222,7 +308,10 @@ test("reload: STRIP -> Frequency works; to a BaDExpert bundle it is refused and 
 
     await rm(dir, { recursive: true });
     await cp(await fixtureBundle(), dir, { recursive: true });
-    await assert.rejects(server.reload(), /now holds a badexpert detector bundle, the server was started on a frequency one; restart the server to change the kind of detector/);
+    await assert.rejects(
+      server.reload(),
+      /now holds a badexpert detector bundle, the server was started on a frequency one; restart the server to change the kind of detector/,
+    );
     const still = await postRaw<DetectionRecord>(`${url}/v1/detect`, pngs[0] as Uint8Array<ArrayBuffer>);
     assert.deepEqual([still.status, still.body.detector], [200, "frequency"]);
     const text = await (await fetch(`${url}/metrics`)).text();

@@ -59,10 +59,23 @@ test("concurrent requests are batched up to maxBatch and each gets its own resul
   assert.equal(b.queueDepth, 0);
   assert.deepEqual(ex.batches[1], [5]);
   ex.answer();
-  assert.deepEqual((await r1).map((r) => r.score), [1, 2]);
-  assert.deepEqual((await r2).map((r) => r.score), [3, 4, 5]);
-  assert.deepEqual((await r2).map((r) => r.pred), [3, 4, 5]);
-  assert.deepEqual((await r2).map((r) => r.detector), ["test-double", "test-double", "test-double"], "each result names the detector that scored its batch");
+  assert.deepEqual(
+    (await r1).map((r) => r.score),
+    [1, 2],
+  );
+  assert.deepEqual(
+    (await r2).map((r) => r.score),
+    [3, 4, 5],
+  );
+  assert.deepEqual(
+    (await r2).map((r) => r.pred),
+    [3, 4, 5],
+  );
+  assert.deepEqual(
+    (await r2).map((r) => r.detector),
+    ["test-double", "test-double", "test-double"],
+    "each result names the detector that scored its batch",
+  );
 });
 
 test("a partial batch waits up to maxWaitMs for companions, then goes", async () => {
@@ -89,7 +102,10 @@ test("maxBatch 1 scores every input alone", async () => {
   ex.answer();
   await tick();
   ex.answer();
-  assert.deepEqual((await r).map((x) => x.score), [1, 2, 3]);
+  assert.deepEqual(
+    (await r).map((x) => x.score),
+    [1, 2, 3],
+  );
 });
 
 test("a full queue refuses the whole request with 503 and Retry-After", async () => {
@@ -120,7 +136,10 @@ test("a request not scored in time gets 504 and its queued inputs leave the queu
   await assert.rejects(b.submit([img(1), img(2)]), (e: unknown) => {
     assert.ok(e instanceof ServeError);
     assert.equal(e.statusCode, 504);
-    assert.match(e.message, /not scored within 30 ms .*2 of its inputs were still queued.*must not be treated as clean/);
+    assert.match(
+      e.message,
+      /not scored within 30 ms .*2 of its inputs were still queued.*must not be treated as clean/,
+    );
     return true;
   });
   assert.equal(b.queueDepth, 0);
@@ -132,7 +151,11 @@ test("a failed batch answers its requests with 503; a non-finite score is flagge
   const r1 = b.submit([img(1)]);
   await tick();
   ex.pending.shift()?.reject(new Error("scoring worker crashed: boom"));
-  await assert.rejects(r1, (e: unknown) => e instanceof ServeError && e.statusCode === 503 && /boom; the input was not checked/.test(e.message));
+  await assert.rejects(
+    r1,
+    (e: unknown) =>
+      e instanceof ServeError && e.statusCode === 503 && /boom; the input was not checked/.test(e.message),
+  );
   const r2 = b.submit([img(2), img(3)]);
   await tick();
   ex.answer((v) => (v === 2 ? Number.NaN : 5));
@@ -172,7 +195,12 @@ test("abort (end of the grace period) answers queued and running requests 503 an
   assert.deepEqual(ex.batches, [[1]]);
   assert.equal(b.queueDepth, 1);
   const drained = b.drain();
-  const refused = (e: unknown): boolean => e instanceof ServeError && e.reason === "shutting_down" && e.code === "E_BUSY" && e.statusCode === 503 && /grace/.test(e.message);
+  const refused = (e: unknown): boolean =>
+    e instanceof ServeError &&
+    e.reason === "shutting_down" &&
+    e.code === "E_BUSY" &&
+    e.statusCode === 503 &&
+    /grace/.test(e.message);
   b.abort(() => new ServeError("E_BUSY", "shutting_down", "grace period over"));
   await assert.rejects(running, refused);
   await assert.rejects(queued, refused);

@@ -17,11 +17,16 @@ export interface ServeChild {
 }
 
 export async function startServe(args: string[]): Promise<ServeChild> {
-  const child = spawn(process.execPath, [MAIN, "serve", ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, BADEXPERT_THREADS: "1" } });
+  const child = spawn(process.execPath, [MAIN, "serve", ...args], {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, BADEXPERT_THREADS: "1" },
+  });
   const logs: Record<string, unknown>[] = [];
   let err = "";
   child.stderr?.on("data", (b: Buffer) => (err += b.toString()));
-  const exited = new Promise<{ code: number | null; at: number }>((r) => child.on("exit", (code) => r({ code, at: performance.now() })));
+  const exited = new Promise<{ code: number | null; at: number }>((r) =>
+    child.on("exit", (code) => r({ code, at: performance.now() })),
+  );
   const url = await new Promise<string>((resolve, reject) => {
     const rl = createInterface({ input: child.stdout as NodeJS.ReadableStream });
     rl.on("line", (line) => {

@@ -34,7 +34,9 @@ let tensorsAtStart: number;
 before(async () => {
   tensorsAtStart = memory().numTensors;
   await access(CHROMIUM).catch(() => {
-    throw new Error(`${CHROMIUM} not found: run scripts/setup.sh (installs Debian's chromium) or set BADEXPERT_CHROMIUM`);
+    throw new Error(
+      `${CHROMIUM} not found: run scripts/setup.sh (installs Debian's chromium) or set BADEXPERT_CHROMIUM`,
+    );
   });
   const dir = await fixtureBundle();
   const pngs = await fixturePngs(48);
@@ -46,9 +48,19 @@ before(async () => {
   flaggedPng = pngs[i] as Uint8Array<ArrayBuffer>;
   flaggedClass = (scores[i] as { predClass: string }).predClass;
   cleanPngs = pngs.filter((_, k) => !scores[k]?.flagged).slice(0, 5);
-  server = await createServer(dir, { port: 0, logLevel: "silent", onFlag: "annotate", workers: 1, flaggedKeep: 4, token: "dashboard-test-token-0123" });
+  server = await createServer(dir, {
+    port: 0,
+    logLevel: "silent",
+    onFlag: "annotate",
+    workers: 1,
+    flaggedKeep: 4,
+    token: "dashboard-test-token-0123",
+  });
   url = await server.listen();
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"] });
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+  });
 });
 
 after(async () => {
@@ -62,10 +74,13 @@ const auth = { authorization: "Bearer dashboard-test-token-0123" };
 test("the page shows a flagged input with its overlay after one is sent, and no clean ones", async () => {
   const page = await browser.newPage();
   await page.goto(`${url}/#token=dashboard-test-token-0123`);
-  await page.waitForFunction(() => document.getElementById("status")?.textContent?.startsWith("updated"), undefined, { timeout: 20_000 });
+  await page.waitForFunction(() => document.getElementById("status")?.textContent?.startsWith("updated"), undefined, {
+    timeout: 20_000,
+  });
   assert.equal(await page.locator(".flagged-item").count(), 0, "nothing flagged yet");
 
-  for (const p of cleanPngs) assert.equal((await postRaw<{ flagged: boolean }>(`${url}/v1/detect`, p, "image/png", auth)).body.flagged, false);
+  for (const p of cleanPngs)
+    assert.equal((await postRaw<{ flagged: boolean }>(`${url}/v1/detect`, p, "image/png", auth)).body.flagged, false);
   const r = await postRaw<{ flagged: boolean; class: string }>(`${url}/v1/detect`, flaggedPng, "image/png", auth);
   assert.equal(r.status, 200);
   assert.equal(r.body.flagged, true);

@@ -24,7 +24,14 @@ function send(agent: Agent, url: URL, method: "GET" | "POST", path: string, body
   const sentAt = performance.now();
   return new Promise((resolve) => {
     const req = request(
-      { host: url.hostname, port: url.port, path, method, agent, headers: body ? { "content-type": "image/png", "content-length": body.length } : {} },
+      {
+        host: url.hostname,
+        port: url.port,
+        path,
+        method,
+        agent,
+        headers: body ? { "content-type": "image/png", "content-length": body.length } : {},
+      },
       (res) => {
         const chunks: Buffer[] = [];
         res.on("data", (c: Buffer) => chunks.push(c));
@@ -35,12 +42,22 @@ function send(agent: Agent, url: URL, method: "GET" | "POST", path: string, body
           } catch {
             parsed = { unparsed: Buffer.concat(chunks).toString().slice(0, 200) };
           }
-          resolve({ sentAt, doneAt: performance.now(), status: res.statusCode ?? 0, body: parsed, ...(res.headers.connection ? { connection: res.headers.connection } : {}) });
+          resolve({
+            sentAt,
+            doneAt: performance.now(),
+            status: res.statusCode ?? 0,
+            body: parsed,
+            ...(res.headers.connection ? { connection: res.headers.connection } : {}),
+          });
         });
-        res.on("error", (e: NodeJS.ErrnoException) => resolve({ sentAt, doneAt: performance.now(), error: e.code ?? e.message }));
+        res.on("error", (e: NodeJS.ErrnoException) =>
+          resolve({ sentAt, doneAt: performance.now(), error: e.code ?? e.message }),
+        );
       },
     );
-    req.on("error", (e: NodeJS.ErrnoException) => resolve({ sentAt, doneAt: performance.now(), error: e.code ?? e.message }));
+    req.on("error", (e: NodeJS.ErrnoException) =>
+      resolve({ sentAt, doneAt: performance.now(), error: e.code ?? e.message }),
+    );
     req.end(body);
   });
 }
@@ -75,7 +92,8 @@ test("SIGTERM under 64 keep-alive connections: every request answered, none rese
   };
   const loops = [...Array.from({ length: 64 }, (_, k) => loop(k)), probe()];
   try {
-    while (outcomes.filter((o) => o.status === 200).length < 300 && s.child.exitCode === null) await new Promise((r) => setTimeout(r, 20));
+    while (outcomes.filter((o) => o.status === 200).length < 300 && s.child.exitCode === null)
+      await new Promise((r) => setTimeout(r, 20));
     const termAt = performance.now();
     s.child.kill("SIGTERM");
     const limit = new Promise<null>((r) => setTimeout(() => r(null), 40_000).unref());
@@ -84,7 +102,10 @@ test("SIGTERM under 64 keep-alive connections: every request answered, none rese
     await Promise.all(loops);
     assert.ok(exit !== null, "serve exited within 40 s of SIGTERM");
     assert.equal(exit.code, 0, `exit code (stderr: ${s.stderr().slice(0, 500)})`);
-    assert.ok(exit.at - termAt < 30_000, `exited ${Math.round(exit.at - termAt)} ms after SIGTERM, within the 30 s grace period`);
+    assert.ok(
+      exit.at - termAt < 30_000,
+      `exited ${Math.round(exit.at - termAt)} ms after SIGTERM, within the 30 s grace period`,
+    );
 
     // No request went unanswered: the only error allowed is a refused connection (nothing was sent).
     const lost = outcomes.filter((o) => o.error !== undefined && o.error !== "ECONNREFUSED");
@@ -106,12 +127,25 @@ test("SIGTERM under 64 keep-alive connections: every request answered, none rese
     const finished = outcomes.filter((o) => o.sentAt < termAt && o.doneAt > termAt && o.status === 200).length;
     assert.ok(finished > 0, "some requests in flight at SIGTERM were answered with a score after it");
     // After the drain every connection was closed by the server: the loops ended on a refused reconnect.
-    assert.equal(outcomes.filter((o) => o.error === "ECONNREFUSED").length, 64, "each of the 64 connections was closed, and reconnecting was refused");
+    assert.equal(
+      outcomes.filter((o) => o.error === "ECONNREFUSED").length,
+      64,
+      "each of the 64 connections was closed, and reconnecting was refused",
+    );
     // Readiness said so while draining.
     const drainingReady = ready.filter((o) => o.status === 503);
-    assert.ok(drainingReady.length >= 1, `/readyz answered 503 while draining (saw ${ready.map((o) => o.status ?? o.error).slice(-5).join(",")})`);
+    assert.ok(
+      drainingReady.length >= 1,
+      `/readyz answered 503 while draining (saw ${ready
+        .map((o) => o.status ?? o.error)
+        .slice(-5)
+        .join(",")})`,
+    );
     assert.equal(drainingReady[0]?.body?.status, "draining");
-    assert.ok(ready.every((o) => o.error === undefined || o.error === "ECONNREFUSED"), "no readiness probe was reset");
+    assert.ok(
+      ready.every((o) => o.error === undefined || o.error === "ECONNREFUSED"),
+      "no readiness probe was reset",
+    );
 
     const stopped = s.logs.find((l) => l.event === "stopped");
     const count = (f: (o: Outcome) => boolean): number => outcomes.filter(f).length;

@@ -21,7 +21,15 @@ const quiet = (): void => {};
 
 async function defended(dir: string, file: string): Promise<string> {
   await importModel({ out: join(dir, "ck"), torchscript: fixture(file), dataset: "fashion-mnist", log: quiet });
-  await defendCheckpoint({ checkpoint: join(dir, "ck"), out: join(dir, "bundle"), splits: { reserved: 256, calibration: 200 }, unlearn: { lr: 3e-4 }, finetune: { epochs: 1 }, silent: true, log: quiet });
+  await defendCheckpoint({
+    checkpoint: join(dir, "ck"),
+    out: join(dir, "bundle"),
+    splits: { reserved: 256, calibration: 200 },
+    unlearn: { lr: 3e-4 },
+    finetune: { epochs: 1 },
+    silent: true,
+    log: quiet,
+  });
   return join(dir, "bundle");
 }
 
@@ -38,7 +46,13 @@ test("engine auto serves a TorchScript-imported detector on onnxruntime, or fall
   const before = memory().numTensors;
   const dir = await mkdtemp(join(tmpdir(), "bx-engine-fallback-"));
   try {
-    const pngs = await Promise.all([40, 128, 220].map((v) => sharp(Buffer.alloc(28 * 28, v), { raw: { width: 28, height: 28, channels: 1 } }).png().toBuffer()));
+    const pngs = await Promise.all(
+      [40, 128, 220].map((v) =>
+        sharp(Buffer.alloc(28 * 28, v), { raw: { width: 28, height: 28, channels: 1 } })
+          .png()
+          .toBuffer(),
+      ),
+    );
     for (const [file, engine] of [
       ["tiny-mixer-traced.pt", "onnxruntime"],
       ["unsupported-op-scripted.pt", "libtorch"],
@@ -48,16 +62,31 @@ test("engine auto serves a TorchScript-imported detector on onnxruntime, or fall
       const want = await lib.score(pngs.map((p) => new Uint8Array(p)));
       await lib.dispose();
       const { stream, logs } = lines();
-      const server = await createServer(bundle, { port: 0, logLevel: "info", logStream: stream, workers: 1, flaggedKeep: 0 });
+      const server = await createServer(bundle, {
+        port: 0,
+        logLevel: "info",
+        logStream: stream,
+        workers: 1,
+        flaggedKeep: 0,
+      });
       try {
         assert.equal(server.engine, engine, file);
         const url = await server.listen();
         const info = await get<Serving>(`${url}/v1/detector`);
         const fallbackLog = logs.find((l) => l.event === "engine_fallback");
         const metrics = await (await fetch(`${url}/metrics`)).text();
-        assert.equal(metric(metrics, `badexpert_scoring_engine{engine="${engine}",requested="auto"}`), 1, `${file}: scoring engine gauge`);
+        assert.equal(
+          metric(metrics, `badexpert_scoring_engine{engine="${engine}",requested="auto"}`),
+          1,
+          `${file}: scoring engine gauge`,
+        );
         if (engine === "onnxruntime") {
-          assert.deepEqual(info.body.serving, { ...info.body.serving, engine: "onnxruntime", engineRequested: "auto", engineFallback: null });
+          assert.deepEqual(info.body.serving, {
+            ...info.body.serving,
+            engine: "onnxruntime",
+            engineRequested: "auto",
+            engineFallback: null,
+          });
           assert.equal(fallbackLog, undefined);
           assert.equal(metric(metrics, "badexpert_engine_fallback"), 0);
         } else {
@@ -72,14 +101,20 @@ test("engine auto serves a TorchScript-imported detector on onnxruntime, or fall
           assert.equal(r.status, 200, JSON.stringify(r.body));
           assert.equal(r.body.pred, want[i]?.pred);
           const w = want[i]?.score ?? Number.NaN;
-          assert.ok(Math.abs(r.body.score - w) <= 1e-4 * Math.max(Math.abs(w), 1e-6), `${file} image ${i}: score ${r.body.score} vs library ${w}`);
+          assert.ok(
+            Math.abs(r.body.score - w) <= 1e-4 * Math.max(Math.abs(w), 1e-6),
+            `${file} image ${i}: score ${r.body.score} vs library ${w}`,
+          );
         }
       } finally {
         assert.equal(await server.close(), 0);
       }
       if (engine === "libtorch") {
         // An explicit --engine onnxruntime does not fall back: it fails, naming the operator.
-        await assert.rejects(createServer(bundle, { port: 0, logLevel: "silent", workers: 1, flaggedKeep: 0, engine: "onnxruntime" }), /aten::cumsum in head/);
+        await assert.rejects(
+          createServer(bundle, { port: 0, logLevel: "silent", workers: 1, flaggedKeep: 0, engine: "onnxruntime" }),
+          /aten::cumsum in head/,
+        );
       }
     }
   } finally {

@@ -44,11 +44,25 @@ export async function fixtureBundle(): Promise<string> {
   manualSeed(2);
   const model = createModel("compact-cnn", spec);
   const train = await loadDataset("fashion-mnist", { split: "train" });
-  await fit(model, subset(train, Int32Array.from({ length: 2000 }, (_, i) => i)), { ...recipeFor("fashion-mnist").config, epochs: 2, seed: 0 }, {
-    normalization: { mean: preprocessing.mean, std: preprocessing.std },
-    silent: true,
-  });
-  const det = await fitBadExpert(model, { spec, preprocessing, classNames: test.classNames }, subset(test, s.reserved), subset(test, s.calibration), QUICK_FIT);
+  await fit(
+    model,
+    subset(
+      train,
+      Int32Array.from({ length: 2000 }, (_, i) => i),
+    ),
+    { ...recipeFor("fashion-mnist").config, epochs: 2, seed: 0 },
+    {
+      normalization: { mean: preprocessing.mean, std: preprocessing.std },
+      silent: true,
+    },
+  );
+  const det = await fitBadExpert(
+    model,
+    { spec, preprocessing, classNames: test.classNames },
+    subset(test, s.reserved),
+    subset(test, s.calibration),
+    QUICK_FIT,
+  );
   model.dispose();
   // Written aside and renamed into place, so a concurrent test process never sees half a bundle.
   const tmp = await mkdtemp(join(tmpdir(), "badexpert-serve-fixture-tmp-"));
@@ -69,7 +83,13 @@ export async function fixturePngs(count: number, from = 0): Promise<Uint8Array<A
   for (let k = 0; k < count; k++) {
     const i = s.evaluation[from + k] as number;
     const raw = Buffer.from(test.images.subarray(i * per, (i + 1) * per));
-    out.push(new Uint8Array(await sharp(raw, { raw: { width: 28, height: 28, channels: 1 } }).png().toBuffer()));
+    out.push(
+      new Uint8Array(
+        await sharp(raw, { raw: { width: 28, height: 28, channels: 1 } })
+          .png()
+          .toBuffer(),
+      ),
+    );
   }
   return out;
 }

@@ -22,7 +22,12 @@ test("the alert fires once when the rate crosses, names the dominant class, and 
   const w = new FlagWindow(60, 3);
   const warns: { obj: Record<string, unknown>; msg: string }[] = [];
   const infos: string[] = [];
-  const a = new RateAlert(w, { rate: 0.3, minInputs: 10, classNames: ["a", "b", "target"], log: { warn: (obj, msg) => warns.push({ obj, msg }), info: (_o, msg) => infos.push(msg) } });
+  const a = new RateAlert(w, {
+    rate: 0.3,
+    minInputs: 10,
+    classNames: ["a", "b", "target"],
+    log: { warn: (obj, msg) => warns.push({ obj, msg }), info: (_o, msg) => infos.push(msg) },
+  });
   const t = 5_000_000;
   for (let i = 0; i < 5; i++) w.record(2, true, t);
   a.check(t);
@@ -32,7 +37,10 @@ test("the alert fires once when the rate crosses, names the dominant class, and 
   assert.equal(warns.length, 1);
   assert.equal(warns[0]?.obj.topClass, "target");
   assert.equal(warns[0]?.obj.rate, 0.5);
-  assert.match(warns[0]?.msg ?? "", /flagged rate 50\.0% .* above --alert-rate 30\.0%; 5 of 5 flagged inputs were predicted as "target"/);
+  assert.match(
+    warns[0]?.msg ?? "",
+    /flagged rate 50\.0% .* above --alert-rate 30\.0%; 5 of 5 flagged inputs were predicted as "target"/,
+  );
   assert.equal(a.active, true);
   a.check(t + 1000);
   assert.equal(warns.length, 1, "no repeat within the window");

@@ -39,7 +39,14 @@ before(async () => {
   tensorsAtStart = memory().numTensors;
   const dir = await fixtureBundle();
   refusing = await createServer(dir, { port: 0, logLevel: "silent", workers: 1, flaggedKeep: 0 });
-  scoring = await createServer(dir, { port: 0, logLevel: "silent", workers: 1, flaggedKeep: 0, frames: "all", onFlag: "reject" });
+  scoring = await createServer(dir, {
+    port: 0,
+    logLevel: "silent",
+    workers: 1,
+    flaggedKeep: 0,
+    frames: "all",
+    onFlag: "reject",
+  });
   refuseUrl = await refusing.listen();
   allUrl = await scoring.listen();
   // A clean and a flagged evaluation image (the fixture is calibrated at a 5% target FPR).
@@ -78,10 +85,22 @@ test("by default every multi-frame kind gets 415 naming the input and its frame 
   for (const [kind, { type, says }] of Object.entries(KINDS) as [Kind, (typeof KINDS)[Kind]][]) {
     const bytes = files[kind];
     for (const route of ["/v1/detect", "/v1/predict"]) {
-      refused(await postRaw(`${refuseUrl}${route}`, bytes, type), new RegExp(`^body: ${says.source}: multi-frame images are refused.*--frames all`));
+      refused(
+        await postRaw(`${refuseUrl}${route}`, bytes, type),
+        new RegExp(`^body: ${says.source}: multi-frame images are refused.*--frames all`),
+      );
       refused(await postJson(`${refuseUrl}${route}`, { image: b64(bytes) }), new RegExp(`^image: ${says.source}`));
-      refused(await postJson(`${refuseUrl}${route}`, { images: [b64(clean), b64(bytes)] }), new RegExp(`^images\\[1\\]: ${says.source}`));
-      refused(await postForm(refuseUrl, route, [["ok.png", clean], [`anim.${kind}`, bytes]]), new RegExp(`^image:anim\\.${kind}: ${says.source}`));
+      refused(
+        await postJson(`${refuseUrl}${route}`, { images: [b64(clean), b64(bytes)] }),
+        new RegExp(`^images\\[1\\]: ${says.source}`),
+      );
+      refused(
+        await postForm(refuseUrl, route, [
+          ["ok.png", clean],
+          [`anim.${kind}`, bytes],
+        ]),
+        new RegExp(`^image:anim\\.${kind}: ${says.source}`),
+      );
     }
   }
   const single = await postRaw<Rec>(`${refuseUrl}/v1/detect`, clean);
@@ -95,7 +114,9 @@ test("--frames all: every frame scored, the image flagged because frame 1 is, wi
     // Each frame on its own, as a still PNG of the pixels the server decodes for it: the two fixture
     // images for the lossless kinds written chunk by chunk, libvips' page for the others.
     const frames: Uint8Array<ArrayBuffer>[] =
-      kind === "apng" || kind === "pgm" ? [clean, flagged] : await Promise.all([0, 1].map(async (page) => new Uint8Array(await sharp(bytes, { page }).png().toBuffer())));
+      kind === "apng" || kind === "pgm"
+        ? [clean, flagged]
+        : await Promise.all([0, 1].map(async (page) => new Uint8Array(await sharp(bytes, { page }).png().toBuffer())));
     const alone = await postJson<{ results: Rec[] }>(`${allUrl}/v1/detect`, { images: frames.map(b64) });
     assert.equal(alone.status, 200);
     const [s0, s1] = alone.body.results as [Rec, Rec];
@@ -110,7 +131,11 @@ test("--frames all: every frame scored, the image flagged because frame 1 is, wi
       assert.deepEqual([s0.flagged, s1.flagged, r.body.flagged], [false, true, true], kind);
       const p = await postRaw(`${allUrl}/v1/predict`, bytes, KINDS[kind].type);
       assert.equal(p.status, 422, `${kind}: /v1/predict refuses the image (--on-flag reject)`);
-      assert.deepEqual((p.body.flagged as { index: number; frames: number; frame: number }[]).map((x) => [x.index, x.frames, x.frame]), [[0, 2, 1]], kind);
+      assert.deepEqual(
+        (p.body.flagged as { index: number; frames: number; frame: number }[]).map((x) => [x.index, x.frames, x.frame]),
+        [[0, 2, 1]],
+        kind,
+      );
     }
   }
   // Frames count as inputs against --max-images-per-request.

@@ -17,15 +17,31 @@ async function read<T>(r: Response): Promise<Reply<T>> {
   return { status: r.status, headers: r.headers, body };
 }
 
-export function postRaw<T = Record<string, unknown>>(url: string, body: Uint8Array<ArrayBuffer> | string, type = "image/png", headers: Record<string, string> = {}): Promise<Reply<T>> {
+export function postRaw<T = Record<string, unknown>>(
+  url: string,
+  body: Uint8Array<ArrayBuffer> | string,
+  type = "image/png",
+  headers: Record<string, string> = {},
+): Promise<Reply<T>> {
   return fetch(url, { method: "POST", headers: { "content-type": type, ...headers }, body }).then((r) => read<T>(r));
 }
 
-export function postJson<T = Record<string, unknown>>(url: string, body: unknown, headers: Record<string, string> = {}): Promise<Reply<T>> {
-  return fetch(url, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify(body) }).then((r) => read<T>(r));
+export function postJson<T = Record<string, unknown>>(
+  url: string,
+  body: unknown,
+  headers: Record<string, string> = {},
+): Promise<Reply<T>> {
+  return fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...headers },
+    body: JSON.stringify(body),
+  }).then((r) => read<T>(r));
 }
 
-export function postMultipart<T = Record<string, unknown>>(url: string, files: Uint8Array<ArrayBuffer>[]): Promise<Reply<T>> {
+export function postMultipart<T = Record<string, unknown>>(
+  url: string,
+  files: Uint8Array<ArrayBuffer>[],
+): Promise<Reply<T>> {
   const form = new FormData();
   for (const [i, f] of files.entries()) form.append("image", new Blob([f], { type: "image/png" }), `img${i}.png`);
   return fetch(url, { method: "POST", body: form }).then((r) => read<T>(r));

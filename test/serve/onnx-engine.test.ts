@@ -16,11 +16,23 @@ test("the onnxruntime engine answers concurrent requests with the library's scor
   const lib = await Detector.load(dir);
   const want = await lib.score(pngs);
   await lib.dispose();
-  const server = await createServer(dir, { port: 0, logLevel: "silent", engine: "onnxruntime", workers: 2, maxBatch: 8, maxWaitMs: 5, timeoutMs: 60_000 });
+  const server = await createServer(dir, {
+    port: 0,
+    logLevel: "silent",
+    engine: "onnxruntime",
+    workers: 2,
+    maxBatch: 8,
+    maxWaitMs: 5,
+    timeoutMs: 60_000,
+  });
   try {
     const url = await server.listen();
     const info = await get<{ serving: { engine: string; engineRequested: string } }>(`${url}/v1/detector`);
-    assert.deepEqual(info.body.serving, { ...info.body.serving, engine: "onnxruntime", engineRequested: "onnxruntime" });
+    assert.deepEqual(info.body.serving, {
+      ...info.body.serving,
+      engine: "onnxruntime",
+      engineRequested: "onnxruntime",
+    });
     const replies = await Promise.all(pngs.map((p) => postRaw<DetectionRecord>(`${url}/v1/detect`, p)));
     for (const [i, r] of replies.entries()) {
       assert.equal(r.status, 200, JSON.stringify(r.body));
@@ -28,7 +40,10 @@ test("the onnxruntime engine answers concurrent requests with the library's scor
       assert.ok(w);
       assert.equal(r.body.pred, w.pred, `image ${i}: pred`);
       const tol = 1e-4 * Math.max(1, Math.abs(w.score));
-      assert.ok(Math.abs((r.body.score ?? Number.NaN) - w.score) <= tol, `image ${i}: score ${r.body.score} vs libtorch ${w.score}`);
+      assert.ok(
+        Math.abs((r.body.score ?? Number.NaN) - w.score) <= tol,
+        `image ${i}: score ${r.body.score} vs libtorch ${w.score}`,
+      );
       if (Math.abs(w.score - w.threshold) > tol) assert.equal(r.body.flagged, w.flagged, `image ${i}: flagged`);
     }
     assert.ok(want.some((w) => w.flagged) && want.some((w) => !w.flagged), "the fixture has flagged and clean inputs");
@@ -45,7 +60,9 @@ test("engine auto (the default) scores on onnxruntime where onnxruntime-node is 
   try {
     assert.equal(server.options.engine, "auto");
     assert.equal(server.engine, "onnxruntime");
-    const info = await get<{ serving: { engine: string; engineRequested: string } }>(`${await server.listen()}/v1/detector`);
+    const info = await get<{ serving: { engine: string; engineRequested: string } }>(
+      `${await server.listen()}/v1/detector`,
+    );
     assert.deepEqual([info.body.serving.engine, info.body.serving.engineRequested], ["onnxruntime", "auto"]);
   } finally {
     await server.close();

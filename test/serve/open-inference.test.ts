@@ -18,7 +18,17 @@ import { V2_ROUTES } from "../../src/serve/v2/schemas.js";
 import { runCli } from "../cli/fixtures.js";
 import { fixtureBundle, fixturePngs } from "./fixture.js";
 import { b64, metric, postJson } from "./http.js";
-import { bytesTensor, fp32Bytes, GrpcClient, grpcValues, inferBinary, inferJson, toNchw, type GrpcInferResponse, type V2Answer } from "./v2-client.js";
+import {
+  bytesTensor,
+  fp32Bytes,
+  GrpcClient,
+  grpcValues,
+  inferBinary,
+  inferJson,
+  toNchw,
+  type GrpcInferResponse,
+  type V2Answer,
+} from "./v2-client.js";
 
 const TOKEN = "v2-test-token-0123456789";
 const AUTH = { authorization: `Bearer ${TOKEN}` };
@@ -95,22 +105,44 @@ const grpcError = async (p: Promise<unknown>): Promise<ServiceError> => {
 };
 
 test("health, server and model metadata over HTTP and gRPC agree with the bundle", async () => {
-  for (const path of ["/v2/health/live", "/v2/health/ready", "/v2/models/badexpert/ready", "/v2/models/badexpert-filtered/versions/1/ready"]) {
+  for (const path of [
+    "/v2/health/live",
+    "/v2/health/ready",
+    "/v2/models/badexpert/ready",
+    "/v2/models/badexpert-filtered/versions/1/ready",
+  ]) {
     const r = await fetch(`${url}${path}`); // probes need no token
     assert.equal(r.status, 200, path);
     assert.equal(await r.text(), "", `${path}: the protocol's health answers have an empty body`);
   }
-  const server = (await (await fetch(`${url}/v2`, { headers: AUTH })).json()) as { name: string; version: string; extensions: string[] };
+  const server = (await (await fetch(`${url}/v2`, { headers: AUTH })).json()) as {
+    name: string;
+    version: string;
+    extensions: string[];
+  };
   assert.equal(server.name, "badexpert");
   assert.match(server.version, /^\d+\.\d+\.\d+/);
   assert.deepEqual(server.extensions, ["binary_tensor_data"]);
-  const meta = (await (await fetch(`${url}/v2/models/badexpert`, { headers: AUTH })).json()) as { name: string; versions: string[]; inputs: unknown[]; outputs: { name: string; datatype: string }[] };
+  const meta = (await (await fetch(`${url}/v2/models/badexpert`, { headers: AUTH })).json()) as {
+    name: string;
+    versions: string[];
+    inputs: unknown[];
+    outputs: { name: string; datatype: string }[];
+  };
   assert.equal(meta.name, "badexpert");
   assert.deepEqual(meta.versions, ["1"]);
   assert.deepEqual(meta.inputs, [{ name: "image", datatype: "UINT8", shape: [-1, H, W, C] }]);
-  assert.deepEqual(meta.outputs.map((o) => `${o.name}:${o.datatype}`), ["score:FP64", "threshold:FP64", "flagged:BOOL", "pred:INT64", "class:BYTES", "error:BYTES"]);
-  const filtered = (await (await fetch(`${url}/v2/models/badexpert-filtered/versions/1`, { headers: AUTH })).json()) as { outputs: { name: string }[] };
-  assert.deepEqual(filtered.outputs.map((o) => o.name), ["pred", "class", "refused", "error"]);
+  assert.deepEqual(
+    meta.outputs.map((o) => `${o.name}:${o.datatype}`),
+    ["score:FP64", "threshold:FP64", "flagged:BOOL", "pred:INT64", "class:BYTES", "error:BYTES"],
+  );
+  const filtered = (await (
+    await fetch(`${url}/v2/models/badexpert-filtered/versions/1`, { headers: AUTH })
+  ).json()) as { outputs: { name: string }[] };
+  assert.deepEqual(
+    filtered.outputs.map((o) => o.name),
+    ["pred", "class", "refused", "error"],
+  );
   for (const [path, message] of [
     ["/v2/models/nope", /no model named "nope".*"badexpert" and "badexpert-filtered"/],
     ["/v2/models/badexpert/versions/2", /no version "2"; it serves version 1/],
@@ -123,26 +155,39 @@ test("health, server and model metadata over HTTP and gRPC agree with the bundle
 
   assert.deepEqual(await grpc.call("ServerLive", {}, { token: null }), { live: true });
   assert.deepEqual(await grpc.call("ServerReady", {}, { token: null }), { ready: true });
-  assert.deepEqual(await grpc.call("ModelReady", { name: "badexpert-filtered", version: "" }, { token: null }), { ready: true });
+  assert.deepEqual(await grpc.call("ModelReady", { name: "badexpert-filtered", version: "" }, { token: null }), {
+    ready: true,
+  });
   assert.deepEqual(await grpc.call("ServerMetadata", {}), server);
-  const gm = await grpc.call<{ name: string; platform: string; inputs: unknown[]; outputs: unknown[] }>("ModelMetadata", { name: "badexpert", version: "1" });
+  const gm = await grpc.call<{ name: string; platform: string; inputs: unknown[]; outputs: unknown[] }>(
+    "ModelMetadata",
+    { name: "badexpert", version: "1" },
+  );
   assert.deepEqual({ ...gm }, { ...meta, platform: gm.platform });
   assert.equal((await grpcError(grpc.call("ModelMetadata", { name: "nope", version: "" }))).code, status.NOT_FOUND);
-  assert.equal((await grpcError(grpc.call("ModelReady", { name: "badexpert", version: "7" }, { token: null }))).code, status.NOT_FOUND);
+  assert.equal(
+    (await grpcError(grpc.call("ModelReady", { name: "badexpert", version: "7" }, { token: null }))).code,
+    status.NOT_FOUND,
+  );
 });
 
 test("scores over /v2 JSON, binary, BYTES images and gRPC equal /v1/detect's and scan's bit for bit", async () => {
   const idx = [0, 1, 2, 3, 4, 5, 6, 7];
   const imgs = idx.map((i) => pngs[i] as Uint8Array<ArrayBuffer>);
   // scan decodes these files and scores them as one batch of 8: every request below is one batch of the same 8.
-  const files = await Promise.all(imgs.map(async (p, k) => {
-    const f = join(work, `img${k}.png`);
-    await writeFile(f, p);
-    return f;
-  }));
+  const files = await Promise.all(
+    imgs.map(async (p, k) => {
+      const f = join(work, `img${k}.png`);
+      await writeFile(f, p);
+      return f;
+    }),
+  );
   const scan = await runCli(["scan", "--bundle", dir, ...files]);
   assert.equal(scan.code, 0, scan.err);
-  const scanScores = scan.lines.map((l) => JSON.parse(l) as { input?: string; score?: number }).filter((l) => l.input !== undefined).map((l) => l.score);
+  const scanScores = scan.lines
+    .map((l) => JSON.parse(l) as { input?: string; score?: number })
+    .filter((l) => l.input !== undefined)
+    .map((l) => l.score);
   assert.equal(scanScores.length, 8);
 
   const v1 = await postJson<{ results: DetectionRecord[] }>(`${url}/v1/detect`, { images: imgs.map(b64) }, AUTH);
@@ -154,26 +199,177 @@ test("scores over /v2 JSON, binary, BYTES images and gRPC equal /v1/detect's and
   const shape = [8, H, W, C];
   // One at a time: concurrent requests would share batches, and a batch's composition changes the last bits.
   const answers: [string, () => Promise<V2Answer>][] = [
-    ["JSON UINT8", () => inferJson(infer("badexpert"), { inputs: [{ name: "image", datatype: "UINT8", shape, data: Array.from(u8) }] }, AUTH)],
-    ["JSON UINT8 nested", () => inferJson(infer("badexpert"), { inputs: [{ name: "image", datatype: "UINT8", shape, data: idx.map((_, k) => Array.from({ length: H }, (_, y) => Array.from({ length: W }, (_, x) => [u8[(k * H + y) * W + x]]))) }] }, AUTH)],
-    ["JSON FP32", () => inferJson(infer("badexpert"), { inputs: [{ name: "image", datatype: "FP32", shape: [8, C, H, W], data: Array.from(toNchw(u8, 8, H, W, C)) }] }, AUTH)],
-    ["JSON BYTES base64", () => inferJson(infer("badexpert"), { inputs: [{ name: "image", datatype: "BYTES", shape: [8], parameters: { content_type: "base64" }, data: imgs.map(b64) }] }, AUTH)],
-    ["binary UINT8", () => inferBinary(infer("badexpert"), { inputs: [{ name: "image", datatype: "UINT8", shape, parameters: { binary_data_size: u8.length } }], parameters: { binary_data_output: true } }, [u8], AUTH)],
-    ["binary FP32", () => inferBinary(infer("badexpert"), { inputs: [{ name: "image", datatype: "FP32", shape: [8, C, H, W], parameters: { binary_data_size: u8.length * 4 } }], outputs: [{ name: "score", parameters: { binary_data: true } }] }, [fp32Bytes(toNchw(u8, 8, H, W, C))], AUTH)],
-    ["binary BYTES", () => inferBinary(infer("badexpert"), { inputs: [{ name: "image", datatype: "BYTES", shape: [8, 1], parameters: { binary_data_size: bytesTensor(imgs).length } }], parameters: { binary_data_output: true } }, [bytesTensor(imgs)], AUTH)],
+    [
+      "JSON UINT8",
+      () =>
+        inferJson(
+          infer("badexpert"),
+          { inputs: [{ name: "image", datatype: "UINT8", shape, data: Array.from(u8) }] },
+          AUTH,
+        ),
+    ],
+    [
+      "JSON UINT8 nested",
+      () =>
+        inferJson(
+          infer("badexpert"),
+          {
+            inputs: [
+              {
+                name: "image",
+                datatype: "UINT8",
+                shape,
+                data: idx.map((_, k) =>
+                  Array.from({ length: H }, (_, y) => Array.from({ length: W }, (_, x) => [u8[(k * H + y) * W + x]])),
+                ),
+              },
+            ],
+          },
+          AUTH,
+        ),
+    ],
+    [
+      "JSON FP32",
+      () =>
+        inferJson(
+          infer("badexpert"),
+          {
+            inputs: [
+              { name: "image", datatype: "FP32", shape: [8, C, H, W], data: Array.from(toNchw(u8, 8, H, W, C)) },
+            ],
+          },
+          AUTH,
+        ),
+    ],
+    [
+      "JSON BYTES base64",
+      () =>
+        inferJson(
+          infer("badexpert"),
+          {
+            inputs: [
+              {
+                name: "image",
+                datatype: "BYTES",
+                shape: [8],
+                parameters: { content_type: "base64" },
+                data: imgs.map(b64),
+              },
+            ],
+          },
+          AUTH,
+        ),
+    ],
+    [
+      "binary UINT8",
+      () =>
+        inferBinary(
+          infer("badexpert"),
+          {
+            inputs: [{ name: "image", datatype: "UINT8", shape, parameters: { binary_data_size: u8.length } }],
+            parameters: { binary_data_output: true },
+          },
+          [u8],
+          AUTH,
+        ),
+    ],
+    [
+      "binary FP32",
+      () =>
+        inferBinary(
+          infer("badexpert"),
+          {
+            inputs: [
+              { name: "image", datatype: "FP32", shape: [8, C, H, W], parameters: { binary_data_size: u8.length * 4 } },
+            ],
+            outputs: [{ name: "score", parameters: { binary_data: true } }],
+          },
+          [fp32Bytes(toNchw(u8, 8, H, W, C))],
+          AUTH,
+        ),
+    ],
+    [
+      "binary BYTES",
+      () =>
+        inferBinary(
+          infer("badexpert"),
+          {
+            inputs: [
+              {
+                name: "image",
+                datatype: "BYTES",
+                shape: [8, 1],
+                parameters: { binary_data_size: bytesTensor(imgs).length },
+              },
+            ],
+            parameters: { binary_data_output: true },
+          },
+          [bytesTensor(imgs)],
+          AUTH,
+        ),
+    ],
   ];
   for (const [what, send] of answers) {
     const a = await send();
     assert.equal(a.status, 200, `${what}: ${JSON.stringify(a.body).slice(0, 300)}`);
     assert.deepEqual(a.values.score, v1Scores, `${what}: scores`);
-    if (a.values.pred) assert.deepEqual(a.values.pred, v1.body.results.map((r) => r.pred), `${what}: pred`);
-    if (a.values.flagged) assert.deepEqual(a.values.flagged, v1.body.results.map((r) => r.flagged), `${what}: flagged`);
+    if (a.values.pred)
+      assert.deepEqual(
+        a.values.pred,
+        v1.body.results.map((r) => r.pred),
+        `${what}: pred`,
+      );
+    if (a.values.flagged)
+      assert.deepEqual(
+        a.values.flagged,
+        v1.body.results.map((r) => r.flagged),
+        `${what}: flagged`,
+      );
   }
   const viaGrpc: [string, Record<string, unknown>][] = [
-    ["gRPC raw UINT8", { model_name: "badexpert", inputs: [{ name: "image", datatype: "UINT8", shape }], raw_input_contents: [Buffer.from(u8)] }],
-    ["gRPC uint_contents", { model_name: "badexpert", inputs: [{ name: "image", datatype: "UINT8", shape, contents: { uint_contents: Array.from(u8) } }] }],
-    ["gRPC fp32_contents", { model_name: "badexpert", inputs: [{ name: "image", datatype: "FP32", shape: [8, C, H, W], contents: { fp32_contents: Array.from(toNchw(u8, 8, H, W, C)) } }] }],
-    ["gRPC bytes_contents", { model_name: "badexpert", inputs: [{ name: "image", datatype: "BYTES", shape: [8], contents: { bytes_contents: imgs.map((p) => Buffer.from(p)) } }] }],
+    [
+      "gRPC raw UINT8",
+      {
+        model_name: "badexpert",
+        inputs: [{ name: "image", datatype: "UINT8", shape }],
+        raw_input_contents: [Buffer.from(u8)],
+      },
+    ],
+    [
+      "gRPC uint_contents",
+      {
+        model_name: "badexpert",
+        inputs: [{ name: "image", datatype: "UINT8", shape, contents: { uint_contents: Array.from(u8) } }],
+      },
+    ],
+    [
+      "gRPC fp32_contents",
+      {
+        model_name: "badexpert",
+        inputs: [
+          {
+            name: "image",
+            datatype: "FP32",
+            shape: [8, C, H, W],
+            contents: { fp32_contents: Array.from(toNchw(u8, 8, H, W, C)) },
+          },
+        ],
+      },
+    ],
+    [
+      "gRPC bytes_contents",
+      {
+        model_name: "badexpert",
+        inputs: [
+          {
+            name: "image",
+            datatype: "BYTES",
+            shape: [8],
+            contents: { bytes_contents: imgs.map((p) => Buffer.from(p)) },
+          },
+        ],
+      },
+    ],
   ];
   for (const [what, req] of viaGrpc) {
     const r = await grpc.call<GrpcInferResponse>("ModelInfer", { id: "req-7", ...req });
@@ -188,19 +384,47 @@ test("a batch of 64: binary and gRPC answer 64 rows, equal to /v1/detect's batch
   const v1 = await postJson<{ results: DetectionRecord[] }>(`${url}/v1/detect`, { images: pngs.map(b64) }, AUTH);
   assert.equal(v1.status, 200);
   const u8 = imagesOf(all);
-  const bin = await inferBinary(infer("badexpert"), { id: "b64", inputs: [{ name: "image", datatype: "UINT8", shape: [N, H, W, C], parameters: { binary_data_size: u8.length } }], parameters: { binary_data_output: true } }, [u8], AUTH);
+  const bin = await inferBinary(
+    infer("badexpert"),
+    {
+      id: "b64",
+      inputs: [{ name: "image", datatype: "UINT8", shape: [N, H, W, C], parameters: { binary_data_size: u8.length } }],
+      parameters: { binary_data_output: true },
+    },
+    [u8],
+    AUTH,
+  );
   assert.equal(bin.status, 200);
   assert.equal(bin.body.id, "b64");
   assert.equal(bin.headers.get("content-type"), "application/octet-stream");
-  const g = grpcValues(await grpc.call<GrpcInferResponse>("ModelInfer", { model_name: "badexpert", inputs: [{ name: "image", datatype: "UINT8", shape: [N, H, W, C] }], raw_input_contents: [Buffer.from(u8)] }));
+  const g = grpcValues(
+    await grpc.call<GrpcInferResponse>("ModelInfer", {
+      model_name: "badexpert",
+      inputs: [{ name: "image", datatype: "UINT8", shape: [N, H, W, C] }],
+      raw_input_contents: [Buffer.from(u8)],
+    }),
+  );
   for (const values of [bin.values, g]) {
-    assert.deepEqual(values.score, v1.body.results.map((r) => r.score));
-    assert.deepEqual(values.pred, v1.body.results.map((r) => r.pred));
-    assert.deepEqual(values.class, v1.body.results.map((r) => r.class));
-    assert.deepEqual(values.threshold, v1.body.results.map((r) => r.threshold));
+    assert.deepEqual(
+      values.score,
+      v1.body.results.map((r) => r.score),
+    );
+    assert.deepEqual(
+      values.pred,
+      v1.body.results.map((r) => r.pred),
+    );
+    assert.deepEqual(
+      values.class,
+      v1.body.results.map((r) => r.class),
+    );
+    assert.deepEqual(
+      values.threshold,
+      v1.body.results.map((r) => r.threshold),
+    );
   }
   // Within the library's tolerance of its own batches of 64 (the same images, the same engine).
-  for (const [i, s] of (bin.values.score as number[]).entries()) assert.ok(Math.abs(s - (lib[i] as Detection).score) <= 1e-5, `image ${i}`);
+  for (const [i, s] of (bin.values.score as number[]).entries())
+    assert.ok(Math.abs(s - (lib[i] as Detection).score) <= 1e-5, `image ${i}`);
 });
 
 test("the filtered model refuses flagged inputs in their rows and answers the others with M's prediction", async () => {
@@ -209,19 +433,41 @@ test("the filtered model refuses flagged inputs in their rows and answers the ot
   assert.ok(flagged >= 0 && clean >= 0, "the fixture has a clearly flagged and a clearly clean image");
   const u8 = imagesOf([clean, flagged]);
   const auditBefore = server.auditLines;
-  const a = await inferBinary(infer("badexpert-filtered"), { inputs: [{ name: "image", datatype: "UINT8", shape: [2, H, W, C], parameters: { binary_data_size: u8.length } }] }, [u8], AUTH);
+  const a = await inferBinary(
+    infer("badexpert-filtered"),
+    {
+      inputs: [{ name: "image", datatype: "UINT8", shape: [2, H, W, C], parameters: { binary_data_size: u8.length } }],
+    },
+    [u8],
+    AUTH,
+  );
   assert.equal(a.status, 200, JSON.stringify(a.body));
   assert.equal(a.body.model_name, "badexpert-filtered");
   assert.deepEqual(a.values.pred, [(lib[clean] as Detection).pred, -1], "no prediction for the flagged input");
   assert.deepEqual(a.values.class, [(lib[clean] as Detection).predClass, ""]);
   assert.deepEqual(a.values.refused, [false, true]);
   assert.equal((a.values.error as string[])[0], "");
-  assert.match((a.values.error as string[])[1] as string, /flagged as a suspected backdoor input \(score .* > threshold /);
+  assert.match(
+    (a.values.error as string[])[1] as string,
+    /flagged as a suspected backdoor input \(score .* > threshold /,
+  );
   assert.equal(server.auditLines, auditBefore + 1, "the flagged input is audited");
-  const line = JSON.parse((await readFile(join(work, "audit.jsonl"), "utf8")).trim().split("\n").at(-1) as string) as { route: string; index: number };
-  assert.deepEqual({ route: line.route, index: line.index }, { route: "/v2/models/badexpert-filtered/infer", index: 1 });
+  const line = JSON.parse((await readFile(join(work, "audit.jsonl"), "utf8")).trim().split("\n").at(-1) as string) as {
+    route: string;
+    index: number;
+  };
+  assert.deepEqual(
+    { route: line.route, index: line.index },
+    { route: "/v2/models/badexpert-filtered/infer", index: 1 },
+  );
 
-  const g = grpcValues(await grpc.call<GrpcInferResponse>("ModelInfer", { model_name: "badexpert-filtered", inputs: [{ name: "image", datatype: "UINT8", shape: [2, H, W, C] }], raw_input_contents: [Buffer.from(u8)] }));
+  const g = grpcValues(
+    await grpc.call<GrpcInferResponse>("ModelInfer", {
+      model_name: "badexpert-filtered",
+      inputs: [{ name: "image", datatype: "UINT8", shape: [2, H, W, C] }],
+      raw_input_contents: [Buffer.from(u8)],
+    }),
+  );
   assert.deepEqual(g.pred, a.values.pred);
   assert.deepEqual(g.refused, [false, true]);
 });
@@ -231,21 +477,36 @@ test("an FP32 image holding NaN is unscorable: flagged with a reason by the dete
   const f = toNchw(u8, 3, H, W, C);
   f[H * W + 5] = Number.NaN; // image 1
   const refusedBefore = metric(await metricsText(), 'badexpert_refused_total{reason="unscorable_input"}') ?? 0;
-  const req = { inputs: [{ name: "image", datatype: "FP32", shape: [3, C, H, W], parameters: { binary_data_size: f.byteLength } }] };
+  const req = {
+    inputs: [{ name: "image", datatype: "FP32", shape: [3, C, H, W], parameters: { binary_data_size: f.byteLength } }],
+  };
   const d = await inferBinary(infer("badexpert"), req, [fp32Bytes(f)], AUTH);
   assert.equal(d.status, 200, JSON.stringify(d.body));
   assert.equal(d.values.score?.[1], null, "JSON has no NaN: the score is null");
   assert.deepEqual(d.values.flagged?.[1], true);
   assert.equal(d.values.pred?.[1], -1);
-  assert.match(String(d.values.error?.[1]), /image 1 holds NaN at \[0, 0, 5\]: a tensor that is not finite cannot be scored/);
+  assert.match(
+    String(d.values.error?.[1]),
+    /image 1 holds NaN at \[0, 0, 5\]: a tensor that is not finite cannot be scored/,
+  );
   for (const k of [0, 2]) {
     assert.equal(typeof d.values.score?.[k], "number");
     assert.equal(d.values.error?.[k], "");
   }
-  const filtered = await inferBinary(infer("badexpert-filtered"), { ...req, parameters: { binary_data_output: true } }, [fp32Bytes(f)], AUTH);
+  const filtered = await inferBinary(
+    infer("badexpert-filtered"),
+    { ...req, parameters: { binary_data_output: true } },
+    [fp32Bytes(f)],
+    AUTH,
+  );
   assert.deepEqual(filtered.values.refused?.[1], true);
   assert.equal(filtered.values.pred?.[1], -1);
-  const g = grpcValues(await grpc.call<GrpcInferResponse>("ModelInfer", { model_name: "badexpert", inputs: [{ name: "image", datatype: "FP32", shape: [3, C, H, W], contents: { fp32_contents: Array.from(f) } }] }));
+  const g = grpcValues(
+    await grpc.call<GrpcInferResponse>("ModelInfer", {
+      model_name: "badexpert",
+      inputs: [{ name: "image", datatype: "FP32", shape: [3, C, H, W], contents: { fp32_contents: Array.from(f) } }],
+    }),
+  );
   assert.ok(Number.isNaN(g.score?.[1]), "gRPC's raw FP64 carries the NaN");
   assert.deepEqual(g.flagged?.[1], true);
   const refusedAfter = metric(await metricsText(), 'badexpert_refused_total{reason="unscorable_input"}') ?? 0;
@@ -255,15 +516,58 @@ test("an FP32 image holding NaN is unscorable: flagged with a reason by the dete
 test("wrong shapes, datatypes and data are 400 (HTTP) and INVALID_ARGUMENT (gRPC) with a message naming the problem", async () => {
   const u8 = imagesOf([0]);
   const cases: [string, unknown, RegExp][] = [
-    ["wrong height", { inputs: [{ name: "image", datatype: "UINT8", shape: [1, 27, W, C], data: Array.from(u8.subarray(0, 27 * W)) }] }, /shape \[1, 27, 28, 1\] does not fit the bundle: UINT8 \(NHWC\) takes \[-1, 28, 28, 1\]/],
-    ["NCHW given as UINT8", { inputs: [{ name: "image", datatype: "UINT8", shape: [1, C, H, W], data: Array.from(u8) }] }, /does not fit the bundle/],
-    ["unsupported datatype", { inputs: [{ name: "image", datatype: "FP16", shape: [1, C, H, W], data: [] }] }, /datatype "FP16" is not accepted; send UINT8 \[-1, 28, 28, 1\]/],
-    ["too few elements", { inputs: [{ name: "image", datatype: "UINT8", shape: [1, H, W, C], data: [1, 2, 3] }] }, /"data" holds 3 elements, its shape 784/],
-    ["out of range UINT8", { inputs: [{ name: "image", datatype: "UINT8", shape: [1, H, W, C], data: [300, ...Array.from(u8.subarray(1))] }] }, /element 0 is 300; UINT8 elements are integers in 0..255/],
-    ["FP32 in 0..255", { inputs: [{ name: "image", datatype: "FP32", shape: [1, C, H, W], data: Array.from(u8, (x) => x + 1) }] }, /FP32 pixels are pixel \/ 255 in \[0, 1\]/],
-    ["wrong input name", { inputs: [{ name: "input0", datatype: "UINT8", shape: [1, H, W, C], data: Array.from(u8) }] }, /the model takes one input, "image"/],
-    ["unknown output", { inputs: [{ name: "image", datatype: "UINT8", shape: [1, H, W, C], data: Array.from(u8) }], outputs: [{ name: "logits" }] }, /no output "logits"; its outputs: score, threshold/],
-    ["BYTES JSON without base64", { inputs: [{ name: "image", datatype: "BYTES", shape: [1], data: ["abc"] }] }, /must be base64 strings with parameters.content_type "base64"/],
+    [
+      "wrong height",
+      {
+        inputs: [{ name: "image", datatype: "UINT8", shape: [1, 27, W, C], data: Array.from(u8.subarray(0, 27 * W)) }],
+      },
+      /shape \[1, 27, 28, 1\] does not fit the bundle: UINT8 \(NHWC\) takes \[-1, 28, 28, 1\]/,
+    ],
+    [
+      "NCHW given as UINT8",
+      { inputs: [{ name: "image", datatype: "UINT8", shape: [1, C, H, W], data: Array.from(u8) }] },
+      /does not fit the bundle/,
+    ],
+    [
+      "unsupported datatype",
+      { inputs: [{ name: "image", datatype: "FP16", shape: [1, C, H, W], data: [] }] },
+      /datatype "FP16" is not accepted; send UINT8 \[-1, 28, 28, 1\]/,
+    ],
+    [
+      "too few elements",
+      { inputs: [{ name: "image", datatype: "UINT8", shape: [1, H, W, C], data: [1, 2, 3] }] },
+      /"data" holds 3 elements, its shape 784/,
+    ],
+    [
+      "out of range UINT8",
+      {
+        inputs: [{ name: "image", datatype: "UINT8", shape: [1, H, W, C], data: [300, ...Array.from(u8.subarray(1))] }],
+      },
+      /element 0 is 300; UINT8 elements are integers in 0..255/,
+    ],
+    [
+      "FP32 in 0..255",
+      { inputs: [{ name: "image", datatype: "FP32", shape: [1, C, H, W], data: Array.from(u8, (x) => x + 1) }] },
+      /FP32 pixels are pixel \/ 255 in \[0, 1\]/,
+    ],
+    [
+      "wrong input name",
+      { inputs: [{ name: "input0", datatype: "UINT8", shape: [1, H, W, C], data: Array.from(u8) }] },
+      /the model takes one input, "image"/,
+    ],
+    [
+      "unknown output",
+      {
+        inputs: [{ name: "image", datatype: "UINT8", shape: [1, H, W, C], data: Array.from(u8) }],
+        outputs: [{ name: "logits" }],
+      },
+      /no output "logits"; its outputs: score, threshold/,
+    ],
+    [
+      "BYTES JSON without base64",
+      { inputs: [{ name: "image", datatype: "BYTES", shape: [1], data: ["abc"] }] },
+      /must be base64 strings with parameters.content_type "base64"/,
+    ],
     ["no inputs (route schema)", { outputs: [] }, /body must have required property 'inputs'/],
   ];
   for (const [what, body, message] of cases) {
@@ -272,20 +576,58 @@ test("wrong shapes, datatypes and data are 400 (HTTP) and INVALID_ARGUMENT (gRPC
     assert.match(r.body.error ?? "", message, what);
     assert.deepEqual(Object.keys(r.body), ["error"], `${what}: the protocol's error form`);
   }
-  const bin = await inferBinary(infer("badexpert"), { inputs: [{ name: "image", datatype: "UINT8", shape: [1, H, W, C], parameters: { binary_data_size: 100 } }] }, [u8], AUTH);
+  const bin = await inferBinary(
+    infer("badexpert"),
+    { inputs: [{ name: "image", datatype: "UINT8", shape: [1, H, W, C], parameters: { binary_data_size: 100 } }] },
+    [u8],
+    AUTH,
+  );
   assert.equal(bin.status, 400);
   assert.match(bin.body.error ?? "", /684 bytes of binary data that no input's binary_data_size claims/);
-  const tooMany = await inferBinary(infer("badexpert"), { inputs: [{ name: "image", datatype: "UINT8", shape: [257, H, W, C], parameters: { binary_data_size: 0 } }] }, [], AUTH);
+  const tooMany = await inferBinary(
+    infer("badexpert"),
+    { inputs: [{ name: "image", datatype: "UINT8", shape: [257, H, W, C], parameters: { binary_data_size: 0 } }] },
+    [],
+    AUTH,
+  );
   assert.equal(tooMany.status, 413);
   assert.match(tooMany.body.error ?? "", /257 images; at most 256 per request/);
-  const noHeader = await fetch(infer("badexpert"), { method: "POST", headers: { "content-type": "application/octet-stream", ...AUTH }, body: Buffer.concat([Buffer.from("{}"), Buffer.from(u8)]).reverse() });
+  const noHeader = await fetch(infer("badexpert"), {
+    method: "POST",
+    headers: { "content-type": "application/octet-stream", ...AUTH },
+    body: Buffer.concat([Buffer.from("{}"), Buffer.from(u8)]).reverse(),
+  });
   assert.equal(noHeader.status, 400);
   assert.match(((await noHeader.json()) as { error: string }).error, /Inference-Header-Content-Length/);
 
   for (const [what, req, message] of [
-    ["gRPC wrong shape", { model_name: "badexpert", inputs: [{ name: "image", datatype: "UINT8", shape: [1, H, W, 3] }], raw_input_contents: [Buffer.from(u8)] }, /does not fit the bundle/],
-    ["gRPC raw size", { model_name: "badexpert", inputs: [{ name: "image", datatype: "UINT8", shape: [2, H, W, C] }], raw_input_contents: [Buffer.from(u8)] }, /784 bytes of UINT8 data, its shape needs 1568/],
-    ["gRPC datatype", { model_name: "badexpert", inputs: [{ name: "image", datatype: "INT64", shape: [1, H, W, C] }], raw_input_contents: [Buffer.from(u8)] }, /datatype "INT64" is not accepted/],
+    [
+      "gRPC wrong shape",
+      {
+        model_name: "badexpert",
+        inputs: [{ name: "image", datatype: "UINT8", shape: [1, H, W, 3] }],
+        raw_input_contents: [Buffer.from(u8)],
+      },
+      /does not fit the bundle/,
+    ],
+    [
+      "gRPC raw size",
+      {
+        model_name: "badexpert",
+        inputs: [{ name: "image", datatype: "UINT8", shape: [2, H, W, C] }],
+        raw_input_contents: [Buffer.from(u8)],
+      },
+      /784 bytes of UINT8 data, its shape needs 1568/,
+    ],
+    [
+      "gRPC datatype",
+      {
+        model_name: "badexpert",
+        inputs: [{ name: "image", datatype: "INT64", shape: [1, H, W, C] }],
+        raw_input_contents: [Buffer.from(u8)],
+      },
+      /datatype "INT64" is not accepted/,
+    ],
   ] as const) {
     const e = await grpcError(grpc.call("ModelInfer", req));
     assert.equal(e.code, status.INVALID_ARGUMENT, what);
@@ -303,9 +645,22 @@ test("auth: /v2 metadata and inference need the token over HTTP and gRPC; the pr
     assert.equal((await fetch(`${url}/v2`, { headers })).status, 401);
   }
   assert.equal((await fetch(`${url}/v2/health/ready`)).status, 200);
-  const e = await grpcError(grpc.call("ModelInfer", { model_name: "badexpert", inputs: [{ name: "image", datatype: "UINT8", shape: [1, H, W, C] }], raw_input_contents: [Buffer.from(imagesOf([0]))] }, { token: null }));
+  const e = await grpcError(
+    grpc.call(
+      "ModelInfer",
+      {
+        model_name: "badexpert",
+        inputs: [{ name: "image", datatype: "UINT8", shape: [1, H, W, C] }],
+        raw_input_contents: [Buffer.from(imagesOf([0]))],
+      },
+      { token: null },
+    ),
+  );
   assert.equal(e.code, status.UNAUTHENTICATED);
-  assert.equal((await grpcError(grpc.call("ModelMetadata", { name: "badexpert" }, { token: "wrong-token-000000000" }))).code, status.UNAUTHENTICATED);
+  assert.equal(
+    (await grpcError(grpc.call("ModelMetadata", { name: "badexpert" }, { token: "wrong-token-000000000" }))).code,
+    status.UNAUTHENTICATED,
+  );
 });
 
 async function metricsText(): Promise<string> {
@@ -325,20 +680,48 @@ test("metrics count every protocol's scoring requests, and gRPC calls by method 
   assert.ok((metric(text, 'badexpert_grpc_requests_total{method="ModelInfer",code="OK"}') ?? 0) >= 7);
   assert.equal(metric(text, 'badexpert_grpc_requests_total{method="ServerLive",code="OK"}'), 1);
   assert.ok((metric(text, 'badexpert_grpc_request_duration_seconds_count{method="ModelInfer"}') ?? 0) >= 10);
-  assert.ok((metric(text, 'badexpert_http_requests_total{route="/v2/models/:name/infer",method="POST",status="200"}') ?? 0) >= 8);
+  assert.ok(
+    (metric(text, 'badexpert_http_requests_total{route="/v2/models/:name/infer",method="POST",status="200"}') ?? 0) >=
+      8,
+  );
 });
 
 test("/openapi.json describes every /v2 route with the schemas fastify validates", async () => {
-  const doc = (await (await fetch(`${url}/openapi.json`)).json()) as { paths: Record<string, Record<string, { requestBody?: { content: Record<string, { schema: unknown }> }; security: unknown[]; parameters?: { name: string; in: string }[] }>> };
+  const doc = (await (await fetch(`${url}/openapi.json`)).json()) as {
+    paths: Record<
+      string,
+      Record<
+        string,
+        {
+          requestBody?: { content: Record<string, { schema: unknown }> };
+          security: unknown[];
+          parameters?: { name: string; in: string }[];
+        }
+      >
+    >;
+  };
   for (const r of V2_ROUTES) {
     const path = r.url.replace(/:(\w+)/g, "{$1}");
     const op = doc.paths[path]?.[r.method.toLowerCase()];
     assert.ok(op, `${r.method} ${path} is in the document`);
     assert.deepEqual(op.security, r.schema.public ? [] : [{ bearer: [] }], `${path}: security`);
-    if (r.schema.body) assert.deepEqual(op.requestBody?.content["application/json"]?.schema, r.schema.body, `${path}: the body schema is the route's`);
-    for (const p of (path.match(/\{(\w+)\}/g) ?? []).map((m) => m.slice(1, -1))) assert.ok(op.parameters?.some((x) => x.name === p && x.in === "path"), `${path}: parameter ${p}`);
+    if (r.schema.body)
+      assert.deepEqual(
+        op.requestBody?.content["application/json"]?.schema,
+        r.schema.body,
+        `${path}: the body schema is the route's`,
+      );
+    for (const p of (path.match(/\{(\w+)\}/g) ?? []).map((m) => m.slice(1, -1)))
+      assert.ok(
+        op.parameters?.some((x) => x.name === p && x.in === "path"),
+        `${path}: parameter ${p}`,
+      );
   }
-  assert.equal(Object.keys(doc.paths).filter((p) => p.startsWith("/v2")).length, new Set(V2_ROUTES.map((r) => r.url)).size, "no /v2 path the routes do not have");
+  assert.equal(
+    Object.keys(doc.paths).filter((p) => p.startsWith("/v2")).length,
+    new Set(V2_ROUTES.map((r) => r.url)).size,
+    "no /v2 path the routes do not have",
+  );
   // Each route's registration is the table's: fastify answers every /v2 URL of the document.
   for (const r of V2_ROUTES) assert.ok(server.app.hasRoute({ method: r.method, url: r.url }), `${r.url} registered`);
 });
@@ -348,11 +731,19 @@ test("readiness: not ready while draining (HTTP and gRPC); a gRPC call in flight
   const agent = new Agent({ keepAlive: true, maxSockets: 1 });
   assert.equal(await probe(agent), 200);
   const u8 = imagesOf(Array.from({ length: N }, (_, i) => i));
-  const pending = grpc.call<GrpcInferResponse>("ModelInfer", { model_name: "badexpert", inputs: [{ name: "image", datatype: "UINT8", shape: [N, H, W, C] }], raw_input_contents: [Buffer.from(u8)] });
+  const pending = grpc.call<GrpcInferResponse>("ModelInfer", {
+    model_name: "badexpert",
+    inputs: [{ name: "image", datatype: "UINT8", shape: [N, H, W, C] }],
+    raw_input_contents: [Buffer.from(u8)],
+  });
   // Wait until the call is being scored (or already was), so that the drain has it to answer.
   for (let i = 0; i < 400; i++) {
     const t = await metricsText();
-    if ((metric(t, "badexpert_batches_running") ?? 0) + (metric(t, "badexpert_queue_depth") ?? 0) > 0 || (metric(t, 'badexpert_grpc_requests_total{method="ModelInfer",code="OK"}') ?? 0) >= 12) break;
+    if (
+      (metric(t, "badexpert_batches_running") ?? 0) + (metric(t, "badexpert_queue_depth") ?? 0) > 0 ||
+      (metric(t, 'badexpert_grpc_requests_total{method="ModelInfer",code="OK"}') ?? 0) >= 12
+    )
+      break;
     await new Promise((r) => setTimeout(r, 5));
   }
   const closing = server.close({ drainTimeoutMs: 20_000 });
@@ -381,12 +772,27 @@ function probe(agent: Agent): Promise<number> {
 
 test("a gRPC call still unscored when the grace period ends is answered UNAVAILABLE, never with a score", async () => {
   // One input per batch, so 64 inputs take many forward passes: the call is still queued at the deadline.
-  const s = await createServer(dir, { port: 0, grpcPort: 0, logLevel: "silent", engine: "libtorch", workers: 1, maxBatch: 1, maxWaitMs: 0, timeoutMs: 60_000 });
+  const s = await createServer(dir, {
+    port: 0,
+    grpcPort: 0,
+    logLevel: "silent",
+    engine: "libtorch",
+    workers: 1,
+    maxBatch: 1,
+    maxWaitMs: 0,
+    timeoutMs: 60_000,
+  });
   await s.listen();
   const c = new GrpcClient(`127.0.0.1:${s.grpcPort}`);
   try {
     const u8 = imagesOf(Array.from({ length: N }, (_, i) => i));
-    const pending = grpcError(c.call("ModelInfer", { model_name: "badexpert", inputs: [{ name: "image", datatype: "UINT8", shape: [N, H, W, C] }], raw_input_contents: [Buffer.from(u8)] }));
+    const pending = grpcError(
+      c.call("ModelInfer", {
+        model_name: "badexpert",
+        inputs: [{ name: "image", datatype: "UINT8", shape: [N, H, W, C] }],
+        raw_input_contents: [Buffer.from(u8)],
+      }),
+    );
     // Until the call is queued: then end the drain at once. The metrics are read on connections
     // that close after each answer, so only gRPC has anything left to drain.
     const port = (s.app.server.address() as { port: number }).port;

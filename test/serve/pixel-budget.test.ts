@@ -25,7 +25,10 @@ test("PixelBudget: holds at most its capacity, serves waiters in order, times ou
   await assert.rejects(late, (e: unknown) => {
     assert.ok(e instanceof ServeError);
     assert.deepEqual([e.statusCode, e.code, e.reason, e.headers["retry-after"]], [503, "E_BUSY", "decode_busy", "1"]);
-    assert.match(e.message, /^images\[3\]: not decoded within 30 ms: the service's decoding budget \(--max-inflight-pixels 100\) stayed in use; the input was not checked and must not be treated as clean/);
+    assert.match(
+      e.message,
+      /^images\[3\]: not decoded within 30 ms: the service's decoding budget \(--max-inflight-pixels 100\) stayed in use; the input was not checked and must not be treated as clean/,
+    );
     return true;
   });
   assert.equal(b.waiting, 0, "a waiter that gave up is removed");

@@ -25,12 +25,20 @@ function flatPng(width: number, height: number, value = 128): Uint8Array<ArrayBu
   row[0] = 0;
   const rows = Buffer.alloc(height * (width + 1));
   for (let r = 0; r < height; r++) row.copy(rows, r * (width + 1));
-  return new Uint8Array(Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk("IHDR", ihdr), chunk("IDAT", deflateSync(rows)), chunk("IEND", new Uint8Array(0))]));
+  return new Uint8Array(
+    Buffer.concat([
+      Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+      chunk("IHDR", ihdr),
+      chunk("IDAT", deflateSync(rows)),
+      chunk("IEND", new Uint8Array(0)),
+    ]),
+  );
 }
 
 async function postForm(files: Uint8Array[]): Promise<{ status: number; body: Record<string, unknown> }> {
   const f = new FormData();
-  for (const [i, bytes] of files.entries()) f.append("image", new Blob([new Uint8Array(bytes)], { type: "image/png" }), `big${i}.png`);
+  for (const [i, bytes] of files.entries())
+    f.append("image", new Blob([new Uint8Array(bytes)], { type: "image/png" }), `big${i}.png`);
   const r = await fetch(`${url}/v1/detect`, { method: "POST", body: f });
   return { status: r.status, body: (await r.json()) as Record<string, unknown> };
 }
@@ -55,7 +63,10 @@ test("64 PNGs of 4999x5000 in one request: 413 from their headers, at once, noth
   const r = await postForm(Array.from({ length: 64 }, () => big));
   assert.equal(r.status, 413, JSON.stringify(r.body));
   assert.equal(r.body.error, "too_many_pixels");
-  assert.match(String(r.body.message), /^the request's 64 images declare 1599680000 pixels together \(largest: image:big0\.png, 24995000\); at most 100000000 per request \(--max-request-pixels\)$/);
+  assert.match(
+    String(r.body.message),
+    /^the request's 64 images declare 1599680000 pixels together \(largest: image:big0\.png, 24995000\); at most 100000000 per request \(--max-request-pixels\)$/,
+  );
   assert.ok(performance.now() - t0 < 3000, "refused from the headers, without decoding");
   assert.ok(process.memoryUsage().rss - rss0 < 300 * 2 ** 20, "no image was decoded");
 });
@@ -74,13 +85,20 @@ test("a request within the budget is decoded and scored (four 4999x5000 PNGs, 99
 test("options: the in-flight budget must hold the largest image allowed; serve --help documents the budgets", async () => {
   const help = await runCli(["serve", "--help"]);
   assert.equal(help.code, 0);
-  for (const option of ["--max-pixels", "--max-request-pixels", "--max-inflight-pixels", "--frames"]) assert.match(help.out, new RegExp(`${option} <value>.*\\(default: `), option);
+  for (const option of ["--max-pixels", "--max-request-pixels", "--max-inflight-pixels", "--frames"])
+    assert.match(help.out, new RegExp(`${option} <value>.*\\(default: `), option);
   const bad = await runCli(["serve", "--bundle", "x", "--max-pixels", "30000000", "--max-inflight-pixels", "20000000"]);
   assert.equal(bad.code, 2, "a usage error");
   assert.match(bad.err, /maxPixels \(30000000\) must not exceed maxInflightPixels \(20000000\)/);
-  assert.throws(() => resolveOptions({ maxPixels: 30_000_000, maxInflightPixels: 20_000_000 }), /maxPixels \(30000000\) must not exceed maxInflightPixels \(20000000\)/);
+  assert.throws(
+    () => resolveOptions({ maxPixels: 30_000_000, maxInflightPixels: 20_000_000 }),
+    /maxPixels \(30000000\) must not exceed maxInflightPixels \(20000000\)/,
+  );
   assert.throws(() => resolveOptions({ maxRequestPixels: 0 }), /maxRequestPixels must be an integer >= 1, got 0/);
   assert.throws(() => resolveOptions({ frames: "first" as "all" }), /frames must be one of refuse, all, got "first"/);
   const d = resolveOptions();
-  assert.deepEqual([d.maxPixels, d.maxRequestPixels, d.maxInflightPixels, d.frames], [25_000_000, 100_000_000, 100_000_000, "refuse"]);
+  assert.deepEqual(
+    [d.maxPixels, d.maxRequestPixels, d.maxInflightPixels, d.frames],
+    [25_000_000, 100_000_000, 100_000_000, "refuse"],
+  );
 });

@@ -35,7 +35,16 @@ before(async () => {
   want = await lib.score(pngs);
   await lib.dispose();
   // libtorch: the library's own engine, so responses match its scores to 1e-5 (onnxruntime's are checked to 1e-4 in onnx-engine.test.ts).
-  server = await createServer(dir, { port: 0, logLevel: "silent", engine: "libtorch", maxBatch: 16, maxWaitMs: 5, timeoutMs: 60_000, auditLog: join(work, "audit", "flagged.jsonl"), auditImages: join(work, "audit", "images") });
+  server = await createServer(dir, {
+    port: 0,
+    logLevel: "silent",
+    engine: "libtorch",
+    maxBatch: 16,
+    maxWaitMs: 5,
+    timeoutMs: 60_000,
+    auditLog: join(work, "audit", "flagged.jsonl"),
+    auditImages: join(work, "audit", "images"),
+  });
   url = await server.listen();
 });
 
@@ -52,7 +61,10 @@ function assertSame(got: DetectionRecord, w: Detection, what: string): void {
   assert.equal(got.detector, "badexpert", `${what}: detector`);
   assert.ok(Math.abs((got.score ?? Number.NaN) - w.score) <= TOL, `${what}: score ${got.score} vs library ${w.score}`);
   assert.ok(Math.abs((got.expertConfidence ?? Number.NaN) - (w.expertConfidence ?? Number.NaN)) <= TOL, `${what}: b`);
-  assert.ok(Math.abs((got.auxiliaryConfidence ?? Number.NaN) - (w.auxiliaryConfidence ?? Number.NaN)) <= TOL, `${what}: a`);
+  assert.ok(
+    Math.abs((got.auxiliaryConfidence ?? Number.NaN) - (w.auxiliaryConfidence ?? Number.NaN)) <= TOL,
+    `${what}: a`,
+  );
   assert.equal(got.threshold, w.threshold);
   if (Math.abs(w.score - w.threshold) > TOL) assert.equal(got.flagged, w.flagged, `${what}: flagged`);
 }
@@ -60,7 +72,12 @@ function assertSame(got: DetectionRecord, w: Detection, what: string): void {
 /** Index of the only library record within tolerance of `got`: proves no answer belongs to another image. */
 function ownerOf(got: DetectionRecord): number {
   const hits = want.flatMap((w, i) =>
-    w.pred === got.pred && Math.abs((got.score ?? Number.NaN) - w.score) <= TOL && Math.abs((got.expertConfidence ?? Number.NaN) - (w.expertConfidence ?? Number.NaN)) <= TOL && Math.abs((got.auxiliaryConfidence ?? Number.NaN) - (w.auxiliaryConfidence ?? Number.NaN)) <= TOL ? [i] : [],
+    w.pred === got.pred &&
+    Math.abs((got.score ?? Number.NaN) - w.score) <= TOL &&
+    Math.abs((got.expertConfidence ?? Number.NaN) - (w.expertConfidence ?? Number.NaN)) <= TOL &&
+    Math.abs((got.auxiliaryConfidence ?? Number.NaN) - (w.auxiliaryConfidence ?? Number.NaN)) <= TOL
+      ? [i]
+      : [],
   );
   assert.equal(hits.length, 1, `answer matches ${hits.length} library records`);
   return hits[0] as number;
@@ -90,7 +107,10 @@ test("64 concurrent requests with different images each get their own image's li
   detectOk += N;
   const text = await (await fetch(`${url}/metrics`)).text();
   const batches = metric(text, "badexpert_batch_size_count") ?? 0;
-  assert.ok(batches >= 4 && batches < N, `64 concurrent inputs went in ${batches} batches (dynamic batching, at most 16 each)`);
+  assert.ok(
+    batches >= 4 && batches < N,
+    `64 concurrent inputs went in ${batches} batches (dynamic batching, at most 16 each)`,
+  );
 });
 
 test("batch forms (JSON array, {images}, multipart) answer in request order", async () => {
@@ -104,7 +124,8 @@ test("batch forms (JSON array, {images}, multipart) answer in request order", as
   for (const r of forms) {
     assert.equal(r.status, 200, JSON.stringify(r.body));
     assert.equal(r.body.results.length, idx.length);
-    for (const [k, i] of idx.entries()) assertSame(r.body.results[k] as DetectionRecord, want[i] as Detection, `batch item ${k}`);
+    for (const [k, i] of idx.entries())
+      assertSame(r.body.results[k] as DetectionRecord, want[i] as Detection, `batch item ${k}`);
     flaggedSent += r.body.results.filter((x) => x.flagged).length;
   }
   detectOk += forms.length;
@@ -115,16 +136,30 @@ test("predict: clean inputs get M's prediction, flagged ones 422 with score and 
   const bad = want.findIndex((w) => w.flagged && Math.abs(w.score - w.threshold) > TOL);
   const ok = await postRaw(`${url}/v1/predict`, pngs[clean] as Uint8Array<ArrayBuffer>);
   assert.equal(ok.status, 200);
-  assert.deepEqual({ pred: ok.body.pred, predClass: ok.body.predClass, class: ok.body.class, flagged: ok.body.flagged }, { pred: want[clean]?.pred, predClass: want[clean]?.predClass, class: want[clean]?.predClass, flagged: false });
+  assert.deepEqual(
+    { pred: ok.body.pred, predClass: ok.body.predClass, class: ok.body.class, flagged: ok.body.flagged },
+    { pred: want[clean]?.pred, predClass: want[clean]?.predClass, class: want[clean]?.predClass, flagged: false },
+  );
   assert.equal(ok.body.score, undefined, "a clean prediction does not leak detector internals");
-  const no = await postRaw<{ error: string; code: string; reason: string; message: string; flagged: { index: number; score: number; threshold: number }[] }>(`${url}/v1/predict`, pngs[bad] as Uint8Array<ArrayBuffer>);
+  const no = await postRaw<{
+    error: string;
+    code: string;
+    reason: string;
+    message: string;
+    flagged: { index: number; score: number; threshold: number }[];
+  }>(`${url}/v1/predict`, pngs[bad] as Uint8Array<ArrayBuffer>);
   assert.equal(no.status, 422);
   assert.deepEqual([no.body.error, no.body.code, no.body.reason], ["flagged", "E_FLAGGED", "flagged"]);
   assert.match(no.body.message, /flagged as a suspected backdoor input \(score -?[\d.]+ > threshold -?[\d.]+\)/);
   assert.ok(Math.abs((no.body.flagged[0]?.score ?? 0) - (want[bad]?.score ?? 1)) <= TOL);
-  const batch = await postJson<{ flagged: { index: number }[] }>(`${url}/v1/predict`, { images: [b64(pngs[clean] as Uint8Array), b64(pngs[bad] as Uint8Array)] });
+  const batch = await postJson<{ flagged: { index: number }[] }>(`${url}/v1/predict`, {
+    images: [b64(pngs[clean] as Uint8Array), b64(pngs[bad] as Uint8Array)],
+  });
   assert.equal(batch.status, 422);
-  assert.deepEqual(batch.body.flagged.map((f) => f.index), [1]);
+  assert.deepEqual(
+    batch.body.flagged.map((f) => f.index),
+    [1],
+  );
   flaggedSent += 2;
 });
 
@@ -134,7 +169,8 @@ test("metrics move: requests by route and status, inputs scored, flagged by clas
   assert.equal(metric(text, 'badexpert_http_requests_total{route="/v1/predict",method="POST",status="422"}'), 2);
   assert.equal(metric(text, "badexpert_inputs_scored_total"), N + 15 + 4);
   let flagged = 0;
-  for (const line of text.split("\n")) if (line.startsWith("badexpert_inputs_flagged_total{")) flagged += Number(line.split(" ")[1]);
+  for (const line of text.split("\n"))
+    if (line.startsWith("badexpert_inputs_flagged_total{")) flagged += Number(line.split(" ")[1]);
   assert.equal(flagged, flaggedSent);
   assert.equal(metric(text, "badexpert_queue_depth"), 0);
   assert.equal(metric(text, "badexpert_score_count"), N + 15 + 4);
@@ -152,7 +188,19 @@ test("metrics move: requests by route and status, inputs scored, flagged by clas
 test("the audit log has one line per flagged input, with request id, client, pred, score and the saved image", async () => {
   const lines = (await readFile(join(work, "audit", "flagged.jsonl"), "utf8")).trim().split("\n");
   assert.equal(lines.length, flaggedSent);
-  const entries = lines.map((l) => JSON.parse(l) as { time: string; requestId: string; client: string; pred: number; score: number; threshold: number; image: string; route: string });
+  const entries = lines.map(
+    (l) =>
+      JSON.parse(l) as {
+        time: string;
+        requestId: string;
+        client: string;
+        pred: number;
+        score: number;
+        threshold: number;
+        image: string;
+        route: string;
+      },
+  );
   for (const e of entries) {
     assert.ok(!Number.isNaN(Date.parse(e.time)));
     assert.match(e.requestId, /^[\w.-]+$/);
@@ -164,13 +212,31 @@ test("the audit log has one line per flagged input, with request id, client, pre
   assert.equal(saved.length, flaggedSent);
   const first = entries[0] as (typeof entries)[number];
   const bytes = new Uint8Array(await readFile(first.image));
-  assert.ok(pngs.some((p) => Buffer.compare(Buffer.from(p), Buffer.from(bytes)) === 0), "the saved image is the uploaded one");
+  assert.ok(
+    pngs.some((p) => Buffer.compare(Buffer.from(p), Buffer.from(bytes)) === 0),
+    "the saved image is the uploaded one",
+  );
 });
 
 test("detector description, probes and the OpenAPI document", async () => {
-  const d = await get<{ detector: string; kind: string; params: unknown; checkpoint: unknown; architecture: string; classNames: string[]; rule: string; threshold: number; targetFpr: number; hashes: Record<string, string>; serving: Record<string, unknown> }>(`${url}/v1/detector`);
+  const d = await get<{
+    detector: string;
+    kind: string;
+    params: unknown;
+    checkpoint: unknown;
+    architecture: string;
+    classNames: string[];
+    rule: string;
+    threshold: number;
+    targetFpr: number;
+    hashes: Record<string, string>;
+    serving: Record<string, unknown>;
+  }>(`${url}/v1/detector`);
   assert.equal(d.status, 200);
-  assert.deepEqual([d.body.detector, d.body.kind, d.body.params, d.body.checkpoint], ["badexpert", "badexpert", null, null]);
+  assert.deepEqual(
+    [d.body.detector, d.body.kind, d.body.params, d.body.checkpoint],
+    ["badexpert", "badexpert", null, null],
+  );
   assert.equal(d.body.architecture, "compact-cnn");
   assert.equal(d.body.classNames.length, 10);
   assert.equal(d.body.rule, "triangle");
@@ -180,7 +246,11 @@ test("detector description, probes and the OpenAPI document", async () => {
   assert.deepEqual((await get(`${url}/healthz`)).body, { status: "ok" });
   assert.deepEqual((await get(`${url}/readyz`)).body, { status: "ready", workers: server.options.workers });
   type Schema = { required: string[]; properties: Record<string, { type: unknown; required?: string[] }> };
-  const api = await get<{ openapi: string; paths: Record<string, unknown>; components: { schemas: { Detection: Schema; DetectorSummary: Schema } } }>(`${url}/openapi.json`);
+  const api = await get<{
+    openapi: string;
+    paths: Record<string, unknown>;
+    components: { schemas: { Detection: Schema; DetectorSummary: Schema } };
+  }>(`${url}/openapi.json`);
   assert.equal(api.body.openapi, "3.1.0");
   assert.ok("/v1/detect" in api.body.paths && "/v1/predict" in api.body.paths);
   // The record's schema says which fields a baseline detector leaves null.
@@ -190,7 +260,10 @@ test("detector description, probes and the OpenAPI document", async () => {
   assert.deepEqual(schemas.Detection.properties.auxiliaryConfidence?.type, ["number", "null"]);
   // /v1/detector returns exactly the documented fields, its serving object too.
   assert.deepEqual(Object.keys(d.body).sort(), [...schemas.DetectorSummary.required].sort());
-  assert.deepEqual(Object.keys(d.body.serving).sort(), [...(schemas.DetectorSummary.properties.serving?.required ?? [])].sort());
+  assert.deepEqual(
+    Object.keys(d.body.serving).sort(),
+    [...(schemas.DetectorSummary.properties.serving?.required ?? [])].sort(),
+  );
   const missing = await get(`${url}/v2/nothing`);
   assert.equal(missing.status, 404);
   assert.match(String(missing.body.message), /no route GET \/v2\/nothing/);
@@ -201,7 +274,15 @@ test("library entry: a server from an in-memory detector, bearer token, --on-fla
   // Made in this process (here: read back from the bundle): its weights are copied to the workers.
   const lib = await Detector.fromDetector(await loadBundle(dir, { onWarning: () => undefined }));
   const token = "a-test-token-0123456789";
-  const s = await createServer(lib, { port: 0, logLevel: "silent", engine: "libtorch", onFlag: "annotate", token, workers: 2, threadsPerWorker: 1 });
+  const s = await createServer(lib, {
+    port: 0,
+    logLevel: "silent",
+    engine: "libtorch",
+    onFlag: "annotate",
+    token,
+    workers: 2,
+    threadsPerWorker: 1,
+  });
   await lib.dispose();
   try {
     const u = await s.listen();
@@ -210,14 +291,27 @@ test("library entry: a server from an in-memory detector, bearer token, --on-fla
     const denied = await postRaw(`${u}/v1/predict`, pngs[bad] as Uint8Array<ArrayBuffer>);
     assert.equal(denied.status, 401);
     assert.match(String(denied.body.message), /missing Authorization header/);
-    assert.equal((await postRaw(`${u}/v1/predict`, pngs[bad] as Uint8Array<ArrayBuffer>, "image/png", { authorization: "Bearer wrong-token-wrong-token" })).body.message, "wrong bearer token");
+    assert.equal(
+      (
+        await postRaw(`${u}/v1/predict`, pngs[bad] as Uint8Array<ArrayBuffer>, "image/png", {
+          authorization: "Bearer wrong-token-wrong-token",
+        })
+      ).body.message,
+      "wrong bearer token",
+    );
     assert.equal((await get(`${u}/metrics`)).status, 401);
     assert.equal((await get(`${u}/healthz`)).status, 200, "probes need no token");
     const r = await postRaw(`${u}/v1/predict`, pngs[bad] as Uint8Array<ArrayBuffer>, "image/png", auth);
     assert.equal(r.status, 200);
     assert.equal(r.body.flagged, true);
-    assert.ok(Math.abs(Number(r.body.score) - (want[bad]?.score ?? 0)) <= TOL, "in-memory weights score like the bundle");
-    const d = await get<{ source: unknown; serving: { workers: number; threadsPerWorker: number } }>(`${u}/v1/detector`, auth);
+    assert.ok(
+      Math.abs(Number(r.body.score) - (want[bad]?.score ?? 0)) <= TOL,
+      "in-memory weights score like the bundle",
+    );
+    const d = await get<{ source: unknown; serving: { workers: number; threadsPerWorker: number } }>(
+      `${u}/v1/detector`,
+      auth,
+    );
     assert.deepEqual(d.body.source, { inMemory: true });
     assert.deepEqual([d.body.serving.workers, d.body.serving.threadsPerWorker], [2, 1]);
     await assert.rejects(s.reload(), /created from an in-memory detector/);
@@ -232,7 +326,10 @@ test("library entry: a server from an in-memory detector, bearer token, --on-fla
     const u = await t.listen();
     assert.deepEqual((await get<{ source: unknown }>(`${u}/v1/detector`)).body.source, { bundle: dir });
     const r = await postRaw(`${u}/v1/detect`, pngs[bad0()] as Uint8Array<ArrayBuffer>);
-    assert.ok(Math.abs(Number(r.body.score) - (want[bad0()]?.score ?? 0)) <= TOL, "the reopened bundle scores like the library");
+    assert.ok(
+      Math.abs(Number(r.body.score) - (want[bad0()]?.score ?? 0)) <= TOL,
+      "the reopened bundle scores like the library",
+    );
   } finally {
     assert.equal(await t.close(), 0);
   }
@@ -245,8 +342,14 @@ function bad0(): number {
 }
 
 test("a bad --verify-key or bundle refuses to start, naming the problem", async () => {
-  await assert.rejects(createServer(join(work, "nope"), { port: 0, logLevel: "silent" }), /nope\/model\.safetensors \(model\): cannot read \(no such file\)/);
+  await assert.rejects(
+    createServer(join(work, "nope"), { port: 0, logLevel: "silent" }),
+    /nope\/model\.safetensors \(model\): cannot read \(no such file\)/,
+  );
   await writeFile(join(work, "key.pub"), "not a key");
-  await assert.rejects(createServer(dir, { port: 0, logLevel: "silent", bundleLoad: { verifyKey: join(work, "key.pub") } }), /verification key .*key\.pub: not a PEM public key/);
+  await assert.rejects(
+    createServer(dir, { port: 0, logLevel: "silent", bundleLoad: { verifyKey: join(work, "key.pub") } }),
+    /verification key .*key\.pub: not a PEM public key/,
+  );
   await assert.rejects(createServer(dir, { maxBatch: 0 }), /maxBatch must be an integer >= 1, got 0/);
 });

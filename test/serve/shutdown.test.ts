@@ -19,10 +19,31 @@ test("SIGHUP reloads under load and SIGTERM finishes the requests in flight", as
   const work = await mkdtemp(join(tmpdir(), "bx-serve-sig-"));
   const pngs = await fixturePngs(40);
   const audit = join(work, "audit.jsonl");
-  const child = spawn(process.execPath, [MAIN, "serve", "--bundle", dir, "--port", "0", "--max-wait-ms", "5000", "--timeout-ms", "30000", "--threads", "1", "--audit-log", audit, "--log-level", "info"], {
-    stdio: ["ignore", "pipe", "inherit"],
-    env: { ...process.env, BADEXPERT_THREADS: "1" },
-  });
+  const child = spawn(
+    process.execPath,
+    [
+      MAIN,
+      "serve",
+      "--bundle",
+      dir,
+      "--port",
+      "0",
+      "--max-wait-ms",
+      "5000",
+      "--timeout-ms",
+      "30000",
+      "--threads",
+      "1",
+      "--audit-log",
+      audit,
+      "--log-level",
+      "info",
+    ],
+    {
+      stdio: ["ignore", "pipe", "inherit"],
+      env: { ...process.env, BADEXPERT_THREADS: "1" },
+    },
+  );
   const logs: Record<string, unknown>[] = [];
   const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
   try {
@@ -43,8 +64,12 @@ test("SIGHUP reloads under load and SIGTERM finishes the requests in flight", as
     const more = pngs.slice(20, 30).map((p) => postRaw(`${url}/v1/detect`, p));
     const first: Reply[] = await Promise.all([...during, ...more]);
     for (const r of first) assert.equal(r.status, 200, JSON.stringify(r.body));
-    for (let i = 0; i < 100 && !logs.some((l) => l.event === "reloaded"); i++) await new Promise((r) => setTimeout(r, 50));
-    assert.ok(logs.some((l) => l.event === "reloaded"), "the log says the bundle was reloaded");
+    for (let i = 0; i < 100 && !logs.some((l) => l.event === "reloaded"); i++)
+      await new Promise((r) => setTimeout(r, 50));
+    assert.ok(
+      logs.some((l) => l.event === "reloaded"),
+      "the log says the bundle was reloaded",
+    );
     assert.notEqual((await get(`${url}/v1/detector`)).body.loadedAt, loadedAt);
 
     // SIGTERM once all 40 requests wait in the queue (a partial batch waits up to 5 s): every one is answered.

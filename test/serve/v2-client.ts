@@ -30,7 +30,7 @@ export function decodeRaw(datatype: string, b: Uint8Array): unknown[] {
   else if (datatype === "INT64") for (let i = 0; i < b.length; i += 8) out.push(Number(v.getBigInt64(i, true)));
   else if (datatype === "BOOL") for (const x of b) out.push(x === 1);
   else if (datatype === "BYTES") {
-    for (let i = 0; i < b.length; ) {
+    for (let i = 0; i < b.length;) {
       const n = v.getUint32(i, true);
       out.push(Buffer.from(b.subarray(i + 4, i + 4 + n)).toString("utf8"));
       i += 4 + n;
@@ -61,14 +61,35 @@ async function answer(r: Response): Promise<V2Answer> {
 
 /** POST a JSON inference request. */
 export async function inferJson(url: string, body: unknown, headers: Record<string, string> = {}): Promise<V2Answer> {
-  return answer(await fetch(url, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify(body) }));
+  return answer(
+    await fetch(url, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...headers },
+      body: JSON.stringify(body),
+    }),
+  );
 }
 
 /** POST with the binary extension: the JSON header, then each tensor's bytes in input order. */
-export async function inferBinary(url: string, header: unknown, tensors: Uint8Array[], headers: Record<string, string> = {}): Promise<V2Answer> {
+export async function inferBinary(
+  url: string,
+  header: unknown,
+  tensors: Uint8Array[],
+  headers: Record<string, string> = {},
+): Promise<V2Answer> {
   const json = Buffer.from(JSON.stringify(header), "utf8");
   const body = Buffer.concat([json, ...tensors]);
-  return answer(await fetch(url, { method: "POST", headers: { "content-type": "application/octet-stream", "inference-header-content-length": String(json.length), ...headers }, body }));
+  return answer(
+    await fetch(url, {
+      method: "POST",
+      headers: {
+        "content-type": "application/octet-stream",
+        "inference-header-content-length": String(json.length),
+        ...headers,
+      },
+      body,
+    }),
+  );
 }
 
 /** BYTES elements in the raw layout: a 4-byte little-endian length, then the bytes, for each. */
@@ -88,7 +109,11 @@ export const fp32Bytes = (a: Float32Array): Uint8Array => new Uint8Array(a.buffe
 /** uint8 NHWC pixels to float32 NCHW (pixel / 255), as PyTorch's ToTensor lays them out. */
 export function toNchw(pixels: Uint8Array, n: number, h: number, w: number, c: number): Float32Array {
   const out = new Float32Array(n * c * h * w);
-  for (let k = 0; k < n; k++) for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) for (let ch = 0; ch < c; ch++) out[((k * c + ch) * h + y) * w + x] = (pixels[((k * h + y) * w + x) * c + ch] as number) / 255;
+  for (let k = 0; k < n; k++)
+    for (let y = 0; y < h; y++)
+      for (let x = 0; x < w; x++)
+        for (let ch = 0; ch < c; ch++)
+          out[((k * c + ch) * h + y) * w + x] = (pixels[((k * h + y) * w + x) * c + ch] as number) / 255;
   return out;
 }
 
@@ -104,7 +129,14 @@ export class GrpcClient {
 
   constructor(address: string, token: string | null = null) {
     const def = loadSync(PROTO, { keepCase: true, longs: Number, enums: String, defaults: true, oneofs: true });
-    const pkg = loadPackageDefinition(def) as unknown as { inference: { GRPCInferenceService: new (a: string, c: ReturnType<typeof credentials.createInsecure>) => Client & Record<string, Call> } };
+    const pkg = loadPackageDefinition(def) as unknown as {
+      inference: {
+        GRPCInferenceService: new (
+          a: string,
+          c: ReturnType<typeof credentials.createInsecure>,
+        ) => Client & Record<string, Call>;
+      };
+    };
     this.#c = new pkg.inference.GRPCInferenceService(address, credentials.createInsecure());
     this.#token = token;
   }
@@ -135,5 +167,7 @@ export interface GrpcInferResponse {
 
 /** Each output's values of a ModelInfer response. */
 export function grpcValues(r: GrpcInferResponse): Record<string, unknown[]> {
-  return Object.fromEntries(r.outputs.map((o, i) => [o.name, decodeRaw(o.datatype, r.raw_output_contents[i] as Buffer)]));
+  return Object.fromEntries(
+    r.outputs.map((o, i) => [o.name, decodeRaw(o.datatype, r.raw_output_contents[i] as Buffer)]),
+  );
 }

@@ -17,7 +17,11 @@ const meta = {
   dataset: { name: "fashion-mnist" },
   preprocessing: { imageSize: [28, 28] as [number, number], channels: 1, mean: [0.286], std: [0.353] },
   classNames: Array.from({ length: 10 }, (_, i) => `c${i}`),
-  training: { epochs: 2, attack: { name: "badnet", params: { rate: 0.01 } }, history: [{ epoch: 1, trainLoss: 1, trainAccuracy: 0.5, testAccuracy: Number.NaN, lr: 0.1, seconds: 1 }] },
+  training: {
+    epochs: 2,
+    attack: { name: "badnet", params: { rate: 0.01 } },
+    history: [{ epoch: 1, trainLoss: 1, trainAccuracy: 0.5, testAccuracy: Number.NaN, lr: 0.1, seconds: 1 }],
+  },
   metrics: { cleanAccuracy: Number.NaN },
 };
 
@@ -34,7 +38,10 @@ test("model.json is validated on load; weights are hash-checked and must be fini
     assert.ok(Number.isNaN(back.metrics.cleanAccuracy), "a NaN metric (written as null) reads back as NaN");
     assert.ok(Number.isNaN(back.training.history?.[0]?.testAccuracy ?? 0));
     assert.deepEqual(back.training.attack, { name: "badnet", params: { rate: 0.01 } });
-    await assert.rejects(saveCheckpoint(dir, model, meta), /ckpt already exists and is not empty \(2 entries\); refusing to overwrite it/);
+    await assert.rejects(
+      saveCheckpoint(dir, model, meta),
+      /ckpt already exists and is not empty \(2 entries\); refusing to overwrite it/,
+    );
     await saveCheckpoint(dir, model, meta, { replace: true });
     assert.deepEqual((await readdir(root)).sort(), ["ckpt"], "no temporary directories left");
 
@@ -42,11 +49,27 @@ test("model.json is validated on load; weights are hash-checked and must be fini
     const cases: [string, (m: Record<string, unknown>) => void, RegExp][] = [
       ["no dataset", (m) => delete m.dataset, /model\.json: "dataset" must be an object; it is missing/],
       ["no training", (m) => delete m.training, /model\.json: "training" must be an object; it is missing/],
-      ["attack name", (m) => ((m.training as { attack: { name: unknown } }).attack.name = 3), /"training\.attack\.name" must be a string; found 3/],
-      ["std", (m) => ((m.preprocessing as { std: unknown }).std = [-1]), /"preprocessing\.std\[0\]" must be a finite number > 0; found -1/],
+      [
+        "attack name",
+        (m) => ((m.training as { attack: { name: unknown } }).attack.name = 3),
+        /"training\.attack\.name" must be a string; found 3/,
+      ],
+      [
+        "std",
+        (m) => ((m.preprocessing as { std: unknown }).std = [-1]),
+        /"preprocessing\.std\[0\]" must be a finite number > 0; found -1/,
+      ],
       ["classes", (m) => (m.classNames = ["a"]), /"classNames" must be an array of 10 values; found 1 values/],
-      ["model name", (m) => ((m.model as { name: unknown }).name = "nope"), /"model\.name" must be one of .*compact-cnn/],
-      ["hash", (m) => (m.weightsSha256 = "0".repeat(64)), /model\.safetensors does not match the SHA-256 recorded in .*model\.json/],
+      [
+        "model name",
+        (m) => ((m.model as { name: unknown }).name = "nope"),
+        /"model\.name" must be one of .*compact-cnn/,
+      ],
+      [
+        "hash",
+        (m) => (m.weightsSha256 = "0".repeat(64)),
+        /model\.safetensors does not match the SHA-256 recorded in .*model\.json/,
+      ],
     ];
     for (const [name, change, expected] of cases) {
       const m = structuredClone(good);

@@ -16,7 +16,18 @@ import { saveTrainState, loadTrainState } from "../../src/train/resume.js";
 import type { Module } from "../../src/nn/index.js";
 
 const norm = { mean: [0.286], std: [0.353] };
-const config: TrainConfig = { ...DEFAULT_CONFIG, epochs: 2, batchSize: 64, optimizer: "adam", lr: 2e-3, weightDecay: 0, nesterov: false, schedule: "cosine", seed: 3, augment: { cropPadding: 2 } };
+const config: TrainConfig = {
+  ...DEFAULT_CONFIG,
+  epochs: 2,
+  batchSize: 64,
+  optimizer: "adam",
+  lr: 2e-3,
+  weightDecay: 0,
+  nesterov: false,
+  schedule: "cosine",
+  seed: 3,
+  augment: { cropPadding: 2 },
+};
 
 async function slices() {
   const train = await loadDataset("fashion-mnist", { split: "train" });
@@ -43,7 +54,12 @@ test("two epochs on 1,500 real images learn the task; memory is flat", async () 
   const params = memory().numTensors;
   // An "attack" test set whose every label is class 0: its accuracy is the share sent to class 0.
   const toZero = { ...testSet, labels: new Int32Array(testSet.count) };
-  const history = await fit(model, train, config, { testSet, attackTestSet: toZero, normalization: norm, silent: true });
+  const history = await fit(model, train, config, {
+    testSet,
+    attackTestSet: toZero,
+    normalization: norm,
+    silent: true,
+  });
   assert.equal(history.length, 2);
   assert.ok((history[1]?.trainLoss ?? 9) < (history[0]?.trainLoss ?? 0), "loss falls from epoch 1 to 2");
   const r = evaluateModel(model, testSet, { normalization: norm });
@@ -78,9 +94,19 @@ test("checkpoints round-trip: same predictions after reload; bad files give clea
     assert.deepEqual(Array.from(b.predictions), Array.from(a.predictions));
     assert.equal(meta.metrics.cleanAccuracy, a.accuracy);
     loaded.dispose();
-    const json = JSON.parse(await readFile(join(dir, "model.json"), "utf8")) as { model: { name: string }; preprocessing: object };
+    const json = JSON.parse(await readFile(join(dir, "model.json"), "utf8")) as {
+      model: { name: string };
+      preprocessing: object;
+    };
     json.model.name = "resnet18";
-    await writeFile(join(dir, "model.json"), JSON.stringify({ ...json, model: { ...json.model, imageSize: 32, inChannels: 1 }, preprocessing: { ...json.preprocessing, imageSize: [32, 32] } }));
+    await writeFile(
+      join(dir, "model.json"),
+      JSON.stringify({
+        ...json,
+        model: { ...json.model, imageSize: 32, inChannels: 1 },
+        preprocessing: { ...json.preprocessing, imageSize: [32, 32] },
+      }),
+    );
     await assert.rejects(loadCheckpoint(dir), /does not fit a resnet18/);
     await assert.rejects(loadCheckpoint(join(dir, "missing")), /model\.json not found/);
   } finally {
@@ -101,29 +127,53 @@ test("resuming after epoch 1 gives exactly the weights of an uninterrupted 2-epo
     manualSeed(3);
     const first = createModel("compact-cnn", spec());
     // The run must really be interrupted: a .catch() here would pass if nothing threw.
-    await assert.rejects(fit(first, train, { ...config }, {
-      normalization: norm,
-      silent: true,
-      onEpoch: async (rec, st) => {
-        if (rec.epoch !== 1) return;
-        await saveCheckpoint(dir, first, {
-          model: spec(), dataset: { name: "fashion-mnist" }, preprocessing: { imageSize: [28, 28], channels: 1, ...norm },
-          classNames: train.classNames, training: {}, metrics: {},
-        });
-        await saveTrainState(dir, { epochsDone: 1, config, history: [rec], optimizer: st.optimizer, schedule: st.schedule });
-        throw new Error("interrupted");
-      },
-    }), /^Error: interrupted$/);
+    await assert.rejects(
+      fit(
+        first,
+        train,
+        { ...config },
+        {
+          normalization: norm,
+          silent: true,
+          onEpoch: async (rec, st) => {
+            if (rec.epoch !== 1) return;
+            await saveCheckpoint(dir, first, {
+              model: spec(),
+              dataset: { name: "fashion-mnist" },
+              preprocessing: { imageSize: [28, 28], channels: 1, ...norm },
+              classNames: train.classNames,
+              training: {},
+              metrics: {},
+            });
+            await saveTrainState(dir, {
+              epochsDone: 1,
+              config,
+              history: [rec],
+              optimizer: st.optimizer,
+              schedule: st.schedule,
+            });
+            throw new Error("interrupted");
+          },
+        },
+      ),
+      /^Error: interrupted$/,
+    );
     first.dispose();
 
     const state = await loadTrainState(dir);
     const { model: resumed } = await loadCheckpoint(dir);
-    await fit(resumed, train, state.config, { normalization: norm, silent: true, startEpoch: state.epochsDone, restore: state.restore });
+    await fit(resumed, train, state.config, {
+      normalization: norm,
+      silent: true,
+      startEpoch: state.epochsDone,
+      restore: state.restore,
+    });
     const got = weightsOf(resumed);
     resumed.dispose();
     assert.equal(got.length, expected.length);
     let maxDiff = 0;
-    for (let i = 0; i < got.length; i++) maxDiff = Math.max(maxDiff, Math.abs((got[i] as number) - (expected[i] as number)));
+    for (let i = 0; i < got.length; i++)
+      maxDiff = Math.max(maxDiff, Math.abs((got[i] as number) - (expected[i] as number)));
     assert.ok(maxDiff < 1e-6, `resumed weights differ from the uninterrupted run by up to ${maxDiff}`);
   } finally {
     await rm(dir, { recursive: true, force: true });
@@ -144,7 +194,12 @@ test("progress lines name the model being trained when given a label, and only t
     for (const progressLabel of ["B (backdoor expert, unlearning)", undefined]) {
       manualSeed(4);
       const model = createModel("compact-cnn", spec());
-      await fit(model, tiny, { ...config, epochs: 1 }, { normalization: norm, ...(progressLabel ? { progressLabel } : {}) });
+      await fit(
+        model,
+        tiny,
+        { ...config, epochs: 1 },
+        { normalization: norm, ...(progressLabel ? { progressLabel } : {}) },
+      );
       for (const t of model.stateDict().values()) t.dispose();
     }
   } finally {

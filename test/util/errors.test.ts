@@ -9,7 +9,14 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { BadExpertError, ERROR_CODES, errorCode, exitStatus, httpStatus, type ErrorCode } from "../../src/util/errors.js";
+import {
+  BadExpertError,
+  ERROR_CODES,
+  errorCode,
+  exitStatus,
+  httpStatus,
+  type ErrorCode,
+} from "../../src/util/errors.js";
 import { FileReadError } from "../../src/util/read-regular-file.js";
 import { UsageError } from "../../src/cli/command.js";
 import { OptionError } from "../../src/jobs/errors.js";
@@ -62,7 +69,10 @@ after(async () => {
 });
 
 function cli(args: string[]): { status: number | null; stderr: string } {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8", env: { ...process.env, BADEXPERT_THREADS: "1" } });
+  const r = spawnSync(process.execPath, [CLI, ...args], {
+    encoding: "utf8",
+    env: { ...process.env, BADEXPERT_THREADS: "1" },
+  });
   return { status: r.status, stderr: r.stderr };
 }
 
@@ -73,8 +83,16 @@ test("every code has its exit status and HTTP status, and docs/errors.md lists e
     assert.equal(httpStatus(code), want.http, `${code}: HTTP status`);
   }
   const doc = await readFile(join(root, "docs/errors.md"), "utf8");
-  const rows = [...doc.matchAll(/^\| `(E_[A-Z_]+)` \| (\d) \| (\d{3}) \|/gm)].map((m) => [m[1], Number(m[2]), Number(m[3])]);
-  assert.deepEqual(rows, Object.entries(EXPECTED).map(([c, w]) => [c, w.exit, w.http]), "docs/errors.md's table, in the order of src/util/errors.ts");
+  const rows = [...doc.matchAll(/^\| `(E_[A-Z_]+)` \| (\d) \| (\d{3}) \|/gm)].map((m) => [
+    m[1],
+    Number(m[2]),
+    Number(m[3]),
+  ]);
+  assert.deepEqual(
+    rows,
+    Object.entries(EXPECTED).map(([c, w]) => [c, w.exit, w.http]),
+    "docs/errors.md's table, in the order of src/util/errors.ts",
+  );
 });
 
 test("the error classes carry their codes; anything else is E_INTERNAL", () => {
@@ -99,8 +117,21 @@ test("the error classes carry their codes; anything else is E_INTERNAL", () => {
 test("a bad model file: E_MODEL_FORMAT to the library, exit 1 from the CLI", async () => {
   const junk = join(work, "junk.pt");
   await writeFile(join(work, "junk.pt"), "this is not a torch.save file, nor safetensors");
-  await assert.rejects(readStateDictFile(junk), (e: unknown) => errorCode(e) === "E_MODEL_FORMAT" && /junk\.pt/.test((e as Error).message));
-  const r = cli(["import", "--weights", junk, "--arch", "compact-cnn", "--dataset", "fashion-mnist", "--out", join(work, "imported")]);
+  await assert.rejects(
+    readStateDictFile(junk),
+    (e: unknown) => errorCode(e) === "E_MODEL_FORMAT" && /junk\.pt/.test((e as Error).message),
+  );
+  const r = cli([
+    "import",
+    "--weights",
+    junk,
+    "--arch",
+    "compact-cnn",
+    "--dataset",
+    "fashion-mnist",
+    "--out",
+    join(work, "imported"),
+  ]);
   assert.equal(r.status, 1, r.stderr);
   assert.match(r.stderr, /^badexpert: .*junk\.pt/m);
 });
@@ -108,7 +139,10 @@ test("a bad model file: E_MODEL_FORMAT to the library, exit 1 from the CLI", asy
 test("a bad image: E_INPUT_DECODE to the library, 400 with the code from the service", async () => {
   const det = await Detector.load(bundle);
   try {
-    await assert.rejects(det.score([new TextEncoder().encode("not an image")]), (e: unknown) => e instanceof ImageDecodeError && e.code === "E_INPUT_DECODE" && e.reason === "not_an_image");
+    await assert.rejects(
+      det.score([new TextEncoder().encode("not an image")]),
+      (e: unknown) => e instanceof ImageDecodeError && e.code === "E_INPUT_DECODE" && e.reason === "not_an_image",
+    );
     const outcomes: Outcome[] = [];
     for await (const part of det.scoreEach([new Uint8Array(0)])) outcomes.push(...part);
     const [outcome] = outcomes;
@@ -119,7 +153,11 @@ test("a bad image: E_INPUT_DECODE to the library, 400 with the code from the ser
   const server = await createServer(bundle, { port: 0, logLevel: "silent", workers: 1 });
   try {
     const url = await server.listen();
-    const r = await fetch(`${url}/v1/detect`, { method: "POST", headers: { "content-type": "image/png" }, body: "not an image" });
+    const r = await fetch(`${url}/v1/detect`, {
+      method: "POST",
+      headers: { "content-type": "image/png" },
+      body: "not an image",
+    });
     const body = (await r.json()) as Record<string, unknown>;
     assert.equal(r.status, 400);
     assert.deepEqual([body.code, body.reason, body.error], ["E_INPUT_DECODE", "not_an_image", "not_an_image"]);
@@ -131,8 +169,14 @@ test("a bad image: E_INPUT_DECODE to the library, 400 with the code from the ser
 });
 
 test("a bad option: E_USAGE to the library and from createServer, exit 2 from the CLI", async () => {
-  await assert.rejects(evaluateBundle({ bundle, device: "cuda:x" }), (e: unknown) => e instanceof OptionError && e.code === "E_USAGE");
-  await assert.rejects(createServer(bundle, { port: 70000 }), (e: unknown) => errorCode(e) === "E_USAGE" && /port must be at most 65535/.test((e as Error).message));
+  await assert.rejects(
+    evaluateBundle({ bundle, device: "cuda:x" }),
+    (e: unknown) => e instanceof OptionError && e.code === "E_USAGE",
+  );
+  await assert.rejects(
+    createServer(bundle, { port: 70000 }),
+    (e: unknown) => errorCode(e) === "E_USAGE" && /port must be at most 65535/.test((e as Error).message),
+  );
   const r = cli(["evaluate-defense", "--bundle", bundle, "--device", "cuda:x"]);
   assert.equal(r.status, 2, r.stderr);
   assert.match(r.stderr, /^badexpert evaluate-defense: --device: .*cuda:x/m);

@@ -7,7 +7,14 @@ import { UsageError } from "../command.js";
 import { SEED, emitJson, numWithDefault, requireStr, str, type Values } from "../args.js";
 import { parseAttackParams } from "../attack-options.js";
 import { datasetNames, loadDataset } from "../../data/registry.js";
-import { AttackParamError, attackDefaults, attackInfo, attackNames, loadAttack, type Attack } from "../../attacks/index.js";
+import {
+  AttackParamError,
+  attackDefaults,
+  attackInfo,
+  attackNames,
+  loadAttack,
+  type Attack,
+} from "../../attacks/index.js";
 import { attackPreview, writePng } from "../../attacks/preview.js";
 import { readCheckpointMeta } from "../../train/checkpoint.js";
 import { runTampering, tamperingAttackNames } from "../../jobs/tamper.js";
@@ -15,25 +22,58 @@ import { requireDataPath } from "../../jobs/data-path.js";
 import { RUNTIME_OPTIONS, applyRuntimeOptions } from "../runtime-options.js";
 
 const OPTIONS: Record<string, OptionSpec> = {
-  attack: { type: "string", short: "a", description: `attack name: ${attackNames().join(", ")}`, value: { kind: "choice", values: attackNames() } },
+  attack: {
+    type: "string",
+    short: "a",
+    description: `attack name: ${attackNames().join(", ")}`,
+    value: { kind: "choice", values: attackNames() },
+  },
   dataset: {
     type: "string",
     short: "d",
     description: `dataset name (list: shows its dataset-specific defaults): ${datasetNames().join(", ")}`,
     value: { kind: "choice", values: datasetNames() },
   },
-  "data-path": { type: "string", description: "where the dataset lives (default: the dataset's standard location, if any)" },
+  "data-path": {
+    type: "string",
+    description: "where the dataset lives (default: the dataset's standard location, if any)",
+  },
   // --attack-param everywhere; --param was this command's old name for it.
-  "attack-param": { type: "string", short: "p", description: "attack parameters, key=value,key=value", deprecatedAlias: "param" },
+  "attack-param": {
+    type: "string",
+    short: "p",
+    description: "attack parameters, key=value,key=value",
+    deprecatedAlias: "param",
+  },
   count: { type: "string", description: "images per row", default: "8", value: { kind: "int", min: 1, max: 256 } },
-  scale: { type: "string", description: "upscaling factor (nearest neighbour)", default: "4", value: { kind: "int", min: 1, max: 64 } },
-  diff: { type: "string", description: "add a third row: |triggered - clean| times this gain (0: no row)", default: "0", value: { kind: "int", min: 0, max: 1000 } },
-  seed: { type: "string", description: "preview: seed for the choice of test images; apply: seed of the finetuning slice and trigger start", default: "0", value: SEED },
-  out: { type: "string", short: "o", description: "preview: PNG to write (default: attack-<attack>-<dataset>.png); apply: checkpoint directory to write" },
+  scale: {
+    type: "string",
+    description: "upscaling factor (nearest neighbour)",
+    default: "4",
+    value: { kind: "int", min: 1, max: 64 },
+  },
+  diff: {
+    type: "string",
+    description: "add a third row: |triggered - clean| times this gain (0: no row)",
+    default: "0",
+    value: { kind: "int", min: 0, max: 1000 },
+  },
+  seed: {
+    type: "string",
+    description: "preview: seed for the choice of test images; apply: seed of the finetuning slice and trigger start",
+    default: "0",
+    value: SEED,
+  },
+  out: {
+    type: "string",
+    short: "o",
+    description: "preview: PNG to write (default: attack-<attack>-<dataset>.png); apply: checkpoint directory to write",
+  },
   checkpoint: {
     type: "string",
     short: "c",
-    description: "apply: the clean checkpoint to tamper with; preview: a backdoored checkpoint whose recorded attack (and parameters) to show",
+    description:
+      "apply: the clean checkpoint to tamper with; preview: a backdoored checkpoint whose recorded attack (and parameters) to show",
   },
   force: { type: "boolean", description: "apply: replace an existing non-empty --out (otherwise refused)" },
   ...RUNTIME_OPTIONS,
@@ -52,7 +92,12 @@ function listAttacks(v: Values): number {
       needsCleanModel: e.needsCleanModel,
       trainsNetwork: e.hasArtifacts === true,
       summary: e.summary,
-      params: Object.fromEntries(Object.entries(e.params).map(([k, s]) => [k, { default: defaults[k], type: s.type, description: s.description }])),
+      params: Object.fromEntries(
+        Object.entries(e.params).map(([k, s]) => [
+          k,
+          { default: defaults[k], type: s.type, description: s.description },
+        ]),
+      ),
     };
   });
   if (v.json) {
@@ -62,7 +107,9 @@ function listAttacks(v: Values): number {
   for (const r of rows) {
     const needs = `${r.needsCleanModel ? ", needs a clean model" : ""}${r.trainsNetwork ? ", trains a trigger network while poisoning" : ""}`;
     console.log(`${r.name} (${r.kind}, ${r.targeting}${needs}): ${r.summary}`);
-    const defaults = Object.entries(r.params).map(([k, p]) => `${k}=${typeof p.default === "number" ? Number(p.default.toPrecision(6)) : String(p.default)}`);
+    const defaults = Object.entries(r.params).map(
+      ([k, p]) => `${k}=${typeof p.default === "number" ? Number(p.default.toPrecision(6)) : String(p.default)}`,
+    );
     console.log(`  ${defaults.join("  ")}`);
   }
   return 0;
@@ -73,17 +120,28 @@ async function preview(v: Values): Promise<number> {
   // (TrojanNN's trigger exists only there; ISSBA's and Dynamic's networks are stored there).
   const ckpt = str(v, "checkpoint");
   const recorded = ckpt ? await readCheckpointMeta(ckpt) : null;
-  if (recorded && !recorded.training.attack && str(v, "attack") === undefined) throw new UsageError(`--checkpoint: ${ckpt} records no attack; give --attack`);
-  const name = str(v, "attack") ?? recorded?.training.attack?.name ?? requireStr(v, "attack", `one of ${attackNames().join(", ")}`);
-  if (!attackNames().includes(name)) throw new UsageError(`--attack: unknown attack '${name}'; valid: ${attackNames().join(", ")}`);
-  const datasetName = str(v, "dataset") ?? recorded?.dataset.name ?? requireStr(v, "dataset", `one of ${datasetNames().join(", ")}`);
-  if (!datasetNames().includes(datasetName)) throw new UsageError(`--dataset: unknown dataset '${datasetName}'; valid: ${datasetNames().join(", ")}`);
+  if (recorded && !recorded.training.attack && str(v, "attack") === undefined)
+    throw new UsageError(`--checkpoint: ${ckpt} records no attack; give --attack`);
+  const name =
+    str(v, "attack") ??
+    recorded?.training.attack?.name ??
+    requireStr(v, "attack", `one of ${attackNames().join(", ")}`);
+  if (!attackNames().includes(name))
+    throw new UsageError(`--attack: unknown attack '${name}'; valid: ${attackNames().join(", ")}`);
+  const datasetName =
+    str(v, "dataset") ?? recorded?.dataset.name ?? requireStr(v, "dataset", `one of ${datasetNames().join(", ")}`);
+  if (!datasetNames().includes(datasetName))
+    throw new UsageError(`--dataset: unknown dataset '${datasetName}'; valid: ${datasetNames().join(", ")}`);
   const fromRecord = recorded?.training.attack?.name === name ? recorded.training.attack.params : {};
   if (attackInfo(name).hasArtifacts && !ckpt) {
-    throw new UsageError(`--checkpoint: attack '${name}' trains its trigger network while poisoning; preview it from a checkpoint trained with it (--checkpoint DIR)`);
+    throw new UsageError(
+      `--checkpoint: attack '${name}' trains its trigger network while poisoning; preview it from a checkpoint trained with it (--checkpoint DIR)`,
+    );
   }
   if (attackInfo(name).hasArtifacts && recorded?.training.attack?.name !== name) {
-    throw new UsageError(`--checkpoint: ${ckpt} was not trained with attack '${name}', so it holds no ${name} trigger network`);
+    throw new UsageError(
+      `--checkpoint: ${ckpt} was not trained with attack '${name}', so it holds no ${name} trigger network`,
+    );
   }
   const path = str(v, "data-path") ?? recorded?.dataset.path;
   const count = numWithDefault(v, "count", OPTIONS);
@@ -96,7 +154,13 @@ async function preview(v: Values): Promise<number> {
   const test = await loadDataset(datasetName, { split: "test", ...(path ? { path } : {}) });
   let instance: Attack;
   try {
-    const spec = { numClasses: test.classNames.length, height: test.height, width: test.width, channels: test.channels, dataset: datasetName };
+    const spec = {
+      numClasses: test.classNames.length,
+      height: test.height,
+      width: test.width,
+      channels: test.channels,
+      dataset: datasetName,
+    };
     instance = await loadAttack(name, overrides, spec, ckpt);
   } catch (e) {
     if (e instanceof AttackParamError) throw new UsageError(`--attack-param: ${e.message}`);
@@ -104,8 +168,18 @@ async function preview(v: Values): Promise<number> {
   }
   const { picture, indices } = attackPreview(instance, test, { count, scale, seed, diffGain });
   await writePng(out, picture);
-  console.error(`wrote ${out}: ${indices.length} ${datasetName} test images, clean (top) and with the ${name} trigger (below)`);
-  emitJson(v, { out, attack: name, dataset: datasetName, params: instance.params, indices: Array.from(indices), width: picture.width, height: picture.height });
+  console.error(
+    `wrote ${out}: ${indices.length} ${datasetName} test images, clean (top) and with the ${name} trigger (below)`,
+  );
+  emitJson(v, {
+    out,
+    attack: name,
+    dataset: datasetName,
+    params: instance.params,
+    indices: Array.from(indices),
+    width: picture.width,
+    height: picture.height,
+  });
   return 0;
 }
 
@@ -127,7 +201,16 @@ async function apply(v: Values): Promise<number> {
   const dataPath = str(v, "data-path");
   let r;
   try {
-    r = await runTampering({ attack: name, params, checkpoint, out, seed, device, force: v.force === true, ...(dataPath ? { dataPath } : {}) });
+    r = await runTampering({
+      attack: name,
+      params,
+      checkpoint,
+      out,
+      seed,
+      device,
+      force: v.force === true,
+      ...(dataPath ? { dataPath } : {}),
+    });
   } catch (e) {
     if (e instanceof AttackParamError) throw new UsageError(`--attack-param: ${e.message}`);
     throw e;
@@ -148,7 +231,8 @@ async function apply(v: Values): Promise<number> {
 
 export const attack: Command = {
   name: "attack",
-  summary: "list the backdoor attacks, preview an attack's trigger as a PNG, or apply a model-tampering attack to a checkpoint",
+  summary:
+    "list the backdoor attacks, preview an attack's trigger as a PNG, or apply a model-tampering attack to a checkpoint",
   details: [
     "Subcommands:",
     "  attack list                      the attacks with their kinds and default parameters",
@@ -179,7 +263,11 @@ export const attack: Command = {
       case "apply":
         return apply(v);
       default:
-        throw new UsageError(sub === undefined ? "expected a subcommand: list, preview or apply" : `unknown subcommand '${sub}'; valid: list, preview, apply`);
+        throw new UsageError(
+          sub === undefined
+            ? "expected a subcommand: list, preview or apply"
+            : `unknown subcommand '${sub}'; valid: list, preview, apply`,
+        );
     }
   },
 };

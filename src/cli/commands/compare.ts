@@ -26,15 +26,45 @@ export const compareCommand: Command = {
   options: {
     checkpoint: { type: "string", short: "c", description: "model checkpoint directory (from `badexpert train`)" },
     detectors: { type: "string", short: "d", description: "'all' or a comma-separated list", default: "all" },
-    "detector-param": { type: "string", description: "detector parameters: name:key=value,key=value;name:... (e.g. strip:n=50)" },
+    "detector-param": {
+      type: "string",
+      description: "detector parameters: name:key=value,key=value;name:... (e.g. strip:n=50)",
+    },
     ...ATTACK_OPTIONS,
-    fpr: { type: "string", description: "target false-positive rate on the calibration split", default: "0.01", value: FPR },
-    "calibration-limit": { type: "string", description: "use N images of the calibration split (0: all)", value: { kind: "int", min: 0, max: 1e9 } },
-    "evaluation-limit": { type: "string", description: "use N images of the evaluation split (0: all)", value: { kind: "int", min: 0, max: 1e9 } },
+    fpr: {
+      type: "string",
+      description: "target false-positive rate on the calibration split",
+      default: "0.01",
+      value: FPR,
+    },
+    "calibration-limit": {
+      type: "string",
+      description: "use N images of the calibration split (0: all)",
+      value: { kind: "int", min: 0, max: 1e9 },
+    },
+    "evaluation-limit": {
+      type: "string",
+      description: "use N images of the evaluation split (0: all)",
+      value: { kind: "int", min: 0, max: 1e9 },
+    },
     "data-path": { type: "string", description: "dataset location (default: the checkpoint's)" },
-    report: { type: "string", short: "r", description: "directory for compare.html, compare.md, roc.svg and compare.json" },
-    "split-seed": { type: "string", description: "seed of the reserved/calibration/evaluation split", default: "0", value: { kind: "int", min: 0, max: 1e9 } },
-    seed: { type: "string", description: "seed of the detectors' random draws and finetuning", default: "0", value: { kind: "int", min: 0, max: 1e9 } },
+    report: {
+      type: "string",
+      short: "r",
+      description: "directory for compare.html, compare.md, roc.svg and compare.json",
+    },
+    "split-seed": {
+      type: "string",
+      description: "seed of the reserved/calibration/evaluation split",
+      default: "0",
+      value: { kind: "int", min: 0, max: 1e9 },
+    },
+    seed: {
+      type: "string",
+      description: "seed of the detectors' random draws and finetuning",
+      default: "0",
+      value: { kind: "int", min: 0, max: 1e9 },
+    },
     ...RUNTIME_OPTIONS,
   },
   async run(v) {
@@ -46,10 +76,15 @@ export const compareCommand: Command = {
       detectors = parseDetectorList(str(v, "detectors") ?? "all");
       params = parseDetectorParams(str(v, "detector-param") ?? "");
     } catch (e) {
-      if (e instanceof RangeError || e instanceof DetectorParamError) throw new UsageError(`--detectors/--detector-param: ${e.message}`);
+      if (e instanceof RangeError || e instanceof DetectorParamError)
+        throw new UsageError(`--detectors/--detector-param: ${e.message}`);
       throw e;
     }
-    for (const name of Object.keys(params)) if (!detectors.includes(name)) throw new UsageError(`--detector-param: '${name}' is not among the compared detectors (${detectors.join(", ")})`);
+    for (const name of Object.keys(params))
+      if (!detectors.includes(name))
+        throw new UsageError(
+          `--detector-param: '${name}' is not among the compared detectors (${detectors.join(", ")})`,
+        );
     const attack = str(v, "attack");
     const fpr = num(v, "fpr", compareCommand.options);
     const calibrationLimit = int(v, "calibration-limit", compareCommand.options);
@@ -73,8 +108,14 @@ export const compareCommand: Command = {
       ...(seed !== undefined ? { seed } : {}),
       ...(splitSeed !== undefined ? { splitSeed } : {}),
     });
-    console.log(`Detectors vs ${r.attack.name} on ${r.dataset} (${r.model}): ${r.splits.evaluationUsed} clean + ${r.splits.poisonedUsed} triggered evaluation inputs, thresholds at ${(100 * r.targetFpr).toFixed(2)}% FPR`);
-    console.log(`| ${COMPARE_HEADER.join(" | ")} |\n|${"---|".repeat(COMPARE_HEADER.length)}\n${compareRows(r.rows).map((c) => `| ${c.join(" | ")} |`).join("\n")}`);
+    console.log(
+      `Detectors vs ${r.attack.name} on ${r.dataset} (${r.model}): ${r.splits.evaluationUsed} clean + ${r.splits.poisonedUsed} triggered evaluation inputs, thresholds at ${(100 * r.targetFpr).toFixed(2)}% FPR`,
+    );
+    console.log(
+      `| ${COMPARE_HEADER.join(" | ")} |\n|${"---|".repeat(COMPARE_HEADER.length)}\n${compareRows(r.rows)
+        .map((c) => `| ${c.join(" | ")} |`)
+        .join("\n")}`,
+    );
     if (r.reportFiles) console.error(`report: ${r.reportFiles.html}, ${r.reportFiles.markdown}, ${r.reportFiles.json}`);
     emitJson(v, { ...r, rows: r.rows.map(({ roc: _roc, ...row }) => row) });
     return 0;

@@ -2,7 +2,21 @@
 // a baseline with --detector NAME), through the one defend job.
 import type { Command } from "../command.js";
 import type { OptionSpec } from "../command.js";
-import { COUNT, EPOCHS, FPR, SEED, choiceList, choiceWithDefault, emitJson, int, num, numOrWord, numWithDefault, requireStr, str } from "../args.js";
+import {
+  COUNT,
+  EPOCHS,
+  FPR,
+  SEED,
+  choiceList,
+  choiceWithDefault,
+  emitJson,
+  int,
+  num,
+  numOrWord,
+  numWithDefault,
+  requireStr,
+  str,
+} from "../args.js";
 import { RUNTIME_OPTIONS, applyRuntimeOptions } from "../runtime-options.js";
 import { defendCheckpoint } from "../../jobs/defend.js";
 import { SCORE_RULES } from "../../defense/scores.js";
@@ -15,47 +29,104 @@ import { DetectorParamError, parseDetectorParams, resolveDetectorParams } from "
 import type { DefendOptions } from "../../jobs/defend.js";
 
 /** Options that only BaDExpert reads; refused with a baseline detector rather than ignored. */
-const BADEXPERT_ONLY = ["unlearn-lr", "canaries", "unlearn-epochs", "unlearn-labels", "finetune-lr", "finetune-gamma", "finetune-epochs", "rule", "sign-key"] as const;
+const BADEXPERT_ONLY = [
+  "unlearn-lr",
+  "canaries",
+  "unlearn-epochs",
+  "unlearn-labels",
+  "finetune-lr",
+  "finetune-gamma",
+  "finetune-epochs",
+  "rule",
+  "sign-key",
+] as const;
 
 const OPTIONS: Record<string, OptionSpec> = {
   checkpoint: { type: "string", short: "c", description: "the suspicious model's checkpoint directory" },
-  detector: { type: "string", description: `detector to build: ${detectorNames().join(", ")} (a baseline writes a baseline detector bundle)`, default: "badexpert" },
+  detector: {
+    type: "string",
+    description: `detector to build: ${detectorNames().join(", ")} (a baseline writes a baseline detector bundle)`,
+    default: "badexpert",
+  },
   "detector-param": { type: "string", description: "a baseline's parameters: key=value,key=value (docs/baselines.md)" },
   out: { type: "string", short: "o", description: "bundle directory to write" },
-  dataset: { type: "string", short: "d", description: "clean data (default: the checkpoint's dataset)", value: { kind: "choice", values: datasetNames() } },
+  dataset: {
+    type: "string",
+    short: "d",
+    description: "clean data (default: the checkpoint's dataset)",
+    value: { kind: "choice", values: datasetNames() },
+  },
   "data-path": { type: "string", description: "dataset location (default: the checkpoint's, else the standard one)" },
-  reserved: { type: "string", description: "reserved clean images (default: 5% of the training-set size, at most 30% of the test set)", value: COUNT },
-  calibration: { type: "string", description: "calibration images, at least 1/FPR (default: 20% of the test set, at most 2,000)", value: COUNT },
-  "split-seed": { type: "string", description: "seed of the reserved/calibration/evaluation split", default: "0", value: SEED },
+  reserved: {
+    type: "string",
+    description: "reserved clean images (default: 5% of the training-set size, at most 30% of the test set)",
+    value: COUNT,
+  },
+  calibration: {
+    type: "string",
+    description: "calibration images, at least 1/FPR (default: 20% of the test set, at most 2,000)",
+    value: COUNT,
+  },
+  "split-seed": {
+    type: "string",
+    description: "seed of the reserved/calibration/evaluation split",
+    default: "0",
+    value: SEED,
+  },
   "unlearn-lr": {
     type: "string",
-    description: "Adam learning rate of the backdoor expert for one epoch (the paper's recipe). Default, or 'auto': B unlearns from 1e-5 upward until its clean accuracy on held-out images falls to 20%",
+    description:
+      "Adam learning rate of the backdoor expert for one epoch (the paper's recipe). Default, or 'auto': B unlearns from 1e-5 upward until its clean accuracy on held-out images falls to 20%",
     value: { kind: "float-or", word: "auto", number: { kind: "float", min: 0, max: 10, exclusiveMin: true } },
   },
   canaries: {
     type: "string",
-    description: "choose B's fixed rate with canary backdoors the defender plants itself instead (refused with a given rate): blend, patch, conditional (the patch on one source class only, like TaCT). Several times slower than the default",
+    description:
+      "choose B's fixed rate with canary backdoors the defender plants itself instead (refused with a given rate): blend, patch, conditional (the patch on one source class only, like TaCT). Several times slower than the default",
     value: { kind: "choice-list", values: CANARY_KINDS },
   },
-  "unlearn-epochs": { type: "string", description: "passes of unlearning over the reserved set: exactly this many at a given --unlearn-lr (default 1), at most this many otherwise (default 4)", value: EPOCHS },
+  "unlearn-epochs": {
+    type: "string",
+    description:
+      "passes of unlearning over the reserved set: exactly this many at a given --unlearn-lr (default 1), at most this many otherwise (default 4)",
+    value: EPOCHS,
+  },
   "unlearn-labels": {
     type: "string",
-    description: "wrong labels B unlearns on: shift ((y+1) mod C, the paper's), permutation (a seeded derangement of the classes), random (a random wrong class per image)",
+    description:
+      "wrong labels B unlearns on: shift ((y+1) mod C, the paper's), permutation (a seeded derangement of the classes), random (a random wrong class per image)",
     default: "shift",
     value: { kind: "choice", values: UNLEARN_LABEL_MAPPINGS },
   },
   "finetune-lr": {
     type: "string",
-    description: "SGD learning rate of M'. Default, or 'auto': the strongest of 0.1, 0.03, 0.01, 0.003, 0.001 whose M' keeps 80% of M's clean accuracy above chance on the calibration split after its third epoch (one past the first rate decay)",
+    description:
+      "SGD learning rate of M'. Default, or 'auto': the strongest of 0.1, 0.03, 0.01, 0.003, 0.001 whose M' keeps 80% of M's clean accuracy above chance on the calibration split after its third epoch (one past the first rate decay)",
     value: { kind: "float-or", word: "auto", number: { kind: "float", min: 0, max: 10, exclusiveMin: true } },
   },
-  "finetune-gamma": { type: "string", description: "MultiStep gamma of M' (default: 0.1)", value: { kind: "float", min: 0, max: 1, exclusiveMin: true } },
+  "finetune-gamma": {
+    type: "string",
+    description: "MultiStep gamma of M' (default: 0.1)",
+    value: { kind: "float", min: 0, max: 1, exclusiveMin: true },
+  },
   "finetune-epochs": { type: "string", description: "epochs of clean finetuning", default: "10", value: EPOCHS },
-  rule: { type: "string", description: `score rule: ${SCORE_RULES.join(", ")}`, default: "triangle", value: { kind: "choice", values: SCORE_RULES } },
-  fpr: { type: "string", description: "target false-positive rate on clean inputs, in (0, 1) (default: 0.01)", value: FPR },
+  rule: {
+    type: "string",
+    description: `score rule: ${SCORE_RULES.join(", ")}`,
+    default: "triangle",
+    value: { kind: "choice", values: SCORE_RULES },
+  },
+  fpr: {
+    type: "string",
+    description: "target false-positive rate on clean inputs, in (0, 1) (default: 0.01)",
+    value: FPR,
+  },
   seed: { type: "string", description: "seed of the finetuning runs", default: "0", value: SEED },
   force: { type: "boolean", description: "replace an existing non-empty --out (otherwise refused)" },
-  "sign-key": { type: "string", description: "Ed25519 private key (PEM, from `badexpert keygen`): sign the bundle (detector.json.sig)" },
+  "sign-key": {
+    type: "string",
+    description: "Ed25519 private key (PEM, from `badexpert keygen`): sign the bundle (detector.json.sig)",
+  },
   ...RUNTIME_OPTIONS,
 };
 
@@ -101,15 +172,28 @@ export const defend: Command = {
       detector,
       ...opt("dataset", str(v, "dataset")),
       ...opt("dataPath", str(v, "data-path")),
-      splits: { ...opt("reserved", int(v, "reserved", OPTIONS)), ...opt("calibration", int(v, "calibration", OPTIONS)), seed: numWithDefault(v, "split-seed", OPTIONS) },
+      splits: {
+        ...opt("reserved", int(v, "reserved", OPTIONS)),
+        ...opt("calibration", int(v, "calibration", OPTIONS)),
+        seed: numWithDefault(v, "split-seed", OPTIONS),
+      },
       seed: numWithDefault(v, "seed", OPTIONS),
       force: v.force === true,
     };
     const targetFpr = num(v, "fpr", OPTIONS);
     let o: DefendOptions;
     if (detector !== "badexpert") {
-      const given = BADEXPERT_ONLY.filter((k) => v[k] !== undefined && !(k === "rule" && v[k] === "triangle") && !(k === "finetune-epochs" && v[k] === "10") && !(k === "unlearn-labels" && v[k] === "shift"));
-      if (given.length > 0) throw new UsageError(`--${given.join(", --")}: only for --detector badexpert (the baselines take --detector-param)`);
+      const given = BADEXPERT_ONLY.filter(
+        (k) =>
+          v[k] !== undefined &&
+          !(k === "rule" && v[k] === "triangle") &&
+          !(k === "finetune-epochs" && v[k] === "10") &&
+          !(k === "unlearn-labels" && v[k] === "shift"),
+      );
+      if (given.length > 0)
+        throw new UsageError(
+          `--${given.join(", --")}: only for --detector badexpert (the baselines take --detector-param)`,
+        );
       if (device !== "cpu") throw new UsageError(`--device ${device}: baseline detectors are fitted on the CPU`);
       let params: Record<string, string>;
       try {
@@ -122,7 +206,10 @@ export const defend: Command = {
       }
       o = { ...shared, params, ...(targetFpr !== undefined ? { calibration: { targetFpr } } : {}) };
     } else {
-      if (v["detector-param"] !== undefined) throw new UsageError("--detector-param: only for baseline detectors; BaDExpert takes its own options (--unlearn-lr, --rule, ...)");
+      if (v["detector-param"] !== undefined)
+        throw new UsageError(
+          "--detector-param: only for baseline detectors; BaDExpert takes its own options (--unlearn-lr, --rule, ...)",
+        );
       const canaries = choiceList(v, "canaries", CANARY_KINDS, OPTIONS);
       const signKey = str(v, "sign-key");
       o = {
@@ -134,7 +221,11 @@ export const defend: Command = {
           ...opt("epochs", int(v, "unlearn-epochs", OPTIONS)),
           labels: choiceWithDefault(v, "unlearn-labels", UNLEARN_LABEL_MAPPINGS, OPTIONS),
         },
-        finetune: { ...opt("lr", numOrWord(v, "finetune-lr", "auto", OPTIONS)), ...opt("gamma", num(v, "finetune-gamma", OPTIONS)), epochs: numWithDefault(v, "finetune-epochs", OPTIONS) },
+        finetune: {
+          ...opt("lr", numOrWord(v, "finetune-lr", "auto", OPTIONS)),
+          ...opt("gamma", num(v, "finetune-gamma", OPTIONS)),
+          epochs: numWithDefault(v, "finetune-epochs", OPTIONS),
+        },
         calibration: { rule: choiceWithDefault(v, "rule", SCORE_RULES, OPTIONS), ...opt("targetFpr", targetFpr) },
         ...(signKey !== undefined ? { signing: { key: signKey } } : {}),
       };
@@ -142,7 +233,9 @@ export const defend: Command = {
     const r = await defendCheckpoint(o);
     const c = r.calibration;
     const how = r.badexpert ? `${r.badexpert.options.rule}, ` : "";
-    console.error(`${detector}: threshold ${r.threshold.toPrecision(6)} (${how}target FPR ${c.targetFpr}, achieved ${(100 * c.achievedFpr).toFixed(2)}% on ${c.count} calibration images) — bundle in ${r.bundle}`);
+    console.error(
+      `${detector}: threshold ${r.threshold.toPrecision(6)} (${how}target FPR ${c.targetFpr}, achieved ${(100 * c.achievedFpr).toFixed(2)}% on ${c.count} calibration images) — bundle in ${r.bundle}`,
+    );
     emitJson(v, r);
     return 0;
   },

@@ -18,17 +18,33 @@ import { SCORE_RULES } from "../../defense/scores.js";
 
 const OPTIONS: Record<string, OptionSpec> = {
   ...ATTACK_OPTIONS,
-  attack: { ...ATTACK_OPTIONS.attack, type: "string", description: "backdoor attack (see `badexpert attack list`)", default: "badnet" },
+  attack: {
+    ...ATTACK_OPTIONS.attack,
+    type: "string",
+    description: "backdoor attack (see `badexpert attack list`)",
+    default: "badnet",
+  },
   epochs: { type: "string", description: "training epochs of the backdoored model", default: "6", value: EPOCHS },
-  seed: { type: "string", description: "seed of training, poisoning, splits and finetuning", default: "0", value: SEED },
+  seed: {
+    type: "string",
+    description: "seed of training, poisoning, splits and finetuning",
+    default: "0",
+    value: SEED,
+  },
   out: { type: "string", short: "o", description: "output directory (bundle and report)", default: "out/demo" },
   retrain: { type: "boolean", description: "train a new backdoored model even if a cached one matches" },
   "unlearn-lr": {
     type: "string",
-    description: "Adam learning rate of the backdoor expert, or 'auto': chosen with canary backdoors the defender plants itself. Default: the paper's rate where it has one for this architecture and dataset, otherwise auto",
+    description:
+      "Adam learning rate of the backdoor expert, or 'auto': chosen with canary backdoors the defender plants itself. Default: the paper's rate where it has one for this architecture and dataset, otherwise auto",
     value: { kind: "float-or", word: "auto", number: { kind: "float", min: 0, max: 10, exclusiveMin: true } },
   },
-  rule: { type: "string", description: `score rule (${SCORE_RULES.join(", ")})`, default: "triangle", value: { kind: "choice", values: SCORE_RULES } },
+  rule: {
+    type: "string",
+    description: `score rule (${SCORE_RULES.join(", ")})`,
+    default: "triangle",
+    value: { kind: "choice", values: SCORE_RULES },
+  },
   ...RUNTIME_OPTIONS,
 };
 
@@ -39,10 +55,7 @@ export const demo: Command = {
     "The backdoored model is cached under ~/.cache/badexpert/models ($BADEXPERT_MODEL_CACHE) and reused",
     "when its attack, epochs and seed match; --retrain forces a new one.",
   ].join("\n"),
-  examples: [
-    "badexpert demo",
-    "badexpert demo --attack blend --out out/demo-blend",
-  ],
+  examples: ["badexpert demo", "badexpert demo --attack blend --out out/demo-blend"],
   options: OPTIONS,
   async run(v) {
     const { device } = applyRuntimeOptions(v);
@@ -66,7 +79,9 @@ export const demo: Command = {
     const trainSeconds = trained.seconds;
     if (!trained.trained) say("reusing the cached model (--retrain trains a new one)");
     const meta = await readCheckpointMeta(modelDir);
-    say(`backdoored model: clean accuracy ${(100 * (meta.metrics.cleanAccuracy ?? 0)).toFixed(2)}%, attack success rate ${(100 * (meta.metrics.attackSuccessRate ?? 0)).toFixed(2)}%`);
+    say(
+      `backdoored model: clean accuracy ${(100 * (meta.metrics.cleanAccuracy ?? 0)).toFixed(2)}%, attack success rate ${(100 * (meta.metrics.attackSuccessRate ?? 0)).toFixed(2)}%`,
+    );
 
     say("2/3 BaDExpert: extracting the backdoor expert B, finetuning M', calibrating the threshold");
     const unlearnLr = numOrWord(v, "unlearn-lr", "auto", OPTIONS);
@@ -87,7 +102,9 @@ export const demo: Command = {
     say(`3/3 evaluating against ${attackName} on the held-out evaluation split`);
     const e = await evaluateBundle({ bundle, report: reportDir, progress: true });
     const m = e.metrics;
-    console.log(`\nBaDExpert on Fashion-MNIST (compact CNN) vs ${e.attack.name} — ${m.cleanCount} clean / ${m.poisonCount} poisoned evaluation images`);
+    console.log(
+      `\nBaDExpert on Fashion-MNIST (compact CNN) vs ${e.attack.name} — ${m.cleanCount} clean / ${m.poisonCount} poisoned evaluation images`,
+    );
     console.log("| metric | before defense | after defense |\n|---|---|---|");
     for (const [k, b, a] of metricsRows(m)) console.log(`| ${k} | ${b} | ${a} |`);
     const total = (Date.now() - t0) / 1000;
@@ -99,7 +116,17 @@ export const demo: Command = {
         `scoring ${e.scoringRate.toFixed(0)} inputs/s; total ${total.toFixed(0)} s${trainSeconds ? ` (training ${trainSeconds.toFixed(0)} s)` : ""}`,
     );
     console.log(`report: ${e.reportFiles?.html ?? ""} (and report.md)`);
-    emitJson(v, { model: modelDir, bundle, report: e.reportFiles, attack: e.attack, rule: e.rule, ...m, scoringRate: e.scoringRate, fitSeconds: d.seconds, totalSeconds: total });
+    emitJson(v, {
+      model: modelDir,
+      bundle,
+      report: e.reportFiles,
+      attack: e.attack,
+      rule: e.rule,
+      ...m,
+      scoringRate: e.scoringRate,
+      fitSeconds: d.seconds,
+      totalSeconds: total,
+    });
     return 0;
   },
 };

@@ -15,7 +15,14 @@ import { detectorInfo } from "../../detectors/registry.js";
 import { checkScoringDevice } from "../../jobs/device.js";
 import { tensor } from "../../engine/index.js";
 import { saveTensors } from "../../io/weights.js";
-import { OUTPUT_MANIFEST, assertWritableDir, outputDirKind, outputManifest, writeDirAtomically, type WritableDirOptions } from "../../util/atomic-dir.js";
+import {
+  OUTPUT_MANIFEST,
+  assertWritableDir,
+  outputDirKind,
+  outputManifest,
+  writeDirAtomically,
+  type WritableDirOptions,
+} from "../../util/atomic-dir.js";
 import { Progress } from "../../util/progress.js";
 import { DEFAULT_SALIENCY_METHOD, SALIENCY_METHODS, SALIENCY_METHOD_INFO } from "../../forensics/saliency.js";
 import { summariseFlagged } from "../../forensics/explain.js";
@@ -24,12 +31,28 @@ import type { BadExpertDetector } from "../../defense/detector.js";
 
 const OPTIONS: Record<string, OptionSpec> = {
   bundle: { type: "string", short: "b", description: "detector bundle directory (from `badexpert defend`)" },
-  out: { type: "string", short: "o", description: "directory to write (overlays/, summary.json, maps, pictures of the trigger estimate)" },
-  method: { type: "string", short: "m", description: `saliency method: ${SALIENCY_METHODS.join(", ")}`, default: DEFAULT_SALIENCY_METHOD, value: { kind: "choice", values: SALIENCY_METHODS } },
-  all: { type: "boolean", description: "explain every input, not only the flagged ones (the trigger estimate still uses flagged ones only)" },
+  out: {
+    type: "string",
+    short: "o",
+    description: "directory to write (overlays/, summary.json, maps, pictures of the trigger estimate)",
+  },
+  method: {
+    type: "string",
+    short: "m",
+    description: `saliency method: ${SALIENCY_METHODS.join(", ")}`,
+    default: DEFAULT_SALIENCY_METHOD,
+    value: { kind: "choice", values: SALIENCY_METHODS },
+  },
+  all: {
+    type: "boolean",
+    description: "explain every input, not only the flagged ones (the trigger estimate still uses flagged ones only)",
+  },
   "max-explained": { type: "string", description: "explain at most this many inputs (the first ones)", value: COUNT },
   force: { type: "boolean", short: "f", description: "replace --out if it exists and is not empty" },
-  "verify-key": { type: "string", description: "Ed25519 public key (PEM): refuse the bundle unless it is signed by its private key" },
+  "verify-key": {
+    type: "string",
+    description: "Ed25519 public key (PEM): refuse the bundle unless it is signed by its private key",
+  },
   ...RUNTIME_OPTIONS,
 };
 
@@ -51,7 +74,10 @@ const EXPLAIN_DIR = outputDirKind("explain", "badexpert explain output", {
 
 /** A file name for input `index`: its position (so names never collide) and its base name, made safe. */
 function overlayName(index: number, input: string): string {
-  const base = basename(input).replace(/\.[^.]*$/, "").replace(/[^\w.-]+/g, "_").slice(0, 80);
+  const base = basename(input)
+    .replace(/\.[^.]*$/, "")
+    .replace(/[^\w.-]+/g, "_")
+    .slice(0, 80);
   return `${String(index).padStart(5, "0")}-${base || "input"}.png`;
 }
 
@@ -62,7 +88,7 @@ export const explain: Command = {
     "Scores the image files like `scan`, then for each flagged input computes where B's confidence in M's label",
     "comes from (B kept only the backdoor, so it looks at the trigger). Writes into --out:",
     "  overlays/NNNNN-NAME.png   the map over the input, at the model's input size",
-    "  saliency.safetensors      the float maps [N, H, W] (tensor \"maps\"; metadata \"inputs\" lists the files)",
+    '  saliency.safetensors      the float maps [N, H, W] (tensor "maps"; metadata "inputs" lists the files)',
     "  mean-map.png              the mean map over the flagged inputs",
     "  trigger-estimate.png      saliency-weighted mean of flagged inputs minus the mean of the unflagged ones",
     "  summary.json              per input (pred, score, flagged, overlay) and the estimate (target class, boxes)",
@@ -84,19 +110,29 @@ export const explain: Command = {
     const method = choiceWithDefault(v, "method", SALIENCY_METHODS, OPTIONS);
     const maxExplained = num(v, "max-explained", OPTIONS) ?? Number.POSITIVE_INFINITY;
     if (files.length === 0) throw new UsageError("nothing to explain: give image files");
-    const writable: WritableDirOptions = { kinds: [EXPLAIN_DIR], replace: v.force === true, forceHint: "--force", argument: "--out" };
+    const writable: WritableDirOptions = {
+      kinds: [EXPLAIN_DIR],
+      replace: v.force === true,
+      forceHint: "--force",
+      argument: "--out",
+    };
     // Refused before any scoring; a usage mistake (exit 2), as a missing option is.
     await assertWritableDir(out, writable).catch((e: unknown) => {
       throw new UsageError((e as Error).message);
     });
     const verifyKey = str(v, "verify-key");
     const kind = await bundleKind(bundle);
-    if (detectorInfo(kind).explains !== true) throw new UsageError(`--bundle: ${bundle} holds a ${kind} detector, which has no backdoor expert B to explain with (explain needs a BaDExpert bundle)`);
+    if (detectorInfo(kind).explains !== true)
+      throw new UsageError(
+        `--bundle: ${bundle} holds a ${kind} detector, which has no backdoor expert B to explain with (explain needs a BaDExpert bundle)`,
+      );
     // On this thread: saliency needs the models' gradients here.
     const det = await Detector.load(bundle, { ...(verifyKey !== undefined ? { verifyKey } : {}), thread: "caller" });
     try {
       if (method === "grad-cam" && det.summary.architecture !== "compact-cnn") {
-        throw new UsageError(`--method grad-cam: needs B's convolution blocks, available for compact-cnn only (this bundle's model is ${det.summary.architecture}); use ${SALIENCY_METHODS.filter((m) => m !== "grad-cam").join(", ")}`);
+        throw new UsageError(
+          `--method grad-cam: needs B's convolution blocks, available for compact-cnn only (this bundle's model is ${det.summary.architecture}); use ${SALIENCY_METHODS.filter((m) => m !== "grad-cam").join(", ")}`,
+        );
       }
       const { imageSize, channels, classNames, threshold } = det.summary;
       const [h, w] = imageSize;
@@ -123,18 +159,29 @@ export const explain: Command = {
             for (let j = 0; j < per; j++) cleanSum[j] = (cleanSum[j] as number) + (px[j] as number) / 255;
           }
           if ((d.flagged || v.all === true) && kept.length < maxExplained) {
-            kept.push({ input: r.input, index: r.index, pixels: px, pred: d.pred, predClass: d.predClass, score: d.score, flagged: d.flagged });
+            kept.push({
+              input: r.input,
+              index: r.index,
+              pixels: px,
+              pred: d.pred,
+              predClass: d.predClass,
+              score: d.score,
+              flagged: d.flagged,
+            });
           }
         }
         scoring.tick(part.length);
       }
       scoring.finish();
       // meanImage's layout [C, H, W] from the HWC running sum.
-      const cleanMean = cleanCount === 0 ? null : Float32Array.from({ length: per }, (_, k) => {
-        const ch = Math.floor(k / (h * w));
-        const p = k % (h * w);
-        return (cleanSum[p * channels + ch] as number) / cleanCount;
-      });
+      const cleanMean =
+        cleanCount === 0
+          ? null
+          : Float32Array.from({ length: per }, (_, k) => {
+              const ch = Math.floor(k / (h * w));
+              const p = k % (h * w);
+              return (cleanSum[p * channels + ch] as number) / cleanCount;
+            });
       const flaggedKept = kept.filter((k) => k.flagged);
       const explainBar = new Progress(`explaining (${method})`, kept.length);
       const pixelsOf = (list: Scored[]) => {
@@ -144,18 +191,42 @@ export const explain: Command = {
       };
       const d = det.detector.badexpert as BadExpertDetector;
       // The trigger estimate over the flagged inputs; maps of the others (--all) separately.
-      const summary = await summariseFlagged(d, pixelsOf(flaggedKept), Int32Array.from(flaggedKept, (k) => k.pred), cleanMean, { method, examples: 0 });
+      const summary = await summariseFlagged(
+        d,
+        pixelsOf(flaggedKept),
+        Int32Array.from(flaggedKept, (k) => k.pred),
+        cleanMean,
+        { method, examples: 0 },
+      );
       explainBar.tick(flaggedKept.length);
       const others = kept.filter((k) => !k.flagged);
-      const otherSummary = others.length > 0 ? await summariseFlagged(d, pixelsOf(others), Int32Array.from(others, (k) => k.pred), null, { method, examples: 0 }) : null;
+      const otherSummary =
+        others.length > 0
+          ? await summariseFlagged(
+              d,
+              pixelsOf(others),
+              Int32Array.from(others, (k) => k.pred),
+              null,
+              { method, examples: 0 },
+            )
+          : null;
       explainBar.tick(others.length);
       explainBar.finish();
       const plane = h * w;
       const mapByInput = new Map<Scored, Float32Array>();
       flaggedKept.forEach((k, j) => mapByInput.set(k, summary.maps.subarray(j * plane, (j + 1) * plane)));
-      others.forEach((k, j) => mapByInput.set(k, (otherSummary?.maps ?? new Float32Array(0)).subarray(j * plane, (j + 1) * plane)));
+      others.forEach((k, j) =>
+        mapByInput.set(k, (otherSummary?.maps ?? new Float32Array(0)).subarray(j * plane, (j + 1) * plane)),
+      );
       const mapOf = (k: Scored): Float32Array => mapByInput.get(k) ?? new Float32Array(plane);
-      const records = kept.map((k) => ({ input: k.input, pred: k.pred, predClass: k.predClass, score: k.score, flagged: k.flagged, overlay: `overlays/${overlayName(k.index, k.input)}` }));
+      const records = kept.map((k) => ({
+        input: k.input,
+        pred: k.pred,
+        predClass: k.predClass,
+        score: k.score,
+        flagged: k.flagged,
+        overlay: `overlays/${overlayName(k.index, k.input)}`,
+      }));
       const e = summary.estimate;
       const result = {
         bundle,
@@ -166,22 +237,37 @@ export const explain: Command = {
         flagged: flaggedCount,
         explained: kept.length,
         threshold,
-        target: e.target >= 0 ? { class: e.target, name: classNames[e.target] ?? String(e.target), share: e.targetShare } : null,
-        flaggedByClass: Object.fromEntries(e.targetCounts.flatMap((n, c) => (n > 0 ? [[classNames[c] ?? String(c), n]] : []))),
-        trigger: { compact: e.compact, boxes: e.boxes, cleanReference: summary.cleanReference ? `${cleanCount} unflagged inputs` : "none (no input was unflagged): the estimate is the weighted mean itself" },
+        target:
+          e.target >= 0
+            ? { class: e.target, name: classNames[e.target] ?? String(e.target), share: e.targetShare }
+            : null,
+        flaggedByClass: Object.fromEntries(
+          e.targetCounts.flatMap((n, c) => (n > 0 ? [[classNames[c] ?? String(c), n]] : [])),
+        ),
+        trigger: {
+          compact: e.compact,
+          boxes: e.boxes,
+          cleanReference: summary.cleanReference
+            ? `${cleanCount} unflagged inputs`
+            : "none (no input was unflagged): the estimate is the weighted mean itself",
+        },
         seconds: (Date.now() - t0) / 1000,
       };
       await writeDirAtomically(
         out,
         async (tmp) => {
           await mkdir(join(tmp, "overlays"));
-          for (const [j, k] of kept.entries()) await writeFile(join(tmp, records[j]?.overlay ?? ""), await overlayPng(k.pixels, h, w, channels, mapOf(k)));
+          for (const [j, k] of kept.entries())
+            await writeFile(join(tmp, records[j]?.overlay ?? ""), await overlayPng(k.pixels, h, w, channels, mapOf(k)));
           if (kept.length > 0) {
             const all = new Float32Array(kept.length * plane);
             kept.forEach((k, j) => all.set(mapOf(k), j * plane));
             const maps = tensor(all, { shape: [kept.length, h, w] });
             try {
-              await saveTensors(join(tmp, "saliency.safetensors"), new Map([["maps", maps]]), { method, inputs: JSON.stringify(kept.map((k) => k.input)) });
+              await saveTensors(join(tmp, "saliency.safetensors"), new Map([["maps", maps]]), {
+                method,
+                inputs: JSON.stringify(kept.map((k) => k.input)),
+              });
             } finally {
               maps.dispose();
             }
@@ -190,7 +276,10 @@ export const explain: Command = {
             await writeFile(join(tmp, "mean-map.png"), await heatmapPng(e.meanMap, h, w));
             await writeFile(join(tmp, "trigger-estimate.png"), await signedPatternPng(e.pattern, channels, h, w));
           }
-          await writeFile(join(tmp, "summary.json"), `${JSON.stringify({ ...result, explainedInputs: records, failedInputs: failed }, null, 2)}\n`);
+          await writeFile(
+            join(tmp, "summary.json"),
+            `${JSON.stringify({ ...result, explainedInputs: records, failedInputs: failed }, null, 2)}\n`,
+          );
           await writeFile(join(tmp, OUTPUT_MANIFEST), outputManifest("explain"));
         },
         writable,

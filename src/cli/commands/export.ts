@@ -28,21 +28,34 @@ function checkOnnxOut(out: string, force: boolean): void {
     st = lstatSync(out);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === "ENOENT") return;
-    throw new BadExpertError("E_IO", `--out ${out}: cannot inspect (${(e as NodeJS.ErrnoException).code ?? String(e)})`, { cause: e });
+    throw new BadExpertError(
+      "E_IO",
+      `--out ${out}: cannot inspect (${(e as NodeJS.ErrnoException).code ?? String(e)})`,
+      { cause: e },
+    );
   }
-  if (!st.isFile()) throw new BadExpertError("E_IO", `--out ${out} exists and is not a regular file; refusing to replace it`);
-  if (!force) throw new BadExpertError("E_IO", `--out ${out} already exists; refusing to overwrite it (--force replaces an ONNX model badexpert exported)`);
+  if (!st.isFile())
+    throw new BadExpertError("E_IO", `--out ${out} exists and is not a regular file; refusing to replace it`);
+  if (!force)
+    throw new BadExpertError(
+      "E_IO",
+      `--out ${out} already exists; refusing to overwrite it (--force replaces an ONNX model badexpert exported)`,
+    );
   const fd = openSync(out, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW);
   let producer: string | null;
   try {
-    if (!fstatSync(fd).isFile()) throw new BadExpertError("E_IO", `--out ${out} is not a regular file; refusing to replace it`);
+    if (!fstatSync(fd).isFile())
+      throw new BadExpertError("E_IO", `--out ${out} is not a regular file; refusing to replace it`);
     const head = Buffer.alloc(PRODUCER_HEAD_BYTES);
     producer = producerName(head.subarray(0, readSync(fd, head, 0, head.length, 0)));
   } finally {
     closeSync(fd);
   }
   if (producer !== "badexpert") {
-    throw new BadExpertError("E_IO", `--out ${out} is not an ONNX model badexpert exported (${producer === null ? "not an ONNX model" : `producer ${JSON.stringify(producer.slice(0, 40))}`}); refusing to replace it (choose another file, or move it yourself)`);
+    throw new BadExpertError(
+      "E_IO",
+      `--out ${out} is not an ONNX model badexpert exported (${producer === null ? "not an ONNX model" : `producer ${JSON.stringify(producer.slice(0, 40))}`}); refusing to replace it (choose another file, or move it yourself)`,
+    );
   }
 }
 
@@ -83,12 +96,25 @@ export const exportCommand: Command = {
   ],
   options: {
     bundle: { type: "string", short: "b", description: "detector bundle directory (from `badexpert defend`)" },
-    format: { type: "string", description: "onnx (one file) or triton (a model repository directory)", default: "onnx" },
+    format: {
+      type: "string",
+      description: "onnx (one file) or triton (a model repository directory)",
+      default: "onnx",
+    },
     out: { type: "string", short: "o", description: "output file (onnx) or repository directory (triton)" },
     "model-only": { type: "boolean", description: "export the suspicious model M alone (logits and pred)" },
     name: { type: "string", description: "triton: the model's name in the repository", default: "badexpert" },
-    force: { type: "boolean", description: "replace an existing --out (an ONNX file, or the model's directory in the Triton repository) that badexpert exported" },
-    "max-batch-size": { type: "string", description: "triton: largest batch (max_batch_size)", default: "256", value: { kind: "int", min: 1, max: 1e9 } },
+    force: {
+      type: "boolean",
+      description:
+        "replace an existing --out (an ONNX file, or the model's directory in the Triton repository) that badexpert exported",
+    },
+    "max-batch-size": {
+      type: "string",
+      description: "triton: largest batch (max_batch_size)",
+      default: "256",
+      value: { kind: "int", min: 1, max: 1e9 },
+    },
     ...RUNTIME_OPTIONS,
   },
   async run(v) {
@@ -108,7 +134,9 @@ export const exportCommand: Command = {
     let model: ModelProto;
     try {
       const { preprocessing, classNames, spec } = det.info;
-      model = v["model-only"] ? modelGraph(det.model, { preprocessing, classNames, architecture: spec.name }) : detectorGraph(det);
+      model = v["model-only"]
+        ? modelGraph(det.model, { preprocessing, classNames, architecture: spec.name })
+        : detectorGraph(det);
     } finally {
       det.dispose();
     }
@@ -122,7 +150,12 @@ export const exportCommand: Command = {
     };
     let written: Record<string, string>;
     if (format === "triton") {
-      written = await writeTritonRepository(out, model, { name, maxBatchSize: int(v, "max-batch-size", exportCommand.options) ?? 256, replace: force, forceHint: "--force" });
+      written = await writeTritonRepository(out, model, {
+        name,
+        maxBatchSize: int(v, "max-batch-size", exportCommand.options) ?? 256,
+        replace: force,
+        forceHint: "--force",
+      });
     } else {
       const tmp = `${out}.tmp-${process.pid}`;
       try {
@@ -137,7 +170,9 @@ export const exportCommand: Command = {
       written = { model: out };
     }
     const seconds = (Date.now() - t0) / 1000;
-    console.error(`[export] ${summary.kind} (${summary.nodes} nodes, ${summary.initializers} initializers) → ${Object.values(written).join(", ")} in ${seconds.toFixed(1)} s`);
+    console.error(
+      `[export] ${summary.kind} (${summary.nodes} nodes, ${summary.initializers} initializers) → ${Object.values(written).join(", ")} in ${seconds.toFixed(1)} s`,
+    );
     emitJson(v, { ...summary, written, seconds });
     return 0;
   },

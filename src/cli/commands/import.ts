@@ -11,7 +11,8 @@ function numberList(v: Record<string, string | boolean | undefined>, name: strin
   const x = str(v, name);
   if (x === undefined) return undefined;
   const parts = x.split(",").map((p) => Number(p.trim()));
-  if (parts.some((p) => !Number.isFinite(p))) throw new UsageError(`--${name}: expected comma-separated numbers, got '${x}'`);
+  if (parts.some((p) => !Number.isFinite(p)))
+    throw new UsageError(`--${name}: expected comma-separated numbers, got '${x}'`);
   return parts;
 }
 
@@ -29,7 +30,7 @@ export const importCommand: Command = {
   summary: "turn a PyTorch state_dict or TorchScript model into a checkpoint",
   details: [
     "--weights reads safetensors and torch.save zip files (.pt/.pth/.bin) without running any code in them:",
-    "{\"state_dict\"|\"model\"|\"net\": ...} wrappers and 'module.'/'model.' key prefixes are handled.",
+    '{"state_dict"|"model"|"net": ...} wrappers and \'module.\'/\'model.\' key prefixes are handled.',
     "--torchscript takes a torch.jit.script or torch.jit.trace save of any architecture.",
     "Before it is written, the model runs on 4 inputs (the dataset's first test images, or seeded noise), as a",
     "batch and one by one; a model whose output is not one finite row of logits per input and class, or whose",
@@ -44,7 +45,11 @@ export const importCommand: Command = {
     weights: { type: "string", short: "w", description: "state_dict file (safetensors, .pt, .pth, .bin) for --arch" },
     arch: { type: "string", short: "a", description: "zoo architecture of --weights (see `badexpert train --help`)" },
     torchscript: { type: "string", description: "TorchScript file (any architecture)" },
-    dataset: { type: "string", short: "d", description: "the dataset the model was trained for (sets input, normalisation, classes)" },
+    dataset: {
+      type: "string",
+      short: "d",
+      description: "the dataset the model was trained for (sets input, normalisation, classes)",
+    },
     "data-path": { type: "string", description: "dataset location (default: the standard one)" },
     input: { type: "string", description: "without --dataset: input shape CxHxW" },
     mean: { type: "string", description: "per-channel mean in 0..1 units, e.g. 0.4914,0.4822,0.4465" },
@@ -52,7 +57,11 @@ export const importCommand: Command = {
     classes: { type: "string", description: "number of classes, or a file with one class name per line" },
     "no-verify": { type: "boolean", description: "do not evaluate on the dataset's test split" },
     out: { type: "string", short: "o", description: "checkpoint directory to write" },
-    force: { type: "boolean", description: "replace an existing non-empty --out that is a checkpoint badexpert wrote (anything else is refused)" },
+    force: {
+      type: "boolean",
+      description:
+        "replace an existing non-empty --out that is a checkpoint badexpert wrote (anything else is refused)",
+    },
     ...RUNTIME_OPTIONS,
   },
   async run(v) {
@@ -82,8 +91,10 @@ export const importCommand: Command = {
       force: v.force === true,
       device,
     });
-    console.log(`imported ${r.meta.model.name} (${r.meta.model.numClasses} classes, ${r.meta.preprocessing.channels}x${r.meta.preprocessing.imageSize.join("x")}) into ${r.checkpoint}` +
-      (r.accuracy === null ? "" : `; test accuracy ${(100 * r.accuracy).toFixed(2)}%`));
+    console.log(
+      `imported ${r.meta.model.name} (${r.meta.model.numClasses} classes, ${r.meta.preprocessing.channels}x${r.meta.preprocessing.imageSize.join("x")}) into ${r.checkpoint}` +
+        (r.accuracy === null ? "" : `; test accuracy ${(100 * r.accuracy).toFixed(2)}%`),
+    );
     emitJson(v, { checkpoint: r.checkpoint, model: r.meta.model, accuracy: r.accuracy, source: r.source });
     return 0;
   },

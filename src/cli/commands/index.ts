@@ -15,4 +15,19 @@ import { importCommand } from "./import.js";
 import { keygen } from "./keygen.js";
 import { serve } from "./serve.js";
 
-export const COMMANDS: readonly Command[] = [demo, train, evaluate, attack, defend, scan, explain, evaluateDefenseCommand, compareCommand, importCommand, exportCommand, serve, keygen, info];
+export const COMMANDS: readonly Command[] = [
+  demo,
+  train,
+  evaluate,
+  attack,
+  defend,
+  scan,
+  explain,
+  evaluateDefenseCommand,
+  compareCommand,
+  importCommand,
+  exportCommand,
+  serve,
+  keygen,
+  info,
+];

@@ -19,9 +19,7 @@ export const keygen: Command = {
     `  badexpert defend --checkpoint runs/m --out runs/d --sign-key keys/${PRIVATE_KEY_FILE}`,
     `  badexpert scan --bundle runs/d --verify-key keys/${PUBLIC_KEY_FILE} image.png`,
   ].join("\n"),
-  examples: [
-    "badexpert keygen --out keys",
-  ],
+  examples: ["badexpert keygen --out keys"],
   options: {
     out: { type: "string", short: "o", description: "directory for the two key files (created if missing)" },
     json: { type: "boolean", description: "print the key paths as one JSON object" },
@@ -33,7 +31,12 @@ export const keygen: Command = {
     try {
       keys = await writeKeyPair(out);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === "EEXIST") throw new BadExpertError("E_IO", `keygen: ${out} already holds a key file (${(e as Error).message}); choose another --out`, { cause: e });
+      if ((e as NodeJS.ErrnoException).code === "EEXIST")
+        throw new BadExpertError(
+          "E_IO",
+          `keygen: ${out} already holds a key file (${(e as Error).message}); choose another --out`,
+          { cause: e },
+        );
       throw e;
     }
     console.error(`private key ${keys.privateKey} (keep it secret), public key ${keys.publicKey}`);

@@ -27,21 +27,45 @@ import type { ErrorCode } from "../../util/errors.js";
 export const SCAN_BATCH = BATCH;
 
 const OPTIONS: Record<string, OptionSpec> = {
-  bundle: { type: "string", short: "b", description: "detector bundle directory (from `badexpert defend`, BaDExpert's or a baseline's with --detector)" },
-  dataset: { type: "string", short: "d", description: "score a dataset split instead of files", value: { kind: "choice", values: datasetNames() } },
+  bundle: {
+    type: "string",
+    short: "b",
+    description: "detector bundle directory (from `badexpert defend`, BaDExpert's or a baseline's with --detector)",
+  },
+  dataset: {
+    type: "string",
+    short: "d",
+    description: "score a dataset split instead of files",
+    value: { kind: "choice", values: datasetNames() },
+  },
   "data-path": { type: "string", description: "dataset location" },
-  split: { type: "string", description: "train or test", default: "test", value: { kind: "choice", values: ["train", "test"] } },
+  split: {
+    type: "string",
+    description: "train or test",
+    default: "test",
+    value: { kind: "choice", values: ["train", "test"] },
+  },
   limit: { type: "string", description: "score only the first N inputs of the dataset", value: COUNT },
   "flagged-only": { type: "boolean", description: "print lines only for flagged inputs (and errors)" },
-  recursive: { type: "boolean", short: "r", description: "scan the image files in the sub-folders of a folder too (symbolic links are never followed)" },
+  recursive: {
+    type: "boolean",
+    short: "r",
+    description: "scan the image files in the sub-folders of a folder too (symbolic links are never followed)",
+  },
   frames: {
     type: "string",
     description: `images of several frames (animated GIF/WebP/PNG, multi-page TIFF): refuse (an error line) or all (score every frame, at most ${SCAN_BATCH}; flagged when any frame is)`,
     default: "refuse",
     value: { kind: "choice", values: [...FRAME_POLICIES] },
   },
-  "verify-key": { type: "string", description: `Ed25519 public key (PEM): refuse the bundle unless it is signed by its private key (default: $${VERIFY_KEY_ENV}, then ~/.config/badexpert/${PUBLIC_KEY_FILE} if present, which verify a signed bundle)` },
-  "require-signature": { type: "boolean", description: "refuse a bundle that is not signed, or whose signature cannot be verified for want of a key" },
+  "verify-key": {
+    type: "string",
+    description: `Ed25519 public key (PEM): refuse the bundle unless it is signed by its private key (default: $${VERIFY_KEY_ENV}, then ~/.config/badexpert/${PUBLIC_KEY_FILE} if present, which verify a signed bundle)`,
+  },
+  "require-signature": {
+    type: "boolean",
+    description: "refuse a bundle that is not signed, or whose signature cannot be verified for want of a key",
+  },
   engine: {
     type: "string",
     description: "libtorch, or onnxruntime (the exported graph on onnxruntime-node)",
@@ -72,7 +96,10 @@ function noteConversion(input: string, c: ImageConversion, tally: Tally): void {
   const kind = conversionText(c);
   const n = tally.converted.get(kind) ?? 0;
   tally.converted.set(kind, n + 1);
-  if (n === 0) console.error(`badexpert scan: warning: ${input}: a ${shapeText(c.from)} image, converted to the model's ${shapeText(c.to)} input (further inputs converted the same way are counted in the summary; each record has "converted")`);
+  if (n === 0)
+    console.error(
+      `badexpert scan: warning: ${input}: a ${shapeText(c.from)} image, converted to the model's ${shapeText(c.to)} input (further inputs converted the same way are counted in the summary; each record has "converted")`,
+    );
 }
 
 /** Waits when stdout's buffer is full, so a slow reader cannot make lines pile up in memory. */
@@ -91,7 +118,13 @@ function emit(v: Values, r: Outcome, label: number | undefined, tally: Tally, em
   tally.inputs++;
   // A folder named on the command line that holds no image file is its own error line, where it was named: nothing in it was checked.
   if (emptyFolders.has(r.input)) {
-    emitError(r.input, `${r.input}: a folder with no image files in it (${ACCEPTED_FORMATS}, by extension)`, tally, "E_INPUT_UNSUPPORTED", "empty_folder");
+    emitError(
+      r.input,
+      `${r.input}: a folder with no image files in it (${ACCEPTED_FORMATS}, by extension)`,
+      tally,
+      "E_INPUT_UNSUPPORTED",
+      "empty_folder",
+    );
     return;
   }
   if (!r.ok) {
@@ -101,43 +134,68 @@ function emit(v: Values, r: Outcome, label: number | undefined, tally: Tally, em
   const d: Detection = r.detection;
   const f = d.frames !== undefined ? { frames: d.frames, frame: d.frame } : null;
   if (!Number.isFinite(d.score)) {
-    emitError(r.input, `${f ? `frame ${f.frame ?? 0} of ${f.frames}: ` : ""}no valid score (${String(d.score)}): the detector cannot judge this input`, tally, "E_UNSCORABLE");
+    emitError(
+      r.input,
+      `${f ? `frame ${f.frame ?? 0} of ${f.frames}: ` : ""}no valid score (${String(d.score)}): the detector cannot judge this input`,
+      tally,
+      "E_UNSCORABLE",
+    );
     return;
   }
   tally.scored++;
   if (d.flagged) tally.flagged++;
   if (r.converted) noteConversion(r.input, r.converted, tally);
   if (v["flagged-only"] && !d.flagged) return;
-  console.log(JSON.stringify({
-    input: r.input,
-    pred: d.pred,
-    predClass: d.predClass,
-    ...(d.expertConfidence !== undefined ? { expertConfidence: d.expertConfidence } : {}),
-    ...(d.auxiliaryConfidence !== undefined ? { auxiliaryConfidence: d.auxiliaryConfidence } : {}),
-    score: d.score,
-    flagged: d.flagged,
-    ...(f ? f : {}),
-    ...(r.converted ? { converted: r.converted } : {}),
-    ...(label !== undefined && label !== -1 ? { label } : {}),
-  }));
+  console.log(
+    JSON.stringify({
+      input: r.input,
+      pred: d.pred,
+      predClass: d.predClass,
+      ...(d.expertConfidence !== undefined ? { expertConfidence: d.expertConfidence } : {}),
+      ...(d.auxiliaryConfidence !== undefined ? { auxiliaryConfidence: d.auxiliaryConfidence } : {}),
+      score: d.score,
+      flagged: d.flagged,
+      ...(f ? f : {}),
+      ...(r.converted ? { converted: r.converted } : {}),
+      ...(label !== undefined && label !== -1 ? { label } : {}),
+    }),
+  );
 }
 
 /** A dataset split's images as decoded inputs (they must have the model's size and channel count), named NAME/SPLIT/i. */
-async function* datasetImages(v: Values, det: Detector, datasetName: string, labels: (l: Int32Array) => void, total: (n: number) => void): AsyncGenerator<DecodedImage> {
+async function* datasetImages(
+  v: Values,
+  det: Detector,
+  datasetName: string,
+  labels: (l: Int32Array) => void,
+  total: (n: number) => void,
+): AsyncGenerator<DecodedImage> {
   const path = str(v, "data-path");
   const split = choiceWithDefault(v, "split", ["train", "test"] as const, OPTIONS);
   const limit = num(v, "limit", OPTIONS);
   requireDataPath(datasetName, path);
   const full = await loadDataset(datasetName, { split, ...(path ? { path } : {}) });
-  const { imageSize: [h, w], channels } = det.summary;
+  const {
+    imageSize: [h, w],
+    channels,
+  } = det.summary;
   if (full.height !== h || full.width !== w || full.channels !== channels) {
-    throw new RangeError(`--dataset ${datasetName}: images are ${full.height}x${full.width}x${full.channels} but the detector's model takes ${h}x${w}x${channels}`);
+    throw new RangeError(
+      `--dataset ${datasetName}: images are ${full.height}x${full.width}x${full.channels} but the detector's model takes ${h}x${w}x${channels}`,
+    );
   }
-  const ds = limit !== undefined && limit < full.count ? subset(full, Int32Array.from({ length: limit }, (_, i) => i)) : full;
+  const ds =
+    limit !== undefined && limit < full.count
+      ? subset(
+          full,
+          Int32Array.from({ length: limit }, (_, i) => i),
+        )
+      : full;
   labels(ds.labels);
   total(ds.count);
   const per = h * w * channels;
-  for (let i = 0; i < ds.count; i++) yield { pixels: ds.images.subarray(i * per, (i + 1) * per), name: `${datasetName}/${split}/${i}` };
+  for (let i = 0; i < ds.count; i++)
+    yield { pixels: ds.images.subarray(i * per, (i + 1) * per), name: `${datasetName}/${split}/${i}` };
 }
 
 export const scan: Command = {
@@ -183,29 +241,54 @@ export const scan: Command = {
     const bundle = requireStr(v, "bundle", "a directory written by `badexpert defend`");
     const datasetName = str(v, "dataset");
     if (datasetName && positionals.length) throw new UsageError("give either image files or --dataset, not both");
-    if (!datasetName && !positionals.length) throw new UsageError("nothing to scan: give image files or folders, or --dataset NAME");
-    if (datasetName && v.recursive === true) throw new UsageError("--recursive applies to folders of image files, not to --dataset");
-    if (datasetName && str(v, "frames") === "all") throw new UsageError("--frames all applies to image files; a dataset's images have one frame each");
+    if (!datasetName && !positionals.length)
+      throw new UsageError("nothing to scan: give image files or folders, or --dataset NAME");
+    if (datasetName && v.recursive === true)
+      throw new UsageError("--recursive applies to folders of image files, not to --dataset");
+    if (datasetName && str(v, "frames") === "all")
+      throw new UsageError("--frames all applies to image files; a dataset's images have one frame each");
     const verifyKey = str(v, "verify-key");
     const requireSignature = v["require-signature"] === true;
     const engine = choiceWithDefault(v, "engine", ["libtorch", "onnxruntime"] as const, OPTIONS);
     // What the bundle's kind cannot do is a usage mistake, said before anything is loaded.
     const kind = await bundleKind(bundle);
     const entry = detectorInfo(kind);
-    if (engine === "onnxruntime" && entry.onnx !== true) throw new UsageError(`--engine onnxruntime: the ${kind} detector scores with libtorch only (onnxruntime runs BaDExpert's exported graph)`);
-    if (verifyKey !== undefined && entry.signs !== true) throw new UsageError(`--verify-key: ${kind} detector bundles are not signed (their checkpoint's weights are hash-checked)`);
+    if (engine === "onnxruntime" && entry.onnx !== true)
+      throw new UsageError(
+        `--engine onnxruntime: the ${kind} detector scores with libtorch only (onnxruntime runs BaDExpert's exported graph)`,
+      );
+    if (verifyKey !== undefined && entry.signs !== true)
+      throw new UsageError(
+        `--verify-key: ${kind} detector bundles are not signed (their checkpoint's weights are hash-checked)`,
+      );
     // Said on stderr, before any result line: a bundle that is not signed and verified is a decision anyone could have edited.
     const warn = (w: string): void => console.error(`badexpert scan: warning: ${w}`);
-    const det = await Detector.load(bundle, { ...(verifyKey !== undefined ? { verifyKey } : {}), requireSignature, onWarning: warn, engine });
+    const det = await Detector.load(bundle, {
+      ...(verifyKey !== undefined ? { verifyKey } : {}),
+      requireSignature,
+      onWarning: warn,
+      engine,
+    });
     try {
       const tally: Tally = { inputs: 0, scored: 0, failed: 0, flagged: 0, converted: new Map() };
       const t0 = Date.now();
-      const listed = datasetName ? { files: [], emptyFolders: [] } : await filesToScan(positionals, v.recursive === true);
+      const listed = datasetName
+        ? { files: [], emptyFolders: [] }
+        : await filesToScan(positionals, v.recursive === true);
       const emptyFolders = new Set(listed.emptyFolders);
       // A dataset's labels and size are known once it is read (inside the stream).
-      const seen: { labels: Int32Array | null; bar: Progress | null } = { labels: null, bar: datasetName ? null : new Progress("scanning", listed.files.length) };
+      const seen: { labels: Int32Array | null; bar: Progress | null } = {
+        labels: null,
+        bar: datasetName ? null : new Progress("scanning", listed.files.length),
+      };
       const inputs = datasetName
-        ? datasetImages(v, det, datasetName, (l) => (seen.labels = l), (n) => (seen.bar = new Progress("scanning", n)))
+        ? datasetImages(
+            v,
+            det,
+            datasetName,
+            (l) => (seen.labels = l),
+            (n) => (seen.bar = new Progress("scanning", n)),
+          )
         : listed.files;
       const frames = datasetName ? "refuse" : choiceWithDefault(v, "frames", FRAME_POLICIES, OPTIONS);
       for await (const part of det.scoreEach(inputs, { frames, maxFrames: SCAN_BATCH })) {
@@ -214,7 +297,8 @@ export const scan: Command = {
         await drained();
       }
       seen.bar?.finish();
-      for (const [kind, n] of tally.converted) if (n > 1) console.error(`badexpert scan: warning: ${n} inputs converted ${kind}`);
+      for (const [kind, n] of tally.converted)
+        if (n > 1) console.error(`badexpert scan: warning: ${n} inputs converted ${kind}`);
       const { rule, threshold } = det.summary;
       return summary(bundle, det.kind, rule ?? det.kind, threshold, engine, tally, t0);
     } finally {
@@ -224,32 +308,48 @@ export const scan: Command = {
 };
 
 /** Prints the summary line; the exit status. */
-function summary(bundle: string, detector: string, rule: string, threshold: number, engine: string, tally: Tally, t0: number): number {
+function summary(
+  bundle: string,
+  detector: string,
+  rule: string,
+  threshold: number,
+  engine: string,
+  tally: Tally,
+  t0: number,
+): number {
   const seconds = (Date.now() - t0) / 1000;
-  console.log(JSON.stringify({
-    summary: true,
-    bundle,
-    detector,
-    inputs: tally.inputs,
-    scored: tally.scored,
-    failed: tally.failed,
-    flagged: tally.flagged,
-    flaggedRate: tally.scored ? tally.flagged / tally.scored : 0,
-    convertedInputs: [...tally.converted.values()].reduce((a, b) => a + b, 0),
-    rule,
-    threshold,
-    engine,
-    seconds,
-    inputsPerSecond: tally.inputs / Math.max(seconds, 1e-9),
-  }));
+  console.log(
+    JSON.stringify({
+      summary: true,
+      bundle,
+      detector,
+      inputs: tally.inputs,
+      scored: tally.scored,
+      failed: tally.failed,
+      flagged: tally.flagged,
+      flaggedRate: tally.scored ? tally.flagged / tally.scored : 0,
+      convertedInputs: [...tally.converted.values()].reduce((a, b) => a + b, 0),
+      rule,
+      threshold,
+      engine,
+      seconds,
+      inputsPerSecond: tally.inputs / Math.max(seconds, 1e-9),
+    }),
+  );
   return tally.failed > 0 ? 1 : 0;
 }
 
 /** The files to scan: folders expanded (inputFiles), what they held besides images said on stderr. */
-async function filesToScan(paths: readonly string[], recursive: boolean): Promise<{ files: string[]; emptyFolders: string[] }> {
+async function filesToScan(
+  paths: readonly string[],
+  recursive: boolean,
+): Promise<{ files: string[]; emptyFolders: string[] }> {
   const { files, emptyFolders, skipped } = await inputFiles(paths, { recursive });
   const note = (what: string, list: readonly string[]): void => {
-    if (list.length > 0) console.error(`badexpert scan: ${list.length} ${what} not scanned: ${list.slice(0, 3).join(", ")}${list.length > 3 ? ", …" : ""}`);
+    if (list.length > 0)
+      console.error(
+        `badexpert scan: ${list.length} ${what} not scanned: ${list.slice(0, 3).join(", ")}${list.length > 3 ? ", …" : ""}`,
+      );
   };
   note("symbolic link(s) inside a folder (never followed)", skipped.links);
   note("sub-folder(s) (--recursive descends into them)", skipped.folders);

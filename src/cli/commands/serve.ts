@@ -6,7 +6,16 @@ import { UsageError } from "../command.js";
 import { choice, int, num, numWithDefault, requireStr, str } from "../args.js";
 import { checkDevice } from "../../engine/index.js";
 import { createServer } from "../../serve/index.js";
-import { DEFAULT_OPTIONS, ENGINE_CHOICES, MAX_AUDIT_KEEP, MIN_AUDIT_BYTES, hostProblem, poolLimits, poolProblem, type ServeOptions } from "../../serve/options.js";
+import {
+  DEFAULT_OPTIONS,
+  ENGINE_CHOICES,
+  MAX_AUDIT_KEEP,
+  MIN_AUDIT_BYTES,
+  hostProblem,
+  poolLimits,
+  poolProblem,
+  type ServeOptions,
+} from "../../serve/options.js";
 import { PUBLIC_KEY_FILE, VERIFY_KEY_ENV } from "../../defense/signature.js";
 import { SALIENCY_METHODS } from "../../forensics/saliency.js";
 import { readRegularTextFile } from "../../util/read-regular-file.js";
@@ -26,13 +35,15 @@ async function readToken(path: string): Promise<string> {
     throw new UsageError(`--token-file ${(e as Error).message}`);
   }
   const token = text.trim();
-  if (token.length < 16 || /\s/.test(token)) throw new UsageError(`--token-file ${path}: the token must be one word of at least 16 characters`);
+  if (token.length < 16 || /\s/.test(token))
+    throw new UsageError(`--token-file ${path}: the token must be one word of at least 16 characters`);
   return token;
 }
 
 export const serve: Command = {
   name: "serve",
-  summary: "serve a detector bundle over HTTP (/v1/detect, /v1/predict, /metrics) and the Open Inference Protocol (/v2, gRPC)",
+  summary:
+    "serve a detector bundle over HTTP (/v1/detect, /v1/predict, /metrics) and the Open Inference Protocol (/v2, gRPC)",
   details: [
     "Scores run in worker threads behind a dynamic batcher; the HTTP thread never runs a forward pass.",
     "An input that cannot be scored (queue full, timeout, worker failure) is refused with 503/504, never reported clean.",
@@ -65,7 +76,7 @@ export const serve: Command = {
     "/v2, /v2/models/NAME[/versions/1][/ready|/infer] over HTTP (JSON or the binary tensor extension) and, with",
     "--grpc-port, GRPCInferenceService over gRPC. Models: NAME (--model-name, the detector: score, threshold, flagged,",
     "pred, class, error) and NAME-filtered (the firewall: pred, class, refused, error; a flagged or unscorable input is",
-    "refused in its row, never answered). Input \"image\": UINT8 [-1,H,W,C], FP32 [-1,C,H,W] in [0,1], or BYTES images.",
+    'refused in its row, never answered). Input "image": UINT8 [-1,H,W,C], FP32 [-1,C,H,W] in [0,1], or BYTES images.',
     "",
     "Dashboard: open http://HOST:PORT/ (with --token-file: /#token=TOKEN) for the flagged rate, flagged inputs per",
     "class and the latest flagged inputs with B's saliency overlays, made by one extra worker thread off the",
@@ -77,9 +88,23 @@ export const serve: Command = {
     "badexpert serve --bundle runs/fmnist-blend-strip --engine libtorch   # a baseline detector bundle (defend --detector strip)",
   ],
   options: {
-    bundle: { type: "string", short: "b", description: "detector bundle directory (from `badexpert defend`, or `defend --detector NAME` for a baseline)" },
-    host: { type: "string", description: "address to listen on: an IP address (0.0.0.0 or :: for all interfaces) or a host name", default: DEFAULT_OPTIONS.host },
-    port: { type: "string", short: "p", description: "TCP port (0: any free port)", default: String(DEFAULT_OPTIONS.port), value: { kind: "int", min: 0, max: 65535 } },
+    bundle: {
+      type: "string",
+      short: "b",
+      description: "detector bundle directory (from `badexpert defend`, or `defend --detector NAME` for a baseline)",
+    },
+    host: {
+      type: "string",
+      description: "address to listen on: an IP address (0.0.0.0 or :: for all interfaces) or a host name",
+      default: DEFAULT_OPTIONS.host,
+    },
+    port: {
+      type: "string",
+      short: "p",
+      description: "TCP port (0: any free port)",
+      default: String(DEFAULT_OPTIONS.port),
+      value: { kind: "int", min: 0, max: 65535 },
+    },
     workers: {
       type: "string",
       description: `scoring worker threads, each holding the models once: 1..2 x cores (${LIMITS.maxWorkers} here)`,
@@ -93,52 +118,164 @@ export const serve: Command = {
     },
     engine: {
       type: "string",
-      description: "auto (onnxruntime when installed and the detector exports, else libtorch; baselines: libtorch), onnxruntime (BaDExpert exported to ONNX in each worker; needs onnxruntime-node) or libtorch",
+      description:
+        "auto (onnxruntime when installed and the detector exports, else libtorch; baselines: libtorch), onnxruntime (BaDExpert exported to ONNX in each worker; needs onnxruntime-node) or libtorch",
       default: DEFAULT_OPTIONS.engine,
       value: { kind: "choice", values: [...ENGINE_CHOICES] },
     },
-    "max-batch": { type: "string", description: "largest batch per forward pass (1: no dynamic batching)", default: String(DEFAULT_OPTIONS.maxBatch), value: { kind: "int", min: 1, max: 1e9 } },
-    "max-wait-ms": { type: "string", description: "how long a partial batch waits for more inputs", default: String(DEFAULT_OPTIONS.maxWaitMs), value: { kind: "int", min: 0, max: 1e9 } },
-    "max-queue": { type: "string", description: "queued inputs beyond which requests get 503 + Retry-After", default: String(DEFAULT_OPTIONS.maxQueue), value: { kind: "int", min: 1, max: 1e9 } },
-    "timeout-ms": { type: "string", description: "per-request scoring deadline (then 504)", default: String(DEFAULT_OPTIONS.timeoutMs), value: { kind: "int", min: 1, max: 1e9 } },
-    "max-body-bytes": { type: "string", description: "largest request body", default: String(DEFAULT_OPTIONS.maxBodyBytes), value: { kind: "int", min: 1, max: 1e9 } },
-    "max-pixels": { type: "string", description: "largest image (width x height; with --frames all, of all its frames), checked before decoding", default: String(DEFAULT_OPTIONS.maxPixels), value: { kind: "int", min: 1, max: 1e9 } },
-    "max-request-pixels": { type: "string", description: "most pixels the images of one request may declare together (413 beyond), checked before decoding", default: String(DEFAULT_OPTIONS.maxRequestPixels), value: { kind: "int", min: 1, max: 1e12 } },
-    "max-inflight-pixels": { type: "string", description: "most pixels being decoded at once across all requests (at least --max-pixels; others wait, 503 at the deadline)", default: String(DEFAULT_OPTIONS.maxInflightPixels), value: { kind: "int", min: 1, max: 1e12 } },
-    frames: { type: "string", description: "multi-frame images (animated GIF/WebP/PNG, multi-page TIFF): refuse (415) or all (score every frame, flag when any is flagged)", default: DEFAULT_OPTIONS.frames, value: { kind: "choice", values: [...FRAME_POLICIES] } },
-    "max-images-per-request": { type: "string", description: "most images in one request", default: String(DEFAULT_OPTIONS.maxImagesPerRequest), value: { kind: "int", min: 1, max: 1e9 } },
-    "on-flag": { type: "string", description: "what /v1/predict does with a flagged input: reject (422) or annotate", default: DEFAULT_OPTIONS.onFlag },
+    "max-batch": {
+      type: "string",
+      description: "largest batch per forward pass (1: no dynamic batching)",
+      default: String(DEFAULT_OPTIONS.maxBatch),
+      value: { kind: "int", min: 1, max: 1e9 },
+    },
+    "max-wait-ms": {
+      type: "string",
+      description: "how long a partial batch waits for more inputs",
+      default: String(DEFAULT_OPTIONS.maxWaitMs),
+      value: { kind: "int", min: 0, max: 1e9 },
+    },
+    "max-queue": {
+      type: "string",
+      description: "queued inputs beyond which requests get 503 + Retry-After",
+      default: String(DEFAULT_OPTIONS.maxQueue),
+      value: { kind: "int", min: 1, max: 1e9 },
+    },
+    "timeout-ms": {
+      type: "string",
+      description: "per-request scoring deadline (then 504)",
+      default: String(DEFAULT_OPTIONS.timeoutMs),
+      value: { kind: "int", min: 1, max: 1e9 },
+    },
+    "max-body-bytes": {
+      type: "string",
+      description: "largest request body",
+      default: String(DEFAULT_OPTIONS.maxBodyBytes),
+      value: { kind: "int", min: 1, max: 1e9 },
+    },
+    "max-pixels": {
+      type: "string",
+      description: "largest image (width x height; with --frames all, of all its frames), checked before decoding",
+      default: String(DEFAULT_OPTIONS.maxPixels),
+      value: { kind: "int", min: 1, max: 1e9 },
+    },
+    "max-request-pixels": {
+      type: "string",
+      description: "most pixels the images of one request may declare together (413 beyond), checked before decoding",
+      default: String(DEFAULT_OPTIONS.maxRequestPixels),
+      value: { kind: "int", min: 1, max: 1e12 },
+    },
+    "max-inflight-pixels": {
+      type: "string",
+      description:
+        "most pixels being decoded at once across all requests (at least --max-pixels; others wait, 503 at the deadline)",
+      default: String(DEFAULT_OPTIONS.maxInflightPixels),
+      value: { kind: "int", min: 1, max: 1e12 },
+    },
+    frames: {
+      type: "string",
+      description:
+        "multi-frame images (animated GIF/WebP/PNG, multi-page TIFF): refuse (415) or all (score every frame, flag when any is flagged)",
+      default: DEFAULT_OPTIONS.frames,
+      value: { kind: "choice", values: [...FRAME_POLICIES] },
+    },
+    "max-images-per-request": {
+      type: "string",
+      description: "most images in one request",
+      default: String(DEFAULT_OPTIONS.maxImagesPerRequest),
+      value: { kind: "int", min: 1, max: 1e9 },
+    },
+    "on-flag": {
+      type: "string",
+      description: "what /v1/predict does with a flagged input: reject (422) or annotate",
+      default: DEFAULT_OPTIONS.onFlag,
+    },
     "audit-log": { type: "string", description: "append one JSON line per flagged input to this file" },
     "audit-images": { type: "string", description: "also save each flagged input's image in this directory" },
     "audit-max-bytes": {
       type: "string",
-      description: "rotate the audit log before it passes this size: LOG -> LOG.1 -> ... -> LOG.<audit-keep>, the oldest deleted",
+      description:
+        "rotate the audit log before it passes this size: LOG -> LOG.1 -> ... -> LOG.<audit-keep>, the oldest deleted",
       default: String(DEFAULT_OPTIONS.auditMaxBytes),
       value: { kind: "int", min: MIN_AUDIT_BYTES, max: 2 ** 50 },
     },
-    "audit-keep": { type: "string", description: "rotated audit files kept besides the current one", default: String(DEFAULT_OPTIONS.auditKeep), value: { kind: "int", min: 1, max: MAX_AUDIT_KEEP } },
+    "audit-keep": {
+      type: "string",
+      description: "rotated audit files kept besides the current one",
+      default: String(DEFAULT_OPTIONS.auditKeep),
+      value: { kind: "int", min: 1, max: MAX_AUDIT_KEEP },
+    },
     "drain-timeout": {
       type: "string",
-      description: "grace period of a shutdown, seconds: requests still unanswered after it get 503 and the process exits 1",
+      description:
+        "grace period of a shutdown, seconds: requests still unanswered after it get 503 and the process exits 1",
       default: String(DEFAULT_OPTIONS.drainTimeoutMs / 1000),
       value: { kind: "int", min: 0, max: 86_400 },
     },
-    "alert-rate": { type: "string", description: "log a warning when the flagged share over the window exceeds this (0-1)", value: { kind: "float", min: 0, max: 1, exclusiveMin: true } },
-    "alert-window": { type: "string", description: "sliding window of the flagged-rate metrics and alert, seconds", default: String(DEFAULT_OPTIONS.windowSeconds), value: { kind: "int", min: 1, max: 1e9 } },
-    "token-file": { type: "string", description: "require 'Authorization: Bearer <token>' with the token in this file (HTTP, and gRPC's authorization metadata)" },
-    "grpc-port": { type: "string", description: "also serve the Open Inference Protocol over gRPC (GRPCInferenceService) on this port of --host (0: any free port); off when not given", value: { kind: "int", min: 0, max: 65535 } },
-    "model-name": { type: "string", description: "the detector's model name in the Open Inference Protocol (/v2, gRPC); the filtered model is NAME-filtered", default: DEFAULT_OPTIONS.modelName },
-    "verify-key": { type: "string", description: `Ed25519 public key the bundle's signature must verify against (default: $${VERIFY_KEY_ENV}, then ~/.config/badexpert/${PUBLIC_KEY_FILE} if present)` },
-    "require-signature": { type: "boolean", description: "refuse a bundle that is not signed, or whose signature cannot be verified for want of a key (also on SIGHUP reloads)" },
-    "flagged-keep": { type: "string", description: "recent flagged inputs kept with saliency overlays for the dashboard at / and GET /v1/flagged (0: off)", default: String(DEFAULT_OPTIONS.flaggedKeep), value: { kind: "int", min: 0, max: 10_000 } },
-    "explain-method": { type: "string", description: `saliency method of the dashboard's overlays: ${SALIENCY_METHODS.join(", ")}`, default: DEFAULT_OPTIONS.explainMethod, value: { kind: "choice", values: SALIENCY_METHODS } },
-    "log-level": { type: "string", description: `JSON log level: ${LOG_LEVELS.join(", ")}`, default: DEFAULT_OPTIONS.logLevel },
+    "alert-rate": {
+      type: "string",
+      description: "log a warning when the flagged share over the window exceeds this (0-1)",
+      value: { kind: "float", min: 0, max: 1, exclusiveMin: true },
+    },
+    "alert-window": {
+      type: "string",
+      description: "sliding window of the flagged-rate metrics and alert, seconds",
+      default: String(DEFAULT_OPTIONS.windowSeconds),
+      value: { kind: "int", min: 1, max: 1e9 },
+    },
+    "token-file": {
+      type: "string",
+      description:
+        "require 'Authorization: Bearer <token>' with the token in this file (HTTP, and gRPC's authorization metadata)",
+    },
+    "grpc-port": {
+      type: "string",
+      description:
+        "also serve the Open Inference Protocol over gRPC (GRPCInferenceService) on this port of --host (0: any free port); off when not given",
+      value: { kind: "int", min: 0, max: 65535 },
+    },
+    "model-name": {
+      type: "string",
+      description:
+        "the detector's model name in the Open Inference Protocol (/v2, gRPC); the filtered model is NAME-filtered",
+      default: DEFAULT_OPTIONS.modelName,
+    },
+    "verify-key": {
+      type: "string",
+      description: `Ed25519 public key the bundle's signature must verify against (default: $${VERIFY_KEY_ENV}, then ~/.config/badexpert/${PUBLIC_KEY_FILE} if present)`,
+    },
+    "require-signature": {
+      type: "boolean",
+      description:
+        "refuse a bundle that is not signed, or whose signature cannot be verified for want of a key (also on SIGHUP reloads)",
+    },
+    "flagged-keep": {
+      type: "string",
+      description:
+        "recent flagged inputs kept with saliency overlays for the dashboard at / and GET /v1/flagged (0: off)",
+      default: String(DEFAULT_OPTIONS.flaggedKeep),
+      value: { kind: "int", min: 0, max: 10_000 },
+    },
+    "explain-method": {
+      type: "string",
+      description: `saliency method of the dashboard's overlays: ${SALIENCY_METHODS.join(", ")}`,
+      default: DEFAULT_OPTIONS.explainMethod,
+      value: { kind: "choice", values: SALIENCY_METHODS },
+    },
+    "log-level": {
+      type: "string",
+      description: `JSON log level: ${LOG_LEVELS.join(", ")}`,
+      default: DEFAULT_OPTIONS.logLevel,
+    },
     device: { type: "string", description: "cpu (the detector scores on the CPU; see --help text)", default: "cpu" },
   },
   async run(v) {
     const bundle = requireStr(v, "bundle", "a directory written by `badexpert defend`");
     const device = checkDevice(str(v, "device") ?? "cpu");
-    if (device !== "cpu") throw new UsageError(`--device ${device}: the service scores on the CPU only (BadExpertDetector.scoreBatch normalises inputs on the CPU)`);
+    if (device !== "cpu")
+      throw new UsageError(
+        `--device ${device}: the service scores on the CPU only (BadExpertDetector.scoreBatch normalises inputs on the CPU)`,
+      );
     const host = str(v, "host") ?? DEFAULT_OPTIONS.host;
     const hostWrong = hostProblem(host);
     if (hostWrong !== null) throw new UsageError(`--host: ${hostWrong}`);
@@ -150,9 +287,11 @@ export const serve: Command = {
     const tokenFile = str(v, "token-file");
     const auditImages = str(v, "audit-images");
     const auditLog = str(v, "audit-log");
-    if (auditImages && !auditLog) throw new UsageError("--audit-images needs --audit-log (the log lines name the saved files)");
+    if (auditImages && !auditLog)
+      throw new UsageError("--audit-images needs --audit-log (the log lines name the saved files)");
     for (const name of ["audit-max-bytes", "audit-keep"]) {
-      if (!auditLog && str(v, name) !== undefined && v[name] !== serve.options[name]?.default) throw new UsageError(`--${name} needs --audit-log (it rotates that file)`);
+      if (!auditLog && str(v, name) !== undefined && v[name] !== serve.options[name]?.default)
+        throw new UsageError(`--${name} needs --audit-log (it rotates that file)`);
     }
     const o: Partial<ServeOptions> = {
       host,
@@ -183,7 +322,10 @@ export const serve: Command = {
       modelName: str(v, "model-name") ?? DEFAULT_OPTIONS.modelName,
       logLevel: choice(v, "log-level", LOG_LEVELS) ?? DEFAULT_OPTIONS.logLevel,
       // Each worker hands it to loadBundle, so reloads are verified too.
-      bundleLoad: { ...(verifyKey ? { verifyKey } : {}), ...(v["require-signature"] === true ? { requireSignature: true } : {}) },
+      bundleLoad: {
+        ...(verifyKey ? { verifyKey } : {}),
+        ...(v["require-signature"] === true ? { requireSignature: true } : {}),
+      },
     };
     // Passed only when given: the server tells an explicit request for the feed (warned about with a
     // baseline bundle, which has no B to explain with) from the default.
@@ -203,14 +345,28 @@ export const serve: Command = {
     // A failed listen has already stopped the workers, the feed and the audit log: the error
     // (naming host, port and reason) ends the process with exit 1.
     const url = await server.listen();
-    server.app.log.info({ event: "listening", url, bundle, workers: o.workers, threadsPerWorker: o.threadsPerWorker, engine: server.engine, drainTimeoutMs: o.drainTimeoutMs }, `listening on ${url}`);
+    server.app.log.info(
+      {
+        event: "listening",
+        url,
+        bundle,
+        workers: o.workers,
+        threadsPerWorker: o.threadsPerWorker,
+        engine: server.engine,
+        drainTimeoutMs: o.drainTimeoutMs,
+      },
+      `listening on ${url}`,
+    );
     const s = server;
     const code = await new Promise<number>((resolve) => {
       let signals = 0;
       const stop = (signal: string): void => {
         signals++;
         if (signals === 1) {
-          s.app.log.info({ event: "signal", signal }, `${signal}: draining (grace period ${o.drainTimeoutMs} ms; a second signal ends it at once)`);
+          s.app.log.info(
+            { event: "signal", signal },
+            `${signal}: draining (grace period ${o.drainTimeoutMs} ms; a second signal ends it at once)`,
+          );
           s.close().then(
             () => resolve(s.shutdown?.drained === true ? 0 : 1),
             (e: unknown) => {
@@ -220,7 +376,10 @@ export const serve: Command = {
           );
           return;
         }
-        s.app.log.warn({ event: "signal", signal }, `${signal} again: ending the drain now (what is left is answered 503)`);
+        s.app.log.warn(
+          { event: "signal", signal },
+          `${signal} again: ending the drain now (what is left is answered 503)`,
+        );
         void s.close({ drainTimeoutMs: 0 });
         // Should a worker not stop (a native call that does not return), exit regardless.
         setTimeout(() => process.exit(1), FORCED_EXIT_MS).unref();

@@ -1,7 +1,19 @@
 // `badexpert train`: train a zoo model on a dataset (optionally backdoored by an attack) and write
 // a checkpoint directory.
 import type { Command, OptionSpec } from "../command.js";
-import { COUNT, EPOCHS, LEARNING_RATE, SEED, choice, emitJson, intList, num, numWithDefault, requireStr, str } from "../args.js";
+import {
+  COUNT,
+  EPOCHS,
+  LEARNING_RATE,
+  SEED,
+  choice,
+  emitJson,
+  intList,
+  num,
+  numWithDefault,
+  requireStr,
+  str,
+} from "../args.js";
 import { RUNTIME_OPTIONS, applyRuntimeOptions } from "../runtime-options.js";
 import { ATTACK_OPTIONS, parseAttackParams } from "../attack-options.js";
 import { datasetNames } from "../../data/registry.js";
@@ -14,20 +26,50 @@ const OPTIMIZERS: readonly OptimizerName[] = ["sgd", "adam", "adamw"];
 const SCHEDULES: readonly ScheduleName[] = ["none", "multistep", "cosine", "onecycle"];
 
 const OPTIONS: Record<string, OptionSpec> = {
-  dataset: { type: "string", short: "d", description: `dataset name: ${datasetNames().join(", ")}`, value: { kind: "choice", values: datasetNames() } },
-  "data-path": { type: "string", description: "where the dataset lives (default: the dataset's standard location, if any)" },
-  model: { type: "string", short: "m", description: "zoo model (default: the dataset's recipe)", value: { kind: "choice", values: modelNames() } },
+  dataset: {
+    type: "string",
+    short: "d",
+    description: `dataset name: ${datasetNames().join(", ")}`,
+    value: { kind: "choice", values: datasetNames() },
+  },
+  "data-path": {
+    type: "string",
+    description: "where the dataset lives (default: the dataset's standard location, if any)",
+  },
+  model: {
+    type: "string",
+    short: "m",
+    description: "zoo model (default: the dataset's recipe)",
+    value: { kind: "choice", values: modelNames() },
+  },
   epochs: { type: "string", description: "training epochs", value: EPOCHS },
   "batch-size": { type: "string", description: "batch size", value: { kind: "int", min: 1, max: 65536 } },
   lr: { type: "string", description: "learning rate (peak rate for onecycle), in (0, 10]", value: LEARNING_RATE },
   optimizer: { type: "string", description: OPTIMIZERS.join(", "), value: { kind: "choice", values: OPTIMIZERS } },
   schedule: { type: "string", description: SCHEDULES.join(", "), value: { kind: "choice", values: SCHEDULES } },
-  milestones: { type: "string", description: "multistep epochs, comma-separated", value: { kind: "int-list", min: 0, max: 100_000 } },
+  milestones: {
+    type: "string",
+    description: "multistep epochs, comma-separated",
+    value: { kind: "int-list", min: 0, max: 100_000 },
+  },
   "weight-decay": { type: "string", description: "weight decay, in [0, 1]", value: { kind: "float", min: 0, max: 1 } },
-  "image-size": { type: "string", description: "resize images to this side length", value: { kind: "int", min: 8, max: 4096 } },
+  "image-size": {
+    type: "string",
+    description: "resize images to this side length",
+    value: { kind: "int", min: 8, max: 4096 },
+  },
   limit: { type: "string", description: "train on a seeded random subset of this many training images", value: COUNT },
-  seed: { type: "string", description: "seed for initialisation, order, augmentation and poisoning", default: "0", value: SEED },
-  out: { type: "string", short: "o", description: "checkpoint directory (default: runs/<dataset>-<model>[-<attack>]-seed<seed>)" },
+  seed: {
+    type: "string",
+    description: "seed for initialisation, order, augmentation and poisoning",
+    default: "0",
+    value: SEED,
+  },
+  out: {
+    type: "string",
+    short: "o",
+    description: "checkpoint directory (default: runs/<dataset>-<model>[-<attack>]-seed<seed>)",
+  },
   resume: { type: "boolean", description: "continue the run saved in --out" },
   force: { type: "boolean", description: "replace an existing non-empty --out (otherwise refused)" },
   ...ATTACK_OPTIONS,
@@ -87,7 +129,8 @@ export const train: Command = {
       ...(attackName ? { attack: { name: attackName, params: parseAttackParams(v) } } : {}),
       ...(cleanModel ? { cleanModel } : {}),
     });
-    const asr = r.attackSuccessRate !== undefined ? `, attack success rate ${(100 * r.attackSuccessRate).toFixed(2)}%` : "";
+    const asr =
+      r.attackSuccessRate !== undefined ? `, attack success rate ${(100 * r.attackSuccessRate).toFixed(2)}%` : "";
     // The result on stdout (progress went to stderr): `badexpert train ... > result.txt` keeps it.
     console.log(`test accuracy ${(100 * r.cleanAccuracy).toFixed(2)}%${asr} — checkpoint in ${out}`);
     emitJson(v, {

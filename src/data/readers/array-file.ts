@@ -18,7 +18,11 @@ async function readArrays(path: string): Promise<{ images: NpyArray; labels: Npy
     const zip = new ZipArchive(bytes, path, { code: "E_DATA" });
     const pick = (keys: string[], what: string): NpyArray => {
       const k = keys.find((name) => zip.has(`${name}.npy`));
-      if (k === undefined) throw new BadExpertError("E_DATA", `${path}: no ${what} array (expected one of ${keys.join(", ")}; found ${[...zip.entries.keys()].join(", ")})`);
+      if (k === undefined)
+        throw new BadExpertError(
+          "E_DATA",
+          `${path}: no ${what} array (expected one of ${keys.join(", ")}; found ${[...zip.entries.keys()].join(", ")})`,
+        );
       return parseNpy(zip.read(`${k}.npy`), `${path}:${k}`);
     };
     return { images: pick(IMAGE_KEYS, "images"), labels: pick(LABEL_KEYS, "labels") };
@@ -29,7 +33,11 @@ async function readArrays(path: string): Promise<{ images: NpyArray; labels: Npy
     try {
       labelBytes = await readDatasetFile(labelsPath, "array-file");
     } catch (e) {
-      throw new BadExpertError("E_DATA", `${path}: the labels must be in ${labelsPath} (or put both in a .npz as x and y): ${(e as Error).message}`, { cause: e });
+      throw new BadExpertError(
+        "E_DATA",
+        `${path}: the labels must be in ${labelsPath} (or put both in a .npz as x and y): ${(e as Error).message}`,
+        { cause: e },
+      );
     }
     return { images: parseNpy(bytes, path), labels: parseNpy(labelBytes, labelsPath) };
   }
@@ -37,37 +45,73 @@ async function readArrays(path: string): Promise<{ images: NpyArray; labels: Npy
 }
 
 /** Images of a .npy array as the toolkit's uint8 NHWC bytes (uint8 NHW/NHWC as is; float NCHW in 0..1 quantised). */
-export function toNhwcBytes(a: NpyArray, source: string): { images: Uint8Array; count: number; height: number; width: number; channels: number } {
+export function toNhwcBytes(
+  a: NpyArray,
+  source: string,
+): { images: Uint8Array; count: number; height: number; width: number; channels: number } {
   const s = a.shape;
   if (a.dtype === "uint8") {
-    if (s.length === 3) return { images: new Uint8Array(a.data), count: s[0] as number, height: s[1] as number, width: s[2] as number, channels: 1 };
-    if (s.length === 4 && (s[3] === 1 || s[3] === 3)) return { images: new Uint8Array(a.data), count: s[0] as number, height: s[1] as number, width: s[2] as number, channels: s[3] as number };
-    throw new BadExpertError("E_DATA", `${source}: uint8 images must be [N, H, W] or [N, H, W, C] with C 1 or 3, got shape (${s.join(", ")})`);
+    if (s.length === 3)
+      return {
+        images: new Uint8Array(a.data),
+        count: s[0] as number,
+        height: s[1] as number,
+        width: s[2] as number,
+        channels: 1,
+      };
+    if (s.length === 4 && (s[3] === 1 || s[3] === 3))
+      return {
+        images: new Uint8Array(a.data),
+        count: s[0] as number,
+        height: s[1] as number,
+        width: s[2] as number,
+        channels: s[3] as number,
+      };
+    throw new BadExpertError(
+      "E_DATA",
+      `${source}: uint8 images must be [N, H, W] or [N, H, W, C] with C 1 or 3, got shape (${s.join(", ")})`,
+    );
   }
   if (a.dtype === "float32" || a.dtype === "float64") {
-    if (s.length !== 4 || (s[1] !== 1 && s[1] !== 3)) throw new BadExpertError("E_DATA", `${source}: float images must be [N, C, H, W] with C 1 or 3, got shape (${s.join(", ")})`);
+    if (s.length !== 4 || (s[1] !== 1 && s[1] !== 3))
+      throw new BadExpertError(
+        "E_DATA",
+        `${source}: float images must be [N, C, H, W] with C 1 or 3, got shape (${s.join(", ")})`,
+      );
     const [n, c, h, w] = s as [number, number, number, number];
     const v = npyValues(a);
     const out = new Uint8Array(n * h * w * c);
     for (let i = 0; i < n; i++) {
       for (let ch = 0; ch < c; ch++) {
         for (let p = 0; p < h * w; p++) {
-          const x = v[((i * c + ch) * h * w) + p] as number;
-          if (!(x >= 0 && x <= 1)) throw new BadExpertError("E_DATA", `${source}: float images must hold unnormalised values in 0..1, found ${x} (image ${i})`);
+          const x = v[(i * c + ch) * h * w + p] as number;
+          if (!(x >= 0 && x <= 1))
+            throw new BadExpertError(
+              "E_DATA",
+              `${source}: float images must hold unnormalised values in 0..1, found ${x} (image ${i})`,
+            );
           out[(i * h * w + p) * c + ch] = Math.round(x * 255);
         }
       }
     }
     return { images: out, count: n, height: h, width: w, channels: c };
   }
-  throw new BadExpertError("E_DATA", `${source}: images must be uint8 (NHWC) or float32/float64 (NCHW), got ${a.dtype}`);
+  throw new BadExpertError(
+    "E_DATA",
+    `${source}: images must be uint8 (NHWC) or float32/float64 (NCHW), got ${a.dtype}`,
+  );
 }
 
 export async function readArrayFile(path: string, opts: ReadOptions & { name: string }): Promise<ImageDataset> {
   const { images, labels } = await readArrays(path);
   const img = toNhwcBytes(images, path);
-  if (labels.shape.length !== 1 || labels.shape[0] !== img.count) throw new BadExpertError("E_DATA", `${path}: labels must be a vector of ${img.count} (one per image), got shape (${labels.shape.join(", ")})`);
-  if (!["uint8", "int8", "int16", "int32", "int64"].includes(labels.dtype)) throw new BadExpertError("E_DATA", `${path}: labels must be integers, got ${labels.dtype}`);
+  if (labels.shape.length !== 1 || labels.shape[0] !== img.count)
+    throw new BadExpertError(
+      "E_DATA",
+      `${path}: labels must be a vector of ${img.count} (one per image), got shape (${labels.shape.join(", ")})`,
+    );
+  if (!["uint8", "int8", "int16", "int32", "int64"].includes(labels.dtype))
+    throw new BadExpertError("E_DATA", `${path}: labels must be integers, got ${labels.dtype}`);
   const y = Int32Array.from(npyValues(labels));
   let max = -1;
   for (const v of y) {
@@ -75,9 +119,13 @@ export async function readArrayFile(path: string, opts: ReadOptions & { name: st
     max = Math.max(max, v);
   }
   if (opts.imageSize && (opts.imageSize.height !== img.height || opts.imageSize.width !== img.width)) {
-    throw new BadExpertError("E_DATA", `${path}: images are ${img.height}x${img.width} but ${opts.imageSize.height}x${opts.imageSize.width} are needed (arrays are not resized: save them at the model's size)`);
+    throw new BadExpertError(
+      "E_DATA",
+      `${path}: images are ${img.height}x${img.width} but ${opts.imageSize.height}x${opts.imageSize.width} are needed (arrays are not resized: save them at the model's size)`,
+    );
   }
-  if (opts.channels && opts.channels !== img.channels) throw new BadExpertError("E_DATA", `${path}: images have ${img.channels} channels but ${opts.channels} are needed`);
+  if (opts.channels && opts.channels !== img.channels)
+    throw new BadExpertError("E_DATA", `${path}: images have ${img.channels} channels but ${opts.channels} are needed`);
   const ds: ImageDataset = {
     name: opts.name,
     split: opts.split,

@@ -12,7 +12,16 @@ import { readDatasetFile } from "../read-dataset-file.js";
 import { FileReadError } from "../../util/read-regular-file.js";
 
 export const CIFAR10_CLASSES = [
-  "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
+  "airplane",
+  "automobile",
+  "bird",
+  "cat",
+  "deer",
+  "dog",
+  "frog",
+  "horse",
+  "ship",
+  "truck",
 ];
 const SIDE = 32;
 const PLANE = SIDE * SIDE;
@@ -26,7 +35,11 @@ export function cifarBatchNames(split: Split): string[] {
 export function cifarRecordCount(bytes: number, file: string): number {
   if (bytes === 0) throw new DatasetFormatError("cifar10", file, "is empty");
   if (bytes % CIFAR_RECORD_BYTES !== 0) {
-    throw new DatasetFormatError("cifar10", file, `size ${bytes} is not a multiple of the ${CIFAR_RECORD_BYTES}-byte record`);
+    throw new DatasetFormatError(
+      "cifar10",
+      file,
+      `size ${bytes} is not a multiple of the ${CIFAR_RECORD_BYTES}-byte record`,
+    );
   }
   return bytes / CIFAR_RECORD_BYTES;
 }
@@ -60,8 +73,12 @@ export function decodeCifarBatch(
 }
 
 export function parseCifarMeta(text: string, file: string): string[] {
-  const names = text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l.length > 0);
-  if (names.length !== 10) throw new DatasetFormatError("cifar10", file, `expected 10 class names, found ${names.length}`);
+  const names = text
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter((l) => l.length > 0);
+  if (names.length !== 10)
+    throw new DatasetFormatError("cifar10", file, `expected 10 class names, found ${names.length}`);
   return names;
 }
 
@@ -104,7 +121,8 @@ export async function readCifar10Binary(path: string, opts: ReadOptions & { name
       },
       { progressLabel: `reading ${path}`, progress: opts.progress ?? true },
     );
-    for (const name of wanted) if (!files.has(name)) throw new DatasetFormatError("cifar10", path, `archive has no ${name}`);
+    for (const name of wanted)
+      if (!files.has(name)) throw new DatasetFormatError("cifar10", path, `archive has no ${name}`);
   } else {
     const dir = await resolveCifarFolder(path, opts.split);
     source = dir;
@@ -113,14 +131,18 @@ export async function readCifar10Binary(path: string, opts: ReadOptions & { name
       const data = await readDatasetFile(file, "cifar10").catch((e: unknown) => {
         // A device or a pipe is said as such; anything else keeps the short message.
         const cause = e instanceof DatasetFormatError ? e.cause : undefined;
-        const why = cause instanceof FileReadError && (cause.reason === "ETYPE" || cause.reason === "ESIZE") ? cause.problem : "missing or unreadable";
+        const why =
+          cause instanceof FileReadError && (cause.reason === "ETYPE" || cause.reason === "ESIZE")
+            ? cause.problem
+            : "missing or unreadable";
         throw new DatasetFormatError("cifar10", file, why, { cause: e });
       });
       files.set(name, { data, file });
     }
     const metaFile = join(dir, "batches.meta.txt");
     // The class names: a few hundred bytes.
-    if (await exists(metaFile)) meta = { text: (await readDatasetFile(metaFile, "cifar10", 1024 * 1024)).toString("utf8"), file: metaFile };
+    if (await exists(metaFile))
+      meta = { text: (await readDatasetFile(metaFile, "cifar10", 1024 * 1024)).toString("utf8"), file: metaFile };
   }
 
   const classNames = meta ? parseCifarMeta(meta.text, meta.file) : [...CIFAR10_CLASSES];

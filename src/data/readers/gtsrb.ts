@@ -14,16 +14,49 @@ export const GTSRB_NUM_CLASSES = 43;
 
 // Descriptive names, index = ClassId (the benchmark itself only publishes the ids and pictograms).
 export const GTSRB_CLASSES = [
-  "Speed limit (20km/h)", "Speed limit (30km/h)", "Speed limit (50km/h)", "Speed limit (60km/h)",
-  "Speed limit (70km/h)", "Speed limit (80km/h)", "End of speed limit (80km/h)", "Speed limit (100km/h)",
-  "Speed limit (120km/h)", "No passing", "No passing for vehicles over 3.5 metric tons",
-  "Right-of-way at the next intersection", "Priority road", "Yield", "Stop", "No vehicles",
-  "Vehicles over 3.5 metric tons prohibited", "No entry", "General caution", "Dangerous curve to the left",
-  "Dangerous curve to the right", "Double curve", "Bumpy road", "Slippery road", "Road narrows on the right",
-  "Road work", "Traffic signals", "Pedestrians", "Children crossing", "Bicycles crossing", "Beware of ice/snow",
-  "Wild animals crossing", "End of all speed and passing limits", "Turn right ahead", "Turn left ahead",
-  "Ahead only", "Go straight or right", "Go straight or left", "Keep right", "Keep left", "Roundabout mandatory",
-  "End of no passing", "End of no passing by vehicles over 3.5 metric tons",
+  "Speed limit (20km/h)",
+  "Speed limit (30km/h)",
+  "Speed limit (50km/h)",
+  "Speed limit (60km/h)",
+  "Speed limit (70km/h)",
+  "Speed limit (80km/h)",
+  "End of speed limit (80km/h)",
+  "Speed limit (100km/h)",
+  "Speed limit (120km/h)",
+  "No passing",
+  "No passing for vehicles over 3.5 metric tons",
+  "Right-of-way at the next intersection",
+  "Priority road",
+  "Yield",
+  "Stop",
+  "No vehicles",
+  "Vehicles over 3.5 metric tons prohibited",
+  "No entry",
+  "General caution",
+  "Dangerous curve to the left",
+  "Dangerous curve to the right",
+  "Double curve",
+  "Bumpy road",
+  "Slippery road",
+  "Road narrows on the right",
+  "Road work",
+  "Traffic signals",
+  "Pedestrians",
+  "Children crossing",
+  "Bicycles crossing",
+  "Beware of ice/snow",
+  "Wild animals crossing",
+  "End of all speed and passing limits",
+  "Turn right ahead",
+  "Turn left ahead",
+  "Ahead only",
+  "Go straight or right",
+  "Go straight or left",
+  "Keep right",
+  "Keep left",
+  "Roundabout mandatory",
+  "End of no passing",
+  "End of no passing by vehicles over 3.5 metric tons",
 ];
 
 export const GTSRB_DEFAULT_SIZE: ImageSize = { height: 32, width: 32 };
@@ -95,14 +128,16 @@ export async function readGtsrb(path: string, opts: ReadOptions & { name?: strin
   await scanTree(
     path,
     {
-      select: (rel) => (train ? TRAIN_IMAGE.test(rel) || TRAIN_CSV.test(rel) : TEST_IMAGE.test(rel) || TEST_CSV.test(rel)),
+      select: (rel) =>
+        train ? TRAIN_IMAGE.test(rel) || TRAIN_CSV.test(rel) : TEST_IMAGE.test(rel) || TEST_CSV.test(rel),
       onFile: async (rel, data) => {
         if (train) {
           const csv = TRAIN_CSV.exec(rel);
           if (csv) {
             const dir = csv[1] ?? "";
             const prev = csvs.get(dir);
-            if (prev) throw new DatasetFormatError("gtsrb", path, `two label files for class ${dir}: ${prev.rel} and ${rel}`);
+            if (prev)
+              throw new DatasetFormatError("gtsrb", path, `two label files for class ${dir}: ${prev.rel} and ${rel}`);
             csvs.set(dir, { rel, text: data.toString("utf8") });
             return;
           }
@@ -112,7 +147,8 @@ export async function readGtsrb(path: string, opts: ReadOptions & { name?: strin
         }
         const m = train ? TRAIN_IMAGE.exec(rel) : TEST_IMAGE.exec(rel);
         const key = train ? `${m?.[1] ?? ""}/${m?.[2] ?? ""}` : (m?.[1] ?? "");
-        if (pixels.has(key)) throw new DatasetFormatError("gtsrb", path, `image ${key} appears twice (a second copy at ${rel})`);
+        if (pixels.has(key))
+          throw new DatasetFormatError("gtsrb", path, `image ${key} appears twice (a second copy at ${rel})`);
         const img = await decodeImage(data, memberName(path, rel), { size, channels });
         // Copy: a PPM decoded without resizing is a view into the archive's read buffer, which must not be kept alive.
         pixels.set(key, copyBytes(img.pixels));
@@ -126,15 +162,24 @@ export async function readGtsrb(path: string, opts: ReadOptions & { name?: strin
   if (train) {
     const dirs = [...new Set([...csvs.keys(), ...[...pixels.keys()].map((k) => k.split("/")[0] ?? "")])].sort();
     if (dirs.length === 0) {
-      throw new DatasetFormatError("gtsrb", path, "no Final_Training/Images/000NN/ folders with .ppm images or GT-000NN.csv");
+      throw new DatasetFormatError(
+        "gtsrb",
+        path,
+        "no Final_Training/Images/000NN/ folders with .ppm images or GT-000NN.csv",
+      );
     }
     for (const dir of dirs) {
       const csv = csvs.get(dir);
-      if (!csv) throw new DatasetFormatError("gtsrb", memberName(path, `Final_Training/Images/${dir}`), `no GT-${dir}.csv`);
+      if (!csv)
+        throw new DatasetFormatError("gtsrb", memberName(path, `Final_Training/Images/${dir}`), `no GT-${dir}.csv`);
       const csvName = memberName(path, csv.rel);
       for (const row of parseGtsrbCsv(csv.text, csvName)) {
         if (row.classId !== Number(dir)) {
-          throw new DatasetFormatError("gtsrb", csvName, `line ${row.line}: ClassId ${row.classId} in the folder of class ${dir}`);
+          throw new DatasetFormatError(
+            "gtsrb",
+            csvName,
+            `line ${row.line}: ClassId ${row.classId} in the folder of class ${dir}`,
+          );
         }
         order.push({ key: `${dir}/${row.filename}`, classId: row.classId, csv: csvName, line: row.line });
       }
@@ -157,7 +202,12 @@ export async function readGtsrb(path: string, opts: ReadOptions & { name?: strin
   const labels = new Int32Array(order.length);
   order.forEach((o, i) => {
     const px = pixels.get(o.key);
-    if (!px) throw new DatasetFormatError("gtsrb", o.csv, `line ${o.line} names ${o.key.split("/").pop() ?? o.key}, which is missing`);
+    if (!px)
+      throw new DatasetFormatError(
+        "gtsrb",
+        o.csv,
+        `line ${o.line} names ${o.key.split("/").pop() ?? o.key}, which is missing`,
+      );
     images.set(px, i * per);
     labels[i] = o.classId;
   });

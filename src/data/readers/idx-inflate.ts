@@ -19,7 +19,12 @@ export function declaredIdxBytes(head: Uint8Array): number | undefined {
   return headerBytes + n;
 }
 
-export async function inflateIdx(raw: Uint8Array, file: string, reader = "idx", maxBytes = MAX_IDX_BYTES): Promise<Uint8Array> {
+export async function inflateIdx(
+  raw: Uint8Array,
+  file: string,
+  reader = "idx",
+  maxBytes = MAX_IDX_BYTES,
+): Promise<Uint8Array> {
   const fail = (problem: string, cause?: unknown): never => {
     throw new DatasetFormatError(reader, file, problem, cause === undefined ? undefined : { cause });
   };
@@ -40,7 +45,9 @@ export async function inflateIdx(raw: Uint8Array, file: string, reader = "idx", 
         }
       }
       if (total > (limit ?? maxBytes)) {
-        fail(`inflates to more than the ${limit ?? maxBytes} bytes ${limit !== undefined ? "its header declares" : "allowed"}; refusing (a corrupt file or a gzip bomb)`);
+        fail(
+          `inflates to more than the ${limit ?? maxBytes} bytes ${limit !== undefined ? "its header declares" : "allowed"}; refusing (a corrupt file or a gzip bomb)`,
+        );
       }
     }
   })();

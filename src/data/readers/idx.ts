@@ -9,7 +9,6 @@ import { reshapeDataset } from "../transform.js";
 import { MAX_IDX_BYTES, inflateIdx } from "./idx-inflate.js";
 import { readDatasetFile } from "../read-dataset-file.js";
 
-
 export const IDX_IMAGES_MAGIC = 0x00000803;
 export const IDX_LABELS_MAGIC = 0x00000801;
 
@@ -57,7 +56,9 @@ export interface IdxPair {
 export function idxCandidates(dir: string, split: Split): { images: string[]; labels: string[] } {
   const p = split === "train" ? "train" : "t10k";
   const names = (kind: string, rank: number): string[] =>
-    [`${p}-${kind}-idx${rank}-ubyte`, `${p}-${kind}.idx${rank}-ubyte`].flatMap((n) => [n + ".gz", n]).map((n) => join(dir, n));
+    [`${p}-${kind}-idx${rank}-ubyte`, `${p}-${kind}.idx${rank}-ubyte`]
+      .flatMap((n) => [n + ".gz", n])
+      .map((n) => join(dir, n));
   return { images: names("images", 3), labels: names("labels", 1) };
 }
 
@@ -79,7 +80,11 @@ export async function findIdxFiles(dir: string, split: Split): Promise<IdxPair> 
   const labels = await firstExisting(c.labels);
   if (!images || !labels) {
     const missing = !images ? c.images : c.labels;
-    throw new DatasetFormatError("idx", dir, `no ${split} ${!images ? "image" : "label"} file; tried ${missing.join(", ")}`);
+    throw new DatasetFormatError(
+      "idx",
+      dir,
+      `no ${split} ${!images ? "image" : "label"} file; tried ${missing.join(", ")}`,
+    );
   }
   return { images, labels };
 }

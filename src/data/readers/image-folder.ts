@@ -127,7 +127,11 @@ export async function readImageFolder(path: string, opts: ImageFolderOptions): P
       );
     }
     if (!sel.sawImages) {
-      throw new DatasetFormatError("image-folder", path, "no images (.jpg .png .ppm .pgm .webp .tif .gif) in <class>/ folders");
+      throw new DatasetFormatError(
+        "image-folder",
+        path,
+        "no images (.jpg .png .ppm .pgm .webp .tif .gif) in <class>/ folders",
+      );
     }
     // No split folders at all: the whole tree is one split.
     sel = await pass(true);

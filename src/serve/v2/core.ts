@@ -33,7 +33,12 @@ export interface InferenceCore {
   /** Probes and decodes encoded images under the request and in-flight pixel limits: one buffer per frame. */
   decode(ctx: RequestContext, images: readonly { name: string; data: Uint8Array }[]): Promise<Uint8Array[][]>;
   /** Scores decoded images (one entry per image, one buffer per frame) and records them: metrics, window, audit, feed. */
-  score(ctx: RequestContext, route: string, frames: readonly Uint8Array[][], original: OriginalOf): Promise<DetectionRecord[]>;
+  score(
+    ctx: RequestContext,
+    route: string,
+    frames: readonly Uint8Array[][],
+    original: OriginalOf,
+  ): Promise<DetectionRecord[]>;
   /** Records an input that could not be scored at all (counted as refused, logged, audited). */
   unscorable(ctx: RequestContext, route: string, index: number, reason: string, original: Uint8Array): Promise<void>;
 }

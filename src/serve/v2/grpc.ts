@@ -5,7 +5,18 @@
 // /v2 would give. Liveness and readiness answer without a token, as the HTTP probes do.
 import { randomUUID } from "node:crypto";
 import { fileURLToPath } from "node:url";
-import { loadPackageDefinition, Metadata, Server, ServerCredentials, status, type GrpcObject, type ServerUnaryCall, type ServiceDefinition, type sendUnaryData, type UntypedServiceImplementation } from "@grpc/grpc-js";
+import {
+  loadPackageDefinition,
+  Metadata,
+  Server,
+  ServerCredentials,
+  status,
+  type GrpcObject,
+  type ServerUnaryCall,
+  type ServiceDefinition,
+  type sendUnaryData,
+  type UntypedServiceImplementation,
+} from "@grpc/grpc-js";
 import { loadSync } from "@grpc/proto-loader";
 import { bearerCheck } from "../auth.js";
 import { ServeError } from "../errors.js";
@@ -97,18 +108,33 @@ function contentsOf(datatype: string, c: WireContents | null): readonly number[]
 
 function inferRequestOf(m: WireInferRequest): InferRequest {
   const raw = m.raw_input_contents;
-  if (raw.length > 0 && raw.length !== m.inputs.length) throw new ServeError("E_USAGE", "bad_tensor", `raw_input_contents has ${raw.length} entries for ${m.inputs.length} inputs (one per input, in order)`);
+  if (raw.length > 0 && raw.length !== m.inputs.length)
+    throw new ServeError(
+      "E_USAGE",
+      "bad_tensor",
+      `raw_input_contents has ${raw.length} entries for ${m.inputs.length} inputs (one per input, in order)`,
+    );
   const inputs: InputTensor[] = m.inputs.map((t, i) => {
     let data: TensorData;
     if (raw.length > 0) {
-      if (t.contents !== null && contentsOf(t.datatype, t.contents).length > 0) throw new ServeError("E_USAGE", "bad_tensor", `input ${JSON.stringify(t.name)} has both contents and raw_input_contents`);
+      if (t.contents !== null && contentsOf(t.datatype, t.contents).length > 0)
+        throw new ServeError(
+          "E_USAGE",
+          "bad_tensor",
+          `input ${JSON.stringify(t.name)} has both contents and raw_input_contents`,
+        );
       data = { kind: "raw", bytes: raw[i] as Buffer };
     } else {
       data = { kind: "list", values: contentsOf(t.datatype, t.contents) };
     }
     return { name: t.name, datatype: t.datatype, shape: t.shape.map(Number), parameters: params(t.parameters), data };
   });
-  return { id: m.id, parameters: params(m.parameters), inputs, outputs: m.outputs.map((o) => ({ name: o.name, parameters: params(o.parameters) })) };
+  return {
+    id: m.id,
+    parameters: params(m.parameters),
+    inputs,
+    outputs: m.outputs.map((o) => ({ name: o.name, parameters: params(o.parameters) })),
+  };
 }
 
 export class GrpcInferenceServer {
@@ -127,11 +153,15 @@ export class GrpcInferenceServer {
   /** Starts the service on host:port (0: a free port); rejects naming the address and the reason. */
   static async start(core: InferenceCore, host: string, port: number): Promise<GrpcInferenceServer> {
     const def = loadSync(PROTO, { keepCase: true, longs: Number, enums: String, defaults: true, oneofs: true });
-    const pkg = loadPackageDefinition(def) as GrpcObject & { inference: { GRPCInferenceService: { service: ServiceDefinition } } };
+    const pkg = loadPackageDefinition(def) as GrpcObject & {
+      inference: { GRPCInferenceService: { service: ServiceDefinition } };
+    };
     const server = new Server({ "grpc.max_receive_message_length": core.options.maxBodyBytes });
     const at = host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
     const bound = await new Promise<number>((resolve, reject) =>
-      server.bindAsync(at, ServerCredentials.createInsecure(), (e, p) => (e ? reject(new Error(`serve: cannot listen for gRPC on ${at}: ${e.message}`, { cause: e })) : resolve(p))),
+      server.bindAsync(at, ServerCredentials.createInsecure(), (e, p) =>
+        e ? reject(new Error(`serve: cannot listen for gRPC on ${at}: ${e.message}`, { cause: e })) : resolve(p),
+      ),
     );
     const g = new GrpcInferenceServer(server, core, bound);
     server.addService(pkg.inference.GRPCInferenceService.service, g.#implementation());
@@ -159,48 +189,62 @@ export class GrpcInferenceServer {
 
   #implementation(): UntypedServiceImplementation {
     const core = this.#core;
-    const unary = <Req, Res>(method: string, isPublic: boolean, answer: (req: Req, ctx: RequestContext) => Res | Promise<Res>) => (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
-      const start = performance.now();
-      const given = call.metadata.get("x-request-id")[0];
-      const id = typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
-      const ctx: RequestContext = { id, client: call.getPeer(), log: core.log.child({ reqId: id, grpc: method }) };
-      const md = new Metadata();
-      md.set("x-request-id", id);
-      call.sendMetadata(md);
-      const done = (code: status, e: ServeError | null, res: Res | null): void => {
-        core.metrics.grpcRequests.inc({ method, code: status[code] });
-        core.metrics.grpcLatency.observe({ method }, (performance.now() - start) / 1000);
-        if (method === "ModelInfer") core.metrics.inferenceRequests.inc({ protocol: "v2-grpc", model: modelLabel(core, (call.request as { model_name?: string }).model_name), status: String(e?.statusCode ?? 200) });
-        if (e === null) callback(null, res);
-        else callback({ code, details: e.message }, null);
-      };
-      Promise.resolve()
-        .then(() => {
-          if (!isPublic && this.#check !== null) {
-            const auth = call.metadata.get("authorization")[0];
-            const problem = this.#check(typeof auth === "string" ? auth : undefined);
-            if (problem) throw new ServeError("E_UNAUTHORIZED", "unauthorized", problem);
-          }
-          return answer(call.request, ctx);
-        })
-        .then(
-          (res) => done(status.OK, null, res),
-          (err: unknown) => {
-            if (err instanceof ServeError) {
-              if (err.statusCode >= 500) {
-                core.metrics.refused.inc({ reason: err.code });
-                ctx.log.warn({ event: "refused", code: err.code, err: err.message }, "request refused without a score");
-              } else {
-                ctx.log.info({ event: "bad_request", code: err.code, err: err.message }, "bad request");
-              }
-              done(GRPC_STATUS[err.statusCode] ?? status.UNKNOWN, err, null);
-              return;
+    const unary =
+      <Req, Res>(method: string, isPublic: boolean, answer: (req: Req, ctx: RequestContext) => Res | Promise<Res>) =>
+      (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
+        const start = performance.now();
+        const given = call.metadata.get("x-request-id")[0];
+        const id = typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
+        const ctx: RequestContext = { id, client: call.getPeer(), log: core.log.child({ reqId: id, grpc: method }) };
+        const md = new Metadata();
+        md.set("x-request-id", id);
+        call.sendMetadata(md);
+        const done = (code: status, e: ServeError | null, res: Res | null): void => {
+          core.metrics.grpcRequests.inc({ method, code: status[code] });
+          core.metrics.grpcLatency.observe({ method }, (performance.now() - start) / 1000);
+          if (method === "ModelInfer")
+            core.metrics.inferenceRequests.inc({
+              protocol: "v2-grpc",
+              model: modelLabel(core, (call.request as { model_name?: string }).model_name),
+              status: String(e?.statusCode ?? 200),
+            });
+          if (e === null) callback(null, res);
+          else callback({ code, details: e.message }, null);
+        };
+        Promise.resolve()
+          .then(() => {
+            if (!isPublic && this.#check !== null) {
+              const auth = call.metadata.get("authorization")[0];
+              const problem = this.#check(typeof auth === "string" ? auth : undefined);
+              if (problem) throw new ServeError("E_UNAUTHORIZED", "unauthorized", problem);
             }
-            ctx.log.error({ err }, "internal error");
-            done(status.INTERNAL, new ServeError("E_INTERNAL", "internal", "internal error (logged with request id)"), null);
-          },
-        );
-    };
+            return answer(call.request, ctx);
+          })
+          .then(
+            (res) => done(status.OK, null, res),
+            (err: unknown) => {
+              if (err instanceof ServeError) {
+                if (err.statusCode >= 500) {
+                  core.metrics.refused.inc({ reason: err.code });
+                  ctx.log.warn(
+                    { event: "refused", code: err.code, err: err.message },
+                    "request refused without a score",
+                  );
+                } else {
+                  ctx.log.info({ event: "bad_request", code: err.code, err: err.message }, "bad request");
+                }
+                done(GRPC_STATUS[err.statusCode] ?? status.UNKNOWN, err, null);
+                return;
+              }
+              ctx.log.error({ err }, "internal error");
+              done(
+                status.INTERNAL,
+                new ServeError("E_INTERNAL", "internal", "internal error (logged with request id)"),
+                null,
+              );
+            },
+          );
+      };
     const name = (): string => core.options.modelName;
     return {
       ServerLive: unary("ServerLive", true, () => ({ live: true })),
@@ -209,8 +253,14 @@ export class GrpcInferenceServer {
         resolveModel(name(), r.name, r.version);
         return { ready: core.ready() };
       }),
-      ServerMetadata: unary("ServerMetadata", false, () => ({ name: "badexpert", version: serverVersion(), extensions: EXTENSIONS })),
-      ModelMetadata: unary("ModelMetadata", false, (r: { name: string; version: string }) => modelMetadata(resolveModel(name(), r.name, r.version), core.info, core.engine)),
+      ServerMetadata: unary("ServerMetadata", false, () => ({
+        name: "badexpert",
+        version: serverVersion(),
+        extensions: EXTENSIONS,
+      })),
+      ModelMetadata: unary("ModelMetadata", false, (r: { name: string; version: string }) =>
+        modelMetadata(resolveModel(name(), r.name, r.version), core.info, core.engine),
+      ),
       ModelInfer: unary("ModelInfer", false, async (r: WireInferRequest, ctx) => {
         const model = resolveModel(name(), r.model_name, r.model_version);
         const a = await infer(core, ctx, `grpc:ModelInfer/${model.name}`, model, inferRequestOf(r));
@@ -219,7 +269,12 @@ export class GrpcInferenceServer {
           model_version: a.model_version,
           id: a.id ?? "",
           parameters: {},
-          outputs: a.outputs.map(({ tensor: t }) => ({ name: t.name, datatype: t.datatype, shape: t.shape, parameters: {} })),
+          outputs: a.outputs.map(({ tensor: t }) => ({
+            name: t.name,
+            datatype: t.datatype,
+            shape: t.shape,
+            parameters: {},
+          })),
           raw_output_contents: a.outputs.map(({ tensor: t }) => Buffer.from(rawBytes(t))),
         };
       }),

@@ -23,9 +23,19 @@ export function parseInferBody(body: Buffer, headerLength: string | string[] | u
   let tail: Uint8Array | null = null;
   if (headerLength !== undefined) {
     const h = Array.isArray(headerLength) ? headerLength.join(",") : headerLength;
-    if (!/^\d{1,15}$/.test(h)) throw new ServeError("E_USAGE", "bad_header", `Inference-Header-Content-Length must be a byte count, got ${JSON.stringify(h.slice(0, 40))}`);
+    if (!/^\d{1,15}$/.test(h))
+      throw new ServeError(
+        "E_USAGE",
+        "bad_header",
+        `Inference-Header-Content-Length must be a byte count, got ${JSON.stringify(h.slice(0, 40))}`,
+      );
     const n = Number(h);
-    if (n > body.length) throw new ServeError("E_USAGE", "bad_header", `Inference-Header-Content-Length is ${n}, the body has ${body.length} bytes`);
+    if (n > body.length)
+      throw new ServeError(
+        "E_USAGE",
+        "bad_header",
+        `Inference-Header-Content-Length is ${n}, the body has ${body.length} bytes`,
+      );
     json = body.subarray(0, n);
     tail = new Uint8Array(body.buffer, body.byteOffset + n, body.length - n);
   }
@@ -33,12 +43,27 @@ export function parseInferBody(body: Buffer, headerLength: string | string[] | u
   try {
     value = parseJsonBody(json.toString("utf8"));
   } catch (e) {
-    if (e instanceof ServeError && e.reason === "bad_json" && headerLength === undefined && json.length > 0 && json[0] !== 0x7b) {
-      throw new ServeError("E_USAGE", "bad_json", `${e.message} (a body with binary tensor data needs the header Inference-Header-Content-Length: <bytes of its JSON part>)`);
+    if (
+      e instanceof ServeError &&
+      e.reason === "bad_json" &&
+      headerLength === undefined &&
+      json.length > 0 &&
+      json[0] !== 0x7b
+    ) {
+      throw new ServeError(
+        "E_USAGE",
+        "bad_json",
+        `${e.message} (a body with binary tensor data needs the header Inference-Header-Content-Length: <bytes of its JSON part>)`,
+      );
     }
     throw e;
   }
-  if (value === null || typeof value !== "object" || Array.isArray(value)) throw new ServeError("E_USAGE", "bad_json", `the inference request must be a JSON object with "inputs", got ${Array.isArray(value) ? "an array" : value === null ? "null" : typeof value}`);
+  if (value === null || typeof value !== "object" || Array.isArray(value))
+    throw new ServeError(
+      "E_USAGE",
+      "bad_json",
+      `the inference request must be a JSON object with "inputs", got ${Array.isArray(value) ? "an array" : value === null ? "null" : typeof value}`,
+    );
   if (tail !== null) tails.set(value, tail);
   return value;
 }
@@ -63,15 +88,23 @@ export function inferRequestOf(body: InferBody): InferRequest {
       if (t.data === undefined) throw bad(`${what} has no "data" and no parameters.binary_data_size`);
       return { name: t.name, datatype: t.datatype, shape: t.shape, parameters, data: { kind: "json", values: t.data } };
     }
-    if (typeof size !== "number" || !Number.isSafeInteger(size) || size < 0) throw bad(`${what}: parameters.binary_data_size must be a byte count, got ${JSON.stringify(size).slice(0, 40)}`);
+    if (typeof size !== "number" || !Number.isSafeInteger(size) || size < 0)
+      throw bad(`${what}: parameters.binary_data_size must be a byte count, got ${JSON.stringify(size).slice(0, 40)}`);
     if (t.data !== undefined) throw bad(`${what} has both "data" and parameters.binary_data_size`);
-    if (tail === null) throw bad(`${what} has parameters.binary_data_size but the request has no binary data (send the header Inference-Header-Content-Length)`);
-    if (at + size > tail.length) throw bad(`${what}: binary_data_size ${size} runs past the end of the binary data (${tail.length - at} bytes left)`);
+    if (tail === null)
+      throw bad(
+        `${what} has parameters.binary_data_size but the request has no binary data (send the header Inference-Header-Content-Length)`,
+      );
+    if (at + size > tail.length)
+      throw bad(
+        `${what}: binary_data_size ${size} runs past the end of the binary data (${tail.length - at} bytes left)`,
+      );
     const bytes = tail.subarray(at, at + size);
     at += size;
     return { name: t.name, datatype: t.datatype, shape: t.shape, parameters, data: { kind: "raw", bytes } };
   });
-  if (tail !== null && at !== tail.length) throw bad(`the body has ${tail.length - at} bytes of binary data that no input's binary_data_size claims`);
+  if (tail !== null && at !== tail.length)
+    throw bad(`the body has ${tail.length - at} bytes of binary data that no input's binary_data_size claims`);
   return {
     ...(body.id !== undefined ? { id: body.id } : {}),
     parameters: body.parameters ?? {},
@@ -81,7 +114,9 @@ export function inferRequestOf(body: InferBody): InferRequest {
 }
 
 /** The answer as a JSON object, or as JSON followed by the binary outputs' bytes (with the header's value). */
-export function encodeAnswer(a: InferAnswer): { json: Record<string, unknown> } | { binary: Buffer; headerLength: number } {
+export function encodeAnswer(
+  a: InferAnswer,
+): { json: Record<string, unknown> } | { binary: Buffer; headerLength: number } {
   const parts: Uint8Array[] = [];
   const outputs = a.outputs.map(({ tensor: t, binary }) => {
     const head = { name: t.name, datatype: t.datatype, shape: t.shape };
@@ -90,7 +125,12 @@ export function encodeAnswer(a: InferAnswer): { json: Record<string, unknown> } 
     parts.push(bytes);
     return { ...head, parameters: { binary_data_size: bytes.length } };
   });
-  const json = { model_name: a.model_name, model_version: a.model_version, ...(a.id !== undefined ? { id: a.id } : {}), outputs };
+  const json = {
+    model_name: a.model_name,
+    model_version: a.model_version,
+    ...(a.id !== undefined ? { id: a.id } : {}),
+    outputs,
+  };
   if (parts.length === 0) return { json };
   const head = Buffer.from(JSON.stringify(json), "utf8");
   return { binary: Buffer.concat([head, ...parts]), headerLength: head.length };

@@ -41,7 +41,8 @@ export function modelInputOf(core: Pick<InferenceCore, "info">): ModelInput {
 function boolParam(p: Params, key: string, what: string): boolean | undefined {
   const v = p[key];
   if (v === undefined) return undefined;
-  if (typeof v !== "boolean") throw bad(`${what}: parameter ${key} must be a boolean, got ${JSON.stringify(v).slice(0, 40)}`);
+  if (typeof v !== "boolean")
+    throw bad(`${what}: parameter ${key} must be a boolean, got ${JSON.stringify(v).slice(0, 40)}`);
   return v;
 }
 
@@ -52,10 +53,16 @@ function chosenOutputs(model: ServedModel, req: InferRequest): { name: string; b
   if (!req.outputs || req.outputs.length === 0) return all.map((name) => ({ name, binary: everyBinary }));
   const seen = new Set<string>();
   return req.outputs.map((o) => {
-    if (!all.includes(o.name)) throw bad(`model ${JSON.stringify(model.name)} has no output ${JSON.stringify(o.name.slice(0, 100))}; its outputs: ${all.join(", ")}`);
+    if (!all.includes(o.name))
+      throw bad(
+        `model ${JSON.stringify(model.name)} has no output ${JSON.stringify(o.name.slice(0, 100))}; its outputs: ${all.join(", ")}`,
+      );
     if (seen.has(o.name)) throw bad(`output ${JSON.stringify(o.name)} is requested twice`);
     seen.add(o.name);
-    return { name: o.name, binary: boolParam(o.parameters, "binary_data", `output ${JSON.stringify(o.name)}`) ?? everyBinary };
+    return {
+      name: o.name,
+      binary: boolParam(o.parameters, "binary_data", `output ${JSON.stringify(o.name)}`) ?? everyBinary,
+    };
   });
 }
 
@@ -67,7 +74,12 @@ function pngOf(pixels: Uint8Array, m: ModelInput): Promise<Uint8Array> {
 }
 
 /** Scores the request's images through the server's scoring path; one record per image, in order. */
-async function records(core: InferenceCore, ctx: RequestContext, route: string, req: InferRequest): Promise<DetectionRecord[]> {
+async function records(
+  core: InferenceCore,
+  ctx: RequestContext,
+  route: string,
+  req: InferRequest,
+): Promise<DetectionRecord[]> {
   const m = modelInputOf(core);
   const images = modelImages(req.inputs, m, core.options.maxImagesPerRequest);
   if (images.kind === "encoded") {
@@ -84,7 +96,18 @@ async function records(core: InferenceCore, ctx: RequestContext, route: string, 
       continue;
     }
     await core.unscorable(ctx, route, i, item.unscorable, item.raw);
-    out[i] = { pred: -1, predClass: "", class: "", detector: core.info.detector, expertConfidence: null, auxiliaryConfidence: null, score: null, threshold: core.info.threshold, flagged: true, reason: item.unscorable };
+    out[i] = {
+      pred: -1,
+      predClass: "",
+      class: "",
+      detector: core.info.detector,
+      expertConfidence: null,
+      auxiliaryConfidence: null,
+      score: null,
+      threshold: core.info.threshold,
+      flagged: true,
+      reason: item.unscorable,
+    };
   }
   const scored = await core.score(
     ctx,
@@ -98,7 +121,9 @@ async function records(core: InferenceCore, ctx: RequestContext, route: string, 
 
 function refusal(r: DetectionRecord): string {
   if (!r.flagged) return "";
-  return r.reason ?? `flagged as a suspected backdoor input (score ${r.score ?? "not finite"} > threshold ${r.threshold})`;
+  return (
+    r.reason ?? `flagged as a suspected backdoor input (score ${r.score ?? "not finite"} > threshold ${r.threshold})`
+  );
 }
 
 function outputTensor(name: string, rs: readonly DetectionRecord[]): OutputTensor {
@@ -140,7 +165,13 @@ function filteredTensor(name: string, rs: readonly DetectionRecord[]): OutputTen
 }
 
 /** Answers one inference request on `model`; throws a ServeError (4xx: the request; 503/504: not scored). */
-export async function infer(core: InferenceCore, ctx: RequestContext, route: string, model: ServedModel, req: InferRequest): Promise<InferAnswer> {
+export async function infer(
+  core: InferenceCore,
+  ctx: RequestContext,
+  route: string,
+  model: ServedModel,
+  req: InferRequest,
+): Promise<InferAnswer> {
   if (!core.accepting()) throw shuttingDown();
   const chosen = chosenOutputs(model, req);
   const rs = await records(core, ctx, route, req);

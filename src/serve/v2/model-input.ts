@@ -18,7 +18,8 @@ import { INPUT_NAME } from "./models.js";
 /** One image given as a tensor: its pixels, or why it cannot be scored (with its raw elements, for the audit log). */
 export type PixelItem = { pixels: Uint8Array } | { unscorable: string; raw: Uint8Array };
 
-export type ModelImages = { kind: "pixels"; items: PixelItem[] } | { kind: "encoded"; images: { name: string; data: Uint8Array }[] };
+export type ModelImages =
+  { kind: "pixels"; items: PixelItem[] } | { kind: "encoded"; images: { name: string; data: Uint8Array }[] };
 
 /** The shapes each accepted datatype takes, for messages. */
 export function acceptedForms(m: ModelInput): string {
@@ -29,9 +30,16 @@ export function acceptedForms(m: ModelInput): string {
 function batchOf(shape: number[], want: number[], what: string, form: string, maxImages: number): number {
   const n = shape[0] as number;
   const fits = shape.length === want.length + 1 && shape.slice(1).every((d, i) => d === want[i]);
-  if (!fits) throw bad(`${what}: shape [${shape.join(", ")}] does not fit the bundle: ${form} takes [-1, ${want.join(", ")}]`);
-  if (n === 0) throw new ServeError("E_USAGE", "no_images", `${what}: the batch dimension is 0: the request holds no images`);
-  if (n > maxImages) throw new ServeError("E_INPUT_TOO_LARGE", "too_many_images", `${what}: ${n} images; at most ${maxImages} per request (--max-images-per-request)`);
+  if (!fits)
+    throw bad(`${what}: shape [${shape.join(", ")}] does not fit the bundle: ${form} takes [-1, ${want.join(", ")}]`);
+  if (n === 0)
+    throw new ServeError("E_USAGE", "no_images", `${what}: the batch dimension is 0: the request holds no images`);
+  if (n > maxImages)
+    throw new ServeError(
+      "E_INPUT_TOO_LARGE",
+      "too_many_images",
+      `${what}: ${n} images; at most ${maxImages} per request (--max-images-per-request)`,
+    );
   return n;
 }
 
@@ -49,7 +57,8 @@ function uint8Pixels(t: InputTensor, m: ModelInput, maxImages: number): PixelIte
     all = new Uint8Array(n * per);
     for (let i = 0; i < all.length; i++) {
       const v = values[i];
-      if (typeof v !== "number" || !Number.isInteger(v) || v < 0 || v > 255) throw bad(`${what}: element ${i} is ${String(v).slice(0, 40)}; UINT8 elements are integers in 0..255`);
+      if (typeof v !== "number" || !Number.isInteger(v) || v < 0 || v > 255)
+        throw bad(`${what}: element ${i} is ${String(v).slice(0, 40)}; UINT8 elements are integers in 0..255`);
       all[i] = v;
     }
   }
@@ -74,7 +83,8 @@ function fp32Pixels(t: InputTensor, m: ModelInput, maxImages: number): PixelItem
     if (values.length !== n * per) throw bad(`${what}: ${values.length} FP32 elements, its shape needs ${n * per}`);
     at = (i) => {
       const v = values[i];
-      if (typeof v !== "number") throw bad(`${what}: element ${i} is ${v === null ? "null" : typeof v}; FP32 elements are numbers`);
+      if (typeof v !== "number")
+        throw bad(`${what}: element ${i} is ${v === null ? "null" : typeof v}; FP32 elements are numbers`);
       return Math.fround(v);
     };
     raw = (k) => {
@@ -96,7 +106,10 @@ function fp32Pixels(t: InputTensor, m: ModelInput, maxImages: number): PixelItem
             unscorable = `image ${k} holds ${String(v)} at [${ch}, ${y}, ${x}]: a tensor that is not finite cannot be scored`;
             break;
           }
-          if (v < 0 || v > 1) throw bad(`${what}: image ${k} holds ${v} at [${ch}, ${y}, ${x}]; FP32 pixels are pixel / 255 in [0, 1] (send UINT8 for 0..255)`);
+          if (v < 0 || v > 1)
+            throw bad(
+              `${what}: image ${k} holds ${v} at [${ch}, ${y}, ${x}]; FP32 pixels are pixel / 255 in [0, 1] (send UINT8 for 0..255)`,
+            );
           pixels[(y * w + x) * c + ch] = Math.round(v * 255);
         }
       }
@@ -109,18 +122,32 @@ function fp32Pixels(t: InputTensor, m: ModelInput, maxImages: number): PixelItem
 function encodedImages(t: InputTensor, maxImages: number): { name: string; data: Uint8Array }[] {
   const what = `input ${JSON.stringify(t.name)}`;
   const s = t.shape;
-  if (!(s.length === 1 || (s.length === 2 && s[1] === 1))) throw bad(`${what}: BYTES takes shape [-1] or [-1, 1] (one encoded image per element), got [${s.join(", ")}]`);
+  if (!(s.length === 1 || (s.length === 2 && s[1] === 1)))
+    throw bad(`${what}: BYTES takes shape [-1] or [-1, 1] (one encoded image per element), got [${s.join(", ")}]`);
   const n = s[0] as number;
-  if (n === 0) throw new ServeError("E_USAGE", "no_images", `${what}: the batch dimension is 0: the request holds no images`);
-  if (n > maxImages) throw new ServeError("E_INPUT_TOO_LARGE", "too_many_images", `${what}: ${n} images; at most ${maxImages} per request (--max-images-per-request)`);
+  if (n === 0)
+    throw new ServeError("E_USAGE", "no_images", `${what}: the batch dimension is 0: the request holds no images`);
+  if (n > maxImages)
+    throw new ServeError(
+      "E_INPUT_TOO_LARGE",
+      "too_many_images",
+      `${what}: ${n} images; at most ${maxImages} per request (--max-images-per-request)`,
+    );
   const contentType = t.parameters.content_type;
-  if (contentType !== undefined && contentType !== "base64") throw bad(`${what}: parameters.content_type ${JSON.stringify(String(contentType).slice(0, 40))} is not accepted; use "base64" or leave it out`);
+  if (contentType !== undefined && contentType !== "base64")
+    throw bad(
+      `${what}: parameters.content_type ${JSON.stringify(String(contentType).slice(0, 40))} is not accepted; use "base64" or leave it out`,
+    );
   const base64 = contentType === "base64";
   let elements: (Uint8Array | string)[];
   if (t.data.kind === "json") {
-    if (!base64) throw bad(`${what}: BYTES images in JSON must be base64 strings with parameters.content_type "base64"; or send raw bytes with the binary extension`);
+    if (!base64)
+      throw bad(
+        `${what}: BYTES images in JSON must be base64 strings with parameters.content_type "base64"; or send raw bytes with the binary extension`,
+      );
     elements = flattenJson(t.data.values, s.length, n, what).map((v, i) => {
-      if (typeof v !== "string") throw bad(`${what}: element ${i} is ${v === null ? "null" : typeof v}, expected a base64 string`);
+      if (typeof v !== "string")
+        throw bad(`${what}: element ${i} is ${v === null ? "null" : typeof v}, expected a base64 string`);
       return v;
     });
   } else if (t.data.kind === "raw") {
@@ -143,7 +170,9 @@ function encodedImages(t: InputTensor, maxImages: number): { name: string; data:
 export function modelImages(inputs: readonly InputTensor[], m: ModelInput, maxImages: number): ModelImages {
   if (inputs.length !== 1 || inputs[0]?.name !== INPUT_NAME) {
     const names = inputs.map((t) => JSON.stringify(t.name)).join(", ") || "none";
-    throw bad(`the model takes one input, "${INPUT_NAME}" (${acceptedForms(m)}); the request has ${inputs.length} (${names})`);
+    throw bad(
+      `the model takes one input, "${INPUT_NAME}" (${acceptedForms(m)}); the request has ${inputs.length} (${names})`,
+    );
   }
   const t = inputs[0];
   elementCount(t.shape, `input ${JSON.stringify(t.name)}`);
@@ -155,6 +184,8 @@ export function modelImages(inputs: readonly InputTensor[], m: ModelInput, maxIm
     case "BYTES":
       return { kind: "encoded", images: encodedImages(t, maxImages) };
     default:
-      throw bad(`input "${INPUT_NAME}": datatype ${JSON.stringify(t.datatype.slice(0, 40))} is not accepted; send ${acceptedForms(m)}`);
+      throw bad(
+        `input "${INPUT_NAME}": datatype ${JSON.stringify(t.datatype.slice(0, 40))} is not accepted; send ${acceptedForms(m)}`,
+      );
   }
 }

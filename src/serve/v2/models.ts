@@ -29,17 +29,46 @@ export interface TensorMetadata {
 /** Each model's outputs, in the order they are answered when the request names none. */
 export const OUTPUTS: Record<ModelRole, readonly { name: string; datatype: Datatype; description: string }[]> = {
   detector: [
-    { name: "score", datatype: "FP64", description: "the detector's score (higher is more suspicious); NaN (null in JSON) when the input could not be scored" },
-    { name: "threshold", datatype: "FP64", description: "the calibrated threshold: an input scoring above it is flagged" },
-    { name: "flagged", datatype: "BOOL", description: "true for a suspected backdoor input, and for every input that could not be scored (fail closed)" },
-    { name: "pred", datatype: "INT64", description: "the protected model M's predicted class index; -1 when M did not see the input" },
+    {
+      name: "score",
+      datatype: "FP64",
+      description:
+        "the detector's score (higher is more suspicious); NaN (null in JSON) when the input could not be scored",
+    },
+    {
+      name: "threshold",
+      datatype: "FP64",
+      description: "the calibrated threshold: an input scoring above it is flagged",
+    },
+    {
+      name: "flagged",
+      datatype: "BOOL",
+      description: "true for a suspected backdoor input, and for every input that could not be scored (fail closed)",
+    },
+    {
+      name: "pred",
+      datatype: "INT64",
+      description: "the protected model M's predicted class index; -1 when M did not see the input",
+    },
     { name: "class", datatype: "BYTES", description: "the name of that class; empty when pred is -1" },
-    { name: "error", datatype: "BYTES", description: "empty when the input was scored; otherwise why it could not be (such an input is flagged)" },
+    {
+      name: "error",
+      datatype: "BYTES",
+      description: "empty when the input was scored; otherwise why it could not be (such an input is flagged)",
+    },
   ],
   filtered: [
-    { name: "pred", datatype: "INT64", description: "M's predicted class index for an input the detector passed; -1 for a refused input" },
+    {
+      name: "pred",
+      datatype: "INT64",
+      description: "M's predicted class index for an input the detector passed; -1 for a refused input",
+    },
     { name: "class", datatype: "BYTES", description: "the name of that class; empty for a refused input" },
-    { name: "refused", datatype: "BOOL", description: "true when the input was flagged or could not be scored: no prediction is given for it" },
+    {
+      name: "refused",
+      datatype: "BOOL",
+      description: "true when the input was flagged or could not be scored: no prediction is given for it",
+    },
     { name: "error", datatype: "BYTES", description: "empty for an answered input; otherwise why it was refused" },
   ],
 };
@@ -48,9 +77,18 @@ export const OUTPUTS: Record<ModelRole, readonly { name: string; datatype: Datat
 export function resolveModel(detectorName: string, name: string, version: string | undefined): ServedModel {
   const filtered = detectorName + FILTERED_SUFFIX;
   const role: ModelRole | null = name === detectorName ? "detector" : name === filtered ? "filtered" : null;
-  if (role === null) throw new ServeError("E_NOT_FOUND", "unknown_model", `no model named ${JSON.stringify(name.slice(0, 200))}; this server serves ${JSON.stringify(detectorName)} and ${JSON.stringify(filtered)}`);
+  if (role === null)
+    throw new ServeError(
+      "E_NOT_FOUND",
+      "unknown_model",
+      `no model named ${JSON.stringify(name.slice(0, 200))}; this server serves ${JSON.stringify(detectorName)} and ${JSON.stringify(filtered)}`,
+    );
   if (version !== undefined && version !== "" && version !== MODEL_VERSION) {
-    throw new ServeError("E_NOT_FOUND", "unknown_version", `model ${JSON.stringify(name)} has no version ${JSON.stringify(version.slice(0, 200))}; it serves version ${MODEL_VERSION}`);
+    throw new ServeError(
+      "E_NOT_FOUND",
+      "unknown_version",
+      `model ${JSON.stringify(name)} has no version ${JSON.stringify(version.slice(0, 200))}; it serves version ${MODEL_VERSION}`,
+    );
   }
   return { name, role };
 }

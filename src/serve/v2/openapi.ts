@@ -7,7 +7,8 @@ type Json = Record<string, unknown>;
 
 const BINARY_BODY = {
   schema: { type: "string", format: "binary" },
-  description: "binary tensor data extension: the JSON request (its byte length in Inference-Header-Content-Length), then each binary input's bytes in input order",
+  description:
+    "binary tensor data extension: the JSON request (its byte length in Inference-Header-Content-Length), then each binary input's bytes in input order",
 };
 
 /** OpenAPI path items for the /v2 routes; `secured`: the non-public ones need the bearer token. */
@@ -20,17 +21,34 @@ export function v2Paths(secured: boolean): Record<string, Json> {
     const params = s.params as { properties?: Record<string, Json> } | undefined;
     for (const name of (path.match(/\{(\w+)\}/g) ?? []).map((m) => m.slice(1, -1))) {
       const schema = params?.properties?.[name] ?? { type: "string" };
-      parameters.push({ name, in: "path", required: true, schema, ...(typeof schema.description === "string" ? { description: schema.description } : {}) });
+      parameters.push({
+        name,
+        in: "path",
+        required: true,
+        schema,
+        ...(typeof schema.description === "string" ? { description: schema.description } : {}),
+      });
     }
     const headers = s.headers as { properties?: Record<string, Json> } | undefined;
     for (const [name, schema] of Object.entries(headers?.properties ?? {})) {
-      parameters.push({ name, in: "header", required: false, schema, ...(typeof schema.description === "string" ? { description: schema.description } : {}) });
+      parameters.push({
+        name,
+        in: "header",
+        required: false,
+        schema,
+        ...(typeof schema.description === "string" ? { description: schema.description } : {}),
+      });
     }
     const responses = Object.fromEntries(
       Object.entries(s.response).map(([code, a]) => {
         const content: Json = {};
         if (a.schema) content["application/json"] = { schema: a.schema };
-        if (code === "200" && s.binary) content["application/octet-stream"] = { schema: { type: "string", format: "binary" }, description: "with binary outputs: the JSON answer (its byte length in the Inference-Header-Content-Length header), then each binary output's bytes" };
+        if (code === "200" && s.binary)
+          content["application/octet-stream"] = {
+            schema: { type: "string", format: "binary" },
+            description:
+              "with binary outputs: the JSON answer (its byte length in the Inference-Header-Content-Length header), then each binary output's bytes",
+          };
         return [code, { description: a.description, ...(Object.keys(content).length > 0 ? { content } : {}) }];
       }),
     );
@@ -39,7 +57,17 @@ export function v2Paths(secured: boolean): Record<string, Json> {
       ...(s.description ? { description: s.description } : {}),
       tags: ["Open Inference Protocol (KServe v2)"],
       ...(parameters.length > 0 ? { parameters } : {}),
-      ...(s.body ? { requestBody: { required: true, content: { "application/json": { schema: s.body }, ...(s.binary ? { "application/octet-stream": BINARY_BODY } : {}) } } } : {}),
+      ...(s.body
+        ? {
+            requestBody: {
+              required: true,
+              content: {
+                "application/json": { schema: s.body },
+                ...(s.binary ? { "application/octet-stream": BINARY_BODY } : {}),
+              },
+            },
+          }
+        : {}),
       security: secured && !s.public ? [{ bearer: [] }] : [],
       responses,
     };

@@ -32,21 +32,41 @@ export interface V2Route {
 // or binary_data would change meaning; the handlers check each parameter they read.
 const parameter = { description: "a string, number or boolean" };
 const parameters = { type: "object", additionalProperties: parameter, description: "name: value pairs" };
-const error = { type: "object", required: ["error"], properties: { error: { type: "string", description: "what is wrong, naming the input, field or limit" } } };
-const errorAnswer = (description: string): { description: string; schema: Record<string, unknown> } => ({ description, schema: error });
+const error = {
+  type: "object",
+  required: ["error"],
+  properties: { error: { type: "string", description: "what is wrong, naming the input, field or limit" } },
+};
+const errorAnswer = (description: string): { description: string; schema: Record<string, unknown> } => ({
+  description,
+  schema: error,
+});
 
 const tensorMetadata = {
   type: "object",
   required: ["name", "datatype", "shape"],
-  properties: { name: { type: "string" }, datatype: { type: "string", enum: [...DATATYPES] }, shape: { type: "array", items: { type: "integer" }, description: "-1: a dimension of variable size (the batch)" } },
+  properties: {
+    name: { type: "string" },
+    datatype: { type: "string", enum: [...DATATYPES] },
+    shape: { type: "array", items: { type: "integer" }, description: "-1: a dimension of variable size (the batch)" },
+  },
 };
 
 const modelParams = {
   type: "object",
   required: ["name"],
   properties: {
-    name: { type: "string", maxLength: 256, description: 'the detector ("badexpert" unless --model-name says otherwise) or the filtered model ("<name>-filtered")' },
-    version: { type: "string", maxLength: 64, description: `the model's version: ${MODEL_VERSION} (the only one served)` },
+    name: {
+      type: "string",
+      maxLength: 256,
+      description:
+        'the detector ("badexpert" unless --model-name says otherwise) or the filtered model ("<name>-filtered")',
+    },
+    version: {
+      type: "string",
+      maxLength: 64,
+      description: `the model's version: ${MODEL_VERSION} (the only one served)`,
+    },
   },
 };
 
@@ -55,7 +75,10 @@ const inferBody = {
   required: ["inputs"],
   properties: {
     id: { type: "string", maxLength: 256, description: "returned in the answer" },
-    parameters: { ...parameters, description: "binary_data_output (boolean): every output as binary data (binary extension)" },
+    parameters: {
+      ...parameters,
+      description: "binary_data_output (boolean): every output as binary data (binary extension)",
+    },
     inputs: {
       type: "array",
       minItems: 1,
@@ -65,9 +88,18 @@ const inferBody = {
         required: ["name", "datatype", "shape"],
         properties: {
           name: { type: "string", maxLength: 256, description: `"${INPUT_NAME}"` },
-          datatype: { type: "string", maxLength: 16, description: "UINT8 (shape [-1, H, W, C], NHWC pixels), FP32 ([-1, C, H, W], pixel / 255 in [0, 1]) or BYTES ([-1] or [-1, 1], encoded images)" },
+          datatype: {
+            type: "string",
+            maxLength: 16,
+            description:
+              "UINT8 (shape [-1, H, W, C], NHWC pixels), FP32 ([-1, C, H, W], pixel / 255 in [0, 1]) or BYTES ([-1] or [-1, 1], encoded images)",
+          },
           shape: { type: "array", minItems: 1, maxItems: 8, items: { type: "integer", minimum: 0 } },
-          parameters: { ...parameters, description: 'content_type: "base64" (BYTES as base64 strings in JSON, as MLServer\'s codec); binary_data_size (integer): the bytes of this tensor after the JSON (binary extension)' },
+          parameters: {
+            ...parameters,
+            description:
+              'content_type: "base64" (BYTES as base64 strings in JSON, as MLServer\'s codec); binary_data_size (integer): the bytes of this tensor after the JSON (binary extension)',
+          },
           data: { description: "the elements, row-major, flat or nested by dimension; absent with binary_data_size" },
         },
       },
@@ -75,13 +107,21 @@ const inferBody = {
     outputs: {
       type: "array",
       maxItems: 16,
-      items: { type: "object", required: ["name"], properties: { name: { type: "string", maxLength: 256 }, parameters: { ...parameters, description: "binary_data (boolean): this output as binary data" } } },
+      items: {
+        type: "object",
+        required: ["name"],
+        properties: {
+          name: { type: "string", maxLength: 256 },
+          parameters: { ...parameters, description: "binary_data (boolean): this output as binary data" },
+        },
+      },
       description: "the outputs to answer, in this order (default: all)",
     },
   },
 };
 
-const describeOutputs = (role: "detector" | "filtered"): string => OUTPUTS[role].map((o) => `${o.name} (${o.datatype}): ${o.description}`).join("; ");
+const describeOutputs = (role: "detector" | "filtered"): string =>
+  OUTPUTS[role].map((o) => `${o.name} (${o.datatype}): ${o.description}`).join("; ");
 
 const inferAnswer = {
   type: "object",
@@ -107,7 +147,10 @@ const inferAnswer = {
   },
 };
 
-const healthAnswers = (what: string): RouteSchema["response"] => ({ "200": { description: `${what}: yes (empty body)` }, "400": { description: `${what}: no (empty body)` } });
+const healthAnswers = (what: string): RouteSchema["response"] => ({
+  "200": { description: `${what}: yes (empty body)` },
+  "400": { description: `${what}: no (empty body)` },
+});
 
 const model = (url: string): V2Route[] => [
   {
@@ -115,12 +158,23 @@ const model = (url: string): V2Route[] => [
     url,
     handler: "model",
     schema: {
-      summary: "model metadata: the input (image, UINT8 NHWC at the bundle's size; FP32 NCHW and BYTES images are accepted too) and the outputs",
+      summary:
+        "model metadata: the input (image, UINT8 NHWC at the bundle's size; FP32 NCHW and BYTES images are accepted too) and the outputs",
       params: modelParams,
       response: {
         "200": {
           description: "model metadata",
-          schema: { type: "object", required: ["name", "platform", "inputs", "outputs"], properties: { name: { type: "string" }, versions: { type: "array", items: { type: "string" } }, platform: { type: "string" }, inputs: { type: "array", items: tensorMetadata }, outputs: { type: "array", items: tensorMetadata } } },
+          schema: {
+            type: "object",
+            required: ["name", "platform", "inputs", "outputs"],
+            properties: {
+              name: { type: "string" },
+              versions: { type: "array", items: { type: "string" } },
+              platform: { type: "string" },
+              inputs: { type: "array", items: tensorMetadata },
+              outputs: { type: "array", items: tensorMetadata },
+            },
+          },
         },
         "401": errorAnswer("missing or wrong bearer token"),
         "404": errorAnswer("no such model or version"),
@@ -132,7 +186,12 @@ const model = (url: string): V2Route[] => [
     method: "GET",
     url: `${url}/ready`,
     handler: "modelReady",
-    schema: { summary: "whether the model is ready for inference", params: modelParams, response: { ...healthAnswers("ready"), "404": errorAnswer("no such model or version") }, public: true },
+    schema: {
+      summary: "whether the model is ready for inference",
+      params: modelParams,
+      response: { ...healthAnswers("ready"), "404": errorAnswer("no such model or version") },
+      public: true,
+    },
   },
   {
     method: "POST",
@@ -145,11 +204,23 @@ const model = (url: string): V2Route[] => [
         "An input that could not be scored is never answered clean: the detector flags it and says why in error, the filtered model refuses it. " +
         "With the binary extension the body is the JSON followed by the tensors' bytes (little-endian, row-major; BYTES elements as a 4-byte length and the bytes), the JSON's length in Inference-Header-Content-Length; an answer with binary outputs has the same layout and header.",
       params: modelParams,
-      headers: { type: "object", properties: { [HEADER_LENGTH]: { type: "string", pattern: "^[0-9]+$", description: "binary extension: bytes of JSON at the start of the body" } } },
+      headers: {
+        type: "object",
+        properties: {
+          [HEADER_LENGTH]: {
+            type: "string",
+            pattern: "^[0-9]+$",
+            description: "binary extension: bytes of JSON at the start of the body",
+          },
+        },
+      },
       body: inferBody,
       binary: true,
       response: {
-        "200": { description: "the outputs (JSON, or JSON and binary data with Inference-Header-Content-Length)", schema: inferAnswer },
+        "200": {
+          description: "the outputs (JSON, or JSON and binary data with Inference-Header-Content-Length)",
+          schema: inferAnswer,
+        },
         "400": errorAnswer("malformed request: shape, datatype, input or output name, tensor data"),
         "401": errorAnswer("missing or wrong bearer token"),
         "404": errorAnswer("no such model or version"),
@@ -164,12 +235,26 @@ const model = (url: string): V2Route[] => [
 ];
 
 export const V2_ROUTES: readonly V2Route[] = [
-  { method: "GET", url: "/v2/health/live", handler: "live", schema: { summary: "liveness (Kubernetes livenessProbe): the server answers requests", response: healthAnswers("live"), public: true } },
+  {
+    method: "GET",
+    url: "/v2/health/live",
+    handler: "live",
+    schema: {
+      summary: "liveness (Kubernetes livenessProbe): the server answers requests",
+      response: healthAnswers("live"),
+      public: true,
+    },
+  },
   {
     method: "GET",
     url: "/v2/health/ready",
     handler: "ready",
-    schema: { summary: "readiness (Kubernetes readinessProbe): every worker has loaded and verified the bundle, and the server is not shutting down", response: healthAnswers("ready"), public: true },
+    schema: {
+      summary:
+        "readiness (Kubernetes readinessProbe): every worker has loaded and verified the bundle, and the server is not shutting down",
+      response: healthAnswers("ready"),
+      public: true,
+    },
   },
   {
     method: "GET",
@@ -178,7 +263,18 @@ export const V2_ROUTES: readonly V2Route[] = [
     schema: {
       summary: `server metadata: name, version and the protocol extensions implemented (${EXTENSIONS.join(", ")})`,
       response: {
-        "200": { description: "server metadata", schema: { type: "object", required: ["name", "version", "extensions"], properties: { name: { type: "string" }, version: { type: "string" }, extensions: { type: "array", items: { type: "string" } } } } },
+        "200": {
+          description: "server metadata",
+          schema: {
+            type: "object",
+            required: ["name", "version", "extensions"],
+            properties: {
+              name: { type: "string" },
+              version: { type: "string" },
+              extensions: { type: "array", items: { type: "string" } },
+            },
+          },
+        },
         "401": errorAnswer("missing or wrong bearer token"),
       },
       public: false,

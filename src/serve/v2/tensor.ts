@@ -4,7 +4,21 @@
 // padding; a BYTES element is a 4-byte little-endian length followed by its bytes.
 import { ServeError } from "../errors.js";
 
-export const DATATYPES = ["BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32", "FP64", "BYTES"] as const;
+export const DATATYPES = [
+  "BOOL",
+  "UINT8",
+  "UINT16",
+  "UINT32",
+  "UINT64",
+  "INT8",
+  "INT16",
+  "INT32",
+  "INT64",
+  "FP16",
+  "FP32",
+  "FP64",
+  "BYTES",
+] as const;
 export type Datatype = (typeof DATATYPES)[number];
 
 /** A request or tensor parameter: the protocol's parameters are strings, numbers or booleans. */
@@ -42,7 +56,8 @@ export const bad = (message: string): ServeError => new ServeError("E_USAGE", "b
 export function elementCount(shape: readonly number[], what: string): number {
   let n = 1;
   for (const d of shape) {
-    if (!Number.isSafeInteger(d) || d < 0) throw bad(`${what}: shape [${shape.join(", ")}] has a dimension that is not a non-negative integer`);
+    if (!Number.isSafeInteger(d) || d < 0)
+      throw bad(`${what}: shape [${shape.join(", ")}] has a dimension that is not a non-negative integer`);
     n *= d;
   }
   return n;
@@ -54,7 +69,8 @@ export function elementCount(shape: readonly number[], what: string): number {
  * overflow the stack.
  */
 export function flattenJson(values: unknown, rank: number, count: number, what: string): unknown[] {
-  if (!Array.isArray(values)) throw bad(`${what}: "data" must be an array, got ${values === null ? "null" : typeof values}`);
+  if (!Array.isArray(values))
+    throw bad(`${what}: "data" must be an array, got ${values === null ? "null" : typeof values}`);
   const out: unknown[] = [];
   const stack: { a: unknown[]; i: number; depth: number }[] = [{ a: values, i: 0, depth: 1 }];
   while (stack.length > 0) {
@@ -65,7 +81,8 @@ export function flattenJson(values: unknown, rank: number, count: number, what: 
     }
     const v = top.a[top.i++];
     if (Array.isArray(v)) {
-      if (top.depth >= Math.max(rank, 1)) throw bad(`${what}: "data" is nested deeper than the shape's ${rank} dimensions`);
+      if (top.depth >= Math.max(rank, 1))
+        throw bad(`${what}: "data" is nested deeper than the shape's ${rank} dimensions`);
       stack.push({ a: v, i: 0, depth: top.depth + 1 });
       continue;
     }
@@ -78,7 +95,10 @@ export function flattenJson(values: unknown, rank: number, count: number, what: 
 
 /** Checks that raw bytes hold exactly `count` elements of `size` bytes. */
 export function checkRawSize(bytes: Uint8Array, count: number, size: number, datatype: string, what: string): void {
-  if (bytes.length !== count * size) throw bad(`${what}: ${bytes.length} bytes of ${datatype} data, its shape needs ${count} x ${size} = ${count * size}`);
+  if (bytes.length !== count * size)
+    throw bad(
+      `${what}: ${bytes.length} bytes of ${datatype} data, its shape needs ${count} x ${size} = ${count * size}`,
+    );
 }
 
 /** Splits raw BYTES data into its `count` elements (each a 4-byte little-endian length, then the bytes). */
@@ -90,7 +110,8 @@ export function splitBytesElements(bytes: Uint8Array, count: number, what: strin
     if (at + 4 > bytes.length) throw bad(`${what}: BYTES element ${out.length} has a truncated 4-byte length`);
     const n = view.getUint32(at, true);
     at += 4;
-    if (at + n > bytes.length) throw bad(`${what}: BYTES element ${out.length} declares ${n} bytes, ${bytes.length - at} are left`);
+    if (at + n > bytes.length)
+      throw bad(`${what}: BYTES element ${out.length} declares ${n} bytes, ${bytes.length - at} are left`);
     if (out.length >= count) throw bad(`${what}: the BYTES data holds more than the ${count} elements of its shape`);
     out.push(bytes.subarray(at, at + n));
     at += n;
