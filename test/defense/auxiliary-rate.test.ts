@@ -2,47 +2,23 @@
 // from the strongest down, a rate far too strong must lose, the first that keeps the accuracy wins.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { manualSeed, memory } from "../../src/engine/index.js";
-import { loadDataset } from "../../src/data/registry.js";
-import { subset } from "../../src/data/splits.js";
-import { createModel } from "../../src/models/registry.js";
-import { defenseSplits } from "../../src/defense/splits.js";
-import { fit } from "../../src/train/trainer.js";
-import { DEFAULT_CONFIG } from "../../src/train/config.js";
+import { memory } from "../../src/engine/index.js";
 import { evaluateModel } from "../../src/train/evaluate.js";
+import { FASHION_CNN_SPEC, FASHION_PREPROCESSING, learnedFashionCnn } from "../helpers/learned-fashion-cnn.js";
 import { selectFinetuneLr } from "../../src/defense/auxiliary-rate.js";
 
 test("on real images, the strongest rate is tried first; one that wrecks M' is cut short; the first kept M' is returned, finetuned to the end", async () => {
   const before = memory().numTensors;
   const handlesBefore = memory().numHandles;
-  const testSet = await loadDataset("fashion-mnist", { split: "test" });
-  const s = defenseSplits(testSet.count, { seed: 3, reserved: 512, calibration: 400 });
-  const reserved = subset(testSet, s.reserved);
-  const calibration = subset(testSet, s.calibration);
-  const spec = { name: "compact-cnn", numClasses: 10, inChannels: 1, imageSize: 28 };
-  const preprocessing = { imageSize: [28, 28] as [number, number], channels: 1, mean: [0.286], std: [0.353] };
-  manualSeed(7);
-  const model = createModel("compact-cnn", spec);
+  const { model, reserved, calibration } = await learnedFashionCnn({
+    splitSeed: 3,
+    reserved: 512,
+    calibration: 400,
+    initSeed: 7,
+  });
+  const spec = FASHION_CNN_SPEC;
+  const preprocessing = FASHION_PREPROCESSING;
   try {
-    // A model that has learned something, so that M's accuracy is a real reference.
-    await fit(
-      model,
-      subset(testSet, s.evaluation.subarray(0, 1500)),
-      {
-        ...DEFAULT_CONFIG,
-        epochs: 2,
-        batchSize: 64,
-        optimizer: "sgd",
-        lr: 0.05,
-        momentum: 0.9,
-        nesterov: true,
-        weightDecay: 0,
-        schedule: "none",
-        augment: {},
-        seed: 1,
-      },
-      { normalization: preprocessing, silent: true },
-    );
     const lines: string[] = [];
     const { selection, auxiliary } = await selectFinetuneLr(model, { spec, preprocessing }, reserved, calibration, {
       finetune: { lr: 0.01, gamma: 0.1, epochs: 2, batchSize: 64, milestones: [1], momentum: 0.9, weightDecay: 0 },

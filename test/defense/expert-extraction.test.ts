@@ -3,45 +3,21 @@
 // everything it made.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { manualSeed, memory } from "../../src/engine/index.js";
-import { loadDataset } from "../../src/data/registry.js";
-import { subset } from "../../src/data/splits.js";
-import { createModel } from "../../src/models/registry.js";
-import { defenseSplits } from "../../src/defense/splits.js";
-import { fit } from "../../src/train/trainer.js";
-import { DEFAULT_CONFIG } from "../../src/train/config.js";
+import { memory } from "../../src/engine/index.js";
 import { evaluateModel } from "../../src/train/evaluate.js";
+import { FASHION_CNN_SPEC, FASHION_PREPROCESSING, learnedFashionCnn } from "../helpers/learned-fashion-cnn.js";
 import { extractExpertUntilForgotten } from "../../src/defense/expert-extraction.js";
 
 test("B unlearns until its monitor accuracy is at most the level, and no further", async () => {
   const before = memory().numTensors;
-  const testSet = await loadDataset("fashion-mnist", { split: "test" });
-  const s = defenseSplits(testSet.count, { seed: 5, reserved: 768, calibration: 300 });
-  const reserved = subset(testSet, s.reserved);
-  const monitor = subset(testSet, s.calibration);
-  const spec = { name: "compact-cnn", numClasses: 10, inChannels: 1, imageSize: 28 };
-  const preprocessing = { imageSize: [28, 28] as [number, number], channels: 1, mean: [0.286], std: [0.353] };
-  manualSeed(11);
-  const model = createModel("compact-cnn", spec);
+  const {
+    model,
+    reserved,
+    calibration: monitor,
+  } = await learnedFashionCnn({ splitSeed: 5, reserved: 768, calibration: 300, initSeed: 11 });
+  const spec = FASHION_CNN_SPEC;
+  const preprocessing = FASHION_PREPROCESSING;
   try {
-    await fit(
-      model,
-      subset(testSet, s.evaluation.subarray(0, 1500)),
-      {
-        ...DEFAULT_CONFIG,
-        epochs: 2,
-        batchSize: 64,
-        optimizer: "sgd",
-        lr: 0.05,
-        momentum: 0.9,
-        nesterov: true,
-        weightDecay: 0,
-        schedule: "none",
-        augment: {},
-        seed: 1,
-      },
-      { normalization: preprocessing, silent: true },
-    );
     const unlearn = {
       startLr: 1e-5,
       growthPerEpoch: 10,
