@@ -258,7 +258,7 @@ export async function measureCanary(
 /**
  * The default: the strongest rate at which every canary is still detected with AUROC ≥ 0.98.
  * Chosen on eight development attacks (Trojan, WaNet, TaCT, Adaptive-Patch, Clean-Label, BPP,
- * Adaptive-Blend, all-to-all; `npm run bench:canary`, BENCHMARKS.md) among the rules above, then
+ * Adaptive-Blend, all-to-all; measured on the evaluation matrix) among the rules above, then
  * checked on BadNet and Blend; the old "peak" rule landed one step too gentle (2e-4) for Blend.
  * On CIFAR-10 no rate reached the level; selectUnlearnLr then keeps the static default.
  */

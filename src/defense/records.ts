@@ -59,7 +59,7 @@ export interface UnlearningRecord {
  * patch. "conditional": the patch on one source class only, with cover classes that carry it and keep
  * their labels (TaCT's plan, the defender's trigger). A conditional backdoor is tangled with its
  * source class's features, so unlearning the clean task can take it away at rates that keep an
- * unconditional canary (ResNet-20 TaCT, BENCHMARKS.md); this canary is there to notice that.
+ * unconditional canary (measured on ResNet-20 TaCT); this canary is there to notice that.
  */
 export type CanaryKind = "blend" | "patch" | "conditional";
 
@@ -89,7 +89,7 @@ export interface CanaryRecord {
  * Which clean images the canary is planted with. "reserved" (the default): the reserved set B
  * is then unlearned on. "disjoint": half of the calibration split (the other half measures), so
  * that — like a real backdoor, learned from the attacker's training data — the canary is planted
- * on images B never sees while it unlearns. Measured (BENCHMARKS.md), "disjoint" canaries are
+ * on images B never sees while it unlearns. Measured, "disjoint" canaries are
  * weaker and die at gentler rates than real backdoors, so they point to rates that are too gentle.
  */
 export type CanaryPlanting = "reserved" | "disjoint";
