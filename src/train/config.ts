@@ -17,6 +17,12 @@ export interface TrainConfig {
   /** Epochs at which MultiStep multiplies the rate by gamma. */
   milestones: number[];
   gamma: number;
+  /**
+   * Epochs over which the rate rises linearly from 1/steps of its scheduled value to all of it
+   * (Goyal et al. 2017): a large rate's first steps can blow up a network without BatchNorm,
+   * which the warmup avoids. 0 or omitted: none. May be fractional.
+   */
+  warmupEpochs?: number;
   seed: number;
   augment: AugmentOptions;
   labelSmoothing: number;
@@ -52,6 +58,9 @@ export function validateConfig(c: TrainConfig): TrainConfig {
   }
   if (!Number.isInteger(c.seed) || c.seed < 0)
     throw new RangeError(`training: seed must be a non-negative integer, got ${c.seed}`);
+  if (c.warmupEpochs !== undefined && !(c.warmupEpochs >= 0 && c.warmupEpochs <= c.epochs)) {
+    throw new RangeError(`training: warmupEpochs must be in [0, epochs = ${c.epochs}], got ${c.warmupEpochs}`);
+  }
   if (!(c.weightDecay >= 0)) throw new RangeError(`training: weightDecay must be >= 0, got ${c.weightDecay}`);
   return c;
 }

@@ -93,6 +93,25 @@ function currentLr(opt: AnyOptimizer): number {
   return opt.paramGroups[0]?.lr ?? Number.NaN;
 }
 
+/**
+ * One optimizer step; during the first `warmupSteps` steps at (step + 1) / warmupSteps of the
+ * rate the schedule set, which is restored afterwards (the schedule owns the rate).
+ */
+function stepWithWarmup(optimizer: AnyOptimizer, step: number, warmupSteps: number): void {
+  if (step >= warmupSteps) {
+    optimizer.step();
+    return;
+  }
+  const scheduled = optimizer.paramGroups.map((g) => g.lr);
+  const factor = (step + 1) / warmupSteps;
+  for (const g of optimizer.paramGroups) g.lr *= factor;
+  try {
+    optimizer.step();
+  } finally {
+    optimizer.paramGroups.forEach((g, i) => (g.lr = scheduled[i] as number));
+  }
+}
+
 /** Trains `model` in place; returns one record per epoch run. */
 export async function fit(
   model: Module,
@@ -116,6 +135,8 @@ export async function fit(
   const dev = o.device && o.device !== "cpu" ? o.device : null;
   let steps = 0;
   let stopped = false;
+  const warmupSteps = Math.round((c.warmupEpochs ?? 0) * loader.numBatches);
+  let globalStep = (o.startEpoch ?? 0) * loader.numBatches;
   try {
     for (let epoch = o.startEpoch ?? 0; epoch < c.epochs && !stopped; epoch++) {
       const t0 = Date.now();
@@ -139,10 +160,11 @@ export async function fit(
           const logits = model.forward(x);
           const l = F.crossEntropy(logits, y, { labelSmoothing: c.labelSmoothing });
           l.backward();
-          optimizer.step();
+          stepWithWarmup(optimizer, globalStep, warmupSteps);
           return [l.item(), logits.argmax(1).eq(y).sum().item()] as const;
         });
         schedule?.step();
+        globalStep++;
         const n = b.indices.length;
         lossSum += loss * n;
         correct += right;

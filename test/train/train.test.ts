@@ -210,3 +210,37 @@ test("progress lines name the model being trained when given a label, and only t
   assert.match(text, /B \(backdoor expert, unlearning\), epoch 1\/1 128\/128/);
   assert.match(text, /(^|[\r\n]|\[[#.]+\] )epoch 1\/1 128\/128/m, "no label: the epoch alone");
 });
+
+test("warmup scales the first step by 1/steps of the scheduled rate, and is checked", async () => {
+  const { train } = await slices();
+  const plain: TrainConfig = { ...config, optimizer: "sgd", momentum: 0, nesterov: false, lr: 0.05, schedule: "none" };
+  const stepsPerEpoch = Math.ceil(train.count / plain.batchSize);
+  // One step from the same start on the same batch: only the rate differs, so the weight change
+  // of the warmed-up step is the plain step's divided by the warmup's length in steps.
+  // Parameters only: BatchNorm's running statistics move whatever the rate.
+  const params = (m: Module) => tidy(() => m.parameters().flatMap((t) => t.to({ dtype: "float64" }).toArray()));
+  const firstStep = async (c: TrainConfig) => {
+    manualSeed(11);
+    const model = createModel("compact-cnn", spec());
+    const before = params(model);
+    await fit(model, train, c, { normalization: norm, silent: true, afterStep: () => true });
+    const after = params(model);
+    model.dispose();
+    return after.map((w, i) => w - (before[i] as number));
+  };
+  const full = await firstStep(plain);
+  const warmed = await firstStep({ ...plain, warmupEpochs: 1 });
+  const norm2 = (v: number[]) => Math.sqrt(v.reduce((s, x) => s + x * x, 0));
+  assert.ok(norm2(full) > 0, "the plain step moves the weights");
+  const ratio = norm2(warmed) / norm2(full);
+  assert.ok(Math.abs(ratio * stepsPerEpoch - 1) < 1e-3, `warmed/plain step ${ratio}, expected 1/${stepsPerEpoch}`);
+  await assert.rejects(
+    fit(
+      createModel("compact-cnn", spec()),
+      train,
+      { ...plain, warmupEpochs: 3 },
+      { normalization: norm, silent: true },
+    ),
+    /warmupEpochs must be in \[0, epochs = 2\], got 3/,
+  );
+});
