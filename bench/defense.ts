@@ -57,17 +57,6 @@ for (const attack of attacks) {
     modelAsr: meta.metrics.attackSuccessRate,
     params,
     unlearnLr: d.options.unlearn.lr,
-    unlearnSelection: d.selection
-      ? {
-          lr: d.selection.lr,
-          seconds: d.selection.seconds,
-          canaries: d.selection.canaries.map((c) => ({
-            kind: c.kind,
-            attackSuccessRate: c.attackSuccessRate,
-            table: c.table,
-          })),
-        }
-      : null,
     finetuneLr: d.options.finetune.lr,
     finetuneSelection: d.finetuneSelection,
     ...m,
@@ -76,10 +65,10 @@ for (const attack of attacks) {
   };
   rows.push(row);
   console.log(
-    `| ${attack} | ${d.options.unlearn.lr}${d.selection ? " (auto)" : ""} | ${d.options.finetune.lr}${d.finetuneSelection ? " (auto)" : ""} | ${pct(m.cleanAccuracyBefore)} → ${pct(m.cleanAccuracyAfter)} | ${pct(m.asrBefore)} → ${pct(m.asrAfter)} | ${m.auroc.toFixed(4)} | ${pct(m.tpr)} | ${pct(m.fpr)} | ` +
+    `| ${attack} | ${d.options.unlearn.lr}${d.unlearning ? " (auto)" : ""} | ${d.options.finetune.lr}${d.finetuneSelection ? " (auto)" : ""} | ${pct(m.cleanAccuracyBefore)} → ${pct(m.cleanAccuracyAfter)} | ${pct(m.asrBefore)} → ${pct(m.asrAfter)} | ${m.auroc.toFixed(4)} | ${pct(m.tpr)} | ${pct(m.fpr)} | ` +
       // With M''s rate chosen, M' is the selection's model: its time is the M' selection's.
       `${round(d.seconds.expert)} / ${d.finetuneSelection ? "–" : round(d.seconds.auxiliary)} / ${round(d.seconds.calibration)} s` +
-      `${d.selection ? ` (+ ${round(d.seconds.selection)} s B-rate selection)` : ""}${d.finetuneSelection ? ` (+ ${round(d.seconds.finetuneSelection)} s M'-rate selection)` : ""} | ${e.scoringRate.toFixed(0)}/s |`,
+      `${d.finetuneSelection ? ` (+ ${round(d.seconds.finetuneSelection)} s M'-rate selection)` : ""} | ${e.scoringRate.toFixed(0)}/s |`,
   );
 }
 if (wantsJson()) console.log(JSON.stringify(rows));

@@ -110,7 +110,7 @@ console.log(
 console.log("|---|---|---|---|---|---|---|---|---|---|");
 for (const name of attacks) {
   const { dir } = await cachedModel({ dataset, attack: name, epochs, seed });
-  // Made once per model with the defaults (the unlearning rate chosen by the canaries), then reused.
+  // Made once per model with the defaults, then reused.
   const bundle = join(
     "out",
     "bench",

@@ -20,7 +20,6 @@ import {
   type MatrixDefense,
 } from "./matrix/cells.js";
 import { UNLEARN_LABEL_MAPPINGS, type UnlearnLabelMapping } from "../src/defense/defaults.js";
-import { CANARY_KINDS, type CanaryKind } from "../src/defense/canary.js";
 import { aggregateMatrix, renderMatrixTables } from "./matrix/tables.js";
 import { wantsJson, helpAndExit, usageFailure } from "./harness.js";
 
@@ -38,9 +37,7 @@ evaluate jobs; one result JSON per cell under --results; finished cells are skip
   --param "a:k=v,..;b:k=v"  attack parameter overrides
   --defense k=v,..    defend options other than the defaults, part of each cell's identity:
                       unlearnLabels=${UNLEARN_LABEL_MAPPINGS.join("|")}, finetuneLr=X|auto (the SGD rate of M'),
-                      canaries=${CANARY_KINDS.join("+")} (those that choose B's rate),
-                      unlearnLr=X|auto (B's rate: given, no canaries, for diagnosis; or
-                      chosen by the canaries where the default is fixed, as canaries=... implies)
+                      unlearnLr=X|auto (B's rate: given, for diagnosis; or unlearning until forgotten)
   --fprs f,g          FPRs to evaluate at (default: the dataset's, 0.1% GTSRB / 1% otherwise, and 1%)
   --results DIR       result files (default bench/results/matrix, kept in git: RESULTS.md is
                       built from them by \`npm run results\`, on a fresh clone too)
@@ -179,17 +176,8 @@ for (const part of list(values.defense)) {
     if (v !== "auto" && !(x > 0 && x <= 10))
       fail(`--defense: unlearnLr must be "auto" or a number in (0, 10], got ${JSON.stringify(v)}`);
     defense.unlearnLr = v === "auto" ? "auto" : x;
-  } else if (k === "canaries") {
-    const kinds = (v ?? "").split("+");
-    if (kinds.some((x) => !(CANARY_KINDS as readonly string[]).includes(x)) || new Set(kinds).size !== kinds.length)
-      fail(
-        `--defense: canaries must be distinct names from ${CANARY_KINDS.join(", ")} joined by "+", got ${JSON.stringify(v)}`,
-      );
-    defense.canaries = kinds as CanaryKind[];
   } else {
-    fail(
-      `--defense: expected unlearnLabels=..., finetuneLr=..., unlearnLr=... or canaries=..., got ${JSON.stringify(part)}`,
-    );
+    fail(`--defense: expected unlearnLabels=..., finetuneLr=... or unlearnLr=..., got ${JSON.stringify(part)}`);
   }
 }
 const hasDefense = Object.keys(defense).length > 0;

@@ -1,6 +1,6 @@
 // The evaluation matrix's cells (`npm run bench:matrix`): dataset × model × attack × seed, each cell run
 // through the model cache (train or reuse the backdoored model), the defend job (BaDExpert with
-// the defaults, canary-chosen unlearning rate where the paper gives none) and the
+// the defaults) and the
 // evaluate-defense job (at each requested FPR), and written as one JSON file. A cell whose file
 // is complete is skipped, so a killed run continues where it stopped; files are written
 // atomically, so a kill never leaves a cell that looks finished.
@@ -8,7 +8,6 @@ import { readFile, readdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { ParamValue } from "../../src/attacks/attack.js";
 import type { AuxiliaryRateSelection } from "../../src/defense/records.js";
-import type { CanaryKind, CanaryRecord } from "../../src/defense/canary.js";
 import { DEFAULT_TARGET_FPR, type UnlearnLabelMapping } from "../../src/defense/defaults.js";
 import type { UnlearningTrace } from "../../src/defense/records.js";
 import type { DefenseMetrics } from "../../src/defense/metrics.js";
@@ -41,16 +40,13 @@ export interface MatrixCell {
 export interface MatrixDefense {
   unlearnLabels?: UnlearnLabelMapping;
   finetuneLr?: number | "auto";
-  canaries?: CanaryKind[];
-  /**
-   * B's Adam rate: given (no canaries), for diagnosing a cell at a rate the canaries did not
-   * choose; or "auto", the canaries choosing it where the default is a fixed rate. `canaries`
-   * alone implies "auto".
-   */
+  /** The canary kinds that chose B's rate: in stored results only (defend plants no canaries). */
+  canaries?: string[];
+  /** B's Adam rate: given, for diagnosing a cell at another rate; or "auto", unlearning until forgotten. */
   unlearnLr?: number | "auto";
 }
 
-/** "canaries=blend+patch+conditional,finetuneLr=0.05": the overrides, sorted by name; "" for the defaults. */
+/** "finetuneLr=0.05,unlearnLr=auto": the overrides, sorted by name; "" for the defaults. */
 export function defenseTag(d: MatrixDefense | undefined): string {
   return settingsTag(d, ",");
 }
@@ -68,8 +64,8 @@ export interface MatrixCellResult {
   unlearn: {
     lr: number;
     source: string;
-    /** The canary records the rate was chosen from (absent where no canaries ran, and in results written before they were kept): rules can be compared on them later without re-running. */
-    canaries?: CanaryRecord[];
+    /** The canary records B's rate was chosen from, in stored results whose cell names canaries. */
+    canaries?: unknown[];
     /** How B's unlearning went when it ran until forgotten. */
     trace?: UnlearningTrace;
   };
@@ -85,7 +81,8 @@ export interface MatrixCellResult {
   parts?: DetectorParts;
   /** Scores of the AUROC sets (positives: poisoned inputs that fool M; negatives: clean inputs M gets right), for the bootstrap. */
   scores: { positives: number[]; negatives: number[] };
-  seconds: { expert: number; auxiliary: number; calibration: number; selection: number; evaluation: number };
+  /** `selection`: the canaries' time (0 where none ran), in stored results that carry it. */
+  seconds: { expert: number; auxiliary: number; calibration: number; selection?: number; evaluation: number };
   scoringRate: number;
   finishedAt: string;
 }
@@ -235,7 +232,6 @@ export async function runCell(c: MatrixCell, o: RunCellOptions): Promise<MatrixC
     unlearn: {
       ...(g.unlearnLr !== undefined ? { lr: g.unlearnLr } : {}),
       ...(g.unlearnLabels !== undefined ? { labels: g.unlearnLabels } : {}),
-      ...(g.canaries !== undefined ? { canaries: g.canaries } : {}),
     },
     finetune: { ...(g.finetuneLr !== undefined ? { lr: g.finetuneLr } : {}) },
     silent: true,
@@ -270,7 +266,6 @@ export async function runCell(c: MatrixCell, o: RunCellOptions): Promise<MatrixC
     unlearn: {
       lr: d.options.unlearn.lr,
       source: d.unlearnLrSource,
-      ...(d.selection ? { canaries: d.selection.canaries } : {}),
       ...(d.unlearning ? { trace: d.unlearning } : {}),
     },
     finetune: {

@@ -5,8 +5,6 @@ import type { Tensor } from "../engine/index.js";
 import type { ImageDataset } from "../data/dataset.js";
 import type { Rng } from "../util/rng.js";
 import { BaseAttack, type AlterStep, type PoisonPlan } from "./base.js";
-import { candidates } from "./sampling.js";
-import { numberParam } from "./params.js";
 
 export abstract class AdaptiveAttack extends BaseAttack {
   /** The randomised, weakened trigger used on training samples (test time uses applyTrigger). */
@@ -21,15 +19,6 @@ export abstract class AdaptiveAttack extends BaseAttack {
   }
 
   protected plan(train: ImageDataset, rng: Rng): PoisonPlan {
-    const t = this.targetClass;
-    const poison = this.choosePoisonOutsideTarget(train, numberParam(this.params, "rate"), rng);
-    const cover = this.chooseCovers(
-      train,
-      candidates(train, () => true),
-      poison,
-      numberParam(this.params, "coverRate"),
-      rng,
-    );
-    return { poison, cover, poisonLabel: () => t };
+    return this.planWithCovers(train, rng);
   }
 }

@@ -8,7 +8,7 @@
 //   cells        3      the patch is cells×cells squares
 //   margin       1      distance of the patch from the two nearest edges, in cells
 //   corner       0      which corner: 0 bottom-right (the reference), 1 bottom-left, 2 top-right,
-//                       3 top-left (the defense's patch canary uses a corner of its own choosing)
+//                       3 top-left
 // One cell is one pixel up to 32-pixel images and grows with the image (64x64: 2 pixels), so the
 // patch covers the same share of any image. Test-time trigger: the same patch.
 import type { AttackParams, ImageSpec } from "./attack.js";

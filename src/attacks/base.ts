@@ -201,6 +201,23 @@ export abstract class BaseAttack implements Attack {
     );
   }
 
+  /**
+   * All-to-one with cover samples: the `rate` parameter's share of the training set poisoned from
+   * outside the target class, the `coverRate` parameter's share of the rest (any class) as covers.
+   */
+  protected planWithCovers(train: ImageDataset, rng: Rng): PoisonPlan {
+    const t = this.targetClass;
+    const poison = this.choosePoisonOutsideTarget(train, numberParam(this.params, "rate"), rng);
+    const cover = this.chooseCovers(
+      train,
+      candidates(train, () => true),
+      poison,
+      numberParam(this.params, "coverRate"),
+      rng,
+    );
+    return { poison, cover, poisonLabel: () => t };
+  }
+
   /** Cover samples: round(coverRate·N) drawn from `pool` minus the poisoned ones. */
   protected chooseCovers(
     train: ImageDataset,

@@ -32,7 +32,6 @@ import { loadModuleArtifacts, moduleArtifacts, type AttackArtifacts } from "./ar
 import type { AlterStep, PoisonPlan } from "./base.js";
 import { GeneratorAttack, NETWORK_BATCH, networkTrainingParams, type TrainedNetwork } from "./generator-attack.js";
 import { TARGET_CLASS, numberParam, rateParam, type ParamTable } from "./params.js";
-import { candidates } from "./sampling.js";
 
 export const DYNAMIC_PARAMS: ParamTable = {
   targetClass: TARGET_CLASS,
@@ -194,16 +193,7 @@ export class Dynamic extends GeneratorAttack {
   }
 
   protected plan(train: ImageDataset, rng: Rng): PoisonPlan {
-    const t = this.targetClass;
-    const poison = this.choosePoisonOutsideTarget(train, numberParam(this.params, "rate"), rng);
-    const cover = this.chooseCovers(
-      train,
-      candidates(train, () => true),
-      poison,
-      numberParam(this.params, "coverRate"),
-      rng,
-    );
-    return { poison, cover, poisonLabel: () => t };
+    return this.planWithCovers(train, rng);
   }
 
   protected async trainNetwork(data: ImageDataset, seed: number, ctx: AttackContext): Promise<TrainedNetwork> {

@@ -15,7 +15,7 @@ import type { Tensor } from "../engine/index.js";
 import type { ImageDataset } from "../data/dataset.js";
 import type { Rng } from "../util/rng.js";
 import type { AttackParams, ImageSpec } from "./attack.js";
-import { BaseAttack, type AttackInfo, type PoisonPlan } from "./base.js";
+import { BaseAttack, type PoisonPlan } from "./base.js";
 import { checkImages, pasteTrigger, type TriggerCanvas } from "./canvas.js";
 import { watermarkCanvas } from "./trojan.js";
 import { candidates, choose, countFromRate } from "./sampling.js";
@@ -57,9 +57,8 @@ export class TaCT extends BaseAttack {
   readonly sourceClass: number;
   readonly coverClasses: number[];
 
-  /** `info` is TaCT's own unless a subclass with another trigger passes its name (src/attacks/source-specific.ts). */
-  constructor(params: AttackParams, spec: ImageSpec, info: Pick<AttackInfo, "name" | "description"> = TACT_INFO) {
-    super({ ...info, kind: "source-specific", targeting: "source-specific" }, params, spec);
+  constructor(params: AttackParams, spec: ImageSpec) {
+    super({ ...TACT_INFO, kind: "source-specific", targeting: "source-specific" }, params, spec);
     const what = `attack '${this.name}'`;
     const k = spec.numClasses;
     this.sourceClass = this.checkedSourceClass();

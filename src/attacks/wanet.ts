@@ -22,7 +22,6 @@ import { Rng } from "../util/rng.js";
 import type { AttackParams, ImageSpec } from "./attack.js";
 import { BaseAttack, type AlterStep, type PoisonPlan } from "./base.js";
 import { checkImages } from "./canvas.js";
-import { candidates } from "./sampling.js";
 import { PATTERN_SEED, TARGET_CLASS, numberParam, rateParam, type ParamTable } from "./params.js";
 
 export const WANET_PARAMS: ParamTable = {
@@ -120,15 +119,6 @@ export class WaNet extends BaseAttack {
   }
 
   protected plan(train: ImageDataset, rng: Rng): PoisonPlan {
-    const t = this.targetClass;
-    const poison = this.choosePoisonOutsideTarget(train, numberParam(this.params, "rate"), rng);
-    const cover = this.chooseCovers(
-      train,
-      candidates(train, () => true),
-      poison,
-      numberParam(this.params, "coverRate"),
-      rng,
-    );
-    return { poison, cover, poisonLabel: () => t };
+    return this.planWithCovers(train, rng);
   }
 }

@@ -26,8 +26,6 @@ function describe(spec: ValueSpec): string {
       return `one of ${spec.values.join(", ")}`;
     case "int-list":
       return `comma-separated decimal integers in ${spec.min}..${spec.max}`;
-    case "choice-list":
-      return `comma-separated names from ${spec.values.join(", ")}, each at most once`;
     case "float-or":
       return `${spec.word} or ${describe(spec.number)}`;
   }
@@ -60,7 +58,7 @@ function parseFloatIn(name: string, spec: Extract<ValueSpec, { kind: "float" }>,
 }
 
 /** A parsed value of one option: number, list, word or choice. Throws a UsageError naming the option. */
-export function parseValue(name: string, spec: ValueSpec, text: string): number | number[] | string | string[] {
+export function parseValue(name: string, spec: ValueSpec, text: string): number | number[] | string {
   switch (spec.kind) {
     case "int":
       return parseIntIn(name, spec, text, text);
@@ -72,12 +70,6 @@ export function parseValue(name: string, spec: ValueSpec, text: string): number 
     case "int-list":
       if (text.trim() === "") throw bad(name, spec, text);
       return text.split(",").map((p) => parseIntIn(name, spec, p, text));
-    case "choice-list": {
-      const names = text.split(",").map((p) => p.trim());
-      if (names.some((n) => !spec.values.includes(n)) || new Set(names).size !== names.length)
-        throw bad(name, spec, text);
-      return names;
-    }
     case "float-or":
       if (text === spec.word) return text;
       try {
@@ -219,11 +211,7 @@ export function requireStr(v: Values, name: string, hint = ""): string {
   return x;
 }
 
-function typed(
-  v: Values,
-  name: string,
-  options: Record<string, OptionSpec>,
-): number | number[] | string | string[] | undefined {
+function typed(v: Values, name: string, options: Record<string, OptionSpec>): number | number[] | string | undefined {
   const x = str(v, name);
   const spec = specOf(options, name);
   if (!spec?.value) throw new Error(`internal: --${name} has no value spec in the option table`);
@@ -272,24 +260,6 @@ export function intList(v: Values, name: string, options: Record<string, OptionS
   if (r !== undefined && !(Array.isArray(r) && r.every((x) => typeof x === "number")))
     throw new Error(`internal: --${name} is not an integer-list option`);
   return r;
-}
-
-/** Names from a choice-list option, narrowed to `allowed` (the option table's values). */
-export function choiceList<T extends string>(
-  v: Values,
-  name: string,
-  allowed: readonly T[],
-  options: Record<string, OptionSpec>,
-): T[] | undefined {
-  const r = typed(v, name, options);
-  if (r === undefined) return undefined;
-  if (!Array.isArray(r)) throw new Error(`internal: --${name} is not a choice-list option`);
-  return r.map((x) => {
-    const hit = allowed.find((a) => a === x);
-    if (hit === undefined)
-      throw new Error(`internal: --${name}'s option table allows ${JSON.stringify(x)}, the command does not`);
-    return hit;
-  });
 }
 
 /** A number, or the option's special word (e.g. --unlearn-lr auto). */

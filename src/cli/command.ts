@@ -8,8 +8,6 @@ export type ValueSpec =
   | { kind: "float"; min: number; max: number; exclusiveMin?: boolean; exclusiveMax?: boolean }
   | { kind: "choice"; values: readonly string[] }
   | { kind: "int-list"; min: number; max: number }
-  /** Comma-separated names from `values`, each at most once, e.g. --canaries blend,patch. */
-  | { kind: "choice-list"; values: readonly string[] }
   /** A number or one special word, e.g. --unlearn-lr auto. */
   | { kind: "float-or"; word: string; number: Extract<ValueSpec, { kind: "float" }> };
 

@@ -4,31 +4,19 @@
 // a writer, so a pipe among scan's inputs is an error line rather than a scan that never ends.
 // The size limit keeps one stray multi-gigabyte file from costing its size in memory before the
 // decoder even looks at it.
-import { BadExpertError } from "../util/errors.js";
 import { FileReadError, readRegularFile } from "../util/read-regular-file.js";
 
 /** 256 MiB: far above any encoded image within the decoder's pixel limit. */
 export const MAX_IMAGE_FILE_BYTES = 256 * 2 ** 20;
 
-/** E_IO, or E_INPUT_TOO_LARGE for a file over the size limit; `reason` is the read's ("ENOENT", "ETYPE", "ESIZE", ...). */
-export class ImageFileError extends BadExpertError {
+/** A FileReadError of an image file: E_IO, or E_INPUT_TOO_LARGE for a file over the size limit. */
+export class ImageFileError extends FileReadError {
   override name = "ImageFileError";
-  constructor(
-    readonly file: string,
-    readonly problem: string,
-    readonly reason: string,
-    options?: { cause?: unknown },
-  ) {
-    super(reason === "ESIZE" ? "E_INPUT_TOO_LARGE" : "E_IO", `${file}: ${problem}`, options);
-  }
 }
 
+/** The read's own words for the other reasons ("no such file", ...) stand. */
 const PROBLEMS: Record<string, string> = {
-  ENOENT: "no such file",
-  EACCES: "permission denied",
   EISDIR: "is a directory, not an image file",
-  ELOOP: "a symlink loop",
-  ENOTDIR: "a path component is not a directory",
   ETYPE: "not a regular file (a device, socket or pipe)",
 };
 

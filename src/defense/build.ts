@@ -1,22 +1,13 @@
 // Building BaDExpert for a suspicious model: make B and M' with the model-agnostic procedure
-// (defense/procedure.ts; B's rate from canaries of the defender's own where they are named),
-// fit them, calibrate the threshold. The one place these steps are written: `defend`
+// (defense/procedure.ts), fit them, calibrate the threshold. The one place these steps are written: `defend`
 // (jobs/defend.ts) and the registry's badexpert entry (detectors/badexpert.ts, which `compare`
 // fits) both call buildBadExpert with the same nested options.
 import type { ImageDataset } from "../data/dataset.js";
 import type { Module } from "../nn/index.js";
 import type { ModelSpec, Preprocessing } from "../train/checkpoint.js";
-import {
-  DEFAULT_FINETUNE,
-  DEFAULT_TARGET_FPR,
-  DEFAULT_UNLEARNING,
-  finetuneAugment,
-  GIVEN_RATE_UNLEARNING,
-  type UnlearnLabelMapping,
-} from "./defaults.js";
+import { DEFAULT_TARGET_FPR, finetuneAugment, type UnlearnLabelMapping } from "./defaults.js";
 import { makeExpertAndAuxiliary } from "./procedure.js";
 import { fitBadExpert, type FitDefenseOptions } from "./fit.js";
-import { selectUnlearnLr, type CanaryKind, type CanaryResult } from "./canary.js";
 import type { AuxiliaryRateSelection, UnlearningTrace } from "./records.js";
 import type { UnlearnLrSource } from "./creation.js";
 import type { BadExpertDetector } from "./detector.js";
@@ -28,10 +19,8 @@ export interface UnlearnSettings {
   lr?: number | "auto";
   /** B's epochs at a given rate, or the cap on the passes of the unlearning until forgotten. */
   epochs?: number;
-  /** The wrong labels B unlearns on (default "shift", the paper's (y + 1) mod C); the canaries use the same. */
+  /** The wrong labels B unlearns on (default "shift", the paper's (y + 1) mod C). */
   labels?: UnlearnLabelMapping;
-  /** Choose B's fixed rate with these canary backdoors of the defender's own instead (blend, patch, conditional). */
-  canaries?: readonly CanaryKind[];
 }
 
 /** M''s clean finetuning. */
@@ -54,7 +43,7 @@ export interface BadExpertBuildOptions {
   calibration?: CalibrationSettings;
   /** Seed of the finetuning runs (default 0). */
   seed?: number;
-  /** Where B, M' and the canaries are finetuned (default "cpu"). */
+  /** Where B and M' are finetuned (default "cpu"). */
   device?: string;
   silent?: boolean;
   log?: (line: string) => void;
@@ -66,8 +55,6 @@ export interface BadExpertBuild {
   /** The resolved fitting options. */
   options: FitDefenseOptions;
   unlearnLrSource: UnlearnLrSource;
-  /** The canaries' choice of B's rate, where canaries were named. */
-  selection: CanaryResult | null;
   finetuneSelection: AuxiliaryRateSelection | null;
   /** How B's unlearning went when it ran until forgotten. */
   unlearning: UnlearningTrace | null;
@@ -82,24 +69,8 @@ export interface BuildMeta {
 }
 
 /**
- * What is wrong with `o` before any work (the defend job reports it as an OptionError naming the
- * option); null when nothing is.
- */
-export function buildOptionProblem(o: BadExpertBuildOptions): { option: string; message: string } | null {
-  const u = o.unlearn ?? {};
-  if (u.canaries !== undefined && typeof u.lr === "number") {
-    return {
-      option: "unlearn.canaries",
-      message: `the canaries only choose B's unlearning rate, and here it is given (${u.lr}); leave the rate out with them`,
-    };
-  }
-  return null;
-}
-
-/**
  * Builds BaDExpert for `model` from the defender's reserved and calibration splits. B unlearns
- * until it has forgotten the clean task unless its rate is given (or chosen by the named
- * canaries); M''s rate is chosen unless given.
+ * until it has forgotten the clean task unless its rate is given; M''s rate is chosen unless given.
  */
 export async function buildBadExpert(
   model: Module,
@@ -114,36 +85,10 @@ export async function buildBadExpert(
   const device = o.device ?? "cpu";
   const seed = o.seed ?? 0;
   const silent = o.silent ?? false;
-  const problem = buildOptionProblem(o);
-  if (problem) throw new RangeError(`${problem.option}: ${problem.message}`);
   const augment = finetuneAugment(meta.dataset);
   const fitMeta = { spec: meta.spec, preprocessing: meta.preprocessing, classNames: meta.classNames };
-  const labels = u.labels !== undefined ? { labels: u.labels } : {};
-  let selection: CanaryResult | null = null;
-  let unlearnLr = typeof u.lr === "number" ? u.lr : undefined;
-  if (u.canaries !== undefined) {
-    log(
-      `choosing the unlearning rate with canary backdoors of our own (${u.canaries.join(", ")}; defender-side data only)`,
-    );
-    const unlearn = { ...GIVEN_RATE_UNLEARNING, lr: DEFAULT_UNLEARNING.startLr, ...labels };
-    const finetune = { ...DEFAULT_FINETUNE, lr: 0.01 };
-    selection = await selectUnlearnLr(model, fitMeta, reserved, calibration, {
-      unlearn,
-      finetune,
-      augment,
-      seed,
-      silent,
-      device,
-      kinds: u.canaries,
-      log,
-    });
-    unlearnLr = selection.lr;
-    log(
-      `${selection.conclusive ? "selected" : "kept the static"} unlearning lr ${selection.lr} in ${selection.seconds.toFixed(0)} s`,
-    );
-  }
   const made = await makeExpertAndAuxiliary(model, fitMeta, reserved, calibration, {
-    ...(unlearnLr !== undefined ? { unlearnLr } : {}),
+    ...(typeof u.lr === "number" ? { unlearnLr: u.lr } : {}),
     ...(u.epochs !== undefined ? { unlearnEpochs: u.epochs } : {}),
     ...(u.labels !== undefined ? { unlearnLabels: u.labels } : {}),
     ...(typeof f.lr === "number" ? { finetuneLr: f.lr } : {}),
@@ -165,14 +110,7 @@ export async function buildBadExpert(
     silent,
     device,
   };
-  const unlearnLrSource: UnlearnLrSource =
-    typeof u.lr === "number"
-      ? "given"
-      : selection
-        ? selection.conclusive
-          ? "canary"
-          : "canary-inconclusive"
-        : "until-forgotten";
+  const unlearnLrSource: UnlearnLrSource = typeof u.lr === "number" ? "given" : "until-forgotten";
   const { unlearning, finetuneSelection } = made;
   const detector = await fitBadExpert(model, fitMeta, reserved, calibration, options, {
     ...(made.expert ? { expert: made.expert } : {}),
@@ -181,9 +119,8 @@ export async function buildBadExpert(
   detector.info.creation = {
     ...detector.info.creation,
     unlearnLrSource,
-    ...(selection ? { unlearnSelection: selection } : {}),
     ...(unlearning ? { unlearning } : {}),
     ...(finetuneSelection ? { finetuneSelection } : {}),
   };
-  return { detector, options, unlearnLrSource, selection, finetuneSelection, unlearning };
+  return { detector, options, unlearnLrSource, finetuneSelection, unlearning };
 }

@@ -57,7 +57,7 @@ export const BUNDLE_DIR: OwnedDirKind = {
   recognise: (m) => typeof m === "object" && m !== null && (m as { format?: unknown }).format === BUNDLE_FORMAT,
 };
 
-/** A manifest is a few kilobytes (tens with canary tables); a larger one is not ours. */
+/** A manifest is tens of kilobytes at most; a larger one is not ours. */
 export const MAX_MANIFEST_BYTES = 16 * 1024 * 1024;
 
 export interface SaveBundleOptions {

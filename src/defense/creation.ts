@@ -5,13 +5,7 @@
 import type { AugmentOptions } from "../data/augment.js";
 import { readAttackRecord, type AttackRecord } from "../train/checkpoint.js";
 import type { FieldReader } from "../util/fields.js";
-import {
-  CANARY_KINDS,
-  type CanaryRecord,
-  type CanaryResult,
-  type SelectionRule,
-  type UnlearningRecord,
-} from "./records.js";
+import type { UnlearningRecord } from "./records.js";
 import { UNLEARN_LABEL_MAPPINGS, type FinetuneOptions, type UnlearnOptions } from "./defaults.js";
 import type { DefenseSplitSpec } from "./splits.js";
 import type { AuxiliaryRateSelection } from "./records.js";
@@ -45,43 +39,10 @@ export interface CreationRecord {
   modelMetrics?: Record<string, number>;
   modelTraining?: { attack: AttackRecord | null };
   unlearnLrSource?: UnlearnLrSource;
-  unlearnSelection?: CanaryResult;
   /** How M''s finetuning rate was chosen, when defend chose it (finetuneLr "auto"). */
   finetuneSelection?: AuxiliaryRateSelection;
   /** How B's unlearning went when it ran until B forgot the clean task (src/defense/expert-extraction.ts). */
   unlearning?: UnlearningTrace;
-}
-
-function readCanary(r: FieldReader, v: unknown, path: string): CanaryRecord {
-  const c = r.object(v, path);
-  const a = readAttackRecord(r, c.attack, `${path}.attack`);
-  if (a === null) r.fail(`${path}.attack`, "an object {name, params}", c.attack);
-  return {
-    kind: r.oneOf(c.kind, `${path}.kind`, CANARY_KINDS),
-    planting: r.oneOf(c.planting, `${path}.planting`, ["reserved", "disjoint"] as const),
-    attack: { name: a.name, params: a.params },
-    poisonedFraction: r.number(c.poisonedFraction, `${path}.poisonedFraction`, { min: 0, max: 1 }),
-    attackSuccessRate: r.number(c.attackSuccessRate, `${path}.attackSuccessRate`, { min: 0, max: 1 }),
-    cleanAccuracy: r.number(c.cleanAccuracy, `${path}.cleanAccuracy`, { min: 0, max: 1 }),
-    table: r.array(c.table, `${path}.table`).map((row, i) => {
-      const o = r.object(row, `${path}.table[${i}]`);
-      const n = (k: string) => r.number(o[k], `${path}.table[${i}].${k}`);
-      return { lr: n("lr"), auroc: n("auroc"), expertCleanAccuracy: n("expertCleanAccuracy") };
-    }),
-    seconds: r.number(c.seconds, `${path}.seconds`, { min: 0 }),
-  };
-}
-
-function readSelectionRule(r: FieldReader, v: unknown, path: string): SelectionRule {
-  const o = r.object(v, path);
-  const tolerance = r.optional(o.tolerance, (x) => r.number(x, `${path}.tolerance`));
-  const level = r.optional(o.level, (x) => r.number(x, `${path}.level`));
-  return {
-    pick: r.oneOf(o.pick, `${path}.pick`, ["peak", "peak-strong", "strongest-above"] as const),
-    combine: r.oneOf(o.combine, `${path}.combine`, ["mean", "min"] as const),
-    ...(tolerance !== undefined ? { tolerance } : {}),
-    ...(level !== undefined ? { level } : {}),
-  };
 }
 
 /** Validates the fields the jobs and the report read; the message names the field. */
@@ -170,22 +131,6 @@ export function readCreation(r: FieldReader, v: unknown, path = "creation"): Cre
   }
   if (c.unlearnLrSource !== undefined)
     out.unlearnLrSource = r.oneOf(c.unlearnLrSource, `${path}.unlearnLrSource`, UNLEARN_LR_SOURCES);
-  if (c.unlearnSelection !== undefined) {
-    const s = r.object(c.unlearnSelection, `${path}.unlearnSelection`);
-    const canaries = r
-      .array(s.canaries, `${path}.unlearnSelection.canaries`)
-      .map((x, i) => readCanary(r, x, `${path}.unlearnSelection.canaries[${i}]`));
-    out.unlearnSelection = {
-      lr: num(s.lr, "unlearnSelection.lr"),
-      conclusive: r.boolean(s.conclusive, `${path}.unlearnSelection.conclusive`),
-      ...(s.conditionalPeak !== undefined
-        ? { conditionalPeak: num(s.conditionalPeak, "unlearnSelection.conditionalPeak") }
-        : {}),
-      rule: readSelectionRule(r, s.rule, `${path}.unlearnSelection.rule`),
-      canaries,
-      seconds: num(s.seconds, "unlearnSelection.seconds"),
-    };
-  }
   if (c.finetuneSelection !== undefined) {
     const s = r.object(c.finetuneSelection, `${path}.finetuneSelection`);
     const acc = (x: unknown, k: string) => r.number(x, `${path}.finetuneSelection.${k}`, { min: 0, max: 1 });

@@ -9,7 +9,7 @@
 // is then 0 for all of them, they tie at the rule's ceiling and no threshold can tell them apart.
 // c keeps its precision down to float32's smallest numbers. `single` (b alone) is 1 − c in
 // float64 for the same reason: the same value as b where float32 can tell, and ranked by c where
-// b rounds to 1 (the canary selection ranks inputs by this rule).
+// b rounds to 1.
 
 export const SCORE_RULES = ["triangle", "triangle-vgg", "triangle-mobilenet", "single", "rectangle", "angle"] as const;
 export type ScoreRule = (typeof SCORE_RULES)[number];

@@ -20,7 +20,7 @@ import { SentiNetDetector, SENTINET_PARAMS, type Quadratic } from "./sentinet.js
 export interface FitData {
   /** The defender's reserved clean set (what every detector may learn from). */
   reserved: ImageDataset;
-  /** The clean calibration split: only BaDExpert's canary selection reads it while fitting (as `defend` does). */
+  /** The clean calibration split: only BaDExpert reads it while fitting (B's stopping point, M''s rate; as `defend` does). */
   calibration: ImageDataset;
 }
 
@@ -85,7 +85,7 @@ const REGISTRY: readonly DetectorEntry[] = [
   {
     name: "badexpert",
     paper: "Xie et al., ICLR 2024",
-    cost: "3 forward passes (M, B, M'); fitting finetunes B and M' (+ canary selection)",
+    cost: "3 forward passes (M, B, M'); fitting finetunes B and M' (M' at up to 5 rates)",
     params: BADEXPERT_PARAMS,
     signs: true,
     onnx: true,

@@ -189,33 +189,25 @@ export interface Pool2dOptions {
   padding?: Pair;
   ceilMode?: boolean;
 }
+/** A pooling window, checked: kernel, stride (default: the kernel) and padding (default 0) of a 4-D input. */
+function poolWindow(
+  op: string,
+  x: Tensor,
+  kernelSize: Pair,
+  o: Pool2dOptions,
+): [[number, number], [number, number], [number, number]] {
+  need4d(op, x);
+  const k = pair(op, "kernelSize", kernelSize);
+  return [k, pair(op, "stride", o.stride ?? k), pair(op, "padding", o.padding ?? 0)];
+}
 export function maxPool2d(x: Tensor, kernelSize: Pair, o: Pool2dOptions & { dilation?: Pair } = {}): Tensor {
-  need4d("maxPool2d", x);
-  const k = pair("maxPool2d", "kernelSize", kernelSize);
-  return new Tensor(
-    native.maxPool2d(
-      x.handle,
-      k,
-      pair("maxPool2d", "stride", o.stride ?? k),
-      pair("maxPool2d", "padding", o.padding ?? 0),
-      pair("maxPool2d", "dilation", o.dilation ?? 1),
-      o.ceilMode ?? false,
-    ),
-  );
+  const [k, stride, padding] = poolWindow("maxPool2d", x, kernelSize, o);
+  const dilation = pair("maxPool2d", "dilation", o.dilation ?? 1);
+  return new Tensor(native.maxPool2d(x.handle, k, stride, padding, dilation, o.ceilMode ?? false));
 }
 export function avgPool2d(x: Tensor, kernelSize: Pair, o: Pool2dOptions & { countIncludePad?: boolean } = {}): Tensor {
-  need4d("avgPool2d", x);
-  const k = pair("avgPool2d", "kernelSize", kernelSize);
-  return new Tensor(
-    native.avgPool2d(
-      x.handle,
-      k,
-      pair("avgPool2d", "stride", o.stride ?? k),
-      pair("avgPool2d", "padding", o.padding ?? 0),
-      o.ceilMode ?? false,
-      o.countIncludePad ?? true,
-    ),
-  );
+  const [k, stride, padding] = poolWindow("avgPool2d", x, kernelSize, o);
+  return new Tensor(native.avgPool2d(x.handle, k, stride, padding, o.ceilMode ?? false, o.countIncludePad ?? true));
 }
 export function adaptiveAvgPool2d(x: Tensor, outputSize: Pair): Tensor {
   const s = x.shape;

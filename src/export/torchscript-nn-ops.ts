@@ -12,19 +12,13 @@ import {
   pair,
   refuse,
   staticValue,
+  tensorLike,
   type Dim,
   type OpContext,
   type OpFn,
   type TensorValue,
   type TsValue,
 } from "./torchscript-values.js";
-
-const tensor = (name: string, dims: Dim[], like: TensorValue): TensorValue => ({
-  kind: "tensor",
-  name,
-  dims,
-  dtype: like.dtype,
-});
 
 function input(c: OpContext, v: TsValue | undefined, what: string): TensorValue {
   if (v === undefined) refuse(`${what} is missing`);
@@ -104,7 +98,7 @@ function convolution(c: OpContext, a: ConvArgs): TensorValue {
       dilation[i] as number,
     ),
   );
-  return tensor(name, [x.dims[0] as Dim, w.dims[0] as Dim, ...outSpatial], x);
+  return tensorLike(name, [x.dims[0] as Dim, w.dims[0] as Dim, ...outSpatial], x);
 }
 
 // aten::conv2d(input, weight, bias, stride, padding, dilation, groups); padding may be "same" or "valid".
@@ -143,7 +137,7 @@ const batchNorm: OpFn = (c, [xv, weight, bias, mean, variance, training, , eps])
   const name = c.g.op("BatchNormalization", [x.name, scale, shift, m.name, input(c, variance, "running_var").name], {
     epsilon: { float: float(eps, "eps") },
   });
-  return tensor(name, x.dims, x);
+  return tensorLike(name, x.dims, x);
 };
 
 // aten::layer_norm(input, normalized_shape, weight, bias, eps, cudnn_enable)
@@ -156,7 +150,7 @@ const layerNorm: OpFn = (c, [xv, shape, weight, bias, eps]) => {
     axis: -dims.length,
     epsilon: { float: float(eps, "eps") },
   });
-  return tensor(name, x.dims, x);
+  return tensorLike(name, x.dims, x);
 };
 
 // ---- linear algebra ----
@@ -169,10 +163,10 @@ const linear: OpFn = (c, [xv, weight, bias]) => {
   const dims = [...x.dims.slice(0, -1), w.dims[0] as Dim];
   const b = isNone(bias) ? null : input(c, bias, "bias").name;
   if (x.dims.length === 2)
-    return tensor(c.g.op("Gemm", b === null ? [x.name, w.name] : [x.name, w.name, b], { transB: 1 }), dims, x);
+    return tensorLike(c.g.op("Gemm", b === null ? [x.name, w.name] : [x.name, w.name, b], { transB: 1 }), dims, x);
   // onnxruntime folds the Transpose of an initializer when it loads the graph.
   const y = c.g.op("MatMul", [x.name, c.g.op("Transpose", [w.name], { perm: [1, 0] })]);
-  return tensor(b === null ? y : c.g.op("Add", [y, b]), dims, x);
+  return tensorLike(b === null ? y : c.g.op("Add", [y, b]), dims, x);
 };
 
 function matmulDims(a: Dim[], b: Dim[]): Dim[] {
@@ -195,7 +189,7 @@ function matmulDims(a: Dim[], b: Dim[]): Dim[] {
 const matmul: OpFn = (c, [av, bv]) => {
   const a = input(c, av, "self");
   const b = input(c, bv, "other");
-  return tensor(c.g.op("MatMul", [a.name, b.name]), matmulDims(a.dims, b.dims), a);
+  return tensorLike(c.g.op("MatMul", [a.name, b.name]), matmulDims(a.dims, b.dims), a);
 };
 
 // aten::addmm(self, mat1, mat2, beta, alpha) = beta * self + alpha * mat1 @ mat2
@@ -207,7 +201,7 @@ const addmm: OpFn = (c, [bias, m1, m2, beta, alpha]) => {
     alpha: { float: alpha === undefined ? 1 : float(alpha, "alpha") },
     beta: { float: beta === undefined ? 1 : float(beta, "beta") },
   };
-  return tensor(
+  return tensorLike(
     c.g.op("Gemm", [a.name, b.name, input(c, bias, "self").name], attrs),
     [a.dims[0] as Dim, b.dims[1] as Dim],
     a,
@@ -219,13 +213,13 @@ const addmm: OpFn = (c, [bias, m1, m2, beta, alpha]) => {
 function unary(op: string, attrs: Record<string, number | { float: number }> = {}): OpFn {
   return (c, [xv]) => {
     const x = input(c, xv, "input");
-    return tensor(c.g.op(op, [x.name], attrs), x.dims, x);
+    return tensorLike(c.g.op(op, [x.name], attrs), x.dims, x);
   };
 }
 
 const silu: OpFn = (c, [xv]) => {
   const x = input(c, xv, "input");
-  return tensor(c.g.op("Mul", [x.name, c.g.op("Sigmoid", [x.name])]), x.dims, x);
+  return tensorLike(c.g.op("Mul", [x.name, c.g.op("Sigmoid", [x.name])]), x.dims, x);
 };
 
 const geluOp: OpFn = (c, [xv, approximate]) => {
@@ -233,14 +227,14 @@ const geluOp: OpFn = (c, [xv, approximate]) => {
   const mode = approximate === undefined ? "none" : approximate.kind === "static" ? approximate.value : null;
   if (mode !== "none" && mode !== "tanh")
     refuse(`gelu approximate must be "none" or "tanh", got ${JSON.stringify(mode)}`);
-  return tensor(gelu(c.g, x.name, mode), x.dims, x);
+  return tensorLike(gelu(c.g, x.name, mode), x.dims, x);
 };
 
 const hardtanh: OpFn = (c, [xv, lo, hi]) => {
   const x = input(c, xv, "input");
   const min = lo === undefined ? -1 : float(lo, "min_val");
   const max = hi === undefined ? 1 : float(hi, "max_val");
-  return tensor(c.g.op("Clip", [x.name, c.g.constFloat([min], []), c.g.constFloat([max], [])]), x.dims, x);
+  return tensorLike(c.g.op("Clip", [x.name, c.g.constFloat([min], []), c.g.constFloat([max], [])]), x.dims, x);
 };
 
 const relu6: OpFn = (c, [xv]) => hardtanh(c, [xv as TsValue, staticValue(0), staticValue(6)]);
@@ -249,7 +243,7 @@ function softmaxLike(op: string): OpFn {
   return (c, [xv, dim, dtype]) => {
     const x = input(c, xv, "input");
     if (!isNone(dtype) && int(dtype, "dtype") !== 6) refuse("softmax with a dtype other than float32 is not supported");
-    return tensor(c.g.op(op, [x.name], { axis: axis(int(dim, "dim"), x.dims.length, "dim") }), x.dims, x);
+    return tensorLike(c.g.op(op, [x.name], { axis: axis(int(dim, "dim"), x.dims.length, "dim") }), x.dims, x);
   };
 }
 
@@ -312,7 +306,7 @@ const maxPool2d: OpFn = (c, [xv, kernel, stride, padding, dilation, ceil]) => {
     ceil: ceil !== undefined && bool(ceil, "ceil_mode"),
   };
   const { pads, dims } = poolGeometry(c, x, p);
-  return tensor(
+  return tensorLike(
     c.g.op("MaxPool", [x.name], { kernel_shape: p.kernel, strides: p.stride, pads, dilations: p.dilation }),
     dims,
     x,
@@ -336,7 +330,7 @@ const avgPool2d: OpFn = (c, [xv, kernel, stride, padding, ceil, countPad, diviso
   // PyTorch counts the padding in a window's divisor but not what lies beyond it.
   if (includePad && extra.some((e) => e > 0))
     refuse("avg_pool2d with ceil_mode and count_include_pad on a window that runs past the padding is not supported");
-  return tensor(
+  return tensorLike(
     c.g.op("AveragePool", [x.name], {
       kernel_shape: p.kernel,
       strides: p.stride,
@@ -363,7 +357,7 @@ function adaptivePool(kind: "avg" | "max"): OpFn {
     const dims = [x.dims[0] as Dim, x.dims[1] as Dim, ...(wanted as Dim[])];
     const onnx = kind === "avg" ? "AveragePool" : "MaxPool";
     const results = (y: string): TsValue[] => {
-      const out = tensor(y, dims, x);
+      const out = tensorLike(y, dims, x);
       return kind === "max"
         ? [out, { kind: "unavailable", why: "the indices of adaptive_max_pool2d (not exported)" }]
         : [out];
@@ -426,7 +420,7 @@ function reduction(op: "ReduceMean" | "ReduceSum"): OpFn {
       op === "ReduceMean"
         ? c.g.op(op, [x.name], { axes, keepdims: keep ? 1 : 0 })
         : c.g.op(op, [x.name, c.g.constInt64(axes)], { keepdims: keep ? 1 : 0 });
-    return tensor(name, dims, x);
+    return tensorLike(name, dims, x);
   };
 }
 

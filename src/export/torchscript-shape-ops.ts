@@ -16,6 +16,7 @@ import {
   refuse,
   sizeOf,
   staticValue,
+  tensorLike,
   type Dim,
   type OpContext,
   type OpFn,
@@ -23,13 +24,6 @@ import {
   type TensorValue,
   type TsValue,
 } from "./torchscript-values.js";
-
-const tensor = (name: string, dims: Dim[], like: TensorValue): TensorValue => ({
-  kind: "tensor",
-  name,
-  dims,
-  dtype: like.dtype,
-});
 
 function input(c: OpContext, v: TsValue | undefined, what = "input"): TensorValue {
   if (v === undefined) return refuse(`${what} is missing`);
@@ -97,21 +91,21 @@ const reshape: OpFn = (c, [xv, shape]) => {
   const target = dimsOfList(c, shape as TsValue, "shape");
   // ONNX Reshape reads 0 as "copy this dimension"; PyTorch means an empty dimension.
   if (target.includes(0)) refuse("a reshape to an empty (size-0) dimension is not supported");
-  return tensor(c.g.op("Reshape", [x.name, intList(c.g, shape as TsValue, "shape")]), reshapeDims(c, x, target), x);
+  return tensorLike(c.g.op("Reshape", [x.name, intList(c.g, shape as TsValue, "shape")]), reshapeDims(c, x, target), x);
 };
 
 // aten::flatten(self, start_dim, end_dim)
 const flatten: OpFn = (c, [xv, s, e]) => {
   const x = input(c, xv);
   const rank = x.dims.length;
-  if (rank === 0) return tensor(c.g.op("Reshape", [x.name, c.g.constInt64([1])]), [1], x);
+  if (rank === 0) return tensorLike(c.g.op("Reshape", [x.name, c.g.constInt64([1])]), [1], x);
   const start = axis(s === undefined ? 0 : int(s, "start_dim"), rank, "start_dim");
   const end = axis(e === undefined ? -1 : int(e, "end_dim"), rank, "end_dim");
   if (end < start) refuse(`flatten: end_dim ${end} is before start_dim ${start}`);
   if (end === start) return x;
   const merged = numel(x.dims.slice(start, end + 1));
   const dims = [...x.dims.slice(0, start), merged ?? c.unknownDim(), ...x.dims.slice(end + 1)];
-  if (start === 1 && end === rank - 1) return tensor(c.g.op("Flatten", [x.name], { axis: 1 }), dims, x);
+  if (start === 1 && end === rank - 1) return tensorLike(c.g.op("Flatten", [x.name], { axis: 1 }), dims, x);
   // The kept dimensions come from the tensor's own shape at run time, the merged one is -1.
   const shape = c.g.op("Shape", [x.name]);
   const parts = [
@@ -119,7 +113,7 @@ const flatten: OpFn = (c, [xv, s, e]) => {
     c.g.constInt64([-1]),
     ...(end < rank - 1 ? [c.g.op("Slice", [shape, c.g.constInt64([end + 1]), c.g.constInt64([rank])])] : []),
   ];
-  return tensor(
+  return tensorLike(
     c.g.op("Reshape", [x.name, parts.length === 1 ? (parts[0] as string) : c.g.op("Concat", parts, { axis: 0 })]),
     dims,
     x,
@@ -128,7 +122,7 @@ const flatten: OpFn = (c, [xv, s, e]) => {
 
 function transposeBy(c: OpContext, x: TensorValue, perm: number[]): TensorValue {
   if (perm.every((p, i) => p === i)) return x;
-  return tensor(
+  return tensorLike(
     c.g.op("Transpose", [x.name], { perm }),
     perm.map((p) => x.dims[p] as Dim),
     x,
@@ -171,7 +165,7 @@ const cat: OpFn = (c, [list, d]) => {
   const dims = first.dims.map((dd, i) => (i === ax ? (total ?? c.unknownDim()) : dd));
   return xs.length === 1
     ? first
-    : tensor(
+    : tensorLike(
         c.g.op(
           "Concat",
           xs.map((x) => x.name),
@@ -189,7 +183,7 @@ const stack: OpFn = (c, [list, d]) => {
   const ax = axis(d === undefined ? 0 : int(d, "dim"), first.dims.length + 1, "dim");
   const parts = xs.map((x) => c.g.op("Unsqueeze", [x.name, c.g.constInt64([ax])]));
   const dims = [...first.dims.slice(0, ax), xs.length, ...first.dims.slice(ax)];
-  return tensor(parts.length === 1 ? (parts[0] as string) : c.g.op("Concat", parts, { axis: ax }), dims, first);
+  return tensorLike(parts.length === 1 ? (parts[0] as string) : c.g.op("Concat", parts, { axis: ax }), dims, first);
 };
 
 /** Split x along ax into pieces of the given sizes (static or run-time), as a list of tensors. */
@@ -210,7 +204,7 @@ function splitInto(c: OpContext, x: TensorValue, ax: number, sizes: TsValue[]): 
           : s.kind === "int" && s.dim !== undefined
             ? s.dim
             : c.unknownDim();
-      return tensor(
+      return tensorLike(
         name,
         x.dims.map((dd, j) => (j === ax ? d : dd)),
         x,
@@ -257,7 +251,7 @@ const unbind: OpFn = (c, [xv, d]) => {
   return listOf(
     items(pieces, "pieces").map((p) => {
       const v = p as TensorValue;
-      return tensor(
+      return tensorLike(
         c.g.op("Squeeze", [v.name, c.g.constInt64([ax])]),
         x.dims.filter((_, i) => i !== ax),
         x,
@@ -272,7 +266,7 @@ const select: OpFn = (c, [xv, d, i]) => {
   const ax = axis(int(d, "dim"), x.dims.length, "dim");
   if (i === undefined) return refuse("index is missing");
   const index = intScalar(c.g, i, "index");
-  return tensor(
+  return tensorLike(
     c.g.op("Gather", [x.name, index], { axis: ax }),
     x.dims.filter((_, k) => k !== ax),
     x,
@@ -310,7 +304,7 @@ const slice: OpFn = (c, [xv, d, s, e, st]) => {
     c.g.constInt64([ax]),
     c.g.constInt64([step]),
   ]);
-  return tensor(
+  return tensorLike(
     name,
     x.dims.map((dd, k) => (k === ax ? out : dd)),
     x,
@@ -329,7 +323,7 @@ const squeeze: OpFn = (c, [xv, d]) => {
     return n === 1;
   });
   if (axes.length === 0) return x;
-  return tensor(
+  return tensorLike(
     c.g.op("Squeeze", [x.name, c.g.constInt64(axes)]),
     x.dims.filter((_, i) => !axes.includes(i)),
     x,
@@ -339,7 +333,7 @@ const squeeze: OpFn = (c, [xv, d]) => {
 const unsqueeze: OpFn = (c, [xv, d]) => {
   const x = input(c, xv);
   const ax = axis(int(d, "dim"), x.dims.length + 1, "dim");
-  return tensor(
+  return tensorLike(
     c.g.op("Unsqueeze", [x.name, c.g.constInt64([ax])]),
     [...x.dims.slice(0, ax), 1, ...x.dims.slice(ax)],
     x,
@@ -360,7 +354,7 @@ const expand: OpFn = (c, [xv, sizeList]) => {
       : w,
   );
   const dims = dimsOfList(c, { kind: "list", items: resolved }, "size");
-  return tensor(c.g.op("Expand", [x.name, intList(c.g, { kind: "list", items: resolved }, "size")]), dims, x);
+  return tensorLike(c.g.op("Expand", [x.name, intList(c.g, { kind: "list", items: resolved }, "size")]), dims, x);
 };
 
 /**

@@ -65,6 +65,14 @@ export function refuse(message: string): never {
 
 export const staticValue = (value: Static): StaticValue => ({ kind: "static", value });
 
+/** A tensor value named `name` of shape `dims`, of `like`'s element type. */
+export const tensorLike = (name: string, dims: Dim[], like: TensorValue): TensorValue => ({
+  kind: "tensor",
+  name,
+  dims,
+  dtype: like.dtype,
+});
+
 /** A short description of a value for messages. */
 export function describe(v: TsValue): string {
   switch (v.kind) {

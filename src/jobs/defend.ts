@@ -8,7 +8,6 @@ import { loadCheckpoint } from "../train/checkpoint.js";
 import { DEFAULT_TARGET_FPR, UNLEARN_LABEL_MAPPINGS } from "../defense/defaults.js";
 import {
   buildBadExpert,
-  buildOptionProblem,
   type BadExpertBuildOptions,
   type CalibrationSettings,
   type FinetuneSettings,
@@ -17,7 +16,6 @@ import {
 import type { FitDefenseOptions } from "../defense/fit.js";
 import type { UnlearnLrSource } from "../defense/creation.js";
 import { signingKey, type KeyInput } from "../defense/signature.js";
-import { CANARY_KINDS, type CanaryResult } from "../defense/canary.js";
 import type { AuxiliaryRateSelection, UnlearningTrace } from "../defense/records.js";
 import { ceilingWarning, type Calibration } from "../defense/threshold.js";
 import { assertWritableDir } from "../util/atomic-dir.js";
@@ -68,7 +66,7 @@ export interface DefendOptions {
   seed?: number;
   /** Replace an existing non-empty `out` (otherwise refused before any work). */
   force?: boolean;
-  /** Where B, M' and the canaries are finetuned (default "cpu"; the baselines fit on the CPU); checked before any work. */
+  /** Where B and M' are finetuned (default "cpu"; the baselines fit on the CPU); checked before any work. */
   device?: string;
   silent?: boolean;
   log?: (line: string) => void;
@@ -78,12 +76,10 @@ export interface DefendOptions {
 export interface BadExpertRecord {
   options: FitDefenseOptions;
   unlearnLrSource: UnlearnLrSource;
-  /** The canaries' choice of B's rate, where canaries were named. */
-  selection: CanaryResult | null;
   finetuneSelection: AuxiliaryRateSelection | null;
   /** How B's unlearning went when it ran until forgotten. */
   unlearning: UnlearningTrace | null;
-  seconds: { expert: number; auxiliary: number; calibration: number; selection: number; finetuneSelection: number };
+  seconds: { expert: number; auxiliary: number; calibration: number; finetuneSelection: number };
 }
 
 export interface DefendResult {
@@ -160,18 +156,6 @@ function checkOptions(kind: string, o: DefendOptions): void {
       "unlearn.labels",
       `expected one of ${UNLEARN_LABEL_MAPPINGS.join(", ")}, got ${JSON.stringify(labels)}`,
     );
-  const canaries = o.unlearn?.canaries;
-  if (
-    canaries !== undefined &&
-    (canaries.length === 0 ||
-      canaries.some((k) => !CANARY_KINDS.includes(k)) ||
-      new Set(canaries).size !== canaries.length)
-  ) {
-    throw new OptionError(
-      "unlearn.canaries",
-      `expected distinct names from ${CANARY_KINDS.join(", ")}, got ${JSON.stringify(canaries)}`,
-    );
-  }
 }
 
 export async function defendCheckpoint(o: DefendOptions): Promise<DefendResult> {
@@ -201,8 +185,6 @@ export async function defendCheckpoint(o: DefendOptions): Promise<DefendResult> 
       silent: o.silent ?? false,
       log,
     };
-    const problem = kind === "badexpert" ? buildOptionProblem(build) : null;
-    if (problem) throw new OptionError(problem.option, problem.message);
     const { spec, splits, reserved, calibration } = await defenderData(meta, {
       ...(o.dataset ? { dataset: o.dataset } : {}),
       ...(o.dataPath ? { dataPath: o.dataPath } : {}),
@@ -248,10 +230,9 @@ export async function defendCheckpoint(o: DefendOptions): Promise<DefendResult> 
       record = {
         options: b.options,
         unlearnLrSource: b.unlearnLrSource,
-        selection: b.selection,
         finetuneSelection: b.finetuneSelection,
         unlearning: b.unlearning,
-        seconds: { ...s, selection: b.selection?.seconds ?? 0, finetuneSelection: b.finetuneSelection?.seconds ?? 0 },
+        seconds: { ...s, finetuneSelection: b.finetuneSelection?.seconds ?? 0 },
       };
     } else {
       const fpr = targetFpr as number;

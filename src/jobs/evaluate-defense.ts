@@ -292,7 +292,6 @@ export async function evaluateBundle(o: EvaluateBundleOptions): Promise<Evaluate
               unlearning: {
                 lr: created.unlearn.lr,
                 source: created.unlearnLrSource,
-                ...(created.unlearnSelection ? { canaries: created.unlearnSelection.canaries } : {}),
                 ...(created.unlearning ? { trace: created.unlearning } : {}),
               },
             }
@@ -317,8 +316,7 @@ export async function evaluateBundle(o: EvaluateBundleOptions): Promise<Evaluate
                 "time to fit B / M' / calibrate": created.seconds
                   ? `${(created.unlearning?.seconds ?? created.seconds.expert).toFixed(1)} s${created.unlearning ? ` (${created.unlearning.steps} steps, B's clean accuracy ${(100 * created.unlearning.modelAccuracy).toFixed(1)}% -> ${(100 * created.unlearning.monitorAccuracy).toFixed(1)}%)` : ""} / ${created.finetuneSelection ? `${created.finetuneSelection.seconds.toFixed(1)} s (M' at ${created.finetuneSelection.table.length} rates, ${created.finetuneSelection.lr} kept)` : `${created.seconds.auxiliary.toFixed(1)} s`} / ${created.seconds.calibration.toFixed(1)} s`
                   : "n/a",
-                // The canary tables have their own section above.
-                creation: JSON.stringify({ ...created, unlearnSelection: undefined }),
+                creation: JSON.stringify(created),
               }
             : { fitted: JSON.stringify(det.scorer.fitted) }),
           "scoring cost": `${e.secondsPer1000.toFixed(2)} s per 1,000 inputs (${result.scoringRate.toFixed(0)} inputs/s)`,

@@ -20,7 +20,8 @@
 // multiply-adds per image, 85% of it in the second convolution.
 import { formatShape, tidy, type Tensor } from "../engine/index.js";
 import { BatchNorm2d, Conv2d, Dropout, Flatten, Linear, MaxPool2d, Module, ReLU, Sequential } from "../nn/index.js";
-import { checkDropRate, checkMinImageSize, checkPositiveInt, imageSizePair, type ImageSizeOption } from "./options.js";
+import { checkDropRate, checkMinImageSize, imageSizePair, type ImageSizeOption } from "./options.js";
+import { positiveInt } from "../nn/options.js";
 
 /** Two 2x2 pools: each side must survive being halved twice. */
 export const COMPACT_CNN_MIN_IMAGE_SIZE = 4;
@@ -45,8 +46,8 @@ export class CompactCNN extends Module {
   constructor(opts: CompactCnnOptions = {}) {
     super();
     const name = "CompactCNN";
-    const numClasses = checkPositiveInt(name, "numClasses", opts.numClasses ?? 10);
-    this.inChannels = checkPositiveInt(name, "inChannels", opts.inChannels ?? 1);
+    const numClasses = positiveInt(name, "numClasses", opts.numClasses ?? 10);
+    this.inChannels = positiveInt(name, "inChannels", opts.inChannels ?? 1);
     this.imageSize = imageSizePair(name, opts.imageSize ?? 28);
     checkMinImageSize(name, this.imageSize, COMPACT_CNN_MIN_IMAGE_SIZE, "two 2x2 max-pools");
     const dropout = checkDropRate(name, "dropout", opts.dropout ?? 0.3);

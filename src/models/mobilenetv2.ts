@@ -12,7 +12,7 @@
 // have no residual connection, and stride-1 blocks with equal channels add the identity.
 import { F, tidy, type Tensor } from "../engine/index.js";
 import { BatchNorm2d, Conv2d, Linear, Module, ModuleList, Sequential } from "../nn/index.js";
-import { checkPositiveInt } from "./options.js";
+import { positiveInt } from "../nn/options.js";
 
 /** [expansion, outChannels, blocks, stride of the first block] per stage (stride 1 in stage 2 for CIFAR). */
 export const MOBILENETV2_CIFAR_CFG: readonly (readonly [number, number, number, number])[] = [
@@ -88,8 +88,8 @@ export class MobileNetV2 extends Module {
 
   constructor(opts: MobileNetV2Options = {}) {
     super();
-    const numClasses = checkPositiveInt("MobileNetV2", "numClasses", opts.numClasses ?? 10);
-    const inChannels = checkPositiveInt("MobileNetV2", "inChannels", opts.inChannels ?? 3);
+    const numClasses = positiveInt("MobileNetV2", "numClasses", opts.numClasses ?? 10);
+    const inChannels = positiveInt("MobileNetV2", "inChannels", opts.inChannels ?? 3);
     this.conv1 = this.registerModule("conv1", new Conv2d(inChannels, 32, 3, { stride: 1, padding: 1, bias: false }));
     this.bn1 = this.registerModule("bn1", new BatchNorm2d(32));
     const blocks: InvertedResidual[] = [];

@@ -12,7 +12,7 @@
 // BackdoorBench layout, so checkpoints of either kind load.
 import { F, tidy, type Tensor } from "../engine/index.js";
 import { BatchNorm2d, Conv2d, Linear, Module, Sequential } from "../nn/index.js";
-import { checkPositiveInt } from "./options.js";
+import { positiveInt } from "../nn/options.js";
 
 /** bn1-relu-conv1-bn2-relu-conv2, added to the (projected) input. */
 export class PreActBlock extends Module {
@@ -65,8 +65,8 @@ export class PreActResNet18 extends Module {
 
   constructor(opts: PreActResNetOptions = {}) {
     super();
-    const numClasses = checkPositiveInt("PreActResNet18", "numClasses", opts.numClasses ?? 10);
-    const inChannels = checkPositiveInt("PreActResNet18", "inChannels", opts.inChannels ?? 3);
+    const numClasses = positiveInt("PreActResNet18", "numClasses", opts.numClasses ?? 10);
+    const inChannels = positiveInt("PreActResNet18", "inChannels", opts.inChannels ?? 3);
     this.conv1 = this.registerModule("conv1", new Conv2d(inChannels, 64, 3, { stride: 1, padding: 1, bias: false }));
     const stages: [planes: number, stride: number][] = [
       [64, 1],

@@ -4,7 +4,8 @@
 import type { Module } from "../nn/index.js";
 import { CompactCNN, COMPACT_CNN_MIN_IMAGE_SIZE } from "./compact-cnn.js";
 import { MobileNetV2 } from "./mobilenetv2.js";
-import { checkMinImageSize, checkPositiveInt, imageSizePair, type ImageSizeOption } from "./options.js";
+import { checkMinImageSize, imageSizePair, type ImageSizeOption } from "./options.js";
+import { positiveInt } from "../nn/options.js";
 import { PreActResNet18 } from "./preact-resnet.js";
 import { ResNet18, ResNet20 } from "./resnet.js";
 import { VGG16BN, VGG_MIN_IMAGE_SIZE } from "./vgg.js";
@@ -51,6 +52,14 @@ export interface ModelInfo {
 const CIFAR: Readonly<ModelOptions> = { numClasses: 10, inChannels: 3, imageSize: 32 };
 const FASHION_MNIST: Readonly<ModelOptions> = { numClasses: 10, inChannels: 1, imageSize: 28 };
 
+/** What the CNNs for CIFAR-sized images share: the datasets, and any input size from their smallest. */
+const CIFAR_CNN: Pick<ModelInfo, "datasets" | "defaults" | "imageSizeMultiple" | "fixedImageSize"> = {
+  datasets: ["cifar10", "gtsrb", "cifar10-folder", "image-folder"],
+  defaults: CIFAR,
+  imageSizeMultiple: 1,
+  fixedImageSize: false,
+};
+
 // Three stride-2 stages take 8x8 to 1x1; smaller inputs would leave the last stage convolving padding.
 const THREE_STRIDES = "three stride-2 stages";
 
@@ -64,12 +73,9 @@ const REGISTRY: readonly ModelInfo[] = [
       "ResNet-18 for small images (3x3 stride-1 stem, no max-pool), 11.2M parameters; the paper's default model",
     keyLayout:
       "pytorch-cifar / backdoor-toolbox utils/resnet.py ResNet18: conv1, bn1, layer1..4.{0,1}.{conv1,bn1,conv2,bn2,shortcut.0,shortcut.1}, linear",
-    datasets: ["cifar10", "gtsrb", "cifar10-folder", "image-folder"],
-    defaults: CIFAR,
+    ...CIFAR_CNN,
     minImageSize: 8,
     minImageSizeReason: THREE_STRIDES,
-    imageSizeMultiple: 1,
-    fixedImageSize: false,
     paper: {
       unlearnLr: { cifar10: 1e-4, gtsrb: GTSRB_RESNET.unlearnLr },
       finetune: { cifar10: { lr: 0.1, gamma: 0.1 }, gtsrb: GTSRB_RESNET.finetune },
@@ -83,12 +89,9 @@ const REGISTRY: readonly ModelInfo[] = [
     description: "Pre-activation ResNet-18 for small images, with a final BN-ReLU before pooling, 11.2M parameters",
     keyLayout:
       "pytorch-cifar PreActResNet18 plus a final `bn` (Rice et al.'s variant): conv1, layer1..4.{0,1}.{bn1,conv1,bn2,conv2,shortcut.0}, bn, linear",
-    datasets: ["cifar10", "gtsrb", "cifar10-folder", "image-folder"],
-    defaults: CIFAR,
+    ...CIFAR_CNN,
     minImageSize: 8,
     minImageSizeReason: THREE_STRIDES,
-    imageSizeMultiple: 1,
-    fixedImageSize: false,
     create: (o) => new PreActResNet18({ numClasses: o.numClasses, inChannels: o.inChannels }),
   },
   {
@@ -96,12 +99,9 @@ const REGISTRY: readonly ModelInfo[] = [
     description:
       "VGG-16 with batch norm for small images (13 convolutions, five max-pools, linear head), 14.7M parameters",
     keyLayout: "pytorch-cifar VGG('VGG16'): features.{0,1,3,4,7,...,40,41}, classifier (one Linear)",
-    datasets: ["cifar10", "gtsrb", "cifar10-folder", "image-folder"],
-    defaults: CIFAR,
+    ...CIFAR_CNN,
     minImageSize: VGG_MIN_IMAGE_SIZE,
     minImageSizeReason: "five 2x2 max-pools",
-    imageSizeMultiple: 1,
-    fixedImageSize: false,
     paper: {
       unlearnLr: { cifar10: 8e-5 },
       finetune: { cifar10: { lr: 0.2, gamma: 0.1 } },
@@ -117,12 +117,9 @@ const REGISTRY: readonly ModelInfo[] = [
       "MobileNetV2 for small images (stride-1 stem and second stage, 17 inverted residual blocks), 2.3M parameters",
     keyLayout:
       "pytorch-cifar MobileNetV2: conv1, bn1, layers.0..16.{conv1,bn1,conv2,bn2,conv3,bn3,shortcut.0,shortcut.1}, conv2, bn2, linear",
-    datasets: ["cifar10", "gtsrb", "cifar10-folder", "image-folder"],
-    defaults: CIFAR,
+    ...CIFAR_CNN,
     minImageSize: 8,
     minImageSizeReason: THREE_STRIDES,
-    imageSizeMultiple: 1,
-    fixedImageSize: false,
     paper: {
       unlearnLr: { cifar10: 5e-5 },
       finetune: { cifar10: { lr: 0.2, gamma: 0.1 } },
@@ -173,12 +170,9 @@ const REGISTRY: readonly ModelInfo[] = [
     keyLayout:
       "pytorch-cifar style, like resnet18 with three stages: conv1, bn1, layer1..3.{0,1,2}.{conv1,bn1,conv2,bn2,shortcut.0,shortcut.1}, linear " +
       "(1x1 conv + BN projections where the width changes, He et al.'s option B)",
-    datasets: ["cifar10", "gtsrb", "cifar10-folder", "image-folder"],
-    defaults: CIFAR,
+    ...CIFAR_CNN,
     minImageSize: 4,
     minImageSizeReason: "two stride-2 stages",
-    imageSizeMultiple: 1,
-    fixedImageSize: false,
     create: (o) => new ResNet20({ numClasses: o.numClasses, inChannels: o.inChannels }),
   },
 ];
@@ -201,8 +195,8 @@ export function modelInfo(name: string): ModelInfo {
 export function resolveModelOptions(name: string, opts: Partial<ModelOptions> = {}): ModelOptions {
   const info = modelInfo(name);
   const where = `model '${name}'`;
-  const numClasses = checkPositiveInt(where, "numClasses", opts.numClasses ?? info.defaults.numClasses);
-  const inChannels = checkPositiveInt(where, "inChannels", opts.inChannels ?? info.defaults.inChannels);
+  const numClasses = positiveInt(where, "numClasses", opts.numClasses ?? info.defaults.numClasses);
+  const inChannels = positiveInt(where, "inChannels", opts.inChannels ?? info.defaults.inChannels);
   const imageSize = opts.imageSize ?? info.defaults.imageSize;
   const size = imageSizePair(where, imageSize);
   checkMinImageSize(where, size, info.minImageSize, info.minImageSizeReason);

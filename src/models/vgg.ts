@@ -16,7 +16,7 @@
 // 1x1 (no parameters, the identity at 32x32) keeps the head at 512 inputs for any size >= 32.
 import { F, formatShape, tidy, type Tensor } from "../engine/index.js";
 import { BatchNorm2d, Conv2d, Dropout, Linear, MaxPool2d, Module, ReLU, Sequential } from "../nn/index.js";
-import { checkPositiveInt } from "./options.js";
+import { positiveInt } from "../nn/options.js";
 
 /** Output channels per convolution; "M" is a 2x2 max-pool (configuration "D" of the paper). */
 export const VGG16_CFG: readonly (number | "M")[] = [
@@ -60,8 +60,8 @@ export class VGG16BN extends Module {
 
   constructor(opts: VggOptions = {}) {
     super();
-    const numClasses = checkPositiveInt("VGG16BN", "numClasses", opts.numClasses ?? 10);
-    let channels = checkPositiveInt("VGG16BN", "inChannels", opts.inChannels ?? 3);
+    const numClasses = positiveInt("VGG16BN", "numClasses", opts.numClasses ?? 10);
+    let channels = positiveInt("VGG16BN", "inChannels", opts.inChannels ?? 3);
     const head = opts.classifier ?? "linear";
     if (head !== "linear" && head !== "mlp") {
       throw new RangeError(`VGG16BN: classifier must be 'linear' or 'mlp', got ${JSON.stringify(head)}`);

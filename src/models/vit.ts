@@ -17,7 +17,8 @@
 // images stay well below ResNets in accuracy; this model is for architecture coverage.
 import { cat, formatShape, tidy, type Tensor, zeros } from "../engine/index.js";
 import { Conv2d, GELU, LayerNorm, Linear, Module, ModuleList, init } from "../nn/index.js";
-import { checkPositiveInt, imageSizePair, type ImageSizeOption } from "./options.js";
+import { imageSizePair, type ImageSizeOption } from "./options.js";
+import { positiveInt } from "../nn/options.js";
 
 const LN_EPS = 1e-6;
 
@@ -153,13 +154,13 @@ export class VisionTransformer extends Module {
   constructor(opts: VitOptions = {}) {
     super();
     const name = "VisionTransformer";
-    const numClasses = checkPositiveInt(name, "numClasses", opts.numClasses ?? 10);
-    this.inChannels = checkPositiveInt(name, "inChannels", opts.inChannels ?? 3);
+    const numClasses = positiveInt(name, "numClasses", opts.numClasses ?? 10);
+    this.inChannels = positiveInt(name, "inChannels", opts.inChannels ?? 3);
     this.imageSize = imageSizePair(name, opts.imageSize ?? 32);
-    this.patchSize = checkPositiveInt(name, "patchSize", opts.patchSize ?? 4);
-    this.dim = checkPositiveInt(name, "dim", opts.dim ?? 192);
-    const depth = checkPositiveInt(name, "depth", opts.depth ?? 6);
-    const numHeads = checkPositiveInt(name, "numHeads", opts.numHeads ?? 3);
+    this.patchSize = positiveInt(name, "patchSize", opts.patchSize ?? 4);
+    this.dim = positiveInt(name, "dim", opts.dim ?? 192);
+    const depth = positiveInt(name, "depth", opts.depth ?? 6);
+    const numHeads = positiveInt(name, "numHeads", opts.numHeads ?? 3);
     const mlpRatio = opts.mlpRatio ?? 4;
     if (!(Number.isFinite(mlpRatio) && mlpRatio > 0))
       throw new RangeError(`${name}: mlpRatio must be a positive number, got ${String(mlpRatio)}`);

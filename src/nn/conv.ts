@@ -1,7 +1,6 @@
 // 2-D convolution layer (torch.nn.Conv2d).
-import { F, type Tensor, zeros } from "../engine/index.js";
-import { resetAffine } from "./linear.js";
-import { Module } from "./module.js";
+import { F, type Tensor } from "../engine/index.js";
+import { AffineModule } from "./linear.js";
 import { type IntPair, intPair, positiveInt } from "./options.js";
 import { pyTuple } from "./repr.js";
 
@@ -20,7 +19,7 @@ export interface Conv2dOptions {
   bias?: boolean;
 }
 
-export class Conv2d extends Module {
+export class Conv2d extends AffineModule {
   readonly inChannels: number;
   readonly outChannels: number;
   readonly kernelSize: [number, number];
@@ -51,23 +50,7 @@ export class Conv2d extends Module {
     if (outChannels % this.groups !== 0)
       throw new RangeError(`Conv2d: outChannels (${outChannels}) must be divisible by groups (${this.groups})`);
 
-    this.registerParameter("weight", zeros([outChannels, inChannels / this.groups, ...this.kernelSize]));
-    this.registerParameter("bias", (opts.bias ?? true) ? zeros([outChannels]) : null);
-    this.resetParameters();
-  }
-
-  /** [outChannels, inChannels / groups, kh, kw] */
-  get weight(): Tensor {
-    return this.requireParameter("weight");
-  }
-
-  get bias(): Tensor | null {
-    return this.getParameter("bias");
-  }
-
-  /** PyTorch's default: kaiming_uniform(a=sqrt 5) on the weight, U(+-1/sqrt(fan_in)) on the bias. */
-  resetParameters(): void {
-    resetAffine(this.weight, this.bias);
+    this.registerAffine([outChannels, inChannels / this.groups, ...this.kernelSize], opts.bias ?? true);
   }
 
   forward(x: Tensor): Tensor {

@@ -1,4 +1,4 @@
-// Fully connected layer: y = x W^T + b (torch.nn.Linear).
+// Fully connected layer: y = x W^T + b (torch.nn.Linear), and the weight-and-bias base it shares with Conv2d.
 import { F, type Tensor, zeros } from "../engine/index.js";
 import { kaimingUniform_, uniform_, calculateFanInAndFanOut } from "./init.js";
 import { Module } from "./module.js";
@@ -10,25 +10,24 @@ export interface LinearOptions {
   bias?: boolean;
 }
 
-export class Linear extends Module {
-  readonly inFeatures: number;
-  readonly outFeatures: number;
-
-  constructor(inFeatures: number, outFeatures: number, opts: LinearOptions = {}) {
-    super();
-    this.inFeatures = positiveInt("Linear", "inFeatures", inFeatures);
-    this.outFeatures = positiveInt("Linear", "outFeatures", outFeatures);
-    this.registerParameter("weight", zeros([outFeatures, inFeatures]));
-    this.registerParameter("bias", (opts.bias ?? true) ? zeros([outFeatures]) : null);
+/**
+ * A layer with a weight and an optional bias of the weight's first dimension, initialised as
+ * PyTorch initialises Linear and Conv layers.
+ */
+export abstract class AffineModule extends Module {
+  /** Registers the weight (of `shape`) and, unless `bias` is false, the bias; then initialises them. */
+  protected registerAffine(shape: readonly number[], bias: boolean): void {
+    this.registerParameter("weight", zeros([...shape]));
+    this.registerParameter("bias", bias ? zeros([shape[0] as number]) : null);
     this.resetParameters();
   }
 
-  /** [outFeatures, inFeatures] */
+  /** Linear: [outFeatures, inFeatures]; Conv2d: [outChannels, inChannels / groups, kh, kw]. */
   get weight(): Tensor {
     return this.requireParameter("weight");
   }
 
-  /** [outFeatures], or null without bias. */
+  /** [out], or null without bias. */
   get bias(): Tensor | null {
     return this.getParameter("bias");
   }
@@ -36,6 +35,18 @@ export class Linear extends Module {
   /** PyTorch's default: kaiming_uniform(a=sqrt 5), i.e. U(+-1/sqrt(fan_in)) for weight and bias. */
   resetParameters(): void {
     resetAffine(this.weight, this.bias);
+  }
+}
+
+export class Linear extends AffineModule {
+  readonly inFeatures: number;
+  readonly outFeatures: number;
+
+  constructor(inFeatures: number, outFeatures: number, opts: LinearOptions = {}) {
+    super();
+    this.inFeatures = positiveInt("Linear", "inFeatures", inFeatures);
+    this.outFeatures = positiveInt("Linear", "outFeatures", outFeatures);
+    this.registerAffine([outFeatures, inFeatures], opts.bias ?? true);
   }
 
   forward(x: Tensor): Tensor {

@@ -15,8 +15,14 @@ export function nonNegativeInt(layer: string, name: string, v: number): number {
   return v;
 }
 
-/** Expands an int or a pair of ints into a pair, each at least `min`. */
-export function intPair(layer: string, name: string, v: IntPair, min: number): [number, number] {
+/** Expands an int or a pair of ints into a pair, each at least `min`; `pairWords` names the pair in the message. */
+export function intPair(
+  layer: string,
+  name: string,
+  v: IntPair,
+  min: number,
+  pairWords = "a pair of them",
+): [number, number] {
   const p: readonly number[] = typeof v === "number" ? [v, v] : v;
   const [h, w] = p;
   if (
@@ -29,7 +35,7 @@ export function intPair(layer: string, name: string, v: IntPair, min: number): [
     w < min
   ) {
     const what = min === 0 ? "a non-negative integer" : min === 1 ? "a positive integer" : `an integer >= ${min}`;
-    throw new RangeError(`${layer}: ${name} must be ${what} or a pair of them, got ${JSON.stringify(v)}`);
+    throw new RangeError(`${layer}: ${name} must be ${what} or ${pairWords}, got ${JSON.stringify(v)}`);
   }
   return [h, w];
 }

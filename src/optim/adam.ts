@@ -1,5 +1,5 @@
 // Adam (Kingma & Ba) with bias correction and optional AMSGrad (PyTorch's torch.optim.Adam).
-// The update function also serves AdamW, which differs only in how weight decay is applied.
+// AdamW shares the class below (AdamFamily) and differs only in how weight decay is applied.
 import { type Tensor, zerosLike } from "../engine/index.js";
 import {
   Optimizer,
@@ -101,9 +101,15 @@ export function restoreAdamState(raw: Readonly<Record<string, StateValue>>, para
   return s;
 }
 
-export class Adam extends Optimizer<AdamHyper, AdamState> {
-  constructor(params: readonly Tensor[] | readonly ParamGroupInput<AdamHyper>[], options: AdamOptions = {}) {
-    super("Adam", params, adamDefaults(options, 0));
+/** Adam and AdamW: the same hyperparameters, state and update; only the weight decay differs. */
+export abstract class AdamFamily extends Optimizer<AdamHyper, AdamState> {
+  protected constructor(
+    name: string,
+    params: readonly Tensor[] | readonly ParamGroupInput<AdamHyper>[],
+    defaults: AdamHyper,
+    private readonly decoupledWeightDecay: boolean,
+  ) {
+    super(name, params, defaults);
   }
 
   protected override validate(h: Readonly<AdamHyper>, where: string): void {
@@ -116,10 +122,16 @@ export class Adam extends Optimizer<AdamHyper, AdamState> {
     group: ParamGroup<AdamHyper>,
     state: AdamState | undefined,
   ): AdamState {
-    return adamUpdate(param, grad, state, group, false);
+    return adamUpdate(param, grad, state, group, this.decoupledWeightDecay);
   }
 
   protected override restoreState(raw: Readonly<Record<string, StateValue>>, param: Tensor, where: string): AdamState {
     return restoreAdamState(raw, param, where);
+  }
+}
+
+export class Adam extends AdamFamily {
+  constructor(params: readonly Tensor[] | readonly ParamGroupInput<AdamHyper>[], options: AdamOptions = {}) {
+    super("Adam", params, adamDefaults(options, 0), false);
   }
 }

@@ -14,7 +14,7 @@ import type { DefenseMetrics } from "../defense/metrics.js";
 import { rocCurve } from "../defense/metrics.js";
 import type { ScoreRule } from "../defense/scores.js";
 import type { ScoredInputs } from "../defense/evaluate.js";
-import type { UnlearningRecord } from "../defense/canary.js";
+import type { UnlearningRecord } from "../defense/records.js";
 
 export type { ScoredInputs, UnlearningRecord };
 
@@ -46,7 +46,7 @@ export interface DefenseReport {
   poisoned: ReportScores;
   /** Free-form facts shown in the details table (splits, seeds, timings, command). */
   details: Record<string, string | number>;
-  /** How B's unlearning rate was set; with the canary tables when the canaries chose it. */
+  /** How B's unlearning rate was set. */
   unlearning?: UnlearningRecord;
   /** What the detector saw in the flagged poisoned inputs (src/forensics); absent when not computed. */
   forensics?: ForensicsSection;
@@ -72,30 +72,14 @@ const SOURCES: Record<UnlearningRecord["source"], string> = {
   "until-forgotten": "unlearned until B's clean accuracy on held-out images fell to 20%, the rate growing from 1e-5",
   paper: "the paper's rate for this architecture and dataset",
   default: "this architecture's fixed default on this dataset (measured; docs/defense.md)",
-  canary:
-    "chosen by the defender's canaries: the strongest rate at which B still separates every canary (AUROC ≥ 0.98)",
-  "canary-inconclusive":
-    "the architecture's static default: no rate kept every canary at AUROC ≥ 0.98, so the canaries could not choose",
+  canary: "chosen with backdoors the defender planted itself (canaries)",
+  "canary-inconclusive": "the architecture's static default (the canaries could not choose)",
   given: "given by the user",
 };
 
-/** The unlearning-rate section as [header, rows] of a table (empty rows unless canaries chose it). */
-export function unlearningTable(u: UnlearningRecord): { sentence: string; header: string[]; rows: string[][] } {
-  const sentence = `Unlearning rate of B: ${u.lr} — ${SOURCES[u.source]}.`;
-  const canaries = u.canaries ?? [];
-  const first = canaries[0];
-  if (!first) return { sentence, header: [], rows: [] };
-  const header = [
-    "rate",
-    ...canaries.map((c) => `${c.kind} canary AUROC (planted ASR ${pct(c.attackSuccessRate)})`),
-    "B's clean accuracy (blend copy)",
-  ];
-  const rows = first.table.map((row, i) => [
-    row.lr === u.lr ? `**${row.lr}** (chosen)` : String(row.lr),
-    ...canaries.map((c) => (c.table[i]?.auroc ?? Number.NaN).toFixed(4)),
-    pct(row.expertCleanAccuracy),
-  ]);
-  return { sentence, header, rows };
+/** The unlearning-rate section's sentence: the rate and where it came from. */
+export function unlearningSentence(u: UnlearningRecord): string {
+  return `Unlearning rate of B: ${u.lr} — ${SOURCES[u.source]}.`;
 }
 
 const pct = (x: number) => (Number.isFinite(x) ? `${(100 * x).toFixed(2)}%` : "n/a");
@@ -149,17 +133,7 @@ function detectorWords(r: DefenseReport): string {
 }
 
 function unlearningMarkdown(u: UnlearningRecord | undefined): string[] {
-  if (!u) return [];
-  const t = unlearningTable(u);
-  if (t.rows.length === 0) return [t.sentence, ""];
-  return [
-    t.sentence,
-    "",
-    `| ${t.header.join(" | ")} |`,
-    `|${"---|".repeat(t.header.length)}`,
-    ...t.rows.map((r) => `| ${r.join(" | ")} |`),
-    "",
-  ];
+  return u ? [unlearningSentence(u), ""] : [];
 }
 
 const dataUrl = (png: Buffer): string => `data:image/png;base64,${png.toString("base64")}`;
@@ -210,14 +184,7 @@ function forensicsMarkdown(f: ForensicsSection | undefined): string[] {
 }
 
 function unlearningHtml(u: UnlearningRecord | undefined): string {
-  if (!u) return "";
-  const t = unlearningTable(u);
-  const cell = (c: string) => esc(c).replace(/\*\*(.+?)\*\*/g, "<b>$1</b>");
-  const table =
-    t.rows.length === 0
-      ? ""
-      : `<table><tr>${t.header.map((h) => `<th>${esc(h)}</th>`).join("")}</tr>${t.rows.map((r) => `<tr>${r.map((c) => `<td>${cell(c)}</td>`).join("")}</tr>`).join("")}</table>`;
-  return `<h2>Unlearning rate</h2><p class="note">${esc(t.sentence)}</p>${table}`;
+  return u ? `<h2>Unlearning rate</h2><p class="note">${esc(unlearningSentence(u))}</p>` : "";
 }
 
 export function renderMarkdown(r: DefenseReport, files: { roc: string; scores: string; plane: string | null }): string {

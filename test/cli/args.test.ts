@@ -80,15 +80,6 @@ test("choices, integer lists and number-or-word", () => {
     () => parseValue("unlearn-lr", lr, "-1"),
     usage(/^--unlearn-lr: expected auto or a decimal number in \(0, 10\], got "-1"$/),
   );
-  const kinds = { kind: "choice-list", values: ["blend", "patch", "conditional"] } as const;
-  assert.deepEqual(parseValue("canaries", kinds, "blend, conditional"), ["blend", "conditional"]);
-  for (const bad of ["blend,nope", "patch,patch", "", "blend,"]) {
-    assert.throws(
-      () => parseValue("canaries", kinds, bad),
-      usage(/^--canaries: expected comma-separated names from blend, patch, conditional, each at most once, got /),
-      bad,
-    );
-  }
 });
 
 test("validateOptions checks every given option and refuses empty strings", () => {
@@ -141,10 +132,6 @@ test("every loose number from the issue is a usage error (exit 2) before any wor
     [
       ["defend", "--checkpoint", "/nonexistent", "--out", "x", "--unlearn-labels", "rotate"],
       /--unlearn-labels: expected one of shift, permutation, random, got "rotate"/,
-    ],
-    [
-      ["defend", "--checkpoint", "/nonexistent", "--out", "x", "--canaries", "blend,tact"],
-      /--canaries: expected comma-separated names from blend, patch, conditional, each at most once, got "blend,tact"/,
     ],
     [
       ["attack", "preview", "--attack", "badnet", "--dataset", "fashion-mnist", "--seed", "-1"],

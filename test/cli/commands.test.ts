@@ -289,38 +289,6 @@ test("--device cuda on this CPU build is one clear usage error for defend, scan 
   );
 });
 
-test("defend --canaries: refused where no canaries run (a given rate), and unknown kinds by the job too", async () => {
-  const r = await cli([
-    "defend",
-    "--checkpoint",
-    ckpt,
-    "--out",
-    join(root, "never"),
-    "--unlearn-lr",
-    "3e-4",
-    "--canaries",
-    "blend,conditional",
-  ]);
-  assert.equal(r.code, 2, r.err);
-  assert.match(
-    r.err,
-    /unlearn\.canaries: the canaries only choose B's unlearning rate, and here it is given \(0\.0003\); leave the rate out with them/,
-  );
-  assert.equal(existsSync(join(root, "never")), false);
-  await assert.rejects(
-    defendCheckpoint({
-      checkpoint: ckpt,
-      out: join(root, "never"),
-      unlearn: { canaries: ["blend", "tact" as "blend"] },
-    }),
-    (e: unknown) => e instanceof OptionError && e.option === "unlearn.canaries",
-  );
-  await assert.rejects(
-    defendCheckpoint({ checkpoint: ckpt, out: join(root, "never"), unlearn: { canaries: [] } }),
-    (e: unknown) => e instanceof OptionError && e.option === "unlearn.canaries",
-  );
-});
-
 test("evaluate-defense: metrics on the held-out split and a report", async () => {
   const report = join(root, "report");
   const r = await cli(["evaluate-defense", "--bundle", bundle, "--report", report, "--json"]);

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { defenseMetrics } from "../../src/defense/metrics.js";
 import {
   writeReport,
-  unlearningTable,
+  unlearningSentence,
   type DefenseReport,
   type ForensicsSection,
   type ScoredInputs,
@@ -94,56 +94,29 @@ test("the report states the metrics of its inputs, in HTML, Markdown and JSON, w
   }
 });
 
-test("the unlearning section says where the rate came from and marks the canaries' choice", async () => {
-  const canaries = [
-    {
-      kind: "blend",
-      attackSuccessRate: 1,
-      table: [
-        { lr: 1e-4, auroc: 0.99, expertCleanAccuracy: 0.7 },
-        { lr: 3e-4, auroc: 0.985, expertCleanAccuracy: 0.2 },
-      ],
-    },
-    {
-      kind: "patch",
-      attackSuccessRate: 0.99,
-      table: [
-        { lr: 1e-4, auroc: 1, expertCleanAccuracy: 0.8 },
-        { lr: 3e-4, auroc: 0.999, expertCleanAccuracy: 0.3 },
-      ],
-    },
-  ];
-  const t = unlearningTable({ lr: 3e-4, source: "canary", canaries });
-  assert.match(t.sentence, /^Unlearning rate of B: 0\.0003 — chosen by the defender's canaries/);
-  assert.deepEqual(t.header, [
-    "rate",
-    "blend canary AUROC (planted ASR 100.00%)",
-    "patch canary AUROC (planted ASR 99.00%)",
-    "B's clean accuracy (blend copy)",
-  ]);
-  assert.deepEqual(t.rows, [
-    ["0.0001", "0.9900", "1.0000", "70.00%"],
-    ["**0.0003** (chosen)", "0.9850", "0.9990", "20.00%"],
-  ]);
-  assert.deepEqual(unlearningTable({ lr: 1e-4, source: "paper" }).rows, []);
-  assert.match(unlearningTable({ lr: 1e-4, source: "paper" }).sentence, /the paper's rate/);
+test("the unlearning section says where the rate came from", async () => {
+  assert.equal(
+    unlearningSentence({ lr: 1e-5, source: "until-forgotten" }),
+    "Unlearning rate of B: 0.00001 — unlearned until B's clean accuracy on held-out images fell to 20%, the rate growing from 1e-5.",
+  );
+  assert.match(unlearningSentence({ lr: 1e-4, source: "paper" }), /the paper's rate/);
   assert.match(
-    unlearningTable({ lr: 1e-4, source: "default" }).sentence,
+    unlearningSentence({ lr: 1e-4, source: "default" }),
     /^Unlearning rate of B: 0\.0001 — this architecture's fixed default on this dataset/,
   );
 
   const dir = await mkdtemp(join(tmpdir(), "bx-report-"));
   try {
-    const files = await writeReport(dir, report({ unlearning: { lr: 3e-4, source: "canary", canaries } }));
+    const files = await writeReport(dir, report({ unlearning: { lr: 3e-4, source: "given" } }));
+    assert.match(await readFile(files.markdown, "utf8"), /^Unlearning rate of B: 0\.0003 — given by the user\.$/m);
     assert.match(
-      await readFile(files.markdown, "utf8"),
-      /\| \*\*0\.0003\*\* \(chosen\) \| 0\.9850 \| 0\.9990 \| 20\.00% \|/,
+      await readFile(files.html, "utf8"),
+      /<h2>Unlearning rate<\/h2><p class="note">Unlearning rate of B: 0\.0003 — given by the user\.<\/p>/,
     );
-    assert.match(await readFile(files.html, "utf8"), /<td><b>0\.0003<\/b> \(chosen\)<\/td>/);
     const m = JSON.parse(await readFile(join(dir, "metrics.json"), "utf8")) as {
       unlearning: { lr: number; source: string };
     };
-    assert.deepEqual([m.unlearning.lr, m.unlearning.source], [3e-4, "canary"]);
+    assert.deepEqual([m.unlearning.lr, m.unlearning.source], [3e-4, "given"]);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -7,7 +7,6 @@ import {
   EPOCHS,
   FPR,
   SEED,
-  choiceList,
   choiceWithDefault,
   emitJson,
   int,
@@ -21,7 +20,6 @@ import { RUNTIME_OPTIONS, applyRuntimeOptions } from "../runtime-options.js";
 import { defendCheckpoint } from "../../jobs/defend.js";
 import { SCORE_RULES } from "../../defense/scores.js";
 import { UNLEARN_LABEL_MAPPINGS } from "../../defense/defaults.js";
-import { CANARY_KINDS } from "../../defense/canary.js";
 import { datasetNames } from "../../data/registry.js";
 import { UsageError } from "../command.js";
 import { detectorInfo, detectorNames } from "../../detectors/registry.js";
@@ -31,7 +29,6 @@ import type { DefendOptions } from "../../jobs/defend.js";
 /** Options that only BaDExpert reads; refused with a baseline detector rather than ignored. */
 const BADEXPERT_ONLY = [
   "unlearn-lr",
-  "canaries",
   "unlearn-epochs",
   "unlearn-labels",
   "finetune-lr",
@@ -78,12 +75,6 @@ const OPTIONS: Record<string, OptionSpec> = {
     description:
       "Adam learning rate of the backdoor expert for one epoch (the paper's recipe). Default, or 'auto': B unlearns from 1e-5 upward until its clean accuracy on held-out images falls to 20%",
     value: { kind: "float-or", word: "auto", number: { kind: "float", min: 0, max: 10, exclusiveMin: true } },
-  },
-  canaries: {
-    type: "string",
-    description:
-      "choose B's fixed rate with canary backdoors the defender plants itself instead (refused with a given rate): blend, patch, conditional (the patch on one source class only, like TaCT). Several times slower than the default",
-    value: { kind: "choice-list", values: CANARY_KINDS },
   },
   "unlearn-epochs": {
     type: "string",
@@ -210,14 +201,12 @@ export const defend: Command = {
         throw new UsageError(
           "--detector-param: only for baseline detectors; BaDExpert takes its own options (--unlearn-lr, --rule, ...)",
         );
-      const canaries = choiceList(v, "canaries", CANARY_KINDS, OPTIONS);
       const signKey = str(v, "sign-key");
       o = {
         ...shared,
         device,
         unlearn: {
           ...opt("lr", numOrWord(v, "unlearn-lr", "auto", OPTIONS)),
-          ...opt("canaries", canaries),
           ...opt("epochs", int(v, "unlearn-epochs", OPTIONS)),
           labels: choiceWithDefault(v, "unlearn-labels", UNLEARN_LABEL_MAPPINGS, OPTIONS),
         },

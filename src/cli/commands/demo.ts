@@ -36,7 +36,7 @@ const OPTIONS: Record<string, OptionSpec> = {
   "unlearn-lr": {
     type: "string",
     description:
-      "Adam learning rate of the backdoor expert, or 'auto': chosen with canary backdoors the defender plants itself. Default: the paper's rate where it has one for this architecture and dataset, otherwise auto",
+      "Adam learning rate of the backdoor expert for one epoch. Default, or 'auto': B unlearns from 1e-5 upward until its clean accuracy on held-out images falls to 20%",
     value: { kind: "float-or", word: "auto", number: { kind: "float", min: 0, max: 10, exclusiveMin: true } },
   },
   rule: {
@@ -111,7 +111,6 @@ export const demo: Command = {
     console.log(
       // With the M' rate chosen, M' is the selection's model at that rate: its time is the selection's.
       `\nfit: B ${d.seconds.expert.toFixed(1)} s, ${d.finetuneSelection ? "" : `M' ${d.seconds.auxiliary.toFixed(1)} s, `}calibration ${d.seconds.calibration.toFixed(1)} s` +
-        `${d.selection ? `, unlearning-rate selection ${d.seconds.selection.toFixed(0)} s (chose ${d.selection.lr})` : ""}` +
         `${d.finetuneSelection ? `, M' at ${d.finetuneSelection.table.length} rates ${d.seconds.finetuneSelection.toFixed(0)} s (chose ${d.finetuneSelection.lr})` : ""}; ` +
         `scoring ${e.scoringRate.toFixed(0)} inputs/s; total ${total.toFixed(0)} s${trainSeconds ? ` (training ${trainSeconds.toFixed(0)} s)` : ""}`,
     );

@@ -1,7 +1,7 @@
 // `badexpert serve`: the detector as an HTTP service (src/serve). SIGTERM/SIGINT drain it (requests
 // in flight are answered, the audit log flushed; a second signal ends the grace period at once);
 // SIGHUP reloads the bundle.
-import type { Command } from "../command.js";
+import type { Command, OptionSpec } from "../command.js";
 import { UsageError } from "../command.js";
 import { choice, int, num, numWithDefault, requireStr, str } from "../args.js";
 import { checkDevice } from "../../engine/index.js";
@@ -25,6 +25,11 @@ const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"
 const LIMITS = poolLimits();
 /** After a second signal, the time the forced shutdown gets before the process exits regardless. */
 const FORCED_EXIT_MS = 5000;
+
+/** An integer option in min..max whose default is the service's (DEFAULT_OPTIONS). */
+function intOption(description: string, serviceDefault: number, min: number, max: number): OptionSpec {
+  return { type: "string", description, default: String(serviceDefault), value: { kind: "int", min, max } };
+}
 
 async function readToken(path: string): Promise<string> {
   let text: string;
@@ -105,12 +110,12 @@ export const serve: Command = {
       default: String(DEFAULT_OPTIONS.port),
       value: { kind: "int", min: 0, max: 65535 },
     },
-    workers: {
-      type: "string",
-      description: `scoring worker threads, each holding the models once: 1..2 x cores (${LIMITS.maxWorkers} here)`,
-      default: String(DEFAULT_OPTIONS.workers),
-      value: { kind: "int", min: 1, max: LIMITS.maxWorkers },
-    },
+    workers: intOption(
+      `scoring worker threads, each holding the models once: 1..2 x cores (${LIMITS.maxWorkers} here)`,
+      DEFAULT_OPTIONS.workers,
+      1,
+      LIMITS.maxWorkers,
+    ),
     threads: {
       type: "string",
       description: `libtorch (or onnxruntime) threads per worker: 1..4 x cores (${LIMITS.maxThreadsPerWorker} here), workers x threads at most that too (default: cores / workers, at least 1)`,
@@ -123,55 +128,34 @@ export const serve: Command = {
       default: DEFAULT_OPTIONS.engine,
       value: { kind: "choice", values: [...ENGINE_CHOICES] },
     },
-    "max-batch": {
-      type: "string",
-      description: "largest batch per forward pass (1: no dynamic batching)",
-      default: String(DEFAULT_OPTIONS.maxBatch),
-      value: { kind: "int", min: 1, max: 1e9 },
-    },
-    "max-wait-ms": {
-      type: "string",
-      description: "how long a partial batch waits for more inputs",
-      default: String(DEFAULT_OPTIONS.maxWaitMs),
-      value: { kind: "int", min: 0, max: 1e9 },
-    },
-    "max-queue": {
-      type: "string",
-      description: "queued inputs beyond which requests get 503 + Retry-After",
-      default: String(DEFAULT_OPTIONS.maxQueue),
-      value: { kind: "int", min: 1, max: 1e9 },
-    },
-    "timeout-ms": {
-      type: "string",
-      description: "per-request scoring deadline (then 504)",
-      default: String(DEFAULT_OPTIONS.timeoutMs),
-      value: { kind: "int", min: 1, max: 1e9 },
-    },
-    "max-body-bytes": {
-      type: "string",
-      description: "largest request body",
-      default: String(DEFAULT_OPTIONS.maxBodyBytes),
-      value: { kind: "int", min: 1, max: 1e9 },
-    },
-    "max-pixels": {
-      type: "string",
-      description: "largest image (width x height; with --frames all, of all its frames), checked before decoding",
-      default: String(DEFAULT_OPTIONS.maxPixels),
-      value: { kind: "int", min: 1, max: 1e9 },
-    },
-    "max-request-pixels": {
-      type: "string",
-      description: "most pixels the images of one request may declare together (413 beyond), checked before decoding",
-      default: String(DEFAULT_OPTIONS.maxRequestPixels),
-      value: { kind: "int", min: 1, max: 1e12 },
-    },
-    "max-inflight-pixels": {
-      type: "string",
-      description:
-        "most pixels being decoded at once across all requests (at least --max-pixels; others wait, 503 at the deadline)",
-      default: String(DEFAULT_OPTIONS.maxInflightPixels),
-      value: { kind: "int", min: 1, max: 1e12 },
-    },
+    "max-batch": intOption("largest batch per forward pass (1: no dynamic batching)", DEFAULT_OPTIONS.maxBatch, 1, 1e9),
+    "max-wait-ms": intOption("how long a partial batch waits for more inputs", DEFAULT_OPTIONS.maxWaitMs, 0, 1e9),
+    "max-queue": intOption(
+      "queued inputs beyond which requests get 503 + Retry-After",
+      DEFAULT_OPTIONS.maxQueue,
+      1,
+      1e9,
+    ),
+    "timeout-ms": intOption("per-request scoring deadline (then 504)", DEFAULT_OPTIONS.timeoutMs, 1, 1e9),
+    "max-body-bytes": intOption("largest request body", DEFAULT_OPTIONS.maxBodyBytes, 1, 1e9),
+    "max-pixels": intOption(
+      "largest image (width x height; with --frames all, of all its frames), checked before decoding",
+      DEFAULT_OPTIONS.maxPixels,
+      1,
+      1e9,
+    ),
+    "max-request-pixels": intOption(
+      "most pixels the images of one request may declare together (413 beyond), checked before decoding",
+      DEFAULT_OPTIONS.maxRequestPixels,
+      1,
+      1e12,
+    ),
+    "max-inflight-pixels": intOption(
+      "most pixels being decoded at once across all requests (at least --max-pixels; others wait, 503 at the deadline)",
+      DEFAULT_OPTIONS.maxInflightPixels,
+      1,
+      1e12,
+    ),
     frames: {
       type: "string",
       description:
@@ -179,12 +163,7 @@ export const serve: Command = {
       default: DEFAULT_OPTIONS.frames,
       value: { kind: "choice", values: [...FRAME_POLICIES] },
     },
-    "max-images-per-request": {
-      type: "string",
-      description: "most images in one request",
-      default: String(DEFAULT_OPTIONS.maxImagesPerRequest),
-      value: { kind: "int", min: 1, max: 1e9 },
-    },
+    "max-images-per-request": intOption("most images in one request", DEFAULT_OPTIONS.maxImagesPerRequest, 1, 1e9),
     "on-flag": {
       type: "string",
       description: "what /v1/predict does with a flagged input: reject (422) or annotate",
@@ -192,37 +171,35 @@ export const serve: Command = {
     },
     "audit-log": { type: "string", description: "append one JSON line per flagged input to this file" },
     "audit-images": { type: "string", description: "also save each flagged input's image in this directory" },
-    "audit-max-bytes": {
-      type: "string",
-      description:
-        "rotate the audit log before it passes this size: LOG -> LOG.1 -> ... -> LOG.<audit-keep>, the oldest deleted",
-      default: String(DEFAULT_OPTIONS.auditMaxBytes),
-      value: { kind: "int", min: MIN_AUDIT_BYTES, max: 2 ** 50 },
-    },
-    "audit-keep": {
-      type: "string",
-      description: "rotated audit files kept besides the current one",
-      default: String(DEFAULT_OPTIONS.auditKeep),
-      value: { kind: "int", min: 1, max: MAX_AUDIT_KEEP },
-    },
-    "drain-timeout": {
-      type: "string",
-      description:
-        "grace period of a shutdown, seconds: requests still unanswered after it get 503 and the process exits 1",
-      default: String(DEFAULT_OPTIONS.drainTimeoutMs / 1000),
-      value: { kind: "int", min: 0, max: 86_400 },
-    },
+    "audit-max-bytes": intOption(
+      "rotate the audit log before it passes this size: LOG -> LOG.1 -> ... -> LOG.<audit-keep>, the oldest deleted",
+      DEFAULT_OPTIONS.auditMaxBytes,
+      MIN_AUDIT_BYTES,
+      2 ** 50,
+    ),
+    "audit-keep": intOption(
+      "rotated audit files kept besides the current one",
+      DEFAULT_OPTIONS.auditKeep,
+      1,
+      MAX_AUDIT_KEEP,
+    ),
+    "drain-timeout": intOption(
+      "grace period of a shutdown, seconds: requests still unanswered after it get 503 and the process exits 1",
+      DEFAULT_OPTIONS.drainTimeoutMs / 1000,
+      0,
+      86_400,
+    ),
     "alert-rate": {
       type: "string",
       description: "log a warning when the flagged share over the window exceeds this (0-1)",
       value: { kind: "float", min: 0, max: 1, exclusiveMin: true },
     },
-    "alert-window": {
-      type: "string",
-      description: "sliding window of the flagged-rate metrics and alert, seconds",
-      default: String(DEFAULT_OPTIONS.windowSeconds),
-      value: { kind: "int", min: 1, max: 1e9 },
-    },
+    "alert-window": intOption(
+      "sliding window of the flagged-rate metrics and alert, seconds",
+      DEFAULT_OPTIONS.windowSeconds,
+      1,
+      1e9,
+    ),
     "token-file": {
       type: "string",
       description:
@@ -249,13 +226,12 @@ export const serve: Command = {
       description:
         "refuse a bundle that is not signed, or whose signature cannot be verified for want of a key (also on SIGHUP reloads)",
     },
-    "flagged-keep": {
-      type: "string",
-      description:
-        "recent flagged inputs kept with saliency overlays for the dashboard at / and GET /v1/flagged (0: off)",
-      default: String(DEFAULT_OPTIONS.flaggedKeep),
-      value: { kind: "int", min: 0, max: 10_000 },
-    },
+    "flagged-keep": intOption(
+      "recent flagged inputs kept with saliency overlays for the dashboard at / and GET /v1/flagged (0: off)",
+      DEFAULT_OPTIONS.flaggedKeep,
+      0,
+      10_000,
+    ),
     "explain-method": {
       type: "string",
       description: `saliency method of the dashboard's overlays: ${SALIENCY_METHODS.join(", ")}`,
