@@ -44,26 +44,24 @@ export interface FinetuneOptions {
   milestones: number[];
   momentum: number;
   weightDecay: number;
-  /** Epochs of linear warmup at the start of the schedule (omitted: none). */
-  warmupEpochs?: number;
 }
 
 /**
- * B's unlearning by default (src/defense/expert-extraction.ts): Adam from 1e-5, a hundred times
- * stronger per pass over the reserved set (at most 1e-2), B's accuracy on held-out clean images
- * checked after every step, until it is at most 20% — the level the authors' reference code stops
- * at — or four passes are done. The fast growth gets there in fewer steps, and B keeps more of the
- * backdoor: on the evaluation matrix it beat tenfold growth (mean AUROC 0.983 against 0.977) and
- * threefold growth lost the most (docs/procedure.md).
+ * B's unlearning by default (src/defense/expert-extraction.ts): Adam from 1e-5, ten times
+ * stronger per pass over the reserved set (at most 1e-2), until B's accuracy on held-out clean
+ * images is at most 20% — the level the authors' reference code stops at — or four passes are
+ * done. Measured on the evaluation matrix and then, frozen, on the foreign zoo (RESULTS.md); a
+ * hundredfold growth checked every step did better on the matrix and worse on the foreign zoo
+ * (docs/procedure.md).
  */
 export const DEFAULT_UNLEARNING: UnlearnUntilForgotten = {
   startLr: 1e-5,
-  growthPerEpoch: 100,
+  growthPerEpoch: 10,
   maxLr: 1e-2,
   maxEpochs: 4,
   batchSize: 128,
   forgetAccuracy: 0.2,
-  checkEvery: 1,
+  checkEvery: 2,
 };
 /** Held-out clean images (from the calibration split) that B's accuracy is watched on. */
 export const UNLEARNING_MONITOR_IMAGES = 512;
@@ -78,10 +76,6 @@ export const DEFAULT_FINETUNE: Omit<FinetuneOptions, "lr"> = {
   milestones: [2, 4, 6, 8],
   momentum: 0.9,
   weightDecay: 1e-4,
-  // A large rate's first steps can blow up a net without BatchNorm (a LayerNorm transformer, a
-  // wide shallow net) before it has done any good; one epoch of linear warmup lets the candidates
-  // up to 0.1 be judged on what they do to the clean task, not on a divergence.
-  warmupEpochs: 1,
 };
 /**
  * M''s rate (src/defense/auxiliary-rate.ts): the strongest of these whose M' keeps

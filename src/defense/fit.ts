@@ -165,7 +165,6 @@ export function finetuneAuxiliary(
     schedule: "multistep",
     milestones: f.milestones,
     gamma: f.gamma,
-    warmupEpochs: f.warmupEpochs ?? 0,
     augment: o.augment,
     seed: o.seed + 1,
   };

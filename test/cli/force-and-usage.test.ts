@@ -283,6 +283,10 @@ test("usage mistakes exit 2 and name the option", async () => {
       /--classes: expected at least 2 classes/,
     ],
     [
+      ["train", "--dataset", "fashion-mnist", "--epochs", "2", "--warmup-epochs", "3", "--out", join(root, "t1")],
+      /--warmup-epochs: expected at most the training epochs \(2\), got 3/,
+    ],
+    [
       ["train", "--dataset", "cifar10", "--out", join(root, "t1")],
       /--data-path: dataset 'cifar10' has no default location; give its path with --data-path \(cifar-10-batches-bin/,
     ],

@@ -1,6 +1,6 @@
 // `badexpert train`: train a zoo model on a dataset (optionally backdoored by an attack) and write
 // a checkpoint directory.
-import type { Command, OptionSpec } from "../command.js";
+import { UsageError, type Command, type OptionSpec } from "../command.js";
 import {
   COUNT,
   EPOCHS,
@@ -53,6 +53,11 @@ const OPTIONS: Record<string, OptionSpec> = {
     value: { kind: "int-list", min: 0, max: 100_000 },
   },
   "weight-decay": { type: "string", description: "weight decay, in [0, 1]", value: { kind: "float", min: 0, max: 1 } },
+  "warmup-epochs": {
+    type: "string",
+    description: "epochs over which the rate rises linearly to its scheduled value (may be fractional; default 0)",
+    value: { kind: "float", min: 0, max: 100_000 },
+  },
   "image-size": {
     type: "string",
     description: "resize images to this side length",
@@ -109,7 +114,13 @@ export const train: Command = {
       schedule: choice<ScheduleName>(v, "schedule", SCHEDULES) ?? recipe.config.schedule,
       milestones: intList(v, "milestones", OPTIONS) ?? recipe.config.milestones,
       weightDecay: num(v, "weight-decay", OPTIONS) ?? recipe.config.weightDecay,
+      ...(v["warmup-epochs"] !== undefined ? { warmupEpochs: num(v, "warmup-epochs", OPTIONS) } : {}),
     };
+    if (config.warmupEpochs !== undefined && config.warmupEpochs > config.epochs) {
+      throw new UsageError(
+        `--warmup-epochs: expected at most the training epochs (${config.epochs}), got ${config.warmupEpochs}`,
+      );
+    }
     const out = str(v, "out") ?? defaultRunDir(dataset, model, seed, attackName);
     const dataPath = str(v, "data-path");
     const imageSize = num(v, "image-size", OPTIONS);
