@@ -160,6 +160,73 @@ class ConvTransformer(nn.Module):
         return self.head((w * x).sum(dim=1))
 
 
+# The development zoo: three more architectures without BatchNorm, written the same way, on which
+# the procedure may be developed while the four above stay held out (zoo.py, DEVELOPMENT).
+
+
+class GnCnn(nn.Module):
+    """Three conv stages with GroupNorm and SiLU, global average pooling, a linear head."""
+
+    def __init__(self, channels, size, classes, widths=(32, 64, 128), groups=8):
+        super().__init__()
+        layers, cin = [], channels
+        for i, w in enumerate(widths):
+            layers += [nn.Conv2d(cin, w, 3, padding=1, stride=1 if i == 0 else 2), nn.GroupNorm(groups, w), nn.SiLU()]
+            layers += [nn.Conv2d(w, w, 3, padding=1), nn.GroupNorm(groups, w), nn.SiLU()]
+            cin = w
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Linear(cin, classes)
+
+    def forward(self, x):
+        return self.head(self.features(x).mean(dim=(2, 3)))
+
+
+class PlainCnn(nn.Module):
+    """Convolutions and ReLUs with no normalisation at all, max-pooling, a two-layer MLP head."""
+
+    def __init__(self, channels, size, classes, widths=(32, 64)):
+        super().__init__()
+        a, b = widths
+        self.features = nn.Sequential(
+            nn.Conv2d(channels, a, 3, padding=1), nn.ReLU(), nn.Conv2d(a, a, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(a, b, 3, padding=1), nn.ReLU(), nn.Conv2d(b, b, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        )
+        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(b * (size // 4) ** 2, 256), nn.ReLU(), nn.Dropout(0.3), nn.Linear(256, classes))
+
+    def forward(self, x):
+        return self.classifier(self.features(x))
+
+
+class MixerBlock(nn.Module):
+    def __init__(self, tokens, dim, token_hidden, channel_hidden):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim)
+        self.token_mlp = nn.Sequential(nn.Linear(tokens, token_hidden), nn.GELU(), nn.Linear(token_hidden, tokens))
+        self.norm2 = nn.LayerNorm(dim)
+        self.channel_mlp = nn.Sequential(nn.Linear(dim, channel_hidden), nn.GELU(), nn.Linear(channel_hidden, dim))
+
+    def forward(self, x):
+        x = x + self.token_mlp(self.norm1(x).transpose(1, 2)).transpose(1, 2)
+        return x + self.channel_mlp(self.norm2(x))
+
+
+class Mixer(nn.Module):
+    """A small MLP-Mixer (Tolstikhin et al. 2021): non-overlapping 4x4 patches, token- and
+    channel-mixing MLPs with LayerNorm, mean pooling over tokens."""
+
+    def __init__(self, channels, size, classes, patch=4, dim=64, depth=4):
+        super().__init__()
+        tokens = (size // patch) ** 2
+        self.stem = nn.Conv2d(channels, dim, patch, stride=patch)
+        self.blocks = nn.Sequential(*[MixerBlock(tokens, dim, 2 * tokens, 2 * dim) for _ in range(depth)])
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, classes)
+
+    def forward(self, x):
+        x = self.stem(x).flatten(2).transpose(1, 2)
+        return self.head(self.norm(self.blocks(x)).mean(dim=1))
+
+
 def build(name, channels, size, classes):
     rgb = channels == 3
     if name == "sep-resnet":
@@ -170,7 +237,14 @@ def build(name, channels, size, classes):
         return WideShallow(channels, size, classes, width=192 if rgb else 256, second=192 if rgb else 0)
     if name == "conv-transformer":
         return ConvTransformer(channels, size, classes, dim=96 if rgb else 64, depth=6 if rgb else 4)
+    if name == "gn-cnn":
+        return GnCnn(channels, size, classes)
+    if name == "plain-cnn":
+        return PlainCnn(channels, size, classes)
+    if name == "mixer":
+        return Mixer(channels, size, classes)
     raise ValueError(f"unknown architecture {name!r}")
 
 
 ARCHITECTURES = ["sep-resnet", "gelu-lnnet", "wide-shallow", "conv-transformer"]
+DEVELOPMENT_ARCHITECTURES = ["gn-cnn", "plain-cnn", "mixer"]

@@ -40,7 +40,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import archs  # noqa: E402
 import data  # noqa: E402
 import triggers  # noqa: E402
-from zoo import ZOO  # noqa: E402
+from zoo import DEVELOPMENT, ZOO  # noqa: E402
 
 FORMAT_VERSION = 1
 HELD_OUT = 500
@@ -48,8 +48,12 @@ PROBE = {"trigger": "icon", "target": 0}
 TORCHSCRIPT_TOLERANCE = 1e-4
 
 
+# "foreign" (the held-out zoo) or "dev" (the development zoo): set by --set.
+ZOO_SET = "foreign"
+
+
 def zoo_dir():
-    return os.path.join(data.cache_root(), "foreign")
+    return os.path.join(data.cache_root(), ZOO_SET)
 
 
 def normalisation(entry):
@@ -296,12 +300,16 @@ def main():
     p.add_argument("--dataset", choices=sorted(data.DATASETS))
     p.add_argument("--only", help="comma-separated model ids")
     p.add_argument("--list", action="store_true", help="list the zoo and what is delivered")
+    p.add_argument("--set", choices=["foreign", "dev"], default="foreign", help="the held-out zoo (default) or the development zoo")
     a = p.parse_args()
+    global ZOO_SET
+    ZOO_SET = a.set
+    zoo = ZOO if a.set == "foreign" else DEVELOPMENT
     torch.set_num_threads(int(os.environ.get("TORCH_THREADS", "1")))
-    entries = [e for e in ZOO if a.dataset in (None, e["dataset"])]
+    entries = [e for e in zoo if a.dataset in (None, e["dataset"])]
     if a.only:
         ids = a.only.split(",")
-        unknown = [i for i in ids if i not in {e["id"] for e in ZOO}]
+        unknown = [i for i in ids if i not in {e["id"] for e in zoo}]
         if unknown:
             p.error(f"--only: unknown model id(s) {', '.join(unknown)}")
         entries = [e for e in entries if e["id"] in ids]
