@@ -73,6 +73,7 @@ export function readCreation(r: FieldReader, v: unknown, path = "creation"): Cre
       milestones: r.numbers(f.milestones, `${path}.finetune.milestones`, { integer: true, min: 0 }),
       momentum: num(f.momentum, "finetune.momentum"),
       weightDecay: num(f.weightDecay, "finetune.weightDecay"),
+      ...(f.warmupEpochs !== undefined ? { warmupEpochs: num(f.warmupEpochs, "finetune.warmupEpochs") } : {}),
     };
   }
   if (c.augment !== undefined) {

@@ -165,6 +165,7 @@ export function finetuneAuxiliary(
     schedule: "multistep",
     milestones: f.milestones,
     gamma: f.gamma,
+    warmupEpochs: f.warmupEpochs ?? 0,
     augment: o.augment,
     seed: o.seed + 1,
   };
