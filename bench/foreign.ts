@@ -27,7 +27,8 @@ For every model of the foreign zoo (bench/foreign/train.py; see docs/foreign-zoo
 badexpert import --torchscript, defend with the defaults, evaluate-defense --triggered with the
 model's own triggered set; one result JSON per model, then a table.
 
-  --zoo DIR        the zoo's cache (default $FOREIGN_CACHE/foreign or ~/.cache/badexpert/foreign)
+  --zoo DIR        the zoo's cache (default $FOREIGN_CACHE/foreign or ~/.cache/badexpert/foreign;
+                   the development zoo, train.py --set dev: ~/.cache/badexpert/dev)
   --work DIR       checkpoints, bundles and CLI logs (default ~/.cache/badexpert/foreign-runs)
   --results DIR    result files (default bench/results/foreign)
   --only a,b       model ids

@@ -247,4 +247,3 @@ def build(name, channels, size, classes):
 
 
 ARCHITECTURES = ["sep-resnet", "gelu-lnnet", "wide-shallow", "conv-transformer"]
-DEVELOPMENT_ARCHITECTURES = ["gn-cnn", "plain-cnn", "mixer"]
